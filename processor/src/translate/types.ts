@@ -1,0 +1,99 @@
+/**
+ * The seam between the processor's protocol/pipeline layer and the per-provider translators.
+ * A translator is pure: JSON in, JSON out, bytes in, bytes out; it never touches gRPC, files or clocks
+ * (ids and timestamps come from the context so tests are deterministic).
+ */
+import type { BackendConfig } from '../config/schema';
+
+/** Token counts of one response. Always numbers: Envoy skips a charge whose value is missing. */
+export interface TokenUsage {
+  input: number;
+  output: number;
+  total: number;
+  cachedInput: number;
+  reasoning: number;
+}
+
+export const ZERO_USAGE: Readonly<TokenUsage> = Object.freeze({ input: 0, output: 0, total: 0, cachedInput: 0, reasoning: 0 });
+
+/** The client-facing API family of the endpoint a request came in on. */
+export type ClientApi = 'OpenAI' | 'Anthropic';
+
+/**
+ * What the client asked for. `other` is any further path under an OpenAI endpoint (images, responses,
+ * audio, ...), passed through to OpenAI-schema backends only.
+ */
+export type Operation = 'chat' | 'completions' | 'embeddings' | 'messages' | 'count_tokens' | 'other';
+
+export interface TranslationContext {
+  api: ClientApi;
+  operation: Operation;
+  /** The request path after the endpoint's prefix, e.g. `/chat/completions` (no query). */
+  subpath: string;
+  /** The original query string including `?`, or ''. */
+  query: string;
+  /** The model the client named. */
+  requestModel: string;
+  /** The model to send upstream (the rule's model name override, else requestModel). */
+  upstreamModel: string;
+  backend: BackendConfig;
+  /** The client asked for a streamed answer. */
+  stream: boolean;
+  /** A token cost is configured: ask the provider for usage on streams (e.g. OpenAI `stream_options.include_usage`). */
+  forceStreamUsage: boolean;
+  /** For ids and `created` fields the translator has to invent. */
+  requestId: string;
+  nowSeconds: number;
+}
+
+export interface HeaderChanges {
+  /** Lower-case names. */
+  setHeaders: Record<string, string>;
+  removeHeaders: string[];
+}
+
+export interface UpstreamRequest extends HeaderChanges {
+  /** `:path` for the upstream, including any query string. */
+  path: string;
+  /** The JSON body to send. The pipeline applies body mutations, serializes it and fixes Content-Length. */
+  body: unknown;
+}
+
+export interface ResponseHead extends HeaderChanges {
+  /** Switch Envoy to STREAMED response body mode (successful event streams only). */
+  stream: boolean;
+}
+
+/** Converts one upstream response back into the client's API. One instance per request. */
+export interface ResponseTranslator {
+  /** `headers` are lower-case. Called once, before any body. */
+  head(status: number, headers: Readonly<Record<string, string>>): ResponseHead;
+  /**
+   * Bytes from the upstream, already stripped of any Content-Encoding; returns the bytes for the client
+   * (possibly empty while a frame is incomplete). Buffered responses arrive as one call with endOfStream.
+   */
+  body(chunk: Buffer, endOfStream: boolean): Buffer;
+  /** Latest known usage; what was counted so far if the stream was cut. */
+  readonly usage: TokenUsage;
+}
+
+export interface Translator {
+  /** Throws TranslationError for requests the backend cannot express. */
+  request(body: Record<string, unknown>): UpstreamRequest;
+  response(): ResponseTranslator;
+}
+
+export type TranslatorFactory = (context: TranslationContext) => Translator;
+
+/** A request or response that cannot be translated; rendered in the client's error schema. */
+export class TranslationError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly errorType: string = status >= 500 ? 'server_error' : 'invalid_request_error',
+    readonly param?: string,
+  ) {
+    super(message);
+    this.name = 'TranslationError';
+  }
+}

@@ -1,0 +1,104 @@
+import { CONFIG_VERSION, parseProcessorConfig, ProcessorConfig, ProcessorConfigError } from '../../src/config/schema';
+
+function validConfig(): ProcessorConfig {
+  return {
+    version: CONFIG_VERSION,
+    maxRequestBodyBytes: 52428800,
+    backends: [
+      {
+        name: 'openai',
+        schema: { name: 'OpenAI', pathPrefix: '/v1' },
+        endpoint: { hostname: 'api.openai.com', port: 443, tls: true },
+        auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } },
+      },
+    ],
+    routes: [
+      {
+        name: 'team-a/chat',
+        endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }],
+        hostnames: [],
+        rules: [{ models: [{ type: 'Exact', value: 'gpt-4o' }], backends: [{ backend: 'openai', weight: 1, priority: 0 }] }],
+        requiredHeaders: ['x-tenant-id'],
+      },
+    ],
+    costs: [{ metadataKey: 'weighted', type: 'CEL', expression: 'input_tokens + 4 * output_tokens' }],
+    circuitBreaker: { failureThreshold: 5, openDurationMs: 30000 },
+  };
+}
+
+function problemsOf(document: unknown): readonly string[] {
+  try {
+    parseProcessorConfig(document);
+  } catch (error) {
+    if (error instanceof ProcessorConfigError) return error.problems;
+    throw error;
+  }
+  throw new Error('expected the config to be rejected');
+}
+
+describe('parseProcessorConfig', () => {
+  it('accepts a complete config and returns it unchanged', () => {
+    const config = validConfig();
+    expect(parseProcessorConfig(JSON.parse(JSON.stringify(config)))).toEqual(config);
+  });
+
+  it('rejects unknown fields, naming their path', () => {
+    const config = { ...validConfig(), extra: true };
+    expect(problemsOf(config).join('\n')).toMatch(/extra/);
+  });
+
+  it('rejects a wrong version', () => {
+    expect(problemsOf({ ...validConfig(), version: 'v0' })[0]).toMatch(/^version:/);
+  });
+
+  it('rejects references to unknown backends', () => {
+    const config = validConfig();
+    config.routes[0].rules[0].backends[0].backend = 'nope';
+    expect(problemsOf(config)).toContain('routes.0.rules.0.backends.0.backend: unknown backend "nope"');
+  });
+
+  it('rejects duplicate backend names', () => {
+    const config = validConfig();
+    config.backends.push({ ...config.backends[0] });
+    expect(problemsOf(config)).toContain('backends.1.name: duplicate backend name "openai"');
+  });
+
+  it('rejects invalid regular expressions', () => {
+    const config = validConfig();
+    config.routes[0].rules[0].models[0] = { type: 'RegularExpression', value: 'gpt-(' };
+    expect(problemsOf(config)).toContain('routes.0.rules.0.models.0.value: invalid regular expression "gpt-("');
+  });
+
+  it('rejects rules whose weights are all 0', () => {
+    const config = validConfig();
+    config.routes[0].rules[0].backends[0].weight = 0;
+    expect(problemsOf(config)).toContain('routes.0.rules.0.backends: all weights are 0');
+  });
+
+  it('requires an expression exactly for CEL costs', () => {
+    const config = validConfig();
+    config.costs = [{ metadataKey: 'a', type: 'CEL' }, { metadataKey: 'b', type: 'TotalToken', expression: '1' }];
+    expect(problemsOf(config)).toEqual([
+      'costs.0.expression: is required when type is "CEL"',
+      'costs.1.expression: is only allowed when type is "CEL", not "TotalToken"',
+    ]);
+  });
+
+  it('rejects duplicate cost keys', () => {
+    const config = validConfig();
+    config.costs = [{ metadataKey: 'a', type: 'TotalToken' }, { metadataKey: 'a', type: 'InputToken' }];
+    expect(problemsOf(config)).toContain('costs.1.metadataKey: duplicate cost key "a"');
+  });
+
+  it('rejects body mutation values that are not JSON text', () => {
+    const config = validConfig();
+    config.backends[0].bodyMutation = { set: [{ path: 'temperature', value: 'warm' }], remove: [] };
+    expect(problemsOf(config).join('\n')).toMatch(/backends\.0\.bodyMutation\.set\.0\.value: must be JSON text/);
+  });
+
+  it('rejects path prefixes with a trailing slash', () => {
+    const config = validConfig();
+    config.routes[0].endpoints[0].pathPrefix = '/v1/';
+    expect(problemsOf(config).join('\n')).toMatch(/routes\.0\.endpoints\.0\.pathPrefix: must not end with "\/"/);
+  });
+});
