@@ -1,0 +1,217 @@
+import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import {
+  AwsSigV4Authenticator,
+  credentialsFromHeaders,
+  parseSharedCredentials,
+  PER_REQUEST_CREDENTIAL_HEADER_NAMES,
+  secretFileCredentials,
+} from '../../src/auth/aws';
+import { AwsCredentials, signAwsRequest } from '../../src/auth/sigv4';
+
+const SUITE_CREDENTIALS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
+const SUITE_DATE = new Date('2015-08-30T12:36:00Z');
+
+/** An independent SigV4 implementation written from the AWS specification, for cross-checking. */
+function referenceSignature(
+  method: string,
+  host: string,
+  pathAndQuery: string,
+  body: string,
+  credentials: AwsCredentials,
+  region: string,
+  service: string,
+  date: Date,
+): { authorization: string; amzDate: string } {
+  const amzDate = date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const day = amzDate.slice(0, 8);
+  const rfc3986 = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const [rawPath, rawQuery = ''] = pathAndQuery.split('?');
+  const canonicalUri = rawPath
+    .split('/')
+    .map((segment) => rfc3986(segment))
+    .join('/');
+  const canonicalQuery = rawQuery
+    ? rawQuery
+        .split('&')
+        .map((pair) => {
+          const [k, v = ''] = pair.split('=');
+          return [rfc3986(decodeURIComponent(k)), rfc3986(decodeURIComponent(v))];
+        })
+        .sort((a, b) => (a[0] === b[0] ? (a[1] < b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1))
+        .map(([k, v]) => `${k}=${v}`)
+        .join('&')
+    : '';
+  const headers: [string, string][] = [
+    ['host', host],
+    ['x-amz-date', amzDate],
+  ];
+  if (credentials.sessionToken) headers.push(['x-amz-security-token', credentials.sessionToken]);
+  headers.sort((a, b) => (a[0] < b[0] ? -1 : 1));
+  const signedHeaders = headers.map(([k]) => k).join(';');
+  const canonicalRequest = [
+    method,
+    canonicalUri,
+    canonicalQuery,
+    headers.map(([k, v]) => `${k}:${v.trim()}\n`).join(''),
+    signedHeaders,
+    crypto.createHash('sha256').update(body).digest('hex'),
+  ].join('\n');
+  const scope = `${day}/${region}/${service}/aws4_request`;
+  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, crypto.createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
+  const hmac = (key: crypto.BinaryLike, data: string) => crypto.createHmac('sha256', key).update(data).digest();
+  let key: Buffer = hmac(`AWS4${credentials.secretAccessKey}`, day);
+  for (const part of [region, service, 'aws4_request']) key = hmac(key, part);
+  const signature = crypto.createHmac('sha256', key).update(stringToSign).digest('hex');
+  return {
+    authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
+    amzDate,
+  };
+}
+
+describe('signAwsRequest: AWS SigV4 test suite vectors', () => {
+  it('get-vanilla', async () => {
+    const signed = await signAwsRequest(
+      { method: 'GET', hostname: 'example.amazonaws.com', path: '/', body: '' },
+      SUITE_CREDENTIALS,
+      'us-east-1',
+      'service',
+      SUITE_DATE,
+    );
+    expect(signed['x-amz-date']).toBe('20150830T123600Z');
+    expect(signed.authorization).toBe(
+      'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, ' +
+        'Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
+    );
+  });
+
+  it('post-vanilla', async () => {
+    const signed = await signAwsRequest(
+      { method: 'POST', hostname: 'example.amazonaws.com', path: '/', body: '' },
+      SUITE_CREDENTIALS,
+      'us-east-1',
+      'service',
+      SUITE_DATE,
+    );
+    expect(signed.authorization).toMatch(/Signature=5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b$/);
+  });
+});
+
+describe('signAwsRequest against an independent implementation', () => {
+  const cases: [string, string, string, AwsCredentials][] = [
+    ['/model/anthropic.claude-3-sonnet-20240229-v1:0/converse', '{"messages":[]}', 'us-east-1', SUITE_CREDENTIALS],
+    ['/model/something/converse-stream', '{"x":"ünïcødé 👋"}', 'eu-west-3', { ...SUITE_CREDENTIALS, sessionToken: 'FQoGZXIvYXdz//token+/=' }],
+    ['/model/m/invoke?b=2&a=1&a=0&sp=x%20y', '', 'ap-south-1', SUITE_CREDENTIALS],
+  ];
+  it.each(cases)('%s', async (p, body, region, credentials) => {
+    const date = new Date('2026-11-22T02:40:07Z');
+    const signed = await signAwsRequest(
+      { method: 'POST', hostname: `bedrock-runtime.${region}.amazonaws.com`, path: p, body: Buffer.from(body) },
+      credentials,
+      region,
+      'bedrock',
+      date,
+    );
+    const reference = referenceSignature('POST', `bedrock-runtime.${region}.amazonaws.com`, p, body, credentials, region, 'bedrock', date);
+    expect(signed.authorization).toBe(reference.authorization);
+    expect(signed['x-amz-date']).toBe(reference.amzDate);
+    expect(signed['x-amz-security-token']).toBe(credentials.sessionToken);
+  });
+
+  it('rejects incomplete credentials without echoing them', async () => {
+    await expect(
+      signAwsRequest({ method: 'POST', hostname: 'h', path: '/', body: '' }, { accessKeyId: 'AKIAVISIBLE', secretAccessKey: '' }, 'us-east-1', 'bedrock'),
+    ).rejects.toThrow(/incomplete/);
+    await expect(
+      signAwsRequest({ method: 'POST', hostname: 'h', path: '/', body: '' }, { accessKeyId: 'AKIAVISIBLE', secretAccessKey: '' }, 'us-east-1', 'bedrock'),
+    ).rejects.not.toThrow(/AKIAVISIBLE/);
+  });
+});
+
+describe('AWS credentials', () => {
+  const ini = '# comment\n[other]\naws_access_key_id = AKIAOTHER\naws_secret_access_key=other-secret\n\n[profile prod]\naws_access_key_id=AKIAPROD\naws_secret_access_key = prod-secret \naws_session_token=prod-token\n';
+
+  it('parses the requested profile', () => {
+    expect(parseSharedCredentials(ini, 'other')).toEqual({ accessKeyId: 'AKIAOTHER', secretAccessKey: 'other-secret' });
+    expect(parseSharedCredentials(ini, 'prod')).toEqual({ accessKeyId: 'AKIAPROD', secretAccessKey: 'prod-secret', sessionToken: 'prod-token' });
+  });
+
+  it('names a missing profile or key but never the secret', () => {
+    expect(() => parseSharedCredentials(ini, 'default')).toThrow('AWS credentials file has no profile "default"');
+    let message = '';
+    try {
+      parseSharedCredentials('[default]\naws_secret_access_key=super-secret-value\n', 'default');
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/lacks aws_access_key_id/);
+    expect(message).not.toContain('super-secret-value');
+  });
+
+  it('reads per-request credentials only when key id and secret are both there', () => {
+    expect(credentialsFromHeaders({ 'x-aigw-aws-access-key-id': 'A' })).toBeUndefined();
+    expect(credentialsFromHeaders({ 'x-aigw-aws-access-key-id': 'A', 'x-aigw-aws-secret-access-key': 'S' })).toEqual({
+      accessKeyId: 'A',
+      secretAccessKey: 'S',
+    });
+  });
+
+  it('re-reads a rotated credentials file', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aws-creds-'));
+    const file = path.join(dir, 'credentials');
+    fs.writeFileSync(file, '[default]\naws_access_key_id=AKIA1\naws_secret_access_key=s1\n');
+    const source = secretFileCredentials(file, 'default', 0);
+    expect((await source()).accessKeyId).toBe('AKIA1');
+    fs.writeFileSync(file, '[default]\naws_access_key_id=AKIA2\naws_secret_access_key=s2\n');
+    fs.utimesSync(file, new Date(), new Date(Date.now() + 10_000));
+    expect((await source()).accessKeyId).toBe('AKIA2');
+    fs.rmSync(file);
+    await expect(secretFileCredentials(file, 'default')()).rejects.toThrow(/cannot read AWS credentials file .*ENOENT/);
+    fs.rmSync(dir, { recursive: true });
+  });
+});
+
+describe('AwsSigV4Authenticator', () => {
+  const date = new Date('2026-11-22T02:40:07Z');
+  const configured = async () => ({ accessKeyId: 'AKIASTATICFALLBACK', secretAccessKey: 'static-fallback-secret' });
+  const perRequestHeaders = {
+    'x-aigw-aws-access-key-id': 'ASIAPERREQUEST',
+    'x-aigw-aws-secret-access-key': 'per-request-secret',
+    'x-aigw-aws-session-token': 'per-request-session-token',
+  };
+  const make = (perRequestCredentials: boolean) =>
+    new AwsSigV4Authenticator(
+      { type: 'AWSSigV4', region: 'us-east-1', credentials: { source: 'DefaultChain' }, perRequestCredentials },
+      'bedrock-runtime.us-east-1.amazonaws.com',
+      () => '/unused',
+      () => date,
+      configured,
+    );
+  const request = (headers: Record<string, string>) => ({ method: 'POST', headers, path: '/model/something/converse', body: '{}' });
+
+  it('signs with per-request credentials and strips them', async () => {
+    const result = await make(true).apply(request(perRequestHeaders));
+    expect(result.setHeaders.authorization).toContain('Credential=ASIAPERREQUEST/20261122/us-east-1/bedrock/aws4_request');
+    expect(result.setHeaders.authorization).toContain('SignedHeaders=host;x-amz-date;x-amz-security-token');
+    expect(result.setHeaders['x-amz-security-token']).toBe('per-request-session-token');
+    expect(result.removeHeaders).toEqual(expect.arrayContaining([...PER_REQUEST_CREDENTIAL_HEADER_NAMES]));
+    const expected = referenceSignature('POST', 'bedrock-runtime.us-east-1.amazonaws.com', '/model/something/converse', '{}',
+      { accessKeyId: 'ASIAPERREQUEST', secretAccessKey: 'per-request-secret', sessionToken: 'per-request-session-token' }, 'us-east-1', 'bedrock', date);
+    expect(result.setHeaders.authorization).toBe(expected.authorization);
+  });
+
+  it('falls back to the configured credentials and still strips the headers', async () => {
+    const result = await make(true).apply(request({}));
+    expect(result.setHeaders.authorization).toContain('Credential=AKIASTATICFALLBACK/');
+    expect(result.setHeaders['x-amz-security-token']).toBeUndefined();
+    expect(result.removeHeaders).toEqual(expect.arrayContaining(['x-amz-security-token', ...PER_REQUEST_CREDENTIAL_HEADER_NAMES]));
+  });
+
+  it('ignores per-request headers when not enabled, but strips them', async () => {
+    const result = await make(false).apply(request(perRequestHeaders));
+    expect(result.setHeaders.authorization).toContain('Credential=AKIASTATICFALLBACK/');
+    expect(result.removeHeaders).toEqual(expect.arrayContaining([...PER_REQUEST_CREDENTIAL_HEADER_NAMES]));
+  });
+});
