@@ -1,0 +1,233 @@
+/**
+ * Backends that speak Anthropic Messages: the Anthropic API, Anthropic on Vertex AI (rawPredict /
+ * streamRawPredict) and Anthropic on Bedrock (InvokeModel / InvokeModelWithResponseStream). Serves OpenAI
+ * chat clients (translated) and Anthropic Messages clients (passed through).
+ */
+import { SseParser } from '../sse';
+import type { BackendSchema } from '../config/schema';
+import {
+  TranslationError,
+  ZERO_USAGE,
+  type ResponseHead,
+  type ResponseTranslator,
+  type TokenUsage,
+  type TranslationContext,
+  type Translator,
+  type TranslatorFactory,
+  type UpstreamRequest,
+} from '../translate/types';
+import { anthropicErrorBody, anthropicErrorType, asObject, describeProviderError, EMPTY, isObject, JsonObject, parseJsonBuffer, sseEvent, tokenUsage } from './common';
+import {
+  anthropicUsage,
+  AnthropicStreamReader,
+  AnthropicToOpenAIResponse,
+  mergeAnthropicUsage,
+  NO_COUNTS,
+  openAIChatToAnthropic,
+  type AnthropicCounts,
+} from './openai-to-anthropic';
+
+type AnthropicSchema = Extract<BackendSchema, { name: 'Anthropic' | 'GCPAnthropic' | 'AWSAnthropic' }>;
+
+function schemaOf(context: TranslationContext): AnthropicSchema {
+  const schema = context.backend.schema;
+  if (schema.name !== 'Anthropic' && schema.name !== 'GCPAnthropic' && schema.name !== 'AWSAnthropic') {
+    throw new TranslationError(500, `backend ${context.backend.name} is not an Anthropic backend`, 'server_error');
+  }
+  return schema;
+}
+
+/** Bedrock model ids may be ARNs: a "/" inside the id must not split the path. */
+export function bedrockModelSegment(model: string): string {
+  return model.replace(/\//g, '%2F');
+}
+
+export function vertexModelPath(projectId: string, region: string, publisher: string, model: string): string {
+  return `/v1/projects/${projectId}/locations/${region}/publishers/${publisher}/models/${model}`;
+}
+
+function messagesPath(schema: AnthropicSchema, model: string, stream: boolean): string {
+  switch (schema.name) {
+    case 'Anthropic':
+      return '/v1/messages';
+    case 'GCPAnthropic':
+      return `${vertexModelPath(schema.projectId, schema.region, 'anthropic', model)}:${stream ? 'streamRawPredict' : 'rawPredict'}`;
+    case 'AWSAnthropic':
+      return `/model/${bedrockModelSegment(model)}/${stream ? 'invoke-with-response-stream' : 'invoke'}`;
+  }
+}
+
+/** Puts the provider-specific fields on an Anthropic body. */
+function finishBody(schema: AnthropicSchema, body: JsonObject, model: string, stream: boolean): JsonObject {
+  switch (schema.name) {
+    case 'Anthropic':
+      body.model = model;
+      if (stream) body.stream = true;
+      return body;
+    case 'GCPAnthropic':
+      delete body.model;
+      if (stream) body.stream = true;
+      body.anthropic_version = schema.anthropicVersion;
+      return body;
+    case 'AWSAnthropic':
+      delete body.model;
+      delete body.stream;
+      body.anthropic_version = schema.anthropicVersion;
+      return body;
+  }
+}
+
+function versionHeaders(schema: AnthropicSchema): Record<string, string> {
+  return schema.name === 'Anthropic' ? { 'anthropic-version': schema.version } : {};
+}
+
+/** OpenAI chat completions -> an Anthropic backend. */
+export const openAIChatToAnthropicBackend: TranslatorFactory = (context) => {
+  const schema = schemaOf(context);
+  return {
+    request(body): UpstreamRequest {
+      const converted = finishBody(schema, openAIChatToAnthropic(body), context.upstreamModel, context.stream);
+      return {
+        path: messagesPath(schema, context.upstreamModel, context.stream),
+        body: converted,
+        setHeaders: versionHeaders(schema),
+        removeHeaders: [],
+      };
+    },
+    response: () => new AnthropicToOpenAIResponse(context, schema.name === 'AWSAnthropic' ? 'bedrock-eventstream' : 'sse'),
+  };
+};
+
+/** Anthropic Messages clients -> an Anthropic backend: the body passes through with the provider's fields. */
+export const anthropicMessagesPassthrough: TranslatorFactory = (context): Translator => {
+  const schema = schemaOf(context);
+  const countTokens = context.operation === 'count_tokens';
+  return {
+    request(body): UpstreamRequest {
+      if (countTokens) return countTokensRequest(schema, context, body);
+      const unchanged = schema.name === 'Anthropic' && context.upstreamModel === context.requestModel;
+      const stream = body.stream === true;
+      if (schema.name === 'Anthropic') {
+        if (!unchanged) body.model = context.upstreamModel;
+      } else {
+        delete body.model;
+        if (schema.name === 'AWSAnthropic') delete body.stream;
+        body.anthropic_version = schema.anthropicVersion;
+      }
+      return {
+        path: messagesPath(schema, context.upstreamModel, stream),
+        body,
+        bodyUnchanged: unchanged,
+        setHeaders: versionHeaders(schema),
+        removeHeaders: [],
+      };
+    },
+    response: () => new AnthropicPassthroughResponse(schema.name === 'AWSAnthropic'),
+  };
+};
+
+function countTokensRequest(schema: AnthropicSchema, context: TranslationContext, body: JsonObject): UpstreamRequest {
+  switch (schema.name) {
+    case 'Anthropic':
+      if (context.upstreamModel !== context.requestModel) body.model = context.upstreamModel;
+      return { path: '/v1/messages/count_tokens', body, setHeaders: versionHeaders(schema), removeHeaders: [] };
+    case 'GCPAnthropic':
+      body.model = context.upstreamModel;
+      body.anthropic_version = schema.anthropicVersion;
+      return {
+        path: `${vertexModelPath(schema.projectId, schema.region, 'anthropic', 'count-tokens')}:rawPredict`,
+        body,
+        setHeaders: {},
+        removeHeaders: [],
+      };
+    case 'AWSAnthropic':
+      throw new TranslationError(422, 'count_tokens is not supported by the AWSAnthropic backend', 'invalid_request_error');
+  }
+}
+
+/**
+ * Anthropic bytes back to an Anthropic client: unchanged (usage is read on the side), except Bedrock's
+ * eventstream, which becomes Anthropic SSE, and Bedrock error bodies, which get Anthropic's error shape.
+ */
+export class AnthropicPassthroughResponse implements ResponseTranslator {
+  usage: TokenUsage = ZERO_USAGE;
+  passthroughBody = true;
+  private counts: AnthropicCounts = { ...NO_COUNTS };
+  private sse?: SseParser;
+  private eventstream?: AnthropicStreamReader;
+  private status = 200;
+  private amznErrorType?: string;
+  private collected: Buffer[] = [];
+
+  constructor(private readonly bedrock: boolean) {}
+
+  head(status: number, headers: Readonly<Record<string, string>>): ResponseHead {
+    this.status = status;
+    this.amznErrorType = headers['x-amzn-errortype'];
+    const contentType = headers['content-type'] ?? '';
+    const ok = status >= 200 && status < 300;
+    if (ok && contentType.startsWith('text/event-stream')) {
+      this.sse = new SseParser();
+      return { stream: true, setHeaders: {}, removeHeaders: [] };
+    }
+    if (ok && this.bedrock && contentType.startsWith('application/vnd.amazon.eventstream')) {
+      this.eventstream = new AnthropicStreamReader('bedrock-eventstream');
+      this.passthroughBody = false;
+      return { stream: true, setHeaders: { 'content-type': 'text/event-stream' }, removeHeaders: ['content-length'] };
+    }
+    if (!ok && this.bedrock) {
+      this.passthroughBody = false;
+      return { stream: false, setHeaders: { 'content-type': 'application/json' }, removeHeaders: ['content-length'] };
+    }
+    return { stream: false, setHeaders: {}, removeHeaders: [] };
+  }
+
+  body(chunk: Buffer, endOfStream: boolean): Buffer {
+    if (this.sse) {
+      const events = this.sse.push(chunk);
+      if (endOfStream) events.push(...this.sse.end());
+      for (const e of events) if (e.data.includes('usage')) this.countEvent(parseJsonBuffer(Buffer.from(e.data)));
+      return chunk;
+    }
+    if (this.eventstream) {
+      let out = '';
+      try {
+        for (const event of this.eventstream.push(chunk, endOfStream)) {
+          this.countEvent(event);
+          out += sseEvent(String(event.type), event);
+        }
+      } catch (error) {
+        out += sseEvent('error', { type: 'error', error: { type: 'api_error', message: (error as Error).message } });
+      }
+      return out === '' ? EMPTY : Buffer.from(out);
+    }
+    if (!endOfStream) {
+      this.collected.push(chunk);
+      return this.passthroughBody ? chunk : EMPTY;
+    }
+    const whole = this.collected.length === 0 ? chunk : Buffer.concat([...this.collected, chunk]);
+    this.collected = [];
+    if (this.status >= 200 && this.status < 300) {
+      this.countEvent({ type: 'message', message: parseJsonBuffer(whole) });
+      return chunk;
+    }
+    if (!this.passthroughBody) {
+      const parsed = asObject(parseJsonBuffer(whole));
+      if (parsed?.type === 'error' && isObject(parsed.error)) return whole;
+      const { type, message } = describeProviderError(this.status, whole, this.amznErrorType);
+      return anthropicErrorBody(anthropicErrorType(this.status, type), message);
+    }
+    return chunk;
+  }
+
+  private countEvent(value: unknown): void {
+    const event = asObject(value);
+    if (!event) return;
+    if (event.type === 'message_start' || event.type === 'message') {
+      this.counts = mergeAnthropicUsage(this.counts, asObject(asObject(event.message)?.usage));
+    } else if (event.type === 'message_delta') {
+      this.counts = mergeAnthropicUsage(this.counts, asObject(event.usage));
+    } else return;
+    this.usage = tokenUsage(anthropicUsage(this.counts));
+  }
+}

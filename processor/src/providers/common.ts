@@ -1,0 +1,262 @@
+/**
+ * Helpers shared by the provider translators: JSON access without `any`, error envelopes in the client's
+ * schema, OpenAI chunk framing, and the buffered-or-streamed response skeleton.
+ */
+import { TranslationError, ZERO_USAGE, type ClientApi, type ResponseHead, type ResponseTranslator, type TokenUsage } from '../translate/types';
+
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type JsonObject = Record<string, unknown>;
+
+export const EMPTY = Buffer.alloc(0);
+export const SSE_DONE = Buffer.from('data: [DONE]\n\n');
+
+export function isObject(value: unknown): value is JsonObject {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+export function asObject(value: unknown): JsonObject | undefined {
+  return isObject(value) ? value : undefined;
+}
+
+export function asArray(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+export function asString(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+export function asNumber(value: unknown): number | undefined {
+  return typeof value === 'number' && Number.isFinite(value) ? value : undefined;
+}
+
+/** A non-negative integer count, 0 for anything else. */
+export function count(value: unknown): number {
+  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0;
+}
+
+export function invalid(message: string, param?: string): TranslationError {
+  return new TranslationError(400, message, 'invalid_request_error', param);
+}
+
+/** The backend cannot express this request: 422 naming the parameter. */
+export function unsupported(param: string, backend: string, detail = ''): TranslationError {
+  return new TranslationError(
+    422,
+    `parameter "${param}" is not supported by the ${backend} backend${detail ? `: ${detail}` : ''}`,
+    'invalid_request_error',
+    param,
+  );
+}
+
+/** Rejects a parameter when present (and not null / false / its neutral value). */
+export function rejectIfSet(body: JsonObject, param: string, backend: string, neutral: unknown[] = [null, undefined]): void {
+  const value = body[param];
+  if (!neutral.includes(value)) throw unsupported(param, backend);
+}
+
+export function checkRange(body: JsonObject, param: string, min: number, max: number): number | undefined {
+  const value = body[param];
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min || value > max) {
+    throw invalid(`${param} must be a number between ${min} and ${max}, got ${JSON.stringify(value)}`, param);
+  }
+  return value;
+}
+
+export function parseJsonBuffer(bytes: Buffer): unknown {
+  if (bytes.length === 0) return undefined;
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+/** Tool-call arguments: a JSON object string. */
+export function parseArguments(text: unknown, param: string): JsonObject {
+  if (text === undefined || text === null || text === '') return {};
+  if (isObject(text)) return text;
+  if (typeof text !== 'string') throw invalid(`${param} must be a JSON string`, param);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw invalid(`${param} is not valid JSON`, param);
+  }
+  if (!isObject(parsed)) throw invalid(`${param} must encode a JSON object`, param);
+  return parsed;
+}
+
+export interface DataUrl {
+  mediaType: string;
+  data: string;
+}
+
+/** `data:<media type>;base64,<data>` */
+export function parseDataUrl(url: string): DataUrl | undefined {
+  if (!url.startsWith('data:')) return undefined;
+  const comma = url.indexOf(',');
+  const semicolon = url.indexOf(';base64');
+  if (comma === -1 || semicolon === -1 || semicolon > comma) return undefined;
+  return { mediaType: url.slice(5, semicolon), data: url.slice(comma + 1) };
+}
+
+/** Content of an OpenAI message as plain text (string or text parts). */
+export function textOfContent(content: unknown, param: string): string {
+  if (typeof content === 'string') return content;
+  if (content === null || content === undefined) return '';
+  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
+  let text = '';
+  content.forEach((part, i) => {
+    const p = asObject(part);
+    if (p?.type !== 'text' || typeof p.text !== 'string') {
+      throw unsupportedContent(`${param}[${i}]`, p?.type);
+    }
+    text += p.text;
+  });
+  return text;
+}
+
+export function unsupportedContent(param: string, type: unknown): TranslationError {
+  return new TranslationError(422, `${param}: content part type ${JSON.stringify(type)} is not supported here`, 'invalid_request_error', param);
+}
+
+/**
+ * Provider error bodies (Anthropic, Vertex, Bedrock, OpenAI) -> type and message. `amznErrorType` is the
+ * `x-amzn-errortype` response header (e.g. `ValidationException:http://...`).
+ */
+export function describeProviderError(status: number, body: Buffer, amznErrorType?: string): { type: string; message: string } {
+  const parsed = parseJsonBuffer(body);
+  const root = asObject(parsed);
+  const error = asObject(root?.error);
+  const message =
+    asString(error?.message) ?? asString(root?.message) ?? asString(root?.Message) ?? (body.length > 0 && !root ? body.toString('utf8').trim() : undefined);
+  const type =
+    asString(error?.type) ??
+    asString(error?.status) ??
+    (amznErrorType ? amznErrorType.split(':')[0] : undefined) ??
+    asString(root?.__type)?.split('#').pop() ??
+    (status >= 500 ? 'server_error' : 'upstream_error');
+  return { type, message: message || `upstream returned HTTP ${status}` };
+}
+
+/** Error envelope for OpenAI clients: OpenAI's `error` object, plus `type: "error"` so Anthropic-style readers work too. */
+export function openAIErrorBody(status: number, type: string, message: string): Buffer {
+  return Buffer.from(JSON.stringify({ type: 'error', error: { type, code: String(status), message } }));
+}
+
+/** Error envelope for Anthropic Messages clients. */
+export function anthropicErrorBody(type: string, message: string, requestId = ''): Buffer {
+  return Buffer.from(JSON.stringify({ error: { message, type }, request_id: requestId, type: 'error' }));
+}
+
+export function errorBodyFor(api: ClientApi, status: number, type: string, message: string): Buffer {
+  return api === 'Anthropic' ? anthropicErrorBody(anthropicErrorType(status, type), message) : openAIErrorBody(status, type, message);
+}
+
+/** Anthropic clients expect Anthropic's error type names. */
+export function anthropicErrorType(status: number, type: string): string {
+  if (/^[a-z_]+_error$/.test(type) || type === 'overloaded_error') return type;
+  switch (status) {
+    case 400:
+      return 'invalid_request_error';
+    case 401:
+      return 'authentication_error';
+    case 403:
+      return 'permission_error';
+    case 404:
+      return 'not_found_error';
+    case 413:
+      return 'request_too_large';
+    case 429:
+      return 'rate_limit_error';
+    case 529:
+      return 'overloaded_error';
+    default:
+      return status >= 500 ? 'api_error' : 'invalid_request_error';
+  }
+}
+
+export function sseData(value: unknown): string {
+  return `data: ${JSON.stringify(value)}\n\n`;
+}
+
+export function sseEvent(event: string, value: unknown): string {
+  return `event: ${event}\ndata: ${JSON.stringify(value)}\n\n`;
+}
+
+export interface OpenAIUsageShape {
+  prompt: number;
+  completion: number;
+  cached: number;
+  reasoning: number;
+}
+
+export function tokenUsage(u: OpenAIUsageShape): TokenUsage {
+  return { input: u.prompt, output: u.completion, total: u.prompt + u.completion, cachedInput: u.cached, reasoning: u.reasoning };
+}
+
+/** OpenAI `usage` with the details objects (always present, possibly empty). */
+export function openAIUsageWithDetails(u: OpenAIUsageShape): JsonObject {
+  return {
+    prompt_tokens: u.prompt,
+    completion_tokens: u.completion,
+    total_tokens: u.prompt + u.completion,
+    completion_tokens_details: u.reasoning > 0 ? { reasoning_tokens: u.reasoning } : {},
+    prompt_tokens_details: u.cached > 0 ? { cached_tokens: u.cached } : {},
+  };
+}
+
+/**
+ * Skeleton for responses converted from a provider's format: JSON bodies are collected until the end,
+ * successful streams are converted chunk by chunk, errors become the client's error schema.
+ */
+export abstract class ConvertingResponse implements ResponseTranslator {
+  usage: TokenUsage = ZERO_USAGE;
+  protected status = 200;
+  protected headers: Readonly<Record<string, string>> = {};
+  protected streaming = false;
+  private collected: Buffer[] = [];
+
+  constructor(
+    protected readonly clientApi: ClientApi,
+    private readonly streamRequested: boolean,
+  ) {}
+
+  head(status: number, headers: Readonly<Record<string, string>>): ResponseHead {
+    this.status = status;
+    this.headers = headers;
+    const contentType = headers['content-type'] ?? '';
+    this.streaming = status >= 200 && status < 300 && this.streamRequested && !contentType.includes('json');
+    return {
+      stream: this.streaming,
+      setHeaders: { 'content-type': this.streaming ? 'text/event-stream' : 'application/json' },
+      removeHeaders: ['content-length'],
+    };
+  }
+
+  body(chunk: Buffer, endOfStream: boolean): Buffer {
+    if (this.streaming) return this.streamChunk(chunk, endOfStream);
+    this.collected.push(chunk);
+    if (!endOfStream) return EMPTY;
+    const whole = this.collected.length === 1 ? this.collected[0] : Buffer.concat(this.collected);
+    this.collected = [];
+    if (this.status >= 400 || this.status < 200) return this.errorBody(whole);
+    return this.convertBody(whole);
+  }
+
+  protected errorBody(whole: Buffer): Buffer {
+    const { type, message } = describeProviderError(this.status, whole, this.headers['x-amzn-errortype']);
+    return errorBodyFor(this.clientApi, this.status, type, message);
+  }
+
+  /** A 2xx body that cannot be read is answered as a gateway error rather than forwarded half-translated. */
+  protected unreadable(what: string): Buffer {
+    this.status = 502;
+    return errorBodyFor(this.clientApi, 502, 'upstream_error', `could not translate the ${what} response`);
+  }
+
+  protected abstract convertBody(whole: Buffer): Buffer;
+  protected abstract streamChunk(chunk: Buffer, endOfStream: boolean): Buffer;
+}

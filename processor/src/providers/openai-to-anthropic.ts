@@ -1,0 +1,503 @@
+/**
+ * OpenAI chat completions <-> Anthropic Messages, shared by the Anthropic API, Anthropic on Vertex AI and
+ * Anthropic on Bedrock (InvokeModel). Usage: input = input + cache read + cache creation,
+ * cached = cache read, total = input + output.
+ */
+import { EventStreamDecoder } from '../eventstream';
+import { SseParser } from '../sse';
+import type { ClientApi, TranslationContext } from '../translate/types';
+import {
+  asArray,
+  asNumber,
+  asObject,
+  asString,
+  checkRange,
+  ConvertingResponse,
+  count,
+  EMPTY,
+  invalid,
+  isObject,
+  JsonObject,
+  openAIErrorBody,
+  openAIUsageWithDetails,
+  OpenAIUsageShape,
+  parseArguments,
+  parseDataUrl,
+  parseJsonBuffer,
+  rejectIfSet,
+  SSE_DONE,
+  sseData,
+  tokenUsage,
+  unsupported,
+  unsupportedContent,
+} from './common';
+
+const BACKEND = 'Anthropic';
+
+/** OpenAI parameters Anthropic has no equivalent for (rejected with 422 when set). */
+const UNSUPPORTED_PARAMS: [string, unknown[]][] = [
+  ['logprobs', [undefined, null, false]],
+  ['top_logprobs', [undefined, null, 0]],
+  ['logit_bias', [undefined, null]],
+  ['presence_penalty', [undefined, null, 0]],
+  ['frequency_penalty', [undefined, null, 0]],
+  ['audio', [undefined, null]],
+  ['prediction', [undefined, null]],
+  ['reasoning_effort', [undefined, null]],
+  ['web_search_options', [undefined, null]],
+  ['functions', [undefined, null]],
+  ['function_call', [undefined, null]],
+];
+
+/** The Anthropic Messages body for an OpenAI chat request (no `model`, `stream` or version fields). */
+export function openAIChatToAnthropic(body: JsonObject): JsonObject {
+  for (const [param, neutral] of UNSUPPORTED_PARAMS) rejectIfSet(body, param, BACKEND, neutral);
+  if (body.n !== undefined && body.n !== null && body.n !== 1) throw unsupported('n', BACKEND, 'only n=1 is possible');
+  const modalities = body.modalities;
+  if (Array.isArray(modalities) && modalities.some((m) => m !== 'text')) throw unsupported('modalities', BACKEND, 'only text output');
+  const format = asObject(body.response_format);
+  if (format && format.type !== 'text') throw unsupported('response_format', BACKEND, `type "${String(format.type)}"`);
+
+  const out: JsonObject = {};
+  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
+  if (maxTokens !== undefined && maxTokens !== null && (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 0)) {
+    const param = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
+    throw invalid(`${param} must be a non-negative integer`, param);
+  }
+  // Anthropic requires max_tokens; without one the provider answers with its own clear 400.
+  out.max_tokens = maxTokens ?? 0;
+
+  const { system, messages } = convertMessages(body.messages);
+  out.messages = messages;
+  if (system.length > 0) out.system = system;
+
+  const temperature = checkRange(body, 'temperature', 0, 1);
+  if (temperature !== undefined) out.temperature = temperature;
+  const topP = checkRange(body, 'top_p', 0, 1);
+  if (topP !== undefined) out.top_p = topP;
+  const stop = body.stop;
+  if (typeof stop === 'string') out.stop_sequences = [stop];
+  else if (Array.isArray(stop)) {
+    if (!stop.every((s) => typeof s === 'string')) throw invalid('stop must be a string or an array of strings', 'stop');
+    if (stop.length > 0) out.stop_sequences = stop;
+  } else if (stop !== undefined && stop !== null) throw invalid('stop must be a string or an array of strings', 'stop');
+
+  const tools = convertTools(body.tools);
+  if (tools) out.tools = tools;
+  const toolChoice = convertToolChoice(body.tool_choice, body.parallel_tool_calls);
+  if (toolChoice) out.tool_choice = toolChoice;
+  const user = asString(body.user) ?? asString(body.safety_identifier);
+  if (user) out.metadata = { user_id: user };
+  if (isObject(body.thinking)) out.thinking = body.thinking;
+  const tier = asString(body.service_tier);
+  if (tier === 'auto' || tier === 'standard_only') out.service_tier = tier;
+  return out;
+}
+
+function convertMessages(value: unknown): { system: JsonObject[]; messages: JsonObject[] } {
+  if (!Array.isArray(value)) throw invalid('messages must be an array', 'messages');
+  const system: JsonObject[] = [];
+  const messages: JsonObject[] = [];
+  const push = (role: 'user' | 'assistant', blocks: JsonObject[], mergeToolResults: boolean) => {
+    const last = messages[messages.length - 1];
+    if (mergeToolResults && last?.role === 'user' && (last.content as JsonObject[]).every((b) => b.type === 'tool_result')) {
+      (last.content as JsonObject[]).push(...blocks);
+      return;
+    }
+    messages.push({ role, content: blocks });
+  };
+  value.forEach((raw, i) => {
+    const message = asObject(raw);
+    if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
+    const param = `messages[${i}].content`;
+    switch (message.role) {
+      case 'system':
+      case 'developer':
+        system.push(...textBlocks(message.content, param));
+        break;
+      case 'user':
+        push('user', userBlocks(message.content, param), false);
+        break;
+      case 'assistant': {
+        const blocks: JsonObject[] = [];
+        if (typeof message.reasoning_content === 'string' && message.reasoning_content !== '' && typeof message.reasoning_signature === 'string') {
+          blocks.push({ type: 'thinking', thinking: message.reasoning_content, signature: message.reasoning_signature });
+        }
+        if (message.content !== null && message.content !== undefined && message.content !== '') blocks.push(...textBlocks(message.content, param));
+        asArray(message.tool_calls).forEach((call, j) => {
+          const c = asObject(call);
+          const fn = asObject(c?.function);
+          if (!c || !fn || typeof fn.name !== 'string') throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
+          blocks.push({
+            type: 'tool_use',
+            id: asString(c.id) ?? '',
+            name: fn.name,
+            input: parseArguments(fn.arguments, `messages[${i}].tool_calls[${j}].function.arguments`),
+          });
+        });
+        if (blocks.length === 0) throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
+        push('assistant', blocks, false);
+        break;
+      }
+      case 'tool': {
+        const id = asString(message.tool_call_id);
+        if (!id) throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
+        push('user', [{ type: 'tool_result', tool_use_id: id, is_error: false, content: toolResultContent(message.content, param) }], true);
+        break;
+      }
+      default:
+        throw invalid(`messages[${i}].role ${JSON.stringify(message.role)} is not supported`, `messages[${i}].role`);
+    }
+  });
+  return { system, messages };
+}
+
+function textBlocks(content: unknown, param: string): JsonObject[] {
+  if (typeof content === 'string') return [{ text: content, type: 'text' }];
+  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
+  return content.map((part, j) => {
+    const p = asObject(part);
+    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
+    if (p?.type === 'refusal' && typeof p.refusal === 'string') return { text: p.refusal, type: 'text' };
+    throw unsupportedContent(`${param}[${j}]`, p?.type);
+  });
+}
+
+function userBlocks(content: unknown, param: string): JsonObject[] {
+  if (typeof content === 'string') return [{ text: content, type: 'text' }];
+  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
+  return content.map((part, j) => {
+    const p = asObject(part);
+    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
+    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
+    if (p?.type === 'file') {
+      const file = asObject(p.file);
+      const data = asString(file?.file_data);
+      const parsed = data ? parseDataUrl(data) : undefined;
+      if (parsed?.mediaType === 'application/pdf') {
+        return { type: 'document', source: { type: 'base64', media_type: parsed.mediaType, data: parsed.data } };
+      }
+      throw unsupportedContent(`${param}[${j}]`, 'file (only base64 PDF data URLs)');
+    }
+    throw unsupportedContent(`${param}[${j}]`, p?.type);
+  });
+}
+
+function imageBlock(url: unknown, param: string): JsonObject {
+  if (typeof url !== 'string') throw invalid(`${param} must be a string`, param);
+  const data = parseDataUrl(url);
+  if (data) return { type: 'image', source: { type: 'base64', media_type: data.mediaType, data: data.data } };
+  if (url.startsWith('https://') || url.startsWith('http://')) return { type: 'image', source: { type: 'url', url } };
+  throw invalid(`${param} must be an http(s) URL or a base64 data URL`, param);
+}
+
+function toolResultContent(content: unknown, param: string): JsonObject[] {
+  if (typeof content === 'string') return [{ text: content, type: 'text' }];
+  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
+  return content.map((part, j) => {
+    const p = asObject(part);
+    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
+    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
+    throw unsupportedContent(`${param}[${j}]`, p?.type);
+  });
+}
+
+function convertTools(value: unknown): JsonObject[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw invalid('tools must be an array', 'tools');
+  return value.map((tool, i) => {
+    const t = asObject(tool);
+    const fn = asObject(t?.function);
+    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string') throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
+    const out: JsonObject = { name: fn.name };
+    if (typeof fn.description === 'string') out.description = fn.description;
+    out.input_schema = isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} };
+    return out;
+  });
+}
+
+function convertToolChoice(choice: unknown, parallel: unknown): JsonObject | undefined {
+  let out: JsonObject | undefined;
+  if (choice === undefined || choice === null) out = parallel === false ? { type: 'auto' } : undefined;
+  else if (choice === 'auto') out = { type: 'auto' };
+  else if (choice === 'required') out = { type: 'any' };
+  else if (choice === 'none') out = { type: 'none' };
+  else {
+    const name = asString(asObject(asObject(choice)?.function)?.name);
+    if (!name) throw invalid('tool_choice must be "auto", "required", "none" or a function', 'tool_choice');
+    out = { type: 'tool', name };
+  }
+  if (out && parallel === false && out.type !== 'none') out.disable_parallel_tool_use = true;
+  return out;
+}
+
+export function anthropicFinishReason(reason: unknown): string {
+  switch (reason) {
+    case 'max_tokens':
+    case 'model_context_window_exceeded':
+      return 'length';
+    case 'tool_use':
+      return 'tool_calls';
+    case 'refusal':
+      return 'content_filter';
+    default:
+      return 'stop';
+  }
+}
+
+/** Anthropic token counts as reported (message_delta repeats or updates what message_start said). */
+export interface AnthropicCounts {
+  input: number;
+  output: number;
+  cacheRead: number;
+  cacheCreation: number;
+}
+
+export const NO_COUNTS: Readonly<AnthropicCounts> = Object.freeze({ input: 0, output: 0, cacheRead: 0, cacheCreation: 0 });
+
+/** Merges an Anthropic `usage` object into earlier counts: fields present win. */
+export function mergeAnthropicUsage(previous: Readonly<AnthropicCounts>, usage: JsonObject | undefined): AnthropicCounts {
+  if (!usage) return { ...previous };
+  const pick = (key: string, old: number) => (typeof usage[key] === 'number' ? count(usage[key]) : old);
+  return {
+    input: pick('input_tokens', previous.input),
+    output: pick('output_tokens', previous.output),
+    cacheRead: pick('cache_read_input_tokens', previous.cacheRead),
+    cacheCreation: pick('cache_creation_input_tokens', previous.cacheCreation),
+  };
+}
+
+/** Anthropic counts -> OpenAI shape: prompt includes cache reads and writes. */
+export function anthropicUsage(c: Readonly<AnthropicCounts>): OpenAIUsageShape {
+  return { prompt: c.input + c.cacheRead + c.cacheCreation, completion: c.output, cached: c.cacheRead, reasoning: 0 };
+}
+
+/** An Anthropic message (JSON) -> OpenAI chat.completion. */
+export function anthropicMessageToOpenAI(message: JsonObject, context: TranslationContext): { body: JsonObject; usage: OpenAIUsageShape } {
+  let text: string | undefined;
+  let reasoning: string | undefined;
+  const toolCalls: JsonObject[] = [];
+  for (const raw of asArray(message.content)) {
+    const block = asObject(raw);
+    if (!block) continue;
+    if (block.type === 'text') text = (text ?? '') + (asString(block.text) ?? '');
+    else if (block.type === 'thinking') reasoning = (reasoning ?? '') + (asString(block.thinking) ?? '');
+    else if (block.type === 'redacted_thinking') continue;
+    else if (block.type === 'tool_use' || block.type === 'server_tool_use') {
+      toolCalls.push({ id: asString(block.id) ?? '', type: 'function', function: { name: asString(block.name) ?? '', arguments: JSON.stringify(block.input ?? {}) } });
+    }
+  }
+  const out: JsonObject = { role: 'assistant' };
+  if (text !== undefined) out.content = text;
+  if (reasoning !== undefined) out.reasoning_content = reasoning;
+  if (toolCalls.length > 0) out.tool_calls = toolCalls;
+  const usage = anthropicUsage(mergeAnthropicUsage(NO_COUNTS, asObject(message.usage)));
+  return {
+    body: {
+      id: asString(message.id) ?? context.requestId,
+      object: 'chat.completion',
+      created: context.nowSeconds,
+      model: context.requestModel,
+      choices: [{ index: 0, message: out, finish_reason: anthropicFinishReason(message.stop_reason) }],
+      usage: openAIUsageWithDetails(usage),
+    },
+    usage,
+  };
+}
+
+/** Converts Anthropic stream events into OpenAI chat.completion.chunk SSE text. */
+export class AnthropicEventsToOpenAIChunks {
+  private id: string;
+  private counts: AnthropicCounts = { ...NO_COUNTS };
+  private roleSent = false;
+  private toolIndexByBlock = new Map<number, number>();
+  private nextToolIndex = 0;
+  private finished = false;
+
+  constructor(private readonly context: TranslationContext) {
+    this.id = context.requestId;
+  }
+
+  get usage(): OpenAIUsageShape {
+    return anthropicUsage(this.counts);
+  }
+
+  private chunk(delta: JsonObject, finishReason?: string): string {
+    if (!this.roleSent) {
+      delta = { role: 'assistant', ...delta };
+      this.roleSent = true;
+    }
+    const choice: JsonObject = { index: 0, delta };
+    if (finishReason !== undefined) choice.finish_reason = finishReason;
+    return sseData({ id: this.id, choices: [choice], created: this.context.nowSeconds, model: this.context.requestModel, object: 'chat.completion.chunk' });
+  }
+
+  /** One parsed Anthropic event -> SSE text (possibly empty). */
+  event(event: JsonObject): string {
+    switch (event.type) {
+      case 'message_start': {
+        const message = asObject(event.message);
+        this.id = asString(message?.id) ?? this.id;
+        this.counts = mergeAnthropicUsage(this.counts, asObject(message?.usage));
+        return '';
+      }
+      case 'content_block_start': {
+        const block = asObject(event.content_block);
+        const index = asNumber(event.index) ?? 0;
+        if (block?.type === 'tool_use' || block?.type === 'server_tool_use') {
+          const toolIndex = this.nextToolIndex++;
+          this.toolIndexByBlock.set(index, toolIndex);
+          return this.chunk({
+            tool_calls: [{ index: toolIndex, id: asString(block.id) ?? '', function: { arguments: '', name: asString(block.name) ?? '' }, type: 'function' }],
+          });
+        }
+        if (block?.type === 'text' && typeof block.text === 'string' && block.text !== '') return this.chunk({ content: block.text });
+        return '';
+      }
+      case 'content_block_delta': {
+        const delta = asObject(event.delta);
+        const index = asNumber(event.index) ?? 0;
+        switch (delta?.type) {
+          case 'text_delta':
+            return this.chunk({ content: asString(delta.text) ?? '' });
+          case 'thinking_delta':
+            return this.chunk({ reasoning_content: asString(delta.thinking) ?? '' });
+          case 'input_json_delta': {
+            const toolIndex = this.toolIndexByBlock.get(index) ?? Math.max(0, this.nextToolIndex - 1);
+            return this.chunk({ tool_calls: [{ index: toolIndex, id: null, function: { arguments: asString(delta.partial_json) ?? '', name: '' } }] });
+          }
+          default:
+            // signature_delta and citations have no OpenAI equivalent.
+            return '';
+        }
+      }
+      case 'message_delta': {
+        this.counts = mergeAnthropicUsage(this.counts, asObject(event.usage));
+        const reason = asObject(event.delta)?.stop_reason;
+        return reason === undefined || reason === null ? '' : this.chunk({}, anthropicFinishReason(reason));
+      }
+      case 'message_stop':
+        return this.finish();
+      case 'error': {
+        const error = asObject(event.error);
+        return sseData({ type: 'error', error: { type: asString(error?.type) ?? 'api_error', code: '500', message: asString(error?.message) ?? 'stream error' } });
+      }
+      default:
+        return '';
+    }
+  }
+
+  /** The usage chunk and [DONE], once. */
+  finish(): string {
+    if (this.finished) return '';
+    this.finished = true;
+    return (
+      sseData({
+        id: this.id,
+        choices: [],
+        created: this.context.nowSeconds,
+        model: this.context.requestModel,
+        object: 'chat.completion.chunk',
+        usage: openAIUsageWithDetails(this.usage),
+      }) + 'data: [DONE]\n\n'
+    );
+  }
+}
+
+/** How the Anthropic stream is framed on the wire. */
+export type AnthropicStreamFraming = 'sse' | 'bedrock-eventstream';
+
+/** Reads Anthropic stream events from SSE or from Bedrock's eventstream (`chunk` events with base64 `bytes`). */
+export class AnthropicStreamReader {
+  private readonly sse?: SseParser;
+  private readonly eventstream?: EventStreamDecoder;
+
+  constructor(framing: AnthropicStreamFraming) {
+    if (framing === 'sse') this.sse = new SseParser();
+    else this.eventstream = new EventStreamDecoder();
+  }
+
+  /** Returns parsed events; `errors` collects exceptions reported in-band by Bedrock. */
+  push(chunk: Buffer, endOfStream: boolean): JsonObject[] {
+    const events: JsonObject[] = [];
+    if (this.sse) {
+      const parsed = this.sse.push(chunk);
+      if (endOfStream) parsed.push(...this.sse.end());
+      for (const e of parsed) {
+        if (e.data === '' || e.data === '[DONE]') continue;
+        const value = safeParse(e.data);
+        if (value) events.push(value);
+      }
+      return events;
+    }
+    const decoder = this.eventstream as EventStreamDecoder;
+    const messages = decoder.push(chunk);
+    for (const m of messages) {
+      const messageType = m.headers[':message-type'];
+      const payload = parseJsonBuffer(m.payload);
+      if (messageType === 'exception' || messageType === 'error') {
+        const p = asObject(payload);
+        events.push({
+          type: 'error',
+          error: {
+            type: String(m.headers[':exception-type'] ?? m.headers[':error-code'] ?? 'api_error'),
+            message: asString(p?.message) ?? asString(m.headers[':error-message']) ?? 'stream error',
+          },
+        });
+        continue;
+      }
+      const bytes = asString(asObject(payload)?.bytes);
+      if (bytes === undefined) continue;
+      const event = safeParse(Buffer.from(bytes, 'base64').toString('utf8'));
+      if (event) events.push(event);
+    }
+    if (endOfStream) decoder.end();
+    return events;
+  }
+}
+
+function safeParse(text: string): JsonObject | undefined {
+  try {
+    const value = JSON.parse(text);
+    return isObject(value) ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Response translator: Anthropic (JSON or stream) -> OpenAI chat completion. */
+export class AnthropicToOpenAIResponse extends ConvertingResponse {
+  private reader?: AnthropicStreamReader;
+  private converter: AnthropicEventsToOpenAIChunks;
+
+  constructor(
+    private readonly context: TranslationContext,
+    private readonly framing: AnthropicStreamFraming,
+  ) {
+    super('OpenAI' satisfies ClientApi, context.stream);
+    this.converter = new AnthropicEventsToOpenAIChunks(context);
+  }
+
+  protected convertBody(whole: Buffer): Buffer {
+    const message = asObject(parseJsonBuffer(whole));
+    if (!message) return openAIErrorBody(502, 'upstream_error', 'the Anthropic response is not a JSON message');
+    const { body, usage } = anthropicMessageToOpenAI(message, this.context);
+    this.usage = tokenUsage(usage);
+    return Buffer.from(JSON.stringify(body));
+  }
+
+  protected streamChunk(chunk: Buffer, endOfStream: boolean): Buffer {
+    this.reader ??= new AnthropicStreamReader(this.framing);
+    let out = '';
+    try {
+      for (const event of this.reader.push(chunk, endOfStream)) out += this.converter.event(event);
+    } catch (error) {
+      out += sseData({ type: 'error', error: { type: 'upstream_error', code: '502', message: (error as Error).message } });
+    }
+    this.usage = tokenUsage(this.converter.usage);
+    if (endOfStream) out += this.converter.finish();
+    return out === '' ? EMPTY : Buffer.from(out);
+  }
+}
+
+export { SSE_DONE };
