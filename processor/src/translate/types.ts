@@ -57,6 +57,11 @@ export interface UpstreamRequest extends HeaderChanges {
   path: string;
   /** The JSON body to send. The pipeline applies body mutations, serializes it and fixes Content-Length. */
   body: unknown;
+  /**
+   * Optional: true when `body` is exactly the client's JSON (same object, not modified). Without body
+   * mutations the pipeline then forwards the client's bytes instead of re-serializing.
+   */
+  bodyUnchanged?: boolean;
 }
 
 export interface ResponseHead extends HeaderChanges {
@@ -75,6 +80,11 @@ export interface ResponseTranslator {
   body(chunk: Buffer, endOfStream: boolean): Buffer;
   /** Latest known usage; what was counted so far if the stream was cut. */
   readonly usage: TokenUsage;
+  /**
+   * Optional, read after head(): true when body() returns its input unchanged (pure observation). The
+   * pipeline then lets Envoy forward the original bytes (even compressed ones) without a body mutation.
+   */
+  readonly passthroughBody?: boolean;
 }
 
 export interface Translator {

@@ -1,0 +1,59 @@
+/**
+ * How the processor authenticates a request to its backend. Each auth type of the config contract maps to
+ * a factory; provider-specific factories (AWSSigV4, GCP, AzureEntra) live in their own files and are added
+ * to AUTH_FACTORIES. A backend whose auth type has no factory is rejected when the config loads.
+ */
+import type { BackendAuth, BackendConfig } from '../config/schema';
+import type { HeaderChanges } from '../translate/types';
+import { apiKeyAuth, bearerTokenAuth } from './apikey';
+import type { SecretReader } from './secrets';
+
+export interface AuthRequest {
+  method: string;
+  /** The backend's hostname from the config (Envoy's route rewrites Host to it). */
+  hostname: string;
+  /** The upstream `:path` including the query. */
+  path: string;
+  /** The upstream request headers (lower-case), after translation and header mutations. */
+  headers: Readonly<Record<string, string>>;
+  /** The exact upstream body bytes. */
+  body: Buffer;
+}
+
+export interface BackendAuthenticator {
+  /** Headers to add (or remove); may be synchronous. Errors are answered 500 without their detail. */
+  apply(request: AuthRequest): HeaderChanges | Promise<HeaderChanges>;
+}
+
+export type AuthFactory<T extends BackendAuth = BackendAuth> = (
+  auth: T,
+  backend: BackendConfig,
+  secrets: SecretReader,
+) => BackendAuthenticator;
+
+export type AuthFactories = { [K in BackendAuth['type']]?: AuthFactory<Extract<BackendAuth, { type: K }>> };
+
+export const AUTH_FACTORIES: AuthFactories = {
+  APIKey: apiKeyAuth,
+  BearerToken: bearerTokenAuth,
+};
+
+/** Client-sent credentials, removed before upstream whenever the backend has its own auth. */
+export const CLIENT_CREDENTIAL_HEADERS: readonly string[] = ['authorization', 'x-api-key', 'api-key'];
+
+export class UnsupportedAuthError extends Error {}
+
+/** Undefined when the backend has no auth; throws UnsupportedAuthError when its type has no factory. */
+export function createAuthenticator(
+  backend: BackendConfig,
+  secrets: SecretReader,
+  factories: AuthFactories = AUTH_FACTORIES,
+): BackendAuthenticator | undefined {
+  const auth = backend.auth;
+  if (auth === undefined) return undefined;
+  const factory = factories[auth.type] as AuthFactory | undefined;
+  if (factory === undefined) {
+    throw new UnsupportedAuthError(`backend "${backend.name}": auth type "${auth.type}" is not supported by this processor`);
+  }
+  return factory(auth, backend, secrets);
+}

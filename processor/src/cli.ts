@@ -1,0 +1,95 @@
+/** Command-line flags and their environment equivalents. Pure: argv and env in, options out. */
+
+export interface CliOptions {
+  config: string;
+  secretsDir: string | undefined;
+  listen: string;
+  admin: string;
+  logLevel: string;
+  drainTimeoutMs: number;
+  pollIntervalMs: number;
+}
+
+export class CliError extends Error {}
+
+interface FlagSpec {
+  flag: string;
+  env: string;
+  key: keyof CliOptions;
+  numeric?: boolean;
+}
+
+const FLAGS: FlagSpec[] = [
+  { flag: '--config', env: 'AI_GATEWAY_CONFIG', key: 'config' },
+  { flag: '--secrets-dir', env: 'AI_GATEWAY_SECRETS_DIR', key: 'secretsDir' },
+  { flag: '--listen', env: 'AI_GATEWAY_LISTEN', key: 'listen' },
+  { flag: '--admin', env: 'AI_GATEWAY_ADMIN', key: 'admin' },
+  { flag: '--log-level', env: 'AI_GATEWAY_LOG_LEVEL', key: 'logLevel' },
+  { flag: '--drain-timeout-ms', env: 'AI_GATEWAY_DRAIN_TIMEOUT_MS', key: 'drainTimeoutMs', numeric: true },
+  { flag: '--poll-interval-ms', env: 'AI_GATEWAY_POLL_INTERVAL_MS', key: 'pollIntervalMs', numeric: true },
+];
+
+export const USAGE = `Usage: ai-gateway-processor [options]
+
+  --config <file>          processor config.json            (AI_GATEWAY_CONFIG, default /etc/ai-gateway/config/config.json)
+  --secrets-dir <dir>      credentials at <dir>/<secret>/<key> (AI_GATEWAY_SECRETS_DIR, default /etc/ai-gateway/secrets)
+  --listen <addr>          ext_proc gRPC: host:port or unix:/path (AI_GATEWAY_LISTEN, default 0.0.0.0:9002)
+  --admin <host:port>      /healthz, /readyz, /metrics        (AI_GATEWAY_ADMIN, default 0.0.0.0:9090)
+  --log-level <level>      fatal|error|warn|info|debug        (AI_GATEWAY_LOG_LEVEL, default info)
+  --drain-timeout-ms <n>   SIGTERM drain deadline             (AI_GATEWAY_DRAIN_TIMEOUT_MS, default 25000)
+  --poll-interval-ms <n>   config/secret change polling       (AI_GATEWAY_POLL_INTERVAL_MS, default 2000)
+`;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function parseCli(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): CliOptions | 'help' {
+  const values: Record<string, string> = {};
+  for (const spec of FLAGS) {
+    const fromEnv = env[spec.env];
+    if (fromEnv !== undefined && fromEnv !== '') values[spec.key] = fromEnv;
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--help' || arg === '-h') return 'help';
+    const eq = arg.indexOf('=');
+    const name = eq === -1 ? arg : arg.slice(0, eq);
+    const spec = FLAGS.find((f) => f.flag === name);
+    if (!spec) throw new CliError(`unknown option ${JSON.stringify(arg)}`);
+    const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+    if (value === undefined || value === '') throw new CliError(`${spec.flag} needs a value`);
+    values[spec.key] = value;
+  }
+  const number = (key: keyof CliOptions, fallback: number): number => {
+    const raw = values[key];
+    if (raw === undefined) return fallback;
+    const n = Number(raw);
+    const spec = FLAGS.find((f) => f.key === key)!;
+    if (!Number.isInteger(n) || n <= 0) throw new CliError(`${spec.flag} must be a positive integer, got ${JSON.stringify(raw)}`);
+    return n;
+  };
+  const listen = values.listen ?? '0.0.0.0:9002';
+  if (!listen.startsWith('unix:') && !/^.+:\d+$/.test(listen)) {
+    throw new CliError(`--listen must be host:port or unix:/path, got ${JSON.stringify(listen)}`);
+  }
+  const admin = values.admin ?? '0.0.0.0:9090';
+  if (!/^.+:\d+$/.test(admin)) throw new CliError(`--admin must be host:port, got ${JSON.stringify(admin)}`);
+  const logLevel = values.logLevel ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+  return {
+    config: values.config ?? '/etc/ai-gateway/config/config.json',
+    secretsDir: values.secretsDir ?? '/etc/ai-gateway/secrets',
+    listen,
+    admin,
+    logLevel,
+    drainTimeoutMs: number('drainTimeoutMs', 25000),
+    pollIntervalMs: number('pollIntervalMs', 2000),
+  };
+}
+
+/** `host:port` to its parts; IPv6 hosts in brackets. */
+export function splitHostPort(address: string): { host: string; port: number } {
+  const colon = address.lastIndexOf(':');
+  let host = address.slice(0, colon);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host, port: Number(address.slice(colon + 1)) };
+}

@@ -1,0 +1,16 @@
+import type { RuntimeConfig } from '../config/runtime';
+import type { Logger } from '../log';
+import type { Metrics } from '../metrics';
+import type { CircuitBreakers } from '../routing/breaker';
+
+/** What a session needs from the processor around it. */
+export interface ProcessorContext {
+  /** The current config snapshot; a session keeps the one it started with. */
+  runtime(): RuntimeConfig;
+  readonly breakers: CircuitBreakers;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  localReply(status: number): void;
+  streamOpened(): void;
+  streamClosed(): void;
+}

@@ -1,0 +1,503 @@
+/**
+ * One ext_proc stream = one HTTP request through Envoy: request headers, the buffered request body
+ * (routing, translation, auth), response headers (mode override for event streams), response body chunks
+ * (usage), and the token metadata at the end. Messages are handled strictly in order; a step that has to
+ * wait (auth, decompression) queues the following messages.
+ */
+import { randomUUID } from 'node:crypto';
+import { BACKEND_HEADER, MODEL_HEADER } from '../config/schema';
+import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
+import { CLIENT_CREDENTIAL_HEADERS } from '../auth';
+import { createDecoder, isSupportedEncoding, type BodyDecoder } from '../encoding';
+import { gatewayError, renderError, type GatewayError } from '../errors';
+import {
+  BODY_MODE_STREAMED,
+  OVERWRITE_IF_EXISTS_OR_ADD,
+  type CommonResponse,
+  type HttpBody,
+  type HttpHeaders,
+  type ProcessingRequest,
+  type ProcessingResponse,
+} from '../grpc/messages';
+import type { ExtProcStream } from '../grpc/server';
+import { exactModels, findRule, type EndpointMatch } from '../routing/router';
+import { selectBackend } from '../routing/select';
+import { findTranslator } from '../translate/registry';
+import {
+  TranslationError,
+  ZERO_USAGE,
+  type ClientApi,
+  type HeaderChanges,
+  type Operation,
+  type ResponseTranslator,
+  type TokenUsage,
+} from '../translate/types';
+import { usageMetadata } from '../usage/metadata';
+import { HeaderChangeSet, readHeaders } from './headers';
+import type { ProcessorContext } from './context';
+
+const EMPTY_COMMON: ProcessingResponse = { requestHeaders: { response: {} } };
+const CONTINUE_REQUEST_BODY: ProcessingResponse = { requestBody: { response: {} } };
+const CONTINUE_RESPONSE_BODY: ProcessingResponse = { responseBody: { response: {} } };
+
+interface RoutedRequest {
+  runtime: RuntimeConfig;
+  api: ClientApi;
+  operation: Operation;
+  model: string;
+  backend: BackendRuntime;
+  response: ResponseTranslator;
+  startedAt: number;
+}
+
+export class ExchangeSession implements ExtProcStream {
+  private pending: Promise<void> | undefined;
+  private headers: Record<string, string> = {};
+  private match: EndpointMatch | undefined;
+  private runtime: RuntimeConfig | undefined;
+  private bodyChunks: Buffer[] = [];
+  private bodyLength = 0;
+  private routed: RoutedRequest | undefined;
+  private decoder: BodyDecoder | undefined;
+  private passthroughBody = true;
+  private streaming = false;
+  private firstChunkAt: number | undefined;
+  private responseBuffer: Buffer[] = [];
+  private finished = false;
+  private closed = false;
+
+  constructor(
+    private readonly context: ProcessorContext,
+    private readonly send: (response: ProcessingResponse) => void,
+  ) {
+    context.streamOpened();
+  }
+
+  message(request: ProcessingRequest): void {
+    if (this.pending) {
+      this.pending = this.pending.then(() => this.handleSafely(request));
+      return;
+    }
+    const result = this.handleSafely(request);
+    if (result) {
+      const tracked: Promise<void> = result.then(() => {
+        if (this.pending === tracked) this.pending = undefined;
+      });
+      this.pending = tracked;
+    }
+  }
+
+  close(cancelled: boolean): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.context.streamClosed();
+    if (this.routed && !this.finished) {
+      // Client abort or a stream cut before the end: count what we have; the probe slot is released.
+      this.context.breakers.release(this.routed.backend.config.name);
+      this.recordMetrics(this.routed.response.usage, cancelled ? 'cancelled' : 'incomplete');
+      this.finished = true;
+    }
+  }
+
+  private handleSafely(request: ProcessingRequest): void | Promise<void> {
+    try {
+      const result = this.handle(request);
+      return result ? result.catch((error: unknown) => this.onUnexpected(request, error)) : undefined;
+    } catch (error) {
+      this.onUnexpected(request, error);
+      return undefined;
+    }
+  }
+
+  private onUnexpected(request: ProcessingRequest, error: unknown): void {
+    this.context.logger.error({ err: error instanceof Error ? error.message : String(error), phase: request.request }, 'processing failed');
+    if (request.request === 'requestHeaders' || request.request === 'requestBody') {
+      this.immediate(gatewayError(500, 'the gateway failed to process the request', 'processing_error'));
+    } else if (request.request === 'responseHeaders') {
+      this.send({ responseHeaders: { response: {} } });
+    } else if (request.request === 'responseBody') {
+      this.send(CONTINUE_RESPONSE_BODY);
+    }
+  }
+
+  private handle(request: ProcessingRequest): void | Promise<void> {
+    switch (request.request) {
+      case 'requestHeaders':
+        return this.onRequestHeaders(request.requestHeaders!);
+      case 'requestBody':
+        return this.onRequestBody(request.requestBody!);
+      case 'responseHeaders':
+        return this.onResponseHeaders(request.responseHeaders!);
+      case 'responseBody':
+        return this.onResponseBody(request.responseBody!);
+      case 'requestTrailers':
+        return this.send({ requestTrailers: {} });
+      case 'responseTrailers':
+        return this.send({ responseTrailers: {} });
+      default:
+        return undefined;
+    }
+  }
+
+  // ---- request ----
+
+  private onRequestHeaders(message: HttpHeaders): void {
+    const runtime = this.context.runtime();
+    this.runtime = runtime;
+    const headers = readHeaders(message.headers);
+    this.headers = headers;
+    const path = headers[':path'] ?? '/';
+    const match = runtime.router.match(path, headers[':authority'] ?? headers.host ?? '');
+    const api: ClientApi = match?.api ?? 'OpenAI';
+    if (!match || match.operation === undefined) {
+      return this.immediate(gatewayError(404, `unsupported path: ${stripQuery(path)}`, 'unsupported_path'), api);
+    }
+    this.match = match;
+    if (match.operation === 'models') {
+      if (headers[':method'] !== 'GET') {
+        return this.immediate(gatewayError(405, `method ${headers[':method']} is not allowed on ${stripQuery(path)}`, 'method_not_allowed'));
+      }
+      return this.answerModels(runtime, match);
+    }
+    const declaredLength = headers['content-length'];
+    if (declaredLength !== undefined && Number(declaredLength) > runtime.config.maxRequestBodyBytes) {
+      return this.immediate(this.tooLarge(runtime), api);
+    }
+    if (message.endOfStream) {
+      return this.immediate(gatewayError(400, `a JSON request body with a "model" is required for ${stripQuery(path)}`, 'missing_body'), api);
+    }
+    this.send(EMPTY_COMMON);
+  }
+
+  private tooLarge(runtime: RuntimeConfig): GatewayError {
+    return gatewayError(413, `request body exceeds the limit of ${runtime.config.maxRequestBodyBytes} bytes`, 'request_too_large');
+  }
+
+  private answerModels(runtime: RuntimeConfig, match: EndpointMatch): void {
+    const created = runtime.loadedAtSeconds;
+    const body = JSON.stringify({
+      object: 'list',
+      data: exactModels(match.routes).map((id) => ({ id, object: 'model', created, owned_by: 'ai-gateway' })),
+    });
+    this.context.localReply(200);
+    this.send({
+      immediateResponse: {
+        status: { code: 200 },
+        headers: jsonContentType(),
+        body: Buffer.from(body),
+      },
+      dynamicMetadata: this.metadata(ZERO_USAGE, '', ''),
+    });
+  }
+
+  private onRequestBody(message: HttpBody): void | Promise<void> {
+    const runtime = this.runtime;
+    const match = this.match;
+    if (!runtime || !match || match.operation === 'models' || match.operation === undefined) {
+      this.send(CONTINUE_REQUEST_BODY);
+      return undefined;
+    }
+    const chunk = toBuffer(message.body);
+    this.bodyLength += chunk.length;
+    if (this.bodyLength > runtime.config.maxRequestBodyBytes) return this.immediate(this.tooLarge(runtime), match.api);
+    if (!message.endOfStream) {
+      this.bodyChunks.push(chunk);
+      return undefined;
+    }
+    const raw = this.bodyChunks.length === 0 ? chunk : Buffer.concat([...this.bodyChunks, chunk]);
+    this.bodyChunks = [];
+    return this.routeRequest(runtime, match, match.operation, raw);
+  }
+
+  private routeRequest(runtime: RuntimeConfig, match: EndpointMatch, operation: Operation, raw: Buffer): void | Promise<void> {
+    const api = match.api;
+    const path = this.headers[':path'] ?? '';
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch (error) {
+      return this.immediate(
+        gatewayError(400, `malformed request: failed to parse JSON for ${stripQuery(path)}: ${(error as Error).message}`, 'invalid_json'),
+        api,
+      );
+    }
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      return this.immediate(gatewayError(400, `malformed request: the body of ${stripQuery(path)} must be a JSON object`, 'invalid_json'), api);
+    }
+    const request = body as Record<string, unknown>;
+    const model = request.model;
+    if (typeof model !== 'string' || model.length === 0) {
+      return this.immediate(gatewayError(400, 'you must provide a model parameter', 'missing_model', 'model'), api);
+    }
+    const rule = findRule(match.rules, model);
+    if (!rule) {
+      const available = exactModels(match.routes);
+      return this.immediate(
+        gatewayError(
+          404,
+          `the model \`${model}\` does not exist or is not served here; available models: ${available.length ? available.join(', ') : '(none)'}`,
+          'model_not_found',
+          'model',
+        ),
+        api,
+      );
+    }
+    for (const name of rule.route.requiredHeaders) {
+      if (!this.headers[name]) {
+        return this.immediate(gatewayError(400, `missing required header: ${name}`, 'missing_required_header'), api);
+      }
+    }
+    const settings = runtime.config.circuitBreaker;
+    const ref = selectBackend(rule.backends, this.context.breakers, settings);
+    const backend = runtime.backends.get(ref.backend)!;
+    const factory = findTranslator(api, operation, backend.config.schema.name, runtime.translators);
+    if (!factory) {
+      return this.immediate(
+        gatewayError(
+          400,
+          `backend "${backend.config.name}" (schema ${backend.config.schema.name}) cannot serve ${stripQuery(path)}`,
+          'unsupported_operation',
+        ),
+        api,
+      );
+    }
+    const stream = request.stream === true;
+    const translator = factory({
+      api,
+      operation,
+      subpath: match.subpath,
+      query: match.query,
+      requestModel: model,
+      upstreamModel: ref.modelNameOverride ?? model,
+      backend: backend.config,
+      stream,
+      forceStreamUsage: runtime.forceStreamUsage,
+      requestId: this.headers['x-request-id'] ?? randomUUID(),
+      nowSeconds: Math.floor(Date.now() / 1000),
+    });
+    let upstream;
+    try {
+      upstream = translator.request(request);
+    } catch (error) {
+      if (error instanceof TranslationError) {
+        return this.immediate({ status: error.status, message: error.message, type: error.errorType, code: null, param: error.param ?? null }, api);
+      }
+      throw error;
+    }
+
+    let upstreamBody: Buffer | undefined;
+    if (!upstream.bodyUnchanged || backend.hasBodyMutation) {
+      upstreamBody = Buffer.from(JSON.stringify(applyBodyMutation(upstream.body, backend)));
+    }
+    const changes = new HeaderChangeSet();
+    changes.apply(upstream);
+    for (const name of backend.removeHeaders) changes.remove(name);
+    for (const [name, value] of backend.setHeaders) changes.set(name, value);
+    if (backend.auth) for (const name of CLIENT_CREDENTIAL_HEADERS) changes.remove(name);
+    changes.set(MODEL_HEADER, model);
+    changes.set(BACKEND_HEADER, backend.config.name);
+    if (upstream.path !== path) changes.set(':path', upstream.path);
+    if (upstreamBody) changes.set('content-length', String(upstreamBody.length));
+
+    this.routed = {
+      runtime,
+      api,
+      operation,
+      model,
+      backend,
+      response: translator.response(),
+      startedAt: performance.now(),
+    };
+    this.context.breakers.acquire(backend.config.name, settings);
+
+    if (!backend.auth) return this.continueRequest(changes, upstreamBody);
+    const authRequest = {
+      method: this.headers[':method'] ?? 'POST',
+      hostname: backend.config.endpoint.hostname,
+      path: upstream.path,
+      headers: changes.appliedTo(this.headers),
+      body: upstreamBody ?? raw,
+    };
+    let authChanges: HeaderChanges | Promise<HeaderChanges>;
+    try {
+      authChanges = backend.auth.apply(authRequest);
+    } catch (error) {
+      return this.authFailed(backend, error);
+    }
+    if (authChanges instanceof Promise) {
+      return authChanges.then(
+        (resolved) => {
+          changes.apply(resolved);
+          this.continueRequest(changes, upstreamBody);
+        },
+        (error: unknown) => this.authFailed(backend, error),
+      );
+    }
+    changes.apply(authChanges);
+    return this.continueRequest(changes, upstreamBody);
+  }
+
+  private authFailed(backend: BackendRuntime, error: unknown): void {
+    this.context.logger.error({ backend: backend.config.name, err: error instanceof Error ? error.message : 'auth failed' }, 'backend authentication failed');
+    this.context.breakers.release(backend.config.name);
+    this.routed = undefined;
+    this.immediate(gatewayError(500, `the gateway could not authenticate to backend "${backend.config.name}"`, 'backend_auth_error'), this.match?.api);
+  }
+
+  private continueRequest(changes: HeaderChangeSet, body: Buffer | undefined): void {
+    const response: CommonResponse = { headerMutation: changes.toMutation(), clearRouteCache: true };
+    if (body) response.bodyMutation = { body };
+    this.send({ requestBody: { response } });
+  }
+
+  // ---- response ----
+
+  private onResponseHeaders(message: HttpHeaders): void {
+    const routed = this.routed;
+    if (!routed) {
+      this.send({ responseHeaders: { response: {} } });
+      return;
+    }
+    const headers = readHeaders(message.headers);
+    const status = Number(headers[':status'] ?? 0);
+    const settings = routed.runtime.config.circuitBreaker;
+    this.context.breakers.record(routed.backend.config.name, !(status >= 500 || status === 429 || status === 0), settings);
+
+    const head = routed.response.head(status, headers);
+    this.passthroughBody = routed.response.passthroughBody === true;
+    this.streaming = head.stream;
+    const changes = new HeaderChangeSet();
+    changes.apply(head);
+    const encoding = headers['content-encoding'];
+    if (encoding !== undefined && isSupportedEncoding(encoding.trim().toLowerCase())) {
+      this.decoder = createDecoder(encoding.trim().toLowerCase());
+      if (!this.passthroughBody) changes.remove('content-encoding');
+    }
+    if (!this.passthroughBody && head.stream) changes.remove('content-length');
+    const response: ProcessingResponse = { responseHeaders: { response: { headerMutation: changes.toMutation() } } };
+    if (head.stream) response.modeOverride = { responseBodyMode: BODY_MODE_STREAMED };
+    if (message.endOfStream) {
+      response.dynamicMetadata = this.finish(routed);
+    } else {
+      // Numbers are in place even if the stream is cut before its end.
+      response.dynamicMetadata = this.metadata(routed.response.usage, routed.model, routed.backend.config.name);
+    }
+    this.send(response);
+  }
+
+  private onResponseBody(message: HttpBody): void | Promise<void> {
+    const routed = this.routed;
+    if (!routed || this.finished) {
+      this.send(CONTINUE_RESPONSE_BODY);
+      return undefined;
+    }
+    if (this.firstChunkAt === undefined && this.streaming) this.firstChunkAt = performance.now();
+    const chunk = toBuffer(message.body);
+    const end = message.endOfStream === true;
+    if (this.decoder) {
+      return this.decoder.push(chunk, end).then((decoded) => this.translateChunk(routed, decoded, end));
+    }
+    this.translateChunk(routed, chunk, end);
+    return undefined;
+  }
+
+  private translateChunk(routed: RoutedRequest, chunk: Buffer, end: boolean): void {
+    const out = routed.response.body(chunk, end);
+    let common: CommonResponse | undefined;
+    if (!this.passthroughBody) {
+      if (this.streaming) {
+        common = { bodyMutation: { body: out } };
+      } else {
+        // Buffered: Envoy still holds the headers, so Content-Length can be corrected here.
+        this.responseBuffer.push(out);
+        if (end) {
+          const whole = this.responseBuffer.length === 1 ? this.responseBuffer[0]! : Buffer.concat(this.responseBuffer);
+          this.responseBuffer = [];
+          common = {
+            bodyMutation: { body: whole },
+            headerMutation: {
+              setHeaders: [
+                { header: { key: 'content-length', rawValue: Buffer.from(String(whole.length)) }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD },
+              ],
+              removeHeaders: [],
+            },
+          };
+        } else {
+          common = { bodyMutation: { body: Buffer.alloc(0) } };
+        }
+      }
+    }
+    const response: ProcessingResponse = common ? { responseBody: { response: common } } : { responseBody: { response: {} } };
+    if (end) response.dynamicMetadata = this.finish(routed);
+    this.send(response);
+  }
+
+  private finish(routed: RoutedRequest) {
+    this.finished = true;
+    const usage = routed.response.usage;
+    this.recordMetrics(usage, undefined);
+    return this.metadata(usage, routed.model, routed.backend.config.name);
+  }
+
+  private recordMetrics(usage: TokenUsage, errorType: string | undefined): void {
+    const routed = this.routed!;
+    const now = performance.now();
+    this.context.metrics.recordResponse(
+      { operation: routed.operation, model: routed.model, backend: routed.backend.config.name },
+      usage,
+      {
+        total: (now - routed.startedAt) / 1000,
+        firstChunk: this.firstChunkAt === undefined ? undefined : (this.firstChunkAt - routed.startedAt) / 1000,
+      },
+      errorType,
+    );
+  }
+
+  private metadata(usage: TokenUsage, model: string, backend: string) {
+    const runtime = this.runtime ?? this.context.runtime();
+    return usageMetadata({ usage, model, backend }, runtime.costs, (key, error) => {
+      this.context.metrics.costErrors.inc({ metadata_key: key });
+      this.context.logger.warn({ metadataKey: key, err: error.message }, 'cost expression failed; wrote 0');
+    });
+  }
+
+  private immediate(error: GatewayError, api: ClientApi = this.match?.api ?? 'OpenAI'): void {
+    this.finished = true;
+    this.context.localReply(error.status);
+    this.send({
+      immediateResponse: {
+        status: { code: error.status },
+        headers: jsonContentType(),
+        body: renderError(api, error),
+        details: error.code ?? undefined,
+      },
+      dynamicMetadata: this.metadata(ZERO_USAGE, '', ''),
+    });
+  }
+}
+
+function jsonContentType() {
+  return {
+    setHeaders: [{ header: { key: 'content-type', rawValue: Buffer.from('application/json') }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD }],
+    removeHeaders: [],
+  };
+}
+
+function toBuffer(bytes: Uint8Array | undefined): Buffer {
+  if (!bytes || bytes.length === 0) return Buffer.alloc(0);
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function stripQuery(path: string): string {
+  const q = path.indexOf('?');
+  return q === -1 ? path : path.slice(0, q);
+}
+
+/** Route-level body mutations: set or remove top-level keys of a JSON object body. */
+function applyBodyMutation(body: unknown, backend: BackendRuntime): unknown {
+  if (!backend.hasBodyMutation || body === null || typeof body !== 'object' || Array.isArray(body)) return body;
+  const object = body as Record<string, unknown>;
+  for (const key of backend.bodyRemove) delete object[key];
+  for (const [key, value] of backend.bodySet) object[key] = value;
+  return object;
+}

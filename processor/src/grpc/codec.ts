@@ -1,0 +1,45 @@
+import type { Root, Type } from 'protobufjs/light';
+import type { ProcessingRequest, ProcessingResponse } from './messages';
+
+export const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
+export const PROCESS_METHOD_PATH = `/${EXT_PROC_SERVICE}/Process`;
+export const HEALTH_SERVICE = 'grpc.health.v1.Health';
+
+/**
+ * Direct protobufjs (de)serializers: requests decode to message instances read field by field (no
+ * toObject conversion); responses encode from plain objects.
+ */
+export interface Codec<T> {
+  serialize(value: T): Buffer;
+  deserialize(bytes: Buffer): T;
+}
+
+function codecFor<T>(type: Type): Codec<T> {
+  return {
+    serialize: (value) => {
+      const bytes = type.encode(value as object).finish();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    },
+    deserialize: (bytes) => type.decode(bytes) as unknown as T,
+  };
+}
+
+export interface ExtProcCodecs {
+  request: Codec<ProcessingRequest>;
+  response: Codec<ProcessingResponse>;
+  healthRequest: Codec<{ service?: string }>;
+  healthResponse: Codec<{ status: number }>;
+}
+
+export function extProcCodecs(root: Root): ExtProcCodecs {
+  return {
+    request: codecFor(root.lookupType('envoy.service.ext_proc.v3.ProcessingRequest')),
+    response: codecFor(root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse')),
+    healthRequest: codecFor(root.lookupType('grpc.health.v1.HealthCheckRequest')),
+    healthResponse: codecFor(root.lookupType('grpc.health.v1.HealthCheckResponse')),
+  };
+}
+
+export const HEALTH_SERVING = 1;
+export const HEALTH_NOT_SERVING = 2;
+export const HEALTH_SERVICE_UNKNOWN = 3;

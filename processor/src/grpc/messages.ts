@@ -1,0 +1,102 @@
+/**
+ * The subset of envoy.service.ext_proc.v3 messages the processor reads and writes, with protobufjs'
+ * camelCase field names. Decoded messages carry proto3 defaults on their prototype.
+ */
+
+export interface HeaderValue {
+  key: string;
+  value?: string;
+  rawValue?: Uint8Array;
+}
+
+export interface HeaderMap {
+  headers?: HeaderValue[];
+}
+
+export interface HttpHeaders {
+  headers?: HeaderMap;
+  endOfStream?: boolean;
+}
+
+export interface HttpBody {
+  body?: Uint8Array;
+  endOfStream?: boolean;
+}
+
+export interface HttpTrailers {
+  trailers?: HeaderMap;
+}
+
+export type RequestKind =
+  | 'requestHeaders'
+  | 'responseHeaders'
+  | 'requestBody'
+  | 'responseBody'
+  | 'requestTrailers'
+  | 'responseTrailers';
+
+export interface ProcessingRequest {
+  /** The name of the oneof member that is set (protobufjs virtual oneof property). */
+  request?: RequestKind;
+  requestHeaders?: HttpHeaders;
+  responseHeaders?: HttpHeaders;
+  requestBody?: HttpBody;
+  responseBody?: HttpBody;
+  requestTrailers?: HttpTrailers;
+  responseTrailers?: HttpTrailers;
+}
+
+/** envoy.config.core.v3.HeaderValueOption.HeaderAppendAction */
+export const OVERWRITE_IF_EXISTS_OR_ADD = 2;
+
+export interface HeaderValueOption {
+  header: { key: string; rawValue: Uint8Array };
+  appendAction: number;
+}
+
+export interface HeaderMutation {
+  setHeaders?: HeaderValueOption[];
+  removeHeaders?: string[];
+}
+
+export interface CommonResponse {
+  /** 0 CONTINUE, 1 CONTINUE_AND_REPLACE */
+  status?: number;
+  headerMutation?: HeaderMutation;
+  bodyMutation?: { body?: Uint8Array; clearBody?: boolean };
+  clearRouteCache?: boolean;
+}
+
+export interface ImmediateResponse {
+  status: { code: number };
+  headers?: HeaderMutation;
+  body?: Uint8Array;
+  details?: string;
+}
+
+/** google.protobuf.Value / Struct in protobufjs' plain-object form. */
+export interface ProtoValue {
+  nullValue?: number;
+  numberValue?: number;
+  stringValue?: string;
+  boolValue?: boolean;
+  structValue?: ProtoStruct;
+}
+export interface ProtoStruct {
+  fields: Record<string, ProtoValue>;
+}
+
+/** envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode */
+export const BODY_MODE_STREAMED = 1;
+
+export interface ProcessingResponse {
+  requestHeaders?: { response?: CommonResponse };
+  responseHeaders?: { response?: CommonResponse };
+  requestBody?: { response?: CommonResponse };
+  responseBody?: { response?: CommonResponse };
+  requestTrailers?: { headerMutation?: HeaderMutation };
+  responseTrailers?: { headerMutation?: HeaderMutation };
+  immediateResponse?: ImmediateResponse;
+  dynamicMetadata?: ProtoStruct;
+  modeOverride?: { responseBodyMode?: number };
+}

@@ -1,0 +1,150 @@
+/**
+ * Request routing, compiled once per config: path prefix + host to an endpoint, then the model to a rule.
+ */
+import type { BackendRef, ModelMatch, ProcessorConfig, RouteConfig, RouteEndpoint } from '../config/schema';
+import type { ClientApi, Operation } from '../translate/types';
+
+export interface CompiledRule {
+  route: RouteConfig;
+  matches: (model: string) => boolean;
+  backends: readonly BackendRef[];
+}
+
+interface CompiledEndpoint {
+  endpoint: RouteEndpoint;
+  routes: RouteConfig[];
+}
+
+export interface EndpointMatch {
+  api: ClientApi;
+  /** `/chat/completions`; '' when the path is the prefix itself. */
+  subpath: string;
+  query: string;
+  /** Undefined for paths the API does not serve (answered 404) and for `/models`. */
+  operation: Operation | 'models' | undefined;
+  rules: readonly CompiledRule[];
+  /** Rules of every route on this endpoint, for `/models` and the unknown-model error. */
+  routes: readonly RouteConfig[];
+}
+
+export class Router {
+  /** Longest prefix first. */
+  private readonly endpoints: CompiledEndpoint[] = [];
+  private readonly rulesByEndpoint = new Map<CompiledEndpoint, CompiledRule[]>();
+
+  constructor(config: ProcessorConfig) {
+    const byKey = new Map<string, CompiledEndpoint>();
+    for (const route of config.routes) {
+      for (const endpoint of route.endpoints) {
+        const key = `${endpoint.api} ${endpoint.pathPrefix}`;
+        let compiled = byKey.get(key);
+        if (!compiled) {
+          compiled = { endpoint, routes: [] };
+          byKey.set(key, compiled);
+          this.endpoints.push(compiled);
+        }
+        compiled.routes.push(route);
+      }
+    }
+    this.endpoints.sort((a, b) => b.endpoint.pathPrefix.length - a.endpoint.pathPrefix.length);
+    for (const endpoint of this.endpoints) {
+      this.rulesByEndpoint.set(
+        endpoint,
+        endpoint.routes.flatMap((route) =>
+          route.rules.map((rule) => ({ route, matches: compileModelMatchers(rule.models), backends: rule.backends })),
+        ),
+      );
+    }
+  }
+
+  /** Undefined when no endpoint serves the path on this host. */
+  match(pathWithQuery: string, authority: string): EndpointMatch | undefined {
+    const q = pathWithQuery.indexOf('?');
+    const path = q === -1 ? pathWithQuery : pathWithQuery.slice(0, q);
+    const query = q === -1 ? '' : pathWithQuery.slice(q);
+    const host = hostOf(authority);
+    for (const compiled of this.endpoints) {
+      const prefix = compiled.endpoint.pathPrefix;
+      let subpath: string;
+      if (prefix === '/') subpath = path;
+      else if (path === prefix) subpath = '';
+      else if (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47 /* / */) subpath = path.slice(prefix.length);
+      else continue;
+      const allRules = this.rulesByEndpoint.get(compiled) ?? [];
+      const rules = compiled.routes.every((route) => hostMatches(route.hostnames, host))
+        ? allRules
+        : allRules.filter((rule) => hostMatches(rule.route.hostnames, host));
+      if (rules.length === 0) continue;
+      const routes = compiled.routes.filter((route) => hostMatches(route.hostnames, host));
+      return { api: compiled.endpoint.api, subpath, query, operation: operationOf(compiled.endpoint.api, subpath), rules, routes };
+    }
+    return undefined;
+  }
+}
+
+export function findRule(rules: readonly CompiledRule[], model: string): CompiledRule | undefined {
+  for (const rule of rules) if (rule.matches(model)) return rule;
+  return undefined;
+}
+
+/** Exact model names the routes serve (what `/models` lists and the unknown-model error names). */
+export function exactModels(routes: readonly RouteConfig[]): string[] {
+  const names = new Set<string>();
+  for (const route of routes) for (const rule of route.rules) for (const m of rule.models) if (m.type === 'Exact') names.add(m.value);
+  return [...names];
+}
+
+function operationOf(api: ClientApi, subpath: string): Operation | 'models' | undefined {
+  if (api === 'Anthropic') {
+    if (subpath === '/messages') return 'messages';
+    if (subpath === '/messages/count_tokens') return 'count_tokens';
+    return undefined;
+  }
+  switch (subpath) {
+    case '/chat/completions':
+      return 'chat';
+    case '/completions':
+      return 'completions';
+    case '/embeddings':
+      return 'embeddings';
+    case '/models':
+      return 'models';
+    case '':
+    case '/':
+      return undefined;
+    default:
+      return 'other';
+  }
+}
+
+function compileModelMatchers(models: readonly ModelMatch[]): (model: string) => boolean {
+  const exact = new Set<string>();
+  const prefixes: string[] = [];
+  const patterns: RegExp[] = [];
+  for (const m of models) {
+    if (m.type === 'Exact') exact.add(m.value);
+    else if (m.type === 'Prefix') prefixes.push(m.value);
+    else patterns.push(new RegExp(`^(?:${m.value})$`));
+  }
+  return (model) => exact.has(model) || prefixes.some((p) => model.startsWith(p)) || patterns.some((r) => r.test(model));
+}
+
+function hostOf(authority: string): string {
+  if (authority.startsWith('[')) {
+    const end = authority.indexOf(']');
+    return authority.slice(0, end + 1).toLowerCase();
+  }
+  const colon = authority.indexOf(':');
+  return (colon === -1 ? authority : authority.slice(0, colon)).toLowerCase();
+}
+
+function hostMatches(hostnames: readonly string[], host: string): boolean {
+  if (hostnames.length === 0) return true;
+  for (const name of hostnames) {
+    const pattern = name.toLowerCase();
+    if (pattern.startsWith('*.')) {
+      if (host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1) return true;
+    } else if (pattern === host) return true;
+  }
+  return false;
+}

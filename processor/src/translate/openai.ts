@@ -1,0 +1,125 @@
+/**
+ * OpenAI schema on both sides: the request keeps its body (model name override and forced stream usage
+ * aside) and moves under the backend's path prefix; the response passes through untouched while usage is
+ * read from the JSON body or the SSE stream. Non-JSON error bodies become OpenAI error JSON.
+ */
+import { SseParser } from '../sse';
+import { usageFromOpenAI } from './openai-usage';
+import {
+  ZERO_USAGE,
+  type ResponseHead,
+  type ResponseTranslator,
+  type TokenUsage,
+  type TranslationContext,
+  type Translator,
+  type UpstreamRequest,
+} from './types';
+
+export function openAIPassthrough(context: TranslationContext): Translator {
+  return {
+    request: (body) => translateRequest(context, body),
+    response: () => new OpenAIResponse(),
+  };
+}
+
+function joinPath(prefix: string, subpath: string): string {
+  return prefix === '/' ? subpath : prefix + subpath;
+}
+
+function translateRequest(context: TranslationContext, body: Record<string, unknown>): UpstreamRequest {
+  let unchanged = true;
+  if (context.upstreamModel !== context.requestModel) {
+    body.model = context.upstreamModel;
+    unchanged = false;
+  }
+  if (context.forceStreamUsage && context.stream && (context.operation === 'chat' || context.operation === 'completions')) {
+    const options = body.stream_options;
+    const current = options !== null && typeof options === 'object' ? (options as Record<string, unknown>) : undefined;
+    if (current?.include_usage !== true) {
+      body.stream_options = { ...current, include_usage: true };
+      unchanged = false;
+    }
+  }
+  const schema = context.backend.schema;
+  const prefix = schema.name === 'OpenAI' ? schema.pathPrefix : '/v1';
+  return {
+    path: joinPath(prefix, context.subpath) + context.query,
+    body,
+    bodyUnchanged: unchanged,
+    setHeaders: {},
+    removeHeaders: [],
+  };
+}
+
+const EMPTY = Buffer.alloc(0);
+
+class OpenAIResponse implements ResponseTranslator {
+  usage: TokenUsage = ZERO_USAGE;
+  passthroughBody = true;
+  private sse: SseParser | undefined;
+  private status = 200;
+  private contentType = '';
+  private chunks: Buffer[] = [];
+
+  head(status: number, headers: Readonly<Record<string, string>>): ResponseHead {
+    this.status = status;
+    this.contentType = headers['content-type'] ?? '';
+    const stream = status >= 200 && status < 300 && this.contentType.startsWith('text/event-stream');
+    if (stream) this.sse = new SseParser();
+    const wrapError = status >= 400 && !this.contentType.includes('json');
+    if (wrapError) this.passthroughBody = false;
+    return {
+      stream,
+      setHeaders: wrapError ? { 'content-type': 'application/json' } : {},
+      removeHeaders: [],
+    };
+  }
+
+  body(chunk: Buffer, endOfStream: boolean): Buffer {
+    if (this.sse) {
+      this.readEvents(this.sse.push(chunk));
+      if (endOfStream) this.readEvents(this.sse.end());
+      return chunk;
+    }
+    if (!endOfStream) {
+      this.chunks.push(chunk);
+      return this.passthroughBody ? chunk : EMPTY;
+    }
+    const whole = this.chunks.length === 0 ? chunk : Buffer.concat([...this.chunks, chunk]);
+    this.chunks = [];
+    if (!this.passthroughBody) return wrapNonJsonError(this.status, whole);
+    if (this.status < 300 && whole.length > 0) this.readJsonUsage(whole);
+    return chunk;
+  }
+
+  private readJsonUsage(body: Buffer): void {
+    try {
+      const parsed = JSON.parse(body.toString('utf8')) as { usage?: unknown } | null;
+      const usage = usageFromOpenAI(parsed?.usage);
+      if (usage) this.usage = usage;
+    } catch {
+      // Not JSON (e.g. audio): nothing to count.
+    }
+  }
+
+  private readEvents(events: { data: string }[]): void {
+    for (const event of events) {
+      // Only chunks that carry a usage object are parsed; the rest pass untouched.
+      if (!event.data.includes('"usage":{') && !event.data.includes('"usage": {')) continue;
+      try {
+        const parsed = JSON.parse(event.data) as { usage?: unknown; response?: { usage?: unknown } };
+        const usage = usageFromOpenAI(parsed.usage ?? parsed.response?.usage);
+        if (usage) this.usage = usage;
+      } catch {
+        // A malformed event is forwarded as is and not counted.
+      }
+    }
+  }
+}
+
+function wrapNonJsonError(status: number, body: Buffer): Buffer {
+  const message = body.toString('utf8').trim() || `upstream returned HTTP ${status}`;
+  return Buffer.from(
+    JSON.stringify({ error: { message, type: 'upstream_error', param: null, code: String(status) } }),
+  );
+}

@@ -1,0 +1,108 @@
+/**
+ * Token costs written into the `io.envoy.ai_gateway` metadata: plain token counts or CEL expressions
+ * compiled once at config load and evaluated per response.
+ */
+import { celEnv, celUint, isCelError, isCelUint, parse, plan, type CelInput } from '@bufbuild/cel';
+import type { CostConfig } from '../config/schema';
+import type { TokenUsage } from '../translate/types';
+
+export interface CostInputs {
+  model: string;
+  backend: string;
+  usage: TokenUsage;
+}
+
+export type CostFunction = (inputs: CostInputs) => number;
+
+export interface CompiledCost {
+  metadataKey: string;
+  evaluate: CostFunction;
+}
+
+export class CostCompileError extends Error {}
+
+/** Token counts are bound as CEL int; expressions written for uint (`uint(3) * input_tokens`) or double also work. */
+type NumberFlavor = 'int' | 'uint' | 'double';
+const FLAVORS: readonly NumberFlavor[] = ['int', 'uint', 'double'];
+
+function bindNumber(value: number, flavor: NumberFlavor): CelInput {
+  if (flavor === 'int') return BigInt(value);
+  if (flavor === 'uint') return celUint(BigInt(value));
+  return value;
+}
+
+function bindings(inputs: CostInputs, flavor: NumberFlavor): Record<string, CelInput> {
+  const u = inputs.usage;
+  return {
+    model: inputs.model,
+    backend: inputs.backend,
+    input_tokens: bindNumber(u.input, flavor),
+    output_tokens: bindNumber(u.output, flavor),
+    total_tokens: bindNumber(u.total, flavor),
+    cached_input_tokens: bindNumber(u.cachedInput, flavor),
+    reasoning_tokens: bindNumber(u.reasoning, flavor),
+  };
+}
+
+function toCost(value: unknown): number | undefined {
+  let n: number;
+  if (typeof value === 'bigint') n = Number(value);
+  else if (typeof value === 'number') n = value;
+  else if (isCelUint(value)) n = Number(value.value);
+  else return undefined;
+  return Number.isFinite(n) ? Math.max(0, n) : undefined;
+}
+
+const SAMPLE: CostInputs = { model: 'sample-model', backend: 'sample-backend', usage: { input: 3, output: 5, total: 8, cachedInput: 1, reasoning: 2 } };
+
+export function compileCelCost(expression: string): CostFunction {
+  let program: ReturnType<typeof plan>;
+  try {
+    program = plan(celEnv(), parse(expression));
+  } catch (error) {
+    throw new CostCompileError(`CEL expression "${expression}" does not compile: ${(error as Error).message}`);
+  }
+  let lastProblem = '';
+  for (const flavor of FLAVORS) {
+    const result = program(bindings(SAMPLE, flavor));
+    if (isCelError(result)) {
+      lastProblem = result.message;
+      continue;
+    }
+    if (toCost(result) === undefined) {
+      throw new CostCompileError(`CEL expression "${expression}" must evaluate to a number, not ${typeof result}`);
+    }
+    return (inputs) => {
+      const value = program(bindings(inputs, flavor));
+      const cost = isCelError(value) ? undefined : toCost(value);
+      if (cost === undefined) throw new Error(`CEL expression "${expression}" failed: ${isCelError(value) ? value.message : 'not a number'}`);
+      return cost;
+    };
+  }
+  throw new CostCompileError(`CEL expression "${expression}" cannot be evaluated: ${lastProblem}`);
+}
+
+export function compileCost(cost: CostConfig): CompiledCost {
+  let evaluate: CostFunction;
+  switch (cost.type) {
+    case 'InputToken':
+      evaluate = ({ usage }) => usage.input;
+      break;
+    case 'OutputToken':
+      evaluate = ({ usage }) => usage.output;
+      break;
+    case 'TotalToken':
+      evaluate = ({ usage }) => usage.total;
+      break;
+    case 'CachedInputToken':
+      evaluate = ({ usage }) => usage.cachedInput;
+      break;
+    case 'ReasoningToken':
+      evaluate = ({ usage }) => usage.reasoning;
+      break;
+    case 'CEL':
+      evaluate = compileCelCost(cost.expression ?? '');
+      break;
+  }
+  return { metadataKey: cost.metadataKey, evaluate };
+}
