@@ -1,6 +1,7 @@
 /** The provider translators, by client API, operation and backend schema (merged into the registry). */
 import type { TranslatorTable } from '../translate/registry';
 import { anthropicMessagesPassthrough, openAIChatToAnthropicBackend } from './anthropic';
+import { anthropicMessagesToBedrock, openAIChatToBedrock } from './bedrock';
 
 export const PROVIDER_TRANSLATORS: TranslatorTable = {
   OpenAI: {
@@ -8,6 +9,7 @@ export const PROVIDER_TRANSLATORS: TranslatorTable = {
       Anthropic: openAIChatToAnthropicBackend,
       GCPAnthropic: openAIChatToAnthropicBackend,
       AWSAnthropic: openAIChatToAnthropicBackend,
+      AWSBedrock: openAIChatToBedrock,
     },
   },
   Anthropic: {
@@ -15,6 +17,7 @@ export const PROVIDER_TRANSLATORS: TranslatorTable = {
       Anthropic: anthropicMessagesPassthrough,
       GCPAnthropic: anthropicMessagesPassthrough,
       AWSAnthropic: anthropicMessagesPassthrough,
+      AWSBedrock: anthropicMessagesToBedrock,
     },
     count_tokens: {
       Anthropic: anthropicMessagesPassthrough,

@@ -1,0 +1,717 @@
+/**
+ * AWS Bedrock Converse / ConverseStream for OpenAI chat clients and Anthropic Messages clients.
+ * Streams arrive as `application/vnd.amazon.eventstream`; OpenAI clients get chat.completion.chunk SSE with
+ * the usage chunk last, Anthropic clients get Messages SSE events.
+ */
+import { EventStreamDecoder, EventStreamError } from '../eventstream';
+import { TranslationError, type TranslationContext, type TranslatorFactory, type UpstreamRequest } from '../translate/types';
+import {
+  asArray,
+  asNumber,
+  asObject,
+  asString,
+  checkRange,
+  ConvertingResponse,
+  count,
+  EMPTY,
+  invalid,
+  isObject,
+  JsonObject,
+  OpenAIUsageShape,
+  parseArguments,
+  parseDataUrl,
+  parseJsonBuffer,
+  rejectIfSet,
+  sseData,
+  sseEvent,
+  tokenUsage,
+  unsupported,
+  unsupportedContent,
+} from './common';
+import { bedrockModelSegment } from './anthropic';
+
+const BACKEND = 'AWSBedrock';
+
+const UNSUPPORTED_PARAMS: [string, unknown[]][] = [
+  ['logprobs', [undefined, null, false]],
+  ['top_logprobs', [undefined, null, 0]],
+  ['logit_bias', [undefined, null]],
+  ['presence_penalty', [undefined, null, 0]],
+  ['frequency_penalty', [undefined, null, 0]],
+  ['audio', [undefined, null]],
+  ['prediction', [undefined, null]],
+  ['reasoning_effort', [undefined, null]],
+  ['web_search_options', [undefined, null]],
+  ['functions', [undefined, null]],
+  ['function_call', [undefined, null]],
+];
+
+function conversePath(model: string, stream: boolean): string {
+  return `/model/${bedrockModelSegment(model)}/${stream ? 'converse-stream' : 'converse'}`;
+}
+
+const IMAGE_FORMATS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpeg', 'image/jpg': 'jpeg', 'image/gif': 'gif', 'image/webp': 'webp' };
+
+function imageBlock(url: unknown, param: string): JsonObject {
+  if (typeof url !== 'string') throw invalid(`${param} must be a string`, param);
+  const data = parseDataUrl(url);
+  if (!data) throw unsupported(param, BACKEND, 'images must be base64 data URLs');
+  const format = IMAGE_FORMATS[data.mediaType];
+  if (!format) throw unsupported(param, BACKEND, `image type "${data.mediaType}"`);
+  return { image: { format, source: { bytes: data.data } } };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// OpenAI chat -> Converse
+
+export function openAIChatToConverse(body: JsonObject): JsonObject {
+  for (const [param, neutral] of UNSUPPORTED_PARAMS) rejectIfSet(body, param, BACKEND, neutral);
+  if (body.n !== undefined && body.n !== null && body.n !== 1) throw unsupported('n', BACKEND, 'only n=1 is possible');
+  const format = asObject(body.response_format);
+  if (format && format.type !== 'text') throw unsupported('response_format', BACKEND, `type "${String(format.type)}"`);
+
+  const inferenceConfig: JsonObject = {};
+  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
+  if (maxTokens !== undefined && maxTokens !== null) {
+    if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) {
+      const param = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
+      throw invalid(`${param} must be a positive integer`, param);
+    }
+    inferenceConfig.maxTokens = maxTokens;
+  }
+  const temperature = checkRange(body, 'temperature', 0, 1);
+  if (temperature !== undefined) inferenceConfig.temperature = temperature;
+  const topP = checkRange(body, 'top_p', 0, 1);
+  if (topP !== undefined) inferenceConfig.topP = topP;
+  const stop = body.stop;
+  if (typeof stop === 'string') inferenceConfig.stopSequences = [stop];
+  else if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) {
+    if (stop.length > 0) inferenceConfig.stopSequences = stop;
+  } else if (stop !== undefined && stop !== null) throw invalid('stop must be a string or an array of strings', 'stop');
+
+  const out: JsonObject = { inferenceConfig };
+  const { system, messages } = convertMessages(body.messages);
+  out.messages = messages;
+  if (system.length > 0) out.system = system;
+  const toolConfig = convertTools(body.tools, body.tool_choice);
+  if (toolConfig) out.toolConfig = toolConfig;
+  if (isObject(body.thinking)) out.additionalModelRequestFields = { thinking: body.thinking };
+  return out;
+}
+
+function convertMessages(value: unknown): { system: JsonObject[]; messages: JsonObject[] } {
+  if (!Array.isArray(value)) throw invalid('messages must be an array', 'messages');
+  const system: JsonObject[] = [];
+  const messages: JsonObject[] = [];
+  const append = (role: 'user' | 'assistant', blocks: JsonObject[]) => {
+    const last = messages[messages.length - 1];
+    // Converse requires alternating roles: consecutive messages of one role are merged.
+    if (last?.role === role) (last.content as JsonObject[]).push(...blocks);
+    else messages.push({ content: blocks, role });
+  };
+  value.forEach((raw, i) => {
+    const message = asObject(raw);
+    if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
+    const param = `messages[${i}].content`;
+    switch (message.role) {
+      case 'system':
+      case 'developer':
+        for (const text of texts(message.content, param)) system.push({ text });
+        break;
+      case 'user':
+        append('user', userBlocks(message.content, param));
+        break;
+      case 'assistant': {
+        const blocks: JsonObject[] = [];
+        if (typeof message.reasoning_content === 'string' && typeof message.reasoning_signature === 'string') {
+          blocks.push({ reasoningContent: { reasoningText: { text: message.reasoning_content, signature: message.reasoning_signature } } });
+        }
+        if (message.content !== null && message.content !== undefined && message.content !== '') {
+          for (const text of texts(message.content, param)) blocks.push({ text });
+        }
+        asArray(message.tool_calls).forEach((call, j) => {
+          const c = asObject(call);
+          const fn = asObject(c?.function);
+          if (!c || !fn || typeof fn.name !== 'string') throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
+          blocks.push({
+            toolUse: {
+              toolUseId: asString(c.id) ?? '',
+              name: fn.name,
+              input: parseArguments(fn.arguments, `messages[${i}].tool_calls[${j}].function.arguments`),
+            },
+          });
+        });
+        if (blocks.length === 0) throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
+        append('assistant', blocks);
+        break;
+      }
+      case 'tool': {
+        const id = asString(message.tool_call_id);
+        if (!id) throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
+        const content = typeof message.content === 'string' ? [{ text: message.content }] : userBlocks(message.content, param);
+        append('user', [{ toolResult: { toolUseId: id, content } }]);
+        break;
+      }
+      default:
+        throw invalid(`messages[${i}].role ${JSON.stringify(message.role)} is not supported`, `messages[${i}].role`);
+    }
+  });
+  return { system, messages };
+}
+
+function texts(content: unknown, param: string): string[] {
+  if (typeof content === 'string') return [content];
+  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
+  return content.map((part, j) => {
+    const p = asObject(part);
+    if (p?.type === 'text' && typeof p.text === 'string') return p.text;
+    if (p?.type === 'refusal' && typeof p.refusal === 'string') return p.refusal;
+    throw unsupportedContent(`${param}[${j}]`, p?.type);
+  });
+}
+
+function userBlocks(content: unknown, param: string): JsonObject[] {
+  if (typeof content === 'string') return [{ text: content }];
+  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
+  return content.map((part, j) => {
+    const p = asObject(part);
+    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text };
+    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
+    throw unsupportedContent(`${param}[${j}]`, p?.type);
+  });
+}
+
+function convertTools(tools: unknown, choice: unknown): JsonObject | undefined {
+  if (tools === undefined || tools === null || choice === 'none') return undefined;
+  if (!Array.isArray(tools)) throw invalid('tools must be an array', 'tools');
+  if (tools.length === 0) return undefined;
+  const specs = tools.map((tool, i) => {
+    const t = asObject(tool);
+    const fn = asObject(t?.function);
+    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string') throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
+    const spec: JsonObject = { name: fn.name };
+    if (typeof fn.description === 'string') spec.description = fn.description;
+    spec.inputSchema = { json: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} } };
+    return { toolSpec: spec };
+  });
+  const config: JsonObject = { tools: specs };
+  if (choice === 'auto') config.toolChoice = { auto: {} };
+  else if (choice === 'required') config.toolChoice = { any: {} };
+  else if (choice !== undefined && choice !== null) {
+    const name = asString(asObject(asObject(choice)?.function)?.name);
+    if (!name) throw invalid('tool_choice must be "auto", "required", "none" or a function', 'tool_choice');
+    config.toolChoice = { tool: { name } };
+  }
+  return config;
+}
+
+export function converseFinishReason(reason: unknown): string {
+  switch (reason) {
+    case 'max_tokens':
+    case 'model_context_window_exceeded':
+      return 'length';
+    case 'tool_use':
+      return 'tool_calls';
+    case 'content_filtered':
+    case 'guardrail_intervened':
+      return 'content_filter';
+    default:
+      return 'stop';
+  }
+}
+
+/** Converse usage: inputTokens excludes cache reads and writes, as with Anthropic. */
+export function converseUsage(usage: JsonObject | undefined): OpenAIUsageShape {
+  const cacheRead = count(usage?.cacheReadInputTokens);
+  return {
+    prompt: count(usage?.inputTokens) + cacheRead + count(usage?.cacheWriteInputTokens),
+    completion: count(usage?.outputTokens),
+    cached: cacheRead,
+    reasoning: 0,
+  };
+}
+
+function openAIUsage(u: OpenAIUsageShape): JsonObject {
+  const out: JsonObject = { prompt_tokens: u.prompt, completion_tokens: u.completion, total_tokens: u.prompt + u.completion };
+  if (u.cached > 0) out.prompt_tokens_details = { cached_tokens: u.cached };
+  return out;
+}
+
+/** Converse response -> OpenAI chat.completion. */
+class ConverseToOpenAIResponse extends ConvertingResponse {
+  private decoder?: EventStreamDecoder;
+  private stream?: ConverseStreamToOpenAI;
+
+  constructor(private readonly context: TranslationContext) {
+    super('OpenAI', context.stream);
+  }
+
+  private requestId(): string {
+    return this.headers['x-amzn-requestid'] ?? this.context.requestId;
+  }
+
+  protected convertBody(whole: Buffer): Buffer {
+    const response = asObject(parseJsonBuffer(whole));
+    if (!response) return this.unreadable('Bedrock Converse');
+    const message = asObject(asObject(response.output)?.message);
+    let content: string | undefined;
+    let reasoning: string | undefined;
+    const toolCalls: JsonObject[] = [];
+    for (const raw of asArray(message?.content)) {
+      const block = asObject(raw);
+      if (!block) continue;
+      // The first text block is the message content (Converse answers one text block per turn segment).
+      if (typeof block.text === 'string') content ??= block.text;
+      const reasoningText = asString(asObject(asObject(block.reasoningContent)?.reasoningText)?.text);
+      if (reasoningText !== undefined) reasoning = (reasoning ?? '') + reasoningText;
+      const toolUse = asObject(block.toolUse);
+      if (toolUse) {
+        toolCalls.push({
+          id: asString(toolUse.toolUseId) ?? '',
+          type: 'function',
+          function: { name: asString(toolUse.name) ?? '', arguments: JSON.stringify(toolUse.input ?? {}) },
+        });
+      }
+    }
+    const out: JsonObject = { role: 'assistant' };
+    if (content !== undefined) out.content = content;
+    if (reasoning !== undefined) out.reasoning_content = reasoning;
+    if (toolCalls.length > 0) out.tool_calls = toolCalls;
+    const usage = converseUsage(asObject(response.usage));
+    this.usage = tokenUsage(usage);
+    return Buffer.from(
+      JSON.stringify({
+        id: this.requestId(),
+        object: 'chat.completion',
+        created: this.context.nowSeconds,
+        model: this.context.requestModel,
+        choices: [{ index: 0, message: out, finish_reason: converseFinishReason(response.stopReason) }],
+        usage: openAIUsage(usage),
+      }),
+    );
+  }
+
+  protected streamChunk(chunk: Buffer, endOfStream: boolean): Buffer {
+    this.decoder ??= new EventStreamDecoder();
+    this.stream ??= new ConverseStreamToOpenAI(this.context, this.requestId());
+    let out = '';
+    try {
+      for (const message of this.decoder.push(chunk)) out += this.stream.message(message.headers, message.payload);
+      if (endOfStream) this.decoder.end();
+    } catch (error) {
+      out += sseData({ type: 'error', error: { type: 'upstream_error', code: '502', message: streamErrorMessage(error) } });
+    }
+    if (endOfStream) out += this.stream.finish();
+    this.usage = tokenUsage(this.stream.usage);
+    return out === '' ? EMPTY : Buffer.from(out);
+  }
+}
+
+function streamErrorMessage(error: unknown): string {
+  return error instanceof EventStreamError ? error.message : 'could not translate the Bedrock event stream';
+}
+
+type EventHeaders = Record<string, unknown>;
+
+/** In-band exception frames (`:message-type: exception`) -> an error object. */
+function exceptionOf(headers: EventHeaders, payload: Buffer): { type: string; message: string } | undefined {
+  const messageType = headers[':message-type'];
+  if (messageType !== 'exception' && messageType !== 'error') return undefined;
+  const parsed = asObject(parseJsonBuffer(payload));
+  return {
+    type: String(headers[':exception-type'] ?? headers[':error-code'] ?? 'ModelStreamErrorException'),
+    message: asString(parsed?.message) ?? asString(headers[':error-message']) ?? 'Bedrock stream error',
+  };
+}
+
+/** ConverseStream events -> OpenAI chunks, exactly one `data:` per content event, usage last. */
+export class ConverseStreamToOpenAI {
+  private usageShape: OpenAIUsageShape = { prompt: 0, completion: 0, cached: 0, reasoning: 0 };
+  private serviceTier: string | undefined;
+  private sawMetadata = false;
+  private toolIndexByBlock = new Map<number, number>();
+  private nextToolIndex = 0;
+  private finished = false;
+
+  constructor(
+    private readonly context: TranslationContext,
+    private readonly id: string,
+  ) {}
+
+  get usage(): OpenAIUsageShape {
+    return this.usageShape;
+  }
+
+  private chunk(delta: JsonObject, finishReason?: string): string {
+    const choice: JsonObject = { index: 0, delta };
+    if (finishReason !== undefined) choice.finish_reason = finishReason;
+    return sseData({ id: this.id, choices: [choice], created: this.context.nowSeconds, model: this.context.requestModel, object: 'chat.completion.chunk' });
+  }
+
+  message(headers: EventHeaders, payload: Buffer): string {
+    const exception = exceptionOf(headers, payload);
+    if (exception) return sseData({ type: 'error', error: { type: exception.type, code: '500', message: exception.message } });
+    const eventType = headers[':event-type'];
+    if (typeof eventType !== 'string') return '';
+    const event = asObject(parseJsonBuffer(payload));
+    if (!event) return '';
+    switch (eventType) {
+      case 'messageStart':
+        return this.chunk({ content: '', role: 'assistant' });
+      case 'contentBlockStart': {
+        const toolUse = asObject(asObject(event.start)?.toolUse);
+        if (!toolUse) return '';
+        const toolIndex = this.nextToolIndex++;
+        const blockIndex = asNumber(event.contentBlockIndex);
+        if (blockIndex !== undefined) this.toolIndexByBlock.set(blockIndex, toolIndex);
+        this.lastToolIndex = toolIndex;
+        return this.chunk({
+          role: 'assistant',
+          tool_calls: [{ index: toolIndex, id: asString(toolUse.toolUseId) ?? '', function: { arguments: '', name: asString(toolUse.name) ?? '' }, type: 'function' }],
+        });
+      }
+      case 'contentBlockDelta': {
+        const delta = asObject(event.delta);
+        if (!delta) return '';
+        if (typeof delta.text === 'string') return this.chunk({ content: delta.text, role: 'assistant' });
+        const toolUse = asObject(delta.toolUse);
+        if (toolUse) {
+          const blockIndex = asNumber(event.contentBlockIndex);
+          const toolIndex = (blockIndex !== undefined ? this.toolIndexByBlock.get(blockIndex) : undefined) ?? this.lastToolIndex;
+          return this.chunk({
+            role: 'assistant',
+            tool_calls: [{ index: toolIndex, id: null, function: { arguments: asString(toolUse.input) ?? '', name: '' }, type: 'function' }],
+          });
+        }
+        const reasoning = asObject(delta.reasoningContent);
+        if (reasoning && typeof reasoning.text === 'string') return this.chunk({ reasoning_content: reasoning.text, role: 'assistant' });
+        return '';
+      }
+      case 'messageStop':
+        return this.chunk({ content: '', role: 'assistant' }, converseFinishReason(event.stopReason));
+      case 'metadata':
+        this.usageShape = converseUsage(asObject(event.usage));
+        this.serviceTier = asString(asObject(event.serviceTier)?.type) ?? this.serviceTier;
+        this.sawMetadata = true;
+        return '';
+      default:
+        return '';
+    }
+  }
+
+  private lastToolIndex = 0;
+
+  /** The usage chunk (when Bedrock reported usage) and [DONE], once. */
+  finish(): string {
+    if (this.finished) return '';
+    this.finished = true;
+    let out = '';
+    if (this.sawMetadata) {
+      const chunk: JsonObject = { id: this.id, choices: [], created: this.context.nowSeconds, model: this.context.requestModel };
+      if (this.serviceTier !== undefined) chunk.service_tier = this.serviceTier;
+      chunk.object = 'chat.completion.chunk';
+      chunk.usage = openAIUsage(this.usageShape);
+      out += sseData(chunk);
+    }
+    return `${out}data: [DONE]\n\n`;
+  }
+}
+
+export const openAIChatToBedrock: TranslatorFactory = (context) => ({
+  request(body): UpstreamRequest {
+    return { path: conversePath(context.upstreamModel, context.stream), body: openAIChatToConverse(body), setHeaders: {}, removeHeaders: [] };
+  },
+  response: () => new ConverseToOpenAIResponse(context),
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Anthropic Messages -> Converse
+
+const ANTHROPIC_STOP: Record<string, string> = {
+  end_turn: 'end_turn',
+  tool_use: 'tool_use',
+  max_tokens: 'max_tokens',
+  stop_sequence: 'stop_sequence',
+  content_filtered: 'refusal',
+  guardrail_intervened: 'refusal',
+  model_context_window_exceeded: 'model_context_window_exceeded',
+};
+
+export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
+  rejectIfSet(body, 'top_k', BACKEND);
+  const inferenceConfig: JsonObject = {};
+  if (body.max_tokens !== undefined) {
+    if (typeof body.max_tokens !== 'number' || !Number.isInteger(body.max_tokens) || body.max_tokens < 1) {
+      throw invalid('max_tokens must be a positive integer', 'max_tokens');
+    }
+    inferenceConfig.maxTokens = body.max_tokens;
+  }
+  const temperature = checkRange(body, 'temperature', 0, 1);
+  if (temperature !== undefined) inferenceConfig.temperature = temperature;
+  const topP = checkRange(body, 'top_p', 0, 1);
+  if (topP !== undefined) inferenceConfig.topP = topP;
+  if (Array.isArray(body.stop_sequences) && body.stop_sequences.length > 0) inferenceConfig.stopSequences = body.stop_sequences;
+
+  const out: JsonObject = { inferenceConfig };
+  if (typeof body.system === 'string') out.system = [{ text: body.system }];
+  else if (Array.isArray(body.system)) {
+    out.system = body.system.map((b, i) => {
+      const text = asString(asObject(b)?.text);
+      if (text === undefined) throw unsupportedContent(`system[${i}]`, asObject(b)?.type);
+      return { text };
+    });
+  }
+  if (!Array.isArray(body.messages)) throw invalid('messages must be an array', 'messages');
+  out.messages = body.messages.map((raw, i) => {
+    const message = asObject(raw);
+    if (!message || (message.role !== 'user' && message.role !== 'assistant')) throw invalid(`messages[${i}].role must be "user" or "assistant"`, `messages[${i}].role`);
+    const content = typeof message.content === 'string' ? [{ text: message.content }] : asArray(message.content).map((b, j) => anthropicBlockToConverse(b, `messages[${i}].content[${j}]`));
+    return { content, role: message.role };
+  });
+  if (Array.isArray(body.tools) && body.tools.length > 0) {
+    const config: JsonObject = {
+      tools: body.tools.map((raw, i) => {
+        const tool = asObject(raw);
+        if (!tool || typeof tool.name !== 'string' || !isObject(tool.input_schema)) throw unsupported(`tools[${i}]`, BACKEND, 'only custom tools with an input_schema');
+        const spec: JsonObject = { name: tool.name };
+        if (typeof tool.description === 'string') spec.description = tool.description;
+        spec.inputSchema = { json: tool.input_schema };
+        return { toolSpec: spec };
+      }),
+    };
+    const choice = asObject(body.tool_choice);
+    if (choice?.type === 'auto') config.toolChoice = { auto: {} };
+    else if (choice?.type === 'any') config.toolChoice = { any: {} };
+    else if (choice?.type === 'tool' && typeof choice.name === 'string') config.toolChoice = { tool: { name: choice.name } };
+    if (choice?.type !== 'none') out.toolConfig = config;
+  }
+  if (isObject(body.thinking)) out.additionalModelRequestFields = { thinking: body.thinking };
+  return out;
+}
+
+function anthropicBlockToConverse(raw: unknown, param: string): JsonObject {
+  const block = asObject(raw);
+  switch (block?.type) {
+    case 'text':
+      return { text: asString(block.text) ?? '' };
+    case 'image': {
+      const source = asObject(block.source);
+      const format = IMAGE_FORMATS[asString(source?.media_type) ?? ''];
+      if (source?.type !== 'base64' || !format) throw unsupported(param, BACKEND, 'images must be base64 png, jpeg, gif or webp');
+      return { image: { format, source: { bytes: source.data } } };
+    }
+    case 'tool_use':
+      return { toolUse: { toolUseId: block.id, name: block.name, input: block.input ?? {} } };
+    case 'tool_result': {
+      const content =
+        typeof block.content === 'string'
+          ? [{ text: block.content }]
+          : asArray(block.content).map((c, k) => anthropicBlockToConverse(c, `${param}.content[${k}]`));
+      const result: JsonObject = { toolUseId: block.tool_use_id, content };
+      if (block.is_error === true) result.status = 'error';
+      return { toolResult: result };
+    }
+    case 'thinking':
+      return { reasoningContent: { reasoningText: { text: block.thinking, signature: block.signature } } };
+    default:
+      throw unsupportedContent(param, block?.type);
+  }
+}
+
+/** Converse response -> Anthropic message / Messages SSE. */
+class ConverseToAnthropicResponse extends ConvertingResponse {
+  private decoder?: EventStreamDecoder;
+  private stream?: ConverseStreamToAnthropic;
+
+  constructor(private readonly context: TranslationContext) {
+    super('Anthropic', context.stream);
+  }
+
+  private messageId(): string {
+    return this.headers['x-amzn-requestid'] ?? this.context.requestId;
+  }
+
+  protected convertBody(whole: Buffer): Buffer {
+    const response = asObject(parseJsonBuffer(whole));
+    if (!response) return this.unreadable('Bedrock Converse');
+    const content: JsonObject[] = [];
+    for (const raw of asArray(asObject(asObject(response.output)?.message)?.content)) {
+      const block = asObject(raw);
+      if (!block) continue;
+      if (typeof block.text === 'string') content.push({ type: 'text', text: block.text });
+      const reasoning = asObject(asObject(block.reasoningContent)?.reasoningText);
+      if (reasoning) content.push({ type: 'thinking', thinking: reasoning.text ?? '', signature: reasoning.signature ?? '' });
+      const toolUse = asObject(block.toolUse);
+      if (toolUse) content.push({ type: 'tool_use', id: toolUse.toolUseId, name: toolUse.name, input: toolUse.input ?? {} });
+    }
+    const usage = asObject(response.usage);
+    const counts = converseUsage(usage);
+    this.usage = tokenUsage(counts);
+    return Buffer.from(
+      JSON.stringify({
+        id: this.messageId(),
+        type: 'message',
+        role: 'assistant',
+        content,
+        model: this.context.requestModel,
+        stop_reason: ANTHROPIC_STOP[asString(response.stopReason) ?? ''] ?? 'end_turn',
+        usage: {
+          cache_creation_input_tokens: count(usage?.cacheWriteInputTokens),
+          cache_read_input_tokens: count(usage?.cacheReadInputTokens),
+          input_tokens: count(usage?.inputTokens),
+          output_tokens: count(usage?.outputTokens),
+        },
+      }),
+    );
+  }
+
+  protected streamChunk(chunk: Buffer, endOfStream: boolean): Buffer {
+    this.decoder ??= new EventStreamDecoder();
+    this.stream ??= new ConverseStreamToAnthropic(this.context, this.messageId());
+    let out = '';
+    try {
+      for (const message of this.decoder.push(chunk)) out += this.stream.message(message.headers, message.payload);
+      if (endOfStream) this.decoder.end();
+    } catch (error) {
+      out += sseEvent('error', { type: 'error', error: { type: 'api_error', message: streamErrorMessage(error) } });
+    }
+    if (endOfStream) out += this.stream.finish();
+    this.usage = tokenUsage(this.stream.usage);
+    return out === '' ? EMPTY : Buffer.from(out);
+  }
+}
+
+/** ConverseStream events -> Anthropic Messages SSE events. */
+class ConverseStreamToAnthropic {
+  private raw: JsonObject | undefined;
+  private stopReason: string | null = null;
+  private started = false;
+  private finished = false;
+  private openBlocks = new Set<number>();
+
+  constructor(
+    private readonly context: TranslationContext,
+    private readonly id: string,
+  ) {}
+
+  get usage(): OpenAIUsageShape {
+    return converseUsage(this.raw);
+  }
+
+  private start(): string {
+    if (this.started) return '';
+    this.started = true;
+    return sseEvent('message_start', {
+      type: 'message_start',
+      message: {
+        id: this.id,
+        type: 'message',
+        role: 'assistant',
+        content: [],
+        model: this.context.requestModel,
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { input_tokens: 0, output_tokens: 0 },
+      },
+    });
+  }
+
+  private openBlock(index: number, block: JsonObject): string {
+    if (this.openBlocks.has(index)) return '';
+    this.openBlocks.add(index);
+    return sseEvent('content_block_start', { type: 'content_block_start', index, content_block: block });
+  }
+
+  message(headers: EventHeaders, payload: Buffer): string {
+    const exception = exceptionOf(headers, payload);
+    if (exception) return sseEvent('error', { type: 'error', error: { type: 'api_error', message: exception.message } });
+    const eventType = headers[':event-type'];
+    const event = typeof eventType === 'string' ? asObject(parseJsonBuffer(payload)) : undefined;
+    if (!event) return '';
+    const index = asNumber(event.contentBlockIndex) ?? 0;
+    switch (eventType) {
+      case 'messageStart':
+        return this.start();
+      case 'contentBlockStart': {
+        const toolUse = asObject(asObject(event.start)?.toolUse);
+        if (!toolUse) return this.start();
+        return this.start() + this.openBlock(index, { type: 'tool_use', id: toolUse.toolUseId, name: toolUse.name, input: {} });
+      }
+      case 'contentBlockDelta': {
+        const delta = asObject(event.delta);
+        if (!delta) return '';
+        if (typeof delta.text === 'string') {
+          return (
+            this.start() +
+            this.openBlock(index, { type: 'text', text: '' }) +
+            sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'text_delta', text: delta.text } })
+          );
+        }
+        const toolUse = asObject(delta.toolUse);
+        if (toolUse) {
+          return sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: asString(toolUse.input) ?? '' } });
+        }
+        const reasoning = asObject(delta.reasoningContent);
+        if (reasoning) {
+          let out = this.start() + this.openBlock(index, { type: 'thinking', thinking: '', signature: '' });
+          if (typeof reasoning.text === 'string') {
+            out += sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'thinking_delta', thinking: reasoning.text } });
+          }
+          if (typeof reasoning.signature === 'string') {
+            out += sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: reasoning.signature } });
+          }
+          return out;
+        }
+        return '';
+      }
+      case 'contentBlockStop':
+        if (!this.openBlocks.delete(index)) return '';
+        return sseEvent('content_block_stop', { type: 'content_block_stop', index });
+      case 'messageStop':
+        this.stopReason = ANTHROPIC_STOP[asString(event.stopReason) ?? ''] ?? 'end_turn';
+        return '';
+      case 'metadata':
+        this.raw = asObject(event.usage);
+        return '';
+      default:
+        return '';
+    }
+  }
+
+  finish(): string {
+    if (this.finished) return '';
+    this.finished = true;
+    let out = this.start();
+    for (const index of this.openBlocks) out += sseEvent('content_block_stop', { type: 'content_block_stop', index });
+    this.openBlocks.clear();
+    out += sseEvent('message_delta', {
+      type: 'message_delta',
+      delta: { stop_reason: this.stopReason ?? 'end_turn', stop_sequence: null },
+      usage: {
+        input_tokens: count(this.raw?.inputTokens),
+        cache_creation_input_tokens: count(this.raw?.cacheWriteInputTokens),
+        cache_read_input_tokens: count(this.raw?.cacheReadInputTokens),
+        output_tokens: count(this.raw?.outputTokens),
+      },
+    });
+    return out + sseEvent('message_stop', { type: 'message_stop' });
+  }
+}
+
+export const anthropicMessagesToBedrock: TranslatorFactory = (context) => {
+  if (context.operation === 'count_tokens') {
+    return {
+      request: () => {
+        throw new TranslationError(422, 'count_tokens is not supported by the AWSBedrock backend', 'invalid_request_error');
+      },
+      response: () => new ConverseToAnthropicResponse(context),
+    };
+  }
+  return {
+    request(body): UpstreamRequest {
+      const stream = body.stream === true;
+      return { path: conversePath(context.upstreamModel, stream), body: anthropicMessagesToConverse(body), setHeaders: {}, removeHeaders: [] };
+    },
+    response: () => new ConverseToAnthropicResponse(context),
+  };
+};
