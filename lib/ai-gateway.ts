@@ -1,0 +1,345 @@
+import { ApiObject, Size } from 'cdk8s';
+import { Construct } from 'constructs';
+import {
+  ENVOY_GATEWAY_API_VERSION,
+  GATEWAY_API_GROUP,
+  GATEWAY_API_VERSION,
+  customResource,
+  type BackendTrafficPolicySpec,
+  type ClientTrafficPolicySpec,
+  type GatewayListener,
+  type GatewaySpec,
+  type GlobalRateLimitRule,
+} from './crds';
+import { invalid } from './errors';
+import { ModelMatchIndex } from './model-match';
+import { checkLabelName, defaultName, derivedName, resolveNamespace } from './names';
+import { Processor, type ProcessorOptions } from './processor';
+
+/** A Gateway that AIRoutes can attach to. */
+export interface IGatewayReference {
+  readonly gatewayName: string;
+  readonly gatewayNamespace: string;
+}
+
+/** A Gateway created elsewhere (not by an AIGateway in this app). */
+export class GatewayReference implements IGatewayReference {
+  /** References the Gateway `name` in `namespace`. */
+  static fromName(name: string, namespace: string): GatewayReference {
+    return new GatewayReference(name, namespace);
+  }
+
+  private constructor(
+    readonly gatewayName: string,
+    readonly gatewayNamespace: string,
+  ) {}
+}
+
+/** Which namespaces may attach routes to the gateway's listeners. */
+export class AllowedRoutes {
+  /** Routes from the gateway's namespace only (Gateway API default). */
+  static sameNamespace(): AllowedRoutes {
+    return new AllowedRoutes('Same');
+  }
+
+  /** Routes from any namespace. */
+  static allNamespaces(): AllowedRoutes {
+    return new AllowedRoutes('All');
+  }
+
+  /** Routes from the named namespaces (selected by their `kubernetes.io/metadata.name` label). */
+  static fromNamespaces(...names: string[]): AllowedRoutes {
+    if (names.length === 0) throw new Error('AllowedRoutes.fromNamespaces needs at least one namespace name');
+    return new AllowedRoutes('Names', names);
+  }
+
+  /** Routes from namespaces carrying all of these labels. */
+  static fromNamespaceLabels(labels: Record<string, string>): AllowedRoutes {
+    return new AllowedRoutes('Labels', undefined, labels);
+  }
+
+  private constructor(
+    private readonly mode: 'Same' | 'All' | 'Names' | 'Labels',
+    private readonly names?: readonly string[],
+    private readonly labels?: Record<string, string>,
+  ) {}
+
+  /** @internal false when a route in `routeNamespace` certainly cannot attach; undefined when it depends on labels. */
+  _admits(routeNamespace: string, gatewayNamespace: string): boolean | undefined {
+    switch (this.mode) {
+      case 'Same':
+        return routeNamespace === gatewayNamespace;
+      case 'All':
+        return true;
+      case 'Names':
+        return this.names!.includes(routeNamespace);
+      case 'Labels':
+        return undefined;
+    }
+  }
+
+  /** @internal */
+  _toSpec(): GatewayListener['allowedRoutes'] {
+    const kinds = [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute' as const }];
+    switch (this.mode) {
+      case 'Same':
+        return { namespaces: { from: 'Same' }, kinds };
+      case 'All':
+        return { namespaces: { from: 'All' }, kinds };
+      case 'Names':
+        return {
+          namespaces: {
+            from: 'Selector',
+            selector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [...this.names!] }] },
+          },
+          kinds,
+        };
+      case 'Labels':
+        return { namespaces: { from: 'Selector', selector: { matchLabels: { ...this.labels! } } }, kinds };
+    }
+  }
+}
+
+/** The GatewayClass of the gateway. */
+export class GatewayClass {
+  /** Emits a GatewayClass named `name` for Envoy Gateway's controller. */
+  static create(name: string): GatewayClass {
+    return new GatewayClass(name, true);
+  }
+
+  /** Uses an existing GatewayClass (e.g. `eg` from the Envoy Gateway quickstart). */
+  static fromName(name: string): GatewayClass {
+    return new GatewayClass(name, false);
+  }
+
+  private constructor(
+    readonly name: string,
+    readonly emit: boolean,
+  ) {}
+}
+
+export interface HttpListenerOptions {
+  /**
+   * Whether to open a plain HTTP listener.
+   * @default true
+   */
+  readonly enabled?: boolean;
+  /** @default 80 */
+  readonly port?: number;
+  /**
+   * Host this listener answers for.
+   * @default - any host
+   */
+  readonly hostname?: string;
+}
+
+export interface HttpsListenerOptions {
+  /** @default 443 */
+  readonly port?: number;
+  /**
+   * Host this listener answers for.
+   * @default - any host
+   */
+  readonly hostname?: string;
+  /** Names of `kubernetes.io/tls` Secrets in the gateway's namespace. */
+  readonly certificateSecretNames: readonly string[];
+}
+
+export interface AIGatewayProps {
+  /**
+   * Name of the Gateway; also the stem of the processor's object names.
+   * @default - derived from the construct path
+   */
+  readonly name?: string;
+  /**
+   * Namespace of the Gateway, the processor and the policies.
+   * @default - the chart's namespace, else "default"
+   */
+  readonly namespace?: string;
+  /**
+   * GatewayClass to use or emit.
+   * @default GatewayClass.create(<gateway name>)
+   */
+  readonly gatewayClass?: GatewayClass;
+  /**
+   * Plain HTTP listener.
+   * @default - port 80, any host
+   */
+  readonly http?: HttpListenerOptions;
+  /**
+   * HTTPS listener terminating TLS with the given certificates.
+   * @default - no HTTPS listener
+   */
+  readonly https?: HttpsListenerOptions;
+  /**
+   * Namespaces whose routes may attach.
+   * @default AllowedRoutes.sameNamespace()
+   */
+  readonly allowedRoutes?: AllowedRoutes;
+  /**
+   * Largest request body Envoy buffers (ClientTrafficPolicy `connection.bufferLimit`) and the processor accepts.
+   * Envoy Gateway's default of 32 KiB answers larger chat requests with 413.
+   * @default Size.mebibytes(50)
+   */
+  readonly requestBufferLimit?: Size;
+  /**
+   * Namespace where Envoy Gateway runs the proxy pods of this gateway (the NetworkPolicy admits them).
+   * @default "envoy-gateway-system"
+   */
+  readonly envoyGatewayNamespace?: string;
+  /**
+   * The processor workload.
+   * @default - see ProcessorOptions
+   */
+  readonly processor?: ProcessorOptions;
+}
+
+/**
+ * A Gateway for AI traffic on Envoy Gateway: the Gateway (and optionally its GatewayClass), a
+ * ClientTrafficPolicy raising the request buffer limit, and the processor (ext_proc) attached to the whole
+ * Gateway through one EnvoyExtensionPolicy. Gateway-level token budgets go into one BackendTrafficPolicy.
+ */
+export class AIGateway extends Construct implements IGatewayReference {
+  readonly gatewayName: string;
+  readonly gatewayNamespace: string;
+  /** Name of the processor's Service (port 9002 gRPC, 9090 admin). */
+  readonly processorServiceName: string;
+  /** Name of the ConfigMap holding the processor's `config.json`. */
+  readonly configMapName: string;
+  /** Name of the processor's ServiceAccount (annotate it for IRSA / workload identity via `processor.serviceAccountAnnotations`). */
+  readonly serviceAccountName: string;
+  readonly gatewayClassName: string;
+  readonly processor: Processor;
+  readonly allowedRoutes: AllowedRoutes;
+  /** @internal model matches of all attached routes, for conflict checks */
+  readonly _modelIndex = new ModelMatchIndex();
+  private readonly budgets: GlobalRateLimitRule[] = [];
+  private budgetPolicy?: ApiObject;
+
+  constructor(scope: Construct, id: string, props: AIGatewayProps = {}) {
+    super(scope, id);
+    this.gatewayNamespace = resolveNamespace(this, props.namespace);
+    this.gatewayName = checkLabelName(this, 'name', props.name ?? defaultName(this), { startWithLetter: true });
+    this.allowedRoutes = props.allowedRoutes ?? AllowedRoutes.sameNamespace();
+    const envoyGatewayNamespace = checkLabelName(this, 'envoyGatewayNamespace', props.envoyGatewayNamespace ?? 'envoy-gateway-system');
+    const bufferLimit = props.requestBufferLimit ?? Size.mebibytes(50);
+    const bufferBytes = Math.round(bufferLimit.toKibibytes() * 1024);
+    if (!(bufferBytes >= 1024)) throw invalid(this, 'requestBufferLimit', `${bufferBytes} bytes`, 'must be at least 1 KiB');
+
+    const gatewayClass = props.gatewayClass ?? GatewayClass.create(this.gatewayName);
+    this.gatewayClassName = checkLabelName(this, 'gatewayClass', gatewayClass.name);
+    if (gatewayClass.emit) {
+      new ApiObject(this, 'GatewayClass', {
+        apiVersion: GATEWAY_API_VERSION,
+        kind: 'GatewayClass',
+        metadata: { name: this.gatewayClassName },
+        spec: { controllerName: 'gateway.envoyproxy.io/gatewayclass-controller' },
+      });
+    }
+
+    const listeners: GatewayListener[] = [];
+    const allowed = this.allowedRoutes._toSpec();
+    if (props.http?.enabled !== false) {
+      const port = this.checkPort('http.port', props.http?.port ?? 80);
+      listeners.push({ name: 'http', protocol: 'HTTP', port, ...this.listenerHostname('http.hostname', props.http?.hostname), allowedRoutes: allowed });
+    }
+    if (props.https) {
+      const port = this.checkPort('https.port', props.https.port ?? 443);
+      if (props.https.certificateSecretNames.length === 0) {
+        throw invalid(this, 'https.certificateSecretNames', props.https.certificateSecretNames, 'needs at least one TLS Secret');
+      }
+      const certificateRefs = props.https.certificateSecretNames.map((name) => ({
+        kind: 'Secret' as const,
+        group: '' as const,
+        name: checkLabelName(this, 'https.certificateSecretNames', name),
+      }));
+      listeners.push({
+        name: 'https',
+        protocol: 'HTTPS',
+        port,
+        ...this.listenerHostname('https.hostname', props.https.hostname),
+        tls: { mode: 'Terminate', certificateRefs },
+        allowedRoutes: allowed,
+      });
+    }
+    if (listeners.length === 0) throw invalid(this, 'http.enabled', false, 'a gateway needs at least one listener; enable http or configure https');
+    if (listeners.length === 2 && listeners[0].port === listeners[1].port) {
+      throw invalid(this, 'https.port', listeners[1].port, 'is already used by the HTTP listener');
+    }
+
+    customResource<GatewaySpec>(this, 'Gateway', GATEWAY_API_VERSION, 'Gateway', { name: this.gatewayName, namespace: this.gatewayNamespace }, {
+      gatewayClassName: this.gatewayClassName,
+      listeners,
+    });
+    const gatewayRef = { group: GATEWAY_API_GROUP, kind: 'Gateway', name: this.gatewayName };
+    customResource<ClientTrafficPolicySpec>(
+      this,
+      'ClientTrafficPolicy',
+      ENVOY_GATEWAY_API_VERSION,
+      'ClientTrafficPolicy',
+      { name: derivedName([this.gatewayName, 'buffer']), namespace: this.gatewayNamespace },
+      { targetRefs: [gatewayRef], connection: { bufferLimit: sizeQuantity(bufferLimit) } },
+    );
+
+    this.processor = new Processor(this, 'Processor', {
+      ...props.processor,
+      baseName: this.gatewayName,
+      namespace: this.gatewayNamespace,
+      policyTarget: gatewayRef,
+      gateway: { name: this.gatewayName, namespace: this.gatewayNamespace },
+      envoyGatewayNamespace,
+      maxRequestBodyBytes: bufferBytes,
+    });
+    this.processorServiceName = this.processor.serviceName;
+    this.configMapName = this.processor.configMapName;
+    this.serviceAccountName = this.processor.serviceAccountName;
+  }
+
+  /** Whether gateway-level token budgets exist (route-level policies then merge into the gateway's). */
+  get hasBudgets(): boolean {
+    return this.budgets.length > 0;
+  }
+
+  /** @internal adds a gateway-level rate limit rule to the gateway's single BackendTrafficPolicy. */
+  _addBudget(rule: GlobalRateLimitRule): void {
+    this.budgets.push(rule);
+    this.budgetPolicy ??= customResource<BackendTrafficPolicySpec>(
+      this,
+      'BudgetPolicy',
+      ENVOY_GATEWAY_API_VERSION,
+      'BackendTrafficPolicy',
+      { name: derivedName([this.gatewayName, 'budgets']), namespace: this.gatewayNamespace },
+      () => ({
+        targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'Gateway', name: this.gatewayName }],
+        rateLimit: { type: 'Global', global: { rules: [...this.budgets] } },
+      }),
+    );
+  }
+
+  private checkPort(prop: string, port: number): number {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalid(this, prop, port, 'must be an integer between 1 and 65535');
+    return port;
+  }
+
+  private listenerHostname(prop: string, hostname: string | undefined): { hostname?: string } {
+    if (hostname === undefined) return {};
+    if (!/^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(hostname)) {
+      throw invalid(this, prop, hostname, 'must be a lower-case DNS name, optionally starting with "*."');
+    }
+    return { hostname };
+  }
+}
+
+/** Renders a Size as a Kubernetes quantity in the largest whole binary unit. */
+export function sizeQuantity(size: Size): string {
+  const bytes = Math.round(size.toKibibytes() * 1024);
+  const units: [string, number][] = [
+    ['Gi', 1024 ** 3],
+    ['Mi', 1024 ** 2],
+    ['Ki', 1024],
+  ];
+  for (const [suffix, factor] of units) {
+    if (bytes % factor === 0) return `${bytes / factor}${suffix}`;
+  }
+  return String(bytes);
+}

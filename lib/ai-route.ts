@@ -1,0 +1,452 @@
+import { ApiObject, Duration } from 'cdk8s';
+import { Construct } from 'constructs';
+import { BACKEND_HEADER, type BackendConfig, type RouteConfig, type RouteEndpoint } from '../processor/src/config/schema';
+import { AIGateway, type IGatewayReference } from './ai-gateway';
+import {
+  ENVOY_GATEWAY_API_VERSION,
+  ENVOY_GATEWAY_GROUP,
+  GATEWAY_API_GROUP,
+  GATEWAY_API_VERSION,
+  customResource,
+  gatewayDuration,
+  type BackendTrafficPolicySpec,
+  type GlobalRateLimitRule,
+  type HTTPRouteFilterSpec,
+  type HTTPRouteRule,
+  type HTTPRouteSpec,
+  type RetrySpec,
+} from './crds';
+import { invalid } from './errors';
+import { ModelMatch, ModelMatchIndex } from './model-match';
+import { MAX_SUBDOMAIN_LENGTH, checkLabelName, defaultName, derivedName, resolveNamespace, shortHash } from './names';
+import { Processor, type ProcessorOptions } from './processor';
+import { ProviderBackend } from './provider-backend';
+
+/** HTTPRoute allows 16 rules; one is the catch-all 404. */
+export const MAX_BACKENDS_PER_ROUTE = 15;
+
+/** A backend a rule sends matching requests to. */
+export interface RouteBackend {
+  readonly backend: ProviderBackend;
+  /**
+   * Share of traffic among the backends of the same priority.
+   * @default 1
+   */
+  readonly weight?: number;
+  /**
+   * 0 is tried first; higher priorities take traffic while all lower ones are failing.
+   * @default 0
+   */
+  readonly priority?: number;
+  /**
+   * Model name sent upstream instead of the client's.
+   * @default - the client's model name
+   */
+  readonly modelNameOverride?: string;
+}
+
+/** Requests asking for one of `models` go to `backends`. Rules are tried in order. */
+export interface AIRouteRule {
+  readonly models: readonly ModelMatch[];
+  readonly backends: readonly RouteBackend[];
+}
+
+/** Retries of failed upstream attempts (Envoy retries the backend the processor chose). */
+export interface RouteRetry {
+  /** Number of retries after the first attempt. */
+  readonly attempts: number;
+  /**
+   * Upstream status codes that trigger a retry.
+   * @default [502, 503, 504]
+   */
+  readonly statusCodes?: readonly number[];
+  /**
+   * Timeout of each attempt.
+   * @default - the request timeout
+   */
+  readonly perTryTimeout?: Duration;
+}
+
+export interface AIRouteProps {
+  /** The gateway to attach to: an AIGateway of this app, or `GatewayReference.fromName(name, namespace)`. */
+  readonly gateway: IGatewayReference;
+  /** Model routing rules, tried in order. */
+  readonly rules: readonly AIRouteRule[];
+  /**
+   * Name of the HTTPRoute.
+   * @default - derived from the construct path
+   */
+  readonly name?: string;
+  /**
+   * Namespace of the HTTPRoute and its policies.
+   * @default - the chart's namespace, else "default"
+   */
+  readonly namespace?: string;
+  /**
+   * Hosts this route answers for (entries may start with `*.`).
+   * @default - every host of the gateway's listeners
+   */
+  readonly hostnames?: readonly string[];
+  /**
+   * Prefix of the OpenAI-compatible API (`<prefix>/chat/completions`, `/embeddings`, `/models`, ...).
+   * @default "/v1"
+   */
+  readonly pathPrefix?: string;
+  /**
+   * Prefix of an additional Anthropic Messages API (`<prefix>/messages`), e.g. `/anthropic/v1`.
+   * @default - no Anthropic endpoint
+   */
+  readonly anthropicPathPrefix?: string;
+  /**
+   * Time Envoy allows for the whole request (Envoy's 15 s default cuts long generations).
+   * @default Duration.seconds(60)
+   */
+  readonly requestTimeout?: Duration;
+  /**
+   * Retries of the chosen backend.
+   * @default - no retries
+   */
+  readonly retry?: RouteRetry;
+  /**
+   * Headers every request must carry; the processor answers 400 without them. Per-client budgets add theirs.
+   * @default - none
+   */
+  readonly requiredHeaders?: readonly string[];
+  /**
+   * Processor settings, only when attaching to a Gateway not managed by an AIGateway: the route then gets its own
+   * processor in its namespace, wired through an EnvoyExtensionPolicy targeting this HTTPRoute.
+   * @default - see ProcessorOptions
+   */
+  readonly processor?: ProcessorOptions;
+  /**
+   * Namespace of the Envoy proxy pods, only when attaching to a Gateway not managed by an AIGateway.
+   * @default "envoy-gateway-system"
+   */
+  readonly envoyGatewayNamespace?: string;
+  /**
+   * Largest accepted request body, only when attaching to a Gateway not managed by an AIGateway (the gateway
+   * owner must raise Envoy's buffer limit to match with a ClientTrafficPolicy).
+   * @default 52428800 (50 MiB)
+   */
+  readonly maxRequestBodyBytes?: number;
+}
+
+interface BackendEntry {
+  readonly name: string;
+  readonly backend: ProviderBackend;
+}
+
+const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
+const ROUTE_HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const DEFAULT_RETRY_STATUS = [502, 503, 504];
+
+/**
+ * Routes OpenAI-style (and optionally Anthropic-style) requests by model to provider backends. Emits an HTTPRoute
+ * with one rule per backend, matching the backend header the processor sets after choosing a backend, plus a
+ * catch-all rule answering 404; contributes its rules to the processor config.
+ */
+export class AIRoute extends Construct {
+  readonly routeName: string;
+  readonly namespace: string;
+  /** The gateway this route attaches to. */
+  readonly gateway: IGatewayReference;
+  /** The processor serving this route (the AIGateway's, or the route's own for an existing Gateway). */
+  readonly processor: Processor;
+  private readonly rules: readonly AIRouteRule[];
+  private readonly endpoints: RouteEndpoint[];
+  private readonly hostnames: string[];
+  private readonly requiredHeaders: Set<string>;
+  private readonly entries = new Map<ProviderBackend, BackendEntry>();
+  private readonly budgets: GlobalRateLimitRule[] = [];
+  private readonly retry?: RetrySpec;
+  private trafficPolicy?: ApiObject;
+
+  constructor(scope: Construct, id: string, props: AIRouteProps) {
+    super(scope, id);
+    this.namespace = resolveNamespace(this, props.namespace);
+    this.routeName = checkLabelName(this, 'name', props.name ?? defaultName(this));
+    this.gateway = props.gateway;
+    this.rules = props.rules;
+    checkLabelName(this, 'gateway.gatewayName', props.gateway.gatewayName);
+    checkLabelName(this, 'gateway.gatewayNamespace', props.gateway.gatewayNamespace);
+
+    this.endpoints = [{ api: 'OpenAI', pathPrefix: this.checkPathPrefix('pathPrefix', props.pathPrefix ?? '/v1') }];
+    if (props.anthropicPathPrefix !== undefined) {
+      const prefix = this.checkPathPrefix('anthropicPathPrefix', props.anthropicPathPrefix);
+      if (prefix === this.endpoints[0].pathPrefix) throw invalid(this, 'anthropicPathPrefix', prefix, 'must differ from pathPrefix');
+      this.endpoints.push({ api: 'Anthropic', pathPrefix: prefix });
+    }
+    this.hostnames = this.checkHostnames(props.hostnames ?? []);
+    this.requiredHeaders = new Set((props.requiredHeaders ?? []).map((h) => this.checkHeader('requiredHeaders', h)));
+    const timeout = props.requestTimeout ?? Duration.seconds(60);
+    if (timeout.toMilliseconds() <= 0) throw invalid(this, 'requestTimeout', `${timeout.toMilliseconds()}ms`, 'must be positive');
+    this.retry = props.retry ? this.retrySpec(props.retry) : undefined;
+
+    this.validateRules();
+
+    if (props.gateway instanceof AIGateway) {
+      const gateway = props.gateway;
+      const admitted = gateway.allowedRoutes._admits(this.namespace, gateway.gatewayNamespace);
+      if (admitted === false) {
+        throw invalid(
+          this,
+          'namespace',
+          this.namespace,
+          `the gateway "${gateway.gatewayNamespace}/${gateway.gatewayName}" does not admit routes from this namespace; widen its allowedRoutes`,
+        );
+      }
+      if (props.processor !== undefined || props.envoyGatewayNamespace !== undefined || props.maxRequestBodyBytes !== undefined) {
+        throw invalid(this, 'processor', props.processor ?? props.envoyGatewayNamespace ?? props.maxRequestBodyBytes, 'only applies to routes on a Gateway not managed by an AIGateway; configure the AIGateway instead');
+      }
+      this.processor = gateway.processor;
+      this.indexModels(gateway._modelIndex);
+    } else {
+      this.processor = new Processor(this, 'Processor', {
+        ...props.processor,
+        baseName: this.routeName,
+        namespace: this.namespace,
+        policyTarget: { group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: this.routeName },
+        gateway: { name: props.gateway.gatewayName, namespace: props.gateway.gatewayNamespace },
+        envoyGatewayNamespace: checkLabelName(this, 'envoyGatewayNamespace', props.envoyGatewayNamespace ?? 'envoy-gateway-system'),
+        maxRequestBodyBytes: props.maxRequestBodyBytes ?? 50 * 1024 * 1024,
+      });
+      this.indexModels(new ModelMatchIndex());
+    }
+
+    for (const rule of this.rules) {
+      for (const ref of rule.backends) this.entryFor(ref.backend);
+    }
+    this.processor.addRoute(this);
+    for (const entry of this.entries.values()) {
+      entry.backend._grantAccessFrom(this.namespace);
+      for (const secret of entry.backend.credentials?.secrets ?? []) {
+        this.processor.mountSecret(entry.backend, secret.secretName, secret.namespace ?? entry.backend.secretNamespaceDefault);
+      }
+    }
+
+    const notFoundFilter = derivedName([this.routeName, 'not-found']);
+    customResource<HTTPRouteFilterSpec>(this, 'NotFound', ENVOY_GATEWAY_API_VERSION, 'HTTPRouteFilter', { name: notFoundFilter, namespace: this.namespace }, {
+      directResponse: {
+        statusCode: 404,
+        contentType: 'application/json',
+        body: {
+          type: 'Inline',
+          inline: JSON.stringify({
+            error: {
+              type: 'invalid_request_error',
+              code: 'model_not_found',
+              message: 'No route matches this request: the model is not configured on this gateway, or the path is not an API endpoint.',
+            },
+          }),
+        },
+      },
+    });
+
+    const requestTimeout = gatewayDuration(timeout.toMilliseconds());
+    const backendRules: HTTPRouteRule[] = [...this.entries.values()].map((entry) => ({
+      matches: this.endpoints.map((endpoint) => ({
+        path: { type: 'PathPrefix' as const, value: endpoint.pathPrefix },
+        headers: [{ type: 'Exact' as const, name: BACKEND_HEADER, value: entry.name }],
+      })),
+      filters: entry.backend.tls ? [{ type: 'URLRewrite' as const, urlRewrite: { hostname: entry.backend.hostname } }] : undefined,
+      backendRefs: [entry.backend._backendRef(this.namespace)],
+      timeouts: { request: requestTimeout },
+    }));
+    const parentNamespace = props.gateway.gatewayNamespace === this.namespace ? undefined : props.gateway.gatewayNamespace;
+    customResource<HTTPRouteSpec>(this, 'HTTPRoute', GATEWAY_API_VERSION, 'HTTPRoute', { name: this.routeName, namespace: this.namespace }, {
+      parentRefs: [{ group: GATEWAY_API_GROUP, kind: 'Gateway', name: props.gateway.gatewayName, namespace: parentNamespace }],
+      hostnames: this.hostnames.length > 0 ? this.hostnames : undefined,
+      rules: [
+        ...backendRules,
+        {
+          matches: this.endpoints.map((endpoint) => ({ path: { type: 'PathPrefix' as const, value: endpoint.pathPrefix } })),
+          filters: [{ type: 'ExtensionRef', extensionRef: { group: ENVOY_GATEWAY_GROUP, kind: 'HTTPRouteFilter', name: notFoundFilter } }],
+        },
+      ],
+    });
+    if (this.retry) this.ensureTrafficPolicy();
+  }
+
+  /** @internal adds a route-level rate limit rule to this route's single BackendTrafficPolicy. */
+  _addBudget(rule: GlobalRateLimitRule): void {
+    this.budgets.push(rule);
+    this.ensureTrafficPolicy();
+  }
+
+  /** @internal a header every request of this route must carry. */
+  _requireHeader(header: string): void {
+    this.requiredHeaders.add(header);
+  }
+
+  /** @internal */
+  _processorConfig(): { route: RouteConfig; backends: BackendConfig[] } {
+    const route: RouteConfig = {
+      name: `${this.namespace}/${this.routeName}`,
+      endpoints: this.endpoints,
+      hostnames: this.hostnames,
+      rules: this.rules.map((rule) => ({
+        models: rule.models.map((m) => m._toConfig()),
+        backends: rule.backends.map((ref) => ({
+          backend: this.entries.get(ref.backend)!.name,
+          weight: ref.weight ?? 1,
+          priority: ref.priority ?? 0,
+          ...(ref.modelNameOverride !== undefined ? { modelNameOverride: ref.modelNameOverride } : {}),
+        })),
+      })),
+      requiredHeaders: [...this.requiredHeaders].sort(),
+    };
+    return { route, backends: [...this.entries.values()].map((entry) => entry.backend._toConfig(entry.name)) };
+  }
+
+  private ensureTrafficPolicy(): void {
+    this.trafficPolicy ??= customResource<BackendTrafficPolicySpec>(
+      this,
+      'TrafficPolicy',
+      ENVOY_GATEWAY_API_VERSION,
+      'BackendTrafficPolicy',
+      { name: this.routeName, namespace: this.namespace },
+      () => {
+        const gatewayHasBudgets = this.gateway instanceof AIGateway && this.gateway.hasBudgets;
+        return {
+          targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: this.routeName }],
+          // Only one BackendTrafficPolicy applies per target; merging keeps the gateway's budgets in force here.
+          ...(gatewayHasBudgets ? { mergeType: 'StrategicMerge' as const } : {}),
+          ...(this.retry ? { retry: this.retry } : {}),
+          ...(this.budgets.length > 0 ? { rateLimit: { type: 'Global' as const, global: { rules: [...this.budgets] } } } : {}),
+        };
+      },
+    );
+  }
+
+  private entryFor(backend: ProviderBackend): BackendEntry {
+    let entry = this.entries.get(backend);
+    if (!entry) {
+      let name = `${backend.backendName}.${backend.namespace}.${this.routeName}.${this.namespace}`;
+      if (name.length > MAX_SUBDOMAIN_LENGTH) name = `${backend.backendName}.${shortHash(name, 16)}`;
+      entry = { name, backend };
+      this.entries.set(backend, entry);
+    }
+    return entry;
+  }
+
+  private validateRules(): void {
+    if (!this.rules || this.rules.length === 0) {
+      throw invalid(this, 'rules', this.rules, 'a route needs at least one rule with backends');
+    }
+    const seen: { match: ModelMatch; rule: number }[] = [];
+    const distinctBackends = new Set<ProviderBackend>();
+    this.rules.forEach((rule, r) => {
+      if (!rule.models || rule.models.length === 0) throw invalid(this, `rules[${r}].models`, rule.models, 'needs at least one ModelMatch');
+      if (!rule.backends || rule.backends.length === 0) {
+        throw invalid(this, `rules[${r}].backends`, rule.backends, 'a rule without backends cannot serve its models; add at least one backend');
+      }
+      rule.models.forEach((match, m) => {
+        const prop = `rules[${r}].models[${m}]`;
+        if (!(match instanceof ModelMatch)) throw invalid(this, prop, match, 'must be created with ModelMatch.exact/prefix/regex');
+        if (match.value.length === 0) throw invalid(this, prop, match.toString(), 'must not be empty');
+        if (match.type === 'RegularExpression') {
+          try {
+            new RegExp(match.value);
+          } catch (error) {
+            throw invalid(this, prop, match.toString(), `is not a valid regular expression (${(error as Error).message})`);
+          }
+        }
+        for (const earlier of seen) {
+          if (earlier.match.type === match.type && earlier.match.value === match.value) {
+            throw invalid(this, prop, match.toString(), `duplicates the match of rules[${earlier.rule}]`);
+          }
+          if (match.isCoveredBy(earlier.match)) {
+            throw invalid(this, prop, match.toString(), `is shadowed by ${earlier.match.toString()} of rules[${earlier.rule}], which is tried first`);
+          }
+        }
+        seen.push({ match, rule: r });
+      });
+      let positive = false;
+      rule.backends.forEach((ref, b) => {
+        const prop = `rules[${r}].backends[${b}]`;
+        if (!(ref?.backend instanceof ProviderBackend)) throw invalid(this, `${prop}.backend`, ref?.backend, 'must be a ProviderBackend');
+        const weight = ref.weight ?? 1;
+        if (!Number.isInteger(weight) || weight < 0) throw invalid(this, `${prop}.weight`, weight, 'must be a non-negative integer');
+        if (weight > 0) positive = true;
+        const priority = ref.priority ?? 0;
+        if (!Number.isInteger(priority) || priority < 0) throw invalid(this, `${prop}.priority`, priority, 'must be a non-negative integer');
+        if (ref.modelNameOverride !== undefined && ref.modelNameOverride.length === 0) {
+          throw invalid(this, `${prop}.modelNameOverride`, ref.modelNameOverride, 'must not be empty');
+        }
+        distinctBackends.add(ref.backend);
+      });
+      if (!positive) throw invalid(this, `rules[${r}].backends`, rule.backends.map((ref) => ref.weight), 'at least one weight must be positive');
+    });
+    if (distinctBackends.size > MAX_BACKENDS_PER_ROUTE) {
+      throw invalid(
+        this,
+        'rules',
+        `${distinctBackends.size} backends`,
+        `an HTTPRoute holds at most 16 rules (one per backend plus the 404 rule); split the route, at most ${MAX_BACKENDS_PER_ROUTE} backends each`,
+      );
+    }
+  }
+
+  private indexModels(index: ModelMatchIndex): void {
+    const owner = this.node.path;
+    const pending: [string, ModelMatch][] = [];
+    for (const endpoint of this.endpoints) {
+      const key = `${endpoint.api} ${endpoint.pathPrefix}`;
+      for (const rule of this.rules) {
+        for (const match of rule.models) {
+          const conflict = index.findConflict(key, { match, owner, hostnames: this.hostnames });
+          if (conflict) {
+            throw invalid(
+              this,
+              'rules.models',
+              match.toString(),
+              `overlaps ${conflict.match.toString()} of route ${conflict.owner} on the same gateway, path "${endpoint.pathPrefix}" and hosts; a request would be routed ambiguously`,
+            );
+          }
+          pending.push([key, match]);
+        }
+      }
+    }
+    for (const [key, match] of pending) index.add(key, { match, owner, hostnames: this.hostnames });
+  }
+
+  private checkPathPrefix(prop: string, prefix: string): string {
+    const valid =
+      typeof prefix === 'string' &&
+      /^\/(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})*$/.test(prefix) &&
+      !prefix.includes('//') &&
+      !/\/\.\.?(\/|$)/.test(prefix) &&
+      !/%2f/i.test(prefix) &&
+      (prefix === '/' || !prefix.endsWith('/'));
+    if (!valid) throw invalid(this, prop, prefix, 'must be a path starting with "/" without a trailing "/", "//", "." or ".." segments');
+    return prefix;
+  }
+
+  private checkHostnames(hostnames: readonly string[]): string[] {
+    if (hostnames.length > 16) throw invalid(this, 'hostnames', hostnames, 'an HTTPRoute allows at most 16 hostnames');
+    for (const hostname of hostnames) {
+      if (!ROUTE_HOSTNAME.test(hostname) || hostname.length > MAX_SUBDOMAIN_LENGTH) {
+        throw invalid(this, 'hostnames', hostname, 'must be a lower-case DNS name, optionally starting with "*."');
+      }
+    }
+    return [...hostnames];
+  }
+
+  private checkHeader(prop: string, header: string): string {
+    if (typeof header !== 'string' || !HEADER_NAME.test(header)) throw invalid(this, prop, header, 'must be a lower-case HTTP header name');
+    return header;
+  }
+
+  private retrySpec(retry: RouteRetry): RetrySpec {
+    if (!Number.isInteger(retry.attempts) || retry.attempts < 1) throw invalid(this, 'retry.attempts', retry.attempts, 'must be a positive integer');
+    const codes = retry.statusCodes ?? DEFAULT_RETRY_STATUS;
+    for (const code of codes) {
+      if (!Number.isInteger(code) || code < 400 || code > 599) throw invalid(this, 'retry.statusCodes', code, 'must be HTTP error status codes (400-599)');
+    }
+    return {
+      numRetries: retry.attempts,
+      retryOn: { triggers: ['connect-failure', 'refused-stream', 'reset', 'retriable-status-codes'], httpStatusCodes: [...codes] },
+      ...(retry.perTryTimeout ? { perRetry: { timeout: gatewayDuration(retry.perTryTimeout.toMilliseconds()) } } : {}),
+    };
+  }
+}

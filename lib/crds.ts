@@ -1,0 +1,197 @@
+/**
+ * Small typed subsets of the Gateway API and Envoy Gateway resources we emit, checked field by field against
+ * the CRD schemas (Gateway API v1.6.1 standard channel, Envoy Gateway v1.9.0). Only what we use is modelled.
+ */
+import { ApiObject, Lazy } from 'cdk8s';
+import type { Construct } from 'constructs';
+
+export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
+export const ENVOY_GATEWAY_GROUP = 'gateway.envoyproxy.io';
+export const ENVOY_GATEWAY_API_VERSION = `${ENVOY_GATEWAY_GROUP}/v1alpha1`;
+export const GATEWAY_API_VERSION = `${GATEWAY_API_GROUP}/v1`;
+/** v1beta1 is the storage version and served by every Gateway API release Envoy Gateway >= 1.8 bundles. */
+export const REFERENCE_GRANT_API_VERSION = `${GATEWAY_API_GROUP}/v1beta1`;
+
+/** Gateway API / Envoy Gateway duration string (`60s`, `1m30s`, `500ms`). */
+export type DurationString = string;
+
+export interface PolicyTargetReference {
+  readonly group: string;
+  readonly kind: string;
+  readonly name: string;
+}
+
+export interface ParentReference {
+  readonly group?: string;
+  readonly kind?: string;
+  readonly name: string;
+  readonly namespace?: string;
+  readonly sectionName?: string;
+}
+
+export interface BackendObjectReference {
+  readonly group?: string;
+  readonly kind?: string;
+  readonly name: string;
+  readonly namespace?: string;
+  readonly port?: number;
+  readonly weight?: number;
+}
+
+export interface GatewayListener {
+  readonly name: string;
+  readonly protocol: 'HTTP' | 'HTTPS';
+  readonly port: number;
+  readonly hostname?: string;
+  readonly tls?: { readonly mode: 'Terminate'; readonly certificateRefs: readonly { readonly kind: 'Secret'; readonly group: ''; readonly name: string }[] };
+  readonly allowedRoutes: {
+    readonly namespaces: {
+      readonly from: 'All' | 'Same' | 'Selector';
+      readonly selector?: {
+        readonly matchLabels?: Record<string, string>;
+        readonly matchExpressions?: readonly { readonly key: string; readonly operator: 'In'; readonly values: readonly string[] }[];
+      };
+    };
+    readonly kinds: readonly { readonly group: string; readonly kind: 'HTTPRoute' }[];
+  };
+}
+
+export interface GatewaySpec {
+  readonly gatewayClassName: string;
+  readonly listeners: readonly GatewayListener[];
+}
+
+export interface HTTPHeaderMatch {
+  readonly type: 'Exact' | 'RegularExpression';
+  readonly name: string;
+  readonly value: string;
+}
+
+export interface HTTPRouteMatch {
+  readonly path: { readonly type: 'PathPrefix'; readonly value: string };
+  readonly headers?: readonly HTTPHeaderMatch[];
+}
+
+export type HTTPRouteFilterRef =
+  | { readonly type: 'URLRewrite'; readonly urlRewrite: { readonly hostname: string } }
+  | { readonly type: 'ExtensionRef'; readonly extensionRef: { readonly group: string; readonly kind: string; readonly name: string } };
+
+export interface HTTPRouteRule {
+  readonly matches: readonly HTTPRouteMatch[];
+  readonly filters?: readonly HTTPRouteFilterRef[];
+  readonly backendRefs?: readonly BackendObjectReference[];
+  readonly timeouts?: { readonly request: DurationString };
+}
+
+export interface HTTPRouteSpec {
+  readonly parentRefs: readonly ParentReference[];
+  readonly hostnames?: readonly string[];
+  readonly rules: readonly HTTPRouteRule[];
+}
+
+export interface HTTPRouteFilterSpec {
+  readonly directResponse: {
+    readonly statusCode: number;
+    readonly contentType: string;
+    readonly body: { readonly type: 'Inline'; readonly inline: string };
+  };
+}
+
+export interface BackendSpec {
+  readonly endpoints: readonly { readonly fqdn: { readonly hostname: string; readonly port: number } }[];
+}
+
+export interface BackendTLSPolicySpec {
+  readonly targetRefs: readonly PolicyTargetReference[];
+  readonly validation: { readonly hostname: string; readonly wellKnownCACertificates: 'System' };
+}
+
+export interface ReferenceGrantSpec {
+  readonly from: readonly { readonly group: string; readonly kind: string; readonly namespace: string }[];
+  readonly to: readonly { readonly group: string; readonly kind: string; readonly name?: string }[];
+}
+
+export interface RateLimitHeaderSelector {
+  readonly name: string;
+  readonly type: 'Exact' | 'Distinct';
+  readonly value?: string;
+}
+
+export interface GlobalRateLimitRule {
+  readonly clientSelectors?: readonly { readonly headers: readonly RateLimitHeaderSelector[] }[];
+  readonly limit: { readonly requests: number; readonly unit: 'Second' | 'Minute' | 'Hour' | 'Day' };
+  readonly cost: {
+    readonly request: { readonly from: 'Number'; readonly number: number };
+    readonly response: { readonly from: 'Metadata'; readonly metadata: { readonly namespace: string; readonly key: string } };
+  };
+  readonly shared?: boolean;
+}
+
+export interface RetrySpec {
+  readonly numRetries: number;
+  readonly retryOn: {
+    readonly triggers?: readonly string[];
+    readonly httpStatusCodes?: readonly number[];
+  };
+  readonly perRetry?: {
+    readonly timeout?: DurationString;
+    readonly backOff?: { readonly baseInterval: DurationString; readonly maxInterval: DurationString };
+  };
+}
+
+export interface BackendTrafficPolicySpec {
+  readonly targetRefs: readonly PolicyTargetReference[];
+  readonly mergeType?: 'StrategicMerge';
+  readonly rateLimit?: { readonly type: 'Global'; readonly global: { readonly rules: readonly GlobalRateLimitRule[] } };
+  readonly retry?: RetrySpec;
+}
+
+export interface EnvoyExtensionPolicySpec {
+  readonly targetRefs: readonly PolicyTargetReference[];
+  readonly extProc: readonly {
+    readonly backendRefs: readonly BackendObjectReference[];
+    readonly processingMode: {
+      readonly request: { readonly body: 'Buffered' };
+      readonly response: { readonly body: 'Buffered' };
+      readonly allowModeOverride: boolean;
+    };
+    readonly messageTimeout: DurationString;
+    readonly failOpen: boolean;
+    readonly metadata: { readonly writableNamespaces: readonly string[] };
+  }[];
+}
+
+export interface ClientTrafficPolicySpec {
+  readonly targetRefs: readonly PolicyTargetReference[];
+  readonly connection: { readonly bufferLimit: string };
+}
+
+export interface ObjectIdentity {
+  readonly name: string;
+  readonly namespace?: string;
+  readonly labels?: Record<string, string>;
+}
+
+/** Emits a custom resource; a function `spec` is computed when the object is synthesized (after every construct exists). */
+export function customResource<T>(
+  scope: Construct,
+  id: string,
+  apiVersion: string,
+  kind: string,
+  identity: ObjectIdentity,
+  spec: T | (() => T),
+): ApiObject {
+  return new ApiObject(scope, id, {
+    apiVersion,
+    kind,
+    metadata: { name: identity.name, namespace: identity.namespace, labels: identity.labels },
+    spec: typeof spec === 'function' ? Lazy.any({ produce: spec as () => T }) : spec,
+  });
+}
+
+/** `Duration` to the Gateway API duration format (whole seconds or milliseconds). */
+export function gatewayDuration(millis: number): DurationString {
+  if (!Number.isInteger(millis) || millis < 0) throw new Error(`duration must be a whole, non-negative number of milliseconds, got ${millis}`);
+  if (millis % 1000 === 0) return `${millis / 1000}s`;
+  return `${millis}ms`;
+}

@@ -1,0 +1,13 @@
+export * from './ai-gateway';
+export * from './ai-route';
+export * from './credentials';
+export * from './errors';
+export * from './model-match';
+export * from './processor';
+export * from './processor-image';
+export * from './provider-backend';
+export * from './rate-limit-redis';
+export * from './token-rate-limit';
+export { derivedName } from './names';
+export { CONFIG_VERSION, MODEL_HEADER, BACKEND_HEADER, METADATA_NAMESPACE, TOKEN_METADATA_KEYS } from '../processor/src/config/schema';
+export type { ProcessorConfig } from '../processor/src/config/schema';

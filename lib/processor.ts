@@ -1,0 +1,329 @@
+import { ApiObject, Duration, JsonPatch, Lazy, Size } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
+import { IntOrString, KubeNetworkPolicy, KubePodDisruptionBudget } from 'cdk8s-plus-28/lib/imports/k8s';
+import { Construct } from 'constructs';
+import {
+  CONFIG_VERSION,
+  METADATA_NAMESPACE,
+  ProcessorConfigError,
+  parseProcessorConfig,
+  type BackendConfig,
+  type CostConfig,
+  type ProcessorConfig,
+  type RouteConfig,
+} from '../processor/src/config/schema';
+import { ENVOY_GATEWAY_API_VERSION, customResource, gatewayDuration, type EnvoyExtensionPolicySpec, type PolicyTargetReference } from './crds';
+import { AIGatewayValidationError, invalid } from './errors';
+import { derivedName } from './names';
+import { ProcessorImage } from './processor-image';
+
+export const PROCESSOR_GRPC_PORT = 9002;
+export const PROCESSOR_ADMIN_PORT = 9090;
+export const CONFIG_DIR = '/etc/ai-gateway/config';
+export const SECRETS_DIR = '/etc/ai-gateway/secrets';
+/** Numeric non-root user of the processor image (distroless "nonroot"). */
+export const PROCESSOR_UID = 65532;
+
+/** Settings of the processor workload. */
+export interface ProcessorOptions {
+  /**
+   * Container image.
+   * @default ProcessorImage.default() - the image released with this library version
+   */
+  readonly image?: ProcessorImage;
+  /**
+   * Names of `kubernetes.io/dockerconfigjson` Secrets (in the processor's namespace) to pull the image with.
+   * @default - none
+   */
+  readonly imagePullSecrets?: readonly string[];
+  /**
+   * Number of processor pods.
+   * @default 2
+   */
+  readonly replicas?: number;
+  /**
+   * CPU and memory requests/limits.
+   * @default - requests 100m CPU / 128Mi memory, limits 1 CPU / 512Mi memory
+   */
+  readonly resources?: kplus.ContainerResources;
+  /**
+   * Annotations of the processor's ServiceAccount, e.g. `eks.amazonaws.com/role-arn` (IRSA) or
+   * `iam.gke.io/gcp-service-account` (GKE workload identity).
+   * @default - none
+   */
+  readonly serviceAccountAnnotations?: Record<string, string>;
+  /**
+   * How long Envoy waits for each answer of the processor (ext_proc `messageTimeout`).
+   * @default Duration.seconds(10)
+   */
+  readonly messageTimeout?: Duration;
+  /**
+   * Namespace whose pods may scrape the processor's admin port (`/metrics`).
+   * @default - only kubelet probes reach the admin port
+   */
+  readonly metricsNamespace?: string;
+  /**
+   * Consecutive failures after which the processor skips a backend.
+   * @default 5
+   */
+  readonly circuitBreakerFailureThreshold?: number;
+  /**
+   * How long a failing backend is skipped before it is probed again.
+   * @default Duration.seconds(30)
+   */
+  readonly circuitBreakerOpenDuration?: Duration;
+}
+
+/** One route's contribution to a processor config. */
+export interface ProcessorRouteSource {
+  /** Construct path for error messages. */
+  readonly node: { readonly path: string };
+  /** @internal */
+  _processorConfig(): { route: RouteConfig; backends: BackendConfig[] };
+}
+
+export interface ProcessorProps extends ProcessorOptions {
+  /** Stem of the generated object names. */
+  readonly baseName: string;
+  readonly namespace: string;
+  /** What the EnvoyExtensionPolicy targets (the Gateway, or an HTTPRoute on a Gateway we don't own). */
+  readonly policyTarget: PolicyTargetReference;
+  /** The Gateway whose Envoy pods may call the processor. */
+  readonly gateway: { readonly name: string; readonly namespace: string };
+  /** Namespace Envoy Gateway runs its proxies in. */
+  readonly envoyGatewayNamespace: string;
+  /** Largest request body the processor accepts (the gateway's buffer limit). */
+  readonly maxRequestBodyBytes: number;
+}
+
+/**
+ * The ext_proc processor of one gateway: ConfigMap (`config.json`), Deployment, Service, ServiceAccount,
+ * PodDisruptionBudget, NetworkPolicy and the EnvoyExtensionPolicy wiring it into Envoy.
+ */
+export class Processor extends Construct {
+  readonly serviceName: string;
+  readonly configMapName: string;
+  readonly serviceAccountName: string;
+  readonly namespace: string;
+  readonly deployment: kplus.Deployment;
+  private readonly routes: ProcessorRouteSource[] = [];
+  private readonly costs = new Map<string, CostConfig>();
+  private readonly requiredHeaders = new Set<string>();
+  private readonly mountedSecrets = new Set<string>();
+  private readonly container: kplus.Container;
+  private readonly props: ProcessorProps;
+
+  constructor(scope: Construct, id: string, props: ProcessorProps) {
+    super(scope, id);
+    this.props = props;
+    this.namespace = props.namespace;
+    const name = derivedName([props.baseName, 'processor']);
+    this.serviceName = name;
+    this.configMapName = derivedName([props.baseName, 'processor-config']);
+    this.serviceAccountName = name;
+    const replicas = props.replicas ?? 2;
+    if (!Number.isInteger(replicas) || replicas < 1) throw invalid(this, 'processor.replicas', replicas, 'must be a positive integer');
+    const labels = { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': name };
+
+    const configMap = new kplus.ConfigMap(this, 'Config', {
+      metadata: { name: this.configMapName, namespace: this.namespace, labels },
+    });
+    configMap.addData('config.json', Lazy.any({ produce: () => JSON.stringify(this.renderConfig(), null, 2) }));
+
+    const serviceAccount = new kplus.ServiceAccount(this, 'ServiceAccount', {
+      metadata: { name: this.serviceAccountName, namespace: this.namespace, labels, annotations: props.serviceAccountAnnotations },
+      automountToken: false,
+    });
+
+    this.deployment = new kplus.Deployment(this, 'Deployment', {
+      metadata: { name, namespace: this.namespace, labels },
+      replicas,
+      serviceAccount,
+      automountServiceAccountToken: false,
+      securityContext: { ensureNonRoot: true, user: PROCESSOR_UID, group: PROCESSOR_UID, fsGroup: PROCESSOR_UID },
+    });
+    for (const [key, value] of Object.entries(labels)) this.deployment.podMetadata.addLabel(key, value);
+
+    this.container = this.deployment.addContainer({
+      name: 'processor',
+      image: (props.image ?? ProcessorImage.default()).reference,
+      imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
+      args: [
+        '--config',
+        `${CONFIG_DIR}/config.json`,
+        '--secrets-dir',
+        SECRETS_DIR,
+        '--listen',
+        `0.0.0.0:${PROCESSOR_GRPC_PORT}`,
+        '--admin',
+        `0.0.0.0:${PROCESSOR_ADMIN_PORT}`,
+      ],
+      ports: [
+        { name: 'grpc', number: PROCESSOR_GRPC_PORT },
+        { name: 'admin', number: PROCESSOR_ADMIN_PORT },
+      ],
+      liveness: kplus.Probe.fromHttpGet('/healthz', { port: PROCESSOR_ADMIN_PORT }),
+      readiness: kplus.Probe.fromHttpGet('/readyz', { port: PROCESSOR_ADMIN_PORT }),
+      resources: props.resources ?? {
+        cpu: { request: kplus.Cpu.millis(100), limit: kplus.Cpu.units(1) },
+        memory: { request: Size.mebibytes(128), limit: Size.mebibytes(512) },
+      },
+      securityContext: {
+        ensureNonRoot: true,
+        user: PROCESSOR_UID,
+        group: PROCESSOR_UID,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+        privileged: false,
+        capabilities: { drop: [kplus.Capability.ALL] },
+        seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
+      },
+    });
+    this.container.mount(CONFIG_DIR, kplus.Volume.fromConfigMap(this, 'ConfigVolume', configMap, { name: 'config' }), { readOnly: true });
+    this.container.mount('/tmp', kplus.Volume.fromEmptyDir(this, 'TmpVolume', 'tmp'));
+    if (props.imagePullSecrets && props.imagePullSecrets.length > 0) {
+      ApiObject.of(this.deployment).addJsonPatch(
+        JsonPatch.add('/spec/template/spec/imagePullSecrets', props.imagePullSecrets.map((secret) => ({ name: secret }))),
+      );
+    }
+
+    const service = new kplus.Service(this, 'Service', {
+      metadata: { name: this.serviceName, namespace: this.namespace, labels },
+      selector: this.deployment,
+      ports: [
+        { name: 'grpc', port: PROCESSOR_GRPC_PORT, targetPort: PROCESSOR_GRPC_PORT },
+        { name: 'admin', port: PROCESSOR_ADMIN_PORT, targetPort: PROCESSOR_ADMIN_PORT },
+      ],
+    });
+    // Envoy talks gRPC (HTTP/2 without TLS) to the processor.
+    ApiObject.of(service).addJsonPatch(JsonPatch.add('/spec/ports/0/appProtocol', 'kubernetes.io/h2c'));
+
+    new KubePodDisruptionBudget(this, 'DisruptionBudget', {
+      metadata: { name, namespace: this.namespace, labels },
+      spec: { maxUnavailable: IntOrString.fromNumber(1), selector: { matchLabels: labels } },
+    });
+
+    const ingress = [
+      {
+        from: [
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': props.envoyGatewayNamespace } },
+            podSelector: {
+              matchLabels: {
+                'gateway.envoyproxy.io/owning-gateway-name': props.gateway.name,
+                'gateway.envoyproxy.io/owning-gateway-namespace': props.gateway.namespace,
+              },
+            },
+          },
+        ],
+        ports: [{ protocol: 'TCP', port: IntOrString.fromNumber(PROCESSOR_GRPC_PORT) }],
+      },
+    ];
+    if (props.metricsNamespace !== undefined) {
+      ingress.push({
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': props.metricsNamespace } } } as (typeof ingress)[0]['from'][0]],
+        ports: [{ protocol: 'TCP', port: IntOrString.fromNumber(PROCESSOR_ADMIN_PORT) }],
+      });
+    }
+    new KubeNetworkPolicy(this, 'NetworkPolicy', {
+      metadata: { name, namespace: this.namespace, labels },
+      spec: { podSelector: { matchLabels: labels }, policyTypes: ['Ingress'], ingress },
+    });
+
+    const messageTimeout = props.messageTimeout ?? Duration.seconds(10);
+    customResource<EnvoyExtensionPolicySpec>(
+      this,
+      'ExtensionPolicy',
+      ENVOY_GATEWAY_API_VERSION,
+      'EnvoyExtensionPolicy',
+      { name, namespace: this.namespace, labels },
+      {
+        targetRefs: [props.policyTarget],
+        extProc: [
+          {
+            backendRefs: [{ name: this.serviceName, port: PROCESSOR_GRPC_PORT }],
+            processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered' }, allowModeOverride: true },
+            messageTimeout: gatewayDuration(messageTimeout.toMilliseconds()),
+            failOpen: false,
+            metadata: { writableNamespaces: [METADATA_NAMESPACE] },
+          },
+        ],
+      },
+    );
+  }
+
+  /** Adds a route's rules and backends to this processor's config. */
+  addRoute(route: ProcessorRouteSource): void {
+    this.routes.push(route);
+  }
+
+  /** Registers a cost the processor must compute and write into the metadata. */
+  addCost(cost: CostConfig): void {
+    const existing = this.costs.get(cost.metadataKey);
+    if (existing && (existing.type !== cost.type || existing.expression !== cost.expression)) {
+      throw new Error(`cost key "${cost.metadataKey}" is used with two different definitions`);
+    }
+    this.costs.set(cost.metadataKey, cost);
+  }
+
+  /** A header every request through this processor must carry (gateway-wide per-client budgets). */
+  requireHeader(header: string): void {
+    this.requiredHeaders.add(header);
+  }
+
+  /**
+   * Mounts a credential Secret read-only at `<secrets-dir>/<secret-name>`. The Secret must live in the
+   * processor's namespace: pods cannot mount Secrets of other namespaces.
+   */
+  mountSecret(user: Construct, secretName: string, secretNamespace: string): void {
+    if (secretNamespace !== this.namespace) {
+      throw invalid(
+        user,
+        'credentials.namespace',
+        secretNamespace,
+        `Secret "${secretName}" must be in namespace "${this.namespace}" where the processor runs (pods cannot mount Secrets of other namespaces); create it there`,
+      );
+    }
+    if (this.mountedSecrets.has(secretName)) return;
+    this.mountedSecrets.add(secretName);
+    const volume = kplus.Volume.fromSecret(
+      this,
+      `Secret-${secretName}`,
+      kplus.Secret.fromSecretName(this, `SecretRef-${secretName}`, secretName),
+      { name: derivedName(['secret', secretName]) },
+    );
+    this.container.mount(`${SECRETS_DIR}/${secretName}`, volume, { readOnly: true });
+  }
+
+  /** The processor config as it will be written to the ConfigMap (validated with the processor's own schema). */
+  renderConfig(): ProcessorConfig {
+    const backends: BackendConfig[] = [];
+    const routes: RouteConfig[] = [];
+    const gatewayHeaders = [...this.requiredHeaders];
+    for (const source of this.routes) {
+      const { route, backends: routeBackends } = source._processorConfig();
+      backends.push(...routeBackends);
+      const headers = new Set([...route.requiredHeaders, ...gatewayHeaders]);
+      routes.push({ ...route, requiredHeaders: [...headers].sort() });
+    }
+    const document: ProcessorConfig = {
+      version: CONFIG_VERSION,
+      maxRequestBodyBytes: this.props.maxRequestBodyBytes,
+      backends,
+      routes,
+      costs: [...this.costs.values()].sort((a, b) => a.metadataKey.localeCompare(b.metadataKey)),
+      circuitBreaker: {
+        failureThreshold: this.props.circuitBreakerFailureThreshold ?? 5,
+        openDurationMs: (this.props.circuitBreakerOpenDuration ?? Duration.seconds(30)).toMilliseconds(),
+      },
+    };
+    try {
+      return parseProcessorConfig(document);
+    } catch (error) {
+      if (error instanceof ProcessorConfigError) {
+        throw new AIGatewayValidationError(this.node.path, 'processor config', error.problems, 'rejected by the processor schema');
+      }
+      throw error;
+    }
+  }
+}

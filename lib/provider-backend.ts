@@ -1,0 +1,508 @@
+import { Construct } from 'constructs';
+import type { BackendConfig, BackendSchema, BodyMutation, HeaderMutation } from '../processor/src/config/schema';
+import { Credentials, type CredentialKind } from './credentials';
+import {
+  ENVOY_GATEWAY_API_VERSION,
+  ENVOY_GATEWAY_GROUP,
+  GATEWAY_API_GROUP,
+  GATEWAY_API_VERSION,
+  REFERENCE_GRANT_API_VERSION,
+  customResource,
+  type BackendObjectReference,
+  type BackendSpec,
+  type BackendTLSPolicySpec,
+  type ReferenceGrantSpec,
+} from './crds';
+import { invalid } from './errors';
+import { checkLabelName, defaultName, derivedName, MAX_SUBDOMAIN_LENGTH, resolveNamespace } from './names';
+
+/** Props every provider accepts. */
+export interface ProviderBackendOptions {
+  /**
+   * Name of the emitted `Backend` object and stem of the backend names in the processor config.
+   * @default - derived from the construct path
+   */
+  readonly name?: string;
+  /**
+   * Namespace of the emitted objects.
+   * @default - the chart's namespace, else "default"
+   */
+  readonly namespace?: string;
+  /**
+   * Headers to set or remove on every request to this backend (after translation).
+   * @default - none
+   */
+  readonly headerMutation?: HeaderMutationOptions;
+  /**
+   * Top-level JSON body keys to set or remove on every request to this backend (after translation).
+   * @default - none
+   */
+  readonly bodyMutation?: BodyMutationOptions;
+}
+
+export interface HeaderMutationOptions {
+  /** @default - none */
+  readonly set?: Record<string, string>;
+  /** @default - none */
+  readonly remove?: readonly string[];
+}
+
+export interface BodyMutationOptions {
+  /** Values are serialized as JSON. @default - none */
+  readonly set?: Record<string, unknown>;
+  /** @default - none */
+  readonly remove?: readonly string[];
+}
+
+export interface OpenAIBackendProps extends ProviderBackendOptions {
+  /** `Credentials.apiKey(...)` or `Credentials.bearerToken(...)`. */
+  readonly credentials: Credentials;
+  /**
+   * API host (e.g. a regional or proxy endpoint).
+   * @default "api.openai.com"
+   */
+  readonly hostname?: string;
+}
+
+export interface OpenAICompatibleBackendProps extends ProviderBackendOptions {
+  /**
+   * Base URL of the OpenAI-compatible API, e.g. `https://api.groq.com/openai/v1`. Its path replaces the
+   * route's `/v1` prefix; a URL without a path uses `/v1`.
+   */
+  readonly baseUrl: string;
+  /**
+   * `Credentials.apiKey(...)` or `Credentials.bearerToken(...)`.
+   * @default - no authentication
+   */
+  readonly credentials?: Credentials;
+}
+
+export interface AzureOpenAIBackendProps extends ProviderBackendOptions {
+  /** The Azure OpenAI resource host, e.g. `my-resource.openai.azure.com`. */
+  readonly hostname: string;
+  /** The `api-version` query parameter, e.g. `2025-01-01-preview`. */
+  readonly apiVersion: string;
+  /** `Credentials.apiKey(...)`, `Credentials.azureEntra(...)` or `Credentials.bearerToken(...)`. */
+  readonly credentials: Credentials;
+}
+
+export interface AnthropicBackendProps extends ProviderBackendOptions {
+  /** `Credentials.apiKey(...)` (sent as `x-api-key`). */
+  readonly credentials: Credentials;
+  /**
+   * The `anthropic-version` header.
+   * @default "2023-06-01"
+   */
+  readonly version?: string;
+}
+
+export interface AwsBedrockBackendProps extends ProviderBackendOptions {
+  /** AWS region, e.g. `us-east-1`. */
+  readonly region: string;
+  /** `Credentials.awsDefaultChain()` or `Credentials.awsSharedCredentials(...)`. */
+  readonly credentials: Credentials;
+}
+
+export interface AwsAnthropicBackendProps extends AwsBedrockBackendProps {
+  /**
+   * `anthropic_version` sent in the InvokeModel body.
+   * @default "bedrock-2023-05-31"
+   */
+  readonly anthropicVersion?: string;
+}
+
+export interface GcpVertexAIBackendProps extends ProviderBackendOptions {
+  readonly projectId: string;
+  /** Vertex AI region, e.g. `us-central1`, or `global`. */
+  readonly region: string;
+  /** `Credentials.gcpWorkloadIdentity()` or `Credentials.gcpServiceAccountKey(...)`. */
+  readonly credentials: Credentials;
+}
+
+export interface GcpAnthropicBackendProps extends GcpVertexAIBackendProps {
+  /**
+   * `anthropic_version` sent in the rawPredict body.
+   * @default "vertex-2023-10-16"
+   */
+  readonly anthropicVersion?: string;
+}
+
+export interface KubernetesServiceBackendProps extends ProviderBackendOptions {
+  /** Name of the Service in front of the model server (vLLM, TGI, Ollama, ...). */
+  readonly serviceName: string;
+  /** Service port. */
+  readonly port: number;
+  /**
+   * Namespace of the Service; a ReferenceGrant is generated when routes in other namespaces use it.
+   * @default - the backend's namespace
+   */
+  readonly serviceNamespace?: string;
+  /**
+   * Path prefix of the server's OpenAI-compatible API.
+   * @default "/v1"
+   */
+  readonly pathPrefix?: string;
+  /**
+   * @default - no authentication
+   */
+  readonly credentials?: Credentials;
+}
+
+/** What a provider factory decided; the full constructor input of ProviderBackend. */
+export interface ProviderBackendProps extends ProviderBackendOptions {
+  /** Provider name for messages, e.g. "OpenAI". */
+  readonly provider: string;
+  readonly schema: BackendSchema;
+  readonly hostname: string;
+  readonly port: number;
+  readonly tls: boolean;
+  readonly credentials?: Credentials;
+  /** Credential kinds this provider accepts. */
+  readonly acceptedCredentials: readonly CredentialKind[];
+  /** Whether the provider cannot be called without credentials. */
+  readonly credentialsRequired: boolean;
+  /** AWS signing region. @default - none */
+  readonly awsRegion?: string;
+  /** Route to this Kubernetes Service instead of emitting an Envoy Gateway Backend. @default - a Backend */
+  readonly service?: { readonly name: string; readonly namespace: string };
+}
+
+const API_KEY_KINDS: readonly CredentialKind[] = ['APIKey', 'BearerToken'];
+const AWS_KINDS: readonly CredentialKind[] = ['AWSSecret', 'AWSDefaultChain'];
+const GCP_KINDS: readonly CredentialKind[] = ['GCPServiceAccountKey', 'GCPWorkloadIdentity'];
+
+/**
+ * An upstream LLM provider. Emits an Envoy Gateway `Backend` with a BackendTLSPolicy (system CAs, provider
+ * hostname) for public providers, or points routes at an in-cluster Service; contributes its schema, endpoint
+ * and credentials to the processor config of every gateway whose routes use it.
+ */
+export class ProviderBackend extends Construct {
+  static openAI(scope: Construct, id: string, props: OpenAIBackendProps): ProviderBackend {
+    return new ProviderBackend(scope, id, {
+      ...props,
+      provider: 'OpenAI',
+      schema: { name: 'OpenAI', pathPrefix: '/v1' },
+      hostname: props.hostname ?? 'api.openai.com',
+      port: 443,
+      tls: true,
+      acceptedCredentials: API_KEY_KINDS,
+      credentialsRequired: true,
+    });
+  }
+
+  static openAICompatible(scope: Construct, id: string, props: OpenAICompatibleBackendProps): ProviderBackend {
+    let url: URL;
+    try {
+      url = new URL(props.baseUrl);
+    } catch {
+      throw invalid(scope, `${id}.baseUrl`, props.baseUrl, 'must be an absolute http(s) URL such as "https://api.groq.com/openai/v1"');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') {
+      throw invalid(scope, `${id}.baseUrl`, props.baseUrl, 'must use http or https');
+    }
+    if (url.search !== '' || url.hash !== '' || url.username !== '') {
+      throw invalid(scope, `${id}.baseUrl`, props.baseUrl, 'must not contain a query, fragment or user info');
+    }
+    const tls = url.protocol === 'https:';
+    const path = url.pathname.replace(/\/+$/, '');
+    return new ProviderBackend(scope, id, {
+      ...props,
+      provider: 'OpenAI-compatible',
+      schema: { name: 'OpenAI', pathPrefix: path === '' ? '/v1' : path },
+      hostname: url.hostname,
+      port: url.port === '' ? (tls ? 443 : 80) : Number(url.port),
+      tls,
+      acceptedCredentials: API_KEY_KINDS,
+      credentialsRequired: false,
+    });
+  }
+
+  static azureOpenAI(scope: Construct, id: string, props: AzureOpenAIBackendProps): ProviderBackend {
+    return new ProviderBackend(scope, id, {
+      ...props,
+      provider: 'AzureOpenAI',
+      schema: { name: 'AzureOpenAI', apiVersion: props.apiVersion },
+      hostname: props.hostname,
+      port: 443,
+      tls: true,
+      acceptedCredentials: ['APIKey', 'AzureEntra', 'BearerToken'],
+      credentialsRequired: true,
+    });
+  }
+
+  static anthropic(scope: Construct, id: string, props: AnthropicBackendProps): ProviderBackend {
+    return new ProviderBackend(scope, id, {
+      ...props,
+      provider: 'Anthropic',
+      schema: { name: 'Anthropic', version: props.version ?? '2023-06-01' },
+      hostname: 'api.anthropic.com',
+      port: 443,
+      tls: true,
+      acceptedCredentials: ['APIKey'],
+      credentialsRequired: true,
+    });
+  }
+
+  /** AWS Bedrock Converse API. */
+  static awsBedrock(scope: Construct, id: string, props: AwsBedrockBackendProps): ProviderBackend {
+    return new ProviderBackend(scope, id, {
+      ...props,
+      provider: 'AWSBedrock',
+      schema: { name: 'AWSBedrock' },
+      hostname: bedrockHost(scope, id, props.region),
+      port: 443,
+      tls: true,
+      acceptedCredentials: AWS_KINDS,
+      credentialsRequired: true,
+      awsRegion: props.region,
+    });
+  }
+
+  /** Anthropic models on AWS Bedrock through InvokeModel (native Anthropic bodies). */
+  static awsAnthropic(scope: Construct, id: string, props: AwsAnthropicBackendProps): ProviderBackend {
+    return new ProviderBackend(scope, id, {
+      ...props,
+      provider: 'AWSAnthropic',
+      schema: { name: 'AWSAnthropic', anthropicVersion: props.anthropicVersion ?? 'bedrock-2023-05-31' },
+      hostname: bedrockHost(scope, id, props.region),
+      port: 443,
+      tls: true,
+      acceptedCredentials: AWS_KINDS,
+      credentialsRequired: true,
+      awsRegion: props.region,
+    });
+  }
+
+  /** Gemini models on GCP Vertex AI. */
+  static gcpVertexAI(scope: Construct, id: string, props: GcpVertexAIBackendProps): ProviderBackend {
+    return new ProviderBackend(scope, id, {
+      ...props,
+      provider: 'GCPVertexAI',
+      schema: { name: 'GCPVertexAI', projectId: props.projectId, region: props.region },
+      hostname: vertexHost(scope, id, props.region),
+      port: 443,
+      tls: true,
+      acceptedCredentials: GCP_KINDS,
+      credentialsRequired: true,
+    });
+  }
+
+  /** Anthropic models on GCP Vertex AI. */
+  static gcpAnthropic(scope: Construct, id: string, props: GcpAnthropicBackendProps): ProviderBackend {
+    return new ProviderBackend(scope, id, {
+      ...props,
+      provider: 'GCPAnthropic',
+      schema: {
+        name: 'GCPAnthropic',
+        projectId: props.projectId,
+        region: props.region,
+        anthropicVersion: props.anthropicVersion ?? 'vertex-2023-10-16',
+      },
+      hostname: vertexHost(scope, id, props.region),
+      port: 443,
+      tls: true,
+      acceptedCredentials: GCP_KINDS,
+      credentialsRequired: true,
+    });
+  }
+
+  /** A self-hosted, OpenAI-compatible model server behind a Kubernetes Service (plain HTTP inside the cluster). */
+  static kubernetesService(scope: Construct, id: string, props: KubernetesServiceBackendProps): ProviderBackend {
+    const namespace = props.serviceNamespace ?? resolveNamespace(scope, props.namespace);
+    return new ProviderBackend(scope, id, {
+      ...props,
+      provider: 'KubernetesService',
+      schema: { name: 'OpenAI', pathPrefix: props.pathPrefix ?? '/v1' },
+      hostname: `${props.serviceName}.${namespace}.svc.cluster.local`,
+      port: props.port,
+      tls: false,
+      acceptedCredentials: API_KEY_KINDS,
+      credentialsRequired: false,
+      service: { name: props.serviceName, namespace },
+    });
+  }
+
+  /** Name of the `Backend` object (or of the Service for in-cluster backends). */
+  readonly backendName: string;
+  /** Namespace of the `Backend` object (or of the Service). */
+  readonly namespace: string;
+  /** Host the processor and Envoy send requests to; the route rewrites `Host` to it. */
+  readonly hostname: string;
+  readonly port: number;
+  readonly tls: boolean;
+  readonly provider: string;
+  readonly schema: BackendSchema;
+  readonly credentials?: Credentials;
+  private readonly props: ProviderBackendProps;
+  private readonly grants = new Set<string>();
+
+  constructor(scope: Construct, id: string, props: ProviderBackendProps) {
+    super(scope, id);
+    this.props = props;
+    this.provider = props.provider;
+    this.schema = props.schema;
+    this.hostname = props.hostname;
+    this.port = props.port;
+    this.tls = props.tls;
+    this.credentials = props.credentials;
+    const ownNamespace = resolveNamespace(this, props.namespace);
+
+    if (!Number.isInteger(props.port) || props.port < 1 || props.port > 65535) {
+      throw invalid(this, 'port', props.port, 'must be an integer between 1 and 65535');
+    }
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(props.hostname) || props.hostname.length > MAX_SUBDOMAIN_LENGTH) {
+      throw invalid(this, 'hostname', props.hostname, 'must be a lower-case DNS name');
+    }
+    this.validateCredentials();
+    if (props.schema.name === 'OpenAI' && !/^\/[^?#\s]*$/.test(props.schema.pathPrefix)) {
+      throw invalid(this, 'pathPrefix', props.schema.pathPrefix, 'must start with "/" and contain no query, fragment or whitespace');
+    }
+
+    if (props.service) {
+      this.backendName = checkLabelName(this, 'serviceName', props.service.name, { startWithLetter: true });
+      this.namespace = checkLabelName(this, 'serviceNamespace', props.service.namespace);
+    } else {
+      this.backendName = checkLabelName(this, 'name', props.name ?? defaultName(this));
+      this.namespace = ownNamespace;
+      customResource<BackendSpec>(this, 'Backend', ENVOY_GATEWAY_API_VERSION, 'Backend', { name: this.backendName, namespace: this.namespace }, {
+        endpoints: [{ fqdn: { hostname: props.hostname, port: props.port } }],
+      });
+      if (props.tls) {
+        customResource<BackendTLSPolicySpec>(
+          this,
+          'BackendTLSPolicy',
+          GATEWAY_API_VERSION,
+          'BackendTLSPolicy',
+          { name: derivedName([this.backendName, 'tls']), namespace: this.namespace },
+          {
+            targetRefs: [{ group: ENVOY_GATEWAY_GROUP, kind: 'Backend', name: this.backendName }],
+            validation: { hostname: props.hostname, wellKnownCACertificates: 'System' },
+          },
+        );
+      }
+    }
+  }
+
+  /** Namespace the credential Secret is expected in (where the ProviderBackend construct lives unless set). */
+  get secretNamespaceDefault(): string {
+    return resolveNamespace(this, this.props.namespace);
+  }
+
+  /** @internal the HTTPRoute backendRef, from a route in `routeNamespace`. */
+  _backendRef(routeNamespace: string, weight?: number): BackendObjectReference {
+    const namespace = routeNamespace === this.namespace ? undefined : this.namespace;
+    if (this.props.service) {
+      return { name: this.backendName, namespace, port: this.port, weight };
+    }
+    return { group: ENVOY_GATEWAY_GROUP, kind: 'Backend', name: this.backendName, namespace, weight };
+  }
+
+  /**
+   * @internal Emits (once per namespace) the ReferenceGrant that lets HTTPRoutes of `routeNamespace` reference
+   * this backend. Emitted beside this construct, in the backend's namespace.
+   */
+  _grantAccessFrom(routeNamespace: string): void {
+    if (routeNamespace === this.namespace || this.grants.has(routeNamespace)) return;
+    this.grants.add(routeNamespace);
+    const target = this.props.service ? { group: '', kind: 'Service' } : { group: ENVOY_GATEWAY_GROUP, kind: 'Backend' };
+    customResource<ReferenceGrantSpec>(
+      this,
+      `ReferenceGrant-${routeNamespace}`,
+      REFERENCE_GRANT_API_VERSION,
+      'ReferenceGrant',
+      { name: derivedName([this.backendName, 'from', routeNamespace]), namespace: this.namespace },
+      {
+        from: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', namespace: routeNamespace }],
+        to: [{ ...target, name: this.backendName }],
+      },
+    );
+  }
+
+  /** @internal the processor config entry for this backend under `entryName`. */
+  _toConfig(entryName: string): BackendConfig {
+    const entry: BackendConfig = {
+      name: entryName,
+      schema: this.schema,
+      endpoint: { hostname: this.hostname, port: this.port, tls: this.tls },
+    };
+    if (this.credentials) entry.auth = this.credentials._toConfig(this.props.awsRegion);
+    const headerMutation = toHeaderMutation(this.props.headerMutation);
+    if (headerMutation) entry.headerMutation = headerMutation;
+    const bodyMutation = toBodyMutation(this.props.bodyMutation);
+    if (bodyMutation) entry.bodyMutation = bodyMutation;
+    return entry;
+  }
+
+  /** @internal a key that identifies this backend across the app (namespace and name). */
+  get _key(): string {
+    return `${this.namespace}/${this.backendName}`;
+  }
+
+  private validateCredentials(): void {
+    const { credentials, acceptedCredentials, credentialsRequired, provider } = this.props;
+    const accepted = acceptedCredentials.map(factoryName).join(', ');
+    if (credentials === undefined) {
+      if (credentialsRequired) {
+        throw invalid(this, 'credentials', credentials, `provider ${provider} needs credentials; pass one of ${accepted}`);
+      }
+      return;
+    }
+    if (!(credentials instanceof Credentials)) {
+      throw invalid(this, 'credentials', credentials, `must be created with ${accepted}`);
+    }
+    if (!acceptedCredentials.includes(credentials.kind)) {
+      throw invalid(this, 'credentials', factoryName(credentials.kind), `provider ${provider} accepts ${accepted}`);
+    }
+    for (const secret of credentials.secrets) {
+      checkLabelName(this, 'credentials.secretName', secret.secretName);
+      if (!/^[-._a-zA-Z0-9]+$/.test(secret.key)) throw invalid(this, 'credentials.key', secret.key, 'must be a valid Secret key');
+    }
+  }
+}
+
+function factoryName(kind: CredentialKind): string {
+  switch (kind) {
+    case 'APIKey':
+      return 'Credentials.apiKey()';
+    case 'BearerToken':
+      return 'Credentials.bearerToken()';
+    case 'AWSSecret':
+      return 'Credentials.awsSharedCredentials()';
+    case 'AWSDefaultChain':
+      return 'Credentials.awsDefaultChain()';
+    case 'GCPServiceAccountKey':
+      return 'Credentials.gcpServiceAccountKey()';
+    case 'GCPWorkloadIdentity':
+      return 'Credentials.gcpWorkloadIdentity()';
+    case 'AzureEntra':
+      return 'Credentials.azureEntra()';
+  }
+}
+
+const REGION = /^[a-z0-9]+(-[a-z0-9]+)*$/;
+
+function bedrockHost(scope: Construct, id: string, region: string): string {
+  if (typeof region !== 'string' || !REGION.test(region)) throw invalid(scope, `${id}.region`, region, 'must be an AWS region such as "us-east-1"');
+  return `bedrock-runtime.${region}.amazonaws.com`;
+}
+
+function vertexHost(scope: Construct, id: string, region: string): string {
+  if (typeof region !== 'string' || !REGION.test(region)) throw invalid(scope, `${id}.region`, region, 'must be a GCP region such as "us-central1" or "global"');
+  return region === 'global' ? 'aiplatform.googleapis.com' : `${region}-aiplatform.googleapis.com`;
+}
+
+function toHeaderMutation(options: HeaderMutationOptions | undefined): HeaderMutation | undefined {
+  if (!options) return undefined;
+  return {
+    set: Object.entries(options.set ?? {}).map(([name, value]) => ({ name: name.toLowerCase(), value })),
+    remove: (options.remove ?? []).map((name) => name.toLowerCase()),
+  };
+}
+
+function toBodyMutation(options: BodyMutationOptions | undefined): BodyMutation | undefined {
+  if (!options) return undefined;
+  return {
+    set: Object.entries(options.set ?? {}).map(([path, value]) => ({ path, value: JSON.stringify(value) })),
+    remove: [...(options.remove ?? [])],
+  };
+}

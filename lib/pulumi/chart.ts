@@ -1,0 +1,36 @@
+/**
+ * `Cdk8sChart`: any cdk8s chart, built from props that may hold Pulumi inputs, registered as Pulumi
+ * Kubernetes resources. The AI gateway components use the same machinery.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import type { Chart } from 'cdk8s';
+import { joinModel } from './model';
+import type { KubeObject } from './objects';
+
+export interface Cdk8sChartArgs<P> {
+  /** Passed to `build` once every Output/Promise inside resolved (before: placeholders, see README). */
+  readonly props: P;
+  /** Adds constructs to the chart; their objects become this component's children. */
+  readonly build: (chart: Chart, props: pulumi.Unwrap<P>) => void;
+}
+
+export class Cdk8sChart<P = Record<string, never>> extends pulumi.ComponentResource {
+  /** The manifests the chart synthesized (unknown during preview when they depend on unknown inputs). */
+  readonly manifests: pulumi.Output<KubeObject[]>;
+
+  constructor(name: string, args: Cdk8sChartArgs<P>, opts?: pulumi.ComponentResourceOptions) {
+    super('ai-gateway:index:Cdk8sChart', name, {}, opts);
+    const built = joinModel({
+      component: this,
+      name,
+      kind: 'Cdk8sChart',
+      props: args.props,
+      build: (chart, props) => {
+        args.build(chart, props as pulumi.Unwrap<P>);
+        return undefined;
+      },
+    });
+    this.manifests = built.apply((b) => [...b.objects]);
+    this.registerOutputs({ manifests: this.manifests });
+  }
+}

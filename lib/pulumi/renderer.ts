@@ -1,0 +1,95 @@
+/**
+ * Registers plain Kubernetes manifests (a cdk8s synthesis) as @pulumi/kubernetes resources: each under its
+ * owning component (`parent`, so the user's provider flows down), named deterministically from its
+ * namespace and name, created after the objects it depends on.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import { creationOrder, dependencyIndices } from './dependencies';
+import { resourceClassFor } from './kinds';
+import { KubeObject, identityKey, nameOf, namespaceOf } from './objects';
+
+/** One object to register. */
+export interface PlannedObject {
+  /**
+   * The manifest's shape: apiVersion, kind, namespace/name and top-level fields. It names the resource and
+   * orders it; under unknown inputs it is rendered with placeholders.
+   */
+  readonly plan: KubeObject;
+  /** What gets applied. An Output when it depends on Pulumi inputs; unknown during preview if they are. */
+  readonly manifest: pulumi.Input<KubeObject>;
+  /** The component the resource belongs to, and the name it was created with (prefixes the child's name). */
+  readonly parent: pulumi.Resource;
+  readonly parentName: string;
+}
+
+/** An object another part of the program already registered (e.g. a Secret with a Pulumi secret value). */
+export interface RegisteredObject {
+  readonly object: KubeObject;
+  readonly resource: pulumi.Resource;
+}
+
+export interface RenderedObject {
+  readonly plan: KubeObject;
+  readonly resource: pulumi.CustomResource;
+}
+
+/** Pulumi name of an object's resource: unique per parent and type, stable while namespace and name are. */
+export function logicalName(parentName: string, object: KubeObject): string {
+  const namespace = namespaceOf(object);
+  return `${parentName}:${namespace === undefined ? '' : `${namespace}/`}${nameOf(object)}`;
+}
+
+/**
+ * Registers every planned object, dependencies first, each `dependsOn` the resources of the objects it
+ * needs (among `planned` and `registered`). Returns the resources in input order.
+ */
+export function registerObjects(
+  planned: readonly PlannedObject[],
+  registered: readonly RegisteredObject[] = [],
+): RenderedObject[] {
+  rejectDuplicates(planned.map((p) => p.plan).concat(registered.map((r) => r.object)));
+  const all = [...planned.map((p) => p.plan), ...registered.map((r) => r.object)];
+  const dependencies = dependencyIndices(all);
+  const resources = new Array<pulumi.Resource | undefined>(all.length);
+  registered.forEach((r, i) => (resources[planned.length + i] = r.resource));
+
+  for (const index of creationOrder(all, dependencies)) {
+    if (index >= planned.length) continue;
+    const { plan, manifest, parent, parentName } = planned[index];
+    const dependsOn = dependencies[index].map((i) => {
+      const resource = resources[i];
+      if (resource === undefined) throw new Error(`internal: ${identityKey(all[i])} not registered before its dependant`);
+      return resource;
+    });
+    const ResourceClass = resourceClassFor(plan.apiVersion, plan.kind);
+    resources[index] = new ResourceClass(logicalName(parentName, plan), resourceArgs(plan, manifest), {
+      parent,
+      dependsOn,
+    });
+  }
+  return planned.map((p, i) => ({ plan: p.plan, resource: resources[i] as pulumi.CustomResource }));
+}
+
+/** Top-level fields as inputs: apiVersion/kind verbatim (they pick the resource type), the rest from the manifest. */
+function resourceArgs(plan: KubeObject, manifest: pulumi.Input<KubeObject>): Record<string, pulumi.Input<unknown>> {
+  const args: Record<string, pulumi.Input<unknown>> = { apiVersion: plan.apiVersion, kind: plan.kind };
+  const resolved = pulumi.output(manifest) as unknown as pulumi.Output<KubeObject>;
+  for (const field of Object.keys(plan)) {
+    if (field === 'apiVersion' || field === 'kind') continue;
+    args[field] = isPlain(manifest) ? manifest[field] : resolved.apply((m) => m[field]);
+  }
+  return args;
+}
+
+function isPlain(manifest: pulumi.Input<KubeObject>): manifest is KubeObject {
+  return !pulumi.Output.isInstance(manifest) && typeof (manifest as { then?: unknown }).then !== 'function';
+}
+
+function rejectDuplicates(objects: readonly KubeObject[]): void {
+  const seen = new Set<string>();
+  for (const object of objects) {
+    const key = identityKey(object);
+    if (seen.has(key)) throw new Error(`two rendered objects have the same identity ${object.kind} ${key}`);
+    seen.add(key);
+  }
+}
