@@ -2,6 +2,7 @@
 import type { TranslatorTable } from '../translate/registry';
 import { anthropicMessagesPassthrough, openAIChatToAnthropicBackend } from './anthropic';
 import { anthropicMessagesToBedrock, openAIChatToBedrock } from './bedrock';
+import { openAIChatToGeminiBackend, openAIEmbeddingsToVertexBackend } from './gemini';
 
 export const PROVIDER_TRANSLATORS: TranslatorTable = {
   OpenAI: {
@@ -10,6 +11,10 @@ export const PROVIDER_TRANSLATORS: TranslatorTable = {
       GCPAnthropic: openAIChatToAnthropicBackend,
       AWSAnthropic: openAIChatToAnthropicBackend,
       AWSBedrock: openAIChatToBedrock,
+      GCPVertexAI: openAIChatToGeminiBackend,
+    },
+    embeddings: {
+      GCPVertexAI: openAIEmbeddingsToVertexBackend,
     },
   },
   Anthropic: {

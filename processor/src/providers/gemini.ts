@@ -1,0 +1,495 @@
+/**
+ * Vertex AI Gemini: OpenAI chat completions -> generateContent / streamGenerateContent?alt=sse, and
+ * OpenAI embeddings -> predict. Usage: completion = candidates + thoughts, reasoning = thoughts,
+ * cached = cachedContentTokenCount.
+ */
+import { SseParser } from '../sse';
+import { TranslationError, type TranslationContext, type TranslatorFactory, type UpstreamRequest } from '../translate/types';
+import {
+  asArray,
+  asNumber,
+  asObject,
+  asString,
+  checkRange,
+  ConvertingResponse,
+  count,
+  EMPTY,
+  invalid,
+  isObject,
+  JsonObject,
+  openAIUsageWithDetails,
+  OpenAIUsageShape,
+  parseArguments,
+  parseDataUrl,
+  parseJsonBuffer,
+  rejectIfSet,
+  sseData,
+  tokenUsage,
+  unsupported,
+  unsupportedContent,
+} from './common';
+import { vertexModelPath } from './anthropic';
+import * as crypto from 'node:crypto';
+
+const BACKEND = 'GCPVertexAI';
+
+const UNSUPPORTED_PARAMS: [string, unknown[]][] = [
+  ['logprobs', [undefined, null, false]],
+  ['top_logprobs', [undefined, null, 0]],
+  ['logit_bias', [undefined, null]],
+  ['audio', [undefined, null]],
+  ['prediction', [undefined, null]],
+  ['web_search_options', [undefined, null]],
+  ['functions', [undefined, null]],
+  ['function_call', [undefined, null]],
+];
+
+const THINKING_BUDGET: Record<string, number> = { none: 0, minimal: 512, low: 1024, medium: 8192, high: 24576 };
+
+function modelPath(context: TranslationContext, method: string): string {
+  const schema = context.backend.schema;
+  if (schema.name !== 'GCPVertexAI') throw new TranslationError(500, `backend ${context.backend.name} is not a Vertex AI backend`, 'server_error');
+  return `${vertexModelPath(schema.projectId, schema.region, 'google', context.upstreamModel)}:${method}`;
+}
+
+const MIME_BY_EXTENSION: Record<string, string> = {
+  png: 'image/png',
+  jpg: 'image/jpeg',
+  jpeg: 'image/jpeg',
+  gif: 'image/gif',
+  webp: 'image/webp',
+  pdf: 'application/pdf',
+  mp3: 'audio/mpeg',
+  wav: 'audio/wav',
+  mp4: 'video/mp4',
+};
+
+function mediaPart(url: unknown, param: string): JsonObject {
+  if (typeof url !== 'string') throw invalid(`${param} must be a string`, param);
+  const data = parseDataUrl(url);
+  if (data) return { inlineData: { mimeType: data.mediaType, data: data.data } };
+  const extension = /\.([a-z0-9]+)(?:[?#].*)?$/i.exec(url)?.[1]?.toLowerCase();
+  const mimeType = extension ? MIME_BY_EXTENSION[extension] : undefined;
+  if (!mimeType) throw unsupported(param, BACKEND, 'URLs must end in a known file extension (or use a base64 data URL)');
+  return { fileData: { mimeType, fileUri: url } };
+}
+
+export function openAIChatToGemini(body: JsonObject): JsonObject {
+  for (const [param, neutral] of UNSUPPORTED_PARAMS) rejectIfSet(body, param, BACKEND, neutral);
+  const generationConfig: JsonObject = {};
+  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
+  if (maxTokens !== undefined && maxTokens !== null) {
+    if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) {
+      const param = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
+      throw invalid(`${param} must be a positive integer`, param);
+    }
+    generationConfig.maxOutputTokens = maxTokens;
+  }
+  const temperature = checkRange(body, 'temperature', 0, 2);
+  if (temperature !== undefined) generationConfig.temperature = temperature;
+  const topP = checkRange(body, 'top_p', 0, 1);
+  if (topP !== undefined) generationConfig.topP = topP;
+  const presence = checkRange(body, 'presence_penalty', -2, 2);
+  if (presence !== undefined && presence !== 0) generationConfig.presencePenalty = presence;
+  const frequency = checkRange(body, 'frequency_penalty', -2, 2);
+  if (frequency !== undefined && frequency !== 0) generationConfig.frequencyPenalty = frequency;
+  if (typeof body.seed === 'number') generationConfig.seed = body.seed;
+  if (body.n !== undefined && body.n !== null) {
+    if (typeof body.n !== 'number' || !Number.isInteger(body.n) || body.n < 1) throw invalid('n must be a positive integer', 'n');
+    if (body.n !== 1) generationConfig.candidateCount = body.n;
+  }
+  const stop = body.stop;
+  if (typeof stop === 'string') generationConfig.stopSequences = [stop];
+  else if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) {
+    if (stop.length > 0) generationConfig.stopSequences = stop;
+  } else if (stop !== undefined && stop !== null) throw invalid('stop must be a string or an array of strings', 'stop');
+  const format = asObject(body.response_format);
+  if (format?.type === 'json_object') generationConfig.responseMimeType = 'application/json';
+  else if (format?.type === 'json_schema') {
+    const schema = asObject(asObject(format.json_schema)?.schema);
+    if (!schema) throw invalid('response_format.json_schema.schema must be an object', 'response_format');
+    generationConfig.responseMimeType = 'application/json';
+    generationConfig.responseJsonSchema = schema;
+  } else if (format && format.type !== 'text') throw unsupported('response_format', BACKEND, `type "${String(format.type)}"`);
+  const effort = body.reasoning_effort;
+  if (effort !== undefined && effort !== null) {
+    const budget = typeof effort === 'string' ? THINKING_BUDGET[effort] : undefined;
+    if (budget === undefined) throw invalid(`reasoning_effort must be one of ${Object.keys(THINKING_BUDGET).join(', ')}`, 'reasoning_effort');
+    generationConfig.thinkingConfig = { thinkingBudget: budget, includeThoughts: budget > 0 };
+  }
+
+  const out: JsonObject = {};
+  const { system, contents } = convertMessages(body.messages);
+  if (contents.length > 0) out.contents = contents;
+  const tools = convertTools(body.tools);
+  if (tools) out.tools = tools;
+  const toolConfig = convertToolChoice(body.tool_choice);
+  if (toolConfig) out.toolConfig = toolConfig;
+  out.generationConfig = generationConfig;
+  if (system.length > 0) out.systemInstruction = { parts: system };
+  return out;
+}
+
+function convertMessages(value: unknown): { system: JsonObject[]; contents: JsonObject[] } {
+  if (!Array.isArray(value)) throw invalid('messages must be an array', 'messages');
+  const system: JsonObject[] = [];
+  const contents: JsonObject[] = [];
+  const toolNames = new Map<string, string>();
+  value.forEach((raw, i) => {
+    const message = asObject(raw);
+    if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
+    const param = `messages[${i}].content`;
+    switch (message.role) {
+      case 'system':
+      case 'developer':
+        for (const part of parts(message.content, param, false)) system.push(part);
+        break;
+      case 'user':
+        contents.push({ parts: parts(message.content, param, true), role: 'user' });
+        break;
+      case 'assistant': {
+        const modelParts: JsonObject[] = [];
+        if (message.content !== null && message.content !== undefined && message.content !== '') modelParts.push(...parts(message.content, param, false));
+        asArray(message.tool_calls).forEach((call, j) => {
+          const c = asObject(call);
+          const fn = asObject(c?.function);
+          if (!c || !fn || typeof fn.name !== 'string') throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
+          if (typeof c.id === 'string') toolNames.set(c.id, fn.name);
+          modelParts.push({ functionCall: { name: fn.name, args: parseArguments(fn.arguments, `messages[${i}].tool_calls[${j}].function.arguments`) } });
+        });
+        if (modelParts.length === 0) throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
+        contents.push({ parts: modelParts, role: 'model' });
+        break;
+      }
+      case 'tool': {
+        const id = asString(message.tool_call_id);
+        const name = id === undefined ? undefined : toolNames.get(id);
+        if (!name) throw invalid(`messages[${i}].tool_call_id does not match a tool call of an earlier assistant message`, `messages[${i}].tool_call_id`);
+        const text = typeof message.content === 'string' ? message.content : parts(message.content, param, false).map((p) => String(p.text)).join('');
+        const part = { functionResponse: { name, response: functionResponse(text) } };
+        const last = contents[contents.length - 1];
+        // All responses to one model turn go into one user turn.
+        if (last?.role === 'user' && (last.parts as JsonObject[]).every((p) => 'functionResponse' in p)) (last.parts as JsonObject[]).push(part);
+        else contents.push({ parts: [part], role: 'user' });
+        break;
+      }
+      default:
+        throw invalid(`messages[${i}].role ${JSON.stringify(message.role)} is not supported`, `messages[${i}].role`);
+    }
+  });
+  return { system, contents };
+}
+
+function functionResponse(text: string): JsonObject {
+  try {
+    const parsed = JSON.parse(text);
+    if (isObject(parsed)) return parsed;
+  } catch {
+    // plain text result
+  }
+  return { content: text };
+}
+
+function parts(content: unknown, param: string, allowMedia: boolean): JsonObject[] {
+  if (typeof content === 'string') return [{ text: content }];
+  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
+  return content.map((raw, j) => {
+    const p = asObject(raw);
+    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text };
+    if (p?.type === 'refusal' && typeof p.refusal === 'string') return { text: p.refusal };
+    if (allowMedia && p?.type === 'image_url') return mediaPart(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
+    if (allowMedia && p?.type === 'input_audio') {
+      const audio = asObject(p.input_audio);
+      if (typeof audio?.data !== 'string') throw invalid(`${param}[${j}].input_audio.data must be base64`, `${param}[${j}]`);
+      return { inlineData: { mimeType: `audio/${asString(audio.format) ?? 'wav'}`, data: audio.data } };
+    }
+    if (allowMedia && p?.type === 'file') {
+      const data = parseDataUrl(asString(asObject(p.file)?.file_data) ?? '');
+      if (data) return { inlineData: { mimeType: data.mediaType, data: data.data } };
+    }
+    throw unsupportedContent(`${param}[${j}]`, p?.type);
+  });
+}
+
+function convertTools(value: unknown): JsonObject[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw invalid('tools must be an array', 'tools');
+  if (value.length === 0) return undefined;
+  const declarations = value.map((tool, i) => {
+    const t = asObject(tool);
+    const fn = asObject(t?.function);
+    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string') throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
+    const out: JsonObject = { name: fn.name };
+    if (typeof fn.description === 'string') out.description = fn.description;
+    if (isObject(fn.parameters)) out.parameters = fn.parameters;
+    return out;
+  });
+  return [{ functionDeclarations: declarations }];
+}
+
+function convertToolChoice(choice: unknown): JsonObject | undefined {
+  if (choice === undefined || choice === null) return undefined;
+  if (choice === 'auto') return { functionCallingConfig: { mode: 'AUTO' } };
+  if (choice === 'required') return { functionCallingConfig: { mode: 'ANY' } };
+  if (choice === 'none') return { functionCallingConfig: { mode: 'NONE' } };
+  const name = asString(asObject(asObject(choice)?.function)?.name);
+  if (!name) throw invalid('tool_choice must be "auto", "required", "none" or a function', 'tool_choice');
+  return { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: [name] } };
+}
+
+export function geminiFinishReason(reason: unknown, hasToolCalls: boolean): string {
+  if (hasToolCalls) return 'tool_calls';
+  switch (reason) {
+    case 'MAX_TOKENS':
+      return 'length';
+    case 'SAFETY':
+    case 'RECITATION':
+    case 'BLOCKLIST':
+    case 'PROHIBITED_CONTENT':
+    case 'SPII':
+    case 'IMAGE_SAFETY':
+      return 'content_filter';
+    default:
+      return 'stop';
+  }
+}
+
+export function geminiUsage(metadata: JsonObject | undefined): OpenAIUsageShape {
+  const thoughts = count(metadata?.thoughtsTokenCount);
+  return {
+    prompt: count(metadata?.promptTokenCount) + count(metadata?.toolUsePromptTokenCount),
+    completion: count(metadata?.candidatesTokenCount) + thoughts,
+    cached: count(metadata?.cachedContentTokenCount),
+    reasoning: thoughts,
+  };
+}
+
+/** A deterministic v4-shaped UUID for tool calls Gemini returns without an id. */
+export function toolCallId(requestId: string, index: number): string {
+  const h = crypto.createHash('sha256').update(`${requestId}/${index}`).digest('hex');
+  const variant = ((parseInt(h[16], 16) & 0x3) | 0x8).toString(16);
+  return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+}
+
+function createdOf(response: JsonObject): number | undefined {
+  const createTime = asString(response.createTime);
+  if (!createTime) return undefined;
+  const ms = Date.parse(createTime);
+  return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
+}
+
+interface CandidateParts {
+  text?: string;
+  reasoning?: string;
+  toolCalls: JsonObject[];
+}
+
+class GeminiToOpenAIResponse extends ConvertingResponse {
+  private sse?: SseParser;
+  private toolCount = 0;
+  private metadata: JsonObject | undefined;
+  private id: string | undefined;
+  private created: number | undefined;
+  private model: string | undefined;
+  private finished = false;
+
+  constructor(private readonly context: TranslationContext) {
+    super('OpenAI', context.stream);
+  }
+
+  private candidateParts(candidate: JsonObject, streaming: boolean): CandidateParts {
+    const out: CandidateParts = { toolCalls: [] };
+    for (const raw of asArray(asObject(candidate.content)?.parts)) {
+      const part = asObject(raw);
+      if (!part) continue;
+      if (typeof part.text === 'string') {
+        if (part.thought === true) out.reasoning = (out.reasoning ?? '') + part.text;
+        else out.text = (out.text ?? '') + part.text;
+      }
+      const call = asObject(part.functionCall);
+      if (call) {
+        const index = this.toolCount++;
+        const base: JsonObject = streaming ? { index } : {};
+        out.toolCalls.push({
+          ...base,
+          id: asString(call.id) ?? toolCallId(this.context.requestId, index),
+          function: { arguments: JSON.stringify(call.args ?? {}), name: asString(call.name) ?? '' },
+          type: 'function',
+        });
+      }
+    }
+    return out;
+  }
+
+  protected convertBody(whole: Buffer): Buffer {
+    const response = asObject(parseJsonBuffer(whole));
+    if (!response) return this.unreadable('Gemini');
+    const choices = asArray(response.candidates).map((raw, i) => {
+      const candidate = asObject(raw) ?? {};
+      const { text, reasoning, toolCalls } = this.candidateParts(candidate, false);
+      const message: JsonObject = { role: 'assistant' };
+      if (text !== undefined) message.content = text;
+      if (reasoning !== undefined) message.reasoning_content = reasoning;
+      if (toolCalls.length > 0) message.tool_calls = toolCalls;
+      return { finish_reason: geminiFinishReason(candidate.finishReason, toolCalls.length > 0), index: asNumber(candidate.index) ?? i, message };
+    });
+    const usage = geminiUsage(asObject(response.usageMetadata));
+    this.usage = tokenUsage(usage);
+    const out: JsonObject = { choices };
+    const id = asString(response.responseId);
+    if (id !== undefined) out.id = id;
+    const created = createdOf(response);
+    if (created !== undefined) out.created = created;
+    out.model = asString(response.modelVersion) ?? this.context.requestModel;
+    out.object = 'chat.completion';
+    out.usage = openAIUsageWithDetails(usage);
+    return Buffer.from(JSON.stringify(out));
+  }
+
+  protected streamChunk(chunk: Buffer, endOfStream: boolean): Buffer {
+    this.sse ??= new SseParser();
+    const events = this.sse.push(chunk);
+    if (endOfStream) events.push(...this.sse.end());
+    let out = '';
+    for (const event of events) {
+      if (event.data === '' || event.data === '[DONE]') continue;
+      const response = asObject(parseJsonBuffer(Buffer.from(event.data)));
+      if (!response) continue;
+      out += this.streamEvent(response);
+    }
+    if (endOfStream) out += this.finish();
+    return out === '' ? EMPTY : Buffer.from(out);
+  }
+
+  private streamEvent(response: JsonObject): string {
+    const error = asObject(response.error);
+    if (error) {
+      return sseData({ type: 'error', error: { type: asString(error.status) ?? 'upstream_error', code: String(error.code ?? 500), message: asString(error.message) ?? 'stream error' } });
+    }
+    this.id ??= asString(response.responseId);
+    this.created ??= createdOf(response);
+    this.model ??= asString(response.modelVersion);
+    if (isObject(response.usageMetadata)) {
+      this.metadata = response.usageMetadata;
+      this.usage = tokenUsage(geminiUsage(this.metadata));
+    }
+    let out = '';
+    asArray(response.candidates).forEach((raw, i) => {
+      const candidate = asObject(raw) ?? {};
+      const { text, reasoning, toolCalls } = this.candidateParts(candidate, true);
+      const delta: JsonObject = {};
+      if (text !== undefined) delta.content = text;
+      if (reasoning !== undefined) delta.reasoning_content = reasoning;
+      delta.role = 'assistant';
+      if (toolCalls.length > 0) delta.tool_calls = toolCalls;
+      const choice: JsonObject = { index: asNumber(candidate.index) ?? i, delta };
+      if (candidate.finishReason !== undefined && candidate.finishReason !== null) {
+        choice.finish_reason = geminiFinishReason(candidate.finishReason, this.toolCount > 0);
+      }
+      out += sseData({ ...this.chunkHead(), choices: [choice], ...this.chunkTail() });
+    });
+    return out;
+  }
+
+  private chunkHead(): JsonObject {
+    return { id: this.id ?? this.context.requestId };
+  }
+
+  private chunkTail(): JsonObject {
+    return { created: this.created ?? this.context.nowSeconds, model: this.model ?? this.context.requestModel, object: 'chat.completion.chunk' };
+  }
+
+  private finish(): string {
+    if (this.finished) return '';
+    this.finished = true;
+    let out = '';
+    if (this.metadata) {
+      out += sseData({ ...this.chunkHead(), choices: [], ...this.chunkTail(), usage: openAIUsageWithDetails(geminiUsage(this.metadata)) });
+    }
+    return `${out}data: [DONE]\n\n`;
+  }
+}
+
+export const openAIChatToGeminiBackend: TranslatorFactory = (context) => ({
+  request(body): UpstreamRequest {
+    return {
+      path: context.stream ? `${modelPath(context, 'streamGenerateContent')}?alt=sse` : modelPath(context, 'generateContent'),
+      body: openAIChatToGemini(body),
+      setHeaders: {},
+      removeHeaders: [],
+    };
+  },
+  response: () => new GeminiToOpenAIResponse(context),
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Embeddings
+
+export function openAIEmbeddingsToVertex(body: JsonObject): { body: JsonObject; base64: boolean } {
+  const input = body.input;
+  let instances: JsonObject[];
+  if (typeof input === 'string') instances = [{ content: input }];
+  else if (Array.isArray(input) && input.length > 0) {
+    instances = input.map((item, i) => {
+      if (typeof item === 'string') return { content: item };
+      if (isObject(item) && typeof item.content === 'string') return item;
+      throw unsupported(`input[${i}]`, BACKEND, 'inputs must be strings or {content, task_type, title} objects (token arrays are not supported)');
+    });
+  } else throw invalid('input must be a string or a non-empty array', 'input');
+  const parameters: JsonObject = {};
+  if (body.dimensions !== undefined && body.dimensions !== null) {
+    if (typeof body.dimensions !== 'number' || !Number.isInteger(body.dimensions) || body.dimensions < 1) throw invalid('dimensions must be a positive integer', 'dimensions');
+    parameters.outputDimensionality = body.dimensions;
+  }
+  const encoding = body.encoding_format;
+  if (encoding !== undefined && encoding !== null && encoding !== 'float' && encoding !== 'base64') {
+    throw invalid('encoding_format must be "float" or "base64"', 'encoding_format');
+  }
+  return { body: { instances, parameters }, base64: encoding === 'base64' };
+}
+
+/** Floats as OpenAI's base64 encoding: little-endian float32. */
+export function floatsToBase64(values: number[]): string {
+  const buffer = Buffer.allocUnsafe(values.length * 4);
+  for (let i = 0; i < values.length; i++) buffer.writeFloatLE(values[i], i * 4);
+  return buffer.toString('base64');
+}
+
+class VertexEmbeddingsResponse extends ConvertingResponse {
+  constructor(
+    private readonly context: TranslationContext,
+    private readonly base64: boolean,
+  ) {
+    super('OpenAI', false);
+  }
+
+  protected convertBody(whole: Buffer): Buffer {
+    const response = asObject(parseJsonBuffer(whole));
+    if (!response) return this.unreadable('Vertex AI embeddings');
+    let tokens = 0;
+    const data = asArray(response.predictions).map((raw, index) => {
+      const embeddings = asObject(asObject(raw)?.embeddings);
+      tokens += count(asObject(embeddings?.statistics)?.token_count);
+      const values = asArray(embeddings?.values).map((v) => (typeof v === 'number' ? v : 0));
+      return { embedding: this.base64 ? floatsToBase64(values) : values, index, object: 'embedding' };
+    });
+    this.usage = tokenUsage({ prompt: tokens, completion: 0, cached: 0, reasoning: 0 });
+    return Buffer.from(JSON.stringify({ data, model: this.context.requestModel, object: 'list', usage: { prompt_tokens: tokens, total_tokens: tokens } }));
+  }
+
+  protected streamChunk(): Buffer {
+    return EMPTY;
+  }
+}
+
+export const openAIEmbeddingsToVertexBackend: TranslatorFactory = (context) => {
+  let base64 = false;
+  return {
+    request(body): UpstreamRequest {
+      const converted = openAIEmbeddingsToVertex(body);
+      base64 = converted.base64;
+      return { path: modelPath(context, 'predict'), body: converted.body, setHeaders: {}, removeHeaders: [] };
+    },
+    response: () => new VertexEmbeddingsResponse(context, base64),
+  };
+};
