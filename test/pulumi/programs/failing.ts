@@ -1,0 +1,45 @@
+/**
+ * Programs that must fail after their components were constructed (the model seals asynchronously, so the
+ * error surfaces the way Pulumi reports failed registrations: as an unhandled rejection that fails the run).
+ * Run with `tsx failing.ts <scenario>`; the test checks the exit code and the message.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import { ApiObject } from 'cdk8s';
+import { Cdk8sChart } from '../../../lib/pulumi';
+
+const scenarios: Record<string, () => void> = {
+  /** The object set differs once an Output resolves. */
+  'shape-changes': () => {
+    new Cdk8sChart('shifty', {
+      props: { namespace: pulumi.output('real') },
+      build: (chart, props) => {
+        new ApiObject(chart, props.namespace === 'real' ? 'real' : 'planned', {
+          apiVersion: 'v1',
+          kind: 'ConfigMap',
+          metadata: { name: 'c', namespace: props.namespace },
+        });
+      },
+    });
+  },
+  /** The construct model rejects the props. */
+  'build-throws': () => {
+    new Cdk8sChart('broken', {
+      props: {},
+      build: () => {
+        throw new Error('broken: invalid prop "x"');
+      },
+    });
+  },
+};
+
+async function main(): Promise<void> {
+  await pulumi.runtime.setMocks({
+    newResource: (args) => ({ id: `${args.name}_id`, state: args.inputs }),
+    call: (args) => args.inputs,
+  });
+  const scenario = scenarios[process.argv[2] ?? ''];
+  if (scenario === undefined) throw new Error(`unknown scenario ${process.argv[2]}`);
+  scenario();
+}
+
+void main();
