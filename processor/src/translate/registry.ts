@@ -3,6 +3,7 @@
  * here, one entry per supported triple; a missing entry means the backend cannot serve that request.
  */
 import type { BackendSchema } from '../config/schema';
+import { PROVIDER_TRANSLATORS } from '../providers';
 import { openAIPassthrough } from './openai';
 import type { ClientApi, Operation, TranslatorFactory } from './types';
 
@@ -10,7 +11,7 @@ export type SchemaName = BackendSchema['name'];
 
 export type TranslatorTable = Partial<Record<ClientApi, Partial<Record<Operation, Partial<Record<SchemaName, TranslatorFactory>>>>>>;
 
-export const TRANSLATORS: TranslatorTable = {
+const OPENAI_TRANSLATORS: TranslatorTable = {
   OpenAI: {
     chat: { OpenAI: openAIPassthrough },
     completions: { OpenAI: openAIPassthrough },
@@ -18,6 +19,23 @@ export const TRANSLATORS: TranslatorTable = {
     other: { OpenAI: openAIPassthrough },
   },
 };
+
+/** Deep-merges translator tables; later tables win for the same triple. */
+export function mergeTranslatorTables(...tables: TranslatorTable[]): TranslatorTable {
+  const merged: TranslatorTable = {};
+  for (const table of tables) {
+    for (const api of Object.keys(table) as ClientApi[]) {
+      const operations = (merged[api] ??= {});
+      for (const operation of Object.keys(table[api]!) as Operation[]) {
+        operations[operation] = { ...operations[operation], ...table[api]![operation] };
+      }
+    }
+  }
+  return merged;
+}
+
+/** OpenAI passthrough plus the provider translators (src/providers). */
+export const TRANSLATORS: TranslatorTable = mergeTranslatorTables(OPENAI_TRANSLATORS, PROVIDER_TRANSLATORS);
 
 export function findTranslator(
   api: ClientApi,
