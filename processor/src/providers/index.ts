@@ -3,6 +3,8 @@ import type { TranslatorTable } from '../translate/registry';
 import { anthropicMessagesPassthrough, openAIChatToAnthropicBackend } from './anthropic';
 import { anthropicMessagesToBedrock, openAIChatToBedrock } from './bedrock';
 import { openAIChatToGeminiBackend, openAIEmbeddingsToVertexBackend } from './gemini';
+import { openAIToAzure } from './azure';
+import { anthropicMessagesToOpenAI } from './anthropic-to-openai';
 
 export const PROVIDER_TRANSLATORS: TranslatorTable = {
   OpenAI: {
@@ -12,10 +14,14 @@ export const PROVIDER_TRANSLATORS: TranslatorTable = {
       AWSAnthropic: openAIChatToAnthropicBackend,
       AWSBedrock: openAIChatToBedrock,
       GCPVertexAI: openAIChatToGeminiBackend,
+      AzureOpenAI: openAIToAzure,
     },
+    completions: { AzureOpenAI: openAIToAzure },
     embeddings: {
       GCPVertexAI: openAIEmbeddingsToVertexBackend,
+      AzureOpenAI: openAIToAzure,
     },
+    other: { AzureOpenAI: openAIToAzure },
   },
   Anthropic: {
     messages: {
@@ -23,6 +29,8 @@ export const PROVIDER_TRANSLATORS: TranslatorTable = {
       GCPAnthropic: anthropicMessagesPassthrough,
       AWSAnthropic: anthropicMessagesPassthrough,
       AWSBedrock: anthropicMessagesToBedrock,
+      OpenAI: anthropicMessagesToOpenAI,
+      AzureOpenAI: anthropicMessagesToOpenAI,
     },
     count_tokens: {
       Anthropic: anthropicMessagesPassthrough,
