@@ -206,15 +206,17 @@ export class EnvoyClient {
       body: upstreamBody,
     };
     const reply = await upstream(upstreamRequest);
-    const chunks = await collectChunks(reply.body);
+    const incremental = isAsyncIterable(reply.body);
+    const chunks = incremental ? [] : await collectChunks(reply.body);
     const responseHeaders: Record<string, string> = { ':status': String(reply.status), ...lowerCaseKeys(reply.headers ?? {}) };
-    const noBody = chunks.length === 0 && !reply.cut;
+    const noBody = !incremental && chunks.length === 0 && !reply.cut;
     stream.send({ responseHeaders: { headers: headerMap(responseHeaders), endOfStream: noBody } });
     answer = await receive('responseHeaders');
     if (isResult(answer)) return { ...answer, upstreamRequest };
     applyMutation(responseHeaders, commonOf(answer, 'responseHeaders')?.headerMutation as HeaderMutation | undefined, true);
     const modeOverride = answer.message.modeOverride as { responseBodyMode?: number } | undefined;
     const streamed = modeOverride?.responseBodyMode === 1;
+    if (incremental && !streamed) chunks.push(...(await collectChunks(reply.body)));
 
     const clientChunks: Buffer[] = [];
     const status = Number(responseHeaders[':status']);
@@ -222,23 +224,33 @@ export class EnvoyClient {
       Object.fromEntries(Object.entries(responseHeaders).filter(([name]) => !name.startsWith(':')));
     if (streamed) {
       hooks.onHeaders?.(status, clientHeaders(), true);
-      for (let i = 0; i < chunks.length; i++) {
-        if (hooks.abortAfterChunks !== undefined && i >= hooks.abortAfterChunks) {
+      // Arrays: the last chunk carries end_of_stream. Live sources: each chunk as it comes, then an empty end.
+      const source: AsyncIterable<Buffer> | Buffer[] = incremental ? (reply.body as AsyncIterable<Buffer>) : chunks;
+      let index = 0;
+      for await (const raw of source) {
+        const chunk = Buffer.from(raw);
+        if (hooks.abortAfterChunks !== undefined && index >= hooks.abortAfterChunks) {
           stream.cancel();
           return { immediate: false, status, headers: clientHeaders(), body: Buffer.concat(clientChunks), chunks: clientChunks, streamed, upstreamRequest, metadata, responses, clearedRouteCache };
         }
-        const end = i === chunks.length - 1 && !reply.cut;
-        stream.send({ responseBody: { body: chunks[i], endOfStream: end } });
+        const end = !incremental && index === chunks.length - 1 && !reply.cut;
+        index += 1;
+        stream.send({ responseBody: { body: chunk, endOfStream: end } });
         const bodyAnswer = await receive('responseBody');
         if (isResult(bodyAnswer)) return { ...bodyAnswer, upstreamRequest };
-        const out = bodyAfterMutation(chunks[i]!, commonOf(bodyAnswer, 'responseBody'));
+        const out = bodyAfterMutation(chunk, commonOf(bodyAnswer, 'responseBody'));
         clientChunks.push(out);
         if (out.length) hooks.onChunk?.(out);
       }
-      if (chunks.length === 0 && !reply.cut) {
+      if ((incremental || chunks.length === 0) && !reply.cut) {
         stream.send({ responseBody: { body: Buffer.alloc(0), endOfStream: true } });
         const bodyAnswer = await receive('responseBody');
         if (isResult(bodyAnswer)) return { ...bodyAnswer, upstreamRequest };
+        const out = bodyAfterMutation(Buffer.alloc(0), commonOf(bodyAnswer, 'responseBody'));
+        if (out.length) {
+          clientChunks.push(out);
+          hooks.onChunk?.(out);
+        }
       }
     } else if (!noBody) {
       if (hooks.abortAfterChunks !== undefined) {
@@ -274,6 +286,10 @@ export class EnvoyClient {
       clearedRouteCache,
     };
   }
+}
+
+function isAsyncIterable(body: UpstreamResponse['body']): body is AsyncIterable<Buffer> {
+  return body !== undefined && typeof body !== 'string' && !Buffer.isBuffer(body) && !Array.isArray(body);
 }
 
 function isResult(value: DecodedResponse | ExchangeResult): value is ExchangeResult {

@@ -70,6 +70,10 @@ export interface TranslationCaseOptions {
   expectedUsage?(testCase: TranslationCase, result: ExchangeResult): TokenUsage | undefined;
   /** Extra costs (e.g. to force stream usage). */
   costs?: CostConfig[];
+  /** Cost metadata values the case must produce, from the expected usage. */
+  expectedCosts?(usage: TokenUsage): Record<string, number>;
+  /** Relative to ../shared; default `fixtures/translation-cases`. */
+  casesDir?: string;
 }
 
 const CASES_DIR = 'fixtures/translation-cases';
@@ -330,7 +334,7 @@ export function fakeUpstreamFor(testCase: TranslationCase, seen: (request: Upstr
 }
 
 export function defineTranslationCaseTests(options: TranslationCaseOptions): void {
-  describeWithShared(CASES_DIR, options.name, (dir) => {
+  describeWithShared(options.casesDir ?? CASES_DIR, options.name, (dir) => {
     const cases = loadTranslationCases(dir).filter((c) => options.select(c));
     const listedModels = [
       ...new Set(cases.flatMap((c) => c.meta.expResponseBodyFunc?.expected_body_json?.data?.map((m) => m.id) ?? [])),
@@ -383,6 +387,7 @@ export function defineTranslationCaseTests(options: TranslationCaseOptions): voi
           llm_total_token: expectedUsage.total,
           llm_cached_input_token: expectedUsage.cachedInput,
           llm_reasoning_token: expectedUsage.reasoning,
+          ...(options.expectedCosts?.(expectedUsage) ?? {}),
         });
       });
     }
