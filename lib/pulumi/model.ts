@@ -6,14 +6,14 @@
  * users get.
  *
  * Components join while the program constructs them; at the end of that synchronous stretch (the next
- * macrotask) the model seals: it is built once with placeholders for unknown inputs (that fixes which
- * objects exist, their Pulumi names and order) and every object is registered under the component whose
- * Chart emitted it; the manifests themselves come from building the model again with the resolved inputs.
+ * macrotask) the model seals: it waits for the components' inputs, builds the App once and registers every
+ * object under the component whose Chart emitted it. Inputs still unknown (only during preview) are replaced by
+ * placeholders to learn which objects exist; their manifests are then unknown too.
  */
 import * as pulumi from '@pulumi/pulumi';
 import { ApiObject, App, Chart } from 'cdk8s';
 import type { Construct } from 'constructs';
-import { collectEventuals, collectInstances, isEventual, mapEventuals, placeholderText } from './inputs';
+import { collectEventuals, collectInstances, mapEventuals, placeholderText } from './inputs';
 import { KubeObject, describeObject } from './objects';
 import { RegisteredObject, registerObjects } from './renderer';
 
@@ -96,41 +96,60 @@ class Model {
     this.members.push(member);
     modelOf.set(member.component, this);
     if (this.timer !== undefined) clearImmediate(this.timer);
-    this.timer = setImmediate(() => this.seal());
+    this.timer = setImmediate(() => void this.seal());
     return pulumi.output(this.sealed.then(() => true)).apply(() => this.realBuild().apply((build) => memberOf(build, member)));
   }
 
-  private seal(): void {
+  /**
+   * Waits for every input, then builds the model once. Known inputs are used as they are, so names,
+   * validation and manifests are exact; only inputs still unknown (during preview) are replaced by
+   * placeholders to learn which objects exist. Every manifest is derived from all inputs, so it carries their
+   * dependencies and secretness, and stays unknown while any of them is.
+   */
+  private async seal(): Promise<void> {
     this.sealedFlag = true;
     try {
-      const placeholder = (member: ModelMember) => (input: Eventual) => this.placeholderFor(input, member);
-      const plan = this.build((member) => (props) => mapEventuals(props, placeholder(member)));
-      const inputs = this.members.flatMap((m) => [
-        ...collectEventuals(m.props),
-        ...collectEventuals((m.registered ?? []).map((r) => r.object)),
-      ]);
-      const real = pulumi.all(inputs).apply((values) => {
-        const valueOf = new Map<Eventual, unknown>(inputs.map((input, i) => [input, values[i]]));
-        const build = this.build(() => (props) => mapEventuals(props, (input) => valueOf.get(input)));
-        checkSameObjects(plan, build);
-        return build;
-      });
+      const inputs: { input: Eventual; member: ModelMember }[] = [];
+      for (const member of this.members) {
+        const own = [...collectEventuals(member.props), ...collectEventuals((member.registered ?? []).map((r) => r.object))];
+        for (const input of own) if (!inputs.some((i) => i.input === input)) inputs.push({ input, member });
+      }
+      const settled = await Promise.all(inputs.map(({ input }) => settleInput(input)));
+      const valueOf = new Map<Eventual, unknown>();
+      inputs.forEach(({ input, member }, i) => valueOf.set(input, settled[i].known ? settled[i].value : this.placeholderFor(input, member)));
+      const allKnown = settled.every((s) => s.known);
+      const resolve = (value: unknown) => mapEventuals(value, (input) => valueOf.get(input));
+
+      let plan: ModelBuild;
+      try {
+        plan = this.build(resolve);
+      } catch (error) {
+        if (allKnown) throw error;
+        // Placeholders can fail checks that compare values (a route's namespace against the gateway's
+        // allowed namespaces); the objects then appear once the inputs are known.
+        await pulumi.log.warn(
+          `AI gateway objects of ${this.members.map((m) => `${m.kind} "${m.name}"`).join(', ')} cannot be planned ` +
+            `while some inputs are unknown; they will be once the inputs are known (${(error as Error).message})`,
+          this.members[0]?.component,
+        );
+        this.real = pulumi.all(inputs.map((i) => i.input)).apply(() => unreachable());
+        this.settle.resolve();
+        return;
+      }
+      const gate = pulumi.all(inputs.map((i) => i.input));
+      this.real = gate.apply(() => (allKnown ? plan : unreachable()));
       const registered: RegisteredObject[] = this.members.flatMap((member) =>
-        (member.registered ?? []).map((r) => ({
-          object: mapEventuals(r.object, placeholder(member)) as KubeObject,
-          resource: r.resource,
-        })),
+        (member.registered ?? []).map((r) => ({ object: resolve(r.object) as KubeObject, resource: r.resource })),
       );
       registerObjects(
-        [...plan.objects].map(([path, { object, member }]) => ({
+        [...plan.objects.values()].map(({ object, member }) => ({
           plan: object,
-          manifest: real.apply((build) => objectAt(build, path)),
+          manifest: gate.apply(() => (allKnown ? object : unreachable())),
           parent: member.component,
           parentName: member.name,
         })),
         registered,
       );
-      this.real = real;
       this.settle.resolve();
     } catch (error) {
       this.settle.reject(error);
@@ -154,7 +173,7 @@ class Model {
   }
 
   /** Builds every member into a fresh App and synthesizes each member's Chart. */
-  private build(resolverFor: (member: ModelMember) => (props: unknown) => unknown): ModelBuild {
+  private build(resolve: (props: unknown) => unknown): ModelBuild {
     const app = new App();
     const constructs = new Map<pulumi.Resource, Construct>();
     const charts: [ModelMember, Chart][] = [];
@@ -169,7 +188,7 @@ class Model {
     };
     for (const member of this.members) {
       const chart = new Chart(app, member.name);
-      const construct = member.build(chart, resolverFor(member)(member.props), context);
+      const construct = member.build(chart, resolve(member.props), context);
       if (construct !== undefined) constructs.set(member.component, construct);
       charts.push([member, chart]);
     }
@@ -194,21 +213,10 @@ export function joinModel(member: ModelMember): pulumi.Output<MemberBuild> {
   return openModel.join(member);
 }
 
-/** True when `value` holds no Output or Promise (it can be used before the model seals). */
-export function isKnownNow(value: unknown): boolean {
-  return !isEventual(value) && collectEventuals(value).length === 0;
-}
-
 function memberOf(build: ModelBuild, member: ModelMember): MemberBuild {
   const found = build.members.get(member);
   if (found === undefined) throw new Error(`internal: ${member.kind} "${member.name}" missing from its model`);
   return found;
-}
-
-function objectAt(build: ModelBuild, path: string): KubeObject {
-  const found = build.objects.get(path);
-  if (found === undefined) throw new Error(`internal: no object at ${path} in the resolved model`);
-  return found.object;
 }
 
 /** `chart.toJson()` (which validates the whole App), each object paired with its construct path. */
@@ -233,33 +241,14 @@ function manifestKey(apiVersion: string, kind: string, namespace: unknown, name:
   return `${apiVersion}|${kind}|${String(namespace ?? '')}|${String(name ?? '')}`;
 }
 
-/**
- * The resolved inputs must yield the same objects (construct paths, kinds, top-level fields) the placeholders
- * did, or resources would have been registered for objects that do not exist.
- */
-function checkSameObjects(plan: ModelBuild, real: ModelBuild): void {
-  const problems: string[] = [];
-  for (const [path, { object, member }] of plan.objects) {
-    const resolved = real.objects.get(path)?.object;
-    if (resolved === undefined) {
-      problems.push(`${member.kind} "${member.name}": ${describeObject(object)} (${path}) is not emitted with the resolved inputs`);
-    } else if (
-      resolved.apiVersion !== object.apiVersion ||
-      resolved.kind !== object.kind ||
-      Object.keys(resolved).sort().join() !== Object.keys(object).sort().join()
-    ) {
-      problems.push(`${member.kind} "${member.name}": ${path} changes shape once the inputs resolve`);
-    }
-  }
-  for (const [path, { object, member }] of real.objects) {
-    if (!plan.objects.has(path)) {
-      problems.push(`${member.kind} "${member.name}": ${describeObject(object)} (${path}) appears only once the inputs resolve`);
-    }
-  }
-  if (problems.length > 0) {
-    throw new Error(
-      'the Kubernetes objects depend on the values of Pulumi inputs in a way that could not be planned ' +
-        `before they resolved (pass these values as plain strings, or reuse one Output object for equal values):\n  - ${problems.join('\n  - ')}`,
-    );
-  }
+/** An input's value and whether it is known (unknown values only occur during preview). */
+async function settleInput(input: Eventual): Promise<{ value: unknown; known: boolean }> {
+  const output = pulumi.output(input) as unknown as { promise(): Promise<unknown>; isKnown: Promise<boolean> };
+  const [value, known] = await Promise.all([output.promise(), output.isKnown]);
+  return { value, known };
+}
+
+/** Apply callbacks only run on known values, and every value is known when the model was built from them. */
+function unreachable(): never {
+  throw new Error('internal: an AI gateway manifest was read although its inputs were unknown when it was planned');
 }

@@ -8,7 +8,7 @@ import { creationOrder, dependencyIndices, referencesOf } from '../../lib/pulumi
 import { resourceClassFor } from '../../lib/pulumi/kinds';
 import { KubeObject } from '../../lib/pulumi/objects';
 import { logicalName } from '../../lib/pulumi/renderer';
-import { isUnknownInput, kubeObjects, settle, useMocks, valueOf } from './harness';
+import { isKnown, isUnknownInput, kubeObjects, settle, useMocks, valueOf } from './harness';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -269,11 +269,10 @@ describe('Cdk8sChart under mocks', () => {
       data: { greeting: 'hello' },
     });
     expect(config.dependencies).toContain(await valueOf(namespace.urn));
-    // The resource names were fixed before the namespace resolved.
-    expect(config.name).toBe('resolved:resolved-input-1/config');
+    expect(config.name).toBe('resolved:team-a/config');
   });
 
-  it('registers the objects with unknown inputs when an input is unknown during preview', async () => {
+  it('plans the objects with placeholders and registers them with unknown inputs when an input is unknown during preview', async () => {
     const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
     const namespace = new k8s.core.v1.Namespace('team', { metadata: { name: 'team-a' } });
     const component = new Cdk8sChart('preview', { props: { namespace: namespace.metadata.name, greeting: 'hi' }, build: buildSample });
@@ -284,14 +283,15 @@ describe('Cdk8sChart under mocks', () => {
       expect(registration.inputs.kind).toBeDefined();
       expect(isUnknownInput(registration.inputs.metadata)).toBe(true);
     }
+    expect(objects.map((r) => r.name)).toContain('preview:preview-input-1/config');
     expect(await valueOf(component.manifests)).toBeUndefined();
   });
 
   // Failures after construction surface as unhandled rejections (Pulumi's way to fail the run), which jest
   // would attribute to the test itself; these programs run in their own process.
   it.each([
-    ['shape-changes', 'Cdk8sChart "shifty": ConfigMap shifty-input-1/c (shifty/planned) is not emitted with the resolved inputs'],
-    ['build-throws', 'broken: invalid prop "x"'],
+    ['invalid-props', 'broken: invalid prop "x"'],
+    ['invalid-output', 'Cdk8sChart got namespace "Not-Valid"'],
   ])('fails the run when the model cannot be built (%s)', (scenario, message) => {
     const run = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(__dirname, 'programs', 'failing.ts'), scenario], {
       cwd: ROOT,
@@ -300,6 +300,21 @@ describe('Cdk8sChart under mocks', () => {
     });
     expect(run.status).toBe(1);
     expect(run.stderr).toContain(message);
+  });
+
+  it('registers nothing but does not fail when the model cannot be planned from placeholders during preview', async () => {
+    const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
+    const namespace = new k8s.core.v1.Namespace('team', { metadata: { name: 'team-a' } });
+    const component = new Cdk8sChart('picky', {
+      props: { namespace: namespace.metadata.name },
+      build: (chart, props) => {
+        if (props.namespace !== 'team-a') throw new Error(`namespace ${props.namespace} is not admitted`);
+        new ApiObject(chart, 'c', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: props.namespace } });
+      },
+    });
+    await settle(component, namespace);
+    expect(kubeObjects(mocks.registrations).filter((r) => r.name.startsWith('picky:'))).toEqual([]);
+    expect(await isKnown(component.manifests)).toBe(false);
   });
 
   it('rejects a component that refers to one of an already rendered model', async () => {

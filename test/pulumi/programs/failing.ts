@@ -8,21 +8,18 @@ import { ApiObject } from 'cdk8s';
 import { Cdk8sChart } from '../../../lib/pulumi';
 
 const scenarios: Record<string, () => void> = {
-  /** The object set differs once an Output resolves. */
-  'shape-changes': () => {
-    new Cdk8sChart('shifty', {
-      props: { namespace: pulumi.output('real') },
+  /** A resolved Output is rejected by the construct model. */
+  'invalid-output': () => {
+    new Cdk8sChart('strict', {
+      props: { namespace: pulumi.output('Not-Valid') },
       build: (chart, props) => {
-        new ApiObject(chart, props.namespace === 'real' ? 'real' : 'planned', {
-          apiVersion: 'v1',
-          kind: 'ConfigMap',
-          metadata: { name: 'c', namespace: props.namespace },
-        });
+        if (!/^[a-z0-9-]+$/.test(props.namespace)) throw new Error(`Cdk8sChart got namespace "${props.namespace}"`);
+        new ApiObject(chart, 'c', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: props.namespace } });
       },
     });
   },
   /** The construct model rejects the props. */
-  'build-throws': () => {
+  'invalid-props': () => {
     new Cdk8sChart('broken', {
       props: {},
       build: () => {
