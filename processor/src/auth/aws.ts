@@ -3,9 +3,10 @@
  * (env, IRSA web identity, EKS pod identity, instance metadata), or per-request headers.
  * Nothing here ever puts key material into an error message.
  */
-import * as fs from 'node:fs';
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import type { BackendAuth } from '../config/schema';
+import type { HeaderChanges } from '../translate/types';
+import type { AuthFactory, AuthRequest, BackendAuthenticator } from './index';
 import { AwsCredentials, AwsSigningError, signAwsRequest } from './sigv4';
 
 export const PER_REQUEST_CREDENTIAL_HEADERS = {
@@ -51,32 +52,15 @@ export function parseSharedCredentials(text: string, profile: string): AwsCreden
 export type AwsCredentialSource = () => Promise<AwsCredentials>;
 
 /**
- * Reads a credentials file mounted from a Secret. Re-read (at most every `recheckMs`) when its
- * modification time changes, so rotated Secrets take effect without a restart.
+ * Credentials from a shared-credentials file in a Secret. `read` returns the file content (the processor's
+ * secret reader caches it and re-reads rotated Secrets); parsing is redone only when the content changes.
  */
-export function secretFileCredentials(filePath: string, profile: string, recheckMs = 5_000): AwsCredentialSource {
-  let cached: AwsCredentials | undefined;
-  let cachedMtime = -1;
-  let checkedAt = 0;
+export function secretCredentials(read: () => string, profile: string): AwsCredentialSource {
+  let parsed: { text: string; credentials: AwsCredentials } | undefined;
   return async () => {
-    const now = Date.now();
-    if (cached !== undefined && now - checkedAt < recheckMs) return cached;
-    let mtime: number;
-    let text: string;
-    try {
-      mtime = (await fs.promises.stat(filePath)).mtimeMs;
-      if (cached !== undefined && mtime === cachedMtime) {
-        checkedAt = now;
-        return cached;
-      }
-      text = await fs.promises.readFile(filePath, 'utf8');
-    } catch (error) {
-      throw new AwsSigningError(`cannot read AWS credentials file ${filePath}: ${(error as NodeJS.ErrnoException).code ?? 'error'}`);
-    }
-    cached = parseSharedCredentials(text, profile);
-    cachedMtime = mtime;
-    checkedAt = now;
-    return cached;
+    const text = read();
+    if (parsed?.text !== text) parsed = { text, credentials: parseSharedCredentials(text, profile) };
+    return parsed.credentials;
   };
 }
 
@@ -102,46 +86,21 @@ export function credentialsFromHeaders(headers: Readonly<Record<string, string>>
   return sessionToken ? { accessKeyId, secretAccessKey, sessionToken } : { accessKeyId, secretAccessKey };
 }
 
-export interface AuthRequest {
-  method: string;
-  /** Lower-case request headers as the client sent them. */
-  headers: Readonly<Record<string, string>>;
-  /** Final upstream path including query. */
-  path: string;
-  /** Final serialized upstream body. */
-  body: Uint8Array | string;
-}
-
-export interface AuthHeaders {
-  setHeaders: Record<string, string>;
-  removeHeaders: string[];
-}
-
 type SigV4Config = Extract<BackendAuth, { type: 'AWSSigV4' }>;
 
-/** Signs requests to one backend. */
-export class AwsSigV4Authenticator {
-  private readonly configured: AwsCredentialSource;
-
+/** Signs requests to one backend with per-request, Secret or default-chain credentials. */
+export class AwsSigV4Authenticator implements BackendAuthenticator {
   constructor(
     private readonly config: SigV4Config,
-    private readonly hostname: string,
-    secretFile: (ref: { secretName: string; key: string }) => string,
+    private readonly configured: AwsCredentialSource,
     private readonly clock: () => Date = () => new Date(),
-    source?: AwsCredentialSource,
-  ) {
-    this.configured =
-      source ??
-      (config.credentials.source === 'Secret'
-        ? secretFileCredentials(secretFile(config.credentials.secret), config.credentials.profile)
-        : defaultChainCredentials());
-  }
+  ) {}
 
-  async apply(request: AuthRequest): Promise<AuthHeaders> {
+  async apply(request: AuthRequest): Promise<HeaderChanges> {
     const perRequest = this.config.perRequestCredentials ? credentialsFromHeaders(request.headers) : undefined;
     const credentials = perRequest ?? (await this.configured());
     const signed = await signAwsRequest(
-      { method: request.method, hostname: this.hostname, path: request.path, body: request.body },
+      { method: request.method, hostname: request.hostname, path: request.path, body: request.body },
       credentials,
       this.config.region,
       BEDROCK_SERVICE,
@@ -152,3 +111,12 @@ export class AwsSigV4Authenticator {
     return { setHeaders: { ...signed }, removeHeaders };
   }
 }
+
+export const awsSigV4Auth: AuthFactory<SigV4Config> = (auth, _backend, secrets) => {
+  const credentials = auth.credentials;
+  const source =
+    credentials.source === 'Secret'
+      ? secretCredentials(() => secrets.read(credentials.secret), credentials.profile)
+      : defaultChainCredentials();
+  return new AwsSigV4Authenticator(auth, source);
+};

@@ -1,17 +1,20 @@
 import * as crypto from 'node:crypto';
-import * as fs from 'node:fs';
-import * as os from 'node:os';
-import * as path from 'node:path';
 import {
   AwsSigV4Authenticator,
   credentialsFromHeaders,
   parseSharedCredentials,
   PER_REQUEST_CREDENTIAL_HEADER_NAMES,
-  secretFileCredentials,
+  secretCredentials,
+  awsSigV4Auth,
 } from '../../src/auth/aws';
 import { AwsCredentials, signAwsRequest } from '../../src/auth/sigv4';
 
 const SUITE_CREDENTIALS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
+const FIXTURE_BACKEND = {
+  name: 'aws',
+  schema: { name: 'AWSBedrock' as const },
+  endpoint: { hostname: 'bedrock-runtime.eu-west-1.amazonaws.com', port: 443, tls: true },
+};
 const SUITE_DATE = new Date('2015-08-30T12:36:00Z');
 
 /** An independent SigV4 implementation written from the AWS specification, for cross-checking. */
@@ -158,18 +161,15 @@ describe('AWS credentials', () => {
     });
   });
 
-  it('re-reads a rotated credentials file', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aws-creds-'));
-    const file = path.join(dir, 'credentials');
-    fs.writeFileSync(file, '[default]\naws_access_key_id=AKIA1\naws_secret_access_key=s1\n');
-    const source = secretFileCredentials(file, 'default', 0);
+  it('re-parses a rotated credentials Secret, and never leaks its content on errors', async () => {
+    let content = '[default]\naws_access_key_id=AKIA1\naws_secret_access_key=s1\n';
+    const source = secretCredentials(() => content, 'default');
     expect((await source()).accessKeyId).toBe('AKIA1');
-    fs.writeFileSync(file, '[default]\naws_access_key_id=AKIA2\naws_secret_access_key=s2\n');
-    fs.utimesSync(file, new Date(), new Date(Date.now() + 10_000));
+    content = '[default]\naws_access_key_id=AKIA2\naws_secret_access_key=s2\n';
     expect((await source()).accessKeyId).toBe('AKIA2');
-    fs.rmSync(file);
-    await expect(secretFileCredentials(file, 'default')()).rejects.toThrow(/cannot read AWS credentials file .*ENOENT/);
-    fs.rmSync(dir, { recursive: true });
+    content = '[default]\naws_secret_access_key=leaky-secret\n';
+    await expect(source()).rejects.toThrow(/lacks aws_access_key_id/);
+    await expect(source()).rejects.not.toThrow(/leaky-secret/);
   });
 });
 
@@ -184,12 +184,16 @@ describe('AwsSigV4Authenticator', () => {
   const make = (perRequestCredentials: boolean) =>
     new AwsSigV4Authenticator(
       { type: 'AWSSigV4', region: 'us-east-1', credentials: { source: 'DefaultChain' }, perRequestCredentials },
-      'bedrock-runtime.us-east-1.amazonaws.com',
-      () => '/unused',
-      () => date,
       configured,
+      () => date,
     );
-  const request = (headers: Record<string, string>) => ({ method: 'POST', headers, path: '/model/something/converse', body: '{}' });
+  const request = (headers: Record<string, string>) => ({
+    method: 'POST',
+    hostname: 'bedrock-runtime.us-east-1.amazonaws.com',
+    headers,
+    path: '/model/something/converse',
+    body: Buffer.from('{}'),
+  });
 
   it('signs with per-request credentials and strips them', async () => {
     const result = await make(true).apply(request(perRequestHeaders));
@@ -207,6 +211,17 @@ describe('AwsSigV4Authenticator', () => {
     expect(result.setHeaders.authorization).toContain('Credential=AKIASTATICFALLBACK/');
     expect(result.setHeaders['x-amz-security-token']).toBeUndefined();
     expect(result.removeHeaders).toEqual(expect.arrayContaining(['x-amz-security-token', ...PER_REQUEST_CREDENTIAL_HEADER_NAMES]));
+  });
+
+  it('builds from the config with credentials from the Secret', async () => {
+    const secrets = { read: () => '[prod]\naws_access_key_id=AKIASECRETFILE\naws_secret_access_key=file-secret\n' };
+    const auth = awsSigV4Auth(
+      { type: 'AWSSigV4', region: 'eu-west-1', credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'prod' }, perRequestCredentials: false },
+      FIXTURE_BACKEND,
+      secrets as never,
+    );
+    const result = await auth.apply(request({}));
+    expect(result.setHeaders.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIASECRETFILE\/\d{8}\/eu-west-1\/bedrock\/aws4_request, SignedHeaders=host;x-amz-date, Signature=[0-9a-f]{64}$/);
   });
 
   it('ignores per-request headers when not enabled, but strips them', async () => {
