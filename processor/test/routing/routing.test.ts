@@ -1,0 +1,136 @@
+import { CircuitBreakers } from '../../src/routing/breaker';
+import { exactModels, findRule, Router } from '../../src/routing/router';
+import { selectBackend } from '../../src/routing/select';
+import { route, testConfig } from '../support/processor-harness';
+
+describe('Router', () => {
+  const config = testConfig({
+    routes: [
+      route(['a'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'r/short', endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }] }),
+      route(['b'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'r/long', endpoints: [{ api: 'OpenAI', pathPrefix: '/v1/team' }] }),
+      {
+        ...route(['x'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'r/models', endpoints: [{ api: 'Anthropic', pathPrefix: '/anthropic/v1' }] }),
+        rules: [
+          {
+            models: [
+              { type: 'Exact', value: 'claude-3' },
+              { type: 'Prefix', value: 'claude-4' },
+              { type: 'RegularExpression', value: 'opus-[0-9]+' },
+            ],
+            backends: [{ backend: 'openai', weight: 1, priority: 0 }],
+          },
+        ],
+      },
+      route(['c'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'r/host', hostnames: ['*.corp.example', 'exact.example'] }),
+    ],
+  });
+  const router = new Router(config);
+
+  it('prefers the longest matching prefix and splits path, query and operation', () => {
+    expect(router.match('/v1/team/chat/completions?a=1', 'h')).toMatchObject({ subpath: '/chat/completions', query: '?a=1', operation: 'chat' });
+    expect(router.match('/v1/team/chat/completions', 'h')!.rules.map((r) => r.route.name)).toEqual(['r/long']);
+    expect(router.match('/v1/embeddings', 'h')).toMatchObject({ operation: 'embeddings', api: 'OpenAI' });
+    expect(router.match('/v1/images/generations', 'h')).toMatchObject({ operation: 'other' });
+    expect(router.match('/v1/models', 'h')).toMatchObject({ operation: 'models' });
+    expect(router.match('/v1', 'h')).toMatchObject({ operation: undefined });
+    expect(router.match('/v10/chat/completions', 'h')).toBeUndefined();
+    expect(router.match('/anthropic/v1/messages', 'h')).toMatchObject({ api: 'Anthropic', operation: 'messages' });
+    expect(router.match('/anthropic/v1/messages/count_tokens', 'h')).toMatchObject({ operation: 'count_tokens' });
+    expect(router.match('/anthropic/v1/other', 'h')).toMatchObject({ operation: undefined });
+  });
+
+  it('matches hostnames exactly or by wildcard, ignoring the port and case', () => {
+    const names = (authority: string) => router.match('/v1/chat/completions', authority)!.rules.map((r) => r.route.name);
+    expect(names('api.corp.example:443')).toEqual(['r/short', 'r/host']);
+    expect(names('EXACT.example')).toEqual(['r/short', 'r/host']);
+    expect(names('corp.example')).toEqual(['r/short']);
+    expect(names('other.example')).toEqual(['r/short']);
+  });
+
+  it('matches models exactly, by prefix and by anchored regular expression', () => {
+    const rules = router.match('/anthropic/v1/messages', 'h')!.rules;
+    expect(findRule(rules, 'claude-3')).toBeDefined();
+    expect(findRule(rules, 'claude-3x')).toBeUndefined();
+    expect(findRule(rules, 'claude-4-sonnet')).toBeDefined();
+    expect(findRule(rules, 'opus-12')).toBeDefined();
+    expect(findRule(rules, 'opus-12-beta')).toBeUndefined();
+    expect(exactModels(router.match('/anthropic/v1/messages', 'h')!.routes)).toEqual(['claude-3']);
+  });
+});
+
+describe('circuit breaker and backend selection', () => {
+  const settings = { failureThreshold: 2, openDurationMs: 1000 };
+
+  it('opens after consecutive failures, lets one probe through after the open duration, closes on success', () => {
+    let now = 0;
+    const breakers = new CircuitBreakers(() => now);
+    breakers.record('a', false, settings);
+    expect(breakers.available('a', settings)).toBe(true);
+    breakers.record('a', false, settings);
+    expect(breakers.available('a', settings)).toBe(false);
+    now = 999;
+    expect(breakers.available('a', settings)).toBe(false);
+    now = 1000;
+    expect(breakers.available('a', settings)).toBe(true);
+    breakers.acquire('a', settings);
+    expect(breakers.available('a', settings)).toBe(false); // only one probe at a time
+    breakers.record('a', true, settings);
+    expect(breakers.isOpen('a', settings)).toBe(false);
+    expect(breakers.available('a', settings)).toBe(true);
+  });
+
+  it('a failed probe reopens for another open duration; an aborted probe frees the slot', () => {
+    let now = 0;
+    const breakers = new CircuitBreakers(() => now);
+    breakers.record('a', false, settings);
+    breakers.record('a', false, settings);
+    now = 1000;
+    breakers.acquire('a', settings);
+    breakers.release('a');
+    expect(breakers.available('a', settings)).toBe(true);
+    breakers.acquire('a', settings);
+    breakers.record('a', false, settings);
+    expect(breakers.available('a', settings)).toBe(false);
+    now = 2000;
+    expect(breakers.available('a', settings)).toBe(true);
+  });
+
+  it('a success resets the consecutive-failure count', () => {
+    const breakers = new CircuitBreakers(() => 0);
+    breakers.record('a', false, settings);
+    breakers.record('a', true, settings);
+    breakers.record('a', false, settings);
+    expect(breakers.available('a', settings)).toBe(true);
+  });
+
+  const refs = [
+    { backend: 'p0-a', weight: 3, priority: 0 },
+    { backend: 'p0-b', weight: 1, priority: 0 },
+    { backend: 'p1', weight: 1, priority: 1 },
+    { backend: 'zero', weight: 0, priority: 0 },
+  ];
+
+  it('splits by weight within the lowest priority', () => {
+    const breakers = new CircuitBreakers(() => 0);
+    const pick = (random: number) => selectBackend(refs, breakers, settings, () => random).backend;
+    expect(pick(0)).toBe('p0-a');
+    expect(pick(0.74)).toBe('p0-a');
+    expect(pick(0.75)).toBe('p0-b');
+    expect(pick(0.999)).toBe('p0-b');
+  });
+
+  it('fails over to the next priority while the lower one is open, and back when it recovers', () => {
+    let now = 0;
+    const breakers = new CircuitBreakers(() => now);
+    for (const name of ['p0-a', 'p0-b']) for (let i = 0; i < 2; i++) breakers.record(name, false, settings);
+    expect(selectBackend(refs, breakers, settings, () => 0).backend).toBe('p1');
+    breakers.record('p0-a', true, settings);
+    expect(selectBackend(refs, breakers, settings, () => 0).backend).toBe('p0-a');
+  });
+
+  it('uses the lowest priority when every backend is open', () => {
+    const breakers = new CircuitBreakers(() => 0);
+    for (const ref of refs) for (let i = 0; i < 2; i++) breakers.record(ref.backend, false, settings);
+    expect(selectBackend(refs, breakers, settings, () => 0).backend).toBe('p0-a');
+  });
+});
