@@ -59,7 +59,7 @@ export class ModelMatch {
   }
 
   toString(): string {
-    return `${this.type}(${JSON.stringify(this.value)})`;
+    return `${this.type}(${this.value})`;
   }
 
   /** @internal */

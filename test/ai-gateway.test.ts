@@ -1,0 +1,243 @@
+import { App, Chart, Duration, Size, Testing } from 'cdk8s';
+import { parseProcessorConfig } from '../processor/src/config/schema';
+import { AIGateway, AIRoute, AllowedRoutes, GatewayClass, ModelMatch, ProcessorImage, libraryVersion } from '../lib';
+import { gatewayFixture } from './support/fixtures';
+import { manifestProblems } from './support/manifests';
+import { describeWithShared } from './support/shared';
+import { findAll, findOne, synthAll } from './support/synth';
+
+function gatewayOnly(props: ConstructorParameters<typeof AIGateway>[2] = {}) {
+  const app = Testing.app();
+  const chart = new Chart(app, 'platform', { namespace: 'platform' });
+  const gateway = new AIGateway(chart, 'Gateway', { name: 'gw', ...props });
+  return { app, chart, gateway, manifests: () => synthAll(app) };
+}
+
+describe('AIGateway', () => {
+  it('emits a Gateway with an HTTP listener and its own GatewayClass', () => {
+    const { manifests } = gatewayOnly();
+    const all = manifests();
+    expect(findOne(all, 'GatewayClass').spec).toEqual({ controllerName: 'gateway.envoyproxy.io/gatewayclass-controller' });
+    const gateway = findOne(all, 'Gateway', 'gw');
+    expect(gateway.metadata.namespace).toBe('platform');
+    expect(gateway.spec.gatewayClassName).toBe('gw');
+    expect(gateway.spec.listeners).toEqual([
+      {
+        name: 'http',
+        protocol: 'HTTP',
+        port: 80,
+        allowedRoutes: { namespaces: { from: 'Same' }, kinds: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }] },
+      },
+    ]);
+  });
+
+  it('uses an existing GatewayClass and adds an HTTPS listener with certificates', () => {
+    const { manifests } = gatewayOnly({
+      gatewayClass: GatewayClass.fromName('eg'),
+      https: { certificateSecretNames: ['ai-example-com-tls'], hostname: 'ai.example.com' },
+      allowedRoutes: AllowedRoutes.fromNamespaces('team-a', 'team-b'),
+    });
+    const all = manifests();
+    expect(findAll(all, 'GatewayClass')).toEqual([]);
+    const gateway = findOne(all, 'Gateway');
+    expect(gateway.spec.gatewayClassName).toBe('eg');
+    expect(gateway.spec.listeners[1]).toMatchObject({
+      name: 'https',
+      protocol: 'HTTPS',
+      port: 443,
+      hostname: 'ai.example.com',
+      tls: { mode: 'Terminate', certificateRefs: [{ kind: 'Secret', group: '', name: 'ai-example-com-tls' }] },
+      allowedRoutes: {
+        namespaces: { from: 'Selector', selector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['team-a', 'team-b'] }] } },
+      },
+    });
+  });
+
+  it('raises the request buffer limit with a ClientTrafficPolicy (50Mi by default) and tells the processor', () => {
+    const all = gatewayOnly().manifests();
+    const policy = findOne(all, 'ClientTrafficPolicy');
+    expect(policy.spec).toEqual({
+      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
+      connection: { bufferLimit: '50Mi' },
+    });
+    const config = JSON.parse(findOne(all, 'ConfigMap').data['config.json']);
+    expect(config.maxRequestBodyBytes).toBe(50 * 1024 * 1024);
+
+    const custom = gatewayOnly({ requestBufferLimit: Size.mebibytes(8) }).manifests();
+    expect(findOne(custom, 'ClientTrafficPolicy').spec.connection.bufferLimit).toBe('8Mi');
+  });
+
+  it('wires the processor into the whole Gateway with one EnvoyExtensionPolicy', () => {
+    const { gateway, manifests } = gatewayOnly({ processor: { messageTimeout: Duration.seconds(15) } });
+    const policy = findOne(manifests(), 'EnvoyExtensionPolicy');
+    expect(policy.metadata.namespace).toBe('platform');
+    expect(policy.spec).toEqual({
+      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
+      extProc: [
+        {
+          backendRefs: [{ name: gateway.processorServiceName, port: 9002 }],
+          processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered' }, allowModeOverride: true },
+          messageTimeout: '15s',
+          failOpen: false,
+          metadata: { writableNamespaces: ['io.envoy.ai_gateway'] },
+        },
+      ],
+    });
+  });
+
+  it('runs the processor with the contract arguments, probes and a restricted security context', () => {
+    const { gateway, manifests } = gatewayOnly();
+    const all = manifests();
+    const deployment = findOne(all, 'Deployment');
+    const pod = (deployment as any).spec.template.spec;
+    const container = pod.containers[0];
+    expect(deployment.metadata.name).toBe('gw-processor');
+    expect((deployment as any).spec.replicas).toBe(2);
+    expect(container.image).toBe(`ghcr.io/ai-gateway-constructs/ai-gateway-processor:${libraryVersion()}`);
+    expect(container.args).toEqual([
+      '--config',
+      '/etc/ai-gateway/config/config.json',
+      '--secrets-dir',
+      '/etc/ai-gateway/secrets',
+      '--listen',
+      '0.0.0.0:9002',
+      '--admin',
+      '0.0.0.0:9090',
+    ]);
+    expect(container.livenessProbe.httpGet).toMatchObject({ path: '/healthz', port: 9090 });
+    expect(container.readinessProbe.httpGet).toMatchObject({ path: '/readyz', port: 9090 });
+    expect(container.securityContext).toMatchObject({
+      runAsNonRoot: true,
+      runAsUser: 65532,
+      readOnlyRootFilesystem: true,
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ['ALL'] },
+      seccompProfile: { type: 'RuntimeDefault' },
+    });
+    expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532 });
+    expect(container.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } });
+    expect(pod.serviceAccountName).toBe(gateway.serviceAccountName);
+    expect(pod.automountServiceAccountToken).toBe(false);
+    expect(container.volumeMounts).toContainEqual({ mountPath: '/etc/ai-gateway/config', name: 'config', readOnly: true });
+    expect(pod.volumes).toContainEqual({ name: 'config', configMap: { name: gateway.configMapName } });
+
+    const service = findOne(all, 'Service');
+    expect(service.metadata.name).toBe(gateway.processorServiceName);
+    expect((service as any).spec.ports).toEqual([
+      { name: 'grpc', port: 9002, targetPort: 9002, appProtocol: 'kubernetes.io/h2c' },
+      { name: 'admin', port: 9090, targetPort: 9090 },
+    ]);
+    expect(findOne(all, 'PodDisruptionBudget').spec).toEqual({
+      maxUnavailable: 1,
+      selector: { matchLabels: { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': 'gw-processor' } },
+    });
+  });
+
+  it('only lets the Envoy pods of this gateway reach the gRPC port; metrics optionally from one namespace', () => {
+    const policy = findOne(gatewayOnly({ envoyGatewayNamespace: 'eg-system', processor: { metricsNamespace: 'monitoring' } }).manifests(), 'NetworkPolicy');
+    expect(policy.spec).toEqual({
+      podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': 'gw-processor' } },
+      policyTypes: ['Ingress'],
+      ingress: [
+        {
+          from: [
+            {
+              namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'eg-system' } },
+              podSelector: {
+                matchLabels: { 'gateway.envoyproxy.io/owning-gateway-name': 'gw', 'gateway.envoyproxy.io/owning-gateway-namespace': 'platform' },
+              },
+            },
+          ],
+          ports: [{ protocol: 'TCP', port: 9002 }],
+        },
+        { from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ protocol: 'TCP', port: 9090 }] },
+      ],
+    });
+  });
+
+  it('takes processor image, pull secrets, replicas and ServiceAccount annotations', () => {
+    const all = gatewayOnly({
+      processor: {
+        image: ProcessorImage.fromDigest('registry.internal/ai/processor', `sha256:${'a'.repeat(64)}`),
+        imagePullSecrets: ['regcred'],
+        replicas: 3,
+        serviceAccountAnnotations: { 'iam.gke.io/gcp-service-account': 'gw@project.iam.gserviceaccount.com' },
+      },
+    }).manifests();
+    const deployment = findOne(all, 'Deployment') as any;
+    expect(deployment.spec.replicas).toBe(3);
+    expect(deployment.spec.template.spec.containers[0].image).toBe(`registry.internal/ai/processor@sha256:${'a'.repeat(64)}`);
+    expect(deployment.spec.template.spec.imagePullSecrets).toEqual([{ name: 'regcred' }]);
+    expect(findOne(all, 'ServiceAccount').metadata).toMatchObject({ annotations: { 'iam.gke.io/gcp-service-account': 'gw@project.iam.gserviceaccount.com' } });
+  });
+
+  it('writes a config.json the processor schema accepts, with every attached route', () => {
+    const { app, team, gateway, openai } = gatewayFixture();
+    new AIRoute(team, 'Route', { name: 'chat', gateway, rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] });
+    const config = parseProcessorConfig(JSON.parse(findOne(synthAll(app), 'ConfigMap').data['config.json']));
+    expect(config.routes.map((r) => r.name)).toEqual(['team/chat']);
+    expect(config.backends.map((b) => b.name)).toEqual(['openai.platform.chat.team']);
+    expect(config.circuitBreaker).toEqual({ failureThreshold: 5, openDurationMs: 30000 });
+  });
+
+  it('exposes the names a user needs', () => {
+    const { gateway } = gatewayOnly();
+    expect({
+      gatewayName: gateway.gatewayName,
+      gatewayNamespace: gateway.gatewayNamespace,
+      processorServiceName: gateway.processorServiceName,
+      configMapName: gateway.configMapName,
+      serviceAccountName: gateway.serviceAccountName,
+    }).toEqual({
+      gatewayName: 'gw',
+      gatewayNamespace: 'platform',
+      processorServiceName: 'gw-processor',
+      configMapName: 'gw-processor-config',
+      serviceAccountName: 'gw-processor',
+    });
+  });
+
+  it('derives a deterministic DNS-1123 name from the construct path when none is given', () => {
+    const build = () => {
+      const app = new App();
+      return new AIGateway(new Chart(app, 'Platform'), 'My_Gateway').gatewayName;
+    };
+    expect(build()).toMatch(/^[a-z]([-a-z0-9]*[a-z0-9])?$/);
+    expect(build()).toBe(build());
+  });
+
+  it('throws if the name is over the Kubernetes limit', () => {
+    expect(() => gatewayOnly({ name: 'g'.repeat(64) })).toThrow(
+      /platform\/Gateway: invalid name "g{64}": is 64 characters long; Kubernetes allows at most 63 here/,
+    );
+  });
+
+  it('throws if the name is not DNS-1123', () => {
+    expect(() => gatewayOnly({ name: 'My_Gateway' })).toThrow(/platform\/Gateway: invalid name "My_Gateway": must be a DNS-1035 label/);
+  });
+
+  it('throws if no listener is left', () => {
+    expect(() => gatewayOnly({ http: { enabled: false } })).toThrow(/invalid http.enabled false: a gateway needs at least one listener/);
+  });
+
+  it('throws if HTTPS has no certificate', () => {
+    expect(() => gatewayOnly({ https: { certificateSecretNames: [] } })).toThrow(/invalid https.certificateSecretNames \[\]: needs at least one TLS Secret/);
+  });
+
+  it('throws if the processor replicas are not positive', () => {
+    expect(() => gatewayOnly({ processor: { replicas: 0 } })).toThrow(/invalid processor.replicas 0: must be a positive integer/);
+  });
+});
+
+describeWithShared('crds/jsonschema', 'AIGateway manifests', (jsonschemaDir) => {
+  it('validate with every option set', () => {
+    const all = gatewayOnly({
+      gatewayClass: GatewayClass.create('ai'),
+      https: { certificateSecretNames: ['tls'], port: 8443, hostname: '*.example.com' },
+      http: { port: 8080 },
+      allowedRoutes: AllowedRoutes.fromNamespaceLabels({ 'ai-gateway': 'enabled' }),
+      processor: { metricsNamespace: 'monitoring', imagePullSecrets: ['regcred'] },
+    }).manifests();
+    expect(manifestProblems(all, jsonschemaDir)).toEqual([]);
+  });
+});

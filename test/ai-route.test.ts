@@ -1,0 +1,325 @@
+import { Chart, Duration, Testing } from 'cdk8s';
+import { parseProcessorConfig } from '../processor/src/config/schema';
+import { AIGateway, AIRoute, type AIRouteRule, Credentials, GatewayReference, ModelMatch, ProviderBackend } from '../lib';
+import { gatewayFixture } from './support/fixtures';
+import { manifestProblems } from './support/manifests';
+import { describeWithShared } from './support/shared';
+import { findAll, findOne, synthAll } from './support/synth';
+
+function configOf(all: ReturnType<typeof synthAll>, configMapName?: string) {
+  return parseProcessorConfig(JSON.parse(findOne(all, 'ConfigMap', configMapName).data['config.json']));
+}
+
+describe('AIRoute', () => {
+  it('emits one HTTPRoute rule per backend matching the backend header, plus a 404 catch-all', () => {
+    const { app, team, gateway, openai, anthropic } = gatewayFixture();
+    new AIRoute(team, 'Route', {
+      name: 'chat',
+      gateway,
+      hostnames: ['ai.example.com'],
+      anthropicPathPrefix: '/anthropic/v1',
+      rules: [
+        { models: [ModelMatch.exact('claude-sonnet-4')], backends: [{ backend: anthropic }] },
+        { models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] },
+      ],
+    });
+    const all = synthAll(app);
+    const route = findOne(all, 'HTTPRoute', 'chat');
+    expect(route.metadata.namespace).toBe('team');
+    expect(route.spec.parentRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw', namespace: 'platform' }]);
+    expect(route.spec.hostnames).toEqual(['ai.example.com']);
+    expect(route.spec.rules).toHaveLength(3);
+    expect(route.spec.rules[0]).toEqual({
+      matches: [
+        { path: { type: 'PathPrefix', value: '/v1' }, headers: [{ type: 'Exact', name: 'x-ai-gateway-backend', value: 'anthropic.platform.chat.team' }] },
+        {
+          path: { type: 'PathPrefix', value: '/anthropic/v1' },
+          headers: [{ type: 'Exact', name: 'x-ai-gateway-backend', value: 'anthropic.platform.chat.team' }],
+        },
+      ],
+      filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 'api.anthropic.com' } }],
+      backendRefs: [{ group: 'gateway.envoyproxy.io', kind: 'Backend', name: 'anthropic', namespace: 'platform' }],
+      timeouts: { request: '60s' },
+    });
+    expect(route.spec.rules[2]).toEqual({
+      matches: [{ path: { type: 'PathPrefix', value: '/v1' } }, { path: { type: 'PathPrefix', value: '/anthropic/v1' } }],
+      filters: [{ type: 'ExtensionRef', extensionRef: { group: 'gateway.envoyproxy.io', kind: 'HTTPRouteFilter', name: 'chat-not-found' } }],
+    });
+    const notFound = findOne(all, 'HTTPRouteFilter', 'chat-not-found');
+    expect(notFound.spec.directResponse.statusCode).toBe(404);
+    expect(notFound.spec.directResponse.contentType).toBe('application/json');
+    expect(JSON.parse(notFound.spec.directResponse.body.inline)).toMatchObject({ error: { code: 'model_not_found' } });
+  });
+
+  it('contributes its rules, endpoints and per-route backend entries to the gateway processor config', () => {
+    const { app, team, gateway, openai, anthropic } = gatewayFixture();
+    new AIRoute(team, 'Route', {
+      name: 'chat',
+      gateway,
+      requiredHeaders: ['x-team'],
+      anthropicPathPrefix: '/anthropic/v1',
+      rules: [
+        {
+          models: [ModelMatch.exact('claude-sonnet-4')],
+          backends: [
+            { backend: anthropic, weight: 70, modelNameOverride: 'claude-sonnet-4-20250514' },
+            { backend: openai, weight: 30, priority: 1 },
+          ],
+        },
+      ],
+    });
+    const config = configOf(synthAll(app));
+    expect(config.routes).toEqual([
+      {
+        name: 'team/chat',
+        endpoints: [
+          { api: 'OpenAI', pathPrefix: '/v1' },
+          { api: 'Anthropic', pathPrefix: '/anthropic/v1' },
+        ],
+        hostnames: [],
+        rules: [
+          {
+            models: [{ type: 'Exact', value: 'claude-sonnet-4' }],
+            backends: [
+              { backend: 'anthropic.platform.chat.team', weight: 70, priority: 0, modelNameOverride: 'claude-sonnet-4-20250514' },
+              { backend: 'openai.platform.chat.team', weight: 30, priority: 1 },
+            ],
+          },
+        ],
+        requiredHeaders: ['x-team'],
+      },
+    ]);
+    expect(config.backends.map((b) => [b.name, b.endpoint.hostname])).toEqual([
+      ['anthropic.platform.chat.team', 'api.anthropic.com'],
+      ['openai.platform.chat.team', 'api.openai.com'],
+    ]);
+  });
+
+  it('generates a ReferenceGrant when the route and the backend live in different namespaces', () => {
+    const { app, team, platform, gateway, openai } = gatewayFixture();
+    new AIRoute(team, 'A', { name: 'a', gateway, rules: [{ models: [ModelMatch.exact('a')], backends: [{ backend: openai }] }] });
+    new AIRoute(team, 'B', { name: 'b', gateway, rules: [{ models: [ModelMatch.exact('b')], backends: [{ backend: openai }] }] });
+    new AIRoute(platform, 'C', { name: 'c', gateway, rules: [{ models: [ModelMatch.exact('c')], backends: [{ backend: openai }] }] });
+    const grants = findAll(synthAll(app), 'ReferenceGrant');
+    expect(grants).toHaveLength(1);
+    expect(grants[0]).toMatchObject({
+      metadata: { name: 'openai-from-team', namespace: 'platform' },
+      spec: {
+        from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'team' }],
+        to: [{ group: 'gateway.envoyproxy.io', kind: 'Backend', name: 'openai' }],
+      },
+    });
+  });
+
+  it('mounts the credential Secrets of its backends into the processor', () => {
+    const { app, team, gateway, openai, anthropic } = gatewayFixture();
+    new AIRoute(team, 'Route', {
+      gateway,
+      rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }, { backend: anthropic }] }],
+    });
+    const pod = (findOne(synthAll(app), 'Deployment') as any).spec.template.spec;
+    expect(pod.containers[0].volumeMounts).toEqual(
+      expect.arrayContaining([
+        { mountPath: '/etc/ai-gateway/secrets/openai', name: 'secret-openai', readOnly: true },
+        { mountPath: '/etc/ai-gateway/secrets/anthropic', name: 'secret-anthropic', readOnly: true },
+      ]),
+    );
+    expect(pod.volumes).toEqual(expect.arrayContaining([{ name: 'secret-openai', secret: { secretName: 'openai' } }]));
+  });
+
+  it('sets the request timeout and merges retries into its BackendTrafficPolicy', () => {
+    const { app, team, gateway, openai } = gatewayFixture();
+    new AIRoute(team, 'Route', {
+      name: 'chat',
+      gateway,
+      requestTimeout: Duration.minutes(5),
+      retry: { attempts: 3, statusCodes: [429, 503], perTryTimeout: Duration.seconds(90) },
+      rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }],
+    });
+    const all = synthAll(app);
+    expect(findOne(all, 'HTTPRoute').spec.rules[0].timeouts).toEqual({ request: '300s' });
+    expect(findOne(all, 'BackendTrafficPolicy', 'chat').spec).toEqual({
+      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
+      retry: {
+        numRetries: 3,
+        retryOn: { triggers: ['connect-failure', 'refused-stream', 'reset', 'retriable-status-codes'], httpStatusCodes: [429, 503] },
+        perRetry: { timeout: '90s' },
+      },
+    });
+  });
+
+  it('allows the same model on other hosts or paths of the gateway', () => {
+    const { team, gateway, openai } = gatewayFixture();
+    const rules: AIRouteRule[] = [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }];
+    new AIRoute(team, 'A', { gateway, hostnames: ['a.example.com'], rules });
+    new AIRoute(team, 'B', { gateway, hostnames: ['b.example.com'], rules });
+    expect(() => new AIRoute(team, 'C', { gateway, pathPrefix: '/team-c/v1', rules })).not.toThrow();
+  });
+
+  it('attaches to an existing Gateway with its own processor targeting the HTTPRoute', () => {
+    const app = Testing.app();
+    const team = new Chart(app, 'team', { namespace: 'team' });
+    const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
+    const route = new AIRoute(team, 'Route', {
+      name: 'chat',
+      gateway: GatewayReference.fromName('shared', 'infra'),
+      rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
+    });
+    const all = synthAll(app);
+    expect(findOne(all, 'HTTPRoute').spec.parentRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'shared', namespace: 'infra' }]);
+    expect(findOne(all, 'EnvoyExtensionPolicy').spec.targetRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }]);
+    expect(findOne(all, 'EnvoyExtensionPolicy').metadata.namespace).toBe('team');
+    expect(findOne(all, 'NetworkPolicy').spec.ingress[0].from[0].podSelector.matchLabels).toEqual({
+      'gateway.envoyproxy.io/owning-gateway-name': 'shared',
+      'gateway.envoyproxy.io/owning-gateway-namespace': 'infra',
+    });
+    expect(route.processor.serviceName).toBe('chat-processor');
+    expect(findAll(all, 'Gateway')).toEqual([]);
+    expect(configOf(all).routes.map((r) => r.name)).toEqual(['team/chat']);
+  });
+
+  describe('throws', () => {
+    it('if the route has no rules', () => {
+      const { team, gateway } = gatewayFixture();
+      expect(() => new AIRoute(team, 'Route', { gateway, rules: [] })).toThrow(/team\/Route: invalid rules \[\]: a route needs at least one rule with backends/);
+    });
+
+    it('if a rule has no backends', () => {
+      const { team, gateway } = gatewayFixture();
+      expect(() => new AIRoute(team, 'Route', { gateway, rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [] }] })).toThrow(
+        /team\/Route: invalid rules\[0\].backends \[\]: a rule without backends cannot serve its models/,
+      );
+    });
+
+    it('if a weight is negative', () => {
+      const { team, gateway, openai } = gatewayFixture();
+      expect(() => new AIRoute(team, 'Route', { gateway, rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai, weight: -1 }] }] })).toThrow(
+        /team\/Route: invalid rules\[0\].backends\[0\].weight -1: must be a non-negative integer/,
+      );
+    });
+
+    it('if all weights of a rule are zero', () => {
+      const { team, gateway, openai } = gatewayFixture();
+      expect(() => new AIRoute(team, 'Route', { gateway, rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai, weight: 0 }] }] })).toThrow(
+        /invalid rules\[0\].backends \[0\]: at least one weight must be positive/,
+      );
+    });
+
+    it('if a model match is duplicated within the route', () => {
+      const { team, gateway, openai, anthropic } = gatewayFixture();
+      expect(
+        () =>
+          new AIRoute(team, 'Route', {
+            gateway,
+            rules: [
+              { models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] },
+              { models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: anthropic }] },
+            ],
+          }),
+      ).toThrow(/invalid rules\[1\].models\[0\] "Exact\(gpt-4o\)": duplicates the match of rules\[0\]/);
+    });
+
+    it('if a model match is shadowed by an earlier rule', () => {
+      const { team, gateway, openai, anthropic } = gatewayFixture();
+      expect(
+        () =>
+          new AIRoute(team, 'Route', {
+            gateway,
+            rules: [
+              { models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] },
+              { models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: anthropic }] },
+            ],
+          }),
+      ).toThrow(/invalid rules\[1\].models\[0\] "Exact\(gpt-4o\)": is shadowed by Prefix\(gpt-\) of rules\[0\], which is tried first/);
+    });
+
+    it('if another route on the same gateway, path and hosts matches the same model', () => {
+      const { team, platform, gateway, openai } = gatewayFixture();
+      new AIRoute(platform, 'First', { gateway, rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] });
+      expect(() => new AIRoute(team, 'Second', { gateway, hostnames: ['ai.example.com'], rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] })).toThrow(
+        /team\/Second: invalid rules.models "Exact\(gpt-4o\)": overlaps Exact\(gpt-4o\) of route platform\/First on the same gateway, path "\/v1" and hosts; a request would be routed ambiguously/,
+      );
+    });
+
+    it('if another route on the same gateway has an overlapping prefix', () => {
+      const { team, gateway, openai } = gatewayFixture();
+      new AIRoute(team, 'First', { gateway, rules: [{ models: [ModelMatch.prefix('gpt-4')], backends: [{ backend: openai }] }] });
+      expect(() => new AIRoute(team, 'Second', { gateway, rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] }] })).toThrow(
+        /invalid rules.models "Prefix\(gpt-\)": overlaps Prefix\(gpt-4\) of route team\/First/,
+      );
+    });
+
+    it('if a regular expression does not compile', () => {
+      const { team, gateway, openai } = gatewayFixture();
+      expect(() => new AIRoute(team, 'Route', { gateway, rules: [{ models: [ModelMatch.regex('gpt-(4')], backends: [{ backend: openai }] }] })).toThrow(
+        /invalid rules\[0\].models\[0\] "RegularExpression\(gpt-\(4\)": is not a valid regular expression/,
+      );
+    });
+
+    it('if the route uses more backends than an HTTPRoute has rules for', () => {
+      const { team, platform, gateway } = gatewayFixture();
+      const backends = Array.from({ length: 16 }, (_, i) => ({ backend: ProviderBackend.openAICompatible(platform, `B${i}`, { baseUrl: `https://llm${i}.example.com/v1` }) }));
+      expect(() => new AIRoute(team, 'Route', { gateway, rules: [{ models: [ModelMatch.prefix('m')], backends }] })).toThrow(
+        /invalid rules "16 backends": an HTTPRoute holds at most 16 rules/,
+      );
+    });
+
+    it('if the gateway does not admit routes from the route namespace', () => {
+      const app = Testing.app();
+      const gateway = new AIGateway(new Chart(app, 'platform', { namespace: 'platform' }), 'Gateway', { name: 'gw' });
+      const other = new Chart(app, 'other', { namespace: 'other' });
+      const backend = ProviderBackend.openAICompatible(other, 'Vllm', { baseUrl: 'http://vllm:8000' });
+      expect(() => new AIRoute(other, 'Route', { gateway, rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend }] }] })).toThrow(
+        /other\/Route: invalid namespace "other": the gateway "platform\/gw" does not admit routes from this namespace; widen its allowedRoutes/,
+      );
+    });
+
+    it('if a credential Secret is in another namespace than the processor', () => {
+      const { team, gateway } = gatewayFixture();
+      const teamBackend = ProviderBackend.openAI(team, 'TeamOpenAI', { credentials: Credentials.apiKey({ secretName: 'team-key', key: 'k' }) });
+      expect(() => new AIRoute(team, 'Route', { gateway, rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: teamBackend }] }] })).toThrow(
+        /team\/TeamOpenAI: invalid credentials.namespace "team": Secret "team-key" must be in namespace "platform" where the processor runs \(pods cannot mount Secrets of other namespaces\)/,
+      );
+      const explicit = ProviderBackend.openAI(team, 'Explicit', { credentials: Credentials.apiKey({ secretName: 'key', key: 'k', namespace: 'elsewhere' }) });
+      expect(() => new AIRoute(team, 'Route2', { gateway, rules: [{ models: [ModelMatch.exact('n')], backends: [{ backend: explicit }] }] })).toThrow(
+        /invalid credentials.namespace "elsewhere"/,
+      );
+    });
+
+    it('if the route name is over the Kubernetes limit', () => {
+      const { team, gateway, openai } = gatewayFixture();
+      expect(() => new AIRoute(team, 'Route', { name: 'r'.repeat(64), gateway, rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] })).toThrow(
+        /team\/Route: invalid name "r{64}": is 64 characters long; Kubernetes allows at most 63 here/,
+      );
+    });
+
+    it('if the path prefix is not a clean path', () => {
+      const { team, gateway, openai } = gatewayFixture();
+      expect(() => new AIRoute(team, 'Route', { gateway, pathPrefix: 'v1/', rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] })).toThrow(
+        /invalid pathPrefix "v1\/": must be a path starting with "\/"/,
+      );
+    });
+  });
+});
+
+describeWithShared('crds/jsonschema', 'AIRoute manifests', (jsonschemaDir) => {
+  it('validate with retries, Anthropic endpoint, hostnames, in-cluster backends and an existing gateway', () => {
+    const { app, team, gateway, openai, anthropic } = gatewayFixture();
+    const vllm = ProviderBackend.kubernetesService(team, 'Vllm', { serviceName: 'vllm', port: 8000 });
+    new AIRoute(team, 'Route', {
+      gateway,
+      hostnames: ['ai.example.com', '*.ai.example.com'],
+      anthropicPathPrefix: '/anthropic/v1',
+      retry: { attempts: 2, perTryTimeout: Duration.millis(1500) },
+      rules: [
+        { models: [ModelMatch.regex('claude-.*')], backends: [{ backend: anthropic }] },
+        { models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai, weight: 3 }, { backend: vllm, weight: 1, priority: 1 }] },
+      ],
+    });
+    new AIRoute(team, 'Elsewhere', {
+      gateway: GatewayReference.fromName('shared', 'infra'),
+      rules: [{ models: [ModelMatch.exact('llama')], backends: [{ backend: vllm }] }],
+    });
+    expect(manifestProblems(synthAll(app), jsonschemaDir)).toEqual([]);
+  });
+});
