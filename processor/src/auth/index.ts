@@ -6,6 +6,9 @@
 import type { BackendAuth, BackendConfig } from '../config/schema';
 import type { HeaderChanges } from '../translate/types';
 import { apiKeyAuth, bearerTokenAuth } from './apikey';
+import { awsSigV4Auth } from './aws';
+import { azureEntraAuth } from './azure';
+import { gcpAuth } from './gcp';
 import type { SecretReader } from './secrets';
 
 export interface AuthRequest {
@@ -36,6 +39,9 @@ export type AuthFactories = { [K in BackendAuth['type']]?: AuthFactory<Extract<B
 export const AUTH_FACTORIES: AuthFactories = {
   APIKey: apiKeyAuth,
   BearerToken: bearerTokenAuth,
+  AWSSigV4: awsSigV4Auth,
+  GCP: gcpAuth,
+  AzureEntra: azureEntraAuth,
 };
 
 /** Client-sent credentials, removed before upstream whenever the backend has its own auth. */
