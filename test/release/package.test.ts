@@ -1,0 +1,190 @@
+/**
+ * Packs the library as npm would publish it, installs the tarball into a fresh project outside the repository
+ * and uses it from there: proves the artifact is complete, importable from `.` without Pulumi installed, and
+ * from `./pulumi` once the optional Pulumi peers are added.
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const NPM = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+const TIMEOUT = 10 * 60 * 1000;
+
+function installedVersion(name: string): string {
+  return JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules', name, 'package.json'), 'utf8')).version;
+}
+
+function npm(cwd: string, ...args: string[]): string {
+  return execFileSync(NPM, [...args, '--no-audit', '--no-fund', '--loglevel=error'], {
+    cwd,
+    encoding: 'utf8',
+    env: { ...process.env, npm_config_update_notifier: 'false' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+}
+
+function node(cwd: string, script: string): string {
+  return execFileSync(process.execPath, [script], { cwd, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+const version = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')).version as string;
+
+describe('the npm package', () => {
+  let workDir: string;
+  let tarball: string;
+  let files: string[];
+
+  beforeAll(() => {
+    if (!fs.existsSync(path.join(ROOT, 'build', 'lib', 'index.js'))) {
+      throw new Error('build/lib is missing: run `npm run build` first (`npm test` does)');
+    }
+    workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ai-gateway-pack-'));
+    const [packed] = JSON.parse(npm(ROOT, 'pack', '--json', '--pack-destination', workDir)) as {
+      filename: string;
+      files: { path: string }[];
+    }[];
+    tarball = path.join(workDir, packed.filename);
+    files = packed.files.map((f) => f.path);
+  }, TIMEOUT);
+
+  afterAll(() => {
+    if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
+  });
+
+  it('ships the compiled library, its types and the config schema, and nothing else', () => {
+    expect(files).toEqual(
+      expect.arrayContaining([
+        'package.json',
+        'README.md',
+        'LICENSE',
+        'build/lib/index.js',
+        'build/lib/index.d.ts',
+        'build/lib/pulumi/index.js',
+        'build/lib/pulumi/index.d.ts',
+        'build/processor/src/config/schema.js',
+        'build/processor/src/config/schema.d.ts',
+      ]),
+    );
+    const unexpected = files.filter(
+      (f) =>
+        /(^|\/)(test|tests|examples|fixtures|node_modules|bench)\//.test(f) ||
+        f.startsWith('processor/') ||
+        (f.endsWith('.ts') && !f.endsWith('.d.ts')) ||
+        f.startsWith('.'),
+    );
+    expect(unexpected).toEqual([]);
+  });
+
+  it('declares cdk8s as peers and Pulumi as optional peers', () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+    expect(Object.keys(manifest.peerDependencies)).toEqual(
+      expect.arrayContaining(['cdk8s', 'cdk8s-plus-28', 'constructs', '@pulumi/pulumi', '@pulumi/kubernetes']),
+    );
+    expect(manifest.peerDependenciesMeta['@pulumi/pulumi'].optional).toBe(true);
+    expect(manifest.peerDependenciesMeta['@pulumi/kubernetes'].optional).toBe(true);
+    for (const peer of Object.keys(manifest.peerDependencies)) expect(manifest.dependencies?.[peer]).toBeUndefined();
+  });
+
+  describe('installed into a fresh project', () => {
+    let consumer: string;
+
+    beforeAll(() => {
+      consumer = path.join(workDir, 'consumer');
+      fs.mkdirSync(consumer);
+      fs.writeFileSync(path.join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', private: true }));
+      // cdk8s users only: the Pulumi peers are not installed.
+      npm(
+        consumer,
+        'install',
+        '--prefer-offline',
+        '--ignore-scripts',
+        tarball,
+        `cdk8s@${installedVersion('cdk8s')}`,
+        `cdk8s-plus-28@${installedVersion('cdk8s-plus-28')}`,
+        `constructs@${installedVersion('constructs')}`,
+      );
+    }, TIMEOUT);
+
+    it('synthesizes a gateway from the package root, pointing at the image of this version', () => {
+      fs.writeFileSync(
+        path.join(consumer, 'synth.js'),
+        `
+const { App, Chart } = require('cdk8s');
+const { AIGateway, AIRoute, Credentials, ModelMatch, ProcessorImage, ProviderBackend } = require('ai-gateway-constructs');
+const app = new App();
+const chart = new Chart(app, 'gateway', { namespace: 'ai' });
+const gateway = new AIGateway(chart, 'Gateway', { name: 'gw' });
+const openai = ProviderBackend.openAI(chart, 'OpenAI', {
+  name: 'openai',
+  credentials: Credentials.apiKey({ secretName: 'openai', key: 'api-key' }),
+});
+new AIRoute(chart, 'Chat', { name: 'chat', gateway, rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] }] });
+const objects = chart.toJson();
+const deployment = objects.find((o) => o.kind === 'Deployment');
+console.log(JSON.stringify({
+  kinds: objects.map((o) => o.kind),
+  image: ProcessorImage.default().reference,
+  deploymentImage: deployment.spec.template.spec.containers[0].image,
+  pulumiInstalled: (() => { try { require.resolve('@pulumi/pulumi'); return true; } catch { return false; } })(),
+}));
+`,
+      );
+      const result = JSON.parse(node(consumer, 'synth.js'));
+      expect(result.pulumiInstalled).toBe(false);
+      expect(result.kinds).toEqual(
+        expect.arrayContaining(['Gateway', 'HTTPRoute', 'Backend', 'EnvoyExtensionPolicy', 'Deployment', 'ConfigMap', 'Service']),
+      );
+      expect(result.image).toBe(`ghcr.io/ai-gateway-constructs/ai-gateway-processor:${version}`);
+      expect(result.deploymentImage).toBe(result.image);
+    });
+
+    it('type-checks a TypeScript consumer of both entry points', () => {
+      npm(
+        consumer,
+        'install',
+        '--prefer-offline',
+        '--ignore-scripts',
+        `@pulumi/pulumi@${installedVersion('@pulumi/pulumi')}`,
+        `@pulumi/kubernetes@${installedVersion('@pulumi/kubernetes')}`,
+        `@types/node@${installedVersion('@types/node')}`,
+      );
+      fs.writeFileSync(
+        path.join(consumer, 'tsconfig.json'),
+        JSON.stringify({
+          compilerOptions: { strict: true, module: 'node16', moduleResolution: 'node16', target: 'ES2022', types: ['node'], noEmit: true, skipLibCheck: true },
+          files: ['consumer.ts'],
+        }),
+      );
+      fs.writeFileSync(
+        path.join(consumer, 'consumer.ts'),
+        `
+import { App, Chart } from 'cdk8s';
+import { AIGateway, ProcessorConfig, ProcessorImage } from 'ai-gateway-constructs';
+import * as aiPulumi from 'ai-gateway-constructs/pulumi';
+const chart = new Chart(new App(), 'c');
+const gateway: AIGateway = new AIGateway(chart, 'Gateway', { name: 'gw' });
+const image: string = ProcessorImage.default().reference;
+const config: ProcessorConfig['version'] = 'ai-gateway.v1';
+const components: unknown[] = [aiPulumi.Cdk8sChart];
+export { gateway, image, config, components };
+`,
+      );
+      execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', consumer], {
+        cwd: consumer,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+    }, TIMEOUT);
+
+    it('loads the Pulumi entry point once the optional peers are installed', () => {
+      fs.writeFileSync(
+        path.join(consumer, 'pulumi.js'),
+        `const entry = require('ai-gateway-constructs/pulumi'); console.log(JSON.stringify(Object.keys(entry).sort()));`,
+      );
+      const exported = JSON.parse(node(consumer, 'pulumi.js')) as string[];
+      expect(exported).toEqual(expect.arrayContaining(['Cdk8sChart']));
+    });
+  });
+});
