@@ -1,0 +1,43 @@
+import { CliError, parseCli, splitHostPort } from '../../src/cli';
+
+describe('parseCli', () => {
+  it('has the documented defaults', () => {
+    expect(parseCli([], {})).toEqual({
+      config: '/etc/ai-gateway/config/config.json',
+      secretsDir: '/etc/ai-gateway/secrets',
+      listen: '0.0.0.0:9002',
+      admin: '0.0.0.0:9090',
+      logLevel: 'info',
+      drainTimeoutMs: 25000,
+      pollIntervalMs: 2000,
+    });
+  });
+
+  it('reads flags (both spellings) over environment variables', () => {
+    const env = { AI_GATEWAY_CONFIG: '/env/config.json', AI_GATEWAY_LISTEN: 'unix:/run/env.sock', AI_GATEWAY_ADMIN: '127.0.0.1:1', AI_GATEWAY_SECRETS_DIR: '/env/secrets' };
+    expect(parseCli([], env)).toMatchObject({ config: '/env/config.json', listen: 'unix:/run/env.sock', admin: '127.0.0.1:1', secretsDir: '/env/secrets' });
+    expect(parseCli(['--config', '/flag.json', '--listen=unix:/run/p.sock', '--drain-timeout-ms', '500'], env)).toMatchObject({
+      config: '/flag.json',
+      listen: 'unix:/run/p.sock',
+      drainTimeoutMs: 500,
+    });
+    expect(parseCli(['--help'], {})).toBe('help');
+  });
+
+  it.each([
+    [['--bogus'], 'unknown option "--bogus"'],
+    [['--config'], '--config needs a value'],
+    [['--listen', 'nowhere'], '--listen must be host:port or unix:/path, got "nowhere"'],
+    [['--admin', 'unix:/x'], '--admin must be host:port, got "unix:/x"'],
+    [['--drain-timeout-ms', '-1'], '--drain-timeout-ms must be a positive integer, got "-1"'],
+    [['--log-level', 'loud'], /--log-level must be one of/],
+  ])('rejects %j', (argv, message) => {
+    expect(() => parseCli(argv, {})).toThrow(CliError);
+    expect(() => parseCli(argv, {})).toThrow(message);
+  });
+
+  it('splits host and port, including IPv6', () => {
+    expect(splitHostPort('0.0.0.0:9090')).toEqual({ host: '0.0.0.0', port: 9090 });
+    expect(splitHostPort('[::1]:9090')).toEqual({ host: '::1', port: 9090 });
+  });
+});

@@ -1,0 +1,216 @@
+/**
+ * The built processor (dist/main.js, copied alone into a temp dir: no node_modules) as a process: the
+ * ready line, admin endpoints, gRPC health, config errors, unix sockets and SIGTERM draining.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { extProcCodecs, HEALTH_SERVING } from '../../src/grpc/codec';
+import { loadProtoRoot } from '../../src/grpc/descriptor';
+import { EnvoyClient } from '../support/envoy-client';
+import { testConfig } from '../support/processor-harness';
+
+const PROCESSOR_DIR = path.resolve(__dirname, '..', '..');
+const DIST = path.join(PROCESSOR_DIR, 'dist', 'main.js');
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestSource(full) : fs.statSync(full).mtimeMs);
+  }
+  return newest;
+}
+
+/** Builds when dist/main.js is missing or older than the sources (`npm test` builds before jest). */
+function ensureBuilt(): void {
+  if (fs.existsSync(DIST) && fs.statSync(DIST).mtimeMs >= newestSource(path.join(PROCESSOR_DIR, 'src'))) return;
+  execFileSync(process.execPath, [path.join(PROCESSOR_DIR, 'scripts', 'build.mjs')], { cwd: PROCESSOR_DIR, stdio: 'inherit' });
+}
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+interface Running {
+  child: ChildProcess;
+  stdout: string[];
+  stderr: () => string;
+  exited: Promise<number | null>;
+}
+
+function run(dir: string, args: string[]): Running {
+  const child = spawn(process.execPath, [path.join(dir, 'main.js'), ...args], { cwd: dir, env: { PATH: process.env.PATH ?? '' } });
+  const stdout: string[] = [];
+  let stderr = '';
+  let buffer = '';
+  child.stdout!.on('data', (data: Buffer) => {
+    buffer += data.toString();
+    const lines = buffer.split('\n');
+    buffer = lines.pop()!;
+    stdout.push(...lines);
+  });
+  child.stderr!.on('data', (data: Buffer) => {
+    stderr += data.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return { child, stdout, stderr: () => stderr, exited };
+}
+
+async function waitFor(check: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('the built processor', () => {
+  let dir: string;
+  let configFile: string;
+
+  beforeAll(() => {
+    ensureBuilt();
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-dist-'));
+    fs.copyFileSync(DIST, path.join(dir, 'main.js'));
+    configFile = path.join(dir, 'config.json');
+    fs.writeFileSync(configFile, JSON.stringify(testConfig({ costs: [{ metadataKey: 'total', type: 'TotalToken' }] })));
+  }, 60_000);
+  afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  async function start(extra: string[] = []): Promise<Running & { listen: string; admin: string; client: EnvoyClient }> {
+    const listen = `127.0.0.1:${await freePort()}`;
+    const admin = `127.0.0.1:${await freePort()}`;
+    const running = run(dir, ['--config', configFile, '--secrets-dir', dir, '--listen', listen, '--admin', admin, ...extra]);
+    await waitFor(() => running.stdout.length > 0, `the ready line (stderr: ${running.stderr()})`);
+    return { ...running, listen, admin, client: new EnvoyClient(listen) };
+  }
+
+  it('prints one ready line, serves admin endpoints, gRPC health and metrics', async () => {
+    const p = await start();
+    try {
+      expect(p.stdout).toHaveLength(1);
+      expect(p.stdout[0]).toMatch(new RegExp(`^ai-gateway-processor ready: ext_proc on ${p.listen}`));
+      expect((await fetch(`http://${p.admin}/healthz`)).status).toBe(200);
+      expect((await fetch(`http://${p.admin}/readyz`)).status).toBe(200);
+
+      const codecs = extProcCodecs(loadProtoRoot());
+      const health = new grpc.Client(p.listen, grpc.credentials.createInsecure());
+      const status = await new Promise<number>((resolve, reject) =>
+        health.makeUnaryRequest(
+          '/grpc.health.v1.Health/Check',
+          codecs.healthRequest.serialize,
+          codecs.healthResponse.deserialize,
+          {},
+          (error, response) => (error ? reject(error) : resolve(response!.status)),
+        ),
+      );
+      health.close();
+      expect(status).toBe(HEALTH_SERVING);
+
+      const result = await p.client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+        body: '{"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}',
+      }));
+      expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({ llm_total_token: 5, total: 5 });
+      const metrics = await (await fetch(`http://${p.admin}/metrics`)).text();
+      const outputSum = metrics
+        .split('\n')
+        .find((line) => line.startsWith('gen_ai_client_token_usage_sum{') && line.includes('gen_ai_token_type="output"'));
+      expect(outputSum).toContain('gen_ai_request_model="gpt-4o"');
+      expect(outputSum).toContain('gen_ai_provider_name="openai"');
+      expect(outputSum).toMatch(/\} 3$/);
+      expect(metrics).toContain('gen_ai_server_request_duration_seconds_bucket');
+      expect(metrics).toContain('process_resident_memory_bytes');
+    } finally {
+      p.client.close();
+      p.child.kill('SIGTERM');
+      expect(await p.exited).toBe(0);
+    }
+  });
+
+  it('on SIGTERM stops accepting, lets the in-flight stream finish, then exits 0', async () => {
+    const p = await start(['--drain-timeout-ms', '5000']);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let firstChunkSent!: () => void;
+    const firstChunk = new Promise<void>((resolve) => (firstChunkSent = resolve));
+    async function* slowStream(): AsyncIterable<Buffer> {
+      yield Buffer.from('data: {"choices":[{"delta":{"content":"a"}}]}\n\n');
+      firstChunkSent();
+      await released;
+      yield Buffer.from('data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}\n\n');
+    }
+    const inFlight = p.client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o","stream":true}' }, () => ({
+      status: 200,
+      headers: { 'content-type': 'text/event-stream' },
+      body: slowStream(),
+    }));
+    await firstChunk;
+    p.child.kill('SIGTERM');
+    await waitFor(() => p.stderr().includes('"draining"'), 'the drain to start');
+    expect((await fetch(`http://${p.admin}/readyz`)).status).toBe(503);
+    const late = new EnvoyClient(p.listen);
+    await expect(
+      late.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({ status: 200, body: '{}' })),
+    ).rejects.toThrow();
+    late.close();
+    release();
+    const result = await inFlight;
+    expect(result.status).toBe(200);
+    expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({ llm_total_token: 3 });
+    p.client.close();
+    expect(await p.exited).toBe(0);
+    expect(p.stderr()).toContain('"completed":true');
+  });
+
+  it('exits 0 at the drain deadline when a stream does not finish', async () => {
+    const p = await start(['--drain-timeout-ms', '300']);
+    const stream = p.client.openStream();
+    stream.send({ requestHeaders: { headers: { headers: [{ key: ':path', rawValue: Buffer.from('/v1/chat/completions') }, { key: ':method', rawValue: Buffer.from('POST') }] } } });
+    await stream.next();
+    const started = Date.now();
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(p.stderr()).toContain('"completed":false');
+    p.client.close();
+  });
+
+  it('listens on a unix socket', async () => {
+    const socket = path.join(dir, 'processor.sock');
+    const admin = `127.0.0.1:${await freePort()}`;
+    const p = run(dir, ['--config', configFile, '--listen', `unix:${socket}`, '--admin', admin]);
+    await waitFor(() => p.stdout.length > 0, 'the ready line');
+    const client = new EnvoyClient(`unix:${socket}`);
+    const result = await client.exchange({ path: '/nope', body: '{}' }, () => ({ status: 200 }));
+    expect(result.status).toBe(404);
+    client.close();
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+  });
+
+  it('refuses to start with an invalid config, naming the problem', async () => {
+    const bad = path.join(dir, 'bad.json');
+    fs.writeFileSync(bad, JSON.stringify({ ...testConfig(), maxRequestBodyBytes: 0 }));
+    const p = run(dir, ['--config', bad, '--listen', `127.0.0.1:${await freePort()}`, '--admin', `127.0.0.1:${await freePort()}`]);
+    expect(await p.exited).toBe(1);
+    expect(p.stderr()).toContain('maxRequestBodyBytes');
+    expect(p.stdout).toHaveLength(0);
+  });
+
+  it('rejects bad flags with usage', async () => {
+    const p = run(dir, ['--listen', 'nowhere']);
+    expect(await p.exited).toBe(2);
+    expect(p.stderr()).toContain('--listen must be host:port or unix:/path');
+    expect(p.stderr()).toContain('Usage: ai-gateway-processor');
+  });
+});

@@ -1,0 +1,43 @@
+import { compileCost, compileCelCost, CostCompileError } from '../../src/usage/costs';
+import { usageMetadata } from '../../src/usage/metadata';
+
+const usage = { input: 10, output: 20, total: 30, cachedInput: 4, reasoning: 6 };
+const inputs = { model: 'gpt-4o', backend: 'openai', usage };
+
+describe('costs', () => {
+  it('maps the token types', () => {
+    const value = (type: 'InputToken' | 'OutputToken' | 'TotalToken' | 'CachedInputToken' | 'ReasoningToken') =>
+      compileCost({ metadataKey: 'k', type }).evaluate(inputs);
+    expect([value('InputToken'), value('OutputToken'), value('TotalToken'), value('CachedInputToken'), value('ReasoningToken')]).toEqual([10, 20, 30, 4, 6]);
+  });
+
+  it('evaluates CEL over the counts, the model and the backend', () => {
+    expect(compileCelCost('input_tokens + 4 * output_tokens')(inputs)).toBe(90);
+    expect(compileCelCost('(input_tokens - cached_input_tokens) + cached_input_tokens / 2 + reasoning_tokens')(inputs)).toBe(14);
+    expect(compileCelCost('model == "gpt-4o" ? total_tokens * 2 : total_tokens')(inputs)).toBe(60);
+    expect(compileCelCost('backend.startsWith("open") ? 1 : 0')(inputs)).toBe(1);
+  });
+
+  it('accepts expressions written for uint or double counts', () => {
+    expect(compileCelCost('input_tokens * uint(3) + output_tokens')(inputs)).toBe(50);
+    expect(compileCelCost('input_tokens * 0.5 + output_tokens * 1.5')(inputs)).toBe(35);
+  });
+
+  it('rejects expressions that do not compile or do not yield a number, at compile time', () => {
+    expect(() => compileCelCost('input_tokens +')).toThrow(CostCompileError);
+    expect(() => compileCelCost('unknown_variable + 1')).toThrow(/cannot be evaluated/);
+    expect(() => compileCelCost('model')).toThrow(/must evaluate to a number/);
+  });
+
+  it('writes 0 and reports when an expression fails for one response', () => {
+    const divide = compileCost({ metadataKey: 'ratio', type: 'CEL', expression: 'input_tokens / output_tokens' });
+    const errors: string[] = [];
+    const metadata = usageMetadata({ ...inputs, usage: { ...usage, output: 0 } }, [divide], (key) => errors.push(key));
+    expect(metadata.fields['io.envoy.ai_gateway']!.structValue!.fields.ratio).toEqual({ numberValue: 0 });
+    expect(errors).toEqual(['ratio']);
+  });
+
+  it('clamps negative costs to 0', () => {
+    expect(compileCelCost('output_tokens - input_tokens * 5')(inputs)).toBe(0);
+  });
+});
