@@ -4,6 +4,7 @@ import {
   ENVOY_GATEWAY_API_VERSION,
   GATEWAY_API_GROUP,
   GATEWAY_API_VERSION,
+  clusterScoped,
   customResource,
   type BackendTrafficPolicySpec,
   type ClientTrafficPolicySpec,
@@ -229,12 +230,14 @@ export class AIGateway extends Construct implements IGatewayReference {
     const gatewayClass = props.gatewayClass ?? GatewayClass.create(this.gatewayName);
     this.gatewayClassName = checkLabelName(this, 'gatewayClass', gatewayClass.name);
     if (gatewayClass.emit) {
-      new ApiObject(this, 'GatewayClass', {
-        apiVersion: GATEWAY_API_VERSION,
-        kind: 'GatewayClass',
-        metadata: { name: this.gatewayClassName },
-        spec: { controllerName: 'gateway.envoyproxy.io/gatewayclass-controller' },
-      });
+      clusterScoped(
+        new ApiObject(this, 'GatewayClass', {
+          apiVersion: GATEWAY_API_VERSION,
+          kind: 'GatewayClass',
+          metadata: { name: this.gatewayClassName },
+          spec: { controllerName: 'gateway.envoyproxy.io/gatewayclass-controller' },
+        }),
+      );
     }
 
     const listeners: GatewayListener[] = [];

@@ -2,7 +2,7 @@
  * Small typed subsets of the Gateway API and Envoy Gateway resources we emit, checked field by field against
  * the CRD schemas (Gateway API v1.6.1 standard channel, Envoy Gateway v1.9.0). Only what we use is modelled.
  */
-import { ApiObject, Lazy } from 'cdk8s';
+import { ApiObject, Chart, JsonPatch, Lazy } from 'cdk8s';
 import type { Construct } from 'constructs';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
@@ -194,4 +194,10 @@ export function gatewayDuration(millis: number): DurationString {
   if (!Number.isInteger(millis) || millis < 0) throw new Error(`duration must be a whole, non-negative number of milliseconds, got ${millis}`);
   if (millis % 1000 === 0) return `${millis / 1000}s`;
   return `${millis}ms`;
+}
+
+/** Emits a cluster-scoped object: no namespace, even inside a chart that has one. */
+export function clusterScoped(obj: ApiObject): ApiObject {
+  if (Chart.of(obj).namespace !== undefined) obj.addJsonPatch(JsonPatch.remove('/metadata/namespace'));
+  return obj;
 }

@@ -17,7 +17,9 @@ describe('AIGateway', () => {
   it('emits a Gateway with an HTTP listener and its own GatewayClass', () => {
     const { manifests } = gatewayOnly();
     const all = manifests();
-    expect(findOne(all, 'GatewayClass').spec).toEqual({ controllerName: 'gateway.envoyproxy.io/gatewayclass-controller' });
+    const gatewayClass = findOne(all, 'GatewayClass');
+    expect(gatewayClass.spec).toEqual({ controllerName: 'gateway.envoyproxy.io/gatewayclass-controller' });
+    expect(gatewayClass.metadata).toEqual({ name: 'gw' });
     const gateway = findOne(all, 'Gateway', 'gw');
     expect(gateway.metadata.namespace).toBe('platform');
     expect(gateway.spec.gatewayClassName).toBe('gw');

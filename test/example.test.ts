@@ -15,8 +15,10 @@ describe('the cdk8s example', () => {
   const { platform, team } = synthExample();
 
   it('puts the platform gateway and the team routes in different namespaces', () => {
-    expect(new Set(platform.map((m) => m.metadata.namespace).filter(Boolean))).toEqual(new Set(['ai-platform']));
-    expect(new Set(team.map((m) => m.metadata.namespace))).toEqual(new Set(['team-chat']));
+    const namespaced = (manifests: Manifest[]) => manifests.filter((m) => !['Namespace', 'GatewayClass'].includes(m.kind));
+    expect(new Set(namespaced(platform).map((m) => m.metadata.namespace))).toEqual(new Set(['ai-platform']));
+    expect(new Set(namespaced(team).map((m) => m.metadata.namespace))).toEqual(new Set(['team-chat']));
+    expect(findOne(platform, 'Namespace').metadata).toEqual({ name: 'ai-platform' });
     expect(findAll(platform, 'ReferenceGrant').map((g) => (g as any).spec.from[0].namespace)).toEqual(['team-chat', 'team-chat', 'team-chat']);
   });
 

@@ -5,7 +5,8 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { App, Chart, Duration, Size } from 'cdk8s';
+import { ApiObject, App, Chart, Duration, JsonPatch, Size } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
 import type { Construct } from 'constructs';
 import { stringify } from 'yaml';
 import {
@@ -23,6 +24,11 @@ import {
   TokenRateLimit,
 } from '../../lib';
 
+/** The chart's Namespace object (cluster-scoped, so without a namespace of its own). */
+function namespace(chart: Chart, name: string): void {
+  ApiObject.of(new kplus.Namespace(chart, 'Namespace', { metadata: { name } })).addJsonPatch(JsonPatch.remove('/metadata/namespace'));
+}
+
 export class PlatformChart extends Chart {
   readonly gateway: AIGateway;
   readonly openai: ProviderBackend;
@@ -32,6 +38,7 @@ export class PlatformChart extends Chart {
 
   constructor(scope: Construct, id: string) {
     super(scope, id, { namespace: 'ai-platform' });
+    namespace(this, 'ai-platform');
     this.redis = RateLimitRedis.inCluster(this, 'Redis');
     this.gateway = new AIGateway(this, 'Gateway', {
       name: 'ai-gateway',
@@ -73,6 +80,7 @@ export class ChatTeamChart extends Chart {
 
   constructor(scope: Construct, id: string, platform: PlatformChart) {
     super(scope, id, { namespace: 'team-chat' });
+    namespace(this, 'team-chat');
     this.route = new AIRoute(this, 'Chat', {
       name: 'chat',
       gateway: platform.gateway,

@@ -15,7 +15,7 @@ import { ApiObject, App, Chart } from 'cdk8s';
 import type { Construct } from 'constructs';
 import { collectEventuals, collectInstances, mapEventuals, placeholderText } from './inputs';
 import { KubeObject, describeObject } from './objects';
-import { RegisteredObject, registerObjects } from './renderer';
+import { registerObjects } from './renderer';
 
 type Eventual = pulumi.Output<unknown> | Promise<unknown>;
 
@@ -36,8 +36,16 @@ export interface ModelMember {
   readonly props: unknown;
   /** Creates the member's constructs in `chart` from resolved props; returns the construct others refer to. */
   readonly build: (chart: Chart, props: unknown, context: BuildContext) => Construct | undefined;
-  /** Objects the component registered itself (e.g. a Secret holding a Pulumi secret), for ordering. */
-  readonly registered?: readonly { readonly object: unknown; readonly resource: pulumi.Resource }[];
+  /** Secrets the component creates from Pulumi values (kept out of the construct model). */
+  readonly secrets?: readonly ManagedSecretObject[];
+}
+
+/** A Kubernetes Secret holding one Pulumi value under one key. */
+export interface ManagedSecretObject {
+  readonly name: string;
+  readonly namespace: pulumi.Input<string>;
+  readonly key: string;
+  readonly value: pulumi.Input<string>;
 }
 
 /** A member's share of a built model. */
@@ -111,7 +119,7 @@ class Model {
     try {
       const inputs: { input: Eventual; member: ModelMember }[] = [];
       for (const member of this.members) {
-        const own = [...collectEventuals(member.props), ...collectEventuals((member.registered ?? []).map((r) => r.object))];
+        const own = [...collectEventuals(member.props), ...collectEventuals((member.secrets ?? []).map((s) => s.namespace))];
         for (const input of own) if (!inputs.some((i) => i.input === input)) inputs.push({ input, member });
       }
       const settled = await Promise.all(inputs.map(({ input }) => settleInput(input)));
@@ -138,18 +146,33 @@ class Model {
       }
       const gate = pulumi.all(inputs.map((i) => i.input));
       this.real = gate.apply(() => (allKnown ? plan : unreachable()));
-      const registered: RegisteredObject[] = this.members.flatMap((member) =>
-        (member.registered ?? []).map((r) => ({ object: resolve(r.object) as KubeObject, resource: r.resource })),
+      const secrets = this.members.flatMap((member) =>
+        (member.secrets ?? []).map((secret) => {
+          const plan: KubeObject = {
+            apiVersion: 'v1',
+            kind: 'Secret',
+            metadata: { name: secret.name, namespace: resolve(secret.namespace) as string },
+            type: 'Opaque',
+            stringData: { [secret.key]: '(secret)' },
+          };
+          return {
+            plan,
+            manifest: gate.apply(() => plan),
+            secretFields: { stringData: pulumi.output(secret.value).apply((value) => ({ [secret.key]: value })) },
+            parent: member.component,
+            parentName: member.name,
+          };
+        }),
       );
-      registerObjects(
-        [...plan.objects.values()].map(({ object, member }) => ({
+      registerObjects([
+        ...[...plan.objects.values()].map(({ object, member }) => ({
           plan: object,
           manifest: gate.apply(() => (allKnown ? object : unreachable())),
           parent: member.component,
           parentName: member.name,
         })),
-        registered,
-      );
+        ...secrets,
+      ]);
       this.settle.resolve();
     } catch (error) {
       this.settle.reject(error);

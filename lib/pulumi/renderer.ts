@@ -17,15 +17,11 @@ export interface PlannedObject {
   readonly plan: KubeObject;
   /** What gets applied. An Output when it depends on Pulumi inputs; unknown during preview if they are. */
   readonly manifest: pulumi.Input<KubeObject>;
+  /** Fields taken from here instead of `manifest`, marked secret (e.g. a Secret's `stringData`). */
+  readonly secretFields?: Readonly<Record<string, pulumi.Input<unknown>>>;
   /** The component the resource belongs to, and the name it was created with (prefixes the child's name). */
   readonly parent: pulumi.Resource;
   readonly parentName: string;
-}
-
-/** An object another part of the program already registered (e.g. a Secret with a Pulumi secret value). */
-export interface RegisteredObject {
-  readonly object: KubeObject;
-  readonly resource: pulumi.Resource;
 }
 
 export interface RenderedObject {
@@ -41,41 +37,44 @@ export function logicalName(parentName: string, object: KubeObject): string {
 
 /**
  * Registers every planned object, dependencies first, each `dependsOn` the resources of the objects it
- * needs (among `planned` and `registered`). Returns the resources in input order.
+ * needs. Returns the resources in input order.
  */
-export function registerObjects(
-  planned: readonly PlannedObject[],
-  registered: readonly RegisteredObject[] = [],
-): RenderedObject[] {
-  rejectDuplicates(planned.map((p) => p.plan).concat(registered.map((r) => r.object)));
-  const all = [...planned.map((p) => p.plan), ...registered.map((r) => r.object)];
+export function registerObjects(planned: readonly PlannedObject[]): RenderedObject[] {
+  const all = planned.map((p) => p.plan);
+  rejectDuplicates(all);
   const dependencies = dependencyIndices(all);
-  const resources = new Array<pulumi.Resource | undefined>(all.length);
-  registered.forEach((r, i) => (resources[planned.length + i] = r.resource));
+  const resources = new Array<pulumi.CustomResource | undefined>(all.length);
 
   for (const index of creationOrder(all, dependencies)) {
-    if (index >= planned.length) continue;
-    const { plan, manifest, parent, parentName } = planned[index];
+    const { plan, manifest, secretFields, parent, parentName } = planned[index];
     const dependsOn = dependencies[index].map((i) => {
       const resource = resources[i];
       if (resource === undefined) throw new Error(`internal: ${identityKey(all[i])} not registered before its dependant`);
       return resource;
     });
     const ResourceClass = resourceClassFor(plan.apiVersion, plan.kind);
-    resources[index] = new ResourceClass(logicalName(parentName, plan), resourceArgs(plan, manifest), {
+    resources[index] = new ResourceClass(logicalName(parentName, plan), resourceArgs(plan, manifest, secretFields ?? {}), {
       parent,
       dependsOn,
     });
   }
-  return planned.map((p, i) => ({ plan: p.plan, resource: resources[i] as pulumi.CustomResource }));
+  return planned.map((p, i) => ({ plan: p.plan, resource: resources[i]! }));
 }
 
 /** Top-level fields as inputs: apiVersion/kind verbatim (they pick the resource type), the rest from the manifest. */
-function resourceArgs(plan: KubeObject, manifest: pulumi.Input<KubeObject>): Record<string, pulumi.Input<unknown>> {
+function resourceArgs(
+  plan: KubeObject,
+  manifest: pulumi.Input<KubeObject>,
+  secretFields: Readonly<Record<string, pulumi.Input<unknown>>>,
+): Record<string, pulumi.Input<unknown>> {
   const args: Record<string, pulumi.Input<unknown>> = { apiVersion: plan.apiVersion, kind: plan.kind };
   const resolved = pulumi.output(manifest) as unknown as pulumi.Output<KubeObject>;
   for (const field of Object.keys(plan)) {
     if (field === 'apiVersion' || field === 'kind') continue;
+    if (Object.prototype.hasOwnProperty.call(secretFields, field)) {
+      args[field] = pulumi.secret(secretFields[field]);
+      continue;
+    }
     args[field] = isPlain(manifest) ? manifest[field] : resolved.apply((m) => m[field]);
   }
   return args;

@@ -1,0 +1,111 @@
+/**
+ * The gateway of `examples/cdk8s/main.ts`, deployed with `pulumi up`: the platform team's gateway, providers,
+ * Redis and tenant budget in `ai-platform`, a product team's routes in `team-chat`. Pulumi manages the two
+ * namespaces and the provider API keys (config secrets), which the cdk8s example expects to exist.
+ *
+ *   pulumi config set --secret openaiApiKey sk-...
+ *   pulumi config set --secret anthropicApiKey sk-ant-...
+ *   pulumi up
+ */
+import * as pulumi from '@pulumi/pulumi';
+import * as k8s from '@pulumi/kubernetes';
+import { Duration, Size } from 'cdk8s';
+import {
+  AllowedRoutes,
+  ClientIdentity,
+  Credentials,
+  ModelMatch,
+  ModelScope,
+  RateLimitUnit,
+  TokenCost,
+} from '../../lib';
+import { AIGateway, AIRoute, ManagedCredentials, ProviderBackend, RateLimitRedis, TokenRateLimit } from '../../lib/pulumi';
+
+const config = new pulumi.Config();
+
+// One Output per namespace, reused everywhere: equal values must be the same input for the model to know
+// they are equal while the namespaces are still being created.
+const platformNamespace = new k8s.core.v1.Namespace('ai-platform', { metadata: { name: 'ai-platform' } }).metadata.name;
+const teamNamespace = new k8s.core.v1.Namespace('team-chat', { metadata: { name: 'team-chat' } }).metadata.name;
+
+const redis = RateLimitRedis.inCluster('redis', { namespace: platformNamespace });
+
+const gateway = new AIGateway('ai-gateway', {
+  namespace: platformNamespace,
+  allowedRoutes: AllowedRoutes.fromNamespaces('team-chat'),
+  requestBufferLimit: Size.mebibytes(50),
+  processor: {
+    replicas: 2,
+    // Bedrock through IRSA: the processor's ServiceAccount assumes this role.
+    serviceAccountAnnotations: {
+      'eks.amazonaws.com/role-arn': config.get('bedrockRoleArn') ?? 'arn:aws:iam::123456789012:role/ai-gateway-bedrock',
+    },
+  },
+});
+
+const openai = ProviderBackend.openAI('openai', {
+  namespace: platformNamespace,
+  credentials: ManagedCredentials.apiKey({ value: config.requireSecret('openaiApiKey'), secretName: 'openai-api-key', key: 'api-key' }),
+});
+const anthropic = ProviderBackend.anthropic('anthropic', {
+  namespace: platformNamespace,
+  credentials: ManagedCredentials.apiKey({
+    value: config.requireSecret('anthropicApiKey'),
+    secretName: 'anthropic-api-key',
+    key: 'api-key',
+  }),
+});
+const bedrock = ProviderBackend.awsBedrock('bedrock', {
+  name: 'bedrock-us-east-1',
+  namespace: platformNamespace,
+  region: 'us-east-1',
+  credentials: Credentials.awsDefaultChain(),
+});
+
+// Every tenant gets 100k tokens per hour across all routes of the gateway.
+new TokenRateLimit('tenant-budget', {
+  target: gateway,
+  limit: 100_000,
+  per: RateLimitUnit.HOUR,
+  cost: TokenCost.totalTokens(),
+  client: ClientIdentity.header('x-tenant-id'),
+  shared: true,
+});
+
+const chat = new AIRoute('chat', {
+  gateway,
+  namespace: teamNamespace,
+  anthropicPathPrefix: '/anthropic/v1',
+  requestTimeout: Duration.seconds(120),
+  retry: { attempts: 2 },
+  rules: [
+    {
+      // 70/30 split of one model between Anthropic and Bedrock.
+      models: [ModelMatch.exact('claude-sonnet-4')],
+      backends: [
+        { backend: anthropic, weight: 70, modelNameOverride: 'claude-sonnet-4-20250514' },
+        { backend: bedrock, weight: 30, modelNameOverride: 'us.anthropic.claude-sonnet-4-20250514-v1:0' },
+      ],
+    },
+    { models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] },
+    { models: [ModelMatch.exact('nova-pro')], backends: [{ backend: bedrock, modelNameOverride: 'us.amazon.nova-pro-v1:0' }] },
+  ],
+});
+
+// Per model and tenant, output tokens weigh four times as much as input tokens.
+new TokenRateLimit('model-budget', {
+  target: chat,
+  limit: 500_000,
+  per: RateLimitUnit.DAY,
+  cost: TokenCost.expression('input_tokens + 4 * output_tokens'),
+  client: ClientIdentity.header('x-tenant-id'),
+  models: ModelScope.eachModel(),
+});
+
+export const gatewayName = gateway.gatewayName;
+export const gatewayNamespace = gateway.gatewayNamespace;
+export const processorService = gateway.processorServiceName;
+export const processorConfigMap = gateway.configMapName;
+export const chatRoute = chat.routeName;
+/** Values for the Envoy Gateway Helm install (`helm ... -f values.json`, JSON is valid YAML). */
+export const envoyGatewayHelmValues = redis.helmValues;

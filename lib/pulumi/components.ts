@@ -1,0 +1,364 @@
+/**
+ * The AI gateway constructs as Pulumi ComponentResources. Each component takes the props of its cdk8s
+ * construct (Pulumi inputs where users pass outputs: namespaces, hostnames, annotations, secret values),
+ * builds that construct in the program's shared construct model and owns the Kubernetes objects its construct
+ * emits. Nothing here maps props to manifests: that is the constructs' job.
+ */
+import * as pulumi from '@pulumi/pulumi';
+import type { Chart } from 'cdk8s';
+import type { Construct } from 'constructs';
+import * as cdk from '../index';
+import { ManagedCredentials } from './credentials';
+import { BuildContext, ManagedSecretObject, MemberBuild, joinModel } from './model';
+
+type Input<T> = pulumi.Input<T>;
+
+const TYPE_PREFIX = 'ai-gateway:index:';
+
+/** The Pulumi name doubles as the Kubernetes name when the user gives none and it is a valid one. */
+function nameDefault(pulumiName: string, given: string | undefined): string | undefined {
+  if (given !== undefined) return given;
+  return /^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(pulumiName) && pulumiName.length <= 63 ? pulumiName : undefined;
+}
+
+function constructOf<T extends Construct>(built: pulumi.Output<MemberBuild>, what: string): pulumi.Output<T> {
+  return built.apply((b) => {
+    if (b.construct === undefined) throw new Error(`internal: ${what} built no construct`);
+    return b.construct as T;
+  }) as unknown as pulumi.Output<T>;
+}
+
+function field<T extends Construct, V>(construct: pulumi.Output<T>, read: (construct: T) => V): pulumi.Output<V> {
+  return (construct as unknown as pulumi.Output<unknown>).apply((c) => read(c as T)) as unknown as pulumi.Output<V>;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// AIGateway
+
+export interface AIGatewayArgs
+  extends Omit<cdk.AIGatewayProps, 'namespace' | 'http' | 'https' | 'processor'> {
+  /** @default "default" */
+  readonly namespace?: Input<string>;
+  readonly http?: Omit<cdk.HttpListenerOptions, 'hostname'> & { readonly hostname?: Input<string> };
+  readonly https?: Omit<cdk.HttpsListenerOptions, 'hostname'> & { readonly hostname?: Input<string> };
+  readonly processor?: Omit<cdk.ProcessorOptions, 'serviceAccountAnnotations'> & {
+    /** E.g. an IAM role ARN output for IRSA. */
+    readonly serviceAccountAnnotations?: Record<string, Input<string>>;
+  };
+}
+
+/** See the cdk8s `AIGateway`. `name` defaults to the Pulumi name when that is a valid Kubernetes name. */
+export class AIGateway extends pulumi.ComponentResource {
+  readonly gatewayName: pulumi.Output<string>;
+  readonly gatewayNamespace: pulumi.Output<string>;
+  readonly gatewayClassName: pulumi.Output<string>;
+  /** The processor's Service (gRPC 9002, admin 9090). */
+  readonly processorServiceName: pulumi.Output<string>;
+  /** The ConfigMap holding the processor's `config.json`. */
+  readonly configMapName: pulumi.Output<string>;
+  readonly serviceAccountName: pulumi.Output<string>;
+
+  constructor(name: string, args: AIGatewayArgs = {}, opts?: pulumi.ComponentResourceOptions) {
+    super(`${TYPE_PREFIX}AIGateway`, name, {}, opts);
+    const built = joinModel({
+      component: this,
+      name,
+      kind: 'AIGateway',
+      props: { ...args, name: nameDefault(name, args.name) },
+      build: (chart, props) => new cdk.AIGateway(chart, 'AIGateway', props as cdk.AIGatewayProps),
+    });
+    const gateway = constructOf<cdk.AIGateway>(built, 'AIGateway');
+    this.gatewayName = field(gateway, (g) => g.gatewayName);
+    this.gatewayNamespace = field(gateway, (g) => g.gatewayNamespace);
+    this.gatewayClassName = field(gateway, (g) => g.gatewayClassName);
+    this.processorServiceName = field(gateway, (g) => g.processorServiceName);
+    this.configMapName = field(gateway, (g) => g.configMapName);
+    this.serviceAccountName = field(gateway, (g) => g.serviceAccountName);
+    this.registerOutputs({
+      gatewayName: this.gatewayName,
+      gatewayNamespace: this.gatewayNamespace,
+      gatewayClassName: this.gatewayClassName,
+      processorServiceName: this.processorServiceName,
+      configMapName: this.configMapName,
+      serviceAccountName: this.serviceAccountName,
+    });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// ProviderBackend
+
+/** Existing-Secret credentials (`Credentials`) or a Secret the component creates from a Pulumi value. */
+export type BackendCredentials = cdk.Credentials | ManagedCredentials;
+
+/** A provider's cdk8s props with Pulumi inputs for the namespace and Pulumi-managed credentials. */
+export type BackendArgs<P> = Omit<P, 'namespace' | 'credentials'> & {
+  /** @default "default" */
+  readonly namespace?: Input<string>;
+} & (P extends { readonly credentials: cdk.Credentials }
+    ? { readonly credentials: BackendCredentials }
+    : { readonly credentials?: BackendCredentials });
+
+type Factory =
+  | 'openAI'
+  | 'openAICompatible'
+  | 'azureOpenAI'
+  | 'anthropic'
+  | 'awsBedrock'
+  | 'awsAnthropic'
+  | 'gcpVertexAI'
+  | 'gcpAnthropic'
+  | 'kubernetesService';
+
+interface ManagedCredentialsProps {
+  readonly managed: ManagedCredentials;
+  readonly secretName: string;
+  readonly key: string;
+  readonly namespace: Input<string>;
+}
+
+/** See the cdk8s `ProviderBackend`; created with the same static factories. */
+export class ProviderBackend extends pulumi.ComponentResource {
+  static openAI(name: string, args: BackendArgs<cdk.OpenAIBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+    return new ProviderBackend(name, 'openAI', args, opts);
+  }
+
+  static openAICompatible(name: string, args: BackendArgs<cdk.OpenAICompatibleBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+    return new ProviderBackend(name, 'openAICompatible', args, opts);
+  }
+
+  static azureOpenAI(name: string, args: BackendArgs<cdk.AzureOpenAIBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+    return new ProviderBackend(name, 'azureOpenAI', args, opts);
+  }
+
+  static anthropic(name: string, args: BackendArgs<cdk.AnthropicBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+    return new ProviderBackend(name, 'anthropic', args, opts);
+  }
+
+  static awsBedrock(name: string, args: BackendArgs<cdk.AwsBedrockBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+    return new ProviderBackend(name, 'awsBedrock', args, opts);
+  }
+
+  static awsAnthropic(name: string, args: BackendArgs<cdk.AwsAnthropicBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+    return new ProviderBackend(name, 'awsAnthropic', args, opts);
+  }
+
+  static gcpVertexAI(name: string, args: BackendArgs<cdk.GcpVertexAIBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+    return new ProviderBackend(name, 'gcpVertexAI', args, opts);
+  }
+
+  static gcpAnthropic(name: string, args: BackendArgs<cdk.GcpAnthropicBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+    return new ProviderBackend(name, 'gcpAnthropic', args, opts);
+  }
+
+  static kubernetesService(
+    name: string,
+    args: BackendArgs<cdk.KubernetesServiceBackendProps>,
+    opts?: pulumi.ComponentResourceOptions,
+  ): ProviderBackend {
+    return new ProviderBackend(name, 'kubernetesService', args, opts);
+  }
+
+  /** Name of the `Backend` object (or of the Service for in-cluster backends). */
+  readonly backendName: pulumi.Output<string>;
+  readonly namespace: pulumi.Output<string>;
+  /** Host requests are sent to. */
+  readonly hostname: pulumi.Output<string>;
+
+  private constructor(name: string, factory: Factory, args: BackendArgs<object>, opts?: pulumi.ComponentResourceOptions) {
+    super(`${TYPE_PREFIX}ProviderBackend`, name, {}, opts);
+    const { credentials, ...rest } = args as BackendArgs<object> & { credentials?: BackendCredentials; name?: string };
+    const secrets: ManagedSecretObject[] = [];
+    let credentialProps: cdk.Credentials | ManagedCredentialsProps | undefined;
+    if (credentials instanceof ManagedCredentials) {
+      const namespace = credentials.secret.namespace ?? args.namespace ?? 'default';
+      credentialProps = { managed: credentials, secretName: credentials.secret.secretName, key: credentials.key, namespace };
+      secrets.push({ name: credentials.secret.secretName, namespace, key: credentials.key, value: credentials.secret.value });
+    } else {
+      credentialProps = credentials;
+    }
+    const props = {
+      ...rest,
+      ...(factory === 'kubernetesService' ? {} : { name: nameDefault(name, rest.name) }),
+      ...(credentialProps === undefined ? {} : { credentials: credentialProps }),
+    };
+    const built = joinModel({
+      component: this,
+      name,
+      kind: 'ProviderBackend',
+      props,
+      secrets,
+      build: (chart, resolved) => {
+        const { credentials: given, ...others } = resolved as { credentials?: cdk.Credentials | ManagedCredentialsProps };
+        const credentialsProp =
+          given === undefined || given instanceof cdk.Credentials
+            ? given
+            : given.managed._toCredentials({ secretName: given.secretName, key: given.key, namespace: given.namespace as string });
+        const create = cdk.ProviderBackend[factory] as (scope: Chart, id: string, props: unknown) => cdk.ProviderBackend;
+        return create(chart, 'ProviderBackend', { ...others, ...(credentialsProp ? { credentials: credentialsProp } : {}) });
+      },
+    });
+    const backend = constructOf<cdk.ProviderBackend>(built, 'ProviderBackend');
+    this.backendName = field(backend, (b) => b.backendName);
+    this.namespace = field(backend, (b) => b.namespace);
+    this.hostname = field(backend, (b) => b.hostname);
+    this.registerOutputs({ backendName: this.backendName, namespace: this.namespace, hostname: this.hostname });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// AIRoute
+
+/** A Gateway not managed by an AIGateway of this program. */
+export interface GatewayReferenceArgs {
+  readonly gatewayName: Input<string>;
+  readonly gatewayNamespace: Input<string>;
+}
+
+export interface RouteBackendArgs extends Omit<cdk.RouteBackend, 'backend'> {
+  readonly backend: ProviderBackend;
+}
+
+export interface AIRouteRuleArgs extends Omit<cdk.AIRouteRule, 'backends'> {
+  readonly backends: readonly RouteBackendArgs[];
+}
+
+export interface AIRouteArgs extends Omit<cdk.AIRouteProps, 'gateway' | 'rules' | 'namespace' | 'hostnames' | 'processor'> {
+  /** An AIGateway of this program, or a Gateway by name and namespace. */
+  readonly gateway: AIGateway | GatewayReferenceArgs;
+  readonly rules: readonly AIRouteRuleArgs[];
+  /** @default "default" */
+  readonly namespace?: Input<string>;
+  readonly hostnames?: readonly Input<string>[];
+  readonly processor?: AIGatewayArgs['processor'];
+}
+
+/** See the cdk8s `AIRoute`. `name` defaults to the Pulumi name when that is a valid Kubernetes name. */
+export class AIRoute extends pulumi.ComponentResource {
+  readonly routeName: pulumi.Output<string>;
+  readonly namespace: pulumi.Output<string>;
+  /** The processor Service serving this route (the gateway's, or the route's own on an existing Gateway). */
+  readonly processorServiceName: pulumi.Output<string>;
+
+  constructor(name: string, args: AIRouteArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(`${TYPE_PREFIX}AIRoute`, name, {}, opts);
+    const built = joinModel({
+      component: this,
+      name,
+      kind: 'AIRoute',
+      props: { ...args, name: nameDefault(name, args.name) },
+      build: (chart, resolved, context) => {
+        const props = resolved as AIRouteArgs & { gateway: AIGateway | cdk.IGatewayReference };
+        const gateway = props.gateway instanceof AIGateway ? (context.constructOf(props.gateway) as cdk.AIGateway) : props.gateway;
+        const rules = props.rules.map((rule) => ({
+          ...rule,
+          backends: rule.backends.map((ref) => ({ ...ref, backend: backendConstruct(context, ref.backend) })),
+        }));
+        return new cdk.AIRoute(chart, 'AIRoute', { ...(props as unknown as cdk.AIRouteProps), gateway, rules });
+      },
+    });
+    const route = constructOf<cdk.AIRoute>(built, 'AIRoute');
+    this.routeName = field(route, (r) => r.routeName);
+    this.namespace = field(route, (r) => r.namespace);
+    this.processorServiceName = field(route, (r) => r.processor.serviceName);
+    this.registerOutputs({ routeName: this.routeName, namespace: this.namespace, processorServiceName: this.processorServiceName });
+  }
+}
+
+function backendConstruct(context: BuildContext, backend: ProviderBackend): cdk.ProviderBackend {
+  if (!(backend instanceof ProviderBackend)) {
+    throw new Error('AIRoute rules take ProviderBackend components of ai-gateway-constructs/pulumi as backends');
+  }
+  return context.constructOf(backend) as cdk.ProviderBackend;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// TokenRateLimit
+
+export interface TokenRateLimitArgs extends Omit<cdk.TokenRateLimitProps, 'target'> {
+  /** An AIGateway (budget over all its routes) or an AIRoute of this program. */
+  readonly target: AIGateway | AIRoute;
+}
+
+/**
+ * See the cdk8s `TokenRateLimit`. Budgets merge into their target's single BackendTrafficPolicy and processor
+ * config, so the objects belong to the target's component; this component outputs the cost metadata key.
+ */
+export class TokenRateLimit extends pulumi.ComponentResource {
+  /** The metadata key the processor writes this budget's cost under. */
+  readonly metadataKey: pulumi.Output<string>;
+
+  constructor(name: string, args: TokenRateLimitArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(`${TYPE_PREFIX}TokenRateLimit`, name, {}, opts);
+    const built = joinModel({
+      component: this,
+      name,
+      kind: 'TokenRateLimit',
+      props: args,
+      build: (chart, resolved, context) => {
+        const props = resolved as TokenRateLimitArgs;
+        const target = context.constructOf(props.target) as cdk.AIGateway | cdk.AIRoute;
+        return new cdk.TokenRateLimit(chart, 'TokenRateLimit', { ...props, target });
+      },
+    });
+    this.metadataKey = field(constructOf<cdk.TokenRateLimit>(built, 'TokenRateLimit'), (t) => t.metadataKey);
+    this.registerOutputs({ metadataKey: this.metadataKey });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// RateLimitRedis
+
+export interface InClusterRedisArgs extends Omit<cdk.InClusterRedisProps, 'namespace'> {
+  /** @default "default" */
+  readonly namespace?: Input<string>;
+}
+
+export interface ExternalRedisArgs {
+  /** `host:port`, e.g. an endpoint output of a managed Redis. */
+  readonly url: Input<string>;
+}
+
+/**
+ * See the cdk8s `RateLimitRedis`. `helmValues` are the Envoy Gateway Helm values to install with (e.g. as
+ * `values` of a `k8s.helm.v3.Release` for `gateway-helm`).
+ */
+export class RateLimitRedis extends pulumi.ComponentResource {
+  /** A single-replica Redis without persistence. `name` defaults to "redis", as in cdk8s. */
+  static inCluster(name: string, args: InClusterRedisArgs = {}, opts?: pulumi.ComponentResourceOptions): RateLimitRedis {
+    return new RateLimitRedis(name, { inCluster: args }, opts);
+  }
+
+  /** A Redis run elsewhere. */
+  static external(name: string, args: ExternalRedisArgs, opts?: pulumi.ComponentResourceOptions): RateLimitRedis {
+    return new RateLimitRedis(name, { external: args }, opts);
+  }
+
+  /** `host:port` Envoy Gateway's rate-limit service connects to. */
+  readonly url: pulumi.Output<string>;
+  readonly helmValues: pulumi.Output<cdk.EnvoyGatewayHelmValues>;
+
+  private constructor(
+    name: string,
+    args: { inCluster?: InClusterRedisArgs; external?: ExternalRedisArgs },
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
+    super(`${TYPE_PREFIX}RateLimitRedis`, name, {}, opts);
+    const built = joinModel({
+      component: this,
+      name,
+      kind: 'RateLimitRedis',
+      props: args,
+      build: (chart, resolved) => {
+        const props = resolved as { inCluster?: cdk.InClusterRedisProps; external?: cdk.ExternalRedisProps };
+        return props.external
+          ? cdk.RateLimitRedis.external(chart, 'RateLimitRedis', props.external)
+          : cdk.RateLimitRedis.inCluster(chart, 'RateLimitRedis', props.inCluster);
+      },
+    });
+    const redis = constructOf<cdk.RateLimitRedis>(built, 'RateLimitRedis');
+    this.url = field(redis, (r) => r.url);
+    this.helmValues = field(redis, (r) => r.helmValues);
+    this.registerOutputs({ url: this.url, helmValues: this.helmValues });
+  }
+}
