@@ -69,3 +69,25 @@ describeWithShared('crds/jsonschema', 'the cdk8s example manifests', (jsonschema
     ]);
   });
 });
+
+describe('the README quickstart', () => {
+  it('is examples/cdk8s/quickstart.ts with the package import', () => {
+    const fs = require('node:fs') as typeof import('node:fs');
+    const path = require('node:path') as typeof import('node:path');
+    const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+    const source = fs
+      .readFileSync(path.join(__dirname, '..', 'examples', 'cdk8s', 'quickstart.ts'), 'utf8')
+      .replace("} from '../../lib';", "} from 'ai-gateway-constructs';")
+      .replace('if (require.main === module) app.synth();\n\nexport { app };\n', 'app.synth();\n');
+    expect(readme).toContain(`\`\`\`ts\n${source}\`\`\``);
+  });
+});
+
+describeWithShared('crds/jsonschema', 'the README quickstart manifests', (jsonschemaDir) => {
+  it('validate', () => {
+    const { app } = require('../examples/cdk8s/quickstart') as { app: App };
+    const all = app.charts.flatMap((chart) => Testing.synth(chart) as Manifest[]);
+    expect(findAll(all, 'HTTPRoute')).toHaveLength(1);
+    expect(manifestProblems(all, jsonschemaDir)).toEqual([]);
+  });
+});
