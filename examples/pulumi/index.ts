@@ -23,14 +23,16 @@ import { AIGateway, AIRoute, ManagedCredentials, ProviderBackend, RateLimitRedis
 
 const config = new pulumi.Config();
 
-// One Output per namespace, reused everywhere: equal values must be the same input for the model to know
-// they are equal while the namespaces are still being created.
-const platformNamespace = new k8s.core.v1.Namespace('ai-platform', { metadata: { name: 'ai-platform' } }).metadata.name;
-const teamNamespace = new k8s.core.v1.Namespace('team-chat', { metadata: { name: 'team-chat' } }).metadata.name;
+// One Output per namespace, reused everywhere: while the namespaces are still unknown (first preview), the
+// model can only tell that two namespaces are equal when they are the same input.
+const platformNamespace = new k8s.core.v1.Namespace('ai-platform', { metadata: { name: 'ai-platform' }, spec: {} }).metadata.name;
+const teamNamespace = new k8s.core.v1.Namespace('team-chat', { metadata: { name: 'team-chat' }, spec: {} }).metadata.name;
 
-const redis = RateLimitRedis.inCluster('redis', { namespace: platformNamespace });
+// The construct paths of examples/cdk8s/main.ts, so the Deployments' pod selectors match the cdk8s output.
+const redis = RateLimitRedis.inCluster('redis', { namespace: platformNamespace, constructPath: 'platform/Redis' });
 
 const gateway = new AIGateway('ai-gateway', {
+  constructPath: 'platform/Gateway',
   namespace: platformNamespace,
   allowedRoutes: AllowedRoutes.fromNamespaces('team-chat'),
   requestBufferLimit: Size.mebibytes(50),

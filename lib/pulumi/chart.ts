@@ -24,8 +24,9 @@ export class Cdk8sChart<P = Record<string, never>> extends pulumi.ComponentResou
       component: this,
       name,
       kind: 'Cdk8sChart',
+      path: { chart: name, id: 'Cdk8sChart' },
       props: args.props,
-      build: (chart, props) => {
+      build: (chart, _id, props) => {
         args.build(chart, props as pulumi.Unwrap<P>);
         return undefined;
       },

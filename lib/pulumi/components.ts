@@ -9,11 +9,33 @@ import type { Chart } from 'cdk8s';
 import type { Construct } from 'constructs';
 import * as cdk from '../index';
 import { ManagedCredentials } from './credentials';
-import { BuildContext, ManagedSecretObject, MemberBuild, joinModel } from './model';
+import { BuildContext, ConstructPath, ManagedSecretObject, MemberBuild, joinModel, parseConstructPath } from './model';
 
 type Input<T> = pulumi.Input<T>;
 
 const TYPE_PREFIX = 'ai-gateway:index:';
+
+/** Pulumi-only props every component accepts. */
+export interface ComponentExtras {
+  /**
+   * The construct's place in the construct tree, `<chart id>/<construct id>`. Only what cdk8s derives from
+   * construct paths depends on it: cdk8s-plus pod selector labels (`cdk8s.io/metadata.addr`) and default object
+   * names. Set it to the path the construct has in a cdk8s app to produce identical objects, e.g. to take over
+   * objects applied from `cdk8s synth` without replacing Deployments (their selectors are immutable).
+   * @default "<pulumi name>/<component kind>"
+   */
+  readonly constructPath?: string;
+}
+
+function pathOf(kind: string, name: string, extras: ComponentExtras): ConstructPath {
+  return extras.constructPath === undefined ? { chart: name, id: kind } : parseConstructPath(kind, name, extras.constructPath);
+}
+
+function withoutExtras<T extends ComponentExtras>(args: T): Omit<T, 'constructPath'> {
+  const { constructPath: _unused, ...rest } = args;
+  void _unused;
+  return rest;
+}
 
 /** The Pulumi name doubles as the Kubernetes name when the user gives none and it is a valid one. */
 function nameDefault(pulumiName: string, given: string | undefined): string | undefined {
@@ -36,7 +58,8 @@ function field<T extends Construct, V>(construct: pulumi.Output<T>, read: (const
 // AIGateway
 
 export interface AIGatewayArgs
-  extends Omit<cdk.AIGatewayProps, 'namespace' | 'http' | 'https' | 'processor'> {
+  extends Omit<cdk.AIGatewayProps, 'namespace' | 'http' | 'https' | 'processor'>,
+    ComponentExtras {
   /** @default "default" */
   readonly namespace?: Input<string>;
   readonly http?: Omit<cdk.HttpListenerOptions, 'hostname'> & { readonly hostname?: Input<string> };
@@ -64,8 +87,9 @@ export class AIGateway extends pulumi.ComponentResource {
       component: this,
       name,
       kind: 'AIGateway',
-      props: { ...args, name: nameDefault(name, args.name) },
-      build: (chart, props) => new cdk.AIGateway(chart, 'AIGateway', props as cdk.AIGatewayProps),
+      path: pathOf('AIGateway', name, args),
+      props: { ...withoutExtras(args), name: nameDefault(name, args.name) },
+      build: (chart, id, props) => new cdk.AIGateway(chart, id, props as cdk.AIGatewayProps),
     });
     const gateway = constructOf<cdk.AIGateway>(built, 'AIGateway');
     this.gatewayName = field(gateway, (g) => g.gatewayName);
@@ -92,7 +116,7 @@ export class AIGateway extends pulumi.ComponentResource {
 export type BackendCredentials = cdk.Credentials | ManagedCredentials;
 
 /** A provider's cdk8s props with Pulumi inputs for the namespace and Pulumi-managed credentials. */
-export type BackendArgs<P> = Omit<P, 'namespace' | 'credentials'> & {
+export type BackendArgs<P> = Omit<P, 'namespace' | 'credentials'> & ComponentExtras & {
   /** @default "default" */
   readonly namespace?: Input<string>;
 } & (P extends { readonly credentials: cdk.Credentials }
@@ -167,7 +191,7 @@ export class ProviderBackend extends pulumi.ComponentResource {
 
   private constructor(name: string, factory: Factory, args: BackendArgs<object>, opts?: pulumi.ComponentResourceOptions) {
     super(`${TYPE_PREFIX}ProviderBackend`, name, {}, opts);
-    const { credentials, ...rest } = args as BackendArgs<object> & { credentials?: BackendCredentials; name?: string };
+    const { credentials, ...rest } = withoutExtras(args) as BackendArgs<object> & { credentials?: BackendCredentials; name?: string };
     const secrets: ManagedSecretObject[] = [];
     let credentialProps: cdk.Credentials | ManagedCredentialsProps | undefined;
     if (credentials instanceof ManagedCredentials) {
@@ -186,16 +210,17 @@ export class ProviderBackend extends pulumi.ComponentResource {
       component: this,
       name,
       kind: 'ProviderBackend',
+      path: pathOf('ProviderBackend', name, args),
       props,
       secrets,
-      build: (chart, resolved) => {
+      build: (chart, id, resolved) => {
         const { credentials: given, ...others } = resolved as { credentials?: cdk.Credentials | ManagedCredentialsProps };
         const credentialsProp =
           given === undefined || given instanceof cdk.Credentials
             ? given
             : given.managed._toCredentials({ secretName: given.secretName, key: given.key, namespace: given.namespace as string });
         const create = cdk.ProviderBackend[factory] as (scope: Chart, id: string, props: unknown) => cdk.ProviderBackend;
-        return create(chart, 'ProviderBackend', { ...others, ...(credentialsProp ? { credentials: credentialsProp } : {}) });
+        return create(chart, id, { ...others, ...(credentialsProp ? { credentials: credentialsProp } : {}) });
       },
     });
     const backend = constructOf<cdk.ProviderBackend>(built, 'ProviderBackend');
@@ -223,7 +248,9 @@ export interface AIRouteRuleArgs extends Omit<cdk.AIRouteRule, 'backends'> {
   readonly backends: readonly RouteBackendArgs[];
 }
 
-export interface AIRouteArgs extends Omit<cdk.AIRouteProps, 'gateway' | 'rules' | 'namespace' | 'hostnames' | 'processor'> {
+export interface AIRouteArgs
+  extends Omit<cdk.AIRouteProps, 'gateway' | 'rules' | 'namespace' | 'hostnames' | 'processor'>,
+    ComponentExtras {
   /** An AIGateway of this program, or a Gateway by name and namespace. */
   readonly gateway: AIGateway | GatewayReferenceArgs;
   readonly rules: readonly AIRouteRuleArgs[];
@@ -246,15 +273,16 @@ export class AIRoute extends pulumi.ComponentResource {
       component: this,
       name,
       kind: 'AIRoute',
-      props: { ...args, name: nameDefault(name, args.name) },
-      build: (chart, resolved, context) => {
+      path: pathOf('AIRoute', name, args),
+      props: { ...withoutExtras(args), name: nameDefault(name, args.name) },
+      build: (chart, id, resolved, context) => {
         const props = resolved as AIRouteArgs & { gateway: AIGateway | cdk.IGatewayReference };
         const gateway = props.gateway instanceof AIGateway ? (context.constructOf(props.gateway) as cdk.AIGateway) : props.gateway;
         const rules = props.rules.map((rule) => ({
           ...rule,
           backends: rule.backends.map((ref) => ({ ...ref, backend: backendConstruct(context, ref.backend) })),
         }));
-        return new cdk.AIRoute(chart, 'AIRoute', { ...(props as unknown as cdk.AIRouteProps), gateway, rules });
+        return new cdk.AIRoute(chart, id, { ...(props as unknown as cdk.AIRouteProps), gateway, rules });
       },
     });
     const route = constructOf<cdk.AIRoute>(built, 'AIRoute');
@@ -275,7 +303,7 @@ function backendConstruct(context: BuildContext, backend: ProviderBackend): cdk.
 // ---------------------------------------------------------------------------------------------------------
 // TokenRateLimit
 
-export interface TokenRateLimitArgs extends Omit<cdk.TokenRateLimitProps, 'target'> {
+export interface TokenRateLimitArgs extends Omit<cdk.TokenRateLimitProps, 'target'>, ComponentExtras {
   /** An AIGateway (budget over all its routes) or an AIRoute of this program. */
   readonly target: AIGateway | AIRoute;
 }
@@ -294,11 +322,12 @@ export class TokenRateLimit extends pulumi.ComponentResource {
       component: this,
       name,
       kind: 'TokenRateLimit',
-      props: args,
-      build: (chart, resolved, context) => {
+      path: pathOf('TokenRateLimit', name, args),
+      props: withoutExtras(args),
+      build: (chart, id, resolved, context) => {
         const props = resolved as TokenRateLimitArgs;
         const target = context.constructOf(props.target) as cdk.AIGateway | cdk.AIRoute;
-        return new cdk.TokenRateLimit(chart, 'TokenRateLimit', { ...props, target });
+        return new cdk.TokenRateLimit(chart, id, { ...props, target });
       },
     });
     this.metadataKey = field(constructOf<cdk.TokenRateLimit>(built, 'TokenRateLimit'), (t) => t.metadataKey);
@@ -309,12 +338,12 @@ export class TokenRateLimit extends pulumi.ComponentResource {
 // ---------------------------------------------------------------------------------------------------------
 // RateLimitRedis
 
-export interface InClusterRedisArgs extends Omit<cdk.InClusterRedisProps, 'namespace'> {
+export interface InClusterRedisArgs extends Omit<cdk.InClusterRedisProps, 'namespace'>, ComponentExtras {
   /** @default "default" */
   readonly namespace?: Input<string>;
 }
 
-export interface ExternalRedisArgs {
+export interface ExternalRedisArgs extends ComponentExtras {
   /** `host:port`, e.g. an endpoint output of a managed Redis. */
   readonly url: Input<string>;
 }
@@ -348,12 +377,13 @@ export class RateLimitRedis extends pulumi.ComponentResource {
       component: this,
       name,
       kind: 'RateLimitRedis',
-      props: args,
-      build: (chart, resolved) => {
+      path: pathOf('RateLimitRedis', name, args.inCluster ?? args.external ?? {}),
+      props: { inCluster: args.inCluster && withoutExtras(args.inCluster), external: args.external && withoutExtras(args.external) },
+      build: (chart, id, resolved) => {
         const props = resolved as { inCluster?: cdk.InClusterRedisProps; external?: cdk.ExternalRedisProps };
         return props.external
-          ? cdk.RateLimitRedis.external(chart, 'RateLimitRedis', props.external)
-          : cdk.RateLimitRedis.inCluster(chart, 'RateLimitRedis', props.inCluster);
+          ? cdk.RateLimitRedis.external(chart, id, props.external)
+          : cdk.RateLimitRedis.inCluster(chart, id, props.inCluster);
       },
     });
     const redis = constructOf<cdk.RateLimitRedis>(built, 'RateLimitRedis');

@@ -10,6 +10,7 @@ export {
   AIRouteRuleArgs,
   BackendArgs,
   BackendCredentials,
+  ComponentExtras,
   ExternalRedisArgs,
   GatewayReferenceArgs,
   InClusterRedisArgs,

@@ -28,14 +28,22 @@ export interface BuildContext {
 /** A component's part in the model. */
 export interface ModelMember {
   readonly component: pulumi.ComponentResource;
-  /** The Pulumi name; also the id of the member's Chart, so it must be unique in the model. */
+  /** The Pulumi name, unique in the model. */
   readonly name: string;
+  /**
+   * Where the member's construct goes: Chart id and construct id (members may share a Chart). Only names
+   * cdk8s derives from construct paths depend on it (cdk8s-plus selector labels, default object names).
+   */
+  readonly path: ConstructPath;
   /** `AIGateway`, `AIRoute`, ... for messages. */
   readonly kind: string;
   /** The component's props; Outputs/Promises anywhere in arrays and plain objects are resolved before `build`. */
   readonly props: unknown;
-  /** Creates the member's constructs in `chart` from resolved props; returns the construct others refer to. */
-  readonly build: (chart: Chart, props: unknown, context: BuildContext) => Construct | undefined;
+  /**
+   * Creates the member's construct `id` in `chart` from resolved props and returns it; it owns the objects
+   * emitted below it. Without a returned construct the member owns the chart's other objects.
+   */
+  readonly build: (chart: Chart, id: string, props: unknown, context: BuildContext) => Construct | undefined;
   /** Secrets the component creates from Pulumi values (kept out of the construct model). */
   readonly secrets?: readonly ManagedSecretObject[];
 }
@@ -46,6 +54,22 @@ export interface ManagedSecretObject {
   readonly namespace: pulumi.Input<string>;
   readonly key: string;
   readonly value: pulumi.Input<string>;
+}
+
+export interface ConstructPath {
+  readonly chart: string;
+  readonly id: string;
+}
+
+const CONSTRUCT_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+
+/** Parses `chart/id`; throws naming the component when malformed. */
+export function parseConstructPath(kind: string, name: string, path: string): ConstructPath {
+  const parts = path.split('/');
+  if (parts.length !== 2 || !parts.every((part) => CONSTRUCT_ID.test(part))) {
+    throw new Error(`${kind} "${name}": invalid constructPath "${path}": expected "<chart id>/<construct id>", e.g. "platform/Gateway"`);
+  }
+  return { chart: parts[0], id: parts[1] };
 }
 
 /** A member's share of a built model. */
@@ -88,6 +112,13 @@ class Model {
       throw new Error(
         `${member.kind} "${member.name}": another component of this program (${clash.kind} "${clash.name}") has ` +
           'the same name; AI gateway components need names unique across their types',
+      );
+    }
+    const samePath = this.members.find((m) => m.path.chart === member.path.chart && m.path.id === member.path.id);
+    if (samePath) {
+      throw new Error(
+        `${member.kind} "${member.name}": construct path "${member.path.chart}/${member.path.id}" is already taken by ` +
+          `${samePath.kind} "${samePath.name}"`,
       );
     }
     for (const referenced of collectInstances(member.props, pulumi.ComponentResource.isInstance)) {
@@ -195,11 +226,12 @@ class Model {
     return text;
   }
 
-  /** Builds every member into a fresh App and synthesizes each member's Chart. */
+  /** Builds every member into a fresh App; each emitted object belongs to the member whose construct is its nearest ancestor. */
   private build(resolve: (props: unknown) => unknown): ModelBuild {
     const app = new App();
     const constructs = new Map<pulumi.Resource, Construct>();
-    const charts: [ModelMember, Chart][] = [];
+    const charts = new Map<string, Chart>();
+    const owners = new Map<Construct, ModelMember>();
     const context: BuildContext = {
       constructOf: (component) => {
         const construct = constructs.get(component);
@@ -210,17 +242,23 @@ class Model {
       },
     };
     for (const member of this.members) {
-      const chart = new Chart(app, member.name);
-      const construct = member.build(chart, resolve(member.props), context);
+      const chart = charts.get(member.path.chart) ?? new Chart(app, member.path.chart);
+      charts.set(member.path.chart, chart);
+      const construct = member.build(chart, member.path.id, resolve(member.props), context);
       if (construct !== undefined) constructs.set(member.component, construct);
-      charts.push([member, chart]);
+      owners.set(construct ?? chart, member);
     }
-    const members = new Map<ModelMember, MemberBuild>();
+    const members = new Map<ModelMember, { construct: Construct | undefined; objects: KubeObject[] }>(
+      this.members.map((m) => [m, { construct: constructs.get(m.component), objects: [] }]),
+    );
     const objects = new Map<string, { object: KubeObject; member: ModelMember }>();
-    for (const [member, chart] of charts) {
-      const emitted = synthesizeWithPaths(chart);
-      for (const { path, object } of emitted) objects.set(path, { object, member });
-      members.set(member, { construct: constructs.get(member.component), objects: emitted.map((e) => e.object) });
+    for (const chart of charts.values()) {
+      for (const { apiObject, object } of synthesizeWithConstructs(chart)) {
+        const owner = [...apiObject.node.scopes].reverse().map((scope) => owners.get(scope)).find((m) => m !== undefined);
+        if (owner === undefined) throw new Error(`internal: no component owns ${apiObject.node.path}`);
+        objects.set(apiObject.node.path, { object, member: owner });
+        members.get(owner)!.objects.push(object);
+      }
     }
     return { members, objects };
   }
@@ -242,21 +280,18 @@ function memberOf(build: ModelBuild, member: ModelMember): MemberBuild {
   return found;
 }
 
-/** `chart.toJson()` (which validates the whole App), each object paired with its construct path. */
-function synthesizeWithPaths(chart: Chart): { path: string; object: KubeObject }[] {
+/** `chart.toJson()` (which validates the whole App), each manifest paired with the ApiObject that emitted it. */
+function synthesizeWithConstructs(chart: Chart): { apiObject: ApiObject; object: KubeObject }[] {
   const manifests = chart.toJson() as KubeObject[];
-  const pathByIdentity = new Map<string, string>();
+  const byIdentity = new Map<string, ApiObject>();
   for (const apiObject of chart.node.findAll()) {
     if (!(apiObject instanceof ApiObject) || Chart.of(apiObject) !== chart) continue;
-    pathByIdentity.set(
-      manifestKey(apiObject.apiVersion, apiObject.kind, apiObject.metadata.namespace, apiObject.name),
-      apiObject.node.path,
-    );
+    byIdentity.set(manifestKey(apiObject.apiVersion, apiObject.kind, apiObject.metadata.namespace, apiObject.name), apiObject);
   }
   return manifests.map((object) => {
-    const path = pathByIdentity.get(manifestKey(object.apiVersion, object.kind, object.metadata?.namespace, object.metadata?.name));
-    if (path === undefined) throw new Error(`internal: cannot find the construct that emitted ${describeObject(object)}`);
-    return { path, object };
+    const apiObject = byIdentity.get(manifestKey(object.apiVersion, object.kind, object.metadata?.namespace, object.metadata?.name));
+    if (apiObject === undefined) throw new Error(`internal: cannot find the construct that emitted ${describeObject(object)}`);
+    return { apiObject, object };
   });
 }
 
