@@ -6,9 +6,6 @@
 import type { BackendAuth, BackendConfig } from '../config/schema';
 import type { HeaderChanges } from '../translate/types';
 import { apiKeyAuth, bearerTokenAuth } from './apikey';
-import { awsSigV4Auth } from './aws';
-import { azureEntraAuth } from './azure';
-import { gcpAuth } from './gcp';
 import type { SecretReader } from './secrets';
 
 export interface AuthRequest {
@@ -36,12 +33,16 @@ export type AuthFactory<T extends BackendAuth = BackendAuth> = (
 
 export type AuthFactories = { [K in BackendAuth['type']]?: AuthFactory<Extract<BackendAuth, { type: K }>> };
 
+/*
+ * The cloud factories pull in large SDKs (AWS, Google auth); they are loaded on first use so a processor
+ * without such backends starts fast (cold start to ready is a target).
+ */
 export const AUTH_FACTORIES: AuthFactories = {
   APIKey: apiKeyAuth,
   BearerToken: bearerTokenAuth,
-  AWSSigV4: awsSigV4Auth,
-  GCP: gcpAuth,
-  AzureEntra: azureEntraAuth,
+  AWSSigV4: (auth, backend, secrets) => (require('./aws') as typeof import('./aws')).awsSigV4Auth(auth, backend, secrets),
+  GCP: (auth, backend, secrets) => (require('./gcp') as typeof import('./gcp')).gcpAuth(auth, backend, secrets),
+  AzureEntra: (auth, backend, secrets) => (require('./azure') as typeof import('./azure')).azureEntraAuth(auth, backend, secrets),
 };
 
 /** Client-sent credentials, removed before upstream whenever the backend has its own auth. */

@@ -2,7 +2,7 @@
  * Token costs written into the `io.envoy.ai_gateway` metadata: plain token counts or CEL expressions
  * compiled once at config load and evaluated per response.
  */
-import { celEnv, celUint, isCelError, isCelUint, parse, plan, type CelInput } from '@bufbuild/cel';
+import type { CelInput } from '@bufbuild/cel';
 import type { CostConfig } from '../config/schema';
 import type { TokenUsage } from '../translate/types';
 
@@ -25,30 +25,33 @@ export class CostCompileError extends Error {}
 type NumberFlavor = 'int' | 'uint' | 'double';
 const FLAVORS: readonly NumberFlavor[] = ['int', 'uint', 'double'];
 
-function bindNumber(value: number, flavor: NumberFlavor): CelInput {
-  if (flavor === 'int') return BigInt(value);
-  if (flavor === 'uint') return celUint(BigInt(value));
-  return value;
+type CelModule = typeof import('@bufbuild/cel');
+
+/** The CEL runtime is large; it is loaded only when a config has a CEL cost. */
+function loadCel(): CelModule {
+  return require('@bufbuild/cel') as CelModule;
 }
 
-function bindings(inputs: CostInputs, flavor: NumberFlavor): Record<string, CelInput> {
+function bindings(cel: CelModule, inputs: CostInputs, flavor: NumberFlavor): Record<string, CelInput> {
   const u = inputs.usage;
+  const bind = (value: number): CelInput =>
+    flavor === 'int' ? BigInt(value) : flavor === 'uint' ? cel.celUint(BigInt(value)) : value;
   return {
     model: inputs.model,
     backend: inputs.backend,
-    input_tokens: bindNumber(u.input, flavor),
-    output_tokens: bindNumber(u.output, flavor),
-    total_tokens: bindNumber(u.total, flavor),
-    cached_input_tokens: bindNumber(u.cachedInput, flavor),
-    reasoning_tokens: bindNumber(u.reasoning, flavor),
+    input_tokens: bind(u.input),
+    output_tokens: bind(u.output),
+    total_tokens: bind(u.total),
+    cached_input_tokens: bind(u.cachedInput),
+    reasoning_tokens: bind(u.reasoning),
   };
 }
 
-function toCost(value: unknown): number | undefined {
+function toCost(cel: CelModule, value: unknown): number | undefined {
   let n: number;
   if (typeof value === 'bigint') n = Number(value);
   else if (typeof value === 'number') n = value;
-  else if (isCelUint(value)) n = Number(value.value);
+  else if (cel.isCelUint(value)) n = Number(value.value);
   else return undefined;
   return Number.isFinite(n) ? Math.max(0, n) : undefined;
 }
@@ -56,25 +59,27 @@ function toCost(value: unknown): number | undefined {
 const SAMPLE: CostInputs = { model: 'sample-model', backend: 'sample-backend', usage: { input: 3, output: 5, total: 8, cachedInput: 1, reasoning: 2 } };
 
 export function compileCelCost(expression: string): CostFunction {
-  let program: ReturnType<typeof plan>;
+  const cel = loadCel();
+  const { isCelError } = cel;
+  let program: ReturnType<CelModule['plan']>;
   try {
-    program = plan(celEnv(), parse(expression));
+    program = cel.plan(cel.celEnv(), cel.parse(expression));
   } catch (error) {
     throw new CostCompileError(`CEL expression "${expression}" does not compile: ${(error as Error).message}`);
   }
   let lastProblem = '';
   for (const flavor of FLAVORS) {
-    const result = program(bindings(SAMPLE, flavor));
+    const result = program(bindings(cel, SAMPLE, flavor));
     if (isCelError(result)) {
       lastProblem = result.message;
       continue;
     }
-    if (toCost(result) === undefined) {
+    if (toCost(cel, result) === undefined) {
       throw new CostCompileError(`CEL expression "${expression}" must evaluate to a number, not ${typeof result}`);
     }
     return (inputs) => {
-      const value = program(bindings(inputs, flavor));
-      const cost = isCelError(value) ? undefined : toCost(value);
+      const value = program(bindings(cel, inputs, flavor));
+      const cost = isCelError(value) ? undefined : toCost(cel, value);
       if (cost === undefined) throw new Error(`CEL expression "${expression}" failed: ${isCelError(value) ? value.message : 'not a number'}`);
       return cost;
     };

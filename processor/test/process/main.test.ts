@@ -1,5 +1,5 @@
 /**
- * The built processor (dist/main.js, copied alone into a temp dir: no node_modules) as a process: the
+ * The built processor (dist/, copied alone into a temp dir: no node_modules) as a process: the
  * ready line, admin endpoints, gRPC health, config errors, unix sockets and SIGTERM draining.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -79,9 +79,22 @@ describe('the built processor', () => {
   beforeAll(() => {
     ensureBuilt();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-dist-'));
-    fs.copyFileSync(DIST, path.join(dir, 'main.js'));
+    for (const file of fs.readdirSync(path.dirname(DIST))) fs.copyFileSync(path.join(path.dirname(DIST), file), path.join(dir, file));
     configFile = path.join(dir, 'config.json');
-    fs.writeFileSync(configFile, JSON.stringify(testConfig({ costs: [{ metadataKey: 'total', type: 'TotalToken' }] })));
+    // A CEL cost and an AWS backend make the processor load its lazily loaded chunks (cel.js, auth-aws.js).
+    const config = testConfig({
+      costs: [
+        { metadataKey: 'total', type: 'TotalToken' },
+        { metadataKey: 'weighted', type: 'CEL', expression: 'input_tokens + 4 * output_tokens' },
+      ],
+    });
+    config.backends.push({
+      name: 'bedrock',
+      schema: { name: 'AWSBedrock' },
+      endpoint: { hostname: 'bedrock-runtime.us-east-1.amazonaws.com', port: 443, tls: true },
+      auth: { type: 'AWSSigV4', region: 'us-east-1', credentials: { source: 'DefaultChain' }, perRequestCredentials: false },
+    });
+    fs.writeFileSync(configFile, JSON.stringify(config));
   }, 60_000);
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -120,7 +133,7 @@ describe('the built processor', () => {
         headers: { 'content-type': 'application/json' },
         body: '{"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}',
       }));
-      expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({ llm_total_token: 5, total: 5 });
+      expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({ llm_total_token: 5, total: 5, weighted: 14 });
       const metrics = await (await fetch(`http://${p.admin}/metrics`)).text();
       const outputSum = metrics
         .split('\n')

@@ -1,0 +1,440 @@
+/**
+ * `npm run bench:processor`: the processor (dist/main.js, built first) against a null processor on the same
+ * gRPC stack, each in its own process, driven by the same Envoy-like client at fixed concurrency.
+ *
+ * Scenarios: 1.5 KB passthrough, 100 KB request body, 50-chunk SSE stream (concurrency 16), one request at a
+ * time (latency), 1,000 open streams (RSS), cold start to the ready line. Server CPU comes from
+ * /proc/<pid>/stat (utime + stime) across the measured window only.
+ */
+import { execFileSync, execSync, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as grpc from '@grpc/grpc-js';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { build } from 'esbuild';
+import { CONFIG_VERSION, type ProcessorConfig } from '../src/config/schema';
+import { extProcCodecs, PROCESS_METHOD_PATH } from '../src/grpc/codec';
+import { loadProtoRoot } from '../src/grpc/descriptor';
+import type { ProcessingRequest } from '../src/grpc/messages';
+import { EnvoyClient } from '../test/support/envoy-client';
+
+const ROOT = path.resolve(__dirname, '..');
+const CONCURRENCY = 16;
+const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 3000);
+const WARMUP_MS = 800;
+const SEQUENTIAL_REQUESTS = 1500;
+const OPEN_STREAMS = 1000;
+const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim());
+const codecs = extProcCodecs(loadProtoRoot());
+const identity = (b: Buffer): Buffer => b;
+
+// ---------- messages ----------
+
+function headers(entries: Record<string, string>) {
+  return { headers: Object.entries(entries).map(([key, value]) => ({ key, rawValue: Buffer.from(value) })) };
+}
+
+function encode(message: ProcessingRequest): Buffer {
+  return codecs.request.serialize(message);
+}
+
+interface Scenario {
+  name: string;
+  requestHeaders: Buffer;
+  requestBody: Buffer;
+  responseHeaders: Buffer;
+  responseBodies: Buffer[];
+  /** Raw parts for the correctness check. */
+  raw: { body: string; responseType: string; chunks: string[] };
+}
+
+function chatBody(contentBytes: number, stream: boolean): string {
+  const base = { model: 'gpt-4o', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: '' }], temperature: 0.2, stream };
+  const fixed = JSON.stringify(base).length;
+  base.messages[1]!.content = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(contentBytes / 27)).slice(0, Math.max(0, contentBytes - fixed));
+  return JSON.stringify(base);
+}
+
+const JSON_RESPONSE = JSON.stringify({
+  id: 'chatcmpl-123',
+  object: 'chat.completion',
+  created: 1731618222,
+  model: 'gpt-4o-2024-08-06',
+  choices: [{ index: 0, message: { role: 'assistant', content: 'Hello! How can I help you today? '.repeat(8) }, finish_reason: 'stop' }],
+  usage: { prompt_tokens: 352, completion_tokens: 72, total_tokens: 424, prompt_tokens_details: { cached_tokens: 0 }, completion_tokens_details: { reasoning_tokens: 0 } },
+});
+
+function sseChunks(count: number): string[] {
+  const chunks: string[] = [];
+  for (let i = 0; i < count - 1; i++) {
+    chunks.push(
+      `data: ${JSON.stringify({ id: 'chatcmpl-123', object: 'chat.completion.chunk', created: 1731618222, model: 'gpt-4o', choices: [{ index: 0, delta: { content: `token${i} ` }, finish_reason: null }], usage: null })}\n\n`,
+    );
+  }
+  chunks.push(
+    `data: ${JSON.stringify({ id: 'chatcmpl-123', object: 'chat.completion.chunk', created: 1731618222, model: 'gpt-4o', choices: [], usage: { prompt_tokens: 20, completion_tokens: 49, total_tokens: 69 } })}\n\ndata: [DONE]\n\n`,
+  );
+  return chunks;
+}
+
+function scenario(name: string, body: string, responseType: 'json' | 'sse'): Scenario {
+  const requestHeaders = {
+    ':method': 'POST',
+    ':path': '/v1/chat/completions',
+    ':authority': 'gateway.example.com',
+    ':scheme': 'https',
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    accept: 'application/json',
+    'user-agent': 'OpenAI/Python 1.54.0',
+    authorization: 'Bearer client-key',
+    'x-forwarded-for': '10.0.0.7',
+    'x-forwarded-proto': 'https',
+    'x-request-id': '1b4e28ba-2fa1-11d2-883f-0016d3cca427',
+    'x-tenant-id': 'acme',
+  };
+  const chunks = responseType === 'sse' ? sseChunks(50) : [JSON_RESPONSE];
+  const responseHeaders = {
+    ':status': '200',
+    'content-type': responseType === 'sse' ? 'text/event-stream' : 'application/json',
+    date: 'Thu, 14 Nov 2024 21:03:42 GMT',
+    'openai-processing-ms': '412',
+    'x-request-id': 'req_123',
+    server: 'cloudflare',
+    ...(responseType === 'json' ? { 'content-length': String(JSON_RESPONSE.length) } : {}),
+  };
+  return {
+    name,
+    requestHeaders: encode({ requestHeaders: { headers: headers(requestHeaders), endOfStream: false } }),
+    requestBody: encode({ requestBody: { body: Buffer.from(body), endOfStream: true } }),
+    responseHeaders: encode({ responseHeaders: { headers: headers(responseHeaders), endOfStream: false } }),
+    responseBodies: chunks.map((chunk, i) => encode({ responseBody: { body: Buffer.from(chunk), endOfStream: i === chunks.length - 1 } })),
+    raw: { body, responseType, chunks },
+  };
+}
+
+// ---------- driving ----------
+
+/** One request: headers, body, response headers, response body chunks (pipelined), like Envoy. */
+function exchange(client: grpc.Client, s: Scenario): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const call = client.makeBidiStreamRequest(PROCESS_METHOD_PATH, identity, identity);
+    let received = 0;
+    const total = 3 + s.responseBodies.length;
+    call.on('data', () => {
+      received += 1;
+      if (received === 1) call.write(s.requestBody);
+      else if (received === 2) call.write(s.responseHeaders);
+      else if (received === 3) for (const chunk of s.responseBodies) call.write(chunk);
+      else if (received === total) {
+        call.end();
+        resolve();
+      }
+    });
+    call.on('error', reject);
+    call.write(s.requestHeaders);
+  });
+}
+
+interface LoadResult {
+  requests: number;
+  cpuMicros: number;
+  latenciesMs: number[];
+}
+
+function cpuTicks(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+function rssBytes(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+}
+
+async function load(client: grpc.Client, pid: number, s: Scenario, concurrency: number, ms: number): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let requests = 0;
+  const ticksBefore = cpuTicks(pid);
+  const deadline = performance.now() + ms;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const started = performance.now();
+      await exchange(client, s);
+      latencies.push(performance.now() - started);
+      requests += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const cpuMicros = ((cpuTicks(pid) - ticksBefore) / CLK_TCK) * 1e6;
+  return { requests, cpuMicros, latenciesMs: latencies };
+}
+
+async function sequential(client: grpc.Client, s: Scenario, count: number): Promise<number[]> {
+  const latencies: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = performance.now();
+    await exchange(client, s);
+    latencies.push(performance.now() - started);
+  }
+  return latencies;
+}
+
+/** Opens streams that have been routed and have started streaming, and keeps them open. */
+async function openStreams(client: grpc.Client, s: Scenario, count: number): Promise<Array<grpc.ClientDuplexStream<Buffer, Buffer>>> {
+  const calls: Array<grpc.ClientDuplexStream<Buffer, Buffer>> = [];
+  const ready: Array<Promise<void>> = [];
+  for (let i = 0; i < count; i++) {
+    const call = client.makeBidiStreamRequest(PROCESS_METHOD_PATH, identity, identity);
+    calls.push(call);
+    ready.push(
+      new Promise<void>((resolve) => {
+        let received = 0;
+        call.on('data', () => {
+          received += 1;
+          if (received === 1) call.write(s.requestBody);
+          else if (received === 2) call.write(s.responseHeaders);
+          else if (received === 3) call.write(s.responseBodies[0]!);
+          else if (received === 4) resolve();
+        });
+        call.on('error', () => resolve());
+      }),
+    );
+    call.write(s.requestHeaders);
+  }
+  await Promise.all(ready);
+  return calls;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+// ---------- servers ----------
+
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+interface Server {
+  name: string;
+  child: ChildProcess;
+  address: string;
+  readyMs: number;
+}
+
+function startProcess(name: string, args: string[], address: string): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
+    child.stdout!.once('data', () => resolve({ name, child, address, readyMs: performance.now() - started }));
+  });
+}
+
+async function stop(server: Server): Promise<void> {
+  server.child.removeAllListeners('exit');
+  const exited = new Promise((resolve) => server.child.once('exit', resolve));
+  server.child.kill('SIGTERM');
+  await exited;
+}
+
+function benchConfig(): ProcessorConfig {
+  return {
+    version: CONFIG_VERSION,
+    maxRequestBodyBytes: 4 * 1024 * 1024,
+    backends: [
+      {
+        name: 'openai',
+        schema: { name: 'OpenAI', pathPrefix: '/v1' },
+        endpoint: { hostname: 'api.openai.com', port: 443, tls: true },
+        auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } },
+      },
+    ],
+    routes: [
+      {
+        name: 'bench/chat',
+        endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }],
+        hostnames: [],
+        rules: [
+          { models: [{ type: 'Exact', value: 'gpt-4o' }, { type: 'Prefix', value: 'gpt-4o-' }], backends: [{ backend: 'openai', weight: 1, priority: 0 }] },
+        ],
+        requiredHeaders: ['x-tenant-id'],
+      },
+    ],
+    costs: [{ metadataKey: 'weighted_tokens', type: 'CEL', expression: 'input_tokens + 4 * output_tokens' }],
+    circuitBreaker: { failureThreshold: 5, openDurationMs: 30000 },
+  };
+}
+
+/** Sanity check before measuring: the scenario is really routed and counted (not answered locally). */
+async function verify(address: string, s: Scenario, expectMetadata: boolean): Promise<void> {
+  const client = new EnvoyClient(address);
+  try {
+    const result = await client.exchange({ path: '/v1/chat/completions', body: s.raw.body, headers: { 'x-tenant-id': 'acme' } }, () => ({
+      status: 200,
+      headers: { 'content-type': s.raw.responseType === 'sse' ? 'text/event-stream' : 'application/json' },
+      body: s.raw.chunks,
+    }));
+    if (result.immediate || result.status !== 200) throw new Error(`${s.name}: not routed (status ${result.status})`);
+    if (expectMetadata && typeof result.metadata['io.envoy.ai_gateway']?.llm_total_token !== 'number') {
+      throw new Error(`${s.name}: no usage metadata`);
+    }
+  } finally {
+    client.close();
+  }
+}
+
+// ---------- main ----------
+
+interface Row {
+  scenario: string;
+  server: string;
+  cpuPerRequestUs: number;
+  rpsPerCore: number;
+  p50: number;
+  p99: number;
+  throughput: number;
+}
+
+async function main(): Promise<void> {
+  const totalStart = performance.now();
+  execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-bench-'));
+  await build({
+    entryPoints: [path.join(ROOT, 'bench', 'null-processor.ts')],
+    outfile: path.join(work, 'null.js'),
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    external: ['../../scripts/descriptor.cjs'],
+    logLevel: 'warning',
+  });
+  fs.mkdirSync(path.join(work, 'secrets', 'openai'), { recursive: true });
+  fs.writeFileSync(path.join(work, 'secrets', 'openai', 'apiKey'), 'sk-bench\n');
+  fs.writeFileSync(path.join(work, 'config.json'), JSON.stringify(benchConfig()));
+
+  const small = scenario('1.5 KB passthrough', chatBody(1536, false), 'json');
+  const large = scenario('100 KB body', chatBody(100 * 1024, false), 'json');
+  const sse = scenario('SSE, 50 chunks', chatBody(1536, true), 'sse');
+
+  const oursArgs = async (): Promise<{ args: string[]; address: string }> => {
+    const address = `127.0.0.1:${await freePort()}`;
+    return {
+      address,
+      args: [
+        path.join(ROOT, 'dist', 'main.js'),
+        '--config', path.join(work, 'config.json'),
+        '--secrets-dir', path.join(work, 'secrets'),
+        '--listen', address,
+        '--admin', `127.0.0.1:${await freePort()}`,
+        '--log-level', 'warn',
+      ],
+    };
+  };
+
+  const rows: Row[] = [];
+  const sequentialLatency: Record<string, { p50: number; p99: number }> = {};
+  const rssPerStream: Record<string, number> = {};
+  for (const which of ['null', 'ours'] as const) {
+    let server: Server;
+    if (which === 'null') {
+      const address = `127.0.0.1:${await freePort()}`;
+      server = await startProcess('null', [path.join(work, 'null.js'), address], address);
+    } else {
+      const { args, address } = await oursArgs();
+      server = await startProcess('ours', args, address);
+    }
+    const pid = server.child.pid!;
+    for (const s of [small, large, sse]) await verify(server.address, s, which === 'ours');
+    const client = new grpc.Client(server.address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
+    for (const s of [small, large, sse]) {
+      await load(client, pid, s, CONCURRENCY, WARMUP_MS);
+      const result = await load(client, pid, s, CONCURRENCY, MEASURE_MS);
+      const cpuPerRequestUs = result.cpuMicros / result.requests;
+      rows.push({
+        scenario: s.name,
+        server: which,
+        cpuPerRequestUs,
+        rpsPerCore: 1e6 / cpuPerRequestUs,
+        p50: percentile(result.latenciesMs, 50),
+        p99: percentile(result.latenciesMs, 99),
+        throughput: result.requests / (MEASURE_MS / 1000),
+      });
+    }
+    await sequential(client, small, 300);
+    const latencies = await sequential(client, small, SEQUENTIAL_REQUESTS);
+    sequentialLatency[which] = { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const rssBefore = rssBytes(pid);
+    const calls = await openStreams(client, sse, OPEN_STREAMS);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const rssAfter = rssBytes(pid);
+    rssPerStream[which] = (rssAfter - rssBefore) / OPEN_STREAMS;
+    for (const call of calls) call.cancel();
+    client.close();
+    await stop(server);
+  }
+
+  const coldStarts: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const { args, address } = await oursArgs();
+    const server = await startProcess('ours', args, address);
+    coldStarts.push(server.readyMs);
+    await stop(server);
+  }
+  fs.rmSync(work, { recursive: true, force: true });
+
+  // ---------- report ----------
+  const fmt = (n: number, digits = 0) => n.toFixed(digits).padStart(9);
+  console.log(`processor benchmark (node ${process.version}, ${os.cpus().length} cores, concurrency ${CONCURRENCY}, ${MEASURE_MS} ms per scenario)`);
+  console.log(`${'scenario'.padEnd(20)}${'server'.padEnd(7)}${'CPU µs/req'.padStart(11)}${'req/s/core'.padStart(11)}${'req/s'.padStart(9)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}`);
+  for (const row of rows) {
+    console.log(
+      `${row.scenario.padEnd(20)}${row.server.padEnd(7)}${fmt(row.cpuPerRequestUs, 1).padStart(11)}${fmt(row.rpsPerCore).padStart(11)}${fmt(row.throughput)}${fmt(row.p50, 2)}${fmt(row.p99, 2)}`,
+    );
+  }
+  const ratio = (name: string) => {
+    const ours = rows.find((r) => r.scenario === name && r.server === 'ours')!;
+    const base = rows.find((r) => r.scenario === name && r.server === 'null')!;
+    return { ours, base, cpu: ours.cpuPerRequestUs / base.cpuPerRequestUs };
+  };
+  console.log('\nours/null CPU per request:');
+  for (const s of [small, large, sse]) console.log(`  ${s.name.padEnd(20)} ${ratio(s.name).cpu.toFixed(2)}x`);
+  console.log(
+    `one request at a time (1.5 KB): p50 null ${sequentialLatency.null!.p50.toFixed(3)} ms, ours ${sequentialLatency.ours!.p50.toFixed(3)} ms (+${(sequentialLatency.ours!.p50 - sequentialLatency.null!.p50).toFixed(3)}); p99 null ${sequentialLatency.null!.p99.toFixed(3)} ms, ours ${sequentialLatency.ours!.p99.toFixed(3)} ms (+${(sequentialLatency.ours!.p99 - sequentialLatency.null!.p99).toFixed(3)})`,
+  );
+  console.log(`RSS per open stream (${OPEN_STREAMS} streams): null ${(rssPerStream.null! / 1024).toFixed(1)} KB, ours ${(rssPerStream.ours! / 1024).toFixed(1)} KB`);
+  const sseOurs = ratio(sse.name).ours;
+  const perChunk = sseOurs.cpuPerRequestUs / 50;
+  console.log(`streaming: ours ${perChunk.toFixed(1)} µs CPU per chunk message (whole SSE request CPU / 50 chunks)`);
+  const sortedStarts = [...coldStarts].sort((a, b) => a - b);
+  console.log(`cold start to ready line (spawn included), 5 runs: median ${sortedStarts[2]!.toFixed(0)} ms, max ${sortedStarts[4]!.toFixed(0)} ms`);
+
+  const smallRatio = ratio(small.name);
+  const checks: Array<[string, boolean]> = [
+    [`small passthrough CPU <= 1.3x null (${smallRatio.cpu.toFixed(2)}x)`, smallRatio.cpu <= 1.3],
+    [`small passthrough >= 5,000 req/s per core (${smallRatio.ours.rpsPerCore.toFixed(0)})`, smallRatio.ours.rpsPerCore >= 5000],
+    [`sequential p50 within +0.3 ms of null`, sequentialLatency.ours!.p50 - sequentialLatency.null!.p50 <= 0.3],
+    [`sequential p99 within +2 ms of null`, sequentialLatency.ours!.p99 - sequentialLatency.null!.p99 <= 2],
+    [`<= 30 KB per open stream (${(rssPerStream.ours! / 1024).toFixed(1)} KB)`, rssPerStream.ours! <= 30 * 1024],
+    [`streaming <= 30 µs CPU per chunk message (${perChunk.toFixed(1)})`, perChunk <= 30],
+    [`cold start <= 500 ms (median ${sortedStarts[2]!.toFixed(0)} ms)`, sortedStarts[2]! <= 500],
+  ];
+  console.log('\ntargets:');
+  for (const [label, ok] of checks) console.log(`  ${ok ? 'PASS' : 'FAIL'}  ${label}`);
+  console.log(`\ntotal bench time ${((performance.now() - totalStart) / 1000).toFixed(1)} s`);
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
