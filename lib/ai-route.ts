@@ -276,6 +276,7 @@ export class AIRoute extends Construct {
   /** @internal a header every request of this route must carry. */
   _requireHeader(header: string): void {
     this.requiredHeaders.add(header);
+    this.processor.configChanged();
   }
 
   /** @internal */

@@ -14,7 +14,7 @@ import {
 } from '../processor/src/config/schema';
 import { ENVOY_GATEWAY_API_VERSION, customResource, gatewayDuration, type EnvoyExtensionPolicySpec, type PolicyTargetReference } from './crds';
 import { AIGatewayValidationError, invalid } from './errors';
-import { derivedName } from './names';
+import { derivedName, shortHash } from './names';
 import { ProcessorImage } from './processor-image';
 
 export const PROCESSOR_GRPC_PORT = 9002;
@@ -23,6 +23,8 @@ export const CONFIG_DIR = '/etc/ai-gateway/config';
 export const SECRETS_DIR = '/etc/ai-gateway/secrets';
 /** Numeric non-root user of the processor image (distroless "nonroot"). */
 export const PROCESSOR_UID = 65532;
+/** Pod-template annotation carrying a hash of the processor config. */
+export const CONFIG_HASH_ANNOTATION = 'ai-gateway-constructs.io/config-hash';
 
 /** Settings of the processor workload. */
 export interface ProcessorOptions {
@@ -112,6 +114,7 @@ export class Processor extends Construct {
   private readonly mountedSecrets = new Set<string>();
   private readonly container: kplus.Container;
   private readonly props: ProcessorProps;
+  private renderedJson?: string;
 
   constructor(scope: Construct, id: string, props: ProcessorProps) {
     super(scope, id);
@@ -128,7 +131,7 @@ export class Processor extends Construct {
     const configMap = new kplus.ConfigMap(this, 'Config', {
       metadata: { name: this.configMapName, namespace: this.namespace, labels },
     });
-    configMap.addData('config.json', Lazy.any({ produce: () => JSON.stringify(this.renderConfig(), null, 2) }));
+    configMap.addData('config.json', Lazy.any({ produce: () => this.configJson() }));
 
     const serviceAccount = new kplus.ServiceAccount(this, 'ServiceAccount', {
       metadata: { name: this.serviceAccountName, namespace: this.namespace, labels, annotations: props.serviceAccountAnnotations },
@@ -143,6 +146,8 @@ export class Processor extends Construct {
       securityContext: { ensureNonRoot: true, user: PROCESSOR_UID, group: PROCESSOR_UID, fsGroup: PROCESSOR_UID },
     });
     for (const [key, value] of Object.entries(labels)) this.deployment.podMetadata.addLabel(key, value);
+    // A new config rolls the pods, so every replica runs the same config.
+    this.deployment.podMetadata.addAnnotation(CONFIG_HASH_ANNOTATION, Lazy.any({ produce: () => shortHash(this.configJson(), 16) }));
 
     this.container = this.deployment.addContainer({
       name: 'processor',
@@ -255,6 +260,18 @@ export class Processor extends Construct {
   /** Adds a route's rules and backends to this processor's config. */
   addRoute(route: ProcessorRouteSource): void {
     this.routes.push(route);
+    this.renderedJson = undefined;
+  }
+
+  /** Tells the processor that a route's contribution changed after it was added. */
+  configChanged(): void {
+    this.renderedJson = undefined;
+  }
+
+  /** The `config.json` document (rendered once per change of the inputs). */
+  configJson(): string {
+    this.renderedJson ??= JSON.stringify(this.renderConfig(), null, 2);
+    return this.renderedJson;
   }
 
   /** Registers a cost the processor must compute and write into the metadata. */
@@ -264,11 +281,13 @@ export class Processor extends Construct {
       throw new Error(`cost key "${cost.metadataKey}" is used with two different definitions`);
     }
     this.costs.set(cost.metadataKey, cost);
+    this.renderedJson = undefined;
   }
 
   /** A header every request through this processor must carry (gateway-wide per-client budgets). */
   requireHeader(header: string): void {
     this.requiredHeaders.add(header);
+    this.renderedJson = undefined;
   }
 
   /**

@@ -38,7 +38,7 @@ describeWithShared('crds/jsonschema', 'manifest validation', (jsonschemaDir) => 
       metadata: { name: 'd' },
       spec: { replicas: '2', selector: {}, template: { spec: { containers: [{ name: 'c', imagePullPolicy: 'Always', bogus: true }] } } },
     });
-    expect(result).toEqual([
+    expect(result.filter((p) => p.includes('core schema'))).toEqual([
       'Deployment /d: core schema: /spec/replicas: must be a number',
       'Deployment /d: core schema: /spec/template/spec/containers/0/bogus: unknown field of Container',
     ]);
@@ -53,6 +53,27 @@ describeWithShared('crds/jsonschema', 'manifest validation', (jsonschemaDir) => 
   it('rejects kinds it has no schema for', () => {
     expect(problems({ apiVersion: 'example.com/v1', kind: 'Thing', metadata: { name: 't' } })).toEqual([
       'Thing /t: no schema known for example.com/v1 Thing',
+    ]);
+  });
+});
+
+describeWithShared('crds/jsonschema', 'pod security', (jsonschemaDir) => {
+  it('rejects pods outside the "restricted" profile', () => {
+    const problems = manifestProblems(
+      [
+        {
+          apiVersion: 'apps/v1',
+          kind: 'Deployment',
+          metadata: { name: 'd' },
+          spec: { selector: {}, template: { spec: { containers: [{ name: 'c', securityContext: { runAsNonRoot: true } }] } } },
+        } as Manifest,
+      ],
+      jsonschemaDir,
+    );
+    expect(problems).toEqual([
+      'Deployment /d: pod security "restricted": container c: allowPrivilegeEscalation must be false',
+      'Deployment /d: pod security "restricted": container c: capabilities must drop ALL',
+      'Deployment /d: pod security "restricted": container c: seccompProfile must be RuntimeDefault or Localhost',
     ]);
   });
 });

@@ -1,6 +1,7 @@
 import { CoreSchemaValidator } from './core-schemas';
 import { CrdSchemaValidator } from './crd-schemas';
 import { evaluateCelRules } from './cel-rules';
+import { podSecurityProblems } from './pod-security';
 
 export type Manifest = Record<string, unknown> & { apiVersion: string; kind: string; metadata: { name: string; namespace?: string } };
 
@@ -9,8 +10,8 @@ const crdValidators = new Map<string, CrdSchemaValidator>();
 
 /**
  * Every problem of the given manifests: CRD kinds against the real CRD JSON schemas (unknown fields rejected) and
- * every CEL rule of their schema that applies; core kinds against Kubernetes' API types. Any other kind is a
- * problem too, so nothing goes unchecked.
+ * every CEL rule of their schema that applies; core kinds against Kubernetes' API types, and Deployments' pod
+ * templates against Pod Security "restricted". Any other kind is a problem too, so nothing goes unchecked.
  */
 export function manifestProblems(objects: readonly Manifest[], jsonschemaDir: string): string[] {
   core ??= new CoreSchemaValidator();
@@ -27,6 +28,10 @@ export function manifestProblems(objects: readonly Manifest[], jsonschemaDir: st
       }
     } else if (core.handles(object.apiVersion, object.kind)) {
       for (const problem of core.validate(object)) problems.push(`${id}: core schema: ${problem}`);
+      if (object.kind === 'Deployment') {
+        const podSpec = (object as { spec?: { template?: { spec?: unknown } } }).spec?.template?.spec;
+        for (const problem of podSecurityProblems(podSpec ?? {})) problems.push(`${id}: pod security "restricted": ${problem}`);
+      }
     } else {
       problems.push(`${id}: no schema known for ${object.apiVersion} ${object.kind}`);
     }

@@ -1,5 +1,6 @@
 import { App, Chart, Testing } from 'cdk8s';
-import type { Manifest } from './manifests';
+import { manifestProblems, type Manifest } from './manifests';
+import { sharedPath } from './shared';
 
 /** A fresh app with one chart per namespace name given. */
 export function appWithCharts(...namespaces: string[]): { app: App; charts: Chart[] } {
@@ -8,9 +9,20 @@ export function appWithCharts(...namespaces: string[]): { app: App; charts: Char
   return { app, charts };
 }
 
-/** Every manifest of every chart of the app, in chart order. */
+let jsonschemaDir: string | undefined | null = null;
+
+/**
+ * Every manifest of every chart of the app, in chart order. Each is validated on the way (CRD schemas and their
+ * CEL rules, Kubernetes types, Pod Security "restricted"), so every object a test synthesizes is checked.
+ */
 export function synthAll(app: App): Manifest[] {
-  return app.charts.flatMap((chart) => Testing.synth(chart) as Manifest[]);
+  const manifests = app.charts.flatMap((chart) => Testing.synth(chart) as Manifest[]);
+  if (jsonschemaDir === null) jsonschemaDir = sharedPath('crds/jsonschema');
+  if (jsonschemaDir !== undefined) {
+    const problems = manifestProblems(manifests, jsonschemaDir);
+    if (problems.length > 0) throw new Error(`synthesized manifests are invalid:\n  ${problems.join('\n  ')}`);
+  }
+  return manifests;
 }
 
 export function findAll(manifests: readonly Manifest[], kind: string): Manifest[] {
