@@ -47,7 +47,8 @@ export interface Int16Header {
 export type EventStreamHeaderValue = boolean | number | bigint | Uint8Array | string | Date | UuidHeader | Int8Header | Int16Header;
 
 export interface EventStreamMessage {
-  headers: Record<string, EventStreamHeaderValue>;
+  /** Shared between messages with identical header bytes: do not modify. */
+  headers: Readonly<Record<string, EventStreamHeaderValue>>;
   /** A view into the received bytes; copy it if it must outlive the caller's chunk. */
   payload: Buffer;
 }
@@ -60,22 +61,49 @@ export class EventStreamError extends Error {
   }
 }
 
-const TABLE = buildCrcTable();
+const TABLES = buildCrcTables();
 
-function buildCrcTable(): Int32Array {
-  const table = new Int32Array(256);
+/** Slicing-by-8 tables: TABLES[k * 256 + n] is the CRC of byte n followed by k zero bytes. */
+function buildCrcTables(): Int32Array {
+  const tables = new Int32Array(256 * 8);
   for (let n = 0; n < 256; n++) {
     let c = n;
     for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c;
+    tables[n] = c;
   }
-  return table;
+  for (let n = 0; n < 256; n++) {
+    let c = tables[n];
+    for (let k = 1; k < 8; k++) {
+      c = tables[c & 0xff] ^ (c >>> 8);
+      tables[k * 256 + n] = c;
+    }
+  }
+  return tables;
 }
 
-/** Table-driven CRC32 (IEEE), for Node versions without `zlib.crc32` (added in 20.15). */
+/**
+ * Table-driven CRC32 (IEEE, slicing-by-8) of `data[start, end)`. Used for the 8-byte prelude (cheaper
+ * than a native call) and on Node versions without `zlib.crc32` (added in 20.15).
+ */
 export function crc32Table(data: Uint8Array, start = 0, end = data.length): number {
+  const t = TABLES;
   let crc = -1;
-  for (let i = start; i < end; i++) crc = TABLE[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
+  let i = start;
+  const end8 = end - ((end - start) & 7);
+  for (; i < end8; i += 8) {
+    const a = (data[i] | (data[i + 1] << 8) | (data[i + 2] << 16) | (data[i + 3] << 24)) ^ crc;
+    const b = data[i + 4] | (data[i + 5] << 8) | (data[i + 6] << 16) | (data[i + 7] << 24);
+    crc =
+      t[1792 + (a & 0xff)] ^
+      t[1536 + ((a >>> 8) & 0xff)] ^
+      t[1280 + ((a >>> 16) & 0xff)] ^
+      t[1024 + (a >>> 24)] ^
+      t[768 + (b & 0xff)] ^
+      t[512 + ((b >>> 8) & 0xff)] ^
+      t[256 + ((b >>> 16) & 0xff)] ^
+      t[b >>> 24];
+  }
+  for (; i < end; i++) crc = t[(crc ^ data[i]) & 0xff] ^ (crc >>> 8);
   return (crc ^ -1) >>> 0;
 }
 
@@ -163,7 +191,7 @@ function readPrelude(bytes: Buffer, offset: number): number {
   const totalLength = bytes.readUInt32BE(offset);
   const headersLength = bytes.readUInt32BE(offset + 4);
   const expected = bytes.readUInt32BE(offset + PRELUDE_LENGTH);
-  const actual = crc32(bytes, offset, offset + PRELUDE_LENGTH);
+  const actual = crc32Table(bytes, offset, offset + PRELUDE_LENGTH);
   if (actual !== expected) {
     throw new EventStreamError(`event stream prelude CRC mismatch (expected ${hex(expected)}, computed ${hex(actual)})`);
   }
@@ -187,7 +215,7 @@ function decodeMessageAt(bytes: Buffer, offset: number, totalLength: number): Ev
   const headersStart = offset + PRELUDE_WITH_CRC;
   const payloadStart = headersStart + headersLength;
   return {
-    headers: decodeHeaders(bytes, headersStart, payloadStart),
+    headers: cachedHeaders(bytes, headersStart, payloadStart),
     payload: bytes.subarray(payloadStart, end - CRC_LENGTH),
   };
 }
@@ -203,20 +231,90 @@ export function decodeEventStreamMessage(bytes: Uint8Array): EventStreamMessage 
   return decodeMessageAt(buffer, 0, totalLength);
 }
 
+/**
+ * Header names and short string values repeat in every message (`:event-type`, `contentBlockDelta`, ...):
+ * they are decoded once and then recognised by their bytes.
+ */
+const INTERN_MAX_LENGTH = 48;
+const INTERN_MAX_ENTRIES = 512;
+const interned = new Map<number, { bytes: Buffer; text: string }[]>();
+let internedCount = 0;
+
+function decodeString(bytes: Buffer, start: number, end: number): string {
+  const length = end - start;
+  if (length === 0) return '';
+  if (length > INTERN_MAX_LENGTH) return bytes.toString('utf8', start, end);
+  const key = (length << 24) ^ (bytes[start] << 16) ^ (bytes[start + (length >> 1)] << 8) ^ bytes[end - 1];
+  const bucket = interned.get(key);
+  if (bucket !== undefined) {
+    outer: for (const entry of bucket) {
+      const known = entry.bytes;
+      for (let i = 0; i < length; i++) if (known[i] !== bytes[start + i]) continue outer;
+      return entry.text;
+    }
+  }
+  const text = bytes.toString('utf8', start, end);
+  if (internedCount < INTERN_MAX_ENTRIES) {
+    internedCount++;
+    const entry = { bytes: Buffer.from(bytes.subarray(start, end)), text };
+    if (bucket === undefined) interned.set(key, [entry]);
+    else bucket.push(entry);
+  }
+  return text;
+}
+
+/**
+ * Whole header sections repeat too (every `contentBlockDelta` of a stream carries the same bytes): a
+ * section made only of primitive values is decoded once into a frozen object and shared.
+ */
+const HEADER_CACHE_MAX_LENGTH = 256;
+const HEADER_CACHE_MAX_ENTRIES = 256;
+const headerCache = new Map<number, { bytes: Buffer; headers: Readonly<Record<string, EventStreamHeaderValue>> }[]>();
+let headerCacheCount = 0;
+
+function cachedHeaders(bytes: Buffer, start: number, end: number): Record<string, EventStreamHeaderValue> {
+  const length = end - start;
+  if (length === 0) return {};
+  if (length > HEADER_CACHE_MAX_LENGTH) return decodeHeaders(bytes, start, end);
+  const key = (length << 20) ^ (bytes[start + (length >> 1)] << 12) ^ (bytes[end - 2] << 6) ^ bytes[end - 1];
+  const bucket = headerCache.get(key);
+  if (bucket !== undefined) {
+    for (const entry of bucket) if (entry.bytes.compare(bytes, start, end) === 0) return entry.headers;
+  }
+  const headers = decodeHeaders(bytes, start, end);
+  if (headerCacheCount < HEADER_CACHE_MAX_ENTRIES && Object.values(headers).every((v) => typeof v !== 'object')) {
+    headerCacheCount++;
+    const entry = { bytes: Buffer.from(bytes.subarray(start, end)), headers: Object.freeze(headers) };
+    if (bucket === undefined) headerCache.set(key, [entry]);
+    else bucket.push(entry);
+  }
+  return headers;
+}
+
+function headerOverrun(): EventStreamError {
+  return new EventStreamError('event stream header runs past the headers section');
+}
+
 function decodeHeaders(bytes: Buffer, start: number, end: number): Record<string, EventStreamHeaderValue> {
   const headers: Record<string, EventStreamHeaderValue> = {};
   let i = start;
-  const need = (n: number): void => {
-    if (i + n > end) throw new EventStreamError('event stream header runs past the headers section');
-  };
   while (i < end) {
     const nameLength = bytes[i++];
-    need(nameLength + 1);
-    const name = bytes.toString('utf8', i, i + nameLength);
+    if (i + nameLength + 1 > end) throw headerOverrun();
+    const name = decodeString(bytes, i, i + nameLength);
     i += nameLength;
     const type = bytes[i++];
     let value: EventStreamHeaderValue;
     switch (type) {
+      case HeaderType.String: {
+        if (i + 2 > end) throw headerOverrun();
+        const length = (bytes[i] << 8) | bytes[i + 1];
+        i += 2;
+        if (i + length > end) throw headerOverrun();
+        value = decodeString(bytes, i, i + length);
+        i += length;
+        break;
+      }
       case HeaderType.BoolTrue:
         value = true;
         break;
@@ -224,42 +322,41 @@ function decodeHeaders(bytes: Buffer, start: number, end: number): Record<string
         value = false;
         break;
       case HeaderType.Byte:
-        need(1);
+        if (i + 1 > end) throw headerOverrun();
         value = bytes.readInt8(i);
         i += 1;
         break;
       case HeaderType.Short:
-        need(2);
+        if (i + 2 > end) throw headerOverrun();
         value = bytes.readInt16BE(i);
         i += 2;
         break;
       case HeaderType.Integer:
-        need(4);
+        if (i + 4 > end) throw headerOverrun();
         value = bytes.readInt32BE(i);
         i += 4;
         break;
       case HeaderType.Long:
-        need(8);
+        if (i + 8 > end) throw headerOverrun();
         value = bytes.readBigInt64BE(i);
         i += 8;
         break;
-      case HeaderType.ByteArray:
-      case HeaderType.String: {
-        need(2);
+      case HeaderType.ByteArray: {
+        if (i + 2 > end) throw headerOverrun();
         const length = bytes.readUInt16BE(i);
         i += 2;
-        need(length);
-        value = type === HeaderType.String ? bytes.toString('utf8', i, i + length) : Buffer.from(bytes.subarray(i, i + length));
+        if (i + length > end) throw headerOverrun();
+        value = Buffer.from(bytes.subarray(i, i + length));
         i += length;
         break;
       }
       case HeaderType.Timestamp:
-        need(8);
+        if (i + 8 > end) throw headerOverrun();
         value = new Date(Number(bytes.readBigInt64BE(i)));
         i += 8;
         break;
       case HeaderType.Uuid: {
-        need(16);
+        if (i + 16 > end) throw headerOverrun();
         const h = bytes.toString('hex', i, i + 16);
         value = { uuid: `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}` };
         i += 16;
