@@ -5,7 +5,8 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import { ApiObject } from 'cdk8s';
-import { Cdk8sChart } from '../../../lib/pulumi';
+import { ModelMatch } from '../../../lib';
+import { AIGateway, AIRoute, Cdk8sChart, ManagedCredentials, ProviderBackend } from '../../../lib/pulumi';
 
 const scenarios: Record<string, () => void> = {
   /** A resolved Output is rejected by the construct model. */
@@ -17,6 +18,15 @@ const scenarios: Record<string, () => void> = {
         new ApiObject(chart, 'c', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: props.namespace } });
       },
     });
+  },
+  /** The constructs' own validation, reached through the Pulumi components. */
+  'secret-outside-processor-namespace': () => {
+    const gateway = new AIGateway('gw', { namespace: 'ai' });
+    const openai = ProviderBackend.openAI('openai', {
+      namespace: 'ai',
+      credentials: ManagedCredentials.apiKey({ value: pulumi.secret('sk-1'), secretName: 'openai-key', namespace: 'elsewhere' }),
+    });
+    new AIRoute('chat', { gateway, namespace: 'ai', rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] });
   },
   /** The construct model rejects the props. */
   'invalid-props': () => {
