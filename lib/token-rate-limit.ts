@@ -1,4 +1,4 @@
-import { celEnv, parse, plan } from '@bufbuild/cel';
+import { celEnv, celUint, isCelUint, parse, plan } from '@bufbuild/cel';
 import { Construct } from 'constructs';
 import { CEL_COST_VARIABLES, METADATA_NAMESPACE, MODEL_HEADER, TOKEN_METADATA_KEYS, type CostConfig } from '../processor/src/config/schema';
 import { AIGateway } from './ai-gateway';
@@ -172,6 +172,7 @@ export class TokenRateLimit extends Construct {
     }
   }
 
+  /** Parses the expression and evaluates it on sample usage bound as CEL int, uint or double (as the processor does). */
   private checkExpression(expression: string): void {
     let program: ReturnType<typeof plan>;
     try {
@@ -179,20 +180,19 @@ export class TokenRateLimit extends Construct {
     } catch (error) {
       throw invalid(this, 'cost', expression, `is not a valid CEL expression: ${(error as Error).message}`);
     }
-    const sample: Record<string, string | bigint> = { model: 'gpt-4o', backend: 'openai' };
-    for (const variable of CEL_COST_VARIABLES) if (!(variable in sample)) sample[variable] = 7n;
-    let result: unknown;
-    try {
-      result = program(sample);
-    } catch (error) {
-      throw invalid(this, 'cost', expression, `cannot be evaluated (${(error as Error).message}); variables are ${CEL_COST_VARIABLES.join(', ')}`);
+    let problem = '';
+    for (const bind of NUMBER_BINDINGS) {
+      const sample: Record<string, ReturnType<typeof bind> | string> = { model: 'gpt-4o', backend: 'openai' };
+      for (const variable of CEL_COST_VARIABLES) if (!(variable in sample)) sample[variable] = bind(7);
+      const result: unknown = program(sample);
+      if (typeof result === 'bigint' || typeof result === 'number' || isCelUint(result)) return;
+      problem = `must produce a number, got ${describe(result)}`;
     }
-    const numeric = typeof result === 'bigint' || typeof result === 'number' || (typeof result === 'object' && result !== null && 'value' in result);
-    if (!numeric || result instanceof Error) {
-      throw invalid(this, 'cost', expression, `must produce a number, got ${describe(result)}; variables are ${CEL_COST_VARIABLES.join(', ')}`);
-    }
+    throw invalid(this, 'cost', expression, `${problem}; variables are ${CEL_COST_VARIABLES.join(', ')}`);
   }
 }
+
+const NUMBER_BINDINGS = [(n: number) => BigInt(n), (n: number) => celUint(BigInt(n)), (n: number) => n] as const;
 
 function describe(value: unknown): string {
   if (value instanceof Error) return value.message;

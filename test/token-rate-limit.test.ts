@@ -118,6 +118,17 @@ describe('TokenRateLimit', () => {
     expect(findOne(all, 'BackendTrafficPolicy').spec.rateLimit.global.rules[0].cost.response.metadata.key).toBe(limit.metadataKey);
   });
 
+  it('accepts CEL costs written for uint or double token counts, like the processor', () => {
+    const { route } = withRoute();
+    for (const [id, expression] of [
+      ['Uint', 'uint(3) * input_tokens'],
+      ['Double', 'output_tokens * 1.5'],
+      ['Conditional', 'model == "gpt-4o" ? total_tokens : 0'],
+    ]) {
+      expect(() => new TokenRateLimit(route, id, { target: route, limit: 1, per: RateLimitUnit.HOUR, cost: TokenCost.expression(expression) })).not.toThrow();
+    }
+  });
+
   describe('throws', () => {
     it.each([0, -5, 1.5])('if the limit is not positive (%p)', (limit) => {
       const { route } = withRoute();
