@@ -8,7 +8,7 @@ import { joinModel } from './model';
 import type { KubeObject } from './objects';
 
 export interface Cdk8sChartArgs<P> {
-  /** Passed to `build` once every Output/Promise inside resolved (before: placeholders, see README). */
+  /** Passed to `build` once every Output/Promise inside resolved (placeholders for values unknown in preview). */
   readonly props: P;
   /** Adds constructs to the chart; their objects become this component's children. */
   readonly build: (chart: Chart, props: pulumi.Unwrap<P>) => void;

@@ -1,13 +1,14 @@
 /**
  * The shared construct model behind the Pulumi components. Every component of a program joins one private
- * cdk8s App (its own Chart inside it), exactly as the cdk8s constructs share an App, so that cross-references
+ * cdk8s App (in a Chart of its own, or at its `constructPath`), exactly as the cdk8s constructs share an App, so
+ * that cross-references
  * (a route naming a gateway and backends, a budget naming a route) and aggregates (the processor config
  * ConfigMap collects every route, backend and budget of its gateway) come out of the same synthesis cdk8s
  * users get.
  *
  * Components join while the program constructs them; at the end of that synchronous stretch (the next
  * macrotask) the model seals: it waits for the components' inputs, builds the App once and registers every
- * object under the component whose Chart emitted it. Inputs still unknown (only during preview) are replaced by
+ * object under the component whose construct emitted it. Inputs still unknown (only during preview) are replaced by
  * placeholders to learn which objects exist; their manifests are then unknown too.
  */
 import * as pulumi from '@pulumi/pulumi';
@@ -75,7 +76,7 @@ export function parseConstructPath(kind: string, name: string, path: string): Co
 /** A member's share of a built model. */
 export interface MemberBuild {
   readonly construct: Construct | undefined;
-  /** The manifests its Chart emitted, in cdk8s order. */
+  /** The manifests emitted below its construct, in cdk8s order. */
   readonly objects: readonly KubeObject[];
 }
 
@@ -179,7 +180,8 @@ class Model {
       this.real = gate.apply(() => (allKnown ? plan : unreachable()));
       const secrets = this.members.flatMap((member) =>
         (member.secrets ?? []).map((secret) => {
-          const plan: KubeObject = {
+          // The value only ever travels in `secretFields`; the plan names the key so the field is registered.
+          const secretPlan: KubeObject = {
             apiVersion: 'v1',
             kind: 'Secret',
             metadata: { name: secret.name, namespace: resolve(secret.namespace) as string },
@@ -187,8 +189,8 @@ class Model {
             stringData: { [secret.key]: '(secret)' },
           };
           return {
-            plan,
-            manifest: gate.apply(() => plan),
+            plan: secretPlan,
+            manifest: gate.apply(() => secretPlan),
             secretFields: { stringData: pulumi.output(secret.value).apply((value) => ({ [secret.key]: value })) },
             parent: member.component,
             parentName: member.name,
