@@ -11,7 +11,9 @@ import {
   type GatewayListener,
   type GatewaySpec,
   type GlobalRateLimitRule,
+  type SecurityPolicySpec,
 } from './crds';
+import { BACKEND_HEADER, MODEL_HEADER } from '../processor/src/config/schema';
 import { invalid } from './errors';
 import { ModelMatchIndex } from './model-match';
 import { checkLabelName, defaultName, derivedName, resolveNamespace } from './names';
@@ -146,6 +148,25 @@ export interface HttpsListenerOptions {
   readonly certificateSecretNames: readonly string[];
 }
 
+/** JWT authentication at the gateway (Envoy Gateway SecurityPolicy); requests without a valid token get 401. */
+export interface JwtAuthenticationOptions {
+  /** Expected `iss` claim. */
+  readonly issuer: string;
+  /** HTTPS URL of the issuer's JSON Web Key Set. */
+  readonly jwksUri: string;
+  /**
+   * Accepted `aud` values.
+   * @default - any audience
+   */
+  readonly audiences?: readonly string[];
+  /**
+   * Claims copied into request headers, e.g. `{ tenant: 'x-tenant-id' }`, so token budgets can key on them with
+   * `ClientIdentity.header('x-tenant-id')`.
+   * @default - none
+   */
+  readonly claimToHeaders?: Record<string, string>;
+}
+
 export interface AIGatewayProps {
   /**
    * Name of the Gateway; also the stem of the processor's object names.
@@ -193,6 +214,11 @@ export interface AIGatewayProps {
    * @default - see ProcessorOptions
    */
   readonly processor?: ProcessorOptions;
+  /**
+   * Require a JWT on every request and copy claims into headers.
+   * @default - no authentication at the gateway
+   */
+  readonly jwt?: JwtAuthenticationOptions;
 }
 
 /**
@@ -275,13 +301,21 @@ export class AIGateway extends Construct implements IGatewayReference {
       listeners,
     });
     const gatewayRef = { group: GATEWAY_API_GROUP, kind: 'Gateway', name: this.gatewayName };
+    const claimHeaders = props.jwt ? this.addJwtAuthentication(props.jwt, gatewayRef) : [];
+    // Headers only the gateway may set: the processor's routing headers, and JWT claim headers (Envoy appends
+    // claims to a header the client already sent, so a client could otherwise pick someone else's budget).
+    const spoofable = [...new Set([BACKEND_HEADER, MODEL_HEADER, ...claimHeaders])];
     customResource<ClientTrafficPolicySpec>(
       this,
       'ClientTrafficPolicy',
       ENVOY_GATEWAY_API_VERSION,
       'ClientTrafficPolicy',
-      { name: derivedName([this.gatewayName, 'buffer']), namespace: this.gatewayNamespace },
-      { targetRefs: [gatewayRef], connection: { bufferLimit: sizeQuantity(bufferLimit) } },
+      { name: derivedName([this.gatewayName, 'client']), namespace: this.gatewayNamespace },
+      {
+        targetRefs: [gatewayRef],
+        connection: { bufferLimit: sizeQuantity(bufferLimit) },
+        headers: { earlyRequestHeaders: { remove: spoofable } },
+      },
     );
 
     this.processor = new Processor(this, 'Processor', {
@@ -317,6 +351,48 @@ export class AIGateway extends Construct implements IGatewayReference {
         rateLimit: { type: 'Global', global: { rules: [...this.budgets] } },
       }),
     );
+  }
+
+  /** Emits the SecurityPolicy; returns the headers claims are copied into. */
+  private addJwtAuthentication(jwt: JwtAuthenticationOptions, gatewayRef: { group: string; kind: string; name: string }): string[] {
+    let uri: URL | undefined;
+    try {
+      uri = new URL(jwt.jwksUri);
+    } catch {
+      uri = undefined;
+    }
+    if (!uri || uri.protocol !== 'https:' || jwt.jwksUri.length > 253) {
+      throw invalid(this, 'jwt.jwksUri', jwt.jwksUri, 'must be an https URL of at most 253 characters');
+    }
+    if (typeof jwt.issuer !== 'string' || jwt.issuer.length === 0 || jwt.issuer.length > 253) {
+      throw invalid(this, 'jwt.issuer', jwt.issuer, 'must be a non-empty string of at most 253 characters');
+    }
+    const claimToHeaders = Object.entries(jwt.claimToHeaders ?? {}).map(([claim, header]) => {
+      if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(header)) throw invalid(this, `jwt.claimToHeaders.${claim}`, header, 'must be a lower-case HTTP header name');
+      return { claim, header };
+    });
+    customResource<SecurityPolicySpec>(
+      this,
+      'SecurityPolicy',
+      ENVOY_GATEWAY_API_VERSION,
+      'SecurityPolicy',
+      { name: derivedName([this.gatewayName, 'jwt']), namespace: this.gatewayNamespace },
+      {
+        targetRefs: [gatewayRef],
+        jwt: {
+          providers: [
+            {
+              name: 'default',
+              issuer: jwt.issuer,
+              ...(jwt.audiences && jwt.audiences.length > 0 ? { audiences: [...jwt.audiences] } : {}),
+              remoteJWKS: { uri: jwt.jwksUri },
+              ...(claimToHeaders.length > 0 ? { claimToHeaders } : {}),
+            },
+          ],
+        },
+      },
+    );
+    return claimToHeaders.map((c) => c.header);
   }
 
   private checkPort(prop: string, port: number): number {

@@ -164,6 +164,21 @@ export interface EnvoyExtensionPolicySpec {
 export interface ClientTrafficPolicySpec {
   readonly targetRefs: readonly PolicyTargetReference[];
   readonly connection: { readonly bufferLimit: string };
+  /** Early header mutations run before every HTTP filter (JWT, ext_proc, rate limit) and before routing. */
+  readonly headers: { readonly earlyRequestHeaders: { readonly remove: readonly string[] } };
+}
+
+export interface SecurityPolicySpec {
+  readonly targetRefs: readonly PolicyTargetReference[];
+  readonly jwt: {
+    readonly providers: readonly {
+      readonly name: string;
+      readonly issuer: string;
+      readonly audiences?: readonly string[];
+      readonly remoteJWKS: { readonly uri: string };
+      readonly claimToHeaders?: readonly { readonly claim: string; readonly header: string }[];
+    }[];
+  };
 }
 
 export interface ObjectIdentity {

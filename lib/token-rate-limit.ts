@@ -60,7 +60,8 @@ export class ClientIdentity {
   /**
    * One budget per distinct value of `header` (e.g. `x-tenant-id`). Requests without the header are rejected
    * with 400 by the processor, because Envoy does not limit requests lacking a Distinct header. To key on a JWT
-   * claim, copy the claim into a header with an Envoy Gateway SecurityPolicy (`jwt.providers[].claimToHeaders`).
+   * claim, let the gateway copy it into the header (`AIGateway` prop `jwt.claimToHeaders`); clients then cannot
+   * send that header themselves.
    */
   static header(header: string): ClientIdentity {
     return new ClientIdentity(header);

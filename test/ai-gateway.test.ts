@@ -58,15 +58,46 @@ describe('AIGateway', () => {
   it('raises the request buffer limit with a ClientTrafficPolicy (50Mi by default) and tells the processor', () => {
     const all = gatewayOnly().manifests();
     const policy = findOne(all, 'ClientTrafficPolicy');
-    expect(policy.spec).toEqual({
-      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
-      connection: { bufferLimit: '50Mi' },
-    });
+    expect(policy.metadata.name).toBe('gw-client');
+    expect(policy.spec.targetRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }]);
+    expect(policy.spec.connection).toEqual({ bufferLimit: '50Mi' });
     const config = JSON.parse(findOne(all, 'ConfigMap').data['config.json']);
     expect(config.maxRequestBodyBytes).toBe(50 * 1024 * 1024);
 
     const custom = gatewayOnly({ requestBufferLimit: Size.mebibytes(8) }).manifests();
     expect(findOne(custom, 'ClientTrafficPolicy').spec.connection.bufferLimit).toBe('8Mi');
+  });
+
+  it('strips the headers only the processor may set before any filter or route sees them', () => {
+    const policy = findOne(gatewayOnly().manifests(), 'ClientTrafficPolicy');
+    expect(policy.spec.headers).toEqual({ earlyRequestHeaders: { remove: ['x-ai-gateway-backend', 'x-ai-eg-model'] } });
+  });
+
+  it('authenticates JWTs and copies claims into headers clients cannot forge', () => {
+    const all = gatewayOnly({
+      jwt: { issuer: 'https://login.example.com', jwksUri: 'https://login.example.com/jwks.json', audiences: ['ai'], claimToHeaders: { tenant: 'x-tenant-id' } },
+    }).manifests();
+    expect(findOne(all, 'SecurityPolicy', 'gw-jwt').spec).toEqual({
+      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
+      jwt: {
+        providers: [
+          {
+            name: 'default',
+            issuer: 'https://login.example.com',
+            audiences: ['ai'],
+            remoteJWKS: { uri: 'https://login.example.com/jwks.json' },
+            claimToHeaders: [{ claim: 'tenant', header: 'x-tenant-id' }],
+          },
+        ],
+      },
+    });
+    expect(findOne(all, 'ClientTrafficPolicy').spec.headers.earlyRequestHeaders.remove).toContain('x-tenant-id');
+  });
+
+  it('throws if the JWKS URI is not https', () => {
+    expect(() => gatewayOnly({ jwt: { issuer: 'i', jwksUri: 'http://login.example.com/jwks.json' } })).toThrow(
+      /platform\/Gateway: invalid jwt.jwksUri "http:\/\/login.example.com\/jwks.json": must be an https URL/,
+    );
   });
 
   it('wires the processor into the whole Gateway with one EnvoyExtensionPolicy', () => {
@@ -239,6 +270,7 @@ describeWithShared('crds/jsonschema', 'AIGateway manifests', (jsonschemaDir) => 
       http: { port: 8080 },
       allowedRoutes: AllowedRoutes.fromNamespaceLabels({ 'ai-gateway': 'enabled' }),
       processor: { metricsNamespace: 'monitoring', imagePullSecrets: ['regcred'] },
+      jwt: { issuer: 'https://login.example.com', jwksUri: 'https://login.example.com/jwks.json', claimToHeaders: { sub: 'x-user' } },
     }).manifests();
     expect(manifestProblems(all, jsonschemaDir)).toEqual([]);
   });

@@ -50,8 +50,18 @@ function constructOf<T extends Construct>(built: pulumi.Output<MemberBuild>, wha
   }) as unknown as pulumi.Output<T>;
 }
 
-function field<T extends Construct, V>(construct: pulumi.Output<T>, read: (construct: T) => V): pulumi.Output<V> {
-  return (construct as unknown as pulumi.Output<unknown>).apply((c) => read(c as T)) as unknown as pulumi.Output<V>;
+/**
+ * An output read from the member's construct. It carries the component as a dependency (through its URN), so
+ * passing it into another AI gateway component of the same model is detected instead of waiting forever.
+ */
+function field<T extends Construct, V>(
+  component: pulumi.Resource,
+  construct: pulumi.Output<T>,
+  read: (construct: T) => V,
+): pulumi.Output<V> {
+  return pulumi
+    .all([component.urn, construct as unknown as pulumi.Output<unknown>])
+    .apply(([, c]) => read(c as T)) as unknown as pulumi.Output<V>;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -92,12 +102,12 @@ export class AIGateway extends pulumi.ComponentResource {
       build: (chart, id, props) => new cdk.AIGateway(chart, id, props as cdk.AIGatewayProps),
     });
     const gateway = constructOf<cdk.AIGateway>(built, 'AIGateway');
-    this.gatewayName = field(gateway, (g) => g.gatewayName);
-    this.gatewayNamespace = field(gateway, (g) => g.gatewayNamespace);
-    this.gatewayClassName = field(gateway, (g) => g.gatewayClassName);
-    this.processorServiceName = field(gateway, (g) => g.processorServiceName);
-    this.configMapName = field(gateway, (g) => g.configMapName);
-    this.serviceAccountName = field(gateway, (g) => g.serviceAccountName);
+    this.gatewayName = field(this, gateway, (g) => g.gatewayName);
+    this.gatewayNamespace = field(this, gateway, (g) => g.gatewayNamespace);
+    this.gatewayClassName = field(this, gateway, (g) => g.gatewayClassName);
+    this.processorServiceName = field(this, gateway, (g) => g.processorServiceName);
+    this.configMapName = field(this, gateway, (g) => g.configMapName);
+    this.serviceAccountName = field(this, gateway, (g) => g.serviceAccountName);
     this.registerOutputs({
       gatewayName: this.gatewayName,
       gatewayNamespace: this.gatewayNamespace,
@@ -224,9 +234,9 @@ export class ProviderBackend extends pulumi.ComponentResource {
       },
     });
     const backend = constructOf<cdk.ProviderBackend>(built, 'ProviderBackend');
-    this.backendName = field(backend, (b) => b.backendName);
-    this.namespace = field(backend, (b) => b.namespace);
-    this.hostname = field(backend, (b) => b.hostname);
+    this.backendName = field(this, backend, (b) => b.backendName);
+    this.namespace = field(this, backend, (b) => b.namespace);
+    this.hostname = field(this, backend, (b) => b.hostname);
     this.registerOutputs({ backendName: this.backendName, namespace: this.namespace, hostname: this.hostname });
   }
 }
@@ -286,9 +296,9 @@ export class AIRoute extends pulumi.ComponentResource {
       },
     });
     const route = constructOf<cdk.AIRoute>(built, 'AIRoute');
-    this.routeName = field(route, (r) => r.routeName);
-    this.namespace = field(route, (r) => r.namespace);
-    this.processorServiceName = field(route, (r) => r.processor.serviceName);
+    this.routeName = field(this, route, (r) => r.routeName);
+    this.namespace = field(this, route, (r) => r.namespace);
+    this.processorServiceName = field(this, route, (r) => r.processor.serviceName);
     this.registerOutputs({ routeName: this.routeName, namespace: this.namespace, processorServiceName: this.processorServiceName });
   }
 }
@@ -330,7 +340,7 @@ export class TokenRateLimit extends pulumi.ComponentResource {
         return new cdk.TokenRateLimit(chart, id, { ...props, target });
       },
     });
-    this.metadataKey = field(constructOf<cdk.TokenRateLimit>(built, 'TokenRateLimit'), (t) => t.metadataKey);
+    this.metadataKey = field(this, constructOf<cdk.TokenRateLimit>(built, 'TokenRateLimit'), (t) => t.metadataKey);
     this.registerOutputs({ metadataKey: this.metadataKey });
   }
 }
@@ -387,8 +397,8 @@ export class RateLimitRedis extends pulumi.ComponentResource {
       },
     });
     const redis = constructOf<cdk.RateLimitRedis>(built, 'RateLimitRedis');
-    this.url = field(redis, (r) => r.url);
-    this.helmValues = field(redis, (r) => r.helmValues);
+    this.url = field(this, redis, (r) => r.url);
+    this.helmValues = field(this, redis, (r) => r.helmValues);
     this.registerOutputs({ url: this.url, helmValues: this.helmValues });
   }
 }

@@ -103,6 +103,10 @@ class Model {
     this.sealed.catch(() => undefined);
   }
 
+  memberFor(component: pulumi.Resource): ModelMember | undefined {
+    return this.members.find((m) => m.component === component);
+  }
+
   get isSealed(): boolean {
     return this.sealedFlag;
   }
@@ -130,6 +134,15 @@ class Model {
           `${member.kind} "${member.name}" refers to ${other?.kind ?? 'component'} "${other?.name ?? '?'}", which ` +
             'was already rendered: create every AI gateway component of a program in one synchronous stretch ' +
             '(not inside apply() callbacks or after awaiting something)',
+        );
+      }
+    }
+    for (const input of collectEventuals([member.props, (member.secrets ?? []).map((s) => s.namespace)])) {
+      const source = componentBehind(input, this);
+      if (source !== undefined) {
+        throw new Error(
+          `${member.kind} "${member.name}": an input is an output of ${source.kind} "${source.name}", which is rendered ` +
+            'together with it and cannot provide values before that; pass the value itself (e.g. the namespace string)',
         );
       }
     }
@@ -274,6 +287,16 @@ let openModel: Model | undefined;
 export function joinModel(member: ModelMember): pulumi.Output<MemberBuild> {
   if (openModel === undefined || openModel.isSealed) openModel = new Model();
   return openModel.join(member);
+}
+
+/** The member of `model` an Output derives from, if any (Outputs list their source resources synchronously). */
+function componentBehind(input: Eventual, model: Model): ModelMember | undefined {
+  if (!pulumi.Output.isInstance(input)) return undefined;
+  const resources = (input as unknown as { resources?: () => Set<pulumi.Resource> }).resources?.() ?? new Set();
+  for (const resource of resources) {
+    if (modelOf.get(resource) === model) return model.memberFor(resource);
+  }
+  return undefined;
 }
 
 function memberOf(build: ModelBuild, member: ModelMember): MemberBuild {
