@@ -59,9 +59,8 @@ function field<T extends Construct, V>(
   construct: pulumi.Output<T>,
   read: (construct: T) => V,
 ): pulumi.Output<V> {
-  return pulumi
-    .all([component.urn, construct as unknown as pulumi.Output<unknown>])
-    .apply(([, c]) => read(c as T)) as unknown as pulumi.Output<V>;
+  const value = (construct as unknown as pulumi.Output<unknown>).apply((c) => read(c as T));
+  return component.urn.apply(() => value) as unknown as pulumi.Output<V>;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -121,6 +121,23 @@ describe('AIRoute, ProviderBackend and TokenRateLimit', () => {
     expect(JSON.stringify(objects.filter((r) => r !== secret).map((r) => r.inputs))).not.toContain('tok-123');
   });
 
+  it('refuses an output of a component of the same program part as an input (it could never resolve)', async () => {
+    const mocks = await useMocks();
+    const gateway = new AIGateway('gw', { namespace: 'ai' });
+    const backend = ProviderBackend.kubernetesService('vllm', { namespace: 'ai', serviceName: 'vllm', port: 8000 });
+    const rules = [{ models: [cdk.ModelMatch.exact('llama')], backends: [{ backend }] }];
+    expect(() => new AIRoute('r1', { gateway, namespace: gateway.gatewayNamespace, rules })).toThrow(
+      'AIRoute "r1": an input is an output of AIGateway "gw", which is rendered together with it',
+    );
+    expect(() => new AIRoute('r2', { gateway, namespace: backend.namespace.apply((n) => `${n}`), rules })).toThrow(
+      'AIRoute "r2": an input is an output of ProviderBackend "vllm"',
+    );
+    await registered(mocks.registrations, gateway, backend);
+    // Once rendered, the outputs are ordinary inputs for the next part of the program.
+    const later = ProviderBackend.kubernetesService('vllm-2', { namespace: gateway.gatewayNamespace, serviceName: 'vllm-2', port: 8000 });
+    expect(await valueOf(later.namespace)).toBe('ai');
+  });
+
   it('exposes the Envoy Gateway Helm values of an external Redis given as an Output', async () => {
     await useMocks();
     const redis = RateLimitRedis.external('cache', { url: pulumi.output('redis.cache.svc:6379') });
