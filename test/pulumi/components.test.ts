@@ -146,6 +146,24 @@ describe('AIRoute, ProviderBackend and TokenRateLimit', () => {
   });
 });
 
+describe('ManagedCredentials', () => {
+  it('hands the construct model the same credentials as a reference to the Secret it creates', () => {
+    const ref = (secretName: string, key: string) => ({ secretName, key, namespace: 'ai' });
+    const value = pulumi.secret('x');
+    expect(ManagedCredentials.apiKey({ value, secretName: 'k' }).key).toBe('api-key');
+    expect(ManagedCredentials.bearerToken({ value, secretName: 'k' }).key).toBe('token');
+    expect(ManagedCredentials.gcpServiceAccountKey({ value, secretName: 'k', key: 'sa.json' }).key).toBe('sa.json');
+    const aws = ManagedCredentials.awsSharedCredentials({ value, secretName: 'aws' }, { profile: 'bedrock', perRequestCredentials: true });
+    expect(aws.key).toBe('credentials');
+    expect(aws._toCredentials(ref('aws', aws.key))._toConfig('us-east-1')).toEqual(
+      cdk.Credentials.awsSharedCredentials(ref('aws', 'credentials'), { profile: 'bedrock', perRequestCredentials: true })._toConfig('us-east-1'),
+    );
+    const gcp = ManagedCredentials.gcpServiceAccountKey({ value, secretName: 'gcp' });
+    expect(gcp._toCredentials(ref('gcp', gcp.key)).secrets).toEqual([ref('gcp', 'service-account.json')]);
+    expect(gcp._toCredentials(ref('gcp', gcp.key)).kind).toBe('GCPServiceAccountKey');
+  });
+});
+
 describe('during preview with unknown inputs', () => {
   it('registers every object with unknown inputs when the inputs only fill in values', async () => {
     const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
