@@ -14,10 +14,9 @@ export interface AwsCredentials {
 
 type SourceData = string | ArrayBuffer | ArrayBufferView;
 
-function toBytes(data: SourceData): Buffer | string {
-  if (typeof data === 'string') return data;
-  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  return Buffer.from(data);
+/** node:crypto takes strings and views as they are; only a bare ArrayBuffer needs wrapping. */
+function toBytes(data: SourceData): string | ArrayBufferView {
+  return typeof data === 'string' || ArrayBuffer.isView(data) ? data : new Uint8Array(data);
 }
 
 /** The smithy `Checksum` shape: SHA-256, or HMAC-SHA256 when constructed with a secret. */
@@ -29,7 +28,7 @@ export class NodeSha256 {
   }
 
   update(data: Uint8Array | string): void {
-    this.hash.update(toBytes(data));
+    this.hash.update(data);
   }
 
   digest(): Promise<Uint8Array> {
@@ -41,7 +40,7 @@ export class NodeSha256 {
   }
 
   private create(): crypto.Hash | crypto.Hmac {
-    return this.secret === undefined ? crypto.createHash('sha256') : crypto.createHmac('sha256', toBytes(this.secret));
+    return this.secret === undefined ? crypto.createHash('sha256') : crypto.createHmac('sha256', toBytes(this.secret) as crypto.BinaryLike);
   }
 }
 
