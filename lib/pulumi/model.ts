@@ -173,24 +173,21 @@ class Model {
       const allKnown = settled.every((s) => s.known);
       const resolve = (value: unknown) => mapEventuals(value, (input) => valueOf.get(input));
 
-      let plan: ModelBuild;
+      let plan: ModelBuild | undefined;
       try {
         plan = this.build(resolve);
       } catch (error) {
         if (allKnown) throw error;
-        // Placeholders can fail checks that compare values (a route's namespace against the gateway's
-        // allowed namespaces); the objects then appear once the inputs are known.
-        await pulumi.log.warn(
-          `AI gateway objects of ${this.members.map((m) => `${m.kind} "${m.name}"`).join(', ')} cannot be planned ` +
-            `while some inputs are unknown; they will be once the inputs are known (${(error as Error).message})`,
-          this.members[0]?.component,
-        );
-        this.real = pulumi.all(inputs.map((i) => i.input)).apply(() => unreachable());
-        this.settle.resolve();
-        return;
+        plan = await this.planWithout(resolve, error);
+        if (plan === undefined) {
+          this.real = pulumi.all(inputs.map((i) => i.input)).apply(() => unreachable());
+          this.settle.resolve();
+          return;
+        }
       }
+      const planned = plan;
       const gate = pulumi.all(inputs.map((i) => i.input));
-      this.real = gate.apply(() => (allKnown ? plan : unreachable()));
+      this.real = gate.apply(() => (allKnown ? planned : unreachable()));
       const secrets = this.members.flatMap((member) =>
         (member.secrets ?? []).map((secret) => {
           // The value only ever travels in `secretFields`; the plan names the key so the field is registered.
@@ -211,7 +208,7 @@ class Model {
         }),
       );
       registerObjects([
-        ...[...plan.objects.values()].map(({ object, member }) => ({
+        ...[...planned.objects.values()].map(({ object, member }) => ({
           plan: object,
           manifest: gate.apply(() => (allKnown ? object : unreachable())),
           parent: member.component,
@@ -223,6 +220,35 @@ class Model {
     } catch (error) {
       this.settle.reject(error);
     }
+  }
+
+  /**
+   * Placeholders can fail checks that compare values (a route's namespace against the gateway's allowed
+   * namespaces). Then the members that fail, and those referring to them, are left out of this preview; the
+   * rest is planned (their objects appear once the inputs are known).
+   */
+  private async planWithout(resolve: (props: unknown) => unknown, error: unknown): Promise<ModelBuild | undefined> {
+    const failures = new Map<ModelMember, unknown>();
+    try {
+      this.build(resolve, { failures });
+    } catch {
+      // Only the members' own failures matter here.
+    }
+    let plan: ModelBuild | undefined;
+    if (failures.size > 0) {
+      try {
+        plan = this.build(resolve, { exclude: new Set(failures.keys()) });
+      } catch {
+        plan = undefined;
+      }
+    }
+    const left = plan === undefined ? this.members : [...failures.keys()];
+    await pulumi.log.warn(
+      `the objects of ${left.map((m) => `${m.kind} "${m.name}"`).join(', ')} cannot be planned while some inputs ` +
+        `are unknown; they will be once the inputs are known (${((failures.values().next().value ?? error) as Error).message})`,
+      left[0]?.component,
+    );
+    return plan;
   }
 
   private realBuild(): pulumi.Output<ModelBuild> {
@@ -242,7 +268,10 @@ class Model {
   }
 
   /** Builds every member into a fresh App; each emitted object belongs to the member whose construct is its nearest ancestor. */
-  private build(resolve: (props: unknown) => unknown): ModelBuild {
+  private build(
+    resolve: (props: unknown) => unknown,
+    options: { exclude?: ReadonlySet<ModelMember>; failures?: Map<ModelMember, unknown> } = {},
+  ): ModelBuild {
     const app = new App();
     const constructs = new Map<pulumi.Resource, Construct>();
     const charts = new Map<string, Chart>();
@@ -257,9 +286,17 @@ class Model {
       },
     };
     for (const member of this.members) {
+      if (options.exclude?.has(member)) continue;
       const chart = charts.get(member.path.chart) ?? new Chart(app, member.path.chart);
       charts.set(member.path.chart, chart);
-      const construct = member.build(chart, member.path.id, resolve(member.props), context);
+      let construct: Construct | undefined;
+      try {
+        construct = member.build(chart, member.path.id, resolve(member.props), context);
+      } catch (error) {
+        if (options.failures === undefined) throw error;
+        options.failures.set(member, error);
+        continue;
+      }
       if (construct !== undefined) constructs.set(member.component, construct);
       owners.set(construct ?? chart, member);
     }

@@ -188,14 +188,24 @@ describe('during preview with unknown inputs', () => {
     expect(await isKnown(gateway.gatewayNamespace)).toBe(false);
   });
 
-  it('runs the example without failing while its namespaces are unknown', async () => {
+  it('runs the example while its namespaces are unknown, leaving out only what cannot be planned', async () => {
     const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
     pulumi.runtime.setAllConfig({ 'project:openaiApiKey': 'sk-a', 'project:anthropicApiKey': 'sk-b' }, ['project:openaiApiKey', 'project:anthropicApiKey']);
+    const warnings: string[] = [];
+    const warn = jest.spyOn(pulumi.log, 'warn').mockImplementation(async (message) => void warnings.push(message));
     const example = require('../../examples/pulumi/index') as typeof import('../../examples/pulumi/index');
     await settle();
-    await registered(mocks.registrations);
+    const objects = (await registered(mocks.registrations)).filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
+    warn.mockRestore();
+
     expect(await isKnown(example.gatewayName)).toBe(false);
     const components = mocks.registrations.filter((r) => r.type.startsWith('ai-gateway:index:')).map((r) => r.name).sort();
     expect(components).toEqual(['ai-gateway', 'anthropic', 'bedrock', 'chat', 'model-budget', 'openai', 'redis', 'tenant-budget']);
+    // The route's namespace is checked against the gateway's allowedRoutes, which a placeholder cannot pass.
+    expect(warnings).toEqual([expect.stringMatching(/^the objects of AIRoute "chat", TokenRateLimit "model-budget" cannot be planned while some inputs are unknown/)]);
+    const owners = new Set(objects.map((r) => parentName(mocks.registrations, r)));
+    expect([...owners].sort()).toEqual(['ai-gateway', 'anthropic', 'bedrock', 'openai', 'redis']);
+    expect(objects.length).toBeGreaterThan(15);
+    for (const object of objects) expect(isUnknownInput(object.inputs.metadata)).toBe(true);
   });
 });
