@@ -4,7 +4,8 @@ import { anthropicMessagesToBedrock, openAIChatToBedrock, openAIChatToConverse }
 import type { BackendConfig } from '../../src/config/schema';
 import { TranslationError, type TranslationContext } from '../../src/translate/types';
 import { seededChunks } from './fixture-cases';
-import { describeWithShared, sharedPath } from './shared-fixtures';
+import * as path from 'node:path';
+import { describeWithShared } from '../support/shared';
 
 const backend: BackendConfig = { name: 'bedrock', schema: { name: 'AWSBedrock' }, endpoint: { hostname: 'bedrock-runtime.us-east-1.amazonaws.com', port: 443, tls: true } };
 
@@ -38,9 +39,9 @@ function streamThrough(ctx: TranslationContext, chunks: Buffer[], headers: Recor
   return Buffer.concat(out).toString('utf8');
 }
 
-describeWithShared('Bedrock ConverseStream: the real capture', () => {
-  const bytes = () => fs.readFileSync(sharedPath('fixtures', 'bedrock', 'converse-stream-real-claude.eventstream'));
-  const expected = () => fs.readFileSync(sharedPath('fixtures', 'bedrock', 'converse-stream-real-claude.expected-openai-chunks.sse'), 'utf8');
+describeWithShared('fixtures/bedrock', 'Bedrock ConverseStream: the real capture', (dir) => {
+  const bytes = () => fs.readFileSync(path.join(dir, 'converse-stream-real-claude.eventstream'));
+  const expected = () => fs.readFileSync(path.join(dir, 'converse-stream-real-claude.expected-openai-chunks.sse'), 'utf8');
   const ctx = () => context({ requestId: 'unused' });
   const normalize = (text: string) => text.replace(/"id":"[^"]*","choices"/g, '"id":"123","choices"').trim();
 

@@ -8,7 +8,8 @@ import {
   EventStreamError,
   EventStreamMessage,
 } from '../../src/eventstream';
-import { describeWithShared, sharedPath } from './shared-fixtures';
+import * as path from 'node:path';
+import { describeWithShared } from '../support/shared';
 
 function decodeInChunks(bytes: Buffer, size: (n: number) => number): EventStreamMessage[] {
   const decoder = new EventStreamDecoder();
@@ -154,10 +155,10 @@ describe('corrupt and truncated input', () => {
   });
 });
 
-describeWithShared('real Bedrock ConverseStream capture', () => {
-  const bytes = () => fs.readFileSync(sharedPath('fixtures', 'bedrock', 'converse-stream-real-claude.eventstream'));
+describeWithShared('fixtures/bedrock', 'real Bedrock ConverseStream capture', (dir) => {
+  const bytes = () => fs.readFileSync(path.join(dir, 'converse-stream-real-claude.eventstream'));
   const expected = () =>
-    JSON.parse(fs.readFileSync(sharedPath('fixtures', 'bedrock', 'converse-stream-real-claude.decoded.json'), 'utf8')) as {
+    JSON.parse(fs.readFileSync(path.join(dir, 'converse-stream-real-claude.decoded.json'), 'utf8')) as {
       headers: Record<string, string>;
       payload: unknown;
     }[];

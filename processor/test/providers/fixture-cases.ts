@@ -6,7 +6,6 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { BackendConfig } from '../../src/config/schema';
 import type { TranslationContext, ClientApi, Operation } from '../../src/translate/types';
-import { sharedAvailable, sharedPath } from './shared-fixtures';
 
 export interface CaseMeta {
   name: string;
@@ -29,8 +28,6 @@ export interface FixtureCase {
   dir: string;
   read(file: string): Buffer | undefined;
 }
-
-export const CASES_DIR = sharedPath('fixtures', 'translation-cases');
 
 /** Backends of the provider cases, configured as the fixtures README says. */
 export const FIXTURE_BACKENDS: Record<string, BackendConfig> = {
@@ -77,14 +74,13 @@ export const FIXTURE_BACKENDS: Record<string, BackendConfig> = {
 const PROVIDER_BACKENDS = new Set(['aws-bedrock', 'azure-openai', 'gcp-vertexai', 'gcp-anthropicai', 'aws-anthropic', 'anthropic']);
 
 /** Cases served by provider translators: provider backends, and the Anthropic endpoint on OpenAI backends. */
-export function providerCases(): FixtureCase[] {
-  if (!sharedAvailable) return [];
+export function providerCases(casesDir: string): FixtureCase[] {
   return fs
-    .readdirSync(CASES_DIR)
-    .filter((folder) => fs.existsSync(path.join(CASES_DIR, folder, 'meta.json')))
+    .readdirSync(casesDir)
+    .filter((folder) => fs.existsSync(path.join(casesDir, folder, 'meta.json')))
     .sort()
     .map((folder) => {
-      const dir = path.join(CASES_DIR, folder);
+      const dir = path.join(casesDir, folder);
       const meta = JSON.parse(fs.readFileSync(path.join(dir, 'meta.json'), 'utf8')) as CaseMeta;
       return {
         folder,

@@ -4,7 +4,6 @@
  */
 import { PROVIDER_TRANSLATORS } from '../../src/providers';
 import { findTranslator } from '../../src/translate/registry';
-import { TranslationError } from '../../src/translate/types';
 import {
   contextFor,
   FixtureCase,
@@ -16,7 +15,7 @@ import {
   upstreamBody,
   upstreamContentType,
 } from './fixture-cases';
-import { describeWithShared } from './shared-fixtures';
+import { describeWithShared } from '../support/shared';
 
 function run(fixture: FixtureCase, chunking: (body: Buffer) => Buffer[]) {
   const text = fixture.read('client-request.json')!.toString('utf8');
@@ -37,8 +36,8 @@ function run(fixture: FixtureCase, chunking: (body: Buffer) => Buffer[]) {
   return { upstream, head, status, client: Buffer.concat(out).toString('utf8'), usage: response.usage };
 }
 
-describeWithShared('provider translation fixtures (pure translators)', () => {
-  const cases = providerCases();
+describeWithShared('fixtures/translation-cases', 'provider translation fixtures (pure translators)', (dir) => {
+  const cases = providerCases(dir);
 
   it('finds the provider cases', () => {
     expect(cases.length).toBeGreaterThanOrEqual(30);
@@ -74,4 +73,3 @@ describeWithShared('provider translation fixtures (pure translators)', () => {
   });
 });
 
-export { TranslationError };
