@@ -2,10 +2,9 @@
  * Pulumi front end (`ai-gateway-constructs/pulumi`): the AI gateway constructs as Pulumi ComponentResources,
  * rendered through the same cdk8s construct model the cdk8s users synthesize.
  */
-export {
-  AIGateway,
+export { AIGateway, AIRoute, ProviderBackend, RateLimitRedis, TokenRateLimit } from './components';
+export type {
   AIGatewayArgs,
-  AIRoute,
   AIRouteArgs,
   AIRouteRuleArgs,
   BackendArgs,
@@ -14,12 +13,11 @@ export {
   ExternalRedisArgs,
   GatewayReferenceArgs,
   InClusterRedisArgs,
-  ProviderBackend,
-  RateLimitRedis,
   RouteBackendArgs,
-  TokenRateLimit,
   TokenRateLimitArgs,
 } from './components';
-export { ManagedCredentials, ManagedSecretProps } from './credentials';
-export { Cdk8sChart, Cdk8sChartArgs } from './chart';
-export { KubeObject } from './objects';
+export { ManagedCredentials } from './credentials';
+export type { ManagedSecretProps } from './credentials';
+export { Cdk8sChart } from './chart';
+export type { Cdk8sChartArgs } from './chart';
+export type { KubeObject } from './objects';
