@@ -1,4 +1,21 @@
-/** The provider translators, by client API, operation and backend schema (merged into the registry). */
+/**
+ * The provider translators, by client API, operation and backend schema (merged into the registry).
+ *
+ * Behaviour worth knowing (all covered by tests in test/providers and the shared fixture cases):
+ * - Usage is normalized the OpenAI way: input = input + cache reads + cache writes (Anthropic, Bedrock),
+ *   cached input = cache reads, output includes Gemini thoughts, reasoning = thoughts, total = input + output.
+ * - Provider errors keep the provider's status and become `{"type":"error","error":{type,code,message}}`
+ *   for OpenAI clients (OpenAI's `error` object, readable by both SDKs) and Anthropic's error shape for
+ *   Anthropic clients. Anthropic and Vertex Anthropic errors reach Anthropic clients unchanged.
+ * - Requests a backend cannot express are answered 422 naming the parameter (e.g. `n` > 1, `logprobs`,
+ *   `logit_bias` on Anthropic and Bedrock; `top_k` on OpenAI backends); out-of-range values are 400.
+ * - OpenAI chat on Anthropic backends without max_tokens sends `max_tokens: 0` so the provider answers
+ *   with its own 400 (as the reference gateway does) rather than the gateway guessing a limit.
+ * - Bedrock Converse answers with several text blocks: the first becomes the message content (the
+ *   reference behaviour the shared fixtures pin down); reasoning and tool calls are all kept.
+ * - Streams always end with a usage chunk (when the provider reported usage) and `data: [DONE]`; a cut or
+ *   corrupt stream ends with an in-band error event.
+ */
 import type { TranslatorTable } from '../translate/registry';
 import { anthropicMessagesPassthrough, openAIChatToAnthropicBackend } from './anthropic';
 import { anthropicMessagesToBedrock, openAIChatToBedrock } from './bedrock';
