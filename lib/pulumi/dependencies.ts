@@ -105,23 +105,32 @@ export function dependencyIndices(objects: readonly KubeObject[]): number[][] {
     return group === undefined ? candidates : candidates.filter((i) => groupOf(objects[i].apiVersion) === group);
   };
 
+  const definitions = new Map<string, number[]>();
+  const grantsByNamespace = new Map<string, number[]>();
+  objects.forEach((object, i) => {
+    if (object.kind === 'CustomResourceDefinition') {
+      const spec = object.spec as { group?: unknown; names?: { kind?: unknown } } | undefined;
+      const key = `${String(spec?.group)}|${String(spec?.names?.kind)}`;
+      definitions.set(key, [...(definitions.get(key) ?? []), i]);
+    }
+    const namespace = namespaceOf(object);
+    if (object.kind === 'ReferenceGrant' && namespace !== undefined) {
+      grantsByNamespace.set(namespace, [...(grantsByNamespace.get(namespace) ?? []), i]);
+    }
+  });
+
   return objects.map((object, self) => {
     const dependencies = new Set<number>();
     const namespace = namespaceOf(object);
     if (namespace !== undefined) lookup('', 'Namespace', undefined, namespace).forEach((i) => dependencies.add(i));
-
-    const group = groupOf(object.apiVersion);
-    objects.forEach((candidate, i) => {
-      if (candidate.kind !== 'CustomResourceDefinition') return;
-      const spec = candidate.spec as { group?: unknown; names?: { kind?: unknown } } | undefined;
-      if (spec?.group === group && spec.names?.kind === object.kind) dependencies.add(i);
-    });
+    (definitions.get(`${groupOf(object.apiVersion)}|${object.kind}`) ?? []).forEach((i) => dependencies.add(i));
 
     for (const reference of referencesOf(object)) {
       const targetNamespace = reference.namespace ?? namespace;
       lookup(reference.group, reference.kind, targetNamespace, reference.name).forEach((i) => dependencies.add(i));
       if (targetNamespace !== undefined && namespace !== undefined && targetNamespace !== namespace) {
-        grantsAdmitting(objects, object, namespace, targetNamespace).forEach((i) => dependencies.add(i));
+        const grants = grantsByNamespace.get(targetNamespace) ?? [];
+        grants.filter((i) => admits(objects[i], object, namespace)).forEach((i) => dependencies.add(i));
       }
     }
     dependencies.delete(self);
@@ -129,25 +138,14 @@ export function dependencyIndices(objects: readonly KubeObject[]): number[][] {
   });
 }
 
-function grantsAdmitting(
-  objects: readonly KubeObject[],
-  from: KubeObject,
-  fromNamespace: string,
-  targetNamespace: string,
-): number[] {
+/** Whether a ReferenceGrant lets objects like `from` in `fromNamespace` refer into its namespace. */
+function admits(grant: KubeObject, from: KubeObject, fromNamespace: string): boolean {
   const fromGroup = groupOf(from.apiVersion);
-  const grants: number[] = [];
-  objects.forEach((candidate, i) => {
-    if (candidate.kind !== 'ReferenceGrant' || namespaceOf(candidate) !== targetNamespace) return;
-    const spec = candidate.spec as { from?: unknown } | undefined;
-    const entries = Array.isArray(spec?.from) ? spec.from : [];
-    const admits = entries.some(
-      (entry) =>
-        isRecord(entry) && entry.group === fromGroup && entry.kind === from.kind && entry.namespace === fromNamespace,
-    );
-    if (admits) grants.push(i);
-  });
-  return grants;
+  const spec = grant.spec as { from?: unknown } | undefined;
+  const entries = Array.isArray(spec?.from) ? spec.from : [];
+  return entries.some(
+    (entry) => isRecord(entry) && entry.group === fromGroup && entry.kind === from.kind && entry.namespace === fromNamespace,
+  );
 }
 
 /**
