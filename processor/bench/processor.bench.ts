@@ -23,7 +23,9 @@ const ROOT = path.resolve(__dirname, '..');
 const CONCURRENCY = 16;
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 3000);
 const WARMUP_MS = 800;
-const SEQUENTIAL_REQUESTS = 1500;
+/** Alternating measurement rounds per scenario (MEASURE_MS split across them). */
+const ROUNDS = 6;
+const SEQUENTIAL_REQUESTS = 1800;
 const OPEN_STREAMS = 1000;
 const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim());
 const codecs = extProcCodecs(loadProtoRoot());
@@ -330,6 +332,8 @@ async function main(): Promise<void> {
     return {
       address,
       args: [
+        // BENCH_PROFILE_DIR=<dir>: write a V8 CPU profile of our processor for each run.
+        ...(process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []),
         path.join(ROOT, 'dist', 'main.js'),
         '--config', path.join(work, 'config.json'),
         '--secrets-dir', path.join(work, 'secrets'),
@@ -341,47 +345,78 @@ async function main(): Promise<void> {
   };
 
   const rows: Row[] = [];
+  // BENCH_ONLY=small|large|sse: one load scenario (for profiling).
+  const only = process.env.BENCH_ONLY;
+  const loadScenarios = [small, large, sse].filter((s) => !only || (only === 'small' && s === small) || (only === 'large' && s === large) || (only === 'sse' && s === sse));
   const sequentialLatency: Record<string, { p50: number; p99: number }> = {};
   const rssPerStream: Record<string, number> = {};
-  for (const which of ['null', 'ours'] as const) {
-    let server: Server;
-    if (which === 'null') {
+  // Both servers run at once and the client alternates between them in short rounds, so background load
+  // on the machine drifts into both measurements alike.
+  const servers: Record<'null' | 'ours', Server> = {
+    null: await (async () => {
       const address = `127.0.0.1:${await freePort()}`;
-      server = await startProcess('null', [path.join(work, 'null.js'), address], address);
-    } else {
+      return startProcess('null', [path.join(work, 'null.js'), address], address);
+    })(),
+    ours: await (async () => {
       const { args, address } = await oursArgs();
-      server = await startProcess('ours', args, address);
+      return startProcess('ours', args, address);
+    })(),
+  };
+  const clients = {} as Record<'null' | 'ours', grpc.Client>;
+  for (const which of ['null', 'ours'] as const) {
+    for (const s of [small, large, sse]) await verify(servers[which].address, s, which === 'ours');
+    clients[which] = new grpc.Client(servers[which].address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
+  }
+
+  // RSS first, before load phases leave garbage behind.
+  for (const which of ['null', 'ours'] as const) {
+    const pid = servers[which].child.pid!;
+    await load(clients[which], pid, small, CONCURRENCY, 300);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const rssBefore = rssBytes(pid);
+    const calls = await openStreams(clients[which], sse, OPEN_STREAMS);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    rssPerStream[which] = (rssBytes(pid) - rssBefore) / OPEN_STREAMS;
+    for (const call of calls) call.cancel();
+  }
+
+  for (const s of loadScenarios) {
+    const totals = { null: { requests: 0, cpu: 0, latencies: [] as number[] }, ours: { requests: 0, cpu: 0, latencies: [] as number[] } };
+    for (const which of ['null', 'ours'] as const) await load(clients[which], servers[which].child.pid!, s, CONCURRENCY, WARMUP_MS);
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const which of ['null', 'ours'] as const) {
+        const result = await load(clients[which], servers[which].child.pid!, s, CONCURRENCY, MEASURE_MS / ROUNDS);
+        totals[which].requests += result.requests;
+        totals[which].cpu += result.cpuMicros;
+        totals[which].latencies.push(...result.latenciesMs);
+      }
     }
-    const pid = server.child.pid!;
-    for (const s of [small, large, sse]) await verify(server.address, s, which === 'ours');
-    const client = new grpc.Client(server.address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
-    for (const s of [small, large, sse]) {
-      await load(client, pid, s, CONCURRENCY, WARMUP_MS);
-      const result = await load(client, pid, s, CONCURRENCY, MEASURE_MS);
-      const cpuPerRequestUs = result.cpuMicros / result.requests;
+    for (const which of ['null', 'ours'] as const) {
+      const t = totals[which];
+      const cpuPerRequestUs = t.cpu / t.requests;
       rows.push({
         scenario: s.name,
         server: which,
         cpuPerRequestUs,
         rpsPerCore: 1e6 / cpuPerRequestUs,
-        p50: percentile(result.latenciesMs, 50),
-        p99: percentile(result.latenciesMs, 99),
-        throughput: result.requests / (MEASURE_MS / 1000),
+        p50: percentile(t.latencies, 50),
+        p99: percentile(t.latencies, 99),
+        throughput: t.requests / (MEASURE_MS / 1000),
       });
     }
-    await sequential(client, small, 300);
-    const latencies = await sequential(client, small, SEQUENTIAL_REQUESTS);
-    sequentialLatency[which] = { p50: percentile(latencies, 50), p99: percentile(latencies, 99) };
+  }
 
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const rssBefore = rssBytes(pid);
-    const calls = await openStreams(client, sse, OPEN_STREAMS);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    const rssAfter = rssBytes(pid);
-    rssPerStream[which] = (rssAfter - rssBefore) / OPEN_STREAMS;
-    for (const call of calls) call.cancel();
-    client.close();
-    await stop(server);
+  const sequentialRuns = { null: [] as number[], ours: [] as number[] };
+  for (const which of ['null', 'ours'] as const) await sequential(clients[which], small, 300);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const which of ['null', 'ours'] as const) {
+      sequentialRuns[which].push(...(await sequential(clients[which], small, SEQUENTIAL_REQUESTS / ROUNDS)));
+    }
+  }
+  for (const which of ['null', 'ours'] as const) {
+    sequentialLatency[which] = { p50: percentile(sequentialRuns[which], 50), p99: percentile(sequentialRuns[which], 99) };
+    clients[which].close();
+    await stop(servers[which]);
   }
 
   const coldStarts: number[] = [];
@@ -408,18 +443,18 @@ async function main(): Promise<void> {
     return { ours, base, cpu: ours.cpuPerRequestUs / base.cpuPerRequestUs };
   };
   console.log('\nours/null CPU per request:');
-  for (const s of [small, large, sse]) console.log(`  ${s.name.padEnd(20)} ${ratio(s.name).cpu.toFixed(2)}x`);
+  for (const s of loadScenarios) console.log(`  ${s.name.padEnd(20)} ${ratio(s.name).cpu.toFixed(2)}x`);
   console.log(
     `one request at a time (1.5 KB): p50 null ${sequentialLatency.null!.p50.toFixed(3)} ms, ours ${sequentialLatency.ours!.p50.toFixed(3)} ms (+${(sequentialLatency.ours!.p50 - sequentialLatency.null!.p50).toFixed(3)}); p99 null ${sequentialLatency.null!.p99.toFixed(3)} ms, ours ${sequentialLatency.ours!.p99.toFixed(3)} ms (+${(sequentialLatency.ours!.p99 - sequentialLatency.null!.p99).toFixed(3)})`,
   );
   console.log(`RSS per open stream (${OPEN_STREAMS} streams): null ${(rssPerStream.null! / 1024).toFixed(1)} KB, ours ${(rssPerStream.ours! / 1024).toFixed(1)} KB`);
-  const sseOurs = ratio(sse.name).ours;
-  const perChunk = sseOurs.cpuPerRequestUs / 50;
+  const sseOurs = rows.find((r) => r.scenario === sse.name && r.server === 'ours');
+  const perChunk = sseOurs ? sseOurs.cpuPerRequestUs / 50 : NaN;
   console.log(`streaming: ours ${perChunk.toFixed(1)} µs CPU per chunk message (whole SSE request CPU / 50 chunks)`);
   const sortedStarts = [...coldStarts].sort((a, b) => a - b);
   console.log(`cold start to ready line (spawn included), 5 runs: median ${sortedStarts[2]!.toFixed(0)} ms, max ${sortedStarts[4]!.toFixed(0)} ms`);
 
-  const smallRatio = ratio(small.name);
+  const smallRatio = loadScenarios.includes(small) ? ratio(small.name) : { cpu: NaN, ours: { rpsPerCore: NaN } };
   const checks: Array<[string, boolean]> = [
     [`small passthrough CPU <= 1.3x null (${smallRatio.cpu.toFixed(2)}x)`, smallRatio.cpu <= 1.3],
     [`small passthrough >= 5,000 req/s per core (${smallRatio.ours.rpsPerCore.toFixed(0)})`, smallRatio.ours.rpsPerCore >= 5000],

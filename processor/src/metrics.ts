@@ -1,5 +1,6 @@
 /** Prometheus metrics with OpenTelemetry GenAI names (dots become underscores, seconds suffixed). */
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { LabeledHistogram, type HistogramChild } from './histogram';
 import type { TokenUsage } from './translate/types';
 
 const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
@@ -12,46 +13,61 @@ export interface RequestLabels {
   backend: string;
 }
 
+interface RequestSeries {
+  input: HistogramChild;
+  output: HistogramChild;
+  cachedInput: HistogramChild;
+  reasoning: HistogramChild;
+  duration: Map<string, HistogramChild>;
+  firstToken: HistogramChild;
+  perOutputToken: HistogramChild;
+}
+
+/** Bound on cached label children (models can be client-chosen under prefix/regex matches). */
+const MAX_CACHED_SERIES = 2000;
+
 export class Metrics {
+  /** Label children per (operation, model, backend): label hashing once, not per observation. */
+  private readonly series = new Map<string, RequestSeries>();
   readonly registry = new Registry();
-  private readonly tokenUsage: Histogram<'gen_ai_token_type' | 'gen_ai_operation_name' | 'gen_ai_request_model' | 'gen_ai_provider_name'>;
-  private readonly requestDuration: Histogram<'gen_ai_operation_name' | 'gen_ai_request_model' | 'gen_ai_provider_name' | 'error_type'>;
-  private readonly timeToFirstToken: Histogram<'gen_ai_operation_name' | 'gen_ai_request_model' | 'gen_ai_provider_name'>;
-  private readonly timePerOutputToken: Histogram<'gen_ai_operation_name' | 'gen_ai_request_model' | 'gen_ai_provider_name'>;
+  private readonly tokenUsage: LabeledHistogram;
+  private readonly requestDuration: LabeledHistogram;
+  private readonly timeToFirstToken: LabeledHistogram;
+  private readonly timePerOutputToken: LabeledHistogram;
   readonly configReloads: Counter<'result'>;
   readonly localReplies: Counter<'status'>;
   readonly costErrors: Counter<'metadata_key'>;
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
-    this.tokenUsage = new Histogram({
-      name: 'gen_ai_client_token_usage',
-      help: 'Tokens used per request, by token type (input, output, cached_input, reasoning), model and backend.',
-      labelNames: ['gen_ai_token_type', 'gen_ai_operation_name', 'gen_ai_request_model', 'gen_ai_provider_name'],
-      buckets: TOKEN_BUCKETS,
-      registers,
-    });
-    this.requestDuration = new Histogram({
-      name: 'gen_ai_server_request_duration_seconds',
-      help: 'Time from the request body reaching the processor to the end of the response.',
-      labelNames: ['gen_ai_operation_name', 'gen_ai_request_model', 'gen_ai_provider_name', 'error_type'],
-      buckets: DURATION_BUCKETS,
-      registers,
-    });
-    this.timeToFirstToken = new Histogram({
-      name: 'gen_ai_server_time_to_first_token_seconds',
-      help: 'Time from the request to the first streamed response chunk.',
-      labelNames: ['gen_ai_operation_name', 'gen_ai_request_model', 'gen_ai_provider_name'],
-      buckets: TOKEN_TIME_BUCKETS,
-      registers,
-    });
-    this.timePerOutputToken = new Histogram({
-      name: 'gen_ai_server_time_per_output_token_seconds',
-      help: 'Time per output token after the first chunk of a streamed response.',
-      labelNames: ['gen_ai_operation_name', 'gen_ai_request_model', 'gen_ai_provider_name'],
-      buckets: TOKEN_TIME_BUCKETS,
-      registers,
-    });
+    const requestLabels = ['gen_ai_operation_name', 'gen_ai_request_model', 'gen_ai_provider_name'];
+    this.tokenUsage = new LabeledHistogram(
+      'gen_ai_client_token_usage',
+      'Tokens used per request, by token type (input, output, cached_input, reasoning), model and backend.',
+      ['gen_ai_token_type', ...requestLabels],
+      TOKEN_BUCKETS,
+    );
+    this.requestDuration = new LabeledHistogram(
+      'gen_ai_server_request_duration_seconds',
+      'Time from the request body reaching the processor to the end of the response.',
+      [...requestLabels, 'error_type'],
+      DURATION_BUCKETS,
+    );
+    this.timeToFirstToken = new LabeledHistogram(
+      'gen_ai_server_time_to_first_token_seconds',
+      'Time from the request to the first streamed response chunk.',
+      requestLabels,
+      TOKEN_TIME_BUCKETS,
+    );
+    this.timePerOutputToken = new LabeledHistogram(
+      'gen_ai_server_time_per_output_token_seconds',
+      'Time per output token after the first chunk of a streamed response.',
+      requestLabels,
+      TOKEN_TIME_BUCKETS,
+    );
+    for (const histogram of [this.tokenUsage, this.requestDuration, this.timeToFirstToken, this.timePerOutputToken]) {
+      this.registry.registerMetric(histogram as unknown as Metric);
+    }
     this.configReloads = new Counter({
       name: 'ai_gateway_config_reloads_total',
       help: 'Config and secret reloads by result (success, rejected).',
@@ -79,15 +95,40 @@ export class Metrics {
     seconds: { total: number; firstChunk?: number },
     errorType: string | undefined,
   ): void {
-    const base = { gen_ai_operation_name: labels.operation, gen_ai_request_model: labels.model, gen_ai_provider_name: labels.backend };
-    this.tokenUsage.observe({ ...base, gen_ai_token_type: 'input' }, usage.input);
-    this.tokenUsage.observe({ ...base, gen_ai_token_type: 'output' }, usage.output);
-    if (usage.cachedInput > 0) this.tokenUsage.observe({ ...base, gen_ai_token_type: 'cached_input' }, usage.cachedInput);
-    if (usage.reasoning > 0) this.tokenUsage.observe({ ...base, gen_ai_token_type: 'reasoning' }, usage.reasoning);
-    this.requestDuration.observe({ ...base, error_type: errorType ?? '' }, seconds.total);
-    if (seconds.firstChunk !== undefined) {
-      this.timeToFirstToken.observe(base, seconds.firstChunk);
-      if (usage.output > 1) this.timePerOutputToken.observe(base, (seconds.total - seconds.firstChunk) / (usage.output - 1));
+    const series = this.seriesFor(labels);
+    series.input.observe(usage.input);
+    series.output.observe(usage.output);
+    if (usage.cachedInput > 0) series.cachedInput.observe(usage.cachedInput);
+    if (usage.reasoning > 0) series.reasoning.observe(usage.reasoning);
+    const error = errorType ?? '';
+    let duration = series.duration.get(error);
+    if (!duration) {
+      duration = this.requestDuration.child(labels.operation, labels.model, labels.backend, error);
+      series.duration.set(error, duration);
     }
+    duration.observe(seconds.total);
+    if (seconds.firstChunk !== undefined) {
+      series.firstToken.observe(seconds.firstChunk);
+      if (usage.output > 1) series.perOutputToken.observe((seconds.total - seconds.firstChunk) / (usage.output - 1));
+    }
+  }
+
+  private seriesFor(labels: RequestLabels): RequestSeries {
+    const key = `${labels.operation}\u0000${labels.model}\u0000${labels.backend}`;
+    let series = this.series.get(key);
+    if (series) return series;
+    if (this.series.size >= MAX_CACHED_SERIES) this.series.clear();
+    const { operation, model, backend } = labels;
+    series = {
+      input: this.tokenUsage.child('input', operation, model, backend),
+      output: this.tokenUsage.child('output', operation, model, backend),
+      cachedInput: this.tokenUsage.child('cached_input', operation, model, backend),
+      reasoning: this.tokenUsage.child('reasoning', operation, model, backend),
+      duration: new Map(),
+      firstToken: this.timeToFirstToken.child(operation, model, backend),
+      perOutputToken: this.timePerOutputToken.child(operation, model, backend),
+    };
+    this.series.set(key, series);
+    return series;
   }
 }

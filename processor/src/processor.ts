@@ -1,7 +1,7 @@
 import type { RuntimeConfig } from './config/runtime';
 import type { ProcessorContext } from './extproc/context';
 import { ExchangeSession } from './extproc/session';
-import type { ProcessingResponse } from './grpc/messages';
+import type { ProcessingResponse, ProtoStruct } from './grpc/messages';
 import type { ExtProcHandler, ExtProcStream } from './grpc/server';
 import type { Logger } from './log';
 import { Metrics } from './metrics';
@@ -12,6 +12,7 @@ export class Processor implements ExtProcHandler, ProcessorContext {
   readonly breakers: CircuitBreakers;
   private current: RuntimeConfig;
   private openStreams = 0;
+  private readonly zeroMetadata = new WeakMap<RuntimeConfig, Map<string, ProtoStruct>>();
 
   constructor(
     initial: RuntimeConfig,
@@ -42,6 +43,23 @@ export class Processor implements ExtProcHandler, ProcessorContext {
 
   localReply(status: number): void {
     this.metrics.localReplies.inc({ status: String(status) });
+  }
+
+  zeroUsageMetadata(runtime: RuntimeConfig, model: string, backend: string, compute: () => ProtoStruct): ProtoStruct {
+    let cache = this.zeroMetadata.get(runtime);
+    if (!cache) {
+      cache = new Map();
+      this.zeroMetadata.set(runtime, cache);
+    }
+    const key = `${model}\u0000${backend}`;
+    let metadata = cache.get(key);
+    if (!metadata) {
+      // Models can be client-chosen under prefix or regex matches: keep the cache bounded.
+      if (cache.size >= 1000) cache.clear();
+      metadata = compute();
+      cache.set(key, metadata);
+    }
+    return metadata;
   }
 
   streamOpened(): void {

@@ -1,4 +1,5 @@
 import type { RuntimeConfig } from '../config/runtime';
+import type { ProtoStruct } from '../grpc/messages';
 import type { Logger } from '../log';
 import type { Metrics } from '../metrics';
 import type { CircuitBreakers } from '../routing/breaker';
@@ -11,6 +12,8 @@ export interface ProcessorContext {
   readonly metrics: Metrics;
   readonly logger: Logger;
   localReply(status: number): void;
+  /** The metadata for zero usage of (model, backend) under a config, computed once. */
+  zeroUsageMetadata(runtime: RuntimeConfig, model: string, backend: string, compute: () => ProtoStruct): ProtoStruct;
   streamOpened(): void;
   streamClosed(): void;
 }

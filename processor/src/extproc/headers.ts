@@ -1,15 +1,52 @@
-import { OVERWRITE_IF_EXISTS_OR_ADD, type HeaderMap, type HeaderMutation, type HeaderValueOption } from '../grpc/messages';
+import { OVERWRITE_IF_EXISTS_OR_ADD, type HeaderMap, type HeaderMutation, type HeaderValue, type HeaderValueOption } from '../grpc/messages';
 import { isIgnoredByEnvoy } from '../config/runtime';
 
-/** Envoy sends header values as `raw_value` bytes (falling back to `value`); names are lower-case. */
+function valueOf(header: HeaderValue): string {
+  const raw = header.rawValue;
+  if (!raw || raw.length === 0) return header.value ?? '';
+  return Buffer.isBuffer(raw) ? raw.toString('latin1') : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1');
+}
+
+/**
+ * Request headers read on demand: the request path needs only a handful of them, so values are decoded
+ * when asked for; the full record is built only for auth that signs headers.
+ */
+export class HeaderList {
+  private readonly list: HeaderValue[];
+
+  constructor(map: HeaderMap | undefined) {
+    this.list = map?.headers ?? [];
+  }
+
+  /** Repeated headers are joined with ",". */
+  get(name: string): string | undefined {
+    let value: string | undefined;
+    for (const header of this.list) {
+      if (header.key !== name) continue;
+      value = value === undefined ? valueOf(header) : `${value},${valueOf(header)}`;
+    }
+    return value;
+  }
+
+  toRecord(): Record<string, string> {
+    return readHeaders({ headers: this.list });
+  }
+}
+
+/** Envoy sends header values as `raw_value` bytes (falling back to `value`); names are lower-case (HTTP/2 rules). */
 export function readHeaders(map: HeaderMap | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   const list = map?.headers;
   if (!list) return out;
   for (const header of list) {
     const raw = header.rawValue;
-    const value = raw && raw.length > 0 ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1') : (header.value ?? '');
-    const key = header.key.toLowerCase();
+    const value =
+      raw && raw.length > 0
+        ? Buffer.isBuffer(raw)
+          ? raw.toString('latin1')
+          : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1')
+        : (header.value ?? '');
+    const key = header.key;
     const existing = out[key];
     out[key] = existing === undefined ? value : `${existing},${value}`;
   }

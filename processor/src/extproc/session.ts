@@ -18,6 +18,7 @@ import {
   type HttpHeaders,
   type ProcessingRequest,
   type ProcessingResponse,
+  type ProtoStruct,
 } from '../grpc/messages';
 import type { ExtProcStream } from '../grpc/server';
 import { exactModels, findRule, type EndpointMatch } from '../routing/router';
@@ -33,9 +34,10 @@ import {
   type TokenUsage,
 } from '../translate/types';
 import { usageMetadata } from '../usage/metadata';
-import { HeaderChangeSet, readHeaders } from './headers';
+import { HeaderChangeSet, HeaderList, readHeaders } from './headers';
 import type { ProcessorContext } from './context';
 
+const EMPTY_HEADERS = new HeaderList(undefined);
 const EMPTY_COMMON: ProcessingResponse = { requestHeaders: { response: {} } };
 const CONTINUE_REQUEST_BODY: ProcessingResponse = { requestBody: { response: {} } };
 const CONTINUE_RESPONSE_BODY: ProcessingResponse = { responseBody: { response: {} } };
@@ -52,7 +54,7 @@ interface RoutedRequest {
 
 export class ExchangeSession implements ExtProcStream {
   private pending: Promise<void> | undefined;
-  private headers: Record<string, string> = {};
+  private headers: HeaderList = EMPTY_HEADERS;
   private match: EndpointMatch | undefined;
   private runtime: RuntimeConfig | undefined;
   private bodyChunks: Buffer[] = [];
@@ -144,22 +146,23 @@ export class ExchangeSession implements ExtProcStream {
   private onRequestHeaders(message: HttpHeaders): void {
     const runtime = this.context.runtime();
     this.runtime = runtime;
-    const headers = readHeaders(message.headers);
+    const headers = new HeaderList(message.headers);
     this.headers = headers;
-    const path = headers[':path'] ?? '/';
-    const match = runtime.router.match(path, headers[':authority'] ?? headers.host ?? '');
+    const path = headers.get(':path') ?? '/';
+    const match = runtime.router.match(path, headers.get(':authority') ?? headers.get('host') ?? '');
     const api: ClientApi = match?.api ?? 'OpenAI';
     if (!match || match.operation === undefined) {
       return this.immediate(gatewayError(404, `unsupported path: ${stripQuery(path)}`, 'unsupported_path'), api);
     }
     this.match = match;
     if (match.operation === 'models') {
-      if (headers[':method'] !== 'GET') {
-        return this.immediate(gatewayError(405, `method ${headers[':method']} is not allowed on ${stripQuery(path)}`, 'method_not_allowed'));
+      const method = headers.get(':method');
+      if (method !== 'GET') {
+        return this.immediate(gatewayError(405, `method ${method} is not allowed on ${stripQuery(path)}`, 'method_not_allowed'));
       }
       return this.answerModels(runtime, match);
     }
-    const declaredLength = headers['content-length'];
+    const declaredLength = headers.get('content-length');
     if (declaredLength !== undefined && Number(declaredLength) > runtime.config.maxRequestBodyBytes) {
       return this.immediate(this.tooLarge(runtime), api);
     }
@@ -211,7 +214,7 @@ export class ExchangeSession implements ExtProcStream {
 
   private routeRequest(runtime: RuntimeConfig, match: EndpointMatch, operation: Operation, raw: Buffer): void | Promise<void> {
     const api = match.api;
-    const path = this.headers[':path'] ?? '';
+    const path = this.headers.get(':path') ?? '';
     let body: unknown;
     try {
       body = JSON.parse(raw.toString('utf8'));
@@ -243,7 +246,7 @@ export class ExchangeSession implements ExtProcStream {
       );
     }
     for (const name of rule.route.requiredHeaders) {
-      if (!this.headers[name]) {
+      if (!this.headers.get(name)) {
         return this.immediate(gatewayError(400, `missing required header: ${name}`, 'missing_required_header'), api);
       }
     }
@@ -272,7 +275,7 @@ export class ExchangeSession implements ExtProcStream {
       backend: backend.config,
       stream,
       forceStreamUsage: runtime.forceStreamUsage,
-      requestId: this.headers['x-request-id'] ?? randomUUID(),
+      requestId: this.headers.get('x-request-id') ?? randomUUID(),
       nowSeconds: Math.floor(Date.now() / 1000),
     });
     let upstream;
@@ -311,11 +314,15 @@ export class ExchangeSession implements ExtProcStream {
     this.context.breakers.acquire(backend.config.name, settings);
 
     if (!backend.auth) return this.continueRequest(changes, upstreamBody);
+    const requestHeaders = this.headers;
     const authRequest = {
-      method: this.headers[':method'] ?? 'POST',
+      method: requestHeaders.get(':method') ?? 'POST',
       hostname: backend.config.endpoint.hostname,
       path: upstream.path,
-      headers: changes.appliedTo(this.headers),
+      // Only signing auth reads the full header set; building it is skipped otherwise.
+      get headers(): Record<string, string> {
+        return changes.appliedTo(requestHeaders.toRecord());
+      },
       body: upstreamBody ?? raw,
     };
     let authChanges: HeaderChanges | Promise<HeaderChanges>;
@@ -345,6 +352,7 @@ export class ExchangeSession implements ExtProcStream {
   }
 
   private continueRequest(changes: HeaderChangeSet, body: Buffer | undefined): void {
+    this.headers = EMPTY_HEADERS; // not needed any more: keep open streams small
     const response: CommonResponse = { headerMutation: changes.toMutation(), clearRouteCache: true };
     if (body) response.bodyMutation = { body };
     this.send({ requestBody: { response } });
@@ -378,8 +386,8 @@ export class ExchangeSession implements ExtProcStream {
     if (head.stream) response.modeOverride = { responseBodyMode: BODY_MODE_STREAMED };
     if (message.endOfStream) {
       response.dynamicMetadata = this.finish(routed);
-    } else {
-      // Numbers are in place even if the stream is cut before its end.
+    } else if (head.stream) {
+      // Numbers are in place even if the event stream is cut before its end.
       response.dynamicMetadata = this.metadata(routed.response.usage, routed.model, routed.backend.config.name);
     }
     this.send(response);
@@ -453,12 +461,16 @@ export class ExchangeSession implements ExtProcStream {
     );
   }
 
-  private metadata(usage: TokenUsage, model: string, backend: string) {
+  private metadata(usage: TokenUsage, model: string, backend: string): ProtoStruct {
     const runtime = this.runtime ?? this.context.runtime();
-    return usageMetadata({ usage, model, backend }, runtime.costs, (key, error) => {
-      this.context.metrics.costErrors.inc({ metadata_key: key });
-      this.context.logger.warn({ metadataKey: key, err: error.message }, 'cost expression failed; wrote 0');
-    });
+    const zero = usage.input === 0 && usage.output === 0 && usage.total === 0 && usage.cachedInput === 0 && usage.reasoning === 0;
+    const compute = (): ProtoStruct =>
+      usageMetadata({ usage, model, backend }, runtime.costs, (key, error) => {
+        this.context.metrics.costErrors.inc({ metadata_key: key });
+        this.context.logger.warn({ metadataKey: key, err: error.message }, 'cost expression failed; wrote 0');
+      });
+    // Zero usage (local replies, response headers) is the common case: its metadata is memoized.
+    return zero ? this.context.zeroUsageMetadata(runtime, model, backend, compute) : compute();
   }
 
   private immediate(error: GatewayError, api: ClientApi = this.match?.api ?? 'OpenAI'): void {

@@ -25,3 +25,115 @@ export function usageFromOpenAI(usage: unknown): TokenUsage | undefined {
 function count(value: unknown): number {
   return typeof value === 'number' && Number.isFinite(value) && value > 0 ? Math.floor(value) : 0;
 }
+
+const USAGE_KEY = Buffer.from('"usage"');
+
+/**
+ * The `usage` object of a JSON body without parsing the whole body: the last `"usage"` key (a raw quote
+ * is always a string delimiter in JSON, so the bytes cannot come from inside a string value) followed by
+ * its object, found by brace matching. Falls back to a full parse when that fails.
+ */
+export function findUsageObject(body: Buffer): unknown {
+  const key = body.lastIndexOf(USAGE_KEY);
+  if (key !== -1) {
+    let i = key + USAGE_KEY.length;
+    while (i < body.length && (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09)) i++;
+    if (body[i] === 0x3a /* : */) {
+      i++;
+      while (i < body.length && (body[i] === 0x20 || body[i] === 0x0a || body[i] === 0x0d || body[i] === 0x09)) i++;
+      if (body[i] === 0x7b /* { */) {
+        const end = matchingBrace(body, i);
+        if (end !== -1) {
+          try {
+            return JSON.parse(body.toString('utf8', i, end + 1));
+          } catch {
+            // fall through to the full parse
+          }
+        }
+      } else if (body[i] === 0x6e /* null */) {
+        return null;
+      }
+    }
+  }
+  try {
+    return (JSON.parse(body.toString('utf8')) as { usage?: unknown } | null)?.usage;
+  } catch {
+    return undefined;
+  }
+}
+
+function matchingBrace(body: Buffer, open: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let i = open; i < body.length; i++) {
+    const c = body[i];
+    if (inString) {
+      if (c === 0x5c /* \ */) i++;
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) inString = true;
+    else if (c === 0x7b) depth++;
+    else if (c === 0x7d && --depth === 0) return i;
+  }
+  return -1;
+}
+
+const EMPTY = Buffer.alloc(0);
+const LF = 0x0a;
+const CR = 0x0d;
+
+/**
+ * Finds the usage in an OpenAI-style event stream while the bytes pass through untouched: only complete
+ * `data:` lines that contain a `"usage"` key with an object value are decoded and parsed (streams with
+ * `include_usage` carry `"usage":null` on every other chunk). The latest usage wins.
+ */
+export class SseUsageScanner {
+  usage: TokenUsage | undefined;
+  /** The incomplete last line of the previous chunk. */
+  private tail: Buffer = EMPTY;
+
+  push(chunk: Buffer): void {
+    const data = this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
+    const complete = Math.max(data.lastIndexOf(LF), data.lastIndexOf(CR)) + 1;
+    this.scan(data, complete);
+    this.tail = complete < data.length ? Buffer.from(data.subarray(complete)) : EMPTY;
+  }
+
+  end(): void {
+    if (this.tail.length > 0) this.scan(this.tail, this.tail.length);
+    this.tail = EMPTY;
+  }
+
+  private scan(data: Buffer, limit: number): void {
+    let pos = data.indexOf(USAGE_KEY);
+    while (pos !== -1 && pos < limit) {
+      const lineStart = Math.max(data.lastIndexOf(LF, pos), data.lastIndexOf(CR, pos)) + 1;
+      let lineEnd = limit;
+      const lf = data.indexOf(LF, pos);
+      const cr = data.indexOf(CR, pos);
+      if (lf !== -1 && lf < lineEnd) lineEnd = lf;
+      if (cr !== -1 && cr < lineEnd) lineEnd = cr;
+      if (hasObjectValue(data, pos + USAGE_KEY.length, lineEnd)) this.parseLine(data.toString('utf8', lineStart, lineEnd));
+      pos = data.indexOf(USAGE_KEY, lineEnd);
+    }
+  }
+
+  private parseLine(line: string): void {
+    if (!line.startsWith('data:')) return;
+    try {
+      const event = JSON.parse(line.slice(5)) as { usage?: unknown; response?: { usage?: unknown } };
+      const usage = usageFromOpenAI(event.usage ?? event.response?.usage);
+      if (usage) this.usage = usage;
+    } catch {
+      // A malformed event passes through and is not counted.
+    }
+  }
+}
+
+function hasObjectValue(data: Buffer, from: number, end: number): boolean {
+  let i = from;
+  while (i < end && data[i] === 0x20) i++;
+  if (data[i] !== 0x3a /* : */) return false;
+  i++;
+  while (i < end && data[i] === 0x20) i++;
+  return data[i] === 0x7b; /* { */
+}

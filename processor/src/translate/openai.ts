@@ -3,8 +3,7 @@
  * aside) and moves under the backend's path prefix; the response passes through untouched while usage is
  * read from the JSON body or the SSE stream. Non-JSON error bodies become OpenAI error JSON.
  */
-import { SseParser } from '../sse';
-import { usageFromOpenAI } from './openai-usage';
+import { findUsageObject, SseUsageScanner, usageFromOpenAI } from './openai-usage';
 import {
   ZERO_USAGE,
   type ResponseHead,
@@ -56,7 +55,7 @@ const EMPTY = Buffer.alloc(0);
 class OpenAIResponse implements ResponseTranslator {
   usage: TokenUsage = ZERO_USAGE;
   passthroughBody = true;
-  private sse: SseParser | undefined;
+  private sse: SseUsageScanner | undefined;
   private status = 200;
   private contentType = '';
   private chunks: Buffer[] = [];
@@ -65,7 +64,7 @@ class OpenAIResponse implements ResponseTranslator {
     this.status = status;
     this.contentType = headers['content-type'] ?? '';
     const stream = status >= 200 && status < 300 && this.contentType.startsWith('text/event-stream');
-    if (stream) this.sse = new SseParser();
+    if (stream) this.sse = new SseUsageScanner();
     const wrapError = status >= 400 && !this.contentType.includes('json');
     if (wrapError) this.passthroughBody = false;
     return {
@@ -77,8 +76,9 @@ class OpenAIResponse implements ResponseTranslator {
 
   body(chunk: Buffer, endOfStream: boolean): Buffer {
     if (this.sse) {
-      this.readEvents(this.sse.push(chunk));
-      if (endOfStream) this.readEvents(this.sse.end());
+      this.sse.push(chunk);
+      if (endOfStream) this.sse.end();
+      if (this.sse.usage) this.usage = this.sse.usage;
       return chunk;
     }
     if (!endOfStream) {
@@ -93,27 +93,8 @@ class OpenAIResponse implements ResponseTranslator {
   }
 
   private readJsonUsage(body: Buffer): void {
-    try {
-      const parsed = JSON.parse(body.toString('utf8')) as { usage?: unknown } | null;
-      const usage = usageFromOpenAI(parsed?.usage);
-      if (usage) this.usage = usage;
-    } catch {
-      // Not JSON (e.g. audio): nothing to count.
-    }
-  }
-
-  private readEvents(events: { data: string }[]): void {
-    for (const event of events) {
-      // Only chunks that carry a usage object are parsed; the rest pass untouched.
-      if (!event.data.includes('"usage":{') && !event.data.includes('"usage": {')) continue;
-      try {
-        const parsed = JSON.parse(event.data) as { usage?: unknown; response?: { usage?: unknown } };
-        const usage = usageFromOpenAI(parsed.usage ?? parsed.response?.usage);
-        if (usage) this.usage = usage;
-      } catch {
-        // A malformed event is forwarded as is and not counted.
-      }
-    }
+    const usage = usageFromOpenAI(findUsageObject(body));
+    if (usage) this.usage = usage;
   }
 }
 

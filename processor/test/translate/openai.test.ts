@@ -1,0 +1,109 @@
+import { findUsageObject, SseUsageScanner, usageFromOpenAI } from '../../src/translate/openai-usage';
+import { openAIPassthrough } from '../../src/translate/openai';
+import type { TranslationContext } from '../../src/translate/types';
+import { openAIBackend } from '../support/processor-harness';
+
+const usageEvent = (prompt: number, completion: number) =>
+  `data: {"id":"x","choices":[],"usage":{"prompt_tokens":${prompt},"completion_tokens":${completion},"total_tokens":${prompt + completion},"prompt_tokens_details":{"cached_tokens":1},"completion_tokens_details":{"reasoning_tokens":2}}}`;
+
+describe('SseUsageScanner', () => {
+  const stream = [
+    'data: {"choices":[{"delta":{"content":"say \\"usage\\": {"}}],"usage":null}',
+    '',
+    usageEvent(5, 6),
+    '',
+    ': comment "usage":{',
+    '',
+    'data: {"broken":"usage":{',
+    '',
+    usageEvent(7, 8),
+    '',
+    'data: [DONE]',
+    '',
+    '',
+  ];
+
+  it.each([['\n'], ['\r\n'], ['\r']])('finds the latest usage at every split point (line ending %j)', (eol) => {
+    const bytes = Buffer.from(stream.join(eol));
+    for (let split = 1; split < bytes.length; split += 7) {
+      const scanner = new SseUsageScanner();
+      for (let i = 0; i < bytes.length; i += split) scanner.push(bytes.subarray(i, i + split));
+      scanner.end();
+      expect(scanner.usage).toEqual({ input: 7, output: 8, total: 15, cachedInput: 1, reasoning: 2 });
+    }
+  });
+
+  it('reads a final event without its blank line at the end, and Responses API events', () => {
+    const scanner = new SseUsageScanner();
+    scanner.push(Buffer.from('event: response.completed\ndata: {"type":"response.completed","response":{"usage":{"input_tokens":3,"output_tokens":4,"total_tokens":7,"output_tokens_details":{"reasoning_tokens":1}}}}'));
+    expect(scanner.usage).toBeUndefined();
+    scanner.end();
+    expect(scanner.usage).toEqual({ input: 3, output: 4, total: 7, cachedInput: 0, reasoning: 1 });
+  });
+});
+
+describe('findUsageObject', () => {
+  it('finds the top-level usage without a full parse, ignoring braces inside strings', () => {
+    const body = Buffer.from(JSON.stringify({ choices: [{ message: { content: 'a } { "b" \\ ' } }], usage: { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 } }));
+    expect(findUsageObject(body)).toEqual({ prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 });
+  });
+
+  it('returns null for "usage": null, undefined without usage or JSON', () => {
+    expect(findUsageObject(Buffer.from('{"usage" : null}'))).toBeNull();
+    expect(findUsageObject(Buffer.from('{"id":1}'))).toBeUndefined();
+    expect(findUsageObject(Buffer.from('not json'))).toBeUndefined();
+  });
+
+  it('falls back to a full parse when the object is cut', () => {
+    expect(findUsageObject(Buffer.from('{"usage":{"prompt_tokens":1'))).toBeUndefined();
+  });
+});
+
+describe('usageFromOpenAI', () => {
+  it('computes a missing total and ignores negative or non-numeric counts', () => {
+    expect(usageFromOpenAI({ prompt_tokens: 2, completion_tokens: 3 })).toEqual({ input: 2, output: 3, total: 5, cachedInput: 0, reasoning: 0 });
+    expect(usageFromOpenAI({ prompt_tokens: -1, completion_tokens: 'x', total_tokens: 4 })).toEqual({ input: 0, output: 0, total: 4, cachedInput: 0, reasoning: 0 });
+    expect(usageFromOpenAI(null)).toBeUndefined();
+  });
+});
+
+describe('openAIPassthrough', () => {
+  const context = (overrides: Partial<TranslationContext>): TranslationContext => ({
+    api: 'OpenAI',
+    operation: 'chat',
+    subpath: '/chat/completions',
+    query: '?a=b',
+    requestModel: 'gpt-4o',
+    upstreamModel: 'gpt-4o',
+    backend: openAIBackend('b', { schema: { name: 'OpenAI', pathPrefix: '/openai/v1' } }),
+    stream: false,
+    forceStreamUsage: false,
+    requestId: 'r',
+    nowSeconds: 0,
+    ...overrides,
+  });
+
+  it('moves the path under the backend prefix and leaves the body alone when nothing changes', () => {
+    const body = { model: 'gpt-4o', messages: [] };
+    const upstream = openAIPassthrough(context({})).request(body);
+    expect(upstream).toMatchObject({ path: '/openai/v1/chat/completions?a=b', bodyUnchanged: true });
+    expect(upstream.body).toBe(body);
+    const root = openAIPassthrough(context({ backend: openAIBackend('b', { schema: { name: 'OpenAI', pathPrefix: '/' } }) })).request({ model: 'gpt-4o' });
+    expect(root.path).toBe('/chat/completions?a=b');
+  });
+
+  it('overrides the model and forces stream usage (keeping other stream options)', () => {
+    const upstream = openAIPassthrough(context({ upstreamModel: 'other', stream: true, forceStreamUsage: true })).request({
+      model: 'gpt-4o',
+      stream: true,
+      stream_options: { include_obfuscation: false },
+    });
+    expect(upstream.bodyUnchanged).toBe(false);
+    expect(upstream.body).toEqual({ model: 'other', stream: true, stream_options: { include_obfuscation: false, include_usage: true } });
+  });
+
+  it('does not force usage on embeddings or non-streaming requests', () => {
+    expect(openAIPassthrough(context({ operation: 'embeddings', stream: true, forceStreamUsage: true })).request({ model: 'gpt-4o' }).bodyUnchanged).toBe(true);
+    expect(openAIPassthrough(context({ forceStreamUsage: true })).request({ model: 'gpt-4o' }).bodyUnchanged).toBe(true);
+  });
+});
