@@ -11,6 +11,7 @@ import {
   asObject,
   asString,
   checkRange,
+  ChunkWriter,
   ConvertingResponse,
   count,
   EMPTY,
@@ -311,7 +312,9 @@ function streamErrorMessage(error: unknown): string {
   return error instanceof EventStreamError ? error.message : 'could not translate the Bedrock event stream';
 }
 
-type EventHeaders = Record<string, unknown>;
+type EventHeaders = Readonly<Record<string, unknown>>;
+
+const EMPTY_ASSISTANT_DELTA = '{"content":"","role":"assistant"}';
 
 /** In-band exception frames (`:message-type: exception`) -> an error object. */
 function exceptionOf(headers: EventHeaders, payload: Buffer): { type: string; message: string } | undefined {
@@ -336,16 +339,18 @@ export class ConverseStreamToOpenAI {
   constructor(
     private readonly context: TranslationContext,
     private readonly id: string,
-  ) {}
+  ) {
+    this.writer = new ChunkWriter(id, context.nowSeconds, context.requestModel);
+  }
 
   get usage(): OpenAIUsageShape {
     return this.usageShape;
   }
 
+  private readonly writer: ChunkWriter;
+
   private chunk(delta: JsonObject, finishReason?: string): string {
-    const choice: JsonObject = { index: 0, delta };
-    if (finishReason !== undefined) choice.finish_reason = finishReason;
-    return sseData({ id: this.id, choices: [choice], created: this.context.nowSeconds, model: this.context.requestModel, object: 'chat.completion.chunk' });
+    return this.writer.write(JSON.stringify(delta), finishReason);
   }
 
   message(headers: EventHeaders, payload: Buffer): string {
@@ -357,7 +362,7 @@ export class ConverseStreamToOpenAI {
     if (!event) return '';
     switch (eventType) {
       case 'messageStart':
-        return this.chunk({ content: '', role: 'assistant' });
+        return this.writer.write(EMPTY_ASSISTANT_DELTA);
       case 'contentBlockStart': {
         const toolUse = asObject(asObject(event.start)?.toolUse);
         if (!toolUse) return '';
@@ -373,7 +378,7 @@ export class ConverseStreamToOpenAI {
       case 'contentBlockDelta': {
         const delta = asObject(event.delta);
         if (!delta) return '';
-        if (typeof delta.text === 'string') return this.chunk({ content: delta.text, role: 'assistant' });
+        if (typeof delta.text === 'string') return this.writer.write(`{"content":${JSON.stringify(delta.text)},"role":"assistant"}`);
         const toolUse = asObject(delta.toolUse);
         if (toolUse) {
           const blockIndex = asNumber(event.contentBlockIndex);
@@ -388,7 +393,7 @@ export class ConverseStreamToOpenAI {
         return '';
       }
       case 'messageStop':
-        return this.chunk({ content: '', role: 'assistant' }, converseFinishReason(event.stopReason));
+        return this.writer.write(EMPTY_ASSISTANT_DELTA, converseFinishReason(event.stopReason));
       case 'metadata':
         this.usageShape = converseUsage(asObject(event.usage));
         this.serviceTier = asString(asObject(event.serviceTier)?.type) ?? this.serviceTier;

@@ -186,6 +186,41 @@ export function sseEvent(event: string, value: unknown): string {
   return `event: ${event}\ndata: ${JSON.stringify(value)}\n\n`;
 }
 
+/**
+ * Writes chat.completion.chunk SSE events for one choice without re-serializing the constant parts: the
+ * text is byte-identical to JSON.stringify({id, choices: [{index: 0, delta, finish_reason?}], created,
+ * model, object}).
+ */
+export class ChunkWriter {
+  private prefix = '';
+  private readonly suffix: string;
+
+  constructor(
+    private currentId: string,
+    created: number,
+    model: string,
+  ) {
+    this.suffix = `}],"created":${created},"model":${JSON.stringify(model)},"object":"chat.completion.chunk"}\n\n`;
+    this.setId(currentId);
+  }
+
+  get id(): string {
+    return this.currentId;
+  }
+
+  setId(id: string): void {
+    this.currentId = id;
+    this.prefix = `data: {"id":${JSON.stringify(id)},"choices":[{"index":0,"delta":`;
+  }
+
+  /** `deltaJson` is the serialized delta object. */
+  write(deltaJson: string, finishReason?: string): string {
+    return finishReason === undefined
+      ? this.prefix + deltaJson + this.suffix
+      : `${this.prefix}${deltaJson},"finish_reason":${JSON.stringify(finishReason)}${this.suffix}`;
+  }
+}
+
 export interface OpenAIUsageShape {
   prompt: number;
   completion: number;

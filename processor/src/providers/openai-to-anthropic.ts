@@ -12,6 +12,7 @@ import {
   asObject,
   asString,
   checkRange,
+  ChunkWriter,
   ConvertingResponse,
   count,
   EMPTY,
@@ -307,7 +308,7 @@ export function anthropicMessageToOpenAI(message: JsonObject, context: Translati
 
 /** Converts Anthropic stream events into OpenAI chat.completion.chunk SSE text. */
 export class AnthropicEventsToOpenAIChunks {
-  private id: string;
+  private readonly writer: ChunkWriter;
   private counts: AnthropicCounts = { ...NO_COUNTS };
   private roleSent = false;
   private toolIndexByBlock = new Map<number, number>();
@@ -315,7 +316,7 @@ export class AnthropicEventsToOpenAIChunks {
   private finished = false;
 
   constructor(private readonly context: TranslationContext) {
-    this.id = context.requestId;
+    this.writer = new ChunkWriter(context.requestId, context.nowSeconds, context.requestModel);
   }
 
   get usage(): OpenAIUsageShape {
@@ -327,9 +328,13 @@ export class AnthropicEventsToOpenAIChunks {
       delta = { role: 'assistant', ...delta };
       this.roleSent = true;
     }
-    const choice: JsonObject = { index: 0, delta };
-    if (finishReason !== undefined) choice.finish_reason = finishReason;
-    return sseData({ id: this.id, choices: [choice], created: this.context.nowSeconds, model: this.context.requestModel, object: 'chat.completion.chunk' });
+    return this.writer.write(JSON.stringify(delta), finishReason);
+  }
+
+  /** The hot path: a text delta after the first chunk. */
+  private text(text: string): string {
+    if (!this.roleSent) return this.chunk({ content: text });
+    return this.writer.write(`{"content":${JSON.stringify(text)}}`);
   }
 
   /** One parsed Anthropic event -> SSE text (possibly empty). */
@@ -337,7 +342,8 @@ export class AnthropicEventsToOpenAIChunks {
     switch (event.type) {
       case 'message_start': {
         const message = asObject(event.message);
-        this.id = asString(message?.id) ?? this.id;
+        const id = asString(message?.id);
+        if (id !== undefined) this.writer.setId(id);
         this.counts = mergeAnthropicUsage(this.counts, asObject(message?.usage));
         return '';
       }
@@ -359,7 +365,7 @@ export class AnthropicEventsToOpenAIChunks {
         const index = asNumber(event.index) ?? 0;
         switch (delta?.type) {
           case 'text_delta':
-            return this.chunk({ content: asString(delta.text) ?? '' });
+            return this.text(asString(delta.text) ?? '');
           case 'thinking_delta':
             return this.chunk({ reasoning_content: asString(delta.thinking) ?? '' });
           case 'input_json_delta': {
@@ -393,7 +399,7 @@ export class AnthropicEventsToOpenAIChunks {
     this.finished = true;
     return (
       sseData({
-        id: this.id,
+        id: this.writer.id,
         choices: [],
         created: this.context.nowSeconds,
         model: this.context.requestModel,
