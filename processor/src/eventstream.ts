@@ -129,17 +129,28 @@ export class EventStreamDecoder {
     const messages: EventStreamMessage[] = [];
     if (chunk.length === 0) return messages;
     const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
-    if (this.pendingLength === 0) {
-      this.consume(bytes, messages);
-      return messages;
+    let offset = 0;
+    // Complete a message begun in earlier chunks, copying only its own bytes.
+    while (this.pendingLength > 0) {
+      const take = Math.min(this.needed - this.pendingLength, bytes.length - offset);
+      // Copied: the caller may reuse its chunk buffer after push returns.
+      this.pending.push(Buffer.from(bytes.subarray(offset, offset + take)));
+      this.pendingLength += take;
+      offset += take;
+      if (this.pendingLength < this.needed) return messages;
+      const joined = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingLength);
+      this.pending = [];
+      this.pendingLength = 0;
+      if (joined.length === PRELUDE_WITH_CRC) {
+        this.needed = readPrelude(joined, 0);
+        this.pending.push(joined);
+        this.pendingLength = joined.length;
+        continue;
+      }
+      messages.push(decodeMessageAt(joined, 0, joined.length));
+      this.needed = PRELUDE_WITH_CRC;
     }
-    this.pending.push(Buffer.from(bytes));
-    this.pendingLength += bytes.length;
-    if (this.pendingLength < this.needed) return messages;
-    const joined = Buffer.concat(this.pending, this.pendingLength);
-    this.pending = [];
-    this.pendingLength = 0;
-    this.consume(joined, messages);
+    this.consume(bytes, offset, messages);
     return messages;
   }
 
@@ -158,8 +169,8 @@ export class EventStreamDecoder {
     }
   }
 
-  private consume(bytes: Buffer, messages: EventStreamMessage[]): void {
-    let offset = 0;
+  private consume(bytes: Buffer, start: number, messages: EventStreamMessage[]): void {
+    let offset = start;
     for (;;) {
       const available = bytes.length - offset;
       if (available < PRELUDE_WITH_CRC) {
@@ -177,11 +188,13 @@ export class EventStreamDecoder {
   }
 
   private keep(bytes: Buffer, offset: number, needed: number): void {
-    this.needed = needed;
     if (offset < bytes.length) {
+      this.needed = needed;
       // Copied: the caller may reuse its chunk buffer after push returns.
       this.pending.push(Buffer.from(bytes.subarray(offset)));
       this.pendingLength = bytes.length - offset;
+    } else {
+      this.needed = PRELUDE_WITH_CRC;
     }
   }
 }
