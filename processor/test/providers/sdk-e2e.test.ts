@@ -66,7 +66,7 @@ function frame(eventType: string, payload: unknown): Buffer {
 }
 
 async function bedrockProvider(request: RecordedRequest, res: http.ServerResponse): Promise<void> {
-  if (!String(request.headers.authorization).startsWith('AWS4-HMAC-SHA256 Credential=AKIAE2E/')) {
+  if (request.body.includes('force-403') || !String(request.headers.authorization).startsWith('AWS4-HMAC-SHA256 Credential=AKIAE2E/')) {
     res.writeHead(403, { 'content-type': 'application/json', 'x-amzn-errortype': 'UnrecognizedClientException:' }).end('{"message":"bad signature"}');
     return;
   }
@@ -264,6 +264,21 @@ describe('official SDKs against translated providers', () => {
     const toGemini = provider.requests.at(-1)!;
     expect(toGemini.path).toBe('/v1/projects/proj/locations/europe-west4/publishers/google/models/gemini-flash:generateContent');
     expect(toGemini.headers.authorization).toBe('Bearer ya29.e2e');
+  });
+
+  it('a request the backend cannot express is answered 422 naming the parameter, before reaching the provider', async () => {
+    const before = provider.requests.length;
+    const error = await openai.chat.completions.create({ model: 'bedrock-claude', ...ask, logit_bias: { '50256': -100 } }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(422);
+    expect((error as Error).message).toContain('logit_bias');
+    expect(provider.requests.length).toBe(before);
+  });
+
+  it('a provider error reaches the openai SDK with the provider status and message', async () => {
+    const error = await openai.chat.completions.create({ model: 'bedrock-claude', messages: [{ role: 'user', content: 'force-403' }] }).catch((e: unknown) => e);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(403);
+    expect((error as Error).message).toContain('bad signature');
   });
 
   describe('@anthropic-ai/sdk -> /anthropic/v1/messages', () => {
