@@ -68,6 +68,21 @@ describe('encode/decode round trip', () => {
     expect(message.headers).toEqual({ ...headers, tiny: -5, small: 1234 });
   });
 
+  it('shares decoded header sections only when they hold immutable values', () => {
+    const plain = encodeEventStreamMessage({ ':event-type': 'same', flag: true, n: 5 }, Buffer.from('a'));
+    const first = decodeEventStreamMessage(plain).headers;
+    const second = decodeEventStreamMessage(Buffer.from(plain)).headers;
+    expect(second).toBe(first);
+    expect(Object.isFrozen(first)).toBe(true);
+    const withBytes = encodeEventStreamMessage({ ':event-type': 'same', blob: Buffer.from([1, 2]) }, Buffer.from('a'));
+    const a = decodeEventStreamMessage(withBytes).headers;
+    (a.blob as Buffer)[0] = 99;
+    expect(decodeEventStreamMessage(withBytes).headers.blob).toEqual(Buffer.from([1, 2]));
+    // Same length, different bytes: not confused with the cached section.
+    const other = decodeEventStreamMessage(encodeEventStreamMessage({ ':event-type': 'sane', flag: true, n: 5 }, Buffer.from('a'))).headers;
+    expect(other[':event-type']).toBe('sane');
+  });
+
   it('handles empty headers and empty payload', () => {
     const message = decodeEventStreamMessage(encodeEventStreamMessage({}, Buffer.alloc(0)));
     expect(message.headers).toEqual({});
