@@ -23,6 +23,8 @@ export const CONFIG_DIR = '/etc/ai-gateway/config';
 export const SECRETS_DIR = '/etc/ai-gateway/secrets';
 /** Numeric non-root user of the processor image (distroless "nonroot"). */
 export const PROCESSOR_UID = 65532;
+/** ConfigMaps hold at most 1 MiB of data; leave room for the key. */
+export const MAX_CONFIG_BYTES = 1024 * 1024 - 64;
 /** Pod-template annotation carrying a hash of the processor config. */
 export const CONFIG_HASH_ANNOTATION = 'ai-gateway-constructs.io/config-hash';
 
@@ -268,9 +270,21 @@ export class Processor extends Construct {
     this.renderedJson = undefined;
   }
 
-  /** The `config.json` document (rendered once per change of the inputs). */
+  /** The `config.json` document, compact (rendered once per change of the inputs). */
   configJson(): string {
-    this.renderedJson ??= JSON.stringify(this.renderConfig(), null, 2);
+    if (this.renderedJson === undefined) {
+      const json = JSON.stringify(this.renderConfig());
+      const bytes = Buffer.byteLength(json);
+      if (bytes > MAX_CONFIG_BYTES) {
+        throw new AIGatewayValidationError(
+          this.node.path,
+          'processor config',
+          `${bytes} bytes`,
+          `exceeds what a ConfigMap holds (${MAX_CONFIG_BYTES} bytes); spread the routes over several gateways`,
+        );
+      }
+      this.renderedJson = json;
+    }
     return this.renderedJson;
   }
 

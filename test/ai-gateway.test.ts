@@ -257,6 +257,15 @@ describe('AIGateway', () => {
     expect(() => gatewayOnly({ https: { certificateSecretNames: [] } })).toThrow(/invalid https.certificateSecretNames \[\]: needs at least one TLS Secret/);
   });
 
+  it('throws if the processor config outgrows a ConfigMap', () => {
+    const { app, team, gateway, openai } = gatewayFixture();
+    new AIRoute(team, 'Route', {
+      gateway,
+      rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai, modelNameOverride: 'x'.repeat(1024 * 1024) }] }],
+    });
+    expect(() => synthAll(app)).toThrow(/platform\/Gateway\/Processor: invalid processor config "\d+ bytes": exceeds what a ConfigMap holds \(1048512 bytes\)/);
+  });
+
   it('throws if the processor replicas are not positive', () => {
     expect(() => gatewayOnly({ processor: { replicas: 0 } })).toThrow(/invalid processor.replicas 0: must be a positive integer/);
   });
