@@ -227,6 +227,11 @@ export interface AIGatewayProps {
  * Gateway through one EnvoyExtensionPolicy. Gateway-level token budgets go into one BackendTrafficPolicy.
  */
 export class AIGateway extends Construct implements IGatewayReference {
+  /** References a Gateway not managed by this app (routes attaching to it bring their own processor). */
+  static fromGatewayName(name: string, namespace: string): IGatewayReference {
+    return GatewayReference.fromName(name, namespace);
+  }
+
   readonly gatewayName: string;
   readonly gatewayNamespace: string;
   /** Name of the processor's Service (port 9002 gRPC, 9090 admin). */

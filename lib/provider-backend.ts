@@ -127,7 +127,8 @@ export interface GcpAnthropicBackendProps extends GcpVertexAIBackendProps {
   readonly anthropicVersion?: string;
 }
 
-export interface KubernetesServiceBackendProps extends ProviderBackendOptions {
+/** The Service's name is the backend's name; routes point straight at the Service. */
+export interface KubernetesServiceBackendProps extends Omit<ProviderBackendOptions, 'name'> {
   /** Name of the Service in front of the model server (vLLM, TGI, Ollama, ...). */
   readonly serviceName: string;
   /** Service port. */

@@ -317,7 +317,7 @@ describeWithShared('crds/jsonschema', 'AIRoute manifests', (jsonschemaDir) => {
       ],
     });
     new AIRoute(team, 'Elsewhere', {
-      gateway: GatewayReference.fromName('shared', 'infra'),
+      gateway: AIGateway.fromGatewayName('shared', 'infra'),
       rules: [{ models: [ModelMatch.exact('llama')], backends: [{ backend: vllm }] }],
     });
     expect(manifestProblems(synthAll(app), jsonschemaDir)).toEqual([]);
