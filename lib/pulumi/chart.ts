@@ -31,7 +31,7 @@ export class Cdk8sChart<P = Record<string, never>> extends pulumi.ComponentResou
         return undefined;
       },
     });
-    this.manifests = built.apply((b) => [...b.objects]);
+    this.manifests = built.apply((b) => [...b.value.objects]);
     this.registerOutputs({ manifests: this.manifests });
   }
 }

@@ -9,7 +9,7 @@ import type { Chart } from 'cdk8s';
 import type { Construct } from 'constructs';
 import * as cdk from '../index';
 import { ManagedCredentials } from './credentials';
-import { BuildContext, ConstructPath, ManagedSecretObject, MemberBuild, joinModel, parseConstructPath } from './model';
+import { BuildContext, ConstructPath, ManagedSecretObject, MemberBuild, Opaque, joinModel, parseConstructPath } from './model';
 
 type Input<T> = pulumi.Input<T>;
 
@@ -43,11 +43,11 @@ function nameDefault(pulumiName: string, given: string | undefined): string | un
   return /^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(pulumiName) && pulumiName.length <= 63 ? pulumiName : undefined;
 }
 
-function constructOf<T extends Construct>(built: pulumi.Output<MemberBuild>, what: string): pulumi.Output<T> {
+function constructOf<T extends Construct>(built: pulumi.Output<Opaque<MemberBuild>>, what: string): pulumi.Output<Opaque<T>> {
   return built.apply((b) => {
-    if (b.construct === undefined) throw new Error(`internal: ${what} built no construct`);
-    return b.construct as T;
-  }) as unknown as pulumi.Output<T>;
+    if (b.value.construct === undefined) throw new Error(`internal: ${what} built no construct`);
+    return new Opaque(b.value.construct as T);
+  }) as unknown as pulumi.Output<Opaque<T>>;
 }
 
 /**
@@ -56,10 +56,10 @@ function constructOf<T extends Construct>(built: pulumi.Output<MemberBuild>, wha
  */
 function field<T extends Construct, V>(
   component: pulumi.Resource,
-  construct: pulumi.Output<T>,
+  construct: pulumi.Output<Opaque<T>>,
   read: (construct: T) => V,
 ): pulumi.Output<V> {
-  const value = (construct as unknown as pulumi.Output<unknown>).apply((c) => read(c as T));
+  const value = (construct as unknown as pulumi.Output<Opaque<T>>).apply((c) => read(c.value)) as unknown as pulumi.Output<V>;
   return component.urn.apply(() => value) as unknown as pulumi.Output<V>;
 }
 

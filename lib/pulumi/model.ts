@@ -15,7 +15,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { ApiObject, App, Chart } from 'cdk8s';
 import type { Construct } from 'constructs';
 import { collectEventuals, collectInstances, mapEventuals, placeholderText } from './inputs';
-import { KubeObject, describeObject } from './objects';
+import type { KubeObject } from './objects';
 import { registerObjects } from './renderer';
 
 type Eventual = pulumi.Output<unknown> | Promise<unknown>;
@@ -73,10 +73,26 @@ export function parseConstructPath(kind: string, name: string, path: string): Co
   return { chart: parts[0], id: parts[1] };
 }
 
+/**
+ * Carries a value through Pulumi outputs without Pulumi walking it: apply results are searched for unknowns
+ * key by key, and construct trees are large and cyclic.
+ */
+export class Opaque<T> {
+  readonly #value: T;
+
+  constructor(value: T) {
+    this.#value = value;
+  }
+
+  get value(): T {
+    return this.#value;
+  }
+}
+
 /** A member's share of a built model. */
 export interface MemberBuild {
   readonly construct: Construct | undefined;
-  /** The manifests emitted below its construct, in cdk8s order. */
+  /** The manifests emitted below its construct, in construct order. */
   readonly objects: readonly KubeObject[];
 }
 
@@ -95,7 +111,7 @@ class Model {
   private settle!: { resolve: () => void; reject: (error: unknown) => void };
   /** Settles when the model sealed: resolved once `real` is set and the objects are registered. */
   private readonly sealed: Promise<void>;
-  private real: pulumi.Output<ModelBuild> | undefined;
+  private real: pulumi.Output<Opaque<ModelBuild>> | undefined;
 
   constructor() {
     this.sealed = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
@@ -111,7 +127,7 @@ class Model {
     return this.sealedFlag;
   }
 
-  join(member: ModelMember): pulumi.Output<MemberBuild> {
+  join(member: ModelMember): pulumi.Output<Opaque<MemberBuild>> {
     const clash = this.members.find((m) => m.name === member.name);
     if (clash) {
       throw new Error(
@@ -150,7 +166,9 @@ class Model {
     modelOf.set(member.component, this);
     if (this.timer !== undefined) clearImmediate(this.timer);
     this.timer = setImmediate(() => void this.seal());
-    return pulumi.output(this.sealed.then(() => true)).apply(() => this.realBuild().apply((build) => memberOf(build, member)));
+    return pulumi
+      .output(this.sealed.then(() => true))
+      .apply(() => this.realBuild().apply((build) => new Opaque(memberOf(build.value, member))));
   }
 
   /**
@@ -187,7 +205,7 @@ class Model {
       }
       const planned = plan;
       const gate = pulumi.all(inputs.map((i) => i.input));
-      this.real = gate.apply(() => (allKnown ? planned : unreachable()));
+      this.real = gate.apply(() => (allKnown ? new Opaque(planned) : unreachable()));
       const secrets = this.members.flatMap((member) =>
         (member.secrets ?? []).map((secret) => {
           // The value only ever travels in `secretFields`; the plan names the key so the field is registered.
@@ -251,7 +269,7 @@ class Model {
     return plan;
   }
 
-  private realBuild(): pulumi.Output<ModelBuild> {
+  private realBuild(): pulumi.Output<Opaque<ModelBuild>> {
     if (this.real === undefined) throw new Error('internal: model read before it sealed');
     return this.real;
   }
@@ -304,13 +322,11 @@ class Model {
       this.members.map((m) => [m, { construct: constructs.get(m.component), objects: [] }]),
     );
     const objects = new Map<string, { object: KubeObject; member: ModelMember }>();
-    for (const chart of charts.values()) {
-      for (const { apiObject, object } of synthesizeWithConstructs(chart)) {
-        const owner = [...apiObject.node.scopes].reverse().map((scope) => owners.get(scope)).find((m) => m !== undefined);
-        if (owner === undefined) throw new Error(`internal: no component owns ${apiObject.node.path}`);
-        objects.set(apiObject.node.path, { object, member: owner });
-        members.get(owner)!.objects.push(object);
-      }
+    for (const { apiObject, object } of synthesize(app)) {
+      const owner = [...apiObject.node.scopes].reverse().map((scope) => owners.get(scope)).find((m) => m !== undefined);
+      if (owner === undefined) throw new Error(`internal: no component owns ${apiObject.node.path}`);
+      objects.set(apiObject.node.path, { object, member: owner });
+      members.get(owner)!.objects.push(object);
     }
     return { members, objects };
   }
@@ -321,7 +337,7 @@ const modelOf = new WeakMap<pulumi.Resource, Model>();
 let openModel: Model | undefined;
 
 /** Adds a component to the program's open model (starting one if the last one has sealed). */
-export function joinModel(member: ModelMember): pulumi.Output<MemberBuild> {
+export function joinModel(member: ModelMember): pulumi.Output<Opaque<MemberBuild>> {
   if (openModel === undefined || openModel.isSealed) openModel = new Model();
   return openModel.join(member);
 }
@@ -342,23 +358,18 @@ function memberOf(build: ModelBuild, member: ModelMember): MemberBuild {
   return found;
 }
 
-/** `chart.toJson()` (which validates the whole App), each manifest paired with the ApiObject that emitted it. */
-function synthesizeWithConstructs(chart: Chart): { apiObject: ApiObject; object: KubeObject }[] {
-  const manifests = chart.toJson() as KubeObject[];
-  const byIdentity = new Map<string, ApiObject>();
-  for (const apiObject of chart.node.findAll()) {
-    if (!(apiObject instanceof ApiObject) || Chart.of(apiObject) !== chart) continue;
-    byIdentity.set(manifestKey(apiObject.apiVersion, apiObject.kind, apiObject.metadata.namespace, apiObject.name), apiObject);
-  }
-  return manifests.map((object) => {
-    const apiObject = byIdentity.get(manifestKey(object.apiVersion, object.kind, object.metadata?.namespace, object.metadata?.name));
-    if (apiObject === undefined) throw new Error(`internal: cannot find the construct that emitted ${describeObject(object)}`);
-    return { apiObject, object };
-  });
-}
-
-function manifestKey(apiVersion: string, kind: string, namespace: unknown, name: unknown): string {
-  return `${apiVersion}|${kind}|${String(namespace ?? '')}|${String(name ?? '')}`;
+/**
+ * What `cdk8s synth` does for every chart, done once for the App: run every construct's validations (same
+ * message as cdk8s), then render each ApiObject. (`chart.toJson()` validates the whole App per chart, which is
+ * quadratic with one chart per component.)
+ */
+function synthesize(app: App): { apiObject: ApiObject; object: KubeObject }[] {
+  const constructs = app.node.findAll();
+  const errors = constructs.flatMap((c) => c.node.validate().map((error) => `[${c.node.path}] ${error}`));
+  if (errors.length > 0) throw new Error(`Validation failed with the following errors:\n  ${errors.join('\n  ')}`);
+  return constructs
+    .filter((c): c is ApiObject => c instanceof ApiObject)
+    .map((apiObject) => ({ apiObject, object: apiObject.toJson() as KubeObject }));
 }
 
 /** An input's value and whether it is known (unknown values only occur during preview). */
