@@ -292,6 +292,7 @@ describe('Cdk8sChart under mocks', () => {
   it.each([
     ['invalid-props', 'broken: invalid prop "x"'],
     ['invalid-output', 'Cdk8sChart got namespace "Not-Valid"'],
+    ['construct-validation', 'Validation failed with the following errors:\n  [validated] needs at least one route'],
     ['secret-outside-processor-namespace', 'openai/ProviderBackend: invalid credentials.namespace "elsewhere": Secret "openai-key" must be in namespace "ai"'],
   ])('fails the run when the model cannot be built (%s)', (scenario, message) => {
     const run = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(__dirname, 'programs', 'failing.ts'), scenario], {

@@ -28,6 +28,15 @@ const scenarios: Record<string, () => void> = {
     });
     new AIRoute('chat', { gateway, namespace: 'ai', rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] });
   },
+  /** A construct validation (`node.addValidation`) fails, reported as cdk8s reports it. */
+  'construct-validation': () => {
+    new Cdk8sChart('validated', {
+      props: {},
+      build: (chart) => {
+        chart.node.addValidation({ validate: () => ['needs at least one route'] });
+      },
+    });
+  },
   /** The construct model rejects the props. */
   'invalid-props': () => {
     new Cdk8sChart('broken', {
