@@ -91,3 +91,28 @@ describeWithShared('crds/jsonschema', 'the README quickstart manifests', (jsonsc
     expect(manifestProblems(all, jsonschemaDir)).toEqual([]);
   });
 });
+
+describe('running the example (what `npm run synth` runs)', () => {
+  it('writes both charts and the Envoy Gateway Helm values', () => {
+    const fs = require('node:fs') as typeof import('node:fs');
+    const os = require('node:os') as typeof import('node:os');
+    const path = require('node:path') as typeof import('node:path');
+    const { execFileSync } = require('node:child_process') as typeof import('node:child_process');
+    const { parse } = require('yaml') as typeof import('yaml');
+    const outdir = fs.mkdtempSync(path.join(os.tmpdir(), 'ai-gateway-synth-'));
+    try {
+      execFileSync(process.execPath, ['--import', 'tsx', path.join(__dirname, '..', 'examples', 'cdk8s', 'main.ts')], {
+        env: { ...process.env, CDK8S_OUTDIR: outdir },
+        stdio: 'pipe',
+      });
+      expect(fs.readdirSync(outdir).sort()).toEqual(['envoy-gateway-values.yaml', 'platform.k8s.yaml', 'team-chat.k8s.yaml']);
+      const values = parse(fs.readFileSync(path.join(outdir, 'envoy-gateway-values.yaml'), 'utf8'));
+      expect(values.config.envoyGateway).toEqual({
+        extensionApis: { enableBackend: true },
+        rateLimit: { backend: { type: 'Redis', redis: { url: 'redis.ai-platform.svc.cluster.local:6379' } } },
+      });
+    } finally {
+      fs.rmSync(outdir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
