@@ -4,11 +4,9 @@
  */
 import { TranslationError, ZERO_USAGE, type ClientApi, type ResponseHead, type ResponseTranslator, type TokenUsage } from '../translate/types';
 
-export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
 export type JsonObject = Record<string, unknown>;
 
 export const EMPTY = Buffer.alloc(0);
-export const SSE_DONE = Buffer.from('data: [DONE]\n\n');
 
 export function isObject(value: unknown): value is JsonObject {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
@@ -100,22 +98,6 @@ export function parseDataUrl(url: string): DataUrl | undefined {
   const semicolon = url.indexOf(';base64');
   if (comma === -1 || semicolon === -1 || semicolon > comma) return undefined;
   return { mediaType: url.slice(5, semicolon), data: url.slice(comma + 1) };
-}
-
-/** Content of an OpenAI message as plain text (string or text parts). */
-export function textOfContent(content: unknown, param: string): string {
-  if (typeof content === 'string') return content;
-  if (content === null || content === undefined) return '';
-  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  let text = '';
-  content.forEach((part, i) => {
-    const p = asObject(part);
-    if (p?.type !== 'text' || typeof p.text !== 'string') {
-      throw unsupportedContent(`${param}[${i}]`, p?.type);
-    }
-    text += p.text;
-  });
-  return text;
 }
 
 export function unsupportedContent(param: string, type: unknown): TranslationError {

@@ -26,7 +26,6 @@ import {
   parseDataUrl,
   parseJsonBuffer,
   rejectIfSet,
-  SSE_DONE,
   sseData,
   tokenUsage,
   unsupported,
@@ -506,4 +505,3 @@ export class AnthropicToOpenAIResponse extends ConvertingResponse {
   }
 }
 
-export { SSE_DONE };
