@@ -81,6 +81,11 @@ export interface AIGatewayArgs
 
 /** See the cdk8s `AIGateway`. `name` defaults to the Pulumi name when that is a valid Kubernetes name. */
 export class AIGateway extends pulumi.ComponentResource {
+  /** References a Gateway not managed by this program (routes attaching to it bring their own processor). */
+  static fromGatewayName(name: Input<string>, namespace: Input<string>): GatewayReferenceArgs {
+    return { gatewayName: name, gatewayNamespace: namespace };
+  }
+
   readonly gatewayName: pulumi.Output<string>;
   readonly gatewayNamespace: pulumi.Output<string>;
   readonly gatewayClassName: pulumi.Output<string>;

@@ -78,7 +78,7 @@ describe('AIRoute, ProviderBackend and TokenRateLimit', () => {
     const teamNamespace = team.metadata.name;
     const vllm = ProviderBackend.kubernetesService('vllm', { namespace: teamNamespace, serviceName: 'vllm', port: 8000 });
     const route = new AIRoute('llama', {
-      gateway: { gatewayName: 'shared', gatewayNamespace: infra.metadata.name },
+      gateway: AIGateway.fromGatewayName('shared', infra.metadata.name),
       namespace: teamNamespace,
       hostnames: [pulumi.output('llm.example.com')],
       rules: [{ models: [cdk.ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
