@@ -199,7 +199,6 @@ export class AIRoute extends Construct {
         throw invalid(this, 'processor', props.processor ?? props.envoyGatewayNamespace ?? props.maxRequestBodyBytes, 'only applies to routes on a Gateway not managed by an AIGateway; configure the AIGateway instead');
       }
       this.processor = gateway.processor;
-      this.indexModels(gateway._modelIndex);
     } else {
       this.processor = new Processor(this, 'Processor', {
         ...props.processor,
@@ -210,19 +209,25 @@ export class AIRoute extends Construct {
         envoyGatewayNamespace: checkLabelName(this, 'envoyGatewayNamespace', props.envoyGatewayNamespace ?? 'envoy-gateway-system'),
         maxRequestBodyBytes: props.maxRequestBodyBytes ?? 50 * 1024 * 1024,
       });
-      this.indexModels(new ModelMatchIndex());
     }
 
     for (const rule of this.rules) {
       for (const ref of rule.backends) this.entryFor(ref.backend);
     }
+    // Validate everything before registering anywhere, so a failed route leaves the gateway untouched.
+    const secrets = [...this.entries.values()].flatMap((entry) =>
+      (entry.backend.credentials?.secrets ?? []).map((secret) => ({
+        backend: entry.backend,
+        name: secret.secretName,
+        namespace: secret.namespace ?? entry.backend.secretNamespaceDefault,
+      })),
+    );
+    for (const secret of secrets) this.processor.checkSecretNamespace(secret.backend, secret.name, secret.namespace);
+    this.indexModels(props.gateway instanceof AIGateway ? props.gateway._modelIndex : new ModelMatchIndex());
+
     this.processor.addRoute(this);
-    for (const entry of this.entries.values()) {
-      entry.backend._grantAccessFrom(this.namespace);
-      for (const secret of entry.backend.credentials?.secrets ?? []) {
-        this.processor.mountSecret(entry.backend, secret.secretName, secret.namespace ?? entry.backend.secretNamespaceDefault);
-      }
-    }
+    for (const entry of this.entries.values()) entry.backend._grantAccessFrom(this.namespace);
+    for (const secret of secrets) this.processor.mountSecret(secret.backend, secret.name, secret.namespace);
 
     const notFoundFilter = derivedName([this.routeName, 'not-found']);
     customResource<HTTPRouteFilterSpec>(this, 'NotFound', ENVOY_GATEWAY_API_VERSION, 'HTTPRouteFilter', { name: notFoundFilter, namespace: this.namespace }, {
@@ -248,7 +253,8 @@ export class AIRoute extends Construct {
         path: { type: 'PathPrefix' as const, value: endpoint.pathPrefix },
         headers: [{ type: 'Exact' as const, name: BACKEND_HEADER, value: entry.name }],
       })),
-      filters: entry.backend.tls ? [{ type: 'URLRewrite' as const, urlRewrite: { hostname: entry.backend.hostname } }] : undefined,
+      // Providers route on Host (and TLS only sets SNI); in-cluster Services don't care.
+      filters: entry.backend.isKubernetesService ? undefined : [{ type: 'URLRewrite' as const, urlRewrite: { hostname: entry.backend.hostname } }],
       backendRefs: [entry.backend._backendRef(this.namespace)],
       timeouts: { request: requestTimeout },
     }));

@@ -309,14 +309,7 @@ export class Processor extends Construct {
    * processor's namespace: pods cannot mount Secrets of other namespaces.
    */
   mountSecret(user: Construct, secretName: string, secretNamespace: string): void {
-    if (secretNamespace !== this.namespace) {
-      throw invalid(
-        user,
-        'credentials.namespace',
-        secretNamespace,
-        `Secret "${secretName}" must be in namespace "${this.namespace}" where the processor runs (pods cannot mount Secrets of other namespaces); create it there`,
-      );
-    }
+    this.checkSecretNamespace(user, secretName, secretNamespace);
     if (this.mountedSecrets.has(secretName)) return;
     this.mountedSecrets.add(secretName);
     const volume = kplus.Volume.fromSecret(
@@ -326,6 +319,18 @@ export class Processor extends Construct {
       { name: derivedName(['secret', secretName]) },
     );
     this.container.mount(`${SECRETS_DIR}/${secretName}`, volume, { readOnly: true });
+  }
+
+  /** Throws unless the Secret is in the processor's namespace (the only Secrets its pods can mount). */
+  checkSecretNamespace(user: Construct, secretName: string, secretNamespace: string): void {
+    if (secretNamespace !== this.namespace) {
+      throw invalid(
+        user,
+        'credentials.namespace',
+        secretNamespace,
+        `Secret "${secretName}" must be in namespace "${this.namespace}" where the processor runs (pods cannot mount Secrets of other namespaces); create it there`,
+      );
+    }
   }
 
   /** The processor config as it will be written to the ConfigMap (validated with the processor's own schema). */

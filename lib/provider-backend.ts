@@ -384,6 +384,11 @@ export class ProviderBackend extends Construct {
     }
   }
 
+  /** Whether routes send traffic straight to an in-cluster Service (no Envoy Gateway Backend, no Host rewrite). */
+  get isKubernetesService(): boolean {
+    return this.props.service !== undefined;
+  }
+
   /** Namespace the credential Secret is expected in (where the ProviderBackend construct lives unless set). */
   get secretNamespaceDefault(): string {
     return resolveNamespace(this, this.props.namespace);

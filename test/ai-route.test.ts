@@ -148,6 +148,24 @@ describe('AIRoute', () => {
     });
   });
 
+  it('rewrites Host for every provider outside the cluster, TLS or not', () => {
+    const { app, team, platform, gateway } = gatewayFixture();
+    const plain = ProviderBackend.openAICompatible(platform, 'Plain', { name: 'plain', baseUrl: 'http://llm.internal.example:8080/v1' });
+    new AIRoute(team, 'Route', { name: 'plain', gateway, rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: plain }] }] });
+    const all = synthAll(app);
+    expect(findOne(all, 'HTTPRoute').spec.rules[0].filters).toEqual([{ type: 'URLRewrite', urlRewrite: { hostname: 'llm.internal.example' } }]);
+    expect(findOne(all, 'Backend', 'plain').spec).toEqual({ endpoints: [{ fqdn: { hostname: 'llm.internal.example', port: 8080 } }] });
+    expect(findAll(all, 'BackendTLSPolicy').map((p) => p.metadata.name)).toEqual(['openai-tls', 'anthropic-tls']);
+  });
+
+  it('leaves the gateway untouched when a route fails validation', () => {
+    const { team, gateway, openai } = gatewayFixture();
+    const foreign = ProviderBackend.openAI(team, 'Foreign', { credentials: Credentials.apiKey({ secretName: 'team-key', key: 'k' }) });
+    const rules = (backend: ProviderBackend): AIRouteRule[] => [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend }] }];
+    expect(() => new AIRoute(team, 'Broken', { gateway, rules: rules(foreign) })).toThrow(/credentials.namespace/);
+    expect(() => new AIRoute(team, 'Fixed', { gateway, rules: rules(openai) })).not.toThrow();
+  });
+
   it('allows the same model on other hosts or paths of the gateway', () => {
     const { team, gateway, openai } = gatewayFixture();
     const rules: AIRouteRule[] = [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }];

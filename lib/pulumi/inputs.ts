@@ -67,7 +67,7 @@ export function placeholderText(ownerName: string, index: number): string {
     .replace(/[^a-z0-9-]+/g, '-')
     .replace(/-+/g, '-')
     .replace(/^-+|-+$/g, '')
-    .slice(0, 63 - suffix.length - 8)
+    .slice(0, 63 - suffix.length)
     .replace(/-+$/, '');
   return `${slug || 'pulumi'}${suffix}`;
 }
