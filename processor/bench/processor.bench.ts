@@ -151,9 +151,18 @@ function cpuTicks(pid: number): number {
   return Number(fields[11]) + Number(fields[12]);
 }
 
-function rssBytes(pid: number): number {
-  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+) kB/.exec(status)![1]) * 1024;
+/** RSS after a full GC in the server (bench/gc-hook.cjs answers SIGUSR2 by writing its memory usage). */
+async function memoryAfterGc(server: Server): Promise<{ rss: number; heapUsed: number }> {
+  fs.rmSync(server.memoryFile, { force: true });
+  server.child.kill('SIGUSR2');
+  const deadline = Date.now() + 5000;
+  while (!fs.existsSync(server.memoryFile) || fs.statSync(server.memoryFile).size === 0) {
+    if (Date.now() > deadline) throw new Error(`${server.name}: no memory report`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const usage = JSON.parse(fs.readFileSync(server.memoryFile, 'utf8')) as { rss: number; heapUsed: number };
+  return { rss: usage.rss, heapUsed: usage.heapUsed };
 }
 
 async function load(client: grpc.Client, pid: number, s: Scenario, concurrency: number, ms: number): Promise<LoadResult> {
@@ -230,14 +239,20 @@ interface Server {
   child: ChildProcess;
   address: string;
   readyMs: number;
+  memoryFile: string;
 }
 
-function startProcess(name: string, args: string[], address: string): Promise<Server> {
+function startProcess(name: string, args: string[], address: string, options: { gcHook?: boolean } = {}): Promise<Server> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    const memoryFile = path.join(os.tmpdir(), `aigw-bench-memory-${name}-${process.pid}.json`);
+    const hook = options.gcHook ? ['--expose-gc', '--require', path.join(ROOT, 'bench', 'gc-hook.cjs')] : [];
+    const child = spawn(process.execPath, [...hook, ...args], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, BENCH_MEMORY_FILE: memoryFile },
+    });
     child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
-    child.stdout!.once('data', () => resolve({ name, child, address, readyMs: performance.now() - started }));
+    child.stdout!.once('data', () => resolve({ name, child, address, readyMs: performance.now() - started, memoryFile }));
   });
 }
 
@@ -340,6 +355,7 @@ async function main(): Promise<void> {
         '--listen', address,
         '--admin', `127.0.0.1:${await freePort()}`,
         '--log-level', 'warn',
+        ...(process.env.BENCH_OURS_ARGS ? process.env.BENCH_OURS_ARGS.split(' ') : []),
       ],
     };
   };
@@ -350,16 +366,17 @@ async function main(): Promise<void> {
   const loadScenarios = [small, large, sse].filter((s) => !only || (only === 'small' && s === small) || (only === 'large' && s === large) || (only === 'sse' && s === sse));
   const sequentialLatency: Record<string, { p50: number; p99: number }> = {};
   const rssPerStream: Record<string, number> = {};
+  const heapPerStream: Record<string, number> = {};
   // Both servers run at once and the client alternates between them in short rounds, so background load
   // on the machine drifts into both measurements alike.
   const servers: Record<'null' | 'ours', Server> = {
     null: await (async () => {
       const address = `127.0.0.1:${await freePort()}`;
-      return startProcess('null', [path.join(work, 'null.js'), address], address);
+      return startProcess('null', [path.join(work, 'null.js'), address], address, { gcHook: true });
     })(),
     ours: await (async () => {
       const { args, address } = await oursArgs();
-      return startProcess('ours', args, address);
+      return startProcess('ours', args, address, { gcHook: true });
     })(),
   };
   const clients = {} as Record<'null' | 'ours', grpc.Client>;
@@ -368,15 +385,18 @@ async function main(): Promise<void> {
     clients[which] = new grpc.Client(servers[which].address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
   }
 
-  // RSS first, before load phases leave garbage behind.
+  // Memory per open stream: RSS after a full GC, before and while 1,000 streams are open mid-response.
   for (const which of ['null', 'ours'] as const) {
     const pid = servers[which].child.pid!;
     await load(clients[which], pid, small, CONCURRENCY, 300);
+    // A first batch grows the heap and gRPC buffers to their working size.
+    for (const call of await openStreams(clients[which], sse, OPEN_STREAMS)) call.cancel();
     await new Promise((resolve) => setTimeout(resolve, 300));
-    const rssBefore = rssBytes(pid);
+    const before = await memoryAfterGc(servers[which]);
     const calls = await openStreams(clients[which], sse, OPEN_STREAMS);
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    rssPerStream[which] = (rssBytes(pid) - rssBefore) / OPEN_STREAMS;
+    const after = await memoryAfterGc(servers[which]);
+    rssPerStream[which] = (after.rss - before.rss) / OPEN_STREAMS;
+    heapPerStream[which] = (after.heapUsed - before.heapUsed) / OPEN_STREAMS;
     for (const call of calls) call.cancel();
   }
 
@@ -444,10 +464,14 @@ async function main(): Promise<void> {
   };
   console.log('\nours/null CPU per request:');
   for (const s of loadScenarios) console.log(`  ${s.name.padEnd(20)} ${ratio(s.name).cpu.toFixed(2)}x`);
+  const tail = (values: number[]) => `p90 ${percentile(values, 90).toFixed(2)} p99.9 ${percentile(values, 99.9).toFixed(2)} max ${Math.max(...values).toFixed(2)} >2ms ${values.filter((v) => v > 2).length}`;
+  if (process.env.BENCH_VERBOSE) console.log(`sequential tails: null ${tail(sequentialRuns.null)}; ours ${tail(sequentialRuns.ours)}`);
   console.log(
     `one request at a time (1.5 KB): p50 null ${sequentialLatency.null!.p50.toFixed(3)} ms, ours ${sequentialLatency.ours!.p50.toFixed(3)} ms (+${(sequentialLatency.ours!.p50 - sequentialLatency.null!.p50).toFixed(3)}); p99 null ${sequentialLatency.null!.p99.toFixed(3)} ms, ours ${sequentialLatency.ours!.p99.toFixed(3)} ms (+${(sequentialLatency.ours!.p99 - sequentialLatency.null!.p99).toFixed(3)})`,
   );
-  console.log(`RSS per open stream (${OPEN_STREAMS} streams): null ${(rssPerStream.null! / 1024).toFixed(1)} KB, ours ${(rssPerStream.ours! / 1024).toFixed(1)} KB`);
+  console.log(
+    `memory per open stream (${OPEN_STREAMS} streams, after GC): RSS null ${(rssPerStream.null! / 1024).toFixed(1)} KB, ours ${(rssPerStream.ours! / 1024).toFixed(1)} KB; JS heap null ${(heapPerStream.null! / 1024).toFixed(1)} KB, ours ${(heapPerStream.ours! / 1024).toFixed(1)} KB`,
+  );
   const sseOurs = rows.find((r) => r.scenario === sse.name && r.server === 'ours');
   const perChunk = sseOurs ? sseOurs.cpuPerRequestUs / 50 : NaN;
   console.log(`streaming: ours ${perChunk.toFixed(1)} µs CPU per chunk message (whole SSE request CPU / 50 chunks)`);

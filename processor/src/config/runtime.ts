@@ -4,6 +4,7 @@
  */
 import { createAuthenticator, type AuthFactories, type BackendAuthenticator } from '../auth';
 import type { SecretReader } from '../auth/secrets';
+import { HeaderOptionCache } from '../extproc/header-options';
 import { Router } from '../routing/router';
 import type { TranslatorTable } from '../translate/registry';
 import { compileCost, type CompiledCost } from '../usage/costs';
@@ -35,6 +36,8 @@ export interface RuntimeConfig {
   loadedAtSeconds: number;
   secrets: SecretReader;
   translators: TranslatorTable | undefined;
+  /** Encoded request header options that repeat across requests (backend names, models, credentials). */
+  headerOptions: HeaderOptionCache;
 }
 
 export interface CompileOptions {
@@ -88,5 +91,6 @@ export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, o
     loadedAtSeconds: options.nowSeconds,
     secrets,
     translators: options.translators,
+    headerOptions: new HeaderOptionCache(),
   };
 }

@@ -1,5 +1,6 @@
-import { OVERWRITE_IF_EXISTS_OR_ADD, type HeaderMap, type HeaderMutation, type HeaderValue, type HeaderValueOption } from '../grpc/messages';
+import { type HeaderMap, type HeaderMutation, type HeaderValue, type HeaderValueOption } from '../grpc/messages';
 import { isIgnoredByEnvoy } from '../config/runtime';
+import { headerOption, type HeaderOptionCache } from './header-options';
 
 function valueOf(header: HeaderValue): string {
   const raw = header.rawValue;
@@ -85,13 +86,16 @@ export class HeaderChangeSet {
     return out;
   }
 
-  /** The Envoy mutation; headers Envoy would ignore (host, :authority, x-envoy-*) are left out. */
-  toMutation(): HeaderMutation | undefined {
+  /**
+   * The Envoy mutation; headers Envoy would ignore (host, :authority, x-envoy-*) are left out. `options`
+   * reuses encoded options for values that repeat across requests (backend names, models, credentials).
+   */
+  toMutation(options?: HeaderOptionCache): HeaderMutation | undefined {
     if (this.isEmpty) return undefined;
     const setHeaders: HeaderValueOption[] = [];
     for (const [name, value] of this.sets) {
       if (isIgnoredByEnvoy(name)) continue;
-      setHeaders.push({ header: { key: name, rawValue: Buffer.from(value, 'utf8') }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD });
+      setHeaders.push(options ? options.get(name, value) : headerOption(name, value));
     }
     const removeHeaders: string[] = [];
     for (const name of this.removes) if (!isIgnoredByEnvoy(name)) removeHeaders.push(name);

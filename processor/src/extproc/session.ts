@@ -353,7 +353,7 @@ export class ExchangeSession implements ExtProcStream {
 
   private continueRequest(changes: HeaderChangeSet, body: Buffer | undefined): void {
     this.headers = EMPTY_HEADERS; // not needed any more: keep open streams small
-    const response: CommonResponse = { headerMutation: changes.toMutation(), clearRouteCache: true };
+    const response: CommonResponse = { headerMutation: changes.toMutation(this.runtime?.headerOptions), clearRouteCache: true };
     if (body) response.bodyMutation = { body };
     this.send({ requestBody: { response } });
   }
