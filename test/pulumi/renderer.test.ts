@@ -5,6 +5,7 @@ import * as k8s from '@pulumi/kubernetes';
 import { ApiObject, Chart } from 'cdk8s';
 import { Cdk8sChart } from '../../lib/pulumi';
 import { creationOrder, dependencyIndices, referencesOf } from '../../lib/pulumi/dependencies';
+import { collectEventuals, mapEventuals, placeholderText } from '../../lib/pulumi/inputs';
 import { resourceClassFor } from '../../lib/pulumi/kinds';
 import { KubeObject } from '../../lib/pulumi/objects';
 import { logicalName } from '../../lib/pulumi/renderer';
@@ -144,6 +145,28 @@ describe('dependencyIndices', () => {
     expect(() => creationOrder([a, b], dependencyIndices([a, b]))).toThrow(
       'objects depend on each other in a cycle: A n/a -> B n/b -> A n/a',
     );
+  });
+});
+
+describe('inputs', () => {
+  it('makes placeholders that are DNS labels, per owner and index', () => {
+    expect(placeholderText('My_Gateway.X', 2)).toBe('my-gateway-x-input-2');
+    expect(placeholderText('__', 1)).toBe('pulumi-input-1');
+    const long = placeholderText('a'.repeat(100), 12);
+    expect(long).toBe(`${'a'.repeat(63 - '-input-12'.length)}-input-12`);
+    expect(long).toHaveLength(63);
+  });
+
+  it('replaces Outputs and Promises inside arrays and plain objects, and nothing inside class instances', () => {
+    const output = pulumi.output('x');
+    const promise = Promise.resolve('y');
+    class Holder {
+      constructor(readonly inner: unknown) {}
+    }
+    const holder = new Holder(output);
+    const props = { a: output, list: [promise, 'plain', { deep: output }], holder };
+    expect(collectEventuals(props)).toEqual([output, promise]);
+    expect(mapEventuals(props, (input) => (input === output ? 'X' : 'Y'))).toEqual({ a: 'X', list: ['Y', 'plain', { deep: 'X' }], holder });
   });
 });
 
