@@ -167,7 +167,7 @@ const chart = new Chart(new App(), 'c');
 const gateway: AIGateway = new AIGateway(chart, 'Gateway', { name: 'gw' });
 const image: string = ProcessorImage.default().reference;
 const config: ProcessorConfig['version'] = 'ai-gateway.v1';
-const components: unknown[] = [aiPulumi.Cdk8sChart];
+const components: unknown[] = [aiPulumi.AIGateway, aiPulumi.AIRoute, aiPulumi.TokenRateLimit, aiPulumi.ProviderBackend, aiPulumi.ManagedCredentials];
 export { gateway, image, config, components };
 `,
       );
@@ -178,13 +178,63 @@ export { gateway, image, config, components };
       });
     }, TIMEOUT);
 
-    it('loads the Pulumi entry point once the optional peers are installed', () => {
+    it('runs a Pulumi program from the ./pulumi entry point under mocks, keeping the API key secret', () => {
       fs.writeFileSync(
-        path.join(consumer, 'pulumi.js'),
-        `const entry = require('ai-gateway-constructs/pulumi'); console.log(JSON.stringify(Object.keys(entry).sort()));`,
+        path.join(consumer, 'pulumi-program.js'),
+        `
+const pulumi = require('@pulumi/pulumi');
+const registered = [];
+async function main() {
+  await pulumi.runtime.setMocks(
+    {
+      newResource: (args) => {
+        registered.push({ type: args.type, name: args.name, inputs: args.inputs });
+        return { id: args.name + '_id', state: args.inputs };
+      },
+      call: (args) => args.inputs,
+    },
+    'consumer',
+    'test',
+    false,
+  );
+  const { AIGateway, AIRoute, ManagedCredentials, ProviderBackend } = require('ai-gateway-constructs/pulumi');
+  const { ModelMatch } = require('ai-gateway-constructs');
+  const gateway = new AIGateway('edge', { namespace: 'ai' });
+  const openai = ProviderBackend.openAI('openai', {
+    namespace: 'ai',
+    credentials: ManagedCredentials.apiKey({ value: pulumi.secret('sk-packed-test-key'), secretName: 'openai', key: 'api-key' }),
+  });
+  new AIRoute('chat', { namespace: 'ai', gateway, rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] }] });
+  let seen = -1;
+  for (let waited = 0; waited < 20000 && (registered.length !== seen || registered.length < 10); waited += 100) {
+    seen = registered.length;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  const configMap = registered.find((r) => r.type === 'kubernetes:core/v1:ConfigMap');
+  const secret = registered.find((r) => r.type === 'kubernetes:core/v1:Secret');
+  console.log(JSON.stringify({
+    types: [...new Set(registered.map((r) => r.type))],
+    configMapHasKey: JSON.stringify(configMap && configMap.inputs).includes('sk-packed-test-key'),
+    secretCreated: secret !== undefined,
+  }));
+}
+main().catch((error) => { console.error(error); process.exit(1); });
+`,
       );
-      const exported = JSON.parse(node(consumer, 'pulumi.js')) as string[];
-      expect(exported).toEqual(expect.arrayContaining(['Cdk8sChart']));
-    });
+      const result = JSON.parse(node(consumer, 'pulumi-program.js'));
+      expect(result.types).toEqual(
+        expect.arrayContaining([
+          'ai-gateway:index:AIGateway',
+          'ai-gateway:index:AIRoute',
+          'ai-gateway:index:ProviderBackend',
+          'kubernetes:apps/v1:Deployment',
+          'kubernetes:core/v1:ConfigMap',
+          'kubernetes:core/v1:Secret',
+          'kubernetes:gateway.networking.k8s.io/v1:HTTPRoute',
+        ]),
+      );
+      expect(result.secretCreated).toBe(true);
+      expect(result.configMapHasKey).toBe(false);
+    }, TIMEOUT);
   });
 });
