@@ -5,4 +5,7 @@ module.exports = {
   displayName: 'constructs',
   rootDir: '..',
   testMatch: ['<rootDir>/test/**/*.test.ts'],
+  // @pulumi/pulumi keeps its runtime store on the global object by design; jest's soft cleanup of globals
+  // between files only produces deprecation noise for it.
+  testEnvironmentOptions: { globalsCleanup: 'off' },
 };
