@@ -323,7 +323,7 @@ interface Row {
 
 async function main(): Promise<void> {
   const totalStart = performance.now();
-  execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
+  if (!process.env.BENCH_NO_BUILD) execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-bench-'));
   await build({
     entryPoints: [path.join(ROOT, 'bench', 'null-processor.ts')],
@@ -349,6 +349,8 @@ async function main(): Promise<void> {
       args: [
         // BENCH_PROFILE_DIR=<dir>: write a V8 CPU profile of our processor for each run.
         ...(process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []),
+        // BENCH_NODE_FLAGS: extra node flags for our processor (e.g. --heap-prof).
+        ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []),
         path.join(ROOT, 'dist', 'main.js'),
         '--config', path.join(work, 'config.json'),
         '--secrets-dir', path.join(work, 'secrets'),
@@ -372,7 +374,8 @@ async function main(): Promise<void> {
   const servers: Record<'null' | 'ours', Server> = {
     null: await (async () => {
       const address = `127.0.0.1:${await freePort()}`;
-      return startProcess('null', [path.join(work, 'null.js'), address], address, { gcHook: true });
+      const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`, '--cpu-prof-name=null.cpuprofile'] : [];
+      return startProcess('null', [...profile, path.join(work, 'null.js'), address], address, { gcHook: true });
     })(),
     ours: await (async () => {
       const { args, address } = await oursArgs();

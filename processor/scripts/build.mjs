@@ -43,7 +43,7 @@ const common = {
   platform: 'node',
   target: 'node20',
   format: 'cjs',
-  minify: true,
+  minify: process.env.AIGW_BUILD_MINIFY !== '0',
   legalComments: 'none',
   // Development-only fallback of src/grpc/descriptor.ts; the bundle always has the generated descriptor.
   external: ['../../scripts/descriptor.cjs'],

@@ -1,4 +1,5 @@
 import type { Root, Type } from 'protobufjs/light';
+import { encodeProcessingResponse } from './encode';
 import type { ProcessingRequest, ProcessingResponse } from './messages';
 
 export const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
@@ -6,8 +7,8 @@ export const PROCESS_METHOD_PATH = `/${EXT_PROC_SERVICE}/Process`;
 export const HEALTH_SERVICE = 'grpc.health.v1.Health';
 
 /**
- * Direct protobufjs (de)serializers: requests decode to message instances read field by field (no
- * toObject conversion); responses encode from plain objects.
+ * Requests decode with protobufjs to message instances read field by field (no toObject conversion);
+ * responses are written by the hand-written encoder in encode.ts.
  */
 export interface Codec<T> {
   serialize(value: T): Buffer;
@@ -34,7 +35,10 @@ export interface ExtProcCodecs {
 export function extProcCodecs(root: Root): ExtProcCodecs {
   return {
     request: codecFor(root.lookupType('envoy.service.ext_proc.v3.ProcessingRequest')),
-    response: codecFor(root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse')),
+    response: {
+      serialize: encodeProcessingResponse,
+      deserialize: codecFor<ProcessingResponse>(root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse')).deserialize,
+    },
     healthRequest: codecFor(root.lookupType('grpc.health.v1.HealthCheckRequest')),
     healthResponse: codecFor(root.lookupType('grpc.health.v1.HealthCheckResponse')),
   };

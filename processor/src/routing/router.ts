@@ -13,6 +13,8 @@ export interface CompiledRule {
 interface CompiledEndpoint {
   endpoint: RouteEndpoint;
   routes: RouteConfig[];
+  /** No route on this endpoint restricts hostnames: rules and routes need no per-request filtering. */
+  anyHost: boolean;
 }
 
 export interface EndpointMatch {
@@ -39,11 +41,12 @@ export class Router {
         const key = `${endpoint.api} ${endpoint.pathPrefix}`;
         let compiled = byKey.get(key);
         if (!compiled) {
-          compiled = { endpoint, routes: [] };
+          compiled = { endpoint, routes: [], anyHost: true };
           byKey.set(key, compiled);
           this.endpoints.push(compiled);
         }
         compiled.routes.push(route);
+        if (route.hostnames.length > 0) compiled.anyHost = false;
       }
     }
     this.endpoints.sort((a, b) => b.endpoint.pathPrefix.length - a.endpoint.pathPrefix.length);
@@ -62,7 +65,7 @@ export class Router {
     const q = pathWithQuery.indexOf('?');
     const path = q === -1 ? pathWithQuery : pathWithQuery.slice(0, q);
     const query = q === -1 ? '' : pathWithQuery.slice(q);
-    const host = hostOf(authority);
+    let host: string | undefined;
     for (const compiled of this.endpoints) {
       const prefix = compiled.endpoint.pathPrefix;
       let subpath: string;
@@ -71,11 +74,10 @@ export class Router {
       else if (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47 /* / */) subpath = path.slice(prefix.length);
       else continue;
       const allRules = this.rulesByEndpoint.get(compiled) ?? [];
-      const rules = compiled.routes.every((route) => hostMatches(route.hostnames, host))
-        ? allRules
-        : allRules.filter((rule) => hostMatches(rule.route.hostnames, host));
+      if (!compiled.anyHost) host ??= hostOf(authority);
+      const rules = compiled.anyHost ? allRules : allRules.filter((rule) => hostMatches(rule.route.hostnames, host!));
       if (rules.length === 0) continue;
-      const routes = compiled.routes.filter((route) => hostMatches(route.hostnames, host));
+      const routes = compiled.anyHost ? compiled.routes : compiled.routes.filter((route) => hostMatches(route.hostnames, host!));
       return { api: compiled.endpoint.api, subpath, query, operation: operationOf(compiled.endpoint.api, subpath), rules, routes };
     }
     return undefined;

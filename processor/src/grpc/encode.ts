@@ -1,0 +1,311 @@
+/**
+ * A hand-written protobuf encoder for the ProcessingResponse subset in messages.ts: sizes first, then one
+ * buffer written in place. protobufjs' generic writer allocates an operation object per field, which made
+ * encoding the metadata Struct and header mutations the largest allocation on the request path. The
+ * decoder side (and every test) still uses protobufjs, so the wire format is checked on each round trip.
+ *
+ * Field numbers follow envoy.service.ext_proc.v3 and google.protobuf.Struct.
+ */
+import type {
+  CommonResponse,
+  HeaderMutation,
+  HeaderValueOption,
+  ImmediateResponse,
+  ProcessingResponse,
+  ProtoStruct,
+  ProtoValue,
+} from './messages';
+
+const LEN = 2;
+const VARINT = 0;
+const FIXED64 = 1;
+
+function varintSize(value: number): number {
+  if (value < 0x80) return 1;
+  if (value < 0x4000) return 2;
+  if (value < 0x200000) return 3;
+  if (value < 0x10000000) return 4;
+  return 5;
+}
+
+function tag(field: number, wireType: number): number {
+  return (field << 3) | wireType;
+}
+
+/** A length-delimited field: tag + length + payload. */
+function lenFieldSize(field: number, payload: number): number {
+  return varintSize(tag(field, LEN)) + varintSize(payload) + payload;
+}
+
+class Out {
+  pos = 0;
+  constructor(readonly buf: Buffer) {}
+
+  varint(value: number): void {
+    let v = value >>> 0;
+    while (v >= 0x80) {
+      this.buf[this.pos++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    this.buf[this.pos++] = v;
+  }
+
+  tag(field: number, wireType: number): void {
+    this.varint(tag(field, wireType));
+  }
+
+  bytes(field: number, value: Uint8Array): void {
+    this.tag(field, LEN);
+    this.varint(value.length);
+    this.buf.set(value, this.pos);
+    this.pos += value.length;
+  }
+
+  string(field: number, value: string, byteLength: number): void {
+    this.tag(field, LEN);
+    this.varint(byteLength);
+    this.pos += this.buf.write(value, this.pos, 'utf8');
+  }
+
+  double(field: number, value: number): void {
+    this.tag(field, FIXED64);
+    this.buf.writeDoubleLE(value, this.pos);
+    this.pos += 8;
+  }
+
+  message(field: number, size: number): void {
+    this.tag(field, LEN);
+    this.varint(size);
+  }
+}
+
+// ---- google.protobuf.Struct / Value ----
+
+function valueSize(value: ProtoValue): number {
+  if (value.numberValue !== undefined) return 1 + 8;
+  if (value.stringValue !== undefined) {
+    const n = Buffer.byteLength(value.stringValue);
+    return lenFieldSize(3, n);
+  }
+  if (value.boolValue !== undefined) return 2;
+  if (value.structValue !== undefined) return lenFieldSize(5, structSize(value.structValue));
+  return 2; // null_value = 0, written explicitly to keep the oneof set
+}
+
+function writeValue(out: Out, value: ProtoValue): void {
+  if (value.numberValue !== undefined) out.double(2, value.numberValue);
+  else if (value.stringValue !== undefined) out.string(3, value.stringValue, Buffer.byteLength(value.stringValue));
+  else if (value.boolValue !== undefined) {
+    out.tag(4, VARINT);
+    out.varint(value.boolValue ? 1 : 0);
+  } else if (value.structValue !== undefined) {
+    out.message(5, structSize(value.structValue));
+    writeStruct(out, value.structValue);
+  } else {
+    out.tag(1, VARINT);
+    out.varint(0);
+  }
+}
+
+function entrySize(key: string, value: ProtoValue): number {
+  return lenFieldSize(1, Buffer.byteLength(key)) + lenFieldSize(2, valueSize(value));
+}
+
+function structSize(struct: ProtoStruct): number {
+  let size = 0;
+  for (const key in struct.fields) size += lenFieldSize(1, entrySize(key, struct.fields[key]!));
+  return size;
+}
+
+function writeStruct(out: Out, struct: ProtoStruct): void {
+  for (const key in struct.fields) {
+    const value = struct.fields[key]!;
+    out.message(1, entrySize(key, value));
+    out.string(1, key, Buffer.byteLength(key));
+    out.message(2, valueSize(value));
+    writeValue(out, value);
+  }
+}
+
+// ---- header mutations ----
+
+function optionSize(option: HeaderValueOption): number {
+  const header = option.header;
+  const headerSize = lenFieldSize(1, Buffer.byteLength(header.key)) + lenFieldSize(3, header.rawValue.length);
+  return lenFieldSize(1, headerSize) + (option.appendAction ? 1 + varintSize(option.appendAction) : 0);
+}
+
+function writeOption(out: Out, option: HeaderValueOption): void {
+  const header = option.header;
+  const keyLength = Buffer.byteLength(header.key);
+  out.message(1, lenFieldSize(1, keyLength) + lenFieldSize(3, header.rawValue.length));
+  out.string(1, header.key, keyLength);
+  out.bytes(3, header.rawValue);
+  if (option.appendAction) {
+    out.tag(3, VARINT);
+    out.varint(option.appendAction);
+  }
+}
+
+function mutationSize(mutation: HeaderMutation): number {
+  let size = 0;
+  for (const option of mutation.setHeaders ?? []) size += lenFieldSize(1, optionSize(option));
+  for (const name of mutation.removeHeaders ?? []) size += lenFieldSize(2, Buffer.byteLength(name));
+  return size;
+}
+
+function writeMutation(out: Out, mutation: HeaderMutation): void {
+  for (const option of mutation.setHeaders ?? []) {
+    out.message(1, optionSize(option));
+    writeOption(out, option);
+  }
+  for (const name of mutation.removeHeaders ?? []) out.string(2, name, Buffer.byteLength(name));
+}
+
+// ---- CommonResponse ----
+
+function bodyMutationSize(mutation: NonNullable<CommonResponse['bodyMutation']>): number {
+  if (mutation.body !== undefined) return lenFieldSize(1, mutation.body.length);
+  if (mutation.clearBody) return 2;
+  return 0;
+}
+
+function commonSize(common: CommonResponse): number {
+  let size = 0;
+  if (common.status) size += 1 + varintSize(common.status);
+  if (common.headerMutation) size += lenFieldSize(2, mutationSize(common.headerMutation));
+  if (common.bodyMutation) size += lenFieldSize(3, bodyMutationSize(common.bodyMutation));
+  if (common.clearRouteCache) size += 2;
+  return size;
+}
+
+function writeCommon(out: Out, common: CommonResponse): void {
+  if (common.status) {
+    out.tag(1, VARINT);
+    out.varint(common.status);
+  }
+  if (common.headerMutation) {
+    out.message(2, mutationSize(common.headerMutation));
+    writeMutation(out, common.headerMutation);
+  }
+  if (common.bodyMutation) {
+    out.message(3, bodyMutationSize(common.bodyMutation));
+    if (common.bodyMutation.body !== undefined) out.bytes(1, common.bodyMutation.body);
+    else if (common.bodyMutation.clearBody) {
+      out.tag(2, VARINT);
+      out.varint(1);
+    }
+  }
+  if (common.clearRouteCache) {
+    out.tag(5, VARINT);
+    out.varint(1);
+  }
+}
+
+/** HeadersResponse / BodyResponse: `{ response?: CommonResponse }` (field 1). */
+function wrapperSize(wrapper: { response?: CommonResponse }): number {
+  return wrapper.response ? lenFieldSize(1, commonSize(wrapper.response)) : 0;
+}
+
+function writeWrapper(out: Out, wrapper: { response?: CommonResponse }): void {
+  if (wrapper.response) {
+    out.message(1, commonSize(wrapper.response));
+    writeCommon(out, wrapper.response);
+  }
+}
+
+function trailersSize(trailers: { headerMutation?: HeaderMutation }): number {
+  return trailers.headerMutation ? lenFieldSize(1, mutationSize(trailers.headerMutation)) : 0;
+}
+
+function writeTrailers(out: Out, trailers: { headerMutation?: HeaderMutation }): void {
+  if (trailers.headerMutation) {
+    out.message(1, mutationSize(trailers.headerMutation));
+    writeMutation(out, trailers.headerMutation);
+  }
+}
+
+// ---- ImmediateResponse ----
+
+function immediateSize(immediate: ImmediateResponse): number {
+  const statusSize = immediate.status.code ? 1 + varintSize(immediate.status.code) : 0;
+  let size = lenFieldSize(1, statusSize);
+  if (immediate.headers) size += lenFieldSize(2, mutationSize(immediate.headers));
+  if (immediate.body && immediate.body.length > 0) size += lenFieldSize(3, immediate.body.length);
+  if (immediate.details) size += lenFieldSize(5, Buffer.byteLength(immediate.details));
+  return size;
+}
+
+function writeImmediate(out: Out, immediate: ImmediateResponse): void {
+  const code = immediate.status.code;
+  out.message(1, code ? 1 + varintSize(code) : 0);
+  if (code) {
+    out.tag(1, VARINT);
+    out.varint(code);
+  }
+  if (immediate.headers) {
+    out.message(2, mutationSize(immediate.headers));
+    writeMutation(out, immediate.headers);
+  }
+  if (immediate.body && immediate.body.length > 0) out.bytes(3, immediate.body);
+  if (immediate.details) out.string(5, immediate.details, Buffer.byteLength(immediate.details));
+}
+
+// ---- ProcessingResponse ----
+
+export function encodeProcessingResponse(response: ProcessingResponse): Buffer {
+  let size = 0;
+  if (response.requestHeaders) size += lenFieldSize(1, wrapperSize(response.requestHeaders));
+  if (response.responseHeaders) size += lenFieldSize(2, wrapperSize(response.responseHeaders));
+  if (response.requestBody) size += lenFieldSize(3, wrapperSize(response.requestBody));
+  if (response.responseBody) size += lenFieldSize(4, wrapperSize(response.responseBody));
+  if (response.requestTrailers) size += lenFieldSize(5, trailersSize(response.requestTrailers));
+  if (response.responseTrailers) size += lenFieldSize(6, trailersSize(response.responseTrailers));
+  if (response.immediateResponse) size += lenFieldSize(7, immediateSize(response.immediateResponse));
+  if (response.dynamicMetadata) size += lenFieldSize(8, structSize(response.dynamicMetadata));
+  const bodyMode = response.modeOverride?.responseBodyMode;
+  if (response.modeOverride) size += lenFieldSize(9, bodyMode ? 1 + varintSize(bodyMode) : 0);
+
+  const out = new Out(Buffer.allocUnsafe(size));
+  if (response.requestHeaders) {
+    out.message(1, wrapperSize(response.requestHeaders));
+    writeWrapper(out, response.requestHeaders);
+  }
+  if (response.responseHeaders) {
+    out.message(2, wrapperSize(response.responseHeaders));
+    writeWrapper(out, response.responseHeaders);
+  }
+  if (response.requestBody) {
+    out.message(3, wrapperSize(response.requestBody));
+    writeWrapper(out, response.requestBody);
+  }
+  if (response.responseBody) {
+    out.message(4, wrapperSize(response.responseBody));
+    writeWrapper(out, response.responseBody);
+  }
+  if (response.requestTrailers) {
+    out.message(5, trailersSize(response.requestTrailers));
+    writeTrailers(out, response.requestTrailers);
+  }
+  if (response.responseTrailers) {
+    out.message(6, trailersSize(response.responseTrailers));
+    writeTrailers(out, response.responseTrailers);
+  }
+  if (response.immediateResponse) {
+    out.message(7, immediateSize(response.immediateResponse));
+    writeImmediate(out, response.immediateResponse);
+  }
+  if (response.dynamicMetadata) {
+    out.message(8, structSize(response.dynamicMetadata));
+    writeStruct(out, response.dynamicMetadata);
+  }
+  if (response.modeOverride) {
+    out.message(9, bodyMode ? 1 + varintSize(bodyMode) : 0);
+    if (bodyMode) {
+      out.tag(4, VARINT);
+      out.varint(bodyMode);
+    }
+  }
+  if (out.pos !== size) throw new Error(`ProcessingResponse encoding wrote ${out.pos} of ${size} bytes`);
+  return out.buf;
+}
