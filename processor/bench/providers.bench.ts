@@ -176,7 +176,7 @@ function scenario(name: string, model: string, stream: boolean, contentType: str
   };
 }
 
-const SCENARIOS = [
+const ALL_SCENARIOS = [
   scenario('openai passthrough', 'gpt-4o', false, 'application/json', [OPENAI_JSON]),
   scenario('anthropic', 'claude-sonnet-4', false, 'application/json', [ANTHROPIC_JSON]),
   scenario('bedrock + sigv4', 'bedrock-claude', false, 'application/json', [CONVERSE_JSON], { 'x-amzn-requestid': 'r-1' }),
@@ -184,6 +184,9 @@ const SCENARIOS = [
   scenario('anthropic sse 50', 'claude-sonnet-4', true, 'text/event-stream', anthropicEvents(50)),
   scenario('bedrock stream 50', 'bedrock-claude', true, 'application/vnd.amazon.eventstream', converseFrames(50), { 'x-amzn-requestid': 'r-1' }),
 ];
+
+const ONLY = process.env.BENCH_SCENARIOS?.split(',');
+const SCENARIOS = ONLY ? ALL_SCENARIOS.filter((s) => ONLY.includes(s.name)) : ALL_SCENARIOS;
 
 function benchConfig(): ProcessorConfig {
   const endpoint = (hostname: string) => ({ hostname, port: 443, tls: true });
@@ -303,7 +306,14 @@ async function stop(child: ChildProcess): Promise<void> {
   await exited;
 }
 
-async function serverBench(): Promise<Map<string, Record<'null' | 'ours', number>>> {
+interface ServerResult {
+  null: number;
+  ours: number;
+  nullRate: number;
+  oursRate: number;
+}
+
+async function serverBench(): Promise<Map<string, ServerResult>> {
   execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-provider-bench-'));
   await build({
@@ -324,7 +334,7 @@ async function serverBench(): Promise<Map<string, Record<'null' | 'ours', number
   secret('aws', 'credentials', '[default]\naws_access_key_id=AKIABENCH\naws_secret_access_key=bench-secret\n');
   fs.writeFileSync(path.join(work, 'config.json'), JSON.stringify(benchConfig()));
 
-  const results = new Map<string, Record<'null' | 'ours', number>>();
+  const results = new Map<string, ServerResult>();
   const servers: { which: 'null' | 'ours'; child: ChildProcess; client: grpc.Client }[] = [];
   try {
     for (const which of ['null', 'ours'] as const) {
@@ -346,11 +356,16 @@ async function serverBench(): Promise<Map<string, Record<'null' | 'ours', number
     // Both servers stay up; rounds alternate between them so load from elsewhere hits both alike.
     for (const s of SCENARIOS) {
       const samples: Record<'null' | 'ours', number[]> = { null: [], ours: [] };
+      const rates: Record<'null' | 'ours', number[]> = { null: [], ours: [] };
       for (const server of servers) await cpuPerRequest(server.client, server.child.pid!, s, WARMUP_MS);
       for (let round = 0; round < ROUNDS; round++) {
-        for (const server of servers) samples[server.which].push((await cpuPerRequest(server.client, server.child.pid!, s, MEASURE_MS / ROUNDS)).cpuUs);
+        for (const server of servers) {
+          const { cpuUs, requests } = await cpuPerRequest(server.client, server.child.pid!, s, MEASURE_MS / ROUNDS);
+          samples[server.which].push(cpuUs);
+          rates[server.which].push(requests / (MEASURE_MS / ROUNDS / 1000));
+        }
       }
-      results.set(s.name, { null: median(samples.null), ours: median(samples.ours) });
+      results.set(s.name, { null: median(samples.null), ours: median(samples.ours), nullRate: median(rates.null), oursRate: median(rates.ours) });
     }
   } finally {
     for (const server of servers) {
@@ -468,13 +483,14 @@ async function main(): Promise<void> {
 
   const server = await serverBench();
   console.log(`\nserver CPU per request, concurrency ${CONCURRENCY}, median of ${ROUNDS} alternating rounds, ${MEASURE_MS} ms per scenario and server (ours vs null processor, separate processes):`);
-  console.log(`  ${'scenario'.padEnd(20)}${'null µs'.padStart(9)}${'ours µs'.padStart(9)}${'ours/null'.padStart(11)}${'vs passthrough'.padStart(16)}`);
-  const passthrough = server.get('openai passthrough')!;
-  const passthroughSse = server.get('openai sse 50')!;
+  console.log(`  ${'scenario'.padEnd(20)}${'null µs'.padStart(9)}${'ours µs'.padStart(9)}${'ours/null'.padStart(11)}${'vs passthrough'.padStart(16)}${'null req/s'.padStart(12)}${'ours req/s'.padStart(12)}`);
+  const passthrough = server.get('openai passthrough');
+  const passthroughSse = server.get('openai sse 50');
   for (const [name, row] of server) {
     const base = name.includes('50') ? passthroughSse : passthrough;
+    const vsPassthrough = base ? `${(row.ours / base.ours).toFixed(2)}x` : '-';
     console.log(
-      `  ${name.padEnd(20)}${row.null.toFixed(1).padStart(9)}${row.ours.toFixed(1).padStart(9)}${`${(row.ours / row.null).toFixed(2)}x`.padStart(11)}${`${(row.ours / base.ours).toFixed(2)}x`.padStart(16)}`,
+      `  ${name.padEnd(20)}${row.null.toFixed(1).padStart(9)}${row.ours.toFixed(1).padStart(9)}${`${(row.ours / row.null).toFixed(2)}x`.padStart(11)}${vsPassthrough.padStart(16)}${row.nullRate.toFixed(0).padStart(12)}${row.oursRate.toFixed(0).padStart(12)}`,
     );
   }
   console.log('targets: translated request <= 1.8x null CPU, with SigV4 <= 2.0x; eventstream decode >= 300 MB/s');
