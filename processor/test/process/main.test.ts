@@ -211,6 +211,41 @@ describe('the built processor', () => {
     expect(await p.exited).toBe(0);
   });
 
+  it('never logs credentials or bodies, even at debug level and on failures', async () => {
+    const secretsDir = path.join(dir, 'secrets');
+    fs.mkdirSync(path.join(secretsDir, 'openai'), { recursive: true });
+    fs.writeFileSync(path.join(secretsDir, 'openai', 'apiKey'), 'BACKEND-SECRET-123\n');
+    const file = path.join(dir, 'logged.json');
+    const config = testConfig({
+      backends: [
+        { ...testConfig().backends[0]!, auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } },
+        { ...testConfig().backends[0]!, name: 'broken', auth: { type: 'APIKey', secret: { secretName: 'absent', key: 'apiKey' } } },
+      ],
+    });
+    config.routes[0]!.rules.push({ models: [{ type: 'Exact', value: 'broken-model' }], backends: [{ backend: 'broken', weight: 1, priority: 0 }] });
+    fs.writeFileSync(file, JSON.stringify(config));
+    const listen = `127.0.0.1:${await freePort()}`;
+    const p = run(dir, ['--config', file, '--secrets-dir', secretsDir, '--listen', listen, '--admin', `127.0.0.1:${await freePort()}`, '--log-level', 'debug', '--poll-interval-ms', '100']);
+    await waitFor(() => p.stdout.length > 0, 'the ready line');
+    const client = new EnvoyClient(listen);
+    const headers = { authorization: 'Bearer CLIENT-SECRET-456' };
+    const ok = await client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o","messages":[{"role":"user","content":"PROMPT-MARKER"}]}', headers }, (request) => {
+      expect(request.headers.authorization).toBe('Bearer BACKEND-SECRET-123');
+      return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"answer":"RESPONSE-MARKER"}' };
+    });
+    expect(ok.status).toBe(200);
+    const failed = await client.exchange({ path: '/v1/chat/completions', body: '{"model":"broken-model","x":"PROMPT-MARKER"}', headers }, () => ({ status: 200 }));
+    expect(failed.status).toBe(500);
+    fs.writeFileSync(file, '{"not": "a config", "secret": "CONFIG-SECRET-789"}');
+    await waitFor(() => p.stderr().includes('rejected'), 'the rejected reload to be logged');
+    client.close();
+    p.child.kill('SIGTERM');
+    expect(await p.exited).toBe(0);
+    const logs = p.stderr();
+    expect(logs).toContain('backend authentication failed');
+    for (const secret of ['BACKEND-SECRET-123', 'CLIENT-SECRET-456', 'PROMPT-MARKER', 'RESPONSE-MARKER', 'CONFIG-SECRET-789']) expect(logs).not.toContain(secret);
+  });
+
   it('refuses to start with an invalid config, naming the problem', async () => {
     const bad = path.join(dir, 'bad.json');
     fs.writeFileSync(bad, JSON.stringify({ ...testConfig(), maxRequestBodyBytes: 0 }));
