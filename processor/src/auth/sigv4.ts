@@ -1,10 +1,16 @@
 /**
- * AWS Signature Version 4 over the final upstream request, with @smithy/signature-v4 and a node:crypto
- * SHA-256/HMAC. Only `host`, `x-amz-date` and (for temporary credentials) `x-amz-security-token` are
- * signed: Envoy may add or rewrite other headers after the processor answers.
+ * AWS Signature Version 4 over the final upstream request. Only `host`, `x-amz-date` and (for temporary
+ * credentials) `x-amz-security-token` are signed: Envoy may add or rewrite other headers after the
+ * processor answers.
+ *
+ * The signing key comes from @smithy/signature-v4 (`getSigningKey`, with a node:crypto SHA-256) and is
+ * cached per day, region, service and credentials; the canonical request and the signature are computed
+ * directly with node:crypto. The full smithy `SignatureV4.sign` produced the same signatures at four times
+ * the CPU and garbage per request (see docs/benchmarks.md); the tests check this signer against it, against
+ * AWS's published test vectors and against an independent implementation.
  */
 import * as crypto from 'node:crypto';
-import { SignatureV4 } from '@smithy/signature-v4';
+import { getCanonicalQuery, getSigningKey } from '@smithy/signature-v4';
 
 export interface AwsCredentials {
   accessKeyId: string;
@@ -67,17 +73,51 @@ export class AwsSigningError extends Error {
   }
 }
 
-function splitPath(path: string): { path: string; query: Record<string, string | string[]> } {
-  const q = path.indexOf('?');
-  if (q === -1) return { path, query: {} };
-  const query: Record<string, string | string[]> = {};
-  for (const [k, v] of new URLSearchParams(path.slice(q + 1))) {
-    const existing = query[k];
-    if (existing === undefined) query[k] = v;
+function splitQuery(query: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  for (const [k, v] of new URLSearchParams(query)) {
+    const existing = out[k];
+    if (existing === undefined) out[k] = v;
     else if (Array.isArray(existing)) existing.push(v);
-    else query[k] = [existing, v];
+    else out[k] = [existing, v];
   }
-  return { path: path.slice(0, q), query };
+  return out;
+}
+
+/** RFC 3986 escaping of one path segment (what AWS expects in the canonical URI). */
+function escapeSegment(segment: string): string {
+  return encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+}
+
+/** The canonical URI: normalized segments ("." and ".." resolved, empty ones dropped), each escaped once more. */
+export function canonicalUri(path: string): string {
+  const segments: string[] = [];
+  for (const segment of path.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') segments.pop();
+    else segments.push(escapeSegment(segment));
+  }
+  const trailing = segments.length > 0 && path.endsWith('/') ? '/' : '';
+  return `${path.startsWith('/') ? '/' : ''}${segments.join('/')}${trailing}`;
+}
+
+/** `20150830T123600Z` */
+function amzDateOf(now: Date): string {
+  const iso = now.toISOString();
+  return `${iso.slice(0, 4)}${iso.slice(5, 7)}${iso.slice(8, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
+}
+
+const KEY_CACHE_SIZE = 64;
+const signingKeys = new Map<string, Uint8Array>();
+
+async function signingKey(credentials: AwsCredentials, day: string, region: string, service: string): Promise<Uint8Array> {
+  const id = `${day}\u0000${region}\u0000${service}\u0000${credentials.accessKeyId}\u0000${credentials.secretAccessKey}`;
+  const cached = signingKeys.get(id);
+  if (cached !== undefined) return cached;
+  const key = await getSigningKey(NodeSha256, credentials, day, region, service);
+  if (signingKeys.size >= KEY_CACHE_SIZE) signingKeys.delete(signingKeys.keys().next().value as string);
+  signingKeys.set(id, key);
+  return key;
 }
 
 /**
@@ -94,29 +134,25 @@ export async function signAwsRequest(
   if (!credentials.accessKeyId || !credentials.secretAccessKey) {
     throw new AwsSigningError('AWS credentials are incomplete (access key id or secret access key missing)');
   }
-  const { path, query } = splitPath(request.path);
-  const signer = new SignatureV4({
-    service,
-    region,
-    sha256: NodeSha256,
-    applyChecksum: false,
-    uriEscapePath: true,
-    credentials,
-  });
-  const signed = await signer.sign(
-    {
-      method: request.method,
-      protocol: 'https:',
-      hostname: request.hostname,
-      path,
-      query,
-      headers: { host: request.hostname },
-      body: request.body,
-    },
-    { signingDate: now },
-  );
-  const headers = signed.headers as Record<string, string>;
-  const out: SignedHeaders = { authorization: headers.authorization, 'x-amz-date': headers['x-amz-date'] };
-  if (credentials.sessionToken) out['x-amz-security-token'] = credentials.sessionToken;
+  const q = request.path.indexOf('?');
+  const path = q === -1 ? request.path : request.path.slice(0, q);
+  const query = q === -1 ? '' : getCanonicalQuery({ query: splitQuery(request.path.slice(q + 1)) } as Parameters<typeof getCanonicalQuery>[0]);
+  const amzDate = amzDateOf(now);
+  const day = amzDate.slice(0, 8);
+  const token = credentials.sessionToken;
+  const signedHeaders = token ? 'host;x-amz-date;x-amz-security-token' : 'host;x-amz-date';
+  const canonicalRequest =
+    `${request.method}\n${canonicalUri(path)}\n${query}\n` +
+    `host:${request.hostname.trim()}\nx-amz-date:${amzDate}\n${token ? `x-amz-security-token:${token.trim()}\n` : ''}\n` +
+    `${signedHeaders}\n${crypto.createHash('sha256').update(request.body).digest('hex')}`;
+  const scope = `${day}/${region}/${service}/aws4_request`;
+  const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${crypto.createHash('sha256').update(canonicalRequest).digest('hex')}`;
+  const key = await signingKey(credentials, day, region, service);
+  const signature = crypto.createHmac('sha256', key).update(stringToSign).digest('hex');
+  const out: SignedHeaders = {
+    authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
+    'x-amz-date': amzDate,
+  };
+  if (token) out['x-amz-security-token'] = token;
   return out;
 }

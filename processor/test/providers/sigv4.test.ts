@@ -6,7 +6,8 @@ import {
   secretCredentials,
   awsSigV4Auth,
 } from '../../src/auth/aws';
-import { AwsCredentials, signAwsRequest } from '../../src/auth/sigv4';
+import { SignatureV4 } from '@smithy/signature-v4';
+import { AwsCredentials, canonicalUri, NodeSha256, signAwsRequest } from '../../src/auth/sigv4';
 import { referenceSignature } from './sigv4-reference';
 
 const SUITE_CREDENTIALS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
@@ -73,6 +74,48 @@ describe('signAwsRequest against an independent implementation', () => {
     await expect(
       signAwsRequest({ method: 'POST', hostname: 'h', path: '/', body: '' }, { accessKeyId: 'AKIAVISIBLE', secretAccessKey: '' }, 'us-east-1', 'bedrock'),
     ).rejects.not.toThrow(/AKIAVISIBLE/);
+  });
+});
+
+describe('signAwsRequest against the full @smithy/signature-v4 signer', () => {
+  const paths = [
+    '/model/anthropic.claude-3-sonnet-20240229-v1:0/converse',
+    '/model/arn:aws:bedrock:us-east-1:1:inference-profile%2Fus.anthropic.claude/converse-stream',
+    '/model/a b+c/invoke',
+    "/model/x!'()*~/invoke",
+    '/a/./b/../c//d/',
+    '/ünï/çødé',
+    '/',
+    '/model/m/invoke?z=1&a=2&a=1&b=x%20y&c=%2F&empty=',
+  ];
+  const credentialSets: AwsCredentials[] = [SUITE_CREDENTIALS, { accessKeyId: 'ASIATEMP', secretAccessKey: 'temp/secret+key', sessionToken: 'tok/en+==' }];
+  const cases = paths.flatMap((p, i) => credentialSets.map((c, j) => [p, c, ['us-east-1', 'eu-central-1'][(i + j) % 2]] as const));
+
+  it.each(cases)('%s', async (p, credentials, region) => {
+    const date = new Date(Date.UTC(2026, 10, 22, 3, 7, 11 + p.length));
+    const body = Buffer.from(JSON.stringify({ path: p, pad: 'x'.repeat(p.length * 13) }));
+    const hostname = `bedrock-runtime.${region}.amazonaws.com`;
+    const ours = await signAwsRequest({ method: 'POST', hostname, path: p, body }, credentials, region, 'bedrock', date);
+    const q = p.indexOf('?');
+    const query: Record<string, string | string[]> = {};
+    if (q !== -1) {
+      for (const [k, v] of new URLSearchParams(p.slice(q + 1))) {
+        const existing = query[k];
+        query[k] = existing === undefined ? v : Array.isArray(existing) ? [...existing, v] : [existing, v];
+      }
+    }
+    const smithy = await new SignatureV4({ service: 'bedrock', region, sha256: NodeSha256, credentials, applyChecksum: false }).sign(
+      { method: 'POST', protocol: 'https:', hostname, path: q === -1 ? p : p.slice(0, q), query, headers: { host: hostname }, body },
+      { signingDate: date },
+    );
+    expect(ours.authorization).toBe(smithy.headers.authorization);
+    expect(ours['x-amz-date']).toBe(smithy.headers['x-amz-date']);
+    expect(ours['x-amz-security-token']).toBe(smithy.headers['x-amz-security-token']);
+  });
+
+  it('normalizes and escapes the canonical URI', () => {
+    expect(canonicalUri('/a/./b/../c//d/')).toBe('/a/c/d/');
+    expect(canonicalUri('/model/a:0/x%2Fy')).toBe('/model/a%3A0/x%252Fy');
   });
 });
 
