@@ -7,7 +7,7 @@ import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
 import type { BackendAuth } from '../config/schema';
 import type { HeaderChanges } from '../translate/types';
 import type { AuthFactory, AuthRequest, BackendAuthenticator } from './index';
-import { AwsCredentials, AwsSigningError, signAwsRequest } from './sigv4';
+import { AwsCredentials, AwsSigningError, signAwsRequest, signAwsRequestSync, type SignedHeaders } from './sigv4';
 
 export const PER_REQUEST_CREDENTIAL_HEADERS = {
   accessKeyId: 'x-aigw-aws-access-key-id',
@@ -49,7 +49,13 @@ export function parseSharedCredentials(text: string, profile: string): AwsCreden
   return credentials;
 }
 
-export type AwsCredentialSource = () => Promise<AwsCredentials>;
+/** Where configured credentials come from: `current` answers without waiting when it can. */
+export interface AwsCredentialSource {
+  /** Usable credentials available right now, if any (throws for a broken configuration). */
+  current(): AwsCredentials | undefined;
+  /** Resolves credentials, fetching or refreshing them when needed. */
+  load(): Promise<AwsCredentials>;
+}
 
 /**
  * Credentials from a shared-credentials file in a Secret. `read` returns the file content (the processor's
@@ -57,23 +63,36 @@ export type AwsCredentialSource = () => Promise<AwsCredentials>;
  */
 export function secretCredentials(read: () => string, profile: string): AwsCredentialSource {
   let parsed: { text: string; credentials: AwsCredentials } | undefined;
-  return async () => {
+  const current = (): AwsCredentials => {
     const text = read();
     if (parsed?.text !== text) parsed = { text, credentials: parseSharedCredentials(text, profile) };
     return parsed.credentials;
   };
+  return { current, load: async () => current() };
 }
 
-/** The AWS default chain; the SDK memoizes and refreshes temporary credentials before expiry. */
-export function defaultChainCredentials(): AwsCredentialSource {
-  const provider = fromNodeProviderChain();
-  return async () => {
-    try {
-      const c = await provider();
-      return { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken };
-    } catch (error) {
-      throw new AwsSigningError(`AWS default credential chain found no credentials (${(error as Error).name})`);
-    }
+/** Temporary credentials are refreshed this long before they expire. */
+const REFRESH_MARGIN_MS = 5 * 60 * 1000;
+
+/** The AWS default chain (memoized by the SDK); the last credentials are reused until near expiry. */
+export function defaultChainCredentials(
+  provider: () => Promise<AwsCredentials & { expiration?: Date }> = fromNodeProviderChain(),
+  now: () => number = Date.now,
+): AwsCredentialSource {
+  let cached: { credentials: AwsCredentials; refreshAt: number } | undefined;
+  return {
+    current: () => (cached !== undefined && now() < cached.refreshAt ? cached.credentials : undefined),
+    load: async () => {
+      try {
+        const c = await provider();
+        const credentials: AwsCredentials = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey };
+        if (c.sessionToken) credentials.sessionToken = c.sessionToken;
+        cached = { credentials, refreshAt: c.expiration ? c.expiration.getTime() - REFRESH_MARGIN_MS : Number.POSITIVE_INFINITY };
+        return credentials;
+      } catch (error) {
+        throw new AwsSigningError(`AWS default credential chain found no credentials (${(error as Error).name})`);
+      }
+    },
   };
 }
 
@@ -96,20 +115,27 @@ export class AwsSigV4Authenticator implements BackendAuthenticator {
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
-  async apply(request: AuthRequest): Promise<HeaderChanges> {
+  /** Synchronous when the credentials and the day's signing key are at hand (the common case). */
+  apply(request: AuthRequest): HeaderChanges | Promise<HeaderChanges> {
     const perRequest = this.config.perRequestCredentials ? credentialsFromHeaders(request.headers) : undefined;
-    const credentials = perRequest ?? (await this.configured());
-    const signed = await signAwsRequest(
-      { method: request.method, hostname: request.hostname, path: request.path, body: request.body },
-      credentials,
-      this.config.region,
-      BEDROCK_SERVICE,
-      this.clock(),
-    );
-    const removeHeaders = [...PER_REQUEST_CREDENTIAL_HEADER_NAMES];
-    if (!signed['x-amz-security-token']) removeHeaders.push('x-amz-security-token');
-    return { setHeaders: { ...signed }, removeHeaders };
+    const credentials = perRequest ?? this.configured.current();
+    const signable = { method: request.method, hostname: request.hostname, path: request.path, body: request.body };
+    const now = this.clock();
+    if (credentials !== undefined) {
+      const signed = signAwsRequestSync(signable, credentials, this.config.region, BEDROCK_SERVICE, now);
+      if (signed !== undefined) return changesFor(signed);
+    }
+    return (async () => {
+      const resolved = credentials ?? (await this.configured.load());
+      return changesFor(await signAwsRequest(signable, resolved, this.config.region, BEDROCK_SERVICE, now));
+    })();
   }
+}
+
+function changesFor(signed: SignedHeaders): HeaderChanges {
+  const removeHeaders = [...PER_REQUEST_CREDENTIAL_HEADER_NAMES];
+  if (!signed['x-amz-security-token']) removeHeaders.push('x-amz-security-token');
+  return { setHeaders: { ...signed }, removeHeaders };
 }
 
 export const awsSigV4Auth: AuthFactory<SigV4Config> = (auth, _backend, secrets) => {

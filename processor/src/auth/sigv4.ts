@@ -110,8 +110,12 @@ function amzDateOf(now: Date): string {
 const KEY_CACHE_SIZE = 64;
 const signingKeys = new Map<string, Uint8Array>();
 
+function keyId(credentials: AwsCredentials, day: string, region: string, service: string): string {
+  return `${day}\u0000${region}\u0000${service}\u0000${credentials.accessKeyId}\u0000${credentials.secretAccessKey}`;
+}
+
 async function signingKey(credentials: AwsCredentials, day: string, region: string, service: string): Promise<Uint8Array> {
-  const id = `${day}\u0000${region}\u0000${service}\u0000${credentials.accessKeyId}\u0000${credentials.secretAccessKey}`;
+  const id = keyId(credentials, day, region, service);
   const cached = signingKeys.get(id);
   if (cached !== undefined) return cached;
   const key = await getSigningKey(NodeSha256, credentials, day, region, service);
@@ -131,13 +135,36 @@ export async function signAwsRequest(
   service: string,
   now: Date = new Date(),
 ): Promise<SignedHeaders> {
+  checkCredentials(credentials);
+  const amzDate = amzDateOf(now);
+  const key = await signingKey(credentials, amzDate.slice(0, 8), region, service);
+  return sign(request, credentials, region, service, amzDate, key);
+}
+
+/** As signAwsRequest, without waiting: undefined when the day's signing key is not derived yet. */
+export function signAwsRequestSync(
+  request: SignableRequest,
+  credentials: AwsCredentials,
+  region: string,
+  service: string,
+  now: Date = new Date(),
+): SignedHeaders | undefined {
+  checkCredentials(credentials);
+  const amzDate = amzDateOf(now);
+  const key = signingKeys.get(keyId(credentials, amzDate.slice(0, 8), region, service));
+  return key === undefined ? undefined : sign(request, credentials, region, service, amzDate, key);
+}
+
+function checkCredentials(credentials: AwsCredentials): void {
   if (!credentials.accessKeyId || !credentials.secretAccessKey) {
     throw new AwsSigningError('AWS credentials are incomplete (access key id or secret access key missing)');
   }
+}
+
+function sign(request: SignableRequest, credentials: AwsCredentials, region: string, service: string, amzDate: string, key: Uint8Array): SignedHeaders {
   const q = request.path.indexOf('?');
   const path = q === -1 ? request.path : request.path.slice(0, q);
   const query = q === -1 ? '' : getCanonicalQuery({ query: splitQuery(request.path.slice(q + 1)) } as Parameters<typeof getCanonicalQuery>[0]);
-  const amzDate = amzDateOf(now);
   const day = amzDate.slice(0, 8);
   const token = credentials.sessionToken;
   const signedHeaders = token ? 'host;x-amz-date;x-amz-security-token' : 'host;x-amz-date';
@@ -147,7 +174,6 @@ export async function signAwsRequest(
     `${signedHeaders}\n${crypto.createHash('sha256').update(request.body).digest('hex')}`;
   const scope = `${day}/${region}/${service}/aws4_request`;
   const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${crypto.createHash('sha256').update(canonicalRequest).digest('hex')}`;
-  const key = await signingKey(credentials, day, region, service);
   const signature = crypto.createHmac('sha256', key).update(stringToSign).digest('hex');
   const out: SignedHeaders = {
     authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,

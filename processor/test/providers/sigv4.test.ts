@@ -4,6 +4,7 @@ import {
   parseSharedCredentials,
   PER_REQUEST_CREDENTIAL_HEADER_NAMES,
   secretCredentials,
+  defaultChainCredentials,
   awsSigV4Auth,
 } from '../../src/auth/aws';
 import { SignatureV4 } from '@smithy/signature-v4';
@@ -150,18 +151,42 @@ describe('AWS credentials', () => {
   it('re-parses a rotated credentials Secret, and never leaks its content on errors', async () => {
     let content = '[default]\naws_access_key_id=AKIA1\naws_secret_access_key=s1\n';
     const source = secretCredentials(() => content, 'default');
-    expect((await source()).accessKeyId).toBe('AKIA1');
+    expect(source.current()?.accessKeyId).toBe('AKIA1');
     content = '[default]\naws_access_key_id=AKIA2\naws_secret_access_key=s2\n';
-    expect((await source()).accessKeyId).toBe('AKIA2');
+    expect((await source.load()).accessKeyId).toBe('AKIA2');
     content = '[default]\naws_secret_access_key=leaky-secret\n';
-    await expect(source()).rejects.toThrow(/lacks aws_access_key_id/);
-    await expect(source()).rejects.not.toThrow(/leaky-secret/);
+    await expect(source.load()).rejects.toThrow(/lacks aws_access_key_id/);
+    await expect(source.load()).rejects.not.toThrow(/leaky-secret/);
+  });
+
+  it('reuses default-chain credentials until five minutes before they expire', async () => {
+    let now = 0;
+    let calls = 0;
+    const source = defaultChainCredentials(async () => {
+      calls++;
+      return { accessKeyId: `ASIA${calls}`, secretAccessKey: 's', sessionToken: 't', expiration: new Date(60 * 60 * 1000) };
+    }, () => now);
+    expect(source.current()).toBeUndefined();
+    expect(await source.load()).toEqual({ accessKeyId: 'ASIA1', secretAccessKey: 's', sessionToken: 't' });
+    now = 54 * 60 * 1000;
+    expect(source.current()?.accessKeyId).toBe('ASIA1');
+    now = 56 * 60 * 1000;
+    expect(source.current()).toBeUndefined();
+    expect((await source.load()).accessKeyId).toBe('ASIA2');
+  });
+
+  it('names a failing default chain without its error detail', async () => {
+    const source = defaultChainCredentials(async () => {
+      throw Object.assign(new Error('secret-bearing detail'), { name: 'CredentialsProviderError' });
+    });
+    await expect(source.load()).rejects.toThrow('AWS default credential chain found no credentials (CredentialsProviderError)');
   });
 });
 
 describe('AwsSigV4Authenticator', () => {
   const date = new Date('2026-11-22T02:40:07Z');
-  const configured = async () => ({ accessKeyId: 'AKIASTATICFALLBACK', secretAccessKey: 'static-fallback-secret' });
+  const configuredCredentials = { accessKeyId: 'AKIASTATICFALLBACK', secretAccessKey: 'static-fallback-secret' };
+  const configured = { current: () => undefined, load: async () => configuredCredentials };
   const perRequestHeaders = {
     'x-aigw-aws-access-key-id': 'ASIAPERREQUEST',
     'x-aigw-aws-secret-access-key': 'per-request-secret',
@@ -208,6 +233,20 @@ describe('AwsSigV4Authenticator', () => {
     );
     const result = await auth.apply(request({}));
     expect(result.setHeaders.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIASECRETFILE\/\d{8}\/eu-west-1\/bedrock\/aws4_request, SignedHeaders=host;x-amz-date, Signature=[0-9a-f]{64}$/);
+  });
+
+  it('answers synchronously once credentials and the day\'s key are at hand, with the same signature', async () => {
+    const auth = new AwsSigV4Authenticator(
+      { type: 'AWSSigV4', region: 'ap-south-2', credentials: { source: 'DefaultChain' }, perRequestCredentials: false },
+      { current: () => configuredCredentials, load: async () => configuredCredentials },
+      () => date,
+    );
+    const first = auth.apply(request({}));
+    expect(first).toBeInstanceOf(Promise);
+    const firstResult = await first;
+    const second = auth.apply(request({}));
+    expect(second).not.toBeInstanceOf(Promise);
+    expect(second).toEqual(firstResult);
   });
 
   it('ignores per-request headers when not enabled, but strips them', async () => {
