@@ -67,6 +67,9 @@ export class ExchangeSession implements ExtProcStream {
   private responseBuffer: Buffer[] = [];
   private finished = false;
   private closed = false;
+  /** The total last written into the metadata of a streamed response; a client abort is charged that much. */
+  private writtenTotal = 0;
+  private writtenInput = 0;
 
   constructor(
     private readonly context: ProcessorContext,
@@ -436,8 +439,20 @@ export class ExchangeSession implements ExtProcStream {
       }
     }
     const response: ProcessingResponse = common ? { responseBody: { response: common } } : { responseBody: { response: {} } };
-    if (end) response.dynamicMetadata = this.finish(routed);
+    if (end) {
+      response.dynamicMetadata = this.finish(routed);
+    } else if (this.streaming && this.usageGrew(routed.response.usage)) {
+      // Envoy keeps the last metadata written; if the client goes away now, it charges what was counted so far.
+      response.dynamicMetadata = this.metadata(routed.response.usage, routed.model, routed.backend.config.name);
+    }
     this.send(response);
+  }
+
+  private usageGrew(usage: TokenUsage): boolean {
+    if (usage.total === this.writtenTotal && usage.input === this.writtenInput) return false;
+    this.writtenTotal = usage.total;
+    this.writtenInput = usage.input;
+    return true;
   }
 
   private finish(routed: RoutedRequest) {

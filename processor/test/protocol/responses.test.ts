@@ -127,6 +127,19 @@ describe('responses', () => {
     expect(processor.app.processor.activeStreams).toBe(0);
   });
 
+  it('a client abort after the usage chunk is charged what was counted (metadata written as usage grows)', async () => {
+    const events = sseStream({ prompt: 11, completion: 5 }).split(/(?<=\n\n)/);
+    expect(events).toHaveLength(4);
+    const result = await processor.client.exchange(
+      CHAT,
+      () => ({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: events }),
+      { abortAfterChunks: 3 },
+    );
+    expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({ llm_input_token: 11, llm_output_token: 5, llm_total_token: 16, out: 5 });
+    const withMetadata = result.responses.filter((r) => r.kind === 'responseBody' && r.message.dynamicMetadata);
+    expect(withMetadata).toHaveLength(1);
+  });
+
   it('tolerates trailers and answers them in order', async () => {
     const stream = processor.client.openStream();
     const send = (message: ProcessingRequest) => stream.send(message);
