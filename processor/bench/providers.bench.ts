@@ -347,6 +347,7 @@ async function serverBench(): Promise<Map<string, ServerResult>> {
               '--config', path.join(work, 'config.json'),
               '--secrets-dir', path.join(work, 'secrets'),
               '--listen', address,
+              '--admin', `127.0.0.1:${await freePort()}`,
               '--log-level', 'warn',
             ];
       const child = await startProcess(args);
