@@ -101,6 +101,13 @@ async function bedrockProvider(request: RecordedRequest, res: http.ServerRespons
 }
 
 async function geminiProvider(request: RecordedRequest, res: http.ServerResponse): Promise<void> {
+  if (request.path.endsWith(':predict')) {
+    const instances = (JSON.parse(request.body.toString()) as { instances: unknown[] }).instances;
+    res.writeHead(200, { 'content-type': 'application/json' }).end(
+      JSON.stringify({ predictions: instances.map((_, i) => ({ embeddings: { values: [i + 0.25, -0.5, 1], statistics: { token_count: 3 } } })) }),
+    );
+    return;
+  }
   const call = { functionCall: { name: 'get_weather', args: { city: 'Paris' } } };
   const usageMetadata = { promptTokenCount: 14, candidatesTokenCount: 6, thoughtsTokenCount: 3, totalTokenCount: 23 };
   if (request.path.includes(':generateContent')) {
@@ -279,6 +286,17 @@ describe('official SDKs against translated providers', () => {
     const error = await openai.chat.completions.create({ model: 'bedrock-claude', messages: [{ role: 'user', content: 'force-403' }] }).catch((e: unknown) => e);
     expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(403);
     expect((error as Error).message).toContain('bad signature');
+  });
+
+  it('openai SDK embeddings (base64 by default) against Vertex AI', async () => {
+    const result = await openai.embeddings.create({ model: 'gemini-embedding', input: ['a', 'b'] });
+    expect(result.data.map((d) => d.embedding)).toEqual([
+      [0.25, -0.5, 1],
+      [1.25, -0.5, 1],
+    ]);
+    expect(result.usage).toEqual({ prompt_tokens: 6, total_tokens: 6 });
+    expect(provider.requests.at(-1)!.path).toBe('/v1/projects/proj/locations/europe-west4/publishers/google/models/gemini-embedding:predict');
+    expect(metadata()).toMatchObject({ llm_input_token: 6, llm_output_token: 0, llm_total_token: 6 });
   });
 
   describe('@anthropic-ai/sdk -> /anthropic/v1/messages', () => {
