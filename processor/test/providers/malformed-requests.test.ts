@@ -1,0 +1,72 @@
+/**
+ * Malformed client bodies never crash a translator: each either translates or throws a TranslationError
+ * (answered 4xx in the client's schema), never a TypeError (which would become a 500).
+ */
+import { PROVIDER_TRANSLATORS } from '../../src/providers';
+import type { BackendConfig } from '../../src/config/schema';
+import { TranslationError, type ClientApi, type Operation, type TranslationContext, type TranslatorFactory } from '../../src/translate/types';
+
+const endpoint = { hostname: 'h', port: 443, tls: true };
+const BACKENDS: Record<string, BackendConfig> = {
+  Anthropic: { name: 'a', schema: { name: 'Anthropic', version: 'v' }, endpoint },
+  GCPAnthropic: { name: 'b', schema: { name: 'GCPAnthropic', projectId: 'p', region: 'r', anthropicVersion: 'v' }, endpoint },
+  AWSAnthropic: { name: 'c', schema: { name: 'AWSAnthropic', anthropicVersion: 'v' }, endpoint },
+  AWSBedrock: { name: 'd', schema: { name: 'AWSBedrock' }, endpoint },
+  GCPVertexAI: { name: 'e', schema: { name: 'GCPVertexAI', projectId: 'p', region: 'r' }, endpoint },
+  AzureOpenAI: { name: 'f', schema: { name: 'AzureOpenAI', apiVersion: 'v' }, endpoint },
+  OpenAI: { name: 'g', schema: { name: 'OpenAI', pathPrefix: '/v1' }, endpoint },
+};
+
+const WEIRD_VALUES: unknown[] = [null, 0, 'x', true, [], {}, [null], [1], ['s'], [{}], [{ role: 1 }], { a: 1 }];
+
+function bodies(): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [{}];
+  const fields = ['messages', 'tools', 'tool_choice', 'stop', 'max_tokens', 'temperature', 'system', 'input', 'stop_sequences', 'response_format', 'n'];
+  for (const field of fields) for (const value of WEIRD_VALUES) out.push({ messages: [{ role: 'user', content: 'hi' }], [field]: value });
+  const messageShapes: unknown[] = [
+    { role: 'user', content: [{ type: 'image_url' }] },
+    { role: 'user', content: [{ type: 'image_url', image_url: { url: 5 } }] },
+    { role: 'user', content: [{ type: 'text' }] },
+    { role: 'assistant', content: null },
+    { role: 'assistant', tool_calls: [null] },
+    { role: 'assistant', tool_calls: [{ function: { name: 'f', arguments: '[1]' } }] },
+    { role: 'tool', content: 'x' },
+    { role: 'tool', tool_call_id: 'a', content: [{ type: 'image_url', image_url: {} }] },
+    { role: 'user', content: [{ type: 'tool_result', content: 5 }] },
+    { role: 'assistant', content: [{ type: 'tool_use' }] },
+    { role: 'user', content: [{ type: 'image', source: null }] },
+    { role: 'system', content: 7 },
+  ];
+  for (const message of messageShapes) out.push({ messages: [message], max_tokens: 5 });
+  return out;
+}
+
+function context(api: ClientApi, operation: Operation, backend: BackendConfig): TranslationContext {
+  return { api, operation, subpath: '/x', query: '', requestModel: 'm', upstreamModel: 'm', backend, stream: false, forceStreamUsage: false, requestId: 'r', nowSeconds: 1 };
+}
+
+describe('malformed requests', () => {
+  for (const [api, operations] of Object.entries(PROVIDER_TRANSLATORS) as [ClientApi, Record<Operation, Record<string, unknown>>][]) {
+    for (const [operation, bySchema] of Object.entries(operations) as [Operation, Record<string, unknown>][]) {
+      for (const schema of Object.keys(bySchema)) {
+        it(`${api} ${operation} -> ${schema}`, () => {
+          const factory = (PROVIDER_TRANSLATORS[api]![operation] as Record<string, TranslatorFactory>)[schema]!;
+          let rejected = 0;
+          for (const body of bodies()) {
+            try {
+              factory(context(api, operation, BACKENDS[schema]!)).request(structuredClone(body));
+            } catch (error) {
+              if (!(error instanceof TranslationError)) throw new Error(`${JSON.stringify(body)}: ${(error as Error).stack}`);
+              expect(error.status === 400 || error.status === 422).toBe(true);
+              rejected++;
+            }
+          }
+          // Passthroughs (Azure for OpenAI clients, Anthropic-family backends for Anthropic clients) leave
+          // validation to the provider; every translating pair rejects some of these bodies.
+          const passthrough = schema === 'AzureOpenAI' ? api === 'OpenAI' : api === 'Anthropic' && schema.includes('Anthropic');
+          if (!passthrough) expect(rejected).toBeGreaterThan(5);
+        });
+      }
+    }
+  }
+});
