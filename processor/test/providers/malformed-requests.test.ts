@@ -70,3 +70,33 @@ describe('malformed requests', () => {
     }
   }
 });
+
+describe('malformed provider answers', () => {
+  const jsonBodies = ['', 'not json', 'null', '5', '[]', '{"choices":5}', '{"candidates":"x","usageMetadata":7}', '{"output":{"message":{"content":[null,5,{"toolUse":3}]}}}', '{"content":[{"type":"tool_use","input":null}],"usage":"x"}', '{"predictions":[null,{"embeddings":5}]}'];
+  const streamBodies = [
+    'data: not json\n\ndata: {"candidates":[null]}\n\nevent: message_delta\ndata: {"type":"message_delta","delta":null,"usage":5}\n\ndata: {"choices":[{"delta":{"tool_calls":[null,{"function":5}]}}]}\n\n',
+    '\u0000\u0000\u0000\u0010garbage-bytes-not-an-eventstream',
+  ];
+  for (const [api, operations] of Object.entries(PROVIDER_TRANSLATORS) as [ClientApi, Record<Operation, Record<string, TranslatorFactory>>][]) {
+    for (const [operation, bySchema] of Object.entries(operations) as [Operation, Record<string, TranslatorFactory>][]) {
+      for (const [schema, factory] of Object.entries(bySchema)) {
+        it(`${api} ${operation} <- ${schema}`, () => {
+          for (const stream of [false, true]) {
+            for (const text of stream ? streamBodies : jsonBodies) {
+              const ctx = { ...context(api, operation, BACKENDS[schema]!), stream };
+              const response = factory(ctx).response();
+              const contentType = stream ? (schema.startsWith('AWS') ? 'application/vnd.amazon.eventstream' : 'text/event-stream') : 'application/json';
+              response.head(200, { 'content-type': contentType });
+              const bytes = Buffer.from(text);
+              expect(() => {
+                response.body(bytes.subarray(0, 7), false);
+                response.body(bytes.subarray(7), true);
+              }).not.toThrow();
+              expect(typeof response.usage.total).toBe('number');
+            }
+          }
+        });
+      }
+    }
+  }
+});
