@@ -246,11 +246,9 @@ export abstract class ConvertingResponse implements ResponseTranslator {
     this.headers = headers;
     const contentType = headers['content-type'] ?? '';
     this.streaming = status >= 200 && status < 300 && this.streamRequested && !contentType.includes('json');
-    return {
-      stream: this.streaming,
-      setHeaders: { 'content-type': this.streaming ? 'text/event-stream' : 'application/json' },
-      removeHeaders: ['content-length'],
-    };
+    if (this.streaming) return { stream: true, setHeaders: { 'content-type': 'text/event-stream' }, removeHeaders: ['content-length'] };
+    // Buffered: the pipeline corrects Content-Length once the translated body is complete.
+    return { stream: false, setHeaders: contentType.startsWith('application/json') ? {} : { 'content-type': 'application/json' }, removeHeaders: [] };
   }
 
   body(chunk: Buffer, endOfStream: boolean): Buffer {
