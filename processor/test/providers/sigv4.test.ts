@@ -8,7 +8,8 @@ import {
   awsSigV4Auth,
 } from '../../src/auth/aws';
 import { SignatureV4 } from '@smithy/signature-v4';
-import { AwsCredentials, canonicalUri, NodeSha256, signAwsRequest } from '../../src/auth/sigv4';
+import * as crypto from 'node:crypto';
+import { AwsCredentials, canonicalUri, hmacHex, NodeSha256, padsOf, signAwsRequest } from '../../src/auth/sigv4';
 import { referenceSignature } from './sigv4-reference';
 
 const SUITE_CREDENTIALS = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
@@ -112,6 +113,14 @@ describe('signAwsRequest against the full @smithy/signature-v4 signer', () => {
     expect(ours.authorization).toBe(smithy.headers.authorization);
     expect(ours['x-amz-date']).toBe(smithy.headers['x-amz-date']);
     expect(ours['x-amz-security-token']).toBe(smithy.headers['x-amz-security-token']);
+  });
+
+  it('computes HMAC-SHA256 from the key pads exactly like node:crypto', () => {
+    for (let i = 0; i < 50; i++) {
+      const key = crypto.randomBytes(32);
+      const message = `AWS4-HMAC-SHA256\n${crypto.randomBytes(i * 7).toString('base64')}\nünïcødé`;
+      expect(hmacHex(padsOf(key), message)).toBe(crypto.createHmac('sha256', key).update(message).digest('hex'));
+    }
   });
 
   it('normalizes and escapes the canonical URI', () => {
