@@ -24,6 +24,7 @@ import type { ExtProcStream } from '../grpc/server';
 import { exactModels, findRule, type EndpointMatch } from '../routing/router';
 import { selectBackend } from '../routing/select';
 import { findTranslator } from '../translate/registry';
+import { scanRequestObject } from '../translate/request-scan';
 import {
   TranslationError,
   ZERO_USAGE,
@@ -218,20 +219,32 @@ export class ExchangeSession implements ExtProcStream {
   private routeRequest(runtime: RuntimeConfig, match: EndpointMatch, operation: Operation, raw: Buffer): void | Promise<void> {
     const api = match.api;
     const path = this.headers.get(':path') ?? '';
-    let body: unknown;
-    try {
-      body = JSON.parse(raw.toString('utf8'));
-    } catch (error) {
-      return this.immediate(
-        gatewayError(400, `malformed request: failed to parse JSON for ${stripQuery(path)}: ${(error as Error).message}`, 'invalid_json'),
-        api,
-      );
+    // Well-formed bodies are only scanned; the body is parsed when a translator needs it, and anything the
+    // scanner does not vouch for goes through JSON.parse, which decides and words the error.
+    const summary = scanRequestObject(raw);
+    let request: Record<string, unknown> | undefined;
+    let model: unknown;
+    let stream: boolean;
+    if (summary) {
+      model = summary.model;
+      stream = summary.stream;
+    } else {
+      let body: unknown;
+      try {
+        body = JSON.parse(raw.toString('utf8'));
+      } catch (error) {
+        return this.immediate(
+          gatewayError(400, `malformed request: failed to parse JSON for ${stripQuery(path)}: ${(error as Error).message}`, 'invalid_json'),
+          api,
+        );
+      }
+      if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+        return this.immediate(gatewayError(400, `malformed request: the body of ${stripQuery(path)} must be a JSON object`, 'invalid_json'), api);
+      }
+      request = body as Record<string, unknown>;
+      model = request.model;
+      stream = request.stream === true;
     }
-    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-      return this.immediate(gatewayError(400, `malformed request: the body of ${stripQuery(path)} must be a JSON object`, 'invalid_json'), api);
-    }
-    const request = body as Record<string, unknown>;
-    const model = request.model;
     if (typeof model !== 'string' || model.length === 0) {
       return this.immediate(gatewayError(400, 'you must provide a model parameter', 'missing_model', 'model'), api);
     }
@@ -267,7 +280,6 @@ export class ExchangeSession implements ExtProcStream {
         api,
       );
     }
-    const stream = request.stream === true;
     const translator = factory({
       api,
       operation,
@@ -281,9 +293,9 @@ export class ExchangeSession implements ExtProcStream {
       requestId: this.headers.get('x-request-id') ?? randomUUID(),
       nowSeconds: Math.floor(Date.now() / 1000),
     });
-    let upstream;
+    let upstream = request || backend.hasBodyMutation ? undefined : translator.unchangedRequest?.();
     try {
-      upstream = translator.request(request);
+      upstream ??= translator.request(request ?? (JSON.parse(raw.toString('utf8')) as Record<string, unknown>));
     } catch (error) {
       if (error instanceof TranslationError) {
         return this.immediate({ status: error.status, message: error.message, type: error.errorType, code: null, param: error.param ?? null }, api);

@@ -17,6 +17,7 @@ import {
 export function openAIPassthrough(context: TranslationContext): Translator {
   return {
     request: (body) => translateRequest(context, body),
+    unchangedRequest: () => (keepsClientBody(context) ? { path: upstreamPath(context), body: undefined, bodyUnchanged: true, setHeaders: {}, removeHeaders: [] } : undefined),
     response: () => new OpenAIResponse(),
   };
 }
@@ -25,13 +26,28 @@ function joinPath(prefix: string, subpath: string): string {
   return prefix === '/' ? subpath : prefix + subpath;
 }
 
+function upstreamPath(context: TranslationContext): string {
+  const schema = context.backend.schema;
+  const prefix = schema.name === 'OpenAI' ? schema.pathPrefix : '/v1';
+  return joinPath(prefix, context.subpath) + context.query;
+}
+
+function forcesStreamUsage(context: TranslationContext): boolean {
+  return context.forceStreamUsage && context.stream && (context.operation === 'chat' || context.operation === 'completions');
+}
+
+/** No model override and no usage to force: the body cannot change, whatever it holds. */
+function keepsClientBody(context: TranslationContext): boolean {
+  return context.upstreamModel === context.requestModel && !forcesStreamUsage(context);
+}
+
 function translateRequest(context: TranslationContext, body: Record<string, unknown>): UpstreamRequest {
   let unchanged = true;
   if (context.upstreamModel !== context.requestModel) {
     body.model = context.upstreamModel;
     unchanged = false;
   }
-  if (context.forceStreamUsage && context.stream && (context.operation === 'chat' || context.operation === 'completions')) {
+  if (forcesStreamUsage(context)) {
     const options = body.stream_options;
     const current = options !== null && typeof options === 'object' ? (options as Record<string, unknown>) : undefined;
     if (current?.include_usage !== true) {
@@ -39,10 +55,8 @@ function translateRequest(context: TranslationContext, body: Record<string, unkn
       unchanged = false;
     }
   }
-  const schema = context.backend.schema;
-  const prefix = schema.name === 'OpenAI' ? schema.pathPrefix : '/v1';
   return {
-    path: joinPath(prefix, context.subpath) + context.query,
+    path: upstreamPath(context),
     body,
     bodyUnchanged: unchanged,
     setHeaders: {},

@@ -90,6 +90,12 @@ export interface ResponseTranslator {
 export interface Translator {
   /** Throws TranslationError for requests the backend cannot express. */
   request(body: Record<string, unknown>): UpstreamRequest;
+  /**
+   * Optional: the upstream request when, judging from the context alone, the client's body goes upstream
+   * byte for byte (`bodyUnchanged`, `body` undefined); undefined when the body has to be read or changed.
+   * Lets the pipeline skip parsing the body; must agree with what request() would answer.
+   */
+  unchangedRequest?(): UpstreamRequest | undefined;
   response(): ResponseTranslator;
 }
 

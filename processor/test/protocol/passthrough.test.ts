@@ -29,4 +29,20 @@ describe('OpenAI passthrough over ext_proc', () => {
       llm_reasoning_token: 0,
     });
   });
+
+  it.each([
+    ['nested model keys', '{"messages":[{"role":"user","content":"{\\"model\\":\\"gpt-3\\"}","model":"gpt-3"}],"meta":{"model":"gpt-3"},"model":"gpt-4o"}'],
+    ['a duplicate model key (the last wins)', '{"model":"gpt-3","model":"gpt-4o"}'],
+    ['an escaped top-level key', '{"mod\\u0065l":"gpt-4o","stream":false}'],
+    ['an escaped model value', '{"model":"gpt\\u002d4o"}'],
+    ['non-ASCII content and whitespace', ' {\n "messages": [{"content": "h\u00e9llo \u2028 \ud83d\ude00"}],\t"model" : "gpt-4o" }\r\n'],
+  ])('routes by the top-level model and forwards the bytes untouched: %s', async (_name, body) => {
+    const result = await processor.client.exchange({ path: '/v1/chat/completions', body }, (req) => {
+      expect(req.headers['x-ai-eg-model']).toBe('gpt-4o');
+      expect(req.body.toString()).toBe(body);
+      expect(req.headers['content-length']).toBe(String(Buffer.byteLength(body)));
+      return { status: 200, headers: { 'content-type': 'application/json' }, body: '{}' };
+    });
+    expect(result.status).toBe(200);
+  });
 });

@@ -106,4 +106,25 @@ describe('openAIPassthrough', () => {
     expect(openAIPassthrough(context({ operation: 'embeddings', stream: true, forceStreamUsage: true })).request({ model: 'gpt-4o' }).bodyUnchanged).toBe(true);
     expect(openAIPassthrough(context({ forceStreamUsage: true })).request({ model: 'gpt-4o' }).bodyUnchanged).toBe(true);
   });
+
+  it.each([
+    ['nothing to change', {}, true],
+    ['a stream without forced usage', { stream: true }, true],
+    ['forced usage on embeddings', { operation: 'embeddings', stream: true, forceStreamUsage: true }, true],
+    ['forced usage on a non-streaming request', { forceStreamUsage: true }, true],
+    ['a model override', { upstreamModel: 'other' }, false],
+    ['forced usage on a chat stream', { stream: true, forceStreamUsage: true }, false],
+    ['forced usage on a completions stream', { operation: 'completions', subpath: '/completions', stream: true, forceStreamUsage: true }, false],
+  ] as Array<[string, Partial<TranslationContext>, boolean]>)('answers without the body only when it cannot change: %s', (_name, overrides, unchanged) => {
+    const translator = openAIPassthrough(context(overrides));
+    const fast = translator.unchangedRequest!();
+    const full = translator.request({ model: 'gpt-4o', stream: overrides.stream === true, messages: [] });
+    if (!unchanged) {
+      expect(fast).toBeUndefined();
+      expect(full.bodyUnchanged).toBe(false);
+      return;
+    }
+    expect(full.bodyUnchanged).toBe(true);
+    expect(fast).toEqual({ ...full, body: undefined });
+  });
 });
