@@ -37,6 +37,15 @@ function lenFieldSize(field: number, payload: number): number {
   return varintSize(tag(field, LEN)) + varintSize(payload) + payload;
 }
 
+/** UTF-8 length; header names, metadata keys and most values are ASCII, counted here without a native call. */
+function byteLength(value: string): number {
+  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) >= 0x80) return Buffer.byteLength(value, 'utf8');
+  return value.length;
+}
+
+/** Below this many bytes, copying in JavaScript beats a call into Buffer's native write/set. */
+const SHORT = 64;
+
 class Out {
   pos = 0;
   constructor(readonly buf: Buffer) {}
@@ -56,15 +65,30 @@ class Out {
 
   bytes(field: number, value: Uint8Array): void {
     this.tag(field, LEN);
-    this.varint(value.length);
-    this.buf.set(value, this.pos);
-    this.pos += value.length;
+    const length = value.length;
+    this.varint(length);
+    if (length <= SHORT) {
+      const buf = this.buf;
+      const at = this.pos;
+      for (let i = 0; i < length; i++) buf[at + i] = value[i]!;
+    } else {
+      this.buf.set(value, this.pos);
+    }
+    this.pos += length;
   }
 
   string(field: number, value: string, byteLength: number): void {
     this.tag(field, LEN);
     this.varint(byteLength);
-    this.pos += this.buf.write(value, this.pos, 'utf8');
+    if (byteLength === value.length && byteLength <= SHORT) {
+      // ASCII (every other character takes more than one byte)
+      const buf = this.buf;
+      const at = this.pos;
+      for (let i = 0; i < byteLength; i++) buf[at + i] = value.charCodeAt(i);
+      this.pos += byteLength;
+    } else {
+      this.pos += this.buf.write(value, this.pos, 'utf8');
+    }
   }
 
   double(field: number, value: number): void {
@@ -84,7 +108,7 @@ class Out {
 function valueSize(value: ProtoValue): number {
   if (value.numberValue !== undefined) return 1 + 8;
   if (value.stringValue !== undefined) {
-    const n = Buffer.byteLength(value.stringValue);
+    const n = byteLength(value.stringValue);
     return lenFieldSize(3, n);
   }
   if (value.boolValue !== undefined) return 2;
@@ -94,7 +118,7 @@ function valueSize(value: ProtoValue): number {
 
 function writeValue(out: Out, value: ProtoValue): void {
   if (value.numberValue !== undefined) out.double(2, value.numberValue);
-  else if (value.stringValue !== undefined) out.string(3, value.stringValue, Buffer.byteLength(value.stringValue));
+  else if (value.stringValue !== undefined) out.string(3, value.stringValue, byteLength(value.stringValue));
   else if (value.boolValue !== undefined) {
     out.tag(4, VARINT);
     out.varint(value.boolValue ? 1 : 0);
@@ -108,7 +132,7 @@ function writeValue(out: Out, value: ProtoValue): void {
 }
 
 function entrySize(key: string, value: ProtoValue): number {
-  return lenFieldSize(1, Buffer.byteLength(key)) + lenFieldSize(2, valueSize(value));
+  return lenFieldSize(1, byteLength(key)) + lenFieldSize(2, valueSize(value));
 }
 
 function structSize(struct: ProtoStruct): number {
@@ -120,25 +144,38 @@ function structSize(struct: ProtoStruct): number {
 function writeStruct(out: Out, struct: ProtoStruct): void {
   for (const key in struct.fields) {
     const value = struct.fields[key]!;
-    out.message(1, entrySize(key, value));
-    out.string(1, key, Buffer.byteLength(key));
-    out.message(2, valueSize(value));
-    writeValue(out, value);
+    const keyLength = byteLength(key);
+    // A nested struct's size is computed once here, not again for each enclosing length.
+    const nested = value.structValue !== undefined ? structSize(value.structValue) : -1;
+    const size = nested >= 0 ? lenFieldSize(5, nested) : valueSize(value);
+    out.message(1, lenFieldSize(1, keyLength) + lenFieldSize(2, size));
+    out.string(1, key, keyLength);
+    out.message(2, size);
+    if (nested >= 0) {
+      out.message(5, nested);
+      writeStruct(out, value.structValue!);
+    } else {
+      writeValue(out, value);
+    }
   }
 }
 
 // ---- header mutations ----
 
+function headerSize(keyLength: number, valueLength: number): number {
+  return lenFieldSize(1, keyLength) + lenFieldSize(3, valueLength);
+}
+
 function optionSize(option: HeaderValueOption): number {
   const header = option.header;
-  const headerSize = lenFieldSize(1, Buffer.byteLength(header.key)) + lenFieldSize(3, header.rawValue.length);
-  return lenFieldSize(1, headerSize) + (option.appendAction ? 1 + varintSize(option.appendAction) : 0);
+  return lenFieldSize(1, headerSize(byteLength(header.key), header.rawValue.length)) + (option.appendAction ? 1 + varintSize(option.appendAction) : 0);
 }
 
 function writeOption(out: Out, option: HeaderValueOption): void {
   const header = option.header;
-  const keyLength = Buffer.byteLength(header.key);
-  out.message(1, lenFieldSize(1, keyLength) + lenFieldSize(3, header.rawValue.length));
+  const keyLength = byteLength(header.key);
+  const valueLength = header.rawValue.length;
+  out.message(1, headerSize(keyLength, valueLength));
   out.string(1, header.key, keyLength);
   out.bytes(3, header.rawValue);
   if (option.appendAction) {
@@ -147,19 +184,30 @@ function writeOption(out: Out, option: HeaderValueOption): void {
   }
 }
 
+const NO_OPTIONS: readonly HeaderValueOption[] = [];
+const NO_NAMES: readonly string[] = [];
+
 function mutationSize(mutation: HeaderMutation): number {
   let size = 0;
-  for (const option of mutation.setHeaders ?? []) size += lenFieldSize(1, optionSize(option));
-  for (const name of mutation.removeHeaders ?? []) size += lenFieldSize(2, Buffer.byteLength(name));
+  const options = mutation.setHeaders ?? NO_OPTIONS;
+  for (let i = 0; i < options.length; i++) size += lenFieldSize(1, optionSize(options[i]!));
+  const names = mutation.removeHeaders ?? NO_NAMES;
+  for (let i = 0; i < names.length; i++) size += lenFieldSize(2, byteLength(names[i]!));
   return size;
 }
 
 function writeMutation(out: Out, mutation: HeaderMutation): void {
-  for (const option of mutation.setHeaders ?? []) {
+  const options = mutation.setHeaders ?? NO_OPTIONS;
+  for (let i = 0; i < options.length; i++) {
+    const option = options[i]!;
     out.message(1, optionSize(option));
     writeOption(out, option);
   }
-  for (const name of mutation.removeHeaders ?? []) out.string(2, name, Buffer.byteLength(name));
+  const names = mutation.removeHeaders ?? NO_NAMES;
+  for (let i = 0; i < names.length; i++) {
+    const name = names[i]!;
+    out.string(2, name, byteLength(name));
+  }
 }
 
 // ---- CommonResponse ----
@@ -232,7 +280,7 @@ function immediateSize(immediate: ImmediateResponse): number {
   let size = lenFieldSize(1, statusSize);
   if (immediate.headers) size += lenFieldSize(2, mutationSize(immediate.headers));
   if (immediate.body && immediate.body.length > 0) size += lenFieldSize(3, immediate.body.length);
-  if (immediate.details) size += lenFieldSize(5, Buffer.byteLength(immediate.details));
+  if (immediate.details) size += lenFieldSize(5, byteLength(immediate.details));
   return size;
 }
 
@@ -248,59 +296,70 @@ function writeImmediate(out: Out, immediate: ImmediateResponse): void {
     writeMutation(out, immediate.headers);
   }
   if (immediate.body && immediate.body.length > 0) out.bytes(3, immediate.body);
-  if (immediate.details) out.string(5, immediate.details, Buffer.byteLength(immediate.details));
+  if (immediate.details) out.string(5, immediate.details, byteLength(immediate.details));
 }
 
 // ---- ProcessingResponse ----
 
 export function encodeProcessingResponse(response: ProcessingResponse): Buffer {
-  let size = 0;
-  if (response.requestHeaders) size += lenFieldSize(1, wrapperSize(response.requestHeaders));
-  if (response.responseHeaders) size += lenFieldSize(2, wrapperSize(response.responseHeaders));
-  if (response.requestBody) size += lenFieldSize(3, wrapperSize(response.requestBody));
-  if (response.responseBody) size += lenFieldSize(4, wrapperSize(response.responseBody));
-  if (response.requestTrailers) size += lenFieldSize(5, trailersSize(response.requestTrailers));
-  if (response.responseTrailers) size += lenFieldSize(6, trailersSize(response.responseTrailers));
-  if (response.immediateResponse) size += lenFieldSize(7, immediateSize(response.immediateResponse));
-  if (response.dynamicMetadata) size += lenFieldSize(8, structSize(response.dynamicMetadata));
+  // Each part's size once; the write below reuses it for the part's length prefix.
+  const requestHeaders = response.requestHeaders ? wrapperSize(response.requestHeaders) : -1;
+  const responseHeaders = response.responseHeaders ? wrapperSize(response.responseHeaders) : -1;
+  const requestBody = response.requestBody ? wrapperSize(response.requestBody) : -1;
+  const responseBody = response.responseBody ? wrapperSize(response.responseBody) : -1;
+  const requestTrailers = response.requestTrailers ? trailersSize(response.requestTrailers) : -1;
+  const responseTrailers = response.responseTrailers ? trailersSize(response.responseTrailers) : -1;
+  const immediate = response.immediateResponse ? immediateSize(response.immediateResponse) : -1;
+  const metadata = response.dynamicMetadata ? structSize(response.dynamicMetadata) : -1;
   const bodyMode = response.modeOverride?.responseBodyMode;
-  if (response.modeOverride) size += lenFieldSize(9, bodyMode ? 1 + varintSize(bodyMode) : 0);
+  const modeOverride = response.modeOverride ? (bodyMode ? 1 + varintSize(bodyMode) : 0) : -1;
+
+  let size = 0;
+  if (requestHeaders >= 0) size += lenFieldSize(1, requestHeaders);
+  if (responseHeaders >= 0) size += lenFieldSize(2, responseHeaders);
+  if (requestBody >= 0) size += lenFieldSize(3, requestBody);
+  if (responseBody >= 0) size += lenFieldSize(4, responseBody);
+  if (requestTrailers >= 0) size += lenFieldSize(5, requestTrailers);
+  if (responseTrailers >= 0) size += lenFieldSize(6, responseTrailers);
+  if (immediate >= 0) size += lenFieldSize(7, immediate);
+  if (metadata >= 0) size += lenFieldSize(8, metadata);
+  if (modeOverride >= 0) size += lenFieldSize(9, modeOverride);
 
   const out = new Out(Buffer.allocUnsafe(size));
-  if (response.requestHeaders) {
-    out.message(1, wrapperSize(response.requestHeaders));
-    writeWrapper(out, response.requestHeaders);
+  if (requestHeaders >= 0) {
+    out.message(1, requestHeaders);
+    writeWrapper(out, response.requestHeaders!);
   }
-  if (response.responseHeaders) {
-    out.message(2, wrapperSize(response.responseHeaders));
-    writeWrapper(out, response.responseHeaders);
+  if (responseHeaders >= 0) {
+    out.message(2, responseHeaders);
+    writeWrapper(out, response.responseHeaders!);
   }
-  if (response.requestBody) {
-    out.message(3, wrapperSize(response.requestBody));
-    writeWrapper(out, response.requestBody);
+  if (requestBody >= 0) {
+    out.message(3, requestBody);
+    writeWrapper(out, response.requestBody!);
   }
-  if (response.responseBody) {
-    out.message(4, wrapperSize(response.responseBody));
-    writeWrapper(out, response.responseBody);
+  if (responseBody >= 0) {
+    out.message(4, responseBody);
+    writeWrapper(out, response.responseBody!);
   }
-  if (response.requestTrailers) {
-    out.message(5, trailersSize(response.requestTrailers));
-    writeTrailers(out, response.requestTrailers);
+  if (requestTrailers >= 0) {
+    out.message(5, requestTrailers);
+    writeTrailers(out, response.requestTrailers!);
   }
-  if (response.responseTrailers) {
-    out.message(6, trailersSize(response.responseTrailers));
-    writeTrailers(out, response.responseTrailers);
+  if (responseTrailers >= 0) {
+    out.message(6, responseTrailers);
+    writeTrailers(out, response.responseTrailers!);
   }
-  if (response.immediateResponse) {
-    out.message(7, immediateSize(response.immediateResponse));
-    writeImmediate(out, response.immediateResponse);
+  if (immediate >= 0) {
+    out.message(7, immediate);
+    writeImmediate(out, response.immediateResponse!);
   }
-  if (response.dynamicMetadata) {
-    out.message(8, structSize(response.dynamicMetadata));
-    writeStruct(out, response.dynamicMetadata);
+  if (metadata >= 0) {
+    out.message(8, metadata);
+    writeStruct(out, response.dynamicMetadata!);
   }
-  if (response.modeOverride) {
-    out.message(9, bodyMode ? 1 + varintSize(bodyMode) : 0);
+  if (modeOverride >= 0) {
+    out.message(9, modeOverride);
     if (bodyMode) {
       out.tag(4, VARINT);
       out.varint(bodyMode);
