@@ -261,8 +261,8 @@ class ConverseToOpenAIResponse extends ConvertingResponse {
     for (const raw of asArray(message?.content)) {
       const block = asObject(raw);
       if (!block) continue;
-      // The first text block is the message content (Converse answers one text block per turn segment).
-      if (typeof block.text === 'string') content ??= block.text;
+      // Converse may split the answer into several text blocks: all of it is the message content, as in a stream.
+      if (typeof block.text === 'string') content = (content ?? '') + block.text;
       const reasoningText = asString(asObject(asObject(block.reasoningContent)?.reasoningText)?.text);
       if (reasoningText !== undefined) reasoning = (reasoning ?? '') + reasoningText;
       const toolUse = asObject(block.toolUse);

@@ -20,6 +20,7 @@ import { CONFIG_VERSION, type BackendConfig, type CostConfig, type ProcessorConf
 import type { TokenUsage } from '../../src/translate/types';
 import { usageFromOpenAI } from '../../src/translate/openai-usage';
 import type { ExchangeResult, UpstreamRequest, UpstreamResponse } from './envoy-client';
+import { expectedClientJson } from './fixture-deviations';
 import { startTestProcessor, type TestProcessor } from './processor-harness';
 import { describeWithShared } from './shared';
 
@@ -121,6 +122,9 @@ export function loadTranslationCases(dir: string): TranslationCase[] {
       for (const kind of ['json', 'sse', 'txt'] as const) {
         const bytes = readIf(caseDir, `client-response.expected.${kind}`);
         if (bytes) clientResponseExpected = { text: bytes.toString('utf8'), kind };
+      }
+      if (clientResponseExpected?.kind === 'json') {
+        clientResponseExpected.text = expectedClientJson(folder, clientResponseExpected.text, json?.toString('utf8'));
       }
       return {
         folder,
