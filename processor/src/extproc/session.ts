@@ -38,6 +38,12 @@ import { usageMetadata } from '../usage/metadata';
 import { HeaderChangeSet, HeaderList, readHeaders } from './headers';
 import type { ProcessorContext } from './context';
 
+/**
+ * Bodies up to this size are scanned instead of parsed. The scan is a JavaScript byte loop (about 3x the CPU
+ * of V8's native JSON.parse per byte) that saves parsing garbage: a win for typical small requests, a loss
+ * for large ones (benchmark: 1.5 KB vs 100 KB bodies).
+ */
+const SCAN_MAX_BYTES = 4096;
 const EMPTY_HEADERS = new HeaderList(undefined);
 const EMPTY_COMMON: ProcessingResponse = { requestHeaders: { response: {} } };
 const CONTINUE_REQUEST_BODY: ProcessingResponse = { requestBody: { response: {} } };
@@ -219,9 +225,9 @@ export class ExchangeSession implements ExtProcStream {
   private routeRequest(runtime: RuntimeConfig, match: EndpointMatch, operation: Operation, raw: Buffer): void | Promise<void> {
     const api = match.api;
     const path = this.headers.get(':path') ?? '';
-    // Well-formed bodies are only scanned; the body is parsed when a translator needs it, and anything the
-    // scanner does not vouch for goes through JSON.parse, which decides and words the error.
-    const summary = scanRequestObject(raw);
+    // Well-formed small bodies are only scanned; the body is parsed when a translator needs it, and anything
+    // the scanner does not vouch for goes through JSON.parse, which decides and words the error.
+    const summary = raw.length <= SCAN_MAX_BYTES ? scanRequestObject(raw) : undefined;
     let request: Record<string, unknown> | undefined;
     let model: unknown;
     let stream: boolean;

@@ -35,6 +35,7 @@ describe('OpenAI passthrough over ext_proc', () => {
     ['a duplicate model key (the last wins)', '{"model":"gpt-3","model":"gpt-4o"}'],
     ['an escaped top-level key', '{"mod\\u0065l":"gpt-4o","stream":false}'],
     ['an escaped model value', '{"model":"gpt\\u002d4o"}'],
+    ['a large body (parsed, not scanned)', JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(64 * 1024), model: 'gpt-3' }], model: 'gpt-4o' })],
     ['non-ASCII content and whitespace', ' {\n "messages": [{"content": "h\u00e9llo \u2028 \ud83d\ude00"}],\t"model" : "gpt-4o" }\r\n'],
   ])('routes by the top-level model and forwards the bytes untouched: %s', async (_name, body) => {
     const result = await processor.client.exchange({ path: '/v1/chat/completions', body }, (req) => {
