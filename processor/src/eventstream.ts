@@ -124,6 +124,7 @@ export class EventStreamDecoder {
   private pendingLength = 0;
   /** Bytes needed before the next parse attempt can make progress. */
   private needed = PRELUDE_WITH_CRC;
+  private readonly headerSections = new HeaderSectionCache();
 
   push(chunk: Uint8Array): EventStreamMessage[] {
     const messages: EventStreamMessage[] = [];
@@ -147,7 +148,7 @@ export class EventStreamDecoder {
         this.pendingLength = joined.length;
         continue;
       }
-      messages.push(decodeMessageAt(joined, 0, joined.length));
+      messages.push(decodeMessageAt(joined, 0, joined.length, this.headerSections));
       this.needed = PRELUDE_WITH_CRC;
     }
     this.consume(bytes, offset, messages);
@@ -182,7 +183,7 @@ export class EventStreamDecoder {
         this.keep(bytes, offset, totalLength);
         return;
       }
-      messages.push(decodeMessageAt(bytes, offset, totalLength));
+      messages.push(decodeMessageAt(bytes, offset, totalLength, this.headerSections));
       offset += totalLength;
     }
   }
@@ -217,7 +218,7 @@ function readPrelude(bytes: Buffer, offset: number): number {
   return totalLength;
 }
 
-function decodeMessageAt(bytes: Buffer, offset: number, totalLength: number): EventStreamMessage {
+function decodeMessageAt(bytes: Buffer, offset: number, totalLength: number, sections?: HeaderSectionCache): EventStreamMessage {
   const end = offset + totalLength;
   const expected = bytes.readUInt32BE(end - CRC_LENGTH);
   const actual = crc32(bytes, offset, end - CRC_LENGTH);
@@ -228,7 +229,7 @@ function decodeMessageAt(bytes: Buffer, offset: number, totalLength: number): Ev
   const headersStart = offset + PRELUDE_WITH_CRC;
   const payloadStart = headersStart + headersLength;
   return {
-    headers: cachedHeaders(bytes, headersStart, payloadStart),
+    headers: sections ? sections.decode(bytes, headersStart, payloadStart) : decodeHeaders(bytes, headersStart, payloadStart),
     payload: bytes.subarray(payloadStart, end - CRC_LENGTH),
   };
 }
@@ -244,64 +245,39 @@ export function decodeEventStreamMessage(bytes: Uint8Array): EventStreamMessage 
   return decodeMessageAt(buffer, 0, totalLength);
 }
 
-/**
- * Header names and short string values repeat in every message (`:event-type`, `contentBlockDelta`, ...):
- * they are decoded once and then recognised by their bytes.
- */
-const INTERN_MAX_LENGTH = 48;
-const INTERN_MAX_ENTRIES = 512;
-const interned = new Map<number, { bytes: Buffer; text: string }[]>();
-let internedCount = 0;
-
 function decodeString(bytes: Buffer, start: number, end: number): string {
-  const length = end - start;
-  if (length === 0) return '';
-  if (length > INTERN_MAX_LENGTH) return bytes.toString('utf8', start, end);
-  const key = (length << 24) ^ (bytes[start] << 16) ^ (bytes[start + (length >> 1)] << 8) ^ bytes[end - 1];
-  const bucket = interned.get(key);
-  if (bucket !== undefined) {
-    outer: for (const entry of bucket) {
-      const known = entry.bytes;
-      for (let i = 0; i < length; i++) if (known[i] !== bytes[start + i]) continue outer;
-      return entry.text;
-    }
-  }
-  const text = bytes.toString('utf8', start, end);
-  if (internedCount < INTERN_MAX_ENTRIES) {
-    internedCount++;
-    const entry = { bytes: Buffer.from(bytes.subarray(start, end)), text };
-    if (bucket === undefined) interned.set(key, [entry]);
-    else bucket.push(entry);
-  }
-  return text;
+  return start === end ? '' : bytes.toString('utf8', start, end);
 }
 
 /**
- * Whole header sections repeat too (every `contentBlockDelta` of a stream carries the same bytes): a
- * section made only of primitive values is decoded once into a frozen object and shared.
+ * Whole header sections repeat within a stream (every `contentBlockDelta` carries the same bytes): a
+ * section made only of primitive values is decoded once per stream into a frozen object and shared.
  */
 const HEADER_CACHE_MAX_LENGTH = 256;
-const HEADER_CACHE_MAX_ENTRIES = 256;
-const headerCache = new Map<number, { bytes: Buffer; headers: Readonly<Record<string, EventStreamHeaderValue>> }[]>();
-let headerCacheCount = 0;
+const HEADER_CACHE_MAX_ENTRIES = 64;
 
-function cachedHeaders(bytes: Buffer, start: number, end: number): Record<string, EventStreamHeaderValue> {
-  const length = end - start;
-  if (length === 0) return {};
-  if (length > HEADER_CACHE_MAX_LENGTH) return decodeHeaders(bytes, start, end);
-  const key = (length << 20) ^ (bytes[start + (length >> 1)] << 12) ^ (bytes[end - 2] << 6) ^ bytes[end - 1];
-  const bucket = headerCache.get(key);
-  if (bucket !== undefined) {
-    for (const entry of bucket) if (entry.bytes.compare(bytes, start, end) === 0) return entry.headers;
+class HeaderSectionCache {
+  private readonly entries = new Map<number, { bytes: Buffer; headers: Readonly<Record<string, EventStreamHeaderValue>> }[]>();
+  private count = 0;
+
+  decode(bytes: Buffer, start: number, end: number): Record<string, EventStreamHeaderValue> {
+    const length = end - start;
+    if (length === 0) return {};
+    if (length > HEADER_CACHE_MAX_LENGTH) return decodeHeaders(bytes, start, end);
+    const key = (length << 20) ^ (bytes[start + (length >> 1)] << 12) ^ (bytes[end - 2] << 6) ^ bytes[end - 1];
+    const bucket = this.entries.get(key);
+    if (bucket !== undefined) {
+      for (const entry of bucket) if (entry.bytes.compare(bytes, start, end) === 0) return entry.headers;
+    }
+    const headers = decodeHeaders(bytes, start, end);
+    if (this.count < HEADER_CACHE_MAX_ENTRIES && Object.values(headers).every((v) => typeof v !== 'object')) {
+      this.count++;
+      const entry = { bytes: Buffer.from(bytes.subarray(start, end)), headers: Object.freeze(headers) };
+      if (bucket === undefined) this.entries.set(key, [entry]);
+      else bucket.push(entry);
+    }
+    return headers;
   }
-  const headers = decodeHeaders(bytes, start, end);
-  if (headerCacheCount < HEADER_CACHE_MAX_ENTRIES && Object.values(headers).every((v) => typeof v !== 'object')) {
-    headerCacheCount++;
-    const entry = { bytes: Buffer.from(bytes.subarray(start, end)), headers: Object.freeze(headers) };
-    if (bucket === undefined) headerCache.set(key, [entry]);
-    else bucket.push(entry);
-  }
-  return headers;
 }
 
 function headerOverrun(): EventStreamError {

@@ -68,19 +68,22 @@ describe('encode/decode round trip', () => {
     expect(message.headers).toEqual({ ...headers, tiny: -5, small: 1234 });
   });
 
-  it('shares decoded header sections only when they hold immutable values', () => {
+  it('shares decoded header sections within a stream only when they hold immutable values', () => {
     const plain = encodeEventStreamMessage({ ':event-type': 'same', flag: true, n: 5 }, Buffer.from('a'));
-    const first = decodeEventStreamMessage(plain).headers;
-    const second = decodeEventStreamMessage(Buffer.from(plain)).headers;
+    const withBytes = encodeEventStreamMessage({ ':event-type': 'same', blob: Buffer.from([1, 2]) }, Buffer.from('a'));
+    // Same length, different bytes: must not be confused with the cached section.
+    const similar = encodeEventStreamMessage({ ':event-type': 'sane', flag: true, n: 5 }, Buffer.from('a'));
+    const decoder = new EventStreamDecoder();
+    const [first, second, a, b, other] = decoder.push(Buffer.concat([plain, plain, withBytes, withBytes, similar])).map((m) => m.headers);
     expect(second).toBe(first);
     expect(Object.isFrozen(first)).toBe(true);
-    const withBytes = encodeEventStreamMessage({ ':event-type': 'same', blob: Buffer.from([1, 2]) }, Buffer.from('a'));
-    const a = decodeEventStreamMessage(withBytes).headers;
     (a.blob as Buffer)[0] = 99;
-    expect(decodeEventStreamMessage(withBytes).headers.blob).toEqual(Buffer.from([1, 2]));
-    // Same length, different bytes: not confused with the cached section.
-    const other = decodeEventStreamMessage(encodeEventStreamMessage({ ':event-type': 'sane', flag: true, n: 5 }, Buffer.from('a'))).headers;
+    expect(b.blob).toEqual(Buffer.from([1, 2]));
     expect(other[':event-type']).toBe('sane');
+    // Another stream has its own cache: nothing decoded here is shared across streams.
+    const [elsewhere] = new EventStreamDecoder().push(plain).map((m) => m.headers);
+    expect(elsewhere).toEqual(first);
+    expect(elsewhere).not.toBe(first);
   });
 
   it('handles empty headers and empty payload', () => {
