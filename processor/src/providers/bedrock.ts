@@ -6,6 +6,7 @@
 import { EventStreamDecoder, EventStreamError } from '../eventstream';
 import { TranslationError, type TranslationContext, type TranslatorFactory, type UpstreamRequest } from '../translate/types';
 import {
+  ALL_OPENAI_ONLY_PARAMS,
   asArray,
   asNumber,
   asObject,
@@ -18,11 +19,13 @@ import {
   invalid,
   isObject,
   JsonObject,
+  maxOutputTokens,
   OpenAIUsageShape,
   parseArguments,
   parseDataUrl,
   parseJsonBuffer,
   rejectIfSet,
+  rejectUnsupportedParams,
   sseData,
   sseEvent,
   tokenUsage,
@@ -32,20 +35,6 @@ import {
 import { bedrockModelSegment } from './anthropic';
 
 const BACKEND = 'AWSBedrock';
-
-const UNSUPPORTED_PARAMS: [string, unknown[]][] = [
-  ['logprobs', [undefined, null, false]],
-  ['top_logprobs', [undefined, null, 0]],
-  ['logit_bias', [undefined, null]],
-  ['presence_penalty', [undefined, null, 0]],
-  ['frequency_penalty', [undefined, null, 0]],
-  ['audio', [undefined, null]],
-  ['prediction', [undefined, null]],
-  ['reasoning_effort', [undefined, null]],
-  ['web_search_options', [undefined, null]],
-  ['functions', [undefined, null]],
-  ['function_call', [undefined, null]],
-];
 
 function conversePath(model: string, stream: boolean): string {
   return `/model/${bedrockModelSegment(model)}/${stream ? 'converse-stream' : 'converse'}`;
@@ -66,20 +55,14 @@ function imageBlock(url: unknown, param: string): JsonObject {
 // OpenAI chat -> Converse
 
 export function openAIChatToConverse(body: JsonObject): JsonObject {
-  for (const [param, neutral] of UNSUPPORTED_PARAMS) rejectIfSet(body, param, BACKEND, neutral);
+  rejectUnsupportedParams(body, BACKEND, ALL_OPENAI_ONLY_PARAMS);
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw unsupported('n', BACKEND, 'only n=1 is possible');
   const format = asObject(body.response_format);
   if (format && format.type !== 'text') throw unsupported('response_format', BACKEND, `type "${String(format.type)}"`);
 
   const inferenceConfig: JsonObject = {};
-  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
-  if (maxTokens !== undefined && maxTokens !== null) {
-    if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) {
-      const param = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
-      throw invalid(`${param} must be a positive integer`, param);
-    }
-    inferenceConfig.maxTokens = maxTokens;
-  }
+  const maxTokens = maxOutputTokens(body, 1);
+  if (maxTokens !== undefined) inferenceConfig.maxTokens = maxTokens;
   const temperature = checkRange(body, 'temperature', 0, 1);
   if (temperature !== undefined) inferenceConfig.temperature = temperature;
   const topP = checkRange(body, 'top_p', 0, 1);

@@ -53,6 +53,41 @@ export function rejectIfSet(body: JsonObject, param: string, backend: string, ne
   if (!neutral.includes(value)) throw unsupported(param, backend);
 }
 
+/** OpenAI chat parameters some providers cannot express, with the values that mean "not used". */
+const NEUTRAL_VALUES = {
+  logprobs: [undefined, null, false],
+  top_logprobs: [undefined, null, 0],
+  logit_bias: [undefined, null],
+  presence_penalty: [undefined, null, 0],
+  frequency_penalty: [undefined, null, 0],
+  audio: [undefined, null],
+  prediction: [undefined, null],
+  reasoning_effort: [undefined, null],
+  web_search_options: [undefined, null],
+  functions: [undefined, null],
+  function_call: [undefined, null],
+} satisfies Record<string, unknown[]>;
+
+export type OpenAIOnlyParam = keyof typeof NEUTRAL_VALUES;
+
+export const ALL_OPENAI_ONLY_PARAMS = Object.keys(NEUTRAL_VALUES) as readonly OpenAIOnlyParam[];
+
+/** 422 for the first of `params` the request actually uses. */
+export function rejectUnsupportedParams(body: JsonObject, backend: string, params: readonly OpenAIOnlyParam[]): void {
+  for (const param of params) rejectIfSet(body, param, backend, NEUTRAL_VALUES[param]);
+}
+
+/** `max_completion_tokens`, or the older `max_tokens`, when set; at least `min`. */
+export function maxOutputTokens(body: JsonObject, min: 0 | 1): number | undefined {
+  const value = body.max_completion_tokens ?? body.max_tokens;
+  if (value === undefined || value === null) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    const param = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
+    throw invalid(`${param} must be a ${min === 0 ? 'non-negative' : 'positive'} integer`, param);
+  }
+  return value;
+}
+
 export function checkRange(body: JsonObject, param: string, min: number, max: number): number | undefined {
   const value = body[param];
   if (value === undefined || value === null) return undefined;

@@ -17,12 +17,14 @@ import {
   invalid,
   isObject,
   JsonObject,
-  openAIUsageWithDetails,
+  maxOutputTokens,
+  type OpenAIOnlyParam,
   OpenAIUsageShape,
+  openAIUsageWithDetails,
   parseArguments,
   parseDataUrl,
   parseJsonBuffer,
-  rejectIfSet,
+  rejectUnsupportedParams,
   sseData,
   tokenUsage,
   unsupported,
@@ -33,15 +35,15 @@ import * as crypto from 'node:crypto';
 
 const BACKEND = 'GCPVertexAI';
 
-const UNSUPPORTED_PARAMS: [string, unknown[]][] = [
-  ['logprobs', [undefined, null, false]],
-  ['top_logprobs', [undefined, null, 0]],
-  ['logit_bias', [undefined, null]],
-  ['audio', [undefined, null]],
-  ['prediction', [undefined, null]],
-  ['web_search_options', [undefined, null]],
-  ['functions', [undefined, null]],
-  ['function_call', [undefined, null]],
+const UNSUPPORTED_PARAMS: readonly OpenAIOnlyParam[] = [
+  'logprobs',
+  'top_logprobs',
+  'logit_bias',
+  'audio',
+  'prediction',
+  'web_search_options',
+  'functions',
+  'function_call',
 ];
 
 const THINKING_BUDGET: Record<string, number> = { none: 0, minimal: 512, low: 1024, medium: 8192, high: 24576 };
@@ -75,16 +77,10 @@ function mediaPart(url: unknown, param: string): JsonObject {
 }
 
 export function openAIChatToGemini(body: JsonObject): JsonObject {
-  for (const [param, neutral] of UNSUPPORTED_PARAMS) rejectIfSet(body, param, BACKEND, neutral);
+  rejectUnsupportedParams(body, BACKEND, UNSUPPORTED_PARAMS);
   const generationConfig: JsonObject = {};
-  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
-  if (maxTokens !== undefined && maxTokens !== null) {
-    if (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 1) {
-      const param = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
-      throw invalid(`${param} must be a positive integer`, param);
-    }
-    generationConfig.maxOutputTokens = maxTokens;
-  }
+  const maxTokens = maxOutputTokens(body, 1);
+  if (maxTokens !== undefined) generationConfig.maxOutputTokens = maxTokens;
   const temperature = checkRange(body, 'temperature', 0, 2);
   if (temperature !== undefined) generationConfig.temperature = temperature;
   const topP = checkRange(body, 'top_p', 0, 1);

@@ -7,6 +7,7 @@ import { EventStreamDecoder } from '../eventstream';
 import { SseParser } from '../sse';
 import type { ClientApi, TranslationContext } from '../translate/types';
 import {
+  ALL_OPENAI_ONLY_PARAMS,
   asArray,
   asNumber,
   asObject,
@@ -19,13 +20,14 @@ import {
   invalid,
   isObject,
   JsonObject,
+  maxOutputTokens,
   openAIErrorBody,
-  openAIUsageWithDetails,
   OpenAIUsageShape,
+  openAIUsageWithDetails,
   parseArguments,
   parseDataUrl,
   parseJsonBuffer,
-  rejectIfSet,
+  rejectUnsupportedParams,
   sseData,
   tokenUsage,
   unsupported,
@@ -34,24 +36,9 @@ import {
 
 const BACKEND = 'Anthropic';
 
-/** OpenAI parameters Anthropic has no equivalent for (rejected with 422 when set). */
-const UNSUPPORTED_PARAMS: [string, unknown[]][] = [
-  ['logprobs', [undefined, null, false]],
-  ['top_logprobs', [undefined, null, 0]],
-  ['logit_bias', [undefined, null]],
-  ['presence_penalty', [undefined, null, 0]],
-  ['frequency_penalty', [undefined, null, 0]],
-  ['audio', [undefined, null]],
-  ['prediction', [undefined, null]],
-  ['reasoning_effort', [undefined, null]],
-  ['web_search_options', [undefined, null]],
-  ['functions', [undefined, null]],
-  ['function_call', [undefined, null]],
-];
-
 /** The Anthropic Messages body for an OpenAI chat request (no `model`, `stream` or version fields). */
 export function openAIChatToAnthropic(body: JsonObject): JsonObject {
-  for (const [param, neutral] of UNSUPPORTED_PARAMS) rejectIfSet(body, param, BACKEND, neutral);
+  rejectUnsupportedParams(body, BACKEND, ALL_OPENAI_ONLY_PARAMS);
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw unsupported('n', BACKEND, 'only n=1 is possible');
   const modalities = body.modalities;
   if (Array.isArray(modalities) && modalities.some((m) => m !== 'text')) throw unsupported('modalities', BACKEND, 'only text output');
@@ -59,13 +46,8 @@ export function openAIChatToAnthropic(body: JsonObject): JsonObject {
   if (format && format.type !== 'text') throw unsupported('response_format', BACKEND, `type "${String(format.type)}"`);
 
   const out: JsonObject = {};
-  const maxTokens = body.max_completion_tokens ?? body.max_tokens;
-  if (maxTokens !== undefined && maxTokens !== null && (typeof maxTokens !== 'number' || !Number.isInteger(maxTokens) || maxTokens < 0)) {
-    const param = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
-    throw invalid(`${param} must be a non-negative integer`, param);
-  }
   // Anthropic requires max_tokens; without one the provider answers with its own clear 400.
-  out.max_tokens = maxTokens ?? 0;
+  out.max_tokens = maxOutputTokens(body, 0) ?? 0;
 
   const { system, messages } = convertMessages(body.messages);
   out.messages = messages;
