@@ -62,6 +62,8 @@ interface RoutedRequest {
 export class ExchangeSession implements ExtProcStream {
   private pending: Promise<void> | undefined;
   private headers: HeaderList = EMPTY_HEADERS;
+  /** `:path` as the client sent it (read once: header values are decoded on every lookup). */
+  private requestPath: string | undefined;
   private match: EndpointMatch | undefined;
   private runtime: RuntimeConfig | undefined;
   private bodyChunks: Buffer[] = [];
@@ -158,7 +160,8 @@ export class ExchangeSession implements ExtProcStream {
     this.runtime = runtime;
     const headers = new HeaderList(message.headers);
     this.headers = headers;
-    const path = headers.get(':path') ?? '/';
+    this.requestPath = headers.get(':path');
+    const path = this.requestPath ?? '/';
     const match = runtime.router.match(path, headers.get(':authority') ?? headers.get('host') ?? '');
     const api: ClientApi = match?.api ?? 'OpenAI';
     if (!match || match.operation === undefined) {
@@ -224,7 +227,7 @@ export class ExchangeSession implements ExtProcStream {
 
   private routeRequest(runtime: RuntimeConfig, match: EndpointMatch, operation: Operation, raw: Buffer): void | Promise<void> {
     const api = match.api;
-    const path = this.headers.get(':path') ?? '';
+    const path = this.requestPath ?? '';
     // Well-formed small bodies are only scanned; the body is parsed when a translator needs it, and anything
     // the scanner does not vouch for goes through JSON.parse, which decides and words the error.
     const summary = raw.length <= SCAN_MAX_BYTES ? scanRequestObject(raw) : undefined;
