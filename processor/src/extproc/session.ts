@@ -24,7 +24,6 @@ import type { ExtProcStream } from '../grpc/server';
 import { exactModels, findRule, type EndpointMatch } from '../routing/router';
 import { selectBackend } from '../routing/select';
 import { findTranslator } from '../translate/registry';
-import { scanRequestObject } from '../translate/request-scan';
 import {
   TranslationError,
   ZERO_USAGE,
@@ -38,12 +37,6 @@ import { usageMetadata } from '../usage/metadata';
 import { HeaderChangeSet, HeaderList, readHeaders } from './headers';
 import type { ProcessorContext } from './context';
 
-/**
- * Bodies up to this size are scanned instead of parsed. The scan is a JavaScript byte loop (about 3x the CPU
- * of V8's native JSON.parse per byte) that saves parsing garbage: a win for typical small requests, a loss
- * for large ones (benchmark: 1.5 KB vs 100 KB bodies).
- */
-const SCAN_MAX_BYTES = 4096;
 const EMPTY_HEADERS = new HeaderList(undefined);
 const EMPTY_COMMON: ProcessingResponse = { requestHeaders: { response: {} } };
 const CONTINUE_REQUEST_BODY: ProcessingResponse = { requestBody: { response: {} } };
@@ -228,32 +221,21 @@ export class ExchangeSession implements ExtProcStream {
   private routeRequest(runtime: RuntimeConfig, match: EndpointMatch, operation: Operation, raw: Buffer): void | Promise<void> {
     const api = match.api;
     const path = this.requestPath ?? '';
-    // Well-formed small bodies are only scanned; the body is parsed when a translator needs it, and anything
-    // the scanner does not vouch for goes through JSON.parse, which decides and words the error.
-    const summary = raw.length <= SCAN_MAX_BYTES ? scanRequestObject(raw) : undefined;
-    let request: Record<string, unknown> | undefined;
-    let model: unknown;
-    let stream: boolean;
-    if (summary) {
-      model = summary.model;
-      stream = summary.stream;
-    } else {
-      let body: unknown;
-      try {
-        body = JSON.parse(raw.toString('utf8'));
-      } catch (error) {
-        return this.immediate(
-          gatewayError(400, `malformed request: failed to parse JSON for ${stripQuery(path)}: ${(error as Error).message}`, 'invalid_json'),
-          api,
-        );
-      }
-      if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-        return this.immediate(gatewayError(400, `malformed request: the body of ${stripQuery(path)} must be a JSON object`, 'invalid_json'), api);
-      }
-      request = body as Record<string, unknown>;
-      model = request.model;
-      stream = request.stream === true;
+    let body: unknown;
+    try {
+      body = JSON.parse(raw.toString('utf8'));
+    } catch (error) {
+      return this.immediate(
+        gatewayError(400, `malformed request: failed to parse JSON for ${stripQuery(path)}: ${(error as Error).message}`, 'invalid_json'),
+        api,
+      );
     }
+    if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+      return this.immediate(gatewayError(400, `malformed request: the body of ${stripQuery(path)} must be a JSON object`, 'invalid_json'), api);
+    }
+    const request = body as Record<string, unknown>;
+    const model = request.model;
+    const stream = request.stream === true;
     if (typeof model !== 'string' || model.length === 0) {
       return this.immediate(gatewayError(400, 'you must provide a model parameter', 'missing_model', 'model'), api);
     }
@@ -302,9 +284,10 @@ export class ExchangeSession implements ExtProcStream {
       requestId: this.headers.get('x-request-id') ?? randomUUID(),
       nowSeconds: Math.floor(Date.now() / 1000),
     });
-    let upstream = request || backend.hasBodyMutation ? undefined : translator.unchangedRequest?.();
+    // A passthrough that changes nothing forwards the client's bytes instead of re-serializing them.
+    let upstream = backend.hasBodyMutation ? undefined : translator.unchangedRequest?.();
     try {
-      upstream ??= translator.request(request ?? (JSON.parse(raw.toString('utf8')) as Record<string, unknown>));
+      upstream ??= translator.request(request);
     } catch (error) {
       if (error instanceof TranslationError) {
         return this.immediate({ status: error.status, message: error.message, type: error.errorType, code: null, param: error.param ?? null }, api);
