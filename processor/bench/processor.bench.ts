@@ -6,18 +6,15 @@
  * time (latency), 1,000 open streams (RSS), cold start to the ready line. Server CPU comes from
  * /proc/<pid>/stat (utime + stime) across the measured window only.
  */
-import { execFileSync, execSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { build } from 'esbuild';
 import { CONFIG_VERSION, type ProcessorConfig } from '../src/config/schema';
-import { extProcCodecs, PROCESS_METHOD_PATH } from '../src/grpc/codec';
-import { loadProtoRoot } from '../src/grpc/descriptor';
-import type { ProcessingRequest } from '../src/grpc/messages';
 import { EnvoyClient } from '../test/support/envoy-client';
+import { CLK_TCK, cpuTicks, encodeRequest, exchange, freePort, headerList, openRawStream, stopProcess, type EncodedExchange } from './harness';
 
 const ROOT = path.resolve(__dirname, '..');
 const CONCURRENCY = 16;
@@ -27,26 +24,11 @@ const WARMUP_MS = 800;
 const ROUNDS = 6;
 const SEQUENTIAL_REQUESTS = 1800;
 const OPEN_STREAMS = 1000;
-const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim());
-const codecs = extProcCodecs(loadProtoRoot());
-const identity = (b: Buffer): Buffer => b;
 
 // ---------- messages ----------
 
-function headers(entries: Record<string, string>) {
-  return { headers: Object.entries(entries).map(([key, value]) => ({ key, rawValue: Buffer.from(value) })) };
-}
-
-function encode(message: ProcessingRequest): Buffer {
-  return codecs.request.serialize(message);
-}
-
-interface Scenario {
+interface Scenario extends EncodedExchange {
   name: string;
-  requestHeaders: Buffer;
-  requestBody: Buffer;
-  responseHeaders: Buffer;
-  responseBodies: Buffer[];
   /** Raw parts for the correctness check. */
   raw: { body: string; responseType: string; chunks: string[] };
 }
@@ -108,47 +90,20 @@ function scenario(name: string, body: string, responseType: 'json' | 'sse'): Sce
   };
   return {
     name,
-    requestHeaders: encode({ requestHeaders: { headers: headers(requestHeaders), endOfStream: false } }),
-    requestBody: encode({ requestBody: { body: Buffer.from(body), endOfStream: true } }),
-    responseHeaders: encode({ responseHeaders: { headers: headers(responseHeaders), endOfStream: false } }),
-    responseBodies: chunks.map((chunk, i) => encode({ responseBody: { body: Buffer.from(chunk), endOfStream: i === chunks.length - 1 } })),
+    requestHeaders: encodeRequest({ requestHeaders: { headers: headerList(requestHeaders), endOfStream: false } }),
+    requestBody: encodeRequest({ requestBody: { body: Buffer.from(body), endOfStream: true } }),
+    responseHeaders: encodeRequest({ responseHeaders: { headers: headerList(responseHeaders), endOfStream: false } }),
+    responseBodies: chunks.map((chunk, i) => encodeRequest({ responseBody: { body: Buffer.from(chunk), endOfStream: i === chunks.length - 1 } })),
     raw: { body, responseType, chunks },
   };
 }
 
 // ---------- driving ----------
 
-/** One request: headers, body, response headers, response body chunks (pipelined), like Envoy. */
-function exchange(client: grpc.Client, s: Scenario): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const call = client.makeBidiStreamRequest(PROCESS_METHOD_PATH, identity, identity);
-    let received = 0;
-    const total = 3 + s.responseBodies.length;
-    call.on('data', () => {
-      received += 1;
-      if (received === 1) call.write(s.requestBody);
-      else if (received === 2) call.write(s.responseHeaders);
-      else if (received === 3) for (const chunk of s.responseBodies) call.write(chunk);
-      else if (received === total) {
-        call.end();
-        resolve();
-      }
-    });
-    call.on('error', reject);
-    call.write(s.requestHeaders);
-  });
-}
-
 interface LoadResult {
   requests: number;
   cpuMicros: number;
   latenciesMs: number[];
-}
-
-function cpuTicks(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
 }
 
 /** RSS after a full GC in the server (bench/gc-hook.cjs answers SIGUSR2 by writing its memory usage). */
@@ -198,7 +153,7 @@ async function openStreams(client: grpc.Client, s: Scenario, count: number): Pro
   const calls: Array<grpc.ClientDuplexStream<Buffer, Buffer>> = [];
   const ready: Array<Promise<void>> = [];
   for (let i = 0; i < count; i++) {
-    const call = client.makeBidiStreamRequest(PROCESS_METHOD_PATH, identity, identity);
+    const call = openRawStream(client);
     calls.push(call);
     ready.push(
       new Promise<void>((resolve) => {
@@ -226,14 +181,6 @@ function percentile(values: number[], p: number): number {
 
 // ---------- servers ----------
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 interface Server {
   name: string;
   child: ChildProcess;
@@ -257,10 +204,7 @@ function startProcess(name: string, args: string[], address: string, options: { 
 }
 
 async function stop(server: Server): Promise<void> {
-  server.child.removeAllListeners('exit');
-  const exited = new Promise((resolve) => server.child.once('exit', resolve));
-  server.child.kill('SIGTERM');
-  await exited;
+  await stopProcess(server.child);
 }
 
 function benchConfig(): ProcessorConfig {

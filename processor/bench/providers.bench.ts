@@ -8,31 +8,25 @@
  * 2. In-process: eventstream decoding throughput with both CRC checks (node:zlib crc32 and the table
  *    fallback), and translation (+ signing) CPU per request relative to the OpenAI passthrough translator.
  */
-import { execFileSync, execSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { build } from 'esbuild';
 import { CONFIG_VERSION, type BackendConfig, type ProcessorConfig } from '../src/config/schema';
 import { crc32Table, encodeEventStreamMessage, EventStreamDecoder } from '../src/eventstream';
-import { extProcCodecs, PROCESS_METHOD_PATH } from '../src/grpc/codec';
-import { loadProtoRoot } from '../src/grpc/descriptor';
-import type { ProcessingRequest } from '../src/grpc/messages';
 import { awsSigV4Auth } from '../src/auth/aws';
 import { findTranslator } from '../src/translate/registry';
 import type { TranslationContext } from '../src/translate/types';
 import { EnvoyClient } from '../test/support/envoy-client';
+import { CLK_TCK, cpuTicks, encodeRequest, exchange, freePort, headerList, stopProcess, type EncodedExchange } from './harness';
 
 const ROOT = path.resolve(__dirname, '..');
 const CONCURRENCY = 16;
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 5000);
 const WARMUP_MS = 700;
 const ROUNDS = 5;
-const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim());
-const codecs = extProcCodecs(loadProtoRoot());
-const identity = (b: Buffer): Buffer => b;
 
 // ---------- request and response bodies ----------
 
@@ -125,15 +119,7 @@ interface Scenario {
   contentType: string;
   chunks: Buffer[];
   extraResponseHeaders: Record<string, string>;
-  encoded: { requestHeaders: Buffer; requestBody: Buffer; responseHeaders: Buffer; responseBodies: Buffer[] };
-}
-
-function encode(message: ProcessingRequest): Buffer {
-  return codecs.request.serialize(message);
-}
-
-function headerList(entries: Record<string, string>) {
-  return { headers: Object.entries(entries).map(([key, value]) => ({ key, rawValue: Buffer.from(value) })) };
+  encoded: EncodedExchange;
 }
 
 function scenario(name: string, model: string, stream: boolean, contentType: string, chunks: (string | Buffer)[], extra: Record<string, string> = {}): Scenario {
@@ -168,10 +154,10 @@ function scenario(name: string, model: string, stream: boolean, contentType: str
     chunks: bodies,
     extraResponseHeaders: extra,
     encoded: {
-      requestHeaders: encode({ requestHeaders: { headers: headerList(requestHeaders), endOfStream: false } }),
-      requestBody: encode({ requestBody: { body: Buffer.from(body), endOfStream: true } }),
-      responseHeaders: encode({ responseHeaders: { headers: headerList(responseHeaders), endOfStream: false } }),
-      responseBodies: bodies.map((chunk, i) => encode({ responseBody: { body: chunk, endOfStream: i === bodies.length - 1 } })),
+      requestHeaders: encodeRequest({ requestHeaders: { headers: headerList(requestHeaders), endOfStream: false } }),
+      requestBody: encodeRequest({ requestBody: { body: Buffer.from(body), endOfStream: true } }),
+      responseHeaders: encodeRequest({ responseHeaders: { headers: headerList(responseHeaders), endOfStream: false } }),
+      responseBodies: bodies.map((chunk, i) => encodeRequest({ responseBody: { body: chunk, endOfStream: i === bodies.length - 1 } })),
     },
   };
 }
@@ -221,40 +207,13 @@ function benchConfig(): ProcessorConfig {
 
 // ---------- driving ----------
 
-function exchange(client: grpc.Client, s: Scenario): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const call = client.makeBidiStreamRequest(PROCESS_METHOD_PATH, identity, identity);
-    const e = s.encoded;
-    const total = 3 + e.responseBodies.length;
-    let received = 0;
-    call.on('data', () => {
-      received += 1;
-      if (received === 1) call.write(e.requestBody);
-      else if (received === 2) call.write(e.responseHeaders);
-      else if (received === 3) for (const chunk of e.responseBodies) call.write(chunk);
-      else if (received === total) {
-        call.end();
-        resolve();
-      }
-    });
-    call.on('error', reject);
-    call.write(e.requestHeaders);
-  });
-}
-
-function cpuTicks(pid: number): number {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(fields[11]) + Number(fields[12]);
-}
-
 async function cpuPerRequest(client: grpc.Client, pid: number, s: Scenario, ms: number): Promise<{ cpuUs: number; requests: number }> {
   let requests = 0;
   const before = cpuTicks(pid);
   const deadline = performance.now() + ms;
   const worker = async (): Promise<void> => {
     while (performance.now() < deadline) {
-      await exchange(client, s);
+      await exchange(client, s.encoded);
       requests += 1;
     }
   };
@@ -283,27 +242,12 @@ async function verify(address: string, s: Scenario): Promise<void> {
   }
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
 function startProcess(args: string[]): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
     child.stdout!.once('data', () => resolve(child));
   });
-}
-
-async function stop(child: ChildProcess): Promise<void> {
-  child.removeAllListeners('exit');
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  await exited;
 }
 
 interface ServerResult {
@@ -371,7 +315,7 @@ async function serverBench(): Promise<Map<string, ServerResult>> {
   } finally {
     for (const server of servers) {
       server.client.close();
-      await stop(server.child);
+      await stopProcess(server.child);
     }
     fs.rmSync(work, { recursive: true, force: true });
   }

@@ -1,0 +1,76 @@
+/** What both processor benchmarks share: Envoy-like message encoding and exchanges, CPU ticks, ports, stopping. */
+import { execSync, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import type * as grpc from '@grpc/grpc-js';
+import { extProcCodecs, PROCESS_METHOD_PATH } from '../src/grpc/codec';
+import { loadProtoRoot } from '../src/grpc/descriptor';
+import type { ProcessingRequest } from '../src/grpc/messages';
+
+export const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim());
+const codecs = extProcCodecs(loadProtoRoot());
+const identity = (b: Buffer): Buffer => b;
+
+export function encodeRequest(message: ProcessingRequest): Buffer {
+  return codecs.request.serialize(message);
+}
+
+export function headerList(entries: Record<string, string>) {
+  return { headers: Object.entries(entries).map(([key, value]) => ({ key, rawValue: Buffer.from(value) })) };
+}
+
+/** One request's ext_proc messages, encoded once up front. */
+export interface EncodedExchange {
+  requestHeaders: Buffer;
+  requestBody: Buffer;
+  responseHeaders: Buffer;
+  responseBodies: Buffer[];
+}
+
+/** An ext_proc stream that sends and receives encoded messages as they are. */
+export function openRawStream(client: grpc.Client): grpc.ClientDuplexStream<Buffer, Buffer> {
+  return client.makeBidiStreamRequest(PROCESS_METHOD_PATH, identity, identity);
+}
+
+/** One request: headers, body, response headers, response body chunks (pipelined), like Envoy. */
+export function exchange(client: grpc.Client, e: EncodedExchange): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const call = openRawStream(client);
+    const total = 3 + e.responseBodies.length;
+    let received = 0;
+    call.on('data', () => {
+      received += 1;
+      if (received === 1) call.write(e.requestBody);
+      else if (received === 2) call.write(e.responseHeaders);
+      else if (received === 3) for (const chunk of e.responseBodies) call.write(chunk);
+      else if (received === total) {
+        call.end();
+        resolve();
+      }
+    });
+    call.on('error', reject);
+    call.write(e.requestHeaders);
+  });
+}
+
+/** utime + stime of a process, in clock ticks. */
+export function cpuTicks(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(fields[11]) + Number(fields[12]);
+}
+
+export async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as net.AddressInfo).port;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+export async function stopProcess(child: ChildProcess): Promise<void> {
+  child.removeAllListeners('exit');
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  await exited;
+}
