@@ -32,6 +32,7 @@ import {
   type Operation,
   type ResponseTranslator,
   type TokenUsage,
+  type UpstreamRequest,
 } from '../translate/types';
 import { usageMetadata } from '../usage/metadata';
 import { HeaderChangeSet, HeaderList, readHeaders } from './headers';
@@ -120,10 +121,16 @@ export class ExchangeSession implements ExtProcStream {
     this.context.logger.error({ err: error instanceof Error ? error.message : String(error), phase: request.request }, 'processing failed');
     if (request.request === 'requestHeaders' || request.request === 'requestBody') {
       this.immediate(gatewayError(500, 'the gateway failed to process the request', 'processing_error'));
-    } else if (request.request === 'responseHeaders') {
-      this.send({ responseHeaders: { response: {} } });
-    } else if (request.request === 'responseBody') {
-      this.send(CONTINUE_RESPONSE_BODY);
+    } else if (request.request === 'responseHeaders' || request.request === 'responseBody') {
+      const response: ProcessingResponse =
+        request.request === 'responseHeaders' ? { responseHeaders: { response: {} } } : { responseBody: { response: {} } };
+      const routed = this.routed;
+      if (routed && !this.finished) {
+        // The charge must not be skipped: what was counted so far, final if this was the last message.
+        const end = request.request === 'responseHeaders' ? request.responseHeaders?.endOfStream : request.responseBody?.endOfStream;
+        response.dynamicMetadata = end ? this.finish(routed) : this.metadata(routed.response.usage, routed.model, routed.backend.config.name);
+      }
+      this.send(response);
     }
   }
 
@@ -284,10 +291,9 @@ export class ExchangeSession implements ExtProcStream {
       requestId: this.headers.get('x-request-id') ?? randomUUID(),
       nowSeconds: Math.floor(Date.now() / 1000),
     });
-    // A passthrough that changes nothing forwards the client's bytes instead of re-serializing them.
-    let upstream = backend.hasBodyMutation ? undefined : translator.unchangedRequest?.();
+    let upstream: UpstreamRequest;
     try {
-      upstream ??= translator.request(request);
+      upstream = translator.request(request);
     } catch (error) {
       if (error instanceof TranslationError) {
         return this.immediate({ status: error.status, message: error.message, type: error.errorType, code: null, param: error.param ?? null }, api);
@@ -353,8 +359,6 @@ export class ExchangeSession implements ExtProcStream {
 
   private authFailed(backend: BackendRuntime, error: unknown): void {
     this.context.logger.error({ backend: backend.config.name, err: error instanceof Error ? error.message : 'auth failed' }, 'backend authentication failed');
-    this.context.breakers.release(backend.config.name);
-    this.routed = undefined;
     this.immediate(gatewayError(500, `the gateway could not authenticate to backend "${backend.config.name}"`, 'backend_auth_error'), this.match?.api);
   }
 
@@ -428,15 +432,16 @@ export class ExchangeSession implements ExtProcStream {
         if (end) {
           const whole = this.responseBuffer.length === 1 ? this.responseBuffer[0]! : Buffer.concat(this.responseBuffer);
           this.responseBuffer = [];
-          common = {
-            bodyMutation: { body: whole },
-            headerMutation: {
-              setHeaders: [
-                { header: { key: 'content-length', rawValue: Buffer.from(String(whole.length)) }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD },
-              ],
-              removeHeaders: [],
-            },
-          };
+          const setHeaders = [
+            { header: { key: 'content-length', rawValue: Buffer.from(String(whole.length)) }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD },
+          ];
+          const replacedStatus = routed.response.replacedStatus;
+          if (replacedStatus !== undefined) {
+            // The provider said 2xx but its answer could not be translated: the client gets the error's status.
+            setHeaders.push({ header: { key: ':status', rawValue: Buffer.from(String(replacedStatus)) }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD });
+            this.context.breakers.record(routed.backend.config.name, false, routed.runtime.config.circuitBreaker);
+          }
+          common = { bodyMutation: { body: whole }, headerMutation: { setHeaders, removeHeaders: [] } };
         } else {
           common = { bodyMutation: { body: Buffer.alloc(0) } };
         }
@@ -493,6 +498,11 @@ export class ExchangeSession implements ExtProcStream {
   }
 
   private immediate(error: GatewayError, api: ClientApi = this.match?.api ?? 'OpenAI'): void {
+    if (this.routed && !this.finished) {
+      // Answered locally after a backend was chosen: the request never reached it.
+      this.context.breakers.release(this.routed.backend.config.name);
+      this.routed = undefined;
+    }
     this.finished = true;
     this.context.localReply(error.status);
     this.send({

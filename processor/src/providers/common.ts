@@ -269,6 +269,7 @@ export abstract class ConvertingResponse implements ResponseTranslator {
   protected status = 200;
   protected headers: Readonly<Record<string, string>> = {};
   protected streaming = false;
+  replacedStatus: number | undefined;
   private collected: Buffer[] = [];
 
   constructor(
@@ -303,7 +304,7 @@ export abstract class ConvertingResponse implements ResponseTranslator {
 
   /** A 2xx body that cannot be read is answered as a gateway error rather than forwarded half-translated. */
   protected unreadable(what: string): Buffer {
-    this.status = 502;
+    this.replacedStatus = 502;
     return errorBodyFor(this.clientApi, 502, 'upstream_error', `could not translate the ${what} response`);
   }
 

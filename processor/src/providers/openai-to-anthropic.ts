@@ -21,7 +21,6 @@ import {
   isObject,
   JsonObject,
   maxOutputTokens,
-  openAIErrorBody,
   OpenAIUsageShape,
   openAIUsageWithDetails,
   parseArguments,
@@ -467,7 +466,7 @@ export class AnthropicToOpenAIResponse extends ConvertingResponse {
 
   protected convertBody(whole: Buffer): Buffer {
     const message = asObject(parseJsonBuffer(whole));
-    if (!message) return openAIErrorBody(502, 'upstream_error', 'the Anthropic response is not a JSON message');
+    if (!message) return this.unreadable('Anthropic');
     const { body, usage } = anthropicMessageToOpenAI(message, this.context);
     this.usage = tokenUsage(usage);
     return Buffer.from(JSON.stringify(body));

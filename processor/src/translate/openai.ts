@@ -17,7 +17,6 @@ import {
 export function openAIPassthrough(context: TranslationContext): Translator {
   return {
     request: (body) => translateRequest(context, body),
-    unchangedRequest: () => (keepsClientBody(context) ? { path: upstreamPath(context), body: undefined, bodyUnchanged: true, setHeaders: {}, removeHeaders: [] } : undefined),
     response: () => new OpenAIResponse(),
   };
 }
@@ -34,11 +33,6 @@ function upstreamPath(context: TranslationContext): string {
 
 function forcesStreamUsage(context: TranslationContext): boolean {
   return context.forceStreamUsage && context.stream && (context.operation === 'chat' || context.operation === 'completions');
-}
-
-/** No model override and no usage to force: the body cannot change, whatever it holds. */
-function keepsClientBody(context: TranslationContext): boolean {
-  return context.upstreamModel === context.requestModel && !forcesStreamUsage(context);
 }
 
 function translateRequest(context: TranslationContext, body: Record<string, unknown>): UpstreamRequest {

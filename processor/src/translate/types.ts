@@ -81,6 +81,11 @@ export interface ResponseTranslator {
   /** Latest known usage; what was counted so far if the stream was cut. */
   readonly usage: TokenUsage;
   /**
+   * Set when a buffered 2xx answer could not be translated and its body was replaced by an error: the status
+   * the client must see instead of the provider's.
+   */
+  readonly replacedStatus?: number;
+  /**
    * Optional, read after head(): true when body() returns its input unchanged (pure observation). The
    * pipeline then lets Envoy forward the original bytes (even compressed ones) without a body mutation.
    */
@@ -90,12 +95,6 @@ export interface ResponseTranslator {
 export interface Translator {
   /** Throws TranslationError for requests the backend cannot express. */
   request(body: Record<string, unknown>): UpstreamRequest;
-  /**
-   * Optional: the upstream request when, judging from the context alone, the client's body goes upstream
-   * byte for byte (`bodyUnchanged`, `body` undefined); undefined when the body has to be read or changed.
-   * Lets the pipeline skip parsing the body; must agree with what request() would answer.
-   */
-  unchangedRequest?(): UpstreamRequest | undefined;
   response(): ResponseTranslator;
 }
 

@@ -219,7 +219,7 @@ export class EnvoyClient {
     if (incremental && !streamed) chunks.push(...(await collectChunks(reply.body)));
 
     const clientChunks: Buffer[] = [];
-    const status = Number(responseHeaders[':status']);
+    let status = Number(responseHeaders[':status']);
     const clientHeaders = (): Record<string, string> =>
       Object.fromEntries(Object.entries(responseHeaders).filter(([name]) => !name.startsWith(':')));
     if (streamed) {
@@ -264,6 +264,8 @@ export class EnvoyClient {
         if (isResult(bodyAnswer)) return { ...bodyAnswer, upstreamRequest };
         const common = commonOf(bodyAnswer, 'responseBody');
         applyMutation(responseHeaders, common?.headerMutation as HeaderMutation | undefined, true);
+        // Buffered: Envoy has not sent the headers yet, so a :status set here is what the client sees.
+        status = Number(responseHeaders[':status']);
         const out = bodyAfterMutation(whole, common);
         clientChunks.push(out);
       }
