@@ -16,7 +16,7 @@ import {
 import { BACKEND_HEADER, MODEL_HEADER } from '../processor/src/config/schema';
 import { invalid } from './errors';
 import { ModelMatchIndex } from './model-match';
-import { checkLabelName, defaultName, derivedName, resolveNamespace } from './names';
+import { checkHostname, checkLabelName, defaultName, derivedName, resolveNamespace } from './names';
 import { Processor, type ProcessorOptions } from './processor';
 
 /** A Gateway that AIRoutes can attach to. */
@@ -407,10 +407,7 @@ export class AIGateway extends Construct implements IGatewayReference {
 
   private listenerHostname(prop: string, hostname: string | undefined): { hostname?: string } {
     if (hostname === undefined) return {};
-    if (!/^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(hostname)) {
-      throw invalid(this, prop, hostname, 'must be a lower-case DNS name, optionally starting with "*."');
-    }
-    return { hostname };
+    return { hostname: checkHostname(this, prop, hostname, { wildcard: true }) };
   }
 }
 

@@ -18,7 +18,7 @@ import {
 } from './crds';
 import { invalid } from './errors';
 import { ModelMatch, ModelMatchIndex } from './model-match';
-import { MAX_SUBDOMAIN_LENGTH, checkLabelName, defaultName, derivedName, resolveNamespace, shortHash } from './names';
+import { MAX_SUBDOMAIN_LENGTH, checkHostname, checkLabelName, defaultName, derivedName, resolveNamespace, shortHash } from './names';
 import { Processor, type ProcessorOptions } from './processor';
 import { ProviderBackend } from './provider-backend';
 
@@ -137,7 +137,6 @@ interface BackendEntry {
 }
 
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
-const ROUTE_HOSTNAME = /^(\*\.)?[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const DEFAULT_RETRY_STATUS = [502, 503, 504];
 
 /**
@@ -178,8 +177,7 @@ export class AIRoute extends Construct {
     }
     this.hostnames = this.checkHostnames(props.hostnames ?? []);
     this.requiredHeaders = new Set((props.requiredHeaders ?? []).map((h) => this.checkHeader('requiredHeaders', h)));
-    const timeout = props.requestTimeout ?? Duration.seconds(60);
-    if (timeout.toMilliseconds() <= 0) throw invalid(this, 'requestTimeout', `${timeout.toMilliseconds()}ms`, 'must be positive');
+    const requestTimeout = gatewayDuration(this, 'requestTimeout', props.requestTimeout ?? Duration.seconds(60));
     this.retry = props.retry ? this.retrySpec(props.retry) : undefined;
 
     this.validateRules();
@@ -247,7 +245,6 @@ export class AIRoute extends Construct {
       },
     });
 
-    const requestTimeout = gatewayDuration(timeout.toMilliseconds());
     const backendRules: HTTPRouteRule[] = [...this.entries.values()].map((entry) => ({
       matches: this.endpoints.map((endpoint) => ({
         path: { type: 'PathPrefix' as const, value: endpoint.pathPrefix },
@@ -431,12 +428,7 @@ export class AIRoute extends Construct {
 
   private checkHostnames(hostnames: readonly string[]): string[] {
     if (hostnames.length > 16) throw invalid(this, 'hostnames', hostnames, 'an HTTPRoute allows at most 16 hostnames');
-    for (const hostname of hostnames) {
-      if (!ROUTE_HOSTNAME.test(hostname) || hostname.length > MAX_SUBDOMAIN_LENGTH) {
-        throw invalid(this, 'hostnames', hostname, 'must be a lower-case DNS name, optionally starting with "*."');
-      }
-    }
-    return [...hostnames];
+    return hostnames.map((hostname) => checkHostname(this, 'hostnames', hostname, { wildcard: true }));
   }
 
   private checkHeader(prop: string, header: string): string {
@@ -453,7 +445,7 @@ export class AIRoute extends Construct {
     return {
       numRetries: retry.attempts,
       retryOn: { triggers: ['connect-failure', 'refused-stream', 'reset', 'retriable-status-codes'], httpStatusCodes: [...codes] },
-      ...(retry.perTryTimeout ? { perRetry: { timeout: gatewayDuration(retry.perTryTimeout.toMilliseconds()) } } : {}),
+      ...(retry.perTryTimeout ? { perRetry: { timeout: gatewayDuration(this, 'retry.perTryTimeout', retry.perTryTimeout) } } : {}),
     };
   }
 }

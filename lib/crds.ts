@@ -2,8 +2,9 @@
  * Small typed subsets of the Gateway API and Envoy Gateway resources we emit, checked field by field against
  * the CRD schemas (Gateway API v1.6.1 standard channel, Envoy Gateway v1.9.0). Only what we use is modelled.
  */
-import { ApiObject, Chart, JsonPatch, Lazy } from 'cdk8s';
-import type { Construct } from 'constructs';
+import { ApiObject, Chart, JsonPatch, Lazy, type Duration } from 'cdk8s';
+import type { Construct, IConstruct } from 'constructs';
+import { invalid } from './errors';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 export const ENVOY_GATEWAY_GROUP = 'gateway.envoyproxy.io';
@@ -204,9 +205,10 @@ export function customResource<T>(
   });
 }
 
-/** `Duration` to the Gateway API duration format (whole seconds or milliseconds). */
-export function gatewayDuration(millis: number): DurationString {
-  if (!Number.isInteger(millis) || millis < 0) throw new Error(`duration must be a whole, non-negative number of milliseconds, got ${millis}`);
+/** A `Duration` prop in the Gateway API duration format (whole seconds or milliseconds); must be positive. */
+export function gatewayDuration(scope: IConstruct, prop: string, duration: Duration): DurationString {
+  const millis = duration.toMilliseconds({ integral: false });
+  if (!Number.isInteger(millis) || millis <= 0) throw invalid(scope, prop, `${millis}ms`, 'must be a positive whole number of milliseconds');
   if (millis % 1000 === 0) return `${millis / 1000}s`;
   return `${millis}ms`;
 }

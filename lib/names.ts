@@ -29,6 +29,17 @@ export function checkLabelName(scope: IConstruct, prop: string, value: string, o
   return value;
 }
 
+const HOSTNAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
+/** Checks a DNS host name (optionally a `*.` wildcard) within the 253-character limit; throws naming the prop. */
+export function checkHostname(scope: IConstruct, prop: string, value: string, opts: { wildcard?: boolean } = {}): string {
+  const name = opts.wildcard && typeof value === 'string' && value.startsWith('*.') ? value.slice(2) : value;
+  if (typeof value !== 'string' || !HOSTNAME.test(name) || value.length > MAX_SUBDOMAIN_LENGTH) {
+    throw invalid(scope, prop, value, `must be a lower-case DNS name${opts.wildcard ? ', optionally starting with "*."' : ''} of at most ${MAX_SUBDOMAIN_LENGTH} characters`);
+  }
+  return value;
+}
+
 /**
  * Joins parts into a deterministic DNS-1123 name of at most `maxLength` characters. Longer results are cut and
  * get an 8-character hash of the full name, so different inputs stay different.

@@ -123,6 +123,9 @@ export class Processor extends Construct {
     this.props = props;
     this.namespace = props.namespace;
     const name = derivedName([props.baseName, 'processor']);
+    if (!/^[a-z]/.test(name)) {
+      throw invalid(this, 'name', props.baseName, `the processor Service would be named "${name}", but Service names must start with a letter`);
+    }
     this.serviceName = name;
     this.configMapName = derivedName([props.baseName, 'processor-config']);
     this.serviceAccountName = name;
@@ -250,7 +253,7 @@ export class Processor extends Construct {
           {
             backendRefs: [{ name: this.serviceName, port: PROCESSOR_GRPC_PORT }],
             processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered' }, allowModeOverride: true },
-            messageTimeout: gatewayDuration(messageTimeout.toMilliseconds()),
+            messageTimeout: gatewayDuration(this, 'processor.messageTimeout', messageTimeout),
             failOpen: false,
             metadata: { writableNamespaces: [METADATA_NAMESPACE] },
           },

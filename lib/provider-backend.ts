@@ -14,7 +14,7 @@ import {
   type ReferenceGrantSpec,
 } from './crds';
 import { invalid } from './errors';
-import { checkLabelName, defaultName, derivedName, MAX_SUBDOMAIN_LENGTH, resolveNamespace } from './names';
+import { checkHostname, checkLabelName, defaultName, derivedName, resolveNamespace } from './names';
 
 /** Props every provider accepts. */
 export interface ProviderBackendOptions {
@@ -348,20 +348,23 @@ export class ProviderBackend extends Construct {
     this.credentials = props.credentials;
     const ownNamespace = resolveNamespace(this, props.namespace);
 
+    if (props.service) {
+      // Checked before the hostname derived from them, so an error names the prop the user set.
+      checkLabelName(this, 'serviceName', props.service.name, { startWithLetter: true });
+      checkLabelName(this, 'serviceNamespace', props.service.namespace);
+    }
     if (!Number.isInteger(props.port) || props.port < 1 || props.port > 65535) {
       throw invalid(this, 'port', props.port, 'must be an integer between 1 and 65535');
     }
-    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(props.hostname) || props.hostname.length > MAX_SUBDOMAIN_LENGTH) {
-      throw invalid(this, 'hostname', props.hostname, 'must be a lower-case DNS name');
-    }
+    checkHostname(this, 'hostname', props.hostname);
     this.validateCredentials();
     if (props.schema.name === 'OpenAI' && !/^\/[^?#\s]*$/.test(props.schema.pathPrefix)) {
       throw invalid(this, 'pathPrefix', props.schema.pathPrefix, 'must start with "/" and contain no query, fragment or whitespace');
     }
 
     if (props.service) {
-      this.backendName = checkLabelName(this, 'serviceName', props.service.name, { startWithLetter: true });
-      this.namespace = checkLabelName(this, 'serviceNamespace', props.service.namespace);
+      this.backendName = props.service.name;
+      this.namespace = props.service.namespace;
     } else {
       this.backendName = checkLabelName(this, 'name', props.name ?? defaultName(this));
       this.namespace = ownNamespace;

@@ -266,6 +266,17 @@ describe('AIGateway', () => {
     expect(() => synthAll(app)).toThrow(/platform\/Gateway\/Processor: invalid processor config "\d+ bytes": exceeds what a ConfigMap holds \(1048512 bytes\)/);
   });
 
+  it('throws if the processor message timeout is not a positive whole number of milliseconds', () => {
+    expect(() => gatewayOnly({ processor: { messageTimeout: Duration.millis(0) } })).toThrow(
+      /platform\/Gateway\/Processor: invalid processor.messageTimeout "0ms": must be a positive whole number of milliseconds/,
+    );
+  });
+
+  it('throws if a listener hostname is over the DNS limit', () => {
+    const hostname = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.example.com`;
+    expect(() => gatewayOnly({ http: { hostname } })).toThrow(/invalid http.hostname "a{60}\..*": must be a lower-case DNS name, optionally starting with "\*\." of at most 253 characters/);
+  });
+
   it('throws if the processor replicas are not positive', () => {
     expect(() => gatewayOnly({ processor: { replicas: 0 } })).toThrow(/invalid processor.replicas 0: must be a positive integer/);
   });

@@ -311,6 +311,26 @@ describe('AIRoute', () => {
       );
     });
 
+    it('if a timeout is not a positive whole number of milliseconds', () => {
+      const { team, gateway, openai } = gatewayFixture();
+      const rules = [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }];
+      expect(() => new AIRoute(team, 'Route', { gateway, requestTimeout: Duration.seconds(0), rules })).toThrow(
+        /team\/Route: invalid requestTimeout "0ms": must be a positive whole number of milliseconds/,
+      );
+      expect(() => new AIRoute(team, 'Retry', { gateway, retry: { attempts: 1, perTryTimeout: Duration.millis(1.5) }, rules })).toThrow(
+        /team\/Retry: invalid retry.perTryTimeout "1.5ms": must be a positive whole number of milliseconds/,
+      );
+    });
+
+    it('if its own processor would get a Service name that does not start with a letter', () => {
+      const app = Testing.app();
+      const team = new Chart(app, 'team', { namespace: 'team' });
+      const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
+      expect(
+        () => new AIRoute(team, 'Route', { name: '1chat', gateway: GatewayReference.fromName('shared', 'infra'), rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] }),
+      ).toThrow(/team\/Route\/Processor: invalid name "1chat": the processor Service would be named "1chat-processor", but Service names must start with a letter/);
+    });
+
     it('if the path prefix is not a clean path', () => {
       const { team, gateway, openai } = gatewayFixture();
       expect(() => new AIRoute(team, 'Route', { gateway, pathPrefix: 'v1/', rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] })).toThrow(

@@ -134,6 +134,12 @@ describe('ProviderBackend', () => {
     expect(() => ProviderBackend.awsBedrock(chart().chart, 'Bedrock', { region: 'us-east-1' } as never)).toThrow(/provider AWSBedrock needs credentials/);
   });
 
+  it('throws naming serviceName, not the derived hostname, if an in-cluster Service name is invalid', () => {
+    expect(() => ProviderBackend.kubernetesService(chart().chart, 'Vllm', { serviceName: 'vLLM', port: 8000 })).toThrow(
+      /platform\/Vllm: invalid serviceName "vLLM": must be a DNS-1035 label/,
+    );
+  });
+
   it('throws if the credentials do not fit the provider', () => {
     expect(() => ProviderBackend.anthropic(chart().chart, 'Anthropic', { credentials: Credentials.awsDefaultChain() })).toThrow(
       /invalid credentials "Credentials.awsDefaultChain\(\)": provider Anthropic accepts Credentials.apiKey\(\)/,
