@@ -34,7 +34,6 @@ export interface RuntimeConfig {
   forceStreamUsage: boolean;
   /** Unix seconds of the load, reported as `created` by `/models`. */
   loadedAtSeconds: number;
-  secrets: SecretReader;
   translators: TranslatorTable | undefined;
   /** Encoded request header options that repeat across requests (backend names, models, credentials). */
   headerOptions: HeaderOptionCache;
@@ -89,7 +88,6 @@ export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, o
     costs,
     forceStreamUsage: costs.length > 0,
     loadedAtSeconds: options.nowSeconds,
-    secrets,
     translators: options.translators,
     headerOptions: new HeaderOptionCache(),
   };

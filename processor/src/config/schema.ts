@@ -211,8 +211,8 @@ export const routeConfigSchema = z
     /** `<namespace>/<name>` of the AIRoute, for logs and metrics. */
     name: z.string().min(1),
     endpoints: z.array(routeEndpointSchema).min(1),
-    /** Empty: any host. Entries may start with `*.`. */
-    hostnames: z.array(z.string().min(1)),
+    /** Empty: any host. Lower-case; entries may start with `*.`. */
+    hostnames: z.array(z.string().regex(/^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a lower-case host name, optionally starting with "*."')),
     rules: z.array(routeRuleSchema).min(1),
     /** Headers a request must carry (per-client budgets key on them); missing ones are answered 400. */
     requiredHeaders: z.array(headerName),

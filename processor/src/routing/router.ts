@@ -142,8 +142,8 @@ function hostOf(authority: string): string {
 
 function hostMatches(hostnames: readonly string[], host: string): boolean {
   if (hostnames.length === 0) return true;
-  for (const name of hostnames) {
-    const pattern = name.toLowerCase();
+  // Configured hostnames are lower-case (checked at config load); the request's host is lower-cased once.
+  for (const pattern of hostnames) {
     if (pattern.startsWith('*.')) {
       if (host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1) return true;
     } else if (pattern === host) return true;

@@ -96,6 +96,14 @@ describe('parseProcessorConfig', () => {
     expect(problemsOf(config).join('\n')).toMatch(/backends\.0\.bodyMutation\.set\.0\.value: must be JSON text/);
   });
 
+  it('rejects host names that are not lower-case (routing compares them as they are)', () => {
+    const config = validConfig();
+    config.routes[0].hostnames = ['AI.example.com'];
+    expect(problemsOf(config).join('\n')).toMatch(/routes\.0\.hostnames\.0: must be a lower-case host name/);
+    config.routes[0].hostnames = ['*.example.com', 'ai.example.com'];
+    expect(() => parseProcessorConfig(config)).not.toThrow();
+  });
+
   it('rejects path prefixes with a trailing slash', () => {
     const config = validConfig();
     config.routes[0].endpoints[0].pathPrefix = '/v1/';
