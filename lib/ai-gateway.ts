@@ -318,7 +318,7 @@ export class AIGateway extends Construct implements IGatewayReference {
       { name: derivedName([this.gatewayName, 'client']), namespace: this.gatewayNamespace },
       {
         targetRefs: [gatewayRef],
-        connection: { bufferLimit: sizeQuantity(bufferLimit) },
+        connection: { bufferLimit: byteQuantity(bufferBytes) },
         headers: { earlyRequestHeaders: { remove: spoofable } },
       },
     );
@@ -411,9 +411,8 @@ export class AIGateway extends Construct implements IGatewayReference {
   }
 }
 
-/** Renders a Size as a Kubernetes quantity in the largest whole binary unit. */
-export function sizeQuantity(size: Size): string {
-  const bytes = Math.round(size.toKibibytes() * 1024);
+/** Renders a byte count as a Kubernetes quantity in the largest whole binary unit. */
+function byteQuantity(bytes: number): string {
   const units: [string, number][] = [
     ['Gi', 1024 ** 3],
     ['Mi', 1024 ** 2],

@@ -442,11 +442,6 @@ export class ProviderBackend extends Construct {
     return entry;
   }
 
-  /** @internal a key that identifies this backend across the app (namespace and name). */
-  get _key(): string {
-    return `${this.namespace}/${this.backendName}`;
-  }
-
   private validateCredentials(): void {
     const { credentials, acceptedCredentials, credentialsRequired, provider } = this.props;
     const accepted = acceptedCredentials.map(factoryName).join(', ');
