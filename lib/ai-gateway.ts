@@ -342,6 +342,11 @@ export class AIGateway extends Construct implements IGatewayReference {
     return this.budgets.length > 0;
   }
 
+  /** @internal a header every request through this gateway must carry. */
+  _requireHeader(header: string): void {
+    this.processor.requireHeader(header);
+  }
+
   /** @internal adds a gateway-level rate limit rule to the gateway's single BackendTrafficPolicy. */
   _addBudget(rule: GlobalRateLimitRule): void {
     this.budgets.push(rule);

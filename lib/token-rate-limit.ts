@@ -160,17 +160,10 @@ export class TokenRateLimit extends Construct {
     };
 
     const target = props.target;
-    if (target instanceof AIGateway) {
-      target.processor.addCost(cost._config);
-      if (props.client) target.processor.requireHeader(props.client.header);
-      target._addBudget(this._rule);
-    } else if (target instanceof AIRoute) {
-      target.processor.addCost(cost._config);
-      if (props.client) target._requireHeader(props.client.header);
-      target._addBudget(this._rule);
-    } else {
-      throw invalid(this, 'target', target, 'must be an AIGateway or an AIRoute');
-    }
+    if (!(target instanceof AIGateway || target instanceof AIRoute)) throw invalid(this, 'target', target, 'must be an AIGateway or an AIRoute');
+    target.processor.addCost(cost._config);
+    if (props.client) target._requireHeader(props.client.header);
+    target._addBudget(this._rule);
   }
 
   /** Parses the expression and evaluates it on sample usage bound as CEL int, uint or double (as the processor does). */
