@@ -19,6 +19,39 @@ export function headerList(entries: Record<string, string>) {
   return { headers: Object.entries(entries).map(([key, value]) => ({ key, rawValue: Buffer.from(value) })) };
 }
 
+/** What Envoy forwards for an OpenAI SDK's chat request through the gateway, plus `extra`. */
+export function clientRequestHeaders(body: string, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    ':method': 'POST',
+    ':path': '/v1/chat/completions',
+    ':authority': 'gateway.example.com',
+    ':scheme': 'https',
+    'content-type': 'application/json',
+    'content-length': String(Buffer.byteLength(body)),
+    accept: 'application/json',
+    'user-agent': 'OpenAI/Python 1.54.0',
+    authorization: 'Bearer client-key',
+    'x-forwarded-for': '10.0.0.7',
+    'x-request-id': '1b4e28ba-2fa1-11d2-883f-0016d3cca427',
+    ...extra,
+  };
+}
+
+/** Encodes one request's messages as Envoy sends them; the last response body chunk ends the stream. */
+export function encodeExchange(
+  requestHeaders: Record<string, string>,
+  body: string,
+  responseHeaders: Record<string, string>,
+  responseBodies: Buffer[],
+): EncodedExchange {
+  return {
+    requestHeaders: encodeRequest({ requestHeaders: { headers: headerList(requestHeaders), endOfStream: false } }),
+    requestBody: encodeRequest({ requestBody: { body: Buffer.from(body), endOfStream: true } }),
+    responseHeaders: encodeRequest({ responseHeaders: { headers: headerList(responseHeaders), endOfStream: false } }),
+    responseBodies: responseBodies.map((chunk, i) => encodeRequest({ responseBody: { body: chunk, endOfStream: i === responseBodies.length - 1 } })),
+  };
+}
+
 /** One request's ext_proc messages, encoded once up front. */
 export interface EncodedExchange {
   requestHeaders: Buffer;

@@ -14,7 +14,7 @@ import * as path from 'node:path';
 import { build } from 'esbuild';
 import { CONFIG_VERSION, type ProcessorConfig } from '../src/config/schema';
 import { EnvoyClient } from '../test/support/envoy-client';
-import { CLK_TCK, cpuTicks, encodeRequest, exchange, freePort, headerList, openRawStream, stopProcess, type EncodedExchange } from './harness';
+import { CLK_TCK, clientRequestHeaders, cpuTicks, encodeExchange, exchange, freePort, openRawStream, stopProcess, type EncodedExchange } from './harness';
 
 const ROOT = path.resolve(__dirname, '..');
 const CONCURRENCY = 16;
@@ -63,21 +63,7 @@ function sseChunks(count: number): string[] {
 }
 
 function scenario(name: string, body: string, responseType: 'json' | 'sse'): Scenario {
-  const requestHeaders = {
-    ':method': 'POST',
-    ':path': '/v1/chat/completions',
-    ':authority': 'gateway.example.com',
-    ':scheme': 'https',
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(body)),
-    accept: 'application/json',
-    'user-agent': 'OpenAI/Python 1.54.0',
-    authorization: 'Bearer client-key',
-    'x-forwarded-for': '10.0.0.7',
-    'x-forwarded-proto': 'https',
-    'x-request-id': '1b4e28ba-2fa1-11d2-883f-0016d3cca427',
-    'x-tenant-id': 'acme',
-  };
+  const requestHeaders = clientRequestHeaders(body, { 'x-forwarded-proto': 'https', 'x-tenant-id': 'acme' });
   const chunks = responseType === 'sse' ? sseChunks(50) : [JSON_RESPONSE];
   const responseHeaders = {
     ':status': '200',
@@ -90,10 +76,7 @@ function scenario(name: string, body: string, responseType: 'json' | 'sse'): Sce
   };
   return {
     name,
-    requestHeaders: encodeRequest({ requestHeaders: { headers: headerList(requestHeaders), endOfStream: false } }),
-    requestBody: encodeRequest({ requestBody: { body: Buffer.from(body), endOfStream: true } }),
-    responseHeaders: encodeRequest({ responseHeaders: { headers: headerList(responseHeaders), endOfStream: false } }),
-    responseBodies: chunks.map((chunk, i) => encodeRequest({ responseBody: { body: Buffer.from(chunk), endOfStream: i === chunks.length - 1 } })),
+    ...encodeExchange(requestHeaders, body, responseHeaders, chunks.map((chunk) => Buffer.from(chunk))),
     raw: { body, responseType, chunks },
   };
 }

@@ -20,7 +20,7 @@ import { awsSigV4Auth } from '../src/auth/aws';
 import { findTranslator } from '../src/translate/registry';
 import type { TranslationContext } from '../src/translate/types';
 import { EnvoyClient } from '../test/support/envoy-client';
-import { CLK_TCK, cpuTicks, encodeRequest, exchange, freePort, headerList, stopProcess, type EncodedExchange } from './harness';
+import { CLK_TCK, clientRequestHeaders, cpuTicks, encodeExchange, exchange, freePort, stopProcess, type EncodedExchange } from './harness';
 
 const ROOT = path.resolve(__dirname, '..');
 const CONCURRENCY = 16;
@@ -125,19 +125,7 @@ interface Scenario {
 function scenario(name: string, model: string, stream: boolean, contentType: string, chunks: (string | Buffer)[], extra: Record<string, string> = {}): Scenario {
   const body = chatBody(model, 1536, stream);
   const bodies = chunks.map((c) => (typeof c === 'string' ? Buffer.from(c) : c));
-  const requestHeaders = {
-    ':method': 'POST',
-    ':path': '/v1/chat/completions',
-    ':authority': 'gateway.example.com',
-    ':scheme': 'https',
-    'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(body)),
-    accept: 'application/json',
-    'user-agent': 'OpenAI/Python 1.54.0',
-    authorization: 'Bearer client-key',
-    'x-forwarded-for': '10.0.0.7',
-    'x-request-id': '1b4e28ba-2fa1-11d2-883f-0016d3cca427',
-  };
+  const requestHeaders = clientRequestHeaders(body);
   const responseHeaders: Record<string, string> = {
     ':status': '200',
     'content-type': contentType,
@@ -153,12 +141,7 @@ function scenario(name: string, model: string, stream: boolean, contentType: str
     contentType,
     chunks: bodies,
     extraResponseHeaders: extra,
-    encoded: {
-      requestHeaders: encodeRequest({ requestHeaders: { headers: headerList(requestHeaders), endOfStream: false } }),
-      requestBody: encodeRequest({ requestBody: { body: Buffer.from(body), endOfStream: true } }),
-      responseHeaders: encodeRequest({ responseHeaders: { headers: headerList(responseHeaders), endOfStream: false } }),
-      responseBodies: bodies.map((chunk, i) => encodeRequest({ responseBody: { body: chunk, endOfStream: i === bodies.length - 1 } })),
-    },
+    encoded: encodeExchange(requestHeaders, body, responseHeaders, bodies),
   };
 }
 

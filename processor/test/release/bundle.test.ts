@@ -7,36 +7,16 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CONFIG_VERSION, type ProcessorConfig } from '../../src/config/schema';
 import { EnvoyClient } from '../support/envoy-client';
+import { openAIBackend, testConfig } from '../support/processor-harness';
 
 const DIST = path.resolve(__dirname, '..', '..', 'dist');
 const UNPRIVILEGED = 65534;
 const SECRET = 'sk-bundle-test-0123456789';
 
-const config: ProcessorConfig = {
-  version: CONFIG_VERSION,
-  maxRequestBodyBytes: 1024 * 1024,
-  backends: [
-    {
-      name: 'openai',
-      schema: { name: 'OpenAI', pathPrefix: '/v1' },
-      endpoint: { hostname: 'api.openai.com', port: 443, tls: true },
-      auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'api-key' } },
-    },
-  ],
-  routes: [
-    {
-      name: 'default/chat',
-      endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }],
-      hostnames: [],
-      rules: [{ models: [{ type: 'Exact', value: 'gpt-4o' }], backends: [{ backend: 'openai', weight: 1, priority: 0 }] }],
-      requiredHeaders: [],
-    },
-  ],
-  costs: [],
-  circuitBreaker: { failureThreshold: 3, openDurationMs: 30000 },
-};
+const config = testConfig({
+  backends: [openAIBackend('openai', { endpoint: { hostname: 'api.openai.com', port: 443, tls: true }, auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'api-key' } } })],
+});
 
 function makeReadOnly(target: string): void {
   for (const entry of fs.readdirSync(target, { withFileTypes: true })) {
