@@ -1,13 +1,25 @@
 /**
  * The baseline for the benchmark: the same gRPC stack (grpc-js, the same precompiled descriptor and
- * codecs, the same health service) answering every ext_proc message with a bare CONTINUE. The only
- * protocol work it does is the one Envoy needs for streaming: switch event streams to STREAMED.
+ * codecs, the same health service) answering every ext_proc message with a bare CONTINUE, encoded once
+ * (as the processor does for its constant answers). The only protocol work it does is the one Envoy needs
+ * for streaming: switch event streams to STREAMED.
  */
 import * as grpc from '@grpc/grpc-js';
 import { extProcCodecs } from '../src/grpc/codec';
 import { loadProtoRoot } from '../src/grpc/descriptor';
-import { BODY_MODE_STREAMED, type ProcessingRequest, type ProcessingResponse } from '../src/grpc/messages';
+import { encodeProcessingResponse } from '../src/grpc/encode';
+import { BODY_MODE_STREAMED, type ProcessingRequest } from '../src/grpc/messages';
 import { bindServer, createGrpcServer, HealthStatus, type ExtProcHandler } from '../src/grpc/server';
+
+const CONTINUE = {
+  requestHeaders: encodeProcessingResponse({ requestHeaders: {} }),
+  requestBody: encodeProcessingResponse({ requestBody: {} }),
+  responseHeaders: encodeProcessingResponse({ responseHeaders: {} }),
+  streamedResponseHeaders: encodeProcessingResponse({ responseHeaders: {}, modeOverride: { responseBodyMode: BODY_MODE_STREAMED } }),
+  responseBody: encodeProcessingResponse({ responseBody: {} }),
+  requestTrailers: encodeProcessingResponse({ requestTrailers: {} }),
+  responseTrailers: encodeProcessingResponse({ responseTrailers: {} }),
+};
 
 const handler: ExtProcHandler = {
   open(send) {
@@ -15,23 +27,17 @@ const handler: ExtProcHandler = {
       message(request: ProcessingRequest) {
         switch (request.request) {
           case 'requestHeaders':
-            return send({ requestHeaders: {} });
           case 'requestBody':
-            return send({ requestBody: {} });
+          case 'responseBody':
+          case 'requestTrailers':
+          case 'responseTrailers':
+            return send(CONTINUE[request.request]);
           case 'responseHeaders': {
-            const response: ProcessingResponse = { responseHeaders: {} };
             const stream = request.responseHeaders?.headers?.headers?.some(
               (h) => h.key === 'content-type' && Buffer.from(h.rawValue ?? []).toString().startsWith('text/event-stream'),
             );
-            if (stream) response.modeOverride = { responseBodyMode: BODY_MODE_STREAMED };
-            return send(response);
+            return send(stream ? CONTINUE.streamedResponseHeaders : CONTINUE.responseHeaders);
           }
-          case 'responseBody':
-            return send({ responseBody: {} });
-          case 'requestTrailers':
-            return send({ requestTrailers: {} });
-          case 'responseTrailers':
-            return send({ responseTrailers: {} });
           default:
             return undefined;
         }

@@ -1,7 +1,7 @@
 import type { RuntimeConfig } from './config/runtime';
 import type { ProcessorContext } from './extproc/context';
 import { ExchangeSession } from './extproc/session';
-import type { ProcessingResponse, ProtoStruct } from './grpc/messages';
+import type { EncodedStruct, OutgoingResponse } from './grpc/messages';
 import type { ExtProcHandler, ExtProcStream } from './grpc/server';
 import type { Logger } from './log';
 import { Metrics } from './metrics';
@@ -12,7 +12,7 @@ export class Processor implements ExtProcHandler, ProcessorContext {
   readonly breakers: CircuitBreakers;
   private current: RuntimeConfig;
   private openStreams = 0;
-  private readonly zeroMetadata = new WeakMap<RuntimeConfig, Map<string, ProtoStruct>>();
+  private readonly zeroMetadata = new WeakMap<RuntimeConfig, Map<string, EncodedStruct>>();
 
   constructor(
     initial: RuntimeConfig,
@@ -37,7 +37,7 @@ export class Processor implements ExtProcHandler, ProcessorContext {
     return this.openStreams;
   }
 
-  open(send: (response: ProcessingResponse) => void): ExtProcStream {
+  open(send: (response: OutgoingResponse) => void): ExtProcStream {
     return new ExchangeSession(this, send);
   }
 
@@ -45,7 +45,7 @@ export class Processor implements ExtProcHandler, ProcessorContext {
     this.metrics.localReplies.inc({ status: String(status) });
   }
 
-  zeroUsageMetadata(runtime: RuntimeConfig, model: string, backend: string, compute: () => ProtoStruct): ProtoStruct {
+  zeroUsageMetadata(runtime: RuntimeConfig, model: string, backend: string, compute: () => EncodedStruct): EncodedStruct {
     let cache = this.zeroMetadata.get(runtime);
     if (!cache) {
       cache = new Map();

@@ -8,6 +8,7 @@ import { HeaderOptionCache } from '../extproc/header-options';
 import { Router } from '../routing/router';
 import type { TranslatorTable } from '../translate/registry';
 import { compileCost, type CompiledCost } from '../usage/costs';
+import { UsageMetadata } from '../usage/metadata';
 import { ProcessorConfigError, type BackendConfig, type ProcessorConfig } from './schema';
 
 /** Headers Envoy's default mutation rules ignore: the route owns them. */
@@ -30,6 +31,8 @@ export interface RuntimeConfig {
   router: Router;
   backends: ReadonlyMap<string, BackendRuntime>;
   costs: readonly CompiledCost[];
+  /** Encodes the token counts and costs as Envoy dynamic metadata. */
+  usageMetadata: UsageMetadata;
   /** Any cost configured: streaming OpenAI-schema requests ask for usage. */
   forceStreamUsage: boolean;
   /** Unix seconds of the load, reported as `created` by `/models`. */
@@ -86,6 +89,7 @@ export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, o
     router: new Router(config),
     backends,
     costs,
+    usageMetadata: new UsageMetadata(costs),
     forceStreamUsage: costs.length > 0,
     loadedAtSeconds: options.nowSeconds,
     translators: options.translators,

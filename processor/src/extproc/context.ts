@@ -1,5 +1,5 @@
 import type { RuntimeConfig } from '../config/runtime';
-import type { ProtoStruct } from '../grpc/messages';
+import type { EncodedStruct } from '../grpc/messages';
 import type { Logger } from '../log';
 import type { Metrics } from '../metrics';
 import type { CircuitBreakers } from '../routing/breaker';
@@ -13,7 +13,7 @@ export interface ProcessorContext {
   readonly logger: Logger;
   localReply(status: number): void;
   /** The metadata for zero usage of (model, backend) under a config, computed once. */
-  zeroUsageMetadata(runtime: RuntimeConfig, model: string, backend: string, compute: () => ProtoStruct): ProtoStruct;
+  zeroUsageMetadata(runtime: RuntimeConfig, model: string, backend: string, compute: () => EncodedStruct): EncodedStruct;
   streamOpened(): void;
   streamClosed(): void;
 }

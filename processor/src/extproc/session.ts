@@ -18,8 +18,10 @@ import {
   type HttpHeaders,
   type ProcessingRequest,
   type ProcessingResponse,
-  type ProtoStruct,
+  type EncodedStruct,
+  type OutgoingResponse,
 } from '../grpc/messages';
+import { encodeProcessingResponse } from '../grpc/encode';
 import type { ExtProcStream } from '../grpc/server';
 import { exactModels, findRule, type EndpointMatch } from '../routing/router';
 import { selectBackend } from '../routing/select';
@@ -34,14 +36,16 @@ import {
   type TokenUsage,
   type UpstreamRequest,
 } from '../translate/types';
-import { usageMetadata } from '../usage/metadata';
 import { HeaderChangeSet, HeaderList, readHeaders } from './headers';
 import type { ProcessorContext } from './context';
 
 const EMPTY_HEADERS = new HeaderList(undefined);
-const EMPTY_COMMON: ProcessingResponse = { requestHeaders: { response: {} } };
-const CONTINUE_REQUEST_BODY: ProcessingResponse = { requestBody: { response: {} } };
-const CONTINUE_RESPONSE_BODY: ProcessingResponse = { responseBody: { response: {} } };
+const CONTINUE_REQUEST_HEADERS = encodeProcessingResponse({ requestHeaders: { response: {} } });
+const CONTINUE_REQUEST_BODY = encodeProcessingResponse({ requestBody: { response: {} } });
+const CONTINUE_RESPONSE_HEADERS = encodeProcessingResponse({ responseHeaders: { response: {} } });
+const CONTINUE_RESPONSE_BODY = encodeProcessingResponse({ responseBody: { response: {} } });
+const CONTINUE_REQUEST_TRAILERS = encodeProcessingResponse({ requestTrailers: {} });
+const CONTINUE_RESPONSE_TRAILERS = encodeProcessingResponse({ responseTrailers: {} });
 
 interface RoutedRequest {
   runtime: RuntimeConfig;
@@ -76,7 +80,7 @@ export class ExchangeSession implements ExtProcStream {
 
   constructor(
     private readonly context: ProcessorContext,
-    private readonly send: (response: ProcessingResponse) => void,
+    private readonly send: (response: OutgoingResponse) => void,
   ) {
     context.streamOpened();
   }
@@ -145,9 +149,9 @@ export class ExchangeSession implements ExtProcStream {
       case 'responseBody':
         return this.onResponseBody(request.responseBody!);
       case 'requestTrailers':
-        return this.send({ requestTrailers: {} });
+        return this.send(CONTINUE_REQUEST_TRAILERS);
       case 'responseTrailers':
-        return this.send({ responseTrailers: {} });
+        return this.send(CONTINUE_RESPONSE_TRAILERS);
       default:
         return undefined;
     }
@@ -182,7 +186,7 @@ export class ExchangeSession implements ExtProcStream {
     if (message.endOfStream) {
       return this.immediate(gatewayError(400, `a JSON request body with a "model" is required for ${stripQuery(path)}`, 'missing_body'), api);
     }
-    this.send(EMPTY_COMMON);
+    this.send(CONTINUE_REQUEST_HEADERS);
   }
 
   private tooLarge(runtime: RuntimeConfig): GatewayError {
@@ -374,7 +378,7 @@ export class ExchangeSession implements ExtProcStream {
   private onResponseHeaders(message: HttpHeaders): void {
     const routed = this.routed;
     if (!routed) {
-      this.send({ responseHeaders: { response: {} } });
+      this.send(CONTINUE_RESPONSE_HEADERS);
       return;
     }
     const headers = readHeaders(message.headers);
@@ -393,7 +397,12 @@ export class ExchangeSession implements ExtProcStream {
       if (!this.passthroughBody) changes.remove('content-encoding');
     }
     if (!this.passthroughBody && head.stream) changes.remove('content-length');
-    const response: ProcessingResponse = { responseHeaders: { response: { headerMutation: changes.toMutation() } } };
+    const headerMutation = changes.toMutation();
+    if (!headerMutation && !head.stream && !message.endOfStream) {
+      this.send(CONTINUE_RESPONSE_HEADERS);
+      return;
+    }
+    const response: ProcessingResponse = { responseHeaders: { response: { headerMutation } } };
     if (head.stream) response.modeOverride = { responseBodyMode: BODY_MODE_STREAMED };
     if (message.endOfStream) {
       response.dynamicMetadata = this.finish(routed);
@@ -447,14 +456,15 @@ export class ExchangeSession implements ExtProcStream {
         }
       }
     }
-    const response: ProcessingResponse = common ? { responseBody: { response: common } } : { responseBody: { response: {} } };
+    let metadata: EncodedStruct | undefined;
     if (end) {
-      response.dynamicMetadata = this.finish(routed);
+      metadata = this.finish(routed);
     } else if (this.streaming && this.usageGrew(routed.response.usage)) {
       // Envoy keeps the last metadata written; if the client goes away now, it charges what was counted so far.
-      response.dynamicMetadata = this.metadata(routed.response.usage, routed.model, routed.backend.config.name);
+      metadata = this.metadata(routed.response.usage, routed.model, routed.backend.config.name);
     }
-    this.send(response);
+    if (!common && !metadata) this.send(CONTINUE_RESPONSE_BODY);
+    else this.send({ responseBody: { response: common ?? {} }, dynamicMetadata: metadata });
   }
 
   private usageGrew(usage: TokenUsage): boolean {
@@ -485,11 +495,11 @@ export class ExchangeSession implements ExtProcStream {
     );
   }
 
-  private metadata(usage: TokenUsage, model: string, backend: string): ProtoStruct {
+  private metadata(usage: TokenUsage, model: string, backend: string): EncodedStruct {
     const runtime = this.runtime ?? this.context.runtime();
     const zero = usage.input === 0 && usage.output === 0 && usage.total === 0 && usage.cachedInput === 0 && usage.reasoning === 0;
-    const compute = (): ProtoStruct =>
-      usageMetadata({ usage, model, backend }, runtime.costs, (key, error) => {
+    const compute = (): EncodedStruct =>
+      runtime.usageMetadata.encode({ usage, model, backend }, (key, error) => {
         this.context.metrics.costErrors.inc({ metadata_key: key });
         this.context.logger.warn({ metadataKey: key, err: error.message }, 'cost expression failed; wrote 0');
       });

@@ -1,6 +1,6 @@
 import type { Root, Type } from 'protobufjs/light';
 import { encodeProcessingResponse } from './encode';
-import type { ProcessingRequest, ProcessingResponse } from './messages';
+import type { OutgoingResponse, ProcessingRequest, ProcessingResponse } from './messages';
 
 export const EXT_PROC_SERVICE = 'envoy.service.ext_proc.v3.ExternalProcessor';
 export const PROCESS_METHOD_PATH = `/${EXT_PROC_SERVICE}/Process`;
@@ -8,7 +8,7 @@ export const HEALTH_SERVICE = 'grpc.health.v1.Health';
 
 /**
  * Requests decode with protobufjs to message instances read field by field (no toObject conversion);
- * responses are written by the hand-written encoder in encode.ts.
+ * responses are written by the hand-written encoder in encode.ts, or are already encoded.
  */
 export interface Codec<T> {
   serialize(value: T): Buffer;
@@ -27,7 +27,7 @@ function codecFor<T>(type: Type): Codec<T> {
 
 export interface ExtProcCodecs {
   request: Codec<ProcessingRequest>;
-  response: Codec<ProcessingResponse>;
+  response: { serialize(value: OutgoingResponse): Buffer; deserialize(bytes: Buffer): ProcessingResponse };
   healthRequest: Codec<{ service?: string }>;
   healthResponse: Codec<{ status: number }>;
 }
@@ -36,7 +36,7 @@ export function extProcCodecs(root: Root): ExtProcCodecs {
   return {
     request: codecFor(root.lookupType('envoy.service.ext_proc.v3.ProcessingRequest')),
     response: {
-      serialize: encodeProcessingResponse,
+      serialize: (value) => (Buffer.isBuffer(value) ? value : encodeProcessingResponse(value)),
       deserialize: codecFor<ProcessingResponse>(root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse')).deserialize,
     },
     healthRequest: codecFor(root.lookupType('grpc.health.v1.HealthCheckRequest')),

@@ -11,9 +11,8 @@ import type {
   HeaderMutation,
   HeaderValueOption,
   ImmediateResponse,
+  EncodedStruct,
   ProcessingResponse,
-  ProtoStruct,
-  ProtoValue,
 } from './messages';
 
 const LEN = 2;
@@ -91,72 +90,51 @@ class Out {
     }
   }
 
-  double(field: number, value: number): void {
-    this.tag(field, FIXED64);
-    this.buf.writeDoubleLE(value, this.pos);
-    this.pos += 8;
-  }
-
   message(field: number, size: number): void {
     this.tag(field, LEN);
     this.varint(size);
   }
 }
 
-// ---- google.protobuf.Struct / Value ----
+// ---- google.protobuf.Struct ----
 
-function valueSize(value: ProtoValue): number {
-  if (value.numberValue !== undefined) return 1 + 8;
-  if (value.stringValue !== undefined) {
-    const n = byteLength(value.stringValue);
-    return lenFieldSize(3, n);
+/**
+ * The dynamic metadata the processor writes is always one namespace of number fields, so its Struct has a
+ * fixed byte layout per key list: encoded once, then each use copies it and fills in the doubles.
+ */
+export class NumberStructLayout {
+  private readonly template: Buffer;
+  private readonly offsets: number[] = [];
+
+  constructor(namespace: string, keys: readonly string[]) {
+    const NUMBER_VALUE = 1 + 8; // google.protobuf.Value.number_value: tag + fixed64
+    const entrySizes = keys.map((key) => lenFieldSize(1, byteLength(key)) + lenFieldSize(2, NUMBER_VALUE));
+    const fields = entrySizes.reduce((sum, size) => sum + lenFieldSize(1, size), 0);
+    const namespaceValue = lenFieldSize(5, fields);
+    const namespaceEntry = lenFieldSize(1, byteLength(namespace)) + lenFieldSize(2, namespaceValue);
+    const out = new Out(Buffer.alloc(lenFieldSize(1, namespaceEntry)));
+    out.message(1, namespaceEntry);
+    out.string(1, namespace, byteLength(namespace));
+    out.message(2, namespaceValue);
+    out.message(5, fields);
+    keys.forEach((key, i) => {
+      out.message(1, entrySizes[i]!);
+      out.string(1, key, byteLength(key));
+      out.message(2, NUMBER_VALUE);
+      out.tag(2, FIXED64);
+      this.offsets.push(out.pos);
+      out.pos += 8;
+    });
+    this.template = out.buf;
   }
-  if (value.boolValue !== undefined) return 2;
-  if (value.structValue !== undefined) return lenFieldSize(5, structSize(value.structValue));
-  return 2; // null_value = 0, written explicitly to keep the oneof set
-}
 
-function writeValue(out: Out, value: ProtoValue): void {
-  if (value.numberValue !== undefined) out.double(2, value.numberValue);
-  else if (value.stringValue !== undefined) out.string(3, value.stringValue, byteLength(value.stringValue));
-  else if (value.boolValue !== undefined) {
-    out.tag(4, VARINT);
-    out.varint(value.boolValue ? 1 : 0);
-  } else if (value.structValue !== undefined) {
-    out.message(5, structSize(value.structValue));
-    writeStruct(out, value.structValue);
-  } else {
-    out.tag(1, VARINT);
-    out.varint(0);
-  }
-}
-
-function entrySize(key: string, value: ProtoValue): number {
-  return lenFieldSize(1, byteLength(key)) + lenFieldSize(2, valueSize(value));
-}
-
-function structSize(struct: ProtoStruct): number {
-  let size = 0;
-  for (const key in struct.fields) size += lenFieldSize(1, entrySize(key, struct.fields[key]!));
-  return size;
-}
-
-function writeStruct(out: Out, struct: ProtoStruct): void {
-  for (const key in struct.fields) {
-    const value = struct.fields[key]!;
-    const keyLength = byteLength(key);
-    // A nested struct's size is computed once here, not again for each enclosing length.
-    const nested = value.structValue !== undefined ? structSize(value.structValue) : -1;
-    const size = nested >= 0 ? lenFieldSize(5, nested) : valueSize(value);
-    out.message(1, lenFieldSize(1, keyLength) + lenFieldSize(2, size));
-    out.string(1, key, keyLength);
-    out.message(2, size);
-    if (nested >= 0) {
-      out.message(5, nested);
-      writeStruct(out, value.structValue!);
-    } else {
-      writeValue(out, value);
-    }
+  /** The encoded Struct with `values[i]` for `keys[i]`. */
+  encode(values: ArrayLike<number>): EncodedStruct {
+    const bytes = Buffer.allocUnsafe(this.template.length);
+    this.template.copy(bytes);
+    const offsets = this.offsets;
+    for (let i = 0; i < offsets.length; i++) bytes.writeDoubleLE(values[i]!, offsets[i]!);
+    return bytes;
   }
 }
 
@@ -310,7 +288,7 @@ export function encodeProcessingResponse(response: ProcessingResponse): Buffer {
   const requestTrailers = response.requestTrailers ? trailersSize(response.requestTrailers) : -1;
   const responseTrailers = response.responseTrailers ? trailersSize(response.responseTrailers) : -1;
   const immediate = response.immediateResponse ? immediateSize(response.immediateResponse) : -1;
-  const metadata = response.dynamicMetadata ? structSize(response.dynamicMetadata) : -1;
+  const metadata = response.dynamicMetadata ? response.dynamicMetadata.length : -1;
   const bodyMode = response.modeOverride?.responseBodyMode;
   const modeOverride = response.modeOverride ? (bodyMode ? 1 + varintSize(bodyMode) : 0) : -1;
 
@@ -355,8 +333,7 @@ export function encodeProcessingResponse(response: ProcessingResponse): Buffer {
     writeImmediate(out, response.immediateResponse!);
   }
   if (metadata >= 0) {
-    out.message(8, metadata);
-    writeStruct(out, response.dynamicMetadata!);
+    out.bytes(8, response.dynamicMetadata!);
   }
   if (modeOverride >= 0) {
     out.message(9, modeOverride);

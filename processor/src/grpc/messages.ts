@@ -74,7 +74,7 @@ export interface ImmediateResponse {
   details?: string;
 }
 
-/** google.protobuf.Value / Struct in protobufjs' plain-object form. */
+/** google.protobuf.Value / Struct in protobufjs' plain-object form (as decoded). */
 export interface ProtoValue {
   nullValue?: number;
   numberValue?: number;
@@ -85,6 +85,8 @@ export interface ProtoValue {
 export interface ProtoStruct {
   fields: Record<string, ProtoValue>;
 }
+/** A google.protobuf.Struct already in wire form (see NumberStructLayout in encode.ts). */
+export type EncodedStruct = Buffer;
 
 /** envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode */
 export const BODY_MODE_STREAMED = 1;
@@ -97,6 +99,10 @@ export interface ProcessingResponse {
   requestTrailers?: { headerMutation?: HeaderMutation };
   responseTrailers?: { headerMutation?: HeaderMutation };
   immediateResponse?: ImmediateResponse;
-  dynamicMetadata?: ProtoStruct;
+  dynamicMetadata?: EncodedStruct;
   modeOverride?: { responseBodyMode?: number };
 }
+
+/** A ProcessingResponse already in wire form: answers that never change are encoded once. */
+export type EncodedResponse = Buffer;
+export type OutgoingResponse = ProcessingResponse | EncodedResponse;

@@ -8,7 +8,7 @@ import {
   PROCESS_METHOD_PATH,
   type ExtProcCodecs,
 } from './codec';
-import type { ProcessingRequest, ProcessingResponse } from './messages';
+import type { OutgoingResponse, ProcessingRequest } from './messages';
 
 /** One ext_proc stream (= one HTTP request passing through Envoy). */
 export interface ExtProcStream {
@@ -18,7 +18,7 @@ export interface ExtProcStream {
 }
 
 export interface ExtProcHandler {
-  open(send: (response: ProcessingResponse) => void, fail: (error: Error) => void): ExtProcStream;
+  open(send: (response: OutgoingResponse) => void, fail: (error: Error) => void): ExtProcStream;
 }
 
 /** Serving status for grpc.health.v1, with Watch subscribers. */
@@ -53,7 +53,7 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
 export function createGrpcServer(handler: ExtProcHandler, codecs: ExtProcCodecs, health: HealthStatus): grpc.Server {
   const server = new grpc.Server(SERVER_OPTIONS);
 
-  const processDefinition: grpc.MethodDefinition<ProcessingRequest, ProcessingResponse> = {
+  const processDefinition: grpc.MethodDefinition<ProcessingRequest, OutgoingResponse> = {
     path: PROCESS_METHOD_PATH,
     requestStream: true,
     responseStream: true,
@@ -63,7 +63,7 @@ export function createGrpcServer(handler: ExtProcHandler, codecs: ExtProcCodecs,
     responseDeserialize: codecs.response.deserialize,
   };
   server.addService({ Process: processDefinition } as grpc.ServiceDefinition, {
-    Process: (call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>) => serveProcess(call, handler),
+    Process: (call: grpc.ServerDuplexStream<ProcessingRequest, OutgoingResponse>) => serveProcess(call, handler),
   });
 
   const statusFor = (service: string | undefined): number => {
@@ -108,9 +108,9 @@ export function createGrpcServer(handler: ExtProcHandler, codecs: ExtProcCodecs,
   return server;
 }
 
-function serveProcess(call: grpc.ServerDuplexStream<ProcessingRequest, ProcessingResponse>, handler: ExtProcHandler): void {
+function serveProcess(call: grpc.ServerDuplexStream<ProcessingRequest, OutgoingResponse>, handler: ExtProcHandler): void {
   let closed = false;
-  const send = (response: ProcessingResponse): void => {
+  const send = (response: OutgoingResponse): void => {
     if (!closed) call.write(response);
   };
   const fail = (error: Error): void => {

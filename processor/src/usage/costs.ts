@@ -32,18 +32,33 @@ function loadCel(): CelModule {
   return require('@bufbuild/cel') as CelModule;
 }
 
-function bindings(cel: CelModule, inputs: CostInputs, flavor: NumberFlavor): Record<string, CelInput> {
-  const u = inputs.usage;
+const COUNTS: ReadonlyArray<readonly [string, (usage: TokenUsage) => number]> = [
+  ['input_tokens', (u) => u.input],
+  ['output_tokens', (u) => u.output],
+  ['total_tokens', (u) => u.total],
+  ['cached_input_tokens', (u) => u.cachedInput],
+  ['reasoning_tokens', (u) => u.reasoning],
+];
+
+type Bind = (inputs: CostInputs) => Record<string, CelInput>;
+
+/**
+ * Binds only the variables the expression mentions (a name inside a string literal just binds one more):
+ * each count becomes a BigInt per response, and most expressions read two or three of them.
+ */
+function binder(cel: CelModule, expression: string, flavor: NumberFlavor): Bind {
+  const mentions = (name: string) => new RegExp(`\\b${name}\\b`).test(expression);
+  const counts = COUNTS.filter(([name]) => mentions(name));
+  const model = mentions('model');
+  const backend = mentions('backend');
   const bind = (value: number): CelInput =>
     flavor === 'int' ? BigInt(value) : flavor === 'uint' ? cel.celUint(BigInt(value)) : value;
-  return {
-    model: inputs.model,
-    backend: inputs.backend,
-    input_tokens: bind(u.input),
-    output_tokens: bind(u.output),
-    total_tokens: bind(u.total),
-    cached_input_tokens: bind(u.cachedInput),
-    reasoning_tokens: bind(u.reasoning),
+  return (inputs) => {
+    const bindings: Record<string, CelInput> = {};
+    if (model) bindings.model = inputs.model;
+    if (backend) bindings.backend = inputs.backend;
+    for (const [name, read] of counts) bindings[name] = bind(read(inputs.usage));
+    return bindings;
   };
 }
 
@@ -69,7 +84,8 @@ export function compileCelCost(expression: string): CostFunction {
   }
   let lastProblem = '';
   for (const flavor of FLAVORS) {
-    const result = program(bindings(cel, SAMPLE, flavor));
+    const bindings = binder(cel, expression, flavor);
+    const result = program(bindings(SAMPLE));
     if (isCelError(result)) {
       lastProblem = result.message;
       continue;
@@ -78,7 +94,7 @@ export function compileCelCost(expression: string): CostFunction {
       throw new CostCompileError(`CEL expression "${expression}" must evaluate to a number, not ${typeof result}`);
     }
     return (inputs) => {
-      const value = program(bindings(cel, inputs, flavor));
+      const value = program(bindings(inputs));
       const cost = isCelError(value) ? undefined : toCost(cel, value);
       if (cost === undefined) throw new Error(`CEL expression "${expression}" failed: ${isCelError(value) ? value.message : 'not a number'}`);
       return cost;

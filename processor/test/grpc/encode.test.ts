@@ -1,4 +1,4 @@
-import { encodeProcessingResponse } from '../../src/grpc/encode';
+import { encodeProcessingResponse, NumberStructLayout } from '../../src/grpc/encode';
 import { loadProtoRoot } from '../../src/grpc/descriptor';
 import { OVERWRITE_IF_EXISTS_OR_ADD, type ProcessingResponse } from '../../src/grpc/messages';
 
@@ -25,7 +25,7 @@ describe('encodeProcessingResponse', () => {
     }
   });
 
-  it('encodes header and body mutations, route cache clearing, mode override and metadata', () => {
+  it('encodes header and body mutations, route cache clearing and mode override', () => {
     const long = 'x'.repeat(70000);
     const decoded = roundTrip({
       requestBody: {
@@ -37,22 +37,6 @@ describe('encodeProcessingResponse', () => {
           },
           bodyMutation: { body: Buffer.from('{"model":"x"}') },
           clearRouteCache: true,
-        },
-      },
-      dynamicMetadata: {
-        fields: {
-          'io.envoy.ai_gateway': {
-            structValue: {
-              fields: {
-                llm_input_token: { numberValue: 12 },
-                llm_output_token: { numberValue: 0 },
-                cost: { numberValue: 1.5e9 },
-                label: { stringValue: 'ünïcode' },
-                flag: { boolValue: true },
-                nothing: { nullValue: 0 },
-              },
-            },
-          },
         },
       },
       modeOverride: { responseBodyMode: 1 },
@@ -72,5 +56,25 @@ describe('encodeProcessingResponse', () => {
     roundTrip({ responseBody: { response: { bodyMutation: { clearBody: true } } } });
     roundTrip({ responseBody: { response: { bodyMutation: { body: Buffer.alloc(0) } } } });
     roundTrip({ responseTrailers: { headerMutation: { setHeaders: [], removeHeaders: ['grpc-status'] } } });
+  });
+
+  it('writes number metadata from a fixed layout, each use with its own values', () => {
+    const layout = new NumberStructLayout('io.envoy.ai_gateway', ['llm_input_token', 'llm_output_token', 'coût', 'k'.repeat(200)]);
+    const decode = (values: number[]) =>
+      type.toObject(type.decode(encodeProcessingResponse({ responseBody: {}, dynamicMetadata: layout.encode(values) })));
+    const first = decode([12, 0, 1.5e9, 0.25]);
+    const second = decode([7, 3, 0, 2 ** 40]);
+    const fields = (decoded: Record<string, unknown>) =>
+      (decoded as { dynamicMetadata: { fields: Record<string, { structValue: { fields: Record<string, { numberValue: number }> } }> } })
+        .dynamicMetadata.fields['io.envoy.ai_gateway']!.structValue.fields;
+    expect(fields(first)).toEqual({
+      llm_input_token: { numberValue: 12 },
+      llm_output_token: { numberValue: 0 },
+      coût: { numberValue: 1.5e9 },
+      ['k'.repeat(200)]: { numberValue: 0.25 },
+    });
+    expect(fields(second).llm_input_token).toEqual({ numberValue: 7 });
+    expect(fields(second)['k'.repeat(200)]).toEqual({ numberValue: 2 ** 40 });
+    expect(first.responseBody).toEqual({});
   });
 });

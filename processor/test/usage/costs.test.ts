@@ -1,5 +1,8 @@
 import { compileCost, compileCelCost, CostCompileError } from '../../src/usage/costs';
-import { usageMetadata } from '../../src/usage/metadata';
+import { loadProtoRoot } from '../../src/grpc/descriptor';
+import { UsageMetadata } from '../../src/usage/metadata';
+
+const struct = loadProtoRoot().lookupType('google.protobuf.Struct');
 
 const usage = { input: 10, output: 20, total: 30, cachedInput: 4, reasoning: 6 };
 const inputs = { model: 'gpt-4o', backend: 'openai', usage };
@@ -32,8 +35,16 @@ describe('costs', () => {
   it('writes 0 and reports when an expression fails for one response', () => {
     const divide = compileCost({ metadataKey: 'ratio', type: 'CEL', expression: 'input_tokens / output_tokens' });
     const errors: string[] = [];
-    const metadata = usageMetadata({ ...inputs, usage: { ...usage, output: 0 } }, [divide], (key) => errors.push(key));
-    expect(metadata.fields['io.envoy.ai_gateway']!.structValue!.fields.ratio).toEqual({ numberValue: 0 });
+    const bytes = new UsageMetadata([divide]).encode({ ...inputs, usage: { ...usage, output: 0 } }, (key) => errors.push(key));
+    const metadata = struct.toObject(struct.decode(bytes)) as { fields: Record<string, { structValue: { fields: Record<string, unknown> } }> };
+    expect(metadata.fields['io.envoy.ai_gateway']!.structValue.fields).toEqual({
+      llm_input_token: { numberValue: 10 },
+      llm_output_token: { numberValue: 0 },
+      llm_total_token: { numberValue: 30 },
+      llm_cached_input_token: { numberValue: 4 },
+      llm_reasoning_token: { numberValue: 6 },
+      ratio: { numberValue: 0 },
+    });
     expect(errors).toEqual(['ratio']);
   });
 
