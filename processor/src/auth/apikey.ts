@@ -18,10 +18,24 @@ export function apiKeyHeader(backend: BackendConfig, key: string): Record<string
   }
 }
 
-export const apiKeyAuth: AuthFactory<ApiKeyAuth> = (auth, backend, secrets): BackendAuthenticator => ({
-  apply: (): HeaderChanges => ({ setHeaders: apiKeyHeader(backend, secrets.read(auth.secret)), removeHeaders: [] }),
-});
+/** The same changes for every request while the credential stays the same (the reader caches the file). */
+function staticCredential(read: () => string, headers: (credential: string) => Record<string, string>): BackendAuthenticator {
+  let credential: string | undefined;
+  let changes: HeaderChanges | undefined;
+  return {
+    apply: (): HeaderChanges => {
+      const current = read();
+      if (changes === undefined || current !== credential) {
+        credential = current;
+        changes = { setHeaders: headers(current), removeHeaders: [], repeatable: true };
+      }
+      return changes;
+    },
+  };
+}
 
-export const bearerTokenAuth: AuthFactory<BearerAuth> = (auth, _backend, secrets: SecretReader): BackendAuthenticator => ({
-  apply: (): HeaderChanges => ({ setHeaders: { authorization: `Bearer ${secrets.read(auth.secret)}` }, removeHeaders: [] }),
-});
+export const apiKeyAuth: AuthFactory<ApiKeyAuth> = (auth, backend, secrets): BackendAuthenticator =>
+  staticCredential(() => secrets.read(auth.secret), (key) => apiKeyHeader(backend, key));
+
+export const bearerTokenAuth: AuthFactory<BearerAuth> = (auth, _backend, secrets: SecretReader): BackendAuthenticator =>
+  staticCredential(() => secrets.read(auth.secret), (token) => ({ authorization: `Bearer ${token}` }));

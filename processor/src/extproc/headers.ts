@@ -1,4 +1,5 @@
-import { type HeaderMap, type HeaderMutation, type HeaderValue, type HeaderValueOption } from '../grpc/messages';
+import { type EncodedHeaderOption, type HeaderMap, type HeaderMutation, type HeaderValue, type HeaderValueOption } from '../grpc/messages';
+import type { HeaderChanges } from '../translate/types';
 import { isIgnoredByEnvoy } from '../config/runtime';
 import { headerOption, type HeaderOptionCache } from './header-options';
 
@@ -54,51 +55,72 @@ export function readHeaders(map: HeaderMap | undefined): Record<string, string> 
   return out;
 }
 
-/** Accumulates header changes; a later set or remove of the same name wins. */
+/**
+ * Accumulates header changes; a later set or remove of the same name wins. A request has a handful of
+ * changes, so they live in two small arrays (`undefined` value = remove) rather than a Map and a Set.
+ */
 export class HeaderChangeSet {
-  private readonly sets = new Map<string, string>();
-  private readonly removes = new Set<string>();
+  private readonly names: string[] = [];
+  private readonly values: Array<string | undefined> = [];
+  /** Per entry: the value repeats across requests, so its encoding may come from the option cache. */
+  private readonly repeatable: boolean[] = [];
 
-  set(name: string, value: string): void {
-    this.removes.delete(name);
-    this.sets.set(name, value);
+  set(name: string, value: string, repeatable = false): void {
+    this.put(name, value, repeatable);
   }
 
   remove(name: string): void {
-    this.sets.delete(name);
-    this.removes.add(name);
+    this.put(name, undefined, false);
   }
 
-  apply(changes: { setHeaders: Record<string, string>; removeHeaders: readonly string[] }): void {
+  apply(changes: HeaderChanges): void {
     for (const name of changes.removeHeaders) this.remove(name.toLowerCase());
-    for (const name in changes.setHeaders) this.set(name.toLowerCase(), changes.setHeaders[name]!);
+    const repeatable = changes.repeatable === true;
+    for (const name in changes.setHeaders) this.set(name.toLowerCase(), changes.setHeaders[name]!, repeatable);
+  }
+
+  private put(name: string, value: string | undefined, repeatable: boolean): void {
+    const i = this.names.indexOf(name);
+    if (i === -1) {
+      this.names.push(name);
+      this.values.push(value);
+      this.repeatable.push(repeatable);
+    } else {
+      this.values[i] = value;
+      this.repeatable[i] = repeatable;
+    }
   }
 
   get isEmpty(): boolean {
-    return this.sets.size === 0 && this.removes.size === 0;
+    return this.names.length === 0;
   }
 
   /** The request headers as the upstream will see them. */
   appliedTo(headers: Readonly<Record<string, string>>): Record<string, string> {
     const out: Record<string, string> = {};
-    for (const name in headers) if (!this.removes.has(name)) out[name] = headers[name]!;
-    for (const [name, value] of this.sets) out[name] = value;
+    for (const name in headers) if (!this.names.includes(name)) out[name] = headers[name]!;
+    for (let i = 0; i < this.names.length; i++) {
+      const value = this.values[i];
+      if (value !== undefined) out[this.names[i]!] = value;
+    }
     return out;
   }
 
   /**
    * The Envoy mutation; headers Envoy would ignore (host, :authority, x-envoy-*) are left out. `options`
-   * reuses encoded options for values that repeat across requests (backend names, models, credentials).
+   * supplies the encoding of values set as repeatable.
    */
   toMutation(options?: HeaderOptionCache): HeaderMutation | undefined {
     if (this.isEmpty) return undefined;
-    const setHeaders: HeaderValueOption[] = [];
-    for (const [name, value] of this.sets) {
-      if (isIgnoredByEnvoy(name)) continue;
-      setHeaders.push(options ? options.get(name, value) : headerOption(name, value));
-    }
+    const setHeaders: Array<HeaderValueOption | EncodedHeaderOption> = [];
     const removeHeaders: string[] = [];
-    for (const name of this.removes) if (!isIgnoredByEnvoy(name)) removeHeaders.push(name);
+    for (let i = 0; i < this.names.length; i++) {
+      const name = this.names[i]!;
+      if (isIgnoredByEnvoy(name)) continue;
+      const value = this.values[i];
+      if (value === undefined) removeHeaders.push(name);
+      else setHeaders.push(options && this.repeatable[i] ? options.get(name, value) : headerOption(name, value));
+    }
     return { setHeaders, removeHeaders };
   }
 }

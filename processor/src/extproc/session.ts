@@ -64,14 +64,15 @@ export class ExchangeSession implements ExtProcStream {
   private requestPath: string | undefined;
   private match: EndpointMatch | undefined;
   private runtime: RuntimeConfig | undefined;
-  private bodyChunks: Buffer[] = [];
+  /** Request body chunks before the last one (Envoy normally sends the buffered body in one message). */
+  private bodyChunks: Buffer[] | undefined;
   private bodyLength = 0;
   private routed: RoutedRequest | undefined;
   private decoder: BodyDecoder | undefined;
   private passthroughBody = true;
   private streaming = false;
   private firstChunkAt: number | undefined;
-  private responseBuffer: Buffer[] = [];
+  private responseBuffer: Buffer[] | undefined;
   private finished = false;
   private closed = false;
   /** The total last written into the metadata of a streamed response; a client abort is charged that much. */
@@ -221,11 +222,11 @@ export class ExchangeSession implements ExtProcStream {
     this.bodyLength += chunk.length;
     if (this.bodyLength > runtime.config.maxRequestBodyBytes) return this.immediate(this.tooLarge(runtime), match.api);
     if (!message.endOfStream) {
-      this.bodyChunks.push(chunk);
+      (this.bodyChunks ??= []).push(chunk);
       return undefined;
     }
-    const raw = this.bodyChunks.length === 0 ? chunk : Buffer.concat([...this.bodyChunks, chunk]);
-    this.bodyChunks = [];
+    const raw = this.bodyChunks === undefined ? chunk : Buffer.concat([...this.bodyChunks, chunk]);
+    this.bodyChunks = undefined;
     return this.routeRequest(runtime, match, match.operation, raw);
   }
 
@@ -312,11 +313,11 @@ export class ExchangeSession implements ExtProcStream {
     const changes = new HeaderChangeSet();
     changes.apply(upstream);
     for (const name of backend.removeHeaders) changes.remove(name);
-    for (const [name, value] of backend.setHeaders) changes.set(name, value);
+    for (const [name, value] of backend.setHeaders) changes.set(name, value, true);
     if (backend.auth) for (const name of CLIENT_CREDENTIAL_HEADERS) changes.remove(name);
-    changes.set(MODEL_HEADER, model);
-    changes.set(BACKEND_HEADER, backend.config.name);
-    if (upstream.path !== path) changes.set(':path', upstream.path);
+    changes.set(MODEL_HEADER, model, true);
+    changes.set(BACKEND_HEADER, backend.config.name, true);
+    if (upstream.path !== path) changes.set(':path', upstream.path, true);
     if (upstreamBody) changes.set('content-length', String(upstreamBody.length));
 
     this.routed = {
@@ -437,10 +438,11 @@ export class ExchangeSession implements ExtProcStream {
         common = { bodyMutation: { body: out } };
       } else {
         // Buffered: Envoy still holds the headers, so Content-Length can be corrected here.
-        this.responseBuffer.push(out);
+        if (out.length > 0) (this.responseBuffer ??= []).push(out);
         if (end) {
-          const whole = this.responseBuffer.length === 1 ? this.responseBuffer[0]! : Buffer.concat(this.responseBuffer);
-          this.responseBuffer = [];
+          const parts = this.responseBuffer ?? [];
+          const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+          this.responseBuffer = undefined;
           const setHeaders = [
             { header: { key: 'content-length', rawValue: Buffer.from(String(whole.length)) }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD },
           ];

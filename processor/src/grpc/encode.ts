@@ -8,6 +8,7 @@
  */
 import type {
   CommonResponse,
+  EncodedHeaderOption,
   HeaderMutation,
   HeaderValueOption,
   ImmediateResponse,
@@ -64,16 +65,19 @@ class Out {
 
   bytes(field: number, value: Uint8Array): void {
     this.tag(field, LEN);
-    const length = value.length;
-    this.varint(length);
-    if (length <= SHORT) {
+    this.varint(value.length);
+    this.raw(value);
+  }
+
+  raw(value: Uint8Array): void {
+    if (value.length <= SHORT) {
       const buf = this.buf;
       const at = this.pos;
-      for (let i = 0; i < length; i++) buf[at + i] = value[i]!;
+      for (let i = 0; i < value.length; i++) buf[at + i] = value[i]!;
     } else {
       this.buf.set(value, this.pos);
     }
-    this.pos += length;
+    this.pos += value.length;
   }
 
   string(field: number, value: string, byteLength: number): void {
@@ -144,12 +148,17 @@ function headerSize(keyLength: number, valueLength: number): number {
   return lenFieldSize(1, keyLength) + lenFieldSize(3, valueLength);
 }
 
-function optionSize(option: HeaderValueOption): number {
+function optionSize(option: HeaderValueOption | EncodedHeaderOption): number {
+  if (Buffer.isBuffer(option)) return option.length;
   const header = option.header;
   return lenFieldSize(1, headerSize(byteLength(header.key), header.rawValue.length)) + (option.appendAction ? 1 + varintSize(option.appendAction) : 0);
 }
 
-function writeOption(out: Out, option: HeaderValueOption): void {
+function writeOption(out: Out, option: HeaderValueOption | EncodedHeaderOption): void {
+  if (Buffer.isBuffer(option)) {
+    out.raw(option);
+    return;
+  }
   const header = option.header;
   const keyLength = byteLength(header.key);
   const valueLength = header.rawValue.length;
@@ -162,7 +171,14 @@ function writeOption(out: Out, option: HeaderValueOption): void {
   }
 }
 
-const NO_OPTIONS: readonly HeaderValueOption[] = [];
+/** A HeaderValueOption message on its own, for reuse inside later mutations. */
+export function encodeHeaderOption(option: HeaderValueOption): EncodedHeaderOption {
+  const out = new Out(Buffer.allocUnsafe(optionSize(option)));
+  writeOption(out, option);
+  return out.buf;
+}
+
+const NO_OPTIONS: ReadonlyArray<HeaderValueOption | EncodedHeaderOption> = [];
 const NO_NAMES: readonly string[] = [];
 
 function mutationSize(mutation: HeaderMutation): number {

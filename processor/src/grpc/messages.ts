@@ -54,8 +54,11 @@ export interface HeaderValueOption {
   appendAction: number;
 }
 
+/** A HeaderValueOption already in wire form (see HeaderOptionCache). */
+export type EncodedHeaderOption = Buffer;
+
 export interface HeaderMutation {
-  setHeaders?: HeaderValueOption[];
+  setHeaders?: Array<HeaderValueOption | EncodedHeaderOption>;
   removeHeaders?: string[];
 }
 

@@ -11,6 +11,8 @@ export function selectBackend(
   settings: BreakerSettings,
   random: () => number = Math.random,
 ): BackendRef {
+  // One backend: nothing to choose (when it is open it is still used, as below).
+  if (refs.length === 1 && refs[0]!.weight > 0) return refs[0]!;
   let best: BackendRef[] | undefined;
   let bestPriority = Infinity;
   let fallback: BackendRef[] = [];

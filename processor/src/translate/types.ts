@@ -49,7 +49,9 @@ export interface TranslationContext {
 export interface HeaderChanges {
   /** Lower-case names. */
   setHeaders: Record<string, string>;
-  removeHeaders: string[];
+  removeHeaders: readonly string[];
+  /** The values repeat across requests (static credentials): their wire encoding is cached per config. */
+  repeatable?: boolean;
 }
 
 export interface UpstreamRequest extends HeaderChanges {

@@ -26,9 +26,9 @@ describe('auth', () => {
   it('puts API keys in the header the schema expects, without the trailing newline', async () => {
     const secrets = new SecretReader(dir);
     const apply = (backend: BackendConfig) => createAuthenticator(backend, secrets)!.apply(request);
-    expect(await apply(withKey({ name: 'OpenAI', pathPrefix: '/v1' }))).toEqual({ setHeaders: { authorization: 'Bearer sk-123' }, removeHeaders: [] });
-    expect(await apply(withKey({ name: 'Anthropic', version: '2023-06-01' }))).toEqual({ setHeaders: { 'x-api-key': 'sk-123' }, removeHeaders: [] });
-    expect(await apply(withKey({ name: 'AzureOpenAI', apiVersion: '2025-01-01-preview' }))).toEqual({ setHeaders: { 'api-key': 'sk-123' }, removeHeaders: [] });
+    expect(await apply(withKey({ name: 'OpenAI', pathPrefix: '/v1' }))).toEqual({ setHeaders: { authorization: 'Bearer sk-123' }, removeHeaders: [], repeatable: true });
+    expect(await apply(withKey({ name: 'Anthropic', version: '2023-06-01' }))).toEqual({ setHeaders: { 'x-api-key': 'sk-123' }, removeHeaders: [], repeatable: true });
+    expect(await apply(withKey({ name: 'AzureOpenAI', apiVersion: '2025-01-01-preview' }))).toEqual({ setHeaders: { 'api-key': 'sk-123' }, removeHeaders: [], repeatable: true });
   });
 
   it('sends bearer tokens as Authorization', async () => {
@@ -36,6 +36,7 @@ describe('auth', () => {
     expect(await createAuthenticator(backend, new SecretReader(dir))!.apply(request)).toEqual({
       setHeaders: { authorization: 'Bearer tok-456' },
       removeHeaders: [],
+      repeatable: true,
     });
   });
 

@@ -8,7 +8,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { extProcCodecs, PROCESS_METHOD_PATH, type ExtProcCodecs } from '../../src/grpc/codec';
 import { loadProtoRoot } from '../../src/grpc/descriptor';
-import type { HeaderMutation, ProcessingRequest, ProtoStruct, ProtoValue } from '../../src/grpc/messages';
+import type { HeaderMutation, HeaderValueOption, ProcessingRequest, ProtoStruct, ProtoValue } from '../../src/grpc/messages';
 
 export interface ClientRequest {
   method?: string;
@@ -340,7 +340,8 @@ function applyMutation(headers: Record<string, string>, mutation: HeaderMutation
     if (enforceRules && IGNORED_BY_ENVOY(name)) continue;
     delete headers[name];
   }
-  for (const option of mutation.setHeaders ?? []) {
+  // Decoded from the wire: options are always messages here, never pre-encoded bytes.
+  for (const option of (mutation.setHeaders ?? []) as HeaderValueOption[]) {
     const header = option.header as { key: string; value?: string; rawValue?: Uint8Array };
     const name = header.key.toLowerCase();
     if (enforceRules && IGNORED_BY_ENVOY(name)) continue;
