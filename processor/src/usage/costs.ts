@@ -5,6 +5,7 @@
 import type { CelInput } from '@bufbuild/cel';
 import type { CostConfig } from '../config/schema';
 import type { TokenUsage } from '../translate/types';
+import { compileArithmeticCost } from './cel-arithmetic';
 
 export interface CostInputs {
   model: string;
@@ -93,7 +94,10 @@ export function compileCelCost(expression: string): CostFunction {
     if (toCost(cel, result) === undefined) {
       throw new CostCompileError(`CEL expression "${expression}" must evaluate to a number, not ${typeof result}`);
     }
+    const arithmetic = flavor === 'int' ? compileArithmeticCost(expression) : undefined;
     return (inputs) => {
+      const quick = arithmetic?.(inputs.usage);
+      if (quick !== undefined) return Math.max(0, quick);
       const value = program(bindings(inputs));
       const cost = isCelError(value) ? undefined : toCost(cel, value);
       if (cost === undefined) throw new Error(`CEL expression "${expression}" failed: ${isCelError(value) ? value.message : 'not a number'}`);
