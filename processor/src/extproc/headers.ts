@@ -1,5 +1,5 @@
 import { type EncodedHeaderOption, type HeaderMap, type HeaderMutation, type HeaderValue, type HeaderValueOption } from '../grpc/messages';
-import type { HeaderChanges } from '../translate/types';
+import { RESPONSE_HEADERS_READ, type HeaderChanges, type ResponseHeaders } from '../translate/types';
 import { isIgnoredByEnvoy } from '../config/runtime';
 import { headerOption, type HeaderOptionCache } from './header-options';
 
@@ -41,14 +41,23 @@ export function readHeaders(map: HeaderMap | undefined): Record<string, string> 
   const list = map?.headers;
   if (!list) return out;
   for (const header of list) {
-    const raw = header.rawValue;
-    const value =
-      raw && raw.length > 0
-        ? Buffer.isBuffer(raw)
-          ? raw.toString('latin1')
-          : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1')
-        : (header.value ?? '');
+    const value = valueOf(header);
     const key = header.key;
+    const existing = out[key];
+    out[key] = existing === undefined ? value : `${existing},${value}`;
+  }
+  return out;
+}
+
+/** Only the response headers something reads are decoded (see RESPONSE_HEADERS_READ). */
+export function readResponseHeaders(map: HeaderMap | undefined): ResponseHeaders {
+  const out: Record<string, string> = {};
+  const list = map?.headers;
+  if (!list) return out;
+  for (const header of list) {
+    const key = header.key;
+    if (!(RESPONSE_HEADERS_READ as readonly string[]).includes(key)) continue;
+    const value = valueOf(header);
     const existing = out[key];
     out[key] = existing === undefined ? value : `${existing},${value}`;
   }

@@ -36,7 +36,7 @@ import {
   type TokenUsage,
   type UpstreamRequest,
 } from '../translate/types';
-import { HeaderChangeSet, HeaderList, readHeaders } from './headers';
+import { HeaderChangeSet, HeaderList, readResponseHeaders } from './headers';
 import type { ProcessorContext } from './context';
 
 const EMPTY_HEADERS = new HeaderList(undefined);
@@ -382,7 +382,7 @@ export class ExchangeSession implements ExtProcStream {
       this.send(CONTINUE_RESPONSE_HEADERS);
       return;
     }
-    const headers = readHeaders(message.headers);
+    const headers = readResponseHeaders(message.headers);
     const status = Number(headers[':status'] ?? 0);
     const settings = routed.runtime.config.circuitBreaker;
     this.context.breakers.record(routed.backend.config.name, !(status >= 500 || status === 429 || status === 0), settings);

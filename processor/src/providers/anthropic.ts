@@ -15,6 +15,7 @@ import {
   type Translator,
   type TranslatorFactory,
   type UpstreamRequest,
+  type ResponseHeaders,
 } from '../translate/types';
 import { anthropicErrorBody, anthropicErrorType, asObject, describeProviderError, EMPTY, isObject, JsonObject, parseJsonBuffer, sseEvent, tokenUsage } from './common';
 import {
@@ -161,7 +162,7 @@ export class AnthropicPassthroughResponse implements ResponseTranslator {
 
   constructor(private readonly bedrock: boolean) {}
 
-  head(status: number, headers: Readonly<Record<string, string>>): ResponseHead {
+  head(status: number, headers: ResponseHeaders): ResponseHead {
     this.status = status;
     this.amznErrorType = headers['x-amzn-errortype'];
     const contentType = headers['content-type'] ?? '';

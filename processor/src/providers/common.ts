@@ -2,7 +2,7 @@
  * Helpers shared by the provider translators: JSON access without `any`, error envelopes in the client's
  * schema, OpenAI chunk framing, and the buffered-or-streamed response skeleton.
  */
-import { TranslationError, ZERO_USAGE, type ClientApi, type ResponseHead, type ResponseTranslator, type TokenUsage } from '../translate/types';
+import { TranslationError, ZERO_USAGE, type ClientApi, type ResponseHead, type ResponseTranslator, type TokenUsage, type ResponseHeaders } from '../translate/types';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -267,7 +267,7 @@ export function openAIUsageWithDetails(u: OpenAIUsageShape): JsonObject {
 export abstract class ConvertingResponse implements ResponseTranslator {
   usage: TokenUsage = ZERO_USAGE;
   protected status = 200;
-  protected headers: Readonly<Record<string, string>> = {};
+  protected headers: ResponseHeaders = {};
   protected streaming = false;
   replacedStatus: number | undefined;
   private collected: Buffer[] = [];
@@ -277,7 +277,7 @@ export abstract class ConvertingResponse implements ResponseTranslator {
     private readonly streamRequested: boolean,
   ) {}
 
-  head(status: number, headers: Readonly<Record<string, string>>): ResponseHead {
+  head(status: number, headers: ResponseHeaders): ResponseHead {
     this.status = status;
     this.headers = headers;
     const contentType = headers['content-type'] ?? '';

@@ -12,6 +12,7 @@ import {
   type TranslationContext,
   type Translator,
   type UpstreamRequest,
+  type ResponseHeaders,
 } from './types';
 
 export function openAIPassthrough(context: TranslationContext): Translator {
@@ -68,7 +69,7 @@ class OpenAIResponse implements ResponseTranslator {
   private contentType = '';
   private chunks: Buffer[] = [];
 
-  head(status: number, headers: Readonly<Record<string, string>>): ResponseHead {
+  head(status: number, headers: ResponseHeaders): ResponseHead {
     this.status = status;
     this.contentType = headers['content-type'] ?? '';
     const stream = status >= 200 && status < 300 && this.contentType.startsWith('text/event-stream');

@@ -71,10 +71,14 @@ export interface ResponseHead extends HeaderChanges {
   stream: boolean;
 }
 
+/** The upstream response headers the pipeline and the translators read; no other value is decoded. */
+export const RESPONSE_HEADERS_READ = [':status', 'content-type', 'content-encoding', 'x-amzn-errortype', 'x-amzn-requestid'] as const;
+export type ResponseHeaders = Readonly<Partial<Record<(typeof RESPONSE_HEADERS_READ)[number], string>>>;
+
 /** Converts one upstream response back into the client's API. One instance per request. */
 export interface ResponseTranslator {
   /** `headers` are lower-case. Called once, before any body. */
-  head(status: number, headers: Readonly<Record<string, string>>): ResponseHead;
+  head(status: number, headers: ResponseHeaders): ResponseHead;
   /**
    * Bytes from the upstream, already stripped of any Content-Encoding; returns the bytes for the client
    * (possibly empty while a frame is incomplete). Buffered responses arrive as one call with endOfStream.
