@@ -57,6 +57,31 @@ describe('findUsageObject', () => {
   it('falls back to a full parse when the object is cut', () => {
     expect(findUsageObject(Buffer.from('{"usage":{"prompt_tokens":1'))).toBeUndefined();
   });
+
+  it('reads what JSON.parse reads, whatever the usage object holds', () => {
+    const usages: unknown[] = [
+      { prompt_tokens: 352, completion_tokens: 72, total_tokens: 424, prompt_tokens_details: { cached_tokens: 0, audio_tokens: null }, completion_tokens_details: { reasoning_tokens: 10 } },
+      { input_tokens: 0, output_tokens: 9007199254740991, input_tokens_details: {}, output_tokens_details: null },
+      {},
+      { prompt_tokens: 1.5, completion_tokens: 1e3, total_tokens: -4 },
+      { prompt_tokens: 12345678901234567890, completion_tokens: 2 },
+      { prompt_tokens: '7', completion_tokens: [1], total_tokens: true },
+      { 'prompt_"tokens': 3, prompt_tokens: 4 },
+      { prompt_tokens_details: { nested: { deeper: 1 } }, prompt_tokens: 5 },
+      { 'ünïcode': 1, prompt_tokens: 6 },
+    ];
+    const spacings: Array<(json: string) => string> = [
+      (json) => json,
+      (json) => json.replace(/([{,:])/g, '$1 ').replace(/}/g, ' }'),
+      (json) => json.replace(/([{,])/g, '$1\n  ').replace(/:/g, ' :\t'),
+    ];
+    for (const usage of usages) {
+      for (const space of spacings) {
+        const body = Buffer.from(`{"id":"x","choices":[{"message":{"content":"\\"usage\\": {}"}}],"usage": ${space(JSON.stringify(usage))},"service_tier":"default"}`);
+        expect(findUsageObject(body)).toEqual((JSON.parse(body.toString()) as { usage: unknown }).usage);
+      }
+    }
+  });
 });
 
 describe('usageFromOpenAI', () => {
