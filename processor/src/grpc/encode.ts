@@ -132,13 +132,16 @@ export class NumberStructLayout {
     this.template = out.buf;
   }
 
-  /** The encoded Struct with `values[i]` for `keys[i]`. */
-  encode(values: ArrayLike<number>): EncodedStruct {
+  /** A copy of the layout with every value 0; `set` fills in the values. */
+  create(): EncodedStruct {
     const bytes = Buffer.allocUnsafe(this.template.length);
     this.template.copy(bytes);
-    const offsets = this.offsets;
-    for (let i = 0; i < offsets.length; i++) bytes.writeDoubleLE(values[i]!, offsets[i]!);
     return bytes;
+  }
+
+  /** Sets the value of `keys[index]`. */
+  set(bytes: EncodedStruct, index: number, value: number): void {
+    bytes.writeDoubleLE(value, this.offsets[index]!);
   }
 }
 

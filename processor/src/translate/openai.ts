@@ -16,11 +16,23 @@ import {
 } from './types';
 
 export function openAIPassthrough(context: TranslationContext): Translator {
-  return {
-    request: (body) => translateRequest(context, body),
-    response: () => new OpenAIResponse(),
-  };
+  return new OpenAIPassthrough(context);
 }
+
+class OpenAIPassthrough implements Translator {
+  constructor(private readonly context: TranslationContext) {}
+
+  request(body: Record<string, unknown>): UpstreamRequest {
+    return translateRequest(this.context, body);
+  }
+
+  response(): ResponseTranslator {
+    return new OpenAIResponse();
+  }
+}
+
+const NO_HEADER_CHANGES: Readonly<Record<string, string>> = Object.freeze({});
+const NO_NAMES: readonly string[] = Object.freeze([]);
 
 function joinPath(prefix: string, subpath: string): string {
   return prefix === '/' ? subpath : prefix + subpath;
@@ -54,8 +66,8 @@ function translateRequest(context: TranslationContext, body: Record<string, unkn
     path: upstreamPath(context),
     body,
     bodyUnchanged: unchanged,
-    setHeaders: {},
-    removeHeaders: [],
+    setHeaders: NO_HEADER_CHANGES,
+    removeHeaders: NO_NAMES,
   };
 }
 

@@ -25,16 +25,23 @@ export class UsageMetadata {
 
   encode(inputs: CostInputs, onCostError?: (key: string, error: Error) => void): EncodedStruct {
     const u = inputs.usage;
-    const values = [u.input, u.output, u.total, u.cachedInput, u.reasoning];
-    for (const cost of this.costs) {
+    const layout = this.layout;
+    const bytes = layout.create();
+    layout.set(bytes, 0, u.input);
+    layout.set(bytes, 1, u.output);
+    layout.set(bytes, 2, u.total);
+    layout.set(bytes, 3, u.cachedInput);
+    layout.set(bytes, 4, u.reasoning);
+    for (let i = 0; i < this.costs.length; i++) {
+      const cost = this.costs[i]!;
       let value = 0;
       try {
         value = cost.evaluate(inputs);
       } catch (error) {
         onCostError?.(cost.metadataKey, error as Error);
       }
-      values.push(value);
+      layout.set(bytes, TOKEN_KEYS.length + i, value);
     }
-    return this.layout.encode(values);
+    return bytes;
   }
 }

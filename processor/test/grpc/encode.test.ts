@@ -58,10 +58,13 @@ describe('encodeProcessingResponse', () => {
     roundTrip({ responseTrailers: { headerMutation: { setHeaders: [], removeHeaders: ['grpc-status'] } } });
   });
 
-  it('writes number metadata from a fixed layout, each use with its own values', () => {
+  it('writes number metadata from a fixed layout, each copy with its own values (0 until set)', () => {
     const layout = new NumberStructLayout('io.envoy.ai_gateway', ['llm_input_token', 'llm_output_token', 'coût', 'k'.repeat(200)]);
-    const decode = (values: number[]) =>
-      type.toObject(type.decode(encodeProcessingResponse({ responseBody: {}, dynamicMetadata: layout.encode(values) })));
+    const decode = (values: number[]) => {
+      const metadata = layout.create();
+      values.forEach((value, i) => layout.set(metadata, i, value));
+      return type.toObject(type.decode(encodeProcessingResponse({ responseBody: {}, dynamicMetadata: metadata })));
+    };
     const first = decode([12, 0, 1.5e9, 0.25]);
     const second = decode([7, 3, 0, 2 ** 40]);
     const fields = (decoded: Record<string, unknown>) =>
@@ -76,5 +79,6 @@ describe('encodeProcessingResponse', () => {
     expect(fields(second).llm_input_token).toEqual({ numberValue: 7 });
     expect(fields(second)['k'.repeat(200)]).toEqual({ numberValue: 2 ** 40 });
     expect(first.responseBody).toEqual({});
+    expect(fields(decode([]))).toEqual(fields(decode([0, 0, 0, 0])));
   });
 });
