@@ -258,6 +258,7 @@ async function main(): Promise<void> {
     bundle: true,
     platform: 'node',
     target: 'node20',
+    minify: true, // built like dist/main.js
     external: ['../../scripts/descriptor.cjs'],
     logLevel: 'warning',
   });

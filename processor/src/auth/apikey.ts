@@ -22,16 +22,15 @@ export function apiKeyHeader(backend: BackendConfig, key: string): Record<string
 function staticCredential(read: () => string, headers: (credential: string) => Record<string, string>): BackendAuthenticator {
   let credential: string | undefined;
   let changes: HeaderChanges | undefined;
-  return {
-    apply: (): HeaderChanges => {
-      const current = read();
-      if (changes === undefined || current !== credential) {
-        credential = current;
-        changes = { setHeaders: headers(current), removeHeaders: [], repeatable: true };
-      }
-      return changes;
-    },
+  const fixed = (): HeaderChanges => {
+    const current = read();
+    if (changes === undefined || current !== credential) {
+      credential = current;
+      changes = { setHeaders: headers(current), removeHeaders: [], repeatable: true };
+    }
+    return changes;
   };
+  return { apply: fixed, fixed };
 }
 
 export const apiKeyAuth: AuthFactory<ApiKeyAuth> = (auth, backend, secrets): BackendAuthenticator =>

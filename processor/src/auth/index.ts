@@ -23,6 +23,11 @@ export interface AuthRequest {
 export interface BackendAuthenticator {
   /** Headers to add (or remove); may be synchronous. Errors are answered 500 without their detail. */
   apply(request: AuthRequest): HeaderChanges | Promise<HeaderChanges>;
+  /**
+   * Optional, for credentials that do not depend on the request: the changes `apply` would return, the
+   * same object while the credential is unchanged. Throws like `apply`.
+   */
+  fixed?(): HeaderChanges;
 }
 
 export type AuthFactory<T extends BackendAuth = BackendAuth> = (

@@ -5,6 +5,7 @@
 import { createAuthenticator, type AuthFactories, type BackendAuthenticator } from '../auth';
 import type { SecretReader } from '../auth/secrets';
 import { HeaderOptionCache } from '../extproc/header-options';
+import { RequestAnswerCache } from '../extproc/request-answers';
 import { Router } from '../routing/router';
 import type { TranslatorTable } from '../translate/registry';
 import { compileCost, type CompiledCost } from '../usage/costs';
@@ -40,6 +41,8 @@ export interface RuntimeConfig {
   translators: TranslatorTable | undefined;
   /** Encoded request header options that repeat across requests (backend names, models, credentials). */
   headerOptions: HeaderOptionCache;
+  /** Encoded request-body answers of requests forwarded unchanged. */
+  requestAnswers: RequestAnswerCache;
 }
 
 export interface CompileOptions {
@@ -94,5 +97,6 @@ export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, o
     loadedAtSeconds: options.nowSeconds,
     translators: options.translators,
     headerOptions: new HeaderOptionCache(),
+    requestAnswers: new RequestAnswerCache(),
   };
 }

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { BACKEND_HEADER, MODEL_HEADER } from '../config/schema';
 import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
-import { CLIENT_CREDENTIAL_HEADERS } from '../auth';
+import { CLIENT_CREDENTIAL_HEADERS, type AuthRequest } from '../auth';
 import { createDecoder, isSupportedEncoding, type BodyDecoder } from '../encoding';
 import { gatewayError, renderError, type GatewayError } from '../errors';
 import {
@@ -310,16 +310,6 @@ export class ExchangeSession implements ExtProcStream {
     if (!upstream.bodyUnchanged || backend.hasBodyMutation) {
       upstreamBody = Buffer.from(JSON.stringify(applyBodyMutation(upstream.body, backend)));
     }
-    const changes = new HeaderChangeSet();
-    changes.apply(upstream);
-    for (const name of backend.removeHeaders) changes.remove(name);
-    for (const [name, value] of backend.setHeaders) changes.set(name, value, true);
-    if (backend.auth) for (const name of CLIENT_CREDENTIAL_HEADERS) changes.remove(name);
-    changes.set(MODEL_HEADER, model, true);
-    changes.set(BACKEND_HEADER, backend.config.name, true);
-    if (upstream.path !== path) changes.set(':path', upstream.path, true);
-    if (upstreamBody) changes.set('content-length', String(upstreamBody.length));
-
     this.routed = {
       runtime,
       api,
@@ -331,21 +321,36 @@ export class ExchangeSession implements ExtProcStream {
     };
     this.context.breakers.acquire(backend.config.name, settings);
 
-    if (!backend.auth) return this.continueRequest(changes, upstreamBody);
-    const requestHeaders = this.headers;
-    const authRequest = {
-      method: requestHeaders.get(':method') ?? 'POST',
-      hostname: backend.config.endpoint.hostname,
-      path: upstream.path,
-      // Only signing auth reads the full header set; building it is skipped otherwise.
-      get headers(): Record<string, string> {
-        return changes.appliedTo(requestHeaders.toRecord());
-      },
-      body: upstreamBody ?? raw,
-    };
+    const auth = backend.auth;
+    let fixedCredentials: HeaderChanges | undefined;
+    try {
+      fixedCredentials = auth?.fixed?.();
+    } catch (error) {
+      return this.authFailed(backend, error);
+    }
+    if (!upstreamBody && upstream.removeHeaders.length === 0 && isEmpty(upstream.setHeaders) && (!auth || fixedCredentials)) {
+      // Forwarded as it came: the answer depends only on backend, model, path and static credentials.
+      const answer = runtime.requestAnswers.get(backend.config.name, model, upstream.path, upstream.path !== path, fixedCredentials, () =>
+        encodeProcessingResponse(this.requestAnswer(this.requestChanges(backend, model, upstream, path, undefined, fixedCredentials), undefined)),
+      );
+      this.headers = EMPTY_HEADERS;
+      this.send(answer);
+      return undefined;
+    }
+
+    const changes = this.requestChanges(backend, model, upstream, path, upstreamBody, fixedCredentials);
+    if (!auth || fixedCredentials) return this.continueRequest(changes, upstreamBody);
+    const authRequest = new UpstreamAuthRequest(
+      this.headers.get(':method') ?? 'POST',
+      backend.config.endpoint.hostname,
+      upstream.path,
+      upstreamBody ?? raw,
+      changes,
+      this.headers,
+    );
     let authChanges: HeaderChanges | Promise<HeaderChanges>;
     try {
-      authChanges = backend.auth.apply(authRequest);
+      authChanges = auth.apply(authRequest);
     } catch (error) {
       return this.authFailed(backend, error);
     }
@@ -362,6 +367,28 @@ export class ExchangeSession implements ExtProcStream {
     return this.continueRequest(changes, upstreamBody);
   }
 
+  /** The upstream request's header changes, before signing auth (fixed credentials included when given). */
+  private requestChanges(
+    backend: BackendRuntime,
+    model: string,
+    upstream: UpstreamRequest,
+    clientPath: string,
+    upstreamBody: Buffer | undefined,
+    fixedCredentials: HeaderChanges | undefined,
+  ): HeaderChangeSet {
+    const changes = new HeaderChangeSet();
+    changes.apply(upstream);
+    for (const name of backend.removeHeaders) changes.remove(name);
+    for (const [name, value] of backend.setHeaders) changes.set(name, value, true);
+    if (backend.auth) for (const name of CLIENT_CREDENTIAL_HEADERS) changes.remove(name);
+    changes.set(MODEL_HEADER, model, true);
+    changes.set(BACKEND_HEADER, backend.config.name, true);
+    if (upstream.path !== clientPath) changes.set(':path', upstream.path, true);
+    if (upstreamBody) changes.set('content-length', String(upstreamBody.length));
+    if (fixedCredentials) changes.apply(fixedCredentials);
+    return changes;
+  }
+
   private authFailed(backend: BackendRuntime, error: unknown): void {
     this.context.logger.error({ backend: backend.config.name, err: error instanceof Error ? error.message : 'auth failed' }, 'backend authentication failed');
     this.immediate(gatewayError(500, `the gateway could not authenticate to backend "${backend.config.name}"`, 'backend_auth_error'), this.match?.api);
@@ -369,9 +396,13 @@ export class ExchangeSession implements ExtProcStream {
 
   private continueRequest(changes: HeaderChangeSet, body: Buffer | undefined): void {
     this.headers = EMPTY_HEADERS; // not needed any more: keep open streams small
+    this.send(this.requestAnswer(changes, body));
+  }
+
+  private requestAnswer(changes: HeaderChangeSet, body: Buffer | undefined): ProcessingResponse {
     const response: CommonResponse = { headerMutation: changes.toMutation(this.runtime?.headerOptions), clearRouteCache: true };
     if (body) response.bodyMutation = { body };
-    this.send({ requestBody: { response } });
+    return { requestBody: { response } };
   }
 
   // ---- response ----
@@ -529,6 +560,26 @@ export class ExchangeSession implements ExtProcStream {
   }
 }
 
+/**
+ * The upstream request as auth sees it; the full header set is built only when read (signing auth). A
+ * class rather than an object literal with a getter: V8 gives every such literal its own hidden class,
+ * and the class transitions keep each request's body and headers alive until a full GC.
+ */
+class UpstreamAuthRequest implements AuthRequest {
+  constructor(
+    readonly method: string,
+    readonly hostname: string,
+    readonly path: string,
+    readonly body: Buffer,
+    private readonly changes: HeaderChangeSet,
+    private readonly clientHeaders: HeaderList,
+  ) {}
+
+  get headers(): Record<string, string> {
+    return this.changes.appliedTo(this.clientHeaders.toRecord());
+  }
+}
+
 function jsonContentType() {
   return {
     setHeaders: [{ header: { key: 'content-type', rawValue: Buffer.from('application/json') }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD }],
@@ -539,6 +590,11 @@ function jsonContentType() {
 function toBuffer(bytes: Uint8Array | undefined): Buffer {
   if (!bytes || bytes.length === 0) return Buffer.alloc(0);
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function isEmpty(record: Readonly<Record<string, string>>): boolean {
+  for (const _ in record) return false;
+  return true;
 }
 
 function stripQuery(path: string): string {

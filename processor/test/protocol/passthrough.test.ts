@@ -1,4 +1,4 @@
-import { startTestProcessor, testConfig, type TestProcessor } from '../support/processor-harness';
+import { openAIBackend, route, startTestProcessor, testConfig, type TestProcessor } from '../support/processor-harness';
 
 describe('OpenAI passthrough over ext_proc', () => {
   let processor: TestProcessor;
@@ -45,5 +45,54 @@ describe('OpenAI passthrough over ext_proc', () => {
       return { status: 200, headers: { 'content-type': 'application/json' }, body: '{}' };
     });
     expect(result.status).toBe(200);
+  });
+});
+
+describe('answers reused across requests', () => {
+  it('gives every backend, model and path its own headers, interleaved', async () => {
+    const processor = await startTestProcessor(
+      testConfig({
+        backends: [
+          openAIBackend('plain'),
+          openAIBackend('keyed', {
+            schema: { name: 'OpenAI', pathPrefix: '/openai/v1' },
+            auth: { type: 'APIKey', secret: { secretName: 'keyed', key: 'apiKey' } },
+          }),
+        ],
+        routes: [
+          route(['model-a', 'model-b'], [{ backend: 'plain', weight: 1, priority: 0 }]),
+          route(['model-c'], [{ backend: 'keyed', weight: 1, priority: 0 }], { name: 'default/keyed' }),
+        ],
+      }),
+      { secrets: { keyed: { apiKey: 'sk-keyed' } } },
+    );
+    try {
+      const cases = [
+        { model: 'model-a', path: '/v1/chat/completions', upstream: '/v1/chat/completions', backend: 'plain', authorization: 'Bearer client' },
+        { model: 'model-c', path: '/v1/chat/completions', upstream: '/openai/v1/chat/completions', backend: 'keyed', authorization: 'Bearer sk-keyed' },
+        { model: 'model-b', path: '/v1/chat/completions', upstream: '/v1/chat/completions', backend: 'plain', authorization: 'Bearer client' },
+        { model: 'model-c', path: '/v1/embeddings', upstream: '/openai/v1/embeddings', backend: 'keyed', authorization: 'Bearer sk-keyed' },
+        { model: 'model-c', path: '/v1/chat/completions?x=1', upstream: '/openai/v1/chat/completions?x=1', backend: 'keyed', authorization: 'Bearer sk-keyed' },
+      ];
+      for (let round = 0; round < 3; round++) {
+        for (const c of cases) {
+          const result = await processor.client.exchange(
+            { path: c.path, body: JSON.stringify({ model: c.model, input: 'x' }), headers: { authorization: 'Bearer client' } },
+            (req) => {
+              expect({ path: req.path, model: req.headers['x-ai-eg-model'], backend: req.headers['x-ai-gateway-backend'], authorization: req.headers.authorization }).toEqual({
+                path: c.upstream,
+                model: c.model,
+                backend: c.backend,
+                authorization: c.authorization,
+              });
+              return { status: 200, headers: { 'content-type': 'application/json' }, body: '{}' };
+            },
+          );
+          expect(result.status).toBe(200);
+        }
+      }
+    } finally {
+      await processor.close();
+    }
   });
 });

@@ -146,6 +146,16 @@ export class EnvoyClient {
 
   async exchange(request: ClientRequest, upstream: Upstream, hooks: ExchangeHooks = {}): Promise<ExchangeResult> {
     const stream = this.openStream();
+    try {
+      return await this.drive(stream, request, upstream, hooks);
+    } catch (error) {
+      // A failed expectation in `upstream` or the hooks must not leave the stream open (the processor would wait on it).
+      stream.cancel();
+      throw error;
+    }
+  }
+
+  private async drive(stream: RawStream, request: ClientRequest, upstream: Upstream, hooks: ExchangeHooks): Promise<ExchangeResult> {
     const responses: DecodedResponse[] = [];
     const metadata: Record<string, Record<string, unknown>> = {};
     let clearedRouteCache = false;
