@@ -21,7 +21,7 @@ const CONTINUE = {
   responseTrailers: encodeProcessingResponse({ responseTrailers: {} }),
 };
 
-const handler: ExtProcHandler = {
+export const nullHandler: ExtProcHandler = {
   open(send) {
     return {
       message(request: ProcessingRequest) {
@@ -49,11 +49,12 @@ const handler: ExtProcHandler = {
 
 async function main(): Promise<void> {
   const health = new HealthStatus();
-  const server: grpc.Server = createGrpcServer(handler, extProcCodecs(loadProtoRoot()), health);
+  const server: grpc.Server = createGrpcServer(nullHandler, extProcCodecs(loadProtoRoot()), health);
   await bindServer(server, process.argv[2] ?? '127.0.0.1:0');
   health.set(true);
   process.stdout.write('null processor ready\n');
   process.on('SIGTERM', () => server.tryShutdown(() => process.exit(0)));
 }
 
-void main();
+// The bench also imports the handler to measure it in-process.
+if (require.main === module) void main();
