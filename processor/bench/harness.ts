@@ -2,6 +2,8 @@
 import { execSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
+import { build } from 'esbuild';
 import type * as grpc from '@grpc/grpc-js';
 import { extProcCodecs, PROCESS_METHOD_PATH } from '../src/grpc/codec';
 import { loadProtoRoot } from '../src/grpc/descriptor';
@@ -106,4 +108,20 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   const exited = new Promise((resolve) => child.once('exit', resolve));
   child.kill('SIGTERM');
   await exited;
+}
+
+/** Bundles bench/null-processor.ts to `<dir>/null.js`, built like dist/main.js (minified). */
+export async function buildNullProcessor(dir: string): Promise<string> {
+  const outfile = path.join(dir, 'null.js');
+  await build({
+    entryPoints: [path.join(__dirname, 'null-processor.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    target: 'node20',
+    minify: true,
+    external: ['../../scripts/descriptor.cjs'],
+    logLevel: 'warning',
+  });
+  return outfile;
 }

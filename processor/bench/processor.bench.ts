@@ -11,7 +11,6 @@ import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { build } from 'esbuild';
 import { CONFIG_VERSION, type ProcessorConfig } from '../src/config/schema';
 import { ProcessorApp } from '../src/app';
 import { extProcCodecs } from '../src/grpc/codec';
@@ -21,7 +20,7 @@ import type { ExtProcHandler } from '../src/grpc/server';
 import { silentLogger } from '../src/log';
 import { EnvoyClient } from '../test/support/envoy-client';
 import { nullHandler } from './null-processor';
-import { CLK_TCK, clientRequestHeaders, cpuTicks, encodeExchange, exchange, freePort, openRawStream, stopProcess, type EncodedExchange } from './harness';
+import { buildNullProcessor, clientRequestHeaders, CLK_TCK, cpuTicks, encodeExchange, exchange, freePort, openRawStream, stopProcess, type EncodedExchange } from './harness';
 
 const ROOT = path.resolve(__dirname, '..');
 const codecs = extProcCodecs(loadProtoRoot());
@@ -284,16 +283,7 @@ async function main(): Promise<void> {
   const totalStart = performance.now();
   if (!process.env.BENCH_NO_BUILD) execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-bench-'));
-  await build({
-    entryPoints: [path.join(ROOT, 'bench', 'null-processor.ts')],
-    outfile: path.join(work, 'null.js'),
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    minify: true, // built like dist/main.js
-    external: ['../../scripts/descriptor.cjs'],
-    logLevel: 'warning',
-  });
+  const nullProcessor = await buildNullProcessor(work);
   fs.mkdirSync(path.join(work, 'secrets', 'openai'), { recursive: true });
   fs.writeFileSync(path.join(work, 'secrets', 'openai', 'apiKey'), 'sk-bench\n');
   fs.writeFileSync(path.join(work, 'config.json'), JSON.stringify(benchConfig()));
@@ -335,7 +325,7 @@ async function main(): Promise<void> {
     null: await (async () => {
       const address = `127.0.0.1:${await freePort()}`;
       const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`, '--cpu-prof-name=null.cpuprofile'] : [];
-      return startProcess('null', [...profile, path.join(work, 'null.js'), address], address, { gcHook: true });
+      return startProcess('null', [...profile, nullProcessor, address], address, { gcHook: true });
     })(),
     ours: await (async () => {
       const { args, address } = await oursArgs();

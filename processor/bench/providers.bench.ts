@@ -13,14 +13,13 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { build } from 'esbuild';
 import { CONFIG_VERSION, type BackendConfig, type ProcessorConfig } from '../src/config/schema';
 import { crc32Table, encodeEventStreamMessage, EventStreamDecoder } from '../src/eventstream';
 import { awsSigV4Auth } from '../src/auth/aws';
 import { findTranslator } from '../src/translate/registry';
 import type { TranslationContext } from '../src/translate/types';
 import { EnvoyClient } from '../test/support/envoy-client';
-import { CLK_TCK, clientRequestHeaders, cpuTicks, encodeExchange, exchange, freePort, stopProcess, type EncodedExchange } from './harness';
+import { buildNullProcessor, clientRequestHeaders, CLK_TCK, cpuTicks, encodeExchange, exchange, freePort, stopProcess, type EncodedExchange } from './harness';
 
 const ROOT = path.resolve(__dirname, '..');
 const CONCURRENCY = 16;
@@ -243,15 +242,7 @@ interface ServerResult {
 async function serverBench(): Promise<Map<string, ServerResult>> {
   execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-provider-bench-'));
-  await build({
-    entryPoints: [path.join(ROOT, 'bench', 'null-processor.ts')],
-    outfile: path.join(work, 'null.js'),
-    bundle: true,
-    platform: 'node',
-    target: 'node20',
-    external: ['../../scripts/descriptor.cjs'],
-    logLevel: 'warning',
-  });
+  const nullProcessor = await buildNullProcessor(work);
   const secret = (name: string, key: string, value: string) => {
     fs.mkdirSync(path.join(work, 'secrets', name), { recursive: true });
     fs.writeFileSync(path.join(work, 'secrets', name, key), value);
@@ -268,7 +259,7 @@ async function serverBench(): Promise<Map<string, ServerResult>> {
       const address = `127.0.0.1:${await freePort()}`;
       const args =
         which === 'null'
-          ? [path.join(work, 'null.js'), address]
+          ? [nullProcessor, address]
           : [
               path.join(ROOT, 'dist', 'main.js'),
               '--config', path.join(work, 'config.json'),
