@@ -64,15 +64,21 @@ export function findUsageObject(body: Buffer): unknown {
 
 function matchingBrace(body: Buffer, open: number): number {
   let depth = 0;
-  let inString = false;
-  for (let i = open; i < body.length; i++) {
+  const end = body.length;
+  for (let i = open; i < end; i++) {
     const c = body[i];
-    if (inString) {
-      if (c === 0x5c /* \ */) i++;
-      else if (c === 0x22) inString = false;
-    } else if (c === 0x22) inString = true;
-    else if (c === 0x7b) depth++;
-    else if (c === 0x7d && --depth === 0) return i;
+    if (c === 0x22) {
+      // Skip the string, escapes included.
+      for (i++; i < end; i++) {
+        const d = body[i];
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x7b) {
+      depth++;
+    } else if (c === 0x7d && --depth === 0) {
+      return i;
+    }
   }
   return -1;
 }
