@@ -25,6 +25,19 @@ function checked(value: number): number | undefined {
   return Number.isSafeInteger(value) ? value : undefined;
 }
 
+const add = (x: number, y: number): number => x + y;
+const subtract = (x: number, y: number): number => x - y;
+const multiply = (x: number, y: number): number => x * y;
+
+function binary(left: Node, right: Node, op: (x: number, y: number) => number): Node {
+  return (usage) => {
+    const x = left(usage);
+    if (x === undefined) return undefined;
+    const y = right(usage);
+    return y === undefined ? undefined : checked(op(x, y));
+  };
+}
+
 class Parser {
   private pos = 0;
 
@@ -51,27 +64,10 @@ class Parser {
   private sum(): Node | undefined {
     let left = this.product();
     while (left) {
-      if (this.take('+')) {
-        const a = left;
-        const b = this.product();
-        if (!b) return undefined;
-        left = (u) => {
-          const x = a(u);
-          const y = x === undefined ? undefined : b(u);
-          return y === undefined ? undefined : checked(x! + y);
-        };
-      } else if (this.take('-')) {
-        const a = left;
-        const b = this.product();
-        if (!b) return undefined;
-        left = (u) => {
-          const x = a(u);
-          const y = x === undefined ? undefined : b(u);
-          return y === undefined ? undefined : checked(x! - y);
-        };
-      } else {
-        break;
-      }
+      const op = this.take('+') ? add : this.take('-') ? subtract : undefined;
+      if (!op) break;
+      const right = this.product();
+      left = right && binary(left, right, op);
     }
     return left;
   }
@@ -79,14 +75,8 @@ class Parser {
   private product(): Node | undefined {
     let left = this.unary();
     while (left && this.take('*')) {
-      const a = left;
-      const b = this.unary();
-      if (!b) return undefined;
-      left = (u) => {
-        const x = a(u);
-        const y = x === undefined ? undefined : b(u);
-        return y === undefined ? undefined : checked(x! * y);
-      };
+      const right = this.unary();
+      left = right && binary(left, right, multiply);
     }
     return left;
   }
