@@ -251,6 +251,10 @@ export class ExchangeSession implements ExtProcStream {
     if (typeof model !== 'string' || model.length === 0) {
       return this.immediate(gatewayError(400, 'you must provide a model parameter', 'missing_model', 'model'), api);
     }
+    if (hasControlCharacter(model)) {
+      // The model travels upstream in a header (x-ai-eg-model): CR, LF or NUL there would be header injection.
+      return this.immediate(gatewayError(400, 'the model name must not contain control characters', 'invalid_model', 'model'), api);
+    }
     const rule = findRule(match.rules, model);
     if (!rule) {
       const available = exactModels(match.routes);
@@ -590,6 +594,14 @@ function jsonContentType() {
 function toBuffer(bytes: Uint8Array | undefined): Buffer {
   if (!bytes || bytes.length === 0) return Buffer.alloc(0);
   return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
 }
 
 function isEmpty(record: Readonly<Record<string, string>>): boolean {

@@ -90,6 +90,12 @@ describe('errors answered by the processor', () => {
     expect(errorOf(result)).toMatchObject({ code: 'missing_model', param: 'model' });
   });
 
+  it.each([['gpt-4o\r\nx-injected: 1'], ['gpt-4o\u0000'], ['gpt-4o\t'], ['\u007f']])('a model name with control characters (%j): 400', async (model) => {
+    const result = await processor.client.exchange({ path: '/v1/chat/completions', body: JSON.stringify({ model }) }, neverCalled);
+    expect(result.status).toBe(400);
+    expect(errorOf(result)).toMatchObject({ code: 'invalid_model', param: 'model', message: 'the model name must not contain control characters' });
+  });
+
   it('unknown model: 404 listing the models served on this endpoint and host', async () => {
     const result = await processor.client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-3"}' }, neverCalled);
     expect(result.status).toBe(404);
