@@ -17,7 +17,7 @@ import {
   type UpstreamRequest,
   type ResponseHeaders,
 } from '../translate/types';
-import { anthropicErrorBody, anthropicErrorType, asObject, describeProviderError, EMPTY, isObject, JsonObject, parseJsonBuffer, sseEvent, tokenUsage } from './common';
+import { anthropicErrorBody, anthropicErrorType, asObject, describeProviderError, EMPTY, isObject, JsonObject, modelPathSegment, parseJsonBuffer, sseEvent, tokenUsage } from './common';
 import {
   anthropicUsage,
   AnthropicStreamReader,
@@ -39,12 +39,8 @@ function schemaOf(context: TranslationContext): AnthropicSchema {
 }
 
 /** Bedrock model ids may be ARNs: a "/" inside the id must not split the path. */
-export function bedrockModelSegment(model: string): string {
-  return model.replace(/\//g, '%2F');
-}
-
 export function vertexModelPath(projectId: string, region: string, publisher: string, model: string): string {
-  return `/v1/projects/${projectId}/locations/${region}/publishers/${publisher}/models/${model}`;
+  return `/v1/projects/${projectId}/locations/${region}/publishers/${publisher}/models/${modelPathSegment(model)}`;
 }
 
 function messagesPath(schema: AnthropicSchema, model: string, stream: boolean): string {
@@ -54,7 +50,7 @@ function messagesPath(schema: AnthropicSchema, model: string, stream: boolean): 
     case 'GCPAnthropic':
       return `${vertexModelPath(schema.projectId, schema.region, 'anthropic', model)}:${stream ? 'streamRawPredict' : 'rawPredict'}`;
     case 'AWSAnthropic':
-      return `/model/${bedrockModelSegment(model)}/${stream ? 'invoke-with-response-stream' : 'invoke'}`;
+      return `/model/${modelPathSegment(model)}/${stream ? 'invoke-with-response-stream' : 'invoke'}`;
   }
 }
 

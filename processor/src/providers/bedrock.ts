@@ -20,6 +20,7 @@ import {
   isObject,
   JsonObject,
   maxOutputTokens,
+  modelPathSegment,
   OpenAIUsageShape,
   parseArguments,
   parseDataUrl,
@@ -32,12 +33,11 @@ import {
   unsupported,
   unsupportedContent,
 } from './common';
-import { bedrockModelSegment } from './anthropic';
 
 const BACKEND = 'AWSBedrock';
 
 function conversePath(model: string, stream: boolean): string {
-  return `/model/${bedrockModelSegment(model)}/${stream ? 'converse-stream' : 'converse'}`;
+  return `/model/${modelPathSegment(model)}/${stream ? 'converse-stream' : 'converse'}`;
 }
 
 const IMAGE_FORMATS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpeg', 'image/jpg': 'jpeg', 'image/gif': 'gif', 'image/webp': 'webp' };

@@ -8,6 +8,18 @@ export type JsonObject = Record<string, unknown>;
 
 export const EMPTY = Buffer.alloc(0);
 
+/**
+ * A model name as one segment of an upstream path (Bedrock `/model/{id}/...`, Vertex `.../models/{id}:...`).
+ * Everything but unreserved characters, `:` and `@` (ARNs, versioned Vertex ids) is percent-encoded, so a
+ * client-chosen name cannot add segments, a query or a fragment; `.` and `..` would be dot-segments.
+ */
+export function modelPathSegment(model: string): string {
+  if (model === '.' || model === '..') {
+    throw new TranslationError(400, `the model name "${model}" cannot be sent to this backend`, 'invalid_request_error', 'model');
+  }
+  return encodeURIComponent(model).replace(/%3A/g, ':').replace(/%40/g, '@');
+}
+
 export function isObject(value: unknown): value is JsonObject {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }

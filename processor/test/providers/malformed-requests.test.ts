@@ -100,3 +100,37 @@ describe('malformed provider answers', () => {
     }
   }
 });
+
+describe('client-chosen model names in upstream paths', () => {
+  // Under prefix or regex rules the client picks the model, and several providers put it in the path.
+  const hostile = ['../../other-project/models/x', 'a/b', 'm?key=v', 'm#f', 'm%2F..%2Fx', 'm n', 'mödel'];
+  const body = () => ({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 5, input: 'hi', instances: [{ content: 'hi' }] });
+  for (const [api, operations] of Object.entries(PROVIDER_TRANSLATORS) as [ClientApi, Record<Operation, Record<string, TranslatorFactory>>][]) {
+    for (const [operation, bySchema] of Object.entries(operations) as [Operation, Record<string, TranslatorFactory>][]) {
+      for (const [schema, factory] of Object.entries(bySchema)) {
+        it(`${api} ${operation} -> ${schema}: the model stays inside one path segment`, () => {
+          const reference = factory(context(api, operation, BACKENDS[schema]!)).request(body()).path;
+          for (const model of hostile) {
+            let path: string;
+            try {
+              path = factory({ ...context(api, operation, BACKENDS[schema]!), requestModel: model, upstreamModel: model }).request(body()).path;
+            } catch (error) {
+              expect(error).toBeInstanceOf(TranslationError);
+              continue;
+            }
+            const [pathOnly, query] = path.split('?');
+            // The same number of segments as with a plain model name, the same query, and no raw fragment or space.
+            expect(pathOnly!.split('/').length).toBe(reference.split('?')[0]!.split('/').length);
+            expect(query).toBe(reference.split('?')[1]);
+            expect(path).not.toMatch(/[# ]|\.\.\//);
+          }
+        });
+      }
+    }
+  }
+
+  it.each([['.'], ['..']])('rejects %s where the model is a path segment', (model) => {
+    const factory = (PROVIDER_TRANSLATORS.OpenAI!.chat as Record<string, TranslatorFactory>).AWSBedrock!;
+    expect(() => factory({ ...context('OpenAI', 'chat', BACKENDS.AWSBedrock!), upstreamModel: model }).request(body())).toThrow(TranslationError);
+  });
+});
