@@ -172,6 +172,10 @@ export class ExchangeSession implements ExtProcStream {
     if (!match || match.operation === undefined) {
       return this.immediate(gatewayError(404, `unsupported path: ${stripQuery(path)}`, 'unsupported_path'), api);
     }
+    if (escapesPrefix(stripQuery(path))) {
+      // The rest of the path is appended to the backend's prefix: it must not climb out of it.
+      return this.immediate(gatewayError(400, 'the request path must not contain dot segments or encoded slashes', 'invalid_path'), api);
+    }
     this.match = match;
     if (match.operation === 'models') {
       const method = headers.get(':method');
@@ -607,6 +611,15 @@ function hasControlCharacter(value: string): boolean {
 function isEmpty(record: Readonly<Record<string, string>>): boolean {
   for (const _ in record) return false;
   return true;
+}
+
+/** `.` or `..` segments (also percent-encoded) or encoded slashes and backslashes, which upstreams may decode. */
+function escapesPrefix(path: string): boolean {
+  if (path.includes('%')) {
+    if (/%2f|%5c/i.test(path)) return true;
+    path = path.replace(/%2e/gi, '.');
+  }
+  return path.includes('/./') || path.includes('/../') || path.endsWith('/.') || path.endsWith('/..');
 }
 
 function stripQuery(path: string): string {

@@ -65,6 +65,15 @@ describe('errors answered by the processor', () => {
     expect(result.metadata['io.envoy.ai_gateway']).toEqual({ ...ZERO_METADATA, weighted: 0 });
   });
 
+  it.each([['/v1/../admin'], ['/v1/./chat/completions'], ['/v1/%2e%2E/admin'], ['/v1/files%2F..%2Fadmin'], ['/v1/a%5C..%5Cb']])(
+    'a path that could climb out of the backend prefix (%s): 400',
+    async (path) => {
+      const result = await processor.client.exchange({ path, body: '{"model":"gpt-4o"}' }, neverCalled);
+      expect(result.status).toBe(400);
+      expect(errorOf(result)).toMatchObject({ code: 'invalid_path' });
+    },
+  );
+
   it('the bare API prefix is an unknown path too', async () => {
     const result = await processor.client.exchange({ path: '/v1', body: '{"model":"gpt-4o"}' }, neverCalled);
     expect(result.status).toBe(404);
