@@ -1,7 +1,7 @@
 import type { RuntimeConfig } from './config/runtime';
 import type { ProcessorContext } from './extproc/context';
 import { ExchangeSession } from './extproc/session';
-import type { EncodedStruct, OutgoingResponse } from './grpc/messages';
+import type { OutgoingResponse } from './grpc/messages';
 import type { ExtProcHandler, ExtProcStream } from './grpc/server';
 import type { Logger } from './log';
 import { Metrics } from './metrics';
@@ -12,7 +12,6 @@ export class Processor implements ExtProcHandler, ProcessorContext {
   readonly breakers: CircuitBreakers;
   private current: RuntimeConfig;
   private openStreams = 0;
-  private readonly zeroMetadata = new WeakMap<RuntimeConfig, Map<string, EncodedStruct>>();
 
   constructor(
     initial: RuntimeConfig,
@@ -45,22 +44,10 @@ export class Processor implements ExtProcHandler, ProcessorContext {
     this.metrics.localReplies.inc({ status: String(status) });
   }
 
-  zeroUsageMetadata(runtime: RuntimeConfig, model: string, backend: string, compute: () => EncodedStruct): EncodedStruct {
-    let cache = this.zeroMetadata.get(runtime);
-    if (!cache) {
-      cache = new Map();
-      this.zeroMetadata.set(runtime, cache);
-    }
-    const key = `${model}\u0000${backend}`;
-    let metadata = cache.get(key);
-    if (!metadata) {
-      // Models can be client-chosen under prefix or regex matches: keep the cache bounded.
-      if (cache.size >= 1000) cache.clear();
-      metadata = compute();
-      cache.set(key, metadata);
-    }
-    return metadata;
-  }
+  readonly costFailed = (metadataKey: string, error: Error): void => {
+    this.metrics.costErrors.inc({ metadata_key: metadataKey });
+    this.logger.warn({ metadataKey, err: error.message }, 'cost expression failed; wrote 0');
+  };
 
   streamOpened(): void {
     this.openStreams += 1;

@@ -31,7 +31,6 @@ export interface RuntimeConfig {
   config: ProcessorConfig;
   router: Router;
   backends: ReadonlyMap<string, BackendRuntime>;
-  costs: readonly CompiledCost[];
   /** Encodes the token counts and costs as Envoy dynamic metadata. */
   usageMetadata: UsageMetadata;
   /** Any cost configured: streaming OpenAI-schema requests ask for usage. */
@@ -91,7 +90,6 @@ export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, o
     config,
     router: new Router(config),
     backends,
-    costs,
     usageMetadata: new UsageMetadata(costs),
     forceStreamUsage: costs.length > 0,
     loadedAtSeconds: options.nowSeconds,

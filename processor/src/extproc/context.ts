@@ -1,5 +1,4 @@
 import type { RuntimeConfig } from '../config/runtime';
-import type { EncodedStruct } from '../grpc/messages';
 import type { Logger } from '../log';
 import type { Metrics } from '../metrics';
 import type { CircuitBreakers } from '../routing/breaker';
@@ -12,8 +11,8 @@ export interface ProcessorContext {
   readonly metrics: Metrics;
   readonly logger: Logger;
   localReply(status: number): void;
-  /** The metadata for zero usage of (model, backend) under a config, computed once. */
-  zeroUsageMetadata(runtime: RuntimeConfig, model: string, backend: string, compute: () => EncodedStruct): EncodedStruct;
+  /** A cost expression failed for one response (0 was written): counted and logged. */
+  readonly costFailed: (metadataKey: string, error: Error) => void;
   streamOpened(): void;
   streamClosed(): void;
 }

@@ -35,33 +35,27 @@ export class HeaderList {
   }
 }
 
-/** Envoy sends header values as `raw_value` bytes (falling back to `value`); names are lower-case (HTTP/2 rules). */
-export function readHeaders(map: HeaderMap | undefined): Record<string, string> {
+/**
+ * Envoy sends header values as `raw_value` bytes (falling back to `value`); names are lower-case (HTTP/2 rules).
+ * With `only`, the other values are not decoded.
+ */
+export function readHeaders(map: HeaderMap | undefined, only?: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
   const list = map?.headers;
   if (!list) return out;
   for (const header of list) {
-    const value = valueOf(header);
     const key = header.key;
+    if (only && !only.includes(key)) continue;
+    const value = valueOf(header);
     const existing = out[key];
     out[key] = existing === undefined ? value : `${existing},${value}`;
   }
   return out;
 }
 
-/** Only the response headers something reads are decoded (see RESPONSE_HEADERS_READ). */
+/** Only the response headers something reads (see RESPONSE_HEADERS_READ). */
 export function readResponseHeaders(map: HeaderMap | undefined): ResponseHeaders {
-  const out: Record<string, string> = {};
-  const list = map?.headers;
-  if (!list) return out;
-  for (const header of list) {
-    const key = header.key;
-    if (!(RESPONSE_HEADERS_READ as readonly string[]).includes(key)) continue;
-    const value = valueOf(header);
-    const existing = out[key];
-    out[key] = existing === undefined ? value : `${existing},${value}`;
-  }
-  return out;
+  return readHeaders(map, RESPONSE_HEADERS_READ);
 }
 
 /**

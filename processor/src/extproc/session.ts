@@ -12,9 +12,9 @@ import { createDecoder, isSupportedEncoding, type BodyDecoder } from '../encodin
 import { gatewayError, renderError, type GatewayError } from '../errors';
 import {
   BODY_MODE_STREAMED,
-  OVERWRITE_IF_EXISTS_OR_ADD,
   type CommonResponse,
   type HttpBody,
+  type HeaderMutation,
   type HttpHeaders,
   type ProcessingRequest,
   type ProcessingResponse,
@@ -38,8 +38,10 @@ import {
 } from '../translate/types';
 import { HeaderChangeSet, HeaderList, readResponseHeaders } from './headers';
 import type { ProcessorContext } from './context';
+import { headerOption } from './header-options';
 
 const EMPTY_HEADERS = new HeaderList(undefined);
+const JSON_CONTENT_TYPE: HeaderMutation = { setHeaders: [headerOption('content-type', 'application/json')], removeHeaders: [] };
 const CONTINUE_REQUEST_HEADERS = encodeProcessingResponse({ requestHeaders: { response: {} } });
 const CONTINUE_REQUEST_BODY = encodeProcessingResponse({ requestBody: { response: {} } });
 const CONTINUE_RESPONSE_HEADERS = encodeProcessingResponse({ responseHeaders: { response: {} } });
@@ -172,7 +174,7 @@ export class ExchangeSession implements ExtProcStream {
     if (!match || match.operation === undefined) {
       return this.immediate(gatewayError(404, `unsupported path: ${stripQuery(path)}`, 'unsupported_path'), api);
     }
-    if (escapesPrefix(stripQuery(path))) {
+    if (escapesPrefix(match.subpath)) {
       // The rest of the path is appended to the backend's prefix: it must not climb out of it.
       return this.immediate(gatewayError(400, 'the request path must not contain dot segments or encoded slashes', 'invalid_path'), api);
     }
@@ -208,7 +210,7 @@ export class ExchangeSession implements ExtProcStream {
     this.send({
       immediateResponse: {
         status: { code: 200 },
-        headers: jsonContentType(),
+        headers: JSON_CONTENT_TYPE,
         body: Buffer.from(body),
       },
       dynamicMetadata: this.metadata(ZERO_USAGE, '', ''),
@@ -482,13 +484,11 @@ export class ExchangeSession implements ExtProcStream {
           const parts = this.responseBuffer ?? [];
           const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
           this.responseBuffer = undefined;
-          const setHeaders = [
-            { header: { key: 'content-length', rawValue: Buffer.from(String(whole.length)) }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD },
-          ];
+          const setHeaders = [headerOption('content-length', String(whole.length))];
           const replacedStatus = routed.response.replacedStatus;
           if (replacedStatus !== undefined) {
             // The provider said 2xx but its answer could not be translated: the client gets the error's status.
-            setHeaders.push({ header: { key: ':status', rawValue: Buffer.from(String(replacedStatus)) }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD });
+            setHeaders.push(headerOption(':status', String(replacedStatus)));
             this.context.breakers.record(routed.backend.config.name, false, routed.runtime.config.circuitBreaker);
           }
           common = { bodyMutation: { body: whole }, headerMutation: { setHeaders, removeHeaders: [] } };
@@ -538,14 +538,7 @@ export class ExchangeSession implements ExtProcStream {
 
   private metadata(usage: TokenUsage, model: string, backend: string): EncodedStruct {
     const runtime = this.runtime ?? this.context.runtime();
-    const zero = usage.input === 0 && usage.output === 0 && usage.total === 0 && usage.cachedInput === 0 && usage.reasoning === 0;
-    const compute = (): EncodedStruct =>
-      runtime.usageMetadata.encode({ usage, model, backend }, (key, error) => {
-        this.context.metrics.costErrors.inc({ metadata_key: key });
-        this.context.logger.warn({ metadataKey: key, err: error.message }, 'cost expression failed; wrote 0');
-      });
-    // Zero usage (local replies, response headers) is the common case: its metadata is memoized.
-    return zero ? this.context.zeroUsageMetadata(runtime, model, backend, compute) : compute();
+    return runtime.usageMetadata.encode({ usage, model, backend }, this.context.costFailed);
   }
 
   private immediate(error: GatewayError, api: ClientApi = this.match?.api ?? 'OpenAI'): void {
@@ -559,7 +552,7 @@ export class ExchangeSession implements ExtProcStream {
     this.send({
       immediateResponse: {
         status: { code: error.status },
-        headers: jsonContentType(),
+        headers: JSON_CONTENT_TYPE,
         body: renderError(api, error),
         details: error.code ?? undefined,
       },
@@ -588,12 +581,6 @@ class UpstreamAuthRequest implements AuthRequest {
   }
 }
 
-function jsonContentType() {
-  return {
-    setHeaders: [{ header: { key: 'content-type', rawValue: Buffer.from('application/json') }, appendAction: OVERWRITE_IF_EXISTS_OR_ADD }],
-    removeHeaders: [],
-  };
-}
 
 function toBuffer(bytes: Uint8Array | undefined): Buffer {
   if (!bytes || bytes.length === 0) return Buffer.alloc(0);

@@ -11,6 +11,10 @@ const TOKEN_KEYS = [
   TOKEN_METADATA_KEYS.reasoning,
 ] as const;
 
+const MAX_ZERO_ENTRIES = 1000;
+
+type CostErrorListener = (key: string, error: Error) => void;
+
 /**
  * The `io.envoy.ai_gateway` dynamic metadata of one config: the five token counts and every configured
  * cost, always numbers (a missing value makes Envoy skip the budget charge). A failing CEL cost writes 0
@@ -18,12 +22,28 @@ const TOKEN_KEYS = [
  */
 export class UsageMetadata {
   private readonly layout: NumberStructLayout;
+  /** Zero usage (local replies, response headers) is the common case: encoded once per model and backend. */
+  private readonly zero = new Map<string, EncodedStruct>();
 
   constructor(private readonly costs: readonly CompiledCost[]) {
     this.layout = new NumberStructLayout(METADATA_NAMESPACE, [...TOKEN_KEYS, ...costs.map((cost) => cost.metadataKey)]);
   }
 
-  encode(inputs: CostInputs, onCostError?: (key: string, error: Error) => void): EncodedStruct {
+  encode(inputs: CostInputs, onCostError?: CostErrorListener): EncodedStruct {
+    const u = inputs.usage;
+    if (u.input !== 0 || u.output !== 0 || u.total !== 0 || u.cachedInput !== 0 || u.reasoning !== 0) return this.write(inputs, onCostError);
+    const key = `${inputs.model}\u0000${inputs.backend}`;
+    let bytes = this.zero.get(key);
+    if (!bytes) {
+      // Models can be client-chosen under prefix or regex matches: keep the cache bounded.
+      if (this.zero.size >= MAX_ZERO_ENTRIES) this.zero.clear();
+      bytes = this.write(inputs, onCostError);
+      this.zero.set(key, bytes);
+    }
+    return bytes;
+  }
+
+  private write(inputs: CostInputs, onCostError: CostErrorListener | undefined): EncodedStruct {
     const u = inputs.usage;
     const layout = this.layout;
     const bytes = layout.create();

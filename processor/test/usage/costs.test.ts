@@ -48,6 +48,19 @@ describe('costs', () => {
     expect(errors).toEqual(['ratio']);
   });
 
+  it('encodes zero usage once per model and backend, and every other usage each time', () => {
+    const metadata = new UsageMetadata([compileCost({ metadataKey: 'ratio', type: 'CEL', expression: 'output_tokens / input_tokens' })]);
+    const errors: string[] = [];
+    const zero = { input: 0, output: 0, total: 0, cachedInput: 0, reasoning: 0 };
+    const first = metadata.encode({ ...inputs, usage: zero }, (key) => errors.push(key));
+    expect(metadata.encode({ ...inputs, usage: zero }, (key) => errors.push(key))).toBe(first);
+    expect(errors).toEqual(['ratio']); // division by zero, reported once for this model and backend
+    expect(metadata.encode({ ...inputs, backend: 'other', usage: zero })).not.toBe(first);
+    const counted = metadata.encode(inputs);
+    expect(metadata.encode(inputs)).not.toBe(counted);
+    expect(metadata.encode(inputs)).toEqual(counted);
+  });
+
   it('clamps negative costs to 0', () => {
     expect(compileCelCost('output_tokens - input_tokens * 5')(inputs)).toBe(0);
   });
