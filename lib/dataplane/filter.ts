@@ -1,0 +1,154 @@
+/**
+ * The HTTP filter contract of the local data plane: a small model of Envoy's HTTP connection manager and
+ * filter chain, for exactly the filters Envoy Gateway configures for what we synthesize (jwt_authn,
+ * ext_proc, ratelimit, router). Each filter lives in its own module and implements `HttpFilter`; the filter
+ * manager (`filter-manager.ts`) drives them in Envoy Gateway's order and owns the route cache.
+ *
+ * Simplifications, all invisible to what we emit: the request body is read whole before the chain runs
+ * (bounded by the listener's buffer limit, 413 beyond it), and trailers are not modelled.
+ */
+
+/** One request or response header map. Names are lower-case; pseudo headers (`:method`, `:path`,
+ * `:authority`, `:scheme`, `:status`) are stored like other headers. Repeated headers keep their order. */
+export class HeaderMap {
+  private readonly entries: [string, string][] = [];
+
+  constructor(init?: Iterable<readonly [string, string]>) {
+    if (init) for (const [name, value] of init) this.add(name, value);
+  }
+
+  /** The first value of `name`, or undefined. */
+  get(name: string): string | undefined {
+    const key = name.toLowerCase();
+    for (const [n, v] of this.entries) if (n === key) return v;
+    return undefined;
+  }
+
+  /** Every value of `name`, in order. */
+  getAll(name: string): string[] {
+    const key = name.toLowerCase();
+    return this.entries.filter(([n]) => n === key).map(([, v]) => v);
+  }
+
+  /** Values of `name` joined with `,` as Envoy does for matching (undefined when absent). */
+  getJoined(name: string): string | undefined {
+    const values = this.getAll(name);
+    return values.length === 0 ? undefined : values.join(',');
+  }
+
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+
+  /** Replaces every value of `name` with one value. */
+  set(name: string, value: string): void {
+    const key = name.toLowerCase();
+    const at = this.entries.findIndex(([n]) => n === key);
+    this.remove(key);
+    // Removing every value leaves the entries before the first one in place, so `at` is still its position.
+    if (at < 0) this.entries.push([key, value]);
+    else this.entries.splice(at, 0, [key, value]);
+  }
+
+  /** Appends one more value of `name`. */
+  add(name: string, value: string): void {
+    this.entries.push([name.toLowerCase(), value]);
+  }
+
+  remove(name: string): void {
+    const key = name.toLowerCase();
+    for (let i = this.entries.length - 1; i >= 0; i--) if (this.entries[i][0] === key) this.entries.splice(i, 1);
+  }
+
+  /** All entries in order, pseudo headers included. */
+  list(): ReadonlyArray<readonly [string, string]> {
+    return this.entries;
+  }
+
+  /** Regular headers only, repeated values joined with `,` (for writing to Node's http API). */
+  toRecord(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const [n, v] of this.entries) {
+      if (n.startsWith(':')) continue;
+      out[n] = n in out ? `${out[n]},${v}` : v;
+    }
+    return out;
+  }
+
+  clone(): HeaderMap {
+    return new HeaderMap(this.entries);
+  }
+}
+
+/** A reply the data plane generates itself instead of forwarding (Envoy's `sendLocalReply`). */
+export interface LocalReply {
+  readonly status: number;
+  readonly headers?: ReadonlyArray<readonly [string, string]>;
+  readonly body?: string | Buffer;
+  /** Envoy's response code details, e.g. `route_not_found`, `direct_response`, `ext_proc_error_gRPC_error_14`. */
+  readonly details: string;
+  /** Envoy's response flag, e.g. `NR` (no route), `RL` (rate limited), `UF`, `UT`. */
+  readonly flag?: string;
+}
+
+/** What a decoding step tells the filter manager. */
+export type DecodeResult =
+  | { readonly action: 'continue' }
+  /** Stop the chain and answer locally; the reply still passes through the encoder side of the filters created so far. */
+  | { readonly action: 'localReply'; readonly reply: LocalReply };
+
+export const CONTINUE: DecodeResult = { action: 'continue' };
+
+/**
+ * Per-stream state the filters share: Envoy's `StreamInfo` plus the route cache. The route is matched on the
+ * CURRENT request headers whenever the cache is empty (`route()` after `clearRouteCache()` re-matches with a
+ * rewritten `:path` or new headers), exactly as Envoy's `ActiveStream::refreshCachedRoute`.
+ */
+export interface StreamContext<Route = unknown> {
+  readonly requestHeaders: HeaderMap;
+  /** The whole request body (possibly replaced by a filter via `setRequestBody`). */
+  readonly requestBody: Buffer;
+  setRequestBody(body: Buffer): void;
+  /** The cached route, re-matched on demand; undefined = no route (the router answers 404 NR). */
+  route(): Route | undefined;
+  clearRouteCache(): void;
+  /** Dynamic metadata by namespace (Envoy's `StreamInfo::dynamicMetadata`), written by ext_proc, read by ratelimit. */
+  readonly dynamicMetadata: Map<string, Record<string, unknown>>;
+  /** Response flags set so far (`NR`, `RL`, `UF`, ...). */
+  readonly responseFlags: Set<string>;
+  /** The downstream peer address (for `sourceCIDR` selectors and logs). */
+  readonly downstreamAddress: string;
+  /** Aborted when the downstream client goes away; filters stop their own work (gRPC streams, timers). */
+  readonly signal: AbortSignal;
+}
+
+/**
+ * One HTTP filter. Every method is optional; absent methods continue. The manager calls, for each filter in
+ * chain order, `decodeHeaders` and then `decodeData` (the whole body) before the next filter's
+ * `decodeHeaders`, which is the order Envoy produces when a filter buffers the body (ext_proc in BUFFERED
+ * mode stops header iteration until its body answer arrives). On the way back it calls `encodeHeaders` and
+ * `encodeData` per chunk in reverse chain order; a filter may hold chunks back (return an empty buffer) and
+ * release them later, e.g. to buffer the whole response. `onStreamComplete` runs once per stream after the
+ * last byte went to the client or the client went away (Envoy's `onDestroy` / `apply_on_stream_done`).
+ */
+export interface HttpFilter {
+  /** Envoy's filter name, e.g. `envoy.filters.http.ext_proc/envoyextensionpolicy/ns/name/extproc/0`. */
+  readonly name: string;
+  decodeHeaders?(stream: StreamContext, endOfStream: boolean): Promise<DecodeResult> | DecodeResult;
+  decodeData?(stream: StreamContext): Promise<DecodeResult> | DecodeResult;
+  /** May change status and headers in place; may answer with a replacement local reply (e.g. ext_proc's immediate response on the response path). */
+  encodeHeaders?(stream: StreamContext, headers: HeaderMap, endOfStream: boolean): Promise<EncodeResult> | EncodeResult;
+  /** Returns the bytes to pass on (possibly empty to hold them back, possibly more than received to release held bytes). */
+  encodeData?(stream: StreamContext, chunk: Buffer, endOfStream: boolean): Promise<Buffer> | Buffer;
+  onStreamComplete?(stream: StreamContext): Promise<void> | void;
+}
+
+export type EncodeResult = { readonly action: 'continue' } | { readonly action: 'localReply'; readonly reply: LocalReply };
+
+/** Envoy Gateway's HTTP filter order (`internal/xds/translator/httpfilters.go`, v1.9.0): lower runs first on decode. */
+export const FILTER_ORDER = {
+  jwtAuthn: 10,
+  extProc: 100,
+  rateLimit: 303,
+  router: 310,
+} as const;
