@@ -10,5 +10,5 @@ module.exports = {
       },
     ],
   },
-  transformIgnorePatterns: ['/node_modules/(?!(@bufbuild/cel)/)'],
+  transformIgnorePatterns: ['/node_modules/(?!(@bufbuild/cel|jose)/)'],
 };
