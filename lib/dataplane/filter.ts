@@ -136,14 +136,33 @@ export interface HttpFilter {
   readonly name: string;
   decodeHeaders?(stream: StreamContext, endOfStream: boolean): Promise<DecodeResult> | DecodeResult;
   decodeData?(stream: StreamContext): Promise<DecodeResult> | DecodeResult;
-  /** May change status and headers in place; may answer with a replacement local reply (e.g. ext_proc's immediate response on the response path). */
+  /**
+   * May change status and headers in place; may answer with a replacement local reply (e.g. ext_proc's immediate
+   * response on the response path), which the manager sends directly, bypassing the encoder filters, and instead of
+   * the response's own body (Envoy's `sendDirectLocalReply`: the response head exists but was not written yet).
+   */
   encodeHeaders?(stream: StreamContext, headers: HeaderMap, endOfStream: boolean): Promise<EncodeResult> | EncodeResult;
-  /** Returns the bytes to pass on (possibly empty to hold them back, possibly more than received to release held bytes). */
-  encodeData?(stream: StreamContext, chunk: Buffer, endOfStream: boolean): Promise<Buffer> | Buffer;
+  /**
+   * Returns the bytes to pass on (possibly empty to hold them back, possibly more than received to release held bytes).
+   * The response head is written to the client only when the first non-empty chunk has left the whole encoder chain,
+   * or at the end of the stream: until then a filter that holds the body may still change the `headers` it got in
+   * `encodeHeaders` (Envoy: ext_proc in BUFFERED mode keeps the headers until its body answer, whose header mutation,
+   * e.g. `content-length` or `:status`, applies to them).
+   * A filter may instead answer with a local reply (ext_proc's immediate response, message timeout or gRPC error
+   * during the response body): while the head is not written, the reply replaces the response and is sent directly,
+   * bypassing the encoder filters (Envoy's `sendDirectLocalReply`); once it is written, the manager can only abort
+   * the downstream response (Envoy resets the stream).
+   */
+  encodeData?(stream: StreamContext, chunk: Buffer, endOfStream: boolean): Promise<Buffer | LocalReplyAction> | Buffer | LocalReplyAction;
   onStreamComplete?(stream: StreamContext): Promise<void> | void;
 }
 
-export type EncodeResult = { readonly action: 'continue' } | { readonly action: 'localReply'; readonly reply: LocalReply };
+export interface LocalReplyAction {
+  readonly action: 'localReply';
+  readonly reply: LocalReply;
+}
+
+export type EncodeResult = { readonly action: 'continue' } | LocalReplyAction;
 
 /** Envoy Gateway's HTTP filter order (`internal/xds/translator/httpfilters.go`, v1.9.0): lower runs first on decode. */
 export const FILTER_ORDER = {
