@@ -1,0 +1,224 @@
+/**
+ * A model of Envoy's HTTP connection manager for one stream: early header mutation, the route cache, the filter
+ * chain created once from the FIRST matched route, decoding through the filters, the terminal router, and the
+ * response (or a local reply) back through the encoder side of the chain.
+ */
+import { HeaderMap, type HttpFilter, type LocalReply, type StreamContext } from './filter';
+
+/** What the router (the terminal filter) produces: an upstream response to stream back, or a local reply. */
+export type TerminalResult =
+  | { readonly kind: 'response'; readonly headers: HeaderMap; readonly body: AsyncIterable<Buffer> }
+  | { readonly kind: 'localReply'; readonly reply: LocalReply };
+
+export interface TerminalFilter extends HttpFilter {
+  serve(stream: StreamContext): Promise<TerminalResult>;
+}
+
+/** Where the manager writes the downstream response. */
+export interface ResponseSink {
+  writeHead(status: number, headers: ReadonlyArray<readonly [string, string]>): void;
+  write(chunk: Buffer): Promise<void> | void;
+  end(): void;
+  /** Resets the downstream stream (the response cannot be completed). */
+  abort(): void;
+}
+
+export interface StreamConfig<Route> {
+  /** ClientTrafficPolicy `earlyRequestHeaders.remove`: applied before the first route match and before any filter. */
+  readonly earlyRemoveHeaders: readonly string[];
+  readonly matchRoute: (headers: HeaderMap) => Route | undefined;
+  /** The decoder filters (router excluded) for the first matched route, in chain order. Called once per stream. */
+  readonly createFilters: (route: Route | undefined) => HttpFilter[];
+  readonly router: TerminalFilter;
+  /** The largest request body the created chain accepts (Envoy's buffer limit when a filter buffers it); beyond it, 413. */
+  readonly requestBodyLimit: (route: Route | undefined, filters: readonly HttpFilter[]) => number | undefined;
+  /** A hard cap for reading any request body whole (the contract reads bodies before the chain runs). */
+  readonly maxRequestBodyBytes: number;
+}
+
+export interface StreamRequest {
+  /** Request headers with `:method`, `:path`, `:authority` and `:scheme`. */
+  readonly headers: HeaderMap;
+  readonly body: AsyncIterable<Buffer>;
+  readonly downstreamAddress: string;
+  readonly signal: AbortSignal;
+}
+
+/** Envoy's local reply: the body as given, `content-type: text/plain` when there is a body and no type, content-length. */
+export function localReplyHead(reply: LocalReply): HeaderMap {
+  const headers = new HeaderMap([[':status', String(reply.status)]]);
+  for (const [name, value] of reply.headers ?? []) headers.add(name, value);
+  const body = reply.body === undefined ? Buffer.alloc(0) : Buffer.from(reply.body);
+  if (body.length > 0 && !headers.has('content-type')) headers.set('content-type', 'text/plain');
+  headers.set('content-length', String(body.length));
+  return headers;
+}
+
+class BodyTooLarge extends Error {}
+
+async function readBody(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.length;
+    if (size > limit) throw new BodyTooLarge();
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function* once(body: Buffer): AsyncIterable<Buffer> {
+  if (body.length > 0) yield body;
+}
+
+/** Runs one stream to completion. Never throws for request or upstream problems: they become local replies. */
+export async function runStream<Route>(config: StreamConfig<Route>, request: StreamRequest, sink: ResponseSink): Promise<void> {
+  const headers = request.headers;
+  for (const name of config.earlyRemoveHeaders) headers.remove(name);
+
+  let cached: { route: Route | undefined } | undefined;
+  let requestBody: Buffer = Buffer.alloc(0);
+  const stream: StreamContext<Route> = {
+    requestHeaders: headers,
+    get requestBody() {
+      return requestBody;
+    },
+    setRequestBody(body: Buffer) {
+      requestBody = body;
+    },
+    route() {
+      cached ??= { route: config.matchRoute(headers) };
+      return cached.route;
+    },
+    clearRouteCache() {
+      cached = undefined;
+    },
+    dynamicMetadata: new Map(),
+    responseFlags: new Set(),
+    downstreamAddress: request.downstreamAddress,
+    signal: request.signal,
+  };
+
+  // Envoy creates the filter chain once, from the route cached when the request headers arrive.
+  const firstRoute = stream.route();
+  const filters = config.createFilters(firstRoute);
+  const chain: HttpFilter[] = [...filters, config.router];
+  const encoders = [...chain].reverse();
+
+  try {
+    const limit = config.requestBodyLimit(firstRoute, filters);
+    let reply: LocalReply | undefined;
+    try {
+      requestBody = await readBody(request.body, Math.min(limit ?? Infinity, config.maxRequestBodyBytes));
+    } catch (error) {
+      if (!(error instanceof BodyTooLarge)) throw error;
+      reply = { status: 413, body: 'Payload Too Large', details: 'request_payload_too_large' };
+    }
+    if (request.signal.aborted) return;
+
+    if (!reply) {
+      for (const filter of filters) {
+        const onHeaders = await filter.decodeHeaders?.(stream, requestBody.length === 0);
+        if (onHeaders?.action === 'localReply') {
+          reply = onHeaders.reply;
+          break;
+        }
+        if (requestBody.length > 0) {
+          const onData = await filter.decodeData?.(stream);
+          if (onData?.action === 'localReply') {
+            reply = onData.reply;
+            break;
+          }
+        }
+        if (request.signal.aborted) return;
+      }
+    }
+
+    let result: TerminalResult;
+    if (reply) result = { kind: 'localReply', reply };
+    else result = await config.router.serve(stream);
+    if (request.signal.aborted) return;
+
+    if (result.kind === 'localReply') {
+      if (result.reply.flag) stream.responseFlags.add(result.reply.flag);
+      const body = result.reply.body === undefined ? Buffer.alloc(0) : Buffer.from(result.reply.body);
+      await encode(stream, encoders, localReplyHead(result.reply), once(body), body.length === 0, sink);
+    } else {
+      await encode(stream, encoders, result.headers, result.body, false, sink);
+    }
+  } finally {
+    for (const filter of chain) {
+      try {
+        await filter.onStreamComplete?.(stream);
+      } catch {
+        // A filter's completion work (e.g. charging a rate-limit bucket) must not break the others'.
+      }
+    }
+  }
+}
+
+function writeHeadFrom(headers: HeaderMap, sink: ResponseSink): void {
+  const status = Number(headers.get(':status') ?? '200');
+  sink.writeHead(status, headers.list().filter(([name]) => !name.startsWith(':')));
+}
+
+/** Sends a reply directly, bypassing the encoder filters (Envoy's `sendDirectLocalReply`). */
+function sendDirect(reply: LocalReply, stream: StreamContext, sink: ResponseSink): void {
+  if (reply.flag) stream.responseFlags.add(reply.flag);
+  writeHeadFrom(localReplyHead(reply), sink);
+  if (reply.body !== undefined && Buffer.from(reply.body).length > 0) void sink.write(Buffer.from(reply.body));
+  sink.end();
+}
+
+async function encode(
+  stream: StreamContext,
+  encoders: readonly HttpFilter[],
+  headers: HeaderMap,
+  body: AsyncIterable<Buffer>,
+  headersOnly: boolean,
+  sink: ResponseSink,
+): Promise<void> {
+  for (const filter of encoders) {
+    const result = await filter.encodeHeaders?.(stream, headers, headersOnly);
+    if (result?.action === 'localReply') return sendDirect(result.reply, stream, sink);
+  }
+  let headWritten = false;
+  const writeHead = () => {
+    if (!headWritten) writeHeadFrom(headers, sink);
+    headWritten = true;
+  };
+  if (headersOnly) {
+    writeHead();
+    sink.end();
+    return;
+  }
+  /** Passes one chunk through the encoders; false when the stream ended with a local reply or an abort. */
+  const pass = async (chunk: Buffer, endOfStream: boolean): Promise<boolean> => {
+    let data = chunk;
+    for (const filter of encoders) {
+      if (!filter.encodeData) continue;
+      const out = await filter.encodeData(stream, data, endOfStream);
+      if (!Buffer.isBuffer(out)) {
+        if (headWritten) sink.abort();
+        else sendDirect(out.reply, stream, sink);
+        return false;
+      }
+      data = out;
+    }
+    if (data.length > 0 || endOfStream) writeHead();
+    if (data.length > 0) await sink.write(data);
+    return true;
+  };
+  try {
+    for await (const chunk of body) {
+      if (stream.signal.aborted) return;
+      if (!(await pass(chunk, false))) return;
+    }
+  } catch {
+    // The upstream failed after the response started (reset, or the route timeout fired): Envoy resets the stream.
+    if (headWritten) sink.abort();
+    else sendDirect({ status: 503, body: 'upstream connect error or disconnect/reset before headers', details: 'upstream_reset_before_response_started', flag: 'UR' }, stream, sink);
+    return;
+  }
+  if (await pass(Buffer.alloc(0), true)) sink.end();
+}

@@ -1,0 +1,133 @@
+/** Typed access to loosely shaped Kubernetes objects, and the index the translator looks objects up in. */
+import type { KubeObject, ObjectRef } from '../model';
+
+export type Json = Record<string, unknown>;
+
+export function asObject(value: unknown): Json | undefined {
+  return value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Json) : undefined;
+}
+
+export function asArray(value: unknown): unknown[] {
+  return Array.isArray(value) ? value : [];
+}
+
+export function asObjects(value: unknown): Json[] {
+  return asArray(value).map(asObject).filter((v): v is Json => v !== undefined);
+}
+
+export function asString(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+export function asNumber(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'string' && /^-?\d+(\.\d+)?$/.test(value.trim())) return Number(value);
+  return undefined;
+}
+
+export function spec(object: KubeObject): Json {
+  return asObject(object.spec) ?? {};
+}
+
+export function nameOf(object: KubeObject): string {
+  return object.metadata?.name ?? '';
+}
+
+/** Namespaced objects without a namespace live in `default`, as `kubectl apply` would put them. */
+export function namespaceOf(object: KubeObject): string {
+  return object.metadata?.namespace ?? 'default';
+}
+
+export function refOf(object: KubeObject): ObjectRef {
+  return { namespace: namespaceOf(object), name: nameOf(object) };
+}
+
+export function groupOf(object: KubeObject): string {
+  const apiVersion = object.apiVersion ?? '';
+  return apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
+}
+
+/** Parses a Gateway API / Kubernetes duration (`1h2m3s`, `500ms`, `1.5s`) into milliseconds; undefined when invalid. */
+export function parseDurationMs(value: unknown): number | undefined {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 64) return undefined;
+  if (value === '0') return 0;
+  const unitMs: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, 'µs': 0.001, ns: 0.000001 };
+  let total = 0;
+  let rest = value;
+  while (rest.length > 0) {
+    const match = /^(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)/.exec(rest);
+    if (!match) return undefined;
+    total += Number(match[1]) * unitMs[match[2]];
+    rest = rest.slice(match[0].length);
+  }
+  return total;
+}
+
+/** Parses a Kubernetes quantity (`50Mi`, `1G`, `32768`) into a number of bytes. */
+export function parseQuantityBytes(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value !== 'string') return undefined;
+  const match = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(value.trim());
+  if (!match) return undefined;
+  const factor: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+  return Math.round(Number(match[1]) * factor[match[2] ?? '']);
+}
+
+/** A Kubernetes label selector (`matchLabels` AND `matchExpressions`). */
+export function labelSelectorMatches(selector: Json | undefined, labels: Record<string, string>): boolean {
+  if (!selector) return true;
+  const matchLabels = asObject(selector.matchLabels) ?? {};
+  for (const [key, value] of Object.entries(matchLabels)) if (labels[key] !== value) return false;
+  for (const expression of asObjects(selector.matchExpressions)) {
+    const key = asString(expression.key) ?? '';
+    const values = asArray(expression.values).map(String);
+    const has = Object.prototype.hasOwnProperty.call(labels, key);
+    switch (expression.operator) {
+      case 'In':
+        if (!has || !values.includes(labels[key])) return false;
+        break;
+      case 'NotIn':
+        if (has && values.includes(labels[key])) return false;
+        break;
+      case 'Exists':
+        if (!has) return false;
+        break;
+      case 'DoesNotExist':
+        if (has) return false;
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+/** The objects of one translation, by kind, namespace and name. Later duplicates replace earlier ones (kubectl apply). */
+export class ObjectIndex {
+  private readonly byKind = new Map<string, Map<string, KubeObject>>();
+
+  constructor(objects: readonly KubeObject[]) {
+    for (const object of objects) {
+      const kind = object.kind ?? '';
+      let forKind = this.byKind.get(kind);
+      if (!forKind) this.byKind.set(kind, (forKind = new Map()));
+      const key = kind === 'Namespace' || kind === 'GatewayClass' ? nameOf(object) : `${namespaceOf(object)}/${nameOf(object)}`;
+      forKind.delete(key);
+      forKind.set(key, object);
+    }
+  }
+
+  all(kind: string): KubeObject[] {
+    return [...(this.byKind.get(kind)?.values() ?? [])];
+  }
+
+  get(kind: string, namespace: string, name: string): KubeObject | undefined {
+    return this.byKind.get(kind)?.get(`${namespace}/${name}`);
+  }
+
+  /** A namespace's labels, including `kubernetes.io/metadata.name` which the API server always sets. */
+  namespaceLabels(namespace: string): Record<string, string> {
+    const object = this.byKind.get('Namespace')?.get(namespace);
+    return { ...(object?.metadata?.labels ?? {}), 'kubernetes.io/metadata.name': namespace };
+  }
+}

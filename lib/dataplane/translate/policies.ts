@@ -1,0 +1,113 @@
+/**
+ * Envoy Gateway policies attached to gateways, listeners and routes: ClientTrafficPolicy, SecurityPolicy (JWT),
+ * EnvoyExtensionPolicy (ext_proc) and BackendTrafficPolicy (global rate limits, retries, timeouts). The most
+ * specific target wins (route > listener section > gateway), as EG's policy translators decide.
+ */
+import { extProcSettingsFromPolicy, type ExtProcSettings } from '../ext-proc';
+import { jwtSettingsFromPolicy, type JwtSettings } from '../jwt';
+import type { KubeObject, RetryPolicy } from '../model';
+import { mergeRateLimitRules, rateLimitRulesFromPolicy, type RateLimitRule } from '../rate-limit';
+import { GATEWAY_API_GROUP, targetRefsOf } from './backends';
+import { asArray, asNumber, asObject, asObjects, asString, namespaceOf, nameOf, ObjectIndex, parseDurationMs, parseQuantityBytes, spec } from './objects';
+
+export interface PolicyTarget {
+  readonly gateway: { namespace: string; name: string };
+  readonly sectionName: string;
+  readonly route: { namespace: string; name: string };
+}
+
+type Scope = 'route' | 'section' | 'gateway';
+
+/** The policy of `kind` that applies to a target, with the scope it was attached at (first by object order on ties). */
+function attachedPolicy(index: ObjectIndex, kind: string, target: PolicyTarget, scopes: readonly Scope[]): { policy: KubeObject; scope: Scope } | undefined {
+  const policies = index.all(kind);
+  for (const scope of scopes) {
+    for (const policy of policies) {
+      const namespace = namespaceOf(policy);
+      for (const ref of targetRefsOf(policy)) {
+        if ((asString(ref.group) ?? GATEWAY_API_GROUP) !== GATEWAY_API_GROUP) continue;
+        const kindOk =
+          scope === 'route' ? ref.kind === 'HTTPRoute' && namespace === target.route.namespace && ref.name === target.route.name
+          : ref.kind === 'Gateway' && namespace === target.gateway.namespace && ref.name === target.gateway.name;
+        if (!kindOk) continue;
+        const section = asString(ref.sectionName);
+        if (scope === 'section' && section === target.sectionName) return { policy, scope };
+        if (scope === 'gateway' && section === undefined) return { policy, scope };
+        if (scope === 'route') return { policy, scope };
+      }
+    }
+  }
+  return undefined;
+}
+
+export interface ListenerPolicies {
+  readonly earlyRemoveHeaders: string[];
+  readonly bufferLimitBytes?: number;
+}
+
+export function listenerPolicies(index: ObjectIndex, gateway: { namespace: string; name: string }, sectionName: string): ListenerPolicies {
+  const found = attachedPolicy(index, 'ClientTrafficPolicy', { gateway, sectionName, route: { namespace: '', name: '' } }, ['section', 'gateway']);
+  if (!found) return { earlyRemoveHeaders: [] };
+  const s = spec(found.policy);
+  const early = asObject(asObject(s.headers)?.earlyRequestHeaders);
+  const bufferLimit = asObject(s.connection)?.bufferLimit;
+  const bytes = parseQuantityBytes(bufferLimit);
+  if (bufferLimit !== undefined && bytes === undefined) {
+    throw new Error(`ClientTrafficPolicy ${namespaceOf(found.policy)}/${nameOf(found.policy)}: connection.bufferLimit ${String(bufferLimit)} is not a quantity`);
+  }
+  return { earlyRemoveHeaders: asArray(early?.remove).map((h) => String(h).toLowerCase()), bufferLimitBytes: bytes };
+}
+
+export interface RoutePolicies {
+  readonly extProcs: ExtProcSettings[];
+  readonly rateLimitRules: RateLimitRule[];
+  readonly jwt?: JwtSettings;
+  readonly retry?: RetryPolicy;
+  readonly timeoutMs?: number;
+}
+
+/** BackendTrafficPolicy `retry` as EG builds the Envoy retry policy (defaults: 2 retries, EG's retry_on set, 503). */
+function btpRetry(policy: KubeObject): RetryPolicy | undefined {
+  const retry = asObject(spec(policy).retry);
+  if (!retry) return undefined;
+  const retryOn = asObject(retry.retryOn);
+  const triggers = asArray(retryOn?.triggers).map(String);
+  const codes = asArray(retryOn?.httpStatusCodes).map(Number).filter(Number.isFinite);
+  const perRetry = asObject(retry.perRetry);
+  const backOff = asObject(perRetry?.backOff);
+  return {
+    numRetries: asNumber(retry.numRetries) ?? 2,
+    retryOn: triggers.length > 0 ? triggers : ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
+    retriableStatusCodes: retryOn ? codes : [503],
+    perTryTimeoutMs: parseDurationMs(perRetry?.timeout),
+    backOffBaseMs: parseDurationMs(backOff?.baseInterval),
+    backOffMaxMs: parseDurationMs(backOff?.maxInterval),
+  };
+}
+
+function extProcsOf(policy: KubeObject): ExtProcSettings[] {
+  return asObjects(spec(policy).extProc).map((_, i) => extProcSettingsFromPolicy(policy, i));
+}
+
+export function routePolicies(index: ObjectIndex, target: PolicyTarget): RoutePolicies {
+  const eep = attachedPolicy(index, 'EnvoyExtensionPolicy', target, ['route', 'section', 'gateway']);
+  const security = attachedPolicy(index, 'SecurityPolicy', target, ['route', 'section', 'gateway']);
+  const routeBtp = attachedPolicy(index, 'BackendTrafficPolicy', target, ['route']);
+  const gatewayBtp = attachedPolicy(index, 'BackendTrafficPolicy', target, ['section', 'gateway']);
+
+  const gatewayRules = gatewayBtp ? rateLimitRulesFromPolicy(gatewayBtp.policy) : [];
+  let rateLimitRules = gatewayRules;
+  const mergeType = routeBtp ? (asString(spec(routeBtp.policy).mergeType) as 'StrategicMerge' | 'JSONMerge' | undefined) : undefined;
+  if (routeBtp) rateLimitRules = mergeRateLimitRules(gatewayRules, rateLimitRulesFromPolicy(routeBtp.policy), mergeType);
+  // Without a mergeType a route-targeted policy replaces the gateway's whole policy; with one, the route's fields win.
+  const inherited = gatewayBtp && (!routeBtp || mergeType) ? gatewayBtp.policy : undefined;
+  const requestTimeout = (policy: KubeObject | undefined) =>
+    policy ? parseDurationMs(asObject(asObject(spec(policy).timeout)?.http)?.requestTimeout) : undefined;
+  return {
+    extProcs: eep ? extProcsOf(eep.policy) : [],
+    jwt: security && asObject(spec(security.policy).jwt) ? jwtSettingsFromPolicy(security.policy) : undefined,
+    rateLimitRules,
+    retry: (routeBtp ? btpRetry(routeBtp.policy) : undefined) ?? (inherited ? btpRetry(inherited) : undefined),
+    timeoutMs: requestTimeout(routeBtp?.policy) ?? requestTimeout(inherited),
+  };
+}
