@@ -181,7 +181,7 @@ function keyedMatch(raw: unknown, where: string, kind: 'header' | 'query'): Rate
   const type = match.type ?? 'Exact';
   const value = match.value;
   if (value !== undefined && (typeof value !== 'string' || value.length > 1024)) throw new Error(`${where}.value must be a string of at most 1024 characters`);
-  const name = kind === 'header' ? match.name.toLowerCase() : match.name;
+  const name = match.name;
   switch (type) {
     case 'Exact':
       if (value === undefined || (kind === 'query' && value === '')) throw new Error(`${where}: value is required for an Exact ${kind} match`);
