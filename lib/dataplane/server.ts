@@ -1,0 +1,232 @@
+/**
+ * `startDataPlane`: serves a translated model on local HTTP servers, one per (Gateway, port) as Envoy has one
+ * HTTP connection manager per port. Each request runs through the filter manager with the filters Envoy Gateway
+ * configures: jwt_authn, ext_proc, ratelimit and the router.
+ *
+ * HTTPS listeners are served as plain HTTP locally (TLS termination is not modelled: the listener's
+ * certificates are Secrets the local run does not have); their routes and hostnames behave as in the cluster.
+ */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createEchoUpstream } from './echo';
+import { ExtProcClients, createExtProcFilter } from './ext-proc';
+import { HeaderMap, type HttpFilter } from './filter';
+import { runStream, type ResponseSink } from './filter-manager';
+import { createJwksResolver, createJwtFilter } from './jwt';
+import { loadManifests } from './manifests';
+import type { DataPlaneModel, KubeObject, ListenerModel, RouteModel } from './model';
+import { RateLimitService, createRateLimitFilter } from './rate-limit';
+import { MemoryCounterStore, RedisCounterStore, type CounterStore } from './rate-limit-store';
+import { selectRoute } from './route-match';
+import { createRouterFilter } from './router';
+import { translate, type TranslateOptions } from './translate';
+import { createHttpUpstream, type Upstream } from './upstream';
+
+/** EG's listener `per_connection_buffer_limit_bytes` when no ClientTrafficPolicy sets `connection.bufferLimit`. */
+export const DEFAULT_BUFFER_LIMIT_BYTES = 32_768;
+/** Requests are read whole before the chain runs (filter contract); none may be larger than this. */
+export const MAX_REQUEST_BODY_BYTES = 256 * 1024 * 1024;
+
+export interface DataPlaneOptions {
+  /** The manifests as objects, or `dir`: files/folders to load them from. */
+  readonly objects?: readonly KubeObject[];
+  readonly dir?: string | readonly string[];
+  /** Every backend answers with an echo of the request instead of forwarding (see echo.ts). */
+  readonly echo?: boolean;
+  /** `<ns>/<name>` of a Backend or Service -> `http(s)://host:port` to send its traffic to. */
+  readonly backendOverrides?: Readonly<Record<string, string>>;
+  /** Resolves in-cluster Services (e.g. processors started locally) to `host:port`. */
+  readonly services?: (namespace: string, name: string, port: number) => string | undefined;
+  /** Count rate limits in Redis; default in memory. */
+  readonly redisUrl?: string;
+  /** The local port for a Gateway's listener port; default 0 (an ephemeral port). */
+  readonly listenerPort?: (gatewayNamespace: string, gatewayName: string, port: number) => number;
+  readonly host?: string;
+  /** JWKS URIs as written in SecurityPolicies -> a local URL or file to read the keys from instead. */
+  readonly jwksOverrides?: Readonly<Record<string, string>>;
+  /** Extra trusted CAs (PEM) for HTTPS upstreams, e.g. local fake providers. */
+  readonly extraCaCertificates?: readonly string[];
+  readonly translateOptions?: TranslateOptions;
+  /** Replaces the upstream (echo or HTTP) entirely; for tests. */
+  readonly upstream?: Upstream;
+}
+
+export interface RunningDataPlane {
+  readonly model: DataPlaneModel;
+  /** `http://127.0.0.1:NNNN` of a Gateway's listener port. */
+  address(gatewayNamespace: string, gatewayName: string, port: number): string;
+  close(): Promise<void>;
+}
+
+/** The listeners of one Gateway that share a port, as the one HCM Envoy builds for them (virtual hosts by hostname). */
+export function mergeListeners(listeners: readonly ListenerModel[]): ListenerModel {
+  const first = listeners[0];
+  return {
+    ...first,
+    routes: listeners.flatMap((l) => l.routes),
+    earlyRemoveHeaders: [...new Set(listeners.flatMap((l) => l.earlyRemoveHeaders))],
+    bufferLimitBytes: listeners.find((l) => l.bufferLimitBytes !== undefined)?.bufferLimitBytes,
+    attachedRoutes: listeners.reduce((sum, l) => sum + l.attachedRoutes, 0),
+  };
+}
+
+/** Request headers of a Node request in Envoy's form: pseudo headers first, names lower-case. */
+function requestHeadersOf(req: http.IncomingMessage, scheme: string): HeaderMap {
+  const headers = new HeaderMap([
+    [':method', req.method ?? 'GET'],
+    [':path', req.url ?? '/'],
+    [':scheme', scheme],
+  ]);
+  let authority: string | undefined;
+  for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
+    const name = req.rawHeaders[i].toLowerCase();
+    if (name === 'host') authority ??= req.rawHeaders[i + 1];
+    else headers.add(name, req.rawHeaders[i + 1]);
+  }
+  headers.set(':authority', authority ?? '');
+  return headers;
+}
+
+function sinkFor(res: http.ServerResponse): ResponseSink {
+  return {
+    writeHead(status, headers) {
+      const raw: string[] = [];
+      for (const [name, value] of headers) raw.push(name, value);
+      res.writeHead(status, raw);
+    },
+    write(chunk) {
+      if (res.write(chunk)) return;
+      return new Promise<void>((resolve) => {
+        const done = () => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      });
+    },
+    end() {
+      res.end();
+    },
+    abort() {
+      res.destroy();
+    },
+  };
+}
+
+/** Whether the first route's chain buffers the request body (ext_proc in Buffered mode), which makes Envoy enforce the buffer limit. */
+function buffersRequestBody(route: RouteModel | undefined): boolean {
+  return (route?.extProcs ?? []).some((e) => e.processingMode.request?.body === 'Buffered');
+}
+
+export async function startDataPlane(options: DataPlaneOptions): Promise<RunningDataPlane> {
+  let objects = options.objects;
+  if (!objects) {
+    if (!options.dir) throw new Error('startDataPlane needs `objects` or `dir`');
+    objects = loadManifests(options.dir);
+  }
+  const model = translate(objects, options.translateOptions);
+  const host = options.host ?? '127.0.0.1';
+
+  const httpUpstream = options.upstream || options.echo ? undefined : createHttpUpstream(options);
+  const upstream = options.upstream ?? (options.echo ? createEchoUpstream() : httpUpstream!);
+  const router = createRouterFilter({ upstream });
+  const store: CounterStore = options.redisUrl ? new RedisCounterStore(options.redisUrl) : new MemoryCounterStore();
+  const rateLimitService = new RateLimitService(store);
+  const extProcClients = new ExtProcClients();
+  const jwks = createJwksResolver({ overrides: options.jwksOverrides ? { ...options.jwksOverrides } : undefined });
+
+  const processorTarget = (service: { namespace: string; name: string; port?: number }): string => {
+    const override = options.backendOverrides?.[`${service.namespace}/${service.name}`];
+    if (override) return new URL(override).host;
+    const port = service.port ?? 9002;
+    return options.services?.(service.namespace, service.name, port) ?? `${service.name}.${service.namespace}.svc.cluster.local:${port}`;
+  };
+
+  const servers: { key: string; server: http.Server }[] = [];
+  const addresses = new Map<string, string>();
+  try {
+    for (const gateway of model.gateways) {
+      const ports = new Map<number, ListenerModel[]>();
+      for (const listener of gateway.listeners) ports.set(listener.port, [...(ports.get(listener.port) ?? []), listener]);
+      for (const [port, listeners] of ports) {
+        const listener = mergeListeners(listeners);
+        const rateLimitFilter = createRateLimitFilter(rateLimitService, listener.name);
+        const createFilters = (route: RouteModel | undefined): HttpFilter[] => {
+          const filters: HttpFilter[] = [];
+          if (route?.jwt) filters.push(createJwtFilter(route.jwt, jwks));
+          for (const settings of route?.extProcs ?? []) filters.push(createExtProcFilter(settings, processorTarget(settings.service), extProcClients));
+          filters.push(rateLimitFilter);
+          return filters;
+        };
+        const server = http.createServer((req, res) => {
+          const controller = new AbortController();
+          res.on('close', () => {
+            if (!res.writableFinished) controller.abort();
+          });
+          async function* body(): AsyncIterable<Buffer> {
+            for await (const chunk of req) yield chunk as Buffer;
+          }
+          runStream<RouteModel>(
+            {
+              earlyRemoveHeaders: listener.earlyRemoveHeaders,
+              matchRoute: (headers) => selectRoute(listener, headers),
+              createFilters,
+              router,
+              requestBodyLimit: (route) => (buffersRequestBody(route) ? (listener.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES) : undefined),
+              maxRequestBodyBytes: MAX_REQUEST_BODY_BYTES,
+            },
+            { headers: requestHeadersOf(req, 'http'), body: body(), downstreamAddress: req.socket.remoteAddress ?? '', signal: controller.signal },
+            sinkFor(res),
+          ).catch((error: unknown) => {
+            // A bug in a filter must not take the data plane down: answer 500 if nothing was sent yet.
+            process.stderr.write(`data plane: ${listener.name}: ${(error as Error).stack ?? String(error)}\n`);
+            if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error in the local data plane');
+            else res.destroy();
+          });
+        });
+        const localPort = options.listenerPort?.(gateway.namespace, gateway.name, port) ?? 0;
+        await new Promise<void>((resolve, reject) => {
+          server.once('error', reject);
+          server.listen(localPort, host, () => {
+            server.off('error', reject);
+            resolve();
+          });
+        });
+        const key = `${gateway.namespace}/${gateway.name}:${port}`;
+        const bound = server.address() as AddressInfo;
+        addresses.set(key, `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`);
+        servers.push({ key, server });
+      }
+    }
+  } catch (error) {
+    for (const { server } of servers) server.close();
+    await store.close();
+    extProcClients.close();
+    throw error;
+  }
+
+  return {
+    model,
+    address(gatewayNamespace, gatewayName, port) {
+      const address = addresses.get(`${gatewayNamespace}/${gatewayName}:${port}`);
+      if (!address) throw new Error(`no local listener for Gateway ${gatewayNamespace}/${gatewayName} port ${port} (known: ${[...addresses.keys()].join(', ') || 'none'})`);
+      return address;
+    },
+    async close() {
+      await Promise.all(
+        servers.map(
+          ({ server }) =>
+            new Promise<void>((resolve) => {
+              server.close(() => resolve());
+              server.closeAllConnections();
+            }),
+        ),
+      );
+      httpUpstream?.close();
+      extProcClients.close();
+      await store.close();
+    },
+  };
+}
