@@ -9,7 +9,7 @@ export interface TestStream extends StreamContext {
 export function testStream(options: { headers?: [string, string][]; route?: unknown; address?: string } = {}): TestStream {
   let route = options.route;
   let clears = 0;
-  let body = Buffer.alloc(0);
+  let body: Buffer = Buffer.alloc(0);
   const controller = new AbortController();
   const headers = new HeaderMap([[':method', 'GET'], [':scheme', 'http'], [':authority', 'gw.example'], [':path', '/']]);
   for (const [name, value] of options.headers ?? []) {
