@@ -61,6 +61,22 @@ function condition(type: string, ok: boolean, reason: string, message?: string):
   return { type, status: ok ? 'True' : 'False', reason, ...(message ? { message } : {}) };
 }
 
+/**
+ * EnvoyProxy `spec.preserveRouteOrder` for a Gateway: from its own `infrastructure.parametersRef` (same namespace),
+ * else from its GatewayClass' `parametersRef`. With it, EG keeps the routes in input order instead of sorting them.
+ */
+function preservesRouteOrder(index: ObjectIndex, gateway: KubeObject): boolean {
+  const gatewayRef = asObject(asObject(spec(gateway).infrastructure)?.parametersRef);
+  let envoyProxy: KubeObject | undefined;
+  if (gatewayRef?.kind === 'EnvoyProxy') envoyProxy = index.get('EnvoyProxy', namespaceOf(gateway), asString(gatewayRef.name) ?? '');
+  if (!envoyProxy) {
+    const gatewayClass = index.all('GatewayClass').find((c) => nameOf(c) === asString(spec(gateway).gatewayClassName));
+    const classRef = gatewayClass ? asObject(spec(gatewayClass).parametersRef) : undefined;
+    if (classRef?.kind === 'EnvoyProxy') envoyProxy = index.get('EnvoyProxy', asString(classRef.namespace) ?? 'default', asString(classRef.name) ?? '');
+  }
+  return envoyProxy !== undefined && spec(envoyProxy).preserveRouteOrder === true;
+}
+
 function byCreation(a: KubeObject, b: KubeObject): number {
   const ta = Date.parse(a.metadata?.creationTimestamp ?? '') || 0;
   const tb = Date.parse(b.metadata?.creationTimestamp ?? '') || 0;
@@ -174,6 +190,7 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
   for (const [key, listeners] of listenersByGateway) {
     const [namespace, name] = key.split('/');
     const models: ListenerModel[] = [];
+    const preserveOrder = listeners.length > 0 && preservesRouteOrder(index, listeners[0].gateway);
     for (const listener of listeners.filter(isHttpListener)) {
       const policies = listenerPolicies(index, listener.gatewayRef, listener.name);
       const tls = asObject(listener.spec.tls);
@@ -191,7 +208,7 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
               },
             }
           : {}),
-        routes: sortRoutes(listener.routes),
+        routes: preserveOrder ? listener.routes : sortRoutes(listener.routes),
         earlyRemoveHeaders: policies.earlyRemoveHeaders,
         ...(policies.bufferLimitBytes !== undefined ? { bufferLimitBytes: policies.bufferLimitBytes } : {}),
         attachedRoutes: listener.attachedRoutes,
