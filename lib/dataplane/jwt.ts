@@ -277,14 +277,27 @@ async function verifyToken(found: FoundToken, jwks: JwksResolver, nowSeconds: nu
     await jwtVerify(token, jwks.keys(provider), { currentDate: new Date(nowSeconds * 1000), clockTolerance: Number.MAX_SAFE_INTEGER });
     return { status: 'ok', payload };
   } catch (error) {
-    if (error instanceof joseErrors.JWKSNoMatchingKey) return { status: JWT_STATUS.noMatchingKey };
-    if (error instanceof joseErrors.JWKSTimeout || error instanceof joseErrors.JWKSInvalid || isFetchFailure(error)) return { status: JWT_STATUS.jwksFetchFailed };
+    // Compared by code/name, not instanceof: errors may come from another realm (fetch, test sandboxes).
+    const code = (error as { code?: unknown }).code;
+    if (code === joseErrors.JWKSNoMatchingKey.code) return { status: JWT_STATUS.noMatchingKey };
+    if (code === joseErrors.JWKSTimeout.code || code === joseErrors.JWKSInvalid.code || isFetchFailure(error)) return { status: JWT_STATUS.jwksFetchFailed };
     return { status: JWT_STATUS.verificationFailed };
   }
 }
 
 function isFetchFailure(error: unknown): boolean {
-  return error instanceof TypeError || (error instanceof Error && /fetch|ECONNREFUSED|ENOTFOUND|ENOENT|status code/i.test(error.message));
+  if (!(error && typeof error === 'object')) return false;
+  const { name, message, code } = error as { name?: unknown; message?: unknown; code?: unknown };
+  // Node's fetch rejects with TypeError('fetch failed'); jose reports a non-200 answer or non-JSON body as a
+  // generic error about the "JSON Web Key Set HTTP response"; a
+  // JWKS file that cannot be read throws ENOENT/EACCES; our own JWKS parsing errors name the file.
+  return (
+    (name === 'TypeError' && message === 'fetch failed') ||
+    code === 'ENOENT' ||
+    code === 'EACCES' ||
+    (code === 'ERR_JOSE_GENERIC' && typeof message === 'string' && message.includes('JSON Web Key Set HTTP response')) ||
+    (typeof message === 'string' && /^JWKS file .* (is not JSON|has no "keys" list)/.test(message))
+  );
 }
 
 /** Envoy's `claim_to_headers` value: strings as is, numbers and booleans as text, objects and lists as base64 JSON. */
