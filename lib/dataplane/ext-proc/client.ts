@@ -1,0 +1,91 @@
+/**
+ * gRPC transport to the processors: one channel per processor target and authority (Envoy keeps one cluster,
+ * hence one connection pool, per ext_proc service), one bidirectional `Process` stream per HTTP stream.
+ */
+import * as grpc from '@grpc/grpc-js';
+import { createExtProcCodec, PROCESS_METHOD_PATH, type DecodedResponse, type ExtProcCodec, type OutgoingRequest } from './protocol';
+
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  // A buffered body travels in one message; the listener's buffer limit bounds it, not gRPC.
+  'grpc.max_receive_message_length': 512 * 1024 * 1024,
+  'grpc.max_send_message_length': 512 * 1024 * 1024,
+  'grpc.enable_channelz': 0,
+};
+
+/** What a `Process` stream reports back. */
+export interface ExtProcStreamHandler {
+  onMessage(response: DecodedResponse): void;
+  /** The processor (or the transport) ended the stream: `code` 0 is a clean close, anything else a gRPC error. */
+  onClose(code: number, details: string): void;
+}
+
+export interface ExtProcStream {
+  send(request: OutgoingRequest): void;
+  /** Half-closes, then resets the stream (what Envoy's filter does when it is done with it). Idempotent. */
+  close(): void;
+}
+
+/** The gRPC channels of the data plane's ext_proc filters, one per processor; `close()` when the data plane stops. */
+export class ExtProcClients {
+  private readonly clients = new Map<string, grpc.Client>();
+  private codecInstance: ExtProcCodec | undefined;
+  private closed = false;
+
+  /** `codec`: for tests that already hold one; by default the descriptor is loaded on first use. */
+  constructor(codec?: ExtProcCodec) {
+    this.codecInstance = codec;
+  }
+
+  get codec(): ExtProcCodec {
+    return (this.codecInstance ??= createExtProcCodec());
+  }
+
+  /** Opens one `Process` stream to `target` (`host:port`), with `authority` as its `:authority`. */
+  open(target: string, authority: string, handler: ExtProcStreamHandler): ExtProcStream {
+    if (this.closed) throw new Error('ext_proc: the gRPC clients are closed');
+    const codec = this.codec;
+    const call = this.client(target, authority).makeBidiStreamRequest(
+      PROCESS_METHOD_PATH,
+      (request: OutgoingRequest) => codec.serializeRequest(request),
+      (bytes: Buffer) => codec.deserializeResponse(bytes),
+    );
+    let ended = false;
+    call.on('data', (response: DecodedResponse) => {
+      if (!ended) handler.onMessage(response);
+    });
+    // Every call ends with exactly one status; errors are reported through it.
+    call.on('error', () => undefined);
+    call.on('status', (status: grpc.StatusObject) => {
+      if (ended) return;
+      ended = true;
+      handler.onClose(status.code, status.details);
+    });
+    return {
+      send(request) {
+        if (!ended) call.write(request);
+      },
+      close() {
+        if (ended) return;
+        ended = true;
+        call.end();
+        call.cancel();
+      },
+    };
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  private client(target: string, authority: string): grpc.Client {
+    const key = `${target}\u0000${authority}`;
+    let client = this.clients.get(key);
+    if (!client) {
+      client = new grpc.Client(target, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, 'grpc.default_authority': authority });
+      this.clients.set(key, client);
+    }
+    return client;
+  }
+}

@@ -1,0 +1,511 @@
+/**
+ * One HTTP stream through Envoy's ext_proc filter (`ext_proc.cc` `Filter`, `processor_state.cc`
+ * `ProcessorState`): which messages go to the processor and when, what each answer does to the stream, and what
+ * happens on an immediate response, a gRPC error, a message timeout, a spurious message or a client that leaves.
+ *
+ * Our filter manager hands the whole request body to `decodeData` right after `decodeHeaders`, which is the order
+ * Envoy produces when the body arrived before the headers answer: one request body message with
+ * `end_of_stream: true`, in every body mode.
+ */
+import { CONTINUE, HeaderMap, type DecodeResult, type EncodeResult, type LocalReply, type LocalReplyAction, type StreamContext } from '../filter';
+import { evaluateAttributes } from './attributes';
+import type { ExtProcClients, ExtProcStream } from './client';
+import {
+  applyBodyMutation,
+  applyHeaderMutation,
+  detailsOf,
+  headersToWire,
+  mutatedBodyLength,
+  MutationError,
+} from './mutations';
+import {
+  BodySendMode,
+  HeaderSendMode,
+  type DecodedCommonResponse,
+  type DecodedImmediateResponse,
+  type DecodedProcessingMode,
+  type DecodedResponse,
+  type OutgoingRequest,
+  type RequestKind,
+} from './protocol';
+import type { ExtProcBodyMode, ExtProcSettings } from './settings';
+
+/** EG's default per-connection buffer limit, which bounds what BUFFERED_PARTIAL collects before it sends. */
+const PARTIAL_BUFFER_LIMIT_BYTES = 32 * 1024;
+
+const BODY_MODE_OF: Record<Exclude<ExtProcBodyMode, 'FullDuplexStreamed'>, number> = {
+  Buffered: BodySendMode.BUFFERED,
+  Streamed: BodySendMode.STREAMED,
+  BufferedPartial: BodySendMode.BUFFERED_PARTIAL,
+};
+
+type Direction = 'request' | 'response';
+
+interface DirectionState {
+  sendHeaders: boolean;
+  bodyMode: number;
+  attributesSent: boolean;
+  /** Envoy's `headers_`: the headers are still held, so a buffered body answer may mutate them. */
+  headersHeld: boolean;
+  /** CONTINUE_AND_REPLACE with a body: the original body is dropped. */
+  bodyReplaced: boolean;
+}
+
+/** What became of one message sent to the processor. */
+type Outcome =
+  | { readonly kind: 'answer'; readonly response: DecodedResponse }
+  /** Immediate response, or an error while failing closed: the stream is answered locally. */
+  | { readonly kind: 'reply'; readonly reply: LocalReply }
+  /** Processing is over (fail open, spurious message, stream closed by the processor, client gone): go on unprocessed. */
+  | { readonly kind: 'skip' };
+
+interface PendingCall {
+  readonly expected: RequestKind;
+  readonly resolve: (outcome: Outcome) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export function initialDirectionState(settings: ExtProcSettings, direction: Direction): DirectionState {
+  const phase = settings.processingMode[direction];
+  const body = phase?.body;
+  if (body === 'FullDuplexStreamed') throw new Error(`ext_proc ${settings.name}: body mode FullDuplexStreamed is not modelled by the local data plane`);
+  return {
+    sendHeaders: phase !== undefined,
+    bodyMode: body === undefined ? BodySendMode.NONE : BODY_MODE_OF[body],
+    attributesSent: false,
+    headersHeld: false,
+    bodyReplaced: false,
+  };
+}
+
+export class ExtProcSession {
+  private grpcStream: ExtProcStream | undefined;
+  /** Envoy's `processing_complete_`: nothing more goes to (or comes from) the processor. */
+  private complete = false;
+  private pending: PendingCall | undefined;
+  /** A local reply decided while no callback was waiting (e.g. the processor failed while the upstream answered). */
+  private deferredReply: LocalReply | undefined;
+  private readonly request: DirectionState;
+  private readonly response: DirectionState;
+  private requestEnded = false;
+  private responseHeaders: HeaderMap | undefined;
+  private responseReplacement: Buffer | undefined;
+  private responseHeld: Buffer[] = [];
+  private partialSent = false;
+  private readonly onAbort = (): void => this.finish();
+
+  constructor(
+    private readonly settings: ExtProcSettings,
+    private readonly target: string,
+    private readonly clients: ExtProcClients,
+    private readonly stream: StreamContext,
+  ) {
+    this.request = initialDirectionState(settings, 'request');
+    this.response = initialDirectionState(settings, 'response');
+    if (stream.signal.aborted) this.complete = true;
+    else stream.signal.addEventListener('abort', this.onAbort, { once: true });
+  }
+
+  // ---- request path ----
+
+  async decodeHeaders(endOfStream: boolean): Promise<DecodeResult> {
+    this.requestEnded = endOfStream;
+    const headers = this.stream.requestHeaders;
+    if (this.settings.shadowMode) {
+      if (this.request.sendHeaders) this.observe('request', { requestHeaders: { headers: { headers: headersToWire(headers) }, endOfStream } });
+      return CONTINUE;
+    }
+    if (this.complete || !this.request.sendHeaders) {
+      this.removeContentLengthIfNeeded(this.request, headers);
+      return CONTINUE;
+    }
+    this.request.headersHeld = true;
+    const answer = this.exchange('request', 'requestHeaders', { requestHeaders: { headers: { headers: headersToWire(headers) }, endOfStream } });
+    // Envoy drops the length as soon as the message is on its way, before the answer.
+    this.removeContentLengthIfNeeded(this.request, headers);
+    const outcome = await answer;
+    if (outcome.kind === 'reply') return { action: 'localReply', reply: outcome.reply };
+    if (outcome.kind === 'skip') {
+      this.request.headersHeld = false;
+      return CONTINUE;
+    }
+    const common = outcome.response.requestHeaders?.response ?? {};
+    const failed = this.applyHeaders(common, this.request, headers);
+    if (failed) return { action: 'localReply', reply: failed };
+    this.clearRouteCache(common);
+    if (common.status === 1) {
+      if (common.bodyMutation) {
+        headers.remove('content-length');
+        this.request.bodyReplaced = true;
+        this.stream.setRequestBody(applyBodyMutation(common.bodyMutation, EMPTY));
+      }
+      this.request.bodyMode = BodySendMode.NONE;
+      this.request.headersHeld = false;
+    } else if (endOfStream || this.request.bodyMode === BodySendMode.NONE) {
+      this.request.headersHeld = false;
+    }
+    return CONTINUE;
+  }
+
+  async decodeData(): Promise<DecodeResult> {
+    const deferred = this.takeDeferredReply();
+    if (deferred) return { action: 'localReply', reply: deferred };
+    if (this.requestEnded || this.request.bodyReplaced) return CONTINUE;
+    const body = this.stream.requestBody;
+    if (this.settings.shadowMode) {
+      // Observability mode sends bodies only in STREAMED mode.
+      if (this.request.bodyMode === BodySendMode.STREAMED) this.observe('request', { requestBody: { body, endOfStream: true } });
+      return CONTINUE;
+    }
+    const mode = this.request.bodyMode;
+    if (this.complete || mode === BodySendMode.NONE) return CONTINUE;
+    const outcome = await this.exchange('request', 'requestBody', { requestBody: { body, endOfStream: true } });
+    if (outcome.kind === 'reply') return { action: 'localReply', reply: outcome.reply };
+    if (outcome.kind === 'skip') {
+      this.request.headersHeld = false;
+      return CONTINUE;
+    }
+    const common = outcome.response.requestBody?.response ?? {};
+    if (mode === BodySendMode.STREAMED) {
+      // A streamed chunk's answer may only change the chunk; its header mutation is not applied.
+      if (common.bodyMutation) this.stream.setRequestBody(applyBodyMutation(common.bodyMutation, body));
+    } else {
+      const failed = this.applyBufferedBodyAnswer(common, this.request, this.stream.requestHeaders, mode);
+      if (failed) return { action: 'localReply', reply: failed };
+      if (common.bodyMutation) this.stream.setRequestBody(applyBodyMutation(common.bodyMutation, body));
+    }
+    this.clearRouteCache(common);
+    this.request.headersHeld = false;
+    return CONTINUE;
+  }
+
+  // ---- response path ----
+
+  async encodeHeaders(headers: HeaderMap, endOfStream: boolean): Promise<EncodeResult> {
+    const deferred = this.takeDeferredReply();
+    if (deferred) return { action: 'localReply', reply: deferred };
+    this.responseHeaders = headers;
+    if (this.settings.shadowMode) {
+      if (this.response.sendHeaders) this.observe('response', { responseHeaders: { headers: { headers: headersToWire(headers) }, endOfStream } });
+      return CONTINUE;
+    }
+    if (this.complete || !this.response.sendHeaders) {
+      this.removeContentLengthIfNeeded(this.response, headers);
+      return CONTINUE;
+    }
+    this.response.headersHeld = true;
+    const answer = this.exchange('response', 'responseHeaders', { responseHeaders: { headers: { headers: headersToWire(headers) }, endOfStream } });
+    this.removeContentLengthIfNeeded(this.response, headers);
+    const outcome = await answer;
+    if (outcome.kind === 'reply') return { action: 'localReply', reply: outcome.reply };
+    if (outcome.kind === 'skip') {
+      this.response.headersHeld = false;
+      return CONTINUE;
+    }
+    const common = outcome.response.responseHeaders?.response ?? {};
+    const failed = this.applyHeaders(common, this.response, headers);
+    if (failed) return { action: 'localReply', reply: failed };
+    if (common.status === 1) {
+      if (common.bodyMutation) {
+        headers.remove('content-length');
+        this.response.bodyReplaced = true;
+        this.responseReplacement = applyBodyMutation(common.bodyMutation, EMPTY);
+      }
+      this.response.bodyMode = BodySendMode.NONE;
+      this.response.headersHeld = false;
+    } else if (endOfStream || this.response.bodyMode === BodySendMode.NONE) {
+      this.response.headersHeld = false;
+    }
+    return CONTINUE;
+  }
+
+  async encodeData(chunk: Buffer, endOfStream: boolean): Promise<Buffer | LocalReplyAction> {
+    const deferred = this.takeDeferredReply();
+    if (deferred) return { action: 'localReply', reply: deferred };
+    if (this.response.bodyReplaced) {
+      const replacement = this.responseReplacement ?? EMPTY;
+      this.responseReplacement = undefined;
+      return replacement;
+    }
+    if (this.settings.shadowMode) {
+      if (this.response.bodyMode === BodySendMode.STREAMED) this.observe('response', { responseBody: { body: chunk, endOfStream } });
+      return chunk;
+    }
+    const mode = this.response.bodyMode;
+    if (this.complete || mode === BodySendMode.NONE) return this.releaseHeld(chunk);
+    if (mode === BodySendMode.STREAMED) {
+      const outcome = await this.exchange('response', 'responseBody', { responseBody: { body: chunk, endOfStream } });
+      if (outcome.kind === 'reply') return { action: 'localReply', reply: outcome.reply };
+      if (outcome.kind === 'skip') return chunk;
+      return applyBodyMutation(outcome.response.responseBody?.response?.bodyMutation, chunk);
+    }
+    if (mode === BodySendMode.BUFFERED_PARTIAL && this.partialSent) return chunk;
+    this.responseHeld.push(chunk);
+    const heldBytes = this.responseHeld.reduce((sum, part) => sum + part.length, 0);
+    const sendNow = endOfStream || (mode === BodySendMode.BUFFERED_PARTIAL && heldBytes > PARTIAL_BUFFER_LIMIT_BYTES);
+    if (!sendNow) return EMPTY;
+    const body = this.releaseHeld(EMPTY);
+    const outcome = await this.exchange('response', 'responseBody', { responseBody: { body, endOfStream } });
+    if (outcome.kind === 'reply') return { action: 'localReply', reply: outcome.reply };
+    this.partialSent = true;
+    if (outcome.kind === 'skip') return body;
+    const common = outcome.response.responseBody?.response ?? {};
+    const failed = this.applyBufferedBodyAnswer(common, this.response, this.responseHeaders, mode);
+    if (failed) return { action: 'localReply', reply: failed };
+    this.response.headersHeld = false;
+    return applyBodyMutation(common.bodyMutation, body);
+  }
+
+  /** The HTTP stream is over (done or the client went away): close the gRPC stream, stop the timer. */
+  finish(): void {
+    this.stream.signal.removeEventListener('abort', this.onAbort);
+    this.complete = true;
+    this.closeStream();
+    this.settle({ kind: 'skip' });
+  }
+
+  // ---- answers ----
+
+  /** Applies a headers answer's header mutation; a refused mutation ends processing with a 500. */
+  private applyHeaders(common: DecodedCommonResponse, state: DirectionState, headers: HeaderMap): LocalReply | undefined {
+    if (!common.headerMutation) return undefined;
+    try {
+      applyHeaderMutation(common.headerMutation, headers, {
+        replacingMessage: common.status === 1,
+        skipContentLength: shouldRemoveContentLength(state),
+      });
+      return undefined;
+    } catch (error) {
+      return this.failOnAnswer(error);
+    }
+  }
+
+  /** A BUFFERED or BUFFERED_PARTIAL body answer: header mutation if the headers are still held, then the length check. */
+  private applyBufferedBodyAnswer(
+    common: DecodedCommonResponse,
+    state: DirectionState,
+    headers: HeaderMap | undefined,
+    mode: number,
+  ): LocalReply | undefined {
+    try {
+      if (common.headerMutation && state.headersHeld && headers) {
+        applyHeaderMutation(common.headerMutation, headers, {
+          replacingMessage: common.status === 1,
+          skipContentLength: shouldRemoveContentLength(state),
+        });
+      }
+      if (mode === BodySendMode.BUFFERED && common.bodyMutation && state.headersHeld && headers) {
+        const declared = headers.get('content-length');
+        if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) !== mutatedBodyLength(common.bodyMutation)) {
+          throw new MutationError('mismatch between content length and the length of the mutated body');
+        }
+      }
+      return undefined;
+    } catch (error) {
+      return this.failOnAnswer(error);
+    }
+  }
+
+  private failOnAnswer(error: unknown): LocalReply {
+    if (!(error instanceof MutationError)) throw error;
+    this.complete = true;
+    this.closeStream();
+    return { status: 500, details: detailsOf(error.message) };
+  }
+
+  /** Only a decoding answer that carries a header mutation may clear the route cache (Envoy's DEFAULT action). */
+  private clearRouteCache(common: DecodedCommonResponse): void {
+    if (common.headerMutation && common.clearRouteCache === true) this.stream.clearRouteCache();
+  }
+
+  private removeContentLengthIfNeeded(state: DirectionState, headers: HeaderMap): void {
+    if (!this.complete && shouldRemoveContentLength(state)) headers.remove('content-length');
+  }
+
+  private releaseHeld(chunk: Buffer): Buffer {
+    if (this.responseHeld.length === 0) return chunk;
+    const out = Buffer.concat([...this.responseHeld, chunk]);
+    this.responseHeld = [];
+    return out;
+  }
+
+  private takeDeferredReply(): LocalReply | undefined {
+    const reply = this.deferredReply;
+    this.deferredReply = undefined;
+    return reply;
+  }
+
+  // ---- the gRPC stream ----
+
+  private exchange(direction: Direction, kind: RequestKind, message: OutgoingRequest): Promise<Outcome> {
+    const grpcStream = this.openStream();
+    if (!grpcStream || this.complete) {
+      const reply = this.takeDeferredReply();
+      return Promise.resolve(reply ? { kind: 'reply', reply } : { kind: 'skip' });
+    }
+    grpcStream.send(this.withContext(direction, message));
+    return new Promise<Outcome>((resolve) => {
+      const timer = setTimeout(() => this.onMessageTimeout(), this.settings.messageTimeoutMs);
+      this.pending = { expected: kind, resolve, timer };
+    });
+  }
+
+  /** Observability mode: sent and not awaited. */
+  private observe(direction: Direction, message: OutgoingRequest): void {
+    if (this.complete) return;
+    this.openStream()?.send(this.withContext(direction, { ...message, observabilityMode: true }));
+  }
+
+  private withContext(direction: Direction, message: OutgoingRequest): OutgoingRequest {
+    const out: OutgoingRequest = { ...message };
+    const forwarding = this.settings.metadataOptions.forwardingNamespaces;
+    if (forwarding.length > 0) {
+      const context: Record<string, Record<string, unknown>> = {};
+      for (const namespace of forwarding) {
+        const value = this.stream.dynamicMetadata.get(namespace);
+        if (value) context[namespace] = value;
+      }
+      out.metadataContext = context;
+    }
+    const state = direction === 'request' ? this.request : this.response;
+    const names = this.settings.processingMode[direction]?.attributes ?? [];
+    if (names.length > 0 && !state.attributesSent) {
+      state.attributesSent = true;
+      out.attributes = evaluateAttributes(names, this.stream, direction === 'response' ? this.responseHeaders : undefined);
+    }
+    return out;
+  }
+
+  private openStream(): ExtProcStream | undefined {
+    if (this.grpcStream || this.complete) return this.grpcStream;
+    try {
+      this.grpcStream = this.clients.open(this.target, this.settings.authority, {
+        onMessage: (response) => this.onMessage(response),
+        onClose: (code) => this.onClose(code),
+      });
+    } catch {
+      this.onClose(GRPC_UNAVAILABLE);
+    }
+    return this.grpcStream;
+  }
+
+  private closeStream(): void {
+    const grpcStream = this.grpcStream;
+    this.grpcStream = undefined;
+    grpcStream?.close();
+  }
+
+  /** Resolves the waiting callback, or keeps a local reply for the next one. */
+  private settle(outcome: Outcome): void {
+    const pending = this.pending;
+    if (pending) {
+      this.pending = undefined;
+      clearTimeout(pending.timer);
+      pending.resolve(outcome);
+    } else if (outcome.kind === 'reply') {
+      this.deferredReply = outcome.reply;
+    }
+  }
+
+  private onMessage(response: DecodedResponse): void {
+    if (this.settings.shadowMode || this.complete) return;
+    // A new timeout is only honoured up to `max_message_timeout`, which EG leaves at 0: the message is ignored.
+    if (response.overrideMessageTimeout) return;
+    const pending = this.pending;
+    const waitingForHeaders = pending?.expected === 'requestHeaders' || pending?.expected === 'responseHeaders';
+    if (this.settings.allowModeOverride && waitingForHeaders && response.modeOverride) this.overrideModes(response.modeOverride);
+    const kind = response.response;
+    if (kind !== undefined) this.writeMetadata(response);
+    if (kind === 'immediateResponse') {
+      this.complete = true;
+      this.closeStream();
+      this.settle({ kind: 'reply', reply: immediateReply(response.immediateResponse ?? {}) });
+      return;
+    }
+    if (pending && kind === pending.expected) {
+      this.pending = undefined;
+      clearTimeout(pending.timer);
+      pending.resolve({ kind: 'answer', response });
+      return;
+    }
+    // Out of order or unknown: Envoy ignores the processor for the rest of the stream.
+    this.complete = true;
+    this.closeStream();
+    this.settle({ kind: 'skip' });
+  }
+
+  private onClose(code: number): void {
+    this.grpcStream = undefined;
+    if (this.complete) return;
+    this.complete = true;
+    if (code === GRPC_OK || this.settings.failOpen) {
+      this.settle({ kind: 'skip' });
+      return;
+    }
+    this.settle({ kind: 'reply', reply: { status: this.settings.statusOnError ?? 500, details: `ext_proc_error_gRPC_error_${code}` } });
+  }
+
+  private onMessageTimeout(): void {
+    if (this.complete) return;
+    this.complete = true;
+    this.closeStream();
+    if (this.settings.failOpen) this.settle({ kind: 'skip' });
+    else this.settle({ kind: 'reply', reply: { status: 504, details: 'ext_proc_error_per-message_timeout_exceeded' } });
+  }
+
+  /** `mode_override` replaces both directions' modes; unset enum fields mean DEFAULT (headers sent) and NONE (no body). */
+  private overrideModes(mode: DecodedProcessingMode): void {
+    this.request.sendHeaders = (mode.requestHeaderMode ?? HeaderSendMode.DEFAULT) !== HeaderSendMode.SKIP;
+    this.request.bodyMode = mode.requestBodyMode ?? BodySendMode.NONE;
+    this.response.sendHeaders = (mode.responseHeaderMode ?? HeaderSendMode.DEFAULT) !== HeaderSendMode.SKIP;
+    this.response.bodyMode = mode.responseBodyMode ?? BodySendMode.NONE;
+  }
+
+  /** Each top-level key is a namespace; only writable ones are taken, merged key by key into what is there. */
+  private writeMetadata(response: DecodedResponse): void {
+    const receiving = this.settings.metadataOptions.receivingNamespaces;
+    if (!response.dynamicMetadata || receiving.length === 0) return;
+    for (const [namespace, value] of Object.entries(response.dynamicMetadata)) {
+      if (!receiving.includes(namespace)) continue;
+      const fields = typeof value === 'object' && value !== null && !Array.isArray(value) ? value : {};
+      this.stream.dynamicMetadata.set(namespace, { ...(this.stream.dynamicMetadata.get(namespace) ?? {}), ...fields });
+    }
+  }
+}
+
+const GRPC_OK = 0;
+const GRPC_UNAVAILABLE = 14;
+
+/** Envoy removes the length in the modes where it cannot keep it right once the processor changes the body. */
+function shouldRemoveContentLength(state: DirectionState): boolean {
+  return (
+    state.bodyMode === BodySendMode.STREAMED ||
+    state.bodyMode === BodySendMode.BUFFERED_PARTIAL ||
+    (state.bodyMode === BodySendMode.BUFFERED && !state.sendHeaders)
+  );
+}
+
+/** An ImmediateResponse as Envoy sends it: status (200 when absent or below 200), mutated headers, body, details. */
+export function immediateReply(immediate: DecodedImmediateResponse): LocalReply {
+  const requested = immediate.status?.code;
+  const status = requested !== undefined && requested >= 200 ? requested : 200;
+  const headers = new HeaderMap([[':status', String(status)]]);
+  if (immediate.headers) {
+    try {
+      applyHeaderMutation(immediate.headers, headers);
+    } catch (error) {
+      // Envoy logs a refused mutation here and sends the reply with what was applied before it.
+      if (!(error instanceof MutationError)) throw error;
+    }
+  }
+  const finalStatus = Number(headers.get(':status') ?? status);
+  const body = immediate.body ? Buffer.from(immediate.body.buffer, immediate.body.byteOffset, immediate.body.byteLength) : EMPTY;
+  return {
+    status: finalStatus,
+    headers: headers.list().filter(([name]) => !name.startsWith(':')),
+    body,
+    details: detailsOf(immediate.details ?? ''),
+  };
+}

@@ -1,0 +1,153 @@
+/**
+ * What Envoy Gateway v1.9 makes of one `EnvoyExtensionPolicy.spec.extProc[i]`: the IR it builds in
+ * `internal/gatewayapi/envoyextensionpolicy.go` (`buildExtProc`) and the `ExternalProcessor` config its xDS
+ * translator writes from it (`internal/xds/translator/extproc.go`, `extProcConfig` / `buildProcessingMode`).
+ * Plain data: it lives in the data plane model.
+ */
+import type { KubeObject } from '../model';
+
+export type ExtProcBodyMode = 'Buffered' | 'Streamed' | 'BufferedPartial' | 'FullDuplexStreamed';
+
+export interface ExtProcPhaseSettings {
+  /** Absent: the body is not sent (`NONE`). */
+  readonly body?: ExtProcBodyMode;
+  /** CEL attribute names sent with the first message of the phase (`request_attributes` / `response_attributes`). */
+  readonly attributes?: readonly string[];
+}
+
+export interface ExtProcSettings {
+  /** EG's IR name, `envoyextensionpolicy/<ns>/<name>/extproc/<i>`; the HTTP filter is `envoy.filters.http.ext_proc/<name>`. */
+  readonly name: string;
+  /** The processor: `backendRefs[0]` (a Service, or an EG Backend). */
+  readonly service: { readonly kind: 'Service' | 'Backend'; readonly namespace: string; readonly name: string; readonly port?: number };
+  /** The `:authority` of the gRPC calls, `<name>.<namespace>[:<port>]` as EG sets it. */
+  readonly authority: string;
+  /**
+   * A phase that is present sends its headers (EG sets `SEND` exactly when `processingMode.request` /
+   * `.response` is given, `SKIP` otherwise) and its body in the given mode.
+   */
+  readonly processingMode: { readonly request?: ExtProcPhaseSettings; readonly response?: ExtProcPhaseSettings };
+  /** How long the filter waits for each answer; Envoy's default (200 ms) when the policy sets none. */
+  readonly messageTimeoutMs: number;
+  /** `failure_mode_allow`: on a gRPC error or message timeout the request goes on unprocessed. Default false. */
+  readonly failOpen: boolean;
+  /** Whether the processor's `mode_override` on a headers answer is honoured. Default false. */
+  readonly allowModeOverride: boolean;
+  /** EG `shadowMode` = Envoy `observability_mode`: messages are sent, answers are not awaited or applied. */
+  readonly shadowMode: boolean;
+  /** The status of the local reply on a gRPC error when not failing open (Envoy's `status_on_error`, default 500). */
+  readonly statusOnError?: number;
+  readonly metadataOptions: {
+    /** `metadata.accessibleNamespaces`: dynamic metadata namespaces sent to the processor with each message. */
+    readonly forwardingNamespaces: readonly string[];
+    /** `metadata.writableNamespaces`: the only namespaces the processor's dynamic metadata may write. */
+    readonly receivingNamespaces: readonly string[];
+  };
+}
+
+/** Envoy's `message_timeout` default; EG writes the field only when the policy sets `messageTimeout`. */
+export const DEFAULT_MESSAGE_TIMEOUT_MS = 200;
+
+const BODY_MODES: readonly ExtProcBodyMode[] = ['Buffered', 'Streamed', 'BufferedPartial', 'FullDuplexStreamed'];
+
+export function extProcSettingsFromPolicy(policy: KubeObject, index: number): ExtProcSettings {
+  const namespace = policy.metadata?.namespace ?? 'default';
+  const policyName = policy.metadata?.name;
+  const where = `EnvoyExtensionPolicy ${namespace}/${policyName ?? '<unnamed>'} spec.extProc[${index}]`;
+  if (!policyName) throw new Error(`${where}: the policy has no metadata.name`);
+  const spec = record(policy.spec, `EnvoyExtensionPolicy ${namespace}/${policyName} spec`);
+  const list = spec.extProc;
+  if (!Array.isArray(list) || index < 0 || index >= list.length) throw new Error(`${where}: no such entry`);
+  const entry = record(list[index], where);
+
+  const refs = Array.isArray(entry.backendRefs) && entry.backendRefs.length > 0 ? entry.backendRefs : entry.backendRef ? [entry.backendRef] : [];
+  if (refs.length === 0) throw new Error(`${where}: backendRefs is required`);
+  if (refs.length > 1) throw new Error(`${where}: ${refs.length} backendRefs; the local data plane models one processor per extProc entry`);
+  const ref = record(refs[0], `${where}.backendRefs[0]`);
+  const kind = ref.kind === undefined ? 'Service' : ref.kind;
+  if (kind !== 'Service' && kind !== 'Backend') throw new Error(`${where}.backendRefs[0]: kind ${String(kind)} is not a Service or Backend`);
+  const refName = string(ref.name, `${where}.backendRefs[0].name`);
+  const refNamespace = ref.namespace === undefined ? namespace : string(ref.namespace, `${where}.backendRefs[0].namespace`);
+  const port = ref.port === undefined ? undefined : integer(ref.port, `${where}.backendRefs[0].port`);
+  if (kind === 'Service' && port === undefined) throw new Error(`${where}.backendRefs[0]: a Service reference needs a port`);
+
+  const mode = entry.processingMode === undefined ? {} : record(entry.processingMode, `${where}.processingMode`);
+  const metadata = entry.metadata === undefined ? {} : record(entry.metadata, `${where}.metadata`);
+  const statusOnError = entry.statusOnError === undefined ? undefined : integer(entry.statusOnError, `${where}.statusOnError`);
+  if (statusOnError !== undefined && (statusOnError < 400 || statusOnError > 599)) {
+    throw new Error(`${where}.statusOnError: ${statusOnError} is not a 4xx or 5xx status`);
+  }
+  return {
+    name: `envoyextensionpolicy/${namespace}/${policyName}/extproc/${index}`,
+    service: { kind, namespace: refNamespace, name: refName, ...(port === undefined ? {} : { port }) },
+    authority: port === undefined ? `${refName}.${refNamespace}` : `${refName}.${refNamespace}:${port}`,
+    processingMode: {
+      ...(mode.request === undefined ? {} : { request: phase(mode.request, `${where}.processingMode.request`) }),
+      ...(mode.response === undefined ? {} : { response: phase(mode.response, `${where}.processingMode.response`) }),
+    },
+    messageTimeoutMs: entry.messageTimeout === undefined ? DEFAULT_MESSAGE_TIMEOUT_MS : parseDurationMs(entry.messageTimeout, `${where}.messageTimeout`),
+    failOpen: entry.failOpen === undefined ? false : boolean(entry.failOpen, `${where}.failOpen`),
+    allowModeOverride: mode.allowModeOverride === undefined ? false : boolean(mode.allowModeOverride, `${where}.processingMode.allowModeOverride`),
+    shadowMode: entry.shadowMode === undefined ? false : boolean(entry.shadowMode, `${where}.shadowMode`),
+    ...(statusOnError === undefined ? {} : { statusOnError }),
+    metadataOptions: {
+      forwardingNamespaces: strings(metadata.accessibleNamespaces, `${where}.metadata.accessibleNamespaces`),
+      receivingNamespaces: strings(metadata.writableNamespaces, `${where}.metadata.writableNamespaces`),
+    },
+  };
+}
+
+function phase(value: unknown, where: string): ExtProcPhaseSettings {
+  const options = value === null ? {} : record(value, where);
+  const body = options.body;
+  if (body !== undefined && !BODY_MODES.includes(body as ExtProcBodyMode)) {
+    throw new Error(`${where}.body: ${String(body)} is not one of ${BODY_MODES.join(', ')}`);
+  }
+  const attributes = strings(options.attributes, `${where}.attributes`);
+  return { ...(body === undefined ? {} : { body: body as ExtProcBodyMode }), ...(attributes.length ? { attributes } : {}) };
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, 'µs': 0.001, ns: 0.000001 };
+
+/** Go's `time.ParseDuration`, which EG applies to `messageTimeout` (e.g. `10s`, `1m30s`, `250ms`, `1.5s`). */
+export function parseDurationMs(value: unknown, where: string): number {
+  if (typeof value !== 'string' || value.length === 0 || value.length > 64) throw new Error(`${where}: not a duration: ${String(value)}`);
+  if (value === '0') return 0;
+  const part = /(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)/y;
+  let total = 0;
+  let at = 0;
+  while (at < value.length) {
+    part.lastIndex = at;
+    const match = part.exec(value);
+    if (!match) throw new Error(`${where}: not a duration: ${value}`);
+    total += Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
+    at = part.lastIndex;
+  }
+  return total;
+}
+
+function record(value: unknown, where: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${where}: expected an object`);
+  return value as Record<string, unknown>;
+}
+
+function string(value: unknown, where: string): string {
+  if (typeof value !== 'string' || value.length === 0) throw new Error(`${where}: expected a non-empty string`);
+  return value;
+}
+
+function integer(value: unknown, where: string): number {
+  if (typeof value !== 'number' || !Number.isInteger(value)) throw new Error(`${where}: expected an integer`);
+  return value;
+}
+
+function boolean(value: unknown, where: string): boolean {
+  if (typeof value !== 'boolean') throw new Error(`${where}: expected true or false`);
+  return value;
+}
+
+function strings(value: unknown, where: string): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string')) throw new Error(`${where}: expected a list of strings`);
+  return [...(value as string[])];
+}
