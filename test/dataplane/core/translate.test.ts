@@ -1,0 +1,356 @@
+import { parseManifests } from '../../../lib/dataplane/manifests';
+import type { RouteModel } from '../../../lib/dataplane/model';
+import { translate } from '../../../lib/dataplane/translate';
+import { intersectHostnames } from '../../../lib/dataplane/translate/hostnames';
+import { comparePrecedence, sortRoutes } from '../../../lib/dataplane/translate/sort';
+import { parseDurationMs, parseQuantityBytes } from '../../../lib/dataplane/translate/objects';
+
+/** A gateway shaped like what the constructs synthesize: processor, policies, Backends with TLS, a direct-response 404. */
+const MANIFESTS = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: team-chat}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: ai-gateway, namespace: ai-platform}
+spec:
+  gatewayClassName: ai-gateway
+  listeners:
+  - name: http
+    port: 80
+    protocol: HTTP
+    allowedRoutes:
+      namespaces:
+        from: Selector
+        selector:
+          matchExpressions: [{key: kubernetes.io/metadata.name, operator: In, values: [team-chat]}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {name: client, namespace: ai-platform}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: ai-gateway}]
+  connection: {bufferLimit: 50Mi}
+  headers: {earlyRequestHeaders: {remove: [X-AI-Gateway-Backend]}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: EnvoyExtensionPolicy
+metadata: {name: processor, namespace: ai-platform}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: ai-gateway}]
+  extProc:
+  - backendRefs: [{name: processor, port: 9002}]
+    messageTimeout: 10s
+    processingMode: {allowModeOverride: true, request: {body: Buffered}, response: {body: Buffered}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: gateway-budgets, namespace: ai-platform}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: ai-gateway}]
+  rateLimit:
+    type: Global
+    global:
+      rules:
+      - clientSelectors: [{headers: [{name: x-tenant-id, type: Distinct}]}]
+        limit: {requests: 100, unit: Hour}
+        shared: true
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: Backend
+metadata: {name: openai, namespace: ai-platform}
+spec:
+  endpoints: [{fqdn: {hostname: api.openai.com, port: 443}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: BackendTLSPolicy
+metadata: {name: openai-tls, namespace: ai-platform}
+spec:
+  targetRefs: [{group: gateway.envoyproxy.io, kind: Backend, name: openai}]
+  validation: {hostname: api.openai.com, wellKnownCACertificates: System}
+---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {name: openai-from-team-chat, namespace: ai-platform}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: team-chat}]
+  to: [{group: gateway.envoyproxy.io, kind: Backend, name: openai}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: HTTPRouteFilter
+metadata: {name: not-found, namespace: team-chat}
+spec:
+  directResponse:
+    contentType: application/json
+    statusCode: 404
+    body: {type: Inline, inline: '{"error":"not found"}'}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: chat, namespace: team-chat}
+spec:
+  parentRefs: [{name: ai-gateway, namespace: ai-platform}]
+  rules:
+  - matches:
+    - {path: {type: PathPrefix, value: /v1}, headers: [{name: x-ai-gateway-backend, value: openai}]}
+    - {path: {type: PathPrefix, value: /}, headers: [{name: x-ai-gateway-backend, value: openai}]}
+    backendRefs: [{group: gateway.envoyproxy.io, kind: Backend, name: openai, namespace: ai-platform}]
+    filters: [{type: URLRewrite, urlRewrite: {hostname: api.openai.com}}]
+    timeouts: {request: 120s}
+  - matches: [{path: {type: PathPrefix, value: /v1}}]
+    filters: [{type: ExtensionRef, extensionRef: {group: gateway.envoyproxy.io, kind: HTTPRouteFilter, name: not-found}}]
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: BackendTrafficPolicy
+metadata: {name: chat, namespace: team-chat}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: chat}]
+  mergeType: StrategicMerge
+  rateLimit:
+    type: Global
+    global:
+      rules:
+      - clientSelectors: [{headers: [{name: x-ai-eg-model, type: Distinct}]}]
+        limit: {requests: 10, unit: Minute}
+        shared: true
+  retry:
+    numRetries: 3
+    retryOn: {triggers: [connect-failure, retriable-status-codes], httpStatusCodes: [503]}
+    perRetry: {timeout: 2s}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: processor, namespace: ai-platform}
+spec:
+  selector: {app: processor}
+  ports: [{name: grpc, port: 9002, targetPort: 9002}]
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: processor-config, namespace: ai-platform}
+data: {config.json: '{"version":"ai-gateway.v1"}'}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: processor, namespace: ai-platform}
+spec:
+  template:
+    metadata: {labels: {app: processor}}
+    spec:
+      containers:
+      - name: processor
+        args: [--config, /etc/ai-gateway/config/config.json, --listen, 0.0.0.0:9002]
+        volumeMounts:
+        - {name: config, mountPath: /etc/ai-gateway/config}
+        - {name: secret-openai, mountPath: /etc/ai-gateway/secrets/openai}
+      volumes:
+      - {name: config, configMap: {name: processor-config}}
+      - {name: secret-openai, secret: {secretName: openai}}
+`;
+
+describe('translate: the resources the constructs synthesize', () => {
+  const model = translate(parseManifests(MANIFESTS));
+  const listener = model.gateways[0].listeners[0];
+
+  it('names the listener as EG does and applies the ClientTrafficPolicy', () => {
+    expect(listener.name).toBe('ai-platform/ai-gateway/http');
+    expect(listener.earlyRemoveHeaders).toEqual(['x-ai-gateway-backend']);
+    expect(listener.bufferLimitBytes).toBe(50 * 1024 * 1024);
+    expect(listener.attachedRoutes).toBe(1);
+  });
+
+  it('orders the entries by EG precedence: {header + /v1}, {/v1}, {header + /}', () => {
+    expect(listener.routes.map((r) => r.name)).toEqual([
+      'httproute/team-chat/chat/rule/0/match/0/*',
+      'httproute/team-chat/chat/rule/1/match/0/*',
+      'httproute/team-chat/chat/rule/0/match/1/*',
+    ]);
+  });
+
+  it('enables the gateway ext_proc on every route, the direct-response route included', () => {
+    for (const route of listener.routes) expect(route.extProcs.map((e) => e.name)).toEqual(['envoyextensionpolicy/ai-platform/processor/extproc/0']);
+  });
+
+  it('stacks the gateway and route budgets (StrategicMerge) and takes the route policy retry', () => {
+    const route = listener.routes[0];
+    expect(route.rateLimitRules.map((r) => r.name).sort()).toEqual(['ai-platform/gateway-budgets/rule/0', 'team-chat/chat/rule/0']);
+    expect(route.retry).toEqual({
+      numRetries: 3,
+      retryOn: ['connect-failure', 'retriable-status-codes'],
+      retriableStatusCodes: [503],
+      perTryTimeoutMs: 2000,
+      backOffBaseMs: undefined,
+      backOffMaxMs: undefined,
+    });
+    expect(route.timeoutMs).toBe(120_000);
+  });
+
+  it('resolves the cross-namespace Backend through the ReferenceGrant, with BackendTLSPolicy TLS', () => {
+    const action = listener.routes[0].action;
+    expect(action.type).toBe('forward');
+    if (action.type !== 'forward') return;
+    expect(action.destinations[0].backend).toEqual({
+      kind: 'Backend',
+      namespace: 'ai-platform',
+      name: 'openai',
+      port: undefined,
+      endpoints: [{ type: 'fqdn', hostname: 'api.openai.com', port: 443 }],
+      tls: { sni: 'api.openai.com', caCertificates: [], useSystemCAs: true, insecureSkipVerify: false },
+    });
+    expect(listener.routes[0].urlRewrite).toEqual({ hostname: 'api.openai.com', path: undefined });
+  });
+
+  it('turns the HTTPRouteFilter into a direct response with its content type', () => {
+    const route = listener.routes[1];
+    expect(route.action).toEqual({ type: 'directResponse', status: 404, body: Buffer.from('{"error":"not found"}') });
+    expect(route.responseHeaders?.set).toEqual([['content-type', 'application/json']]);
+  });
+
+  it('reports the route Accepted with resolved references', () => {
+    expect(model.routeStatuses).toEqual([
+      {
+        route: { namespace: 'team-chat', name: 'chat' },
+        parents: [
+          {
+            parentRef: { namespace: 'ai-platform', name: 'ai-gateway' },
+            conditions: [
+              { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'Route is accepted' },
+              { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: 'Resolved all the Object references for the Route' },
+            ],
+          },
+        ],
+      },
+    ]);
+  });
+
+  it('finds the processor Deployment, its Service, config and secret mounts', () => {
+    expect(model.processors).toEqual([
+      {
+        namespace: 'ai-platform',
+        deploymentName: 'processor',
+        serviceName: 'processor',
+        servicePort: 9002,
+        args: ['--config', '/etc/ai-gateway/config/config.json', '--listen', '0.0.0.0:9002'],
+        configMapName: 'processor-config',
+        configJson: '{"version":"ai-gateway.v1"}',
+        secretMounts: [{ secretName: 'openai', mountPath: '/etc/ai-gateway/secrets/openai' }],
+      },
+    ]);
+  });
+});
+
+describe('translate: attachment', () => {
+  const base = `
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: infra}
+spec:
+  listeners:
+  - {name: a, port: 80, protocol: HTTP, hostname: a.example.com}
+  - {name: b, port: 80, protocol: HTTP, hostname: '*.example.com', allowedRoutes: {namespaces: {from: All}}}
+---`;
+  const route = (ns: string, extra: string) => `
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: ${ns}}
+spec:
+  ${extra}
+  rules: [{backendRefs: [{name: svc, port: 80}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc, namespace: ${ns}}
+spec: {ports: [{port: 80}]}
+`;
+  const accepted = (manifests: string) => translate(parseManifests(manifests)).routeStatuses[0].parents.map((p) => p.conditions[0]);
+
+  it('rejects a route from another namespace on a `Same` listener (NotAllowedByListeners)', () => {
+    expect(accepted(base + route('apps', 'parentRefs: [{name: gw, namespace: infra, sectionName: a}]'))).toEqual([
+      expect.objectContaining({ status: 'False', reason: 'NotAllowedByListeners' }),
+    ]);
+  });
+
+  it('rejects an unknown sectionName (NoMatchingParent) and a port no listener has', () => {
+    expect(accepted(base + route('infra', 'parentRefs: [{name: gw, sectionName: c}, {name: gw, port: 8080}]'))).toEqual([
+      expect.objectContaining({ status: 'False', reason: 'NoMatchingParent' }),
+      expect.objectContaining({ status: 'False', reason: 'NoMatchingParent' }),
+    ]);
+  });
+
+  it('rejects a route whose hostnames intersect no listener (NoMatchingListenerHostname)', () => {
+    expect(accepted(base + route('apps', "hostnames: [other.org]\n  parentRefs: [{name: gw, namespace: infra}]"))).toEqual([
+      expect.objectContaining({ status: 'False', reason: 'NoMatchingListenerHostname' }),
+    ]);
+  });
+
+  it('keeps a hostname that another listener on the port claims exactly off the wildcard listener', () => {
+    const model = translate(parseManifests(base + route('infra', "hostnames: [a.example.com, b.example.com]\n  parentRefs: [{name: gw}]")));
+    const [a, b] = model.gateways[0].listeners;
+    expect(a.routes.map((r) => r.hostname)).toEqual(['a.example.com']);
+    expect(b.routes.map((r) => r.hostname)).toEqual(['b.example.com']);
+    expect(b.routes[0].name).toBe('httproute/infra/r/rule/0/match/0/b_example_com');
+  });
+
+  it('answers a missing Service with a 500 and ResolvedRefs=False BackendNotFound', () => {
+    const model = translate(parseManifests(base + route('infra', 'parentRefs: [{name: gw}]').replace(/kind: Service\nmetadata: {name: svc/, 'kind: Service\nmetadata: {name: other')));
+    expect(model.gateways[0].listeners[0].routes[0].action).toEqual({ type: 'directResponse', status: 500 });
+    expect(model.routeStatuses[0].parents[0].conditions[1]).toEqual(expect.objectContaining({ status: 'False', reason: 'BackendNotFound' }));
+  });
+});
+
+describe('hostname intersection (EG computeHosts)', () => {
+  it.each([
+    [[], undefined, ['*']],
+    [[], 'a.com', ['a.com']],
+    [['x.a.com', 'b.com'], '*.a.com', ['x.a.com']],
+    [['*.com'], '*.a.com', ['*.a.com']],
+    [['*.a.com'], '*.com', ['*.a.com']],
+    [['*.a.com'], 'x.a.com', ['x.a.com']],
+    [['*.a.com'], 'a.com', []],
+    [['b.com', 'a.com'], undefined, ['a.com', 'b.com']],
+  ])('route %j on listener %s -> %j', (route, listener, expected) => {
+    expect(intersectHostnames(route, listener, [])).toEqual(expected);
+  });
+});
+
+describe('EG route precedence', () => {
+  const r = (path: RouteModel['path'], headers = 0, exact = headers, query = 0) => ({
+    path,
+    headers: Array.from({ length: headers }, (_, i) => ({ name: `h${i}`, type: i < exact ? ('Exact' as const) : ('RegularExpression' as const), value: 'v' })),
+    queryParams: Array.from({ length: query }, (_, i) => ({ name: `q${i}`, type: 'Exact' as const, value: 'v' })),
+  });
+
+  it('ranks Exact over RegularExpression over PathPrefix whatever the length', () => {
+    const exact = r({ type: 'Exact', value: '/a' });
+    const regex = r({ type: 'RegularExpression', value: '/aaaaaaaa.*' });
+    const prefix = r({ type: 'PathPrefix', value: '/aaaaaaaaaaaaaaa' });
+    expect(sortRoutes([prefix, regex, exact])).toEqual([exact, regex, prefix]);
+  });
+
+  it('counts the prefix length (`/` as 0), then headers, then exact headers, then query params', () => {
+    expect(comparePrecedence(r({ type: 'PathPrefix', value: '/ab' }), r({ type: 'PathPrefix', value: '/a' }, 5))).toBeGreaterThan(0);
+    expect(comparePrecedence(r({ type: 'PathPrefix', value: '/' }, 1), r({ type: 'PathPrefix', value: '/' }, 0, 0, 3))).toBeGreaterThan(0);
+    expect(comparePrecedence(r({ type: 'PathPrefix', value: '/' }, 2, 0), r({ type: 'PathPrefix', value: '/' }, 1, 1))).toBeGreaterThan(0);
+    expect(comparePrecedence(r({ type: 'PathPrefix', value: '/' }, 1, 1), r({ type: 'PathPrefix', value: '/' }, 1, 0))).toBeGreaterThan(0);
+  });
+
+  it('keeps input order on ties', () => {
+    const first = r({ type: 'PathPrefix', value: '/x' });
+    const second = r({ type: 'PathPrefix', value: '/y' });
+    expect(sortRoutes([first, second])).toEqual([first, second]);
+    expect(sortRoutes([second, first])).toEqual([second, first]);
+  });
+});
+
+describe('value parsing', () => {
+  it('reads Gateway API durations and Kubernetes quantities', () => {
+    expect(parseDurationMs('500ms')).toBe(500);
+    expect(parseDurationMs('1h2m3s')).toBe(3_723_000);
+    expect(parseDurationMs('0s')).toBe(0);
+    expect(parseDurationMs('ten')).toBeUndefined();
+    expect(parseQuantityBytes('50Mi')).toBe(52_428_800);
+    expect(parseQuantityBytes('32768')).toBe(32_768);
+    expect(parseQuantityBytes('lots')).toBeUndefined();
+  });
+});
