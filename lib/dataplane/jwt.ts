@@ -266,8 +266,8 @@ async function verifyToken(found: FoundToken, jwks: JwksResolver, nowSeconds: nu
     return { status: JWT_STATUS.badFormat };
   }
   if (provider.issuer !== undefined && payload.iss !== provider.issuer) return { status: JWT_STATUS.unknownIssuer };
-  if (typeof payload.exp === 'number' && payload.exp + CLOCK_SKEW_SECONDS < nowSeconds) return { status: JWT_STATUS.expired };
   if (typeof payload.nbf === 'number' && payload.nbf > nowSeconds + CLOCK_SKEW_SECONDS) return { status: JWT_STATUS.notYetValid };
+  if (typeof payload.exp === 'number' && payload.exp + CLOCK_SKEW_SECONDS < nowSeconds) return { status: JWT_STATUS.expired };
   if (provider.audiences && provider.audiences.length > 0) {
     const audiences = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
     if (!audiences.some((a) => provider.audiences?.includes(a))) return { status: JWT_STATUS.audienceNotAllowed };

@@ -61,6 +61,7 @@ export class MemoryCounterStore implements CounterStore {
 /** Counters in a real Redis, exactly the commands envoyproxy/ratelimit pipelines (INCRBY then EXPIRE). */
 export class RedisCounterStore implements CounterStore {
   private readonly client: Redis;
+  private connecting: Promise<void> | undefined;
 
   constructor(url: string, options: { connectTimeoutMs?: number } = {}) {
     this.client = new Redis(url, {
@@ -73,7 +74,8 @@ export class RedisCounterStore implements CounterStore {
 
   async incrementAndGet(key: string, hits: number, expirySeconds: number): Promise<number> {
     checkHits(hits);
-    if (this.client.status === 'wait') await this.client.connect();
+    if (this.client.status === 'wait') this.connecting ??= this.client.connect();
+    if (this.connecting) await this.connecting;
     const results = await this.client.pipeline().incrby(key, hits).expire(key, expirySeconds).exec();
     if (!results) throw new Error('redis pipeline returned no result');
     const [incr, expire] = results;

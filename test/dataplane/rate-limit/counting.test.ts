@@ -143,3 +143,16 @@ describe('MemoryCounterStore', () => {
     await expect(store.incrementAndGet('d', -1, 60)).rejects.toThrow(/non-negative integer/);
   });
 });
+
+describe('concurrent charges', () => {
+  it.each(cases)('on $name: 50 concurrent stream-done charges of 3 all land (atomic INCRBY), from a cold connection', async (storeCase) => {
+    const store = storeCase.make();
+    const service = new RateLimitService(store);
+    const domain = `test-${randomUUID()}`;
+    const entries = [{ key: 'k', value: 'v' }];
+    await Promise.all(Array.from({ length: 50 }, () => service.shouldRateLimit(domain, [{ entries, hitsAddend: 3 }], 0, limitOf(1000, 'Hour'))));
+    const check = await service.shouldRateLimit(domain, [{ entries, hitsAddend: 0 }], 0, limitOf(1000, 'Hour'));
+    expect(check.statuses[0].limitRemaining).toBe(1000 - 150);
+    await store.close();
+  });
+});
