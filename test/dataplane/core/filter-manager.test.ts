@@ -1,0 +1,149 @@
+import { HeaderMap, type HttpFilter, type StreamContext } from '../../../lib/dataplane/filter';
+import { runStream, type ResponseSink, type StreamConfig, type TerminalFilter } from '../../../lib/dataplane/filter-manager';
+
+interface Route {
+  name: string;
+  withFilter: boolean;
+}
+
+function recordingSink() {
+  const out = { status: 0, headers: [] as [string, string][], body: Buffer.alloc(0), ended: false, aborted: false };
+  const sink: ResponseSink = {
+    writeHead(status, headers) {
+      out.status = status;
+      out.headers = headers.map(([n, v]) => [n, v]);
+    },
+    write(chunk) {
+      out.body = Buffer.concat([out.body, chunk]);
+    },
+    end() {
+      out.ended = true;
+    },
+    abort() {
+      out.aborted = true;
+    },
+  };
+  return { out, sink };
+}
+
+async function* chunks(...parts: string[]): AsyncIterable<Buffer> {
+  for (const p of parts) yield Buffer.from(p);
+}
+
+const routes: Record<string, Route> = { '/first': { name: 'first', withFilter: true }, '/second': { name: 'second', withFilter: false } };
+
+function setup(filterFactory: (log: string[]) => HttpFilter, overrides: Partial<StreamConfig<Route>> = {}) {
+  const log: string[] = [];
+  let created = 0;
+  const router: TerminalFilter = {
+    name: 'router',
+    async serve(stream: StreamContext) {
+      const route = stream.route() as Route | undefined;
+      log.push(`router:${route?.name ?? 'none'}:${stream.requestHeaders.get(':path')}`);
+      if (!route) return { kind: 'localReply', reply: { status: 404, details: 'route_not_found', flag: 'NR' } };
+      return { kind: 'response', headers: new HeaderMap([[':status', '200'], ['x-up', '1']]), body: chunks('he', 'llo') };
+    },
+    onStreamComplete: () => void log.push('router:complete'),
+  };
+  const config: StreamConfig<Route> = {
+    earlyRemoveHeaders: ['x-internal'],
+    matchRoute: (headers) => (headers.has('x-internal') ? { name: 'spoofed', withFilter: false } : routes[headers.get(':path') ?? '']),
+    createFilters: (route) => {
+      created++;
+      return route?.withFilter ? [filterFactory(log)] : [];
+    },
+    router,
+    requestBodyLimit: () => 8,
+    maxRequestBodyBytes: 1024,
+    ...overrides,
+  };
+  return { log, config, created: () => created };
+}
+
+function request(path: string, body: string[] = [], extra: [string, string][] = []) {
+  return {
+    headers: new HeaderMap([[':method', 'POST'], [':path', path], [':authority', 'h'], ...extra]),
+    body: chunks(...body),
+    downstreamAddress: '127.0.0.1',
+    signal: new AbortController().signal,
+  };
+}
+
+describe('filter manager', () => {
+  it('removes early headers before the first match, creates the chain once from the first route, and re-matches after clearRouteCache', async () => {
+    const { log, config, created } = setup((log) => ({
+      name: 'rewriter',
+      decodeHeaders: (stream, end) => {
+        log.push(`decodeHeaders:${end}`);
+        return { action: 'continue' };
+      },
+      decodeData: (stream) => {
+        log.push(`decodeData:${stream.requestBody.toString()}`);
+        stream.requestHeaders.set(':path', '/second');
+        stream.clearRouteCache();
+        return { action: 'continue' };
+      },
+      encodeHeaders: (stream, headers) => {
+        headers.set('x-seen-by-filter', stream.route() ? (stream.route() as Route).name : 'none');
+        return { action: 'continue' };
+      },
+      onStreamComplete: () => void log.push('filter:complete'),
+    }));
+    const { out, sink } = recordingSink();
+    await runStream(config, request('/first', ['ab', 'c'], [['x-internal', 'spoof']]), sink);
+    expect(created()).toBe(1);
+    // The second route has no filter, but the chain built from the first route stays.
+    expect(log).toEqual(['decodeHeaders:false', 'decodeData:abc', 'router:second:/second', 'filter:complete', 'router:complete']);
+    expect(out).toEqual({ status: 200, headers: [['x-up', '1'], ['x-seen-by-filter', 'second']], body: Buffer.from('hello'), ended: true, aborted: false });
+  });
+
+  it('creates no route filter when the first match has none, and answers 404 through the encoder side', async () => {
+    const { log, config } = setup(() => {
+      throw new Error('must not be created');
+    });
+    const { out, sink } = recordingSink();
+    await runStream(config, request('/nowhere'), sink);
+    expect(log).toEqual(['router:none:/nowhere', 'router:complete']);
+    expect(out.status).toBe(404);
+    expect(out.body.length).toBe(0);
+  });
+
+  it('passes a decoder local reply through the encoder filters, and a filter may hold the body back', async () => {
+    const held: Buffer[] = [];
+    const { config } = setup(() => ({
+      name: 'replier',
+      decodeHeaders: () => ({ action: 'localReply', reply: { status: 401, body: 'no', details: 'denied' } }),
+      encodeHeaders: (_s, headers) => {
+        headers.set('x-encoded', 'yes');
+        return { action: 'continue' };
+      },
+      encodeData: (_s, chunk, end) => {
+        held.push(chunk);
+        return end ? Buffer.concat([Buffer.from('['), ...held, Buffer.from(']')]) : Buffer.alloc(0);
+      },
+    }));
+    const { out, sink } = recordingSink();
+    await runStream(config, request('/first'), sink);
+    expect(out.status).toBe(401);
+    expect(out.headers).toEqual(expect.arrayContaining([['x-encoded', 'yes'], ['content-type', 'text/plain']]));
+    expect(out.body.toString()).toBe('[no]');
+  });
+
+  it('answers 413 when the body exceeds the chain\'s buffer limit, before any filter decodes', async () => {
+    const { log, config } = setup((log) => ({ name: 'f', decodeHeaders: () => (log.push('decoded'), { action: 'continue' }) }));
+    const { out, sink } = recordingSink();
+    await runStream(config, request('/first', ['0123456789']), sink);
+    expect(out.status).toBe(413);
+    expect(log).not.toContain('decoded');
+  });
+
+  it('sends an encoder local reply directly while the head is not written', async () => {
+    const { config } = setup(() => ({
+      name: 'late',
+      encodeData: (_s, _chunk, end) => (end ? { action: 'localReply', reply: { status: 500, body: 'bad answer', details: 'x' } } : Buffer.alloc(0)),
+    }));
+    const { out, sink } = recordingSink();
+    await runStream(config, request('/first'), sink);
+    expect(out).toEqual(expect.objectContaining({ status: 500, body: Buffer.from('bad answer'), ended: true }));
+  });
+});
