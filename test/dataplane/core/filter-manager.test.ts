@@ -73,7 +73,7 @@ describe('filter manager', () => {
   it('removes early headers before the first match, creates the chain once from the first route, and re-matches after clearRouteCache', async () => {
     const { log, config, created } = setup((log) => ({
       name: 'rewriter',
-      decodeHeaders: (stream, end) => {
+      decodeHeaders: (_stream, end) => {
         log.push(`decodeHeaders:${end}`);
         return { action: 'continue' };
       },
