@@ -869,6 +869,18 @@ interface DomainCall {
  */
 export function createRateLimitFilter(service: RateLimitService, listenerName: string, options: RateLimitFilterOptions = {}): HttpFilter {
   const timeoutMs = options.timeoutMs ?? 1000;
+  // Routes are immutable model data: their actions and limits are built once.
+  const compiled = new WeakMap<RateLimitedRoute, { domains: string[]; perDomain: Map<string, RouteRateLimit[]>; lookups: Map<string, LimitLookup> }>();
+  const compile = (route: RateLimitedRoute) => {
+    let entry = compiled.get(route);
+    if (!entry) {
+      const perDomain = buildRouteRateLimits(listenerName, route.name, route.rateLimitRules);
+      const configs = buildRateLimitServiceConfig([{ name: listenerName, routes: [route] }]);
+      entry = { domains: [...perDomain.keys()].sort(compareGoStrings), perDomain, lookups: new Map(configs.map((c) => [c.domain, lookupIn(c.descriptors)])) };
+      compiled.set(route, entry);
+    }
+    return entry;
+  };
   // Per stream: the domains whose filter decoded the request, and the x-ratelimit headers to add.
   const streams = new WeakMap<StreamContext, { calls: DomainCall[]; responseHeaders: [string, string][] }>();
 
@@ -894,10 +906,9 @@ export function createRateLimitFilter(service: RateLimitService, listenerName: s
       const state = { calls: [] as DomainCall[], responseHeaders: [] as [string, string][] };
       streams.set(stream, state);
       if (!route || !Array.isArray(route.rateLimitRules) || route.rateLimitRules.length === 0) return CONTINUE;
-      const perDomain = buildRouteRateLimits(listenerName, route.name, route.rateLimitRules);
-      const configs = new Map(buildRateLimitServiceConfig([{ name: listenerName, routes: [route] }]).map((c) => [c.domain, c.descriptors]));
-      for (const domain of [...perDomain.keys()].sort(compareGoStrings)) {
-        const call: DomainCall = { domain, rateLimits: perDomain.get(domain) ?? [], lookup: lookupIn(configs.get(domain) ?? []) };
+      const { domains, perDomain, lookups } = compile(route);
+      for (const domain of domains) {
+        const call: DomainCall = { domain, rateLimits: perDomain.get(domain) ?? [], lookup: lookups.get(domain) ?? lookupIn([]) };
         state.calls.push(call);
         const descriptors = describe(call.rateLimits, false, stream);
         if (descriptors.length === 0) continue;
