@@ -13,8 +13,10 @@ import type { ExtProcSettings } from './ext-proc/settings';
 export { ExtProcClients } from './ext-proc/client';
 export {
   DEFAULT_MESSAGE_TIMEOUT_MS,
+  envoyProcessingMode,
   extProcSettingsFromPolicy,
   parseDurationMs,
+  type EnvoyProcessingMode,
   type ExtProcBodyMode,
   type ExtProcPhaseSettings,
   type ExtProcSettings,

@@ -28,15 +28,16 @@ import {
   type OutgoingRequest,
   type RequestKind,
 } from './protocol';
-import type { ExtProcBodyMode, ExtProcSettings } from './settings';
+import { envoyProcessingMode, type EnvoyBodySendMode, type ExtProcSettings } from './settings';
 
 /** EG's default per-connection buffer limit, which bounds what BUFFERED_PARTIAL collects before it sends. */
 const PARTIAL_BUFFER_LIMIT_BYTES = 32 * 1024;
 
-const BODY_MODE_OF: Record<Exclude<ExtProcBodyMode, 'FullDuplexStreamed'>, number> = {
-  Buffered: BodySendMode.BUFFERED,
-  Streamed: BodySendMode.STREAMED,
-  BufferedPartial: BodySendMode.BUFFERED_PARTIAL,
+const BODY_MODE_OF: Record<Exclude<EnvoyBodySendMode, 'FULL_DUPLEX_STREAMED'>, number> = {
+  NONE: BodySendMode.NONE,
+  BUFFERED: BodySendMode.BUFFERED,
+  STREAMED: BodySendMode.STREAMED,
+  BUFFERED_PARTIAL: BodySendMode.BUFFERED_PARTIAL,
 };
 
 type Direction = 'request' | 'response';
@@ -68,12 +69,15 @@ interface PendingCall {
 const EMPTY = Buffer.alloc(0);
 
 export function initialDirectionState(settings: ExtProcSettings, direction: Direction): DirectionState {
-  const phase = settings.processingMode[direction];
-  const body = phase?.body;
-  if (body === 'FullDuplexStreamed') throw new Error(`ext_proc ${settings.name}: body mode FullDuplexStreamed is not modelled by the local data plane`);
+  const mode = envoyProcessingMode(settings);
+  const headerMode = direction === 'request' ? mode.requestHeaderMode : mode.responseHeaderMode;
+  const bodyMode = direction === 'request' ? mode.requestBodyMode : mode.responseBodyMode;
+  if (bodyMode === 'FULL_DUPLEX_STREAMED') {
+    throw new Error(`ext_proc ${settings.name}: body mode FullDuplexStreamed is not modelled by the local data plane`);
+  }
   return {
-    sendHeaders: phase !== undefined,
-    bodyMode: body === undefined ? BodySendMode.NONE : BODY_MODE_OF[body],
+    sendHeaders: headerMode === 'SEND',
+    bodyMode: BODY_MODE_OF[bodyMode],
     attributesSent: false,
     headersHeld: false,
     bodyReplaced: false,

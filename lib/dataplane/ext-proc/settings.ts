@@ -9,6 +9,11 @@ import type { KubeObject } from '../model';
 export type ExtProcBodyMode = 'Buffered' | 'Streamed' | 'BufferedPartial' | 'FullDuplexStreamed';
 
 export interface ExtProcPhaseSettings {
+  /**
+   * Whether the phase's headers are sent (EG's `RequestHeaderProcessing` / `ResponseHeaderProcessing`). A policy
+   * that gives `processingMode.request` / `.response` always sends them, so absent means true.
+   */
+  readonly sendHeaders?: boolean;
   /** Absent: the body is not sent (`NONE`). */
   readonly body?: ExtProcBodyMode;
   /** CEL attribute names sent with the first message of the phase (`request_attributes` / `response_attributes`). */
@@ -42,6 +47,41 @@ export interface ExtProcSettings {
     readonly forwardingNamespaces: readonly string[];
     /** `metadata.writableNamespaces`: the only namespaces the processor's dynamic metadata may write. */
     readonly receivingNamespaces: readonly string[];
+  };
+}
+
+export type EnvoyHeaderSendMode = 'SEND' | 'SKIP';
+export type EnvoyBodySendMode = 'NONE' | 'STREAMED' | 'BUFFERED' | 'BUFFERED_PARTIAL' | 'FULL_DUPLEX_STREAMED';
+
+/** The `processing_mode` EG writes into the filter config (`buildProcessingMode`). */
+export interface EnvoyProcessingMode {
+  readonly requestHeaderMode: EnvoyHeaderSendMode;
+  readonly requestBodyMode: EnvoyBodySendMode;
+  readonly requestTrailerMode: EnvoyHeaderSendMode;
+  readonly responseHeaderMode: EnvoyHeaderSendMode;
+  readonly responseBodyMode: EnvoyBodySendMode;
+  readonly responseTrailerMode: EnvoyHeaderSendMode;
+}
+
+const ENVOY_BODY_MODE: Record<ExtProcBodyMode, EnvoyBodySendMode> = {
+  Buffered: 'BUFFERED',
+  Streamed: 'STREAMED',
+  BufferedPartial: 'BUFFERED_PARTIAL',
+  FullDuplexStreamed: 'FULL_DUPLEX_STREAMED',
+};
+
+/** Headers SKIP unless processed, body NONE unless set; a full-duplex body also sends the trailers. */
+export function envoyProcessingMode(settings: ExtProcSettings): EnvoyProcessingMode {
+  const { request, response } = settings.processingMode;
+  const requestBodyMode = request?.body === undefined ? 'NONE' : ENVOY_BODY_MODE[request.body];
+  const responseBodyMode = response?.body === undefined ? 'NONE' : ENVOY_BODY_MODE[response.body];
+  return {
+    requestHeaderMode: request !== undefined && request.sendHeaders !== false ? 'SEND' : 'SKIP',
+    requestBodyMode,
+    requestTrailerMode: requestBodyMode === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP',
+    responseHeaderMode: response !== undefined && response.sendHeaders !== false ? 'SEND' : 'SKIP',
+    responseBodyMode,
+    responseTrailerMode: responseBodyMode === 'FULL_DUPLEX_STREAMED' ? 'SEND' : 'SKIP',
   };
 }
 
