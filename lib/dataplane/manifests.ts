@@ -12,15 +12,15 @@ const MAX_MANIFEST_BYTES = 32 * 1024 * 1024;
  * Parses one YAML text with any number of `---` documents. Empty documents are skipped; `kind: List` (and
  * `<Kind>List`) objects are flattened into their items. A document that is not a mapping is an error naming it.
  */
-export function parseManifests(text: string, source = '<text>'): KubeObject[] {
+export function parseManifests(text: string, source = '<text>', options: { skipNonKubernetes?: boolean } = {}): KubeObject[] {
   const out: KubeObject[] = [];
   parseAllDocuments(text).forEach((doc, index) => {
     if (doc.errors.length > 0) throw new Error(`${source}: document ${index + 1}: ${doc.errors[0].message}`);
     const value: unknown = doc.toJS({ maxAliasCount: 100 });
     if (value === null || value === undefined) return;
-    if (typeof value !== 'object' || Array.isArray(value)) {
-      throw new Error(`${source}: document ${index + 1} is not a Kubernetes object (a mapping with apiVersion and kind)`);
-    }
+    const isMapping = typeof value === 'object' && !Array.isArray(value);
+    if (options.skipNonKubernetes && (!isMapping || (!('kind' in value) && !('apiVersion' in value)))) return;
+    if (!isMapping) throw new Error(`${source}: document ${index + 1} is not a Kubernetes object (a mapping with apiVersion and kind)`);
     flattenInto(value as KubeObject, out, `${source}: document ${index + 1}`);
   });
   return out;
@@ -41,7 +41,9 @@ function flattenInto(object: KubeObject, out: KubeObject[], where: string): void
 
 /**
  * Loads manifests from files and folders. A folder contributes its `.yaml`, `.yml` and `.json` files (not
- * recursively), in name order, so the object order is stable across runs.
+ * recursively), in name order, so the object order is stable across runs; documents in a folder's files that are
+ * not Kubernetes objects at all (no apiVersion and no kind, e.g. the Helm values cdk8s writes beside the
+ * manifests) are skipped. A file named explicitly must hold only Kubernetes objects.
  */
 export function loadManifests(paths: string | readonly string[]): KubeObject[] {
   const objects: KubeObject[] = [];
@@ -59,7 +61,7 @@ export function loadManifests(paths: string | readonly string[]): KubeObject[] {
     for (const file of files) {
       const size = fs.statSync(file).size;
       if (size > MAX_MANIFEST_BYTES) throw new Error(`manifest ${file} is ${size} bytes, more than the ${MAX_MANIFEST_BYTES} this loader reads`);
-      objects.push(...parseManifests(fs.readFileSync(file, 'utf8'), file));
+      objects.push(...parseManifests(fs.readFileSync(file, 'utf8'), file, { skipNonKubernetes: stat.isDirectory() }));
     }
   }
   return objects;
