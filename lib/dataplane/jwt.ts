@@ -313,6 +313,20 @@ function claimHeaderValue(payload: JWTPayload, claim: string): string | undefine
   return undefined;
 }
 
+/** One provider's verdict: every token it finds must verify (Envoy rejects a request carrying a bad one). */
+async function verifyProvider(provider: JwtProviderSettings, headers: HeaderMap, jwks: JwksResolver, nowSeconds: number): Promise<{ status: 'ok'; payload: JWTPayload } | { status: JwtStatus }> {
+  const tokens = extractTokens(provider, headers);
+  if (tokens.length === 0) return { status: JWT_STATUS.missing };
+  let verified: { status: 'ok'; payload: JWTPayload } | undefined;
+  // Envoy verifies the last token found first.
+  for (const token of [...tokens].reverse()) {
+    const result = await verifyToken({ token, provider }, jwks, nowSeconds);
+    if (result.status !== 'ok') return result;
+    verified ??= result;
+  }
+  return verified ?? { status: JWT_STATUS.missing };
+}
+
 /** Envoy `buildOriginalUri`: scheme://host/path without the query, at most 256 characters. */
 function originalUri(headers: HeaderMap): string {
   const path = (headers.get(':path') ?? '/').split('?')[0];
@@ -337,44 +351,31 @@ export function createJwtFilter(settings: JwtSettings | undefined, jwks: JwksRes
       const requirement = settings ?? (stream.route() as { jwt?: JwtSettings } | undefined)?.jwt;
       if (!requirement) return CONTINUE;
       const headers = stream.requestHeaders;
-      // Each provider's verifier first removes the headers its claims go to.
-      for (const provider of requirement.providers) for (const c of provider.claimToHeaders) headers.remove(c.header);
       const nowSeconds = Math.floor(now() / 1000);
-      let failure: JwtStatus | undefined;
+      // Envoy's requires_any: providers in order until one succeeds. A real error beats "issuer is not
+      // configured", which beats "missing"; among real errors the last one wins.
+      let failure: JwtStatus = JWT_STATUS.missing;
       for (const provider of requirement.providers) {
-        const tokens = extractTokens(provider, headers);
-        if (tokens.length === 0) {
-          failure ??= JWT_STATUS.missing;
-          continue;
-        }
-        // Every token a provider finds must verify.
-        let payload: JWTPayload | undefined;
-        let providerFailure: JwtStatus | undefined;
-        for (const token of tokens) {
-          const result = await verifyToken({ token, provider }, jwks, nowSeconds);
-          if (result.status !== 'ok') {
-            providerFailure = result.status;
-            break;
-          }
-          payload = result.payload;
-        }
-        if (providerFailure === undefined && payload) {
+        // Each provider's verifier first removes the headers its claims go to, so clients cannot pre-set them.
+        for (const c of provider.claimToHeaders) headers.remove(c.header);
+        const result = await verifyProvider(provider, headers, jwks, nowSeconds);
+        if (result.status === 'ok') {
           let added = false;
           for (const c of provider.claimToHeaders) {
-            const value = claimHeaderValue(payload, c.claim);
+            const value = claimHeaderValue(result.payload, c.claim);
             if (value === undefined) continue;
             headers.add(c.header, value);
             added = true;
           }
           const metadata = stream.dynamicMetadata.get('envoy.filters.http.jwt_authn') ?? {};
-          metadata[provider.name] = payload;
+          metadata[provider.name] = result.payload;
           stream.dynamicMetadata.set('envoy.filters.http.jwt_authn', metadata);
           if (added && provider.recomputeRoute) stream.clearRouteCache();
           return CONTINUE;
         }
-        if (failure === undefined || failure === JWT_STATUS.missing) failure = providerFailure;
+        if ((result.status !== JWT_STATUS.missing && result.status !== JWT_STATUS.unknownIssuer) || failure === JWT_STATUS.missing) failure = result.status;
       }
-      const status = failure ?? JWT_STATUS.missing;
+      const status = failure;
       if (requirement.allowMissingOrFailed) return CONTINUE;
       if (requirement.allowMissing && status === JWT_STATUS.missing) return CONTINUE;
       const realm = `Bearer realm="${originalUri(headers)}"${status === JWT_STATUS.missing ? '' : ', error="invalid_token"'}`;

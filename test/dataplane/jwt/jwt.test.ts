@@ -184,6 +184,21 @@ describe('createJwtFilter', () => {
     expect(await filter.decodeHeaders!(guarded, false)).toMatchObject({ action: 'localReply', reply: { status: 401 } });
   });
 
+  it('with several providers, any one may accept; failures aggregate as Envoy requires_any does', async () => {
+    const base = settings();
+    const other = { ...base.providers[0], name: 'other', issuer: 'https://other.example', claimToHeaders: [{ claim: 'sub', header: 'x-other-user' }] };
+    const twoProviders: JwtSettings = { ...base, providers: [other, base.providers[0]] };
+    const accepted = await authenticate([['authorization', `Bearer ${await token()}`], ['x-other-user', 'spoofed']], { settings: twoProviders });
+    expect(accepted.reply).toBeUndefined();
+    expect(accepted.stream.requestHeaders.get('x-user')).toBe('alice');
+    expect(accepted.stream.requestHeaders.has('x-other-user')).toBe(false); // sanitized by the provider tried first
+    // "issuer is not configured" from one provider beats "missing"; a real error beats both.
+    const wrongIssuer = await authenticate([['authorization', `Bearer ${await token({ iss: 'https://nobody.example' })}`]], { settings: twoProviders });
+    expect(wrongIssuer.reply?.body).toBe(JWT_STATUS.unknownIssuer);
+    const expired = await authenticate([['authorization', `Bearer ${await token({}, { expiresIn: Math.floor(Date.now() / 1000) - 600 })}`]], { settings: twoProviders });
+    expect(expired.reply?.body).toBe(JWT_STATUS.expired);
+  });
+
   it('fetches a remote JWKS once and reuses it', async () => {
     const resolver = createJwksResolver({ overrides: { [JWKS_URI]: jwksUrl } });
     const filter = createJwtFilter(settings(), resolver);
