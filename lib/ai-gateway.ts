@@ -16,6 +16,8 @@ import {
 import { BACKEND_HEADER, MODEL_HEADER } from '../processor/src/config/schema';
 import { invalid } from './errors';
 import { ModelMatchIndex } from './model-match';
+import type { ProviderBackend } from './provider-backend';
+import { RoutePrecedenceIndex } from './route-precedence';
 import { checkHostname, checkLabelName, defaultName, derivedName, resolveNamespace } from './names';
 import { Processor, type ProcessorOptions } from './processor';
 
@@ -161,7 +163,8 @@ export interface JwtAuthenticationOptions {
   readonly audiences?: readonly string[];
   /**
    * Claims copied into request headers, e.g. `{ tenant: 'x-tenant-id' }`, so token budgets can key on them with
-   * `ClientIdentity.header('x-tenant-id')`.
+   * `ClientIdentity.header('x-tenant-id')`. Clients cannot send these headers themselves: the gateway strips
+   * them before authentication.
    * @default - none
    */
   readonly claimToHeaders?: Record<string, string>;
@@ -221,10 +224,27 @@ export interface AIGatewayProps {
   readonly jwt?: JwtAuthenticationOptions;
 }
 
+/** What the gateway needs from the AIRoutes attached to it. */
+export interface AttachedRoute {
+  readonly node: { readonly path: string };
+  /** @internal the backends the route sends to. */
+  _backends(): readonly ProviderBackend[];
+  /** @internal makes sure the route has its BackendTrafficPolicy (it carries the gateway's per-route budgets). */
+  _ensureTrafficPolicy(): void;
+}
+
+/** A gateway budget's client header, for checking routes that attach later. */
+export interface GatewayClientHeader {
+  readonly header: string;
+  /** Construct path of the budget. */
+  readonly owner: string;
+}
+
 /**
  * A Gateway for AI traffic on Envoy Gateway: the Gateway (and optionally its GatewayClass), a
- * ClientTrafficPolicy raising the request buffer limit, and the processor (ext_proc) attached to the whole
- * Gateway through one EnvoyExtensionPolicy. Gateway-level token budgets go into one BackendTrafficPolicy.
+ * ClientTrafficPolicy raising the request buffer limit, and the processor (ext_proc), which every AIRoute
+ * enables on its own HTTPRoute (ordinary HTTPRoutes on the Gateway never reach it). Gateway-level token budgets
+ * shared by all routes go into one BackendTrafficPolicy on the Gateway; the others into each AIRoute's.
  */
 export class AIGateway extends Construct implements IGatewayReference {
   /** References a Gateway not managed by this app (routes attaching to it bring their own processor). */
@@ -245,7 +265,16 @@ export class AIGateway extends Construct implements IGatewayReference {
   readonly allowedRoutes: AllowedRoutes;
   /** @internal model matches of all attached routes, for conflict checks */
   readonly _modelIndex = new ModelMatchIndex();
-  private readonly budgets: GlobalRateLimitRule[] = [];
+  /** @internal path matches of all attached routes, for route precedence checks */
+  readonly _routePrecedence = new RoutePrecedenceIndex();
+  /** @internal the listeners (name and hostname) routes attach to */
+  readonly _listeners: readonly { readonly name: string; readonly hostname?: string }[];
+  /** @internal headers the JWT authentication sets from claims (clients cannot set them) */
+  readonly _claimHeaders: readonly string[];
+  private readonly sharedBudgets: GlobalRateLimitRule[] = [];
+  private readonly perRouteBudgets: GlobalRateLimitRule[] = [];
+  private readonly clientHeaders: GatewayClientHeader[] = [];
+  private readonly routes: AttachedRoute[] = [];
   private budgetPolicy?: ApiObject;
 
   constructor(scope: Construct, id: string, props: AIGatewayProps = {}) {
@@ -301,12 +330,14 @@ export class AIGateway extends Construct implements IGatewayReference {
       throw invalid(this, 'https.port', listeners[1].port, 'is already used by the HTTP listener');
     }
 
+    this._listeners = listeners.map((l) => ({ name: l.name, ...(l.hostname !== undefined ? { hostname: l.hostname } : {}) }));
     customResource<GatewaySpec>(this, 'Gateway', GATEWAY_API_VERSION, 'Gateway', { name: this.gatewayName, namespace: this.gatewayNamespace }, {
       gatewayClassName: this.gatewayClassName,
       listeners,
     });
     const gatewayRef = { group: GATEWAY_API_GROUP, kind: 'Gateway', name: this.gatewayName };
     const claimHeaders = props.jwt ? this.addJwtAuthentication(props.jwt, gatewayRef) : [];
+    this._claimHeaders = claimHeaders;
     // Headers only the gateway may set: the processor's routing headers, and JWT claim headers (Envoy appends
     // claims to a header the client already sent, so a client could otherwise pick someone else's budget).
     const spoofable = [...new Set([BACKEND_HEADER, MODEL_HEADER, ...claimHeaders])];
@@ -327,7 +358,6 @@ export class AIGateway extends Construct implements IGatewayReference {
       ...props.processor,
       baseName: this.gatewayName,
       namespace: this.gatewayNamespace,
-      policyTarget: gatewayRef,
       gateway: { name: this.gatewayName, namespace: this.gatewayNamespace },
       envoyGatewayNamespace,
       maxRequestBodyBytes: bufferBytes,
@@ -337,9 +367,35 @@ export class AIGateway extends Construct implements IGatewayReference {
     this.serviceAccountName = this.processor.serviceAccountName;
   }
 
-  /** Whether gateway-level token budgets exist (route-level policies then merge into the gateway's). */
+  /** Whether gateway-level token budgets exist. */
   get hasBudgets(): boolean {
-    return this.budgets.length > 0;
+    return this.sharedBudgets.length > 0 || this.perRouteBudgets.length > 0;
+  }
+
+  /** @internal whether the gateway has its own BackendTrafficPolicy (route policies then merge into it). */
+  get _hasTrafficPolicy(): boolean {
+    return this.budgetPolicy !== undefined;
+  }
+
+  /** @internal gateway budgets counted per AIRoute: each attached route puts them into its own policy. */
+  get _perRouteBudgets(): readonly GlobalRateLimitRule[] {
+    return this.perRouteBudgets;
+  }
+
+  /** @internal the AIRoutes attached so far. */
+  get _routes(): readonly AttachedRoute[] {
+    return this.routes;
+  }
+
+  /** @internal the client headers of the gateway's budgets. */
+  get _clientHeaders(): readonly GatewayClientHeader[] {
+    return this.clientHeaders;
+  }
+
+  /** @internal registers an AIRoute attached to this gateway. */
+  _attachRoute(route: AttachedRoute): void {
+    this.routes.push(route);
+    if (this.perRouteBudgets.length > 0) route._ensureTrafficPolicy();
   }
 
   /** @internal a header every request through this gateway must carry. */
@@ -347,9 +403,23 @@ export class AIGateway extends Construct implements IGatewayReference {
     this.processor.requireHeader(header);
   }
 
-  /** @internal adds a gateway-level rate limit rule to the gateway's single BackendTrafficPolicy. */
-  _addBudget(rule: GlobalRateLimitRule): void {
-    this.budgets.push(rule);
+  /** @internal records the client header of a gateway budget. */
+  _addClientHeader(header: GatewayClientHeader): void {
+    this.clientHeaders.push(header);
+  }
+
+  /**
+   * @internal adds a gateway budget. A `shared` rule goes into the gateway's single BackendTrafficPolicy: one
+   * bucket across every route. Any other rule is counted once per AIRoute: each attached route (also those
+   * attached later) puts it into its own policy as a shared rule of that policy, one bucket per route.
+   */
+  _addBudget(rule: GlobalRateLimitRule, shared: boolean): void {
+    if (!shared) {
+      this.perRouteBudgets.push(rule);
+      for (const route of this.routes) route._ensureTrafficPolicy();
+      return;
+    }
+    this.sharedBudgets.push(rule);
     this.budgetPolicy ??= customResource<BackendTrafficPolicySpec>(
       this,
       'BudgetPolicy',
@@ -358,7 +428,7 @@ export class AIGateway extends Construct implements IGatewayReference {
       { name: derivedName([this.gatewayName, 'budgets']), namespace: this.gatewayNamespace },
       () => ({
         targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'Gateway', name: this.gatewayName }],
-        rateLimit: { type: 'Global', global: { rules: [...this.budgets] } },
+        rateLimit: { type: 'Global', global: { rules: [...this.sharedBudgets] } },
       }),
     );
   }

@@ -1,7 +1,7 @@
 import { ApiObject, Duration } from 'cdk8s';
 import { Construct } from 'constructs';
 import { BACKEND_HEADER, type BackendConfig, type RouteConfig, type RouteEndpoint } from '../processor/src/config/schema';
-import { AIGateway, type IGatewayReference } from './ai-gateway';
+import { AIGateway, type AttachedRoute, type IGatewayReference } from './ai-gateway';
 import {
   ENVOY_GATEWAY_API_VERSION,
   ENVOY_GATEWAY_GROUP,
@@ -18,11 +18,16 @@ import {
 } from './crds';
 import { invalid } from './errors';
 import { ModelMatch, ModelMatchIndex } from './model-match';
-import { MAX_SUBDOMAIN_LENGTH, checkHostname, checkLabelName, defaultName, derivedName, resolveNamespace, shortHash } from './names';
+import { MAX_SUBDOMAIN_LENGTH, checkHostname, isCleanPathPrefix, checkLabelName, defaultName, derivedName, resolveNamespace, shortHash } from './names';
 import { Processor, type ProcessorOptions } from './processor';
 import { ProviderBackend } from './provider-backend';
+import { RoutePrecedenceIndex, foreignGatewayIndex, virtualHostsOf, type IndexedRoute } from './route-precedence';
 
-/** HTTPRoute allows 16 rules; one is the catch-all 404. */
+/**
+ * HTTPRoute allows 16 rules; one is the catch-all 404. Each backend rule has at most 4 matches (two endpoint
+ * prefixes, the backend's upstream prefix and `/`), so 15 backends make at most 62 matches, under the 128 an
+ * HTTPRoute allows.
+ */
 export const MAX_BACKENDS_PER_ROUTE = 15;
 
 /** A backend a rule sends matching requests to. */
@@ -134,17 +139,26 @@ export interface AIRouteProps {
 interface BackendEntry {
   readonly name: string;
   readonly backend: ProviderBackend;
+  /** The prop that first names this backend, for error messages. */
+  readonly prop: string;
 }
 
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 const DEFAULT_RETRY_STATUS = [502, 503, 504];
 
 /**
- * Routes OpenAI-style (and optionally Anthropic-style) requests by model to provider backends. Emits an HTTPRoute
- * with one rule per backend, matching the backend header the processor sets after choosing a backend, plus a
- * catch-all rule answering 404; contributes its rules to the processor config.
+ * Routes OpenAI-style (and optionally Anthropic-style) requests by model to provider backends; contributes its
+ * rules to the processor config. Emits:
+ * - an HTTPRoute with a catch-all rule `PathPrefix <endpoint prefix>` (one match per endpoint) answering 404,
+ *   where requests land first, and one rule per backend matching the header `x-ai-gateway-backend: <backend>`
+ *   the processor sets, on the endpoint prefixes, the backend's upstream prefix and `/`. After the processor
+ *   rewrote the path Envoy matches again; for every path the processor produces, the backend rule has a path
+ *   match at least as long as the catch-all's, and its header breaks the tie (see lib/route-precedence.ts).
+ *   Backend rules remove `x-ai-gateway-backend` before the provider (no budget can key on it).
+ * - an EnvoyExtensionPolicy enabling the processor on this HTTPRoute only;
+ * - a BackendTrafficPolicy for retries and budgets when it has any.
  */
-export class AIRoute extends Construct {
+export class AIRoute extends Construct implements AttachedRoute {
   readonly routeName: string;
   readonly namespace: string;
   /** The gateway this route attaches to. */
@@ -202,16 +216,13 @@ export class AIRoute extends Construct {
         ...props.processor,
         baseName: this.routeName,
         namespace: this.namespace,
-        policyTarget: { group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: this.routeName },
         gateway: { name: props.gateway.gatewayName, namespace: props.gateway.gatewayNamespace },
         envoyGatewayNamespace: checkLabelName(this, 'envoyGatewayNamespace', props.envoyGatewayNamespace ?? 'envoy-gateway-system'),
         maxRequestBodyBytes: props.maxRequestBodyBytes ?? 50 * 1024 * 1024,
       });
     }
 
-    for (const rule of this.rules) {
-      for (const ref of rule.backends) this.entryFor(ref.backend);
-    }
+    this.rules.forEach((rule, r) => rule.backends.forEach((ref, b) => this.entryFor(ref.backend, `rules[${r}].backends[${b}].backend`)));
     // Validate everything before registering anywhere, so a failed route leaves the gateway untouched.
     const secrets = [...this.entries.values()].flatMap((entry) =>
       (entry.backend.credentials?.secrets ?? []).map((secret) => ({
@@ -221,9 +232,16 @@ export class AIRoute extends Construct {
       })),
     );
     for (const secret of secrets) this.processor.checkSecretNamespace(secret.backend, secret.name, secret.namespace);
+    if (props.gateway instanceof AIGateway) this.checkBackendHeaders(props.gateway);
+    const precedenceIndex =
+      props.gateway instanceof AIGateway ? props.gateway._routePrecedence : foreignGatewayIndex(this, props.gateway.gatewayNamespace, props.gateway.gatewayName);
+    const precedence = this.precedenceEntry(props.gateway instanceof AIGateway ? props.gateway._listeners : [{ name: '*' }]);
+    this.checkPrecedence(precedenceIndex, precedence);
     this.indexModels(props.gateway instanceof AIGateway ? props.gateway._modelIndex : new ModelMatchIndex());
+    precedenceIndex.add(precedence);
 
     this.processor.addRoute(this);
+    this.processor.attachRoute(this, this.routeName, this.namespace);
     for (const entry of this.entries.values()) entry.backend._grantAccessFrom(this.namespace);
     for (const secret of secrets) this.processor.mountSecret(secret.backend, secret.name, secret.namespace);
 
@@ -246,12 +264,18 @@ export class AIRoute extends Construct {
     });
 
     const backendRules: HTTPRouteRule[] = [...this.entries.values()].map((entry) => ({
-      matches: this.endpoints.map((endpoint) => ({
-        path: { type: 'PathPrefix' as const, value: endpoint.pathPrefix },
+      matches: this.backendMatchPrefixes(entry.backend).map((prefix) => ({
+        path: { type: 'PathPrefix' as const, value: prefix },
         headers: [{ type: 'Exact' as const, name: BACKEND_HEADER, value: entry.name }],
       })),
-      // Providers route on Host (and TLS only sets SNI); in-cluster Services don't care.
-      filters: entry.backend.isKubernetesService ? undefined : [{ type: 'URLRewrite' as const, urlRewrite: { hostname: entry.backend.hostname } }],
+      filters: [
+        // Providers route on Host (and TLS only sets SNI); in-cluster Services don't care.
+        ...(entry.backend.isKubernetesService ? [] : [{ type: 'URLRewrite' as const, urlRewrite: { hostname: entry.backend.hostname } }]),
+        // Internal to the gateway. Removed by the router after the route is chosen, which also edits the headers the
+        // rate-limit filter reads again at stream end: safe only because no budget may key on this header. The
+        // model header stays: per-model budgets and the gateway's budgets read it when they charge the tokens.
+        { type: 'RequestHeaderModifier' as const, requestHeaderModifier: { remove: [BACKEND_HEADER] } },
+      ],
       backendRefs: [entry.backend._backendRef(this.namespace)],
       timeouts: { request: requestTimeout },
     }));
@@ -268,12 +292,23 @@ export class AIRoute extends Construct {
       ],
     });
     if (this.retry) this.ensureTrafficPolicy();
+    if (props.gateway instanceof AIGateway) props.gateway._attachRoute(this);
   }
 
   /** @internal adds a route-level rate limit rule to this route's single BackendTrafficPolicy. */
   _addBudget(rule: GlobalRateLimitRule): void {
     this.budgets.push(rule);
     this.ensureTrafficPolicy();
+  }
+
+  /** @internal */
+  _ensureTrafficPolicy(): void {
+    this.ensureTrafficPolicy();
+  }
+
+  /** @internal the distinct backends of this route. */
+  _backends(): readonly ProviderBackend[] {
+    return [...this.entries.keys()];
   }
 
   /** @internal a header every request of this route must carry. */
@@ -310,27 +345,96 @@ export class AIRoute extends Construct {
       'BackendTrafficPolicy',
       { name: this.routeName, namespace: this.namespace },
       () => {
-        const gatewayHasBudgets = this.gateway instanceof AIGateway && this.gateway.hasBudgets;
+        const gateway = this.gateway;
+        // A route policy replaces the gateway's unless it merges into it; Envoy Gateway then merges the rate-limit
+        // rules by name, so the gateway's shared budgets keep counting here, next to this route's. A Gateway we do
+        // not manage may carry a policy we cannot see: merge into it too.
+        const merge = gateway instanceof AIGateway ? gateway._hasTrafficPolicy : true;
+        // Gateway budgets that are not shared count once per AIRoute: a shared rule of this route's policy.
+        const rules = [...this.budgets, ...(gateway instanceof AIGateway ? gateway._perRouteBudgets : [])];
         return {
           targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: this.routeName }],
-          // Only one BackendTrafficPolicy applies per target; merging keeps the gateway's budgets in force here.
-          ...(gatewayHasBudgets ? { mergeType: 'StrategicMerge' as const } : {}),
+          ...(merge ? { mergeType: 'StrategicMerge' as const } : {}),
           ...(this.retry ? { retry: this.retry } : {}),
-          ...(this.budgets.length > 0 ? { rateLimit: { type: 'Global' as const, global: { rules: [...this.budgets] } } } : {}),
+          ...(rules.length > 0 ? { rateLimit: { type: 'Global' as const, global: { rules } } } : {}),
         };
       },
     );
   }
 
-  private entryFor(backend: ProviderBackend): BackendEntry {
+  private entryFor(backend: ProviderBackend, prop: string): BackendEntry {
     let entry = this.entries.get(backend);
     if (!entry) {
       let name = `${backend.backendName}.${backend.namespace}.${this.routeName}.${this.namespace}`;
       if (name.length > MAX_SUBDOMAIN_LENGTH) name = `${backend.backendName}.${shortHash(name, 16)}`;
-      entry = { name, backend };
+      entry = { name, backend, prop };
       this.entries.set(backend, entry);
     }
     return entry;
+  }
+
+  /** The PathPrefix values of a backend rule (each together with the backend header). */
+  private backendMatchPrefixes(backend: ProviderBackend): string[] {
+    return [...new Set([...this.endpoints.map((endpoint) => endpoint.pathPrefix), backend.upstreamPathPrefix, '/'])];
+  }
+
+  private precedenceEntry(listeners: readonly { name: string; hostname?: string }[]): IndexedRoute {
+    const catchAll = new Map<string, string>();
+    this.endpoints.forEach((endpoint, i) => catchAll.set(endpoint.pathPrefix, i === 0 ? 'pathPrefix' : 'anthropicPathPrefix'));
+    return {
+      owner: this.node.path,
+      virtualHosts: virtualHostsOf(listeners, this.hostnames),
+      catchAll,
+      backends: [...this.entries.values()].map((entry) => ({
+        prop: entry.prop,
+        name: entry.backend.backendName,
+        upstreamPrefix: entry.backend.upstreamPathPrefix,
+        matchPrefixes: this.backendMatchPrefixes(entry.backend),
+        forwardsClientPath: entry.backend.schema.name === 'OpenAI' && entry.backend.upstreamPathPrefix === this.endpoints[0].pathPrefix,
+      })),
+    };
+  }
+
+  /** Throws if another route's catch-all on a shared listener and host out-ranks a backend rule of either route. */
+  private checkPrecedence(index: RoutePrecedenceIndex, entry: IndexedRoute): void {
+    const conflict = index.findConflict(entry);
+    if (!conflict) return;
+    const host = conflict.virtualHost.replace('|', ' host ');
+    if (conflict.loser === entry) {
+      throw invalid(
+        this,
+        conflict.backend.prop,
+        conflict.backend.name,
+        `after the processor rewrites a request for this backend to "${conflict.paths}" or below, Envoy re-matches it and the catch-all ` +
+          `PathPrefix "${conflict.prefix}" of route ${conflict.winner.owner} (listener ${host}) out-ranks this backend's rule (a longer path prefix wins); ` +
+          'give the routes different hostnames or that route another path prefix',
+      );
+    }
+    throw invalid(
+      this,
+      entry.catchAll.get(conflict.prefix)!,
+      conflict.prefix,
+      `out-ranks the rule of backend "${conflict.backend.name}" of route ${conflict.loser.owner} (listener ${host}) for its upstream paths ` +
+        `"${conflict.paths}" and below: after the processor rewrites those requests, Envoy would match this route's 404 rule instead (a longer path prefix wins); ` +
+        'use other hostnames or another path prefix',
+    );
+  }
+
+  /** Throws if a backend's header mutation changes a header a gateway budget identifies clients by. */
+  private checkBackendHeaders(gateway: AIGateway): void {
+    for (const entry of this.entries.values()) {
+      for (const header of entry.backend._mutatedHeaders) {
+        const budget = gateway._clientHeaders.find((h) => h.header === header);
+        if (budget) {
+          throw invalid(
+            this,
+            entry.prop,
+            entry.backend.backendName,
+            `its headerMutation changes "${header}", which the gateway budget ${budget.owner} identifies clients by; budgets read it after the change`,
+          );
+        }
+      }
+    }
   }
 
   private validateRules(): void {
@@ -415,14 +519,7 @@ export class AIRoute extends Construct {
   }
 
   private checkPathPrefix(prop: string, prefix: string): string {
-    const valid =
-      typeof prefix === 'string' &&
-      /^\/(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})*$/.test(prefix) &&
-      !prefix.includes('//') &&
-      !/\/\.\.?(\/|$)/.test(prefix) &&
-      !/%2f/i.test(prefix) &&
-      (prefix === '/' || !prefix.endsWith('/'));
-    if (!valid) throw invalid(this, prop, prefix, 'must be a path starting with "/" without a trailing "/", "//", "." or ".." segments');
+    if (!isCleanPathPrefix(prefix)) throw invalid(this, prop, prefix, 'must be a path starting with "/" without a trailing "/", "//", "." or ".." segments');
     return prefix;
   }
 

@@ -75,6 +75,7 @@ export interface HTTPRouteMatch {
 
 export type HTTPRouteFilterRef =
   | { readonly type: 'URLRewrite'; readonly urlRewrite: { readonly hostname: string } }
+  | { readonly type: 'RequestHeaderModifier'; readonly requestHeaderModifier: { readonly remove: readonly string[] } }
   | { readonly type: 'ExtensionRef'; readonly extensionRef: { readonly group: string; readonly kind: string; readonly name: string } };
 
 export interface HTTPRouteRule {
@@ -114,7 +115,7 @@ export interface ReferenceGrantSpec {
 
 export interface RateLimitHeaderSelector {
   readonly name: string;
-  readonly type: 'Exact' | 'Distinct';
+  readonly type: 'Exact' | 'RegularExpression' | 'Distinct';
   readonly value?: string;
 }
 

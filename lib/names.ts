@@ -77,3 +77,18 @@ export function defaultName(scope: IConstruct): string {
   const readable = derivedName(path, MAX_LABEL_LENGTH - 9);
   return derivedName([readable, shortHash(scope.node.path)]);
 }
+
+/**
+ * Whether `prefix` is a path an HTTPRoute PathPrefix match accepts as written and matches segment by segment:
+ * starts with "/", no trailing "/" (except "/" itself), no "//", "." or ".." segments, no encoded "/".
+ */
+export function isCleanPathPrefix(prefix: string): boolean {
+  return (
+    typeof prefix === 'string' &&
+    /^\/(?:[-A-Za-z0-9/._~!$&'()*+,;=:@]|%[0-9a-fA-F]{2})*$/.test(prefix) &&
+    !prefix.includes('//') &&
+    !/\/\.\.?(\/|$)/.test(prefix) &&
+    !/%2f/i.test(prefix) &&
+    (prefix === '/' || !prefix.endsWith('/'))
+  );
+}

@@ -12,7 +12,16 @@ import {
   type ProcessorConfig,
   type RouteConfig,
 } from '../processor/src/config/schema';
-import { ENVOY_GATEWAY_API_VERSION, customResource, gatewayDuration, type EnvoyExtensionPolicySpec, type PolicyTargetReference } from './crds';
+import {
+  ENVOY_GATEWAY_API_VERSION,
+  ENVOY_GATEWAY_GROUP,
+  GATEWAY_API_GROUP,
+  REFERENCE_GRANT_API_VERSION,
+  customResource,
+  gatewayDuration,
+  type EnvoyExtensionPolicySpec,
+  type ReferenceGrantSpec,
+} from './crds';
 import { AIGatewayValidationError, invalid } from './errors';
 import { derivedName, shortHash } from './names';
 import { ProcessorImage } from './processor-image';
@@ -90,8 +99,6 @@ export interface ProcessorProps extends ProcessorOptions {
   /** Stem of the generated object names. */
   readonly baseName: string;
   readonly namespace: string;
-  /** What the EnvoyExtensionPolicy targets (the Gateway, or an HTTPRoute on a Gateway we don't own). */
-  readonly policyTarget: PolicyTargetReference;
   /** The Gateway whose Envoy pods may call the processor. */
   readonly gateway: { readonly name: string; readonly namespace: string };
   /** Namespace Envoy Gateway runs its proxies in. */
@@ -102,7 +109,10 @@ export interface ProcessorProps extends ProcessorOptions {
 
 /**
  * The ext_proc processor of one gateway: ConfigMap (`config.json`), Deployment, Service, ServiceAccount,
- * PodDisruptionBudget, NetworkPolicy and the EnvoyExtensionPolicy wiring it into Envoy.
+ * PodDisruptionBudget and NetworkPolicy. Each AIRoute wires it into Envoy with an EnvoyExtensionPolicy targeting
+ * the route's HTTPRoute (`attachRoute`), never the whole Gateway: Envoy Gateway enables a Gateway-targeted
+ * ext_proc on every route of the Gateway, and the processor answers 404 to any request it has no route for, so
+ * ordinary HTTPRoutes sharing the Gateway would stop working.
  */
 export class Processor extends Construct {
   readonly serviceName: string;
@@ -114,6 +124,9 @@ export class Processor extends Construct {
   private readonly costs = new Map<string, CostConfig>();
   private readonly requiredHeaders = new Set<string>();
   private readonly mountedSecrets = new Set<string>();
+  private readonly grantedNamespaces = new Set<string>();
+  private readonly labels: Record<string, string>;
+  private readonly messageTimeout: string;
   private readonly container: kplus.Container;
   private readonly props: ProcessorProps;
   private renderedJson?: string;
@@ -132,6 +145,8 @@ export class Processor extends Construct {
     const replicas = props.replicas ?? 2;
     if (!Number.isInteger(replicas) || replicas < 1) throw invalid(this, 'processor.replicas', replicas, 'must be a positive integer');
     const labels = { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': name };
+    this.labels = labels;
+    this.messageTimeout = gatewayDuration(this, 'processor.messageTimeout', props.messageTimeout ?? Duration.seconds(10));
 
     const configMap = new kplus.ConfigMap(this, 'Config', {
       metadata: { name: this.configMapName, namespace: this.namespace, labels },
@@ -239,25 +254,44 @@ export class Processor extends Construct {
       metadata: { name, namespace: this.namespace, labels },
       spec: { podSelector: { matchLabels: labels }, policyTypes: ['Ingress'], ingress },
     });
+  }
 
-    const messageTimeout = props.messageTimeout ?? Duration.seconds(10);
+  /**
+   * Enables the processor on the HTTPRoute `routeName` in `routeNamespace`: an EnvoyExtensionPolicy beside the
+   * route (policies target objects of their own namespace) and, for a route in another namespace, the
+   * ReferenceGrant that lets policies there use this processor's Service.
+   */
+  attachRoute(scope: Construct, routeName: string, routeNamespace: string): void {
     customResource<EnvoyExtensionPolicySpec>(
-      this,
+      scope,
       'ExtensionPolicy',
       ENVOY_GATEWAY_API_VERSION,
       'EnvoyExtensionPolicy',
-      { name, namespace: this.namespace, labels },
+      { name: derivedName([routeName, 'processor']), namespace: routeNamespace, labels: this.labels },
       {
-        targetRefs: [props.policyTarget],
+        targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: routeName }],
         extProc: [
           {
-            backendRefs: [{ name: this.serviceName, port: PROCESSOR_GRPC_PORT }],
+            backendRefs: [{ name: this.serviceName, namespace: routeNamespace === this.namespace ? undefined : this.namespace, port: PROCESSOR_GRPC_PORT }],
             processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered' }, allowModeOverride: true },
-            messageTimeout: gatewayDuration(this, 'processor.messageTimeout', messageTimeout),
+            messageTimeout: this.messageTimeout,
             failOpen: false,
             metadata: { writableNamespaces: [METADATA_NAMESPACE] },
           },
         ],
+      },
+    );
+    if (routeNamespace === this.namespace || this.grantedNamespaces.has(routeNamespace)) return;
+    this.grantedNamespaces.add(routeNamespace);
+    customResource<ReferenceGrantSpec>(
+      this,
+      `ReferenceGrant-${routeNamespace}`,
+      REFERENCE_GRANT_API_VERSION,
+      'ReferenceGrant',
+      { name: derivedName([this.serviceName, 'from', routeNamespace]), namespace: this.namespace, labels: this.labels },
+      {
+        from: [{ group: ENVOY_GATEWAY_GROUP, kind: 'EnvoyExtensionPolicy', namespace: routeNamespace }],
+        to: [{ group: '', kind: 'Service', name: this.serviceName }],
       },
     );
   }

@@ -14,7 +14,7 @@ import {
   type ReferenceGrantSpec,
 } from './crds';
 import { invalid } from './errors';
-import { checkHostname, checkLabelName, defaultName, derivedName, resolveNamespace } from './names';
+import { checkHostname, checkLabelName, defaultName, derivedName, isCleanPathPrefix, resolveNamespace } from './names';
 
 /** Props every provider accepts. */
 export interface ProviderBackendOptions {
@@ -358,8 +358,9 @@ export class ProviderBackend extends Construct {
     }
     checkHostname(this, 'hostname', props.hostname);
     this.validateCredentials();
-    if (props.schema.name === 'OpenAI' && !/^\/[^?#\s]*$/.test(props.schema.pathPrefix)) {
-      throw invalid(this, 'pathPrefix', props.schema.pathPrefix, 'must start with "/" and contain no query, fragment or whitespace');
+    // The backend's HTTPRoute rule matches this prefix (see upstreamPathPrefix), so it must be a clean path.
+    if (props.schema.name === 'OpenAI' && !isCleanPathPrefix(props.schema.pathPrefix)) {
+      throw invalid(this, 'pathPrefix', props.schema.pathPrefix, 'must be a path starting with "/" without a trailing "/", "//", "." or ".." segments, query or fragment');
     }
 
     if (props.service) {
@@ -390,6 +391,36 @@ export class ProviderBackend extends Construct {
   /** Whether routes send traffic straight to an in-cluster Service (no Envoy Gateway Backend, no Host rewrite). */
   get isKubernetesService(): boolean {
     return this.props.service !== undefined;
+  }
+
+  /**
+   * Every upstream path the processor sends to this backend is this prefix or below it (Gateway API PathPrefix
+   * semantics). The backend's HTTPRoute rule matches it, so the rule wins the route match Envoy repeats after
+   * the processor rewrote the path (see lib/route-precedence.ts).
+   */
+  get upstreamPathPrefix(): string {
+    const schema = this.schema;
+    switch (schema.name) {
+      case 'OpenAI':
+        return schema.pathPrefix === '' ? '/' : schema.pathPrefix;
+      case 'AzureOpenAI':
+        return '/openai';
+      case 'Anthropic':
+        return '/v1';
+      case 'AWSBedrock':
+      case 'AWSAnthropic':
+        return '/model';
+      case 'GCPVertexAI':
+      case 'GCPAnthropic':
+        return `/v1/projects/${schema.projectId}/locations/${schema.region}`;
+    }
+  }
+
+  /** @internal lower-case names of the request headers this backend's `headerMutation` sets or removes. */
+  get _mutatedHeaders(): string[] {
+    const mutation = this.props.headerMutation;
+    if (!mutation) return [];
+    return [...new Set([...Object.keys(mutation.set ?? {}), ...(mutation.remove ?? [])].map((name) => name.toLowerCase()))];
   }
 
   /** Namespace the credential Secret is expected in (where the ProviderBackend construct lives unless set). */

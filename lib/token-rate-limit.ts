@@ -5,6 +5,7 @@ import { AIGateway } from './ai-gateway';
 import { AIRoute } from './ai-route';
 import type { GlobalRateLimitRule, RateLimitHeaderSelector } from './crds';
 import { invalid } from './errors';
+import { unstableHeaderReason } from './identity-headers';
 import { shortHash } from './names';
 
 /** The window of a token budget. */
@@ -55,19 +56,41 @@ export class TokenCost {
   }
 }
 
-/** Whose usage a budget counts separately. */
+/**
+ * Whose usage a budget counts separately: one bucket per distinct value of a request header. Requests without
+ * the header are rejected with 400 by the processor, because Envoy does not limit requests lacking it.
+ *
+ * The header must reach the rate-limit filter as the client's identity: Envoy evaluates budgets after the
+ * processor ran and charges tokens at stream end, so headers the processor, the route or a backend rewrites or
+ * removes (credentials such as `authorization`/`x-api-key`/`api-key`, `x-ai-gateway-backend`, `x-ai-eg-model`,
+ * SigV4 `x-amz-*`, `anthropic-version`, `content-*`, `host`, `x-envoy-*`, a backend's `headerMutation`) are
+ * rejected at synth.
+ */
 export class ClientIdentity {
   /**
-   * One budget per distinct value of `header` (e.g. `x-tenant-id`). Requests without the header are rejected
-   * with 400 by the processor, because Envoy does not limit requests lacking a Distinct header. To key on a JWT
-   * claim, let the gateway copy it into the header (`AIGateway` prop `jwt.claimToHeaders`); clients then cannot
-   * send that header themselves.
+   * A header the target's AIGateway sets from a verified JWT claim (`jwt.claimToHeaders`, e.g.
+   * `{ tenant: 'x-tenant-id' }`). The gateway strips the header from client requests, so only the token decides
+   * the bucket.
    */
   static header(header: string): ClientIdentity {
-    return new ClientIdentity(header);
+    return new ClientIdentity(header, true);
   }
 
-  private constructor(readonly header: string) {}
+  /**
+   * A header as the client sends it, verified by nothing: any client can send any value, e.g. spread its usage
+   * over fresh buckets or spend another tenant's. An explicit choice for trusted callers, for a header that
+   * something in front of the gateway sets, or for a Gateway not managed by an AIGateway whose owner
+   * authenticates it.
+   */
+  static unverifiedHeader(header: string): ClientIdentity {
+    return new ClientIdentity(header, false);
+  }
+
+  private constructor(
+    readonly header: string,
+    /** Whether the gateway sets the header from an authenticated identity. */
+    readonly verified: boolean,
+  ) {}
 }
 
 /** Which models a budget counts. */
@@ -108,8 +131,12 @@ export interface TokenRateLimitProps {
    */
   readonly models?: ModelScope;
   /**
-   * For a gateway target: one bucket across all routes (true) or one per route (false). Needs Envoy Gateway
-   * 1.8.2 or later together with a response cost.
+   * For a gateway target: `true` counts one bucket across all AIRoutes of the gateway (ordinary HTTPRoutes on
+   * the Gateway are not counted nor limited); `false` counts one bucket per AIRoute (each route's
+   * BackendTrafficPolicy carries the budget). Either way the budget counts each request once, whatever the
+   * number of backends, matches and hostnames; per-client and per-model budgets keep one bucket per client and
+   * model within that scope. A route budget is always one bucket for the whole AIRoute: `false` is rejected
+   * there. Needs Envoy Gateway 1.8.2 or later (shared rules with a response cost).
    * @default false
    */
   readonly shared?: boolean;
@@ -119,8 +146,11 @@ const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 
 /**
  * A token budget: a global rate limit whose request cost is 0 (checked only) and whose response cost is the
- * token count the processor writes into `io.envoy.ai_gateway` metadata. Merged with every other rule for the
- * same target into that target's single BackendTrafficPolicy.
+ * token count the processor writes into `io.envoy.ai_gateway` metadata. Every emitted rule is `shared`: Envoy
+ * Gateway keys a rule that is not shared on the Envoy route entry, i.e. one bucket per backend rule, match and
+ * hostname. Route budgets go into the route's BackendTrafficPolicy; gateway budgets into the gateway's
+ * (`shared: true`) or into every AIRoute's (`shared: false`); route policies merge into the gateway's, so
+ * gateway and route budgets stack.
  */
 export class TokenRateLimit extends Construct {
   readonly metadataKey: string;
@@ -138,9 +168,17 @@ export class TokenRateLimit extends Construct {
     if (cost._config.type === 'CEL') this.checkExpression(cost._config.expression!);
     this.metadataKey = cost.metadataKey;
 
+    const target = props.target;
+    if (!(target instanceof AIGateway || target instanceof AIRoute)) throw invalid(this, 'target', target, 'must be an AIGateway or an AIRoute');
+    const sharedAcrossGateway = target instanceof AIGateway && props.shared === true;
+    if (target instanceof AIRoute && props.shared === false) {
+      throw invalid(this, 'shared', false, 'a route budget always counts one bucket for the whole AIRoute; remove the prop (it only chooses the scope of gateway budgets)');
+    }
+
     const headers: RateLimitHeaderSelector[] = [];
     if (props.client) {
-      if (!HEADER_NAME.test(props.client.header)) throw invalid(this, 'client', props.client.header, 'must be a lower-case HTTP header name');
+      if (!(props.client instanceof ClientIdentity)) throw invalid(this, 'client', props.client, 'must be created with ClientIdentity.header/unverifiedHeader');
+      this.checkClientHeader(target, props.client);
       headers.push({ name: props.client.header, type: 'Distinct' });
     }
     if (props.models) {
@@ -148,6 +186,10 @@ export class TokenRateLimit extends Construct {
       if (model === undefined) headers.push({ name: MODEL_HEADER, type: 'Distinct' });
       else if (model.length === 0) throw invalid(this, 'models', model, 'must name a model');
       else headers.push({ name: MODEL_HEADER, type: 'Exact', value: model });
+    } else if (sharedAcrossGateway) {
+      // The gateway's policy applies to every route of the Gateway; only the processor sets the model header (the
+      // gateway strips it from client requests), so this keeps ordinary HTTPRoutes out of the budget.
+      headers.push({ name: MODEL_HEADER, type: 'RegularExpression', value: '.+' });
     }
     this._rule = {
       ...(headers.length > 0 ? { clientSelectors: [{ headers }] } : {}),
@@ -156,14 +198,55 @@ export class TokenRateLimit extends Construct {
         request: { from: 'Number', number: 0 },
         response: { from: 'Metadata', metadata: { namespace: METADATA_NAMESPACE, key: cost.metadataKey } },
       },
-      ...(props.shared !== undefined ? { shared: props.shared } : {}),
+      shared: true,
     };
 
-    const target = props.target;
-    if (!(target instanceof AIGateway || target instanceof AIRoute)) throw invalid(this, 'target', target, 'must be an AIGateway or an AIRoute');
     target.processor.addCost(cost._config);
     if (props.client) target._requireHeader(props.client.header);
-    target._addBudget(this._rule);
+    if (target instanceof AIGateway) {
+      if (props.client) target._addClientHeader({ header: props.client.header, owner: this.node.path });
+      target._addBudget(this._rule, sharedAcrossGateway);
+    } else {
+      target._addBudget(this._rule);
+    }
+  }
+
+  /** Throws unless the header still names the client when Envoy evaluates and charges the budget. */
+  private checkClientHeader(target: AIGateway | AIRoute, client: ClientIdentity): void {
+    const header = client.header;
+    if (typeof header !== 'string' || !HEADER_NAME.test(header)) throw invalid(this, 'client', header, 'must be a lower-case HTTP header name');
+    const reason = unstableHeaderReason(header);
+    if (reason !== undefined) {
+      throw invalid(this, 'client', header, `cannot identify clients: it ${reason}, and Envoy evaluates budgets after that`);
+    }
+    const routes = target instanceof AIRoute ? [target] : target._routes;
+    for (const route of routes) {
+      const backend = route._backends().find((b) => b._mutatedHeaders.includes(header));
+      if (backend) {
+        throw invalid(this, 'client', header, `cannot identify clients: the headerMutation of backend "${backend.backendName}" (route ${route.node.path}) changes it before budgets read it`);
+      }
+    }
+    if (!client.verified) return;
+    const gateway = target instanceof AIGateway ? target : target.gateway;
+    if (!(gateway instanceof AIGateway)) {
+      throw invalid(
+        this,
+        'client',
+        header,
+        `ClientIdentity.header() needs a header the AIGateway sets from a JWT claim, but the route's gateway is not an AIGateway of this app; ` +
+          `if the gateway's owner sets it from an authenticated identity (or clients may choose it), use ClientIdentity.unverifiedHeader('${header}')`,
+      );
+    }
+    if (!gateway._claimHeaders.includes(header)) {
+      const claims = gateway._claimHeaders.length > 0 ? `it sets ${gateway._claimHeaders.map((h) => `"${h}"`).join(', ')}` : 'it authenticates nobody';
+      throw invalid(
+        this,
+        'client',
+        header,
+        `ClientIdentity.header() needs a header the gateway sets from a verified JWT claim (AIGateway jwt.claimToHeaders; ${claims}); ` +
+          `clients can send any value in other headers: map a claim to it, or choose ClientIdentity.unverifiedHeader('${header}') explicitly`,
+      );
+    }
   }
 
   /** Parses the expression and evaluates it on sample usage bound as CEL int, uint or double (as the processor does). */

@@ -11,7 +11,7 @@ function configOf(all: ReturnType<typeof synthAll>, configMapName?: string) {
 }
 
 describe('AIRoute', () => {
-  it('emits one HTTPRoute rule per backend matching the backend header, plus a 404 catch-all', () => {
+  it('emits one HTTPRoute rule per backend matching the backend header on the endpoint prefixes, the upstream prefix and /, plus a 404 catch-all', () => {
     const { app, team, gateway, openai, anthropic } = gatewayFixture();
     new AIRoute(team, 'Route', {
       name: 'chat',
@@ -29,15 +29,18 @@ describe('AIRoute', () => {
     expect(route.spec.parentRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw', namespace: 'platform' }]);
     expect(route.spec.hostnames).toEqual(['ai.example.com']);
     expect(route.spec.rules).toHaveLength(3);
+    const anthropicHeader = [{ type: 'Exact', name: 'x-ai-gateway-backend', value: 'anthropic.platform.chat.team' }];
     expect(route.spec.rules[0]).toEqual({
+      // Anthropic's upstream prefix is /v1, already an endpoint prefix.
       matches: [
-        { path: { type: 'PathPrefix', value: '/v1' }, headers: [{ type: 'Exact', name: 'x-ai-gateway-backend', value: 'anthropic.platform.chat.team' }] },
-        {
-          path: { type: 'PathPrefix', value: '/anthropic/v1' },
-          headers: [{ type: 'Exact', name: 'x-ai-gateway-backend', value: 'anthropic.platform.chat.team' }],
-        },
+        { path: { type: 'PathPrefix', value: '/v1' }, headers: anthropicHeader },
+        { path: { type: 'PathPrefix', value: '/anthropic/v1' }, headers: anthropicHeader },
+        { path: { type: 'PathPrefix', value: '/' }, headers: anthropicHeader },
       ],
-      filters: [{ type: 'URLRewrite', urlRewrite: { hostname: 'api.anthropic.com' } }],
+      filters: [
+        { type: 'URLRewrite', urlRewrite: { hostname: 'api.anthropic.com' } },
+        { type: 'RequestHeaderModifier', requestHeaderModifier: { remove: ['x-ai-gateway-backend'] } },
+      ],
       backendRefs: [{ group: 'gateway.envoyproxy.io', kind: 'Backend', name: 'anthropic', namespace: 'platform' }],
       timeouts: { request: '60s' },
     });
@@ -100,7 +103,7 @@ describe('AIRoute', () => {
     new AIRoute(team, 'A', { name: 'a', gateway, rules: [{ models: [ModelMatch.exact('a')], backends: [{ backend: openai }] }] });
     new AIRoute(team, 'B', { name: 'b', gateway, rules: [{ models: [ModelMatch.exact('b')], backends: [{ backend: openai }] }] });
     new AIRoute(platform, 'C', { name: 'c', gateway, rules: [{ models: [ModelMatch.exact('c')], backends: [{ backend: openai }] }] });
-    const grants = findAll(synthAll(app), 'ReferenceGrant');
+    const grants = findAll(synthAll(app), 'ReferenceGrant').filter((g: any) => g.spec.from[0].kind === 'HTTPRoute');
     expect(grants).toHaveLength(1);
     expect(grants[0]).toMatchObject({
       metadata: { name: 'openai-from-team', namespace: 'platform' },
@@ -140,6 +143,7 @@ describe('AIRoute', () => {
     expect(findOne(all, 'HTTPRoute').spec.rules[0].timeouts).toEqual({ request: '300s' });
     expect(findOne(all, 'BackendTrafficPolicy', 'chat').spec).toEqual({
       targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
+      // The gateway has no policy of its own: nothing to merge into.
       retry: {
         numRetries: 3,
         retryOn: { triggers: ['connect-failure', 'refused-stream', 'reset', 'retriable-status-codes'], httpStatusCodes: [429, 503] },
@@ -153,7 +157,7 @@ describe('AIRoute', () => {
     const plain = ProviderBackend.openAICompatible(platform, 'Plain', { name: 'plain', baseUrl: 'http://llm.internal.example:8080/v1' });
     new AIRoute(team, 'Route', { name: 'plain', gateway, rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: plain }] }] });
     const all = synthAll(app);
-    expect(findOne(all, 'HTTPRoute').spec.rules[0].filters).toEqual([{ type: 'URLRewrite', urlRewrite: { hostname: 'llm.internal.example' } }]);
+    expect(findOne(all, 'HTTPRoute').spec.rules[0].filters[0]).toEqual({ type: 'URLRewrite', urlRewrite: { hostname: 'llm.internal.example' } });
     expect(findOne(all, 'Backend', 'plain').spec).toEqual({ endpoints: [{ fqdn: { hostname: 'llm.internal.example', port: 8080 } }] });
     expect(findAll(all, 'BackendTLSPolicy').map((p) => p.metadata.name)).toEqual(['openai-tls', 'anthropic-tls']);
   });
@@ -329,6 +333,60 @@ describe('AIRoute', () => {
       expect(
         () => new AIRoute(team, 'Route', { name: '1chat', gateway: GatewayReference.fromName('shared', 'infra'), rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] }),
       ).toThrow(/team\/Route\/Processor: invalid name "1chat": the processor Service would be named "1chat-processor", but Service names must start with a letter/);
+    });
+
+    it('if another route on the same listener and host has a catch-all prefix that out-ranks a backend rule of this route', () => {
+      const { team, platform, gateway } = gatewayFixture();
+      const bedrock = ProviderBackend.awsBedrock(platform, 'Bedrock', { name: 'bedrock', region: 'us-east-1', credentials: Credentials.awsDefaultChain() });
+      new AIRoute(team, 'Tools', { gateway, pathPrefix: '/model/tools', rules: [{ models: [ModelMatch.exact('tool')], backends: [{ backend: bedrock }] }] });
+      expect(() => new AIRoute(team, 'Chat', { gateway, rules: [{ models: [ModelMatch.exact('nova')], backends: [{ backend: bedrock }] }] })).toThrow(
+        /team\/Chat: invalid rules\[0\].backends\[0\].backend "bedrock": after the processor rewrites a request for this backend to "\/model\/tools" or below, Envoy re-matches it and the catch-all PathPrefix "\/model\/tools" of route team\/Tools \(listener http host \*\) out-ranks this backend's rule \(a longer path prefix wins\); give the routes different hostnames or that route another path prefix/,
+      );
+      // On other hosts the routes never share a virtual host.
+      expect(() => new AIRoute(team, 'Elsewhere', { gateway, hostnames: ['ai.example.com'], rules: [{ models: [ModelMatch.exact('nova')], backends: [{ backend: bedrock }] }] })).not.toThrow();
+    });
+
+    it('if its catch-all prefix would out-rank a backend rule of another route on the same listener and host', () => {
+      const { team, platform, gateway, openai } = gatewayFixture();
+      const bedrock = ProviderBackend.awsBedrock(platform, 'Bedrock', { name: 'bedrock', region: 'us-east-1', credentials: Credentials.awsDefaultChain() });
+      new AIRoute(team, 'Chat', { gateway, hostnames: ['ai.example.com'], rules: [{ models: [ModelMatch.exact('nova')], backends: [{ backend: bedrock }] }] });
+      // A route without hostnames lands in the `*` virtual host: never compared with the ai.example.com one.
+      expect(() => new AIRoute(team, 'Anywhere', { gateway, pathPrefix: '/model/any', rules: [{ models: [ModelMatch.exact('any')], backends: [{ backend: openai }] }] })).not.toThrow();
+      expect(() => new AIRoute(team, 'Tools', { gateway, hostnames: ['ai.example.com'], pathPrefix: '/model/tools', rules: [{ models: [ModelMatch.exact('tool')], backends: [{ backend: openai }] }] })).toThrow(
+        /team\/Tools: invalid pathPrefix "\/model\/tools": out-ranks the rule of backend "bedrock" of route team\/Chat \(listener http host ai.example.com\) for its upstream paths "\/model\/tools" and below/,
+      );
+      expect(() => new AIRoute(team, 'Messages', { gateway, hostnames: ['ai.example.com'], anthropicPathPrefix: '/model/x', rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] })).toThrow(
+        /team\/Messages: invalid anthropicPathPrefix "\/model\/x": out-ranks the rule of backend "bedrock"/,
+      );
+    });
+
+    it('only for paths the processor sends: a deeper prefix under an OpenAI pass-through is fine unless a translated path falls under it', () => {
+      const { team, platform, gateway, openai } = gatewayFixture();
+      const vllm = ProviderBackend.kubernetesService(platform, 'Vllm', { serviceName: 'vllm', port: 8000 });
+      new AIRoute(team, 'Main', { gateway, anthropicPathPrefix: '/anthropic/v1', rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] });
+      expect(() => new AIRoute(team, 'TeamB', { gateway, pathPrefix: '/v1/team-b', rules: [{ models: [ModelMatch.exact('llama')], backends: [{ backend: vllm }] }] })).not.toThrow();
+      // Anthropic requests to the OpenAI backend go to /v1/chat/completions, which a /v1/chat catch-all would take.
+      expect(() => new AIRoute(team, 'ChatOnly', { gateway, pathPrefix: '/v1/chat', rules: [{ models: [ModelMatch.exact('qwen')], backends: [{ backend: vllm }] }] })).toThrow(
+        /invalid pathPrefix "\/v1\/chat": out-ranks the rule of backend "openai" of route team\/Main \(listener http host \*\) for its upstream paths "\/v1\/chat\/completions"/,
+      );
+    });
+
+    it('if two routes of the app on the same Gateway it does not manage conflict', () => {
+      const app = Testing.app();
+      const team = new Chart(app, 'team', { namespace: 'team' });
+      const bedrock = ProviderBackend.awsBedrock(team, 'Bedrock', { name: 'bedrock', region: 'us-east-1', credentials: Credentials.awsDefaultChain() });
+      new AIRoute(team, 'A', { gateway: GatewayReference.fromName('shared', 'infra'), rules: [{ models: [ModelMatch.exact('nova')], backends: [{ backend: bedrock }] }] });
+      expect(() => new AIRoute(team, 'B', { gateway: GatewayReference.fromName('shared', 'infra'), pathPrefix: '/model/b', rules: [{ models: [ModelMatch.exact('b')], backends: [{ backend: bedrock }] }] })).toThrow(
+        /team\/B: invalid pathPrefix "\/model\/b": out-ranks the rule of backend "bedrock" of route team\/A \(listener \* host \*\)/,
+      );
+      expect(() => new AIRoute(team, 'C', { gateway: GatewayReference.fromName('other', 'infra'), pathPrefix: '/model/c', rules: [{ models: [ModelMatch.exact('c')], backends: [{ backend: bedrock }] }] })).not.toThrow();
+    });
+
+    it('if a backend base URL path is not a clean path prefix', () => {
+      const { platform } = gatewayFixture();
+      expect(() => ProviderBackend.openAICompatible(platform, 'Odd', { baseUrl: 'https://llm.example.com/a//v1' })).toThrow(
+        /platform\/Odd: invalid pathPrefix "\/a\/\/v1": must be a path starting with "\/" without a trailing "\/", "\/\/", "." or ".." segments/,
+      );
     });
 
     it('if the path prefix is not a clean path', () => {

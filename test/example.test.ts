@@ -20,7 +20,13 @@ describe('the cdk8s example', () => {
     expect(new Set(namespaced(platform).map((m) => m.metadata.namespace))).toEqual(new Set(['ai-platform']));
     expect(new Set(namespaced(team).map((m) => m.metadata.namespace))).toEqual(new Set(['team-chat']));
     expect(findOne(platform, 'Namespace').metadata).toEqual({ name: 'ai-platform' });
-    expect(findAll(platform, 'ReferenceGrant').map((g) => (g as any).spec.from[0].namespace)).toEqual(['team-chat', 'team-chat', 'team-chat']);
+    // Three backends and the processor Service, each referenced from team-chat (routes and the route's EnvoyExtensionPolicy).
+    expect(findAll(platform, 'ReferenceGrant').map((g) => `${(g as any).spec.from[0].kind}/${(g as any).spec.from[0].namespace}`)).toEqual([
+      'EnvoyExtensionPolicy/team-chat',
+      'HTTPRoute/team-chat',
+      'HTTPRoute/team-chat',
+      'HTTPRoute/team-chat',
+    ]);
   });
 
   it('uses OpenAI, Anthropic and Bedrock with a weighted split for one model', () => {
@@ -34,13 +40,26 @@ describe('the cdk8s example', () => {
     const gatewayRules = findOne(platform, 'BackendTrafficPolicy').spec.rateLimit.global.rules;
     expect(gatewayRules).toEqual([
       expect.objectContaining({
-        clientSelectors: [{ headers: [{ name: 'x-tenant-id', type: 'Distinct' }] }],
+        clientSelectors: [{ headers: [{ name: 'x-tenant-id', type: 'Distinct' }, { name: 'x-ai-eg-model', type: 'RegularExpression', value: '.+' }] }],
         limit: { requests: 100000, unit: 'Hour' },
         cost: expect.objectContaining({ response: { from: 'Metadata', metadata: { namespace: 'io.envoy.ai_gateway', key: 'llm_total_token' } } }),
+        shared: true,
       }),
     ]);
-    const routeRules = findOne(team, 'BackendTrafficPolicy').spec.rateLimit.global.rules;
-    expect(routeRules[0].clientSelectors[0].headers).toContainEqual({ name: 'x-ai-eg-model', type: 'Distinct' });
+    const routePolicy = findOne(team, 'BackendTrafficPolicy').spec;
+    // Merged into the gateway policy, so the tenant budget and the per-model budget both count.
+    expect(routePolicy.mergeType).toBe('StrategicMerge');
+    expect(routePolicy.rateLimit.global.rules).toEqual([
+      expect.objectContaining({ clientSelectors: [{ headers: [{ name: 'x-tenant-id', type: 'Distinct' }, { name: 'x-ai-eg-model', type: 'Distinct' }] }], shared: true }),
+    ]);
+  });
+
+  it('sends Bedrock requests of both rules to the Bedrock rule after the processor rewrote the path', () => {
+    const rules = findOne(team, 'HTTPRoute', 'chat').spec.rules;
+    const bedrock = rules.find((r: any) => r.backendRefs?.[0].name === 'bedrock-us-east-1');
+    expect(bedrock.matches.map((m: any) => m.path.value)).toEqual(['/v1', '/anthropic/v1', '/model', '/']);
+    expect(findOne(team, 'EnvoyExtensionPolicy').spec.targetRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }]);
+    expect(findAll(platform, 'EnvoyExtensionPolicy')).toEqual([]);
   });
 
   it('matches the snapshot', () => {

@@ -116,8 +116,9 @@ describe('ProviderBackend', () => {
     const all = synthAll(app);
     const route = findOne(all, 'HTTPRoute', 'local');
     expect(route.spec.rules[0].backendRefs).toEqual([{ name: 'vllm', namespace: 'models', port: 8000 }]);
-    expect(route.spec.rules[0].filters).toBeUndefined();
-    const grant = findOne(all, 'ReferenceGrant');
+    // No Host rewrite: only the removal of the gateway's internal header.
+    expect(route.spec.rules[0].filters).toEqual([{ type: 'RequestHeaderModifier', requestHeaderModifier: { remove: ['x-ai-gateway-backend'] } }]);
+    const grant = findOne(all, 'ReferenceGrant', 'vllm-from-team');
     expect(grant.metadata.namespace).toBe('models');
     expect(grant.spec).toEqual({
       from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'team' }],

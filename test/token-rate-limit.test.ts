@@ -1,5 +1,6 @@
 import { parseProcessorConfig } from '../processor/src/config/schema';
-import { AIRoute, ClientIdentity, ModelMatch, ModelScope, RateLimitUnit, TokenCost, TokenRateLimit } from '../lib';
+import { Chart, Testing } from 'cdk8s';
+import { AIGateway, AIRoute, ClientIdentity, Credentials, GatewayReference, ModelMatch, ModelScope, ProviderBackend, RateLimitUnit, TokenCost, TokenRateLimit } from '../lib';
 import { gatewayFixture } from './support/fixtures';
 import { manifestProblems } from './support/manifests';
 import { describeWithShared } from './support/shared';
@@ -21,19 +22,19 @@ const costOf = (key: string) => ({
 });
 
 describe('TokenRateLimit', () => {
-  it('puts gateway budgets into one BackendTrafficPolicy on the Gateway, charged from the response metadata', () => {
+  it('puts shared gateway budgets into one BackendTrafficPolicy on the Gateway, for AI requests only, and the others into each AIRoute policy', () => {
     const { app, gateway, route } = withRoute();
     new TokenRateLimit(gateway, 'Tenant', {
       target: gateway,
       limit: 100_000,
       per: RateLimitUnit.HOUR,
-      client: ClientIdentity.header('x-tenant-id'),
+      client: ClientIdentity.unverifiedHeader('x-tenant-id'),
       shared: true,
     });
     new TokenRateLimit(gateway, 'Output', { target: gateway, limit: 5_000_000, per: RateLimitUnit.DAY, cost: TokenCost.outputTokens() });
     const all = synthAll(app);
     const policies = findAll(all, 'BackendTrafficPolicy');
-    expect(policies.map((p) => p.metadata.name)).toEqual(['gw-budgets']);
+    expect(policies.map((p) => p.metadata.name)).toEqual(['gw-budgets', 'chat']);
     expect(policies[0].metadata.namespace).toBe('platform');
     expect((policies[0] as any).spec).toEqual({
       targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
@@ -42,15 +43,30 @@ describe('TokenRateLimit', () => {
         global: {
           rules: [
             {
-              clientSelectors: [{ headers: [{ name: 'x-tenant-id', type: 'Distinct' }] }],
+              // Only the processor sets the model header (the gateway strips it from clients): ordinary HTTPRoutes
+              // on the Gateway are neither counted nor limited.
+              clientSelectors: [
+                {
+                  headers: [
+                    { name: 'x-tenant-id', type: 'Distinct' },
+                    { name: 'x-ai-eg-model', type: 'RegularExpression', value: '.+' },
+                  ],
+                },
+              ],
               limit: { requests: 100000, unit: 'Hour' },
               cost: costOf('llm_total_token'),
               shared: true,
             },
-            { limit: { requests: 5000000, unit: 'Day' }, cost: costOf('llm_output_token') },
           ],
         },
       },
+    });
+    // The budget that is not shared counts one bucket per AIRoute: a shared rule of the route's own policy, which
+    // merges into the gateway's so both budgets count.
+    expect((policies[1] as any).spec).toEqual({
+      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
+      mergeType: 'StrategicMerge',
+      rateLimit: { type: 'Global', global: { rules: [{ limit: { requests: 5000000, unit: 'Day' }, cost: costOf('llm_output_token'), shared: true }] } },
     });
     const config = parseProcessorConfig(JSON.parse(findOne(all, 'ConfigMap').data['config.json']));
     expect(config.costs).toEqual([
@@ -75,7 +91,7 @@ describe('TokenRateLimit', () => {
       limit: 10,
       per: RateLimitUnit.SECOND,
       models: ModelScope.only('gpt-4o'),
-      client: ClientIdentity.header('x-user'),
+      client: ClientIdentity.unverifiedHeader('x-user'),
       cost: TokenCost.cachedInputTokens(),
     });
     const all = synthAll(fixture.app);
@@ -83,23 +99,77 @@ describe('TokenRateLimit', () => {
     expect(policy.spec.targetRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }]);
     expect(policy.spec.retry.numRetries).toBe(1);
     expect(policy.spec.mergeType).toBeUndefined();
+    // Shared: one bucket for the whole route (and per model / user), not one per backend rule, match and host.
     expect(policy.spec.rateLimit.global.rules).toEqual([
-      { clientSelectors: [{ headers: [{ name: 'x-ai-eg-model', type: 'Distinct' }] }], limit: { requests: 1000, unit: 'Minute' }, cost: costOf('llm_input_token') },
+      {
+        clientSelectors: [{ headers: [{ name: 'x-ai-eg-model', type: 'Distinct' }] }],
+        limit: { requests: 1000, unit: 'Minute' },
+        cost: costOf('llm_input_token'),
+        shared: true,
+      },
       {
         clientSelectors: [{ headers: [{ name: 'x-user', type: 'Distinct' }, { name: 'x-ai-eg-model', type: 'Exact', value: 'gpt-4o' }] }],
         limit: { requests: 10, unit: 'Second' },
         cost: costOf('llm_cached_input_token'),
+        shared: true,
       },
     ]);
     const config = parseProcessorConfig(JSON.parse(findOne(all, 'ConfigMap').data['config.json']));
     expect(config.routes[0].requiredHeaders).toEqual(['x-user']);
   });
 
-  it('merges route policies into the gateway policy when the gateway has budgets too', () => {
+  it('merges route policies into the gateway policy when the gateway has one, so gateway and route budgets stack', () => {
     const { app, gateway, route } = withRoute();
     new TokenRateLimit(route, 'Route', { target: route, limit: 1000, per: RateLimitUnit.HOUR });
-    new TokenRateLimit(gateway, 'GatewayBudget', { target: gateway, limit: 5000, per: RateLimitUnit.HOUR });
+    new TokenRateLimit(gateway, 'GatewayBudget', { target: gateway, limit: 5000, per: RateLimitUnit.HOUR, shared: true });
     expect(findOne(synthAll(app), 'BackendTrafficPolicy', 'chat').spec.mergeType).toBe('StrategicMerge');
+  });
+
+  it('puts a per-route gateway budget into every AIRoute of the gateway, attached before or after it', () => {
+    const { app, team, gateway, anthropic, route } = withRoute();
+    new TokenRateLimit(gateway, 'PerRoute', { target: gateway, limit: 5000, per: RateLimitUnit.HOUR, models: ModelScope.only('gpt-4o') });
+    new AIRoute(team, 'Later', { name: 'later', gateway, retry: { attempts: 1 }, rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }] });
+    new TokenRateLimit(route, 'Own', { target: route, limit: 10, per: RateLimitUnit.MINUTE });
+    const all = synthAll(app);
+    const rule = {
+      clientSelectors: [{ headers: [{ name: 'x-ai-eg-model', type: 'Exact', value: 'gpt-4o' }] }],
+      limit: { requests: 5000, unit: 'Hour' },
+      cost: costOf('llm_total_token'),
+      shared: true,
+    };
+    expect(findAll(all, 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual(['chat', 'later']);
+    // The route's own budgets first, then the gateway's; no gateway policy to merge into.
+    expect(findOne(all, 'BackendTrafficPolicy', 'chat').spec).toEqual({
+      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
+      rateLimit: { type: 'Global', global: { rules: [{ limit: { requests: 10, unit: 'Minute' }, cost: costOf('llm_total_token'), shared: true }, rule] } },
+    });
+    expect(findOne(all, 'BackendTrafficPolicy', 'later').spec.rateLimit.global.rules).toEqual([rule]);
+    expect(findOne(all, 'BackendTrafficPolicy', 'later').spec.retry.numRetries).toBe(1);
+  });
+
+  it('merges a route on a Gateway it does not manage into whatever policy that Gateway carries', () => {
+    const app = Testing.app();
+    const team = new Chart(app, 'team', { namespace: 'team' });
+    const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
+    const route = new AIRoute(team, 'Route', { name: 'chat', gateway: GatewayReference.fromName('shared', 'infra'), rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] });
+    new TokenRateLimit(route, 'Budget', { target: route, limit: 10, per: RateLimitUnit.MINUTE });
+    expect(findOne(synthAll(app), 'BackendTrafficPolicy').spec.mergeType).toBe('StrategicMerge');
+  });
+
+  it('keys a budget on a JWT claim header of the gateway with ClientIdentity.header', () => {
+    const app = Testing.app();
+    const platform = new Chart(app, 'platform', { namespace: 'platform' });
+    const gateway = new AIGateway(platform, 'Gateway', {
+      name: 'gw',
+      jwt: { issuer: 'https://login.example.com', jwksUri: 'https://login.example.com/jwks.json', claimToHeaders: { tenant: 'x-tenant-id' } },
+    });
+    const openai = ProviderBackend.openAI(platform, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
+    const route = new AIRoute(platform, 'Route', { name: 'chat', gateway, rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] });
+    new TokenRateLimit(platform, 'GatewayBudget', { target: gateway, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('x-tenant-id'), shared: true });
+    new TokenRateLimit(platform, 'RouteBudget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('x-tenant-id') });
+    const all = synthAll(app);
+    expect(findOne(all, 'BackendTrafficPolicy', 'chat').spec.rateLimit.global.rules[0].clientSelectors).toEqual([{ headers: [{ name: 'x-tenant-id', type: 'Distinct' }] }]);
+    expect(findOne(all, 'BackendTrafficPolicy', 'gw-budgets').spec.rateLimit.global.rules[0].clientSelectors[0].headers[0]).toEqual({ name: 'x-tenant-id', type: 'Distinct' });
   });
 
   it('registers CEL costs under a deterministic generated key', () => {
@@ -160,8 +230,81 @@ describe('TokenRateLimit', () => {
 
     it('if the client header is not a header name', () => {
       const { route } = withRoute();
-      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('X Tenant') })).toThrow(
+      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('X Tenant') })).toThrow(
         /invalid client "X Tenant": must be a lower-case HTTP header name/,
+      );
+    });
+
+    it('if the client header is a credential the processor replaces (ClientIdentity.header("authorization"))', () => {
+      const { route } = withRoute();
+      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('authorization') })).toThrow(
+        /team\/Route\/Budget: invalid client "authorization": cannot identify clients: it is a client credential header: the processor removes it and sets the provider credential before the budget is counted/,
+      );
+    });
+
+    it.each([
+      ['x-api-key', /client credential header/],
+      ['api-key', /client credential header/],
+      ['x-ai-gateway-backend', /set by the processor to the chosen backend/],
+      ['x-ai-eg-model', /ModelScope.eachModel/],
+      ['anthropic-version', /set by the processor for Anthropic backends/],
+      ['content-length', /rewritten by the processor/],
+      ['content-type', /the processor rewrites/],
+      ['host', /rewritten to the provider host/],
+      ['x-amz-date', /SigV4/],
+      ['x-amz-security-token', /SigV4/],
+      ['x-aigw-aws-access-key-id', /per-request credentials/],
+      ['x-envoy-original-path', /Envoy-internal/],
+    ])('if the client header is %s, which the gateway rewrites or removes', (header, reason) => {
+      const { gateway, route } = withRoute();
+      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader(header) })).toThrow(
+        new RegExp(`invalid client "${header}": cannot identify clients: it .*${reason.source}`),
+      );
+      expect(() => new TokenRateLimit(gateway, 'Budget', { target: gateway, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader(header) })).toThrow(
+        /cannot identify clients/,
+      );
+    });
+
+    it('if ClientIdentity.header names a header the gateway does not set from a JWT claim', () => {
+      const { route } = withRoute();
+      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('x-tenant-id') })).toThrow(
+        /team\/Route\/Budget: invalid client "x-tenant-id": ClientIdentity.header\(\) needs a header the gateway sets from a verified JWT claim \(AIGateway jwt.claimToHeaders; it authenticates nobody\); clients can send any value in other headers: map a claim to it, or choose ClientIdentity.unverifiedHeader\('x-tenant-id'\) explicitly/,
+      );
+    });
+
+    it('if ClientIdentity.header is used on a Gateway the app does not manage', () => {
+      const app = Testing.app();
+      const team = new Chart(app, 'team', { namespace: 'team' });
+      const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
+      const route = new AIRoute(team, 'Route', { gateway: GatewayReference.fromName('shared', 'infra'), rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] });
+      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('x-team') })).toThrow(
+        /invalid client "x-team": ClientIdentity.header\(\) needs a header the AIGateway sets from a JWT claim, but the route's gateway is not an AIGateway of this app/,
+      );
+      expect(() => new TokenRateLimit(route, 'Ok', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-team') })).not.toThrow();
+    });
+
+    it('if a backend of the target changes the client header, whichever comes first', () => {
+      const { team, platform, gateway, route } = withRoute();
+      const tagged = ProviderBackend.openAICompatible(platform, 'Tagged', { name: 'tagged', baseUrl: 'https://llm.example.com/v1', headerMutation: { set: { 'X-Team': 'shared' } } });
+      const other = new AIRoute(team, 'Other', { name: 'other', gateway, rules: [{ models: [ModelMatch.exact('tagged')], backends: [{ backend: tagged }] }] });
+      expect(() => new TokenRateLimit(other, 'Budget', { target: other, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-team') })).toThrow(
+        /team\/Other\/Budget: invalid client "x-team": cannot identify clients: the headerMutation of backend "tagged" \(route team\/Other\) changes it before budgets read it/,
+      );
+      expect(() => new TokenRateLimit(gateway, 'Budget', { target: gateway, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-team') })).toThrow(
+        /the headerMutation of backend "tagged"/,
+      );
+      new TokenRateLimit(gateway, 'Other', { target: gateway, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-other') });
+      const removing = ProviderBackend.openAICompatible(platform, 'Removing', { name: 'removing', baseUrl: 'https://llm2.example.com/v1', headerMutation: { remove: ['x-other'] } });
+      expect(() => new AIRoute(team, 'Late', { gateway, rules: [{ models: [ModelMatch.exact('late')], backends: [{ backend: removing }] }] })).toThrow(
+        /team\/Late: invalid rules\[0\].backends\[0\].backend "removing": its headerMutation changes "x-other", which the gateway budget platform\/Gateway\/Other identifies clients by; budgets read it after the change/,
+      );
+      void route;
+    });
+
+    it('if a route budget is not shared', () => {
+      const { route } = withRoute();
+      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, shared: false })).toThrow(
+        /team\/Route\/Budget: invalid shared false: a route budget always counts one bucket for the whole AIRoute/,
       );
     });
   });
@@ -170,7 +313,7 @@ describe('TokenRateLimit', () => {
 describeWithShared('crds/jsonschema', 'TokenRateLimit manifests', (jsonschemaDir) => {
   it('validate for gateway and route budgets of every kind', () => {
     const { app, gateway, route } = withRoute();
-    new TokenRateLimit(gateway, 'A', { target: gateway, limit: 1, per: RateLimitUnit.DAY, client: ClientIdentity.header('x-tenant-id'), shared: true });
+    new TokenRateLimit(gateway, 'A', { target: gateway, limit: 1, per: RateLimitUnit.DAY, client: ClientIdentity.unverifiedHeader('x-tenant-id'), shared: true });
     new TokenRateLimit(gateway, 'B', { target: gateway, limit: 2, per: RateLimitUnit.HOUR, models: ModelScope.only('gpt-4o'), shared: false });
     new TokenRateLimit(route, 'C', { target: route, limit: 3, per: RateLimitUnit.MINUTE, cost: TokenCost.expression('input_tokens + 4 * output_tokens') });
     new TokenRateLimit(route, 'D', { target: route, limit: 4, per: RateLimitUnit.SECOND, models: ModelScope.eachModel(), cost: TokenCost.cachedInputTokens() });

@@ -63,13 +63,16 @@ export class PlatformChart extends Chart {
       region: 'us-east-1',
       credentials: Credentials.awsDefaultChain(),
     });
-    // Every tenant gets 100k tokens per hour across all routes of the gateway.
+    // Every tenant gets 100k tokens per hour across all routes of the gateway. The gateway authenticates nobody:
+    // the callers are trusted internal services that send their tenant in `x-tenant-id` (any client could send
+    // any value). With JWT authentication, map a claim to the header (`jwt.claimToHeaders`) and use
+    // `ClientIdentity.header('x-tenant-id')` instead.
     new TokenRateLimit(this, 'TenantBudget', {
       target: this.gateway,
       limit: 100_000,
       per: RateLimitUnit.HOUR,
       cost: TokenCost.totalTokens(),
-      client: ClientIdentity.header('x-tenant-id'),
+      client: ClientIdentity.unverifiedHeader('x-tenant-id'),
       shared: true,
     });
   }
@@ -106,7 +109,7 @@ export class ChatTeamChart extends Chart {
       limit: 500_000,
       per: RateLimitUnit.DAY,
       cost: TokenCost.expression('input_tokens + 4 * output_tokens'),
-      client: ClientIdentity.header('x-tenant-id'),
+      client: ClientIdentity.unverifiedHeader('x-tenant-id'),
       models: ModelScope.eachModel(),
     });
   }

@@ -114,6 +114,8 @@ describe('the Pulumi example', () => {
     expect(owner('Backend', 'openai')).toBe('openai');
     expect(owner('BackendTLSPolicy', 'bedrock-us-east-1-tls')).toBe('bedrock');
     expect(owner('HTTPRoute', 'chat')).toBe('chat');
+    expect(owner('EnvoyExtensionPolicy', 'chat-processor')).toBe('chat');
+    expect(owner('ReferenceGrant', 'ai-gateway-processor-from-team-chat')).toBe('ai-gateway');
 
     for (const registration of kubeObjects(registrations)) {
       if (registration.type === 'kubernetes:core/v1:Namespace') {
@@ -136,11 +138,17 @@ describe('the Pulumi example', () => {
     expect(depsOf('HTTPRoute', 'team-chat/chat')).toEqual(
       expect.arrayContaining([urnOf('Gateway', 'ai-platform/ai-gateway'), urnOf('Namespace', 'team-chat'), urnOf('HTTPRouteFilter', 'chat-not-found')]),
     );
+    // The grants admitting HTTPRoutes to the Backends (the processor's grant admits EnvoyExtensionPolicies).
     expect(depsOf('HTTPRoute', 'team-chat/chat')).toEqual(
-      expect.arrayContaining(registrations.filter((r) => r.type.endsWith(':ReferenceGrant')).map((r) => r.urn)),
+      expect.arrayContaining(registrations.filter((r) => r.type.endsWith(':ReferenceGrant') && !r.name.endsWith('processor-from-team-chat')).map((r) => r.urn)),
     );
-    expect(depsOf('EnvoyExtensionPolicy', 'ai-gateway-processor')).toEqual(
-      expect.arrayContaining([urnOf('Service', 'ai-platform/ai-gateway-processor'), urnOf('Gateway', 'ai-platform/ai-gateway')]),
+    // The route's EnvoyExtensionPolicy waits for its HTTPRoute, the processor Service and the grant admitting it there.
+    expect(depsOf('EnvoyExtensionPolicy', 'team-chat/chat-processor')).toEqual(
+      expect.arrayContaining([
+        urnOf('Service', 'ai-platform/ai-gateway-processor'),
+        urnOf('HTTPRoute', 'team-chat/chat'),
+        urnOf('ReferenceGrant', 'ai-platform/ai-gateway-processor-from-team-chat'),
+      ]),
     );
     expect(depsOf('Deployment', 'ai-platform/ai-gateway-processor')).toEqual(
       expect.arrayContaining([urnOf('ConfigMap', 'ai-gateway-processor-config'), urnOf('ServiceAccount', 'ai-platform/ai-gateway-processor')]),
