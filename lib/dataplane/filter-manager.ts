@@ -4,6 +4,7 @@
  * response (or a local reply) back through the encoder side of the chain.
  */
 import { HeaderMap, type HttpFilter, type LocalReply, type StreamContext } from './filter';
+import { normalizeRequestPath } from './path-normalize';
 
 /** What the router (the terminal filter) produces: an upstream response to stream back, or a local reply. */
 export type TerminalResult =
@@ -74,6 +75,15 @@ async function* once(body: Buffer): AsyncIterable<Buffer> {
 /** Runs one stream to completion. Never throws for request or upstream problems: they become local replies. */
 export async function runStream<Route>(config: StreamConfig<Route>, request: StreamRequest, sink: ResponseSink): Promise<void> {
   const headers = request.headers;
+  // Envoy normalises the path before any route match or filter (EG's HCM defaults, see path-normalize.ts).
+  const normalized = normalizeRequestPath(headers.get(':path') ?? '/');
+  if (normalized.kind === 'redirect') {
+    const reply = { status: 307, headers: [['location', normalized.location]] as const, details: 'path_normalization_redirect' };
+    writeHeadFrom(localReplyHead(reply), sink);
+    sink.end();
+    return;
+  }
+  headers.set(':path', normalized.path);
   for (const name of config.earlyRemoveHeaders) headers.remove(name);
 
   let cached: { route: Route | undefined } | undefined;
