@@ -327,6 +327,16 @@ async function verifyProvider(provider: JwtProviderSettings, headers: HeaderMap,
   return verified ?? { status: JWT_STATUS.missing };
 }
 
+/** EG asks Envoy to store the payload with the space-delimited `scope` and `scp` claims split into lists. */
+function payloadForMetadata(payload: JWTPayload): JWTPayload {
+  const out: JWTPayload = { ...payload };
+  for (const claim of ['scope', 'scp']) {
+    const value = payload[claim];
+    if (typeof value === 'string') out[claim] = value.split(' ').filter((part) => part !== '');
+  }
+  return out;
+}
+
 /** Envoy `buildOriginalUri`: scheme://host/path without the query, at most 256 characters. */
 function originalUri(headers: HeaderMap): string {
   const path = (headers.get(':path') ?? '/').split('?')[0];
@@ -368,7 +378,7 @@ export function createJwtFilter(settings: JwtSettings | undefined, jwks: JwksRes
             added = true;
           }
           const metadata = stream.dynamicMetadata.get('envoy.filters.http.jwt_authn') ?? {};
-          metadata[provider.name] = result.payload;
+          metadata[provider.name] = payloadForMetadata(result.payload);
           stream.dynamicMetadata.set('envoy.filters.http.jwt_authn', metadata);
           if (added && provider.recomputeRoute) stream.clearRouteCache();
           return CONTINUE;

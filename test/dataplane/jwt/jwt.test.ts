@@ -126,7 +126,7 @@ describe('jwtSettingsFromPolicy', () => {
 
 describe('createJwtFilter', () => {
   it('accepts a valid token from the JWKS URL, forwards authorization and appends claims as headers', async () => {
-    const jwt = await token();
+    const jwt = await token({ scope: 'chat  embeddings' });
     const { reply, stream } = await authenticate([
       ['authorization', `Bearer ${jwt}`],
       ['x-user', 'mallory'], // a client-set claim header is removed first
@@ -139,7 +139,7 @@ describe('createJwtFilter', () => {
     expect(h.get('x-tier')).toBe('3');
     expect(h.get('x-admin')).toBe('false');
     expect(Buffer.from(h.get('x-groups') ?? '', 'base64').toString()).toBe('["a","b"]');
-    expect(stream.dynamicMetadata.get('envoy.filters.http.jwt_authn')?.default).toMatchObject({ sub: 'alice', iss: ISSUER });
+    expect(stream.dynamicMetadata.get('envoy.filters.http.jwt_authn')?.default).toMatchObject({ sub: 'alice', iss: ISSUER, scope: ['chat', 'embeddings'] });
   });
 
   it('reads JWKS from a file override and from the access_token query parameter', async () => {
