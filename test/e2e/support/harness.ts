@@ -1,0 +1,216 @@
+/**
+ * Runs a scenario end to end. Two modes, one suite:
+ *
+ * - local (default): the fake providers in this process, the real processor bundle as child processes
+ *   (`startProcessors`), the local data plane (`startDataPlane`) serving the synthesized objects with every
+ *   Backend/Service of the scenario pointed at its fake, and Redis when `REDIS_URL` is set;
+ * - cluster (`E2E_GATEWAY_URL` set): the gateway is an Envoy Gateway installed in a cluster with the same
+ *   synthesized objects (scripts/e2e/kind.sh), the fakes run there (scripts/e2e/fake-providers.ts) and their
+ *   record endpoints are reachable at `E2E_FAKES_URL` (one port per fake, see FAKE_PORTS).
+ */
+import { execFileSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import type { KubeObject } from '../../../lib/dataplane/model';
+import { startProcessors, type RunningProcessors } from '../../../lib/dataplane/processes';
+import { startDataPlane, type DataPlaneOptions, type RunningDataPlane } from '../../../lib/dataplane/server';
+import { translate } from '../../../lib/dataplane/translate';
+import {
+  gcpExternalAccountCredentials,
+  startAnthropicFake,
+  startAzureOpenAIFake,
+  startBedrockFake,
+  startGcpTokenFake,
+  startOpenAIFake,
+  startVertexFake,
+  type FakeProvider,
+} from './fake-providers';
+import { clearRecords, fetchRecords, type RecordedRequest } from './recording-server';
+import { CLIENT_KEY, FAKE_CREDENTIALS, type FakeName, type Scenario } from './scenarios';
+
+export const REPO_ROOT = path.resolve(__dirname, '../../..');
+const PROCESSOR_BUNDLE = path.join(REPO_ROOT, 'processor/dist/main.js');
+
+/** Fixed ports of the fakes when they run as one in-cluster process (scripts/e2e/fake-providers.ts). */
+export const FAKE_PORTS: Record<FakeName | 'gcp-token', number> = {
+  openai: 9101,
+  groq: 9102,
+  azure: 9103,
+  'azure-entra': 9104,
+  anthropic: 9105,
+  bedrock: 9106,
+  vertex: 9107,
+  vllm: 9108,
+  'gcp-token': 9109,
+};
+
+export interface FakeHandle {
+  readonly name: FakeName;
+  /** Base URL where the fake (and its record endpoint) is reachable from the test. */
+  readonly url: string;
+  records(): Promise<RecordedRequest[]>;
+  clear(): Promise<void>;
+}
+
+export interface RunningScenario {
+  readonly scenario: Scenario;
+  /** `http://host:port` of the gateway listener. */
+  readonly gatewayUrl: string;
+  readonly fakes: Record<FakeName, FakeHandle>;
+  /** Redis the budgets count in (local mode with REDIS_URL), undefined otherwise. */
+  readonly redisUrl?: string;
+  /** The local data plane, in local mode. */
+  readonly dataPlane?: RunningDataPlane;
+  readonly mode: 'local' | 'cluster';
+  close(): Promise<void>;
+}
+
+export const clusterMode = (): boolean => process.env.E2E_GATEWAY_URL !== undefined && process.env.E2E_GATEWAY_URL !== '';
+
+/** Redis for the budget tests: REDIS_URL, required in CI; otherwise undefined (the caller prints why it skips). */
+export function redisUrlForTests(): string | undefined {
+  const url = process.env.REDIS_URL;
+  if (url) return url;
+  if (process.env.CI === 'true') throw new Error('REDIS_URL is not set, but CI=true: .ci/run starts redis-server and exports REDIS_URL');
+  return undefined;
+}
+
+/** Builds the processor bundle when it is missing (a fresh checkout before `npm run build`). */
+export function ensureProcessorBundle(): string {
+  if (!fs.existsSync(PROCESSOR_BUNDLE)) {
+    execFileSync('npm', ['run', 'build', '-w', 'processor'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  }
+  return PROCESSOR_BUNDLE;
+}
+
+/** The fakes with the credentials of FAKE_CREDENTIALS, on ephemeral ports or on FAKE_PORTS. */
+export async function startFakes(options: { fixedPorts?: boolean; host?: string } = {}): Promise<{ fakes: Record<FakeName, FakeProvider>; gcpToken: FakeProvider; close(): Promise<void> }> {
+  const port = (name: FakeName | 'gcp-token') => (options.fixedPorts ? FAKE_PORTS[name] : undefined);
+  const host = options.host;
+  const c = FAKE_CREDENTIALS;
+  const started = await Promise.all([
+    startOpenAIFake({ name: 'openai', apiKey: c.openaiKey, port: port('openai'), host }),
+    startOpenAIFake({ name: 'groq', apiKey: c.groqKey, pathPrefix: '/openai/v1', port: port('groq'), host }),
+    startAzureOpenAIFake({ name: 'azure', apiVersion: c.azureApiVersion, auth: { apiKey: c.azureKey }, port: port('azure'), host }),
+    startAzureOpenAIFake({ name: 'azure-entra', apiVersion: c.azureApiVersion, auth: { bearerToken: c.azureBearer }, port: port('azure-entra'), host }),
+    startAnthropicFake({ name: 'anthropic', apiKey: c.anthropicKey, port: port('anthropic'), host }),
+    startBedrockFake({ name: 'bedrock', region: c.awsRegion, key: c.aws, port: port('bedrock'), host }),
+    startVertexFake({ name: 'vertex', projectId: c.gcpProject, region: c.gcpRegion, accessToken: c.gcpAccessToken, port: port('vertex'), host }),
+    // A backend without credentials gets the client's own Authorization (the processor replaces client
+    // credentials only when it sets the backend's), as a model server started with --api-key expects.
+    startOpenAIFake({ name: 'vllm', apiKey: CLIENT_KEY, pathPrefix: '/api/v1', port: port('vllm'), host }),
+    startGcpTokenFake({ name: 'gcp-token', subjectToken: c.gcpSubjectToken, accessToken: c.gcpAccessToken, port: port('gcp-token'), host }),
+  ]);
+  const [openai, groq, azure, azureEntra, anthropic, bedrock, vertex, vllm, gcpToken] = started;
+  return {
+    fakes: { openai, groq, azure, 'azure-entra': azureEntra, anthropic, bedrock, vertex, vllm },
+    gcpToken,
+    close: async () => {
+      await Promise.all(started.map((fake) => fake.close()));
+    },
+  };
+}
+
+function handle(name: FakeName, url: string): FakeHandle {
+  return { name, url, records: () => fetchRecords(url), clear: () => clearRecords(url) };
+}
+
+/**
+ * The processor environment the fakes need: AWS default-chain credentials, and GCP application default
+ * credentials (workload identity federation) whose token endpoint is the fake STS.
+ */
+function processorEnvironment(workDir: string, gcpTokenUrl: string): Record<string, string> {
+  const subjectFile = path.join(workDir, 'gcp-subject-token');
+  fs.writeFileSync(subjectFile, FAKE_CREDENTIALS.gcpSubjectToken);
+  const adcFile = path.join(workDir, 'gcp-adc.json');
+  fs.writeFileSync(adcFile, JSON.stringify(gcpExternalAccountCredentials(`${gcpTokenUrl}/v1/token`, subjectFile)));
+  const env: Record<string, string> = {};
+  for (const name of ['PATH', 'HOME', 'TMPDIR', 'NODE_OPTIONS']) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  return {
+    ...env,
+    AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.aws.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.aws.secretAccessKey,
+    AWS_EC2_METADATA_DISABLED: 'true',
+    GOOGLE_APPLICATION_CREDENTIALS: adcFile,
+    // Without it, google-auth-library looks the project up at cloudresourcemanager.googleapis.com first.
+    GOOGLE_CLOUD_PROJECT: FAKE_CREDENTIALS.gcpProject,
+  };
+}
+
+/** Writes `<namespace>/<secret>/<key>` values into the `--secrets` folder layout. */
+function writeSecrets(dir: string, secrets: Record<string, string>): void {
+  for (const [ref, value] of Object.entries(secrets)) {
+    const [namespace, secret, key] = ref.split('/');
+    const folder = path.join(dir, namespace, secret);
+    fs.mkdirSync(folder, { recursive: true });
+    fs.writeFileSync(path.join(folder, key), value, { mode: 0o600 });
+  }
+}
+
+export interface StartOptions {
+  /** Redis for the counters (local mode); default none = the data plane's in-memory counters. */
+  redisUrl?: string;
+  /** Extra data plane options (e.g. JWKS overrides). */
+  dataPlane?: Pick<DataPlaneOptions, 'jwksOverrides' | 'extraCaCertificates'>;
+  /** Replaces the scenario's objects (e.g. the old manifests). */
+  objects?: KubeObject[];
+}
+
+export async function startScenario(scenario: Scenario, options: StartOptions = {}): Promise<RunningScenario> {
+  if (clusterMode()) return clusterScenario(scenario);
+  ensureProcessorBundle();
+  const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ai-gateway-e2e-'));
+  const cleanups: (() => Promise<void> | void)[] = [() => fs.rmSync(workDir, { recursive: true, force: true })];
+  const close = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  };
+  try {
+    const fakes = await startFakes();
+    cleanups.push(() => fakes.close());
+    const secretsDir = path.join(workDir, 'secrets');
+    writeSecrets(secretsDir, scenario.secrets);
+    const objects = options.objects ?? scenario.objects;
+    const model = translate(objects);
+    const processors: RunningProcessors = await startProcessors(model.processors, {
+      secretsDir,
+      env: processorEnvironment(workDir, fakes.gcpToken.url),
+      log: (line) => {
+        if (process.env.E2E_VERBOSE) process.stderr.write(`${line}\n`);
+      },
+    });
+    cleanups.push(() => processors.close());
+    const backendOverrides: Record<string, string> = {};
+    for (const [ref, fake] of Object.entries(scenario.backends)) backendOverrides[ref] = fakes.fakes[fake].url;
+    const dataPlane = await startDataPlane({
+      objects,
+      backendOverrides,
+      services: (namespace: string, name: string, port: number) => processors.resolve(namespace, name, port),
+      redisUrl: options.redisUrl,
+      ...options.dataPlane,
+    });
+    cleanups.push(() => dataPlane.close());
+    const { namespace, name, port } = scenario.gateway;
+    const handles = Object.fromEntries(Object.entries(fakes.fakes).map(([fake, server]) => [fake, handle(fake as FakeName, server.url)])) as Record<FakeName, FakeHandle>;
+    return { scenario, gatewayUrl: dataPlane.address(namespace, name, port), fakes: handles, redisUrl: options.redisUrl, dataPlane, mode: 'local', close };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** Cluster mode: the scenario was applied by scripts/e2e/kind.sh; only the addresses are needed. */
+function clusterScenario(scenario: Scenario): RunningScenario {
+  const fakesUrl = process.env.E2E_FAKES_URL;
+  if (!fakesUrl) throw new Error('E2E_GATEWAY_URL is set but E2E_FAKES_URL is not: the suite reads what the fakes received from their record endpoints');
+  const base = new URL(fakesUrl);
+  const handles = {} as Record<FakeName, FakeHandle>;
+  for (const fake of Object.keys(FAKE_PORTS) as (FakeName | 'gcp-token')[]) {
+    if (fake === 'gcp-token') continue;
+    handles[fake] = handle(fake, `${base.protocol}//${base.hostname}:${FAKE_PORTS[fake]}`);
+  }
+  return { scenario, gatewayUrl: process.env.E2E_GATEWAY_URL!.replace(/\/+$/, ''), fakes: handles, mode: 'cluster', close: async () => undefined };
+}

@@ -1,0 +1,470 @@
+/**
+ * The gateways the end-to-end suite runs, built with the constructs exactly as a user would write them and
+ * synthesized in-process. Each scenario says which fake provider serves each Backend or Service it emits
+ * (`backends`), which Secrets the processor needs (`secrets`) and where the gateway listens (`gateway`); the
+ * local harness and the kind scripts both read this, so what runs here is what runs in a cluster.
+ */
+import { App, Chart, Testing } from 'cdk8s';
+import {
+  AIGateway,
+  AIRoute,
+  ClientIdentity,
+  Credentials,
+  ModelMatch,
+  ModelScope,
+  ProviderBackend,
+  RateLimitUnit,
+  TokenCost,
+  TokenRateLimit,
+  type AIRouteRule,
+} from '../../../lib';
+import { buildExample } from '../../../examples/cdk8s/main';
+import type { KubeObject } from '../../../lib/dataplane/model';
+
+/** The fakes every run starts (see harness.ts for their credentials). */
+export type FakeName = 'openai' | 'groq' | 'azure' | 'azure-entra' | 'anthropic' | 'bedrock' | 'vertex' | 'vllm';
+
+export interface Scenario {
+  readonly name: string;
+  readonly objects: KubeObject[];
+  /** `<namespace>/<name>` of each Backend or Service -> the fake that plays it. */
+  readonly backends: Record<string, FakeName>;
+  /** Secret keys the processor mounts: `<namespace>/<secret>/<key>` -> value. */
+  readonly secrets: Record<string, string>;
+  /** The gateway under test and its HTTP listener port. */
+  readonly gateway: { namespace: string; name: string; port: number };
+}
+
+/**
+ * What a client sends as its own credential. The gateway must not pass it on to a provider it authenticates to;
+ * a backend without credentials receives it unchanged (the processor's passthrough).
+ */
+export const CLIENT_KEY = 'client-e2e-key-must-not-leak';
+
+/** Credentials the fakes accept (never real ones). */
+export const FAKE_CREDENTIALS = {
+  openaiKey: 'sk-e2e-openai',
+  groqKey: 'gsk-e2e-groq',
+  azureKey: 'azure-e2e-key',
+  azureBearer: 'azure-e2e-entra-token',
+  anthropicKey: 'sk-ant-e2e',
+  aws: { accessKeyId: 'AKIAE2EEXAMPLE', secretAccessKey: 'e2e/aws/secret/key/EXAMPLE' },
+  awsRegion: 'us-east-1',
+  gcpSubjectToken: 'e2e-workload-identity-subject-token',
+  gcpAccessToken: 'ya29.e2e-access-token',
+  gcpProject: 'e2e-project',
+  gcpRegion: 'us-central1',
+  azureApiVersion: '2025-01-01-preview',
+} as const;
+
+function awsCredentialsFile(): string {
+  const { accessKeyId, secretAccessKey } = FAKE_CREDENTIALS.aws;
+  return `[default]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = ${secretAccessKey}\n`;
+}
+
+function objectsOf(...charts: Chart[]): KubeObject[] {
+  return charts.flatMap((chart) => Testing.synth(chart) as KubeObject[]);
+}
+
+/** Label of the fake providers' pods in a cluster run (scripts/e2e/manifests.ts). */
+export const FAKES_APP_LABEL = { app: 'e2e-fake-providers' };
+/** Port of the fake playing the self-hosted model server (see FAKE_PORTS in harness.ts). */
+export const VLLM_TARGET_PORT = 9108;
+
+/**
+ * The Service of the self-hosted model server `ProviderBackend.kubernetesService` points at: it exists before the
+ * gateway (the user deploys it), and Envoy Gateway refuses a backendRef to a missing Service. In a cluster run it
+ * selects the fake providers' pod.
+ */
+function modelServerService(namespace: string): KubeObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: 'vllm', namespace },
+    spec: { selector: { ...FAKES_APP_LABEL }, ports: [{ name: 'http', port: 8000, targetPort: VLLM_TARGET_PORT, protocol: 'TCP' }] },
+  };
+}
+
+/** Every ProviderBackend factory, each with the credentials its provider takes. */
+export interface ProviderSet {
+  openai: ProviderBackend;
+  groq: ProviderBackend;
+  azure: ProviderBackend;
+  azureEntra: ProviderBackend;
+  anthropic: ProviderBackend;
+  bedrock: ProviderBackend;
+  awsAnthropic: ProviderBackend;
+  vertex: ProviderBackend;
+  gcpAnthropic: ProviderBackend;
+  vllm: ProviderBackend;
+}
+
+export function providerSet(chart: Chart): ProviderSet {
+  const { awsRegion, gcpProject, gcpRegion, azureApiVersion } = FAKE_CREDENTIALS;
+  return {
+    openai: ProviderBackend.openAI(chart, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'api-key' }) }),
+    groq: ProviderBackend.openAICompatible(chart, 'Groq', {
+      name: 'groq',
+      baseUrl: 'https://api.groq.com/openai/v1',
+      credentials: Credentials.apiKey({ secretName: 'groq', key: 'api-key' }),
+    }),
+    azure: ProviderBackend.azureOpenAI(chart, 'Azure', {
+      name: 'azure',
+      hostname: 'e2e-resource.openai.azure.com',
+      apiVersion: azureApiVersion,
+      credentials: Credentials.apiKey({ secretName: 'azure', key: 'api-key' }),
+    }),
+    azureEntra: ProviderBackend.azureOpenAI(chart, 'AzureEntra', {
+      name: 'azure-entra',
+      hostname: 'e2e-entra.openai.azure.com',
+      apiVersion: azureApiVersion,
+      credentials: Credentials.bearerToken({ secretName: 'azure-entra', key: 'token' }),
+    }),
+    anthropic: ProviderBackend.anthropic(chart, 'Anthropic', { name: 'anthropic', credentials: Credentials.apiKey({ secretName: 'anthropic', key: 'api-key' }) }),
+    bedrock: ProviderBackend.awsBedrock(chart, 'Bedrock', {
+      name: 'bedrock',
+      region: awsRegion,
+      credentials: Credentials.awsSharedCredentials({ secretName: 'aws', key: 'credentials' }),
+    }),
+    // The default chain reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the processor's environment.
+    awsAnthropic: ProviderBackend.awsAnthropic(chart, 'AwsAnthropic', { name: 'aws-anthropic', region: awsRegion, credentials: Credentials.awsDefaultChain() }),
+    // Workload identity: application default credentials of type external_account pointing at the fake STS.
+    vertex: ProviderBackend.gcpVertexAI(chart, 'Vertex', { name: 'vertex', projectId: gcpProject, region: gcpRegion, credentials: Credentials.gcpWorkloadIdentity() }),
+    gcpAnthropic: ProviderBackend.gcpAnthropic(chart, 'GcpAnthropic', {
+      name: 'gcp-anthropic',
+      projectId: gcpProject,
+      region: gcpRegion,
+      credentials: Credentials.gcpWorkloadIdentity(),
+    }),
+    vllm: ProviderBackend.kubernetesService(chart, 'Vllm', { serviceName: 'vllm', port: 8000, pathPrefix: '/api/v1' }),
+  };
+}
+
+/** Which fake plays each backend of `providerSet` (by the emitted object's namespace/name). */
+function providerBackends(namespace: string): Record<string, FakeName> {
+  return {
+    [`${namespace}/openai`]: 'openai',
+    [`${namespace}/groq`]: 'groq',
+    [`${namespace}/azure`]: 'azure',
+    [`${namespace}/azure-entra`]: 'azure-entra',
+    [`${namespace}/anthropic`]: 'anthropic',
+    [`${namespace}/bedrock`]: 'bedrock',
+    [`${namespace}/aws-anthropic`]: 'bedrock',
+    [`${namespace}/vertex`]: 'vertex',
+    [`${namespace}/gcp-anthropic`]: 'vertex',
+    [`${namespace}/vllm`]: 'vllm',
+  };
+}
+
+function providerSecrets(namespace: string): Record<string, string> {
+  return {
+    [`${namespace}/openai/api-key`]: FAKE_CREDENTIALS.openaiKey,
+    [`${namespace}/groq/api-key`]: FAKE_CREDENTIALS.groqKey,
+    [`${namespace}/azure/api-key`]: FAKE_CREDENTIALS.azureKey,
+    [`${namespace}/azure-entra/token`]: FAKE_CREDENTIALS.azureBearer,
+    [`${namespace}/anthropic/api-key`]: FAKE_CREDENTIALS.anthropicKey,
+    [`${namespace}/aws/credentials`]: awsCredentialsFile(),
+  };
+}
+
+/** One client model per provider factory: what the client asks for, and what the provider must receive. */
+export interface ProviderCase {
+  readonly factory: string;
+  readonly model: string;
+  readonly fake: FakeName;
+  /** The model name the provider receives (after the rule's modelNameOverride). */
+  readonly upstreamModel: string;
+  /** The provider path the fake must receive (for the non-streaming request). */
+  readonly upstreamPath: string;
+  readonly upstreamStreamPath: string;
+  /** Host header the provider must receive (the Backend's hostname), undefined for a Service. */
+  readonly upstreamHost?: string;
+}
+
+const vertexPath = (publisher: string, model: string, method: string) =>
+  `/v1/projects/${FAKE_CREDENTIALS.gcpProject}/locations/${FAKE_CREDENTIALS.gcpRegion}/publishers/${publisher}/models/${model}:${method}`;
+
+export const PROVIDER_CASES: readonly ProviderCase[] = [
+  { factory: 'openAI', model: 'gpt-4o-mini', fake: 'openai', upstreamModel: 'gpt-4o-mini', upstreamPath: '/v1/chat/completions', upstreamStreamPath: '/v1/chat/completions', upstreamHost: 'api.openai.com' },
+  {
+    factory: 'openAICompatible (/openai/v1)',
+    model: 'llama-3.3-70b',
+    fake: 'groq',
+    upstreamModel: 'llama-3.3-70b-versatile',
+    upstreamPath: '/openai/v1/chat/completions',
+    upstreamStreamPath: '/openai/v1/chat/completions',
+    upstreamHost: 'api.groq.com',
+  },
+  {
+    factory: 'azureOpenAI (api-key)',
+    model: 'azure-gpt-4o',
+    fake: 'azure',
+    upstreamModel: 'gpt-4o-deployment',
+    upstreamPath: `/openai/deployments/gpt-4o-deployment/chat/completions?api-version=${FAKE_CREDENTIALS.azureApiVersion}`,
+    upstreamStreamPath: `/openai/deployments/gpt-4o-deployment/chat/completions?api-version=${FAKE_CREDENTIALS.azureApiVersion}`,
+    upstreamHost: 'e2e-resource.openai.azure.com',
+  },
+  {
+    factory: 'azureOpenAI (Entra bearer)',
+    model: 'azure-entra-gpt-4o',
+    fake: 'azure-entra',
+    upstreamModel: 'gpt-4o-entra',
+    upstreamPath: `/openai/deployments/gpt-4o-entra/chat/completions?api-version=${FAKE_CREDENTIALS.azureApiVersion}`,
+    upstreamStreamPath: `/openai/deployments/gpt-4o-entra/chat/completions?api-version=${FAKE_CREDENTIALS.azureApiVersion}`,
+    upstreamHost: 'e2e-entra.openai.azure.com',
+  },
+  {
+    factory: 'anthropic',
+    model: 'claude-sonnet-4',
+    fake: 'anthropic',
+    upstreamModel: 'claude-sonnet-4-20250514',
+    upstreamPath: '/v1/messages',
+    upstreamStreamPath: '/v1/messages',
+    upstreamHost: 'api.anthropic.com',
+  },
+  {
+    factory: 'awsBedrock',
+    model: 'nova-pro',
+    fake: 'bedrock',
+    upstreamModel: 'us.amazon.nova-pro-v1:0',
+    upstreamPath: '/model/us.amazon.nova-pro-v1:0/converse',
+    upstreamStreamPath: '/model/us.amazon.nova-pro-v1:0/converse-stream',
+    upstreamHost: `bedrock-runtime.${FAKE_CREDENTIALS.awsRegion}.amazonaws.com`,
+  },
+  {
+    factory: 'awsAnthropic',
+    model: 'claude-on-bedrock',
+    fake: 'bedrock',
+    upstreamModel: 'anthropic.claude-3-5-haiku-20241022-v1:0',
+    upstreamPath: '/model/anthropic.claude-3-5-haiku-20241022-v1:0/invoke',
+    upstreamStreamPath: '/model/anthropic.claude-3-5-haiku-20241022-v1:0/invoke-with-response-stream',
+    upstreamHost: `bedrock-runtime.${FAKE_CREDENTIALS.awsRegion}.amazonaws.com`,
+  },
+  {
+    factory: 'gcpVertexAI',
+    model: 'gemini-2.5-flash',
+    fake: 'vertex',
+    upstreamModel: 'gemini-2.5-flash',
+    upstreamPath: vertexPath('google', 'gemini-2.5-flash', 'generateContent'),
+    upstreamStreamPath: `${vertexPath('google', 'gemini-2.5-flash', 'streamGenerateContent')}?alt=sse`,
+    upstreamHost: `${FAKE_CREDENTIALS.gcpRegion}-aiplatform.googleapis.com`,
+  },
+  {
+    factory: 'gcpAnthropic',
+    model: 'claude-on-vertex',
+    fake: 'vertex',
+    upstreamModel: 'claude-sonnet-4@20250514',
+    upstreamPath: vertexPath('anthropic', 'claude-sonnet-4@20250514', 'rawPredict'),
+    upstreamStreamPath: vertexPath('anthropic', 'claude-sonnet-4@20250514', 'streamRawPredict'),
+    upstreamHost: `${FAKE_CREDENTIALS.gcpRegion}-aiplatform.googleapis.com`,
+  },
+  {
+    factory: 'kubernetesService (/api/v1)',
+    model: 'llama-local',
+    fake: 'vllm',
+    upstreamModel: 'meta-llama/Llama-3.1-8B-Instruct',
+    upstreamPath: '/api/v1/chat/completions',
+    upstreamStreamPath: '/api/v1/chat/completions',
+  },
+];
+
+function providerRules(providers: ProviderSet): AIRouteRule[] {
+  const backendFor: Record<FakeName | 'aws-anthropic' | 'gcp-anthropic', ProviderBackend> = {
+    openai: providers.openai,
+    groq: providers.groq,
+    azure: providers.azure,
+    'azure-entra': providers.azureEntra,
+    anthropic: providers.anthropic,
+    bedrock: providers.bedrock,
+    'aws-anthropic': providers.awsAnthropic,
+    vertex: providers.vertex,
+    'gcp-anthropic': providers.gcpAnthropic,
+    vllm: providers.vllm,
+  };
+  return PROVIDER_CASES.map((testCase) => {
+    const key = testCase.factory === 'awsAnthropic' ? 'aws-anthropic' : testCase.factory === 'gcpAnthropic' ? 'gcp-anthropic' : testCase.fake;
+    const backend = backendFor[key];
+    return {
+      models: [ModelMatch.exact(testCase.model)],
+      backends: [{ backend, ...(testCase.upstreamModel !== testCase.model ? { modelNameOverride: testCase.upstreamModel } : {}) }],
+    };
+  });
+}
+
+export interface PrefixVariant {
+  readonly name: string;
+  readonly pathPrefix: string;
+  readonly anthropicPathPrefix: string;
+}
+
+export const PREFIX_VARIANTS: readonly PrefixVariant[] = [
+  { name: 'default /v1', pathPrefix: '/v1', anthropicPathPrefix: '/anthropic/v1' },
+  { name: 'custom /ai/v1', pathPrefix: '/ai/v1', anthropicPathPrefix: '/ai/anthropic/v1' },
+];
+
+const GATEWAY = { namespace: 'e2e', name: 'e2e-gateway', port: 80 };
+
+function gatewayChart(app: App, id: string, namespace = GATEWAY.namespace): { chart: Chart; gateway: AIGateway; providers: ProviderSet } {
+  const chart = new Chart(app, id, { namespace });
+  const gateway = new AIGateway(chart, 'Gateway', { name: GATEWAY.name });
+  return { chart, gateway, providers: providerSet(chart) };
+}
+
+/** Every provider factory behind one AIRoute with the given prefixes. */
+export function providersScenario(variant: PrefixVariant): Scenario {
+  const app = Testing.app();
+  const { chart, gateway, providers } = gatewayChart(app, 'providers');
+  new AIRoute(chart, 'Chat', { name: 'chat', gateway, pathPrefix: variant.pathPrefix, anthropicPathPrefix: variant.anthropicPathPrefix, rules: providerRules(providers) });
+  return { name: `providers ${variant.name}`, objects: [...objectsOf(chart), modelServerService(GATEWAY.namespace)], backends: providerBackends(GATEWAY.namespace), secrets: providerSecrets(GATEWAY.namespace), gateway: GATEWAY };
+}
+
+/** One model split 50/30/20 across three backends. */
+export function weightedScenario(): Scenario {
+  const app = Testing.app();
+  const { chart, gateway, providers } = gatewayChart(app, 'weighted');
+  new AIRoute(chart, 'Chat', {
+    name: 'chat',
+    gateway,
+    rules: [
+      {
+        models: [ModelMatch.exact('split-model')],
+        backends: [
+          { backend: providers.openai, weight: 50 },
+          { backend: providers.groq, weight: 30 },
+          { backend: providers.vllm, weight: 20 },
+        ],
+      },
+    ],
+  });
+  return { name: 'weighted', objects: [...objectsOf(chart), modelServerService(GATEWAY.namespace)], backends: providerBackends(GATEWAY.namespace), secrets: providerSecrets(GATEWAY.namespace), gateway: GATEWAY };
+}
+
+/** The budgets each test of budgets.test.ts configures. */
+export interface BudgetLimits {
+  /** A route budget over all tenants and models (three models on three backends). */
+  routeTokens?: number;
+  /** A gateway budget per tenant (`x-tenant-id`). */
+  tenantTokens?: number;
+  /** A route budget per model and tenant. */
+  perModelTokens?: number;
+}
+
+/** Three models on three backends (OpenAI, Bedrock, a Service), with the budgets asked for. */
+export function budgetScenario(namespace: string, limits: BudgetLimits): Scenario {
+  const app = Testing.app();
+  const { chart, gateway, providers } = gatewayChart(app, 'budgets', namespace);
+  const route = new AIRoute(chart, 'Chat', {
+    name: 'chat',
+    gateway,
+    anthropicPathPrefix: '/anthropic/v1',
+    rules: [
+      { models: [ModelMatch.exact('model-a')], backends: [{ backend: providers.openai }] },
+      { models: [ModelMatch.exact('model-b')], backends: [{ backend: providers.bedrock, modelNameOverride: 'us.amazon.nova-lite-v1:0' }] },
+      { models: [ModelMatch.exact('model-c')], backends: [{ backend: providers.vllm }] },
+    ],
+  });
+  if (limits.routeTokens !== undefined) {
+    new TokenRateLimit(chart, 'RouteBudget', { target: route, limit: limits.routeTokens, per: RateLimitUnit.HOUR, cost: TokenCost.totalTokens() });
+  }
+  if (limits.tenantTokens !== undefined) {
+    new TokenRateLimit(chart, 'TenantBudget', {
+      target: gateway,
+      limit: limits.tenantTokens,
+      per: RateLimitUnit.HOUR,
+      cost: TokenCost.totalTokens(),
+      client: tenantHeader(),
+      shared: true,
+    });
+  }
+  if (limits.perModelTokens !== undefined) {
+    new TokenRateLimit(chart, 'ModelBudget', {
+      target: route,
+      limit: limits.perModelTokens,
+      per: RateLimitUnit.HOUR,
+      cost: TokenCost.totalTokens(),
+      client: tenantHeader(),
+      models: ModelScope.eachModel(),
+    });
+  }
+  return {
+    name: `budgets ${namespace}`,
+    objects: [...objectsOf(chart), modelServerService(namespace)],
+    backends: providerBackends(namespace),
+    secrets: providerSecrets(namespace),
+    gateway: { ...GATEWAY, namespace },
+  };
+}
+
+/**
+ * A per-client identity from a plain client header. The constructs make trusting an unauthenticated header an
+ * explicit choice (issue 10); this picks that API when present.
+ */
+export function tenantHeader(header = 'x-tenant-id'): ClientIdentity {
+  const api = ClientIdentity as unknown as { unverifiedHeader?: (h: string) => ClientIdentity };
+  return api.unverifiedHeader ? api.unverifiedHeader(header) : ClientIdentity.header(header);
+}
+
+export const JWT_SETTINGS = {
+  issuer: 'https://issuer.e2e.test',
+  jwksUri: 'https://issuer.e2e.test/.well-known/jwks.json',
+  audience: 'ai-gateway-e2e',
+} as const;
+
+/** JWT at the gateway, the `tenant` claim copied into `x-tenant-id`, a per-tenant budget keyed on it. */
+export function jwtScenario(namespace: string, tenantTokens: number): Scenario {
+  const app = Testing.app();
+  const chart = new Chart(app, 'jwt', { namespace });
+  const gateway = new AIGateway(chart, 'Gateway', {
+    name: GATEWAY.name,
+    jwt: { issuer: JWT_SETTINGS.issuer, jwksUri: JWT_SETTINGS.jwksUri, audiences: [JWT_SETTINGS.audience], claimToHeaders: { tenant: 'x-tenant-id' } },
+  });
+  const providers = providerSet(chart);
+  new AIRoute(chart, 'Chat', { name: 'chat', gateway, rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: providers.openai }] }] });
+  new TokenRateLimit(chart, 'TenantBudget', {
+    target: gateway,
+    limit: tenantTokens,
+    per: RateLimitUnit.HOUR,
+    cost: TokenCost.totalTokens(),
+    client: ClientIdentity.header('x-tenant-id'),
+    shared: true,
+  });
+  return { name: 'jwt', objects: objectsOf(chart), backends: providerBackends(namespace), secrets: providerSecrets(namespace), gateway: { ...GATEWAY, namespace } };
+}
+
+/** `examples/cdk8s/main.ts` as written; its Backends are played by the fakes. */
+export function exampleScenario(): Scenario {
+  const app = Testing.app();
+  const { platform, team } = buildExample(app);
+  return {
+    name: 'example',
+    objects: objectsOf(platform, team),
+    backends: { 'ai-platform/openai': 'openai', 'ai-platform/anthropic': 'anthropic', 'ai-platform/bedrock-us-east-1': 'bedrock' },
+    secrets: { 'ai-platform/openai-api-key/api-key': FAKE_CREDENTIALS.openaiKey, 'ai-platform/anthropic-api-key/api-key': FAKE_CREDENTIALS.anthropicKey },
+    gateway: { namespace: 'ai-platform', name: 'ai-gateway', port: 80 },
+  };
+}
+
+const BACKEND_HEADER = 'x-ai-gateway-backend';
+
+/**
+ * The manifests as they were before issue 10: every backend rule matched only `{PathPrefix <endpoint prefix>,
+ * backend header}`. Built from the current HTTPRoutes by dropping the `{PathPrefix /, backend header}` matches.
+ */
+export function withoutCatchAllBackendMatches(scenario: Scenario): Scenario & { removedMatches: number } {
+  let removed = 0;
+  const objects = scenario.objects.map((object) => {
+    if (object.kind !== 'HTTPRoute') return object;
+    const copy = JSON.parse(JSON.stringify(object)) as { spec: { rules: { matches?: { path?: { type?: string; value?: string }; headers?: { name: string }[] }[] }[] } };
+    for (const rule of copy.spec.rules) {
+      if (!rule.matches) continue;
+      const kept = rule.matches.filter((match) => {
+        const isRootBackendMatch = match.path?.type === 'PathPrefix' && match.path.value === '/' && (match.headers ?? []).some((h) => h.name === BACKEND_HEADER);
+        return !isRootBackendMatch;
+      });
+      removed += rule.matches.length - kept.length;
+      rule.matches = kept;
+    }
+    return copy as unknown as KubeObject;
+  });
+  return { ...scenario, name: `${scenario.name} (old manifests)`, objects, removedMatches: removed };
+}
