@@ -21,8 +21,11 @@ export interface ExtProcStreamHandler {
 
 export interface ExtProcStream {
   send(request: OutgoingRequest): void;
-  /** Half-closes, then resets the stream (what Envoy's filter does when it is done with it). Idempotent. */
-  close(): void;
+  /**
+   * Half-closes, then resets the stream (what Envoy's filter does when it is done with it); with `deferResetMs`
+   * the reset waits that long, so the processor still reads what was sent (observability mode). Idempotent.
+   */
+  close(deferResetMs?: number): void;
 }
 
 /** The gRPC channels of the data plane's ext_proc filters, one per processor; `close()` when the data plane stops. */
@@ -64,11 +67,12 @@ export class ExtProcClients {
       send(request) {
         if (!ended) call.write(request);
       },
-      close() {
+      close(deferResetMs) {
         if (ended) return;
         ended = true;
         call.end();
-        call.cancel();
+        if (deferResetMs === undefined) call.cancel();
+        else setTimeout(() => call.cancel(), deferResetMs).unref();
       },
     };
   }

@@ -266,7 +266,14 @@ export class ExtProcSession {
   finish(): void {
     this.stream.signal.removeEventListener('abort', this.onAbort);
     this.complete = true;
-    this.closeStream();
+    if (this.settings.shadowMode) {
+      // Nothing was awaited: Envoy defers the reset (deferred_close_timeout) so the processor still gets it all.
+      const grpcStream = this.grpcStream;
+      this.grpcStream = undefined;
+      grpcStream?.close(DEFERRED_CLOSE_TIMEOUT_MS);
+    } else {
+      this.closeStream();
+    }
     this.settle({ kind: 'skip' });
   }
 
@@ -479,6 +486,8 @@ export class ExtProcSession {
   }
 }
 
+/** Envoy's `deferred_close_timeout` default, which EG does not set. */
+const DEFERRED_CLOSE_TIMEOUT_MS = 5000;
 const GRPC_OK = 0;
 const GRPC_UNAVAILABLE = 14;
 

@@ -590,6 +590,56 @@ describe('ext_proc filter (scripted processor)', () => {
       expect(wireHeaders(received[2]!, 'responseHeaders')).toEqual([[':status', '404']]);
     });
 
+    it('a local reply of an earlier filter (e.g. jwt_authn 401) still goes through the response phase', async () => {
+      const server = await start(passThrough);
+      const filter = createExtProcFilter(settings(), server.address, clients);
+      const stream = fakeStream({ body: CHAT_BODY });
+      const reply = new HeaderMap([[':status', '401'], ['www-authenticate', 'Bearer']]);
+      expect(await filter.encodeHeaders!(stream, reply, false)).toEqual({ action: 'continue' });
+      expect(await filter.encodeData!(stream, Buffer.from('Jwt is missing'), true)).toEqual(Buffer.from('Jwt is missing'));
+      await filter.onStreamComplete!(stream);
+      expect(server.streams[0]!.received.map((m) => m.request)).toEqual(['responseHeaders', 'responseBody']);
+    });
+
+    it('shadow mode (observability): messages are sent and flagged, answers never awaited or applied', async () => {
+      const server = await start(async (stream) => {
+        for (let message = await stream.next(); message; message = await stream.next()) {
+          stream.send({ immediateResponse: { status: { code: 403 } } });
+        }
+      });
+      const filter = createExtProcFilter(
+        settings({ shadowMode: true, messageTimeoutMs: 10_000, processingMode: { request: { body: 'Buffered' }, response: { body: 'Streamed' } } }),
+        server.address,
+        clients,
+      );
+      const result = await drive(filter, fakeStream({ body: CHAT_BODY }), { status: 200, chunks: ['a', 'b'] });
+      expect(result.localReply).toBeUndefined();
+      expect(result.body.toString()).toBe('ab');
+      await waitFor(() => server.streams[0]?.received.length === 4);
+      // Observability mode sends bodies only in STREAMED mode: no request body here.
+      expect(server.streams[0]!.received.map((m) => [m.request, m.observabilityMode])).toEqual([
+        ['requestHeaders', true],
+        ['responseHeaders', true],
+        ['responseBody', true],
+        ['responseBody', true],
+      ]);
+    });
+
+    it('BUFFERED_PARTIAL response: sends once the held bytes pass the buffer limit, then lets the rest through', async () => {
+      const server = await start(async (stream) => {
+        await passThroughUntil(stream, 'responseBody');
+        stream.send({ responseBody: { response: { bodyMutation: { body: Buffer.from('head') } } } });
+        await passThrough(stream);
+      });
+      const filter = createExtProcFilter(settings({ processingMode: { response: { body: 'BufferedPartial' } } }), server.address, clients);
+      const big = Buffer.alloc(20 * 1024, 'x');
+      const result = await drive(filter, fakeStream({ body: CHAT_BODY }), { status: 200, headers: { 'content-length': String(3 * big.length) }, chunks: [big, big, big] });
+      const bodies = server.streams[0]!.received.filter((m) => m.request === 'responseBody');
+      expect(bodies.map((m) => [Buffer.from(m.responseBody.body).length, m.responseBody.endOfStream === true])).toEqual([[40 * 1024, false]]);
+      expect(result.passed.map((b) => b.length)).toEqual([0, 4, big.length]);
+      expect(result.responseHeaders!.has('content-length')).toBe(false);
+    });
+
     it('keeps one channel per processor for all streams', async () => {
       const server = await start(passThrough);
       const filter = createExtProcFilter(settings(), server.address, clients);
