@@ -12,6 +12,9 @@ import { findProcessors } from './translate/processors';
 import { translateHttpRouteRules } from './translate/routes';
 import { sortRoutes } from './translate/sort';
 
+/** The controllerName Envoy Gateway's GatewayClasses carry by default. */
+export const ENVOY_GATEWAY_CONTROLLER = 'gateway.envoyproxy.io/gatewayclass-controller';
+
 export interface TranslateOptions {
   /**
    * Order HTTPRoutes as EG's Kubernetes provider does before translating (creationTimestamp, then namespace, then
@@ -89,6 +92,11 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
 
   const listenersByGateway = new Map<string, ListenerContext[]>();
   for (const gateway of index.all('Gateway')) {
+    // A Gateway of a GatewayClass that names another controller is not Envoy Gateway's to serve. Without the
+    // GatewayClass object in the manifests the Gateway is served (the class usually comes with the installation).
+    const gatewayClass = index.all('GatewayClass').find((c) => nameOf(c) === asString(spec(gateway).gatewayClassName));
+    const controller = gatewayClass ? asString(spec(gatewayClass).controllerName) : undefined;
+    if (controller !== undefined && controller !== ENVOY_GATEWAY_CONTROLLER) continue;
     const gatewayRef = refOf(gateway);
     const listeners = asObjects(spec(gateway).listeners).map(
       (l): ListenerContext => ({

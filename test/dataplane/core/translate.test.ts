@@ -354,3 +354,28 @@ describe('value parsing', () => {
     expect(parseQuantityBytes('lots')).toBeUndefined();
   });
 });
+
+describe('translate: GatewayClass', () => {
+  const gateway = (className: string) => `
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: other}
+spec: {controllerName: example.com/not-envoy-gateway}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: eg}
+spec: {controllerName: gateway.envoyproxy.io/gatewayclass-controller}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: ns}
+spec: {gatewayClassName: ${className}, listeners: [{name: http, port: 80, protocol: HTTP}]}
+`;
+
+  it('serves Gateways of Envoy Gateway classes (or of classes not in the manifests) only', () => {
+    expect(translate(parseManifests(gateway('eg'))).gateways).toHaveLength(1);
+    expect(translate(parseManifests(gateway('installed-elsewhere'))).gateways).toHaveLength(1);
+    expect(translate(parseManifests(gateway('other'))).gateways).toHaveLength(0);
+  });
+});
