@@ -5,6 +5,8 @@
  * Deployment, until SIGINT/SIGTERM.
  */
 import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parseAllDocuments } from 'yaml';
 import { loadManifests } from './dataplane/manifests';
 import { checkAgainstManifests, listenerLines, parseCommandLine, USAGE, UsageError, type Command, type DevOptions } from './dataplane/dev-options';
 import { startProcessors, type RunningProcessors } from './dataplane/processes';
@@ -28,15 +30,76 @@ function portInUse(error: unknown): string | undefined {
   return `port ${e.port ?? '?'} on ${e.address ?? 'the host'} is in use; stop what uses it or map the listener elsewhere with --port <ns>/<gateway>:<listenerPort>=<localPort>`;
 }
 
+const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
+/** Largest file the folder scan parses to tell manifests from other YAML (the loader has its own bound). */
+const MAX_SCANNED_BYTES = 32 * 1024 * 1024;
+
+/** Whether any document of a YAML/JSON file is an object with a `kind` (a Kubernetes manifest). */
+function holdsKubernetesObjects(file: string): boolean {
+  if (fs.statSync(file).size > MAX_SCANNED_BYTES) return true; // let the loader report it
+  return parseAllDocuments(fs.readFileSync(file, 'utf8')).some((doc) => {
+    if (doc.errors.length > 0) return true; // let the loader report it
+    const value: unknown = doc.toJS({ maxAliasCount: 100 });
+    return value !== null && typeof value === 'object' && !Array.isArray(value) && 'kind' in value;
+  });
+}
+
+/**
+ * The manifest files to load: files as given; for a folder, its manifest files, skipping those without any
+ * Kubernetes object (`npm run synth` also writes the Envoy Gateway Helm values next to the manifests).
+ */
+export function manifestFiles(paths: readonly string[], skipped: (file: string) => void): string[] {
+  const files: string[] = [];
+  for (const entry of paths) {
+    const stat = fs.statSync(entry, { throwIfNoEntry: false });
+    if (!stat) throw new Error(`manifest path ${entry} does not exist`);
+    if (!stat.isDirectory()) {
+      files.push(entry);
+      continue;
+    }
+    const inFolder = fs
+      .readdirSync(entry)
+      .filter((name) => MANIFEST_EXTENSIONS.has(path.extname(name).toLowerCase()))
+      .sort()
+      .map((name) => path.join(entry, name))
+      .filter((file) => fs.statSync(file).isFile());
+    const before = files.length;
+    for (const file of inFolder) {
+      if (holdsKubernetesObjects(file)) files.push(file);
+      else skipped(file);
+    }
+    if (files.length === before) throw new Error(`folder ${entry} holds no Kubernetes manifests (.yaml, .yml or .json files with objects)`);
+  }
+  return files;
+}
+
 /** Starts processors and the data plane, prints the listener URLs. Throws with a message for the user. */
 export async function startDev(options: DevOptions, io: CliIo): Promise<RunningDev> {
   if (options.secretsDir !== undefined) {
     const stat = fs.statSync(options.secretsDir, { throwIfNoEntry: false });
     if (!stat?.isDirectory()) throw new Error(`--secrets ${options.secretsDir} is not a folder`);
   }
-  const objects = loadManifests(options.paths);
+  const objects = loadManifests(manifestFiles(options.paths, (file) => io.stderr.write(`ai-gateway: skipping ${file}: it holds no Kubernetes object\n`)));
   const model = translate(objects);
   checkAgainstManifests(options, objects, model);
+  const manifestText = JSON.stringify(objects);
+  const jwksOverrides: Record<string, string> = {};
+  for (const [uri, target] of Object.entries(options.jwksOverrides)) {
+    if (!manifestText.includes(JSON.stringify(uri))) throw new Error(`--jwks ${uri}: no object in the manifests uses this JWKS URI`);
+    const isUrl = /^https?:\/\//.test(target);
+    if (!isUrl && !fs.statSync(target, { throwIfNoEntry: false })?.isFile()) throw new Error(`--jwks ${uri}: ${target} is neither an http(s) URL nor a file`);
+    jwksOverrides[uri] = isUrl ? target : path.resolve(target);
+  }
+  const extraCaCertificates = options.caFiles.map((file) => {
+    let pem: string;
+    try {
+      pem = fs.readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new Error(`--ca-file ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+    }
+    if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--ca-file ${file} holds no PEM certificate`);
+    return pem;
+  });
   for (const status of model.routeStatuses) {
     for (const parent of status.parents) {
       for (const condition of parent.conditions) {
@@ -66,6 +129,8 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
       redisUrl: options.redisUrl,
       listenerPort: (namespace, name, port) => options.ports[`${namespace}/${name}:${port}`] ?? 0,
       host: options.host,
+      jwksOverrides,
+      extraCaCertificates,
     });
   } catch (error) {
     await processors.close();

@@ -7,7 +7,8 @@ import type { DataPlaneModel, KubeObject } from './model';
 export const USAGE = `Usage: ai-gateway dev <dir|file...> [options]
 
 Runs the synthesized manifests locally, the way Envoy Gateway runs them (for development, tests and CI;
-production is Envoy Gateway). Reads the .yaml/.yml/.json files of each folder given (e.g. dist/) and each file.
+production is Envoy Gateway). Reads each file given and the .yaml/.yml/.json files of each folder given
+(e.g. dist/; files there without any Kubernetes object, such as Helm values, are skipped).
 
 Options:
   --secrets <dir>            Secret keys as files: <dir>/<namespace>/<secret>/<key> or <dir>/<secret>/<key>.
@@ -22,6 +23,11 @@ Options:
                              Envoy's ratelimit service. Default: in memory.
   --port <ns>/<gateway>:<listenerPort>=<localPort>
                              Serve that Gateway listener port on <localPort>. Repeatable. Default: a free port.
+  --jwks <jwksUri>=<url|file>
+                             Read the keys of a SecurityPolicy's remote JWKS (as written in the manifests) from
+                             a local URL or JSON file instead. Repeatable.
+  --ca-file <pem>            Also trust these CA certificates for https:// upstreams (e.g. a local fake
+                             provider with a test certificate). Repeatable.
   --host <address>           Address the listeners bind (default 127.0.0.1).
   --processor-log <file>     Append the processors' output to <file> instead of stderr.
   --processor <file>         Run this processor entry script instead of the bundled processor.
@@ -49,11 +55,15 @@ export interface DevOptions {
   readonly host: string;
   readonly processorLog?: string;
   readonly processorEntry?: string;
+  /** Remote JWKS URI as written in a SecurityPolicy -> local URL or file. */
+  readonly jwksOverrides: Record<string, string>;
+  /** PEM files of extra CAs for https:// upstreams. */
+  readonly caFiles: string[];
 }
 
 export type Command = { readonly command: 'help' } | { readonly command: 'dev'; readonly options: DevOptions };
 
-const VALUE_FLAGS = ['--secrets', '--backend', '--redis', '--port', '--host', '--processor-log', '--processor'] as const;
+const VALUE_FLAGS = ['--secrets', '--backend', '--redis', '--port', '--host', '--processor-log', '--processor', '--jwks', '--ca-file'] as const;
 type ValueFlag = (typeof VALUE_FLAGS)[number];
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
@@ -100,6 +110,25 @@ function parsePortMapping(value: string): [string, number] {
   return [`${gateway}:${listenerPort}`, parsePort(match[3]!, `--port ${gateway}:${listenerPort}: the local port`)];
 }
 
+function parseJwks(value: string): [string, string] {
+  const example = 'https://issuer.example.com/.well-known/jwks.json=./jwks.json';
+  const eq = value.indexOf('=');
+  if (eq < 0) throw new UsageError(`--jwks needs <jwksUri>=<url|file>, e.g. ${example}; got ${JSON.stringify(value)}`);
+  const uri = value.slice(0, eq);
+  const target = value.slice(eq + 1);
+  let parsed: URL | undefined;
+  try {
+    parsed = new URL(uri);
+  } catch {
+    parsed = undefined;
+  }
+  if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')) {
+    throw new UsageError(`--jwks: ${JSON.stringify(uri)} is not the http(s) JWKS URI of a SecurityPolicy (e.g. ${example})`);
+  }
+  if (target === '') throw new UsageError(`--jwks ${uri}: name a local URL or file after "="`);
+  return [uri, target];
+}
+
 /** Parses the command line after the program name. Pure: throws `UsageError` with a message for the user. */
 export function parseCommandLine(argv: readonly string[]): Command {
   if (argv.length === 0 || argv[0] === '--help' || argv[0] === '-h' || argv[0] === 'help') return { command: 'help' };
@@ -109,6 +138,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
   const paths: string[] = [];
   const backendOverrides: Record<string, string> = {};
   const ports: Record<string, number> = {};
+  const jwksOverrides: Record<string, string> = {};
+  const caFiles: string[] = [];
   const single: Partial<Record<ValueFlag, string>> = {};
   let echo = false;
   let onlyPaths = false;
@@ -142,6 +173,12 @@ export function parseCommandLine(argv: readonly string[]): Command {
       if (key in ports) throw new UsageError(`--port ${key} is given twice`);
       if (Object.values(ports).includes(port)) throw new UsageError(`--port: local port ${port} is given to two listeners`);
       ports[key] = port;
+    } else if (flag === '--jwks') {
+      const [uri, target] = parseJwks(value);
+      if (uri in jwksOverrides) throw new UsageError(`--jwks ${uri} is given twice`);
+      jwksOverrides[uri] = target;
+    } else if (flag === '--ca-file') {
+      caFiles.push(value);
     } else {
       if (single[flag as ValueFlag] !== undefined) throw new UsageError(`${flag} is given twice`);
       single[flag as ValueFlag] = value;
@@ -162,6 +199,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
       host: single['--host'] ?? '127.0.0.1',
       processorLog: single['--processor-log'],
       processorEntry: single['--processor'],
+      jwksOverrides,
+      caFiles,
     },
   };
 }

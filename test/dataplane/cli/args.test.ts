@@ -29,6 +29,8 @@ describe('ai-gateway command line', () => {
       host: '127.0.0.1',
       processorLog: undefined,
       processorEntry: undefined,
+      jwksOverrides: {},
+      caFiles: [],
     });
   });
 
@@ -53,6 +55,12 @@ describe('ai-gateway command line', () => {
         'p.log',
         '--processor',
         'main.js',
+        '--jwks',
+        'https://issuer.example.com/jwks.json=./keys.json',
+        '--jwks=https://other.example.com/keys=http://127.0.0.1:9000/jwks?v=1',
+        '--ca-file',
+        'a.pem',
+        '--ca-file=b.pem',
         '--',
         '--odd-file-name.yaml',
       ),
@@ -66,6 +74,8 @@ describe('ai-gateway command line', () => {
       host: '0.0.0.0',
       processorLog: 'p.log',
       processorEntry: 'main.js',
+      jwksOverrides: { 'https://issuer.example.com/jwks.json': './keys.json', 'https://other.example.com/keys': 'http://127.0.0.1:9000/jwks?v=1' },
+      caFiles: ['a.pem', 'b.pem'],
     });
   });
 
@@ -76,7 +86,7 @@ describe('ai-gateway command line', () => {
   });
 
   it('explains every flag in the help', () => {
-    for (const flag of ['--secrets', '--backend', '--echo', '--redis', '--port', '--host', '--processor-log', '--processor ', '--help']) {
+    for (const flag of ['--secrets', '--backend', '--echo', '--redis', '--port', '--host', '--processor-log', '--processor ', '--jwks', '--ca-file', '--help']) {
       expect(USAGE).toContain(flag);
     }
     expect(USAGE).toContain('AI_GATEWAY_SECRET_<SECRET>_<KEY>');
@@ -106,6 +116,10 @@ describe('ai-gateway command line', () => {
     [['dev', 'dist/', '--port', 'a/g:80=1', '--port', 'a/g:80=2'], '--port a/g:80 is given twice'],
     [['dev', 'dist/', '--port', 'a/g:80=1', '--port', 'a/g:81=1'], 'local port 1 is given to two listeners'],
     [['dev', 'dist/', '--redis', 'localhost:6379'], '--redis must be a redis:// or rediss:// URL'],
+    [['dev', 'dist/', '--jwks', 'https://issuer/jwks.json'], '--jwks needs <jwksUri>=<url|file>'],
+    [['dev', 'dist/', '--jwks', 'issuer=./k.json'], 'is not the http(s) JWKS URI of a SecurityPolicy'],
+    [['dev', 'dist/', '--jwks', 'https://i/j='], 'name a local URL or file after "="'],
+    [['dev', 'dist/', '--jwks', 'https://i/j=a', '--jwks', 'https://i/j=b'], '--jwks https://i/j is given twice'],
   ])('rejects %j: %s', (args, message) => {
     expect(usageError(args)).toContain(message);
   });

@@ -11,7 +11,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { App } from 'cdk8s';
 import { buildExample } from '../../../examples/cdk8s/main';
-import { main, type CliIo } from '../../../lib/cli';
+import { main, startDev, type CliIo } from '../../../lib/cli';
+import { parseCommandLine } from '../../../lib/dataplane/dev-options';
 
 const repo = path.resolve(__dirname, '../../..');
 const bundle = path.join(repo, 'processor', 'dist', 'main.js');
@@ -198,6 +199,39 @@ describe('ai-gateway dev', () => {
     expect(await main(['dev', manifests, '--secrets', secrets], run.io)).toBe(1);
     expect(run.stderr.text).toContain('Secret ai-platform/anthropic-api-key key "api-key" is not available locally');
     expect(run.stderr.text).toContain('AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY');
+  });
+
+  it('skips files of a folder that hold no Kubernetes object (the Helm values next to the manifests)', async () => {
+    const withValues = path.join(dir, 'with-values');
+    fs.cpSync(manifests, withValues, { recursive: true });
+    fs.writeFileSync(path.join(withValues, 'envoy-gateway-values.yaml'), 'config:\n  envoyGateway:\n    rateLimit: {}\n');
+    const command = parseCommandLine(['dev', withValues, '--echo', '--secrets', secrets]);
+    if (command.command !== 'dev') throw new Error('expected dev');
+    const run = io({ AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY: 'sk-test-anthropic' });
+    const running = await startDev(command.options, run.io);
+    await running.stop();
+    expect(run.stderr.text).toContain(`ai-gateway: skipping ${path.join(withValues, 'envoy-gateway-values.yaml')}: it holds no Kubernetes object`);
+    expect(run.stdout.text).toMatch(/listener http \(HTTP 80\): http:\/\/127\.0\.0\.1:\d+/);
+
+    const onlyValues = path.join(dir, 'only-values');
+    fs.mkdirSync(onlyValues);
+    fs.writeFileSync(path.join(onlyValues, 'values.yaml'), 'a: 1\n');
+    const empty = io();
+    expect(await main(['dev', onlyValues], empty.io)).toBe(1);
+    expect(empty.stderr.text).toContain(`folder ${onlyValues} holds no Kubernetes manifests`);
+  }, 30_000);
+
+  it('exits 1 on a --jwks URI the manifests do not use, or a --ca-file that is not a PEM file', async () => {
+    let run = io();
+    expect(await main(['dev', manifests, '--jwks', 'https://issuer.example.com/jwks.json=./jwks.json'], run.io)).toBe(1);
+    expect(run.stderr.text).toContain('--jwks https://issuer.example.com/jwks.json: no object in the manifests uses this JWKS URI');
+    run = io();
+    expect(await main(['dev', manifests, '--ca-file', path.join(dir, 'missing.pem')], run.io)).toBe(1);
+    expect(run.stderr.text).toContain(`--ca-file ${path.join(dir, 'missing.pem')}: no such file`);
+    fs.writeFileSync(path.join(dir, 'not.pem'), 'hello');
+    run = io();
+    expect(await main(['dev', manifests, '--ca-file', path.join(dir, 'not.pem')], run.io)).toBe(1);
+    expect(run.stderr.text).toContain('holds no PEM certificate');
   });
 
   it('exits 1 when a listener port is in use, and leaves no processor running', async () => {
