@@ -392,11 +392,23 @@ export class AIRoute extends Construct implements AttachedRoute {
         matchPrefixes: this.backendMatchPrefixes(entry.backend),
         forwardsClientPath: entry.backend.schema.name === 'OpenAI' && entry.backend.upstreamPathPrefix === this.endpoints[0].pathPrefix,
       })),
+      processor: `${this.processor.namespace}/${this.processor.serviceName}`,
     };
   }
 
   /** Throws if another route's catch-all on a shared listener and host out-ranks a backend rule of either route. */
   private checkPrecedence(index: RoutePrecedenceIndex, entry: IndexedRoute): void {
+    const tie = index.findProcessorTie(entry);
+    if (tie) {
+      throw invalid(
+        this,
+        entry.catchAll.get(tie.prefix)!,
+        tie.prefix,
+        `is also the path prefix of route ${tie.other.owner} (listener ${tie.virtualHost.replace('|', ' host ')}), which has its own processor: ` +
+          "Envoy sends the requests of both routes to the older route's processor, which knows only its own models; " +
+          'use other hostnames or path prefixes, or attach both routes to one AIGateway',
+      );
+    }
     const conflict = index.findConflict(entry);
     if (!conflict) return;
     const host = conflict.virtualHost.replace('|', ' host ');

@@ -50,6 +50,8 @@ export interface IndexedRoute {
   /** Header-less PathPrefix matches (the catch-all rule answering 404): endpoint prefix -> the prop that set it. */
   readonly catchAll: ReadonlyMap<string, string>;
   readonly backends: readonly IndexedBackendRule[];
+  /** The processor the route's EnvoyExtensionPolicy enables (`<namespace>/<service>`). */
+  readonly processor: string;
 }
 
 /** A header-less rule that out-ranks a backend rule for some path the processor sends to that backend. */
@@ -88,6 +90,17 @@ export function outrankedPaths(prefix: string, backend: IndexedBackendRule): str
   return prefixRank(prefix) > best ? root : undefined;
 }
 
+/**
+ * Two routes with different processors and the same catch-all prefix on one virtual host: Envoy Gateway ranks
+ * the two catch-alls equal, so the older HTTPRoute takes every request of both at the first match, and its
+ * processor knows only its own models.
+ */
+export interface ProcessorTie {
+  readonly other: IndexedRoute;
+  readonly prefix: string;
+  readonly virtualHost: string;
+}
+
 /** The AIRoutes of one gateway, for checking a new route against the others before it is added. */
 export class RoutePrecedenceIndex {
   private readonly routes: IndexedRoute[] = [];
@@ -100,6 +113,18 @@ export class RoutePrecedenceIndex {
       if (shared === undefined) continue;
       const conflict = conflictBetween(entry, other, shared) ?? conflictBetween(other, entry, shared);
       if (conflict) return conflict;
+    }
+    return undefined;
+  }
+
+  /** The first route with another processor whose catch-all ties with one of `entry`'s on a shared virtual host. */
+  findProcessorTie(entry: IndexedRoute): ProcessorTie | undefined {
+    for (const other of this.routes) {
+      if (other.owner === entry.owner || other.processor === entry.processor) continue;
+      const virtualHost = entry.virtualHosts.find((host) => other.virtualHosts.includes(host));
+      if (virtualHost === undefined) continue;
+      const prefix = [...entry.catchAll.keys()].find((p) => other.catchAll.has(p));
+      if (prefix !== undefined) return { other, prefix, virtualHost };
     }
     return undefined;
   }

@@ -382,6 +382,18 @@ describe('AIRoute', () => {
       expect(() => new AIRoute(team, 'C', { gateway: GatewayReference.fromName('other', 'infra'), pathPrefix: '/model/c', rules: [{ models: [ModelMatch.exact('c')], backends: [{ backend: bedrock }] }] })).not.toThrow();
     });
 
+    it('if two routes with their own processors share a path prefix and host on a Gateway the app does not manage', () => {
+      const app = Testing.app();
+      const team = new Chart(app, 'team', { namespace: 'team' });
+      const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
+      const shared = GatewayReference.fromName('shared', 'infra');
+      new AIRoute(team, 'A', { name: 'a', gateway: shared, hostnames: ['ai.example.com'], rules: [{ models: [ModelMatch.exact('a')], backends: [{ backend: openai }] }] });
+      expect(() => new AIRoute(team, 'B', { name: 'b', gateway: shared, hostnames: ['ai.example.com'], rules: [{ models: [ModelMatch.exact('b')], backends: [{ backend: openai }] }] })).toThrow(
+        /team\/B: invalid pathPrefix "\/v1": is also the path prefix of route team\/A \(listener \* host ai.example.com\), which has its own processor: Envoy sends the requests of both routes to the older route's processor/,
+      );
+      expect(() => new AIRoute(team, 'C', { name: 'c', gateway: shared, hostnames: ['other.example.com'], rules: [{ models: [ModelMatch.exact('c')], backends: [{ backend: openai }] }] })).not.toThrow();
+    });
+
     it('if a backend base URL path is not a clean path prefix', () => {
       const { platform } = gatewayFixture();
       expect(() => ProviderBackend.openAICompatible(platform, 'Odd', { baseUrl: 'https://llm.example.com/a//v1' })).toThrow(

@@ -221,6 +221,13 @@ describe('route precedence arithmetic', () => {
     const openai = backend('/v1', ['/v1', '/']);
     expect(outrankedPaths('/v1/team-b', openai)).toBe('/v1/team-b');
     expect(outrankedPaths('/v1', openai)).toBeUndefined();
+    // When the processor forwards the client's path, deeper prefixes take those clients at the first match already;
+    // only the path of translated (Anthropic -> OpenAI) requests can still be taken away.
+    const forwarding = { ...openai, forwardsClientPath: true };
+    expect(outrankedPaths('/v1/team-b', forwarding)).toBeUndefined();
+    expect(outrankedPaths('/v1/chat', forwarding)).toBe('/v1/chat/completions');
+    expect(outrankedPaths('/v1/chat/completions', forwarding)).toBe('/v1/chat/completions');
+    expect(outrankedPaths('/', forwarding)).toBeUndefined();
   });
 
   it('places routes in the virtual hosts Envoy Gateway builds per listener', () => {

@@ -301,6 +301,13 @@ describe('TokenRateLimit', () => {
       void route;
     });
 
+    it('if the client is not a ClientIdentity', () => {
+      const { route } = withRoute();
+      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: { header: 'x-tenant-id' } as unknown as ClientIdentity })).toThrow(
+        /team\/Route\/Budget: invalid client \{"header":"x-tenant-id"\}: must be created with ClientIdentity.header\/unverifiedHeader/,
+      );
+    });
+
     it('if a route budget is not shared', () => {
       const { route } = withRoute();
       expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, shared: false })).toThrow(
