@@ -77,6 +77,8 @@ export interface RateLimitRule {
   readonly requestCost?: RateLimitCost;
   readonly responseCost?: RateLimitCost;
   readonly shadowMode?: boolean;
+  /** Per-rule `xRateLimitHeaders`; undefined inherits the listener setting. */
+  readonly xRateLimitHeaders?: 'Off' | 'DraftVersion03';
 }
 
 function isMatchSet(rule: RateLimitRule): boolean {
@@ -172,7 +174,14 @@ function buildRule(raw: unknown, name: string, where: string): RateLimitRule {
     ...(cost?.request !== undefined ? { requestCost: costOf(cost.request, `${where}.cost.request`) } : {}),
     ...(cost?.response !== undefined ? { responseCost: costOf(cost.response, `${where}.cost.response`) } : {}),
     ...(rule.shadowMode === true ? { shadowMode: true } : {}),
+    ...(xRateLimitHeadersOf(rule.xRateLimitHeaders, `${where}.xRateLimitHeaders`) ?? {}),
   };
+}
+
+function xRateLimitHeadersOf(value: unknown, where: string): { xRateLimitHeaders: 'Off' | 'DraftVersion03' } | undefined {
+  if (value === undefined) return undefined;
+  if (value !== 'Off' && value !== 'DraftVersion03') throw new Error(`${where} must be Off or DraftVersion03`);
+  return { xRateLimitHeaders: value };
 }
 
 function keyedMatch(raw: unknown, where: string, kind: 'header' | 'query'): RateLimitStringMatch {
@@ -371,6 +380,8 @@ export interface RouteRateLimit {
   readonly hitsAddend?: { readonly number: number } | { readonly format: string };
   readonly applyOnStreamDone: boolean;
   readonly limitOverride?: { readonly namespace: string; readonly key: string };
+  /** Envoy's per-rate-limit `x_ratelimit_option`; undefined = the filter's setting. */
+  readonly xRateLimitOption?: 'OFF' | 'DRAFT_VERSION_03';
 }
 
 const CLIENT_IP_FORMAT = '%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%';
@@ -441,9 +452,12 @@ export function buildRouteRateLimits(listenerName: string, routeName: string, ru
         const key = ruleMatchKey(k, -1);
         actions.push({ type: 'genericKey', descriptorKey: key, descriptorValue: key });
       }
-      const limitOverride = rule.limitFromMetadata ? { limitOverride: rule.limitFromMetadata } : {};
-      list.push({ actions, applyOnStreamDone: false, ...hitsAddendOf(rule.requestCost), ...limitOverride });
-      if (rule.responseCost) list.push({ actions, applyOnStreamDone: true, ...hitsAddendOf(rule.responseCost), ...limitOverride });
+      const shared = {
+        ...(rule.limitFromMetadata ? { limitOverride: rule.limitFromMetadata } : {}),
+        ...(rule.xRateLimitHeaders ? { xRateLimitOption: rule.xRateLimitHeaders === 'Off' ? ('OFF' as const) : ('DRAFT_VERSION_03' as const) } : {}),
+      };
+      list.push({ actions, applyOnStreamDone: false, ...hitsAddendOf(rule.requestCost), ...shared });
+      if (rule.responseCost) list.push({ actions, applyOnStreamDone: true, ...hitsAddendOf(rule.responseCost), ...shared });
     }
   });
   return byDomain;
@@ -588,6 +602,7 @@ export interface RateLimitDescriptor {
   readonly hitsAddend?: number;
   /** Limit override from dynamic metadata (`limit.fromMetadata`). */
   readonly limit?: ServiceLimit;
+  readonly xRateLimitOption?: 'OFF' | 'DRAFT_VERSION_03';
 }
 
 export interface DescriptorContext {
@@ -619,7 +634,12 @@ export function populateDescriptor(rateLimit: RouteRateLimit, context: Descripto
     hitsAddend = rateLimit.hitsAddend.number;
   }
   const limit = rateLimit.limitOverride ? limitFromMetadata(rateLimit.limitOverride, context.dynamicMetadata) : undefined;
-  return { entries, ...(hitsAddend !== undefined ? { hitsAddend } : {}), ...(limit ? { limit } : {}) };
+  return {
+    entries,
+    ...(hitsAddend !== undefined ? { hitsAddend } : {}),
+    ...(limit ? { limit } : {}),
+    ...(rateLimit.xRateLimitOption ? { xRateLimitOption: rateLimit.xRateLimitOption } : {}),
+  };
 }
 
 function evaluateAction(action: RateLimitAction, context: DescriptorContext): DescriptorEntry | undefined {
@@ -920,7 +940,7 @@ export function createRateLimitFilter(service: RateLimitService, listenerName: s
           stream.responseFlags.add('RLSE');
           return { action: 'localReply', reply: { status: 500, details: 'rate_limiter_error', flag: 'RLSE' } };
         }
-        const headers = options.disableRateLimitHeaders ? [] : xRateLimitHeaders(response.statuses);
+        const headers = xRateLimitHeaders(response.statuses, descriptors, !options.disableRateLimitHeaders);
         state.responseHeaders.push(...headers);
         if (response.overallCode === 'OVER_LIMIT') {
           stream.responseFlags.add('RL');
@@ -971,24 +991,30 @@ function describe(rateLimits: RouteRateLimit[], onStreamDone: boolean, stream: S
   return out;
 }
 
-const WINDOW_HEADER_SECONDS: Partial<Record<RateLimitUnit, number>> = { Second: 1, Minute: 60, Hour: 3600, Day: 86_400, Month: 2_592_000, Year: 31_536_000 };
-
-/** Envoy's draft-03 headers: the most restrictive descriptor's limit and remaining, plus every limit's quota policy. */
-export function xRateLimitHeaders(statuses: readonly DescriptorStatus[]): [string, string][] {
-  let tightest: DescriptorStatus | undefined;
+/**
+ * Envoy's draft-03 headers from one service answer: the limit, remaining count and reset of the descriptor with the
+ * least remaining, plus a `<limit>;w=<window>` quota policy per limited descriptor. A descriptor's own
+ * `x_ratelimit_option` overrides the filter's setting (`enabledByDefault`); when the tightest descriptor has them
+ * off, no header is added.
+ */
+export function xRateLimitHeaders(statuses: readonly DescriptorStatus[], descriptors: readonly RateLimitDescriptor[], enabledByDefault: boolean): [string, string][] {
+  const enabled = (i: number) => {
+    const option = descriptors[i]?.xRateLimitOption;
+    return option === undefined ? enabledByDefault : option === 'DRAFT_VERSION_03';
+  };
+  let tightest = -1;
+  statuses.forEach((status, i) => {
+    if (status.currentLimit && (tightest < 0 || status.limitRemaining < statuses[tightest].limitRemaining)) tightest = i;
+  });
+  if (tightest < 0 || !enabled(tightest)) return [];
   let policy = '';
-  for (const status of statuses) {
-    if (!status.currentLimit) continue;
-    if (!tightest || status.limitRemaining < tightest.limitRemaining) tightest = status;
-    // Envoy's unit table has no WEEK: such limits add no quota policy entry.
-    const window = WINDOW_HEADER_SECONDS[status.currentLimit.unit];
-    if (window) policy += `, ${status.currentLimit.requestsPerUnit};w=${window}`;
-  }
-  if (!tightest?.currentLimit) return [];
+  statuses.forEach((status, i) => {
+    if (status.currentLimit && enabled(i)) policy += `, ${status.currentLimit.requestsPerUnit};w=${unitSeconds(status.currentLimit.unit)}`;
+  });
+  const top = statuses[tightest];
   return [
-    ['x-ratelimit-limit', `${tightest.currentLimit.requestsPerUnit}${policy}`],
-    ['x-ratelimit-remaining', String(tightest.limitRemaining)],
-    ['x-ratelimit-reset', String(tightest.durationUntilResetSeconds ?? 0)],
+    ['x-ratelimit-limit', `${top.currentLimit?.requestsPerUnit}${policy}`],
+    ['x-ratelimit-remaining', String(top.limitRemaining)],
+    ['x-ratelimit-reset', String(top.durationUntilResetSeconds ?? 0)],
   ];
 }
-

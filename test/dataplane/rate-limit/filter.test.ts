@@ -72,6 +72,22 @@ describe('createRateLimitFilter', () => {
     expect(headers.get('x-ratelimit-remaining')).toBe('4');
   });
 
+  it('a rule with xRateLimitHeaders Off keeps its limit out of the headers; Week windows are 604800 s', async () => {
+    const filter = createRateLimitFilter(service, LISTENER);
+    const r = route('r', rules('p', [{ limit: { requests: 5, unit: 'Week' } }, { limit: { requests: 3, unit: 'Minute' }, xRateLimitHeaders: 'Off' }]));
+    const stream = testStream({ route: r });
+    await filter.decodeHeaders!(stream, false);
+    const headers = new HeaderMap([[':status', '200']]);
+    filter.encodeHeaders!(stream, headers, false);
+    // The tightest descriptor (3/min, 2 left) has headers off: Envoy then adds none at all.
+    expect(headers.has('x-ratelimit-limit')).toBe(false);
+    const weekOnly = testStream({ route: route('w', rules('p', [{ limit: { requests: 5, unit: 'Week' } }, { limit: { requests: 9, unit: 'Minute' }, xRateLimitHeaders: 'Off' }])) });
+    await filter.decodeHeaders!(weekOnly, false);
+    const weekHeaders = new HeaderMap([[':status', '200']]);
+    filter.encodeHeaders!(weekOnly, weekHeaders, false);
+    expect(weekHeaders.get('x-ratelimit-limit')).toBe('5, 5;w=604800');
+  });
+
   it('reads the route when its decodeHeaders runs (after ext_proc re-routed), not the first match', async () => {
     const filter = createRateLimitFilter(service, LISTENER);
     const stream = testStream({ route: route('catch-all', []), headers: [['x-tenant', 'acme']] });
