@@ -117,8 +117,8 @@ export class ExtProcSession {
   async decodeHeaders(endOfStream: boolean): Promise<DecodeResult> {
     this.requestEnded = endOfStream;
     const headers = this.stream.requestHeaders;
-    if (this.settings.shadowMode) {
-      if (this.request.sendHeaders) this.observe('request', { requestHeaders: { headers: { headers: headersToWire(headers) }, endOfStream } });
+    if (this.settings.shadowMode && this.request.sendHeaders) {
+      this.observe('request', { requestHeaders: { headers: { headers: headersToWire(headers) }, endOfStream } });
       return CONTINUE;
     }
     if (this.complete || !this.request.sendHeaders) {
@@ -191,8 +191,8 @@ export class ExtProcSession {
     const deferred = this.takeDeferredReply();
     if (deferred) return { action: 'localReply', reply: deferred };
     this.responseHeaders = headers;
-    if (this.settings.shadowMode) {
-      if (this.response.sendHeaders) this.observe('response', { responseHeaders: { headers: { headers: headersToWire(headers) }, endOfStream } });
+    if (this.settings.shadowMode && this.response.sendHeaders) {
+      this.observe('response', { responseHeaders: { headers: { headers: headersToWire(headers) }, endOfStream } });
       return CONTINUE;
     }
     if (this.complete || !this.response.sendHeaders) {
