@@ -446,21 +446,28 @@ export function exampleScenario(): Scenario {
 
 const BACKEND_HEADER = 'x-ai-gateway-backend';
 
+interface RouteMatchJson {
+  path?: { type?: string; value?: string };
+  headers?: { name: string }[];
+}
+
 /**
- * The manifests as they were before issue 10: every backend rule matched only `{PathPrefix <endpoint prefix>,
- * backend header}`. Built from the current HTTPRoutes by dropping the `{PathPrefix /, backend header}` matches.
+ * The manifests as they were before issue 10: each backend rule matched only `{PathPrefix <endpoint prefix>,
+ * backend header}` for the route's endpoint prefixes (those of its header-less catch-all rule). Built from the
+ * current HTTPRoutes by dropping every other match of the backend rules (whatever shape the fix gave them).
  */
 export function withoutCatchAllBackendMatches(scenario: Scenario): Scenario & { removedMatches: number } {
   let removed = 0;
   const objects = scenario.objects.map((object) => {
     if (object.kind !== 'HTTPRoute') return object;
-    const copy = JSON.parse(JSON.stringify(object)) as { spec: { rules: { matches?: { path?: { type?: string; value?: string }; headers?: { name: string }[] }[] }[] } };
+    const copy = JSON.parse(JSON.stringify(object)) as { spec: { rules: { matches?: RouteMatchJson[] }[] } };
+    const isBackendMatch = (match: RouteMatchJson) => (match.headers ?? []).some((h) => h.name === BACKEND_HEADER);
+    const endpointPrefixes = new Set(
+      copy.spec.rules.flatMap((rule) => (rule.matches ?? []).filter((match) => !isBackendMatch(match) && match.path?.type === 'PathPrefix').map((match) => match.path!.value)),
+    );
     for (const rule of copy.spec.rules) {
-      if (!rule.matches) continue;
-      const kept = rule.matches.filter((match) => {
-        const isRootBackendMatch = match.path?.type === 'PathPrefix' && match.path.value === '/' && (match.headers ?? []).some((h) => h.name === BACKEND_HEADER);
-        return !isRootBackendMatch;
-      });
+      if (!rule.matches || !rule.matches.some(isBackendMatch)) continue;
+      const kept = rule.matches.filter((match) => match.path?.type === 'PathPrefix' && endpointPrefixes.has(match.path.value));
       removed += rule.matches.length - kept.length;
       rule.matches = kept;
     }
