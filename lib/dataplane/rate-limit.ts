@@ -902,7 +902,7 @@ export function createRateLimitFilter(service: RateLimitService, listenerName: s
     return entry;
   };
   // Per stream: the domains whose filter decoded the request, and the x-ratelimit headers to add.
-  const streams = new WeakMap<StreamContext, { calls: DomainCall[]; responseHeaders: [string, string][] }>();
+  const streams = new WeakMap<StreamContext, { calls: DomainCall[]; responseHeaders: [string, string][]; calling: boolean }>();
 
   const callWithTimeout = (domain: string, descriptors: RateLimitDescriptor[], lookup: LimitLookup): Promise<RateLimitResponse> =>
     new Promise((resolve, reject) => {
@@ -923,7 +923,7 @@ export function createRateLimitFilter(service: RateLimitService, listenerName: s
     name: 'envoy.filters.http.ratelimit',
     async decodeHeaders(stream: StreamContext): Promise<DecodeResult> {
       const route = stream.route() as RateLimitedRoute | undefined;
-      const state = { calls: [] as DomainCall[], responseHeaders: [] as [string, string][] };
+      const state = { calls: [] as DomainCall[], responseHeaders: [] as [string, string][], calling: false };
       streams.set(stream, state);
       if (!route || !Array.isArray(route.rateLimitRules) || route.rateLimitRules.length === 0) return CONTINUE;
       const { domains, perDomain, lookups } = compile(route);
@@ -933,13 +933,16 @@ export function createRateLimitFilter(service: RateLimitService, listenerName: s
         const descriptors = describe(call.rateLimits, false, stream);
         if (descriptors.length === 0) continue;
         let response: RateLimitResponse;
+        state.calling = true;
         try {
           response = await callWithTimeout(domain, descriptors, call.lookup);
         } catch {
+          state.calling = false;
           if (!options.failClosed) continue;
           stream.responseFlags.add('RLSE');
           return { action: 'localReply', reply: { status: 500, details: 'rate_limiter_error', flag: 'RLSE' } };
         }
+        state.calling = false;
         const headers = xRateLimitHeaders(response.statuses, descriptors, !options.disableRateLimitHeaders);
         state.responseHeaders.push(...headers);
         if (response.overallCode === 'OVER_LIMIT') {
@@ -963,8 +966,11 @@ export function createRateLimitFilter(service: RateLimitService, listenerName: s
     },
     async onStreamComplete(stream: StreamContext): Promise<void> {
       const state = streams.get(stream);
-      if (!state) return; // the request never reached this filter (an earlier local reply)
+      // Nothing to charge when the request never reached this filter (an earlier local reply). A stream destroyed
+      // while its request-time call is in flight (the client went away) only cancels that call, as in Envoy.
+      if (!state) return;
       streams.delete(stream);
+      if (state.calling) return;
       await Promise.all(
         state.calls.map(async (call) => {
           const descriptors = describe(call.rateLimits, true, stream);

@@ -158,6 +158,27 @@ describe('createRateLimitFilter', () => {
     expect(await run(createRateLimitFilter(new RateLimitService(slow), LISTENER, { timeoutMs: 20, failClosed: true }), testStream({ route: r }))).toMatchObject({ status: 500 });
   });
 
+  it('charges nothing at stream end when the stream ends while its request-time call is in flight', async () => {
+    let release: (count: number) => void = () => undefined;
+    let charges = 0;
+    let calls = 0;
+    const gated: CounterStore = {
+      incrementAndGet: (_key, hits) => {
+        charges += hits;
+        return ++calls === 1 ? new Promise((resolve) => (release = resolve)) : Promise.resolve(charges);
+      },
+      close: async () => undefined,
+    };
+    const filter = createRateLimitFilter(new RateLimitService(gated), LISTENER, { timeoutMs: 5000 });
+    const stream = testStream({ route: route('r', tokenBudget('budget', 100)), headers: [['x-tenant', 't']] });
+    stream.dynamicMetadata.set('io.ai-gateway', { tokens: 30 });
+    const decoding = filter.decodeHeaders!(stream, false);
+    await filter.onStreamComplete!(stream); // the client went away mid-call
+    release(0);
+    await decoding;
+    expect(charges).toBe(0); // the request-time check (0 hits) only; no stream-done charge of 30
+  });
+
   it('does nothing at stream end for a request it never decoded (an earlier filter answered)', async () => {
     const filter = createRateLimitFilter(service, LISTENER);
     const stream = testStream({ route: route('r', tokenBudget('budget', 1)), headers: [['x-tenant', 't']] });
