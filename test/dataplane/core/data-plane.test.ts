@@ -218,3 +218,67 @@ describe('startDataPlane over real HTTP', () => {
     expect(upstreamClosedEarly).toBe(before + 1);
   });
 });
+
+describe('startDataPlane: ClientTrafficPolicy buffer limit with a buffering ext_proc', () => {
+  let plane: RunningDataPlane;
+  beforeAll(async () => {
+    plane = await startDataPlane({
+      echo: true,
+      objects: parseManifests(`
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: ns}
+spec: {listeners: [{name: http, port: 80, protocol: HTTP}]}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: ClientTrafficPolicy
+metadata: {name: ctp, namespace: ns}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: Gateway, name: gw}]
+  connection: {bufferLimit: 1Ki}
+  headers: {earlyRequestHeaders: {remove: [x-internal]}}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: EnvoyExtensionPolicy
+metadata: {name: eep, namespace: ns}
+spec:
+  targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: buffered}]
+  extProc: [{backendRefs: [{name: processor, port: 9002}], processingMode: {request: {body: Buffered}}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc, namespace: ns}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: buffered, namespace: ns}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /buffered}}], backendRefs: [{name: svc, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: plain, namespace: ns}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /plain}}, {path: {type: PathPrefix, value: /plain}, headers: [{name: x-internal, value: spoof}]}], backendRefs: [{name: svc, port: 80}]}]
+`),
+    });
+  });
+  afterAll(() => plane?.close());
+
+  it('answers 413 for a body over the limit on a route whose ext_proc buffers it, and streams it elsewhere', async () => {
+    const address = plane.address('ns', 'gw', 80);
+    const big = 'x'.repeat(2048);
+    expect((await send(address, { method: 'POST', path: '/buffered', body: big })).status).toBe(413);
+    const plain = await send(address, { method: 'POST', path: '/plain', body: big });
+    expect(plain.status).toBe(200);
+  });
+
+  it('removes the early headers before matching and before the backend sees them', async () => {
+    const result = await send(plane.address('ns', 'gw', 80), { path: '/plain', headers: { 'x-internal': 'spoof' } });
+    const echo = JSON.parse(result.body);
+    expect(echo.headers['x-internal']).toBeUndefined();
+  });
+});
