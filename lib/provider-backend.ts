@@ -395,8 +395,9 @@ export class ProviderBackend extends Construct {
 
   /**
    * Every upstream path the processor sends to this backend is this prefix or below it (Gateway API PathPrefix
-   * semantics). The backend's HTTPRoute rule matches it, so the rule wins the route match Envoy repeats after
-   * the processor rewrote the path (see lib/route-precedence.ts).
+   * semantics), as long as it can be: the backend's HTTPRoute rule matches it, so the longer it is, the fewer
+   * other routes' prefixes can out-rank the rule when Envoy matches again after the processor rewrote the path
+   * (see lib/route-precedence.ts). test/routing-contract.test.ts checks it against the processor's translators.
    */
   get upstreamPathPrefix(): string {
     const schema = this.schema;
@@ -406,13 +407,14 @@ export class ProviderBackend extends Construct {
       case 'AzureOpenAI':
         return '/openai';
       case 'Anthropic':
-        return '/v1';
+        return '/v1/messages';
       case 'AWSBedrock':
       case 'AWSAnthropic':
         return '/model';
       case 'GCPVertexAI':
+        return `/v1/projects/${schema.projectId}/locations/${schema.region}/publishers/google/models`;
       case 'GCPAnthropic':
-        return `/v1/projects/${schema.projectId}/locations/${schema.region}`;
+        return `/v1/projects/${schema.projectId}/locations/${schema.region}/publishers/anthropic/models`;
     }
   }
 

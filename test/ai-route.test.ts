@@ -31,10 +31,10 @@ describe('AIRoute', () => {
     expect(route.spec.rules).toHaveLength(3);
     const anthropicHeader = [{ type: 'Exact', name: 'x-ai-gateway-backend', value: 'anthropic.platform.chat.team' }];
     expect(route.spec.rules[0]).toEqual({
-      // Anthropic's upstream prefix is /v1, already an endpoint prefix.
       matches: [
         { path: { type: 'PathPrefix', value: '/v1' }, headers: anthropicHeader },
         { path: { type: 'PathPrefix', value: '/anthropic/v1' }, headers: anthropicHeader },
+        { path: { type: 'PathPrefix', value: '/v1/messages' }, headers: anthropicHeader },
         { path: { type: 'PathPrefix', value: '/' }, headers: anthropicHeader },
       ],
       filters: [
@@ -44,6 +44,8 @@ describe('AIRoute', () => {
       backendRefs: [{ group: 'gateway.envoyproxy.io', kind: 'Backend', name: 'anthropic', namespace: 'platform' }],
       timeouts: { request: '60s' },
     });
+    // OpenAI's upstream prefix is /v1, already an endpoint prefix.
+    expect(route.spec.rules[1].matches.map((m: any) => m.path.value)).toEqual(['/v1', '/anthropic/v1', '/']);
     expect(route.spec.rules[2]).toEqual({
       matches: [{ path: { type: 'PathPrefix', value: '/v1' } }, { path: { type: 'PathPrefix', value: '/anthropic/v1' } }],
       filters: [{ type: 'ExtensionRef', extensionRef: { group: 'gateway.envoyproxy.io', kind: 'HTTPRouteFilter', name: 'chat-not-found' } }],

@@ -188,6 +188,25 @@ describe('the routing contract', () => {
     }
   });
 
+  it('lets a deeper team prefix share the host with a route whose backends receive fixed paths elsewhere', () => {
+    const app = Testing.app();
+    const chart = new Chart(app, 'platform', { namespace: 'platform' });
+    const gateway = new AIGateway(chart, 'Gateway', { name: 'gw' });
+    const anthropic = ProviderBackend.anthropic(chart, 'Anthropic', { name: 'anthropic', credentials: apiKey });
+    const vllm = ProviderBackend.kubernetesService(chart, 'Vllm', { serviceName: 'vllm', port: 8000 });
+    new AIRoute(chart, 'Main', { name: 'main', gateway, rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }] });
+    new AIRoute(chart, 'TeamB', { name: 'team-b', gateway, pathPrefix: '/v1/team-b', rules: [{ models: [ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }] });
+    const manifests = synthAll(app);
+    const config = parseProcessorConfig(JSON.parse(findOne(manifests, 'ConfigMap').data['config.json']));
+    const entries = orderedEntries(manifests, { namespace: 'platform', name: 'gw' });
+    const [main, teamB] = config.backends.map((b) => b.name);
+    expect(describeEntry(selectEntry(entries, { host: 'h', path: '/v1/chat/completions' }))).toBe('platform/main rule 1');
+    expect(describeEntry(selectEntry(entries, { host: 'h', path: '/v1/team-b/chat/completions' }))).toBe('platform/team-b rule 1');
+    expect(describeEntry(selectEntry(entries, { host: 'h', path: '/v1/messages', headers: { [BACKEND_HEADER]: main } }))).toBe('platform/main rule 0');
+    // vLLM's prefix is /v1: the team route's client path /v1/team-b/x is forwarded as /v1/x.
+    expect(describeEntry(selectEntry(entries, { host: 'h', path: '/v1/chat/completions', headers: { [BACKEND_HEADER]: teamB } }))).toBe('platform/team-b rule 0');
+  });
+
   it('keeps the route within Gateway API limits with 15 backends and two endpoints', () => {
     const app = Testing.app();
     const chart = new Chart(app, 'platform', { namespace: 'platform' });
