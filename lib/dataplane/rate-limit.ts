@@ -872,6 +872,11 @@ export interface RateLimitFilterOptions {
 interface RateLimitedRoute {
   readonly name: string;
   readonly rateLimitRules: RateLimitRule[];
+  /**
+   * The EG IR listener the route belongs to, when several Gateway listeners share one port (one HCM): Envoy then
+   * uses each route's own listener name as the domain of its non-shared rules. Defaults to the filter's listener.
+   */
+  readonly listenerName?: string;
 }
 
 interface DomainCall {
@@ -894,8 +899,9 @@ export function createRateLimitFilter(service: RateLimitService, listenerName: s
   const compile = (route: RateLimitedRoute) => {
     let entry = compiled.get(route);
     if (!entry) {
-      const perDomain = buildRouteRateLimits(listenerName, route.name, route.rateLimitRules);
-      const configs = buildRateLimitServiceConfig([{ name: listenerName, routes: [route] }]);
+      const listener = route.listenerName ?? listenerName;
+      const perDomain = buildRouteRateLimits(listener, route.name, route.rateLimitRules);
+      const configs = buildRateLimitServiceConfig([{ name: listener, routes: [route] }]);
       entry = { domains: [...perDomain.keys()].sort(compareGoStrings), perDomain, lookups: new Map(configs.map((c) => [c.domain, lookupIn(c.descriptors)])) };
       compiled.set(route, entry);
     }

@@ -132,6 +132,14 @@ describe('createRateLimitFilter', () => {
     expect(await run(filter, testStream({ route: route('backend-a', perRoute), headers: [['x-tenant', 't']] }))).toBeUndefined();
   });
 
+  it('uses the route’s own IR listener as the non-shared domain when listeners share a port', async () => {
+    const filter = createRateLimitFilter(service, LISTENER);
+    const perRoute = rules('p', [{ limit: { requests: 5, unit: 'Hour' } }]);
+    await run(filter, testStream({ route: { name: 'r', rateLimitRules: perRoute, listenerName: 'ai/gw/other' } }));
+    const keys = [...(store as unknown as { counters: Map<string, unknown> }).counters.keys()];
+    expect(keys).toEqual([expect.stringMatching(/^ai\/gw\/other_r_r_rule-0-match--1_rule-0-match--1_\d+$/)]);
+  });
+
   it('runs domains in EG filter order; after a 429 later domains neither check nor charge', async () => {
     const filter = createRateLimitFilter(service, LISTENER);
     // Domains: "ai/a-first" < "ai/gw/http" (listener) < "ai/z-last".
