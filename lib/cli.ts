@@ -30,6 +30,8 @@ function portInUse(error: unknown): string | undefined {
   return `port ${e.port ?? '?'} on ${e.address ?? 'the host'} is in use; stop what uses it or map the listener elsewhere with --port <ns>/<gateway>:<listenerPort>=<localPort>`;
 }
 
+/** Signals this soon after the first one are the same stop request delivered again. */
+const DUPLICATE_SIGNAL_MS = 1_000;
 const MANIFEST_EXTENSIONS = new Set(['.yaml', '.yml', '.json']);
 /** Largest file the folder scan parses to tell manifests from other YAML (the loader has its own bound). */
 const MAX_SCANNED_BYTES = 32 * 1024 * 1024;
@@ -186,10 +188,16 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
   io.stderr.write(`ai-gateway: ${signal}, stopping\n`);
-  // A second signal while stopping ends the process at once.
-  const force = () => process.exit(130);
-  process.once('SIGINT', force);
-  process.once('SIGTERM', force);
+  // Another signal while stopping ends the process at once, unless it is the same Ctrl-C delivered twice (the
+  // terminal signals the whole process group, and launchers such as tsx or npm relay it once more).
+  const stoppingSince = Date.now();
+  const force = () => {
+    if (Date.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return;
+    io.stderr.write('ai-gateway: stopping at once\n');
+    process.exit(130);
+  };
+  process.on('SIGINT', force);
+  process.on('SIGTERM', force);
   try {
     await running.stop();
   } catch (error) {
