@@ -18,7 +18,7 @@ import {
 } from './crds';
 import { invalid } from './errors';
 import { ModelMatch, ModelMatchIndex } from './model-match';
-import { MAX_SUBDOMAIN_LENGTH, checkHostname, isCleanPathPrefix, checkLabelName, defaultName, derivedName, resolveNamespace, shortHash } from './names';
+import { MAX_SUBDOMAIN_LENGTH, checkHostname, checkLabelName, defaultName, derivedName, isCleanPathPrefix, resolveNamespace, shortHash } from './names';
 import { Processor, type ProcessorOptions } from './processor';
 import { ProviderBackend } from './provider-backend';
 import { RoutePrecedenceIndex, foreignGatewayIndex, virtualHostsOf, type IndexedRoute } from './route-precedence';
