@@ -8,7 +8,8 @@ import { normalizeRequestPath } from './path-normalize';
 
 /** What the router (the terminal filter) produces: an upstream response to stream back, or a local reply. */
 export type TerminalResult =
-  | { readonly kind: 'response'; readonly headers: HeaderMap; readonly body: AsyncIterable<Buffer> }
+  /** `headersOnly`: the response has no body at all (Envoy's end_stream on the headers), so encoders see no data. */
+  | { readonly kind: 'response'; readonly headers: HeaderMap; readonly body: AsyncIterable<Buffer>; readonly headersOnly?: boolean }
   | { readonly kind: 'localReply'; readonly reply: LocalReply };
 
 export interface TerminalFilter extends HttpFilter {
@@ -154,7 +155,7 @@ export async function runStream<Route>(config: StreamConfig<Route>, request: Str
       const body = result.reply.body === undefined ? Buffer.alloc(0) : Buffer.from(result.reply.body);
       await encode(stream, encoders, localReplyHead(result.reply), once(body), body.length === 0, sink);
     } else {
-      await encode(stream, encoders, result.headers, result.body, false, sink);
+      await encode(stream, encoders, result.headers, result.body, result.headersOnly === true, sink);
     }
   } finally {
     for (const filter of chain) {

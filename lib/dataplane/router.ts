@@ -149,7 +149,12 @@ function generatedResponse(status: number, body: Buffer, route: RouteModel, extr
   async function* bodyOf() {
     if (body.length > 0) yield body;
   }
-  return { kind: 'response', headers, body: bodyOf() };
+  return { kind: 'response', headers, body: bodyOf(), headersOnly: body.length === 0 };
+}
+
+/** Whether an upstream response carries no body, which Envoy's codec reports as end_stream on the headers. */
+function hasNoBody(method: string, status: number, headers: HeaderMap): boolean {
+  return method === 'HEAD' || status === 204 || status === 304 || (status >= 100 && status < 200) || headers.get('content-length') === '0';
 }
 
 export function createRouterFilter(options: RouterOptions): TerminalFilter {
@@ -240,6 +245,12 @@ export function createRouterFilter(options: RouterOptions): TerminalFilter {
           overall.signal.removeEventListener('abort', onOverall);
           cleanup();
         }
+      }
+      const headersOnly = hasNoBody(headers.get(':method') ?? 'GET', response.status, response.headers);
+      if (headersOnly) {
+        // The body is empty; finish it so the timers are cleared and the connection is released.
+        for await (const chunk of guarded()) void chunk;
+        return { kind: 'response', headers: out, body: (async function* () {})(), headersOnly };
       }
       return { kind: 'response', headers: out, body: guarded() };
     }

@@ -84,6 +84,15 @@ describe('router filter', () => {
     expect(await collect(await router.serve(stream(invalid)))).toBe('local 500 NC');
   });
 
+  it('answers redirects and empty upstream responses as headers-only (no body reaches the encoders)', async () => {
+    const redirect = route({ action: { type: 'redirect', redirect: { statusCode: 302, hostname: 'b.example', port: 80 } } });
+    const router = createRouterFilter({ upstream: async () => ({ status: 204, headers: new HeaderMap(), body: body() }) });
+    const result = await router.serve(stream(redirect));
+    expect(result.kind === 'response' && [result.headers.get(':status'), result.headers.get('location'), result.headersOnly]).toEqual(['302', 'http://b.example/a/b?q=1', true]);
+    const empty = await router.serve(stream(route({})));
+    expect(empty.kind === 'response' && empty.headersOnly).toBe(true);
+  });
+
   it('applies backend-level then route-level header edits to the upstream request and the response', async () => {
     let seen: HeaderMap | undefined;
     const upstream: Upstream = async (req) => {
