@@ -9,6 +9,10 @@
  * pre-set them) and then appended from the claims; failures answer 401 with `www-authenticate: Bearer
  * realm="<uri>"` (plus `, error="invalid_token"` unless the token is missing) and the status text as body, or 403
  * when only the audience is wrong; `exp`/`nbf` are checked with 60 s of clock skew.
+ *
+ * Differences: a remote JWKS is fetched on first use (Envoy Gateway asks Envoy to fetch it when the listener
+ * starts) and cached by jose for 10 minutes like Envoy's default `cache_duration`, but jose also refetches early
+ * (at most every 30 s) when a token names an unknown key id, where Envoy waits for the cache to expire.
  */
 import * as fs from 'node:fs';
 import {

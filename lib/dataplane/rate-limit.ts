@@ -11,6 +11,13 @@
  * 4. `RateLimitService` answers like envoyproxy/ratelimit (fixed windows, `<domain>_<key>_<value>_..._<window>`).
  * 5. `createRateLimitFilter` is the HTTP filter: request-time check in `decodeHeaders` on the route cached at
  *    that moment (after ext_proc re-routed), stream-done charges (`apply_on_stream_done`) in `onStreamComplete`.
+ *
+ * Deliberate differences, none visible in what is counted: the service-call timeout defaults to 1 s, not Envoy
+ * Gateway's 20 ms (a busy development machine would otherwise fail open and silently skip budgets; pass
+ * `timeoutMs: 20` for the real value); counter keys expire after exactly one window (envoyproxy/ratelimit adds up
+ * to 300 s of jitter; the key names its window, so counts are the same); regular expressions run on JavaScript's
+ * engine with Envoy's whole-value anchoring (RE2-only syntax such as `(?P<name>...)` is rejected); local rate
+ * limits and the service's statistics are not modelled.
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { CONTINUE, type DecodeResult, type EncodeResult, type HeaderMap, type HttpFilter, type LocalReply, type StreamContext } from './filter';
