@@ -16,34 +16,15 @@ import type { KubeObject } from '../../../lib/dataplane/model';
 import { startProcessors, type RunningProcessors } from '../../../lib/dataplane/processes';
 import { startDataPlane, type DataPlaneOptions, type RunningDataPlane } from '../../../lib/dataplane/server';
 import { translate } from '../../../lib/dataplane/translate';
-import {
-  gcpExternalAccountCredentials,
-  startAnthropicFake,
-  startAzureOpenAIFake,
-  startBedrockFake,
-  startGcpTokenFake,
-  startOpenAIFake,
-  startVertexFake,
-  type FakeProvider,
-} from './fake-providers';
+import { gcpExternalAccountCredentials } from './fake-providers';
+import { FAKE_PORTS, startFakes } from './fakes';
 import { clearRecords, fetchRecords, type RecordedRequest } from './recording-server';
-import { CLIENT_KEY, FAKE_CREDENTIALS, type FakeName, type Scenario } from './scenarios';
+import { FAKE_CREDENTIALS, type FakeName, type Scenario } from './scenarios';
+
+export { FAKE_PORTS, startFakes };
 
 export const REPO_ROOT = path.resolve(__dirname, '../../..');
 const PROCESSOR_BUNDLE = path.join(REPO_ROOT, 'processor/dist/main.js');
-
-/** Fixed ports of the fakes when they run as one in-cluster process (scripts/e2e/fake-providers.ts). */
-export const FAKE_PORTS: Record<FakeName | 'gcp-token', number> = {
-  openai: 9101,
-  groq: 9102,
-  azure: 9103,
-  'azure-entra': 9104,
-  anthropic: 9105,
-  bedrock: 9106,
-  vertex: 9107,
-  vllm: 9108,
-  'gcp-token': 9109,
-};
 
 export interface FakeHandle {
   readonly name: FakeName;
@@ -66,7 +47,21 @@ export interface RunningScenario {
   close(): Promise<void>;
 }
 
-export const clusterMode = (): boolean => process.env.E2E_GATEWAY_URL !== undefined && process.env.E2E_GATEWAY_URL !== '';
+/**
+ * Cluster mode: `E2E_GATEWAY_URL` (one gateway for every scenario) or `E2E_GATEWAY_URLS`
+ * (`<namespace>/<gateway>=<url>,...`, one per deployed scenario gateway).
+ */
+export const clusterMode = (): boolean => Boolean(process.env.E2E_GATEWAY_URL || process.env.E2E_GATEWAY_URLS);
+
+function clusterGatewayUrl(scenario: Scenario): string {
+  const { namespace, name } = scenario.gateway;
+  for (const entry of (process.env.E2E_GATEWAY_URLS ?? '').split(',')) {
+    const at = entry.indexOf('=');
+    if (at > 0 && entry.slice(0, at).trim() === `${namespace}/${name}`) return entry.slice(at + 1).trim().replace(/\/+$/, '');
+  }
+  if (process.env.E2E_GATEWAY_URL) return process.env.E2E_GATEWAY_URL.replace(/\/+$/, '');
+  throw new Error(`no address for gateway ${namespace}/${name} in E2E_GATEWAY_URLS (${process.env.E2E_GATEWAY_URLS ?? ''})`);
+}
 
 /** Redis for the budget tests: REDIS_URL, required in CI; otherwise undefined (the caller prints why it skips). */
 export function redisUrlForTests(): string | undefined {
@@ -82,34 +77,6 @@ export function ensureProcessorBundle(): string {
     execFileSync('npm', ['run', 'build', '-w', 'processor'], { cwd: REPO_ROOT, stdio: 'inherit' });
   }
   return PROCESSOR_BUNDLE;
-}
-
-/** The fakes with the credentials of FAKE_CREDENTIALS, on ephemeral ports or on FAKE_PORTS. */
-export async function startFakes(options: { fixedPorts?: boolean; host?: string } = {}): Promise<{ fakes: Record<FakeName, FakeProvider>; gcpToken: FakeProvider; close(): Promise<void> }> {
-  const port = (name: FakeName | 'gcp-token') => (options.fixedPorts ? FAKE_PORTS[name] : undefined);
-  const host = options.host;
-  const c = FAKE_CREDENTIALS;
-  const started = await Promise.all([
-    startOpenAIFake({ name: 'openai', apiKey: c.openaiKey, port: port('openai'), host }),
-    startOpenAIFake({ name: 'groq', apiKey: c.groqKey, pathPrefix: '/openai/v1', port: port('groq'), host }),
-    startAzureOpenAIFake({ name: 'azure', apiVersion: c.azureApiVersion, auth: { apiKey: c.azureKey }, port: port('azure'), host }),
-    startAzureOpenAIFake({ name: 'azure-entra', apiVersion: c.azureApiVersion, auth: { bearerToken: c.azureBearer }, port: port('azure-entra'), host }),
-    startAnthropicFake({ name: 'anthropic', apiKey: c.anthropicKey, port: port('anthropic'), host }),
-    startBedrockFake({ name: 'bedrock', region: c.awsRegion, key: c.aws, port: port('bedrock'), host }),
-    startVertexFake({ name: 'vertex', projectId: c.gcpProject, region: c.gcpRegion, accessToken: c.gcpAccessToken, port: port('vertex'), host }),
-    // A backend without credentials gets the client's own Authorization (the processor replaces client
-    // credentials only when it sets the backend's), as a model server started with --api-key expects.
-    startOpenAIFake({ name: 'vllm', apiKey: CLIENT_KEY, pathPrefix: '/api/v1', port: port('vllm'), host }),
-    startGcpTokenFake({ name: 'gcp-token', subjectToken: c.gcpSubjectToken, accessToken: c.gcpAccessToken, port: port('gcp-token'), host }),
-  ]);
-  const [openai, groq, azure, azureEntra, anthropic, bedrock, vertex, vllm, gcpToken] = started;
-  return {
-    fakes: { openai, groq, azure, 'azure-entra': azureEntra, anthropic, bedrock, vertex, vllm },
-    gcpToken,
-    close: async () => {
-      await Promise.all(started.map((fake) => fake.close()));
-    },
-  };
 }
 
 function handle(name: FakeName, url: string): FakeHandle {
@@ -205,12 +172,12 @@ export async function startScenario(scenario: Scenario, options: StartOptions = 
 /** Cluster mode: the scenario was applied by scripts/e2e/kind.sh; only the addresses are needed. */
 function clusterScenario(scenario: Scenario): RunningScenario {
   const fakesUrl = process.env.E2E_FAKES_URL;
-  if (!fakesUrl) throw new Error('E2E_GATEWAY_URL is set but E2E_FAKES_URL is not: the suite reads what the fakes received from their record endpoints');
+  if (!fakesUrl) throw new Error('cluster mode (E2E_GATEWAY_URL[S]) needs E2E_FAKES_URL: the suite reads what the fakes received from their record endpoints');
   const base = new URL(fakesUrl);
   const handles = {} as Record<FakeName, FakeHandle>;
   for (const fake of Object.keys(FAKE_PORTS) as (FakeName | 'gcp-token')[]) {
     if (fake === 'gcp-token') continue;
     handles[fake] = handle(fake, `${base.protocol}//${base.hostname}:${FAKE_PORTS[fake]}`);
   }
-  return { scenario, gatewayUrl: process.env.E2E_GATEWAY_URL!.replace(/\/+$/, ''), fakes: handles, mode: 'cluster', close: async () => undefined };
+  return { scenario, gatewayUrl: clusterGatewayUrl(scenario), fakes: handles, mode: 'cluster', close: async () => undefined };
 }

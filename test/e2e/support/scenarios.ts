@@ -20,9 +20,9 @@ import {
 } from '../../../lib';
 import { buildExample } from '../../../examples/cdk8s/main';
 import type { KubeObject } from '../../../lib/dataplane/model';
+import { CLIENT_KEY, FAKE_CREDENTIALS, FAKES_APP_LABEL, VLLM_TARGET_PORT, type FakeName } from './credentials';
 
-/** The fakes every run starts (see harness.ts for their credentials). */
-export type FakeName = 'openai' | 'groq' | 'azure' | 'azure-entra' | 'anthropic' | 'bedrock' | 'vertex' | 'vllm';
+export { CLIENT_KEY, FAKE_CREDENTIALS, FAKES_APP_LABEL, VLLM_TARGET_PORT, type FakeName };
 
 export interface Scenario {
   readonly name: string;
@@ -35,28 +35,6 @@ export interface Scenario {
   readonly gateway: { namespace: string; name: string; port: number };
 }
 
-/**
- * What a client sends as its own credential. The gateway must not pass it on to a provider it authenticates to;
- * a backend without credentials receives it unchanged (the processor's passthrough).
- */
-export const CLIENT_KEY = 'client-e2e-key-must-not-leak';
-
-/** Credentials the fakes accept (never real ones). */
-export const FAKE_CREDENTIALS = {
-  openaiKey: 'sk-e2e-openai',
-  groqKey: 'gsk-e2e-groq',
-  azureKey: 'azure-e2e-key',
-  azureBearer: 'azure-e2e-entra-token',
-  anthropicKey: 'sk-ant-e2e',
-  aws: { accessKeyId: 'AKIAE2EEXAMPLE', secretAccessKey: 'e2e/aws/secret/key/EXAMPLE' },
-  awsRegion: 'us-east-1',
-  gcpSubjectToken: 'e2e-workload-identity-subject-token',
-  gcpAccessToken: 'ya29.e2e-access-token',
-  gcpProject: 'e2e-project',
-  gcpRegion: 'us-central1',
-  azureApiVersion: '2025-01-01-preview',
-} as const;
-
 function awsCredentialsFile(): string {
   const { accessKeyId, secretAccessKey } = FAKE_CREDENTIALS.aws;
   return `[default]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = ${secretAccessKey}\n`;
@@ -65,11 +43,6 @@ function awsCredentialsFile(): string {
 function objectsOf(...charts: Chart[]): KubeObject[] {
   return charts.flatMap((chart) => Testing.synth(chart) as KubeObject[]);
 }
-
-/** Label of the fake providers' pods in a cluster run (scripts/e2e/manifests.ts). */
-export const FAKES_APP_LABEL = { app: 'e2e-fake-providers' };
-/** Port of the fake playing the self-hosted model server (see FAKE_PORTS in harness.ts). */
-export const VLLM_TARGET_PORT = 9108;
 
 /**
  * The Service of the self-hosted model server `ProviderBackend.kubernetesService` points at: it exists before the
