@@ -21,6 +21,8 @@ export interface CliIo {
 
 /** A running `dev` command. */
 export interface RunningDev {
+  /** Resolves with a message when a processor crashes (the CLI then stops: a dev run must not limp on). */
+  readonly failed: Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -114,7 +116,11 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
     }
   }
 
+  let reportFailure!: (message: string) => void;
+  const failed = new Promise<string>((resolve) => (reportFailure = resolve));
   const processors: RunningProcessors = await startProcessors(model.processors, {
+    onExit: (processor, how) =>
+      reportFailure(`processor Deployment ${processor.deployment.namespace}/${processor.deployment.deploymentName} exited unexpectedly (${how})`),
     secretsDir: options.secretsDir,
     env: io.env,
     processorEntry: options.processorEntry,
@@ -149,6 +155,7 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
 
   let stopped: Promise<void> | undefined;
   return {
+    failed,
     stop() {
       stopped ??= (async () => {
         try {
@@ -176,35 +183,42 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
     io.stdout.write(USAGE);
     return 0;
   }
-  let running: RunningDev;
-  try {
-    running = await startDev(command.options, io);
-  } catch (error) {
-    io.stderr.write(`ai-gateway: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
-  }
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGINT', () => resolve('SIGINT'));
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-  });
-  io.stderr.write(`ai-gateway: ${signal}, stopping\n`);
-  // Another signal while stopping ends the process at once, unless it is the same Ctrl-C delivered twice (the
-  // terminal signals the whole process group, and launchers such as tsx or npm relay it once more).
-  const stoppingSince = Date.now();
-  const force = () => {
+  // Listen before starting: a signal during the start stops the run as soon as it is up (never leaving processors).
+  let onSignal!: (signal: NodeJS.Signals) => void;
+  const signalled = new Promise<NodeJS.Signals>((resolve) => (onSignal = resolve));
+  let stoppingSince: number | undefined;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stoppingSince === undefined) return onSignal(signal);
+    // Another signal while stopping ends the process at once, unless it is the same Ctrl-C delivered twice (the
+    // terminal signals the whole process group, and launchers such as tsx or npm relay it once more).
     if (Date.now() - stoppingSince < DUPLICATE_SIGNAL_MS) return;
     io.stderr.write('ai-gateway: stopping at once\n');
     process.exit(130);
   };
-  process.on('SIGINT', force);
-  process.on('SIGTERM', force);
+  process.on('SIGINT', handle);
+  process.on('SIGTERM', handle);
   try {
-    await running.stop();
-  } catch (error) {
-    io.stderr.write(`ai-gateway: stopping failed: ${error instanceof Error ? error.message : String(error)}\n`);
-    return 1;
+    let running: RunningDev;
+    try {
+      running = await startDev(command.options, io);
+    } catch (error) {
+      io.stderr.write(`ai-gateway: ${error instanceof Error ? error.message : String(error)}\n`);
+      return 1;
+    }
+    const ended = await Promise.race([signalled.then((signal) => ({ signal })), running.failed.then((failure) => ({ failure }))]);
+    stoppingSince = Date.now();
+    io.stderr.write(`ai-gateway: ${'signal' in ended ? ended.signal : ended.failure}, stopping\n`);
+    try {
+      await running.stop();
+    } catch (error) {
+      io.stderr.write(`ai-gateway: stopping failed: ${error instanceof Error ? error.message : String(error)}\n`);
+      return 1;
+    }
+    return 'signal' in ended ? 0 : 1;
+  } finally {
+    process.off('SIGINT', handle);
+    process.off('SIGTERM', handle);
   }
-  return 0;
 }
 
 if (require.main === module) {

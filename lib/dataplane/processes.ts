@@ -41,6 +41,11 @@ export interface StartProcessorsOptions {
   readonly logFile?: string;
   /** Receives each output line, prefixed with `[<ns>/<deployment>]` (default: stderr, or `logFile`). */
   readonly log?: (line: string) => void;
+  /**
+   * Called when a ready processor exits before `close()` (a crash: in a cluster its pod would restart; here the
+   * routes it serves answer 500 from then on). `how` is e.g. `exit code 1` or `signal SIGKILL`.
+   */
+  readonly onExit?: (processor: RunningProcessor, how: string) => void;
 }
 
 export interface RunningProcessor {
@@ -214,10 +219,12 @@ export async function startProcessors(deployments: readonly ProcessorDeployment[
     for (const child of children) if (!child.hasExited) child.process.kill('SIGKILL');
   };
   process.on('exit', killOnExit);
+  let closing = false;
 
   let closed: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closed ??= (async () => {
+      closing = true;
       await Promise.all(children.map((child) => stopChild(child, stopTimeoutMs)));
       process.removeListener('exit', killOnExit);
       fs.rmSync(workDir, { recursive: true, force: true });
@@ -266,11 +273,13 @@ export async function startProcessors(deployments: readonly ProcessorDeployment[
       hasExited: false,
     };
     children.push(child);
+    let running: RunningProcessor | undefined;
     proc.on('exit', (code, signal) => {
       child.exitCode = code;
       child.signal = signal;
       child.hasExited = true;
       resolveExited();
+      if (running && !closing) options.onExit?.(running, signal ? `signal ${signal}` : `exit code ${code}`);
     });
 
     const tail: string[] = [];
@@ -300,7 +309,8 @@ export async function startProcessors(deployments: readonly ProcessorDeployment[
       if (ports !== undefined) ready = (await httpStatus(`http://${host}:${ports.admin}/readyz`, 1_000)) === 200;
       if (!ready) await sleep(50);
     }
-    return { deployment, pid: proc.pid!, grpcAddress: `${host}:${ports!.grpc}`, adminAddress: `${host}:${ports!.admin}` };
+    running = { deployment, pid: proc.pid!, grpcAddress: `${host}:${ports!.grpc}`, adminAddress: `${host}:${ports!.admin}` };
+    return running;
   };
 
   let processors: RunningProcessor[];

@@ -234,6 +234,26 @@ describe('ai-gateway dev', () => {
     expect(run.stderr.text).toContain('holds no PEM certificate');
   });
 
+  it('stops the run when a processor crashes', async () => {
+    const script = path.join(dir, 'crashing.js');
+    // Prints the processor's ready line, serves /readyz, and exits with 3 a moment later.
+    fs.writeFileSync(
+      script,
+      `const s = require('node:http').createServer((q, r) => r.end('ok')).listen(0, '127.0.0.1', () => {
+         console.log('ai-gateway-processor ready: ext_proc on 127.0.0.1:0 (port 1), admin on 127.0.0.1:0 (port ' + s.address().port + ')');
+         setTimeout(() => process.exit(3), 300);
+       });`,
+    );
+    const command = parseCommandLine(['dev', manifests, '--echo', '--secrets', secrets, '--processor', script]);
+    if (command.command !== 'dev') throw new Error('expected dev');
+    const running = await startDev(command.options, io({ AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY: 'sk-test-anthropic' }).io);
+    try {
+      await expect(running.failed).resolves.toBe('processor Deployment ai-platform/ai-gateway-processor exited unexpectedly (exit code 3)');
+    } finally {
+      await running.stop();
+    }
+  }, 30_000);
+
   it('exits 1 when a listener port is in use, and leaves no processor running', async () => {
     const blocker = net.createServer();
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));

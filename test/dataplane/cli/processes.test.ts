@@ -234,6 +234,21 @@ describe('startProcessors', () => {
     expect(lines.filter((line) => line.includes('draining'))).toEqual([]);
   }, 30_000);
 
+  it('reports a processor that dies after it was ready, and not one stopped by close()', async () => {
+    const exits: string[] = [];
+    const running = await startProcessors([deployment(), deployment({ namespace: 'b' })], {
+      secretsDir,
+      env: { AI_GATEWAY_SECRET_OPENAI_API_KEY_API_KEY: 'sk' },
+      log: () => undefined,
+      onExit: (processor, how) => exits.push(`${processor.deployment.namespace} ${how}`),
+    });
+    process.kill(running.processors[1]!.pid, 'SIGKILL');
+    for (let i = 0; i < 100 && exits.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(exits).toEqual(['b signal SIGKILL']);
+    await running.close();
+    expect(exits).toEqual(['b signal SIGKILL']);
+  }, 30_000);
+
   it('writes the output to a file in quiet mode', async () => {
     const logFile = path.join(secretsDir, 'processors.log');
     const running = await startProcessors([deployment()], { secretsDir, env: {}, logFile });
