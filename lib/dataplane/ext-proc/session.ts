@@ -150,6 +150,7 @@ export class ExtProcSession {
     } else if (endOfStream || this.request.bodyMode === BodySendMode.NONE) {
       this.request.headersHeld = false;
     }
+    if ((endOfStream || this.request.bodyMode === BodySendMode.NONE) && noExternalProcess(this.response)) this.closeAfterLastAnswer();
     return CONTINUE;
   }
 
@@ -182,6 +183,7 @@ export class ExtProcSession {
     }
     this.clearRouteCache(common);
     this.request.headersHeld = false;
+    if (mode === BodySendMode.STREAMED && noExternalProcess(this.response)) this.closeAfterLastAnswer();
     return CONTINUE;
   }
 
@@ -197,6 +199,7 @@ export class ExtProcSession {
     }
     if (this.complete || !this.response.sendHeaders) {
       this.removeContentLengthIfNeeded(this.response, headers);
+      if (noExternalProcess(this.response)) this.closeAfterLastAnswer();
       return CONTINUE;
     }
     this.response.headersHeld = true;
@@ -222,6 +225,7 @@ export class ExtProcSession {
     } else if (endOfStream || this.response.bodyMode === BodySendMode.NONE) {
       this.response.headersHeld = false;
     }
+    if (endOfStream || this.response.bodyMode === BodySendMode.NONE) this.closeAfterLastAnswer();
     return CONTINUE;
   }
 
@@ -243,6 +247,7 @@ export class ExtProcSession {
       const outcome = await this.exchange('response', 'responseBody', { responseBody: { body: chunk, endOfStream } });
       if (outcome.kind === 'reply') return { action: 'localReply', reply: outcome.reply };
       if (outcome.kind === 'skip') return chunk;
+      if (endOfStream) this.closeAfterLastAnswer();
       return applyBodyMutation(outcome.response.responseBody?.response?.bodyMutation, chunk);
     }
     if (mode === BodySendMode.BUFFERED_PARTIAL && this.partialSent) return chunk;
@@ -321,9 +326,18 @@ export class ExtProcSession {
 
   private failOnAnswer(error: unknown): LocalReply {
     if (!(error instanceof MutationError)) throw error;
+    return this.errorReply(error.message);
+  }
+
+  /** Envoy's `handleErrorResponse`: processing ends with a `status_on_error` reply whose details are the error. */
+  private errorReply(message: string): LocalReply {
     this.complete = true;
     this.closeStream();
-    return { status: 500, details: detailsOf(error.message) };
+    return { status: this.statusOnError(), details: detailsOf(message) };
+  }
+
+  private statusOnError(): number {
+    return this.settings.statusOnError ?? 500;
   }
 
   /** Only a decoding answer that carries a header mutation may clear the route cache (Envoy's DEFAULT action). */
@@ -333,6 +347,15 @@ export class ExtProcSession {
 
   private removeContentLengthIfNeeded(state: DirectionState, headers: HeaderMap): void {
     if (!this.complete && shouldRemoveContentLength(state)) headers.remove('content-length');
+  }
+
+  /**
+   * Envoy (>= 1.37, `ext_proc_stream_close_optimization`) closes the gRPC stream as soon as no more answers are
+   * expected, outside the buffered modes (those close with the HTTP stream).
+   */
+  private closeAfterLastAnswer(): void {
+    this.complete = true;
+    this.closeStream();
   }
 
   private releaseHeld(chunk: Buffer): Buffer {
@@ -394,10 +417,11 @@ export class ExtProcSession {
     try {
       this.grpcStream = this.clients.open(this.target, this.settings.authority, {
         onMessage: (response) => this.onMessage(response),
-        onClose: (code) => this.onClose(code),
+        onClose: (code, details) => this.onClose(code, details),
       });
-    } catch {
-      this.onClose(GRPC_UNAVAILABLE);
+    } catch (error) {
+      // Envoy (1.39) reports a client it cannot create as INTERNAL and applies failure_mode_allow.
+      this.onClose(GRPC_INTERNAL, error instanceof Error ? error.message : String(error));
     }
     return this.grpcStream;
   }
@@ -441,13 +465,18 @@ export class ExtProcSession {
       pending.resolve({ kind: 'answer', response });
       return;
     }
-    // Out of order or unknown: Envoy ignores the processor for the rest of the stream.
-    this.complete = true;
-    this.closeStream();
-    this.settle({ kind: 'skip' });
+    // Out of order or unknown: failing open, the processor is ignored for the rest of the stream; failing
+    // closed, the stream is answered with an error (Envoy >= 1.35, `ext_proc_fail_close_spurious_resp`).
+    if (this.settings.failOpen) {
+      this.complete = true;
+      this.closeStream();
+      this.settle({ kind: 'skip' });
+    } else {
+      this.settle({ kind: 'reply', reply: this.errorReply(kind === undefined ? 'unhandled message' : 'spurious message') });
+    }
   }
 
-  private onClose(code: number): void {
+  private onClose(code: number, message: string): void {
     this.grpcStream = undefined;
     if (this.complete) return;
     this.complete = true;
@@ -455,7 +484,7 @@ export class ExtProcSession {
       this.settle({ kind: 'skip' });
       return;
     }
-    this.settle({ kind: 'reply', reply: { status: this.settings.statusOnError ?? 500, details: `ext_proc_error_gRPC_error_${code}` } });
+    this.settle({ kind: 'reply', reply: { status: this.statusOnError(), details: detailsOf(`ext_proc_error_gRPC_error_${code}{${message}}`) } });
   }
 
   private onMessageTimeout(): void {
@@ -466,11 +495,17 @@ export class ExtProcSession {
     else this.settle({ kind: 'reply', reply: { status: 504, details: 'ext_proc_error_per-message_timeout_exceeded' } });
   }
 
-  /** `mode_override` replaces both directions' modes; unset enum fields mean DEFAULT (headers sent) and NONE (no body). */
+  /**
+   * `mode_override` sets both directions' body modes (unset = NONE); a header mode left at DEFAULT keeps the
+   * filter's configured one (Envoy >= 1.34, `effectiveModeOverride`).
+   */
   private overrideModes(mode: DecodedProcessingMode): void {
-    this.request.sendHeaders = (mode.requestHeaderMode ?? HeaderSendMode.DEFAULT) !== HeaderSendMode.SKIP;
+    const configured = envoyProcessingMode(this.settings);
+    const sendHeaders = (override: number | undefined, fallback: 'SEND' | 'SKIP') =>
+      (override ?? HeaderSendMode.DEFAULT) === HeaderSendMode.DEFAULT ? fallback === 'SEND' : override !== HeaderSendMode.SKIP;
+    this.request.sendHeaders = sendHeaders(mode.requestHeaderMode, configured.requestHeaderMode);
     this.request.bodyMode = mode.requestBodyMode ?? BodySendMode.NONE;
-    this.response.sendHeaders = (mode.responseHeaderMode ?? HeaderSendMode.DEFAULT) !== HeaderSendMode.SKIP;
+    this.response.sendHeaders = sendHeaders(mode.responseHeaderMode, configured.responseHeaderMode);
     this.response.bodyMode = mode.responseBodyMode ?? BodySendMode.NONE;
   }
 
@@ -489,7 +524,11 @@ export class ExtProcSession {
 /** Envoy's `deferred_close_timeout` default, which EG does not set. */
 const DEFERRED_CLOSE_TIMEOUT_MS = 5000;
 const GRPC_OK = 0;
-const GRPC_UNAVAILABLE = 14;
+const GRPC_INTERNAL = 13;
+
+function noExternalProcess(state: DirectionState): boolean {
+  return !state.sendHeaders && state.bodyMode === BodySendMode.NONE;
+}
 
 /** Envoy removes the length in the modes where it cannot keep it right once the processor changes the body. */
 function shouldRemoveContentLength(state: DirectionState): boolean {
