@@ -199,9 +199,15 @@ export function translateHttpRouteRules(index: ObjectIndex, route: KubeObject, d
             const object = index.get('HTTPRouteFilter', routeNamespace, asString(ref.name) ?? '');
             if (!object) throw new RefError('UnsupportedValue', `Unable to translate HTTPRouteFilter: ${routeNamespace}/${asString(ref.name)}.`);
             const response = directResponseOf(index, object);
-            if (response) direct = response;
+            if (!response) {
+              throw new RefError('UnsupportedValue', `HTTPRouteFilter ${routeNamespace}/${asString(ref.name)}: only directResponse is modelled by the local data plane`);
+            }
+            direct = response;
             break;
           }
+          case 'RequestMirror':
+            // Mirrored copies never change the response the client gets; the local data plane does not send them.
+            break;
           default:
             throw new RefError('UnsupportedValue', `filter type ${String(filter.type)} is not supported by the local data plane`);
         }
