@@ -2,6 +2,8 @@
  * One HTTP stream through Envoy's ext_proc filter (`ext_proc.cc` `Filter`, `processor_state.cc`
  * `ProcessorState`): which messages go to the processor and when, what each answer does to the stream, and what
  * happens on an immediate response, a gRPC error, a message timeout, a spurious message or a client that leaves.
+ * The behaviour is the current Envoy's (EG v1.9 ships 1.39) with the runtime defaults, where it changed since 1.33:
+ * spurious answers fail closed, `status_on_error`, effective mode overrides, early stream close.
  *
  * Our filter manager hands the whole request body to `decodeData` right after `decodeHeaders`, which is the order
  * Envoy produces when the body arrived before the headers answer: one request body message with
