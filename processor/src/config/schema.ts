@@ -18,6 +18,12 @@ export const MODEL_HEADER = 'x-ai-eg-model';
 /** Header carrying the chosen backend's name; set by the processor, matched by the HTTPRoute rules. */
 export const BACKEND_HEADER = 'x-ai-gateway-backend';
 
+/**
+ * Header carrying the matched route's config name (`<namespace>/<name>`); set by the processor, matched by the
+ * budgets of an AIGateway's single BackendTrafficPolicy (route budgets and per-route gateway budgets).
+ */
+export const ROUTE_HEADER = 'x-ai-gateway-route';
+
 /** Metadata keys always written at the end of every response (Envoy AI Gateway's contract). */
 export const TOKEN_METADATA_KEYS = {
   input: 'llm_input_token',

@@ -5,7 +5,7 @@
  * wait (auth, decompression) queues the following messages.
  */
 import { randomUUID } from 'node:crypto';
-import { BACKEND_HEADER, MODEL_HEADER } from '../config/schema';
+import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '../config/schema';
 import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
 import { CLIENT_CREDENTIAL_HEADERS, type AuthRequest } from '../auth';
 import { createDecoder, isSupportedEncoding, type BodyDecoder } from '../encoding';
@@ -340,15 +340,15 @@ export class ExchangeSession implements ExtProcStream {
     }
     if (!upstreamBody && upstream.removeHeaders.length === 0 && isEmpty(upstream.setHeaders) && (!auth || fixedCredentials)) {
       // Forwarded as it came: the answer depends only on backend, model, path and static credentials.
-      const answer = runtime.requestAnswers.get(backend.config.name, model, upstream.path, upstream.path !== path, fixedCredentials, () =>
-        encodeProcessingResponse(this.requestAnswer(this.requestChanges(backend, model, upstream, path, undefined, fixedCredentials), undefined)),
+      const answer = runtime.requestAnswers.get(rule.route.name, backend.config.name, model, upstream.path, upstream.path !== path, fixedCredentials, () =>
+        encodeProcessingResponse(this.requestAnswer(this.requestChanges(backend, rule.route.name, model, upstream, path, undefined, fixedCredentials), undefined)),
       );
       this.headers = EMPTY_HEADERS;
       this.send(answer);
       return undefined;
     }
 
-    const changes = this.requestChanges(backend, model, upstream, path, upstreamBody, fixedCredentials);
+    const changes = this.requestChanges(backend, rule.route.name, model, upstream, path, upstreamBody, fixedCredentials);
     if (!auth || fixedCredentials) return this.continueRequest(changes, upstreamBody);
     const authRequest = new UpstreamAuthRequest(
       this.headers.get(':method') ?? 'POST',
@@ -380,6 +380,7 @@ export class ExchangeSession implements ExtProcStream {
   /** The upstream request's header changes, before signing auth (fixed credentials included when given). */
   private requestChanges(
     backend: BackendRuntime,
+    routeName: string,
     model: string,
     upstream: UpstreamRequest,
     clientPath: string,
@@ -393,6 +394,7 @@ export class ExchangeSession implements ExtProcStream {
     if (backend.auth) for (const name of CLIENT_CREDENTIAL_HEADERS) changes.remove(name);
     changes.set(MODEL_HEADER, model, true);
     changes.set(BACKEND_HEADER, backend.config.name, true);
+    changes.set(ROUTE_HEADER, routeName, true);
     if (upstream.path !== clientPath) changes.set(':path', upstream.path, true);
     if (upstreamBody) changes.set('content-length', String(upstreamBody.length));
     if (fixedCredentials) changes.apply(fixedCredentials);

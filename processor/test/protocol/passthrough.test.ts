@@ -13,6 +13,7 @@ describe('OpenAI passthrough over ext_proc', () => {
       expect(req.path).toBe('/v1/chat/completions');
       expect(req.headers['x-ai-eg-model']).toBe('gpt-4o');
       expect(req.headers['x-ai-gateway-backend']).toBe('openai');
+      expect(req.headers['x-ai-gateway-route']).toBe('default/chat');
       expect(req.body.toString()).toBe(body);
       return {
         status: 200,
@@ -60,6 +61,8 @@ describe('answers reused across requests', () => {
           }),
         ],
         routes: [
+          // Same backend and model as default/chat on one host: the reused answers must still name the route budgets key on.
+          route(['model-a'], [{ backend: 'plain', weight: 1, priority: 0 }], { name: 'other/second', hostnames: ['second.example'] }),
           route(['model-a', 'model-b'], [{ backend: 'plain', weight: 1, priority: 0 }]),
           route(['model-c'], [{ backend: 'keyed', weight: 1, priority: 0 }], { name: 'default/keyed' }),
         ],
@@ -73,18 +76,20 @@ describe('answers reused across requests', () => {
         { model: 'model-b', path: '/v1/chat/completions', upstream: '/v1/chat/completions', backend: 'plain', authorization: 'Bearer client' },
         { model: 'model-c', path: '/v1/embeddings', upstream: '/openai/v1/embeddings', backend: 'keyed', authorization: 'Bearer sk-keyed' },
         { model: 'model-c', path: '/v1/chat/completions?x=1', upstream: '/openai/v1/chat/completions?x=1', backend: 'keyed', authorization: 'Bearer sk-keyed' },
-      ];
+        { model: 'model-a', path: '/v1/chat/completions', upstream: '/v1/chat/completions', backend: 'plain', authorization: 'Bearer client', authority: 'second.example' },
+      ].map((c) => ({ ...c, route: c.model === 'model-c' ? 'default/keyed' : c.authority ? 'other/second' : 'default/chat' }));
       for (let round = 0; round < 3; round++) {
         for (const c of cases) {
           const result = await processor.client.exchange(
-            { path: c.path, body: JSON.stringify({ model: c.model, input: 'x' }), headers: { authorization: 'Bearer client' } },
+            { path: c.path, authority: c.authority ?? 'any.example', body: JSON.stringify({ model: c.model, input: 'x' }), headers: { authorization: 'Bearer client' } },
             (req) => {
-              expect({ path: req.path, model: req.headers['x-ai-eg-model'], backend: req.headers['x-ai-gateway-backend'], authorization: req.headers.authorization }).toEqual({
-                path: c.upstream,
-                model: c.model,
-                backend: c.backend,
-                authorization: c.authorization,
-              });
+              expect({
+                path: req.path,
+                model: req.headers['x-ai-eg-model'],
+                backend: req.headers['x-ai-gateway-backend'],
+                route: req.headers['x-ai-gateway-route'],
+                authorization: req.headers.authorization,
+              }).toEqual({ path: c.upstream, model: c.model, backend: c.backend, route: c.route, authorization: c.authorization });
               return { status: 200, headers: { 'content-type': 'application/json' }, body: '{}' };
             },
           );
