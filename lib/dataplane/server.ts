@@ -70,7 +70,10 @@ export function mergeListeners(listeners: readonly ListenerModel[]): ListenerMod
   };
 }
 
-/** Request headers of a Node request in Envoy's form: pseudo headers first, names lower-case. */
+/** Connection-specific headers Envoy's HTTP/1 codec consumes; filters and upstreams never see them. */
+const DOWNSTREAM_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
+
+/** Request headers of a Node request in Envoy's form: pseudo headers first, names lower-case, hop-by-hop headers dropped. */
 function requestHeadersOf(req: http.IncomingMessage, scheme: string): HeaderMap {
   const headers = new HeaderMap([
     [':method', req.method ?? 'GET'],
@@ -81,7 +84,7 @@ function requestHeadersOf(req: http.IncomingMessage, scheme: string): HeaderMap 
   for (let i = 0; i + 1 < req.rawHeaders.length; i += 2) {
     const name = req.rawHeaders[i].toLowerCase();
     if (name === 'host') authority ??= req.rawHeaders[i + 1];
-    else headers.add(name, req.rawHeaders[i + 1]);
+    else if (!DOWNSTREAM_HOP_BY_HOP.has(name)) headers.add(name, req.rawHeaders[i + 1]);
   }
   headers.set(':authority', authority ?? '');
   return headers;
