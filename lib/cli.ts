@@ -6,6 +6,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import Redis from 'ioredis';
 import { parseAllDocuments } from 'yaml';
 import { loadManifests } from './dataplane/manifests';
 import { checkAgainstManifests, listenerLines, parseCommandLine, USAGE, UsageError, type Command, type DevOptions } from './dataplane/dev-options';
@@ -77,6 +78,31 @@ export function manifestFiles(paths: readonly string[], skipped: (file: string) 
   return files;
 }
 
+/** A Redis URL without its password, for messages. */
+export function redactedUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password !== '') parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<the --redis URL>';
+  }
+}
+
+/** Fails early with a clear message when the --redis server cannot be reached (the counters would fail each request). */
+export async function checkRedis(url: string, timeoutMs = 3_000): Promise<void> {
+  const client = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+  client.on('error', () => undefined); // reported through connect()/ping() below
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (error) {
+    throw new Error(`--redis ${redactedUrl(url)}: cannot use this Redis (${error instanceof Error ? error.message : String(error)})`);
+  } finally {
+    client.disconnect();
+  }
+}
+
 /** Starts processors and the data plane, prints the listener URLs. Throws with a message for the user. */
 export async function startDev(options: DevOptions, io: CliIo): Promise<RunningDev> {
   if (options.secretsDir !== undefined) {
@@ -104,6 +130,7 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
     if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--ca-file ${file} holds no PEM certificate`);
     return pem;
   });
+  if (options.redisUrl !== undefined) await checkRedis(options.redisUrl);
   for (const status of model.routeStatuses) {
     for (const parent of status.parents) {
       for (const condition of parent.conditions) {

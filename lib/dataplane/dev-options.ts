@@ -230,8 +230,13 @@ export function listenerLines(model: DataPlaneModel, address: (namespace: string
   for (const gateway of model.gateways) {
     for (const listener of gateway.listeners) {
       const url = address(gateway.namespace, gateway.name, listener.port);
-      const host = listener.hostname ? ` (send Host: ${listener.hostname.replace(/^\*\./, 'anything.')})` : '';
-      lines.push(`  Gateway ${gateway.namespace}/${gateway.name} listener ${listener.sectionName} (${listener.protocol} ${listener.port}): ${url}${host}`);
+      const notes = [
+        ...(listener.hostname ? [`send Host: ${listener.hostname.replace(/^\*\./, 'anything.')}`] : []),
+        ...(listener.protocol === 'HTTPS' ? ['plain HTTP locally'] : []),
+      ];
+      lines.push(
+        `  Gateway ${gateway.namespace}/${gateway.name} listener ${listener.sectionName} (${listener.protocol} ${listener.port}): ${url}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`,
+      );
     }
   }
   return lines;

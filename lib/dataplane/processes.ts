@@ -292,6 +292,14 @@ export async function startProcessors(deployments: readonly ProcessorDeployment[
       if (ready) ports = { grpc: Number(ready[1]), admin: Number(ready[2]) };
       log(`[${id}] ${text}`);
     };
+    proc.on('error', (error) => {
+      // The process could not be started (or signalled); no 'exit' follows a failed start.
+      onLine(`ai-gateway: ${error.message}`);
+      if (proc.pid === undefined && !child.hasExited) {
+        child.hasExited = true;
+        resolveExited();
+      }
+    });
     readline.createInterface({ input: proc.stdout! }).on('line', onLine);
     readline.createInterface({ input: proc.stderr! }).on('line', onLine);
 

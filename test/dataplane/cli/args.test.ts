@@ -125,18 +125,18 @@ describe('ai-gateway command line', () => {
   });
 
   describe('against the manifests', () => {
-    const listener = (port: number, sectionName: string, hostname?: string): ListenerModel => ({
+    const listener = (port: number, sectionName: string, hostname?: string, protocol: 'HTTP' | 'HTTPS' = 'HTTP'): ListenerModel => ({
       name: `ai-platform/ai-gateway/${sectionName}`,
       sectionName,
       port,
-      protocol: 'HTTP',
+      protocol,
       hostname,
       routes: [],
       earlyRemoveHeaders: [],
       attachedRoutes: 0,
     });
     const model: DataPlaneModel = {
-      gateways: [{ namespace: 'ai-platform', name: 'ai-gateway', listeners: [listener(80, 'http'), listener(8080, 'api', '*.example.com')] }],
+      gateways: [{ namespace: 'ai-platform', name: 'ai-gateway', listeners: [listener(80, 'http'), listener(8080, 'api', '*.example.com'), listener(443, 'https', 'api.example.com', 'HTTPS')] }],
       routeStatuses: [],
       processors: [],
     };
@@ -161,8 +161,8 @@ describe('ai-gateway command line', () => {
     });
 
     it('refuses a port mapping of a listener that does not exist, listing those that do', () => {
-      expect(() => checkAgainstManifests(dev('dist/', '--port', 'ai-platform/ai-gateway:443=9000'), objects, model)).toThrow(
-        '--port ai-platform/ai-gateway:443: no Gateway listener has that port; the listeners are ai-platform/ai-gateway:80, ai-platform/ai-gateway:8080',
+      expect(() => checkAgainstManifests(dev('dist/', '--port', 'ai-platform/ai-gateway:9999=9000'), objects, model)).toThrow(
+        '--port ai-platform/ai-gateway:9999: no Gateway listener has that port; the listeners are ai-platform/ai-gateway:443, ai-platform/ai-gateway:80, ai-platform/ai-gateway:8080',
       );
     });
 
@@ -170,6 +170,7 @@ describe('ai-gateway command line', () => {
       expect(listenerLines(model, (ns, name, port) => `http://127.0.0.1:${port + 1000}/${ns}/${name}`)).toEqual([
         '  Gateway ai-platform/ai-gateway listener http (HTTP 80): http://127.0.0.1:1080/ai-platform/ai-gateway',
         '  Gateway ai-platform/ai-gateway listener api (HTTP 8080): http://127.0.0.1:9080/ai-platform/ai-gateway (send Host: anything.example.com)',
+        '  Gateway ai-platform/ai-gateway listener https (HTTPS 443): http://127.0.0.1:1443/ai-platform/ai-gateway (send Host: api.example.com; plain HTTP locally)',
       ]);
     });
   });

@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { App } from 'cdk8s';
 import { buildExample } from '../../../examples/cdk8s/main';
-import { main, startDev, type CliIo } from '../../../lib/cli';
+import { checkRedis, main, redactedUrl, startDev, type CliIo } from '../../../lib/cli';
 import { parseCommandLine } from '../../../lib/dataplane/dev-options';
 
 const repo = path.resolve(__dirname, '../../..');
@@ -232,6 +232,22 @@ describe('ai-gateway dev', () => {
     run = io();
     expect(await main(['dev', manifests, '--ca-file', path.join(dir, 'not.pem')], run.io)).toBe(1);
     expect(run.stderr.text).toContain('holds no PEM certificate');
+  });
+
+  it('exits 1 when the --redis server cannot be reached, without printing its password', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as net.AddressInfo).port;
+    await new Promise((resolve) => closed.close(resolve));
+    const run = io();
+    expect(await main(['dev', manifests, '--redis', `redis://:hunter2@127.0.0.1:${port}/0`], run.io)).toBe(1);
+    expect(run.stderr.text).toContain(`--redis redis://:***@127.0.0.1:${port}/0: cannot use this Redis`);
+    expect(run.stderr.text).not.toContain('hunter2');
+    expect(redactedUrl('rediss://user:pw@h:1')).toBe('rediss://user:***@h:1');
+  });
+
+  (process.env.REDIS_URL ? it : it.skip)('accepts a reachable Redis (REDIS_URL)', async () => {
+    await expect(checkRedis(process.env.REDIS_URL!)).resolves.toBeUndefined();
   });
 
   it('stops the run when a processor crashes', async () => {
