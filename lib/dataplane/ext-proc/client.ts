@@ -10,6 +10,10 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   'grpc.max_receive_message_length': 512 * 1024 * 1024,
   'grpc.max_send_message_length': 512 * 1024 * 1024,
   'grpc.enable_channelz': 0,
+  // Envoy tries a new connection for the next request rather than waiting out a long backoff: a processor that
+  // (re)starts is used again within a second.
+  'grpc.initial_reconnect_backoff_ms': 100,
+  'grpc.max_reconnect_backoff_ms': 1000,
 };
 
 /** What a `Process` stream reports back. */

@@ -526,6 +526,22 @@ describe('ext_proc filter (scripted processor)', () => {
       expect(custom.localReply?.status).toBe(503);
     });
 
+    it('uses a processor that comes up after a failed request within about a second', async () => {
+      const target = await closedPort();
+      const filter = createExtProcFilter(settings(), target, clients);
+      const first = await drive(filter, fakeStream({ body: CHAT_BODY }), { status: 200 });
+      expect(first.localReply?.details).toMatch(/^ext_proc_error_gRPC_error_14/);
+      servers.push(await startFakeProcessor(passThrough, target));
+      const started = Date.now();
+      let result = await drive(filter, fakeStream({ body: CHAT_BODY }), { status: 200, chunks: ['ok'] });
+      while (result.localReply && Date.now() - started < 3000) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        result = await drive(filter, fakeStream({ body: CHAT_BODY }), { status: 200, chunks: ['ok'] });
+      }
+      expect(result.localReply).toBeUndefined();
+      expect(Date.now() - started).toBeLessThan(2000);
+    });
+
     it('an unreachable processor, failing open: the request passes unprocessed', async () => {
       const target = await closedPort();
       const result = await drive(createExtProcFilter(settings({ failOpen: true }), target, clients), fakeStream({ body: CHAT_BODY }), { status: 200, chunks: ['ok'] });

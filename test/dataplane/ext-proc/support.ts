@@ -89,7 +89,10 @@ export interface FakeProcessor {
 }
 
 /** A gRPC ext_proc server that hands every `Process` stream to `script`. */
-export async function startFakeProcessor(script: (stream: ServerStream) => void | Promise<void>): Promise<FakeProcessor> {
+export async function startFakeProcessor(
+  script: (stream: ServerStream) => void | Promise<void>,
+  address = '127.0.0.1:0',
+): Promise<FakeProcessor> {
   const server = new grpc.Server();
   const streams: ServerStream[] = [];
   server.addService(
@@ -115,7 +118,7 @@ export async function startFakeProcessor(script: (stream: ServerStream) => void 
     },
   );
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
   );
   return {
     address: `127.0.0.1:${port}`,
