@@ -92,12 +92,15 @@ export function redactedUrl(url: string): string {
 /** Fails early with a clear message when the --redis server cannot be reached (the counters would fail each request). */
 export async function checkRedis(url: string, timeoutMs = 3_000): Promise<void> {
   const client = new Redis(url, { lazyConnect: true, connectTimeout: timeoutMs, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
-  client.on('error', () => undefined); // reported through connect()/ping() below
+  // The socket error (e.g. ECONNREFUSED) arrives as an event; connect() then only says "Connection is closed".
+  let socketError: Error | undefined;
+  client.on('error', (error: Error) => (socketError ??= error));
   try {
     await client.connect();
     await client.ping();
   } catch (error) {
-    throw new Error(`--redis ${redactedUrl(url)}: cannot use this Redis (${error instanceof Error ? error.message : String(error)})`);
+    const reason = socketError ?? error;
+    throw new Error(`--redis ${redactedUrl(url)}: cannot use this Redis (${reason instanceof Error ? reason.message : String(reason)})`);
   } finally {
     client.disconnect();
   }
