@@ -111,7 +111,7 @@ step_test() {
   kubectl -n e2e port-forward svc/e2e-fake-providers 9101 9102 9103 9104 9105 9106 9107 9108 9109 >/dev/null &
   PIDS+=("$!")
   wait_port 9109
-  E2E_GATEWAY_URLS="$urls" E2E_FAKES_URL="http://127.0.0.1" E2E_SCENARIOS="$scenarios" npx jest test/e2e
+  E2E_GATEWAY_URLS="$urls" E2E_FAKES_URL="http://127.0.0.1" E2E_SCENARIOS="$scenarios" npx jest "$(pwd)/test/e2e/" --selectProjects constructs
 }
 
 step_delete() {

@@ -27,8 +27,15 @@ export const FAKE_PORTS: Record<FakeName | 'gcp-token', number> = {
   'gcp-token': 9109,
 };
 
+export interface StartedFakes {
+  readonly fakes: Record<FakeName, FakeProvider>;
+  /** The GCP token endpoint (STS) the processor's application default credentials point at. */
+  readonly gcpToken: FakeProvider;
+  close(): Promise<void>;
+}
+
 /** The fakes with the credentials of FAKE_CREDENTIALS, on ephemeral ports or on FAKE_PORTS. */
-export async function startFakes(options: { fixedPorts?: boolean; host?: string } = {}): Promise<{ fakes: Record<FakeName, FakeProvider>; gcpToken: FakeProvider; close(): Promise<void> }> {
+export async function startFakes(options: { fixedPorts?: boolean; host?: string } = {}): Promise<StartedFakes> {
   const port = (name: FakeName | 'gcp-token') => (options.fixedPorts ? FAKE_PORTS[name] : undefined);
   const host = options.host;
   const c = FAKE_CREDENTIALS;

@@ -17,7 +17,7 @@ import { startProcessors, type RunningProcessors } from '../../../lib/dataplane/
 import { startDataPlane, type DataPlaneOptions, type RunningDataPlane } from '../../../lib/dataplane/server';
 import { translate } from '../../../lib/dataplane/translate';
 import { gcpExternalAccountCredentials } from './fake-providers';
-import { FAKE_PORTS, startFakes } from './fakes';
+import { FAKE_PORTS, startFakes, type StartedFakes } from './fakes';
 import { clearRecords, fetchRecords, type RecordedRequest } from './recording-server';
 import { FAKE_CREDENTIALS, type FakeName, type Scenario } from './scenarios';
 
@@ -125,6 +125,10 @@ export interface StartOptions {
   dataPlane?: Pick<DataPlaneOptions, 'jwksOverrides' | 'extraCaCertificates'>;
   /** Replaces the scenario's objects (e.g. the old manifests). */
   objects?: KubeObject[];
+  /** Fakes shared by several scenarios (closed by the caller); default: a set started for this scenario. */
+  fakes?: StartedFakes;
+  /** Serve the gateway's listener on this local port (default: a free port). */
+  listenerPort?: number;
 }
 
 export async function startScenario(scenario: Scenario, options: StartOptions = {}): Promise<RunningScenario> {
@@ -136,8 +140,8 @@ export async function startScenario(scenario: Scenario, options: StartOptions = 
     for (const cleanup of cleanups.reverse()) await cleanup();
   };
   try {
-    const fakes = await startFakes();
-    cleanups.push(() => fakes.close());
+    const fakes = options.fakes ?? (await startFakes());
+    if (!options.fakes) cleanups.push(() => fakes.close());
     const secretsDir = path.join(workDir, 'secrets');
     writeSecrets(secretsDir, scenario.secrets);
     const objects = options.objects ?? scenario.objects;
@@ -157,6 +161,7 @@ export async function startScenario(scenario: Scenario, options: StartOptions = 
       backendOverrides,
       services: (namespace: string, name: string, port: number) => processors.resolve(namespace, name, port),
       redisUrl: options.redisUrl,
+      ...(options.listenerPort !== undefined ? { listenerPort: () => options.listenerPort! } : {}),
       ...options.dataPlane,
     });
     cleanups.push(() => dataPlane.close());
