@@ -31,6 +31,9 @@ function checkUpstream(request: RecordedRequest, testCase: ProviderCase, stream:
   // A backend without credentials receives the client's own key (passthrough); every other provider must not.
   if (testCase.fake === 'vllm') expect(request.headers.authorization).toBe(`Bearer ${CLIENT_KEY}`);
   else expect(leakedClientCredentials(request)).toEqual([]);
+  // The routing header is the gateway's own: removed on the backend rule before the provider. `x-ai-eg-model` travels
+  // on, because the per-model budgets read it again at stream end (see the constructs' documentation).
+  expect(request.headers['x-ai-gateway-backend']).toBeUndefined();
   const body = JSON.parse(request.body) as Record<string, unknown>;
   expect(request.body).toContain('Say hello');
   // OpenAI-schema and Anthropic API bodies name the model; Bedrock, Vertex and Azure carry it in the path.
