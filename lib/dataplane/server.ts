@@ -3,10 +3,13 @@
  * HTTP connection manager per port. Each request runs through the filter manager with the filters Envoy Gateway
  * configures: jwt_authn, ext_proc, ratelimit and the router.
  *
- * HTTPS listeners are served as plain HTTP locally (TLS termination is not modelled: the listener's
- * certificates are Secrets the local run does not have); their routes and hostnames behave as in the cluster.
+ * HTTPS listeners terminate TLS with their `certificateRefs` Secrets when the manifests hold them (the certificate
+ * chosen by SNI among the port's listeners); otherwise, as the synthesized manifests never carry private keys, the
+ * port is served as plain HTTP, with the same routes and hostnames.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
+import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { createEchoUpstream } from './echo';
 import { ExtProcClients, createExtProcFilter } from './ext-proc';
@@ -68,6 +71,38 @@ export function mergeListeners(listeners: readonly ListenerModel[]): ListenerMod
     bufferLimitBytes: listeners.find((l) => l.bufferLimitBytes !== undefined)?.bufferLimitBytes,
     attachedRoutes: listeners.reduce((sum, l) => sum + l.attachedRoutes, 0),
   };
+}
+
+interface ListenerCertificate {
+  readonly hostname?: string;
+  readonly context: tls.SecureContext;
+}
+
+/** The first certificate Secret (`tls.crt`/`tls.key`) of each HTTPS listener, or undefined when one is missing. */
+function listenerCertificates(listeners: readonly ListenerModel[], objects: readonly KubeObject[]): ListenerCertificate[] | undefined {
+  if (listeners.some((l) => l.protocol !== 'HTTPS' || l.tls?.mode !== 'Terminate')) return undefined;
+  const certificates: ListenerCertificate[] = [];
+  for (const listener of listeners) {
+    const ref = listener.tls?.certificateRefs[0];
+    const secret = ref && objects.find((o) => o.kind === 'Secret' && (o.metadata?.namespace ?? 'default') === ref.namespace && o.metadata?.name === ref.name);
+    const data = (secret?.data ?? {}) as Record<string, string>;
+    const stringData = (secret?.stringData ?? {}) as Record<string, string>;
+    const read = (key: string) => stringData[key] ?? (data[key] !== undefined ? Buffer.from(data[key], 'base64').toString('utf8') : undefined);
+    const cert = read('tls.crt');
+    const key = read('tls.key');
+    if (!cert || !key) return undefined;
+    certificates.push({ hostname: listener.hostname, context: tls.createSecureContext({ cert, key }) });
+  }
+  return certificates;
+}
+
+/** The certificate for an SNI name: the listener with that exact hostname, else a matching wildcard, else the first. */
+function certificateFor(certificates: readonly ListenerCertificate[], servername: string): tls.SecureContext {
+  const name = servername.toLowerCase();
+  const exact = certificates.find((c) => c.hostname?.toLowerCase() === name);
+  const wildcard = certificates.find((c) => c.hostname?.startsWith('*.') && name.endsWith(c.hostname.slice(1).toLowerCase()));
+  const catchAll = certificates.find((c) => c.hostname === undefined);
+  return (exact ?? wildcard ?? catchAll ?? certificates[0]).context;
 }
 
 /** Connection-specific headers Envoy's HTTP/1 codec consumes; filters and upstreams never see them. */
@@ -147,7 +182,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
     return options.services?.(service.namespace, service.name, port) ?? `${service.name}.${service.namespace}.svc.cluster.local:${port}`;
   };
 
-  const servers: { key: string; server: http.Server }[] = [];
+  const servers: { key: string; server: http.Server | https.Server }[] = [];
   const addresses = new Map<string, string>();
   try {
     for (const gateway of model.gateways) {
@@ -163,7 +198,9 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
           filters.push(rateLimitFilter);
           return filters;
         };
-        const server = http.createServer((req, res) => {
+        const certificates = listenerCertificates(listeners, objects);
+        const scheme = certificates ? 'https' : 'http';
+        const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
           const controller = new AbortController();
           res.on('close', () => {
             if (!res.writableFinished) controller.abort();
@@ -180,7 +217,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
               requestBodyLimit: (route) => (buffersRequestBody(route) ? (listener.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES) : undefined),
               maxRequestBodyBytes: MAX_REQUEST_BODY_BYTES,
             },
-            { headers: requestHeadersOf(req, 'http'), body: body(), downstreamAddress: req.socket.remoteAddress ?? '', signal: controller.signal },
+            { headers: requestHeadersOf(req, scheme), body: body(), downstreamAddress: req.socket.remoteAddress ?? '', signal: controller.signal },
             sinkFor(res),
           ).catch((error: unknown) => {
             // A bug in a filter must not take the data plane down: answer 500 if nothing was sent yet.
@@ -188,7 +225,11 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
             if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error in the local data plane');
             else res.destroy();
           });
-        });
+        };
+        const server = certificates
+          ? // Clients that send no SNI (an IP address) get the port's first listener's certificate.
+            https.createServer({ SNICallback: (name, done) => done(null, certificateFor(certificates, name)), secureContext: certificates[0].context }, handle)
+          : http.createServer(handle);
         const localPort = options.listenerPort?.(gateway.namespace, gateway.name, port) ?? 0;
         await new Promise<void>((resolve, reject) => {
           server.once('error', reject);
@@ -199,7 +240,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
         });
         const key = `${gateway.namespace}/${gateway.name}:${port}`;
         const bound = server.address() as AddressInfo;
-        addresses.set(key, `http://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`);
+        addresses.set(key, `${scheme}://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`);
         servers.push({ key, server });
       }
     }

@@ -282,3 +282,75 @@ spec:
     expect(echo.headers['x-internal']).toBeUndefined();
   });
 });
+
+describe('startDataPlane: HTTPS listeners', () => {
+  const gateway = (secret: string) => `
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: ns}
+spec:
+  listeners:
+  - name: https
+    port: 443
+    protocol: HTTPS
+    hostname: secure.example
+    tls: {mode: Terminate, certificateRefs: [{name: cert}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: svc, namespace: ns}
+spec: {ports: [{port: 80}]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: r, namespace: ns}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{backendRefs: [{name: svc, port: 80}]}]
+${secret}`;
+
+  it('terminates TLS with the listener certificate Secret when the manifests hold it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dp-listener-'));
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=secure.example', '-addext', 'subjectAltName=DNS:secure.example', '-days', '1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    const cert = fs.readFileSync(path.join(dir, 'cert.pem'));
+    const key = fs.readFileSync(path.join(dir, 'key.pem'));
+    const secret = `---
+apiVersion: v1
+kind: Secret
+metadata: {name: cert, namespace: ns}
+type: kubernetes.io/tls
+data: {tls.crt: ${cert.toString('base64')}, tls.key: ${key.toString('base64')}}
+`;
+    const plane = await startDataPlane({ echo: true, objects: parseManifests(gateway(secret)) });
+    try {
+      const address = new URL(plane.address('ns', 'gw', 443));
+      expect(address.protocol).toBe('https:');
+      const echo = await new Promise<{ host: string; headers: Record<string, string[]> }>((resolve, reject) => {
+        const req = https.request(
+          { host: '127.0.0.1', port: address.port, path: '/x', servername: 'secure.example', ca: cert, headers: { host: 'secure.example' }, agent: false },
+          (res) => {
+            let text = '';
+            res.on('data', (c) => (text += c));
+            res.on('end', () => resolve(JSON.parse(text)));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+      expect(echo.host).toBe('secure.example');
+      expect(echo.headers['x-forwarded-proto']).toEqual(['https']);
+    } finally {
+      await plane.close();
+    }
+  });
+
+  it('serves plain HTTP when the certificate Secret is not in the manifests', async () => {
+    const plane = await startDataPlane({ echo: true, objects: parseManifests(gateway('')) });
+    try {
+      expect(plane.address('ns', 'gw', 443)).toMatch(/^http:\/\//);
+      expect((await send(plane.address('ns', 'gw', 443), { path: '/', host: 'secure.example' })).status).toBe(200);
+    } finally {
+      await plane.close();
+    }
+  });
+});
