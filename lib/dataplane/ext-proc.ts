@@ -7,10 +7,11 @@
  */
 import { FILTER_ORDER, type HttpFilter, type StreamContext } from './filter';
 import { ExtProcClients } from './ext-proc/client';
-import { ExtProcSession, initialDirectionState } from './ext-proc/session';
+import { ExtProcSession, initialDirectionState, type ExtProcSessionOptions } from './ext-proc/session';
 import type { ExtProcSettings } from './ext-proc/settings';
 
 export { ExtProcClients } from './ext-proc/client';
+export { EG_DEFAULT_BUFFER_LIMIT_BYTES, type ExtProcSessionOptions as ExtProcFilterOptions } from './ext-proc/session';
 export {
   DEFAULT_MESSAGE_TIMEOUT_MS,
   envoyProcessingMode,
@@ -36,9 +37,15 @@ export function extProcFilterOrder(settings: ExtProcSettings): number {
 /**
  * The filter for one ext_proc entry. `target` is where the processor listens (`host:port`); `clients` holds
  * the gRPC channels (one per target) and outlives the streams. The returned filter may serve any number of
- * streams: it keeps each stream's state apart and drops it in `onStreamComplete`.
+ * streams: it keeps each stream's state apart and drops it in `onStreamComplete`. `options.bufferLimitBytes`:
+ * the listener's buffer limit (ClientTrafficPolicy `connection.bufferLimit`, else EG's 32 KiB).
  */
-export function createExtProcFilter(settings: ExtProcSettings, target: string, clients: ExtProcClients): HttpFilter {
+export function createExtProcFilter(
+  settings: ExtProcSettings,
+  target: string,
+  clients: ExtProcClients,
+  options: ExtProcSessionOptions = {},
+): HttpFilter {
   // Fail at creation, not on the first request, for what the model cannot run.
   initialDirectionState(settings, 'request');
   initialDirectionState(settings, 'response');
@@ -46,7 +53,7 @@ export function createExtProcFilter(settings: ExtProcSettings, target: string, c
   const sessionOf = (stream: StreamContext): ExtProcSession => {
     let session = sessions.get(stream);
     if (!session) {
-      session = new ExtProcSession(settings, target, clients, stream);
+      session = new ExtProcSession(settings, target, clients, stream, options);
       sessions.set(stream, session);
     }
     return session;

@@ -32,8 +32,16 @@ import {
 } from './protocol';
 import { envoyProcessingMode, type EnvoyBodySendMode, type ExtProcSettings } from './settings';
 
-/** EG's default per-connection buffer limit, which bounds what BUFFERED_PARTIAL collects before it sends. */
-const PARTIAL_BUFFER_LIMIT_BYTES = 32 * 1024;
+/** EG's listener `per_connection_buffer_limit_bytes` when no ClientTrafficPolicy sets `connection.bufferLimit`. */
+export const EG_DEFAULT_BUFFER_LIMIT_BYTES = 32 * 1024;
+
+export interface ExtProcSessionOptions {
+  /**
+   * The stream's buffer limit (the listener's per-connection buffer limit): a BUFFERED response body beyond it is
+   * answered 500 `response_payload_too_large`; BUFFERED_PARTIAL sends what it holds once past it.
+   */
+  readonly bufferLimitBytes?: number;
+}
 
 const BODY_MODE_OF: Record<Exclude<EnvoyBodySendMode, 'FULL_DUPLEX_STREAMED'>, number> = {
   NONE: BodySendMode.NONE,
@@ -107,6 +115,7 @@ export class ExtProcSession {
     private readonly target: string,
     private readonly clients: ExtProcClients,
     private readonly stream: StreamContext,
+    private readonly options: ExtProcSessionOptions = {},
   ) {
     this.request = initialDirectionState(settings, 'request');
     this.response = initialDirectionState(settings, 'response');
@@ -255,7 +264,15 @@ export class ExtProcSession {
     if (mode === BodySendMode.BUFFERED_PARTIAL && this.partialSent) return chunk;
     this.responseHeld.push(chunk);
     const heldBytes = this.responseHeld.reduce((sum, part) => sum + part.length, 0);
-    const sendNow = endOfStream || (mode === BodySendMode.BUFFERED_PARTIAL && heldBytes > PARTIAL_BUFFER_LIMIT_BYTES);
+    const limit = this.options.bufferLimitBytes ?? EG_DEFAULT_BUFFER_LIMIT_BYTES;
+    if (mode === BodySendMode.BUFFERED && heldBytes > limit) {
+      // The filter manager refuses to buffer more than the limit and answers itself (headers not sent yet).
+      this.responseHeld = [];
+      this.complete = true;
+      this.closeStream();
+      return { action: 'localReply', reply: { status: 500, body: 'Internal Server Error', details: 'response_payload_too_large' } };
+    }
+    const sendNow = endOfStream || (mode === BodySendMode.BUFFERED_PARTIAL && heldBytes > limit);
     if (!sendNow) return EMPTY;
     const body = this.releaseHeld(EMPTY);
     const outcome = await this.exchange('response', 'responseBody', { responseBody: { body, endOfStream } });

@@ -347,6 +347,25 @@ describe('ext_proc filter (scripted processor)', () => {
       expect(result.body.toString()).toBe('{"e":1}');
     });
 
+    it('a BUFFERED response beyond the buffer limit is answered 500 response_payload_too_large (EG default 32 KiB)', async () => {
+      const big = Buffer.alloc(20 * 1024, 'x');
+      const defaults = await start(passThrough);
+      const tooLarge = await drive(createExtProcFilter(settings(), defaults.address, clients), fakeStream({ body: CHAT_BODY }), {
+        status: 200,
+        chunks: [big, big],
+      });
+      expect(tooLarge.localReply).toEqual({ status: 500, body: 'Internal Server Error', details: 'response_payload_too_large' });
+      expect(defaults.streams[0]!.received.map((m) => m.request)).toEqual(['requestHeaders', 'requestBody', 'responseHeaders']);
+
+      const larger = await start(passThrough);
+      const fits = await drive(createExtProcFilter(settings(), larger.address, clients, { bufferLimitBytes: 50 * 1024 * 1024 }), fakeStream({ body: CHAT_BODY }), {
+        status: 200,
+        chunks: [big, big],
+      });
+      expect(fits.localReply).toBeUndefined();
+      expect(fits.body.length).toBe(2 * big.length);
+    });
+
     it('clear_body empties the body', async () => {
       const server = await start(async (stream) => {
         await passThroughUntil(stream, 'requestBody');
