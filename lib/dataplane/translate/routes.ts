@@ -118,7 +118,8 @@ function ruleRetry(rule: Json): RetryPolicy | undefined {
   const perTry = parseDurationMs(asObject(rule.timeouts)?.backendRequest);
   return {
     numRetries: asNumber(retry.attempts) ?? 2,
-    retryOn: codes.length > 0 ? ['retriable-status-codes'] : ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
+    // EG keeps its default triggers and only replaces the retriable status codes.
+    retryOn: ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
     retriableStatusCodes: codes.length > 0 ? codes : [503],
     perTryTimeoutMs: perTry,
     backOffBaseMs: parseDurationMs(retry.backoff),
