@@ -4,6 +4,12 @@
  * model (`RouteModel.extProcs`); the core creates the filter for a stream when the route matched FIRST enables it,
  * and the filter then stays for the whole stream, whatever the route is after a route-cache clear (the router's
  * local replies pass through its response phase too).
+ *
+ * Not modelled (none of it is in what we synthesize): trailers and FULL_DUPLEX_STREAMED (refused at creation),
+ * per-route ext_proc overrides (EG emits an empty per-route config), `override_message_timeout` (EG sets no
+ * `max_message_timeout`, so Envoy ignores it too), CEL attributes beyond plain request/response/source/xds paths
+ * (others are left out, as Envoy leaves out those that fail to evaluate), and the transport's own wording in
+ * gRPC error details (`ext_proc_error_gRPC_error_14{...}` carries grpc-js's message, not Envoy's).
  */
 import { FILTER_ORDER, type HttpFilter, type StreamContext } from './filter';
 import { ExtProcClients } from './ext-proc/client';
