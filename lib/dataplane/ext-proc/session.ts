@@ -303,7 +303,7 @@ export class ExtProcSession {
 
   // ---- answers ----
 
-  /** Applies a headers answer's header mutation; a refused mutation ends processing with a 500. */
+  /** Applies a headers answer's header mutation; a refused mutation ends processing with a `status_on_error` reply. */
   private applyHeaders(common: DecodedCommonResponse, state: DirectionState, headers: HeaderMap): LocalReply | undefined {
     if (!common.headerMutation) return undefined;
     try {
