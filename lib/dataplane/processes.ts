@@ -215,8 +215,10 @@ export async function startProcessors(deployments: readonly ProcessorDeployment[
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ai-gateway-dev-'));
   fs.chmodSync(workDir, 0o700);
   const children: Child[] = [];
+  // A forced exit (process.exit) skips close(): still leave no processor and no copy of the secrets behind.
   const killOnExit = () => {
     for (const child of children) if (!child.hasExited) child.process.kill('SIGKILL');
+    fs.rmSync(workDir, { recursive: true, force: true });
   };
   process.on('exit', killOnExit);
   let closing = false;

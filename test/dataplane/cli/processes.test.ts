@@ -63,12 +63,18 @@ function get(url: string): Promise<number> {
   });
 }
 
+/** Whether `pid` runs (a zombie, killed but not yet reaped by an init that may never reap it, does not). */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    // /proc/<pid>/stat: "<pid> (<comm>) <state> ..."
+    return !/^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
   }
 }
 
@@ -247,6 +253,22 @@ describe('startProcessors', () => {
     expect(exits).toEqual(['b signal SIGKILL']);
     await running.close();
     expect(exits).toEqual(['b signal SIGKILL']);
+  }, 30_000);
+
+  it('leaves no processor and no secrets behind when the process exits without close()', async () => {
+    // A child node process starts a processor, then calls process.exit (as a second Ctrl-C does).
+    const script = `
+      const { startProcessors } = require(${JSON.stringify(path.join(repo, 'lib', 'dataplane', 'processes.ts'))});
+      startProcessors([${JSON.stringify(deployment())}], { secretsDir: ${JSON.stringify(secretsDir)}, env: {}, log: () => undefined }).then((running) => {
+        console.log(JSON.stringify({ pid: running.processors[0].pid, workDir: running.workDir }));
+        process.exit(0);
+      });`;
+    const output = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], { cwd: repo, encoding: 'utf8' });
+    const { pid, workDir } = JSON.parse(output.trim().split('\n').pop()!) as { pid: number; workDir: string };
+    expect(fs.existsSync(workDir)).toBe(false);
+    // SIGKILL was sent before the exit; give the kernel a moment to deliver it.
+    for (let i = 0; i < 40 && isAlive(pid); i++) await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(isAlive(pid)).toBe(false);
   }, 30_000);
 
   it('writes the output to a file in quiet mode', async () => {
