@@ -71,10 +71,29 @@ export function redisUrlForTests(): string | undefined {
   return undefined;
 }
 
-/** Builds the processor bundle when it is missing (a fresh checkout before `npm run build`). */
+/** Newest modification time of the processor's sources (what the bundle is built from). */
+function newestProcessorSource(dir = path.join(REPO_ROOT, 'processor/src')): { file: string; mtimeMs: number } {
+  let newest = { file: dir, mtimeMs: 0 };
+  for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+    const full = path.join(dir, entry.name);
+    const candidate = entry.isDirectory() ? newestProcessorSource(full) : { file: full, mtimeMs: fs.statSync(full).mtimeMs };
+    if (candidate.mtimeMs > newest.mtimeMs) newest = candidate;
+  }
+  return newest;
+}
+
+/**
+ * The processor bundle the suite runs: built when missing (a fresh checkout before `npm run build`); refused when
+ * older than the processor's sources, since a stale bundle would test yesterday's processor against today's
+ * manifests (`npm test` builds it before jest runs).
+ */
 export function ensureProcessorBundle(): string {
   if (!fs.existsSync(PROCESSOR_BUNDLE)) {
     execFileSync('npm', ['run', 'build', '-w', 'processor'], { cwd: REPO_ROOT, stdio: 'inherit' });
+  }
+  const newest = newestProcessorSource();
+  if (newest.mtimeMs > fs.statSync(PROCESSOR_BUNDLE).mtimeMs) {
+    throw new Error(`${path.relative(REPO_ROOT, PROCESSOR_BUNDLE)} is older than ${path.relative(REPO_ROOT, newest.file)}: run \`npm run build -w processor\``);
   }
   return PROCESSOR_BUNDLE;
 }
