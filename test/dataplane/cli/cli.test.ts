@@ -201,17 +201,28 @@ describe('ai-gateway dev', () => {
     expect(run.stderr.text).toContain('AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY');
   });
 
-  it('skips files of a folder that hold no Kubernetes object (the Helm values next to the manifests)', async () => {
+  it('skips files of a folder that hold no Kubernetes object (the Helm values next to the manifests) and serves a listener on the --port given', async () => {
     const withValues = path.join(dir, 'with-values');
     fs.cpSync(manifests, withValues, { recursive: true });
     fs.writeFileSync(path.join(withValues, 'envoy-gateway-values.yaml'), 'config:\n  envoyGateway:\n    rateLimit: {}\n');
-    const command = parseCommandLine(['dev', withValues, '--echo', '--secrets', secrets]);
+    const free = net.createServer();
+    await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
+    const port = (free.address() as net.AddressInfo).port;
+    await new Promise((resolve) => free.close(resolve));
+    const command = parseCommandLine(['dev', withValues, '--echo', '--secrets', secrets, '--port', `ai-platform/ai-gateway:80=${port}`]);
     if (command.command !== 'dev') throw new Error('expected dev');
     const run = io({ AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY: 'sk-test-anthropic' });
     const running = await startDev(command.options, run.io);
-    await running.stop();
-    expect(run.stderr.text).toContain(`ai-gateway: skipping ${path.join(withValues, 'envoy-gateway-values.yaml')}: it holds no Kubernetes object`);
-    expect(run.stdout.text).toMatch(/listener http \(HTTP 80\): http:\/\/127\.0\.0\.1:\d+/);
+    try {
+      expect(run.stderr.text).toContain(`ai-gateway: skipping ${path.join(withValues, 'envoy-gateway-values.yaml')}: it holds no Kubernetes object`);
+      // --port put the listener on the port asked for; echo mode answers from the backend the route picked.
+      expect(run.stdout.text).toContain(`Gateway ai-platform/ai-gateway listener http (HTTP 80): http://127.0.0.1:${port}\n`);
+      const echoed = await post(`http://127.0.0.1:${port}/v1/chat/completions`, { model: 'gpt-4o', messages: [] }, { 'x-tenant-id': 'tenant-a' });
+      expect(echoed.status).toBe(200);
+      expect(JSON.parse(echoed.body)).toMatchObject({ namespace: 'ai-platform', service: 'openai', path: '/v1/chat/completions' });
+    } finally {
+      await running.stop();
+    }
 
     const onlyValues = path.join(dir, 'only-values');
     fs.mkdirSync(onlyValues);
