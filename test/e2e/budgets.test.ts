@@ -36,14 +36,18 @@ async function withBudgets<T>(stem: string, limits: BudgetLimits, body: (run: Ru
   }
 }
 
-function chat(run: RunningScenario, model: string, tenant?: string) {
-  return rawChat(`${run.gatewayUrl}/v1/chat/completions`, { model, messages: HELLO }, tenant ? { 'x-tenant-id': tenant } : {});
+/**
+ * One chat request; streamed ones get their usage only because the processor asks the provider for it (the
+ * fakes send the usage chunk only when `stream_options.include_usage` is set).
+ */
+function chat(run: RunningScenario, model: string, tenant?: string, stream = false) {
+  return rawChat(`${run.gatewayUrl}/v1/chat/completions`, { model, messages: HELLO, ...(stream ? { stream: true } : {}) }, tenant ? { 'x-tenant-id': tenant } : {});
 }
 
-/** Sends requests (models in turn) until the first 429; returns how many were admitted. */
+/** Sends requests (models in turn, every other one streamed) until the first 429; returns how many were admitted. */
 async function admittedUntil429(run: RunningScenario, models: string[], tenant?: string): Promise<{ admitted: number }> {
   for (let i = 0; i < MAX_REQUESTS; i++) {
-    const answer = await chat(run, models[i % models.length], tenant);
+    const answer = await chat(run, models[i % models.length], tenant, i % 2 === 1);
     if (answer.status === 429) return { admitted: i };
     expect({ request: i, status: answer.status, body: answer.text.slice(0, 300) }).toEqual({ request: i, status: 200, body: expect.any(String) });
   }
@@ -85,6 +89,28 @@ describeLocal('token budgets', () => {
         const windowStart = Number(counters[0].key.split('_').pop());
         expect(windowStart % 3600).toBe(0);
         expect(Date.now() / 1000 - windowStart).toBeLessThan(3600);
+      }
+    });
+  });
+
+  it('with requests in flight, the overshoot is bounded by what was in flight when the budget ran out', async () => {
+    const limit = 100;
+    const inFlight = 5;
+    await withBudgets('e2e-flight', { routeTokens: limit }, async (run, namespace) => {
+      const models = ['model-a', 'model-b', 'model-c'];
+      let admitted = 0;
+      for (let wave = 0; wave < MAX_REQUESTS / inFlight; wave++) {
+        const answers = await Promise.all(Array.from({ length: inFlight }, (_, i) => chat(run, models[(wave + i) % models.length])));
+        admitted += answers.filter((a) => a.status === 200).length;
+        expect(answers.filter((a) => a.status !== 200 && a.status !== 429)).toEqual([]);
+        if (answers.every((a) => a.status === 429)) break;
+      }
+      expect(admitted * COST).toBeGreaterThanOrEqual(limit);
+      // Each wave is checked before any of its tokens are charged (at stream end): at most one wave overshoots.
+      expect(admitted * COST).toBeLessThanOrEqual(limit + inFlight * COST);
+      if (redisUrl) {
+        const counters = await countersContaining(redisUrl, `${namespace}/`);
+        expect(counters.map((c) => c.value)).toEqual([admitted * COST]);
       }
     });
   });
