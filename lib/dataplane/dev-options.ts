@@ -14,6 +14,8 @@ Options:
   --secrets <dir>            Secret keys as files: <dir>/<namespace>/<secret>/<key> or <dir>/<secret>/<key>.
                              Without a file, a key is read from the environment variable
                              AI_GATEWAY_SECRET_<SECRET>_<KEY> (upper-case, other characters as "_").
+                             The processors also inherit this environment, e.g. AWS_* or
+                             GOOGLE_APPLICATION_CREDENTIALS for credentials from the default chains.
   --backend <ns>/<name>=<url>
                              Send the traffic of Backend or Service <ns>/<name> to <url> (http:// or https://,
                              e.g. a local fake provider). Repeatable.
