@@ -13,7 +13,8 @@ export interface AwsKey {
   sessionToken?: string;
 }
 
-class Sha256 {
+/** The smithy checksum shape over node:crypto: SHA-256, or HMAC-SHA256 with a secret. */
+export class Sha256 {
   private readonly hash: crypto.Hash | crypto.Hmac;
 
   constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
