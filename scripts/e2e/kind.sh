@@ -50,6 +50,21 @@ step_images() {
   kind load docker-image --name "$CLUSTER" "$PROCESSOR_IMAGE" "$FAKES_IMAGE"
 }
 
+# Waits until Envoy Gateway has created the gateway's proxy Deployment and it is available.
+wait_for_envoy() {
+  local selector="gateway.envoyproxy.io/owning-gateway-namespace=$1,gateway.envoyproxy.io/owning-gateway-name=$2"
+  for _ in $(seq 1 150); do
+    if [ -n "$(kubectl -n "$EG_NAMESPACE" get deployment -l "$selector" -o name 2>/dev/null)" ]; then
+      kubectl -n "$EG_NAMESPACE" wait --timeout=5m deployment -l "$selector" --for=condition=Available
+      return 0
+    fi
+    sleep 2
+  done
+  echo "Envoy Gateway created no proxy Deployment for gateway $1/$2" >&2
+  kubectl -n "$1" get "gateway/$2" -o yaml >&2 || true
+  return 1
+}
+
 step_deploy() {
   log "fake providers and the synthesized scenarios"
   rm -rf "$OUT/manifests"
@@ -66,7 +81,10 @@ step_deploy() {
       gateway=*)
         local ref="${line#gateway=}" ns name
         ns="${ref%%/*}"; name="${ref#*/}"; name="${name%%:*}"
-        kubectl -n "$ns" wait --timeout=5m "gateway/$name" --for=condition=Programmed
+        # kind has no load balancer, so the Gateway never gets an address (Programmed stays False with
+        # AddressNotAssigned); the suite reaches its Envoy Service through a port-forward instead.
+        kubectl -n "$ns" wait --timeout=5m "gateway/$name" --for=condition=Accepted
+        wait_for_envoy "$ns" "$name"
         kubectl -n "$ns" wait --timeout=5m deployment -l app.kubernetes.io/name=ai-gateway-processor --for=condition=Available
         ;;
     esac
