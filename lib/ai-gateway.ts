@@ -13,7 +13,7 @@ import {
   type GlobalRateLimitRule,
   type SecurityPolicySpec,
 } from './crds';
-import { BACKEND_HEADER, MODEL_HEADER } from '../processor/src/config/schema';
+import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '../processor/src/config/schema';
 import { invalid } from './errors';
 import { ModelMatchIndex } from './model-match';
 import type { ProviderBackend } from './provider-backend';
@@ -229,8 +229,6 @@ export interface AttachedRoute {
   readonly node: { readonly path: string };
   /** @internal the backends the route sends to. */
   _backends(): readonly ProviderBackend[];
-  /** @internal makes sure the route has its BackendTrafficPolicy (it carries the gateway's per-route budgets). */
-  _ensureTrafficPolicy(): void;
 }
 
 /** A gateway budget's client header, for checking routes that attach later. */
@@ -243,8 +241,8 @@ export interface GatewayClientHeader {
 /**
  * A Gateway for AI traffic on Envoy Gateway: the Gateway (and optionally its GatewayClass), a
  * ClientTrafficPolicy raising the request buffer limit, and the processor (ext_proc), which every AIRoute
- * enables on its own HTTPRoute (ordinary HTTPRoutes on the Gateway never reach it). Gateway-level token budgets
- * shared by all routes go into one BackendTrafficPolicy on the Gateway; the others into each AIRoute's.
+ * enables on its own HTTPRoute (ordinary HTTPRoutes on the Gateway never reach it). Every token budget of the
+ * gateway and of its AIRoutes goes into one BackendTrafficPolicy on the Gateway (see `_addBudget`).
  */
 export class AIGateway extends Construct implements IGatewayReference {
   /** References a Gateway not managed by this app (routes attaching to it bring their own processor). */
@@ -271,8 +269,7 @@ export class AIGateway extends Construct implements IGatewayReference {
   readonly _listeners: readonly { readonly name: string; readonly hostname?: string }[];
   /** @internal headers the JWT authentication sets from claims (clients cannot set them) */
   readonly _claimHeaders: readonly string[];
-  private readonly sharedBudgets: GlobalRateLimitRule[] = [];
-  private readonly perRouteBudgets: GlobalRateLimitRule[] = [];
+  private readonly budgets: GlobalRateLimitRule[] = [];
   private readonly clientHeaders: GatewayClientHeader[] = [];
   private readonly routes: AttachedRoute[] = [];
   private budgetPolicy?: ApiObject;
@@ -338,9 +335,10 @@ export class AIGateway extends Construct implements IGatewayReference {
     const gatewayRef = { group: GATEWAY_API_GROUP, kind: 'Gateway', name: this.gatewayName };
     const claimHeaders = props.jwt ? this.addJwtAuthentication(props.jwt, gatewayRef) : [];
     this._claimHeaders = claimHeaders;
-    // Headers only the gateway may set: the processor's routing headers, and JWT claim headers (Envoy appends
-    // claims to a header the client already sent, so a client could otherwise pick someone else's budget).
-    const spoofable = [...new Set([BACKEND_HEADER, MODEL_HEADER, ...claimHeaders])];
+    // Headers only the gateway may set: the processor's routing headers (routes re-match and budgets select on
+    // them), and the JWT claim headers. Envoy's jwt_authn replaces claim headers itself; removing them first also
+    // covers the requests it lets through without a token.
+    const spoofable = [...new Set([BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER, ...claimHeaders])];
     customResource<ClientTrafficPolicySpec>(
       this,
       'ClientTrafficPolicy',
@@ -367,19 +365,14 @@ export class AIGateway extends Construct implements IGatewayReference {
     this.serviceAccountName = this.processor.serviceAccountName;
   }
 
-  /** Whether gateway-level token budgets exist. */
+  /** Whether the gateway or its routes have token budgets. */
   get hasBudgets(): boolean {
-    return this.sharedBudgets.length > 0 || this.perRouteBudgets.length > 0;
+    return this.budgets.length > 0;
   }
 
   /** @internal whether the gateway has its own BackendTrafficPolicy (route policies then merge into it). */
   get _hasTrafficPolicy(): boolean {
     return this.budgetPolicy !== undefined;
-  }
-
-  /** @internal gateway budgets counted per AIRoute: each attached route puts them into its own policy. */
-  get _perRouteBudgets(): readonly GlobalRateLimitRule[] {
-    return this.perRouteBudgets;
   }
 
   /** @internal the AIRoutes attached so far. */
@@ -395,7 +388,6 @@ export class AIGateway extends Construct implements IGatewayReference {
   /** @internal registers an AIRoute attached to this gateway. */
   _attachRoute(route: AttachedRoute): void {
     this.routes.push(route);
-    if (this.perRouteBudgets.length > 0) route._ensureTrafficPolicy();
   }
 
   /** @internal a header every request through this gateway must carry. */
@@ -409,17 +401,14 @@ export class AIGateway extends Construct implements IGatewayReference {
   }
 
   /**
-   * @internal adds a gateway budget. A `shared` rule goes into the gateway's single BackendTrafficPolicy: one
-   * bucket across every route. Any other rule is counted once per AIRoute: each attached route (also those
-   * attached later) puts it into its own policy as a shared rule of that policy, one bucket per route.
+   * @internal adds a budget of the gateway or of one of its AIRoutes. All of them live in the gateway's single
+   * BackendTrafficPolicy as `shared` rules, told apart by their selectors on the route header the processor sets.
+   * One list keeps every rule's name and descriptor index the same on every Envoy route: Envoy Gateway numbers the
+   * rules of a route's merged policy (route rules first), so a gateway rule merged behind route rules would
+   * get another bucket on each route with a different number of route budgets.
    */
-  _addBudget(rule: GlobalRateLimitRule, shared: boolean): void {
-    if (!shared) {
-      this.perRouteBudgets.push(rule);
-      for (const route of this.routes) route._ensureTrafficPolicy();
-      return;
-    }
-    this.sharedBudgets.push(rule);
+  _addBudget(rule: GlobalRateLimitRule): void {
+    this.budgets.push(rule);
     this.budgetPolicy ??= customResource<BackendTrafficPolicySpec>(
       this,
       'BudgetPolicy',
@@ -428,7 +417,7 @@ export class AIGateway extends Construct implements IGatewayReference {
       { name: derivedName([this.gatewayName, 'budgets']), namespace: this.gatewayNamespace },
       () => ({
         targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'Gateway', name: this.gatewayName }],
-        rateLimit: { type: 'Global', global: { rules: [...this.sharedBudgets] } },
+        rateLimit: { type: 'Global', global: { rules: [...this.budgets] } },
       }),
     );
   }

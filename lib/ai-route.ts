@@ -295,15 +295,18 @@ export class AIRoute extends Construct implements AttachedRoute {
     if (props.gateway instanceof AIGateway) props.gateway._attachRoute(this);
   }
 
-  /** @internal adds a route-level rate limit rule to this route's single BackendTrafficPolicy. */
+  /**
+   * @internal adds a budget of this route to the route's own BackendTrafficPolicy; only for a Gateway not managed
+   * by an AIGateway (an AIGateway keeps its routes' budgets in its own policy).
+   */
   _addBudget(rule: GlobalRateLimitRule): void {
     this.budgets.push(rule);
     this.ensureTrafficPolicy();
   }
 
-  /** @internal */
-  _ensureTrafficPolicy(): void {
-    this.ensureTrafficPolicy();
+  /** @internal the route's name in the processor config, which the processor sends in `x-ai-gateway-route`. */
+  get _configName(): string {
+    return `${this.namespace}/${this.routeName}`;
   }
 
   /** @internal the distinct backends of this route. */
@@ -320,7 +323,7 @@ export class AIRoute extends Construct implements AttachedRoute {
   /** @internal */
   _processorConfig(): { route: RouteConfig; backends: BackendConfig[] } {
     const route: RouteConfig = {
-      name: `${this.namespace}/${this.routeName}`,
+      name: this._configName,
       endpoints: this.endpoints,
       hostnames: this.hostnames,
       rules: this.rules.map((rule) => ({
@@ -346,12 +349,11 @@ export class AIRoute extends Construct implements AttachedRoute {
       { name: this.routeName, namespace: this.namespace },
       () => {
         const gateway = this.gateway;
-        // A route policy replaces the gateway's unless it merges into it; Envoy Gateway then merges the rate-limit
-        // rules by name, so the gateway's shared budgets keep counting here, next to this route's. A Gateway we do
-        // not manage may carry a policy we cannot see: merge into it too.
+        // A route policy replaces the gateway's unless it merges into it. Merging a policy without rate limits keeps
+        // the gateway's rules as they are (names and descriptors), so the budgets count here as everywhere. A
+        // Gateway we do not manage may carry a policy we cannot see: merge into it too.
         const merge = gateway instanceof AIGateway ? gateway._hasTrafficPolicy : true;
-        // Gateway budgets that are not shared count once per AIRoute: a shared rule of this route's policy.
-        const rules = [...this.budgets, ...(gateway instanceof AIGateway ? gateway._perRouteBudgets : [])];
+        const rules = this.budgets;
         return {
           targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: this.routeName }],
           ...(merge ? { mergeType: 'StrategicMerge' as const } : {}),

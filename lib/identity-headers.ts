@@ -5,7 +5,7 @@
  * removes by then no longer says who the client is: one bucket for everyone (the provider's key), a new bucket
  * per request (SigV4 signatures and dates), or no descriptor at all, which Envoy treats as "no limit".
  */
-import { BACKEND_HEADER, MODEL_HEADER } from '../processor/src/config/schema';
+import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '../processor/src/config/schema';
 
 const CREDENTIAL = 'is a client credential header: the processor removes it and sets the provider credential before the budget is counted';
 
@@ -16,6 +16,7 @@ export const UNSTABLE_REQUEST_HEADERS: Readonly<Record<string, string>> = {
   'api-key': CREDENTIAL,
   [BACKEND_HEADER]: 'is set by the processor to the chosen backend and removed before the provider',
   [MODEL_HEADER]: 'is set by the processor to the requested model; use `models: ModelScope.eachModel()` for per-model budgets',
+  [ROUTE_HEADER]: 'is set by the processor to the matched AIRoute; target the route, or a gateway budget with `shared: false`, for per-route budgets',
   'anthropic-version': 'is set by the processor for Anthropic backends',
   'content-length': 'is rewritten by the processor when it translates the body',
   'content-type': 'describes the body, which the processor rewrites',

@@ -1,6 +1,6 @@
 import { celEnv, celUint, isCelUint, parse, plan } from '@bufbuild/cel';
 import { Construct } from 'constructs';
-import { CEL_COST_VARIABLES, METADATA_NAMESPACE, MODEL_HEADER, TOKEN_METADATA_KEYS, type CostConfig } from '../processor/src/config/schema';
+import { CEL_COST_VARIABLES, METADATA_NAMESPACE, MODEL_HEADER, ROUTE_HEADER, TOKEN_METADATA_KEYS, type CostConfig } from '../processor/src/config/schema';
 import { AIGateway } from './ai-gateway';
 import { AIRoute } from './ai-route';
 import type { GlobalRateLimitRule, RateLimitHeaderSelector } from './crds';
@@ -132,8 +132,7 @@ export interface TokenRateLimitProps {
   readonly models?: ModelScope;
   /**
    * For a gateway target: `true` counts one bucket across all AIRoutes of the gateway (ordinary HTTPRoutes on
-   * the Gateway are not counted nor limited); `false` counts one bucket per AIRoute (each route's
-   * BackendTrafficPolicy carries the budget). Either way the budget counts each request once, whatever the
+   * the Gateway are not counted nor limited); `false` counts one bucket per AIRoute. Either way the budget counts each request once, whatever the
    * number of backends, matches and hostnames; per-client and per-model budgets keep one bucket per client and
    * model within that scope. A route budget is always one bucket for the whole AIRoute: `false` is rejected
    * there. Needs Envoy Gateway 1.8.2 or later (shared rules with a response cost).
@@ -148,9 +147,10 @@ const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
  * A token budget: a global rate limit whose request cost is 0 (checked only) and whose response cost is the
  * token count the processor writes into `io.envoy.ai_gateway` metadata. Every emitted rule is `shared`: Envoy
  * Gateway keys a rule that is not shared on the Envoy route entry, i.e. one bucket per backend rule, match and
- * hostname. Route budgets go into the route's BackendTrafficPolicy; gateway budgets into the gateway's
- * (`shared: true`) or into every AIRoute's (`shared: false`); route policies merge into the gateway's, so
- * gateway and route budgets stack.
+ * hostname. On an AIGateway every budget, the gateway's and its routes', goes into the gateway's single
+ * BackendTrafficPolicy, scoped by the route header the processor sets (`x-ai-gateway-route`), so gateway and
+ * route budgets stack and each keeps one bucket on every Envoy route. A route on a Gateway not managed by an
+ * AIGateway keeps its budgets in its own BackendTrafficPolicy, merged into whatever the Gateway carries.
  */
 export class TokenRateLimit extends Construct {
   readonly metadataKey: string;
@@ -170,12 +170,20 @@ export class TokenRateLimit extends Construct {
 
     const target = props.target;
     if (!(target instanceof AIGateway || target instanceof AIRoute)) throw invalid(this, 'target', target, 'must be an AIGateway or an AIRoute');
-    const sharedAcrossGateway = target instanceof AIGateway && props.shared === true;
     if (target instanceof AIRoute && props.shared === false) {
       throw invalid(this, 'shared', false, 'a route budget always counts one bucket for the whole AIRoute; remove the prop (it only chooses the scope of gateway budgets)');
     }
+    const gateway = target instanceof AIGateway ? target : target.gateway instanceof AIGateway ? target.gateway : undefined;
 
     const headers: RateLimitHeaderSelector[] = [];
+    if (gateway) {
+      // Every budget of an AIGateway sits in the gateway's policy, which applies to every route of the Gateway: the
+      // route header (set by the processor only, removed from client requests) scopes it to AI traffic, to each
+      // AIRoute separately, or to one AIRoute.
+      if (target instanceof AIRoute) headers.push({ name: ROUTE_HEADER, type: 'Exact', value: target._configName });
+      else if (props.shared === true) headers.push({ name: ROUTE_HEADER, type: 'RegularExpression', value: '.+' });
+      else headers.push({ name: ROUTE_HEADER, type: 'Distinct' });
+    }
     if (props.client) {
       if (!(props.client instanceof ClientIdentity)) throw invalid(this, 'client', props.client, 'must be created with ClientIdentity.header/unverifiedHeader');
       this.checkClientHeader(target, props.client);
@@ -186,10 +194,6 @@ export class TokenRateLimit extends Construct {
       if (model === undefined) headers.push({ name: MODEL_HEADER, type: 'Distinct' });
       else if (model.length === 0) throw invalid(this, 'models', model, 'must name a model');
       else headers.push({ name: MODEL_HEADER, type: 'Exact', value: model });
-    } else if (sharedAcrossGateway) {
-      // The gateway's policy applies to every route of the Gateway; only the processor sets the model header (the
-      // gateway strips it from client requests), so this keeps ordinary HTTPRoutes out of the budget.
-      headers.push({ name: MODEL_HEADER, type: 'RegularExpression', value: '.+' });
     }
     this._rule = {
       ...(headers.length > 0 ? { clientSelectors: [{ headers }] } : {}),
@@ -203,12 +207,9 @@ export class TokenRateLimit extends Construct {
 
     target.processor.addCost(cost._config);
     if (props.client) target._requireHeader(props.client.header);
-    if (target instanceof AIGateway) {
-      if (props.client) target._addClientHeader({ header: props.client.header, owner: this.node.path });
-      target._addBudget(this._rule, sharedAcrossGateway);
-    } else {
-      target._addBudget(this._rule);
-    }
+    if (target instanceof AIGateway && props.client) target._addClientHeader({ header: props.client.header, owner: this.node.path });
+    if (gateway) gateway._addBudget(this._rule);
+    else (target as AIRoute)._addBudget(this._rule);
   }
 
   /** Throws unless the header still names the client when Envoy evaluates and charges the budget. */

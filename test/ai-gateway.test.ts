@@ -70,7 +70,7 @@ describe('AIGateway', () => {
 
   it('strips the headers only the processor may set before any filter or route sees them', () => {
     const policy = findOne(gatewayOnly().manifests(), 'ClientTrafficPolicy');
-    expect(policy.spec.headers).toEqual({ earlyRequestHeaders: { remove: ['x-ai-gateway-backend', 'x-ai-eg-model'] } });
+    expect(policy.spec.headers).toEqual({ earlyRequestHeaders: { remove: ['x-ai-gateway-backend', 'x-ai-eg-model', 'x-ai-gateway-route'] } });
   });
 
   it('authenticates JWTs and copies claims into headers clients cannot forge', () => {

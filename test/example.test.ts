@@ -36,22 +36,33 @@ describe('the cdk8s example', () => {
     expect(split.backends.map((b) => b.weight)).toEqual([70, 30]);
   });
 
-  it('has a per-tenant budget of 100k total tokens per hour and a per-model budget', () => {
+  it('has a per-tenant budget of 100k total tokens per hour and a per-model budget, both in the gateway policy', () => {
     const gatewayRules = findOne(platform, 'BackendTrafficPolicy').spec.rateLimit.global.rules;
     expect(gatewayRules).toEqual([
       expect.objectContaining({
-        clientSelectors: [{ headers: [{ name: 'x-tenant-id', type: 'Distinct' }, { name: 'x-ai-eg-model', type: 'RegularExpression', value: '.+' }] }],
+        clientSelectors: [{ headers: [{ name: 'x-ai-gateway-route', type: 'RegularExpression', value: '.+' }, { name: 'x-tenant-id', type: 'Distinct' }] }],
         limit: { requests: 100000, unit: 'Hour' },
         cost: expect.objectContaining({ response: { from: 'Metadata', metadata: { namespace: 'io.envoy.ai_gateway', key: 'llm_total_token' } } }),
         shared: true,
       }),
+      expect.objectContaining({
+        clientSelectors: [
+          {
+            headers: [
+              { name: 'x-ai-gateway-route', type: 'Exact', value: 'team-chat/chat' },
+              { name: 'x-tenant-id', type: 'Distinct' },
+              { name: 'x-ai-eg-model', type: 'Distinct' },
+            ],
+          },
+        ],
+        limit: { requests: 500000, unit: 'Day' },
+        shared: true,
+      }),
     ]);
     const routePolicy = findOne(team, 'BackendTrafficPolicy').spec;
-    // Merged into the gateway policy, so the tenant budget and the per-model budget both count.
+    // The route's retries merge into the gateway policy, which keeps its rules (and buckets) unchanged.
     expect(routePolicy.mergeType).toBe('StrategicMerge');
-    expect(routePolicy.rateLimit.global.rules).toEqual([
-      expect.objectContaining({ clientSelectors: [{ headers: [{ name: 'x-tenant-id', type: 'Distinct' }, { name: 'x-ai-eg-model', type: 'Distinct' }] }], shared: true }),
-    ]);
+    expect(routePolicy.rateLimit).toBeUndefined();
   });
 
   it('sends Bedrock requests of both rules to the Bedrock rule after the processor rewrote the path', () => {

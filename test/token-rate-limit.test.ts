@@ -22,8 +22,8 @@ const costOf = (key: string) => ({
 });
 
 describe('TokenRateLimit', () => {
-  it('puts shared gateway budgets into one BackendTrafficPolicy on the Gateway, for AI requests only, and the others into each AIRoute policy', () => {
-    const { app, gateway, route } = withRoute();
+  it('puts every budget of an AIGateway and its routes into the gateway BackendTrafficPolicy, scoped by the route header', () => {
+    const { app, team, gateway, anthropic, route } = withRoute();
     new TokenRateLimit(gateway, 'Tenant', {
       target: gateway,
       limit: 100_000,
@@ -32,9 +32,12 @@ describe('TokenRateLimit', () => {
       shared: true,
     });
     new TokenRateLimit(gateway, 'Output', { target: gateway, limit: 5_000_000, per: RateLimitUnit.DAY, cost: TokenCost.outputTokens() });
+    new TokenRateLimit(route, 'Own', { target: route, limit: 10, per: RateLimitUnit.MINUTE, models: ModelScope.eachModel() });
+    new AIRoute(team, 'Later', { name: 'later', gateway, rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }] });
     const all = synthAll(app);
     const policies = findAll(all, 'BackendTrafficPolicy');
-    expect(policies.map((p) => p.metadata.name)).toEqual(['gw-budgets', 'chat']);
+    // No route needs a policy of its own: budgets alone never make one.
+    expect(policies.map((p) => p.metadata.name)).toEqual(['gw-budgets']);
     expect(policies[0].metadata.namespace).toBe('platform');
     expect((policies[0] as any).spec).toEqual({
       targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
@@ -43,13 +46,13 @@ describe('TokenRateLimit', () => {
         global: {
           rules: [
             {
-              // Only the processor sets the model header (the gateway strips it from clients): ordinary HTTPRoutes
-              // on the Gateway are neither counted nor limited.
+              // One bucket across every AIRoute (per tenant); only the processor sets the route header (the gateway
+              // strips it from clients), so ordinary HTTPRoutes on the Gateway are neither counted nor limited.
               clientSelectors: [
                 {
                   headers: [
+                    { name: 'x-ai-gateway-route', type: 'RegularExpression', value: '.+' },
                     { name: 'x-tenant-id', type: 'Distinct' },
-                    { name: 'x-ai-eg-model', type: 'RegularExpression', value: '.+' },
                   ],
                 },
               ],
@@ -57,27 +60,43 @@ describe('TokenRateLimit', () => {
               cost: costOf('llm_total_token'),
               shared: true,
             },
+            {
+              // Not shared: one bucket per AIRoute, whatever the number of its backends, matches and hostnames.
+              clientSelectors: [{ headers: [{ name: 'x-ai-gateway-route', type: 'Distinct' }] }],
+              limit: { requests: 5000000, unit: 'Day' },
+              cost: costOf('llm_output_token'),
+              shared: true,
+            },
+            {
+              // A route budget: that route's requests only, one bucket per model.
+              clientSelectors: [
+                {
+                  headers: [
+                    { name: 'x-ai-gateway-route', type: 'Exact', value: 'team/chat' },
+                    { name: 'x-ai-eg-model', type: 'Distinct' },
+                  ],
+                },
+              ],
+              limit: { requests: 10, unit: 'Minute' },
+              cost: costOf('llm_total_token'),
+              shared: true,
+            },
           ],
         },
       },
-    });
-    // The budget that is not shared counts one bucket per AIRoute: a shared rule of the route's own policy, which
-    // merges into the gateway's so both budgets count.
-    expect((policies[1] as any).spec).toEqual({
-      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
-      mergeType: 'StrategicMerge',
-      rateLimit: { type: 'Global', global: { rules: [{ limit: { requests: 5000000, unit: 'Day' }, cost: costOf('llm_output_token'), shared: true }] } },
     });
     const config = parseProcessorConfig(JSON.parse(findOne(all, 'ConfigMap').data['config.json']));
     expect(config.costs).toEqual([
       { metadataKey: 'llm_output_token', type: 'OutputToken' },
       { metadataKey: 'llm_total_token', type: 'TotalToken' },
     ]);
+    // The route header value is the route's name in the processor config, which the processor sends.
+    expect(config.routes.map((r) => r.name)).toContain('team/chat');
     // The Distinct header of a per-client budget becomes mandatory on every route of the gateway.
     expect(config.routes.find((r) => r.name === `team/${route.routeName}`)!.requiredHeaders).toEqual(['x-tenant-id']);
   });
 
-  it('merges route budgets with the route retries into the route BackendTrafficPolicy', () => {
+  it('merges a route policy (retries) into the gateway policy, keeping the gateway rules as they are', () => {
     const fixture = gatewayFixture();
     const route = new AIRoute(fixture.team, 'Route', {
       name: 'chat',
@@ -85,7 +104,6 @@ describe('TokenRateLimit', () => {
       retry: { attempts: 1 },
       rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: fixture.openai }] }],
     });
-    new TokenRateLimit(route, 'PerModel', { target: route, limit: 1000, per: RateLimitUnit.MINUTE, models: ModelScope.eachModel(), cost: TokenCost.inputTokens() });
     new TokenRateLimit(route, 'Gpt4o', {
       target: route,
       limit: 10,
@@ -96,19 +114,24 @@ describe('TokenRateLimit', () => {
     });
     const all = synthAll(fixture.app);
     const policy = findOne(all, 'BackendTrafficPolicy', 'chat');
-    expect(policy.spec.targetRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }]);
-    expect(policy.spec.retry.numRetries).toBe(1);
-    expect(policy.spec.mergeType).toBeUndefined();
-    // Shared: one bucket for the whole route (and per model / user), not one per backend rule, match and host.
-    expect(policy.spec.rateLimit.global.rules).toEqual([
+    expect(policy.spec).toEqual({
+      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
+      // Without a rate limit of its own, a merging route policy keeps the gateway's rules with their names, so each
+      // budget keeps one bucket on every route.
+      mergeType: 'StrategicMerge',
+      retry: expect.objectContaining({ numRetries: 1 }),
+    });
+    expect(findOne(all, 'BackendTrafficPolicy', 'gw-budgets').spec.rateLimit.global.rules).toEqual([
       {
-        clientSelectors: [{ headers: [{ name: 'x-ai-eg-model', type: 'Distinct' }] }],
-        limit: { requests: 1000, unit: 'Minute' },
-        cost: costOf('llm_input_token'),
-        shared: true,
-      },
-      {
-        clientSelectors: [{ headers: [{ name: 'x-user', type: 'Distinct' }, { name: 'x-ai-eg-model', type: 'Exact', value: 'gpt-4o' }] }],
+        clientSelectors: [
+          {
+            headers: [
+              { name: 'x-ai-gateway-route', type: 'Exact', value: 'team/chat' },
+              { name: 'x-user', type: 'Distinct' },
+              { name: 'x-ai-eg-model', type: 'Exact', value: 'gpt-4o' },
+            ],
+          },
+        ],
         limit: { requests: 10, unit: 'Second' },
         cost: costOf('llm_cached_input_token'),
         shared: true,
@@ -118,33 +141,17 @@ describe('TokenRateLimit', () => {
     expect(config.routes[0].requiredHeaders).toEqual(['x-user']);
   });
 
-  it('merges route policies into the gateway policy when the gateway has one, so gateway and route budgets stack', () => {
-    const { app, gateway, route } = withRoute();
-    new TokenRateLimit(route, 'Route', { target: route, limit: 1000, per: RateLimitUnit.HOUR });
-    new TokenRateLimit(gateway, 'GatewayBudget', { target: gateway, limit: 5000, per: RateLimitUnit.HOUR, shared: true });
-    expect(findOne(synthAll(app), 'BackendTrafficPolicy', 'chat').spec.mergeType).toBe('StrategicMerge');
-  });
-
-  it('puts a per-route gateway budget into every AIRoute of the gateway, attached before or after it', () => {
-    const { app, team, gateway, anthropic, route } = withRoute();
-    new TokenRateLimit(gateway, 'PerRoute', { target: gateway, limit: 5000, per: RateLimitUnit.HOUR, models: ModelScope.only('gpt-4o') });
-    new AIRoute(team, 'Later', { name: 'later', gateway, retry: { attempts: 1 }, rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }] });
-    new TokenRateLimit(route, 'Own', { target: route, limit: 10, per: RateLimitUnit.MINUTE });
-    const all = synthAll(app);
-    const rule = {
-      clientSelectors: [{ headers: [{ name: 'x-ai-eg-model', type: 'Exact', value: 'gpt-4o' }] }],
-      limit: { requests: 5000, unit: 'Hour' },
-      cost: costOf('llm_total_token'),
-      shared: true,
-    };
-    expect(findAll(all, 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual(['chat', 'later']);
-    // The route's own budgets first, then the gateway's; no gateway policy to merge into.
-    expect(findOne(all, 'BackendTrafficPolicy', 'chat').spec).toEqual({
-      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
-      rateLimit: { type: 'Global', global: { rules: [{ limit: { requests: 10, unit: 'Minute' }, cost: costOf('llm_total_token'), shared: true }, rule] } },
+  it('gives a route policy no merge type while the gateway has no policy to merge into', () => {
+    const fixture = gatewayFixture();
+    new AIRoute(fixture.team, 'Route', {
+      name: 'chat',
+      gateway: fixture.gateway,
+      retry: { attempts: 1 },
+      rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: fixture.openai }] }],
     });
-    expect(findOne(all, 'BackendTrafficPolicy', 'later').spec.rateLimit.global.rules).toEqual([rule]);
-    expect(findOne(all, 'BackendTrafficPolicy', 'later').spec.retry.numRetries).toBe(1);
+    const policy = findOne(synthAll(fixture.app), 'BackendTrafficPolicy', 'chat');
+    expect(policy.spec.mergeType).toBeUndefined();
+    expect(policy.spec.rateLimit).toBeUndefined();
   });
 
   it('merges a route on a Gateway it does not manage into whatever policy that Gateway carries', () => {
@@ -152,8 +159,13 @@ describe('TokenRateLimit', () => {
     const team = new Chart(app, 'team', { namespace: 'team' });
     const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
     const route = new AIRoute(team, 'Route', { name: 'chat', gateway: GatewayReference.fromName('shared', 'infra'), rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] });
-    new TokenRateLimit(route, 'Budget', { target: route, limit: 10, per: RateLimitUnit.MINUTE });
-    expect(findOne(synthAll(app), 'BackendTrafficPolicy').spec.mergeType).toBe('StrategicMerge');
+    new TokenRateLimit(route, 'Budget', { target: route, limit: 10, per: RateLimitUnit.MINUTE, models: ModelScope.eachModel() });
+    const policy = findOne(synthAll(app), 'BackendTrafficPolicy');
+    expect(policy.spec.mergeType).toBe('StrategicMerge');
+    // The route's own policy applies to this route only: no route header needed.
+    expect(policy.spec.rateLimit.global.rules).toEqual([
+      { clientSelectors: [{ headers: [{ name: 'x-ai-eg-model', type: 'Distinct' }] }], limit: { requests: 10, unit: 'Minute' }, cost: costOf('llm_total_token'), shared: true },
+    ]);
   });
 
   it('keys a budget on a JWT claim header of the gateway with ClientIdentity.header', () => {
@@ -167,9 +179,11 @@ describe('TokenRateLimit', () => {
     const route = new AIRoute(platform, 'Route', { name: 'chat', gateway, rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] });
     new TokenRateLimit(platform, 'GatewayBudget', { target: gateway, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('x-tenant-id'), shared: true });
     new TokenRateLimit(platform, 'RouteBudget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('x-tenant-id') });
-    const all = synthAll(app);
-    expect(findOne(all, 'BackendTrafficPolicy', 'chat').spec.rateLimit.global.rules[0].clientSelectors).toEqual([{ headers: [{ name: 'x-tenant-id', type: 'Distinct' }] }]);
-    expect(findOne(all, 'BackendTrafficPolicy', 'gw-budgets').spec.rateLimit.global.rules[0].clientSelectors[0].headers[0]).toEqual({ name: 'x-tenant-id', type: 'Distinct' });
+    const rules = findOne(synthAll(app), 'BackendTrafficPolicy', 'gw-budgets').spec.rateLimit.global.rules;
+    expect(rules.map((rule: any) => rule.clientSelectors[0].headers[1])).toEqual([
+      { name: 'x-tenant-id', type: 'Distinct' },
+      { name: 'x-tenant-id', type: 'Distinct' },
+    ]);
   });
 
   it('registers CEL costs under a deterministic generated key', () => {

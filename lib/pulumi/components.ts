@@ -323,8 +323,9 @@ export interface TokenRateLimitArgs extends Omit<cdk.TokenRateLimitProps, 'targe
 }
 
 /**
- * See the cdk8s `TokenRateLimit`. Budgets merge into their target's single BackendTrafficPolicy and processor
- * config, so the objects belong to the target's component; this component outputs the cost metadata key.
+ * See the cdk8s `TokenRateLimit`. Budgets join their gateway's single BackendTrafficPolicy (their route's on a
+ * Gateway no AIGateway manages) and their target's processor config, so the objects belong to those components;
+ * this component outputs the cost metadata key.
  */
 export class TokenRateLimit extends pulumi.ComponentResource {
   /** The metadata key the processor writes this budget's cost under. */
