@@ -65,6 +65,10 @@ describe('the npm package', () => {
         'build/lib/pulumi/index.d.ts',
         'build/processor/src/config/schema.js',
         'build/processor/src/config/schema.d.ts',
+        // The local data plane: the `ai-gateway` command, Envoy's ext_proc protos and the processor it runs.
+        'build/lib/cli.js',
+        'build/lib/dataplane/ext-proc/descriptor.json',
+        'build/processor/dist/main.js',
       ]),
     );
     const unexpected = files.filter(
@@ -138,6 +142,13 @@ console.log(JSON.stringify({
       );
       expect(result.image).toBe(`ghcr.io/ai-gateway-constructs/ai-gateway-processor:${version}`);
       expect(result.deploymentImage).toBe(result.image);
+    });
+
+    it('installs the ai-gateway command, which serves synthesized manifests with the bundled processor', () => {
+      const help = execFileSync(path.join(consumer, 'node_modules', '.bin', 'ai-gateway'), ['--help'], { cwd: consumer, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      expect(help).toContain('ai-gateway dev');
+      const entry = path.join(consumer, 'node_modules', 'ai-gateway-constructs', 'build', 'processor', 'dist', 'main.js');
+      expect(execFileSync(process.execPath, [entry, '--help'], { cwd: consumer, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })).toContain('--config');
     });
 
     it('type-checks a TypeScript consumer of both entry points', () => {
