@@ -143,6 +143,8 @@ function providerSecrets(namespace: string): Record<string, string> {
 /** One client model per provider factory: what the client asks for, and what the provider must receive. */
 export interface ProviderCase {
   readonly factory: string;
+  /** The ProviderBackend of `providerSet` serving it. */
+  readonly backend: keyof ProviderSet;
   readonly model: string;
   readonly fake: FakeName;
   /** The model name the provider receives (after the rule's modelNameOverride). */
@@ -158,9 +160,19 @@ const vertexPath = (publisher: string, model: string, method: string) =>
   `/v1/projects/${FAKE_CREDENTIALS.gcpProject}/locations/${FAKE_CREDENTIALS.gcpRegion}/publishers/${publisher}/models/${model}:${method}`;
 
 export const PROVIDER_CASES: readonly ProviderCase[] = [
-  { factory: 'openAI', model: 'gpt-4o-mini', fake: 'openai', upstreamModel: 'gpt-4o-mini', upstreamPath: '/v1/chat/completions', upstreamStreamPath: '/v1/chat/completions', upstreamHost: 'api.openai.com' },
+  {
+    factory: 'openAI',
+    backend: 'openai',
+    model: 'gpt-4o-mini',
+    fake: 'openai',
+    upstreamModel: 'gpt-4o-mini',
+    upstreamPath: '/v1/chat/completions',
+    upstreamStreamPath: '/v1/chat/completions',
+    upstreamHost: 'api.openai.com',
+  },
   {
     factory: 'openAICompatible (/openai/v1)',
+    backend: 'groq',
     model: 'llama-3.3-70b',
     fake: 'groq',
     upstreamModel: 'llama-3.3-70b-versatile',
@@ -170,6 +182,7 @@ export const PROVIDER_CASES: readonly ProviderCase[] = [
   },
   {
     factory: 'azureOpenAI (api-key)',
+    backend: 'azure',
     model: 'azure-gpt-4o',
     fake: 'azure',
     upstreamModel: 'gpt-4o-deployment',
@@ -179,6 +192,7 @@ export const PROVIDER_CASES: readonly ProviderCase[] = [
   },
   {
     factory: 'azureOpenAI (Entra bearer)',
+    backend: 'azureEntra',
     model: 'azure-entra-gpt-4o',
     fake: 'azure-entra',
     upstreamModel: 'gpt-4o-entra',
@@ -188,6 +202,7 @@ export const PROVIDER_CASES: readonly ProviderCase[] = [
   },
   {
     factory: 'anthropic',
+    backend: 'anthropic',
     model: 'claude-sonnet-4',
     fake: 'anthropic',
     upstreamModel: 'claude-sonnet-4-20250514',
@@ -197,6 +212,7 @@ export const PROVIDER_CASES: readonly ProviderCase[] = [
   },
   {
     factory: 'awsBedrock',
+    backend: 'bedrock',
     model: 'nova-pro',
     fake: 'bedrock',
     upstreamModel: 'us.amazon.nova-pro-v1:0',
@@ -206,6 +222,7 @@ export const PROVIDER_CASES: readonly ProviderCase[] = [
   },
   {
     factory: 'awsAnthropic',
+    backend: 'awsAnthropic',
     model: 'claude-on-bedrock',
     fake: 'bedrock',
     upstreamModel: 'anthropic.claude-3-5-haiku-20241022-v1:0',
@@ -215,6 +232,7 @@ export const PROVIDER_CASES: readonly ProviderCase[] = [
   },
   {
     factory: 'gcpVertexAI',
+    backend: 'vertex',
     model: 'gemini-2.5-flash',
     fake: 'vertex',
     upstreamModel: 'gemini-2.5-flash',
@@ -224,6 +242,7 @@ export const PROVIDER_CASES: readonly ProviderCase[] = [
   },
   {
     factory: 'gcpAnthropic',
+    backend: 'gcpAnthropic',
     model: 'claude-on-vertex',
     fake: 'vertex',
     upstreamModel: 'claude-sonnet-4@20250514',
@@ -233,6 +252,7 @@ export const PROVIDER_CASES: readonly ProviderCase[] = [
   },
   {
     factory: 'kubernetesService (/api/v1)',
+    backend: 'vllm',
     model: 'llama-local',
     fake: 'vllm',
     upstreamModel: 'meta-llama/Llama-3.1-8B-Instruct',
@@ -242,26 +262,10 @@ export const PROVIDER_CASES: readonly ProviderCase[] = [
 ];
 
 function providerRules(providers: ProviderSet): AIRouteRule[] {
-  const backendFor: Record<FakeName | 'aws-anthropic' | 'gcp-anthropic', ProviderBackend> = {
-    openai: providers.openai,
-    groq: providers.groq,
-    azure: providers.azure,
-    'azure-entra': providers.azureEntra,
-    anthropic: providers.anthropic,
-    bedrock: providers.bedrock,
-    'aws-anthropic': providers.awsAnthropic,
-    vertex: providers.vertex,
-    'gcp-anthropic': providers.gcpAnthropic,
-    vllm: providers.vllm,
-  };
-  return PROVIDER_CASES.map((testCase) => {
-    const key = testCase.factory === 'awsAnthropic' ? 'aws-anthropic' : testCase.factory === 'gcpAnthropic' ? 'gcp-anthropic' : testCase.fake;
-    const backend = backendFor[key];
-    return {
-      models: [ModelMatch.exact(testCase.model)],
-      backends: [{ backend, ...(testCase.upstreamModel !== testCase.model ? { modelNameOverride: testCase.upstreamModel } : {}) }],
-    };
-  });
+  return PROVIDER_CASES.map((testCase) => ({
+    models: [ModelMatch.exact(testCase.model)],
+    backends: [{ backend: providers[testCase.backend], ...(testCase.upstreamModel !== testCase.model ? { modelNameOverride: testCase.upstreamModel } : {}) }],
+  }));
 }
 
 export interface PrefixVariant {
