@@ -4,9 +4,10 @@
  * - local (default): the fake providers in this process, the real processor bundle as child processes
  *   (`startProcessors`), the local data plane (`startDataPlane`) serving the synthesized objects with every
  *   Backend/Service of the scenario pointed at its fake, and Redis when `REDIS_URL` is set;
- * - cluster (`E2E_GATEWAY_URL` set): the gateway is an Envoy Gateway installed in a cluster with the same
- *   synthesized objects (scripts/e2e/kind.sh), the fakes run there (scripts/e2e/fake-providers.ts) and their
- *   record endpoints are reachable at `E2E_FAKES_URL` (one port per fake, see FAKE_PORTS).
+ * - cluster (`E2E_GATEWAY_URLS` or `E2E_GATEWAY_URL` set): the gateway is an Envoy Gateway installed in a cluster
+ *   with the same synthesized objects (scripts/e2e/kind.sh), the fakes run there (scripts/e2e/fake-providers.ts)
+ *   and their record endpoints are reachable at `E2E_FAKES_URL` (one port per fake, see FAKE_PORTS); scenarios
+ *   not listed in `E2E_SCENARIOS` are skipped.
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -67,7 +68,7 @@ function clusterGatewayUrl(scenario: Scenario): string {
 export function redisUrlForTests(): string | undefined {
   const url = process.env.REDIS_URL;
   if (url) return url;
-  if (process.env.CI === 'true') throw new Error('REDIS_URL is not set, but CI=true: .ci/run starts redis-server and exports REDIS_URL');
+  if (process.env.CI === 'true' || process.env.CI === '1') throw new Error('REDIS_URL is not set, but CI=true: .ci/run starts redis-server and exports REDIS_URL');
   return undefined;
 }
 
