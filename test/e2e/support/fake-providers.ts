@@ -109,7 +109,7 @@ async function openAIChatAnswer(fake: string, body: Record<string, unknown>, usa
 }
 
 function openAIError(request: RecordedRequest, res: http.ServerResponse, status: number, why: string): void {
-  reject(request, res, status, why, { error: { message: why, type: status === 401 ? 'invalid_request_error' : 'invalid_request_error', param: null, code: status === 401 ? 'invalid_api_key' : null } });
+  reject(request, res, status, why, { error: { message: why, type: 'invalid_request_error', param: null, code: status === 401 ? 'invalid_api_key' : null } });
 }
 
 export function startOpenAIFake(options: OpenAIFakeOptions): Promise<FakeProvider> {

@@ -15,13 +15,10 @@ export interface AwsKey {
 
 /** The smithy checksum shape over node:crypto: SHA-256, or HMAC-SHA256 with a secret. */
 export class Sha256 {
-  private readonly hash: crypto.Hash | crypto.Hmac;
+  private hash: crypto.Hash | crypto.Hmac;
 
-  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
-    this.hash =
-      secret === undefined
-        ? crypto.createHash('sha256')
-        : crypto.createHmac('sha256', typeof secret === 'string' || ArrayBuffer.isView(secret) ? (secret as crypto.BinaryLike) : new Uint8Array(secret));
+  constructor(private readonly secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.hash = this.create();
   }
 
   update(data: Uint8Array | string): void {
@@ -33,7 +30,14 @@ export class Sha256 {
   }
 
   reset(): void {
-    throw new Error('not used');
+    this.hash = this.create();
+  }
+
+  private create(): crypto.Hash | crypto.Hmac {
+    const secret = this.secret;
+    if (secret === undefined) return crypto.createHash('sha256');
+    const key = typeof secret === 'string' || ArrayBuffer.isView(secret) ? (secret as crypto.BinaryLike) : new Uint8Array(secret);
+    return crypto.createHmac('sha256', key);
   }
 }
 
