@@ -1,10 +1,9 @@
 /** The official SDK clients pointed at the gateway, and helpers the scenarios share. */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
+import { CLIENT_KEY } from './credentials';
 import { clusterMode } from './harness';
 import type { RecordedRequest } from './recording-server';
-
-import { CLIENT_KEY } from './scenarios';
 
 export { CLIENT_KEY };
 
