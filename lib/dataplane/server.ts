@@ -12,7 +12,7 @@ import * as https from 'node:https';
 import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { createEchoUpstream } from './echo';
-import { ExtProcClients, createExtProcFilter } from './ext-proc';
+import { EG_DEFAULT_BUFFER_LIMIT_BYTES, ExtProcClients, createExtProcFilter } from './ext-proc';
 import { HeaderMap, type HttpFilter } from './filter';
 import { runStream, type ResponseSink } from './filter-manager';
 import { createJwksResolver, createJwtFilter } from './jwt';
@@ -25,8 +25,6 @@ import { createRouterFilter } from './router';
 import { translate, type TranslateOptions } from './translate';
 import { createHttpUpstream, type Upstream } from './upstream';
 
-/** EG's listener `per_connection_buffer_limit_bytes` when no ClientTrafficPolicy sets `connection.bufferLimit`. */
-export const DEFAULT_BUFFER_LIMIT_BYTES = 32_768;
 /** Requests are read whole before the chain runs (filter contract); none may be larger than this. */
 export const MAX_REQUEST_BODY_BYTES = 256 * 1024 * 1024;
 
@@ -194,7 +192,9 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
         const createFilters = (route: RouteModel | undefined): HttpFilter[] => {
           const filters: HttpFilter[] = [];
           if (route?.jwt) filters.push(createJwtFilter(route.jwt, jwks));
-          for (const settings of route?.extProcs ?? []) filters.push(createExtProcFilter(settings, processorTarget(settings.service), extProcClients));
+          // The stream's buffer limit bounds what ext_proc buffers of the response too (ClientTrafficPolicy connection.bufferLimit).
+          const extProcOptions = { bufferLimitBytes: listener.bufferLimitBytes ?? EG_DEFAULT_BUFFER_LIMIT_BYTES };
+          for (const settings of route?.extProcs ?? []) filters.push(createExtProcFilter(settings, processorTarget(settings.service), extProcClients, extProcOptions));
           filters.push(rateLimitFilter);
           return filters;
         };
@@ -214,7 +214,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
               matchRoute: (headers) => selectRoute(listener, headers),
               createFilters,
               router,
-              requestBodyLimit: (route) => (buffersRequestBody(route) ? (listener.bufferLimitBytes ?? DEFAULT_BUFFER_LIMIT_BYTES) : undefined),
+              requestBodyLimit: (route) => (buffersRequestBody(route) ? (listener.bufferLimitBytes ?? EG_DEFAULT_BUFFER_LIMIT_BYTES) : undefined),
               maxRequestBodyBytes: MAX_REQUEST_BODY_BYTES,
             },
             { headers: requestHeadersOf(req, scheme), body: body(), downstreamAddress: req.socket.remoteAddress ?? '', signal: controller.signal },
