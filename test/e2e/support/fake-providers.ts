@@ -9,7 +9,7 @@
  */
 import type * as http from 'node:http';
 import { awsEvent } from './eventstream';
-import { startRecordingServer, writeInParts, type RecordedRequest, type RecordingServer } from './recording-server';
+import { startRecordingServer, writeInParts, type RecordedRequest, type RecordingServer, type ServerTls } from './recording-server';
 import { sigV4Problem, type AwsKey } from './sigv4';
 
 export interface Usage {
@@ -31,6 +31,8 @@ interface CommonOptions {
   usage?: Usage;
   port?: number;
   host?: string;
+  /** Serve HTTPS with this certificate. */
+  tls?: ServerTls;
 }
 
 /** The text every fake answers with. */
@@ -63,7 +65,7 @@ function reject(request: RecordedRequest, res: http.ServerResponse, status: numb
 }
 
 async function start(options: CommonOptions, handle: (request: RecordedRequest, res: http.ServerResponse) => Promise<void> | void): Promise<FakeProvider> {
-  const server = await startRecordingServer(handle, { port: options.port, host: options.host });
+  const server = await startRecordingServer(handle, { port: options.port, host: options.host, tls: options.tls });
   return { ...server, name: options.name, accepted: () => server.requests.filter((r) => r.rejected === undefined) };
 }
 

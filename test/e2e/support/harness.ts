@@ -149,6 +149,8 @@ export interface StartOptions {
   fakes?: StartedFakes;
   /** Serve the gateway's listener on this local port (default: a free port). */
   listenerPort?: number;
+  /** `<namespace>/<name>` of a Backend or Service -> URL, replacing the scenario's fake for it. */
+  backendUrls?: Record<string, string>;
 }
 
 export async function startScenario(scenario: Scenario, options: StartOptions = {}): Promise<RunningScenario> {
@@ -176,6 +178,7 @@ export async function startScenario(scenario: Scenario, options: StartOptions = 
     cleanups.push(() => processors.close());
     const backendOverrides: Record<string, string> = {};
     for (const [ref, fake] of Object.entries(scenario.backends)) backendOverrides[ref] = fakes.fakes[fake].url;
+    Object.assign(backendOverrides, options.backendUrls);
     const dataPlane = await startDataPlane({
       objects,
       backendOverrides,

@@ -4,6 +4,8 @@
  * fake provider received whether the fake runs in the test process or in a cluster.
  */
 import * as http from 'node:http';
+import * as https from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import type { AddressInfo } from 'node:net';
 
 /** Requests larger than this are refused: fakes only ever see test-sized bodies. */
@@ -21,6 +23,14 @@ export interface RecordedRequest {
   body: string;
   /** What the fake's own checks found wrong with the request (auth, path, body); empty when it was accepted. */
   rejected?: string;
+  /** The TLS server name (SNI) the client asked for, when the fake serves HTTPS. */
+  tlsServerName?: string;
+}
+
+/** A certificate (PEM) for a fake that serves HTTPS. */
+export interface ServerTls {
+  key: string;
+  cert: string;
 }
 
 export type RequestHandler = (request: RecordedRequest, res: http.ServerResponse) => void | Promise<void>;
@@ -41,9 +51,9 @@ function headerRecord(headers: http.IncomingHttpHeaders): Record<string, string>
   return out;
 }
 
-export async function startRecordingServer(handler: RequestHandler, options: { port?: number; host?: string } = {}): Promise<RecordingServer> {
+export async function startRecordingServer(handler: RequestHandler, options: { port?: number; host?: string; tls?: ServerTls } = {}): Promise<RecordingServer> {
   const requests: RecordedRequest[] = [];
-  const server = http.createServer((req, res) => {
+  const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (req.url === CONTROL_PATH) {
       if (req.method === 'DELETE') requests.length = 0;
       res.writeHead(200, { 'content-type': 'application/json' }).end(req.method === 'DELETE' ? '[]' : JSON.stringify(requests));
@@ -62,11 +72,13 @@ export async function startRecordingServer(handler: RequestHandler, options: { p
       chunks.push(chunk);
     });
     req.on('end', () => {
+      const servername = (req.socket as Partial<TLSSocket>).servername;
       const recorded: RecordedRequest = {
         method: req.method ?? 'GET',
         path: req.url ?? '/',
         headers: headerRecord(req.headers),
         body: Buffer.concat(chunks).toString('utf8'),
+        ...(typeof servername === 'string' ? { tlsServerName: servername } : {}),
       };
       requests.push(recorded);
       if (requests.length > MAX_RECORDS) requests.shift();
@@ -76,7 +88,8 @@ export async function startRecordingServer(handler: RequestHandler, options: { p
         res.end(JSON.stringify({ error: { message: recorded.rejected } }));
       });
     });
-  });
+  };
+  const server = options.tls ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, listener) : http.createServer(listener);
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -84,7 +97,7 @@ export async function startRecordingServer(handler: RequestHandler, options: { p
   });
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
+    url: `${options.tls ? 'https' : 'http'}://${host === '0.0.0.0' ? '127.0.0.1' : host}:${port}`,
     port,
     requests,
     close: () =>
