@@ -155,7 +155,7 @@ export interface StartOptions {
 
 export async function startScenario(scenario: Scenario, options: StartOptions = {}): Promise<RunningScenario> {
   if (clusterMode()) return clusterScenario(scenario);
-  ensureProcessorBundle();
+  const processorEntry = ensureProcessorBundle();
   const workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ai-gateway-e2e-'));
   const cleanups: (() => Promise<void> | void)[] = [() => fs.rmSync(workDir, { recursive: true, force: true })];
   const close = async () => {
@@ -169,6 +169,7 @@ export async function startScenario(scenario: Scenario, options: StartOptions = 
     const objects = options.objects ?? scenario.objects;
     const model = translate(objects);
     const processors: RunningProcessors = await startProcessors(model.processors, {
+      processorEntry,
       secretsDir,
       env: processorEnvironment(workDir, fakes.gcpToken.url),
       log: (line) => {
