@@ -9,7 +9,7 @@ import { weightedScenario } from './support/scenarios';
 
 jest.setTimeout(120_000);
 
-const REQUESTS = 300;
+const REQUESTS = 400;
 const CONCURRENCY = 8;
 const TOLERANCE = 0.11;
 
