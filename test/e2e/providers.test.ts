@@ -15,6 +15,9 @@ import { PREFIX_VARIANTS, PROVIDER_CASES, providersScenario, type ProviderCase }
 
 jest.setTimeout(60_000);
 
+/** Internal headers the gateway forwards on purpose (budgets read them from the request at stream end). */
+const FORWARDED_INTERNAL_HEADERS = new Set(['x-ai-eg-model', 'x-ai-gateway-route']);
+
 /** Backends the Anthropic Messages endpoint cannot serve (the processor has no translator for them). */
 const NOT_ON_ANTHROPIC_ENDPOINT = new Set(['gcpVertexAI']);
 
@@ -31,9 +34,11 @@ function checkUpstream(request: RecordedRequest, testCase: ProviderCase, stream:
   // A backend without credentials receives the client's own key (passthrough); every other provider must not.
   if (testCase.fake === 'vllm') expect(request.headers.authorization).toBe(`Bearer ${CLIENT_KEY}`);
   else expect(leakedClientCredentials(request)).toEqual([]);
-  // The routing header is the gateway's own: removed on the backend rule before the provider. `x-ai-eg-model` travels
-  // on, because the per-model budgets read it again at stream end (see the constructs' documentation).
+  // The routing header is the gateway's own: removed on the backend rule before the provider. The model and route
+  // headers travel on, because budgets read them again at stream end (see the constructs' documentation); no other
+  // internal header may reach a provider.
   expect(request.headers['x-ai-gateway-backend']).toBeUndefined();
+  expect(Object.keys(request.headers).filter((name) => name.startsWith('x-ai') && !FORWARDED_INTERNAL_HEADERS.has(name))).toEqual([]);
   const body = JSON.parse(request.body) as Record<string, unknown>;
   expect(request.body).toContain('Say hello');
   // OpenAI-schema and Anthropic API bodies name the model; Bedrock, Vertex and Azure carry it in the path.
