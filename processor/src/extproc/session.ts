@@ -39,6 +39,7 @@ import {
 import { HeaderChangeSet, HeaderList, readResponseHeaders } from './headers';
 import type { ProcessorContext } from './context';
 import { headerOption } from './header-options';
+import { classifyResponse, responseCodeDetails, type ResponseOrigin } from './local-replies';
 
 const EMPTY_HEADERS = new HeaderList(undefined);
 const JSON_CONTENT_TYPE: HeaderMutation = { setHeaders: [headerOption('content-type', 'application/json')], removeHeaders: [] };
@@ -148,7 +149,7 @@ export class ExchangeSession implements ExtProcStream {
       case 'requestBody':
         return this.onRequestBody(request.requestBody!);
       case 'responseHeaders':
-        return this.onResponseHeaders(request.responseHeaders!);
+        return this.onResponseHeaders(request.responseHeaders!, request);
       case 'responseBody':
         return this.onResponseBody(request.responseBody!);
       case 'requestTrailers':
@@ -419,12 +420,14 @@ export class ExchangeSession implements ExtProcStream {
 
   // ---- response ----
 
-  private onResponseHeaders(message: HttpHeaders): void {
+  private onResponseHeaders(message: HttpHeaders, request: ProcessingRequest): void {
     const routed = this.routed;
     if (!routed) {
       this.send(CONTINUE_RESPONSE_HEADERS);
       return;
     }
+    const origin = classifyResponse(responseCodeDetails(request));
+    if (origin.kind !== 'upstream') return this.onEnvoyLocalReply(routed, origin);
     const headers = readResponseHeaders(message.headers);
     const status = Number(headers[':status'] ?? 0);
     const settings = routed.runtime.config.circuitBreaker;
@@ -455,6 +458,34 @@ export class ExchangeSession implements ExtProcStream {
       response.dynamicMetadata = this.metadata(routed.response.usage, routed.model, routed.backend.config.name);
     }
     this.send(response);
+  }
+
+  /**
+   * Envoy answered instead of the backend: the reply goes to the client as Envoy made it (its body is not the
+   * provider's, so it is not translated) and no tokens are charged. An upstream connect failure or timeout is the
+   * backend's failure (breaker and metrics); anything else (no route after the re-match, a rate limit, a direct
+   * response) says nothing about the backend: its breaker probe slot is freed and its metrics are untouched.
+   * The response body, if any, then passes unchanged (`finished`).
+   */
+  private onEnvoyLocalReply(routed: RoutedRequest, origin: Exclude<ResponseOrigin, { kind: 'upstream' }>): void {
+    const backend = routed.backend.config.name;
+    this.finished = true;
+    let metadata: EncodedStruct;
+    if (origin.kind === 'backendFailure') {
+      this.context.breakers.record(backend, false, routed.runtime.config.circuitBreaker);
+      this.recordMetrics(ZERO_USAGE, origin.errorType);
+      metadata = this.metadata(ZERO_USAGE, routed.model, backend);
+    } else {
+      this.context.breakers.release(backend);
+      metadata = this.metadata(ZERO_USAGE, '', '');
+      if (origin.details === 'route_not_found') {
+        // The processor rewrote the request for this backend and the re-match found no route: a routing bug.
+        this.context.logger.warn({ backend, model: routed.model, details: origin.details }, 'Envoy found no route for the request rewritten for the backend');
+      } else {
+        this.context.logger.debug({ backend, model: routed.model, details: origin.details }, 'Envoy answered the request locally');
+      }
+    }
+    this.send({ responseHeaders: { response: {} }, dynamicMetadata: metadata });
   }
 
   private onResponseBody(message: HttpBody): void | Promise<void> {

@@ -44,6 +44,12 @@ export interface ProcessingRequest {
   responseBody?: HttpBody;
   requestTrailers?: HttpTrailers;
   responseTrailers?: HttpTrailers;
+  /**
+   * Envoy's evaluated `request_attributes` / `response_attributes`, keyed by filter name
+   * (`envoy.filters.http.ext_proc`), sent with the first message of a direction. Decoded like every field, but
+   * read only for response headers (see extproc/local-replies.ts); an empty map when Envoy sends none.
+   */
+  attributes?: Record<string, ProtoStruct>;
 }
 
 /** envoy.config.core.v3.HeaderValueOption.HeaderAppendAction */

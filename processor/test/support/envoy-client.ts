@@ -36,6 +36,12 @@ export interface UpstreamResponse {
   body?: Buffer | string | Array<Buffer | string> | AsyncIterable<Buffer>;
   /** End the response without an end_of_stream body message (a stream cut mid-way). */
   cut?: boolean;
+  /**
+   * Envoy's `response.code_details`, sent as a response attribute with the response headers (as when the
+   * EnvoyExtensionPolicy asks for it): `via_upstream` for a backend's answer, the local reply's details otherwise
+   * (the `status`, `headers` and `body` are then Envoy's local reply). Omitted: no attributes are sent.
+   */
+  codeDetails?: string;
 }
 
 export type Upstream = (request: UpstreamRequest) => UpstreamResponse | Promise<UpstreamResponse>;
@@ -220,7 +226,10 @@ export class EnvoyClient {
     const chunks = incremental ? [] : await collectChunks(reply.body);
     const responseHeaders: Record<string, string> = { ':status': String(reply.status), ...lowerCaseKeys(reply.headers ?? {}) };
     const noBody = !incremental && chunks.length === 0 && !reply.cut;
-    stream.send({ responseHeaders: { headers: headerMap(responseHeaders), endOfStream: noBody } });
+    stream.send({
+      responseHeaders: { headers: headerMap(responseHeaders), endOfStream: noBody },
+      ...(reply.codeDetails === undefined ? {} : { attributes: responseAttributes({ 'response.code_details': reply.codeDetails }) }),
+    });
     answer = await receive('responseHeaders');
     if (isResult(answer)) return { ...answer, upstreamRequest };
     applyMutation(responseHeaders, commonOf(answer, 'responseHeaders')?.headerMutation as HeaderMutation | undefined, true);
@@ -337,6 +346,12 @@ function lowerCaseKeys(headers: Record<string, string>): Record<string, string> 
 
 function headerMap(headers: Record<string, string>) {
   return { headers: Object.entries(headers).map(([key, value]) => ({ key, rawValue: Buffer.from(value, 'latin1') })) };
+}
+
+/** `attributes["envoy.filters.http.ext_proc"]` as Envoy sends evaluated string attributes. */
+function responseAttributes(values: Record<string, string>): ProcessingRequest['attributes'] {
+  const fields = Object.fromEntries(Object.entries(values).map(([name, value]) => [name, { stringValue: value }]));
+  return { 'envoy.filters.http.ext_proc': { fields } };
 }
 
 function toBuffer(bytes: Uint8Array | undefined): Buffer {
