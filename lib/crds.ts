@@ -154,7 +154,8 @@ export interface EnvoyExtensionPolicySpec {
     readonly backendRefs: readonly BackendObjectReference[];
     readonly processingMode: {
       readonly request: { readonly body: 'Buffered' };
-      readonly response: { readonly body: 'Buffered' };
+      /** `attributes`: CEL attribute names Envoy evaluates and sends with the response headers. */
+      readonly response: { readonly body: 'Buffered'; readonly attributes: readonly string[] };
       readonly allowModeOverride: boolean;
     };
     readonly messageTimeout: DurationString;

@@ -36,6 +36,8 @@ export const PROCESSOR_UID = 65532;
 export const MAX_CONFIG_BYTES = 1024 * 1024 - 64;
 /** Pod-template annotation carrying a hash of the processor config. */
 export const CONFIG_HASH_ANNOTATION = 'ai-gateway-constructs.io/config-hash';
+/** Envoy's response attribute the processor reads to tell a backend's answer from Envoy's local replies. */
+const RESPONSE_CODE_DETAILS_ATTRIBUTE = 'response.code_details';
 
 /** Settings of the processor workload. */
 export interface ProcessorOptions {
@@ -273,7 +275,9 @@ export class Processor extends Construct {
         extProc: [
           {
             backendRefs: [{ name: this.serviceName, namespace: routeNamespace === this.namespace ? undefined : this.namespace, port: PROCESSOR_GRPC_PORT }],
-            processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered' }, allowModeOverride: true },
+            // `response.code_details` tells the processor a backend's answer (`via_upstream`) from Envoy's own local
+            // replies (no route after the re-match, a rate limit, an upstream failure), which it must not translate.
+            processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered', attributes: [RESPONSE_CODE_DETAILS_ATTRIBUTE] }, allowModeOverride: true },
             messageTimeout: this.messageTimeout,
             failOpen: false,
             metadata: { writableNamespaces: [METADATA_NAMESPACE] },

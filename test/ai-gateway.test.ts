@@ -120,7 +120,7 @@ describe('AIGateway', () => {
     const policies = findAll(all, 'EnvoyExtensionPolicy') as any[];
     expect(policies.map((p) => `${p.metadata.namespace}/${p.metadata.name}`)).toEqual(['platform/local-processor', 'team/chat-processor', 'team/other-processor']);
     const extProc = {
-      processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered' }, allowModeOverride: true },
+      processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered', attributes: ['response.code_details'] }, allowModeOverride: true },
       messageTimeout: '15s',
       failOpen: false,
       metadata: { writableNamespaces: ['io.envoy.ai_gateway'] },
