@@ -56,6 +56,12 @@ export function localReplyHead(reply: LocalReply): HeaderMap {
   return headers;
 }
 
+/** Envoy's response code details of a response the upstream sent (`StreamInfo::ResponseCodeDetails::ViaUpstream`). */
+export const VIA_UPSTREAM = 'via_upstream';
+
+/** The stream as the manager holds it: only the manager sets the response code details. */
+type ManagedStream<Route = unknown> = StreamContext<Route> & { setResponseCodeDetails(details: string): void };
+
 class BodyTooLarge extends Error {}
 
 async function readBody(body: AsyncIterable<Buffer>, limit: number): Promise<Buffer> {
@@ -89,7 +95,8 @@ export async function runStream<Route>(config: StreamConfig<Route>, request: Str
 
   let cached: { route: Route | undefined } | undefined;
   let requestBody: Buffer = Buffer.alloc(0);
-  const stream: StreamContext<Route> = {
+  let responseCodeDetails: string | undefined;
+  const stream: ManagedStream<Route> = {
     requestHeaders: headers,
     get requestBody() {
       return requestBody;
@@ -106,6 +113,12 @@ export async function runStream<Route>(config: StreamConfig<Route>, request: Str
     },
     dynamicMetadata: new Map(),
     responseFlags: new Set(),
+    get responseCodeDetails() {
+      return responseCodeDetails;
+    },
+    setResponseCodeDetails(details: string) {
+      responseCodeDetails = details;
+    },
     downstreamAddress: request.downstreamAddress,
     signal: request.signal,
   };
@@ -150,6 +163,8 @@ export async function runStream<Route>(config: StreamConfig<Route>, request: Str
     else result = await config.router.serve(stream);
     if (request.signal.aborted) return;
 
+    // Envoy's router sets `via_upstream` before it encodes an upstream's headers; sendLocalReply sets the reply's details.
+    stream.setResponseCodeDetails(result.kind === 'localReply' ? result.reply.details : VIA_UPSTREAM);
     if (result.kind === 'localReply') {
       if (result.reply.flag) stream.responseFlags.add(result.reply.flag);
       const body = result.reply.body === undefined ? Buffer.alloc(0) : Buffer.from(result.reply.body);
@@ -174,7 +189,8 @@ function writeHeadFrom(headers: HeaderMap, sink: ResponseSink): void {
 }
 
 /** Sends a reply directly, bypassing the encoder filters (Envoy's `sendDirectLocalReply`). */
-function sendDirect(reply: LocalReply, stream: StreamContext, sink: ResponseSink): void {
+function sendDirect(reply: LocalReply, stream: ManagedStream, sink: ResponseSink): void {
+  stream.setResponseCodeDetails(reply.details);
   if (reply.flag) stream.responseFlags.add(reply.flag);
   writeHeadFrom(localReplyHead(reply), sink);
   if (reply.body !== undefined && Buffer.from(reply.body).length > 0) void sink.write(Buffer.from(reply.body));
@@ -182,7 +198,7 @@ function sendDirect(reply: LocalReply, stream: StreamContext, sink: ResponseSink
 }
 
 async function encode(
-  stream: StreamContext,
+  stream: ManagedStream,
   encoders: readonly HttpFilter[],
   headers: HeaderMap,
   body: AsyncIterable<Buffer>,

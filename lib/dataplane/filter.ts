@@ -116,6 +116,13 @@ export interface StreamContext<Route = unknown> {
   readonly dynamicMetadata: Map<string, Record<string, unknown>>;
   /** Response flags set so far (`NR`, `RL`, `UF`, ...). */
   readonly responseFlags: Set<string>;
+  /**
+   * Envoy's response code details (the `response.code_details` attribute) once the response is known, before the
+   * encoder filters see it: `via_upstream` when the router forwards the upstream's answer, the local reply's
+   * `details` otherwise; undefined while the request is decoded. Optional so that stand-in streams of filter tests
+   * need not set it.
+   */
+  readonly responseCodeDetails?: string;
   /** The downstream peer address (for `sourceCIDR` selectors and logs). */
   readonly downstreamAddress: string;
   /** Aborted when the downstream client goes away; filters stop their own work (gRPC streams, timers). */

@@ -100,14 +100,14 @@ function retriableFailure(retry: RetryPolicy, failure: UpstreamError['failure'] 
 function failureReply(failure: UpstreamError['failure'] | 'timeout'): LocalReply {
   switch (failure) {
     case 'timeout':
-      return { status: 504, body: 'upstream request timeout', details: 'upstream_response_timeout', flag: 'UT' };
+      return { status: 504, body: 'upstream request timeout', details: 'response_timeout', flag: 'UT' };
     case 'unresolvable':
       return { status: 503, body: 'no healthy upstream', details: 'no_healthy_upstream', flag: 'UH' };
     case 'connect-failure':
       return {
         status: 503,
-        body: 'upstream connect error or disconnect/reset before headers. reset reason: connection failure',
-        details: 'upstream_reset_before_response_started{connection_failure}',
+        body: 'upstream connect error or disconnect/reset before headers. reset reason: remote connection failure',
+        details: 'upstream_reset_before_response_started{remote_connection_failure}',
         flag: 'UF',
       };
     default:

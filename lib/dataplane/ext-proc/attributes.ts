@@ -49,6 +49,8 @@ function attribute(name: string, stream: StreamContext, responseHeaders: HeaderM
     }
     case 'response.headers':
       return responseHeaders ? headerRecord(responseHeaders) : undefined;
+    case 'response.code_details':
+      return stream.responseCodeDetails;
     case 'source.address':
       return stream.downstreamAddress;
     case 'xds.route_name': {

@@ -146,4 +146,66 @@ describe('filter manager', () => {
     await runStream(config, request('/first'), sink);
     expect(out).toEqual(expect.objectContaining({ status: 500, body: Buffer.from('bad answer'), ended: true }));
   });
+
+  describe('response code details (the `response.code_details` attribute)', () => {
+    /** A filter that records the details it sees while decoding, on the response head and at the end. */
+    function observer(seen: string[], decodeReply?: { status: number; details: string }): () => HttpFilter {
+      const show = (details: string | undefined) => details ?? '(none)';
+      return () => ({
+        name: 'observer',
+        decodeHeaders: (stream) => {
+          seen.push(`decode:${show(stream.responseCodeDetails)}`);
+          return decodeReply ? { action: 'localReply', reply: decodeReply } : { action: 'continue' };
+        },
+        encodeHeaders: (stream) => {
+          seen.push(`encode:${show(stream.responseCodeDetails)}`);
+          return { action: 'continue' };
+        },
+        onStreamComplete: (stream) => void seen.push(`complete:${show(stream.responseCodeDetails)}`),
+      });
+    }
+
+    it('via_upstream for the upstream answer, set before the encoders see its headers', async () => {
+      const seen: string[] = [];
+      const { config } = setup(observer(seen));
+      await runStream(config, request('/first'), recordingSink().sink);
+      expect(seen).toEqual(['decode:(none)', 'encode:via_upstream', 'complete:via_upstream']);
+    });
+
+    it('the router\'s local reply details (no route after the re-match)', async () => {
+      const seen: string[] = [];
+      const { config } = setup(() => ({
+        ...observer(seen)(),
+        decodeData: (stream) => {
+          stream.requestHeaders.set(':path', '/nowhere');
+          stream.clearRouteCache();
+          return { action: 'continue' };
+        },
+      }));
+      const { out, sink } = recordingSink();
+      await runStream(config, request('/first', ['{}']), sink);
+      expect(out.status).toBe(404);
+      expect(seen).toEqual(['decode:(none)', 'encode:route_not_found', 'complete:route_not_found']);
+    });
+
+    it('a decoder filter\'s local reply details (e.g. the rate-limit filter\'s 429)', async () => {
+      const seen: string[] = [];
+      const { config } = setup(observer(seen, { status: 429, details: 'request_rate_limited' }));
+      const { out, sink } = recordingSink();
+      await runStream(config, request('/first'), sink);
+      expect(out.status).toBe(429);
+      expect(seen).toEqual(['decode:(none)', 'encode:request_rate_limited', 'complete:request_rate_limited']);
+    });
+
+    it('an encoder local reply sent directly replaces them', async () => {
+      let completed: string | undefined;
+      const { config } = setup(() => ({
+        name: 'late',
+        encodeData: (_s, _chunk, end) => (end ? { action: 'localReply', reply: { status: 500, body: 'bad answer', details: 'ext_proc_error_gRPC_error_14' } } : Buffer.alloc(0)),
+        onStreamComplete: (stream) => void (completed = stream.responseCodeDetails),
+      }));
+      await runStream(config, request('/first'), recordingSink().sink);
+      expect(completed).toBe('ext_proc_error_gRPC_error_14');
+    });
+  });
 });

@@ -494,6 +494,22 @@ describe('ext_proc filter (scripted processor)', () => {
       expect(body!.attributes ?? {}).toEqual({});
       expect(responseHeaders!.attributes['envoy.filters.http.ext_proc'].fields['response.code'].numberValue).toBe(201);
     });
+
+    it('sends response.code_details with the response headers: via_upstream, or a local reply\'s details', async () => {
+      const server = await start(passThrough);
+      const filter = createExtProcFilter(
+        settings({ processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered', attributes: ['response.code_details'] } } }),
+        server.address,
+        clients,
+      );
+      await drive(filter, fakeStream({ body: CHAT_BODY, responseCodeDetails: 'via_upstream' }), { status: 200, chunks: ['{}'] });
+      await drive(filter, fakeStream({ body: CHAT_BODY, responseCodeDetails: 'route_not_found' }), { status: 404 });
+      const sent = server.streams.map((s) => s.received.find((m) => m.request === 'responseHeaders')!);
+      expect(sent.map((m) => m.attributes['envoy.filters.http.ext_proc'].fields['response.code_details'].stringValue)).toEqual(['via_upstream', 'route_not_found']);
+      // Only the first message of the direction carries attributes.
+      const body = server.streams[0]!.received.find((m) => m.request === 'responseBody')!;
+      expect(body.attributes ?? {}).toEqual({});
+    });
   });
 
   describe('failures', () => {

@@ -39,7 +39,7 @@ const SETTINGS: ExtProcSettings = extProcSettingsFromPolicy(
       extProc: [
         {
           backendRefs: [{ name: 'gw-processor', namespace: 'platform', port: 9002 }],
-          processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered' }, allowModeOverride: true },
+          processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered', attributes: ['response.code_details'] }, allowModeOverride: true },
           messageTimeout: '10s',
           failOpen: false,
           metadata: { writableNamespaces: [METADATA_NAMESPACE] },

@@ -40,7 +40,7 @@ describe('extProcSettingsFromPolicy', () => {
       name: 'envoyextensionpolicy/team/chat-processor/extproc/0',
       service: { kind: 'Service', namespace: 'platform', name: gateway.processorServiceName, port: 9002 },
       authority: `${gateway.processorServiceName}.platform:9002`,
-      processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered' } },
+      processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered', attributes: ['response.code_details'] } },
       messageTimeoutMs: 15_000,
       failOpen: false,
       allowModeOverride: true,

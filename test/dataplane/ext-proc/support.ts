@@ -143,7 +143,14 @@ export interface FakeStream extends StreamContext {
   abort(): void;
 }
 
-export function fakeStream(init: { method?: string; path?: string; headers?: Record<string, string>; body?: string | Buffer }): FakeStream {
+export function fakeStream(init: {
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  /** What the filter manager would have set when the response reaches the encoders (`via_upstream`, a local reply's details). */
+  responseCodeDetails?: string;
+}): FakeStream {
   const body = init.body === undefined ? Buffer.alloc(0) : Buffer.from(init.body);
   const headers = new HeaderMap([
     [':authority', 'gateway.example.com'],
@@ -170,6 +177,7 @@ export function fakeStream(init: { method?: string; path?: string; headers?: Rec
     },
     dynamicMetadata: new Map(),
     responseFlags: new Set(),
+    responseCodeDetails: init.responseCodeDetails,
     downstreamAddress: '127.0.0.1:50000',
     signal: controller.signal,
     routeClears: 0,
