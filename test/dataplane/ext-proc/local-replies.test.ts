@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Chart, Testing } from 'cdk8s';
-import { AIGateway, AIRoute, Credentials, ModelMatch, ProviderBackend, RateLimitUnit, TokenRateLimit } from '../../../lib';
+import { AIGateway, AIRoute, Credentials, ModelMatch, ModelScope, ProviderBackend, RateLimitUnit, TokenRateLimit } from '../../../lib';
 import type { KubeObject } from '../../../lib/dataplane/model';
 import { startDataPlane, type RunningDataPlane } from '../../../lib/dataplane/server';
 import { translate } from '../../../lib/dataplane/translate';
@@ -23,13 +23,17 @@ function manifests(): KubeObject[] {
   const chart = new Chart(Testing.app(), 'local-replies', { namespace: 'ai' });
   const gateway = new AIGateway(chart, 'Gateway', { name: 'gw' });
   const openai = ProviderBackend.openAI(chart, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'apiKey' }) });
+  const unreachable = ProviderBackend.openAI(chart, 'Unreachable', { name: 'unreachable', credentials: Credentials.apiKey({ secretName: 'openai', key: 'apiKey' }) });
   const route = new AIRoute(chart, 'Chat', {
     name: 'chat',
     gateway,
     anthropicPathPrefix: '/anthropic/v1',
-    rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
+    rules: [
+      { models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] },
+      { models: [ModelMatch.exact('gpt-4o-mini')], backends: [{ backend: unreachable }] },
+    ],
   });
-  new TokenRateLimit(chart, 'Budget', { target: route, limit: BUDGET_TOKENS, per: RateLimitUnit.HOUR });
+  new TokenRateLimit(chart, 'Budget', { target: route, limit: BUDGET_TOKENS, per: RateLimitUnit.HOUR, models: ModelScope.only('gpt-4o') });
   return Testing.synth(chart) as KubeObject[];
 }
 
@@ -59,11 +63,14 @@ describe('Envoy local replies through the data plane and the real processor', ()
   let dataPlane: RunningDataPlane;
   let address: string;
   let backendName: string;
+  let unreachableName: string;
 
   beforeAll(async () => {
     const objects = manifests();
     const [deployment] = translate(objects).processors;
-    backendName = (JSON.parse(deployment!.configJson) as { backends: { name: string }[] }).backends[0]!.name;
+    const backends = (JSON.parse(deployment!.configJson) as { backends: { name: string }[] }).backends.map((backend) => backend.name);
+    backendName = backends.find((name) => name.startsWith('openai.'))!;
+    unreachableName = backends.find((name) => name.startsWith('unreachable.'))!;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ext-proc-local-replies-'));
     fs.writeFileSync(path.join(dir, 'config.json'), deployment!.configJson);
     fs.mkdirSync(path.join(dir, 'secrets', 'openai'), { recursive: true });
@@ -96,10 +103,14 @@ describe('Envoy local replies through the data plane and the real processor', ()
     });
     await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
     const upstreamPort = (upstream.address() as { port: number }).port;
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const closedPort = (closed.address() as { port: number }).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
 
     dataPlane = await startDataPlane({
       objects,
-      backendOverrides: { 'ai/openai': `http://127.0.0.1:${upstreamPort}` },
+      backendOverrides: { 'ai/openai': `http://127.0.0.1:${upstreamPort}`, 'ai/unreachable': `http://127.0.0.1:${closedPort}` },
       services: (namespace, name, port) =>
         namespace === deployment!.namespace && name === deployment!.serviceName && port === deployment!.servicePort ? `127.0.0.1:${processor.listenPort}` : undefined,
     });
@@ -113,12 +124,12 @@ describe('Envoy local replies through the data plane and the real processor', ()
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  /** Observations of the processor's request-duration histogram for the backend. */
-  async function backendObservations(): Promise<number> {
+  /** Observations of the processor's request-duration histogram for a backend. */
+  async function backendObservations(name = backendName): Promise<number> {
     const text = await processor.metrics.registry.metrics();
     return text
       .split('\n')
-      .filter((line) => line.startsWith('gen_ai_server_request_duration_seconds_count{') && line.includes(`gen_ai_provider_name="${backendName}"`))
+      .filter((line) => line.startsWith('gen_ai_server_request_duration_seconds_count{') && line.includes(`gen_ai_provider_name="${name}"`))
       .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
   }
 
@@ -144,5 +155,14 @@ describe('Envoy local replies through the data plane and the real processor', ()
     // Not the backend's failure, not the backend's response.
     expect(processor.processor.breakers.isOpen(backendName, { failureThreshold: 1, openDurationMs: 1 })).toBe(false);
     expect(await backendObservations()).toBe(1);
+  });
+
+  it('an unreachable backend (503 UF): Envoy\'s reply passes untranslated, and it is the backend\'s failure', async () => {
+    const result = await post(address, '/anthropic/v1/messages', { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+    expect(result.status).toBe(503);
+    expect(result.headers['content-type']).toBe('text/plain');
+    expect(result.body).toMatch(/^upstream connect error or disconnect\/reset before headers/);
+    expect(processor.processor.breakers.isOpen(unreachableName, { failureThreshold: 1, openDurationMs: 1 })).toBe(true);
+    expect(await backendObservations(unreachableName)).toBe(1);
   });
 });
