@@ -126,5 +126,5 @@ if (require.main === module) {
   const { platform } = buildExample(app);
   app.synth();
   const values = path.join(app.outdir, 'envoy-gateway-values.yaml');
-  fs.writeFileSync(values, `# helm install eg oci://docker.io/envoyproxy/gateway-helm --version v1.9.0 -n envoy-gateway-system --create-namespace -f ${path.basename(values)}\n${stringify(platform.redis.helmValues)}`);
+  fs.writeFileSync(values, `# helm install eg oci://docker.io/envoyproxy/gateway-helm --version v1.9.3 -n envoy-gateway-system --create-namespace -f ${path.basename(values)}\n${stringify(platform.redis.helmValues)}`);
 }

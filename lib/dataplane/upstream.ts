@@ -158,10 +158,14 @@ export function createHttpUpstream(options: HttpUpstreamOptions = {}): Upstream 
           })
         : http.request({ ...requestOptions, agent: httpAgent });
       req.on('socket', (socket) => {
+        // A kept-alive socket is connected already; listening on it per request would pile up listeners.
+        if (!(socket as { connecting?: boolean }).connecting) {
+          connected = true;
+          return;
+        }
         const mark = () => (connected = true);
         if (connection.secure) socket.once('secureConnect', mark);
         else socket.once('connect', mark);
-        if (!(socket as { connecting?: boolean }).connecting) connected = true;
       });
       req.on('error', (error: NodeJS.ErrnoException) => {
         if (request.signal.aborted) reject(new UpstreamError('aborted', 'the request was cancelled'));
