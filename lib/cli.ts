@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import Redis from 'ioredis';
 import { parseAllDocuments } from 'yaml';
 import { loadManifests } from './dataplane/manifests';
-import { checkAgainstManifests, listenerLines, parseCommandLine, USAGE, UsageError, type Command, type DevOptions } from './dataplane/dev-options';
+import { accessLogLine, checkAgainstManifests, listenerLines, parseCommandLine, USAGE, UsageError, type Command, type DevOptions } from './dataplane/dev-options';
 import { startProcessors, type RunningProcessors } from './dataplane/processes';
 import { startDataPlane } from './dataplane/server';
 import { translate } from './dataplane/translate';
@@ -177,6 +177,7 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
       host: options.host,
       jwksOverrides,
       extraCaCertificates,
+      accessLog: (entry) => io.stdout.write(`${accessLogLine(entry)}\n`),
     });
   } catch (error) {
     await processors.close();

@@ -2,7 +2,9 @@
  * The command line of `ai-gateway dev` (lib/cli.ts), kept pure: argv in, options out, and the checks of those
  * options against the translated manifests. Errors are messages for the user.
  */
-import type { DataPlaneModel, KubeObject } from './model';
+import { METADATA_NAMESPACE, TOKEN_METADATA_KEYS } from '../../processor/src/config/schema';
+import type { AccessLogEntry } from './filter-manager';
+import type { DataPlaneModel, KubeObject, RouteModel } from './model';
 
 export const USAGE = `Usage: ai-gateway dev <dir|file...> [options]
 
@@ -242,4 +244,21 @@ export function listenerLines(model: DataPlaneModel, address: (namespace: string
     }
   }
   return lines;
+}
+
+/**
+ * One access log line per request, close to Envoy's default format: time, method and path (without the query,
+ * which clients use for keys), status (`-` when the stream was reset before a response head), response flags,
+ * response code details, duration, the route the request ended on and the tokens the processor counted.
+ */
+export function accessLogLine(entry: AccessLogEntry<RouteModel>): string {
+  const path = entry.path.split('?')[0];
+  const flags = entry.responseFlags.length > 0 ? entry.responseFlags.join(',') : '-';
+  const usage = entry.dynamicMetadata.get(METADATA_NAMESPACE);
+  const tokens =
+    usage && typeof usage[TOKEN_METADATA_KEYS.input] === 'number' ? ` tokens=${String(usage[TOKEN_METADATA_KEYS.input])}/${String(usage[TOKEN_METADATA_KEYS.output])}` : '';
+  return (
+    `[${entry.startTime.toISOString()}] "${entry.method} ${path}" ${entry.status ?? '-'} ${flags} ${entry.responseCodeDetails ?? '-'} ` +
+    `${Math.round(entry.durationMs)}ms route=${entry.route?.name ?? '-'}${tokens}`
+  );
 }

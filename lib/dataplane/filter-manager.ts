@@ -36,6 +36,26 @@ export interface StreamConfig<Route> {
   readonly requestBodyLimit: (route: Route | undefined, filters: readonly HttpFilter[]) => number | undefined;
   /** A hard cap for reading any request body whole (the contract reads bodies before the chain runs). */
   readonly maxRequestBodyBytes: number;
+  /** Receives one entry per stream once it is complete (Envoy's access log). */
+  readonly accessLog?: (entry: AccessLogEntry<Route>) => void;
+}
+
+/** What Envoy's access log would say of one stream. */
+export interface AccessLogEntry<Route> {
+  readonly startTime: Date;
+  readonly durationMs: number;
+  readonly method: string;
+  /** The path as the client sent it (after normalisation, before any filter changed it). */
+  readonly path: string;
+  readonly authority: string | undefined;
+  /** The status sent downstream; undefined when the stream was reset before a response head. */
+  readonly status: number | undefined;
+  /** Envoy's response flags (`NR`, `RL`, `UF`, ...), sorted. */
+  readonly responseFlags: readonly string[];
+  readonly responseCodeDetails: string | undefined;
+  /** The route the stream ended on (after re-matches). */
+  readonly route: Route | undefined;
+  readonly dynamicMetadata: ReadonlyMap<string, Record<string, unknown>>;
 }
 
 export interface StreamRequest {
@@ -81,6 +101,49 @@ async function* once(body: Buffer): AsyncIterable<Buffer> {
 
 /** Runs one stream to completion. Never throws for request or upstream problems: they become local replies. */
 export async function runStream<Route>(config: StreamConfig<Route>, request: StreamRequest, sink: ResponseSink): Promise<void> {
+  if (!config.accessLog) return serveStream(config, request, sink);
+  const startTime = new Date();
+  const started = performance.now();
+  let status: number | undefined;
+  let ended: StreamContext<Route> | undefined;
+  let path: string | undefined;
+  const logged: ResponseSink = {
+    writeHead(code, headers) {
+      status = code;
+      sink.writeHead(code, headers);
+    },
+    write: (chunk) => sink.write(chunk),
+    end: () => sink.end(),
+    abort: () => sink.abort(),
+  };
+  try {
+    await serveStream(config, request, logged, (stream, normalizedPath) => {
+      ended = stream;
+      path = normalizedPath;
+    });
+  } finally {
+    config.accessLog({
+      startTime,
+      durationMs: performance.now() - started,
+      method: request.headers.get(':method') ?? 'GET',
+      path: path ?? request.headers.get(':path') ?? '/',
+      authority: request.headers.get(':authority'),
+      status,
+      responseFlags: ended ? [...ended.responseFlags].sort() : [],
+      responseCodeDetails: ended?.responseCodeDetails,
+      route: ended?.route(),
+      dynamicMetadata: ended?.dynamicMetadata ?? new Map(),
+    });
+  }
+}
+
+async function serveStream<Route>(
+  config: StreamConfig<Route>,
+  request: StreamRequest,
+  sink: ResponseSink,
+  /** Told the stream once it exists, with the normalised path it started with (filters may rewrite `:path`). */
+  onStream?: (stream: StreamContext<Route>, path: string) => void,
+): Promise<void> {
   const headers = request.headers;
   // Envoy normalises the path before any route match or filter (EG's HCM defaults, see path-normalize.ts).
   const normalized = normalizeRequestPath(headers.get(':path') ?? '/');
@@ -122,6 +185,7 @@ export async function runStream<Route>(config: StreamConfig<Route>, request: Str
     downstreamAddress: request.downstreamAddress,
     signal: request.signal,
   };
+  onStream?.(stream, normalized.path);
 
   // Envoy creates the filter chain once, from the route cached when the request headers arrive.
   const firstRoute = stream.route();

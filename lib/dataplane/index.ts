@@ -6,4 +6,5 @@ export { loadManifests, parseManifests } from './manifests';
 export { translate, type TranslateOptions } from './translate';
 export { selectRoute } from './route-match';
 export { startDataPlane, type DataPlaneOptions, type RunningDataPlane } from './server';
+export type { AccessLogEntry } from './filter-manager';
 export type { EchoResponseBody } from './echo';

@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import { createEchoUpstream } from './echo';
 import { EG_DEFAULT_BUFFER_LIMIT_BYTES, ExtProcClients, createExtProcFilter } from './ext-proc';
 import { HeaderMap, type HttpFilter } from './filter';
-import { runStream, type ResponseSink } from './filter-manager';
+import { runStream, type AccessLogEntry, type ResponseSink } from './filter-manager';
 import { createJwksResolver, createJwtFilter } from './jwt';
 import { loadManifests } from './manifests';
 import type { DataPlaneModel, KubeObject, ListenerModel, RouteModel } from './model';
@@ -50,6 +50,8 @@ export interface DataPlaneOptions {
   readonly translateOptions?: TranslateOptions;
   /** Replaces the upstream (echo or HTTP) entirely; for tests. */
   readonly upstream?: Upstream;
+  /** Receives one entry per request once it is complete (Envoy's access log), with the listener port's key `<ns>/<gateway>:<port>`. */
+  readonly accessLog?: (entry: AccessLogEntry<RouteModel> & { readonly listener: string }) => void;
 }
 
 export interface RunningDataPlane {
@@ -188,6 +190,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
       for (const listener of gateway.listeners) ports.set(listener.port, [...(ports.get(listener.port) ?? []), listener]);
       for (const [port, listeners] of ports) {
         const listener = mergeListeners(listeners);
+        const key = `${gateway.namespace}/${gateway.name}:${port}`;
         const rateLimitFilter = createRateLimitFilter(rateLimitService, listener.name);
         const createFilters = (route: RouteModel | undefined): HttpFilter[] => {
           const filters: HttpFilter[] = [];
@@ -216,6 +219,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
               router,
               requestBodyLimit: (route) => (buffersRequestBody(route) ? (listener.bufferLimitBytes ?? EG_DEFAULT_BUFFER_LIMIT_BYTES) : undefined),
               maxRequestBodyBytes: MAX_REQUEST_BODY_BYTES,
+              ...(options.accessLog ? { accessLog: (entry: AccessLogEntry<RouteModel>) => options.accessLog!({ ...entry, listener: key }) } : {}),
             },
             { headers: requestHeadersOf(req, scheme), body: body(), downstreamAddress: req.socket.remoteAddress ?? '', signal: controller.signal },
             sinkFor(res),
@@ -238,7 +242,6 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
             resolve();
           });
         });
-        const key = `${gateway.namespace}/${gateway.name}:${port}`;
         const bound = server.address() as AddressInfo;
         addresses.set(key, `${scheme}://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`);
         servers.push({ key, server });

@@ -26,10 +26,11 @@ for (const variant of PREFIX_VARIANTS) {
     const old = withoutCatchAllBackendMatches(current);
     let currentRun: RunningScenario;
     let oldRun: RunningScenario;
+    const oldAccessLog: { status: number | undefined; responseFlags: readonly string[]; responseCodeDetails: string | undefined }[] = [];
 
     beforeAll(async () => {
       currentRun = await startScenario(current);
-      oldRun = await startScenario(old, { objects: old.objects });
+      oldRun = await startScenario(old, { objects: old.objects, dataPlane: { accessLog: (entry) => oldAccessLog.push(entry) } });
     });
     afterAll(async () => {
       await currentRun?.close();
@@ -59,10 +60,14 @@ for (const variant of PREFIX_VARIANTS) {
       } else {
         it("old manifests: Envoy's own 404 (no route after the rewrite), the provider is never called", async () => {
           await oldRun.fakes[testCase.fake].clear();
+          oldAccessLog.length = 0;
           const answer = await rawChat(url(oldRun), request);
           expect(answer.status).toBe(404);
           // Not the route's JSON 404 for unknown models: the router found no route (NR) and sends an empty body.
           expect(answer.text).toBe('');
+          expect(oldAccessLog.map(({ status, responseFlags, responseCodeDetails }) => ({ status, responseFlags, responseCodeDetails }))).toEqual([
+            { status: 404, responseFlags: ['NR'], responseCodeDetails: 'route_not_found' },
+          ]);
           expect(await oldRun.fakes[testCase.fake].records()).toEqual([]);
         });
       }

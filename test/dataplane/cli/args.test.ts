@@ -1,4 +1,4 @@
-import { checkAgainstManifests, listenerLines, parseCommandLine, UsageError, USAGE, type DevOptions } from '../../../lib/dataplane/dev-options';
+import { accessLogLine, checkAgainstManifests, listenerLines, parseCommandLine, UsageError, USAGE, type DevOptions } from '../../../lib/dataplane/dev-options';
 import type { DataPlaneModel, KubeObject, ListenerModel } from '../../../lib/dataplane/model';
 
 function dev(...args: string[]): DevOptions {
@@ -172,6 +172,31 @@ describe('ai-gateway command line', () => {
         '  Gateway ai-platform/ai-gateway listener api (HTTP 8080): http://127.0.0.1:9080/ai-platform/ai-gateway (send Host: anything.example.com)',
         '  Gateway ai-platform/ai-gateway listener https (HTTPS 443): http://127.0.0.1:1443/ai-platform/ai-gateway (send Host: api.example.com; plain HTTP locally)',
       ]);
+    });
+  });
+
+  describe('access log lines', () => {
+    const entry = {
+      startTime: new Date('2026-12-06T10:00:00.000Z'),
+      durationMs: 12.4,
+      method: 'POST',
+      path: '/v1/chat/completions?key=client-secret',
+      authority: 'gw',
+      status: 200,
+      responseFlags: [],
+      responseCodeDetails: 'via_upstream',
+      route: { name: 'httproute/team/chat/rule/0/match/2/*' } as ListenerModel['routes'][number],
+      dynamicMetadata: new Map([['io.envoy.ai_gateway', { llm_input_token: 12, llm_output_token: 8 }]]),
+    };
+
+    it('name the request, the outcome, the route and the tokens, never the query', () => {
+      expect(accessLogLine(entry)).toBe('[2026-12-06T10:00:00.000Z] "POST /v1/chat/completions" 200 - via_upstream 12ms route=httproute/team/chat/rule/0/match/2/* tokens=12/8');
+    });
+
+    it('show a reset stream, the flags and a missing route', () => {
+      expect(accessLogLine({ ...entry, status: undefined, responseFlags: ['NR', 'UF'], responseCodeDetails: undefined, route: undefined, dynamicMetadata: new Map() })).toBe(
+        '[2026-12-06T10:00:00.000Z] "POST /v1/chat/completions" - NR,UF - 12ms route=-',
+      );
     });
   });
 });

@@ -1,5 +1,5 @@
 import { HeaderMap, type HttpFilter, type StreamContext } from '../../../lib/dataplane/filter';
-import { runStream, type ResponseSink, type StreamConfig, type TerminalFilter } from '../../../lib/dataplane/filter-manager';
+import { runStream, type AccessLogEntry, type ResponseSink, type StreamConfig, type TerminalFilter } from '../../../lib/dataplane/filter-manager';
 
 interface Route {
   name: string;
@@ -95,6 +95,32 @@ describe('filter manager', () => {
     // The second route has no filter, but the chain built from the first route stays.
     expect(log).toEqual(['decodeHeaders:false', 'decodeData:abc', 'router:second:/second', 'filter:complete', 'router:complete']);
     expect(out).toEqual({ status: 200, headers: [['x-up', '1'], ['x-seen-by-filter', 'second']], body: Buffer.from('hello'), ended: true, aborted: false });
+  });
+
+  it('logs one access entry per stream after completion: the client path, the route it ended on, status, flags and details', async () => {
+    const entries: AccessLogEntry<Route>[] = [];
+    const { log, config } = setup(
+      () => ({
+        name: 'rewriter',
+        decodeData: (stream) => {
+          stream.requestHeaders.set(':path', '/elsewhere');
+          stream.clearRouteCache();
+          stream.dynamicMetadata.set('ns', { tokens: 3 });
+          return { action: 'continue' };
+        },
+      }),
+      { accessLog: (entry) => entries.push(entry) },
+    );
+    await runStream(config, request('/first', ['{}']), recordingSink().sink);
+    await runStream(config, request('/second'), recordingSink().sink);
+    expect(log).toEqual(['router:none:/elsewhere', 'router:complete', 'router:second:/second', 'router:complete']);
+    expect(entries.map(({ method, path, authority, status, responseFlags, responseCodeDetails, route }) => ({ method, path, authority, status, responseFlags, responseCodeDetails, route }))).toEqual([
+      // Re-matched after the rewrite: no route, the router's 404 NR; the path is the one the client sent.
+      { method: 'POST', path: '/first', authority: 'h', status: 404, responseFlags: ['NR'], responseCodeDetails: 'route_not_found', route: undefined },
+      { method: 'POST', path: '/second', authority: 'h', status: 200, responseFlags: [], responseCodeDetails: 'via_upstream', route: { name: 'second', withFilter: false } },
+    ]);
+    expect(entries[0].dynamicMetadata.get('ns')).toEqual({ tokens: 3 });
+    expect(entries[0].durationMs).toBeGreaterThanOrEqual(0);
   });
 
   it('creates no route filter when the first match has none, and answers 404 through the encoder side', async () => {

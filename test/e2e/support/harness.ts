@@ -142,7 +142,7 @@ export interface StartOptions {
   /** Redis for the counters (local mode); default none = the data plane's in-memory counters. */
   redisUrl?: string;
   /** Extra data plane options (e.g. JWKS overrides). */
-  dataPlane?: Pick<DataPlaneOptions, 'jwksOverrides' | 'extraCaCertificates'>;
+  dataPlane?: Pick<DataPlaneOptions, 'jwksOverrides' | 'extraCaCertificates' | 'accessLog'>;
   /** Replaces the scenario's objects (e.g. the old manifests). */
   objects?: KubeObject[];
   /** Fakes shared by several scenarios (closed by the caller); default: a set started for this scenario. */
