@@ -101,47 +101,82 @@ export interface ProcessorTie {
   readonly virtualHost: string;
 }
 
-/** The AIRoutes of one gateway, for checking a new route against the others before it is added. */
+/**
+ * The AIRoutes of one gateway, for checking a new route against the others before it is added. Indexed per
+ * virtual host by catch-all prefix and by backend shape (what `outrankedPaths` reads), so a check costs the
+ * number of distinct prefixes and backend shapes on the route's hosts, not the number of routes.
+ */
 export class RoutePrecedenceIndex {
-  private readonly routes: IndexedRoute[] = [];
+  private readonly order = new Map<IndexedRoute, number>();
+  private readonly catchAlls = new Map<string, Map<string, IndexedRoute[]>>();
+  private readonly backends = new Map<string, Map<string, { readonly backend: IndexedBackendRule; readonly routes: IndexedRoute[] }>>();
 
-  /** The first conflict between `entry` and a route already added, in either direction. */
+  /**
+   * The conflict between `entry` and the earliest added route it conflicts with, in either direction (when both
+   * directions conflict with that route, the one where `entry`'s backend loses).
+   */
   findConflict(entry: IndexedRoute): PrecedenceConflict | undefined {
-    for (const other of this.routes) {
-      if (other.owner === entry.owner) continue;
-      const shared = entry.virtualHosts.find((host) => other.virtualHosts.includes(host));
-      if (shared === undefined) continue;
-      const conflict = conflictBetween(entry, other, shared) ?? conflictBetween(other, entry, shared);
-      if (conflict) return conflict;
+    let found: { conflict: PrecedenceConflict; rank: number } | undefined;
+    const consider = (conflict: PrecedenceConflict, other: IndexedRoute, direction: number) => {
+      const rank = this.order.get(other)! * 2 + direction;
+      if (!found || rank < found.rank) found = { conflict, rank };
+    };
+    for (const virtualHost of entry.virtualHosts) {
+      // Another route's catch-all out-ranks one of this route's backends...
+      for (const [prefix, routes] of this.catchAlls.get(virtualHost) ?? []) {
+        for (const backend of entry.backends) {
+          const paths = outrankedPaths(prefix, backend);
+          const winner = paths === undefined ? undefined : routes.find((route) => route.owner !== entry.owner);
+          if (winner) consider({ loser: entry, backend, winner, prefix, virtualHost, paths: paths! }, winner, 0);
+        }
+      }
+      // ...or this route's catch-all out-ranks another route's backend.
+      for (const prefix of entry.catchAll.keys()) {
+        for (const { backend, routes } of this.backends.get(virtualHost)?.values() ?? []) {
+          const paths = outrankedPaths(prefix, backend);
+          const loser = paths === undefined ? undefined : routes.find((route) => route.owner !== entry.owner);
+          if (loser) consider({ loser, backend: loser.backends.find((b) => shapeOf(b) === shapeOf(backend))!, winner: entry, prefix, virtualHost, paths: paths! }, loser, 1);
+        }
+      }
     }
-    return undefined;
+    return found?.conflict;
   }
 
   /** The first route with another processor whose catch-all ties with one of `entry`'s on a shared virtual host. */
   findProcessorTie(entry: IndexedRoute): ProcessorTie | undefined {
-    for (const other of this.routes) {
-      if (other.owner === entry.owner || other.processor === entry.processor) continue;
-      const virtualHost = entry.virtualHosts.find((host) => other.virtualHosts.includes(host));
-      if (virtualHost === undefined) continue;
-      const prefix = [...entry.catchAll.keys()].find((p) => other.catchAll.has(p));
-      if (prefix !== undefined) return { other, prefix, virtualHost };
+    for (const virtualHost of entry.virtualHosts) {
+      const catchAlls = this.catchAlls.get(virtualHost);
+      for (const prefix of entry.catchAll.keys()) {
+        const other = catchAlls?.get(prefix)?.find((route) => route.owner !== entry.owner && route.processor !== entry.processor);
+        if (other) return { other, prefix, virtualHost };
+      }
     }
     return undefined;
   }
 
   add(entry: IndexedRoute): void {
-    this.routes.push(entry);
+    this.order.set(entry, this.order.size);
+    for (const virtualHost of entry.virtualHosts) {
+      const catchAlls = getOrCreate(this.catchAlls, virtualHost, () => new Map<string, IndexedRoute[]>());
+      for (const prefix of entry.catchAll.keys()) getOrCreate(catchAlls, prefix, () => []).push(entry);
+      const backends = getOrCreate(this.backends, virtualHost, () => new Map<string, { backend: IndexedBackendRule; routes: IndexedRoute[] }>());
+      for (const backend of entry.backends) getOrCreate(backends, shapeOf(backend), () => ({ backend, routes: [] })).routes.push(entry);
+    }
   }
 }
 
-function conflictBetween(loser: IndexedRoute, winner: IndexedRoute, virtualHost: string): PrecedenceConflict | undefined {
-  for (const backend of loser.backends) {
-    for (const prefix of winner.catchAll.keys()) {
-      const paths = outrankedPaths(prefix, backend);
-      if (paths !== undefined) return { loser, backend, winner, prefix, virtualHost, paths };
-    }
+/** What `outrankedPaths` reads of a backend rule: rules of one shape win or lose against the same prefixes. */
+function shapeOf(backend: IndexedBackendRule): string {
+  return `${backend.upstreamPrefix} ${backend.forwardsClientPath === true} ${backend.matchPrefixes.join(' ')}`;
+}
+
+function getOrCreate<K, V>(map: Map<K, V>, key: K, create: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = create();
+    map.set(key, value);
   }
-  return undefined;
+  return value;
 }
 
 /**
