@@ -25,6 +25,8 @@ function build(routes: number): App {
   const platform = new Chart(app, 'platform', { namespace: 'platform' });
   const team = new Chart(app, 'team', { namespace: 'team' });
   const gateway = new AIGateway(platform, 'Gateway', { name: 'gw', allowedRoutes: AllowedRoutes.fromNamespaces('team') });
+  // Every route its own per-tenant bucket: one gateway budget that is not shared.
+  new TokenRateLimit(platform, 'TenantBudget', { target: gateway, limit: 100_000, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-tenant-id') });
   for (let i = 0; i < routes; i++) {
     const primary = ProviderBackend.openAI(platform, `Primary${i}`, {
       name: `primary-${i}`,
@@ -44,7 +46,8 @@ function build(routes: number): App {
         },
       ],
     });
-    new TokenRateLimit(route, 'Budget', { target: route, limit: 100_000, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-tenant-id') });
+    // Every tenth route a budget of its own (an AIGateway holds at most 256 budgets: one BackendTrafficPolicy).
+    if (i % 10 === 0) new TokenRateLimit(route, 'Budget', { target: route, limit: 10_000, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-tenant-id') });
   }
   return app;
 }

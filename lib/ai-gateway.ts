@@ -370,6 +370,11 @@ export class AIGateway extends Construct implements IGatewayReference {
     return this.budgets.length > 0;
   }
 
+  /** @internal the number of budgets of the gateway and its routes (rules of the gateway's one policy). */
+  get _budgetCount(): number {
+    return this.budgets.length;
+  }
+
   /** @internal whether the gateway has its own BackendTrafficPolicy (route policies then merge into it). */
   get _hasTrafficPolicy(): boolean {
     return this.budgetPolicy !== undefined;

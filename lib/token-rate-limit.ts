@@ -142,6 +142,8 @@ export interface TokenRateLimitProps {
 }
 
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
+/** Envoy Gateway's limit on the rules of one BackendTrafficPolicy (CRD `rateLimit.global.rules` maxItems). */
+const MAX_RULES_PER_POLICY = 256;
 
 /**
  * A token budget: a global rate limit whose request cost is 0 (checked only) and whose response cost is the
@@ -174,6 +176,16 @@ export class TokenRateLimit extends Construct {
       throw invalid(this, 'shared', false, 'a route budget always counts one bucket for the whole AIRoute; remove the prop (it only chooses the scope of gateway budgets)');
     }
     const gateway = target instanceof AIGateway ? target : target.gateway instanceof AIGateway ? target.gateway : undefined;
+    if (gateway && gateway._budgetCount >= MAX_RULES_PER_POLICY) {
+      throw invalid(
+        this,
+        'target',
+        target.node.path,
+        `the AIGateway ${gateway.node.path} already holds ${MAX_RULES_PER_POLICY} budgets of its own and its routes, the most Envoy Gateway's ` +
+          `BackendTrafficPolicy takes (rateLimit.global.rules); for the same budget on every route use one gateway budget with shared: false, ` +
+          `and for one bucket per team or client one budget with a client identity`,
+      );
+    }
 
     const headers: RateLimitHeaderSelector[] = [];
     if (gateway) {

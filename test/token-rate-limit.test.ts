@@ -214,6 +214,15 @@ describe('TokenRateLimit', () => {
   });
 
   describe('throws', () => {
+    it('if the gateway already holds the 256 budgets one BackendTrafficPolicy takes', () => {
+      const { gateway, route } = withRoute();
+      for (let i = 0; i < 255; i++) new TokenRateLimit(gateway, `Budget${i}`, { target: gateway, limit: 1000 + i, per: RateLimitUnit.HOUR, shared: true });
+      new TokenRateLimit(route, 'Last', { target: route, limit: 1, per: RateLimitUnit.HOUR });
+      expect(() => new TokenRateLimit(route, 'OneTooMany', { target: route, limit: 1, per: RateLimitUnit.MINUTE })).toThrow(
+        /team\/Route\/OneTooMany: invalid target "team\/Route": the AIGateway platform\/Gateway already holds 256 budgets of its own and its routes, the most Envoy Gateway's BackendTrafficPolicy takes/,
+      );
+    });
+
     it.each([0, -5, 1.5])('if the limit is not positive (%p)', (limit) => {
       const { route } = withRoute();
       expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit, per: RateLimitUnit.HOUR })).toThrow(
