@@ -169,7 +169,8 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
               path: entry.path,
               headers: entry.headers,
               queryParams: entry.queryParams,
-              action: entry.action(listener.port),
+              // EG answers 500 on a route whose fail-closed extension cannot be wired.
+              action: policies.extProcFailure ? { type: 'directResponse', status: 500 } : entry.action(listener.port),
               requestHeaders: entry.requestHeaders,
               responseHeaders: entry.responseHeaders,
               urlRewrite: entry.urlRewrite,

@@ -7,7 +7,7 @@ import { extProcSettingsFromPolicy, type ExtProcSettings } from '../ext-proc';
 import { jwtSettingsFromPolicy, type JwtSettings } from '../jwt';
 import type { KubeObject, RetryPolicy } from '../model';
 import { mergeRateLimitRules, rateLimitRulesFromPolicy, type RateLimitRule } from '../rate-limit';
-import { GATEWAY_API_GROUP, targetRefsOf } from './backends';
+import { GATEWAY_API_GROUP, referenceGranted, targetRefsOf } from './backends';
 import { asArray, asNumber, asObject, asObjects, asString, namespaceOf, nameOf, ObjectIndex, parseDurationMs, parseQuantityBytes, spec } from './objects';
 
 export interface PolicyTarget {
@@ -60,6 +60,11 @@ export function listenerPolicies(index: ObjectIndex, gateway: { namespace: strin
 
 export interface RoutePolicies {
   readonly extProcs: ExtProcSettings[];
+  /**
+   * Why an EnvoyExtensionPolicy that fails closed cannot run on the route (a Service or Backend that is missing, or
+   * in another namespace without a ReferenceGrant): Envoy Gateway then answers 500 on the route instead.
+   */
+  readonly extProcFailure?: string;
   readonly rateLimitRules: RateLimitRule[];
   readonly jwt?: JwtSettings;
   readonly retry?: RetryPolicy;
@@ -89,6 +94,21 @@ function extProcsOf(policy: KubeObject): ExtProcSettings[] {
   return asObjects(spec(policy).extProc).map((_, i) => extProcSettingsFromPolicy(policy, i));
 }
 
+/** Why a fail-closed ext_proc's backend cannot be used (EG's `translateEnvoyExtensionPolicyForRoute` fails the route). */
+function extProcFailure(index: ObjectIndex, policy: KubeObject, extProcs: readonly ExtProcSettings[]): string | undefined {
+  const from = { group: 'gateway.envoyproxy.io', kind: 'EnvoyExtensionPolicy', namespace: namespaceOf(policy) };
+  for (const settings of extProcs) {
+    if (settings.failOpen) continue;
+    const { kind, namespace, name } = settings.service;
+    const group = kind === 'Backend' ? 'gateway.envoyproxy.io' : '';
+    if (!referenceGranted(index, from, { group, kind, namespace, name })) {
+      return `${kind} ${namespace}/${name} is in another namespace and no ReferenceGrant allows EnvoyExtensionPolicy ${from.namespace}/${nameOf(policy)} to use it`;
+    }
+    if (!index.get(kind, namespace, name)) return `${kind} ${namespace}/${name} of EnvoyExtensionPolicy ${from.namespace}/${nameOf(policy)} does not exist`;
+  }
+  return undefined;
+}
+
 export function routePolicies(index: ObjectIndex, target: PolicyTarget): RoutePolicies {
   const eep = attachedPolicy(index, 'EnvoyExtensionPolicy', target, ['route', 'section', 'gateway']);
   const security = attachedPolicy(index, 'SecurityPolicy', target, ['route', 'section', 'gateway']);
@@ -103,8 +123,11 @@ export function routePolicies(index: ObjectIndex, target: PolicyTarget): RoutePo
   const inherited = gatewayBtp && (!routeBtp || mergeType) ? gatewayBtp.policy : undefined;
   const requestTimeout = (policy: KubeObject | undefined) =>
     policy ? parseDurationMs(asObject(asObject(spec(policy).timeout)?.http)?.requestTimeout) : undefined;
+  const extProcs = eep ? extProcsOf(eep.policy) : [];
+  const failure = eep ? extProcFailure(index, eep.policy, extProcs) : undefined;
   return {
-    extProcs: eep ? extProcsOf(eep.policy) : [],
+    extProcs: failure ? [] : extProcs,
+    ...(failure ? { extProcFailure: failure } : {}),
     jwt: security && asObject(spec(security.policy).jwt) ? jwtSettingsFromPolicy(security.policy) : undefined,
     rateLimitRules,
     retry: (routeBtp ? btpRetry(routeBtp.policy) : undefined) ?? (inherited ? btpRetry(inherited) : undefined),

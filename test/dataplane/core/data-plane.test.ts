@@ -250,6 +250,11 @@ kind: Service
 metadata: {name: svc, namespace: ns}
 spec: {ports: [{port: 80}]}
 ---
+apiVersion: v1
+kind: Service
+metadata: {name: processor, namespace: ns}
+spec: {ports: [{port: 9002}]}
+---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
 metadata: {name: buffered, namespace: ns}
