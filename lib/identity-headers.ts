@@ -22,6 +22,10 @@ export const UNSTABLE_REQUEST_HEADERS: Readonly<Record<string, string>> = {
   'content-type': 'describes the body, which the processor rewrites',
   'content-encoding': 'describes the body, which the processor rewrites',
   host: 'is rewritten to the provider host by the route before the tokens are charged',
+  // Envoy Gateway's listeners use the remote address and do not preserve the client's request id.
+  'x-request-id': 'is replaced by Envoy with a new id for every request',
+  'x-forwarded-proto': 'is set by Envoy from the connection',
+  'x-forwarded-for': "is appended to by Envoy with the client's address (use a client identity the gateway verifies)",
 };
 
 /** Name prefixes, with the reason. */

@@ -155,6 +155,11 @@ async function serveStream<Route>(
   }
   headers.set(':path', normalized.path);
   for (const name of config.earlyRemoveHeaders) headers.remove(name);
+  // The connection manager's own edits before any route match or filter, as Envoy Gateway configures it (the edge:
+  // `use_remote_address`, the client's request id not preserved).
+  headers.set('x-forwarded-proto', headers.get(':scheme') ?? 'http');
+  if (request.downstreamAddress) headers.add('x-forwarded-for', request.downstreamAddress);
+  headers.set('x-request-id', globalThis.crypto.randomUUID());
 
   let cached: { route: Route | undefined } | undefined;
   let requestBody: Buffer = Buffer.alloc(0);

@@ -172,9 +172,6 @@ export function createRouterFilter(options: RouterOptions): TerminalFilter {
     // Envoy applies the weighted cluster's header edits before the route's.
     applyHeaderModifier(headers, destination.requestHeaders);
     applyHeaderModifier(headers, route.requestHeaders);
-    headers.set('x-forwarded-proto', headers.get(':scheme') ?? 'http');
-    if (stream.downstreamAddress) headers.add('x-forwarded-for', stream.downstreamAddress);
-    if (!headers.has('x-request-id')) headers.set('x-request-id', globalThis.crypto.randomUUID());
 
     const retry = route.retry;
     const attempts = 1 + (retry?.numRetries ?? 0);

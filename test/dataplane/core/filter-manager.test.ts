@@ -123,6 +123,27 @@ describe('filter manager', () => {
     expect(entries[0].durationMs).toBeGreaterThanOrEqual(0);
   });
 
+  it("makes the connection manager's edge edits before the filters: a new request id, x-forwarded-for and -proto", async () => {
+    const seen: Record<string, string | undefined>[] = [];
+    const { config } = setup(() => ({
+      name: 'observer',
+      decodeHeaders: (stream) => {
+        const h = stream.requestHeaders;
+        seen.push({ id: h.get('x-request-id'), forwardedFor: h.getJoined('x-forwarded-for'), proto: h.get('x-forwarded-proto') });
+        return { action: 'continue' };
+      },
+    }));
+    const sent = [['x-request-id', 'chosen-by-client'], ['x-forwarded-for', '203.0.113.9'], ['x-forwarded-proto', 'https'], [':scheme', 'http']] as [string, string][];
+    await runStream(config, request('/first', [], sent), recordingSink().sink);
+    await runStream(config, request('/first', [], sent), recordingSink().sink);
+    expect(seen.map(({ forwardedFor, proto }) => ({ forwardedFor, proto }))).toEqual([
+      { forwardedFor: '203.0.113.9,127.0.0.1', proto: 'http' },
+      { forwardedFor: '203.0.113.9,127.0.0.1', proto: 'http' },
+    ]);
+    expect(seen[0].id).toMatch(/^[0-9a-f-]{36}$/);
+    expect(seen[1].id).not.toBe(seen[0].id);
+  });
+
   it('creates no route filter when the first match has none, and answers 404 through the encoder side', async () => {
     const { log, config } = setup(() => {
       throw new Error('must not be created');
