@@ -37,11 +37,20 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** Headers that carry credentials (the processor injects provider keys): echoed without their secret part. */
+const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'x-amz-security-token']);
+
+/** `Bearer <redacted>`: the scheme shows which credential was sent, never the secret. */
+function redacted(name: string, value: string): string {
+  const scheme = name.endsWith('authorization') ? /^[A-Za-z0-9-]+ /.exec(value)?.[0] ?? '' : '';
+  return `${scheme}<redacted>`;
+}
+
 export function echoBody(request: UpstreamRequest): EchoResponseBody {
   const headers: Record<string, string[]> = {};
   for (const [name, value] of request.headers.list()) {
     if (name.startsWith(':')) continue;
-    (headers[name] ??= []).push(value);
+    (headers[name] ??= []).push(CREDENTIAL_HEADERS.has(name) ? redacted(name, value) : value);
   }
   return {
     path: request.path,

@@ -138,8 +138,11 @@ export function materializeSecrets(deployment: ProcessorDeployment, podSecretsDi
         `${who} reads ${podPath} (Secret "${ref.secretName}" key "${ref.key}" in its config.json), but the volume of Secret "${mount.secretName}" mounted at ${mount.mountPath} does not project a key to that path`,
       );
     }
-    const found = readSecretKey({ namespace: deployment.namespace, secretName: mount.secretName, key }, source, who);
     const local = path.join(secretsRoot, ...path.posix.relative(podSecretsDir, podPath).split('/'));
+    if (!path.resolve(local).startsWith(`${path.resolve(secretsRoot)}${path.sep}`)) {
+      throw new ProcessorStartError(`${who} reads Secret "${ref.secretName}" key "${ref.key}" from ${podPath}, outside its secrets folder ${podSecretsDir}`);
+    }
+    const found = readSecretKey({ namespace: deployment.namespace, secretName: mount.secretName, key }, source, who);
     fs.mkdirSync(path.dirname(local), { recursive: true, mode: 0o700 });
     fs.writeFileSync(local, found.value, { mode: 0o600 });
   }

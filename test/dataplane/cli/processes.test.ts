@@ -199,6 +199,14 @@ describe('startProcessors', () => {
     ).rejects.toThrow(/does not project a key to that path/);
   }, 30_000);
 
+  it('never writes a Secret key outside the private folder, whatever paths the config and volumes name', async () => {
+    const escaping = deployment({
+      configJson: JSON.stringify(processorConfig('..')),
+      secretMounts: [{ secretName: 'renamed', mountPath: '/etc', items: [{ key: 'token', path: 'ai-gateway/api-key' }] }],
+    });
+    await expect(startProcessors([escaping], { secretsDir, env: {} })).rejects.toThrow(/from \/etc\/ai-gateway\/api-key, outside its secrets folder \/etc\/ai-gateway\/secrets/);
+  });
+
   it('reports a processor that exits before it is ready, with its last output', async () => {
     const promise = startProcessors([deployment({ args: ['--log-level', 'loud'] })], { secretsDir, env: {}, log: () => undefined });
     await expect(promise).rejects.toThrow(ProcessorStartError);

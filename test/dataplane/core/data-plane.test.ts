@@ -286,6 +286,15 @@ spec:
     const echo = JSON.parse(result.body);
     expect(echo.headers['x-internal']).toBeUndefined();
   });
+
+  it('echoes credential headers without their secret part (the processor injects provider keys)', async () => {
+    const sent = { authorization: 'Bearer sk-live-123', 'x-api-key': 'sk-ant-456', 'x-trace': 'kept' };
+    const echo = JSON.parse((await send(plane.address('ns', 'gw', 80), { path: '/plain', headers: sent })).body);
+    expect(echo.headers.authorization).toEqual(['Bearer <redacted>']);
+    expect(echo.headers['x-api-key']).toEqual(['<redacted>']);
+    expect(echo.headers['x-trace']).toEqual(['kept']);
+    expect(JSON.stringify(echo)).not.toMatch(/sk-live|sk-ant/);
+  });
 });
 
 describe('startDataPlane: HTTPS listeners', () => {
