@@ -6,7 +6,7 @@
  */
 import { HeaderMap } from './filter';
 import { parseQuery } from './route-match';
-import { parseDurationMs } from './translate/objects';
+import { parseDurationMs } from './objects';
 import { UpstreamError, type Upstream, type UpstreamRequest, type UpstreamResponse } from './upstream';
 
 export interface EchoResponseBody {

@@ -22,7 +22,6 @@ export {
   DEFAULT_MESSAGE_TIMEOUT_MS,
   envoyProcessingMode,
   extProcSettingsFromPolicy,
-  parseDurationMs,
   type EnvoyProcessingMode,
   type ExtProcBodyMode,
   type ExtProcPhaseSettings,

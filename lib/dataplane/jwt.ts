@@ -27,6 +27,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { CONTINUE, type DecodeResult, type HeaderMap, type HttpFilter, type StreamContext } from './filter';
+import { optionalListField, optionalObjectField } from './objects';
 
 export interface JwtClaimToHeader {
   readonly claim: string;
@@ -73,20 +74,20 @@ export function jwtSettingsFromPolicy(policy: PolicyLike): JwtSettings | undefin
   const name = policy.metadata?.name;
   const where = `SecurityPolicy ${namespace}/${name ?? '<unnamed>'}`;
   if (!name) throw new Error(`${where}: metadata.name is required`);
-  const spec = record(policy.spec, `${where}: spec`) ?? {};
-  const jwt = record(spec.jwt, `${where}: spec.jwt`);
+  const spec = optionalObjectField(policy.spec, `${where}: spec`) ?? {};
+  const jwt = optionalObjectField(spec.jwt, `${where}: spec.jwt`);
   if (!jwt) return undefined;
   const providers = jwt.providers;
   if (!Array.isArray(providers) || providers.length === 0 || providers.length > 4) throw new Error(`${where}: spec.jwt.providers must list 1 to 4 providers`);
   const names = new Set<string>();
   const built = providers.map((raw, i) => {
     const at = `${where}: spec.jwt.providers[${i}]`;
-    const p = record(raw, at) ?? {};
+    const p = optionalObjectField(raw, at) ?? {};
     if (typeof p.name !== 'string' || p.name.length === 0) throw new Error(`${at}.name is required`);
     if (names.has(p.name)) throw new Error(`${at}.name ${JSON.stringify(p.name)} is used twice`);
     names.add(p.name);
-    const remote = record(p.remoteJWKS, `${at}.remoteJWKS`);
-    const local = record(p.localJWKS, `${at}.localJWKS`);
+    const remote = optionalObjectField(p.remoteJWKS, `${at}.remoteJWKS`);
+    const local = optionalObjectField(p.localJWKS, `${at}.localJWKS`);
     if ((remote === undefined) === (local === undefined)) throw new Error(`${at}: exactly one of remoteJWKS or localJWKS must be set`);
     let localJwks: string | undefined;
     if (local) {
@@ -95,15 +96,15 @@ export function jwtSettingsFromPolicy(policy: PolicyLike): JwtSettings | undefin
       localJwks = local.inline;
     }
     if (remote && (typeof remote.uri !== 'string' || remote.uri.length === 0)) throw new Error(`${at}.remoteJWKS.uri is required`);
-    const claimToHeaders = list(p.claimToHeaders, `${at}.claimToHeaders`).map((c, j) => {
-      const entry = record(c, `${at}.claimToHeaders[${j}]`) ?? {};
+    const claimToHeaders = optionalListField(p.claimToHeaders, `${at}.claimToHeaders`).map((c, j) => {
+      const entry = optionalObjectField(c, `${at}.claimToHeaders[${j}]`) ?? {};
       if (typeof entry.claim !== 'string' || typeof entry.header !== 'string' || entry.claim === '' || entry.header === '') {
         throw new Error(`${at}.claimToHeaders[${j}] needs a claim and a header`);
       }
       return { claim: entry.claim, header: entry.header.toLowerCase() };
     });
-    const extract = record(p.extractFrom, `${at}.extractFrom`);
-    const audiences = list(p.audiences, `${at}.audiences`).map(String);
+    const extract = optionalObjectField(p.extractFrom, `${at}.extractFrom`);
+    const audiences = optionalListField(p.audiences, `${at}.audiences`).map(String);
     return {
       name: p.name,
       ...(typeof p.issuer === 'string' && p.issuer !== '' ? { issuer: p.issuer } : {}),
@@ -114,13 +115,13 @@ export function jwtSettingsFromPolicy(policy: PolicyLike): JwtSettings | undefin
       ...(extract
         ? {
             extractFrom: {
-              headers: list(extract.headers, `${at}.extractFrom.headers`).map((h, j) => {
-                const header = record(h, `${at}.extractFrom.headers[${j}]`) ?? {};
+              headers: optionalListField(extract.headers, `${at}.extractFrom.headers`).map((h, j) => {
+                const header = optionalObjectField(h, `${at}.extractFrom.headers[${j}]`) ?? {};
                 if (typeof header.name !== 'string' || header.name === '') throw new Error(`${at}.extractFrom.headers[${j}].name is required`);
                 return { name: header.name.toLowerCase(), ...(typeof header.valuePrefix === 'string' ? { valuePrefix: header.valuePrefix } : {}) };
               }),
-              params: list(extract.params, `${at}.extractFrom.params`).map(String),
-              cookies: list(extract.cookies, `${at}.extractFrom.cookies`).map(String),
+              params: optionalListField(extract.params, `${at}.extractFrom.params`).map(String),
+              cookies: optionalListField(extract.cookies, `${at}.extractFrom.cookies`).map(String),
             },
           }
         : {}),
@@ -128,18 +129,6 @@ export function jwtSettingsFromPolicy(policy: PolicyLike): JwtSettings | undefin
     } satisfies JwtProviderSettings;
   });
   return { name: `securitypolicy/${namespace}/${name}`, providers: built, allowMissing: jwt.optional === true, allowMissingOrFailed: jwt.failOpen === true };
-}
-
-function record(value: unknown, where: string): Record<string, unknown> | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'object' || Array.isArray(value)) throw new Error(`${where} must be an object`);
-  return value as Record<string, unknown>;
-}
-
-function list(value: unknown, where: string): unknown[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw new Error(`${where} must be a list`);
-  return value;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@
  */
 import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { CONTINUE, type DecodeResult, type EncodeResult, type HeaderMap, type HttpFilter, type LocalReply, type StreamContext } from './filter';
+import { optionalListField, optionalObjectField } from './objects';
 import type { CounterStore } from './rate-limit-store';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -110,14 +111,14 @@ export function rateLimitRulesFromPolicy(policy: PolicyLike): RateLimitRule[] {
   const name = policy.metadata?.name;
   const where = `BackendTrafficPolicy ${namespace}/${name ?? '<unnamed>'}`;
   if (!name) throw new Error(`${where}: metadata.name is required`);
-  const spec = asRecord(policy.spec, `${where}: spec`) ?? {};
-  const rateLimit = asRecord(spec.rateLimit, `${where}: spec.rateLimit`);
+  const spec = optionalObjectField(policy.spec, `${where}: spec`) ?? {};
+  const rateLimit = optionalObjectField(spec.rateLimit, `${where}: spec.rateLimit`);
   if (!rateLimit) return [];
   if (rateLimit.type !== undefined && rateLimit.type !== 'Global' && rateLimit.type !== 'Local') {
     throw new Error(`${where}: invalid rateLimit type ${JSON.stringify(rateLimit.type)}`);
   }
   if (rateLimit.local !== undefined) throw new Error(`${where}: local rate limits are not modelled by the local data plane`);
-  const global = asRecord(rateLimit.global, `${where}: spec.rateLimit.global`);
+  const global = optionalObjectField(rateLimit.global, `${where}: spec.rateLimit.global`);
   if (!global) {
     if (rateLimit.type === 'Global') throw new Error(`${where}: global configuration empty for rateLimit`);
     return [];
@@ -129,9 +130,9 @@ export function rateLimitRulesFromPolicy(policy: PolicyLike): RateLimitRule[] {
 }
 
 function buildRule(raw: unknown, name: string, where: string): RateLimitRule {
-  const rule = asRecord(raw, where);
+  const rule = optionalObjectField(raw, where);
   if (!rule) throw new Error(`${where}: must be an object`);
-  const limit = asRecord(rule.limit, `${where}.limit`);
+  const limit = optionalObjectField(rule.limit, `${where}.limit`);
   if (!limit) throw new Error(`${where}.limit is required`);
   const requests = limit.requests;
   if (typeof requests !== 'number' || !Number.isInteger(requests) || requests < 0 || requests > 4_294_967_295) {
@@ -149,16 +150,16 @@ function buildRule(raw: unknown, name: string, where: string): RateLimitRule {
   if (!Array.isArray(selectors)) throw new Error(`${where}.clientSelectors must be a list`);
   selectors.forEach((rawSelector, s) => {
     const at = `${where}.clientSelectors[${s}]`;
-    const selector = asRecord(rawSelector, at) ?? {};
-    const headers = listOf(selector.headers, `${at}.headers`);
-    const methods = listOf(selector.methods, `${at}.methods`);
-    const queryParams = listOf(selector.queryParams, `${at}.queryParams`);
+    const selector = optionalObjectField(rawSelector, at) ?? {};
+    const headers = optionalListField(selector.headers, `${at}.headers`);
+    const methods = optionalListField(selector.methods, `${at}.methods`);
+    const queryParams = optionalListField(selector.queryParams, `${at}.queryParams`);
     if (headers.length === 0 && methods.length === 0 && selector.path === undefined && selector.sourceCIDR === undefined && queryParams.length === 0) {
       throw new Error(`${at}: at least one of headers, methods, path, sourceCIDR or queryParams must be specified`);
     }
     headers.forEach((h, i) => headerMatches.push(keyedMatch(h, `${at}.headers[${i}]`, 'header')));
     methods.forEach((m, i) => {
-      const method = asRecord(m, `${at}.methods[${i}]`) ?? {};
+      const method = optionalObjectField(m, `${at}.methods[${i}]`) ?? {};
       if (typeof method.value !== 'string' || !METHODS.has(method.value)) throw new Error(`${at}.methods[${i}].value must be an HTTP method name`);
       methodMatches.push({ exact: method.value, ...invertOf(method) });
     });
@@ -166,8 +167,8 @@ function buildRule(raw: unknown, name: string, where: string): RateLimitRule {
     if (selector.sourceCIDR !== undefined) cidrMatch = cidrMatchOf(selector.sourceCIDR, `${at}.sourceCIDR`);
     queryParams.forEach((q, i) => queryParamMatches.push(keyedMatch(q, `${at}.queryParams[${i}]`, 'query')));
   });
-  const cost = asRecord(rule.cost, `${where}.cost`);
-  const fromMetadata = asRecord(limit.fromMetadata, `${where}.limit.fromMetadata`);
+  const cost = optionalObjectField(rule.cost, `${where}.cost`);
+  const fromMetadata = optionalObjectField(limit.fromMetadata, `${where}.limit.fromMetadata`);
   return {
     name,
     shared: rule.shared === true,
@@ -192,7 +193,7 @@ function xRateLimitHeadersOf(value: unknown, where: string): { xRateLimitHeaders
 }
 
 function keyedMatch(raw: unknown, where: string, kind: 'header' | 'query'): RateLimitStringMatch {
-  const match = asRecord(raw, where) ?? {};
+  const match = optionalObjectField(raw, where) ?? {};
   if (typeof match.name !== 'string' || match.name.length === 0 || match.name.length > 256) throw new Error(`${where}.name must be a non-empty string`);
   const type = match.type ?? 'Exact';
   const value = match.value;
@@ -216,7 +217,7 @@ function keyedMatch(raw: unknown, where: string, kind: 'header' | 'query'): Rate
 }
 
 function pathMatchOf(raw: unknown, where: string): RateLimitStringMatch {
-  const path = asRecord(raw, where) ?? {};
+  const path = optionalObjectField(raw, where) ?? {};
   const value = path.value ?? '/';
   if (typeof value !== 'string' || value.length > 1024) throw new Error(`${where}.value must be a string`);
   switch (path.type ?? 'PathPrefix') {
@@ -245,7 +246,7 @@ function quoteMeta(value: string): string {
 }
 
 function cidrMatchOf(raw: unknown, where: string): RateLimitCidrMatch {
-  const source = asRecord(raw, where) ?? {};
+  const source = optionalObjectField(raw, where) ?? {};
   if (typeof source.value !== 'string') throw new Error(`${where}.value must be a CIDR`);
   const [address, bits, extra] = source.value.split('/');
   const v6 = isIPv6(address);
@@ -259,7 +260,7 @@ function cidrMatchOf(raw: unknown, where: string): RateLimitCidrMatch {
 }
 
 function costOf(raw: unknown, where: string): RateLimitCost {
-  const cost = asRecord(raw, where) ?? {};
+  const cost = optionalObjectField(raw, where) ?? {};
   if (cost.number !== undefined && cost.metadata !== undefined) throw new Error(`${where}: only one of number or metadata can be specified`);
   if (cost.from === 'Number' || (cost.from === undefined && cost.number !== undefined)) {
     const n = cost.number ?? 0;
@@ -267,7 +268,7 @@ function costOf(raw: unknown, where: string): RateLimitCost {
     return { number: n };
   }
   if (cost.from === 'Metadata') {
-    const metadata = asRecord(cost.metadata, `${where}.metadata`);
+    const metadata = optionalObjectField(cost.metadata, `${where}.metadata`);
     if (!metadata || typeof metadata.namespace !== 'string' || typeof metadata.key !== 'string') {
       throw new Error(`${where}.metadata needs a namespace and a key`);
     }
@@ -278,18 +279,6 @@ function costOf(raw: unknown, where: string): RateLimitCost {
 
 function invertOf(match: Record<string, unknown>): { invert?: true } {
   return match.invert === true ? { invert: true } : {};
-}
-
-function asRecord(value: unknown, where: string): Record<string, unknown> | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (typeof value !== 'object' || Array.isArray(value)) throw new Error(`${where} must be an object`);
-  return value as Record<string, unknown>;
-}
-
-function listOf(value: unknown, where: string): unknown[] {
-  if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw new Error(`${where} must be a list`);
-  return value;
 }
 
 // ---------------------------------------------------------------------------------------------------------------

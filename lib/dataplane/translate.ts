@@ -6,7 +6,7 @@
 import type { Condition, DataPlaneModel, GatewayModel, KubeObject, ListenerModel, RouteModel, RouteParentStatus, RouteStatus } from './model';
 import { GATEWAY_API_GROUP } from './translate/backends';
 import { intersectHostnames } from './translate/hostnames';
-import { asArray, asNumber, asObject, asObjects, asString, labelSelectorMatches, namespaceOf, nameOf, ObjectIndex, refOf, spec, type Json } from './translate/objects';
+import { asArray, asNumber, asObject, asObjects, asString, labelSelectorMatches, namespaceOf, nameOf, ObjectIndex, refOf, spec, type Json } from './objects';
 import { listenerPolicies, routePolicies } from './translate/policies';
 import { findProcessors } from './translate/processors';
 import { translateHttpRouteRules } from './translate/routes';

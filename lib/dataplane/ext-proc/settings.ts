@@ -5,6 +5,7 @@
  * Plain data: it lives in the data plane model.
  */
 import type { KubeObject } from '../model';
+import { durationField, objectField } from '../objects';
 
 export type ExtProcBodyMode = 'Buffered' | 'Streamed' | 'BufferedPartial' | 'FullDuplexStreamed';
 
@@ -95,15 +96,15 @@ export function extProcSettingsFromPolicy(policy: KubeObject, index: number): Ex
   const policyName = policy.metadata?.name;
   const where = `EnvoyExtensionPolicy ${namespace}/${policyName ?? '<unnamed>'} spec.extProc[${index}]`;
   if (!policyName) throw new Error(`${where}: the policy has no metadata.name`);
-  const spec = record(policy.spec, `EnvoyExtensionPolicy ${namespace}/${policyName} spec`);
+  const spec = objectField(policy.spec, `EnvoyExtensionPolicy ${namespace}/${policyName} spec`);
   const list = spec.extProc;
   if (!Array.isArray(list) || index < 0 || index >= list.length) throw new Error(`${where}: no such entry`);
-  const entry = record(list[index], where);
+  const entry = objectField(list[index], where);
 
   const refs = Array.isArray(entry.backendRefs) && entry.backendRefs.length > 0 ? entry.backendRefs : entry.backendRef ? [entry.backendRef] : [];
   if (refs.length === 0) throw new Error(`${where}: backendRefs is required`);
   if (refs.length > 1) throw new Error(`${where}: ${refs.length} backendRefs; the local data plane models one processor per extProc entry`);
-  const ref = record(refs[0], `${where}.backendRefs[0]`);
+  const ref = objectField(refs[0], `${where}.backendRefs[0]`);
   const kind = ref.kind === undefined ? 'Service' : ref.kind;
   if (kind !== 'Service' && kind !== 'Backend') throw new Error(`${where}.backendRefs[0]: kind ${String(kind)} is not a Service or Backend`);
   const refName = string(ref.name, `${where}.backendRefs[0].name`);
@@ -111,8 +112,8 @@ export function extProcSettingsFromPolicy(policy: KubeObject, index: number): Ex
   const port = ref.port === undefined ? undefined : integer(ref.port, `${where}.backendRefs[0].port`);
   if (kind === 'Service' && port === undefined) throw new Error(`${where}.backendRefs[0]: a Service reference needs a port`);
 
-  const mode = entry.processingMode === undefined ? {} : record(entry.processingMode, `${where}.processingMode`);
-  const metadata = entry.metadata === undefined ? {} : record(entry.metadata, `${where}.metadata`);
+  const mode = entry.processingMode === undefined ? {} : objectField(entry.processingMode, `${where}.processingMode`);
+  const metadata = entry.metadata === undefined ? {} : objectField(entry.metadata, `${where}.metadata`);
   const statusOnError = entry.statusOnError === undefined ? undefined : integer(entry.statusOnError, `${where}.statusOnError`);
   if (statusOnError !== undefined && (statusOnError < 400 || statusOnError > 599)) {
     throw new Error(`${where}.statusOnError: ${statusOnError} is not a 4xx or 5xx status`);
@@ -125,7 +126,7 @@ export function extProcSettingsFromPolicy(policy: KubeObject, index: number): Ex
       ...(mode.request === undefined ? {} : { request: phase(mode.request, `${where}.processingMode.request`) }),
       ...(mode.response === undefined ? {} : { response: phase(mode.response, `${where}.processingMode.response`) }),
     },
-    messageTimeoutMs: entry.messageTimeout === undefined ? DEFAULT_MESSAGE_TIMEOUT_MS : parseDurationMs(entry.messageTimeout, `${where}.messageTimeout`),
+    messageTimeoutMs: entry.messageTimeout === undefined ? DEFAULT_MESSAGE_TIMEOUT_MS : durationField(entry.messageTimeout, `${where}.messageTimeout`),
     failOpen: entry.failOpen === undefined ? false : boolean(entry.failOpen, `${where}.failOpen`),
     allowModeOverride: mode.allowModeOverride === undefined ? false : boolean(mode.allowModeOverride, `${where}.processingMode.allowModeOverride`),
     shadowMode: entry.shadowMode === undefined ? false : boolean(entry.shadowMode, `${where}.shadowMode`),
@@ -138,37 +139,13 @@ export function extProcSettingsFromPolicy(policy: KubeObject, index: number): Ex
 }
 
 function phase(value: unknown, where: string): ExtProcPhaseSettings {
-  const options = value === null ? {} : record(value, where);
+  const options = value === null ? {} : objectField(value, where);
   const body = options.body;
   if (body !== undefined && !BODY_MODES.includes(body as ExtProcBodyMode)) {
     throw new Error(`${where}.body: ${String(body)} is not one of ${BODY_MODES.join(', ')}`);
   }
   const attributes = strings(options.attributes, `${where}.attributes`);
   return { ...(body === undefined ? {} : { body: body as ExtProcBodyMode }), ...(attributes.length ? { attributes } : {}) };
-}
-
-const DURATION_UNITS_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, 'µs': 0.001, ns: 0.000001 };
-
-/** Go's `time.ParseDuration`, which EG applies to `messageTimeout` (e.g. `10s`, `1m30s`, `250ms`, `1.5s`). */
-export function parseDurationMs(value: unknown, where: string): number {
-  if (typeof value !== 'string' || value.length === 0 || value.length > 64) throw new Error(`${where}: not a duration: ${String(value)}`);
-  if (value === '0') return 0;
-  const part = /(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)/y;
-  let total = 0;
-  let at = 0;
-  while (at < value.length) {
-    part.lastIndex = at;
-    const match = part.exec(value);
-    if (!match) throw new Error(`${where}: not a duration: ${value}`);
-    total += Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
-    at = part.lastIndex;
-  }
-  return total;
-}
-
-function record(value: unknown, where: string): Record<string, unknown> {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error(`${where}: expected an object`);
-  return value as Record<string, unknown>;
 }
 
 function string(value: unknown, where: string): string {

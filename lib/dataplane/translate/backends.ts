@@ -1,6 +1,6 @@
 /** backendRefs -> BackendTargets: Services, Envoy Gateway Backends, ReferenceGrants, upstream TLS. */
 import type { BackendEndpoint, BackendTarget, KubeObject, UpstreamTls } from '../model';
-import { asNumber, asObject, asObjects, asString, nameOf, namespaceOf, ObjectIndex, spec, type Json } from './objects';
+import { asNumber, asObject, asObjects, asString, nameOf, namespaceOf, ObjectIndex, spec, type Json } from '../objects';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 export const ENVOY_GATEWAY_GROUP = 'gateway.envoyproxy.io';

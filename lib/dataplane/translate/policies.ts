@@ -8,7 +8,7 @@ import { jwtSettingsFromPolicy, type JwtSettings } from '../jwt';
 import type { KubeObject, RetryPolicy } from '../model';
 import { mergeRateLimitRules, rateLimitRulesFromPolicy, type RateLimitRule } from '../rate-limit';
 import { GATEWAY_API_GROUP, referenceGranted, targetRefsOf } from './backends';
-import { asArray, asNumber, asObject, asObjects, asString, namespaceOf, nameOf, ObjectIndex, parseDurationMs, parseQuantityBytes, spec } from './objects';
+import { asArray, asNumber, asObject, asObjects, asString, namespaceOf, nameOf, ObjectIndex, parseDurationMs, parseQuantityBytes, spec } from '../objects';
 
 export interface PolicyTarget {
   readonly gateway: { namespace: string; name: string };

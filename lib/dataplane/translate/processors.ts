@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import type { KubeObject, ProcessorDeployment } from '../model';
-import { asArray, asNumber, asObject, asObjects, asString, labelSelectorMatches, namespaceOf, nameOf, ObjectIndex, spec } from './objects';
+import { asArray, asNumber, asObject, asObjects, asString, labelSelectorMatches, namespaceOf, nameOf, ObjectIndex, spec } from '../objects';
 
 function argValue(args: string[], flag: string): string | undefined {
   const at = args.indexOf(flag);

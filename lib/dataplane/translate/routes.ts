@@ -1,7 +1,7 @@
 /** One HTTPRoute rule -> the per-match route entries EG builds (matches, filters, destinations, timeouts, retries). */
 import type { Destination, HeaderMatch, HeaderModifier, KubeObject, PathMatch, QueryMatch, Redirect, RetryPolicy, RouteAction, UrlRewrite } from '../model';
 import { ENVOY_GATEWAY_GROUP, GATEWAY_API_GROUP, RefError, resolveBackendRef, type FromObject } from './backends';
-import { asArray, asNumber, asObject, asObjects, asString, namespaceOf, nameOf, ObjectIndex, parseDurationMs, spec, type Json } from './objects';
+import { asArray, asNumber, asObject, asObjects, asString, namespaceOf, nameOf, ObjectIndex, parseDurationMs, spec, type Json } from '../objects';
 
 export interface TranslateDefaults {
   /** Fill the defaults the API server's CRD schema fills (a rule without matches matches `PathPrefix /`, ...). */

@@ -3,7 +3,7 @@ import type { RouteModel } from '../../../lib/dataplane/model';
 import { translate } from '../../../lib/dataplane/translate';
 import { intersectHostnames } from '../../../lib/dataplane/translate/hostnames';
 import { comparePrecedence, sortRoutes } from '../../../lib/dataplane/translate/sort';
-import { parseDurationMs, parseQuantityBytes } from '../../../lib/dataplane/translate/objects';
+import { parseDurationMs, parseQuantityBytes } from '../../../lib/dataplane/objects';
 
 /** A gateway shaped like what the constructs synthesize: processor, policies, Backends with TLS, a direct-response 404. */
 const MANIFESTS = `
@@ -349,6 +349,12 @@ describe('value parsing', () => {
     expect(parseDurationMs('1h2m3s')).toBe(3_723_000);
     expect(parseDurationMs('0s')).toBe(0);
     expect(parseDurationMs('ten')).toBeUndefined();
+    // Go's time.ParseDuration forms beyond the CRD pattern, as Envoy Gateway and the echo server read them.
+    expect(parseDurationMs('1.5s')).toBe(1500);
+    expect(parseDurationMs('.5s')).toBe(500);
+    expect(parseDurationMs('0')).toBe(0);
+    expect(parseDurationMs('1s2')).toBeUndefined();
+    expect(parseDurationMs('-1s')).toBeUndefined();
     expect(parseQuantityBytes('50Mi')).toBe(52_428_800);
     expect(parseQuantityBytes('32768')).toBe(32_768);
     expect(parseQuantityBytes('lots')).toBeUndefined();

@@ -10,11 +10,11 @@ import {
   extProcFilterName,
   extProcFilterOrder,
   extProcSettingsFromPolicy,
-  parseDurationMs,
   type ExtProcBodyMode,
   type ExtProcSettings,
 } from '../../../lib/dataplane/ext-proc';
 import type { KubeObject } from '../../../lib/dataplane/model';
+import { durationField } from '../../../lib/dataplane/objects';
 import { describeWithShared } from '../../support/shared';
 import { findAll, synthAll } from '../../support/synth';
 
@@ -106,7 +106,7 @@ describe('extProcSettingsFromPolicy', () => {
     ['1h2m3s4ms', 3_723_004],
     ['0', 0],
   ])('parses the duration %s as Go does', (text, ms) => {
-    expect(parseDurationMs(text, 'x')).toBe(ms);
+    expect(durationField(text, 'x')).toBe(ms);
   });
 
   it.each([
@@ -172,7 +172,7 @@ describeWithShared('conformance/envoy-gateway', 'EG v1.9 golden files', (dir) =>
       const mode = envoyProcessingMode(settings);
       const expectedMode = { requestBodyMode: 'NONE', responseBodyMode: 'NONE', ...config!.processingMode };
       expect([settings.name, mode]).toEqual([settings.name, expectedMode]);
-      expect(settings.messageTimeoutMs).toBe(config!.messageTimeout === undefined ? DEFAULT_MESSAGE_TIMEOUT_MS : parseDurationMs(config!.messageTimeout, 'out'));
+      expect(settings.messageTimeoutMs).toBe(config!.messageTimeout === undefined ? DEFAULT_MESSAGE_TIMEOUT_MS : durationField(config!.messageTimeout, 'out'));
       expect(settings.failOpen).toBe(config!.failureModeAllow === true);
       expect(settings.allowModeOverride).toBe(config!.allowModeOverride === true);
       expect(settings.shadowMode).toBe(config!.observabilityMode === true);
@@ -197,7 +197,7 @@ function settingsFromIr(ir: Record<string, any>): ExtProcSettings {
     service: { kind: 'Service', namespace: 'unused', name: 'unused', port: 1 },
     authority: ir.authority,
     processingMode: { ...(request ? { request } : {}), ...(response ? { response } : {}) },
-    messageTimeoutMs: ir.messageTimeout === undefined ? DEFAULT_MESSAGE_TIMEOUT_MS : parseDurationMs(ir.messageTimeout, 'in'),
+    messageTimeoutMs: ir.messageTimeout === undefined ? DEFAULT_MESSAGE_TIMEOUT_MS : durationField(ir.messageTimeout, 'in'),
     failOpen: ir.failOpen === true,
     allowModeOverride: ir.allowModeOverride === true,
     shadowMode: ir.shadowMode === true,

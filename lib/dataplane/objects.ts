@@ -1,5 +1,9 @@
-/** Typed access to loosely shaped Kubernetes objects, and the index the translator looks objects up in. */
-import type { KubeObject, ObjectRef } from '../model';
+/**
+ * Typed access to loosely shaped Kubernetes objects, and the index the translator looks objects up in.
+ * `as*` read leniently (a value of the wrong type reads as absent); `*Field` validate (a value of the wrong type is
+ * an error naming where it is), for the policy readers that refuse a malformed policy.
+ */
+import type { KubeObject, ObjectRef } from './model';
 
 export type Json = Record<string, unknown>;
 
@@ -47,20 +51,61 @@ export function groupOf(object: KubeObject): string {
   return apiVersion.includes('/') ? apiVersion.slice(0, apiVersion.indexOf('/')) : '';
 }
 
-/** Parses a Gateway API / Kubernetes duration (`1h2m3s`, `500ms`, `1.5s`) into milliseconds; undefined when invalid. */
+/**
+ * A field that is an object when present: undefined when absent (undefined or null), an error when it is anything
+ * else.
+ */
+export function optionalObjectField(value: unknown, where: string): Json | undefined {
+  if (value === undefined || value === null) return undefined;
+  const object = asObject(value);
+  if (!object) throw new Error(`${where} must be an object`);
+  return object;
+}
+
+/** A field that must be an object. */
+export function objectField(value: unknown, where: string): Json {
+  const object = optionalObjectField(value, where);
+  if (!object) throw new Error(`${where} must be an object`);
+  return object;
+}
+
+/** A field that is a list when present: empty when absent (undefined or null), an error when it is anything else. */
+export function optionalListField(value: unknown, where: string): unknown[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new Error(`${where} must be a list`);
+  return value;
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, 'µs': 0.001, ns: 0.000001 };
+
+/**
+ * Go's `time.ParseDuration` (without a sign) in milliseconds, undefined when invalid: `10s`, `1h2m3s`, `250ms`,
+ * `1.5s`, `.5s`, `0`. Envoy Gateway applies it to every Duration field (`messageTimeout`, HTTPRoute `timeouts`,
+ * retry and timeout settings), and the conformance echo server to its `delay` parameter. The API server admits only
+ * the narrower `^([0-9]{1,5}(h|m|s|ms)){1,4}$` for those fields; on that subset both agree, and the local data plane
+ * does not repeat the API server's admission.
+ */
 export function parseDurationMs(value: unknown): number | undefined {
   if (typeof value !== 'string' || value.length === 0 || value.length > 64) return undefined;
   if (value === '0') return 0;
-  const unitMs: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, 'µs': 0.001, ns: 0.000001 };
+  const part = /(\d+(?:\.\d*)?|\.\d+)(h|ms|m|s|us|µs|ns)/y;
   let total = 0;
-  let rest = value;
-  while (rest.length > 0) {
-    const match = /^(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)/.exec(rest);
+  let at = 0;
+  while (at < value.length) {
+    part.lastIndex = at;
+    const match = part.exec(value);
     if (!match) return undefined;
-    total += Number(match[1]) * unitMs[match[2]];
-    rest = rest.slice(match[0].length);
+    total += Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
+    at = part.lastIndex;
   }
   return total;
+}
+
+/** {@link parseDurationMs} for a field that must be a duration. */
+export function durationField(value: unknown, where: string): number {
+  const ms = parseDurationMs(value);
+  if (ms === undefined) throw new Error(`${where}: not a duration: ${String(value)}`);
+  return ms;
 }
 
 /** Parses a Kubernetes quantity (`50Mi`, `1G`, `32768`) into a number of bytes. */
