@@ -6,6 +6,7 @@
  */
 import { HeaderMap } from './filter';
 import { parseQuery } from './route-match';
+import { sleep } from './sleep';
 import { parseDurationMs } from './objects';
 import { UpstreamError, type Upstream, type UpstreamRequest, type UpstreamResponse } from './upstream';
 
@@ -21,21 +22,6 @@ export interface EchoResponseBody {
 
 /** The longest `delay` the echo backend honours (a bound on what a request can make it wait). */
 const MAX_DELAY_MS = 60_000;
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(new UpstreamError('aborted', 'the request was cancelled'));
-    const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(new UpstreamError('aborted', 'the request was cancelled'));
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
 
 /** Headers that carry credentials (the processor injects provider keys): echoed without their secret part. */
 const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'x-amz-security-token']);
@@ -70,7 +56,9 @@ async function* single(body: Buffer): AsyncIterable<Buffer> {
 export function createEchoUpstream(): Upstream {
   return async (request: UpstreamRequest): Promise<UpstreamResponse> => {
     const delay = parseDurationMs(parseQuery(request.path).get('delay'));
-    if (delay !== undefined && delay > 0) await sleep(Math.min(delay, MAX_DELAY_MS), request.signal);
+    if (delay !== undefined && delay > 0 && !(await sleep(Math.min(delay, MAX_DELAY_MS), request.signal))) {
+      throw new UpstreamError('aborted', 'the request was cancelled');
+    }
     const body = Buffer.from(JSON.stringify(echoBody(request)));
     const headers = new HeaderMap([
       ['content-type', 'application/json'],

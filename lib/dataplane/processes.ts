@@ -11,7 +11,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { ProcessorDeployment } from './model';
+import { argValue } from './processor-args';
 import { configSecretRefs, readSecretKey, SECRET_ENV_PREFIX, type SecretSource } from './secrets';
+import { sleep } from './sleep';
+
+export { argValue } from './processor-args';
 
 /** Where the processor reads its secrets when its args do not say (the processor's own default). */
 const PROCESSOR_DEFAULT_SECRETS_DIR = '/etc/ai-gateway/secrets';
@@ -89,17 +93,6 @@ export function defaultProcessorEntry(): string {
   return found;
 }
 
-/** The value of `flag` in `args` (`--flag value` or `--flag=value`), last one wins as in the processor's parser. */
-export function argValue(args: readonly string[], flag: string): string | undefined {
-  let value: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (arg === flag) value = args[++i];
-    else if (arg.startsWith(`${flag}=`)) value = arg.slice(flag.length + 1);
-  }
-  return value;
-}
-
 /** The Deployment's args without the ones the local run replaces. */
 export function keptArgs(args: readonly string[]): string[] {
   const kept: string[] = [];
@@ -167,8 +160,6 @@ function httpStatus(url: string, timeoutMs: number): Promise<number | undefined>
     request.on('error', () => resolve(undefined));
   });
 }
-
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 interface Child {
   readonly deployment: ProcessorDeployment;

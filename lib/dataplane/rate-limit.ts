@@ -23,6 +23,7 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { CONTINUE, type DecodeResult, type EncodeResult, type HeaderMap, type HttpFilter, type LocalReply, type StreamContext } from './filter';
 import { optionalListField, optionalObjectField } from './objects';
 import type { CounterStore } from './rate-limit-store';
+import { parseQuery } from './route-match';
 
 // ---------------------------------------------------------------------------------------------------------------
 // IR
@@ -660,11 +661,11 @@ function evaluateAction(action: RateLimitAction, context: DescriptorContext): De
       return { key: action.descriptorKey, value: action.descriptorValue === CLIENT_IP_FORMAT ? ip : action.descriptorValue };
     }
     case 'queryParameters': {
-      const value = firstQueryValue(context.headers.get(':path') ?? '', action.queryParameterName);
+      const value = parseQuery(context.headers.get(':path') ?? '').get(action.queryParameterName);
       return value === undefined ? undefined : { key: action.descriptorKey, value };
     }
     case 'queryParameterValueMatch': {
-      const value = firstQueryValue(context.headers.get(':path') ?? '', action.queryParameter.name);
+      const value = parseQuery(context.headers.get(':path') ?? '').get(action.queryParameter.name);
       const matched = value !== undefined && stringMatches(action.queryParameter.match, value);
       return matched === action.expectMatch ? { key: action.descriptorKey, value: action.descriptorValue } : undefined;
     }
@@ -692,27 +693,6 @@ function stringMatches(matcher: StringMatcher, value: string): boolean {
   if (matcher.prefix !== undefined) return value.startsWith(matcher.prefix);
   if (matcher.safeRegex !== undefined) return compileRe2(matcher.safeRegex, 'safe_regex').test(value);
   return false;
-}
-
-function firstQueryValue(path: string, name: string): string | undefined {
-  const at = path.indexOf('?');
-  if (at < 0) return undefined;
-  const query = path.slice(at + 1).split('#')[0];
-  for (const part of query.split('&')) {
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    const key = decodeQueryComponent(eq < 0 ? part : part.slice(0, eq));
-    if (key === name) return decodeQueryComponent(eq < 0 ? '' : part.slice(eq + 1));
-  }
-  return undefined;
-}
-
-function decodeQueryComponent(value: string): string {
-  try {
-    return decodeURIComponent(value.replace(/\+/g, ' '));
-  } catch {
-    return value;
-  }
 }
 
 function clientIp(address: string): string | undefined {

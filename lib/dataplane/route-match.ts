@@ -53,7 +53,10 @@ export function headerMatches(match: HeaderMatch, headers: HeaderMap): boolean {
   return matched !== (match.invert === true);
 }
 
-/** Query parameters in order, decoded; Envoy matches the first occurrence of a name. */
+/**
+ * Query parameters, decoded (`+` is a space; a name or value with a malformed escape stays as written). The first
+ * occurrence of a name wins, as in Envoy's route and rate-limit query matching.
+ */
 export function parseQuery(fullPath: string): Map<string, string> {
   const params = new Map<string, string>();
   const start = fullPath.indexOf('?');

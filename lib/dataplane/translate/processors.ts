@@ -5,13 +5,7 @@
 import * as path from 'node:path';
 import type { KubeObject, ProcessorDeployment } from '../model';
 import { asArray, asNumber, asObject, asObjects, asString, labelSelectorMatches, namespaceOf, nameOf, ObjectIndex, spec } from '../objects';
-
-function argValue(args: string[], flag: string): string | undefined {
-  const at = args.indexOf(flag);
-  if (at >= 0 && at + 1 < args.length) return args[at + 1];
-  const inline = args.find((a) => a.startsWith(`${flag}=`));
-  return inline?.slice(flag.length + 1);
-}
+import { argValue } from '../processor-args';
 
 function processorOf(index: ObjectIndex, deployment: KubeObject): ProcessorDeployment | undefined {
   const namespace = namespaceOf(deployment);

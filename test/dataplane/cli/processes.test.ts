@@ -6,6 +6,7 @@ import * as path from 'node:path';
 import type { ProcessorDeployment } from '../../../lib/dataplane/model';
 import { argValue, keptArgs, ProcessorStartError, startProcessors, type RunningProcessors } from '../../../lib/dataplane/processes';
 import { MissingSecretError } from '../../../lib/dataplane/secrets';
+import { parseCli } from '../../../processor/src/cli';
 import { CONFIG_VERSION, type ProcessorConfig } from '../../../processor/src/config/schema';
 // The processor's own Envoy stand-in: enough to drive one ext_proc exchange and see what the processor did.
 import { EnvoyClient } from '../../../processor/test/support/envoy-client';
@@ -117,6 +118,18 @@ describe('startProcessors', () => {
     expect(argValue(args, '--secrets-dir')).toBe('/s');
     expect(argValue(args, '--config')).toBe('/c');
     expect(argValue(args, '--drain-timeout-ms')).toBeUndefined();
+  });
+
+  it('reads a repeated or odd flag as the processor itself does', () => {
+    const args = ['--config', '/first', '--secrets-dir', '--config', '--admin=127.0.0.1:2', '--config=/last', '--listen', '127.0.0.1:1'];
+    const options = parseCli(args, {});
+    if (options === 'help') throw new Error('parseCli read --help');
+    expect(argValue(args, '--config')).toBe(options.config);
+    expect(argValue(args, '--config')).toBe('/last');
+    expect(argValue(args, '--secrets-dir')).toBe(options.secretsDir);
+    expect(argValue(args, '--secrets-dir')).toBe('--config');
+    expect(argValue(args, '--admin')).toBe(options.admin);
+    expect(argValue(args, '--listen')).toBe(options.listen);
   });
 
   describe('a running processor', () => {
