@@ -23,6 +23,7 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { CONTINUE, type DecodeResult, type EncodeResult, type HeaderMap, type HttpFilter, type LocalReply, type StreamContext } from './filter';
 import { optionalListField, optionalObjectField } from './objects';
 import type { CounterStore } from './rate-limit-store';
+import { compileRe2, fullMatch } from './re2';
 import { parseQuery } from './route-match';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -672,26 +673,10 @@ function evaluateAction(action: RateLimitAction, context: DescriptorContext): De
   }
 }
 
-const regexCache = new Map<string, RegExp>();
-
-function compileRe2(pattern: string, where: string): RegExp {
-  let re = regexCache.get(pattern);
-  if (re) return re;
-  try {
-    // Envoy's safe_regex must match the whole value.
-    re = new RegExp(`^(?:${pattern})$`, 'su');
-  } catch (error) {
-    throw new Error(`${where}: invalid regular expression ${JSON.stringify(pattern)}: ${(error as Error).message}`);
-  }
-  if (regexCache.size > 1000) regexCache.clear();
-  regexCache.set(pattern, re);
-  return re;
-}
-
 function stringMatches(matcher: StringMatcher, value: string): boolean {
   if (matcher.exact !== undefined) return value === matcher.exact;
   if (matcher.prefix !== undefined) return value.startsWith(matcher.prefix);
-  if (matcher.safeRegex !== undefined) return compileRe2(matcher.safeRegex, 'safe_regex').test(value);
+  if (matcher.safeRegex !== undefined) return fullMatch(matcher.safeRegex, value);
   return false;
 }
 

@@ -5,25 +5,9 @@
  */
 import type { HeaderMap } from './filter';
 import type { HeaderMatch, ListenerModel, PathMatch, QueryMatch, RouteModel } from './model';
+import { fullMatch } from './re2';
 
-const regexCache = new Map<string, RegExp>();
-const REGEX_CACHE_LIMIT = 10_000;
-
-/**
- * Envoy's `safe_regex` (RE2) must match the WHOLE value. RE2 syntax is a subset of JavaScript's for everything
- * EG accepts (it validates with Go's regexp), so the pattern is anchored and compiled as a JS RegExp.
- */
-export function fullMatch(pattern: string, value: string): boolean {
-  let regex = regexCache.get(pattern);
-  if (!regex) {
-    // RE2's leading `(?i)` flag group has no JS inline form; it becomes the `i` flag.
-    const caseless = pattern.startsWith('(?i)');
-    regex = new RegExp(`^(?:${caseless ? pattern.slice(4) : pattern})$`, caseless ? 'i' : '');
-    if (regexCache.size >= REGEX_CACHE_LIMIT) regexCache.clear();
-    regexCache.set(pattern, regex);
-  }
-  return regex.test(value);
-}
+export { fullMatch } from './re2';
 
 /** The path part of `:path` (without the query string or fragment). */
 export function pathOnly(fullPath: string): string {

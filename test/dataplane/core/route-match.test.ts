@@ -38,6 +38,15 @@ describe('path matching', () => {
     expect(pathMatches({ type: 'RegularExpression', value: '/v[0-9]+' }, '/v12/x')).toBe(false);
     expect(fullMatch('(?i)abc', 'ABC')).toBe(true);
   });
+
+  it('reads regular expressions as RE2 does where RE2 and JavaScript share the syntax', () => {
+    expect(fullMatch('a.b', 'a\nb')).toBe(false);
+    expect(fullMatch('a.b', 'a-b')).toBe(true);
+    expect(fullMatch('.', '\u{1F600}')).toBe(true);
+    expect(fullMatch('v\\-1', 'v-1')).toBe(true);
+    expect(fullMatch('a{', 'a{')).toBe(true);
+    expect(() => fullMatch('(', 'x')).toThrow(/invalid regular expression "\("/);
+  });
 });
 
 describe('header and query matching', () => {
