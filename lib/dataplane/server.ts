@@ -19,7 +19,7 @@ import { createJwksResolver, createJwtFilter } from './jwt';
 import { loadManifests } from './manifests';
 import type { DataPlaneModel, KubeObject, ListenerModel, RouteModel } from './model';
 import { RateLimitService, createRateLimitFilter } from './rate-limit';
-import { MemoryCounterStore, RedisCounterStore, type CounterStore } from './rate-limit-store';
+import { MemoryCounterStore, RedisCounterStore, type CounterStore } from './rate-limit/store';
 import { selectRoute } from './route-match';
 import { createRouterFilter } from './router';
 import { translate, type TranslateOptions } from './translate';

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import { type DescriptorEntry, type LimitLookup, RateLimitService, type RateLimitUnit } from '../../../lib/dataplane/rate-limit';
-import { type CounterStore, MemoryCounterStore, RedisCounterStore } from '../../../lib/dataplane/rate-limit-store';
+import { type CounterStore, MemoryCounterStore, RedisCounterStore } from '../../../lib/dataplane/rate-limit/store';
 import { redisUrlForTests } from './redis-env';
 
 const redisUrl = redisUrlForTests();

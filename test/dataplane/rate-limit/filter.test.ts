@@ -1,7 +1,7 @@
 /** The ratelimit HTTP filter: when it reads the route and headers, what it answers, what it charges at stream end. */
 import { HeaderMap, type HttpFilter, type LocalReply } from '../../../lib/dataplane/filter';
 import { createRateLimitFilter, rateLimitRulesFromPolicy, RateLimitService, type RateLimitRule } from '../../../lib/dataplane/rate-limit';
-import { type CounterStore, MemoryCounterStore } from '../../../lib/dataplane/rate-limit-store';
+import { type CounterStore, MemoryCounterStore } from '../../../lib/dataplane/rate-limit/store';
 import { testStream, type TestStream } from './stream';
 
 const LISTENER = 'ai/gw/http';
