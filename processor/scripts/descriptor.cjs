@@ -1,16 +1,18 @@
 /**
- * Compiles the ext_proc and grpc.health.v1 protos into one protobufjs JSON descriptor. Used by the build
- * (which writes it to generated/) and, in development only, by src/grpc/descriptor.ts when the generated
- * file is missing.
+ * Compiles protos into one protobufjs JSON descriptor, resolving imports against Envoy's API protos (shipped in
+ * @grpc/grpc-js-xds) and protobufjs' own google/protobuf files. By default the ext_proc and grpc.health.v1 protos:
+ * used by the build (which writes them to generated/) and, in development only, by src/grpc/descriptor.ts when the
+ * generated file is missing. The library's scripts/ext-proc-descriptor.cjs passes its own entry files.
  */
 'use strict';
 const fs = require('node:fs');
 const path = require('node:path');
 
-const ENTRY_FILES = ['envoy/service/ext_proc/v3/external_processor.proto'];
+const EXT_PROC_PROTO = 'envoy/service/ext_proc/v3/external_processor.proto';
+const PROCESSOR_ENTRY_FILES = [EXT_PROC_PROTO, path.join(__dirname, '..', 'proto', 'health.proto')];
 
 function includeDirs() {
-  const xdsDeps = path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')) + '/deps';
+  const xdsDeps = path.join(path.dirname(require.resolve('@grpc/grpc-js-xds/package.json')), 'deps');
   const protobufjsRoot = path.dirname(require.resolve('protobufjs/package.json'));
   return [
     ...['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((dir) => path.join(xdsDeps, dir)),
@@ -18,7 +20,8 @@ function includeDirs() {
   ];
 }
 
-function buildDescriptor() {
+/** `entryFiles`: absolute paths, or paths relative to the include directories. */
+function buildDescriptor(entryFiles = PROCESSOR_ENTRY_FILES) {
   const protobuf = require('protobufjs');
   const dirs = includeDirs();
   const root = new protobuf.Root();
@@ -30,9 +33,9 @@ function buildDescriptor() {
     }
     return target;
   };
-  root.loadSync([...ENTRY_FILES, path.join(__dirname, '..', 'proto', 'health.proto')], { keepCase: false });
+  root.loadSync(entryFiles, { keepCase: false });
   root.resolveAll();
   return root.toJSON();
 }
 
-module.exports = { buildDescriptor };
+module.exports = { buildDescriptor, EXT_PROC_PROTO };
