@@ -7,7 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { DEFAULT_USAGE } from './support/fake-providers';
 import { HELLO, rawChat } from './support/clients';
-import { clusterMode, redisUrlForTests, startScenario, type RunningScenario } from './support/harness';
+import { redisUrlForTests } from '../support/redis';
+import { clusterMode, startScenario, type RunningScenario } from './support/harness';
 import { countersContaining } from './support/redis';
 import { budgetScenario, type BudgetLimits } from './support/scenarios';
 

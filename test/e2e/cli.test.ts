@@ -12,7 +12,8 @@ import { stringify } from 'yaml';
 import { anthropicClient, HELLO, openAIClient } from './support/clients';
 import { answerText } from './support/fake-providers';
 import { startFakes, type StartedFakes } from './support/fakes';
-import { clusterMode, ensureProcessorBundle, redisUrlForTests, REPO_ROOT } from './support/harness';
+import { redisUrlForTests } from '../support/redis';
+import { clusterMode, ensureProcessorBundle, REPO_ROOT } from './support/harness';
 import { exampleScenario, FAKE_CREDENTIALS } from './support/scenarios';
 
 jest.setTimeout(90_000);

@@ -6,7 +6,8 @@
  */
 import { anthropicClient, describeScenario, HELLO, leakedClientCredentials, openAIClient, rawChat } from './support/clients';
 import { answerText } from './support/fake-providers';
-import { clusterMode, redisUrlForTests, startScenario, type RunningScenario } from './support/harness';
+import { redisUrlForTests } from '../support/redis';
+import { clusterMode, startScenario, type RunningScenario } from './support/harness';
 import { exampleScenario } from './support/scenarios';
 
 jest.setTimeout(120_000);

@@ -6,7 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
 import { HELLO, leakedClientCredentials } from './support/clients';
-import { clusterMode, redisUrlForTests, startScenario, type RunningScenario } from './support/harness';
+import { redisUrlForTests } from '../support/redis';
+import { clusterMode, startScenario, type RunningScenario } from './support/harness';
 import { startRecordingServer, type RecordingServer } from './support/recording-server';
 import { DEFAULT_USAGE } from './support/fake-providers';
 import { FAKE_CREDENTIALS, JWT_SETTINGS, jwtScenario } from './support/scenarios';

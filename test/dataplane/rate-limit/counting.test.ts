@@ -6,9 +6,9 @@ import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
 import { type DescriptorEntry, type LimitLookup, RateLimitService, type RateLimitUnit } from '../../../lib/dataplane/rate-limit';
 import { type CounterStore, MemoryCounterStore, RedisCounterStore } from '../../../lib/dataplane/rate-limit/store';
-import { redisUrlForTests } from './redis-env';
+import { redisUrlForTests } from '../../support/redis';
 
-const redisUrl = redisUrlForTests();
+const redisUrl = redisUrlForTests('the rate-limit counting tests against a real Redis');
 
 interface StoreCase {
   readonly name: string;

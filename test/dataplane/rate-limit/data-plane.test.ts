@@ -10,9 +10,9 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { parse } from 'yaml';
 import type { KubeObject } from '../../../lib/dataplane/model';
 import { type RunningDataPlane, startDataPlane } from '../../../lib/dataplane/server';
-import { redisUrlForTests } from './redis-env';
+import { redisUrlForTests } from '../../support/redis';
 
-const redisUrl = redisUrlForTests();
+const redisUrl = redisUrlForTests('the rate-limit counting tests against a real Redis');
 
 function request(address: string, pathAndQuery: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   const url = new URL(address);

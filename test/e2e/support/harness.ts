@@ -64,14 +64,6 @@ function clusterGatewayUrl(scenario: Scenario): string {
   throw new Error(`no address for gateway ${namespace}/${name} in E2E_GATEWAY_URLS (${process.env.E2E_GATEWAY_URLS ?? ''})`);
 }
 
-/** Redis for the budget tests: REDIS_URL, required in CI; otherwise undefined (the caller prints why it skips). */
-export function redisUrlForTests(): string | undefined {
-  const url = process.env.REDIS_URL;
-  if (url) return url;
-  if (process.env.CI === 'true' || process.env.CI === '1') throw new Error('REDIS_URL is not set, but CI=true: .ci/run starts redis-server and exports REDIS_URL');
-  return undefined;
-}
-
 /** Newest modification time of the processor's sources (what the bundle is built from). */
 function newestProcessorSource(dir = path.join(REPO_ROOT, 'processor/src')): { file: string; mtimeMs: number } {
   let newest = { file: dir, mtimeMs: 0 };
