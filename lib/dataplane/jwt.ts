@@ -27,7 +27,7 @@ import {
   type JWTVerifyGetKey,
 } from 'jose';
 import { CONTINUE, type DecodeResult, type HeaderMap, type HttpFilter, type StreamContext } from './filter';
-import { optionalListField, optionalObjectField } from './objects';
+import { optionalListField, optionalObjectField, policySpec, type PolicyObject } from './objects';
 
 export interface JwtClaimToHeader {
   readonly claim: string;
@@ -63,18 +63,9 @@ export interface JwtSettings {
   readonly allowMissingOrFailed: boolean;
 }
 
-interface PolicyLike {
-  readonly metadata?: { readonly name?: string; readonly namespace?: string };
-  readonly [key: string]: unknown;
-}
-
 /** The JWT settings of a SecurityPolicy (undefined when it has no `jwt`). Throws on what EG rejects. */
-export function jwtSettingsFromPolicy(policy: PolicyLike): JwtSettings | undefined {
-  const namespace = policy.metadata?.namespace ?? 'default';
-  const name = policy.metadata?.name;
-  const where = `SecurityPolicy ${namespace}/${name ?? '<unnamed>'}`;
-  if (!name) throw new Error(`${where}: metadata.name is required`);
-  const spec = optionalObjectField(policy.spec, `${where}: spec`) ?? {};
+export function jwtSettingsFromPolicy(policy: PolicyObject): JwtSettings | undefined {
+  const { namespace, name, where, spec } = policySpec(policy, 'SecurityPolicy');
   const jwt = optionalObjectField(spec.jwt, `${where}: spec.jwt`);
   if (!jwt) return undefined;
   const providers = jwt.providers;

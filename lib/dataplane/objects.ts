@@ -76,6 +76,24 @@ export function optionalListField(value: unknown, where: string): unknown[] {
   return value;
 }
 
+/** A policy as the policy readers take it: any object with a name and a namespace. */
+export interface PolicyObject {
+  readonly metadata?: { readonly name?: string; readonly namespace?: string };
+  readonly [key: string]: unknown;
+}
+
+/**
+ * What every policy reader checks first: `where` names the policy in errors (`<kind> <namespace>/<name>`), a
+ * policy without a name is an error, and the spec is an object (empty when absent).
+ */
+export function policySpec(policy: PolicyObject, kind: string): { namespace: string; name: string; where: string; spec: Json } {
+  const namespace = policy.metadata?.namespace ?? 'default';
+  const name = policy.metadata?.name;
+  const where = `${kind} ${namespace}/${name ?? '<unnamed>'}`;
+  if (!name) throw new Error(`${where}: metadata.name is required`);
+  return { namespace, name, where, spec: optionalObjectField(policy.spec, `${where}: spec`) ?? {} };
+}
+
 const DURATION_UNITS_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, 'µs': 0.001, ns: 0.000001 };
 
 /**

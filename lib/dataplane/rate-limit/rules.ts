@@ -3,7 +3,7 @@
  * gateway/route policy merge.
  */
 import { isIPv4, isIPv6 } from 'node:net';
-import { optionalListField, optionalObjectField } from '../objects';
+import { optionalListField, optionalObjectField, policySpec, type PolicyObject } from '../objects';
 import { compileRe2 } from '../re2';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -78,22 +78,13 @@ export function isMatchSet(rule: RateLimitRule): boolean {
 // ---------------------------------------------------------------------------------------------------------------
 // Policy -> IR (EG internal/gatewayapi/backendtrafficpolicy.go buildGlobalRateLimit / buildRateLimitRule)
 
-interface PolicyLike {
-  readonly metadata?: { readonly name?: string; readonly namespace?: string };
-  readonly [key: string]: unknown;
-}
-
 const UNITS = new Set<string>(Object.keys(UNIT_SECONDS));
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'CONNECT', 'OPTIONS', 'TRACE', 'PATCH']);
 const MAX_RULES = 256;
 
 /** The global rate-limit rules of a BackendTrafficPolicy, named as EG names them. Throws on what EG rejects. */
-export function rateLimitRulesFromPolicy(policy: PolicyLike): RateLimitRule[] {
-  const namespace = policy.metadata?.namespace ?? 'default';
-  const name = policy.metadata?.name;
-  const where = `BackendTrafficPolicy ${namespace}/${name ?? '<unnamed>'}`;
-  if (!name) throw new Error(`${where}: metadata.name is required`);
-  const spec = optionalObjectField(policy.spec, `${where}: spec`) ?? {};
+export function rateLimitRulesFromPolicy(policy: PolicyObject): RateLimitRule[] {
+  const { namespace, name, where, spec } = policySpec(policy, 'BackendTrafficPolicy');
   const rateLimit = optionalObjectField(spec.rateLimit, `${where}: spec.rateLimit`);
   if (!rateLimit) return [];
   if (rateLimit.type !== undefined && rateLimit.type !== 'Global' && rateLimit.type !== 'Local') {
