@@ -156,7 +156,8 @@ const DEFAULT_RETRY_STATUS = [502, 503, 504];
  *   match at least as long as the catch-all's, and its header breaks the tie (see lib/route-precedence.ts).
  *   Backend rules remove `x-ai-gateway-backend` before the provider (no budget can key on it).
  * - an EnvoyExtensionPolicy enabling the processor on this HTTPRoute only;
- * - a BackendTrafficPolicy for retries and budgets when it has any.
+ * - a BackendTrafficPolicy for its retries, and for its budgets on a Gateway not managed by an AIGateway (an
+ *   AIGateway keeps every budget in its own policy).
  */
 export class AIRoute extends Construct implements AttachedRoute {
   readonly routeName: string;
@@ -273,7 +274,7 @@ export class AIRoute extends Construct implements AttachedRoute {
         ...(entry.backend.isKubernetesService ? [] : [{ type: 'URLRewrite' as const, urlRewrite: { hostname: entry.backend.hostname } }]),
         // Internal to the gateway. Removed by the router after the route is chosen, which also edits the headers the
         // rate-limit filter reads again at stream end: safe only because no budget may key on this header. The
-        // model header stays: per-model budgets and the gateway's budgets read it when they charge the tokens.
+        // model and route headers stay: budgets select on them when they charge the tokens.
         { type: 'RequestHeaderModifier' as const, requestHeaderModifier: { remove: [BACKEND_HEADER] } },
       ],
       backendRefs: [entry.backend._backendRef(this.namespace)],
