@@ -170,6 +170,8 @@ export function createRouterFilter(options: RouterOptions): TerminalFilter {
     stream.signal.addEventListener('abort', onClientAbort, { once: true });
     let timedOut = false;
     const timer = timeoutMs > 0 ? setTimeout(() => ((timedOut = true), overall.abort()), timeoutMs) : undefined;
+    // A timer guards a stream; it must not keep a process alive whose streams were abandoned (a body never read).
+    timer?.unref();
     const cleanup = () => {
       if (timer) clearTimeout(timer);
       stream.signal.removeEventListener('abort', onClientAbort);
@@ -188,6 +190,7 @@ export function createRouterFilter(options: RouterOptions): TerminalFilter {
       overall.signal.addEventListener('abort', onOverall, { once: true });
       let perTryExpired = false;
       const perTryTimer = retry?.perTryTimeoutMs ? setTimeout(() => ((perTryExpired = true), perTry.abort()), retry.perTryTimeoutMs) : undefined;
+      perTryTimer?.unref();
       let response: UpstreamResponse;
       try {
         response = await options.upstream({
