@@ -305,6 +305,11 @@ export class AIRoute extends Construct implements AttachedRoute {
     this.ensureTrafficPolicy();
   }
 
+  /** @internal the number of budgets in the route's own policy (a Gateway not managed by an AIGateway). */
+  get _budgetCount(): number {
+    return this.budgets.length;
+  }
+
   /** @internal the route's name in the processor config, which the processor sends in `x-ai-gateway-route`. */
   get _configName(): string {
     return `${this.namespace}/${this.routeName}`;

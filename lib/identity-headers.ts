@@ -26,6 +26,7 @@ export const UNSTABLE_REQUEST_HEADERS: Readonly<Record<string, string>> = {
   'x-request-id': 'is replaced by Envoy with a new id for every request',
   'x-forwarded-proto': 'is set by Envoy from the connection',
   'x-forwarded-for': "is appended to by Envoy with the client's address (use a client identity the gateway verifies)",
+  'x-forwarded-client-cert': 'is removed by Envoy from client requests (Envoy Gateway sanitizes it by default)',
 };
 
 /** Name prefixes, with the reason. */

@@ -176,6 +176,9 @@ export class TokenRateLimit extends Construct {
       throw invalid(this, 'shared', false, 'a route budget always counts one bucket for the whole AIRoute; remove the prop (it only chooses the scope of gateway budgets)');
     }
     const gateway = target instanceof AIGateway ? target : target.gateway instanceof AIGateway ? target.gateway : undefined;
+    if (!gateway && (target as AIRoute)._budgetCount >= MAX_RULES_PER_POLICY) {
+      throw invalid(this, 'target', target.node.path, `the route already holds ${MAX_RULES_PER_POLICY} budgets, the most Envoy Gateway's BackendTrafficPolicy takes (rateLimit.global.rules)`);
+    }
     if (gateway && gateway._budgetCount >= MAX_RULES_PER_POLICY) {
       throw invalid(
         this,

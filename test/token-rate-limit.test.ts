@@ -214,6 +214,17 @@ describe('TokenRateLimit', () => {
   });
 
   describe('throws', () => {
+    it('if a route on a Gateway not managed here already holds the 256 budgets its BackendTrafficPolicy takes', () => {
+      const app = Testing.app();
+      const team = new Chart(app, 'team', { namespace: 'team' });
+      const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
+      const route = new AIRoute(team, 'Route', { name: 'chat', gateway: GatewayReference.fromName('shared', 'infra'), rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] });
+      for (let i = 0; i < 256; i++) new TokenRateLimit(route, `Budget${i}`, { target: route, limit: 1000 + i, per: RateLimitUnit.HOUR });
+      expect(() => new TokenRateLimit(route, 'OneTooMany', { target: route, limit: 1, per: RateLimitUnit.MINUTE })).toThrow(
+        /team\/Route\/OneTooMany: invalid target "team\/Route": the route already holds 256 budgets/,
+      );
+    });
+
     it('if the gateway already holds the 256 budgets one BackendTrafficPolicy takes', () => {
       const { gateway, route } = withRoute();
       for (let i = 0; i < 255; i++) new TokenRateLimit(gateway, `Budget${i}`, { target: gateway, limit: 1000 + i, per: RateLimitUnit.HOUR, shared: true });
@@ -274,6 +285,7 @@ describe('TokenRateLimit', () => {
       ['x-request-id', /new id for every request/],
       ['x-forwarded-proto', /set by Envoy/],
       ['x-forwarded-for', /appended to by Envoy/],
+      ['x-forwarded-client-cert', /removed by Envoy/],
       ['anthropic-version', /set by the processor for Anthropic backends/],
       ['content-length', /rewritten by the processor/],
       ['content-type', /the processor rewrites/],

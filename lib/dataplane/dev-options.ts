@@ -255,8 +255,9 @@ export function accessLogLine(entry: AccessLogEntry<RouteModel>): string {
   const path = entry.path.split('?')[0];
   const flags = entry.responseFlags.length > 0 ? entry.responseFlags.join(',') : '-';
   const usage = entry.dynamicMetadata.get(METADATA_NAMESPACE);
-  const tokens =
-    usage && typeof usage[TOKEN_METADATA_KEYS.input] === 'number' ? ` tokens=${String(usage[TOKEN_METADATA_KEYS.input])}/${String(usage[TOKEN_METADATA_KEYS.output])}` : '';
+  const input = usage?.[TOKEN_METADATA_KEYS.input];
+  const output = usage?.[TOKEN_METADATA_KEYS.output];
+  const tokens = typeof input === 'number' && typeof output === 'number' ? ` tokens=${input}/${output}` : '';
   return (
     `[${entry.startTime.toISOString()}] "${entry.method} ${path}" ${entry.status ?? '-'} ${flags} ${entry.responseCodeDetails ?? '-'} ` +
     `${Math.round(entry.durationMs)}ms route=${entry.route?.name ?? '-'}${tokens}`

@@ -107,6 +107,7 @@ export async function runStream<Route>(config: StreamConfig<Route>, request: Str
   let status: number | undefined;
   let ended: StreamContext<Route> | undefined;
   let path: string | undefined;
+  let lastRoute: (() => Route | undefined) | undefined;
   const logged: ResponseSink = {
     writeHead(code, headers) {
       status = code;
@@ -117,9 +118,10 @@ export async function runStream<Route>(config: StreamConfig<Route>, request: Str
     abort: () => sink.abort(),
   };
   try {
-    await serveStream(config, request, logged, (stream, normalizedPath) => {
+    await serveStream(config, request, logged, (stream, normalizedPath, last) => {
       ended = stream;
       path = normalizedPath;
+      lastRoute = last;
     });
   } finally {
     config.accessLog({
@@ -131,7 +133,7 @@ export async function runStream<Route>(config: StreamConfig<Route>, request: Str
       status,
       responseFlags: ended ? [...ended.responseFlags].sort() : [],
       responseCodeDetails: ended?.responseCodeDetails,
-      route: ended?.route(),
+      route: lastRoute?.(),
       dynamicMetadata: ended?.dynamicMetadata ?? new Map(),
     });
   }
@@ -141,8 +143,11 @@ async function serveStream<Route>(
   config: StreamConfig<Route>,
   request: StreamRequest,
   sink: ResponseSink,
-  /** Told the stream once it exists, with the normalised path it started with (filters may rewrite `:path`). */
-  onStream?: (stream: StreamContext<Route>, path: string) => void,
+  /**
+   * Told the stream once it exists, with the normalised path it started with (filters may rewrite `:path`) and the
+   * route it matched last (without matching again).
+   */
+  onStream?: (stream: StreamContext<Route>, path: string, lastRoute: () => Route | undefined) => void,
 ): Promise<void> {
   const headers = request.headers;
   // Envoy normalises the path before any route match or filter (EG's HCM defaults, see path-normalize.ts).
@@ -162,6 +167,7 @@ async function serveStream<Route>(
   headers.set('x-request-id', globalThis.crypto.randomUUID());
 
   let cached: { route: Route | undefined } | undefined;
+  let lastMatched: Route | undefined;
   let requestBody: Buffer = Buffer.alloc(0);
   let responseCodeDetails: string | undefined;
   const stream: ManagedStream<Route> = {
@@ -174,6 +180,7 @@ async function serveStream<Route>(
     },
     route() {
       cached ??= { route: config.matchRoute(headers) };
+      lastMatched = cached.route;
       return cached.route;
     },
     clearRouteCache() {
@@ -190,7 +197,7 @@ async function serveStream<Route>(
     downstreamAddress: request.downstreamAddress,
     signal: request.signal,
   };
-  onStream?.(stream, normalized.path);
+  onStream?.(stream, normalized.path, () => lastMatched);
 
   // Envoy creates the filter chain once, from the route cached when the request headers arrive.
   const firstRoute = stream.route();

@@ -114,7 +114,8 @@ function deploymentId(deployment: ProcessorDeployment): string {
  */
 export function materializeSecrets(deployment: ProcessorDeployment, podSecretsDir: string, secretsRoot: string, source: SecretSource): void {
   const who = `processor Deployment ${deploymentId(deployment)}`;
-  for (const ref of configSecretRefs(deployment.configJson)) {
+  // Every path is checked before any secret is read or written.
+  const placements = configSecretRefs(deployment.configJson).map((ref) => {
     const podPath = path.posix.join(podSecretsDir, ref.secretName, ref.key);
     const mount = deployment.secretMounts
       .filter((m) => podPath.startsWith(`${m.mountPath.replace(/\/+$/, '')}/`))
@@ -135,7 +136,10 @@ export function materializeSecrets(deployment: ProcessorDeployment, podSecretsDi
     if (!path.resolve(local).startsWith(`${path.resolve(secretsRoot)}${path.sep}`)) {
       throw new ProcessorStartError(`${who} reads Secret "${ref.secretName}" key "${ref.key}" from ${podPath}, outside its secrets folder ${podSecretsDir}`);
     }
-    const found = readSecretKey({ namespace: deployment.namespace, secretName: mount.secretName, key }, source, who);
+    return { secretName: mount.secretName, key, local };
+  });
+  for (const { secretName, key, local } of placements) {
+    const found = readSecretKey({ namespace: deployment.namespace, secretName, key }, source, who);
     fs.mkdirSync(path.dirname(local), { recursive: true, mode: 0o700 });
     fs.writeFileSync(local, found.value, { mode: 0o600 });
   }

@@ -6,6 +6,11 @@
  * and a literal `{`, which the `u` flag refuses: such a pattern is compiled without it.
  */
 const cache = new Map<string, RegExp>();
+/**
+ * RE2 syntax JavaScript lacks or reads differently without the `u` flag (`\pL` and `\A` would become the letters,
+ * `[[:digit:]]` an odd class): refused rather than silently matching something else.
+ */
+const RE2_ONLY = /\\[AzQEC]|\\[pP](?!\{)|\\x\{|\[\[:|\(\?P<|\(\?[imsU-]+[):]/;
 /** Patterns come from configuration; the bound only keeps a stream of distinct ones from growing memory. */
 const CACHE_LIMIT = 10_000;
 
@@ -14,6 +19,8 @@ export function compileRe2(pattern: string, where = 'safe_regex'): RegExp {
   const cached = cache.get(pattern);
   if (cached) return cached;
   const caseless = pattern.startsWith('(?i)');
+  const unsupported = RE2_ONLY.exec(caseless ? pattern.slice(4) : pattern);
+  if (unsupported) throw new Error(`${where}: regular expression ${JSON.stringify(pattern)} uses RE2 syntax the local data plane does not run (${unsupported[0]})`);
   const source = `^(?:${caseless ? pattern.slice(4) : pattern})$`;
   const flags = caseless ? 'i' : '';
   let regex: RegExp;

@@ -94,19 +94,35 @@ function extProcsOf(policy: KubeObject): ExtProcSettings[] {
   return asObjects(spec(policy).extProc).map((_, i) => extProcSettingsFromPolicy(policy, i));
 }
 
-/** Why a fail-closed ext_proc's backend cannot be used (EG's `translateEnvoyExtensionPolicyForRoute` fails the route). */
-function extProcFailure(index: ObjectIndex, policy: KubeObject, extProcs: readonly ExtProcSettings[]): string | undefined {
+/** Why an ext_proc's backend cannot be used (EG's `validateExtServiceBackendReference`), or undefined. */
+function extProcBackendProblem(index: ObjectIndex, policy: KubeObject, settings: ExtProcSettings): string | undefined {
   const from = { group: 'gateway.envoyproxy.io', kind: 'EnvoyExtensionPolicy', namespace: namespaceOf(policy) };
-  for (const settings of extProcs) {
-    if (settings.failOpen) continue;
-    const { kind, namespace, name } = settings.service;
-    const group = kind === 'Backend' ? 'gateway.envoyproxy.io' : '';
-    if (!referenceGranted(index, from, { group, kind, namespace, name })) {
-      return `${kind} ${namespace}/${name} is in another namespace and no ReferenceGrant allows EnvoyExtensionPolicy ${from.namespace}/${nameOf(policy)} to use it`;
-    }
-    if (!index.get(kind, namespace, name)) return `${kind} ${namespace}/${name} of EnvoyExtensionPolicy ${from.namespace}/${nameOf(policy)} does not exist`;
+  const { kind, namespace, name, port } = settings.service;
+  const owner = `EnvoyExtensionPolicy ${from.namespace}/${nameOf(policy)}`;
+  const target = index.get(kind, namespace, name);
+  if (!target) return `${kind} ${namespace}/${name} of ${owner} does not exist`;
+  const group = kind === 'Backend' ? 'gateway.envoyproxy.io' : '';
+  if (!referenceGranted(index, from, { group, kind, namespace, name })) {
+    return `${kind} ${namespace}/${name} is in another namespace and no ReferenceGrant allows ${owner} to use it`;
+  }
+  if (kind === 'Service' && !asObjects(spec(target).ports).some((p) => asNumber(p.port) === port && (asString(p.protocol) ?? 'TCP') === 'TCP')) {
+    return `Service ${namespace}/${name} of ${owner} has no TCP port ${String(port)}`;
   }
   return undefined;
+}
+
+/**
+ * The extensions that run on a route, as Envoy Gateway wires them: one whose backend cannot be used is left out
+ * when it fails open, and fails the whole route (answered 500) when it fails closed.
+ */
+function usableExtProcs(index: ObjectIndex, policy: KubeObject): { extProcs: ExtProcSettings[]; failure?: string } {
+  const extProcs: ExtProcSettings[] = [];
+  for (const settings of extProcsOf(policy)) {
+    const problem = extProcBackendProblem(index, policy, settings);
+    if (problem === undefined) extProcs.push(settings);
+    else if (!settings.failOpen) return { extProcs: [], failure: problem };
+  }
+  return { extProcs };
 }
 
 export function routePolicies(index: ObjectIndex, target: PolicyTarget): RoutePolicies {
@@ -123,10 +139,9 @@ export function routePolicies(index: ObjectIndex, target: PolicyTarget): RoutePo
   const inherited = gatewayBtp && (!routeBtp || mergeType) ? gatewayBtp.policy : undefined;
   const requestTimeout = (policy: KubeObject | undefined) =>
     policy ? parseDurationMs(asObject(asObject(spec(policy).timeout)?.http)?.requestTimeout) : undefined;
-  const extProcs = eep ? extProcsOf(eep.policy) : [];
-  const failure = eep ? extProcFailure(index, eep.policy, extProcs) : undefined;
+  const { extProcs, failure } = eep ? usableExtProcs(index, eep.policy) : { extProcs: [], failure: undefined };
   return {
-    extProcs: failure ? [] : extProcs,
+    extProcs,
     ...(failure ? { extProcFailure: failure } : {}),
     jwt: security && asObject(spec(security.policy).jwt) ? jwtSettingsFromPolicy(security.policy) : undefined,
     rateLimitRules,

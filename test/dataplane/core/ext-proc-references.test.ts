@@ -34,6 +34,25 @@ describe('translate: an EnvoyExtensionPolicy whose processor cannot be used', ()
     }
   });
 
+  it('answers 500 when the processor Service has no such port', () => {
+    const otherPort = objects.map((o) =>
+      o.kind === 'Service' && o.metadata?.name === 'ai-gateway-processor' ? { ...o, spec: { ...(o.spec as object), ports: [{ name: 'admin', port: 9090 }] } } : o,
+    );
+    for (const route of teamRoutes(otherPort)) expect(route.action).toEqual({ type: 'directResponse', status: 500 });
+  });
+
+  it('leaves out an extension that fails open instead of failing the route', () => {
+    const failOpen = objects.map((o) => {
+      if (o.kind !== 'EnvoyExtensionPolicy') return o;
+      const spec = o.spec as { extProc: Record<string, unknown>[] };
+      return { ...o, spec: { ...spec, extProc: spec.extProc.map((e) => ({ ...e, failOpen: true })) } };
+    });
+    const withoutGrant = failOpen.filter((o) => !(o.kind === 'ReferenceGrant' && JSON.stringify(o).includes('EnvoyExtensionPolicy')));
+    const routes = teamRoutes(withoutGrant);
+    expect(routes.every((route) => route.extProcs.length === 0)).toBe(true);
+    expect(routes.some((route) => route.action.type === 'forward')).toBe(true);
+  });
+
   it('answers 500 when the processor Service does not exist', () => {
     const withoutService = objects.filter((o) => !((o.kind === 'Service' || o.kind === 'Deployment') && o.metadata?.name === 'ai-gateway-processor'));
     for (const route of teamRoutes(withoutService)) expect(route.action).toEqual({ type: 'directResponse', status: 500 });

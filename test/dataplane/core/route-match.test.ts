@@ -46,7 +46,15 @@ describe('path matching', () => {
     expect(fullMatch('v\\-1', 'v-1')).toBe(true);
     expect(fullMatch('a{', 'a{')).toBe(true);
     expect(() => fullMatch('(', 'x')).toThrow(/invalid regular expression "\("/);
+    expect(fullMatch('\\p{L}+', 'abc')).toBe(true);
   });
+
+  it.each(['\\pL+', '\\Aabc\\z', '[[:digit:]]+', '(?P<n>x)', 'a(?s).b', '\\x{41}', '\\Qa.b\\E'])(
+    'refuses RE2 syntax JavaScript would read as something else: %s',
+    (pattern) => {
+      expect(() => fullMatch(pattern, 'x')).toThrow(/uses RE2 syntax the local data plane does not run/);
+    },
+  );
 });
 
 describe('header and query matching', () => {
