@@ -1,5 +1,6 @@
 import { ApiObject, Duration } from 'cdk8s';
 import { Construct } from 'constructs';
+import { re2Problem } from '../processor/src/config/regex';
 import { BACKEND_HEADER, type BackendConfig, type RouteConfig, type RouteEndpoint } from '../processor/src/config/schema';
 import { AIGateway, type AttachedRoute, type IGatewayReference } from './ai-gateway';
 import {
@@ -473,11 +474,8 @@ export class AIRoute extends Construct implements AttachedRoute {
         if (!(match instanceof ModelMatch)) throw invalid(this, prop, match, 'must be created with ModelMatch.exact/prefix/regex');
         if (match.value.length === 0) throw invalid(this, prop, match.toString(), 'must not be empty');
         if (match.type === 'RegularExpression') {
-          try {
-            new RegExp(match.value);
-          } catch (error) {
-            throw invalid(this, prop, match.toString(), `is not a valid regular expression (${(error as Error).message})`);
-          }
+          const problem = re2Problem(match.value);
+          if (problem !== undefined) throw invalid(this, prop, match.toString(), `is not a regular expression RE2 can run (${problem})`);
         }
         for (const earlier of seen) {
           if (earlier.match.type === match.type && earlier.match.value === match.value) {

@@ -1,3 +1,4 @@
+import { compileModelRegex, type ModelRegex } from '../processor/src/config/regex';
 import type { ModelMatch as ModelMatchConfig } from '../processor/src/config/schema';
 
 /** How a rule matches the model a client asks for. */
@@ -12,12 +13,15 @@ export class ModelMatch {
     return new ModelMatch('Prefix', prefix);
   }
 
-  /** The model name matches the (JavaScript/RE2-compatible) regular expression, anchored at both ends. */
+  /**
+   * The whole model name matches the RE2 regular expression (RE2 syntax and semantics, linear-time matching, as
+   * the processor runs it). Patterns RE2 cannot run (backreferences, lookaround) are refused at synth.
+   */
   static regex(pattern: string): ModelMatch {
     return new ModelMatch('RegularExpression', pattern);
   }
 
-  private compiled?: RegExp;
+  private compiled?: ModelRegex;
 
   private constructor(
     readonly type: ModelMatchConfig['type'],
@@ -32,7 +36,7 @@ export class ModelMatch {
       case 'Prefix':
         return model.startsWith(this.value);
       case 'RegularExpression':
-        this.compiled ??= new RegExp(`^(?:${this.value})$`);
+        this.compiled ??= compileModelRegex(this.value);
         return this.compiled.test(model);
     }
   }

@@ -276,8 +276,32 @@ describe('AIRoute', () => {
     it('if a regular expression does not compile', () => {
       const { team, gateway, openai } = gatewayFixture();
       expect(() => new AIRoute(team, 'Route', { gateway, rules: [{ models: [ModelMatch.regex('gpt-(4')], backends: [{ backend: openai }] }] })).toThrow(
-        /invalid rules\[0\].models\[0\] "RegularExpression\(gpt-\(4\)": is not a valid regular expression/,
+        /team\/Route: invalid rules\[0\].models\[0\] "RegularExpression\(gpt-\(4\)": is not a regular expression RE2 can run \(missing closing \)/,
       );
+    });
+
+    it.each([
+      ['a backreference', '(gpt)-\\1', 'invalid escape sequence'],
+      ['a lookahead', '(?=gpt)gpt-.*', 'invalid or unsupported Perl syntax'],
+      ['a lookbehind', '.*(?<=-mini)', 'invalid named capture'],
+    ])('if a regular expression uses syntax RE2 cannot run: %s', (_what, pattern, reason) => {
+      const { team, gateway, openai } = gatewayFixture();
+      expect(() => new AIRoute(team, 'Route', { gateway, rules: [{ models: [ModelMatch.regex(pattern)], backends: [{ backend: openai }] }] })).toThrow(
+        `team/Route: invalid rules[0].models[0] ${JSON.stringify(`RegularExpression(${pattern})`)}: is not a regular expression RE2 can run (${reason}`,
+      );
+    });
+
+    it('if an exact model is shadowed by an earlier RE2 regular expression (RE2 syntax such as (?i) and \\pL)', () => {
+      const { team, gateway, openai } = gatewayFixture();
+      expect(() =>
+        new AIRoute(team, 'Route', {
+          gateway,
+          rules: [
+            { models: [ModelMatch.regex('(?i)CLAUDE-\\pL+')], backends: [{ backend: openai }] },
+            { models: [ModelMatch.exact('claude-opus')], backends: [{ backend: openai }] },
+          ],
+        }),
+      ).toThrow(/invalid rules\[1\].models\[0\] "Exact\(claude-opus\)": is shadowed by RegularExpression\(\(\?i\)CLAUDE-\\pL\+\) of rules\[0\]/);
     });
 
     it('if the route uses more backends than an HTTPRoute has rules for', () => {

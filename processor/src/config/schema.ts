@@ -6,6 +6,7 @@
  * it into its own package and validates every config it emits with `parseProcessorConfig`.
  */
 import { z } from 'zod';
+import { re2Problem } from './regex';
 
 export const CONFIG_VERSION = 'ai-gateway.v1';
 
@@ -272,11 +273,12 @@ export const processorConfigSchema = z
     config.routes.forEach((route, r) => {
       route.rules.forEach((rule, i) => {
         rule.models.forEach((match, m) => {
-          if (match.type === 'RegularExpression' && !compiles(match.value)) {
+          const problem = match.type === 'RegularExpression' ? re2Problem(match.value) : undefined;
+          if (problem !== undefined) {
             ctx.addIssue({
               code: 'custom',
               path: ['routes', r, 'rules', i, 'models', m, 'value'],
-              message: `invalid regular expression "${match.value}"`,
+              message: `route "${route.name}" rule ${i}: regular expression ${JSON.stringify(match.value)} is not valid RE2 (${problem})`,
             });
           }
         });
@@ -336,15 +338,6 @@ export function parseProcessorConfig(document: unknown): ProcessorConfig {
 function isJsonText(text: string): boolean {
   try {
     JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function compiles(pattern: string): boolean {
-  try {
-    new RegExp(pattern);
     return true;
   } catch {
     return false;

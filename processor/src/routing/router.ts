@@ -1,6 +1,7 @@
 /**
  * Request routing, compiled once per config: path prefix + host to an endpoint, then the model to a rule.
  */
+import { compileModelRegex, type ModelRegex } from '../config/regex';
 import type { BackendRef, ModelMatch, ProcessorConfig, RouteConfig, RouteEndpoint } from '../config/schema';
 import type { ClientApi, Operation } from '../translate/types';
 
@@ -122,11 +123,12 @@ function operationOf(api: ClientApi, subpath: string): Operation | 'models' | un
 function compileModelMatchers(models: readonly ModelMatch[]): (model: string) => boolean {
   const exact = new Set<string>();
   const prefixes: string[] = [];
-  const patterns: RegExp[] = [];
+  // RE2 (linear time, whole-value match), compiled once per config snapshot; the schema refused what RE2 cannot run.
+  const patterns: ModelRegex[] = [];
   for (const m of models) {
     if (m.type === 'Exact') exact.add(m.value);
     else if (m.type === 'Prefix') prefixes.push(m.value);
-    else patterns.push(new RegExp(`^(?:${m.value})$`));
+    else patterns.push(compileModelRegex(m.value));
   }
   return (model) => exact.has(model) || prefixes.some((p) => model.startsWith(p)) || patterns.some((r) => r.test(model));
 }

@@ -63,10 +63,36 @@ describe('parseProcessorConfig', () => {
     expect(problemsOf(config)).toContain('backends.1.name: duplicate backend name "openai"');
   });
 
-  it('rejects invalid regular expressions', () => {
+  it('rejects invalid regular expressions, naming the route, the rule and the pattern', () => {
     const config = validConfig();
     config.routes[0].rules[0].models[0] = { type: 'RegularExpression', value: 'gpt-(' };
-    expect(problemsOf(config)).toContain('routes.0.rules.0.models.0.value: invalid regular expression "gpt-("');
+    expect(problemsOf(config)).toEqual([
+      'routes.0.rules.0.models.0.value: route "team-a/chat" rule 0: regular expression "gpt-(" is not valid RE2 (missing closing ): `gpt-(`)',
+    ]);
+  });
+
+  it.each([
+    ['a backreference', '(gpt)-\\1'],
+    ['a lookahead', '(?=gpt)gpt-.*'],
+    ['a negative lookahead', '(?!o1)gpt-.*'],
+    ['a lookbehind', '.*(?<=-mini)'],
+    ['a repeat count over 1000', 'a{1001}'],
+  ])('rejects patterns RE2 cannot run at load: %s', (_what, pattern) => {
+    const config = validConfig();
+    config.routes[0].rules[0].models.push({ type: 'RegularExpression', value: pattern });
+    const problems = problemsOf(config);
+    expect(problems).toHaveLength(1);
+    expect(problems[0]).toMatch(/^routes\.0\.rules\.0\.models\.1\.value: route "team-a\/chat" rule 0: regular expression .* is not valid RE2 \(/);
+    expect(problems[0]).toContain(JSON.stringify(pattern));
+  });
+
+  it('accepts RE2 syntax JavaScript lacks', () => {
+    const config = validConfig();
+    config.routes[0].rules[0].models = ['(?i)gpt-4o', '\\pL+-[[:digit:]]+', '(?P<family>gpt)-.*', '\\Qgpt-4.1\\E'].map((value) => ({
+      type: 'RegularExpression' as const,
+      value,
+    }));
+    expect(() => parseProcessorConfig(config)).not.toThrow();
   });
 
   it('rejects rules whose weights are all 0', () => {

@@ -58,6 +58,37 @@ describe('Router', () => {
   });
 });
 
+describe('model regular expressions (RE2)', () => {
+  const regexRouter = (...patterns: string[]) => {
+    const config = testConfig({ routes: [route(['unused'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'r/re2' })] });
+    config.routes[0].rules[0].models = patterns.map((value) => ({ type: 'RegularExpression', value }));
+    return new Router(config).match('/v1/chat/completions', 'h')!.rules;
+  };
+
+  it('answers a backtracking-bomb pattern in linear time: claude-(\\w+-?)+ against a 40-byte name', () => {
+    const rules = regexRouter('claude-(\\w+-?)+');
+    const name = `claude-${'a'.repeat(32)}!`; // a JavaScript RegExp needs ~2^32 steps to reject this
+    expect(name).toHaveLength(40);
+    expect(findRule(rules, 'claude-3-5-sonnet')).toBeDefined();
+    expect(findRule(rules, name)).toBeUndefined();
+    const start = performance.now();
+    for (let i = 0; i < 100; i++) findRule(rules, name);
+    // Well under 1 ms per match; the bound is generous against CI noise.
+    expect(performance.now() - start).toBeLessThan(100);
+  });
+
+  it('matches the whole model name with RE2 semantics', () => {
+    const rules = regexRouter('gpt-4o|o1', '(?i)CLAUDE-.*', 'emoji-.');
+    expect(findRule(rules, 'gpt-4o')).toBeDefined();
+    expect(findRule(rules, 'o1')).toBeDefined();
+    expect(findRule(rules, 'gpt-4o-mini')).toBeUndefined(); // the alternation is anchored as a whole
+    expect(findRule(rules, 'xo1')).toBeUndefined();
+    expect(findRule(rules, 'claude-opus')).toBeDefined(); // (?i) is RE2 syntax
+    expect(findRule(rules, 'emoji-\u{1F600}')).toBeDefined(); // `.` is one code point, not one UTF-16 unit
+    expect(findRule(rules, 'emoji-a\nb')).toBeUndefined();
+  });
+});
+
 describe('circuit breaker and backend selection', () => {
   const settings = { failureThreshold: 2, openDurationMs: 1000 };
 

@@ -39,22 +39,46 @@ describe('path matching', () => {
     expect(fullMatch('(?i)abc', 'ABC')).toBe(true);
   });
 
-  it('reads regular expressions as RE2 does where RE2 and JavaScript share the syntax', () => {
+  it('reads regular expressions as RE2 does', () => {
     expect(fullMatch('a.b', 'a\nb')).toBe(false);
     expect(fullMatch('a.b', 'a-b')).toBe(true);
     expect(fullMatch('.', '\u{1F600}')).toBe(true);
     expect(fullMatch('v\\-1', 'v-1')).toBe(true);
     expect(fullMatch('a{', 'a{')).toBe(true);
-    expect(() => fullMatch('(', 'x')).toThrow(/invalid regular expression "\("/);
+    expect(() => fullMatch('(', 'x')).toThrow(/invalid regular expression "\(": missing closing \)/);
     expect(fullMatch('\\p{L}+', 'abc')).toBe(true);
+    expect(fullMatch('a|bc', 'abc')).toBe(false); // the whole value, not either alternative at its end
+    expect(fullMatch('\\s', '\u00a0')).toBe(false); // RE2's \s is ASCII white space
   });
 
-  it.each(['\\pL+', '\\Aabc\\z', '[[:digit:]]+', '(?P<n>x)', 'a(?s).b', '\\x{41}', '\\Qa.b\\E'])(
-    'refuses RE2 syntax JavaScript would read as something else: %s',
-    (pattern) => {
-      expect(() => fullMatch(pattern, 'x')).toThrow(/uses RE2 syntax the local data plane does not run/);
-    },
-  );
+  it.each([
+    ['\\pL+', 'abc', '123'],
+    ['\\Aabc\\z', 'abc', 'abc\n'],
+    ['[[:digit:]]+', '123', 'abc'],
+    ['(?P<n>x)', 'x', 'y'],
+    ['a(?s).b', 'a\nb', 'ab'],
+    ['\\x{41}', 'A', 'x'],
+    ['\\Qa.b\\E', 'a.b', 'axb'],
+    ['(?i)abc', 'aBc', 'abd'],
+    ['x(?i:abc)', 'xABC', 'XABC'],
+    ['(?U)a+', 'aaa', 'b'],
+  ])('runs RE2 syntax JavaScript lacks: %s', (pattern, matching, other) => {
+    expect(fullMatch(pattern, matching)).toBe(true);
+    expect(fullMatch(pattern, other)).toBe(false);
+  });
+
+  it.each(['(a)\\1', '(?=a)a', '(?!a)b', '(?<=a)b', 'a{1001}', '\\C'])('refuses what RE2 cannot run: %s', (pattern) => {
+    expect(() => fullMatch(pattern, 'x')).toThrow(/invalid regular expression/);
+  });
+
+  it('matches in linear time: a backtracking bomb against a long value returns fast', () => {
+    const value = `${'a'.repeat(100_000)}!`;
+    const start = performance.now();
+    expect(fullMatch('(a|a)*b', value)).toBe(false);
+    expect(fullMatch('(a+)+b', value)).toBe(false);
+    expect(fullMatch('claude-(\\w+-?)+', `claude-${'a'.repeat(32)}!`)).toBe(false);
+    expect(performance.now() - start).toBeLessThan(1_000);
+  });
 });
 
 describe('header and query matching', () => {
