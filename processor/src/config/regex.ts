@@ -6,7 +6,16 @@
  *
  * Like schema.ts, this module must stay free of Node-only or processor-only imports (the constructs compile it).
  */
-import { RE2JS } from 're2js';
+import type { RE2JS } from 're2js';
+
+type Re2Module = typeof import('re2js');
+let re2js: Re2Module | undefined;
+
+/** re2js (150 KB) is loaded only when a config has a regular expression (the processor's bundle keeps it in its own chunk). */
+function compile(pattern: string): RE2JS {
+  re2js ??= require('re2js') as Re2Module;
+  return re2js.RE2JS.compile(pattern);
+}
 
 /** A compiled model-name pattern: `test` is a whole-value match. */
 export interface ModelRegex {
@@ -17,7 +26,7 @@ export interface ModelRegex {
 export function compileModelRegex(pattern: string): ModelRegex {
   let compiled: RE2JS;
   try {
-    compiled = RE2JS.compile(pattern);
+    compiled = compile(pattern);
   } catch (error) {
     throw new Error(re2Reason(error));
   }
@@ -27,7 +36,7 @@ export function compileModelRegex(pattern: string): ModelRegex {
 /** Why RE2 cannot compile `pattern`, or undefined when it can. */
 export function re2Problem(pattern: string): string | undefined {
   try {
-    RE2JS.compile(pattern);
+    compile(pattern);
     return undefined;
   } catch (error) {
     return re2Reason(error);

@@ -81,13 +81,14 @@ describe('the built processor', () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-dist-'));
     for (const file of fs.readdirSync(path.dirname(DIST))) fs.copyFileSync(path.join(path.dirname(DIST), file), path.join(dir, file));
     configFile = path.join(dir, 'config.json');
-    // A CEL cost and an AWS backend make the processor load its lazily loaded chunks (cel.js, auth-aws.js).
+    // A CEL cost, an AWS backend and a model regex make the processor load its lazily loaded chunks (cel.js, auth-aws.js, re2js.js).
     const config = testConfig({
       costs: [
         { metadataKey: 'total', type: 'TotalToken' },
         { metadataKey: 'weighted', type: 'CEL', expression: 'input_tokens + 4 * output_tokens' },
       ],
     });
+    config.routes[0].rules[0].models.push({ type: 'RegularExpression', value: '(?i)gpt-4o-(\\w+-?)+' });
     config.backends.push({
       name: 'bedrock',
       schema: { name: 'AWSBedrock' },
