@@ -68,7 +68,9 @@ export interface ProcessorOptions {
    */
   readonly serviceAccountAnnotations?: Record<string, string>;
   /**
-   * How long Envoy waits for each answer of the processor (ext_proc `messageTimeout`).
+   * How long Envoy waits for each answer of the processor (ext_proc `messageTimeout`). Keep it above the
+   * processor's 5 s credential-fetch timeout, so a hung token endpoint is answered by the processor (503, and a
+   * failure for the backend's circuit breaker) rather than by Envoy.
    * @default Duration.seconds(10)
    */
   readonly messageTimeout?: Duration;

@@ -8,6 +8,7 @@ import type { BackendAuth } from '../config/schema';
 import type { HeaderChanges } from '../translate/types';
 import type { AuthFactory, AuthRequest, BackendAuthenticator } from './index';
 import { AwsCredentials, AwsSigningError, signAwsRequest, signAwsRequestSync, type SignedHeaders } from './sigv4';
+import { CREDENTIAL_TIMEOUT_MS, withTimeout } from './timeout';
 
 export const PER_REQUEST_CREDENTIAL_HEADERS = {
   accessKeyId: 'x-aigw-aws-access-key-id',
@@ -74,17 +75,29 @@ export function secretCredentials(read: () => string, profile: string): AwsCrede
 /** Temporary credentials are refreshed this long before they expire. */
 const REFRESH_MARGIN_MS = 5 * 60 * 1000;
 
-/** The AWS default chain (memoized by the SDK); the last credentials are reused until near expiry. */
+type ChainProvider = () => Promise<AwsCredentials & { expiration?: Date }>;
+
+/**
+ * The AWS default chain (memoized by the SDK); the last credentials are reused until near expiry. Each load
+ * waits at most `timeoutMs`; a timed-out chain is replaced by a new one (`renew`), since the SDK's memoized
+ * provider would hand its stuck promise to every later caller.
+ */
 export function defaultChainCredentials(
-  provider: () => Promise<AwsCredentials & { expiration?: Date }> = fromNodeProviderChain(),
+  provider?: ChainProvider,
   now: () => number = Date.now,
+  timeoutMs: number = CREDENTIAL_TIMEOUT_MS,
+  renew: () => ChainProvider = () => provider ?? fromNodeProviderChain(),
 ): AwsCredentialSource {
   let cached: { credentials: AwsCredentials; refreshAt: number } | undefined;
+  let chain = provider ?? renew();
   return {
     current: () => (cached !== undefined && now() < cached.refreshAt ? cached.credentials : undefined),
     load: async () => {
       try {
-        const c = await provider();
+        const used = chain;
+        const c = await withTimeout(used(), timeoutMs, 'the AWS default credential chain', () => {
+          if (chain === used) chain = renew();
+        });
         const credentials: AwsCredentials = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey };
         if (c.sessionToken) credentials.sessionToken = c.sessionToken;
         cached = { credentials, refreshAt: c.expiration ? c.expiration.getTime() - REFRESH_MARGIN_MS : Number.POSITIVE_INFINITY };

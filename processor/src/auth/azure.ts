@@ -1,11 +1,13 @@
 /**
  * Azure Entra ID client-credentials tokens for Azure OpenAI (scope
  * `https://cognitiveservices.azure.com/.default`), cached and refreshed five minutes before expiry;
- * concurrent requests share one token request.
+ * concurrent requests share one token request. That request is aborted after CREDENTIAL_TIMEOUT_MS, which
+ * ends every request waiting on it; the next request starts a new one.
  */
 import type { BackendAuth } from '../config/schema';
 import type { HeaderChanges } from '../translate/types';
 import type { AuthFactory, BackendAuthenticator } from './index';
+import { CREDENTIAL_TIMEOUT_MS, withTimeout } from './timeout';
 
 export const AZURE_SCOPE = 'https://cognitiveservices.azure.com/.default';
 export const AZURE_AUTHORITY = 'https://login.microsoftonline.com';
@@ -27,6 +29,8 @@ export interface AzureTokenOptions {
   authority?: string;
   fetchImpl?: typeof fetch;
   now?: () => number;
+  /** Bound of one token request, response body included (default CREDENTIAL_TIMEOUT_MS). */
+  timeoutMs?: number;
 }
 
 /** A cached client-credentials token. */
@@ -40,13 +44,20 @@ export class AzureEntraTokenSource {
     const now = (this.options.now ?? Date.now)();
     const secret = this.options.clientSecret();
     if (this.token && this.token.secret === secret && now < this.token.refreshAt) return this.token.value;
-    this.pending ??= this.fetchToken(secret, now).finally(() => {
-      this.pending = undefined;
-    });
+    if (this.pending === undefined) {
+      const timeoutMs = this.options.timeoutMs ?? CREDENTIAL_TIMEOUT_MS;
+      const abort = new AbortController();
+      const pending = withTimeout(this.fetchToken(secret, now, abort.signal), timeoutMs, `Azure Entra token endpoint for tenant ${this.options.tenantId}`, () =>
+        abort.abort(),
+      ).finally(() => {
+        if (this.pending === pending) this.pending = undefined;
+      });
+      this.pending = pending;
+    }
     return this.pending;
   }
 
-  private async fetchToken(secret: string, now: number): Promise<string> {
+  private async fetchToken(secret: string, now: number, signal: AbortSignal): Promise<string> {
     const { tenantId, clientId } = this.options;
     const url = `${this.options.authority ?? AZURE_AUTHORITY}/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`;
     const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: secret, scope: AZURE_SCOPE });
@@ -56,6 +67,7 @@ export class AzureEntraTokenSource {
         method: 'POST',
         headers: { 'content-type': 'application/x-www-form-urlencoded' },
         body: form.toString(),
+        signal,
       });
     } catch (error) {
       throw new AzureAuthError(`Azure Entra token request for tenant ${tenantId} failed: ${(error as Error).name}`);
@@ -71,8 +83,20 @@ export class AzureEntraTokenSource {
   }
 }
 
-export const azureEntraAuth: AuthFactory<AzureEntraAuth> = (auth, _backend, secrets): BackendAuthenticator => {
+/** The Azure Entra factory with token-source options chosen (`azureEntraAuth` uses the defaults). */
+export function azureEntraAuthWith(options: Pick<AzureTokenOptions, 'authority' | 'fetchImpl' | 'timeoutMs'> = {}): AuthFactory<AzureEntraAuth> {
+  return (auth, _backend, secrets) => createAzureEntraAuth(auth, secrets, options);
+}
+
+export const azureEntraAuth: AuthFactory<AzureEntraAuth> = (auth, _backend, secrets): BackendAuthenticator => createAzureEntraAuth(auth, secrets, {});
+
+function createAzureEntraAuth(
+  auth: AzureEntraAuth,
+  secrets: Parameters<AuthFactory>[2],
+  options: Pick<AzureTokenOptions, 'authority' | 'fetchImpl' | 'timeoutMs'>,
+): BackendAuthenticator {
   const source = new AzureEntraTokenSource({
+    ...options,
     tenantId: auth.tenantId,
     clientId: auth.clientId,
     clientSecret: () => secrets.read(auth.clientSecret),
@@ -80,4 +104,4 @@ export const azureEntraAuth: AuthFactory<AzureEntraAuth> = (auth, _backend, secr
   return {
     apply: async (): Promise<HeaderChanges> => ({ setHeaders: { authorization: `Bearer ${await source.get()}` }, removeHeaders: ['api-key'] }),
   };
-};
+}

@@ -1,12 +1,15 @@
 /**
  * GCP OAuth2 access tokens (scope cloud-platform) for Vertex AI, from a service-account key Secret or from
  * application default credentials (GKE workload identity). google-auth-library caches each token and
- * refreshes it before expiry; concurrent requests share one refresh.
+ * refreshes it before expiry; concurrent requests share one refresh. Every wait for a token is bounded
+ * (CREDENTIAL_TIMEOUT_MS); a timed-out refresh drops its client, so the next request starts a fresh one
+ * instead of joining the stuck refresh.
  */
 import { GoogleAuth, JWT } from 'google-auth-library';
 import type { BackendAuth, SecretKeyRef } from '../config/schema';
 import type { HeaderChanges } from '../translate/types';
 import type { AuthFactory, BackendAuthenticator } from './index';
+import { CREDENTIAL_TIMEOUT_MS, withTimeout } from './timeout';
 
 export const GCP_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 
@@ -25,7 +28,7 @@ export class GcpAuthError extends Error {
 }
 
 /** A JWT client for a service-account key (JSON text). Errors name the Secret, never its content. */
-export function serviceAccountClient(keyJson: string, ref: SecretKeyRef): AccessTokenClient {
+export function serviceAccountClient(keyJson: string, ref: SecretKeyRef, timeoutMs = CREDENTIAL_TIMEOUT_MS): AccessTokenClient {
   let key: { client_email?: unknown; private_key?: unknown; private_key_id?: unknown };
   try {
     key = JSON.parse(keyJson) as typeof key;
@@ -40,18 +43,29 @@ export function serviceAccountClient(keyJson: string, ref: SecretKeyRef): Access
     key: key.private_key,
     keyId: typeof key.private_key_id === 'string' ? key.private_key_id : undefined,
     scopes: [GCP_SCOPE],
+    // The token request itself gives up too (frees its socket); withTimeout below bounds the wait either way.
+    transporterOptions: { timeout: timeoutMs },
   });
 }
 
-export function workloadIdentityClient(): AccessTokenClient {
-  const auth = new GoogleAuth({ scopes: [GCP_SCOPE] });
+export function workloadIdentityClient(timeoutMs = CREDENTIAL_TIMEOUT_MS): AccessTokenClient {
+  const auth = new GoogleAuth({ scopes: [GCP_SCOPE], clientOptions: { transporterOptions: { timeout: timeoutMs } } });
   return { getAccessToken: async () => ({ token: await auth.getAccessToken() }) };
 }
 
-export async function bearerFrom(client: AccessTokenClient, what: string): Promise<HeaderChanges> {
+/**
+ * A bearer header from the client's (cached) token. Waits at most `timeoutMs`, also when joining a refresh
+ * another request started; `onTimeout` runs when the wait times out.
+ */
+export async function bearerFrom(
+  client: AccessTokenClient,
+  what: string,
+  timeoutMs = CREDENTIAL_TIMEOUT_MS,
+  onTimeout?: () => void,
+): Promise<HeaderChanges> {
   let token: string | null | undefined;
   try {
-    token = (await client.getAccessToken()).token;
+    token = (await withTimeout(client.getAccessToken(), timeoutMs, 'the GCP token endpoint', onTimeout)).token;
   } catch (error) {
     throw new GcpAuthError(`could not obtain a GCP access token (${what}): ${(error as Error).name}`);
   }
@@ -59,19 +73,46 @@ export async function bearerFrom(client: AccessTokenClient, what: string): Promi
   return { setHeaders: { authorization: `Bearer ${token}` }, removeHeaders: [] };
 }
 
-export const gcpAuth: AuthFactory<GcpAuth> = (auth, _backend, secrets): BackendAuthenticator => {
-  const credentials = auth.credentials;
-  if (credentials.source === 'WorkloadIdentity') {
-    const client = workloadIdentityClient();
-    return { apply: () => bearerFrom(client, 'workload identity') };
-  }
-  // One client per key content: a rotated Secret (new content) gets a fresh client.
-  let current: { keyJson: string; client: AccessTokenClient } | undefined;
-  return {
-    apply: () => {
-      const keyJson = secrets.read(credentials.secret);
-      if (current?.keyJson !== keyJson) current = { keyJson, client: serviceAccountClient(keyJson, credentials.secret) };
-      return bearerFrom(current.client, `service account ${credentials.secret.secretName}/${credentials.secret.key}`);
-    },
+export interface GcpAuthOptions {
+  /** Bound of every token wait (default CREDENTIAL_TIMEOUT_MS). */
+  timeoutMs?: number;
+  /** Client factories (tests). */
+  serviceAccountClient?: (keyJson: string, ref: SecretKeyRef, timeoutMs: number) => AccessTokenClient;
+  workloadIdentityClient?: (timeoutMs: number) => AccessTokenClient;
+}
+
+/** The GCP factory with its timeout and clients chosen (`gcpAuth` uses the defaults). */
+export function gcpAuthWith(options: GcpAuthOptions = {}): AuthFactory<GcpAuth> {
+  const timeoutMs = options.timeoutMs ?? CREDENTIAL_TIMEOUT_MS;
+  const keyClient = options.serviceAccountClient ?? serviceAccountClient;
+  const adcClient = options.workloadIdentityClient ?? workloadIdentityClient;
+  return (auth, _backend, secrets): BackendAuthenticator => {
+    const credentials = auth.credentials;
+    if (credentials.source === 'WorkloadIdentity') {
+      let client: AccessTokenClient | undefined;
+      return {
+        apply: () => {
+          const used = (client ??= adcClient(timeoutMs));
+          // A stuck refresh stays shared inside its client: drop that client so the next request starts afresh.
+          return bearerFrom(used, 'workload identity', timeoutMs, () => {
+            if (client === used) client = undefined;
+          });
+        },
+      };
+    }
+    // One client per key content: a rotated Secret (new content) gets a fresh client, and so does a timed-out one.
+    let current: { keyJson: string; client: AccessTokenClient } | undefined;
+    return {
+      apply: () => {
+        const keyJson = secrets.read(credentials.secret);
+        if (current?.keyJson !== keyJson) current = { keyJson, client: keyClient(keyJson, credentials.secret, timeoutMs) };
+        const used = current;
+        return bearerFrom(used.client, `service account ${credentials.secret.secretName}/${credentials.secret.key}`, timeoutMs, () => {
+          if (current === used) current = undefined;
+        });
+      },
+    };
   };
-};
+}
+
+export const gcpAuth: AuthFactory<GcpAuth> = gcpAuthWith();

@@ -402,9 +402,20 @@ export class ExchangeSession implements ExtProcStream {
     return changes;
   }
 
+  /**
+   * The backend's credential could not be had (an error, or no answer within the credential timeout): the
+   * backend's failure, for its circuit breaker (so priority failover moves later requests on) and its metrics.
+   * The client gets a 503 in its API's error shape that names the backend, never the credential.
+   */
   private authFailed(backend: BackendRuntime, error: unknown): void {
     this.context.logger.error({ backend: backend.config.name, err: error instanceof Error ? error.message : 'auth failed' }, 'backend authentication failed');
-    this.immediate(gatewayError(500, `the gateway could not authenticate to backend "${backend.config.name}"`, 'backend_auth_error'), this.match?.api);
+    const routed = this.routed;
+    if (routed && !this.finished) {
+      this.context.breakers.record(backend.config.name, false, routed.runtime.config.circuitBreaker);
+      this.recordMetrics(ZERO_USAGE, 'backend_auth_error');
+      this.routed = undefined; // counted: immediate() must not free the probe slot as if nothing happened
+    }
+    this.immediate(gatewayError(503, `the gateway could not authenticate to backend "${backend.config.name}"`, 'backend_auth_error'), this.match?.api);
   }
 
   private continueRequest(changes: HeaderChangeSet, body: Buffer | undefined): void {

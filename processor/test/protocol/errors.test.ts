@@ -182,9 +182,9 @@ describe('errors answered by the processor', () => {
     });
   });
 
-  it('a backend whose credential file is missing: 500 without the secret path details leaking content', async () => {
+  it('a backend whose credential file is missing: 503 (a backend failure) without the secret path details leaking content', async () => {
     const result = await processor.client.exchange({ path: '/v1/chat/completions', body: '{"model":"locked"}' }, neverCalled);
-    expect(result.status).toBe(500);
+    expect(result.status).toBe(503);
     expect(errorOf(result)).toMatchObject({ code: 'backend_auth_error', message: 'the gateway could not authenticate to backend "missing-secret"' });
   });
 

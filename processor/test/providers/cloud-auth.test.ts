@@ -1,6 +1,8 @@
 import * as crypto from 'node:crypto';
 import { AzureEntraTokenSource, azureEntraAuth } from '../../src/auth/azure';
-import { bearerFrom, gcpAuth, serviceAccountClient } from '../../src/auth/gcp';
+import { defaultChainCredentials } from '../../src/auth/aws';
+import { bearerFrom, gcpAuth, gcpAuthWith, serviceAccountClient, type AccessTokenClient } from '../../src/auth/gcp';
+import { startTokenServer, type TokenServer } from '../support/token-server';
 
 const backend = { name: 'b', schema: { name: 'AzureOpenAI' as const, apiVersion: 'v' }, endpoint: { hostname: 'h', port: 443, tls: true } };
 
@@ -99,5 +101,100 @@ describe('GCP access tokens', () => {
   it('reports an unreadable key Secret per request', async () => {
     const auth = gcpAuth({ type: 'GCP', credentials: { source: 'ServiceAccountKey', secret: ref } }, backend, { read: () => 'not json' } as never);
     expect(() => auth.apply({ method: 'POST', hostname: 'h', path: '/', headers: {}, body: Buffer.alloc(0) })).toThrow(/not valid JSON/);
+  });
+});
+
+/** Credential fetches are bounded: a hung source fails within its timeout, and a later fetch starts afresh. */
+describe('credential timeouts', () => {
+  const TIMEOUT_MS = 200;
+  /** Generous for 2 shared cores, far below "never". */
+  const MARGIN_MS = 700;
+  const never = <T>(): Promise<T> => new Promise<T>(() => undefined);
+
+  async function elapsed(work: Promise<unknown>): Promise<{ ms: number; error: unknown }> {
+    const start = performance.now();
+    const error = await work.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    return { ms: performance.now() - start, error };
+  }
+
+  describe('Azure Entra against a token endpoint that never answers', () => {
+    let server: TokenServer;
+    beforeAll(async () => {
+      server = await startTokenServer('silent');
+    });
+    afterAll(() => server.close());
+
+    it('ends the fetch and every request waiting on it at the timeout, then retries with a new request', async () => {
+      server.mode = 'silent';
+      const source = new AzureEntraTokenSource({ tenantId: 't', clientId: 'c', clientSecret: () => 'do-not-print-me', authority: server.url, timeoutMs: TIMEOUT_MS });
+      const results = await Promise.all([elapsed(source.get()), elapsed(source.get()), elapsed(source.get())]);
+      expect(server.requests).toBe(1); // one shared request
+      for (const { ms, error } of results) {
+        expect(ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+        expect(ms).toBeGreaterThanOrEqual(TIMEOUT_MS - 20);
+        expect(String(error)).toMatch(/did not answer within 200 ms/);
+        expect(String(error)).not.toMatch(/do-not-print-me/);
+      }
+      // Not poisoned: the next caller starts a new request, and a healthy endpoint recovers.
+      server.mode = 'ok';
+      expect(await source.get()).toBe('token-2');
+      expect(server.requests).toBe(2);
+    }, 5000);
+  });
+
+  describe('GCP', () => {
+    it('a token wait on a client whose refresh never settles fails within the timeout', async () => {
+      const { ms, error } = await elapsed(bearerFrom({ getAccessToken: never }, 'x', TIMEOUT_MS));
+      expect(ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+      expect(String(error)).toMatch(/could not obtain a GCP access token \(x\): CredentialTimeoutError/);
+    }, 5000);
+
+    it('drops a client whose refresh timed out, so the next request does not join the stuck refresh', async () => {
+      const ref = { secretName: 'gcp', key: 'key.json' };
+      const keyJson = '{"client_email":"sa@p.iam.gserviceaccount.com"}'; // the injected client never reads it
+      let healthy = false;
+      const clients: AccessTokenClient[] = [];
+      const factory = gcpAuthWith({
+        timeoutMs: TIMEOUT_MS,
+        serviceAccountClient: () => {
+          // Like google-auth-library: one client shares its in-flight refresh with every caller.
+          let refresh: Promise<{ token: string }> | undefined;
+          const client: AccessTokenClient = {
+            getAccessToken: () => (refresh ??= healthy ? Promise.resolve({ token: `ya29.${clients.length}` }) : never()),
+          };
+          clients.push(client);
+          return client;
+        },
+      });
+      const auth = factory({ type: 'GCP', credentials: { source: 'ServiceAccountKey', secret: ref } }, backend, { read: () => keyJson } as never);
+      const request = { method: 'POST', hostname: 'h', path: '/', headers: {}, body: Buffer.alloc(0) };
+      const results = await Promise.all([elapsed(Promise.resolve(auth.apply(request))), elapsed(Promise.resolve(auth.apply(request)))]);
+      for (const { ms, error } of results) {
+        expect(ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+        expect(error).toBeInstanceOf(Error);
+      }
+      expect(clients).toHaveLength(1);
+      healthy = true;
+      await expect(Promise.resolve(auth.apply(request))).resolves.toEqual({ setHeaders: { authorization: 'Bearer ya29.2' }, removeHeaders: [] });
+      expect(clients).toHaveLength(2);
+    }, 5000);
+  });
+
+  describe('AWS default chain', () => {
+    it('a chain that never answers fails within the timeout; the next load uses a fresh chain', async () => {
+      let chains = 0;
+      const renew = () => {
+        chains++;
+        return async () => ({ accessKeyId: `ASIA${chains}`, secretAccessKey: 's' });
+      };
+      const source = defaultChainCredentials(never, Date.now, TIMEOUT_MS, renew);
+      const { ms, error } = await elapsed(source.load());
+      expect(ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+      expect(String(error)).toMatch(/AWS default credential chain found no credentials \(CredentialTimeoutError\)/);
+      expect(await source.load()).toEqual({ accessKeyId: 'ASIA1', secretAccessKey: 's' });
+    }, 5000);
   });
 });
