@@ -236,7 +236,8 @@ describe('the built processor', () => {
     });
     expect(ok.status).toBe(200);
     const failed = await client.exchange({ path: '/v1/chat/completions', body: '{"model":"broken-model","x":"PROMPT-MARKER"}', headers }, () => ({ status: 200 }));
-    expect(failed.status).toBe(500);
+    // The backend's credential cannot be read: a backend failure (503), logged without any secret.
+    expect(failed.status).toBe(503);
     fs.writeFileSync(file, '{"not": "a config", "secret": "CONFIG-SECRET-789"}');
     await waitFor(() => p.stderr().includes('rejected'), 'the rejected reload to be logged');
     client.close();
