@@ -9,6 +9,11 @@ const TOKEN_TIME_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.2
 
 export interface RequestLabels {
   operation: string;
+  /**
+   * `gen_ai_request_model`: the configured model match that accepted the request (the model name for an Exact match,
+   * `<prefix>*` for a Prefix match, the pattern for a RegularExpression), never a name a client made up: the series
+   * are bounded by the configuration.
+   */
   model: string;
   backend: string;
 }
@@ -23,7 +28,7 @@ interface RequestSeries {
   perOutputToken: HistogramChild;
 }
 
-/** Bound on cached label children (models can be client-chosen under prefix/regex matches). */
+/** Bound on cached label children (label values come from the configuration; a guard across reloads). */
 const MAX_CACHED_SERIES = 2000;
 
 export class Metrics {

@@ -50,11 +50,20 @@ const CONTINUE_RESPONSE_BODY = encodeProcessingResponse({ responseBody: { respon
 const CONTINUE_REQUEST_TRAILERS = encodeProcessingResponse({ requestTrailers: {} });
 const CONTINUE_RESPONSE_TRAILERS = encodeProcessingResponse({ responseTrailers: {} });
 
+/**
+ * The longest model name a client may send, in UTF-8 bytes. Real provider ids are far shorter (Bedrock ARNs of
+ * inference profiles or provisioned models are about 100 characters, Azure deployment names at most 64); the
+ * model travels in a header, into caches and logs, so a longer one is answered 400 before any routing.
+ */
+export const MAX_MODEL_NAME_BYTES = 256;
+
 interface RoutedRequest {
   runtime: RuntimeConfig;
   api: ClientApi;
   operation: Operation;
   model: string;
+  /** The configured model match that accepted `model` (the model itself only for an Exact match): the metric label. */
+  modelLabel: string;
   backend: BackendRuntime;
   response: ResponseTranslator;
   startedAt: number;
@@ -258,12 +267,19 @@ export class ExchangeSession implements ExtProcStream {
     if (typeof model !== 'string' || model.length === 0) {
       return this.immediate(gatewayError(400, 'you must provide a model parameter', 'missing_model', 'model'), api);
     }
+    if (model.length > MAX_MODEL_NAME_BYTES || (model.length > MAX_MODEL_NAME_BYTES / 3 && Buffer.byteLength(model) > MAX_MODEL_NAME_BYTES)) {
+      // Checked first and in O(1) for long names (a UTF-16 unit is at most 3 UTF-8 bytes).
+      return this.immediate(
+        gatewayError(400, `the model name must be at most ${MAX_MODEL_NAME_BYTES} bytes long`, 'invalid_model', 'model'),
+        api,
+      );
+    }
     if (hasControlCharacter(model)) {
       // The model travels upstream in a header (x-ai-eg-model): CR, LF or NUL there would be header injection.
       return this.immediate(gatewayError(400, 'the model name must not contain control characters', 'invalid_model', 'model'), api);
     }
-    const rule = findRule(match.rules, model);
-    if (!rule) {
+    const found = findRule(match.rules, model);
+    if (!found) {
       const available = exactModels(match.routes);
       return this.immediate(
         gatewayError(
@@ -275,6 +291,7 @@ export class ExchangeSession implements ExtProcStream {
         api,
       );
     }
+    const rule = found.rule;
     for (const name of rule.route.requiredHeaders) {
       if (!this.headers.get(name)) {
         return this.immediate(gatewayError(400, `missing required header: ${name}`, 'missing_required_header'), api);
@@ -326,6 +343,7 @@ export class ExchangeSession implements ExtProcStream {
       api,
       operation,
       model,
+      modelLabel: found.modelLabel,
       backend,
       response: translator.response(),
       startedAt: performance.now(),
@@ -570,7 +588,7 @@ export class ExchangeSession implements ExtProcStream {
     const routed = this.routed!;
     const now = performance.now();
     this.context.metrics.recordResponse(
-      { operation: routed.operation, model: routed.model, backend: routed.backend.config.name },
+      { operation: routed.operation, model: routed.modelLabel, backend: routed.backend.config.name },
       usage,
       {
         total: (now - routed.startedAt) / 1000,

@@ -7,8 +7,19 @@ import type { ClientApi, Operation } from '../translate/types';
 
 export interface CompiledRule {
   route: RouteConfig;
-  matches: (model: string) => boolean;
+  /**
+   * The configured value that accepts `model`, or undefined: the model itself for an Exact match, `<prefix>*` for
+   * a Prefix match, the pattern's text for a RegularExpression. Metrics label requests with it, so their series
+   * come from the configuration, never from what clients invent under a prefix or regex.
+   */
+  match: (model: string) => string | undefined;
   backends: readonly BackendRef[];
+}
+
+/** The rule that serves a model, and the configured model match that accepted it (see `CompiledRule.match`). */
+export interface RuleMatch {
+  rule: CompiledRule;
+  modelLabel: string;
 }
 
 interface CompiledEndpoint {
@@ -55,7 +66,7 @@ export class Router {
       this.rulesByEndpoint.set(
         endpoint,
         endpoint.routes.flatMap((route) =>
-          route.rules.map((rule) => ({ route, matches: compileModelMatchers(rule.models), backends: rule.backends })),
+          route.rules.map((rule) => ({ route, match: compileModelMatchers(rule.models), backends: rule.backends })),
         ),
       );
     }
@@ -85,8 +96,11 @@ export class Router {
   }
 }
 
-export function findRule(rules: readonly CompiledRule[], model: string): CompiledRule | undefined {
-  for (const rule of rules) if (rule.matches(model)) return rule;
+export function findRule(rules: readonly CompiledRule[], model: string): RuleMatch | undefined {
+  for (const rule of rules) {
+    const modelLabel = rule.match(model);
+    if (modelLabel !== undefined) return { rule, modelLabel };
+  }
   return undefined;
 }
 
@@ -120,17 +134,24 @@ function operationOf(api: ClientApi, subpath: string): Operation | 'models' | un
   }
 }
 
-function compileModelMatchers(models: readonly ModelMatch[]): (model: string) => boolean {
-  const exact = new Set<string>();
-  const prefixes: string[] = [];
+function compileModelMatchers(models: readonly ModelMatch[]): (model: string) => string | undefined {
+  /** Value to itself: the label is the configured string, not the request's copy of it. */
+  const exact = new Map<string, string>();
+  const prefixes: Array<{ prefix: string; label: string }> = [];
   // RE2 (linear time, whole-value match), compiled once per config snapshot; the schema refused what RE2 cannot run.
-  const patterns: ModelRegex[] = [];
+  const patterns: Array<{ regex: ModelRegex; label: string }> = [];
   for (const m of models) {
-    if (m.type === 'Exact') exact.add(m.value);
-    else if (m.type === 'Prefix') prefixes.push(m.value);
-    else patterns.push(compileModelRegex(m.value));
+    if (m.type === 'Exact') exact.set(m.value, m.value);
+    else if (m.type === 'Prefix') prefixes.push({ prefix: m.value, label: `${m.value}*` });
+    else patterns.push({ regex: compileModelRegex(m.value), label: m.value });
   }
-  return (model) => exact.has(model) || prefixes.some((p) => model.startsWith(p)) || patterns.some((r) => r.test(model));
+  return (model) => {
+    const configured = exact.get(model);
+    if (configured !== undefined) return configured;
+    for (const p of prefixes) if (model.startsWith(p.prefix)) return p.label;
+    for (const p of patterns) if (p.regex.test(model)) return p.label;
+    return undefined;
+  };
 }
 
 function hostOf(authority: string): string {

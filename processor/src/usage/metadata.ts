@@ -12,6 +12,8 @@ const TOKEN_KEYS = [
 ] as const;
 
 const MAX_ZERO_ENTRIES = 1000;
+/** Bound on the zero-usage cache's key characters plus encoded bytes. */
+const MAX_ZERO_BYTES = 512 * 1024;
 
 type CostErrorListener = (key: string, error: Error) => void;
 
@@ -24,6 +26,12 @@ export class UsageMetadata {
   private readonly layout: NumberStructLayout;
   /** Zero usage (local replies, response headers) is the common case: encoded once per model and backend. */
   private readonly zero = new Map<string, EncodedStruct>();
+  private zeroSize = 0;
+
+  /** Characters of the zero-usage cache's keys plus bytes of its encoded structs. */
+  get cachedBytes(): number {
+    return this.zeroSize;
+  }
 
   constructor(private readonly costs: readonly CompiledCost[]) {
     this.layout = new NumberStructLayout(METADATA_NAMESPACE, [...TOKEN_KEYS, ...costs.map((cost) => cost.metadataKey)]);
@@ -35,10 +43,15 @@ export class UsageMetadata {
     const key = `${inputs.model}\u0000${inputs.backend}`;
     let bytes = this.zero.get(key);
     if (!bytes) {
-      // Models can be client-chosen under prefix or regex matches: keep the cache bounded.
-      if (this.zero.size >= MAX_ZERO_ENTRIES) this.zero.clear();
+      // Models can be client-chosen under prefix or regex matches: keep the cache bounded, by entries and bytes.
       bytes = this.write(inputs, onCostError);
+      const size = key.length + bytes.length;
+      if (this.zero.size >= MAX_ZERO_ENTRIES || this.zeroSize + size > MAX_ZERO_BYTES) {
+        this.zero.clear();
+        this.zeroSize = 0;
+      }
       this.zero.set(key, bytes);
+      this.zeroSize += size;
     }
     return bytes;
   }

@@ -105,6 +105,32 @@ describe('errors answered by the processor', () => {
     expect(errorOf(result)).toMatchObject({ code: 'invalid_model', param: 'model', message: 'the model name must not contain control characters' });
   });
 
+  it.each([
+    ['257 ASCII bytes', `gpt-4o${'x'.repeat(251)}`],
+    ['258 UTF-8 bytes in 129 characters', '\u00e9'.repeat(129)],
+    ['1,000 bytes', 'g'.repeat(1000)],
+  ])('a model name over 256 bytes (%s): 400 in the OpenAI schema, before routing', async (_, model) => {
+    const result = await processor.client.exchange({ path: '/v1/chat/completions', body: JSON.stringify({ model }) }, neverCalled);
+    expect(result.status).toBe(400);
+    expect(errorOf(result)).toEqual({ code: 'invalid_model', type: 'invalid_request_error', param: 'model', message: 'the model name must be at most 256 bytes long' });
+    expect(result.metadata['io.envoy.ai_gateway']).toMatchObject(ZERO_METADATA);
+  });
+
+  it('a model name over 256 bytes on an Anthropic endpoint: 400 in the Anthropic schema; 256 bytes is still routed', async () => {
+    const result = await processor.client.exchange(
+      { path: '/anthropic/v1/messages', body: JSON.stringify({ model: `claude-${'x'.repeat(250)}`, max_tokens: 1 }) },
+      neverCalled,
+    );
+    expect(result.status).toBe(400);
+    expect(JSON.parse(result.body.toString())).toEqual({
+      type: 'error',
+      error: { type: 'invalid_request_error', message: 'the model name must be at most 256 bytes long' },
+    });
+    const atBound = await processor.client.exchange({ path: '/v1/chat/completions', body: JSON.stringify({ model: 'm'.repeat(256) }) }, neverCalled);
+    expect(atBound.status).toBe(404);
+    expect(errorOf(atBound).code).toBe('model_not_found');
+  });
+
   it('unknown model: 404 listing the models served on this endpoint and host', async () => {
     const result = await processor.client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-3"}' }, neverCalled);
     expect(result.status).toBe(404);
