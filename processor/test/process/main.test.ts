@@ -46,8 +46,16 @@ interface Running {
   exited: Promise<number | null>;
 }
 
+/** Every processor a test started; whatever a test left running (a failed assertion midway) is killed after it. */
+const started = new Set<ChildProcess>();
+afterEach(() => {
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  started.clear();
+});
+
 function run(dir: string, args: string[]): Running {
   const child = spawn(process.execPath, [path.join(dir, 'main.js'), ...args], { cwd: dir, env: { PATH: process.env.PATH ?? '' } });
+  started.add(child);
   const stdout: string[] = [];
   let stderr = '';
   let buffer = '';
