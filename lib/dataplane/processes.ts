@@ -11,7 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { ProcessorDeployment } from './model';
-import { argValue } from './processor-args';
+import { argValue, processorFlags } from './processor-args';
 import { configSecretRefs, readSecretKey, SECRET_ENV_PREFIX, type SecretSource } from './secrets';
 import { sleep } from './sleep';
 
@@ -95,13 +95,7 @@ export function defaultProcessorEntry(): string {
 
 /** The Deployment's args without the ones the local run replaces. */
 export function keptArgs(args: readonly string[]): string[] {
-  const kept: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
-    if (REPLACED_FLAGS.includes(arg)) i++;
-    else if (!REPLACED_FLAGS.some((flag) => arg.startsWith(`${flag}=`))) kept.push(arg);
-  }
-  return kept;
+  return processorFlags(args).flatMap((flag) => (REPLACED_FLAGS.includes(flag.name) ? [] : flag.args));
 }
 
 function deploymentId(deployment: ProcessorDeployment): string {
