@@ -1,7 +1,17 @@
 import { ApiObject, Duration } from 'cdk8s';
 import { Construct } from 'constructs';
 import { re2Problem } from '../processor/src/config/regex';
-import { BACKEND_HEADER, type BackendConfig, type RouteConfig, type RouteEndpoint } from '../processor/src/config/schema';
+import {
+  BACKEND_HEADER,
+  PASSTHROUGH_METHODS,
+  PASSTHROUGH_SCHEMAS,
+  passthroughPathProblem,
+  type BackendConfig,
+  type PassthroughEndpoint as PassthroughEndpointConfig,
+  type PassthroughMethod,
+  type RouteConfig,
+  type RouteEndpoint,
+} from '../processor/src/config/schema';
 import { AIGateway, type AttachedRoute, type IGatewayReference } from './ai-gateway';
 import {
   ENVOY_GATEWAY_API_VERSION,
@@ -73,6 +83,25 @@ export interface RouteRetry {
   readonly perTryTimeout?: Duration;
 }
 
+/**
+ * A further endpoint of the OpenAI API that a route forwards unchanged to its OpenAI-schema backends, with the
+ * platform's credential (see `AIRouteProps.passthroughEndpoints`).
+ */
+export interface PassthroughEndpoint {
+  /**
+   * The path below `pathPrefix`: exact (`/images/generations`), or ending in `/` for every path below it
+   * (`/vector_stores/` serves `/vector_stores/vs_1/files`, not `/vector_stores`); `/` alone is every path. Plain
+   * segments only: no `.`/`..` segments, percent-encoding, `;`, backslash or `*`.
+   */
+  readonly path: string;
+  /**
+   * The methods allowed on it; other methods are answered 405. Only methods with a body: the processor picks the
+   * backend by the JSON body's `model`.
+   * @default ["POST"]
+   */
+  readonly methods?: readonly PassthroughMethod[];
+}
+
 export interface AIRouteProps {
   /** The gateway to attach to: an AIGateway of this app, or `GatewayReference.fromName(name, namespace)`. */
   readonly gateway: IGatewayReference;
@@ -103,6 +132,18 @@ export interface AIRouteProps {
    * @default - no Anthropic endpoint
    */
   readonly anthropicPathPrefix?: string;
+  /**
+   * Further OpenAI API endpoints this route serves. By default a route serves only what the processor translates
+   * or meters: `POST <pathPrefix>/chat/completions`, `/completions`, `/embeddings`, `/responses`, `GET /models`
+   * (and `POST <anthropicPathPrefix>/messages`, `/messages/count_tokens`); every other path is answered 404, so
+   * no client reaches, say, `/fine_tuning/jobs` or `/organization/...` with the provider key. Listed endpoints
+   * are forwarded unchanged to the rule's backend (OpenAI-schema backends only: OpenAI, OpenAI-compatible,
+   * Azure OpenAI, Kubernetes Services), routed by the body's `model` through this route's rules only. Tokens are
+   * charged only where the response carries an OpenAI-style `usage` object; endpoints without one (images, audio)
+   * pass uncounted by token budgets.
+   * @default - none
+   */
+  readonly passthroughEndpoints?: readonly PassthroughEndpoint[];
   /**
    * Time Envoy allows for the whole request (Envoy's 15 s default cuts long generations).
    * @default Duration.seconds(60)
@@ -171,6 +212,7 @@ export class AIRoute extends Construct implements AttachedRoute {
   private readonly endpoints: RouteEndpoint[];
   private readonly hostnames: string[];
   private readonly requiredHeaders: Set<string>;
+  private readonly passthroughEndpoints: PassthroughEndpointConfig[];
   private readonly entries = new Map<ProviderBackend, BackendEntry>();
   private readonly budgets: GlobalRateLimitRule[] = [];
   private readonly retry?: RetrySpec;
@@ -197,6 +239,7 @@ export class AIRoute extends Construct implements AttachedRoute {
     this.retry = props.retry ? this.retrySpec(props.retry) : undefined;
 
     this.validateRules();
+    this.passthroughEndpoints = this.checkPassthroughEndpoints(props.passthroughEndpoints ?? []);
 
     if (props.gateway instanceof AIGateway) {
       const gateway = props.gateway;
@@ -343,6 +386,7 @@ export class AIRoute extends Construct implements AttachedRoute {
         })),
       })),
       requiredHeaders: [...this.requiredHeaders].sort(),
+      ...(this.passthroughEndpoints.length > 0 ? { passthroughEndpoints: this.passthroughEndpoints } : {}),
     };
     return { route, backends: [...this.entries.values()].map((entry) => entry.backend._toConfig(entry.name)) };
   }
@@ -539,6 +583,40 @@ export class AIRoute extends Construct implements AttachedRoute {
   private checkPathPrefix(prop: string, prefix: string): string {
     if (!isCleanPathPrefix(prefix)) throw invalid(this, prop, prefix, 'must be a path starting with "/" without a trailing "/", "//", "." or ".." segments');
     return prefix;
+  }
+
+  private checkPassthroughEndpoints(endpoints: readonly PassthroughEndpoint[]): PassthroughEndpointConfig[] {
+    if (!Array.isArray(endpoints)) throw invalid(this, 'passthroughEndpoints', endpoints, 'must be a list of { path, methods }');
+    const checked = endpoints.map((endpoint, i): PassthroughEndpointConfig => {
+      const prop = `passthroughEndpoints[${i}]`;
+      const problem = passthroughPathProblem(endpoint?.path);
+      if (problem !== undefined) throw invalid(this, `${prop}.path`, endpoint?.path, problem);
+      const first = endpoints.findIndex((other) => other.path === endpoint.path);
+      if (first !== i) throw invalid(this, `${prop}.path`, endpoint.path, `duplicates passthroughEndpoints[${first}]; list its methods once`);
+      const methods = endpoint.methods ?? ['POST'];
+      if (!Array.isArray(methods) || methods.length === 0) throw invalid(this, `${prop}.methods`, methods, 'must list at least one method');
+      methods.forEach((method, m) => {
+        if (!(PASSTHROUGH_METHODS as readonly string[]).includes(method)) {
+          throw invalid(
+            this,
+            `${prop}.methods[${m}]`,
+            method,
+            `must be one of ${PASSTHROUGH_METHODS.join(', ')}: the processor picks the backend by the JSON body's "model", so only methods with a body can be routed`,
+          );
+        }
+        if (methods.indexOf(method) !== m) throw invalid(this, `${prop}.methods[${m}]`, method, 'is listed twice');
+      });
+      return { path: endpoint.path, methods: [...methods] };
+    });
+    if (checked.length > 0 && !this.rules.some((rule) => rule.backends.some((ref) => (PASSTHROUGH_SCHEMAS as readonly string[]).includes(ref.backend.schema.name)))) {
+      throw invalid(
+        this,
+        'passthroughEndpoints',
+        checked.map((endpoint) => endpoint.path),
+        'no backend of this route can serve them: only OpenAI-schema backends (openAI, openAICompatible, azureOpenAI, kubernetesService) forward passthrough requests',
+      );
+    }
+    return checked;
   }
 
   private checkHostnames(hostnames: readonly string[]): string[] {

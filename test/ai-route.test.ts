@@ -436,6 +436,96 @@ describe('AIRoute', () => {
   });
 });
 
+describe('AIRoute passthroughEndpoints (the endpoint allowlist)', () => {
+  const gptRule = (backend: ProviderBackend): AIRouteRule[] => [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend }] }];
+
+  it('emits the opted-in endpoints into the route\'s processor config (methods default to POST), and nothing for routes that do not opt in', () => {
+    const { app, team, gateway, openai } = gatewayFixture();
+    new AIRoute(team, 'Images', {
+      name: 'images',
+      gateway,
+      pathPrefix: '/images-api/v1',
+      passthroughEndpoints: [{ path: '/images/generations' }, { path: '/vector_stores/', methods: ['POST', 'PATCH'] }],
+      rules: gptRule(openai),
+    });
+    new AIRoute(team, 'Chat', { name: 'chat', gateway, rules: [{ models: [ModelMatch.prefix('o')], backends: [{ backend: openai }] }] });
+    const routes = configOf(synthAll(app)).routes;
+    expect(routes.find((r) => r.name === 'team/images')!.passthroughEndpoints).toEqual([
+      { path: '/images/generations', methods: ['POST'] },
+      { path: '/vector_stores/', methods: ['POST', 'PATCH'] },
+    ]);
+    expect(routes.find((r) => r.name === 'team/chat')).not.toHaveProperty('passthroughEndpoints');
+  });
+
+  it('leaves the HTTPRoute unchanged: every path under the prefix already reaches the processor, which decides', () => {
+    const build = (passthroughEndpoints?: { path: string }[]) => {
+      const { app, team, gateway, openai } = gatewayFixture();
+      new AIRoute(team, 'Route', { name: 'chat', gateway, passthroughEndpoints, rules: gptRule(openai) });
+      return findOne(synthAll(app), 'HTTPRoute', 'chat').spec;
+    };
+    expect(build([{ path: '/audio/speech' }])).toEqual(build());
+  });
+
+  describe('throws, naming the construct, the prop and the value', () => {
+    it.each([
+      ['images/generations', 'must start with "/"'],
+      ['/v1/..;/admin', 'must not contain ";"'],
+      ['/%2e%2e/admin', 'must not contain percent-encoding'],
+      ['/files/../admin', 'must not contain "." or ".." segments'],
+      ['/files\\x', 'must not contain a backslash'],
+      ['/files/*', 'must not contain "*": write a prefix as a path ending in "/", e.g. "/files/"'],
+      ['/files//x', 'must not contain empty segments'],
+      ['/chat/completions', 'is already served on every route (POST /chat/completions)'],
+    ])('for the path %j', (path, reason) => {
+      const { team, gateway, openai } = gatewayFixture();
+      expect(() => new AIRoute(team, 'Route', { gateway, passthroughEndpoints: [{ path: '/moderations' }, { path }], rules: gptRule(openai) })).toThrow(
+        `team/Route: invalid passthroughEndpoints[1].path ${JSON.stringify(path)}: ${reason}`,
+      );
+    });
+
+    it('for a method without a body, an empty or repeated method list, and a repeated path', () => {
+      const route = (passthroughEndpoints: unknown) => () => {
+        const { team, gateway, openai } = gatewayFixture();
+        return new AIRoute(team, 'Route', { gateway, passthroughEndpoints: passthroughEndpoints as any, rules: gptRule(openai) });
+      };
+      expect(route([{ path: '/files/', methods: ['POST', 'DELETE'] }])).toThrow(
+        'team/Route: invalid passthroughEndpoints[0].methods[1] "DELETE": must be one of POST, PUT, PATCH: the processor picks the backend by the JSON body\'s "model"',
+      );
+      expect(route([{ path: '/files/', methods: ['GET'] }])).toThrow('invalid passthroughEndpoints[0].methods[0] "GET": must be one of POST, PUT, PATCH');
+      expect(route([{ path: '/files/', methods: [] }])).toThrow('team/Route: invalid passthroughEndpoints[0].methods []: must list at least one method');
+      expect(route([{ path: '/files/', methods: ['POST', 'POST'] }])).toThrow('team/Route: invalid passthroughEndpoints[0].methods[1] "POST": is listed twice');
+      expect(route([{ path: '/audio/speech' }, { path: '/audio/speech', methods: ['PUT'] }])).toThrow(
+        'team/Route: invalid passthroughEndpoints[1].path "/audio/speech": duplicates passthroughEndpoints[0]; list its methods once',
+      );
+    });
+
+    it('when no backend of the route speaks the OpenAI schema', () => {
+      const { team, gateway, anthropic, openai } = gatewayFixture();
+      expect(
+        () =>
+          new AIRoute(team, 'Route', {
+            gateway,
+            passthroughEndpoints: [{ path: '/images/generations' }],
+            rules: [{ models: [ModelMatch.exact('claude-sonnet-4')], backends: [{ backend: anthropic }] }],
+          }),
+      ).toThrow('team/Route: invalid passthroughEndpoints ["/images/generations"]: no backend of this route can serve them');
+      const vllm = ProviderBackend.kubernetesService(team, 'Vllm', { serviceName: 'vllm', port: 8000 });
+      expect(
+        () =>
+          new AIRoute(team, 'Mixed', {
+            gateway,
+            pathPrefix: '/mixed/v1',
+            passthroughEndpoints: [{ path: '/score' }],
+            rules: [
+              { models: [ModelMatch.exact('claude-sonnet-4')], backends: [{ backend: anthropic }] },
+              { models: [ModelMatch.exact('bge-reranker')], backends: [{ backend: vllm }, { backend: openai, priority: 1 }] },
+            ],
+          }),
+      ).not.toThrow();
+    });
+  });
+});
+
 describeWithShared('crds/jsonschema', 'AIRoute manifests', (jsonschemaDir) => {
   it('validate with retries, Anthropic endpoint, hostnames, in-cluster backends and an existing gateway', () => {
     const { app, team, gateway, openai, anthropic } = gatewayFixture();

@@ -204,10 +204,116 @@ export const routeRuleSchema = z
   })
   .strict();
 
+/**
+ * The endpoints every route serves, as subpaths below its endpoint prefix, each with its one method: those the
+ * processor translates or meters. `/responses` (operation `other`) is forwarded unchanged to OpenAI-schema
+ * backends and metered: the Responses API reports `usage` in its JSON body and in the `response.completed` event.
+ * Any other path under an endpoint prefix is answered 404, unless a route lists it in `passthroughEndpoints`; a
+ * served path with another method is answered 405.
+ */
+export const SERVED_ENDPOINTS = {
+  OpenAI: [
+    { method: 'POST', path: '/chat/completions', operation: 'chat' },
+    { method: 'POST', path: '/completions', operation: 'completions' },
+    { method: 'POST', path: '/embeddings', operation: 'embeddings' },
+    { method: 'POST', path: '/responses', operation: 'other' },
+    { method: 'GET', path: '/models', operation: 'models' },
+  ],
+  Anthropic: [
+    { method: 'POST', path: '/messages', operation: 'messages' },
+    { method: 'POST', path: '/messages/count_tokens', operation: 'count_tokens' },
+  ],
+} as const;
+
+/**
+ * Methods a passthrough endpoint may allow. The processor picks the backend by the JSON body's `model`, so only
+ * methods that carry a body can be routed.
+ */
+export const PASSTHROUGH_METHODS = ['POST', 'PUT', 'PATCH'] as const;
+export type PassthroughMethod = (typeof PASSTHROUGH_METHODS)[number];
+
+/** Backend schemas that serve passthrough requests (the translators of the `other` operation); other backends answer them 400. */
+export const PASSTHROUGH_SCHEMAS = ['OpenAI', 'AzureOpenAI'] as const;
+
+/** Longest accepted `passthroughEndpoints[].path`. */
+export const MAX_PASSTHROUGH_PATH_LENGTH = 512;
+
+/**
+ * One path segment as the processor accepts it for a passthrough endpoint, in the config and in requests: no
+ * percent-encoding (`%2e%2e`, `%2f` decode to dot segments and slashes upstream), no `;` (`..;` is a dot segment to
+ * some servers), no backslash, no `*`.
+ */
+const PASSTHROUGH_SEGMENT = /^[-A-Za-z0-9._~!$&'()+,=:@]+$/;
+/** The same, for a whole request subpath: one or more `/segment`s, no empty segment, no trailing `/`. */
+const PASSTHROUGH_SUBPATH = /^(?:\/[-A-Za-z0-9._~!$&'()+,=:@]+)+$/;
+const DOT_SEGMENT = /\/\.\.?(?:\/|$)/;
+
+/**
+ * Whether a request's subpath may be matched against `passthroughEndpoints`: only plain segments, none of them
+ * `.` or `..`, nothing encoded, no `;` or backslash. Everything else is never served as a passthrough, whatever
+ * the config says (the session refuses dot segments too, but this check does not rely on it).
+ */
+export function isPassthroughSubpath(subpath: string): boolean {
+  return PASSTHROUGH_SUBPATH.test(subpath) && !DOT_SEGMENT.test(subpath);
+}
+
+/**
+ * Why `path` cannot be a `passthroughEndpoints` entry, or undefined. An entry is an exact subpath below the OpenAI
+ * endpoint prefix (`/images/generations`) or, ending in `/`, a prefix of the subpaths below it (`/files/`; `/` alone
+ * is every subpath).
+ */
+export function passthroughPathProblem(path: unknown): string | undefined {
+  if (typeof path !== 'string') return 'must be a string';
+  if (!path.startsWith('/')) return 'must start with "/": a path below the OpenAI endpoint prefix, e.g. "/images/generations"';
+  if (path.length > MAX_PASSTHROUGH_PATH_LENGTH) return `must be at most ${MAX_PASSTHROUGH_PATH_LENGTH} characters`;
+  if (/[?#]/.test(path)) return 'must not contain a query or fragment';
+  if (path.includes('*')) return 'must not contain "*": write a prefix as a path ending in "/", e.g. "/files/"';
+  if (path.includes('%')) return 'must not contain percent-encoding: encoded dots and slashes ("%2e", "%2f") could climb out of the prefix upstream';
+  if (path.includes(';')) return 'must not contain ";": some servers read "..;" as a ".." segment';
+  if (path.includes('\\')) return 'must not contain a backslash';
+  if (path === '/') return undefined;
+  const segments = (path.endsWith('/') ? path.slice(1, -1) : path.slice(1)).split('/');
+  if (segments.some((segment) => segment === '')) return 'must not contain empty segments ("//")';
+  if (segments.some((segment) => segment === '.' || segment === '..')) return 'must not contain "." or ".." segments';
+  if (!segments.every((segment) => PASSTHROUGH_SEGMENT.test(segment))) {
+    return "may only contain letters, digits and -._~!$&'()+,=:@ between the \"/\"s";
+  }
+  const served = SERVED_ENDPOINTS.OpenAI.find((endpoint) => endpoint.path === path);
+  if (served) return `is already served on every route (${served.method} ${served.path}); list only further endpoints`;
+  return undefined;
+}
+
+/** A further OpenAI API endpoint a route forwards unchanged, with the platform's credential. */
+export const passthroughEndpointSchema = z
+  .object({
+    /** A subpath below the OpenAI endpoint prefix: exact (`/images/generations`), or a prefix ending in `/` (`/files/`). */
+    path: z.string().superRefine((path, ctx) => {
+      const problem = passthroughPathProblem(path);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(path)} ${problem}` });
+    }),
+    /** The methods allowed on it; any other method is answered 405. */
+    methods: z
+      .array(
+        z.enum(PASSTHROUGH_METHODS, {
+          error: `must be one of ${PASSTHROUGH_METHODS.join(', ')}: the processor picks the backend by the JSON body's "model", so only methods with a body can be routed`,
+        }),
+      )
+      .min(1, 'must list at least one method')
+      .superRefine((methods, ctx) => {
+        const duplicate = methods.find((method, i) => methods.indexOf(method) !== i);
+        if (duplicate !== undefined) ctx.addIssue({ code: 'custom', message: `lists "${duplicate}" twice` });
+      }),
+  })
+  .strict();
+
 /** A client-facing API mounted under a path prefix. */
 export const routeEndpointSchema = z
   .object({
-    /** `OpenAI`: `<prefix>/chat/completions`, `/completions`, `/embeddings`, `/models`, other paths passed through. `Anthropic`: `<prefix>/messages`, `<prefix>/messages/count_tokens`. */
+    /**
+     * `OpenAI`: `<prefix>/chat/completions`, `/completions`, `/embeddings`, `/responses` (POST) and `/models` (GET),
+     * plus the route's `passthroughEndpoints`. `Anthropic`: `<prefix>/messages`, `<prefix>/messages/count_tokens`
+     * (POST). See SERVED_ENDPOINTS.
+     */
     api: z.enum(['OpenAI', 'Anthropic']),
     pathPrefix,
   })
@@ -223,8 +329,30 @@ export const routeConfigSchema = z
     rules: z.array(routeRuleSchema).min(1),
     /** Headers a request must carry (per-client budgets key on them); missing ones are answered 400. */
     requiredHeaders: z.array(headerName),
+    /**
+     * Further endpoints below the route's OpenAI endpoint prefix that it forwards unchanged to its OpenAI-schema
+     * backends (OpenAI, Azure OpenAI), routed by the body's `model`. Only this route offers its rules for them.
+     * Absent or empty: only SERVED_ENDPOINTS.
+     */
+    passthroughEndpoints: z.array(passthroughEndpointSchema).optional(),
   })
-  .strict();
+  .strict()
+  .superRefine((route, ctx) => {
+    const endpoints = route.passthroughEndpoints ?? [];
+    if (endpoints.length > 0 && !route.endpoints.some((endpoint) => endpoint.api === 'OpenAI')) {
+      ctx.addIssue({ code: 'custom', path: ['passthroughEndpoints'], message: `route "${route.name}" has passthroughEndpoints but no OpenAI endpoint` });
+    }
+    endpoints.forEach((endpoint, i) => {
+      const first = endpoints.findIndex((other) => other.path === endpoint.path);
+      if (first !== i) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['passthroughEndpoints', i, 'path'],
+          message: `route "${route.name}": ${JSON.stringify(endpoint.path)} duplicates passthroughEndpoints[${first}]; list its methods once`,
+        });
+      }
+    });
+  });
 
 export const costSchema = z
   .object({
@@ -317,6 +445,7 @@ export type RouteRule = z.infer<typeof routeRuleSchema>;
 export type RouteEndpoint = z.infer<typeof routeEndpointSchema>;
 export type ModelMatch = z.infer<typeof modelMatchSchema>;
 export type BackendRef = z.infer<typeof backendRefSchema>;
+export type PassthroughEndpoint = z.infer<typeof passthroughEndpointSchema>;
 export type CostConfig = z.infer<typeof costSchema>;
 
 export class ProcessorConfigError extends Error {

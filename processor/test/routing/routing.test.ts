@@ -27,20 +27,22 @@ describe('Router', () => {
   const router = new Router(config);
 
   it('prefers the longest matching prefix and splits path, query and operation', () => {
-    expect(router.match('/v1/team/chat/completions?a=1', 'h')).toMatchObject({ subpath: '/chat/completions', query: '?a=1', operation: 'chat' });
-    expect(router.match('/v1/team/chat/completions', 'h')!.rules.map((r) => r.route.name)).toEqual(['r/long']);
-    expect(router.match('/v1/embeddings', 'h')).toMatchObject({ operation: 'embeddings', api: 'OpenAI' });
-    expect(router.match('/v1/images/generations', 'h')).toMatchObject({ operation: 'other' });
-    expect(router.match('/v1/models', 'h')).toMatchObject({ operation: 'models' });
-    expect(router.match('/v1', 'h')).toMatchObject({ operation: undefined });
-    expect(router.match('/v10/chat/completions', 'h')).toBeUndefined();
-    expect(router.match('/anthropic/v1/messages', 'h')).toMatchObject({ api: 'Anthropic', operation: 'messages' });
-    expect(router.match('/anthropic/v1/messages/count_tokens', 'h')).toMatchObject({ operation: 'count_tokens' });
-    expect(router.match('/anthropic/v1/other', 'h')).toMatchObject({ operation: undefined });
+    expect(router.match('/v1/team/chat/completions?a=1', 'h', 'POST')).toMatchObject({ subpath: '/chat/completions', query: '?a=1', operation: 'chat' });
+    expect(router.match('/v1/team/chat/completions', 'h', 'POST')!.rules.map((r) => r.route.name)).toEqual(['r/long']);
+    expect(router.match('/v1/embeddings', 'h', 'POST')).toMatchObject({ operation: 'embeddings', api: 'OpenAI' });
+    expect(router.match('/v1/responses', 'h', 'POST')).toMatchObject({ operation: 'other' });
+    // Not served without a route opting in (see endpoint-allowlist.test.ts).
+    expect(router.match('/v1/images/generations', 'h', 'POST')).toMatchObject({ operation: undefined });
+    expect(router.match('/v1/models', 'h', 'GET')).toMatchObject({ operation: 'models' });
+    expect(router.match('/v1', 'h', 'POST')).toMatchObject({ operation: undefined });
+    expect(router.match('/v10/chat/completions', 'h', 'POST')).toBeUndefined();
+    expect(router.match('/anthropic/v1/messages', 'h', 'POST')).toMatchObject({ api: 'Anthropic', operation: 'messages' });
+    expect(router.match('/anthropic/v1/messages/count_tokens', 'h', 'POST')).toMatchObject({ operation: 'count_tokens' });
+    expect(router.match('/anthropic/v1/other', 'h', 'POST')).toMatchObject({ operation: undefined });
   });
 
   it('matches hostnames exactly or by wildcard, ignoring the port and case', () => {
-    const names = (authority: string) => router.match('/v1/chat/completions', authority)!.rules.map((r) => r.route.name);
+    const names = (authority: string) => router.match('/v1/chat/completions', authority, 'POST')!.rules.map((r) => r.route.name);
     expect(names('api.corp.example:443')).toEqual(['r/short', 'r/host']);
     expect(names('EXACT.example')).toEqual(['r/short', 'r/host']);
     expect(names('corp.example')).toEqual(['r/short']);
@@ -48,17 +50,17 @@ describe('Router', () => {
   });
 
   it('matches models exactly, by prefix and by anchored regular expression', () => {
-    const rules = router.match('/anthropic/v1/messages', 'h')!.rules;
+    const rules = router.match('/anthropic/v1/messages', 'h', 'POST')!.rules;
     expect(findRule(rules, 'claude-3')).toBeDefined();
     expect(findRule(rules, 'claude-3x')).toBeUndefined();
     expect(findRule(rules, 'claude-4-sonnet')).toBeDefined();
     expect(findRule(rules, 'opus-12')).toBeDefined();
     expect(findRule(rules, 'opus-12-beta')).toBeUndefined();
-    expect(exactModels(router.match('/anthropic/v1/messages', 'h')!.routes)).toEqual(['claude-3']);
+    expect(exactModels(router.match('/anthropic/v1/messages', 'h', 'POST')!.routes)).toEqual(['claude-3']);
   });
 
   it('names the configured match that accepted a model (the metric label), never the client\'s name for a prefix or regex', () => {
-    const rules = router.match('/anthropic/v1/messages', 'h')!.rules;
+    const rules = router.match('/anthropic/v1/messages', 'h', 'POST')!.rules;
     expect(findRule(rules, 'claude-3')?.modelLabel).toBe('claude-3');
     expect(findRule(rules, 'claude-4-sonnet-20990101')?.modelLabel).toBe('claude-4*');
     expect(findRule(rules, 'opus-12')?.modelLabel).toBe('opus-[0-9]+');
@@ -70,7 +72,7 @@ describe('model regular expressions (RE2)', () => {
   const regexRouter = (...patterns: string[]) => {
     const config = testConfig({ routes: [route(['unused'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'r/re2' })] });
     config.routes[0].rules[0].models = patterns.map((value) => ({ type: 'RegularExpression', value }));
-    return new Router(config).match('/v1/chat/completions', 'h')!.rules;
+    return new Router(config).match('/v1/chat/completions', 'h', 'POST')!.rules;
   };
 
   it('answers a backtracking-bomb pattern in linear time: claude-(\\w+-?)+ against a 40-byte name', () => {
