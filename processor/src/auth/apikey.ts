@@ -1,7 +1,7 @@
-import type { BackendAuth, BackendConfig } from '../config/schema';
+import type { BackendAuth, BackendConfig, SecretKeyRef } from '../config/schema';
 import type { HeaderChanges } from '../translate/types';
 import type { AuthFactory, BackendAuthenticator } from './index';
-import type { SecretReader } from './secrets';
+import { SecretUnavailableError, type SecretReader } from './secrets';
 
 type ApiKeyAuth = Extract<BackendAuth, { type: 'APIKey' }>;
 type BearerAuth = Extract<BackendAuth, { type: 'BearerToken' }>;
@@ -18,23 +18,40 @@ export function apiKeyHeader(backend: BackendConfig, key: string): Record<string
   }
 }
 
-/** The same changes for every request while the credential stays the same (the reader caches the file). */
-function staticCredential(read: () => string, headers: (credential: string) => Record<string, string>): BackendAuthenticator {
+/** CR, LF, NUL and other control characters (tab aside) cannot be part of a header value. */
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) return true;
+  }
+  return false;
+}
+
+/**
+ * The same changes for every request while the credential stays the same (the reader caches the file). The
+ * reader refuses an empty file; a value that cannot travel in a header (a line break inside) is refused here.
+ */
+function staticCredential(
+  secrets: SecretReader,
+  ref: SecretKeyRef,
+  headers: (credential: string) => Record<string, string>,
+): BackendAuthenticator {
   let credential: string | undefined;
   let changes: HeaderChanges | undefined;
   const fixed = (): HeaderChanges => {
-    const current = read();
+    const current = secrets.read(ref);
     if (changes === undefined || current !== credential) {
+      if (hasControlCharacter(current)) throw new SecretUnavailableError(ref, 'contains a line break or control character, which a header cannot carry');
       credential = current;
       changes = { setHeaders: headers(current), removeHeaders: [], repeatable: true };
     }
     return changes;
   };
-  return { apply: fixed, fixed };
+  return { apply: fixed, fixed, check: () => void fixed() };
 }
 
 export const apiKeyAuth: AuthFactory<ApiKeyAuth> = (auth, backend, secrets): BackendAuthenticator =>
-  staticCredential(() => secrets.read(auth.secret), (key) => apiKeyHeader(backend, key));
+  staticCredential(secrets, auth.secret, (key) => apiKeyHeader(backend, key));
 
-export const bearerTokenAuth: AuthFactory<BearerAuth> = (auth, _backend, secrets: SecretReader): BackendAuthenticator =>
-  staticCredential(() => secrets.read(auth.secret), (token) => ({ authorization: `Bearer ${token}` }));
+export const bearerTokenAuth: AuthFactory<BearerAuth> = (auth, _backend, secrets): BackendAuthenticator =>
+  staticCredential(secrets, auth.secret, (token) => ({ authorization: `Bearer ${token}` }));

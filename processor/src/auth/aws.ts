@@ -10,13 +10,9 @@ import type { AuthFactory, AuthRequest, BackendAuthenticator } from './index';
 import { AwsCredentials, AwsSigningError, signAwsRequest, signAwsRequestSync, type SignedHeaders } from './sigv4';
 import { CREDENTIAL_TIMEOUT_MS, withTimeout } from './timeout';
 
-export const PER_REQUEST_CREDENTIAL_HEADERS = {
-  accessKeyId: 'x-aigw-aws-access-key-id',
-  secretAccessKey: 'x-aigw-aws-secret-access-key',
-  sessionToken: 'x-aigw-aws-session-token',
-} as const;
+import { PER_REQUEST_CREDENTIAL_HEADER_NAMES, PER_REQUEST_CREDENTIAL_HEADERS } from './headers';
 
-export const PER_REQUEST_CREDENTIAL_HEADER_NAMES: readonly string[] = Object.values(PER_REQUEST_CREDENTIAL_HEADERS);
+export { PER_REQUEST_CREDENTIAL_HEADER_NAMES, PER_REQUEST_CREDENTIAL_HEADERS };
 
 /** Bedrock's signing name. */
 export const BEDROCK_SERVICE = 'bedrock';
@@ -56,20 +52,31 @@ export interface AwsCredentialSource {
   current(): AwsCredentials | undefined;
   /** Resolves credentials, fetching or refreshing them when needed. */
   load(): Promise<AwsCredentials>;
+  /** Optional: throws when the configured credentials are unusable as they are (no network call). */
+  check?(): void;
 }
 
 /**
  * Credentials from a shared-credentials file in a Secret. `read` returns the file content (the processor's
  * secret reader caches it and re-reads rotated Secrets); parsing is redone only when the content changes.
+ * `name` (the Secret reference) prefixes parse errors.
  */
-export function secretCredentials(read: () => string, profile: string): AwsCredentialSource {
+export function secretCredentials(read: () => string, profile: string, name?: string): AwsCredentialSource {
   let parsed: { text: string; credentials: AwsCredentials } | undefined;
   const current = (): AwsCredentials => {
     const text = read();
-    if (parsed?.text !== text) parsed = { text, credentials: parseSharedCredentials(text, profile) };
+    if (parsed?.text !== text) {
+      let credentials: AwsCredentials;
+      try {
+        credentials = parseSharedCredentials(text, profile);
+      } catch (error) {
+        throw name === undefined ? error : new AwsSigningError(`credential ${name}: ${(error as Error).message}`);
+      }
+      parsed = { text, credentials };
+    }
     return parsed.credentials;
   };
-  return { current, load: async () => current() };
+  return { current, load: async () => current(), check: () => void current() };
 }
 
 /** Temporary credentials are refreshed this long before they expire. */
@@ -128,6 +135,11 @@ export class AwsSigV4Authenticator implements BackendAuthenticator {
     private readonly clock: () => Date = () => new Date(),
   ) {}
 
+  /** The Secret's shared-credentials file is there, non-empty, and has the profile with both keys. */
+  check(): void {
+    this.configured.check?.();
+  }
+
   /** Synchronous when the credentials and the day's signing key are at hand (the common case). */
   apply(request: AuthRequest): HeaderChanges | Promise<HeaderChanges> {
     const perRequest = this.config.perRequestCredentials ? credentialsFromHeaders(request.headers) : undefined;
@@ -155,7 +167,7 @@ export const awsSigV4Auth: AuthFactory<SigV4Config> = (auth, _backend, secrets) 
   const credentials = auth.credentials;
   const source =
     credentials.source === 'Secret'
-      ? secretCredentials(() => secrets.read(credentials.secret), credentials.profile)
+      ? secretCredentials(() => secrets.read(credentials.secret), credentials.profile, `${credentials.secret.secretName}/${credentials.secret.key}`)
       : defaultChainCredentials();
   return new AwsSigV4Authenticator(auth, source);
 };

@@ -73,7 +73,7 @@ export class AzureEntraTokenSource {
       throw new AzureAuthError(`Azure Entra token request for tenant ${tenantId} failed: ${(error as Error).name}`);
     }
     const body = (await response.json().catch(() => ({}))) as { access_token?: unknown; expires_in?: unknown; error?: unknown };
-    if (!response.ok || typeof body.access_token !== 'string') {
+    if (!response.ok || typeof body.access_token !== 'string' || body.access_token === '') {
       const code = typeof body.error === 'string' ? body.error : 'no token in response';
       throw new AzureAuthError(`Azure Entra token request for tenant ${tenantId}, client ${clientId} failed: HTTP ${response.status} ${code}`);
     }
@@ -102,6 +102,8 @@ function createAzureEntraAuth(
     clientSecret: () => secrets.read(auth.clientSecret),
   });
   return {
+    // The client secret is there and non-empty (the token itself is fetched).
+    check: () => void secrets.read(auth.clientSecret),
     apply: async (): Promise<HeaderChanges> => ({ setHeaders: { authorization: `Bearer ${await source.get()}` }, removeHeaders: ['api-key'] }),
   };
 }

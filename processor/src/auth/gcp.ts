@@ -27,21 +27,37 @@ export class GcpAuthError extends Error {
   }
 }
 
-/** A JWT client for a service-account key (JSON text). Errors name the Secret, never its content. */
-export function serviceAccountClient(keyJson: string, ref: SecretKeyRef, timeoutMs = CREDENTIAL_TIMEOUT_MS): AccessTokenClient {
-  let key: { client_email?: unknown; private_key?: unknown; private_key_id?: unknown };
+export interface ServiceAccountKey {
+  clientEmail: string;
+  privateKey: string;
+  privateKeyId: string | undefined;
+}
+
+/**
+ * The parts of a service-account key (JSON text) a token needs; throws when it is not JSON or lacks (or has an
+ * empty) `client_email` or `private_key`. Errors name the Secret, never its content.
+ */
+export function parseServiceAccountKey(keyJson: string, ref: SecretKeyRef): ServiceAccountKey {
+  let key: { client_email?: unknown; private_key?: unknown; private_key_id?: unknown } | null;
   try {
     key = JSON.parse(keyJson) as typeof key;
   } catch {
     throw new GcpAuthError(`GCP service-account key ${ref.secretName}/${ref.key} is not valid JSON`);
   }
-  if (typeof key.client_email !== 'string' || typeof key.private_key !== 'string') {
+  const usable = (value: unknown): value is string => typeof value === 'string' && value.trim() !== '';
+  if (typeof key !== 'object' || key === null || !usable(key.client_email) || !usable(key.private_key)) {
     throw new GcpAuthError(`GCP service-account key ${ref.secretName}/${ref.key} lacks client_email or private_key`);
   }
+  return { clientEmail: key.client_email, privateKey: key.private_key, privateKeyId: typeof key.private_key_id === 'string' ? key.private_key_id : undefined };
+}
+
+/** A JWT client for a service-account key (JSON text). Errors name the Secret, never its content. */
+export function serviceAccountClient(keyJson: string, ref: SecretKeyRef, timeoutMs = CREDENTIAL_TIMEOUT_MS): AccessTokenClient {
+  const key = parseServiceAccountKey(keyJson, ref);
   return new JWT({
-    email: key.client_email,
-    key: key.private_key,
-    keyId: typeof key.private_key_id === 'string' ? key.private_key_id : undefined,
+    email: key.clientEmail,
+    key: key.privateKey,
+    keyId: key.privateKeyId,
     scopes: [GCP_SCOPE],
     // The token request itself gives up too (frees its socket); withTimeout below bounds the wait either way.
     transporterOptions: { timeout: timeoutMs },
@@ -103,6 +119,8 @@ export function gcpAuthWith(options: GcpAuthOptions = {}): AuthFactory<GcpAuth> 
     // One client per key content: a rotated Secret (new content) gets a fresh client, and so does a timed-out one.
     let current: { keyJson: string; client: AccessTokenClient } | undefined;
     return {
+      // The key file is there, non-empty, and names an account and its private key (the token itself is fetched).
+      check: () => void parseServiceAccountKey(secrets.read(credentials.secret), credentials.secret),
       apply: () => {
         const keyJson = secrets.read(credentials.secret);
         if (current?.keyJson !== keyJson) current = { keyJson, client: keyClient(keyJson, credentials.secret, timeoutMs) };

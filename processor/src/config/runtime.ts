@@ -2,10 +2,11 @@
  * A loaded config compiled for the request path: router, backends with their authenticators and parsed
  * mutations, compiled costs. Immutable; hot reload swaps the whole snapshot.
  */
-import { createAuthenticator, type AuthFactories, type BackendAuthenticator } from '../auth';
+import { createAuthenticator, credentialProblem, failingAuthenticator, type AuthFactories, type BackendAuthenticator, type CredentialProblemError } from '../auth';
 import type { SecretReader } from '../auth/secrets';
 import { HeaderOptionCache } from '../extproc/header-options';
 import { RequestAnswerCache } from '../extproc/request-answers';
+import type { Logger } from '../log';
 import { Router } from '../routing/router';
 import type { TranslatorTable } from '../translate/registry';
 import { compileCost, type CompiledCost } from '../usage/costs';
@@ -27,7 +28,22 @@ export interface BackendRuntime {
   hasBodyMutation: boolean;
 }
 
-export interface RuntimeConfig {
+/** The backends whose credential cannot work in a snapshot. Names and Secret references only, never values. */
+export interface CredentialStatus {
+  /**
+   * One entry per backend whose credential Secret is missing, empty or malformed, in config order, e.g.
+   * `backend "openai": credential openai-key/apiKey is empty`. Requests to such a backend are answered 503
+   * backend_auth_error (a failure for its circuit breaker) until a reload brings a fixed Secret.
+   */
+  readonly credentialProblems: readonly string[];
+  /**
+   * Every backend the routes use has a credential problem: the processor can serve nothing but 503s (`/readyz`
+   * answers 503). False when there are no problems, or when some routed backend can still serve.
+   */
+  readonly noUsableBackend: boolean;
+}
+
+export interface RuntimeConfig extends CredentialStatus {
   config: ProcessorConfig;
   router: Router;
   backends: ReadonlyMap<string, BackendRuntime>;
@@ -48,11 +64,18 @@ export interface CompileOptions {
   nowSeconds: number;
   authFactories?: AuthFactories;
   translators?: TranslatorTable;
+  /**
+   * Where each credential problem of a successfully compiled snapshot is logged, once (error level). Requests
+   * that then fail on it carry a reported CredentialProblemError, which need not be logged again. Without a
+   * logger nothing is logged here and those errors stay unreported.
+   */
+  logger?: Logger;
 }
 
 /** Throws ProcessorConfigError naming every problem (unsupported auth, CEL that does not compile, ...). */
 export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, options: CompileOptions): RuntimeConfig {
   const problems: string[] = [];
+  const credentialErrors: CredentialProblemError[] = [];
   const backends = new Map<string, BackendRuntime>();
   config.backends.forEach((backend, i) => {
     let auth: BackendAuthenticator | undefined;
@@ -60,6 +83,13 @@ export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, o
       auth = createAuthenticator(backend, secrets, options.authFactories);
     } catch (error) {
       problems.push(`backends.${i}.auth: ${(error as Error).message}`);
+    }
+    // A credential that cannot work is not a config error (the Secret may be fixed without a config change, and
+    // the other backends keep serving): the backend fails every request at once with the one known error.
+    const credential = credentialProblem(backend, auth);
+    if (credential !== undefined) {
+      credentialErrors.push(credential);
+      auth = failingAuthenticator(credential);
     }
     const ignored = [...(backend.headerMutation?.set.map((h) => h.name) ?? []), ...(backend.headerMutation?.remove ?? [])].filter(
       isIgnoredByEnvoy,
@@ -86,8 +116,22 @@ export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, o
     }
   });
   if (problems.length > 0) throw new ProcessorConfigError(problems);
+  const logger = options.logger;
+  if (logger !== undefined) {
+    for (const error of credentialErrors) {
+      logger.error(
+        { backend: error.backend, err: error.message },
+        'backend credential unusable: its requests are answered 503 until the Secret is fixed (logged once per config load)',
+      );
+      error.reported = true;
+    }
+  }
+  const broken = new Set(credentialErrors.map((error) => error.backend));
+  const routed = new Set(config.routes.flatMap((route) => route.rules.flatMap((rule) => rule.backends.map((ref) => ref.backend))));
   return {
     config,
+    credentialProblems: credentialErrors.map((error) => error.message),
+    noUsableBackend: broken.size > 0 && routed.size > 0 && [...routed].every((name) => broken.has(name)),
     router: new Router(config),
     backends,
     usageMetadata: new UsageMetadata(costs),

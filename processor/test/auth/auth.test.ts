@@ -52,7 +52,8 @@ describe('auth', () => {
   it('names the missing file, never its content', () => {
     const reader = new SecretReader(dir);
     expect(() => reader.read({ secretName: 'keys', key: 'absent' })).toThrow(SecretUnavailableError);
-    expect(() => reader.read({ secretName: 'keys', key: 'absent' })).toThrow('credential keys/absent is unavailable: ENOENT');
+    expect(() => reader.read({ secretName: 'keys', key: 'absent' })).toThrow('credential keys/absent is missing');
+    expect(() => reader.read({ secretName: 'nosuchsecret', key: 'api' })).toThrow('credential nosuchsecret/api is missing');
     expect(() => new SecretReader(undefined).read({ secretName: 'keys', key: 'api' })).toThrow(/no secrets directory/);
   });
 
