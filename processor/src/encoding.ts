@@ -1,10 +1,24 @@
 import * as zlib from 'node:zlib';
 
+/**
+ * The most bytes one response may inflate to while the processor reads it (a buffered body in total, a streamed
+ * body per chunk). Envoy buffers at most the gateway's buffer limit of compressed bytes; a provider's answer
+ * compresses maybe 10:1, so anything far beyond that is a compression bomb, not an answer.
+ */
+export const MAX_INFLATED_BYTES = 32 * 1024 * 1024;
+
+export type DecodeResult =
+  | { ok: true; bytes: Buffer }
+  /** `corrupt`: not valid in the declared encoding; `too_large`: inflates beyond the limit. */
+  | { ok: false; reason: 'corrupt' | 'too_large' };
+
 /** Incremental Content-Encoding decoder for response bodies (gzip, deflate, br). */
 export interface BodyDecoder {
-  /** Resolves with the bytes decoded so far from this chunk; after a decoding error, with nothing. */
-  push(chunk: Buffer, end: boolean): Promise<Buffer>;
-  readonly failed: boolean;
+  /**
+   * The bytes this chunk decodes to. Always settles, also for input after the end of the compressed data
+   * (ignored) and after a failure (which sticks). `maxOutput` bounds what this call may produce.
+   */
+  push(chunk: Buffer, end: boolean, maxOutput: number): Promise<DecodeResult>;
 }
 
 export function isSupportedEncoding(encoding: string | undefined): boolean {
@@ -17,37 +31,61 @@ export function createDecoder(encoding: string): BodyDecoder {
   return new StreamDecoder(stream);
 }
 
-class StreamDecoder implements BodyDecoder {
-  failed = false;
-  private output: Buffer[] = [];
+type Zlib = zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress;
 
-  constructor(private readonly stream: zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress) {
-    stream.on('data', (data: Buffer) => this.output.push(data));
-    stream.on('error', () => {
-      this.failed = true;
+class StreamDecoder implements BodyDecoder {
+  private failure: 'corrupt' | 'too_large' | undefined;
+  /** The compressed data ended (its trailer was read): later bytes are not part of the body's content. */
+  private ended = false;
+  private output: Buffer[] = [];
+  private outputBytes = 0;
+  private limit = Infinity;
+  /** Settles the push in progress. */
+  private settle: (() => void) | undefined;
+
+  constructor(private readonly stream: Zlib) {
+    stream.on('data', (data: Buffer) => {
+      this.outputBytes += data.length;
+      if (this.outputBytes > this.limit) {
+        this.fail('too_large');
+        return;
+      }
+      this.output.push(data);
+    });
+    stream.on('error', () => this.fail('corrupt'));
+    stream.on('end', () => {
+      this.ended = true;
+      this.settle?.();
     });
   }
 
-  push(chunk: Buffer, end: boolean): Promise<Buffer> {
-    if (this.failed) return Promise.resolve(Buffer.alloc(0));
+  push(chunk: Buffer, end: boolean, maxOutput: number): Promise<DecodeResult> {
+    if (this.failure) return Promise.resolve({ ok: false, reason: this.failure });
+    if (this.ended || this.stream.destroyed) return Promise.resolve({ ok: true, bytes: Buffer.alloc(0) });
+    this.limit = maxOutput;
+    this.outputBytes = 0;
     return new Promise((resolve) => {
-      const done = (): void => {
-        const out = this.failed ? Buffer.alloc(0) : Buffer.concat(this.output);
+      this.settle = () => {
+        this.settle = undefined;
+        const out = this.output;
         this.output = [];
-        resolve(out);
-      };
-      this.stream.once('error', done);
-      const finish = (): void => {
-        this.stream.off('error', done);
-        done();
+        resolve(this.failure ? { ok: false, reason: this.failure } : { ok: true, bytes: out.length === 1 ? out[0]! : Buffer.concat(out) });
       };
       if (end) {
-        this.stream.once('end', finish);
         this.stream.end(chunk);
+        // 'end' settles once all output is read; a stream that ended early (trailing bytes) already did.
       } else {
         this.stream.write(chunk);
-        this.stream.flush(finish);
+        this.stream.flush(() => this.settle?.());
       }
     });
+  }
+
+  private fail(reason: 'corrupt' | 'too_large'): void {
+    if (this.failure) return;
+    this.failure = reason;
+    this.output = [];
+    this.stream.destroy();
+    this.settle?.();
   }
 }

@@ -17,7 +17,7 @@ import {
   type UpstreamRequest,
   type ResponseHeaders,
 } from '../translate/types';
-import { anthropicErrorBody, anthropicErrorType, asObject, describeProviderError, EMPTY, isObject, JsonObject, modelPathSegment, parseJsonBuffer, sseEvent, tokenUsage } from './common';
+import { anthropicErrorBody, anthropicErrorType, asObject, describeProviderError, EMPTY, EVENTSTREAM_CONTENT_TYPE, isObject, JsonObject, modelPathSegment, parseJsonBuffer, sseEvent, tokenUsage } from './common';
 import {
   anthropicUsage,
   AnthropicStreamReader,
@@ -155,6 +155,9 @@ export class AnthropicPassthroughResponse implements ResponseTranslator {
   private status = 200;
   private amznErrorType?: string;
   private collected: Buffer[] = [];
+  replacedStatus: number | undefined;
+  /** The content type of a 2xx answer in a framing this translator does not read. */
+  private unexpected: string | undefined;
 
   constructor(private readonly bedrock: boolean) {}
 
@@ -163,14 +166,20 @@ export class AnthropicPassthroughResponse implements ResponseTranslator {
     this.amznErrorType = headers['x-amzn-errortype'];
     const contentType = headers['content-type'] ?? '';
     const ok = status >= 200 && status < 300;
-    if (ok && contentType.startsWith('text/event-stream')) {
+    if (ok && !this.bedrock && contentType.startsWith('text/event-stream')) {
       this.sse = new SseParser();
       return { stream: true, setHeaders: {}, removeHeaders: [] };
     }
-    if (ok && this.bedrock && contentType.startsWith('application/vnd.amazon.eventstream')) {
+    if (ok && this.bedrock && contentType.startsWith(EVENTSTREAM_CONTENT_TYPE)) {
       this.eventstream = new AnthropicStreamReader('bedrock-eventstream');
       this.passthroughBody = false;
       return { stream: true, setHeaders: { 'content-type': 'text/event-stream' }, removeHeaders: ['content-length'] };
+    }
+    if (ok && !contentType.includes('json')) {
+      // Neither the provider's event stream nor JSON: not bytes an Anthropic client can read.
+      this.unexpected = contentType || '(none)';
+      this.passthroughBody = false;
+      return { stream: false, setHeaders: { 'content-type': 'application/json' }, removeHeaders: ['content-length', 'content-encoding'] };
     }
     if (!ok && this.bedrock) {
       this.passthroughBody = false;
@@ -180,6 +189,11 @@ export class AnthropicPassthroughResponse implements ResponseTranslator {
   }
 
   body(chunk: Buffer, endOfStream: boolean): Buffer {
+    if (this.unexpected !== undefined) {
+      if (!endOfStream) return EMPTY;
+      this.replacedStatus = 502;
+      return anthropicErrorBody('api_error', `could not translate the ${this.bedrock ? 'Bedrock' : 'Anthropic'} response (content type ${this.unexpected.slice(0, 64)})`);
+    }
     if (this.sse) {
       const events = this.sse.push(chunk);
       if (endOfStream) events.push(...this.sse.end());

@@ -16,6 +16,7 @@ import {
   ConvertingResponse,
   count,
   EMPTY,
+  EVENTSTREAM_CONTENT_TYPE,
   invalid,
   isObject,
   JsonObject,
@@ -223,6 +224,7 @@ function openAIUsage(u: OpenAIUsageShape): JsonObject {
 
 /** Converse response -> OpenAI chat.completion. */
 class ConverseToOpenAIResponse extends ConvertingResponse {
+  protected streamContentType = EVENTSTREAM_CONTENT_TYPE;
   private decoder?: EventStreamDecoder;
   private stream?: ConverseStreamToOpenAI;
 
@@ -508,6 +510,7 @@ function anthropicBlockToConverse(raw: unknown, param: string): JsonObject {
 
 /** Converse response -> Anthropic message / Messages SSE. */
 class ConverseToAnthropicResponse extends ConvertingResponse {
+  protected streamContentType = EVENTSTREAM_CONTENT_TYPE;
   private decoder?: EventStreamDecoder;
   private stream?: ConverseStreamToAnthropic;
 

@@ -272,6 +272,9 @@ export function openAIUsageWithDetails(u: OpenAIUsageShape): JsonObject {
   };
 }
 
+/** AWS's event-stream framing (Bedrock's streaming APIs). */
+export const EVENTSTREAM_CONTENT_TYPE = 'application/vnd.amazon.eventstream';
+
 /**
  * Skeleton for responses converted from a provider's format: JSON bodies are collected until the end,
  * successful streams are converted chunk by chunk, errors become the client's error schema.
@@ -289,11 +292,20 @@ export abstract class ConvertingResponse implements ResponseTranslator {
     private readonly streamRequested: boolean,
   ) {}
 
+  /** The content type of the provider's event stream: the stream translator reads only that framing. */
+  protected streamContentType = 'text/event-stream';
+  /** A 2xx event stream in another framing: answered as an error rather than passed on as bytes the client cannot read. */
+  private unexpectedStream: string | undefined;
+
   head(status: number, headers: ResponseHeaders): ResponseHead {
     this.status = status;
     this.headers = headers;
     const contentType = headers['content-type'] ?? '';
     this.streaming = status >= 200 && status < 300 && this.streamRequested && !contentType.includes('json');
+    if (this.streaming && !contentType.toLowerCase().startsWith(this.streamContentType)) {
+      this.streaming = false;
+      this.unexpectedStream = contentType || '(none)';
+    }
     if (this.streaming) return { stream: true, setHeaders: { 'content-type': 'text/event-stream' }, removeHeaders: ['content-length'] };
     // Buffered: the pipeline corrects Content-Length once the translated body is complete.
     return { stream: false, setHeaders: contentType.startsWith('application/json') ? {} : { 'content-type': 'application/json' }, removeHeaders: [] };
@@ -306,6 +318,7 @@ export abstract class ConvertingResponse implements ResponseTranslator {
     const whole = this.collected.length === 1 ? this.collected[0] : Buffer.concat(this.collected);
     this.collected = [];
     if (this.status >= 400 || this.status < 200) return this.errorBody(whole);
+    if (this.unexpectedStream !== undefined) return this.unreadable(`event stream (content type ${this.unexpectedStream.slice(0, 64)})`);
     return this.convertBody(whole);
   }
 

@@ -17,6 +17,7 @@ import {
   ConvertingResponse,
   count,
   EMPTY,
+  EVENTSTREAM_CONTENT_TYPE,
   invalid,
   isObject,
   JsonObject,
@@ -462,6 +463,7 @@ export class AnthropicToOpenAIResponse extends ConvertingResponse {
   ) {
     super('OpenAI' satisfies ClientApi, context.stream);
     this.converter = new AnthropicEventsToOpenAIChunks(context);
+    if (framing === 'bedrock-eventstream') this.streamContentType = EVENTSTREAM_CONTENT_TYPE;
   }
 
   protected convertBody(whole: Buffer): Buffer {

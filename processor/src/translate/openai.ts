@@ -27,7 +27,8 @@ class OpenAIPassthrough implements Translator {
   }
 
   response(): ResponseTranslator {
-    return new OpenAIResponse();
+    // Endpoints a route opted into (images, audio, ...) may answer any media type; the metered ones answer JSON or SSE.
+    return new OpenAIResponse(this.context.operation !== 'other');
   }
 }
 
@@ -80,18 +81,25 @@ class OpenAIResponse implements ResponseTranslator {
   private status = 200;
   private contentType = '';
   private chunks: Buffer[] = [];
+  replacedStatus: number | undefined;
+  /** A 2xx answer that is neither JSON nor an event stream where only those are expected. */
+  private unexpected = false;
+
+  constructor(private readonly jsonOrEventStream: boolean) {}
 
   head(status: number, headers: ResponseHeaders): ResponseHead {
     this.status = status;
     this.contentType = headers['content-type'] ?? '';
-    const stream = status >= 200 && status < 300 && this.contentType.startsWith('text/event-stream');
+    const ok = status >= 200 && status < 300;
+    const stream = ok && this.contentType.startsWith('text/event-stream');
     if (stream) this.sse = new SseUsageScanner();
-    const wrapError = status >= 400 && !this.contentType.includes('json');
+    this.unexpected = ok && this.jsonOrEventStream && !stream && this.contentType !== '' && !this.contentType.includes('json');
+    const wrapError = (status >= 400 && !this.contentType.includes('json')) || this.unexpected;
     if (wrapError) this.passthroughBody = false;
     return {
       stream,
       setHeaders: wrapError ? { 'content-type': 'application/json' } : {},
-      removeHeaders: [],
+      removeHeaders: this.unexpected ? ['content-encoding'] : [],
     };
   }
 
@@ -108,6 +116,14 @@ class OpenAIResponse implements ResponseTranslator {
     }
     const whole = this.chunks.length === 0 ? chunk : Buffer.concat([...this.chunks, chunk]);
     this.chunks = [];
+    if (this.unexpected) {
+      this.replacedStatus = 502;
+      return Buffer.from(
+        JSON.stringify({
+          error: { message: `the backend answered ${this.contentType.slice(0, 64)}, not JSON or an event stream`, type: 'upstream_error', param: null, code: 'unexpected_content_type' },
+        }),
+      );
+    }
     if (!this.passthroughBody) return wrapNonJsonError(this.status, whole);
     if (this.status < 300 && whole.length > 0) this.readJsonUsage(whole);
     return chunk;

@@ -33,7 +33,6 @@ describe('OpenAI passthrough over ext_proc', () => {
 
   it.each([
     ['nested model keys', '{"messages":[{"role":"user","content":"{\\"model\\":\\"gpt-3\\"}","model":"gpt-3"}],"meta":{"model":"gpt-3"},"model":"gpt-4o"}'],
-    ['a duplicate model key (the last wins)', '{"model":"gpt-3","model":"gpt-4o"}'],
     ['an escaped top-level key', '{"mod\\u0065l":"gpt-4o","stream":false}'],
     ['an escaped model value', '{"model":"gpt\\u002d4o"}'],
     ['a large body (parsed, not scanned)', JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(64 * 1024), model: 'gpt-3' }], model: 'gpt-4o' })],
@@ -45,6 +44,23 @@ describe('OpenAI passthrough over ext_proc', () => {
       expect(req.headers['content-length']).toBe(String(Buffer.byteLength(body)));
       return { status: 200, headers: { 'content-type': 'application/json' }, body: '{}' };
     });
+    expect(result.status).toBe(200);
+  });
+  it.each([
+    ['twice', '{"model":"gpt-3","model":"gpt-4o"}'],
+    ['once escaped', '{"model":"gpt-4o","messages":[],"mod\\u0065l":"gpt-3"}'],
+    ['twice, the same name', '{"model":"gpt-4o","model":"gpt-4o"}'],
+  ])('a body naming the top-level model %s is refused 400: the gateway and the provider could read different models', async (_name, body) => {
+    const result = await processor.client.exchange({ path: '/v1/chat/completions', body }, () => {
+      throw new Error('must not reach the backend');
+    });
+    expect(result.status).toBe(400);
+    expect(JSON.parse(result.body.toString()).error).toMatchObject({ code: 'duplicate_model', param: 'model' });
+  });
+
+  it('nested or escaped model keys below the top level do not count as duplicates', async () => {
+    const body = '{"model":"gpt-4o","metadata":{"model":"x","mod\\u0065l":"y"},"messages":[{"model":"z"}]}';
+    const result = await processor.client.exchange({ path: '/v1/chat/completions', body }, () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: '{}' }));
     expect(result.status).toBe(200);
   });
 });
@@ -100,4 +116,5 @@ describe('answers reused across requests', () => {
       await processor.close();
     }
   });
+
 });

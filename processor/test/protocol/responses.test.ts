@@ -1,8 +1,8 @@
 /** The response side: mode override, usage across chunk boundaries, compression, cuts and aborts. */
 import * as zlib from 'node:zlib';
-import type { ProcessingRequest } from '../../src/grpc/messages';
 import { BODY_MODE_STREAMED } from '../../src/grpc/messages';
 import { startTestProcessor, testConfig, type TestProcessor } from '../support/processor-harness';
+import { structToObject } from '../support/envoy-client';
 import { splitEvery } from '../support/translation-cases';
 
 const CHAT = { path: '/v1/chat/completions', body: '{"model":"gpt-4o","stream":true}' };
@@ -140,25 +140,50 @@ describe('responses', () => {
     expect(withMetadata).toHaveLength(1);
   });
 
-  it('tolerates trailers and answers them in order', async () => {
+  /** The tokens in a message's dynamic metadata, if it carries any. */
+  function tokensOf(message: Record<string, unknown>): Record<string, unknown> | undefined {
+    const metadata = message.dynamicMetadata as Parameters<typeof structToObject>[0] | undefined;
+    return metadata ? (structToObject(metadata)['io.envoy.ai_gateway'] as Record<string, unknown>) : undefined;
+  }
+
+  it('a buffered request body followed by trailers (end_of_stream=false) is the whole body: routed, then the trailers answered', async () => {
     const stream = processor.client.openStream();
-    const send = (message: ProcessingRequest) => stream.send(message);
-    send({ requestHeaders: { headers: headersOf({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' }) } });
+    stream.send({ requestHeaders: { headers: headersOf({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' }) } });
     expect((await stream.next()).kind).toBe('requestHeaders');
-    send({ requestBody: { body: Buffer.from('{"model":"gpt-4o","stream":true}'), endOfStream: false } });
-    send({ requestTrailers: { trailers: headersOf({ 'x-trailer': '1' }) } });
-    // The buffered body ended without end_of_stream (trailers follow): the processor waits for it.
-    send({ requestBody: { body: Buffer.alloc(0), endOfStream: true } });
-    const first = await stream.next();
-    const second = await stream.next();
-    expect([first.kind, second.kind]).toEqual(['requestTrailers', 'requestBody']);
-    send({ responseHeaders: { headers: headersOf({ ':status': '200', 'content-type': 'text/event-stream' }) } });
+    // Envoy's BUFFERED mode: the body waits for its answer before the trailers are sent.
+    stream.send({ requestBody: { body: Buffer.from('{"model":"gpt-4o","stream":true}'), endOfStream: false } });
+    const body = await stream.next();
+    expect(body.kind).toBe('requestBody');
+    expect(JSON.stringify(body.message)).toContain('x-ai-eg-model');
+    stream.send({ requestTrailers: { trailers: headersOf({ 'x-trailer': '1' }) } });
+    expect((await stream.next()).kind).toBe('requestTrailers');
+    stream.send({ responseHeaders: { headers: headersOf({ ':status': '200', 'content-type': 'text/event-stream' }) } });
     const head = await stream.next();
     expect(head.kind).toBe('responseHeaders');
     expect((head.message.modeOverride as { responseBodyMode: number }).responseBodyMode).toBe(BODY_MODE_STREAMED);
-    send({ responseBody: { body: Buffer.from('data: {"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}\n\n'), endOfStream: false } });
+    stream.send({ responseBody: { body: Buffer.from('data: {"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}\n\n'), endOfStream: false } });
     expect((await stream.next()).kind).toBe('responseBody');
-    send({ responseTrailers: { trailers: headersOf({ 'grpc-status': '0' }) } });
+    // A streamed body that ends with trailers: the trailers answer carries the final charge.
+    stream.send({ responseTrailers: { trailers: headersOf({ 'grpc-status': '0' }) } });
+    const trailers = await stream.next();
+    expect(trailers.kind).toBe('responseTrailers');
+    expect(tokensOf(trailers.message)).toMatchObject({ llm_input_token: 2, llm_output_token: 3, llm_total_token: 5 });
+    stream.end();
+  });
+
+  it('a buffered response body followed by trailers (end_of_stream=false) is answered and charged', async () => {
+    const stream = processor.client.openStream();
+    stream.send({ requestHeaders: { headers: headersOf({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' }) } });
+    await stream.next();
+    stream.send({ requestBody: { body: Buffer.from('{"model":"gpt-4o"}'), endOfStream: true } });
+    await stream.next();
+    stream.send({ responseHeaders: { headers: headersOf({ ':status': '200', 'content-type': 'application/json' }) } });
+    expect((await stream.next()).kind).toBe('responseHeaders');
+    stream.send({ responseBody: { body: Buffer.from('{"id":"x","usage":{"prompt_tokens":4,"completion_tokens":6,"total_tokens":10}}'), endOfStream: false } });
+    const body = await stream.next();
+    expect(body.kind).toBe('responseBody');
+    expect(tokensOf(body.message)).toMatchObject({ llm_input_token: 4, llm_output_token: 6, llm_total_token: 10, out: 6 });
+    stream.send({ responseTrailers: { trailers: headersOf({ 'x-trailer': '1' }) } });
     expect((await stream.next()).kind).toBe('responseTrailers');
     stream.end();
   });

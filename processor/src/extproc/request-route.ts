@@ -1,0 +1,171 @@
+/**
+ * The request phase's decisions, pure over the config snapshot: which endpoint the request headers address,
+ * then which rule and backend serve the body's model. Each step answers either "go on" or the client error.
+ */
+import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
+import { gatewayError, type GatewayError } from '../errors';
+import type { HttpHeaders } from '../grpc/messages';
+import type { CircuitBreakers } from '../routing/breaker';
+import { exactModels, findRule, type EndpointMatch, type RuleMatch } from '../routing/router';
+import { selectBackend } from '../routing/select';
+import type { BackendRef } from '../config/schema';
+import type { ClientApi } from '../translate/types';
+import { HeaderList } from './headers';
+import { MAX_JSON_DEPTH, parseJsonBody } from './json-body';
+
+/**
+ * The longest model name a client may send, in UTF-8 bytes. Real provider ids are far shorter (Bedrock ARNs of
+ * inference profiles or provisioned models are about 100 characters, Azure deployment names at most 64); the
+ * model travels in a header, into caches and logs, so a longer one is answered 400 before any routing.
+ */
+export const MAX_MODEL_NAME_BYTES = 256;
+
+/**
+ * The most header bytes (names and values) a request may bring. Envoy's own default limit is 60 KiB
+ * (`max_request_headers_kb`); a listener configured higher still cannot make the processor hold more.
+ */
+export const MAX_REQUEST_HEADER_BYTES = 96 * 1024;
+
+export type Rejection = { kind: 'reject'; error: GatewayError; api: ClientApi };
+
+/** What the request headers lead to. */
+export type HeadersDecision =
+  | Rejection
+  | { kind: 'models'; match: EndpointMatch }
+  | { kind: 'readBody'; match: EndpointMatch & { operation: Exclude<EndpointMatch['operation'], 'models' | undefined> }; headers: HeaderList; path: string };
+
+export function decideOnHeaders(runtime: RuntimeConfig, message: HttpHeaders): HeadersDecision {
+  const list = message.headers?.headers ?? [];
+  if (headerBytes(list) > MAX_REQUEST_HEADER_BYTES) {
+    return reject(gatewayError(431, `request headers exceed ${MAX_REQUEST_HEADER_BYTES} bytes`, 'request_headers_too_large'), 'OpenAI');
+  }
+  const headers = new HeaderList(message.headers);
+  const path = headers.get(':path') ?? '/';
+  const method = headers.get(':method');
+  const match = runtime.router.match(path, headers.get(':authority') ?? headers.get('host') ?? '', method);
+  const api: ClientApi = match?.api ?? 'OpenAI';
+  if (match && escapesPrefix(match.subpath)) {
+    // The rest of the path is appended to the backend's prefix: it must not climb out of it.
+    return reject(gatewayError(400, 'the request path must not contain dot segments or encoded slashes', 'invalid_path'), api);
+  }
+  if (match?.allowedMethods) {
+    return reject(
+      gatewayError(405, `method ${method} is not allowed on ${stripQuery(path)}; allowed: ${match.allowedMethods.join(', ')}`, 'method_not_allowed'),
+      api,
+    );
+  }
+  if (!match || match.operation === undefined) {
+    return reject(gatewayError(404, `unsupported path: ${stripQuery(path)}`, 'unsupported_path'), api);
+  }
+  if (match.operation === 'models') return { kind: 'models', match };
+  const declaredLength = headers.get('content-length');
+  if (declaredLength !== undefined && Number(declaredLength) > runtime.config.maxRequestBodyBytes) {
+    return reject(tooLarge(runtime), api);
+  }
+  if (message.endOfStream) {
+    return reject(gatewayError(400, `a JSON request body with a "model" is required for ${stripQuery(path)}`, 'missing_body'), api);
+  }
+  return { kind: 'readBody', match: match as Extract<HeadersDecision, { kind: 'readBody' }>['match'], headers, path };
+}
+
+export function tooLarge(runtime: RuntimeConfig): GatewayError {
+  return gatewayError(413, `request body exceeds the limit of ${runtime.config.maxRequestBodyBytes} bytes`, 'request_too_large');
+}
+
+/** The rule and backend that serve a request body. */
+export interface RoutingDecision {
+  kind: 'routed';
+  body: Record<string, unknown>;
+  model: string;
+  stream: boolean;
+  rule: RuleMatch;
+  ref: BackendRef;
+  backend: BackendRuntime;
+}
+
+export function decideOnBody(
+  runtime: RuntimeConfig,
+  read: Extract<HeadersDecision, { kind: 'readBody' }>,
+  raw: Buffer,
+  breakers: CircuitBreakers,
+): RoutingDecision | Rejection {
+  const api = read.match.api;
+  const path = stripQuery(read.path);
+  const parsed = parseJsonBody(raw);
+  if (!parsed.ok) {
+    switch (parsed.reason) {
+      case 'syntax':
+        return reject(gatewayError(400, `malformed request: failed to parse JSON for ${path}: ${parsed.message}`, 'invalid_json'), api);
+      case 'not_object':
+        return reject(gatewayError(400, `malformed request: the body of ${path} must be a JSON object`, 'invalid_json'), api);
+      case 'too_deep':
+        return reject(gatewayError(400, `malformed request: the body of ${path} nests deeper than ${MAX_JSON_DEPTH} levels`, 'invalid_json'), api);
+      case 'duplicate_model':
+        return reject(gatewayError(400, 'the request body names "model" more than once', 'duplicate_model', 'model'), api);
+    }
+  }
+  const body = parsed.body;
+  const model = body.model;
+  if (typeof model !== 'string' || model.length === 0) {
+    return reject(gatewayError(400, 'you must provide a model parameter', 'missing_model', 'model'), api);
+  }
+  if (model.length > MAX_MODEL_NAME_BYTES || (model.length > MAX_MODEL_NAME_BYTES / 3 && Buffer.byteLength(model) > MAX_MODEL_NAME_BYTES)) {
+    // Checked first and in O(1) for long names (a UTF-16 unit is at most 3 UTF-8 bytes).
+    return reject(gatewayError(400, `the model name must be at most ${MAX_MODEL_NAME_BYTES} bytes long`, 'invalid_model', 'model'), api);
+  }
+  if (hasControlCharacter(model)) {
+    // The model travels upstream in a header (x-ai-eg-model): CR, LF or NUL there would be header injection.
+    return reject(gatewayError(400, 'the model name must not contain control characters', 'invalid_model', 'model'), api);
+  }
+  const rule = findRule(read.match.rules, model);
+  if (!rule) {
+    const available = exactModels(read.match.routes);
+    return reject(
+      gatewayError(
+        404,
+        `the model \`${model}\` does not exist or is not served here; available models: ${available.length ? available.join(', ') : '(none)'}`,
+        'model_not_found',
+        'model',
+      ),
+      api,
+    );
+  }
+  for (const name of rule.rule.route.requiredHeaders) {
+    if (!read.headers.get(name)) return reject(gatewayError(400, `missing required header: ${name}`, 'missing_required_header'), api);
+  }
+  const ref = selectBackend(rule.rule.backends, breakers, runtime.config.circuitBreaker);
+  const backend = runtime.backends.get(ref.backend)!;
+  return { kind: 'routed', body, model, stream: body.stream === true, rule, ref, backend };
+}
+
+function reject(error: GatewayError, api: ClientApi): Rejection {
+  return { kind: 'reject', error, api };
+}
+
+function headerBytes(list: ReadonlyArray<{ key: string; value?: string; rawValue?: Uint8Array }>): number {
+  let bytes = 0;
+  for (const header of list) bytes += header.key.length + (header.rawValue?.length || header.value?.length || 0);
+  return bytes;
+}
+
+function hasControlCharacter(value: string): boolean {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) return true;
+  }
+  return false;
+}
+
+/** `.` or `..` segments (also percent-encoded) or encoded slashes and backslashes, which upstreams may decode. */
+function escapesPrefix(path: string): boolean {
+  if (path.includes('%')) {
+    if (/%2f|%5c/i.test(path)) return true;
+    path = path.replace(/%2e/gi, '.');
+  }
+  return path.includes('/./') || path.includes('/../') || path.endsWith('/.') || path.endsWith('/..');
+}
+
+export function stripQuery(path: string): string {
+  const q = path.indexOf('?');
+  return q === -1 ? path : path.slice(0, q);
+}

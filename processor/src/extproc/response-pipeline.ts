@@ -1,0 +1,177 @@
+/**
+ * The response phase of a routed request: who answered (the backend or Envoy itself), then the body decoded,
+ * translated back into the client's API and counted. Usage reaches Envoy as metadata through the Exchange.
+ *
+ * Body modes: Envoy buffers the response (one body message, `end_of_stream=false` only when trailers follow)
+ * unless the response headers answer switched it to STREAMED for an event stream.
+ */
+import { createDecoder, isSupportedEncoding, MAX_INFLATED_BYTES, type BodyDecoder, type DecodeResult } from '../encoding';
+import { renderError, gatewayError } from '../errors';
+import {
+  BODY_MODE_STREAMED,
+  type CommonResponse,
+  type EncodedStruct,
+  type HttpBody,
+  type HttpHeaders,
+  type OutgoingResponse,
+  type ProcessingRequest,
+  type ProcessingResponse,
+} from '../grpc/messages';
+import { CONTINUE, continueWith } from './answers';
+import type { ProcessorContext } from './context';
+import { localReplyMetadata, type Exchange } from './exchange';
+import { headerOption } from './header-options';
+import { HeaderChangeSet, readResponseHeaders } from './headers';
+import { EMPTY, toBuffer } from './message-bytes';
+import { classifyResponse, responseCodeDetails, type ResponseOrigin } from './local-replies';
+
+
+export class ResponsePipeline {
+  private decoder: BodyDecoder | undefined;
+  private passthroughBody = true;
+  private streaming = false;
+  /** Translated bytes of a buffered response, sent at its end with a corrected Content-Length. */
+  private buffered: Buffer[] | undefined;
+  /** Bytes inflated so far for a buffered response. */
+  private inflated = 0;
+
+  constructor(
+    private readonly context: ProcessorContext,
+    private readonly exchange: Exchange,
+  ) {}
+
+  get isStreaming(): boolean {
+    return this.streaming;
+  }
+
+  headers(message: HttpHeaders, request: ProcessingRequest): OutgoingResponse {
+    const exchange = this.exchange;
+    const origin = classifyResponse(responseCodeDetails(request));
+    if (origin.kind !== 'upstream') return this.envoyLocalReply(origin);
+    const headers = readResponseHeaders(message.headers);
+    const status = Number(headers[':status'] ?? 0);
+    exchange.backendResult(!(status >= 500 || status === 429 || status === 0));
+
+    const translator = exchange.route.response;
+    const head = translator.head(status, headers);
+    this.passthroughBody = translator.passthroughBody === true;
+    this.streaming = head.stream;
+    const changes = new HeaderChangeSet();
+    changes.apply(head);
+    const encoding = headers['content-encoding']?.trim().toLowerCase();
+    if (encoding !== undefined && isSupportedEncoding(encoding)) {
+      this.decoder = createDecoder(encoding);
+      if (!this.passthroughBody) changes.remove('content-encoding');
+    }
+    if (!this.passthroughBody && head.stream) changes.remove('content-length');
+    const headerMutation = changes.toMutation();
+    if (!headerMutation && !head.stream && !message.endOfStream) return CONTINUE.responseHeaders;
+    const response: ProcessingResponse = { responseHeaders: { response: { headerMutation } } };
+    if (head.stream) response.modeOverride = { responseBodyMode: BODY_MODE_STREAMED };
+    // Numbers are in place even if the event stream is cut before its first chunk.
+    if (message.endOfStream) response.dynamicMetadata = exchange.finish();
+    else if (head.stream) response.dynamicMetadata = exchange.current();
+    return response;
+  }
+
+  /**
+   * Envoy answered instead of the backend: the reply goes to the client as Envoy made it (its body is not the
+   * provider's, so it is not translated) and no tokens are charged. An upstream connect failure or timeout is the
+   * backend's failure (breaker and metrics); anything else (no route after the re-match, a rate limit, a direct
+   * response) says nothing about the backend: its breaker probe slot is freed and its metrics are untouched.
+   */
+  private envoyLocalReply(origin: Exclude<ResponseOrigin, { kind: 'upstream' }>): ProcessingResponse {
+    const exchange = this.exchange;
+    const runtime = exchange.route.runtime;
+    let metadata: EncodedStruct;
+    if (origin.kind === 'backendFailure') {
+      metadata = exchange.failBackend(origin.errorType);
+    } else {
+      exchange.withdraw();
+      metadata = localReplyMetadata(this.context, runtime);
+      const log = { backend: exchange.backendName, model: exchange.route.model, details: origin.details };
+      // The processor rewrote the request for this backend and the re-match found no route: a routing bug.
+      if (origin.details === 'route_not_found') this.context.logger.warn(log, 'Envoy found no route for the request rewritten for the backend');
+      else this.context.logger.debug(log, 'Envoy answered the request locally');
+    }
+    return { responseHeaders: { response: {} }, dynamicMetadata: metadata };
+  }
+
+  /** One body message. In buffered mode the message is the whole body even without `end_of_stream` (trailers follow). */
+  body(message: HttpBody): OutgoingResponse | Promise<OutgoingResponse> {
+    const end = message.endOfStream === true || !this.streaming;
+    if (this.streaming) this.exchange.firstChunk();
+    const chunk = toBuffer(message.body);
+    if (!this.decoder) return this.translate(chunk, end);
+    const limit = this.streaming ? MAX_INFLATED_BYTES : MAX_INFLATED_BYTES - this.inflated;
+    return this.decoder.push(chunk, end, limit).then((decoded) => this.decodedBody(decoded, end));
+  }
+
+  /**
+   * Trailers after a streamed body: the stream is over without a last body message. What was counted is final;
+   * a translator's last bytes cannot travel in a trailers answer, so nothing more is produced.
+   */
+  trailers(): OutgoingResponse {
+    if (this.exchange.isSettled) return CONTINUE.responseTrailers;
+    this.exchange.route.response.body(EMPTY, true);
+    return continueWith('responseTrailers', this.exchange.finish());
+  }
+
+  private decodedBody(decoded: DecodeResult, end: boolean): OutgoingResponse {
+    if (decoded.ok) {
+      this.inflated += decoded.bytes.length;
+      return this.translate(decoded.bytes, end);
+    }
+    const what = decoded.reason === 'too_large' ? `inflates beyond ${MAX_INFLATED_BYTES} bytes` : 'is not valid in its content encoding';
+    this.context.logger.warn({ backend: this.exchange.backendName, reason: decoded.reason }, 'upstream response body could not be decoded');
+    if (this.streaming) {
+      // The client already has the headers: the stream ends here, charged what was counted.
+      return { responseBody: { response: this.passthroughBody ? {} : { bodyMutation: { body: EMPTY } } }, dynamicMetadata: end ? this.exchange.finish('upstream_decode_error') : this.exchange.current() };
+    }
+    // Buffered: Envoy still holds the headers; the client gets a gateway error instead of a body nobody read.
+    this.exchange.backendResult(false);
+    const error = gatewayError(502, `the backend's response ${what}`, 'upstream_decode_error');
+    const body = renderError(this.exchange.route.api, error);
+    const response: CommonResponse = {
+      bodyMutation: { body },
+      headerMutation: {
+        setHeaders: [headerOption(':status', '502'), headerOption('content-length', String(body.length)), headerOption('content-type', 'application/json')],
+        removeHeaders: ['content-encoding'],
+      },
+    };
+    return { responseBody: { response }, dynamicMetadata: this.exchange.finish('upstream_decode_error') };
+  }
+
+  private translate(chunk: Buffer, end: boolean): OutgoingResponse {
+    const exchange = this.exchange;
+    const translator = exchange.route.response;
+    const out = translator.body(chunk, end);
+    let common: CommonResponse | undefined;
+    if (!this.passthroughBody) {
+      if (this.streaming) {
+        common = { bodyMutation: { body: out } };
+      } else if (!end) {
+        if (out.length > 0) (this.buffered ??= []).push(out);
+        common = { bodyMutation: { body: EMPTY } };
+      } else {
+        // Buffered: Envoy still holds the headers, so Content-Length can be corrected here.
+        const parts = this.buffered ?? [];
+        if (out.length > 0) parts.push(out);
+        this.buffered = undefined;
+        const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+        const setHeaders = [headerOption('content-length', String(whole.length))];
+        const replacedStatus = translator.replacedStatus;
+        if (replacedStatus !== undefined) {
+          // The provider said 2xx but its answer could not be translated: the client gets the error's status.
+          setHeaders.push(headerOption(':status', String(replacedStatus)));
+          exchange.backendResult(false);
+        }
+        common = { bodyMutation: { body: whole }, headerMutation: { setHeaders, removeHeaders: [] } };
+      }
+    }
+    // Envoy keeps the last metadata written; if the client goes away now, it charges what was counted so far.
+    const metadata = end ? exchange.finish() : this.streaming ? exchange.progress() : undefined;
+    if (!common) return continueWith('responseBody', metadata);
+    return { responseBody: { response: common }, dynamicMetadata: metadata };
+  }
+}

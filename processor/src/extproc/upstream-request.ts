@@ -1,0 +1,212 @@
+/**
+ * Building the request the backend gets: translation into the backend's API, route-level body mutations, the
+ * gateway's headers, and credentials (static ones from the answer cache, signed or fetched ones per request).
+ */
+import { randomUUID } from 'node:crypto';
+import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '../config/schema';
+import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
+import { CLIENT_CREDENTIAL_HEADERS, CLIENT_INTERNAL_HEADERS, internalHeadersConsumedBy, type AuthRequest } from '../auth';
+import { gatewayError } from '../errors';
+import { encodeProcessingResponse } from '../grpc/encode';
+import type { CommonResponse, OutgoingResponse, ProcessingResponse } from '../grpc/messages';
+import { findTranslator } from '../translate/registry';
+import { TranslationError, type HeaderChanges, type UpstreamRequest } from '../translate/types';
+import type { ProcessorContext } from './context';
+import { Exchange } from './exchange';
+import { HeaderChangeSet, type HeaderList } from './headers';
+import { stripQuery, type HeadersDecision, type Rejection, type RoutingDecision } from './request-route';
+
+type BodyRead = Extract<HeadersDecision, { kind: 'readBody' }>;
+
+/** A routed request translated for its backend, before credentials. */
+export interface PreparedRequest {
+  kind: 'prepared';
+  exchange: Exchange;
+  /** The AIRoute (`<namespace>/<name>`) whose rule matched: budgets scope on it. */
+  routeName: string;
+  upstream: UpstreamRequest;
+  /** The bytes to send when they differ from the client's. */
+  upstreamBody: Buffer | undefined;
+}
+
+export function prepareUpstream(
+  context: ProcessorContext,
+  runtime: RuntimeConfig,
+  read: BodyRead,
+  decision: RoutingDecision,
+): PreparedRequest | Rejection {
+  const { match, headers, path } = read;
+  const { backend, model, ref } = decision;
+  const api = match.api;
+  const factory = findTranslator(api, match.operation, backend.config.schema.name, runtime.translators);
+  if (!factory) {
+    return {
+      kind: 'reject',
+      error: gatewayError(400, `backend "${backend.config.name}" (schema ${backend.config.schema.name}) cannot serve ${stripQuery(path)}`, 'unsupported_operation'),
+      api,
+    };
+  }
+  const translator = factory({
+    api,
+    operation: match.operation,
+    subpath: match.subpath,
+    query: match.query,
+    requestModel: model,
+    upstreamModel: ref.modelNameOverride ?? model,
+    backend: backend.config,
+    stream: decision.stream,
+    forceStreamUsage: runtime.forceStreamUsage,
+    requestId: headers.get('x-request-id') ?? randomUUID(),
+    nowSeconds: Math.floor(Date.now() / 1000),
+  });
+  let upstream: UpstreamRequest;
+  try {
+    upstream = translator.request(decision.body);
+  } catch (error) {
+    if (error instanceof TranslationError) {
+      return { kind: 'reject', error: { status: error.status, message: error.message, type: error.errorType, code: null, param: error.param ?? null }, api };
+    }
+    throw error;
+  }
+  let upstreamBody: Buffer | undefined;
+  if (!upstream.bodyUnchanged || backend.hasBodyMutation) {
+    upstreamBody = Buffer.from(JSON.stringify(applyBodyMutation(upstream.body, backend)));
+  }
+  const exchange = new Exchange(context, {
+    runtime,
+    api,
+    operation: match.operation,
+    model,
+    modelLabel: decision.rule.modelLabel,
+    backend,
+    response: translator.response(),
+  });
+  return { kind: 'prepared', exchange, routeName: decision.rule.rule.route.name, upstream, upstreamBody };
+}
+
+/** The backend's credential could not be had: the request cannot go on. */
+export class CredentialFailure {
+  constructor(readonly cause: unknown) {}
+}
+
+/**
+ * The answer to the request body: header changes (and the new body) for the backend, with credentials.
+ * Resolves (or returns) a CredentialFailure when the credential cannot be had; the auth layer bounds its time.
+ */
+export function upstreamAnswer(
+  runtime: RuntimeConfig,
+  read: BodyRead,
+  prepared: PreparedRequest,
+  raw: Buffer,
+): OutgoingResponse | CredentialFailure | Promise<OutgoingResponse | CredentialFailure> {
+  const { upstream, upstreamBody, exchange, routeName } = prepared;
+  const route = exchange.route;
+  const backend = route.backend;
+  const auth = backend.auth;
+  let fixedCredentials: HeaderChanges | undefined;
+  try {
+    fixedCredentials = auth?.fixed?.();
+  } catch (error) {
+    return new CredentialFailure(error);
+  }
+  if (!upstreamBody && upstream.removeHeaders.length === 0 && isEmpty(upstream.setHeaders) && (!auth || fixedCredentials)) {
+    // Forwarded as it came: the answer depends only on route, backend, model, path and static credentials.
+    return runtime.requestAnswers.get(routeName, backend.config.name, route.model, upstream.path, upstream.path !== read.path, fixedCredentials, () =>
+      encodeProcessingResponse(bodyAnswer(runtime, requestChanges(backend, routeName, route.model, upstream, read.path, undefined, fixedCredentials), undefined)),
+    );
+  }
+  const changes = requestChanges(backend, routeName, route.model, upstream, read.path, upstreamBody, fixedCredentials);
+  if (!auth || fixedCredentials) return bodyAnswer(runtime, changes, upstreamBody);
+  const authRequest = new UpstreamAuthRequest(
+    read.headers.get(':method') ?? 'POST',
+    backend.config.endpoint.hostname,
+    upstream.path,
+    upstreamBody ?? raw,
+    changes,
+    read.headers,
+  );
+  let credentials: HeaderChanges | Promise<HeaderChanges>;
+  try {
+    credentials = auth.apply(authRequest);
+  } catch (error) {
+    return new CredentialFailure(error);
+  }
+  if (credentials instanceof Promise) {
+    return credentials.then(
+      (resolved) => {
+        changes.apply(resolved);
+        return bodyAnswer(runtime, changes, upstreamBody);
+      },
+      (error: unknown) => new CredentialFailure(error),
+    );
+  }
+  changes.apply(credentials);
+  return bodyAnswer(runtime, changes, upstreamBody);
+}
+
+/** The upstream request's header changes, before signing auth (fixed credentials included when given). */
+function requestChanges(
+  backend: BackendRuntime,
+  routeName: string,
+  model: string,
+  upstream: UpstreamRequest,
+  clientPath: string,
+  upstreamBody: Buffer | undefined,
+  fixedCredentials: HeaderChanges | undefined,
+): HeaderChangeSet {
+  const changes = new HeaderChangeSet();
+  changes.apply(upstream);
+  for (const name of backend.removeHeaders) changes.remove(name);
+  for (const [name, value] of backend.setHeaders) changes.set(name, value, true);
+  if (backend.auth) for (const name of CLIENT_CREDENTIAL_HEADERS) changes.remove(name);
+  // Gateway-internal headers a client sent never reach a provider; the AWS signer removes the ones it reads itself.
+  const consumed = internalHeadersConsumedBy(backend.config);
+  for (const name of CLIENT_INTERNAL_HEADERS) if (!consumed.includes(name)) changes.remove(name);
+  changes.set(MODEL_HEADER, model, true);
+  changes.set(BACKEND_HEADER, backend.config.name, true);
+  changes.set(ROUTE_HEADER, routeName, true);
+  if (upstream.path !== clientPath) changes.set(':path', upstream.path, true);
+  if (upstreamBody) changes.set('content-length', String(upstreamBody.length));
+  if (fixedCredentials) changes.apply(fixedCredentials);
+  return changes;
+}
+
+function bodyAnswer(runtime: RuntimeConfig, changes: HeaderChangeSet, body: Buffer | undefined): ProcessingResponse {
+  const response: CommonResponse = { headerMutation: changes.toMutation(runtime.headerOptions), clearRouteCache: true };
+  if (body) response.bodyMutation = { body };
+  return { requestBody: { response } };
+}
+
+/**
+ * The upstream request as auth sees it; the full header set is built only when read (signing auth). A
+ * class rather than an object literal with a getter: V8 gives every such literal its own hidden class,
+ * and the class transitions keep each request's body and headers alive until a full GC.
+ */
+class UpstreamAuthRequest implements AuthRequest {
+  constructor(
+    readonly method: string,
+    readonly hostname: string,
+    readonly path: string,
+    readonly body: Buffer,
+    private readonly changes: HeaderChangeSet,
+    private readonly clientHeaders: HeaderList,
+  ) {}
+
+  get headers(): Record<string, string> {
+    return this.changes.appliedTo(this.clientHeaders.toRecord());
+  }
+}
+
+function isEmpty(record: Readonly<Record<string, string>>): boolean {
+  for (const _ in record) return false;
+  return true;
+}
+
+/** Route-level body mutations: set or remove top-level keys of a JSON object body. */
+function applyBodyMutation(body: unknown, backend: BackendRuntime): unknown {
+  if (!backend.hasBodyMutation || body === null || typeof body !== 'object' || Array.isArray(body)) return body;
+  const object = body as Record<string, unknown>;
+  for (const key of backend.bodyRemove) delete object[key];
+  for (const [key, value] of backend.bodySet) object[key] = value;
+  return object;
+}
