@@ -1,4 +1,4 @@
-import { ApiObject, Size } from 'cdk8s';
+import { ApiObject, Duration, Size } from 'cdk8s';
 import { Construct } from 'constructs';
 import {
   ENVOY_GATEWAY_API_VERSION,
@@ -12,6 +12,7 @@ import {
   type GatewaySpec,
   type GlobalRateLimitRule,
   type SecurityPolicySpec,
+  gatewayDuration,
 } from './crds';
 import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '../processor/src/config/schema';
 import { invalid } from './errors';
@@ -208,10 +209,19 @@ export interface AIGatewayProps {
    */
   readonly requestBufferLimit?: Size;
   /**
-   * Namespace where Envoy Gateway runs the proxy pods of this gateway (the NetworkPolicy admits them).
+   * Namespace Envoy Gateway runs in, and with it the proxy pods of this gateway (the processor's NetworkPolicy
+   * admits them), unless `processor.proxyDeployMode` is `ProxyDeployMode.gatewayNamespace()`.
    * @default "envoy-gateway-system"
    */
   readonly envoyGatewayNamespace?: string;
+  /**
+   * The drain time of this gateway's Envoy proxies: `spec.shutdown.drainTimeout` of the EnvoyProxy that configures
+   * them. The constructs do not emit that EnvoyProxy; given this, synth fails when a route allows longer requests
+   * than the proxies drain for (a proxy rollout would cut them). `processor.shutdown().longestRequest` tells the
+   * drain the routes need.
+   * @default - not checked (Envoy Gateway's own default drain is 60 s)
+   */
+  readonly proxyDrainTimeout?: Duration;
   /**
    * The processor workload.
    * @default - see ProcessorOptions
@@ -352,13 +362,33 @@ export class AIGateway extends Construct implements IGatewayReference {
       },
     );
 
+    const deployMode = props.processor?.proxyDeployMode;
+    if (deployMode?._kind === 'MergedGateways' && gatewayClass.emit) {
+      throw invalid(
+        this,
+        'processor.proxyDeployMode',
+        'mergedGateways',
+        `the GatewayClass "${this.gatewayClassName}" emitted here has no EnvoyProxy with mergeGateways: true, so Envoy Gateway runs this gateway's own proxies; use GatewayClass.fromName() with a class whose parametersRef EnvoyProxy merges gateways`,
+      );
+    }
+    if (deployMode?._kind === 'GatewayNamespace' && props.envoyGatewayNamespace !== undefined && props.envoyGatewayNamespace !== this.gatewayNamespace) {
+      throw invalid(
+        this,
+        'envoyGatewayNamespace',
+        props.envoyGatewayNamespace,
+        `with ProxyDeployMode.gatewayNamespace() the proxies run in the gateway's namespace "${this.gatewayNamespace}"; leave envoyGatewayNamespace unset`,
+      );
+    }
+    if (props.proxyDrainTimeout !== undefined) gatewayDuration(this, 'proxyDrainTimeout', props.proxyDrainTimeout);
+
     this.processor = new Processor(this, 'Processor', {
       ...props.processor,
       baseName: this.gatewayName,
       namespace: this.gatewayNamespace,
-      gateway: { name: this.gatewayName, namespace: this.gatewayNamespace },
+      gateway: { name: this.gatewayName, namespace: this.gatewayNamespace, className: this.gatewayClassName },
       envoyGatewayNamespace,
       maxRequestBodyBytes: bufferBytes,
+      proxyDrainTimeout: props.proxyDrainTimeout,
     });
     this.processorServiceName = this.processor.serviceName;
     this.configMapName = this.processor.configMapName;

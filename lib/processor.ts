@@ -1,7 +1,7 @@
 import { ApiObject, Duration, JsonPatch, Lazy, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import { IntOrString, KubeNetworkPolicy, KubePodDisruptionBudget } from 'cdk8s-plus-28/lib/imports/k8s';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import {
   CONFIG_VERSION,
   METADATA_NAMESPACE,
@@ -38,6 +38,113 @@ export const MAX_CONFIG_BYTES = 1024 * 1024 - 64;
 export const CONFIG_HASH_ANNOTATION = 'ai-gateway-constructs.io/config-hash';
 /** Envoy's response attribute the processor reads to tell a backend's answer from Envoy's local replies. */
 const RESPONSE_CODE_DETAILS_ATTRIBUTE = 'response.code_details';
+/**
+ * How long a processor pod keeps serving after SIGTERM (`--shutdown-delay-ms`): readiness fails at once, and the
+ * pod takes new streams until the endpoint removal has reached every Envoy.
+ */
+export const PROCESSOR_SHUTDOWN_DELAY_MS = 5_000;
+/** The shortest drain (`--drain-timeout-ms`) a processor Deployment gets, whatever its routes' timeouts. */
+export const PROCESSOR_MIN_DRAIN_SECONDS = 25;
+/** What the pod's grace period adds to the delay and the drain, for the process to exit after the drain. */
+const GRACE_PERIOD_MARGIN_SECONDS = 5;
+/** Envoy's route timeout when the route sets none (Envoy's `RouteAction.timeout` default). */
+const ENVOY_DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
+/** Envoy Gateway's default number of retries when a retry policy does not give one. */
+const ENVOY_GATEWAY_DEFAULT_RETRIES = 2;
+
+/** Labels Envoy Gateway puts on the proxies it runs for one Gateway (`internal/gatewayapi/translator.go`). */
+const OWNING_GATEWAY_NAME_LABEL = 'gateway.envoyproxy.io/owning-gateway-name';
+const OWNING_GATEWAY_NAMESPACE_LABEL = 'gateway.envoyproxy.io/owning-gateway-namespace';
+/** The label of merged proxies: they serve every Gateway of a GatewayClass. */
+const OWNING_GATEWAY_CLASS_LABEL = 'gateway.envoyproxy.io/owning-gatewayclass';
+
+/** Where Envoy Gateway runs the proxy pods of a Gateway, and the labels it gives them. */
+export class ProxyDeployMode {
+  /**
+   * Envoy Gateway's default: one proxy Deployment per Gateway, in Envoy Gateway's own namespace, labelled with the
+   * owning Gateway's name and namespace.
+   */
+  static perGateway(): ProxyDeployMode {
+    return new ProxyDeployMode('PerGateway');
+  }
+
+  /**
+   * `mergeGateways: true` on the EnvoyProxy of the GatewayClass: one proxy fleet, in Envoy Gateway's namespace,
+   * serves every Gateway of the class; its pods carry only the GatewayClass label, so every Gateway of the class
+   * can reach the processor.
+   * @param gatewayClassName the GatewayClass; needed only for routes on a Gateway not managed by an AIGateway
+   * (an AIGateway knows its class)
+   */
+  static mergedGateways(gatewayClassName?: string): ProxyDeployMode {
+    return new ProxyDeployMode('MergedGateways', gatewayClassName);
+  }
+
+  /**
+   * Envoy Gateway's `GatewayNamespace` deploy type (`provider.kubernetes.deploy.type`): the proxies of a Gateway
+   * run in the Gateway's own namespace. Envoy Gateway refuses it together with `mergeGateways`.
+   */
+  static gatewayNamespace(): ProxyDeployMode {
+    return new ProxyDeployMode('GatewayNamespace');
+  }
+
+  private constructor(
+    /** @internal */ readonly _kind: 'PerGateway' | 'MergedGateways' | 'GatewayNamespace',
+    /** @internal */ readonly _gatewayClassName?: string,
+  ) {}
+
+  /** @internal the NetworkPolicy peer selecting the proxies of `gateway`. */
+  _peer(scope: IConstruct, gateway: ProcessorProps['gateway'], envoyGatewayNamespace: string): NetworkPolicyPeer {
+    const inNamespace = (namespace: string, labels: Record<string, string>): NetworkPolicyPeer => ({
+      namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
+      podSelector: { matchLabels: labels },
+    });
+    const owningGateway = { [OWNING_GATEWAY_NAME_LABEL]: gateway.name, [OWNING_GATEWAY_NAMESPACE_LABEL]: gateway.namespace };
+    switch (this._kind) {
+      case 'PerGateway':
+        return inNamespace(envoyGatewayNamespace, owningGateway);
+      case 'GatewayNamespace':
+        return inNamespace(gateway.namespace, owningGateway);
+      case 'MergedGateways': {
+        const className = this._gatewayClassName ?? gateway.className;
+        if (className === undefined) {
+          throw invalid(
+            scope,
+            'processor.proxyDeployMode',
+            'mergedGateways',
+            `merged proxies are selected by their GatewayClass, and the class of Gateway "${gateway.namespace}/${gateway.name}" is unknown here; name it: ProxyDeployMode.mergedGateways('<gatewayclass>')`,
+          );
+        }
+        if (gateway.className !== undefined && gateway.className !== className) {
+          throw invalid(
+            scope,
+            'processor.proxyDeployMode',
+            `mergedGateways(${JSON.stringify(className)})`,
+            `the gateway's GatewayClass is "${gateway.className}"; merged proxies carry the label of that class`,
+          );
+        }
+        return inNamespace(envoyGatewayNamespace, { [OWNING_GATEWAY_CLASS_LABEL]: className });
+      }
+    }
+  }
+}
+
+/** A NetworkPolicy `from` entry selecting pods of one namespace. */
+interface NetworkPolicyPeer {
+  readonly namespaceSelector: { readonly matchLabels: Record<string, string> };
+  readonly podSelector?: { readonly matchLabels: Record<string, string> };
+}
+
+/** How the processor pods shut down: derived from the longest request its routes allow. */
+export interface ProcessorShutdown {
+  /** `--shutdown-delay-ms`: serving on after SIGTERM while the endpoint removal reaches the proxies. */
+  readonly delayMs: number;
+  /** `--drain-timeout-ms`: how long in-flight streams may run after the delay. */
+  readonly drainTimeoutMs: number;
+  /** The pod's `terminationGracePeriodSeconds`: delay + drain + a margin to exit. */
+  readonly terminationGracePeriodSeconds: number;
+  /** The longest request any route allows (Envoy's route timeout, which covers retries), if any route is attached. */
+  readonly longestRequest?: { readonly route: string; readonly ms: number };
+}
 
 /** Settings of the processor workload. */
 export interface ProcessorOptions {
@@ -89,6 +196,11 @@ export interface ProcessorOptions {
    * @default Duration.seconds(30)
    */
   readonly circuitBreakerOpenDuration?: Duration;
+  /**
+   * How Envoy Gateway deploys the proxies of the gateway: the processor's NetworkPolicy admits exactly those pods.
+   * @default ProxyDeployMode.perGateway() - Envoy Gateway's default
+   */
+  readonly proxyDeployMode?: ProxyDeployMode;
 }
 
 /** One route's contribution to a processor config. */
@@ -103,10 +215,16 @@ export interface ProcessorProps extends ProcessorOptions {
   /** Stem of the generated object names. */
   readonly baseName: string;
   readonly namespace: string;
-  /** The Gateway whose Envoy pods may call the processor. */
-  readonly gateway: { readonly name: string; readonly namespace: string };
-  /** Namespace Envoy Gateway runs its proxies in. */
+  /** The Gateway whose Envoy pods may call the processor (`className` when known, for merged proxies). */
+  readonly gateway: { readonly name: string; readonly namespace: string; readonly className?: string };
+  /** Namespace Envoy Gateway runs in (its proxies too, unless `proxyDeployMode` is `gatewayNamespace()`). */
   readonly envoyGatewayNamespace: string;
+  /**
+   * The drain time of the gateway's Envoy proxies (EnvoyProxy `spec.shutdown.drainTimeout`), when known: synth
+   * fails if a route allows longer requests, which a proxy rollout would cut.
+   * @default - not checked
+   */
+  readonly proxyDrainTimeout?: Duration;
   /** Largest request body the processor accepts (the gateway's buffer limit). */
   readonly maxRequestBodyBytes: number;
 }
@@ -129,6 +247,10 @@ export class Processor extends Construct {
   private readonly requiredHeaders = new Set<string>();
   private readonly mountedSecrets = new Set<string>();
   private readonly grantedNamespaces = new Set<string>();
+  /** Where each attached route's HTTPRoute (and retry policy) is emitted, for the timeouts. */
+  private readonly attachedRoutes: { scope: IConstruct; name: string; namespace: string }[] = [];
+  /** `shutdown()` of the attached routes, computed once per change (synth reads it twice). */
+  private shutdownCache?: ProcessorShutdown;
   private readonly labels: Record<string, string>;
   private readonly messageTimeout: string;
   private readonly container: kplus.Container;
@@ -170,6 +292,11 @@ export class Processor extends Construct {
       securityContext: { ensureNonRoot: true, user: PROCESSOR_UID, group: PROCESSOR_UID, fsGroup: PROCESSOR_UID },
     });
     for (const [key, value] of Object.entries(labels)) this.deployment.podMetadata.addLabel(key, value);
+    // The grace period follows the routes, which attach after this constructor: cdk8s-plus reads this property when it
+    // renders the pod spec at synth.
+    Object.defineProperty(this.deployment, 'terminationGracePeriod', {
+      get: () => Duration.seconds(this.shutdown().terminationGracePeriodSeconds),
+    });
     // A new config rolls the pods, so every replica runs the same config.
     this.deployment.podMetadata.addAnnotation(CONFIG_HASH_ANNOTATION, Lazy.any({ produce: () => shortHash(this.configJson(), 16) }));
 
@@ -186,6 +313,11 @@ export class Processor extends Construct {
         `0.0.0.0:${PROCESSOR_GRPC_PORT}`,
         '--admin',
         `0.0.0.0:${PROCESSOR_ADMIN_PORT}`,
+        // The processor's own preStop: it keeps serving for the delay, then drains for as long as a request may run.
+        '--shutdown-delay-ms',
+        String(PROCESSOR_SHUTDOWN_DELAY_MS),
+        '--drain-timeout-ms',
+        Lazy.any({ produce: () => String(this.shutdown().drainTimeoutMs) }) as unknown as string,
       ],
       ports: [
         { name: 'grpc', number: PROCESSOR_GRPC_PORT },
@@ -232,25 +364,13 @@ export class Processor extends Construct {
       spec: { maxUnavailable: IntOrString.fromNumber(1), selector: { matchLabels: labels } },
     });
 
-    const ingress = [
-      {
-        from: [
-          {
-            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': props.envoyGatewayNamespace } },
-            podSelector: {
-              matchLabels: {
-                'gateway.envoyproxy.io/owning-gateway-name': props.gateway.name,
-                'gateway.envoyproxy.io/owning-gateway-namespace': props.gateway.namespace,
-              },
-            },
-          },
-        ],
-        ports: [{ protocol: 'TCP', port: IntOrString.fromNumber(PROCESSOR_GRPC_PORT) }],
-      },
+    const proxies = (props.proxyDeployMode ?? ProxyDeployMode.perGateway())._peer(this, props.gateway, props.envoyGatewayNamespace);
+    const ingress: { from: NetworkPolicyPeer[]; ports: { protocol: string; port: IntOrString }[] }[] = [
+      { from: [proxies], ports: [{ protocol: 'TCP', port: IntOrString.fromNumber(PROCESSOR_GRPC_PORT) }] },
     ];
     if (props.metricsNamespace !== undefined) {
       ingress.push({
-        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': props.metricsNamespace } } } as (typeof ingress)[0]['from'][0]],
+        from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': props.metricsNamespace } } }],
         ports: [{ protocol: 'TCP', port: IntOrString.fromNumber(PROCESSOR_ADMIN_PORT) }],
       });
     }
@@ -266,6 +386,8 @@ export class Processor extends Construct {
    * ReferenceGrant that lets policies there use this processor's Service.
    */
   attachRoute(scope: Construct, routeName: string, routeNamespace: string): void {
+    this.attachedRoutes.push({ scope, name: routeName, namespace: routeNamespace });
+    this.shutdownCache = undefined;
     customResource<EnvoyExtensionPolicySpec>(
       scope,
       'ExtensionPolicy',
@@ -302,6 +424,42 @@ export class Processor extends Construct {
     );
   }
 
+  /**
+   * How the processor pods shut down, derived from the routes attached so far (the manifests use the final routes):
+   * after SIGTERM a pod keeps serving for `delayMs`, then lets in-flight streams run for `drainTimeoutMs`, which is
+   * the longest request any route allows (Envoy's route timeout, which covers retries), rounded up to whole seconds
+   * and at least 25 s.
+   */
+  shutdown(): ProcessorShutdown {
+    this.shutdownCache ??= this.deriveShutdown();
+    return this.shutdownCache;
+  }
+
+  private deriveShutdown(): ProcessorShutdown {
+    let longest: { route: string; ms: number } | undefined;
+    for (const attached of this.attachedRoutes) {
+      const ms = longestRequestMs(attached.scope, attached.name, attached.namespace);
+      if (longest === undefined || ms > longest.ms) longest = { route: `${attached.namespace}/${attached.name}`, ms };
+    }
+    const proxyDrain = this.props.proxyDrainTimeout;
+    if (proxyDrain !== undefined && longest !== undefined && longest.ms > proxyDrain.toMilliseconds()) {
+      throw invalid(
+        this,
+        'proxyDrainTimeout',
+        `${proxyDrain.toMilliseconds()}ms`,
+        `route "${longest.route}" allows requests of ${longest.ms} ms, and a proxy rollout cuts what still runs after the proxies' drain; ` +
+          `set spec.shutdown.drainTimeout to at least ${Math.ceil(longest.ms / 1000)}s on the EnvoyProxy of the gateway's proxies and pass the same value here`,
+      );
+    }
+    const drainSeconds = Math.max(PROCESSOR_MIN_DRAIN_SECONDS, Math.ceil((longest?.ms ?? 0) / 1000));
+    return {
+      delayMs: PROCESSOR_SHUTDOWN_DELAY_MS,
+      drainTimeoutMs: drainSeconds * 1000,
+      terminationGracePeriodSeconds: Math.ceil(PROCESSOR_SHUTDOWN_DELAY_MS / 1000) + drainSeconds + GRACE_PERIOD_MARGIN_SECONDS,
+      ...(longest !== undefined ? { longestRequest: longest } : {}),
+    };
+  }
+
   /** Adds a route's rules and backends to this processor's config. */
   addRoute(route: ProcessorRouteSource): void {
     this.routes.push(route);
@@ -311,6 +469,7 @@ export class Processor extends Construct {
   /** Tells the processor that a route's contribution changed after it was added. */
   configChanged(): void {
     this.renderedJson = undefined;
+    this.shutdownCache = undefined;
   }
 
   /** The `config.json` document, compact (rendered once per change of the inputs). */
@@ -407,4 +566,53 @@ export class Processor extends Construct {
       throw error;
     }
   }
+}
+
+/** Milliseconds of a Gateway API duration (`1h30m`, `90s`, `500ms`, ...; the CRDs' pattern). */
+function gatewayDurationMs(value: unknown): number | undefined {
+  if (typeof value !== 'string' || !/^([0-9]{1,5}(h|m|s|ms)){1,4}$/.test(value)) return undefined;
+  const factor: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
+  let total = 0;
+  for (const [, amount, unit] of value.matchAll(/([0-9]+)(ms|h|m|s)/g)) total += Number(amount) * factor[unit];
+  return total;
+}
+
+/**
+ * The longest a request through the HTTPRoute `routeName` may run, read from the objects emitted under `scope`
+ * (the HTTPRoute and a BackendTrafficPolicy targeting it) the way Envoy Gateway translates them: the route timeout
+ * is the rule's `timeouts.request`, else the policy's `timeout.http.requestTimeout`, else Envoy's 15 s default
+ * (`internal/xds/translator/route.go` getEffectiveRequestTimeout); it covers every retry. Only a disabled route
+ * timeout (`0s`) lets retries add up: then each try's timeout times the tries.
+ */
+function longestRequestMs(scope: IConstruct, routeName: string, routeNamespace: string): number {
+  const objects = scope.node.findAll().filter((c): c is ApiObject => ApiObject.isApiObject(c));
+  const route = objects.find((o) => o.kind === 'HTTPRoute' && o.name === routeName && o.metadata.namespace === routeNamespace);
+  if (route === undefined) {
+    throw invalid(scope, 'route', `${routeNamespace}/${routeName}`, 'has no HTTPRoute beside it; the processor derives its drain time from the route timeouts');
+  }
+  const policy = objects
+    .filter((o) => o.kind === 'BackendTrafficPolicy')
+    .map((o) => o.toJson().spec)
+    .find((spec) => (spec?.targetRefs ?? []).some((t: { kind?: string; name?: string }) => t.kind === 'HTTPRoute' && t.name === routeName));
+  const policyTimeout = gatewayDurationMs(policy?.timeout?.http?.requestTimeout);
+  const retry = policy?.retry;
+  let longest = 0;
+  for (const rule of route.toJson().spec?.rules ?? []) {
+    if (!Array.isArray(rule.backendRefs) || rule.backendRefs.length === 0) continue; // answered by Envoy itself
+    const ruleTimeout = gatewayDurationMs(rule.timeouts?.request);
+    const requestMs = ruleTimeout ?? policyTimeout ?? ENVOY_DEFAULT_ROUTE_TIMEOUT_MS;
+    if (requestMs > 0) {
+      longest = Math.max(longest, requestMs);
+      continue;
+    }
+    const perTryMs = gatewayDurationMs(retry?.perRetry?.timeout);
+    if (perTryMs === undefined || perTryMs === 0) {
+      const disabled = ruleTimeout !== undefined ? rule.timeouts.request : policy.timeout.http.requestTimeout;
+      throw invalid(scope, 'requestTimeout', disabled, `route "${routeNamespace}/${routeName}" has no request timeout, so no drain time can cover its requests`);
+    }
+    const retries = typeof retry.numRetries === 'number' ? retry.numRetries : ENVOY_GATEWAY_DEFAULT_RETRIES;
+    const backOffMs = gatewayDurationMs(retry.perRetry.backOff?.maxInterval) ?? 0;
+    longest = Math.max(longest, perTryMs * (retries + 1) + backOffMs * retries);
+  }
+  return longest;
 }

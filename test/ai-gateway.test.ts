@@ -1,6 +1,6 @@
 import { App, Chart, Duration, Size, Testing } from 'cdk8s';
 import { parseProcessorConfig } from '../processor/src/config/schema';
-import { AIGateway, AIRoute, AllowedRoutes, Credentials, GatewayClass, ModelMatch, ProcessorImage, ProviderBackend, libraryVersion } from '../lib';
+import { AIGateway, AIRoute, AllowedRoutes, Credentials, GatewayClass, ModelMatch, ProcessorImage, ProviderBackend, ProxyDeployMode, libraryVersion } from '../lib';
 import { gatewayFixture } from './support/fixtures';
 import { manifestProblems } from './support/manifests';
 import { describeWithShared } from './support/shared';
@@ -162,7 +162,13 @@ describe('AIGateway', () => {
       '0.0.0.0:9002',
       '--admin',
       '0.0.0.0:9090',
+      '--shutdown-delay-ms',
+      '5000',
+      '--drain-timeout-ms',
+      '25000',
     ]);
+    // No routes yet: the shortest drain, and a grace period covering delay + drain.
+    expect(pod.terminationGracePeriodSeconds).toBe(35);
     expect(container.livenessProbe.httpGet).toMatchObject({ path: '/healthz', port: 9090 });
     expect(container.readinessProbe.httpGet).toMatchObject({ path: '/readyz', port: 9090 });
     expect(container.securityContext).toMatchObject({
@@ -315,7 +321,8 @@ describeWithShared('crds/jsonschema', 'AIGateway manifests', (jsonschemaDir) => 
       https: { certificateSecretNames: ['tls'], port: 8443, hostname: '*.example.com' },
       http: { port: 8080 },
       allowedRoutes: AllowedRoutes.fromNamespaceLabels({ 'ai-gateway': 'enabled' }),
-      processor: { metricsNamespace: 'monitoring', imagePullSecrets: ['regcred'] },
+      processor: { metricsNamespace: 'monitoring', imagePullSecrets: ['regcred'], proxyDeployMode: ProxyDeployMode.gatewayNamespace() },
+      proxyDrainTimeout: Duration.seconds(90),
       jwt: { issuer: 'https://login.example.com', jwksUri: 'https://login.example.com/jwks.json', claimToHeaders: { sub: 'x-user' } },
     }).manifests();
     expect(manifestProblems(all, jsonschemaDir)).toEqual([]);
