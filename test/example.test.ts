@@ -143,6 +143,11 @@ describe('running the example (what `npm run synth` runs)', () => {
       expect(values.config.envoyGateway).toEqual({
         extensionApis: { enableBackend: true },
         rateLimit: { backend: { type: 'Redis', redis: { url: 'redis.ai-platform.svc.cluster.local:6379' } } },
+        // The rate-limit service authenticates to Redis with the password Redis itself requires.
+        provider: {
+          type: 'Kubernetes',
+          kubernetes: { rateLimitDeployment: { container: { env: [{ name: 'REDIS_AUTH', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } } }] } } },
+        },
       });
     } finally {
       fs.rmSync(outdir, { recursive: true, force: true });

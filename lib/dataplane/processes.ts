@@ -19,8 +19,11 @@ export { argValue } from './processor-args';
 
 /** Where the processor reads its secrets when its args do not say (the processor's own default). */
 const PROCESSOR_DEFAULT_SECRETS_DIR = '/etc/ai-gateway/secrets';
-/** The args the local run replaces: they name pod paths and pod addresses. */
-const REPLACED_FLAGS = ['--config', '--secrets-dir', '--listen', '--admin'];
+/**
+ * The args the local run replaces or drops: they name pod paths and pod addresses, or (the shutdown delay) wait for
+ * Kubernetes to take the pod out of its Service's endpoints, which a local stop has no need for.
+ */
+const REPLACED_FLAGS = ['--config', '--secrets-dir', '--listen', '--admin', '--shutdown-delay-ms'];
 /** The processor prints exactly this line on stdout once it serves (see processor/src/main.ts). */
 const READY_LINE = /^ai-gateway-processor ready: ext_proc on \S+ \(port (\d+)\), admin on \S+ \(port (\d+)\)/;
 /** Output lines kept for the error message of a processor that fails to start. */

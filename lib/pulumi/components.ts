@@ -361,6 +361,12 @@ export interface InClusterRedisArgs extends Omit<cdk.InClusterRedisProps, 'names
 export interface ExternalRedisArgs extends ComponentExtras {
   /** `host:port`, e.g. an endpoint output of a managed Redis. */
   readonly url: Input<string>;
+  /**
+   * The Secret key (in Envoy Gateway's namespace) holding the Redis password, passed to the rate-limit service as
+   * `REDIS_AUTH`.
+   * @default - no password
+   */
+  readonly passwordSecret?: cdk.RedisPasswordSecret;
 }
 
 /**

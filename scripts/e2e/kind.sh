@@ -32,6 +32,15 @@ step_create() {
 step_install() {
   log "Envoy Gateway $EG_VERSION with the Helm values the example's RateLimitRedis emits"
   npm run synth >/dev/null
+  # The example's RateLimitRedis requires a password from Secret redis-auth (key password): Redis reads it in its
+  # namespace, Envoy Gateway's rate-limit service (REDIS_AUTH, from the Helm values) in Envoy Gateway's.
+  local redis_namespace password
+  redis_namespace="$(node -e "const y=require('yaml');const docs=y.parseAllDocuments(require('fs').readFileSync('dist/platform.k8s.yaml','utf8')).map(d=>d.toJSON());const r=docs.find(o=>o&&o.kind==='Deployment'&&/redis/.test(o.metadata.name));process.stdout.write(r.metadata.namespace||'default')")"
+  password="$(openssl rand -hex 24)"
+  for ns in "$EG_NAMESPACE" "$redis_namespace"; do
+    kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+    kubectl -n "$ns" create secret generic redis-auth --from-literal=password="$password" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  done
   helm upgrade --install eg oci://docker.io/envoyproxy/gateway-helm \
     --version "$EG_VERSION" \
     --namespace "$EG_NAMESPACE" --create-namespace \

@@ -167,6 +167,11 @@ describe('the Pulumi example', () => {
         envoyGateway: {
           extensionApis: { enableBackend: true },
           rateLimit: { backend: { type: 'Redis', redis: { url: 'redis.ai-platform.svc.cluster.local:6379' } } },
+          // The rate-limit service authenticates to Redis with the password Redis itself requires.
+          provider: {
+            type: 'Kubernetes',
+            kubernetes: { rateLimitDeployment: { container: { env: [{ name: 'REDIS_AUTH', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } } }] } } },
+          },
         },
       },
     });
