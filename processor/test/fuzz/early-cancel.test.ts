@@ -1,0 +1,163 @@
+/**
+ * Early cancels: streams closed at every phase of an exchange (before any message, after the request headers,
+ * while the request body's auth or routing is pending, after the response headers, in the middle of a streamed
+ * and of a compressed body, before the end), in-process and over real gRPC, plus raw HTTP/2 streams reset in the
+ * same write as their first message (as Envoy does when the client goes away at once).
+ *
+ * Invariant: afterwards no session is left open (the processor's active stream count is back where it was), within
+ * a deadline.
+ */
+import * as http2 from 'node:http2';
+import * as zlib from 'node:zlib';
+import { extProcCodecs, PROCESS_METHOD_PATH } from '../../src/grpc/codec';
+import { loadProtoRoot } from '../../src/grpc/descriptor';
+import type { ProcessingRequest } from '../../src/grpc/messages';
+import { ChildProcessor } from '../support/child-processor';
+import { EnvoyClient } from '../support/envoy-client';
+import { FUZZ_SECRETS, fuzzConfig } from '../support/fuzz-config';
+import { DeadlineError, fuzzIt, scaled, waitUntil, type Rng } from '../support/fuzz';
+import { startTestProcessor, type TestProcessor } from '../support/processor-harness';
+import { messages, SessionProbe } from '../support/session-driver';
+
+let processor: TestProcessor;
+beforeAll(async () => {
+  processor = await startTestProcessor(fuzzConfig(), { secrets: FUZZ_SECRETS });
+});
+afterAll(() => processor.close());
+
+const active = (): number => processor.app.processor.activeStreams;
+
+/**
+ * Over gRPC the processor runs in a child process: streams the server never closes would otherwise keep this
+ * test process (and jest) from exiting.
+ */
+let child: ChildProcessor;
+let client: EnvoyClient;
+beforeAll(async () => {
+  child = await ChildProcessor.start(fuzzConfig(), FUZZ_SECRETS);
+  client = new EnvoyClient(child.address);
+}, 60_000);
+afterAll(async () => {
+  client?.close();
+  await child?.stop();
+});
+
+async function childSettles(baseline: number, total: number, what: string): Promise<void> {
+  const deadline = Date.now() + 5000;
+  let open = (await child.activeStreams()) - baseline;
+  while (open !== 0) {
+    if (Date.now() > deadline) throw new DeadlineError(`${open} of ${total} ${what} still open (after 5000 ms)`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    open = (await child.activeStreams()) - baseline;
+  }
+}
+
+function requestHeaders(body: string): ProcessingRequest {
+  return messages.requestHeaders({ ':method': 'POST', ':path': '/v1/chat/completions', ':authority': 'gw', 'content-type': 'application/json', 'content-length': String(body.length) });
+}
+
+/** The full exchange of one request; cancelling after `phase` of these messages. */
+function exchangeMessages(rng: Rng): ProcessingRequest[] {
+  // Bedrock (SigV4: auth is asynchronous), Gemini (a bearer token from a file), a plain OpenAI passthrough.
+  const model = rng.pick(['titan-1', 'gemini-1.5-pro', 'plain', 'claude-3']);
+  const body = JSON.stringify({ model, stream: true, max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] });
+  const sse = 'data: {"choices":[{"delta":{"content":"a"}}]}\n\n';
+  const gzip = rng.bool(0.3);
+  const payload = gzip ? zlib.gzipSync(sse.repeat(50)) : Buffer.from(sse.repeat(5));
+  const half = Math.floor(payload.length / 2);
+  return [
+    requestHeaders(body),
+    messages.requestBody(body, true),
+    messages.responseHeaders({ ':status': '200', 'content-type': model.startsWith('titan') ? 'application/vnd.amazon.eventstream' : 'text/event-stream', ...(gzip ? { 'content-encoding': 'gzip' } : {}) }),
+    messages.responseBody(payload.subarray(0, half), false),
+    messages.responseBody(payload.subarray(half), false),
+    messages.responseBody(Buffer.alloc(0), true),
+  ];
+}
+
+describe('early cancels', () => {
+  fuzzIt('in-process: a session closed after every phase, without waiting for pending answers, leaves nothing open', async (rng) => {
+    const baseline = active();
+    const probes: SessionProbe[] = [];
+    const total = scaled(2000);
+    for (let i = 0; i < total; i++) {
+      const sequence = exchangeMessages(rng);
+      const phase = i % (sequence.length + 1);
+      const probe = new SessionProbe(processor.app.processor);
+      probes.push(probe);
+      for (const message of sequence.slice(0, phase)) probe.send(message);
+      // Sometimes let pending work (auth, decompression) start, sometimes cancel in the same tick.
+      if (rng.bool()) await probe.settle(1);
+      probe.close(rng.bool(0.8));
+    }
+    await waitUntil(() => active() === baseline, 5000, () => `${active() - baseline} of ${total} cancelled sessions still open`);
+    // Pending work (auth, decompression) that finishes after the close must not fail or reopen anything.
+    await Promise.all(probes.map((p) => p.settle(2)));
+    expect({ open: active() - baseline, failures: probes.filter((p) => p.failure).map((p) => p.failure!.message).slice(0, 3) }).toEqual({ open: 0, failures: [] });
+  }, 30_000);
+
+  fuzzIt('over gRPC: streams cancelled at every phase leave no session open', async (rng) => {
+    const baseline = await child.activeStreams();
+    const total = scaled(600);
+    const pending: Array<Promise<void>> = [];
+    for (let i = 0; i < total; i++) {
+      const sequence = exchangeMessages(rng);
+      const phase = i % (sequence.length + 1);
+      const stream = client.openStream();
+      pending.push(
+        (async () => {
+          for (const message of sequence.slice(0, phase)) {
+            stream.send(message);
+            if (rng.bool(0.5)) await Promise.race([stream.next().catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 200))]);
+          }
+          if (rng.bool(0.8)) stream.cancel();
+          else {
+            stream.end();
+            stream.cancel();
+          }
+        })(),
+      );
+      if (pending.length >= 50) await Promise.all(pending.splice(0));
+    }
+    await Promise.all(pending);
+    await childSettles(baseline, total, 'cancelled gRPC streams');
+  }, 30_000);
+
+  it(`raw HTTP/2: ${scaled(500)} streams reset in the same write as their first message leave no session open`, async () => {
+    const codecs = extProcCodecs(loadProtoRoot());
+    const baseline = await child.activeStreams();
+    const session = http2.connect(`http://${child.address}`);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        session.once('connect', () => resolve());
+        session.once('error', reject);
+      });
+      const body = JSON.stringify({ model: 'plain', messages: [] });
+      const first = codecs.request.serialize(requestHeaders(body));
+      const frame = Buffer.alloc(5 + first.length);
+      frame.writeUInt32BE(first.length, 1);
+      first.copy(frame, 5);
+      const total = scaled(500);
+      const closed: Array<Promise<void>> = [];
+      for (let i = 0; i < total; i++) {
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': PROCESS_METHOD_PATH,
+          'content-type': 'application/grpc',
+          te: 'trailers',
+        });
+        stream.on('error', () => undefined);
+        closed.push(new Promise((resolve) => stream.on('close', () => resolve())));
+        // Headers, the first message and RST_STREAM leave in one write (corked): the server reads them together.
+        session.socket?.cork();
+        stream.write(frame);
+        stream.close(http2.constants.NGHTTP2_CANCEL);
+        process.nextTick(() => session.socket?.uncork());
+      }
+      await Promise.all(closed);
+      await childSettles(baseline, total, 'reset streams');
+    } finally {
+      session.destroy();
+    }
+  }, scaled(30_000));
+});
