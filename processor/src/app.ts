@@ -4,6 +4,7 @@
  */
 import type * as grpc from '@grpc/grpc-js';
 import type * as http from 'node:http';
+import { Counter, Gauge } from 'prom-client';
 import { createAdminServer } from './admin';
 import { SecretReader } from './auth/secrets';
 import { splitHostPort } from './cli';
@@ -13,7 +14,14 @@ import type { ProcessorConfig } from './config/schema';
 import { watchForChanges, type ChangeWatcher } from './config/watch';
 import { extProcCodecs } from './grpc/codec';
 import { loadProtoRoot } from './grpc/descriptor';
-import { bindServer, createGrpcServer, HealthStatus } from './grpc/server';
+import {
+  bindServer,
+  createGrpcServer,
+  DEFAULT_DRAIN_IDLE_MS,
+  DEFAULT_STREAM_IDLE_TIMEOUT_MS,
+  HealthStatus,
+  StreamLifecycle,
+} from './grpc/server';
 import type { Logger } from './log';
 import { Metrics } from './metrics';
 import { Processor } from './processor';
@@ -29,6 +37,10 @@ export interface AppOptions {
   logger: Logger;
   defaultMetrics?: boolean;
   compile?: Omit<CompileOptions, 'nowSeconds'>;
+  /** The stuck-stream watchdog: a stream with no message for this long is closed as cancelled (0: never). Default 300 s. */
+  streamIdleTimeoutMs?: number;
+  /** While draining, streams idle this long are closed too, so drains finish. Default 5 s. */
+  drainIdleMs?: number;
 }
 
 export class ProcessorApp {
@@ -40,6 +52,11 @@ export class ProcessorApp {
   private watcher: ChangeWatcher | undefined;
   private lastGoodConfig: ProcessorConfig;
   private draining = false;
+  private stopping = false;
+  private endDelay: (() => void) | undefined;
+  private readonly lifecycle: StreamLifecycle;
+  /** Promise rejections nobody handled (logged and counted by main; the process keeps serving). */
+  readonly unhandledRejections: Counter;
   listenPort = 0;
   adminPort = 0;
 
@@ -48,6 +65,31 @@ export class ProcessorApp {
     this.metrics = new Metrics({ defaultMetrics: options.defaultMetrics });
     this.lastGoodConfig = readConfigFile(options.config);
     this.processor = new Processor(this.compile(this.lastGoodConfig), this.metrics, options.logger);
+    const registers = [this.metrics.registry];
+    const processor = this.processor;
+    new Gauge({
+      name: 'ai_gateway_active_streams',
+      help: 'ext_proc streams (sessions) currently open.',
+      registers,
+      collect() {
+        this.set(processor.activeStreams);
+      },
+    });
+    const expired = new Counter({
+      name: 'ai_gateway_streams_expired_total',
+      help: 'ext_proc streams the stuck-stream watchdog closed (no message for the idle limit, or for the drain idle limit while draining).',
+      registers,
+    });
+    this.unhandledRejections = new Counter({
+      name: 'ai_gateway_unhandled_rejections_total',
+      help: 'Promise rejections no code handled (each is logged; the processor keeps serving).',
+      registers,
+    });
+    this.lifecycle = new StreamLifecycle({
+      idleTimeoutMs: options.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS,
+      drainIdleMs: options.drainIdleMs ?? DEFAULT_DRAIN_IDLE_MS,
+      onExpired: () => expired.inc(),
+    });
   }
 
   private compile(config: ProcessorConfig): RuntimeConfig {
@@ -58,7 +100,7 @@ export class ProcessorApp {
   }
 
   async start(): Promise<void> {
-    const server = createGrpcServer(this.processor, extProcCodecs(loadProtoRoot()), this.health);
+    const server = createGrpcServer(this.processor, extProcCodecs(loadProtoRoot()), this.health, { lifecycle: this.lifecycle });
     this.grpcServer = server;
     this.listenPort = await bindServer(server, this.options.listen);
     if (this.options.admin !== undefined) {
@@ -103,19 +145,55 @@ export class ProcessorApp {
     return this.draining;
   }
 
+  /** Whether a shutdown began (readiness is 503 from then on). */
+  get isStopping(): boolean {
+    return this.stopping;
+  }
+
   /**
-   * Stops accepting new streams, lets in-flight ones finish until the deadline, then closes everything.
-   * Resolves with whether the drain completed before the deadline.
+   * Kubernetes-style shutdown: readiness (and gRPC health) report not serving at once, while the listener stays
+   * open and new streams are still accepted for `delayMs` (the endpoint's removal reaches every Envoy meanwhile);
+   * then `drain(drainTimeoutMs)`. `onDrain` runs when the drain begins. Resolves with whether the drain completed.
+   */
+  async shutdown(delayMs: number, drainTimeoutMs: number, onDrain?: () => void): Promise<boolean> {
+    this.stopping = true;
+    this.health.set(false);
+    if (delayMs > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delayMs);
+        this.endDelay = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.endDelay = undefined;
+    }
+    onDrain?.();
+    return this.drain(drainTimeoutMs);
+  }
+
+  /** Ends a running shutdown delay now (a second signal); the drain starts at once. */
+  skipShutdownDelay(): void {
+    this.endDelay?.();
+  }
+
+  /**
+   * Stops accepting new streams, lets in-flight ones finish until the deadline (streams idle for the drain idle
+   * limit are closed as cancelled meanwhile), then closes everything. Resolves as soon as every stream is done,
+   * with whether the drain completed before the deadline.
    */
   async drain(deadlineMs: number): Promise<boolean> {
     this.draining = true;
-    this.health.set(false);
+    this.stopping = true;
+    this.health.shutdown();
     this.watcher?.close();
     const server = this.grpcServer;
     let completed = true;
     if (server) {
+      this.lifecycle.startDraining();
       completed = await new Promise<boolean>((resolve) => {
         const timer = setTimeout(() => {
+          this.lifecycle.expireAll();
           server.forceShutdown();
           resolve(false);
         }, deadlineMs);
@@ -125,8 +203,27 @@ export class ProcessorApp {
         });
       });
     }
+    this.lifecycle.stop();
     await new Promise<void>((resolve) => (this.adminServer ? this.adminServer.close(() => resolve()) : resolve()));
     this.adminServer?.closeAllConnections();
     return completed;
   }
+}
+
+/**
+ * What a log line may say about an unexpected error: its class, message and stack frames, never the error's other
+ * properties (an HTTP client's error carries the request config, with its Authorization header).
+ */
+export function describeError(error: unknown): { type: string; message: string; stack?: string[] } {
+  if (!(error instanceof Error)) return { type: typeof error, message: truncate(typeof error === 'string' ? error : 'a non-Error value') };
+  const frames = (error.stack ?? '')
+    .split('\n')
+    .filter((line) => line.trimStart().startsWith('at '))
+    .slice(0, 12)
+    .map((line) => line.trim());
+  return { type: error.name, message: truncate(error.message), ...(frames.length > 0 ? { stack: frames } : {}) };
+}
+
+function truncate(text: string): string {
+  return text.length > 500 ? `${text.slice(0, 500)}…` : text;
 }

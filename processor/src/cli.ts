@@ -7,6 +7,8 @@ export interface CliOptions {
   admin: string;
   logLevel: string;
   drainTimeoutMs: number;
+  shutdownDelayMs: number;
+  streamIdleTimeoutMs: number;
   pollIntervalMs: number;
 }
 
@@ -26,6 +28,8 @@ const FLAGS: FlagSpec[] = [
   { flag: '--admin', env: 'AI_GATEWAY_ADMIN', key: 'admin' },
   { flag: '--log-level', env: 'AI_GATEWAY_LOG_LEVEL', key: 'logLevel' },
   { flag: '--drain-timeout-ms', env: 'AI_GATEWAY_DRAIN_TIMEOUT_MS', key: 'drainTimeoutMs', numeric: true },
+  { flag: '--shutdown-delay-ms', env: 'AI_GATEWAY_SHUTDOWN_DELAY_MS', key: 'shutdownDelayMs', numeric: true },
+  { flag: '--stream-idle-timeout-ms', env: 'AI_GATEWAY_STREAM_IDLE_TIMEOUT_MS', key: 'streamIdleTimeoutMs', numeric: true },
   { flag: '--poll-interval-ms', env: 'AI_GATEWAY_POLL_INTERVAL_MS', key: 'pollIntervalMs', numeric: true },
 ];
 
@@ -36,7 +40,13 @@ export const USAGE = `Usage: ai-gateway-processor [options]
   --listen <addr>          ext_proc gRPC: host:port or unix:/path (AI_GATEWAY_LISTEN, default 0.0.0.0:9002)
   --admin <host:port>      /healthz, /readyz, /metrics        (AI_GATEWAY_ADMIN, default 0.0.0.0:9090)
   --log-level <level>      fatal|error|warn|info|debug        (AI_GATEWAY_LOG_LEVEL, default info)
-  --drain-timeout-ms <n>   SIGTERM drain deadline             (AI_GATEWAY_DRAIN_TIMEOUT_MS, default 25000)
+  --shutdown-delay-ms <n>  on SIGTERM, keep serving this long (AI_GATEWAY_SHUTDOWN_DELAY_MS, default 0):
+                           readiness is 503 at once, new streams are still accepted; then the drain
+  --drain-timeout-ms <n>   how long in-flight streams may run  (AI_GATEWAY_DRAIN_TIMEOUT_MS, default 25000)
+                           after the delay; exits as soon as all are done
+  --stream-idle-timeout-ms <n>
+                           close a stream with no message for  (AI_GATEWAY_STREAM_IDLE_TIMEOUT_MS, default 300000)
+                           this long (0: never); while draining, streams idle for 5 s are closed too
   --poll-interval-ms <n>   config/secret change polling       (AI_GATEWAY_POLL_INTERVAL_MS, default 2000)
 `;
 
@@ -59,12 +69,15 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     if (value === undefined || value === '') throw new CliError(`${spec.flag} needs a value`);
     values[spec.key] = value;
   }
-  const number = (key: keyof CliOptions, fallback: number): number => {
+  const number = (key: keyof CliOptions, fallback: number, zero: 'zero allowed' | 'positive' = 'positive'): number => {
     const raw = values[key];
     if (raw === undefined) return fallback;
     const n = Number(raw);
     const spec = FLAGS.find((f) => f.key === key)!;
-    if (!Number.isInteger(n) || n <= 0) throw new CliError(`${spec.flag} must be a positive integer, got ${JSON.stringify(raw)}`);
+    const min = zero === 'zero allowed' ? 0 : 1;
+    if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min) {
+      throw new CliError(`${spec.flag} must be a ${min === 0 ? 'non-negative' : 'positive'} integer, got ${JSON.stringify(raw)}`);
+    }
     return n;
   };
   const listen = values.listen ?? '0.0.0.0:9002';
@@ -82,6 +95,8 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     admin,
     logLevel,
     drainTimeoutMs: number('drainTimeoutMs', 25000),
+    shutdownDelayMs: number('shutdownDelayMs', 0, 'zero allowed'),
+    streamIdleTimeoutMs: number('streamIdleTimeoutMs', 300000, 'zero allowed'),
     pollIntervalMs: number('pollIntervalMs', 2000),
   };
 }

@@ -1,7 +1,7 @@
-import { ProcessorApp } from './app';
+import { describeError, ProcessorApp } from './app';
 import { CliError, parseCli, USAGE } from './cli';
 import { ProcessorConfigError } from './config/schema';
-import { createLogger } from './log';
+import { createLogger, type Logger } from './log';
 
 async function main(): Promise<void> {
   const startedAt = performance.now();
@@ -20,7 +20,35 @@ async function main(): Promise<void> {
     return;
   }
   const logger = createLogger(options.logLevel);
-  let app: ProcessorApp;
+  let app: ProcessorApp | undefined;
+  let exitCode = 0;
+  let stopping: Promise<boolean> | undefined;
+  const exit = (completed: boolean): never => {
+    logger.info({ completed, exitCode }, 'stopped');
+    process.exit(exitCode);
+  };
+
+  // An unhandled rejection is a bug in one request's path: log it, count it, keep serving the others.
+  process.on('unhandledRejection', (reason) => {
+    app?.unhandledRejections.inc();
+    logger.error({ error: describeError(reason) }, 'unhandled promise rejection; still serving');
+  });
+  // An uncaught exception leaves the process in an unknown state: stop taking traffic, let in-flight streams
+  // finish (best effort, up to the drain timeout), then exit non-zero so the pod restarts.
+  process.on('uncaughtException', (error, origin) => {
+    exitCode = 1;
+    logger.error({ error: describeError(error), origin }, 'uncaught exception; draining, then exiting');
+    if (!app) process.exit(1);
+    if (stopping) {
+      app.skipShutdownDelay();
+      return;
+    }
+    // Whatever happens to the drain, the process ends shortly after its deadline.
+    setTimeout(() => process.exit(1), options.drainTimeoutMs + 2000).unref();
+    stopping = app.drain(options.drainTimeoutMs);
+    void stopping.then(exit);
+  });
+
   try {
     app = new ProcessorApp({ ...options, logger, defaultMetrics: true });
   } catch (error) {
@@ -31,15 +59,18 @@ async function main(): Promise<void> {
     throw error;
   }
   await app.start();
-  let stopping = false;
+  const running = app;
   const stop = (signal: string): void => {
-    if (stopping) return;
-    stopping = true;
-    logger.info({ signal, activeStreams: app.processor.activeStreams }, 'draining');
-    void app.drain(options.drainTimeoutMs).then((completed) => {
-      logger.info({ completed }, 'stopped');
-      process.exit(0);
-    });
+    if (stopping) {
+      // A second signal ends the shutdown delay: the drain starts now.
+      running.skipShutdownDelay();
+      return;
+    }
+    logShutdown(logger, signal, running, options.shutdownDelayMs);
+    stopping = running.shutdown(options.shutdownDelayMs, options.drainTimeoutMs, () =>
+      logger.info({ signal, activeStreams: running.processor.activeStreams, drainTimeoutMs: options.drainTimeoutMs }, 'draining'),
+    );
+    void stopping.then(exit);
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -47,6 +78,12 @@ async function main(): Promise<void> {
   process.stdout.write(
     `ai-gateway-processor ready: ext_proc on ${options.listen}${app.listenPort && !options.listen.startsWith('unix:') ? ` (port ${app.listenPort})` : ''}, admin on ${options.admin} (port ${app.adminPort}), ${ms} ms\n`,
   );
+}
+
+function logShutdown(logger: Logger, signal: string, app: ProcessorApp, delayMs: number): void {
+  if (delayMs > 0) {
+    logger.info({ signal, activeStreams: app.processor.activeStreams, shutdownDelayMs: delayMs }, 'shutting down: not ready, still serving until the delay ends');
+  }
 }
 
 main().catch((error: unknown) => {

@@ -1,4 +1,5 @@
 import * as grpc from '@grpc/grpc-js';
+import * as http2 from 'node:http2';
 import {
   EXT_PROC_SERVICE,
   HEALTH_NOT_SERVING,
@@ -13,8 +14,12 @@ import type { OutgoingResponse, ProcessingRequest } from './messages';
 /** One ext_proc stream (= one HTTP request passing through Envoy). */
 export interface ExtProcStream {
   message(request: ProcessingRequest): void;
-  /** The stream ended: `cancelled` when Envoy (or the client) went away before the exchange finished. */
-  close(cancelled: boolean): void;
+  /**
+   * The stream ended: `cancelled` when Envoy (or the client) went away before the exchange finished. After a
+   * half-close (`cancelled` false) a session may return a promise: answers it sends until the promise settles are
+   * still written, then the call ends.
+   */
+  close(cancelled: boolean): void | Promise<void>;
 }
 
 export interface ExtProcHandler {
@@ -25,6 +30,7 @@ export interface ExtProcHandler {
 export class HealthStatus {
   private serving = false;
   private readonly listeners = new Set<(serving: boolean) => void>();
+  private readonly enders = new Set<() => void>();
 
   get isServing(): boolean {
     return this.serving;
@@ -40,6 +46,19 @@ export class HealthStatus {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
+
+  /** `end` runs when the server shuts down (a Watch stream never ends by itself and would hold the drain open). */
+  onShutdown(end: () => void): () => void {
+    this.enders.add(end);
+    return () => this.enders.delete(end);
+  }
+
+  /** Not serving, and every Watch stream ended. */
+  shutdown(): void {
+    this.set(false);
+    for (const end of [...this.enders]) end();
+    this.enders.clear();
+  }
 }
 
 const SERVER_OPTIONS: grpc.ServerOptions = {
@@ -50,8 +69,115 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
   'grpc.enable_channelz': 0,
 };
 
-export function createGrpcServer(handler: ExtProcHandler, codecs: ExtProcCodecs, health: HealthStatus): grpc.Server {
+/** One live ext_proc stream as the watchdog sees it. */
+interface LiveStream {
+  /** `Date.now()` of the last message received (or of the last drained write after a pause). */
+  seen: number;
+  /** Ends the session as cancelled and resets the HTTP/2 stream. */
+  expire(): void;
+}
+
+export interface StreamLifecycleOptions {
+  /** A stream that has received no message for this long is closed as cancelled and reset; 0: never. */
+  idleTimeoutMs: number;
+  /** While draining, streams idle for this long are closed too (when shorter than `idleTimeoutMs`), so drains finish. */
+  drainIdleMs: number;
+  /** Called once per stream the watchdog closes (for a metric). */
+  onExpired?: () => void;
+}
+
+export const DEFAULT_STREAM_IDLE_TIMEOUT_MS = 300_000;
+export const DEFAULT_DRAIN_IDLE_MS = 5_000;
+
+/**
+ * The stuck-stream watchdog: every live ext_proc stream, swept on one unref'd timer (a quarter of the idle limit,
+ * at most once a second), so a stream nobody will ever finish (its peer vanished without a reset grpc-js reports,
+ * or it stopped reading our answers) is closed as cancelled instead of holding its session and the drain open.
+ */
+export class StreamLifecycle {
+  private readonly live = new Set<LiveStream>();
+  private limitMs: number;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(private readonly options: StreamLifecycleOptions) {
+    this.limitMs = options.idleTimeoutMs;
+    this.schedule();
+  }
+
+  /** Streams the transport still holds open (a session may already be closed while its status is being sent). */
+  get size(): number {
+    return this.live.size;
+  }
+
+  track(stream: LiveStream): void {
+    this.live.add(stream);
+  }
+
+  untrack(stream: LiveStream): void {
+    this.live.delete(stream);
+  }
+
+  /** From now on streams idle for `drainIdleMs` are closed as well; sweeps at once. */
+  startDraining(): void {
+    const { idleTimeoutMs, drainIdleMs } = this.options;
+    this.limitMs = idleTimeoutMs > 0 ? Math.min(idleTimeoutMs, drainIdleMs) : drainIdleMs;
+    this.schedule();
+    this.sweep();
+  }
+
+  /**
+   * Closes every live stream as cancelled and resets it (the drain deadline). grpc-js' forceShutdown does not do
+   * this itself when channelz is off: it destroys only the sessions channelz tracks.
+   */
+  expireAll(): void {
+    for (const stream of this.live) {
+      this.live.delete(stream);
+      stream.expire();
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  sweep(): void {
+    if (this.limitMs <= 0) return;
+    const oldest = Date.now() - this.limitMs;
+    for (const stream of this.live) {
+      if (stream.seen <= oldest) {
+        this.live.delete(stream);
+        this.options.onExpired?.();
+        stream.expire();
+      }
+    }
+  }
+
+  private schedule(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    if (this.stopped || this.limitMs <= 0) return;
+    this.timer = setInterval(() => this.sweep(), Math.max(10, Math.min(1000, Math.floor(this.limitMs / 4))));
+    this.timer.unref();
+  }
+}
+
+export interface GrpcServerOptions {
+  /** The watchdog the ext_proc streams register with; default: the default idle limits. */
+  lifecycle?: StreamLifecycle;
+}
+
+export function createGrpcServer(
+  handler: ExtProcHandler,
+  codecs: ExtProcCodecs,
+  health: HealthStatus,
+  options: GrpcServerOptions = {},
+): grpc.Server {
   const server = new grpc.Server(SERVER_OPTIONS);
+  const lifecycle =
+    options.lifecycle ?? new StreamLifecycle({ idleTimeoutMs: DEFAULT_STREAM_IDLE_TIMEOUT_MS, drainIdleMs: DEFAULT_DRAIN_IDLE_MS });
 
   const processDefinition: grpc.MethodDefinition<ProcessingRequest, OutgoingResponse> = {
     path: PROCESS_METHOD_PATH,
@@ -63,7 +189,7 @@ export function createGrpcServer(handler: ExtProcHandler, codecs: ExtProcCodecs,
     responseDeserialize: codecs.response.deserialize,
   };
   server.addService({ Process: processDefinition } as grpc.ServiceDefinition, {
-    Process: (call: grpc.ServerDuplexStream<ProcessingRequest, OutgoingResponse>) => serveProcess(call, handler),
+    Process: (call: grpc.ServerDuplexStream<ProcessingRequest, OutgoingResponse>) => serveProcess(call, handler, lifecycle),
   });
 
   const statusFor = (service: string | undefined): number => {
@@ -100,43 +226,142 @@ export function createGrpcServer(handler: ExtProcHandler, codecs: ExtProcCodecs,
         const service = call.request.service;
         call.write({ status: statusFor(service) });
         const unsubscribe = health.subscribe(() => call.write({ status: statusFor(service) }));
-        call.on('cancelled', unsubscribe);
-        call.on('close', unsubscribe);
+        const unregister = health.onShutdown(() => call.end());
+        const done = (): void => {
+          unsubscribe();
+          unregister();
+        };
+        call.on('cancelled', done);
+        call.on('close', done);
       },
     },
   );
   return server;
 }
 
-function serveProcess(call: grpc.ServerDuplexStream<ProcessingRequest, OutgoingResponse>, handler: ExtProcHandler): void {
+/**
+ * The HTTP/2 stream under a grpc-js server call (`call.call.stream` for a call without interceptors, as in
+ * grpc-js 1.14's BaseServerInterceptingCall), or undefined when grpc-js hides it. A test pins that it is found.
+ */
+export function http2StreamOf(call: object): http2.Http2Stream | undefined {
+  let inner: unknown = (call as { call?: unknown }).call;
+  for (let depth = 0; depth < 4 && inner && typeof inner === 'object'; depth++) {
+    const stream = (inner as { stream?: unknown }).stream;
+    if (isHttp2Stream(stream)) return stream;
+    inner = (inner as { nextCall?: unknown }).nextCall;
+  }
+  return undefined;
+}
+
+function isHttp2Stream(value: unknown): value is http2.Http2Stream {
+  return (
+    !!value &&
+    typeof value === 'object' &&
+    'rstCode' in value &&
+    typeof (value as http2.Http2Stream).close === 'function' &&
+    typeof (value as http2.Http2Stream).once === 'function'
+  );
+}
+
+/**
+ * Serves one ext_proc stream. The session ends exactly once: `close(false)` when Envoy half-closes,
+ * `close(true)` when the stream is reset, the connection drops, the watchdog expires it or the session fails.
+ *
+ * grpc-js 1.14 does not report every reset: when Envoy resets the stream (RST_STREAM NO_ERROR, what Envoy sends
+ * for a local reset) right after its message, while an answer is still queued, Node's HTTP/2 stream waits forever
+ * for that write and never closes, so grpc-js emits neither 'cancelled' nor 'close', and a reset read together with
+ * the first message is reported as a clean end. Node does emit 'aborted' on the HTTP/2 stream for every reset
+ * before the exchange finished: that ends the session as cancelled and destroys the stream (dropping the queued
+ * write), which lets grpc-js and the server's shutdown see it closed.
+ *
+ * Backpressure: when `call.write` reports a full buffer, reading stops until 'drain' (Envoy then stops sending
+ * as its flow-control window fills), so answers never pile up; a peer that stops reading for the idle limit is
+ * expired by the watchdog.
+ */
+function serveProcess(
+  call: grpc.ServerDuplexStream<ProcessingRequest, OutgoingResponse>,
+  handler: ExtProcHandler,
+  lifecycle: StreamLifecycle,
+): void {
+  const transport = http2StreamOf(call);
   let closed = false;
-  const send = (response: OutgoingResponse): void => {
-    if (!closed) call.write(response);
-  };
-  const fail = (error: Error): void => {
-    if (closed) return;
+  /** Answers are written until the session ends (or, after a half-close, until its last answer is out). */
+  let writable = true;
+  let paused = false;
+  const finish = (cancelled: boolean): void | Promise<void> | false => {
+    if (closed) return false;
     closed = true;
-    stream.close(true);
-    call.destroy(error);
+    if (cancelled) writable = false;
+    return stream.close(cancelled);
+  };
+  const reset = (code: number): void => {
+    if (transport) {
+      if (!transport.destroyed) transport.close(code);
+    } else {
+      call.destroy();
+    }
+  };
+  const live: LiveStream = {
+    seen: Date.now(),
+    expire: () => {
+      writable = false;
+      finish(true);
+      reset(http2.constants.NGHTTP2_CANCEL);
+    },
+  };
+  const send = (response: OutgoingResponse): void => {
+    if (!writable) return;
+    if (!call.write(response) && !paused) {
+      paused = true;
+      call.pause();
+    }
+  };
+  const fail = (): void => {
+    lifecycle.untrack(live);
+    writable = false;
+    if (finish(true) !== false) reset(http2.constants.NGHTTP2_INTERNAL_ERROR);
   };
   const stream = handler.open(send, fail);
-  call.on('data', (request: ProcessingRequest) => stream.message(request));
+  lifecycle.track(live);
+  const gone = (): void => {
+    lifecycle.untrack(live);
+    writable = false;
+    finish(true);
+  };
+  if (transport) {
+    transport.once('aborted', () => {
+      gone();
+      // A reset with a write still queued leaves Node's stream open forever: destroy it.
+      process.nextTick(() => transport.destroy());
+    });
+    transport.once('close', gone);
+  }
+  call.on('data', (request: ProcessingRequest) => {
+    live.seen = Date.now();
+    stream.message(request);
+  });
+  call.on('drain', () => {
+    if (!paused) return;
+    paused = false;
+    live.seen = Date.now();
+    call.resume();
+  });
   call.on('end', () => {
-    if (closed) return;
-    closed = true;
-    stream.close(false);
-    call.end();
+    // Still tracked until the transport closes: a status that cannot be flushed is expired by the watchdog.
+    const closing = finish(false);
+    if (closing === false) return;
+    const end = (): void => {
+      if (!writable) return;
+      writable = false;
+      call.end();
+    };
+    if (closing) closing.then(end, end);
+    else end();
   });
-  call.on('cancelled', () => {
-    if (closed) return;
-    closed = true;
-    stream.close(true);
-  });
-  call.on('error', () => {
-    if (closed) return;
-    closed = true;
-    stream.close(true);
-  });
+  call.on('cancelled', gone);
+  call.on('error', gone);
+  // Without the transport in view, the call's own close is the last sign of it.
+  if (!transport) call.on('close', () => lifecycle.untrack(live));
 }
 
 /** Binds `host:port` or `unix:/path`; resolves with the bound port (0 for unix sockets). */

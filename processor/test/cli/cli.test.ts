@@ -1,4 +1,4 @@
-import { CliError, parseCli, splitHostPort } from '../../src/cli';
+import { CliError, parseCli, splitHostPort, USAGE } from '../../src/cli';
 
 describe('parseCli', () => {
   it('has the documented defaults', () => {
@@ -9,8 +9,29 @@ describe('parseCli', () => {
       admin: '0.0.0.0:9090',
       logLevel: 'info',
       drainTimeoutMs: 25000,
+      shutdownDelayMs: 0,
+      streamIdleTimeoutMs: 300000,
       pollIntervalMs: 2000,
     });
+  });
+
+  it('reads the shutdown delay and the stream idle timeout from flags and environment; 0 is allowed for both', () => {
+    const env = { AI_GATEWAY_SHUTDOWN_DELAY_MS: '5000', AI_GATEWAY_STREAM_IDLE_TIMEOUT_MS: '120000' };
+    expect(parseCli([], env)).toMatchObject({ shutdownDelayMs: 5000, streamIdleTimeoutMs: 120000 });
+    expect(parseCli(['--shutdown-delay-ms', '0', '--stream-idle-timeout-ms=0'], env)).toMatchObject({ shutdownDelayMs: 0, streamIdleTimeoutMs: 0 });
+    expect(parseCli(['--shutdown-delay-ms=7000', '--drain-timeout-ms', '125000'], {})).toMatchObject({ shutdownDelayMs: 7000, drainTimeoutMs: 125000 });
+  });
+
+  it('documents every flag and its environment variable in the usage text', () => {
+    for (const [flag, env] of [
+      ['--shutdown-delay-ms', 'AI_GATEWAY_SHUTDOWN_DELAY_MS'],
+      ['--drain-timeout-ms', 'AI_GATEWAY_DRAIN_TIMEOUT_MS'],
+      ['--stream-idle-timeout-ms', 'AI_GATEWAY_STREAM_IDLE_TIMEOUT_MS'],
+    ]) {
+      expect(USAGE).toContain(flag!);
+      expect(USAGE).toContain(env!);
+    }
+    expect(USAGE).toContain('default 300000');
   });
 
   it('reads flags (both spellings) over environment variables', () => {
@@ -30,6 +51,10 @@ describe('parseCli', () => {
     [['--listen', 'nowhere'], '--listen must be host:port or unix:/path, got "nowhere"'],
     [['--admin', 'unix:/x'], '--admin must be host:port, got "unix:/x"'],
     [['--drain-timeout-ms', '-1'], '--drain-timeout-ms must be a positive integer, got "-1"'],
+    [['--drain-timeout-ms', '0'], '--drain-timeout-ms must be a positive integer, got "0"'],
+    [['--shutdown-delay-ms', '-5'], '--shutdown-delay-ms must be a non-negative integer, got "-5"'],
+    [['--shutdown-delay-ms', '1.5'], '--shutdown-delay-ms must be a non-negative integer, got "1.5"'],
+    [['--stream-idle-timeout-ms', '5m'], '--stream-idle-timeout-ms must be a non-negative integer, got "5m"'],
     [['--log-level', 'loud'], /--log-level must be one of/],
   ])('rejects %j', (argv, message) => {
     expect(() => parseCli(argv, {})).toThrow(CliError);
