@@ -193,6 +193,32 @@ describeIfShared('corrupt SSE and eventstream', () => {
     sampleFrame = eventstreamFrames(bedrock.plain)[1]!;
   });
 
+  /**
+   * The whole answer in the other framing (as the issue's AWS eventstream handed to an SSE client): on translated
+   * streams, and on OpenAI passthrough when the content type says it is not SSE or JSON (a passthrough labelled
+   * SSE is forwarded as the upstream sent it).
+   */
+  it.each<[string, string]>([
+    ['25-', 'application/vnd.amazon.eventstream'],
+    ['openai-cassettes/', 'application/vnd.amazon.eventstream'],
+    ['26-', 'application/vnd.amazon.eventstream'],
+    ['26-', 'text/event-stream'],
+    ['28-', 'application/vnd.amazon.eventstream'],
+    ['23-', 'text/event-stream'],
+    ['bedrock/', 'text/event-stream'],
+  ])('%s answered in the other framing (content-type %s): the OpenAI client never gets the raw bytes', async (fixtureName, contentType) => {
+    const f = fixtures.find((candidate) => candidate.name.startsWith(fixtureName))!;
+    const bedrock = fixtures.find((candidate) => candidate.name.startsWith('bedrock/'))!;
+    const other = f.kind === 'sse' ? bedrock.plain : fixtures.find((candidate) => candidate.name.startsWith('26-'))!.plain;
+    const outcome = await driveExchange(
+      processor.app.processor,
+      streamExchange(f, eventstreamFrames(other).length > 1 ? eventstreamFrames(other) : [other], { headers: { 'content-type': contentType }, deadlineMs: 3000 }),
+    );
+    const problems = outcome.streamed ? translatedSseProblems(outcome.clientBody) : translatedJsonProblems(outcome.clientBody);
+    const raw = outcome.clientBody.length > 0 && (outcome.clientBody.includes(other.subarray(0, 64)) || outcome.clientBody.includes(other.subarray(-64)));
+    expect({ problems, rawUpstreamBytes: raw, extraAnswers: outcome.extraAnswers }).toEqual({ problems: [], rawUpstreamBytes: false, extraAnswers: 0 });
+  });
+
   for (const fixtureName of ['23-', '26-', '28-', '50-', '51-', 'bedrock/', 'openai-cassettes/']) {
     const fixture = () => fixtures.find((f) => f.name.startsWith(fixtureName))!;
     fuzzIt(`${fixtureName.replace(/[-/]$/, '')}: every message answered, clean client SSE on translated streams, charged what was counted`, async (rng) => {

@@ -292,20 +292,36 @@ export async function driveExchange(handler: ExtProcHandler, spec: ExchangeSpec)
     if (answer.kind === 'immediateResponse') return outcome;
     expectKind(answer, 'requestHeaders', 'the request headers');
     applyMutation(requestHeaders, answer.headerMutation);
-    let forwardedBody: Buffer = chunks ? Buffer.concat(chunks) : Buffer.alloc(0);
     let bodyReplaced = false;
     let clearRouteCache = answer.clearRouteCache;
+    /** What goes upstream: chunks answered so far (after their mutation), and chunks not answered yet. */
+    const forwarded: Buffer[] = [];
+    let unanswered: Buffer[] = [];
+    /** An answer covers the chunks sent since the previous answer (Envoy buffers them; a mutation replaces them). */
+    const covered = (bodyAnswer: Answer): void => {
+      applyMutation(requestHeaders, bodyAnswer.headerMutation);
+      clearRouteCache ||= bodyAnswer.clearRouteCache;
+      if (bodyAnswer.body === undefined) forwarded.push(...unanswered);
+      else {
+        bodyReplaced = true;
+        if (bodyAnswer.body !== 'clear') forwarded.push(bodyAnswer.body);
+      }
+      unanswered = [];
+    };
     if (chunks) {
       for (let i = 0; i < chunks.length; i++) {
         const last = i === chunks.length - 1;
         probe.send(messages.requestBody(chunks[i]!, last && !spec.requestTrailers));
+        unanswered.push(chunks[i]!);
         if (!last) {
-          // Envoy buffers the body: chunks before the last are not answered, but an early 413 ends the request.
+          // In BUFFERED mode Envoy sends the body whole; a processor may keep chunks before the last unanswered
+          // (accumulating them) or answer each one. An immediate response ends the request either way.
           await probe.settle(1);
           if (probe.unread > 0) {
             answer = await take(`request body chunk ${i + 1} of ${chunks.length}`);
             if (answer.kind === 'immediateResponse') return outcome;
-            throw new Error(`request body chunk ${i + 1} of ${chunks.length} (end_of_stream=false) was answered with ${answer.kind} before the body ended`);
+            expectKind(answer, 'requestBody', `request body chunk ${i + 1} of ${chunks.length}`);
+            covered(answer);
           }
         }
       }
@@ -313,17 +329,10 @@ export async function driveExchange(handler: ExtProcHandler, spec: ExchangeSpec)
       answer = await take(`the request body (${chunks.length} chunk(s), ${total} bytes${spec.requestTrailers ? ', then trailers' : ''})`);
       if (answer.kind === 'immediateResponse') return outcome;
       expectKind(answer, 'requestBody', 'the request body');
-      applyMutation(requestHeaders, answer.headerMutation);
-      clearRouteCache ||= answer.clearRouteCache;
-      if (answer.body === 'clear') {
-        forwardedBody = Buffer.alloc(0);
-        bodyReplaced = true;
-      } else if (answer.body) {
-        forwardedBody = answer.body;
-        bodyReplaced = true;
-      }
+      covered(answer);
       if (spec.requestTrailers) expectKind(await take('the request trailers'), 'requestTrailers', 'the request trailers');
     }
+    const forwardedBody = Buffer.concat(forwarded);
     outcome.upstream = { headers: requestHeaders, body: forwardedBody, bodyReplaced, clearRouteCache };
     if (!spec.upstream) return outcome;
 
