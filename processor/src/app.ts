@@ -39,7 +39,10 @@ export interface AppOptions {
   compile?: Omit<CompileOptions, 'nowSeconds'>;
   /** The stuck-stream watchdog: a stream with no message for this long is closed as cancelled (0: never). Default 300 s. */
   streamIdleTimeoutMs?: number;
-  /** While draining, streams idle this long are closed too, so drains finish. Default 5 s. */
+  /**
+   * While draining, a stream stuck on the processor's side (a message unanswered, or answers its peer does not
+   * read) this long is closed too, so drains finish. Default 5 s.
+   */
   drainIdleMs?: number;
 }
 
@@ -178,8 +181,8 @@ export class ProcessorApp {
   }
 
   /**
-   * Stops accepting new streams, lets in-flight ones finish until the deadline (streams idle for the drain idle
-   * limit are closed as cancelled meanwhile), then closes everything. Resolves as soon as every stream is done,
+   * Stops accepting new streams, lets in-flight ones finish until the deadline (streams stuck on our side for the
+   * drain idle limit are closed as cancelled meanwhile), then closes everything. Resolves as soon as every stream is done,
    * with whether the drain completed before the deadline.
    */
   async drain(deadlineMs: number): Promise<boolean> {

@@ -46,7 +46,8 @@ export const USAGE = `Usage: ai-gateway-processor [options]
                            after the delay; exits as soon as all are done
   --stream-idle-timeout-ms <n>
                            close a stream with no message for  (AI_GATEWAY_STREAM_IDLE_TIMEOUT_MS, default 300000)
-                           this long (0: never); while draining, streams idle for 5 s are closed too
+                           this long (0: never); while draining, a stream stuck for 5 s with a message
+                           unanswered or answers unread is closed too
   --poll-interval-ms <n>   config/secret change polling       (AI_GATEWAY_POLL_INTERVAL_MS, default 2000)
 `;
 

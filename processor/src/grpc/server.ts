@@ -73,6 +73,10 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
 interface LiveStream {
   /** `Date.now()` of the last message received (or of the last drained write after a pause). */
   seen: number;
+  /** Messages received and not answered yet (ext_proc answers each message once). */
+  owed: number;
+  /** Reading stopped because the peer does not read our answers. */
+  blocked: boolean;
   /** Ends the session as cancelled and resets the HTTP/2 stream. */
   expire(): void;
 }
@@ -80,7 +84,11 @@ interface LiveStream {
 export interface StreamLifecycleOptions {
   /** A stream that has received no message for this long is closed as cancelled and reset; 0: never. */
   idleTimeoutMs: number;
-  /** While draining, streams idle for this long are closed too (when shorter than `idleTimeoutMs`), so drains finish. */
+  /**
+   * While draining, a stream idle this long is closed too when it is stuck on our side: a message still
+   * unanswered, or answers its peer does not read. A stream that answered everything and waits for Envoy's next
+   * message (the upstream's answer to a long generation) is left to finish within the drain timeout.
+   */
   drainIdleMs: number;
   /** Called once per stream the watchdog closes (for a metric). */
   onExpired?: () => void;
@@ -96,12 +104,11 @@ export const DEFAULT_DRAIN_IDLE_MS = 5_000;
  */
 export class StreamLifecycle {
   private readonly live = new Set<LiveStream>();
-  private limitMs: number;
+  private draining = false;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(private readonly options: StreamLifecycleOptions) {
-    this.limitMs = options.idleTimeoutMs;
     this.schedule();
   }
 
@@ -118,10 +125,9 @@ export class StreamLifecycle {
     this.live.delete(stream);
   }
 
-  /** From now on streams idle for `drainIdleMs` are closed as well; sweeps at once. */
+  /** From now on stuck streams idle for `drainIdleMs` are closed as well; sweeps at once. */
   startDraining(): void {
-    const { idleTimeoutMs, drainIdleMs } = this.options;
-    this.limitMs = idleTimeoutMs > 0 ? Math.min(idleTimeoutMs, drainIdleMs) : drainIdleMs;
+    this.draining = true;
     this.schedule();
     this.sweep();
   }
@@ -144,10 +150,12 @@ export class StreamLifecycle {
   }
 
   sweep(): void {
-    if (this.limitMs <= 0) return;
-    const oldest = Date.now() - this.limitMs;
+    const now = Date.now();
+    const { idleTimeoutMs, drainIdleMs } = this.options;
+    const idleBefore = idleTimeoutMs > 0 ? now - idleTimeoutMs : -Infinity;
+    const stuckBefore = this.draining ? now - drainIdleMs : -Infinity;
     for (const stream of this.live) {
-      if (stream.seen <= oldest) {
+      if (stream.seen <= idleBefore || (stream.seen <= stuckBefore && (stream.owed > 0 || stream.blocked))) {
         this.live.delete(stream);
         this.options.onExpired?.();
         stream.expire();
@@ -158,8 +166,10 @@ export class StreamLifecycle {
   private schedule(): void {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    if (this.stopped || this.limitMs <= 0) return;
-    this.timer = setInterval(() => this.sweep(), Math.max(10, Math.min(1000, Math.floor(this.limitMs / 4))));
+    const { idleTimeoutMs, drainIdleMs } = this.options;
+    const limits = [idleTimeoutMs, this.draining ? drainIdleMs : 0].filter((ms) => ms > 0);
+    if (this.stopped || limits.length === 0) return;
+    this.timer = setInterval(() => this.sweep(), Math.max(10, Math.min(1000, Math.floor(Math.min(...limits) / 4))));
     this.timer.unref();
   }
 }
@@ -303,6 +313,8 @@ function serveProcess(
   };
   const live: LiveStream = {
     seen: Date.now(),
+    owed: 0,
+    blocked: false,
     expire: () => {
       writable = false;
       finish(true);
@@ -311,8 +323,10 @@ function serveProcess(
   };
   const send = (response: OutgoingResponse): void => {
     if (!writable) return;
+    if (live.owed > 0) live.owed -= 1;
     if (!call.write(response) && !paused) {
       paused = true;
+      live.blocked = true;
       call.pause();
     }
   };
@@ -338,11 +352,13 @@ function serveProcess(
   }
   call.on('data', (request: ProcessingRequest) => {
     live.seen = Date.now();
+    live.owed += 1;
     stream.message(request);
   });
   call.on('drain', () => {
     if (!paused) return;
     paused = false;
+    live.blocked = false;
     live.seen = Date.now();
     call.resume();
   });

@@ -327,6 +327,33 @@ describe('the stuck-stream watchdog', () => {
     client.close();
   });
 
+  it('while draining closes streams stuck on our side after the drain idle limit, not those waiting on Envoy', async () => {
+    // Request headers are answered; a request body message is never answered (a stuck session).
+    const handler = new RecordingHandler((request) => (request.requestHeaders ? { requestHeaders: { response: {} } } : undefined));
+    const served = await serve(handler, { idleTimeoutMs: 60_000, drainIdleMs: 300 });
+    const client = new EnvoyClient(served.address);
+    const waiting = client.openStream();
+    waiting.send(FIRST_MESSAGE);
+    await waiting.next();
+    const stuck = client.openStream();
+    stuck.send({ requestBody: { body: Buffer.from('{}'), endOfStream: true } } as ProcessingRequest);
+    await waitFor(() => handler.messages === 2, 'both messages');
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    expect(handler.closes).toEqual([]);
+    const started = Date.now();
+    served.lifecycle.startDraining();
+    await waitFor(() => handler.closes.length === 1, 'the stuck stream to be closed', 3000);
+    expect(handler.closes).toEqual([true]);
+    expect(Date.now() - started).toBeLessThan(1000);
+    await expect(stuck.next()).rejects.toThrow();
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(handler.closes).toHaveLength(1);
+    waiting.end();
+    await waitFor(() => handler.closes.length === 2, 'the waiting stream to end');
+    expect(handler.closes[1]).toBe(false);
+    client.close();
+  });
+
   it('at the drain deadline closes every stream left as cancelled', async () => {
     const handler = new RecordingHandler(() => undefined);
     const served = await serve(handler, { idleTimeoutMs: 0, drainIdleMs: 60_000 });
@@ -363,17 +390,24 @@ describe('the app drain', () => {
     return { app, address: `127.0.0.1:${app.listenPort}` };
   }
 
-  it('closes streams idle for the drain idle limit, so the drain finishes long before its deadline', async () => {
-    const { app, address } = await startApp({ streamIdleTimeoutMs: 60_000, drainIdleMs: 300 });
+  it('lets a stream waiting on the upstream run past the drain idle limit (long generations are not cut)', async () => {
+    const { app, address } = await startApp({ streamIdleTimeoutMs: 60_000, drainIdleMs: 200 });
     const client = new EnvoyClient(address);
-    const stuck = client.openStream();
-    stuck.send(FIRST_MESSAGE);
-    await stuck.next();
-    expect(app.processor.activeStreams).toBe(1);
+    let upstreamReached!: () => void;
+    const reached = new Promise<void>((resolve) => (upstreamReached = resolve));
+    const inFlight = client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, async () => {
+      upstreamReached();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}' };
+    });
+    await reached;
     const started = Date.now();
-    expect(await app.drain(10_000)).toBe(true);
-    expect(Date.now() - started).toBeLessThan(2000);
-    expect(app.processor.activeStreams).toBe(0);
+    const draining = app.drain(10_000);
+    const result = await inFlight;
+    expect(result.status).toBe(200);
+    expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({ llm_total_token: 2 });
+    expect(await draining).toBe(true);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
     client.close();
   });
 
