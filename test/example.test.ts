@@ -111,7 +111,10 @@ describe('the README quickstart', () => {
     const source = fs
       .readFileSync(path.join(__dirname, '..', 'examples', 'cdk8s', 'quickstart.ts'), 'utf8')
       .replace("} from '../../lib';", "} from 'ai-gateway-constructs';")
-      .replace('if (require.main === module) app.synth();\n\nexport { app };\n', 'app.synth();\n');
+      .replace(
+        "if (require.main === module) {\n  app.synth();\n  Yaml.save(path.join(app.outdir, 'envoy-gateway-values.yaml'), [redis.helmValues]);\n}\n\nexport { app, redis };\n",
+        "app.synth();\nYaml.save(path.join(app.outdir, 'envoy-gateway-values.yaml'), [redis.helmValues]);\n",
+      );
     expect(readme).toContain(`\`\`\`ts\n${source}\`\`\``);
   });
 });

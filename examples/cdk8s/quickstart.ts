@@ -1,4 +1,5 @@
-import { App, Chart } from 'cdk8s';
+import * as path from 'node:path';
+import { ApiObject, App, Chart, JsonPatch, Yaml } from 'cdk8s';
 import {
   AIGateway, AIRoute, ClientIdentity, Credentials, ModelMatch,
   ProviderBackend, RateLimitRedis, RateLimitUnit, TokenRateLimit,
@@ -7,18 +8,27 @@ import {
 const app = new App();
 const chart = new Chart(app, 'ai', { namespace: 'ai' });
 
-RateLimitRedis.inCluster(chart, 'Redis');
+// The namespace itself comes first in the output. It is cluster-scoped, so it drops the chart's namespace.
+new ApiObject(chart, 'Namespace', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ai' } })
+  .addJsonPatch(JsonPatch.remove('/metadata/namespace'));
+
+// Token counters live in Redis. It requires a password from Secret redis-auth (see docs/install.md).
+const redis = RateLimitRedis.inCluster(chart, 'Redis');
 const gateway = new AIGateway(chart, 'Gateway', { name: 'ai-gateway' });
 
+// Every `name` becomes the object's name in the cluster; without one, names come from the construct path.
 const openai = ProviderBackend.openAI(chart, 'OpenAI', {
+  name: 'openai',
   credentials: Credentials.apiKey({ secretName: 'openai', key: 'api-key' }),
 });
 const bedrock = ProviderBackend.awsBedrock(chart, 'Bedrock', {
+  name: 'bedrock',
   region: 'us-east-1',
   credentials: Credentials.awsDefaultChain(),
 });
 
 const route = new AIRoute(chart, 'Chat', {
+  name: 'chat',
   gateway,
   rules: [
     { models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] },
@@ -35,6 +45,10 @@ new TokenRateLimit(chart, 'TenantBudget', {
   target: route, limit: 100_000, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-tenant-id'),
 });
 
-if (require.main === module) app.synth();
+// dist/ai.k8s.yaml, and the values Envoy Gateway must be installed with: dist/envoy-gateway-values.yaml.
+if (require.main === module) {
+  app.synth();
+  Yaml.save(path.join(app.outdir, 'envoy-gateway-values.yaml'), [redis.helmValues]);
+}
 
-export { app };
+export { app, redis };
