@@ -97,6 +97,7 @@ export class ProcessorApp {
 
   private compile(config: ProcessorConfig): RuntimeConfig {
     return compileRuntime(config, new SecretReader(this.options.secretsDir), {
+      logger: this.options.logger,
       ...this.options.compile,
       nowSeconds: Math.floor(Date.now() / 1000),
     });
@@ -107,7 +108,11 @@ export class ProcessorApp {
     this.grpcServer = server;
     this.listenPort = await bindServer(server, this.options.listen);
     if (this.options.admin !== undefined) {
-      const admin = createAdminServer({ ready: () => this.health.isServing, registry: this.metrics.registry });
+      const admin = createAdminServer({
+        ready: () => this.health.isServing,
+        credentials: () => this.processor.runtime(),
+        registry: this.metrics.registry,
+      });
       this.adminServer = admin;
       const { host, port } = splitHostPort(this.options.admin);
       await new Promise<void>((resolve, reject) => {
