@@ -36,8 +36,8 @@ export class Processor implements ExtProcHandler, ProcessorContext {
     return this.openStreams;
   }
 
-  open(send: (response: OutgoingResponse) => void): ExtProcStream {
-    return new ExchangeSession(this, send);
+  open(send: (response: OutgoingResponse) => void, fail: (error: Error) => void): ExtProcStream {
+    return new ExchangeSession(this, send, fail);
   }
 
   localReply(status: number): void {
