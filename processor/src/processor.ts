@@ -36,7 +36,7 @@ export class Processor implements ExtProcHandler, ProcessorContext {
     return this.openStreams;
   }
 
-  open(send: (response: OutgoingResponse) => void, fail: (error: Error) => void): ExtProcStream {
+  open(send: (response: OutgoingResponse) => void, fail?: (error: Error) => void): ExtProcStream {
     return new ExchangeSession(this, send, fail);
   }
 
