@@ -4,7 +4,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import type { Chart } from 'cdk8s';
-import { joinModel } from './model';
+import { ModelComponentResource } from './model';
 import type { KubeObject } from './objects';
 
 export interface Cdk8sChartArgs<P> {
@@ -14,14 +14,17 @@ export interface Cdk8sChartArgs<P> {
   readonly build: (chart: Chart, props: pulumi.Unwrap<P>) => void;
 }
 
-export class Cdk8sChart<P = Record<string, never>> extends pulumi.ComponentResource {
-  /** The manifests the chart synthesized (unknown during preview when they depend on unknown inputs). */
+export class Cdk8sChart<P = Record<string, never>> extends ModelComponentResource {
+  /**
+   * The manifests the chart synthesized (unknown during preview when they depend on unknown inputs). They resolve
+   * once the app is built: do not await them inside the app's program function, nor pass them to a component of
+   * the same app.
+   */
   readonly manifests: pulumi.Output<KubeObject[]>;
 
   constructor(name: string, args: Cdk8sChartArgs<P>, opts?: pulumi.ComponentResourceOptions) {
-    super('ai-gateway:index:Cdk8sChart', name, {}, opts);
-    const built = joinModel({
-      component: this,
+    super('ai-gateway:index:Cdk8sChart', name, 'Cdk8sChart', args.props, opts);
+    const { built } = this.joinModel({
       name,
       kind: 'Cdk8sChart',
       path: { chart: name, id: 'Cdk8sChart' },
@@ -30,8 +33,10 @@ export class Cdk8sChart<P = Record<string, never>> extends pulumi.ComponentResou
         args.build(chart, props as pulumi.Unwrap<P>);
         return undefined;
       },
+      outputsNeedApp: true,
     });
-    this.manifests = built.apply((b) => [...b.value.objects]);
+    // Through the URN: the manifests carry the chart as a dependency, so passing them into the same app is refused.
+    this.manifests = this.urn.apply(() => built.apply((b) => [...b.value.objects]));
     this.registerOutputs({ manifests: this.manifests });
   }
 }

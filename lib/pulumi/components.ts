@@ -1,7 +1,7 @@
 /**
  * The AI gateway constructs as Pulumi ComponentResources. Each component takes the props of its cdk8s
- * construct (Pulumi inputs where users pass outputs: namespaces, hostnames, annotations, secret values),
- * builds that construct in the program's shared construct model and owns the Kubernetes objects its construct
+ * construct (Pulumi inputs where users pass outputs: namespaces, hostnames, annotations, replicas, secret values),
+ * builds that construct in its `AIGatewayApp`'s construct model and owns the Kubernetes objects its construct
  * emits. Nothing here maps props to manifests: that is the constructs' job.
  */
 import * as pulumi from '@pulumi/pulumi';
@@ -9,7 +9,7 @@ import type { Chart } from 'cdk8s';
 import type { Construct } from 'constructs';
 import * as cdk from '../index';
 import { ManagedCredentials } from './credentials';
-import { BuildContext, ConstructPath, ManagedSecretObject, MemberBuild, Opaque, joinModel, parseConstructPath } from './model';
+import { BuildContext, ConstructPath, Joined, ManagedSecretObject, ModelComponentResource, Opaque, parseConstructPath } from './model';
 
 type Input<T> = pulumi.Input<T>;
 
@@ -43,24 +43,22 @@ function nameDefault(pulumiName: string, given: string | undefined): string | un
   return /^[a-z]([-a-z0-9]*[a-z0-9])?$/.test(pulumiName) && pulumiName.length <= 63 ? pulumiName : undefined;
 }
 
-function constructOf<T extends Construct>(built: pulumi.Output<Opaque<MemberBuild>>, what: string): pulumi.Output<Opaque<T>> {
-  return built.apply((b) => {
-    if (b.value.construct === undefined) throw new Error(`internal: ${what} built no construct`);
-    return new Opaque(b.value.construct as T);
+/** The component's construct, built early (see `Joined.construct`). */
+function constructOf<T extends Construct>(joined: Joined, what: string): pulumi.Output<Opaque<T>> {
+  return joined.construct.apply((c) => {
+    if (c.value === undefined) throw new Error(`internal: ${what} built no construct`);
+    return new Opaque(c.value as T);
   }) as unknown as pulumi.Output<Opaque<T>>;
 }
 
 /**
- * An output read from the member's construct. It carries the component as a dependency (through its URN), so
- * passing it into another AI gateway component of the same model is detected instead of waiting forever.
+ * An output read from the member's early construct: known once the inputs of the component and of the components
+ * it refers to are, carrying their dependencies and secretness (not the component's: a component's outputs may be
+ * inputs of later components of the same app, whose objects the component's own objects may wait for). Use
+ * `dependsOn: [component]` to create a resource after the component's objects.
  */
-function field<T extends Construct, V>(
-  component: pulumi.Resource,
-  construct: pulumi.Output<Opaque<T>>,
-  read: (construct: T) => V,
-): pulumi.Output<V> {
-  const value = (construct as unknown as pulumi.Output<Opaque<T>>).apply((c) => read(c.value)) as unknown as pulumi.Output<V>;
-  return component.urn.apply(() => value) as unknown as pulumi.Output<V>;
+function field<T extends Construct, V>(construct: pulumi.Output<Opaque<T>>, read: (construct: T) => V): pulumi.Output<V> {
+  return construct.apply((c) => read(c.value)) as unknown as pulumi.Output<V>;
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -73,14 +71,19 @@ export interface AIGatewayArgs
   readonly namespace?: Input<string>;
   readonly http?: Omit<cdk.HttpListenerOptions, 'hostname'> & { readonly hostname?: Input<string> };
   readonly https?: Omit<cdk.HttpsListenerOptions, 'hostname'> & { readonly hostname?: Input<string> };
-  readonly processor?: Omit<cdk.ProcessorOptions, 'serviceAccountAnnotations'> & {
+  readonly processor?: Omit<cdk.ProcessorOptions, 'serviceAccountAnnotations' | 'replicas'> & {
     /** E.g. an IAM role ARN output for IRSA. */
     readonly serviceAccountAnnotations?: Record<string, Input<string>>;
+    /**
+     * Number of processor pods, e.g. from stack config.
+     * @default 2
+     */
+    readonly replicas?: Input<number>;
   };
 }
 
 /** See the cdk8s `AIGateway`. `name` defaults to the Pulumi name when that is a valid Kubernetes name. */
-export class AIGateway extends pulumi.ComponentResource {
+export class AIGateway extends ModelComponentResource {
   /** References a Gateway not managed by this program (routes attaching to it bring their own processor). */
   static fromGatewayName(name: Input<string>, namespace: Input<string>): GatewayReferenceArgs {
     return { gatewayName: name, gatewayNamespace: namespace };
@@ -96,9 +99,8 @@ export class AIGateway extends pulumi.ComponentResource {
   readonly serviceAccountName: pulumi.Output<string>;
 
   constructor(name: string, args: AIGatewayArgs = {}, opts?: pulumi.ComponentResourceOptions) {
-    super(`${TYPE_PREFIX}AIGateway`, name, {}, opts);
-    const built = joinModel({
-      component: this,
+    super(`${TYPE_PREFIX}AIGateway`, name, 'AIGateway', args, opts);
+    const built = this.joinModel({
       name,
       kind: 'AIGateway',
       path: pathOf('AIGateway', name, args),
@@ -106,12 +108,12 @@ export class AIGateway extends pulumi.ComponentResource {
       build: (chart, id, props) => new cdk.AIGateway(chart, id, props as cdk.AIGatewayProps),
     });
     const gateway = constructOf<cdk.AIGateway>(built, 'AIGateway');
-    this.gatewayName = field(this, gateway, (g) => g.gatewayName);
-    this.gatewayNamespace = field(this, gateway, (g) => g.gatewayNamespace);
-    this.gatewayClassName = field(this, gateway, (g) => g.gatewayClassName);
-    this.processorServiceName = field(this, gateway, (g) => g.processorServiceName);
-    this.configMapName = field(this, gateway, (g) => g.configMapName);
-    this.serviceAccountName = field(this, gateway, (g) => g.serviceAccountName);
+    this.gatewayName = field(gateway, (g) => g.gatewayName);
+    this.gatewayNamespace = field(gateway, (g) => g.gatewayNamespace);
+    this.gatewayClassName = field(gateway, (g) => g.gatewayClassName);
+    this.processorServiceName = field(gateway, (g) => g.processorServiceName);
+    this.configMapName = field(gateway, (g) => g.configMapName);
+    this.serviceAccountName = field(gateway, (g) => g.serviceAccountName);
     this.registerOutputs({
       gatewayName: this.gatewayName,
       gatewayNamespace: this.gatewayNamespace,
@@ -156,7 +158,7 @@ interface ManagedCredentialsProps {
 }
 
 /** See the cdk8s `ProviderBackend`; created with the same static factories. */
-export class ProviderBackend extends pulumi.ComponentResource {
+export class ProviderBackend extends ModelComponentResource {
   static openAI(name: string, args: BackendArgs<cdk.OpenAIBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
     return new ProviderBackend(name, 'openAI', args, opts);
   }
@@ -204,7 +206,7 @@ export class ProviderBackend extends pulumi.ComponentResource {
   readonly hostname: pulumi.Output<string>;
 
   private constructor(name: string, factory: Factory, args: BackendArgs<object>, opts?: pulumi.ComponentResourceOptions) {
-    super(`${TYPE_PREFIX}ProviderBackend`, name, {}, opts);
+    super(`${TYPE_PREFIX}ProviderBackend`, name, 'ProviderBackend', args, opts);
     const { credentials, ...rest } = withoutExtras(args) as BackendArgs<object> & { credentials?: BackendCredentials; name?: string };
     const secrets: ManagedSecretObject[] = [];
     let credentialProps: cdk.Credentials | ManagedCredentialsProps | undefined;
@@ -220,8 +222,7 @@ export class ProviderBackend extends pulumi.ComponentResource {
       ...(factory === 'kubernetesService' ? {} : { name: nameDefault(name, rest.name) }),
       ...(credentialProps === undefined ? {} : { credentials: credentialProps }),
     };
-    const built = joinModel({
-      component: this,
+    const built = this.joinModel({
       name,
       kind: 'ProviderBackend',
       path: pathOf('ProviderBackend', name, args),
@@ -238,9 +239,9 @@ export class ProviderBackend extends pulumi.ComponentResource {
       },
     });
     const backend = constructOf<cdk.ProviderBackend>(built, 'ProviderBackend');
-    this.backendName = field(this, backend, (b) => b.backendName);
-    this.namespace = field(this, backend, (b) => b.namespace);
-    this.hostname = field(this, backend, (b) => b.hostname);
+    this.backendName = field(backend, (b) => b.backendName);
+    this.namespace = field(backend, (b) => b.namespace);
+    this.hostname = field(backend, (b) => b.hostname);
     this.registerOutputs({ backendName: this.backendName, namespace: this.namespace, hostname: this.hostname });
   }
 }
@@ -275,16 +276,15 @@ export interface AIRouteArgs
 }
 
 /** See the cdk8s `AIRoute`. `name` defaults to the Pulumi name when that is a valid Kubernetes name. */
-export class AIRoute extends pulumi.ComponentResource {
+export class AIRoute extends ModelComponentResource {
   readonly routeName: pulumi.Output<string>;
   readonly namespace: pulumi.Output<string>;
   /** The processor Service serving this route (the gateway's, or the route's own on an existing Gateway). */
   readonly processorServiceName: pulumi.Output<string>;
 
   constructor(name: string, args: AIRouteArgs, opts?: pulumi.ComponentResourceOptions) {
-    super(`${TYPE_PREFIX}AIRoute`, name, {}, opts);
-    const built = joinModel({
-      component: this,
+    super(`${TYPE_PREFIX}AIRoute`, name, 'AIRoute', args, opts);
+    const built = this.joinModel({
       name,
       kind: 'AIRoute',
       path: pathOf('AIRoute', name, args),
@@ -300,9 +300,9 @@ export class AIRoute extends pulumi.ComponentResource {
       },
     });
     const route = constructOf<cdk.AIRoute>(built, 'AIRoute');
-    this.routeName = field(this, route, (r) => r.routeName);
-    this.namespace = field(this, route, (r) => r.namespace);
-    this.processorServiceName = field(this, route, (r) => r.processor.serviceName);
+    this.routeName = field(route, (r) => r.routeName);
+    this.namespace = field(route, (r) => r.namespace);
+    this.processorServiceName = field(route, (r) => r.processor.serviceName);
     this.registerOutputs({ routeName: this.routeName, namespace: this.namespace, processorServiceName: this.processorServiceName });
   }
 }
@@ -327,14 +327,13 @@ export interface TokenRateLimitArgs extends Omit<cdk.TokenRateLimitProps, 'targe
  * Gateway no AIGateway manages) and their target's processor config, so the objects belong to those components;
  * this component outputs the cost metadata key.
  */
-export class TokenRateLimit extends pulumi.ComponentResource {
+export class TokenRateLimit extends ModelComponentResource {
   /** The metadata key the processor writes this budget's cost under. */
   readonly metadataKey: pulumi.Output<string>;
 
   constructor(name: string, args: TokenRateLimitArgs, opts?: pulumi.ComponentResourceOptions) {
-    super(`${TYPE_PREFIX}TokenRateLimit`, name, {}, opts);
-    const built = joinModel({
-      component: this,
+    super(`${TYPE_PREFIX}TokenRateLimit`, name, 'TokenRateLimit', args, opts);
+    const built = this.joinModel({
       name,
       kind: 'TokenRateLimit',
       path: pathOf('TokenRateLimit', name, args),
@@ -345,7 +344,7 @@ export class TokenRateLimit extends pulumi.ComponentResource {
         return new cdk.TokenRateLimit(chart, id, { ...props, target });
       },
     });
-    this.metadataKey = field(this, constructOf<cdk.TokenRateLimit>(built, 'TokenRateLimit'), (t) => t.metadataKey);
+    this.metadataKey = field(constructOf<cdk.TokenRateLimit>(built, 'TokenRateLimit'), (t) => t.metadataKey);
     this.registerOutputs({ metadataKey: this.metadataKey });
   }
 }
@@ -373,7 +372,7 @@ export interface ExternalRedisArgs extends ComponentExtras {
  * See the cdk8s `RateLimitRedis`. `helmValues` are the Envoy Gateway Helm values to install with (e.g. as
  * `values` of a `k8s.helm.v3.Release` for `gateway-helm`).
  */
-export class RateLimitRedis extends pulumi.ComponentResource {
+export class RateLimitRedis extends ModelComponentResource {
   /** A single-replica Redis without persistence. `name` defaults to "redis", as in cdk8s. */
   static inCluster(name: string, args: InClusterRedisArgs = {}, opts?: pulumi.ComponentResourceOptions): RateLimitRedis {
     return new RateLimitRedis(name, { inCluster: args }, opts);
@@ -393,9 +392,8 @@ export class RateLimitRedis extends pulumi.ComponentResource {
     args: { inCluster?: InClusterRedisArgs; external?: ExternalRedisArgs },
     opts?: pulumi.ComponentResourceOptions,
   ) {
-    super(`${TYPE_PREFIX}RateLimitRedis`, name, {}, opts);
-    const built = joinModel({
-      component: this,
+    super(`${TYPE_PREFIX}RateLimitRedis`, name, 'RateLimitRedis', args, opts);
+    const built = this.joinModel({
       name,
       kind: 'RateLimitRedis',
       path: pathOf('RateLimitRedis', name, args.inCluster ?? args.external ?? {}),
@@ -408,8 +406,8 @@ export class RateLimitRedis extends pulumi.ComponentResource {
       },
     });
     const redis = constructOf<cdk.RateLimitRedis>(built, 'RateLimitRedis');
-    this.url = field(this, redis, (r) => r.url);
-    this.helmValues = field(this, redis, (r) => r.helmValues);
+    this.url = field(redis, (r) => r.url);
+    this.helmValues = field(redis, (r) => r.helmValues);
     this.registerOutputs({ url: this.url, helmValues: this.helmValues });
   }
 }

@@ -2,6 +2,8 @@
  * Pulumi front end (`ai-gateway-constructs/pulumi`): the AI gateway constructs as Pulumi ComponentResources,
  * rendered through the same cdk8s construct model the cdk8s users synthesize.
  */
+export { AIGatewayApp } from './app';
+export type { ChildResource } from './model';
 export { AIGateway, AIRoute, ProviderBackend, RateLimitRedis, TokenRateLimit } from './components';
 export type {
   AIGatewayArgs,

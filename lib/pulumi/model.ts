@@ -1,15 +1,15 @@
 /**
- * The shared construct model behind the Pulumi components. Every component of a program joins one private
- * cdk8s App (in a Chart of its own, or at its `constructPath`), exactly as the cdk8s constructs share an App, so
- * that cross-references
- * (a route naming a gateway and backends, a budget naming a route) and aggregates (the processor config
- * ConfigMap collects every route, backend and budget of its gateway) come out of the same synthesis cdk8s
+ * The construct model behind the Pulumi components. The components of one `AIGatewayApp` share one private cdk8s
+ * App (each in a Chart of its own, or at its `constructPath`), exactly as the cdk8s constructs share an App, so that
+ * cross-references (a route naming a gateway and backends, a budget naming a route) and aggregates (the processor
+ * config ConfigMap collects every route, backend and budget of its gateway) come out of the same synthesis cdk8s
  * users get.
  *
- * Components join while the program constructs them; at the end of that synchronous stretch (the next
- * macrotask) the model seals: it waits for the components' inputs, builds the App once and registers every
- * object under the component whose construct emitted it. Inputs still unknown (only during preview) are replaced by
- * placeholders to learn which objects exist; their manifests are then unknown too.
+ * There is no global model and no timer: an `AIGatewayApp` runs the user's program function, and when that
+ * function has returned (its promise settled: any `await` inside is fine) every component of the app is known. The
+ * model then waits for the components' inputs, builds the App once and registers every object under the component
+ * whose construct emitted it. Inputs still unknown (only during preview) are replaced by placeholders to learn
+ * which objects exist; their manifests are then unknown too. Resource names never depend on input values.
  */
 import * as pulumi from '@pulumi/pulumi';
 import { ApiObject, App, Chart } from 'cdk8s';
@@ -47,6 +47,23 @@ export interface ModelMember {
   readonly build: (chart: Chart, id: string, props: unknown, context: BuildContext) => Construct | undefined;
   /** Secrets the component creates from Pulumi values (kept out of the construct model). */
   readonly secrets?: readonly ManagedSecretObject[];
+  /**
+   * Whether the component's outputs come from the whole app's synthesis (a chart's manifests), so they resolve only
+   * once the app is built and cannot be inputs of components of the same app.
+   */
+  readonly outputsNeedApp?: boolean;
+}
+
+/** What joining gives a component: its share of the built app, and its construct built as early as possible. */
+export interface Joined {
+  /** Resolves once the app is built (after its program function returned). */
+  readonly built: pulumi.Output<Opaque<MemberBuild>>;
+  /**
+   * The component's construct, built from its own inputs and those of the components it refers to (transitively):
+   * it resolves as soon as they do, without waiting for the app, so outputs read from it may be inputs of later
+   * components of the same app and may be awaited inside the program function.
+   */
+  readonly construct: pulumi.Output<Opaque<Construct | undefined>>;
 }
 
 /** A Kubernetes Secret holding one Pulumi value under one key. */
@@ -98,24 +115,96 @@ export interface MemberBuild {
 
 interface ModelBuild {
   readonly members: Map<ModelMember, MemberBuild>;
-  /** Every emitted object by construct path, with the member that owns it. */
-  readonly objects: Map<string, { readonly object: KubeObject; readonly member: ModelMember }>;
+  /** Every emitted object by construct path, with the member that owns it and its path below the member's construct. */
+  readonly objects: Map<string, { readonly object: KubeObject; readonly member: ModelMember; readonly path: string }>;
 }
 
-class Model {
+/** A resource holding a model: an `AIGatewayApp`. */
+export interface ModelComponent extends pulumi.ComponentResource {
+  /** @internal */
+  readonly _aiGatewayModel?: Model;
+}
+
+/** Placement of a component: the model it joins and the resource options it is constructed with. */
+export interface Placement {
+  readonly model: Model;
+  readonly opts: pulumi.ComponentResourceOptions;
+}
+
+/** The model of a resource: its own (an app's or a component's), else the nearest ancestor's. */
+function modelOfResource(resource: pulumi.Resource | undefined): Model | undefined {
+  for (let r = resource; r !== undefined; r = (r as unknown as { __parentResource?: pulumi.Resource }).__parentResource) {
+    const model = (r as ModelComponent)._aiGatewayModel;
+    if (model !== undefined) return model;
+  }
+  return undefined;
+}
+
+/**
+ * Where a component goes: into the app of its `parent` (or of an ancestor of it), else into the app of the
+ * components it refers to (then parented to that app). Components of an app directly below the app carry an
+ * alias to the stack root, where components were created before `AIGatewayApp` existed, so existing stacks keep
+ * their resources.
+ */
+export function placeComponent(
+  kind: string,
+  name: string,
+  props: unknown,
+  opts: pulumi.ComponentResourceOptions | undefined,
+): Placement {
+  const fromParent = modelOfResource(opts?.parent);
+  const referenced = collectInstances(props, pulumi.ComponentResource.isInstance)
+    .map((component) => modelOfResource(component))
+    .filter((model): model is Model => model !== undefined);
+  const model = fromParent ?? referenced[0];
+  if (model === undefined) {
+    throw new Error(
+      `${kind} "${name}" is not part of an AIGatewayApp: create AI gateway components inside ` +
+        "new AIGatewayApp(name, (app) => { ... }) and pass { parent: app } (components referring to another component " +
+        'join its app by themselves)',
+    );
+  }
+  const foreign = referenced.find((other) => other !== model);
+  if (foreign !== undefined) {
+    throw new Error(
+      `${kind} "${name}" refers to a component of AIGatewayApp "${foreign.appName}" but belongs to AIGatewayApp ` +
+        `"${model.appName}": components that refer to each other must be in the same app`,
+    );
+  }
+  const parent = opts?.parent ?? model.app;
+  const aliases = parent === model.app ? [...(opts?.aliases ?? []), { parent: pulumi.rootStackResource }] : opts?.aliases;
+  return { model, opts: { ...opts, parent, ...(aliases ? { aliases } : {}) } };
+}
+
+/** A Kubernetes object registered for a component. */
+export interface ChildResource {
+  /** Where the object's construct sits below the component's construct, e.g. `Processor/Deployment/Resource`. */
+  readonly path: string;
+  readonly apiVersion: string;
+  readonly kind: string;
+  /** The @pulumi/kubernetes resource (typed class for built-in kinds, `CustomResource` otherwise). */
+  readonly resource: pulumi.CustomResource;
+}
+
+/** One app's construct model. Created by `AIGatewayApp`; closed when the app's program function has settled. */
+export class Model {
   private readonly members: ModelMember[] = [];
   private readonly placeholders = new Map<Eventual, string>();
-  private readonly placeholderCounts = new Map<ModelMember, number>();
-  private timer: NodeJS.Immediate | undefined;
-  private sealedFlag = false;
+  private placeholderCount = 0;
+  private closed = false;
   private settle!: { resolve: () => void; reject: (error: unknown) => void };
-  /** Settles when the model sealed: resolved once `real` is set and the objects are registered. */
+  /** Settles when the model is built: resolved once `real` is set and the objects are registered. */
   private readonly sealed: Promise<void>;
   private real: pulumi.Output<Opaque<ModelBuild>> | undefined;
+  private readonly rendered = new Map<ModelMember, ChildResource[]>();
 
-  constructor() {
+  constructor(
+    readonly app: pulumi.ComponentResource,
+    readonly appName: string,
+  ) {
     this.sealed = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
-    // Failures also surface through every member's outputs; this only keeps Node from reporting them twice.
+    // Failures also surface through every member's outputs and the app's `done`; this only keeps Node from
+    // reporting them twice.
     this.sealed.catch(() => undefined);
   }
 
@@ -123,16 +212,12 @@ class Model {
     return this.members.find((m) => m.component === component);
   }
 
-  get isSealed(): boolean {
-    return this.sealedFlag;
-  }
-
-  join(member: ModelMember): pulumi.Output<Opaque<MemberBuild>> {
-    const clash = this.members.find((m) => m.name === member.name);
-    if (clash) {
+  join(member: ModelMember): Joined {
+    if (this.closed) {
       throw new Error(
-        `${member.kind} "${member.name}": another component of this program (${clash.kind} "${clash.name}") has ` +
-          'the same name; AI gateway components need names unique across their types',
+        `${member.kind} "${member.name}": AIGatewayApp "${this.appName}" has already built its model (its program ` +
+          'function has returned); create every component of the app inside that function, before it returns ' +
+          '(awaiting inside it is fine)',
       );
     }
     const samePath = this.members.find((m) => m.path.chart === member.path.chart && m.path.id === member.path.id);
@@ -143,32 +228,83 @@ class Model {
       );
     }
     for (const referenced of collectInstances(member.props, pulumi.ComponentResource.isInstance)) {
-      const owner = modelOf.get(referenced);
-      if (owner !== undefined && owner !== this) {
-        const other = owner.members.find((m) => m.component === referenced);
+      if (modelOfResource(referenced) !== this) {
         throw new Error(
-          `${member.kind} "${member.name}" refers to ${other?.kind ?? 'component'} "${other?.name ?? '?'}", which ` +
-            'was already rendered: create every AI gateway component of a program in one synchronous stretch ' +
-            '(not inside apply() callbacks or after awaiting something)',
+          `${member.kind} "${member.name}" refers to a component that is not part of AIGatewayApp "${this.appName}"`,
         );
       }
     }
     for (const input of collectEventuals([member.props, (member.secrets ?? []).map((s) => s.namespace)])) {
       const source = componentBehind(input, this);
-      if (source !== undefined) {
+      if (source?.outputsNeedApp) {
         throw new Error(
-          `${member.kind} "${member.name}": an input is an output of ${source.kind} "${source.name}", which is rendered ` +
-            'together with it and cannot provide values before that; pass the value itself (e.g. the namespace string)',
+          `${member.kind} "${member.name}": an input is an output of ${source.kind} "${source.name}", which only ` +
+            `resolves once AIGatewayApp "${this.appName}" is built; pass the value itself, or use it in another app`,
         );
       }
     }
     this.members.push(member);
-    modelOf.set(member.component, this);
-    if (this.timer !== undefined) clearImmediate(this.timer);
-    this.timer = setImmediate(() => void this.seal());
-    return pulumi
+    const built = pulumi
       .output(this.sealed.then(() => true))
       .apply(() => this.realBuild().apply((build) => new Opaque(memberOf(build.value, member))));
+    return { built, construct: this.earlyConstruct(member) };
+  }
+
+  /** The member and every member it refers to, transitively, in the order they joined. */
+  private closureOf(member: ModelMember): Set<ModelMember> {
+    const found = new Set<ModelMember>();
+    const visit = (m: ModelMember): void => {
+      if (found.has(m)) return;
+      found.add(m);
+      for (const referenced of collectInstances(m.props, pulumi.ComponentResource.isInstance)) {
+        const other = this.memberFor(referenced);
+        if (other !== undefined) visit(other);
+      }
+    };
+    visit(member);
+    return new Set(this.members.filter((m) => found.has(m)));
+  }
+
+  /**
+   * Builds the member's construct from the inputs of its closure only (no synthesis, so no aggregate of later
+   * components is needed): its names are known as soon as those inputs are, and unknown while any of them is.
+   */
+  private earlyConstruct(member: ModelMember): pulumi.Output<Opaque<Construct | undefined>> {
+    const closure = this.closureOf(member);
+    const inputs: Eventual[] = [];
+    for (const m of closure) {
+      for (const input of collectEventuals([m.props, (m.secrets ?? []).map((s) => s.namespace)])) {
+        if (!inputs.includes(input)) inputs.push(input);
+      }
+    }
+    return pulumi.all(inputs as pulumi.Input<unknown>[]).apply((values) => {
+      const valueOf = new Map<Eventual, unknown>(inputs.map((input, i) => [input, values[i]]));
+      const resolve = (value: unknown) => mapEventuals(value, (input) => valueOf.get(input));
+      return new Opaque(this.buildConstructs(resolve, { only: closure }).constructs.get(member.component));
+    });
+  }
+
+  /** The Kubernetes resources registered for `component` (empty while its objects cannot be planned). */
+  resourcesOf(component: pulumi.Resource): Promise<readonly ChildResource[]> {
+    return this.sealed.then(() => {
+      const member = this.memberFor(component);
+      return member === undefined ? [] : (this.rendered.get(member) ?? []);
+    });
+  }
+
+  /** Builds the model from every member that joined; later joins are refused. Settles when the objects are registered. */
+  async close(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true;
+      await this.seal();
+    }
+    return this.sealed;
+  }
+
+  /** The program function failed: nothing is built, and every member's outputs fail with the error. */
+  fail(error: unknown): void {
+    this.closed = true;
+    this.settle.reject(error);
   }
 
   /**
@@ -178,7 +314,6 @@ class Model {
    * dependencies and secretness, and stays unknown while any of them is.
    */
   private async seal(): Promise<void> {
-    this.sealedFlag = true;
     try {
       const inputs: { input: Eventual; member: ModelMember }[] = [];
       for (const member of this.members) {
@@ -217,23 +352,36 @@ class Model {
             stringData: { [secret.key]: '(secret)' },
           };
           return {
+            member,
             plan: secretPlan,
+            path: `ManagedSecret/${secret.name}`,
             manifest: gate.apply(() => secretPlan),
             secretFields: { stringData: pulumi.output(secret.value).apply((value) => ({ [secret.key]: value })) },
             parent: member.component,
             parentName: member.name,
+            legacyParent: rootUrnOf(member.component),
           };
         }),
       );
-      registerObjects([
-        ...[...planned.objects.values()].map(({ object, member }) => ({
+      const objects = [
+        ...[...planned.objects.values()].map(({ object, member, path }) => ({
+          member,
           plan: object,
+          path,
           manifest: gate.apply(() => (allKnown ? object : unreachable())),
           parent: member.component,
           parentName: member.name,
+          legacyParent: rootUrnOf(member.component),
         })),
         ...secrets,
-      ]);
+      ];
+      const registered = registerObjects(objects);
+      registered.forEach(({ plan: object, resource }, i) => {
+        const { member, path } = objects[i];
+        const list = this.rendered.get(member) ?? [];
+        list.push({ path, apiVersion: object.apiVersion, kind: object.kind, resource });
+        this.rendered.set(member, list);
+      });
       this.settle.resolve();
     } catch (error) {
       this.settle.reject(error);
@@ -270,26 +418,26 @@ class Model {
   }
 
   private realBuild(): pulumi.Output<Opaque<ModelBuild>> {
-    if (this.real === undefined) throw new Error('internal: model read before it sealed');
+    if (this.real === undefined) throw new Error('internal: model read before it was built');
     return this.real;
   }
 
+  /** A placeholder unique in the model (two members may share a name). */
   private placeholderFor(input: Eventual, member: ModelMember): string {
     let text = this.placeholders.get(input);
     if (text === undefined) {
-      const index = (this.placeholderCounts.get(member) ?? 0) + 1;
-      this.placeholderCounts.set(member, index);
-      text = placeholderText(member.name, index);
+      this.placeholderCount += 1;
+      text = placeholderText(member.name, this.placeholderCount);
       this.placeholders.set(input, text);
     }
     return text;
   }
 
-  /** Builds every member into a fresh App; each emitted object belongs to the member whose construct is its nearest ancestor. */
-  private build(
+  /** Creates the members' constructs in a fresh App (`only`: just these members; `exclude`: all but these). */
+  private buildConstructs(
     resolve: (props: unknown) => unknown,
-    options: { exclude?: ReadonlySet<ModelMember>; failures?: Map<ModelMember, unknown> } = {},
-  ): ModelBuild {
+    options: { only?: ReadonlySet<ModelMember>; exclude?: ReadonlySet<ModelMember>; failures?: Map<ModelMember, unknown> } = {},
+  ): { app: App; constructs: Map<pulumi.Resource, Construct>; owners: Map<Construct, ModelMember> } {
     const app = new App();
     const constructs = new Map<pulumi.Resource, Construct>();
     const charts = new Map<string, Chart>();
@@ -298,13 +446,13 @@ class Model {
       constructOf: (component) => {
         const construct = constructs.get(component);
         if (construct === undefined) {
-          throw new Error('a referenced component is not part of this program\'s AI gateway model (or is created later than the component referring to it)');
+          throw new Error('a referenced component is not part of this app\'s AI gateway model (or is created later than the component referring to it)');
         }
         return construct;
       },
     };
     for (const member of this.members) {
-      if (options.exclude?.has(member)) continue;
+      if (options.exclude?.has(member) || (options.only !== undefined && !options.only.has(member))) continue;
       const chart = charts.get(member.path.chart) ?? new Chart(app, member.path.chart);
       charts.set(member.path.chart, chart);
       let construct: Construct | undefined;
@@ -318,28 +466,33 @@ class Model {
       if (construct !== undefined) constructs.set(member.component, construct);
       owners.set(construct ?? chart, member);
     }
+    return { app, constructs, owners };
+  }
+
+  /** Builds every member into a fresh App and synthesizes it; each object belongs to the member whose construct is its nearest ancestor. */
+  private build(
+    resolve: (props: unknown) => unknown,
+    options: { exclude?: ReadonlySet<ModelMember>; failures?: Map<ModelMember, unknown> } = {},
+  ): ModelBuild {
+    const { app, constructs, owners } = this.buildConstructs(resolve, options);
     const members = new Map<ModelMember, { construct: Construct | undefined; objects: KubeObject[] }>(
       this.members.map((m) => [m, { construct: constructs.get(m.component), objects: [] }]),
     );
-    const objects = new Map<string, { object: KubeObject; member: ModelMember }>();
+    const objects = new Map<string, { object: KubeObject; member: ModelMember; path: string }>();
     for (const { apiObject, object } of synthesize(app)) {
-      const owner = [...apiObject.node.scopes].reverse().map((scope) => owners.get(scope)).find((m) => m !== undefined);
-      if (owner === undefined) throw new Error(`internal: no component owns ${apiObject.node.path}`);
-      objects.set(apiObject.node.path, { object, member: owner });
+      const scope = [...apiObject.node.scopes].reverse().find((s) => owners.has(s));
+      const owner = scope === undefined ? undefined : owners.get(scope);
+      if (scope === undefined || owner === undefined) throw new Error(`internal: no component owns ${apiObject.node.path}`);
+      const path = apiObject.node.path.slice(scope.node.path.length + 1);
+      objects.set(apiObject.node.path, { object, member: owner, path });
       members.get(owner)!.objects.push(object);
     }
     return { members, objects };
   }
 }
 
-/** Which model a component joined. */
-const modelOf = new WeakMap<pulumi.Resource, Model>();
-let openModel: Model | undefined;
-
-/** Adds a component to the program's open model (starting one if the last one has sealed). */
-export function joinModel(member: ModelMember): pulumi.Output<Opaque<MemberBuild>> {
-  if (openModel === undefined || openModel.isSealed) openModel = new Model();
-  return openModel.join(member);
+function rootUrnOf(component: pulumi.Resource): pulumi.Output<string> | undefined {
+  return (component as { _rootUrn?: pulumi.Output<string> })._rootUrn;
 }
 
 /** The member of `model` an Output derives from, if any (Outputs list their source resources synchronously). */
@@ -347,7 +500,8 @@ function componentBehind(input: Eventual, model: Model): ModelMember | undefined
   if (!pulumi.Output.isInstance(input)) return undefined;
   const resources = (input as unknown as { resources?: () => Set<pulumi.Resource> }).resources?.() ?? new Set();
   for (const resource of resources) {
-    if (modelOf.get(resource) === model) return model.memberFor(resource);
+    const member = model.memberFor(resource);
+    if (member !== undefined) return member;
   }
   return undefined;
 }
@@ -382,4 +536,38 @@ async function settleInput(input: Eventual): Promise<{ value: unknown; known: bo
 /** Apply callbacks only run on known values, and every value is known when the model was built from them. */
 function unreachable(): never {
   throw new Error('internal: an AI gateway manifest was read although its inputs were unknown when it was planned');
+}
+
+/**
+ * Base of the AI gateway components: places the component in its app's model (see `placeComponent`) and gives
+ * access to the Kubernetes resources registered for it.
+ */
+export abstract class ModelComponentResource extends pulumi.ComponentResource {
+  private readonly model: Model;
+  /**
+   * @internal the URN the component had at the stack root, before it was placed in an app (its objects carry
+   * aliases below it); undefined when the user chose another parent.
+   */
+  readonly _rootUrn?: pulumi.Output<string>;
+
+  protected constructor(type: string, name: string, kind: string, references: unknown, opts?: pulumi.ComponentResourceOptions) {
+    const placement = placeComponent(kind, name, references, opts);
+    super(type, name, {}, placement.opts);
+    this.model = placement.model;
+    if (placement.opts.parent === placement.model.app) this._rootUrn = pulumi.createUrn(name, type);
+  }
+
+  /**
+   * The Kubernetes resources this component registered, each with its construct path below the component's
+   * construct, kind and @pulumi/kubernetes resource; resolves once the app has built its model. E.g.
+   * `(await gateway.kubernetesResources()).find((r) => r.kind === 'Deployment')?.resource`.
+   */
+  kubernetesResources(): Promise<readonly ChildResource[]> {
+    return this.model.resourcesOf(this);
+  }
+
+  /** Adds this component to its app's model. */
+  protected joinModel(member: Omit<ModelMember, 'component'>): Joined {
+    return this.model.join({ ...member, component: this });
+  }
 }

@@ -1,7 +1,7 @@
 /**
  * Registers plain Kubernetes manifests (a cdk8s synthesis) as @pulumi/kubernetes resources: each under its
- * owning component (`parent`, so the user's provider flows down), named deterministically from its
- * namespace and name, created after the objects it depends on.
+ * owning component (`parent`, so the user's provider flows down), named from its construct path (never from
+ * input values, so preview and update agree), created after the objects it depends on.
  */
 import * as pulumi from '@pulumi/pulumi';
 import { creationOrder, dependencyIndices } from './dependencies';
@@ -19,9 +19,16 @@ export interface PlannedObject {
   readonly manifest: pulumi.Input<KubeObject>;
   /** Fields taken from here instead of `manifest`, marked secret (e.g. a Secret's `stringData`). */
   readonly secretFields?: Readonly<Record<string, pulumi.Input<unknown>>>;
+  /** Where the object sits below its component's construct: with `parentName`, the resource name. */
+  readonly path: string;
   /** The component the resource belongs to, and the name it was created with (prefixes the child's name). */
   readonly parent: pulumi.Resource;
   readonly parentName: string;
+  /**
+   * The URN the parent had before it moved (into an `AIGatewayApp`): the object then also carries an alias to its
+   * old name below that URN, so stacks deployed with earlier versions keep their objects.
+   */
+  readonly legacyParent?: pulumi.Input<string>;
 }
 
 export interface RenderedObject {
@@ -29,8 +36,20 @@ export interface RenderedObject {
   readonly resource: pulumi.CustomResource;
 }
 
-/** Pulumi name of an object's resource: unique per parent and type, stable while namespace and name are. */
-export function logicalName(parentName: string, object: KubeObject): string {
+/**
+ * Pulumi name of an object's resource: the component's name and the object's construct path below the
+ * component's construct. Unique per parent, and independent of input values (a namespace unknown during preview
+ * does not change it).
+ */
+export function logicalName(parentName: string, path: string): string {
+  return `${parentName}:${path}`;
+}
+
+/**
+ * The name resources had before names followed construct paths (`<component>:<namespace>/<name>`): every resource
+ * carries it as an alias, so stacks deployed with earlier versions keep their objects instead of replacing them.
+ */
+export function legacyName(parentName: string, object: KubeObject): string {
   const namespace = namespaceOf(object);
   return `${parentName}:${namespace === undefined ? '' : `${namespace}/`}${nameOf(object)}`;
 }
@@ -46,16 +65,22 @@ export function registerObjects(planned: readonly PlannedObject[]): RenderedObje
   const resources = new Array<pulumi.CustomResource | undefined>(all.length);
 
   for (const index of creationOrder(all, dependencies)) {
-    const { plan, manifest, secretFields, parent, parentName } = planned[index];
+    const { plan, path, manifest, secretFields, parent, parentName, legacyParent } = planned[index];
     const dependsOn = dependencies[index].map((i) => {
       const resource = resources[i];
       if (resource === undefined) throw new Error(`internal: ${identityKey(all[i])} not registered before its dependant`);
       return resource;
     });
     const ResourceClass = resourceClassFor(plan.apiVersion, plan.kind);
-    resources[index] = new ResourceClass(logicalName(parentName, plan), resourceArgs(plan, manifest, secretFields ?? {}), {
+    const name = logicalName(parentName, path);
+    const legacy = legacyName(parentName, plan);
+    resources[index] = new ResourceClass(name, resourceArgs(plan, manifest, secretFields ?? {}), {
       parent,
       dependsOn,
+      aliases: [
+        ...(legacy !== name ? [{ name: legacy }] : []),
+        ...(legacyParent !== undefined ? [{ name: legacy, parent: legacyParent }] : []),
+      ],
     });
   }
   return planned.map((p, i) => ({ plan: p.plan, resource: resources[i]! }));

@@ -1,13 +1,15 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
-import { App, Chart } from 'cdk8s';
+import { App, Chart, Duration } from 'cdk8s';
 import * as cdk from '../../lib';
-import { AIGateway, AIRoute, ManagedCredentials, ProviderBackend, RateLimitRedis, TokenRateLimit } from '../../lib/pulumi';
+import { AIGateway, AIGatewayApp, AIRoute, ManagedCredentials, ProviderBackend, RateLimitRedis, TokenRateLimit } from '../../lib/pulumi';
 import type { KubeObject } from '../../lib/pulumi';
-import { Registration, isKnown, isUnknownInput, kubeObjects, settle, useMocks, valueOf } from './harness';
+import { Registration, identityOf, isKnown, isUnknownInput, kubeObjects, objectNamed, useMocks, valueOf, waitForRPCs } from './harness';
 
-async function registered(registrations: Registration[], ...components: pulumi.Resource[]): Promise<Registration[]> {
-  await settle(...components);
+/** Waits for the app's model and until no further registration arrives; returns the Kubernetes objects. */
+async function registered(registrations: Registration[], app: { readonly done: Promise<unknown> }): Promise<Registration[]> {
+  await app.done;
+  await waitForRPCs();
   let seen = -1;
   while (registrations.length !== seen) {
     seen = registrations.length;
@@ -17,32 +19,171 @@ async function registered(registrations: Registration[], ...components: pulumi.R
 }
 
 const parentName = (registrations: Registration[], child: Registration) => registrations.find((r) => r.urn === child.parent)?.name;
+const sortedIdentities = (objects: readonly KubeObject[]) =>
+  objects.map((o) => `${o.kind} ${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}`).sort();
+const processorConfig = (objects: Registration[], name: string) =>
+  JSON.parse((objectNamed(objects, 'ConfigMap', name).inputs.data as Record<string, string>)['config.json']);
+
+describe('AIGatewayApp', () => {
+  it('builds a program that awaits between the gateway and its routes, with a gateway and a route of the same name', async () => {
+    const mocks = await useMocks();
+    const team = new k8s.core.v1.Namespace('team', { metadata: { name: 'team' } });
+    const app = new AIGatewayApp('ai', async (app) => {
+      const gateway = new AIGateway('shared', { namespace: 'ai', allowedRoutes: cdk.AllowedRoutes.allNamespaces() }, { parent: app });
+      const vllm = ProviderBackend.kubernetesService('shared', { namespace: 'ai', serviceName: 'vllm', port: 8000 }, { parent: app });
+      // Values a program typically awaits: another resource's output, a lookup, an output of the gateway itself
+      // (component outputs do not wait for the app).
+      const teamNamespace = await valueOf(team.metadata.name);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      expect(await valueOf(gateway.processorServiceName)).toBe('shared-processor');
+      const route = new AIRoute('shared', {
+        gateway,
+        namespace: teamNamespace!,
+        requestTimeout: Duration.seconds(90),
+        rules: [{ models: [cdk.ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
+      });
+      await Promise.resolve();
+      new TokenRateLimit('shared', { target: route, limit: 1000, per: cdk.RateLimitUnit.MINUTE });
+      return { routeName: route.routeName };
+    });
+    const objects = await registered(mocks.registrations, app);
+
+    // Exactly what cdk8s synthesizes for the same constructs in one App.
+    const chart = new Chart(new App(), 'direct');
+    const gateway = new cdk.AIGateway(chart, 'Gateway', { name: 'shared', namespace: 'ai', allowedRoutes: cdk.AllowedRoutes.allNamespaces() });
+    const vllm = cdk.ProviderBackend.kubernetesService(chart, 'Backend', { namespace: 'ai', serviceName: 'vllm', port: 8000 });
+    const route = new cdk.AIRoute(chart, 'Route', {
+      name: 'shared',
+      gateway,
+      namespace: 'team',
+      requestTimeout: Duration.seconds(90),
+      rules: [{ models: [cdk.ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
+    });
+    new cdk.TokenRateLimit(chart, 'Budget', { target: route, limit: 1000, per: cdk.RateLimitUnit.MINUTE });
+    const expected = chart.toJson() as KubeObject[];
+    const ours = objects.filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
+    expect(ours.map(identityOf).sort()).toEqual(sortedIdentities(expected));
+
+    // The route and the budget, created after the awaits, are in the gateway's processor config and budget policy.
+    const config = processorConfig(objects, 'ai/shared-processor-config');
+    expect(config.routes.map((r: { name: string }) => r.name)).toEqual(['team/shared']);
+    expect(config.costs.map((c: { metadataKey: string }) => c.metadataKey)).toEqual(['llm_total_token']);
+    expect(objectNamed(objects, 'BackendTrafficPolicy', 'ai/shared-budgets').inputs.spec).toMatchObject({
+      rateLimit: { global: { rules: [expect.objectContaining({ limit: { requests: 1000, unit: 'Minute' } })] } },
+    });
+    // The processor drains for the route's 90 s timeout.
+    const deployment = objectNamed(objects, 'Deployment', 'ai/shared-processor').inputs as { spec: { template: { spec: { terminationGracePeriodSeconds: number } } } };
+    expect(deployment.spec.template.spec.terminationGracePeriodSeconds).toBe(100);
+
+    // Same name, three types: distinct components, each owning its own objects.
+    const components = mocks.registrations.filter((r) => r.type.startsWith('ai-gateway:index:') && r.type !== 'ai-gateway:index:AIGatewayApp');
+    expect(components.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
+      'ai-gateway:index:AIGateway shared',
+      'ai-gateway:index:AIRoute shared',
+      'ai-gateway:index:ProviderBackend shared',
+      'ai-gateway:index:TokenRateLimit shared',
+    ]);
+    const ownerType = (kind: string, name: string) => mocks.registrations.find((r) => r.urn === objectNamed(objects, kind, name).parent)?.type;
+    expect(ownerType('Gateway', 'ai/shared')).toBe('ai-gateway:index:AIGateway');
+    expect(ownerType('HTTPRoute', 'team/shared')).toBe('ai-gateway:index:AIRoute');
+    expect(ownerType('ReferenceGrant', 'ai/vllm-from-team')).toBe('ai-gateway:index:ProviderBackend');
+    expect(await valueOf(app.result.routeName)).toBe('shared');
+  });
+
+  it('refuses a component created after the program function returned, or outside any app, saying what to do', async () => {
+    await useMocks();
+    let gateway!: AIGateway;
+    const app = new AIGatewayApp('ai', (app) => {
+      gateway = new AIGateway('gw', { namespace: 'ai' }, { parent: app });
+    });
+    await app.done;
+    const backend = () => ProviderBackend.kubernetesService('late', { namespace: 'ai', serviceName: 'vllm', port: 8000 }, { parent: app });
+    expect(backend).toThrow(
+      'ProviderBackend "late": AIGatewayApp "ai" has already built its model (its program function has returned); ' +
+        'create every component of the app inside that function, before it returns (awaiting inside it is fine)',
+    );
+    expect(() => new TokenRateLimit('late-budget', { target: gateway, limit: 1, per: cdk.RateLimitUnit.MINUTE })).toThrow(
+      'TokenRateLimit "late-budget": AIGatewayApp "ai" has already built its model',
+    );
+    expect(() => new AIGateway('loose', { namespace: 'ai' })).toThrow(
+      'AIGateway "loose" is not part of an AIGatewayApp: create AI gateway components inside new AIGatewayApp(name, (app) => { ... }) and pass { parent: app }',
+    );
+    await waitForRPCs();
+  });
+
+  it('refuses components of two apps referring to each other', async () => {
+    await useMocks();
+    let gateway!: AIGateway;
+    const first = new AIGatewayApp('first', (app) => {
+      gateway = new AIGateway('gw', { namespace: 'ai' }, { parent: app });
+    });
+    const second = new AIGatewayApp('second', (app) => {
+      const backend = ProviderBackend.kubernetesService('vllm', { namespace: 'ai', serviceName: 'vllm', port: 8000 }, { parent: app });
+      expect(() => new AIRoute('r', { gateway, namespace: 'ai', rules: [{ models: [cdk.ModelMatch.exact('m')], backends: [{ backend }] }] })).toThrow(
+        'AIRoute "r" refers to a component of AIGatewayApp "second" but belongs to AIGatewayApp "first": components that refer to each other must be in the same app',
+      );
+    });
+    await Promise.all([first.done, second.done]);
+    await waitForRPCs();
+  });
+});
 
 describe('AIGateway', () => {
-  it('renders the cdk8s AIGateway under the component, named after it, with its outputs', async () => {
+  it('renders the cdk8s AIGateway under the component, named after it, with its outputs and its resources', async () => {
     const mocks = await useMocks();
-    const gateway = new AIGateway('edge', { namespace: 'ai' });
-    const objects = await registered(mocks.registrations, gateway);
+    let gateway!: AIGateway;
+    const app = new AIGatewayApp('app', (app) => {
+      gateway = new AIGateway('edge', { namespace: 'ai' }, { parent: app });
+    });
+    const objects = await registered(mocks.registrations, app);
 
     const chart = new Chart(new App(), 'direct');
     new cdk.AIGateway(chart, 'Gateway', { name: 'edge', namespace: 'ai' });
-    const expected = (chart.toJson() as KubeObject[]).map((o) => `${o.kind} ${o.metadata?.name}`).sort();
-    expect(objects.map((r) => `${r.type.split(':').pop()} ${r.name.split('/').pop()?.split(':').pop()}`).sort()).toEqual(expected);
+    expect(objects.map(identityOf).sort()).toEqual(sortedIdentities(chart.toJson() as KubeObject[]));
     for (const object of objects) expect(parentName(mocks.registrations, object)).toBe('edge');
-    expect(objects.find((r) => r.type.endsWith(':Gateway'))!.name).toBe('edge:ai/edge');
-    expect(objects.find((r) => r.type.endsWith(':GatewayClass'))!.name).toBe('edge:edge');
+    expect(objectNamed(objects, 'Gateway', 'ai/edge').name).toBe('edge:Gateway');
+    expect(objectNamed(objects, 'GatewayClass', 'edge').name).toBe('edge:GatewayClass');
 
     expect(await valueOf(gateway.gatewayName)).toBe('edge');
     expect(await valueOf(gateway.gatewayNamespace)).toBe('ai');
     expect(await valueOf(gateway.processorServiceName)).toBe('edge-processor');
     expect(await valueOf(gateway.configMapName)).toBe('edge-processor-config');
+
+    const resources = await gateway.kubernetesResources();
+    expect(resources.map((r) => `${r.kind} ${r.path}`)).toContainEqual('Deployment Processor/Deployment/Resource');
+    const deployment = resources.find((r) => r.kind === 'Deployment')!.resource;
+    expect(deployment).toBeInstanceOf(k8s.apps.v1.Deployment);
+    expect(await valueOf(deployment.urn)).toBe(objectNamed(objects, 'Deployment', 'ai/edge-processor').urn);
+  });
+
+  it('takes Outputs for namespace, hostname, annotations and replicas', async () => {
+    const mocks = await useMocks();
+    const app = new AIGatewayApp('app', (app) => {
+      new AIGateway(
+        'edge',
+        {
+          namespace: pulumi.output('ai'),
+          http: { hostname: pulumi.output('llm.example.com') },
+          processor: { replicas: pulumi.output(3), serviceAccountAnnotations: { 'eks.amazonaws.com/role-arn': pulumi.output('arn:aws:iam::1:role/r') } },
+        },
+        { parent: app },
+      );
+    });
+    const objects = await registered(mocks.registrations, app);
+    expect((objectNamed(objects, 'Deployment', 'ai/edge-processor').inputs.spec as { replicas: number }).replicas).toBe(3);
+    expect(objectNamed(objects, 'Gateway', 'ai/edge').inputs.spec).toMatchObject({ listeners: [{ hostname: 'llm.example.com' }] });
+    expect(objectNamed(objects, 'ServiceAccount', 'ai/edge-processor').inputs.metadata).toMatchObject({
+      annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::1:role/r' },
+    });
   });
 
   it('passes the user provider down to every object', async () => {
     const mocks = await useMocks();
     const provider = new k8s.Provider('other-cluster', {});
-    const gateway = new AIGateway('edge', { namespace: 'ai' }, { provider });
-    const objects = await registered(mocks.registrations, gateway);
+    const app = new AIGatewayApp('app', (app) => {
+      new AIGateway('edge', { namespace: 'ai' }, { parent: app, provider });
+    });
+    const objects = await registered(mocks.registrations, app);
     const providerUrn = await valueOf(provider.urn);
     expect(objects.length).toBeGreaterThan(5);
     for (const object of objects) expect(object.provider.startsWith(`${providerUrn}::`)).toBe(true);
@@ -50,23 +191,29 @@ describe('AIGateway', () => {
 
   it('keeps the construct name default when the Pulumi name is not a Kubernetes name, and honours constructPath', async () => {
     const mocks = await useMocks();
-    const gateway = new AIGateway('Edge_Gateway', { namespace: 'ai', constructPath: 'platform/Gateway' });
-    await registered(mocks.registrations, gateway);
+    let gateway!: AIGateway;
+    const app = new AIGatewayApp('app', (app) => {
+      gateway = new AIGateway('Edge_Gateway', { namespace: 'ai', constructPath: 'platform/Gateway' }, { parent: app });
+    });
+    await registered(mocks.registrations, app);
     const chart = new Chart(new App(), 'platform');
     const direct = new cdk.AIGateway(chart, 'Gateway', { namespace: 'ai' });
     expect(await valueOf(gateway.gatewayName)).toBe(direct.gatewayName);
   });
 
   it('rejects a malformed or taken constructPath', async () => {
-    const mocks = await useMocks();
-    expect(() => new AIGateway('a', { constructPath: 'platform' })).toThrow(
-      'AIGateway "a": invalid constructPath "platform": expected "<chart id>/<construct id>"',
-    );
-    const taken = new AIGateway('b', { constructPath: 'platform/Gateway' });
-    expect(() => new AIGateway('c', { constructPath: 'platform/Gateway' })).toThrow(
-      'AIGateway "c": construct path "platform/Gateway" is already taken by AIGateway "b"',
-    );
-    await registered(mocks.registrations, taken);
+    await useMocks();
+    const app = new AIGatewayApp('app', (app) => {
+      expect(() => new AIGateway('a', { constructPath: 'platform' }, { parent: app })).toThrow(
+        'AIGateway "a": invalid constructPath "platform": expected "<chart id>/<construct id>"',
+      );
+      new AIGateway('b', { constructPath: 'platform/Gateway' }, { parent: app });
+      expect(() => new AIGateway('c', { constructPath: 'platform/Gateway' }, { parent: app })).toThrow(
+        'AIGateway "c": construct path "platform/Gateway" is already taken by AIGateway "b"',
+      );
+    });
+    await app.done;
+    await waitForRPCs();
   });
 });
 
@@ -76,18 +223,22 @@ describe('AIRoute, ProviderBackend and TokenRateLimit', () => {
     const infra = new k8s.core.v1.Namespace('infra', { metadata: { name: 'infra' } });
     const team = new k8s.core.v1.Namespace('team', { metadata: { name: 'team' } });
     const teamNamespace = team.metadata.name;
-    const vllm = ProviderBackend.kubernetesService('vllm', { namespace: teamNamespace, serviceName: 'vllm', port: 8000 });
-    const route = new AIRoute('llama', {
-      gateway: AIGateway.fromGatewayName('shared', infra.metadata.name),
-      namespace: teamNamespace,
-      hostnames: [pulumi.output('llm.example.com')],
-      rules: [{ models: [cdk.ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
+    const app = new AIGatewayApp('app', (app) => {
+      const vllm = ProviderBackend.kubernetesService('vllm', { namespace: teamNamespace, serviceName: 'vllm', port: 8000 }, { parent: app });
+      const route = new AIRoute('llama', {
+        gateway: AIGateway.fromGatewayName('shared', infra.metadata.name),
+        namespace: teamNamespace,
+        hostnames: [pulumi.output('llm.example.com')],
+        rules: [{ models: [cdk.ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
+      });
+      const budget = new TokenRateLimit('llama-budget', { target: route, limit: 1000, per: cdk.RateLimitUnit.MINUTE });
+      return { vllm, route, budget };
     });
-    const budget = new TokenRateLimit('llama-budget', { target: route, limit: 1000, per: cdk.RateLimitUnit.MINUTE });
-    const objects = await registered(mocks.registrations, vllm, route, budget);
+    const objects = await registered(mocks.registrations, app);
+    const { vllm, route, budget } = await app.done;
 
-    const httpRoute = objects.find((r) => r.type.endsWith(':HTTPRoute'))!;
-    expect(httpRoute.name).toBe('llama:team/llama');
+    const httpRoute = objectNamed(objects, 'HTTPRoute', 'team/llama');
+    expect(httpRoute.name).toBe('llama:HTTPRoute');
     expect(httpRoute.inputs.spec).toMatchObject({
       hostnames: ['llm.example.com'],
       parentRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'shared', namespace: 'infra' }],
@@ -97,7 +248,7 @@ describe('AIRoute, ProviderBackend and TokenRateLimit', () => {
     expect(parentName(mocks.registrations, policy)).toBe('llama');
     expect(objects.filter((r) => parentName(mocks.registrations, r) === 'llama-budget')).toEqual([]);
     // A route on a foreign Gateway brings its own processor.
-    expect(objects.filter((r) => r.type.endsWith(':Deployment')).map((r) => r.name)).toEqual(['llama:team/llama-processor']);
+    expect(objects.filter((r) => r.type.endsWith(':Deployment')).map(identityOf)).toEqual(['Deployment team/llama-processor']);
     expect(await valueOf(budget.metadataKey)).toBe('llm_total_token');
     expect(await valueOf(route.processorServiceName)).toBe('llama-processor');
     expect(await valueOf(vllm.hostname)).toBe('vllm.team.svc.cluster.local');
@@ -105,42 +256,48 @@ describe('AIRoute, ProviderBackend and TokenRateLimit', () => {
 
   it('creates a managed Secret in the backend namespace by default and mounts it into the gateway processor', async () => {
     const mocks = await useMocks();
-    const gateway = new AIGateway('gw', { namespace: 'ai' });
-    const openai = ProviderBackend.openAI('openai', {
-      namespace: 'ai',
-      credentials: ManagedCredentials.bearerToken({ value: pulumi.secret('tok-123'), secretName: 'openai-token' }),
+    const app = new AIGatewayApp('app', (app) => {
+      const gateway = new AIGateway('gw', { namespace: 'ai' }, { parent: app });
+      const openai = ProviderBackend.openAI(
+        'openai',
+        { namespace: 'ai', credentials: ManagedCredentials.bearerToken({ value: pulumi.secret('tok-123'), secretName: 'openai-token' }) },
+        { parent: app },
+      );
+      new AIRoute('r', { gateway, namespace: 'ai', rules: [{ models: [cdk.ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] });
     });
-    new AIRoute('r', { gateway, namespace: 'ai', rules: [{ models: [cdk.ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] });
-    const objects = await registered(mocks.registrations, gateway, openai);
-    const secret = objects.find((r) => r.type === 'kubernetes:core/v1:Secret')!;
-    expect(secret.name).toBe('openai:ai/openai-token');
+    const objects = await registered(mocks.registrations, app);
+    const secret = objectNamed(objects, 'Secret', 'ai/openai-token');
+    expect(secret.name).toBe('openai:ManagedSecret/openai-token');
     expect(pulumi.runtime.unwrapRpcSecret(secret.inputs.stringData)).toEqual({ token: 'tok-123' });
-    const configMap = objects.find((r) => r.type === 'kubernetes:core/v1:ConfigMap')!;
-    const config = JSON.parse((configMap.inputs.data as Record<string, string>)['config.json']);
+    const config = processorConfig(objects, 'ai/gw-processor-config');
     expect(config.backends[0].auth).toEqual({ type: 'BearerToken', secret: { secretName: 'openai-token', key: 'token' } });
     expect(JSON.stringify(objects.filter((r) => r !== secret).map((r) => r.inputs))).not.toContain('tok-123');
   });
 
-  it('refuses an output of a component of the same program part as an input (it could never resolve)', async () => {
+  it('takes outputs of earlier components of the same app as inputs', async () => {
     const mocks = await useMocks();
-    const gateway = new AIGateway('gw', { namespace: 'ai' });
-    const backend = ProviderBackend.kubernetesService('vllm', { namespace: 'ai', serviceName: 'vllm', port: 8000 });
-    const rules = [{ models: [cdk.ModelMatch.exact('llama')], backends: [{ backend }] }];
-    expect(() => new AIRoute('r1', { gateway, namespace: gateway.gatewayNamespace, rules })).toThrow(
-      'AIRoute "r1": an input is an output of AIGateway "gw", which is rendered together with it',
-    );
-    expect(() => new AIRoute('r2', { gateway, namespace: backend.namespace.apply((n) => `${n}`), rules })).toThrow(
-      'AIRoute "r2": an input is an output of ProviderBackend "vllm"',
-    );
-    await registered(mocks.registrations, gateway, backend);
-    // Once rendered, the outputs are ordinary inputs for the next part of the program.
-    const later = ProviderBackend.kubernetesService('vllm-2', { namespace: gateway.gatewayNamespace, serviceName: 'vllm-2', port: 8000 });
-    expect(await valueOf(later.namespace)).toBe('ai');
+    const app = new AIGatewayApp('app', (app) => {
+      const gateway = new AIGateway('gw', { namespace: pulumi.output('ai') }, { parent: app });
+      const backend = ProviderBackend.kubernetesService('vllm', { namespace: gateway.gatewayNamespace, serviceName: 'vllm', port: 8000 }, { parent: app });
+      const route = new AIRoute('r', {
+        gateway,
+        namespace: backend.namespace.apply((n) => `${n}`),
+        rules: [{ models: [cdk.ModelMatch.exact('llama')], backends: [{ backend }] }],
+      });
+      return { backend, route };
+    });
+    const objects = await registered(mocks.registrations, app);
+    const { backend, route } = await app.done;
+    expect(await valueOf(backend.namespace)).toBe('ai');
+    expect(await valueOf(route.namespace)).toBe('ai');
+    expect(objectNamed(objects, 'HTTPRoute', 'ai/r').inputs.spec).toMatchObject({ rules: [{ backendRefs: [{ name: 'vllm', port: 8000 }] }, {}] });
+    expect(processorConfig(objects, 'ai/gw-processor-config').routes.map((r: { name: string }) => r.name)).toEqual(['ai/r']);
   });
 
   it('exposes the Envoy Gateway Helm values of an external Redis given as an Output', async () => {
     await useMocks();
-    const redis = RateLimitRedis.external('cache', { url: pulumi.output('redis.cache.svc:6379') });
+    const app = new AIGatewayApp('app', (app) => RateLimitRedis.external('cache', { url: pulumi.output('redis.cache.svc:6379') }, { parent: app }));
+    const redis = await app.done;
     expect(await valueOf(redis.url)).toBe('redis.cache.svc:6379');
     expect(await valueOf(redis.helmValues)).toMatchObject({ config: { envoyGateway: { rateLimit: { backend: { redis: { url: 'redis.cache.svc:6379' } } } } } });
   });
@@ -164,28 +321,37 @@ describe('ManagedCredentials', () => {
   });
 });
 
+/** A program whose namespace comes from another resource: unknown in a first preview, known in `up`. */
+function namespacedProgram(): AIGatewayApp<{ gateway: AIGateway }> {
+  const ai = new k8s.core.v1.Namespace('ai', { metadata: { name: 'ai' } }).metadata.name;
+  return new AIGatewayApp('app', async (app) => {
+    const gateway = new AIGateway('gw', { namespace: ai, allowedRoutes: cdk.AllowedRoutes.allNamespaces() }, { parent: app });
+    const openai = ProviderBackend.openAI(
+      'openai',
+      { namespace: ai, credentials: ManagedCredentials.apiKey({ value: pulumi.secret('sk-1'), secretName: 'openai' }) },
+      { parent: app },
+    );
+    await Promise.resolve();
+    new AIRoute('chat', { gateway, namespace: ai, rules: [{ models: [cdk.ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] });
+    return { gateway };
+  });
+}
+
 describe('during preview with unknown inputs', () => {
-  it('registers every object with unknown inputs when the inputs only fill in values', async () => {
-    const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
-    const namespace = new k8s.core.v1.Namespace('ai', { metadata: { name: 'ai' } });
-    const ai = namespace.metadata.name;
-    const gateway = new AIGateway('gw', { namespace: ai, allowedRoutes: cdk.AllowedRoutes.allNamespaces() });
-    const openai = ProviderBackend.openAI('openai', {
-      namespace: ai,
-      credentials: ManagedCredentials.apiKey({ value: pulumi.secret('sk-1'), secretName: 'openai' }),
-    });
-    const route = new AIRoute('chat', {
-      gateway,
-      namespace: ai,
-      rules: [{ models: [cdk.ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
-    });
-    const objects = (await registered(mocks.registrations, gateway, openai, route)).filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
-    expect(objects.map((r) => r.name)).toEqual(expect.arrayContaining(['gw:gw-input-1/gw', 'chat:gw-input-1/chat', 'openai:gw-input-1/openai']));
-    for (const object of objects) {
+  it('registers every object with unknown inputs, under the names `up` gives them', async () => {
+    const preview = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
+    const previewApp = namespacedProgram();
+    const planned = (await registered(preview.registrations, previewApp)).filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
+    for (const object of planned) {
       expect(object.inputs.kind).toBeDefined();
       expect(isUnknownInput(object.inputs.metadata)).toBe(true);
     }
-    expect(await isKnown(gateway.gatewayNamespace)).toBe(false);
+    expect(await isKnown((await previewApp.done).gateway.gatewayNamespace)).toBe(false);
+
+    const up = await useMocks();
+    const applied = (await registered(up.registrations, namespacedProgram())).filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
+    expect(applied.map((r) => r.urn).sort()).toEqual(planned.map((r) => r.urn).sort());
+    expect(applied.length).toBeGreaterThan(10);
   });
 
   it('runs the example while its namespaces are unknown, leaving out only what cannot be planned', async () => {
@@ -194,13 +360,18 @@ describe('during preview with unknown inputs', () => {
     const warnings: string[] = [];
     const warn = jest.spyOn(pulumi.log, 'warn').mockImplementation(async (message) => void warnings.push(message));
     const example = require('../../examples/pulumi/index') as typeof import('../../examples/pulumi/index');
-    await settle();
-    const objects = (await registered(mocks.registrations)).filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
+    await valueOf(example.gatewayName);
+    let seen = -1;
+    while (mocks.registrations.length !== seen) {
+      seen = mocks.registrations.length;
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    }
+    const objects = kubeObjects(mocks.registrations).filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
     warn.mockRestore();
 
     expect(await isKnown(example.gatewayName)).toBe(false);
     const components = mocks.registrations.filter((r) => r.type.startsWith('ai-gateway:index:')).map((r) => r.name).sort();
-    expect(components).toEqual(['ai-gateway', 'anthropic', 'bedrock', 'chat', 'model-budget', 'openai', 'redis', 'tenant-budget']);
+    expect(components).toEqual(['ai-gateway', 'ai-gateway-example', 'anthropic', 'bedrock', 'chat', 'model-budget', 'openai', 'redis', 'tenant-budget']);
     // The route's namespace is checked against the gateway's allowedRoutes, which a placeholder cannot pass.
     expect(warnings).toEqual([expect.stringMatching(/^the objects of AIRoute "chat", TokenRateLimit "model-budget" cannot be planned while some inputs are unknown/)]);
     const owners = new Set(objects.map((r) => parentName(mocks.registrations, r)));

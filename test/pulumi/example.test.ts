@@ -7,7 +7,7 @@ import * as pulumi from '@pulumi/pulumi';
 import { App } from 'cdk8s';
 import { buildExample } from '../../examples/cdk8s/main';
 import type { KubeObject } from '../../lib/pulumi';
-import { Registration, isSecretInput, kubeObjects, settle, unwrapSecret, useMocks, valueOf } from './harness';
+import { Registration, identityOf, isSecretInput, kubeObjects, objectNamed, settle, unwrapSecret, useMocks, valueOf } from './harness';
 
 const OPENAI_KEY = 'sk-test-openai-0123456789';
 const ANTHROPIC_KEY = 'sk-ant-test-9876543210';
@@ -71,19 +71,25 @@ describe('the Pulumi example', () => {
 
   it('creates the Secrets the processor mounts, from the config secrets, with the values only in secret inputs', () => {
     const secrets = managedSecrets();
-    expect(secrets.map((s) => s.name).sort()).toEqual(['anthropic:ai-platform/anthropic-api-key', 'openai:ai-platform/openai-api-key']);
+    expect(secrets.map((s) => s.name).sort()).toEqual(['anthropic:ManagedSecret/anthropic-api-key', 'openai:ManagedSecret/openai-api-key']);
     for (const secret of secrets) {
       expect(secret.inputs.metadata).toEqual({ name: secret.name.split('/')[1], namespace: 'ai-platform' });
+      // Stacks deployed before names followed construct paths keep the Secret (same URN through the alias).
+      const [component, secretName] = [secret.name.split(':')[0], secret.name.split('/')[1]];
+      expect(secret.aliases).toContainEqual({
+        name: `${component}:ai-platform/${secretName}`,
+        parentUrn: `urn:pulumi:stack::project::ai-gateway:index:ProviderBackend::${component}`,
+      });
       expect(isSecretInput(secret.inputs.stringData)).toBe(true);
       expect(secret.inputs.data).toBeUndefined();
     }
-    const values = Object.fromEntries(secrets.map((s) => [s.name, unwrapSecret(s.inputs.stringData)]));
+    const values = Object.fromEntries(secrets.map((s) => [identityOf(s), unwrapSecret(s.inputs.stringData)]));
     expect(values).toEqual({
-      'anthropic:ai-platform/anthropic-api-key': { 'api-key': ANTHROPIC_KEY },
-      'openai:ai-platform/openai-api-key': { 'api-key': OPENAI_KEY },
+      'Secret ai-platform/anthropic-api-key': { 'api-key': ANTHROPIC_KEY },
+      'Secret ai-platform/openai-api-key': { 'api-key': OPENAI_KEY },
     });
 
-    const deployment = kubeObjects(registrations).find((r) => r.name === 'ai-gateway:ai-platform/ai-gateway-processor' && r.type.endsWith('Deployment'))!;
+    const deployment = objectNamed(registrations, 'Deployment', 'ai-platform/ai-gateway-processor');
     const volumes = (deployment.inputs as { spec: { template: { spec: { volumes: { secret?: { secretName: string } }[] } } } }).spec.template.spec.volumes;
     expect(volumes.flatMap((v) => (v.secret ? [v.secret.secretName] : [])).sort()).toEqual(['anthropic-api-key', 'openai-api-key']);
     for (const secret of secrets) expect(deployment.dependencies).toContain(secret.urn);
@@ -102,20 +108,25 @@ describe('the Pulumi example', () => {
 
   it('parents every object to the component whose construct emitted it', () => {
     const urns = byUrn();
-    const owner = (type: string, name: string) => {
-      const registration = kubeObjects(registrations).find((r) => r.type.endsWith(`:${type}`) && r.name.endsWith(`/${name}`));
-      if (!registration) throw new Error(`no ${type} ${name}`);
-      return urns.get(registration.parent)?.name;
-    };
-    expect(owner('Gateway', 'ai-gateway')).toBe('ai-gateway');
-    expect(owner('ConfigMap', 'ai-gateway-processor-config')).toBe('ai-gateway');
-    expect(owner('BackendTrafficPolicy', 'ai-gateway-budgets')).toBe('ai-gateway');
-    expect(owner('Deployment', 'redis')).toBe('redis');
-    expect(owner('Backend', 'openai')).toBe('openai');
-    expect(owner('BackendTLSPolicy', 'bedrock-us-east-1-tls')).toBe('bedrock');
-    expect(owner('HTTPRoute', 'chat')).toBe('chat');
-    expect(owner('EnvoyExtensionPolicy', 'chat-processor')).toBe('chat');
-    expect(owner('ReferenceGrant', 'ai-gateway-processor-from-team-chat')).toBe('ai-gateway');
+    const owner = (type: string, name: string) => urns.get(objectNamed(registrations, type, name).parent)?.name;
+    expect(owner('Gateway', 'ai-platform/ai-gateway')).toBe('ai-gateway');
+    expect(owner('ConfigMap', 'ai-platform/ai-gateway-processor-config')).toBe('ai-gateway');
+    expect(owner('BackendTrafficPolicy', 'ai-platform/ai-gateway-budgets')).toBe('ai-gateway');
+    expect(owner('Deployment', 'ai-platform/redis')).toBe('redis');
+    expect(owner('Backend', 'ai-platform/openai')).toBe('openai');
+    expect(owner('BackendTLSPolicy', 'ai-platform/bedrock-us-east-1-tls')).toBe('bedrock');
+    expect(owner('HTTPRoute', 'team-chat/chat')).toBe('chat');
+    expect(owner('EnvoyExtensionPolicy', 'team-chat/chat-processor')).toBe('chat');
+    expect(owner('ReferenceGrant', 'ai-platform/ai-gateway-processor-from-team-chat')).toBe('ai-gateway');
+    // Resource names follow construct paths (never input values); the old `<component>:<namespace>/<name>` is an alias.
+    const deployment = objectNamed(registrations, 'Deployment', 'ai-platform/ai-gateway-processor');
+    expect(deployment.name).toBe('ai-gateway:Processor/Deployment/Resource');
+    // Below the gateway as it is now, and below the gateway as it was at the stack root: the URN the object had.
+    // (@pulumi/kubernetes adds its own aliases for older API versions of the kind.)
+    expect(deployment.aliases.filter((alias) => alias.name !== undefined)).toEqual([
+      { name: 'ai-gateway:ai-platform/ai-gateway-processor', parentUrn: deployment.parent },
+      { name: 'ai-gateway:ai-platform/ai-gateway-processor', parentUrn: 'urn:pulumi:stack::project::ai-gateway:index:AIGateway::ai-gateway' },
+    ]);
 
     for (const registration of kubeObjects(registrations)) {
       if (registration.type === 'kubernetes:core/v1:Namespace') {
@@ -128,19 +139,23 @@ describe('the Pulumi example', () => {
       expect(registration.name.startsWith(`${parent!.name}:`)).toBe(true);
       expect(registration.urn).toContain(`${parent!.type}$${registration.type}::`);
     }
+    // Every component sits in the app, with an alias to the stack root where components used to be.
+    const app = registrations.find((r) => r.type === 'ai-gateway:index:AIGatewayApp')!;
+    for (const component of registrations.filter((r) => r.type.startsWith('ai-gateway:index:') && r !== app)) {
+      expect(component.parent).toBe(app.urn);
+      expect(component.aliases).toEqual([{ noParent: true }]);
+    }
   });
 
   it('orders objects after what they reference', () => {
-    const urnOf = (type: string, name: string) =>
-      kubeObjects(registrations).find((r) => r.type.endsWith(`:${type}`) && r.name.endsWith(name))!.urn;
-    const depsOf = (type: string, name: string) =>
-      kubeObjects(registrations).find((r) => r.type.endsWith(`:${type}`) && r.name.endsWith(name))!.dependencies;
+    const urnOf = (type: string, name: string) => objectNamed(registrations, type, name).urn;
+    const depsOf = (type: string, name: string) => objectNamed(registrations, type, name).dependencies;
     expect(depsOf('HTTPRoute', 'team-chat/chat')).toEqual(
-      expect.arrayContaining([urnOf('Gateway', 'ai-platform/ai-gateway'), urnOf('Namespace', 'team-chat'), urnOf('HTTPRouteFilter', 'chat-not-found')]),
+      expect.arrayContaining([urnOf('Gateway', 'ai-platform/ai-gateway'), urnOf('Namespace', 'team-chat'), urnOf('HTTPRouteFilter', 'team-chat/chat-not-found')]),
     );
     // The grants admitting HTTPRoutes to the Backends (the processor's grant admits EnvoyExtensionPolicies).
     expect(depsOf('HTTPRoute', 'team-chat/chat')).toEqual(
-      expect.arrayContaining(registrations.filter((r) => r.type.endsWith(':ReferenceGrant') && !r.name.endsWith('processor-from-team-chat')).map((r) => r.urn)),
+      expect.arrayContaining(registrations.filter((r) => r.type.endsWith(':ReferenceGrant') && !identityOf(r).endsWith('processor-from-team-chat')).map((r) => r.urn)),
     );
     // The route's EnvoyExtensionPolicy waits for its HTTPRoute, the processor Service and the grant admitting it there.
     expect(depsOf('EnvoyExtensionPolicy', 'team-chat/chat-processor')).toEqual(
@@ -151,7 +166,7 @@ describe('the Pulumi example', () => {
       ]),
     );
     expect(depsOf('Deployment', 'ai-platform/ai-gateway-processor')).toEqual(
-      expect.arrayContaining([urnOf('ConfigMap', 'ai-gateway-processor-config'), urnOf('ServiceAccount', 'ai-platform/ai-gateway-processor')]),
+      expect.arrayContaining([urnOf('ConfigMap', 'ai-platform/ai-gateway-processor-config'), urnOf('ServiceAccount', 'ai-platform/ai-gateway-processor')]),
     );
     expect(depsOf('Gateway', 'ai-platform/ai-gateway')).toContain(urnOf('GatewayClass', 'ai-gateway'));
   });

@@ -12,6 +12,8 @@ export interface Registration {
   readonly dependencies: string[];
   readonly provider: string;
   readonly inputs: Record<string, unknown>;
+  /** Alias specs sent with the registration: `name`, `parentUrn` and `noParent` as far as given. */
+  readonly aliases: { name?: string; type?: string; parentUrn?: string; noParent?: boolean; urn?: string }[];
 }
 
 export interface MockOptions {
@@ -33,6 +35,10 @@ interface RegisterRequest {
   getDependenciesList(): string[];
   getProvider(): string;
   getObject(): unknown;
+  getAliasesList(): {
+    getUrn(): string;
+    getSpec(): { getName(): string; getType(): string; getParenturn(): string; getNoparent(): boolean } | undefined;
+  }[];
 }
 interface MonitorLike {
   registerResource(req: RegisterRequest, callback: Callback): Promise<void>;
@@ -65,11 +71,26 @@ export async function useMocks(options: MockOptions = {}): Promise<Mocked> {
           dependencies: req.getDependenciesList(),
           provider: req.getProvider(),
           inputs: pulumi.runtime.deserializeProperties(req.getObject() as never),
+          aliases: req.getAliasesList().map((alias) => {
+            const spec = alias.getSpec();
+            if (spec === undefined) return { urn: alias.getUrn() };
+            return {
+              ...(spec.getName() ? { name: spec.getName() } : {}),
+              ...(spec.getType() ? { type: spec.getType() } : {}),
+              ...(spec.getParenturn() ? { parentUrn: spec.getParenturn() } : {}),
+              ...(spec.getNoparent() ? { noParent: true } : {}),
+            };
+          }),
         });
       }
       callback(err, response);
     });
   return { registrations };
+}
+
+/** Waits until every outstanding resource operation (registrations, outputs) has finished (internal runtime API). */
+export function waitForRPCs(): Promise<void> {
+  return (pulumi.runtime as unknown as { waitForRPCs(): Promise<void> }).waitForRPCs();
 }
 
 /** The value of an Output (undefined while unknown), without requiring it to be known. */
@@ -89,6 +110,19 @@ function descendants(resources: readonly pulumi.Resource[]): pulumi.Resource[] {
     children?.forEach(visit);
   };
   resources.forEach(visit);
+  return found;
+}
+
+/** `Kind namespace/name` of a registered Kubernetes object, from its (known) inputs. */
+export function identityOf(registration: Registration): string {
+  const metadata = registration.inputs.metadata as { name?: string; namespace?: string } | undefined;
+  return `${registration.type.split(':').pop()} ${metadata?.namespace ? `${metadata.namespace}/` : ''}${metadata?.name}`;
+}
+
+/** The registered Kubernetes object `kind` named `namespace/name` (or `name`); throws if there is none. */
+export function objectNamed(registrations: readonly Registration[], kind: string, name: string): Registration {
+  const found = kubeObjects(registrations).find((r) => identityOf(r) === `${kind} ${name}`);
+  if (found === undefined) throw new Error(`no ${kind} ${name} among ${kubeObjects(registrations).map(identityOf).join(', ')}`);
   return found;
 }
 

@@ -3,13 +3,13 @@ import * as path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
 import { ApiObject, Chart } from 'cdk8s';
-import { Cdk8sChart } from '../../lib/pulumi';
+import { AIGatewayApp, Cdk8sChart } from '../../lib/pulumi';
 import { creationOrder, dependencyIndices, referencesOf } from '../../lib/pulumi/dependencies';
 import { collectEventuals, mapEventuals, placeholderText } from '../../lib/pulumi/inputs';
 import { resourceClassFor } from '../../lib/pulumi/kinds';
 import { KubeObject } from '../../lib/pulumi/objects';
-import { logicalName } from '../../lib/pulumi/renderer';
-import { isKnown, isUnknownInput, kubeObjects, settle, useMocks, valueOf } from './harness';
+import { legacyName, logicalName } from '../../lib/pulumi/renderer';
+import { isKnown, isUnknownInput, kubeObjects, useMocks, valueOf, waitForRPCs } from './harness';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -186,9 +186,10 @@ describe('resourceClassFor / logicalName', () => {
     );
   });
 
-  it('names resources from the component, namespace and name', () => {
-    expect(logicalName('gw', object('v1', 'Service', 'ai', 'processor'))).toBe('gw:ai/processor');
-    expect(logicalName('gw', ns('ai'))).toBe('gw:ai');
+  it('names resources from the component and the construct path, aliased to the names from namespace and name', () => {
+    expect(logicalName('gw', 'Processor/Service/Resource')).toBe('gw:Processor/Service/Resource');
+    expect(legacyName('gw', object('v1', 'Service', 'ai', 'processor'))).toBe('gw:ai/processor');
+    expect(legacyName('gw', ns('ai'))).toBe('gw:ai');
   });
 });
 
@@ -233,27 +234,32 @@ function buildSample(chart: Chart, props: { namespace: string; greeting: string 
   });
 }
 
+/** Runs `program` in an app and waits until its objects are registered; returns what the program returned. */
+async function inApp<T>(program: (app: pulumi.ComponentResource) => T): Promise<T> {
+  const app = new AIGatewayApp('app', program);
+  const result = await app.done;
+  await waitForRPCs();
+  return result;
+}
+
 describe('Cdk8sChart under mocks', () => {
   it('registers every synthesized object under the component, ordered, with the user provider', async () => {
     const mocks = await useMocks();
     const provider = new k8s.Provider('cluster', {});
-    const component = new Cdk8sChart(
-      'sample',
-      { props: { namespace: 'demo', greeting: 'hi' }, build: buildSample },
-      { providers: [provider] },
+    const component = await inApp((app) =>
+      new Cdk8sChart('sample', { props: { namespace: 'demo', greeting: 'hi' }, build: buildSample }, { parent: app, providers: [provider] }),
     );
-    await settle(component);
 
     const objects = kubeObjects(mocks.registrations);
     const componentUrn = await valueOf(component.urn);
     const providerUrn = await valueOf(provider.urn);
     expect(objects.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
-      'kubernetes:core/v1:Namespace sample:demo',
-      'kubernetes:core/v1:ConfigMap sample:demo/config',
-      'kubernetes:core/v1:ServiceAccount sample:demo/app',
-      'kubernetes:apps/v1:Deployment sample:demo/app',
-      'kubernetes:core/v1:Service sample:demo/app',
-      'kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyExtensionPolicy sample:demo/ext',
+      'kubernetes:core/v1:Namespace sample:ns',
+      'kubernetes:core/v1:ConfigMap sample:config',
+      'kubernetes:core/v1:ServiceAccount sample:sa',
+      'kubernetes:apps/v1:Deployment sample:deploy',
+      'kubernetes:core/v1:Service sample:svc',
+      'kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyExtensionPolicy sample:policy',
     ].sort());
     for (const registration of objects) {
       expect(registration.parent).toBe(componentUrn);
@@ -262,10 +268,10 @@ describe('Cdk8sChart under mocks', () => {
     const urnOf = (name: string, type: string) => objects.find((r) => r.name === name && r.type.endsWith(type))!.urn;
     const deploymentDeps = objects.find((r) => r.type === 'kubernetes:apps/v1:Deployment')!.dependencies;
     expect(deploymentDeps.sort()).toEqual(
-      [urnOf('sample:demo', 'Namespace'), urnOf('sample:demo/config', 'ConfigMap'), urnOf('sample:demo/app', 'ServiceAccount')].sort(),
+      [urnOf('sample:ns', 'Namespace'), urnOf('sample:config', 'ConfigMap'), urnOf('sample:sa', 'ServiceAccount')].sort(),
     );
     expect(objects.find((r) => r.type.endsWith('EnvoyExtensionPolicy'))!.dependencies.sort()).toEqual(
-      [urnOf('sample:demo', 'Namespace'), urnOf('sample:demo/app', 'Service')].sort(),
+      [urnOf('sample:ns', 'Namespace'), urnOf('sample:svc', 'Service')].sort(),
     );
 
     const chart = new Chart(new (await import('cdk8s')).App(), 'direct');
@@ -278,11 +284,9 @@ describe('Cdk8sChart under mocks', () => {
   it('resolves Output inputs before building, and the objects depend on the resources behind them', async () => {
     const mocks = await useMocks();
     const namespace = new k8s.core.v1.Namespace('team', { metadata: { name: 'team-a' } });
-    const component = new Cdk8sChart(
-      'resolved',
-      { props: { namespace: namespace.metadata.name, greeting: pulumi.output('hello') }, build: buildSample },
+    await inApp((app) =>
+      new Cdk8sChart('resolved', { props: { namespace: namespace.metadata.name, greeting: pulumi.output('hello') }, build: buildSample }, { parent: app }),
     );
-    await settle(component, namespace);
     const objects = kubeObjects(mocks.registrations).filter((r) => r.name.startsWith('resolved:'));
     const config = objects.find((r) => r.type.endsWith('ConfigMap'))!;
     expect(config.inputs).toEqual({
@@ -292,21 +296,24 @@ describe('Cdk8sChart under mocks', () => {
       data: { greeting: 'hello' },
     });
     expect(config.dependencies).toContain(await valueOf(namespace.urn));
-    expect(config.name).toBe('resolved:team-a/config');
+    expect(config.name).toBe('resolved:config');
   });
 
   it('plans the objects with placeholders and registers them with unknown inputs when an input is unknown during preview', async () => {
     const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
     const namespace = new k8s.core.v1.Namespace('team', { metadata: { name: 'team-a' } });
-    const component = new Cdk8sChart('preview', { props: { namespace: namespace.metadata.name, greeting: 'hi' }, build: buildSample });
-    await settle(component, namespace);
+    const component = await inApp((app) =>
+      new Cdk8sChart('preview', { props: { namespace: namespace.metadata.name, greeting: 'hi' }, build: buildSample }, { parent: app }),
+    );
     const objects = kubeObjects(mocks.registrations).filter((r) => r.name.startsWith('preview:'));
     expect(objects).toHaveLength(6);
     for (const registration of objects) {
       expect(registration.inputs.kind).toBeDefined();
       expect(isUnknownInput(registration.inputs.metadata)).toBe(true);
     }
-    expect(objects.map((r) => r.name)).toContain('preview:preview-input-1/config');
+    // Named as in `up`, from the construct path; the old-style alias carries the placeholder.
+    const config = objects.find((r) => r.name === 'preview:config')!;
+    expect(config.aliases).toContainEqual(expect.objectContaining({ name: 'preview:preview-input-1/config' }));
     expect(await valueOf(component.manifests)).toBeUndefined();
   });
 
@@ -317,6 +324,7 @@ describe('Cdk8sChart under mocks', () => {
     ['invalid-output', 'Cdk8sChart got namespace "Not-Valid"'],
     ['construct-validation', 'Validation failed with the following errors:\n  [validated] needs at least one route'],
     ['secret-outside-processor-namespace', 'openai/ProviderBackend: invalid credentials.namespace "elsewhere": Secret "openai-key" must be in namespace "ai"'],
+    ['program-throws', 'lookup failed'],
   ])('fails the run when the model cannot be built (%s)', (scenario, message) => {
     const run = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(__dirname, 'programs', 'failing.ts'), scenario], {
       cwd: ROOT,
@@ -330,32 +338,40 @@ describe('Cdk8sChart under mocks', () => {
   it('registers nothing but does not fail when the model cannot be planned from placeholders during preview', async () => {
     const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
     const namespace = new k8s.core.v1.Namespace('team', { metadata: { name: 'team-a' } });
-    const component = new Cdk8sChart('picky', {
-      props: { namespace: namespace.metadata.name },
-      build: (chart, props) => {
-        if (props.namespace !== 'team-a') throw new Error(`namespace ${props.namespace} is not admitted`);
-        new ApiObject(chart, 'c', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: props.namespace } });
-      },
-    });
-    await settle(component, namespace);
+    const component = await inApp((app) =>
+      new Cdk8sChart(
+        'picky',
+        {
+          props: { namespace: namespace.metadata.name },
+          build: (chart, props) => {
+            if (props.namespace !== 'team-a') throw new Error(`namespace ${props.namespace} is not admitted`);
+            new ApiObject(chart, 'c', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: props.namespace } });
+          },
+        },
+        { parent: app },
+      ),
+    );
     expect(kubeObjects(mocks.registrations).filter((r) => r.name.startsWith('picky:'))).toEqual([]);
     expect(await isKnown(component.manifests)).toBe(false);
   });
 
-  it('rejects a component that refers to one of an already rendered model', async () => {
+  it('refuses a chart\'s manifests as an input of the same app (they resolve once the app is built)', async () => {
     await useMocks();
-    const first = new Cdk8sChart('first', { props: {}, build: () => undefined });
-    await settle(first);
-    expect(() => new Cdk8sChart('second', { props: { other: first }, build: () => undefined })).toThrow(
-      'Cdk8sChart "second" refers to Cdk8sChart "first", which was already rendered',
-    );
+    await inApp((app) => {
+      const first = new Cdk8sChart('first', { props: {}, build: () => undefined }, { parent: app });
+      expect(() => new Cdk8sChart('second', { props: { other: first.manifests }, build: () => undefined }, { parent: app })).toThrow(
+        'Cdk8sChart "second": an input is an output of Cdk8sChart "first", which only resolves once AIGatewayApp "app" is built',
+      );
+    });
   });
 
-  it('rejects two components with the same name in one model', async () => {
+  it('lets components of different types share a name, and refuses two of one type', async () => {
     await useMocks();
-    new Cdk8sChart('twin', { props: {}, build: () => undefined });
-    expect(() => new Cdk8sChart('twin', { props: {}, build: () => undefined })).toThrow(
-      'Cdk8sChart "twin": another component of this program (Cdk8sChart "twin") has the same name',
-    );
+    await inApp((app) => {
+      new Cdk8sChart('twin', { props: {}, build: () => undefined }, { parent: app });
+      expect(() => new Cdk8sChart('twin', { props: {}, build: () => undefined }, { parent: app })).toThrow(
+        'Cdk8sChart "twin": construct path "twin/Cdk8sChart" is already taken by Cdk8sChart "twin"',
+      );
+    });
   });
 });
