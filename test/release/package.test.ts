@@ -178,7 +178,7 @@ const chart = new Chart(new App(), 'c');
 const gateway: AIGateway = new AIGateway(chart, 'Gateway', { name: 'gw' });
 const image: string = ProcessorImage.default().reference;
 const config: ProcessorConfig['version'] = 'ai-gateway.v1';
-const components: unknown[] = [aiPulumi.AIGateway, aiPulumi.AIRoute, aiPulumi.TokenRateLimit, aiPulumi.ProviderBackend, aiPulumi.ManagedCredentials];
+const components: unknown[] = [aiPulumi.AIGatewayApp, aiPulumi.AIGateway, aiPulumi.AIRoute, aiPulumi.TokenRateLimit, aiPulumi.ProviderBackend, aiPulumi.ManagedCredentials];
 export { gateway, image, config, components };
 `,
       );
@@ -208,14 +208,16 @@ async function main() {
     'test',
     false,
   );
-  const { AIGateway, AIRoute, ManagedCredentials, ProviderBackend } = require('ai-gateway-constructs/pulumi');
+  const { AIGateway, AIGatewayApp, AIRoute, ManagedCredentials, ProviderBackend } = require('ai-gateway-constructs/pulumi');
   const { ModelMatch } = require('ai-gateway-constructs');
-  const gateway = new AIGateway('edge', { namespace: 'ai' });
-  const openai = ProviderBackend.openAI('openai', {
-    namespace: 'ai',
-    credentials: ManagedCredentials.apiKey({ value: pulumi.secret('sk-packed-test-key'), secretName: 'openai', key: 'api-key' }),
+  new AIGatewayApp('ai', (app) => {
+    const gateway = new AIGateway('edge', { namespace: 'ai' }, { parent: app });
+    const openai = ProviderBackend.openAI('openai', {
+      namespace: 'ai',
+      credentials: ManagedCredentials.apiKey({ value: pulumi.secret('sk-packed-test-key'), secretName: 'openai', key: 'api-key' }),
+    }, { parent: app });
+    new AIRoute('chat', { namespace: 'ai', gateway, rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] }] });
   });
-  new AIRoute('chat', { namespace: 'ai', gateway, rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] }] });
   let seen = -1;
   for (let waited = 0; waited < 20000 && (registered.length !== seen || registered.length < 10); waited += 100) {
     seen = registered.length;
