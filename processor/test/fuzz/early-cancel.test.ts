@@ -42,13 +42,14 @@ afterAll(async () => {
   await child?.stop();
 });
 
-async function childSettles(baseline: number, total: number, what: string): Promise<void> {
+/** Waits until the child has no session open (each gRPC test starts and ends with none). */
+async function childSettles(total: number, what: string): Promise<void> {
   const deadline = Date.now() + 5000;
-  let open = (await child.activeStreams()) - baseline;
+  let open = await child.activeStreams();
   while (open !== 0) {
-    if (Date.now() > deadline) throw new DeadlineError(`${open} of ${total} ${what} still open (after 5000 ms)`);
+    if (Date.now() > deadline) throw new DeadlineError(`${open} sessions still open after ${total} ${what} (after 5000 ms)`);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    open = (await child.activeStreams()) - baseline;
+    open = await child.activeStreams();
   }
 }
 
@@ -97,7 +98,7 @@ describe('early cancels', () => {
   }, 30_000);
 
   fuzzIt('over gRPC: streams cancelled at every phase leave no session open', async (rng) => {
-    const baseline = await child.activeStreams();
+    await childSettles(0, 'earlier streams');
     const total = scaled(600);
     const pending: Array<Promise<void>> = [];
     for (let i = 0; i < total; i++) {
@@ -124,12 +125,49 @@ describe('early cancels', () => {
       if (pending.length >= 50) await Promise.all(pending.splice(0));
     }
     await Promise.all(pending);
-    await childSettles(baseline, total, 'cancelled gRPC streams');
+    await childSettles(total, 'cancelled gRPC streams');
   }, 30_000);
+
+  fuzzIt('a burst of client aborts on one connection (as Envoy multiplexes them) does not fail the other streams', async (rng) => {
+    // Envoy carries every request's ext_proc stream over a few HTTP/2 connections and resets a stream whenever its
+    // client goes away. The processor must take bursts of resets without closing the connection (which fails every
+    // request in flight on it).
+    await childSettles(0, 'earlier streams');
+    const total = scaled(2500);
+    const sse = { status: 200, headers: { 'content-type': 'text/event-stream' }, body: Array.from({ length: 4 }, () => 'data: {"choices":[{"delta":{"content":"a"}}]}\n\n') };
+    const usage = 'data: {"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}\n\n';
+    const failures = new Map<string, number>();
+    const fail = (what: string): void => {
+      failures.set(what, (failures.get(what) ?? 0) + 1);
+    };
+    let completed = 0;
+    for (let done = 0; done < total; ) {
+      const batch: Array<Promise<void>> = [];
+      for (let i = 0; i < 50 && done < total; i++, done++) {
+        const abort = rng.bool(0.8);
+        const body = JSON.stringify({ model: 'plain', stream: true, messages: [] });
+        batch.push(
+          client
+            .exchange({ path: '/v1/chat/completions', body }, () => ({ ...sse, body: abort ? sse.body : [...sse.body, usage] }), abort ? { abortAfterChunks: rng.int(3) } : {})
+            .then((result) => {
+              if (abort) return;
+              completed += 1;
+              const metadata = result.metadata['io.envoy.ai_gateway'] as Record<string, number> | undefined;
+              if (result.status !== 200 || metadata?.llm_total_token !== 5) fail(`status ${result.status}, charged ${metadata?.llm_total_token}`);
+            })
+            .catch((error: Error) => fail(error.message.slice(0, 120))),
+        );
+      }
+      await Promise.all(batch);
+    }
+    expect({ failures: Object.fromEntries(failures) }).toEqual({ failures: {} });
+    expect(completed).toBeGreaterThan(0);
+    await childSettles(total, 'aborted and completed streams');
+  }, 60_000);
 
   fuzzIt('raw HTTP/2: streams reset (CANCEL or NO_ERROR, as Envoy does) in the same read as their first messages, or right after, leave no session open', async (rng) => {
     const codecs = extProcCodecs(loadProtoRoot());
-    const baseline = await child.activeStreams();
+    await childSettles(0, 'earlier streams');
     const session = http2.connect(`http://${child.address}`);
     try {
       await new Promise<void>((resolve, reject) => {
@@ -168,7 +206,7 @@ describe('early cancels', () => {
       // The client's own 'close' events are not waited for (a reset with data still queued may never report one):
       // what counts is the processor's side.
       await Promise.race([Promise.all(closed), new Promise((resolve) => setTimeout(resolve, 500))]);
-      await childSettles(baseline, total, 'reset streams');
+      await childSettles(total, 'reset streams');
     } finally {
       session.destroy();
     }

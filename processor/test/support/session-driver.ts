@@ -5,8 +5,8 @@
  * as it would fail on the wire.
  *
  * The low level (`SessionProbe`) sends any message in any order and waits for answers one by one; the high level
- * (`driveExchange`) plays a whole request like Envoy: request headers, the request body (in any number of
- * chunks: Envoy buffers it, so only the last one is answered), optional trailers, the upstream's response
+ * (`driveExchange`) plays a whole request like Envoy: request headers, the request body (whole, as Envoy's BUFFERED
+ * mode sends it, or in any number of chunks, each answered or not), optional trailers, the upstream's response
  * headers, the response body (each chunk when the processor switched to STREAMED, otherwise buffered into one
  * message), optional trailers, and the end of the stream.
  */
