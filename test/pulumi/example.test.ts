@@ -3,6 +3,8 @@
  * `examples/cdk8s/main.ts`, plus the two API-key Secrets Pulumi creates from config secrets; every object
  * under its component, the keys only in secret inputs, objects ordered by their references.
  */
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import * as pulumi from '@pulumi/pulumi';
 import { App } from 'cdk8s';
 import { buildExample } from '../../examples/cdk8s/main';
@@ -145,6 +147,25 @@ describe('the Pulumi example', () => {
       expect(component.parent).toBe(app.urn);
       expect(component.aliases).toEqual([{ noParent: true }]);
     }
+  });
+
+  it('keeps every URN of a stack deployed with the version before AIGatewayApp, through aliases', () => {
+    // test/pulumi/fixtures/example-urns-0.x.json: every URN the previous version (components at the stack root,
+    // objects named <component>:<namespace>/<name>) registered for this example under the same mocks.
+    const before = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'example-urns-0.x.json'), 'utf8')) as string[];
+    const qualifiedType = (urn: string) => urn.split('::')[2];
+    const known = new Set<string>();
+    for (const registration of registrations) {
+      known.add(registration.urn);
+      for (const alias of registration.aliases) {
+        const type = alias.type ?? registration.type;
+        const name = alias.name ?? registration.name;
+        if (alias.noParent) known.add(`urn:pulumi:stack::project::${type}::${name}`);
+        else if (alias.parentUrn) known.add(`urn:pulumi:stack::project::${qualifiedType(alias.parentUrn)}$${type}::${name}`);
+      }
+    }
+    expect(before.length).toBeGreaterThan(35);
+    expect(before.filter((urn) => !known.has(urn))).toEqual([]);
   });
 
   it('orders objects after what they reference', () => {
