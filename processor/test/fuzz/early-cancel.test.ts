@@ -131,9 +131,12 @@ describe('early cancels', () => {
   fuzzIt('a burst of client aborts on one connection (as Envoy multiplexes them) does not fail the other streams', async (rng) => {
     // Envoy carries every request's ext_proc stream over a few HTTP/2 connections and resets a stream whenever its
     // client goes away. The processor must take bursts of resets without closing the connection (which fails every
-    // request in flight on it).
+    // request in flight on it). Node 20's nghttp2 closes a connection after a burst of 1,000 received resets (then
+    // 33 per second) and offers no option to raise that (Node 22.10+ does: streamResetBurst/streamResetRate), so the
+    // burst stays within it, on a connection of its own: processor/README.md "Known limits".
     await childSettles(0, 'earlier streams');
-    const total = scaled(2500);
+    const client = new EnvoyClient(child.address);
+    const total = 600; // 80% aborted: about 480 resets
     const sse = { status: 200, headers: { 'content-type': 'text/event-stream' }, body: Array.from({ length: 4 }, () => 'data: {"choices":[{"delta":{"content":"a"}}]}\n\n') };
     const usage = 'data: {"choices":[],"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}\n\n';
     const failures = new Map<string, number>();
@@ -160,6 +163,7 @@ describe('early cancels', () => {
       }
       await Promise.all(batch);
     }
+    client.close();
     expect({ failures: Object.fromEntries(failures) }).toEqual({ failures: {} });
     expect(completed).toBeGreaterThan(0);
     await childSettles(total, 'aborted and completed streams');
