@@ -13,7 +13,6 @@ import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
 import { Duration, Size } from 'cdk8s';
 import {
-  AllowedRoutes,
   ClientIdentity,
   Credentials,
   ModelMatch,
@@ -49,7 +48,8 @@ const app = new AIGatewayApp('ai-gateway-example', (app) => {
     {
       constructPath: 'platform/Gateway',
       namespace: platformNamespace,
-      allowedRoutes: AllowedRoutes.fromNamespaces('team-chat'),
+      // The route's namespace Output itself, so a preview that does not know it yet still sees the route admitted.
+      allowedRoutes: { namespaces: [teamNamespace] },
       requestBufferLimit: Size.mebibytes(50),
       processor: {
         replicas: 2,

@@ -64,11 +64,25 @@ function field<T extends Construct, V>(construct: pulumi.Output<Opaque<T>>, read
 // ---------------------------------------------------------------------------------------------------------
 // AIGateway
 
+/**
+ * Namespaces whose routes may attach, as inputs (e.g. the name output of a Namespace resource): the same as
+ * `AllowedRoutes.fromNamespaces(...)`. Passing the Output a route's `namespace` also gets lets the model see,
+ * during a preview where it is unknown, that the route is admitted.
+ */
+export interface AllowedRouteNamespaces {
+  readonly namespaces: readonly Input<string>[];
+}
+
 export interface AIGatewayArgs
-  extends Omit<cdk.AIGatewayProps, 'namespace' | 'http' | 'https' | 'processor'>,
+  extends Omit<cdk.AIGatewayProps, 'namespace' | 'http' | 'https' | 'processor' | 'allowedRoutes'>,
     ComponentExtras {
   /** @default "default" */
   readonly namespace?: Input<string>;
+  /**
+   * Namespaces whose routes may attach: an `AllowedRoutes`, or `{ namespaces: [...] }` with inputs.
+   * @default AllowedRoutes.sameNamespace()
+   */
+  readonly allowedRoutes?: cdk.AllowedRoutes | AllowedRouteNamespaces;
   readonly http?: Omit<cdk.HttpListenerOptions, 'hostname'> & { readonly hostname?: Input<string> };
   readonly https?: Omit<cdk.HttpsListenerOptions, 'hostname'> & { readonly hostname?: Input<string> };
   readonly processor?: Omit<cdk.ProcessorOptions, 'serviceAccountAnnotations' | 'replicas'> & {
@@ -105,7 +119,12 @@ export class AIGateway extends ModelComponentResource {
       kind: 'AIGateway',
       path: pathOf('AIGateway', name, args),
       props: { ...withoutExtras(args), name: nameDefault(name, args.name) },
-      build: (chart, id, props) => new cdk.AIGateway(chart, id, props as cdk.AIGatewayProps),
+      build: (chart, id, resolved) => {
+        const props = resolved as Omit<cdk.AIGatewayProps, 'allowedRoutes'> & { allowedRoutes?: cdk.AllowedRoutes | { namespaces: string[] } };
+        const allowed = props.allowedRoutes;
+        const allowedRoutes = allowed === undefined || allowed instanceof cdk.AllowedRoutes ? allowed : cdk.AllowedRoutes.fromNamespaces(...allowed.namespaces);
+        return new cdk.AIGateway(chart, id, { ...props, allowedRoutes });
+      },
     });
     const gateway = constructOf<cdk.AIGateway>(built, 'AIGateway');
     this.gatewayName = field(gateway, (g) => g.gatewayName);

@@ -7,6 +7,7 @@ export type { ChildResource } from './model';
 export { AIGateway, AIRoute, ProviderBackend, RateLimitRedis, TokenRateLimit } from './components';
 export type {
   AIGatewayArgs,
+  AllowedRouteNamespaces,
   AIRouteArgs,
   AIRouteRuleArgs,
   BackendArgs,

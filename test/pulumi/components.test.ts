@@ -354,29 +354,65 @@ describe('during preview with unknown inputs', () => {
     expect(applied.length).toBeGreaterThan(10);
   });
 
-  it('runs the example while its namespaces are unknown, leaving out only what cannot be planned', async () => {
+  it('leaves out, with a warning, a route whose admission a placeholder cannot show', async () => {
     const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
-    pulumi.runtime.setAllConfig({ 'project:openaiApiKey': 'sk-a', 'project:anthropicApiKey': 'sk-b' }, ['project:openaiApiKey', 'project:anthropicApiKey']);
     const warnings: string[] = [];
     const warn = jest.spyOn(pulumi.log, 'warn').mockImplementation(async (message) => void warnings.push(message));
-    const example = require('../../examples/pulumi/index') as typeof import('../../examples/pulumi/index');
-    await valueOf(example.gatewayName);
-    let seen = -1;
-    while (mocks.registrations.length !== seen) {
-      seen = mocks.registrations.length;
-      await new Promise((resolve) => setTimeout(resolve, 30));
-    }
-    const objects = kubeObjects(mocks.registrations).filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
+    const team = new k8s.core.v1.Namespace('team', { metadata: { name: 'team' } }).metadata.name;
+    const app = new AIGatewayApp('app', (app) => {
+      const gateway = new AIGateway('gw', { namespace: 'ai', allowedRoutes: cdk.AllowedRoutes.fromNamespaces('team') }, { parent: app });
+      const backend = ProviderBackend.kubernetesService('vllm', { namespace: 'ai', serviceName: 'vllm', port: 8000 }, { parent: app });
+      new AIRoute('chat', { gateway, namespace: team, rules: [{ models: [cdk.ModelMatch.exact('llama')], backends: [{ backend }] }] });
+    });
+    const objects = await registered(mocks.registrations, app);
     warn.mockRestore();
+    expect(warnings).toEqual([expect.stringMatching(/^the objects of AIRoute "chat" cannot be planned while some inputs are unknown; .*does not admit routes from this namespace/)]);
+    // The in-cluster backend emits objects only for routes of other namespaces; the route is left out.
+    const owners = new Set(objects.filter((r) => r.type !== 'kubernetes:core/v1:Namespace').map((r) => parentName(mocks.registrations, r)));
+    expect([...owners]).toEqual(['gw']);
+  });
 
-    expect(await isKnown(example.gatewayName)).toBe(false);
-    const components = mocks.registrations.filter((r) => r.type.startsWith('ai-gateway:index:')).map((r) => r.name).sort();
-    expect(components).toEqual(['ai-gateway', 'ai-gateway-example', 'anthropic', 'bedrock', 'chat', 'model-budget', 'openai', 'redis', 'tenant-budget']);
-    // The route's namespace is checked against the gateway's allowedRoutes, which a placeholder cannot pass.
-    expect(warnings).toEqual([expect.stringMatching(/^the objects of AIRoute "chat", TokenRateLimit "model-budget" cannot be planned while some inputs are unknown/)]);
-    const owners = new Set(objects.map((r) => parentName(mocks.registrations, r)));
-    expect([...owners].sort()).toEqual(['ai-gateway', 'anthropic', 'bedrock', 'openai', 'redis']);
-    expect(objects.length).toBeGreaterThan(15);
-    for (const object of objects) expect(isUnknownInput(object.inputs.metadata)).toBe(true);
+  it('runs the example while its namespaces are unknown, planning every object under the URN `up` gives it', async () => {
+    type Example = typeof import('../../examples/pulumi/index');
+    const config = () =>
+      pulumi.runtime.setAllConfig({ 'project:openaiApiKey': 'sk-a', 'project:anthropicApiKey': 'sk-b' }, ['project:openaiApiKey', 'project:anthropicApiKey']);
+    const run = async (preview: boolean) => {
+      const mocks = await useMocks(preview ? { preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] } : {});
+      config();
+      let example!: Example;
+      jest.isolateModules(() => {
+        example = require('../../examples/pulumi/index') as Example;
+      });
+      await valueOf(example.gatewayName);
+      await waitForRPCs();
+      return { example, registrations: mocks.registrations };
+    };
+    const warnings: string[] = [];
+    const warn = jest.spyOn(pulumi.log, 'warn').mockImplementation(async (message) => void warnings.push(message));
+    const preview = await run(true);
+    warn.mockRestore();
+    const planned = kubeObjects(preview.registrations).filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
+
+    expect(await isKnown(preview.example.gatewayName)).toBe(false);
+    expect(warnings).toEqual([]);
+    const owners = new Set(planned.map((r) => parentName(preview.registrations, r)));
+    expect([...owners].sort()).toEqual(['ai-gateway', 'anthropic', 'bedrock', 'chat', 'openai', 'redis']);
+    for (const object of planned) expect(isUnknownInput(object.inputs.metadata)).toBe(true);
+
+    const up = await run(false);
+    // Per route namespace, the gateway and each backend grant the route access: whether those grants exist, and
+    // their names, follow the namespace's value, so only they are named after a placeholder in the preview.
+    const perNamespace = /:ReferenceGrant::[a-z-]+:(Processor\/)?ReferenceGrant-/;
+    const urns = (registrations: readonly Registration[]) => registrations.map((r) => r.urn).sort();
+    const grants = (registrations: readonly Registration[]) => urns(registrations).filter((urn) => perNamespace.test(urn)).map((urn) => urn.split('::').pop());
+    expect(urns(preview.registrations).filter((urn) => !perNamespace.test(urn))).toEqual(urns(up.registrations).filter((urn) => !perNamespace.test(urn)));
+    expect(grants(up.registrations)).toEqual([
+      'ai-gateway:Processor/ReferenceGrant-team-chat',
+      'anthropic:ReferenceGrant-team-chat',
+      'bedrock:ReferenceGrant-team-chat',
+      'openai:ReferenceGrant-team-chat',
+    ]);
+    expect(grants(preview.registrations)).toEqual(grants(up.registrations).map((name) => name!.replace('team-chat', 'ai-gateway-input-2')));
+    expect(planned.length).toBeGreaterThan(25);
   });
 });
