@@ -10,5 +10,9 @@ module.exports = {
       },
     ],
   },
+  // Workspace packages run from their sources, like tsconfig.json's `paths`: no build needed before jest.
+  moduleNameMapper: {
+    '^@ai-gateway-constructs/processor-config$': require('node:path').join(__dirname, 'packages/processor-config/src/index.ts'),
+  },
   transformIgnorePatterns: ['/node_modules/(?!(@bufbuild/cel|jose)/)'],
 };

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CONFIG_VERSION, type ProcessorConfig } from '../src/config/schema';
+import { CONFIG_VERSION, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { ProcessorApp } from '../src/app';
 import { extProcCodecs } from '../src/grpc/codec';
 import { loadProtoRoot } from '../src/grpc/descriptor';

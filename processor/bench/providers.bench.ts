@@ -13,7 +13,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { CONFIG_VERSION, type BackendConfig, type ProcessorConfig } from '../src/config/schema';
+import { CONFIG_VERSION, type BackendConfig, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { crc32Table, encodeEventStreamMessage, EventStreamDecoder } from '../src/eventstream';
 import { awsSigV4Auth } from '../src/auth/aws';
 import { findTranslator } from '../src/translate/registry';

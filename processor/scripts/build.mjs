@@ -25,7 +25,7 @@ const LAZY = [
   { importer: 'src/auth/index.ts', specifier: './gcp', chunk: 'auth-gcp', entry: 'src/auth/gcp.ts' },
   { importer: 'src/auth/index.ts', specifier: './azure', chunk: 'auth-azure', entry: 'src/auth/azure.ts' },
   { importer: 'src/usage/costs.ts', specifier: '@bufbuild/cel', chunk: 'cel', entry: '@bufbuild/cel' },
-  { importer: 'src/config/regex.ts', specifier: 're2js', chunk: 're2js', entry: 're2js' },
+  { importer: '../packages/processor-config/src/regex.ts', specifier: 're2js', chunk: 're2js', entry: 're2js' },
 ];
 
 const lazyChunks = {

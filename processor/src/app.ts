@@ -10,7 +10,7 @@ import { SecretReader } from './auth/secrets';
 import { splitHostPort } from './cli';
 import { readConfigFile } from './config/load';
 import { compileRuntime, type CompileOptions, type RuntimeConfig } from './config/runtime';
-import type { ProcessorConfig } from './config/schema';
+import type { ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { watchForChanges, type ChangeWatcher } from './config/watch';
 import { extProcCodecs } from './grpc/codec';
 import { loadProtoRoot } from './grpc/descriptor';

@@ -1,6 +1,6 @@
 import { describeError, ProcessorApp } from './app';
 import { CliError, parseCli, USAGE } from './cli';
-import { ProcessorConfigError } from './config/schema';
+import { ProcessorConfigError } from '@ai-gateway-constructs/processor-config';
 import { createLogger, type Logger } from './log';
 
 async function main(): Promise<void> {

@@ -1,4 +1,4 @@
-import type { BackendAuth, BackendConfig, SecretKeyRef } from '../config/schema';
+import type { BackendAuth, BackendConfig, SecretKeyRef } from '@ai-gateway-constructs/processor-config';
 import type { HeaderChanges } from '../translate/types';
 import type { AuthFactory, BackendAuthenticator } from './index';
 import { SecretUnavailableError, type SecretReader } from './secrets';

@@ -4,7 +4,7 @@
  * Nothing here ever puts key material into an error message.
  */
 import { fromNodeProviderChain } from '@aws-sdk/credential-providers';
-import type { BackendAuth } from '../config/schema';
+import type { BackendAuth } from '@ai-gateway-constructs/processor-config';
 import type { HeaderChanges } from '../translate/types';
 import type { AuthFactory, AuthRequest, BackendAuthenticator } from './index';
 import { AwsCredentials, AwsSigningError, signAwsRequest, signAwsRequestSync, type SignedHeaders } from './sigv4';

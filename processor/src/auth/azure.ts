@@ -4,7 +4,7 @@
  * concurrent requests share one token request. That request is aborted after CREDENTIAL_TIMEOUT_MS, which
  * ends every request waiting on it; the next request starts a new one.
  */
-import type { BackendAuth } from '../config/schema';
+import type { BackendAuth } from '@ai-gateway-constructs/processor-config';
 import type { HeaderChanges } from '../translate/types';
 import type { AuthFactory, BackendAuthenticator } from './index';
 import { CREDENTIAL_TIMEOUT_MS, withTimeout } from './timeout';

@@ -6,7 +6,7 @@
  * instead of joining the stuck refresh.
  */
 import { GoogleAuth, JWT } from 'google-auth-library';
-import type { BackendAuth, SecretKeyRef } from '../config/schema';
+import type { BackendAuth, SecretKeyRef } from '@ai-gateway-constructs/processor-config';
 import type { HeaderChanges } from '../translate/types';
 import type { AuthFactory, BackendAuthenticator } from './index';
 import { CREDENTIAL_TIMEOUT_MS, withTimeout } from './timeout';

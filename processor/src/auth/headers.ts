@@ -2,7 +2,7 @@
  * Request headers that belong to the gateway, not to the provider. Kept out of `aws.ts` so that the header
  * lists load without the AWS SDK.
  */
-import { MODEL_HEADER, type BackendConfig } from '../config/schema';
+import { MODEL_HEADER, type BackendConfig } from '@ai-gateway-constructs/processor-config';
 
 /** Per-request AWS credentials a client may send to an `AWSSigV4` backend with `perRequestCredentials`. */
 export const PER_REQUEST_CREDENTIAL_HEADERS = {

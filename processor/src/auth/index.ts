@@ -3,7 +3,7 @@
  * a factory; provider-specific factories (AWSSigV4, GCP, AzureEntra) live in their own files and are added
  * to AUTH_FACTORIES. A backend whose auth type has no factory is rejected when the config loads.
  */
-import type { BackendAuth, BackendConfig } from '../config/schema';
+import type { BackendAuth, BackendConfig } from '@ai-gateway-constructs/processor-config';
 import type { HeaderChanges } from '../translate/types';
 import { apiKeyAuth, bearerTokenAuth } from './apikey';
 import type { SecretReader } from './secrets';

@@ -1,6 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { SecretKeyRef } from '../config/schema';
+import type { SecretKeyRef } from '@ai-gateway-constructs/processor-config';
 
 /**
  * A credential file is missing, unreadable or empty. The message names the file reference (`secretName/key`),

@@ -1,5 +1,5 @@
 import * as fs from 'node:fs';
-import { parseProcessorConfig, ProcessorConfigError, type ProcessorConfig } from './schema';
+import { parseProcessorConfig, ProcessorConfigError, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 
 /** Reads and validates the config file; throws ProcessorConfigError with a specific message. */
 export function readConfigFile(file: string): ProcessorConfig {

@@ -11,7 +11,7 @@ import { Router } from '../routing/router';
 import type { TranslatorTable } from '../translate/registry';
 import { compileCost, type CompiledCost } from '../usage/costs';
 import { UsageMetadata } from '../usage/metadata';
-import { ProcessorConfigError, type BackendConfig, type ProcessorConfig } from './schema';
+import { ProcessorConfigError, type BackendConfig, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 
 /** Headers Envoy's default mutation rules ignore: the route owns them. */
 export function isIgnoredByEnvoy(name: string): boolean {

@@ -8,7 +8,7 @@ import type { HttpHeaders } from '../grpc/messages';
 import type { CircuitBreakers } from '../routing/breaker';
 import { exactModels, findRule, type EndpointMatch, type RuleMatch } from '../routing/router';
 import { selectBackend } from '../routing/select';
-import type { BackendRef } from '../config/schema';
+import type { BackendRef } from '@ai-gateway-constructs/processor-config';
 import type { ClientApi } from '../translate/types';
 import { HeaderList } from './headers';
 import { MAX_JSON_DEPTH, parseJsonBody } from './json-body';

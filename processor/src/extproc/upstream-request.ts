@@ -3,7 +3,7 @@
  * gateway's headers, and credentials (static ones from the answer cache, signed or fetched ones per request).
  */
 import { randomUUID } from 'node:crypto';
-import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '../config/schema';
+import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '@ai-gateway-constructs/processor-config';
 import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
 import { CLIENT_CREDENTIAL_HEADERS, CLIENT_INTERNAL_HEADERS, internalHeadersConsumedBy, type AuthRequest } from '../auth';
 import { gatewayError } from '../errors';

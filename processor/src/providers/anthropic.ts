@@ -4,7 +4,7 @@
  * chat clients (translated) and Anthropic Messages clients (passed through).
  */
 import { SseParser } from '../sse';
-import type { BackendSchema } from '../config/schema';
+import type { BackendSchema } from '@ai-gateway-constructs/processor-config';
 import {
   TranslationError,
   ZERO_USAGE,

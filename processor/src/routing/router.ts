@@ -1,17 +1,18 @@
 /**
  * Request routing, compiled once per config: path prefix + host to an endpoint, then the model to a rule.
  */
-import { compileModelRegex, type ModelRegex } from '../config/regex';
 import {
+  compileModelRegex,
   isPassthroughSubpath,
   SERVED_ENDPOINTS,
   type BackendRef,
   type ModelMatch,
+  type ModelRegex,
   type PassthroughEndpoint,
   type ProcessorConfig,
   type RouteConfig,
   type RouteEndpoint,
-} from '../config/schema';
+} from '@ai-gateway-constructs/processor-config';
 import type { ClientApi, Operation } from '../translate/types';
 
 export interface CompiledRule {

@@ -1,4 +1,4 @@
-import type { BackendRef } from '../config/schema';
+import type { BackendRef } from '@ai-gateway-constructs/processor-config';
 import type { BreakerSettings, CircuitBreakers } from './breaker';
 
 /**

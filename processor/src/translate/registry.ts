@@ -2,7 +2,7 @@
  * Which translator serves a (client API, operation, backend schema) triple. Provider translators are added
  * here, one entry per supported triple; a missing entry means the backend cannot serve that request.
  */
-import type { BackendSchema } from '../config/schema';
+import type { BackendSchema } from '@ai-gateway-constructs/processor-config';
 import { PROVIDER_TRANSLATORS } from '../providers';
 import { openAIPassthrough } from './openai';
 import type { ClientApi, Operation, TranslatorFactory } from './types';

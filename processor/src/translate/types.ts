@@ -3,7 +3,7 @@
  * A translator is pure: JSON in, JSON out, bytes in, bytes out; it never touches gRPC, files or clocks
  * (ids and timestamps come from the context so tests are deterministic).
  */
-import type { BackendConfig } from '../config/schema';
+import type { BackendConfig } from '@ai-gateway-constructs/processor-config';
 
 /** Token counts of one response. Always numbers: Envoy skips a charge whose value is missing. */
 export interface TokenUsage {

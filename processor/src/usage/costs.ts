@@ -3,7 +3,7 @@
  * compiled once at config load and evaluated per response.
  */
 import type { CelInput } from '@bufbuild/cel';
-import type { CostConfig } from '../config/schema';
+import type { CostConfig } from '@ai-gateway-constructs/processor-config';
 import type { TokenUsage } from '../translate/types';
 import { compileArithmeticCost } from './cel-arithmetic';
 

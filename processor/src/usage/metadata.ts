@@ -1,4 +1,4 @@
-import { METADATA_NAMESPACE, TOKEN_METADATA_KEYS } from '../config/schema';
+import { METADATA_NAMESPACE, TOKEN_METADATA_KEYS } from '@ai-gateway-constructs/processor-config';
 import { NumberStructLayout } from '../grpc/encode';
 import type { EncodedStruct } from '../grpc/messages';
 import type { CompiledCost, CostInputs } from './costs';

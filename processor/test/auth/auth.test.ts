@@ -4,8 +4,7 @@ import * as path from 'node:path';
 import { createAuthenticator, UnsupportedAuthError } from '../../src/auth';
 import { SecretReader, SecretUnavailableError } from '../../src/auth/secrets';
 import { compileRuntime } from '../../src/config/runtime';
-import type { BackendConfig } from '../../src/config/schema';
-import { ProcessorConfigError } from '../../src/config/schema';
+import { ProcessorConfigError, type BackendConfig } from '@ai-gateway-constructs/processor-config';
 import { openAIBackend, testConfig } from '../support/processor-harness';
 
 const request = { method: 'POST', hostname: 'h', path: '/v1/chat/completions', headers: {}, body: Buffer.alloc(0) };

@@ -13,7 +13,7 @@ import { createAdminServer, readiness, type AdminState } from '../../src/admin';
 import { CredentialProblemError, isReportedCredentialProblem, type AuthRequest } from '../../src/auth';
 import { SecretReader } from '../../src/auth/secrets';
 import { compileRuntime, type CredentialStatus } from '../../src/config/runtime';
-import type { BackendConfig, ProcessorConfig } from '../../src/config/schema';
+import type { BackendConfig, ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import type { Logger } from '../../src/log';
 import { openAIBackend, route, startTestProcessor, testConfig } from '../support/processor-harness';
 

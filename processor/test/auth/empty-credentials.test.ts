@@ -11,7 +11,7 @@ import { createAuthenticator, type AuthFactories, type AuthRequest, type Backend
 import { azureEntraAuthWith } from '../../src/auth/azure';
 import { gcpAuthWith } from '../../src/auth/gcp';
 import { SecretReader, SecretUnavailableError } from '../../src/auth/secrets';
-import type { BackendAuth, BackendConfig } from '../../src/config/schema';
+import type { BackendAuth, BackendConfig } from '@ai-gateway-constructs/processor-config';
 import { openAIBackend, route, startTestProcessor, testConfig } from '../support/processor-harness';
 
 const request: AuthRequest = { method: 'POST', hostname: 'h', path: '/v1/chat/completions', headers: {}, body: Buffer.alloc(0) };

@@ -15,7 +15,7 @@ import {
   type AuthRequest,
 } from '../../src/auth';
 import { AwsSigV4Authenticator, type AwsCredentialSource } from '../../src/auth/aws';
-import { MODEL_HEADER, type BackendAuth, type BackendConfig } from '../../src/config/schema';
+import { MODEL_HEADER, type BackendAuth, type BackendConfig } from '@ai-gateway-constructs/processor-config';
 import { openAIBackend } from '../support/processor-harness';
 
 const AWS_HEADERS = ['x-aigw-aws-access-key-id', 'x-aigw-aws-secret-access-key', 'x-aigw-aws-session-token'];

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ProcessorApp } from '../../src/app';
-import type { ProcessorConfig } from '../../src/config/schema';
+import type { ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { silentLogger } from '../../src/log';
 import { EnvoyClient, type Upstream } from '../support/envoy-client';
 import { openAIBackend, route, startTestProcessor, testConfig, type TestProcessor } from '../support/processor-harness';

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readConfigFile } from '../../src/config/load';
-import { isPassthroughSubpath, parseProcessorConfig, passthroughPathProblem, ProcessorConfigError, type ProcessorConfig } from '../../src/config/schema';
+import { isPassthroughSubpath, parseProcessorConfig, passthroughPathProblem, ProcessorConfigError, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { route, testConfig } from '../support/processor-harness';
 
 function configWith(passthroughEndpoints: unknown, overrides: Record<string, unknown> = {}): ProcessorConfig {

@@ -1,4 +1,4 @@
-import { CONFIG_VERSION, parseProcessorConfig, ProcessorConfig, ProcessorConfigError } from '../../src/config/schema';
+import { CONFIG_VERSION, parseProcessorConfig, ProcessorConfig, ProcessorConfigError } from '@ai-gateway-constructs/processor-config';
 
 function validConfig(): ProcessorConfig {
   return {

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import OpenAI from 'openai';
-import { CONFIG_VERSION, type ProcessorConfig } from '../../src/config/schema';
+import { CONFIG_VERSION, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import type { ExchangeResult } from '../support/envoy-client';
 import { startFakeProvider, writeSseEvents, type FakeProvider } from '../support/fake-provider';
 import { startHttpFront, type HttpFront } from '../support/http-front';

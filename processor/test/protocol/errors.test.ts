@@ -1,5 +1,5 @@
 /** Every request the processor answers itself, and the request-side header rules. */
-import type { ProcessorConfig } from '../../src/config/schema';
+import type { ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import type { ExchangeResult, Upstream } from '../support/envoy-client';
 import { openAIBackend, route, startTestProcessor, testConfig, type TestProcessor } from '../support/processor-harness';
 

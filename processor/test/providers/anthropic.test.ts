@@ -2,7 +2,7 @@ import { encodeEventStreamMessage } from '../../src/eventstream';
 import { anthropicMessagesPassthrough, openAIChatToAnthropicBackend } from '../../src/providers/anthropic';
 import { anthropicMessagesToOpenAI } from '../../src/providers/anthropic-to-openai';
 import { openAIChatToAnthropic } from '../../src/providers/openai-to-anthropic';
-import type { BackendConfig } from '../../src/config/schema';
+import type { BackendConfig } from '@ai-gateway-constructs/processor-config';
 import { TranslationError, type TranslationContext } from '../../src/translate/types';
 import { seededChunks } from './fixture-cases';
 

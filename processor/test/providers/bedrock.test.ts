@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import { encodeEventStreamMessage } from '../../src/eventstream';
 import { anthropicMessagesToBedrock, openAIChatToBedrock, openAIChatToConverse } from '../../src/providers/bedrock';
-import type { BackendConfig } from '../../src/config/schema';
+import type { BackendConfig } from '@ai-gateway-constructs/processor-config';
 import { TranslationError, type TranslationContext } from '../../src/translate/types';
 import { seededChunks } from './fixture-cases';
 import * as path from 'node:path';

@@ -4,7 +4,7 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { BackendConfig } from '../../src/config/schema';
+import type { BackendConfig } from '@ai-gateway-constructs/processor-config';
 import type { TranslationContext, ClientApi, Operation } from '../../src/translate/types';
 
 export interface CaseMeta {

@@ -1,6 +1,6 @@
 import { openAIChatToGemini, openAIChatToGeminiBackend, openAIEmbeddingsToVertexBackend, toolCallId } from '../../src/providers/gemini';
 import { openAIToAzure } from '../../src/providers/azure';
-import type { BackendConfig } from '../../src/config/schema';
+import type { BackendConfig } from '@ai-gateway-constructs/processor-config';
 import { TranslationError, type TranslationContext } from '../../src/translate/types';
 
 const vertex: BackendConfig = { name: 'vertex', schema: { name: 'GCPVertexAI', projectId: 'p', region: 'r' }, endpoint: { hostname: 'r-aiplatform.googleapis.com', port: 443, tls: true } };

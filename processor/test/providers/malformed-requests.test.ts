@@ -3,7 +3,7 @@
  * (answered 4xx in the client's schema), never a TypeError (which would become a 500).
  */
 import { PROVIDER_TRANSLATORS } from '../../src/providers';
-import type { BackendConfig } from '../../src/config/schema';
+import type { BackendConfig } from '@ai-gateway-constructs/processor-config';
 import { TranslationError, type ClientApi, type Operation, type TranslationContext, type TranslatorFactory } from '../../src/translate/types';
 
 const endpoint = { hostname: 'h', port: 443, tls: true };

@@ -7,7 +7,7 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import type * as http from 'node:http';
-import { CONFIG_VERSION, type BackendConfig, type ProcessorConfig } from '../../src/config/schema';
+import { CONFIG_VERSION, type BackendConfig, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { encodeEventStreamMessage } from '../../src/eventstream';
 import type { ExchangeResult } from '../support/envoy-client';
 import { startFakeProvider, type FakeProvider, type RecordedRequest } from '../support/fake-provider';

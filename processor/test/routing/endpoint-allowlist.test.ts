@@ -4,7 +4,7 @@
  * session answers 404), unless a route opts in with `passthroughEndpoints`, and then only that route's rules are
  * offered for it.
  */
-import { SERVED_ENDPOINTS, type RouteConfig } from '../../src/config/schema';
+import { SERVED_ENDPOINTS, type RouteConfig } from '@ai-gateway-constructs/processor-config';
 import { findRule, Router, type EndpointMatch } from '../../src/routing/router';
 import { TRANSLATORS } from '../../src/translate/registry';
 import { route, testConfig } from '../support/processor-harness';

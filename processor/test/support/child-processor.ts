@@ -5,7 +5,7 @@
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
-import type { ProcessorConfig } from '../../src/config/schema';
+import type { ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import type { ChildCommand, ExchangeReport } from './child/processor-child';
 
 const CHILD = path.join(__dirname, 'child', 'processor-child.ts');

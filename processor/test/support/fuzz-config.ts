@@ -3,7 +3,7 @@
  * and rules that reach every kind of translation (OpenAI passthrough with and without a model override, OpenAI to
  * Anthropic, to Gemini on Vertex, to Bedrock Converse; Anthropic to OpenAI), with exact, prefix and regex matches.
  */
-import type { ProcessorConfig } from '../../src/config/schema';
+import type { ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { FIXTURE_BACKENDS } from '../providers/fixture-cases';
 import { openAIBackend, testConfig } from './processor-harness';
 

@@ -7,7 +7,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import type { ProcessorConfig } from '../../src/config/schema';
+import type { ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { FIXTURE_BACKENDS } from '../providers/fixture-cases';
 import type { ClientApi } from '../../src/translate/types';
 import { caseConfig, hostFor, loadTranslationCases, normalizeText, splitSseBlocks, splitEvery, type FixtureBackend } from './translation-cases';

@@ -6,7 +6,7 @@
  */
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { BACKEND_HEADER, type ProcessorConfig } from '../../src/config/schema';
+import { BACKEND_HEADER, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import type { EnvoyClient, ExchangeResult, UpstreamRequest, UpstreamResponse } from './envoy-client';
 
 export interface HttpFront {

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ProcessorApp, type AppOptions } from '../../src/app';
-import { CONFIG_VERSION, type BackendConfig, type ProcessorConfig, type RouteConfig } from '../../src/config/schema';
+import { CONFIG_VERSION, type BackendConfig, type ProcessorConfig, type RouteConfig } from '@ai-gateway-constructs/processor-config';
 import { silentLogger } from '../../src/log';
 import { EnvoyClient } from './envoy-client';
 

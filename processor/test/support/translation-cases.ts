@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { CONFIG_VERSION, type BackendConfig, type CostConfig, type ProcessorConfig, type RouteConfig } from '../../src/config/schema';
+import { CONFIG_VERSION, type BackendConfig, type CostConfig, type ProcessorConfig, type RouteConfig } from '@ai-gateway-constructs/processor-config';
 import type { TokenUsage } from '../../src/translate/types';
 import { usageFromOpenAI } from '../../src/translate/openai-usage';
 import type { ExchangeResult, UpstreamRequest, UpstreamResponse } from './envoy-client';

@@ -4,7 +4,7 @@
  * support/child-processor.ts with `node --import tsx --expose-gc`; commands and answers travel over the IPC channel.
  */
 import * as fs from 'node:fs';
-import type { ProcessorConfig } from '../../../src/config/schema';
+import type { ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { startTestProcessor, type TestProcessor } from '../processor-harness';
 import { driveExchange } from '../session-driver';
 

@@ -1,0 +1,55 @@
+/**
+ * The processor config contract, shared by the construct library (which writes `config.json` and validates it with
+ * `parseProcessorConfig` at synth) and the processor (which validates it again at load). Both sides import it from
+ * here only; it may depend on nothing but zod and re2js, so it runs wherever the constructs synthesize.
+ */
+export {
+  CONFIG_VERSION,
+  METADATA_NAMESPACE,
+  MODEL_HEADER,
+  BACKEND_HEADER,
+  ROUTE_HEADER,
+  TOKEN_METADATA_KEYS,
+  CEL_COST_VARIABLES,
+  SERVED_ENDPOINTS,
+  PASSTHROUGH_METHODS,
+  PASSTHROUGH_SCHEMAS,
+  MAX_PASSTHROUGH_PATH_LENGTH,
+  isPassthroughSubpath,
+  passthroughPathProblem,
+  secretKeyRefSchema,
+  backendSchemaSchema,
+  backendAuthSchema,
+  headerMutationSchema,
+  bodyMutationSchema,
+  backendConfigSchema,
+  modelMatchSchema,
+  backendRefSchema,
+  routeRuleSchema,
+  passthroughEndpointSchema,
+  routeEndpointSchema,
+  routeConfigSchema,
+  costSchema,
+  processorConfigSchema,
+  ProcessorConfigError,
+  parseProcessorConfig,
+} from './schema';
+export type {
+  PassthroughMethod,
+  ProcessorConfig,
+  BackendConfig,
+  BackendSchema,
+  BackendAuth,
+  SecretKeyRef,
+  HeaderMutation,
+  BodyMutation,
+  RouteConfig,
+  RouteRule,
+  RouteEndpoint,
+  ModelMatch,
+  BackendRef,
+  PassthroughEndpoint,
+  CostConfig,
+} from './schema';
+export { compileModelRegex, re2Problem } from './regex';
+export type { ModelRegex } from './regex';
