@@ -55,7 +55,7 @@ function constructOf<T extends Construct>(joined: Joined, what: string): pulumi.
  * An output read from the member's early construct: known once the inputs of the component and of the components
  * it refers to are, carrying their dependencies and secretness (not the component's: a component's outputs may be
  * inputs of later components of the same app, whose objects the component's own objects may wait for). Use
- * `dependsOn: [component]` to create a resource after the component's objects.
+ * `dependsOn: component.kubernetesResources().then(...)` to create a resource after the component's objects.
  */
 function field<T extends Construct, V>(construct: pulumi.Output<Opaque<T>>, read: (construct: T) => V): pulumi.Output<V> {
   return construct.apply((c) => read(c.value)) as unknown as pulumi.Output<V>;

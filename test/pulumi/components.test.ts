@@ -154,6 +154,14 @@ describe('AIGateway', () => {
     const deployment = resources.find((r) => r.kind === 'Deployment')!.resource;
     expect(deployment).toBeInstanceOf(k8s.apps.v1.Deployment);
     expect(await valueOf(deployment.urn)).toBe(objectNamed(objects, 'Deployment', 'ai/edge-processor').urn);
+
+    // A resource of the user's that waits for the gateway's objects.
+    const gatewayObjects: Promise<pulumi.Resource[]> = gateway.kubernetesResources().then((children) => children.map((child) => child.resource));
+    const after = new k8s.core.v1.ConfigMap('after-gateway', { metadata: { name: 'after', namespace: 'ai' } }, { dependsOn: gatewayObjects });
+    await valueOf(after.urn);
+    await waitForRPCs();
+    const registration = mocks.registrations.find((r) => r.name === 'after-gateway')!;
+    expect(registration.dependencies).toEqual(expect.arrayContaining(objects.map((r) => r.urn)));
   });
 
   it('takes Outputs for namespace, hostname, annotations and replicas', async () => {
