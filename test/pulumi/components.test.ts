@@ -111,6 +111,27 @@ describe('AIGatewayApp', () => {
     await waitForRPCs();
   });
 
+  it('takes components below a component of the user\'s inside the app, and passes the app\'s provider down', async () => {
+    const mocks = await useMocks();
+    const provider = new k8s.Provider('cluster-a', {});
+    class Platform extends pulumi.ComponentResource {
+      constructor(name: string, opts: pulumi.ComponentResourceOptions) {
+        super('example:index:Platform', name, {}, opts);
+        new AIGateway('gw', { namespace: 'ai' }, { parent: this });
+        this.registerOutputs({});
+      }
+    }
+    const app = new AIGatewayApp('ai', (app) => void new Platform('platform', { parent: app }), { providers: [provider] });
+    const objects = await registered(mocks.registrations, app);
+    const gateway = mocks.registrations.find((r) => r.type === 'ai-gateway:index:AIGateway')!;
+    expect(gateway.parent).toBe(mocks.registrations.find((r) => r.type === 'example:index:Platform')!.urn);
+    // Not directly below the app: no alias to the stack root (the user chose this place).
+    expect(gateway.aliases).toEqual([]);
+    const providerUrn = await valueOf(provider.urn);
+    expect(objects.length).toBeGreaterThan(5);
+    for (const object of objects) expect(object.provider.startsWith(`${providerUrn}::`)).toBe(true);
+  });
+
   it('refuses components of two apps referring to each other', async () => {
     await useMocks();
     let gateway!: AIGateway;
