@@ -4,7 +4,7 @@
  * fine), every component is known and the app builds the model and registers the Kubernetes objects.
  */
 import * as pulumi from '@pulumi/pulumi';
-import { Model, type ModelComponent } from './model';
+import { Model } from './model';
 
 /**
  * The components of one app are built together: a gateway's processor config holds every route and budget created
@@ -21,7 +21,7 @@ import { Model, type ModelComponent } from './model';
  * export const gatewayName = app.result.gatewayName;
  * ```
  */
-export class AIGatewayApp<T = void> extends pulumi.ComponentResource implements ModelComponent {
+export class AIGatewayApp<T = void> extends pulumi.ComponentResource {
   /** @internal */
   readonly _aiGatewayModel: Model;
   /**

@@ -4,7 +4,7 @@
  */
 import * as pulumi from '@pulumi/pulumi';
 import type { Chart } from 'cdk8s';
-import { ModelComponentResource } from './model';
+import { AIGatewayComponent } from './model';
 import type { KubeObject } from './objects';
 
 export interface Cdk8sChartArgs<P> {
@@ -14,7 +14,7 @@ export interface Cdk8sChartArgs<P> {
   readonly build: (chart: Chart, props: pulumi.Unwrap<P>) => void;
 }
 
-export class Cdk8sChart<P = Record<string, never>> extends ModelComponentResource {
+export class Cdk8sChart<P = Record<string, never>> extends AIGatewayComponent {
   /**
    * The manifests the chart synthesized (unknown during preview when they depend on unknown inputs). They resolve
    * once the app is built: do not await them inside the app's program function, nor pass them to a component of

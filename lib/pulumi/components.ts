@@ -9,7 +9,7 @@ import type { Chart } from 'cdk8s';
 import type { Construct } from 'constructs';
 import * as cdk from '../index';
 import { ManagedCredentials } from './credentials';
-import { BuildContext, ConstructPath, Joined, ManagedSecretObject, ModelComponentResource, Opaque, parseConstructPath } from './model';
+import { BuildContext, ConstructPath, Joined, ManagedSecretObject, AIGatewayComponent, Opaque, parseConstructPath } from './model';
 
 type Input<T> = pulumi.Input<T>;
 
@@ -97,7 +97,7 @@ export interface AIGatewayArgs
 }
 
 /** See the cdk8s `AIGateway`. `name` defaults to the Pulumi name when that is a valid Kubernetes name. */
-export class AIGateway extends ModelComponentResource {
+export class AIGateway extends AIGatewayComponent {
   /** References a Gateway not managed by this program (routes attaching to it bring their own processor). */
   static fromGatewayName(name: Input<string>, namespace: Input<string>): GatewayReferenceArgs {
     return { gatewayName: name, gatewayNamespace: namespace };
@@ -177,7 +177,7 @@ interface ManagedCredentialsProps {
 }
 
 /** See the cdk8s `ProviderBackend`; created with the same static factories. */
-export class ProviderBackend extends ModelComponentResource {
+export class ProviderBackend extends AIGatewayComponent {
   static openAI(name: string, args: BackendArgs<cdk.OpenAIBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
     return new ProviderBackend(name, 'openAI', args, opts);
   }
@@ -295,7 +295,7 @@ export interface AIRouteArgs
 }
 
 /** See the cdk8s `AIRoute`. `name` defaults to the Pulumi name when that is a valid Kubernetes name. */
-export class AIRoute extends ModelComponentResource {
+export class AIRoute extends AIGatewayComponent {
   readonly routeName: pulumi.Output<string>;
   readonly namespace: pulumi.Output<string>;
   /** The processor Service serving this route (the gateway's, or the route's own on an existing Gateway). */
@@ -346,7 +346,7 @@ export interface TokenRateLimitArgs extends Omit<cdk.TokenRateLimitProps, 'targe
  * Gateway no AIGateway manages) and their target's processor config, so the objects belong to those components;
  * this component outputs the cost metadata key.
  */
-export class TokenRateLimit extends ModelComponentResource {
+export class TokenRateLimit extends AIGatewayComponent {
   /** The metadata key the processor writes this budget's cost under. */
   readonly metadataKey: pulumi.Output<string>;
 
@@ -391,7 +391,7 @@ export interface ExternalRedisArgs extends ComponentExtras {
  * See the cdk8s `RateLimitRedis`. `helmValues` are the Envoy Gateway Helm values to install with (e.g. as
  * `values` of a `k8s.helm.v3.Release` for `gateway-helm`).
  */
-export class RateLimitRedis extends ModelComponentResource {
+export class RateLimitRedis extends AIGatewayComponent {
   /** A single-replica Redis without persistence. `name` defaults to "redis", as in cdk8s. */
   static inCluster(name: string, args: InClusterRedisArgs = {}, opts?: pulumi.ComponentResourceOptions): RateLimitRedis {
     return new RateLimitRedis(name, { inCluster: args }, opts);

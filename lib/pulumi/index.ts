@@ -3,6 +3,7 @@
  * rendered through the same cdk8s construct model the cdk8s users synthesize.
  */
 export { AIGatewayApp } from './app';
+export { AIGatewayComponent } from './model';
 export type { ChildResource } from './model';
 export { AIGateway, AIRoute, ProviderBackend, RateLimitRedis, TokenRateLimit } from './components';
 export type {

@@ -539,10 +539,12 @@ function unreachable(): never {
 }
 
 /**
- * Base of the AI gateway components: places the component in its app's model (see `placeComponent`) and gives
- * access to the Kubernetes resources registered for it.
+ * Base of the AI gateway components (`AIGateway`, `AIRoute`, `ProviderBackend`, `TokenRateLimit`,
+ * `RateLimitRedis`, `Cdk8sChart`): places the component in its app's model (see `placeComponent`) and gives access
+ * to the Kubernetes resources registered for it.
  */
-export abstract class ModelComponentResource extends pulumi.ComponentResource {
+export abstract class AIGatewayComponent extends pulumi.ComponentResource {
+  /** @internal */
   private readonly model: Model;
   /**
    * @internal the URN the component had at the stack root, before it was placed in an app (its objects carry
@@ -566,7 +568,7 @@ export abstract class ModelComponentResource extends pulumi.ComponentResource {
     return this.model.resourcesOf(this);
   }
 
-  /** Adds this component to its app's model. */
+  /** @internal adds this component to its app's model. */
   protected joinModel(member: Omit<ModelMember, 'component'>): Joined {
     return this.model.join({ ...member, component: this });
   }
