@@ -41,7 +41,8 @@ describe('the npm package', () => {
       throw new Error('build/lib is missing: run `npm run build` first (`npm test` does)');
     }
     workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ai-gateway-pack-'));
-    const [packed] = JSON.parse(npm(ROOT, 'pack', '--json', '--pack-destination', workDir)) as {
+    // The build above is what `prepack` would run again (its output would also mix into the JSON on stdout).
+    const [packed] = JSON.parse(npm(ROOT, 'pack', '--json', '--ignore-scripts', '--pack-destination', workDir)) as {
       filename: string;
       files: { path: string }[];
     }[];
