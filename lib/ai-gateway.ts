@@ -10,22 +10,22 @@ import {
   type ClientTrafficPolicySpec,
   type GatewayListener,
   type GatewaySpec,
-  type GlobalRateLimitRule,
   type SecurityPolicySpec,
   gatewayDuration,
 } from './crds';
 import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '../processor/src/config/schema';
 import { invalid } from './errors';
-import { ModelMatchIndex } from './model-match';
-import type { ProviderBackend } from './provider-backend';
-import { RoutePrecedenceIndex } from './route-precedence';
+import { GatewayModel, type BudgetScope } from './gateway-model';
 import { checkHostname, checkLabelName, defaultName, derivedName, resolveNamespace } from './names';
 import { Processor, type ProcessorOptions } from './processor';
+import type { IBudgetTarget } from './token-rate-limit';
 
 /** A Gateway that AIRoutes can attach to. */
 export interface IGatewayReference {
   readonly gatewayName: string;
   readonly gatewayNamespace: string;
+  /** @internal set by an AIGateway of this app: routes attaching to it share its processor and model. */
+  readonly _managed?: ManagedGateway;
 }
 
 /** A Gateway created elsewhere (not by an AIGateway in this app). */
@@ -234,27 +234,32 @@ export interface AIGatewayProps {
   readonly jwt?: JwtAuthenticationOptions;
 }
 
-/** What the gateway needs from the AIRoutes attached to it. */
-export interface AttachedRoute {
-  readonly node: { readonly path: string };
-  /** @internal the backends the route sends to. */
-  _backends(): readonly ProviderBackend[];
-}
-
-/** A gateway budget's client header, for checking routes that attach later. */
-export interface GatewayClientHeader {
-  readonly header: string;
-  /** Construct path of the budget. */
-  readonly owner: string;
+/**
+ * @internal What an AIGateway of this app shares with the AIRoutes attaching to it: read-only data, and the model
+ * the routes contribute their fragments to.
+ */
+export interface ManagedGateway {
+  /** Construct path of the AIGateway. */
+  readonly path: string;
+  readonly processor: Processor;
+  readonly model: GatewayModel;
+  readonly allowedRoutes: AllowedRoutes;
+  /** The listeners (name and hostname) routes attach to. */
+  readonly listeners: readonly { readonly name: string; readonly hostname?: string }[];
+  /** Headers the JWT authentication sets from claims (clients cannot set them). */
+  readonly claimHeaders: readonly string[];
 }
 
 /**
  * A Gateway for AI traffic on Envoy Gateway: the Gateway (and optionally its GatewayClass), a
  * ClientTrafficPolicy raising the request buffer limit, and the processor (ext_proc), which every AIRoute
  * enables on its own HTTPRoute (ordinary HTTPRoutes on the Gateway never reach it). Every token budget of the
- * gateway and of its AIRoutes goes into one BackendTrafficPolicy on the Gateway (see `_addBudget`).
+ * gateway and of its AIRoutes goes into one BackendTrafficPolicy on the Gateway (see `emitBudgetPolicy`).
+ *
+ * Routes and budgets never call into the gateway: they add read-only fragments to its model (`GatewayModel`),
+ * which the processor's config, its drain time and the budget policy read at synth.
  */
-export class AIGateway extends Construct implements IGatewayReference {
+export class AIGateway extends Construct implements IGatewayReference, IBudgetTarget {
   /** References a Gateway not managed by this app (routes attaching to it bring their own processor). */
   static fromGatewayName(name: string, namespace: string): IGatewayReference {
     return GatewayReference.fromName(name, namespace);
@@ -271,18 +276,11 @@ export class AIGateway extends Construct implements IGatewayReference {
   readonly gatewayClassName: string;
   readonly processor: Processor;
   readonly allowedRoutes: AllowedRoutes;
-  /** @internal model matches of all attached routes, for conflict checks */
-  readonly _modelIndex = new ModelMatchIndex();
-  /** @internal path matches of all attached routes, for route precedence checks */
-  readonly _routePrecedence = new RoutePrecedenceIndex();
-  /** @internal the listeners (name and hostname) routes attach to */
-  readonly _listeners: readonly { readonly name: string; readonly hostname?: string }[];
-  /** @internal headers the JWT authentication sets from claims (clients cannot set them) */
-  readonly _claimHeaders: readonly string[];
-  private readonly budgets: GlobalRateLimitRule[] = [];
-  private readonly clientHeaders: GatewayClientHeader[] = [];
-  private readonly routes: AttachedRoute[] = [];
-  private budgetPolicy?: ApiObject;
+  /** @internal what routes attaching to this gateway read, and the model they contribute to. */
+  readonly _managed: ManagedGateway;
+  /** @internal what a budget over this gateway reads, and the model it contributes to. */
+  readonly _budgetScope: BudgetScope;
+  private readonly model: GatewayModel;
 
   constructor(scope: Construct, id: string, props: AIGatewayProps = {}) {
     super(scope, id);
@@ -290,64 +288,101 @@ export class AIGateway extends Construct implements IGatewayReference {
     this.gatewayName = checkLabelName(this, 'name', props.name ?? defaultName(this), { startWithLetter: true });
     this.allowedRoutes = props.allowedRoutes ?? AllowedRoutes.sameNamespace();
     const envoyGatewayNamespace = checkLabelName(this, 'envoyGatewayNamespace', props.envoyGatewayNamespace ?? 'envoy-gateway-system');
-    const bufferLimit = props.requestBufferLimit ?? Size.mebibytes(50);
-    const bufferBytes = Math.round(bufferLimit.toKibibytes() * 1024);
-    if (!(bufferBytes >= 1024)) throw invalid(this, 'requestBufferLimit', `${bufferBytes} bytes`, 'must be at least 1 KiB');
-
+    const bufferBytes = this.requestBufferBytes(props.requestBufferLimit ?? Size.mebibytes(50));
     const gatewayClass = props.gatewayClass ?? GatewayClass.create(this.gatewayName);
     this.gatewayClassName = checkLabelName(this, 'gatewayClass', gatewayClass.name);
-    if (gatewayClass.emit) {
-      clusterScoped(
-        new ApiObject(this, 'GatewayClass', {
-          apiVersion: GATEWAY_API_VERSION,
-          kind: 'GatewayClass',
-          metadata: { name: this.gatewayClassName },
-          spec: { controllerName: 'gateway.envoyproxy.io/gatewayclass-controller' },
-        }),
-      );
-    }
 
+    if (gatewayClass.emit) this.emitGatewayClass();
+    const listeners = this.emitGateway(props);
+    const claimHeaders = props.jwt ? this.addJwtAuthentication(props.jwt) : [];
+    this.emitClientTrafficPolicy(bufferBytes, claimHeaders);
+    this.validateProcessorPlacement(props, gatewayClass);
+
+    this.model = new GatewayModel({ emitBudgetPolicy: () => this.emitBudgetPolicy() });
+    this.processor = this.addProcessor(props, envoyGatewayNamespace, bufferBytes);
+    this.processorServiceName = this.processor.serviceName;
+    this.configMapName = this.processor.configMapName;
+    this.serviceAccountName = this.processor.serviceAccountName;
+    this._managed = {
+      path: this.node.path,
+      processor: this.processor,
+      model: this.model,
+      allowedRoutes: this.allowedRoutes,
+      listeners: listeners.map((l) => ({ name: l.name, ...(l.hostname !== undefined ? { hostname: l.hostname } : {}) })),
+      claimHeaders,
+    };
+    this._budgetScope = { path: this.node.path, model: this.model, gateway: { path: this.node.path, claimHeaders } };
+  }
+
+  /** Whether the gateway or its routes have token budgets. */
+  get hasBudgets(): boolean {
+    return this.model.budgets.length > 0;
+  }
+
+  /** The request buffer limit in bytes. */
+  private requestBufferBytes(limit: Size): number {
+    const bufferBytes = Math.round(limit.toKibibytes() * 1024);
+    if (!(bufferBytes >= 1024)) throw invalid(this, 'requestBufferLimit', `${bufferBytes} bytes`, 'must be at least 1 KiB');
+    return bufferBytes;
+  }
+
+  private emitGatewayClass(): void {
+    clusterScoped(
+      new ApiObject(this, 'GatewayClass', {
+        apiVersion: GATEWAY_API_VERSION,
+        kind: 'GatewayClass',
+        metadata: { name: this.gatewayClassName },
+        spec: { controllerName: 'gateway.envoyproxy.io/gatewayclass-controller' },
+      }),
+    );
+  }
+
+  /** Emits the Gateway with its HTTP and HTTPS listeners; returns the listeners. */
+  private emitGateway(props: AIGatewayProps): GatewayListener[] {
     const listeners: GatewayListener[] = [];
     const allowed = this.allowedRoutes._toSpec();
     if (props.http?.enabled !== false) {
       const port = this.checkPort('http.port', props.http?.port ?? 80);
       listeners.push({ name: 'http', protocol: 'HTTP', port, ...this.listenerHostname('http.hostname', props.http?.hostname), allowedRoutes: allowed });
     }
-    if (props.https) {
-      const port = this.checkPort('https.port', props.https.port ?? 443);
-      if (props.https.certificateSecretNames.length === 0) {
-        throw invalid(this, 'https.certificateSecretNames', props.https.certificateSecretNames, 'needs at least one TLS Secret');
-      }
-      const certificateRefs = props.https.certificateSecretNames.map((name) => ({
-        kind: 'Secret' as const,
-        group: '' as const,
-        name: checkLabelName(this, 'https.certificateSecretNames', name),
-      }));
-      listeners.push({
-        name: 'https',
-        protocol: 'HTTPS',
-        port,
-        ...this.listenerHostname('https.hostname', props.https.hostname),
-        tls: { mode: 'Terminate', certificateRefs },
-        allowedRoutes: allowed,
-      });
-    }
+    if (props.https) listeners.push(this.httpsListener(props.https, allowed));
     if (listeners.length === 0) throw invalid(this, 'http.enabled', false, 'a gateway needs at least one listener; enable http or configure https');
     if (listeners.length === 2 && listeners[0].port === listeners[1].port) {
       throw invalid(this, 'https.port', listeners[1].port, 'is already used by the HTTP listener');
     }
-
-    this._listeners = listeners.map((l) => ({ name: l.name, ...(l.hostname !== undefined ? { hostname: l.hostname } : {}) }));
     customResource<GatewaySpec>(this, 'Gateway', GATEWAY_API_VERSION, 'Gateway', { name: this.gatewayName, namespace: this.gatewayNamespace }, {
       gatewayClassName: this.gatewayClassName,
       listeners,
     });
-    const gatewayRef = { group: GATEWAY_API_GROUP, kind: 'Gateway', name: this.gatewayName };
-    const claimHeaders = props.jwt ? this.addJwtAuthentication(props.jwt, gatewayRef) : [];
-    this._claimHeaders = claimHeaders;
-    // Headers only the gateway may set: the processor's routing headers (routes re-match and budgets select on
-    // them), and the JWT claim headers. Envoy's jwt_authn replaces claim headers itself; removing them first also
-    // covers the requests it lets through without a token.
+    return listeners;
+  }
+
+  private httpsListener(https: HttpsListenerOptions, allowedRoutes: GatewayListener['allowedRoutes']): GatewayListener {
+    const port = this.checkPort('https.port', https.port ?? 443);
+    if (https.certificateSecretNames.length === 0) {
+      throw invalid(this, 'https.certificateSecretNames', https.certificateSecretNames, 'needs at least one TLS Secret');
+    }
+    const certificateRefs = https.certificateSecretNames.map((name) => ({
+      kind: 'Secret' as const,
+      group: '' as const,
+      name: checkLabelName(this, 'https.certificateSecretNames', name),
+    }));
+    return {
+      name: 'https',
+      protocol: 'HTTPS',
+      port,
+      ...this.listenerHostname('https.hostname', https.hostname),
+      tls: { mode: 'Terminate', certificateRefs },
+      allowedRoutes,
+    };
+  }
+
+  /**
+   * Raises Envoy's request buffer limit and strips the headers only the gateway may set: the processor's routing
+   * headers (routes re-match and budgets select on them), and the JWT claim headers. Envoy's jwt_authn replaces
+   * claim headers itself; removing them first also covers the requests it lets through without a token.
+   */
+  private emitClientTrafficPolicy(bufferBytes: number, claimHeaders: readonly string[]): void {
     const spoofable = [...new Set([BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER, ...claimHeaders])];
     customResource<ClientTrafficPolicySpec>(
       this,
@@ -356,12 +391,15 @@ export class AIGateway extends Construct implements IGatewayReference {
       'ClientTrafficPolicy',
       { name: derivedName([this.gatewayName, 'client']), namespace: this.gatewayNamespace },
       {
-        targetRefs: [gatewayRef],
+        targetRefs: [this.gatewayRef()],
         connection: { bufferLimit: byteQuantity(bufferBytes) },
         headers: { earlyRequestHeaders: { remove: spoofable } },
       },
     );
+  }
 
+  /** Checks that the processor can reach the proxies where Envoy Gateway runs them. */
+  private validateProcessorPlacement(props: AIGatewayProps, gatewayClass: GatewayClass): void {
     const deployMode = props.processor?.proxyDeployMode;
     if (deployMode?._kind === 'MergedGateways' && gatewayClass.emit) {
       throw invalid(
@@ -380,8 +418,10 @@ export class AIGateway extends Construct implements IGatewayReference {
       );
     }
     if (props.proxyDrainTimeout !== undefined) gatewayDuration(this, 'proxyDrainTimeout', props.proxyDrainTimeout);
+  }
 
-    this.processor = new Processor(this, 'Processor', {
+  private addProcessor(props: AIGatewayProps, envoyGatewayNamespace: string, bufferBytes: number): Processor {
+    return new Processor(this, 'Processor', {
       ...props.processor,
       baseName: this.gatewayName,
       namespace: this.gatewayNamespace,
@@ -389,62 +429,20 @@ export class AIGateway extends Construct implements IGatewayReference {
       envoyGatewayNamespace,
       maxRequestBodyBytes: bufferBytes,
       proxyDrainTimeout: props.proxyDrainTimeout,
+      model: this.model,
     });
-    this.processorServiceName = this.processor.serviceName;
-    this.configMapName = this.processor.configMapName;
-    this.serviceAccountName = this.processor.serviceAccountName;
-  }
-
-  /** Whether the gateway or its routes have token budgets. */
-  get hasBudgets(): boolean {
-    return this.budgets.length > 0;
-  }
-
-  /** @internal the number of budgets of the gateway and its routes (rules of the gateway's one policy). */
-  get _budgetCount(): number {
-    return this.budgets.length;
-  }
-
-  /** @internal whether the gateway has its own BackendTrafficPolicy (route policies then merge into it). */
-  get _hasTrafficPolicy(): boolean {
-    return this.budgetPolicy !== undefined;
-  }
-
-  /** @internal the AIRoutes attached so far. */
-  get _routes(): readonly AttachedRoute[] {
-    return this.routes;
-  }
-
-  /** @internal the client headers of the gateway's budgets. */
-  get _clientHeaders(): readonly GatewayClientHeader[] {
-    return this.clientHeaders;
-  }
-
-  /** @internal registers an AIRoute attached to this gateway. */
-  _attachRoute(route: AttachedRoute): void {
-    this.routes.push(route);
-  }
-
-  /** @internal a header every request through this gateway must carry. */
-  _requireHeader(header: string): void {
-    this.processor.requireHeader(header);
-  }
-
-  /** @internal records the client header of a gateway budget. */
-  _addClientHeader(header: GatewayClientHeader): void {
-    this.clientHeaders.push(header);
   }
 
   /**
-   * @internal adds a budget of the gateway or of one of its AIRoutes. All of them live in the gateway's single
-   * BackendTrafficPolicy as `shared` rules, told apart by their selectors on the route header the processor sets.
-   * One list keeps every rule's name and descriptor index the same on every Envoy route: Envoy Gateway numbers the
-   * rules of a route's merged policy (route rules first), so a gateway rule merged behind route rules would
-   * get another bucket on each route with a different number of route budgets.
+   * Emits the BackendTrafficPolicy on the Gateway that holds every budget of the gateway and of its AIRoutes (the
+   * model's budgets, read at synth), with the first budget. All of them are `shared` rules, told apart by their
+   * selectors on the route header the processor sets. One list keeps every rule's name and descriptor index the
+   * same on every Envoy route: Envoy Gateway numbers the rules of a route's merged policy (route rules first), so
+   * a gateway rule merged behind route rules would get another bucket on each route with a different number of
+   * route budgets.
    */
-  _addBudget(rule: GlobalRateLimitRule): void {
-    this.budgets.push(rule);
-    this.budgetPolicy ??= customResource<BackendTrafficPolicySpec>(
+  private emitBudgetPolicy(): void {
+    customResource<BackendTrafficPolicySpec>(
       this,
       'BudgetPolicy',
       ENVOY_GATEWAY_API_VERSION,
@@ -452,13 +450,17 @@ export class AIGateway extends Construct implements IGatewayReference {
       { name: derivedName([this.gatewayName, 'budgets']), namespace: this.gatewayNamespace },
       () => ({
         targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'Gateway', name: this.gatewayName }],
-        rateLimit: { type: 'Global', global: { rules: [...this.budgets] } },
+        rateLimit: { type: 'Global', global: { rules: this.model.budgets.map((budget) => budget.rule) } },
       }),
     );
   }
 
+  private gatewayRef(): { group: string; kind: string; name: string } {
+    return { group: GATEWAY_API_GROUP, kind: 'Gateway', name: this.gatewayName };
+  }
+
   /** Emits the SecurityPolicy; returns the headers claims are copied into. */
-  private addJwtAuthentication(jwt: JwtAuthenticationOptions, gatewayRef: { group: string; kind: string; name: string }): string[] {
+  private addJwtAuthentication(jwt: JwtAuthenticationOptions): string[] {
     let uri: URL | undefined;
     try {
       uri = new URL(jwt.jwksUri);
@@ -482,7 +484,7 @@ export class AIGateway extends Construct implements IGatewayReference {
       'SecurityPolicy',
       { name: derivedName([this.gatewayName, 'jwt']), namespace: this.gatewayNamespace },
       {
-        targetRefs: [gatewayRef],
+        targetRefs: [this.gatewayRef()],
         jwt: {
           providers: [
             {

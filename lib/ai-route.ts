@@ -6,13 +6,11 @@ import {
   PASSTHROUGH_METHODS,
   PASSTHROUGH_SCHEMAS,
   passthroughPathProblem,
-  type BackendConfig,
   type PassthroughEndpoint as PassthroughEndpointConfig,
   type PassthroughMethod,
-  type RouteConfig,
   type RouteEndpoint,
 } from '../processor/src/config/schema';
-import { AIGateway, type AttachedRoute, type IGatewayReference } from './ai-gateway';
+import type { IGatewayReference, ManagedGateway } from './ai-gateway';
 import {
   ENVOY_GATEWAY_API_VERSION,
   ENVOY_GATEWAY_GROUP,
@@ -21,18 +19,19 @@ import {
   customResource,
   gatewayDuration,
   type BackendTrafficPolicySpec,
-  type GlobalRateLimitRule,
   type HTTPRouteFilterSpec,
   type HTTPRouteRule,
   type HTTPRouteSpec,
   type RetrySpec,
 } from './crds';
 import { invalid } from './errors';
+import { GatewayModel, type BudgetScope, type RouteFragment } from './gateway-model';
 import { ModelMatch, ModelMatchIndex } from './model-match';
 import { MAX_SUBDOMAIN_LENGTH, checkHostname, checkLabelName, defaultName, derivedName, isCleanPathPrefix, resolveNamespace, shortHash } from './names';
 import { Processor, type ProcessorOptions } from './processor';
 import { ProviderBackend } from './provider-backend';
 import { RoutePrecedenceIndex, foreignGatewayIndex, virtualHostsOf, type IndexedRoute } from './route-precedence';
+import type { IBudgetTarget } from './token-rate-limit';
 
 /**
  * HTTPRoute allows 16 rules; one is the catch-all 404. Each backend rule has at most 4 matches (two endpoint
@@ -201,21 +200,26 @@ const DEFAULT_RETRY_STATUS = [502, 503, 504];
  * - a BackendTrafficPolicy for its retries, and for its budgets on a Gateway not managed by an AIGateway (an
  *   AIGateway keeps every budget in its own policy).
  */
-export class AIRoute extends Construct implements AttachedRoute {
+export class AIRoute extends Construct implements IBudgetTarget {
   readonly routeName: string;
   readonly namespace: string;
   /** The gateway this route attaches to. */
   readonly gateway: IGatewayReference;
   /** The processor serving this route (the AIGateway's, or the route's own for an existing Gateway). */
   readonly processor: Processor;
+  /** @internal what a budget over this route reads, and the model it contributes to. */
+  readonly _budgetScope: BudgetScope;
   private readonly rules: readonly AIRouteRule[];
   private readonly endpoints: RouteEndpoint[];
   private readonly hostnames: string[];
-  private readonly requiredHeaders: Set<string>;
+  private readonly requiredHeaders: readonly string[];
   private readonly passthroughEndpoints: PassthroughEndpointConfig[];
   private readonly entries = new Map<ProviderBackend, BackendEntry>();
-  private readonly budgets: GlobalRateLimitRule[] = [];
   private readonly retry?: RetrySpec;
+  /** The AIGateway of this app the route attaches to, if it is one. */
+  private readonly managed?: ManagedGateway;
+  /** The model of the route's processor: the AIGateway's, or the route's own. */
+  private readonly model: GatewayModel;
   private trafficPolicy?: ApiObject;
 
   constructor(scope: Construct, id: string, props: AIRouteProps) {
@@ -224,51 +228,86 @@ export class AIRoute extends Construct implements AttachedRoute {
     this.routeName = checkLabelName(this, 'name', props.name ?? defaultName(this));
     this.gateway = props.gateway;
     this.rules = props.rules;
+    this.managed = props.gateway._managed;
     checkLabelName(this, 'gateway.gatewayName', props.gateway.gatewayName);
     checkLabelName(this, 'gateway.gatewayNamespace', props.gateway.gatewayNamespace);
-
-    this.endpoints = [{ api: 'OpenAI', pathPrefix: this.checkPathPrefix('pathPrefix', props.pathPrefix ?? '/v1') }];
-    if (props.anthropicPathPrefix !== undefined) {
-      const prefix = this.checkPathPrefix('anthropicPathPrefix', props.anthropicPathPrefix);
-      if (prefix === this.endpoints[0].pathPrefix) throw invalid(this, 'anthropicPathPrefix', prefix, 'must differ from pathPrefix');
-      this.endpoints.push({ api: 'Anthropic', pathPrefix: prefix });
-    }
+    this.endpoints = this.checkEndpoints(props);
     this.hostnames = this.checkHostnames(props.hostnames ?? []);
-    this.requiredHeaders = new Set((props.requiredHeaders ?? []).map((h) => this.checkHeader('requiredHeaders', h)));
+    this.requiredHeaders = [...new Set((props.requiredHeaders ?? []).map((h) => this.checkHeader('requiredHeaders', h)))];
     const requestTimeout = gatewayDuration(this, 'requestTimeout', props.requestTimeout ?? Duration.seconds(60));
     this.retry = props.retry ? this.retrySpec(props.retry) : undefined;
-
     this.validateRules();
     this.passthroughEndpoints = this.checkPassthroughEndpoints(props.passthroughEndpoints ?? []);
+    this.validateGatewayProps(props);
 
-    if (props.gateway instanceof AIGateway) {
-      const gateway = props.gateway;
-      const admitted = gateway.allowedRoutes._admits(this.namespace, gateway.gatewayNamespace);
-      if (admitted === false) {
-        throw invalid(
-          this,
-          'namespace',
-          this.namespace,
-          `the gateway "${gateway.gatewayNamespace}/${gateway.gatewayName}" does not admit routes from this namespace; widen its allowedRoutes`,
-        );
-      }
-      if (props.processor !== undefined || props.envoyGatewayNamespace !== undefined || props.maxRequestBodyBytes !== undefined) {
-        throw invalid(this, 'processor', props.processor ?? props.envoyGatewayNamespace ?? props.maxRequestBodyBytes, 'only applies to routes on a Gateway not managed by an AIGateway; configure the AIGateway instead');
-      }
-      this.processor = gateway.processor;
-    } else {
-      this.processor = new Processor(this, 'Processor', {
-        ...props.processor,
-        baseName: this.routeName,
-        namespace: this.namespace,
-        gateway: { name: props.gateway.gatewayName, namespace: props.gateway.gatewayNamespace },
-        envoyGatewayNamespace: checkLabelName(this, 'envoyGatewayNamespace', props.envoyGatewayNamespace ?? 'envoy-gateway-system'),
-        maxRequestBodyBytes: props.maxRequestBodyBytes ?? 50 * 1024 * 1024,
-      });
-    }
-
+    this.model = this.managed?.model ?? new GatewayModel({ emitBudgetPolicy: () => this.ensureTrafficPolicy() });
+    this.processor = this.managed?.processor ?? this.addOwnProcessor(props);
     this.rules.forEach((rule, r) => rule.backends.forEach((ref, b) => this.entryFor(ref.backend, `rules[${r}].backends[${b}].backend`)));
-    // Validate everything before registering anywhere, so a failed route leaves the gateway untouched.
+    // Check everything against the processor and the other routes before emitting or contributing anything, so a
+    // failed route leaves the gateway untouched.
+    const secrets = this.credentialSecrets();
+    this.checkAgainstOtherRoutes();
+
+    this.processor.attachRoute(this, this.routeName, this.namespace);
+    for (const entry of this.entries.values()) entry.backend._grantAccessFrom(this.namespace);
+    for (const secret of secrets) this.processor.mountSecret(secret.backend, secret.name, secret.namespace);
+    this.emitHttpRoute(props.gateway, requestTimeout);
+    if (this.retry) this.ensureTrafficPolicy();
+
+    const fragment = this.fragment();
+    this.model.addRoute(fragment);
+    this._budgetScope = {
+      path: this.node.path,
+      model: this.model,
+      route: { configName: fragment.route.name, fragment },
+      ...(this.managed ? { gateway: { path: this.managed.path, claimHeaders: this.managed.claimHeaders } } : {}),
+    };
+  }
+
+  /** The client API endpoints: OpenAI at `pathPrefix`, and Anthropic at `anthropicPathPrefix` if set. */
+  private checkEndpoints(props: AIRouteProps): RouteEndpoint[] {
+    const endpoints: RouteEndpoint[] = [{ api: 'OpenAI', pathPrefix: this.checkPathPrefix('pathPrefix', props.pathPrefix ?? '/v1') }];
+    if (props.anthropicPathPrefix !== undefined) {
+      const prefix = this.checkPathPrefix('anthropicPathPrefix', props.anthropicPathPrefix);
+      if (prefix === endpoints[0].pathPrefix) throw invalid(this, 'anthropicPathPrefix', prefix, 'must differ from pathPrefix');
+      endpoints.push({ api: 'Anthropic', pathPrefix: prefix });
+    }
+    return endpoints;
+  }
+
+  /** On an AIGateway: the gateway must admit the route's namespace, and the processor props belong to the gateway. */
+  private validateGatewayProps(props: AIRouteProps): void {
+    const gateway = this.managed;
+    if (!gateway) return;
+    const admitted = gateway.allowedRoutes._admits(this.namespace, props.gateway.gatewayNamespace);
+    if (admitted === false) {
+      throw invalid(
+        this,
+        'namespace',
+        this.namespace,
+        `the gateway "${props.gateway.gatewayNamespace}/${props.gateway.gatewayName}" does not admit routes from this namespace; widen its allowedRoutes`,
+      );
+    }
+    if (props.processor !== undefined || props.envoyGatewayNamespace !== undefined || props.maxRequestBodyBytes !== undefined) {
+      throw invalid(this, 'processor', props.processor ?? props.envoyGatewayNamespace ?? props.maxRequestBodyBytes, 'only applies to routes on a Gateway not managed by an AIGateway; configure the AIGateway instead');
+    }
+  }
+
+  /** The route's own processor, for a Gateway not managed by an AIGateway. */
+  private addOwnProcessor(props: AIRouteProps): Processor {
+    return new Processor(this, 'Processor', {
+      ...props.processor,
+      baseName: this.routeName,
+      namespace: this.namespace,
+      gateway: { name: props.gateway.gatewayName, namespace: props.gateway.gatewayNamespace },
+      envoyGatewayNamespace: checkLabelName(this, 'envoyGatewayNamespace', props.envoyGatewayNamespace ?? 'envoy-gateway-system'),
+      maxRequestBodyBytes: props.maxRequestBodyBytes ?? 50 * 1024 * 1024,
+      model: this.model,
+    });
+  }
+
+  /** The credential Secrets of the backends, checked to be where the processor can mount them. */
+  private credentialSecrets(): { backend: ProviderBackend; name: string; namespace: string }[] {
     const secrets = [...this.entries.values()].flatMap((entry) =>
       (entry.backend.credentials?.secrets ?? []).map((secret) => ({
         backend: entry.backend,
@@ -277,19 +316,25 @@ export class AIRoute extends Construct implements AttachedRoute {
       })),
     );
     for (const secret of secrets) this.processor.checkSecretNamespace(secret.backend, secret.name, secret.namespace);
-    if (props.gateway instanceof AIGateway) this.checkBackendHeaders(props.gateway);
-    const precedenceIndex =
-      props.gateway instanceof AIGateway ? props.gateway._routePrecedence : foreignGatewayIndex(this, props.gateway.gatewayNamespace, props.gateway.gatewayName);
-    const precedence = this.precedenceEntry(props.gateway instanceof AIGateway ? props.gateway._listeners : [{ name: '*' }]);
+    return secrets;
+  }
+
+  /**
+   * Checks the route against the other routes of the gateway (backend headers the gateway budgets count clients
+   * by, path precedence, overlapping models), then records its paths and models for the routes that follow.
+   */
+  private checkAgainstOtherRoutes(): void {
+    const gateway = this.managed;
+    if (gateway) this.checkBackendHeaders(gateway.model);
+    const precedenceIndex = gateway ? gateway.model.precedence : foreignGatewayIndex(this, this.gateway.gatewayNamespace, this.gateway.gatewayName);
+    const precedence = this.precedenceEntry(gateway ? gateway.listeners : [{ name: '*' }]);
     this.checkPrecedence(precedenceIndex, precedence);
-    this.indexModels(props.gateway instanceof AIGateway ? props.gateway._modelIndex : new ModelMatchIndex());
+    this.indexModels(this.model.modelMatches);
     precedenceIndex.add(precedence);
+  }
 
-    this.processor.addRoute(this);
-    this.processor.attachRoute(this, this.routeName, this.namespace);
-    for (const entry of this.entries.values()) entry.backend._grantAccessFrom(this.namespace);
-    for (const secret of secrets) this.processor.mountSecret(secret.backend, secret.name, secret.namespace);
-
+  /** Emits the HTTPRoute (one rule per backend, then the catch-all 404) and the filter of its 404 answer. */
+  private emitHttpRoute(gateway: IGatewayReference, requestTimeout: string): void {
     const notFoundFilter = derivedName([this.routeName, 'not-found']);
     customResource<HTTPRouteFilterSpec>(this, 'NotFound', ENVOY_GATEWAY_API_VERSION, 'HTTPRouteFilter', { name: notFoundFilter, namespace: this.namespace }, {
       directResponse: {
@@ -307,8 +352,23 @@ export class AIRoute extends Construct implements AttachedRoute {
         },
       },
     });
+    const parentNamespace = gateway.gatewayNamespace === this.namespace ? undefined : gateway.gatewayNamespace;
+    customResource<HTTPRouteSpec>(this, 'HTTPRoute', GATEWAY_API_VERSION, 'HTTPRoute', { name: this.routeName, namespace: this.namespace }, {
+      parentRefs: [{ group: GATEWAY_API_GROUP, kind: 'Gateway', name: gateway.gatewayName, namespace: parentNamespace }],
+      hostnames: this.hostnames.length > 0 ? this.hostnames : undefined,
+      rules: [
+        ...[...this.entries.values()].map((entry) => this.backendRule(entry, requestTimeout)),
+        {
+          matches: this.endpoints.map((endpoint) => ({ path: { type: 'PathPrefix' as const, value: endpoint.pathPrefix } })),
+          filters: [{ type: 'ExtensionRef', extensionRef: { group: ENVOY_GATEWAY_GROUP, kind: 'HTTPRouteFilter', name: notFoundFilter } }],
+        },
+      ],
+    });
+  }
 
-    const backendRules: HTTPRouteRule[] = [...this.entries.values()].map((entry) => ({
+  /** The HTTPRoute rule of one backend: matched by the backend header the processor sets. */
+  private backendRule(entry: BackendEntry, requestTimeout: string): HTTPRouteRule {
+    return {
       matches: this.backendMatchPrefixes(entry.backend).map((prefix) => ({
         path: { type: 'PathPrefix' as const, value: prefix },
         headers: [{ type: 'Exact' as const, name: BACKEND_HEADER, value: entry.name }],
@@ -323,74 +383,41 @@ export class AIRoute extends Construct implements AttachedRoute {
       ],
       backendRefs: [entry.backend._backendRef(this.namespace)],
       timeouts: { request: requestTimeout },
-    }));
-    const parentNamespace = props.gateway.gatewayNamespace === this.namespace ? undefined : props.gateway.gatewayNamespace;
-    customResource<HTTPRouteSpec>(this, 'HTTPRoute', GATEWAY_API_VERSION, 'HTTPRoute', { name: this.routeName, namespace: this.namespace }, {
-      parentRefs: [{ group: GATEWAY_API_GROUP, kind: 'Gateway', name: props.gateway.gatewayName, namespace: parentNamespace }],
-      hostnames: this.hostnames.length > 0 ? this.hostnames : undefined,
-      rules: [
-        ...backendRules,
-        {
-          matches: this.endpoints.map((endpoint) => ({ path: { type: 'PathPrefix' as const, value: endpoint.pathPrefix } })),
-          filters: [{ type: 'ExtensionRef', extensionRef: { group: ENVOY_GATEWAY_GROUP, kind: 'HTTPRouteFilter', name: notFoundFilter } }],
-        },
-      ],
-    });
-    if (this.retry) this.ensureTrafficPolicy();
-    if (props.gateway instanceof AIGateway) props.gateway._attachRoute(this);
+    };
+  }
+
+  /** What the route contributes to its processor's model: its config entry, its backends', their header mutations. */
+  private fragment(): RouteFragment {
+    const entries = [...this.entries.values()];
+    return {
+      scope: this,
+      name: this.routeName,
+      namespace: this.namespace,
+      route: {
+        name: `${this.namespace}/${this.routeName}`,
+        endpoints: this.endpoints,
+        hostnames: this.hostnames,
+        rules: this.rules.map((rule) => ({
+          models: rule.models.map((m) => m._toConfig()),
+          backends: rule.backends.map((ref) => ({
+            backend: this.entries.get(ref.backend)!.name,
+            weight: ref.weight ?? 1,
+            priority: ref.priority ?? 0,
+            ...(ref.modelNameOverride !== undefined ? { modelNameOverride: ref.modelNameOverride } : {}),
+          })),
+        })),
+        requiredHeaders: [...this.requiredHeaders].sort(),
+        ...(this.passthroughEndpoints.length > 0 ? { passthroughEndpoints: this.passthroughEndpoints } : {}),
+      },
+      backends: entries.map((entry) => entry.backend._toConfig(entry.name)),
+      mutatedHeaders: entries.map((entry) => ({ backendName: entry.backend.backendName, headers: entry.backend._mutatedHeaders })),
+    };
   }
 
   /**
-   * @internal adds a budget of this route to the route's own BackendTrafficPolicy; only for a Gateway not managed
-   * by an AIGateway (an AIGateway keeps its routes' budgets in its own policy).
+   * The route's BackendTrafficPolicy: its retries, and on a Gateway not managed by an AIGateway its budgets (the
+   * budgets of its own model, read at synth). Emitted with the retries or the first budget.
    */
-  _addBudget(rule: GlobalRateLimitRule): void {
-    this.budgets.push(rule);
-    this.ensureTrafficPolicy();
-  }
-
-  /** @internal the number of budgets in the route's own policy (a Gateway not managed by an AIGateway). */
-  get _budgetCount(): number {
-    return this.budgets.length;
-  }
-
-  /** @internal the route's name in the processor config, which the processor sends in `x-ai-gateway-route`. */
-  get _configName(): string {
-    return `${this.namespace}/${this.routeName}`;
-  }
-
-  /** @internal the distinct backends of this route. */
-  _backends(): readonly ProviderBackend[] {
-    return [...this.entries.keys()];
-  }
-
-  /** @internal a header every request of this route must carry. */
-  _requireHeader(header: string): void {
-    this.requiredHeaders.add(header);
-    this.processor.configChanged();
-  }
-
-  /** @internal */
-  _processorConfig(): { route: RouteConfig; backends: BackendConfig[] } {
-    const route: RouteConfig = {
-      name: this._configName,
-      endpoints: this.endpoints,
-      hostnames: this.hostnames,
-      rules: this.rules.map((rule) => ({
-        models: rule.models.map((m) => m._toConfig()),
-        backends: rule.backends.map((ref) => ({
-          backend: this.entries.get(ref.backend)!.name,
-          weight: ref.weight ?? 1,
-          priority: ref.priority ?? 0,
-          ...(ref.modelNameOverride !== undefined ? { modelNameOverride: ref.modelNameOverride } : {}),
-        })),
-      })),
-      requiredHeaders: [...this.requiredHeaders].sort(),
-      ...(this.passthroughEndpoints.length > 0 ? { passthroughEndpoints: this.passthroughEndpoints } : {}),
-    };
-    return { route, backends: [...this.entries.values()].map((entry) => entry.backend._toConfig(entry.name)) };
-  }
-
   private ensureTrafficPolicy(): void {
     this.trafficPolicy ??= customResource<BackendTrafficPolicySpec>(
       this,
@@ -399,12 +426,11 @@ export class AIRoute extends Construct implements AttachedRoute {
       'BackendTrafficPolicy',
       { name: this.routeName, namespace: this.namespace },
       () => {
-        const gateway = this.gateway;
         // A route policy replaces the gateway's unless it merges into it. Merging a policy without rate limits keeps
         // the gateway's rules as they are (names and descriptors), so the budgets count here as everywhere. A
         // Gateway we do not manage may carry a policy we cannot see: merge into it too.
-        const merge = gateway instanceof AIGateway ? gateway._hasTrafficPolicy : true;
-        const rules = this.budgets;
+        const merge = this.managed ? this.managed.model.budgets.length > 0 : true;
+        const rules = this.managed ? [] : this.model.budgets.map((budget) => budget.rule);
         return {
           targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: this.routeName }],
           ...(merge ? { mergeType: 'StrategicMerge' as const } : {}),
@@ -486,10 +512,11 @@ export class AIRoute extends Construct implements AttachedRoute {
   }
 
   /** Throws if a backend's header mutation changes a header a gateway budget identifies clients by. */
-  private checkBackendHeaders(gateway: AIGateway): void {
+  private checkBackendHeaders(model: GatewayModel): void {
+    const clientHeaders = model.gatewayClientHeaders();
     for (const entry of this.entries.values()) {
       for (const header of entry.backend._mutatedHeaders) {
-        const budget = gateway._clientHeaders.find((h) => h.header === header);
+        const budget = clientHeaders.find((h) => h.header === header);
         if (budget) {
           throw invalid(
             this,

@@ -7,10 +7,7 @@ import {
   METADATA_NAMESPACE,
   ProcessorConfigError,
   parseProcessorConfig,
-  type BackendConfig,
-  type CostConfig,
   type ProcessorConfig,
-  type RouteConfig,
 } from '../processor/src/config/schema';
 import {
   ENVOY_GATEWAY_API_VERSION,
@@ -23,6 +20,7 @@ import {
   type ReferenceGrantSpec,
 } from './crds';
 import { AIGatewayValidationError, invalid } from './errors';
+import { GatewayModel } from './gateway-model';
 import { derivedName, shortHash } from './names';
 import { ProcessorImage } from './processor-image';
 
@@ -203,14 +201,6 @@ export interface ProcessorOptions {
   readonly proxyDeployMode?: ProxyDeployMode;
 }
 
-/** One route's contribution to a processor config. */
-export interface ProcessorRouteSource {
-  /** Construct path for error messages. */
-  readonly node: { readonly path: string };
-  /** @internal */
-  _processorConfig(): { route: RouteConfig; backends: BackendConfig[] };
-}
-
 export interface ProcessorProps extends ProcessorOptions {
   /** Stem of the generated object names. */
   readonly baseName: string;
@@ -227,6 +217,11 @@ export interface ProcessorProps extends ProcessorOptions {
   readonly proxyDrainTimeout?: Duration;
   /** Largest request body the processor accepts (the gateway's buffer limit). */
   readonly maxRequestBodyBytes: number;
+  /**
+   * The routes and budgets the processor serves, which its owner's routes and budgets contribute to.
+   * @default - a model of its own, with no routes
+   */
+  readonly model?: GatewayModel;
 }
 
 /**
@@ -242,65 +237,198 @@ export class Processor extends Construct {
   readonly serviceAccountName: string;
   readonly namespace: string;
   readonly deployment: kplus.Deployment;
-  private readonly routes: ProcessorRouteSource[] = [];
-  private readonly costs = new Map<string, CostConfig>();
-  private readonly requiredHeaders = new Set<string>();
+  /** @internal the routes and budgets this processor serves: its config and drain time are built from them at synth. */
+  readonly _model: GatewayModel;
   private readonly mountedSecrets = new Set<string>();
-  private readonly grantedNamespaces = new Set<string>();
-  /** Where each attached route's HTTPRoute (and retry policy) is emitted, for the timeouts. */
-  private readonly attachedRoutes: { scope: IConstruct; name: string; namespace: string }[] = [];
-  /** `shutdown()` of the attached routes, computed once per change (synth reads it twice). */
-  private shutdownCache?: ProcessorShutdown;
   private readonly labels: Record<string, string>;
   private readonly messageTimeout: string;
   private readonly container: kplus.Container;
   private readonly props: ProcessorProps;
-  private renderedJson?: string;
+  /** Values derived from the model, for the model revision they were derived at (synth reads each twice). */
+  private rendered?: { readonly revision: number; readonly json: string };
+  private derivedShutdown?: { readonly revision: number; readonly shutdown: ProcessorShutdown };
 
   constructor(scope: Construct, id: string, props: ProcessorProps) {
     super(scope, id);
     this.props = props;
+    this._model = props.model ?? new GatewayModel();
     this.namespace = props.namespace;
-    const name = derivedName([props.baseName, 'processor']);
-    if (!/^[a-z]/.test(name)) {
-      throw invalid(this, 'name', props.baseName, `the processor Service would be named "${name}", but Service names must start with a letter`);
-    }
+    const name = this.objectName(props.baseName);
     this.serviceName = name;
     this.configMapName = derivedName([props.baseName, 'processor-config']);
     this.serviceAccountName = name;
-    const replicas = props.replicas ?? 2;
-    if (!Number.isInteger(replicas) || replicas < 1) throw invalid(this, 'processor.replicas', replicas, 'must be a positive integer');
-    const labels = { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': name };
-    this.labels = labels;
+    this.labels = { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': name };
+    this.validate(props);
     this.messageTimeout = gatewayDuration(this, 'processor.messageTimeout', props.messageTimeout ?? Duration.seconds(10));
 
+    const configMap = this.emitConfigMap();
+    this.deployment = this.emitDeployment(name, this.emitServiceAccount(props.serviceAccountAnnotations));
+    this.container = this.addProcessorContainer(props);
+    this.mountVolumes(configMap, props.imagePullSecrets ?? []);
+    this.emitService();
+    this.emitDisruptionBudget(name);
+    this.emitNetworkPolicy(name, props);
+  }
+
+  /**
+   * Enables the processor on the HTTPRoute `routeName` in `routeNamespace`: an EnvoyExtensionPolicy beside the
+   * route (policies target objects of their own namespace) and, for a route in another namespace, the
+   * ReferenceGrant that lets policies there use this processor's Service. Emits objects only: what the route
+   * serves reaches the processor through its model.
+   */
+  attachRoute(scope: Construct, routeName: string, routeNamespace: string): void {
+    customResource<EnvoyExtensionPolicySpec>(
+      scope,
+      'ExtensionPolicy',
+      ENVOY_GATEWAY_API_VERSION,
+      'EnvoyExtensionPolicy',
+      { name: derivedName([routeName, 'processor']), namespace: routeNamespace, labels: this.labels },
+      {
+        targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: routeName }],
+        extProc: [
+          {
+            backendRefs: [{ name: this.serviceName, namespace: routeNamespace === this.namespace ? undefined : this.namespace, port: PROCESSOR_GRPC_PORT }],
+            // `response.code_details` tells the processor a backend's answer (`via_upstream`) from Envoy's own local
+            // replies (no route after the re-match, a rate limit, an upstream failure), which it must not translate.
+            processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered', attributes: [RESPONSE_CODE_DETAILS_ATTRIBUTE] }, allowModeOverride: true },
+            messageTimeout: this.messageTimeout,
+            failOpen: false,
+            metadata: { writableNamespaces: [METADATA_NAMESPACE] },
+          },
+        ],
+      },
+    );
+    this.grantServiceTo(routeNamespace);
+  }
+
+  /**
+   * How the processor pods shut down, derived from the routes in its model so far (the manifests use the final
+   * routes): after SIGTERM a pod keeps serving for `delayMs`, then lets in-flight streams run for `drainTimeoutMs`,
+   * which is the longest request any route allows (Envoy's route timeout, which covers retries), rounded up to
+   * whole seconds and at least 25 s.
+   */
+  shutdown(): ProcessorShutdown {
+    const revision = this._model.revision;
+    if (this.derivedShutdown?.revision !== revision) this.derivedShutdown = { revision, shutdown: this.deriveShutdown() };
+    return this.derivedShutdown.shutdown;
+  }
+
+  /** The `config.json` document, compact (rendered once per revision of the model). */
+  configJson(): string {
+    const revision = this._model.revision;
+    if (this.rendered?.revision !== revision) this.rendered = { revision, json: this.renderJson() };
+    return this.rendered.json;
+  }
+
+  /**
+   * Mounts a credential Secret read-only at `<secrets-dir>/<secret-name>`. The Secret must live in the
+   * processor's namespace: pods cannot mount Secrets of other namespaces.
+   */
+  mountSecret(user: Construct, secretName: string, secretNamespace: string): void {
+    this.checkSecretNamespace(user, secretName, secretNamespace);
+    if (this.mountedSecrets.has(secretName)) return;
+    this.mountedSecrets.add(secretName);
+    const volume = kplus.Volume.fromSecret(
+      this,
+      `Secret-${secretName}`,
+      kplus.Secret.fromSecretName(this, `SecretRef-${secretName}`, secretName),
+      { name: derivedName(['secret', secretName]) },
+    );
+    this.container.mount(`${SECRETS_DIR}/${secretName}`, volume, { readOnly: true });
+  }
+
+  /** Throws unless the Secret is in the processor's namespace (the only Secrets its pods can mount). */
+  checkSecretNamespace(user: Construct, secretName: string, secretNamespace: string): void {
+    if (secretNamespace !== this.namespace) {
+      throw invalid(
+        user,
+        'credentials.namespace',
+        secretNamespace,
+        `Secret "${secretName}" must be in namespace "${this.namespace}" where the processor runs (pods cannot mount Secrets of other namespaces); create it there`,
+      );
+    }
+  }
+
+  /**
+   * The processor config as it will be written to the ConfigMap (validated with the processor's own schema): the
+   * routes and backends its routes contributed, each route requiring the client headers of the budgets over it,
+   * and the costs of every budget.
+   */
+  renderConfig(): ProcessorConfig {
+    const model = this._model;
+    const document: ProcessorConfig = {
+      version: CONFIG_VERSION,
+      maxRequestBodyBytes: this.props.maxRequestBodyBytes,
+      backends: model.routes.flatMap((fragment) => fragment.backends),
+      routes: model.routes.map((fragment) => ({ ...fragment.route, requiredHeaders: model.requiredHeaders(fragment) })),
+      costs: model.costConfigs(),
+      circuitBreaker: {
+        failureThreshold: this.props.circuitBreakerFailureThreshold ?? 5,
+        openDurationMs: (this.props.circuitBreakerOpenDuration ?? Duration.seconds(30)).toMilliseconds(),
+      },
+    };
+    try {
+      return parseProcessorConfig(document);
+    } catch (error) {
+      if (error instanceof ProcessorConfigError) {
+        throw new AIGatewayValidationError(this.node.path, 'processor config', error.problems, 'rejected by the processor schema');
+      }
+      throw error;
+    }
+  }
+
+  /** The names of the processor's objects; Service names must start with a letter. */
+  private objectName(baseName: string): string {
+    const name = derivedName([baseName, 'processor']);
+    if (!/^[a-z]/.test(name)) {
+      throw invalid(this, 'name', baseName, `the processor Service would be named "${name}", but Service names must start with a letter`);
+    }
+    return name;
+  }
+
+  /** Checks the props that need no object to be emitted first. */
+  private validate(props: ProcessorProps): void {
+    const replicas = props.replicas ?? 2;
+    if (!Number.isInteger(replicas) || replicas < 1) throw invalid(this, 'processor.replicas', replicas, 'must be a positive integer');
+  }
+
+  private emitConfigMap(): kplus.ConfigMap {
     const configMap = new kplus.ConfigMap(this, 'Config', {
-      metadata: { name: this.configMapName, namespace: this.namespace, labels },
+      metadata: { name: this.configMapName, namespace: this.namespace, labels: this.labels },
     });
     configMap.addData('config.json', Lazy.any({ produce: () => this.configJson() }));
+    return configMap;
+  }
 
-    const serviceAccount = new kplus.ServiceAccount(this, 'ServiceAccount', {
-      metadata: { name: this.serviceAccountName, namespace: this.namespace, labels, annotations: props.serviceAccountAnnotations },
+  private emitServiceAccount(annotations: Record<string, string> | undefined): kplus.ServiceAccount {
+    return new kplus.ServiceAccount(this, 'ServiceAccount', {
+      metadata: { name: this.serviceAccountName, namespace: this.namespace, labels: this.labels, annotations },
       automountToken: false,
     });
+  }
 
-    this.deployment = new kplus.Deployment(this, 'Deployment', {
-      metadata: { name, namespace: this.namespace, labels },
-      replicas,
+  /** The Deployment; its grace period and config hash follow the model, read at synth. */
+  private emitDeployment(name: string, serviceAccount: kplus.ServiceAccount): kplus.Deployment {
+    const deployment = new kplus.Deployment(this, 'Deployment', {
+      metadata: { name, namespace: this.namespace, labels: this.labels },
+      replicas: this.props.replicas ?? 2,
       serviceAccount,
       automountServiceAccountToken: false,
       securityContext: { ensureNonRoot: true, user: PROCESSOR_UID, group: PROCESSOR_UID, fsGroup: PROCESSOR_UID },
     });
-    for (const [key, value] of Object.entries(labels)) this.deployment.podMetadata.addLabel(key, value);
+    for (const [key, value] of Object.entries(this.labels)) deployment.podMetadata.addLabel(key, value);
     // The grace period follows the routes, which attach after this constructor: cdk8s-plus reads this property when it
     // renders the pod spec at synth.
-    Object.defineProperty(this.deployment, 'terminationGracePeriod', {
+    Object.defineProperty(deployment, 'terminationGracePeriod', {
       get: () => Duration.seconds(this.shutdown().terminationGracePeriodSeconds),
     });
     // A new config rolls the pods, so every replica runs the same config.
-    this.deployment.podMetadata.addAnnotation(CONFIG_HASH_ANNOTATION, Lazy.any({ produce: () => shortHash(this.configJson(), 16) }));
+    deployment.podMetadata.addAnnotation(CONFIG_HASH_ANNOTATION, Lazy.any({ produce: () => shortHash(this.configJson(), 16) }));
+    return deployment;
+  }
 
-    this.container = this.deployment.addContainer({
+  private addProcessorContainer(props: ProcessorProps): kplus.Container {
+    return this.deployment.addContainer({
       name: 'processor',
       image: (props.image ?? ProcessorImage.default()).reference,
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
@@ -340,16 +468,21 @@ export class Processor extends Construct {
         seccompProfile: { type: kplus.SeccompProfileType.RUNTIME_DEFAULT },
       },
     });
+  }
+
+  private mountVolumes(configMap: kplus.ConfigMap, imagePullSecrets: readonly string[]): void {
     this.container.mount(CONFIG_DIR, kplus.Volume.fromConfigMap(this, 'ConfigVolume', configMap, { name: 'config' }), { readOnly: true });
     this.container.mount('/tmp', kplus.Volume.fromEmptyDir(this, 'TmpVolume', 'tmp'));
-    if (props.imagePullSecrets && props.imagePullSecrets.length > 0) {
+    if (imagePullSecrets.length > 0) {
       ApiObject.of(this.deployment).addJsonPatch(
-        JsonPatch.add('/spec/template/spec/imagePullSecrets', props.imagePullSecrets.map((secret) => ({ name: secret }))),
+        JsonPatch.add('/spec/template/spec/imagePullSecrets', imagePullSecrets.map((secret) => ({ name: secret }))),
       );
     }
+  }
 
+  private emitService(): void {
     const service = new kplus.Service(this, 'Service', {
-      metadata: { name: this.serviceName, namespace: this.namespace, labels },
+      metadata: { name: this.serviceName, namespace: this.namespace, labels: this.labels },
       selector: this.deployment,
       ports: [
         { name: 'grpc', port: PROCESSOR_GRPC_PORT, targetPort: PROCESSOR_GRPC_PORT },
@@ -358,12 +491,17 @@ export class Processor extends Construct {
     });
     // Envoy talks gRPC (HTTP/2 without TLS) to the processor.
     ApiObject.of(service).addJsonPatch(JsonPatch.add('/spec/ports/0/appProtocol', 'kubernetes.io/h2c'));
+  }
 
+  private emitDisruptionBudget(name: string): void {
     new KubePodDisruptionBudget(this, 'DisruptionBudget', {
-      metadata: { name, namespace: this.namespace, labels },
-      spec: { maxUnavailable: IntOrString.fromNumber(1), selector: { matchLabels: labels } },
+      metadata: { name, namespace: this.namespace, labels: this.labels },
+      spec: { maxUnavailable: IntOrString.fromNumber(1), selector: { matchLabels: this.labels } },
     });
+  }
 
+  /** Admits the gateway's proxies to the gRPC port, and the metrics namespace (if any) to the admin port. */
+  private emitNetworkPolicy(name: string, props: ProcessorProps): void {
     const proxies = (props.proxyDeployMode ?? ProxyDeployMode.perGateway())._peer(this, props.gateway, props.envoyGatewayNamespace);
     const ingress: { from: NetworkPolicyPeer[]; ports: { protocol: string; port: IntOrString }[] }[] = [
       { from: [proxies], ports: [{ protocol: 'TCP', port: IntOrString.fromNumber(PROCESSOR_GRPC_PORT) }] },
@@ -375,45 +513,18 @@ export class Processor extends Construct {
       });
     }
     new KubeNetworkPolicy(this, 'NetworkPolicy', {
-      metadata: { name, namespace: this.namespace, labels },
-      spec: { podSelector: { matchLabels: labels }, policyTypes: ['Ingress'], ingress },
+      metadata: { name, namespace: this.namespace, labels: this.labels },
+      spec: { podSelector: { matchLabels: this.labels }, policyTypes: ['Ingress'], ingress },
     });
   }
 
-  /**
-   * Enables the processor on the HTTPRoute `routeName` in `routeNamespace`: an EnvoyExtensionPolicy beside the
-   * route (policies target objects of their own namespace) and, for a route in another namespace, the
-   * ReferenceGrant that lets policies there use this processor's Service.
-   */
-  attachRoute(scope: Construct, routeName: string, routeNamespace: string): void {
-    this.attachedRoutes.push({ scope, name: routeName, namespace: routeNamespace });
-    this.shutdownCache = undefined;
-    customResource<EnvoyExtensionPolicySpec>(
-      scope,
-      'ExtensionPolicy',
-      ENVOY_GATEWAY_API_VERSION,
-      'EnvoyExtensionPolicy',
-      { name: derivedName([routeName, 'processor']), namespace: routeNamespace, labels: this.labels },
-      {
-        targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: routeName }],
-        extProc: [
-          {
-            backendRefs: [{ name: this.serviceName, namespace: routeNamespace === this.namespace ? undefined : this.namespace, port: PROCESSOR_GRPC_PORT }],
-            // `response.code_details` tells the processor a backend's answer (`via_upstream`) from Envoy's own local
-            // replies (no route after the re-match, a rate limit, an upstream failure), which it must not translate.
-            processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered', attributes: [RESPONSE_CODE_DETAILS_ATTRIBUTE] }, allowModeOverride: true },
-            messageTimeout: this.messageTimeout,
-            failOpen: false,
-            metadata: { writableNamespaces: [METADATA_NAMESPACE] },
-          },
-        ],
-      },
-    );
-    if (routeNamespace === this.namespace || this.grantedNamespaces.has(routeNamespace)) return;
-    this.grantedNamespaces.add(routeNamespace);
+  /** Emits (once per namespace) the ReferenceGrant that lets EnvoyExtensionPolicies there use the Service. */
+  private grantServiceTo(routeNamespace: string): void {
+    const id = `ReferenceGrant-${routeNamespace}`;
+    if (routeNamespace === this.namespace || this.node.tryFindChild(id) !== undefined) return;
     customResource<ReferenceGrantSpec>(
       this,
-      `ReferenceGrant-${routeNamespace}`,
+      id,
       REFERENCE_GRANT_API_VERSION,
       'ReferenceGrant',
       { name: derivedName([this.serviceName, 'from', routeNamespace]), namespace: this.namespace, labels: this.labels },
@@ -424,22 +535,25 @@ export class Processor extends Construct {
     );
   }
 
-  /**
-   * How the processor pods shut down, derived from the routes attached so far (the manifests use the final routes):
-   * after SIGTERM a pod keeps serving for `delayMs`, then lets in-flight streams run for `drainTimeoutMs`, which is
-   * the longest request any route allows (Envoy's route timeout, which covers retries), rounded up to whole seconds
-   * and at least 25 s.
-   */
-  shutdown(): ProcessorShutdown {
-    this.shutdownCache ??= this.deriveShutdown();
-    return this.shutdownCache;
+  private renderJson(): string {
+    const json = JSON.stringify(this.renderConfig());
+    const bytes = Buffer.byteLength(json);
+    if (bytes > MAX_CONFIG_BYTES) {
+      throw new AIGatewayValidationError(
+        this.node.path,
+        'processor config',
+        `${bytes} bytes`,
+        `exceeds what a ConfigMap holds (${MAX_CONFIG_BYTES} bytes); spread the routes over several gateways`,
+      );
+    }
+    return json;
   }
 
   private deriveShutdown(): ProcessorShutdown {
     let longest: { route: string; ms: number } | undefined;
-    for (const attached of this.attachedRoutes) {
-      const ms = longestRequestMs(attached.scope, attached.name, attached.namespace);
-      if (longest === undefined || ms > longest.ms) longest = { route: `${attached.namespace}/${attached.name}`, ms };
+    for (const route of this._model.routes) {
+      const ms = longestRequestMs(route.scope, route.name, route.namespace);
+      if (longest === undefined || ms > longest.ms) longest = { route: `${route.namespace}/${route.name}`, ms };
     }
     const proxyDrain = this.props.proxyDrainTimeout;
     if (proxyDrain !== undefined && longest !== undefined && longest.ms > proxyDrain.toMilliseconds()) {
@@ -458,113 +572,6 @@ export class Processor extends Construct {
       terminationGracePeriodSeconds: Math.ceil(PROCESSOR_SHUTDOWN_DELAY_MS / 1000) + drainSeconds + GRACE_PERIOD_MARGIN_SECONDS,
       ...(longest !== undefined ? { longestRequest: longest } : {}),
     };
-  }
-
-  /** Adds a route's rules and backends to this processor's config. */
-  addRoute(route: ProcessorRouteSource): void {
-    this.routes.push(route);
-    this.renderedJson = undefined;
-  }
-
-  /** Tells the processor that a route's contribution changed after it was added. */
-  configChanged(): void {
-    this.renderedJson = undefined;
-    this.shutdownCache = undefined;
-  }
-
-  /** The `config.json` document, compact (rendered once per change of the inputs). */
-  configJson(): string {
-    if (this.renderedJson === undefined) {
-      const json = JSON.stringify(this.renderConfig());
-      const bytes = Buffer.byteLength(json);
-      if (bytes > MAX_CONFIG_BYTES) {
-        throw new AIGatewayValidationError(
-          this.node.path,
-          'processor config',
-          `${bytes} bytes`,
-          `exceeds what a ConfigMap holds (${MAX_CONFIG_BYTES} bytes); spread the routes over several gateways`,
-        );
-      }
-      this.renderedJson = json;
-    }
-    return this.renderedJson;
-  }
-
-  /** Registers a cost the processor must compute and write into the metadata. */
-  addCost(cost: CostConfig): void {
-    const existing = this.costs.get(cost.metadataKey);
-    if (existing && (existing.type !== cost.type || existing.expression !== cost.expression)) {
-      throw new Error(`cost key "${cost.metadataKey}" is used with two different definitions`);
-    }
-    this.costs.set(cost.metadataKey, cost);
-    this.renderedJson = undefined;
-  }
-
-  /** A header every request through this processor must carry (gateway-wide per-client budgets). */
-  requireHeader(header: string): void {
-    this.requiredHeaders.add(header);
-    this.renderedJson = undefined;
-  }
-
-  /**
-   * Mounts a credential Secret read-only at `<secrets-dir>/<secret-name>`. The Secret must live in the
-   * processor's namespace: pods cannot mount Secrets of other namespaces.
-   */
-  mountSecret(user: Construct, secretName: string, secretNamespace: string): void {
-    this.checkSecretNamespace(user, secretName, secretNamespace);
-    if (this.mountedSecrets.has(secretName)) return;
-    this.mountedSecrets.add(secretName);
-    const volume = kplus.Volume.fromSecret(
-      this,
-      `Secret-${secretName}`,
-      kplus.Secret.fromSecretName(this, `SecretRef-${secretName}`, secretName),
-      { name: derivedName(['secret', secretName]) },
-    );
-    this.container.mount(`${SECRETS_DIR}/${secretName}`, volume, { readOnly: true });
-  }
-
-  /** Throws unless the Secret is in the processor's namespace (the only Secrets its pods can mount). */
-  checkSecretNamespace(user: Construct, secretName: string, secretNamespace: string): void {
-    if (secretNamespace !== this.namespace) {
-      throw invalid(
-        user,
-        'credentials.namespace',
-        secretNamespace,
-        `Secret "${secretName}" must be in namespace "${this.namespace}" where the processor runs (pods cannot mount Secrets of other namespaces); create it there`,
-      );
-    }
-  }
-
-  /** The processor config as it will be written to the ConfigMap (validated with the processor's own schema). */
-  renderConfig(): ProcessorConfig {
-    const backends: BackendConfig[] = [];
-    const routes: RouteConfig[] = [];
-    const gatewayHeaders = [...this.requiredHeaders];
-    for (const source of this.routes) {
-      const { route, backends: routeBackends } = source._processorConfig();
-      backends.push(...routeBackends);
-      const headers = new Set([...route.requiredHeaders, ...gatewayHeaders]);
-      routes.push({ ...route, requiredHeaders: [...headers].sort() });
-    }
-    const document: ProcessorConfig = {
-      version: CONFIG_VERSION,
-      maxRequestBodyBytes: this.props.maxRequestBodyBytes,
-      backends,
-      routes,
-      costs: [...this.costs.values()].sort((a, b) => a.metadataKey.localeCompare(b.metadataKey)),
-      circuitBreaker: {
-        failureThreshold: this.props.circuitBreakerFailureThreshold ?? 5,
-        openDurationMs: (this.props.circuitBreakerOpenDuration ?? Duration.seconds(30)).toMilliseconds(),
-      },
-    };
-    try {
-      return parseProcessorConfig(document);
-    } catch (error) {
-      if (error instanceof ProcessorConfigError) {
-        throw new AIGatewayValidationError(this.node.path, 'processor config', error.problems, 'rejected by the processor schema');
-      }
-      throw error;
-    }
   }
 }
 

@@ -149,8 +149,8 @@ export interface KubernetesServiceBackendProps extends Omit<ProviderBackendOptio
   readonly credentials?: Credentials;
 }
 
-/** What a provider factory decided; the full constructor input of ProviderBackend. */
-export interface ProviderBackendProps extends ProviderBackendOptions {
+/** What a provider factory decided: the input of ProviderBackend's private constructor. */
+interface ProviderSettings extends ProviderBackendOptions {
   /** Provider name for messages, e.g. "OpenAI". */
   readonly provider: string;
   readonly schema: BackendSchema;
@@ -334,10 +334,10 @@ export class ProviderBackend extends Construct {
   readonly provider: string;
   readonly schema: BackendSchema;
   readonly credentials?: Credentials;
-  private readonly props: ProviderBackendProps;
-  private readonly grants = new Set<string>();
+  private readonly props: ProviderSettings;
 
-  constructor(scope: Construct, id: string, props: ProviderBackendProps) {
+  /** Create backends with the static factories (`ProviderBackend.openAI(...)`, ...), which decide the settings. */
+  private constructor(scope: Construct, id: string, props: ProviderSettings) {
     super(scope, id);
     this.props = props;
     this.provider = props.provider;
@@ -347,7 +347,20 @@ export class ProviderBackend extends Construct {
     this.tls = props.tls;
     this.credentials = props.credentials;
     const ownNamespace = resolveNamespace(this, props.namespace);
+    this.validate();
+    if (props.service) {
+      this.backendName = props.service.name;
+      this.namespace = props.service.namespace;
+    } else {
+      this.backendName = checkLabelName(this, 'name', props.name ?? defaultName(this));
+      this.namespace = ownNamespace;
+      this.emitBackend();
+    }
+  }
 
+  /** Checks the settings the factory decided from the props, naming the prop the user set. */
+  private validate(): void {
+    const props = this.props;
     if (props.service) {
       // Checked before the hostname derived from them, so an error names the prop the user set.
       checkLabelName(this, 'serviceName', props.service.name, { startWithLetter: true });
@@ -362,30 +375,25 @@ export class ProviderBackend extends Construct {
     if (props.schema.name === 'OpenAI' && !isCleanPathPrefix(props.schema.pathPrefix)) {
       throw invalid(this, 'pathPrefix', props.schema.pathPrefix, 'must be a path starting with "/" without a trailing "/", "//", "." or ".." segments, query or fragment');
     }
+  }
 
-    if (props.service) {
-      this.backendName = props.service.name;
-      this.namespace = props.service.namespace;
-    } else {
-      this.backendName = checkLabelName(this, 'name', props.name ?? defaultName(this));
-      this.namespace = ownNamespace;
-      customResource<BackendSpec>(this, 'Backend', ENVOY_GATEWAY_API_VERSION, 'Backend', { name: this.backendName, namespace: this.namespace }, {
-        endpoints: [{ fqdn: { hostname: props.hostname, port: props.port } }],
-      });
-      if (props.tls) {
-        customResource<BackendTLSPolicySpec>(
-          this,
-          'BackendTLSPolicy',
-          GATEWAY_API_VERSION,
-          'BackendTLSPolicy',
-          { name: derivedName([this.backendName, 'tls']), namespace: this.namespace },
-          {
-            targetRefs: [{ group: ENVOY_GATEWAY_GROUP, kind: 'Backend', name: this.backendName }],
-            validation: { hostname: props.hostname, wellKnownCACertificates: 'System' },
-          },
-        );
-      }
-    }
+  /** Emits the Envoy Gateway `Backend` and, for TLS, its BackendTLSPolicy (system CAs, provider hostname). */
+  private emitBackend(): void {
+    customResource<BackendSpec>(this, 'Backend', ENVOY_GATEWAY_API_VERSION, 'Backend', { name: this.backendName, namespace: this.namespace }, {
+      endpoints: [{ fqdn: { hostname: this.hostname, port: this.port } }],
+    });
+    if (!this.tls) return;
+    customResource<BackendTLSPolicySpec>(
+      this,
+      'BackendTLSPolicy',
+      GATEWAY_API_VERSION,
+      'BackendTLSPolicy',
+      { name: derivedName([this.backendName, 'tls']), namespace: this.namespace },
+      {
+        targetRefs: [{ group: ENVOY_GATEWAY_GROUP, kind: 'Backend', name: this.backendName }],
+        validation: { hostname: this.hostname, wellKnownCACertificates: 'System' },
+      },
+    );
   }
 
   /** Whether routes send traffic straight to an in-cluster Service (no Envoy Gateway Backend, no Host rewrite). */
@@ -444,12 +452,12 @@ export class ProviderBackend extends Construct {
    * this backend. Emitted beside this construct, in the backend's namespace.
    */
   _grantAccessFrom(routeNamespace: string): void {
-    if (routeNamespace === this.namespace || this.grants.has(routeNamespace)) return;
-    this.grants.add(routeNamespace);
+    const id = `ReferenceGrant-${routeNamespace}`;
+    if (routeNamespace === this.namespace || this.node.tryFindChild(id) !== undefined) return;
     const target = this.props.service ? { group: '', kind: 'Service' } : { group: ENVOY_GATEWAY_GROUP, kind: 'Backend' };
     customResource<ReferenceGrantSpec>(
       this,
-      `ReferenceGrant-${routeNamespace}`,
+      id,
       REFERENCE_GRANT_API_VERSION,
       'ReferenceGrant',
       { name: derivedName([this.backendName, 'from', routeNamespace]), namespace: this.namespace },

@@ -1,10 +1,9 @@
 import { celEnv, celUint, isCelUint, parse, plan } from '@bufbuild/cel';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import { CEL_COST_VARIABLES, METADATA_NAMESPACE, MODEL_HEADER, ROUTE_HEADER, TOKEN_METADATA_KEYS, type CostConfig } from '../processor/src/config/schema';
-import { AIGateway } from './ai-gateway';
-import { AIRoute } from './ai-route';
 import type { GlobalRateLimitRule, RateLimitHeaderSelector } from './crds';
 import { invalid } from './errors';
+import type { BudgetScope } from './gateway-model';
 import { unstableHeaderReason } from './identity-headers';
 import { shortHash } from './names';
 
@@ -108,9 +107,18 @@ export class ModelScope {
   private constructor(readonly model: string | undefined) {}
 }
 
+/**
+ * What a TokenRateLimit can limit: an AIGateway (a budget over all its routes) or an AIRoute. The target exposes
+ * read-only data and the model the budget adds its fragment to; the budget never calls back into it.
+ */
+export interface IBudgetTarget extends IConstruct {
+  /** @internal what a budget reads of the target, and the model it contributes to. */
+  readonly _budgetScope: BudgetScope;
+}
+
 export interface TokenRateLimitProps {
   /** An AIGateway (budget over all its routes) or an AIRoute. */
-  readonly target: AIGateway | AIRoute;
+  readonly target: IBudgetTarget;
   /** Tokens allowed per window; a positive integer. */
   readonly limit: number;
   /** The window. */
@@ -153,6 +161,9 @@ const MAX_RULES_PER_POLICY = 256;
  * BackendTrafficPolicy, scoped by the route header the processor sets (`x-ai-gateway-route`), so gateway and
  * route budgets stack and each keeps one bucket on every Envoy route. A route on a Gateway not managed by an
  * AIGateway keeps its budgets in its own BackendTrafficPolicy, merged into whatever the Gateway carries.
+ *
+ * The budget adds one fragment (its rule, its cost, its client header) to the model of its target's processor;
+ * the processor config and the policy holding the rule read it at synth.
  */
 export class TokenRateLimit extends Construct {
   readonly metadataKey: string;
@@ -161,6 +172,23 @@ export class TokenRateLimit extends Construct {
 
   constructor(scope: Construct, id: string, props: TokenRateLimitProps) {
     super(scope, id);
+    const cost = this.validate(props);
+    this.metadataKey = cost.metadataKey;
+    const target = this.resolveTarget(props);
+    this.checkCapacity(target);
+    if (props.client) this.checkClientHeader(target, props.client);
+    this._rule = this.rule(props, target, cost);
+    target.model.addBudget({
+      owner: this.node.path,
+      rule: this._rule,
+      cost: cost._config,
+      ...(props.client ? { clientHeader: props.client.header } : {}),
+      ...(target.route ? { route: target.route.configName } : {}),
+    });
+  }
+
+  /** Checks the props that need no target; returns the cost. */
+  private validate(props: TokenRateLimitProps): TokenCost {
     if (!Number.isInteger(props.limit) || props.limit <= 0 || props.limit > 4294967295) {
       throw invalid(this, 'limit', props.limit, 'must be a positive integer number of tokens (at most 4294967295)');
     }
@@ -168,49 +196,54 @@ export class TokenRateLimit extends Construct {
     const cost = props.cost ?? TokenCost.totalTokens();
     if (!(cost instanceof TokenCost)) throw invalid(this, 'cost', cost, 'must be created with TokenCost');
     if (cost._config.type === 'CEL') this.checkExpression(cost._config.expression!);
-    this.metadataKey = cost.metadataKey;
+    return cost;
+  }
 
-    const target = props.target;
-    if (!(target instanceof AIGateway || target instanceof AIRoute)) throw invalid(this, 'target', target, 'must be an AIGateway or an AIRoute');
-    if (target instanceof AIRoute && props.shared === false) {
+  /** What the budget reads of its target. */
+  private resolveTarget(props: TokenRateLimitProps): BudgetScope {
+    const target = (props.target as Partial<IBudgetTarget> | undefined)?._budgetScope;
+    if (target === undefined) throw invalid(this, 'target', props.target, 'must be an AIGateway or an AIRoute');
+    if (target.route && props.shared === false) {
       throw invalid(this, 'shared', false, 'a route budget always counts one bucket for the whole AIRoute; remove the prop (it only chooses the scope of gateway budgets)');
     }
-    const gateway = target instanceof AIGateway ? target : target.gateway instanceof AIGateway ? target.gateway : undefined;
-    if (!gateway && (target as AIRoute)._budgetCount >= MAX_RULES_PER_POLICY) {
-      throw invalid(this, 'target', target.node.path, `the route already holds ${MAX_RULES_PER_POLICY} budgets, the most Envoy Gateway's BackendTrafficPolicy takes (rateLimit.global.rules)`);
-    }
-    if (gateway && gateway._budgetCount >= MAX_RULES_PER_POLICY) {
-      throw invalid(
-        this,
-        'target',
-        target.node.path,
-        `the AIGateway ${gateway.node.path} already holds ${MAX_RULES_PER_POLICY} budgets of its own and its routes, the most Envoy Gateway's ` +
-          `BackendTrafficPolicy takes (rateLimit.global.rules); for the same budget on every route use one gateway budget with shared: false, ` +
-          `and for one bucket per team or client one budget with a client identity`,
-      );
-    }
+    return target;
+  }
 
+  /** Throws if the policy holding the budget is full. */
+  private checkCapacity(target: BudgetScope): void {
+    if (target.model.budgets.length < MAX_RULES_PER_POLICY) return;
+    if (!target.gateway) {
+      throw invalid(this, 'target', target.path, `the route already holds ${MAX_RULES_PER_POLICY} budgets, the most Envoy Gateway's BackendTrafficPolicy takes (rateLimit.global.rules)`);
+    }
+    throw invalid(
+      this,
+      'target',
+      target.path,
+      `the AIGateway ${target.gateway.path} already holds ${MAX_RULES_PER_POLICY} budgets of its own and its routes, the most Envoy Gateway's ` +
+        `BackendTrafficPolicy takes (rateLimit.global.rules); for the same budget on every route use one gateway budget with shared: false, ` +
+        `and for one bucket per team or client one budget with a client identity`,
+    );
+  }
+
+  /** The rate-limit rule: its selectors (route scope, client, model), the limit, and the cost read from metadata. */
+  private rule(props: TokenRateLimitProps, target: BudgetScope, cost: TokenCost): GlobalRateLimitRule {
     const headers: RateLimitHeaderSelector[] = [];
-    if (gateway) {
+    if (target.gateway) {
       // Every budget of an AIGateway sits in the gateway's policy, which applies to every route of the Gateway: the
       // route header (set by the processor only, removed from client requests) scopes it to AI traffic, to each
       // AIRoute separately, or to one AIRoute.
-      if (target instanceof AIRoute) headers.push({ name: ROUTE_HEADER, type: 'Exact', value: target._configName });
+      if (target.route) headers.push({ name: ROUTE_HEADER, type: 'Exact', value: target.route.configName });
       else if (props.shared === true) headers.push({ name: ROUTE_HEADER, type: 'RegularExpression', value: '.+' });
       else headers.push({ name: ROUTE_HEADER, type: 'Distinct' });
     }
-    if (props.client) {
-      if (!(props.client instanceof ClientIdentity)) throw invalid(this, 'client', props.client, 'must be created with ClientIdentity.header/unverifiedHeader');
-      this.checkClientHeader(target, props.client);
-      headers.push({ name: props.client.header, type: 'Distinct' });
-    }
+    if (props.client) headers.push({ name: props.client.header, type: 'Distinct' });
     if (props.models) {
       const model = props.models.model;
       if (model === undefined) headers.push({ name: MODEL_HEADER, type: 'Distinct' });
       else if (model.length === 0) throw invalid(this, 'models', model, 'must name a model');
       else headers.push({ name: MODEL_HEADER, type: 'Exact', value: model });
     }
-    this._rule = {
+    return {
       ...(headers.length > 0 ? { clientSelectors: [{ headers }] } : {}),
       limit: { requests: props.limit, unit: props.per.name },
       cost: {
@@ -219,32 +252,27 @@ export class TokenRateLimit extends Construct {
       },
       shared: true,
     };
-
-    target.processor.addCost(cost._config);
-    if (props.client) target._requireHeader(props.client.header);
-    if (target instanceof AIGateway && props.client) target._addClientHeader({ header: props.client.header, owner: this.node.path });
-    if (gateway) gateway._addBudget(this._rule);
-    else (target as AIRoute)._addBudget(this._rule);
   }
 
   /** Throws unless the header still names the client when Envoy evaluates and charges the budget. */
-  private checkClientHeader(target: AIGateway | AIRoute, client: ClientIdentity): void {
+  private checkClientHeader(target: BudgetScope, client: ClientIdentity): void {
+    if (!(client instanceof ClientIdentity)) throw invalid(this, 'client', client, 'must be created with ClientIdentity.header/unverifiedHeader');
     const header = client.header;
     if (typeof header !== 'string' || !HEADER_NAME.test(header)) throw invalid(this, 'client', header, 'must be a lower-case HTTP header name');
     const reason = unstableHeaderReason(header);
     if (reason !== undefined) {
       throw invalid(this, 'client', header, `cannot identify clients: it ${reason}, and Envoy evaluates budgets after that`);
     }
-    const routes = target instanceof AIRoute ? [target] : target._routes;
+    const routes = target.route ? [target.route.fragment] : target.model.routes;
     for (const route of routes) {
-      const backend = route._backends().find((b) => b._mutatedHeaders.includes(header));
+      const backend = route.mutatedHeaders.find((b) => b.headers.includes(header));
       if (backend) {
-        throw invalid(this, 'client', header, `cannot identify clients: the headerMutation of backend "${backend.backendName}" (route ${route.node.path}) changes it before budgets read it`);
+        throw invalid(this, 'client', header, `cannot identify clients: the headerMutation of backend "${backend.backendName}" (route ${route.scope.node.path}) changes it before budgets read it`);
       }
     }
     if (!client.verified) return;
-    const gateway = target instanceof AIGateway ? target : target.gateway;
-    if (!(gateway instanceof AIGateway)) {
+    const gateway = target.gateway;
+    if (!gateway) {
       throw invalid(
         this,
         'client',
@@ -253,8 +281,8 @@ export class TokenRateLimit extends Construct {
           `if the gateway's owner sets it from an authenticated identity (or clients may choose it), use ClientIdentity.unverifiedHeader('${header}')`,
       );
     }
-    if (!gateway._claimHeaders.includes(header)) {
-      const claims = gateway._claimHeaders.length > 0 ? `it sets ${gateway._claimHeaders.map((h) => `"${h}"`).join(', ')}` : 'it authenticates nobody';
+    if (!gateway.claimHeaders.includes(header)) {
+      const claims = gateway.claimHeaders.length > 0 ? `it sets ${gateway.claimHeaders.map((h) => `"${h}"`).join(', ')}` : 'it authenticates nobody';
       throw invalid(
         this,
         'client',

@@ -2,6 +2,7 @@ import { Chart, Duration, Testing } from 'cdk8s';
 import { Construct } from 'constructs';
 import { AIGateway, AIRoute, Credentials, GatewayClass, GatewayReference, ModelMatch, Processor, ProviderBackend, ProxyDeployMode } from '../lib';
 import { customResource } from '../lib/crds';
+import { GatewayModel, type RouteFragment } from '../lib/gateway-model';
 import { gatewayFixture } from './support/fixtures';
 import { type Manifest } from './support/manifests';
 import { findAll, findOne, synthAll } from './support/synth';
@@ -114,16 +115,24 @@ describe('processor shutdown derived from the routes', () => {
   });
 });
 
-/** A processor with one hand-written HTTPRoute (and retry policy) attached, as Envoy Gateway would read them. */
+/** A route of the processor's model whose HTTPRoute (and retry policy) are emitted below `scope`. */
+function routeFragment(scope: Construct, name: string, namespace: string): RouteFragment {
+  const route = { name: `${namespace}/${name}`, endpoints: [], hostnames: [], rules: [], requiredHeaders: [] };
+  return { scope, name, namespace, route, backends: [], mutatedHeaders: [] };
+}
+
+/** A processor with one hand-written HTTPRoute (and retry policy) in its model, as Envoy Gateway would read them. */
 function processorWithRoute(rule: Record<string, unknown>, retry?: Record<string, unknown>, requestTimeout?: string) {
   const app = Testing.app();
   const chart = new Chart(app, 'team', { namespace: 'team' });
+  const model = new GatewayModel();
   const processor = new Processor(chart, 'Processor', {
     baseName: 'p',
     namespace: 'team',
     gateway: { name: 'shared', namespace: 'infra' },
     envoyGatewayNamespace: 'envoy-gateway-system',
     maxRequestBodyBytes: 1024 * 1024,
+    model,
   });
   const route = new Construct(chart, 'Route');
   customResource(route, 'HTTPRoute', 'gateway.networking.k8s.io/v1', 'HTTPRoute', { name: 'r', namespace: 'team' }, {
@@ -137,8 +146,8 @@ function processorWithRoute(rule: Record<string, unknown>, retry?: Record<string
       ...(requestTimeout ? { timeout: { http: { requestTimeout } } } : {}),
     });
   }
-  processor.attachRoute(route, 'r', 'team');
-  return { app, processor };
+  model.addRoute(routeFragment(route, 'r', 'team'));
+  return { app, model, processor };
 }
 
 describe('processor drain from the HTTPRoute as Envoy Gateway translates it', () => {
@@ -164,8 +173,8 @@ describe('processor drain from the HTTPRoute as Envoy Gateway translates it', ()
   });
 
   it('throws if the attached scope emits no HTTPRoute of that name', () => {
-    const { app, processor } = processorWithRoute({});
-    processor.attachRoute(new Construct(app.charts[0], 'Empty'), 'missing', 'team');
+    const { app, model, processor } = processorWithRoute({});
+    model.addRoute(routeFragment(new Construct(app.charts[0], 'Empty'), 'missing', 'team'));
     expect(() => processor.shutdown()).toThrow('team/Empty: invalid route "team/missing": has no HTTPRoute beside it; the processor derives its drain time from the route timeouts');
   });
 });
