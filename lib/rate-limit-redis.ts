@@ -129,8 +129,7 @@ export class RateLimitRedis extends Construct {
   private constructor(scope: Construct, id: string, props: { inCluster?: InClusterRedisProps; external?: ExternalRedisProps }) {
     super(scope, id);
     if (props.external) {
-      if (!/^[a-zA-Z0-9.-]+:\d{1,5}$/.test(props.external.url)) throw invalid(this, 'url', props.external.url, 'must be "host:port"');
-      this.url = props.external.url;
+      this.url = this.checkUrl(props.external.url);
       if (props.external.passwordSecret) this.passwordSecret = this.checkSecret(props.external.passwordSecret);
       return;
     }
@@ -138,10 +137,56 @@ export class RateLimitRedis extends Construct {
     const namespace = resolveNamespace(this, options.namespace);
     const name = checkLabelName(this, 'name', options.name ?? 'redis', { startWithLetter: true });
     const envoyGatewayNamespace = checkLabelName(this, 'envoyGatewayNamespace', options.envoyGatewayNamespace ?? 'envoy-gateway-system');
-    const password = this.checkSecret(options.passwordSecret ?? { secretName: `${name}-auth` });
-    this.passwordSecret = password;
-    const image = options.image ?? REDIS_DEFAULT_IMAGE;
+    this.passwordSecret = this.checkSecret(options.passwordSecret ?? { secretName: `${name}-auth` });
+    const image = this.checkImage(options.image ?? REDIS_DEFAULT_IMAGE);
+    this.emitInCluster({ name, namespace, envoyGatewayNamespace, image, password: this.passwordSecret });
+    this.url = `${name}.${namespace}.svc.cluster.local:${REDIS_PORT}`;
+  }
+
+  /** The Envoy Gateway Helm values enabling Redis-backed global rate limiting and the Backend API. */
+  get helmValues(): EnvoyGatewayHelmValues {
+    const password = this.passwordSecret;
+    return {
+      config: {
+        envoyGateway: {
+          extensionApis: { enableBackend: true },
+          rateLimit: { backend: { type: 'Redis', redis: { url: this.url } } },
+          ...(password
+            ? {
+                provider: {
+                  type: 'Kubernetes' as const,
+                  kubernetes: {
+                    rateLimitDeployment: {
+                      container: { env: [{ name: RATE_LIMIT_REDIS_AUTH_ENV, valueFrom: { secretKeyRef: { name: password.secretName, key: password.key } } }] },
+                    },
+                  },
+                },
+              }
+            : {}),
+        },
+      },
+    };
+  }
+
+  private checkUrl(url: string): string {
+    if (!/^[a-zA-Z0-9.-]+:\d{1,5}$/.test(url)) throw invalid(this, 'url', url, 'must be "host:port"');
+    return url;
+  }
+
+  private checkImage(image: string): string {
     if (typeof image !== 'string' || !/^\S+$/.test(image)) throw invalid(this, 'image', image, 'must be an image reference without spaces');
+    return image;
+  }
+
+  /** Emits the Redis Deployment, its Service, and the NetworkPolicy that admits only Envoy Gateway's rate-limit service. */
+  private emitInCluster(redis: {
+    name: string;
+    namespace: string;
+    envoyGatewayNamespace: string;
+    image: string;
+    password: { readonly secretName: string; readonly key: string };
+  }): void {
+    const { name, namespace, envoyGatewayNamespace, image, password } = redis;
     const labels = { 'app.kubernetes.io/name': 'redis', 'app.kubernetes.io/instance': name };
     const deployment = new kplus.Deployment(this, 'Deployment', {
       metadata: { name, namespace, labels },
@@ -205,32 +250,6 @@ export class RateLimitRedis extends Construct {
         ],
       },
     });
-    this.url = `${name}.${namespace}.svc.cluster.local:${REDIS_PORT}`;
-  }
-
-  /** The Envoy Gateway Helm values enabling Redis-backed global rate limiting and the Backend API. */
-  get helmValues(): EnvoyGatewayHelmValues {
-    const password = this.passwordSecret;
-    return {
-      config: {
-        envoyGateway: {
-          extensionApis: { enableBackend: true },
-          rateLimit: { backend: { type: 'Redis', redis: { url: this.url } } },
-          ...(password
-            ? {
-                provider: {
-                  type: 'Kubernetes' as const,
-                  kubernetes: {
-                    rateLimitDeployment: {
-                      container: { env: [{ name: RATE_LIMIT_REDIS_AUTH_ENV, valueFrom: { secretKeyRef: { name: password.secretName, key: password.key } } }] },
-                    },
-                  },
-                },
-              }
-            : {}),
-        },
-      },
-    };
   }
 
   private checkSecret(secret: RedisPasswordSecret): { secretName: string; key: string } {

@@ -202,7 +202,10 @@ export class TokenRateLimit extends Construct {
   /** What the budget reads of its target. */
   private resolveTarget(props: TokenRateLimitProps): BudgetScope {
     const target = (props.target as Partial<IBudgetTarget> | undefined)?._budgetScope;
-    if (target === undefined) throw invalid(this, 'target', props.target, 'must be an AIGateway or an AIRoute');
+    if (target === undefined) {
+      const given: unknown = props.target;
+      throw invalid(this, 'target', Construct.isConstruct(given) ? given.node.path : given, 'must be an AIGateway or an AIRoute');
+    }
     if (target.route && props.shared === false) {
       throw invalid(this, 'shared', false, 'a route budget always counts one bucket for the whole AIRoute; remove the prop (it only chooses the scope of gateway budgets)');
     }

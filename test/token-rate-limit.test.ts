@@ -356,6 +356,42 @@ describe('TokenRateLimit', () => {
   });
 });
 
+describe('TokenRateLimit contributions to the gateway model', () => {
+  const configOf = (gateway: AIGateway) => parseProcessorConfig(JSON.parse(gateway.processor.configJson()));
+  const headersByRoute = (gateway: AIGateway) => Object.fromEntries(configOf(gateway).routes.map((r) => [r.name, r.requiredHeaders]));
+
+  it("requires a gateway budget's client header on every route, also those attached after it, and a route budget's on its route only", () => {
+    const { team, gateway, anthropic, route } = withRoute();
+    new TokenRateLimit(gateway, 'Tenant', { target: gateway, limit: 10, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-tenant-id') });
+    const later = new AIRoute(team, 'Later', { name: 'later', gateway, requiredHeaders: ['x-team'], rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }] });
+    new TokenRateLimit(later, 'User', { target: later, limit: 10, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-user') });
+    expect(headersByRoute(gateway)).toEqual({ [`team/${route.routeName}`]: ['x-tenant-id'], 'team/later': ['x-team', 'x-tenant-id', 'x-user'] });
+  });
+
+  it('renders the processor config and the budget policy again after a later route or budget (no stale cache)', () => {
+    const { app, team, gateway, anthropic } = withRoute();
+    const before = gateway.processor.configJson();
+    expect(gateway.hasBudgets).toBe(false);
+    expect(findAll(synthAll(app), 'BackendTrafficPolicy')).toEqual([]);
+    const later = new AIRoute(team, 'Later', { name: 'later', gateway, rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }] });
+    new TokenRateLimit(later, 'Budget', { target: later, limit: 10, per: RateLimitUnit.HOUR, cost: TokenCost.inputTokens() });
+    expect(gateway.processor.configJson()).not.toBe(before);
+    expect(configOf(gateway).routes.map((r) => r.name)).toEqual(['team/chat', 'team/later']);
+    expect(configOf(gateway).costs).toEqual([{ metadataKey: 'llm_input_token', type: 'InputToken' }]);
+    expect(gateway.hasBudgets).toBe(true);
+    const [policy] = findAll(synthAll(app), 'BackendTrafficPolicy') as any[];
+    expect(policy.spec.rateLimit.global.rules.map((r: any) => r.clientSelectors[0].headers[0])).toEqual([{ name: 'x-ai-gateway-route', type: 'Exact', value: 'team/later' }]);
+  });
+
+  it('throws for a target that is neither an AIGateway nor an AIRoute', () => {
+    const { team } = withRoute();
+    const notATarget = new Chart(team, 'Other');
+    expect(() => new TokenRateLimit(team, 'Budget', { target: notATarget as any, limit: 10, per: RateLimitUnit.HOUR })).toThrow(
+      'team/Budget: invalid target "team/Other": must be an AIGateway or an AIRoute',
+    );
+  });
+});
+
 describeWithShared('crds/jsonschema', 'TokenRateLimit manifests', (jsonschemaDir) => {
   it('validate for gateway and route budgets of every kind', () => {
     const { app, gateway, route } = withRoute();
