@@ -1,6 +1,7 @@
 import { App, Chart, Duration, Size, Testing } from 'cdk8s';
 import { parseProcessorConfig } from '../processor/src/config/schema';
-import { AIGateway, AIRoute, AllowedRoutes, Credentials, GatewayClass, ModelMatch, ProcessorImage, ProviderBackend, ProxyDeployMode, libraryVersion } from '../lib';
+import { AIGateway, AIRoute, AllowedRoutes, Credentials, GatewayClass, ModelMatch, ProcessorImage, ProviderBackend, ProxyDeployMode } from '../lib';
+import { libraryVersion } from '../lib/processor-image';
 import { gatewayFixture } from './support/fixtures';
 import { manifestProblems } from './support/manifests';
 import { describeWithShared } from './support/shared';

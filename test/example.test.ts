@@ -1,7 +1,7 @@
 import { App, Testing } from 'cdk8s';
 import { parseProcessorConfig } from '../processor/src/config/schema';
 import { buildExample } from '../examples/cdk8s/main';
-import { libraryVersion } from '../lib';
+import { libraryVersion } from '../lib/processor-image';
 import { celRulesApplied, manifestProblems, type Manifest } from './support/manifests';
 import { describeWithShared } from './support/shared';
 import { findAll, findOne } from './support/synth';

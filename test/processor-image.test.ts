@@ -1,6 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { ProcessorImage, derivedName, libraryVersion } from '../lib';
+import { ProcessorImage } from '../lib';
+import { derivedName } from '../lib/names';
+import { libraryVersion } from '../lib/processor-image';
 
 describe('ProcessorImage', () => {
   it('defaults to the image released with this library version', () => {

@@ -1,6 +1,7 @@
 import { Chart, Duration, Testing } from 'cdk8s';
 import { Construct } from 'constructs';
-import { AIGateway, AIRoute, Credentials, GatewayClass, GatewayReference, ModelMatch, Processor, ProviderBackend, ProxyDeployMode } from '../lib';
+import { AIGateway, AIRoute, Credentials, GatewayClass, GatewayReference, ModelMatch, ProviderBackend, ProxyDeployMode } from '../lib';
+import { Processor } from '../lib/processor';
 import { customResource } from '../lib/crds';
 import { GatewayModel, type RouteFragment } from '../lib/gateway-model';
 import { gatewayFixture } from './support/fixtures';

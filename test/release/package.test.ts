@@ -35,6 +35,7 @@ describe('the npm package', () => {
   let workDir: string;
   let tarball: string;
   let files: string[];
+  let bundled: string[];
 
   beforeAll(() => {
     if (!fs.existsSync(path.join(ROOT, 'build', 'lib', 'index.js'))) {
@@ -45,16 +46,18 @@ describe('the npm package', () => {
     const [packed] = JSON.parse(npm(ROOT, 'pack', '--json', '--ignore-scripts', '--pack-destination', workDir)) as {
       filename: string;
       files: { path: string }[];
+      bundled: string[];
     }[];
     tarball = path.join(workDir, packed.filename);
     files = packed.files.map((f) => f.path);
+    bundled = packed.bundled;
   }, TIMEOUT);
 
   afterAll(() => {
     if (workDir) fs.rmSync(workDir, { recursive: true, force: true });
   });
 
-  it('ships the compiled library, its types and the config schema, and nothing else', () => {
+  it('ships the compiled library, its types and the config contract, and nothing else', () => {
     expect(files).toEqual(
       expect.arrayContaining([
         'package.json',
@@ -64,17 +67,22 @@ describe('the npm package', () => {
         'build/lib/index.d.ts',
         'build/lib/pulumi/index.js',
         'build/lib/pulumi/index.d.ts',
-        'build/processor/src/config/schema.js',
-        'build/processor/src/config/schema.d.ts',
+        // The config contract shared with the processor, bundled: compiled, with its types, and nothing of its own
+        // (zod and re2js are its peers, which this package depends on).
+        'node_modules/@ai-gateway-constructs/processor-config/package.json',
+        'node_modules/@ai-gateway-constructs/processor-config/dist/index.js',
+        'node_modules/@ai-gateway-constructs/processor-config/dist/index.d.ts',
         // The local data plane: the `ai-gateway` command, Envoy's ext_proc protos and the processor it runs.
         'build/lib/cli.js',
         'build/lib/dataplane/ext-proc/descriptor.json',
         'build/processor/dist/main.js',
       ]),
     );
+    expect(bundled).toEqual(['@ai-gateway-constructs/processor-config']);
     const unexpected = files.filter(
       (f) =>
-        /(^|\/)(test|tests|examples|fixtures|node_modules|bench)\//.test(f) ||
+        /(^|\/)(test|tests|examples|fixtures|bench)\//.test(f) ||
+        (f.startsWith('node_modules/') && !f.startsWith('node_modules/@ai-gateway-constructs/processor-config/')) ||
         f.startsWith('processor/') ||
         (f.endsWith('.ts') && !f.endsWith('.d.ts')) ||
         f.startsWith('.'),
@@ -90,6 +98,15 @@ describe('the npm package', () => {
     expect(manifest.peerDependenciesMeta['@pulumi/pulumi'].optional).toBe(true);
     expect(manifest.peerDependenciesMeta['@pulumi/kubernetes'].optional).toBe(true);
     for (const peer of Object.keys(manifest.peerDependencies)) expect(manifest.dependencies?.[peer]).toBeUndefined();
+  });
+
+  it('bundles the config contract at the version of the package, depending on its peers', () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
+    const contract = JSON.parse(fs.readFileSync(path.join(ROOT, 'packages', 'processor-config', 'package.json'), 'utf8'));
+    expect(manifest.bundleDependencies).toEqual([contract.name]);
+    expect(contract.version).toBe(version);
+    expect(manifest.dependencies[contract.name]).toBe(version);
+    for (const [peer, range] of Object.entries(contract.peerDependencies)) expect(manifest.dependencies[peer]).toBe(range);
   });
 
   describe('installed into a fresh project', () => {
@@ -125,11 +142,15 @@ const openai = ProviderBackend.openAI(chart, 'OpenAI', {
   name: 'openai',
   credentials: Credentials.apiKey({ secretName: 'openai', key: 'api-key' }),
 });
-new AIRoute(chart, 'Chat', { name: 'chat', gateway, rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] }] });
+// A regular expression: validated at synth by the bundled config contract with re2js, a dependency of this package.
+const models = [ModelMatch.prefix('gpt-'), ModelMatch.regex('o[0-9]+(-mini)?')];
+new AIRoute(chart, 'Chat', { name: 'chat', gateway, rules: [{ models, backends: [{ backend: openai }] }] });
 const objects = chart.toJson();
 const deployment = objects.find((o) => o.kind === 'Deployment');
 console.log(JSON.stringify({
   kinds: objects.map((o) => o.kind),
+  configHasRegex: objects.find((o) => o.kind === 'ConfigMap').data['config.json'].includes('o[0-9]+(-mini)?'),
+  loaded: Object.keys(require.cache).filter((f) => /processor-config|re2js/.test(f)).map((f) => f.slice(f.indexOf('node_modules'))),
   image: ProcessorImage.default().reference,
   deploymentImage: deployment.spec.template.spec.containers[0].image,
   pulumiInstalled: (() => { try { require.resolve('@pulumi/pulumi'); return true; } catch { return false; } })(),
@@ -138,6 +159,13 @@ console.log(JSON.stringify({
       );
       const result = JSON.parse(node(consumer, 'synth.js'));
       expect(result.pulumiInstalled).toBe(false);
+      expect(result.configHasRegex).toBe(true);
+      expect(result.loaded).toEqual(
+        expect.arrayContaining([
+          'node_modules/ai-gateway-constructs/node_modules/@ai-gateway-constructs/processor-config/dist/index.js',
+          expect.stringMatching(/^node_modules\/re2js\//),
+        ]),
+      );
       expect(result.kinds).toEqual(
         expect.arrayContaining(['Gateway', 'HTTPRoute', 'Backend', 'EnvoyExtensionPolicy', 'Deployment', 'ConfigMap', 'Service']),
       );
@@ -173,14 +201,17 @@ console.log(JSON.stringify({
         path.join(consumer, 'consumer.ts'),
         `
 import { App, Chart } from 'cdk8s';
-import { AIGateway, ProcessorConfig, ProcessorImage } from 'ai-gateway-constructs';
+import { AIGateway, MODEL_HEADER, ProcessorImage } from 'ai-gateway-constructs';
+// Internals are no part of the package's API: the root exports named things only.
+// @ts-expect-error
+import { invalid } from 'ai-gateway-constructs';
 import * as aiPulumi from 'ai-gateway-constructs/pulumi';
 const chart = new Chart(new App(), 'c');
 const gateway: AIGateway = new AIGateway(chart, 'Gateway', { name: 'gw' });
 const image: string = ProcessorImage.default().reference;
-const config: ProcessorConfig['version'] = 'ai-gateway.v1';
+const header: 'x-ai-eg-model' = MODEL_HEADER;
 const components: unknown[] = [aiPulumi.AIGatewayApp, aiPulumi.AIGateway, aiPulumi.AIRoute, aiPulumi.TokenRateLimit, aiPulumi.ProviderBackend, aiPulumi.ManagedCredentials];
-export { gateway, image, config, components };
+export { gateway, image, header, components };
 `,
       );
       execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', consumer], {
