@@ -248,9 +248,9 @@ export class AIRoute extends Construct implements IBudgetTarget {
     const secrets = this.credentialSecrets();
     this.checkAgainstOtherRoutes();
 
-    this.processor.attachRoute(this, this.routeName, this.namespace);
+    this.processor._attachRoute(this, this.routeName, this.namespace);
     for (const entry of this.entries.values()) entry.backend._grantAccessFrom(this.namespace);
-    for (const secret of secrets) this.processor.mountSecret(secret.backend, secret.name, secret.namespace);
+    for (const secret of secrets) this.processor._mountSecret(secret.backend, secret.name, secret.namespace);
     this.emitHttpRoute(props.gateway, requestTimeout);
     if (this.retry) this.ensureTrafficPolicy();
 
@@ -315,7 +315,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
         namespace: secret.namespace ?? entry.backend.secretNamespaceDefault,
       })),
     );
-    for (const secret of secrets) this.processor.checkSecretNamespace(secret.backend, secret.name, secret.namespace);
+    for (const secret of secrets) this.processor._checkSecretNamespace(secret.backend, secret.name, secret.namespace);
     return secrets;
   }
 

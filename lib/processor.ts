@@ -218,8 +218,8 @@ export interface ProcessorProps extends ProcessorOptions {
   /** Largest request body the processor accepts (the gateway's buffer limit). */
   readonly maxRequestBodyBytes: number;
   /**
-   * The routes and budgets the processor serves, which its owner's routes and budgets contribute to.
-   * @default - a model of its own, with no routes
+   * @internal The routes and budgets the processor serves, which its owner's routes and budgets contribute to
+   * (default: a model of its own, with no routes).
    */
   readonly model?: GatewayModel;
 }
@@ -227,7 +227,7 @@ export interface ProcessorProps extends ProcessorOptions {
 /**
  * The ext_proc processor of one gateway: ConfigMap (`config.json`), Deployment, Service, ServiceAccount,
  * PodDisruptionBudget and NetworkPolicy. Each AIRoute wires it into Envoy with an EnvoyExtensionPolicy targeting
- * the route's HTTPRoute (`attachRoute`), never the whole Gateway: Envoy Gateway enables a Gateway-targeted
+ * the route's HTTPRoute (`_attachRoute`), never the whole Gateway: Envoy Gateway enables a Gateway-targeted
  * ext_proc on every route of the Gateway, and the processor answers 404 to any request it has no route for, so
  * ordinary HTTPRoutes sharing the Gateway would stop working.
  */
@@ -275,8 +275,9 @@ export class Processor extends Construct {
    * route (policies target objects of their own namespace) and, for a route in another namespace, the
    * ReferenceGrant that lets policies there use this processor's Service. Emits objects only: what the route
    * serves reaches the processor through its model.
+   * @internal
    */
-  attachRoute(scope: Construct, routeName: string, routeNamespace: string): void {
+  _attachRoute(scope: Construct, routeName: string, routeNamespace: string): void {
     customResource<EnvoyExtensionPolicySpec>(
       scope,
       'ExtensionPolicy',
@@ -323,9 +324,10 @@ export class Processor extends Construct {
   /**
    * Mounts a credential Secret read-only at `<secrets-dir>/<secret-name>`. The Secret must live in the
    * processor's namespace: pods cannot mount Secrets of other namespaces.
+   * @internal
    */
-  mountSecret(user: Construct, secretName: string, secretNamespace: string): void {
-    this.checkSecretNamespace(user, secretName, secretNamespace);
+  _mountSecret(user: Construct, secretName: string, secretNamespace: string): void {
+    this._checkSecretNamespace(user, secretName, secretNamespace);
     if (this.mountedSecrets.has(secretName)) return;
     this.mountedSecrets.add(secretName);
     const volume = kplus.Volume.fromSecret(
@@ -337,8 +339,8 @@ export class Processor extends Construct {
     this.container.mount(`${SECRETS_DIR}/${secretName}`, volume, { readOnly: true });
   }
 
-  /** Throws unless the Secret is in the processor's namespace (the only Secrets its pods can mount). */
-  checkSecretNamespace(user: Construct, secretName: string, secretNamespace: string): void {
+  /** @internal throws unless the Secret is in the processor's namespace (the only Secrets its pods can mount). */
+  _checkSecretNamespace(user: Construct, secretName: string, secretNamespace: string): void {
     if (secretNamespace !== this.namespace) {
       throw invalid(
         user,
@@ -353,8 +355,9 @@ export class Processor extends Construct {
    * The processor config as it will be written to the ConfigMap (validated with the processor's own schema): the
    * routes and backends its routes contributed, each route requiring the client headers of the budgets over it,
    * and the costs of every budget.
+   * @internal
    */
-  renderConfig(): ProcessorConfig {
+  _renderConfig(): ProcessorConfig {
     const model = this._model;
     const document: ProcessorConfig = {
       version: CONFIG_VERSION,
@@ -536,7 +539,7 @@ export class Processor extends Construct {
   }
 
   private renderJson(): string {
-    const json = JSON.stringify(this.renderConfig());
+    const json = JSON.stringify(this._renderConfig());
     const bytes = Buffer.byteLength(json);
     if (bytes > MAX_CONFIG_BYTES) {
       throw new AIGatewayValidationError(
