@@ -1,4 +1,6 @@
 /** Shared jest settings: TypeScript through swc (type checking is `npm run typecheck`). */
+const path = require('node:path');
+
 module.exports = {
   testEnvironment: 'node',
   transform: {
@@ -12,7 +14,7 @@ module.exports = {
   },
   // Workspace packages run from their sources, like tsconfig.json's `paths`: no build needed before jest.
   moduleNameMapper: {
-    '^@ai-gateway-constructs/processor-config$': require('node:path').join(__dirname, 'packages/processor-config/src/index.ts'),
+    '^@ai-gateway-constructs/processor-config$': path.join(__dirname, 'packages/processor-config/src/index.ts'),
   },
   transformIgnorePatterns: ['/node_modules/(?!(@bufbuild/cel|jose)/)'],
 };

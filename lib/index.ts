@@ -1,5 +1,5 @@
 /**
- * The public API of `ai-gateway-constructs` (the package root; the Pulumi components are `ai-gateway-constructs/pulumi`).
+ * The public API of `ai-gateway-constructs`, the package root (the Pulumi components are its `./pulumi` entry point).
  *
  * Every name is exported deliberately: the constructs, their props and option types, the closed-choice and unit
  * classes their props take, the `IXxx` interfaces of referenced resources, the validation error, and the few header
@@ -72,4 +72,9 @@ export { AIGatewayValidationError } from './errors';
 // What the processor exposes to the rest of Envoy: the headers it sets (for policies and routes matching the model or
 // the backend) and the dynamic metadata it writes token counts into (for access logs). The config.json it reads is a
 // contract between this library and the processor image of the same version only, so its types are not exported.
-export { BACKEND_HEADER, METADATA_NAMESPACE, MODEL_HEADER, TOKEN_METADATA_KEYS } from '@ai-gateway-constructs/processor-config';
+export {
+  BACKEND_HEADER,
+  METADATA_NAMESPACE,
+  MODEL_HEADER,
+  TOKEN_METADATA_KEYS,
+} from '@ai-gateway-constructs/processor-config';

@@ -102,11 +102,14 @@ describe('the npm package', () => {
 
   it('bundles the config contract at the version of the package, depending on its peers', () => {
     const manifest = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'));
-    const contract = JSON.parse(fs.readFileSync(path.join(ROOT, 'packages', 'processor-config', 'package.json'), 'utf8'));
+    const contractManifest = path.join(ROOT, 'packages', 'processor-config', 'package.json');
+    const contract = JSON.parse(fs.readFileSync(contractManifest, 'utf8'));
     expect(manifest.bundleDependencies).toEqual([contract.name]);
     expect(contract.version).toBe(version);
     expect(manifest.dependencies[contract.name]).toBe(version);
-    for (const [peer, range] of Object.entries(contract.peerDependencies)) expect(manifest.dependencies[peer]).toBe(range);
+    for (const [peer, range] of Object.entries(contract.peerDependencies)) {
+      expect(manifest.dependencies[peer]).toBe(range);
+    }
   });
 
   describe('installed into a fresh project', () => {
@@ -150,7 +153,9 @@ const deployment = objects.find((o) => o.kind === 'Deployment');
 console.log(JSON.stringify({
   kinds: objects.map((o) => o.kind),
   configHasRegex: objects.find((o) => o.kind === 'ConfigMap').data['config.json'].includes('o[0-9]+(-mini)?'),
-  loaded: Object.keys(require.cache).filter((f) => /processor-config|re2js/.test(f)).map((f) => f.slice(f.indexOf('node_modules'))),
+  loaded: Object.keys(require.cache)
+    .filter((f) => /processor-config|re2js/.test(f))
+    .map((f) => f.slice(f.indexOf('node_modules'))),
   image: ProcessorImage.default().reference,
   deploymentImage: deployment.spec.template.spec.containers[0].image,
   pulumiInstalled: (() => { try { require.resolve('@pulumi/pulumi'); return true; } catch { return false; } })(),

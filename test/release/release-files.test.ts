@@ -99,6 +99,24 @@ describe('processor/Dockerfile', () => {
     expect(all(runtime, 'ENTRYPOINT')[0].args).toContain('/app/main.js');
   });
 
+  it('copies the workspace manifests before installing and the config contract before bundling', () => {
+    const install = build.instructions.findIndex((i) => i.keyword === 'RUN' && /^npm ci\b/.test(i.args));
+    const bundle = build.instructions.findIndex(
+      (i) => i.keyword === 'RUN' && i.args.includes('npm run build --workspace processor'),
+    );
+    const position = (args: string) => build.instructions.findIndex((i) => i.keyword === 'COPY' && i.args === args);
+    const manifests = [
+      'packages/processor-config/package.json packages/processor-config/package.json',
+      'processor/package.json processor/package.json',
+    ];
+    for (const manifest of manifests) {
+      expect(position(manifest)).toBeGreaterThan(-1);
+      expect(position(manifest)).toBeLessThan(install);
+    }
+    expect(position('packages/processor-config/ packages/processor-config/')).toBeGreaterThan(install);
+    expect(position('packages/processor-config/ packages/processor-config/')).toBeLessThan(bundle);
+  });
+
   it('installs from the lockfile and fails the build when the versions disagree', () => {
     const runs = all(build, 'RUN').map((i) => i.args);
     expect(runs.some((r) => /^npm ci\b/.test(r) && r.includes('--ignore-scripts'))).toBe(true);
@@ -125,7 +143,15 @@ describe('.dockerignore', () => {
     expect(lines[0]).toBe('*');
     const allowed = lines.filter((l) => l.startsWith('!')).map((l) => l.slice(1));
     expect(allowed).toEqual(
-      expect.arrayContaining(['package.json', 'package-lock.json', 'processor/package.json', 'processor/src/']),
+      expect.arrayContaining([
+        'package.json',
+        'package-lock.json',
+        'processor/package.json',
+        'processor/src/',
+        // The config contract the processor bundles from its sources (a workspace package).
+        'packages/processor-config/package.json',
+        'packages/processor-config/src/',
+      ]),
     );
     expect(allowed.some((a) => /node_modules|test|fixtures|\.git/.test(a))).toBe(false);
     expect(lines).toEqual(expect.arrayContaining(['processor/node_modules', 'processor/test']));
