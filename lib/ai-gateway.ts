@@ -13,7 +13,7 @@ import {
   type SecurityPolicySpec,
   gatewayDuration,
 } from './crds';
-import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '../processor/src/config/schema';
+import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '@ai-gateway-constructs/processor-config';
 import { invalid } from './errors';
 import { GatewayModel, type BudgetScope } from './gateway-model';
 import { checkHostname, checkLabelName, defaultName, derivedName, resolveNamespace } from './names';

@@ -1,15 +1,15 @@
 import { ApiObject, Duration } from 'cdk8s';
 import { Construct } from 'constructs';
-import { re2Problem } from '../processor/src/config/regex';
 import {
   BACKEND_HEADER,
   PASSTHROUGH_METHODS,
   PASSTHROUGH_SCHEMAS,
   passthroughPathProblem,
+  re2Problem,
   type PassthroughEndpoint as PassthroughEndpointConfig,
   type PassthroughMethod,
   type RouteEndpoint,
-} from '../processor/src/config/schema';
+} from '@ai-gateway-constructs/processor-config';
 import type { IGatewayReference, ManagedGateway } from './ai-gateway';
 import {
   ENVOY_GATEWAY_API_VERSION,

@@ -1,4 +1,4 @@
-import type { BackendAuth } from '../processor/src/config/schema';
+import type { BackendAuth } from '@ai-gateway-constructs/processor-config';
 
 /** A key of a Kubernetes Secret. The processor reads it from `<secrets-dir>/<secretName>/<key>`. */
 export interface SecretKeyReference {

@@ -1,5 +1,5 @@
 import type { IConstruct } from 'constructs';
-import type { BackendConfig, CostConfig, RouteConfig } from '../processor/src/config/schema';
+import type { BackendConfig, CostConfig, RouteConfig } from '@ai-gateway-constructs/processor-config';
 import type { GlobalRateLimitRule } from './crds';
 import { ModelMatchIndex } from './model-match';
 import { RoutePrecedenceIndex } from './route-precedence';

@@ -5,7 +5,7 @@
  * removes by then no longer says who the client is: one bucket for everyone (the provider's key), a new bucket
  * per request (SigV4 signatures and dates), or no descriptor at all, which Envoy treats as "no limit".
  */
-import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '../processor/src/config/schema';
+import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '@ai-gateway-constructs/processor-config';
 
 const CREDENTIAL = 'is a client credential header: the processor removes it and sets the provider credential before the budget is counted';
 

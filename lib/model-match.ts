@@ -1,5 +1,4 @@
-import { compileModelRegex, type ModelRegex } from '../processor/src/config/regex';
-import type { ModelMatch as ModelMatchConfig } from '../processor/src/config/schema';
+import { compileModelRegex, type ModelMatch as ModelMatchConfig, type ModelRegex } from '@ai-gateway-constructs/processor-config';
 
 /** How a rule matches the model a client asks for. */
 export class ModelMatch {

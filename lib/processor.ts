@@ -8,7 +8,7 @@ import {
   ProcessorConfigError,
   parseProcessorConfig,
   type ProcessorConfig,
-} from '../processor/src/config/schema';
+} from '@ai-gateway-constructs/processor-config';
 import {
   ENVOY_GATEWAY_API_VERSION,
   ENVOY_GATEWAY_GROUP,

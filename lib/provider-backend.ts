@@ -1,5 +1,5 @@
 import { Construct } from 'constructs';
-import type { BackendConfig, BackendSchema, BodyMutation, HeaderMutation } from '../processor/src/config/schema';
+import type { BackendConfig, BackendSchema, BodyMutation, HeaderMutation } from '@ai-gateway-constructs/processor-config';
 import { Credentials, type CredentialKind } from './credentials';
 import {
   ENVOY_GATEWAY_API_VERSION,

@@ -1,6 +1,6 @@
 import { celEnv, celUint, isCelUint, parse, plan } from '@bufbuild/cel';
 import { Construct, type IConstruct } from 'constructs';
-import { CEL_COST_VARIABLES, METADATA_NAMESPACE, MODEL_HEADER, ROUTE_HEADER, TOKEN_METADATA_KEYS, type CostConfig } from '../processor/src/config/schema';
+import { CEL_COST_VARIABLES, METADATA_NAMESPACE, MODEL_HEADER, ROUTE_HEADER, TOKEN_METADATA_KEYS, type CostConfig } from '@ai-gateway-constructs/processor-config';
 import type { GlobalRateLimitRule, RateLimitHeaderSelector } from './crds';
 import { invalid } from './errors';
 import type { BudgetScope } from './gateway-model';

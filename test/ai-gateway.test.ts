@@ -1,5 +1,5 @@
 import { App, Chart, Duration, Size, Testing } from 'cdk8s';
-import { parseProcessorConfig } from '../processor/src/config/schema';
+import { parseProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { AIGateway, AIRoute, AllowedRoutes, Credentials, GatewayClass, ModelMatch, ProcessorImage, ProviderBackend, ProxyDeployMode } from '../lib';
 import { libraryVersion } from '../lib/processor-image';
 import { gatewayFixture } from './support/fixtures';

@@ -1,5 +1,5 @@
 import { Chart, Duration, Testing } from 'cdk8s';
-import { parseProcessorConfig } from '../processor/src/config/schema';
+import { parseProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { AIGateway, AIRoute, type AIRouteRule, Credentials, GatewayReference, ModelMatch, ProviderBackend } from '../lib';
 import { gatewayFixture } from './support/fixtures';
 import { manifestProblems } from './support/manifests';

@@ -1,5 +1,5 @@
 import { App, Testing } from 'cdk8s';
-import { parseProcessorConfig } from '../processor/src/config/schema';
+import { parseProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { buildExample } from '../examples/cdk8s/main';
 import { libraryVersion } from '../lib/processor-image';
 import { celRulesApplied, manifestProblems, type Manifest } from './support/manifests';

@@ -9,7 +9,7 @@ import { ApiObject, Chart, Testing } from 'cdk8s';
 import type { Construct } from 'constructs';
 import { CLIENT_CREDENTIAL_HEADERS } from '../processor/src/auth';
 import { PER_REQUEST_CREDENTIAL_HEADER_NAMES } from '../processor/src/auth/aws';
-import { BACKEND_HEADER, MODEL_HEADER, parseProcessorConfig, type BackendConfig } from '../processor/src/config/schema';
+import { BACKEND_HEADER, MODEL_HEADER, parseProcessorConfig, type BackendConfig } from '@ai-gateway-constructs/processor-config';
 import { TRANSLATORS } from '../processor/src/translate/registry';
 import type { ClientApi, Operation } from '../processor/src/translate/types';
 import { AIGateway, AIRoute, Credentials, ModelMatch, ProviderBackend } from '../lib';

@@ -1,4 +1,4 @@
-import { parseProcessorConfig } from '../processor/src/config/schema';
+import { parseProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { Chart, Testing } from 'cdk8s';
 import { AIGateway, AIRoute, ClientIdentity, Credentials, GatewayReference, ModelMatch, ModelScope, ProviderBackend, RateLimitUnit, TokenCost, TokenRateLimit } from '../lib';
 import { gatewayFixture } from './support/fixtures';

@@ -2,7 +2,7 @@
  * The command line of `ai-gateway dev` (lib/cli.ts), kept pure: argv in, options out, and the checks of those
  * options against the translated manifests. Errors are messages for the user.
  */
-import { METADATA_NAMESPACE, TOKEN_METADATA_KEYS } from '../../processor/src/config/schema';
+import { METADATA_NAMESPACE, TOKEN_METADATA_KEYS } from '@ai-gateway-constructs/processor-config';
 import type { AccessLogEntry } from './filter-manager';
 import type { DataPlaneModel, KubeObject, RouteModel } from './model';
 

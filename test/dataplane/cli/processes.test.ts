@@ -7,7 +7,7 @@ import type { ProcessorDeployment } from '../../../lib/dataplane/model';
 import { argValue, keptArgs, ProcessorStartError, startProcessors, type RunningProcessors } from '../../../lib/dataplane/processes';
 import { MissingSecretError } from '../../../lib/dataplane/secrets';
 import { parseCli } from '../../../processor/src/cli';
-import { CONFIG_VERSION, type ProcessorConfig } from '../../../processor/src/config/schema';
+import { CONFIG_VERSION, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 // The processor's own Envoy stand-in: enough to drive one ext_proc exchange and see what the processor did.
 import { EnvoyClient } from '../../../processor/test/support/envoy-client';
 

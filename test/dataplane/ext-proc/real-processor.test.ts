@@ -7,7 +7,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createExtProcFilter, extProcSettingsFromPolicy, type ExtProcClients, type ExtProcSettings } from '../../../lib/dataplane/ext-proc';
 import { ProcessorApp } from '../../../processor/src/app';
-import { BACKEND_HEADER, CONFIG_VERSION, METADATA_NAMESPACE, MODEL_HEADER, type ProcessorConfig } from '../../../processor/src/config/schema';
+import { BACKEND_HEADER, CONFIG_VERSION, METADATA_NAMESPACE, MODEL_HEADER, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { silentLogger } from '../../../processor/src/log';
 import { drive, fakeStream, newClients } from './support';
 
