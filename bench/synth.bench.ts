@@ -13,6 +13,7 @@ import {
   Credentials,
   ModelMatch,
   ProviderBackend,
+  RateLimitRedis,
   RateLimitUnit,
   TokenRateLimit,
 } from '../lib';
@@ -25,6 +26,8 @@ function build(routes: number): App {
   const platform = new Chart(app, 'platform', { namespace: 'platform' });
   const team = new Chart(app, 'team', { namespace: 'team' });
   const gateway = new AIGateway(platform, 'Gateway', { name: 'gw', allowedRoutes: AllowedRoutes.fromNamespaces('team') });
+  // Budgets need a RateLimitRedis in the app; an external one emits no objects.
+  RateLimitRedis.external(platform, 'Redis', { url: 'redis.example:6379' });
   // Every route its own per-tenant bucket: one gateway budget that is not shared.
   new TokenRateLimit(platform, 'TenantBudget', { target: gateway, limit: 100_000, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-tenant-id') });
   for (let i = 0; i < routes; i++) {

@@ -15,6 +15,11 @@ import {
 } from './crds';
 import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '@ai-gateway-constructs/processor-config';
 import { invalid } from './errors';
+import { checkCrdList } from './limits/crd-field';
+import { CRD_LIMITS } from './limits/crd-limits.generated';
+import { checkLabels } from './limits/metadata';
+import { synthRegistry } from './limits/registry';
+import { validateUniqueObjects } from './limits/unique-objects';
 import { GatewayModel, type BudgetScope } from './gateway-model';
 import { checkHostname, checkLabelName, defaultName, derivedName, resolveNamespace } from './names';
 import { Processor, type ProcessorOptions } from './processor';
@@ -82,6 +87,11 @@ export class AllowedRoutes {
       case 'Labels':
         return undefined;
     }
+  }
+
+  /** @internal the namespace labels routes' namespaces must carry (`fromNamespaceLabels`), else undefined. */
+  get _labels(): Record<string, string> | undefined {
+    return this.labels;
   }
 
   /** @internal */
@@ -286,7 +296,10 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     super(scope, id);
     this.gatewayNamespace = resolveNamespace(this, props.namespace);
     this.gatewayName = checkLabelName(this, 'name', props.name ?? defaultName(this), { startWithLetter: true });
+    synthRegistry(this).claimName(this, 'name', { kind: 'Gateway', namespace: this.gatewayNamespace, name: this.gatewayName });
+    validateUniqueObjects(this);
     this.allowedRoutes = props.allowedRoutes ?? AllowedRoutes.sameNamespace();
+    checkLabels(this, 'allowedRoutes', this.allowedRoutes._labels);
     const envoyGatewayNamespace = checkLabelName(this, 'envoyGatewayNamespace', props.envoyGatewayNamespace ?? 'envoy-gateway-system');
     const bufferBytes = this.requestBufferBytes(props.requestBufferLimit ?? Size.mebibytes(50));
     const gatewayClass = props.gatewayClass ?? GatewayClass.create(this.gatewayName);
@@ -327,6 +340,7 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
   }
 
   private emitGatewayClass(): void {
+    synthRegistry(this).claimName(this, 'gatewayClass', { kind: 'GatewayClass', name: this.gatewayClassName });
     clusterScoped(
       new ApiObject(this, 'GatewayClass', {
         apiVersion: GATEWAY_API_VERSION,
@@ -362,6 +376,7 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     if (https.certificateSecretNames.length === 0) {
       throw invalid(this, 'https.certificateSecretNames', https.certificateSecretNames, 'needs at least one TLS Secret');
     }
+    checkCrdList(this, 'https.certificateSecretNames', https.certificateSecretNames, CRD_LIMITS.gatewayCertificateRefs);
     const certificateRefs = https.certificateSecretNames.map((name) => ({
       kind: 'Secret' as const,
       group: '' as const,
@@ -467,12 +482,16 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     } catch {
       uri = undefined;
     }
-    if (!uri || uri.protocol !== 'https:' || jwt.jwksUri.length > 253) {
-      throw invalid(this, 'jwt.jwksUri', jwt.jwksUri, 'must be an https URL of at most 253 characters');
+    const maxUri = CRD_LIMITS.securityPolicyJwksUri.maxLength;
+    if (!uri || uri.protocol !== 'https:' || jwt.jwksUri.length > maxUri) {
+      throw invalid(this, 'jwt.jwksUri', jwt.jwksUri, `must be an https URL of at most ${maxUri} characters`);
     }
-    if (typeof jwt.issuer !== 'string' || jwt.issuer.length === 0 || jwt.issuer.length > 253) {
-      throw invalid(this, 'jwt.issuer', jwt.issuer, 'must be a non-empty string of at most 253 characters');
+    const maxIssuer = CRD_LIMITS.securityPolicyJwtIssuer.maxLength;
+    if (typeof jwt.issuer !== 'string' || jwt.issuer.length === 0 || jwt.issuer.length > maxIssuer) {
+      throw invalid(this, 'jwt.issuer', jwt.issuer, `must be a non-empty string of at most ${maxIssuer} characters`);
     }
+    if (jwt.audiences) checkCrdList(this, 'jwt.audiences', jwt.audiences, CRD_LIMITS.securityPolicyJwtAudiences);
+    this.checkClaimCount(jwt.claimToHeaders);
     const claimToHeaders = Object.entries(jwt.claimToHeaders ?? {}).map(([claim, header]) => {
       if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(header)) throw invalid(this, `jwt.claimToHeaders.${claim}`, header, 'must be a lower-case HTTP header name');
       return { claim, header };
@@ -501,8 +520,27 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     return claimToHeaders.map((c) => c.header);
   }
 
+  /**
+   * Throws if more claims are mapped than fit beside the gateway's routing headers in the ClientTrafficPolicy's
+   * `earlyRequestHeaders.remove` (every claim header is stripped from client requests there).
+   */
+  private checkClaimCount(claims: Record<string, string> | undefined): void {
+    const count = Object.keys(claims ?? {}).length;
+    const max = CRD_LIMITS.clientEarlyHeaderRemove.maxItems;
+    const routingHeaders = [BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER].length;
+    if (count + routingHeaders <= max) return;
+    throw invalid(
+      this,
+      'jwt.claimToHeaders',
+      claims,
+      `maps ${count} claims; at most ${max - routingHeaders} fit beside the gateway's ${routingHeaders} routing headers in the ClientTrafficPolicy field ` +
+        `${CRD_LIMITS.clientEarlyHeaderRemove.field} (at most ${max})`,
+    );
+  }
+
   private checkPort(prop: string, port: number): number {
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw invalid(this, prop, port, 'must be an integer between 1 and 65535');
+    const { minimum, maximum } = CRD_LIMITS.gatewayListenerPort;
+    if (!Number.isInteger(port) || port < minimum || port > maximum) throw invalid(this, prop, port, `must be an integer between ${minimum} and ${maximum}`);
     return port;
   }
 

@@ -25,6 +25,12 @@ import {
   type RetrySpec,
 } from './crds';
 import { invalid } from './errors';
+import { sameBackendNameError } from './limits/backend-names';
+import { CRD_LIMITS } from './limits/crd-limits.generated';
+import { checkPerTryTimeout } from './limits/duration';
+import { checkRouteHostnames } from './limits/hostnames';
+import { synthRegistry } from './limits/registry';
+import { validateUniqueObjects } from './limits/unique-objects';
 import { GatewayModel, type BudgetScope, type RouteFragment } from './gateway-model';
 import { ModelMatch, ModelMatchIndex } from './model-match';
 import { MAX_SUBDOMAIN_LENGTH, checkHostname, checkLabelName, defaultName, derivedName, isCleanPathPrefix, resolveNamespace, shortHash } from './names';
@@ -34,11 +40,11 @@ import { RoutePrecedenceIndex, foreignGatewayIndex, virtualHostsOf, type Indexed
 import type { IBudgetTarget } from './token-rate-limit';
 
 /**
- * HTTPRoute allows 16 rules; one is the catch-all 404. Each backend rule has at most 4 matches (two endpoint
- * prefixes, the backend's upstream prefix and `/`), so 15 backends make at most 62 matches, under the 128 an
- * HTTPRoute allows.
+ * HTTPRoute allows 16 rules (CRD `spec.rules` maxItems); one is the catch-all 404. Each backend rule has at most 4
+ * matches (two endpoint prefixes, the backend's upstream prefix and `/`), so 15 backends make at most 62 matches,
+ * under the 128 an HTTPRoute allows (a CEL rule of the CRD, not in its JSON schema).
  */
-export const MAX_BACKENDS_PER_ROUTE = 15;
+export const MAX_BACKENDS_PER_ROUTE = CRD_LIMITS.httpRouteRules.maxItems - 1;
 
 /** A backend a rule sends matching requests to. */
 export interface RouteBackend {
@@ -226,6 +232,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
     super(scope, id);
     this.namespace = resolveNamespace(this, props.namespace);
     this.routeName = checkLabelName(this, 'name', props.name ?? defaultName(this));
+    synthRegistry(this).claimName(this, 'name', { kind: 'HTTPRoute', namespace: this.namespace, name: this.routeName });
+    validateUniqueObjects(this);
     this.gateway = props.gateway;
     this.rules = props.rules;
     this.managed = props.gateway._managed;
@@ -236,6 +244,9 @@ export class AIRoute extends Construct implements IBudgetTarget {
     this.requiredHeaders = [...new Set((props.requiredHeaders ?? []).map((h) => this.checkHeader('requiredHeaders', h)))];
     const requestTimeout = gatewayDuration(this, 'requestTimeout', props.requestTimeout ?? Duration.seconds(60));
     this.retry = props.retry ? this.retrySpec(props.retry) : undefined;
+    if (props.retry?.perTryTimeout) {
+      checkPerTryTimeout(this, 'retry.perTryTimeout', props.retry.perTryTimeout, props.requestTimeout ?? Duration.seconds(60), 'requestTimeout');
+    }
     this.validateRules();
     this.passthroughEndpoints = this.checkPassthroughEndpoints(props.passthroughEndpoints ?? []);
     this.validateGatewayProps(props);
@@ -291,6 +302,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
     if (props.processor !== undefined || props.envoyGatewayNamespace !== undefined || props.maxRequestBodyBytes !== undefined) {
       throw invalid(this, 'processor', props.processor ?? props.envoyGatewayNamespace ?? props.maxRequestBodyBytes, 'only applies to routes on a Gateway not managed by an AIGateway; configure the AIGateway instead');
     }
+    checkRouteHostnames(this, 'hostnames', this.hostnames, `${props.gateway.gatewayNamespace}/${props.gateway.gatewayName}`, gateway.listeners);
   }
 
   /** The route's own processor, for a Gateway not managed by an AIGateway. */
@@ -411,6 +423,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
       },
       backends: entries.map((entry) => entry.backend._toConfig(entry.name)),
       mutatedHeaders: entries.map((entry) => ({ backendName: entry.backend.backendName, headers: entry.backend._mutatedHeaders })),
+      modelMatches: this.rules.flatMap((rule) => rule.models),
     };
   }
 
@@ -447,6 +460,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
       let name = `${backend.backendName}.${backend.namespace}.${this.routeName}.${this.namespace}`;
       if (name.length > MAX_SUBDOMAIN_LENGTH) name = `${backend.backendName}.${shortHash(name, 16)}`;
       entry = { name, backend, prop };
+      const clash = sameBackendNameError(this, entry, this.entries.values());
+      if (clash) throw clash;
       this.entries.set(backend, entry);
     }
     return entry;
@@ -579,7 +594,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
         this,
         'rules',
         `${distinctBackends.size} backends`,
-        `an HTTPRoute holds at most 16 rules (one per backend plus the 404 rule); split the route, at most ${MAX_BACKENDS_PER_ROUTE} backends each`,
+        `an HTTPRoute holds at most ${CRD_LIMITS.httpRouteRules.maxItems} rules (one per backend plus the 404 rule); split the route, at most ${MAX_BACKENDS_PER_ROUTE} backends each`,
       );
     }
   }
@@ -647,7 +662,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
   }
 
   private checkHostnames(hostnames: readonly string[]): string[] {
-    if (hostnames.length > 16) throw invalid(this, 'hostnames', hostnames, 'an HTTPRoute allows at most 16 hostnames');
+    const max = CRD_LIMITS.httpRouteHostnames.maxItems;
+    if (hostnames.length > max) throw invalid(this, 'hostnames', hostnames, `an HTTPRoute allows at most ${max} hostnames`);
     return hostnames.map((hostname) => checkHostname(this, 'hostnames', hostname, { wildcard: true }));
   }
 

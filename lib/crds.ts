@@ -4,7 +4,7 @@
  */
 import { ApiObject, Chart, JsonPatch, Lazy, type Duration } from 'cdk8s';
 import type { Construct, IConstruct } from 'constructs';
-import { invalid } from './errors';
+import { formatGatewayDuration } from './limits/duration';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 export const ENVOY_GATEWAY_GROUP = 'gateway.envoyproxy.io';
@@ -207,12 +207,12 @@ export function customResource<T>(
   });
 }
 
-/** A `Duration` prop in the Gateway API duration format (whole seconds or milliseconds); must be positive. */
+/**
+ * A `Duration` prop in the Gateway API duration format; must be positive. One unit while it fits five digits
+ * (`60s`, `1500ms`), else split into units (`150500ms` is `2m30s500ms`); throws when the format cannot write it.
+ */
 export function gatewayDuration(scope: IConstruct, prop: string, duration: Duration): DurationString {
-  const millis = duration.toMilliseconds({ integral: false });
-  if (!Number.isInteger(millis) || millis <= 0) throw invalid(scope, prop, `${millis}ms`, 'must be a positive whole number of milliseconds');
-  if (millis % 1000 === 0) return `${millis / 1000}s`;
-  return `${millis}ms`;
+  return formatGatewayDuration(scope, prop, duration);
 }
 
 /** Emits a cluster-scoped object: no namespace, even inside a chart that has one. */

@@ -1,6 +1,7 @@
 import type { IConstruct } from 'constructs';
 import type { BackendConfig, CostConfig, RouteConfig } from '@ai-gateway-constructs/processor-config';
 import type { GlobalRateLimitRule } from './crds';
+import type { ServedModelMatch } from './limits/budgets';
 import { ModelMatchIndex } from './model-match';
 import { RoutePrecedenceIndex } from './route-precedence';
 
@@ -21,6 +22,8 @@ export interface RouteFragment {
   readonly backends: readonly BackendConfig[];
   /** Per backend, the request headers its `headerMutation` sets or removes (budgets cannot key on them). */
   readonly mutatedHeaders: readonly { readonly backendName: string; readonly headers: readonly string[] }[];
+  /** The model matches of the route's rules, in order (a budget for one model checks that a rule serves it). */
+  readonly modelMatches: readonly ServedModelMatch[];
 }
 
 /** What one TokenRateLimit contributes: its rate-limit rule and what the processor must do for it. */

@@ -21,6 +21,8 @@ import {
 } from './crds';
 import { AIGatewayValidationError, invalid } from './errors';
 import { GatewayModel } from './gateway-model';
+import { gatewayDurationMs } from './limits/duration';
+import { checkAnnotations } from './limits/metadata';
 import { derivedName, shortHash } from './names';
 import { ProcessorImage } from './processor-image';
 
@@ -393,6 +395,7 @@ export class Processor extends Construct {
   private validate(props: ProcessorProps): void {
     const replicas = props.replicas ?? 2;
     if (!Number.isInteger(replicas) || replicas < 1) throw invalid(this, 'processor.replicas', replicas, 'must be a positive integer');
+    checkAnnotations(this, 'processor.serviceAccountAnnotations', props.serviceAccountAnnotations);
   }
 
   private emitConfigMap(): kplus.ConfigMap {
@@ -576,15 +579,6 @@ export class Processor extends Construct {
       ...(longest !== undefined ? { longestRequest: longest } : {}),
     };
   }
-}
-
-/** Milliseconds of a Gateway API duration (`1h30m`, `90s`, `500ms`, ...; the CRDs' pattern). */
-function gatewayDurationMs(value: unknown): number | undefined {
-  if (typeof value !== 'string' || !/^([0-9]{1,5}(h|m|s|ms)){1,4}$/.test(value)) return undefined;
-  const factor: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1_000, ms: 1 };
-  let total = 0;
-  for (const [, amount, unit] of value.matchAll(/([0-9]+)(ms|h|m|s)/g)) total += Number(amount) * factor[unit];
-  return total;
 }
 
 /**

@@ -14,6 +14,9 @@ import {
   type ReferenceGrantSpec,
 } from './crds';
 import { invalid } from './errors';
+import { checkAwsRegion } from './limits/aws-region';
+import { synthRegistry } from './limits/registry';
+import { validateUniqueObjects } from './limits/unique-objects';
 import { checkHostname, checkLabelName, defaultName, derivedName, isCleanPathPrefix, resolveNamespace } from './names';
 
 /** Props every provider accepts. */
@@ -348,12 +351,14 @@ export class ProviderBackend extends Construct {
     this.credentials = props.credentials;
     const ownNamespace = resolveNamespace(this, props.namespace);
     this.validate();
+    validateUniqueObjects(this);
     if (props.service) {
       this.backendName = props.service.name;
       this.namespace = props.service.namespace;
     } else {
       this.backendName = checkLabelName(this, 'name', props.name ?? defaultName(this));
       this.namespace = ownNamespace;
+      synthRegistry(this).claimName(this, 'name', { kind: 'Backend', namespace: this.namespace, name: this.backendName });
       this.emitBackend();
     }
   }
@@ -526,8 +531,9 @@ function factoryName(kind: CredentialKind): string {
 
 const REGION = /^[a-z0-9]+(-[a-z0-9]+)*$/;
 
+/** The Bedrock runtime host of `region`; the region is also the SigV4 signing region, so this checks both. */
 function bedrockHost(scope: Construct, id: string, region: string): string {
-  if (typeof region !== 'string' || !REGION.test(region)) throw invalid(scope, `${id}.region`, region, 'must be an AWS region such as "us-east-1"');
+  checkAwsRegion(scope, `${id}.region`, region);
   return `bedrock-runtime.${region}.amazonaws.com`;
 }
 

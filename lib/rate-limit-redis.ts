@@ -3,6 +3,7 @@ import * as kplus from 'cdk8s-plus-28';
 import { IntOrString, KubeNetworkPolicy } from 'cdk8s-plus-28/lib/imports/k8s';
 import { Construct } from 'constructs';
 import { invalid } from './errors';
+import { synthRegistry } from './limits/registry';
 import { checkLabelName, resolveNamespace } from './names';
 
 /** A Secret key holding the Redis password. */
@@ -128,6 +129,7 @@ export class RateLimitRedis extends Construct {
 
   private constructor(scope: Construct, id: string, props: { inCluster?: InClusterRedisProps; external?: ExternalRedisProps }) {
     super(scope, id);
+    synthRegistry(this).register('RateLimitRedis', this);
     if (props.external) {
       this.url = this.checkUrl(props.external.url);
       if (props.external.passwordSecret) this.passwordSecret = this.checkSecret(props.external.passwordSecret);

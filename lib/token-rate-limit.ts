@@ -3,6 +3,10 @@ import { Construct, type IConstruct } from 'constructs';
 import { CEL_COST_VARIABLES, METADATA_NAMESPACE, MODEL_HEADER, ROUTE_HEADER, TOKEN_METADATA_KEYS, type CostConfig } from '@ai-gateway-constructs/processor-config';
 import type { GlobalRateLimitRule, RateLimitHeaderSelector } from './crds';
 import { invalid } from './errors';
+import { missingRateLimitRedisError, unservedModelError } from './limits/budgets';
+import { checkCrdString } from './limits/crd-field';
+import { CRD_LIMITS } from './limits/crd-limits.generated';
+import { synthRegistry } from './limits/registry';
 import type { BudgetScope } from './gateway-model';
 import { unstableHeaderReason } from './identity-headers';
 import { shortHash } from './names';
@@ -151,7 +155,9 @@ export interface TokenRateLimitProps {
 
 const HEADER_NAME = /^[a-z0-9!#$%&'*+.^_`|~-]+$/;
 /** Envoy Gateway's limit on the rules of one BackendTrafficPolicy (CRD `rateLimit.global.rules` maxItems). */
-const MAX_RULES_PER_POLICY = 256;
+const MAX_RULES_PER_POLICY = CRD_LIMITS.budgetRules.maxItems;
+/** The largest token limit (CRD `rateLimit.global.rules[].limit.requests` maximum). */
+const MAX_LIMIT = CRD_LIMITS.budgetLimitRequests.maximum;
 
 /**
  * A token budget: a global rate limit whose request cost is 0 (checked only) and whose response cost is the
@@ -176,6 +182,7 @@ export class TokenRateLimit extends Construct {
     this.metadataKey = cost.metadataKey;
     const target = this.resolveTarget(props);
     this.checkCapacity(target);
+    this.validateWithApp(props, target);
     if (props.client) this.checkClientHeader(target, props.client);
     this._rule = this.rule(props, target, cost);
     target.model.addBudget({
@@ -189,8 +196,8 @@ export class TokenRateLimit extends Construct {
 
   /** Checks the props that need no target; returns the cost. */
   private validate(props: TokenRateLimitProps): TokenCost {
-    if (!Number.isInteger(props.limit) || props.limit <= 0 || props.limit > 4294967295) {
-      throw invalid(this, 'limit', props.limit, 'must be a positive integer number of tokens (at most 4294967295)');
+    if (!Number.isInteger(props.limit) || props.limit <= 0 || props.limit > MAX_LIMIT) {
+      throw invalid(this, 'limit', props.limit, `must be a positive integer number of tokens (at most ${MAX_LIMIT})`);
     }
     if (!(props.per instanceof RateLimitUnit)) throw invalid(this, 'per', props.per, 'must be RateLimitUnit.SECOND/MINUTE/HOUR/DAY');
     const cost = props.cost ?? TokenCost.totalTokens();
@@ -244,7 +251,7 @@ export class TokenRateLimit extends Construct {
       const model = props.models.model;
       if (model === undefined) headers.push({ name: MODEL_HEADER, type: 'Distinct' });
       else if (model.length === 0) throw invalid(this, 'models', model, 'must name a model');
-      else headers.push({ name: MODEL_HEADER, type: 'Exact', value: model });
+      else headers.push({ name: MODEL_HEADER, type: 'Exact', value: checkCrdString(this, 'models', model, CRD_LIMITS.budgetSelectorHeaderValue) });
     }
     return {
       ...(headers.length > 0 ? { clientSelectors: [{ headers }] } : {}),
@@ -255,6 +262,31 @@ export class TokenRateLimit extends Construct {
       },
       shared: true,
     };
+  }
+
+  /**
+   * Checks what only the complete app tells, when it is synthesized: that it has a RateLimitRedis (without one
+   * Envoy Gateway never enforces the budget), and that a rule the budget covers serves the one model it counts
+   * (routes may attach to a gateway after its budgets). Skipped in a partial build (the Pulumi front end's early
+   * builds).
+   */
+  private validateWithApp(props: TokenRateLimitProps, target: BudgetScope): void {
+    const registry = synthRegistry(this);
+    registry.register('TokenRateLimit', this);
+    this.node.addValidation({
+      validate: () => {
+        const noRedis = missingRateLimitRedisError(this, 'target', target.path, registry);
+        if (noRedis) throw noRedis;
+        const model = props.models?.model;
+        if (model !== undefined && !registry.partial) {
+          const routes = target.route ? [target.route.fragment] : target.model.routes;
+          const served = routes.map((route) => ({ route: route.scope.node.path, matches: route.modelMatches }));
+          const unserved = unservedModelError(this, 'models', model, served);
+          if (unserved) throw unserved;
+        }
+        return [];
+      },
+    });
   }
 
   /** Throws unless the header still names the client when Envoy evaluates and charges the budget. */

@@ -119,7 +119,7 @@ describe('processor shutdown derived from the routes', () => {
 /** A route of the processor's model whose HTTPRoute (and retry policy) are emitted below `scope`. */
 function routeFragment(scope: Construct, name: string, namespace: string): RouteFragment {
   const route = { name: `${namespace}/${name}`, endpoints: [], hostnames: [], rules: [], requiredHeaders: [] };
-  return { scope, name, namespace, route, backends: [], mutatedHeaders: [] };
+  return { scope, name, namespace, route, backends: [], mutatedHeaders: [], modelMatches: [] };
 }
 
 /** A processor with one hand-written HTTPRoute (and retry policy) in its model, as Envoy Gateway would read them. */

@@ -1,13 +1,20 @@
 import { parseProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { Chart, Testing } from 'cdk8s';
-import { AIGateway, AIRoute, ClientIdentity, Credentials, GatewayReference, ModelMatch, ModelScope, ProviderBackend, RateLimitUnit, TokenCost, TokenRateLimit } from '../lib';
+import type { Construct } from 'constructs';
+import { AIGateway, AIRoute, ClientIdentity, Credentials, GatewayReference, ModelMatch, ModelScope, ProviderBackend, RateLimitRedis, RateLimitUnit, TokenCost, TokenRateLimit } from '../lib';
 import { gatewayFixture } from './support/fixtures';
 import { manifestProblems } from './support/manifests';
 import { describeWithShared } from './support/shared';
 import { findAll, findOne, synthAll } from './support/synth';
 
+/** Budgets need a RateLimitRedis in the app; an external one emits no objects. */
+function withRedis(scope: Construct): void {
+  RateLimitRedis.external(scope, 'Redis', { url: 'redis.example:6379' });
+}
+
 function withRoute() {
   const fixture = gatewayFixture();
+  withRedis(fixture.platform);
   const route = new AIRoute(fixture.team, 'Route', {
     name: 'chat',
     gateway: fixture.gateway,
@@ -98,6 +105,7 @@ describe('TokenRateLimit', () => {
 
   it('merges a route policy (retries) into the gateway policy, keeping the gateway rules as they are', () => {
     const fixture = gatewayFixture();
+    withRedis(fixture.platform);
     const route = new AIRoute(fixture.team, 'Route', {
       name: 'chat',
       gateway: fixture.gateway,
@@ -143,6 +151,7 @@ describe('TokenRateLimit', () => {
 
   it('gives a route policy no merge type while the gateway has no policy to merge into', () => {
     const fixture = gatewayFixture();
+    withRedis(fixture.platform);
     new AIRoute(fixture.team, 'Route', {
       name: 'chat',
       gateway: fixture.gateway,
@@ -157,6 +166,7 @@ describe('TokenRateLimit', () => {
   it('merges a route on a Gateway it does not manage into whatever policy that Gateway carries', () => {
     const app = Testing.app();
     const team = new Chart(app, 'team', { namespace: 'team' });
+    withRedis(team);
     const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
     const route = new AIRoute(team, 'Route', { name: 'chat', gateway: GatewayReference.fromName('shared', 'infra'), rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] });
     new TokenRateLimit(route, 'Budget', { target: route, limit: 10, per: RateLimitUnit.MINUTE, models: ModelScope.eachModel() });
@@ -171,6 +181,7 @@ describe('TokenRateLimit', () => {
   it('keys a budget on a JWT claim header of the gateway with ClientIdentity.header', () => {
     const app = Testing.app();
     const platform = new Chart(app, 'platform', { namespace: 'platform' });
+    withRedis(platform);
     const gateway = new AIGateway(platform, 'Gateway', {
       name: 'gw',
       jwt: { issuer: 'https://login.example.com', jwksUri: 'https://login.example.com/jwks.json', claimToHeaders: { tenant: 'x-tenant-id' } },
@@ -217,6 +228,7 @@ describe('TokenRateLimit', () => {
     it('if a route on a Gateway not managed here already holds the 256 budgets its BackendTrafficPolicy takes', () => {
       const app = Testing.app();
       const team = new Chart(app, 'team', { namespace: 'team' });
+      withRedis(team);
       const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
       const route = new AIRoute(team, 'Route', { name: 'chat', gateway: GatewayReference.fromName('shared', 'infra'), rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] });
       for (let i = 0; i < 256; i++) new TokenRateLimit(route, `Budget${i}`, { target: route, limit: 1000 + i, per: RateLimitUnit.HOUR });
@@ -314,6 +326,7 @@ describe('TokenRateLimit', () => {
     it('if ClientIdentity.header is used on a Gateway the app does not manage', () => {
       const app = Testing.app();
       const team = new Chart(app, 'team', { namespace: 'team' });
+      withRedis(team);
       const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
       const route = new AIRoute(team, 'Route', { gateway: GatewayReference.fromName('shared', 'infra'), rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] });
       expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('x-team') })).toThrow(

@@ -17,6 +17,7 @@ import type { Construct } from 'constructs';
 import { collectEventuals, collectInstances, mapEventuals, placeholderText } from './inputs';
 import type { KubeObject } from './objects';
 import { registerObjects } from './renderer';
+import { synthRegistry } from '../limits/registry';
 
 type Eventual = pulumi.Output<unknown> | Promise<unknown>;
 
@@ -439,6 +440,9 @@ export class Model {
     options: { only?: ReadonlySet<ModelMember>; exclude?: ReadonlySet<ModelMember>; failures?: Map<ModelMember, unknown> } = {},
   ): { app: App; constructs: Map<pulumi.Resource, Construct>; owners: Map<Construct, ModelMember> } {
     const app = new App();
+    // A build of a subset of the members (a component's early build, or a preview leaving failed members out)
+    // holds part of the app: checks that need all of it (a RateLimitRedis somewhere, the routes a budget covers) skip.
+    if (options.only !== undefined || options.exclude !== undefined || options.failures !== undefined) synthRegistry(app).markPartial();
     const constructs = new Map<pulumi.Resource, Construct>();
     const charts = new Map<string, Chart>();
     const owners = new Map<Construct, ModelMember>();

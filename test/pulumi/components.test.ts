@@ -44,6 +44,8 @@ describe('AIGatewayApp', () => {
       });
       await Promise.resolve();
       new TokenRateLimit('shared', { target: route, limit: 1000, per: cdk.RateLimitUnit.MINUTE });
+      // Budgets need a RateLimitRedis in the app; an external one emits no objects.
+      RateLimitRedis.external('shared', { url: 'redis.example:6379' }, { parent: app });
       return { routeName: route.routeName };
     });
     const objects = await registered(mocks.registrations, app);
@@ -60,6 +62,7 @@ describe('AIGatewayApp', () => {
       rules: [{ models: [cdk.ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
     });
     new cdk.TokenRateLimit(chart, 'Budget', { target: route, limit: 1000, per: cdk.RateLimitUnit.MINUTE });
+    cdk.RateLimitRedis.external(chart, 'Redis', { url: 'redis.example:6379' });
     const expected = chart.toJson() as KubeObject[];
     const ours = objects.filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
     expect(ours.map(identityOf).sort()).toEqual(sortedIdentities(expected));
@@ -81,6 +84,7 @@ describe('AIGatewayApp', () => {
       'ai-gateway:index:AIGateway shared',
       'ai-gateway:index:AIRoute shared',
       'ai-gateway:index:ProviderBackend shared',
+      'ai-gateway:index:RateLimitRedis shared',
       'ai-gateway:index:TokenRateLimit shared',
     ]);
     const ownerType = (kind: string, name: string) => mocks.registrations.find((r) => r.urn === objectNamed(objects, kind, name).parent)?.type;
@@ -261,6 +265,7 @@ describe('AIRoute, ProviderBackend and TokenRateLimit', () => {
         rules: [{ models: [cdk.ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
       });
       const budget = new TokenRateLimit('llama-budget', { target: route, limit: 1000, per: cdk.RateLimitUnit.MINUTE });
+      RateLimitRedis.external('redis', { url: 'redis.example:6379' }, { parent: app });
       return { vllm, route, budget };
     });
     const objects = await registered(mocks.registrations, app);

@@ -9,7 +9,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Chart, Testing } from 'cdk8s';
-import { AIGateway, AIRoute, Credentials, ModelMatch, ModelScope, ProviderBackend, RateLimitUnit, TokenRateLimit } from '../../../lib';
+import { AIGateway, AIRoute, Credentials, ModelMatch, ModelScope, ProviderBackend, RateLimitRedis, RateLimitUnit, TokenRateLimit } from '../../../lib';
 import type { KubeObject } from '../../../lib/dataplane/model';
 import { startDataPlane, type RunningDataPlane } from '../../../lib/dataplane/server';
 import { translate } from '../../../lib/dataplane/translate';
@@ -21,6 +21,8 @@ const USAGE = { prompt_tokens: 8, completion_tokens: 7, total_tokens: 15 };
 
 function manifests(): KubeObject[] {
   const chart = new Chart(Testing.app(), 'local-replies', { namespace: 'ai' });
+  // Budgets need a RateLimitRedis in the app; an external one emits no objects.
+  RateLimitRedis.external(chart, 'Redis', { url: 'redis.example:6379' });
   const gateway = new AIGateway(chart, 'Gateway', { name: 'gw' });
   const openai = ProviderBackend.openAI(chart, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'apiKey' }) });
   const unreachable = ProviderBackend.openAI(chart, 'Unreachable', { name: 'unreachable', credentials: Credentials.apiKey({ secretName: 'openai', key: 'apiKey' }) });
