@@ -25,17 +25,28 @@ function build(routes: number): App {
   const app = new App({ outdir: 'bench-out' });
   const platform = new Chart(app, 'platform', { namespace: 'platform' });
   const team = new Chart(app, 'team', { namespace: 'team' });
-  const gateway = new AIGateway(platform, 'Gateway', { name: 'gw', allowedRoutes: AllowedRoutes.fromNamespaces('team') });
+  const gateway = new AIGateway(platform, 'Gateway', {
+    name: 'gw',
+    allowedRoutes: AllowedRoutes.fromNamespaces('team'),
+  });
   // Budgets need a RateLimitRedis in the app; an external one emits no objects.
   RateLimitRedis.external(platform, 'Redis', { url: 'redis.example:6379' });
   // Every route its own per-tenant bucket: one gateway budget that is not shared.
-  new TokenRateLimit(platform, 'TenantBudget', { target: gateway, limit: 100_000, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-tenant-id') });
+  new TokenRateLimit(platform, 'TenantBudget', {
+    target: gateway,
+    limit: 100_000,
+    per: RateLimitUnit.HOUR,
+    client: ClientIdentity.unverifiedHeader('x-tenant-id'),
+  });
   for (let i = 0; i < routes; i++) {
     const primary = ProviderBackend.openAI(platform, `Primary${i}`, {
       name: `primary-${i}`,
       credentials: Credentials.apiKey({ secretName: `key-${i % 10}`, key: 'api-key' }),
     });
-    const secondary = ProviderBackend.openAICompatible(platform, `Secondary${i}`, { name: `secondary-${i}`, baseUrl: `https://llm-${i}.example.com/v1` });
+    const secondary = ProviderBackend.openAICompatible(platform, `Secondary${i}`, {
+      name: `secondary-${i}`,
+      baseUrl: `https://llm-${i}.example.com/v1`,
+    });
     const route = new AIRoute(team, `Route${i}`, {
       name: `route-${i}`,
       gateway,
@@ -50,7 +61,13 @@ function build(routes: number): App {
       ],
     });
     // Every tenth route a budget of its own (an AIGateway holds at most 256 budgets: one BackendTrafficPolicy).
-    if (i % 10 === 0) new TokenRateLimit(route, 'Budget', { target: route, limit: 10_000, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-tenant-id') });
+    if (i % 10 === 0)
+      new TokenRateLimit(route, 'Budget', {
+        target: route,
+        limit: 10_000,
+        per: RateLimitUnit.HOUR,
+        client: ClientIdentity.unverifiedHeader('x-tenant-id'),
+      });
   }
   return app;
 }
@@ -82,7 +99,9 @@ for (let round = 0; round < RUNS; round++) {
   for (const size of SIZES) samples.get(size)!.push(measure(size));
 }
 
-console.log(`synth benchmark: best of ${RUNS} interleaved rounds, construct + validate + synthYaml (node ${process.version})`);
+console.log(
+  `synth benchmark: best of ${RUNS} interleaved rounds, construct + validate + synthYaml (node ${process.version})`,
+);
 console.log('routes  objects  wall ms  cpu ms  objects/s');
 const wall = new Map<number, number>();
 const cpu = new Map<number, number>();
@@ -96,7 +115,9 @@ for (const size of SIZES) {
     String(objects).padStart(7),
     wall.get(size)!.toFixed(0).padStart(7),
     cpu.get(size)!.toFixed(0).padStart(6),
-    Math.round((objects / wall.get(size)!) * 1000).toString().padStart(9),
+    Math.round((objects / wall.get(size)!) * 1000)
+      .toString()
+      .padStart(9),
   ];
   console.log(row.join('  '));
 }

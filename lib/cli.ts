@@ -9,7 +9,16 @@ import * as path from 'node:path';
 import Redis from 'ioredis';
 import { parseAllDocuments } from 'yaml';
 import { loadManifests } from './dataplane/manifests';
-import { accessLogLine, checkAgainstManifests, listenerLines, parseCommandLine, USAGE, UsageError, type Command, type DevOptions } from './dataplane/dev-options';
+import {
+  accessLogLine,
+  checkAgainstManifests,
+  listenerLines,
+  parseCommandLine,
+  USAGE,
+  UsageError,
+  type Command,
+  type DevOptions,
+} from './dataplane/dev-options';
 import { startProcessors, type RunningProcessors } from './dataplane/processes';
 import { startDataPlane } from './dataplane/server';
 import { translate } from './dataplane/translate';
@@ -73,7 +82,8 @@ export function manifestFiles(paths: readonly string[], skipped: (file: string) 
       if (holdsKubernetesObjects(file)) files.push(file);
       else skipped(file);
     }
-    if (files.length === before) throw new Error(`folder ${entry} holds no Kubernetes manifests (.yaml, .yml or .json files with objects)`);
+    if (files.length === before)
+      throw new Error(`folder ${entry} holds no Kubernetes manifests (.yaml, .yml or .json files with objects)`);
   }
   return files;
 }
@@ -108,7 +118,9 @@ export async function checkRedis(url: string, timeoutMs = 3_000): Promise<void> 
     await client.ping();
   } catch (error) {
     const reason = socketError ?? error;
-    throw new Error(`--redis ${redactedUrl(url)}: cannot use this Redis (${reason instanceof Error ? reason.message : String(reason)})`);
+    throw new Error(
+      `--redis ${redactedUrl(url)}: cannot use this Redis (${reason instanceof Error ? reason.message : String(reason)})`,
+    );
   } finally {
     client.disconnect();
   }
@@ -120,15 +132,21 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
     const stat = fs.statSync(options.secretsDir, { throwIfNoEntry: false });
     if (!stat?.isDirectory()) throw new Error(`--secrets ${options.secretsDir} is not a folder`);
   }
-  const objects = loadManifests(manifestFiles(options.paths, (file) => io.stderr.write(`ai-gateway: skipping ${file}: it holds no Kubernetes object\n`)));
+  const objects = loadManifests(
+    manifestFiles(options.paths, (file) =>
+      io.stderr.write(`ai-gateway: skipping ${file}: it holds no Kubernetes object\n`),
+    ),
+  );
   const model = translate(objects);
   checkAgainstManifests(options, objects, model);
   const manifestText = JSON.stringify(objects);
   const jwksOverrides: Record<string, string> = {};
   for (const [uri, target] of Object.entries(options.jwksOverrides)) {
-    if (!manifestText.includes(JSON.stringify(uri))) throw new Error(`--jwks ${uri}: no object in the manifests uses this JWKS URI`);
+    if (!manifestText.includes(JSON.stringify(uri)))
+      throw new Error(`--jwks ${uri}: no object in the manifests uses this JWKS URI`);
     const isUrl = /^https?:\/\//.test(target);
-    if (!isUrl && !fs.statSync(target, { throwIfNoEntry: false })?.isFile()) throw new Error(`--jwks ${uri}: ${target} is neither an http(s) URL nor a file`);
+    if (!isUrl && !fs.statSync(target, { throwIfNoEntry: false })?.isFile())
+      throw new Error(`--jwks ${uri}: ${target} is neither an http(s) URL nor a file`);
     jwksOverrides[uri] = isUrl ? target : path.resolve(target);
   }
   const extraCaCertificates = options.caFiles.map((file) => {
@@ -136,7 +154,9 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
     try {
       pem = fs.readFileSync(file, 'utf8');
     } catch (error) {
-      throw new Error(`--ca-file ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+      throw new Error(
+        `--ca-file ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
+      );
     }
     if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--ca-file ${file} holds no PEM certificate`);
     return pem;
@@ -158,7 +178,9 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
   const failed = new Promise<string>((resolve) => (reportFailure = resolve));
   const processors: RunningProcessors = await startProcessors(model.processors, {
     onExit: (processor, how) =>
-      reportFailure(`processor Deployment ${processor.deployment.namespace}/${processor.deployment.deploymentName} exited unexpectedly (${how})`),
+      reportFailure(
+        `processor Deployment ${processor.deployment.namespace}/${processor.deployment.deploymentName} exited unexpectedly (${how})`,
+      ),
     secretsDir: options.secretsDir,
     env: io.env,
     processorEntry: options.processorEntry,
@@ -186,10 +208,13 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
   }
 
   for (const p of processors.processors) {
-    io.stdout.write(`processor ${p.deployment.namespace}/${p.deployment.deploymentName}: ext_proc on ${p.grpcAddress}, admin on http://${p.adminAddress}\n`);
+    io.stdout.write(
+      `processor ${p.deployment.namespace}/${p.deployment.deploymentName}: ext_proc on ${p.grpcAddress}, admin on http://${p.adminAddress}\n`,
+    );
   }
   io.stdout.write(`ai-gateway dev: serving ${options.paths.join(' ')}${options.echo ? ' (echo mode)' : ''}\n`);
-  for (const line of listenerLines(model, (ns, name, port) => dataPlane.address(ns, name, port))) io.stdout.write(`${line}\n`);
+  for (const line of listenerLines(model, (ns, name, port) => dataPlane.address(ns, name, port)))
+    io.stdout.write(`${line}\n`);
   io.stdout.write('Press Ctrl-C to stop.\n');
 
   let stopped: Promise<void> | undefined;
@@ -209,7 +234,10 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
 }
 
 /** The program: parses argv, runs until SIGINT/SIGTERM. Resolves with the exit code. */
-export async function main(argv: readonly string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env }): Promise<number> {
+export async function main(
+  argv: readonly string[],
+  io: CliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env },
+): Promise<number> {
   let command: Command;
   try {
     command = parseCommandLine(argv);
@@ -244,7 +272,10 @@ export async function main(argv: readonly string[], io: CliIo = { stdout: proces
       io.stderr.write(`ai-gateway: ${error instanceof Error ? error.message : String(error)}\n`);
       return 1;
     }
-    const ended = await Promise.race([signalled.then((signal) => ({ signal })), running.failed.then((failure) => ({ failure }))]);
+    const ended = await Promise.race([
+      signalled.then((signal) => ({ signal })),
+      running.failed.then((failure) => ({ failure })),
+    ]);
     stoppingSince = Date.now();
     io.stderr.write(`ai-gateway: ${'signal' in ended ? ended.signal : ended.failure}, stopping\n`);
     try {

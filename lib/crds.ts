@@ -44,13 +44,20 @@ export interface GatewayListener {
   readonly protocol: 'HTTP' | 'HTTPS';
   readonly port: number;
   readonly hostname?: string;
-  readonly tls?: { readonly mode: 'Terminate'; readonly certificateRefs: readonly { readonly kind: 'Secret'; readonly group: ''; readonly name: string }[] };
+  readonly tls?: {
+    readonly mode: 'Terminate';
+    readonly certificateRefs: readonly { readonly kind: 'Secret'; readonly group: ''; readonly name: string }[];
+  };
   readonly allowedRoutes: {
     readonly namespaces: {
       readonly from: 'All' | 'Same' | 'Selector';
       readonly selector?: {
         readonly matchLabels?: Record<string, string>;
-        readonly matchExpressions?: readonly { readonly key: string; readonly operator: 'In'; readonly values: readonly string[] }[];
+        readonly matchExpressions?: readonly {
+          readonly key: string;
+          readonly operator: 'In';
+          readonly values: readonly string[];
+        }[];
       };
     };
     readonly kinds: readonly { readonly group: string; readonly kind: 'HTTPRoute' }[];
@@ -76,7 +83,10 @@ export interface HTTPRouteMatch {
 export type HTTPRouteFilterRef =
   | { readonly type: 'URLRewrite'; readonly urlRewrite: { readonly hostname: string } }
   | { readonly type: 'RequestHeaderModifier'; readonly requestHeaderModifier: { readonly remove: readonly string[] } }
-  | { readonly type: 'ExtensionRef'; readonly extensionRef: { readonly group: string; readonly kind: string; readonly name: string } };
+  | {
+      readonly type: 'ExtensionRef';
+      readonly extensionRef: { readonly group: string; readonly kind: string; readonly name: string };
+    };
 
 export interface HTTPRouteRule {
   readonly matches: readonly HTTPRouteMatch[];
@@ -124,7 +134,10 @@ export interface GlobalRateLimitRule {
   readonly limit: { readonly requests: number; readonly unit: 'Second' | 'Minute' | 'Hour' | 'Day' };
   readonly cost: {
     readonly request: { readonly from: 'Number'; readonly number: number };
-    readonly response: { readonly from: 'Metadata'; readonly metadata: { readonly namespace: string; readonly key: string } };
+    readonly response: {
+      readonly from: 'Metadata';
+      readonly metadata: { readonly namespace: string; readonly key: string };
+    };
   };
   readonly shared?: boolean;
 }

@@ -102,7 +102,10 @@ export class Credentials {
    * with `iam.gke.io/gcp-service-account`).
    */
   static gcpWorkloadIdentity(): Credentials {
-    return new Credentials('GCPWorkloadIdentity', [], () => ({ type: 'GCP', credentials: { source: 'WorkloadIdentity' } }));
+    return new Credentials('GCPWorkloadIdentity', [], () => ({
+      type: 'GCP',
+      credentials: { source: 'WorkloadIdentity' },
+    }));
   }
 
   /** Azure Entra ID client credentials (scope `https://cognitiveservices.azure.com/.default`). */

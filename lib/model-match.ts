@@ -1,4 +1,8 @@
-import { compileModelRegex, type ModelMatch as ModelMatchConfig, type ModelRegex } from '@ai-gateway-constructs/processor-config';
+import {
+  compileModelRegex,
+  type ModelMatch as ModelMatchConfig,
+  type ModelRegex,
+} from '@ai-gateway-constructs/processor-config';
 
 /** How a rule matches the model a client asks for. */
 export class ModelMatch {
@@ -48,7 +52,8 @@ export class ModelMatch {
     if (this.type === 'Exact') return other.matches(this.value);
     if (this.type === 'Prefix') {
       if (other.type === 'Prefix') return this.value.startsWith(other.value);
-      if (other.type === 'RegularExpression') return other.value === '.*' || other.value === `${escapeRegex(this.value)}.*`;
+      if (other.type === 'RegularExpression')
+        return other.value === '.*' || other.value === `${escapeRegex(this.value)}.*`;
       return false;
     }
     return other.type === 'RegularExpression' && (other.value === this.value || other.value === '.*');
@@ -57,7 +62,8 @@ export class ModelMatch {
   /** Whether some model name is accepted by both matches (decidable cases; regex pairs only if equal). */
   overlaps(other: ModelMatch): boolean {
     if (this.isCoveredBy(other) || other.isCoveredBy(this)) return true;
-    if (this.type === 'Prefix' && other.type === 'Prefix') return this.value.startsWith(other.value) || other.value.startsWith(this.value);
+    if (this.type === 'Prefix' && other.type === 'Prefix')
+      return this.value.startsWith(other.value) || other.value.startsWith(this.value);
     return false;
   }
 
@@ -103,7 +109,10 @@ export class ModelMatchIndex {
     }
     candidates.push(...patterns);
     return candidates.find(
-      (other) => other.owner !== entry.owner && hostnamesOverlap(other.hostnames, entry.hostnames) && entry.match.overlaps(other.match),
+      (other) =>
+        other.owner !== entry.owner &&
+        hostnamesOverlap(other.hostnames, entry.hostnames) &&
+        entry.match.overlaps(other.match),
     );
   }
 

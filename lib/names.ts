@@ -16,14 +16,26 @@ export function isDnsLabel(value: string): boolean {
 }
 
 /** Checks a user-supplied object name; throws naming the construct, the prop and the value. */
-export function checkLabelName(scope: IConstruct, prop: string, value: string, opts: { startWithLetter?: boolean } = {}): string {
+export function checkLabelName(
+  scope: IConstruct,
+  prop: string,
+  value: string,
+  opts: { startWithLetter?: boolean } = {},
+): string {
   if (typeof value !== 'string' || value.length === 0) throw invalid(scope, prop, value, 'must be a non-empty string');
   if (value.length > MAX_LABEL_LENGTH) {
-    throw invalid(scope, prop, value, `is ${value.length} characters long; Kubernetes allows at most ${MAX_LABEL_LENGTH} here`);
+    throw invalid(
+      scope,
+      prop,
+      value,
+      `is ${value.length} characters long; Kubernetes allows at most ${MAX_LABEL_LENGTH} here`,
+    );
   }
   const pattern = opts.startWithLetter ? DNS1035_LABEL : DNS1123_LABEL;
   if (!pattern.test(value)) {
-    const what = opts.startWithLetter ? 'a DNS-1035 label (lower-case letters, digits and "-", starting with a letter)' : 'a DNS-1123 label (lower-case letters, digits and "-")';
+    const what = opts.startWithLetter
+      ? 'a DNS-1035 label (lower-case letters, digits and "-", starting with a letter)'
+      : 'a DNS-1123 label (lower-case letters, digits and "-")';
     throw invalid(scope, prop, value, `must be ${what}`);
   }
   return value;
@@ -32,10 +44,20 @@ export function checkLabelName(scope: IConstruct, prop: string, value: string, o
 const HOSTNAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** Checks a DNS host name (optionally a `*.` wildcard) within the 253-character limit; throws naming the prop. */
-export function checkHostname(scope: IConstruct, prop: string, value: string, opts: { wildcard?: boolean } = {}): string {
+export function checkHostname(
+  scope: IConstruct,
+  prop: string,
+  value: string,
+  opts: { wildcard?: boolean } = {},
+): string {
   const name = opts.wildcard && typeof value === 'string' && value.startsWith('*.') ? value.slice(2) : value;
   if (typeof value !== 'string' || !HOSTNAME.test(name) || value.length > MAX_SUBDOMAIN_LENGTH) {
-    throw invalid(scope, prop, value, `must be a lower-case DNS name${opts.wildcard ? ', optionally starting with "*."' : ''} of at most ${MAX_SUBDOMAIN_LENGTH} characters`);
+    throw invalid(
+      scope,
+      prop,
+      value,
+      `must be a lower-case DNS name${opts.wildcard ? ', optionally starting with "*."' : ''} of at most ${MAX_SUBDOMAIN_LENGTH} characters`,
+    );
   }
   return value;
 }

@@ -41,13 +41,15 @@ export class ProcessorImage {
 
   /** A pinned digest, e.g. `sha256:...`. */
   static fromDigest(repository: string, digest: string): ProcessorImage {
-    if (!/^sha256:[0-9a-f]{64}$/.test(digest)) throw new Error(`ProcessorImage.fromDigest: invalid digest "${digest}" (expected sha256:<64 hex>)`);
+    if (!/^sha256:[0-9a-f]{64}$/.test(digest))
+      throw new Error(`ProcessorImage.fromDigest: invalid digest "${digest}" (expected sha256:<64 hex>)`);
     return new ProcessorImage(`${repository}@${digest}`);
   }
 
   /** Any full image reference. */
   static fromReference(reference: string): ProcessorImage {
-    if (reference.trim() === '' || /\s/.test(reference)) throw new Error(`ProcessorImage.fromReference: invalid image "${reference}"`);
+    if (reference.trim() === '' || /\s/.test(reference))
+      throw new Error(`ProcessorImage.fromReference: invalid image "${reference}"`);
     return new ProcessorImage(reference);
   }
 

@@ -76,7 +76,9 @@ export interface EnvoyGatewayHelmValues {
        */
       readonly provider?: {
         readonly type: 'Kubernetes';
-        readonly kubernetes: { readonly rateLimitDeployment: { readonly container: { readonly env: readonly SecretEnvVar[] } } };
+        readonly kubernetes: {
+          readonly rateLimitDeployment: { readonly container: { readonly env: readonly SecretEnvVar[] } };
+        };
       };
     };
   };
@@ -127,7 +129,11 @@ export class RateLimitRedis extends Construct {
   /** The Secret key with the Redis password, if the Redis requires one. */
   readonly passwordSecret?: { readonly secretName: string; readonly key: string };
 
-  private constructor(scope: Construct, id: string, props: { inCluster?: InClusterRedisProps; external?: ExternalRedisProps }) {
+  private constructor(
+    scope: Construct,
+    id: string,
+    props: { inCluster?: InClusterRedisProps; external?: ExternalRedisProps },
+  ) {
     super(scope, id);
     synthRegistry(this).register('RateLimitRedis', this);
     if (props.external) {
@@ -138,7 +144,11 @@ export class RateLimitRedis extends Construct {
     const options = props.inCluster ?? {};
     const namespace = resolveNamespace(this, options.namespace);
     const name = checkLabelName(this, 'name', options.name ?? 'redis', { startWithLetter: true });
-    const envoyGatewayNamespace = checkLabelName(this, 'envoyGatewayNamespace', options.envoyGatewayNamespace ?? 'envoy-gateway-system');
+    const envoyGatewayNamespace = checkLabelName(
+      this,
+      'envoyGatewayNamespace',
+      options.envoyGatewayNamespace ?? 'envoy-gateway-system',
+    );
     this.passwordSecret = this.checkSecret(options.passwordSecret ?? { secretName: `${name}-auth` });
     const image = this.checkImage(options.image ?? REDIS_DEFAULT_IMAGE);
     this.emitInCluster({ name, namespace, envoyGatewayNamespace, image, password: this.passwordSecret });
@@ -159,7 +169,14 @@ export class RateLimitRedis extends Construct {
                   type: 'Kubernetes' as const,
                   kubernetes: {
                     rateLimitDeployment: {
-                      container: { env: [{ name: RATE_LIMIT_REDIS_AUTH_ENV, valueFrom: { secretKeyRef: { name: password.secretName, key: password.key } } }] },
+                      container: {
+                        env: [
+                          {
+                            name: RATE_LIMIT_REDIS_AUTH_ENV,
+                            valueFrom: { secretKeyRef: { name: password.secretName, key: password.key } },
+                          },
+                        ],
+                      },
                     },
                   },
                 },
@@ -176,7 +193,8 @@ export class RateLimitRedis extends Construct {
   }
 
   private checkImage(image: string): string {
-    if (typeof image !== 'string' || !/^\S+$/.test(image)) throw invalid(this, 'image', image, 'must be an image reference without spaces');
+    if (typeof image !== 'string' || !/^\S+$/.test(image))
+      throw invalid(this, 'image', image, 'must be an image reference without spaces');
     return image;
   }
 
@@ -206,7 +224,11 @@ export class RateLimitRedis extends Construct {
       image,
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
       // The password reaches redis-server as config on stdin: not in the manifest, not in the process arguments.
-      command: ['sh', '-c', `exec redis-server - --save '' --appendonly no <<EOF\nrequirepass $${REDIS_PASSWORD_ENV}\nEOF\n`],
+      command: [
+        'sh',
+        '-c',
+        `exec redis-server - --save '' --appendonly no <<EOF\nrequirepass $${REDIS_PASSWORD_ENV}\nEOF\n`,
+      ],
       envVariables: { [REDIS_PASSWORD_ENV]: passwordEnv },
       ports: [{ name: 'redis', number: REDIS_PORT }],
       liveness: kplus.Probe.fromTcpSocket({ port: REDIS_PORT }),
@@ -256,11 +278,21 @@ export class RateLimitRedis extends Construct {
 
   private checkSecret(secret: RedisPasswordSecret): { secretName: string; key: string } {
     const secretName = secret.secretName;
-    if (typeof secretName !== 'string' || secretName.length > 253 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(secretName)) {
-      throw invalid(this, 'passwordSecret.secretName', secretName, 'must be a Secret name (a lower-case DNS subdomain of at most 253 characters)');
+    if (
+      typeof secretName !== 'string' ||
+      secretName.length > 253 ||
+      !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(secretName)
+    ) {
+      throw invalid(
+        this,
+        'passwordSecret.secretName',
+        secretName,
+        'must be a Secret name (a lower-case DNS subdomain of at most 253 characters)',
+      );
     }
     const key = secret.key ?? 'password';
-    if (typeof key !== 'string' || !/^[-._a-zA-Z0-9]{1,253}$/.test(key)) throw invalid(this, 'passwordSecret.key', key, 'must be a Secret key (letters, digits, "-", "_", ".")');
+    if (typeof key !== 'string' || !/^[-._a-zA-Z0-9]{1,253}$/.test(key))
+      throw invalid(this, 'passwordSecret.key', key, 'must be a Secret key (letters, digits, "-", "_", ".")');
     return { secretName, key };
   }
 }

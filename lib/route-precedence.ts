@@ -109,7 +109,10 @@ export interface ProcessorTie {
 export class RoutePrecedenceIndex {
   private readonly order = new Map<IndexedRoute, number>();
   private readonly catchAlls = new Map<string, Map<string, IndexedRoute[]>>();
-  private readonly backends = new Map<string, Map<string, { readonly backend: IndexedBackendRule; readonly routes: IndexedRoute[] }>>();
+  private readonly backends = new Map<
+    string,
+    Map<string, { readonly backend: IndexedBackendRule; readonly routes: IndexedRoute[] }>
+  >();
 
   /**
    * The conflict between `entry` and the earliest added route it conflicts with, in either direction (when both
@@ -135,7 +138,19 @@ export class RoutePrecedenceIndex {
         for (const { backend, routes } of this.backends.get(virtualHost)?.values() ?? []) {
           const paths = outrankedPaths(prefix, backend);
           const loser = paths === undefined ? undefined : routes.find((route) => route.owner !== entry.owner);
-          if (loser) consider({ loser, backend: loser.backends.find((b) => shapeOf(b) === shapeOf(backend))!, winner: entry, prefix, virtualHost, paths: paths! }, loser, 1);
+          if (loser)
+            consider(
+              {
+                loser,
+                backend: loser.backends.find((b) => shapeOf(b) === shapeOf(backend))!,
+                winner: entry,
+                prefix,
+                virtualHost,
+                paths: paths!,
+              },
+              loser,
+              1,
+            );
         }
       }
     }
@@ -147,7 +162,9 @@ export class RoutePrecedenceIndex {
     for (const virtualHost of entry.virtualHosts) {
       const catchAlls = this.catchAlls.get(virtualHost);
       for (const prefix of entry.catchAll.keys()) {
-        const other = catchAlls?.get(prefix)?.find((route) => route.owner !== entry.owner && route.processor !== entry.processor);
+        const other = catchAlls
+          ?.get(prefix)
+          ?.find((route) => route.owner !== entry.owner && route.processor !== entry.processor);
         if (other) return { other, prefix, virtualHost };
       }
     }
@@ -159,8 +176,13 @@ export class RoutePrecedenceIndex {
     for (const virtualHost of entry.virtualHosts) {
       const catchAlls = getOrCreate(this.catchAlls, virtualHost, () => new Map<string, IndexedRoute[]>());
       for (const prefix of entry.catchAll.keys()) getOrCreate(catchAlls, prefix, () => []).push(entry);
-      const backends = getOrCreate(this.backends, virtualHost, () => new Map<string, { backend: IndexedBackendRule; routes: IndexedRoute[] }>());
-      for (const backend of entry.backends) getOrCreate(backends, shapeOf(backend), () => ({ backend, routes: [] })).routes.push(entry);
+      const backends = getOrCreate(
+        this.backends,
+        virtualHost,
+        () => new Map<string, { backend: IndexedBackendRule; routes: IndexedRoute[] }>(),
+      );
+      for (const backend of entry.backends)
+        getOrCreate(backends, shapeOf(backend), () => ({ backend, routes: [] })).routes.push(entry);
     }
   }
 }
@@ -184,7 +206,10 @@ function getOrCreate<K, V>(map: Map<K, V>, key: K, create: () => V): V {
  * takes the listener's hostname (or `*`); a route hostname must intersect the listener's, and the more specific
  * of the two names the virtual host.
  */
-export function virtualHostsOf(listeners: readonly { name: string; hostname?: string }[], routeHostnames: readonly string[]): string[] {
+export function virtualHostsOf(
+  listeners: readonly { name: string; hostname?: string }[],
+  routeHostnames: readonly string[],
+): string[] {
   const hosts: string[] = [];
   for (const listener of listeners) {
     if (routeHostnames.length === 0) {
@@ -209,7 +234,11 @@ function intersectHostnames(listener: string | undefined, route: string): string
 const FOREIGN_INDEXES = new WeakMap<IConstruct, Map<string, RoutePrecedenceIndex>>();
 
 /** The index of a Gateway not managed by an AIGateway, shared by every AIRoute of the app attached to it. */
-export function foreignGatewayIndex(scope: IConstruct, gatewayNamespace: string, gatewayName: string): RoutePrecedenceIndex {
+export function foreignGatewayIndex(
+  scope: IConstruct,
+  gatewayNamespace: string,
+  gatewayName: string,
+): RoutePrecedenceIndex {
   const root = scope.node.root;
   let indexes = FOREIGN_INDEXES.get(root);
   if (!indexes) FOREIGN_INDEXES.set(root, (indexes = new Map()));

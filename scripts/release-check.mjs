@@ -33,7 +33,8 @@ if (values.tag === undefined) {
 }
 if (values.image !== undefined) {
   const tag = imageTag(values.image);
-  if (tag !== version) problems.push(`image ${values.image} is tagged ${tag ?? '(none)'}, not the package version ${version}`);
+  if (tag !== version)
+    problems.push(`image ${values.image} is tagged ${tag ?? '(none)'}, not the package version ${version}`);
 }
 if (values['image-config'] !== undefined) {
   const document = JSON.parse(readFileSync(values['image-config'], 'utf8'));
@@ -49,7 +50,8 @@ if (values.library) {
   const library = require(join(root, 'build/lib/index.js'));
   const reference = library.ProcessorImage.default().reference;
   if (values.image === undefined) problems.push('--library needs --image to compare with');
-  else if (reference !== values.image) problems.push(`the library's default processor image is ${reference}, not ${values.image}`);
+  else if (reference !== values.image)
+    problems.push(`the library's default processor image is ${reference}, not ${values.image}`);
 }
 
 if (problems.length > 0) {

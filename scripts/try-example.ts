@@ -9,8 +9,12 @@ import { exampleScenario } from '../test/e2e/support/scenarios';
 
 async function main(): Promise<void> {
   const port = Number(process.env.PORT ?? 8080);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`PORT must be a port number, got ${JSON.stringify(process.env.PORT)}`);
-  const run = await startScenario(exampleScenario(), { listenerPort: port, redisUrl: process.env.REDIS_URL || undefined });
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new Error(`PORT must be a port number, got ${JSON.stringify(process.env.PORT)}`);
+  const run = await startScenario(exampleScenario(), {
+    listenerPort: port,
+    redisUrl: process.env.REDIS_URL || undefined,
+  });
   const url = run.gatewayUrl;
   const chat = (model: string) =>
     `curl -s ${url}/v1/chat/completions -H 'x-tenant-id: team-a' -H 'content-type: application/json' \\\n  -d '{"model":"${model}","messages":[{"role":"user","content":"Hello"}]}'`;

@@ -26,7 +26,9 @@ import {
 
 /** The chart's Namespace object (cluster-scoped, so without a namespace of its own). */
 function namespace(chart: Chart, name: string): void {
-  ApiObject.of(new kplus.Namespace(chart, 'Namespace', { metadata: { name } })).addJsonPatch(JsonPatch.remove('/metadata/namespace'));
+  ApiObject.of(new kplus.Namespace(chart, 'Namespace', { metadata: { name } })).addJsonPatch(
+    JsonPatch.remove('/metadata/namespace'),
+  );
 }
 
 export class PlatformChart extends Chart {
@@ -47,7 +49,9 @@ export class PlatformChart extends Chart {
       processor: {
         replicas: 2,
         // Bedrock through IRSA: the processor's ServiceAccount assumes this role.
-        serviceAccountAnnotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/ai-gateway-bedrock' },
+        serviceAccountAnnotations: {
+          'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/ai-gateway-bedrock',
+        },
       },
     });
     this.openai = ProviderBackend.openAI(this, 'OpenAI', {
@@ -100,7 +104,10 @@ export class ChatTeamChart extends Chart {
           ],
         },
         { models: [ModelMatch.prefix('gpt-')], backends: [{ backend: platform.openai }] },
-        { models: [ModelMatch.exact('nova-pro')], backends: [{ backend: platform.bedrock, modelNameOverride: 'us.amazon.nova-pro-v1:0' }] },
+        {
+          models: [ModelMatch.exact('nova-pro')],
+          backends: [{ backend: platform.bedrock, modelNameOverride: 'us.amazon.nova-pro-v1:0' }],
+        },
       ],
     });
     // Per model and tenant, output tokens weigh four times as much as input tokens.
@@ -126,5 +133,8 @@ if (require.main === module) {
   const { platform } = buildExample(app);
   app.synth();
   const values = path.join(app.outdir, 'envoy-gateway-values.yaml');
-  fs.writeFileSync(values, `# helm install eg oci://docker.io/envoyproxy/gateway-helm --version v1.9.3 -n envoy-gateway-system --create-namespace -f ${path.basename(values)}\n${stringify(platform.redis.helmValues)}`);
+  fs.writeFileSync(
+    values,
+    `# helm install eg oci://docker.io/envoyproxy/gateway-helm --version v1.9.3 -n envoy-gateway-system --create-namespace -f ${path.basename(values)}\n${stringify(platform.redis.helmValues)}`,
+  );
 }

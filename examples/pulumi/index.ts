@@ -12,14 +12,7 @@
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
 import { Duration, Size } from 'cdk8s';
-import {
-  ClientIdentity,
-  Credentials,
-  ModelMatch,
-  ModelScope,
-  RateLimitUnit,
-  TokenCost,
-} from '../../lib';
+import { ClientIdentity, Credentials, ModelMatch, ModelScope, RateLimitUnit, TokenCost } from '../../lib';
 import {
   AIGateway,
   AIGatewayApp,
@@ -34,14 +27,20 @@ const config = new pulumi.Config();
 
 // One Output per namespace, reused everywhere: while the namespaces are still unknown (first preview), the
 // model can only tell that two namespaces are equal when they are the same input.
-const platformNamespace = new k8s.core.v1.Namespace('ai-platform', { metadata: { name: 'ai-platform' }, spec: {} }).metadata.name;
-const teamNamespace = new k8s.core.v1.Namespace('team-chat', { metadata: { name: 'team-chat' }, spec: {} }).metadata.name;
+const platformNamespace = new k8s.core.v1.Namespace('ai-platform', { metadata: { name: 'ai-platform' }, spec: {} })
+  .metadata.name;
+const teamNamespace = new k8s.core.v1.Namespace('team-chat', { metadata: { name: 'team-chat' }, spec: {} }).metadata
+  .name;
 
 // The AI gateway components. Gateways, backends and Redis name the app as their parent; routes and budgets join the
 // app of the components they refer to.
 const app = new AIGatewayApp('ai-gateway-example', (app) => {
   // The construct paths of examples/cdk8s/main.ts, so the Deployments' pod selectors match the cdk8s output.
-  const redis = RateLimitRedis.inCluster('redis', { namespace: platformNamespace, constructPath: 'platform/Redis' }, { parent: app });
+  const redis = RateLimitRedis.inCluster(
+    'redis',
+    { namespace: platformNamespace, constructPath: 'platform/Redis' },
+    { parent: app },
+  );
 
   const gateway = new AIGateway(
     'ai-gateway',
@@ -55,7 +54,8 @@ const app = new AIGatewayApp('ai-gateway-example', (app) => {
         replicas: 2,
         // Bedrock through IRSA: the processor's ServiceAccount assumes this role.
         serviceAccountAnnotations: {
-          'eks.amazonaws.com/role-arn': config.get('bedrockRoleArn') ?? 'arn:aws:iam::123456789012:role/ai-gateway-bedrock',
+          'eks.amazonaws.com/role-arn':
+            config.get('bedrockRoleArn') ?? 'arn:aws:iam::123456789012:role/ai-gateway-bedrock',
         },
       },
     },
@@ -66,7 +66,11 @@ const app = new AIGatewayApp('ai-gateway-example', (app) => {
     'openai',
     {
       namespace: platformNamespace,
-      credentials: ManagedCredentials.apiKey({ value: config.requireSecret('openaiApiKey'), secretName: 'openai-api-key', key: 'api-key' }),
+      credentials: ManagedCredentials.apiKey({
+        value: config.requireSecret('openaiApiKey'),
+        secretName: 'openai-api-key',
+        key: 'api-key',
+      }),
     },
     { parent: app },
   );
@@ -84,7 +88,12 @@ const app = new AIGatewayApp('ai-gateway-example', (app) => {
   );
   const bedrock = ProviderBackend.awsBedrock(
     'bedrock',
-    { name: 'bedrock-us-east-1', namespace: platformNamespace, region: 'us-east-1', credentials: Credentials.awsDefaultChain() },
+    {
+      name: 'bedrock-us-east-1',
+      namespace: platformNamespace,
+      region: 'us-east-1',
+      credentials: Credentials.awsDefaultChain(),
+    },
     { parent: app },
   );
 
@@ -117,7 +126,10 @@ const app = new AIGatewayApp('ai-gateway-example', (app) => {
         ],
       },
       { models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] },
-      { models: [ModelMatch.exact('nova-pro')], backends: [{ backend: bedrock, modelNameOverride: 'us.amazon.nova-pro-v1:0' }] },
+      {
+        models: [ModelMatch.exact('nova-pro')],
+        backends: [{ backend: bedrock, modelNameOverride: 'us.amazon.nova-pro-v1:0' }],
+      },
     ],
   });
 

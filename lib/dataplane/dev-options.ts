@@ -67,12 +67,23 @@ export interface DevOptions {
 
 export type Command = { readonly command: 'help' } | { readonly command: 'dev'; readonly options: DevOptions };
 
-const VALUE_FLAGS = ['--secrets', '--backend', '--redis', '--port', '--host', '--processor-log', '--processor', '--jwks', '--ca-file'] as const;
+const VALUE_FLAGS = [
+  '--secrets',
+  '--backend',
+  '--redis',
+  '--port',
+  '--host',
+  '--processor-log',
+  '--processor',
+  '--jwks',
+  '--ca-file',
+] as const;
 type ValueFlag = (typeof VALUE_FLAGS)[number];
 const NAME = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
 function parsePort(text: string, what: string): number {
-  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535) throw new UsageError(`${what} must be a port from 1 to 65535, got ${JSON.stringify(text)}`);
+  if (!/^\d{1,5}$/.test(text) || Number(text) < 1 || Number(text) > 65535)
+    throw new UsageError(`${what} must be a port from 1 to 65535, got ${JSON.stringify(text)}`);
   return Number(text);
 }
 
@@ -87,7 +98,8 @@ function parseNamespacedName(text: string, flag: string, example: string): strin
 function parseBackend(value: string): [string, string] {
   const example = 'ai-platform/openai=http://127.0.0.1:8080';
   const eq = value.indexOf('=');
-  if (eq < 0) throw new UsageError(`--backend needs <namespace>/<name>=<url>, e.g. ${example}; got ${JSON.stringify(value)}`);
+  if (eq < 0)
+    throw new UsageError(`--backend needs <namespace>/<name>=<url>, e.g. ${example}; got ${JSON.stringify(value)}`);
   const key = parseNamespacedName(value.slice(0, eq), '--backend', example);
   const raw = value.slice(eq + 1);
   let url: URL;
@@ -97,10 +109,20 @@ function parseBackend(value: string): [string, string] {
     throw new UsageError(`--backend ${key}: ${JSON.stringify(raw)} is not a URL (e.g. http://127.0.0.1:8080)`);
   }
   if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.hostname === '') {
-    throw new UsageError(`--backend ${key}: the URL must be http:// or https:// with a host, got ${JSON.stringify(raw)}`);
+    throw new UsageError(
+      `--backend ${key}: the URL must be http:// or https:// with a host, got ${JSON.stringify(raw)}`,
+    );
   }
-  if ((url.pathname !== '/' && url.pathname !== '') || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') {
-    throw new UsageError(`--backend ${key}: the URL names where to connect (scheme, host, port) and cannot carry a path, query or credentials, got ${JSON.stringify(raw)}`);
+  if (
+    (url.pathname !== '/' && url.pathname !== '') ||
+    url.search !== '' ||
+    url.hash !== '' ||
+    url.username !== '' ||
+    url.password !== ''
+  ) {
+    throw new UsageError(
+      `--backend ${key}: the URL names where to connect (scheme, host, port) and cannot carry a path, query or credentials, got ${JSON.stringify(raw)}`,
+    );
   }
   return [key, `${url.protocol}//${url.host}`];
 }
@@ -108,10 +130,13 @@ function parseBackend(value: string): [string, string] {
 function parsePortMapping(value: string): [string, number] {
   const match = /^([^:=]+):([^=]+)=(.+)$/.exec(value);
   const example = 'ai-platform/ai-gateway:80=8080';
-  if (!match) throw new UsageError(`--port needs <namespace>/<gateway>:<listenerPort>=<localPort>, e.g. ${example}; got ${JSON.stringify(value)}`);
-  const gateway = parseNamespacedName(match[1]!, '--port', example);
-  const listenerPort = parsePort(match[2]!, `--port ${gateway}: the listener port`);
-  return [`${gateway}:${listenerPort}`, parsePort(match[3]!, `--port ${gateway}:${listenerPort}: the local port`)];
+  if (!match)
+    throw new UsageError(
+      `--port needs <namespace>/<gateway>:<listenerPort>=<localPort>, e.g. ${example}; got ${JSON.stringify(value)}`,
+    );
+  const gateway = parseNamespacedName(match[1], '--port', example);
+  const listenerPort = parsePort(match[2], `--port ${gateway}: the listener port`);
+  return [`${gateway}:${listenerPort}`, parsePort(match[3], `--port ${gateway}:${listenerPort}: the local port`)];
 }
 
 function parseJwks(value: string): [string, string] {
@@ -127,7 +152,9 @@ function parseJwks(value: string): [string, string] {
     parsed = undefined;
   }
   if (!parsed || (parsed.protocol !== 'https:' && parsed.protocol !== 'http:')) {
-    throw new UsageError(`--jwks: ${JSON.stringify(uri)} is not the http(s) JWKS URI of a SecurityPolicy (e.g. ${example})`);
+    throw new UsageError(
+      `--jwks: ${JSON.stringify(uri)} is not the http(s) JWKS URI of a SecurityPolicy (e.g. ${example})`,
+    );
   }
   if (target === '') throw new UsageError(`--jwks ${uri}: name a local URL or file after "="`);
   return [uri, target];
@@ -148,7 +175,7 @@ export function parseCommandLine(argv: readonly string[]): Command {
   let echo = false;
   let onlyPaths = false;
   for (let i = 0; i < rest.length; i++) {
-    const arg = rest[i]!;
+    const arg = rest[i];
     if (onlyPaths || !arg.startsWith('-') || arg === '-') {
       paths.push(arg);
       continue;
@@ -165,7 +192,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
       echo = true;
       continue;
     }
-    if (!(VALUE_FLAGS as readonly string[]).includes(flag)) throw new UsageError(`unknown option ${JSON.stringify(flag)}`);
+    if (!(VALUE_FLAGS as readonly string[]).includes(flag))
+      throw new UsageError(`unknown option ${JSON.stringify(flag)}`);
     const value = eq < 0 ? rest[++i] : arg.slice(eq + 1);
     if (value === undefined || value === '') throw new UsageError(`${flag} needs a value`);
     if (flag === '--backend') {
@@ -175,7 +203,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
     } else if (flag === '--port') {
       const [key, port] = parsePortMapping(value);
       if (key in ports) throw new UsageError(`--port ${key} is given twice`);
-      if (Object.values(ports).includes(port)) throw new UsageError(`--port: local port ${port} is given to two listeners`);
+      if (Object.values(ports).includes(port))
+        throw new UsageError(`--port: local port ${port} is given to two listeners`);
       ports[key] = port;
     } else if (flag === '--jwks') {
       const [uri, target] = parseJwks(value);
@@ -190,7 +219,8 @@ export function parseCommandLine(argv: readonly string[]): Command {
   }
   if (paths.length === 0) throw new UsageError('name the manifests to run: a folder (e.g. dist/) or YAML files');
   const redisUrl = single['--redis'];
-  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redisUrl)) throw new UsageError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(redisUrl)}`);
+  if (redisUrl !== undefined && !/^rediss?:\/\/[^\s]+$/.test(redisUrl))
+    throw new UsageError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(redisUrl)}`);
   return {
     command: 'dev',
     options: {
@@ -210,26 +240,41 @@ export function parseCommandLine(argv: readonly string[]): Command {
 }
 
 /** Checks the options against the manifests: every override and port names something that exists. */
-export function checkAgainstManifests(options: DevOptions, objects: readonly KubeObject[], model: DataPlaneModel): void {
+export function checkAgainstManifests(
+  options: DevOptions,
+  objects: readonly KubeObject[],
+  model: DataPlaneModel,
+): void {
   if (model.gateways.length === 0) {
-    throw new Error(`the manifests in ${options.paths.join(', ')} contain no Gateway (gateway.networking.k8s.io); synthesize an AIGateway first`);
+    throw new Error(
+      `the manifests in ${options.paths.join(', ')} contain no Gateway (gateway.networking.k8s.io); synthesize an AIGateway first`,
+    );
   }
   const objectNames = new Set(
-    objects.filter((o) => o.kind === 'Backend' || o.kind === 'Service').map((o) => `${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? ''}`),
+    objects
+      .filter((o) => o.kind === 'Backend' || o.kind === 'Service')
+      .map((o) => `${o.metadata?.namespace ?? 'default'}/${o.metadata?.name ?? ''}`),
   );
   for (const key of Object.keys(options.backendOverrides)) {
     if (!objectNames.has(key)) throw new Error(`--backend ${key}: the manifests contain no Backend or Service ${key}`);
   }
-  const listenerPorts = new Set(model.gateways.flatMap((g) => g.listeners.map((l) => `${g.namespace}/${g.name}:${l.port}`)));
+  const listenerPorts = new Set(
+    model.gateways.flatMap((g) => g.listeners.map((l) => `${g.namespace}/${g.name}:${l.port}`)),
+  );
   for (const key of Object.keys(options.ports)) {
     if (!listenerPorts.has(key)) {
-      throw new Error(`--port ${key}: no Gateway listener has that port; the listeners are ${[...listenerPorts].sort().join(', ')}`);
+      throw new Error(
+        `--port ${key}: no Gateway listener has that port; the listeners are ${[...listenerPorts].sort().join(', ')}`,
+      );
     }
   }
 }
 
 /** One line per Gateway listener: its name, hostname and local URL. */
-export function listenerLines(model: DataPlaneModel, address: (namespace: string, name: string, port: number) => string): string[] {
+export function listenerLines(
+  model: DataPlaneModel,
+  address: (namespace: string, name: string, port: number) => string,
+): string[] {
   const lines: string[] = [];
   for (const gateway of model.gateways) {
     for (const listener of gateway.listeners) {

@@ -24,11 +24,18 @@ export interface EchoResponseBody {
 const MAX_DELAY_MS = 60_000;
 
 /** Headers that carry credentials (the processor injects provider keys): echoed without their secret part. */
-const CREDENTIAL_HEADERS = new Set(['authorization', 'proxy-authorization', 'x-api-key', 'api-key', 'x-goog-api-key', 'x-amz-security-token']);
+const CREDENTIAL_HEADERS = new Set([
+  'authorization',
+  'proxy-authorization',
+  'x-api-key',
+  'api-key',
+  'x-goog-api-key',
+  'x-amz-security-token',
+]);
 
 /** `Bearer <redacted>`: the scheme shows which credential was sent, never the secret. */
 function redacted(name: string, value: string): string {
-  const scheme = name.endsWith('authorization') ? /^[A-Za-z0-9-]+ /.exec(value)?.[0] ?? '' : '';
+  const scheme = name.endsWith('authorization') ? (/^[A-Za-z0-9-]+ /.exec(value)?.[0] ?? '') : '';
   return `${scheme}<redacted>`;
 }
 

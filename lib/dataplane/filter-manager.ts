@@ -9,7 +9,12 @@ import { normalizeRequestPath } from './path-normalize';
 /** What the router (the terminal filter) produces: an upstream response to stream back, or a local reply. */
 export type TerminalResult =
   /** `headersOnly`: the response has no body at all (Envoy's end_stream on the headers), so encoders see no data. */
-  | { readonly kind: 'response'; readonly headers: HeaderMap; readonly body: AsyncIterable<Buffer>; readonly headersOnly?: boolean }
+  | {
+      readonly kind: 'response';
+      readonly headers: HeaderMap;
+      readonly body: AsyncIterable<Buffer>;
+      readonly headersOnly?: boolean;
+    }
   | { readonly kind: 'localReply'; readonly reply: LocalReply };
 
 export interface TerminalFilter extends HttpFilter {
@@ -100,7 +105,11 @@ async function* once(body: Buffer): AsyncIterable<Buffer> {
 }
 
 /** Runs one stream to completion. Never throws for request or upstream problems: they become local replies. */
-export async function runStream<Route>(config: StreamConfig<Route>, request: StreamRequest, sink: ResponseSink): Promise<void> {
+export async function runStream<Route>(
+  config: StreamConfig<Route>,
+  request: StreamRequest,
+  sink: ResponseSink,
+): Promise<void> {
   if (!config.accessLog) return serveStream(config, request, sink);
   const startTime = new Date();
   const started = performance.now();
@@ -153,7 +162,11 @@ async function serveStream<Route>(
   // Envoy normalises the path before any route match or filter (EG's HCM defaults, see path-normalize.ts).
   const normalized = normalizeRequestPath(headers.get(':path') ?? '/');
   if (normalized.kind === 'redirect') {
-    const reply = { status: 307, headers: [['location', normalized.location]] as const, details: 'path_normalization_redirect' };
+    const reply = {
+      status: 307,
+      headers: [['location', normalized.location]] as const,
+      details: 'path_normalization_redirect',
+    };
     writeHeadFrom(localReplyHead(reply), sink);
     sink.end();
     return;
@@ -261,7 +274,10 @@ async function serveStream<Route>(
 
 function writeHeadFrom(headers: HeaderMap, sink: ResponseSink): void {
   const status = Number(headers.get(':status') ?? '200');
-  sink.writeHead(status, headers.list().filter(([name]) => !name.startsWith(':')));
+  sink.writeHead(
+    status,
+    headers.list().filter(([name]) => !name.startsWith(':')),
+  );
 }
 
 /** Sends a reply directly, bypassing the encoder filters (Envoy's `sendDirectLocalReply`). */
@@ -320,7 +336,17 @@ async function encode(
   } catch {
     // The upstream failed after the response started (reset, or the route timeout fired): Envoy resets the stream.
     if (headWritten) sink.abort();
-    else sendDirect({ status: 503, body: 'upstream connect error or disconnect/reset before headers', details: 'upstream_reset_before_response_started', flag: 'UR' }, stream, sink);
+    else
+      sendDirect(
+        {
+          status: 503,
+          body: 'upstream connect error or disconnect/reset before headers',
+          details: 'upstream_reset_before_response_started',
+          flag: 'UR',
+        },
+        stream,
+        sink,
+      );
     return;
   }
   if (await pass(Buffer.alloc(0), true)) sink.end();

@@ -160,7 +160,11 @@ export interface HttpFilter {
    * bypassing the encoder filters (Envoy's `sendDirectLocalReply`); once it is written, the manager can only abort
    * the downstream response (Envoy resets the stream).
    */
-  encodeData?(stream: StreamContext, chunk: Buffer, endOfStream: boolean): Promise<Buffer | LocalReplyAction> | Buffer | LocalReplyAction;
+  encodeData?(
+    stream: StreamContext,
+    chunk: Buffer,
+    endOfStream: boolean,
+  ): Promise<Buffer | LocalReplyAction> | Buffer | LocalReplyAction;
   onStreamComplete?(stream: StreamContext): Promise<void> | void;
 }
 

@@ -69,7 +69,8 @@ export function jwtSettingsFromPolicy(policy: PolicyObject): JwtSettings | undef
   const jwt = optionalObjectField(spec.jwt, `${where}: spec.jwt`);
   if (!jwt) return undefined;
   const providers = jwt.providers;
-  if (!Array.isArray(providers) || providers.length === 0 || providers.length > 4) throw new Error(`${where}: spec.jwt.providers must list 1 to 4 providers`);
+  if (!Array.isArray(providers) || providers.length === 0 || providers.length > 4)
+    throw new Error(`${where}: spec.jwt.providers must list 1 to 4 providers`);
   const names = new Set<string>();
   const built = providers.map((raw, i) => {
     const at = `${where}: spec.jwt.providers[${i}]`;
@@ -79,17 +80,25 @@ export function jwtSettingsFromPolicy(policy: PolicyObject): JwtSettings | undef
     names.add(p.name);
     const remote = optionalObjectField(p.remoteJWKS, `${at}.remoteJWKS`);
     const local = optionalObjectField(p.localJWKS, `${at}.localJWKS`);
-    if ((remote === undefined) === (local === undefined)) throw new Error(`${at}: exactly one of remoteJWKS or localJWKS must be set`);
+    if ((remote === undefined) === (local === undefined))
+      throw new Error(`${at}: exactly one of remoteJWKS or localJWKS must be set`);
     let localJwks: string | undefined;
     if (local) {
-      if (local.type !== undefined && local.type !== 'Inline') throw new Error(`${at}.localJWKS: only type Inline is modelled (ConfigMap value refs are not)`);
+      if (local.type !== undefined && local.type !== 'Inline')
+        throw new Error(`${at}.localJWKS: only type Inline is modelled (ConfigMap value refs are not)`);
       if (typeof local.inline !== 'string') throw new Error(`${at}.localJWKS.inline must be a JWKS JSON string`);
       localJwks = local.inline;
     }
-    if (remote && (typeof remote.uri !== 'string' || remote.uri.length === 0)) throw new Error(`${at}.remoteJWKS.uri is required`);
+    if (remote && (typeof remote.uri !== 'string' || remote.uri.length === 0))
+      throw new Error(`${at}.remoteJWKS.uri is required`);
     const claimToHeaders = optionalListField(p.claimToHeaders, `${at}.claimToHeaders`).map((c, j) => {
       const entry = optionalObjectField(c, `${at}.claimToHeaders[${j}]`) ?? {};
-      if (typeof entry.claim !== 'string' || typeof entry.header !== 'string' || entry.claim === '' || entry.header === '') {
+      if (
+        typeof entry.claim !== 'string' ||
+        typeof entry.header !== 'string' ||
+        entry.claim === '' ||
+        entry.header === ''
+      ) {
         throw new Error(`${at}.claimToHeaders[${j}] needs a claim and a header`);
       }
       return { claim: entry.claim, header: entry.header.toLowerCase() };
@@ -108,8 +117,12 @@ export function jwtSettingsFromPolicy(policy: PolicyObject): JwtSettings | undef
             extractFrom: {
               headers: optionalListField(extract.headers, `${at}.extractFrom.headers`).map((h, j) => {
                 const header = optionalObjectField(h, `${at}.extractFrom.headers[${j}]`) ?? {};
-                if (typeof header.name !== 'string' || header.name === '') throw new Error(`${at}.extractFrom.headers[${j}].name is required`);
-                return { name: header.name.toLowerCase(), ...(typeof header.valuePrefix === 'string' ? { valuePrefix: header.valuePrefix } : {}) };
+                if (typeof header.name !== 'string' || header.name === '')
+                  throw new Error(`${at}.extractFrom.headers[${j}].name is required`);
+                return {
+                  name: header.name.toLowerCase(),
+                  ...(typeof header.valuePrefix === 'string' ? { valuePrefix: header.valuePrefix } : {}),
+                };
               }),
               params: optionalListField(extract.params, `${at}.extractFrom.params`).map(String),
               cookies: optionalListField(extract.cookies, `${at}.extractFrom.cookies`).map(String),
@@ -119,7 +132,12 @@ export function jwtSettingsFromPolicy(policy: PolicyObject): JwtSettings | undef
       ...(typeof p.recomputeRoute === 'boolean' ? { recomputeRoute: p.recomputeRoute } : {}),
     } satisfies JwtProviderSettings;
   });
-  return { name: `securitypolicy/${namespace}/${name}`, providers: built, allowMissing: jwt.optional === true, allowMissingOrFailed: jwt.failOpen === true };
+  return {
+    name: `securitypolicy/${namespace}/${name}`,
+    providers: built,
+    allowMissing: jwt.optional === true,
+    allowMissingOrFailed: jwt.failOpen === true,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -135,7 +153,9 @@ export interface JwksResolver {
  * written in the manifest -> an http(s) URL or a file path holding the JWKS JSON (read on every key lookup, so
  * the file may change while the data plane runs).
  */
-export function createJwksResolver(options: { overrides?: Record<string, string>; timeoutMs?: number } = {}): JwksResolver {
+export function createJwksResolver(
+  options: { overrides?: Record<string, string>; timeoutMs?: number } = {},
+): JwksResolver {
   const remote = new Map<string, JWTVerifyGetKey>();
   const timeoutDuration = options.timeoutMs ?? 10_000; // EG's default JWKS request timeout
   return {
@@ -155,7 +175,8 @@ export function createJwksResolver(options: { overrides?: Record<string, string>
       if (/^https?:\/\//.test(target)) {
         keys = createRemoteJWKSet(new URL(target), { timeoutDuration });
       } else {
-        keys = (header, token) => createLocalJWKSet(parseJwks(fs.readFileSync(target, 'utf8'), `JWKS file ${target}`))(header, token);
+        keys = (header, token) =>
+          createLocalJWKSet(parseJwks(fs.readFileSync(target, 'utf8'), `JWKS file ${target}`))(header, token);
       }
       remote.set(target, keys);
       return keys;
@@ -170,7 +191,8 @@ function parseJwks(text: string, where: string): JSONWebKeySet {
   } catch (error) {
     throw new Error(`${where} is not JSON: ${(error as Error).message}`);
   }
-  if (!parsed || typeof parsed !== 'object' || !Array.isArray((parsed as { keys?: unknown }).keys)) throw new Error(`${where} has no "keys" list`);
+  if (!parsed || typeof parsed !== 'object' || !Array.isArray((parsed as { keys?: unknown }).keys))
+    throw new Error(`${where} has no "keys" list`);
   return parsed as JSONWebKeySet;
 }
 
@@ -201,7 +223,11 @@ interface FoundToken {
 /** Tokens a provider finds on the request (Envoy's extractor), in its lookup order. */
 function extractTokens(provider: JwtProviderSettings, headers: HeaderMap): string[] {
   const tokens: string[] = [];
-  const from = provider.extractFrom ?? { headers: [{ name: 'authorization', valuePrefix: 'Bearer ' }], params: ['access_token'], cookies: [] };
+  const from = provider.extractFrom ?? {
+    headers: [{ name: 'authorization', valuePrefix: 'Bearer ' }],
+    params: ['access_token'],
+    cookies: [],
+  };
   for (const location of from.headers) {
     const value = headers.get(location.name);
     if (value === undefined) continue;
@@ -239,7 +265,11 @@ function extractTokens(provider: JwtProviderSettings, headers: HeaderMap): strin
   return tokens;
 }
 
-async function verifyToken(found: FoundToken, jwks: JwksResolver, nowSeconds: number): Promise<{ status: 'ok'; payload: JWTPayload } | { status: JwtStatus }> {
+async function verifyToken(
+  found: FoundToken,
+  jwks: JwksResolver,
+  nowSeconds: number,
+): Promise<{ status: 'ok'; payload: JWTPayload } | { status: JwtStatus }> {
   const { token, provider } = found;
   if (token.split('.').length !== 3) return { status: JWT_STATUS.badFormat };
   let payload: JWTPayload;
@@ -250,21 +280,27 @@ async function verifyToken(found: FoundToken, jwks: JwksResolver, nowSeconds: nu
     return { status: JWT_STATUS.badFormat };
   }
   if (provider.issuer !== undefined && payload.iss !== provider.issuer) return { status: JWT_STATUS.unknownIssuer };
-  if (typeof payload.nbf === 'number' && payload.nbf > nowSeconds + CLOCK_SKEW_SECONDS) return { status: JWT_STATUS.notYetValid };
-  if (typeof payload.exp === 'number' && payload.exp + CLOCK_SKEW_SECONDS < nowSeconds) return { status: JWT_STATUS.expired };
+  if (typeof payload.nbf === 'number' && payload.nbf > nowSeconds + CLOCK_SKEW_SECONDS)
+    return { status: JWT_STATUS.notYetValid };
+  if (typeof payload.exp === 'number' && payload.exp + CLOCK_SKEW_SECONDS < nowSeconds)
+    return { status: JWT_STATUS.expired };
   if (provider.audiences && provider.audiences.length > 0) {
     const audiences = typeof payload.aud === 'string' ? [payload.aud] : Array.isArray(payload.aud) ? payload.aud : [];
     if (!audiences.some((a) => provider.audiences?.includes(a))) return { status: JWT_STATUS.audienceNotAllowed };
   }
   try {
     // Time and claims were checked above, with Envoy's rules; jose only checks the signature here.
-    await jwtVerify(token, jwks.keys(provider), { currentDate: new Date(nowSeconds * 1000), clockTolerance: Number.MAX_SAFE_INTEGER });
+    await jwtVerify(token, jwks.keys(provider), {
+      currentDate: new Date(nowSeconds * 1000),
+      clockTolerance: Number.MAX_SAFE_INTEGER,
+    });
     return { status: 'ok', payload };
   } catch (error) {
     // Compared by code/name, not instanceof: errors may come from another realm (fetch, test sandboxes).
     const code = (error as { code?: unknown }).code;
     if (code === joseErrors.JWKSNoMatchingKey.code) return { status: JWT_STATUS.noMatchingKey };
-    if (code === joseErrors.JWKSTimeout.code || code === joseErrors.JWKSInvalid.code || isFetchFailure(error)) return { status: JWT_STATUS.jwksFetchFailed };
+    if (code === joseErrors.JWKSTimeout.code || code === joseErrors.JWKSInvalid.code || isFetchFailure(error))
+      return { status: JWT_STATUS.jwksFetchFailed };
     return { status: JWT_STATUS.verificationFailed };
   }
 }
@@ -279,7 +315,9 @@ function isFetchFailure(error: unknown): boolean {
     (name === 'TypeError' && message === 'fetch failed') ||
     code === 'ENOENT' ||
     code === 'EACCES' ||
-    (code === 'ERR_JOSE_GENERIC' && typeof message === 'string' && message.includes('JSON Web Key Set HTTP response')) ||
+    (code === 'ERR_JOSE_GENERIC' &&
+      typeof message === 'string' &&
+      message.includes('JSON Web Key Set HTTP response')) ||
     (typeof message === 'string' && /^JWKS file .* (is not JSON|has no "keys" list)/.test(message))
   );
 }
@@ -288,7 +326,10 @@ function isFetchFailure(error: unknown): boolean {
 function claimHeaderValue(payload: JWTPayload, claim: string): string | undefined {
   let value: unknown = payload;
   for (const segment of claim.split('.')) {
-    value = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)[segment] : undefined;
+    value =
+      value !== null && typeof value === 'object' && !Array.isArray(value)
+        ? (value as Record<string, unknown>)[segment]
+        : undefined;
   }
   if (typeof value === 'string') return value === '' ? undefined : value;
   if (typeof value === 'number') return Number.isInteger(value) ? String(value) : String(value);
@@ -298,7 +339,12 @@ function claimHeaderValue(payload: JWTPayload, claim: string): string | undefine
 }
 
 /** One provider's verdict: every token it finds must verify (Envoy rejects a request carrying a bad one). */
-async function verifyProvider(provider: JwtProviderSettings, headers: HeaderMap, jwks: JwksResolver, nowSeconds: number): Promise<{ status: 'ok'; payload: JWTPayload } | { status: JwtStatus }> {
+async function verifyProvider(
+  provider: JwtProviderSettings,
+  headers: HeaderMap,
+  jwks: JwksResolver,
+  nowSeconds: number,
+): Promise<{ status: 'ok'; payload: JWTPayload } | { status: JwtStatus }> {
   const tokens = extractTokens(provider, headers);
   if (tokens.length === 0) return { status: JWT_STATUS.missing };
   let verified: { status: 'ok'; payload: JWTPayload } | undefined;
@@ -337,7 +383,11 @@ export interface JwtFilterOptions {
  * the `jwt` of the route matched when the request arrives (EG's per-route requirement), and does nothing when
  * that route has none.
  */
-export function createJwtFilter(settings: JwtSettings | undefined, jwks: JwksResolver, options: JwtFilterOptions = {}): HttpFilter {
+export function createJwtFilter(
+  settings: JwtSettings | undefined,
+  jwks: JwksResolver,
+  options: JwtFilterOptions = {},
+): HttpFilter {
   const now = options.now ?? Date.now;
   return {
     name: 'envoy.filters.http.jwt_authn',
@@ -367,7 +417,11 @@ export function createJwtFilter(settings: JwtSettings | undefined, jwks: JwksRes
           if (added && provider.recomputeRoute) stream.clearRouteCache();
           return CONTINUE;
         }
-        if ((result.status !== JWT_STATUS.missing && result.status !== JWT_STATUS.unknownIssuer) || failure === JWT_STATUS.missing) failure = result.status;
+        if (
+          (result.status !== JWT_STATUS.missing && result.status !== JWT_STATUS.unknownIssuer) ||
+          failure === JWT_STATUS.missing
+        )
+          failure = result.status;
       }
       const status = failure;
       if (requirement.allowMissingOrFailed) return CONTINUE;

@@ -12,7 +12,11 @@ const MAX_MANIFEST_BYTES = 32 * 1024 * 1024;
  * Parses one YAML text with any number of `---` documents. Empty documents are skipped; `kind: List` (and
  * `<Kind>List`) objects are flattened into their items. A document that is not a mapping is an error naming it.
  */
-export function parseManifests(text: string, source = '<text>', options: { skipNonKubernetes?: boolean } = {}): KubeObject[] {
+export function parseManifests(
+  text: string,
+  source = '<text>',
+  options: { skipNonKubernetes?: boolean } = {},
+): KubeObject[] {
   const out: KubeObject[] = [];
   parseAllDocuments(text).forEach((doc, index) => {
     if (doc.errors.length > 0) throw new Error(`${source}: document ${index + 1}: ${doc.errors[0].message}`);
@@ -20,7 +24,10 @@ export function parseManifests(text: string, source = '<text>', options: { skipN
     if (value === null || value === undefined) return;
     const isMapping = typeof value === 'object' && !Array.isArray(value);
     if (options.skipNonKubernetes && (!isMapping || (!('kind' in value) && !('apiVersion' in value)))) return;
-    if (!isMapping) throw new Error(`${source}: document ${index + 1} is not a Kubernetes object (a mapping with apiVersion and kind)`);
+    if (!isMapping)
+      throw new Error(
+        `${source}: document ${index + 1} is not a Kubernetes object (a mapping with apiVersion and kind)`,
+      );
     flattenInto(value as KubeObject, out, `${source}: document ${index + 1}`);
   });
   return out;
@@ -30,7 +37,8 @@ function flattenInto(object: KubeObject, out: KubeObject[], where: string): void
   const kind = object.kind;
   if (typeof kind === 'string' && kind.endsWith('List') && Array.isArray(object.items)) {
     for (const item of object.items as unknown[]) {
-      if (item === null || typeof item !== 'object' || Array.isArray(item)) throw new Error(`${where}: a ${kind} item is not an object`);
+      if (item === null || typeof item !== 'object' || Array.isArray(item))
+        throw new Error(`${where}: a ${kind} item is not an object`);
       flattenInto(item as KubeObject, out, where);
     }
     return;
@@ -57,10 +65,12 @@ export function loadManifests(paths: string | readonly string[]): KubeObject[] {
           .sort()
           .map((name) => path.join(entry, name))
       : [entry];
-    if (stat.isDirectory() && files.length === 0) throw new Error(`folder ${entry} holds no .yaml, .yml or .json manifests`);
+    if (stat.isDirectory() && files.length === 0)
+      throw new Error(`folder ${entry} holds no .yaml, .yml or .json manifests`);
     for (const file of files) {
       const size = fs.statSync(file).size;
-      if (size > MAX_MANIFEST_BYTES) throw new Error(`manifest ${file} is ${size} bytes, more than the ${MAX_MANIFEST_BYTES} this loader reads`);
+      if (size > MAX_MANIFEST_BYTES)
+        throw new Error(`manifest ${file} is ${size} bytes, more than the ${MAX_MANIFEST_BYTES} this loader reads`);
       objects.push(...parseManifests(fs.readFileSync(file, 'utf8'), file, { skipNonKubernetes: stat.isDirectory() }));
     }
   }

@@ -208,7 +208,12 @@ export interface RouteStatus {
 }
 
 export interface RouteParentStatus {
-  readonly parentRef: { readonly namespace: string; readonly name: string; readonly sectionName?: string; readonly port?: number };
+  readonly parentRef: {
+    readonly namespace: string;
+    readonly name: string;
+    readonly sectionName?: string;
+    readonly port?: number;
+  };
   readonly conditions: Condition[];
 }
 
@@ -221,5 +226,9 @@ export interface ProcessorDeployment {
   readonly args: string[];
   readonly configMapName: string;
   readonly configJson: string;
-  readonly secretMounts: { readonly secretName: string; readonly mountPath: string; readonly items?: { readonly key: string; readonly path: string }[] }[];
+  readonly secretMounts: {
+    readonly secretName: string;
+    readonly mountPath: string;
+    readonly items?: { readonly key: string; readonly path: string }[];
+  }[];
 }

@@ -16,7 +16,9 @@ export function asArray(value: unknown): unknown[] {
 }
 
 export function asObjects(value: unknown): Json[] {
-  return asArray(value).map(asObject).filter((v): v is Json => v !== undefined);
+  return asArray(value)
+    .map(asObject)
+    .filter((v): v is Json => v !== undefined);
 }
 
 export function asString(value: unknown): string | undefined {
@@ -86,7 +88,10 @@ export interface PolicyObject {
  * What every policy reader checks first: `where` names the policy in errors (`<kind> <namespace>/<name>`), a
  * policy without a name is an error, and the spec is an object (empty when absent).
  */
-export function policySpec(policy: PolicyObject, kind: string): { namespace: string; name: string; where: string; spec: Json } {
+export function policySpec(
+  policy: PolicyObject,
+  kind: string,
+): { namespace: string; name: string; where: string; spec: Json } {
   const namespace = policy.metadata?.namespace ?? 'default';
   const name = policy.metadata?.name;
   const where = `${kind} ${namespace}/${name ?? '<unnamed>'}`;
@@ -94,7 +99,15 @@ export function policySpec(policy: PolicyObject, kind: string): { namespace: str
   return { namespace, name, where, spec: optionalObjectField(policy.spec, `${where}: spec`) ?? {} };
 }
 
-const DURATION_UNITS_MS: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, us: 0.001, 'µs': 0.001, ns: 0.000001 };
+const DURATION_UNITS_MS: Record<string, number> = {
+  h: 3_600_000,
+  m: 60_000,
+  s: 1000,
+  ms: 1,
+  us: 0.001,
+  µs: 0.001,
+  ns: 0.000001,
+};
 
 /**
  * Go's `time.ParseDuration` (without a sign) in milliseconds, undefined when invalid: `10s`, `1h2m3s`, `250ms`,
@@ -113,7 +126,7 @@ export function parseDurationMs(value: unknown): number | undefined {
     part.lastIndex = at;
     const match = part.exec(value);
     if (!match) return undefined;
-    total += Number(match[1]) * DURATION_UNITS_MS[match[2]!]!;
+    total += Number(match[1]) * DURATION_UNITS_MS[match[2]];
     at = part.lastIndex;
   }
   return total;
@@ -132,7 +145,17 @@ export function parseQuantityBytes(value: unknown): number | undefined {
   if (typeof value !== 'string') return undefined;
   const match = /^(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?$/.exec(value.trim());
   if (!match) return undefined;
-  const factor: Record<string, number> = { '': 1, Ki: 1024, Mi: 1024 ** 2, Gi: 1024 ** 3, Ti: 1024 ** 4, k: 1e3, M: 1e6, G: 1e9, T: 1e12 };
+  const factor: Record<string, number> = {
+    '': 1,
+    Ki: 1024,
+    Mi: 1024 ** 2,
+    Gi: 1024 ** 3,
+    Ti: 1024 ** 4,
+    k: 1e3,
+    M: 1e6,
+    G: 1e9,
+    T: 1e12,
+  };
   return Math.round(Number(match[1]) * factor[match[2] ?? '']);
 }
 
@@ -174,7 +197,8 @@ export class ObjectIndex {
       const kind = object.kind ?? '';
       let forKind = this.byKind.get(kind);
       if (!forKind) this.byKind.set(kind, (forKind = new Map()));
-      const key = kind === 'Namespace' || kind === 'GatewayClass' ? nameOf(object) : `${namespaceOf(object)}/${nameOf(object)}`;
+      const key =
+        kind === 'Namespace' || kind === 'GatewayClass' ? nameOf(object) : `${namespaceOf(object)}/${nameOf(object)}`;
       forKind.delete(key);
       forKind.set(key, object);
     }

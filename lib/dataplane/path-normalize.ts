@@ -6,7 +6,8 @@
  * the normalised path. The query string is left as it is.
  */
 
-export type NormalizedPath = { readonly kind: 'path'; readonly path: string } | { readonly kind: 'redirect'; readonly location: string };
+export type NormalizedPath =
+  { readonly kind: 'path'; readonly path: string } | { readonly kind: 'redirect'; readonly location: string };
 
 function removeDotSegments(path: string): string {
   const output: string[] = [];

@@ -86,7 +86,10 @@ export class ProcessorStartError extends Error {
  * module both in the repository (`lib/dataplane/`) and in the published package (`build/lib/dataplane/`).
  */
 export function defaultProcessorEntry(): string {
-  const candidates = [path.resolve(__dirname, '../../processor/dist/main.js'), path.resolve(__dirname, '../../../processor/dist/main.js')];
+  const candidates = [
+    path.resolve(__dirname, '../../processor/dist/main.js'),
+    path.resolve(__dirname, '../../../processor/dist/main.js'),
+  ];
   const found = candidates.find((file) => fs.existsSync(file));
   if (found === undefined) {
     throw new ProcessorStartError(
@@ -109,7 +112,12 @@ function deploymentId(deployment: ProcessorDeployment): string {
  * Writes, under `secretsRoot`, every Secret key the processor's config reads, at the path relative to the
  * processor's `--secrets-dir` where the Deployment's Secret volumes put it (honouring volume `items`).
  */
-export function materializeSecrets(deployment: ProcessorDeployment, podSecretsDir: string, secretsRoot: string, source: SecretSource): void {
+export function materializeSecrets(
+  deployment: ProcessorDeployment,
+  podSecretsDir: string,
+  secretsRoot: string,
+  source: SecretSource,
+): void {
   const who = `processor Deployment ${deploymentId(deployment)}`;
   // Every path is checked before any secret is read or written.
   const placements = configSecretRefs(deployment.configJson).map((ref) => {
@@ -131,7 +139,9 @@ export function materializeSecrets(deployment: ProcessorDeployment, podSecretsDi
     }
     const local = path.join(secretsRoot, ...path.posix.relative(podSecretsDir, podPath).split('/'));
     if (!path.resolve(local).startsWith(`${path.resolve(secretsRoot)}${path.sep}`)) {
-      throw new ProcessorStartError(`${who} reads Secret "${ref.secretName}" key "${ref.key}" from ${podPath}, outside its secrets folder ${podSecretsDir}`);
+      throw new ProcessorStartError(
+        `${who} reads Secret "${ref.secretName}" key "${ref.key}" from ${podPath}, outside its secrets folder ${podSecretsDir}`,
+      );
     }
     return { secretName: mount.secretName, key, local };
   });
@@ -191,13 +201,17 @@ async function stopChild(child: Child, timeoutMs: number): Promise<void> {
 }
 
 /** Starts one processor per Deployment (in parallel) and waits until each is ready. */
-export async function startProcessors(deployments: readonly ProcessorDeployment[], options: StartProcessorsOptions = {}): Promise<RunningProcessors> {
+export async function startProcessors(
+  deployments: readonly ProcessorDeployment[],
+  options: StartProcessorsOptions = {},
+): Promise<RunningProcessors> {
   const env = options.env ?? process.env;
   const host = options.host ?? '127.0.0.1';
   const readyTimeoutMs = options.readyTimeoutMs ?? 20_000;
   const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
   const entry = deployments.length > 0 ? (options.processorEntry ?? defaultProcessorEntry()) : '';
-  if (deployments.length > 0 && !fs.existsSync(entry)) throw new ProcessorStartError(`the processor entry ${entry} does not exist`);
+  if (deployments.length > 0 && !fs.existsSync(entry))
+    throw new ProcessorStartError(`the processor entry ${entry} does not exist`);
   const seen = new Set<string>();
   for (const deployment of deployments) {
     const id = deploymentId(deployment);
@@ -244,7 +258,10 @@ export async function startProcessors(deployments: readonly ProcessorDeployment[
     return { configFile, secretsRoot };
   };
 
-  const startOne = async (deployment: ProcessorDeployment, files: { configFile: string; secretsRoot: string }): Promise<RunningProcessor> => {
+  const startOne = async (
+    deployment: ProcessorDeployment,
+    files: { configFile: string; secretsRoot: string },
+  ): Promise<RunningProcessor> => {
     const id = deploymentId(deployment);
     const { configFile, secretsRoot } = files;
     const args = [
@@ -297,31 +314,40 @@ export async function startProcessors(deployments: readonly ProcessorDeployment[
         resolveExited();
       }
     });
-    readline.createInterface({ input: proc.stdout! }).on('line', onLine);
-    readline.createInterface({ input: proc.stderr! }).on('line', onLine);
+    readline.createInterface({ input: proc.stdout }).on('line', onLine);
+    readline.createInterface({ input: proc.stderr }).on('line', onLine);
 
     const failed = (why: string) =>
-      new ProcessorStartError(`processor Deployment ${id} ${why}${tail.length > 0 ? `; its last output:\n  ${tail.join('\n  ')}` : ''}`);
+      new ProcessorStartError(
+        `processor Deployment ${id} ${why}${tail.length > 0 ? `; its last output:\n  ${tail.join('\n  ')}` : ''}`,
+      );
     const deadline = Date.now() + readyTimeoutMs;
     let ready = false;
     while (!ready) {
       if (child.hasExited) {
         // Let the output of the exit reach `tail` first.
         await sleep(50);
-        throw failed(`exited before it was ready (${child.signal ? `signal ${child.signal}` : `exit code ${child.exitCode}`})`);
+        throw failed(
+          `exited before it was ready (${child.signal ? `signal ${child.signal}` : `exit code ${child.exitCode}`})`,
+        );
       }
       if (Date.now() > deadline) throw failed(`was not ready within ${readyTimeoutMs} ms`);
       if (ports !== undefined) ready = (await httpStatus(`http://${host}:${ports.admin}/readyz`, 1_000)) === 200;
       if (!ready) await sleep(50);
     }
-    running = { deployment, pid: proc.pid!, grpcAddress: `${host}:${ports!.grpc}`, adminAddress: `${host}:${ports!.admin}` };
+    running = {
+      deployment,
+      pid: proc.pid!,
+      grpcAddress: `${host}:${ports!.grpc}`,
+      adminAddress: `${host}:${ports!.admin}`,
+    };
     return running;
   };
 
   let processors: RunningProcessor[];
   try {
     const files = deployments.map(prepare);
-    processors = await Promise.all(deployments.map((deployment, i) => startOne(deployment, files[i]!)));
+    processors = await Promise.all(deployments.map((deployment, i) => startOne(deployment, files[i])));
   } catch (error) {
     await close();
     throw error;
@@ -332,7 +358,10 @@ export async function startProcessors(deployments: readonly ProcessorDeployment[
     workDir,
     resolve(namespace, serviceName, port) {
       const found = processors.find(
-        (p) => p.deployment.namespace === namespace && p.deployment.serviceName === serviceName && p.deployment.servicePort === port,
+        (p) =>
+          p.deployment.namespace === namespace &&
+          p.deployment.serviceName === serviceName &&
+          p.deployment.servicePort === port,
       );
       return found?.grpcAddress;
     },

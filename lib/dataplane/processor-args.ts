@@ -20,7 +20,7 @@ export interface ProcessorFlag {
 export function processorFlags(args: readonly string[]): ProcessorFlag[] {
   const flags: ProcessorFlag[] = [];
   for (let i = 0; i < args.length; i++) {
-    const arg = args[i]!;
+    const arg = args[i];
     const eq = arg.indexOf('=');
     if (eq !== -1) flags.push({ name: arg.slice(0, eq), value: arg.slice(eq + 1), args: [arg] });
     else {

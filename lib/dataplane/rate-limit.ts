@@ -61,8 +61,4 @@ export {
   type RateLimitResponse,
   type LimitLookup,
 } from './rate-limit/service';
-export {
-  createRateLimitFilter,
-  xRateLimitHeaders,
-  type RateLimitFilterOptions,
-} from './rate-limit/filter';
+export { createRateLimitFilter, xRateLimitHeaders, type RateLimitFilterOptions } from './rate-limit/filter';

@@ -80,7 +80,9 @@ export function routeMatches(route: RouteModel, headers: HeaderMap): boolean {
 
 /** The host of an authority without its port (IPv6 literals keep their brackets), lower-cased. */
 export function hostWithoutPort(authority: string): string {
-  const host = authority.startsWith('[') ? authority.slice(0, authority.indexOf(']') + 1) || authority : authority.replace(/:\d*$/, '');
+  const host = authority.startsWith('[')
+    ? authority.slice(0, authority.indexOf(']') + 1) || authority
+    : authority.replace(/:\d*$/, '');
   return host.toLowerCase();
 }
 

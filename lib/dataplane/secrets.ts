@@ -45,7 +45,9 @@ export class MissingSecretError extends Error {
 /** A Secret name or key that cannot be a path segment (it would escape the secrets folder). */
 export class InvalidSecretNameError extends Error {
   constructor(what: string, value: string) {
-    super(`${what} ${JSON.stringify(value)} is not a valid Secret ${what === 'key' ? 'key' : 'name'} (it must be one path segment of letters, digits, "-", "_" and ".")`);
+    super(
+      `${what} ${JSON.stringify(value)} is not a valid Secret ${what === 'key' ? 'key' : 'name'} (it must be one path segment of letters, digits, "-", "_" and ".")`,
+    );
     this.name = 'InvalidSecretNameError';
   }
 }
@@ -57,7 +59,8 @@ export function secretEnvName(secretName: string, key: string): string {
 }
 
 function checkSegment(what: 'namespace' | 'name' | 'key', value: string): void {
-  if (!/^[-._a-zA-Z0-9]+$/.test(value) || value === '.' || value === '..') throw new InvalidSecretNameError(what, value);
+  if (!/^[-._a-zA-Z0-9]+$/.test(value) || value === '.' || value === '..')
+    throw new InvalidSecretNameError(what, value);
 }
 
 type Candidate = { kind: 'file'; file: string } | { kind: 'env'; name: string };

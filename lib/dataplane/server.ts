@@ -79,15 +79,26 @@ interface ListenerCertificate {
 }
 
 /** The first certificate Secret (`tls.crt`/`tls.key`) of each HTTPS listener, or undefined when one is missing. */
-function listenerCertificates(listeners: readonly ListenerModel[], objects: readonly KubeObject[]): ListenerCertificate[] | undefined {
+function listenerCertificates(
+  listeners: readonly ListenerModel[],
+  objects: readonly KubeObject[],
+): ListenerCertificate[] | undefined {
   if (listeners.some((l) => l.protocol !== 'HTTPS' || l.tls?.mode !== 'Terminate')) return undefined;
   const certificates: ListenerCertificate[] = [];
   for (const listener of listeners) {
     const ref = listener.tls?.certificateRefs[0];
-    const secret = ref && objects.find((o) => o.kind === 'Secret' && (o.metadata?.namespace ?? 'default') === ref.namespace && o.metadata?.name === ref.name);
+    const secret =
+      ref &&
+      objects.find(
+        (o) =>
+          o.kind === 'Secret' &&
+          (o.metadata?.namespace ?? 'default') === ref.namespace &&
+          o.metadata?.name === ref.name,
+      );
     const data = (secret?.data ?? {}) as Record<string, string>;
     const stringData = (secret?.stringData ?? {}) as Record<string, string>;
-    const read = (key: string) => stringData[key] ?? (data[key] !== undefined ? Buffer.from(data[key], 'base64').toString('utf8') : undefined);
+    const read = (key: string) =>
+      stringData[key] ?? (data[key] !== undefined ? Buffer.from(data[key], 'base64').toString('utf8') : undefined);
     const cert = read('tls.crt');
     const key = read('tls.key');
     if (!cert || !key) return undefined;
@@ -100,13 +111,22 @@ function listenerCertificates(listeners: readonly ListenerModel[], objects: read
 function certificateFor(certificates: readonly ListenerCertificate[], servername: string): tls.SecureContext {
   const name = servername.toLowerCase();
   const exact = certificates.find((c) => c.hostname?.toLowerCase() === name);
-  const wildcard = certificates.find((c) => c.hostname?.startsWith('*.') && name.endsWith(c.hostname.slice(1).toLowerCase()));
+  const wildcard = certificates.find(
+    (c) => c.hostname?.startsWith('*.') && name.endsWith(c.hostname.slice(1).toLowerCase()),
+  );
   const catchAll = certificates.find((c) => c.hostname === undefined);
   return (exact ?? wildcard ?? catchAll ?? certificates[0]).context;
 }
 
 /** Connection-specific headers Envoy's HTTP/1 codec consumes; filters and upstreams never see them. */
-const DOWNSTREAM_HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te']);
+const DOWNSTREAM_HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+]);
 
 /** Request headers of a Node request in Envoy's form: pseudo headers first, names lower-case, hop-by-hop headers dropped. */
 function requestHeadersOf(req: http.IncomingMessage, scheme: string): HeaderMap {
@@ -179,7 +199,10 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
     const override = options.backendOverrides?.[`${service.namespace}/${service.name}`];
     if (override) return new URL(override).host;
     const port = service.port ?? 9002;
-    return options.services?.(service.namespace, service.name, port) ?? `${service.name}.${service.namespace}.svc.cluster.local:${port}`;
+    return (
+      options.services?.(service.namespace, service.name, port) ??
+      `${service.name}.${service.namespace}.svc.cluster.local:${port}`
+    );
   };
 
   const servers: { key: string; server: http.Server | https.Server }[] = [];
@@ -187,7 +210,8 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
   try {
     for (const gateway of model.gateways) {
       const ports = new Map<number, ListenerModel[]>();
-      for (const listener of gateway.listeners) ports.set(listener.port, [...(ports.get(listener.port) ?? []), listener]);
+      for (const listener of gateway.listeners)
+        ports.set(listener.port, [...(ports.get(listener.port) ?? []), listener]);
       for (const [port, listeners] of ports) {
         const listener = mergeListeners(listeners);
         const key = `${gateway.namespace}/${gateway.name}:${port}`;
@@ -197,7 +221,10 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
           if (route?.jwt) filters.push(createJwtFilter(route.jwt, jwks));
           // The stream's buffer limit bounds what ext_proc buffers of the response too (ClientTrafficPolicy connection.bufferLimit).
           const extProcOptions = { bufferLimitBytes: listener.bufferLimitBytes ?? EG_DEFAULT_BUFFER_LIMIT_BYTES };
-          for (const settings of route?.extProcs ?? []) filters.push(createExtProcFilter(settings, processorTarget(settings.service), extProcClients, extProcOptions));
+          for (const settings of route?.extProcs ?? [])
+            filters.push(
+              createExtProcFilter(settings, processorTarget(settings.service), extProcClients, extProcOptions),
+            );
           filters.push(rateLimitFilter);
           return filters;
         };
@@ -217,22 +244,37 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
               matchRoute: (headers) => selectRoute(listener, headers),
               createFilters,
               router,
-              requestBodyLimit: (route) => (buffersRequestBody(route) ? (listener.bufferLimitBytes ?? EG_DEFAULT_BUFFER_LIMIT_BYTES) : undefined),
+              requestBodyLimit: (route) =>
+                buffersRequestBody(route) ? (listener.bufferLimitBytes ?? EG_DEFAULT_BUFFER_LIMIT_BYTES) : undefined,
               maxRequestBodyBytes: MAX_REQUEST_BODY_BYTES,
-              ...(options.accessLog ? { accessLog: (entry: AccessLogEntry<RouteModel>) => options.accessLog!({ ...entry, listener: key }) } : {}),
+              ...(options.accessLog
+                ? { accessLog: (entry: AccessLogEntry<RouteModel>) => options.accessLog!({ ...entry, listener: key }) }
+                : {}),
             },
-            { headers: requestHeadersOf(req, scheme), body: body(), downstreamAddress: req.socket.remoteAddress ?? '', signal: controller.signal },
+            {
+              headers: requestHeadersOf(req, scheme),
+              body: body(),
+              downstreamAddress: req.socket.remoteAddress ?? '',
+              signal: controller.signal,
+            },
             sinkFor(res),
           ).catch((error: unknown) => {
             // A bug in a filter must not take the data plane down: answer 500 if nothing was sent yet.
             process.stderr.write(`data plane: ${listener.name}: ${(error as Error).stack ?? String(error)}\n`);
-            if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error in the local data plane');
+            if (!res.headersSent)
+              res.writeHead(500, { 'content-type': 'text/plain' }).end('internal error in the local data plane');
             else res.destroy();
           });
         };
         const server = certificates
           ? // Clients that send no SNI (an IP address) get the port's first listener's certificate.
-            https.createServer({ SNICallback: (name, done) => done(null, certificateFor(certificates, name)), secureContext: certificates[0].context }, handle)
+            https.createServer(
+              {
+                SNICallback: (name, done) => done(null, certificateFor(certificates, name)),
+                secureContext: certificates[0].context,
+              },
+              handle,
+            )
           : http.createServer(handle);
         const localPort = options.listenerPort?.(gateway.namespace, gateway.name, port) ?? 0;
         await new Promise<void>((resolve, reject) => {
@@ -243,7 +285,10 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
           });
         });
         const bound = server.address() as AddressInfo;
-        addresses.set(key, `${scheme}://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`);
+        addresses.set(
+          key,
+          `${scheme}://${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`,
+        );
         servers.push({ key, server });
       }
     }
@@ -258,7 +303,10 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
     model,
     address(gatewayNamespace, gatewayName, port) {
       const address = addresses.get(`${gatewayNamespace}/${gatewayName}:${port}`);
-      if (!address) throw new Error(`no local listener for Gateway ${gatewayNamespace}/${gatewayName} port ${port} (known: ${[...addresses.keys()].join(', ') || 'none'})`);
+      if (!address)
+        throw new Error(
+          `no local listener for Gateway ${gatewayNamespace}/${gatewayName} port ${port} (known: ${[...addresses.keys()].join(', ') || 'none'})`,
+        );
       return address;
     },
     async close() {

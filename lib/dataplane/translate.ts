@@ -3,10 +3,32 @@
  * HTTPRoute attachment (parentRefs, allowedRoutes, hostname intersection), one route entry per
  * (rule, match, hostname) in EG's order, statuses, policies, and the processor Deployments. Pure: no I/O.
  */
-import type { Condition, DataPlaneModel, GatewayModel, KubeObject, ListenerModel, RouteModel, RouteParentStatus, RouteStatus } from './model';
+import type {
+  Condition,
+  DataPlaneModel,
+  GatewayModel,
+  KubeObject,
+  ListenerModel,
+  RouteModel,
+  RouteParentStatus,
+  RouteStatus,
+} from './model';
 import { GATEWAY_API_GROUP } from './translate/backends';
 import { intersectHostnames } from './translate/hostnames';
-import { asArray, asNumber, asObject, asObjects, asString, labelSelectorMatches, namespaceOf, nameOf, ObjectIndex, refOf, spec, type Json } from './objects';
+import {
+  asArray,
+  asNumber,
+  asObject,
+  asObjects,
+  asString,
+  labelSelectorMatches,
+  namespaceOf,
+  nameOf,
+  ObjectIndex,
+  refOf,
+  spec,
+  type Json,
+} from './objects';
 import { listenerPolicies, routePolicies } from './translate/policies';
 import { findProcessors } from './translate/processors';
 import { translateHttpRouteRules } from './translate/routes';
@@ -46,7 +68,11 @@ function listenerAllows(index: ObjectIndex, listener: ListenerContext, routeName
   if (!isHttpListener(listener)) return false;
   const allowed = asObject(listener.spec.allowedRoutes) ?? {};
   const kinds = asObjects(allowed.kinds);
-  if (kinds.length > 0 && !kinds.some((k) => (asString(k.group) ?? GATEWAY_API_GROUP) === GATEWAY_API_GROUP && k.kind === 'HTTPRoute')) return false;
+  if (
+    kinds.length > 0 &&
+    !kinds.some((k) => (asString(k.group) ?? GATEWAY_API_GROUP) === GATEWAY_API_GROUP && k.kind === 'HTTPRoute')
+  )
+    return false;
   const namespaces = asObject(allowed.namespaces) ?? {};
   switch (asString(namespaces.from) ?? 'Same') {
     case 'All':
@@ -71,11 +97,13 @@ function condition(type: string, ok: boolean, reason: string, message?: string):
 function preservesRouteOrder(index: ObjectIndex, gateway: KubeObject): boolean {
   const gatewayRef = asObject(asObject(spec(gateway).infrastructure)?.parametersRef);
   let envoyProxy: KubeObject | undefined;
-  if (gatewayRef?.kind === 'EnvoyProxy') envoyProxy = index.get('EnvoyProxy', namespaceOf(gateway), asString(gatewayRef.name) ?? '');
+  if (gatewayRef?.kind === 'EnvoyProxy')
+    envoyProxy = index.get('EnvoyProxy', namespaceOf(gateway), asString(gatewayRef.name) ?? '');
   if (!envoyProxy) {
     const gatewayClass = index.all('GatewayClass').find((c) => nameOf(c) === asString(spec(gateway).gatewayClassName));
     const classRef = gatewayClass ? asObject(spec(gatewayClass).parametersRef) : undefined;
-    if (classRef?.kind === 'EnvoyProxy') envoyProxy = index.get('EnvoyProxy', asString(classRef.namespace) ?? 'default', asString(classRef.name) ?? '');
+    if (classRef?.kind === 'EnvoyProxy')
+      envoyProxy = index.get('EnvoyProxy', asString(classRef.namespace) ?? 'default', asString(classRef.name) ?? '');
   }
   return envoyProxy !== undefined && spec(envoyProxy).preserveRouteOrder === true;
 }
@@ -98,19 +126,17 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
     const controller = gatewayClass ? asString(spec(gatewayClass).controllerName) : undefined;
     if (controller !== undefined && controller !== ENVOY_GATEWAY_CONTROLLER) continue;
     const gatewayRef = refOf(gateway);
-    const listeners = asObjects(spec(gateway).listeners).map(
-      (l): ListenerContext => ({
-        gateway,
-        gatewayRef,
-        spec: l,
-        name: asString(l.name) ?? '',
-        port: asNumber(l.port) ?? 0,
-        protocol: asString(l.protocol) ?? 'HTTP',
-        hostname: asString(l.hostname),
-        routes: [],
-        attachedRoutes: 0,
-      }),
-    );
+    const listeners = asObjects(spec(gateway).listeners).map((l): ListenerContext => ({
+      gateway,
+      gatewayRef,
+      spec: l,
+      name: asString(l.name) ?? '',
+      port: asNumber(l.port) ?? 0,
+      protocol: asString(l.protocol) ?? 'HTTP',
+      hostname: asString(l.hostname),
+      routes: [],
+      attachedRoutes: 0,
+    }));
     listenersByGateway.set(`${gatewayRef.namespace}/${gatewayRef.name}`, listeners);
   }
 
@@ -128,7 +154,11 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
     const parents: RouteParentStatus[] = [];
 
     for (const parentRef of asObjects(spec(route).parentRefs)) {
-      if ((asString(parentRef.group) ?? GATEWAY_API_GROUP) !== GATEWAY_API_GROUP || (asString(parentRef.kind) ?? 'Gateway') !== 'Gateway') continue;
+      if (
+        (asString(parentRef.group) ?? GATEWAY_API_GROUP) !== GATEWAY_API_GROUP ||
+        (asString(parentRef.kind) ?? 'Gateway') !== 'Gateway'
+      )
+        continue;
       const gatewayNamespace = asString(parentRef.namespace) ?? routeRef.namespace;
       const gatewayName = asString(parentRef.name) ?? '';
       const listeners = listenersByGateway.get(`${gatewayNamespace}/${gatewayName}`);
@@ -137,21 +167,47 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
       const sectionName = asString(parentRef.sectionName);
       const port = asNumber(parentRef.port);
       const status = {
-        parentRef: { namespace: gatewayNamespace, name: gatewayName, ...(sectionName ? { sectionName } : {}), ...(port !== undefined ? { port } : {}) },
+        parentRef: {
+          namespace: gatewayNamespace,
+          name: gatewayName,
+          ...(sectionName ? { sectionName } : {}),
+          ...(port !== undefined ? { port } : {}),
+        },
       };
-      const selected = listeners.filter((l) => (sectionName === undefined || l.name === sectionName) && (port === undefined || l.port === port));
+      const selected = listeners.filter(
+        (l) => (sectionName === undefined || l.name === sectionName) && (port === undefined || l.port === port),
+      );
       if (selected.length === 0) {
-        parents.push({ ...status, conditions: [condition('Accepted', false, 'NoMatchingParent', 'No listeners match this parent ref'), resolvedRefs] });
+        parents.push({
+          ...status,
+          conditions: [
+            condition('Accepted', false, 'NoMatchingParent', 'No listeners match this parent ref'),
+            resolvedRefs,
+          ],
+        });
         continue;
       }
       const allowed = selected.filter((l) => listenerAllows(index, l, routeRef.namespace));
       if (allowed.length === 0) {
-        parents.push({ ...status, conditions: [condition('Accepted', false, 'NotAllowedByListeners', 'No listeners included by this parent ref allowed this attachment.'), resolvedRefs] });
+        parents.push({
+          ...status,
+          conditions: [
+            condition(
+              'Accepted',
+              false,
+              'NotAllowedByListeners',
+              'No listeners included by this parent ref allowed this attachment.',
+            ),
+            resolvedRefs,
+          ],
+        });
         continue;
       }
       let attached = false;
       for (const listener of allowed) {
-        const others = listeners.filter((o) => o !== listener && o.port === listener.port && o.hostname !== undefined).map((o) => o.hostname!);
+        const others = listeners
+          .filter((o) => o !== listener && o.port === listener.port && o.hostname !== undefined)
+          .map((o) => o.hostname!);
         const hosts = intersectHostnames(routeHostnames, listener.hostname, others);
         if (hosts.length === 0) continue;
         attached = true;
@@ -189,7 +245,15 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
         ...status,
         conditions: attached
           ? [condition('Accepted', true, 'Accepted', 'Route is accepted'), resolvedRefs]
-          : [condition('Accepted', false, 'NoMatchingListenerHostname', 'There were no hostname intersections between the HTTPRoute and this parent ref\'s Listener(s).'), resolvedRefs],
+          : [
+              condition(
+                'Accepted',
+                false,
+                'NoMatchingListenerHostname',
+                "There were no hostname intersections between the HTTPRoute and this parent ref's Listener(s).",
+              ),
+              resolvedRefs,
+            ],
       });
     }
     routeStatuses.push({ route: routeRef, parents });
@@ -213,7 +277,10 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
           ? {
               tls: {
                 mode: asString(tls.mode) === 'Passthrough' ? 'Passthrough' : 'Terminate',
-                certificateRefs: asObjects(tls.certificateRefs).map((r) => ({ namespace: asString(r.namespace) ?? namespace, name: asString(r.name) ?? '' })),
+                certificateRefs: asObjects(tls.certificateRefs).map((r) => ({
+                  namespace: asString(r.namespace) ?? namespace,
+                  name: asString(r.name) ?? '',
+                })),
               },
             }
           : {}),

@@ -50,7 +50,15 @@ export interface HttpUpstreamOptions {
   readonly extraCaCertificates?: readonly string[];
 }
 
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'te',
+  'trailer',
+]);
 
 interface Connection {
   readonly secure: boolean;
@@ -67,13 +75,18 @@ function connectionFor(request: UpstreamRequest, options: HttpUpstreamOptions): 
   const override = options.backendOverrides?.[`${target.namespace}/${target.name}`];
   const extraCa = options.extraCaCertificates ?? [];
   const caFor = (bundles: readonly string[], system: boolean) =>
-    bundles.length === 0 && extraCa.length === 0 ? undefined : [...bundles, ...extraCa, ...(system || bundles.length === 0 ? tls.rootCertificates : [])];
+    bundles.length === 0 && extraCa.length === 0
+      ? undefined
+      : [...bundles, ...extraCa, ...(system || bundles.length === 0 ? tls.rootCertificates : [])];
   if (override) {
     let url: URL;
     try {
       url = new URL(override);
     } catch {
-      throw new UpstreamError('unresolvable', `backend override ${override} for ${target.namespace}/${target.name} is not a URL`);
+      throw new UpstreamError(
+        'unresolvable',
+        `backend override ${override} for ${target.namespace}/${target.name} is not a URL`,
+      );
     }
     const secure = url.protocol === 'https:';
     return {
@@ -89,20 +102,31 @@ function connectionFor(request: UpstreamRequest, options: HttpUpstreamOptions): 
     const resolved = options.services?.(target.namespace, target.name, target.port);
     if (resolved) {
       const at = resolved.lastIndexOf(':');
-      return { secure: false, host: resolved.slice(0, at).replace(/^\[|\]$/g, ''), port: Number(resolved.slice(at + 1)), rejectUnauthorized: true };
+      return {
+        secure: false,
+        host: resolved.slice(0, at).replace(/^\[|\]$/g, ''),
+        port: Number(resolved.slice(at + 1)),
+        rejectUnauthorized: true,
+      };
     }
   }
   const endpoint = target.endpoints[0];
-  if (!endpoint) throw new UpstreamError('unresolvable', `${target.kind} ${target.namespace}/${target.name} has no endpoints`);
+  if (!endpoint)
+    throw new UpstreamError('unresolvable', `${target.kind} ${target.namespace}/${target.name} has no endpoints`);
   const secure = target.tls !== undefined;
   const base = {
     secure,
-    ca: secure ? caFor(target.tls!.caCertificates, target.tls!.useSystemCAs) : undefined,
+    ca: secure ? caFor(target.tls.caCertificates, target.tls.useSystemCAs) : undefined,
     rejectUnauthorized: !(target.tls?.insecureSkipVerify ?? false),
   };
   if (endpoint.type === 'unix') return { ...base, socketPath: endpoint.path, servername: target.tls?.sni };
   const host = endpoint.type === 'fqdn' ? endpoint.hostname : endpoint.address;
-  return { ...base, host, port: endpoint.port, servername: secure ? (target.tls?.sni ?? (endpoint.type === 'fqdn' ? host : undefined)) : undefined };
+  return {
+    ...base,
+    host,
+    port: endpoint.port,
+    servername: secure ? (target.tls?.sni ?? (endpoint.type === 'fqdn' ? host : undefined)) : undefined,
+  };
 }
 
 function classify(error: NodeJS.ErrnoException, connected: boolean): UpstreamFailure {
@@ -133,25 +157,30 @@ export function createHttpUpstream(options: HttpUpstreamOptions = {}): Upstream 
         return;
       }
       const headers: Record<string, string> = {};
-      for (const [name, value] of Object.entries(request.headers.toRecord())) if (!HOP_BY_HOP.has(name)) headers[name] = value;
+      for (const [name, value] of Object.entries(request.headers.toRecord()))
+        if (!HOP_BY_HOP.has(name)) headers[name] = value;
       const authority = request.headers.get(':authority');
       if (authority) headers.host = authority;
       headers['content-length'] = String(request.body.length);
-      if (request.body.length === 0 && (request.method === 'GET' || request.method === 'HEAD')) delete headers['content-length'];
+      if (request.body.length === 0 && (request.method === 'GET' || request.method === 'HEAD'))
+        delete headers['content-length'];
       const requestOptions: https.RequestOptions = {
         method: request.method,
         path: request.path,
         headers,
         setHost: false,
         signal: request.signal,
-        ...(connection.socketPath ? { socketPath: connection.socketPath } : { host: connection.host, port: connection.port }),
+        ...(connection.socketPath
+          ? { socketPath: connection.socketPath }
+          : { host: connection.host, port: connection.port }),
       };
       let connected = false;
       const req = connection.secure
         ? https.request({
             ...requestOptions,
             agent: httpsAgent,
-            servername: connection.servername && !/^[\d.:]+$/.test(connection.servername) ? connection.servername : undefined,
+            servername:
+              connection.servername && !/^[\d.:]+$/.test(connection.servername) ? connection.servername : undefined,
             ca: connection.ca,
             rejectUnauthorized: connection.rejectUnauthorized,
             checkServerIdentity: (host, cert) => tls.checkServerIdentity(connection.servername ?? host, cert),
@@ -169,7 +198,11 @@ export function createHttpUpstream(options: HttpUpstreamOptions = {}): Upstream 
       });
       req.on('error', (error: NodeJS.ErrnoException) => {
         if (request.signal.aborted) reject(new UpstreamError('aborted', 'the request was cancelled'));
-        else if (connection.secure && !connected && /certificate|self.signed|altnames|CERT|SSL|TLS/i.test(`${error.code} ${error.message}`)) {
+        else if (
+          connection.secure &&
+          !connected &&
+          /certificate|self.signed|altnames|CERT|SSL|TLS/i.test(`${error.code} ${error.message}`)
+        ) {
           reject(new UpstreamError('connect-failure', `TLS error: ${error.message}`));
         } else reject(new UpstreamError(classify(error, connected), `${error.code ?? ''} ${error.message}`.trim()));
       });

@@ -33,7 +33,11 @@ export class AIGatewayApp<T = void> extends pulumi.ComponentResource {
   /** The program function's result as an Output (Outputs inside it are unwrapped), e.g. to export from the stack. */
   readonly result: pulumi.Output<pulumi.Unwrap<T>>;
 
-  constructor(name: string, program: (app: pulumi.ComponentResource) => T | Promise<T>, opts?: pulumi.ComponentResourceOptions) {
+  constructor(
+    name: string,
+    program: (app: pulumi.ComponentResource) => T | Promise<T>,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
     super('ai-gateway:index:AIGatewayApp', name, {}, opts);
     const model = new Model(this, name);
     this._aiGatewayModel = model;
@@ -54,7 +58,7 @@ export class AIGatewayApp<T = void> extends pulumi.ComponentResource {
         throw error;
       },
     );
-    this.result = pulumi.output(this.done) as unknown as pulumi.Output<pulumi.Unwrap<T>>;
+    this.result = pulumi.output(this.done);
     this.registerOutputs({});
   }
 }

@@ -9,7 +9,15 @@ import type { Chart } from 'cdk8s';
 import type { Construct } from 'constructs';
 import * as cdk from '../index';
 import { ManagedCredentials } from './credentials';
-import { BuildContext, ConstructPath, Joined, ManagedSecretObject, AIGatewayComponent, Opaque, parseConstructPath } from './model';
+import {
+  BuildContext,
+  ConstructPath,
+  Joined,
+  ManagedSecretObject,
+  AIGatewayComponent,
+  Opaque,
+  parseConstructPath,
+} from './model';
 
 type Input<T> = pulumi.Input<T>;
 
@@ -28,7 +36,9 @@ export interface ComponentExtras {
 }
 
 function pathOf(kind: string, name: string, extras: ComponentExtras): ConstructPath {
-  return extras.constructPath === undefined ? { chart: name, id: kind } : parseConstructPath(kind, name, extras.constructPath);
+  return extras.constructPath === undefined
+    ? { chart: name, id: kind }
+    : parseConstructPath(kind, name, extras.constructPath);
 }
 
 function withoutExtras<T extends ComponentExtras>(args: T): Omit<T, 'constructPath'> {
@@ -48,7 +58,7 @@ function constructOf<T extends Construct>(joined: Joined, what: string): pulumi.
   return joined.construct.apply((c) => {
     if (c.value === undefined) throw new Error(`internal: ${what} built no construct`);
     return new Opaque(c.value as T);
-  }) as unknown as pulumi.Output<Opaque<T>>;
+  });
 }
 
 /**
@@ -57,8 +67,11 @@ function constructOf<T extends Construct>(joined: Joined, what: string): pulumi.
  * inputs of later components of the same app, whose objects the component's own objects may wait for). Use
  * `dependsOn: component.kubernetesResources().then(...)` to create a resource after the component's objects.
  */
-function field<T extends Construct, V>(construct: pulumi.Output<Opaque<T>>, read: (construct: T) => V): pulumi.Output<V> {
-  return construct.apply((c) => read(c.value)) as unknown as pulumi.Output<V>;
+function field<T extends Construct, V>(
+  construct: pulumi.Output<Opaque<T>>,
+  read: (construct: T) => V,
+): pulumi.Output<V> {
+  return construct.apply((c) => read(c.value));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -74,8 +87,7 @@ export interface AllowedRouteNamespaces {
 }
 
 export interface AIGatewayArgs
-  extends Omit<cdk.AIGatewayProps, 'namespace' | 'http' | 'https' | 'processor' | 'allowedRoutes'>,
-    ComponentExtras {
+  extends Omit<cdk.AIGatewayProps, 'namespace' | 'http' | 'https' | 'processor' | 'allowedRoutes'>, ComponentExtras {
   /** @default "default" */
   readonly namespace?: Input<string>;
   /**
@@ -120,9 +132,14 @@ export class AIGateway extends AIGatewayComponent {
       path: pathOf('AIGateway', name, args),
       props: { ...withoutExtras(args), name: nameDefault(name, args.name) },
       build: (chart, id, resolved) => {
-        const props = resolved as Omit<cdk.AIGatewayProps, 'allowedRoutes'> & { allowedRoutes?: cdk.AllowedRoutes | { namespaces: string[] } };
+        const props = resolved as Omit<cdk.AIGatewayProps, 'allowedRoutes'> & {
+          allowedRoutes?: cdk.AllowedRoutes | { namespaces: string[] };
+        };
         const allowed = props.allowedRoutes;
-        const allowedRoutes = allowed === undefined || allowed instanceof cdk.AllowedRoutes ? allowed : cdk.AllowedRoutes.fromNamespaces(...allowed.namespaces);
+        const allowedRoutes =
+          allowed === undefined || allowed instanceof cdk.AllowedRoutes
+            ? allowed
+            : cdk.AllowedRoutes.fromNamespaces(...allowed.namespaces);
         return new cdk.AIGateway(chart, id, { ...props, allowedRoutes });
       },
     });
@@ -151,10 +168,11 @@ export class AIGateway extends AIGatewayComponent {
 export type BackendCredentials = cdk.Credentials | ManagedCredentials;
 
 /** A provider's cdk8s props with Pulumi inputs for the namespace and Pulumi-managed credentials. */
-export type BackendArgs<P> = Omit<P, 'namespace' | 'credentials'> & ComponentExtras & {
-  /** @default "default" */
-  readonly namespace?: Input<string>;
-} & (P extends { readonly credentials: cdk.Credentials }
+export type BackendArgs<P> = Omit<P, 'namespace' | 'credentials'> &
+  ComponentExtras & {
+    /** @default "default" */
+    readonly namespace?: Input<string>;
+  } & (P extends { readonly credentials: cdk.Credentials }
     ? { readonly credentials: BackendCredentials }
     : { readonly credentials?: BackendCredentials });
 
@@ -178,35 +196,67 @@ interface ManagedCredentialsProps {
 
 /** See the cdk8s `ProviderBackend`; created with the same static factories. */
 export class ProviderBackend extends AIGatewayComponent {
-  static openAI(name: string, args: BackendArgs<cdk.OpenAIBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+  static openAI(
+    name: string,
+    args: BackendArgs<cdk.OpenAIBackendProps>,
+    opts?: pulumi.ComponentResourceOptions,
+  ): ProviderBackend {
     return new ProviderBackend(name, 'openAI', args, opts);
   }
 
-  static openAICompatible(name: string, args: BackendArgs<cdk.OpenAICompatibleBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+  static openAICompatible(
+    name: string,
+    args: BackendArgs<cdk.OpenAICompatibleBackendProps>,
+    opts?: pulumi.ComponentResourceOptions,
+  ): ProviderBackend {
     return new ProviderBackend(name, 'openAICompatible', args, opts);
   }
 
-  static azureOpenAI(name: string, args: BackendArgs<cdk.AzureOpenAIBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+  static azureOpenAI(
+    name: string,
+    args: BackendArgs<cdk.AzureOpenAIBackendProps>,
+    opts?: pulumi.ComponentResourceOptions,
+  ): ProviderBackend {
     return new ProviderBackend(name, 'azureOpenAI', args, opts);
   }
 
-  static anthropic(name: string, args: BackendArgs<cdk.AnthropicBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+  static anthropic(
+    name: string,
+    args: BackendArgs<cdk.AnthropicBackendProps>,
+    opts?: pulumi.ComponentResourceOptions,
+  ): ProviderBackend {
     return new ProviderBackend(name, 'anthropic', args, opts);
   }
 
-  static awsBedrock(name: string, args: BackendArgs<cdk.AwsBedrockBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+  static awsBedrock(
+    name: string,
+    args: BackendArgs<cdk.AwsBedrockBackendProps>,
+    opts?: pulumi.ComponentResourceOptions,
+  ): ProviderBackend {
     return new ProviderBackend(name, 'awsBedrock', args, opts);
   }
 
-  static awsAnthropic(name: string, args: BackendArgs<cdk.AwsAnthropicBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+  static awsAnthropic(
+    name: string,
+    args: BackendArgs<cdk.AwsAnthropicBackendProps>,
+    opts?: pulumi.ComponentResourceOptions,
+  ): ProviderBackend {
     return new ProviderBackend(name, 'awsAnthropic', args, opts);
   }
 
-  static gcpVertexAI(name: string, args: BackendArgs<cdk.GcpVertexAIBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+  static gcpVertexAI(
+    name: string,
+    args: BackendArgs<cdk.GcpVertexAIBackendProps>,
+    opts?: pulumi.ComponentResourceOptions,
+  ): ProviderBackend {
     return new ProviderBackend(name, 'gcpVertexAI', args, opts);
   }
 
-  static gcpAnthropic(name: string, args: BackendArgs<cdk.GcpAnthropicBackendProps>, opts?: pulumi.ComponentResourceOptions): ProviderBackend {
+  static gcpAnthropic(
+    name: string,
+    args: BackendArgs<cdk.GcpAnthropicBackendProps>,
+    opts?: pulumi.ComponentResourceOptions,
+  ): ProviderBackend {
     return new ProviderBackend(name, 'gcpAnthropic', args, opts);
   }
 
@@ -224,15 +274,33 @@ export class ProviderBackend extends AIGatewayComponent {
   /** Host requests are sent to. */
   readonly hostname: pulumi.Output<string>;
 
-  private constructor(name: string, factory: Factory, args: BackendArgs<object>, opts?: pulumi.ComponentResourceOptions) {
+  private constructor(
+    name: string,
+    factory: Factory,
+    args: BackendArgs<object>,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
     super(`${TYPE_PREFIX}ProviderBackend`, name, 'ProviderBackend', args, opts);
-    const { credentials, ...rest } = withoutExtras(args) as BackendArgs<object> & { credentials?: BackendCredentials; name?: string };
+    const { credentials, ...rest } = withoutExtras(args) as BackendArgs<object> & {
+      credentials?: BackendCredentials;
+      name?: string;
+    };
     const secrets: ManagedSecretObject[] = [];
     let credentialProps: cdk.Credentials | ManagedCredentialsProps | undefined;
     if (credentials instanceof ManagedCredentials) {
       const namespace = credentials.secret.namespace ?? args.namespace ?? 'default';
-      credentialProps = { managed: credentials, secretName: credentials.secret.secretName, key: credentials.key, namespace };
-      secrets.push({ name: credentials.secret.secretName, namespace, key: credentials.key, value: credentials.secret.value });
+      credentialProps = {
+        managed: credentials,
+        secretName: credentials.secret.secretName,
+        key: credentials.key,
+        namespace,
+      };
+      secrets.push({
+        name: credentials.secret.secretName,
+        namespace,
+        key: credentials.key,
+        value: credentials.secret.value,
+      });
     } else {
       credentialProps = credentials;
     }
@@ -248,12 +316,22 @@ export class ProviderBackend extends AIGatewayComponent {
       props,
       secrets,
       build: (chart, id, resolved) => {
-        const { credentials: given, ...others } = resolved as { credentials?: cdk.Credentials | ManagedCredentialsProps };
+        const { credentials: given, ...others } = resolved as {
+          credentials?: cdk.Credentials | ManagedCredentialsProps;
+        };
         const credentialsProp =
           given === undefined || given instanceof cdk.Credentials
             ? given
-            : given.managed._toCredentials({ secretName: given.secretName, key: given.key, namespace: given.namespace as string });
-        const create = cdk.ProviderBackend[factory] as (scope: Chart, id: string, props: unknown) => cdk.ProviderBackend;
+            : given.managed._toCredentials({
+                secretName: given.secretName,
+                key: given.key,
+                namespace: given.namespace as string,
+              });
+        const create = cdk.ProviderBackend[factory] as (
+          scope: Chart,
+          id: string,
+          props: unknown,
+        ) => cdk.ProviderBackend;
         return create(chart, id, { ...others, ...(credentialsProp ? { credentials: credentialsProp } : {}) });
       },
     });
@@ -283,8 +361,7 @@ export interface AIRouteRuleArgs extends Omit<cdk.AIRouteRule, 'backends'> {
 }
 
 export interface AIRouteArgs
-  extends Omit<cdk.AIRouteProps, 'gateway' | 'rules' | 'namespace' | 'hostnames' | 'processor'>,
-    ComponentExtras {
+  extends Omit<cdk.AIRouteProps, 'gateway' | 'rules' | 'namespace' | 'hostnames' | 'processor'>, ComponentExtras {
   /** An AIGateway of this program, or a Gateway by name and namespace. */
   readonly gateway: AIGateway | GatewayReferenceArgs;
   readonly rules: readonly AIRouteRuleArgs[];
@@ -310,7 +387,8 @@ export class AIRoute extends AIGatewayComponent {
       props: { ...withoutExtras(args), name: nameDefault(name, args.name) },
       build: (chart, id, resolved, context) => {
         const props = resolved as AIRouteArgs & { gateway: AIGateway | cdk.IGatewayReference };
-        const gateway = props.gateway instanceof AIGateway ? (context.constructOf(props.gateway) as cdk.AIGateway) : props.gateway;
+        const gateway =
+          props.gateway instanceof AIGateway ? (context.constructOf(props.gateway) as cdk.AIGateway) : props.gateway;
         const rules = props.rules.map((rule) => ({
           ...rule,
           backends: rule.backends.map((ref) => ({ ...ref, backend: backendConstruct(context, ref.backend) })),
@@ -322,7 +400,11 @@ export class AIRoute extends AIGatewayComponent {
     this.routeName = field(route, (r) => r.routeName);
     this.namespace = field(route, (r) => r.namespace);
     this.processorServiceName = field(route, (r) => r.processor.serviceName);
-    this.registerOutputs({ routeName: this.routeName, namespace: this.namespace, processorServiceName: this.processorServiceName });
+    this.registerOutputs({
+      routeName: this.routeName,
+      namespace: this.namespace,
+      processorServiceName: this.processorServiceName,
+    });
   }
 }
 
@@ -393,7 +475,11 @@ export interface ExternalRedisArgs extends ComponentExtras {
  */
 export class RateLimitRedis extends AIGatewayComponent {
   /** A single-replica Redis without persistence. `name` defaults to "redis", as in cdk8s. */
-  static inCluster(name: string, args: InClusterRedisArgs = {}, opts?: pulumi.ComponentResourceOptions): RateLimitRedis {
+  static inCluster(
+    name: string,
+    args: InClusterRedisArgs = {},
+    opts?: pulumi.ComponentResourceOptions,
+  ): RateLimitRedis {
     return new RateLimitRedis(name, { inCluster: args }, opts);
   }
 
@@ -416,7 +502,10 @@ export class RateLimitRedis extends AIGatewayComponent {
       name,
       kind: 'RateLimitRedis',
       path: pathOf('RateLimitRedis', name, args.inCluster ?? args.external ?? {}),
-      props: { inCluster: args.inCluster && withoutExtras(args.inCluster), external: args.external && withoutExtras(args.external) },
+      props: {
+        inCluster: args.inCluster && withoutExtras(args.inCluster),
+        external: args.external && withoutExtras(args.external),
+      },
       build: (chart, id, resolved) => {
         const props = resolved as { inCluster?: cdk.InClusterRedisProps; external?: cdk.ExternalRedisProps };
         return props.external

@@ -4,11 +4,7 @@
  * and hands the construct model only the reference (Secret name and key), as the cdk8s constructs expect.
  */
 import * as pulumi from '@pulumi/pulumi';
-import {
-  Credentials,
-  type AwsSharedCredentialsOptions,
-  type SecretKeyReference,
-} from '../credentials';
+import { Credentials, type AwsSharedCredentialsOptions, type SecretKeyReference } from '../credentials';
 
 /** A Secret the component creates from a Pulumi value. */
 export interface ManagedSecretProps {
@@ -50,7 +46,10 @@ export class ManagedCredentials {
   }
 
   /** An AWS shared-credentials file (INI) as the value; signs requests with SigV4. */
-  static awsSharedCredentials(secret: ManagedSecretProps, options: AwsSharedCredentialsOptions = {}): ManagedCredentials {
+  static awsSharedCredentials(
+    secret: ManagedSecretProps,
+    options: AwsSharedCredentialsOptions = {},
+  ): ManagedCredentials {
     return new ManagedCredentials('awsSharedCredentials', secret, options);
   }
 

@@ -144,7 +144,8 @@ function admits(grant: KubeObject, from: KubeObject, fromNamespace: string): boo
   const spec = grant.spec as { from?: unknown } | undefined;
   const entries = Array.isArray(spec?.from) ? spec.from : [];
   return entries.some(
-    (entry) => isRecord(entry) && entry.group === fromGroup && entry.kind === from.kind && entry.namespace === fromNamespace,
+    (entry) =>
+      isRecord(entry) && entry.group === fromGroup && entry.kind === from.kind && entry.namespace === fromNamespace,
   );
 }
 

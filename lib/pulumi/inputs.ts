@@ -7,7 +7,9 @@ import * as pulumi from '@pulumi/pulumi';
 
 /** An Output or a Promise in a props tree. */
 export function isEventual(value: unknown): value is pulumi.Output<unknown> | Promise<unknown> {
-  return pulumi.Output.isInstance(value) || typeof (value as { then?: unknown } | null | undefined)?.then === 'function';
+  return (
+    pulumi.Output.isInstance(value) || typeof (value as { then?: unknown } | null | undefined)?.then === 'function'
+  );
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
@@ -20,7 +22,10 @@ function isPlainObject(value: unknown): value is Record<string, unknown> {
  * Copies `value`, replacing every Output/Promise found in arrays and plain objects by `replace(input)`.
  * Class instances (constructs, Pulumi resources, Credentials, ...) are kept as they are.
  */
-export function mapEventuals(value: unknown, replace: (input: pulumi.Output<unknown> | Promise<unknown>) => unknown): unknown {
+export function mapEventuals(
+  value: unknown,
+  replace: (input: pulumi.Output<unknown> | Promise<unknown>) => unknown,
+): unknown {
   if (isEventual(value)) return replace(value);
   if (Array.isArray(value)) return value.map((element) => mapEventuals(element, replace));
   if (isPlainObject(value)) {

@@ -86,7 +86,9 @@ const CONSTRUCT_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 export function parseConstructPath(kind: string, name: string, path: string): ConstructPath {
   const parts = path.split('/');
   if (parts.length !== 2 || !parts.every((part) => CONSTRUCT_ID.test(part))) {
-    throw new Error(`${kind} "${name}": invalid constructPath "${path}": expected "<chart id>/<construct id>", e.g. "platform/Gateway"`);
+    throw new Error(
+      `${kind} "${name}": invalid constructPath "${path}": expected "<chart id>/<construct id>", e.g. "platform/Gateway"`,
+    );
   }
   return { chart: parts[0], id: parts[1] };
 }
@@ -134,7 +136,11 @@ export interface Placement {
 
 /** The model of a resource: its own (an app's or a component's), else the nearest ancestor's. */
 function modelOfResource(resource: pulumi.Resource | undefined): Model | undefined {
-  for (let r = resource; r !== undefined; r = (r as unknown as { __parentResource?: pulumi.Resource }).__parentResource) {
+  for (
+    let r = resource;
+    r !== undefined;
+    r = (r as unknown as { __parentResource?: pulumi.Resource }).__parentResource
+  ) {
     const model = (r as ModelComponent)._aiGatewayModel;
     if (model !== undefined) return model;
   }
@@ -161,7 +167,7 @@ export function placeComponent(
   if (model === undefined) {
     throw new Error(
       `${kind} "${name}" is not part of an AIGatewayApp: create AI gateway components inside ` +
-        "new AIGatewayApp(name, (app) => { ... }) and pass { parent: app } (components referring to another component " +
+        'new AIGatewayApp(name, (app) => { ... }) and pass { parent: app } (components referring to another component ' +
         'join its app by themselves)',
     );
   }
@@ -173,7 +179,8 @@ export function placeComponent(
     );
   }
   const parent = opts?.parent ?? model.app;
-  const aliases = parent === model.app ? [...(opts?.aliases ?? []), { parent: pulumi.rootStackResource }] : opts?.aliases;
+  const aliases =
+    parent === model.app ? [...(opts?.aliases ?? []), { parent: pulumi.rootStackResource }] : opts?.aliases;
   return { model, opts: { ...opts, parent, ...(aliases ? { aliases } : {}) } };
 }
 
@@ -318,12 +325,17 @@ export class Model {
     try {
       const inputs: { input: Eventual; member: ModelMember }[] = [];
       for (const member of this.members) {
-        const own = [...collectEventuals(member.props), ...collectEventuals((member.secrets ?? []).map((s) => s.namespace))];
+        const own = [
+          ...collectEventuals(member.props),
+          ...collectEventuals((member.secrets ?? []).map((s) => s.namespace)),
+        ];
         for (const input of own) if (!inputs.some((i) => i.input === input)) inputs.push({ input, member });
       }
       const settled = await Promise.all(inputs.map(({ input }) => settleInput(input)));
       const valueOf = new Map<Eventual, unknown>();
-      inputs.forEach(({ input, member }, i) => valueOf.set(input, settled[i].known ? settled[i].value : this.placeholderFor(input, member)));
+      inputs.forEach(({ input, member }, i) =>
+        valueOf.set(input, settled[i].known ? settled[i].value : this.placeholderFor(input, member)),
+      );
       const allKnown = settled.every((s) => s.known);
       const resolve = (value: unknown) => mapEventuals(value, (input) => valueOf.get(input));
 
@@ -437,12 +449,17 @@ export class Model {
   /** Creates the members' constructs in a fresh App (`only`: just these members; `exclude`: all but these). */
   private buildConstructs(
     resolve: (props: unknown) => unknown,
-    options: { only?: ReadonlySet<ModelMember>; exclude?: ReadonlySet<ModelMember>; failures?: Map<ModelMember, unknown> } = {},
+    options: {
+      only?: ReadonlySet<ModelMember>;
+      exclude?: ReadonlySet<ModelMember>;
+      failures?: Map<ModelMember, unknown>;
+    } = {},
   ): { app: App; constructs: Map<pulumi.Resource, Construct>; owners: Map<Construct, ModelMember> } {
     const app = new App();
     // A build of a subset of the members (a component's early build, or a preview leaving failed members out)
     // holds part of the app: checks that need all of it (a RateLimitRedis somewhere, the routes a budget covers) skip.
-    if (options.only !== undefined || options.exclude !== undefined || options.failures !== undefined) synthRegistry(app).markPartial();
+    if (options.only !== undefined || options.exclude !== undefined || options.failures !== undefined)
+      synthRegistry(app).markPartial();
     const constructs = new Map<pulumi.Resource, Construct>();
     const charts = new Map<string, Chart>();
     const owners = new Map<Construct, ModelMember>();
@@ -450,7 +467,9 @@ export class Model {
       constructOf: (component) => {
         const construct = constructs.get(component);
         if (construct === undefined) {
-          throw new Error('a referenced component is not part of this app\'s AI gateway model (or is created later than the component referring to it)');
+          throw new Error(
+            "a referenced component is not part of this app's AI gateway model (or is created later than the component referring to it)",
+          );
         }
         return construct;
       },
@@ -486,7 +505,8 @@ export class Model {
     for (const { apiObject, object } of synthesize(app)) {
       const scope = [...apiObject.node.scopes].reverse().find((s) => owners.has(s));
       const owner = scope === undefined ? undefined : owners.get(scope);
-      if (scope === undefined || owner === undefined) throw new Error(`internal: no component owns ${apiObject.node.path}`);
+      if (scope === undefined || owner === undefined)
+        throw new Error(`internal: no component owns ${apiObject.node.path}`);
       const path = apiObject.node.path.slice(scope.node.path.length + 1);
       objects.set(apiObject.node.path, { object, member: owner, path });
       members.get(owner)!.objects.push(object);
@@ -556,7 +576,13 @@ export abstract class AIGatewayComponent extends pulumi.ComponentResource {
    */
   readonly _rootUrn?: pulumi.Output<string>;
 
-  protected constructor(type: string, name: string, kind: string, references: unknown, opts?: pulumi.ComponentResourceOptions) {
+  protected constructor(
+    type: string,
+    name: string,
+    kind: string,
+    references: unknown,
+    opts?: pulumi.ComponentResourceOptions,
+  ) {
     const placement = placeComponent(kind, name, references, opts);
     super(type, name, {}, placement.opts);
     this.model = placement.model;

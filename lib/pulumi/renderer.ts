@@ -68,7 +68,8 @@ export function registerObjects(planned: readonly PlannedObject[]): RenderedObje
     const { plan, path, manifest, secretFields, parent, parentName, legacyParent } = planned[index];
     const dependsOn = dependencies[index].map((i) => {
       const resource = resources[i];
-      if (resource === undefined) throw new Error(`internal: ${identityKey(all[i])} not registered before its dependant`);
+      if (resource === undefined)
+        throw new Error(`internal: ${identityKey(all[i])} not registered before its dependant`);
       return resource;
     });
     const ResourceClass = resourceClassFor(plan.apiVersion, plan.kind);

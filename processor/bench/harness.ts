@@ -50,7 +50,9 @@ export function encodeExchange(
     requestHeaders: encodeRequest({ requestHeaders: { headers: headerList(requestHeaders), endOfStream: false } }),
     requestBody: encodeRequest({ requestBody: { body: Buffer.from(body), endOfStream: true } }),
     responseHeaders: encodeRequest({ responseHeaders: { headers: headerList(responseHeaders), endOfStream: false } }),
-    responseBodies: responseBodies.map((chunk, i) => encodeRequest({ responseBody: { body: chunk, endOfStream: i === responseBodies.length - 1 } })),
+    responseBodies: responseBodies.map((chunk, i) =>
+      encodeRequest({ responseBody: { body: chunk, endOfStream: i === responseBodies.length - 1 } }),
+    ),
   };
 }
 

@@ -15,7 +15,10 @@ const CONTINUE = {
   requestHeaders: encodeProcessingResponse({ requestHeaders: {} }),
   requestBody: encodeProcessingResponse({ requestBody: {} }),
   responseHeaders: encodeProcessingResponse({ responseHeaders: {} }),
-  streamedResponseHeaders: encodeProcessingResponse({ responseHeaders: {}, modeOverride: { responseBodyMode: BODY_MODE_STREAMED } }),
+  streamedResponseHeaders: encodeProcessingResponse({
+    responseHeaders: {},
+    modeOverride: { responseBodyMode: BODY_MODE_STREAMED },
+  }),
   responseBody: encodeProcessingResponse({ responseBody: {} }),
   requestTrailers: encodeProcessingResponse({ requestTrailers: {} }),
   responseTrailers: encodeProcessingResponse({ responseTrailers: {} }),
@@ -34,7 +37,11 @@ export const nullHandler: ExtProcHandler = {
             return send(CONTINUE[request.request]);
           case 'responseHeaders': {
             const stream = request.responseHeaders?.headers?.headers?.some(
-              (h) => h.key === 'content-type' && Buffer.from(h.rawValue ?? []).toString().startsWith('text/event-stream'),
+              (h) =>
+                h.key === 'content-type' &&
+                Buffer.from(h.rawValue ?? [])
+                  .toString()
+                  .startsWith('text/event-stream'),
             );
             return send(stream ? CONTINUE.streamedResponseHeaders : CONTINUE.responseHeaders);
           }

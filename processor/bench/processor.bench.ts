@@ -20,7 +20,18 @@ import type { ExtProcHandler } from '../src/grpc/server';
 import { silentLogger } from '../src/log';
 import { EnvoyClient } from '../test/support/envoy-client';
 import { nullHandler } from './null-processor';
-import { buildNullProcessor, clientRequestHeaders, CLK_TCK, cpuTicks, encodeExchange, exchange, freePort, openRawStream, stopProcess, type EncodedExchange } from './harness';
+import {
+  buildNullProcessor,
+  clientRequestHeaders,
+  CLK_TCK,
+  cpuTicks,
+  encodeExchange,
+  exchange,
+  freePort,
+  openRawStream,
+  stopProcess,
+  type EncodedExchange,
+} from './harness';
 
 const ROOT = path.resolve(__dirname, '..');
 const codecs = extProcCodecs(loadProtoRoot());
@@ -41,9 +52,19 @@ interface Scenario extends EncodedExchange {
 }
 
 function chatBody(contentBytes: number, stream: boolean): string {
-  const base = { model: 'gpt-4o', messages: [{ role: 'system', content: 'You are a helpful assistant.' }, { role: 'user', content: '' }], temperature: 0.2, stream };
+  const base = {
+    model: 'gpt-4o',
+    messages: [
+      { role: 'system', content: 'You are a helpful assistant.' },
+      { role: 'user', content: '' },
+    ],
+    temperature: 0.2,
+    stream,
+  };
   const fixed = JSON.stringify(base).length;
-  base.messages[1]!.content = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(contentBytes / 27)).slice(0, Math.max(0, contentBytes - fixed));
+  base.messages[1].content = 'lorem ipsum dolor sit amet '
+    .repeat(Math.ceil(contentBytes / 27))
+    .slice(0, Math.max(0, contentBytes - fixed));
   return JSON.stringify(base);
 }
 
@@ -52,8 +73,20 @@ const JSON_RESPONSE = JSON.stringify({
   object: 'chat.completion',
   created: 1731618222,
   model: 'gpt-4o-2024-08-06',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'Hello! How can I help you today? '.repeat(8) }, finish_reason: 'stop' }],
-  usage: { prompt_tokens: 352, completion_tokens: 72, total_tokens: 424, prompt_tokens_details: { cached_tokens: 0 }, completion_tokens_details: { reasoning_tokens: 0 } },
+  choices: [
+    {
+      index: 0,
+      message: { role: 'assistant', content: 'Hello! How can I help you today? '.repeat(8) },
+      finish_reason: 'stop',
+    },
+  ],
+  usage: {
+    prompt_tokens: 352,
+    completion_tokens: 72,
+    total_tokens: 424,
+    prompt_tokens_details: { cached_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: 0 },
+  },
 });
 
 function sseChunks(count: number): string[] {
@@ -83,7 +116,12 @@ function scenario(name: string, body: string, responseType: 'json' | 'sse'): Sce
   };
   return {
     name,
-    ...encodeExchange(requestHeaders, body, responseHeaders, chunks.map((chunk) => Buffer.from(chunk))),
+    ...encodeExchange(
+      requestHeaders,
+      body,
+      responseHeaders,
+      chunks.map((chunk) => Buffer.from(chunk)),
+    ),
     raw: { body, responseType, chunks },
   };
 }
@@ -110,7 +148,13 @@ async function memoryAfterGc(server: Server): Promise<{ rss: number; heapUsed: n
   return { rss: usage.rss, heapUsed: usage.heapUsed };
 }
 
-async function load(client: grpc.Client, pid: number, s: Scenario, concurrency: number, ms: number): Promise<LoadResult> {
+async function load(
+  client: grpc.Client,
+  pid: number,
+  s: Scenario,
+  concurrency: number,
+  ms: number,
+): Promise<LoadResult> {
   const latencies: number[] = [];
   let requests = 0;
   const ticksBefore = cpuTicks(pid);
@@ -139,7 +183,11 @@ async function sequential(client: grpc.Client, s: Scenario, count: number): Prom
 }
 
 /** Opens streams that have been routed and have started streaming, and keeps them open. */
-async function openStreams(client: grpc.Client, s: Scenario, count: number): Promise<Array<grpc.ClientDuplexStream<Buffer, Buffer>>> {
+async function openStreams(
+  client: grpc.Client,
+  s: Scenario,
+  count: number,
+): Promise<Array<grpc.ClientDuplexStream<Buffer, Buffer>>> {
   const calls: Array<grpc.ClientDuplexStream<Buffer, Buffer>> = [];
   const ready: Array<Promise<void>> = [];
   for (let i = 0; i < count; i++) {
@@ -152,7 +200,7 @@ async function openStreams(client: grpc.Client, s: Scenario, count: number): Pro
           received += 1;
           if (received === 1) call.write(s.requestBody);
           else if (received === 2) call.write(s.responseHeaders);
-          else if (received === 3) call.write(s.responseBodies[0]!);
+          else if (received === 3) call.write(s.responseBodies[0]);
           else if (received === 4) resolve();
         });
         call.on('error', () => resolve());
@@ -166,7 +214,7 @@ async function openStreams(client: grpc.Client, s: Scenario, count: number): Pro
 
 function percentile(values: number[], p: number): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
 /**
@@ -202,7 +250,12 @@ interface Server {
   memoryFile: string;
 }
 
-function startProcess(name: string, args: string[], address: string, options: { gcHook?: boolean } = {}): Promise<Server> {
+function startProcess(
+  name: string,
+  args: string[],
+  address: string,
+  options: { gcHook?: boolean } = {},
+): Promise<Server> {
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const memoryFile = path.join(os.tmpdir(), `aigw-bench-memory-${name}-${process.pid}.json`);
@@ -212,7 +265,9 @@ function startProcess(name: string, args: string[], address: string, options: { 
       env: { ...process.env, BENCH_MEMORY_FILE: memoryFile },
     });
     child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
-    child.stdout!.once('data', () => resolve({ name, child, address, readyMs: performance.now() - started, memoryFile }));
+    child.stdout.once('data', () =>
+      resolve({ name, child, address, readyMs: performance.now() - started, memoryFile }),
+    );
   });
 }
 
@@ -239,12 +294,20 @@ function benchConfig(): ProcessorConfig {
         endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }],
         hostnames: [],
         rules: [
-          { models: [{ type: 'Exact', value: 'gpt-4o' }, { type: 'Prefix', value: 'gpt-4o-' }], backends: [{ backend: 'openai', weight: 1, priority: 0 }] },
+          {
+            models: [
+              { type: 'Exact', value: 'gpt-4o' },
+              { type: 'Prefix', value: 'gpt-4o-' },
+            ],
+            backends: [{ backend: 'openai', weight: 1, priority: 0 }],
+          },
         ],
         requiredHeaders: ['x-tenant-id'],
       },
     ],
-    costs: process.env.BENCH_NO_CEL ? [{ metadataKey: 'total_tokens', type: 'TotalToken' }] : [{ metadataKey: 'weighted_tokens', type: 'CEL', expression: 'input_tokens + 4 * output_tokens' }],
+    costs: process.env.BENCH_NO_CEL
+      ? [{ metadataKey: 'total_tokens', type: 'TotalToken' }]
+      : [{ metadataKey: 'weighted_tokens', type: 'CEL', expression: 'input_tokens + 4 * output_tokens' }],
     circuitBreaker: { failureThreshold: 5, openDurationMs: 30000 },
   };
 }
@@ -253,11 +316,14 @@ function benchConfig(): ProcessorConfig {
 async function verify(address: string, s: Scenario, expectMetadata: boolean): Promise<void> {
   const client = new EnvoyClient(address);
   try {
-    const result = await client.exchange({ path: '/v1/chat/completions', body: s.raw.body, headers: { 'x-tenant-id': 'acme' } }, () => ({
-      status: 200,
-      headers: { 'content-type': s.raw.responseType === 'sse' ? 'text/event-stream' : 'application/json' },
-      body: s.raw.chunks,
-    }));
+    const result = await client.exchange(
+      { path: '/v1/chat/completions', body: s.raw.body, headers: { 'x-tenant-id': 'acme' } },
+      () => ({
+        status: 200,
+        headers: { 'content-type': s.raw.responseType === 'sse' ? 'text/event-stream' : 'application/json' },
+        body: s.raw.chunks,
+      }),
+    );
     if (result.immediate || result.status !== 200) throw new Error(`${s.name}: not routed (status ${result.status})`);
     if (expectMetadata && typeof result.metadata['io.envoy.ai_gateway']?.llm_total_token !== 'number') {
       throw new Error(`${s.name}: no usage metadata`);
@@ -281,7 +347,8 @@ interface Row {
 
 async function main(): Promise<void> {
   const totalStart = performance.now();
-  if (!process.env.BENCH_NO_BUILD) execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
+  if (!process.env.BENCH_NO_BUILD)
+    execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-bench-'));
   const nullProcessor = await buildNullProcessor(work);
   fs.mkdirSync(path.join(work, 'secrets', 'openai'), { recursive: true });
@@ -302,11 +369,16 @@ async function main(): Promise<void> {
         // BENCH_NODE_FLAGS: extra node flags for our processor (e.g. --heap-prof).
         ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []),
         path.join(ROOT, 'dist', 'main.js'),
-        '--config', path.join(work, 'config.json'),
-        '--secrets-dir', path.join(work, 'secrets'),
-        '--listen', address,
-        '--admin', `127.0.0.1:${await freePort()}`,
-        '--log-level', 'warn',
+        '--config',
+        path.join(work, 'config.json'),
+        '--secrets-dir',
+        path.join(work, 'secrets'),
+        '--listen',
+        address,
+        '--admin',
+        `127.0.0.1:${await freePort()}`,
+        '--log-level',
+        'warn',
         ...(process.env.BENCH_OURS_ARGS ? process.env.BENCH_OURS_ARGS.split(' ') : []),
       ],
     };
@@ -315,7 +387,10 @@ async function main(): Promise<void> {
   const rows: Row[] = [];
   // BENCH_ONLY=small|large|sse: one load scenario (for profiling).
   const only = process.env.BENCH_ONLY;
-  const loadScenarios = [small, large, sse].filter((s) => !only || (only === 'small' && s === small) || (only === 'large' && s === large) || (only === 'sse' && s === sse));
+  const loadScenarios = [small, large, sse].filter(
+    (s) =>
+      !only || (only === 'small' && s === small) || (only === 'large' && s === large) || (only === 'sse' && s === sse),
+  );
   const sequentialLatency: Record<string, { p50: number; p99: number }> = {};
   const rssPerStream: Record<string, number> = {};
   const heapPerStream: Record<string, number> = {};
@@ -324,7 +399,9 @@ async function main(): Promise<void> {
   const servers: Record<'null' | 'ours', Server> = {
     null: await (async () => {
       const address = `127.0.0.1:${await freePort()}`;
-      const profile = process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`, '--cpu-prof-name=null.cpuprofile'] : [];
+      const profile = process.env.BENCH_PROFILE_DIR
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`, '--cpu-prof-name=null.cpuprofile']
+        : [];
       return startProcess('null', [...profile, nullProcessor, address], address, { gcHook: true });
     })(),
     ours: await (async () => {
@@ -335,12 +412,18 @@ async function main(): Promise<void> {
   const clients = {} as Record<'null' | 'ours', grpc.Client>;
   for (const which of ['null', 'ours'] as const) {
     for (const s of [small, large, sse]) await verify(servers[which].address, s, which === 'ours');
-    clients[which] = new grpc.Client(servers[which].address, grpc.credentials.createInsecure(), { 'grpc.max_send_message_length': -1 });
+    clients[which] = new grpc.Client(servers[which].address, grpc.credentials.createInsecure(), {
+      'grpc.max_send_message_length': -1,
+    });
   }
 
   for (const s of loadScenarios) {
-    const totals = { null: { requests: 0, cpu: 0, latencies: [] as number[] }, ours: { requests: 0, cpu: 0, latencies: [] as number[] } };
-    for (const which of ['null', 'ours'] as const) await load(clients[which], servers[which].child.pid!, s, CONCURRENCY, WARMUP_MS);
+    const totals = {
+      null: { requests: 0, cpu: 0, latencies: [] as number[] },
+      ours: { requests: 0, cpu: 0, latencies: [] as number[] },
+    };
+    for (const which of ['null', 'ours'] as const)
+      await load(clients[which], servers[which].child.pid!, s, CONCURRENCY, WARMUP_MS);
     for (let round = 0; round < ROUNDS; round++) {
       for (const which of ['null', 'ours'] as const) {
         const result = await load(clients[which], servers[which].child.pid!, s, CONCURRENCY, MEASURE_MS / ROUNDS);
@@ -395,7 +478,10 @@ async function main(): Promise<void> {
 
   const sequentialCpuUs = (which: 'null' | 'ours') => ((sequentialTicks[which] / CLK_TCK) * 1e6) / SEQUENTIAL_REQUESTS;
   for (const which of ['null', 'ours'] as const) {
-    sequentialLatency[which] = { p50: percentile(sequentialRuns[which], 50), p99: percentile(sequentialRuns[which], 99) };
+    sequentialLatency[which] = {
+      p50: percentile(sequentialRuns[which], 50),
+      p99: percentile(sequentialRuns[which], 99),
+    };
     clients[which].close();
     await stop(servers[which]);
   }
@@ -421,8 +507,12 @@ async function main(): Promise<void> {
 
   // ---------- report ----------
   const fmt = (n: number, digits = 0) => n.toFixed(digits).padStart(9);
-  console.log(`processor benchmark (node ${process.version}, ${os.cpus().length} cores, concurrency ${CONCURRENCY}, ${MEASURE_MS} ms per scenario)`);
-  console.log(`${'scenario'.padEnd(20)}${'server'.padEnd(7)}${'CPU µs/req'.padStart(11)}${'req/s/core'.padStart(11)}${'req/s'.padStart(9)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}`);
+  console.log(
+    `processor benchmark (node ${process.version}, ${os.cpus().length} cores, concurrency ${CONCURRENCY}, ${MEASURE_MS} ms per scenario)`,
+  );
+  console.log(
+    `${'scenario'.padEnd(20)}${'server'.padEnd(7)}${'CPU µs/req'.padStart(11)}${'req/s/core'.padStart(11)}${'req/s'.padStart(9)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}`,
+  );
   for (const row of rows) {
     console.log(
       `${row.scenario.padEnd(20)}${row.server.padEnd(7)}${fmt(row.cpuPerRequestUs, 1).padStart(11)}${fmt(row.rpsPerCore).padStart(11)}${fmt(row.throughput)}${fmt(row.p50, 2)}${fmt(row.p99, 2)}`,
@@ -435,8 +525,10 @@ async function main(): Promise<void> {
   };
   console.log('\nours/null CPU per request:');
   for (const s of loadScenarios) console.log(`  ${s.name.padEnd(20)} ${ratio(s.name).cpu.toFixed(2)}x`);
-  const tail = (values: number[]) => `p90 ${percentile(values, 90).toFixed(2)} p99.9 ${percentile(values, 99.9).toFixed(2)} max ${Math.max(...values).toFixed(2)} >2ms ${values.filter((v) => v > 2).length}`;
-  if (process.env.BENCH_VERBOSE) console.log(`sequential tails: null ${tail(sequentialRuns.null)}; ours ${tail(sequentialRuns.ours)}`);
+  const tail = (values: number[]) =>
+    `p90 ${percentile(values, 90).toFixed(2)} p99.9 ${percentile(values, 99.9).toFixed(2)} max ${Math.max(...values).toFixed(2)} >2ms ${values.filter((v) => v > 2).length}`;
+  if (process.env.BENCH_VERBOSE)
+    console.log(`sequential tails: null ${tail(sequentialRuns.null)}; ours ${tail(sequentialRuns.ours)}`);
   console.log(
     `handler alone, in the bench process (1.5 KB exchange decoded, handled, encoded; no gRPC): null ${handlerCost.null.toFixed(1)} µs, ours ${handlerCost.ours.toFixed(1)} µs (+${(handlerCost.ours - handlerCost.null).toFixed(1)} µs)`,
   );
@@ -444,29 +536,34 @@ async function main(): Promise<void> {
     `one request at a time (1.5 KB): server CPU null ${sequentialCpuUs('null').toFixed(1)} µs, ours ${sequentialCpuUs('ours').toFixed(1)} µs (${(sequentialCpuUs('ours') / sequentialCpuUs('null')).toFixed(2)}x)`,
   );
   console.log(
-    `one request at a time (1.5 KB): p50 null ${sequentialLatency.null!.p50.toFixed(3)} ms, ours ${sequentialLatency.ours!.p50.toFixed(3)} ms (+${(sequentialLatency.ours!.p50 - sequentialLatency.null!.p50).toFixed(3)}); p99 null ${sequentialLatency.null!.p99.toFixed(3)} ms, ours ${sequentialLatency.ours!.p99.toFixed(3)} ms (+${(sequentialLatency.ours!.p99 - sequentialLatency.null!.p99).toFixed(3)})`,
+    `one request at a time (1.5 KB): p50 null ${sequentialLatency.null.p50.toFixed(3)} ms, ours ${sequentialLatency.ours.p50.toFixed(3)} ms (+${(sequentialLatency.ours.p50 - sequentialLatency.null.p50).toFixed(3)}); p99 null ${sequentialLatency.null.p99.toFixed(3)} ms, ours ${sequentialLatency.ours.p99.toFixed(3)} ms (+${(sequentialLatency.ours.p99 - sequentialLatency.null.p99).toFixed(3)})`,
   );
   console.log(
-    `memory per open stream (${OPEN_STREAMS} streams, after GC): RSS null ${(rssPerStream.null! / 1024).toFixed(1)} KB, ours ${(rssPerStream.ours! / 1024).toFixed(1)} KB; JS heap null ${(heapPerStream.null! / 1024).toFixed(1)} KB, ours ${(heapPerStream.ours! / 1024).toFixed(1)} KB`,
+    `memory per open stream (${OPEN_STREAMS} streams, after GC): RSS null ${(rssPerStream.null / 1024).toFixed(1)} KB, ours ${(rssPerStream.ours / 1024).toFixed(1)} KB; JS heap null ${(heapPerStream.null / 1024).toFixed(1)} KB, ours ${(heapPerStream.ours / 1024).toFixed(1)} KB`,
   );
   const sseOurs = rows.find((r) => r.scenario === sse.name && r.server === 'ours');
   const perChunk = sseOurs ? sseOurs.cpuPerRequestUs / 50 : NaN;
   console.log(`streaming: ours ${perChunk.toFixed(1)} µs CPU per chunk message (whole SSE request CPU / 50 chunks)`);
   const sortedStarts = [...coldStarts].sort((a, b) => a - b);
-  console.log(`cold start to ready line (spawn included), 5 runs: median ${sortedStarts[2]!.toFixed(0)} ms, max ${sortedStarts[4]!.toFixed(0)} ms`);
+  console.log(
+    `cold start to ready line (spawn included), 5 runs: median ${sortedStarts[2].toFixed(0)} ms, max ${sortedStarts[4].toFixed(0)} ms`,
+  );
 
   const smallRatio = loadScenarios.includes(small) ? ratio(small.name) : { cpu: NaN, ours: { rpsPerCore: NaN } };
   const checks: Array<[string, boolean]> = [
     [`small passthrough CPU <= 1.3x null (${smallRatio.cpu.toFixed(2)}x)`, smallRatio.cpu <= 1.3],
-    [`small passthrough >= 5,000 req/s per core (${smallRatio.ours.rpsPerCore.toFixed(0)})`, smallRatio.ours.rpsPerCore >= 5000],
-    [`sequential p50 within +0.3 ms of null`, sequentialLatency.ours!.p50 - sequentialLatency.null!.p50 <= 0.3],
-    [`sequential p99 within +2 ms of null`, sequentialLatency.ours!.p99 - sequentialLatency.null!.p99 <= 2],
     [
-      `<= 30 KB per open stream (RSS ${(rssPerStream.ours! / 1024).toFixed(1)} KB, JS heap ${(heapPerStream.ours! / 1024).toFixed(1)} KB)`,
-      Math.max(rssPerStream.ours!, heapPerStream.ours!) <= 30 * 1024,
+      `small passthrough >= 5,000 req/s per core (${smallRatio.ours.rpsPerCore.toFixed(0)})`,
+      smallRatio.ours.rpsPerCore >= 5000,
+    ],
+    [`sequential p50 within +0.3 ms of null`, sequentialLatency.ours.p50 - sequentialLatency.null.p50 <= 0.3],
+    [`sequential p99 within +2 ms of null`, sequentialLatency.ours.p99 - sequentialLatency.null.p99 <= 2],
+    [
+      `<= 30 KB per open stream (RSS ${(rssPerStream.ours / 1024).toFixed(1)} KB, JS heap ${(heapPerStream.ours / 1024).toFixed(1)} KB)`,
+      Math.max(rssPerStream.ours, heapPerStream.ours) <= 30 * 1024,
     ],
     [`streaming <= 30 µs CPU per chunk message (${perChunk.toFixed(1)})`, perChunk <= 30],
-    [`cold start <= 500 ms (median ${sortedStarts[2]!.toFixed(0)} ms)`, sortedStarts[2]! <= 500],
+    [`cold start <= 500 ms (median ${sortedStarts[2].toFixed(0)} ms)`, sortedStarts[2] <= 500],
   ];
   console.log('\ntargets:');
   for (const [label, ok] of checks) console.log(`  ${ok ? 'PASS' : 'FAIL'}  ${label}`);

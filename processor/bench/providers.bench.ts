@@ -19,7 +19,17 @@ import { awsSigV4Auth } from '../src/auth/aws';
 import { findTranslator } from '../src/translate/registry';
 import type { TranslationContext } from '../src/translate/types';
 import { EnvoyClient } from '../test/support/envoy-client';
-import { buildNullProcessor, clientRequestHeaders, CLK_TCK, cpuTicks, encodeExchange, exchange, freePort, stopProcess, type EncodedExchange } from './harness';
+import {
+  buildNullProcessor,
+  clientRequestHeaders,
+  CLK_TCK,
+  cpuTicks,
+  encodeExchange,
+  exchange,
+  freePort,
+  stopProcess,
+  type EncodedExchange,
+} from './harness';
 
 const ROOT = path.resolve(__dirname, '..');
 const CONCURRENCY = 16;
@@ -41,7 +51,9 @@ function chatBody(model: string, contentBytes: number, stream: boolean): string 
     stream,
   };
   const fixed = JSON.stringify(body).length;
-  body.messages[1]!.content = 'lorem ipsum dolor sit amet '.repeat(Math.ceil(contentBytes / 27)).slice(0, Math.max(0, contentBytes - fixed));
+  body.messages[1].content = 'lorem ipsum dolor sit amet '
+    .repeat(Math.ceil(contentBytes / 27))
+    .slice(0, Math.max(0, contentBytes - fixed));
   return JSON.stringify(body);
 }
 
@@ -77,22 +89,51 @@ const CONVERSE_JSON = JSON.stringify({
 function openAIChunks(count: number): string[] {
   const chunks: string[] = [];
   for (let i = 0; i < count - 1; i++) {
-    chunks.push(`data: ${JSON.stringify({ id: 'chatcmpl-123', object: 'chat.completion.chunk', created: 1731618222, model: 'gpt-4o', choices: [{ index: 0, delta: { content: `token${i} ` }, finish_reason: null }] })}\n\n`);
+    chunks.push(
+      `data: ${JSON.stringify({ id: 'chatcmpl-123', object: 'chat.completion.chunk', created: 1731618222, model: 'gpt-4o', choices: [{ index: 0, delta: { content: `token${i} ` }, finish_reason: null }] })}\n\n`,
+    );
   }
-  chunks.push(`data: ${JSON.stringify({ id: 'chatcmpl-123', object: 'chat.completion.chunk', created: 1731618222, model: 'gpt-4o', choices: [], usage: { prompt_tokens: 20, completion_tokens: 49, total_tokens: 69 } })}\n\ndata: [DONE]\n\n`);
+  chunks.push(
+    `data: ${JSON.stringify({ id: 'chatcmpl-123', object: 'chat.completion.chunk', created: 1731618222, model: 'gpt-4o', choices: [], usage: { prompt_tokens: 20, completion_tokens: 49, total_tokens: 69 } })}\n\ndata: [DONE]\n\n`,
+  );
   return chunks;
 }
 
 function anthropicEvents(count: number): string[] {
   const event = (type: string, data: unknown) => `event: ${type}\ndata: ${JSON.stringify(data)}\n\n`;
   const out = [
-    event('message_start', { type: 'message_start', message: { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude', content: [], usage: { input_tokens: 20, output_tokens: 1 } } }) +
-      event('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
+    event('message_start', {
+      type: 'message_start',
+      message: {
+        id: 'msg_1',
+        type: 'message',
+        role: 'assistant',
+        model: 'claude',
+        content: [],
+        usage: { input_tokens: 20, output_tokens: 1 },
+      },
+    }) +
+      event('content_block_start', {
+        type: 'content_block_start',
+        index: 0,
+        content_block: { type: 'text', text: '' },
+      }),
   ];
-  for (let i = 0; i < count - 2; i++) out.push(event('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: `token${i} ` } }));
+  for (let i = 0; i < count - 2; i++)
+    out.push(
+      event('content_block_delta', {
+        type: 'content_block_delta',
+        index: 0,
+        delta: { type: 'text_delta', text: `token${i} ` },
+      }),
+    );
   out.push(
     event('content_block_stop', { type: 'content_block_stop', index: 0 }) +
-      event('message_delta', { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: 49 } }) +
+      event('message_delta', {
+        type: 'message_delta',
+        delta: { stop_reason: 'end_turn', stop_sequence: null },
+        usage: { output_tokens: 49 },
+      }) +
       event('message_stop', { type: 'message_stop' }),
   );
   return out;
@@ -100,11 +141,22 @@ function anthropicEvents(count: number): string[] {
 
 function converseFrames(count: number): Buffer[] {
   const frame = (type: string, payload: unknown) =>
-    encodeEventStreamMessage({ ':event-type': type, ':content-type': 'application/json', ':message-type': 'event' }, Buffer.from(JSON.stringify({ ...(payload as object), p: 'abcdefghijklmnopqrstuvwxyz' })));
+    encodeEventStreamMessage(
+      { ':event-type': type, ':content-type': 'application/json', ':message-type': 'event' },
+      Buffer.from(JSON.stringify({ ...(payload as object), p: 'abcdefghijklmnopqrstuvwxyz' })),
+    );
   const out = [frame('messageStart', { role: 'assistant' })];
-  for (let i = 0; i < count - 3; i++) out.push(frame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: `token${i} ` } }));
-  out.push(Buffer.concat([frame('contentBlockStop', { contentBlockIndex: 0 }), frame('messageStop', { stopReason: 'end_turn' })]));
-  out.push(frame('metadata', { usage: { inputTokens: 20, outputTokens: 49, totalTokens: 69 }, metrics: { latencyMs: 300 } }));
+  for (let i = 0; i < count - 3; i++)
+    out.push(frame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: `token${i} ` } }));
+  out.push(
+    Buffer.concat([
+      frame('contentBlockStop', { contentBlockIndex: 0 }),
+      frame('messageStop', { stopReason: 'end_turn' }),
+    ]),
+  );
+  out.push(
+    frame('metadata', { usage: { inputTokens: 20, outputTokens: 49, totalTokens: 69 }, metrics: { latencyMs: 300 } }),
+  );
   return out;
 }
 
@@ -121,7 +173,14 @@ interface Scenario {
   encoded: EncodedExchange;
 }
 
-function scenario(name: string, model: string, stream: boolean, contentType: string, chunks: (string | Buffer)[], extra: Record<string, string> = {}): Scenario {
+function scenario(
+  name: string,
+  model: string,
+  stream: boolean,
+  contentType: string,
+  chunks: (string | Buffer)[],
+  extra: Record<string, string> = {},
+): Scenario {
   const body = chatBody(model, 1536, stream);
   const bodies = chunks.map((c) => (typeof c === 'string' ? Buffer.from(c) : c));
   const requestHeaders = clientRequestHeaders(body);
@@ -130,7 +189,7 @@ function scenario(name: string, model: string, stream: boolean, contentType: str
     'content-type': contentType,
     date: 'Thu, 14 Nov 2024 21:03:42 GMT',
     ...extra,
-    ...(stream ? {} : { 'content-length': String(bodies[0]!.length) }),
+    ...(stream ? {} : { 'content-length': String(bodies[0].length) }),
   };
   return {
     name,
@@ -147,10 +206,14 @@ function scenario(name: string, model: string, stream: boolean, contentType: str
 const ALL_SCENARIOS = [
   scenario('openai passthrough', 'gpt-4o', false, 'application/json', [OPENAI_JSON]),
   scenario('anthropic', 'claude-sonnet-4', false, 'application/json', [ANTHROPIC_JSON]),
-  scenario('bedrock + sigv4', 'bedrock-claude', false, 'application/json', [CONVERSE_JSON], { 'x-amzn-requestid': 'r-1' }),
+  scenario('bedrock + sigv4', 'bedrock-claude', false, 'application/json', [CONVERSE_JSON], {
+    'x-amzn-requestid': 'r-1',
+  }),
   scenario('openai sse 50', 'gpt-4o', true, 'text/event-stream', openAIChunks(50)),
   scenario('anthropic sse 50', 'claude-sonnet-4', true, 'text/event-stream', anthropicEvents(50)),
-  scenario('bedrock stream 50', 'bedrock-claude', true, 'application/vnd.amazon.eventstream', converseFrames(50), { 'x-amzn-requestid': 'r-1' }),
+  scenario('bedrock stream 50', 'bedrock-claude', true, 'application/vnd.amazon.eventstream', converseFrames(50), {
+    'x-amzn-requestid': 'r-1',
+  }),
 ];
 
 const ONLY = process.env.BENCH_SCENARIOS?.split(',');
@@ -159,16 +222,34 @@ const SCENARIOS = ONLY ? ALL_SCENARIOS.filter((s) => ONLY.includes(s.name)) : AL
 function benchConfig(): ProcessorConfig {
   const endpoint = (hostname: string) => ({ hostname, port: 443, tls: true });
   const backends: BackendConfig[] = [
-    { name: 'openai', schema: { name: 'OpenAI', pathPrefix: '/v1' }, endpoint: endpoint('api.openai.com'), auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } },
-    { name: 'anthropic', schema: { name: 'Anthropic', version: '2023-06-01' }, endpoint: endpoint('api.anthropic.com'), auth: { type: 'APIKey', secret: { secretName: 'anthropic', key: 'apiKey' } } },
+    {
+      name: 'openai',
+      schema: { name: 'OpenAI', pathPrefix: '/v1' },
+      endpoint: endpoint('api.openai.com'),
+      auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } },
+    },
+    {
+      name: 'anthropic',
+      schema: { name: 'Anthropic', version: '2023-06-01' },
+      endpoint: endpoint('api.anthropic.com'),
+      auth: { type: 'APIKey', secret: { secretName: 'anthropic', key: 'apiKey' } },
+    },
     {
       name: 'bedrock',
       schema: { name: 'AWSBedrock' },
       endpoint: endpoint('bedrock-runtime.us-east-1.amazonaws.com'),
-      auth: { type: 'AWSSigV4', region: 'us-east-1', credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' }, perRequestCredentials: true },
+      auth: {
+        type: 'AWSSigV4',
+        region: 'us-east-1',
+        credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' },
+        perRequestCredentials: true,
+      },
     },
   ];
-  const rule = (model: string, backend: string) => ({ models: [{ type: 'Exact' as const, value: model }], backends: [{ backend, weight: 1, priority: 0 }] });
+  const rule = (model: string, backend: string) => ({
+    models: [{ type: 'Exact' as const, value: model }],
+    backends: [{ backend, weight: 1, priority: 0 }],
+  });
   return {
     version: CONFIG_VERSION,
     maxRequestBodyBytes: 4 * 1024 * 1024,
@@ -189,7 +270,12 @@ function benchConfig(): ProcessorConfig {
 
 // ---------- driving ----------
 
-async function cpuPerRequest(client: grpc.Client, pid: number, s: Scenario, ms: number): Promise<{ cpuUs: number; requests: number }> {
+async function cpuPerRequest(
+  client: grpc.Client,
+  pid: number,
+  s: Scenario,
+  ms: number,
+): Promise<{ cpuUs: number; requests: number }> {
   let requests = 0;
   const before = cpuTicks(pid);
   const deadline = performance.now() + ms;
@@ -216,7 +302,10 @@ async function verify(address: string, s: Scenario): Promise<void> {
     if (result.immediate || result.status !== 200 || typeof total !== 'number' || total === 0) {
       throw new Error(`${s.name}: not translated and counted (status ${result.status}, total ${String(total)})`);
     }
-    if (s.model === 'bedrock-claude' && !result.upstreamRequest?.headers.authorization?.startsWith('AWS4-HMAC-SHA256')) {
+    if (
+      s.model === 'bedrock-claude' &&
+      !result.upstreamRequest?.headers.authorization?.startsWith('AWS4-HMAC-SHA256')
+    ) {
       throw new Error(`${s.name}: not signed`);
     }
   } finally {
@@ -228,7 +317,7 @@ function startProcess(args: string[]): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
-    child.stdout!.once('data', () => resolve(child));
+    child.stdout.once('data', () => resolve(child));
   });
 }
 
@@ -262,11 +351,16 @@ async function serverBench(): Promise<Map<string, ServerResult>> {
           ? [nullProcessor, address]
           : [
               path.join(ROOT, 'dist', 'main.js'),
-              '--config', path.join(work, 'config.json'),
-              '--secrets-dir', path.join(work, 'secrets'),
-              '--listen', address,
-              '--admin', `127.0.0.1:${await freePort()}`,
-              '--log-level', 'warn',
+              '--config',
+              path.join(work, 'config.json'),
+              '--secrets-dir',
+              path.join(work, 'secrets'),
+              '--listen',
+              address,
+              '--admin',
+              `127.0.0.1:${await freePort()}`,
+              '--log-level',
+              'warn',
             ];
       const child = await startProcess(args);
       if (which === 'ours') for (const s of SCENARIOS) await verify(address, s);
@@ -284,7 +378,12 @@ async function serverBench(): Promise<Map<string, ServerResult>> {
           rates[server.which].push(requests / (MEASURE_MS / ROUNDS / 1000));
         }
       }
-      results.set(s.name, { null: median(samples.null), ours: median(samples.ours), nullRate: median(rates.null), oursRate: median(rates.ours) });
+      results.set(s.name, {
+        null: median(samples.null),
+        ours: median(samples.ours),
+        nullRate: median(rates.null),
+        oursRate: median(rates.ours),
+      });
     }
   } finally {
     for (const server of servers) {
@@ -298,7 +397,7 @@ async function serverBench(): Promise<Map<string, ServerResult>> {
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)]!;
+  return sorted[Math.floor(sorted.length / 2)];
 }
 
 // ---------- in-process ----------
@@ -325,8 +424,22 @@ async function timeLoopAsync(fn: () => Promise<void>, ms: number): Promise<numbe
   return ((performance.now() - start) * 1000) / n;
 }
 
-function eventstreamThroughput(): { nativeMBs: number; tableMBs: number; frames: number; bytes: number; input: string } {
-  const capture = path.resolve(ROOT, '..', '..', 'shared', 'fixtures', 'bedrock', 'converse-stream-real-claude.eventstream');
+function eventstreamThroughput(): {
+  nativeMBs: number;
+  tableMBs: number;
+  frames: number;
+  bytes: number;
+  input: string;
+} {
+  const capture = path.resolve(
+    ROOT,
+    '..',
+    '..',
+    'shared',
+    'fixtures',
+    'bedrock',
+    'converse-stream-real-claude.eventstream',
+  );
   const real = fs.existsSync(capture);
   const unit = real ? fs.readFileSync(capture) : Buffer.concat(converseFrames(25));
   const stream = Buffer.concat(Array.from({ length: 200 }, () => unit));
@@ -343,11 +456,21 @@ function eventstreamThroughput(): { nativeMBs: number; tableMBs: number; frames:
   const tableUs = timeLoop(() => crc32Table(stream), 800);
   // Table CRC touches every byte once more per check (prelude + message), so add it to the framing cost.
   const tableMBs = stream.length / (us + tableUs);
-  return { nativeMBs, tableMBs, frames, bytes: stream.length, input: real ? 'the real Bedrock capture (25 frames, 4,870 bytes) x 200' : 'synthetic ConverseStream frames' };
+  return {
+    nativeMBs,
+    tableMBs,
+    frames,
+    bytes: stream.length,
+    input: real ? 'the real Bedrock capture (25 frames, 4,870 bytes) x 200' : 'synthetic ConverseStream frames',
+  };
 }
 
 async function translationCpu(): Promise<Record<string, number>> {
-  const backend = (b: BackendConfig['schema'], hostname: string): BackendConfig => ({ name: 'b', schema: b, endpoint: { hostname, port: 443, tls: true } });
+  const backend = (b: BackendConfig['schema'], hostname: string): BackendConfig => ({
+    name: 'b',
+    schema: b,
+    endpoint: { hostname, port: 443, tls: true },
+  });
   const ctx = (b: BackendConfig, model: string): TranslationContext => ({
     api: 'OpenAI',
     operation: 'chat',
@@ -374,7 +497,12 @@ async function translationCpu(): Promise<Record<string, number>> {
     response.body(Buffer.from(responseJson), true);
   };
   const signer = awsSigV4Auth(
-    { type: 'AWSSigV4', region: 'us-east-1', credentials: { source: 'Secret', secret: { secretName: 'a', key: 'b' }, profile: 'default' }, perRequestCredentials: false },
+    {
+      type: 'AWSSigV4',
+      region: 'us-east-1',
+      credentials: { source: 'Secret', secret: { secretName: 'a', key: 'b' }, profile: 'default' },
+      perRequestCredentials: false,
+    },
     bedrock,
     { read: () => '[default]\naws_access_key_id=AKIABENCH\naws_secret_access_key=bench-secret\n' } as never,
   );
@@ -385,7 +513,13 @@ async function translationCpu(): Promise<Record<string, number>> {
     bedrock: timeLoop(bedrockOnly, 1000),
     'bedrock + sigv4': await timeLoopAsync(async () => {
       bedrockOnly();
-      await signer.apply({ method: 'POST', hostname: 'bedrock-runtime.us-east-1.amazonaws.com', path: '/model/m/converse', headers: {}, body: Buffer.from(body) });
+      await signer.apply({
+        method: 'POST',
+        hostname: 'bedrock-runtime.us-east-1.amazonaws.com',
+        path: '/model/m/converse',
+        headers: {},
+        body: Buffer.from(body),
+      });
     }, 1000),
   };
 }
@@ -393,16 +527,27 @@ async function translationCpu(): Promise<Record<string, number>> {
 async function main(): Promise<void> {
   console.log(`provider translation benchmark (node ${process.version}, ${os.cpus().length} cores)`);
   const es = eventstreamThroughput();
-  console.log(`\neventstream decode of ${es.input} (prelude + message CRC32 checked, 4 KB chunks, ${(es.bytes / 1e6).toFixed(2)} MB per pass):`);
+  console.log(
+    `\neventstream decode of ${es.input} (prelude + message CRC32 checked, 4 KB chunks, ${(es.bytes / 1e6).toFixed(2)} MB per pass):`,
+  );
   console.log(`  zlib.crc32: ${es.nativeMBs.toFixed(0)} MB/s   table CRC fallback: ${es.tableMBs.toFixed(0)} MB/s`);
 
   const cpu = await translationCpu();
-  console.log('\nin-process translation, 1.5 KB chat request + JSON answer (µs per request, ratio to the OpenAI passthrough translator):');
-  for (const [name, us] of Object.entries(cpu)) console.log(`  ${name.padEnd(20)} ${us.toFixed(1).padStart(7)} µs  ${(us / cpu['openai passthrough']!).toFixed(2)}x`);
+  console.log(
+    '\nin-process translation, 1.5 KB chat request + JSON answer (µs per request, ratio to the OpenAI passthrough translator):',
+  );
+  for (const [name, us] of Object.entries(cpu))
+    console.log(
+      `  ${name.padEnd(20)} ${us.toFixed(1).padStart(7)} µs  ${(us / cpu['openai passthrough']).toFixed(2)}x`,
+    );
 
   const server = await serverBench();
-  console.log(`\nserver CPU per request, concurrency ${CONCURRENCY}, median of ${ROUNDS} alternating rounds, ${MEASURE_MS} ms per scenario and server (ours vs null processor, separate processes):`);
-  console.log(`  ${'scenario'.padEnd(20)}${'null µs'.padStart(9)}${'ours µs'.padStart(9)}${'ours/null'.padStart(11)}${'vs passthrough'.padStart(16)}${'null req/s'.padStart(12)}${'ours req/s'.padStart(12)}`);
+  console.log(
+    `\nserver CPU per request, concurrency ${CONCURRENCY}, median of ${ROUNDS} alternating rounds, ${MEASURE_MS} ms per scenario and server (ours vs null processor, separate processes):`,
+  );
+  console.log(
+    `  ${'scenario'.padEnd(20)}${'null µs'.padStart(9)}${'ours µs'.padStart(9)}${'ours/null'.padStart(11)}${'vs passthrough'.padStart(16)}${'null req/s'.padStart(12)}${'ours req/s'.padStart(12)}`,
+  );
   const passthrough = server.get('openai passthrough');
   const passthroughSse = server.get('openai sse 50');
   for (const [name, row] of server) {

@@ -26,9 +26,11 @@ export function readiness(state: Pick<AdminState, 'ready' | 'credentials'>): { s
   const problems = credentials?.credentialProblems ?? [];
   const details = problems.map((problem) => `${problem}\n`).join('');
   if (!serving) return { status: 503, body: `not ready\n${details}` };
-  if (credentials?.noUsableBackend) return { status: 503, body: `not ready: no routed backend has a usable credential\n${details}` };
+  if (credentials?.noUsableBackend)
+    return { status: 503, body: `not ready: no routed backend has a usable credential\n${details}` };
   if (problems.length > 0) {
-    const count = problems.length === 1 ? '1 backend credential problem' : `${problems.length} backend credential problems`;
+    const count =
+      problems.length === 1 ? '1 backend credential problem' : `${problems.length} backend credential problems`;
     return { status: 200, body: `ready (degraded: ${count})\n${details}` };
   }
   return { status: 200, body: 'ready\n' };

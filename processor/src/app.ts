@@ -104,7 +104,9 @@ export class ProcessorApp {
   }
 
   async start(): Promise<void> {
-    const server = createGrpcServer(this.processor, extProcCodecs(loadProtoRoot()), this.health, { lifecycle: this.lifecycle });
+    const server = createGrpcServer(this.processor, extProcCodecs(loadProtoRoot()), this.health, {
+      lifecycle: this.lifecycle,
+    });
     this.grpcServer = server;
     this.listenPort = await bindServer(server, this.options.listen);
     if (this.options.admin !== undefined) {
@@ -140,7 +142,15 @@ export class ProcessorApp {
       this.lastGoodConfig = config;
       this.processor.swap(runtime);
       this.metrics.configReloads.inc({ result: 'success' });
-      logger.info({ config: changed.config, secrets: changed.secrets, backends: config.backends.length, routes: config.routes.length }, 'configuration reloaded');
+      logger.info(
+        {
+          config: changed.config,
+          secrets: changed.secrets,
+          backends: config.backends.length,
+          routes: config.routes.length,
+        },
+        'configuration reloaded',
+      );
       return true;
     } catch (error) {
       this.metrics.configReloads.inc({ result: 'rejected' });
@@ -223,7 +233,8 @@ export class ProcessorApp {
  * properties (an HTTP client's error carries the request config, with its Authorization header).
  */
 export function describeError(error: unknown): { type: string; message: string; stack?: string[] } {
-  if (!(error instanceof Error)) return { type: typeof error, message: truncate(typeof error === 'string' ? error : 'a non-Error value') };
+  if (!(error instanceof Error))
+    return { type: typeof error, message: truncate(typeof error === 'string' ? error : 'a non-Error value') };
   const frames = (error.stack ?? '')
     .split('\n')
     .filter((line) => line.trimStart().startsWith('at '))

@@ -29,7 +29,12 @@ const FLAGS: FlagSpec[] = [
   { flag: '--log-level', env: 'AI_GATEWAY_LOG_LEVEL', key: 'logLevel' },
   { flag: '--drain-timeout-ms', env: 'AI_GATEWAY_DRAIN_TIMEOUT_MS', key: 'drainTimeoutMs', numeric: true },
   { flag: '--shutdown-delay-ms', env: 'AI_GATEWAY_SHUTDOWN_DELAY_MS', key: 'shutdownDelayMs', numeric: true },
-  { flag: '--stream-idle-timeout-ms', env: 'AI_GATEWAY_STREAM_IDLE_TIMEOUT_MS', key: 'streamIdleTimeoutMs', numeric: true },
+  {
+    flag: '--stream-idle-timeout-ms',
+    env: 'AI_GATEWAY_STREAM_IDLE_TIMEOUT_MS',
+    key: 'streamIdleTimeoutMs',
+    numeric: true,
+  },
   { flag: '--poll-interval-ms', env: 'AI_GATEWAY_POLL_INTERVAL_MS', key: 'pollIntervalMs', numeric: true },
 ];
 
@@ -53,14 +58,17 @@ export const USAGE = `Usage: ai-gateway-processor [options]
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-export function parseCli(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): CliOptions | 'help' {
+export function parseCli(
+  argv: readonly string[],
+  env: Readonly<Record<string, string | undefined>>,
+): CliOptions | 'help' {
   const values: Record<string, string> = {};
   for (const spec of FLAGS) {
     const fromEnv = env[spec.env];
     if (fromEnv !== undefined && fromEnv !== '') values[spec.key] = fromEnv;
   }
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    const arg = argv[i];
     if (arg === '--help' || arg === '-h') return 'help';
     const eq = arg.indexOf('=');
     const name = eq === -1 ? arg : arg.slice(0, eq);
@@ -77,7 +85,9 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
     const spec = FLAGS.find((f) => f.key === key)!;
     const min = zero === 'zero allowed' ? 0 : 1;
     if (!/^\d+$/.test(raw.trim()) || !Number.isSafeInteger(n) || n < min) {
-      throw new CliError(`${spec.flag} must be a ${min === 0 ? 'non-negative' : 'positive'} integer, got ${JSON.stringify(raw)}`);
+      throw new CliError(
+        `${spec.flag} must be a ${min === 0 ? 'non-negative' : 'positive'} integer, got ${JSON.stringify(raw)}`,
+      );
     }
     return n;
   };
@@ -88,7 +98,8 @@ export function parseCli(argv: readonly string[], env: Readonly<Record<string, s
   const admin = values.admin ?? '0.0.0.0:9090';
   if (!/^.+:\d+$/.test(admin)) throw new CliError(`--admin must be host:port, got ${JSON.stringify(admin)}`);
   const logLevel = values.logLevel ?? 'info';
-  if (!LOG_LEVELS.includes(logLevel)) throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
+  if (!LOG_LEVELS.includes(logLevel))
+    throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`);
   return {
     config: values.config ?? '/etc/ai-gateway/config/config.json',
     secretsDir: values.secretsDir ?? '/etc/ai-gateway/secrets',

@@ -27,7 +27,11 @@ export function isSupportedEncoding(encoding: string | undefined): boolean {
 
 export function createDecoder(encoding: string): BodyDecoder {
   const stream: zlib.Gunzip | zlib.Inflate | zlib.BrotliDecompress =
-    encoding === 'br' ? zlib.createBrotliDecompress() : encoding === 'deflate' ? zlib.createInflate() : zlib.createGunzip();
+    encoding === 'br'
+      ? zlib.createBrotliDecompress()
+      : encoding === 'deflate'
+        ? zlib.createInflate()
+        : zlib.createGunzip();
   return new StreamDecoder(stream);
 }
 
@@ -69,7 +73,11 @@ class StreamDecoder implements BodyDecoder {
         this.settle = undefined;
         const out = this.output;
         this.output = [];
-        resolve(this.failure ? { ok: false, reason: this.failure } : { ok: true, bytes: out.length === 1 ? out[0]! : Buffer.concat(out) });
+        resolve(
+          this.failure
+            ? { ok: false, reason: this.failure }
+            : { ok: true, bytes: out.length === 1 ? out[0] : Buffer.concat(out) },
+        );
       };
       if (end) {
         this.stream.end(chunk);

@@ -11,7 +11,12 @@ export interface GatewayError {
   param?: string | null;
 }
 
-export function gatewayError(status: number, message: string, code: string | null = null, param: string | null = null): GatewayError {
+export function gatewayError(
+  status: number,
+  message: string,
+  code: string | null = null,
+  param: string | null = null,
+): GatewayError {
   return { status, message, type: status >= 500 ? 'server_error' : 'invalid_request_error', code, param };
 }
 
@@ -31,6 +36,8 @@ export function renderError(api: ClientApi, error: GatewayError): Buffer {
     return Buffer.from(JSON.stringify({ type: 'error', error: { type, message: error.message } }));
   }
   return Buffer.from(
-    JSON.stringify({ error: { message: error.message, type: error.type, param: error.param ?? null, code: error.code } }),
+    JSON.stringify({
+      error: { message: error.message, type: error.type, param: error.param ?? null, code: error.code },
+    }),
   );
 }

@@ -44,7 +44,8 @@ export interface Int16Header {
  * Decoded header values: booleans, numbers (byte, short, integer), bigint (long), Buffer (byte array),
  * string, Date (timestamp) and UuidHeader. For encoding a number is an integer (int32).
  */
-export type EventStreamHeaderValue = boolean | number | bigint | Uint8Array | string | Date | UuidHeader | Int8Header | Int16Header;
+export type EventStreamHeaderValue =
+  boolean | number | bigint | Uint8Array | string | Date | UuidHeader | Int8Header | Int16Header;
 
 export interface EventStreamMessage {
   /** Shared between messages with identical header bytes: do not modify. */
@@ -207,7 +208,9 @@ function readPrelude(bytes: Buffer, offset: number): number {
   const expected = bytes.readUInt32BE(offset + PRELUDE_LENGTH);
   const actual = crc32Table(bytes, offset, offset + PRELUDE_LENGTH);
   if (actual !== expected) {
-    throw new EventStreamError(`event stream prelude CRC mismatch (expected ${hex(expected)}, computed ${hex(actual)})`);
+    throw new EventStreamError(
+      `event stream prelude CRC mismatch (expected ${hex(expected)}, computed ${hex(actual)})`,
+    );
   }
   if (totalLength < MINIMUM_MESSAGE_LENGTH || totalLength > MAX_MESSAGE_LENGTH) {
     throw new EventStreamError(`event stream message length ${totalLength} out of range`);
@@ -218,18 +221,27 @@ function readPrelude(bytes: Buffer, offset: number): number {
   return totalLength;
 }
 
-function decodeMessageAt(bytes: Buffer, offset: number, totalLength: number, sections?: HeaderSectionCache): EventStreamMessage {
+function decodeMessageAt(
+  bytes: Buffer,
+  offset: number,
+  totalLength: number,
+  sections?: HeaderSectionCache,
+): EventStreamMessage {
   const end = offset + totalLength;
   const expected = bytes.readUInt32BE(end - CRC_LENGTH);
   const actual = crc32(bytes, offset, end - CRC_LENGTH);
   if (actual !== expected) {
-    throw new EventStreamError(`event stream message CRC mismatch (expected ${hex(expected)}, computed ${hex(actual)})`);
+    throw new EventStreamError(
+      `event stream message CRC mismatch (expected ${hex(expected)}, computed ${hex(actual)})`,
+    );
   }
   const headersLength = bytes.readUInt32BE(offset + 4);
   const headersStart = offset + PRELUDE_WITH_CRC;
   const payloadStart = headersStart + headersLength;
   return {
-    headers: sections ? sections.decode(bytes, headersStart, payloadStart) : decodeHeaders(bytes, headersStart, payloadStart),
+    headers: sections
+      ? sections.decode(bytes, headersStart, payloadStart)
+      : decodeHeaders(bytes, headersStart, payloadStart),
     payload: bytes.subarray(payloadStart, end - CRC_LENGTH),
   };
 }
@@ -237,10 +249,13 @@ function decodeMessageAt(bytes: Buffer, offset: number, totalLength: number, sec
 /** Decodes exactly one complete message (e.g. a captured frame). */
 export function decodeEventStreamMessage(bytes: Uint8Array): EventStreamMessage {
   const buffer = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-  if (buffer.length < PRELUDE_WITH_CRC) throw new EventStreamError(`truncated event stream message: ${buffer.length} bytes`);
+  if (buffer.length < PRELUDE_WITH_CRC)
+    throw new EventStreamError(`truncated event stream message: ${buffer.length} bytes`);
   const totalLength = readPrelude(buffer, 0);
   if (totalLength !== buffer.length) {
-    throw new EventStreamError(`event stream message length ${totalLength} does not match ${buffer.length} bytes given`);
+    throw new EventStreamError(
+      `event stream message length ${totalLength} does not match ${buffer.length} bytes given`,
+    );
   }
   return decodeMessageAt(buffer, 0, totalLength);
 }
@@ -257,7 +272,10 @@ const HEADER_CACHE_MAX_LENGTH = 256;
 const HEADER_CACHE_MAX_ENTRIES = 64;
 
 class HeaderSectionCache {
-  private readonly entries = new Map<number, { bytes: Buffer; headers: Readonly<Record<string, EventStreamHeaderValue>> }[]>();
+  private readonly entries = new Map<
+    number,
+    { bytes: Buffer; headers: Readonly<Record<string, EventStreamHeaderValue>> }[]
+  >();
   private count = 0;
 
   decode(bytes: Buffer, start: number, end: number): Record<string, EventStreamHeaderValue> {
@@ -377,7 +395,8 @@ export function encodeEventStreamMessage(headers: Record<string, EventStreamHead
 
 function encodeHeader(name: string, value: EventStreamHeaderValue): Buffer {
   const nameBytes = Buffer.from(name, 'utf8');
-  if (nameBytes.length > 255) throw new EventStreamError(`event stream header name too long: "${name.slice(0, 32)}..."`);
+  if (nameBytes.length > 255)
+    throw new EventStreamError(`event stream header name too long: "${name.slice(0, 32)}..."`);
   let body: Buffer;
   if (typeof value === 'boolean') {
     body = Buffer.from([value ? HeaderType.BoolTrue : HeaderType.BoolFalse]);

@@ -49,8 +49,8 @@ export class LabeledHistogram {
       observe(value: number): void {
         if (!Number.isFinite(value)) return;
         let i = 0;
-        while (i < buckets.length && value > buckets[i]!) i++;
-        target.counts[i]! += 1;
+        while (i < buckets.length && value > buckets[i]) i++;
+        target.counts[i] += 1;
         target.sum += value;
         target.count += 1;
       },
@@ -63,7 +63,7 @@ export class LabeledHistogram {
     for (const series of this.series.values()) {
       let cumulative = 0;
       this.buckets.forEach((bound, i) => {
-        cumulative += series.counts[i]!;
+        cumulative += series.counts[i];
         values.push({ labels: { le: bound, ...series.labels }, value: cumulative, metricName: `${this.name}_bucket` });
       });
       values.push({ labels: { le: '+Inf', ...series.labels }, value: series.count, metricName: `${this.name}_bucket` });

@@ -68,7 +68,10 @@ async function main(): Promise<void> {
     }
     logShutdown(logger, signal, running, options.shutdownDelayMs);
     stopping = running.shutdown(options.shutdownDelayMs, options.drainTimeoutMs, () =>
-      logger.info({ signal, activeStreams: running.processor.activeStreams, drainTimeoutMs: options.drainTimeoutMs }, 'draining'),
+      logger.info(
+        { signal, activeStreams: running.processor.activeStreams, drainTimeoutMs: options.drainTimeoutMs },
+        'draining',
+      ),
     );
     void stopping.then(exit);
   };
@@ -82,7 +85,10 @@ async function main(): Promise<void> {
 
 function logShutdown(logger: Logger, signal: string, app: ProcessorApp, delayMs: number): void {
   if (delayMs > 0) {
-    logger.info({ signal, activeStreams: app.processor.activeStreams, shutdownDelayMs: delayMs }, 'shutting down: not ready, still serving until the delay ends');
+    logger.info(
+      { signal, activeStreams: app.processor.activeStreams, shutdownDelayMs: delayMs },
+      'shutting down: not ready, still serving until the delay ends',
+    );
   }
 }
 

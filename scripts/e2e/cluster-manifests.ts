@@ -20,7 +20,14 @@ import type { KubeObject } from '../../lib/dataplane/model';
 import { translate } from '../../lib/dataplane/translate';
 import { gcpExternalAccountCredentials } from '../../test/e2e/support/fake-providers';
 import { FAKE_PORTS } from '../../test/e2e/support/fakes';
-import { exampleScenario, FAKE_CREDENTIALS, FAKES_APP_LABEL, PREFIX_VARIANTS, providersScenario, type Scenario } from '../../test/e2e/support/scenarios';
+import {
+  exampleScenario,
+  FAKE_CREDENTIALS,
+  FAKES_APP_LABEL,
+  PREFIX_VARIANTS,
+  providersScenario,
+  type Scenario,
+} from '../../test/e2e/support/scenarios';
 
 const FAKES_NAMESPACE = 'e2e';
 const FAKES_NAME = 'e2e-fake-providers';
@@ -75,7 +82,12 @@ function fakesObjects(image: string): KubeObject[] {
         },
       },
     },
-    { apiVersion: 'v1', kind: 'Service', metadata: { name: FAKES_NAME, namespace: FAKES_NAMESPACE }, spec: { selector: { ...FAKES_APP_LABEL }, ports } },
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { name: FAKES_NAME, namespace: FAKES_NAMESPACE },
+      spec: { selector: { ...FAKES_APP_LABEL }, ports },
+    },
   ];
 }
 
@@ -123,7 +135,10 @@ function patchProcessor(object: Json, image: string): Json {
       { name: 'GOOGLE_APPLICATION_CREDENTIALS', value: `${GCP_MOUNT}/adc.json` },
       { name: 'GOOGLE_CLOUD_PROJECT', value: FAKE_CREDENTIALS.gcpProject },
     ];
-    container.volumeMounts = [...((container.volumeMounts as Json[] | undefined) ?? []), { name: 'e2e-gcp', mountPath: GCP_MOUNT, readOnly: true }];
+    container.volumeMounts = [
+      ...((container.volumeMounts as Json[] | undefined) ?? []),
+      { name: 'e2e-gcp', mountPath: GCP_MOUNT, readOnly: true },
+    ];
   }
   return patched;
 }
@@ -131,32 +146,47 @@ function patchProcessor(object: Json, image: string): Json {
 export function clusterObjects(scenario: Scenario, processorImage: string): KubeObject[] {
   const processors = translate(scenario.objects).processors;
   const isProcessor = (object: KubeObject) =>
-    object.kind === 'Deployment' && processors.some((p) => p.namespace === object.metadata?.namespace && p.deploymentName === object.metadata?.name);
+    object.kind === 'Deployment' &&
+    processors.some((p) => p.namespace === object.metadata?.namespace && p.deploymentName === object.metadata?.name);
   const objects: KubeObject[] = [];
   for (const object of scenario.objects) {
     if (object.kind === 'BackendTLSPolicy') continue;
-    if (object.kind === 'Backend') objects.push(patchBackend(object as Json, scenario) as KubeObject);
-    else if (isProcessor(object)) objects.push(patchProcessor(object as Json, processorImage) as KubeObject);
+    if (object.kind === 'Backend') objects.push(patchBackend(object, scenario));
+    else if (isProcessor(object)) objects.push(patchProcessor(object, processorImage));
     else objects.push(object);
   }
   const namespaces = new Set(processors.map((p) => p.namespace));
   const gcpFiles = {
-    'adc.json': JSON.stringify(gcpExternalAccountCredentials(`http://${FAKES_HOST}:${FAKE_PORTS['gcp-token']}/v1/token`, `${GCP_MOUNT}/subject-token`)),
+    'adc.json': JSON.stringify(
+      gcpExternalAccountCredentials(
+        `http://${FAKES_HOST}:${FAKE_PORTS['gcp-token']}/v1/token`,
+        `${GCP_MOUNT}/subject-token`,
+      ),
+    ),
     'subject-token': FAKE_CREDENTIALS.gcpSubjectToken,
   };
   const hasNamespaceObject = (name: string) => objects.some((o) => o.kind === 'Namespace' && o.metadata?.name === name);
   const extra: KubeObject[] = [];
   for (const namespace of namespaces) {
-    if (!hasNamespaceObject(namespace) && namespace !== FAKES_NAMESPACE) extra.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
+    if (!hasNamespaceObject(namespace) && namespace !== FAKES_NAMESPACE)
+      extra.push({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace } });
     extra.push(secretObject(namespace, GCP_SECRET, gcpFiles));
   }
   // Namespaces first, so one `kubectl apply` creates everything.
-  const ordered = [...objects.filter((o) => o.kind === 'Namespace'), ...extra, ...providerSecrets(scenario), ...objects.filter((o) => o.kind !== 'Namespace')];
+  const ordered = [
+    ...objects.filter((o) => o.kind === 'Namespace'),
+    ...extra,
+    ...providerSecrets(scenario),
+    ...objects.filter((o) => o.kind !== 'Namespace'),
+  ];
   return ordered;
 }
 
 function fileName(scenario: Scenario): string {
-  return `${scenario.name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase()}.yaml`;
+  return `${scenario.name
+    .replace(/[^a-z0-9]+/gi, '-')
+    .replace(/^-|-$/g, '')
+    .toLowerCase()}.yaml`;
 }
 
 function main(): void {
@@ -170,14 +200,20 @@ function main(): void {
   const processorImage = flag('--processor-image', 'ai-gateway-processor:e2e');
   const fakesImage = flag('--fakes-image', 'ai-gateway-e2e-fakes:e2e');
   fs.mkdirSync(outDir, { recursive: true });
-  fs.writeFileSync(path.join(outDir, '00-fakes.yaml'), fakesObjects(fakesImage).map((o) => stringify(o)).join('---\n'));
+  fs.writeFileSync(
+    path.join(outDir, '00-fakes.yaml'),
+    fakesObjects(fakesImage)
+      .map((o) => stringify(o))
+      .join('---\n'),
+  );
   const scenarios = clusterScenarios();
   for (const scenario of scenarios) {
     const objects = clusterObjects(scenario, processorImage);
     fs.writeFileSync(path.join(outDir, fileName(scenario)), objects.map((o) => stringify(o)).join('---\n'));
   }
   process.stdout.write(`scenarios=${scenarios.map((s) => s.name).join(',')}\n`);
-  for (const scenario of scenarios) process.stdout.write(`gateway=${scenario.gateway.namespace}/${scenario.gateway.name}:${scenario.gateway.port}\n`);
+  for (const scenario of scenarios)
+    process.stdout.write(`gateway=${scenario.gateway.namespace}/${scenario.gateway.name}:${scenario.gateway.port}\n`);
 }
 
 if (require.main === module) main();

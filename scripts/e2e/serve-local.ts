@@ -20,15 +20,25 @@ async function main(): Promise<void> {
   const scenarios = clusterScenarios();
   try {
     for (const [i, scenario] of scenarios.entries()) {
-      runs.push(await startScenario(scenario, { fakes, listenerPort: FIRST_LISTENER_PORT + i, redisUrl: process.env.REDIS_URL || undefined }));
+      runs.push(
+        await startScenario(scenario, {
+          fakes,
+          listenerPort: FIRST_LISTENER_PORT + i,
+          redisUrl: process.env.REDIS_URL || undefined,
+        }),
+      );
     }
   } catch (error) {
     for (const run of runs) await run.close();
     await fakes.close();
     throw error;
   }
-  const urls = runs.map((run) => `${run.scenario.gateway.namespace}/${run.scenario.gateway.name}=${run.gatewayUrl}`).join(',');
-  process.stdout.write(`export E2E_GATEWAY_URLS='${urls}' E2E_FAKES_URL='http://127.0.0.1' E2E_SCENARIOS='${scenarios.map((s) => s.name).join(',')}'\n`);
+  const urls = runs
+    .map((run) => `${run.scenario.gateway.namespace}/${run.scenario.gateway.name}=${run.gatewayUrl}`)
+    .join(',');
+  process.stdout.write(
+    `export E2E_GATEWAY_URLS='${urls}' E2E_FAKES_URL='http://127.0.0.1' E2E_SCENARIOS='${scenarios.map((s) => s.name).join(',')}'\n`,
+  );
   const stop = () => {
     void (async () => {
       for (const run of runs) await run.close();

@@ -84,11 +84,15 @@ export function mockObjects(namespace: string, model: string = DEFAULT_MOCK_MODE
                 image: MOCK_IMAGE,
                 imagePullPolicy: 'IfNotPresent',
                 args: [
-                  '--model', model,
-                  '--port', String(MOCK_PORT),
+                  '--model',
+                  model,
+                  '--port',
+                  String(MOCK_PORT),
                   // Answer with the prompt itself: token usage then grows with what the client sends.
-                  '--mode', 'echo',
-                  '--max-model-len', String(MOCK_MAX_MODEL_LEN),
+                  '--mode',
+                  'echo',
+                  '--max-model-len',
+                  String(MOCK_MAX_MODEL_LEN),
                   // Count tokens with the simulator's own word splitter: no tokenizer download, no network.
                   '--force-dummy-tokenizer',
                 ],
@@ -169,7 +173,10 @@ export function smokeManifests(synthesized: readonly KubeObject[], options: Smok
 
 /** Every object of the `*.k8s.yaml` files of a synth output directory, in file name order. */
 export function readSynthDir(dir: string): KubeObject[] {
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.k8s.yaml')).sort();
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.k8s.yaml'))
+    .sort();
   if (files.length === 0) throw new Error(`smoke-manifests: no *.k8s.yaml in ${dir} (synthesize first)`);
   return files.flatMap((file) =>
     parseAllDocuments(fs.readFileSync(path.join(dir, file), 'utf8'))

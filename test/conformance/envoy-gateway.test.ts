@@ -36,13 +36,20 @@ export function goldenInputObjects(input: Json, output: Json): KubeObject[] {
         metadata: { name: 'envoy-gateway-class' },
         spec: {
           controllerName: 'gateway.envoyproxy.io/gatewayclass-controller',
-          parametersRef: { group: 'gateway.envoyproxy.io', kind: 'EnvoyProxy', namespace: value.metadata.namespace, name: value.metadata.name },
+          parametersRef: {
+            group: 'gateway.envoyproxy.io',
+            kind: 'EnvoyProxy',
+            namespace: value.metadata.namespace,
+            name: value.metadata.name,
+          },
         },
       });
     } else if (Array.isArray(value)) objects.push(...(value as KubeObject[]));
     else if (value && typeof value === 'object' && 'kind' in value) objects.push(value as KubeObject);
   }
-  const declared = new Set(objects.filter((o) => o.kind === 'Service').map((o) => `${o.metadata?.namespace ?? 'default'}/${o.metadata?.name}`));
+  const declared = new Set(
+    objects.filter((o) => o.kind === 'Service').map((o) => `${o.metadata?.namespace ?? 'default'}/${o.metadata?.name}`),
+  );
   for (const ir of Object.values((output.xdsIR ?? {}) as Json)) {
     for (const listener of ir.http ?? []) {
       for (const route of listener.routes ?? []) {
@@ -53,7 +60,12 @@ export function goldenInputObjects(input: Json, output: Json): KubeObject[] {
           if (declared.has(key)) continue;
           declared.add(key);
           const port = Number(meta.sectionName) || setting.endpoints?.[0]?.port || 8080;
-          objects.push({ apiVersion: 'v1', kind: 'Service', metadata: { namespace: meta.namespace, name: meta.name }, spec: { ports: [{ port }] } });
+          objects.push({
+            apiVersion: 'v1',
+            kind: 'Service',
+            metadata: { namespace: meta.namespace, name: meta.name },
+            spec: { ports: [{ port }] },
+          });
         }
       }
     }
@@ -62,94 +74,135 @@ export function goldenInputObjects(input: Json, output: Json): KubeObject[] {
 }
 
 function ourListenerRoutes(model: ReturnType<typeof translate>, listenerName: string): RouteModel[] | undefined {
-  for (const gateway of model.gateways) for (const listener of gateway.listeners) if (listener.name === listenerName) return listener.routes;
+  for (const gateway of model.gateways)
+    for (const listener of gateway.listeners) if (listener.name === listenerName) return listener.routes;
   return undefined;
 }
 
-describeWithShared('conformance/envoy-gateway/gatewayapi', 'Envoy Gateway translator goldens against the translated model', (dir) => {
-  const names = fs
-    .readdirSync(dir)
-    .filter((f) => f.endsWith('.in.yaml'))
-    .map((f) => f.slice(0, -'.in.yaml'.length))
-    .sort();
+describeWithShared(
+  'conformance/envoy-gateway/gatewayapi',
+  'Envoy Gateway translator goldens against the translated model',
+  (dir) => {
+    const names = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.in.yaml'))
+      .map((f) => f.slice(0, -'.in.yaml'.length))
+      .sort();
 
-  it('has the 9 goldens of the reference data', () => {
-    expect(names.length).toBe(9);
-  });
+    it('has the 9 goldens of the reference data', () => {
+      expect(names.length).toBe(9);
+    });
 
-  for (const name of names) {
-    describe(name, () => {
-      const input = parse(fs.readFileSync(path.join(dir, `${name}.in.yaml`), 'utf8')) as Json;
-      const output = parse(fs.readFileSync(path.join(dir, `${name}.out.yaml`), 'utf8')) as Json;
-      const model = translate(goldenInputObjects(input, output), { sortHttpRoutes: false, applyApiServerDefaults: false });
-      const listeners = Object.values((output.xdsIR ?? {}) as Json).flatMap((ir: Json) => (ir.http ?? []) as Json[]);
+    for (const name of names) {
+      describe(name, () => {
+        const input = parse(fs.readFileSync(path.join(dir, `${name}.in.yaml`), 'utf8')) as Json;
+        const output = parse(fs.readFileSync(path.join(dir, `${name}.out.yaml`), 'utf8')) as Json;
+        const model = translate(goldenInputObjects(input, output), {
+          sortHttpRoutes: false,
+          applyApiServerDefaults: false,
+        });
+        const listeners = Object.values((output.xdsIR ?? {}) as Json).flatMap((ir: Json) => (ir.http ?? []) as Json[]);
 
-      it('orders every listener\'s HTTPRoute entries as EG does', () => {
-        for (const listener of listeners) {
-          const expected = ((listener.routes ?? []) as Json[]).map((r) => r.name as string).filter((n) => n.startsWith('httproute/'));
-          const ours = ourListenerRoutes(model, listener.name) ?? [];
-          expect({ listener: listener.name, routes: ours.map((r) => r.name) }).toEqual({ listener: listener.name, routes: expected });
-        }
-      });
-
-      it('builds the same direct responses (status, body, content type)', () => {
-        for (const listener of listeners) {
-          for (const route of (listener.routes ?? []) as Json[]) {
-            if (!route.name.startsWith('httproute/')) continue;
-            const ours = ourListenerRoutes(model, listener.name)?.find((r) => r.name === route.name);
-            if (!route.directResponse) {
-              expect({ route: route.name, action: ours?.action.type }).toEqual({ route: route.name, action: route.redirect ? 'redirect' : 'forward' });
-              continue;
-            }
-            const expectedBody = route.directResponse.body ? Buffer.from(route.directResponse.body, 'base64').toString('hex') : undefined;
-            const action = ours?.action;
-            expect({
-              route: route.name,
-              status: action?.type === 'directResponse' ? action.status : action?.type,
-              body: action?.type === 'directResponse' && action.body !== undefined ? Buffer.from(action.body).toString('hex') : undefined,
-            }).toEqual({ route: route.name, status: route.directResponse.statusCode, body: expectedBody });
-            const expectedHeaders = ((route.addResponseHeaders ?? []) as Json[]).map((h) => [h.append ? 'add' : 'set', h.name.toLowerCase(), h.value[0]]);
-            const ourHeaders = [
-              ...(ours?.responseHeaders?.set ?? []).map(([n, v]) => ['set', n, v]),
-              ...(ours?.responseHeaders?.add ?? []).map(([n, v]) => ['add', n, v]),
-            ];
-            expect({ route: route.name, headers: ourHeaders.sort() }).toEqual({ route: route.name, headers: expectedHeaders.sort() });
+        it("orders every listener's HTTPRoute entries as EG does", () => {
+          for (const listener of listeners) {
+            const expected = ((listener.routes ?? []) as Json[])
+              .map((r) => r.name as string)
+              .filter((n) => n.startsWith('httproute/'));
+            const ours = ourListenerRoutes(model, listener.name) ?? [];
+            expect({ listener: listener.name, routes: ours.map((r) => r.name) }).toEqual({
+              listener: listener.name,
+              routes: expected,
+            });
           }
-        }
-      });
+        });
 
-      it('enables the same ext_proc filters on each route', () => {
-        for (const listener of listeners) {
-          for (const route of (listener.routes ?? []) as Json[]) {
-            if (!route.name.startsWith('httproute/')) continue;
-            const ours = ourListenerRoutes(model, listener.name)?.find((r) => r.name === route.name);
-            const expected = ((route.envoyExtensions?.extProcs ?? []) as Json[]).map((e) => e.name);
-            expect({ route: route.name, extProcs: ours?.extProcs.map((e) => e.name) }).toEqual({ route: route.name, extProcs: expected });
-          }
-        }
-      });
-
-      it('sets the same HTTPRoute Accepted and ResolvedRefs conditions', () => {
-        for (const route of (output.httpRoutes ?? []) as Json[]) {
-          const ours = model.routeStatuses.find((s) => s.route.namespace === route.metadata.namespace && s.route.name === route.metadata.name);
-          for (const parent of (route.status?.parents ?? []) as Json[]) {
-            const ref = parent.parentRef;
-            const ourParent = ours?.parents.find(
-              (p) => p.parentRef.namespace === (ref.namespace ?? route.metadata.namespace) && p.parentRef.name === ref.name && p.parentRef.sectionName === ref.sectionName,
-            );
-            for (const condition of (parent.conditions ?? []) as Json[]) {
-              if (condition.type !== 'Accepted' && condition.type !== 'ResolvedRefs') continue;
-              const ourCondition = ourParent?.conditions.find((c) => c.type === condition.type);
-              expect({ route: route.metadata.name, type: condition.type, status: ourCondition?.status, reason: ourCondition?.reason }).toEqual({
-                route: route.metadata.name,
-                type: condition.type,
-                status: condition.status,
-                reason: condition.reason,
+        it('builds the same direct responses (status, body, content type)', () => {
+          for (const listener of listeners) {
+            for (const route of (listener.routes ?? []) as Json[]) {
+              if (!route.name.startsWith('httproute/')) continue;
+              const ours = ourListenerRoutes(model, listener.name)?.find((r) => r.name === route.name);
+              if (!route.directResponse) {
+                expect({ route: route.name, action: ours?.action.type }).toEqual({
+                  route: route.name,
+                  action: route.redirect ? 'redirect' : 'forward',
+                });
+                continue;
+              }
+              const expectedBody = route.directResponse.body
+                ? Buffer.from(route.directResponse.body, 'base64').toString('hex')
+                : undefined;
+              const action = ours?.action;
+              expect({
+                route: route.name,
+                status: action?.type === 'directResponse' ? action.status : action?.type,
+                body:
+                  action?.type === 'directResponse' && action.body !== undefined
+                    ? Buffer.from(action.body).toString('hex')
+                    : undefined,
+              }).toEqual({ route: route.name, status: route.directResponse.statusCode, body: expectedBody });
+              const expectedHeaders = ((route.addResponseHeaders ?? []) as Json[]).map((h) => [
+                h.append ? 'add' : 'set',
+                h.name.toLowerCase(),
+                h.value[0],
+              ]);
+              const ourHeaders = [
+                ...(ours?.responseHeaders?.set ?? []).map(([n, v]) => ['set', n, v]),
+                ...(ours?.responseHeaders?.add ?? []).map(([n, v]) => ['add', n, v]),
+              ];
+              expect({ route: route.name, headers: ourHeaders.sort() }).toEqual({
+                route: route.name,
+                headers: expectedHeaders.sort(),
               });
             }
           }
-        }
+        });
+
+        it('enables the same ext_proc filters on each route', () => {
+          for (const listener of listeners) {
+            for (const route of (listener.routes ?? []) as Json[]) {
+              if (!route.name.startsWith('httproute/')) continue;
+              const ours = ourListenerRoutes(model, listener.name)?.find((r) => r.name === route.name);
+              const expected = ((route.envoyExtensions?.extProcs ?? []) as Json[]).map((e) => e.name);
+              expect({ route: route.name, extProcs: ours?.extProcs.map((e) => e.name) }).toEqual({
+                route: route.name,
+                extProcs: expected,
+              });
+            }
+          }
+        });
+
+        it('sets the same HTTPRoute Accepted and ResolvedRefs conditions', () => {
+          for (const route of (output.httpRoutes ?? []) as Json[]) {
+            const ours = model.routeStatuses.find(
+              (s) => s.route.namespace === route.metadata.namespace && s.route.name === route.metadata.name,
+            );
+            for (const parent of (route.status?.parents ?? []) as Json[]) {
+              const ref = parent.parentRef;
+              const ourParent = ours?.parents.find(
+                (p) =>
+                  p.parentRef.namespace === (ref.namespace ?? route.metadata.namespace) &&
+                  p.parentRef.name === ref.name &&
+                  p.parentRef.sectionName === ref.sectionName,
+              );
+              for (const condition of (parent.conditions ?? []) as Json[]) {
+                if (condition.type !== 'Accepted' && condition.type !== 'ResolvedRefs') continue;
+                const ourCondition = ourParent?.conditions.find((c) => c.type === condition.type);
+                expect({
+                  route: route.metadata.name,
+                  type: condition.type,
+                  status: ourCondition?.status,
+                  reason: ourCondition?.reason,
+                }).toEqual({
+                  route: route.metadata.name,
+                  type: condition.type,
+                  status: condition.status,
+                  reason: condition.reason,
+                });
+              }
+            }
+          }
+        });
       });
-    });
-  }
-});
+    }
+  },
+);

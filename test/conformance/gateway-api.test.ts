@@ -47,7 +47,13 @@ interface CaseExpect {
   status: number;
   backend: string | null;
   namespace: string | null;
-  request?: { path?: string; query?: Record<string, string>; host?: string; headers?: Record<string, string>; absentHeaders?: string[] };
+  request?: {
+    path?: string;
+    query?: Record<string, string>;
+    host?: string;
+    headers?: Record<string, string>;
+    absentHeaders?: string[];
+  };
   response?: { headers?: Record<string, string>; absentHeaders?: string[] };
   redirect?: { scheme: string; host?: string; path: string };
   distribution?: { weights: Record<string, number>; samples: number; tolerance: number; maxAttempts: number };
@@ -93,14 +99,24 @@ function loadObjects(dir: string, test: ConformanceTest): KubeObject[] {
 function conditionOf(status: RouteStatus | undefined, parent: string, section: string | undefined, type: string) {
   const [namespace, name] = parent.split('/');
   const parentStatus = status?.parents.find(
-    (p) => p.parentRef.namespace === namespace && p.parentRef.name === name && (section === undefined || p.parentRef.sectionName === section),
+    (p) =>
+      p.parentRef.namespace === namespace &&
+      p.parentRef.name === name &&
+      (section === undefined || p.parentRef.sectionName === section),
   );
   return parentStatus?.conditions.find((c) => c.type === type);
 }
 
-function expectCondition(actual: { status: string; reason: string } | undefined, expected: true | ConditionExpectation, what: string): void {
+function expectCondition(
+  actual: { status: string; reason: string } | undefined,
+  expected: true | ConditionExpectation,
+  what: string,
+): void {
   const want = expected === true ? { status: 'True' } : { status: expected.status, reason: expected.reason };
-  expect({ what, ...(actual ? { status: actual.status, ...(expected === true ? {} : { reason: actual.reason }) } : {}) }).toEqual({ what, ...want });
+  expect({
+    what,
+    ...(actual ? { status: actual.status, ...(expected === true ? {} : { reason: actual.reason }) } : {}),
+  }).toEqual({ what, ...want });
 }
 
 /** Header values as the echo backend saw them, compared by name without case and joined with `,`. */
@@ -115,18 +131,30 @@ function echoSetHeader(values: Record<string, string> | undefined): string {
     .join(',');
 }
 
-async function sendCase(plane: RunningDataPlane, target: GatewayTarget, c: ConformanceCase, extraHeaders: Record<string, string> = {}): Promise<HttpResult> {
+async function sendCase(
+  plane: RunningDataPlane,
+  target: GatewayTarget,
+  c: ConformanceCase,
+  extraHeaders: Record<string, string> = {},
+): Promise<HttpResult> {
   return send(plane.address(target.namespace, target.name, target.port), {
     method: c.request.method,
     path: requestUri(c.request.path, c.request.query),
     host: c.request.host ?? undefined,
-    headers: { ...c.request.headers, 'X-Echo-Set-Header': echoSetHeader(c.backendSetsResponseHeaders), ...extraHeaders },
+    headers: {
+      ...c.request.headers,
+      'X-Echo-Set-Header': echoSetHeader(c.backendSetsResponseHeaders),
+      ...extraHeaders,
+    },
   });
 }
 
 function checkResponse(c: ConformanceCase, result: HttpResult): void {
   const e = c.expect;
-  expect({ status: result.status, body: result.status === e.status ? undefined : result.body }).toEqual({ status: e.status, body: undefined });
+  expect({ status: result.status, body: result.status === e.status ? undefined : result.body }).toEqual({
+    status: e.status,
+    body: undefined,
+  });
   if (e.redirect) {
     const location = new URL(result.headers.location);
     expect(location.protocol).toBe(`${e.redirect.scheme}:`);
@@ -134,8 +162,10 @@ function checkResponse(c: ConformanceCase, result: HttpResult): void {
     expect(location.pathname).toBe(e.redirect.path);
     if (e.redirect.scheme === 'http') expect(['', '80']).toContain(location.port);
   }
-  for (const [name, value] of Object.entries(e.response?.headers ?? {})) expect([name, result.headers[name.toLowerCase()]]).toEqual([name, value]);
-  for (const name of e.response?.absentHeaders ?? []) expect([name, result.headers[name.toLowerCase()]]).toEqual([name, undefined]);
+  for (const [name, value] of Object.entries(e.response?.headers ?? {}))
+    expect([name, result.headers[name.toLowerCase()]]).toEqual([name, value]);
+  for (const name of e.response?.absentHeaders ?? [])
+    expect([name, result.headers[name.toLowerCase()]]).toEqual([name, undefined]);
   if (e.status !== 200 && e.status !== 204) return;
 
   const echo = JSON.parse(result.body) as EchoResponseBody;
@@ -145,12 +175,14 @@ function checkResponse(c: ConformanceCase, result: HttpResult): void {
   if (!e.request) {
     expect(echo.method).toBe(c.request.method);
     expect(echo.path).toBe(requestUri(c.request.path, c.request.query));
-    for (const [name, value] of Object.entries(c.request.headers)) expect([name, seenHeader(echo, name)]).toEqual([name, value]);
+    for (const [name, value] of Object.entries(c.request.headers))
+      expect([name, seenHeader(echo, name)]).toEqual([name, value]);
     return;
   }
   if (e.request.path !== undefined) expect(echo.path).toBe(requestUri(e.request.path, e.request.query));
   if (e.request.host !== undefined) expect(echo.host).toBe(e.request.host);
-  for (const [name, value] of Object.entries(e.request.headers ?? {})) expect([name, seenHeader(echo, name)]).toEqual([name, value]);
+  for (const [name, value] of Object.entries(e.request.headers ?? {}))
+    expect([name, seenHeader(echo, name)]).toEqual([name, value]);
   for (const name of e.request.absentHeaders ?? []) expect([name, seenHeader(echo, name)]).toEqual([name, undefined]);
 }
 
@@ -162,7 +194,9 @@ async function checkDistribution(plane: RunningDataPlane, target: GatewayTarget,
     const counts = new Map<string, number>();
     for (let batch = 0; batch < d.samples; batch += 10) {
       const results = await Promise.all(
-        Array.from({ length: Math.min(10, d.samples - batch) }, (_, i) => sendCase(plane, target, c, { 'X-Jitter': String(batch + i) })),
+        Array.from({ length: Math.min(10, d.samples - batch) }, (_, i) =>
+          sendCase(plane, target, c, { 'X-Jitter': String(batch + i) }),
+        ),
       );
       for (const r of results) {
         expect(r.status).toBe(200);
@@ -183,82 +217,116 @@ async function checkDistribution(plane: RunningDataPlane, target: GatewayTarget,
   throw new Error(`weight distribution off after ${d.maxAttempts} attempts: ${lastProblem}`);
 }
 
-describeWithShared('conformance/gateway-api', 'Gateway API HTTPRoute conformance against the local data plane', (dir) => {
-  const files = fs.readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+describeWithShared(
+  'conformance/gateway-api',
+  'Gateway API HTTPRoute conformance against the local data plane',
+  (dir) => {
+    const files = fs
+      .readdirSync(dir)
+      .filter((f) => f.endsWith('.json'))
+      .sort();
 
-  it('has the 22 tests of the reference data', () => {
-    expect(files.length).toBe(22);
-  });
+    it('has the 22 tests of the reference data', () => {
+      expect(files.length).toBe(22);
+    });
 
-  for (const file of files) {
-    const test = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as ConformanceTest;
-    describe(`${test.test} (${file})`, () => {
-      const phaseNames = test.phases?.map((p) => p.name) ?? [undefined];
-      for (const [phaseIndex, phaseName] of phaseNames.entries()) {
-        describe(phaseName ? `phase ${phaseName}` : 'cases', () => {
-          let plane: RunningDataPlane;
-          beforeAll(async () => {
-            let objects = loadObjects(dir, test);
-            for (const phase of test.phases?.slice(0, phaseIndex + 1) ?? []) {
-              for (const { delete: gone } of phase.actions) {
-                objects = objects.filter(
-                  (o) => !(o.kind === gone.kind && o.metadata?.namespace === gone.namespace && o.metadata?.name === gone.name),
-                );
-              }
-            }
-            plane = await startDataPlane({ objects, echo: true });
-          });
-          afterAll(() => plane?.close());
-
-          if (phaseIndex === 0) {
-            it('sets the route statuses the suite checks', () => {
-              for (const route of test.routes) {
-                const status = plane.model.routeStatuses.find((s) => s.route.namespace === route.namespace && s.route.name === route.name);
-                for (const section of route.parentSections ?? [undefined]) {
-                  const where = `${route.namespace}/${route.name} on ${route.parent}${section ? `/${section}` : ''}`;
-                  expectCondition(conditionOf(status, route.parent, section, 'Accepted'), route.accepted, `${where} Accepted`);
-                  if (route.resolvedRefs !== null) {
-                    expectCondition(conditionOf(status, route.parent, section, 'ResolvedRefs'), route.resolvedRefs, `${where} ResolvedRefs`);
-                  }
+    for (const file of files) {
+      const test = JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as ConformanceTest;
+      describe(`${test.test} (${file})`, () => {
+        const phaseNames = test.phases?.map((p) => p.name) ?? [undefined];
+        for (const [phaseIndex, phaseName] of phaseNames.entries()) {
+          describe(phaseName ? `phase ${phaseName}` : 'cases', () => {
+            let plane: RunningDataPlane;
+            beforeAll(async () => {
+              let objects = loadObjects(dir, test);
+              for (const phase of test.phases?.slice(0, phaseIndex + 1) ?? []) {
+                for (const { delete: gone } of phase.actions) {
+                  objects = objects.filter(
+                    (o) =>
+                      !(
+                        o.kind === gone.kind &&
+                        o.metadata?.namespace === gone.namespace &&
+                        o.metadata?.name === gone.name
+                      ),
+                  );
                 }
               }
-              for (const check of test.statusChecks ?? []) {
-                if (check.kind === 'HTTPRoute') {
-                  const status = plane.model.routeStatuses.find((s) => s.route.namespace === check.namespace && s.route.name === check.name);
-                  for (const cond of check.conditions ?? []) {
-                    const type = (cond as { type: string }).type;
-                    expectCondition(conditionOf(status, check.parent!, undefined, type), cond, `${check.name} ${type}`);
-                  }
-                } else if (check.kind === 'Gateway') {
-                  const gateway = plane.model.gateways.find((g) => g.namespace === check.namespace && g.name === check.name);
-                  for (const listener of check.listeners ?? []) {
-                    const model = gateway?.listeners.find((l) => l.sectionName === listener.name);
-                    expect([listener.name, model?.attachedRoutes]).toEqual([listener.name, listener.attachedRoutes]);
-                  }
-                } else throw new Error(`unknown status check kind ${check.kind}`);
-              }
+              plane = await startDataPlane({ objects, echo: true });
             });
-          }
+            afterAll(() => plane?.close());
 
-          const cases = test.cases.filter((c) => (c.phase ?? phaseNames[0]) === phaseName);
-          cases.forEach((c, i) => {
-            const target = c.gateway ?? test.gateway;
-            const label = `${i + 1}: ${c.request.method} ${c.request.host ?? '<gateway address>'} ${requestUri(c.request.path, c.request.query)} -> ${c.expect.status}${c.group ? ` (${c.group})` : ''}`;
-            it(label, async () => {
-              checkResponse(c, await sendCase(plane, target, c));
-              if (c.expect.distribution) await checkDistribution(plane, target, c);
-              for (let n = 0; n < (c.expect.repeat ?? 0); n++) {
-                const result = await sendCase(plane, target, c);
-                expect(result.status).toBe(200);
-                const echo = JSON.parse(result.body) as EchoResponseBody;
-                const values = echo.headers[c.expect.backendFromRequestHeader!.toLowerCase()] ?? [];
-                expect(values.length).toBe(1);
-                expect(echo.service).toBe(values[0]);
-              }
-            }, 60_000);
+            if (phaseIndex === 0) {
+              it('sets the route statuses the suite checks', () => {
+                for (const route of test.routes) {
+                  const status = plane.model.routeStatuses.find(
+                    (s) => s.route.namespace === route.namespace && s.route.name === route.name,
+                  );
+                  for (const section of route.parentSections ?? [undefined]) {
+                    const where = `${route.namespace}/${route.name} on ${route.parent}${section ? `/${section}` : ''}`;
+                    expectCondition(
+                      conditionOf(status, route.parent, section, 'Accepted'),
+                      route.accepted,
+                      `${where} Accepted`,
+                    );
+                    if (route.resolvedRefs !== null) {
+                      expectCondition(
+                        conditionOf(status, route.parent, section, 'ResolvedRefs'),
+                        route.resolvedRefs,
+                        `${where} ResolvedRefs`,
+                      );
+                    }
+                  }
+                }
+                for (const check of test.statusChecks ?? []) {
+                  if (check.kind === 'HTTPRoute') {
+                    const status = plane.model.routeStatuses.find(
+                      (s) => s.route.namespace === check.namespace && s.route.name === check.name,
+                    );
+                    for (const cond of check.conditions ?? []) {
+                      const type = (cond as { type: string }).type;
+                      expectCondition(
+                        conditionOf(status, check.parent!, undefined, type),
+                        cond,
+                        `${check.name} ${type}`,
+                      );
+                    }
+                  } else if (check.kind === 'Gateway') {
+                    const gateway = plane.model.gateways.find(
+                      (g) => g.namespace === check.namespace && g.name === check.name,
+                    );
+                    for (const listener of check.listeners ?? []) {
+                      const model = gateway?.listeners.find((l) => l.sectionName === listener.name);
+                      expect([listener.name, model?.attachedRoutes]).toEqual([listener.name, listener.attachedRoutes]);
+                    }
+                  } else throw new Error(`unknown status check kind ${check.kind}`);
+                }
+              });
+            }
+
+            const cases = test.cases.filter((c) => (c.phase ?? phaseNames[0]) === phaseName);
+            cases.forEach((c, i) => {
+              const target = c.gateway ?? test.gateway;
+              const label = `${i + 1}: ${c.request.method} ${c.request.host ?? '<gateway address>'} ${requestUri(c.request.path, c.request.query)} -> ${c.expect.status}${c.group ? ` (${c.group})` : ''}`;
+              it(
+                label,
+                async () => {
+                  checkResponse(c, await sendCase(plane, target, c));
+                  if (c.expect.distribution) await checkDistribution(plane, target, c);
+                  for (let n = 0; n < (c.expect.repeat ?? 0); n++) {
+                    const result = await sendCase(plane, target, c);
+                    expect(result.status).toBe(200);
+                    const echo = JSON.parse(result.body) as EchoResponseBody;
+                    const values = echo.headers[c.expect.backendFromRequestHeader!.toLowerCase()] ?? [];
+                    expect(values.length).toBe(1);
+                    expect(echo.service).toBe(values[0]);
+                  }
+                },
+                60_000,
+              );
+            });
           });
-        });
-      }
-    });
-  }
-});
+        }
+      });
+    }
+  },
+);

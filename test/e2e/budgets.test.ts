@@ -19,15 +19,20 @@ const MAX_REQUESTS = 40;
 
 const redisUrl = clusterMode() ? undefined : redisUrlForTests();
 if (!redisUrl && !clusterMode()) {
-  // eslint-disable-next-line no-console
-  console.log('test/e2e/budgets: REDIS_URL is not set; budgets count in the data plane memory and the Redis key checks are skipped');
+  console.log(
+    'test/e2e/budgets: REDIS_URL is not set; budgets count in the data plane memory and the Redis key checks are skipped',
+  );
 }
 
 function uniqueNamespace(stem: string): string {
   return `${stem}-${randomBytes(4).toString('hex')}`;
 }
 
-async function withBudgets<T>(stem: string, limits: BudgetLimits, body: (run: RunningScenario, namespace: string) => Promise<T>): Promise<T> {
+async function withBudgets<T>(
+  stem: string,
+  limits: BudgetLimits,
+  body: (run: RunningScenario, namespace: string) => Promise<T>,
+): Promise<T> {
   const namespace = uniqueNamespace(stem);
   const run = await startScenario(budgetScenario(namespace, limits), { redisUrl });
   try {
@@ -42,15 +47,27 @@ async function withBudgets<T>(stem: string, limits: BudgetLimits, body: (run: Ru
  * fakes send the usage chunk only when `stream_options.include_usage` is set).
  */
 function chat(run: RunningScenario, model: string, tenant?: string, stream = false) {
-  return rawChat(`${run.gatewayUrl}/v1/chat/completions`, { model, messages: HELLO, ...(stream ? { stream: true } : {}) }, tenant ? { 'x-tenant-id': tenant } : {});
+  return rawChat(
+    `${run.gatewayUrl}/v1/chat/completions`,
+    { model, messages: HELLO, ...(stream ? { stream: true } : {}) },
+    tenant ? { 'x-tenant-id': tenant } : {},
+  );
 }
 
 /** Sends requests (models in turn, every other one streamed) until the first 429; returns how many were admitted. */
-async function admittedUntil429(run: RunningScenario, models: string[], tenant?: string): Promise<{ admitted: number }> {
+async function admittedUntil429(
+  run: RunningScenario,
+  models: string[],
+  tenant?: string,
+): Promise<{ admitted: number }> {
   for (let i = 0; i < MAX_REQUESTS; i++) {
     const answer = await chat(run, models[i % models.length], tenant, i % 2 === 1);
     if (answer.status === 429) return { admitted: i };
-    expect({ request: i, status: answer.status, body: answer.text.slice(0, 300) }).toEqual({ request: i, status: 200, body: expect.any(String) });
+    expect({ request: i, status: answer.status, body: answer.text.slice(0, 300) }).toEqual({
+      request: i,
+      status: 200,
+      body: expect.any(String),
+    });
   }
   throw new Error(`no 429 after ${MAX_REQUESTS} requests of ${COST} tokens`);
 }
@@ -62,7 +79,9 @@ function expectWithinBudget(admittedTokens: number, limit: number): void {
 }
 
 async function acceptedRequests(run: RunningScenario): Promise<number> {
-  const counts = await Promise.all(Object.values(run.fakes).map(async (fake) => (await fake.records()).filter((r) => !r.rejected).length));
+  const counts = await Promise.all(
+    Object.values(run.fakes).map(async (fake) => (await fake.records()).filter((r) => !r.rejected).length),
+  );
   return counts.reduce((a, b) => a + b, 0);
 }
 
@@ -102,7 +121,9 @@ describeLocal('token budgets', () => {
       const models = ['model-a', 'model-b', 'model-c'];
       let admitted = 0;
       for (let wave = 0; wave < MAX_REQUESTS / inFlight; wave++) {
-        const answers = await Promise.all(Array.from({ length: inFlight }, (_, i) => chat(run, models[(wave + i) % models.length])));
+        const answers = await Promise.all(
+          Array.from({ length: inFlight }, (_, i) => chat(run, models[(wave + i) % models.length])),
+        );
         admitted += answers.filter((a) => a.status === 200).length;
         expect(answers.filter((a) => a.status !== 200 && a.status !== 429)).toEqual([]);
         if (answers.every((a) => a.status === 429)) break;
@@ -131,7 +152,10 @@ describeLocal('token budgets', () => {
       expect((await chat(run, 'model-a')).status).toBe(400);
       if (redisUrl) {
         const counters = await countersContaining(redisUrl, `${namespace}/`);
-        const byTenant = (tenant: string) => counters.filter((c) => c.key.includes(`_${tenant}_`) || c.key.includes(`_${tenant}`)).reduce((sum, c) => sum + c.value, 0);
+        const byTenant = (tenant: string) =>
+          counters
+            .filter((c) => c.key.includes(`_${tenant}_`) || c.key.includes(`_${tenant}`))
+            .reduce((sum, c) => sum + c.value, 0);
         expect(byTenant('acme')).toBe(admitted * COST);
         expect(byTenant('globex')).toBe(COST);
         expect(byTenant('initech')).toBe(COST);

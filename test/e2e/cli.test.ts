@@ -55,11 +55,19 @@ describeLocal('ai-gateway dev (the CLI) runs examples/cdk8s/main.ts', () => {
     ];
     cli = spawn(process.execPath, args, {
       cwd: workDir,
-      env: { ...process.env, AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.aws.accessKeyId, AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.aws.secretAccessKey, AWS_EC2_METADATA_DISABLED: 'true' },
+      env: {
+        ...process.env,
+        AWS_ACCESS_KEY_ID: FAKE_CREDENTIALS.aws.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: FAKE_CREDENTIALS.aws.secretAccessKey,
+        AWS_EC2_METADATA_DISABLED: 'true',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     gatewayUrl = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`ai-gateway dev printed no listener URL in 60 s:\n${output}`)), 60_000);
+      const timer = setTimeout(
+        () => reject(new Error(`ai-gateway dev printed no listener URL in 60 s:\n${output}`)),
+        60_000,
+      );
       const onData = (chunk: Buffer) => {
         output += chunk.toString();
         const match = LISTENER_LINE.exec(output);
@@ -88,9 +96,17 @@ describeLocal('ai-gateway dev (the CLI) runs examples/cdk8s/main.ts', () => {
 
   it('serves OpenAI, Bedrock and the Anthropic endpoint from the printed URL', async () => {
     const openai = openAIClient(`${gatewayUrl}/v1`, { 'x-tenant-id': 'acme' });
-    expect((await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO })).choices[0].message.content).toBe(answerText('openai', 'gpt-4o-mini'));
-    expect((await openai.chat.completions.create({ model: 'nova-pro', messages: HELLO })).choices[0].message.content).toBe(answerText('bedrock', 'us.amazon.nova-pro-v1:0'));
-    const message = await anthropicClient(`${gatewayUrl}/anthropic`, { 'x-tenant-id': 'acme' }).messages.create({ model: 'claude-sonnet-4', max_tokens: 32, messages: HELLO });
+    expect(
+      (await openai.chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO })).choices[0].message.content,
+    ).toBe(answerText('openai', 'gpt-4o-mini'));
+    expect(
+      (await openai.chat.completions.create({ model: 'nova-pro', messages: HELLO })).choices[0].message.content,
+    ).toBe(answerText('bedrock', 'us.amazon.nova-pro-v1:0'));
+    const message = await anthropicClient(`${gatewayUrl}/anthropic`, { 'x-tenant-id': 'acme' }).messages.create({
+      model: 'claude-sonnet-4',
+      max_tokens: 32,
+      messages: HELLO,
+    });
     expect(message.content[0]).toMatchObject({ type: 'text' });
     const bedrock = fakes.fakes.bedrock.requests;
     expect(bedrock.length).toBeGreaterThan(0);

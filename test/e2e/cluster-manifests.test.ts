@@ -32,23 +32,32 @@ describeManifests('kind run manifests', (jsonschemaDir) => {
 
       it('point every Backend at its fake, without BackendTLSPolicies', () => {
         expect(objects.filter((o) => o.kind === 'BackendTLSPolicy')).toEqual([]);
-        const backends = objects.filter((o) => o.kind === 'Backend') as unknown as { metadata: { name: string; namespace: string }; spec: { endpoints: unknown[] } }[];
+        const backends = objects.filter((o) => o.kind === 'Backend') as unknown as {
+          metadata: { name: string; namespace: string };
+          spec: { endpoints: unknown[] };
+        }[];
         expect(backends.length).toBeGreaterThan(0);
         for (const backend of backends) {
           const fake = scenario.backends[`${backend.metadata.namespace}/${backend.metadata.name}`];
-          expect(backend.spec.endpoints).toEqual([{ fqdn: { hostname: 'e2e-fake-providers.e2e.svc.cluster.local', port: FAKE_PORTS[fake] } }]);
+          expect(backend.spec.endpoints).toEqual([
+            { fqdn: { hostname: 'e2e-fake-providers.e2e.svc.cluster.local', port: FAKE_PORTS[fake] } },
+          ]);
         }
       });
 
       it('run the locally built processor image with the fakes credentials environment', () => {
-        const deployments = objects.filter((o) => o.kind === 'Deployment' && JSON.stringify(o).includes('ai-gateway-processor')) as unknown as {
+        const deployments = objects.filter(
+          (o) => o.kind === 'Deployment' && JSON.stringify(o).includes('ai-gateway-processor'),
+        ) as unknown as {
           spec: { template: { spec: { containers: { image: string; env?: { name: string }[] }[] } } };
         }[];
         expect(deployments.length).toBeGreaterThan(0);
         for (const deployment of deployments) {
           for (const container of deployment.spec.template.spec.containers) {
             expect(container.image).toBe(IMAGE);
-            expect((container.env ?? []).map((e) => e.name)).toEqual(expect.arrayContaining(['AWS_ACCESS_KEY_ID', 'GOOGLE_APPLICATION_CREDENTIALS']));
+            expect((container.env ?? []).map((e) => e.name)).toEqual(
+              expect.arrayContaining(['AWS_ACCESS_KEY_ID', 'GOOGLE_APPLICATION_CREDENTIALS']),
+            );
           }
         }
       });
@@ -58,9 +67,20 @@ describeManifests('kind run manifests', (jsonschemaDir) => {
   it('the script writes the fakes and one file per scenario, and names what the suite needs', () => {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), 'ai-gateway-kind-manifests-'));
     try {
-      const printed = execFileSync(path.join(REPO_ROOT, 'node_modules/.bin/tsx'), ['scripts/e2e/cluster-manifests.ts', out], { cwd: REPO_ROOT, encoding: 'utf8' });
-      expect(printed).toContain(`scenarios=${clusterScenarios().map((s) => s.name).join(',')}`);
-      const fakeDocs = fs.readFileSync(path.join(out, '00-fakes.yaml'), 'utf8').split(/^---$/m).map((d) => parse(d) as Manifest);
+      const printed = execFileSync(
+        path.join(REPO_ROOT, 'node_modules/.bin/tsx'),
+        ['scripts/e2e/cluster-manifests.ts', out],
+        { cwd: REPO_ROOT, encoding: 'utf8' },
+      );
+      expect(printed).toContain(
+        `scenarios=${clusterScenarios()
+          .map((s) => s.name)
+          .join(',')}`,
+      );
+      const fakeDocs = fs
+        .readFileSync(path.join(out, '00-fakes.yaml'), 'utf8')
+        .split(/^---$/m)
+        .map((d) => parse(d) as Manifest);
       expect(fakeDocs.map((d) => d.kind)).toEqual(['Namespace', 'Deployment', 'Service']);
       expect(manifestProblems(fakeDocs, jsonschemaDir)).toEqual([]);
       expect(fs.readdirSync(out).sort()).toEqual(['00-fakes.yaml', 'example.yaml', 'providers-default-v1.yaml']);

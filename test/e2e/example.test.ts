@@ -4,7 +4,14 @@
  * 70/30 split of claude-sonnet-4, nova-pro on Bedrock (the README's broken case before issue 10), and the
  * tenant header its budgets require.
  */
-import { anthropicClient, describeScenario, HELLO, leakedClientCredentials, openAIClient, rawChat } from './support/clients';
+import {
+  anthropicClient,
+  describeScenario,
+  HELLO,
+  leakedClientCredentials,
+  openAIClient,
+  rawChat,
+} from './support/clients';
 import { answerText } from './support/fake-providers';
 import { redisUrlForTests } from '../support/redis';
 import { clusterMode, startScenario, type RunningScenario } from './support/harness';
@@ -26,7 +33,10 @@ describeScenario('example', () => {
   });
 
   it('gpt-4o-mini goes to OpenAI with the platform key', async () => {
-    const completion = await openAIClient(`${run.gatewayUrl}/v1`, TENANT).chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO });
+    const completion = await openAIClient(`${run.gatewayUrl}/v1`, TENANT).chat.completions.create({
+      model: 'gpt-4o-mini',
+      messages: HELLO,
+    });
     expect(completion.choices[0].message.content).toBe(answerText('openai', 'gpt-4o-mini'));
     const [received] = await run.fakes.openai.records();
     expect(received.path).toBe('/v1/chat/completions');
@@ -35,7 +45,10 @@ describeScenario('example', () => {
   });
 
   it('nova-pro goes to Bedrock Converse, signed with the default chain credentials', async () => {
-    const completion = await openAIClient(`${run.gatewayUrl}/v1`, TENANT).chat.completions.create({ model: 'nova-pro', messages: HELLO });
+    const completion = await openAIClient(`${run.gatewayUrl}/v1`, TENANT).chat.completions.create({
+      model: 'nova-pro',
+      messages: HELLO,
+    });
     expect(completion.choices[0].message.content).toBe(answerText('bedrock', 'us.amazon.nova-pro-v1:0'));
     const [received] = await run.fakes.bedrock.records();
     expect(received.path).toBe('/model/us.amazon.nova-pro-v1:0/converse');
@@ -44,23 +57,38 @@ describeScenario('example', () => {
   });
 
   it('nova-pro streaming: Bedrock ConverseStream (eventstream) becomes OpenAI SSE', async () => {
-    const stream = openAIClient(`${run.gatewayUrl}/v1`, TENANT).chat.completions.stream({ model: 'nova-pro', messages: HELLO, stream_options: { include_usage: true } });
+    const stream = openAIClient(`${run.gatewayUrl}/v1`, TENANT).chat.completions.stream({
+      model: 'nova-pro',
+      messages: HELLO,
+      stream_options: { include_usage: true },
+    });
     const completion = await stream.finalChatCompletion();
     expect(completion.choices[0].message.content).toBe(answerText('bedrock', 'us.amazon.nova-pro-v1:0'));
     expect((await run.fakes.bedrock.records())[0].path).toBe('/model/us.amazon.nova-pro-v1:0/converse-stream');
   });
 
   it('claude-sonnet-4 on the Anthropic endpoint (/anthropic/v1/messages)', async () => {
-    const message = await anthropicClient(`${run.gatewayUrl}/anthropic`, TENANT).messages.create({ model: 'claude-sonnet-4', max_tokens: 64, messages: HELLO });
+    const message = await anthropicClient(`${run.gatewayUrl}/anthropic`, TENANT).messages.create({
+      model: 'claude-sonnet-4',
+      max_tokens: 64,
+      messages: HELLO,
+    });
     const text = (message.content[0] as { text: string }).text;
-    expect([answerText('anthropic', 'claude-sonnet-4-20250514'), answerText('bedrock', 'us.anthropic.claude-sonnet-4-20250514-v1:0')]).toContain(text);
+    expect([
+      answerText('anthropic', 'claude-sonnet-4-20250514'),
+      answerText('bedrock', 'us.anthropic.claude-sonnet-4-20250514-v1:0'),
+    ]).toContain(text);
   });
 
   it('claude-sonnet-4 splits about 70/30 between Anthropic and Bedrock', async () => {
     // 0.15 is more than four standard deviations of the Anthropic share over 160 requests.
     const requests = 160;
     for (let i = 0; i < requests; i++) {
-      const answer = await rawChat(`${run.gatewayUrl}/v1/chat/completions`, { model: 'claude-sonnet-4', messages: HELLO, max_tokens: 16 }, TENANT);
+      const answer = await rawChat(
+        `${run.gatewayUrl}/v1/chat/completions`,
+        { model: 'claude-sonnet-4', messages: HELLO, max_tokens: 16 },
+        TENANT,
+      );
       expect(answer.status).toBe(200);
     }
     const anthropic = (await run.fakes.anthropic.records()).filter((r) => !r.rejected).length;

@@ -22,8 +22,16 @@ async function signedHeaders(secretAccessKey: string, body: string): Promise<Rec
     sha256: Sha256,
     applyChecksum: false,
   });
-  const signed = await signer.sign({ method: 'POST', protocol: 'https:', hostname: BEDROCK_HOST, path: CONVERSE_PATH, query: {}, headers: { host: BEDROCK_HOST }, body });
-  return signed.headers as Record<string, string>;
+  const signed = await signer.sign({
+    method: 'POST',
+    protocol: 'https:',
+    hostname: BEDROCK_HOST,
+    path: CONVERSE_PATH,
+    query: {},
+    headers: { host: BEDROCK_HOST },
+    body,
+  });
+  return signed.headers;
 }
 
 describe('fake providers check what they receive', () => {
@@ -34,13 +42,35 @@ describe('fake providers check what they receive', () => {
   afterAll(() => fakes.close());
 
   const post = (url: string, headers: Record<string, string>, body: unknown) =>
-    fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+    fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...headers },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
   const chat = { model: 'gpt-4o-mini', messages: [{ role: 'user', content: 'hi' }] };
 
   it('OpenAI: the right bearer key is answered, another is 401', async () => {
-    expect((await post(`${fakes.fakes.openai.url}/v1/chat/completions`, { authorization: `Bearer ${FAKE_CREDENTIALS.openaiKey}` }, chat)).status).toBe(200);
-    expect((await post(`${fakes.fakes.openai.url}/v1/chat/completions`, { authorization: 'Bearer sk-wrong' }, chat)).status).toBe(401);
-    expect((await post(`${fakes.fakes.groq.url}/v1/chat/completions`, { authorization: `Bearer ${FAKE_CREDENTIALS.groqKey}` }, chat)).status).toBe(404);
+    expect(
+      (
+        await post(
+          `${fakes.fakes.openai.url}/v1/chat/completions`,
+          { authorization: `Bearer ${FAKE_CREDENTIALS.openaiKey}` },
+          chat,
+        )
+      ).status,
+    ).toBe(200);
+    expect(
+      (await post(`${fakes.fakes.openai.url}/v1/chat/completions`, { authorization: 'Bearer sk-wrong' }, chat)).status,
+    ).toBe(401);
+    expect(
+      (
+        await post(
+          `${fakes.fakes.groq.url}/v1/chat/completions`,
+          { authorization: `Bearer ${FAKE_CREDENTIALS.groqKey}` },
+          chat,
+        )
+      ).status,
+    ).toBe(404);
   });
 
   it('Anthropic: x-api-key and anthropic-version are required, authorization is refused', async () => {
@@ -55,32 +85,63 @@ describe('fake providers check what they receive', () => {
 
   it('Azure OpenAI: api-key and api-version', async () => {
     const base = `${fakes.fakes.azure.url}/openai/deployments/d1/chat/completions`;
-    expect((await post(`${base}?api-version=${FAKE_CREDENTIALS.azureApiVersion}`, { 'api-key': FAKE_CREDENTIALS.azureKey }, chat)).status).toBe(200);
-    expect((await post(`${base}?api-version=2023-01-01`, { 'api-key': FAKE_CREDENTIALS.azureKey }, chat)).status).toBe(400);
-    expect((await post(`${base}?api-version=${FAKE_CREDENTIALS.azureApiVersion}`, { authorization: `Bearer ${FAKE_CREDENTIALS.azureKey}` }, chat)).status).toBe(401);
+    expect(
+      (
+        await post(
+          `${base}?api-version=${FAKE_CREDENTIALS.azureApiVersion}`,
+          { 'api-key': FAKE_CREDENTIALS.azureKey },
+          chat,
+        )
+      ).status,
+    ).toBe(200);
+    expect((await post(`${base}?api-version=2023-01-01`, { 'api-key': FAKE_CREDENTIALS.azureKey }, chat)).status).toBe(
+      400,
+    );
+    expect(
+      (
+        await post(
+          `${base}?api-version=${FAKE_CREDENTIALS.azureApiVersion}`,
+          { authorization: `Bearer ${FAKE_CREDENTIALS.azureKey}` },
+          chat,
+        )
+      ).status,
+    ).toBe(401);
   });
 
   /** node:http, because fetch does not let a caller set Host (which SigV4 signs). */
   const postRaw = (url: string, headers: Record<string, string>, body: string) =>
     new Promise<number>((resolve, reject) => {
-      const req = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve(res.statusCode ?? 0));
-      });
+      const req = http.request(
+        url,
+        { method: 'POST', headers: { 'content-type': 'application/json', ...headers } },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
 
   it('Bedrock: a valid SigV4 signature is answered; another secret, other bytes or another host is 403', async () => {
     const url = `${fakes.fakes.bedrock.url}${CONVERSE_PATH}`;
-    const post = async (u: string, headers: Record<string, string>, body: string) => ({ status: await postRaw(u, headers, body) });
+    const post = async (u: string, headers: Record<string, string>, body: string) => ({
+      status: await postRaw(u, headers, body),
+    });
     const good = await signedHeaders(FAKE_CREDENTIALS.aws.secretAccessKey, CONVERSE_BODY);
     expect((await post(url, good, CONVERSE_BODY)).status).toBe(200);
     expect((await post(url, await signedHeaders('not-the-secret', CONVERSE_BODY), CONVERSE_BODY)).status).toBe(403);
     expect((await post(url, good, CONVERSE_BODY.replace('hello', 'HELLO'))).status).toBe(403);
-    expect((await post(url, { ...good, host: 'bedrock-runtime.eu-west-1.amazonaws.com' }, CONVERSE_BODY)).status).toBe(403);
+    expect((await post(url, { ...good, host: 'bedrock-runtime.eu-west-1.amazonaws.com' }, CONVERSE_BODY)).status).toBe(
+      403,
+    );
     const reasons = fakes.fakes.bedrock.requests.map((r) => r.rejected);
-    expect(reasons).toEqual([undefined, 'bedrock: signature does not match', 'bedrock: signature does not match', 'bedrock: signature does not match']);
+    expect(reasons).toEqual([
+      undefined,
+      'bedrock: signature does not match',
+      'bedrock: signature does not match',
+      'bedrock: signature does not match',
+    ]);
   });
 
   it('GCP: the token endpoint hands out the access token only for the workload subject token; Vertex wants that token', async () => {
@@ -100,8 +161,18 @@ describe('fake providers check what they receive', () => {
     expect((await form('someone-else')).status).toBe(401);
     const path = `/v1/projects/${FAKE_CREDENTIALS.gcpProject}/locations/${FAKE_CREDENTIALS.gcpRegion}/publishers/google/models/gemini-2.5-flash:generateContent`;
     const body = { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] };
-    expect((await post(`${fakes.fakes.vertex.url}${path}`, { authorization: `Bearer ${FAKE_CREDENTIALS.gcpAccessToken}` }, body)).status).toBe(200);
-    expect((await post(`${fakes.fakes.vertex.url}${path}`, { authorization: 'Bearer ya29.other' }, body)).status).toBe(401);
+    expect(
+      (
+        await post(
+          `${fakes.fakes.vertex.url}${path}`,
+          { authorization: `Bearer ${FAKE_CREDENTIALS.gcpAccessToken}` },
+          body,
+        )
+      ).status,
+    ).toBe(200);
+    expect((await post(`${fakes.fakes.vertex.url}${path}`, { authorization: 'Bearer ya29.other' }, body)).status).toBe(
+      401,
+    );
   });
 
   it('eventstream frames carry valid CRCs (CRC-32 check value, prelude and message)', () => {

@@ -18,7 +18,12 @@ const describeLocal = clusterMode() ? describe.skip : describe;
 const COST = DEFAULT_USAGE.input + DEFAULT_USAGE.output;
 const TENANT_TOKENS = 40;
 
-async function signToken(key: CryptoKey, kid: string, claims: Record<string, unknown>, options: { issuer?: string; audience?: string; expiresIn?: string } = {}): Promise<string> {
+async function signToken(
+  key: CryptoKey,
+  kid: string,
+  claims: Record<string, unknown>,
+  options: { issuer?: string; audience?: string; expiresIn?: string } = {},
+): Promise<string> {
   return new SignJWT(claims)
     .setProtectedHeader({ alg: 'RS256', kid })
     .setIssuer(options.issuer ?? JWT_SETTINGS.issuer)
@@ -57,7 +62,11 @@ describeLocal('JWT identity', () => {
   const chat = (token: string | undefined, headers: Record<string, string> = {}) =>
     fetch(`${run.gatewayUrl}/v1/chat/completions`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+      headers: {
+        'content-type': 'application/json',
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+        ...headers,
+      },
       body: JSON.stringify({ model: 'gpt-4o-mini', messages: HELLO }),
     });
 
@@ -65,8 +74,13 @@ describeLocal('JWT identity', () => {
     await run.fakes.openai.clear();
     expect((await chat(undefined)).status).toBe(401);
     expect((await chat(await signToken(strangerKey, 'e2e-key', { tenant: 'acme' }))).status).toBe(401);
-    expect((await chat(await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { issuer: 'https://evil.example' }))).status).toBe(401);
-    expect((await chat(await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { audience: 'someone-else' }))).status).toBe(403);
+    expect(
+      (await chat(await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { issuer: 'https://evil.example' })))
+        .status,
+    ).toBe(401);
+    expect(
+      (await chat(await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { audience: 'someone-else' }))).status,
+    ).toBe(403);
     expect(await run.fakes.openai.records()).toEqual([]);
   });
 

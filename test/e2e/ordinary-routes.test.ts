@@ -28,7 +28,9 @@ const WEBSITE: KubeObject[] = [
     metadata: { name: 'website', namespace: 'team-chat' },
     spec: {
       parentRefs: [{ name: 'ai-gateway', namespace: 'ai-platform' }],
-      rules: [{ matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [{ name: 'website', port: 8080 }] }],
+      rules: [
+        { matches: [{ path: { type: 'PathPrefix', value: '/' } }], backendRefs: [{ name: 'website', port: 8080 }] },
+      ],
     },
   },
 ];
@@ -61,8 +63,14 @@ const WEBSITE: KubeObject[] = [
   it('serves the website without the processor: no tenant header needed, no internal headers, no tokens', async () => {
     log.length = 0;
     for (const path of ['/', '/docs/getting-started', '/model/looks-like-bedrock', '/openai/deployments/x']) {
-      const response = await fetch(`${run.gatewayUrl}${path}`, { headers: { 'x-ai-gateway-backend': 'spoofed', 'x-ai-gateway-route': 'spoofed' } });
-      expect({ path, status: response.status, body: await response.text() }).toEqual({ path, status: 200, body: `website GET ${path}` });
+      const response = await fetch(`${run.gatewayUrl}${path}`, {
+        headers: { 'x-ai-gateway-backend': 'spoofed', 'x-ai-gateway-route': 'spoofed' },
+      });
+      expect({ path, status: response.status, body: await response.text() }).toEqual({
+        path,
+        status: 200,
+        body: `website GET ${path}`,
+      });
     }
     for (const headers of received) expect(Object.keys(headers).filter((name) => name.startsWith('x-ai-'))).toEqual([]);
     expect(log.map((entry) => entry.route?.route)).toEqual(Array(4).fill({ namespace: 'team-chat', name: 'website' }));
@@ -70,10 +78,16 @@ const WEBSITE: KubeObject[] = [
   });
 
   it('keeps the AI routes working on the same Gateway, and their 404 for paths under the API prefix', async () => {
-    const completion = await openAIClient(`${run.gatewayUrl}/v1`, { 'x-tenant-id': 'acme' }).chat.completions.create({ model: 'nova-pro', messages: HELLO });
+    const completion = await openAIClient(`${run.gatewayUrl}/v1`, { 'x-tenant-id': 'acme' }).chat.completions.create({
+      model: 'nova-pro',
+      messages: HELLO,
+    });
     expect(completion.choices[0].message.content).toBe(answerText('bedrock', 'us.amazon.nova-pro-v1:0'));
     // Under /v1 the AIRoute's catch-all out-ranks the website's `/`: the processor answers.
-    const missingTenant = await rawChat(`${run.gatewayUrl}/v1/chat/completions`, { model: 'nova-pro', messages: HELLO });
+    const missingTenant = await rawChat(`${run.gatewayUrl}/v1/chat/completions`, {
+      model: 'nova-pro',
+      messages: HELLO,
+    });
     expect(missingTenant.status).toBe(400);
   });
 });

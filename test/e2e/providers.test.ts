@@ -8,7 +8,14 @@
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
 import { answerText, DEFAULT_USAGE } from './support/fake-providers';
-import { anthropicClient, CLIENT_KEY, describeScenario, HELLO, leakedClientCredentials, openAIClient } from './support/clients';
+import {
+  anthropicClient,
+  CLIENT_KEY,
+  describeScenario,
+  HELLO,
+  leakedClientCredentials,
+  openAIClient,
+} from './support/clients';
 import { startScenario, type RunningScenario } from './support/harness';
 import type { RecordedRequest } from './support/recording-server';
 import { PREFIX_VARIANTS, PROVIDER_CASES, providersScenario, type ProviderCase } from './support/scenarios';
@@ -38,7 +45,9 @@ function checkUpstream(request: RecordedRequest, testCase: ProviderCase, stream:
   // headers travel on, because budgets read them again at stream end (see the constructs' documentation); no other
   // internal header may reach a provider.
   expect(request.headers['x-ai-gateway-backend']).toBeUndefined();
-  expect(Object.keys(request.headers).filter((name) => name.startsWith('x-ai') && !FORWARDED_INTERNAL_HEADERS.has(name))).toEqual([]);
+  expect(
+    Object.keys(request.headers).filter((name) => name.startsWith('x-ai') && !FORWARDED_INTERNAL_HEADERS.has(name)),
+  ).toEqual([]);
   const body = JSON.parse(request.body) as Record<string, unknown>;
   expect(request.body).toContain('Say hello');
   // OpenAI-schema and Anthropic API bodies name the model; Bedrock, Vertex and Azure carry it in the path.
@@ -67,27 +76,45 @@ for (const variant of PREFIX_VARIANTS) {
       const expectedText = answerText(testCase.fake, testCase.upstreamModel);
 
       it(`openai SDK, ${variant.pathPrefix}/chat/completions`, async () => {
-        const completion = await openai.chat.completions.create({ model: testCase.model, messages: HELLO, max_tokens: 64 });
+        const completion = await openai.chat.completions.create({
+          model: testCase.model,
+          messages: HELLO,
+          max_tokens: 64,
+        });
         expect(completion.choices[0].message.content).toBe(expectedText);
         expect(completion.choices[0].finish_reason).toBe('stop');
-        expect(completion.usage).toMatchObject({ prompt_tokens: DEFAULT_USAGE.input, completion_tokens: DEFAULT_USAGE.output, total_tokens: DEFAULT_USAGE.input + DEFAULT_USAGE.output });
+        expect(completion.usage).toMatchObject({
+          prompt_tokens: DEFAULT_USAGE.input,
+          completion_tokens: DEFAULT_USAGE.output,
+          total_tokens: DEFAULT_USAGE.input + DEFAULT_USAGE.output,
+        });
         checkUpstream(await lastRequestTo(run, testCase), testCase, false);
       });
 
       it(`openai SDK, ${variant.pathPrefix}/chat/completions, streaming`, async () => {
-        const stream = openai.chat.completions.stream({ model: testCase.model, messages: HELLO, max_tokens: 64, stream_options: { include_usage: true } });
+        const stream = openai.chat.completions.stream({
+          model: testCase.model,
+          messages: HELLO,
+          max_tokens: 64,
+          stream_options: { include_usage: true },
+        });
         const deltas: string[] = [];
         stream.on('content', (delta) => deltas.push(delta));
         const completion = await stream.finalChatCompletion();
         expect(completion.choices[0].message.content).toBe(expectedText);
         expect(deltas.length).toBeGreaterThan(1);
-        expect(completion.usage).toMatchObject({ prompt_tokens: DEFAULT_USAGE.input, completion_tokens: DEFAULT_USAGE.output });
+        expect(completion.usage).toMatchObject({
+          prompt_tokens: DEFAULT_USAGE.input,
+          completion_tokens: DEFAULT_USAGE.output,
+        });
         checkUpstream(await lastRequestTo(run, testCase), testCase, true);
       });
 
       if (NOT_ON_ANTHROPIC_ENDPOINT.has(testCase.factory)) {
         it(`@anthropic-ai/sdk, ${variant.anthropicPathPrefix}/messages: refused by the gateway, never sent to the provider`, async () => {
-          const error = await anthropic.messages.create({ model: testCase.model, max_tokens: 64, messages: HELLO }).catch((e: unknown) => e);
+          const error = await anthropic.messages
+            .create({ model: testCase.model, max_tokens: 64, messages: HELLO })
+            .catch((e: unknown) => e);
           expect(error).toBeInstanceOf(Anthropic.APIError);
           const status = (error as InstanceType<typeof Anthropic.APIError>).status;
           expect(status).toBeGreaterThanOrEqual(400);
@@ -117,7 +144,9 @@ for (const variant of PREFIX_VARIANTS) {
     });
 
     it('a model no rule serves gets the route JSON 404, and no provider is called', async () => {
-      const error = await openai.chat.completions.create({ model: 'no-such-model', messages: HELLO }).catch((e: unknown) => e);
+      const error = await openai.chat.completions
+        .create({ model: 'no-such-model', messages: HELLO })
+        .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(OpenAI.NotFoundError);
       for (const fake of Object.values(run.fakes)) expect(await fake.records()).toEqual([]);
     });

@@ -9,7 +9,14 @@
  */
 import { HELLO, rawChat } from './support/clients';
 import { clusterMode, startScenario, type RunningScenario } from './support/harness';
-import { PREFIX_VARIANTS, PROVIDER_CASES, providersScenario, withoutCatchAllBackendMatches, type PrefixVariant, type ProviderCase } from './support/scenarios';
+import {
+  PREFIX_VARIANTS,
+  PROVIDER_CASES,
+  providersScenario,
+  withoutCatchAllBackendMatches,
+  type PrefixVariant,
+  type ProviderCase,
+} from './support/scenarios';
 
 jest.setTimeout(60_000);
 
@@ -17,7 +24,9 @@ const describeLocal = clusterMode() ? describe.skip : describe;
 
 /** Whether the old manifests could route the provider path: it had to stay under one of the endpoint prefixes. */
 function oldManifestsRoute(testCase: ProviderCase, variant: PrefixVariant): boolean {
-  return [variant.pathPrefix, variant.anthropicPathPrefix].some((prefix) => testCase.upstreamPath.startsWith(`${prefix}/`));
+  return [variant.pathPrefix, variant.anthropicPathPrefix].some((prefix) =>
+    testCase.upstreamPath.startsWith(`${prefix}/`),
+  );
 }
 
 for (const variant of PREFIX_VARIANTS) {
@@ -26,11 +35,18 @@ for (const variant of PREFIX_VARIANTS) {
     const old = withoutCatchAllBackendMatches(current);
     let currentRun: RunningScenario;
     let oldRun: RunningScenario;
-    const oldAccessLog: { status: number | undefined; responseFlags: readonly string[]; responseCodeDetails: string | undefined }[] = [];
+    const oldAccessLog: {
+      status: number | undefined;
+      responseFlags: readonly string[];
+      responseCodeDetails: string | undefined;
+    }[] = [];
 
     beforeAll(async () => {
       currentRun = await startScenario(current);
-      oldRun = await startScenario(old, { objects: old.objects, dataPlane: { accessLog: (entry) => oldAccessLog.push(entry) } });
+      oldRun = await startScenario(old, {
+        objects: old.objects,
+        dataPlane: { accessLog: (entry) => oldAccessLog.push(entry) },
+      });
     });
     afterAll(async () => {
       await currentRun?.close();
@@ -65,9 +81,13 @@ for (const variant of PREFIX_VARIANTS) {
           expect(answer.status).toBe(404);
           // Not the route's JSON 404 for unknown models: the router found no route (NR) and sends an empty body.
           expect(answer.text).toBe('');
-          expect(oldAccessLog.map(({ status, responseFlags, responseCodeDetails }) => ({ status, responseFlags, responseCodeDetails }))).toEqual([
-            { status: 404, responseFlags: ['NR'], responseCodeDetails: 'route_not_found' },
-          ]);
+          expect(
+            oldAccessLog.map(({ status, responseFlags, responseCodeDetails }) => ({
+              status,
+              responseFlags,
+              responseCodeDetails,
+            })),
+          ).toEqual([{ status: 404, responseFlags: ['NR'], responseCodeDetails: 'route_not_found' }]);
           expect(await oldRun.fakes[testCase.fake].records()).toEqual([]);
         });
       }

@@ -28,7 +28,10 @@ describeScenario('weighted', () => {
     const worker = async () => {
       while (next < REQUESTS) {
         next++;
-        const answer = await rawChat(`${run.gatewayUrl}/v1/chat/completions`, { model: 'split-model', messages: HELLO });
+        const answer = await rawChat(`${run.gatewayUrl}/v1/chat/completions`, {
+          model: 'split-model',
+          messages: HELLO,
+        });
         statuses.push(answer.status);
       }
     };

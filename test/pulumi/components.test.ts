@@ -2,12 +2,33 @@ import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
 import { App, Chart, Duration } from 'cdk8s';
 import * as cdk from '../../lib';
-import { AIGateway, AIGatewayApp, AIRoute, ManagedCredentials, ProviderBackend, RateLimitRedis, TokenRateLimit } from '../../lib/pulumi';
+import {
+  AIGateway,
+  AIGatewayApp,
+  AIRoute,
+  ManagedCredentials,
+  ProviderBackend,
+  RateLimitRedis,
+  TokenRateLimit,
+} from '../../lib/pulumi';
 import type { KubeObject } from '../../lib/pulumi';
-import { Registration, identityOf, isKnown, isUnknownInput, kubeObjects, objectNamed, useMocks, valueOf, waitForRPCs } from './harness';
+import {
+  Registration,
+  identityOf,
+  isKnown,
+  isUnknownInput,
+  kubeObjects,
+  objectNamed,
+  useMocks,
+  valueOf,
+  waitForRPCs,
+} from './harness';
 
 /** Waits for the app's model and until no further registration arrives; returns the Kubernetes objects. */
-async function registered(registrations: Registration[], app: { readonly done: Promise<unknown> }): Promise<Registration[]> {
+async function registered(
+  registrations: Registration[],
+  app: { readonly done: Promise<unknown> },
+): Promise<Registration[]> {
   await app.done;
   await waitForRPCs();
   let seen = -1;
@@ -18,7 +39,8 @@ async function registered(registrations: Registration[], app: { readonly done: P
   return kubeObjects(registrations);
 }
 
-const parentName = (registrations: Registration[], child: Registration) => registrations.find((r) => r.urn === child.parent)?.name;
+const parentName = (registrations: Registration[], child: Registration) =>
+  registrations.find((r) => r.urn === child.parent)?.name;
 const sortedIdentities = (objects: readonly KubeObject[]) =>
   objects.map((o) => `${o.kind} ${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}`).sort();
 const processorConfig = (objects: Registration[], name: string) =>
@@ -29,8 +51,16 @@ describe('AIGatewayApp', () => {
     const mocks = await useMocks();
     const team = new k8s.core.v1.Namespace('team', { metadata: { name: 'team' } });
     const app = new AIGatewayApp('ai', async (app) => {
-      const gateway = new AIGateway('shared', { namespace: 'ai', allowedRoutes: cdk.AllowedRoutes.allNamespaces() }, { parent: app });
-      const vllm = ProviderBackend.kubernetesService('shared', { namespace: 'ai', serviceName: 'vllm', port: 8000 }, { parent: app });
+      const gateway = new AIGateway(
+        'shared',
+        { namespace: 'ai', allowedRoutes: cdk.AllowedRoutes.allNamespaces() },
+        { parent: app },
+      );
+      const vllm = ProviderBackend.kubernetesService(
+        'shared',
+        { namespace: 'ai', serviceName: 'vllm', port: 8000 },
+        { parent: app },
+      );
       // Values a program typically awaits: another resource's output, a lookup, an output of the gateway itself
       // (component outputs do not wait for the app).
       const teamNamespace = await valueOf(team.metadata.name);
@@ -52,8 +82,16 @@ describe('AIGatewayApp', () => {
 
     // Exactly what cdk8s synthesizes for the same constructs in one App.
     const chart = new Chart(new App(), 'direct');
-    const gateway = new cdk.AIGateway(chart, 'Gateway', { name: 'shared', namespace: 'ai', allowedRoutes: cdk.AllowedRoutes.allNamespaces() });
-    const vllm = cdk.ProviderBackend.kubernetesService(chart, 'Backend', { namespace: 'ai', serviceName: 'vllm', port: 8000 });
+    const gateway = new cdk.AIGateway(chart, 'Gateway', {
+      name: 'shared',
+      namespace: 'ai',
+      allowedRoutes: cdk.AllowedRoutes.allNamespaces(),
+    });
+    const vllm = cdk.ProviderBackend.kubernetesService(chart, 'Backend', {
+      namespace: 'ai',
+      serviceName: 'vllm',
+      port: 8000,
+    });
     const route = new cdk.AIRoute(chart, 'Route', {
       name: 'shared',
       gateway,
@@ -75,11 +113,15 @@ describe('AIGatewayApp', () => {
       rateLimit: { global: { rules: [expect.objectContaining({ limit: { requests: 1000, unit: 'Minute' } })] } },
     });
     // The processor drains for the route's 90 s timeout.
-    const deployment = objectNamed(objects, 'Deployment', 'ai/shared-processor').inputs as { spec: { template: { spec: { terminationGracePeriodSeconds: number } } } };
+    const deployment = objectNamed(objects, 'Deployment', 'ai/shared-processor').inputs as {
+      spec: { template: { spec: { terminationGracePeriodSeconds: number } } };
+    };
     expect(deployment.spec.template.spec.terminationGracePeriodSeconds).toBe(100);
 
     // Same name, three types: distinct components, each owning its own objects.
-    const components = mocks.registrations.filter((r) => r.type.startsWith('ai-gateway:index:') && r.type !== 'ai-gateway:index:AIGatewayApp');
+    const components = mocks.registrations.filter(
+      (r) => r.type.startsWith('ai-gateway:index:') && r.type !== 'ai-gateway:index:AIGatewayApp',
+    );
     expect(components.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
       'ai-gateway:index:AIGateway shared',
       'ai-gateway:index:AIRoute shared',
@@ -87,7 +129,8 @@ describe('AIGatewayApp', () => {
       'ai-gateway:index:RateLimitRedis shared',
       'ai-gateway:index:TokenRateLimit shared',
     ]);
-    const ownerType = (kind: string, name: string) => mocks.registrations.find((r) => r.urn === objectNamed(objects, kind, name).parent)?.type;
+    const ownerType = (kind: string, name: string) =>
+      mocks.registrations.find((r) => r.urn === objectNamed(objects, kind, name).parent)?.type;
     expect(ownerType('Gateway', 'ai/shared')).toBe('ai-gateway:index:AIGateway');
     expect(ownerType('HTTPRoute', 'team/shared')).toBe('ai-gateway:index:AIRoute');
     expect(ownerType('ReferenceGrant', 'ai/vllm-from-team')).toBe('ai-gateway:index:ProviderBackend');
@@ -101,21 +144,22 @@ describe('AIGatewayApp', () => {
       gateway = new AIGateway('gw', { namespace: 'ai' }, { parent: app });
     });
     await app.done;
-    const backend = () => ProviderBackend.kubernetesService('late', { namespace: 'ai', serviceName: 'vllm', port: 8000 }, { parent: app });
+    const backend = () =>
+      ProviderBackend.kubernetesService('late', { namespace: 'ai', serviceName: 'vllm', port: 8000 }, { parent: app });
     expect(backend).toThrow(
       'ProviderBackend "late": AIGatewayApp "ai" has already built its model (its program function has returned); ' +
         'create every component of the app inside that function, before it returns (awaiting inside it is fine)',
     );
-    expect(() => new TokenRateLimit('late-budget', { target: gateway, limit: 1, per: cdk.RateLimitUnit.MINUTE })).toThrow(
-      'TokenRateLimit "late-budget": AIGatewayApp "ai" has already built its model',
-    );
+    expect(
+      () => new TokenRateLimit('late-budget', { target: gateway, limit: 1, per: cdk.RateLimitUnit.MINUTE }),
+    ).toThrow('TokenRateLimit "late-budget": AIGatewayApp "ai" has already built its model');
     expect(() => new AIGateway('loose', { namespace: 'ai' })).toThrow(
       'AIGateway "loose" is not part of an AIGatewayApp: create AI gateway components inside new AIGatewayApp(name, (app) => { ... }) and pass { parent: app }',
     );
     await waitForRPCs();
   });
 
-  it('takes components below a component of the user\'s inside the app, and passes the app\'s provider down', async () => {
+  it("takes components below a component of the user's inside the app, and passes the app's provider down", async () => {
     const mocks = await useMocks();
     const provider = new k8s.Provider('cluster-a', {});
     class Platform extends pulumi.ComponentResource {
@@ -125,7 +169,9 @@ describe('AIGatewayApp', () => {
         this.registerOutputs({});
       }
     }
-    const app = new AIGatewayApp('ai', (app) => void new Platform('platform', { parent: app }), { providers: [provider] });
+    const app = new AIGatewayApp('ai', (app) => void new Platform('platform', { parent: app }), {
+      providers: [provider],
+    });
     const objects = await registered(mocks.registrations, app);
     const gateway = mocks.registrations.find((r) => r.type === 'ai-gateway:index:AIGateway')!;
     expect(gateway.parent).toBe(mocks.registrations.find((r) => r.type === 'example:index:Platform')!.urn);
@@ -143,8 +189,19 @@ describe('AIGatewayApp', () => {
       gateway = new AIGateway('gw', { namespace: 'ai' }, { parent: app });
     });
     const second = new AIGatewayApp('second', (app) => {
-      const backend = ProviderBackend.kubernetesService('vllm', { namespace: 'ai', serviceName: 'vllm', port: 8000 }, { parent: app });
-      expect(() => new AIRoute('r', { gateway, namespace: 'ai', rules: [{ models: [cdk.ModelMatch.exact('m')], backends: [{ backend }] }] })).toThrow(
+      const backend = ProviderBackend.kubernetesService(
+        'vllm',
+        { namespace: 'ai', serviceName: 'vllm', port: 8000 },
+        { parent: app },
+      );
+      expect(
+        () =>
+          new AIRoute('r', {
+            gateway,
+            namespace: 'ai',
+            rules: [{ models: [cdk.ModelMatch.exact('m')], backends: [{ backend }] }],
+          }),
+      ).toThrow(
         'AIRoute "r" refers to a component of AIGatewayApp "second" but belongs to AIGatewayApp "first": components that refer to each other must be in the same app',
       );
     });
@@ -181,8 +238,14 @@ describe('AIGateway', () => {
     expect(await valueOf(deployment.urn)).toBe(objectNamed(objects, 'Deployment', 'ai/edge-processor').urn);
 
     // A resource of the user's that waits for the gateway's objects.
-    const gatewayObjects: Promise<pulumi.Resource[]> = gateway.kubernetesResources().then((children) => children.map((child) => child.resource));
-    const after = new k8s.core.v1.ConfigMap('after-gateway', { metadata: { name: 'after', namespace: 'ai' } }, { dependsOn: gatewayObjects });
+    const gatewayObjects: Promise<pulumi.Resource[]> = gateway
+      .kubernetesResources()
+      .then((children) => children.map((child) => child.resource));
+    const after = new k8s.core.v1.ConfigMap(
+      'after-gateway',
+      { metadata: { name: 'after', namespace: 'ai' } },
+      { dependsOn: gatewayObjects },
+    );
     await valueOf(after.urn);
     await waitForRPCs();
     const registration = mocks.registrations.find((r) => r.name === 'after-gateway')!;
@@ -197,14 +260,21 @@ describe('AIGateway', () => {
         {
           namespace: pulumi.output('ai'),
           http: { hostname: pulumi.output('llm.example.com') },
-          processor: { replicas: pulumi.output(3), serviceAccountAnnotations: { 'eks.amazonaws.com/role-arn': pulumi.output('arn:aws:iam::1:role/r') } },
+          processor: {
+            replicas: pulumi.output(3),
+            serviceAccountAnnotations: { 'eks.amazonaws.com/role-arn': pulumi.output('arn:aws:iam::1:role/r') },
+          },
         },
         { parent: app },
       );
     });
     const objects = await registered(mocks.registrations, app);
-    expect((objectNamed(objects, 'Deployment', 'ai/edge-processor').inputs.spec as { replicas: number }).replicas).toBe(3);
-    expect(objectNamed(objects, 'Gateway', 'ai/edge').inputs.spec).toMatchObject({ listeners: [{ hostname: 'llm.example.com' }] });
+    expect((objectNamed(objects, 'Deployment', 'ai/edge-processor').inputs.spec as { replicas: number }).replicas).toBe(
+      3,
+    );
+    expect(objectNamed(objects, 'Gateway', 'ai/edge').inputs.spec).toMatchObject({
+      listeners: [{ hostname: 'llm.example.com' }],
+    });
     expect(objectNamed(objects, 'ServiceAccount', 'ai/edge-processor').inputs.metadata).toMatchObject({
       annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::1:role/r' },
     });
@@ -257,7 +327,11 @@ describe('AIRoute, ProviderBackend and TokenRateLimit', () => {
     const team = new k8s.core.v1.Namespace('team', { metadata: { name: 'team' } });
     const teamNamespace = team.metadata.name;
     const app = new AIGatewayApp('app', (app) => {
-      const vllm = ProviderBackend.kubernetesService('vllm', { namespace: teamNamespace, serviceName: 'vllm', port: 8000 }, { parent: app });
+      const vllm = ProviderBackend.kubernetesService(
+        'vllm',
+        { namespace: teamNamespace, serviceName: 'vllm', port: 8000 },
+        { parent: app },
+      );
       const route = new AIRoute('llama', {
         gateway: AIGateway.fromGatewayName('shared', infra.metadata.name),
         namespace: teamNamespace,
@@ -282,7 +356,9 @@ describe('AIRoute, ProviderBackend and TokenRateLimit', () => {
     expect(parentName(mocks.registrations, policy)).toBe('llama');
     expect(objects.filter((r) => parentName(mocks.registrations, r) === 'llama-budget')).toEqual([]);
     // A route on a foreign Gateway brings its own processor.
-    expect(objects.filter((r) => r.type.endsWith(':Deployment')).map(identityOf)).toEqual(['Deployment team/llama-processor']);
+    expect(objects.filter((r) => r.type.endsWith(':Deployment')).map(identityOf)).toEqual([
+      'Deployment team/llama-processor',
+    ]);
     expect(await valueOf(budget.metadataKey)).toBe('llm_total_token');
     expect(await valueOf(route.processorServiceName)).toBe('llama-processor');
     expect(await valueOf(vllm.hostname)).toBe('vllm.team.svc.cluster.local');
@@ -294,17 +370,27 @@ describe('AIRoute, ProviderBackend and TokenRateLimit', () => {
       const gateway = new AIGateway('gw', { namespace: 'ai' }, { parent: app });
       const openai = ProviderBackend.openAI(
         'openai',
-        { namespace: 'ai', credentials: ManagedCredentials.bearerToken({ value: pulumi.secret('tok-123'), secretName: 'openai-token' }) },
+        {
+          namespace: 'ai',
+          credentials: ManagedCredentials.bearerToken({ value: pulumi.secret('tok-123'), secretName: 'openai-token' }),
+        },
         { parent: app },
       );
-      new AIRoute('r', { gateway, namespace: 'ai', rules: [{ models: [cdk.ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] });
+      new AIRoute('r', {
+        gateway,
+        namespace: 'ai',
+        rules: [{ models: [cdk.ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
+      });
     });
     const objects = await registered(mocks.registrations, app);
     const secret = objectNamed(objects, 'Secret', 'ai/openai-token');
     expect(secret.name).toBe('openai:ManagedSecret/openai-token');
     expect(pulumi.runtime.unwrapRpcSecret(secret.inputs.stringData)).toEqual({ token: 'tok-123' });
     const config = processorConfig(objects, 'ai/gw-processor-config');
-    expect(config.backends[0].auth).toEqual({ type: 'BearerToken', secret: { secretName: 'openai-token', key: 'token' } });
+    expect(config.backends[0].auth).toEqual({
+      type: 'BearerToken',
+      secret: { secretName: 'openai-token', key: 'token' },
+    });
     expect(JSON.stringify(objects.filter((r) => r !== secret).map((r) => r.inputs))).not.toContain('tok-123');
   });
 
@@ -312,7 +398,11 @@ describe('AIRoute, ProviderBackend and TokenRateLimit', () => {
     const mocks = await useMocks();
     const app = new AIGatewayApp('app', (app) => {
       const gateway = new AIGateway('gw', { namespace: pulumi.output('ai') }, { parent: app });
-      const backend = ProviderBackend.kubernetesService('vllm', { namespace: gateway.gatewayNamespace, serviceName: 'vllm', port: 8000 }, { parent: app });
+      const backend = ProviderBackend.kubernetesService(
+        'vllm',
+        { namespace: gateway.gatewayNamespace, serviceName: 'vllm', port: 8000 },
+        { parent: app },
+      );
       const route = new AIRoute('r', {
         gateway,
         namespace: backend.namespace.apply((n) => `${n}`),
@@ -324,16 +414,24 @@ describe('AIRoute, ProviderBackend and TokenRateLimit', () => {
     const { backend, route } = await app.done;
     expect(await valueOf(backend.namespace)).toBe('ai');
     expect(await valueOf(route.namespace)).toBe('ai');
-    expect(objectNamed(objects, 'HTTPRoute', 'ai/r').inputs.spec).toMatchObject({ rules: [{ backendRefs: [{ name: 'vllm', port: 8000 }] }, {}] });
-    expect(processorConfig(objects, 'ai/gw-processor-config').routes.map((r: { name: string }) => r.name)).toEqual(['ai/r']);
+    expect(objectNamed(objects, 'HTTPRoute', 'ai/r').inputs.spec).toMatchObject({
+      rules: [{ backendRefs: [{ name: 'vllm', port: 8000 }] }, {}],
+    });
+    expect(processorConfig(objects, 'ai/gw-processor-config').routes.map((r: { name: string }) => r.name)).toEqual([
+      'ai/r',
+    ]);
   });
 
   it('exposes the Envoy Gateway Helm values of an external Redis given as an Output', async () => {
     await useMocks();
-    const app = new AIGatewayApp('app', (app) => RateLimitRedis.external('cache', { url: pulumi.output('redis.cache.svc:6379') }, { parent: app }));
+    const app = new AIGatewayApp('app', (app) =>
+      RateLimitRedis.external('cache', { url: pulumi.output('redis.cache.svc:6379') }, { parent: app }),
+    );
     const redis = await app.done;
     expect(await valueOf(redis.url)).toBe('redis.cache.svc:6379');
-    expect(await valueOf(redis.helmValues)).toMatchObject({ config: { envoyGateway: { rateLimit: { backend: { redis: { url: 'redis.cache.svc:6379' } } } } } });
+    expect(await valueOf(redis.helmValues)).toMatchObject({
+      config: { envoyGateway: { rateLimit: { backend: { redis: { url: 'redis.cache.svc:6379' } } } } },
+    });
   });
 });
 
@@ -344,10 +442,16 @@ describe('ManagedCredentials', () => {
     expect(ManagedCredentials.apiKey({ value, secretName: 'k' }).key).toBe('api-key');
     expect(ManagedCredentials.bearerToken({ value, secretName: 'k' }).key).toBe('token');
     expect(ManagedCredentials.gcpServiceAccountKey({ value, secretName: 'k', key: 'sa.json' }).key).toBe('sa.json');
-    const aws = ManagedCredentials.awsSharedCredentials({ value, secretName: 'aws' }, { profile: 'bedrock', perRequestCredentials: true });
+    const aws = ManagedCredentials.awsSharedCredentials(
+      { value, secretName: 'aws' },
+      { profile: 'bedrock', perRequestCredentials: true },
+    );
     expect(aws.key).toBe('credentials');
     expect(aws._toCredentials(ref('aws', aws.key))._toConfig('us-east-1')).toEqual(
-      cdk.Credentials.awsSharedCredentials(ref('aws', 'credentials'), { profile: 'bedrock', perRequestCredentials: true })._toConfig('us-east-1'),
+      cdk.Credentials.awsSharedCredentials(ref('aws', 'credentials'), {
+        profile: 'bedrock',
+        perRequestCredentials: true,
+      })._toConfig('us-east-1'),
     );
     const gcp = ManagedCredentials.gcpServiceAccountKey({ value, secretName: 'gcp' });
     expect(gcp._toCredentials(ref('gcp', gcp.key)).secrets).toEqual([ref('gcp', 'service-account.json')]);
@@ -359,14 +463,22 @@ describe('ManagedCredentials', () => {
 function namespacedProgram(): AIGatewayApp<{ gateway: AIGateway }> {
   const ai = new k8s.core.v1.Namespace('ai', { metadata: { name: 'ai' } }).metadata.name;
   return new AIGatewayApp('app', async (app) => {
-    const gateway = new AIGateway('gw', { namespace: ai, allowedRoutes: cdk.AllowedRoutes.allNamespaces() }, { parent: app });
+    const gateway = new AIGateway(
+      'gw',
+      { namespace: ai, allowedRoutes: cdk.AllowedRoutes.allNamespaces() },
+      { parent: app },
+    );
     const openai = ProviderBackend.openAI(
       'openai',
       { namespace: ai, credentials: ManagedCredentials.apiKey({ value: pulumi.secret('sk-1'), secretName: 'openai' }) },
       { parent: app },
     );
     await Promise.resolve();
-    new AIRoute('chat', { gateway, namespace: ai, rules: [{ models: [cdk.ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] });
+    new AIRoute('chat', {
+      gateway,
+      namespace: ai,
+      rules: [{ models: [cdk.ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
+    });
     return { gateway };
   });
 }
@@ -375,7 +487,9 @@ describe('during preview with unknown inputs', () => {
   it('registers every object with unknown inputs, under the names `up` gives them', async () => {
     const preview = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
     const previewApp = namespacedProgram();
-    const planned = (await registered(preview.registrations, previewApp)).filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
+    const planned = (await registered(preview.registrations, previewApp)).filter(
+      (r) => r.type !== 'kubernetes:core/v1:Namespace',
+    );
     for (const object of planned) {
       expect(object.inputs.kind).toBeDefined();
       expect(isUnknownInput(object.inputs.metadata)).toBe(true);
@@ -383,7 +497,9 @@ describe('during preview with unknown inputs', () => {
     expect(await isKnown((await previewApp.done).gateway.gatewayNamespace)).toBe(false);
 
     const up = await useMocks();
-    const applied = (await registered(up.registrations, namespacedProgram())).filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
+    const applied = (await registered(up.registrations, namespacedProgram())).filter(
+      (r) => r.type !== 'kubernetes:core/v1:Namespace',
+    );
     expect(applied.map((r) => r.urn).sort()).toEqual(planned.map((r) => r.urn).sort());
     expect(applied.length).toBeGreaterThan(10);
   });
@@ -394,24 +510,47 @@ describe('during preview with unknown inputs', () => {
     const warn = jest.spyOn(pulumi.log, 'warn').mockImplementation(async (message) => void warnings.push(message));
     const team = new k8s.core.v1.Namespace('team', { metadata: { name: 'team' } }).metadata.name;
     const app = new AIGatewayApp('app', (app) => {
-      const gateway = new AIGateway('gw', { namespace: 'ai', allowedRoutes: cdk.AllowedRoutes.fromNamespaces('team') }, { parent: app });
-      const backend = ProviderBackend.kubernetesService('vllm', { namespace: 'ai', serviceName: 'vllm', port: 8000 }, { parent: app });
-      new AIRoute('chat', { gateway, namespace: team, rules: [{ models: [cdk.ModelMatch.exact('llama')], backends: [{ backend }] }] });
+      const gateway = new AIGateway(
+        'gw',
+        { namespace: 'ai', allowedRoutes: cdk.AllowedRoutes.fromNamespaces('team') },
+        { parent: app },
+      );
+      const backend = ProviderBackend.kubernetesService(
+        'vllm',
+        { namespace: 'ai', serviceName: 'vllm', port: 8000 },
+        { parent: app },
+      );
+      new AIRoute('chat', {
+        gateway,
+        namespace: team,
+        rules: [{ models: [cdk.ModelMatch.exact('llama')], backends: [{ backend }] }],
+      });
     });
     const objects = await registered(mocks.registrations, app);
     warn.mockRestore();
-    expect(warnings).toEqual([expect.stringMatching(/^the objects of AIRoute "chat" cannot be planned while some inputs are unknown; .*does not admit routes from this namespace/)]);
+    expect(warnings).toEqual([
+      expect.stringMatching(
+        /^the objects of AIRoute "chat" cannot be planned while some inputs are unknown; .*does not admit routes from this namespace/,
+      ),
+    ]);
     // The in-cluster backend emits objects only for routes of other namespaces; the route is left out.
-    const owners = new Set(objects.filter((r) => r.type !== 'kubernetes:core/v1:Namespace').map((r) => parentName(mocks.registrations, r)));
+    const owners = new Set(
+      objects.filter((r) => r.type !== 'kubernetes:core/v1:Namespace').map((r) => parentName(mocks.registrations, r)),
+    );
     expect([...owners]).toEqual(['gw']);
   });
 
   it('runs the example while its namespaces are unknown, planning every object under the URN `up` gives it', async () => {
     type Example = typeof import('../../examples/pulumi/index');
     const config = () =>
-      pulumi.runtime.setAllConfig({ 'project:openaiApiKey': 'sk-a', 'project:anthropicApiKey': 'sk-b' }, ['project:openaiApiKey', 'project:anthropicApiKey']);
+      pulumi.runtime.setAllConfig({ 'project:openaiApiKey': 'sk-a', 'project:anthropicApiKey': 'sk-b' }, [
+        'project:openaiApiKey',
+        'project:anthropicApiKey',
+      ]);
     const run = async (preview: boolean) => {
-      const mocks = await useMocks(preview ? { preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] } : {});
+      const mocks = await useMocks(
+        preview ? { preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] } : {},
+      );
       config();
       let example!: Example;
       jest.isolateModules(() => {
@@ -438,15 +577,22 @@ describe('during preview with unknown inputs', () => {
     // their names, follow the namespace's value, so only they are named after a placeholder in the preview.
     const perNamespace = /:ReferenceGrant::[a-z-]+:(Processor\/)?ReferenceGrant-/;
     const urns = (registrations: readonly Registration[]) => registrations.map((r) => r.urn).sort();
-    const grants = (registrations: readonly Registration[]) => urns(registrations).filter((urn) => perNamespace.test(urn)).map((urn) => urn.split('::').pop());
-    expect(urns(preview.registrations).filter((urn) => !perNamespace.test(urn))).toEqual(urns(up.registrations).filter((urn) => !perNamespace.test(urn)));
+    const grants = (registrations: readonly Registration[]) =>
+      urns(registrations)
+        .filter((urn) => perNamespace.test(urn))
+        .map((urn) => urn.split('::').pop());
+    expect(urns(preview.registrations).filter((urn) => !perNamespace.test(urn))).toEqual(
+      urns(up.registrations).filter((urn) => !perNamespace.test(urn)),
+    );
     expect(grants(up.registrations)).toEqual([
       'ai-gateway:Processor/ReferenceGrant-team-chat',
       'anthropic:ReferenceGrant-team-chat',
       'bedrock:ReferenceGrant-team-chat',
       'openai:ReferenceGrant-team-chat',
     ]);
-    expect(grants(preview.registrations)).toEqual(grants(up.registrations).map((name) => name!.replace('team-chat', 'ai-gateway-input-2')));
+    expect(grants(preview.registrations)).toEqual(
+      grants(up.registrations).map((name) => name!.replace('team-chat', 'ai-gateway-input-2')),
+    );
     expect(planned.length).toBeGreaterThan(25);
   });
 });

@@ -9,7 +9,17 @@ import * as pulumi from '@pulumi/pulumi';
 import { App } from 'cdk8s';
 import { buildExample } from '../../examples/cdk8s/main';
 import type { KubeObject } from '../../lib/pulumi';
-import { Registration, identityOf, isSecretInput, kubeObjects, objectNamed, settle, unwrapSecret, useMocks, valueOf } from './harness';
+import {
+  Registration,
+  identityOf,
+  isSecretInput,
+  kubeObjects,
+  objectNamed,
+  settle,
+  unwrapSecret,
+  useMocks,
+  valueOf,
+} from './harness';
 
 const OPENAI_KEY = 'sk-test-openai-0123456789';
 const ANTHROPIC_KEY = 'sk-ant-test-9876543210';
@@ -22,17 +32,19 @@ let monitorState: string;
 
 beforeAll(async () => {
   const mocks = await useMocks();
-  pulumi.runtime.setAllConfig(
-    { 'project:openaiApiKey': OPENAI_KEY, 'project:anthropicApiKey': ANTHROPIC_KEY },
-    ['project:openaiApiKey', 'project:anthropicApiKey'],
-  );
+  pulumi.runtime.setAllConfig({ 'project:openaiApiKey': OPENAI_KEY, 'project:anthropicApiKey': ANTHROPIC_KEY }, [
+    'project:openaiApiKey',
+    'project:anthropicApiKey',
+  ]);
   example = require('../../examples/pulumi/index') as Example;
   await valueOf(example.gatewayName);
   await settle();
   await waitForRegistrations(mocks.registrations);
   registrations = mocks.registrations;
   const monitor = pulumi.runtime.getMonitor() as unknown as { resources: Map<string, { urn: string; state: unknown }> };
-  monitorState = JSON.stringify([...monitor.resources.values()].filter((r) => !r.urn.includes('kubernetes:core/v1:Secret::')));
+  monitorState = JSON.stringify(
+    [...monitor.resources.values()].filter((r) => !r.urn.includes('kubernetes:core/v1:Secret::')),
+  );
 });
 
 /** Registration finishes asynchronously after the outputs resolve; wait until the count stops changing. */
@@ -56,7 +68,9 @@ function cdk8sObjects(): KubeObject[] {
 const componentType = (urn: string) => urn.split('::')[2]?.split('$')[0];
 const byUrn = () => new Map(registrations.map((r) => [r.urn, r]));
 const managedSecrets = () =>
-  kubeObjects(registrations).filter((r) => r.type === 'kubernetes:core/v1:Secret' && componentType(r.urn) === 'ai-gateway:index:ProviderBackend');
+  kubeObjects(registrations).filter(
+    (r) => r.type === 'kubernetes:core/v1:Secret' && componentType(r.urn) === 'ai-gateway:index:ProviderBackend',
+  );
 
 describe('the Pulumi example', () => {
   it('registers exactly the objects cdk8s synthesizes for the cdk8s example, plus the managed API-key Secrets', () => {
@@ -73,7 +87,10 @@ describe('the Pulumi example', () => {
 
   it('creates the Secrets the processor mounts, from the config secrets, with the values only in secret inputs', () => {
     const secrets = managedSecrets();
-    expect(secrets.map((s) => s.name).sort()).toEqual(['anthropic:ManagedSecret/anthropic-api-key', 'openai:ManagedSecret/openai-api-key']);
+    expect(secrets.map((s) => s.name).sort()).toEqual([
+      'anthropic:ManagedSecret/anthropic-api-key',
+      'openai:ManagedSecret/openai-api-key',
+    ]);
     for (const secret of secrets) {
       expect(secret.inputs.metadata).toEqual({ name: secret.name.split('/')[1], namespace: 'ai-platform' });
       // Stacks deployed before names followed construct paths keep the Secret (same URN through the alias).
@@ -92,8 +109,13 @@ describe('the Pulumi example', () => {
     });
 
     const deployment = objectNamed(registrations, 'Deployment', 'ai-platform/ai-gateway-processor');
-    const volumes = (deployment.inputs as { spec: { template: { spec: { volumes: { secret?: { secretName: string } }[] } } } }).spec.template.spec.volumes;
-    expect(volumes.flatMap((v) => (v.secret ? [v.secret.secretName] : [])).sort()).toEqual(['anthropic-api-key', 'openai-api-key']);
+    const volumes = (
+      deployment.inputs as { spec: { template: { spec: { volumes: { secret?: { secretName: string } }[] } } } }
+    ).spec.template.spec.volumes;
+    expect(volumes.flatMap((v) => (v.secret ? [v.secret.secretName] : [])).sort()).toEqual([
+      'anthropic-api-key',
+      'openai-api-key',
+    ]);
     for (const secret of secrets) expect(deployment.dependencies).toContain(secret.urn);
   });
 
@@ -127,7 +149,10 @@ describe('the Pulumi example', () => {
     // (@pulumi/kubernetes adds its own aliases for older API versions of the kind.)
     expect(deployment.aliases.filter((alias) => alias.name !== undefined)).toEqual([
       { name: 'ai-gateway:ai-platform/ai-gateway-processor', parentUrn: deployment.parent },
-      { name: 'ai-gateway:ai-platform/ai-gateway-processor', parentUrn: 'urn:pulumi:stack::project::ai-gateway:index:AIGateway::ai-gateway' },
+      {
+        name: 'ai-gateway:ai-platform/ai-gateway-processor',
+        parentUrn: 'urn:pulumi:stack::project::ai-gateway:index:AIGateway::ai-gateway',
+      },
     ]);
 
     for (const registration of kubeObjects(registrations)) {
@@ -152,7 +177,9 @@ describe('the Pulumi example', () => {
   it('keeps every URN of a stack deployed with the version before AIGatewayApp, through aliases', () => {
     // test/pulumi/fixtures/example-urns-0.x.json: every URN the previous version (components at the stack root,
     // objects named <component>:<namespace>/<name>) registered for this example under the same mocks.
-    const before = JSON.parse(fs.readFileSync(path.join(__dirname, 'fixtures', 'example-urns-0.x.json'), 'utf8')) as string[];
+    const before = JSON.parse(
+      fs.readFileSync(path.join(__dirname, 'fixtures', 'example-urns-0.x.json'), 'utf8'),
+    ) as string[];
     const qualifiedType = (urn: string) => urn.split('::')[2];
     const known = new Set<string>();
     for (const registration of registrations) {
@@ -161,7 +188,8 @@ describe('the Pulumi example', () => {
         const type = alias.type ?? registration.type;
         const name = alias.name ?? registration.name;
         if (alias.noParent) known.add(`urn:pulumi:stack::project::${type}::${name}`);
-        else if (alias.parentUrn) known.add(`urn:pulumi:stack::project::${qualifiedType(alias.parentUrn)}$${type}::${name}`);
+        else if (alias.parentUrn)
+          known.add(`urn:pulumi:stack::project::${qualifiedType(alias.parentUrn)}$${type}::${name}`);
       }
     }
     expect(before.length).toBeGreaterThan(35);
@@ -172,11 +200,19 @@ describe('the Pulumi example', () => {
     const urnOf = (type: string, name: string) => objectNamed(registrations, type, name).urn;
     const depsOf = (type: string, name: string) => objectNamed(registrations, type, name).dependencies;
     expect(depsOf('HTTPRoute', 'team-chat/chat')).toEqual(
-      expect.arrayContaining([urnOf('Gateway', 'ai-platform/ai-gateway'), urnOf('Namespace', 'team-chat'), urnOf('HTTPRouteFilter', 'team-chat/chat-not-found')]),
+      expect.arrayContaining([
+        urnOf('Gateway', 'ai-platform/ai-gateway'),
+        urnOf('Namespace', 'team-chat'),
+        urnOf('HTTPRouteFilter', 'team-chat/chat-not-found'),
+      ]),
     );
     // The grants admitting HTTPRoutes to the Backends (the processor's grant admits EnvoyExtensionPolicies).
     expect(depsOf('HTTPRoute', 'team-chat/chat')).toEqual(
-      expect.arrayContaining(registrations.filter((r) => r.type.endsWith(':ReferenceGrant') && !identityOf(r).endsWith('processor-from-team-chat')).map((r) => r.urn)),
+      expect.arrayContaining(
+        registrations
+          .filter((r) => r.type.endsWith(':ReferenceGrant') && !identityOf(r).endsWith('processor-from-team-chat'))
+          .map((r) => r.urn),
+      ),
     );
     // The route's EnvoyExtensionPolicy waits for its HTTPRoute, the processor Service and the grant admitting it there.
     expect(depsOf('EnvoyExtensionPolicy', 'team-chat/chat-processor')).toEqual(
@@ -187,7 +223,10 @@ describe('the Pulumi example', () => {
       ]),
     );
     expect(depsOf('Deployment', 'ai-platform/ai-gateway-processor')).toEqual(
-      expect.arrayContaining([urnOf('ConfigMap', 'ai-platform/ai-gateway-processor-config'), urnOf('ServiceAccount', 'ai-platform/ai-gateway-processor')]),
+      expect.arrayContaining([
+        urnOf('ConfigMap', 'ai-platform/ai-gateway-processor-config'),
+        urnOf('ServiceAccount', 'ai-platform/ai-gateway-processor'),
+      ]),
     );
     expect(depsOf('Gateway', 'ai-platform/ai-gateway')).toContain(urnOf('GatewayClass', 'ai-gateway'));
   });
@@ -206,7 +245,13 @@ describe('the Pulumi example', () => {
           // The rate-limit service authenticates to Redis with the password Redis itself requires.
           provider: {
             type: 'Kubernetes',
-            kubernetes: { rateLimitDeployment: { container: { env: [{ name: 'REDIS_AUTH', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } } }] } } },
+            kubernetes: {
+              rateLimitDeployment: {
+                container: {
+                  env: [{ name: 'REDIS_AUTH', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } } }],
+                },
+              },
+            },
           },
         },
       },

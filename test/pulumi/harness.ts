@@ -122,7 +122,8 @@ export function identityOf(registration: Registration): string {
 /** The registered Kubernetes object `kind` named `namespace/name` (or `name`); throws if there is none. */
 export function objectNamed(registrations: readonly Registration[], kind: string, name: string): Registration {
   const found = kubeObjects(registrations).find((r) => identityOf(r) === `${kind} ${name}`);
-  if (found === undefined) throw new Error(`no ${kind} ${name} among ${kubeObjects(registrations).map(identityOf).join(', ')}`);
+  if (found === undefined)
+    throw new Error(`no ${kind} ${name} among ${kubeObjects(registrations).map(identityOf).join(', ')}`);
   return found;
 }
 

@@ -14,7 +14,13 @@ import { isKnown, isUnknownInput, kubeObjects, useMocks, valueOf, waitForRPCs } 
 const ROOT = path.resolve(__dirname, '..', '..');
 
 const ns = (name: string): KubeObject => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } });
-const object = (apiVersion: string, kind: string, namespace: string, name: string, body: Record<string, unknown> = {}): KubeObject => ({
+const object = (
+  apiVersion: string,
+  kind: string,
+  namespace: string,
+  name: string,
+  body: Record<string, unknown> = {},
+): KubeObject => ({
   apiVersion,
   kind,
   metadata: { name, namespace },
@@ -100,7 +106,11 @@ describe('dependencyIndices', () => {
   it('makes a cross-namespace reference wait for the ReferenceGrant that admits it, and only that one', () => {
     const objects = [
       object('gateway.networking.k8s.io/v1', 'HTTPRoute', 'team', 'chat', {
-        spec: { rules: [{ backendRefs: [{ group: 'gateway.envoyproxy.io', kind: 'Backend', name: 'openai', namespace: 'shared' }] }] },
+        spec: {
+          rules: [
+            { backendRefs: [{ group: 'gateway.envoyproxy.io', kind: 'Backend', name: 'openai', namespace: 'shared' }] },
+          ],
+        },
       }),
       object('gateway.networking.k8s.io/v1beta1', 'ReferenceGrant', 'shared', 'from-team', {
         spec: {
@@ -166,7 +176,11 @@ describe('inputs', () => {
     const holder = new Holder(output);
     const props = { a: output, list: [promise, 'plain', { deep: output }], holder };
     expect(collectEventuals(props)).toEqual([output, promise]);
-    expect(mapEventuals(props, (input) => (input === output ? 'X' : 'Y'))).toEqual({ a: 'X', list: ['Y', 'plain', { deep: 'X' }], holder });
+    expect(mapEventuals(props, (input) => (input === output ? 'X' : 'Y'))).toEqual({
+      a: 'X',
+      list: ['Y', 'plain', { deep: 'X' }],
+      holder,
+    });
   });
 });
 
@@ -246,21 +260,28 @@ describe('Cdk8sChart under mocks', () => {
   it('registers every synthesized object under the component, ordered, with the user provider', async () => {
     const mocks = await useMocks();
     const provider = new k8s.Provider('cluster', {});
-    const component = await inApp((app) =>
-      new Cdk8sChart('sample', { props: { namespace: 'demo', greeting: 'hi' }, build: buildSample }, { parent: app, providers: [provider] }),
+    const component = await inApp(
+      (app) =>
+        new Cdk8sChart(
+          'sample',
+          { props: { namespace: 'demo', greeting: 'hi' }, build: buildSample },
+          { parent: app, providers: [provider] },
+        ),
     );
 
     const objects = kubeObjects(mocks.registrations);
     const componentUrn = await valueOf(component.urn);
     const providerUrn = await valueOf(provider.urn);
-    expect(objects.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
-      'kubernetes:core/v1:Namespace sample:ns',
-      'kubernetes:core/v1:ConfigMap sample:config',
-      'kubernetes:core/v1:ServiceAccount sample:sa',
-      'kubernetes:apps/v1:Deployment sample:deploy',
-      'kubernetes:core/v1:Service sample:svc',
-      'kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyExtensionPolicy sample:policy',
-    ].sort());
+    expect(objects.map((r) => `${r.type} ${r.name}`).sort()).toEqual(
+      [
+        'kubernetes:core/v1:Namespace sample:ns',
+        'kubernetes:core/v1:ConfigMap sample:config',
+        'kubernetes:core/v1:ServiceAccount sample:sa',
+        'kubernetes:apps/v1:Deployment sample:deploy',
+        'kubernetes:core/v1:Service sample:svc',
+        'kubernetes:gateway.envoyproxy.io/v1alpha1:EnvoyExtensionPolicy sample:policy',
+      ].sort(),
+    );
     for (const registration of objects) {
       expect(registration.parent).toBe(componentUrn);
       expect(registration.provider).toContain(providerUrn);
@@ -268,7 +289,11 @@ describe('Cdk8sChart under mocks', () => {
     const urnOf = (name: string, type: string) => objects.find((r) => r.name === name && r.type.endsWith(type))!.urn;
     const deploymentDeps = objects.find((r) => r.type === 'kubernetes:apps/v1:Deployment')!.dependencies;
     expect(deploymentDeps.sort()).toEqual(
-      [urnOf('sample:ns', 'Namespace'), urnOf('sample:config', 'ConfigMap'), urnOf('sample:sa', 'ServiceAccount')].sort(),
+      [
+        urnOf('sample:ns', 'Namespace'),
+        urnOf('sample:config', 'ConfigMap'),
+        urnOf('sample:sa', 'ServiceAccount'),
+      ].sort(),
     );
     expect(objects.find((r) => r.type.endsWith('EnvoyExtensionPolicy'))!.dependencies.sort()).toEqual(
       [urnOf('sample:ns', 'Namespace'), urnOf('sample:svc', 'Service')].sort(),
@@ -277,15 +302,23 @@ describe('Cdk8sChart under mocks', () => {
     const chart = new Chart(new (await import('cdk8s')).App(), 'direct');
     buildSample(chart, { namespace: 'demo', greeting: 'hi' });
     expect(await valueOf(component.manifests)).toEqual(chart.toJson());
-    const byName = (a: KubeObject, b: KubeObject) => `${a.kind}/${a.metadata?.name}`.localeCompare(`${b.kind}/${b.metadata?.name}`);
-    expect(objects.map(({ inputs }) => inputs as unknown as KubeObject).sort(byName)).toEqual(chart.toJson().sort(byName));
+    const byName = (a: KubeObject, b: KubeObject) =>
+      `${a.kind}/${a.metadata?.name}`.localeCompare(`${b.kind}/${b.metadata?.name}`);
+    expect(objects.map(({ inputs }) => inputs as unknown as KubeObject).sort(byName)).toEqual(
+      chart.toJson().sort(byName),
+    );
   });
 
   it('resolves Output inputs before building, and the objects depend on the resources behind them', async () => {
     const mocks = await useMocks();
     const namespace = new k8s.core.v1.Namespace('team', { metadata: { name: 'team-a' } });
-    await inApp((app) =>
-      new Cdk8sChart('resolved', { props: { namespace: namespace.metadata.name, greeting: pulumi.output('hello') }, build: buildSample }, { parent: app }),
+    await inApp(
+      (app) =>
+        new Cdk8sChart(
+          'resolved',
+          { props: { namespace: namespace.metadata.name, greeting: pulumi.output('hello') }, build: buildSample },
+          { parent: app },
+        ),
     );
     const objects = kubeObjects(mocks.registrations).filter((r) => r.name.startsWith('resolved:'));
     const config = objects.find((r) => r.type.endsWith('ConfigMap'))!;
@@ -302,8 +335,13 @@ describe('Cdk8sChart under mocks', () => {
   it('plans the objects with placeholders and registers them with unknown inputs when an input is unknown during preview', async () => {
     const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
     const namespace = new k8s.core.v1.Namespace('team', { metadata: { name: 'team-a' } });
-    const component = await inApp((app) =>
-      new Cdk8sChart('preview', { props: { namespace: namespace.metadata.name, greeting: 'hi' }, build: buildSample }, { parent: app }),
+    const component = await inApp(
+      (app) =>
+        new Cdk8sChart(
+          'preview',
+          { props: { namespace: namespace.metadata.name, greeting: 'hi' }, build: buildSample },
+          { parent: app },
+        ),
     );
     const objects = kubeObjects(mocks.registrations).filter((r) => r.name.startsWith('preview:'));
     expect(objects).toHaveLength(6);
@@ -323,14 +361,21 @@ describe('Cdk8sChart under mocks', () => {
     ['invalid-props', 'broken: invalid prop "x"'],
     ['invalid-output', 'Cdk8sChart got namespace "Not-Valid"'],
     ['construct-validation', 'Validation failed with the following errors:\n  [validated] needs at least one route'],
-    ['secret-outside-processor-namespace', 'openai/ProviderBackend: invalid credentials.namespace "elsewhere": Secret "openai-key" must be in namespace "ai"'],
+    [
+      'secret-outside-processor-namespace',
+      'openai/ProviderBackend: invalid credentials.namespace "elsewhere": Secret "openai-key" must be in namespace "ai"',
+    ],
     ['program-throws', 'lookup failed'],
   ])('fails the run when the model cannot be built (%s)', (scenario, message) => {
-    const run = spawnSync(path.join(ROOT, 'node_modules', '.bin', 'tsx'), [path.join(__dirname, 'programs', 'failing.ts'), scenario], {
-      cwd: ROOT,
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+    const run = spawnSync(
+      path.join(ROOT, 'node_modules', '.bin', 'tsx'),
+      [path.join(__dirname, 'programs', 'failing.ts'), scenario],
+      {
+        cwd: ROOT,
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
     expect(run.status).toBe(1);
     expect(run.stderr).toContain(message);
   });
@@ -338,28 +383,35 @@ describe('Cdk8sChart under mocks', () => {
   it('registers nothing but does not fail when the model cannot be planned from placeholders during preview', async () => {
     const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
     const namespace = new k8s.core.v1.Namespace('team', { metadata: { name: 'team-a' } });
-    const component = await inApp((app) =>
-      new Cdk8sChart(
-        'picky',
-        {
-          props: { namespace: namespace.metadata.name },
-          build: (chart, props) => {
-            if (props.namespace !== 'team-a') throw new Error(`namespace ${props.namespace} is not admitted`);
-            new ApiObject(chart, 'c', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: props.namespace } });
+    const component = await inApp(
+      (app) =>
+        new Cdk8sChart(
+          'picky',
+          {
+            props: { namespace: namespace.metadata.name },
+            build: (chart, props) => {
+              if (props.namespace !== 'team-a') throw new Error(`namespace ${props.namespace} is not admitted`);
+              new ApiObject(chart, 'c', {
+                apiVersion: 'v1',
+                kind: 'ConfigMap',
+                metadata: { name: 'c', namespace: props.namespace },
+              });
+            },
           },
-        },
-        { parent: app },
-      ),
+          { parent: app },
+        ),
     );
     expect(kubeObjects(mocks.registrations).filter((r) => r.name.startsWith('picky:'))).toEqual([]);
     expect(await isKnown(component.manifests)).toBe(false);
   });
 
-  it('refuses a chart\'s manifests as an input of the same app (they resolve once the app is built)', async () => {
+  it("refuses a chart's manifests as an input of the same app (they resolve once the app is built)", async () => {
     await useMocks();
     await inApp((app) => {
       const first = new Cdk8sChart('first', { props: {}, build: () => undefined }, { parent: app });
-      expect(() => new Cdk8sChart('second', { props: { other: first.manifests }, build: () => undefined }, { parent: app })).toThrow(
+      expect(
+        () => new Cdk8sChart('second', { props: { other: first.manifests }, build: () => undefined }, { parent: app }),
+      ).toThrow(
         'Cdk8sChart "second": an input is an output of Cdk8sChart "first", which only resolves once AIGatewayApp "app" is built',
       );
     });

@@ -42,14 +42,18 @@ describe('the package entry point', () => {
 });
 
 describe('the API reports', () => {
-  it('match the built declarations of both entry points (npm run api:check)', () => {
-    const script = path.join(ROOT, 'scripts', 'api-report.mjs');
-    const check = spawnSync(process.execPath, [script], { cwd: ROOT, encoding: 'utf8' });
-    expect(check.stderr).not.toContain('does not match');
-    expect(check.status).toBe(0);
-    expect(fs.existsSync(path.join(ROOT, 'api', 'ai-gateway-constructs.api.md'))).toBe(true);
-    expect(fs.existsSync(path.join(ROOT, 'api', 'ai-gateway-constructs-pulumi.api.md'))).toBe(true);
-  }, TIMEOUT);
+  it(
+    'match the built declarations of both entry points (npm run api:check)',
+    () => {
+      const script = path.join(ROOT, 'scripts', 'api-report.mjs');
+      const check = spawnSync(process.execPath, [script], { cwd: ROOT, encoding: 'utf8' });
+      expect(check.stderr).not.toContain('does not match');
+      expect(check.status).toBe(0);
+      expect(fs.existsSync(path.join(ROOT, 'api', 'ai-gateway-constructs.api.md'))).toBe(true);
+      expect(fs.existsSync(path.join(ROOT, 'api', 'ai-gateway-constructs-pulumi.api.md'))).toBe(true);
+    },
+    TIMEOUT,
+  );
 
   describe('checked against declarations that export one more name', () => {
     const fixture = path.join(ROOT, 'build', 'api-report-test');
@@ -94,22 +98,30 @@ describe('the API reports', () => {
 
     afterAll(() => fs.rmSync(fixture, { recursive: true, force: true }));
 
-    it('pass when nothing changed', () => {
-      const { result } = check(undefined);
-      expect(result.apiReportChanged).toBe(false);
-      expect(result.succeeded).toBe(true);
-    }, TIMEOUT);
+    it(
+      'pass when nothing changed',
+      () => {
+        const { result } = check(undefined);
+        expect(result.apiReportChanged).toBe(false);
+        expect(result.succeeded).toBe(true);
+      },
+      TIMEOUT,
+    );
 
-    it('fail, and leave the report as it was, when the surface changed without it', () => {
-      const before = fs.readFileSync(path.join(ROOT, 'api', 'ai-gateway-constructs.api.md'), 'utf8');
-      const { result, messages, reportText } = check('export declare const UNREVIEWED_EXPORT: number;');
-      expect(result.apiReportChanged).toBe(true);
-      expect(result.succeeded).toBe(false);
-      expect(messages.join('\n')).toContain('You have changed the API signature for this project');
-      expect(reportText).toBe(before);
-      expect(fs.readFileSync(path.join(fixture, 'temp', 'ai-gateway-constructs.api.md'), 'utf8')).toContain(
-        'export const UNREVIEWED_EXPORT: number;',
-      );
-    }, TIMEOUT);
+    it(
+      'fail, and leave the report as it was, when the surface changed without it',
+      () => {
+        const before = fs.readFileSync(path.join(ROOT, 'api', 'ai-gateway-constructs.api.md'), 'utf8');
+        const { result, messages, reportText } = check('export declare const UNREVIEWED_EXPORT: number;');
+        expect(result.apiReportChanged).toBe(true);
+        expect(result.succeeded).toBe(false);
+        expect(messages.join('\n')).toContain('You have changed the API signature for this project');
+        expect(reportText).toBe(before);
+        expect(fs.readFileSync(path.join(fixture, 'temp', 'ai-gateway-constructs.api.md'), 'utf8')).toContain(
+          'export const UNREVIEWED_EXPORT: number;',
+        );
+      },
+      TIMEOUT,
+    );
   });
 });

@@ -172,39 +172,75 @@ console.log(JSON.stringify({
         ]),
       );
       expect(result.kinds).toEqual(
-        expect.arrayContaining(['Gateway', 'HTTPRoute', 'Backend', 'EnvoyExtensionPolicy', 'Deployment', 'ConfigMap', 'Service']),
+        expect.arrayContaining([
+          'Gateway',
+          'HTTPRoute',
+          'Backend',
+          'EnvoyExtensionPolicy',
+          'Deployment',
+          'ConfigMap',
+          'Service',
+        ]),
       );
       expect(result.image).toBe(`ghcr.io/ai-gateway-constructs/ai-gateway-processor:${version}`);
       expect(result.deploymentImage).toBe(result.image);
     });
 
     it('installs the ai-gateway command, which serves synthesized manifests with the bundled processor', () => {
-      const help = execFileSync(path.join(consumer, 'node_modules', '.bin', 'ai-gateway'), ['--help'], { cwd: consumer, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      const help = execFileSync(path.join(consumer, 'node_modules', '.bin', 'ai-gateway'), ['--help'], {
+        cwd: consumer,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       expect(help).toContain('ai-gateway dev');
-      const entry = path.join(consumer, 'node_modules', 'ai-gateway-constructs', 'build', 'processor', 'dist', 'main.js');
-      expect(execFileSync(process.execPath, [entry, '--help'], { cwd: consumer, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })).toContain('--config');
+      const entry = path.join(
+        consumer,
+        'node_modules',
+        'ai-gateway-constructs',
+        'build',
+        'processor',
+        'dist',
+        'main.js',
+      );
+      expect(
+        execFileSync(process.execPath, [entry, '--help'], {
+          cwd: consumer,
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        }),
+      ).toContain('--config');
     });
 
-    it('type-checks a TypeScript consumer of both entry points', () => {
-      npm(
-        consumer,
-        'install',
-        '--prefer-offline',
-        '--ignore-scripts',
-        `@pulumi/pulumi@${installedVersion('@pulumi/pulumi')}`,
-        `@pulumi/kubernetes@${installedVersion('@pulumi/kubernetes')}`,
-        `@types/node@${installedVersion('@types/node')}`,
-      );
-      fs.writeFileSync(
-        path.join(consumer, 'tsconfig.json'),
-        JSON.stringify({
-          compilerOptions: { strict: true, module: 'node16', moduleResolution: 'node16', target: 'ES2022', types: ['node'], noEmit: true, skipLibCheck: true },
-          files: ['consumer.ts'],
-        }),
-      );
-      fs.writeFileSync(
-        path.join(consumer, 'consumer.ts'),
-        `
+    it(
+      'type-checks a TypeScript consumer of both entry points',
+      () => {
+        npm(
+          consumer,
+          'install',
+          '--prefer-offline',
+          '--ignore-scripts',
+          `@pulumi/pulumi@${installedVersion('@pulumi/pulumi')}`,
+          `@pulumi/kubernetes@${installedVersion('@pulumi/kubernetes')}`,
+          `@types/node@${installedVersion('@types/node')}`,
+        );
+        fs.writeFileSync(
+          path.join(consumer, 'tsconfig.json'),
+          JSON.stringify({
+            compilerOptions: {
+              strict: true,
+              module: 'node16',
+              moduleResolution: 'node16',
+              target: 'ES2022',
+              types: ['node'],
+              noEmit: true,
+              skipLibCheck: true,
+            },
+            files: ['consumer.ts'],
+          }),
+        );
+        fs.writeFileSync(
+          path.join(consumer, 'consumer.ts'),
+          `
 import { App, Chart } from 'cdk8s';
 import { AIGateway, MODEL_HEADER, ProcessorImage } from 'ai-gateway-constructs';
 // Internals are no part of the package's API: the root exports named things only.
@@ -218,18 +254,22 @@ const header: 'x-ai-eg-model' = MODEL_HEADER;
 const components: unknown[] = [aiPulumi.AIGatewayApp, aiPulumi.AIGateway, aiPulumi.AIRoute, aiPulumi.TokenRateLimit, aiPulumi.ProviderBackend, aiPulumi.ManagedCredentials];
 export { gateway, image, header, components };
 `,
-      );
-      execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', consumer], {
-        cwd: consumer,
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-    }, TIMEOUT);
+        );
+        execFileSync(process.execPath, [path.join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', consumer], {
+          cwd: consumer,
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+      },
+      TIMEOUT,
+    );
 
-    it('runs a Pulumi program from the ./pulumi entry point under mocks, keeping the API key secret', () => {
-      fs.writeFileSync(
-        path.join(consumer, 'pulumi-program.js'),
-        `
+    it(
+      'runs a Pulumi program from the ./pulumi entry point under mocks, keeping the API key secret',
+      () => {
+        fs.writeFileSync(
+          path.join(consumer, 'pulumi-program.js'),
+          `
 const pulumi = require('@pulumi/pulumi');
 const registered = [];
 async function main() {
@@ -270,21 +310,23 @@ async function main() {
 }
 main().catch((error) => { console.error(error); process.exit(1); });
 `,
-      );
-      const result = JSON.parse(node(consumer, 'pulumi-program.js'));
-      expect(result.types).toEqual(
-        expect.arrayContaining([
-          'ai-gateway:index:AIGateway',
-          'ai-gateway:index:AIRoute',
-          'ai-gateway:index:ProviderBackend',
-          'kubernetes:apps/v1:Deployment',
-          'kubernetes:core/v1:ConfigMap',
-          'kubernetes:core/v1:Secret',
-          'kubernetes:gateway.networking.k8s.io/v1:HTTPRoute',
-        ]),
-      );
-      expect(result.secretCreated).toBe(true);
-      expect(result.configMapHasKey).toBe(false);
-    }, TIMEOUT);
+        );
+        const result = JSON.parse(node(consumer, 'pulumi-program.js'));
+        expect(result.types).toEqual(
+          expect.arrayContaining([
+            'ai-gateway:index:AIGateway',
+            'ai-gateway:index:AIRoute',
+            'ai-gateway:index:ProviderBackend',
+            'kubernetes:apps/v1:Deployment',
+            'kubernetes:core/v1:ConfigMap',
+            'kubernetes:core/v1:Secret',
+            'kubernetes:gateway.networking.k8s.io/v1:HTTPRoute',
+          ]),
+        );
+        expect(result.secretCreated).toBe(true);
+        expect(result.configMapHasKey).toBe(false);
+      },
+      TIMEOUT,
+    );
   });
 });

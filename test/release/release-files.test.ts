@@ -125,7 +125,9 @@ describe('processor/Dockerfile', () => {
   });
 
   it('carries OCI labels for source, version and license', () => {
-    const labels = all(runtime, 'LABEL').map((i) => i.args).join(' ');
+    const labels = all(runtime, 'LABEL')
+      .map((i) => i.args)
+      .join(' ');
     expect(labels).toMatch(/org\.opencontainers\.image\.source="https:\/\/[^"]+"/);
     expect(labels).toContain('org.opencontainers.image.version="${VERSION}"');
     expect(labels).toContain('org.opencontainers.image.licenses="Apache-2.0"');
@@ -178,7 +180,9 @@ describe('release workflow', () => {
 
   it('checks the tag against the package versions before anything else', () => {
     expect(needs('verify-version')).toEqual([]);
-    expect(steps('verify-version').some((s) => s.run?.includes('scripts/release-check.mjs --tag "$GITHUB_REF_NAME"'))).toBe(true);
+    expect(
+      steps('verify-version').some((s) => s.run?.includes('scripts/release-check.mjs --tag "$GITHUB_REF_NAME"')),
+    ).toBe(true);
   });
 
   it('tests from a clean checkout with the reference material beside it', () => {
@@ -194,7 +198,9 @@ describe('release workflow', () => {
     expect(push?.with?.platforms.split(',')).toEqual(expect.arrayContaining(['linux/amd64', 'linux/arm64']));
     expect(push?.with?.['build-args']).toBe('VERSION=${{ needs.verify-version.outputs.version }}');
     expect(push?.with?.tags).toBe('${{ env.IMAGE_REPOSITORY }}:${{ needs.verify-version.outputs.version }}');
-    expect(steps('image').some((s) => s.run?.includes('release-check.mjs') && s.run.includes('--image-config'))).toBe(true);
+    expect(steps('image').some((s) => s.run?.includes('release-check.mjs') && s.run.includes('--image-config'))).toBe(
+      true,
+    );
   });
 
   it('publishes to npm only after the image, and only if the library points at that image', () => {
@@ -243,6 +249,8 @@ describe('scripts/release-check.mjs', () => {
   });
 
   it('is plain Node.js (runs before npm ci in the workflow)', () => {
-    expect(() => execFileSync(process.execPath, ['--check', path.join(ROOT, 'scripts', 'release-check.mjs')])).not.toThrow();
+    expect(() =>
+      execFileSync(process.execPath, ['--check', path.join(ROOT, 'scripts', 'release-check.mjs')]),
+    ).not.toThrow();
   });
 });

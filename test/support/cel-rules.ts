@@ -21,8 +21,27 @@ type Schema = {
 
 /** CEL identifiers that Kubernetes escapes as `__name__` in field access. */
 const RESERVED = new Set([
-  'true', 'false', 'null', 'in', 'as', 'break', 'const', 'continue', 'else', 'for', 'function', 'if', 'import',
-  'let', 'loop', 'package', 'namespace', 'return', 'var', 'void', 'while',
+  'true',
+  'false',
+  'null',
+  'in',
+  'as',
+  'break',
+  'const',
+  'continue',
+  'else',
+  'for',
+  'function',
+  'if',
+  'import',
+  'let',
+  'loop',
+  'package',
+  'namespace',
+  'return',
+  'var',
+  'void',
+  'while',
 ]);
 
 const env = celEnv({});
@@ -49,7 +68,9 @@ function walk(node: Schema, data: unknown, path: string, results: CelRuleResult[
     data.forEach((item, i) => walk(node.items!, item, `${path}/${i}`, results));
   } else if (data !== null && typeof data === 'object') {
     for (const [key, value] of Object.entries(data)) {
-      const child = node.properties?.[key] ?? (typeof node.additionalProperties === 'object' ? node.additionalProperties : undefined);
+      const child =
+        node.properties?.[key] ??
+        (typeof node.additionalProperties === 'object' ? node.additionalProperties : undefined);
       if (child) walk(child, value, `${path}/${key}`, results);
     }
   }
@@ -77,7 +98,8 @@ function withDefaults(node: Schema, data: unknown): unknown {
   if (data === null || typeof data !== 'object') return data;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(data)) {
-    const child = node.properties?.[key] ?? (typeof node.additionalProperties === 'object' ? node.additionalProperties : undefined);
+    const child =
+      node.properties?.[key] ?? (typeof node.additionalProperties === 'object' ? node.additionalProperties : undefined);
     out[key] = child ? withDefaults(child, value) : value;
   }
   for (const [key, child] of Object.entries(node.properties ?? {})) {
@@ -96,7 +118,9 @@ function toCel(node: Schema | undefined, data: unknown): unknown {
   if (data === null || typeof data !== 'object') return data;
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(data)) {
-    const child = node?.properties?.[key] ?? (typeof node?.additionalProperties === 'object' ? node.additionalProperties : undefined);
+    const child =
+      node?.properties?.[key] ??
+      (typeof node?.additionalProperties === 'object' ? node.additionalProperties : undefined);
     const converted = toCel(child, value);
     out[key] = converted;
     if (RESERVED.has(key)) out[`__${key}__`] = converted;

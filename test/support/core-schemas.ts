@@ -67,7 +67,11 @@ export class CoreSchemaValidator {
     const record = value as Record<string, unknown>;
     const members = new Map<string, ts.PropertySignature>();
     for (const member of declaration.members) {
-      if (ts.isPropertySignature(member) && member.name && (ts.isIdentifier(member.name) || ts.isStringLiteral(member.name))) {
+      if (
+        ts.isPropertySignature(member) &&
+        member.name &&
+        (ts.isIdentifier(member.name) || ts.isStringLiteral(member.name))
+      ) {
         members.set(member.name.text, member);
       }
     }
@@ -78,7 +82,8 @@ export class CoreSchemaValidator {
     }
     for (const [jsonKey, tsKey] of jsonNames) {
       const member = members.get(tsKey);
-      if (member && !member.questionToken && record[jsonKey] === undefined) problems.push(`${path}/${jsonKey}: required by ${name}`);
+      if (member && !member.questionToken && record[jsonKey] === undefined)
+        problems.push(`${path}/${jsonKey}: required by ${name}`);
     }
     for (const [jsonKey, child] of Object.entries(record)) {
       const key = jsonNames.get(jsonKey);
@@ -125,7 +130,8 @@ export class CoreSchemaValidator {
     if (ts.isTypeReferenceNode(type) && ts.isIdentifier(type.typeName)) {
       const name = type.typeName.text;
       if (name === 'IntOrString') {
-        if (typeof value !== 'string' && !(typeof value === 'number' && Number.isInteger(value))) problems.push(`${path}: must be an integer or a string`);
+        if (typeof value !== 'string' && !(typeof value === 'number' && Number.isInteger(value)))
+          problems.push(`${path}: must be an integer or a string`);
         return;
       }
       if (name === 'Quantity') {

@@ -47,9 +47,14 @@ export class CrdSchemaValidator {
     if (!schema) {
       const [group, version] = apiVersion.split('/');
       const set = SET_BY_GROUP[group];
-      const entry = this.index.find((e) => e.group === group && e.version === version && e.kind === kind && e.file.startsWith(`${set}/`));
+      const entry = this.index.find(
+        (e) => e.group === group && e.version === version && e.kind === kind && e.file.startsWith(`${set}/`),
+      );
       if (!entry) throw new Error(`no CRD schema for ${apiVersion} ${kind} in ${set}`);
-      schema = JSON.parse(fs.readFileSync(path.join(this.jsonschemaDir, entry.file), 'utf8')) as Record<string, unknown>;
+      schema = JSON.parse(fs.readFileSync(path.join(this.jsonschemaDir, entry.file), 'utf8')) as Record<
+        string,
+        unknown
+      >;
       this.raw.set(key, schema);
     }
     return schema;
@@ -67,6 +72,8 @@ export class CrdSchemaValidator {
       this.compiled.set(key, validate);
     }
     if (validate(object)) return [];
-    return (validate.errors ?? []).map((e) => `${e.instancePath || '/'} ${e.message}${e.params ? ` ${JSON.stringify(e.params)}` : ''}`);
+    return (validate.errors ?? []).map(
+      (e) => `${e.instancePath || '/'} ${e.message}${e.params ? ` ${JSON.stringify(e.params)}` : ''}`,
+    );
   }
 }

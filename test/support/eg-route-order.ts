@@ -16,7 +16,11 @@ export interface RouteEntry {
   readonly match: number;
   readonly host: string;
   readonly path: { readonly type: 'Exact' | 'PathPrefix' | 'RegularExpression'; readonly value: string };
-  readonly headers: readonly { readonly type: 'Exact' | 'RegularExpression'; readonly name: string; readonly value: string }[];
+  readonly headers: readonly {
+    readonly type: 'Exact' | 'RegularExpression';
+    readonly name: string;
+    readonly value: string;
+  }[];
 }
 
 const PATH_TYPE_RANK = { Exact: 3, RegularExpression: 2, PathPrefix: 1 } as const;
@@ -36,13 +40,18 @@ function compare(a: RouteEntry, b: RouteEntry): number {
 }
 
 /** The route entries of every HTTPRoute among `manifests` attached to the gateway, in EG order. */
-export function orderedEntries(manifests: readonly Manifest[], gateway: { namespace: string; name: string }): RouteEntry[] {
+export function orderedEntries(
+  manifests: readonly Manifest[],
+  gateway: { namespace: string; name: string },
+): RouteEntry[] {
   const entries: RouteEntry[] = [];
   for (const object of manifests) {
     if (object.kind !== 'HTTPRoute') continue;
     const spec = (object as any).spec;
     const namespace = object.metadata.namespace ?? 'default';
-    const attached = (spec.parentRefs ?? []).some((p: any) => p.name === gateway.name && (p.namespace ?? namespace) === gateway.namespace);
+    const attached = (spec.parentRefs ?? []).some(
+      (p: any) => p.name === gateway.name && (p.namespace ?? namespace) === gateway.namespace,
+    );
     if (!attached) continue;
     const hosts: string[] = spec.hostnames?.length ? spec.hostnames : ['*'];
     spec.rules.forEach((rule: any, r: number) => {
@@ -55,14 +64,21 @@ export function orderedEntries(manifests: readonly Manifest[], gateway: { namesp
             match: m,
             host,
             path: match.path ?? { type: 'PathPrefix', value: '/' },
-            headers: (match.headers ?? []).map((h: any) => ({ type: h.type ?? 'Exact', name: h.name.toLowerCase(), value: h.value })),
+            headers: (match.headers ?? []).map((h: any) => ({
+              type: h.type ?? 'Exact',
+              name: h.name.toLowerCase(),
+              value: h.value,
+            })),
           });
         }
       });
     });
   }
   // sort.Stable(sort.Reverse(...)): highest precedence first, ties in input order.
-  return entries.map((entry, index) => ({ entry, index })).sort((a, b) => compare(b.entry, a.entry) || a.index - b.index).map((x) => x.entry);
+  return entries
+    .map((entry, index) => ({ entry, index }))
+    .sort((a, b) => compare(b.entry, a.entry) || a.index - b.index)
+    .map((x) => x.entry);
 }
 
 function pathMatches(entry: RouteEntry, rawPath: string): boolean {
@@ -77,7 +93,9 @@ function pathMatches(entry: RouteEntry, rawPath: string): boolean {
 function virtualHostOf(entries: readonly RouteEntry[], host: string): string | undefined {
   const hosts = new Set(entries.map((e) => e.host));
   if (hosts.has(host)) return host;
-  const wildcard = [...hosts].filter((h) => h.startsWith('*.') && host.endsWith(h.slice(1))).sort((a, b) => b.length - a.length)[0];
+  const wildcard = [...hosts]
+    .filter((h) => h.startsWith('*.') && host.endsWith(h.slice(1)))
+    .sort((a, b) => b.length - a.length)[0];
   if (wildcard !== undefined) return wildcard;
   return hosts.has('*') ? '*' : undefined;
 }

@@ -15,8 +15,14 @@ export function gatewayFixture(): GatewayFixture {
   const app = Testing.app();
   const platform = new Chart(app, 'platform', { namespace: 'platform' });
   const team = new Chart(app, 'team', { namespace: 'team' });
-  const gateway = new AIGateway(platform, 'Gateway', { name: 'gw', allowedRoutes: AllowedRoutes.fromNamespaces('platform', 'team') });
-  const openai = ProviderBackend.openAI(platform, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'api-key' }) });
+  const gateway = new AIGateway(platform, 'Gateway', {
+    name: 'gw',
+    allowedRoutes: AllowedRoutes.fromNamespaces('platform', 'team'),
+  });
+  const openai = ProviderBackend.openAI(platform, 'OpenAI', {
+    name: 'openai',
+    credentials: Credentials.apiKey({ secretName: 'openai', key: 'api-key' }),
+  });
   const anthropic = ProviderBackend.anthropic(platform, 'Anthropic', {
     name: 'anthropic',
     credentials: Credentials.apiKey({ secretName: 'anthropic', key: 'api-key' }),

@@ -30,8 +30,15 @@ export function findAll(manifests: readonly Manifest[], kind: string): Manifest[
 }
 
 /** The one manifest of `kind` (and `name`); throws if there is not exactly one. */
-export function findOne(manifests: readonly Manifest[], kind: string, name?: string): Manifest & { spec?: any; data?: any } {
+export function findOne(
+  manifests: readonly Manifest[],
+  kind: string,
+  name?: string,
+): Manifest & { spec?: any; data?: any } {
   const found = manifests.filter((m) => m.kind === kind && (name === undefined || m.metadata.name === name));
-  if (found.length !== 1) throw new Error(`expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}: ${found.map((m) => m.metadata.name).join(', ')}`);
-  return found[0] as Manifest & { spec?: any; data?: any };
+  if (found.length !== 1)
+    throw new Error(
+      `expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}: ${found.map((m) => m.metadata.name).join(', ')}`,
+    );
+  return found[0];
 }

@@ -3,7 +3,13 @@
  * hence one connection pool, per ext_proc service), one bidirectional `Process` stream per HTTP stream.
  */
 import * as grpc from '@grpc/grpc-js';
-import { createExtProcCodec, PROCESS_METHOD_PATH, type DecodedResponse, type ExtProcCodec, type OutgoingRequest } from './protocol';
+import {
+  createExtProcCodec,
+  PROCESS_METHOD_PATH,
+  type DecodedResponse,
+  type ExtProcCodec,
+  type OutgoingRequest,
+} from './protocol';
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // A buffered body travels in one message; the listener's buffer limit bounds it, not gRPC.
@@ -91,7 +97,10 @@ export class ExtProcClients {
     const key = `${target}\u0000${authority}`;
     let client = this.clients.get(key);
     if (!client) {
-      client = new grpc.Client(target, grpc.credentials.createInsecure(), { ...CHANNEL_OPTIONS, 'grpc.default_authority': authority });
+      client = new grpc.Client(target, grpc.credentials.createInsecure(), {
+        ...CHANNEL_OPTIONS,
+        'grpc.default_authority': authority,
+      });
       this.clients.set(key, client);
     }
     return client;

@@ -22,7 +22,10 @@ type Operation = 'set' | 'append' | 'remove';
 export function headersToWire(headers: HeaderMap): WireHeaderValue[] {
   const entries = headers.list();
   // Envoy's header map keeps pseudo headers in front of the others.
-  const ordered = [...entries.filter(([name]) => name.startsWith(':')), ...entries.filter(([name]) => !name.startsWith(':'))];
+  const ordered = [
+    ...entries.filter(([name]) => name.startsWith(':')),
+    ...entries.filter(([name]) => !name.startsWith(':')),
+  ];
   return ordered.map(([key, value]) => ({ key, rawValue: Buffer.from(value, 'latin1') }));
 }
 
@@ -59,7 +62,8 @@ export function applyHeaderMutation(
       throw new MutationError('Only one of value or raw_value in the HeaderValue message should be set.');
     }
     const value = Buffer.from(rawValue.buffer, rawValue.byteOffset, rawValue.byteLength).toString('latin1');
-    if (!headerNameIsValid(key) || !headerValueIsValid(value)) throw new MutationError('Invalid character in set_headers mutation.');
+    if (!headerNameIsValid(key) || !headerValueIsValid(value))
+      throw new MutationError('Invalid character in set_headers mutation.');
     const name = key.toLowerCase();
     const append = option.append?.value === true;
     const operation: Operation = append && headers.has(name) ? 'append' : 'set';
@@ -132,4 +136,3 @@ export function mutatedBodyLength(mutation: DecodedBodyMutation): number {
 export function detailsOf(text: string): string {
   return text.replace(/[ \t\n\v\f\r]/g, '_');
 }
-

@@ -110,8 +110,8 @@ export function createExtProcCodec(root: Root = loadExtProcRoot()): ExtProcCodec
   const responseType = root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse');
   return {
     serializeRequest: (request) => encode(requestType, toWireRequest(request)),
-    deserializeResponse: (bytes) => fromWireResponse(responseType.toObject(responseType.decode(bytes), TO_OBJECT) as Record<string, unknown>),
-    deserializeRequest: (bytes) => requestType.toObject(requestType.decode(bytes), TO_OBJECT) as Record<string, unknown>,
+    deserializeResponse: (bytes) => fromWireResponse(responseType.toObject(responseType.decode(bytes), TO_OBJECT)),
+    deserializeRequest: (bytes) => requestType.toObject(requestType.decode(bytes), TO_OBJECT),
     serializeResponse: (response) => encode(responseType, response),
   };
 }
@@ -130,7 +130,8 @@ function toWireRequest(request: OutgoingRequest): Record<string, unknown> {
   delete wire.attributes;
   if (request.metadataContext) {
     const filterMetadata: Record<string, unknown> = {};
-    for (const [namespace, value] of Object.entries(request.metadataContext)) filterMetadata[namespace] = toStruct(value);
+    for (const [namespace, value] of Object.entries(request.metadataContext))
+      filterMetadata[namespace] = toStruct(value);
     wire.metadataContext = { filterMetadata };
   }
   if (request.attributes) wire.attributes = { 'envoy.filters.http.ext_proc': toStruct(request.attributes) };
@@ -215,7 +216,9 @@ function loadDescriptor(): INamespace {
   if (fs.existsSync(generated)) return JSON.parse(fs.readFileSync(generated, 'utf8')) as INamespace;
   const compiler = path.join(__dirname, '..', '..', '..', 'scripts', 'ext-proc-descriptor.cjs');
   if (!fs.existsSync(compiler)) {
-    throw new Error(`ext_proc: neither the compiled descriptor ${generated} nor the proto compiler ${compiler} exists; rebuild the package`);
+    throw new Error(
+      `ext_proc: neither the compiled descriptor ${generated} nor the proto compiler ${compiler} exists; rebuild the package`,
+    );
   }
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return (require(compiler) as { buildExtProcDescriptor(): INamespace }).buildExtProcDescriptor();

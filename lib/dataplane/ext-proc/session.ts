@@ -9,7 +9,15 @@
  * Envoy produces when the body arrived before the headers answer: one request body message with
  * `end_of_stream: true`, in every body mode.
  */
-import { CONTINUE, HeaderMap, type DecodeResult, type EncodeResult, type LocalReply, type LocalReplyAction, type StreamContext } from '../filter';
+import {
+  CONTINUE,
+  HeaderMap,
+  type DecodeResult,
+  type EncodeResult,
+  type LocalReply,
+  type LocalReplyAction,
+  type StreamContext,
+} from '../filter';
 import { evaluateAttributes } from './attributes';
 import type { ExtProcClients, ExtProcStream } from './client';
 import {
@@ -137,7 +145,9 @@ export class ExtProcSession {
       return CONTINUE;
     }
     this.request.headersHeld = true;
-    const answer = this.exchange('request', 'requestHeaders', { requestHeaders: { headers: { headers: headersToWire(headers) }, endOfStream } });
+    const answer = this.exchange('request', 'requestHeaders', {
+      requestHeaders: { headers: { headers: headersToWire(headers) }, endOfStream },
+    });
     // Envoy drops the length as soon as the message is on its way, before the answer.
     this.removeContentLengthIfNeeded(this.request, headers);
     const outcome = await answer;
@@ -161,7 +171,8 @@ export class ExtProcSession {
     } else if (endOfStream || this.request.bodyMode === BodySendMode.NONE) {
       this.request.headersHeld = false;
     }
-    if ((endOfStream || this.request.bodyMode === BodySendMode.NONE) && noExternalProcess(this.response)) this.closeAfterLastAnswer();
+    if ((endOfStream || this.request.bodyMode === BodySendMode.NONE) && noExternalProcess(this.response))
+      this.closeAfterLastAnswer();
     return CONTINUE;
   }
 
@@ -172,7 +183,8 @@ export class ExtProcSession {
     const body = this.stream.requestBody;
     if (this.settings.shadowMode) {
       // Observability mode sends bodies only in STREAMED mode.
-      if (this.request.bodyMode === BodySendMode.STREAMED) this.observe('request', { requestBody: { body, endOfStream: true } });
+      if (this.request.bodyMode === BodySendMode.STREAMED)
+        this.observe('request', { requestBody: { body, endOfStream: true } });
       return CONTINUE;
     }
     const mode = this.request.bodyMode;
@@ -214,7 +226,9 @@ export class ExtProcSession {
       return CONTINUE;
     }
     this.response.headersHeld = true;
-    const answer = this.exchange('response', 'responseHeaders', { responseHeaders: { headers: { headers: headersToWire(headers) }, endOfStream } });
+    const answer = this.exchange('response', 'responseHeaders', {
+      responseHeaders: { headers: { headers: headersToWire(headers) }, endOfStream },
+    });
     this.removeContentLengthIfNeeded(this.response, headers);
     const outcome = await answer;
     if (outcome.kind === 'reply') return { action: 'localReply', reply: outcome.reply };
@@ -249,7 +263,8 @@ export class ExtProcSession {
       return replacement;
     }
     if (this.settings.shadowMode) {
-      if (this.response.bodyMode === BodySendMode.STREAMED) this.observe('response', { responseBody: { body: chunk, endOfStream } });
+      if (this.response.bodyMode === BodySendMode.STREAMED)
+        this.observe('response', { responseBody: { body: chunk, endOfStream } });
       return chunk;
     }
     const mode = this.response.bodyMode;
@@ -270,7 +285,10 @@ export class ExtProcSession {
       this.responseHeld = [];
       this.complete = true;
       this.closeStream();
-      return { action: 'localReply', reply: { status: 500, body: 'Internal Server Error', details: 'response_payload_too_large' } };
+      return {
+        action: 'localReply',
+        reply: { status: 500, body: 'Internal Server Error', details: 'response_payload_too_large' },
+      };
     }
     const sendNow = endOfStream || (mode === BodySendMode.BUFFERED_PARTIAL && heldBytes > limit);
     if (!sendNow) return EMPTY;
@@ -304,7 +322,11 @@ export class ExtProcSession {
   // ---- answers ----
 
   /** Applies a headers answer's header mutation; a refused mutation ends processing with a `status_on_error` reply. */
-  private applyHeaders(common: DecodedCommonResponse, state: DirectionState, headers: HeaderMap): LocalReply | undefined {
+  private applyHeaders(
+    common: DecodedCommonResponse,
+    state: DirectionState,
+    headers: HeaderMap,
+  ): LocalReply | undefined {
     if (!common.headerMutation) return undefined;
     try {
       applyHeaderMutation(common.headerMutation, headers, {
@@ -333,7 +355,11 @@ export class ExtProcSession {
       }
       if (mode === BodySendMode.BUFFERED && common.bodyMutation && state.headersHeld && headers) {
         const declared = headers.get('content-length');
-        if (declared !== undefined && /^\d+$/.test(declared) && Number(declared) !== mutatedBodyLength(common.bodyMutation)) {
+        if (
+          declared !== undefined &&
+          /^\d+$/.test(declared) &&
+          Number(declared) !== mutatedBodyLength(common.bodyMutation)
+        ) {
           throw new MutationError('mismatch between content length and the length of the mutated body');
         }
       }
@@ -426,7 +452,11 @@ export class ExtProcSession {
     const names = this.settings.processingMode[direction]?.attributes ?? [];
     if (names.length > 0 && !state.attributesSent) {
       state.attributesSent = true;
-      out.attributes = evaluateAttributes(names, this.stream, direction === 'response' ? this.responseHeaders : undefined);
+      out.attributes = evaluateAttributes(
+        names,
+        this.stream,
+        direction === 'response' ? this.responseHeaders : undefined,
+      );
     }
     return out;
   }
@@ -469,7 +499,8 @@ export class ExtProcSession {
     if (response.overrideMessageTimeout) return;
     const pending = this.pending;
     const waitingForHeaders = pending?.expected === 'requestHeaders' || pending?.expected === 'responseHeaders';
-    if (this.settings.allowModeOverride && waitingForHeaders && response.modeOverride) this.overrideModes(response.modeOverride);
+    if (this.settings.allowModeOverride && waitingForHeaders && response.modeOverride)
+      this.overrideModes(response.modeOverride);
     const kind = response.response;
     if (kind !== undefined) this.writeMetadata(response);
     if (kind === 'immediateResponse') {
@@ -491,7 +522,10 @@ export class ExtProcSession {
       this.closeStream();
       this.settle({ kind: 'skip' });
     } else {
-      this.settle({ kind: 'reply', reply: this.errorReply(kind === undefined ? 'unhandled message' : 'spurious message') });
+      this.settle({
+        kind: 'reply',
+        reply: this.errorReply(kind === undefined ? 'unhandled message' : 'spurious message'),
+      });
     }
   }
 
@@ -503,7 +537,10 @@ export class ExtProcSession {
       this.settle({ kind: 'skip' });
       return;
     }
-    this.settle({ kind: 'reply', reply: { status: this.statusOnError(), details: detailsOf(`ext_proc_error_gRPC_error_${code}{${message}}`) } });
+    this.settle({
+      kind: 'reply',
+      reply: { status: this.statusOnError(), details: detailsOf(`ext_proc_error_gRPC_error_${code}{${message}}`) },
+    });
   }
 
   private onMessageTimeout(): void {
@@ -521,7 +558,9 @@ export class ExtProcSession {
   private overrideModes(mode: DecodedProcessingMode): void {
     const configured = envoyProcessingMode(this.settings);
     const sendHeaders = (override: number | undefined, fallback: 'SEND' | 'SKIP') =>
-      (override ?? HeaderSendMode.DEFAULT) === HeaderSendMode.DEFAULT ? fallback === 'SEND' : override !== HeaderSendMode.SKIP;
+      (override ?? HeaderSendMode.DEFAULT) === HeaderSendMode.DEFAULT
+        ? fallback === 'SEND'
+        : override !== HeaderSendMode.SKIP;
     this.request.sendHeaders = sendHeaders(mode.requestHeaderMode, configured.requestHeaderMode);
     this.request.bodyMode = mode.requestBodyMode ?? BodySendMode.NONE;
     this.response.sendHeaders = sendHeaders(mode.responseHeaderMode, configured.responseHeaderMode);
@@ -572,7 +611,9 @@ export function immediateReply(immediate: DecodedImmediateResponse): LocalReply 
     }
   }
   const finalStatus = Number(headers.get(':status') ?? status);
-  const body = immediate.body ? Buffer.from(immediate.body.buffer, immediate.body.byteOffset, immediate.body.byteLength) : EMPTY;
+  const body = immediate.body
+    ? Buffer.from(immediate.body.buffer, immediate.body.byteOffset, immediate.body.byteLength)
+    : EMPTY;
   return {
     status: finalStatus,
     headers: headers.list().filter(([name]) => !name.startsWith(':')),

@@ -25,7 +25,12 @@ export interface ExtProcSettings {
   /** EG's IR name, `envoyextensionpolicy/<ns>/<name>/extproc/<i>`; the HTTP filter is `envoy.filters.http.ext_proc/<name>`. */
   readonly name: string;
   /** The processor: `backendRefs[0]` (a Service, or an EG Backend). */
-  readonly service: { readonly kind: 'Service' | 'Backend'; readonly namespace: string; readonly name: string; readonly port?: number };
+  readonly service: {
+    readonly kind: 'Service' | 'Backend';
+    readonly namespace: string;
+    readonly name: string;
+    readonly port?: number;
+  };
   /** The `:authority` of the gRPC calls, `<name>.<namespace>[:<port>]` as EG sets it. */
   readonly authority: string;
   /**
@@ -101,20 +106,32 @@ export function extProcSettingsFromPolicy(policy: KubeObject, index: number): Ex
   if (!Array.isArray(list) || index < 0 || index >= list.length) throw new Error(`${where}: no such entry`);
   const entry = objectField(list[index], where);
 
-  const refs = Array.isArray(entry.backendRefs) && entry.backendRefs.length > 0 ? entry.backendRefs : entry.backendRef ? [entry.backendRef] : [];
+  const refs =
+    Array.isArray(entry.backendRefs) && entry.backendRefs.length > 0
+      ? entry.backendRefs
+      : entry.backendRef
+        ? [entry.backendRef]
+        : [];
   if (refs.length === 0) throw new Error(`${where}: backendRefs is required`);
-  if (refs.length > 1) throw new Error(`${where}: ${refs.length} backendRefs; the local data plane models one processor per extProc entry`);
+  if (refs.length > 1)
+    throw new Error(
+      `${where}: ${refs.length} backendRefs; the local data plane models one processor per extProc entry`,
+    );
   const ref = objectField(refs[0], `${where}.backendRefs[0]`);
   const kind = ref.kind === undefined ? 'Service' : ref.kind;
-  if (kind !== 'Service' && kind !== 'Backend') throw new Error(`${where}.backendRefs[0]: kind ${String(kind)} is not a Service or Backend`);
+  if (kind !== 'Service' && kind !== 'Backend')
+    throw new Error(`${where}.backendRefs[0]: kind ${String(kind)} is not a Service or Backend`);
   const refName = string(ref.name, `${where}.backendRefs[0].name`);
-  const refNamespace = ref.namespace === undefined ? namespace : string(ref.namespace, `${where}.backendRefs[0].namespace`);
+  const refNamespace =
+    ref.namespace === undefined ? namespace : string(ref.namespace, `${where}.backendRefs[0].namespace`);
   const port = ref.port === undefined ? undefined : integer(ref.port, `${where}.backendRefs[0].port`);
-  if (kind === 'Service' && port === undefined) throw new Error(`${where}.backendRefs[0]: a Service reference needs a port`);
+  if (kind === 'Service' && port === undefined)
+    throw new Error(`${where}.backendRefs[0]: a Service reference needs a port`);
 
   const mode = entry.processingMode === undefined ? {} : objectField(entry.processingMode, `${where}.processingMode`);
   const metadata = entry.metadata === undefined ? {} : objectField(entry.metadata, `${where}.metadata`);
-  const statusOnError = entry.statusOnError === undefined ? undefined : integer(entry.statusOnError, `${where}.statusOnError`);
+  const statusOnError =
+    entry.statusOnError === undefined ? undefined : integer(entry.statusOnError, `${where}.statusOnError`);
   if (statusOnError !== undefined && (statusOnError < 400 || statusOnError > 599)) {
     throw new Error(`${where}.statusOnError: ${statusOnError} is not a 4xx or 5xx status`);
   }
@@ -126,9 +143,15 @@ export function extProcSettingsFromPolicy(policy: KubeObject, index: number): Ex
       ...(mode.request === undefined ? {} : { request: phase(mode.request, `${where}.processingMode.request`) }),
       ...(mode.response === undefined ? {} : { response: phase(mode.response, `${where}.processingMode.response`) }),
     },
-    messageTimeoutMs: entry.messageTimeout === undefined ? DEFAULT_MESSAGE_TIMEOUT_MS : durationField(entry.messageTimeout, `${where}.messageTimeout`),
+    messageTimeoutMs:
+      entry.messageTimeout === undefined
+        ? DEFAULT_MESSAGE_TIMEOUT_MS
+        : durationField(entry.messageTimeout, `${where}.messageTimeout`),
     failOpen: entry.failOpen === undefined ? false : boolean(entry.failOpen, `${where}.failOpen`),
-    allowModeOverride: mode.allowModeOverride === undefined ? false : boolean(mode.allowModeOverride, `${where}.processingMode.allowModeOverride`),
+    allowModeOverride:
+      mode.allowModeOverride === undefined
+        ? false
+        : boolean(mode.allowModeOverride, `${where}.processingMode.allowModeOverride`),
     shadowMode: entry.shadowMode === undefined ? false : boolean(entry.shadowMode, `${where}.shadowMode`),
     ...(statusOnError === undefined ? {} : { statusOnError }),
     metadataOptions: {
@@ -145,7 +168,10 @@ function phase(value: unknown, where: string): ExtProcPhaseSettings {
     throw new Error(`${where}.body: ${String(body)} is not one of ${BODY_MODES.join(', ')}`);
   }
   const attributes = strings(options.attributes, `${where}.attributes`);
-  return { ...(body === undefined ? {} : { body: body as ExtProcBodyMode }), ...(attributes.length ? { attributes } : {}) };
+  return {
+    ...(body === undefined ? {} : { body: body as ExtProcBodyMode }),
+    ...(attributes.length ? { attributes } : {}),
+  };
 }
 
 function string(value: unknown, where: string): string {
@@ -165,6 +191,7 @@ function boolean(value: unknown, where: string): boolean {
 
 function strings(value: unknown, where: string): string[] {
   if (value === undefined || value === null) return [];
-  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string')) throw new Error(`${where}: expected a list of strings`);
+  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string'))
+    throw new Error(`${where}: expected a list of strings`);
   return [...(value as string[])];
 }

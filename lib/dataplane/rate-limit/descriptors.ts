@@ -7,7 +7,13 @@ import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import type { HeaderMap } from '../filter';
 import { fullMatch } from '../re2';
 import { parseQuery } from '../route-match';
-import { isMatchSet, type RateLimitCost, type RateLimitRule, type RateLimitStringMatch, type RateLimitUnit } from './rules';
+import {
+  isMatchSet,
+  type RateLimitCost,
+  type RateLimitRule,
+  type RateLimitStringMatch,
+  type RateLimitUnit,
+} from './rules';
 
 // ---------------------------------------------------------------------------------------------------------------
 // IR -> Envoy route rate limits (EG internal/xds/translator/ratelimit.go buildRouteRateLimits)
@@ -78,12 +84,17 @@ function domainRuleIndex(rules: RateLimitRule[], index: number): number {
 const ruleMatchKey = (rule: number, match: number): string => `rule-${rule}-match-${match}`;
 
 /** The route's `RateLimitPerRoute.rate_limits` per domain, in EG's order. */
-export function buildRouteRateLimits(listenerName: string, routeName: string, rules: RateLimitRule[]): Map<string, RouteRateLimit[]> {
+export function buildRouteRateLimits(
+  listenerName: string,
+  routeName: string,
+  rules: RateLimitRule[],
+): Map<string, RouteRateLimit[]> {
   const byDomain = new Map<string, RouteRateLimit[]>();
   rules.forEach((rule, index) => {
     const domain = ruleDomain(rule, listenerName);
     const k = domainRuleIndex(rules, index);
-    const methods: (RateLimitStringMatch | undefined)[] = rule.methodMatches.length > 0 ? rule.methodMatches : [undefined];
+    const methods: (RateLimitStringMatch | undefined)[] =
+      rule.methodMatches.length > 0 ? rule.methodMatches : [undefined];
     const list = byDomain.get(domain) ?? [];
     byDomain.set(domain, list);
     for (const method of methods) {
@@ -94,22 +105,51 @@ export function buildRouteRateLimits(listenerName: string, routeName: string, ru
         actions.push(
           match.distinct
             ? { type: 'requestHeaders', headerName: match.name ?? '', descriptorKey: key }
-            : { type: 'headerValueMatch', descriptorKey: key, descriptorValue: key, expectMatch: match.invert !== true, header: { name: match.name ?? '', match: matcherOf(match) } },
+            : {
+                type: 'headerValueMatch',
+                descriptorKey: key,
+                descriptorValue: key,
+                expectMatch: match.invert !== true,
+                header: { name: match.name ?? '', match: matcherOf(match) },
+              },
         );
       });
       if (method) {
         const key = `rule-${k}-method`;
-        actions.push({ type: 'headerValueMatch', descriptorKey: key, descriptorValue: key, expectMatch: method.invert !== true, header: { name: ':method', match: matcherOf(method) } });
+        actions.push({
+          type: 'headerValueMatch',
+          descriptorKey: key,
+          descriptorValue: key,
+          expectMatch: method.invert !== true,
+          header: { name: ':method', match: matcherOf(method) },
+        });
       }
       if (rule.pathMatch) {
         const key = `rule-${k}-path`;
-        actions.push({ type: 'headerValueMatch', descriptorKey: key, descriptorValue: key, expectMatch: rule.pathMatch.invert !== true, header: { name: ':path', match: matcherOf(rule.pathMatch) } });
+        actions.push({
+          type: 'headerValueMatch',
+          descriptorKey: key,
+          descriptorValue: key,
+          expectMatch: rule.pathMatch.invert !== true,
+          header: { name: ':path', match: matcherOf(rule.pathMatch) },
+        });
       }
       if (rule.cidrMatch) {
         const c = rule.cidrMatch;
         const range = { addressPrefix: c.addressPrefix, prefixLen: c.maskLen, invert: c.invert };
-        actions.push({ type: 'remoteAddressMatch', descriptorKey: 'masked_remote_address', descriptorValue: c.invert ? `invert:${c.cidr}` : c.cidr, ...range });
-        if (c.distinct) actions.push({ type: 'remoteAddressMatch', descriptorKey: 'remote_address', descriptorValue: CLIENT_IP_FORMAT, ...range });
+        actions.push({
+          type: 'remoteAddressMatch',
+          descriptorKey: 'masked_remote_address',
+          descriptorValue: c.invert ? `invert:${c.cidr}` : c.cidr,
+          ...range,
+        });
+        if (c.distinct)
+          actions.push({
+            type: 'remoteAddressMatch',
+            descriptorKey: 'remote_address',
+            descriptorValue: CLIENT_IP_FORMAT,
+            ...range,
+          });
       }
       rule.queryParamMatches.forEach((match, m) => {
         // Query matches continue the header matches' index sequence.
@@ -117,7 +157,13 @@ export function buildRouteRateLimits(listenerName: string, routeName: string, ru
         actions.push(
           match.distinct
             ? { type: 'queryParameters', queryParameterName: match.name ?? '', descriptorKey: key }
-            : { type: 'queryParameterValueMatch', descriptorKey: key, descriptorValue: key, expectMatch: match.invert !== true, queryParameter: { name: match.name ?? '', match: matcherOf(match) } },
+            : {
+                type: 'queryParameterValueMatch',
+                descriptorKey: key,
+                descriptorValue: key,
+                expectMatch: match.invert !== true,
+                queryParameter: { name: match.name ?? '', match: matcherOf(match) },
+              },
         );
       });
       if (!isMatchSet(rule)) {
@@ -126,10 +172,13 @@ export function buildRouteRateLimits(listenerName: string, routeName: string, ru
       }
       const shared = {
         ...(rule.limitFromMetadata ? { limitOverride: rule.limitFromMetadata } : {}),
-        ...(rule.xRateLimitHeaders ? { xRateLimitOption: rule.xRateLimitHeaders === 'Off' ? ('OFF' as const) : ('DRAFT_VERSION_03' as const) } : {}),
+        ...(rule.xRateLimitHeaders
+          ? { xRateLimitOption: rule.xRateLimitHeaders === 'Off' ? ('OFF' as const) : ('DRAFT_VERSION_03' as const) }
+          : {}),
       };
       list.push({ actions, applyOnStreamDone: false, ...hitsAddendOf(rule.requestCost), ...shared });
-      if (rule.responseCost) list.push({ actions, applyOnStreamDone: true, ...hitsAddendOf(rule.responseCost), ...shared });
+      if (rule.responseCost)
+        list.push({ actions, applyOnStreamDone: true, ...hitsAddendOf(rule.responseCost), ...shared });
     }
   });
   return byDomain;
@@ -149,9 +198,13 @@ function hitsAddendOf(cost: RateLimitCost | undefined): { hitsAddend?: RouteRate
 }
 
 /** Domains of the Envoy ratelimit filters EG puts on a listener, in chain order (sorted; the listener's included). */
-export function listenerRateLimitDomains(listenerName: string, routes: readonly { readonly rateLimitRules: readonly RateLimitRule[] }[]): string[] {
+export function listenerRateLimitDomains(
+  listenerName: string,
+  routes: readonly { readonly rateLimitRules: readonly RateLimitRule[] }[],
+): string[] {
   const domains = new Set<string>([listenerName]);
-  for (const route of routes) for (const rule of route.rateLimitRules) if (rule.shared) domains.add(stripRuleIndexSuffix(rule.name));
+  for (const route of routes)
+    for (const rule of route.rateLimitRules) if (rule.shared) domains.add(stripRuleIndexSuffix(rule.name));
   return [...domains].sort(compareGoStrings);
 }
 
@@ -188,11 +241,16 @@ export function serviceDescriptorForRule(rules: RateLimitRule[], index: number):
   const k = domainRuleIndex(rules, index);
   const shadowMode = rule.shadowMode === true;
   const chain: { key: string; value?: string }[] = [];
-  rule.headerMatches.forEach((match, m) => chain.push(match.distinct ? { key: ruleMatchKey(k, m) } : { key: ruleMatchKey(k, m), value: ruleMatchKey(k, m) }));
+  rule.headerMatches.forEach((match, m) =>
+    chain.push(match.distinct ? { key: ruleMatchKey(k, m) } : { key: ruleMatchKey(k, m), value: ruleMatchKey(k, m) }),
+  );
   if (rule.methodMatches.length > 0) chain.push({ key: `rule-${k}-method`, value: `rule-${k}-method` });
   if (rule.pathMatch) chain.push({ key: `rule-${k}-path`, value: `rule-${k}-path` });
   if (rule.cidrMatch) {
-    chain.push({ key: 'masked_remote_address', value: rule.cidrMatch.invert ? `invert:${rule.cidrMatch.cidr}` : rule.cidrMatch.cidr });
+    chain.push({
+      key: 'masked_remote_address',
+      value: rule.cidrMatch.invert ? `invert:${rule.cidrMatch.cidr}` : rule.cidrMatch.cidr,
+    });
     if (rule.cidrMatch.distinct) chain.push({ key: 'remote_address' });
   }
   rule.queryParamMatches.forEach((match, m) => {
@@ -214,7 +272,10 @@ export function serviceDescriptorForRule(rules: RateLimitRule[], index: number):
 
 /** The service configuration for every domain of these listeners, as EG hands it to envoyproxy/ratelimit. */
 export function buildRateLimitServiceConfig(
-  listeners: readonly { readonly name: string; readonly routes: readonly { readonly name: string; readonly rateLimitRules: RateLimitRule[] }[] }[],
+  listeners: readonly {
+    readonly name: string;
+    readonly routes: readonly { readonly name: string; readonly rateLimitRules: RateLimitRule[] }[];
+  }[],
 ): RateLimitServiceConfig[] {
   const byDomain = new Map<string, ServiceDescriptor[]>();
   for (const listener of listeners) {
@@ -240,19 +301,29 @@ export function buildRateLimitServiceConfig(
 }
 
 function sameChain(a: ServiceDescriptor, b: ServiceDescriptor): boolean {
-  return a.key === b.key && a.value === b.value && a.descriptors.length === b.descriptors.length && a.descriptors.every((d, i) => sameChain(d, b.descriptors[i]));
+  return (
+    a.key === b.key &&
+    a.value === b.value &&
+    a.descriptors.length === b.descriptors.length &&
+    a.descriptors.every((d, i) => sameChain(d, b.descriptors[i]))
+  );
 }
 
 /**
  * envoyproxy/ratelimit's limit lookup: walk the entries, at each level trying `key_value`, then `key` alone; the
  * limit applies only when the last entry lands on a node that has one.
  */
-export function findServiceLimit(descriptors: readonly ServiceDescriptor[], entries: readonly DescriptorEntry[]): ServiceDescriptor | undefined {
+export function findServiceLimit(
+  descriptors: readonly ServiceDescriptor[],
+  entries: readonly DescriptorEntry[],
+): ServiceDescriptor | undefined {
   let level: readonly ServiceDescriptor[] = descriptors;
   let found: ServiceDescriptor | undefined;
   for (let i = 0; i < entries.length; i++) {
     const entry = entries[i];
-    const next = level.find((d) => d.key === entry.key && d.value === entry.value) ?? level.find((d) => d.key === entry.key && d.value === undefined);
+    const next =
+      level.find((d) => d.key === entry.key && d.value === entry.value) ??
+      level.find((d) => d.key === entry.key && d.value === undefined);
     if (!next) return undefined;
     if (i === entries.length - 1) found = next.rateLimit ? next : undefined;
     level = next.descriptors;
@@ -291,7 +362,10 @@ const MAX_HITS_ADDEND = 1_000_000_000;
  * match that does not match, a missing Distinct header or query parameter, an address outside the CIDR) or when
  * the hits addend format does not give a number in [0, 1e9] (missing metadata = no descriptor = no charge).
  */
-export function populateDescriptor(rateLimit: RouteRateLimit, context: DescriptorContext): RateLimitDescriptor | undefined {
+export function populateDescriptor(
+  rateLimit: RouteRateLimit,
+  context: DescriptorContext,
+): RateLimitDescriptor | undefined {
   const entries: DescriptorEntry[] = [];
   for (const action of rateLimit.actions) {
     const entry = evaluateAction(action, context);
@@ -305,7 +379,9 @@ export function populateDescriptor(rateLimit: RouteRateLimit, context: Descripto
   } else if (rateLimit.hitsAddend) {
     hitsAddend = rateLimit.hitsAddend.number;
   }
-  const limit = rateLimit.limitOverride ? limitFromMetadata(rateLimit.limitOverride, context.dynamicMetadata) : undefined;
+  const limit = rateLimit.limitOverride
+    ? limitFromMetadata(rateLimit.limitOverride, context.dynamicMetadata)
+    : undefined;
   return {
     entries,
     ...(hitsAddend !== undefined ? { hitsAddend } : {}),
@@ -333,7 +409,10 @@ function evaluateAction(action: RateLimitAction, context: DescriptorContext): De
       if (ip === undefined) return undefined;
       const inRange = addressInRange(ip, action.addressPrefix, action.prefixLen);
       if (inRange === action.invert) return undefined;
-      return { key: action.descriptorKey, value: action.descriptorValue === CLIENT_IP_FORMAT ? ip : action.descriptorValue };
+      return {
+        key: action.descriptorKey,
+        value: action.descriptorValue === CLIENT_IP_FORMAT ? ip : action.descriptorValue,
+      };
     }
     case 'queryParameters': {
       const value = parseQuery(context.headers.get(':path') ?? '').get(action.queryParameterName);
@@ -370,16 +449,23 @@ function addressInRange(ip: string, prefix: string, prefixLen: number): boolean 
 const METADATA_FORMAT = /^%DYNAMIC_METADATA\(([^:)]+)((?::[^:)]+)+)\)%$/;
 
 /** `%DYNAMIC_METADATA(ns:key[:sub...])%` -> a hits addend, as Envoy reads it: numbers, or strings that parse as one. */
-export function hitsFromFormat(format: string, metadata: ReadonlyMap<string, Record<string, unknown>>): number | undefined {
+export function hitsFromFormat(
+  format: string,
+  metadata: ReadonlyMap<string, Record<string, unknown>>,
+): number | undefined {
   const match = METADATA_FORMAT.exec(format);
   if (!match) throw new Error(`unsupported hits_addend format ${JSON.stringify(format)}`);
   let value: unknown = metadata.get(match[1]);
   for (const segment of match[2].slice(1).split(':')) {
-    value = value !== null && typeof value === 'object' && !Array.isArray(value) ? (value as Record<string, unknown>)[segment] : undefined;
+    value =
+      value !== null && typeof value === 'object' && !Array.isArray(value)
+        ? (value as Record<string, unknown>)[segment]
+        : undefined;
   }
   let hits: number;
   if (typeof value === 'number') hits = value;
-  else if (typeof value === 'string' && /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(value)) hits = Number(value);
+  else if (typeof value === 'string' && /^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$/.test(value))
+    hits = Number(value);
   else return undefined;
   if (!Number.isFinite(hits) || hits < 0 || hits > MAX_HITS_ADDEND) return undefined;
   return Math.trunc(hits);
@@ -395,7 +481,10 @@ const ENVOY_UNITS: Record<string, RateLimitUnit> = {
   YEAR: 'Year',
 };
 
-function limitFromMetadata(key: { namespace: string; key: string }, metadata: ReadonlyMap<string, Record<string, unknown>>): ServiceLimit | undefined {
+function limitFromMetadata(
+  key: { namespace: string; key: string },
+  metadata: ReadonlyMap<string, Record<string, unknown>>,
+): ServiceLimit | undefined {
   const value = metadata.get(key.namespace)?.[key.key];
   if (value === null || typeof value !== 'object') return undefined;
   const { requests_per_unit: requests, unit } = value as Record<string, unknown>;

@@ -1,5 +1,13 @@
 /** Envoy's ratelimit HTTP filter, one per domain, as EG chains them. */
-import { CONTINUE, type DecodeResult, type EncodeResult, type HeaderMap, type HttpFilter, type LocalReply, type StreamContext } from '../filter';
+import {
+  CONTINUE,
+  type DecodeResult,
+  type EncodeResult,
+  type HeaderMap,
+  type HttpFilter,
+  type LocalReply,
+  type StreamContext,
+} from '../filter';
 import {
   buildRateLimitServiceConfig,
   buildRouteRateLimits,
@@ -10,7 +18,13 @@ import {
   type RouteRateLimit,
 } from './descriptors';
 import { unitSeconds, type RateLimitRule } from './rules';
-import { lookupIn, type DescriptorStatus, type LimitLookup, type RateLimitResponse, type RateLimitService } from './service';
+import {
+  lookupIn,
+  type DescriptorStatus,
+  type LimitLookup,
+  type RateLimitResponse,
+  type RateLimitService,
+} from './service';
 
 export interface RateLimitFilterOptions {
   /** EG's `rateLimit.failClosed` (default false: a service error lets the request through). */
@@ -51,27 +65,48 @@ interface DomainCall {
  * filter saw the request charges its `apply_on_stream_done` descriptors, built on the route and per-route config
  * saved at decode time and the request headers and dynamic metadata as they are then.
  */
-export function createRateLimitFilter(service: RateLimitService, listenerName: string, options: RateLimitFilterOptions = {}): HttpFilter {
+export function createRateLimitFilter(
+  service: RateLimitService,
+  listenerName: string,
+  options: RateLimitFilterOptions = {},
+): HttpFilter {
   const timeoutMs = options.timeoutMs ?? 1000;
   // Routes are immutable model data: their actions and limits are built once.
-  const compiled = new WeakMap<RateLimitedRoute, { domains: string[]; perDomain: Map<string, RouteRateLimit[]>; lookups: Map<string, LimitLookup> }>();
+  const compiled = new WeakMap<
+    RateLimitedRoute,
+    { domains: string[]; perDomain: Map<string, RouteRateLimit[]>; lookups: Map<string, LimitLookup> }
+  >();
   const compile = (route: RateLimitedRoute) => {
     let entry = compiled.get(route);
     if (!entry) {
       const listener = route.listenerName ?? listenerName;
       const perDomain = buildRouteRateLimits(listener, route.name, route.rateLimitRules);
       const configs = buildRateLimitServiceConfig([{ name: listener, routes: [route] }]);
-      entry = { domains: [...perDomain.keys()].sort(compareGoStrings), perDomain, lookups: new Map(configs.map((c) => [c.domain, lookupIn(c.descriptors)])) };
+      entry = {
+        domains: [...perDomain.keys()].sort(compareGoStrings),
+        perDomain,
+        lookups: new Map(configs.map((c) => [c.domain, lookupIn(c.descriptors)])),
+      };
       compiled.set(route, entry);
     }
     return entry;
   };
   // Per stream: the domains whose filter decoded the request, and the x-ratelimit headers to add.
-  const streams = new WeakMap<StreamContext, { calls: DomainCall[]; responseHeaders: [string, string][]; calling: boolean }>();
+  const streams = new WeakMap<
+    StreamContext,
+    { calls: DomainCall[]; responseHeaders: [string, string][]; calling: boolean }
+  >();
 
-  const callWithTimeout = (domain: string, descriptors: RateLimitDescriptor[], lookup: LimitLookup): Promise<RateLimitResponse> =>
+  const callWithTimeout = (
+    domain: string,
+    descriptors: RateLimitDescriptor[],
+    lookup: LimitLookup,
+  ): Promise<RateLimitResponse> =>
     new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`rate-limit service timed out after ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(
+        () => reject(new Error(`rate-limit service timed out after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
       service.shouldRateLimit(domain, descriptors, 0, lookup).then(
         (response) => {
           clearTimeout(timer);
@@ -93,7 +128,11 @@ export function createRateLimitFilter(service: RateLimitService, listenerName: s
       if (!route || !Array.isArray(route.rateLimitRules) || route.rateLimitRules.length === 0) return CONTINUE;
       const { domains, perDomain, lookups } = compile(route);
       for (const domain of domains) {
-        const call: DomainCall = { domain, rateLimits: perDomain.get(domain) ?? [], lookup: lookups.get(domain) ?? lookupIn([]) };
+        const call: DomainCall = {
+          domain,
+          rateLimits: perDomain.get(domain) ?? [],
+          lookup: lookups.get(domain) ?? lookupIn([]),
+        };
         state.calls.push(call);
         const descriptors = describe(call.rateLimits, false, stream);
         if (descriptors.length === 0) continue;
@@ -152,7 +191,11 @@ export function createRateLimitFilter(service: RateLimitService, listenerName: s
 }
 
 function describe(rateLimits: RouteRateLimit[], onStreamDone: boolean, stream: StreamContext): RateLimitDescriptor[] {
-  const context: DescriptorContext = { headers: stream.requestHeaders, downstreamAddress: stream.downstreamAddress, dynamicMetadata: stream.dynamicMetadata };
+  const context: DescriptorContext = {
+    headers: stream.requestHeaders,
+    downstreamAddress: stream.downstreamAddress,
+    dynamicMetadata: stream.dynamicMetadata,
+  };
   const out: RateLimitDescriptor[] = [];
   for (const rateLimit of rateLimits) {
     if (rateLimit.applyOnStreamDone !== onStreamDone) continue;
@@ -168,19 +211,25 @@ function describe(rateLimits: RouteRateLimit[], onStreamDone: boolean, stream: S
  * `x_ratelimit_option` overrides the filter's setting (`enabledByDefault`); when the tightest descriptor has them
  * off, no header is added.
  */
-export function xRateLimitHeaders(statuses: readonly DescriptorStatus[], descriptors: readonly RateLimitDescriptor[], enabledByDefault: boolean): [string, string][] {
+export function xRateLimitHeaders(
+  statuses: readonly DescriptorStatus[],
+  descriptors: readonly RateLimitDescriptor[],
+  enabledByDefault: boolean,
+): [string, string][] {
   const enabled = (i: number) => {
     const option = descriptors[i]?.xRateLimitOption;
     return option === undefined ? enabledByDefault : option === 'DRAFT_VERSION_03';
   };
   let tightest = -1;
   statuses.forEach((status, i) => {
-    if (status.currentLimit && (tightest < 0 || status.limitRemaining < statuses[tightest].limitRemaining)) tightest = i;
+    if (status.currentLimit && (tightest < 0 || status.limitRemaining < statuses[tightest].limitRemaining))
+      tightest = i;
   });
   if (tightest < 0 || !enabled(tightest)) return [];
   let policy = '';
   statuses.forEach((status, i) => {
-    if (status.currentLimit && enabled(i)) policy += `, ${status.currentLimit.requestsPerUnit};w=${unitSeconds(status.currentLimit.unit)}`;
+    if (status.currentLimit && enabled(i))
+      policy += `, ${status.currentLimit.requestsPerUnit};w=${unitSeconds(status.currentLimit.unit)}`;
   });
   const top = statuses[tightest];
   return [

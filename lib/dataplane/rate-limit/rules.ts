@@ -48,7 +48,8 @@ export interface RateLimitCidrMatch {
 }
 
 /** A hits addend: a fixed number, or a value read from dynamic metadata (`%DYNAMIC_METADATA(ns:key)%`). */
-export type RateLimitCost = { readonly number: number } | { readonly metadataNamespace: string; readonly metadataKey: string };
+export type RateLimitCost =
+  { readonly number: number } | { readonly metadataNamespace: string; readonly metadataKey: string };
 
 /** One global rate-limit rule of EG's IR (`ir.RateLimitRule`). */
 export interface RateLimitRule {
@@ -72,7 +73,13 @@ export interface RateLimitRule {
 }
 
 export function isMatchSet(rule: RateLimitRule): boolean {
-  return rule.headerMatches.length > 0 || rule.methodMatches.length > 0 || rule.pathMatch !== undefined || rule.cidrMatch !== undefined || rule.queryParamMatches.length > 0;
+  return (
+    rule.headerMatches.length > 0 ||
+    rule.methodMatches.length > 0 ||
+    rule.pathMatch !== undefined ||
+    rule.cidrMatch !== undefined ||
+    rule.queryParamMatches.length > 0
+  );
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -90,16 +97,20 @@ export function rateLimitRulesFromPolicy(policy: PolicyObject): RateLimitRule[] 
   if (rateLimit.type !== undefined && rateLimit.type !== 'Global' && rateLimit.type !== 'Local') {
     throw new Error(`${where}: invalid rateLimit type ${JSON.stringify(rateLimit.type)}`);
   }
-  if (rateLimit.local !== undefined) throw new Error(`${where}: local rate limits are not modelled by the local data plane`);
+  if (rateLimit.local !== undefined)
+    throw new Error(`${where}: local rate limits are not modelled by the local data plane`);
   const global = optionalObjectField(rateLimit.global, `${where}: spec.rateLimit.global`);
   if (!global) {
     if (rateLimit.type === 'Global') throw new Error(`${where}: global configuration empty for rateLimit`);
     return [];
   }
   const rules = global.rules;
-  if (!Array.isArray(rules) || rules.length === 0) throw new Error(`${where}: spec.rateLimit.global.rules must be a non-empty list`);
+  if (!Array.isArray(rules) || rules.length === 0)
+    throw new Error(`${where}: spec.rateLimit.global.rules must be a non-empty list`);
   if (rules.length > MAX_RULES) throw new Error(`${where}: at most ${MAX_RULES} global rules are allowed`);
-  return rules.map((rule, index) => buildRule(rule, `${namespace}/${name}/rule/${index}`, `${where}: spec.rateLimit.global.rules[${index}]`));
+  return rules.map((rule, index) =>
+    buildRule(rule, `${namespace}/${name}/rule/${index}`, `${where}: spec.rateLimit.global.rules[${index}]`),
+  );
 }
 
 function buildRule(raw: unknown, name: string, where: string): RateLimitRule {
@@ -127,13 +138,20 @@ function buildRule(raw: unknown, name: string, where: string): RateLimitRule {
     const headers = optionalListField(selector.headers, `${at}.headers`);
     const methods = optionalListField(selector.methods, `${at}.methods`);
     const queryParams = optionalListField(selector.queryParams, `${at}.queryParams`);
-    if (headers.length === 0 && methods.length === 0 && selector.path === undefined && selector.sourceCIDR === undefined && queryParams.length === 0) {
+    if (
+      headers.length === 0 &&
+      methods.length === 0 &&
+      selector.path === undefined &&
+      selector.sourceCIDR === undefined &&
+      queryParams.length === 0
+    ) {
       throw new Error(`${at}: at least one of headers, methods, path, sourceCIDR or queryParams must be specified`);
     }
     headers.forEach((h, i) => headerMatches.push(keyedMatch(h, `${at}.headers[${i}]`, 'header')));
     methods.forEach((m, i) => {
       const method = optionalObjectField(m, `${at}.methods[${i}]`) ?? {};
-      if (typeof method.value !== 'string' || !METHODS.has(method.value)) throw new Error(`${at}.methods[${i}].value must be an HTTP method name`);
+      if (typeof method.value !== 'string' || !METHODS.has(method.value))
+        throw new Error(`${at}.methods[${i}].value must be an HTTP method name`);
       methodMatches.push({ exact: method.value, ...invertOf(method) });
     });
     if (selector.path !== undefined) pathMatch = pathMatchOf(selector.path, `${at}.path`);
@@ -151,7 +169,9 @@ function buildRule(raw: unknown, name: string, where: string): RateLimitRule {
     ...(cidrMatch ? { cidrMatch } : {}),
     queryParamMatches,
     limit: { requests, unit: limit.unit as RateLimitUnit },
-    ...(fromMetadata ? { limitFromMetadata: { namespace: String(fromMetadata.namespace ?? ''), key: String(fromMetadata.key ?? '') } } : {}),
+    ...(fromMetadata
+      ? { limitFromMetadata: { namespace: String(fromMetadata.namespace ?? ''), key: String(fromMetadata.key ?? '') } }
+      : {}),
     ...(cost?.request !== undefined ? { requestCost: costOf(cost.request, `${where}.cost.request`) } : {}),
     ...(cost?.response !== undefined ? { responseCost: costOf(cost.response, `${where}.cost.response`) } : {}),
     ...(rule.shadowMode === true ? { shadowMode: true } : {}),
@@ -159,7 +179,10 @@ function buildRule(raw: unknown, name: string, where: string): RateLimitRule {
   };
 }
 
-function xRateLimitHeadersOf(value: unknown, where: string): { xRateLimitHeaders: 'Off' | 'DraftVersion03' } | undefined {
+function xRateLimitHeadersOf(
+  value: unknown,
+  where: string,
+): { xRateLimitHeaders: 'Off' | 'DraftVersion03' } | undefined {
   if (value === undefined) return undefined;
   if (value !== 'Off' && value !== 'DraftVersion03') throw new Error(`${where} must be Off or DraftVersion03`);
   return { xRateLimitHeaders: value };
@@ -167,17 +190,21 @@ function xRateLimitHeadersOf(value: unknown, where: string): { xRateLimitHeaders
 
 function keyedMatch(raw: unknown, where: string, kind: 'header' | 'query'): RateLimitStringMatch {
   const match = optionalObjectField(raw, where) ?? {};
-  if (typeof match.name !== 'string' || match.name.length === 0 || match.name.length > 256) throw new Error(`${where}.name must be a non-empty string`);
+  if (typeof match.name !== 'string' || match.name.length === 0 || match.name.length > 256)
+    throw new Error(`${where}.name must be a non-empty string`);
   const type = match.type ?? 'Exact';
   const value = match.value;
-  if (value !== undefined && (typeof value !== 'string' || value.length > 1024)) throw new Error(`${where}.value must be a string of at most 1024 characters`);
+  if (value !== undefined && (typeof value !== 'string' || value.length > 1024))
+    throw new Error(`${where}.value must be a string of at most 1024 characters`);
   const name = match.name;
   switch (type) {
     case 'Exact':
-      if (value === undefined || (kind === 'query' && value === '')) throw new Error(`${where}: value is required for an Exact ${kind} match`);
+      if (value === undefined || (kind === 'query' && value === ''))
+        throw new Error(`${where}: value is required for an Exact ${kind} match`);
       return { name, exact: value, ...invertOf(match) };
     case 'RegularExpression':
-      if (value === undefined || (kind === 'query' && value === '')) throw new Error(`${where}: value is required for a RegularExpression ${kind} match`);
+      if (value === undefined || (kind === 'query' && value === ''))
+        throw new Error(`${where}: value is required for a RegularExpression ${kind} match`);
       compileRe2(value, where);
       return { name, safeRegex: value, ...invertOf(match) };
     case 'Distinct':
@@ -196,7 +223,9 @@ function pathMatchOf(raw: unknown, where: string): RateLimitStringMatch {
   switch (path.type ?? 'PathPrefix') {
     case 'PathPrefix':
       // Envoy's rate-limit header matchers have no path_separated_prefix, so EG writes a segment-aware regex.
-      return value === '/' ? { prefix: '/', ...invertOf(path) } : { safeRegex: pathSeparatedPrefixRegex(value), ...invertOf(path) };
+      return value === '/'
+        ? { prefix: '/', ...invertOf(path) }
+        : { safeRegex: pathSeparatedPrefixRegex(value), ...invertOf(path) };
     case 'Exact':
       return { exact: value, ...invertOf(path) };
     case 'RegularExpression':
@@ -224,20 +253,35 @@ function cidrMatchOf(raw: unknown, where: string): RateLimitCidrMatch {
   const [address, bits, extra] = source.value.split('/');
   const v6 = isIPv6(address);
   const maskLen = Number(bits);
-  if (extra !== undefined || (!v6 && !isIPv4(address)) || !Number.isInteger(maskLen) || maskLen < 0 || maskLen > (v6 ? 128 : 32)) {
+  if (
+    extra !== undefined ||
+    (!v6 && !isIPv4(address)) ||
+    !Number.isInteger(maskLen) ||
+    maskLen < 0 ||
+    maskLen > (v6 ? 128 : 32)
+  ) {
     throw new Error(`${where}.value ${JSON.stringify(source.value)} is not a valid CIDR`);
   }
   const type = source.type ?? 'Exact';
   if (type !== 'Exact' && type !== 'Distinct') throw new Error(`${where}.type must be Exact or Distinct`);
-  return { cidr: source.value, addressPrefix: address, maskLen, isIPv6: v6, distinct: type === 'Distinct', invert: source.invert === true };
+  return {
+    cidr: source.value,
+    addressPrefix: address,
+    maskLen,
+    isIPv6: v6,
+    distinct: type === 'Distinct',
+    invert: source.invert === true,
+  };
 }
 
 function costOf(raw: unknown, where: string): RateLimitCost {
   const cost = optionalObjectField(raw, where) ?? {};
-  if (cost.number !== undefined && cost.metadata !== undefined) throw new Error(`${where}: only one of number or metadata can be specified`);
+  if (cost.number !== undefined && cost.metadata !== undefined)
+    throw new Error(`${where}: only one of number or metadata can be specified`);
   if (cost.from === 'Number' || (cost.from === undefined && cost.number !== undefined)) {
     const n = cost.number ?? 0;
-    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) throw new Error(`${where}.number must be a non-negative integer`);
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0)
+      throw new Error(`${where}.number must be a non-negative integer`);
     return { number: n };
   }
   if (cost.from === 'Metadata') {

@@ -1,5 +1,11 @@
 /** The rate-limit service as envoyproxy/ratelimit answers (Redis fixed windows, no local cache: EG's deployment). */
-import { findServiceLimit, type DescriptorEntry, type RateLimitDescriptor, type ServiceDescriptor, type ServiceLimit } from './descriptors';
+import {
+  findServiceLimit,
+  type DescriptorEntry,
+  type RateLimitDescriptor,
+  type ServiceDescriptor,
+  type ServiceLimit,
+} from './descriptors';
 import { unitSeconds, type RateLimitUnit } from './rules';
 import type { CounterStore } from './store';
 
@@ -46,7 +52,12 @@ export class RateLimitService {
    * sets it, and the service then uses 1); a descriptor's own addend wins, 0 included. Over limit means the count
    * after the increment exceeds the limit: a check-only request (0 hits) at exactly the limit still passes.
    */
-  async shouldRateLimit(domain: string, descriptors: readonly RateLimitDescriptor[], hitsAddend: number, limits: LimitLookup): Promise<RateLimitResponse> {
+  async shouldRateLimit(
+    domain: string,
+    descriptors: readonly RateLimitDescriptor[],
+    hitsAddend: number,
+    limits: LimitLookup,
+  ): Promise<RateLimitResponse> {
     const nowSeconds = Math.floor(this.now() / 1000);
     const statuses = await Promise.all(
       descriptors.map(async (descriptor): Promise<DescriptorStatus> => {
@@ -75,7 +86,12 @@ export class RateLimitService {
 }
 
 /** envoyproxy/ratelimit's cache key: `<domain>_<key>_<value>_..._<window start in unix seconds>`. */
-export function counterKey(domain: string, entries: readonly DescriptorEntry[], unit: RateLimitUnit, nowSeconds: number): string {
+export function counterKey(
+  domain: string,
+  entries: readonly DescriptorEntry[],
+  unit: RateLimitUnit,
+  nowSeconds: number,
+): string {
   const window = unitSeconds(unit);
   let key = `${domain}_`;
   for (const entry of entries) key += `${entry.key}_${entry.value}_`;

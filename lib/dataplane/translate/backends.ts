@@ -22,7 +22,11 @@ export interface FromObject {
 }
 
 /** Whether a ReferenceGrant in the target namespace lets `from` refer to `<group>/<kind>/<name>` there. */
-export function referenceGranted(index: ObjectIndex, from: FromObject, to: { group: string; kind: string; namespace: string; name: string }): boolean {
+export function referenceGranted(
+  index: ObjectIndex,
+  from: FromObject,
+  to: { group: string; kind: string; namespace: string; name: string },
+): boolean {
   if (from.namespace === to.namespace) return true;
   return index
     .all('ReferenceGrant')
@@ -30,10 +34,16 @@ export function referenceGranted(index: ObjectIndex, from: FromObject, to: { gro
     .some((grant) => {
       const grantSpec = spec(grant);
       const fromOk = asObjects(grantSpec.from).some(
-        (f) => (asString(f.group) ?? '') === from.group && asString(f.kind) === from.kind && asString(f.namespace) === from.namespace,
+        (f) =>
+          (asString(f.group) ?? '') === from.group &&
+          asString(f.kind) === from.kind &&
+          asString(f.namespace) === from.namespace,
       );
       const toOk = asObjects(grantSpec.to).some(
-        (t) => (asString(t.group) ?? '') === to.group && asString(t.kind) === to.kind && (asString(t.name) === undefined || asString(t.name) === to.name),
+        (t) =>
+          (asString(t.group) ?? '') === to.group &&
+          asString(t.kind) === to.kind &&
+          (asString(t.name) === undefined || asString(t.name) === to.name),
       );
       return fromOk && toOk;
     });
@@ -51,14 +61,22 @@ export function resolveBackendRef(index: ObjectIndex, ref: Json, from: FromObjec
   const port = asNumber(ref.port);
   const isService = group === '' && kind === 'Service';
   const isBackend = group === ENVOY_GATEWAY_GROUP && kind === 'Backend';
-  if (!isService && !isBackend) throw new RefError('InvalidKind', `backendRef ${group}/${kind} ${namespace}/${name} is not a Service or an Envoy Gateway Backend`);
+  if (!isService && !isBackend)
+    throw new RefError(
+      'InvalidKind',
+      `backendRef ${group}/${kind} ${namespace}/${name} is not a Service or an Envoy Gateway Backend`,
+    );
   if (!referenceGranted(index, from, { group, kind, namespace, name })) {
-    throw new RefError('RefNotPermitted', `backendRef ${kind} ${namespace}/${name} is in another namespace and no ReferenceGrant allows it`);
+    throw new RefError(
+      'RefNotPermitted',
+      `backendRef ${kind} ${namespace}/${name} is in another namespace and no ReferenceGrant allows it`,
+    );
   }
   const object = index.get(kind, namespace, name);
   if (!object) throw new RefError('BackendNotFound', `${kind} ${namespace}/${name} does not exist`);
   if (isService) {
-    if (port === undefined) throw new RefError('UnsupportedValue', `backendRef Service ${namespace}/${name} has no port`);
+    if (port === undefined)
+      throw new RefError('UnsupportedValue', `backendRef Service ${namespace}/${name} has no port`);
     const servicePorts = asObjects(spec(object).ports).map((p) => asNumber(p.port));
     if (servicePorts.length > 0 && !servicePorts.includes(port)) {
       throw new RefError('BackendNotFound', `Service ${namespace}/${name} has no port ${port}`);
@@ -74,7 +92,14 @@ export function resolveBackendRef(index: ObjectIndex, ref: Json, from: FromObjec
   }
   const endpoints = backendEndpoints(object);
   if (endpoints.length === 0) throw new RefError('UnsupportedValue', `Backend ${namespace}/${name} has no endpoints`);
-  return { kind: 'Backend', namespace, name, port, endpoints, tls: backendTls(index, object) ?? upstreamTlsFromPolicy(index, object, ENVOY_GATEWAY_GROUP) };
+  return {
+    kind: 'Backend',
+    namespace,
+    name,
+    port,
+    endpoints,
+    tls: backendTls(index, object) ?? upstreamTlsFromPolicy(index, object, ENVOY_GATEWAY_GROUP),
+  };
 }
 
 function backendEndpoints(backend: KubeObject): BackendEndpoint[] {
@@ -83,8 +108,10 @@ function backendEndpoints(backend: KubeObject): BackendEndpoint[] {
     const fqdn = asObject(endpoint.fqdn);
     const ip = asObject(endpoint.ip);
     const unix = asObject(endpoint.unix);
-    if (fqdn && asString(fqdn.hostname)) endpoints.push({ type: 'fqdn', hostname: asString(fqdn.hostname)!, port: asNumber(fqdn.port) ?? 80 });
-    else if (ip && asString(ip.address)) endpoints.push({ type: 'ip', address: asString(ip.address)!, port: asNumber(ip.port) ?? 80 });
+    if (fqdn && asString(fqdn.hostname))
+      endpoints.push({ type: 'fqdn', hostname: asString(fqdn.hostname)!, port: asNumber(fqdn.port) ?? 80 });
+    else if (ip && asString(ip.address))
+      endpoints.push({ type: 'ip', address: asString(ip.address)!, port: asNumber(ip.port) ?? 80 });
     else if (unix && asString(unix.path)) endpoints.push({ type: 'unix', path: asString(unix.path)! });
   }
   return endpoints;
@@ -95,7 +122,11 @@ function caBundles(index: ObjectIndex, namespace: string, refs: unknown): string
   for (const ref of asObjects(refs)) {
     const kind = asString(ref.kind) ?? 'ConfigMap';
     const object = index.get(kind, namespace, asString(ref.name) ?? '');
-    if (!object) throw new RefError('UnsupportedValue', `CA certificate ${kind} ${namespace}/${asString(ref.name)} does not exist`);
+    if (!object)
+      throw new RefError(
+        'UnsupportedValue',
+        `CA certificate ${kind} ${namespace}/${asString(ref.name)} does not exist`,
+      );
     const data = asObject(object.data) ?? {};
     const text = asString(data['ca.crt']);
     // Secrets carry base64 data; ConfigMaps carry text.
@@ -125,7 +156,10 @@ function upstreamTlsFromPolicy(index: ObjectIndex, target: KubeObject, group: st
     .filter((p) => namespaceOf(p) === namespaceOf(target))
     .find((p) =>
       [...asObjects(spec(p).targetRefs), ...(asObject(spec(p).targetRef) ? [asObject(spec(p).targetRef)!] : [])].some(
-        (t) => (asString(t.group) ?? '') === group && asString(t.kind) === target.kind && asString(t.name) === nameOf(target),
+        (t) =>
+          (asString(t.group) ?? '') === group &&
+          asString(t.kind) === target.kind &&
+          asString(t.name) === nameOf(target),
       ),
     );
   if (!policy) return undefined;
@@ -145,4 +179,3 @@ export function targetRefsOf(policy: KubeObject): Json[] {
   const single = asObject(s.targetRef);
   return [...asObjects(s.targetRefs), ...(single ? [single] : [])];
 }
-

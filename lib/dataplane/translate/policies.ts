@@ -8,7 +8,19 @@ import { jwtSettingsFromPolicy, type JwtSettings } from '../jwt';
 import type { KubeObject, RetryPolicy } from '../model';
 import { mergeRateLimitRules, rateLimitRulesFromPolicy, type RateLimitRule } from '../rate-limit';
 import { GATEWAY_API_GROUP, referenceGranted, targetRefsOf } from './backends';
-import { asArray, asNumber, asObject, asObjects, asString, namespaceOf, nameOf, ObjectIndex, parseDurationMs, parseQuantityBytes, spec } from '../objects';
+import {
+  asArray,
+  asNumber,
+  asObject,
+  asObjects,
+  asString,
+  namespaceOf,
+  nameOf,
+  ObjectIndex,
+  parseDurationMs,
+  parseQuantityBytes,
+  spec,
+} from '../objects';
 
 export interface PolicyTarget {
   readonly gateway: { namespace: string; name: string };
@@ -19,7 +31,12 @@ export interface PolicyTarget {
 type Scope = 'route' | 'section' | 'gateway';
 
 /** The policy of `kind` that applies to a target, with the scope it was attached at (first by object order on ties). */
-function attachedPolicy(index: ObjectIndex, kind: string, target: PolicyTarget, scopes: readonly Scope[]): { policy: KubeObject; scope: Scope } | undefined {
+function attachedPolicy(
+  index: ObjectIndex,
+  kind: string,
+  target: PolicyTarget,
+  scopes: readonly Scope[],
+): { policy: KubeObject; scope: Scope } | undefined {
   const policies = index.all(kind);
   for (const scope of scopes) {
     for (const policy of policies) {
@@ -27,8 +44,9 @@ function attachedPolicy(index: ObjectIndex, kind: string, target: PolicyTarget, 
       for (const ref of targetRefsOf(policy)) {
         if ((asString(ref.group) ?? GATEWAY_API_GROUP) !== GATEWAY_API_GROUP) continue;
         const kindOk =
-          scope === 'route' ? ref.kind === 'HTTPRoute' && namespace === target.route.namespace && ref.name === target.route.name
-          : ref.kind === 'Gateway' && namespace === target.gateway.namespace && ref.name === target.gateway.name;
+          scope === 'route'
+            ? ref.kind === 'HTTPRoute' && namespace === target.route.namespace && ref.name === target.route.name
+            : ref.kind === 'Gateway' && namespace === target.gateway.namespace && ref.name === target.gateway.name;
         if (!kindOk) continue;
         const section = asString(ref.sectionName);
         if (scope === 'section' && section === target.sectionName) return { policy, scope };
@@ -45,15 +63,26 @@ export interface ListenerPolicies {
   readonly bufferLimitBytes?: number;
 }
 
-export function listenerPolicies(index: ObjectIndex, gateway: { namespace: string; name: string }, sectionName: string): ListenerPolicies {
-  const found = attachedPolicy(index, 'ClientTrafficPolicy', { gateway, sectionName, route: { namespace: '', name: '' } }, ['section', 'gateway']);
+export function listenerPolicies(
+  index: ObjectIndex,
+  gateway: { namespace: string; name: string },
+  sectionName: string,
+): ListenerPolicies {
+  const found = attachedPolicy(
+    index,
+    'ClientTrafficPolicy',
+    { gateway, sectionName, route: { namespace: '', name: '' } },
+    ['section', 'gateway'],
+  );
   if (!found) return { earlyRemoveHeaders: [] };
   const s = spec(found.policy);
   const early = asObject(asObject(s.headers)?.earlyRequestHeaders);
   const bufferLimit = asObject(s.connection)?.bufferLimit;
   const bytes = parseQuantityBytes(bufferLimit);
   if (bufferLimit !== undefined && bytes === undefined) {
-    throw new Error(`ClientTrafficPolicy ${namespaceOf(found.policy)}/${nameOf(found.policy)}: connection.bufferLimit ${String(bufferLimit)} is not a quantity`);
+    throw new Error(
+      `ClientTrafficPolicy ${namespaceOf(found.policy)}/${nameOf(found.policy)}: connection.bufferLimit ${String(bufferLimit)} is not a quantity`,
+    );
   }
   return { earlyRemoveHeaders: asArray(early?.remove).map((h) => String(h).toLowerCase()), bufferLimitBytes: bytes };
 }
@@ -82,7 +111,10 @@ function btpRetry(policy: KubeObject): RetryPolicy | undefined {
   const backOff = asObject(perRetry?.backOff);
   return {
     numRetries: asNumber(retry.numRetries) ?? 2,
-    retryOn: triggers.length > 0 ? triggers : ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
+    retryOn:
+      triggers.length > 0
+        ? triggers
+        : ['connect-failure', 'refused-stream', 'unavailable', 'cancelled', 'retriable-status-codes'],
     retriableStatusCodes: retryOn ? codes : [503],
     perTryTimeoutMs: parseDurationMs(perRetry?.timeout),
     backOffBaseMs: parseDurationMs(backOff?.baseInterval),
@@ -105,7 +137,10 @@ function extProcBackendProblem(index: ObjectIndex, policy: KubeObject, settings:
   if (!referenceGranted(index, from, { group, kind, namespace, name })) {
     return `${kind} ${namespace}/${name} is in another namespace and no ReferenceGrant allows ${owner} to use it`;
   }
-  if (kind === 'Service' && !asObjects(spec(target).ports).some((p) => asNumber(p.port) === port && (asString(p.protocol) ?? 'TCP') === 'TCP')) {
+  if (
+    kind === 'Service' &&
+    !asObjects(spec(target).ports).some((p) => asNumber(p.port) === port && (asString(p.protocol) ?? 'TCP') === 'TCP')
+  ) {
     return `Service ${namespace}/${name} of ${owner} has no TCP port ${String(port)}`;
   }
   return undefined;
@@ -133,8 +168,11 @@ export function routePolicies(index: ObjectIndex, target: PolicyTarget): RoutePo
 
   const gatewayRules = gatewayBtp ? rateLimitRulesFromPolicy(gatewayBtp.policy) : [];
   let rateLimitRules = gatewayRules;
-  const mergeType = routeBtp ? (asString(spec(routeBtp.policy).mergeType) as 'StrategicMerge' | 'JSONMerge' | undefined) : undefined;
-  if (routeBtp) rateLimitRules = mergeRateLimitRules(gatewayRules, rateLimitRulesFromPolicy(routeBtp.policy), mergeType);
+  const mergeType = routeBtp
+    ? (asString(spec(routeBtp.policy).mergeType) as 'StrategicMerge' | 'JSONMerge' | undefined)
+    : undefined;
+  if (routeBtp)
+    rateLimitRules = mergeRateLimitRules(gatewayRules, rateLimitRulesFromPolicy(routeBtp.policy), mergeType);
   // Without a mergeType a route-targeted policy replaces the gateway's whole policy; with one, the route's fields win.
   const inherited = gatewayBtp && (!routeBtp || mergeType) ? gatewayBtp.policy : undefined;
   const requestTimeout = (policy: KubeObject | undefined) =>

@@ -4,7 +4,18 @@
  */
 import * as path from 'node:path';
 import type { KubeObject, ProcessorDeployment } from '../model';
-import { asArray, asNumber, asObject, asObjects, asString, labelSelectorMatches, namespaceOf, nameOf, ObjectIndex, spec } from '../objects';
+import {
+  asArray,
+  asNumber,
+  asObject,
+  asObjects,
+  asString,
+  labelSelectorMatches,
+  namespaceOf,
+  nameOf,
+  ObjectIndex,
+  spec,
+} from '../objects';
 import { argValue } from '../processor-args';
 
 function processorOf(index: ObjectIndex, deployment: KubeObject): ProcessorDeployment | undefined {
@@ -25,16 +36,20 @@ function processorOf(index: ObjectIndex, deployment: KubeObject): ProcessorDeplo
     const configMap = index.get('ConfigMap', namespace, configMapName);
     const configJson = asString(asObject(configMap?.data)?.[path.posix.basename(configPath)]);
     if (configJson === undefined) {
-      throw new Error(`processor Deployment ${namespace}/${nameOf(deployment)} reads ${configPath}, but ConfigMap ${namespace}/${configMapName} has no key ${path.posix.basename(configPath)}`);
+      throw new Error(
+        `processor Deployment ${namespace}/${nameOf(deployment)} reads ${configPath}, but ConfigMap ${namespace}/${configMapName} has no key ${path.posix.basename(configPath)}`,
+      );
     }
     const listenPort = Number((argValue(args, '--listen') ?? '').split(':').pop());
     const service = index
       .all('Service')
       .filter((s) => namespaceOf(s) === namespace && asObject(spec(s).selector))
       .find((s) => labelSelectorMatches({ matchLabels: spec(s).selector }, podLabels));
-    if (!service) throw new Error(`processor Deployment ${namespace}/${nameOf(deployment)} has no Service selecting its pods`);
+    if (!service)
+      throw new Error(`processor Deployment ${namespace}/${nameOf(deployment)} has no Service selecting its pods`);
     const ports = asObjects(spec(service).ports);
-    const port = ports.find((p) => asNumber(p.targetPort) === listenPort) ?? ports.find((p) => p.name === 'grpc') ?? ports[0];
+    const port =
+      ports.find((p) => asNumber(p.targetPort) === listenPort) ?? ports.find((p) => p.name === 'grpc') ?? ports[0];
     const secretMounts = mounts.flatMap((mount) => {
       const secret = asObject(volumes.find((v) => v.name === mount.name)?.secret);
       const secretName = asString(secret?.secretName);

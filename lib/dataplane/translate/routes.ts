@@ -1,7 +1,30 @@
 /** One HTTPRoute rule -> the per-match route entries EG builds (matches, filters, destinations, timeouts, retries). */
-import type { Destination, HeaderMatch, HeaderModifier, KubeObject, PathMatch, QueryMatch, Redirect, RetryPolicy, RouteAction, UrlRewrite } from '../model';
+import type {
+  Destination,
+  HeaderMatch,
+  HeaderModifier,
+  KubeObject,
+  PathMatch,
+  QueryMatch,
+  Redirect,
+  RetryPolicy,
+  RouteAction,
+  UrlRewrite,
+} from '../model';
 import { ENVOY_GATEWAY_GROUP, GATEWAY_API_GROUP, RefError, resolveBackendRef, type FromObject } from './backends';
-import { asArray, asNumber, asObject, asObjects, asString, namespaceOf, nameOf, ObjectIndex, parseDurationMs, spec, type Json } from '../objects';
+import {
+  asArray,
+  asNumber,
+  asObject,
+  asObjects,
+  asString,
+  namespaceOf,
+  nameOf,
+  ObjectIndex,
+  parseDurationMs,
+  spec,
+  type Json,
+} from '../objects';
 
 export interface TranslateDefaults {
   /** Fill the defaults the API server's CRD schema fills (a rule without matches matches `PathPrefix /`, ...). */
@@ -36,18 +59,27 @@ export function emptyModifier(): HeaderModifier {
 
 function headerModifier(value: unknown): HeaderModifier {
   const modifier = asObject(value) ?? {};
-  const pairs = (list: unknown) => asObjects(list).map((h) => [(asString(h.name) ?? '').toLowerCase(), asString(h.value) ?? ''] as const);
-  return { set: pairs(modifier.set), add: pairs(modifier.add), remove: asArray(modifier.remove).map((n) => String(n).toLowerCase()) };
+  const pairs = (list: unknown) =>
+    asObjects(list).map((h) => [(asString(h.name) ?? '').toLowerCase(), asString(h.value) ?? ''] as const);
+  return {
+    set: pairs(modifier.set),
+    add: pairs(modifier.add),
+    remove: asArray(modifier.remove).map((n) => String(n).toLowerCase()),
+  };
 }
 
 function pathMatchOf(match: Json, defaults: TranslateDefaults): PathMatch | undefined {
   const path = asObject(match.path);
   if (!path) return defaults.applyApiServerDefaults ? { type: 'PathPrefix', value: '/' } : undefined;
   const type = (asString(path.type) ?? 'PathPrefix') as PathMatch['type'];
-  if (type !== 'Exact' && type !== 'PathPrefix' && type !== 'RegularExpression') throw new RefError('UnsupportedValue', `path match type ${type} is not supported`);
+  if (type !== 'Exact' && type !== 'PathPrefix' && type !== 'RegularExpression')
+    throw new RefError('UnsupportedValue', `path match type ${type} is not supported`);
   const value = asString(path.value) ?? '/';
   // EG trims a trailing `/` of a prefix (path_separated_prefix), except for `/` itself.
-  return { type, value: type === 'PathPrefix' && value.length > 1 && value.endsWith('/') ? value.replace(/\/+$/, '') || '/' : value };
+  return {
+    type,
+    value: type === 'PathPrefix' && value.length > 1 && value.endsWith('/') ? value.replace(/\/+$/, '') || '/' : value,
+  };
 }
 
 function headerMatchesOf(match: Json): HeaderMatch[] {
@@ -89,10 +121,18 @@ function directResponseOf(index: ObjectIndex, filter: KubeObject): DirectRespons
     else {
       const valueRef = asObject(bodySpec.valueRef) ?? {};
       const configMap = index.get('ConfigMap', namespaceOf(filter), asString(valueRef.name) ?? '');
-      if (!configMap) throw new RefError('UnsupportedValue', `Unable to translate ${where}: ConfigMap ${asString(valueRef.name)} not found.`);
+      if (!configMap)
+        throw new RefError(
+          'UnsupportedValue',
+          `Unable to translate ${where}: ConfigMap ${asString(valueRef.name)} not found.`,
+        );
       const data = Object.values(asObject(configMap.data) ?? {});
       const binary = Object.values(asObject(configMap.binaryData) ?? {});
-      if (data.length + binary.length !== 1) throw new RefError('UnsupportedValue', `Unable to translate ${where}: its ConfigMap must hold exactly one key.`);
+      if (data.length + binary.length !== 1)
+        throw new RefError(
+          'UnsupportedValue',
+          `Unable to translate ${where}: its ConfigMap must hold exactly one key.`,
+        );
       body = data.length === 1 ? Buffer.from(String(data[0]), 'utf8') : Buffer.from(String(binary[0]), 'base64');
     }
   }
@@ -132,7 +172,8 @@ function ruleTimeoutMs(rule: Json): number | undefined {
   if (!timeouts) return undefined;
   let timeout: number | undefined;
   if (timeouts.request !== undefined) timeout = parseDurationMs(timeouts.request) ?? 15_000;
-  if (timeouts.backendRequest !== undefined && rule.retry === undefined) timeout = parseDurationMs(timeouts.backendRequest) ?? 15_000;
+  if (timeouts.backendRequest !== undefined && rule.retry === undefined)
+    timeout = parseDurationMs(timeouts.backendRequest) ?? 15_000;
   return timeout;
 }
 
@@ -142,14 +183,20 @@ function redirectOf(value: Json, path: PathMatch | undefined): (listenerPort: nu
   const explicitPort = asNumber(value.port);
   const pathSpec = asObject(value.path);
   let redirectPath: Redirect['path'];
-  if (pathSpec?.type === 'ReplaceFullPath') redirectPath = { type: 'ReplaceFullPath', value: asString(pathSpec.replaceFullPath) ?? '/' };
+  if (pathSpec?.type === 'ReplaceFullPath')
+    redirectPath = { type: 'ReplaceFullPath', value: asString(pathSpec.replaceFullPath) ?? '/' };
   else if (pathSpec?.type === 'ReplacePrefixMatch' && path?.type === 'PathPrefix') {
-    redirectPath = { type: 'ReplacePrefixMatch', prefix: path.value, value: asString(pathSpec.replacePrefixMatch) ?? '/' };
+    redirectPath = {
+      type: 'ReplacePrefixMatch',
+      prefix: path.value,
+      value: asString(pathSpec.replacePrefixMatch) ?? '/',
+    };
   }
   const statusCode = asNumber(value.statusCode) ?? 302;
   return (listenerPort) => {
     // EG derives a missing port: the scheme's well-known port when a scheme is given, else the listener's port.
-    const port = explicitPort ?? (scheme?.toLowerCase() === 'http' ? 80 : scheme?.toLowerCase() === 'https' ? 443 : listenerPort);
+    const port =
+      explicitPort ?? (scheme?.toLowerCase() === 'http' ? 80 : scheme?.toLowerCase() === 'https' ? 443 : listenerPort);
     return { type: 'redirect', redirect: { scheme, hostname, port, path: redirectPath, statusCode } };
   };
 }
@@ -158,7 +205,11 @@ function redirectOf(value: Json, path: PathMatch | undefined): (listenerPort: nu
  * Translates the rules of one HTTPRoute. Invalid references do not drop the rule: like EG, the affected share of
  * traffic (or the whole rule) is answered 500 and the route's ResolvedRefs condition carries the first error.
  */
-export function translateHttpRouteRules(index: ObjectIndex, route: KubeObject, defaults: TranslateDefaults): TranslatedRoute {
+export function translateHttpRouteRules(
+  index: ObjectIndex,
+  route: KubeObject,
+  defaults: TranslateDefaults,
+): TranslatedRoute {
   const routeNamespace = namespaceOf(route);
   const from: FromObject = { group: GATEWAY_API_GROUP, kind: 'HTTPRoute', namespace: routeNamespace };
   const entries: RuleMatchEntry[] = [];
@@ -195,13 +246,23 @@ export function translateHttpRouteRules(index: ObjectIndex, route: KubeObject, d
           case 'ExtensionRef': {
             const ref = asObject(filter.extensionRef) ?? {};
             if (asString(ref.group) !== ENVOY_GATEWAY_GROUP || asString(ref.kind) !== 'HTTPRouteFilter') {
-              throw new RefError('UnsupportedValue', `extensionRef ${asString(ref.group)}/${asString(ref.kind)} is not supported`);
+              throw new RefError(
+                'UnsupportedValue',
+                `extensionRef ${asString(ref.group)}/${asString(ref.kind)} is not supported`,
+              );
             }
             const object = index.get('HTTPRouteFilter', routeNamespace, asString(ref.name) ?? '');
-            if (!object) throw new RefError('UnsupportedValue', `Unable to translate HTTPRouteFilter: ${routeNamespace}/${asString(ref.name)}.`);
+            if (!object)
+              throw new RefError(
+                'UnsupportedValue',
+                `Unable to translate HTTPRouteFilter: ${routeNamespace}/${asString(ref.name)}.`,
+              );
             const response = directResponseOf(index, object);
             if (!response) {
-              throw new RefError('UnsupportedValue', `HTTPRouteFilter ${routeNamespace}/${asString(ref.name)}: only directResponse is modelled by the local data plane`);
+              throw new RefError(
+                'UnsupportedValue',
+                `HTTPRouteFilter ${routeNamespace}/${asString(ref.name)}: only directResponse is modelled by the local data plane`,
+              );
             }
             direct = response;
             break;
@@ -210,7 +271,10 @@ export function translateHttpRouteRules(index: ObjectIndex, route: KubeObject, d
             // Mirrored copies never change the response the client gets; the local data plane does not send them.
             break;
           default:
-            throw new RefError('UnsupportedValue', `filter type ${String(filter.type)} is not supported by the local data plane`);
+            throw new RefError(
+              'UnsupportedValue',
+              `filter type ${String(filter.type)} is not supported by the local data plane`,
+            );
         }
       } catch (error) {
         noteError(error);
@@ -225,16 +289,24 @@ export function translateHttpRouteRules(index: ObjectIndex, route: KubeObject, d
       let requestMod: HeaderModifier | undefined;
       let responseMod: HeaderModifier | undefined;
       for (const filter of asObjects(ref.filters)) {
-        if (filter.type === 'RequestHeaderModifier') requestMod = mergeModifiers(requestMod, headerModifier(filter.requestHeaderModifier));
-        if (filter.type === 'ResponseHeaderModifier') responseMod = mergeModifiers(responseMod, headerModifier(filter.responseHeaderModifier));
+        if (filter.type === 'RequestHeaderModifier')
+          requestMod = mergeModifiers(requestMod, headerModifier(filter.requestHeaderModifier));
+        if (filter.type === 'ResponseHeaderModifier')
+          responseMod = mergeModifiers(responseMod, headerModifier(filter.responseHeaderModifier));
       }
       const name = `httproute/${routeNamespace}/${nameOf(route)}/rule/${ruleIndex}/backend/${refIndex}`;
       try {
         const backend = resolveBackendRef(index, ref, from);
-        if (weight > 0) destinations.push({ name, weight, backend, requestHeaders: requestMod, responseHeaders: responseMod });
+        if (weight > 0)
+          destinations.push({ name, weight, backend, requestHeaders: requestMod, responseHeaders: responseMod });
       } catch (error) {
         noteError(error);
-        if (weight > 0) destinations.push({ name, weight, invalidReason: error instanceof RefError ? error.reason : 'UnsupportedValue' });
+        if (weight > 0)
+          destinations.push({
+            name,
+            weight,
+            invalidReason: error instanceof RefError ? error.reason : 'UnsupportedValue',
+          });
       }
     });
     const validWeight = destinations.filter((d) => d.backend).reduce((sum, d) => sum + d.weight, 0);
@@ -261,9 +333,14 @@ export function translateHttpRouteRules(index: ObjectIndex, route: KubeObject, d
       if (rewrite) {
         const p = rewrite.path;
         let rewritePath: UrlRewrite['path'];
-        if (p?.type === 'ReplaceFullPath') rewritePath = { type: 'ReplaceFullPath', value: asString(p.replaceFullPath) ?? '/' };
+        if (p?.type === 'ReplaceFullPath')
+          rewritePath = { type: 'ReplaceFullPath', value: asString(p.replaceFullPath) ?? '/' };
         else if (p?.type === 'ReplacePrefixMatch' && path?.type === 'PathPrefix') {
-          rewritePath = { type: 'ReplacePrefixMatch', prefix: path.value, value: asString(p.replacePrefixMatch) ?? '/' };
+          rewritePath = {
+            type: 'ReplacePrefixMatch',
+            prefix: path.value,
+            value: asString(p.replacePrefixMatch) ?? '/',
+          };
         }
         urlRewrite = { hostname: rewrite.hostname, path: rewritePath };
       }
@@ -275,7 +352,8 @@ export function translateHttpRouteRules(index: ObjectIndex, route: KubeObject, d
         queryParams: queryMatchesOf(match),
         action,
         requestHeaders,
-        responseHeaders: direct && !filterError ? mergeModifiers(direct.headers, responseHeaders ?? emptyModifier()) : responseHeaders,
+        responseHeaders:
+          direct && !filterError ? mergeModifiers(direct.headers, responseHeaders ?? emptyModifier()) : responseHeaders,
         urlRewrite,
         timeoutMs: ruleTimeoutMs(rule),
         retry: ruleRetry(rule),

@@ -264,11 +264,13 @@ export function isPassthroughSubpath(subpath: string): boolean {
  */
 export function passthroughPathProblem(path: unknown): string | undefined {
   if (typeof path !== 'string') return 'must be a string';
-  if (!path.startsWith('/')) return 'must start with "/": a path below the OpenAI endpoint prefix, e.g. "/images/generations"';
+  if (!path.startsWith('/'))
+    return 'must start with "/": a path below the OpenAI endpoint prefix, e.g. "/images/generations"';
   if (path.length > MAX_PASSTHROUGH_PATH_LENGTH) return `must be at most ${MAX_PASSTHROUGH_PATH_LENGTH} characters`;
   if (/[?#]/.test(path)) return 'must not contain a query or fragment';
   if (path.includes('*')) return 'must not contain "*": write a prefix as a path ending in "/", e.g. "/files/"';
-  if (path.includes('%')) return 'must not contain percent-encoding: encoded dots and slashes ("%2e", "%2f") could climb out of the prefix upstream';
+  if (path.includes('%'))
+    return 'must not contain percent-encoding: encoded dots and slashes ("%2e", "%2f") could climb out of the prefix upstream';
   if (path.includes(';')) return 'must not contain ";": some servers read "..;" as a ".." segment';
   if (path.includes('\\')) return 'must not contain a backslash';
   if (path === '/') return undefined;
@@ -276,7 +278,7 @@ export function passthroughPathProblem(path: unknown): string | undefined {
   if (segments.some((segment) => segment === '')) return 'must not contain empty segments ("//")';
   if (segments.some((segment) => segment === '.' || segment === '..')) return 'must not contain "." or ".." segments';
   if (!segments.every((segment) => PASSTHROUGH_SEGMENT.test(segment))) {
-    return "may only contain letters, digits and -._~!$&'()+,=:@ between the \"/\"s";
+    return 'may only contain letters, digits and -._~!$&\'()+,=:@ between the "/"s';
   }
   const served = SERVED_ENDPOINTS.OpenAI.find((endpoint) => endpoint.path === path);
   if (served) return `is already served on every route (${served.method} ${served.path}); list only further endpoints`;
@@ -325,7 +327,14 @@ export const routeConfigSchema = z
     name: z.string().min(1),
     endpoints: z.array(routeEndpointSchema).min(1),
     /** Empty: any host. Lower-case; entries may start with `*.`. */
-    hostnames: z.array(z.string().regex(/^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a lower-case host name, optionally starting with "*."')),
+    hostnames: z.array(
+      z
+        .string()
+        .regex(
+          /^(\*\.)?[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/,
+          'must be a lower-case host name, optionally starting with "*."',
+        ),
+    ),
     rules: z.array(routeRuleSchema).min(1),
     /** Headers a request must carry (per-client budgets key on them); missing ones are answered 400. */
     requiredHeaders: z.array(headerName),
@@ -340,7 +349,11 @@ export const routeConfigSchema = z
   .superRefine((route, ctx) => {
     const endpoints = route.passthroughEndpoints ?? [];
     if (endpoints.length > 0 && !route.endpoints.some((endpoint) => endpoint.api === 'OpenAI')) {
-      ctx.addIssue({ code: 'custom', path: ['passthroughEndpoints'], message: `route "${route.name}" has passthroughEndpoints but no OpenAI endpoint` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['passthroughEndpoints'],
+        message: `route "${route.name}" has passthroughEndpoints but no OpenAI endpoint`,
+      });
     }
     endpoints.forEach((endpoint, i) => {
       const first = endpoints.findIndex((other) => other.path === endpoint.path);
@@ -368,7 +381,11 @@ export const costSchema = z
       ctx.addIssue({ code: 'custom', path: ['expression'], message: 'is required when type is "CEL"' });
     }
     if (cost.type !== 'CEL' && cost.expression !== undefined) {
-      ctx.addIssue({ code: 'custom', path: ['expression'], message: `is only allowed when type is "CEL", not "${cost.type}"` });
+      ctx.addIssue({
+        code: 'custom',
+        path: ['expression'],
+        message: `is only allowed when type is "CEL", not "${cost.type}"`,
+      });
     }
   });
 
@@ -394,7 +411,11 @@ export const processorConfigSchema = z
     const backendNames = new Set<string>();
     config.backends.forEach((backend, i) => {
       if (backendNames.has(backend.name)) {
-        ctx.addIssue({ code: 'custom', path: ['backends', i, 'name'], message: `duplicate backend name "${backend.name}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['backends', i, 'name'],
+          message: `duplicate backend name "${backend.name}"`,
+        });
       }
       backendNames.add(backend.name);
     });
@@ -427,7 +448,11 @@ export const processorConfigSchema = z
     const costKeys = new Set<string>();
     config.costs.forEach((cost, i) => {
       if (costKeys.has(cost.metadataKey)) {
-        ctx.addIssue({ code: 'custom', path: ['costs', i, 'metadataKey'], message: `duplicate cost key "${cost.metadataKey}"` });
+        ctx.addIssue({
+          code: 'custom',
+          path: ['costs', i, 'metadataKey'],
+          message: `duplicate cost key "${cost.metadataKey}"`,
+        });
       }
       costKeys.add(cost.metadataKey);
     });

@@ -41,7 +41,11 @@ function staticCredential(
   const fixed = (): HeaderChanges => {
     const current = secrets.read(ref);
     if (changes === undefined || current !== credential) {
-      if (hasControlCharacter(current)) throw new SecretUnavailableError(ref, 'contains a line break or control character, which a header cannot carry');
+      if (hasControlCharacter(current))
+        throw new SecretUnavailableError(
+          ref,
+          'contains a line break or control character, which a header cannot carry',
+        );
       credential = current;
       changes = { setHeaders: headers(current), removeHeaders: [], repeatable: true };
     }

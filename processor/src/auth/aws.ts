@@ -26,7 +26,10 @@ export function parseSharedCredentials(text: string, profile: string): AwsCreden
     const line = rawLine.trim();
     if (line === '' || line.startsWith('#') || line.startsWith(';')) continue;
     if (line.startsWith('[') && line.endsWith(']')) {
-      section = line.slice(1, -1).trim().replace(/^profile\s+/, '');
+      section = line
+        .slice(1, -1)
+        .trim()
+        .replace(/^profile\s+/, '');
       if (section === profile) found = true;
       continue;
     }
@@ -107,7 +110,10 @@ export function defaultChainCredentials(
         });
         const credentials: AwsCredentials = { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey };
         if (c.sessionToken) credentials.sessionToken = c.sessionToken;
-        cached = { credentials, refreshAt: c.expiration ? c.expiration.getTime() - REFRESH_MARGIN_MS : Number.POSITIVE_INFINITY };
+        cached = {
+          credentials,
+          refreshAt: c.expiration ? c.expiration.getTime() - REFRESH_MARGIN_MS : Number.POSITIVE_INFINITY,
+        };
         return credentials;
       } catch (error) {
         throw new AwsSigningError(`AWS default credential chain found no credentials (${(error as Error).name})`);
@@ -167,7 +173,11 @@ export const awsSigV4Auth: AuthFactory<SigV4Config> = (auth, _backend, secrets) 
   const credentials = auth.credentials;
   const source =
     credentials.source === 'Secret'
-      ? secretCredentials(() => secrets.read(credentials.secret), credentials.profile, `${credentials.secret.secretName}/${credentials.secret.key}`)
+      ? secretCredentials(
+          () => secrets.read(credentials.secret),
+          credentials.profile,
+          `${credentials.secret.secretName}/${credentials.secret.key}`,
+        )
       : defaultChainCredentials();
   return new AwsSigV4Authenticator(auth, source);
 };

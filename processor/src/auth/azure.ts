@@ -47,8 +47,11 @@ export class AzureEntraTokenSource {
     if (this.pending === undefined) {
       const timeoutMs = this.options.timeoutMs ?? CREDENTIAL_TIMEOUT_MS;
       const abort = new AbortController();
-      const pending = withTimeout(this.fetchToken(secret, now, abort.signal), timeoutMs, `Azure Entra token endpoint for tenant ${this.options.tenantId}`, () =>
-        abort.abort(),
+      const pending = withTimeout(
+        this.fetchToken(secret, now, abort.signal),
+        timeoutMs,
+        `Azure Entra token endpoint for tenant ${this.options.tenantId}`,
+        () => abort.abort(),
       ).finally(() => {
         if (this.pending === pending) this.pending = undefined;
       });
@@ -60,7 +63,12 @@ export class AzureEntraTokenSource {
   private async fetchToken(secret: string, now: number, signal: AbortSignal): Promise<string> {
     const { tenantId, clientId } = this.options;
     const url = `${this.options.authority ?? AZURE_AUTHORITY}/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`;
-    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: clientId, client_secret: secret, scope: AZURE_SCOPE });
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: clientId,
+      client_secret: secret,
+      scope: AZURE_SCOPE,
+    });
     let response: Response;
     try {
       response = await (this.options.fetchImpl ?? fetch)(url, {
@@ -72,10 +80,16 @@ export class AzureEntraTokenSource {
     } catch (error) {
       throw new AzureAuthError(`Azure Entra token request for tenant ${tenantId} failed: ${(error as Error).name}`);
     }
-    const body = (await response.json().catch(() => ({}))) as { access_token?: unknown; expires_in?: unknown; error?: unknown };
+    const body = (await response.json().catch(() => ({}))) as {
+      access_token?: unknown;
+      expires_in?: unknown;
+      error?: unknown;
+    };
     if (!response.ok || typeof body.access_token !== 'string' || body.access_token === '') {
       const code = typeof body.error === 'string' ? body.error : 'no token in response';
-      throw new AzureAuthError(`Azure Entra token request for tenant ${tenantId}, client ${clientId} failed: HTTP ${response.status} ${code}`);
+      throw new AzureAuthError(
+        `Azure Entra token request for tenant ${tenantId}, client ${clientId} failed: HTTP ${response.status} ${code}`,
+      );
     }
     const lifetimeMs = (typeof body.expires_in === 'number' ? body.expires_in : Number(body.expires_in) || 3600) * 1000;
     this.token = { value: body.access_token, refreshAt: now + Math.max(0, lifetimeMs - REFRESH_MARGIN_MS), secret };
@@ -84,11 +98,14 @@ export class AzureEntraTokenSource {
 }
 
 /** The Azure Entra factory with token-source options chosen (`azureEntraAuth` uses the defaults). */
-export function azureEntraAuthWith(options: Pick<AzureTokenOptions, 'authority' | 'fetchImpl' | 'timeoutMs'> = {}): AuthFactory<AzureEntraAuth> {
+export function azureEntraAuthWith(
+  options: Pick<AzureTokenOptions, 'authority' | 'fetchImpl' | 'timeoutMs'> = {},
+): AuthFactory<AzureEntraAuth> {
   return (auth, _backend, secrets) => createAzureEntraAuth(auth, secrets, options);
 }
 
-export const azureEntraAuth: AuthFactory<AzureEntraAuth> = (auth, _backend, secrets): BackendAuthenticator => createAzureEntraAuth(auth, secrets, {});
+export const azureEntraAuth: AuthFactory<AzureEntraAuth> = (auth, _backend, secrets): BackendAuthenticator =>
+  createAzureEntraAuth(auth, secrets, {});
 
 function createAzureEntraAuth(
   auth: AzureEntraAuth,
@@ -104,6 +121,9 @@ function createAzureEntraAuth(
   return {
     // The client secret is there and non-empty (the token itself is fetched).
     check: () => void secrets.read(auth.clientSecret),
-    apply: async (): Promise<HeaderChanges> => ({ setHeaders: { authorization: `Bearer ${await source.get()}` }, removeHeaders: ['api-key'] }),
+    apply: async (): Promise<HeaderChanges> => ({
+      setHeaders: { authorization: `Bearer ${await source.get()}` },
+      removeHeaders: ['api-key'],
+    }),
   };
 }

@@ -48,11 +48,19 @@ export function parseServiceAccountKey(keyJson: string, ref: SecretKeyRef): Serv
   if (typeof key !== 'object' || key === null || !usable(key.client_email) || !usable(key.private_key)) {
     throw new GcpAuthError(`GCP service-account key ${ref.secretName}/${ref.key} lacks client_email or private_key`);
   }
-  return { clientEmail: key.client_email, privateKey: key.private_key, privateKeyId: typeof key.private_key_id === 'string' ? key.private_key_id : undefined };
+  return {
+    clientEmail: key.client_email,
+    privateKey: key.private_key,
+    privateKeyId: typeof key.private_key_id === 'string' ? key.private_key_id : undefined,
+  };
 }
 
 /** A JWT client for a service-account key (JSON text). Errors name the Secret, never its content. */
-export function serviceAccountClient(keyJson: string, ref: SecretKeyRef, timeoutMs = CREDENTIAL_TIMEOUT_MS): AccessTokenClient {
+export function serviceAccountClient(
+  keyJson: string,
+  ref: SecretKeyRef,
+  timeoutMs = CREDENTIAL_TIMEOUT_MS,
+): AccessTokenClient {
   const key = parseServiceAccountKey(keyJson, ref);
   return new JWT({
     email: key.clientEmail,
@@ -123,11 +131,17 @@ export function gcpAuthWith(options: GcpAuthOptions = {}): AuthFactory<GcpAuth> 
       check: () => void parseServiceAccountKey(secrets.read(credentials.secret), credentials.secret),
       apply: () => {
         const keyJson = secrets.read(credentials.secret);
-        if (current?.keyJson !== keyJson) current = { keyJson, client: keyClient(keyJson, credentials.secret, timeoutMs) };
+        if (current?.keyJson !== keyJson)
+          current = { keyJson, client: keyClient(keyJson, credentials.secret, timeoutMs) };
         const used = current;
-        return bearerFrom(used.client, `service account ${credentials.secret.secretName}/${credentials.secret.key}`, timeoutMs, () => {
-          if (current === used) current = undefined;
-        });
+        return bearerFrom(
+          used.client,
+          `service account ${credentials.secret.secretName}/${credentials.secret.key}`,
+          timeoutMs,
+          () => {
+            if (current === used) current = undefined;
+          },
+        );
       },
     };
   };

@@ -41,7 +41,9 @@ export const CLIENT_INTERNAL_HEADER_PREFIXES: readonly string[] = ['x-ai-eg-', '
  */
 export function isClientInternalHeader(name: string): boolean {
   if (name === MODEL_HEADER) return false;
-  return CLIENT_INTERNAL_HEADERS.includes(name) || CLIENT_INTERNAL_HEADER_PREFIXES.some((prefix) => name.startsWith(prefix));
+  return (
+    CLIENT_INTERNAL_HEADERS.includes(name) || CLIENT_INTERNAL_HEADER_PREFIXES.some((prefix) => name.startsWith(prefix))
+  );
 }
 
 /** Whether `name` (lower-case) is one of the per-request AWS credential headers that SigV4 signing reads. */

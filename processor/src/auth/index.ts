@@ -54,9 +54,11 @@ export type AuthFactories = { [K in BackendAuth['type']]?: AuthFactory<Extract<B
 export const AUTH_FACTORIES: AuthFactories = {
   APIKey: apiKeyAuth,
   BearerToken: bearerTokenAuth,
-  AWSSigV4: (auth, backend, secrets) => (require('./aws') as typeof import('./aws')).awsSigV4Auth(auth, backend, secrets),
+  AWSSigV4: (auth, backend, secrets) =>
+    (require('./aws') as typeof import('./aws')).awsSigV4Auth(auth, backend, secrets),
   GCP: (auth, backend, secrets) => (require('./gcp') as typeof import('./gcp')).gcpAuth(auth, backend, secrets),
-  AzureEntra: (auth, backend, secrets) => (require('./azure') as typeof import('./azure')).azureEntraAuth(auth, backend, secrets),
+  AzureEntra: (auth, backend, secrets) =>
+    (require('./azure') as typeof import('./azure')).azureEntraAuth(auth, backend, secrets),
 };
 
 /** Client-sent credentials, removed before upstream whenever the backend has its own auth. */
@@ -100,7 +102,10 @@ export function isReportedCredentialProblem(error: unknown): boolean {
  * Runs the authenticator's `check`: undefined when the credential looks usable (or cannot be checked without a
  * fetch), otherwise the problem as a CredentialProblemError.
  */
-export function credentialProblem(backend: BackendConfig, auth: BackendAuthenticator | undefined): CredentialProblemError | undefined {
+export function credentialProblem(
+  backend: BackendConfig,
+  auth: BackendAuthenticator | undefined,
+): CredentialProblemError | undefined {
   if (auth?.check === undefined) return undefined;
   try {
     auth.check();
@@ -128,7 +133,9 @@ export function createAuthenticator(
   if (auth === undefined) return undefined;
   const factory = factories[auth.type] as AuthFactory | undefined;
   if (factory === undefined) {
-    throw new UnsupportedAuthError(`backend "${backend.name}": auth type "${auth.type}" is not supported by this processor`);
+    throw new UnsupportedAuthError(
+      `backend "${backend.name}": auth type "${auth.type}" is not supported by this processor`,
+    );
   }
   return factory(auth, backend, secrets);
 }

@@ -37,13 +37,17 @@ export class SecretReader {
     const id = `${ref.secretName}/${ref.key}`;
     const cached = this.cache.get(id);
     if (cached !== undefined) return cached;
-    if (this.dir === undefined) throw new SecretUnavailableError(ref, 'is unavailable: no secrets directory is configured');
+    if (this.dir === undefined)
+      throw new SecretUnavailableError(ref, 'is unavailable: no secrets directory is configured');
     let content: string;
     try {
       content = fs.readFileSync(path.join(this.dir, ref.secretName, ref.key), 'utf8');
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
-      throw new SecretUnavailableError(ref, code === 'ENOENT' ? 'is missing' : `is unreadable (${code ?? 'read failed'})`);
+      throw new SecretUnavailableError(
+        ref,
+        code === 'ENOENT' ? 'is missing' : `is unreadable (${code ?? 'read failed'})`,
+      );
     }
     const value = content.replace(/\r?\n$/, '');
     if (isBlank(value)) throw new SecretUnavailableError(ref, 'is empty');

@@ -47,7 +47,9 @@ export class NodeSha256 {
   }
 
   private create(): crypto.Hash | crypto.Hmac {
-    return this.secret === undefined ? crypto.createHash('sha256') : crypto.createHmac('sha256', toBytes(this.secret) as crypto.BinaryLike);
+    return this.secret === undefined
+      ? crypto.createHash('sha256')
+      : crypto.createHmac('sha256', toBytes(this.secret) as crypto.BinaryLike);
   }
 }
 
@@ -132,14 +134,20 @@ export function padsOf(key: Uint8Array): SigningKey {
  * One-shot hashing (`crypto.hash`, Node 20.12+) creates no Hash object per call: three of those per request
  * were most of the signing cost in garbage collection. Older Node 20 releases fall back to createHash.
  */
-const oneShotHash = (crypto as { hash?: (algorithm: string, data: string | ArrayBufferView, encoding: string) => string | Buffer }).hash;
+const oneShotHash = (
+  crypto as { hash?: (algorithm: string, data: string | ArrayBufferView, encoding: string) => string | Buffer }
+).hash;
 
 function sha256Hex(data: string | Uint8Array): string {
-  return oneShotHash ? (oneShotHash('sha256', data, 'hex') as string) : crypto.createHash('sha256').update(data).digest('hex');
+  return oneShotHash
+    ? (oneShotHash('sha256', data, 'hex') as string)
+    : crypto.createHash('sha256').update(data).digest('hex');
 }
 
 function sha256Raw(data: Uint8Array): Buffer {
-  return oneShotHash ? (oneShotHash('sha256', data, 'buffer') as Buffer) : crypto.createHash('sha256').update(data).digest();
+  return oneShotHash
+    ? (oneShotHash('sha256', data, 'buffer') as Buffer)
+    : crypto.createHash('sha256').update(data).digest();
 }
 
 /** HMAC-SHA256 (RFC 2104) from the precomputed pads: H(outer || H(inner || message)). */
@@ -157,7 +165,12 @@ function keyId(credentials: AwsCredentials, day: string, region: string, service
   return `${day}\u0000${region}\u0000${service}\u0000${credentials.accessKeyId}\u0000${credentials.secretAccessKey}`;
 }
 
-async function signingKey(credentials: AwsCredentials, day: string, region: string, service: string): Promise<SigningKey> {
+async function signingKey(
+  credentials: AwsCredentials,
+  day: string,
+  region: string,
+  service: string,
+): Promise<SigningKey> {
   const id = keyId(credentials, day, region, service);
   const cached = signingKeys.get(id);
   if (cached !== undefined) return cached;
@@ -204,10 +217,20 @@ function checkCredentials(credentials: AwsCredentials): void {
   }
 }
 
-function sign(request: SignableRequest, credentials: AwsCredentials, region: string, service: string, amzDate: string, key: SigningKey): SignedHeaders {
+function sign(
+  request: SignableRequest,
+  credentials: AwsCredentials,
+  region: string,
+  service: string,
+  amzDate: string,
+  key: SigningKey,
+): SignedHeaders {
   const q = request.path.indexOf('?');
   const path = q === -1 ? request.path : request.path.slice(0, q);
-  const query = q === -1 ? '' : getCanonicalQuery({ query: splitQuery(request.path.slice(q + 1)) } as Parameters<typeof getCanonicalQuery>[0]);
+  const query =
+    q === -1
+      ? ''
+      : getCanonicalQuery({ query: splitQuery(request.path.slice(q + 1)) } as Parameters<typeof getCanonicalQuery>[0]);
   const day = amzDate.slice(0, 8);
   const token = credentials.sessionToken;
   const signedHeaders = token ? 'host;x-amz-date;x-amz-security-token' : 'host;x-amz-date';

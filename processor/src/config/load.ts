@@ -1,5 +1,9 @@
 import * as fs from 'node:fs';
-import { parseProcessorConfig, ProcessorConfigError, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
+import {
+  parseProcessorConfig,
+  ProcessorConfigError,
+  type ProcessorConfig,
+} from '@ai-gateway-constructs/processor-config';
 
 /** Reads and validates the config file; throws ProcessorConfigError with a specific message. */
 export function readConfigFile(file: string): ProcessorConfig {
@@ -7,7 +11,9 @@ export function readConfigFile(file: string): ProcessorConfig {
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
-    throw new ProcessorConfigError([`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`]);
+    throw new ProcessorConfigError([
+      `cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`,
+    ]);
   }
   let document: unknown;
   try {

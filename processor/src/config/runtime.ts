@@ -2,7 +2,14 @@
  * A loaded config compiled for the request path: router, backends with their authenticators and parsed
  * mutations, compiled costs. Immutable; hot reload swaps the whole snapshot.
  */
-import { createAuthenticator, credentialProblem, failingAuthenticator, type AuthFactories, type BackendAuthenticator, type CredentialProblemError } from '../auth';
+import {
+  createAuthenticator,
+  credentialProblem,
+  failingAuthenticator,
+  type AuthFactories,
+  type BackendAuthenticator,
+  type CredentialProblemError,
+} from '../auth';
 import type { SecretReader } from '../auth/secrets';
 import { HeaderOptionCache } from '../extproc/header-options';
 import { RequestAnswerCache } from '../extproc/request-answers';
@@ -11,11 +18,17 @@ import { Router } from '../routing/router';
 import type { TranslatorTable } from '../translate/registry';
 import { compileCost, type CompiledCost } from '../usage/costs';
 import { UsageMetadata } from '../usage/metadata';
-import { ProcessorConfigError, type BackendConfig, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
+import {
+  ProcessorConfigError,
+  type BackendConfig,
+  type ProcessorConfig,
+} from '@ai-gateway-constructs/processor-config';
 
 /** Headers Envoy's default mutation rules ignore: the route owns them. */
 export function isIgnoredByEnvoy(name: string): boolean {
-  return name === 'host' || name === ':authority' || name === ':scheme' || name === ':method' || name.startsWith('x-envoy-');
+  return (
+    name === 'host' || name === ':authority' || name === ':scheme' || name === ':method' || name.startsWith('x-envoy-')
+  );
 }
 
 export interface BackendRuntime {
@@ -91,11 +104,14 @@ export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, o
       credentialErrors.push(credential);
       auth = failingAuthenticator(credential);
     }
-    const ignored = [...(backend.headerMutation?.set.map((h) => h.name) ?? []), ...(backend.headerMutation?.remove ?? [])].filter(
-      isIgnoredByEnvoy,
-    );
+    const ignored = [
+      ...(backend.headerMutation?.set.map((h) => h.name) ?? []),
+      ...(backend.headerMutation?.remove ?? []),
+    ].filter(isIgnoredByEnvoy);
     if (ignored.length > 0) {
-      problems.push(`backends.${i}.headerMutation: Envoy ignores changes to ${ignored.join(', ')}; the route sets them`);
+      problems.push(
+        `backends.${i}.headerMutation: Envoy ignores changes to ${ignored.join(', ')}; the route sets them`,
+      );
     }
     backends.set(backend.name, {
       config: backend,
@@ -127,7 +143,9 @@ export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, o
     }
   }
   const broken = new Set(credentialErrors.map((error) => error.backend));
-  const routed = new Set(config.routes.flatMap((route) => route.rules.flatMap((rule) => rule.backends.map((ref) => ref.backend))));
+  const routed = new Set(
+    config.routes.flatMap((route) => route.rules.flatMap((rule) => rule.backends.map((ref) => ref.backend))),
+  );
   return {
     config,
     credentialProblems: credentialErrors.map((error) => error.message),

@@ -32,14 +32,20 @@ function secretsPrint(dir: string | undefined): string {
   const parts: string[] = [];
   let secrets: string[];
   try {
-    secrets = fs.readdirSync(dir).filter((name) => !name.startsWith('.')).sort();
+    secrets = fs
+      .readdirSync(dir)
+      .filter((name) => !name.startsWith('.'))
+      .sort();
   } catch {
     return 'missing';
   }
   for (const secret of secrets) {
     let keys: string[];
     try {
-      keys = fs.readdirSync(path.join(dir, secret)).filter((name) => !name.startsWith('.')).sort();
+      keys = fs
+        .readdirSync(path.join(dir, secret))
+        .filter((name) => !name.startsWith('.'))
+        .sort();
     } catch {
       continue;
     }

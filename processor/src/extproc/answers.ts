@@ -16,7 +16,10 @@ export const CONTINUE = {
 } as const satisfies Record<RequestKind, Buffer>;
 
 /** "Go on unchanged" for a message kind, carrying metadata when given. */
-export function continueWith(kind: RequestKind, dynamicMetadata: EncodedStruct | undefined): ProcessingResponse | Buffer {
+export function continueWith(
+  kind: RequestKind,
+  dynamicMetadata: EncodedStruct | undefined,
+): ProcessingResponse | Buffer {
   if (!dynamicMetadata) return CONTINUE[kind];
   switch (kind) {
     case 'requestTrailers':
@@ -28,7 +31,10 @@ export function continueWith(kind: RequestKind, dynamicMetadata: EncodedStruct |
   }
 }
 
-export const JSON_CONTENT_TYPE: HeaderMutation = { setHeaders: [headerOption('content-type', 'application/json')], removeHeaders: [] };
+export const JSON_CONTENT_TYPE: HeaderMutation = {
+  setHeaders: [headerOption('content-type', 'application/json')],
+  removeHeaders: [],
+};
 
 /** Envoy answers the client directly with an error in the client's API schema. */
 export function errorReply(api: ClientApi, error: GatewayError, dynamicMetadata: EncodedStruct): ProcessingResponse {

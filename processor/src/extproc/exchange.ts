@@ -5,7 +5,13 @@
  */
 import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
 import type { EncodedStruct } from '../grpc/messages';
-import { ZERO_USAGE, type ClientApi, type Operation, type ResponseTranslator, type TokenUsage } from '../translate/types';
+import {
+  ZERO_USAGE,
+  type ClientApi,
+  type Operation,
+  type ResponseTranslator,
+  type TokenUsage,
+} from '../translate/types';
 import type { ProcessorContext } from './context';
 
 export interface ExchangeRoute {
@@ -118,6 +124,9 @@ export class Exchange {
   private metadata(usage: TokenUsage): EncodedStruct {
     this.writtenTotal = usage.total;
     this.writtenInput = usage.input;
-    return this.route.runtime.usageMetadata.encode({ usage, model: this.route.model, backend: this.backendName }, this.context.costFailed);
+    return this.route.runtime.usageMetadata.encode(
+      { usage, model: this.route.model, backend: this.backendName },
+      this.context.costFailed,
+    );
   }
 }

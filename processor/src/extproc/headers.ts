@@ -1,4 +1,10 @@
-import { type EncodedHeaderOption, type HeaderMap, type HeaderMutation, type HeaderValue, type HeaderValueOption } from '../grpc/messages';
+import {
+  type EncodedHeaderOption,
+  type HeaderMap,
+  type HeaderMutation,
+  type HeaderValue,
+  type HeaderValueOption,
+} from '../grpc/messages';
 import { RESPONSE_HEADERS_READ, type HeaderChanges, type ResponseHeaders } from '../translate/types';
 import { isIgnoredByEnvoy } from '../config/runtime';
 import { headerOption, type HeaderOptionCache } from './header-options';
@@ -6,7 +12,9 @@ import { headerOption, type HeaderOptionCache } from './header-options';
 function valueOf(header: HeaderValue): string {
   const raw = header.rawValue;
   if (!raw || raw.length === 0) return header.value ?? '';
-  return Buffer.isBuffer(raw) ? raw.toString('latin1') : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1');
+  return Buffer.isBuffer(raw)
+    ? raw.toString('latin1')
+    : Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('latin1');
 }
 
 /**
@@ -79,7 +87,7 @@ export class HeaderChangeSet {
   apply(changes: HeaderChanges): void {
     for (const name of changes.removeHeaders) this.remove(name.toLowerCase());
     const repeatable = changes.repeatable === true;
-    for (const name in changes.setHeaders) this.set(name.toLowerCase(), changes.setHeaders[name]!, repeatable);
+    for (const name in changes.setHeaders) this.set(name.toLowerCase(), changes.setHeaders[name], repeatable);
   }
 
   private put(name: string, value: string | undefined, repeatable: boolean): void {
@@ -104,7 +112,7 @@ export class HeaderChangeSet {
     for (const name in headers) if (!this.names.includes(name)) out[name] = headers[name]!;
     for (let i = 0; i < this.names.length; i++) {
       const value = this.values[i];
-      if (value !== undefined) out[this.names[i]!] = value;
+      if (value !== undefined) out[this.names[i]] = value;
     }
     return out;
   }
@@ -118,7 +126,7 @@ export class HeaderChangeSet {
     const setHeaders: Array<HeaderValueOption | EncodedHeaderOption> = [];
     const removeHeaders: string[] = [];
     for (let i = 0; i < this.names.length; i++) {
-      const name = this.names[i]!;
+      const name = this.names[i];
       if (isIgnoredByEnvoy(name)) continue;
       const value = this.values[i];
       if (value === undefined) removeHeaders.push(name);

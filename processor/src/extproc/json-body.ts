@@ -52,7 +52,7 @@ function scanStructure(raw: Buffer): { tooDeep: boolean; modelKeys: number } {
   let i = 0;
   const length = raw.length;
   while (i < length) {
-    const c = raw[i]!;
+    const c = raw[i];
     if (c === QUOTE) {
       const end = closingQuote(raw, i + 1);
       if (end === -1) break; // unterminated: JSON.parse reports it
@@ -94,7 +94,12 @@ function closingQuote(raw: Buffer, from: number): number {
 function isModelKey(raw: Buffer, start: number, end: number): boolean {
   if (end - start === MODEL_KEY.length) return raw.compare(MODEL_KEY, 0, MODEL_KEY.length, start, end) === 0;
   // An escaped spelling is longer than five bytes; only keys with a backslash can decode to `model`.
-  if (end - start > 5 && end - start <= 64 && raw.indexOf(BACKSLASH, start) !== -1 && raw.indexOf(BACKSLASH, start) < end) {
+  if (
+    end - start > 5 &&
+    end - start <= 64 &&
+    raw.indexOf(BACKSLASH, start) !== -1 &&
+    raw.indexOf(BACKSLASH, start) < end
+  ) {
     try {
       return JSON.parse(raw.toString('utf8', start - 1, end + 1)) === 'model';
     } catch {

@@ -12,7 +12,10 @@ const MAX_BYTES = 1024 * 1024;
  * entries and by bytes: models can be client-chosen under prefix or regex matches.
  */
 export class RequestAnswerCache {
-  private readonly answers = new Map<string, { credentials: HeaderChanges | undefined; answer: EncodedResponse; size: number }>();
+  private readonly answers = new Map<
+    string,
+    { credentials: HeaderChanges | undefined; answer: EncodedResponse; size: number }
+  >();
   private size = 0;
 
   /** Characters of the cached keys plus bytes of the encoded answers. */

@@ -32,12 +32,20 @@ export type Rejection = { kind: 'reject'; error: GatewayError; api: ClientApi };
 export type HeadersDecision =
   | Rejection
   | { kind: 'models'; match: EndpointMatch }
-  | { kind: 'readBody'; match: EndpointMatch & { operation: Exclude<EndpointMatch['operation'], 'models' | undefined> }; headers: HeaderList; path: string };
+  | {
+      kind: 'readBody';
+      match: EndpointMatch & { operation: Exclude<EndpointMatch['operation'], 'models' | undefined> };
+      headers: HeaderList;
+      path: string;
+    };
 
 export function decideOnHeaders(runtime: RuntimeConfig, message: HttpHeaders): HeadersDecision {
   const list = message.headers?.headers ?? [];
   if (headerBytes(list) > MAX_REQUEST_HEADER_BYTES) {
-    return reject(gatewayError(431, `request headers exceed ${MAX_REQUEST_HEADER_BYTES} bytes`, 'request_headers_too_large'), 'OpenAI');
+    return reject(
+      gatewayError(431, `request headers exceed ${MAX_REQUEST_HEADER_BYTES} bytes`, 'request_headers_too_large'),
+      'OpenAI',
+    );
   }
   const headers = new HeaderList(message.headers);
   const path = headers.get(':path') ?? '/';
@@ -46,11 +54,18 @@ export function decideOnHeaders(runtime: RuntimeConfig, message: HttpHeaders): H
   const api: ClientApi = match?.api ?? 'OpenAI';
   if (match && escapesPrefix(match.subpath)) {
     // The rest of the path is appended to the backend's prefix: it must not climb out of it.
-    return reject(gatewayError(400, 'the request path must not contain dot segments or encoded slashes', 'invalid_path'), api);
+    return reject(
+      gatewayError(400, 'the request path must not contain dot segments or encoded slashes', 'invalid_path'),
+      api,
+    );
   }
   if (match?.allowedMethods) {
     return reject(
-      gatewayError(405, `method ${method} is not allowed on ${stripQuery(path)}; allowed: ${match.allowedMethods.join(', ')}`, 'method_not_allowed'),
+      gatewayError(
+        405,
+        `method ${method} is not allowed on ${stripQuery(path)}; allowed: ${match.allowedMethods.join(', ')}`,
+        'method_not_allowed',
+      ),
       api,
     );
   }
@@ -63,13 +78,20 @@ export function decideOnHeaders(runtime: RuntimeConfig, message: HttpHeaders): H
     return reject(tooLarge(runtime), api);
   }
   if (message.endOfStream) {
-    return reject(gatewayError(400, `a JSON request body with a "model" is required for ${stripQuery(path)}`, 'missing_body'), api);
+    return reject(
+      gatewayError(400, `a JSON request body with a "model" is required for ${stripQuery(path)}`, 'missing_body'),
+      api,
+    );
   }
   return { kind: 'readBody', match: match as Extract<HeadersDecision, { kind: 'readBody' }>['match'], headers, path };
 }
 
 export function tooLarge(runtime: RuntimeConfig): GatewayError {
-  return gatewayError(413, `request body exceeds the limit of ${runtime.config.maxRequestBodyBytes} bytes`, 'request_too_large');
+  return gatewayError(
+    413,
+    `request body exceeds the limit of ${runtime.config.maxRequestBodyBytes} bytes`,
+    'request_too_large',
+  );
 }
 
 /** The rule and backend that serve a request body. */
@@ -95,13 +117,29 @@ export function decideOnBody(
   if (!parsed.ok) {
     switch (parsed.reason) {
       case 'syntax':
-        return reject(gatewayError(400, `malformed request: failed to parse JSON for ${path}: ${parsed.message}`, 'invalid_json'), api);
+        return reject(
+          gatewayError(400, `malformed request: failed to parse JSON for ${path}: ${parsed.message}`, 'invalid_json'),
+          api,
+        );
       case 'not_object':
-        return reject(gatewayError(400, `malformed request: the body of ${path} must be a JSON object`, 'invalid_json'), api);
+        return reject(
+          gatewayError(400, `malformed request: the body of ${path} must be a JSON object`, 'invalid_json'),
+          api,
+        );
       case 'too_deep':
-        return reject(gatewayError(400, `malformed request: the body of ${path} nests deeper than ${MAX_JSON_DEPTH} levels`, 'invalid_json'), api);
+        return reject(
+          gatewayError(
+            400,
+            `malformed request: the body of ${path} nests deeper than ${MAX_JSON_DEPTH} levels`,
+            'invalid_json',
+          ),
+          api,
+        );
       case 'duplicate_model':
-        return reject(gatewayError(400, 'the request body names "model" more than once', 'duplicate_model', 'model'), api);
+        return reject(
+          gatewayError(400, 'the request body names "model" more than once', 'duplicate_model', 'model'),
+          api,
+        );
     }
   }
   const body = parsed.body;
@@ -109,13 +147,22 @@ export function decideOnBody(
   if (typeof model !== 'string' || model.length === 0) {
     return reject(gatewayError(400, 'you must provide a model parameter', 'missing_model', 'model'), api);
   }
-  if (model.length > MAX_MODEL_NAME_BYTES || (model.length > MAX_MODEL_NAME_BYTES / 3 && Buffer.byteLength(model) > MAX_MODEL_NAME_BYTES)) {
+  if (
+    model.length > MAX_MODEL_NAME_BYTES ||
+    (model.length > MAX_MODEL_NAME_BYTES / 3 && Buffer.byteLength(model) > MAX_MODEL_NAME_BYTES)
+  ) {
     // Checked first and in O(1) for long names (a UTF-16 unit is at most 3 UTF-8 bytes).
-    return reject(gatewayError(400, `the model name must be at most ${MAX_MODEL_NAME_BYTES} bytes long`, 'invalid_model', 'model'), api);
+    return reject(
+      gatewayError(400, `the model name must be at most ${MAX_MODEL_NAME_BYTES} bytes long`, 'invalid_model', 'model'),
+      api,
+    );
   }
   if (hasControlCharacter(model)) {
     // The model travels upstream in a header (x-ai-eg-model): CR, LF or NUL there would be header injection.
-    return reject(gatewayError(400, 'the model name must not contain control characters', 'invalid_model', 'model'), api);
+    return reject(
+      gatewayError(400, 'the model name must not contain control characters', 'invalid_model', 'model'),
+      api,
+    );
   }
   const rule = findRule(read.match.rules, model);
   if (!rule) {
@@ -131,7 +178,8 @@ export function decideOnBody(
     );
   }
   for (const name of rule.rule.route.requiredHeaders) {
-    if (!read.headers.get(name)) return reject(gatewayError(400, `missing required header: ${name}`, 'missing_required_header'), api);
+    if (!read.headers.get(name))
+      return reject(gatewayError(400, `missing required header: ${name}`, 'missing_required_header'), api);
   }
   const ref = selectBackend(rule.rule.backends, breakers, runtime.config.circuitBreaker);
   const backend = runtime.backends.get(ref.backend)!;

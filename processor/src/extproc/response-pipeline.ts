@@ -5,7 +5,13 @@
  * Body modes: Envoy buffers the response (one body message, `end_of_stream=false` only when trailers follow)
  * unless the response headers answer switched it to STREAMED for an event stream.
  */
-import { createDecoder, isSupportedEncoding, MAX_INFLATED_BYTES, type BodyDecoder, type DecodeResult } from '../encoding';
+import {
+  createDecoder,
+  isSupportedEncoding,
+  MAX_INFLATED_BYTES,
+  type BodyDecoder,
+  type DecodeResult,
+} from '../encoding';
 import { renderError, gatewayError } from '../errors';
 import {
   BODY_MODE_STREAMED,
@@ -24,7 +30,6 @@ import { headerOption } from './header-options';
 import { HeaderChangeSet, readResponseHeaders } from './headers';
 import { EMPTY, toBuffer } from './message-bytes';
 import { classifyResponse, responseCodeDetails, type ResponseOrigin } from './local-replies';
-
 
 export class ResponsePipeline {
   private decoder: BodyDecoder | undefined;
@@ -91,7 +96,8 @@ export class ResponsePipeline {
       metadata = localReplyMetadata(this.context, runtime);
       const log = { backend: exchange.backendName, model: exchange.route.model, details: origin.details };
       // The processor rewrote the request for this backend and the re-match found no route: a routing bug.
-      if (origin.details === 'route_not_found') this.context.logger.warn(log, 'Envoy found no route for the request rewritten for the backend');
+      if (origin.details === 'route_not_found')
+        this.context.logger.warn(log, 'Envoy found no route for the request rewritten for the backend');
       else this.context.logger.debug(log, 'Envoy answered the request locally');
     }
     return { responseHeaders: { response: {} }, dynamicMetadata: metadata };
@@ -122,11 +128,20 @@ export class ResponsePipeline {
       this.inflated += decoded.bytes.length;
       return this.translate(decoded.bytes, end);
     }
-    const what = decoded.reason === 'too_large' ? `inflates beyond ${MAX_INFLATED_BYTES} bytes` : 'is not valid in its content encoding';
-    this.context.logger.warn({ backend: this.exchange.backendName, reason: decoded.reason }, 'upstream response body could not be decoded');
+    const what =
+      decoded.reason === 'too_large'
+        ? `inflates beyond ${MAX_INFLATED_BYTES} bytes`
+        : 'is not valid in its content encoding';
+    this.context.logger.warn(
+      { backend: this.exchange.backendName, reason: decoded.reason },
+      'upstream response body could not be decoded',
+    );
     if (this.streaming) {
       // The client already has the headers: the stream ends here, charged what was counted.
-      return { responseBody: { response: this.passthroughBody ? {} : { bodyMutation: { body: EMPTY } } }, dynamicMetadata: end ? this.exchange.finish('upstream_decode_error') : this.exchange.current() };
+      return {
+        responseBody: { response: this.passthroughBody ? {} : { bodyMutation: { body: EMPTY } } },
+        dynamicMetadata: end ? this.exchange.finish('upstream_decode_error') : this.exchange.current(),
+      };
     }
     // Buffered: Envoy still holds the headers; the client gets a gateway error instead of a body nobody read.
     this.exchange.backendResult(false);
@@ -135,7 +150,11 @@ export class ResponsePipeline {
     const response: CommonResponse = {
       bodyMutation: { body },
       headerMutation: {
-        setHeaders: [headerOption(':status', '502'), headerOption('content-length', String(body.length)), headerOption('content-type', 'application/json')],
+        setHeaders: [
+          headerOption(':status', '502'),
+          headerOption('content-length', String(body.length)),
+          headerOption('content-type', 'application/json'),
+        ],
         removeHeaders: ['content-encoding'],
       },
     };
@@ -158,7 +177,7 @@ export class ResponsePipeline {
         const parts = this.buffered ?? [];
         if (out.length > 0) parts.push(out);
         this.buffered = undefined;
-        const whole = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+        const whole = parts.length === 1 ? parts[0] : Buffer.concat(parts);
         const setHeaders = [headerOption('content-length', String(whole.length))];
         const replacedStatus = translator.replacedStatus;
         if (replacedStatus !== undefined) {

@@ -72,7 +72,10 @@ export class ExchangeSession implements ExtProcStream {
     if (this.busy) {
       this.queuedBytes += bodyBytes(request);
       if (this.queuedBytes > MAX_QUEUED_BYTES) {
-        this.context.logger.error({ queuedBytes: this.queuedBytes }, 'ext_proc messages queued beyond the bound; closing the stream');
+        this.context.logger.error(
+          { queuedBytes: this.queuedBytes },
+          'ext_proc messages queued beyond the bound; closing the stream',
+        );
         this.close(true);
         this.fail(new Error('too many bytes queued behind a pending answer'));
         return;
@@ -149,7 +152,9 @@ export class ExchangeSession implements ExtProcStream {
       case 'responseBody':
         return this.onResponseBody(request.responseBody!);
       case 'responseTrailers':
-        return this.phase.kind === 'readingResponse' ? this.settleResponse(this.phase.pipeline.trailers()) : CONTINUE.responseTrailers;
+        return this.phase.kind === 'readingResponse'
+          ? this.settleResponse(this.phase.pipeline.trailers())
+          : CONTINUE.responseTrailers;
       case 'requestTrailers':
         return CONTINUE.requestTrailers;
       default:
@@ -220,7 +225,9 @@ export class ExchangeSession implements ExtProcStream {
     if (isReportedCredentialProblem(answer.cause)) this.context.logger.debug(fields, 'backend authentication failed');
     else this.context.logger.error(fields, 'backend authentication failed');
     exchange.failBackend('backend_auth_error');
-    return this.reject(gatewayError(503, `the gateway could not authenticate to backend "${backend}"`, 'backend_auth_error'));
+    return this.reject(
+      gatewayError(503, `the gateway could not authenticate to backend "${backend}"`, 'backend_auth_error'),
+    );
   }
 
   // ---- response ----
@@ -237,13 +244,16 @@ export class ExchangeSession implements ExtProcStream {
     const phase = this.phase;
     if (phase.kind !== 'readingResponse') return CONTINUE.responseBody;
     const answer = phase.pipeline.body(message);
-    return answer instanceof Promise ? answer.then((resolved) => this.settleResponse(resolved)) : this.settleResponse(answer);
+    return answer instanceof Promise
+      ? answer.then((resolved) => this.settleResponse(resolved))
+      : this.settleResponse(answer);
   }
 
   /** Once the exchange is accounted for, the rest of the stream passes unchanged. */
   private settleResponse(answer: OutgoingResponse): OutgoingResponse {
     const phase = this.phase;
-    if ((phase.kind === 'readingResponse' || phase.kind === 'awaitingResponse') && phase.exchange.isSettled) this.phase = DONE;
+    if ((phase.kind === 'readingResponse' || phase.kind === 'awaitingResponse') && phase.exchange.isSettled)
+      this.phase = DONE;
     return answer;
   }
 
@@ -261,7 +271,10 @@ export class ExchangeSession implements ExtProcStream {
   /** The answer to a message whose handling threw or missed its deadline. */
   private recover(request: ProcessingRequest, error: unknown): OutgoingResponse {
     const deadline = error instanceof DeadlineExceeded;
-    this.context.logger.error({ err: error instanceof Error ? error.message : String(error), phase: request.request }, deadline ? 'answer deadline exceeded' : 'processing failed');
+    this.context.logger.error(
+      { err: error instanceof Error ? error.message : String(error), phase: request.request },
+      deadline ? 'answer deadline exceeded' : 'processing failed',
+    );
     const kind = request.request;
     if (kind === 'requestHeaders' || kind === 'requestBody') {
       if (this.phase.kind === 'done') return CONTINUE[kind];
@@ -277,9 +290,12 @@ export class ExchangeSession implements ExtProcStream {
       // The charge must not be skipped: what was counted so far, final when this was the last message.
       const end =
         kind === 'responseTrailers' ||
-        (kind === 'responseHeaders' ? request.responseHeaders?.endOfStream : request.responseBody?.endOfStream) === true ||
+        (kind === 'responseHeaders' ? request.responseHeaders?.endOfStream : request.responseBody?.endOfStream) ===
+          true ||
         deadline;
-      const metadata = end ? phase.exchange.finish(deadline ? 'processing_timeout' : 'processing_error') : phase.exchange.current();
+      const metadata = end
+        ? phase.exchange.finish(deadline ? 'processing_timeout' : 'processing_error')
+        : phase.exchange.current();
       if (end) this.phase = DONE;
       return continueWith(kind, metadata);
     }

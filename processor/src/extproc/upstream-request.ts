@@ -5,7 +5,12 @@
 import { randomUUID } from 'node:crypto';
 import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '@ai-gateway-constructs/processor-config';
 import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
-import { CLIENT_CREDENTIAL_HEADERS, CLIENT_INTERNAL_HEADERS, internalHeadersConsumedBy, type AuthRequest } from '../auth';
+import {
+  CLIENT_CREDENTIAL_HEADERS,
+  CLIENT_INTERNAL_HEADERS,
+  internalHeadersConsumedBy,
+  type AuthRequest,
+} from '../auth';
 import { gatewayError } from '../errors';
 import { encodeProcessingResponse } from '../grpc/encode';
 import type { CommonResponse, OutgoingResponse, ProcessingResponse } from '../grpc/messages';
@@ -42,7 +47,11 @@ export function prepareUpstream(
   if (!factory) {
     return {
       kind: 'reject',
-      error: gatewayError(400, `backend "${backend.config.name}" (schema ${backend.config.schema.name}) cannot serve ${stripQuery(path)}`, 'unsupported_operation'),
+      error: gatewayError(
+        400,
+        `backend "${backend.config.name}" (schema ${backend.config.schema.name}) cannot serve ${stripQuery(path)}`,
+        'unsupported_operation',
+      ),
       api,
     };
   }
@@ -64,7 +73,17 @@ export function prepareUpstream(
     upstream = translator.request(decision.body);
   } catch (error) {
     if (error instanceof TranslationError) {
-      return { kind: 'reject', error: { status: error.status, message: error.message, type: error.errorType, code: null, param: error.param ?? null }, api };
+      return {
+        kind: 'reject',
+        error: {
+          status: error.status,
+          message: error.message,
+          type: error.errorType,
+          code: null,
+          param: error.param ?? null,
+        },
+        api,
+      };
     }
     throw error;
   }
@@ -109,10 +128,28 @@ export function upstreamAnswer(
   } catch (error) {
     return new CredentialFailure(error);
   }
-  if (!upstreamBody && upstream.removeHeaders.length === 0 && isEmpty(upstream.setHeaders) && (!auth || fixedCredentials)) {
+  if (
+    !upstreamBody &&
+    upstream.removeHeaders.length === 0 &&
+    isEmpty(upstream.setHeaders) &&
+    (!auth || fixedCredentials)
+  ) {
     // Forwarded as it came: the answer depends only on route, backend, model, path and static credentials.
-    return runtime.requestAnswers.get(routeName, backend.config.name, route.model, upstream.path, upstream.path !== read.path, fixedCredentials, () =>
-      encodeProcessingResponse(bodyAnswer(runtime, requestChanges(backend, routeName, route.model, upstream, read.path, undefined, fixedCredentials), undefined)),
+    return runtime.requestAnswers.get(
+      routeName,
+      backend.config.name,
+      route.model,
+      upstream.path,
+      upstream.path !== read.path,
+      fixedCredentials,
+      () =>
+        encodeProcessingResponse(
+          bodyAnswer(
+            runtime,
+            requestChanges(backend, routeName, route.model, upstream, read.path, undefined, fixedCredentials),
+            undefined,
+          ),
+        ),
     );
   }
   const changes = requestChanges(backend, routeName, route.model, upstream, read.path, upstreamBody, fixedCredentials);

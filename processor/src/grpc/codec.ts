@@ -37,7 +37,8 @@ export function extProcCodecs(root: Root): ExtProcCodecs {
     request: codecFor(root.lookupType('envoy.service.ext_proc.v3.ProcessingRequest')),
     response: {
       serialize: (value) => (Buffer.isBuffer(value) ? value : encodeProcessingResponse(value)),
-      deserialize: codecFor<ProcessingResponse>(root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse')).deserialize,
+      deserialize: codecFor<ProcessingResponse>(root.lookupType('envoy.service.ext_proc.v3.ProcessingResponse'))
+        .deserialize,
     },
     healthRequest: codecFor(root.lookupType('grpc.health.v1.HealthCheckRequest')),
     healthResponse: codecFor(root.lookupType('grpc.health.v1.HealthCheckResponse')),

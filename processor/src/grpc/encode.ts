@@ -122,7 +122,7 @@ export class NumberStructLayout {
     out.message(2, namespaceValue);
     out.message(5, fields);
     keys.forEach((key, i) => {
-      out.message(1, entrySizes[i]!);
+      out.message(1, entrySizes[i]);
       out.string(1, key, byteLength(key));
       out.message(2, NUMBER_VALUE);
       out.tag(2, FIXED64);
@@ -141,7 +141,7 @@ export class NumberStructLayout {
 
   /** Sets the value of `keys[index]`. */
   set(bytes: EncodedStruct, index: number, value: number): void {
-    bytes.writeDoubleLE(value, this.offsets[index]!);
+    bytes.writeDoubleLE(value, this.offsets[index]);
   }
 }
 
@@ -154,7 +154,10 @@ function headerSize(keyLength: number, valueLength: number): number {
 function optionSize(option: HeaderValueOption | EncodedHeaderOption): number {
   if (Buffer.isBuffer(option)) return option.length;
   const header = option.header;
-  return lenFieldSize(1, headerSize(byteLength(header.key), header.rawValue.length)) + (option.appendAction ? 1 + varintSize(option.appendAction) : 0);
+  return (
+    lenFieldSize(1, headerSize(byteLength(header.key), header.rawValue.length)) +
+    (option.appendAction ? 1 + varintSize(option.appendAction) : 0)
+  );
 }
 
 function writeOption(out: Out, option: HeaderValueOption | EncodedHeaderOption): void {
@@ -187,22 +190,22 @@ const NO_NAMES: readonly string[] = [];
 function mutationSize(mutation: HeaderMutation): number {
   let size = 0;
   const options = mutation.setHeaders ?? NO_OPTIONS;
-  for (let i = 0; i < options.length; i++) size += lenFieldSize(1, optionSize(options[i]!));
+  for (let i = 0; i < options.length; i++) size += lenFieldSize(1, optionSize(options[i]));
   const names = mutation.removeHeaders ?? NO_NAMES;
-  for (let i = 0; i < names.length; i++) size += lenFieldSize(2, byteLength(names[i]!));
+  for (let i = 0; i < names.length; i++) size += lenFieldSize(2, byteLength(names[i]));
   return size;
 }
 
 function writeMutation(out: Out, mutation: HeaderMutation): void {
   const options = mutation.setHeaders ?? NO_OPTIONS;
   for (let i = 0; i < options.length; i++) {
-    const option = options[i]!;
+    const option = options[i];
     out.message(1, optionSize(option));
     writeOption(out, option);
   }
   const names = mutation.removeHeaders ?? NO_NAMES;
   for (let i = 0; i < names.length; i++) {
-    const name = names[i]!;
+    const name = names[i];
     out.string(2, name, byteLength(name));
   }
 }

@@ -28,12 +28,7 @@ export interface HttpTrailers {
 }
 
 export type RequestKind =
-  | 'requestHeaders'
-  | 'responseHeaders'
-  | 'requestBody'
-  | 'responseBody'
-  | 'requestTrailers'
-  | 'responseTrailers';
+  'requestHeaders' | 'responseHeaders' | 'requestBody' | 'responseBody' | 'requestTrailers' | 'responseTrailers';
 
 export interface ProcessingRequest {
   /** The name of the oneof member that is set (protobufjs virtual oneof property). */

@@ -187,7 +187,8 @@ export function createGrpcServer(
 ): grpc.Server {
   const server = new grpc.Server(SERVER_OPTIONS);
   const lifecycle =
-    options.lifecycle ?? new StreamLifecycle({ idleTimeoutMs: DEFAULT_STREAM_IDLE_TIMEOUT_MS, drainIdleMs: DEFAULT_DRAIN_IDLE_MS });
+    options.lifecycle ??
+    new StreamLifecycle({ idleTimeoutMs: DEFAULT_STREAM_IDLE_TIMEOUT_MS, drainIdleMs: DEFAULT_DRAIN_IDLE_MS });
 
   const processDefinition: grpc.MethodDefinition<ProcessingRequest, OutgoingResponse> = {
     path: PROCESS_METHOD_PATH,
@@ -198,9 +199,13 @@ export function createGrpcServer(
     responseSerialize: codecs.response.serialize,
     responseDeserialize: codecs.response.deserialize,
   };
-  server.addService({ Process: processDefinition } as grpc.ServiceDefinition, {
-    Process: (call: grpc.ServerDuplexStream<ProcessingRequest, OutgoingResponse>) => serveProcess(call, handler, lifecycle),
-  });
+  server.addService(
+    { Process: processDefinition },
+    {
+      Process: (call: grpc.ServerDuplexStream<ProcessingRequest, OutgoingResponse>) =>
+        serveProcess(call, handler, lifecycle),
+    },
+  );
 
   const statusFor = (service: string | undefined): number => {
     if (service && service !== EXT_PROC_SERVICE) return HEALTH_SERVICE_UNKNOWN;
@@ -226,7 +231,7 @@ export function createGrpcServer(
         responseSerialize: codecs.healthResponse.serialize,
         responseDeserialize: codecs.healthResponse.deserialize,
       },
-    } as grpc.ServiceDefinition,
+    },
     {
       Check: (
         call: grpc.ServerUnaryCall<{ service?: string }, { status: number }>,

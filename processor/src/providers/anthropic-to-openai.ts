@@ -4,7 +4,12 @@
  */
 import { SseParser } from '../sse';
 import { usageFromOpenAI } from '../translate/openai-usage';
-import { TranslationError, type TranslationContext, type TranslatorFactory, type UpstreamRequest } from '../translate/types';
+import {
+  TranslationError,
+  type TranslationContext,
+  type TranslatorFactory,
+  type UpstreamRequest,
+} from '../translate/types';
 import {
   anthropicErrorBody,
   anthropicErrorType,
@@ -70,7 +75,8 @@ export function anthropicToOpenAIChat(body: JsonObject, context: TranslationCont
     if (choice.type === 'auto') out.tool_choice = 'auto';
     else if (choice.type === 'any') out.tool_choice = 'required';
     else if (choice.type === 'none') out.tool_choice = 'none';
-    else if (choice.type === 'tool' && typeof choice.name === 'string') out.tool_choice = { type: 'function', function: { name: choice.name } };
+    else if (choice.type === 'tool' && typeof choice.name === 'string')
+      out.tool_choice = { type: 'function', function: { name: choice.name } };
     else throw invalid('tool_choice must be auto, any, none or tool', 'tool_choice');
     if (choice.disable_parallel_tool_use === true) out.parallel_tool_calls = false;
   }
@@ -85,7 +91,8 @@ export function anthropicToOpenAIChat(body: JsonObject, context: TranslationCont
 
 function convertMessage(raw: unknown, i: number, messages: JsonObject[]): void {
   const message = asObject(raw);
-  if (!message || (message.role !== 'user' && message.role !== 'assistant')) throw invalid(`messages[${i}].role must be "user" or "assistant"`, `messages[${i}].role`);
+  if (!message || (message.role !== 'user' && message.role !== 'assistant'))
+    throw invalid(`messages[${i}].role must be "user" or "assistant"`, `messages[${i}].role`);
   if (typeof message.content === 'string') {
     messages.push({ content: message.content, role: message.role });
     return;
@@ -102,13 +109,21 @@ function convertMessage(raw: unknown, i: number, messages: JsonObject[]): void {
         break;
       case 'image': {
         const source = asObject(block.source);
-        if (source?.type === 'base64') parts.push({ type: 'image_url', image_url: { url: `data:${String(source.media_type)};base64,${String(source.data)}` } });
+        if (source?.type === 'base64')
+          parts.push({
+            type: 'image_url',
+            image_url: { url: `data:${String(source.media_type)};base64,${String(source.data)}` },
+          });
         else if (source?.type === 'url') parts.push({ type: 'image_url', image_url: { url: String(source.url) } });
         else throw unsupportedContent(param, 'image source');
         break;
       }
       case 'tool_use':
-        toolCalls.push({ id: asString(block.id) ?? '', type: 'function', function: { name: asString(block.name) ?? '', arguments: JSON.stringify(block.input ?? {}) } });
+        toolCalls.push({
+          id: asString(block.id) ?? '',
+          type: 'function',
+          function: { name: asString(block.name) ?? '', arguments: JSON.stringify(block.input ?? {}) },
+        });
         break;
       case 'tool_result': {
         const content =
@@ -143,7 +158,13 @@ function convertMessage(raw: unknown, i: number, messages: JsonObject[]): void {
   messages.push(out);
 }
 
-const STOP_REASONS: Record<string, string> = { stop: 'end_turn', length: 'max_tokens', tool_calls: 'tool_use', function_call: 'tool_use', content_filter: 'refusal' };
+const STOP_REASONS: Record<string, string> = {
+  stop: 'end_turn',
+  length: 'max_tokens',
+  tool_calls: 'tool_use',
+  function_call: 'tool_use',
+  content_filter: 'refusal',
+};
 
 function anthropicUsageOf(usage: unknown): JsonObject {
   const u = usageFromOpenAI(usage);
@@ -271,13 +292,22 @@ class OpenAIChunksToAnthropicEvents {
     const out = this.closeBlock();
     this.blockIndex++;
     this.openBlock = kind;
-    return out + sseEvent('content_block_start', { type: 'content_block_start', index: this.blockIndex, content_block: block });
+    return (
+      out +
+      sseEvent('content_block_start', { type: 'content_block_start', index: this.blockIndex, content_block: block })
+    );
   }
 
   chunk(chunk: JsonObject): string {
     if (isObject(chunk.error)) {
       const error = chunk.error;
-      return sseEvent('error', { type: 'error', error: { type: anthropicErrorType(500, asString(error.type) ?? ''), message: asString(error.message) ?? 'stream error' } });
+      return sseEvent('error', {
+        type: 'error',
+        error: {
+          type: anthropicErrorType(500, asString(error.type) ?? ''),
+          message: asString(error.message) ?? 'stream error',
+        },
+      });
     }
     let out = this.start(chunk);
     if (chunk.usage !== undefined && chunk.usage !== null) this.rawUsage = chunk.usage;
@@ -286,12 +316,20 @@ class OpenAIChunksToAnthropicEvents {
     const reasoning = asString(delta?.reasoning_content);
     if (reasoning) {
       out += this.open('thinking', { type: 'thinking', thinking: '', signature: '' });
-      out += sseEvent('content_block_delta', { type: 'content_block_delta', index: this.blockIndex, delta: { type: 'thinking_delta', thinking: reasoning } });
+      out += sseEvent('content_block_delta', {
+        type: 'content_block_delta',
+        index: this.blockIndex,
+        delta: { type: 'thinking_delta', thinking: reasoning },
+      });
     }
     const text = asString(delta?.content);
     if (text) {
       out += this.open('text', { type: 'text', text: '' });
-      out += sseEvent('content_block_delta', { type: 'content_block_delta', index: this.blockIndex, delta: { type: 'text_delta', text } });
+      out += sseEvent('content_block_delta', {
+        type: 'content_block_delta',
+        index: this.blockIndex,
+        delta: { type: 'text_delta', text },
+      });
     }
     for (const raw of asArray(delta?.tool_calls)) {
       const call = asObject(raw);
@@ -312,7 +350,12 @@ class OpenAIChunksToAnthropicEvents {
         });
       }
       const args = asString(fn?.arguments);
-      if (args) out += sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: args } });
+      if (args)
+        out += sseEvent('content_block_delta', {
+          type: 'content_block_delta',
+          index,
+          delta: { type: 'input_json_delta', partial_json: args },
+        });
     }
     const finish = asString(choice?.finish_reason);
     if (finish) this.stopReason = STOP_REASONS[finish] ?? 'end_turn';
@@ -325,7 +368,11 @@ class OpenAIChunksToAnthropicEvents {
     let out = this.started ? '' : this.start({});
     out += this.closeBlock();
     const usage = anthropicUsageOf(this.rawUsage);
-    out += sseEvent('message_delta', { type: 'message_delta', delta: { stop_reason: this.stopReason ?? 'end_turn', stop_sequence: null }, usage });
+    out += sseEvent('message_delta', {
+      type: 'message_delta',
+      delta: { stop_reason: this.stopReason ?? 'end_turn', stop_sequence: null },
+      usage,
+    });
     return out + sseEvent('message_stop', { type: 'message_stop' });
   }
 }
@@ -333,7 +380,11 @@ class OpenAIChunksToAnthropicEvents {
 export const anthropicMessagesToOpenAI: TranslatorFactory = (context) => ({
   request(body): UpstreamRequest {
     if (context.operation === 'count_tokens') {
-      throw new TranslationError(422, `count_tokens is not supported by the ${context.backend.schema.name} backend`, 'invalid_request_error');
+      throw new TranslationError(
+        422,
+        `count_tokens is not supported by the ${context.backend.schema.name} backend`,
+        'invalid_request_error',
+      );
     }
     const schema = context.backend.schema;
     const path =

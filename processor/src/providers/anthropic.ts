@@ -17,7 +17,20 @@ import {
   type UpstreamRequest,
   type ResponseHeaders,
 } from '../translate/types';
-import { anthropicErrorBody, anthropicErrorType, asObject, describeProviderError, EMPTY, EVENTSTREAM_CONTENT_TYPE, isObject, JsonObject, modelPathSegment, parseJsonBuffer, sseEvent, tokenUsage } from './common';
+import {
+  anthropicErrorBody,
+  anthropicErrorType,
+  asObject,
+  describeProviderError,
+  EMPTY,
+  EVENTSTREAM_CONTENT_TYPE,
+  isObject,
+  JsonObject,
+  modelPathSegment,
+  parseJsonBuffer,
+  sseEvent,
+  tokenUsage,
+} from './common';
 import {
   anthropicUsage,
   AnthropicStreamReader,
@@ -91,7 +104,8 @@ export const openAIChatToAnthropicBackend: TranslatorFactory = (context) => {
         removeHeaders: [],
       };
     },
-    response: () => new AnthropicToOpenAIResponse(context, schema.name === 'AWSAnthropic' ? 'bedrock-eventstream' : 'sse'),
+    response: () =>
+      new AnthropicToOpenAIResponse(context, schema.name === 'AWSAnthropic' ? 'bedrock-eventstream' : 'sse'),
   };
 };
 
@@ -138,7 +152,11 @@ function countTokensRequest(schema: AnthropicSchema, context: TranslationContext
         removeHeaders: [],
       };
     case 'AWSAnthropic':
-      throw new TranslationError(422, 'count_tokens is not supported by the AWSAnthropic backend', 'invalid_request_error');
+      throw new TranslationError(
+        422,
+        'count_tokens is not supported by the AWSAnthropic backend',
+        'invalid_request_error',
+      );
   }
 }
 
@@ -179,7 +197,11 @@ export class AnthropicPassthroughResponse implements ResponseTranslator {
       // Neither the provider's event stream nor JSON: not bytes an Anthropic client can read.
       this.unexpected = contentType || '(none)';
       this.passthroughBody = false;
-      return { stream: false, setHeaders: { 'content-type': 'application/json' }, removeHeaders: ['content-length', 'content-encoding'] };
+      return {
+        stream: false,
+        setHeaders: { 'content-type': 'application/json' },
+        removeHeaders: ['content-length', 'content-encoding'],
+      };
     }
     if (!ok && this.bedrock) {
       this.passthroughBody = false;
@@ -192,7 +214,10 @@ export class AnthropicPassthroughResponse implements ResponseTranslator {
     if (this.unexpected !== undefined) {
       if (!endOfStream) return EMPTY;
       this.replacedStatus = 502;
-      return anthropicErrorBody('api_error', `could not translate the ${this.bedrock ? 'Bedrock' : 'Anthropic'} response (content type ${this.unexpected.slice(0, 64)})`);
+      return anthropicErrorBody(
+        'api_error',
+        `could not translate the ${this.bedrock ? 'Bedrock' : 'Anthropic'} response (content type ${this.unexpected.slice(0, 64)})`,
+      );
     }
     if (this.sse) {
       const events = this.sse.push(chunk);

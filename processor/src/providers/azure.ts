@@ -3,13 +3,22 @@
  * Responses API lives at `/openai/responses`. Responses pass through like OpenAI's.
  */
 import { openAIPassthrough } from '../translate/openai';
-import { TranslationError, type TranslationContext, type TranslatorFactory, type UpstreamRequest } from '../translate/types';
+import {
+  TranslationError,
+  type TranslationContext,
+  type TranslatorFactory,
+  type UpstreamRequest,
+} from '../translate/types';
 
 /** The upstream path for a client subpath (e.g. `/chat/completions`) and query. */
 export function azurePath(context: TranslationContext, deployment: string, subpath: string): string {
   const schema = context.backend.schema;
-  if (schema.name !== 'AzureOpenAI') throw new TranslationError(500, `backend ${context.backend.name} is not an Azure OpenAI backend`, 'server_error');
-  const base = subpath === '/responses' || subpath.startsWith('/responses/') ? `/openai${subpath}` : `/openai/deployments/${encodeURIComponent(deployment)}${subpath}`;
+  if (schema.name !== 'AzureOpenAI')
+    throw new TranslationError(500, `backend ${context.backend.name} is not an Azure OpenAI backend`, 'server_error');
+  const base =
+    subpath === '/responses' || subpath.startsWith('/responses/')
+      ? `/openai${subpath}`
+      : `/openai/deployments/${encodeURIComponent(deployment)}${subpath}`;
   const params = new URLSearchParams(context.query.startsWith('?') ? context.query.slice(1) : context.query);
   params.delete('api-version');
   const rest = params.toString();

@@ -4,7 +4,12 @@
  * the usage chunk last, Anthropic clients get Messages SSE events.
  */
 import { EventStreamDecoder, EventStreamError } from '../eventstream';
-import { TranslationError, type TranslationContext, type TranslatorFactory, type UpstreamRequest } from '../translate/types';
+import {
+  TranslationError,
+  type TranslationContext,
+  type TranslatorFactory,
+  type UpstreamRequest,
+} from '../translate/types';
 import {
   ALL_OPENAI_ONLY_PARAMS,
   asArray,
@@ -41,7 +46,13 @@ function conversePath(model: string, stream: boolean): string {
   return `/model/${modelPathSegment(model)}/${stream ? 'converse-stream' : 'converse'}`;
 }
 
-const IMAGE_FORMATS: Record<string, string> = { 'image/png': 'png', 'image/jpeg': 'jpeg', 'image/jpg': 'jpeg', 'image/gif': 'gif', 'image/webp': 'webp' };
+const IMAGE_FORMATS: Record<string, string> = {
+  'image/png': 'png',
+  'image/jpeg': 'jpeg',
+  'image/jpg': 'jpeg',
+  'image/gif': 'gif',
+  'image/webp': 'webp',
+};
 
 function imageBlock(url: unknown, param: string): JsonObject {
   if (typeof url !== 'string') throw invalid(`${param} must be a string`, param);
@@ -109,7 +120,11 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
       case 'assistant': {
         const blocks: JsonObject[] = [];
         if (typeof message.reasoning_content === 'string' && typeof message.reasoning_signature === 'string') {
-          blocks.push({ reasoningContent: { reasoningText: { text: message.reasoning_content, signature: message.reasoning_signature } } });
+          blocks.push({
+            reasoningContent: {
+              reasoningText: { text: message.reasoning_content, signature: message.reasoning_signature },
+            },
+          });
         }
         if (message.content !== null && message.content !== undefined && message.content !== '') {
           for (const text of texts(message.content, param)) blocks.push({ text });
@@ -117,7 +132,8 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
         asArray(message.tool_calls).forEach((call, j) => {
           const c = asObject(call);
           const fn = asObject(c?.function);
-          if (!c || !fn || typeof fn.name !== 'string') throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
+          if (!c || !fn || typeof fn.name !== 'string')
+            throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
           blocks.push({
             toolUse: {
               toolUseId: asString(c.id) ?? '',
@@ -132,8 +148,10 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
       }
       case 'tool': {
         const id = asString(message.tool_call_id);
-        if (!id) throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
-        const content = typeof message.content === 'string' ? [{ text: message.content }] : userBlocks(message.content, param);
+        if (!id)
+          throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
+        const content =
+          typeof message.content === 'string' ? [{ text: message.content }] : userBlocks(message.content, param);
         append('user', [{ toolResult: { toolUseId: id, content } }]);
         break;
       }
@@ -173,7 +191,8 @@ function convertTools(tools: unknown, choice: unknown): JsonObject | undefined {
   const specs = tools.map((tool, i) => {
     const t = asObject(tool);
     const fn = asObject(t?.function);
-    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string') throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
+    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
+      throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
     const spec: JsonObject = { name: fn.name };
     if (typeof fn.description === 'string') spec.description = fn.description;
     spec.inputSchema = { json: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} } };
@@ -217,7 +236,11 @@ export function converseUsage(usage: JsonObject | undefined): OpenAIUsageShape {
 }
 
 function openAIUsage(u: OpenAIUsageShape): JsonObject {
-  const out: JsonObject = { prompt_tokens: u.prompt, completion_tokens: u.completion, total_tokens: u.prompt + u.completion };
+  const out: JsonObject = {
+    prompt_tokens: u.prompt,
+    completion_tokens: u.completion,
+    total_tokens: u.prompt + u.completion,
+  };
   if (u.cached > 0) out.prompt_tokens_details = { cached_tokens: u.cached };
   return out;
 }
@@ -285,7 +308,10 @@ class ConverseToOpenAIResponse extends ConvertingResponse {
       for (const message of this.decoder.push(chunk)) out += this.stream.message(message.headers, message.payload);
       if (endOfStream) this.decoder.end();
     } catch (error) {
-      out += sseData({ type: 'error', error: { type: 'upstream_error', code: '502', message: streamErrorMessage(error) } });
+      out += sseData({
+        type: 'error',
+        error: { type: 'upstream_error', code: '502', message: streamErrorMessage(error) },
+      });
     }
     if (endOfStream) out += this.stream.finish();
     this.usage = tokenUsage(this.stream.usage);
@@ -340,7 +366,8 @@ export class ConverseStreamToOpenAI {
 
   message(headers: EventHeaders, payload: Buffer): string {
     const exception = exceptionOf(headers, payload);
-    if (exception) return sseData({ type: 'error', error: { type: exception.type, code: '500', message: exception.message } });
+    if (exception)
+      return sseData({ type: 'error', error: { type: exception.type, code: '500', message: exception.message } });
     const eventType = headers[':event-type'];
     if (typeof eventType !== 'string') return '';
     const event = asObject(parseJsonBuffer(payload));
@@ -357,24 +384,41 @@ export class ConverseStreamToOpenAI {
         this.lastToolIndex = toolIndex;
         return this.chunk({
           role: 'assistant',
-          tool_calls: [{ index: toolIndex, id: asString(toolUse.toolUseId) ?? '', function: { arguments: '', name: asString(toolUse.name) ?? '' }, type: 'function' }],
+          tool_calls: [
+            {
+              index: toolIndex,
+              id: asString(toolUse.toolUseId) ?? '',
+              function: { arguments: '', name: asString(toolUse.name) ?? '' },
+              type: 'function',
+            },
+          ],
         });
       }
       case 'contentBlockDelta': {
         const delta = asObject(event.delta);
         if (!delta) return '';
-        if (typeof delta.text === 'string') return this.writer.write(`{"content":${JSON.stringify(delta.text)},"role":"assistant"}`);
+        if (typeof delta.text === 'string')
+          return this.writer.write(`{"content":${JSON.stringify(delta.text)},"role":"assistant"}`);
         const toolUse = asObject(delta.toolUse);
         if (toolUse) {
           const blockIndex = asNumber(event.contentBlockIndex);
-          const toolIndex = (blockIndex !== undefined ? this.toolIndexByBlock.get(blockIndex) : undefined) ?? this.lastToolIndex;
+          const toolIndex =
+            (blockIndex !== undefined ? this.toolIndexByBlock.get(blockIndex) : undefined) ?? this.lastToolIndex;
           return this.chunk({
             role: 'assistant',
-            tool_calls: [{ index: toolIndex, id: null, function: { arguments: asString(toolUse.input) ?? '', name: '' }, type: 'function' }],
+            tool_calls: [
+              {
+                index: toolIndex,
+                id: null,
+                function: { arguments: asString(toolUse.input) ?? '', name: '' },
+                type: 'function',
+              },
+            ],
           });
         }
         const reasoning = asObject(delta.reasoningContent);
-        if (reasoning && typeof reasoning.text === 'string') return this.chunk({ reasoning_content: reasoning.text, role: 'assistant' });
+        if (reasoning && typeof reasoning.text === 'string')
+          return this.chunk({ reasoning_content: reasoning.text, role: 'assistant' });
         return '';
       }
       case 'messageStop':
@@ -397,7 +441,12 @@ export class ConverseStreamToOpenAI {
     this.finished = true;
     let out = '';
     if (this.sawMetadata) {
-      const chunk: JsonObject = { id: this.id, choices: [], created: this.context.nowSeconds, model: this.context.requestModel };
+      const chunk: JsonObject = {
+        id: this.id,
+        choices: [],
+        created: this.context.nowSeconds,
+        model: this.context.requestModel,
+      };
       if (this.serviceTier !== undefined) chunk.service_tier = this.serviceTier;
       chunk.object = 'chat.completion.chunk';
       chunk.usage = openAIUsage(this.usageShape);
@@ -409,7 +458,12 @@ export class ConverseStreamToOpenAI {
 
 export const openAIChatToBedrock: TranslatorFactory = (context) => ({
   request(body): UpstreamRequest {
-    return { path: conversePath(context.upstreamModel, context.stream), body: openAIChatToConverse(body), setHeaders: {}, removeHeaders: [] };
+    return {
+      path: conversePath(context.upstreamModel, context.stream),
+      body: openAIChatToConverse(body),
+      setHeaders: {},
+      removeHeaders: [],
+    };
   },
   response: () => new ConverseToOpenAIResponse(context),
 });
@@ -440,7 +494,8 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
   if (temperature !== undefined) inferenceConfig.temperature = temperature;
   const topP = checkRange(body, 'top_p', 0, 1);
   if (topP !== undefined) inferenceConfig.topP = topP;
-  if (Array.isArray(body.stop_sequences) && body.stop_sequences.length > 0) inferenceConfig.stopSequences = body.stop_sequences;
+  if (Array.isArray(body.stop_sequences) && body.stop_sequences.length > 0)
+    inferenceConfig.stopSequences = body.stop_sequences;
 
   const out: JsonObject = { inferenceConfig };
   if (typeof body.system === 'string') out.system = [{ text: body.system }];
@@ -454,15 +509,20 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
   if (!Array.isArray(body.messages)) throw invalid('messages must be an array', 'messages');
   out.messages = body.messages.map((raw, i) => {
     const message = asObject(raw);
-    if (!message || (message.role !== 'user' && message.role !== 'assistant')) throw invalid(`messages[${i}].role must be "user" or "assistant"`, `messages[${i}].role`);
-    const content = typeof message.content === 'string' ? [{ text: message.content }] : asArray(message.content).map((b, j) => anthropicBlockToConverse(b, `messages[${i}].content[${j}]`));
+    if (!message || (message.role !== 'user' && message.role !== 'assistant'))
+      throw invalid(`messages[${i}].role must be "user" or "assistant"`, `messages[${i}].role`);
+    const content =
+      typeof message.content === 'string'
+        ? [{ text: message.content }]
+        : asArray(message.content).map((b, j) => anthropicBlockToConverse(b, `messages[${i}].content[${j}]`));
     return { content, role: message.role };
   });
   if (Array.isArray(body.tools) && body.tools.length > 0) {
     const config: JsonObject = {
       tools: body.tools.map((raw, i) => {
         const tool = asObject(raw);
-        if (!tool || typeof tool.name !== 'string' || !isObject(tool.input_schema)) throw unsupported(`tools[${i}]`, BACKEND, 'only custom tools with an input_schema');
+        if (!tool || typeof tool.name !== 'string' || !isObject(tool.input_schema))
+          throw unsupported(`tools[${i}]`, BACKEND, 'only custom tools with an input_schema');
         const spec: JsonObject = { name: tool.name };
         if (typeof tool.description === 'string') spec.description = tool.description;
         spec.inputSchema = { json: tool.input_schema };
@@ -472,7 +532,8 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
     const choice = asObject(body.tool_choice);
     if (choice?.type === 'auto') config.toolChoice = { auto: {} };
     else if (choice?.type === 'any') config.toolChoice = { any: {} };
-    else if (choice?.type === 'tool' && typeof choice.name === 'string') config.toolChoice = { tool: { name: choice.name } };
+    else if (choice?.type === 'tool' && typeof choice.name === 'string')
+      config.toolChoice = { tool: { name: choice.name } };
     if (choice?.type !== 'none') out.toolConfig = config;
   }
   if (isObject(body.thinking)) out.additionalModelRequestFields = { thinking: body.thinking };
@@ -487,7 +548,8 @@ function anthropicBlockToConverse(raw: unknown, param: string): JsonObject {
     case 'image': {
       const source = asObject(block.source);
       const format = IMAGE_FORMATS[asString(source?.media_type) ?? ''];
-      if (source?.type !== 'base64' || !format) throw unsupported(param, BACKEND, 'images must be base64 png, jpeg, gif or webp');
+      if (source?.type !== 'base64' || !format)
+        throw unsupported(param, BACKEND, 'images must be base64 png, jpeg, gif or webp');
       return { image: { format, source: { bytes: source.data } } };
     }
     case 'tool_use':
@@ -531,9 +593,11 @@ class ConverseToAnthropicResponse extends ConvertingResponse {
       if (!block) continue;
       if (typeof block.text === 'string') content.push({ type: 'text', text: block.text });
       const reasoning = asObject(asObject(block.reasoningContent)?.reasoningText);
-      if (reasoning) content.push({ type: 'thinking', thinking: reasoning.text ?? '', signature: reasoning.signature ?? '' });
+      if (reasoning)
+        content.push({ type: 'thinking', thinking: reasoning.text ?? '', signature: reasoning.signature ?? '' });
       const toolUse = asObject(block.toolUse);
-      if (toolUse) content.push({ type: 'tool_use', id: toolUse.toolUseId, name: toolUse.name, input: toolUse.input ?? {} });
+      if (toolUse)
+        content.push({ type: 'tool_use', id: toolUse.toolUseId, name: toolUse.name, input: toolUse.input ?? {} });
     }
     const usage = asObject(response.usage);
     const counts = converseUsage(usage);
@@ -615,7 +679,8 @@ class ConverseStreamToAnthropic {
 
   message(headers: EventHeaders, payload: Buffer): string {
     const exception = exceptionOf(headers, payload);
-    if (exception) return sseEvent('error', { type: 'error', error: { type: 'api_error', message: exception.message } });
+    if (exception)
+      return sseEvent('error', { type: 'error', error: { type: 'api_error', message: exception.message } });
     const eventType = headers[':event-type'];
     const event = typeof eventType === 'string' ? asObject(parseJsonBuffer(payload)) : undefined;
     if (!event) return '';
@@ -626,7 +691,10 @@ class ConverseStreamToAnthropic {
       case 'contentBlockStart': {
         const toolUse = asObject(asObject(event.start)?.toolUse);
         if (!toolUse) return this.start();
-        return this.start() + this.openBlock(index, { type: 'tool_use', id: toolUse.toolUseId, name: toolUse.name, input: {} });
+        return (
+          this.start() +
+          this.openBlock(index, { type: 'tool_use', id: toolUse.toolUseId, name: toolUse.name, input: {} })
+        );
       }
       case 'contentBlockDelta': {
         const delta = asObject(event.delta);
@@ -635,21 +703,37 @@ class ConverseStreamToAnthropic {
           return (
             this.start() +
             this.openBlock(index, { type: 'text', text: '' }) +
-            sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'text_delta', text: delta.text } })
+            sseEvent('content_block_delta', {
+              type: 'content_block_delta',
+              index,
+              delta: { type: 'text_delta', text: delta.text },
+            })
           );
         }
         const toolUse = asObject(delta.toolUse);
         if (toolUse) {
-          return sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: asString(toolUse.input) ?? '' } });
+          return sseEvent('content_block_delta', {
+            type: 'content_block_delta',
+            index,
+            delta: { type: 'input_json_delta', partial_json: asString(toolUse.input) ?? '' },
+          });
         }
         const reasoning = asObject(delta.reasoningContent);
         if (reasoning) {
           let out = this.start() + this.openBlock(index, { type: 'thinking', thinking: '', signature: '' });
           if (typeof reasoning.text === 'string') {
-            out += sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'thinking_delta', thinking: reasoning.text } });
+            out += sseEvent('content_block_delta', {
+              type: 'content_block_delta',
+              index,
+              delta: { type: 'thinking_delta', thinking: reasoning.text },
+            });
           }
           if (typeof reasoning.signature === 'string') {
-            out += sseEvent('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'signature_delta', signature: reasoning.signature } });
+            out += sseEvent('content_block_delta', {
+              type: 'content_block_delta',
+              index,
+              delta: { type: 'signature_delta', signature: reasoning.signature },
+            });
           }
           return out;
         }
@@ -693,7 +777,11 @@ export const anthropicMessagesToBedrock: TranslatorFactory = (context) => {
   if (context.operation === 'count_tokens') {
     return {
       request: () => {
-        throw new TranslationError(422, 'count_tokens is not supported by the AWSBedrock backend', 'invalid_request_error');
+        throw new TranslationError(
+          422,
+          'count_tokens is not supported by the AWSBedrock backend',
+          'invalid_request_error',
+        );
       },
       response: () => new ConverseToAnthropicResponse(context),
     };
@@ -701,7 +789,12 @@ export const anthropicMessagesToBedrock: TranslatorFactory = (context) => {
   return {
     request(body): UpstreamRequest {
       const stream = body.stream === true;
-      return { path: conversePath(context.upstreamModel, stream), body: anthropicMessagesToConverse(body), setHeaders: {}, removeHeaders: [] };
+      return {
+        path: conversePath(context.upstreamModel, stream),
+        body: anthropicMessagesToConverse(body),
+        setHeaders: {},
+        removeHeaders: [],
+      };
     },
     response: () => new ConverseToAnthropicResponse(context),
   };

@@ -2,7 +2,15 @@
  * Helpers shared by the provider translators: JSON access without `any`, error envelopes in the client's
  * schema, OpenAI chunk framing, and the buffered-or-streamed response skeleton.
  */
-import { TranslationError, ZERO_USAGE, type ClientApi, type ResponseHead, type ResponseTranslator, type TokenUsage, type ResponseHeaders } from '../translate/types';
+import {
+  TranslationError,
+  ZERO_USAGE,
+  type ClientApi,
+  type ResponseHead,
+  type ResponseTranslator,
+  type TokenUsage,
+  type ResponseHeaders,
+} from '../translate/types';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -15,7 +23,12 @@ export const EMPTY = Buffer.alloc(0);
  */
 export function modelPathSegment(model: string): string {
   if (model === '.' || model === '..') {
-    throw new TranslationError(400, `the model name "${model}" cannot be sent to this backend`, 'invalid_request_error', 'model');
+    throw new TranslationError(
+      400,
+      `the model name "${model}" cannot be sent to this backend`,
+      'invalid_request_error',
+      'model',
+    );
   }
   return encodeURIComponent(model).replace(/%3A/g, ':').replace(/%40/g, '@');
 }
@@ -60,7 +73,12 @@ export function unsupported(param: string, backend: string, detail = ''): Transl
 }
 
 /** Rejects a parameter when present (and not null / false / its neutral value). */
-export function rejectIfSet(body: JsonObject, param: string, backend: string, neutral: unknown[] = [null, undefined]): void {
+export function rejectIfSet(
+  body: JsonObject,
+  param: string,
+  backend: string,
+  neutral: unknown[] = [null, undefined],
+): void {
   const value = body[param];
   if (!neutral.includes(value)) throw unsupported(param, backend);
 }
@@ -148,19 +166,31 @@ export function parseDataUrl(url: string): DataUrl | undefined {
 }
 
 export function unsupportedContent(param: string, type: unknown): TranslationError {
-  return new TranslationError(422, `${param}: content part type ${JSON.stringify(type)} is not supported here`, 'invalid_request_error', param);
+  return new TranslationError(
+    422,
+    `${param}: content part type ${JSON.stringify(type)} is not supported here`,
+    'invalid_request_error',
+    param,
+  );
 }
 
 /**
  * Provider error bodies (Anthropic, Vertex, Bedrock, OpenAI) -> type and message. `amznErrorType` is the
  * `x-amzn-errortype` response header (e.g. `ValidationException:http://...`).
  */
-export function describeProviderError(status: number, body: Buffer, amznErrorType?: string): { type: string; message: string } {
+export function describeProviderError(
+  status: number,
+  body: Buffer,
+  amznErrorType?: string,
+): { type: string; message: string } {
   const parsed = parseJsonBuffer(body);
   const root = asObject(parsed);
   const error = asObject(root?.error);
   const message =
-    asString(error?.message) ?? asString(root?.message) ?? asString(root?.Message) ?? (body.length > 0 && !root ? body.toString('utf8').trim() : undefined);
+    asString(error?.message) ??
+    asString(root?.message) ??
+    asString(root?.Message) ??
+    (body.length > 0 && !root ? body.toString('utf8').trim() : undefined);
   const type =
     asString(error?.type) ??
     asString(error?.status) ??
@@ -181,7 +211,9 @@ export function anthropicErrorBody(type: string, message: string, requestId = ''
 }
 
 export function errorBodyFor(api: ClientApi, status: number, type: string, message: string): Buffer {
-  return api === 'Anthropic' ? anthropicErrorBody(anthropicErrorType(status, type), message) : openAIErrorBody(status, type, message);
+  return api === 'Anthropic'
+    ? anthropicErrorBody(anthropicErrorType(status, type), message)
+    : openAIErrorBody(status, type, message);
 }
 
 /** Anthropic clients expect Anthropic's error type names. */
@@ -258,7 +290,13 @@ export interface OpenAIUsageShape {
 }
 
 export function tokenUsage(u: OpenAIUsageShape): TokenUsage {
-  return { input: u.prompt, output: u.completion, total: u.prompt + u.completion, cachedInput: u.cached, reasoning: u.reasoning };
+  return {
+    input: u.prompt,
+    output: u.completion,
+    total: u.prompt + u.completion,
+    cachedInput: u.cached,
+    reasoning: u.reasoning,
+  };
 }
 
 /** OpenAI `usage` with the details objects (always present, possibly empty). */
@@ -306,9 +344,14 @@ export abstract class ConvertingResponse implements ResponseTranslator {
       this.streaming = false;
       this.unexpectedStream = contentType || '(none)';
     }
-    if (this.streaming) return { stream: true, setHeaders: { 'content-type': 'text/event-stream' }, removeHeaders: ['content-length'] };
+    if (this.streaming)
+      return { stream: true, setHeaders: { 'content-type': 'text/event-stream' }, removeHeaders: ['content-length'] };
     // Buffered: the pipeline corrects Content-Length once the translated body is complete.
-    return { stream: false, setHeaders: contentType.startsWith('application/json') ? {} : { 'content-type': 'application/json' }, removeHeaders: [] };
+    return {
+      stream: false,
+      setHeaders: contentType.startsWith('application/json') ? {} : { 'content-type': 'application/json' },
+      removeHeaders: [],
+    };
   }
 
   body(chunk: Buffer, endOfStream: boolean): Buffer {
@@ -318,7 +361,8 @@ export abstract class ConvertingResponse implements ResponseTranslator {
     const whole = this.collected.length === 1 ? this.collected[0] : Buffer.concat(this.collected);
     this.collected = [];
     if (this.status >= 400 || this.status < 200) return this.errorBody(whole);
-    if (this.unexpectedStream !== undefined) return this.unreadable(`event stream (content type ${this.unexpectedStream.slice(0, 64)})`);
+    if (this.unexpectedStream !== undefined)
+      return this.unreadable(`event stream (content type ${this.unexpectedStream.slice(0, 64)})`);
     return this.convertBody(whole);
   }
 

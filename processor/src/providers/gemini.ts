@@ -4,7 +4,12 @@
  * cached = cachedContentTokenCount.
  */
 import { SseParser } from '../sse';
-import { TranslationError, type TranslationContext, type TranslatorFactory, type UpstreamRequest } from '../translate/types';
+import {
+  TranslationError,
+  type TranslationContext,
+  type TranslatorFactory,
+  type UpstreamRequest,
+} from '../translate/types';
 import {
   asArray,
   asNumber,
@@ -50,7 +55,8 @@ const THINKING_BUDGET: Record<string, number> = { none: 0, minimal: 512, low: 10
 
 function modelPath(context: TranslationContext, method: string): string {
   const schema = context.backend.schema;
-  if (schema.name !== 'GCPVertexAI') throw new TranslationError(500, `backend ${context.backend.name} is not a Vertex AI backend`, 'server_error');
+  if (schema.name !== 'GCPVertexAI')
+    throw new TranslationError(500, `backend ${context.backend.name} is not a Vertex AI backend`, 'server_error');
   return `${vertexModelPath(schema.projectId, schema.region, 'google', context.upstreamModel)}:${method}`;
 }
 
@@ -72,7 +78,8 @@ function mediaPart(url: unknown, param: string): JsonObject {
   if (data) return { inlineData: { mimeType: data.mediaType, data: data.data } };
   const extension = /\.([a-z0-9]+)(?:[?#].*)?$/i.exec(url)?.[1]?.toLowerCase();
   const mimeType = extension ? MIME_BY_EXTENSION[extension] : undefined;
-  if (!mimeType) throw unsupported(param, BACKEND, 'URLs must end in a known file extension (or use a base64 data URL)');
+  if (!mimeType)
+    throw unsupported(param, BACKEND, 'URLs must end in a known file extension (or use a base64 data URL)');
   return { fileData: { mimeType, fileUri: url } };
 }
 
@@ -91,7 +98,8 @@ export function openAIChatToGemini(body: JsonObject): JsonObject {
   if (frequency !== undefined && frequency !== 0) generationConfig.frequencyPenalty = frequency;
   if (typeof body.seed === 'number') generationConfig.seed = body.seed;
   if (body.n !== undefined && body.n !== null) {
-    if (typeof body.n !== 'number' || !Number.isInteger(body.n) || body.n < 1) throw invalid('n must be a positive integer', 'n');
+    if (typeof body.n !== 'number' || !Number.isInteger(body.n) || body.n < 1)
+      throw invalid('n must be a positive integer', 'n');
     if (body.n !== 1) generationConfig.candidateCount = body.n;
   }
   const stop = body.stop;
@@ -106,11 +114,13 @@ export function openAIChatToGemini(body: JsonObject): JsonObject {
     if (!schema) throw invalid('response_format.json_schema.schema must be an object', 'response_format');
     generationConfig.responseMimeType = 'application/json';
     generationConfig.responseJsonSchema = schema;
-  } else if (format && format.type !== 'text') throw unsupported('response_format', BACKEND, `type "${String(format.type)}"`);
+  } else if (format && format.type !== 'text')
+    throw unsupported('response_format', BACKEND, `type "${String(format.type)}"`);
   const effort = body.reasoning_effort;
   if (effort !== undefined && effort !== null) {
     const budget = typeof effort === 'string' ? THINKING_BUDGET[effort] : undefined;
-    if (budget === undefined) throw invalid(`reasoning_effort must be one of ${Object.keys(THINKING_BUDGET).join(', ')}`, 'reasoning_effort');
+    if (budget === undefined)
+      throw invalid(`reasoning_effort must be one of ${Object.keys(THINKING_BUDGET).join(', ')}`, 'reasoning_effort');
     generationConfig.thinkingConfig = { thinkingBudget: budget, includeThoughts: budget > 0 };
   }
 
@@ -145,27 +155,45 @@ function convertMessages(value: unknown): { system: JsonObject[]; contents: Json
         break;
       case 'assistant': {
         const modelParts: JsonObject[] = [];
-        if (message.content !== null && message.content !== undefined && message.content !== '') modelParts.push(...parts(message.content, param, false));
+        if (message.content !== null && message.content !== undefined && message.content !== '')
+          modelParts.push(...parts(message.content, param, false));
         asArray(message.tool_calls).forEach((call, j) => {
           const c = asObject(call);
           const fn = asObject(c?.function);
-          if (!c || !fn || typeof fn.name !== 'string') throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
+          if (!c || !fn || typeof fn.name !== 'string')
+            throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
           if (typeof c.id === 'string') toolNames.set(c.id, fn.name);
-          modelParts.push({ functionCall: { name: fn.name, args: parseArguments(fn.arguments, `messages[${i}].tool_calls[${j}].function.arguments`) } });
+          modelParts.push({
+            functionCall: {
+              name: fn.name,
+              args: parseArguments(fn.arguments, `messages[${i}].tool_calls[${j}].function.arguments`),
+            },
+          });
         });
-        if (modelParts.length === 0) throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
+        if (modelParts.length === 0)
+          throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
         contents.push({ parts: modelParts, role: 'model' });
         break;
       }
       case 'tool': {
         const id = asString(message.tool_call_id);
         const name = id === undefined ? undefined : toolNames.get(id);
-        if (!name) throw invalid(`messages[${i}].tool_call_id does not match a tool call of an earlier assistant message`, `messages[${i}].tool_call_id`);
-        const text = typeof message.content === 'string' ? message.content : parts(message.content, param, false).map((p) => String(p.text)).join('');
+        if (!name)
+          throw invalid(
+            `messages[${i}].tool_call_id does not match a tool call of an earlier assistant message`,
+            `messages[${i}].tool_call_id`,
+          );
+        const text =
+          typeof message.content === 'string'
+            ? message.content
+            : parts(message.content, param, false)
+                .map((p) => String(p.text))
+                .join('');
         const part = { functionResponse: { name, response: functionResponse(text) } };
         const last = contents[contents.length - 1];
         // All responses to one model turn go into one user turn.
-        if (last?.role === 'user' && (last.parts as JsonObject[]).every((p) => 'functionResponse' in p)) (last.parts as JsonObject[]).push(part);
+        if (last?.role === 'user' && (last.parts as JsonObject[]).every((p) => 'functionResponse' in p))
+          (last.parts as JsonObject[]).push(part);
         else contents.push({ parts: [part], role: 'user' });
         break;
       }
@@ -193,10 +221,12 @@ function parts(content: unknown, param: string, allowMedia: boolean): JsonObject
     const p = asObject(raw);
     if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text };
     if (p?.type === 'refusal' && typeof p.refusal === 'string') return { text: p.refusal };
-    if (allowMedia && p?.type === 'image_url') return mediaPart(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
+    if (allowMedia && p?.type === 'image_url')
+      return mediaPart(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
     if (allowMedia && p?.type === 'input_audio') {
       const audio = asObject(p.input_audio);
-      if (typeof audio?.data !== 'string') throw invalid(`${param}[${j}].input_audio.data must be base64`, `${param}[${j}]`);
+      if (typeof audio?.data !== 'string')
+        throw invalid(`${param}[${j}].input_audio.data must be base64`, `${param}[${j}]`);
       return { inlineData: { mimeType: `audio/${asString(audio.format) ?? 'wav'}`, data: audio.data } };
     }
     if (allowMedia && p?.type === 'file') {
@@ -214,7 +244,8 @@ function convertTools(value: unknown): JsonObject[] | undefined {
   const declarations = value.map((tool, i) => {
     const t = asObject(tool);
     const fn = asObject(t?.function);
-    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string') throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
+    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
+      throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
     const out: JsonObject = { name: fn.name };
     if (typeof fn.description === 'string') out.description = fn.description;
     if (isObject(fn.parameters)) out.parameters = fn.parameters;
@@ -327,7 +358,11 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
       if (text !== undefined) message.content = text;
       if (reasoning !== undefined) message.reasoning_content = reasoning;
       if (toolCalls.length > 0) message.tool_calls = toolCalls;
-      return { finish_reason: geminiFinishReason(candidate.finishReason, toolCalls.length > 0), index: asNumber(candidate.index) ?? i, message };
+      return {
+        finish_reason: geminiFinishReason(candidate.finishReason, toolCalls.length > 0),
+        index: asNumber(candidate.index) ?? i,
+        message,
+      };
     });
     const usage = geminiUsage(asObject(response.usageMetadata));
     this.usage = tokenUsage(usage);
@@ -360,7 +395,14 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
   private streamEvent(response: JsonObject): string {
     const error = asObject(response.error);
     if (error) {
-      return sseData({ type: 'error', error: { type: asString(error.status) ?? 'upstream_error', code: String(error.code ?? 500), message: asString(error.message) ?? 'stream error' } });
+      return sseData({
+        type: 'error',
+        error: {
+          type: asString(error.status) ?? 'upstream_error',
+          code: String(error.code ?? 500),
+          message: asString(error.message) ?? 'stream error',
+        },
+      });
     }
     this.id ??= asString(response.responseId);
     this.created ??= createdOf(response);
@@ -392,7 +434,11 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
   }
 
   private chunkTail(): JsonObject {
-    return { created: this.created ?? this.context.nowSeconds, model: this.model ?? this.context.requestModel, object: 'chat.completion.chunk' };
+    return {
+      created: this.created ?? this.context.nowSeconds,
+      model: this.model ?? this.context.requestModel,
+      object: 'chat.completion.chunk',
+    };
   }
 
   private finish(): string {
@@ -400,7 +446,12 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
     this.finished = true;
     let out = '';
     if (this.metadata) {
-      out += sseData({ ...this.chunkHead(), choices: [], ...this.chunkTail(), usage: openAIUsageWithDetails(geminiUsage(this.metadata)) });
+      out += sseData({
+        ...this.chunkHead(),
+        choices: [],
+        ...this.chunkTail(),
+        usage: openAIUsageWithDetails(geminiUsage(this.metadata)),
+      });
     }
     return `${out}data: [DONE]\n\n`;
   }
@@ -409,7 +460,9 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
 export const openAIChatToGeminiBackend: TranslatorFactory = (context) => ({
   request(body): UpstreamRequest {
     return {
-      path: context.stream ? `${modelPath(context, 'streamGenerateContent')}?alt=sse` : modelPath(context, 'generateContent'),
+      path: context.stream
+        ? `${modelPath(context, 'streamGenerateContent')}?alt=sse`
+        : modelPath(context, 'generateContent'),
       body: openAIChatToGemini(body),
       setHeaders: {},
       removeHeaders: [],
@@ -429,12 +482,17 @@ export function openAIEmbeddingsToVertex(body: JsonObject): { body: JsonObject; 
     instances = input.map((item, i) => {
       if (typeof item === 'string') return { content: item };
       if (isObject(item) && typeof item.content === 'string') return item;
-      throw unsupported(`input[${i}]`, BACKEND, 'inputs must be strings or {content, task_type, title} objects (token arrays are not supported)');
+      throw unsupported(
+        `input[${i}]`,
+        BACKEND,
+        'inputs must be strings or {content, task_type, title} objects (token arrays are not supported)',
+      );
     });
   } else throw invalid('input must be a string or a non-empty array', 'input');
   const parameters: JsonObject = {};
   if (body.dimensions !== undefined && body.dimensions !== null) {
-    if (typeof body.dimensions !== 'number' || !Number.isInteger(body.dimensions) || body.dimensions < 1) throw invalid('dimensions must be a positive integer', 'dimensions');
+    if (typeof body.dimensions !== 'number' || !Number.isInteger(body.dimensions) || body.dimensions < 1)
+      throw invalid('dimensions must be a positive integer', 'dimensions');
     parameters.outputDimensionality = body.dimensions;
   }
   const encoding = body.encoding_format;
@@ -470,7 +528,14 @@ class VertexEmbeddingsResponse extends ConvertingResponse {
       return { embedding: this.base64 ? floatsToBase64(values) : values, index, object: 'embedding' };
     });
     this.usage = tokenUsage({ prompt: tokens, completion: 0, cached: 0, reasoning: 0 });
-    return Buffer.from(JSON.stringify({ data, model: this.context.requestModel, object: 'list', usage: { prompt_tokens: tokens, total_tokens: tokens } }));
+    return Buffer.from(
+      JSON.stringify({
+        data,
+        model: this.context.requestModel,
+        object: 'list',
+        usage: { prompt_tokens: tokens, total_tokens: tokens },
+      }),
+    );
   }
 
   protected streamChunk(): Buffer {

@@ -41,7 +41,8 @@ export function openAIChatToAnthropic(body: JsonObject): JsonObject {
   rejectUnsupportedParams(body, BACKEND, ALL_OPENAI_ONLY_PARAMS);
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw unsupported('n', BACKEND, 'only n=1 is possible');
   const modalities = body.modalities;
-  if (Array.isArray(modalities) && modalities.some((m) => m !== 'text')) throw unsupported('modalities', BACKEND, 'only text output');
+  if (Array.isArray(modalities) && modalities.some((m) => m !== 'text'))
+    throw unsupported('modalities', BACKEND, 'only text output');
   const format = asObject(body.response_format);
   if (format && format.type !== 'text') throw unsupported('response_format', BACKEND, `type "${String(format.type)}"`);
 
@@ -60,7 +61,8 @@ export function openAIChatToAnthropic(body: JsonObject): JsonObject {
   const stop = body.stop;
   if (typeof stop === 'string') out.stop_sequences = [stop];
   else if (Array.isArray(stop)) {
-    if (!stop.every((s) => typeof s === 'string')) throw invalid('stop must be a string or an array of strings', 'stop');
+    if (!stop.every((s) => typeof s === 'string'))
+      throw invalid('stop must be a string or an array of strings', 'stop');
     if (stop.length > 0) out.stop_sequences = stop;
   } else if (stop !== undefined && stop !== null) throw invalid('stop must be a string or an array of strings', 'stop');
 
@@ -82,7 +84,11 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
   const messages: JsonObject[] = [];
   const push = (role: 'user' | 'assistant', blocks: JsonObject[], mergeToolResults: boolean) => {
     const last = messages[messages.length - 1];
-    if (mergeToolResults && last?.role === 'user' && (last.content as JsonObject[]).every((b) => b.type === 'tool_result')) {
+    if (
+      mergeToolResults &&
+      last?.role === 'user' &&
+      (last.content as JsonObject[]).every((b) => b.type === 'tool_result')
+    ) {
       (last.content as JsonObject[]).push(...blocks);
       return;
     }
@@ -102,14 +108,24 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
         break;
       case 'assistant': {
         const blocks: JsonObject[] = [];
-        if (typeof message.reasoning_content === 'string' && message.reasoning_content !== '' && typeof message.reasoning_signature === 'string') {
-          blocks.push({ type: 'thinking', thinking: message.reasoning_content, signature: message.reasoning_signature });
+        if (
+          typeof message.reasoning_content === 'string' &&
+          message.reasoning_content !== '' &&
+          typeof message.reasoning_signature === 'string'
+        ) {
+          blocks.push({
+            type: 'thinking',
+            thinking: message.reasoning_content,
+            signature: message.reasoning_signature,
+          });
         }
-        if (message.content !== null && message.content !== undefined && message.content !== '') blocks.push(...textBlocks(message.content, param));
+        if (message.content !== null && message.content !== undefined && message.content !== '')
+          blocks.push(...textBlocks(message.content, param));
         asArray(message.tool_calls).forEach((call, j) => {
           const c = asObject(call);
           const fn = asObject(c?.function);
-          if (!c || !fn || typeof fn.name !== 'string') throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
+          if (!c || !fn || typeof fn.name !== 'string')
+            throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
           blocks.push({
             type: 'tool_use',
             id: asString(c.id) ?? '',
@@ -123,8 +139,20 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
       }
       case 'tool': {
         const id = asString(message.tool_call_id);
-        if (!id) throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
-        push('user', [{ type: 'tool_result', tool_use_id: id, is_error: false, content: toolResultContent(message.content, param) }], true);
+        if (!id)
+          throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
+        push(
+          'user',
+          [
+            {
+              type: 'tool_result',
+              tool_use_id: id,
+              is_error: false,
+              content: toolResultContent(message.content, param),
+            },
+          ],
+          true,
+        );
         break;
       }
       default:
@@ -190,7 +218,8 @@ function convertTools(value: unknown): JsonObject[] | undefined {
   return value.map((tool, i) => {
     const t = asObject(tool);
     const fn = asObject(t?.function);
-    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string') throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
+    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
+      throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
     const out: JsonObject = { name: fn.name };
     if (typeof fn.description === 'string') out.description = fn.description;
     out.input_schema = isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} };
@@ -235,10 +264,18 @@ export interface AnthropicCounts {
   cacheCreation: number;
 }
 
-export const NO_COUNTS: Readonly<AnthropicCounts> = Object.freeze({ input: 0, output: 0, cacheRead: 0, cacheCreation: 0 });
+export const NO_COUNTS: Readonly<AnthropicCounts> = Object.freeze({
+  input: 0,
+  output: 0,
+  cacheRead: 0,
+  cacheCreation: 0,
+});
 
 /** Merges an Anthropic `usage` object into earlier counts: fields present win. */
-export function mergeAnthropicUsage(previous: Readonly<AnthropicCounts>, usage: JsonObject | undefined): AnthropicCounts {
+export function mergeAnthropicUsage(
+  previous: Readonly<AnthropicCounts>,
+  usage: JsonObject | undefined,
+): AnthropicCounts {
   if (!usage) return { ...previous };
   const pick = (key: string, old: number) => (typeof usage[key] === 'number' ? count(usage[key]) : old);
   return {
@@ -255,7 +292,10 @@ export function anthropicUsage(c: Readonly<AnthropicCounts>): OpenAIUsageShape {
 }
 
 /** An Anthropic message (JSON) -> OpenAI chat.completion. */
-export function anthropicMessageToOpenAI(message: JsonObject, context: TranslationContext): { body: JsonObject; usage: OpenAIUsageShape } {
+export function anthropicMessageToOpenAI(
+  message: JsonObject,
+  context: TranslationContext,
+): { body: JsonObject; usage: OpenAIUsageShape } {
   let text: string | undefined;
   let reasoning: string | undefined;
   const toolCalls: JsonObject[] = [];
@@ -266,7 +306,11 @@ export function anthropicMessageToOpenAI(message: JsonObject, context: Translati
     else if (block.type === 'thinking') reasoning = (reasoning ?? '') + (asString(block.thinking) ?? '');
     else if (block.type === 'redacted_thinking') continue;
     else if (block.type === 'tool_use' || block.type === 'server_tool_use') {
-      toolCalls.push({ id: asString(block.id) ?? '', type: 'function', function: { name: asString(block.name) ?? '', arguments: JSON.stringify(block.input ?? {}) } });
+      toolCalls.push({
+        id: asString(block.id) ?? '',
+        type: 'function',
+        function: { name: asString(block.name) ?? '', arguments: JSON.stringify(block.input ?? {}) },
+      });
     }
   }
   const out: JsonObject = { role: 'assistant' };
@@ -335,10 +379,18 @@ export class AnthropicEventsToOpenAIChunks {
           const toolIndex = this.nextToolIndex++;
           this.toolIndexByBlock.set(index, toolIndex);
           return this.chunk({
-            tool_calls: [{ index: toolIndex, id: asString(block.id) ?? '', function: { arguments: '', name: asString(block.name) ?? '' }, type: 'function' }],
+            tool_calls: [
+              {
+                index: toolIndex,
+                id: asString(block.id) ?? '',
+                function: { arguments: '', name: asString(block.name) ?? '' },
+                type: 'function',
+              },
+            ],
           });
         }
-        if (block?.type === 'text' && typeof block.text === 'string' && block.text !== '') return this.chunk({ content: block.text });
+        if (block?.type === 'text' && typeof block.text === 'string' && block.text !== '')
+          return this.chunk({ content: block.text });
         return '';
       }
       case 'content_block_delta': {
@@ -351,7 +403,11 @@ export class AnthropicEventsToOpenAIChunks {
             return this.chunk({ reasoning_content: asString(delta.thinking) ?? '' });
           case 'input_json_delta': {
             const toolIndex = this.toolIndexByBlock.get(index) ?? Math.max(0, this.nextToolIndex - 1);
-            return this.chunk({ tool_calls: [{ index: toolIndex, id: null, function: { arguments: asString(delta.partial_json) ?? '', name: '' } }] });
+            return this.chunk({
+              tool_calls: [
+                { index: toolIndex, id: null, function: { arguments: asString(delta.partial_json) ?? '', name: '' } },
+              ],
+            });
           }
           default:
             // signature_delta and citations have no OpenAI equivalent.
@@ -367,7 +423,14 @@ export class AnthropicEventsToOpenAIChunks {
         return this.finish();
       case 'error': {
         const error = asObject(event.error);
-        return sseData({ type: 'error', error: { type: asString(error?.type) ?? 'api_error', code: '500', message: asString(error?.message) ?? 'stream error' } });
+        return sseData({
+          type: 'error',
+          error: {
+            type: asString(error?.type) ?? 'api_error',
+            code: '500',
+            message: asString(error?.message) ?? 'stream error',
+          },
+        });
       }
       default:
         return '';
@@ -480,11 +543,13 @@ export class AnthropicToOpenAIResponse extends ConvertingResponse {
     try {
       for (const event of this.reader.push(chunk, endOfStream)) out += this.converter.event(event);
     } catch (error) {
-      out += sseData({ type: 'error', error: { type: 'upstream_error', code: '502', message: (error as Error).message } });
+      out += sseData({
+        type: 'error',
+        error: { type: 'upstream_error', code: '502', message: (error as Error).message },
+      });
     }
     this.usage = tokenUsage(this.converter.usage);
     if (endOfStream) out += this.converter.finish();
     return out === '' ? EMPTY : Buffer.from(out);
   }
 }
-

@@ -74,8 +74,12 @@ interface ServedEndpoint {
 
 /** SERVED_ENDPOINTS by API and subpath. */
 const SERVED: Record<ClientApi, ReadonlyMap<string, ServedEndpoint>> = {
-  OpenAI: new Map(SERVED_ENDPOINTS.OpenAI.map(({ path, method, operation }) => [path, { method, operation, allowed: [method] }])),
-  Anthropic: new Map(SERVED_ENDPOINTS.Anthropic.map(({ path, method, operation }) => [path, { method, operation, allowed: [method] }])),
+  OpenAI: new Map(
+    SERVED_ENDPOINTS.OpenAI.map(({ path, method, operation }) => [path, { method, operation, allowed: [method] }]),
+  ),
+  Anthropic: new Map(
+    SERVED_ENDPOINTS.Anthropic.map(({ path, method, operation }) => [path, { method, operation, allowed: [method] }]),
+  ),
 };
 
 /** A route's `passthroughEndpoints`: exact subpaths, and prefixes ending in `/` (`/` alone: every subpath). */
@@ -101,7 +105,8 @@ class PassthroughEndpoints {
 
   allows(subpath: string, method: string): boolean {
     if (this.exact.get(subpath)?.includes(method)) return true;
-    for (const { prefix, methods } of this.prefixes) if (subpath.startsWith(prefix) && methods.includes(method)) return true;
+    for (const { prefix, methods } of this.prefixes)
+      if (subpath.startsWith(prefix) && methods.includes(method)) return true;
     return false;
   }
 }
@@ -128,7 +133,8 @@ export class Router {
         if (route.hostnames.length > 0) compiled.anyHost = false;
         if (endpoint.api === 'OpenAI' && (route.passthroughEndpoints?.length ?? 0) > 0) compiled.anyPassthrough = true;
       }
-      if ((route.passthroughEndpoints?.length ?? 0) > 0) this.passthrough.set(route, new PassthroughEndpoints(route.passthroughEndpoints!));
+      if ((route.passthroughEndpoints?.length ?? 0) > 0)
+        this.passthrough.set(route, new PassthroughEndpoints(route.passthroughEndpoints!));
     }
     this.endpoints.sort((a, b) => b.endpoint.pathPrefix.length - a.endpoint.pathPrefix.length);
     for (const endpoint of this.endpoints) {
@@ -155,20 +161,24 @@ export class Router {
       let subpath: string;
       if (prefix === '/') subpath = path;
       else if (path === prefix) subpath = '';
-      else if (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47 /* / */) subpath = path.slice(prefix.length);
+      else if (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47 /* / */)
+        subpath = path.slice(prefix.length);
       else continue;
       const allRules = this.rulesByEndpoint.get(compiled) ?? [];
       if (!compiled.anyHost) host ??= hostOf(authority);
       const rules = compiled.anyHost ? allRules : allRules.filter((rule) => hostMatches(rule.route.hostnames, host!));
       if (rules.length === 0) continue;
-      const routes = compiled.anyHost ? compiled.routes : compiled.routes.filter((route) => hostMatches(route.hostnames, host!));
+      const routes = compiled.anyHost
+        ? compiled.routes
+        : compiled.routes.filter((route) => hostMatches(route.hostnames, host!));
       const api = compiled.endpoint.api;
       const served = SERVED[api].get(subpath);
       if (served !== undefined) {
         if (served.method === method) return { api, subpath, query, operation: served.operation, rules, routes };
         return { api, subpath, query, operation: undefined, allowedMethods: served.allowed, rules, routes };
       }
-      if (compiled.anyPassthrough && isPassthroughSubpath(subpath)) return this.passthroughMatch(api, subpath, query, method, rules, routes);
+      if (compiled.anyPassthrough && isPassthroughSubpath(subpath))
+        return this.passthroughMatch(api, subpath, query, method, rules, routes);
       return { api, subpath, query, operation: undefined, rules, routes };
     }
     return undefined;
@@ -183,7 +193,10 @@ export class Router {
     rules: readonly CompiledRule[],
     routes: readonly RouteConfig[],
   ): EndpointMatch {
-    const optedIn = method === undefined ? [] : routes.filter((route) => this.passthrough.get(route)?.allows(subpath, method) === true);
+    const optedIn =
+      method === undefined
+        ? []
+        : routes.filter((route) => this.passthrough.get(route)?.allows(subpath, method) === true);
     if (optedIn.length > 0) {
       // Only the opted-in routes' rules, in their order: another route's models never reach this path.
       const offered = optedIn.length === routes.length ? rules : rules.filter((rule) => optedIn.includes(rule.route));
@@ -207,7 +220,8 @@ export function findRule(rules: readonly CompiledRule[], model: string): RuleMat
 /** Exact model names the routes serve (what `/models` lists and the unknown-model error names). */
 export function exactModels(routes: readonly RouteConfig[]): string[] {
   const names = new Set<string>();
-  for (const route of routes) for (const rule of route.rules) for (const m of rule.models) if (m.type === 'Exact') names.add(m.value);
+  for (const route of routes)
+    for (const rule of route.rules) for (const m of rule.models) if (m.type === 'Exact') names.add(m.value);
   return [...names];
 }
 

@@ -12,7 +12,7 @@ export function selectBackend(
   random: () => number = Math.random,
 ): BackendRef {
   // One backend: nothing to choose (when it is open it is still used, as below).
-  if (refs.length === 1 && refs[0]!.weight > 0) return refs[0]!;
+  if (refs.length === 1 && refs[0].weight > 0) return refs[0];
   let best: BackendRef[] | undefined;
   let bestPriority = Infinity;
   let fallback: BackendRef[] = [];
@@ -30,7 +30,7 @@ export function selectBackend(
     } else best!.push(ref);
   }
   const pool = best ?? fallback;
-  if (pool.length === 1) return pool[0]!;
+  if (pool.length === 1) return pool[0];
   let total = 0;
   for (const ref of pool) total += ref.weight;
   let point = random() * total;
@@ -38,5 +38,5 @@ export function selectBackend(
     point -= ref.weight;
     if (point < 0) return ref;
   }
-  return pool[pool.length - 1]!;
+  return pool[pool.length - 1];
 }

@@ -11,8 +11,10 @@ export function usageFromOpenAI(usage: unknown): TokenUsage | undefined {
   const input = count(u.prompt_tokens ?? u.input_tokens);
   const output = count(u.completion_tokens ?? u.output_tokens);
   const totalField = u.total_tokens;
-  const inputDetails = (u.prompt_tokens_details ?? u.input_tokens_details) as Record<string, unknown> | null | undefined;
-  const outputDetails = (u.completion_tokens_details ?? u.output_tokens_details) as Record<string, unknown> | null | undefined;
+  const inputDetails = (u.prompt_tokens_details ?? u.input_tokens_details) as
+    Record<string, unknown> | null | undefined;
+  const outputDetails = (u.completion_tokens_details ?? u.output_tokens_details) as
+    Record<string, unknown> | null | undefined;
   return {
     input,
     output,
@@ -118,7 +120,8 @@ export class SseUsageScanner {
       const cr = data.indexOf(CR, pos);
       if (lf !== -1 && lf < lineEnd) lineEnd = lf;
       if (cr !== -1 && cr < lineEnd) lineEnd = cr;
-      if (hasObjectValue(data, pos + USAGE_KEY.length, lineEnd)) this.parseLine(data.toString('utf8', lineStart, lineEnd));
+      if (hasObjectValue(data, pos + USAGE_KEY.length, lineEnd))
+        this.parseLine(data.toString('utf8', lineStart, lineEnd));
       pos = data.indexOf(USAGE_KEY, lineEnd);
     }
   }

@@ -46,7 +46,9 @@ function upstreamPath(context: TranslationContext): string {
 }
 
 function forcesStreamUsage(context: TranslationContext): boolean {
-  return context.forceStreamUsage && context.stream && (context.operation === 'chat' || context.operation === 'completions');
+  return (
+    context.forceStreamUsage && context.stream && (context.operation === 'chat' || context.operation === 'completions')
+  );
 }
 
 function translateRequest(context: TranslationContext, body: Record<string, unknown>): UpstreamRequest {
@@ -93,7 +95,8 @@ class OpenAIResponse implements ResponseTranslator {
     const ok = status >= 200 && status < 300;
     const stream = ok && this.contentType.startsWith('text/event-stream');
     if (stream) this.sse = new SseUsageScanner();
-    this.unexpected = ok && this.jsonOrEventStream && !stream && this.contentType !== '' && !this.contentType.includes('json');
+    this.unexpected =
+      ok && this.jsonOrEventStream && !stream && this.contentType !== '' && !this.contentType.includes('json');
     const wrapError = (status >= 400 && !this.contentType.includes('json')) || this.unexpected;
     if (wrapError) this.passthroughBody = false;
     return {
@@ -120,7 +123,12 @@ class OpenAIResponse implements ResponseTranslator {
       this.replacedStatus = 502;
       return Buffer.from(
         JSON.stringify({
-          error: { message: `the backend answered ${this.contentType.slice(0, 64)}, not JSON or an event stream`, type: 'upstream_error', param: null, code: 'unexpected_content_type' },
+          error: {
+            message: `the backend answered ${this.contentType.slice(0, 64)}, not JSON or an event stream`,
+            type: 'upstream_error',
+            param: null,
+            code: 'unexpected_content_type',
+          },
         }),
       );
     }
@@ -137,7 +145,5 @@ class OpenAIResponse implements ResponseTranslator {
 
 function wrapNonJsonError(status: number, body: Buffer): Buffer {
   const message = body.toString('utf8').trim() || `upstream returned HTTP ${status}`;
-  return Buffer.from(
-    JSON.stringify({ error: { message, type: 'upstream_error', param: null, code: String(status) } }),
-  );
+  return Buffer.from(JSON.stringify({ error: { message, type: 'upstream_error', param: null, code: String(status) } }));
 }

@@ -9,7 +9,9 @@ import type { ClientApi, Operation, TranslatorFactory } from './types';
 
 export type SchemaName = BackendSchema['name'];
 
-export type TranslatorTable = Partial<Record<ClientApi, Partial<Record<Operation, Partial<Record<SchemaName, TranslatorFactory>>>>>>;
+export type TranslatorTable = Partial<
+  Record<ClientApi, Partial<Record<Operation, Partial<Record<SchemaName, TranslatorFactory>>>>>
+>;
 
 const OPENAI_TRANSLATORS: TranslatorTable = {
   OpenAI: {

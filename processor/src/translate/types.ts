@@ -14,7 +14,13 @@ export interface TokenUsage {
   reasoning: number;
 }
 
-export const ZERO_USAGE: Readonly<TokenUsage> = Object.freeze({ input: 0, output: 0, total: 0, cachedInput: 0, reasoning: 0 });
+export const ZERO_USAGE: Readonly<TokenUsage> = Object.freeze({
+  input: 0,
+  output: 0,
+  total: 0,
+  cachedInput: 0,
+  reasoning: 0,
+});
 
 /** The client-facing API family of the endpoint a request came in on. */
 export type ClientApi = 'OpenAI' | 'Anthropic';
@@ -72,7 +78,13 @@ export interface ResponseHead extends HeaderChanges {
 }
 
 /** The upstream response headers the pipeline and the translators read; no other value is decoded. */
-export const RESPONSE_HEADERS_READ = [':status', 'content-type', 'content-encoding', 'x-amzn-errortype', 'x-amzn-requestid'] as const;
+export const RESPONSE_HEADERS_READ = [
+  ':status',
+  'content-type',
+  'content-encoding',
+  'x-amzn-errortype',
+  'x-amzn-requestid',
+] as const;
 export type ResponseHeaders = Readonly<Partial<Record<(typeof RESPONSE_HEADERS_READ)[number], string>>>;
 
 /** Converts one upstream response back into the client's API. One instance per request. */

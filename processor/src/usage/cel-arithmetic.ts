@@ -51,7 +51,7 @@ class Parser {
   }
 
   private skipSpace(): void {
-    while (this.pos < this.text.length && /\s/.test(this.text[this.pos]!)) this.pos++;
+    while (this.pos < this.text.length && /\s/.test(this.text[this.pos])) this.pos++;
   }
 
   private take(char: string): boolean {
@@ -85,10 +85,13 @@ class Parser {
     if (this.take('-')) {
       const operand = this.unary();
       // 0 - x, so -0 never appears (CEL ints have no negative zero).
-      return operand && ((u) => {
-        const x = operand(u);
-        return x === undefined ? undefined : 0 - x;
-      });
+      return (
+        operand &&
+        ((u) => {
+          const x = operand(u);
+          return x === undefined ? undefined : 0 - x;
+        })
+      );
     }
     if (this.take('(')) {
       const inner = this.sum();
@@ -111,7 +114,7 @@ class Parser {
       this.skipSpace();
       // Other variables, calls and member access (`f(...)`, `input_tokens.foo`) are outside the subset.
       if (!Object.hasOwn(COUNTS, name) || this.text[this.pos] === '(' || this.text[this.pos] === '.') return undefined;
-      return COUNTS[name]!;
+      return COUNTS[name];
     }
     return undefined;
   }

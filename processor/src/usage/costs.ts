@@ -72,7 +72,11 @@ function toCost(cel: CelModule, value: unknown): number | undefined {
   return Number.isFinite(n) ? Math.max(0, n) : undefined;
 }
 
-const SAMPLE: CostInputs = { model: 'sample-model', backend: 'sample-backend', usage: { input: 3, output: 5, total: 8, cachedInput: 1, reasoning: 2 } };
+const SAMPLE: CostInputs = {
+  model: 'sample-model',
+  backend: 'sample-backend',
+  usage: { input: 3, output: 5, total: 8, cachedInput: 1, reasoning: 2 },
+};
 
 export function compileCelCost(expression: string): CostFunction {
   const cel = loadCel();
@@ -100,7 +104,8 @@ export function compileCelCost(expression: string): CostFunction {
       if (quick !== undefined) return Math.max(0, quick);
       const value = program(bindings(inputs));
       const cost = isCelError(value) ? undefined : toCost(cel, value);
-      if (cost === undefined) throw new Error(`CEL expression "${expression}" failed: ${isCelError(value) ? value.message : 'not a number'}`);
+      if (cost === undefined)
+        throw new Error(`CEL expression "${expression}" failed: ${isCelError(value) ? value.message : 'not a number'}`);
       return cost;
     };
   }

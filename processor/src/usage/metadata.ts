@@ -39,7 +39,8 @@ export class UsageMetadata {
 
   encode(inputs: CostInputs, onCostError?: CostErrorListener): EncodedStruct {
     const u = inputs.usage;
-    if (u.input !== 0 || u.output !== 0 || u.total !== 0 || u.cachedInput !== 0 || u.reasoning !== 0) return this.write(inputs, onCostError);
+    if (u.input !== 0 || u.output !== 0 || u.total !== 0 || u.cachedInput !== 0 || u.reasoning !== 0)
+      return this.write(inputs, onCostError);
     const key = `${inputs.model}\u0000${inputs.backend}`;
     let bytes = this.zero.get(key);
     if (!bytes) {
@@ -66,7 +67,7 @@ export class UsageMetadata {
     layout.set(bytes, 3, u.cachedInput);
     layout.set(bytes, 4, u.reasoning);
     for (let i = 0; i < this.costs.length; i++) {
-      const cost = this.costs[i]!;
+      const cost = this.costs[i];
       let value = 0;
       try {
         value = cost.evaluate(inputs);

@@ -25,9 +25,21 @@ describe('auth', () => {
   it('puts API keys in the header the schema expects, without the trailing newline', async () => {
     const secrets = new SecretReader(dir);
     const apply = (backend: BackendConfig) => createAuthenticator(backend, secrets)!.apply(request);
-    expect(await apply(withKey({ name: 'OpenAI', pathPrefix: '/v1' }))).toEqual({ setHeaders: { authorization: 'Bearer sk-123' }, removeHeaders: [], repeatable: true });
-    expect(await apply(withKey({ name: 'Anthropic', version: '2023-06-01' }))).toEqual({ setHeaders: { 'x-api-key': 'sk-123' }, removeHeaders: [], repeatable: true });
-    expect(await apply(withKey({ name: 'AzureOpenAI', apiVersion: '2025-01-01-preview' }))).toEqual({ setHeaders: { 'api-key': 'sk-123' }, removeHeaders: [], repeatable: true });
+    expect(await apply(withKey({ name: 'OpenAI', pathPrefix: '/v1' }))).toEqual({
+      setHeaders: { authorization: 'Bearer sk-123' },
+      removeHeaders: [],
+      repeatable: true,
+    });
+    expect(await apply(withKey({ name: 'Anthropic', version: '2023-06-01' }))).toEqual({
+      setHeaders: { 'x-api-key': 'sk-123' },
+      removeHeaders: [],
+      repeatable: true,
+    });
+    expect(await apply(withKey({ name: 'AzureOpenAI', apiVersion: '2025-01-01-preview' }))).toEqual({
+      setHeaders: { 'api-key': 'sk-123' },
+      removeHeaders: [],
+      repeatable: true,
+    });
   });
 
   it('sends bearer tokens as Authorization', async () => {
@@ -52,20 +64,34 @@ describe('auth', () => {
     const reader = new SecretReader(dir);
     expect(() => reader.read({ secretName: 'keys', key: 'absent' })).toThrow(SecretUnavailableError);
     expect(() => reader.read({ secretName: 'keys', key: 'absent' })).toThrow('credential keys/absent is missing');
-    expect(() => reader.read({ secretName: 'nosuchsecret', key: 'api' })).toThrow('credential nosuchsecret/api is missing');
+    expect(() => reader.read({ secretName: 'nosuchsecret', key: 'api' })).toThrow(
+      'credential nosuchsecret/api is missing',
+    );
     expect(() => new SecretReader(undefined).read({ secretName: 'keys', key: 'api' })).toThrow(/no secrets directory/);
   });
 
   it('rejects auth types without a factory when the config loads', () => {
-    const backend = openAIBackend('aws', { auth: { type: 'AWSSigV4', region: 'us-east-1', credentials: { source: 'DefaultChain' }, perRequestCredentials: false } });
+    const backend = openAIBackend('aws', {
+      auth: {
+        type: 'AWSSigV4',
+        region: 'us-east-1',
+        credentials: { source: 'DefaultChain' },
+        perRequestCredentials: false,
+      },
+    });
     expect(() => createAuthenticator(backend, new SecretReader(dir), {})).toThrow(UnsupportedAuthError);
     expect(() =>
-      compileRuntime(testConfig({ backends: [{ ...backend, name: 'openai' }] }), new SecretReader(dir), { nowSeconds: 0, authFactories: {} }),
+      compileRuntime(testConfig({ backends: [{ ...backend, name: 'openai' }] }), new SecretReader(dir), {
+        nowSeconds: 0,
+        authFactories: {},
+      }),
     ).toThrow(ProcessorConfigError);
   });
 
   it('rejects header mutations Envoy would ignore', () => {
-    const backend = openAIBackend('openai', { headerMutation: { set: [{ name: 'host', value: 'x' }], remove: ['x-envoy-original-path'] } });
+    const backend = openAIBackend('openai', {
+      headerMutation: { set: [{ name: 'host', value: 'x' }], remove: ['x-envoy-original-path'] },
+    });
     expect(() => compileRuntime(testConfig({ backends: [backend] }), new SecretReader(dir), { nowSeconds: 0 })).toThrow(
       'backends.0.headerMutation: Envoy ignores changes to host, x-envoy-original-path; the route sets them',
     );

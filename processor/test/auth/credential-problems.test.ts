@@ -33,7 +33,13 @@ function captureLogger(): Logger & { lines: Line[] } {
   return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') };
 }
 
-const request: AuthRequest = { method: 'POST', hostname: 'h', path: '/v1/chat/completions', headers: {}, body: Buffer.alloc(0) };
+const request: AuthRequest = {
+  method: 'POST',
+  hostname: 'h',
+  path: '/v1/chat/completions',
+  headers: {},
+  body: Buffer.alloc(0),
+};
 const SECRET_VALUE = 'aws-secret-value-never-shown';
 
 const apiKey = (name: string, secretName: string, key = 'apiKey'): BackendConfig =>
@@ -44,19 +50,33 @@ function mixedConfig(): ProcessorConfig {
   return testConfig({
     backends: [
       apiKey('openai', 'openai'),
-      openAIBackend('anthropic', { schema: { name: 'Anthropic', version: '2023-06-01' }, auth: { type: 'APIKey', secret: { secretName: 'anthropic', key: 'apiKey' } } }),
+      openAIBackend('anthropic', {
+        schema: { name: 'Anthropic', version: '2023-06-01' },
+        auth: { type: 'APIKey', secret: { secretName: 'anthropic', key: 'apiKey' } },
+      }),
       apiKey('good', 'good'),
       openAIBackend('bedrock', {
         schema: { name: 'AWSBedrock' },
-        auth: { type: 'AWSSigV4', region: 'us-east-1', perRequestCredentials: false, credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'prod' } },
+        auth: {
+          type: 'AWSSigV4',
+          region: 'us-east-1',
+          perRequestCredentials: false,
+          credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'prod' },
+        },
       }),
-      openAIBackend('vertex', { schema: { name: 'GCPVertexAI', projectId: 'p', region: 'us-central1' }, auth: { type: 'GCP', credentials: { source: 'WorkloadIdentity' } } }),
+      openAIBackend('vertex', {
+        schema: { name: 'GCPVertexAI', projectId: 'p', region: 'us-central1' },
+        auth: { type: 'GCP', credentials: { source: 'WorkloadIdentity' } },
+      }),
     ],
     routes: [
-      route(['gpt-4o'], [
-        { backend: 'openai', weight: 1, priority: 0 },
-        { backend: 'good', weight: 1, priority: 1 },
-      ]),
+      route(
+        ['gpt-4o'],
+        [
+          { backend: 'openai', weight: 1, priority: 0 },
+          { backend: 'good', weight: 1, priority: 1 },
+        ],
+      ),
       route(['claude'], [{ backend: 'anthropic', weight: 1, priority: 0 }], { name: 'default/claude' }),
     ],
   });
@@ -98,7 +118,8 @@ describe('credential problems of a config snapshot', () => {
       MIXED_PROBLEMS.map((problem, i) => ({
         level: 'error',
         fields: { backend: ['openai', 'anthropic', 'bedrock'][i], err: problem },
-        message: 'backend credential unusable: its requests are answered 503 until the Secret is fixed (logged once per config load)',
+        message:
+          'backend credential unusable: its requests are answered 503 until the Secret is fixed (logged once per config load)',
       })),
     );
 
@@ -120,7 +141,11 @@ describe('credential problems of a config snapshot', () => {
     expect(logger.lines).toHaveLength(MIXED_PROBLEMS.length);
 
     // A backend whose credential is fine, or cannot be checked without a fetch, is untouched.
-    expect(runtime.backends.get('good')!.auth!.fixed!()).toEqual({ setHeaders: { authorization: 'Bearer sk-good' }, removeHeaders: [], repeatable: true });
+    expect(runtime.backends.get('good')!.auth!.fixed!()).toEqual({
+      setHeaders: { authorization: 'Bearer sk-good' },
+      removeHeaders: [],
+      repeatable: true,
+    });
     expect(runtime.backends.get('vertex')!.auth!.fixed).toBeUndefined();
   });
 
@@ -144,7 +169,10 @@ describe('credential problems of a config snapshot', () => {
   it('a config rejected for other reasons logs nothing about credentials', () => {
     const logger = captureLogger();
     const config = mixedConfig();
-    config.backends[2] = { ...config.backends[2]!, headerMutation: { set: [{ name: 'host', value: 'x' }], remove: [] } };
+    config.backends[2] = {
+      ...config.backends[2],
+      headerMutation: { set: [{ name: 'host', value: 'x' }], remove: [] },
+    };
     expect(() => compileRuntime(config, new SecretReader(dir), { nowSeconds: 0, logger })).toThrow(/headerMutation/);
     expect(logger.lines).toEqual([]);
   });
@@ -152,13 +180,26 @@ describe('credential problems of a config snapshot', () => {
   it('noUsableBackend only when every routed backend is broken (an unrouted broken backend does not count)', () => {
     const allBroken = testConfig({
       backends: [apiKey('openai', 'openai'), apiKey('spare', 'anthropic'), apiKey('unrouted-good', 'good')],
-      routes: [route(['gpt-4o'], [{ backend: 'openai', weight: 1, priority: 0 }, { backend: 'spare', weight: 1, priority: 1 }])],
+      routes: [
+        route(
+          ['gpt-4o'],
+          [
+            { backend: 'openai', weight: 1, priority: 0 },
+            { backend: 'spare', weight: 1, priority: 1 },
+          ],
+        ),
+      ],
     });
     const broken = compileRuntime(allBroken, new SecretReader(dir), { nowSeconds: 0 });
-    expect(broken.credentialProblems).toEqual(['backend "openai": credential openai/apiKey is empty', 'backend "spare": credential anthropic/apiKey is missing']);
+    expect(broken.credentialProblems).toEqual([
+      'backend "openai": credential openai/apiKey is empty',
+      'backend "spare": credential anthropic/apiKey is missing',
+    ]);
     expect(broken.noUsableBackend).toBe(true);
 
-    const healthy = compileRuntime(testConfig({ backends: [apiKey('openai', 'good')] }), new SecretReader(dir), { nowSeconds: 0 });
+    const healthy = compileRuntime(testConfig({ backends: [apiKey('openai', 'good')] }), new SecretReader(dir), {
+      nowSeconds: 0,
+    });
     expect(healthy.credentialProblems).toEqual([]);
     expect(healthy.noUsableBackend).toBe(false);
     const noAuth = compileRuntime(testConfig(), new SecretReader(undefined), { nowSeconds: 0 });
@@ -173,12 +214,19 @@ describe('credential problems of a config snapshot', () => {
     write('aws', 'credentials', '[prod]\naws_access_key_id=AKIAPROD\naws_secret_access_key=prod-secret\n');
     const next = compileRuntime(mixedConfig(), new SecretReader(dir), { nowSeconds: 0 });
     expect(next.credentialProblems).toEqual([]);
-    expect(next.backends.get('openai')!.auth!.fixed!()).toEqual({ setHeaders: { authorization: 'Bearer sk-openai' }, removeHeaders: [], repeatable: true });
+    expect(next.backends.get('openai')!.auth!.fixed!()).toEqual({
+      setHeaders: { authorization: 'Bearer sk-openai' },
+      removeHeaders: [],
+      repeatable: true,
+    });
   });
 });
 
 describe('/readyz', () => {
-  const status = (problems: string[], noUsableBackend = false): CredentialStatus => ({ credentialProblems: problems, noUsableBackend });
+  const status = (problems: string[], noUsableBackend = false): CredentialStatus => ({
+    credentialProblems: problems,
+    noUsableBackend,
+  });
   const PROBLEM = 'backend "openai": credential openai/apiKey is empty';
 
   it('decides from serving and the credential state', () => {
@@ -189,16 +237,20 @@ describe('/readyz', () => {
       status: 200,
       body: `ready (degraded: 1 backend credential problem)\n${PROBLEM}\n`,
     });
-    expect(readiness({ ready: () => true, credentials: () => status([PROBLEM, 'backend "b": credential b/k is missing']) }).body).toMatch(
-      /^ready \(degraded: 2 backend credential problems\)\n/,
-    );
+    expect(
+      readiness({ ready: () => true, credentials: () => status([PROBLEM, 'backend "b": credential b/k is missing']) })
+        .body,
+    ).toMatch(/^ready \(degraded: 2 backend credential problems\)\n/);
     // Nothing routed can authenticate: not ready.
     expect(readiness({ ready: () => true, credentials: () => status([PROBLEM], true) })).toEqual({
       status: 503,
       body: `not ready: no routed backend has a usable credential\n${PROBLEM}\n`,
     });
     // Not serving (starting, draining) wins, and still lists the problems.
-    expect(readiness({ ready: () => false, credentials: () => status([PROBLEM]) })).toEqual({ status: 503, body: `not ready\n${PROBLEM}\n` });
+    expect(readiness({ ready: () => false, credentials: () => status([PROBLEM]) })).toEqual({
+      status: 503,
+      body: `not ready\n${PROBLEM}\n`,
+    });
     expect(readiness({ ready: () => false })).toEqual({ status: 503, body: 'not ready\n' });
   });
 
@@ -215,7 +267,11 @@ describe('/readyz', () => {
       fs.mkdirSync(path.join(dir, 'openai'));
       fs.writeFileSync(path.join(dir, 'openai', 'apiKey'), '');
       state = { ready: () => true, registry: new Registry() };
-      server = createAdminServer({ ready: () => state.ready(), credentials: () => state.credentials!(), registry: state.registry });
+      server = createAdminServer({
+        ready: () => state.ready(),
+        credentials: () => state.credentials!(),
+        registry: state.registry,
+      });
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
     });
@@ -232,7 +288,10 @@ describe('/readyz', () => {
     it('a missing credential of one backend of two: 200 degraded, naming it; of the only backend: 503', async () => {
       const twoBackends = testConfig({
         backends: [apiKey('openai', 'openai'), apiKey('good', 'good'), apiKey('anthropic', 'anthropic')],
-        routes: [route(['gpt-4o'], [{ backend: 'openai', weight: 1, priority: 0 }]), route(['claude'], [{ backend: 'good', weight: 1, priority: 0 }], { name: 'default/claude' })],
+        routes: [
+          route(['gpt-4o'], [{ backend: 'openai', weight: 1, priority: 0 }]),
+          route(['claude'], [{ backend: 'good', weight: 1, priority: 0 }], { name: 'default/claude' }),
+        ],
       });
       let runtime = compileRuntime(twoBackends, new SecretReader(dir), { nowSeconds: 0 });
       state.credentials = () => runtime;
@@ -243,10 +302,17 @@ describe('/readyz', () => {
       );
       expect(degraded.body).not.toContain('sk-good-value');
 
-      runtime = compileRuntime(testConfig({ backends: [apiKey('openai', 'openai')] }), new SecretReader(dir), { nowSeconds: 0 });
-      expect(await readyz()).toEqual({ status: 503, body: 'not ready: no routed backend has a usable credential\nbackend "openai": credential openai/apiKey is empty\n' });
+      runtime = compileRuntime(testConfig({ backends: [apiKey('openai', 'openai')] }), new SecretReader(dir), {
+        nowSeconds: 0,
+      });
+      expect(await readyz()).toEqual({
+        status: 503,
+        body: 'not ready: no routed backend has a usable credential\nbackend "openai": credential openai/apiKey is empty\n',
+      });
 
-      runtime = compileRuntime(testConfig({ backends: [apiKey('openai', 'good')] }), new SecretReader(dir), { nowSeconds: 0 });
+      runtime = compileRuntime(testConfig({ backends: [apiKey('openai', 'good')] }), new SecretReader(dir), {
+        nowSeconds: 0,
+      });
       expect(await readyz()).toEqual({ status: 200, body: 'ready\n' });
     });
   });
@@ -262,19 +328,26 @@ describe('through the processor', () => {
     });
     try {
       const ask = () =>
-        processor.client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o","messages":[]}' }, (upstream) => ({
-          status: 200,
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ seen: upstream.headers.authorization }),
-        }));
-      expect(processor.app.processor.runtime().credentialProblems).toEqual(['backend "openai": credential openai/apiKey is empty']);
+        processor.client.exchange(
+          { path: '/v1/chat/completions', body: '{"model":"gpt-4o","messages":[]}' },
+          (upstream) => ({
+            status: 200,
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ seen: upstream.headers.authorization }),
+          }),
+        );
+      expect(processor.app.processor.runtime().credentialProblems).toEqual([
+        'backend "openai": credential openai/apiKey is empty',
+      ]);
       for (let i = 0; i < 20; i++) expect((await ask()).status).toBe(503);
-      const credentialLines = () => logger.lines.filter((line) => line.message.startsWith('backend credential unusable'));
+      const credentialLines = () =>
+        logger.lines.filter((line) => line.message.startsWith('backend credential unusable'));
       expect(credentialLines()).toHaveLength(1);
 
       processor.writeSecret('openai', 'apiKey', 'sk-fixed\n');
       const deadline = Date.now() + 5000;
-      while (processor.app.processor.runtime().credentialProblems.length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      while (processor.app.processor.runtime().credentialProblems.length > 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 20));
       expect(processor.app.processor.runtime().credentialProblems).toEqual([]);
       const fixed = await ask();
       expect(fixed.status).toBe(200);

@@ -28,7 +28,12 @@ describe('gateway-internal headers in the upstream request', () => {
           openAIBackend('plain'),
           openAIBackend('bedrock', {
             schema: { name: 'AWSBedrock' },
-            auth: { type: 'AWSSigV4', region: 'us-east-1', perRequestCredentials: true, credentials: { source: 'DefaultChain' } },
+            auth: {
+              type: 'AWSSigV4',
+              region: 'us-east-1',
+              perRequestCredentials: true,
+              credentials: { source: 'DefaultChain' },
+            },
           }),
         ],
         routes: [
@@ -43,10 +48,18 @@ describe('gateway-internal headers in the upstream request', () => {
       const seen = async (model: string): Promise<UpstreamRequest> => {
         let upstream: UpstreamRequest | undefined;
         const result = await processor.client.exchange(
-          { path: '/v1/chat/completions', headers: INTERNAL, body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }) },
+          {
+            path: '/v1/chat/completions',
+            headers: INTERNAL,
+            body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
+          },
           (request) => {
             upstream = request;
-            return { status: 500, headers: { 'content-type': 'application/json' }, body: '{"error":{"message":"stop"}}' };
+            return {
+              status: 500,
+              headers: { 'content-type': 'application/json' },
+              body: '{"error":{"message":"stop"}}',
+            };
           },
         );
         expect(result.immediate).toBe(false);
@@ -81,21 +94,39 @@ describe('a credential problem known at load', () => {
     fs.writeFileSync(path.join(dir, 'secrets', 'openai', 'apiKey'), '');
     fs.writeFileSync(
       path.join(dir, 'config.json'),
-      JSON.stringify(testConfig({ backends: [openAIBackend('openai', { auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } })] })),
+      JSON.stringify(
+        testConfig({
+          backends: [
+            openAIBackend('openai', { auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } }),
+          ],
+        }),
+      ),
     );
-    const app = new ProcessorApp({ config: path.join(dir, 'config.json'), secretsDir: path.join(dir, 'secrets'), listen: '127.0.0.1:0', admin: undefined, pollIntervalMs: 60_000, logger });
+    const app = new ProcessorApp({
+      config: path.join(dir, 'config.json'),
+      secretsDir: path.join(dir, 'secrets'),
+      listen: '127.0.0.1:0',
+      admin: undefined,
+      pollIntervalMs: 60_000,
+      logger,
+    });
     await app.start();
     const client = new EnvoyClient(`127.0.0.1:${app.listenPort}`);
     try {
       for (let i = 0; i < 50; i++) {
-        const result = await client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o","messages":[]}' }, () => ({ status: 200 }));
+        const result = await client.exchange(
+          { path: '/v1/chat/completions', body: '{"model":"gpt-4o","messages":[]}' },
+          () => ({ status: 200 }),
+        );
         expect(result.status).toBe(503);
       }
       const loud = lines.filter((line) => line.level === 'error' || line.level === 'warn');
       expect(loud.map((line) => line.message)).toEqual([
         'backend credential unusable: its requests are answered 503 until the Secret is fixed (logged once per config load)',
       ]);
-      expect(lines.filter((line) => line.message === 'backend authentication failed' && line.level === 'debug')).toHaveLength(50);
+      expect(
+        lines.filter((line) => line.message === 'backend authentication failed' && line.level === 'debug'),
+      ).toHaveLength(50);
     } finally {
       client.close();
       await app.drain(500);
@@ -110,28 +141,45 @@ describe('/readyz of the app', () => {
     fs.mkdirSync(path.join(dir, 'secrets', 'good'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'secrets', 'good', 'apiKey'), 'sk-good\n');
     const configFile = path.join(dir, 'config.json');
-    const apiKey = (name: string, secretName: string) => openAIBackend(name, { auth: { type: 'APIKey', secret: { secretName, key: 'apiKey' } } });
+    const apiKey = (name: string, secretName: string) =>
+      openAIBackend(name, { auth: { type: 'APIKey', secret: { secretName, key: 'apiKey' } } });
     fs.writeFileSync(
       configFile,
       JSON.stringify(
         testConfig({
           backends: [apiKey('openai', 'missing'), apiKey('good', 'good')],
-          routes: [route(['gpt-4o'], [{ backend: 'openai', weight: 1, priority: 0 }]), route(['other'], [{ backend: 'good', weight: 1, priority: 0 }], { name: 'default/other' })],
+          routes: [
+            route(['gpt-4o'], [{ backend: 'openai', weight: 1, priority: 0 }]),
+            route(['other'], [{ backend: 'good', weight: 1, priority: 0 }], { name: 'default/other' }),
+          ],
         }),
       ),
     );
     const silent: Logger = { error() {}, warn() {}, info() {}, debug() {} };
-    const app = new ProcessorApp({ config: configFile, secretsDir: path.join(dir, 'secrets'), listen: '127.0.0.1:0', admin: '127.0.0.1:0', pollIntervalMs: 60_000, logger: silent });
+    const app = new ProcessorApp({
+      config: configFile,
+      secretsDir: path.join(dir, 'secrets'),
+      listen: '127.0.0.1:0',
+      admin: '127.0.0.1:0',
+      pollIntervalMs: 60_000,
+      logger: silent,
+    });
     await app.start();
     try {
       const readyz = async () => {
         const response = await fetch(`http://127.0.0.1:${app.adminPort}/readyz`);
         return { status: response.status, body: await response.text() };
       };
-      expect(await readyz()).toEqual({ status: 200, body: 'ready (degraded: 1 backend credential problem)\nbackend "openai": credential missing/apiKey is missing\n' });
+      expect(await readyz()).toEqual({
+        status: 200,
+        body: 'ready (degraded: 1 backend credential problem)\nbackend "openai": credential missing/apiKey is missing\n',
+      });
       fs.writeFileSync(configFile, JSON.stringify(testConfig({ backends: [apiKey('openai', 'missing')] })));
       expect(app.reload({ config: true, secrets: false })).toBe(true);
-      expect(await readyz()).toEqual({ status: 503, body: 'not ready: no routed backend has a usable credential\nbackend "openai": credential missing/apiKey is missing\n' });
+      expect(await readyz()).toEqual({
+        status: 503,
+        body: 'not ready: no routed backend has a usable credential\nbackend "openai": credential missing/apiKey is missing\n',
+      });
     } finally {
       await app.drain(500);
       fs.rmSync(dir, { recursive: true, force: true });

@@ -18,8 +18,14 @@ describe('parseCli', () => {
   it('reads the shutdown delay and the stream idle timeout from flags and environment; 0 is allowed for both', () => {
     const env = { AI_GATEWAY_SHUTDOWN_DELAY_MS: '5000', AI_GATEWAY_STREAM_IDLE_TIMEOUT_MS: '120000' };
     expect(parseCli([], env)).toMatchObject({ shutdownDelayMs: 5000, streamIdleTimeoutMs: 120000 });
-    expect(parseCli(['--shutdown-delay-ms', '0', '--stream-idle-timeout-ms=0'], env)).toMatchObject({ shutdownDelayMs: 0, streamIdleTimeoutMs: 0 });
-    expect(parseCli(['--shutdown-delay-ms=7000', '--drain-timeout-ms', '125000'], {})).toMatchObject({ shutdownDelayMs: 7000, drainTimeoutMs: 125000 });
+    expect(parseCli(['--shutdown-delay-ms', '0', '--stream-idle-timeout-ms=0'], env)).toMatchObject({
+      shutdownDelayMs: 0,
+      streamIdleTimeoutMs: 0,
+    });
+    expect(parseCli(['--shutdown-delay-ms=7000', '--drain-timeout-ms', '125000'], {})).toMatchObject({
+      shutdownDelayMs: 7000,
+      drainTimeoutMs: 125000,
+    });
   });
 
   it('documents every flag and its environment variable in the usage text', () => {
@@ -28,16 +34,28 @@ describe('parseCli', () => {
       ['--drain-timeout-ms', 'AI_GATEWAY_DRAIN_TIMEOUT_MS'],
       ['--stream-idle-timeout-ms', 'AI_GATEWAY_STREAM_IDLE_TIMEOUT_MS'],
     ]) {
-      expect(USAGE).toContain(flag!);
-      expect(USAGE).toContain(env!);
+      expect(USAGE).toContain(flag);
+      expect(USAGE).toContain(env);
     }
     expect(USAGE).toContain('default 300000');
   });
 
   it('reads flags (both spellings) over environment variables', () => {
-    const env = { AI_GATEWAY_CONFIG: '/env/config.json', AI_GATEWAY_LISTEN: 'unix:/run/env.sock', AI_GATEWAY_ADMIN: '127.0.0.1:1', AI_GATEWAY_SECRETS_DIR: '/env/secrets' };
-    expect(parseCli([], env)).toMatchObject({ config: '/env/config.json', listen: 'unix:/run/env.sock', admin: '127.0.0.1:1', secretsDir: '/env/secrets' });
-    expect(parseCli(['--config', '/flag.json', '--listen=unix:/run/p.sock', '--drain-timeout-ms', '500'], env)).toMatchObject({
+    const env = {
+      AI_GATEWAY_CONFIG: '/env/config.json',
+      AI_GATEWAY_LISTEN: 'unix:/run/env.sock',
+      AI_GATEWAY_ADMIN: '127.0.0.1:1',
+      AI_GATEWAY_SECRETS_DIR: '/env/secrets',
+    };
+    expect(parseCli([], env)).toMatchObject({
+      config: '/env/config.json',
+      listen: 'unix:/run/env.sock',
+      admin: '127.0.0.1:1',
+      secretsDir: '/env/secrets',
+    });
+    expect(
+      parseCli(['--config', '/flag.json', '--listen=unix:/run/p.sock', '--drain-timeout-ms', '500'], env),
+    ).toMatchObject({
       config: '/flag.json',
       listen: 'unix:/run/p.sock',
       drainTimeoutMs: 500,

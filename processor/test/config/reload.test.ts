@@ -19,7 +19,10 @@ async function eventually(check: () => boolean | Promise<boolean>, timeoutMs = 3
 const echoAuth: Upstream = (request) => ({
   status: 200,
   headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({ seen: request.headers.authorization ?? null, backend: request.headers['x-ai-gateway-backend'] }),
+  body: JSON.stringify({
+    seen: request.headers.authorization ?? null,
+    backend: request.headers['x-ai-gateway-backend'],
+  }),
 });
 
 async function ask(client: EnvoyClient, model: string): Promise<{ status: number; body: Record<string, unknown> }> {
@@ -35,7 +38,11 @@ async function rejectedReloads(app: ProcessorApp): Promise<number> {
 describe('hot reload', () => {
   let processor: TestProcessor;
   const withAuth = (): ProcessorConfig =>
-    testConfig({ backends: [openAIBackend('openai', { auth: { type: 'BearerToken', secret: { secretName: 'token', key: 'value' } } })] });
+    testConfig({
+      backends: [
+        openAIBackend('openai', { auth: { type: 'BearerToken', secret: { secretName: 'token', key: 'value' } } }),
+      ],
+    });
 
   beforeEach(async () => {
     processor = await startTestProcessor(withAuth(), { secrets: { token: { value: 'first' } }, pollIntervalMs: 100 });
@@ -85,7 +92,9 @@ describe('reload without polling', () => {
     const processor = await startTestProcessor(testConfig(), { pollIntervalMs: 600_000 });
     try {
       expect((await ask(processor.client, 'gpt-5')).status).toBe(404);
-      processor.writeConfig(testConfig({ routes: [route(['gpt-5'], [{ backend: 'openai', weight: 1, priority: 0 }])] }));
+      processor.writeConfig(
+        testConfig({ routes: [route(['gpt-5'], [{ backend: 'openai', weight: 1, priority: 0 }])] }),
+      );
       await eventually(async () => (await ask(processor.client, 'gpt-5')).status === 200);
     } finally {
       await processor.close();
@@ -114,7 +123,11 @@ describe('Kubernetes volume updates (..data symlink swap)', () => {
 
   beforeAll(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-volume-'));
-    const config = testConfig({ backends: [openAIBackend('openai', { auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } })] });
+    const config = testConfig({
+      backends: [
+        openAIBackend('openai', { auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } }),
+      ],
+    });
     writeVolume(path.join(dir, 'config'), 'v1', { 'config.json': JSON.stringify(config) });
     writeVolume(path.join(dir, 'secrets', 'openai'), 'v1', { apiKey: 'key-one' });
     app = new ProcessorApp({
@@ -139,7 +152,9 @@ describe('Kubernetes volume updates (..data symlink swap)', () => {
     writeVolume(path.join(dir, 'secrets', 'openai'), 'v2', { apiKey: 'key-two' });
     await eventually(async () => (await ask(client, 'gpt-4o')).body.seen === 'Bearer key-two');
     const next = testConfig({
-      backends: [openAIBackend('renamed', { auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } })],
+      backends: [
+        openAIBackend('renamed', { auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } }),
+      ],
       routes: [route(['gpt-4o'], [{ backend: 'renamed', weight: 1, priority: 0 }])],
     });
     writeVolume(path.join(dir, 'config'), 'v2', { 'config.json': JSON.stringify(next) });

@@ -2,11 +2,21 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { readConfigFile } from '../../src/config/load';
-import { isPassthroughSubpath, parseProcessorConfig, passthroughPathProblem, ProcessorConfigError, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
+import {
+  isPassthroughSubpath,
+  parseProcessorConfig,
+  passthroughPathProblem,
+  ProcessorConfigError,
+  type ProcessorConfig,
+} from '@ai-gateway-constructs/processor-config';
 import { route, testConfig } from '../support/processor-harness';
 
 function configWith(passthroughEndpoints: unknown, overrides: Record<string, unknown> = {}): ProcessorConfig {
-  const config = testConfig({ routes: [route(['gpt-image-1'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'team/images', ...overrides })] });
+  const config = testConfig({
+    routes: [
+      route(['gpt-image-1'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'team/images', ...overrides }),
+    ],
+  });
   (config.routes[0] as Record<string, unknown>).passthroughEndpoints = passthroughEndpoints;
   return config;
 }
@@ -35,7 +45,9 @@ describe('passthroughEndpoints in the processor config', () => {
 
   it('is optional: a config without it is unchanged', () => {
     const config = testConfig();
-    expect(parseProcessorConfig(JSON.parse(JSON.stringify(config))).routes[0]).not.toHaveProperty('passthroughEndpoints');
+    expect(parseProcessorConfig(JSON.parse(JSON.stringify(config))).routes[0]).not.toHaveProperty(
+      'passthroughEndpoints',
+    );
   });
 
   it.each([
@@ -76,9 +88,12 @@ describe('passthroughEndpoints in the processor config', () => {
     const problems = problemsOf(configWith([{ path: '/images/generations', methods }]));
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(new RegExp(`^${where.replace(/\./g, '\\.')}: `));
-    if (methods.length === 0) expect(problems[0]).toBe('routes.0.passthroughEndpoints.0.methods: must list at least one method');
+    if (methods.length === 0)
+      expect(problems[0]).toBe('routes.0.passthroughEndpoints.0.methods: must list at least one method');
     else {
-      expect(problems[0]).toContain('must be one of POST, PUT, PATCH: the processor picks the backend by the JSON body\'s "model", so only methods with a body can be routed');
+      expect(problems[0]).toContain(
+        'must be one of POST, PUT, PATCH: the processor picks the backend by the JSON body\'s "model", so only methods with a body can be routed',
+      );
     }
   });
 
@@ -94,27 +109,39 @@ describe('passthroughEndpoints in the processor config', () => {
           { path: '/images/generations', methods: ['PUT'] },
         ]),
       ),
-    ).toEqual(['routes.0.passthroughEndpoints.2.path: route "team/images": "/images/generations" duplicates passthroughEndpoints[0]; list its methods once']);
+    ).toEqual([
+      'routes.0.passthroughEndpoints.2.path: route "team/images": "/images/generations" duplicates passthroughEndpoints[0]; list its methods once',
+    ]);
     expect(problemsOf(configWith([{ path: '/images/generations', methods: ['POST'], method: 'POST' }]))[0]).toMatch(
       /^routes\.0\.passthroughEndpoints\.0: .*method/,
     );
-    expect(problemsOf(configWith([{ path: '/images/generations' }]))[0]).toMatch(/^routes\.0\.passthroughEndpoints\.0\.methods: /);
+    expect(problemsOf(configWith([{ path: '/images/generations' }]))[0]).toMatch(
+      /^routes\.0\.passthroughEndpoints\.0\.methods: /,
+    );
   });
 
   it('rejects passthrough endpoints on a route without an OpenAI endpoint', () => {
-    const config = configWith([{ path: '/images/generations', methods: ['POST'] }], { endpoints: [{ api: 'Anthropic', pathPrefix: '/anthropic/v1' }] });
-    expect(problemsOf(config)).toEqual(['routes.0.passthroughEndpoints: route "team/images" has passthroughEndpoints but no OpenAI endpoint']);
+    const config = configWith([{ path: '/images/generations', methods: ['POST'] }], {
+      endpoints: [{ api: 'Anthropic', pathPrefix: '/anthropic/v1' }],
+    });
+    expect(problemsOf(config)).toEqual([
+      'routes.0.passthroughEndpoints: route "team/images" has passthroughEndpoints but no OpenAI endpoint',
+    ]);
   });
 
-  it('refuses a bad entry when the processor loads the file, naming the file\'s path to it', () => {
+  it("refuses a bad entry when the processor loads the file, naming the file's path to it", () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'passthrough-'));
     try {
       const file = path.join(dir, 'config.json');
       fs.writeFileSync(file, JSON.stringify(configWith([{ path: '/v1/..;/admin', methods: ['POST'] }])));
       expect(() => readConfigFile(file)).toThrow(ProcessorConfigError);
-      expect(() => readConfigFile(file)).toThrow('routes.0.passthroughEndpoints.0.path: "/v1/..;/admin" must not contain ";"');
+      expect(() => readConfigFile(file)).toThrow(
+        'routes.0.passthroughEndpoints.0.path: "/v1/..;/admin" must not contain ";"',
+      );
       fs.writeFileSync(file, JSON.stringify(configWith([{ path: '/images/generations', methods: ['POST'] }])));
-      expect(readConfigFile(file).routes[0].passthroughEndpoints).toEqual([{ path: '/images/generations', methods: ['POST'] }]);
+      expect(readConfigFile(file).routes[0].passthroughEndpoints).toEqual([
+        { path: '/images/generations', methods: ['POST'] },
+      ]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -123,13 +150,32 @@ describe('passthroughEndpoints in the processor config', () => {
 
 describe('passthroughPathProblem and isPassthroughSubpath', () => {
   it('accepts "/" (every subpath) and plain segments', () => {
-    for (const ok of ['/', '/files/', '/images/generations', "/a-b_c.d~e!f$g&h'i(j)k+l,m=n:o@p/"]) expect(passthroughPathProblem(ok)).toBeUndefined();
+    for (const ok of ['/', '/files/', '/images/generations', "/a-b_c.d~e!f$g&h'i(j)k+l,m=n:o@p/"])
+      expect(passthroughPathProblem(ok)).toBeUndefined();
     expect(passthroughPathProblem(42)).toBe('must be a string');
   });
 
   it('lets through only plain request subpaths: no dot segments, encodings, ";", backslashes or empty segments', () => {
-    for (const ok of ['/images/generations', '/files/file-abc', '/a..b/.c/d.', '/x:y@z']) expect(isPassthroughSubpath(ok)).toBe(true);
-    for (const bad of ['', '/', '/..;/admin', '/../admin', '/a/..', '/a/.', '/./a', '/%2e%2e/', '/a%2fb', '/a\\b', '/a;b', '//a', '/a/', '/a b', '/a?b', '/a*']) {
+    for (const ok of ['/images/generations', '/files/file-abc', '/a..b/.c/d.', '/x:y@z'])
+      expect(isPassthroughSubpath(ok)).toBe(true);
+    for (const bad of [
+      '',
+      '/',
+      '/..;/admin',
+      '/../admin',
+      '/a/..',
+      '/a/.',
+      '/./a',
+      '/%2e%2e/',
+      '/a%2fb',
+      '/a\\b',
+      '/a;b',
+      '//a',
+      '/a/',
+      '/a b',
+      '/a?b',
+      '/a*',
+    ]) {
       expect(isPassthroughSubpath(bad)).toBe(false);
     }
   });

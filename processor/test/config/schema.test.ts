@@ -1,4 +1,9 @@
-import { CONFIG_VERSION, parseProcessorConfig, ProcessorConfig, ProcessorConfigError } from '@ai-gateway-constructs/processor-config';
+import {
+  CONFIG_VERSION,
+  parseProcessorConfig,
+  ProcessorConfig,
+  ProcessorConfigError,
+} from '@ai-gateway-constructs/processor-config';
 
 function validConfig(): ProcessorConfig {
   return {
@@ -17,7 +22,9 @@ function validConfig(): ProcessorConfig {
         name: 'team-a/chat',
         endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }],
         hostnames: [],
-        rules: [{ models: [{ type: 'Exact', value: 'gpt-4o' }], backends: [{ backend: 'openai', weight: 1, priority: 0 }] }],
+        rules: [
+          { models: [{ type: 'Exact', value: 'gpt-4o' }], backends: [{ backend: 'openai', weight: 1, priority: 0 }] },
+        ],
         requiredHeaders: ['x-tenant-id'],
       },
     ],
@@ -82,16 +89,20 @@ describe('parseProcessorConfig', () => {
     config.routes[0].rules[0].models.push({ type: 'RegularExpression', value: pattern });
     const problems = problemsOf(config);
     expect(problems).toHaveLength(1);
-    expect(problems[0]).toMatch(/^routes\.0\.rules\.0\.models\.1\.value: route "team-a\/chat" rule 0: regular expression .* is not valid RE2 \(/);
+    expect(problems[0]).toMatch(
+      /^routes\.0\.rules\.0\.models\.1\.value: route "team-a\/chat" rule 0: regular expression .* is not valid RE2 \(/,
+    );
     expect(problems[0]).toContain(JSON.stringify(pattern));
   });
 
   it('accepts RE2 syntax JavaScript lacks', () => {
     const config = validConfig();
-    config.routes[0].rules[0].models = ['(?i)gpt-4o', '\\pL+-[[:digit:]]+', '(?P<family>gpt)-.*', '\\Qgpt-4.1\\E'].map((value) => ({
-      type: 'RegularExpression' as const,
-      value,
-    }));
+    config.routes[0].rules[0].models = ['(?i)gpt-4o', '\\pL+-[[:digit:]]+', '(?P<family>gpt)-.*', '\\Qgpt-4.1\\E'].map(
+      (value) => ({
+        type: 'RegularExpression' as const,
+        value,
+      }),
+    );
     expect(() => parseProcessorConfig(config)).not.toThrow();
   });
 
@@ -103,7 +114,10 @@ describe('parseProcessorConfig', () => {
 
   it('requires an expression exactly for CEL costs', () => {
     const config = validConfig();
-    config.costs = [{ metadataKey: 'a', type: 'CEL' }, { metadataKey: 'b', type: 'TotalToken', expression: '1' }];
+    config.costs = [
+      { metadataKey: 'a', type: 'CEL' },
+      { metadataKey: 'b', type: 'TotalToken', expression: '1' },
+    ];
     expect(problemsOf(config)).toEqual([
       'costs.0.expression: is required when type is "CEL"',
       'costs.1.expression: is only allowed when type is "CEL", not "TotalToken"',
@@ -112,7 +126,10 @@ describe('parseProcessorConfig', () => {
 
   it('rejects duplicate cost keys', () => {
     const config = validConfig();
-    config.costs = [{ metadataKey: 'a', type: 'TotalToken' }, { metadataKey: 'a', type: 'InputToken' }];
+    config.costs = [
+      { metadataKey: 'a', type: 'TotalToken' },
+      { metadataKey: 'a', type: 'InputToken' },
+    ];
     expect(problemsOf(config)).toContain('costs.1.metadataKey: duplicate cost key "a"');
   });
 

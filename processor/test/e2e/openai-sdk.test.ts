@@ -70,14 +70,17 @@ describeWithShared('fixtures/openai-cassettes/extracted', 'openai SDK end to end
   });
 
   it('non-streaming: the SDK gets the recorded completion, the provider gets the backend key', async () => {
-    const completion = await sdk.chat.completions.create({ model: 'gpt-5-nano', messages: [{ role: 'user', content: 'Hello!' }] });
+    const completion = await sdk.chat.completions.create({
+      model: 'gpt-5-nano',
+      messages: [{ role: 'user', content: 'Hello!' }],
+    });
     expect(completion).toEqual(JSON.parse(cassette('chat-basic', 'response.json')));
     const request = provider.requests.at(-1)!;
     expect(request.path).toBe('/v1/chat/completions');
     expect(request.headers.authorization).toBe('Bearer sk-provider');
     expect(request.headers['x-ai-eg-model']).toBe('gpt-5-nano');
     const usage = completion.usage!;
-    expect(results[0]!.metadata['io.envoy.ai_gateway']).toMatchObject({
+    expect(results[0].metadata['io.envoy.ai_gateway']).toMatchObject({
       llm_input_token: usage.prompt_tokens,
       llm_output_token: usage.completion_tokens,
       llm_total_token: usage.total_tokens,
@@ -99,10 +102,12 @@ describeWithShared('fixtures/openai-cassettes/extracted', 'openai SDK end to end
       .map((line) => JSON.parse(line.slice(6)) as unknown);
     expect(chunks).toEqual(recorded);
     // A cost is configured, so the processor asked the provider for usage.
-    const sent = JSON.parse(provider.requests.at(-1)!.body.toString()) as { stream_options?: { include_usage?: boolean } };
+    const sent = JSON.parse(provider.requests.at(-1)!.body.toString()) as {
+      stream_options?: { include_usage?: boolean };
+    };
     expect(sent.stream_options?.include_usage).toBe(true);
-    expect(results[0]!.streamed).toBe(true);
-    expect(results[0]!.metadata['io.envoy.ai_gateway']).toMatchObject({
+    expect(results[0].streamed).toBe(true);
+    expect(results[0].metadata['io.envoy.ai_gateway']).toMatchObject({
       llm_input_token: 12,
       llm_output_token: 100,
       llm_total_token: 112,
@@ -112,14 +117,18 @@ describeWithShared('fixtures/openai-cassettes/extracted', 'openai SDK end to end
   });
 
   it('a provider error reaches the SDK unchanged', async () => {
-    await expect(sdk.chat.completions.create({ model: 'gpt-unknown', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({
+    await expect(
+      sdk.chat.completions.create({ model: 'gpt-unknown', messages: [{ role: 'user', content: 'x' }] }),
+    ).rejects.toMatchObject({
       status: 404,
       error: (JSON.parse(cassette('chat-unknown-model', 'response.json')) as { error: unknown }).error,
     });
   });
 
   it('a gateway error (unknown model) is an OpenAI-style error for the SDK', async () => {
-    await expect(sdk.chat.completions.create({ model: 'claude-x', messages: [{ role: 'user', content: 'x' }] })).rejects.toMatchObject({
+    await expect(
+      sdk.chat.completions.create({ model: 'claude-x', messages: [{ role: 'user', content: 'x' }] }),
+    ).rejects.toMatchObject({
       status: 404,
       code: 'model_not_found',
     });

@@ -21,7 +21,15 @@ describe('per-snapshot cache bounds', () => {
     const answer = cache.get('r', 'b', MODEL(4999), '/v1/chat/completions', false, undefined, build);
     expect(builds).toBe(before); // a hit
     const sizeBefore = cache.bytes;
-    const rotated = cache.get('r', 'b', MODEL(4999), '/v1/chat/completions', false, { setHeaders: { 'x-api-key': 'new' }, removeHeaders: [] }, build);
+    const rotated = cache.get(
+      'r',
+      'b',
+      MODEL(4999),
+      '/v1/chat/completions',
+      false,
+      { setHeaders: { 'x-api-key': 'new' }, removeHeaders: [] },
+      build,
+    );
     expect(rotated).not.toBe(answer);
     expect(cache.bytes).toBe(sizeBefore); // replaced, not counted twice
   });

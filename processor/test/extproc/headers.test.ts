@@ -8,11 +8,17 @@ const type = loadProtoRoot().lookupType('envoy.service.ext_proc.v3.ProcessingRes
 function decodedMutation(changes: HeaderChangeSet, cache?: HeaderOptionCache) {
   const bytes = encodeProcessingResponse({ requestBody: { response: { headerMutation: changes.toMutation(cache) } } });
   const decoded = type.toObject(type.decode(bytes), { bytes: String }) as {
-    requestBody: { response: { headerMutation: { setHeaders?: Array<{ header: { key: string; rawValue: string } }>; removeHeaders?: string[] } } };
+    requestBody: {
+      response: {
+        headerMutation: { setHeaders?: Array<{ header: { key: string; rawValue: string } }>; removeHeaders?: string[] };
+      };
+    };
   };
   const mutation = decoded.requestBody.response.headerMutation;
   return {
-    set: Object.fromEntries((mutation.setHeaders ?? []).map((o) => [o.header.key, Buffer.from(o.header.rawValue, 'base64').toString()])),
+    set: Object.fromEntries(
+      (mutation.setHeaders ?? []).map((o) => [o.header.key, Buffer.from(o.header.rawValue, 'base64').toString()]),
+    ),
     remove: mutation.removeHeaders ?? [],
   };
 }
@@ -27,7 +33,10 @@ describe('HeaderChangeSet', () => {
     changes.apply({ setHeaders: { 'X-Upper': 'v' }, removeHeaders: ['X-Gone'] });
     changes.set('host', 'elsewhere');
     changes.remove('x-envoy-original-path');
-    expect(decodedMutation(changes)).toEqual({ set: { authorization: 'Bearer k', 'x-upper': 'v' }, remove: ['x-a', 'x-gone'] });
+    expect(decodedMutation(changes)).toEqual({
+      set: { authorization: 'Bearer k', 'x-upper': 'v' },
+      remove: ['x-a', 'x-gone'],
+    });
     expect(changes.appliedTo({ 'x-a': '0', accept: '*/*', authorization: 'Bearer client' })).toEqual({
       accept: '*/*',
       authorization: 'Bearer k',

@@ -25,7 +25,9 @@ type Encoding = 'gzip' | 'deflate' | 'br';
 
 function compressor(encoding: Encoding): zlib.Gzip | zlib.Deflate | zlib.BrotliCompress {
   if (encoding === 'br') {
-    return zlib.createBrotliCompress({ params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5, [zlib.constants.BROTLI_PARAM_LGWIN]: 24 } });
+    return zlib.createBrotliCompress({
+      params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 5, [zlib.constants.BROTLI_PARAM_LGWIN]: 24 },
+    });
   }
   return encoding === 'gzip' ? zlib.createGzip({ level: 9 }) : zlib.createDeflate({ level: 9 });
 }
@@ -37,7 +39,10 @@ function compressor(encoding: Encoding): zlib.Gzip | zlib.Deflate | zlib.BrotliC
 async function bomb(encoding: Encoding, kind: 'json' | 'sse'): Promise<string> {
   const file = path.join(os.tmpdir(), `aigw-fuzz-bomb-v1-${kind}-${BOMB_MIB}MiB.${encoding}`);
   if (fs.existsSync(file)) return file;
-  const prefix = kind === 'json' ? '{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"' : 'data: {"choices":[{"index":0,"delta":{"content":"';
+  const prefix =
+    kind === 'json'
+      ? '{"id":"x","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"'
+      : 'data: {"choices":[{"index":0,"delta":{"content":"';
   const suffix = kind === 'json' ? `"}}],${USAGE}}` : `"}}]}\n\ndata: {"choices":[],${USAGE}}\n\ndata: [DONE]\n\n`;
   const stream = compressor(encoding);
   const out: Buffer[] = [];
@@ -81,9 +86,17 @@ describe('compression bombs (in a child process, memory measured)', () => {
         {
           cmd: 'exchange',
           path: '/v1/chat/completions',
-          body: JSON.stringify({ model, stream: kind === 'sse', max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }),
+          body: JSON.stringify({
+            model,
+            stream: kind === 'sse',
+            max_tokens: 8,
+            messages: [{ role: 'user', content: 'hi' }],
+          }),
           status: 200,
-          headers: { 'content-type': kind === 'json' ? 'application/json' : 'text/event-stream', 'content-encoding': encoding },
+          headers: {
+            'content-type': kind === 'json' ? 'application/json' : 'text/event-stream',
+            'content-encoding': encoding,
+          },
           bodyFile: file,
           // Envoy hands a streamed body over in pieces; a buffered one arrives whole (the driver joins the chunks).
           chunkSize: 64 * 1024,
@@ -111,7 +124,11 @@ describe('bytes after the end of a compressed body, and truncated ones', () => {
   afterAll(() => processor.close());
 
   const compress = (encoding: Encoding, bytes: Buffer): Buffer =>
-    encoding === 'gzip' ? zlib.gzipSync(bytes) : encoding === 'deflate' ? zlib.deflateSync(bytes) : zlib.brotliCompressSync(bytes);
+    encoding === 'gzip'
+      ? zlib.gzipSync(bytes)
+      : encoding === 'deflate'
+        ? zlib.deflateSync(bytes)
+        : zlib.brotliCompressSync(bytes);
 
   it.each<[Encoding, string]>([
     ['deflate', 'buffered'],
@@ -122,61 +139,88 @@ describe('bytes after the end of a compressed body, and truncated ones', () => {
     ['br', 'streamed, in a message of their own'],
     ['deflate', 'streamed, in a message of their own, then an empty end'],
     ['br', 'streamed, in a message of their own, then an empty end'],
-  ])('%s with bytes after its end (%s): every message answered, the usage before them charged', async (encoding, how) => {
-    const streamed = how !== 'buffered';
-    const plain = streamed ? Buffer.from(`data: {"choices":[],${USAGE}}\n\ndata: [DONE]\n\n`) : Buffer.from(`{"choices":[],${USAGE}}`);
-    const compressed = compress(encoding, plain);
-    const trailing = Buffer.from('trailing garbage after the end');
-    const chunks =
-      how === 'buffered' || how.endsWith('same message')
-        ? [Buffer.concat([compressed, trailing])]
-        : how.endsWith('empty end')
-          ? [compressed, trailing, Buffer.alloc(0)]
-          : [compressed, trailing];
-    const outcome = await driveExchange(processor.app.processor, {
-      path: '/v1/chat/completions',
-      body: JSON.stringify({ model: 'plain', stream: streamed, messages: [] }),
-      deadlineMs: 2000,
-      upstream: () => ({
-        status: 200,
-        headers: { 'content-type': streamed ? 'text/event-stream' : 'application/json', 'content-encoding': encoding },
-        chunks,
-      }),
-    });
-    expect({ streamed: outcome.streamed, extraAnswers: outcome.extraAnswers, metadata: outcome.metadata['io.envoy.ai_gateway'] }).toEqual({
-      streamed,
-      extraAnswers: 0,
-      metadata: expect.objectContaining({ llm_input_token: 1, llm_output_token: 2 }),
-    });
-  });
+  ])(
+    '%s with bytes after its end (%s): every message answered, the usage before them charged',
+    async (encoding, how) => {
+      const streamed = how !== 'buffered';
+      const plain = streamed
+        ? Buffer.from(`data: {"choices":[],${USAGE}}\n\ndata: [DONE]\n\n`)
+        : Buffer.from(`{"choices":[],${USAGE}}`);
+      const compressed = compress(encoding, plain);
+      const trailing = Buffer.from('trailing garbage after the end');
+      const chunks =
+        how === 'buffered' || how.endsWith('same message')
+          ? [Buffer.concat([compressed, trailing])]
+          : how.endsWith('empty end')
+            ? [compressed, trailing, Buffer.alloc(0)]
+            : [compressed, trailing];
+      const outcome = await driveExchange(processor.app.processor, {
+        path: '/v1/chat/completions',
+        body: JSON.stringify({ model: 'plain', stream: streamed, messages: [] }),
+        deadlineMs: 2000,
+        upstream: () => ({
+          status: 200,
+          headers: {
+            'content-type': streamed ? 'text/event-stream' : 'application/json',
+            'content-encoding': encoding,
+          },
+          chunks,
+        }),
+      });
+      expect({
+        streamed: outcome.streamed,
+        extraAnswers: outcome.extraAnswers,
+        metadata: outcome.metadata['io.envoy.ai_gateway'],
+      }).toEqual({
+        streamed,
+        extraAnswers: 0,
+        metadata: expect.objectContaining({ llm_input_token: 1, llm_output_token: 2 }),
+      });
+    },
+  );
 
-  fuzzIt('compressed bodies with random trailing bytes, truncation and corruption (seeded): every message answered', async (rng) => {
-    const findings = new Findings();
-    for (let i = scaled(120); i > 0; i--) {
-      if (findings.exhausted) break;
-      const encoding = rng.pick<Encoding>(['gzip', 'deflate', 'br']);
-      const streamed = rng.bool();
-      const plain = Buffer.from(streamed ? `data: {"choices":[{"delta":{"content":"${rng.text(rng.int(300))}"}}]}\n\ndata: {"choices":[],${USAGE}}\n\n` : `{"choices":[],${USAGE}}`);
-      let wire = compress(encoding, plain);
-      const how = rng.pick(['trailing', 'truncated', 'flipped', 'doubled']);
-      if (how === 'trailing') wire = Buffer.concat([wire, rng.bytes(rng.range(1, 64))]);
-      else if (how === 'truncated') wire = wire.subarray(0, rng.int(wire.length));
-      else if (how === 'flipped') wire[rng.int(wire.length)] ^= 1 << rng.int(8);
-      else wire = Buffer.concat([wire, wire]);
-      const chunks = wire.length === 0 ? [] : streamed ? randomSplit(rng, wire, 8) : [wire];
-      await findings.check(
-        () => `${encoding} ${how}, ${streamed ? `streamed in ${chunks.length} chunks` : 'buffered'}`,
-        async () => {
-          const outcome = await driveExchange(processor.app.processor, {
-            path: '/v1/chat/completions',
-            body: JSON.stringify({ model: rng.pick(['plain', 'claude-3']), stream: streamed, messages: [] }),
-            deadlineMs: 2000,
-            upstream: () => ({ status: 200, headers: { 'content-type': streamed ? 'text/event-stream' : 'application/json', 'content-encoding': encoding }, chunks }),
-          });
-          return outcome.extraAnswers > 0 ? [`${outcome.extraAnswers} answer(s) more than messages`] : [];
-        },
-      );
-    }
-    findings.assertNone('corrupt compressed bodies');
-  }, 30_000);
+  fuzzIt(
+    'compressed bodies with random trailing bytes, truncation and corruption (seeded): every message answered',
+    async (rng) => {
+      const findings = new Findings();
+      for (let i = scaled(120); i > 0; i--) {
+        if (findings.exhausted) break;
+        const encoding = rng.pick<Encoding>(['gzip', 'deflate', 'br']);
+        const streamed = rng.bool();
+        const plain = Buffer.from(
+          streamed
+            ? `data: {"choices":[{"delta":{"content":"${rng.text(rng.int(300))}"}}]}\n\ndata: {"choices":[],${USAGE}}\n\n`
+            : `{"choices":[],${USAGE}}`,
+        );
+        let wire = compress(encoding, plain);
+        const how = rng.pick(['trailing', 'truncated', 'flipped', 'doubled']);
+        if (how === 'trailing') wire = Buffer.concat([wire, rng.bytes(rng.range(1, 64))]);
+        else if (how === 'truncated') wire = wire.subarray(0, rng.int(wire.length));
+        else if (how === 'flipped') wire[rng.int(wire.length)] ^= 1 << rng.int(8);
+        else wire = Buffer.concat([wire, wire]);
+        const chunks = wire.length === 0 ? [] : streamed ? randomSplit(rng, wire, 8) : [wire];
+        await findings.check(
+          () => `${encoding} ${how}, ${streamed ? `streamed in ${chunks.length} chunks` : 'buffered'}`,
+          async () => {
+            const outcome = await driveExchange(processor.app.processor, {
+              path: '/v1/chat/completions',
+              body: JSON.stringify({ model: rng.pick(['plain', 'claude-3']), stream: streamed, messages: [] }),
+              deadlineMs: 2000,
+              upstream: () => ({
+                status: 200,
+                headers: {
+                  'content-type': streamed ? 'text/event-stream' : 'application/json',
+                  'content-encoding': encoding,
+                },
+                chunks,
+              }),
+            });
+            return outcome.extraAnswers > 0 ? [`${outcome.extraAnswers} answer(s) more than messages`] : [];
+          },
+        );
+      }
+      findings.assertNone('corrupt compressed bodies');
+    },
+    30_000,
+  );
 });

@@ -16,7 +16,22 @@ import { driveExchange, type ExchangeOutcome } from '../support/session-driver';
 
 const OPENAI_PATHS = ['/v1/chat/completions', '/v1/completions', '/v1/embeddings', '/v1/responses'];
 const ANTHROPIC_PATHS = ['/anthropic/v1/messages', '/anthropic/v1/messages/count_tokens'];
-const KEYS = ['model', 'messages', 'stream', 'max_tokens', 'input', 'prompt', 'system', 'tools', 'stream_options', 'n', 'temperature', 'tool_choice', 'contents', 'metadata'];
+const KEYS = [
+  'model',
+  'messages',
+  'stream',
+  'max_tokens',
+  'input',
+  'prompt',
+  'system',
+  'tools',
+  'stream_options',
+  'n',
+  'temperature',
+  'tool_choice',
+  'contents',
+  'metadata',
+];
 
 let processor: TestProcessor;
 beforeAll(async () => {
@@ -51,7 +66,9 @@ function randomValue(rng: Rng, depth: number): unknown {
   if (depth <= 0 || rng.bool(0.45)) return randomScalar(rng);
   if (rng.bool()) return Array.from({ length: rng.int(4) }, () => randomValue(rng, depth - 1));
   const out: Record<string, unknown> = {};
-  for (let i = rng.int(5); i > 0; i--) out[rng.bool(0.6) ? rng.pick(['role', 'content', 'type', 'text', 'name', 'arguments', 'function']) : rng.text(4)] = randomValue(rng, depth - 1);
+  for (let i = rng.int(5); i > 0; i--)
+    out[rng.bool(0.6) ? rng.pick(['role', 'content', 'type', 'text', 'name', 'arguments', 'function']) : rng.text(4)] =
+      randomValue(rng, depth - 1);
   return out;
 }
 
@@ -60,7 +77,10 @@ function randomRequest(rng: Rng): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   if (rng.bool(0.85)) body.model = rng.bool(0.7) ? rng.pick(FUZZ_MODELS) : randomScalar(rng);
   for (let i = rng.int(6); i > 0; i--) body[rng.pick(KEYS.slice(1))] = randomValue(rng, 4);
-  if (rng.bool(0.6)) body.messages = rng.bool(0.7) ? [{ role: rng.pick(['user', 'system', 'assistant', 'tool', 42]), content: randomValue(rng, 3) }] : randomValue(rng, 3);
+  if (rng.bool(0.6))
+    body.messages = rng.bool(0.7)
+      ? [{ role: rng.pick(['user', 'system', 'assistant', 'tool', 42]), content: randomValue(rng, 3) }]
+      : randomValue(rng, 3);
   if (rng.bool(0.3)) body.max_tokens = rng.bool() ? rng.range(-5, 5000) : randomScalar(rng);
   return body;
 }
@@ -89,24 +109,41 @@ function deepBody(rng: Rng, depth: number): string {
 }
 
 /** Invalid UTF-8 sequences: a stray continuation byte, an overlong form, a surrogate, a truncated sequence, 0xFF. */
-const BAD_UTF8 = [Buffer.from([0x80]), Buffer.from([0xc0, 0xaf]), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from([0xe2, 0x82]), Buffer.from([0xff]), Buffer.from([0xfe, 0xff])];
+const BAD_UTF8 = [
+  Buffer.from([0x80]),
+  Buffer.from([0xc0, 0xaf]),
+  Buffer.from([0xed, 0xa0, 0x80]),
+  Buffer.from([0xe2, 0x82]),
+  Buffer.from([0xff]),
+  Buffer.from([0xfe, 0xff]),
+];
 
 function nonUtf8Body(rng: Rng): Buffer {
   const model = rng.pick(FUZZ_MODELS);
   const bad = rng.pick(BAD_UTF8);
   switch (rng.int(4)) {
     case 0: // inside the model name
-      return Buffer.concat([Buffer.from(`{"model":"${model}`), bad, Buffer.from('","messages":[{"role":"user","content":"hi"}]}')]);
+      return Buffer.concat([
+        Buffer.from(`{"model":"${model}`),
+        bad,
+        Buffer.from('","messages":[{"role":"user","content":"hi"}]}'),
+      ]);
     case 1: // inside a message
-      return Buffer.concat([Buffer.from(`{"model":"${model}","max_tokens":8,"messages":[{"role":"user","content":"a`), bad, Buffer.from('b"}]}')]);
+      return Buffer.concat([
+        Buffer.from(`{"model":"${model}","max_tokens":8,"messages":[{"role":"user","content":"a`),
+        bad,
+        Buffer.from('b"}]}'),
+      ]);
     case 2: // outside any string
       return Buffer.concat([Buffer.from(`{"model":"${model}",`), bad, Buffer.from('"messages":[]}')]);
-    default: // random bytes over a valid body
-      {
-        const body = Buffer.from(JSON.stringify({ model, max_tokens: 8, messages: [{ role: 'user', content: 'hello there' }] }));
-        for (let i = rng.range(1, 4); i > 0; i--) body[rng.int(body.length)] = 0x80 + rng.int(128);
-        return body;
-      }
+    default: {
+      // random bytes over a valid body
+      const body = Buffer.from(
+        JSON.stringify({ model, max_tokens: 8, messages: [{ role: 'user', content: 'hello there' }] }),
+      );
+      for (let i = rng.range(1, 4); i > 0; i--) body[rng.int(body.length)] = 0x80 + rng.int(128);
+      return body;
+    }
   }
 }
 
@@ -132,7 +169,9 @@ function malformedBody(rng: Rng): Buffer {
     case 1:
       return rng.bytes(rng.range(1, 300));
     case 2:
-      return Buffer.from(rng.pick(['', ' ', 'null', 'true', '"model"', '[]', '[{"model":"gpt-4o"}]', '1e999', '{}', '{"model":null}']));
+      return Buffer.from(
+        rng.pick(['', ' ', 'null', 'true', '"model"', '[]', '[{"model":"gpt-4o"}]', '1e999', '{}', '{"model":null}']),
+      );
     case 3:
       return Buffer.from(`\ufeff${valid}`);
     case 4:
@@ -140,7 +179,9 @@ function malformedBody(rng: Rng): Buffer {
     case 5:
       return Buffer.from(valid.replace('"model"', rng.pick(['model', "'model'", '"model" ', '"Model"'])));
     default:
-      return Buffer.from(`{"model":"gpt-4o","messages":[{"role":"user","content":"${'\\u'.repeat(rng.range(1, 3))}d800"}]}`);
+      return Buffer.from(
+        `{"model":"gpt-4o","messages":[{"role":"user","content":"${'\\u'.repeat(rng.range(1, 3))}d800"}]}`,
+      );
   }
 }
 
@@ -180,72 +221,143 @@ async function run(
     );
   }
   findings.assertNone(what);
-  if (forwarded < minForwarded) throw new Error(`${what}: only ${forwarded} of ${count} bodies were forwarded (expected at least ${minForwarded}): is the routing broken?`);
+  if (forwarded < minForwarded)
+    throw new Error(
+      `${what}: only ${forwarded} of ${count} bodies were forwarded (expected at least ${minForwarded}): is the routing broken?`,
+    );
 }
 
-const answeredLocally = (status: number | [number, number]) => (outcome: ExchangeOutcome): string[] => {
-  const [low, high] = Array.isArray(status) ? status : [status, status];
-  const got = outcome.immediate?.status;
-  if (got === undefined) return [`forwarded upstream (expected a local ${low === high ? low : `${low}-${high}`})`];
-  return got >= low && got <= high ? [] : [`status ${got} (expected ${low === high ? low : `${low}-${high}`})`];
-};
+const answeredLocally =
+  (status: number | [number, number]) =>
+  (outcome: ExchangeOutcome): string[] => {
+    const [low, high] = Array.isArray(status) ? status : [status, status];
+    const got = outcome.immediate?.status;
+    if (got === undefined) return [`forwarded upstream (expected a local ${low === high ? low : `${low}-${high}`})`];
+    return got >= low && got <= high ? [] : [`status ${got} (expected ${low === high ? low : `${low}-${high}`})`];
+  };
 
 describe('hostile request bodies', () => {
-  fuzzIt('random JSON requests with wrong types: one answer each, a 4xx in the client schema or a consistent forward', async (rng) => {
-    await run('random JSON', scaled(800), rng, (r) => JSON.stringify(randomRequest(r)), undefined, scaled(40));
-  }, 30_000);
+  fuzzIt(
+    'random JSON requests with wrong types: one answer each, a 4xx in the client schema or a consistent forward',
+    async (rng) => {
+      await run('random JSON', scaled(800), rng, (r) => JSON.stringify(randomRequest(r)), undefined, scaled(40));
+    },
+    30_000,
+  );
 
-  fuzzIt('nesting 10,000 to 300,000 deep: 4xx in the client schema (a JSON depth limit), never 500', async (rng) => {
-    await run('deep nesting', scaled(16), rng, (r) => deepBody(r, r.range(10_000, 300_000)), answeredLocally([400, 499]));
-  }, 30_000);
+  fuzzIt(
+    'nesting 10,000 to 300,000 deep: 4xx in the client schema (a JSON depth limit), never 500',
+    async (rng) => {
+      await run(
+        'deep nesting',
+        scaled(16),
+        rng,
+        (r) => deepBody(r, r.range(10_000, 300_000)),
+        answeredLocally([400, 499]),
+      );
+    },
+    30_000,
+  );
 
-  fuzzIt('model names of 60 KB and 256 KiB: 400 invalid_model', async (rng) => {
-    await run(
-      'huge model names',
-      scaled(6),
-      rng,
-      (r) => JSON.stringify({ model: r.pick(['gpt-4o', 'gemini-', 'titan-']) + 'x'.repeat(r.pick([60 * 1024, 256 * 1024])), messages: [] }),
-      answeredLocally(400),
-    );
-  }, 30_000);
+  fuzzIt(
+    'model names of 60 KB and 256 KiB: 400 invalid_model',
+    async (rng) => {
+      await run(
+        'huge model names',
+        scaled(6),
+        rng,
+        (r) =>
+          JSON.stringify({
+            model: r.pick(['gpt-4o', 'gemini-', 'titan-']) + 'x'.repeat(r.pick([60 * 1024, 256 * 1024])),
+            messages: [],
+          }),
+        answeredLocally(400),
+      );
+    },
+    30_000,
+  );
 
-  fuzzIt('strings of megabytes under the body limit: forwarded or 4xx, answered in time', async (rng) => {
-    await run('huge strings', scaled(6), rng, (r) =>
-      JSON.stringify({ model: r.pick(FUZZ_MODELS), max_tokens: 8, messages: [{ role: 'user', content: r.text(1).repeat(r.range(1, 3) * 1024 * 1024) }] }),
-      undefined,
-      1,
-    );
-  }, 30_000);
+  fuzzIt(
+    'strings of megabytes under the body limit: forwarded or 4xx, answered in time',
+    async (rng) => {
+      await run(
+        'huge strings',
+        scaled(6),
+        rng,
+        (r) =>
+          JSON.stringify({
+            model: r.pick(FUZZ_MODELS),
+            max_tokens: 8,
+            messages: [{ role: 'user', content: r.text(1).repeat(r.range(1, 3) * 1024 * 1024) }],
+          }),
+        undefined,
+        1,
+      );
+    },
+    30_000,
+  );
 
-  fuzzIt('a body over the limit: 413 in the client schema', async (rng) => {
-    await run(
-      'over the limit',
-      scaled(3),
-      rng,
-      (r) => JSON.stringify({ model: r.pick(FUZZ_MODELS), messages: [{ role: 'user', content: 'y'.repeat(FUZZ_BODY_LIMIT) }] }),
-      answeredLocally(413),
-    );
-  }, 30_000);
+  fuzzIt(
+    'a body over the limit: 413 in the client schema',
+    async (rng) => {
+      await run(
+        'over the limit',
+        scaled(3),
+        rng,
+        (r) =>
+          JSON.stringify({
+            model: r.pick(FUZZ_MODELS),
+            messages: [{ role: 'user', content: 'y'.repeat(FUZZ_BODY_LIMIT) }],
+          }),
+        answeredLocally(413),
+      );
+    },
+    30_000,
+  );
 
-  fuzzIt('duplicate "model" keys: rejected, or forwarded with exactly the model it was routed by', async (rng) => {
-    await run('duplicate model keys', scaled(150), rng, duplicateModelBody);
-    // A single "model" is still routed: the duplicate check must not reject ordinary bodies.
-    await run('single model key', scaled(20), rng, (r) => `{"model":${JSON.stringify(r.pick(FUZZ_MODELS))},"messages":[{"role":"user","content":"hi"}],"max_tokens":8}`, undefined, scaled(10));
-  }, 30_000);
+  fuzzIt(
+    'duplicate "model" keys: rejected, or forwarded with exactly the model it was routed by',
+    async (rng) => {
+      await run('duplicate model keys', scaled(150), rng, duplicateModelBody);
+      // A single "model" is still routed: the duplicate check must not reject ordinary bodies.
+      await run(
+        'single model key',
+        scaled(20),
+        rng,
+        (r) =>
+          `{"model":${JSON.stringify(r.pick(FUZZ_MODELS))},"messages":[{"role":"user","content":"hi"}],"max_tokens":8}`,
+        undefined,
+        scaled(10),
+      );
+    },
+    30_000,
+  );
 
-  fuzzIt('bytes that are not UTF-8: one answer each, a 4xx in the client schema or a consistent forward', async (rng) => {
-    await run('non-UTF-8', scaled(300), rng, nonUtf8Body);
-  }, 30_000);
+  fuzzIt(
+    'bytes that are not UTF-8: one answer each, a 4xx in the client schema or a consistent forward',
+    async (rng) => {
+      await run('non-UTF-8', scaled(300), rng, nonUtf8Body);
+    },
+    30_000,
+  );
 
-  fuzzIt('truncated, non-object and non-JSON bodies: a 4xx in the client schema', async (rng) => {
-    await run('malformed', scaled(300), rng, malformedBody, (outcome, body) => {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(body.toString('utf8'));
-      } catch {
-        return outcome.immediate ? [] : ['a body that is not JSON was forwarded'];
-      }
-      return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? [] : outcome.immediate ? [] : ['a non-object body was forwarded'];
-    });
-  }, 30_000);
+  fuzzIt(
+    'truncated, non-object and non-JSON bodies: a 4xx in the client schema',
+    async (rng) => {
+      await run('malformed', scaled(300), rng, malformedBody, (outcome, body) => {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(body.toString('utf8'));
+        } catch {
+          return outcome.immediate ? [] : ['a body that is not JSON was forwarded'];
+        }
+        return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)
+          ? []
+          : outcome.immediate
+            ? []
+            : ['a non-object body was forwarded'];
+      });
+    },
+    30_000,
+  );
 });

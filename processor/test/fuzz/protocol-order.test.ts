@@ -18,7 +18,13 @@ import type { RawStream } from '../support/envoy-client';
 const DEADLINE_MS = 2000;
 const BODY = JSON.stringify({ model: 'plain', messages: [{ role: 'user', content: 'hi' }] });
 const USAGE = '{"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}';
-const REQUEST_HEADERS = { ':method': 'POST', ':path': '/v1/chat/completions', ':authority': 'gw', 'content-type': 'application/json', 'content-length': String(BODY.length) };
+const REQUEST_HEADERS = {
+  ':method': 'POST',
+  ':path': '/v1/chat/completions',
+  ':authority': 'gw',
+  'content-type': 'application/json',
+  'content-length': String(BODY.length),
+};
 
 let processor: TestProcessor;
 beforeAll(async () => {
@@ -42,22 +48,30 @@ async function play(sequence: ProcessingRequest[]): Promise<string[]> {
   const got: Answer[] = [];
   try {
     for (let i = 0; i < sequence.length; i++) {
-      const message = sequence[i]!;
+      const message = sequence[i];
       probe.send(message);
       expected.push(answerKind(message));
-      const deferrable = (message.requestBody?.endOfStream === false || message.responseBody?.endOfStream === false) && i + 1 < sequence.length;
+      const deferrable =
+        (message.requestBody?.endOfStream === false || message.responseBody?.endOfStream === false) &&
+        i + 1 < sequence.length;
       if (deferrable) {
         await probe.settle(1);
         continue;
       }
       while (got.length < expected.length) {
-        const answer = await probe.next(`answer ${got.length + 1} (to ${expected[got.length]}) after [${sequence.slice(0, i + 1).map((m) => m.request).join(', ')}]`, DEADLINE_MS);
+        const answer = await probe.next(
+          `answer ${got.length + 1} (to ${expected[got.length]}) after [${sequence
+            .slice(0, i + 1)
+            .map((m) => m.request)
+            .join(', ')}]`,
+          DEADLINE_MS,
+        );
         got.push(answer);
         if (answer.kind === 'immediateResponse') return problems;
       }
     }
     for (let i = 0; i < expected.length; i++) {
-      if (got[i]!.kind !== expected[i]) problems.push(`answer ${i + 1} is ${got[i]!.kind}, expected ${expected[i]}`);
+      if (got[i].kind !== expected[i]) problems.push(`answer ${i + 1} is ${got[i].kind}, expected ${expected[i]}`);
     }
     return problems;
   } catch (error) {
@@ -71,7 +85,8 @@ async function play(sequence: ProcessingRequest[]): Promise<string[]> {
 
 const requestHeaders = (): ProcessingRequest => messages.requestHeaders(REQUEST_HEADERS);
 const requestBody = (end = true): ProcessingRequest => messages.requestBody(BODY, end);
-const responseHeaders = (): ProcessingRequest => messages.responseHeaders({ ':status': '200', 'content-type': 'application/json' });
+const responseHeaders = (): ProcessingRequest =>
+  messages.responseHeaders({ ':status': '200', 'content-type': 'application/json' });
 const responseBody = (end = true): ProcessingRequest => messages.responseBody(USAGE, end);
 
 describe('protocol-order violations', () => {
@@ -80,10 +95,22 @@ describe('protocol-order violations', () => {
     ['a response body as the first message', () => [responseBody()]],
     ['a request body before its headers', () => [requestBody(), requestHeaders(), requestBody()]],
     ['request headers twice', () => [requestHeaders(), requestHeaders(), requestBody()]],
-    ['response headers twice', () => [requestHeaders(), requestBody(), responseHeaders(), responseHeaders(), responseBody()]],
-    ['a request body after the response started', () => [requestHeaders(), requestBody(), responseHeaders(), requestBody(), responseBody()]],
-    ['trailers without bodies', () => [requestHeaders(), messages.requestTrailers(), responseHeaders(), messages.responseTrailers()]],
-    ['a request body with end_of_stream=false, then trailers (buffered mode with trailers)', () => [requestHeaders(), requestBody(false), messages.requestTrailers()]],
+    [
+      'response headers twice',
+      () => [requestHeaders(), requestBody(), responseHeaders(), responseHeaders(), responseBody()],
+    ],
+    [
+      'a request body after the response started',
+      () => [requestHeaders(), requestBody(), responseHeaders(), requestBody(), responseBody()],
+    ],
+    [
+      'trailers without bodies',
+      () => [requestHeaders(), messages.requestTrailers(), responseHeaders(), messages.responseTrailers()],
+    ],
+    [
+      'a request body with end_of_stream=false, then trailers (buffered mode with trailers)',
+      () => [requestHeaders(), requestBody(false), messages.requestTrailers()],
+    ],
     [
       'a response body with end_of_stream=false, then trailers (buffered mode with trailers)',
       () => [requestHeaders(), requestBody(), responseHeaders(), responseBody(false), messages.responseTrailers()],
@@ -105,7 +132,10 @@ describe('protocol-order violations', () => {
       expect(bodyAnswer.kind).toBe('responseBody');
       const trailersAnswer = await probe.next('the response trailers', DEADLINE_MS);
       expect(trailersAnswer.kind).toBe('responseTrailers');
-      const metadata = { ...bodyAnswer.metadata?.['io.envoy.ai_gateway'], ...trailersAnswer.metadata?.['io.envoy.ai_gateway'] };
+      const metadata = {
+        ...bodyAnswer.metadata?.['io.envoy.ai_gateway'],
+        ...trailersAnswer.metadata?.['io.envoy.ai_gateway'],
+      };
       expect(metadata).toMatchObject({ llm_input_token: 3, llm_output_token: 5, llm_total_token: 8 });
     } finally {
       probe.close(false);
@@ -127,26 +157,37 @@ describe('protocol-order violations', () => {
       case 5:
         return messages.responseTrailers();
       case 6:
-        return messages.responseHeaders({ ':status': String(rng.pick([200, 404, 500, 0])), 'content-type': rng.pick(['text/event-stream', 'application/json', 'application/vnd.amazon.eventstream']) });
+        return messages.responseHeaders({
+          ':status': String(rng.pick([200, 404, 500, 0])),
+          'content-type': rng.pick(['text/event-stream', 'application/json', 'application/vnd.amazon.eventstream']),
+        });
       default:
-        return messages.responseBody(rng.pick(['data: {"x":1}\n\n', '', USAGE, '\u0000\u0000\u0000\u0010']), rng.bool());
+        return messages.responseBody(
+          rng.pick(['data: {"x":1}\n\n', '', USAGE, '\u0000\u0000\u0000\u0010']),
+          rng.bool(),
+        );
     }
   }
 
-  fuzzIt('random sequences of messages (seeded): every message answered, in order, within the deadline', async (rng) => {
-    const findings = new Findings();
-    for (let i = scaled(400); i > 0; i--) {
-      if (findings.exhausted) break;
-      const sequence = Array.from({ length: rng.range(1, 8) }, () => randomMessage(rng));
-      // Some sequences start like a real exchange, so the later violations hit a routed session.
-      if (rng.bool(0.5)) sequence.unshift(requestHeaders(), requestBody());
-      await findings.check(
-        () => sequence.map((m) => `${m.request}${m.responseBody?.endOfStream === false ? '(eos=false)' : ''}`).join(', '),
-        () => play(sequence),
-      );
-    }
-    findings.assertNone('random message orders');
-  }, 30_000);
+  fuzzIt(
+    'random sequences of messages (seeded): every message answered, in order, within the deadline',
+    async (rng) => {
+      const findings = new Findings();
+      for (let i = scaled(400); i > 0; i--) {
+        if (findings.exhausted) break;
+        const sequence = Array.from({ length: rng.range(1, 8) }, () => randomMessage(rng));
+        // Some sequences start like a real exchange, so the later violations hit a routed session.
+        if (rng.bool(0.5)) sequence.unshift(requestHeaders(), requestBody());
+        await findings.check(
+          () =>
+            sequence.map((m) => `${m.request}${m.responseBody?.endOfStream === false ? '(eos=false)' : ''}`).join(', '),
+          () => play(sequence),
+        );
+      }
+      findings.assertNone('random message orders');
+    },
+    30_000,
+  );
 });
 
 describe('protocol-order violations over gRPC', () => {
@@ -181,7 +222,14 @@ describe('protocol-order violations over gRPC', () => {
       stream.send(messages.responseTrailers());
       kinds.push(await next(stream, 'response body (end_of_stream=false) then trailers'));
       kinds.push(await next(stream, 'response trailers'));
-      expect(kinds).toEqual(['requestHeaders', 'requestBody', 'requestTrailers', 'responseHeaders', 'responseBody', 'responseTrailers']);
+      expect(kinds).toEqual([
+        'requestHeaders',
+        'requestBody',
+        'requestTrailers',
+        'responseHeaders',
+        'responseBody',
+        'responseTrailers',
+      ]);
     } finally {
       stream.end();
     }

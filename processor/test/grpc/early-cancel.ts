@@ -31,7 +31,7 @@ export const FIRST_MESSAGE: ProcessingRequest = {
       ],
     },
   },
-} as ProcessingRequest;
+};
 
 const GRPC_HEADERS = {
   ':method': 'POST',
@@ -120,16 +120,26 @@ export async function rawEarlyCancels(
   socket.on('error', () => {});
   socket.resume();
   await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-  socket.write(Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(SETTINGS, 0, 0, Buffer.alloc(0))]));
+  socket.write(
+    Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), h2Frame(SETTINGS, 0, 0, Buffer.alloc(0))]),
+  );
   // Pseudo-headers first, as HTTP/2 requires.
-  const headers = Buffer.concat(Object.entries({ ':scheme': 'http', ':authority': 'processor', ...GRPC_HEADERS }).map(([k, v]) => literal(k, v)));
+  const headers = Buffer.concat(
+    Object.entries({ ':scheme': 'http', ':authority': 'processor', ...GRPC_HEADERS }).map(([k, v]) => literal(k, v)),
+  );
   const frame = grpcFrame(options.message ?? FIRST_MESSAGE);
   const rst = Buffer.alloc(4);
   rst.writeUInt32BE(options.code ?? http2.constants.NGHTTP2_CANCEL);
   if (count > 800) throw new Error('one connection takes at most 800 resets (Node answers a faster burst with GOAWAY)');
   for (let i = 0; i < count; i++) {
     const id = 1 + 2 * i;
-    socket.write(Buffer.concat([h2Frame(HEADERS, END_HEADERS, id, headers), h2Frame(DATA, 0, id, frame), h2Frame(RST_STREAM, 0, id, rst)]));
+    socket.write(
+      Buffer.concat([
+        h2Frame(HEADERS, END_HEADERS, id, headers),
+        h2Frame(DATA, 0, id, frame),
+        h2Frame(RST_STREAM, 0, id, rst),
+      ]),
+    );
   }
   await new Promise((resolve) => setTimeout(resolve, options.settleMs ?? 300));
   socket.destroy();

@@ -6,8 +6,16 @@ const type = loadProtoRoot().lookupType('envoy.service.ext_proc.v3.ProcessingRes
 
 /** Our encoder against protobufjs: same decoded message (as plain JSON-ish objects). */
 function roundTrip(response: ProcessingResponse): Record<string, unknown> {
-  const ours = type.toObject(type.decode(encodeProcessingResponse(response)), { bytes: String, enums: Number, oneofs: true });
-  const reference = type.toObject(type.decode(type.encode(response as object).finish()), { bytes: String, enums: Number, oneofs: true });
+  const ours = type.toObject(type.decode(encodeProcessingResponse(response)), {
+    bytes: String,
+    enums: Number,
+    oneofs: true,
+  });
+  const reference = type.toObject(type.decode(type.encode(response).finish()), {
+    bytes: String,
+    enums: Number,
+    oneofs: true,
+  });
   expect(ours).toEqual(reference);
   return ours;
 }
@@ -19,8 +27,15 @@ const option = (key: string, value: string) => ({
 
 describe('encodeProcessingResponse', () => {
   it('keeps empty oneof members (a bare CONTINUE)', () => {
-    for (const kind of ['requestHeaders', 'responseHeaders', 'requestBody', 'responseBody', 'requestTrailers', 'responseTrailers'] as const) {
-      const decoded = roundTrip({ [kind]: {} } as ProcessingResponse);
+    for (const kind of [
+      'requestHeaders',
+      'responseHeaders',
+      'requestBody',
+      'responseBody',
+      'requestTrailers',
+      'responseTrailers',
+    ] as const) {
+      const decoded = roundTrip({ [kind]: {} });
       expect(decoded.response).toBe(kind);
     }
   });
@@ -32,7 +47,11 @@ describe('encodeProcessingResponse', () => {
         response: {
           status: 1,
           headerMutation: {
-            setHeaders: [option('x-ai-eg-model', 'gpt-4o ✓'), option(':path', '/v1/chat/completions'), option('x-long', long)],
+            setHeaders: [
+              option('x-ai-eg-model', 'gpt-4o ✓'),
+              option(':path', '/v1/chat/completions'),
+              option('x-long', long),
+            ],
             removeHeaders: ['authorization', 'x-api-key'],
           },
           bodyMutation: { body: Buffer.from('{"model":"x"}') },
@@ -59,7 +78,12 @@ describe('encodeProcessingResponse', () => {
   });
 
   it('writes number metadata from a fixed layout, each copy with its own values (0 until set)', () => {
-    const layout = new NumberStructLayout('io.envoy.ai_gateway', ['llm_input_token', 'llm_output_token', 'coût', 'k'.repeat(200)]);
+    const layout = new NumberStructLayout('io.envoy.ai_gateway', [
+      'llm_input_token',
+      'llm_output_token',
+      'coût',
+      'k'.repeat(200),
+    ]);
     const decode = (values: number[]) => {
       const metadata = layout.create();
       values.forEach((value, i) => layout.set(metadata, i, value));
@@ -68,8 +92,13 @@ describe('encodeProcessingResponse', () => {
     const first = decode([12, 0, 1.5e9, 0.25]);
     const second = decode([7, 3, 0, 2 ** 40]);
     const fields = (decoded: Record<string, unknown>) =>
-      (decoded as { dynamicMetadata: { fields: Record<string, { structValue: { fields: Record<string, { numberValue: number }> } }> } })
-        .dynamicMetadata.fields['io.envoy.ai_gateway']!.structValue.fields;
+      (
+        decoded as {
+          dynamicMetadata: {
+            fields: Record<string, { structValue: { fields: Record<string, { numberValue: number }> } }>;
+          };
+        }
+      ).dynamicMetadata.fields['io.envoy.ai_gateway'].structValue.fields;
     expect(fields(first)).toEqual({
       llm_input_token: { numberValue: 12 },
       llm_output_token: { numberValue: 0 },

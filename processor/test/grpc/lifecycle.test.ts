@@ -40,7 +40,11 @@ class RecordingHandler implements ExtProcHandler {
   opened = 0;
   messages = 0;
   readonly closes: boolean[] = [];
-  constructor(private readonly answer: (request: ProcessingRequest) => OutgoingResponse | undefined = () => ({ requestHeaders: { response: {} } })) {}
+  constructor(
+    private readonly answer: (request: ProcessingRequest) => OutgoingResponse | undefined = () => ({
+      requestHeaders: { response: {} },
+    }),
+  ) {}
 
   open(send: (response: OutgoingResponse) => void): ReturnType<ExtProcHandler['open']> {
     this.opened += 1;
@@ -116,14 +120,17 @@ describe('streams reset right after their first message', () => {
   it.each([
     ['CANCEL', http2.constants.NGHTTP2_CANCEL],
     ['NO_ERROR (as Envoy resets)', http2.constants.NGHTTP2_NO_ERROR],
-  ])('read together with HEADERS and DATA (RST_STREAM %s): every session ends once, as cancelled', async (_name, code) => {
-    const handler = new RecordingHandler();
-    const served = await serve(handler);
-    await rawEarlyCancels(served.port, 800, { code });
-    await waitFor(() => handler.opened > 0 && handler.live === 0, 'every session to close');
-    expect(handler.closes.every((cancelled) => cancelled)).toBe(true);
-    expect(await shutdownTime(served.server, 3000)).toMatchObject({ completed: true });
-  });
+  ])(
+    'read together with HEADERS and DATA (RST_STREAM %s): every session ends once, as cancelled',
+    async (_name, code) => {
+      const handler = new RecordingHandler();
+      const served = await serve(handler);
+      await rawEarlyCancels(served.port, 800, { code });
+      await waitFor(() => handler.opened > 0 && handler.live === 0, 'every session to close');
+      expect(handler.closes.every((cancelled) => cancelled)).toBe(true);
+      expect(await shutdownTime(served.server, 3000)).toMatchObject({ completed: true });
+    },
+  );
 
   it('sent by a node:http2 client in the same tick (RST_STREAM NO_ERROR while the answer is queued): sessions end, the server can shut down', async () => {
     const handler = new RecordingHandler();
@@ -143,16 +150,27 @@ describe('streams reset right after their first message', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-lifecycle-'));
     const configFile = path.join(dir, 'config.json');
     fs.writeFileSync(configFile, JSON.stringify(testConfig()));
-    const app = new ProcessorApp({ config: configFile, secretsDir: dir, listen: '127.0.0.1:0', admin: undefined, pollIntervalMs: 60_000, logger: silentLogger });
+    const app = new ProcessorApp({
+      config: configFile,
+      secretsDir: dir,
+      listen: '127.0.0.1:0',
+      admin: undefined,
+      pollIntervalMs: 60_000,
+      logger: silentLogger,
+    });
     await app.start();
     try {
       const address = `127.0.0.1:${app.listenPort}`;
       const cancels = await http2EarlyCancels(address, 7900);
-      for (let i = 0; i < 3; i++) await rawEarlyCancels(app.listenPort, 700, { code: http2.constants.NGHTTP2_NO_ERROR, settleMs: 50 });
+      for (let i = 0; i < 3; i++)
+        await rawEarlyCancels(app.listenPort, 700, { code: http2.constants.NGHTTP2_NO_ERROR, settleMs: 50 });
       await waitFor(() => app.processor.activeStreams === 0, 'no session left open');
       // The processor still serves.
       const client = new EnvoyClient(address);
-      const result = await client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({ status: 200, body: '{}' }));
+      const result = await client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({
+        status: 200,
+        body: '{}',
+      }));
       client.close();
       expect(result.status).toBe(200);
       // The early-cancelling connection stays open, as Envoy's would: its streams must not hold the drain.
@@ -171,7 +189,17 @@ describe('streams reset right after their first message', () => {
     let seen = false;
     const probe = new grpc.Server();
     probe.addService(
-      { Process: { path: PROCESS_METHOD_PATH, requestStream: true, responseStream: true, requestSerialize: codecs.request.serialize, requestDeserialize: codecs.request.deserialize, responseSerialize: codecs.response.serialize, responseDeserialize: codecs.response.deserialize } } as grpc.ServiceDefinition,
+      {
+        Process: {
+          path: PROCESS_METHOD_PATH,
+          requestStream: true,
+          responseStream: true,
+          requestSerialize: codecs.request.serialize,
+          requestDeserialize: codecs.request.deserialize,
+          responseSerialize: codecs.response.serialize,
+          responseDeserialize: codecs.response.deserialize,
+        },
+      },
       {
         Process: (call: grpc.ServerDuplexStream<ProcessingRequest, OutgoingResponse>) => {
           transport = http2StreamOf(call);
@@ -200,11 +228,16 @@ describe('backpressure', () => {
     // A client that sends 2,000 messages and never reads an answer (its receive window stays closed).
     const session = http2.connect(`http://${served.address}`, { settings: { initialWindowSize: 0 } });
     session.on('error', () => {});
-    const request = session.request({ ':method': 'POST', ':path': PROCESS_METHOD_PATH, 'content-type': 'application/grpc', te: 'trailers' });
+    const request = session.request({
+      ':method': 'POST',
+      ':path': PROCESS_METHOD_PATH,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
     request.on('error', () => {});
     request.pause();
     const reset = new Promise<number>((resolve) => request.once('close', () => resolve(request.rstCode ?? -1)));
-    const frame = grpcFrame({ requestBody: { body: Buffer.from('{}'), endOfStream: false } } as ProcessingRequest);
+    const frame = grpcFrame({ requestBody: { body: Buffer.from('{}'), endOfStream: false } });
     let written = 0;
     const writeMore = (): void => {
       while (written < 2000) {
@@ -230,7 +263,7 @@ describe('backpressure', () => {
     const served = await serve(handler, { idleTimeoutMs: 2000, drainIdleMs: 5000 });
     const client = new EnvoyClient(served.address);
     const stream = client.openStream();
-    for (let i = 0; i < 200; i++) stream.send({ requestBody: { body: Buffer.from('{}'), endOfStream: false } } as ProcessingRequest);
+    for (let i = 0; i < 200; i++) stream.send({ requestBody: { body: Buffer.from('{}'), endOfStream: false } });
     let answers = 0;
     for (; answers < 200; answers++) {
       await stream.next();
@@ -293,7 +326,7 @@ describe('the stuck-stream watchdog', () => {
     active.send(FIRST_MESSAGE);
     await waitFor(() => handler.messages === 2, 'both first messages');
     const started = Date.now();
-    const ticker = setInterval(() => active.send({ requestBody: { body: Buffer.from('x'), endOfStream: false } } as ProcessingRequest), 50);
+    const ticker = setInterval(() => active.send({ requestBody: { body: Buffer.from('x'), endOfStream: false } }), 50);
     try {
       await waitFor(() => handler.closes.length === 1, 'the idle stream to be closed', 3000);
       expect(handler.closes).toEqual([true]);
@@ -329,14 +362,16 @@ describe('the stuck-stream watchdog', () => {
 
   it('while draining closes streams stuck on our side after the drain idle limit, not those waiting on Envoy', async () => {
     // Request headers are answered; a request body message is never answered (a stuck session).
-    const handler = new RecordingHandler((request) => (request.requestHeaders ? { requestHeaders: { response: {} } } : undefined));
+    const handler = new RecordingHandler((request) =>
+      request.requestHeaders ? { requestHeaders: { response: {} } } : undefined,
+    );
     const served = await serve(handler, { idleTimeoutMs: 60_000, drainIdleMs: 300 });
     const client = new EnvoyClient(served.address);
     const waiting = client.openStream();
     waiting.send(FIRST_MESSAGE);
     await waiting.next();
     const stuck = client.openStream();
-    stuck.send({ requestBody: { body: Buffer.from('{}'), endOfStream: true } } as ProcessingRequest);
+    stuck.send({ requestBody: { body: Buffer.from('{}'), endOfStream: true } });
     await waitFor(() => handler.messages === 2, 'both messages');
     await new Promise((resolve) => setTimeout(resolve, 400));
     expect(handler.closes).toEqual([]);
@@ -383,8 +418,18 @@ describe('the app drain', () => {
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  async function startApp(options: { streamIdleTimeoutMs?: number; drainIdleMs?: number } = {}): Promise<{ app: ProcessorApp; address: string }> {
-    const app = new ProcessorApp({ config: configFile, secretsDir: dir, listen: '127.0.0.1:0', admin: undefined, pollIntervalMs: 60_000, logger: silentLogger, ...options });
+  async function startApp(
+    options: { streamIdleTimeoutMs?: number; drainIdleMs?: number } = {},
+  ): Promise<{ app: ProcessorApp; address: string }> {
+    const app = new ProcessorApp({
+      config: configFile,
+      secretsDir: dir,
+      listen: '127.0.0.1:0',
+      admin: undefined,
+      pollIntervalMs: 60_000,
+      logger: silentLogger,
+      ...options,
+    });
     apps.push(app);
     await app.start();
     return { app, address: `127.0.0.1:${app.listenPort}` };
@@ -398,7 +443,11 @@ describe('the app drain', () => {
     const inFlight = client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, async () => {
       upstreamReached();
       await new Promise((resolve) => setTimeout(resolve, 1000));
-      return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}' };
+      return {
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+        body: '{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}',
+      };
     });
     await reached;
     const started = Date.now();
@@ -418,7 +467,11 @@ describe('the app drain', () => {
     const released = new Promise<void>((resolve) => (release = resolve));
     const inFlight = client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, async () => {
       await released;
-      return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}' };
+      return {
+        status: 200,
+        headers: { 'content-type': 'application/json' },
+        body: '{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}',
+      };
     });
     await waitFor(() => app.processor.activeStreams === 1, 'the stream');
     const draining = app.drain(10_000);
@@ -435,7 +488,12 @@ describe('the app drain', () => {
     const { app, address } = await startApp();
     const health = new grpc.Client(address, grpc.credentials.createInsecure());
     const statuses: number[] = [];
-    const watch = health.makeServerStreamRequest('/grpc.health.v1.Health/Watch', codecs.healthRequest.serialize, codecs.healthResponse.deserialize, {});
+    const watch = health.makeServerStreamRequest(
+      '/grpc.health.v1.Health/Watch',
+      codecs.healthRequest.serialize,
+      codecs.healthResponse.deserialize,
+      {},
+    );
     watch.on('data', (response: { status: number }) => statuses.push(response.status));
     watch.on('error', () => {});
     const watchEnded = new Promise<void>((resolve) => watch.on('status', () => resolve()));
@@ -450,7 +508,10 @@ describe('the app drain', () => {
 
     // During the delay a new stream on a new connection is served.
     const late = new EnvoyClient(address);
-    const result = await late.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({ status: 200, body: '{}' }));
+    const result = await late.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({
+      status: 200,
+      body: '{}',
+    }));
     expect(result.status).toBe(200);
     late.close();
     expect(drainStarted).toBe(false);
@@ -463,7 +524,9 @@ describe('the app drain', () => {
     health.close();
     // After the drain the listener is closed.
     const refused = new EnvoyClient(address);
-    await expect(refused.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({ status: 200 }))).rejects.toThrow();
+    await expect(
+      refused.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({ status: 200 })),
+    ).rejects.toThrow();
     refused.close();
   });
 

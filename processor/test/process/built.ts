@@ -20,14 +20,18 @@ function newestSource(dir: string): number {
 /** Builds when dist/main.js is missing or older than the sources (`npm test` builds before jest). */
 export function ensureBuilt(): void {
   if (fs.existsSync(DIST) && fs.statSync(DIST).mtimeMs >= newestSource(path.join(PROCESSOR_DIR, 'src'))) return;
-  execFileSync(process.execPath, [path.join(PROCESSOR_DIR, 'scripts', 'build.mjs')], { cwd: PROCESSOR_DIR, stdio: 'inherit' });
+  execFileSync(process.execPath, [path.join(PROCESSOR_DIR, 'scripts', 'build.mjs')], {
+    cwd: PROCESSOR_DIR,
+    stdio: 'inherit',
+  });
 }
 
 /** Builds if needed and copies dist/ alone into a new temp dir; returns the dir. */
 export function copyDist(prefix: string): string {
   ensureBuilt();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
-  for (const file of fs.readdirSync(path.dirname(DIST))) fs.copyFileSync(path.join(path.dirname(DIST), file), path.join(dir, file));
+  for (const file of fs.readdirSync(path.dirname(DIST)))
+    fs.copyFileSync(path.join(path.dirname(DIST), file), path.join(dir, file));
   return dir;
 }
 
@@ -55,18 +59,21 @@ afterEach(() => {
 
 /** Runs `<dir>/main.js` with `args` (and node options such as `--require <preload>` before it). */
 export function run(dir: string, args: string[], nodeArgs: string[] = []): Running {
-  const child = spawn(process.execPath, [...nodeArgs, path.join(dir, 'main.js'), ...args], { cwd: dir, env: { PATH: process.env.PATH ?? '' } });
+  const child = spawn(process.execPath, [...nodeArgs, path.join(dir, 'main.js'), ...args], {
+    cwd: dir,
+    env: { PATH: process.env.PATH ?? '' },
+  });
   started.add(child);
   const stdout: string[] = [];
   let stderr = '';
   let buffer = '';
-  child.stdout!.on('data', (data: Buffer) => {
+  child.stdout.on('data', (data: Buffer) => {
     buffer += data.toString();
     const lines = buffer.split('\n');
     buffer = lines.pop()!;
     stdout.push(...lines);
   });
-  child.stderr!.on('data', (data: Buffer) => {
+  child.stderr.on('data', (data: Buffer) => {
     stderr += data.toString();
   });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

@@ -40,7 +40,11 @@ describe('the built processor lifecycle', () => {
   async function start(extra: string[], nodeArgs: string[] = []): Promise<Running & { listen: string; admin: string }> {
     const listen = `127.0.0.1:${await freePort()}`;
     const admin = `127.0.0.1:${await freePort()}`;
-    const running = run(dir, ['--config', configFile, '--secrets-dir', dir, '--listen', listen, '--admin', admin, ...extra], nodeArgs);
+    const running = run(
+      dir,
+      ['--config', configFile, '--secrets-dir', dir, '--listen', listen, '--admin', admin, ...extra],
+      nodeArgs,
+    );
     await waitFor(() => running.stdout.length > 0, `the ready line (stderr: ${running.stderr()})`);
     return { ...running, listen, admin };
   }
@@ -51,7 +55,11 @@ describe('the built processor lifecycle', () => {
     return line === undefined ? undefined : Number(line.slice(name.length + 1));
   }
 
-  const ok = (): UpstreamResponse => ({ status: 200, headers: { 'content-type': 'application/json' }, body: '{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}' });
+  const ok = (): UpstreamResponse => ({
+    status: 200,
+    headers: { 'content-type': 'application/json' },
+    body: '{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}',
+  });
 
   it('10,000 early-cancelled streams leave no session open, and SIGTERM then exits well under the drain timeout', async () => {
     const p = await start(['--drain-timeout-ms', '20000']);
@@ -59,7 +67,8 @@ describe('the built processor lifecycle', () => {
     // same tick as the message, and raw frames where HEADERS, DATA and RST_STREAM arrive in one read.
     const cancels = await http2EarlyCancels(p.listen, 7900);
     const port = Number(p.listen.split(':')[1]);
-    for (let i = 0; i < 3; i++) await rawEarlyCancels(port, 700, { code: http2.constants.NGHTTP2_NO_ERROR, settleMs: 50 });
+    for (let i = 0; i < 3; i++)
+      await rawEarlyCancels(port, 700, { code: http2.constants.NGHTTP2_NO_ERROR, settleMs: 50 });
     let active = await metric(p.admin, 'ai_gateway_active_streams');
     for (let i = 0; i < 100 && active !== 0; i++) {
       await new Promise((resolve) => setTimeout(resolve, 50));
@@ -75,7 +84,11 @@ describe('the built processor lifecycle', () => {
     const code = await p.exited;
     const exitMs = Date.now() - started;
     cancels.close();
-    expect({ active, code, completed: p.stderr().includes('"completed":true') }).toEqual({ active: 0, code: 0, completed: true });
+    expect({ active, code, completed: p.stderr().includes('"completed":true') }).toEqual({
+      active: 0,
+      code: 0,
+      completed: true,
+    });
     expect(exitMs).toBeLessThan(3000);
   }, 60_000);
 

@@ -30,16 +30,33 @@ describe('the built processor', () => {
       name: 'bedrock',
       schema: { name: 'AWSBedrock' },
       endpoint: { hostname: 'bedrock-runtime.us-east-1.amazonaws.com', port: 443, tls: true },
-      auth: { type: 'AWSSigV4', region: 'us-east-1', credentials: { source: 'DefaultChain' }, perRequestCredentials: false },
+      auth: {
+        type: 'AWSSigV4',
+        region: 'us-east-1',
+        credentials: { source: 'DefaultChain' },
+        perRequestCredentials: false,
+      },
     });
     fs.writeFileSync(configFile, JSON.stringify(config));
   }, 60_000);
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  async function start(extra: string[] = []): Promise<Running & { listen: string; admin: string; client: EnvoyClient }> {
+  async function start(
+    extra: string[] = [],
+  ): Promise<Running & { listen: string; admin: string; client: EnvoyClient }> {
     const listen = `127.0.0.1:${await freePort()}`;
     const admin = `127.0.0.1:${await freePort()}`;
-    const running = run(dir, ['--config', configFile, '--secrets-dir', dir, '--listen', listen, '--admin', admin, ...extra]);
+    const running = run(dir, [
+      '--config',
+      configFile,
+      '--secrets-dir',
+      dir,
+      '--listen',
+      listen,
+      '--admin',
+      admin,
+      ...extra,
+    ]);
     await waitFor(() => running.stdout.length > 0, `the ready line (stderr: ${running.stderr()})`);
     return { ...running, listen, admin, client: new EnvoyClient(listen) };
   }
@@ -75,7 +92,9 @@ describe('the built processor', () => {
       const metrics = await (await fetch(`http://${p.admin}/metrics`)).text();
       const outputSum = metrics
         .split('\n')
-        .find((line) => line.startsWith('gen_ai_client_token_usage_sum{') && line.includes('gen_ai_token_type="output"'));
+        .find(
+          (line) => line.startsWith('gen_ai_client_token_usage_sum{') && line.includes('gen_ai_token_type="output"'),
+        );
       expect(outputSum).toContain('gen_ai_request_model="gpt-4o"');
       expect(outputSum).toContain('gen_ai_provider_name="openai"');
       expect(outputSum).toMatch(/\} 3$/);
@@ -100,11 +119,14 @@ describe('the built processor', () => {
       await released;
       yield Buffer.from('data: {"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3}}\n\n');
     }
-    const inFlight = p.client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o","stream":true}' }, () => ({
-      status: 200,
-      headers: { 'content-type': 'text/event-stream' },
-      body: slowStream(),
-    }));
+    const inFlight = p.client.exchange(
+      { path: '/v1/chat/completions', body: '{"model":"gpt-4o","stream":true}' },
+      () => ({
+        status: 200,
+        headers: { 'content-type': 'text/event-stream' },
+        body: slowStream(),
+      }),
+    );
     await firstChunk;
     p.child.kill('SIGTERM');
     await waitFor(() => p.stderr().includes('"draining"'), 'the drain to start');
@@ -126,7 +148,16 @@ describe('the built processor', () => {
   it('exits 0 at the drain deadline when a stream does not finish', async () => {
     const p = await start(['--drain-timeout-ms', '300']);
     const stream = p.client.openStream();
-    stream.send({ requestHeaders: { headers: { headers: [{ key: ':path', rawValue: Buffer.from('/v1/chat/completions') }, { key: ':method', rawValue: Buffer.from('POST') }] } } });
+    stream.send({
+      requestHeaders: {
+        headers: {
+          headers: [
+            { key: ':path', rawValue: Buffer.from('/v1/chat/completions') },
+            { key: ':method', rawValue: Buffer.from('POST') },
+          ],
+        },
+      },
+    });
     await stream.next();
     const started = Date.now();
     p.child.kill('SIGTERM');
@@ -156,23 +187,53 @@ describe('the built processor', () => {
     const file = path.join(dir, 'logged.json');
     const config = testConfig({
       backends: [
-        { ...testConfig().backends[0]!, auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } },
-        { ...testConfig().backends[0]!, name: 'broken', auth: { type: 'APIKey', secret: { secretName: 'absent', key: 'apiKey' } } },
+        { ...testConfig().backends[0], auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } },
+        {
+          ...testConfig().backends[0],
+          name: 'broken',
+          auth: { type: 'APIKey', secret: { secretName: 'absent', key: 'apiKey' } },
+        },
       ],
     });
-    config.routes[0]!.rules.push({ models: [{ type: 'Exact', value: 'broken-model' }], backends: [{ backend: 'broken', weight: 1, priority: 0 }] });
+    config.routes[0].rules.push({
+      models: [{ type: 'Exact', value: 'broken-model' }],
+      backends: [{ backend: 'broken', weight: 1, priority: 0 }],
+    });
     fs.writeFileSync(file, JSON.stringify(config));
     const listen = `127.0.0.1:${await freePort()}`;
-    const p = run(dir, ['--config', file, '--secrets-dir', secretsDir, '--listen', listen, '--admin', `127.0.0.1:${await freePort()}`, '--log-level', 'debug', '--poll-interval-ms', '100']);
+    const p = run(dir, [
+      '--config',
+      file,
+      '--secrets-dir',
+      secretsDir,
+      '--listen',
+      listen,
+      '--admin',
+      `127.0.0.1:${await freePort()}`,
+      '--log-level',
+      'debug',
+      '--poll-interval-ms',
+      '100',
+    ]);
     await waitFor(() => p.stdout.length > 0, 'the ready line');
     const client = new EnvoyClient(listen);
     const headers = { authorization: 'Bearer CLIENT-SECRET-456' };
-    const ok = await client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o","messages":[{"role":"user","content":"PROMPT-MARKER"}]}', headers }, (request) => {
-      expect(request.headers.authorization).toBe('Bearer BACKEND-SECRET-123');
-      return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"answer":"RESPONSE-MARKER"}' };
-    });
+    const ok = await client.exchange(
+      {
+        path: '/v1/chat/completions',
+        body: '{"model":"gpt-4o","messages":[{"role":"user","content":"PROMPT-MARKER"}]}',
+        headers,
+      },
+      (request) => {
+        expect(request.headers.authorization).toBe('Bearer BACKEND-SECRET-123');
+        return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"answer":"RESPONSE-MARKER"}' };
+      },
+    );
     expect(ok.status).toBe(200);
-    const failed = await client.exchange({ path: '/v1/chat/completions', body: '{"model":"broken-model","x":"PROMPT-MARKER"}', headers }, () => ({ status: 200 }));
+    const failed = await client.exchange(
+      { path: '/v1/chat/completions', body: '{"model":"broken-model","x":"PROMPT-MARKER"}', headers },
+      () => ({ status: 200 }),
+    );
     // The backend's credential cannot be read: a backend failure (503), logged without any secret.
     expect(failed.status).toBe(503);
     fs.writeFileSync(file, '{"not": "a config", "secret": "CONFIG-SECRET-789"}');
@@ -182,13 +243,27 @@ describe('the built processor', () => {
     expect(await p.exited).toBe(0);
     const logs = p.stderr();
     expect(logs).toContain('backend authentication failed');
-    for (const secret of ['BACKEND-SECRET-123', 'CLIENT-SECRET-456', 'PROMPT-MARKER', 'RESPONSE-MARKER', 'CONFIG-SECRET-789']) expect(logs).not.toContain(secret);
+    for (const secret of [
+      'BACKEND-SECRET-123',
+      'CLIENT-SECRET-456',
+      'PROMPT-MARKER',
+      'RESPONSE-MARKER',
+      'CONFIG-SECRET-789',
+    ])
+      expect(logs).not.toContain(secret);
   });
 
   it('refuses to start with an invalid config, naming the problem', async () => {
     const bad = path.join(dir, 'bad.json');
     fs.writeFileSync(bad, JSON.stringify({ ...testConfig(), maxRequestBodyBytes: 0 }));
-    const p = run(dir, ['--config', bad, '--listen', `127.0.0.1:${await freePort()}`, '--admin', `127.0.0.1:${await freePort()}`]);
+    const p = run(dir, [
+      '--config',
+      bad,
+      '--listen',
+      `127.0.0.1:${await freePort()}`,
+      '--admin',
+      `127.0.0.1:${await freePort()}`,
+    ]);
     expect(await p.exited).toBe(1);
     expect(p.stderr()).toContain('maxRequestBodyBytes');
     expect(p.stdout).toHaveLength(0);

@@ -25,21 +25,34 @@ describe('credential failure through the processor', () => {
         backends: [
           openAIBackend('azure', {
             schema: { name: 'AzureOpenAI', apiVersion: '2025-01-01-preview' },
-            auth: { type: 'AzureEntra', tenantId: 'tenant-1', clientId: 'client-1', clientSecret: { secretName: 'entra', key: 'secret' } },
+            auth: {
+              type: 'AzureEntra',
+              tenantId: 'tenant-1',
+              clientId: 'client-1',
+              clientSecret: { secretName: 'entra', key: 'secret' },
+            },
           }),
           openAIBackend('openai'),
         ],
         routes: [
-          route(['gpt-4o'], [
-            { backend: 'azure', weight: 1, priority: 0 },
-            { backend: 'openai', weight: 1, priority: 1 },
-          ]),
+          route(
+            ['gpt-4o'],
+            [
+              { backend: 'azure', weight: 1, priority: 0 },
+              { backend: 'openai', weight: 1, priority: 1 },
+            ],
+          ),
         ],
         circuitBreaker: { failureThreshold: 2, openDurationMs: OPEN_MS },
       }),
       {
         secrets: { entra: { secret: SECRET } },
-        compile: { authFactories: { ...AUTH_FACTORIES, AzureEntra: azureEntraAuthWith({ authority: tokens.url, timeoutMs: TIMEOUT_MS }) } },
+        compile: {
+          authFactories: {
+            ...AUTH_FACTORIES,
+            AzureEntra: azureEntraAuthWith({ authority: tokens.url, timeoutMs: TIMEOUT_MS }),
+          },
+        },
       },
     );
   });
@@ -48,15 +61,27 @@ describe('credential failure through the processor', () => {
     await tokens.close();
   });
 
-  async function send(): Promise<{ result: ExchangeResult; backend: string | undefined; authorization: string | undefined; ms: number }> {
+  async function send(): Promise<{
+    result: ExchangeResult;
+    backend: string | undefined;
+    authorization: string | undefined;
+    ms: number;
+  }> {
     let backend: string | undefined;
     let authorization: string | undefined;
     const start = performance.now();
-    const result = await processor.client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o","messages":[]}' }, (request) => {
-      backend = request.headers['x-ai-gateway-backend'];
-      authorization = request.headers.authorization;
-      return { status: 200, headers: { 'content-type': 'application/json' }, body: '{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}' };
-    });
+    const result = await processor.client.exchange(
+      { path: '/v1/chat/completions', body: '{"model":"gpt-4o","messages":[]}' },
+      (request) => {
+        backend = request.headers['x-ai-gateway-backend'];
+        authorization = request.headers.authorization;
+        return {
+          status: 200,
+          headers: { 'content-type': 'application/json' },
+          body: '{"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}',
+        };
+      },
+    );
     return { result, backend, authorization, ms: performance.now() - start };
   }
 
@@ -68,7 +93,12 @@ describe('credential failure through the processor', () => {
       expect(result.immediate).toBe(true);
       expect(result.status).toBe(503);
       expect(JSON.parse(result.body.toString())).toEqual({
-        error: { message: 'the gateway could not authenticate to backend "azure"', type: 'server_error', param: null, code: 'backend_auth_error' },
+        error: {
+          message: 'the gateway could not authenticate to backend "azure"',
+          type: 'server_error',
+          param: null,
+          code: 'backend_auth_error',
+        },
       });
       expect(result.body.toString()).not.toContain(SECRET);
       expect(backend).toBeUndefined(); // never sent upstream
@@ -115,10 +145,13 @@ describe('a static credential that cannot be read', () => {
           openAIBackend('openai'),
         ],
         routes: [
-          route(['gpt-4o'], [
-            { backend: 'keyless', weight: 1, priority: 0 },
-            { backend: 'openai', weight: 1, priority: 1 },
-          ]),
+          route(
+            ['gpt-4o'],
+            [
+              { backend: 'keyless', weight: 1, priority: 0 },
+              { backend: 'openai', weight: 1, priority: 1 },
+            ],
+          ),
         ],
         circuitBreaker: { failureThreshold: 2, openDurationMs: 60_000 },
       }),
@@ -131,10 +164,13 @@ describe('a static credential that cannot be read', () => {
     const statuses: number[] = [];
     for (let i = 0; i < 4; i++) {
       let backend: string | undefined;
-      const result = await processor.client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, (request) => {
-        backend = request.headers['x-ai-gateway-backend'];
-        return { status: 200, headers: { 'content-type': 'application/json' }, body: '{}' };
-      });
+      const result = await processor.client.exchange(
+        { path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' },
+        (request) => {
+          backend = request.headers['x-ai-gateway-backend'];
+          return { status: 200, headers: { 'content-type': 'application/json' }, body: '{}' };
+        },
+      );
       statuses.push(result.status);
       backends.push(backend);
     }

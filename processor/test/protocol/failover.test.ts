@@ -8,10 +8,13 @@ describe('failover through the processor', () => {
       testConfig({
         backends: [openAIBackend('primary'), openAIBackend('secondary')],
         routes: [
-          route(['gpt-4o'], [
-            { backend: 'primary', weight: 1, priority: 0 },
-            { backend: 'secondary', weight: 1, priority: 1 },
-          ]),
+          route(
+            ['gpt-4o'],
+            [
+              { backend: 'primary', weight: 1, priority: 0 },
+              { backend: 'secondary', weight: 1, priority: 1 },
+            ],
+          ),
         ],
         circuitBreaker: { failureThreshold: 2, openDurationMs: 200 },
       }),

@@ -13,7 +13,9 @@ describe('half-close with an answer pending', () => {
   beforeAll(async () => {
     processor = await startTestProcessor(
       testConfig({
-        backends: [openAIBackend('openai', { auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } })],
+        backends: [
+          openAIBackend('openai', { auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } }),
+        ],
         routes: [route(['gpt-4o'], [{ backend: 'openai', weight: 1, priority: 0 }])],
       }),
       {
@@ -23,7 +25,13 @@ describe('half-close with an answer pending', () => {
             ...AUTH_FACTORIES,
             // A credential that takes a while (as a token fetch does): the answer to the body waits for it.
             APIKey: () => ({
-              apply: () => new Promise((resolve) => setTimeout(() => resolve({ setHeaders: { authorization: 'Bearer slow-token' }, removeHeaders: [] }), AUTH_DELAY_MS)),
+              apply: () =>
+                new Promise((resolve) =>
+                  setTimeout(
+                    () => resolve({ setHeaders: { authorization: 'Bearer slow-token' }, removeHeaders: [] }),
+                    AUTH_DELAY_MS,
+                  ),
+                ),
             }),
           },
         },

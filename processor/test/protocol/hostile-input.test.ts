@@ -26,7 +26,10 @@ describe('bounds on hostile input', () => {
         backends: [openAIBackend('openai')],
         routes: [
           route(['gpt-4o'], [{ backend: 'openai', weight: 1, priority: 0 }]),
-          route(['gpt-4o'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'default/anthropic', endpoints: [{ api: 'Anthropic', pathPrefix: '/anthropic/v1' }] }),
+          route(['gpt-4o'], [{ backend: 'openai', weight: 1, priority: 0 }], {
+            name: 'default/anthropic',
+            endpoints: [{ api: 'Anthropic', pathPrefix: '/anthropic/v1' }],
+          }),
         ],
       }),
     );
@@ -41,11 +44,15 @@ describe('bounds on hostile input', () => {
     ['OpenAI passthrough', '/v1/chat/completions'],
     ['Anthropic client translated to OpenAI', '/anthropic/v1/messages'],
   ])('a body nested 20,000 deep is a 400 in the client schema, not a 500 (%s)', async (_name, path) => {
-    const body = nested(20_000).replace('"messages":[{"role":"user","content":"hi"}]', '"max_tokens":5,"messages":[{"role":"user","content":"hi"}]');
+    const body = nested(20_000).replace(
+      '"messages":[{"role":"user","content":"hi"}]',
+      '"max_tokens":5,"messages":[{"role":"user","content":"hi"}]',
+    );
     const result = await processor.client.exchange({ path, body }, neverUpstream);
     expect(result.status).toBe(400);
     const error = JSON.parse(result.body.toString());
-    if (path.startsWith('/anthropic')) expect(error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
+    if (path.startsWith('/anthropic'))
+      expect(error).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } });
     else expect(error.error).toMatchObject({ code: 'invalid_json' });
     expect(result.body.toString()).toContain(`deeper than ${MAX_JSON_DEPTH} levels`);
   });
@@ -58,19 +65,30 @@ describe('bounds on hostile input', () => {
       return { status: 200, headers: { 'content-type': 'application/json' }, body: USAGE_JSON };
     });
     expect(result.status).toBe(200);
-    const over = await processor.client.exchange({ path: '/v1/chat/completions', body: nested(MAX_JSON_DEPTH) }, neverUpstream);
+    const over = await processor.client.exchange(
+      { path: '/v1/chat/completions', body: nested(MAX_JSON_DEPTH) },
+      neverUpstream,
+    );
     expect(over.status).toBe(400);
   });
 
   it('brackets inside strings do not count as nesting', async () => {
     const body = JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: '['.repeat(10_000) + '"\\' }] });
-    const result = await processor.client.exchange({ path: '/v1/chat/completions', body }, () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: USAGE_JSON }));
+    const result = await processor.client.exchange({ path: '/v1/chat/completions', body }, () => ({
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+      body: USAGE_JSON,
+    }));
     expect(result.status).toBe(200);
   });
 
   it('request headers beyond the byte bound are a 431', async () => {
     const result = await processor.client.exchange(
-      { path: '/v1/chat/completions', body: '{"model":"gpt-4o"}', headers: { 'x-padding': 'p'.repeat(MAX_REQUEST_HEADER_BYTES) } },
+      {
+        path: '/v1/chat/completions',
+        body: '{"model":"gpt-4o"}',
+        headers: { 'x-padding': 'p'.repeat(MAX_REQUEST_HEADER_BYTES) },
+      },
       neverUpstream,
     );
     expect(result.status).toBe(431);
@@ -85,11 +103,14 @@ describe('bounds on hostile input', () => {
     let peak = before;
     const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
     try {
-      const result = await processor.client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({
-        status: 200,
-        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
-        body: bomb,
-      }));
+      const result = await processor.client.exchange(
+        { path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' },
+        () => ({
+          status: 200,
+          headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+          body: bomb,
+        }),
+      );
       expect(result.status).toBe(502);
       expect(JSON.parse(result.body.toString()).error).toMatchObject({ code: 'upstream_decode_error' });
       expect(result.body.toString()).toContain(`inflates beyond ${MAX_INFLATED_BYTES} bytes`);
@@ -106,21 +127,31 @@ describe('bounds on hostile input', () => {
     ['br', zlib.brotliCompressSync],
   ])('a %s body with bytes after its end is answered and counted', async (encoding, compress) => {
     const body = Buffer.concat([compress(Buffer.from(USAGE_JSON)), Buffer.from('trailing bytes after the end')]);
-    const result = await processor.client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({
-      status: 200,
-      headers: { 'content-type': 'application/json', 'content-encoding': encoding },
-      body,
-    }));
+    const result = await processor.client.exchange(
+      { path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' },
+      () => ({
+        status: 200,
+        headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+        body,
+      }),
+    );
     expect(result.status).toBe(200);
-    expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({ llm_input_token: 5, llm_output_token: 6, llm_total_token: 11 });
+    expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({
+      llm_input_token: 5,
+      llm_output_token: 6,
+      llm_total_token: 11,
+    });
   });
 
   it('a body that is not valid in its declared encoding is a 502, not a hang', async () => {
-    const result = await processor.client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({
-      status: 200,
-      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
-      body: Buffer.from('definitely not gzip'),
-    }));
+    const result = await processor.client.exchange(
+      { path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' },
+      () => ({
+        status: 200,
+        headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        body: Buffer.from('definitely not gzip'),
+      }),
+    );
     expect(result.status).toBe(502);
     expect(JSON.parse(result.body.toString()).error).toMatchObject({ code: 'upstream_decode_error' });
   });
@@ -154,22 +185,32 @@ describe('bounds on hostile input', () => {
 
   it.each([
     ['an OpenAI client (passthrough)', '/v1/chat/completions', '{"model":"gpt-4o","stream":true}'],
-    ['an Anthropic client (translated from OpenAI)', '/anthropic/v1/messages', '{"model":"gpt-4o","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"hi"}]}'],
-  ])('a 2xx in a framing the translator does not read is a 502 in the client schema, never raw bytes (%s)', async (_name, path, body) => {
-    const eventstreamBytes = Buffer.from([0, 0, 0, 16, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78, 1, 2, 3, 4]);
-    const result = await processor.client.exchange({ path, body }, () => ({
-      status: 200,
-      headers: { 'content-type': 'application/vnd.amazon.eventstream' },
-      body: eventstreamBytes,
-    }));
-    expect(result.status).toBe(502);
-    expect(result.streamed).toBe(false);
-    const error = JSON.parse(result.body.toString());
-    if (path.startsWith('/anthropic')) {
-      expect(error).toMatchObject({ type: 'error', error: { message: expect.stringContaining('application/vnd.amazon.eventstream') } });
-    } else {
-      expect(error.error).toMatchObject({ code: 'unexpected_content_type' });
-    }
-    expect(result.body.includes(eventstreamBytes)).toBe(false);
-  });
+    [
+      'an Anthropic client (translated from OpenAI)',
+      '/anthropic/v1/messages',
+      '{"model":"gpt-4o","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"hi"}]}',
+    ],
+  ])(
+    'a 2xx in a framing the translator does not read is a 502 in the client schema, never raw bytes (%s)',
+    async (_name, path, body) => {
+      const eventstreamBytes = Buffer.from([0, 0, 0, 16, 0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78, 1, 2, 3, 4]);
+      const result = await processor.client.exchange({ path, body }, () => ({
+        status: 200,
+        headers: { 'content-type': 'application/vnd.amazon.eventstream' },
+        body: eventstreamBytes,
+      }));
+      expect(result.status).toBe(502);
+      expect(result.streamed).toBe(false);
+      const error = JSON.parse(result.body.toString());
+      if (path.startsWith('/anthropic')) {
+        expect(error).toMatchObject({
+          type: 'error',
+          error: { message: expect.stringContaining('application/vnd.amazon.eventstream') },
+        });
+      } else {
+        expect(error.error).toMatchObject({ code: 'unexpected_content_type' });
+      }
+      expect(result.body.includes(eventstreamBytes)).toBe(false);
+    },
+  );
 });

@@ -13,7 +13,9 @@ const ZERO_TOKENS = {
   llm_reasoning_token: 0,
 };
 const BREAKER = { failureThreshold: 1, openDurationMs: 150 };
-const OPENAI_ERROR = JSON.stringify({ error: { message: 'the provider broke', type: 'server_error', param: null, code: null } });
+const OPENAI_ERROR = JSON.stringify({
+  error: { message: 'the provider broke', type: 'server_error', param: null, code: null },
+});
 const UF_BODY = 'upstream connect error or disconnect/reset before headers. reset reason: remote connection failure';
 
 /** One backend per test, so that breaker state and metrics series do not leak between tests. */
@@ -47,18 +49,28 @@ describe('local replies from Envoy in the response phase', () => {
     const text = await processor.app.metrics.registry.metrics();
     const out: Record<string, number> = {};
     for (const line of text.split('\n')) {
-      if (!line.startsWith('gen_ai_server_request_duration_seconds_count{') || !line.includes(`gen_ai_provider_name="${backend}"`)) continue;
-      const errorType = /error_type="([^"]*)"/.exec(line)![1]!;
+      if (
+        !line.startsWith('gen_ai_server_request_duration_seconds_count{') ||
+        !line.includes(`gen_ai_provider_name="${backend}"`)
+      )
+        continue;
+      const errorType = /error_type="([^"]*)"/.exec(line)![1];
       out[errorType] = Number(line.slice(line.lastIndexOf(' ') + 1));
     }
     return out;
   }
 
   /** An Anthropic client on an OpenAI backend: a backend's answer is translated, so an untranslated body shows. */
-  const anthropicRequest = (model: string) => ({ path: '/anthropic/v1/messages', body: JSON.stringify({ model, max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }) });
+  const anthropicRequest = (model: string) => ({
+    path: '/anthropic/v1/messages',
+    body: JSON.stringify({ model, max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }),
+  });
 
   it('the router 404 after the re-match missed (route_not_found): unchanged, breaker and metrics untouched, 0 tokens', async () => {
-    const result = await processor.client.exchange(anthropicRequest('not-found'), () => ({ status: 404, codeDetails: 'route_not_found' }));
+    const result = await processor.client.exchange(anthropicRequest('not-found'), () => ({
+      status: 404,
+      codeDetails: 'route_not_found',
+    }));
     expect(result.immediate).toBe(false);
     expect(result.status).toBe(404);
     expect(result.body.length).toBe(0);
@@ -70,7 +82,12 @@ describe('local replies from Envoy in the response phase', () => {
 
   it('a 429 of the rate-limit filter (request_rate_limited): unchanged, not a failure, the half-open probe slot is freed', async () => {
     // Open the breaker with a backend 500, then let the open period pass: the next request is the half-open probe.
-    await processor.client.exchange(anthropicRequest('limited'), () => ({ status: 500, headers: { 'content-type': 'application/json' }, body: OPENAI_ERROR, codeDetails: 'via_upstream' }));
+    await processor.client.exchange(anthropicRequest('limited'), () => ({
+      status: 500,
+      headers: { 'content-type': 'application/json' },
+      body: OPENAI_ERROR,
+      codeDetails: 'via_upstream',
+    }));
     expect(isOpen('limited')).toBe(true);
     await new Promise((resolve) => setTimeout(resolve, BREAKER.openDurationMs + 20));
     expect(processor.app.processor.breakers.available('limited', BREAKER)).toBe(true);
@@ -96,7 +113,8 @@ describe('local replies from Envoy in the response phase', () => {
       status: 503,
       headers: { 'content-type': 'text/plain' },
       body: UF_BODY,
-      codeDetails: 'upstream_reset_before_response_started{remote_connection_failure,delayed_connect_error:_Connection_refused}',
+      codeDetails:
+        'upstream_reset_before_response_started{remote_connection_failure,delayed_connect_error:_Connection_refused}',
     }));
     expect(result.status).toBe(503);
     expect(result.headers['content-type']).toBe('text/plain');
@@ -127,13 +145,20 @@ describe('local replies from Envoy in the response phase', () => {
       codeDetails: 'via_upstream',
     }));
     expect(result.status).toBe(500);
-    expect(JSON.parse(result.body.toString())).toMatchObject({ type: 'error', error: { message: 'the provider broke' } });
+    expect(JSON.parse(result.body.toString())).toMatchObject({
+      type: 'error',
+      error: { message: 'the provider broke' },
+    });
     expect(isOpen('broken')).toBe(true);
     expect(await durations('broken')).toEqual({ '': 1 });
   });
 
   it('without the attribute (a policy from before it was requested), a response is the backend answer', async () => {
-    const result = await processor.client.exchange(anthropicRequest('no-info'), () => ({ status: 404, headers: { 'content-type': 'application/json' }, body: '{}' }));
+    const result = await processor.client.exchange(anthropicRequest('no-info'), () => ({
+      status: 404,
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    }));
     expect(result.status).toBe(404);
     expect(JSON.parse(result.body.toString())).toMatchObject({ type: 'error' });
     expect(await durations('no-info')).toEqual({ '': 1 });
@@ -142,7 +167,12 @@ describe('local replies from Envoy in the response phase', () => {
   it('a local reply to a streaming request leaves the body alone too (no event-stream mode override)', async () => {
     const result = await processor.client.exchange(
       { path: '/v1/chat/completions', body: '{"model":"probed","stream":true}' },
-      () => ({ status: 404, headers: { 'content-type': 'text/plain' }, body: 'not here', codeDetails: 'route_not_found' }),
+      () => ({
+        status: 404,
+        headers: { 'content-type': 'text/plain' },
+        body: 'not here',
+        codeDetails: 'route_not_found',
+      }),
     );
     expect(result.streamed).toBe(false);
     expect(result.body.toString()).toBe('not here');
@@ -163,7 +193,10 @@ describe('classifying response code details', () => {
     ['upstream_reset_before_response_started{overload_manager}', 'gateway'],
     ['upstream_reset_before_response_started{connection_timeout}', 'backendFailure'],
     ['upstream_reset_before_response_started{remote_reset}', 'backendFailure'],
-    ['upstream_reset_before_response_started{local_connection_failure,TLS_error:_268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED}', 'backendFailure'],
+    [
+      'upstream_reset_before_response_started{local_connection_failure,TLS_error:_268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED}',
+      'backendFailure',
+    ],
     ['response_timeout', 'backendFailure'],
     ['upstream_per_try_timeout', 'backendFailure'],
     ['no_healthy_upstream', 'backendFailure'],

@@ -31,9 +31,18 @@ describe('a flood of distinct client-chosen model names', () => {
           route(['gpt-4o'], [{ backend: 'openai', weight: 1, priority: 0 }], {
             name: 'team/chat',
             rules: [
-              { models: [{ type: 'Exact', value: 'gpt-4o' }], backends: [{ backend: 'openai', weight: 1, priority: 0 }] },
-              { models: [{ type: 'Prefix', value: 'gpt-' }], backends: [{ backend: 'openai', weight: 1, priority: 0 }] },
-              { models: [{ type: 'RegularExpression', value: 'llama-[0-9]+-.*' }], backends: [{ backend: 'vllm', weight: 1, priority: 0 }] },
+              {
+                models: [{ type: 'Exact', value: 'gpt-4o' }],
+                backends: [{ backend: 'openai', weight: 1, priority: 0 }],
+              },
+              {
+                models: [{ type: 'Prefix', value: 'gpt-' }],
+                backends: [{ backend: 'openai', weight: 1, priority: 0 }],
+              },
+              {
+                models: [{ type: 'RegularExpression', value: 'llama-[0-9]+-.*' }],
+                backends: [{ backend: 'vllm', weight: 1, priority: 0 }],
+              },
             ],
           }),
         ],
@@ -51,15 +60,29 @@ describe('a flood of distinct client-chosen model names', () => {
       {
         request: 'requestHeaders',
         requestHeaders: {
-          headers: headerMap({ ':method': 'POST', ':path': '/v1/chat/completions', ':authority': 'gw', 'content-length': String(body.length) }),
+          headers: headerMap({
+            ':method': 'POST',
+            ':path': '/v1/chat/completions',
+            ':authority': 'gw',
+            'content-length': String(body.length),
+          }),
           endOfStream: false,
         },
       },
       { request: 'requestBody', requestBody: { body, endOfStream: true } },
-      { request: 'responseHeaders', responseHeaders: { headers: headerMap({ ':status': '200', 'content-type': 'application/json' }), endOfStream: false } },
+      {
+        request: 'responseHeaders',
+        responseHeaders: {
+          headers: headerMap({ ':status': '200', 'content-type': 'application/json' }),
+          endOfStream: false,
+        },
+      },
       {
         request: 'responseBody',
-        responseBody: { body: Buffer.from('{"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}'), endOfStream: true },
+        responseBody: {
+          body: Buffer.from('{"usage":{"prompt_tokens":3,"completion_tokens":5,"total_tokens":8}}'),
+          endOfStream: true,
+        },
       },
     ];
     for (const message of messages) session.message(message);
@@ -93,9 +116,11 @@ describe('a flood of distinct client-chosen model names', () => {
     const text = await processor.app.metrics.registry.metrics();
     expect(Buffer.byteLength(text)).toBeLessThan(1024 * 1024);
     const models = new Set<string>();
-    for (const match of text.matchAll(/gen_ai_request_model="([^"]*)"/g)) models.add(match[1]!);
+    for (const match of text.matchAll(/gen_ai_request_model="([^"]*)"/g)) models.add(match[1]);
     // The configured matches, never the client's names: the exact model, the prefix, the pattern.
     expect([...models].sort()).toEqual(['gpt-*', 'gpt-4o', 'llama-[0-9]+-.*']);
-    expect(text).toMatch(/gen_ai_client_token_usage_count\{gen_ai_token_type="input",gen_ai_operation_name="chat",gen_ai_request_model="gpt-\*",gen_ai_provider_name="openai"\} 27500/);
+    expect(text).toMatch(
+      /gen_ai_client_token_usage_count\{gen_ai_token_type="input",gen_ai_operation_name="chat",gen_ai_request_model="gpt-\*",gen_ai_provider_name="openai"\} 27500/,
+    );
   }, 120_000);
 });

@@ -32,11 +32,20 @@ describe('OpenAI passthrough over ext_proc', () => {
   });
 
   it.each([
-    ['nested model keys', '{"messages":[{"role":"user","content":"{\\"model\\":\\"gpt-3\\"}","model":"gpt-3"}],"meta":{"model":"gpt-3"},"model":"gpt-4o"}'],
+    [
+      'nested model keys',
+      '{"messages":[{"role":"user","content":"{\\"model\\":\\"gpt-3\\"}","model":"gpt-3"}],"meta":{"model":"gpt-3"},"model":"gpt-4o"}',
+    ],
     ['an escaped top-level key', '{"mod\\u0065l":"gpt-4o","stream":false}'],
     ['an escaped model value', '{"model":"gpt\\u002d4o"}'],
-    ['a large body (parsed, not scanned)', JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(64 * 1024), model: 'gpt-3' }], model: 'gpt-4o' })],
-    ['non-ASCII content and whitespace', ' {\n "messages": [{"content": "h\u00e9llo \u2028 \ud83d\ude00"}],\t"model" : "gpt-4o" }\r\n'],
+    [
+      'a large body (parsed, not scanned)',
+      JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(64 * 1024), model: 'gpt-3' }], model: 'gpt-4o' }),
+    ],
+    [
+      'non-ASCII content and whitespace',
+      ' {\n "messages": [{"content": "h\u00e9llo \u2028 \ud83d\ude00"}],\t"model" : "gpt-4o" }\r\n',
+    ],
   ])('routes by the top-level model and forwards the bytes untouched: %s', async (_name, body) => {
     const result = await processor.client.exchange({ path: '/v1/chat/completions', body }, (req) => {
       expect(req.headers['x-ai-eg-model']).toBe('gpt-4o');
@@ -50,17 +59,24 @@ describe('OpenAI passthrough over ext_proc', () => {
     ['twice', '{"model":"gpt-3","model":"gpt-4o"}'],
     ['once escaped', '{"model":"gpt-4o","messages":[],"mod\\u0065l":"gpt-3"}'],
     ['twice, the same name', '{"model":"gpt-4o","model":"gpt-4o"}'],
-  ])('a body naming the top-level model %s is refused 400: the gateway and the provider could read different models', async (_name, body) => {
-    const result = await processor.client.exchange({ path: '/v1/chat/completions', body }, () => {
-      throw new Error('must not reach the backend');
-    });
-    expect(result.status).toBe(400);
-    expect(JSON.parse(result.body.toString()).error).toMatchObject({ code: 'duplicate_model', param: 'model' });
-  });
+  ])(
+    'a body naming the top-level model %s is refused 400: the gateway and the provider could read different models',
+    async (_name, body) => {
+      const result = await processor.client.exchange({ path: '/v1/chat/completions', body }, () => {
+        throw new Error('must not reach the backend');
+      });
+      expect(result.status).toBe(400);
+      expect(JSON.parse(result.body.toString()).error).toMatchObject({ code: 'duplicate_model', param: 'model' });
+    },
+  );
 
   it('nested or escaped model keys below the top level do not count as duplicates', async () => {
     const body = '{"model":"gpt-4o","metadata":{"model":"x","mod\\u0065l":"y"},"messages":[{"model":"z"}]}';
-    const result = await processor.client.exchange({ path: '/v1/chat/completions', body }, () => ({ status: 200, headers: { 'content-type': 'application/json' }, body: '{}' }));
+    const result = await processor.client.exchange({ path: '/v1/chat/completions', body }, () => ({
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+      body: '{}',
+    }));
     expect(result.status).toBe(200);
   });
 });
@@ -78,7 +94,10 @@ describe('answers reused across requests', () => {
         ],
         routes: [
           // Same backend and model as default/chat on one host: the reused answers must still name the route budgets key on.
-          route(['model-a'], [{ backend: 'plain', weight: 1, priority: 0 }], { name: 'other/second', hostnames: ['second.example'] }),
+          route(['model-a'], [{ backend: 'plain', weight: 1, priority: 0 }], {
+            name: 'other/second',
+            hostnames: ['second.example'],
+          }),
           route(['model-a', 'model-b'], [{ backend: 'plain', weight: 1, priority: 0 }]),
           route(['model-c'], [{ backend: 'keyed', weight: 1, priority: 0 }], { name: 'default/keyed' }),
         ],
@@ -87,17 +106,62 @@ describe('answers reused across requests', () => {
     );
     try {
       const cases = [
-        { model: 'model-a', path: '/v1/chat/completions', upstream: '/v1/chat/completions', backend: 'plain', authorization: 'Bearer client' },
-        { model: 'model-c', path: '/v1/chat/completions', upstream: '/openai/v1/chat/completions', backend: 'keyed', authorization: 'Bearer sk-keyed' },
-        { model: 'model-b', path: '/v1/chat/completions', upstream: '/v1/chat/completions', backend: 'plain', authorization: 'Bearer client' },
-        { model: 'model-c', path: '/v1/embeddings', upstream: '/openai/v1/embeddings', backend: 'keyed', authorization: 'Bearer sk-keyed' },
-        { model: 'model-c', path: '/v1/chat/completions?x=1', upstream: '/openai/v1/chat/completions?x=1', backend: 'keyed', authorization: 'Bearer sk-keyed' },
-        { model: 'model-a', path: '/v1/chat/completions', upstream: '/v1/chat/completions', backend: 'plain', authorization: 'Bearer client', authority: 'second.example' },
-      ].map((c) => ({ ...c, route: c.model === 'model-c' ? 'default/keyed' : c.authority ? 'other/second' : 'default/chat' }));
+        {
+          model: 'model-a',
+          path: '/v1/chat/completions',
+          upstream: '/v1/chat/completions',
+          backend: 'plain',
+          authorization: 'Bearer client',
+        },
+        {
+          model: 'model-c',
+          path: '/v1/chat/completions',
+          upstream: '/openai/v1/chat/completions',
+          backend: 'keyed',
+          authorization: 'Bearer sk-keyed',
+        },
+        {
+          model: 'model-b',
+          path: '/v1/chat/completions',
+          upstream: '/v1/chat/completions',
+          backend: 'plain',
+          authorization: 'Bearer client',
+        },
+        {
+          model: 'model-c',
+          path: '/v1/embeddings',
+          upstream: '/openai/v1/embeddings',
+          backend: 'keyed',
+          authorization: 'Bearer sk-keyed',
+        },
+        {
+          model: 'model-c',
+          path: '/v1/chat/completions?x=1',
+          upstream: '/openai/v1/chat/completions?x=1',
+          backend: 'keyed',
+          authorization: 'Bearer sk-keyed',
+        },
+        {
+          model: 'model-a',
+          path: '/v1/chat/completions',
+          upstream: '/v1/chat/completions',
+          backend: 'plain',
+          authorization: 'Bearer client',
+          authority: 'second.example',
+        },
+      ].map((c) => ({
+        ...c,
+        route: c.model === 'model-c' ? 'default/keyed' : c.authority ? 'other/second' : 'default/chat',
+      }));
       for (let round = 0; round < 3; round++) {
         for (const c of cases) {
           const result = await processor.client.exchange(
-            { path: c.path, authority: c.authority ?? 'any.example', body: JSON.stringify({ model: c.model, input: 'x' }), headers: { authorization: 'Bearer client' } },
+            {
+              path: c.path,
+              authority: c.authority ?? 'any.example',
+              body: JSON.stringify({ model: c.model, input: 'x' }),
+              headers: { authorization: 'Bearer client' },
+            },
             (req) => {
               expect({
                 path: req.path,
@@ -105,7 +169,13 @@ describe('answers reused across requests', () => {
                 backend: req.headers['x-ai-gateway-backend'],
                 route: req.headers['x-ai-gateway-route'],
                 authorization: req.headers.authorization,
-              }).toEqual({ path: c.upstream, model: c.model, backend: c.backend, route: c.route, authorization: c.authorization });
+              }).toEqual({
+                path: c.upstream,
+                model: c.model,
+                backend: c.backend,
+                route: c.route,
+                authorization: c.authorization,
+              });
               return { status: 200, headers: { 'content-type': 'application/json' }, body: '{}' };
             },
           );
@@ -116,5 +186,4 @@ describe('answers reused across requests', () => {
       await processor.close();
     }
   });
-
 });

@@ -73,14 +73,25 @@ describe('responses', () => {
   it('decodes gzip JSON for usage and forwards the compressed bytes untouched', async () => {
     const json = Buffer.from('{"id":"x","usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11}}');
     const gz = zlib.gzipSync(json);
-    const result = await processor.client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({
-      status: 200,
-      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip', 'content-length': String(gz.length) },
-      body: gz,
-    }));
+    const result = await processor.client.exchange(
+      { path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' },
+      () => ({
+        status: 200,
+        headers: {
+          'content-type': 'application/json',
+          'content-encoding': 'gzip',
+          'content-length': String(gz.length),
+        },
+        body: gz,
+      }),
+    );
     expect(result.body.equals(gz)).toBe(true);
     expect(result.headers['content-encoding']).toBe('gzip');
-    expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({ llm_input_token: 5, llm_output_token: 6, llm_total_token: 11 });
+    expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({
+      llm_input_token: 5,
+      llm_output_token: 6,
+      llm_total_token: 11,
+    });
   });
 
   it('decodes a brotli event stream cut at arbitrary boundaries', async () => {
@@ -91,7 +102,11 @@ describe('responses', () => {
       body: splitEvery(body, 17),
     }));
     expect(result.body.equals(body)).toBe(true);
-    expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({ llm_input_token: 3, llm_output_token: 4, llm_total_token: 7 });
+    expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({
+      llm_input_token: 3,
+      llm_output_token: 4,
+      llm_total_token: 7,
+    });
   });
 
   it('a stream cut before its usage chunk still has numbers in the metadata (written with the response headers)', async () => {
@@ -112,7 +127,10 @@ describe('responses', () => {
   });
 
   it('a response without a body gets its metadata with the response headers', async () => {
-    const result = await processor.client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({ status: 204 }));
+    const result = await processor.client.exchange(
+      { path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' },
+      () => ({ status: 204 }),
+    );
     expect(result.status).toBe(204);
     expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({ llm_total_token: 0, out: 0 });
   });
@@ -120,10 +138,15 @@ describe('responses', () => {
   it('a client abort mid-stream closes the session', async () => {
     await processor.client.exchange(
       CHAT,
-      () => ({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: splitEvery(Buffer.from(sseStream({ prompt: 1, completion: 1 })), 20) }),
+      () => ({
+        status: 200,
+        headers: { 'content-type': 'text/event-stream' },
+        body: splitEvery(Buffer.from(sseStream({ prompt: 1, completion: 1 })), 20),
+      }),
       { abortAfterChunks: 2 },
     );
-    for (let i = 0; i < 50 && processor.app.processor.activeStreams !== 0; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 50 && processor.app.processor.activeStreams !== 0; i++)
+      await new Promise((r) => setTimeout(r, 10));
     expect(processor.app.processor.activeStreams).toBe(0);
   });
 
@@ -135,7 +158,12 @@ describe('responses', () => {
       () => ({ status: 200, headers: { 'content-type': 'text/event-stream' }, body: events }),
       { abortAfterChunks: 3 },
     );
-    expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({ llm_input_token: 11, llm_output_token: 5, llm_total_token: 16, out: 5 });
+    expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({
+      llm_input_token: 11,
+      llm_output_token: 5,
+      llm_total_token: 16,
+      out: 5,
+    });
     const withMetadata = result.responses.filter((r) => r.kind === 'responseBody' && r.message.dynamicMetadata);
     expect(withMetadata).toHaveLength(1);
   });
@@ -148,7 +176,11 @@ describe('responses', () => {
 
   it('a buffered request body followed by trailers (end_of_stream=false) is the whole body: routed, then the trailers answered', async () => {
     const stream = processor.client.openStream();
-    stream.send({ requestHeaders: { headers: headersOf({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' }) } });
+    stream.send({
+      requestHeaders: {
+        headers: headersOf({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' }),
+      },
+    });
     expect((await stream.next()).kind).toBe('requestHeaders');
     // Envoy's BUFFERED mode: the body waits for its answer before the trailers are sent.
     stream.send({ requestBody: { body: Buffer.from('{"model":"gpt-4o","stream":true}'), endOfStream: false } });
@@ -161,7 +193,12 @@ describe('responses', () => {
     const head = await stream.next();
     expect(head.kind).toBe('responseHeaders');
     expect((head.message.modeOverride as { responseBodyMode: number }).responseBodyMode).toBe(BODY_MODE_STREAMED);
-    stream.send({ responseBody: { body: Buffer.from('data: {"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}\n\n'), endOfStream: false } });
+    stream.send({
+      responseBody: {
+        body: Buffer.from('data: {"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}\n\n'),
+        endOfStream: false,
+      },
+    });
     expect((await stream.next()).kind).toBe('responseBody');
     // A streamed body that ends with trailers: the trailers answer carries the final charge.
     stream.send({ responseTrailers: { trailers: headersOf({ 'grpc-status': '0' }) } });
@@ -173,16 +210,30 @@ describe('responses', () => {
 
   it('a buffered response body followed by trailers (end_of_stream=false) is answered and charged', async () => {
     const stream = processor.client.openStream();
-    stream.send({ requestHeaders: { headers: headersOf({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' }) } });
+    stream.send({
+      requestHeaders: {
+        headers: headersOf({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' }),
+      },
+    });
     await stream.next();
     stream.send({ requestBody: { body: Buffer.from('{"model":"gpt-4o"}'), endOfStream: true } });
     await stream.next();
     stream.send({ responseHeaders: { headers: headersOf({ ':status': '200', 'content-type': 'application/json' }) } });
     expect((await stream.next()).kind).toBe('responseHeaders');
-    stream.send({ responseBody: { body: Buffer.from('{"id":"x","usage":{"prompt_tokens":4,"completion_tokens":6,"total_tokens":10}}'), endOfStream: false } });
+    stream.send({
+      responseBody: {
+        body: Buffer.from('{"id":"x","usage":{"prompt_tokens":4,"completion_tokens":6,"total_tokens":10}}'),
+        endOfStream: false,
+      },
+    });
     const body = await stream.next();
     expect(body.kind).toBe('responseBody');
-    expect(tokensOf(body.message)).toMatchObject({ llm_input_token: 4, llm_output_token: 6, llm_total_token: 10, out: 6 });
+    expect(tokensOf(body.message)).toMatchObject({
+      llm_input_token: 4,
+      llm_output_token: 6,
+      llm_total_token: 10,
+      out: 6,
+    });
     stream.send({ responseTrailers: { trailers: headersOf({ 'x-trailer': '1' }) } });
     expect((await stream.next()).kind).toBe('responseTrailers');
     stream.end();

@@ -6,9 +6,21 @@ import type { BackendConfig } from '@ai-gateway-constructs/processor-config';
 import { TranslationError, type TranslationContext } from '../../src/translate/types';
 import { seededChunks } from './fixture-cases';
 
-const anthropicBackend: BackendConfig = { name: 'anthropic', schema: { name: 'Anthropic', version: '2023-06-01' }, endpoint: { hostname: 'api.anthropic.com', port: 443, tls: true } };
-const awsAnthropic: BackendConfig = { name: 'aws', schema: { name: 'AWSAnthropic', anthropicVersion: 'bedrock-2023-05-31' }, endpoint: { hostname: 'bedrock-runtime.us-east-1.amazonaws.com', port: 443, tls: true } };
-const openaiBackend: BackendConfig = { name: 'openai', schema: { name: 'OpenAI', pathPrefix: '/v1' }, endpoint: { hostname: 'api.openai.com', port: 443, tls: true } };
+const anthropicBackend: BackendConfig = {
+  name: 'anthropic',
+  schema: { name: 'Anthropic', version: '2023-06-01' },
+  endpoint: { hostname: 'api.anthropic.com', port: 443, tls: true },
+};
+const awsAnthropic: BackendConfig = {
+  name: 'aws',
+  schema: { name: 'AWSAnthropic', anthropicVersion: 'bedrock-2023-05-31' },
+  endpoint: { hostname: 'bedrock-runtime.us-east-1.amazonaws.com', port: 443, tls: true },
+};
+const openaiBackend: BackendConfig = {
+  name: 'openai',
+  schema: { name: 'OpenAI', pathPrefix: '/v1' },
+  endpoint: { hostname: 'api.openai.com', port: 443, tls: true },
+};
 
 function context(backend: BackendConfig, overrides: Partial<TranslationContext> = {}): TranslationContext {
   return {
@@ -27,7 +39,11 @@ function context(backend: BackendConfig, overrides: Partial<TranslationContext> 
   };
 }
 
-function feed(response: ReturnType<ReturnType<typeof openAIChatToAnthropicBackend>['response']>, bytes: Buffer, maxChunk: number): string {
+function feed(
+  response: ReturnType<ReturnType<typeof openAIChatToAnthropicBackend>['response']>,
+  bytes: Buffer,
+  maxChunk: number,
+): string {
   const chunks = seededChunks(bytes, 9, maxChunk);
   return chunks.map((c, i) => response.body(c, i === chunks.length - 1).toString()).join('');
 }
@@ -109,7 +125,9 @@ describe('OpenAI chat -> Anthropic Messages request', () => {
     const base = { messages: [{ role: 'user', content: 'hi' }] };
     expect(openAIChatToAnthropic({ ...base, max_tokens: 5, max_completion_tokens: 9 }).max_tokens).toBe(9);
     expect(openAIChatToAnthropic({ ...base, tool_choice: 'none' }).tool_choice).toEqual({ type: 'none' });
-    expect(openAIChatToAnthropic({ ...base, tool_choice: { type: 'function', function: { name: 'f' } } }).tool_choice).toEqual({ type: 'tool', name: 'f' });
+    expect(
+      openAIChatToAnthropic({ ...base, tool_choice: { type: 'function', function: { name: 'f' } } }).tool_choice,
+    ).toEqual({ type: 'tool', name: 'f' });
   });
 
   it.each([
@@ -120,7 +138,11 @@ describe('OpenAI chat -> Anthropic Messages request', () => {
     ['logit_bias', { logit_bias: { 1: 2 } }, 422],
     ['frequency_penalty', { frequency_penalty: 0.5 }, 422],
     ['response_format', { response_format: { type: 'json_schema', json_schema: {} } }, 422],
-    ['messages[0].content[0]', { messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: {} }] }] }, 422],
+    [
+      'messages[0].content[0]',
+      { messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: {} }] }] },
+      422,
+    ],
   ])('rejects %s', (param, extra, status) => {
     let error: TranslationError | undefined;
     try {
@@ -134,7 +156,12 @@ describe('OpenAI chat -> Anthropic Messages request', () => {
   });
 
   it('sets the Anthropic API path, model, stream flag and version header', () => {
-    const request = openAIChatToAnthropicBackend(context(anthropicBackend, { stream: true })).request({ model: 'claude', max_tokens: 5, stream: true, messages: [{ role: 'user', content: 'hi' }] });
+    const request = openAIChatToAnthropicBackend(context(anthropicBackend, { stream: true })).request({
+      model: 'claude',
+      max_tokens: 5,
+      stream: true,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
     expect(request.path).toBe('/v1/messages');
     expect(request.setHeaders).toEqual({ 'anthropic-version': '2023-06-01' });
     expect(request.body).toMatchObject({ model: 'claude-upstream', stream: true });
@@ -158,7 +185,12 @@ describe('Anthropic -> OpenAI responses', () => {
               { type: 'tool_use', id: 'tu', name: 'f', input: { q: 'x' } },
             ],
             stop_reason: 'tool_use',
-            usage: { input_tokens: 10, output_tokens: 4, cache_read_input_tokens: 100, cache_creation_input_tokens: 50 },
+            usage: {
+              input_tokens: 10,
+              output_tokens: 4,
+              cache_read_input_tokens: 100,
+              cache_creation_input_tokens: 50,
+            },
           }),
         ),
         16,
@@ -171,7 +203,13 @@ describe('Anthropic -> OpenAI responses', () => {
       tool_calls: [{ id: 'tu', type: 'function', function: { name: 'f', arguments: '{"q":"x"}' } }],
     });
     expect(out.choices[0].finish_reason).toBe('tool_calls');
-    expect(out.usage).toEqual({ prompt_tokens: 160, completion_tokens: 4, total_tokens: 164, completion_tokens_details: {}, prompt_tokens_details: { cached_tokens: 100 } });
+    expect(out.usage).toEqual({
+      prompt_tokens: 160,
+      completion_tokens: 4,
+      total_tokens: 164,
+      completion_tokens_details: {},
+      prompt_tokens_details: { cached_tokens: 100 },
+    });
     expect(response.usage).toEqual({ input: 160, output: 4, total: 164, cachedInput: 100, reasoning: 0 });
   });
 
@@ -192,16 +230,40 @@ describe('Anthropic -> OpenAI responses', () => {
       expect(response.head(200, { 'content-type': 'text/event-stream' }).stream).toBe(true);
       const lines = feed(response, Buffer.from(textStream), size).trim().split('\n\n');
       expect(lines.map((l) => (l === 'data: [DONE]' ? l : JSON.parse(l.slice(6))))).toEqual([
-        { id: 'msg_s', choices: [{ index: 0, delta: { role: 'assistant', content: 'Hé' } }], created: 1000, model: 'claude', object: 'chat.completion.chunk' },
-        { id: 'msg_s', choices: [{ index: 0, delta: { content: 'llo 👋' } }], created: 1000, model: 'claude', object: 'chat.completion.chunk' },
-        { id: 'msg_s', choices: [{ index: 0, delta: {}, finish_reason: 'length' }], created: 1000, model: 'claude', object: 'chat.completion.chunk' },
+        {
+          id: 'msg_s',
+          choices: [{ index: 0, delta: { role: 'assistant', content: 'Hé' } }],
+          created: 1000,
+          model: 'claude',
+          object: 'chat.completion.chunk',
+        },
+        {
+          id: 'msg_s',
+          choices: [{ index: 0, delta: { content: 'llo 👋' } }],
+          created: 1000,
+          model: 'claude',
+          object: 'chat.completion.chunk',
+        },
+        {
+          id: 'msg_s',
+          choices: [{ index: 0, delta: {}, finish_reason: 'length' }],
+          created: 1000,
+          model: 'claude',
+          object: 'chat.completion.chunk',
+        },
         {
           id: 'msg_s',
           choices: [],
           created: 1000,
           model: 'claude',
           object: 'chat.completion.chunk',
-          usage: { prompt_tokens: 10, completion_tokens: 12, total_tokens: 22, completion_tokens_details: {}, prompt_tokens_details: { cached_tokens: 3 } },
+          usage: {
+            prompt_tokens: 10,
+            completion_tokens: 12,
+            total_tokens: 22,
+            completion_tokens_details: {},
+            prompt_tokens_details: { cached_tokens: 3 },
+          },
         },
         'data: [DONE]',
       ]);
@@ -224,7 +286,9 @@ describe('Anthropic -> OpenAI responses', () => {
     );
     const ctx = context(awsAnthropic, { stream: true });
     const translator = openAIChatToAnthropicBackend(ctx);
-    expect(translator.request({ model: 'claude', max_tokens: 5, stream: true, messages: [{ role: 'user', content: 'hi' }] })).toMatchObject({
+    expect(
+      translator.request({ model: 'claude', max_tokens: 5, stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+    ).toMatchObject({
       path: '/model/claude-upstream/invoke-with-response-stream',
       body: { anthropic_version: 'bedrock-2023-05-31', max_tokens: 5 },
     });
@@ -235,11 +299,18 @@ describe('Anthropic -> OpenAI responses', () => {
     expect(out.trim().endsWith('data: [DONE]')).toBe(true);
     expect(response.usage).toEqual({ input: 10, output: 12, total: 22, cachedInput: 3, reasoning: 0 });
 
-    const passthrough = anthropicMessagesPassthrough(context(awsAnthropic, { api: 'Anthropic', operation: 'messages', stream: true })).response();
+    const passthrough = anthropicMessagesPassthrough(
+      context(awsAnthropic, { api: 'Anthropic', operation: 'messages', stream: true }),
+    ).response();
     passthrough.head(200, { 'content-type': 'application/vnd.amazon.eventstream' });
     expect(passthrough.passthroughBody).toBe(false);
     const sse = feed(passthrough, bytes, 29);
-    expect(sse.split('\n\n').filter(Boolean).map((b) => b.split('\n')[0])).toEqual([
+    expect(
+      sse
+        .split('\n\n')
+        .filter(Boolean)
+        .map((b) => b.split('\n')[0]),
+    ).toEqual([
       'event: message_start',
       'event: ping',
       'event: content_block_start',
@@ -254,7 +325,13 @@ describe('Anthropic -> OpenAI responses', () => {
 });
 
 describe('Anthropic Messages clients on an OpenAI backend', () => {
-  const ctx = context(openaiBackend, { api: 'Anthropic', operation: 'messages', subpath: '/messages', stream: true, upstreamModel: 'gpt-4o' });
+  const ctx = context(openaiBackend, {
+    api: 'Anthropic',
+    operation: 'messages',
+    subpath: '/messages',
+    stream: true,
+    upstreamModel: 'gpt-4o',
+  });
 
   it('translates the request with content blocks, tool results and tool choice', () => {
     const request = anthropicMessagesToOpenAI(ctx).request({
@@ -264,8 +341,20 @@ describe('Anthropic Messages clients on an OpenAI backend', () => {
       system: [{ type: 'text', text: 'sys' }],
       stop_sequences: ['x'],
       messages: [
-        { role: 'user', content: [{ type: 'text', text: 'q' }, { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AA' } }] },
-        { role: 'assistant', content: [{ type: 'text', text: 'calling' }, { type: 'tool_use', id: 't', name: 'f', input: { a: 1 } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'q' },
+            { type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AA' } },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: [
+            { type: 'text', text: 'calling' },
+            { type: 'tool_use', id: 't', name: 'f', input: { a: 1 } },
+          ],
+        },
         { role: 'user', content: [{ type: 'tool_result', tool_use_id: 't', content: 'r' }] },
       ],
       tools: [{ name: 'f', input_schema: { type: 'object' } }],
@@ -280,8 +369,18 @@ describe('Anthropic Messages clients on an OpenAI backend', () => {
       stream_options: { include_usage: true },
       messages: [
         { role: 'system', content: 'sys' },
-        { role: 'user', content: [{ type: 'text', text: 'q' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,AA' } }] },
-        { role: 'assistant', content: 'calling', tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'q' },
+            { type: 'image_url', image_url: { url: 'data:image/png;base64,AA' } },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: 'calling',
+          tool_calls: [{ id: 't', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }],
+        },
         { role: 'tool', tool_call_id: 't', content: 'r' },
       ],
       tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object' } } }],
@@ -321,7 +420,11 @@ describe('Anthropic Messages clients on an OpenAI backend', () => {
       'message_delta',
       'message_stop',
     ]);
-    expect(events[4]).toEqual({ type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'call_1', name: 'f', input: {} } });
+    expect(events[4]).toEqual({
+      type: 'content_block_start',
+      index: 1,
+      content_block: { type: 'tool_use', id: 'call_1', name: 'f', input: {} },
+    });
     expect(events[8]).toEqual({
       type: 'message_delta',
       delta: { stop_reason: 'tool_use', stop_sequence: null },
@@ -331,6 +434,8 @@ describe('Anthropic Messages clients on an OpenAI backend', () => {
   });
 
   it('rejects parameters OpenAI cannot express', () => {
-    expect(() => anthropicMessagesToOpenAI(ctx).request({ model: 'c', max_tokens: 1, top_k: 5, messages: [] })).toThrow(/parameter "top_k" is not supported/);
+    expect(() => anthropicMessagesToOpenAI(ctx).request({ model: 'c', max_tokens: 1, top_k: 5, messages: [] })).toThrow(
+      /parameter "top_k" is not supported/,
+    );
   });
 });

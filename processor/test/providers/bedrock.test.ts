@@ -7,7 +7,11 @@ import { seededChunks } from './fixture-cases';
 import * as path from 'node:path';
 import { describeWithShared } from '../support/shared';
 
-const backend: BackendConfig = { name: 'bedrock', schema: { name: 'AWSBedrock' }, endpoint: { hostname: 'bedrock-runtime.us-east-1.amazonaws.com', port: 443, tls: true } };
+const backend: BackendConfig = {
+  name: 'bedrock',
+  schema: { name: 'AWSBedrock' },
+  endpoint: { hostname: 'bedrock-runtime.us-east-1.amazonaws.com', port: 443, tls: true },
+};
 
 function context(overrides: Partial<TranslationContext> = {}): TranslationContext {
   return {
@@ -27,7 +31,10 @@ function context(overrides: Partial<TranslationContext> = {}): TranslationContex
 }
 
 function frame(eventType: string, payload: unknown): Buffer {
-  return encodeEventStreamMessage({ ':event-type': eventType, ':content-type': 'application/json', ':message-type': 'event' }, Buffer.from(JSON.stringify(payload)));
+  return encodeEventStreamMessage(
+    { ':event-type': eventType, ':content-type': 'application/json', ':message-type': 'event' },
+    Buffer.from(JSON.stringify(payload)),
+  );
 }
 
 function streamThrough(ctx: TranslationContext, chunks: Buffer[], headers: Record<string, string> = {}): string {
@@ -41,17 +48,22 @@ function streamThrough(ctx: TranslationContext, chunks: Buffer[], headers: Recor
 
 describeWithShared('fixtures/bedrock', 'Bedrock ConverseStream: the real capture', (dir) => {
   const bytes = () => fs.readFileSync(path.join(dir, 'converse-stream-real-claude.eventstream'));
-  const expected = () => fs.readFileSync(path.join(dir, 'converse-stream-real-claude.expected-openai-chunks.sse'), 'utf8');
+  const expected = () =>
+    fs.readFileSync(path.join(dir, 'converse-stream-real-claude.expected-openai-chunks.sse'), 'utf8');
   const ctx = () => context({ requestId: 'unused' });
   const normalize = (text: string) => text.replace(/"id":"[^"]*","choices"/g, '"id":"123","choices"').trim();
 
   it('translates to the expected chunks fed one byte at a time', () => {
-    expect(normalize(streamThrough(ctx(), seededChunks(bytes(), 1, 1), { 'x-amzn-requestid': '123' }))).toBe(expected().trim());
+    expect(normalize(streamThrough(ctx(), seededChunks(bytes(), 1, 1), { 'x-amzn-requestid': '123' }))).toBe(
+      expected().trim(),
+    );
   });
 
   it('translates to the expected chunks in random chunk sizes', () => {
     for (let seed = 1; seed <= 10; seed++) {
-      expect(normalize(streamThrough(ctx(), seededChunks(bytes(), seed, 500), { 'x-amzn-requestid': '123' }))).toBe(expected().trim());
+      expect(normalize(streamThrough(ctx(), seededChunks(bytes(), seed, 500), { 'x-amzn-requestid': '123' }))).toBe(
+        expected().trim(),
+      );
     }
   });
 
@@ -83,8 +95,18 @@ describe('OpenAI chat -> Converse request', () => {
       model: 'm',
       messages: [
         { role: 'system', content: 'be brief' },
-        { role: 'user', content: [{ type: 'text', text: 'what is this?' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBOR' } }] },
-        { role: 'assistant', content: 'checking', tool_calls: [{ id: 't1', type: 'function', function: { name: 'look', arguments: '{"q":1}' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'what is this?' },
+            { type: 'image_url', image_url: { url: 'data:image/png;base64,iVBOR' } },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: 'checking',
+          tool_calls: [{ id: 't1', type: 'function', function: { name: 'look', arguments: '{"q":1}' } }],
+        },
         { role: 'tool', tool_call_id: 't1', content: 'a cat' },
         { role: 'user', content: 'thanks' },
       ],
@@ -92,19 +114,45 @@ describe('OpenAI chat -> Converse request', () => {
       temperature: 0.2,
       top_p: 0.9,
       stop: ['END'],
-      tools: [{ type: 'function', function: { name: 'look', description: 'look it up', parameters: { type: 'object', properties: { q: { type: 'number' } } } } }],
+      tools: [
+        {
+          type: 'function',
+          function: {
+            name: 'look',
+            description: 'look it up',
+            parameters: { type: 'object', properties: { q: { type: 'number' } } },
+          },
+        },
+      ],
       tool_choice: { type: 'function', function: { name: 'look' } },
     });
     expect(body).toEqual({
       inferenceConfig: { maxTokens: 50, temperature: 0.2, topP: 0.9, stopSequences: ['END'] },
       system: [{ text: 'be brief' }],
       messages: [
-        { role: 'user', content: [{ text: 'what is this?' }, { image: { format: 'png', source: { bytes: 'iVBOR' } } }] },
-        { role: 'assistant', content: [{ text: 'checking' }, { toolUse: { toolUseId: 't1', name: 'look', input: { q: 1 } } }] },
-        { role: 'user', content: [{ toolResult: { toolUseId: 't1', content: [{ text: 'a cat' }] } }, { text: 'thanks' }] },
+        {
+          role: 'user',
+          content: [{ text: 'what is this?' }, { image: { format: 'png', source: { bytes: 'iVBOR' } } }],
+        },
+        {
+          role: 'assistant',
+          content: [{ text: 'checking' }, { toolUse: { toolUseId: 't1', name: 'look', input: { q: 1 } } }],
+        },
+        {
+          role: 'user',
+          content: [{ toolResult: { toolUseId: 't1', content: [{ text: 'a cat' }] } }, { text: 'thanks' }],
+        },
       ],
       toolConfig: {
-        tools: [{ toolSpec: { name: 'look', description: 'look it up', inputSchema: { json: { type: 'object', properties: { q: { type: 'number' } } } } } }],
+        tools: [
+          {
+            toolSpec: {
+              name: 'look',
+              description: 'look it up',
+              inputSchema: { json: { type: 'object', properties: { q: { type: 'number' } } } },
+            },
+          },
+        ],
         toolChoice: { tool: { name: 'look' } },
       },
     });
@@ -115,8 +163,16 @@ describe('OpenAI chat -> Converse request', () => {
     [{ n: 2 }, 422, 'n'],
     [{ temperature: 1.5 }, 400, 'temperature'],
     [{ top_p: -0.1 }, 400, 'top_p'],
-    [{ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }] }, 422, 'messages[0].content[0].image_url.url'],
-    [{ messages: [{ role: 'assistant', tool_calls: [{ id: 'a', function: { name: 'f', arguments: '{bad' } }] }] }, 400, 'messages[0].tool_calls[0].function.arguments'],
+    [
+      { messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'https://x/y.png' } }] }] },
+      422,
+      'messages[0].content[0].image_url.url',
+    ],
+    [
+      { messages: [{ role: 'assistant', tool_calls: [{ id: 'a', function: { name: 'f', arguments: '{bad' } }] }] },
+      400,
+      'messages[0].tool_calls[0].function.arguments',
+    ],
   ])('rejects %j with %i naming the parameter', (extra, status, param) => {
     let error: unknown;
     try {
@@ -131,8 +187,12 @@ describe('OpenAI chat -> Converse request', () => {
   });
 
   it('puts the model in the path (ARN slashes escaped) and picks converse-stream for streams', () => {
-    const request = openAIChatToBedrock(context({ upstreamModel: 'arn:aws:bedrock:us-east-1:1:inference-profile/us.anthropic.claude' })).request({ messages: [] });
-    expect(request.path).toBe('/model/arn:aws:bedrock:us-east-1:1:inference-profile%2Fus.anthropic.claude/converse-stream');
+    const request = openAIChatToBedrock(
+      context({ upstreamModel: 'arn:aws:bedrock:us-east-1:1:inference-profile/us.anthropic.claude' }),
+    ).request({ messages: [] });
+    expect(request.path).toBe(
+      '/model/arn:aws:bedrock:us-east-1:1:inference-profile%2Fus.anthropic.claude/converse-stream',
+    );
   });
 });
 
@@ -156,7 +216,13 @@ describe('Converse -> OpenAI', () => {
                 },
               },
               stopReason: 'tool_use',
-              usage: { inputTokens: 5, outputTokens: 7, totalTokens: 12, cacheReadInputTokens: 100, cacheWriteInputTokens: 20 },
+              usage: {
+                inputTokens: 5,
+                outputTokens: 7,
+                totalTokens: 12,
+                cacheReadInputTokens: 100,
+                cacheWriteInputTokens: 20,
+              },
             }),
           ),
           true,
@@ -167,9 +233,19 @@ describe('Converse -> OpenAI', () => {
     expect(out.choices[0]).toEqual({
       index: 0,
       finish_reason: 'tool_calls',
-      message: { role: 'assistant', content: 'answer', reasoning_content: 'think', tool_calls: [{ id: 'tu1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }] },
+      message: {
+        role: 'assistant',
+        content: 'answer',
+        reasoning_content: 'think',
+        tool_calls: [{ id: 'tu1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }],
+      },
     });
-    expect(out.usage).toEqual({ prompt_tokens: 125, completion_tokens: 7, total_tokens: 132, prompt_tokens_details: { cached_tokens: 100 } });
+    expect(out.usage).toEqual({
+      prompt_tokens: 125,
+      completion_tokens: 7,
+      total_tokens: 132,
+      prompt_tokens_details: { cached_tokens: 100 },
+    });
     expect(response.usage).toEqual({ input: 125, output: 7, total: 132, cachedInput: 100, reasoning: 0 });
   });
 
@@ -178,7 +254,10 @@ describe('Converse -> OpenAI', () => {
       Buffer.concat([
         frame('messageStart', { role: 'assistant' }),
         frame('contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { text: 'hmm' } } }),
-        encodeEventStreamMessage({ ':message-type': 'exception', ':exception-type': 'throttlingException' }, Buffer.from('{"message":"slow down"}')),
+        encodeEventStreamMessage(
+          { ':message-type': 'exception', ':exception-type': 'throttlingException' },
+          Buffer.from('{"message":"slow down"}'),
+        ),
       ]),
     ]);
     expect(out).toContain('"delta":{"reasoning_content":"hmm","role":"assistant"}');
@@ -187,9 +266,15 @@ describe('Converse -> OpenAI', () => {
 
   it('translates provider errors into the client schema with the provider status', () => {
     const response = openAIChatToBedrock(context({ stream: false })).response();
-    response.head(400, { 'content-type': 'application/json', 'x-amzn-errortype': 'ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/' });
+    response.head(400, {
+      'content-type': 'application/json',
+      'x-amzn-errortype': 'ValidationException:http://internal.amazon.com/coral/com.amazon.bedrock/',
+    });
     const out = JSON.parse(response.body(Buffer.from('{"message":"Malformed input request"}'), true).toString());
-    expect(out).toEqual({ type: 'error', error: { type: 'ValidationException', code: '400', message: 'Malformed input request' } });
+    expect(out).toEqual({
+      type: 'error',
+      error: { type: 'ValidationException', code: '400', message: 'Malformed input request' },
+    });
   });
 });
 
@@ -197,9 +282,10 @@ describe('Anthropic Messages -> Converse stream', () => {
   it('emits Anthropic events with usage', () => {
     const ctx = context({ api: 'Anthropic', operation: 'messages', subpath: '/messages' });
     const translator = anthropicMessagesToBedrock(ctx);
-    expect(translator.request({ model: 'x', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] }).path).toBe(
-      '/model/anthropic.claude-sonnet-4-v1:0/converse-stream',
-    );
+    expect(
+      translator.request({ model: 'x', max_tokens: 10, stream: true, messages: [{ role: 'user', content: 'hi' }] })
+        .path,
+    ).toBe('/model/anthropic.claude-sonnet-4-v1:0/converse-stream');
     const response = translator.response();
     response.head(200, { 'content-type': 'application/vnd.amazon.eventstream', 'x-amzn-requestid': 'rid' });
     const bytes = Buffer.concat([

@@ -4,13 +4,24 @@ import { defaultChainCredentials } from '../../src/auth/aws';
 import { bearerFrom, gcpAuth, gcpAuthWith, serviceAccountClient, type AccessTokenClient } from '../../src/auth/gcp';
 import { startTokenServer, type TokenServer } from '../support/token-server';
 
-const backend = { name: 'b', schema: { name: 'AzureOpenAI' as const, apiVersion: 'v' }, endpoint: { hostname: 'h', port: 443, tls: true } };
+const backend = {
+  name: 'b',
+  schema: { name: 'AzureOpenAI' as const, apiVersion: 'v' },
+  endpoint: { hostname: 'h', port: 443, tls: true },
+};
 
 function tokenResponse(token: string, expiresIn = 3600, status = 200): Response {
-  return new Response(JSON.stringify(status === 200 ? { access_token: token, expires_in: expiresIn, token_type: 'Bearer' } : { error: 'invalid_client', error_description: 'bad' }), {
-    status,
-    headers: { 'content-type': 'application/json' },
-  });
+  return new Response(
+    JSON.stringify(
+      status === 200
+        ? { access_token: token, expires_in: expiresIn, token_type: 'Bearer' }
+        : { error: 'invalid_client', error_description: 'bad' },
+    ),
+    {
+      status,
+      headers: { 'content-type': 'application/json' },
+    },
+  );
 }
 
 describe('Azure Entra client credentials', () => {
@@ -21,7 +32,14 @@ describe('Azure Entra client credentials', () => {
       calls.push({ url, form: new URLSearchParams(String(init.body)) });
       return tokenResponse(`token-${calls.length}`, 3600);
     }) as unknown as typeof fetch;
-    const source = new AzureEntraTokenSource({ tenantId: 'tenant-1', clientId: 'client-1', clientSecret: () => 's3cret', fetchImpl, now: () => now, authority: 'https://login.example' });
+    const source = new AzureEntraTokenSource({
+      tenantId: 'tenant-1',
+      clientId: 'client-1',
+      clientSecret: () => 's3cret',
+      fetchImpl,
+      now: () => now,
+      authority: 'https://login.example',
+    });
     expect(await source.get()).toBe('token-1');
     expect(calls[0].url).toBe('https://login.example/tenant-1/oauth2/v2.0/token');
     expect(Object.fromEntries(calls[0].form)).toEqual({
@@ -53,21 +71,34 @@ describe('Azure Entra client credentials', () => {
 
   it('reports failures without the client secret', async () => {
     const fetchImpl = (async () => tokenResponse('', 0, 401)) as unknown as typeof fetch;
-    const source = new AzureEntraTokenSource({ tenantId: 't', clientId: 'c', clientSecret: () => 'do-not-print-me', fetchImpl });
-    await expect(source.get()).rejects.toThrow('Azure Entra token request for tenant t, client c failed: HTTP 401 invalid_client');
+    const source = new AzureEntraTokenSource({
+      tenantId: 't',
+      clientId: 'c',
+      clientSecret: () => 'do-not-print-me',
+      fetchImpl,
+    });
+    await expect(source.get()).rejects.toThrow(
+      'Azure Entra token request for tenant t, client c failed: HTTP 401 invalid_client',
+    );
     await expect(source.get()).rejects.not.toThrow(/do-not-print-me/);
   });
 
   it('authenticates requests with a bearer token', async () => {
     const original = global.fetch;
-    global.fetch = (async () => tokenResponse('entra-token')) as unknown as typeof fetch;
+    global.fetch = async () => tokenResponse('entra-token');
     try {
       const auth = azureEntraAuth(
         { type: 'AzureEntra', tenantId: 't', clientId: 'c', clientSecret: { secretName: 'azure', key: 'secret' } },
         backend,
         { read: () => 'secret-value' } as never,
       );
-      const changes = await auth.apply({ method: 'POST', hostname: 'h', path: '/', headers: {}, body: Buffer.alloc(0) });
+      const changes = await auth.apply({
+        method: 'POST',
+        hostname: 'h',
+        path: '/',
+        headers: {},
+        body: Buffer.alloc(0),
+      });
       expect(changes).toEqual({ setHeaders: { authorization: 'Bearer entra-token' }, removeHeaders: ['api-key'] });
     } finally {
       global.fetch = original;
@@ -84,23 +115,35 @@ describe('GCP access tokens', () => {
       removeHeaders: [],
     });
     await expect(bearerFrom({ getAccessToken: async () => ({ token: null }) }, 'x')).rejects.toThrow(/empty token/);
-    await expect(bearerFrom({ getAccessToken: async () => Promise.reject(new Error('secret detail')) }, 'x')).rejects.not.toThrow(/secret detail/);
+    await expect(
+      bearerFrom({ getAccessToken: async () => Promise.reject(new Error('secret detail')) }, 'x'),
+    ).rejects.not.toThrow(/secret detail/);
   });
 
   it('builds a JWT client from a service-account key and rejects bad keys without their content', () => {
     const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const key = JSON.stringify({ type: 'service_account', client_email: 'sa@p.iam.gserviceaccount.com', private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }) });
+    const key = JSON.stringify({
+      type: 'service_account',
+      client_email: 'sa@p.iam.gserviceaccount.com',
+      private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+    });
     const client = serviceAccountClient(key, ref) as unknown as { email: string; scopes: string[] };
     expect(client.email).toBe('sa@p.iam.gserviceaccount.com');
     expect(client.scopes).toEqual(['https://www.googleapis.com/auth/cloud-platform']);
-    expect(() => serviceAccountClient('{"private_key":"PRIVATE-KEY-CONTENT"', ref)).toThrow('GCP service-account key gcp/key.json is not valid JSON');
+    expect(() => serviceAccountClient('{"private_key":"PRIVATE-KEY-CONTENT"', ref)).toThrow(
+      'GCP service-account key gcp/key.json is not valid JSON',
+    );
     expect(() => serviceAccountClient('{"private_key":"PRIVATE-KEY-CONTENT"}', ref)).toThrow(/lacks client_email/);
     expect(() => serviceAccountClient('{"private_key":"PRIVATE-KEY-CONTENT"}', ref)).not.toThrow(/PRIVATE-KEY-CONTENT/);
   });
 
   it('reports an unreadable key Secret per request', async () => {
-    const auth = gcpAuth({ type: 'GCP', credentials: { source: 'ServiceAccountKey', secret: ref } }, backend, { read: () => 'not json' } as never);
-    expect(() => auth.apply({ method: 'POST', hostname: 'h', path: '/', headers: {}, body: Buffer.alloc(0) })).toThrow(/not valid JSON/);
+    const auth = gcpAuth({ type: 'GCP', credentials: { source: 'ServiceAccountKey', secret: ref } }, backend, {
+      read: () => 'not json',
+    } as never);
+    expect(() => auth.apply({ method: 'POST', hostname: 'h', path: '/', headers: {}, body: Buffer.alloc(0) })).toThrow(
+      /not valid JSON/,
+    );
   });
 });
 
@@ -129,7 +172,13 @@ describe('credential timeouts', () => {
 
     it('ends the fetch and every request waiting on it at the timeout, then retries with a new request', async () => {
       server.mode = 'silent';
-      const source = new AzureEntraTokenSource({ tenantId: 't', clientId: 'c', clientSecret: () => 'do-not-print-me', authority: server.url, timeoutMs: TIMEOUT_MS });
+      const source = new AzureEntraTokenSource({
+        tenantId: 't',
+        clientId: 'c',
+        clientSecret: () => 'do-not-print-me',
+        authority: server.url,
+        timeoutMs: TIMEOUT_MS,
+      });
       const results = await Promise.all([elapsed(source.get()), elapsed(source.get()), elapsed(source.get())]);
       expect(server.requests).toBe(1); // one shared request
       for (const { ms, error } of results) {
@@ -163,22 +212,31 @@ describe('credential timeouts', () => {
           // Like google-auth-library: one client shares its in-flight refresh with every caller.
           let refresh: Promise<{ token: string }> | undefined;
           const client: AccessTokenClient = {
-            getAccessToken: () => (refresh ??= healthy ? Promise.resolve({ token: `ya29.${clients.length}` }) : never()),
+            getAccessToken: () =>
+              (refresh ??= healthy ? Promise.resolve({ token: `ya29.${clients.length}` }) : never()),
           };
           clients.push(client);
           return client;
         },
       });
-      const auth = factory({ type: 'GCP', credentials: { source: 'ServiceAccountKey', secret: ref } }, backend, { read: () => keyJson } as never);
+      const auth = factory({ type: 'GCP', credentials: { source: 'ServiceAccountKey', secret: ref } }, backend, {
+        read: () => keyJson,
+      } as never);
       const request = { method: 'POST', hostname: 'h', path: '/', headers: {}, body: Buffer.alloc(0) };
-      const results = await Promise.all([elapsed(Promise.resolve(auth.apply(request))), elapsed(Promise.resolve(auth.apply(request)))]);
+      const results = await Promise.all([
+        elapsed(Promise.resolve(auth.apply(request))),
+        elapsed(Promise.resolve(auth.apply(request))),
+      ]);
       for (const { ms, error } of results) {
         expect(ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
         expect(error).toBeInstanceOf(Error);
       }
       expect(clients).toHaveLength(1);
       healthy = true;
-      await expect(Promise.resolve(auth.apply(request))).resolves.toEqual({ setHeaders: { authorization: 'Bearer ya29.2' }, removeHeaders: [] });
+      await expect(Promise.resolve(auth.apply(request))).resolves.toEqual({
+        setHeaders: { authorization: 'Bearer ya29.2' },
+        removeHeaders: [],
+      });
       expect(clients).toHaveLength(2);
     }, 5000);
   });

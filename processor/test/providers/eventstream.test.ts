@@ -74,7 +74,9 @@ describe('encode/decode round trip', () => {
     // Same length, different bytes: must not be confused with the cached section.
     const similar = encodeEventStreamMessage({ ':event-type': 'sane', flag: true, n: 5 }, Buffer.from('a'));
     const decoder = new EventStreamDecoder();
-    const [first, second, a, b, other] = decoder.push(Buffer.concat([plain, plain, withBytes, withBytes, similar])).map((m) => m.headers);
+    const [first, second, a, b, other] = decoder
+      .push(Buffer.concat([plain, plain, withBytes, withBytes, similar]))
+      .map((m) => m.headers);
     expect(second).toBe(first);
     expect(Object.isFrozen(first)).toBe(true);
     (a.blob as Buffer)[0] = 99;

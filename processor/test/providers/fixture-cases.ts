@@ -31,7 +31,11 @@ export interface FixtureCase {
 
 /** Backends of the provider cases, configured as the fixtures README says. */
 export const FIXTURE_BACKENDS: Record<string, BackendConfig> = {
-  openai: { name: 'openai', schema: { name: 'OpenAI', pathPrefix: '/v1' }, endpoint: { hostname: 'api.openai.com', port: 443, tls: true } },
+  openai: {
+    name: 'openai',
+    schema: { name: 'OpenAI', pathPrefix: '/v1' },
+    endpoint: { hostname: 'api.openai.com', port: 443, tls: true },
+  },
   'aws-bedrock': {
     name: 'aws-bedrock',
     schema: { name: 'AWSBedrock' },
@@ -39,7 +43,11 @@ export const FIXTURE_BACKENDS: Record<string, BackendConfig> = {
     auth: {
       type: 'AWSSigV4',
       region: 'us-east-1',
-      credentials: { source: 'Secret', secret: { secretName: 'aws-credentials', key: 'credentials' }, profile: 'default' },
+      credentials: {
+        source: 'Secret',
+        secret: { secretName: 'aws-credentials', key: 'credentials' },
+        profile: 'default',
+      },
       perRequestCredentials: true,
     },
   },
@@ -55,7 +63,12 @@ export const FIXTURE_BACKENDS: Record<string, BackendConfig> = {
   },
   'gcp-anthropicai': {
     name: 'gcp-anthropicai',
-    schema: { name: 'GCPAnthropic', projectId: 'gcp-project-name', region: 'gcp-region', anthropicVersion: 'vertex-2023-10-16' },
+    schema: {
+      name: 'GCPAnthropic',
+      projectId: 'gcp-project-name',
+      region: 'gcp-region',
+      anthropicVersion: 'vertex-2023-10-16',
+    },
     endpoint: { hostname: 'gcp-region-aiplatform.googleapis.com', port: 443, tls: true },
   },
   'aws-anthropic': {
@@ -71,7 +84,14 @@ export const FIXTURE_BACKENDS: Record<string, BackendConfig> = {
   },
 };
 
-const PROVIDER_BACKENDS = new Set(['aws-bedrock', 'azure-openai', 'gcp-vertexai', 'gcp-anthropicai', 'aws-anthropic', 'anthropic']);
+const PROVIDER_BACKENDS = new Set([
+  'aws-bedrock',
+  'azure-openai',
+  'gcp-vertexai',
+  'gcp-anthropicai',
+  'aws-anthropic',
+  'anthropic',
+]);
 
 /** Cases served by provider translators: provider backends, and the Anthropic endpoint on OpenAI backends. */
 export function providerCases(casesDir: string): FixtureCase[] {
@@ -86,23 +106,43 @@ export function providerCases(casesDir: string): FixtureCase[] {
         folder,
         meta,
         dir,
-        read: (file: string) => (fs.existsSync(path.join(dir, file)) ? fs.readFileSync(path.join(dir, file)) : undefined),
+        read: (file: string) =>
+          fs.existsSync(path.join(dir, file)) ? fs.readFileSync(path.join(dir, file)) : undefined,
       };
     })
-    .filter(({ meta }) => PROVIDER_BACKENDS.has(meta.backend) || (meta.backend === 'openai' && meta.path.startsWith('/anthropic/')));
+    .filter(
+      ({ meta }) =>
+        PROVIDER_BACKENDS.has(meta.backend) || (meta.backend === 'openai' && meta.path.startsWith('/anthropic/')),
+    );
 }
 
-export function clientApiOf(requestPath: string): { api: ClientApi; operation: Operation; subpath: string; query: string } {
+export function clientApiOf(requestPath: string): {
+  api: ClientApi;
+  operation: Operation;
+  subpath: string;
+  query: string;
+} {
   const q = requestPath.indexOf('?');
   const pathOnly = q === -1 ? requestPath : requestPath.slice(0, q);
   const query = q === -1 ? '' : requestPath.slice(q);
   if (pathOnly.startsWith('/anthropic/v1/')) {
     const subpath = pathOnly.slice('/anthropic/v1'.length);
-    return { api: 'Anthropic', operation: subpath === '/messages/count_tokens' ? 'count_tokens' : 'messages', subpath, query };
+    return {
+      api: 'Anthropic',
+      operation: subpath === '/messages/count_tokens' ? 'count_tokens' : 'messages',
+      subpath,
+      query,
+    };
   }
   const subpath = pathOnly.slice('/v1'.length);
   const operation: Operation =
-    subpath === '/chat/completions' ? 'chat' : subpath === '/completions' ? 'completions' : subpath === '/embeddings' ? 'embeddings' : 'other';
+    subpath === '/chat/completions'
+      ? 'chat'
+      : subpath === '/completions'
+        ? 'completions'
+        : subpath === '/embeddings'
+          ? 'embeddings'
+          : 'other';
   return { api: 'OpenAI', operation, subpath, query };
 }
 
@@ -187,7 +227,7 @@ function withoutNulls(value: unknown): unknown {
 export function seededChunks(bytes: Buffer, seed: number, maxSize: number): Buffer[] {
   let s = seed >>> 0;
   const chunks: Buffer[] = [];
-  for (let i = 0; i < bytes.length; ) {
+  for (let i = 0; i < bytes.length;) {
     s = (s * 1664525 + 1013904223) >>> 0;
     const size = 1 + (s % maxSize);
     chunks.push(bytes.subarray(i, i + size));

@@ -1,9 +1,18 @@
-import { openAIChatToGemini, openAIChatToGeminiBackend, openAIEmbeddingsToVertexBackend, toolCallId } from '../../src/providers/gemini';
+import {
+  openAIChatToGemini,
+  openAIChatToGeminiBackend,
+  openAIEmbeddingsToVertexBackend,
+  toolCallId,
+} from '../../src/providers/gemini';
 import { openAIToAzure } from '../../src/providers/azure';
 import type { BackendConfig } from '@ai-gateway-constructs/processor-config';
 import { TranslationError, type TranslationContext } from '../../src/translate/types';
 
-const vertex: BackendConfig = { name: 'vertex', schema: { name: 'GCPVertexAI', projectId: 'p', region: 'r' }, endpoint: { hostname: 'r-aiplatform.googleapis.com', port: 443, tls: true } };
+const vertex: BackendConfig = {
+  name: 'vertex',
+  schema: { name: 'GCPVertexAI', projectId: 'p', region: 'r' },
+  endpoint: { hostname: 'r-aiplatform.googleapis.com', port: 443, tls: true },
+};
 
 function context(overrides: Partial<TranslationContext> = {}): TranslationContext {
   return {
@@ -27,8 +36,19 @@ describe('OpenAI chat -> Gemini request', () => {
     const body = openAIChatToGemini({
       messages: [
         { role: 'system', content: 'sys' },
-        { role: 'user', content: [{ type: 'text', text: 'see' }, { type: 'image_url', image_url: { url: 'data:image/png;base64,AA' } }, { type: 'image_url', image_url: { url: 'gs://b/cat.jpg' } }] },
-        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup', arguments: '{"k":"v"}' } }] },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'see' },
+            { type: 'image_url', image_url: { url: 'data:image/png;base64,AA' } },
+            { type: 'image_url', image_url: { url: 'gs://b/cat.jpg' } },
+          ],
+        },
+        {
+          role: 'assistant',
+          content: null,
+          tool_calls: [{ id: 'c1', type: 'function', function: { name: 'lookup', arguments: '{"k":"v"}' } }],
+        },
         { role: 'tool', tool_call_id: 'c1', content: '{"found":true}' },
         { role: 'assistant', content: 'done' },
       ],
@@ -44,7 +64,14 @@ describe('OpenAI chat -> Gemini request', () => {
     });
     expect(body).toEqual({
       contents: [
-        { role: 'user', parts: [{ text: 'see' }, { inlineData: { mimeType: 'image/png', data: 'AA' } }, { fileData: { mimeType: 'image/jpeg', fileUri: 'gs://b/cat.jpg' } }] },
+        {
+          role: 'user',
+          parts: [
+            { text: 'see' },
+            { inlineData: { mimeType: 'image/png', data: 'AA' } },
+            { fileData: { mimeType: 'image/jpeg', fileUri: 'gs://b/cat.jpg' } },
+          ],
+        },
         { role: 'model', parts: [{ functionCall: { name: 'lookup', args: { k: 'v' } } }] },
         { role: 'user', parts: [{ functionResponse: { name: 'lookup', response: { found: true } } }] },
         { role: 'model', parts: [{ text: 'done' }] },
@@ -66,8 +93,12 @@ describe('OpenAI chat -> Gemini request', () => {
   });
 
   it('rejects a tool result without a matching call, and bad ranges', () => {
-    expect(() => openAIChatToGemini({ messages: [{ role: 'tool', tool_call_id: 'nope', content: 'x' }] })).toThrow(TranslationError);
-    expect(() => openAIChatToGemini({ messages: [], temperature: 3 })).toThrow(/temperature must be a number between 0 and 2/);
+    expect(() => openAIChatToGemini({ messages: [{ role: 'tool', tool_call_id: 'nope', content: 'x' }] })).toThrow(
+      TranslationError,
+    );
+    expect(() => openAIChatToGemini({ messages: [], temperature: 3 })).toThrow(
+      /temperature must be a number between 0 and 2/,
+    );
     expect(() => openAIChatToGemini({ messages: [], logprobs: true })).toThrow(/parameter "logprobs" is not supported/);
   });
 });
@@ -81,16 +112,39 @@ describe('Gemini -> OpenAI', () => {
         .body(
           Buffer.from(
             JSON.stringify({
-              candidates: [{ content: { role: 'model', parts: [{ text: 'plan', thought: true }, { text: 'answer' }] }, finishReason: 'MAX_TOKENS' }],
-              usageMetadata: { promptTokenCount: 10, candidatesTokenCount: 5, thoughtsTokenCount: 20, cachedContentTokenCount: 4, totalTokenCount: 35 },
+              candidates: [
+                {
+                  content: { role: 'model', parts: [{ text: 'plan', thought: true }, { text: 'answer' }] },
+                  finishReason: 'MAX_TOKENS',
+                },
+              ],
+              usageMetadata: {
+                promptTokenCount: 10,
+                candidatesTokenCount: 5,
+                thoughtsTokenCount: 20,
+                cachedContentTokenCount: 4,
+                totalTokenCount: 35,
+              },
             }),
           ),
           true,
         )
         .toString(),
     );
-    expect(out.choices).toEqual([{ index: 0, finish_reason: 'length', message: { role: 'assistant', content: 'answer', reasoning_content: 'plan' } }]);
-    expect(out.usage).toEqual({ prompt_tokens: 10, completion_tokens: 25, total_tokens: 35, completion_tokens_details: { reasoning_tokens: 20 }, prompt_tokens_details: { cached_tokens: 4 } });
+    expect(out.choices).toEqual([
+      {
+        index: 0,
+        finish_reason: 'length',
+        message: { role: 'assistant', content: 'answer', reasoning_content: 'plan' },
+      },
+    ]);
+    expect(out.usage).toEqual({
+      prompt_tokens: 10,
+      completion_tokens: 25,
+      total_tokens: 35,
+      completion_tokens_details: { reasoning_tokens: 20 },
+      prompt_tokens_details: { cached_tokens: 4 },
+    });
     expect(response.usage).toEqual({ input: 10, output: 25, total: 35, cachedInput: 4, reasoning: 20 });
   });
 
@@ -118,7 +172,13 @@ describe('Gemini -> OpenAI', () => {
       finish_reason: 'tool_calls',
     });
     expect(toolCallId('req-1', 0)).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
-    expect(JSON.parse(out[1].slice(6)).usage).toEqual({ prompt_tokens: 3, completion_tokens: 2, total_tokens: 5, completion_tokens_details: {}, prompt_tokens_details: {} });
+    expect(JSON.parse(out[1].slice(6)).usage).toEqual({
+      prompt_tokens: 3,
+      completion_tokens: 2,
+      total_tokens: 5,
+      completion_tokens_details: {},
+      prompt_tokens_details: {},
+    });
     expect(out[2]).toBe('data: [DONE]');
   });
 });
@@ -126,10 +186,22 @@ describe('Gemini -> OpenAI', () => {
 describe('embeddings', () => {
   it('returns base64 float32 embeddings when the client asks (the openai SDK default)', () => {
     const translator = openAIEmbeddingsToVertexBackend(context({ operation: 'embeddings', subpath: '/embeddings' }));
-    expect(translator.request({ model: 'e', input: ['a'], encoding_format: 'base64' }).body).toEqual({ instances: [{ content: 'a' }], parameters: {} });
+    expect(translator.request({ model: 'e', input: ['a'], encoding_format: 'base64' }).body).toEqual({
+      instances: [{ content: 'a' }],
+      parameters: {},
+    });
     const response = translator.response();
     response.head(200, { 'content-type': 'application/json' });
-    const out = JSON.parse(response.body(Buffer.from(JSON.stringify({ predictions: [{ embeddings: { values: [0.5, -1.25], statistics: { token_count: 2 } } }] })), true).toString());
+    const out = JSON.parse(
+      response
+        .body(
+          Buffer.from(
+            JSON.stringify({ predictions: [{ embeddings: { values: [0.5, -1.25], statistics: { token_count: 2 } } }] }),
+          ),
+          true,
+        )
+        .toString(),
+    );
     const decoded = Buffer.from(out.data[0].embedding, 'base64');
     expect([decoded.readFloatLE(0), decoded.readFloatLE(4)]).toEqual([0.5, -1.25]);
     expect(response.usage).toMatchObject({ input: 2, total: 2 });
@@ -141,13 +213,20 @@ describe('embeddings', () => {
 });
 
 describe('Azure OpenAI paths', () => {
-  const azure: BackendConfig = { name: 'az', schema: { name: 'AzureOpenAI', apiVersion: '2025-01-01-preview' }, endpoint: { hostname: 'x.openai.azure.com', port: 443, tls: true } };
+  const azure: BackendConfig = {
+    name: 'az',
+    schema: { name: 'AzureOpenAI', apiVersion: '2025-01-01-preview' },
+    endpoint: { hostname: 'x.openai.azure.com', port: 443, tls: true },
+  };
   it('puts the deployment and api-version in the path, keeping other query parameters', () => {
     const ctx = context({ backend: azure, upstreamModel: 'gpt-4o deploy', query: '?api-version=old&foo=bar' });
     expect(openAIToAzure(ctx).request({ model: 'gemini', messages: [] })).toMatchObject({
       path: '/openai/deployments/gpt-4o%20deploy/chat/completions?api-version=2025-01-01-preview&foo=bar',
       body: { model: 'gpt-4o deploy' },
     });
-    expect(openAIToAzure(context({ backend: azure, operation: 'other', subpath: '/responses' })).request({ model: 'm' }).path).toBe('/openai/responses?api-version=2025-01-01-preview');
+    expect(
+      openAIToAzure(context({ backend: azure, operation: 'other', subpath: '/responses' })).request({ model: 'm' })
+        .path,
+    ).toBe('/openai/responses?api-version=2025-01-01-preview');
   });
 });

@@ -4,12 +4,22 @@
  */
 import { PROVIDER_TRANSLATORS } from '../../src/providers';
 import type { BackendConfig } from '@ai-gateway-constructs/processor-config';
-import { TranslationError, type ClientApi, type Operation, type TranslationContext, type TranslatorFactory } from '../../src/translate/types';
+import {
+  TranslationError,
+  type ClientApi,
+  type Operation,
+  type TranslationContext,
+  type TranslatorFactory,
+} from '../../src/translate/types';
 
 const endpoint = { hostname: 'h', port: 443, tls: true };
 const BACKENDS: Record<string, BackendConfig> = {
   Anthropic: { name: 'a', schema: { name: 'Anthropic', version: 'v' }, endpoint },
-  GCPAnthropic: { name: 'b', schema: { name: 'GCPAnthropic', projectId: 'p', region: 'r', anthropicVersion: 'v' }, endpoint },
+  GCPAnthropic: {
+    name: 'b',
+    schema: { name: 'GCPAnthropic', projectId: 'p', region: 'r', anthropicVersion: 'v' },
+    endpoint,
+  },
   AWSAnthropic: { name: 'c', schema: { name: 'AWSAnthropic', anthropicVersion: 'v' }, endpoint },
   AWSBedrock: { name: 'd', schema: { name: 'AWSBedrock' }, endpoint },
   GCPVertexAI: { name: 'e', schema: { name: 'GCPVertexAI', projectId: 'p', region: 'r' }, endpoint },
@@ -21,8 +31,21 @@ const WEIRD_VALUES: unknown[] = [null, 0, 'x', true, [], {}, [null], [1], ['s'],
 
 function bodies(): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [{}];
-  const fields = ['messages', 'tools', 'tool_choice', 'stop', 'max_tokens', 'temperature', 'system', 'input', 'stop_sequences', 'response_format', 'n'];
-  for (const field of fields) for (const value of WEIRD_VALUES) out.push({ messages: [{ role: 'user', content: 'hi' }], [field]: value });
+  const fields = [
+    'messages',
+    'tools',
+    'tool_choice',
+    'stop',
+    'max_tokens',
+    'temperature',
+    'system',
+    'input',
+    'stop_sequences',
+    'response_format',
+    'n',
+  ];
+  for (const field of fields)
+    for (const value of WEIRD_VALUES) out.push({ messages: [{ role: 'user', content: 'hi' }], [field]: value });
   const messageShapes: unknown[] = [
     { role: 'user', content: [{ type: 'image_url' }] },
     { role: 'user', content: [{ type: 'image_url', image_url: { url: 5 } }] },
@@ -42,28 +65,45 @@ function bodies(): Record<string, unknown>[] {
 }
 
 function context(api: ClientApi, operation: Operation, backend: BackendConfig): TranslationContext {
-  return { api, operation, subpath: '/x', query: '', requestModel: 'm', upstreamModel: 'm', backend, stream: false, forceStreamUsage: false, requestId: 'r', nowSeconds: 1 };
+  return {
+    api,
+    operation,
+    subpath: '/x',
+    query: '',
+    requestModel: 'm',
+    upstreamModel: 'm',
+    backend,
+    stream: false,
+    forceStreamUsage: false,
+    requestId: 'r',
+    nowSeconds: 1,
+  };
 }
 
 describe('malformed requests', () => {
-  for (const [api, operations] of Object.entries(PROVIDER_TRANSLATORS) as [ClientApi, Record<Operation, Record<string, unknown>>][]) {
+  for (const [api, operations] of Object.entries(PROVIDER_TRANSLATORS) as [
+    ClientApi,
+    Record<Operation, Record<string, unknown>>,
+  ][]) {
     for (const [operation, bySchema] of Object.entries(operations) as [Operation, Record<string, unknown>][]) {
       for (const schema of Object.keys(bySchema)) {
         it(`${api} ${operation} -> ${schema}`, () => {
-          const factory = (PROVIDER_TRANSLATORS[api]![operation] as Record<string, TranslatorFactory>)[schema]!;
+          const factory = (PROVIDER_TRANSLATORS[api]![operation] as Record<string, TranslatorFactory>)[schema];
           let rejected = 0;
           for (const body of bodies()) {
             try {
-              factory(context(api, operation, BACKENDS[schema]!)).request(structuredClone(body));
+              factory(context(api, operation, BACKENDS[schema])).request(structuredClone(body));
             } catch (error) {
-              if (!(error instanceof TranslationError)) throw new Error(`${JSON.stringify(body)}: ${(error as Error).stack}`);
+              if (!(error instanceof TranslationError))
+                throw new Error(`${JSON.stringify(body)}: ${(error as Error).stack}`);
               expect(error.status === 400 || error.status === 422).toBe(true);
               rejected++;
             }
           }
           // Passthroughs (Azure for OpenAI clients, Anthropic-family backends for Anthropic clients) leave
           // validation to the provider; every translating pair rejects some of these bodies.
-          const passthrough = schema === 'AzureOpenAI' ? api === 'OpenAI' : api === 'Anthropic' && schema.includes('Anthropic');
+          const passthrough =
+            schema === 'AzureOpenAI' ? api === 'OpenAI' : api === 'Anthropic' && schema.includes('Anthropic');
           if (!passthrough) expect(rejected).toBeGreaterThan(5);
         });
       }
@@ -72,20 +112,41 @@ describe('malformed requests', () => {
 });
 
 describe('malformed provider answers', () => {
-  const jsonBodies = ['', 'not json', 'null', '5', '[]', '{"choices":5}', '{"candidates":"x","usageMetadata":7}', '{"output":{"message":{"content":[null,5,{"toolUse":3}]}}}', '{"content":[{"type":"tool_use","input":null}],"usage":"x"}', '{"predictions":[null,{"embeddings":5}]}'];
+  const jsonBodies = [
+    '',
+    'not json',
+    'null',
+    '5',
+    '[]',
+    '{"choices":5}',
+    '{"candidates":"x","usageMetadata":7}',
+    '{"output":{"message":{"content":[null,5,{"toolUse":3}]}}}',
+    '{"content":[{"type":"tool_use","input":null}],"usage":"x"}',
+    '{"predictions":[null,{"embeddings":5}]}',
+  ];
   const streamBodies = [
     'data: not json\n\ndata: {"candidates":[null]}\n\nevent: message_delta\ndata: {"type":"message_delta","delta":null,"usage":5}\n\ndata: {"choices":[{"delta":{"tool_calls":[null,{"function":5}]}}]}\n\n',
     '\u0000\u0000\u0000\u0010garbage-bytes-not-an-eventstream',
   ];
-  for (const [api, operations] of Object.entries(PROVIDER_TRANSLATORS) as [ClientApi, Record<Operation, Record<string, TranslatorFactory>>][]) {
-    for (const [operation, bySchema] of Object.entries(operations) as [Operation, Record<string, TranslatorFactory>][]) {
+  for (const [api, operations] of Object.entries(PROVIDER_TRANSLATORS) as [
+    ClientApi,
+    Record<Operation, Record<string, TranslatorFactory>>,
+  ][]) {
+    for (const [operation, bySchema] of Object.entries(operations) as [
+      Operation,
+      Record<string, TranslatorFactory>,
+    ][]) {
       for (const [schema, factory] of Object.entries(bySchema)) {
         it(`${api} ${operation} <- ${schema}`, () => {
           for (const stream of [false, true]) {
             for (const text of stream ? streamBodies : jsonBodies) {
-              const ctx = { ...context(api, operation, BACKENDS[schema]!), stream };
+              const ctx = { ...context(api, operation, BACKENDS[schema]), stream };
               const response = factory(ctx).response();
-              const contentType = stream ? (schema.startsWith('AWS') ? 'application/vnd.amazon.eventstream' : 'text/event-stream') : 'application/json';
+              const contentType = stream
+                ? schema.startsWith('AWS')
+                  ? 'application/vnd.amazon.eventstream'
+                  : 'text/event-stream'
+                : 'application/json';
               response.head(200, { 'content-type': contentType });
               const bytes = Buffer.from(text);
               expect(() => {
@@ -104,23 +165,38 @@ describe('malformed provider answers', () => {
 describe('client-chosen model names in upstream paths', () => {
   // Under prefix or regex rules the client picks the model, and several providers put it in the path.
   const hostile = ['../../other-project/models/x', 'a/b', 'm?key=v', 'm#f', 'm%2F..%2Fx', 'm n', 'mödel'];
-  const body = () => ({ messages: [{ role: 'user', content: 'hi' }], max_tokens: 5, input: 'hi', instances: [{ content: 'hi' }] });
-  for (const [api, operations] of Object.entries(PROVIDER_TRANSLATORS) as [ClientApi, Record<Operation, Record<string, TranslatorFactory>>][]) {
-    for (const [operation, bySchema] of Object.entries(operations) as [Operation, Record<string, TranslatorFactory>][]) {
+  const body = () => ({
+    messages: [{ role: 'user', content: 'hi' }],
+    max_tokens: 5,
+    input: 'hi',
+    instances: [{ content: 'hi' }],
+  });
+  for (const [api, operations] of Object.entries(PROVIDER_TRANSLATORS) as [
+    ClientApi,
+    Record<Operation, Record<string, TranslatorFactory>>,
+  ][]) {
+    for (const [operation, bySchema] of Object.entries(operations) as [
+      Operation,
+      Record<string, TranslatorFactory>,
+    ][]) {
       for (const [schema, factory] of Object.entries(bySchema)) {
         it(`${api} ${operation} -> ${schema}: the model stays inside one path segment`, () => {
-          const reference = factory(context(api, operation, BACKENDS[schema]!)).request(body()).path;
+          const reference = factory(context(api, operation, BACKENDS[schema])).request(body()).path;
           for (const model of hostile) {
             let path: string;
             try {
-              path = factory({ ...context(api, operation, BACKENDS[schema]!), requestModel: model, upstreamModel: model }).request(body()).path;
+              path = factory({
+                ...context(api, operation, BACKENDS[schema]),
+                requestModel: model,
+                upstreamModel: model,
+              }).request(body()).path;
             } catch (error) {
               expect(error).toBeInstanceOf(TranslationError);
               continue;
             }
             const [pathOnly, query] = path.split('?');
             // The same number of segments as with a plain model name, the same query, and no raw fragment or space.
-            expect(pathOnly!.split('/').length).toBe(reference.split('?')[0]!.split('/').length);
+            expect(pathOnly.split('/').length).toBe(reference.split('?')[0].split('/').length);
             expect(query).toBe(reference.split('?')[1]);
             expect(path).not.toMatch(/[# ]|\.\.\//);
           }
@@ -130,7 +206,9 @@ describe('client-chosen model names in upstream paths', () => {
   }
 
   it.each([['.'], ['..']])('rejects %s where the model is a path segment', (model) => {
-    const factory = (PROVIDER_TRANSLATORS.OpenAI!.chat as Record<string, TranslatorFactory>).AWSBedrock!;
-    expect(() => factory({ ...context('OpenAI', 'chat', BACKENDS.AWSBedrock!), upstreamModel: model }).request(body())).toThrow(TranslationError);
+    const factory = (PROVIDER_TRANSLATORS.OpenAI!.chat as Record<string, TranslatorFactory>).AWSBedrock;
+    expect(() =>
+      factory({ ...context('OpenAI', 'chat', BACKENDS.AWSBedrock), upstreamModel: model }).request(body()),
+    ).toThrow(TranslationError);
   });
 });

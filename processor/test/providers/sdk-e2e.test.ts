@@ -16,10 +16,19 @@ import { startTestProcessor, type TestProcessor } from '../support/processor-har
 
 const WEATHER_TOOL = {
   type: 'function' as const,
-  function: { name: 'get_weather', description: 'Weather for a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } },
+  function: {
+    name: 'get_weather',
+    description: 'Weather for a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
 };
 
-async function writeSlowly(res: http.ServerResponse, status: number, contentType: string, parts: (string | Buffer)[]): Promise<void> {
+async function writeSlowly(
+  res: http.ServerResponse,
+  status: number,
+  contentType: string,
+  parts: (string | Buffer)[],
+): Promise<void> {
   res.writeHead(status, { 'content-type': contentType });
   for (const part of parts) {
     res.write(part);
@@ -35,46 +44,116 @@ async function anthropicProvider(body: Record<string, unknown>, res: http.Server
   const tools = Array.isArray(body.tools) && body.tools.length > 0;
   const usage = { input_tokens: 11, cache_read_input_tokens: 5, cache_creation_input_tokens: 2, output_tokens: 9 };
   if (!body.stream) {
-    const content = tools ? [{ type: 'text', text: 'Checking.' }, { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } }] : [{ type: 'text', text: 'Bonjour!' }];
+    const content = tools
+      ? [
+          { type: 'text', text: 'Checking.' },
+          { type: 'tool_use', id: 'toolu_1', name: 'get_weather', input: { city: 'Paris' } },
+        ]
+      : [{ type: 'text', text: 'Bonjour!' }];
     res.writeHead(200, { 'content-type': 'application/json' }).end(
-      JSON.stringify({ id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-real', content, stop_reason: tools ? 'tool_use' : 'end_turn', stop_sequence: null, usage }),
+      JSON.stringify({
+        id: 'msg_1',
+        type: 'message',
+        role: 'assistant',
+        model: 'claude-real',
+        content,
+        stop_reason: tools ? 'tool_use' : 'end_turn',
+        stop_sequence: null,
+        usage,
+      }),
     );
     return;
   }
   const events = [
-    sse('message_start', { type: 'message_start', message: { id: 'msg_2', type: 'message', role: 'assistant', model: 'claude-real', content: [], stop_reason: null, stop_sequence: null, usage: { ...usage, output_tokens: 1 } } }),
+    sse('message_start', {
+      type: 'message_start',
+      message: {
+        id: 'msg_2',
+        type: 'message',
+        role: 'assistant',
+        model: 'claude-real',
+        content: [],
+        stop_reason: null,
+        stop_sequence: null,
+        usage: { ...usage, output_tokens: 1 },
+      },
+    }),
     sse('content_block_start', { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } }),
-    sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: tools ? 'Checking.' : 'Bon' } }),
-    ...(tools ? [] : [sse('content_block_delta', { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: 'jour!' } })]),
+    sse('content_block_delta', {
+      type: 'content_block_delta',
+      index: 0,
+      delta: { type: 'text_delta', text: tools ? 'Checking.' : 'Bon' },
+    }),
+    ...(tools
+      ? []
+      : [
+          sse('content_block_delta', {
+            type: 'content_block_delta',
+            index: 0,
+            delta: { type: 'text_delta', text: 'jour!' },
+          }),
+        ]),
     sse('content_block_stop', { type: 'content_block_stop', index: 0 }),
     ...(tools
       ? [
-          sse('content_block_start', { type: 'content_block_start', index: 1, content_block: { type: 'tool_use', id: 'toolu_2', name: 'get_weather', input: {} } }),
-          sse('content_block_delta', { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: '{"city": "Pa' } }),
-          sse('content_block_delta', { type: 'content_block_delta', index: 1, delta: { type: 'input_json_delta', partial_json: 'ris"}' } }),
+          sse('content_block_start', {
+            type: 'content_block_start',
+            index: 1,
+            content_block: { type: 'tool_use', id: 'toolu_2', name: 'get_weather', input: {} },
+          }),
+          sse('content_block_delta', {
+            type: 'content_block_delta',
+            index: 1,
+            delta: { type: 'input_json_delta', partial_json: '{"city": "Pa' },
+          }),
+          sse('content_block_delta', {
+            type: 'content_block_delta',
+            index: 1,
+            delta: { type: 'input_json_delta', partial_json: 'ris"}' },
+          }),
           sse('content_block_stop', { type: 'content_block_stop', index: 1 }),
         ]
       : []),
-    sse('message_delta', { type: 'message_delta', delta: { stop_reason: tools ? 'tool_use' : 'end_turn', stop_sequence: null }, usage: { output_tokens: 9 } }),
+    sse('message_delta', {
+      type: 'message_delta',
+      delta: { stop_reason: tools ? 'tool_use' : 'end_turn', stop_sequence: null },
+      usage: { output_tokens: 9 },
+    }),
     sse('message_stop', { type: 'message_stop' }),
   ];
   await writeSlowly(res, 200, 'text/event-stream', events);
 }
 
 function frame(eventType: string, payload: unknown): Buffer {
-  return encodeEventStreamMessage({ ':event-type': eventType, ':content-type': 'application/json', ':message-type': 'event' }, Buffer.from(JSON.stringify(payload)));
+  return encodeEventStreamMessage(
+    { ':event-type': eventType, ':content-type': 'application/json', ':message-type': 'event' },
+    Buffer.from(JSON.stringify(payload)),
+  );
 }
 
 async function bedrockProvider(request: RecordedRequest, res: http.ServerResponse): Promise<void> {
-  if (request.body.includes('force-403') || !String(request.headers.authorization).startsWith('AWS4-HMAC-SHA256 Credential=AKIAE2E/')) {
-    res.writeHead(403, { 'content-type': 'application/json', 'x-amzn-errortype': 'UnrecognizedClientException:' }).end('{"message":"bad signature"}');
+  if (
+    request.body.includes('force-403') ||
+    !String(request.headers.authorization).startsWith('AWS4-HMAC-SHA256 Credential=AKIAE2E/')
+  ) {
+    res
+      .writeHead(403, { 'content-type': 'application/json', 'x-amzn-errortype': 'UnrecognizedClientException:' })
+      .end('{"message":"bad signature"}');
     return;
   }
   const usage = { inputTokens: 21, outputTokens: 8, totalTokens: 29 };
   if (!request.path.endsWith('/converse-stream')) {
     res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-requestid': 'req-bedrock' }).end(
       JSON.stringify({
-        output: { message: { role: 'assistant', content: [{ text: 'Let me check.' }, { toolUse: { toolUseId: 'tooluse_1', name: 'get_weather', input: { city: 'Paris' } } }] } },
+        output: {
+          message: {
+            role: 'assistant',
+            content: [
+              { text: 'Let me check.' },
+              { toolUse: { toolUseId: 'tooluse_1', name: 'get_weather', input: { city: 'Paris' } } },
+            ],
+          },
+        },
         stopReason: 'tool_use',
         usage,
       }),
@@ -86,7 +165,10 @@ async function bedrockProvider(request: RecordedRequest, res: http.ServerRespons
     frame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: 'Let me ' } }),
     frame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: 'check.' } }),
     frame('contentBlockStop', { contentBlockIndex: 0 }),
-    frame('contentBlockStart', { contentBlockIndex: 1, start: { toolUse: { toolUseId: 'tooluse_2', name: 'get_weather' } } }),
+    frame('contentBlockStart', {
+      contentBlockIndex: 1,
+      start: { toolUse: { toolUseId: 'tooluse_2', name: 'get_weather' } },
+    }),
     frame('contentBlockDelta', { contentBlockIndex: 1, delta: { toolUse: { input: '{"city":' } } }),
     frame('contentBlockDelta', { contentBlockIndex: 1, delta: { toolUse: { input: '"Paris"}' } } }),
     frame('contentBlockStop', { contentBlockIndex: 1 }),
@@ -104,7 +186,11 @@ async function geminiProvider(request: RecordedRequest, res: http.ServerResponse
   if (request.path.endsWith(':predict')) {
     const instances = (JSON.parse(request.body.toString()) as { instances: unknown[] }).instances;
     res.writeHead(200, { 'content-type': 'application/json' }).end(
-      JSON.stringify({ predictions: instances.map((_, i) => ({ embeddings: { values: [i + 0.25, -0.5, 1], statistics: { token_count: 3 } } })) }),
+      JSON.stringify({
+        predictions: instances.map((_, i) => ({
+          embeddings: { values: [i + 0.25, -0.5, 1], statistics: { token_count: 3 } },
+        })),
+      }),
     );
     return;
   }
@@ -112,14 +198,23 @@ async function geminiProvider(request: RecordedRequest, res: http.ServerResponse
   const usageMetadata = { promptTokenCount: 14, candidatesTokenCount: 6, thoughtsTokenCount: 3, totalTokenCount: 23 };
   if (request.path.includes(':generateContent')) {
     res.writeHead(200, { 'content-type': 'application/json' }).end(
-      JSON.stringify({ responseId: 'gem-1', modelVersion: 'gemini-2.5-flash', candidates: [{ content: { role: 'model', parts: [{ text: 'Sure.' }, call] }, finishReason: 'STOP' }], usageMetadata }),
+      JSON.stringify({
+        responseId: 'gem-1',
+        modelVersion: 'gemini-2.5-flash',
+        candidates: [{ content: { role: 'model', parts: [{ text: 'Sure.' }, call] }, finishReason: 'STOP' }],
+        usageMetadata,
+      }),
     );
     return;
   }
   const data = (value: unknown) => `data: ${JSON.stringify(value)}\r\n\r\n`;
   await writeSlowly(res, 200, 'text/event-stream', [
     data({ responseId: 'gem-2', candidates: [{ content: { role: 'model', parts: [{ text: 'Sure' }] } }] }),
-    data({ responseId: 'gem-2', candidates: [{ content: { role: 'model', parts: [{ text: '.' }, call] }, finishReason: 'STOP' }], usageMetadata }),
+    data({
+      responseId: 'gem-2',
+      candidates: [{ content: { role: 'model', parts: [{ text: '.' }, call] }, finishReason: 'STOP' }],
+      usageMetadata,
+    }),
   ]);
 }
 
@@ -168,17 +263,35 @@ describe('official SDKs against translated providers', () => {
     });
     const endpoint = { hostname: '127.0.0.1', port: provider.port, tls: false };
     const backends: BackendConfig[] = [
-      { name: 'anthropic', schema: { name: 'Anthropic', version: '2023-06-01' }, endpoint, auth: { type: 'APIKey', secret: { secretName: 'anthropic', key: 'key' } } },
+      {
+        name: 'anthropic',
+        schema: { name: 'Anthropic', version: '2023-06-01' },
+        endpoint,
+        auth: { type: 'APIKey', secret: { secretName: 'anthropic', key: 'key' } },
+      },
       {
         name: 'bedrock',
         schema: { name: 'AWSBedrock' },
         endpoint,
-        auth: { type: 'AWSSigV4', region: 'us-west-2', credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' }, perRequestCredentials: false },
+        auth: {
+          type: 'AWSSigV4',
+          region: 'us-west-2',
+          credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' },
+          perRequestCredentials: false,
+        },
       },
-      { name: 'vertex', schema: { name: 'GCPVertexAI', projectId: 'proj', region: 'europe-west4' }, endpoint, auth: { type: 'BearerToken', secret: { secretName: 'gcp', key: 'token' } } },
+      {
+        name: 'vertex',
+        schema: { name: 'GCPVertexAI', projectId: 'proj', region: 'europe-west4' },
+        endpoint,
+        auth: { type: 'BearerToken', secret: { secretName: 'gcp', key: 'token' } },
+      },
       { name: 'openai', schema: { name: 'OpenAI', pathPrefix: '/v1' }, endpoint },
     ];
-    const rule = (prefix: string, backend: string) => ({ models: [{ type: 'Prefix' as const, value: prefix }], backends: [{ backend, weight: 1, priority: 0 }] });
+    const rule = (prefix: string, backend: string) => ({
+      models: [{ type: 'Prefix' as const, value: prefix }],
+      backends: [{ backend, weight: 1, priority: 0 }],
+    });
     const config: ProcessorConfig = {
       version: CONFIG_VERSION,
       maxRequestBodyBytes: 1024 * 1024,
@@ -191,7 +304,12 @@ describe('official SDKs against translated providers', () => {
             { api: 'Anthropic', pathPrefix: '/anthropic/v1' },
           ],
           hostnames: [],
-          rules: [rule('claude-', 'anthropic'), rule('bedrock-', 'bedrock'), rule('gemini-', 'vertex'), rule('gpt-', 'openai')],
+          rules: [
+            rule('claude-', 'anthropic'),
+            rule('bedrock-', 'bedrock'),
+            rule('gemini-', 'vertex'),
+            rule('gpt-', 'openai'),
+          ],
           requiredHeaders: [],
         },
       ],
@@ -218,8 +336,12 @@ describe('official SDKs against translated providers', () => {
     await provider.close();
   });
 
-  const metadata = () => results[0]!.metadata['io.envoy.ai_gateway'];
-  const ask = { messages: [{ role: 'user' as const, content: 'Weather in Paris?' }], tools: [WEATHER_TOOL], max_tokens: 100 };
+  const metadata = () => results[0].metadata['io.envoy.ai_gateway'];
+  const ask = {
+    messages: [{ role: 'user' as const, content: 'Weather in Paris?' }],
+    tools: [WEATHER_TOOL],
+    max_tokens: 100,
+  };
 
   describe.each([
     ['Anthropic', 'claude-sonnet', { input: 18, output: 9, cachedInput: 5, reasoning: 0 }, 'Checking.'],
@@ -228,14 +350,18 @@ describe('official SDKs against translated providers', () => {
   ])('openai SDK -> %s', (_name, model, usage, text) => {
     it('non-streaming with tools', async () => {
       const completion = await openai.chat.completions.create({ model, ...ask });
-      const choice = completion.choices[0]!;
+      const choice = completion.choices[0];
       expect(choice.finish_reason).toBe('tool_calls');
       expect(choice.message.content).toBe(text);
       expect(choice.message.tool_calls).toHaveLength(1);
-      const call = choice.message.tool_calls![0]! as OpenAI.Chat.Completions.ChatCompletionMessageFunctionToolCall;
+      const call = choice.message.tool_calls![0] as OpenAI.Chat.Completions.ChatCompletionMessageFunctionToolCall;
       expect(call.function.name).toBe('get_weather');
       expect(JSON.parse(call.function.arguments)).toEqual({ city: 'Paris' });
-      expect(completion.usage).toMatchObject({ prompt_tokens: usage.input, completion_tokens: usage.output, total_tokens: usage.input + usage.output });
+      expect(completion.usage).toMatchObject({
+        prompt_tokens: usage.input,
+        completion_tokens: usage.output,
+        total_tokens: usage.input + usage.output,
+      });
       expect(metadata()).toMatchObject({
         llm_input_token: usage.input,
         llm_output_token: usage.output,
@@ -248,15 +374,19 @@ describe('official SDKs against translated providers', () => {
     it('streaming with tools, accumulated by the SDK', async () => {
       const stream = openai.chat.completions.stream({ model, ...ask, stream_options: { include_usage: true } });
       const completion = await stream.finalChatCompletion();
-      const choice = completion.choices[0]!;
+      const choice = completion.choices[0];
       expect(choice.finish_reason).toBe('tool_calls');
       expect(choice.message.content).toBe(text);
-      const call = choice.message.tool_calls![0]! as OpenAI.Chat.Completions.ChatCompletionMessageFunctionToolCall;
+      const call = choice.message.tool_calls![0];
       expect(call.function.name).toBe('get_weather');
       expect(JSON.parse(call.function.arguments)).toEqual({ city: 'Paris' });
       expect(completion.usage).toMatchObject({ prompt_tokens: usage.input, completion_tokens: usage.output });
-      expect(results[0]!.streamed).toBe(true);
-      expect(metadata()).toMatchObject({ llm_input_token: usage.input, llm_output_token: usage.output, llm_total_token: usage.input + usage.output });
+      expect(results[0].streamed).toBe(true);
+      expect(metadata()).toMatchObject({
+        llm_input_token: usage.input,
+        llm_output_token: usage.output,
+        llm_total_token: usage.input + usage.output,
+      });
     });
   });
 
@@ -266,16 +396,24 @@ describe('official SDKs against translated providers', () => {
     expect(toAnthropic.headers['x-api-key']).toBe('sk-ant-provider');
     expect(toAnthropic.headers['anthropic-version']).toBe('2023-06-01');
     expect(toAnthropic.headers.authorization).toBeUndefined();
-    expect(JSON.parse(toAnthropic.body.toString())).toMatchObject({ model: 'claude-sonnet', max_tokens: 100, tools: [{ name: 'get_weather' }] });
+    expect(JSON.parse(toAnthropic.body.toString())).toMatchObject({
+      model: 'claude-sonnet',
+      max_tokens: 100,
+      tools: [{ name: 'get_weather' }],
+    });
     await openai.chat.completions.create({ model: 'gemini-flash', ...ask });
     const toGemini = provider.requests.at(-1)!;
-    expect(toGemini.path).toBe('/v1/projects/proj/locations/europe-west4/publishers/google/models/gemini-flash:generateContent');
+    expect(toGemini.path).toBe(
+      '/v1/projects/proj/locations/europe-west4/publishers/google/models/gemini-flash:generateContent',
+    );
     expect(toGemini.headers.authorization).toBe('Bearer ya29.e2e');
   });
 
   it('a request the backend cannot express is answered 422 naming the parameter, before reaching the provider', async () => {
     const before = provider.requests.length;
-    const error = await openai.chat.completions.create({ model: 'bedrock-claude', ...ask, logit_bias: { '50256': -100 } }).catch((e: unknown) => e);
+    const error = await openai.chat.completions
+      .create({ model: 'bedrock-claude', ...ask, logit_bias: { '50256': -100 } })
+      .catch((e: unknown) => e);
     expect(error).toBeInstanceOf(OpenAI.APIError);
     expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(422);
     expect((error as Error).message).toContain('logit_bias');
@@ -283,7 +421,9 @@ describe('official SDKs against translated providers', () => {
   });
 
   it('a provider error reaches the openai SDK with the provider status and message', async () => {
-    const error = await openai.chat.completions.create({ model: 'bedrock-claude', messages: [{ role: 'user', content: 'force-403' }] }).catch((e: unknown) => e);
+    const error = await openai.chat.completions
+      .create({ model: 'bedrock-claude', messages: [{ role: 'user', content: 'force-403' }] })
+      .catch((e: unknown) => e);
     expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(403);
     expect((error as Error).message).toContain('bad signature');
   });
@@ -295,37 +435,66 @@ describe('official SDKs against translated providers', () => {
       [1.25, -0.5, 1],
     ]);
     expect(result.usage).toEqual({ prompt_tokens: 6, total_tokens: 6 });
-    expect(provider.requests.at(-1)!.path).toBe('/v1/projects/proj/locations/europe-west4/publishers/google/models/gemini-embedding:predict');
+    expect(provider.requests.at(-1)!.path).toBe(
+      '/v1/projects/proj/locations/europe-west4/publishers/google/models/gemini-embedding:predict',
+    );
     expect(metadata()).toMatchObject({ llm_input_token: 6, llm_output_token: 0, llm_total_token: 6 });
   });
 
   describe('@anthropic-ai/sdk -> /anthropic/v1/messages', () => {
     it('Anthropic backend, non-streaming (passthrough)', async () => {
-      const message = await anthropic.messages.create({ model: 'claude-sonnet', max_tokens: 50, messages: [{ role: 'user', content: 'Hi' }] });
+      const message = await anthropic.messages.create({
+        model: 'claude-sonnet',
+        max_tokens: 50,
+        messages: [{ role: 'user', content: 'Hi' }],
+      });
       expect(message.content).toEqual([{ type: 'text', text: 'Bonjour!' }]);
       expect(message.usage.input_tokens).toBe(11);
-      expect(metadata()).toMatchObject({ llm_input_token: 18, llm_output_token: 9, llm_total_token: 27, llm_cached_input_token: 5 });
+      expect(metadata()).toMatchObject({
+        llm_input_token: 18,
+        llm_output_token: 9,
+        llm_total_token: 27,
+        llm_cached_input_token: 5,
+      });
     });
 
     it('Anthropic backend, streaming (passthrough)', async () => {
-      const message = await anthropic.messages.stream({ model: 'claude-sonnet', max_tokens: 50, messages: [{ role: 'user', content: 'Hi' }] }).finalMessage();
+      const message = await anthropic.messages
+        .stream({ model: 'claude-sonnet', max_tokens: 50, messages: [{ role: 'user', content: 'Hi' }] })
+        .finalMessage();
       expect(message.content).toEqual([{ type: 'text', text: 'Bonjour!' }]);
       expect(message.stop_reason).toBe('end_turn');
       expect(metadata()).toMatchObject({ llm_input_token: 18, llm_output_token: 9 });
     });
 
     it('OpenAI backend, non-streaming (translated)', async () => {
-      const message = await anthropic.messages.create({ model: 'gpt-4o', max_tokens: 50, system: 'Be nice.', messages: [{ role: 'user', content: 'Hi' }] });
+      const message = await anthropic.messages.create({
+        model: 'gpt-4o',
+        max_tokens: 50,
+        system: 'Be nice.',
+        messages: [{ role: 'user', content: 'Hi' }],
+      });
       expect(message.content).toEqual([{ type: 'text', text: 'Hello from OpenAI' }]);
       expect(message.stop_reason).toBe('end_turn');
       expect(message.usage).toMatchObject({ input_tokens: 13, output_tokens: 4 });
       const sent = JSON.parse(provider.requests.at(-1)!.body.toString());
-      expect(sent).toMatchObject({ model: 'gpt-4o', max_completion_tokens: 50, messages: [{ role: 'system', content: 'Be nice.' }, { role: 'user', content: 'Hi' }] });
+      expect(sent).toMatchObject({
+        model: 'gpt-4o',
+        max_completion_tokens: 50,
+        messages: [
+          { role: 'system', content: 'Be nice.' },
+          { role: 'user', content: 'Hi' },
+        ],
+      });
       expect(metadata()).toMatchObject({ llm_input_token: 13, llm_output_token: 4, llm_total_token: 17 });
     });
 
     it('OpenAI backend, streaming (translated)', async () => {
-      const stream = anthropic.messages.stream({ model: 'gpt-4o', max_tokens: 50, messages: [{ role: 'user', content: 'Hi' }] });
+      const stream = anthropic.messages.stream({
+        model: 'gpt-4o',
+        max_tokens: 50,
+        messages: [{ role: 'user', content: 'Hi' }],
+      });
       const texts: string[] = [];
       stream.on('text', (t) => texts.push(t));
       const message = await stream.finalMessage();

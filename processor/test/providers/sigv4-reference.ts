@@ -12,9 +12,13 @@ export function referenceSignature(
   service: string,
   date: Date,
 ): { authorization: string; amzDate: string } {
-  const amzDate = date.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+  const amzDate = date
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '');
   const day = amzDate.slice(0, 8);
-  const rfc3986 = (s: string) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const rfc3986 = (s: string) =>
+    encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   const [rawPath, rawQuery = ''] = pathAndQuery.split('?');
   const canonicalUri = rawPath
     .split('/')
@@ -47,7 +51,12 @@ export function referenceSignature(
     crypto.createHash('sha256').update(body).digest('hex'),
   ].join('\n');
   const scope = `${day}/${region}/${service}/aws4_request`;
-  const stringToSign = ['AWS4-HMAC-SHA256', amzDate, scope, crypto.createHash('sha256').update(canonicalRequest).digest('hex')].join('\n');
+  const stringToSign = [
+    'AWS4-HMAC-SHA256',
+    amzDate,
+    scope,
+    crypto.createHash('sha256').update(canonicalRequest).digest('hex'),
+  ].join('\n');
   const hmac = (key: crypto.BinaryLike, data: string) => crypto.createHmac('sha256', key).update(data).digest();
   let key: Buffer = hmac(`AWS4${credentials.secretAccessKey}`, day);
   for (const part of [region, service, 'aws4_request']) key = hmac(key, part);
@@ -57,4 +66,3 @@ export function referenceSignature(
     amzDate,
   };
 }
-

@@ -51,7 +51,12 @@ describe('signAwsRequest: AWS SigV4 test suite vectors', () => {
 describe('signAwsRequest against an independent implementation', () => {
   const cases: [string, string, string, AwsCredentials][] = [
     ['/model/anthropic.claude-3-sonnet-20240229-v1:0/converse', '{"messages":[]}', 'us-east-1', SUITE_CREDENTIALS],
-    ['/model/something/converse-stream', '{"x":"ünïcødé 👋"}', 'eu-west-3', { ...SUITE_CREDENTIALS, sessionToken: 'FQoGZXIvYXdz//token+/=' }],
+    [
+      '/model/something/converse-stream',
+      '{"x":"ünïcødé 👋"}',
+      'eu-west-3',
+      { ...SUITE_CREDENTIALS, sessionToken: 'FQoGZXIvYXdz//token+/=' },
+    ],
     ['/model/m/invoke?b=2&a=1&a=0&sp=x%20y', '', 'ap-south-1', SUITE_CREDENTIALS],
   ];
   it.each(cases)('%s', async (p, body, region, credentials) => {
@@ -63,7 +68,16 @@ describe('signAwsRequest against an independent implementation', () => {
       'bedrock',
       date,
     );
-    const reference = referenceSignature('POST', `bedrock-runtime.${region}.amazonaws.com`, p, body, credentials, region, 'bedrock', date);
+    const reference = referenceSignature(
+      'POST',
+      `bedrock-runtime.${region}.amazonaws.com`,
+      p,
+      body,
+      credentials,
+      region,
+      'bedrock',
+      date,
+    );
     expect(signed.authorization).toBe(reference.authorization);
     expect(signed['x-amz-date']).toBe(reference.amzDate);
     expect(signed['x-amz-security-token']).toBe(credentials.sessionToken);
@@ -71,10 +85,20 @@ describe('signAwsRequest against an independent implementation', () => {
 
   it('rejects incomplete credentials without echoing them', async () => {
     await expect(
-      signAwsRequest({ method: 'POST', hostname: 'h', path: '/', body: '' }, { accessKeyId: 'AKIAVISIBLE', secretAccessKey: '' }, 'us-east-1', 'bedrock'),
+      signAwsRequest(
+        { method: 'POST', hostname: 'h', path: '/', body: '' },
+        { accessKeyId: 'AKIAVISIBLE', secretAccessKey: '' },
+        'us-east-1',
+        'bedrock',
+      ),
     ).rejects.toThrow(/incomplete/);
     await expect(
-      signAwsRequest({ method: 'POST', hostname: 'h', path: '/', body: '' }, { accessKeyId: 'AKIAVISIBLE', secretAccessKey: '' }, 'us-east-1', 'bedrock'),
+      signAwsRequest(
+        { method: 'POST', hostname: 'h', path: '/', body: '' },
+        { accessKeyId: 'AKIAVISIBLE', secretAccessKey: '' },
+        'us-east-1',
+        'bedrock',
+      ),
     ).rejects.not.toThrow(/AKIAVISIBLE/);
   });
 });
@@ -90,14 +114,25 @@ describe('signAwsRequest against the full @smithy/signature-v4 signer', () => {
     '/',
     '/model/m/invoke?z=1&a=2&a=1&b=x%20y&c=%2F&empty=',
   ];
-  const credentialSets: AwsCredentials[] = [SUITE_CREDENTIALS, { accessKeyId: 'ASIATEMP', secretAccessKey: 'temp/secret+key', sessionToken: 'tok/en+==' }];
-  const cases = paths.flatMap((p, i) => credentialSets.map((c, j) => [p, c, ['us-east-1', 'eu-central-1'][(i + j) % 2]] as const));
+  const credentialSets: AwsCredentials[] = [
+    SUITE_CREDENTIALS,
+    { accessKeyId: 'ASIATEMP', secretAccessKey: 'temp/secret+key', sessionToken: 'tok/en+==' },
+  ];
+  const cases = paths.flatMap((p, i) =>
+    credentialSets.map((c, j) => [p, c, ['us-east-1', 'eu-central-1'][(i + j) % 2]] as const),
+  );
 
   it.each(cases)('%s', async (p, credentials, region) => {
     const date = new Date(Date.UTC(2026, 10, 22, 3, 7, 11 + p.length));
     const body = Buffer.from(JSON.stringify({ path: p, pad: 'x'.repeat(p.length * 13) }));
     const hostname = `bedrock-runtime.${region}.amazonaws.com`;
-    const ours = await signAwsRequest({ method: 'POST', hostname, path: p, body }, credentials, region, 'bedrock', date);
+    const ours = await signAwsRequest(
+      { method: 'POST', hostname, path: p, body },
+      credentials,
+      region,
+      'bedrock',
+      date,
+    );
     const q = p.indexOf('?');
     const query: Record<string, string | string[]> = {};
     if (q !== -1) {
@@ -106,8 +141,22 @@ describe('signAwsRequest against the full @smithy/signature-v4 signer', () => {
         query[k] = existing === undefined ? v : Array.isArray(existing) ? [...existing, v] : [existing, v];
       }
     }
-    const smithy = await new SignatureV4({ service: 'bedrock', region, sha256: NodeSha256, credentials, applyChecksum: false }).sign(
-      { method: 'POST', protocol: 'https:', hostname, path: q === -1 ? p : p.slice(0, q), query, headers: { host: hostname }, body },
+    const smithy = await new SignatureV4({
+      service: 'bedrock',
+      region,
+      sha256: NodeSha256,
+      credentials,
+      applyChecksum: false,
+    }).sign(
+      {
+        method: 'POST',
+        protocol: 'https:',
+        hostname,
+        path: q === -1 ? p : p.slice(0, q),
+        query,
+        headers: { host: hostname },
+        body,
+      },
       { signingDate: date },
     );
     expect(ours.authorization).toBe(smithy.headers.authorization);
@@ -130,11 +179,16 @@ describe('signAwsRequest against the full @smithy/signature-v4 signer', () => {
 });
 
 describe('AWS credentials', () => {
-  const ini = '# comment\n[other]\naws_access_key_id = AKIAOTHER\naws_secret_access_key=other-secret\n\n[profile prod]\naws_access_key_id=AKIAPROD\naws_secret_access_key = prod-secret \naws_session_token=prod-token\n';
+  const ini =
+    '# comment\n[other]\naws_access_key_id = AKIAOTHER\naws_secret_access_key=other-secret\n\n[profile prod]\naws_access_key_id=AKIAPROD\naws_secret_access_key = prod-secret \naws_session_token=prod-token\n';
 
   it('parses the requested profile', () => {
     expect(parseSharedCredentials(ini, 'other')).toEqual({ accessKeyId: 'AKIAOTHER', secretAccessKey: 'other-secret' });
-    expect(parseSharedCredentials(ini, 'prod')).toEqual({ accessKeyId: 'AKIAPROD', secretAccessKey: 'prod-secret', sessionToken: 'prod-token' });
+    expect(parseSharedCredentials(ini, 'prod')).toEqual({
+      accessKeyId: 'AKIAPROD',
+      secretAccessKey: 'prod-secret',
+      sessionToken: 'prod-token',
+    });
   });
 
   it('names a missing profile or key but never the secret', () => {
@@ -171,10 +225,18 @@ describe('AWS credentials', () => {
   it('reuses default-chain credentials until five minutes before they expire', async () => {
     let now = 0;
     let calls = 0;
-    const source = defaultChainCredentials(async () => {
-      calls++;
-      return { accessKeyId: `ASIA${calls}`, secretAccessKey: 's', sessionToken: 't', expiration: new Date(60 * 60 * 1000) };
-    }, () => now);
+    const source = defaultChainCredentials(
+      async () => {
+        calls++;
+        return {
+          accessKeyId: `ASIA${calls}`,
+          secretAccessKey: 's',
+          sessionToken: 't',
+          expiration: new Date(60 * 60 * 1000),
+        };
+      },
+      () => now,
+    );
     expect(source.current()).toBeUndefined();
     expect(await source.load()).toEqual({ accessKeyId: 'ASIA1', secretAccessKey: 's', sessionToken: 't' });
     now = 54 * 60 * 1000;
@@ -188,7 +250,9 @@ describe('AWS credentials', () => {
     const source = defaultChainCredentials(async () => {
       throw Object.assign(new Error('secret-bearing detail'), { name: 'CredentialsProviderError' });
     });
-    await expect(source.load()).rejects.toThrow('AWS default credential chain found no credentials (CredentialsProviderError)');
+    await expect(source.load()).rejects.toThrow(
+      'AWS default credential chain found no credentials (CredentialsProviderError)',
+    );
   });
 });
 
@@ -217,12 +281,26 @@ describe('AwsSigV4Authenticator', () => {
 
   it('signs with per-request credentials and strips them', async () => {
     const result = await make(true).apply(request(perRequestHeaders));
-    expect(result.setHeaders.authorization).toContain('Credential=ASIAPERREQUEST/20261122/us-east-1/bedrock/aws4_request');
+    expect(result.setHeaders.authorization).toContain(
+      'Credential=ASIAPERREQUEST/20261122/us-east-1/bedrock/aws4_request',
+    );
     expect(result.setHeaders.authorization).toContain('SignedHeaders=host;x-amz-date;x-amz-security-token');
     expect(result.setHeaders['x-amz-security-token']).toBe('per-request-session-token');
     expect(result.removeHeaders).toEqual(expect.arrayContaining([...PER_REQUEST_CREDENTIAL_HEADER_NAMES]));
-    const expected = referenceSignature('POST', 'bedrock-runtime.us-east-1.amazonaws.com', '/model/something/converse', '{}',
-      { accessKeyId: 'ASIAPERREQUEST', secretAccessKey: 'per-request-secret', sessionToken: 'per-request-session-token' }, 'us-east-1', 'bedrock', date);
+    const expected = referenceSignature(
+      'POST',
+      'bedrock-runtime.us-east-1.amazonaws.com',
+      '/model/something/converse',
+      '{}',
+      {
+        accessKeyId: 'ASIAPERREQUEST',
+        secretAccessKey: 'per-request-secret',
+        sessionToken: 'per-request-session-token',
+      },
+      'us-east-1',
+      'bedrock',
+      date,
+    );
     expect(result.setHeaders.authorization).toBe(expected.authorization);
   });
 
@@ -230,21 +308,30 @@ describe('AwsSigV4Authenticator', () => {
     const result = await make(true).apply(request({}));
     expect(result.setHeaders.authorization).toContain('Credential=AKIASTATICFALLBACK/');
     expect(result.setHeaders['x-amz-security-token']).toBeUndefined();
-    expect(result.removeHeaders).toEqual(expect.arrayContaining(['x-amz-security-token', ...PER_REQUEST_CREDENTIAL_HEADER_NAMES]));
+    expect(result.removeHeaders).toEqual(
+      expect.arrayContaining(['x-amz-security-token', ...PER_REQUEST_CREDENTIAL_HEADER_NAMES]),
+    );
   });
 
   it('builds from the config with credentials from the Secret', async () => {
     const secrets = { read: () => '[prod]\naws_access_key_id=AKIASECRETFILE\naws_secret_access_key=file-secret\n' };
     const auth = awsSigV4Auth(
-      { type: 'AWSSigV4', region: 'eu-west-1', credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'prod' }, perRequestCredentials: false },
+      {
+        type: 'AWSSigV4',
+        region: 'eu-west-1',
+        credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'prod' },
+        perRequestCredentials: false,
+      },
       FIXTURE_BACKEND,
       secrets as never,
     );
     const result = await auth.apply(request({}));
-    expect(result.setHeaders.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIASECRETFILE\/\d{8}\/eu-west-1\/bedrock\/aws4_request, SignedHeaders=host;x-amz-date, Signature=[0-9a-f]{64}$/);
+    expect(result.setHeaders.authorization).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AKIASECRETFILE\/\d{8}\/eu-west-1\/bedrock\/aws4_request, SignedHeaders=host;x-amz-date, Signature=[0-9a-f]{64}$/,
+    );
   });
 
-  it('answers synchronously once credentials and the day\'s key are at hand, with the same signature', async () => {
+  it("answers synchronously once credentials and the day's key are at hand, with the same signature", async () => {
     const auth = new AwsSigV4Authenticator(
       { type: 'AWSSigV4', region: 'ap-south-2', credentials: { source: 'DefaultChain' }, perRequestCredentials: false },
       { current: () => configuredCredentials, load: async () => configuredCredentials },

@@ -28,7 +28,10 @@ function run(fixture: FixtureCase, chunking: (body: Buffer) => Buffer[]) {
   const upstream = translator.request(body);
   const response = translator.response();
   const status = Number(fixture.meta.responseStatus ?? 200);
-  const headers = { 'content-type': upstreamContentType(fixture.meta.responseType), ...parseResponseHeaders(fixture.meta.responseHeaders) };
+  const headers = {
+    'content-type': upstreamContentType(fixture.meta.responseType),
+    ...parseResponseHeaders(fixture.meta.responseHeaders),
+  };
   const head = response.head(status, headers);
   const chunks = chunking(upstreamBody(fixture));
   const out: Buffer[] = [];
@@ -52,7 +55,9 @@ describeWithShared('fixtures/translation-cases', 'provider translation fixtures 
       if (fixture.meta.expRawQuery !== undefined) expect(query).toBe(fixture.meta.expRawQuery);
       const expected = fixture.read('upstream-request.expected.json');
       if (expected) {
-        expect(normalizeJson(JSON.stringify(upstream.body), true)).toEqual(normalizeJson(expected.toString('utf8'), true));
+        expect(normalizeJson(JSON.stringify(upstream.body), true)).toEqual(
+          normalizeJson(expected.toString('utf8'), true),
+        );
       }
     });
 
@@ -68,12 +73,14 @@ describeWithShared('fixtures/translation-cases', 'provider translation fixtures 
         const json = fixture.read('client-response.expected.json');
         if (sse) expect(normalizeText(client).trim()).toBe(normalizeText(sse.toString('utf8')).trim());
         else if (json) {
-          const expected = expectedClientJson(fixture.folder, json.toString('utf8'), fixture.read('upstream-response.json')?.toString('utf8'));
+          const expected = expectedClientJson(
+            fixture.folder,
+            json.toString('utf8'),
+            fixture.read('upstream-response.json')?.toString('utf8'),
+          );
           expect(normalizeJson(client, false)).toEqual(normalizeJson(expected, false));
-        }
-        else throw new Error('case has no expected client response');
+        } else throw new Error('case has no expected client response');
       });
     }
   });
 });
-

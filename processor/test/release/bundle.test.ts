@@ -15,7 +15,12 @@ const UNPRIVILEGED = 65534;
 const SECRET = 'sk-bundle-test-0123456789';
 
 const config = testConfig({
-  backends: [openAIBackend('openai', { endpoint: { hostname: 'api.openai.com', port: 443, tls: true }, auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'api-key' } } })],
+  backends: [
+    openAIBackend('openai', {
+      endpoint: { hostname: 'api.openai.com', port: 443, tls: true },
+      auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'api-key' } },
+    }),
+  ],
 });
 
 function makeReadOnly(target: string): void {
@@ -35,7 +40,10 @@ function hasNodeModulesAbove(dir: string): string | undefined {
   }
 }
 
-function waitForReady(child: ChildProcess, output: { stdout: string; stderr: string }): Promise<{ grpcPort: number; adminPort: number }> {
+function waitForReady(
+  child: ChildProcess,
+  output: { stdout: string; stderr: string },
+): Promise<{ grpcPort: number; adminPort: number }> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`not ready after 15 s; stderr: ${output.stderr}`)), 15_000);
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -75,15 +83,22 @@ describe('the bundled processor (processor/dist alone)', () => {
     for (const dir of ['app', 'config', 'secrets']) makeReadOnly(path.join(root, dir));
 
     const asRoot = process.getuid?.() === 0;
-    if (!asRoot) process.stdout.write('bundle test: not running as root, so the processor runs as the current (unprivileged) user\n');
+    if (!asRoot)
+      process.stdout.write(
+        'bundle test: not running as root, so the processor runs as the current (unprivileged) user\n',
+      );
     child = spawn(
       process.execPath,
       [
         path.join(app, 'main.js'),
-        '--config', path.join(root, 'config', 'config.json'),
-        '--secrets-dir', path.join(root, 'secrets'),
-        '--listen', '127.0.0.1:0',
-        '--admin', '127.0.0.1:0',
+        '--config',
+        path.join(root, 'config', 'config.json'),
+        '--secrets-dir',
+        path.join(root, 'secrets'),
+        '--listen',
+        '127.0.0.1:0',
+        '--admin',
+        '127.0.0.1:0',
       ],
       {
         cwd: app,
@@ -142,7 +157,11 @@ describe('the bundled processor (processor/dist alone)', () => {
       expect(result.upstreamRequest?.headers['x-ai-gateway-backend']).toBe('openai');
       expect(result.upstreamRequest?.headers['x-ai-eg-model']).toBe('gpt-4o');
       expect(JSON.parse(result.body.toString()).usage).toEqual(usage);
-      expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({ llm_input_token: 7, llm_output_token: 3, llm_total_token: 10 });
+      expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({
+        llm_input_token: 7,
+        llm_output_token: 3,
+        llm_total_token: 10,
+      });
     } finally {
       client.close();
     }

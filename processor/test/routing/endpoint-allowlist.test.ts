@@ -25,7 +25,13 @@ function outcome(match: EndpointMatch | undefined): string {
 
 describe('the default endpoint allowlist', () => {
   const router = routerOf(
-    route(['gpt-4o'], openai, { name: 'default/chat', endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }, { api: 'Anthropic', pathPrefix: '/anthropic/v1' }] }),
+    route(['gpt-4o'], openai, {
+      name: 'default/chat',
+      endpoints: [
+        { api: 'OpenAI', pathPrefix: '/v1' },
+        { api: 'Anthropic', pathPrefix: '/anthropic/v1' },
+      ],
+    }),
   );
 
   it.each([
@@ -100,7 +106,9 @@ describe('the default endpoint allowlist', () => {
 
   it('serves exactly the operations a translator exists for (plus /models, answered locally)', () => {
     for (const api of ['OpenAI', 'Anthropic'] as const) {
-      const served = SERVED_ENDPOINTS[api].map((endpoint) => endpoint.operation).filter((operation) => operation !== 'models');
+      const served = SERVED_ENDPOINTS[api]
+        .map((endpoint) => endpoint.operation)
+        .filter((operation) => operation !== 'models');
       expect(new Set(served)).toEqual(new Set(Object.keys(TRANSLATORS[api] ?? {})));
     }
   });
@@ -117,7 +125,7 @@ describe('passthroughEndpoints (opt-in per route)', () => {
   const chat = route(['gpt-4o', 'shared'], openai, { name: 'team/chat' });
   const router = routerOf(chat, images);
 
-  it('serves an exact opted-in path for the listed method, offering only the opting route\'s rules', () => {
+  it("serves an exact opted-in path for the listed method, offering only the opting route's rules", () => {
     const match = router.match('/v1/images/generations?x=1', 'h', 'POST')!;
     expect(match).toMatchObject({ operation: 'other', subpath: '/images/generations', query: '?x=1' });
     expect(match.rules.map((rule) => rule.route.name)).toEqual(['team/images']);
@@ -128,7 +136,7 @@ describe('passthroughEndpoints (opt-in per route)', () => {
     expect(findRule(match.rules, 'dall-e-3')?.rule.route.name).toBe('team/images');
   });
 
-  it('keeps the other routes to the default endpoints, with every route\'s rules in first-match order', () => {
+  it("keeps the other routes to the default endpoints, with every route's rules in first-match order", () => {
     const match = router.match('/v1/chat/completions', 'h', 'POST')!;
     expect(match.operation).toBe('chat');
     expect(match.rules.map((rule) => rule.route.name)).toEqual(['team/chat', 'team/images']);
@@ -136,10 +144,22 @@ describe('passthroughEndpoints (opt-in per route)', () => {
   });
 
   it('answers a listed path with another method 405, listing the opted-in methods', () => {
-    expect(router.match('/v1/images/generations', 'h', 'GET')).toMatchObject({ operation: undefined, allowedMethods: ['POST'] });
-    expect(router.match('/v1/images/generations', 'h', 'DELETE')).toMatchObject({ operation: undefined, allowedMethods: ['POST'] });
-    expect(router.match('/v1/vector_stores/vs_1/files', 'h', 'DELETE')).toMatchObject({ operation: undefined, allowedMethods: ['PATCH', 'POST'] });
-    expect(router.match('/v1/images/generations', 'h')).toMatchObject({ operation: undefined, allowedMethods: ['POST'] });
+    expect(router.match('/v1/images/generations', 'h', 'GET')).toMatchObject({
+      operation: undefined,
+      allowedMethods: ['POST'],
+    });
+    expect(router.match('/v1/images/generations', 'h', 'DELETE')).toMatchObject({
+      operation: undefined,
+      allowedMethods: ['POST'],
+    });
+    expect(router.match('/v1/vector_stores/vs_1/files', 'h', 'DELETE')).toMatchObject({
+      operation: undefined,
+      allowedMethods: ['PATCH', 'POST'],
+    });
+    expect(router.match('/v1/images/generations', 'h')).toMatchObject({
+      operation: undefined,
+      allowedMethods: ['POST'],
+    });
   });
 
   it('matches a prefix ending in "/" for every subpath below it, not the prefix itself or its siblings', () => {
@@ -175,7 +195,10 @@ describe('passthroughEndpoints (opt-in per route)', () => {
     const both = routerOf(
       route(['m'], openai, {
         name: 'team/both',
-        endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }, { api: 'Anthropic', pathPrefix: '/anthropic/v1' }],
+        endpoints: [
+          { api: 'OpenAI', pathPrefix: '/v1' },
+          { api: 'Anthropic', pathPrefix: '/anthropic/v1' },
+        ],
         passthroughEndpoints: [{ path: '/images/generations', methods: ['POST'] }],
       }),
     );
@@ -184,7 +207,9 @@ describe('passthroughEndpoints (opt-in per route)', () => {
   });
 
   it('"/" opts into every plain subpath, still not into dot segments or encodings', () => {
-    const all = routerOf(route(['m'], openai, { name: 'team/all', passthroughEndpoints: [{ path: '/', methods: ['POST'] }] }));
+    const all = routerOf(
+      route(['m'], openai, { name: 'team/all', passthroughEndpoints: [{ path: '/', methods: ['POST'] }] }),
+    );
     expect(outcome(all.match('/v1/audio/speech', 'h', 'POST'))).toBe('other');
     expect(outcome(all.match('/v1/audio/speech', 'h', 'DELETE'))).toBe('405 (POST)');
     expect(outcome(all.match('/v1/..;/admin', 'h', 'POST'))).toBe('404');
@@ -196,18 +221,30 @@ describe('passthroughEndpoints (opt-in per route)', () => {
   it('respects hostnames: a route opted in on another host does not open the path here', () => {
     const hosts = routerOf(
       route(['a'], openai, { name: 'team/public', hostnames: ['public.example'] }),
-      route(['b'], openai, { name: 'team/internal', hostnames: ['internal.example'], passthroughEndpoints: [{ path: '/images/generations', methods: ['POST'] }] }),
+      route(['b'], openai, {
+        name: 'team/internal',
+        hostnames: ['internal.example'],
+        passthroughEndpoints: [{ path: '/images/generations', methods: ['POST'] }],
+      }),
     );
     expect(outcome(hosts.match('/v1/images/generations', 'internal.example', 'POST'))).toBe('other');
-    expect(hosts.match('/v1/images/generations', 'internal.example', 'POST')!.rules.map((r) => r.route.name)).toEqual(['team/internal']);
+    expect(hosts.match('/v1/images/generations', 'internal.example', 'POST')!.rules.map((r) => r.route.name)).toEqual([
+      'team/internal',
+    ]);
     expect(outcome(hosts.match('/v1/images/generations', 'public.example', 'POST'))).toBe('404');
   });
 
   it('offers the rules of every opted-in route in their order, and only for the method each listed', () => {
-    const a = route(['a'], openai, { name: 'ns/a', passthroughEndpoints: [{ path: '/moderations', methods: ['POST'] }] });
+    const a = route(['a'], openai, {
+      name: 'ns/a',
+      passthroughEndpoints: [{ path: '/moderations', methods: ['POST'] }],
+    });
     const b = route(['b'], openai, { name: 'ns/b' });
     const c = {
-      ...route(['c'], openai, { name: 'ns/c', passthroughEndpoints: [{ path: '/moderations', methods: ['POST', 'PUT'] }] }),
+      ...route(['c'], openai, {
+        name: 'ns/c',
+        passthroughEndpoints: [{ path: '/moderations', methods: ['POST', 'PUT'] }],
+      }),
       rules: [
         { models: [{ type: 'Prefix' as const, value: 'c-' }], backends: openai },
         { models: [{ type: 'Exact' as const, value: 'c-2' }], backends: openai },

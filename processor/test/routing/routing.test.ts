@@ -6,10 +6,19 @@ import { route, testConfig } from '../support/processor-harness';
 describe('Router', () => {
   const config = testConfig({
     routes: [
-      route(['a'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'r/short', endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }] }),
-      route(['b'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'r/long', endpoints: [{ api: 'OpenAI', pathPrefix: '/v1/team' }] }),
+      route(['a'], [{ backend: 'openai', weight: 1, priority: 0 }], {
+        name: 'r/short',
+        endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }],
+      }),
+      route(['b'], [{ backend: 'openai', weight: 1, priority: 0 }], {
+        name: 'r/long',
+        endpoints: [{ api: 'OpenAI', pathPrefix: '/v1/team' }],
+      }),
       {
-        ...route(['x'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'r/models', endpoints: [{ api: 'Anthropic', pathPrefix: '/anthropic/v1' }] }),
+        ...route(['x'], [{ backend: 'openai', weight: 1, priority: 0 }], {
+          name: 'r/models',
+          endpoints: [{ api: 'Anthropic', pathPrefix: '/anthropic/v1' }],
+        }),
         rules: [
           {
             models: [
@@ -21,13 +30,20 @@ describe('Router', () => {
           },
         ],
       },
-      route(['c'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'r/host', hostnames: ['*.corp.example', 'exact.example'] }),
+      route(['c'], [{ backend: 'openai', weight: 1, priority: 0 }], {
+        name: 'r/host',
+        hostnames: ['*.corp.example', 'exact.example'],
+      }),
     ],
   });
   const router = new Router(config);
 
   it('prefers the longest matching prefix and splits path, query and operation', () => {
-    expect(router.match('/v1/team/chat/completions?a=1', 'h', 'POST')).toMatchObject({ subpath: '/chat/completions', query: '?a=1', operation: 'chat' });
+    expect(router.match('/v1/team/chat/completions?a=1', 'h', 'POST')).toMatchObject({
+      subpath: '/chat/completions',
+      query: '?a=1',
+      operation: 'chat',
+    });
     expect(router.match('/v1/team/chat/completions', 'h', 'POST')!.rules.map((r) => r.route.name)).toEqual(['r/long']);
     expect(router.match('/v1/embeddings', 'h', 'POST')).toMatchObject({ operation: 'embeddings', api: 'OpenAI' });
     expect(router.match('/v1/responses', 'h', 'POST')).toMatchObject({ operation: 'other' });
@@ -36,13 +52,19 @@ describe('Router', () => {
     expect(router.match('/v1/models', 'h', 'GET')).toMatchObject({ operation: 'models' });
     expect(router.match('/v1', 'h', 'POST')).toMatchObject({ operation: undefined });
     expect(router.match('/v10/chat/completions', 'h', 'POST')).toBeUndefined();
-    expect(router.match('/anthropic/v1/messages', 'h', 'POST')).toMatchObject({ api: 'Anthropic', operation: 'messages' });
-    expect(router.match('/anthropic/v1/messages/count_tokens', 'h', 'POST')).toMatchObject({ operation: 'count_tokens' });
+    expect(router.match('/anthropic/v1/messages', 'h', 'POST')).toMatchObject({
+      api: 'Anthropic',
+      operation: 'messages',
+    });
+    expect(router.match('/anthropic/v1/messages/count_tokens', 'h', 'POST')).toMatchObject({
+      operation: 'count_tokens',
+    });
     expect(router.match('/anthropic/v1/other', 'h', 'POST')).toMatchObject({ operation: undefined });
   });
 
   it('matches hostnames exactly or by wildcard, ignoring the port and case', () => {
-    const names = (authority: string) => router.match('/v1/chat/completions', authority, 'POST')!.rules.map((r) => r.route.name);
+    const names = (authority: string) =>
+      router.match('/v1/chat/completions', authority, 'POST')!.rules.map((r) => r.route.name);
     expect(names('api.corp.example:443')).toEqual(['r/short', 'r/host']);
     expect(names('EXACT.example')).toEqual(['r/short', 'r/host']);
     expect(names('corp.example')).toEqual(['r/short']);
@@ -59,7 +81,7 @@ describe('Router', () => {
     expect(exactModels(router.match('/anthropic/v1/messages', 'h', 'POST')!.routes)).toEqual(['claude-3']);
   });
 
-  it('names the configured match that accepted a model (the metric label), never the client\'s name for a prefix or regex', () => {
+  it("names the configured match that accepted a model (the metric label), never the client's name for a prefix or regex", () => {
     const rules = router.match('/anthropic/v1/messages', 'h', 'POST')!.rules;
     expect(findRule(rules, 'claude-3')?.modelLabel).toBe('claude-3');
     expect(findRule(rules, 'claude-4-sonnet-20990101')?.modelLabel).toBe('claude-4*');
@@ -70,7 +92,9 @@ describe('Router', () => {
 
 describe('model regular expressions (RE2)', () => {
   const regexRouter = (...patterns: string[]) => {
-    const config = testConfig({ routes: [route(['unused'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'r/re2' })] });
+    const config = testConfig({
+      routes: [route(['unused'], [{ backend: 'openai', weight: 1, priority: 0 }], { name: 'r/re2' })],
+    });
     config.routes[0].rules[0].models = patterns.map((value) => ({ type: 'RegularExpression', value }));
     return new Router(config).match('/v1/chat/completions', 'h', 'POST')!.rules;
   };
@@ -161,7 +185,7 @@ describe('circuit breaker and backend selection', () => {
   });
 
   it('fails over to the next priority while the lower one is open, and back when it recovers', () => {
-    let now = 0;
+    const now = 0;
     const breakers = new CircuitBreakers(() => now);
     for (const name of ['p0-a', 'p0-b']) for (let i = 0; i < 2; i++) breakers.record(name, false, settings);
     expect(selectBackend(refs, breakers, settings, () => 0).backend).toBe('p1');

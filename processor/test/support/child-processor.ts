@@ -29,12 +29,16 @@ export class ChildProcessor {
       this.stderr = (this.stderr + data.toString()).slice(-4000);
     });
     child.on('exit', (code, signal) => {
-      for (const waiter of this.pending.values()) waiter.reject(new Error(`the child processor exited (${code ?? signal}); stderr: ${this.stderr}`));
+      for (const waiter of this.pending.values())
+        waiter.reject(new Error(`the child processor exited (${code ?? signal}); stderr: ${this.stderr}`));
       this.pending.clear();
     });
   }
 
-  static async start(config: ProcessorConfig, secrets: Record<string, Record<string, string>> = {}): Promise<ChildProcessor> {
+  static async start(
+    config: ProcessorConfig,
+    secrets: Record<string, Record<string, string>> = {},
+  ): Promise<ChildProcessor> {
     const child = fork(CHILD, [], {
       execArgv: ['--import', 'tsx', '--expose-gc'],
       stdio: ['ignore', 'ignore', 'pipe', 'ipc'],

@@ -8,7 +8,13 @@
 import * as grpc from '@grpc/grpc-js';
 import { extProcCodecs, PROCESS_METHOD_PATH, type ExtProcCodecs } from '../../src/grpc/codec';
 import { loadProtoRoot } from '../../src/grpc/descriptor';
-import type { HeaderMutation, HeaderValueOption, ProcessingRequest, ProtoStruct, ProtoValue } from '../../src/grpc/messages';
+import type {
+  HeaderMutation,
+  HeaderValueOption,
+  ProcessingRequest,
+  ProtoStruct,
+  ProtoValue,
+} from '../../src/grpc/messages';
 
 export interface ClientRequest {
   method?: string;
@@ -161,7 +167,12 @@ export class EnvoyClient {
     }
   }
 
-  private async drive(stream: RawStream, request: ClientRequest, upstream: Upstream, hooks: ExchangeHooks): Promise<ExchangeResult> {
+  private async drive(
+    stream: RawStream,
+    request: ClientRequest,
+    upstream: Upstream,
+    hooks: ExchangeHooks,
+  ): Promise<ExchangeResult> {
     const responses: DecodedResponse[] = [];
     const metadata: Record<string, Record<string, unknown>> = {};
     let clearedRouteCache = false;
@@ -179,7 +190,17 @@ export class EnvoyClient {
         const status = Number((immediate.status as { code?: number } | undefined)?.code ?? 200);
         hooks.onHeaders?.(status, headers, false);
         if (body.length) hooks.onChunk?.(body);
-        return { immediate: true, status, headers, body, chunks: [body], streamed: false, metadata, responses, clearedRouteCache };
+        return {
+          immediate: true,
+          status,
+          headers,
+          body,
+          chunks: [body],
+          streamed: false,
+          metadata,
+          responses,
+          clearedRouteCache,
+        };
       }
       if (response.kind !== expected) throw new Error(`expected a ${expected} response, got ${response.kind}`);
       const common = (response.message[expected] as { response?: Record<string, unknown> } | undefined)?.response;
@@ -201,7 +222,11 @@ export class EnvoyClient {
     stream.send({ requestHeaders: { headers: headerMap(requestHeaders), endOfStream: requestBody === undefined } });
     let answer = await receive('requestHeaders');
     if (isResult(answer)) return answer;
-    applyMutation(requestHeaders, commonOf(answer, 'requestHeaders')?.headerMutation as HeaderMutation | undefined, true);
+    applyMutation(
+      requestHeaders,
+      commonOf(answer, 'requestHeaders')?.headerMutation as HeaderMutation | undefined,
+      true,
+    );
 
     let upstreamBody: Buffer = requestBody ?? Buffer.alloc(0);
     if (requestBody !== undefined) {
@@ -210,29 +235,39 @@ export class EnvoyClient {
       if (isResult(answer)) return answer;
       const common = commonOf(answer, 'requestBody');
       applyMutation(requestHeaders, common?.headerMutation as HeaderMutation | undefined, true);
-      const bodyMutation = common?.bodyMutation as { body?: Uint8Array; clearBody?: boolean; mutation?: string } | undefined;
+      const bodyMutation = common?.bodyMutation as
+        { body?: Uint8Array; clearBody?: boolean; mutation?: string } | undefined;
       if (bodyMutation?.mutation === 'body') upstreamBody = toBuffer(bodyMutation.body);
       else if (bodyMutation?.mutation === 'clearBody') upstreamBody = Buffer.alloc(0);
     }
 
     const upstreamRequest: UpstreamRequest = {
-      method: requestHeaders[':method']!,
-      path: requestHeaders[':path']!,
+      method: requestHeaders[':method'],
+      path: requestHeaders[':path'],
       headers: Object.fromEntries(Object.entries(requestHeaders).filter(([name]) => !name.startsWith(':'))),
       body: upstreamBody,
     };
     const reply = await upstream(upstreamRequest);
     const incremental = isAsyncIterable(reply.body);
     const chunks = incremental ? [] : await collectChunks(reply.body);
-    const responseHeaders: Record<string, string> = { ':status': String(reply.status), ...lowerCaseKeys(reply.headers ?? {}) };
+    const responseHeaders: Record<string, string> = {
+      ':status': String(reply.status),
+      ...lowerCaseKeys(reply.headers ?? {}),
+    };
     const noBody = !incremental && chunks.length === 0 && !reply.cut;
     stream.send({
       responseHeaders: { headers: headerMap(responseHeaders), endOfStream: noBody },
-      ...(reply.codeDetails === undefined ? {} : { attributes: responseAttributes({ 'response.code_details': reply.codeDetails }) }),
+      ...(reply.codeDetails === undefined
+        ? {}
+        : { attributes: responseAttributes({ 'response.code_details': reply.codeDetails }) }),
     });
     answer = await receive('responseHeaders');
     if (isResult(answer)) return { ...answer, upstreamRequest };
-    applyMutation(responseHeaders, commonOf(answer, 'responseHeaders')?.headerMutation as HeaderMutation | undefined, true);
+    applyMutation(
+      responseHeaders,
+      commonOf(answer, 'responseHeaders')?.headerMutation as HeaderMutation | undefined,
+      true,
+    );
     const modeOverride = answer.message.modeOverride as { responseBodyMode?: number } | undefined;
     const streamed = modeOverride?.responseBodyMode === 1;
     if (incremental && !streamed) chunks.push(...(await collectChunks(reply.body)));
@@ -250,7 +285,18 @@ export class EnvoyClient {
         const chunk = Buffer.from(raw);
         if (hooks.abortAfterChunks !== undefined && index >= hooks.abortAfterChunks) {
           stream.cancel();
-          return { immediate: false, status, headers: clientHeaders(), body: Buffer.concat(clientChunks), chunks: clientChunks, streamed, upstreamRequest, metadata, responses, clearedRouteCache };
+          return {
+            immediate: false,
+            status,
+            headers: clientHeaders(),
+            body: Buffer.concat(clientChunks),
+            chunks: clientChunks,
+            streamed,
+            upstreamRequest,
+            metadata,
+            responses,
+            clearedRouteCache,
+          };
         }
         const end = !incremental && index === chunks.length - 1 && !reply.cut;
         index += 1;
@@ -274,7 +320,18 @@ export class EnvoyClient {
     } else if (!noBody) {
       if (hooks.abortAfterChunks !== undefined) {
         stream.cancel();
-        return { immediate: false, status, headers: clientHeaders(), body: Buffer.alloc(0), chunks: [], streamed, upstreamRequest, metadata, responses, clearedRouteCache };
+        return {
+          immediate: false,
+          status,
+          headers: clientHeaders(),
+          body: Buffer.alloc(0),
+          chunks: [],
+          streamed,
+          upstreamRequest,
+          metadata,
+          responses,
+          clearedRouteCache,
+        };
       }
       const whole = Buffer.concat(chunks);
       stream.send({ responseBody: { body: whole, endOfStream: !reply.cut } });
@@ -359,7 +416,11 @@ function toBuffer(bytes: Uint8Array | undefined): Buffer {
 }
 
 /** Envoy applies removals first, then sets; it ignores the headers its default mutation rules protect. */
-function applyMutation(headers: Record<string, string>, mutation: HeaderMutation | undefined, enforceRules: boolean): void {
+function applyMutation(
+  headers: Record<string, string>,
+  mutation: HeaderMutation | undefined,
+  enforceRules: boolean,
+): void {
   if (!mutation) return;
   for (const name of mutation.removeHeaders ?? []) {
     if (enforceRules && IGNORED_BY_ENVOY(name)) continue;
@@ -370,7 +431,8 @@ function applyMutation(headers: Record<string, string>, mutation: HeaderMutation
     const header = option.header as { key: string; value?: string; rawValue?: Uint8Array };
     const name = header.key.toLowerCase();
     if (enforceRules && IGNORED_BY_ENVOY(name)) continue;
-    const value = header.rawValue && header.rawValue.length ? toBuffer(header.rawValue).toString('utf8') : (header.value ?? '');
+    const value =
+      header.rawValue && header.rawValue.length ? toBuffer(header.rawValue).toString('utf8') : (header.value ?? '');
     const appendAction = option.appendAction ?? 0;
     if (appendAction === 0 && headers[name] !== undefined) headers[name] = `${headers[name]},${value}`;
     else if (appendAction === 1 && headers[name] !== undefined) continue;

@@ -49,7 +49,9 @@ export class Findings {
       .slice(0, 15)
       .map(([problem, { count, example }]) => `  - ${count}x ${problem}\n      e.g. ${example}`);
     const stopped = this.exhausted ? ` (stopped early after ${this.deadlines} missed deadlines)` : '';
-    throw new Error(`${what}: ${this.found.size} distinct problem(s) in ${this.cases} cases${stopped}:\n${lines.join('\n')}`);
+    throw new Error(
+      `${what}: ${this.found.size} distinct problem(s) in ${this.cases} cases${stopped}:\n${lines.join('\n')}`,
+    );
   }
 }
 
@@ -63,7 +65,8 @@ export function preview(bytes: Buffer | string, max = 160): string {
 /** Problems with an error body in the client API's own schema; [] when it conforms. */
 export function errorSchemaProblems(api: ClientApi, body: Buffer, headers: Record<string, string>): string[] {
   const problems: string[] = [];
-  if (!/^application\/json\b/.test(headers['content-type'] ?? '')) problems.push(`error content-type is ${JSON.stringify(headers['content-type'])}, not application/json`);
+  if (!/^application\/json\b/.test(headers['content-type'] ?? ''))
+    problems.push(`error content-type is ${JSON.stringify(headers['content-type'])}, not application/json`);
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
@@ -108,7 +111,7 @@ export function topLevelKeys(text: string): string[] | undefined {
   let i = 0;
   const n = text.length;
   const skipSpace = (): void => {
-    while (i < n && ' \t\r\n'.includes(text[i]!)) i++;
+    while (i < n && ' \t\r\n'.includes(text[i])) i++;
   };
   skipSpace();
   if (text[i] !== '{') return undefined;
@@ -116,14 +119,14 @@ export function topLevelKeys(text: string): string[] | undefined {
   const keys: string[] = [];
   let expectKey = false;
   for (; i < n; i++) {
-    const c = text[i]!;
+    const c = text[i];
     if (c === '"') {
       const start = i;
       i++;
       while (i < n && text[i] !== '"') i += text[i] === '\\' ? 2 : 1;
       if (depth === 1 && expectKey) {
         let j = i + 1;
-        while (j < n && ' \t\r\n'.includes(text[j]!)) j++;
+        while (j < n && ' \t\r\n'.includes(text[j])) j++;
         if (text[j] === ':') keys.push(JSON.parse(text.slice(start, i + 1)) as string);
       }
       expectKey = false;
@@ -151,12 +154,17 @@ export function apiOf(path: string): ClientApi {
  * immediate response in the client's error schema or a forwarded request whose body (when replaced) is JSON with
  * at most one top-level "model", equal to the model the request was routed by.
  */
-export function hostileRequestProblems(api: ClientApi, outcome: ExchangeOutcome, modelOverrides: ReadonlyMap<string, string>): string[] {
+export function hostileRequestProblems(
+  api: ClientApi,
+  outcome: ExchangeOutcome,
+  modelOverrides: ReadonlyMap<string, string>,
+): string[] {
   const problems: string[] = [];
   if (outcome.extraAnswers > 0) problems.push(`${outcome.extraAnswers} answer(s) more than messages sent`);
   const immediate = outcome.immediate;
   if (immediate) {
-    if (immediate.status < 400 || immediate.status > 499) problems.push(`status ${immediate.status} (a 4xx belongs here)`);
+    if (immediate.status < 400 || immediate.status > 499)
+      problems.push(`status ${immediate.status} (a 4xx belongs here)`);
     problems.push(...errorSchemaProblems(api, immediate.body, immediate.headers));
     return problems;
   }
@@ -179,7 +187,10 @@ export function hostileRequestProblems(api: ClientApi, outcome: ExchangeOutcome,
     if (models === 1 && routed !== undefined) {
       const forwarded = (JSON.parse(text) as { model?: unknown }).model;
       const expected = modelOverrides.get(routed) ?? routed;
-      if (forwarded !== expected) problems.push(`routed as ${JSON.stringify(routed)} but forwarded "model" ${JSON.stringify(forwarded).slice(0, 80)}`);
+      if (forwarded !== expected)
+        problems.push(
+          `routed as ${JSON.stringify(routed)} but forwarded "model" ${JSON.stringify(forwarded).slice(0, 80)}`,
+        );
     }
   }
   return problems;

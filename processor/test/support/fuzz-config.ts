@@ -26,9 +26,12 @@ export function fuzzConfig(overrides: Partial<ProcessorConfig> = {}): ProcessorC
     maxRequestBodyBytes: FUZZ_BODY_LIMIT,
     backends: [
       openAIBackend('openai'),
-      FIXTURE_BACKENDS.anthropic!,
-      { ...FIXTURE_BACKENDS['gcp-vertexai']!, auth: { type: 'BearerToken', secret: { secretName: 'gcp-token', key: 'token' } } },
-      FIXTURE_BACKENDS['aws-bedrock']!,
+      FIXTURE_BACKENDS.anthropic,
+      {
+        ...FIXTURE_BACKENDS['gcp-vertexai'],
+        auth: { type: 'BearerToken', secret: { secretName: 'gcp-token', key: 'token' } },
+      },
+      FIXTURE_BACKENDS['aws-bedrock'],
     ],
     routes: [
       {
@@ -40,11 +43,23 @@ export function fuzzConfig(overrides: Partial<ProcessorConfig> = {}): ProcessorC
         hostnames: [],
         requiredHeaders: [],
         rules: [
-          { models: [{ type: 'Exact', value: 'gpt-4o' }], backends: [{ backend: 'openai', weight: 1, priority: 0, modelNameOverride: 'gpt-4o-2024-08-06' }] },
+          {
+            models: [{ type: 'Exact', value: 'gpt-4o' }],
+            backends: [{ backend: 'openai', weight: 1, priority: 0, modelNameOverride: 'gpt-4o-2024-08-06' }],
+          },
           { models: [{ type: 'Exact', value: 'plain' }], backends: [{ backend: 'openai', weight: 1, priority: 0 }] },
-          { models: [{ type: 'Exact', value: 'claude-3' }], backends: [{ backend: 'anthropic', weight: 1, priority: 0 }] },
-          { models: [{ type: 'Prefix', value: 'gemini-' }], backends: [{ backend: 'gcp-vertexai', weight: 1, priority: 0 }] },
-          { models: [{ type: 'RegularExpression', value: 'titan-.*' }], backends: [{ backend: 'aws-bedrock', weight: 1, priority: 0 }] },
+          {
+            models: [{ type: 'Exact', value: 'claude-3' }],
+            backends: [{ backend: 'anthropic', weight: 1, priority: 0 }],
+          },
+          {
+            models: [{ type: 'Prefix', value: 'gemini-' }],
+            backends: [{ backend: 'gcp-vertexai', weight: 1, priority: 0 }],
+          },
+          {
+            models: [{ type: 'RegularExpression', value: 'titan-.*' }],
+            backends: [{ backend: 'aws-bedrock', weight: 1, priority: 0 }],
+          },
         ],
       },
     ],

@@ -10,7 +10,15 @@ import * as zlib from 'node:zlib';
 import type { ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { FIXTURE_BACKENDS } from '../providers/fixture-cases';
 import type { ClientApi } from '../../src/translate/types';
-import { caseConfig, hostFor, loadTranslationCases, normalizeText, splitSseBlocks, splitEvery, type FixtureBackend } from './translation-cases';
+import {
+  caseConfig,
+  hostFor,
+  loadTranslationCases,
+  normalizeText,
+  splitSseBlocks,
+  splitEvery,
+  type FixtureBackend,
+} from './translation-cases';
 import type { ExchangeOutcome, ExchangeSpec, UpstreamReply } from './session-driver';
 
 export interface StreamFixture {
@@ -32,18 +40,26 @@ export interface StreamFixture {
 }
 
 export const STREAM_BACKENDS: Record<string, FixtureBackend> = {
-  openai: { backend: FIXTURE_BACKENDS.openai! },
-  anthropic: { backend: FIXTURE_BACKENDS.anthropic!, secrets: { anthropic: { apiKey: 'anthropic-api-key' } } },
+  openai: { backend: FIXTURE_BACKENDS.openai },
+  anthropic: { backend: FIXTURE_BACKENDS.anthropic, secrets: { anthropic: { apiKey: 'anthropic-api-key' } } },
   'gcp-vertexai': {
-    backend: { ...FIXTURE_BACKENDS['gcp-vertexai']!, auth: { type: 'BearerToken', secret: { secretName: 'gcp-token', key: 'token' } } },
+    backend: {
+      ...FIXTURE_BACKENDS['gcp-vertexai'],
+      auth: { type: 'BearerToken', secret: { secretName: 'gcp-token', key: 'token' } },
+    },
     secrets: { 'gcp-token': { token: 'fake-gcp-auth-token' } },
   },
   'gcp-anthropicai': {
-    backend: { ...FIXTURE_BACKENDS['gcp-anthropicai']!, auth: { type: 'BearerToken', secret: { secretName: 'gcp-token', key: 'token' } } },
+    backend: {
+      ...FIXTURE_BACKENDS['gcp-anthropicai'],
+      auth: { type: 'BearerToken', secret: { secretName: 'gcp-token', key: 'token' } },
+    },
   },
   'aws-bedrock': {
-    backend: FIXTURE_BACKENDS['aws-bedrock']!,
-    secrets: { 'aws-credentials': { credentials: '[default]\naws_access_key_id=AKIAFUZZ\naws_secret_access_key=fuzz-secret\n' } },
+    backend: FIXTURE_BACKENDS['aws-bedrock'],
+    secrets: {
+      'aws-credentials': { credentials: '[default]\naws_access_key_id=AKIAFUZZ\naws_secret_access_key=fuzz-secret\n' },
+    },
   },
 };
 
@@ -72,7 +88,9 @@ const STREAM_CASES = ['23-', '25-', '26-', '28-', '50-', '51-'];
 /** The stream fixtures, from `../shared/fixtures` (`sharedDir`). */
 export function loadStreamFixtures(sharedDir: string): StreamFixture[] {
   const fixtures: StreamFixture[] = [];
-  const cases = loadTranslationCases(path.join(sharedDir, 'fixtures', 'translation-cases')).filter((c) => STREAM_CASES.some((p) => c.folder.startsWith(p)));
+  const cases = loadTranslationCases(path.join(sharedDir, 'fixtures', 'translation-cases')).filter((c) =>
+    STREAM_CASES.some((p) => c.folder.startsWith(p)),
+  );
   for (const testCase of cases) {
     const meta = testCase.meta;
     const dir = testCase.dir;
@@ -80,8 +98,14 @@ export function loadStreamFixtures(sharedDir: string): StreamFixture[] {
     const eventstream = path.join(dir, 'upstream-response.realistic-headers.eventstream');
     const clientApi: ClientApi = meta.path.startsWith('/anthropic/') ? 'Anthropic' : 'OpenAI';
     const backend = meta.backend!;
-    const translated = !(backend === 'openai' && clientApi === 'OpenAI') && !(backend === 'anthropic' && clientApi === 'Anthropic');
-    const request = { path: meta.path, authority: hostFor(backend), body: testCase.clientRequest, headers: meta.requestHeaders };
+    const translated =
+      !(backend === 'openai' && clientApi === 'OpenAI') && !(backend === 'anthropic' && clientApi === 'Anthropic');
+    const request = {
+      path: meta.path,
+      authority: hostFor(backend),
+      body: testCase.clientRequest,
+      headers: meta.requestHeaders,
+    };
     if (fs.existsSync(sse)) {
       const plain = fs.readFileSync(sse);
       const gzip = meta.responseType === 'sse-gzip';
@@ -124,7 +148,13 @@ export function loadStreamFixtures(sharedDir: string): StreamFixture[] {
     request: {
       path: '/v1/chat/completions',
       authority: hostFor('aws-bedrock'),
-      body: Buffer.from(JSON.stringify({ model: 'claude-sonnet-4', stream: true, messages: [{ role: 'user', content: 'cosine of 7?' }] })),
+      body: Buffer.from(
+        JSON.stringify({
+          model: 'claude-sonnet-4',
+          stream: true,
+          messages: [{ role: 'user', content: 'cosine of 7?' }],
+        }),
+      ),
     },
     status: 200,
     headers: { 'content-type': 'application/vnd.amazon.eventstream' },
@@ -139,7 +169,11 @@ export function loadStreamFixtures(sharedDir: string): StreamFixture[] {
     clientApi: 'OpenAI',
     translated: false,
     kind: 'sse',
-    request: { path: '/v1/chat/completions', authority: hostFor('openai'), body: fs.readFileSync(path.join(cassette, 'request.json')) },
+    request: {
+      path: '/v1/chat/completions',
+      authority: hostFor('openai'),
+      body: fs.readFileSync(path.join(cassette, 'request.json')),
+    },
     status: 200,
     headers: { 'content-type': 'text/event-stream; charset=utf-8' },
     wire: sseBytes,
@@ -150,7 +184,11 @@ export function loadStreamFixtures(sharedDir: string): StreamFixture[] {
 }
 
 /** The exchange for a fixture with the upstream body in `chunks` (and optional cut / trailers). */
-export function streamExchange(fixture: StreamFixture, chunks: Buffer[], options: Partial<UpstreamReply> & { deadlineMs?: number } = {}): ExchangeSpec {
+export function streamExchange(
+  fixture: StreamFixture,
+  chunks: Buffer[],
+  options: Partial<UpstreamReply> & { deadlineMs?: number } = {},
+): ExchangeSpec {
   const { deadlineMs, ...reply } = options;
   return {
     path: fixture.request.path,
@@ -166,7 +204,9 @@ export function streamExchange(fixture: StreamFixture, chunks: Buffer[], options
 export function streamSummary(outcome: ExchangeOutcome): Record<string, unknown> {
   const headers = { ...(outcome.responseHeaders ?? {}) };
   return {
-    immediate: outcome.immediate ? { status: outcome.immediate.status, body: normalizeText(outcome.immediate.body.toString('utf8')) } : undefined,
+    immediate: outcome.immediate
+      ? { status: outcome.immediate.status, body: normalizeText(outcome.immediate.body.toString('utf8')) }
+      : undefined,
     streamed: outcome.streamed,
     headers,
     body: normalizeText(outcome.clientBody.toString('utf8')),

@@ -17,7 +17,8 @@ function readSeed(): number {
   if (raw === undefined || raw === '') return DEFAULT_FUZZ_SEED;
   if (raw === 'random') return randomInt(1, 2 ** 31);
   const seed = Number(raw);
-  if (!Number.isSafeInteger(seed) || seed < 0) throw new Error(`FUZZ_SEED must be a non-negative integer or "random", got ${JSON.stringify(raw)}`);
+  if (!Number.isSafeInteger(seed) || seed < 0)
+    throw new Error(`FUZZ_SEED must be a non-negative integer or "random", got ${JSON.stringify(raw)}`);
   return seed;
 }
 
@@ -25,7 +26,8 @@ function readScale(): number {
   const raw = process.env.FUZZ_SCALE?.trim();
   if (raw === undefined || raw === '') return 1;
   const scale = Number(raw);
-  if (!Number.isFinite(scale) || scale <= 0) throw new Error(`FUZZ_SCALE must be a positive number, got ${JSON.stringify(raw)}`);
+  if (!Number.isFinite(scale) || scale <= 0)
+    throw new Error(`FUZZ_SCALE must be a positive number, got ${JSON.stringify(raw)}`);
   return scale;
 }
 
@@ -76,7 +78,7 @@ export class Rng {
 
   pick<T>(items: readonly T[]): T {
     if (items.length === 0) throw new Error('pick from an empty list');
-    return items[this.int(items.length)]!;
+    return items[this.int(items.length)];
   }
 
   bytes(n: number): Buffer {

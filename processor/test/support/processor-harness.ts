@@ -3,7 +3,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ProcessorApp, type AppOptions } from '../../src/app';
-import { CONFIG_VERSION, type BackendConfig, type ProcessorConfig, type RouteConfig } from '@ai-gateway-constructs/processor-config';
+import {
+  CONFIG_VERSION,
+  type BackendConfig,
+  type ProcessorConfig,
+  type RouteConfig,
+} from '@ai-gateway-constructs/processor-config';
 import { silentLogger } from '../../src/log';
 import { EnvoyClient } from './envoy-client';
 
@@ -25,7 +30,10 @@ export interface TestProcessorOptions {
   compile?: AppOptions['compile'];
 }
 
-export async function startTestProcessor(config: ProcessorConfig, options: TestProcessorOptions = {}): Promise<TestProcessor> {
+export async function startTestProcessor(
+  config: ProcessorConfig,
+  options: TestProcessorOptions = {},
+): Promise<TestProcessor> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-processor-'));
   const configDir = path.join(dir, 'config');
   const secretsDir = path.join(dir, 'secrets');
@@ -79,7 +87,11 @@ export function openAIBackend(name: string, overrides: Partial<BackendConfig> = 
   };
 }
 
-export function route(models: string[], backends: RouteConfig['rules'][number]['backends'], overrides: Partial<RouteConfig> = {}): RouteConfig {
+export function route(
+  models: string[],
+  backends: RouteConfig['rules'][number]['backends'],
+  overrides: Partial<RouteConfig> = {},
+): RouteConfig {
   return {
     name: 'default/chat',
     endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }],

@@ -54,11 +54,15 @@ function bytes(value: Uint8Array | undefined): Buffer {
 
 function decodeMutation(raw: unknown): DecodedMutation | undefined {
   if (!raw) return undefined;
-  const mutation = raw as { setHeaders?: Array<{ header?: { key: string; value?: string; rawValue?: Uint8Array } }>; removeHeaders?: string[] };
+  const mutation = raw as {
+    setHeaders?: Array<{ header?: { key: string; value?: string; rawValue?: Uint8Array } }>;
+    removeHeaders?: string[];
+  };
   return {
     set: (mutation.setHeaders ?? []).map((option) => {
       const header = option.header ?? { key: '' };
-      const value = header.rawValue && header.rawValue.length ? bytes(header.rawValue).toString('utf8') : (header.value ?? '');
+      const value =
+        header.rawValue && header.rawValue.length ? bytes(header.rawValue).toString('utf8') : (header.value ?? '');
       return { name: header.key.toLowerCase(), value };
     }),
     remove: [...(mutation.removeHeaders ?? [])],
@@ -75,7 +79,7 @@ export function decodeAnswer(outgoing: OutgoingResponse): Answer {
     const merged = structToObject(message.dynamicMetadata as unknown as ProtoStruct);
     answer.metadata = merged as Record<string, Record<string, unknown>>;
   }
-  if ((message.modeOverride as { responseBodyMode?: number } | undefined)?.responseBodyMode === 1) answer.streamed = true;
+  if (message.modeOverride?.responseBodyMode === 1) answer.streamed = true;
   if (kind === 'immediateResponse') {
     const immediate = message.immediateResponse as unknown as {
       status?: { code?: number };
@@ -85,10 +89,17 @@ export function decodeAnswer(outgoing: OutgoingResponse): Answer {
     };
     const headers: Record<string, string> = {};
     for (const { name, value } of decodeMutation(immediate.headers)?.set ?? []) headers[name] = value;
-    answer.immediate = { status: Number(immediate.status?.code ?? 0), headers, body: bytes(immediate.body), details: immediate.details ?? '' };
+    answer.immediate = {
+      status: Number(immediate.status?.code ?? 0),
+      headers,
+      body: bytes(immediate.body),
+      details: immediate.details ?? '',
+    };
     return answer;
   }
-  const member = (message as unknown as Record<string, { response?: Record<string, unknown>; headerMutation?: unknown } | undefined>)[kind];
+  const member = (
+    message as unknown as Record<string, { response?: Record<string, unknown>; headerMutation?: unknown } | undefined>
+  )[kind];
   const common = member?.response;
   answer.headerMutation = decodeMutation(common?.headerMutation ?? member?.headerMutation);
   answer.clearRouteCache = common?.clearRouteCache === true;
@@ -112,7 +123,10 @@ export const messages = {
     request: 'requestBody',
     requestBody: { body: Buffer.from(body), endOfStream },
   }),
-  requestTrailers: (): ProcessingRequest => ({ request: 'requestTrailers', requestTrailers: { trailers: headerMap({ 'x-trailer': '1' }) } }),
+  requestTrailers: (): ProcessingRequest => ({
+    request: 'requestTrailers',
+    requestTrailers: { trailers: headerMap({ 'x-trailer': '1' }) },
+  }),
   responseHeaders: (headers: Record<string, string>, endOfStream = false): ProcessingRequest => ({
     request: 'responseHeaders',
     responseHeaders: { headers: headerMap(headers), endOfStream },
@@ -121,7 +135,10 @@ export const messages = {
     request: 'responseBody',
     responseBody: { body: Buffer.from(body), endOfStream },
   }),
-  responseTrailers: (): ProcessingRequest => ({ request: 'responseTrailers', responseTrailers: { trailers: headerMap({ 'grpc-status': '0' }) } }),
+  responseTrailers: (): ProcessingRequest => ({
+    request: 'responseTrailers',
+    responseTrailers: { trailers: headerMap({ 'grpc-status': '0' }) },
+  }),
 };
 
 /** One session, driven message by message. */
@@ -179,7 +196,7 @@ export class SessionProbe {
     }
     if (this.failure) throw this.failure;
     if (this.unread === 0) throw new DeadlineError(`${what}: no answer`);
-    return this.answers[this.read++]!;
+    return this.answers[this.read++];
   }
 
   /** Lets pending work (auth, decompression) run: a few macrotask turns. */
@@ -256,7 +273,8 @@ function applyMutation(headers: Record<string, string>, mutation: DecodedMutatio
 }
 
 function mergeMetadata(target: Record<string, Record<string, unknown>>, answer: Answer): void {
-  for (const [namespace, value] of Object.entries(answer.metadata ?? {})) target[namespace] = { ...(target[namespace] ?? {}), ...value };
+  for (const [namespace, value] of Object.entries(answer.metadata ?? {}))
+    target[namespace] = { ...(target[namespace] ?? {}), ...value };
 }
 
 function expectKind(answer: Answer, kind: string, what: string): void {
@@ -267,7 +285,14 @@ function expectKind(answer: Answer, kind: string, what: string): void {
 export async function driveExchange(handler: ExtProcHandler, spec: ExchangeSpec): Promise<ExchangeOutcome> {
   const ms = spec.deadlineMs ?? 2000;
   const probe = new SessionProbe(handler);
-  const outcome: ExchangeOutcome = { streamed: false, clientChunks: [], clientBody: Buffer.alloc(0), metadata: {}, answers: probe.answers, extraAnswers: 0 };
+  const outcome: ExchangeOutcome = {
+    streamed: false,
+    clientChunks: [],
+    clientBody: Buffer.alloc(0),
+    metadata: {},
+    answers: probe.answers,
+    extraAnswers: 0,
+  };
   const take = async (what: string): Promise<Answer> => {
     const answer = await probe.next(what, ms);
     mergeMetadata(outcome.metadata, answer);
@@ -276,7 +301,8 @@ export async function driveExchange(handler: ExtProcHandler, spec: ExchangeSpec)
   };
   let cancelled = false;
   try {
-    const chunks = spec.body === undefined ? undefined : Array.isArray(spec.body) ? spec.body : [Buffer.from(spec.body)];
+    const chunks =
+      spec.body === undefined ? undefined : Array.isArray(spec.body) ? spec.body : [Buffer.from(spec.body)];
     const total = chunks ? chunks.reduce((n, c) => n + c.length, 0) : 0;
     const requestHeaders: Record<string, string> = {
       ':method': spec.method ?? (chunks ? 'POST' : 'GET'),
@@ -311,8 +337,8 @@ export async function driveExchange(handler: ExtProcHandler, spec: ExchangeSpec)
     if (chunks) {
       for (let i = 0; i < chunks.length; i++) {
         const last = i === chunks.length - 1;
-        probe.send(messages.requestBody(chunks[i]!, last && !spec.requestTrailers));
-        unanswered.push(chunks[i]!);
+        probe.send(messages.requestBody(chunks[i], last && !spec.requestTrailers));
+        unanswered.push(chunks[i]);
         if (!last) {
           // In BUFFERED mode Envoy sends the body whole; a processor may keep chunks before the last unanswered
           // (accumulating them) or answer each one. An immediate response ends the request either way.
@@ -326,11 +352,14 @@ export async function driveExchange(handler: ExtProcHandler, spec: ExchangeSpec)
         }
       }
       if (spec.requestTrailers) probe.send(messages.requestTrailers());
-      answer = await take(`the request body (${chunks.length} chunk(s), ${total} bytes${spec.requestTrailers ? ', then trailers' : ''})`);
+      answer = await take(
+        `the request body (${chunks.length} chunk(s), ${total} bytes${spec.requestTrailers ? ', then trailers' : ''})`,
+      );
       if (answer.kind === 'immediateResponse') return outcome;
       expectKind(answer, 'requestBody', 'the request body');
       covered(answer);
-      if (spec.requestTrailers) expectKind(await take('the request trailers'), 'requestTrailers', 'the request trailers');
+      if (spec.requestTrailers)
+        expectKind(await take('the request trailers'), 'requestTrailers', 'the request trailers');
     }
     const forwardedBody = Buffer.concat(forwarded);
     outcome.upstream = { headers: requestHeaders, body: forwardedBody, bodyReplaced, clearRouteCache };
@@ -356,11 +385,13 @@ export async function driveExchange(handler: ExtProcHandler, spec: ExchangeSpec)
     if (outcome.streamed) {
       for (let i = 0; i < replyChunks.length; i++) {
         const end = i === replyChunks.length - 1 && !reply.cut && !reply.trailers;
-        probe.send(messages.responseBody(replyChunks[i]!, end));
-        const bodyAnswer = await take(`response body chunk ${i + 1} of ${replyChunks.length} (${replyChunks[i]!.length} bytes)`);
+        probe.send(messages.responseBody(replyChunks[i], end));
+        const bodyAnswer = await take(
+          `response body chunk ${i + 1} of ${replyChunks.length} (${replyChunks[i].length} bytes)`,
+        );
         if (bodyAnswer.kind === 'immediateResponse') return outcome;
         expectKind(bodyAnswer, 'responseBody', `response body chunk ${i + 1}`);
-        deliver(replyChunks[i]!, bodyAnswer);
+        deliver(replyChunks[i], bodyAnswer);
       }
       if (replyChunks.length === 0 && !reply.cut && !reply.trailers) {
         probe.send(messages.responseBody(Buffer.alloc(0), true));
@@ -370,7 +401,9 @@ export async function driveExchange(handler: ExtProcHandler, spec: ExchangeSpec)
       // Buffered: Envoy sends the whole body in one message (end_of_stream=false when trailers follow).
       const whole = Buffer.concat(replyChunks);
       probe.send(messages.responseBody(whole, !reply.trailers));
-      const bodyAnswer = await take(`the buffered response body (${whole.length} bytes${reply.trailers ? ', then trailers' : ''})`);
+      const bodyAnswer = await take(
+        `the buffered response body (${whole.length} bytes${reply.trailers ? ', then trailers' : ''})`,
+      );
       if (bodyAnswer.kind === 'immediateResponse') return outcome;
       expectKind(bodyAnswer, 'responseBody', 'the buffered response body');
       applyMutation(responseHeaders, bodyAnswer.headerMutation);

@@ -16,7 +16,13 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import * as zlib from 'node:zlib';
-import { CONFIG_VERSION, type BackendConfig, type CostConfig, type ProcessorConfig, type RouteConfig } from '@ai-gateway-constructs/processor-config';
+import {
+  CONFIG_VERSION,
+  type BackendConfig,
+  type CostConfig,
+  type ProcessorConfig,
+  type RouteConfig,
+} from '@ai-gateway-constructs/processor-config';
 import type { TokenUsage } from '../../src/translate/types';
 import { usageFromOpenAI } from '../../src/translate/openai-usage';
 import type { ExchangeResult, UpstreamRequest, UpstreamResponse } from './envoy-client';
@@ -99,7 +105,8 @@ export function loadTranslationCases(dir: string): TranslationCase[] {
     .map((folder) => {
       const caseDir = path.join(dir, folder);
       const meta = JSON.parse(fs.readFileSync(path.join(caseDir, 'meta.json'), 'utf8')) as CaseMeta;
-      const clientRequest = readIf(caseDir, 'client-request.json') ?? readIf(caseDir, 'client-request.txt') ?? Buffer.alloc(0);
+      const clientRequest =
+        readIf(caseDir, 'client-request.json') ?? readIf(caseDir, 'client-request.txt') ?? Buffer.alloc(0);
       const expectedUpstream = readIf(caseDir, 'upstream-request.expected.json');
       let upstreamResponse: TranslationCase['upstreamResponse'];
       const sse = readIf(caseDir, 'upstream-response.wire.sse');
@@ -193,7 +200,10 @@ export function caseConfig(
     hostnames: [hostFor(fixtureName)],
     rules: [
       {
-        models: [...listedModels.map((value) => ({ type: 'Exact' as const, value })), { type: 'RegularExpression' as const, value: '.*' }],
+        models: [
+          ...listedModels.map((value) => ({ type: 'Exact' as const, value })),
+          { type: 'RegularExpression' as const, value: '.*' },
+        ],
         backends: [
           {
             backend: fixture.backend.name,
@@ -244,7 +254,9 @@ export function openAIUsageOf(text: string): TokenUsage | undefined {
 }
 
 /** The reference gateway's own error envelope or plain-text errors: compare semantically. */
-function referenceErrorOf(testCase: TranslationCase): { message?: string; code?: string; contains?: string[] } | undefined {
+function referenceErrorOf(
+  testCase: TranslationCase,
+): { message?: string; code?: string; contains?: string[] } | undefined {
   const expected = testCase.clientResponseExpected;
   const contains = testCase.meta.expResponseBodyFunc?.expected_body_contains;
   if (contains) return { contains: contains.filter((item) => !/^"(type|code)":/.test(item)) };
@@ -278,7 +290,8 @@ export function checkClientResponse(testCase: TranslationCase, result: ExchangeR
   const meta = testCase.meta;
   expect(result.status).toBe(meta.expStatus);
   const body = result.body.toString('utf8');
-  if (result.headers['content-length'] !== undefined) expect(result.headers['content-length']).toBe(String(result.body.length));
+  if (result.headers['content-length'] !== undefined)
+    expect(result.headers['content-length']).toBe(String(result.body.length));
   for (const [name, value] of Object.entries(meta.expResponseHeaders ?? {})) {
     expect(result.headers[name.toLowerCase()]).toBe(value);
   }
@@ -286,7 +299,9 @@ export function checkClientResponse(testCase: TranslationCase, result: ExchangeR
   if (listed) {
     const parsed = JSON.parse(body) as { object: string; data: Array<{ id: string; object: string }> };
     expect(parsed.object).toBe('list');
-    expect(parsed.data.map((m) => ({ id: m.id, object: m.object }))).toEqual(listed.map((m) => ({ id: m.id, object: 'model' })));
+    expect(parsed.data.map((m) => ({ id: m.id, object: m.object }))).toEqual(
+      listed.map((m) => ({ id: m.id, object: 'model' })),
+    );
     return;
   }
   const expected = testCase.clientResponseExpected;
@@ -314,7 +329,8 @@ export function checkClientResponse(testCase: TranslationCase, result: ExchangeR
     return;
   }
   // Report the real difference.
-  if (expected?.kind === 'json') expect(JSON.parse(normalizeText(body))).toEqual(JSON.parse(normalizeText(expected.text)));
+  if (expected?.kind === 'json')
+    expect(JSON.parse(normalizeText(body))).toEqual(JSON.parse(normalizeText(expected.text)));
   else expect(normalizeText(body).trim()).toBe(normalizeText(expected?.text ?? '').trim());
 }
 
@@ -378,7 +394,13 @@ export function defineTranslationCaseTests(options: TranslationCaseOptions): voi
 
         const metadata = result.metadata['io.envoy.ai_gateway'];
         expect(metadata).toBeDefined();
-        for (const key of ['llm_input_token', 'llm_output_token', 'llm_total_token', 'llm_cached_input_token', 'llm_reasoning_token']) {
+        for (const key of [
+          'llm_input_token',
+          'llm_output_token',
+          'llm_total_token',
+          'llm_cached_input_token',
+          'llm_reasoning_token',
+        ]) {
           expect(typeof metadata?.[key]).toBe('number');
         }
         const usage = options.expectedUsage

@@ -35,7 +35,11 @@ describe('SseUsageScanner', () => {
 
   it('reads a final event without its blank line at the end, and Responses API events', () => {
     const scanner = new SseUsageScanner();
-    scanner.push(Buffer.from('event: response.completed\ndata: {"type":"response.completed","response":{"usage":{"input_tokens":3,"output_tokens":4,"total_tokens":7,"output_tokens_details":{"reasoning_tokens":1}}}}'));
+    scanner.push(
+      Buffer.from(
+        'event: response.completed\ndata: {"type":"response.completed","response":{"usage":{"input_tokens":3,"output_tokens":4,"total_tokens":7,"output_tokens_details":{"reasoning_tokens":1}}}}',
+      ),
+    );
     expect(scanner.usage).toBeUndefined();
     scanner.end();
     expect(scanner.usage).toEqual({ input: 3, output: 4, total: 7, cachedInput: 0, reasoning: 1 });
@@ -44,7 +48,12 @@ describe('SseUsageScanner', () => {
 
 describe('findUsageObject', () => {
   it('finds the top-level usage without a full parse, ignoring braces inside strings', () => {
-    const body = Buffer.from(JSON.stringify({ choices: [{ message: { content: 'a } { "b" \\ ' } }], usage: { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 } }));
+    const body = Buffer.from(
+      JSON.stringify({
+        choices: [{ message: { content: 'a } { "b" \\ ' } }],
+        usage: { prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 },
+      }),
+    );
     expect(findUsageObject(body)).toEqual({ prompt_tokens: 2, completion_tokens: 3, total_tokens: 5 });
   });
 
@@ -60,7 +69,13 @@ describe('findUsageObject', () => {
 
   it('reads what JSON.parse reads, whatever the usage object holds', () => {
     const usages: unknown[] = [
-      { prompt_tokens: 352, completion_tokens: 72, total_tokens: 424, prompt_tokens_details: { cached_tokens: 0, audio_tokens: null }, completion_tokens_details: { reasoning_tokens: 10 } },
+      {
+        prompt_tokens: 352,
+        completion_tokens: 72,
+        total_tokens: 424,
+        prompt_tokens_details: { cached_tokens: 0, audio_tokens: null },
+        completion_tokens_details: { reasoning_tokens: 10 },
+      },
       { input_tokens: 0, output_tokens: 9007199254740991, input_tokens_details: {}, output_tokens_details: null },
       {},
       { prompt_tokens: 1.5, completion_tokens: 1e3, total_tokens: -4 },
@@ -68,7 +83,7 @@ describe('findUsageObject', () => {
       { prompt_tokens: '7', completion_tokens: [1], total_tokens: true },
       { 'prompt_"tokens': 3, prompt_tokens: 4 },
       { prompt_tokens_details: { nested: { deeper: 1 } }, prompt_tokens: 5 },
-      { 'ünïcode': 1, prompt_tokens: 6 },
+      { ünïcode: 1, prompt_tokens: 6 },
       { note: 'a } b { "quoted" \\ end', prompt_tokens: 7, nested: { text: '}}' } },
     ];
     const spacings: Array<(json: string) => string> = [
@@ -79,7 +94,9 @@ describe('findUsageObject', () => {
     for (const usage of usages) {
       // The spacings rewrite every brace, comma and colon: only for usages without string values.
       for (const space of JSON.stringify(usage).includes(':"') ? spacings.slice(0, 1) : spacings) {
-        const body = Buffer.from(`{"id":"x","choices":[{"message":{"content":"\\"usage\\": {}"}}],"usage": ${space(JSON.stringify(usage))},"service_tier":"default"}`);
+        const body = Buffer.from(
+          `{"id":"x","choices":[{"message":{"content":"\\"usage\\": {}"}}],"usage": ${space(JSON.stringify(usage))},"service_tier":"default"}`,
+        );
         expect(findUsageObject(body)).toEqual((JSON.parse(body.toString()) as { usage: unknown }).usage);
       }
     }
@@ -88,8 +105,20 @@ describe('findUsageObject', () => {
 
 describe('usageFromOpenAI', () => {
   it('computes a missing total and ignores negative or non-numeric counts', () => {
-    expect(usageFromOpenAI({ prompt_tokens: 2, completion_tokens: 3 })).toEqual({ input: 2, output: 3, total: 5, cachedInput: 0, reasoning: 0 });
-    expect(usageFromOpenAI({ prompt_tokens: -1, completion_tokens: 'x', total_tokens: 4 })).toEqual({ input: 0, output: 0, total: 4, cachedInput: 0, reasoning: 0 });
+    expect(usageFromOpenAI({ prompt_tokens: 2, completion_tokens: 3 })).toEqual({
+      input: 2,
+      output: 3,
+      total: 5,
+      cachedInput: 0,
+      reasoning: 0,
+    });
+    expect(usageFromOpenAI({ prompt_tokens: -1, completion_tokens: 'x', total_tokens: 4 })).toEqual({
+      input: 0,
+      output: 0,
+      total: 4,
+      cachedInput: 0,
+      reasoning: 0,
+    });
     expect(usageFromOpenAI(null)).toBeUndefined();
   });
 });
@@ -115,23 +144,37 @@ describe('openAIPassthrough', () => {
     const upstream = openAIPassthrough(context({})).request(body);
     expect(upstream).toMatchObject({ path: '/openai/v1/chat/completions?a=b', bodyUnchanged: true });
     expect(upstream.body).toBe(body);
-    const root = openAIPassthrough(context({ backend: openAIBackend('b', { schema: { name: 'OpenAI', pathPrefix: '/' } }) })).request({ model: 'gpt-4o' });
+    const root = openAIPassthrough(
+      context({ backend: openAIBackend('b', { schema: { name: 'OpenAI', pathPrefix: '/' } }) }),
+    ).request({ model: 'gpt-4o' });
     expect(root.path).toBe('/chat/completions?a=b');
   });
 
   it('overrides the model and forces stream usage (keeping other stream options)', () => {
-    const upstream = openAIPassthrough(context({ upstreamModel: 'other', stream: true, forceStreamUsage: true })).request({
+    const upstream = openAIPassthrough(
+      context({ upstreamModel: 'other', stream: true, forceStreamUsage: true }),
+    ).request({
       model: 'gpt-4o',
       stream: true,
       stream_options: { include_obfuscation: false },
     });
     expect(upstream.bodyUnchanged).toBe(false);
-    expect(upstream.body).toEqual({ model: 'other', stream: true, stream_options: { include_obfuscation: false, include_usage: true } });
+    expect(upstream.body).toEqual({
+      model: 'other',
+      stream: true,
+      stream_options: { include_obfuscation: false, include_usage: true },
+    });
   });
 
   it('does not force usage on embeddings or non-streaming requests', () => {
-    expect(openAIPassthrough(context({ operation: 'embeddings', stream: true, forceStreamUsage: true })).request({ model: 'gpt-4o' }).bodyUnchanged).toBe(true);
-    expect(openAIPassthrough(context({ forceStreamUsage: true })).request({ model: 'gpt-4o' }).bodyUnchanged).toBe(true);
+    expect(
+      openAIPassthrough(context({ operation: 'embeddings', stream: true, forceStreamUsage: true })).request({
+        model: 'gpt-4o',
+      }).bodyUnchanged,
+    ).toBe(true);
+    expect(openAIPassthrough(context({ forceStreamUsage: true })).request({ model: 'gpt-4o' }).bodyUnchanged).toBe(
+      true,
+    );
   });
 
   it.each([
@@ -141,9 +184,20 @@ describe('openAIPassthrough', () => {
     ['forced usage on a non-streaming request', { forceStreamUsage: true }, true],
     ['a model override', { upstreamModel: 'other' }, false],
     ['forced usage on a chat stream', { stream: true, forceStreamUsage: true }, false],
-    ['forced usage on a completions stream', { operation: 'completions', subpath: '/completions', stream: true, forceStreamUsage: true }, false],
-  ] as Array<[string, Partial<TranslationContext>, boolean]>)('forwards the client body unchanged only when nothing changes it: %s', (_name, overrides, unchanged) => {
-    const full = openAIPassthrough(context(overrides)).request({ model: 'gpt-4o', stream: overrides.stream === true, messages: [] });
-    expect(full.bodyUnchanged).toBe(unchanged);
-  });
+    [
+      'forced usage on a completions stream',
+      { operation: 'completions', subpath: '/completions', stream: true, forceStreamUsage: true },
+      false,
+    ],
+  ] as Array<[string, Partial<TranslationContext>, boolean]>)(
+    'forwards the client body unchanged only when nothing changes it: %s',
+    (_name, overrides, unchanged) => {
+      const full = openAIPassthrough(context(overrides)).request({
+        model: 'gpt-4o',
+        stream: overrides.stream === true,
+        messages: [],
+      });
+      expect(full.bodyUnchanged).toBe(unchanged);
+    },
+  );
 });

@@ -9,7 +9,7 @@ const NAMES = ['input_tokens', 'output_tokens', 'total_tokens', 'cached_input_to
 function celInt(expression: string, u: TokenUsage): bigint | 'error' {
   const program = plan(celEnv(), parse(expression));
   const values = [u.input, u.output, u.total, u.cachedInput, u.reasoning];
-  const result = program(Object.fromEntries(NAMES.map((name, i) => [name, BigInt(values[i]!)])));
+  const result = program(Object.fromEntries(NAMES.map((name, i) => [name, BigInt(values[i])])));
   if (isCelError(result)) return 'error';
   if (typeof result !== 'bigint') throw new Error(`unexpected ${typeof result}`);
   return result;
@@ -27,11 +27,13 @@ function random(seed: number): () => number {
 function randomExpression(next: () => number, depth: number): string {
   const pick = next();
   if (depth === 0 || pick < 0.3) {
-    return next() < 0.6 ? NAMES[Math.floor(next() * NAMES.length)]! : String(Math.floor(next() * (next() < 0.2 ? 1e6 : 100)));
+    return next() < 0.6
+      ? NAMES[Math.floor(next() * NAMES.length)]
+      : String(Math.floor(next() * (next() < 0.2 ? 1e6 : 100)));
   }
   if (pick < 0.4) return `-${randomExpression(next, depth - 1)}`;
   if (pick < 0.5) return `(${randomExpression(next, depth - 1)})`;
-  const op = ['+', '-', '*'][Math.floor(next() * 3)]!;
+  const op = ['+', '-', '*'][Math.floor(next() * 3)];
   const space = next() < 0.5 ? ' ' : '';
   return `${randomExpression(next, depth - 1)}${space}${op}${space}${randomExpression(next, depth - 1)}`;
 }
@@ -100,7 +102,11 @@ describe('CEL arithmetic fast path', () => {
 
   it('gives the compiled cost the interpreter answer when the fast path hands over', () => {
     const cost = compileCelCost('input_tokens * 4 + output_tokens');
-    const inputs = (input: number) => ({ model: 'm', backend: 'b', usage: { input, output: 1, total: 0, cachedInput: 0, reasoning: 0 } });
+    const inputs = (input: number) => ({
+      model: 'm',
+      backend: 'b',
+      usage: { input, output: 1, total: 0, cachedInput: 0, reasoning: 0 },
+    });
     expect(cost(inputs(10))).toBe(41);
     // 2^53 * 4 is exact in int64 but beyond 2^53: the interpreter answers.
     expect(cost(inputs(2 ** 53))).toBe(Number(BigInt(2 ** 53) * 4n + 1n));

@@ -11,12 +11,20 @@ describe('costs', () => {
   it('maps the token types', () => {
     const value = (type: 'InputToken' | 'OutputToken' | 'TotalToken' | 'CachedInputToken' | 'ReasoningToken') =>
       compileCost({ metadataKey: 'k', type }).evaluate(inputs);
-    expect([value('InputToken'), value('OutputToken'), value('TotalToken'), value('CachedInputToken'), value('ReasoningToken')]).toEqual([10, 20, 30, 4, 6]);
+    expect([
+      value('InputToken'),
+      value('OutputToken'),
+      value('TotalToken'),
+      value('CachedInputToken'),
+      value('ReasoningToken'),
+    ]).toEqual([10, 20, 30, 4, 6]);
   });
 
   it('evaluates CEL over the counts, the model and the backend', () => {
     expect(compileCelCost('input_tokens + 4 * output_tokens')(inputs)).toBe(90);
-    expect(compileCelCost('(input_tokens - cached_input_tokens) + cached_input_tokens / 2 + reasoning_tokens')(inputs)).toBe(14);
+    expect(
+      compileCelCost('(input_tokens - cached_input_tokens) + cached_input_tokens / 2 + reasoning_tokens')(inputs),
+    ).toBe(14);
     expect(compileCelCost('model == "gpt-4o" ? total_tokens * 2 : total_tokens')(inputs)).toBe(60);
     expect(compileCelCost('backend.startsWith("open") ? 1 : 0')(inputs)).toBe(1);
   });
@@ -35,9 +43,13 @@ describe('costs', () => {
   it('writes 0 and reports when an expression fails for one response', () => {
     const divide = compileCost({ metadataKey: 'ratio', type: 'CEL', expression: 'input_tokens / output_tokens' });
     const errors: string[] = [];
-    const bytes = new UsageMetadata([divide]).encode({ ...inputs, usage: { ...usage, output: 0 } }, (key) => errors.push(key));
-    const metadata = struct.toObject(struct.decode(bytes)) as { fields: Record<string, { structValue: { fields: Record<string, unknown> } }> };
-    expect(metadata.fields['io.envoy.ai_gateway']!.structValue.fields).toEqual({
+    const bytes = new UsageMetadata([divide]).encode({ ...inputs, usage: { ...usage, output: 0 } }, (key) =>
+      errors.push(key),
+    );
+    const metadata = struct.toObject(struct.decode(bytes)) as {
+      fields: Record<string, { structValue: { fields: Record<string, unknown> } }>;
+    };
+    expect(metadata.fields['io.envoy.ai_gateway'].structValue.fields).toEqual({
       llm_input_token: { numberValue: 10 },
       llm_output_token: { numberValue: 0 },
       llm_total_token: { numberValue: 30 },
@@ -49,7 +61,9 @@ describe('costs', () => {
   });
 
   it('encodes zero usage once per model and backend, and every other usage each time', () => {
-    const metadata = new UsageMetadata([compileCost({ metadataKey: 'ratio', type: 'CEL', expression: 'output_tokens / input_tokens' })]);
+    const metadata = new UsageMetadata([
+      compileCost({ metadataKey: 'ratio', type: 'CEL', expression: 'output_tokens / input_tokens' }),
+    ]);
     const errors: string[] = [];
     const zero = { input: 0, output: 0, total: 0, cachedInput: 0, reasoning: 0 };
     const first = metadata.encode({ ...inputs, usage: zero }, (key) => errors.push(key));

@@ -1,4 +1,12 @@
-import { accessLogLine, checkAgainstManifests, listenerLines, parseCommandLine, UsageError, USAGE, type DevOptions } from '../../../lib/dataplane/dev-options';
+import {
+  accessLogLine,
+  checkAgainstManifests,
+  listenerLines,
+  parseCommandLine,
+  UsageError,
+  USAGE,
+  type DevOptions,
+} from '../../../lib/dataplane/dev-options';
 import type { DataPlaneModel, KubeObject, ListenerModel } from '../../../lib/dataplane/model';
 
 function dev(...args: string[]): DevOptions {
@@ -67,14 +75,20 @@ describe('ai-gateway command line', () => {
     ).toEqual({
       paths: ['dist/platform.k8s.yaml', 'dist/team-chat.k8s.yaml', '--odd-file-name.yaml'],
       secretsDir: './secrets',
-      backendOverrides: { 'ai-platform/openai': 'http://127.0.0.1:8080', 'ai-platform/anthropic': 'https://localhost:8443' },
+      backendOverrides: {
+        'ai-platform/openai': 'http://127.0.0.1:8080',
+        'ai-platform/anthropic': 'https://localhost:8443',
+      },
       echo: true,
       redisUrl: 'redis://127.0.0.1:6379/0',
       ports: { 'ai-platform/ai-gateway:80': 8080, 'ai-platform/ai-gateway:443': 8443 },
       host: '0.0.0.0',
       processorLog: 'p.log',
       processorEntry: 'main.js',
-      jwksOverrides: { 'https://issuer.example.com/jwks.json': './keys.json', 'https://other.example.com/keys': 'http://127.0.0.1:9000/jwks?v=1' },
+      jwksOverrides: {
+        'https://issuer.example.com/jwks.json': './keys.json',
+        'https://other.example.com/keys': 'http://127.0.0.1:9000/jwks?v=1',
+      },
       caFiles: ['a.pem', 'b.pem'],
     });
   });
@@ -86,7 +100,19 @@ describe('ai-gateway command line', () => {
   });
 
   it('explains every flag in the help', () => {
-    for (const flag of ['--secrets', '--backend', '--echo', '--redis', '--port', '--host', '--processor-log', '--processor ', '--jwks', '--ca-file', '--help']) {
+    for (const flag of [
+      '--secrets',
+      '--backend',
+      '--echo',
+      '--redis',
+      '--port',
+      '--host',
+      '--processor-log',
+      '--processor ',
+      '--jwks',
+      '--ca-file',
+      '--help',
+    ]) {
       expect(USAGE).toContain(flag);
     }
     expect(USAGE).toContain('AI_GATEWAY_SECRET_<SECRET>_<KEY>');
@@ -108,7 +134,10 @@ describe('ai-gateway command line', () => {
     [['dev', 'dist/', '--backend', 'a/b=not a url'], 'is not a URL'],
     [['dev', 'dist/', '--backend', 'a/b=http://x/v1'], 'cannot carry a path'],
     [['dev', 'dist/', '--backend', 'a/b=http://x', '--backend', 'a/b=http://y'], '--backend a/b is given twice'],
-    [['dev', 'dist/', '--port', 'ai-platform/ai-gateway=8080'], '--port needs <namespace>/<gateway>:<listenerPort>=<localPort>'],
+    [
+      ['dev', 'dist/', '--port', 'ai-platform/ai-gateway=8080'],
+      '--port needs <namespace>/<gateway>:<listenerPort>=<localPort>',
+    ],
     [['dev', 'dist/', '--port', 'ai-gateway:80=8080'], '--port needs <namespace>/<name> before "="'],
     [['dev', 'dist/', '--port', 'a/g:http=8080'], 'the listener port must be a port from 1 to 65535'],
     [['dev', 'dist/', '--port', 'a/g:80=70000'], 'the local port must be a port from 1 to 65535'],
@@ -125,7 +154,12 @@ describe('ai-gateway command line', () => {
   });
 
   describe('against the manifests', () => {
-    const listener = (port: number, sectionName: string, hostname?: string, protocol: 'HTTP' | 'HTTPS' = 'HTTP'): ListenerModel => ({
+    const listener = (
+      port: number,
+      sectionName: string,
+      hostname?: string,
+      protocol: 'HTTP' | 'HTTPS' = 'HTTP',
+    ): ListenerModel => ({
       name: `ai-platform/ai-gateway/${sectionName}`,
       sectionName,
       port,
@@ -136,7 +170,17 @@ describe('ai-gateway command line', () => {
       attachedRoutes: 0,
     });
     const model: DataPlaneModel = {
-      gateways: [{ namespace: 'ai-platform', name: 'ai-gateway', listeners: [listener(80, 'http'), listener(8080, 'api', '*.example.com'), listener(443, 'https', 'api.example.com', 'HTTPS')] }],
+      gateways: [
+        {
+          namespace: 'ai-platform',
+          name: 'ai-gateway',
+          listeners: [
+            listener(80, 'http'),
+            listener(8080, 'api', '*.example.com'),
+            listener(443, 'https', 'api.example.com', 'HTTPS'),
+          ],
+        },
+      ],
       routeStatuses: [],
       processors: [],
     };
@@ -147,11 +191,27 @@ describe('ai-gateway command line', () => {
     ];
 
     it('accepts overrides of Backends and Services and ports of listeners that exist', () => {
-      expect(() => checkAgainstManifests(dev('dist/', '--backend', 'ai-platform/openai=http://x', '--backend', 'default/plain=http://y', '--port', 'ai-platform/ai-gateway:8080=9000'), objects, model)).not.toThrow();
+      expect(() =>
+        checkAgainstManifests(
+          dev(
+            'dist/',
+            '--backend',
+            'ai-platform/openai=http://x',
+            '--backend',
+            'default/plain=http://y',
+            '--port',
+            'ai-platform/ai-gateway:8080=9000',
+          ),
+          objects,
+          model,
+        ),
+      ).not.toThrow();
     });
 
     it('refuses manifests without a Gateway', () => {
-      expect(() => checkAgainstManifests(dev('dist/'), objects, { ...model, gateways: [] })).toThrow('the manifests in dist/ contain no Gateway');
+      expect(() => checkAgainstManifests(dev('dist/'), objects, { ...model, gateways: [] })).toThrow(
+        'the manifests in dist/ contain no Gateway',
+      );
     });
 
     it('refuses an override of something the manifests do not contain', () => {
@@ -161,7 +221,9 @@ describe('ai-gateway command line', () => {
     });
 
     it('refuses a port mapping of a listener that does not exist, listing those that do', () => {
-      expect(() => checkAgainstManifests(dev('dist/', '--port', 'ai-platform/ai-gateway:9999=9000'), objects, model)).toThrow(
+      expect(() =>
+        checkAgainstManifests(dev('dist/', '--port', 'ai-platform/ai-gateway:9999=9000'), objects, model),
+      ).toThrow(
         '--port ai-platform/ai-gateway:9999: no Gateway listener has that port; the listeners are ai-platform/ai-gateway:443, ai-platform/ai-gateway:80, ai-platform/ai-gateway:8080',
       );
     });
@@ -190,13 +252,22 @@ describe('ai-gateway command line', () => {
     };
 
     it('name the request, the outcome, the route and the tokens, never the query', () => {
-      expect(accessLogLine(entry)).toBe('[2026-12-06T10:00:00.000Z] "POST /v1/chat/completions" 200 - via_upstream 12ms route=httproute/team/chat/rule/0/match/2/* tokens=12/8');
+      expect(accessLogLine(entry)).toBe(
+        '[2026-12-06T10:00:00.000Z] "POST /v1/chat/completions" 200 - via_upstream 12ms route=httproute/team/chat/rule/0/match/2/* tokens=12/8',
+      );
     });
 
     it('show a reset stream, the flags and a missing route', () => {
-      expect(accessLogLine({ ...entry, status: undefined, responseFlags: ['NR', 'UF'], responseCodeDetails: undefined, route: undefined, dynamicMetadata: new Map() })).toBe(
-        '[2026-12-06T10:00:00.000Z] "POST /v1/chat/completions" - NR,UF - 12ms route=-',
-      );
+      expect(
+        accessLogLine({
+          ...entry,
+          status: undefined,
+          responseFlags: ['NR', 'UF'],
+          responseCodeDetails: undefined,
+          route: undefined,
+          dynamicMetadata: new Map(),
+        }),
+      ).toBe('[2026-12-06T10:00:00.000Z] "POST /v1/chat/completions" - NR,UF - 12ms route=-');
     });
   });
 });

@@ -42,9 +42,16 @@ async function fakeOpenAI(): Promise<{ port: number; received: Received[]; close
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
-      received.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body: Buffer.concat(chunks).toString() });
+      received.push({
+        method: request.method ?? '',
+        url: request.url ?? '',
+        headers: request.headers,
+        body: Buffer.concat(chunks).toString(),
+      });
       if (request.headers.authorization !== 'Bearer sk-test-openai') {
-        response.writeHead(401, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'bad key' } }));
+        response
+          .writeHead(401, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ error: { message: 'bad key' } }));
         return;
       }
       response.writeHead(200, { 'content-type': 'application/json' }).end(
@@ -53,7 +60,9 @@ async function fakeOpenAI(): Promise<{ port: number; received: Received[]; close
           object: 'chat.completion',
           created: 1,
           model: 'gpt-4o-2024-08-06',
-          choices: [{ index: 0, message: { role: 'assistant', content: 'Hello from the fake' }, finish_reason: 'stop' }],
+          choices: [
+            { index: 0, message: { role: 'assistant', content: 'Hello from the fake' }, finish_reason: 'stop' },
+          ],
           usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
         }),
       );
@@ -70,11 +79,18 @@ async function fakeOpenAI(): Promise<{ port: number; received: Received[]; close
 function post(url: string, body: unknown, headers: Record<string, string>): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const data = JSON.stringify(body);
-    const request = http.request(url, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), ...headers } }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-    });
+    const request = http.request(
+      url,
+      {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(data), ...headers },
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      },
+    );
     request.on('error', reject);
     request.end(data);
   });
@@ -92,7 +108,10 @@ function exited(child: ChildProcess, timeoutMs: number): Promise<number | null> 
 }
 
 function portOpen(address: string): Promise<boolean> {
-  const [host, port] = [address.slice(0, address.lastIndexOf(':')), Number(address.slice(address.lastIndexOf(':') + 1))];
+  const [host, port] = [
+    address.slice(0, address.lastIndexOf(':')),
+    Number(address.slice(address.lastIndexOf(':') + 1)),
+  ];
   return new Promise((resolve) => {
     const socket = net.connect(port, host, () => {
       socket.destroy();
@@ -108,7 +127,8 @@ describe('ai-gateway dev', () => {
   let secrets: string;
 
   beforeAll(() => {
-    if (!fs.existsSync(bundle)) execFileSync('npm', ['run', 'build', '-w', 'processor'], { cwd: repo, stdio: 'inherit' });
+    if (!fs.existsSync(bundle))
+      execFileSync('npm', ['run', 'build', '-w', 'processor'], { cwd: repo, stdio: 'inherit' });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-cli-test-'));
     manifests = path.join(dir, 'dist');
     const app = new App({ outdir: manifests });
@@ -124,36 +144,63 @@ describe('ai-gateway dev', () => {
     const fake = await fakeOpenAI();
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', 'lib/cli.ts', 'dev', manifests, '--secrets', secrets, '--backend', `ai-platform/openai=http://127.0.0.1:${fake.port}`],
+      [
+        '--import',
+        'tsx',
+        'lib/cli.ts',
+        'dev',
+        manifests,
+        '--secrets',
+        secrets,
+        '--backend',
+        `ai-platform/openai=http://127.0.0.1:${fake.port}`,
+      ],
       // The Anthropic key comes from the environment.
-      { cwd: repo, env: { ...process.env, AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY: 'sk-test-anthropic' }, stdio: ['ignore', 'pipe', 'pipe'] },
+      {
+        cwd: repo,
+        env: { ...process.env, AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY: 'sk-test-anthropic' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
     );
     let stdout = '';
     let stderr = '';
-    child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     try {
       const url = await new Promise<string>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no listener URL within 60 s; stdout:\n${stdout}\nstderr:\n${stderr}`)), 60_000);
+        const timer = setTimeout(
+          () => reject(new Error(`no listener URL within 60 s; stdout:\n${stdout}\nstderr:\n${stderr}`)),
+          60_000,
+        );
         const check = () => {
-          const match = /Gateway ai-platform\/ai-gateway listener http \(HTTP 80\): (http:\/\/127\.0\.0\.1:\d+)/.exec(stdout);
+          const match = /Gateway ai-platform\/ai-gateway listener http \(HTTP 80\): (http:\/\/127\.0\.0\.1:\d+)/.exec(
+            stdout,
+          );
           if (match) {
             clearTimeout(timer);
-            resolve(match[1]!);
+            resolve(match[1]);
           }
         };
-        child.stdout!.on('data', check);
+        child.stdout.on('data', check);
         child.once('exit', (code) => reject(new Error(`the CLI exited with ${code}; stderr:\n${stderr}`)));
       });
       const processorGrpc = /processor ai-platform\/ai-gateway-processor: ext_proc on (\S+),/.exec(stdout)?.[1];
       expect(processorGrpc).toBeDefined();
 
-      const answer = await post(`${url}/v1/chat/completions`, { model: 'gpt-4o', messages: [{ role: 'user', content: 'Hi' }] }, { 'x-tenant-id': 'tenant-a' });
+      const answer = await post(
+        `${url}/v1/chat/completions`,
+        { model: 'gpt-4o', messages: [{ role: 'user', content: 'Hi' }] },
+        { 'x-tenant-id': 'tenant-a' },
+      );
       expect(answer.status).toBe(200);
       expect(JSON.parse(answer.body).choices[0].message.content).toBe('Hello from the fake');
       expect(fake.received).toHaveLength(1);
-      expect(fake.received[0]).toMatchObject({ method: 'POST', url: '/v1/chat/completions', headers: { authorization: 'Bearer sk-test-openai' } });
-      expect(JSON.parse(fake.received[0]!.body).model).toBe('gpt-4o');
+      expect(fake.received[0]).toMatchObject({
+        method: 'POST',
+        url: '/v1/chat/completions',
+        headers: { authorization: 'Bearer sk-test-openai' },
+      });
+      expect(JSON.parse(fake.received[0].body).model).toBe('gpt-4o');
 
       child.kill('SIGTERM');
       expect(await exited(child, 20_000)).toBe(0);
@@ -190,7 +237,10 @@ describe('ai-gateway dev', () => {
     expect(run.stderr.text).toContain(`--secrets ${path.join(dir, 'no-secrets')} is not a folder`);
 
     const noGateway = path.join(dir, 'no-gateway.yaml');
-    fs.writeFileSync(noGateway, 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: default\ndata: {}\n');
+    fs.writeFileSync(
+      noGateway,
+      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: default\ndata: {}\n',
+    );
     run = io();
     expect(await main(['dev', noGateway], run.io)).toBe(1);
     expect(run.stderr.text).toContain(`the manifests in ${noGateway} contain no Gateway`);
@@ -204,22 +254,45 @@ describe('ai-gateway dev', () => {
   it('skips files of a folder that hold no Kubernetes object (the Helm values next to the manifests) and serves a listener on the --port given', async () => {
     const withValues = path.join(dir, 'with-values');
     fs.cpSync(manifests, withValues, { recursive: true });
-    fs.writeFileSync(path.join(withValues, 'envoy-gateway-values.yaml'), 'config:\n  envoyGateway:\n    rateLimit: {}\n');
+    fs.writeFileSync(
+      path.join(withValues, 'envoy-gateway-values.yaml'),
+      'config:\n  envoyGateway:\n    rateLimit: {}\n',
+    );
     const free = net.createServer();
     await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
     const port = (free.address() as net.AddressInfo).port;
     await new Promise((resolve) => free.close(resolve));
-    const command = parseCommandLine(['dev', withValues, '--echo', '--secrets', secrets, '--port', `ai-platform/ai-gateway:80=${port}`]);
+    const command = parseCommandLine([
+      'dev',
+      withValues,
+      '--echo',
+      '--secrets',
+      secrets,
+      '--port',
+      `ai-platform/ai-gateway:80=${port}`,
+    ]);
     if (command.command !== 'dev') throw new Error('expected dev');
     const run = io({ AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY: 'sk-test-anthropic' });
     const running = await startDev(command.options, run.io);
     try {
-      expect(run.stderr.text).toContain(`ai-gateway: skipping ${path.join(withValues, 'envoy-gateway-values.yaml')}: it holds no Kubernetes object`);
+      expect(run.stderr.text).toContain(
+        `ai-gateway: skipping ${path.join(withValues, 'envoy-gateway-values.yaml')}: it holds no Kubernetes object`,
+      );
       // --port put the listener on the port asked for; echo mode answers from the backend the route picked.
-      expect(run.stdout.text).toContain(`Gateway ai-platform/ai-gateway listener http (HTTP 80): http://127.0.0.1:${port}\n`);
-      const echoed = await post(`http://127.0.0.1:${port}/v1/chat/completions`, { model: 'gpt-4o', messages: [] }, { 'x-tenant-id': 'tenant-a' });
+      expect(run.stdout.text).toContain(
+        `Gateway ai-platform/ai-gateway listener http (HTTP 80): http://127.0.0.1:${port}\n`,
+      );
+      const echoed = await post(
+        `http://127.0.0.1:${port}/v1/chat/completions`,
+        { model: 'gpt-4o', messages: [] },
+        { 'x-tenant-id': 'tenant-a' },
+      );
       expect(echoed.status).toBe(200);
-      expect(JSON.parse(echoed.body)).toMatchObject({ namespace: 'ai-platform', service: 'openai', path: '/v1/chat/completions' });
+      expect(JSON.parse(echoed.body)).toMatchObject({
+        namespace: 'ai-platform',
+        service: 'openai',
+        path: '/v1/chat/completions',
+      });
     } finally {
       await running.stop();
     }
@@ -234,8 +307,12 @@ describe('ai-gateway dev', () => {
 
   it('exits 1 on a --jwks URI the manifests do not use, or a --ca-file that is not a PEM file', async () => {
     let run = io();
-    expect(await main(['dev', manifests, '--jwks', 'https://issuer.example.com/jwks.json=./jwks.json'], run.io)).toBe(1);
-    expect(run.stderr.text).toContain('--jwks https://issuer.example.com/jwks.json: no object in the manifests uses this JWKS URI');
+    expect(await main(['dev', manifests, '--jwks', 'https://issuer.example.com/jwks.json=./jwks.json'], run.io)).toBe(
+      1,
+    );
+    expect(run.stderr.text).toContain(
+      '--jwks https://issuer.example.com/jwks.json: no object in the manifests uses this JWKS URI',
+    );
     run = io();
     expect(await main(['dev', manifests, '--ca-file', path.join(dir, 'missing.pem')], run.io)).toBe(1);
     expect(run.stderr.text).toContain(`--ca-file ${path.join(dir, 'missing.pem')}: no such file`);
@@ -273,9 +350,14 @@ describe('ai-gateway dev', () => {
     );
     const command = parseCommandLine(['dev', manifests, '--echo', '--secrets', secrets, '--processor', script]);
     if (command.command !== 'dev') throw new Error('expected dev');
-    const running = await startDev(command.options, io({ AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY: 'sk-test-anthropic' }).io);
+    const running = await startDev(
+      command.options,
+      io({ AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY: 'sk-test-anthropic' }).io,
+    );
     try {
-      await expect(running.failed).resolves.toBe('processor Deployment ai-platform/ai-gateway-processor exited unexpectedly (exit code 3)');
+      await expect(running.failed).resolves.toBe(
+        'processor Deployment ai-platform/ai-gateway-processor exited unexpectedly (exit code 3)',
+      );
     } finally {
       await running.stop();
     }
@@ -287,7 +369,19 @@ describe('ai-gateway dev', () => {
     const port = (blocker.address() as net.AddressInfo).port;
     try {
       const run = io({ AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY: 'sk-test-anthropic' });
-      const code = await main(['dev', manifests, '--secrets', secrets, '--port', `ai-platform/ai-gateway:80=${port}`, '--processor-log', path.join(dir, 'p.log')], run.io);
+      const code = await main(
+        [
+          'dev',
+          manifests,
+          '--secrets',
+          secrets,
+          '--port',
+          `ai-platform/ai-gateway:80=${port}`,
+          '--processor-log',
+          path.join(dir, 'p.log'),
+        ],
+        run.io,
+      );
       expect(run.stderr.text).toContain(`port ${port} on 127.0.0.1 is in use`);
       expect(code).toBe(1);
       // The processor was stopped: it logged its drain.

@@ -4,7 +4,13 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ProcessorDeployment } from '../../../lib/dataplane/model';
-import { argValue, keptArgs, ProcessorStartError, startProcessors, type RunningProcessors } from '../../../lib/dataplane/processes';
+import {
+  argValue,
+  keptArgs,
+  ProcessorStartError,
+  startProcessors,
+  type RunningProcessors,
+} from '../../../lib/dataplane/processes';
 import { MissingSecretError } from '../../../lib/dataplane/secrets';
 import { parseCli } from '../../../processor/src/cli';
 import { CONFIG_VERSION, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
@@ -31,7 +37,9 @@ function processorConfig(secretName = 'openai-api-key'): ProcessorConfig {
         name: 'team/chat',
         endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }],
         hostnames: [],
-        rules: [{ models: [{ type: 'Exact', value: 'gpt-4o' }], backends: [{ backend: 'openai', weight: 1, priority: 0 }] }],
+        rules: [
+          { models: [{ type: 'Exact', value: 'gpt-4o' }], backends: [{ backend: 'openai', weight: 1, priority: 0 }] },
+        ],
         requiredHeaders: [],
       },
     ],
@@ -47,7 +55,16 @@ function deployment(overrides: Partial<ProcessorDeployment> = {}): ProcessorDepl
     deploymentName: 'ai-gateway-processor',
     serviceName: 'ai-gateway-processor',
     servicePort: 9002,
-    args: ['--config', '/etc/ai-gateway/config/config.json', '--secrets-dir', '/etc/ai-gateway/secrets', '--listen', '0.0.0.0:9002', '--admin', '0.0.0.0:9090'],
+    args: [
+      '--config',
+      '/etc/ai-gateway/config/config.json',
+      '--secrets-dir',
+      '/etc/ai-gateway/secrets',
+      '--listen',
+      '0.0.0.0:9002',
+      '--admin',
+      '0.0.0.0:9090',
+    ],
     configMapName: 'ai-gateway-processor-config',
     configJson: JSON.stringify(processorConfig()),
     secretMounts: [{ secretName: 'openai-api-key', mountPath: '/etc/ai-gateway/secrets/openai-api-key' }],
@@ -57,10 +74,12 @@ function deployment(overrides: Partial<ProcessorDeployment> = {}): ProcessorDepl
 
 function get(url: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    http.get(url, (response) => {
-      response.resume();
-      resolve(response.statusCode ?? 0);
-    }).on('error', reject);
+    http
+      .get(url, (response) => {
+        response.resume();
+        resolve(response.statusCode ?? 0);
+      })
+      .on('error', reject);
   });
 }
 
@@ -84,11 +103,20 @@ async function upstreamHeaders(grpcAddress: string): Promise<Record<string, stri
   const client = new EnvoyClient(grpcAddress);
   try {
     const result = await client.exchange(
-      { path: '/v1/chat/completions', body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }) },
+      {
+        path: '/v1/chat/completions',
+        body: JSON.stringify({ model: 'gpt-4o', messages: [{ role: 'user', content: 'hi' }] }),
+      },
       () => ({
         status: 200,
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ id: 'x', object: 'chat.completion', model: 'gpt-4o', choices: [], usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 } }),
+        body: JSON.stringify({
+          id: 'x',
+          object: 'chat.completion',
+          model: 'gpt-4o',
+          choices: [],
+          usage: { prompt_tokens: 1, completion_tokens: 1, total_tokens: 2 },
+        }),
       }),
     );
     expect(result.upstreamRequest).toBeDefined();
@@ -103,7 +131,8 @@ describe('startProcessors', () => {
   const env = { ...process.env, AI_GATEWAY_SECRET_OTHER_KEY_API_KEY: 'sk-env-key' };
 
   beforeAll(() => {
-    if (!fs.existsSync(bundle)) execFileSync('npm', ['run', 'build', '-w', 'processor'], { cwd: repo, stdio: 'inherit' });
+    if (!fs.existsSync(bundle))
+      execFileSync('npm', ['run', 'build', '-w', 'processor'], { cwd: repo, stdio: 'inherit' });
   }, 120_000);
   beforeEach(() => {
     secretsDir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-processes-test-'));
@@ -113,7 +142,18 @@ describe('startProcessors', () => {
   afterEach(() => fs.rmSync(secretsDir, { recursive: true, force: true }));
 
   it('keeps the Deployment args except the four that name pod files and addresses', () => {
-    const args = ['--config', '/c', '--log-level', 'debug', '--listen=0.0.0.0:9002', '--admin', '0.0.0.0:9090', '--secrets-dir=/s', '--poll-interval-ms', '500'];
+    const args = [
+      '--config',
+      '/c',
+      '--log-level',
+      'debug',
+      '--listen=0.0.0.0:9002',
+      '--admin',
+      '0.0.0.0:9090',
+      '--secrets-dir=/s',
+      '--poll-interval-ms',
+      '500',
+    ];
     expect(keptArgs(args)).toEqual(['--log-level', 'debug', '--poll-interval-ms', '500']);
     expect(argValue(args, '--secrets-dir')).toBe('/s');
     expect(argValue(args, '--config')).toBe('/c');
@@ -121,7 +161,16 @@ describe('startProcessors', () => {
   });
 
   it('reads a repeated or odd flag as the processor itself does', () => {
-    const args = ['--config', '/first', '--secrets-dir', '--config', '--admin=127.0.0.1:2', '--config=/last', '--listen', '127.0.0.1:1'];
+    const args = [
+      '--config',
+      '/first',
+      '--secrets-dir',
+      '--config',
+      '--admin=127.0.0.1:2',
+      '--config=/last',
+      '--listen',
+      '127.0.0.1:1',
+    ];
     const options = parseCli(args, {});
     if (options === 'help') throw new Error('parseCli read --help');
     expect(argValue(args, '--config')).toBe(options.config);
@@ -162,21 +211,23 @@ describe('startProcessors', () => {
 
     it('is ready on loopback ports and its Service resolves to its gRPC port', async () => {
       const [first, second] = running.processors;
-      expect(first!.grpcAddress).toMatch(/^127\.0\.0\.1:\d+$/);
-      expect(await get(`http://${first!.adminAddress}/readyz`)).toBe(200);
-      expect(running.resolve('ai-platform', 'ai-gateway-processor', 9002)).toBe(first!.grpcAddress);
-      expect(running.resolve('other', 'other-processor', 9002)).toBe(second!.grpcAddress);
+      expect(first.grpcAddress).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(await get(`http://${first.adminAddress}/readyz`)).toBe(200);
+      expect(running.resolve('ai-platform', 'ai-gateway-processor', 9002)).toBe(first.grpcAddress);
+      expect(running.resolve('other', 'other-processor', 9002)).toBe(second.grpcAddress);
       expect(running.resolve('ai-platform', 'ai-gateway-processor', 9090)).toBeUndefined();
       expect(running.resolve('other', 'ai-gateway-processor', 9002)).toBeUndefined();
     });
 
     it('runs the config.json of the Deployment with the Secret keys from the folder and the environment', async () => {
-      expect((await upstreamHeaders(running.processors[0]!.grpcAddress)).authorization).toBe('Bearer sk-local-key');
-      expect((await upstreamHeaders(running.processors[1]!.grpcAddress)).authorization).toBe('Bearer sk-env-key');
+      expect((await upstreamHeaders(running.processors[0].grpcAddress)).authorization).toBe('Bearer sk-local-key');
+      expect((await upstreamHeaders(running.processors[1].grpcAddress)).authorization).toBe('Bearer sk-env-key');
     });
 
     it('passes the output on, prefixed with the Deployment', () => {
-      expect(lines.some((line) => line.startsWith('[ai-platform/ai-gateway-processor] ai-gateway-processor ready'))).toBe(true);
+      expect(
+        lines.some((line) => line.startsWith('[ai-platform/ai-gateway-processor] ai-gateway-processor ready')),
+      ).toBe(true);
       expect(lines.some((line) => line.startsWith('[other/other-processor] ai-gateway-processor ready'))).toBe(true);
       expect(lines.join('\n')).not.toContain('sk-local-key');
     });
@@ -184,23 +235,43 @@ describe('startProcessors', () => {
 
   it('reports a missing Secret key before starting anything, without a value', async () => {
     const spawned: string[] = [];
-    const promise = startProcessors([deployment(), deployment({ namespace: 'nope', configJson: JSON.stringify(processorConfig('absent')), secretMounts: [{ secretName: 'absent', mountPath: '/etc/ai-gateway/secrets/absent' }] })], {
-      secretsDir,
-      env: {},
-      log: (line) => spawned.push(line),
-    });
+    const promise = startProcessors(
+      [
+        deployment(),
+        deployment({
+          namespace: 'nope',
+          configJson: JSON.stringify(processorConfig('absent')),
+          secretMounts: [{ secretName: 'absent', mountPath: '/etc/ai-gateway/secrets/absent' }],
+        }),
+      ],
+      {
+        secretsDir,
+        env: {},
+        log: (line) => spawned.push(line),
+      },
+    );
     await expect(promise).rejects.toThrow(MissingSecretError);
-    await expect(promise).rejects.toThrow(/Secret nope\/absent key "api-key".*needed by processor Deployment nope\/ai-gateway-processor/);
+    await expect(promise).rejects.toThrow(
+      /Secret nope\/absent key "api-key".*needed by processor Deployment nope\/ai-gateway-processor/,
+    );
     expect(spawned).toEqual([]);
   });
 
   it('follows volume items and refuses a config that reads a file no Secret volume provides', async () => {
     fs.mkdirSync(path.join(secretsDir, 'ai-platform', 'renamed'), { recursive: true });
     fs.writeFileSync(path.join(secretsDir, 'ai-platform', 'renamed', 'token'), 'sk-item');
-    const withItems = deployment({ secretMounts: [{ secretName: 'renamed', mountPath: '/etc/ai-gateway/secrets/openai-api-key', items: [{ key: 'token', path: 'api-key' }] }] });
+    const withItems = deployment({
+      secretMounts: [
+        {
+          secretName: 'renamed',
+          mountPath: '/etc/ai-gateway/secrets/openai-api-key',
+          items: [{ key: 'token', path: 'api-key' }],
+        },
+      ],
+    });
     const running = await startProcessors([withItems], { secretsDir, env: {}, log: () => undefined });
     try {
-      expect((await upstreamHeaders(running.processors[0]!.grpcAddress)).authorization).toBe('Bearer sk-item');
+      expect((await upstreamHeaders(running.processors[0].grpcAddress)).authorization).toBe('Bearer sk-item');
     } finally {
       await running.close();
     }
@@ -208,22 +279,45 @@ describe('startProcessors', () => {
       /reads Secret "openai-api-key" key "api-key" from \/etc\/ai-gateway\/secrets\/openai-api-key\/api-key .*no Secret volume/,
     );
     await expect(
-      startProcessors([deployment({ secretMounts: [{ secretName: 'renamed', mountPath: '/etc/ai-gateway/secrets/openai-api-key', items: [{ key: 'token', path: 'other' }] }] })], { secretsDir, env: {} }),
+      startProcessors(
+        [
+          deployment({
+            secretMounts: [
+              {
+                secretName: 'renamed',
+                mountPath: '/etc/ai-gateway/secrets/openai-api-key',
+                items: [{ key: 'token', path: 'other' }],
+              },
+            ],
+          }),
+        ],
+        { secretsDir, env: {} },
+      ),
     ).rejects.toThrow(/does not project a key to that path/);
   }, 30_000);
 
   it('never writes a Secret key outside the private folder, whatever paths the config and volumes name', async () => {
     const escaping = deployment({
       configJson: JSON.stringify(processorConfig('..')),
-      secretMounts: [{ secretName: 'renamed', mountPath: '/etc', items: [{ key: 'token', path: 'ai-gateway/api-key' }] }],
+      secretMounts: [
+        { secretName: 'renamed', mountPath: '/etc', items: [{ key: 'token', path: 'ai-gateway/api-key' }] },
+      ],
     });
-    await expect(startProcessors([escaping], { secretsDir, env: {} })).rejects.toThrow(/from \/etc\/ai-gateway\/api-key, outside its secrets folder \/etc\/ai-gateway\/secrets/);
+    await expect(startProcessors([escaping], { secretsDir, env: {} })).rejects.toThrow(
+      /from \/etc\/ai-gateway\/api-key, outside its secrets folder \/etc\/ai-gateway\/secrets/,
+    );
   });
 
   it('reports a processor that exits before it is ready, with its last output', async () => {
-    const promise = startProcessors([deployment({ args: ['--log-level', 'loud'] })], { secretsDir, env: {}, log: () => undefined });
+    const promise = startProcessors([deployment({ args: ['--log-level', 'loud'] })], {
+      secretsDir,
+      env: {},
+      log: () => undefined,
+    });
     await expect(promise).rejects.toThrow(ProcessorStartError);
-    await expect(promise).rejects.toThrow(/exited before it was ready \(exit code 2\); its last output:[\s\S]*--log-level must be one of/);
+    await expect(promise).rejects.toThrow(
+      /exited before it was ready \(exit code 2\); its last output:[\s\S]*--log-level must be one of/,
+    );
   }, 30_000);
 
   it('stops with SIGTERM, then SIGKILL after the bound, and removes its files', async () => {
@@ -238,10 +332,18 @@ describe('startProcessors', () => {
        });`,
     );
     const lines: string[] = [];
-    const running = await startProcessors([deployment()], { secretsDir, env: {}, processorEntry: script, stopTimeoutMs: 300, log: (line) => lines.push(line) });
-    const pid = running.processors[0]!.pid;
+    const running = await startProcessors([deployment()], {
+      secretsDir,
+      env: {},
+      processorEntry: script,
+      stopTimeoutMs: 300,
+      log: (line) => lines.push(line),
+    });
+    const pid = running.processors[0].pid;
     expect(isAlive(pid)).toBe(true);
-    expect(fs.readFileSync(path.join(running.workDir, '0', 'secrets', 'openai-api-key', 'api-key'), 'utf8')).toBe('sk-local-key\n');
+    expect(fs.readFileSync(path.join(running.workDir, '0', 'secrets', 'openai-api-key', 'api-key'), 'utf8')).toBe(
+      'sk-local-key\n',
+    );
     expect((fs.statSync(running.workDir).mode & 0o777).toString(8)).toBe('700');
     const started = Date.now();
     await running.close();
@@ -252,8 +354,12 @@ describe('startProcessors', () => {
     // The real processor drains on SIGTERM and exits; the Deployment's other args are kept (--log-level error
     // hides the "draining" info line it logs otherwise, see the quiet-mode test).
     lines.length = 0;
-    const real = await startProcessors([deployment({ args: [...deployment().args, '--log-level', 'error'] })], { secretsDir, env: {}, log: (line) => lines.push(line) });
-    const realPid = real.processors[0]!.pid;
+    const real = await startProcessors([deployment({ args: [...deployment().args, '--log-level', 'error'] })], {
+      secretsDir,
+      env: {},
+      log: (line) => lines.push(line),
+    });
+    const realPid = real.processors[0].pid;
     const closing = Date.now();
     await real.close();
     expect(Date.now() - closing).toBeLessThan(5_000);
@@ -269,7 +375,7 @@ describe('startProcessors', () => {
       log: () => undefined,
       onExit: (processor, how) => exits.push(`${processor.deployment.namespace} ${how}`),
     });
-    process.kill(running.processors[1]!.pid, 'SIGKILL');
+    process.kill(running.processors[1].pid, 'SIGKILL');
     for (let i = 0; i < 100 && exits.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(exits).toEqual(['b signal SIGKILL']);
     await running.close();

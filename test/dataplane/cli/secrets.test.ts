@@ -1,7 +1,13 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { configSecretRefs, InvalidSecretNameError, MissingSecretError, readSecretKey, secretEnvName } from '../../../lib/dataplane/secrets';
+import {
+  configSecretRefs,
+  InvalidSecretNameError,
+  MissingSecretError,
+  readSecretKey,
+  secretEnvName,
+} from '../../../lib/dataplane/secrets';
 
 describe('local secrets', () => {
   let dir: string;
@@ -26,7 +32,10 @@ describe('local secrets', () => {
     const env = { AI_GATEWAY_SECRET_OPENAI_API_KEY_API_KEY: 'from-env' };
     expect(readSecretKey(id, { dir, env }).value.toString()).toBe('from-env');
     write('openai-api-key/api-key', 'flat');
-    expect(readSecretKey(id, { dir, env })).toEqual({ value: Buffer.from('flat'), from: `file ${path.join(dir, 'openai-api-key', 'api-key')}` });
+    expect(readSecretKey(id, { dir, env })).toEqual({
+      value: Buffer.from('flat'),
+      from: `file ${path.join(dir, 'openai-api-key', 'api-key')}`,
+    });
     write('ai-platform/openai-api-key/api-key', 'namespaced');
     expect(readSecretKey(id, { dir, env }).value.toString()).toBe('namespaced');
     // Another namespace's folder is not this Secret.
@@ -34,8 +43,12 @@ describe('local secrets', () => {
   });
 
   it('reads the environment alone when no folder is given, and ignores empty variables', () => {
-    expect(readSecretKey(id, { env: { AI_GATEWAY_SECRET_OPENAI_API_KEY_API_KEY: 'k' } }).from).toBe('environment variable AI_GATEWAY_SECRET_OPENAI_API_KEY_API_KEY');
-    expect(() => readSecretKey(id, { env: { AI_GATEWAY_SECRET_OPENAI_API_KEY_API_KEY: '' } })).toThrow(MissingSecretError);
+    expect(readSecretKey(id, { env: { AI_GATEWAY_SECRET_OPENAI_API_KEY_API_KEY: 'k' } }).from).toBe(
+      'environment variable AI_GATEWAY_SECRET_OPENAI_API_KEY_API_KEY',
+    );
+    expect(() => readSecretKey(id, { env: { AI_GATEWAY_SECRET_OPENAI_API_KEY_API_KEY: '' } })).toThrow(
+      MissingSecretError,
+    );
   });
 
   it('skips a folder where a key file is expected', () => {
@@ -80,9 +93,23 @@ describe('local secrets', () => {
     const config = {
       backends: [
         { name: 'a', auth: { type: 'APIKey', secret: { secretName: 'openai-api-key', key: 'api-key' } } },
-        { name: 'b', auth: { type: 'AWSSigV4', credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' } } },
+        {
+          name: 'b',
+          auth: {
+            type: 'AWSSigV4',
+            credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' },
+          },
+        },
         { name: 'c', auth: { type: 'APIKey', secret: { secretName: 'openai-api-key', key: 'api-key' } } },
-        { name: 'd', auth: { type: 'AzureEntra', tenantId: 't', clientId: 'c', clientSecret: { secretName: 'entra', key: 'secret' } } },
+        {
+          name: 'd',
+          auth: {
+            type: 'AzureEntra',
+            tenantId: 't',
+            clientId: 'c',
+            clientSecret: { secretName: 'entra', key: 'secret' },
+          },
+        },
         { name: 'e', auth: { type: 'AWSSigV4', credentials: { source: 'DefaultChain' } } },
       ],
     };

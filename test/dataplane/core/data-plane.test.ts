@@ -41,7 +41,14 @@ function handler(req: http.IncomingMessage, res: http.ServerResponse): void {
         return void req.socket.destroy();
     }
     res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'yes' });
-    res.end(JSON.stringify({ path: req.url, host: req.headers.host, body: Buffer.concat(body).toString(), headers: req.headers }));
+    res.end(
+      JSON.stringify({
+        path: req.url,
+        host: req.headers.host,
+        body: Buffer.concat(body).toString(),
+        headers: req.headers,
+      }),
+    );
   });
 }
 
@@ -96,9 +103,17 @@ kind: HTTPRoute
 metadata: {name: r, namespace: ns}
 spec:
   parentRefs: [{name: gw}]
-  rules:${rule('/provider', 'provider', `
-    filters: [{type: URLRewrite, urlRewrite: {hostname: api.provider.example, path: {type: ReplacePrefixMatch, replacePrefixMatch: /v1}}}]`)}${rule('/ip', 'direct-ip')}${rule('/unresolvable', 'unresolvable')}${rule('/refused', 'refused')}${rule('/tls', 'tls')}${rule('/slow', 'direct-ip', `
-    timeouts: {request: 300ms}`)}${rule('/stream', 'direct-ip')}${rule('/reset', 'direct-ip')}
+  rules:${rule(
+    '/provider',
+    'provider',
+    `
+    filters: [{type: URLRewrite, urlRewrite: {hostname: api.provider.example, path: {type: ReplacePrefixMatch, replacePrefixMatch: /v1}}}]`,
+  )}${rule('/ip', 'direct-ip')}${rule('/unresolvable', 'unresolvable')}${rule('/refused', 'refused')}${rule('/tls', 'tls')}${rule(
+    '/slow',
+    'direct-ip',
+    `
+    timeouts: {request: 300ms}`,
+  )}${rule('/stream', 'direct-ip')}${rule('/reset', 'direct-ip')}
   - matches: [{path: {type: PathPrefix, value: /weights}}]
     backendRefs:
     - {group: gateway.envoyproxy.io, kind: Backend, name: direct-ip, weight: 1}
@@ -109,9 +124,13 @@ kind: HTTPRoute
 metadata: {name: retried, namespace: ns}
 spec:
   parentRefs: [{name: gw}]
-  rules:${rule('/flaky', 'direct-ip')}${rule('/abort', 'direct-ip', `
+  rules:${rule('/flaky', 'direct-ip')}${rule(
+    '/abort',
+    'direct-ip',
+    `
     filters: [{type: URLRewrite, urlRewrite: {path: {type: ReplaceFullPath, replaceFullPath: /slow}}}]
-    timeouts: {request: 0s}`)}
+    timeouts: {request: 0s}`,
+  )}
 ---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: BackendTrafficPolicy
@@ -134,7 +153,27 @@ describe('startDataPlane over real HTTP', () => {
 
   beforeAll(async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dp-core-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost', '-days', '1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=DNS:localhost',
+        '-days',
+        '1',
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        path.join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     const cert = fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8');
     plain = http.createServer(handler);
     secure = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert }, handler);
@@ -169,7 +208,9 @@ describe('startDataPlane over real HTTP', () => {
   });
 
   it('answers 503 UH for an unresolvable Backend and 503 UF for a refused connection', async () => {
-    expect(await send(address, { path: '/unresolvable' })).toEqual(expect.objectContaining({ status: 503, body: 'no healthy upstream' }));
+    expect(await send(address, { path: '/unresolvable' })).toEqual(
+      expect.objectContaining({ status: 503, body: 'no healthy upstream' }),
+    );
     const refused = await send(address, { path: '/refused' });
     expect(refused.status).toBe(503);
     expect(refused.body).toContain('connection failure');
@@ -325,7 +366,27 @@ ${secret}`;
 
   it('terminates TLS with the listener certificate Secret when the manifests hold it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dp-listener-'));
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=secure.example', '-addext', 'subjectAltName=DNS:secure.example', '-days', '1', '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-subj',
+        '/CN=secure.example',
+        '-addext',
+        'subjectAltName=DNS:secure.example',
+        '-days',
+        '1',
+        '-keyout',
+        path.join(dir, 'key.pem'),
+        '-out',
+        path.join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     const cert = fs.readFileSync(path.join(dir, 'cert.pem'));
     const key = fs.readFileSync(path.join(dir, 'key.pem'));
     const secret = `---
@@ -341,7 +402,15 @@ data: {tls.crt: ${cert.toString('base64')}, tls.key: ${key.toString('base64')}}
       expect(address.protocol).toBe('https:');
       const echo = await new Promise<{ host: string; headers: Record<string, string[]> }>((resolve, reject) => {
         const req = https.request(
-          { host: '127.0.0.1', port: address.port, path: '/x', servername: 'secure.example', ca: cert, headers: { host: 'secure.example' }, agent: false },
+          {
+            host: '127.0.0.1',
+            port: address.port,
+            path: '/x',
+            servername: 'secure.example',
+            ca: cert,
+            headers: { host: 'secure.example' },
+            agent: false,
+          },
           (res) => {
             let text = '';
             res.on('data', (c) => (text += c));

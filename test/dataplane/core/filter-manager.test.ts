@@ -1,5 +1,11 @@
 import { HeaderMap, type HttpFilter, type StreamContext } from '../../../lib/dataplane/filter';
-import { runStream, type AccessLogEntry, type ResponseSink, type StreamConfig, type TerminalFilter } from '../../../lib/dataplane/filter-manager';
+import {
+  runStream,
+  type AccessLogEntry,
+  type ResponseSink,
+  type StreamConfig,
+  type TerminalFilter,
+} from '../../../lib/dataplane/filter-manager';
 
 interface Route {
   name: string;
@@ -30,7 +36,10 @@ async function* chunks(...parts: string[]): AsyncIterable<Buffer> {
   for (const p of parts) yield Buffer.from(p);
 }
 
-const routes: Record<string, Route> = { '/first': { name: 'first', withFilter: true }, '/second': { name: 'second', withFilter: false } };
+const routes: Record<string, Route> = {
+  '/first': { name: 'first', withFilter: true },
+  '/second': { name: 'second', withFilter: false },
+};
 
 function setup(filterFactory: (log: string[]) => HttpFilter, overrides: Partial<StreamConfig<Route>> = {}) {
   const log: string[] = [];
@@ -41,13 +50,21 @@ function setup(filterFactory: (log: string[]) => HttpFilter, overrides: Partial<
       const route = stream.route() as Route | undefined;
       log.push(`router:${route?.name ?? 'none'}:${stream.requestHeaders.get(':path')}`);
       if (!route) return { kind: 'localReply', reply: { status: 404, details: 'route_not_found', flag: 'NR' } };
-      return { kind: 'response', headers: new HeaderMap([[':status', '200'], ['x-up', '1']]), body: chunks('he', 'llo') };
+      return {
+        kind: 'response',
+        headers: new HeaderMap([
+          [':status', '200'],
+          ['x-up', '1'],
+        ]),
+        body: chunks('he', 'llo'),
+      };
     },
     onStreamComplete: () => void log.push('router:complete'),
   };
   const config: StreamConfig<Route> = {
     earlyRemoveHeaders: ['x-internal'],
-    matchRoute: (headers) => (headers.has('x-internal') ? { name: 'spoofed', withFilter: false } : routes[headers.get(':path') ?? '']),
+    matchRoute: (headers) =>
+      headers.has('x-internal') ? { name: 'spoofed', withFilter: false } : routes[headers.get(':path') ?? ''],
     createFilters: (route) => {
       created++;
       return route?.withFilter ? [filterFactory(log)] : [];
@@ -93,8 +110,23 @@ describe('filter manager', () => {
     await runStream(config, request('/first', ['ab', 'c'], [['x-internal', 'spoof']]), sink);
     expect(created()).toBe(1);
     // The second route has no filter, but the chain built from the first route stays.
-    expect(log).toEqual(['decodeHeaders:false', 'decodeData:abc', 'router:second:/second', 'filter:complete', 'router:complete']);
-    expect(out).toEqual({ status: 200, headers: [['x-up', '1'], ['x-seen-by-filter', 'second']], body: Buffer.from('hello'), ended: true, aborted: false });
+    expect(log).toEqual([
+      'decodeHeaders:false',
+      'decodeData:abc',
+      'router:second:/second',
+      'filter:complete',
+      'router:complete',
+    ]);
+    expect(out).toEqual({
+      status: 200,
+      headers: [
+        ['x-up', '1'],
+        ['x-seen-by-filter', 'second'],
+      ],
+      body: Buffer.from('hello'),
+      ended: true,
+      aborted: false,
+    });
   });
 
   it('logs one access entry per stream after completion: the client path, the route it ended on, status, flags and details', async () => {
@@ -114,10 +146,36 @@ describe('filter manager', () => {
     await runStream(config, request('/first', ['{}']), recordingSink().sink);
     await runStream(config, request('/second'), recordingSink().sink);
     expect(log).toEqual(['router:none:/elsewhere', 'router:complete', 'router:second:/second', 'router:complete']);
-    expect(entries.map(({ method, path, authority, status, responseFlags, responseCodeDetails, route }) => ({ method, path, authority, status, responseFlags, responseCodeDetails, route }))).toEqual([
+    expect(
+      entries.map(({ method, path, authority, status, responseFlags, responseCodeDetails, route }) => ({
+        method,
+        path,
+        authority,
+        status,
+        responseFlags,
+        responseCodeDetails,
+        route,
+      })),
+    ).toEqual([
       // Re-matched after the rewrite: no route, the router's 404 NR; the path is the one the client sent.
-      { method: 'POST', path: '/first', authority: 'h', status: 404, responseFlags: ['NR'], responseCodeDetails: 'route_not_found', route: undefined },
-      { method: 'POST', path: '/second', authority: 'h', status: 200, responseFlags: [], responseCodeDetails: 'via_upstream', route: { name: 'second', withFilter: false } },
+      {
+        method: 'POST',
+        path: '/first',
+        authority: 'h',
+        status: 404,
+        responseFlags: ['NR'],
+        responseCodeDetails: 'route_not_found',
+        route: undefined,
+      },
+      {
+        method: 'POST',
+        path: '/second',
+        authority: 'h',
+        status: 200,
+        responseFlags: [],
+        responseCodeDetails: 'via_upstream',
+        route: { name: 'second', withFilter: false },
+      },
     ]);
     expect(entries[0].dynamicMetadata.get('ns')).toEqual({ tokens: 3 });
     expect(entries[0].durationMs).toBeGreaterThanOrEqual(0);
@@ -129,11 +187,20 @@ describe('filter manager', () => {
       name: 'observer',
       decodeHeaders: (stream) => {
         const h = stream.requestHeaders;
-        seen.push({ id: h.get('x-request-id'), forwardedFor: h.getJoined('x-forwarded-for'), proto: h.get('x-forwarded-proto') });
+        seen.push({
+          id: h.get('x-request-id'),
+          forwardedFor: h.getJoined('x-forwarded-for'),
+          proto: h.get('x-forwarded-proto'),
+        });
         return { action: 'continue' };
       },
     }));
-    const sent = [['x-request-id', 'chosen-by-client'], ['x-forwarded-for', '203.0.113.9'], ['x-forwarded-proto', 'https'], [':scheme', 'http']] as [string, string][];
+    const sent = [
+      ['x-request-id', 'chosen-by-client'],
+      ['x-forwarded-for', '203.0.113.9'],
+      ['x-forwarded-proto', 'https'],
+      [':scheme', 'http'],
+    ] as [string, string][];
     await runStream(config, request('/first', [], sent), recordingSink().sink);
     await runStream(config, request('/first', [], sent), recordingSink().sink);
     expect(seen.map(({ forwardedFor, proto }) => ({ forwardedFor, proto }))).toEqual([
@@ -172,12 +239,20 @@ describe('filter manager', () => {
     const { out, sink } = recordingSink();
     await runStream(config, request('/first'), sink);
     expect(out.status).toBe(401);
-    expect(out.headers).toEqual(expect.arrayContaining([['x-encoded', 'yes'], ['content-type', 'text/plain']]));
+    expect(out.headers).toEqual(
+      expect.arrayContaining([
+        ['x-encoded', 'yes'],
+        ['content-type', 'text/plain'],
+      ]),
+    );
     expect(out.body.toString()).toBe('[no]');
   });
 
-  it('answers 413 when the body exceeds the chain\'s buffer limit, before any filter decodes', async () => {
-    const { log, config } = setup((log) => ({ name: 'f', decodeHeaders: () => (log.push('decoded'), { action: 'continue' }) }));
+  it("answers 413 when the body exceeds the chain's buffer limit, before any filter decodes", async () => {
+    const { log, config } = setup((log) => ({
+      name: 'f',
+      decodeHeaders: () => (log.push('decoded'), { action: 'continue' }),
+    }));
     const { out, sink } = recordingSink();
     await runStream(config, request('/first', ['0123456789']), sink);
     expect(out.status).toBe(413);
@@ -187,7 +262,8 @@ describe('filter manager', () => {
   it('sends an encoder local reply directly while the head is not written', async () => {
     const { config } = setup(() => ({
       name: 'late',
-      encodeData: (_s, _chunk, end) => (end ? { action: 'localReply', reply: { status: 500, body: 'bad answer', details: 'x' } } : Buffer.alloc(0)),
+      encodeData: (_s, _chunk, end) =>
+        end ? { action: 'localReply', reply: { status: 500, body: 'bad answer', details: 'x' } } : Buffer.alloc(0),
     }));
     const { out, sink } = recordingSink();
     await runStream(config, request('/first'), sink);
@@ -219,7 +295,7 @@ describe('filter manager', () => {
       expect(seen).toEqual(['decode:(none)', 'encode:via_upstream', 'complete:via_upstream']);
     });
 
-    it('the router\'s local reply details (no route after the re-match)', async () => {
+    it("the router's local reply details (no route after the re-match)", async () => {
       const seen: string[] = [];
       const { config } = setup(() => ({
         ...observer(seen)(),
@@ -235,7 +311,7 @@ describe('filter manager', () => {
       expect(seen).toEqual(['decode:(none)', 'encode:route_not_found', 'complete:route_not_found']);
     });
 
-    it('a decoder filter\'s local reply details (e.g. the rate-limit filter\'s 429)', async () => {
+    it("a decoder filter's local reply details (e.g. the rate-limit filter's 429)", async () => {
       const seen: string[] = [];
       const { config } = setup(observer(seen, { status: 429, details: 'request_rate_limited' }));
       const { out, sink } = recordingSink();
@@ -248,7 +324,13 @@ describe('filter manager', () => {
       let completed: string | undefined;
       const { config } = setup(() => ({
         name: 'late',
-        encodeData: (_s, _chunk, end) => (end ? { action: 'localReply', reply: { status: 500, body: 'bad answer', details: 'ext_proc_error_gRPC_error_14' } } : Buffer.alloc(0)),
+        encodeData: (_s, _chunk, end) =>
+          end
+            ? {
+                action: 'localReply',
+                reply: { status: 500, body: 'bad answer', details: 'ext_proc_error_gRPC_error_14' },
+              }
+            : Buffer.alloc(0),
         onStreamComplete: (stream) => void (completed = stream.responseCodeDetails),
       }));
       await runStream(config, request('/first'), recordingSink().sink);

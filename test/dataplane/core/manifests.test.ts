@@ -21,7 +21,9 @@ items:
   });
 
   it('names the file and document of an object without a kind', () => {
-    expect(() => parseManifests('apiVersion: v1\nmetadata: {name: x}\n', 'x.yaml')).toThrow('x.yaml: document 1: the object has no kind');
+    expect(() => parseManifests('apiVersion: v1\nmetadata: {name: x}\n', 'x.yaml')).toThrow(
+      'x.yaml: document 1: the object has no kind',
+    );
     expect(() => parseManifests('- a\n- b\n', 'y.yaml')).toThrow('y.yaml: document 1 is not a Kubernetes object');
   });
 

@@ -13,6 +13,9 @@ describe('path normalisation (EG HCM defaults)', () => {
   });
 
   it('redirects a path with escaped slashes to the unescaped, normalised path', () => {
-    expect(normalizeRequestPath('/v1/models%2F..%2fsecret?q=1')).toEqual({ kind: 'redirect', location: '/v1/secret?q=1' });
+    expect(normalizeRequestPath('/v1/models%2F..%2fsecret?q=1')).toEqual({
+      kind: 'redirect',
+      location: '/v1/secret?q=1',
+    });
   });
 });

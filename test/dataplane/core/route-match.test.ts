@@ -1,6 +1,13 @@
 import { HeaderMap } from '../../../lib/dataplane/filter';
 import type { HeaderMatch, RouteModel } from '../../../lib/dataplane/model';
-import { fullMatch, headerMatches, parseQuery, pathMatches, selectRoute, selectVirtualHost } from '../../../lib/dataplane/route-match';
+import {
+  fullMatch,
+  headerMatches,
+  parseQuery,
+  pathMatches,
+  selectRoute,
+  selectVirtualHost,
+} from '../../../lib/dataplane/route-match';
 
 function route(name: string, hostname: string, extra: Partial<RouteModel> = {}): RouteModel {
   return {
@@ -131,7 +138,11 @@ describe('virtual host and route selection', () => {
     // The virtual host www.example.com has no route for /v2: the `*` host is not consulted.
     expect(selectRoute(listener, request('www.example.com', '/v2'))).toBeUndefined();
     expect(selectRoute(listener, request('other', '/v2', [[':method', 'POST']]))?.name).toBe('catch-all');
-    const post = new HeaderMap([[':method', 'POST'], [':path', '/'], [':authority', 'other']]);
+    const post = new HeaderMap([
+      [':method', 'POST'],
+      [':path', '/'],
+      [':authority', 'other'],
+    ]);
     expect(selectRoute(listener, post)?.name).toBe('method');
   });
 });

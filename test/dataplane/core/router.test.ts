@@ -25,7 +25,12 @@ function route(extra: Partial<RouteModel>): RouteModel {
 
 function stream(r: RouteModel | undefined, path = '/a/b?q=1'): StreamContext {
   return {
-    requestHeaders: new HeaderMap([[':method', 'GET'], [':path', path], [':authority', 'host.example:8080'], [':scheme', 'http']]),
+    requestHeaders: new HeaderMap([
+      [':method', 'GET'],
+      [':path', path],
+      [':authority', 'host.example:8080'],
+      [':scheme', 'http'],
+    ]),
     requestBody: Buffer.alloc(0),
     setRequestBody: () => undefined,
     route: () => r,
@@ -50,16 +55,29 @@ async function collect(result: TerminalResult): Promise<string> {
 
 describe('router helpers', () => {
   it('rewrites paths as EG emits them', () => {
-    expect(rewritePath('/prefix/one/two?x=1', { type: 'ReplacePrefixMatch', prefix: '/prefix', value: '/one/' })).toBe('/one/one/two?x=1');
+    expect(rewritePath('/prefix/one/two?x=1', { type: 'ReplacePrefixMatch', prefix: '/prefix', value: '/one/' })).toBe(
+      '/one/one/two?x=1',
+    );
     expect(rewritePath('/strip/three', { type: 'ReplacePrefixMatch', prefix: '/strip', value: '/' })).toBe('/three');
     expect(rewritePath('/strip', { type: 'ReplacePrefixMatch', prefix: '/strip', value: '/' })).toBe('/');
     expect(rewritePath('/full/one?x=1', { type: 'ReplaceFullPath', value: '/one' })).toBe('/one?x=1');
   });
 
   it('builds redirect locations: default ports dropped, query kept', () => {
-    const headers = new HeaderMap([[':path', '/old/x?y=1'], [':authority', 'a.example:8080'], [':scheme', 'http']]);
-    expect(redirectLocation({ statusCode: 302, port: 80, path: { type: 'ReplacePrefixMatch', prefix: '/old', value: '/new' } }, headers)).toBe('http://a.example/new/x?y=1');
-    expect(redirectLocation({ statusCode: 301, scheme: 'https', hostname: 'b.example', port: 8443 }, headers)).toBe('https://b.example:8443/old/x?y=1');
+    const headers = new HeaderMap([
+      [':path', '/old/x?y=1'],
+      [':authority', 'a.example:8080'],
+      [':scheme', 'http'],
+    ]);
+    expect(
+      redirectLocation(
+        { statusCode: 302, port: 80, path: { type: 'ReplacePrefixMatch', prefix: '/old', value: '/new' } },
+        headers,
+      ),
+    ).toBe('http://a.example/new/x?y=1');
+    expect(redirectLocation({ statusCode: 301, scheme: 'https', hostname: 'b.example', port: 8443 }, headers)).toBe(
+      'https://b.example:8443/old/x?y=1',
+    );
   });
 
   it('chooses by weight and never a weight-0 destination', () => {
@@ -78,17 +96,27 @@ describe('router helpers', () => {
 
 describe('router filter', () => {
   it('answers 404 NR without a route, and 500 for an invalid destination', async () => {
-    const router = createRouterFilter({ upstream: async () => ({ status: 200, headers: new HeaderMap(), body: body() }) });
+    const router = createRouterFilter({
+      upstream: async () => ({ status: 200, headers: new HeaderMap(), body: body() }),
+    });
     expect(await collect(await router.serve(stream(undefined)))).toBe('local 404 NR');
-    const invalid = route({ action: { type: 'forward', destinations: [{ name: 'd', weight: 1, invalidReason: 'BackendNotFound' }] } });
+    const invalid = route({
+      action: { type: 'forward', destinations: [{ name: 'd', weight: 1, invalidReason: 'BackendNotFound' }] },
+    });
     expect(await collect(await router.serve(stream(invalid)))).toBe('local 500 NC');
   });
 
   it('answers redirects and empty upstream responses as headers-only (no body reaches the encoders)', async () => {
-    const redirect = route({ action: { type: 'redirect', redirect: { statusCode: 302, hostname: 'b.example', port: 80 } } });
-    const router = createRouterFilter({ upstream: async () => ({ status: 204, headers: new HeaderMap(), body: body() }) });
+    const redirect = route({
+      action: { type: 'redirect', redirect: { statusCode: 302, hostname: 'b.example', port: 80 } },
+    });
+    const router = createRouterFilter({
+      upstream: async () => ({ status: 204, headers: new HeaderMap(), body: body() }),
+    });
     const result = await router.serve(stream(redirect));
-    expect(result.kind === 'response' && [result.headers.get(':status'), result.headers.get('location'), result.headersOnly]).toEqual(['302', 'http://b.example/a/b?q=1', true]);
+    expect(
+      result.kind === 'response' && [result.headers.get(':status'), result.headers.get('location'), result.headersOnly],
+    ).toEqual(['302', 'http://b.example/a/b?q=1', true]);
     const empty = await router.serve(stream(route({})));
     expect(empty.kind === 'response' && empty.headersOnly).toBe(true);
   });
@@ -105,7 +133,15 @@ describe('router filter', () => {
       urlRewrite: { hostname: 'rewritten.example', path: { type: 'ReplaceFullPath', value: '/new' } },
       action: {
         type: 'forward',
-        destinations: [{ name: 'd', weight: 1, backend: backend('svc'), requestHeaders: { set: [['x-both', 'backend']], add: [], remove: [] }, responseHeaders: { set: [['x-up', 'backend']], add: [], remove: [] } }],
+        destinations: [
+          {
+            name: 'd',
+            weight: 1,
+            backend: backend('svc'),
+            requestHeaders: { set: [['x-both', 'backend']], add: [], remove: [] },
+            responseHeaders: { set: [['x-up', 'backend']], add: [], remove: [] },
+          },
+        ],
       },
     });
     const result = await createRouterFilter({ upstream }).serve(stream(r));
@@ -120,15 +156,23 @@ describe('router filter', () => {
     const failing: Upstream = async (req) => {
       calls++;
       if (calls === 1) throw new UpstreamError('reset', 'reset');
-      return new Promise((_, reject) => req.signal.addEventListener('abort', () => reject(new UpstreamError('aborted', 'x'))));
+      return new Promise((_, reject) =>
+        req.signal.addEventListener('abort', () => reject(new UpstreamError('aborted', 'x'))),
+      );
     };
-    const r = route({ retry: { numRetries: 2, retryOn: ['reset'], retriableStatusCodes: [], perTryTimeoutMs: 50, backOffBaseMs: 1 } });
+    const r = route({
+      retry: { numRetries: 2, retryOn: ['reset'], retriableStatusCodes: [], perTryTimeoutMs: 50, backOffBaseMs: 1 },
+    });
     expect(await collect(await createRouterFilter({ upstream: failing }).serve(stream(r)))).toBe('local 504 UT');
     expect(calls).toBe(3);
 
     calls = 0;
-    const noRetryOnReset = route({ retry: { numRetries: 2, retryOn: ['retriable-status-codes'], retriableStatusCodes: [503] } });
-    expect(await collect(await createRouterFilter({ upstream: failing }).serve(stream(noRetryOnReset)))).toBe('local 503 UC');
+    const noRetryOnReset = route({
+      retry: { numRetries: 2, retryOn: ['retriable-status-codes'], retriableStatusCodes: [503] },
+    });
+    expect(await collect(await createRouterFilter({ upstream: failing }).serve(stream(noRetryOnReset)))).toBe(
+      'local 503 UC',
+    );
     expect(calls).toBe(1);
   });
 
@@ -138,7 +182,9 @@ describe('router filter', () => {
       headers: new HeaderMap(),
       body: (async function* () {
         yield Buffer.from('first');
-        await new Promise((_, reject) => req.signal.addEventListener('abort', () => reject(new UpstreamError('aborted', 'timeout'))));
+        await new Promise((_, reject) =>
+          req.signal.addEventListener('abort', () => reject(new UpstreamError('aborted', 'timeout'))),
+        );
       })(),
     });
     const result = await createRouterFilter({ upstream: slowBody }).serve(stream(route({ timeoutMs: 50 })));

@@ -169,12 +169,16 @@ describe('translate: the resources the constructs synthesize', () => {
   });
 
   it('enables the gateway ext_proc on every route, the direct-response route included', () => {
-    for (const route of listener.routes) expect(route.extProcs.map((e) => e.name)).toEqual(['envoyextensionpolicy/ai-platform/processor/extproc/0']);
+    for (const route of listener.routes)
+      expect(route.extProcs.map((e) => e.name)).toEqual(['envoyextensionpolicy/ai-platform/processor/extproc/0']);
   });
 
   it('stacks the gateway and route budgets (StrategicMerge) and takes the route policy retry', () => {
     const route = listener.routes[0];
-    expect(route.rateLimitRules.map((r) => r.name).sort()).toEqual(['ai-platform/gateway-budgets/rule/0', 'team-chat/chat/rule/0']);
+    expect(route.rateLimitRules.map((r) => r.name).sort()).toEqual([
+      'ai-platform/gateway-budgets/rule/0',
+      'team-chat/chat/rule/0',
+    ]);
     expect(route.retry).toEqual({
       numRetries: 3,
       retryOn: ['connect-failure', 'retriable-status-codes'],
@@ -216,7 +220,12 @@ describe('translate: the resources the constructs synthesize', () => {
             parentRef: { namespace: 'ai-platform', name: 'ai-gateway' },
             conditions: [
               { type: 'Accepted', status: 'True', reason: 'Accepted', message: 'Route is accepted' },
-              { type: 'ResolvedRefs', status: 'True', reason: 'ResolvedRefs', message: 'Resolved all the Object references for the Route' },
+              {
+                type: 'ResolvedRefs',
+                status: 'True',
+                reason: 'ResolvedRefs',
+                message: 'Resolved all the Object references for the Route',
+              },
             ],
           },
         ],
@@ -263,7 +272,8 @@ kind: Service
 metadata: {name: svc, namespace: ${ns}}
 spec: {ports: [{port: 80}]}
 `;
-  const accepted = (manifests: string) => translate(parseManifests(manifests)).routeStatuses[0].parents.map((p) => p.conditions[0]);
+  const accepted = (manifests: string) =>
+    translate(parseManifests(manifests)).routeStatuses[0].parents.map((p) => p.conditions[0]);
 
   it('rejects a route from another namespace on a `Same` listener (NotAllowedByListeners)', () => {
     expect(accepted(base + route('apps', 'parentRefs: [{name: gw, namespace: infra, sectionName: a}]'))).toEqual([
@@ -272,20 +282,24 @@ spec: {ports: [{port: 80}]}
   });
 
   it('rejects an unknown sectionName (NoMatchingParent) and a port no listener has', () => {
-    expect(accepted(base + route('infra', 'parentRefs: [{name: gw, sectionName: c}, {name: gw, port: 8080}]'))).toEqual([
-      expect.objectContaining({ status: 'False', reason: 'NoMatchingParent' }),
-      expect.objectContaining({ status: 'False', reason: 'NoMatchingParent' }),
-    ]);
+    expect(accepted(base + route('infra', 'parentRefs: [{name: gw, sectionName: c}, {name: gw, port: 8080}]'))).toEqual(
+      [
+        expect.objectContaining({ status: 'False', reason: 'NoMatchingParent' }),
+        expect.objectContaining({ status: 'False', reason: 'NoMatchingParent' }),
+      ],
+    );
   });
 
   it('rejects a route whose hostnames intersect no listener (NoMatchingListenerHostname)', () => {
-    expect(accepted(base + route('apps', "hostnames: [other.org]\n  parentRefs: [{name: gw, namespace: infra}]"))).toEqual([
-      expect.objectContaining({ status: 'False', reason: 'NoMatchingListenerHostname' }),
-    ]);
+    expect(
+      accepted(base + route('apps', 'hostnames: [other.org]\n  parentRefs: [{name: gw, namespace: infra}]')),
+    ).toEqual([expect.objectContaining({ status: 'False', reason: 'NoMatchingListenerHostname' })]);
   });
 
   it('keeps a hostname that another listener on the port claims exactly off the wildcard listener', () => {
-    const model = translate(parseManifests(base + route('infra', "hostnames: [a.example.com, b.example.com]\n  parentRefs: [{name: gw}]")));
+    const model = translate(
+      parseManifests(base + route('infra', 'hostnames: [a.example.com, b.example.com]\n  parentRefs: [{name: gw}]')),
+    );
     const [a, b] = model.gateways[0].listeners;
     expect(a.routes.map((r) => r.hostname)).toEqual(['a.example.com']);
     expect(b.routes.map((r) => r.hostname)).toEqual(['b.example.com']);
@@ -293,9 +307,19 @@ spec: {ports: [{port: 80}]}
   });
 
   it('answers a missing Service with a 500 and ResolvedRefs=False BackendNotFound', () => {
-    const model = translate(parseManifests(base + route('infra', 'parentRefs: [{name: gw}]').replace(/kind: Service\nmetadata: {name: svc/, 'kind: Service\nmetadata: {name: other')));
+    const model = translate(
+      parseManifests(
+        base +
+          route('infra', 'parentRefs: [{name: gw}]').replace(
+            /kind: Service\nmetadata: {name: svc/,
+            'kind: Service\nmetadata: {name: other',
+          ),
+      ),
+    );
     expect(model.gateways[0].listeners[0].routes[0].action).toEqual({ type: 'directResponse', status: 500 });
-    expect(model.routeStatuses[0].parents[0].conditions[1]).toEqual(expect.objectContaining({ status: 'False', reason: 'BackendNotFound' }));
+    expect(model.routeStatuses[0].parents[0].conditions[1]).toEqual(
+      expect.objectContaining({ status: 'False', reason: 'BackendNotFound' }),
+    );
   });
 });
 
@@ -317,7 +341,11 @@ describe('hostname intersection (EG computeHosts)', () => {
 describe('EG route precedence', () => {
   const r = (path: RouteModel['path'], headers = 0, exact = headers, query = 0) => ({
     path,
-    headers: Array.from({ length: headers }, (_, i) => ({ name: `h${i}`, type: i < exact ? ('Exact' as const) : ('RegularExpression' as const), value: 'v' })),
+    headers: Array.from({ length: headers }, (_, i) => ({
+      name: `h${i}`,
+      type: i < exact ? ('Exact' as const) : ('RegularExpression' as const),
+      value: 'v',
+    })),
     queryParams: Array.from({ length: query }, (_, i) => ({ name: `q${i}`, type: 'Exact' as const, value: 'v' })),
   });
 
@@ -329,10 +357,18 @@ describe('EG route precedence', () => {
   });
 
   it('counts the prefix length (`/` as 0), then headers, then exact headers, then query params', () => {
-    expect(comparePrecedence(r({ type: 'PathPrefix', value: '/ab' }), r({ type: 'PathPrefix', value: '/a' }, 5))).toBeGreaterThan(0);
-    expect(comparePrecedence(r({ type: 'PathPrefix', value: '/' }, 1), r({ type: 'PathPrefix', value: '/' }, 0, 0, 3))).toBeGreaterThan(0);
-    expect(comparePrecedence(r({ type: 'PathPrefix', value: '/' }, 2, 0), r({ type: 'PathPrefix', value: '/' }, 1, 1))).toBeGreaterThan(0);
-    expect(comparePrecedence(r({ type: 'PathPrefix', value: '/' }, 1, 1), r({ type: 'PathPrefix', value: '/' }, 1, 0))).toBeGreaterThan(0);
+    expect(
+      comparePrecedence(r({ type: 'PathPrefix', value: '/ab' }), r({ type: 'PathPrefix', value: '/a' }, 5)),
+    ).toBeGreaterThan(0);
+    expect(
+      comparePrecedence(r({ type: 'PathPrefix', value: '/' }, 1), r({ type: 'PathPrefix', value: '/' }, 0, 0, 3)),
+    ).toBeGreaterThan(0);
+    expect(
+      comparePrecedence(r({ type: 'PathPrefix', value: '/' }, 2, 0), r({ type: 'PathPrefix', value: '/' }, 1, 1)),
+    ).toBeGreaterThan(0);
+    expect(
+      comparePrecedence(r({ type: 'PathPrefix', value: '/' }, 1, 1), r({ type: 'PathPrefix', value: '/' }, 1, 0)),
+    ).toBeGreaterThan(0);
   });
 
   it('keeps input order on ties', () => {

@@ -9,7 +9,17 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Chart, Testing } from 'cdk8s';
-import { AIGateway, AIRoute, Credentials, ModelMatch, ModelScope, ProviderBackend, RateLimitRedis, RateLimitUnit, TokenRateLimit } from '../../../lib';
+import {
+  AIGateway,
+  AIRoute,
+  Credentials,
+  ModelMatch,
+  ModelScope,
+  ProviderBackend,
+  RateLimitRedis,
+  RateLimitUnit,
+  TokenRateLimit,
+} from '../../../lib';
 import type { KubeObject } from '../../../lib/dataplane/model';
 import { startDataPlane, type RunningDataPlane } from '../../../lib/dataplane/server';
 import { translate } from '../../../lib/dataplane/translate';
@@ -24,8 +34,14 @@ function manifests(): KubeObject[] {
   // Budgets need a RateLimitRedis in the app; an external one emits no objects.
   RateLimitRedis.external(chart, 'Redis', { url: 'redis.example:6379' });
   const gateway = new AIGateway(chart, 'Gateway', { name: 'gw' });
-  const openai = ProviderBackend.openAI(chart, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'apiKey' }) });
-  const unreachable = ProviderBackend.openAI(chart, 'Unreachable', { name: 'unreachable', credentials: Credentials.apiKey({ secretName: 'openai', key: 'apiKey' }) });
+  const openai = ProviderBackend.openAI(chart, 'OpenAI', {
+    name: 'openai',
+    credentials: Credentials.apiKey({ secretName: 'openai', key: 'apiKey' }),
+  });
+  const unreachable = ProviderBackend.openAI(chart, 'Unreachable', {
+    name: 'unreachable',
+    credentials: Credentials.apiKey({ secretName: 'openai', key: 'apiKey' }),
+  });
   const route = new AIRoute(chart, 'Chat', {
     name: 'chat',
     gateway,
@@ -35,20 +51,38 @@ function manifests(): KubeObject[] {
       { models: [ModelMatch.exact('gpt-4o-mini')], backends: [{ backend: unreachable }] },
     ],
   });
-  new TokenRateLimit(chart, 'Budget', { target: route, limit: BUDGET_TOKENS, per: RateLimitUnit.HOUR, models: ModelScope.only('gpt-4o') });
+  new TokenRateLimit(chart, 'Budget', {
+    target: route,
+    limit: BUDGET_TOKENS,
+    per: RateLimitUnit.HOUR,
+    models: ModelScope.only('gpt-4o'),
+  });
   return Testing.synth(chart) as KubeObject[];
 }
 
-function post(address: string, pathname: string, body: unknown): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function post(
+  address: string,
+  pathname: string,
+  body: unknown,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   const url = new URL(address);
   const payload = Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
     const req = http.request(
-      { host: url.hostname, port: url.port, path: pathname, method: 'POST', agent: false, headers: { 'content-type': 'application/json', 'content-length': payload.length } },
+      {
+        host: url.hostname,
+        port: url.port,
+        path: pathname,
+        method: 'POST',
+        agent: false,
+        headers: { 'content-type': 'application/json', 'content-length': payload.length },
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
         res.on('error', reject);
       },
     );
@@ -70,11 +104,13 @@ describe('Envoy local replies through the data plane and the real processor', ()
   beforeAll(async () => {
     const objects = manifests();
     const [deployment] = translate(objects).processors;
-    const backends = (JSON.parse(deployment!.configJson) as { backends: { name: string }[] }).backends.map((backend) => backend.name);
+    const backends = (JSON.parse(deployment.configJson) as { backends: { name: string }[] }).backends.map(
+      (backend) => backend.name,
+    );
     backendName = backends.find((name) => name.startsWith('openai.'))!;
     unreachableName = backends.find((name) => name.startsWith('unreachable.'))!;
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ext-proc-local-replies-'));
-    fs.writeFileSync(path.join(dir, 'config.json'), deployment!.configJson);
+    fs.writeFileSync(path.join(dir, 'config.json'), deployment.configJson);
     fs.mkdirSync(path.join(dir, 'secrets', 'openai'), { recursive: true });
     fs.writeFileSync(path.join(dir, 'secrets', 'openai', 'apiKey'), 'sk-test');
     processor = new ProcessorApp({
@@ -112,9 +148,14 @@ describe('Envoy local replies through the data plane and the real processor', ()
 
     dataPlane = await startDataPlane({
       objects,
-      backendOverrides: { 'ai/openai': `http://127.0.0.1:${upstreamPort}`, 'ai/unreachable': `http://127.0.0.1:${closedPort}` },
+      backendOverrides: {
+        'ai/openai': `http://127.0.0.1:${upstreamPort}`,
+        'ai/unreachable': `http://127.0.0.1:${closedPort}`,
+      },
       services: (namespace, name, port) =>
-        namespace === deployment!.namespace && name === deployment!.serviceName && port === deployment!.servicePort ? `127.0.0.1:${processor.listenPort}` : undefined,
+        namespace === deployment.namespace && name === deployment.serviceName && port === deployment.servicePort
+          ? `127.0.0.1:${processor.listenPort}`
+          : undefined,
     });
     address = dataPlane.address('ai', 'gw', 80);
   });
@@ -131,7 +172,11 @@ describe('Envoy local replies through the data plane and the real processor', ()
     const text = await processor.metrics.registry.metrics();
     return text
       .split('\n')
-      .filter((line) => line.startsWith('gen_ai_server_request_duration_seconds_count{') && line.includes(`gen_ai_provider_name="${name}"`))
+      .filter(
+        (line) =>
+          line.startsWith('gen_ai_server_request_duration_seconds_count{') &&
+          line.includes(`gen_ai_provider_name="${name}"`),
+      )
       .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
   }
 
@@ -140,7 +185,11 @@ describe('Envoy local replies through the data plane and the real processor', ()
     const answered = await post(address, '/anthropic/v1/messages', request);
     expect(answered.status).toBe(200);
     // The OpenAI answer reached the Anthropic client in Anthropic's shape.
-    expect(JSON.parse(answered.body)).toMatchObject({ type: 'message', role: 'assistant', usage: { input_tokens: 8, output_tokens: 7 } });
+    expect(JSON.parse(answered.body)).toMatchObject({
+      type: 'message',
+      role: 'assistant',
+      usage: { input_tokens: 8, output_tokens: 7 },
+    });
     expect(upstreamCalls).toBe(1);
     expect(await backendObservations()).toBe(1);
 
@@ -159,8 +208,12 @@ describe('Envoy local replies through the data plane and the real processor', ()
     expect(await backendObservations()).toBe(1);
   });
 
-  it('an unreachable backend (503 UF): Envoy\'s reply passes untranslated, and it is the backend\'s failure', async () => {
-    const result = await post(address, '/anthropic/v1/messages', { model: 'gpt-4o-mini', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] });
+  it("an unreachable backend (503 UF): Envoy's reply passes untranslated, and it is the backend's failure", async () => {
+    const result = await post(address, '/anthropic/v1/messages', {
+      model: 'gpt-4o-mini',
+      max_tokens: 16,
+      messages: [{ role: 'user', content: 'hi' }],
+    });
     expect(result.status).toBe(503);
     expect(result.headers['content-type']).toBe('text/plain');
     expect(result.body).toMatch(/^upstream connect error or disconnect\/reset before headers/);

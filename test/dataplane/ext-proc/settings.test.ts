@@ -32,15 +32,25 @@ describe('extProcSettingsFromPolicy', () => {
       allowedRoutes: AllowedRoutes.fromNamespaces('platform', 'team'),
       processor: { messageTimeout: Duration.seconds(15) },
     });
-    const openai = ProviderBackend.openAI(platform, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
-    new AIRoute(team, 'Chat', { name: 'chat', gateway, rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] });
+    const openai = ProviderBackend.openAI(platform, 'OpenAI', {
+      name: 'openai',
+      credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+    });
+    new AIRoute(team, 'Chat', {
+      name: 'chat',
+      gateway,
+      rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
+    });
     const [eep] = findAll(synthAll(app), 'EnvoyExtensionPolicy') as unknown as KubeObject[];
-    const settings = extProcSettingsFromPolicy(eep!, 0);
+    const settings = extProcSettingsFromPolicy(eep, 0);
     expect(settings).toEqual({
       name: 'envoyextensionpolicy/team/chat-processor/extproc/0',
       service: { kind: 'Service', namespace: 'platform', name: gateway.processorServiceName, port: 9002 },
       authority: `${gateway.processorServiceName}.platform:9002`,
-      processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered', attributes: ['response.code_details'] } },
+      processingMode: {
+        request: { body: 'Buffered' },
+        response: { body: 'Buffered', attributes: ['response.code_details'] },
+      },
       messageTimeoutMs: 15_000,
       failOpen: false,
       allowModeOverride: true,
@@ -55,7 +65,9 @@ describe('extProcSettingsFromPolicy', () => {
       responseBodyMode: 'BUFFERED',
       responseTrailerMode: 'SKIP',
     });
-    expect(extProcFilterName(settings)).toBe('envoy.filters.http.ext_proc/envoyextensionpolicy/team/chat-processor/extproc/0');
+    expect(extProcFilterName(settings)).toBe(
+      'envoy.filters.http.ext_proc/envoyextensionpolicy/team/chat-processor/extproc/0',
+    );
     expect(extProcFilterOrder(settings)).toBe(100);
   });
 
@@ -63,9 +75,19 @@ describe('extProcSettingsFromPolicy', () => {
     const settings = extProcSettingsFromPolicy(policy([{ backendRefs: [{ name: 'proc', port: 9000 }] }]), 0);
     expect(settings.messageTimeoutMs).toBe(DEFAULT_MESSAGE_TIMEOUT_MS);
     expect(DEFAULT_MESSAGE_TIMEOUT_MS).toBe(200);
-    expect(settings).toMatchObject({ failOpen: false, allowModeOverride: false, shadowMode: false, processingMode: {} });
+    expect(settings).toMatchObject({
+      failOpen: false,
+      allowModeOverride: false,
+      shadowMode: false,
+      processingMode: {},
+    });
     expect(settings.statusOnError).toBeUndefined();
-    expect(envoyProcessingMode(settings)).toMatchObject({ requestHeaderMode: 'SKIP', requestBodyMode: 'NONE', responseHeaderMode: 'SKIP', responseBodyMode: 'NONE' });
+    expect(envoyProcessingMode(settings)).toMatchObject({
+      requestHeaderMode: 'SKIP',
+      requestBodyMode: 'NONE',
+      responseHeaderMode: 'SKIP',
+      responseBodyMode: 'NONE',
+    });
   });
 
   it('reads every field EG v1.9 translates', () => {
@@ -78,8 +100,15 @@ describe('extProcSettingsFromPolicy', () => {
           failOpen: true,
           shadowMode: true,
           statusOnError: 503,
-          processingMode: { request: { attributes: ['request.path'] }, response: { body: 'Streamed' }, allowModeOverride: true },
-          metadata: { accessibleNamespaces: ['envoy.filters.http.jwt_authn'], writableNamespaces: ['io.envoy.ai_gateway'] },
+          processingMode: {
+            request: { attributes: ['request.path'] },
+            response: { body: 'Streamed' },
+            allowModeOverride: true,
+          },
+          metadata: {
+            accessibleNamespaces: ['envoy.filters.http.jwt_authn'],
+            writableNamespaces: ['io.envoy.ai_gateway'],
+          },
         },
       ]),
       1,
@@ -94,7 +123,10 @@ describe('extProcSettingsFromPolicy', () => {
       allowModeOverride: true,
       shadowMode: true,
       statusOnError: 503,
-      metadataOptions: { forwardingNamespaces: ['envoy.filters.http.jwt_authn'], receivingNamespaces: ['io.envoy.ai_gateway'] },
+      metadataOptions: {
+        forwardingNamespaces: ['envoy.filters.http.jwt_authn'],
+        receivingNamespaces: ['io.envoy.ai_gateway'],
+      },
     });
     expect(extProcFilterOrder(settings)).toBe(101);
   });
@@ -110,19 +142,40 @@ describe('extProcSettingsFromPolicy', () => {
   });
 
   it.each([
-    ['an unknown unit', { backendRefs: [{ name: 'a', port: 1 }], messageTimeout: '10 seconds' }, /messageTimeout: not a duration/],
+    [
+      'an unknown unit',
+      { backendRefs: [{ name: 'a', port: 1 }], messageTimeout: '10 seconds' },
+      /messageTimeout: not a duration/,
+    ],
     ['no backend', {}, /backendRefs is required/],
-    ['two backends', { backendRefs: [{ name: 'a', port: 1 }, { name: 'b', port: 1 }] }, /2 backendRefs/],
+    [
+      'two backends',
+      {
+        backendRefs: [
+          { name: 'a', port: 1 },
+          { name: 'b', port: 1 },
+        ],
+      },
+      /2 backendRefs/,
+    ],
     ['a Service without port', { backendRefs: [{ name: 'a' }] }, /needs a port/],
-    ['an unknown body mode', { backendRefs: [{ name: 'a', port: 1 }], processingMode: { request: { body: 'Chunked' } } }, /body: Chunked is not one of/],
+    [
+      'an unknown body mode',
+      { backendRefs: [{ name: 'a', port: 1 }], processingMode: { request: { body: 'Chunked' } } },
+      /body: Chunked is not one of/,
+    ],
     ['a 2xx statusOnError', { backendRefs: [{ name: 'a', port: 1 }], statusOnError: 200 }, /not a 4xx or 5xx/],
   ])('rejects %s with a clear error', (_case, entry, error) => {
     expect(() => extProcSettingsFromPolicy(policy([entry]), 0)).toThrow(error);
   });
 
   it('names the policy and entry in its errors', () => {
-    expect(() => extProcSettingsFromPolicy(policy([{}]), 0)).toThrow('EnvoyExtensionPolicy team/p spec.extProc[0]: backendRefs is required');
-    expect(() => extProcSettingsFromPolicy(policy([{ backendRefs: [{ name: 'a', port: 1 }] }]), 3)).toThrow(/spec\.extProc\[3\]: no such entry/);
+    expect(() => extProcSettingsFromPolicy(policy([{}]), 0)).toThrow(
+      'EnvoyExtensionPolicy team/p spec.extProc[0]: backendRefs is required',
+    );
+    expect(() => extProcSettingsFromPolicy(policy([{ backendRefs: [{ name: 'a', port: 1 }] }]), 3)).toThrow(
+      /spec\.extProc\[3\]: no such entry/,
+    );
   });
 });
 
@@ -138,8 +191,12 @@ function collect(value: unknown, key: string, out: Record<string, unknown>[] = [
 
 describeWithShared('conformance/envoy-gateway', 'EG v1.9 golden files', (dir) => {
   it('gatewayapi envoyextensionpolicy-override-replace: IR names and authorities of the policies', () => {
-    const input = parse(fs.readFileSync(path.join(dir, 'gatewayapi/envoyextensionpolicy-override-replace.in.yaml'), 'utf8'));
-    const output = parse(fs.readFileSync(path.join(dir, 'gatewayapi/envoyextensionpolicy-override-replace.out.yaml'), 'utf8'));
+    const input = parse(
+      fs.readFileSync(path.join(dir, 'gatewayapi/envoyextensionpolicy-override-replace.in.yaml'), 'utf8'),
+    );
+    const output = parse(
+      fs.readFileSync(path.join(dir, 'gatewayapi/envoyextensionpolicy-override-replace.out.yaml'), 'utf8'),
+    );
     const expected = new Map<string, string>();
     for (const holder of collect(output, 'extProcs')) {
       for (const ir of holder.extProcs as { name: string; authority: string }[]) expected.set(ir.name, ir.authority);
@@ -158,10 +215,13 @@ describeWithShared('conformance/envoy-gateway', 'EG v1.9 golden files', (dir) =>
 
   it('xds-translator ext-proc: processing modes and filter options as EG writes them into the HCM', () => {
     const input = parse(fs.readFileSync(path.join(dir, 'xds-translator/in/xds-ir/ext-proc.yaml'), 'utf8'));
-    const listeners = parse(fs.readFileSync(path.join(dir, 'xds-translator/out/xds-ir/ext-proc.listeners.yaml'), 'utf8'));
+    const listeners = parse(
+      fs.readFileSync(path.join(dir, 'xds-translator/out/xds-ir/ext-proc.listeners.yaml'), 'utf8'),
+    );
     const filters = new Map<string, Record<string, any>>();
     for (const holder of collect(listeners, 'typedConfig')) {
-      if (typeof holder.name === 'string' && holder.name.startsWith('envoy.filters.http.ext_proc/')) filters.set(holder.name, holder.typedConfig as Record<string, any>);
+      if (typeof holder.name === 'string' && holder.name.startsWith('envoy.filters.http.ext_proc/'))
+        filters.set(holder.name, holder.typedConfig as Record<string, any>);
     }
     const irs = collect(input, 'extProcs').flatMap((holder) => holder.extProcs as Record<string, any>[]);
     expect(irs.length).toBe(5);
@@ -172,13 +232,21 @@ describeWithShared('conformance/envoy-gateway', 'EG v1.9 golden files', (dir) =>
       const mode = envoyProcessingMode(settings);
       const expectedMode = { requestBodyMode: 'NONE', responseBodyMode: 'NONE', ...config!.processingMode };
       expect([settings.name, mode]).toEqual([settings.name, expectedMode]);
-      expect(settings.messageTimeoutMs).toBe(config!.messageTimeout === undefined ? DEFAULT_MESSAGE_TIMEOUT_MS : durationField(config!.messageTimeout, 'out'));
+      expect(settings.messageTimeoutMs).toBe(
+        config!.messageTimeout === undefined
+          ? DEFAULT_MESSAGE_TIMEOUT_MS
+          : durationField(config!.messageTimeout, 'out'),
+      );
       expect(settings.failOpen).toBe(config!.failureModeAllow === true);
       expect(settings.allowModeOverride).toBe(config!.allowModeOverride === true);
       expect(settings.shadowMode).toBe(config!.observabilityMode === true);
       expect(settings.authority).toBe(config!.grpcService.envoyGrpc.authority);
-      expect(settings.metadataOptions.forwardingNamespaces).toEqual(config!.metadataOptions?.forwardingNamespaces?.untyped ?? []);
-      expect(settings.metadataOptions.receivingNamespaces).toEqual(config!.metadataOptions?.receivingNamespaces?.untyped ?? []);
+      expect(settings.metadataOptions.forwardingNamespaces).toEqual(
+        config!.metadataOptions?.forwardingNamespaces?.untyped ?? [],
+      );
+      expect(settings.metadataOptions.receivingNamespaces).toEqual(
+        config!.metadataOptions?.receivingNamespaces?.untyped ?? [],
+      );
       expect(settings.processingMode.request?.attributes ?? []).toEqual(config!.requestAttributes ?? []);
       expect(settings.processingMode.response?.attributes ?? []).toEqual(config!.responseAttributes ?? []);
       expect(settings.statusOnError === undefined).toBe(config!.statusOnError === undefined);
@@ -189,7 +257,9 @@ describeWithShared('conformance/envoy-gateway', 'EG v1.9 golden files', (dir) =>
 /** EG's IR extProc (the xds translator's input) in our settings' terms: the IR keeps header processing apart from the body mode. */
 function settingsFromIr(ir: Record<string, any>): ExtProcSettings {
   const phase = (headers: boolean | undefined, body: ExtProcBodyMode | undefined, attributes: string[] | undefined) =>
-    headers || body || attributes ? { sendHeaders: headers === true, ...(body ? { body } : {}), ...(attributes ? { attributes } : {}) } : undefined;
+    headers || body || attributes
+      ? { sendHeaders: headers === true, ...(body ? { body } : {}), ...(attributes ? { attributes } : {}) }
+      : undefined;
   const request = phase(ir.requestHeaderProcessing, ir.requestBodyProcessingMode, ir.requestAttributes);
   const response = phase(ir.responseHeaderProcessing, ir.responseBodyProcessingMode, ir.responseAttributes);
   return {
@@ -197,11 +267,15 @@ function settingsFromIr(ir: Record<string, any>): ExtProcSettings {
     service: { kind: 'Service', namespace: 'unused', name: 'unused', port: 1 },
     authority: ir.authority,
     processingMode: { ...(request ? { request } : {}), ...(response ? { response } : {}) },
-    messageTimeoutMs: ir.messageTimeout === undefined ? DEFAULT_MESSAGE_TIMEOUT_MS : durationField(ir.messageTimeout, 'in'),
+    messageTimeoutMs:
+      ir.messageTimeout === undefined ? DEFAULT_MESSAGE_TIMEOUT_MS : durationField(ir.messageTimeout, 'in'),
     failOpen: ir.failOpen === true,
     allowModeOverride: ir.allowModeOverride === true,
     shadowMode: ir.shadowMode === true,
     ...(ir.statusOnError === undefined ? {} : { statusOnError: ir.statusOnError }),
-    metadataOptions: { forwardingNamespaces: ir.forwardingMetadataNamespaces ?? [], receivingNamespaces: ir.receivingMetadataNamespaces ?? [] },
+    metadataOptions: {
+      forwardingNamespaces: ir.forwardingMetadataNamespaces ?? [],
+      receivingNamespaces: ir.receivingMetadataNamespaces ?? [],
+    },
   };
 }

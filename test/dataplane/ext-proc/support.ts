@@ -15,7 +15,7 @@ export function codec(): ExtProcCodec {
   return (sharedCodec ??= createExtProcCodec());
 }
 
-export type Message = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type Message = Record<string, any>;
 
 /** The server side of one `Process` stream, as a test script sees it. */
 export class ServerStream {
@@ -106,7 +106,7 @@ export async function startFakeProcessor(
         responseSerialize: (bytes: Buffer) => bytes,
         responseDeserialize: (bytes: Buffer) => bytes,
       },
-    } as grpc.ServiceDefinition,
+    },
     {
       Process: (call: grpc.ServerDuplexStream<Message, Buffer>) => {
         const stream = new ServerStream(call);
@@ -118,7 +118,9 @@ export async function startFakeProcessor(
     },
   );
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) => (error ? reject(error) : resolve(bound))),
+    server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, bound) =>
+      error ? reject(error) : resolve(bound),
+    ),
   );
   return {
     address: `127.0.0.1:${port}`,
@@ -212,7 +214,9 @@ export interface DriveResult {
 export async function drive(
   filter: HttpFilter,
   stream: FakeStream,
-  upstream: UpstreamResponse | ((request: { headers: HeaderMap; body: Buffer }) => UpstreamResponse | Promise<UpstreamResponse>),
+  upstream:
+    | UpstreamResponse
+    | ((request: { headers: HeaderMap; body: Buffer }) => UpstreamResponse | Promise<UpstreamResponse>),
   options: { complete?: boolean } = {},
 ): Promise<DriveResult> {
   const result: DriveResult = { passed: [], body: Buffer.alloc(0) };
@@ -238,7 +242,7 @@ export async function drive(
       return result;
     }
     for (let i = 0; i < chunks.length; i++) {
-      const out = await filter.encodeData!(stream, chunks[i]!, i === chunks.length - 1);
+      const out = await filter.encodeData!(stream, chunks[i], i === chunks.length - 1);
       if (!Buffer.isBuffer(out)) {
         result.localReply = out.reply;
         return result;
@@ -276,7 +280,10 @@ export function setHeader(key: string, value: string, extra: Message = {}): Mess
 
 /** Header entries of a received headers message, decoded from `raw_value`. */
 export function wireHeaders(message: Message, kind: 'requestHeaders' | 'responseHeaders'): Array<[string, string]> {
-  return (message[kind].headers.headers as Message[]).map((h) => [h.key, Buffer.from(h.rawValue ?? []).toString('latin1')]);
+  return (message[kind].headers.headers as Message[]).map((h) => [
+    h.key,
+    Buffer.from(h.rawValue ?? []).toString('latin1'),
+  ]);
 }
 
 export function newClients(): ExtProcClients {

@@ -5,8 +5,13 @@ import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
-import type { LocalReply } from '../../../lib/dataplane/filter';
-import { createJwksResolver, createJwtFilter, JWT_STATUS, type JwtSettings, jwtSettingsFromPolicy } from '../../../lib/dataplane/jwt';
+import {
+  createJwksResolver,
+  createJwtFilter,
+  JWT_STATUS,
+  type JwtSettings,
+  jwtSettingsFromPolicy,
+} from '../../../lib/dataplane/jwt';
 import { testStream } from '../rate-limit/stream';
 
 const ISSUER = 'https://issuer.example';
@@ -71,9 +76,17 @@ const securityPolicy = (extra: Record<string, unknown> = {}) => ({
 });
 
 async function token(claims: JWTPayload = {}, options: { key?: Key; kid?: string; expiresIn?: string | number } = {}) {
-  return new SignJWT({ sub: 'alice', aud: 'ai-gateway', org: { id: 'acme' }, tier: 3, admin: false, groups: ['a', 'b'], ...claims })
+  return new SignJWT({
+    sub: 'alice',
+    aud: 'ai-gateway',
+    org: { id: 'acme' },
+    tier: 3,
+    admin: false,
+    groups: ['a', 'b'],
+    ...claims,
+  })
     .setProtectedHeader({ alg: 'RS256', kid: options.kid ?? 'k1' })
-    .setIssuer((claims.iss as string | undefined) ?? ISSUER)
+    .setIssuer(claims.iss ?? ISSUER)
     .setIssuedAt()
     .setExpirationTime(options.expiresIn ?? '10m')
     .sign(options.key ?? signingKey);
@@ -85,11 +98,17 @@ function settings(extra: Record<string, unknown> = {}): JwtSettings {
   return parsed;
 }
 
-async function authenticate(headers: [string, string][], options: { settings?: JwtSettings; override?: string; path?: string } = {}) {
-  const filter = createJwtFilter(options.settings ?? settings(), createJwksResolver({ overrides: { [JWKS_URI]: options.override ?? jwksUrl } }));
+async function authenticate(
+  headers: [string, string][],
+  options: { settings?: JwtSettings; override?: string; path?: string } = {},
+) {
+  const filter = createJwtFilter(
+    options.settings ?? settings(),
+    createJwksResolver({ overrides: { [JWKS_URI]: options.override ?? jwksUrl } }),
+  );
   const stream = testStream({ headers: [[':path', options.path ?? '/v1/chat/completions?x=1'], ...headers] });
   const result = await filter.decodeHeaders!(stream, false);
-  return { reply: result.action === 'localReply' ? (result.reply as LocalReply) : undefined, stream };
+  return { reply: result.action === 'localReply' ? result.reply : undefined, stream };
 }
 
 describe('jwtSettingsFromPolicy', () => {
@@ -139,7 +158,11 @@ describe('createJwtFilter', () => {
     expect(h.get('x-tier')).toBe('3');
     expect(h.get('x-admin')).toBe('false');
     expect(Buffer.from(h.get('x-groups') ?? '', 'base64').toString()).toBe('["a","b"]');
-    expect(stream.dynamicMetadata.get('envoy.filters.http.jwt_authn')?.default).toMatchObject({ sub: 'alice', iss: ISSUER, scope: ['chat', 'embeddings'] });
+    expect(stream.dynamicMetadata.get('envoy.filters.http.jwt_authn')?.default).toMatchObject({
+      sub: 'alice',
+      iss: ISSUER,
+      scope: ['chat', 'embeddings'],
+    });
   });
 
   it('reads JWKS from a file override and from the access_token query parameter', async () => {
@@ -150,30 +173,82 @@ describe('createJwtFilter', () => {
 
   it.each([
     ['a missing token', async () => [] as [string, string][], 401, JWT_STATUS.missing, false],
-    ['an expired token', async () => [['authorization', `Bearer ${await token({}, { expiresIn: Math.floor(Date.now() / 1000) - 120 })}`]] as [string, string][], 401, JWT_STATUS.expired, true],
-    ['a wrong issuer', async () => [['authorization', `Bearer ${await token({ iss: 'https://evil.example' })}`]] as [string, string][], 401, JWT_STATUS.unknownIssuer, true],
-    ['a wrong audience', async () => [['authorization', `Bearer ${await token({ aud: 'someone-else' })}`]] as [string, string][], 403, JWT_STATUS.audienceNotAllowed, true],
-    ['a token signed by another key', async () => [['authorization', `Bearer ${await token({}, { key: otherKey })}`]] as [string, string][], 401, JWT_STATUS.verificationFailed, true],
-    ['an unknown key id', async () => [['authorization', `Bearer ${await token({}, { kid: 'k9', key: otherKey })}`]] as [string, string][], 401, JWT_STATUS.noMatchingKey, true],
-    ['garbage', async () => [['authorization', 'Bearer not-a-jwt']] as [string, string][], 401, JWT_STATUS.badFormat, true],
-  ])('rejects %s with Envoy’s status, body and www-authenticate', async (_name, headers, status, body, invalidToken) => {
-    const { reply } = await authenticate(await headers());
-    expect(reply?.status).toBe(status);
-    expect(reply?.body).toBe(body);
-    expect(reply?.details).toBe(`jwt_authn_access_denied{${body.replace(/ /g, '_')}}`);
-    const realm = 'Bearer realm="http://gw.example/v1/chat/completions"';
-    expect(Object.fromEntries(reply?.headers ?? [])['www-authenticate']).toBe(invalidToken ? `${realm}, error="invalid_token"` : realm);
-  });
+    [
+      'an expired token',
+      async () =>
+        [['authorization', `Bearer ${await token({}, { expiresIn: Math.floor(Date.now() / 1000) - 120 })}`]] as [
+          string,
+          string,
+        ][],
+      401,
+      JWT_STATUS.expired,
+      true,
+    ],
+    [
+      'a wrong issuer',
+      async () => [['authorization', `Bearer ${await token({ iss: 'https://evil.example' })}`]] as [string, string][],
+      401,
+      JWT_STATUS.unknownIssuer,
+      true,
+    ],
+    [
+      'a wrong audience',
+      async () => [['authorization', `Bearer ${await token({ aud: 'someone-else' })}`]] as [string, string][],
+      403,
+      JWT_STATUS.audienceNotAllowed,
+      true,
+    ],
+    [
+      'a token signed by another key',
+      async () => [['authorization', `Bearer ${await token({}, { key: otherKey })}`]] as [string, string][],
+      401,
+      JWT_STATUS.verificationFailed,
+      true,
+    ],
+    [
+      'an unknown key id',
+      async () => [['authorization', `Bearer ${await token({}, { kid: 'k9', key: otherKey })}`]] as [string, string][],
+      401,
+      JWT_STATUS.noMatchingKey,
+      true,
+    ],
+    [
+      'garbage',
+      async () => [['authorization', 'Bearer not-a-jwt']] as [string, string][],
+      401,
+      JWT_STATUS.badFormat,
+      true,
+    ],
+  ])(
+    'rejects %s with Envoy’s status, body and www-authenticate',
+    async (_name, headers, status, body, invalidToken) => {
+      const { reply } = await authenticate(await headers());
+      expect(reply?.status).toBe(status);
+      expect(reply?.body).toBe(body);
+      expect(reply?.details).toBe(`jwt_authn_access_denied{${body.replace(/ /g, '_')}}`);
+      const realm = 'Bearer realm="http://gw.example/v1/chat/completions"';
+      expect(Object.fromEntries(reply?.headers ?? [])['www-authenticate']).toBe(
+        invalidToken ? `${realm}, error="invalid_token"` : realm,
+      );
+    },
+  );
 
   it('allows an expired token within 60 s of clock skew', async () => {
-    const { reply } = await authenticate([['authorization', `Bearer ${await token({}, { expiresIn: Math.floor(Date.now() / 1000) - 30 })}`]]);
+    const { reply } = await authenticate([
+      ['authorization', `Bearer ${await token({}, { expiresIn: Math.floor(Date.now() / 1000) - 30 })}`],
+    ]);
     expect(reply).toBeUndefined();
   });
 
   it('optional: a missing token passes, an invalid one does not; failOpen lets both pass', async () => {
     expect((await authenticate([], { settings: settings({ optional: true }) })).reply).toBeUndefined();
-    expect((await authenticate([['authorization', 'Bearer x.y.z']], { settings: settings({ optional: true }) })).reply?.status).toBe(401);
-    expect((await authenticate([['authorization', 'Bearer x.y.z']], { settings: settings({ failOpen: true }) })).reply).toBeUndefined();
+    expect(
+      (await authenticate([['authorization', 'Bearer x.y.z']], { settings: settings({ optional: true }) })).reply
+        ?.status,
+    ).toBe(401);
+    expect(
+      (await authenticate([['authorization', 'Bearer x.y.z']], { settings: settings({ failOpen: true }) })).reply,
+    ).toBeUndefined();
   });
 
   it('without fixed settings, applies the matched route’s requirement and leaves routes without one alone', async () => {
@@ -186,16 +261,33 @@ describe('createJwtFilter', () => {
 
   it('with several providers, any one may accept; failures aggregate as Envoy requires_any does', async () => {
     const base = settings();
-    const other = { ...base.providers[0], name: 'other', issuer: 'https://other.example', claimToHeaders: [{ claim: 'sub', header: 'x-other-user' }] };
+    const other = {
+      ...base.providers[0],
+      name: 'other',
+      issuer: 'https://other.example',
+      claimToHeaders: [{ claim: 'sub', header: 'x-other-user' }],
+    };
     const twoProviders: JwtSettings = { ...base, providers: [other, base.providers[0]] };
-    const accepted = await authenticate([['authorization', `Bearer ${await token()}`], ['x-other-user', 'spoofed']], { settings: twoProviders });
+    const accepted = await authenticate(
+      [
+        ['authorization', `Bearer ${await token()}`],
+        ['x-other-user', 'spoofed'],
+      ],
+      { settings: twoProviders },
+    );
     expect(accepted.reply).toBeUndefined();
     expect(accepted.stream.requestHeaders.get('x-user')).toBe('alice');
     expect(accepted.stream.requestHeaders.has('x-other-user')).toBe(false); // sanitized by the provider tried first
     // "issuer is not configured" from one provider beats "missing"; a real error beats both.
-    const wrongIssuer = await authenticate([['authorization', `Bearer ${await token({ iss: 'https://nobody.example' })}`]], { settings: twoProviders });
+    const wrongIssuer = await authenticate(
+      [['authorization', `Bearer ${await token({ iss: 'https://nobody.example' })}`]],
+      { settings: twoProviders },
+    );
     expect(wrongIssuer.reply?.body).toBe(JWT_STATUS.unknownIssuer);
-    const expired = await authenticate([['authorization', `Bearer ${await token({}, { expiresIn: Math.floor(Date.now() / 1000) - 600 })}`]], { settings: twoProviders });
+    const expired = await authenticate(
+      [['authorization', `Bearer ${await token({}, { expiresIn: Math.floor(Date.now() / 1000) - 600 })}`]],
+      { settings: twoProviders },
+    );
     expect(expired.reply?.body).toBe(JWT_STATUS.expired);
   });
 
@@ -212,7 +304,11 @@ describe('createJwtFilter', () => {
 
   it('answers "Jwks remote fetch is failed" when the JWKS cannot be fetched or read', async () => {
     const jwt = await token();
-    for (const override of ['http://127.0.0.1:1/jwks.json', jwksUrl.replace('jwks.json', 'missing.json'), path.join(os.tmpdir(), 'no-such-dir', 'jwks.json')]) {
+    for (const override of [
+      'http://127.0.0.1:1/jwks.json',
+      jwksUrl.replace('jwks.json', 'missing.json'),
+      path.join(os.tmpdir(), 'no-such-dir', 'jwks.json'),
+    ]) {
       const { reply } = await authenticate([['authorization', `Bearer ${jwt}`]], { override });
       expect(reply).toMatchObject({ status: 401, body: JWT_STATUS.jwksFetchFailed });
     }

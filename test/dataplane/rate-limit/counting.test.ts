@@ -4,7 +4,12 @@
  */
 import { randomUUID } from 'node:crypto';
 import Redis from 'ioredis';
-import { type DescriptorEntry, type LimitLookup, RateLimitService, type RateLimitUnit } from '../../../lib/dataplane/rate-limit';
+import {
+  type DescriptorEntry,
+  type LimitLookup,
+  RateLimitService,
+  type RateLimitUnit,
+} from '../../../lib/dataplane/rate-limit';
 import { type CounterStore, MemoryCounterStore, RedisCounterStore } from '../../../lib/dataplane/rate-limit/store';
 import { redisUrlForTests } from '../../support/redis';
 
@@ -35,7 +40,9 @@ afterAll(async () => {
   await inspector?.quit();
 });
 
-const limitOf = (requestsPerUnit: number, unit: RateLimitUnit, shadowMode = false): LimitLookup => () => ({ limit: { requestsPerUnit, unit }, shadowMode });
+const limitOf =
+  (requestsPerUnit: number, unit: RateLimitUnit, shadowMode = false): LimitLookup =>
+  () => ({ limit: { requestsPerUnit, unit }, shadowMode });
 
 describe.each(cases)('counting on $name', (storeCase) => {
   let store: CounterStore;
@@ -74,10 +81,16 @@ describe.each(cases)('counting on $name', (storeCase) => {
 
   it('a check-only request (hits 0) passes at exactly the limit and is refused only once the count exceeds it', async () => {
     const limit = limitOf(100, 'Hour');
-    expect((await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 100 }], 0, limit)).overallCode).toBe('OK');
-    expect((await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 0 }], 0, limit)).overallCode).toBe('OK');
+    expect(
+      (await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 100 }], 0, limit)).overallCode,
+    ).toBe('OK');
+    expect(
+      (await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 0 }], 0, limit)).overallCode,
+    ).toBe('OK');
     // A stream-done charge is applied even when it goes over: the count becomes 101 ...
-    expect((await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 1 }], 0, limit)).overallCode).toBe('OVER_LIMIT');
+    expect(
+      (await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 1 }], 0, limit)).overallCode,
+    ).toBe('OVER_LIMIT');
     // ... and from then on even a check-only request is over limit.
     const check = await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 0 }], 0, limit);
     expect(check.overallCode).toBe('OVER_LIMIT');
@@ -87,7 +100,12 @@ describe.each(cases)('counting on $name', (storeCase) => {
   it('keeps one bucket per descriptor value, and the overall code is over limit if any descriptor is', async () => {
     const limit = limitOf(1, 'Second');
     await service.shouldRateLimit(domain, [{ entries: entries('a') }], 0, limit);
-    const both = await service.shouldRateLimit(domain, [{ entries: entries('a') }, { entries: entries('b') }], 0, limit);
+    const both = await service.shouldRateLimit(
+      domain,
+      [{ entries: entries('a') }, { entries: entries('b') }],
+      0,
+      limit,
+    );
     expect(both.statuses.map((s) => s.code)).toEqual(['OVER_LIMIT', 'OK']);
     expect(both.overallCode).toBe('OVER_LIMIT');
   });
@@ -96,7 +114,10 @@ describe.each(cases)('counting on $name', (storeCase) => {
     const limit = limitOf(1, 'Minute');
     nowMs = (Math.floor(nowMs / 60_000) * 60 + 59) * 1000; // the last second of a minute
     expect((await service.shouldRateLimit(domain, [{ entries: entries('t') }], 0, limit)).overallCode).toBe('OK');
-    expect((await service.shouldRateLimit(domain, [{ entries: entries('t') }], 0, limit)).statuses[0].durationUntilResetSeconds).toBe(1);
+    expect(
+      (await service.shouldRateLimit(domain, [{ entries: entries('t') }], 0, limit)).statuses[0]
+        .durationUntilResetSeconds,
+    ).toBe(1);
     nowMs += 1000; // one second later: a new minute
     expect((await service.shouldRateLimit(domain, [{ entries: entries('t') }], 0, limit)).overallCode).toBe('OK');
   });
@@ -104,9 +125,11 @@ describe.each(cases)('counting on $name', (storeCase) => {
   it('shadow mode answers OK but still counts', async () => {
     const limit = limitOf(1, 'Hour', true);
     const codes = [];
-    for (let i = 0; i < 3; i++) codes.push((await service.shouldRateLimit(domain, [{ entries: entries('t') }], 0, limit)).overallCode);
+    for (let i = 0; i < 3; i++)
+      codes.push((await service.shouldRateLimit(domain, [{ entries: entries('t') }], 0, limit)).overallCode);
     expect(codes).toEqual(['OK', 'OK', 'OK']);
-    const key = (await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 0 }], 0, limit)).statuses[0].key;
+    const key = (await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 0 }], 0, limit))
+      .statuses[0].key;
     if (storeCase.inspect) expect((await storeCase.inspect(key)).value).toBe(3);
   });
 
@@ -116,9 +139,16 @@ describe.each(cases)('counting on $name', (storeCase) => {
   });
 
   it('stores counters under envoyproxy/ratelimit keys with the unit as expiry', async () => {
-    const response = await service.shouldRateLimit(domain, [{ entries: entries('acme'), hitsAddend: 7 }], 0, limitOf(100, 'Day'));
+    const response = await service.shouldRateLimit(
+      domain,
+      [{ entries: entries('acme'), hitsAddend: 7 }],
+      0,
+      limitOf(100, 'Day'),
+    );
     const windowStart = Math.floor(nowMs / 1000 / 86_400) * 86_400;
-    expect(response.statuses[0].key).toBe(`${domain}_${domain}/rule/0_${domain}/rule/0_rule-0-match-0_acme_${windowStart}`);
+    expect(response.statuses[0].key).toBe(
+      `${domain}_${domain}/rule/0_${domain}/rule/0_rule-0-match-0_acme_${windowStart}`,
+    );
     if (!storeCase.inspect) return;
     const stored = await storeCase.inspect(response.statuses[0].key);
     expect(stored.value).toBe(7);
@@ -145,14 +175,21 @@ describe('MemoryCounterStore', () => {
 });
 
 describe('concurrent charges', () => {
-  it.each(cases)('on $name: 50 concurrent stream-done charges of 3 all land (atomic INCRBY), from a cold connection', async (storeCase) => {
-    const store = storeCase.make();
-    const service = new RateLimitService(store);
-    const domain = `test-${randomUUID()}`;
-    const entries = [{ key: 'k', value: 'v' }];
-    await Promise.all(Array.from({ length: 50 }, () => service.shouldRateLimit(domain, [{ entries, hitsAddend: 3 }], 0, limitOf(1000, 'Hour'))));
-    const check = await service.shouldRateLimit(domain, [{ entries, hitsAddend: 0 }], 0, limitOf(1000, 'Hour'));
-    expect(check.statuses[0].limitRemaining).toBe(1000 - 150);
-    await store.close();
-  });
+  it.each(cases)(
+    'on $name: 50 concurrent stream-done charges of 3 all land (atomic INCRBY), from a cold connection',
+    async (storeCase) => {
+      const store = storeCase.make();
+      const service = new RateLimitService(store);
+      const domain = `test-${randomUUID()}`;
+      const entries = [{ key: 'k', value: 'v' }];
+      await Promise.all(
+        Array.from({ length: 50 }, () =>
+          service.shouldRateLimit(domain, [{ entries, hitsAddend: 3 }], 0, limitOf(1000, 'Hour')),
+        ),
+      );
+      const check = await service.shouldRateLimit(domain, [{ entries, hitsAddend: 0 }], 0, limitOf(1000, 'Hour'));
+      expect(check.statuses[0].limitRemaining).toBe(1000 - 150);
+      await store.close();
+    },
+  );
 });

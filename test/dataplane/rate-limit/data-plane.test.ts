@@ -14,15 +14,31 @@ import { redisUrlForTests } from '../../support/redis';
 
 const redisUrl = redisUrlForTests('the rate-limit counting tests against a real Redis');
 
-function request(address: string, pathAndQuery: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
+function request(
+  address: string,
+  pathAndQuery: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string }> {
   const url = new URL(address);
   return new Promise((resolve, reject) => {
-    const req = http.request({ host: url.hostname, port: url.port, path: pathAndQuery, method: 'GET', agent: false, headers: { host: 'chat.example', ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: pathAndQuery,
+        method: 'GET',
+        agent: false,
+        headers: { host: 'chat.example', ...headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -84,52 +100,63 @@ spec:
 const ROUTE = '{group: gateway.networking.k8s.io, kind: HTTPRoute, name: chat}';
 const GATEWAY = '{group: gateway.networking.k8s.io, kind: Gateway, name: gw}';
 
-describe.each([['memory', undefined], ...(redisUrl ? [['redis', redisUrl]] : [])] as [string, string | undefined][])('budgets through the data plane (%s counters)', (_store, url) => {
-  let plane: RunningDataPlane | undefined;
-  const tenant = () => `t-${Math.random().toString(36).slice(2)}`;
+describe.each([['memory', undefined], ...(redisUrl ? [['redis', redisUrl]] : [])] as [string, string | undefined][])(
+  'budgets through the data plane (%s counters)',
+  (_store, url) => {
+    let plane: RunningDataPlane | undefined;
+    const tenant = () => `t-${Math.random().toString(36).slice(2)}`;
 
-  afterEach(async () => {
-    await plane?.close();
-    plane = undefined;
-  });
+    afterEach(async () => {
+      await plane?.close();
+      plane = undefined;
+    });
 
-  async function start(manifests: string): Promise<string> {
-    plane = await startDataPlane({ objects: docs(manifests), echo: true, ...(url ? { redisUrl: url } : {}) });
-    return plane.address('ai', 'gw', 80);
-  }
+    async function start(manifests: string): Promise<string> {
+      plane = await startDataPlane({ objects: docs(manifests), echo: true, ...(url ? { redisUrl: url } : {}) });
+      return plane.address('ai', 'gw', 80);
+    }
 
-  async function statuses(address: string, paths: string[], who: string): Promise<number[]> {
-    const out: number[] = [];
-    for (const p of paths) out.push((await request(address, p, { 'x-tenant': who })).status);
-    return out;
-  }
+    async function statuses(address: string, paths: string[], who: string): Promise<number[]> {
+      const out: number[] = [];
+      for (const p of paths) out.push((await request(address, p, { 'x-tenant': who })).status);
+      return out;
+    }
 
-  it('a shared route budget is one bucket across rules; other tenants are unaffected; 429 carries x-ratelimit headers', async () => {
-    const address = await start(base(budget('route-budget', ROUTE, 3, true)));
-    const t = tenant();
-    expect(await statuses(address, ['/a', '/b', '/a', '/b'], t)).toEqual([200, 200, 200, 429]);
-    const limited = await request(address, '/a', { 'x-tenant': t });
-    expect(limited.status).toBe(429);
-    expect(limited.headers['x-ratelimit-limit']).toBe('3, 3;w=3600');
-    expect(limited.headers['x-envoy-ratelimited']).toBeUndefined();
-    expect(await statuses(address, ['/a'], tenant())).toEqual([200]);
-    // No tenant header: no descriptor, so no limit at all.
-    for (let i = 0; i < 5; i++) expect((await request(address, '/a')).status).toBe(200);
-  });
+    it('a shared route budget is one bucket across rules; other tenants are unaffected; 429 carries x-ratelimit headers', async () => {
+      const address = await start(base(budget('route-budget', ROUTE, 3, true)));
+      const t = tenant();
+      expect(await statuses(address, ['/a', '/b', '/a', '/b'], t)).toEqual([200, 200, 200, 429]);
+      const limited = await request(address, '/a', { 'x-tenant': t });
+      expect(limited.status).toBe(429);
+      expect(limited.headers['x-ratelimit-limit']).toBe('3, 3;w=3600');
+      expect(limited.headers['x-envoy-ratelimited']).toBeUndefined();
+      expect(await statuses(address, ['/a'], tenant())).toEqual([200]);
+      // No tenant header: no descriptor, so no limit at all.
+      for (let i = 0; i < 5; i++) expect((await request(address, '/a')).status).toBe(200);
+    });
 
-  it('a non-shared budget is one bucket per xDS route (rule/match/hostname)', async () => {
-    const address = await start(base(budget('route-budget', ROUTE, 2, false)));
-    expect(await statuses(address, ['/a', '/a', '/a', '/b', '/b', '/b'], tenant())).toEqual([200, 200, 429, 200, 200, 429]);
-  });
+    it('a non-shared budget is one bucket per xDS route (rule/match/hostname)', async () => {
+      const address = await start(base(budget('route-budget', ROUTE, 2, false)));
+      expect(await statuses(address, ['/a', '/a', '/a', '/b', '/b', '/b'], tenant())).toEqual([
+        200, 200, 429, 200, 200, 429,
+      ]);
+    });
 
-  it('gateway and route budgets stack with StrategicMerge; without mergeType the route policy replaces the gateway one', async () => {
-    const merged = await start(base(`${budget('gw-budget', GATEWAY, 3, true)}---${budget('route-budget', ROUTE, 10, true, 'mergeType: StrategicMerge')}`));
-    expect(await statuses(merged, ['/a', '/b', '/a', '/b'], tenant())).toEqual([200, 200, 200, 429]);
-    await plane?.close();
-    const replaced = await start(base(`${budget('gw-budget', GATEWAY, 3, true)}---${budget('route-budget', ROUTE, 10, true)}`));
-    expect(await statuses(replaced, ['/a', '/b', '/a', '/b'], tenant())).toEqual([200, 200, 200, 200]);
-  });
-});
+    it('gateway and route budgets stack with StrategicMerge; without mergeType the route policy replaces the gateway one', async () => {
+      const merged = await start(
+        base(
+          `${budget('gw-budget', GATEWAY, 3, true)}---${budget('route-budget', ROUTE, 10, true, 'mergeType: StrategicMerge')}`,
+        ),
+      );
+      expect(await statuses(merged, ['/a', '/b', '/a', '/b'], tenant())).toEqual([200, 200, 200, 429]);
+      await plane?.close();
+      const replaced = await start(
+        base(`${budget('gw-budget', GATEWAY, 3, true)}---${budget('route-budget', ROUTE, 10, true)}`),
+      );
+      expect(await statuses(replaced, ['/a', '/b', '/a', '/b'], tenant())).toEqual([200, 200, 200, 200]);
+    });
+  },
+);
 
 describe('a budget keyed on a JWT claim header', () => {
   let plane: RunningDataPlane | undefined;
@@ -155,9 +182,18 @@ spec:
       remoteJWKS: {uri: 'https://issuer.example/jwks.json'}
       claimToHeaders: [{claim: sub, header: x-tenant}]
 `;
-    plane = await startDataPlane({ objects: docs(base(`${security}---${budget('route-budget', ROUTE, 1, true)}`)), echo: true, jwksOverrides: { 'https://issuer.example/jwks.json': jwksFile } });
+    plane = await startDataPlane({
+      objects: docs(base(`${security}---${budget('route-budget', ROUTE, 1, true)}`)),
+      echo: true,
+      jwksOverrides: { 'https://issuer.example/jwks.json': jwksFile },
+    });
     const address = plane.address('ai', 'gw', 80);
-    const tokenFor = (sub: string) => new SignJWT({ sub }).setProtectedHeader({ alg: 'ES256', kid: 'k' }).setIssuer('https://issuer.example').setExpirationTime('5m').sign(privateKey);
+    const tokenFor = (sub: string) =>
+      new SignJWT({ sub })
+        .setProtectedHeader({ alg: 'ES256', kid: 'k' })
+        .setIssuer('https://issuer.example')
+        .setExpirationTime('5m')
+        .sign(privateKey);
     const alice = await tokenFor('alice');
     expect((await request(address, '/a')).status).toBe(401);
     const first = await request(address, '/a', { authorization: `Bearer ${alice}`, 'x-tenant': 'someone-else' });

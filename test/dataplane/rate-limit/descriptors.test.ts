@@ -13,13 +13,29 @@ import {
 } from '../../../lib/dataplane/rate-limit';
 
 function policy(name: string, rules: unknown[], extra: Record<string, unknown> = {}) {
-  return { apiVersion: 'gateway.envoyproxy.io/v1alpha1', kind: 'BackendTrafficPolicy', metadata: { namespace: 'ai', name }, spec: { rateLimit: { type: 'Global', global: { rules } }, ...extra } };
+  return {
+    apiVersion: 'gateway.envoyproxy.io/v1alpha1',
+    kind: 'BackendTrafficPolicy',
+    metadata: { namespace: 'ai', name },
+    spec: { rateLimit: { type: 'Global', global: { rules } }, ...extra },
+  };
 }
 
-const rule = (selectors: unknown[], more: Record<string, unknown> = {}) => ({ clientSelectors: selectors, limit: { requests: 10, unit: 'Minute' }, ...more });
+const rule = (selectors: unknown[], more: Record<string, unknown> = {}) => ({
+  clientSelectors: selectors,
+  limit: { requests: 10, unit: 'Minute' },
+  ...more,
+});
 
-function descriptorsFor(rules: RateLimitRule[], headers: [string, string][], options: { address?: string; metadata?: Record<string, Record<string, unknown>>; onStreamDone?: boolean } = {}) {
-  const requestHeaders = new HeaderMap([[':method', 'POST'], [':path', '/v1/chat/completions']]);
+function descriptorsFor(
+  rules: RateLimitRule[],
+  headers: [string, string][],
+  options: { address?: string; metadata?: Record<string, Record<string, unknown>>; onStreamDone?: boolean } = {},
+) {
+  const requestHeaders = new HeaderMap([
+    [':method', 'POST'],
+    [':path', '/v1/chat/completions'],
+  ]);
   for (const [name, value] of headers) {
     if (name.startsWith(':')) requestHeaders.set(name, value);
     else requestHeaders.add(name, value);
@@ -47,7 +63,10 @@ describe('rateLimitRulesFromPolicy', () => {
         rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], {
           shared: true,
           limit: { requests: 1000, unit: 'Week' },
-          cost: { request: { from: 'Number', number: 0 }, response: { from: 'Metadata', metadata: { namespace: 'io.ai-gateway', key: 'tokens' } } },
+          cost: {
+            request: { from: 'Number', number: 0 },
+            response: { from: 'Metadata', metadata: { namespace: 'io.ai-gateway', key: 'tokens' } },
+          },
         }),
         rule([{ methods: [{ value: 'GET' }, { value: 'POST', invert: true }] }], { shadowMode: true }),
       ]),
@@ -60,7 +79,11 @@ describe('rateLimitRulesFromPolicy', () => {
       responseCost: { metadataNamespace: 'io.ai-gateway', metadataKey: 'tokens' },
       headerMatches: [{ name: 'x-tenant', distinct: true }],
     });
-    expect(rules[1]).toMatchObject({ shared: false, shadowMode: true, methodMatches: [{ exact: 'GET' }, { exact: 'POST', invert: true }] });
+    expect(rules[1]).toMatchObject({
+      shared: false,
+      shadowMode: true,
+      methodMatches: [{ exact: 'GET' }, { exact: 'POST', invert: true }],
+    });
   });
 
   it.each([
@@ -74,17 +97,31 @@ describe('rateLimitRulesFromPolicy', () => {
   });
 
   it('rejects units EG 1.9 does not allow and limits outside uint32', () => {
-    expect(() => rateLimitRulesFromPolicy(policy('bad', [{ limit: { requests: 1, unit: 'Fortnight' } }]))).toThrow(/limit.unit must be one of Second, Minute, Hour, Day, Week, Month, Year/);
-    expect(() => rateLimitRulesFromPolicy(policy('bad', [{ limit: { requests: 2 ** 32, unit: 'Hour' } }]))).toThrow(/between 0 and 4294967295/);
+    expect(() => rateLimitRulesFromPolicy(policy('bad', [{ limit: { requests: 1, unit: 'Fortnight' } }]))).toThrow(
+      /limit.unit must be one of Second, Minute, Hour, Day, Week, Month, Year/,
+    );
+    expect(() => rateLimitRulesFromPolicy(policy('bad', [{ limit: { requests: 2 ** 32, unit: 'Hour' } }]))).toThrow(
+      /between 0 and 4294967295/,
+    );
   });
 
   it('returns no rules for a policy without a rate limit', () => {
-    expect(rateLimitRulesFromPolicy({ metadata: { namespace: 'ai', name: 'timeouts' }, spec: { timeout: { http: { requestTimeout: '1s' } } } })).toEqual([]);
+    expect(
+      rateLimitRulesFromPolicy({
+        metadata: { namespace: 'ai', name: 'timeouts' },
+        spec: { timeout: { http: { requestTimeout: '1s' } } },
+      }),
+    ).toEqual([]);
   });
 });
 
 describe('mergeRateLimitRules (EG gateway + route policy)', () => {
-  const gateway = rateLimitRulesFromPolicy(policy('gw', [rule([{ headers: [{ name: 'a', type: 'Distinct' }] }]), rule([{ headers: [{ name: 'b', type: 'Distinct' }] }])]));
+  const gateway = rateLimitRulesFromPolicy(
+    policy('gw', [
+      rule([{ headers: [{ name: 'a', type: 'Distinct' }] }]),
+      rule([{ headers: [{ name: 'b', type: 'Distinct' }] }]),
+    ]),
+  );
   const route = rateLimitRulesFromPolicy(policy('route', [rule([{ headers: [{ name: 'c', type: 'Distinct' }] }])]));
 
   it('without mergeType the route policy replaces the gateway policy', () => {
@@ -93,49 +130,148 @@ describe('mergeRateLimitRules (EG gateway + route policy)', () => {
   });
 
   it('StrategicMerge stacks both, route rules first (apimachinery list order)', () => {
-    expect(mergeRateLimitRules(gateway, route, 'StrategicMerge').map((r) => r.name)).toEqual(['ai/route/rule/0', 'ai/gw/rule/0', 'ai/gw/rule/1']);
+    expect(mergeRateLimitRules(gateway, route, 'StrategicMerge').map((r) => r.name)).toEqual([
+      'ai/route/rule/0',
+      'ai/gw/rule/0',
+      'ai/gw/rule/1',
+    ]);
   });
 
   it('StrategicMerge without a route rate limit keeps the gateway rules; JSONMerge replaces the list', () => {
-    expect(mergeRateLimitRules(gateway, undefined, 'StrategicMerge').map((r) => r.name)).toEqual(['ai/gw/rule/0', 'ai/gw/rule/1']);
+    expect(mergeRateLimitRules(gateway, undefined, 'StrategicMerge').map((r) => r.name)).toEqual([
+      'ai/gw/rule/0',
+      'ai/gw/rule/1',
+    ]);
     expect(mergeRateLimitRules(gateway, route, 'JSONMerge').map((r) => r.name)).toEqual(['ai/route/rule/0']);
   });
 
   it('a shared gateway rule merged behind route rules gets another descriptor index, so another bucket', () => {
-    const sharedGateway = rateLimitRulesFromPolicy(policy('gw', [rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], { shared: true })]));
-    const sharedRoute = rateLimitRulesFromPolicy(policy('route', [rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], { shared: true })]));
+    const sharedGateway = rateLimitRulesFromPolicy(
+      policy('gw', [rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], { shared: true })]),
+    );
+    const sharedRoute = rateLimitRulesFromPolicy(
+      policy('route', [rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], { shared: true })]),
+    );
     const alone = descriptorsFor(sharedGateway, [['x-tenant', 't1']]);
-    const merged = descriptorsFor(mergeRateLimitRules(sharedGateway, sharedRoute, 'StrategicMerge'), [['x-tenant', 't1']]);
-    expect(alone['ai/gw']).toEqual([{ entries: [{ key: 'ai/gw/rule/0', value: 'ai/gw/rule/0' }, { key: 'rule-0-match-0', value: 't1' }] }]);
-    expect(merged['ai/gw']).toEqual([{ entries: [{ key: 'ai/gw/rule/0', value: 'ai/gw/rule/0' }, { key: 'rule-1-match-0', value: 't1' }] }]);
+    const merged = descriptorsFor(mergeRateLimitRules(sharedGateway, sharedRoute, 'StrategicMerge'), [
+      ['x-tenant', 't1'],
+    ]);
+    expect(alone['ai/gw']).toEqual([
+      {
+        entries: [
+          { key: 'ai/gw/rule/0', value: 'ai/gw/rule/0' },
+          { key: 'rule-0-match-0', value: 't1' },
+        ],
+      },
+    ]);
+    expect(merged['ai/gw']).toEqual([
+      {
+        entries: [
+          { key: 'ai/gw/rule/0', value: 'ai/gw/rule/0' },
+          { key: 'rule-1-match-0', value: 't1' },
+        ],
+      },
+    ]);
   });
 });
 
 describe('descriptors (Envoy rate-limit actions on a request)', () => {
   it('non-shared rules key on the route name in the listener domain; shared ones on the rule in the policy domain', () => {
-    const rules = rateLimitRulesFromPolicy(policy('p', [rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }]), rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], { shared: true })]));
+    const rules = rateLimitRulesFromPolicy(
+      policy('p', [
+        rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }]),
+        rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], { shared: true }),
+      ]),
+    );
     expect(descriptorsFor(rules, [['x-tenant', 'acme']])).toEqual({
-      'ai/gw/http': [{ entries: [{ key: 'httproute/ai/chat/rule/0/match/0/*', value: 'httproute/ai/chat/rule/0/match/0/*' }, { key: 'rule-0-match-0', value: 'acme' }] }],
-      'ai/p': [{ entries: [{ key: 'ai/p/rule/1', value: 'ai/p/rule/1' }, { key: 'rule-0-match-0', value: 'acme' }] }],
+      'ai/gw/http': [
+        {
+          entries: [
+            { key: 'httproute/ai/chat/rule/0/match/0/*', value: 'httproute/ai/chat/rule/0/match/0/*' },
+            { key: 'rule-0-match-0', value: 'acme' },
+          ],
+        },
+      ],
+      'ai/p': [
+        {
+          entries: [
+            { key: 'ai/p/rule/1', value: 'ai/p/rule/1' },
+            { key: 'rule-0-match-0', value: 'acme' },
+          ],
+        },
+      ],
     });
   });
 
   it('a missing Distinct header drops the descriptor (no limit), and only the first value is used', () => {
-    const rules = rateLimitRulesFromPolicy(policy('p', [rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], { shared: true })]));
+    const rules = rateLimitRulesFromPolicy(
+      policy('p', [rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], { shared: true })]),
+    );
     expect(descriptorsFor(rules, [])['ai/p']).toEqual([]);
-    expect(descriptorsFor(rules, [['x-tenant', 'a'], ['x-tenant', 'b']])['ai/p']).toEqual([{ entries: [{ key: 'ai/p/rule/0', value: 'ai/p/rule/0' }, { key: 'rule-0-match-0', value: 'a' }] }]);
+    expect(
+      descriptorsFor(rules, [
+        ['x-tenant', 'a'],
+        ['x-tenant', 'b'],
+      ])['ai/p'],
+    ).toEqual([
+      {
+        entries: [
+          { key: 'ai/p/rule/0', value: 'ai/p/rule/0' },
+          { key: 'rule-0-match-0', value: 'a' },
+        ],
+      },
+    ]);
   });
 
   it('Exact, RegularExpression (whole value) and inverted header matches', () => {
     const rules = rateLimitRulesFromPolicy(
-      policy('p', [rule([{ headers: [{ name: 'x-plan', value: 'free' }, { name: 'x-region', type: 'RegularExpression', value: 'eu-.*' }, { name: 'x-admin', value: 'yes', invert: true }] }], { shared: true })]),
+      policy('p', [
+        rule(
+          [
+            {
+              headers: [
+                { name: 'x-plan', value: 'free' },
+                { name: 'x-region', type: 'RegularExpression', value: 'eu-.*' },
+                { name: 'x-admin', value: 'yes', invert: true },
+              ],
+            },
+          ],
+          { shared: true },
+        ),
+      ]),
     );
     const hit = (headers: [string, string][]) => descriptorsFor(rules, headers)['ai/p'].length;
-    expect(hit([['x-plan', 'free'], ['x-region', 'eu-west']])).toBe(1);
-    expect(hit([['x-plan', 'free'], ['x-region', 'us-eu-west']])).toBe(0); // anchored: the regex must match all of it
-    expect(hit([['x-plan', 'free'], ['x-region', 'eu-west'], ['x-admin', 'yes']])).toBe(0);
-    expect(hit([['x-plan', 'pro'], ['x-region', 'eu-west']])).toBe(0);
-    expect(descriptorsFor(rules, [['x-plan', 'free'], ['x-region', 'eu-1']])['ai/p'][0]).toEqual({
+    expect(
+      hit([
+        ['x-plan', 'free'],
+        ['x-region', 'eu-west'],
+      ]),
+    ).toBe(1);
+    expect(
+      hit([
+        ['x-plan', 'free'],
+        ['x-region', 'us-eu-west'],
+      ]),
+    ).toBe(0); // anchored: the regex must match all of it
+    expect(
+      hit([
+        ['x-plan', 'free'],
+        ['x-region', 'eu-west'],
+        ['x-admin', 'yes'],
+      ]),
+    ).toBe(0);
+    expect(
+      hit([
+        ['x-plan', 'pro'],
+        ['x-region', 'eu-west'],
+      ]),
+    ).toBe(0);
+    expect(
+      descriptorsFor(rules, [
+        ['x-plan', 'free'],
+        ['x-region', 'eu-1'],
+      ])['ai/p'][0],
+    ).toEqual({
       entries: [
         { key: 'ai/p/rule/0', value: 'ai/p/rule/0' },
         { key: 'rule-0-match-0', value: 'rule-0-match-0' },
@@ -146,38 +282,96 @@ describe('descriptors (Envoy rate-limit actions on a request)', () => {
   });
 
   it('methods are OR-ed into one descriptor per method, sharing the bucket; path prefixes are segment-aware', () => {
-    const rules = rateLimitRulesFromPolicy(policy('p', [rule([{ methods: [{ value: 'GET' }, { value: 'POST' }], path: { type: 'PathPrefix', value: '/v1/chat' } }], { shared: true })]));
+    const rules = rateLimitRulesFromPolicy(
+      policy('p', [
+        rule([{ methods: [{ value: 'GET' }, { value: 'POST' }], path: { type: 'PathPrefix', value: '/v1/chat' } }], {
+          shared: true,
+        }),
+      ]),
+    );
     expect(pathSeparatedPrefixRegex('/v1.x/')).toBe('^/v1\\.x(/.*|\\?.*|#.*|;.*|$)');
     const post = descriptorsFor(rules, [[':path', '/v1/chat/completions?stream=true']])['ai/p'];
-    expect(post).toEqual([{ entries: [{ key: 'ai/p/rule/0', value: 'ai/p/rule/0' }, { key: 'rule-0-method', value: 'rule-0-method' }, { key: 'rule-0-path', value: 'rule-0-path' }] }]);
+    expect(post).toEqual([
+      {
+        entries: [
+          { key: 'ai/p/rule/0', value: 'ai/p/rule/0' },
+          { key: 'rule-0-method', value: 'rule-0-method' },
+          { key: 'rule-0-path', value: 'rule-0-path' },
+        ],
+      },
+    ]);
     expect(descriptorsFor(rules, [[':path', '/v1/chatter']])['ai/p']).toEqual([]);
-    expect(descriptorsFor(rules, [[':method', 'PUT'], [':path', '/v1/chat']])['ai/p']).toEqual([]);
+    expect(
+      descriptorsFor(rules, [
+        [':method', 'PUT'],
+        [':path', '/v1/chat'],
+      ])['ai/p'],
+    ).toEqual([]);
   });
 
   it('sourceCIDR: Exact shares one bucket per CIDR, Distinct adds the client IP; outside the CIDR no descriptor', () => {
-    const rules = rateLimitRulesFromPolicy(policy('p', [rule([{ sourceCIDR: { value: '10.0.0.0/8', type: 'Distinct' } }], { shared: true }), rule([{ sourceCIDR: { value: '10.0.0.0/8', invert: true } }], { shared: true })]));
+    const rules = rateLimitRulesFromPolicy(
+      policy('p', [
+        rule([{ sourceCIDR: { value: '10.0.0.0/8', type: 'Distinct' } }], { shared: true }),
+        rule([{ sourceCIDR: { value: '10.0.0.0/8', invert: true } }], { shared: true }),
+      ]),
+    );
     expect(descriptorsFor(rules, [], { address: '::ffff:10.9.8.7' })['ai/p']).toEqual([
-      { entries: [{ key: 'ai/p/rule/0', value: 'ai/p/rule/0' }, { key: 'masked_remote_address', value: '10.0.0.0/8' }, { key: 'remote_address', value: '10.9.8.7' }] },
+      {
+        entries: [
+          { key: 'ai/p/rule/0', value: 'ai/p/rule/0' },
+          { key: 'masked_remote_address', value: '10.0.0.0/8' },
+          { key: 'remote_address', value: '10.9.8.7' },
+        ],
+      },
     ]);
-    expect(descriptorsFor(rules, [], { address: '192.168.1.1' })['ai/p']).toEqual([{ entries: [{ key: 'ai/p/rule/1', value: 'ai/p/rule/1' }, { key: 'masked_remote_address', value: 'invert:10.0.0.0/8' }] }]);
+    expect(descriptorsFor(rules, [], { address: '192.168.1.1' })['ai/p']).toEqual([
+      {
+        entries: [
+          { key: 'ai/p/rule/1', value: 'ai/p/rule/1' },
+          { key: 'masked_remote_address', value: 'invert:10.0.0.0/8' },
+        ],
+      },
+    ]);
   });
 
   it('a rule without selectors applies to every request (rule-<k>-match--1)', () => {
     const rules = rateLimitRulesFromPolicy(policy('p', [{ limit: { requests: 5, unit: 'Second' } }]));
     expect(descriptorsFor(rules, [])['ai/gw/http']).toEqual([
-      { entries: [{ key: 'httproute/ai/chat/rule/0/match/0/*', value: 'httproute/ai/chat/rule/0/match/0/*' }, { key: 'rule-0-match--1', value: 'rule-0-match--1' }] },
+      {
+        entries: [
+          { key: 'httproute/ai/chat/rule/0/match/0/*', value: 'httproute/ai/chat/rule/0/match/0/*' },
+          { key: 'rule-0-match--1', value: 'rule-0-match--1' },
+        ],
+      },
     ]);
   });
 
   it('request cost 0 is a per-descriptor addend of 0; a response cost comes from dynamic metadata at stream end', () => {
     const rules = rateLimitRulesFromPolicy(
-      policy('p', [rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], { shared: true, cost: { request: { from: 'Number', number: 0 }, response: { from: 'Metadata', metadata: { namespace: 'io.ai', key: 'tokens' } } } })]),
+      policy('p', [
+        rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], {
+          shared: true,
+          cost: {
+            request: { from: 'Number', number: 0 },
+            response: { from: 'Metadata', metadata: { namespace: 'io.ai', key: 'tokens' } },
+          },
+        }),
+      ]),
     );
     expect(descriptorsFor(rules, [['x-tenant', 't']])['ai/p'][0]).toMatchObject({ hitsAddend: 0 });
-    expect(descriptorsFor(rules, [['x-tenant', 't']], { onStreamDone: true, metadata: { 'io.ai': { tokens: 42 } } })['ai/p'][0]).toMatchObject({ hitsAddend: 42 });
+    expect(
+      descriptorsFor(rules, [['x-tenant', 't']], { onStreamDone: true, metadata: { 'io.ai': { tokens: 42 } } })[
+        'ai/p'
+      ][0],
+    ).toMatchObject({ hitsAddend: 42 });
     // Missing or non-numeric metadata: Envoy logs "Invalid hits_addend" and sends no descriptor (nothing is charged).
     expect(descriptorsFor(rules, [['x-tenant', 't']], { onStreamDone: true })['ai/p']).toEqual([]);
-    expect(descriptorsFor(rules, [['x-tenant', 't']], { onStreamDone: true, metadata: { 'io.ai': { tokens: 'many' } } })['ai/p']).toEqual([]);
+    expect(
+      descriptorsFor(rules, [['x-tenant', 't']], { onStreamDone: true, metadata: { 'io.ai': { tokens: 'many' } } })[
+        'ai/p'
+      ],
+    ).toEqual([]);
   });
 
   it('hits from a format: numbers truncate, numeric strings parse, out of [0, 1e9] is invalid', () => {
@@ -204,6 +398,16 @@ describe('windows and counter keys (envoyproxy/ratelimit)', () => {
     expect(unitSeconds(unit)).toBe(seconds);
     const now = 1_765_000_123;
     const start = Math.floor(now / seconds) * seconds;
-    expect(counterKey('ai/p', [{ key: 'ai/p/rule/0', value: 'ai/p/rule/0' }, { key: 'rule-0-match-0', value: 'acme' }], unit, now)).toBe(`ai/p_ai/p/rule/0_ai/p/rule/0_rule-0-match-0_acme_${start}`);
+    expect(
+      counterKey(
+        'ai/p',
+        [
+          { key: 'ai/p/rule/0', value: 'ai/p/rule/0' },
+          { key: 'rule-0-match-0', value: 'acme' },
+        ],
+        unit,
+        now,
+      ),
+    ).toBe(`ai/p_ai/p/rule/0_ai/p/rule/0_rule-0-match-0_acme_${start}`);
   });
 });

@@ -3,11 +3,20 @@
  * route JSON in camelCase, the Go struct dump of `rateLimitsByDomain`, the ratelimit service YAML), so tests compare
  * like with like. Test-only.
  */
-import type { RateLimitAction, RateLimitRule, RateLimitStringMatch, RateLimitUnit, RouteRateLimit, ServiceDescriptor, StringMatcher } from '../../../lib/dataplane/rate-limit';
+import type {
+  RateLimitAction,
+  RateLimitRule,
+  RateLimitStringMatch,
+  RateLimitUnit,
+  RouteRateLimit,
+  ServiceDescriptor,
+  StringMatcher,
+} from '../../../lib/dataplane/rate-limit';
 
 type Json = Record<string, any>;
 
-const capitalize = (unit: string): RateLimitUnit => (unit.charAt(0).toUpperCase() + unit.slice(1).toLowerCase()) as RateLimitUnit;
+const capitalize = (unit: string): RateLimitUnit =>
+  (unit.charAt(0).toUpperCase() + unit.slice(1).toLowerCase()) as RateLimitUnit;
 
 function irMatch(m: Json): RateLimitStringMatch {
   return {
@@ -39,11 +48,22 @@ export function ruleFromIr(ir: Json): RateLimitRule {
     methodMatches: (ir.methodMatches ?? []).map(irMatch),
     ...(ir.pathMatch ? { pathMatch: irMatch(ir.pathMatch) } : {}),
     ...(cidr
-      ? { cidrMatch: { cidr: cidr.cidr, addressPrefix: cidr.cidr.split('/')[0], maskLen: cidr.maskLen, isIPv6: cidr.isIPv6 === true, distinct: cidr.distinct === true, invert: cidr.invert === true } }
+      ? {
+          cidrMatch: {
+            cidr: cidr.cidr,
+            addressPrefix: cidr.cidr.split('/')[0],
+            maskLen: cidr.maskLen,
+            isIPv6: cidr.isIPv6 === true,
+            distinct: cidr.distinct === true,
+            invert: cidr.invert === true,
+          },
+        }
       : {}),
     queryParamMatches: (ir.queryParamMatches ?? []).map(irMatch),
     limit: { requests: ir.limit.requests, unit: capitalize(ir.limit.unit) },
-    ...(ir.limit.fromMetadata ? { limitFromMetadata: { namespace: ir.limit.fromMetadata.namespace, key: ir.limit.fromMetadata.key } } : {}),
+    ...(ir.limit.fromMetadata
+      ? { limitFromMetadata: { namespace: ir.limit.fromMetadata.namespace, key: ir.limit.fromMetadata.key } }
+      : {}),
     ...(requestCost ? { requestCost } : {}),
     ...(responseCost ? { responseCost } : {}),
     ...(ir.shadowMode ? { shadowMode: true } : {}),
@@ -60,7 +80,12 @@ export function ruleToIr(rule: RateLimitRule): Json {
     ...(m.distinct ? { distinct: true } : {}),
     ...(m.invert ? { invert: true } : {}),
   });
-  const cost = (c: RateLimitRule['requestCost']) => (c === undefined ? undefined : 'number' in c ? { number: c.number } : { format: `%DYNAMIC_METADATA(${c.metadataNamespace}:${c.metadataKey})%` });
+  const cost = (c: RateLimitRule['requestCost']) =>
+    c === undefined
+      ? undefined
+      : 'number' in c
+        ? { number: c.number }
+        : { format: `%DYNAMIC_METADATA(${c.metadataNamespace}:${c.metadataKey})%` };
   return stripEmpty({
     name: rule.name,
     shared: rule.shared || undefined,
@@ -68,9 +93,19 @@ export function ruleToIr(rule: RateLimitRule): Json {
     methodMatches: rule.methodMatches.length > 0 ? rule.methodMatches.map(match) : undefined,
     pathMatch: rule.pathMatch ? match(rule.pathMatch) : undefined,
     cidrMatch: rule.cidrMatch
-      ? { cidr: rule.cidrMatch.cidr, distinct: rule.cidrMatch.distinct, invert: rule.cidrMatch.invert, isIPv6: rule.cidrMatch.isIPv6, maskLen: rule.cidrMatch.maskLen }
+      ? {
+          cidr: rule.cidrMatch.cidr,
+          distinct: rule.cidrMatch.distinct,
+          invert: rule.cidrMatch.invert,
+          isIPv6: rule.cidrMatch.isIPv6,
+          maskLen: rule.cidrMatch.maskLen,
+        }
       : undefined,
-    limit: { requests: rule.limit.requests, unit: rule.limit.unit, ...(rule.limitFromMetadata ? { fromMetadata: { ...rule.limitFromMetadata } } : {}) },
+    limit: {
+      requests: rule.limit.requests,
+      unit: rule.limit.unit,
+      ...(rule.limitFromMetadata ? { fromMetadata: { ...rule.limitFromMetadata } } : {}),
+    },
     requestCost: cost(rule.requestCost),
     responseCost: cost(rule.responseCost),
     shadowMode: rule.shadowMode || undefined,
@@ -83,7 +118,13 @@ export function normalizeIr(value: unknown): unknown {
   if (value && typeof value === 'object') {
     const out: Json = {};
     for (const [k, v] of Object.entries(value)) {
-      if (v === undefined || (k === 'distinct' && v === false) || (k === 'name' && v === '') || (k === 'invert' && v === false && !('cidr' in value))) continue;
+      if (
+        v === undefined ||
+        (k === 'distinct' && v === false) ||
+        (k === 'name' && v === '') ||
+        (k === 'invert' && v === false && !('cidr' in value))
+      )
+        continue;
       out[k] = normalizeIr(v);
     }
     return out;
@@ -123,18 +164,25 @@ function actionJson(action: RateLimitAction): Json {
         remoteAddressMatch: {
           descriptorKey: action.descriptorKey,
           descriptorValue: action.descriptorValue,
-          addressMatcher: { ranges: [{ addressPrefix: action.addressPrefix, prefixLen: action.prefixLen }], ...(action.invert ? { invertMatch: true } : {}) },
+          addressMatcher: {
+            ranges: [{ addressPrefix: action.addressPrefix, prefixLen: action.prefixLen }],
+            ...(action.invert ? { invertMatch: true } : {}),
+          },
         },
       };
     case 'queryParameters':
-      return { queryParameters: { descriptorKey: action.descriptorKey, queryParameterName: action.queryParameterName } };
+      return {
+        queryParameters: { descriptorKey: action.descriptorKey, queryParameterName: action.queryParameterName },
+      };
     case 'queryParameterValueMatch':
       return {
         queryParameterValueMatch: {
           descriptorKey: action.descriptorKey,
           descriptorValue: action.descriptorValue,
           expectMatch: action.expectMatch,
-          queryParameters: [{ name: action.queryParameter.name, stringMatch: matcherJson(action.queryParameter.match) }],
+          queryParameters: [
+            { name: action.queryParameter.name, stringMatch: matcherJson(action.queryParameter.match) },
+          ],
         },
       };
   }
@@ -145,7 +193,12 @@ export function routeRateLimitJson(rl: RouteRateLimit): Json {
   return stripEmpty({
     actions: rl.actions.map(actionJson),
     applyOnStreamDone: rl.applyOnStreamDone || undefined,
-    hitsAddend: rl.hitsAddend === undefined ? undefined : 'number' in rl.hitsAddend ? { number: String(rl.hitsAddend.number) } : { format: rl.hitsAddend.format },
+    hitsAddend:
+      rl.hitsAddend === undefined
+        ? undefined
+        : 'number' in rl.hitsAddend
+          ? { number: String(rl.hitsAddend.number) }
+          : { format: rl.hitsAddend.format },
   });
 }
 
@@ -159,8 +212,20 @@ export function goDumpRateLimitJson(entry: Json): Json {
   };
   const actions = entry.actions.map((a: Json) => {
     const spec = a.ActionSpecifier;
-    if (spec.GenericKey) return { genericKey: { descriptorKey: spec.GenericKey.descriptor_key, descriptorValue: spec.GenericKey.descriptor_value } };
-    if (spec.RequestHeaders) return { requestHeaders: { descriptorKey: spec.RequestHeaders.descriptor_key, headerName: spec.RequestHeaders.header_name } };
+    if (spec.GenericKey)
+      return {
+        genericKey: {
+          descriptorKey: spec.GenericKey.descriptor_key,
+          descriptorValue: spec.GenericKey.descriptor_value,
+        },
+      };
+    if (spec.RequestHeaders)
+      return {
+        requestHeaders: {
+          descriptorKey: spec.RequestHeaders.descriptor_key,
+          headerName: spec.RequestHeaders.header_name,
+        },
+      };
     if (spec.HeaderValueMatch) {
       const h = spec.HeaderValueMatch;
       return {
@@ -168,7 +233,10 @@ export function goDumpRateLimitJson(entry: Json): Json {
           descriptorKey: h.descriptor_key,
           descriptorValue: h.descriptor_value,
           expectMatch: h.expect_match?.value ?? true,
-          headers: h.headers.map((hm: Json) => ({ name: hm.name, stringMatch: matcher(hm.HeaderMatchSpecifier.StringMatch) })),
+          headers: h.headers.map((hm: Json) => ({
+            name: hm.name,
+            stringMatch: matcher(hm.HeaderMatchSpecifier.StringMatch),
+          })),
         },
       };
     }
@@ -177,7 +245,11 @@ export function goDumpRateLimitJson(entry: Json): Json {
   return stripEmpty({
     actions,
     applyOnStreamDone: entry.apply_on_stream_done || undefined,
-    hitsAddend: entry.hits_addend ? (entry.hits_addend.number !== undefined ? { number: String(entry.hits_addend.number.value ?? entry.hits_addend.number) } : { format: entry.hits_addend.format }) : undefined,
+    hitsAddend: entry.hits_addend
+      ? entry.hits_addend.number !== undefined
+        ? { number: String(entry.hits_addend.number.value ?? entry.hits_addend.number) }
+        : { format: entry.hits_addend.format }
+      : undefined,
   });
 }
 
@@ -192,7 +264,9 @@ export function serviceDescriptorYaml(d: ServiceDescriptor): Json {
   return {
     key: d.key,
     value: d.value ?? '',
-    rate_limit: d.rateLimit ? { requests_per_unit: d.rateLimit.requestsPerUnit, unit: d.rateLimit.unit.toUpperCase() } : null,
+    rate_limit: d.rateLimit
+      ? { requests_per_unit: d.rateLimit.requestsPerUnit, unit: d.rateLimit.unit.toUpperCase() }
+      : null,
     descriptors: d.descriptors.map(serviceDescriptorYaml),
     shadow_mode: d.shadowMode,
   };

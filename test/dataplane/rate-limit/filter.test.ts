@@ -1,13 +1,21 @@
 /** The ratelimit HTTP filter: when it reads the route and headers, what it answers, what it charges at stream end. */
 import { HeaderMap, type HttpFilter, type LocalReply } from '../../../lib/dataplane/filter';
-import { createRateLimitFilter, rateLimitRulesFromPolicy, RateLimitService, type RateLimitRule } from '../../../lib/dataplane/rate-limit';
+import {
+  createRateLimitFilter,
+  rateLimitRulesFromPolicy,
+  RateLimitService,
+  type RateLimitRule,
+} from '../../../lib/dataplane/rate-limit';
 import { type CounterStore, MemoryCounterStore } from '../../../lib/dataplane/rate-limit/store';
 import { testStream, type TestStream } from './stream';
 
 const LISTENER = 'ai/gw/http';
 
 function rules(name: string, list: unknown[]): RateLimitRule[] {
-  return rateLimitRulesFromPolicy({ metadata: { namespace: 'ai', name }, spec: { rateLimit: { global: { rules: list } } } });
+  return rateLimitRulesFromPolicy({
+    metadata: { namespace: 'ai', name },
+    spec: { rateLimit: { global: { rules: list } } },
+  });
 }
 
 const tokenBudget = (name: string, requests: number, shared = true) =>
@@ -16,7 +24,10 @@ const tokenBudget = (name: string, requests: number, shared = true) =>
       clientSelectors: [{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }],
       limit: { requests, unit: 'Hour' },
       shared,
-      cost: { request: { from: 'Number', number: 0 }, response: { from: 'Metadata', metadata: { namespace: 'io.ai-gateway', key: 'tokens' } } },
+      cost: {
+        request: { from: 'Number', number: 0 },
+        response: { from: 'Metadata', metadata: { namespace: 'io.ai-gateway', key: 'tokens' } },
+      },
     },
   ]);
 
@@ -51,13 +62,20 @@ describe('createRateLimitFilter', () => {
     expect(reply).toMatchObject({ status: 429, details: 'request_rate_limited', flag: 'RL' });
     expect(stream.responseFlags.has('RL')).toBe(true);
     // EG disables x-envoy-ratelimited unless the listener enables Envoy headers; draft-03 headers are on.
-    expect(Object.fromEntries(reply?.headers ?? [])).toEqual({ 'x-ratelimit-limit': '100, 100;w=3600', 'x-ratelimit-remaining': '0', 'x-ratelimit-reset': expect.stringMatching(/^\d+$/) });
+    expect(Object.fromEntries(reply?.headers ?? [])).toEqual({
+      'x-ratelimit-limit': '100, 100;w=3600',
+      'x-ratelimit-remaining': '0',
+      'x-ratelimit-reset': expect.stringMatching(/^\d+$/),
+    });
     // Another tenant has its own bucket.
     expect(await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'other']] }), 1)).toBeUndefined();
   });
 
   it('adds x-envoy-ratelimited only when Envoy headers are enabled, and no x-ratelimit headers when disabled', async () => {
-    const filter = createRateLimitFilter(service, LISTENER, { enableEnvoyHeaders: true, disableRateLimitHeaders: true });
+    const filter = createRateLimitFilter(service, LISTENER, {
+      enableEnvoyHeaders: true,
+      disableRateLimitHeaders: true,
+    });
     const r = route('r', rules('p', [{ limit: { requests: 0, unit: 'Second' } }]));
     expect((await run(filter, testStream({ route: r })))?.headers).toEqual([['x-envoy-ratelimited', 'true']]);
   });
@@ -74,14 +92,28 @@ describe('createRateLimitFilter', () => {
 
   it('a rule with xRateLimitHeaders Off keeps its limit out of the headers; Week windows are 604800 s', async () => {
     const filter = createRateLimitFilter(service, LISTENER);
-    const r = route('r', rules('p', [{ limit: { requests: 5, unit: 'Week' } }, { limit: { requests: 3, unit: 'Minute' }, xRateLimitHeaders: 'Off' }]));
+    const r = route(
+      'r',
+      rules('p', [
+        { limit: { requests: 5, unit: 'Week' } },
+        { limit: { requests: 3, unit: 'Minute' }, xRateLimitHeaders: 'Off' },
+      ]),
+    );
     const stream = testStream({ route: r });
     await filter.decodeHeaders!(stream, false);
     const headers = new HeaderMap([[':status', '200']]);
     filter.encodeHeaders!(stream, headers, false);
     // The tightest descriptor (3/min, 2 left) has headers off: Envoy then adds none at all.
     expect(headers.has('x-ratelimit-limit')).toBe(false);
-    const weekOnly = testStream({ route: route('w', rules('p', [{ limit: { requests: 5, unit: 'Week' } }, { limit: { requests: 9, unit: 'Minute' }, xRateLimitHeaders: 'Off' }])) });
+    const weekOnly = testStream({
+      route: route(
+        'w',
+        rules('p', [
+          { limit: { requests: 5, unit: 'Week' } },
+          { limit: { requests: 9, unit: 'Minute' }, xRateLimitHeaders: 'Off' },
+        ]),
+      ),
+    });
     await filter.decodeHeaders!(weekOnly, false);
     const weekHeaders = new HeaderMap([[':status', '200']]);
     filter.encodeHeaders!(weekOnly, weekHeaders, false);
@@ -91,7 +123,17 @@ describe('createRateLimitFilter', () => {
   it('reads the route when its decodeHeaders runs (after ext_proc re-routed), not the first match', async () => {
     const filter = createRateLimitFilter(service, LISTENER);
     const stream = testStream({ route: route('catch-all', []), headers: [['x-tenant', 'acme']] });
-    stream.setRoute(route('backend-a', rules('p', [{ clientSelectors: [{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], limit: { requests: 0, unit: 'Hour' } }])));
+    stream.setRoute(
+      route(
+        'backend-a',
+        rules('p', [
+          {
+            clientSelectors: [{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }],
+            limit: { requests: 0, unit: 'Hour' },
+          },
+        ]),
+      ),
+    );
     expect(await run(filter, stream)).toMatchObject({ status: 429 });
   });
 
@@ -105,7 +147,9 @@ describe('createRateLimitFilter', () => {
     stream.dynamicMetadata.set('io.ai-gateway', { tokens: 11 });
     await filter.onStreamComplete!(stream);
     // The charge went to 'renamed' (headers at stream end) under the saved route's rule.
-    expect(await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'renamed']] }))).toMatchObject({ status: 429 });
+    expect(await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'renamed']] }))).toMatchObject({
+      status: 429,
+    });
     expect(await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'acme']] }))).toBeUndefined();
   });
 
@@ -126,10 +170,16 @@ describe('createRateLimitFilter', () => {
     const filter = createRateLimitFilter(service, LISTENER);
     const shared = tokenBudget('budget', 100);
     const perRoute = tokenBudget('budget', 100, false);
-    for (const backend of ['a', 'b', 'c']) await run(filter, testStream({ route: route(`backend-${backend}`, shared), headers: [['x-tenant', 't']] }), 40);
-    expect(await run(filter, testStream({ route: route('backend-a', shared), headers: [['x-tenant', 't']] }))).toMatchObject({ status: 429 });
-    for (const backend of ['a', 'b', 'c']) await run(filter, testStream({ route: route(`backend-${backend}`, perRoute), headers: [['x-tenant', 't']] }), 40);
-    expect(await run(filter, testStream({ route: route('backend-a', perRoute), headers: [['x-tenant', 't']] }))).toBeUndefined();
+    for (const backend of ['a', 'b', 'c'])
+      await run(filter, testStream({ route: route(`backend-${backend}`, shared), headers: [['x-tenant', 't']] }), 40);
+    expect(
+      await run(filter, testStream({ route: route('backend-a', shared), headers: [['x-tenant', 't']] })),
+    ).toMatchObject({ status: 429 });
+    for (const backend of ['a', 'b', 'c'])
+      await run(filter, testStream({ route: route(`backend-${backend}`, perRoute), headers: [['x-tenant', 't']] }), 40);
+    expect(
+      await run(filter, testStream({ route: route('backend-a', perRoute), headers: [['x-tenant', 't']] })),
+    ).toBeUndefined();
   });
 
   it('uses the route’s own IR listener as the non-shared domain when listeners share a port', async () => {
@@ -144,26 +194,48 @@ describe('createRateLimitFilter', () => {
     const filter = createRateLimitFilter(service, LISTENER);
     // Domains: "ai/a-first" < "ai/gw/http" (listener) < "ai/z-last".
     const first = rules('a-first', [{ limit: { requests: 1, unit: 'Hour' }, shared: true }]);
-    const last = rules('z-last', [{ limit: { requests: 100, unit: 'Hour' }, shared: true, cost: { response: { from: 'Number', number: 7 } } }]);
+    const last = rules('z-last', [
+      { limit: { requests: 100, unit: 'Hour' }, shared: true, cost: { response: { from: 'Number', number: 7 } } },
+    ]);
     const r = route('r', [...last, ...first]);
     expect(await run(filter, testStream({ route: r }))).toBeUndefined();
     expect(await run(filter, testStream({ route: r }))).toMatchObject({ status: 429 });
-    const zKeys = [...(store as unknown as { counters: Map<string, { count: number }> }).counters.entries()].filter(([k]) => k.startsWith('ai/z-last_'));
+    const zKeys = [...(store as unknown as { counters: Map<string, { count: number }> }).counters.entries()].filter(
+      ([k]) => k.startsWith('ai/z-last_'),
+    );
     // Request-time hit (1) + stream-done cost (7) of the first request only.
     expect(zKeys.map(([, v]) => v.count)).toEqual([8]);
   });
 
   it('fails open on a service error by default (EG failClosed: false), and answers 500 RLSE when failClosed', async () => {
-    const broken: CounterStore = { incrementAndGet: () => Promise.reject(new Error('redis down')), close: async () => undefined };
+    const broken: CounterStore = {
+      incrementAndGet: () => Promise.reject(new Error('redis down')),
+      close: async () => undefined,
+    };
     const r = route('r', rules('p', [{ limit: { requests: 0, unit: 'Hour' } }]));
-    expect(await run(createRateLimitFilter(new RateLimitService(broken), LISTENER), testStream({ route: r }))).toBeUndefined();
-    expect(await run(createRateLimitFilter(new RateLimitService(broken), LISTENER, { failClosed: true }), testStream({ route: r }))).toMatchObject({
+    expect(
+      await run(createRateLimitFilter(new RateLimitService(broken), LISTENER), testStream({ route: r })),
+    ).toBeUndefined();
+    expect(
+      await run(
+        createRateLimitFilter(new RateLimitService(broken), LISTENER, { failClosed: true }),
+        testStream({ route: r }),
+      ),
+    ).toMatchObject({
       status: 500,
       details: 'rate_limiter_error',
       flag: 'RLSE',
     });
-    const slow: CounterStore = { incrementAndGet: () => new Promise((resolve) => setTimeout(() => resolve(1000), 200)), close: async () => undefined };
-    expect(await run(createRateLimitFilter(new RateLimitService(slow), LISTENER, { timeoutMs: 20, failClosed: true }), testStream({ route: r }))).toMatchObject({ status: 500 });
+    const slow: CounterStore = {
+      incrementAndGet: () => new Promise((resolve) => setTimeout(() => resolve(1000), 200)),
+      close: async () => undefined,
+    };
+    expect(
+      await run(
+        createRateLimitFilter(new RateLimitService(slow), LISTENER, { timeoutMs: 20, failClosed: true }),
+        testStream({ route: r }),
+      ),
+    ).toMatchObject({ status: 500 });
   });
 
   it('charges nothing at stream end when the stream ends while its request-time call is in flight', async () => {
@@ -192,6 +264,8 @@ describe('createRateLimitFilter', () => {
     const stream = testStream({ route: route('r', tokenBudget('budget', 1)), headers: [['x-tenant', 't']] });
     stream.dynamicMetadata.set('io.ai-gateway', { tokens: 5 });
     await filter.onStreamComplete!(stream);
-    expect(await run(filter, testStream({ route: route('r', tokenBudget('budget', 1)), headers: [['x-tenant', 't']] }))).toBeUndefined();
+    expect(
+      await run(filter, testStream({ route: route('r', tokenBudget('budget', 1)), headers: [['x-tenant', 't']] })),
+    ).toBeUndefined();
   });
 });

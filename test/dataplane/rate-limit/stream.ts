@@ -6,12 +6,19 @@ export interface TestStream extends StreamContext {
   readonly routeCacheClears: number;
 }
 
-export function testStream(options: { headers?: [string, string][]; route?: unknown; address?: string } = {}): TestStream {
+export function testStream(
+  options: { headers?: [string, string][]; route?: unknown; address?: string } = {},
+): TestStream {
   let route = options.route;
   let clears = 0;
   let body: Buffer = Buffer.alloc(0);
   const controller = new AbortController();
-  const headers = new HeaderMap([[':method', 'GET'], [':scheme', 'http'], [':authority', 'gw.example'], [':path', '/']]);
+  const headers = new HeaderMap([
+    [':method', 'GET'],
+    [':scheme', 'http'],
+    [':authority', 'gw.example'],
+    [':path', '/'],
+  ]);
   for (const [name, value] of options.headers ?? []) {
     if (name.startsWith(':')) headers.set(name, value);
     else headers.add(name, value);

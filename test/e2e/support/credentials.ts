@@ -29,4 +29,3 @@ export const FAKE_CREDENTIALS = {
 export const FAKES_APP_LABEL = { app: 'e2e-fake-providers' };
 /** Port of the fake playing the self-hosted model server (see FAKE_PORTS in harness.ts). */
 export const VLLM_TARGET_PORT = 9108;
-

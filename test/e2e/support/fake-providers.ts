@@ -9,7 +9,13 @@
  */
 import type * as http from 'node:http';
 import { awsEvent } from './eventstream';
-import { startRecordingServer, writeInParts, type RecordedRequest, type RecordingServer, type ServerTls } from './recording-server';
+import {
+  startRecordingServer,
+  writeInParts,
+  type RecordedRequest,
+  type RecordingServer,
+  type ServerTls,
+} from './recording-server';
 import { sigV4Problem, type AwsKey } from './sigv4';
 
 export interface Usage {
@@ -53,18 +59,30 @@ function json(res: http.ServerResponse, status: number, body: unknown, headers: 
 function parseBody(request: RecordedRequest): Record<string, unknown> | undefined {
   try {
     const parsed = JSON.parse(request.body) as unknown;
-    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : undefined;
+    return parsed !== null && typeof parsed === 'object' && !Array.isArray(parsed)
+      ? (parsed as Record<string, unknown>)
+      : undefined;
   } catch {
     return undefined;
   }
 }
 
-function reject(request: RecordedRequest, res: http.ServerResponse, status: number, why: string, body: unknown, headers: Record<string, string> = {}): void {
+function reject(
+  request: RecordedRequest,
+  res: http.ServerResponse,
+  status: number,
+  why: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
   request.rejected = why;
   json(res, status, body, headers);
 }
 
-async function start(options: CommonOptions, handle: (request: RecordedRequest, res: http.ServerResponse) => Promise<void> | void): Promise<FakeProvider> {
+async function start(
+  options: CommonOptions,
+  handle: (request: RecordedRequest, res: http.ServerResponse) => Promise<void> | void,
+): Promise<FakeProvider> {
   const server = await startRecordingServer(handle, { port: options.port, host: options.host, tls: options.tls });
   return { ...server, name: options.name, accepted: () => server.requests.filter((r) => r.rejected === undefined) };
 }
@@ -79,10 +97,19 @@ export interface OpenAIFakeOptions extends CommonOptions {
 }
 
 /** The OpenAI chat completion answer (JSON or SSE with the usage chunk when asked for). */
-async function openAIChatAnswer(fake: string, body: Record<string, unknown>, usage: Usage, res: http.ServerResponse): Promise<void> {
+async function openAIChatAnswer(
+  fake: string,
+  body: Record<string, unknown>,
+  usage: Usage,
+  res: http.ServerResponse,
+): Promise<void> {
   const model = String(body.model);
   const text = answerText(fake, model);
-  const usageObject = { prompt_tokens: usage.input, completion_tokens: usage.output, total_tokens: usage.input + usage.output };
+  const usageObject = {
+    prompt_tokens: usage.input,
+    completion_tokens: usage.output,
+    total_tokens: usage.input + usage.output,
+  };
   const created = Math.floor(Date.now() / 1000);
   if (body.stream !== true) {
     json(res, 200, {
@@ -90,7 +117,14 @@ async function openAIChatAnswer(fake: string, body: Record<string, unknown>, usa
       object: 'chat.completion',
       created,
       model,
-      choices: [{ index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: 'stop' }],
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: text, refusal: null },
+          logprobs: null,
+          finish_reason: 'stop',
+        },
+      ],
       usage: usageObject,
       system_fingerprint: 'fp_e2e',
     });
@@ -105,13 +139,24 @@ async function openAIChatAnswer(fake: string, body: Record<string, unknown>, usa
     chunk({ content: first }, null),
     chunk({ content: second }, null),
     chunk({}, 'stop'),
-    ...(includeUsage ? [`data: ${JSON.stringify({ id: 'chatcmpl-e2e-2', object: 'chat.completion.chunk', created, model, choices: [], usage: usageObject })}\n\n`] : []),
+    ...(includeUsage
+      ? [
+          `data: ${JSON.stringify({ id: 'chatcmpl-e2e-2', object: 'chat.completion.chunk', created, model, choices: [], usage: usageObject })}\n\n`,
+        ]
+      : []),
     'data: [DONE]\n\n',
   ]);
 }
 
 function openAIError(request: RecordedRequest, res: http.ServerResponse, status: number, why: string): void {
-  reject(request, res, status, why, { error: { message: why, type: 'invalid_request_error', param: null, code: status === 401 ? 'invalid_api_key' : null } });
+  reject(request, res, status, why, {
+    error: {
+      message: why,
+      type: 'invalid_request_error',
+      param: null,
+      code: status === 401 ? 'invalid_api_key' : null,
+    },
+  });
 }
 
 export function startOpenAIFake(options: OpenAIFakeOptions): Promise<FakeProvider> {
@@ -120,7 +165,8 @@ export function startOpenAIFake(options: OpenAIFakeOptions): Promise<FakeProvide
   return start(options, async (request, res) => {
     const authorization = request.headers.authorization;
     if (options.apiKey === undefined) {
-      if (authorization !== undefined) return openAIError(request, res, 400, `${options.name} expects no credentials, got an authorization header`);
+      if (authorization !== undefined)
+        return openAIError(request, res, 400, `${options.name} expects no credentials, got an authorization header`);
     } else if (authorization !== `Bearer ${options.apiKey}`) {
       return openAIError(request, res, 401, `Incorrect API key provided to ${options.name}`);
     }
@@ -128,7 +174,8 @@ export function startOpenAIFake(options: OpenAIFakeOptions): Promise<FakeProvide
       return openAIError(request, res, 404, `${options.name}: unknown path ${request.method} ${request.path}`);
     }
     const body = parseBody(request);
-    if (!body || typeof body.model !== 'string' || !Array.isArray(body.messages)) return openAIError(request, res, 400, `${options.name}: not a chat completion request`);
+    if (!body || typeof body.model !== 'string' || !Array.isArray(body.messages))
+      return openAIError(request, res, 400, `${options.name}: not a chat completion request`);
     await openAIChatAnswer(options.name, body, usage, res);
   });
 }
@@ -147,7 +194,9 @@ export function startAzureOpenAIFake(options: AzureFakeOptions): Promise<FakePro
   const usage = options.usage ?? DEFAULT_USAGE;
   return start(options, async (request, res) => {
     const authorized =
-      'apiKey' in options.auth ? request.headers['api-key'] === options.auth.apiKey : request.headers.authorization === `Bearer ${options.auth.bearerToken}`;
+      'apiKey' in options.auth
+        ? request.headers['api-key'] === options.auth.apiKey
+        : request.headers.authorization === `Bearer ${options.auth.bearerToken}`;
     if (!authorized) {
       return reject(request, res, 401, `${options.name}: missing or wrong credentials`, {
         error: { code: '401', message: 'Access denied due to invalid subscription key or wrong API endpoint.' },
@@ -155,14 +204,21 @@ export function startAzureOpenAIFake(options: AzureFakeOptions): Promise<FakePro
     }
     const match = AZURE_PATH.exec(request.path);
     if (request.method !== 'POST' || !match) {
-      return reject(request, res, 404, `${options.name}: unknown path ${request.path}`, { error: { code: '404', message: 'Resource not found' } });
+      return reject(request, res, 404, `${options.name}: unknown path ${request.path}`, {
+        error: { code: '404', message: 'Resource not found' },
+      });
     }
     const apiVersion = new URLSearchParams(match[2]).get('api-version');
     if (apiVersion !== options.apiVersion) {
-      return reject(request, res, 400, `${options.name}: api-version ${apiVersion}`, { error: { code: 'BadRequest', message: 'API version not supported' } });
+      return reject(request, res, 400, `${options.name}: api-version ${apiVersion}`, {
+        error: { code: 'BadRequest', message: 'API version not supported' },
+      });
     }
     const body = parseBody(request);
-    if (!body || !Array.isArray(body.messages)) return reject(request, res, 400, `${options.name}: not a chat request`, { error: { code: 'BadRequest', message: 'bad body' } });
+    if (!body || !Array.isArray(body.messages))
+      return reject(request, res, 400, `${options.name}: not a chat request`, {
+        error: { code: 'BadRequest', message: 'bad body' },
+      });
     await openAIChatAnswer(options.name, { ...body, model: decodeURIComponent(match[1]) }, usage, res);
   });
 }
@@ -170,7 +226,13 @@ export function startAzureOpenAIFake(options: AzureFakeOptions): Promise<FakePro
 // ------------------------------------------------------------------------------------------- Anthropic
 
 /** The Anthropic Messages answer (JSON or SSE events) for `model`. */
-async function anthropicAnswer(fake: string, model: string, stream: boolean, usage: Usage, res: http.ServerResponse): Promise<void> {
+async function anthropicAnswer(
+  fake: string,
+  model: string,
+  stream: boolean,
+  usage: Usage,
+  res: http.ServerResponse,
+): Promise<void> {
   const text = answerText(fake, model);
   if (!stream) {
     json(res, 200, {
@@ -181,45 +243,99 @@ async function anthropicAnswer(fake: string, model: string, stream: boolean, usa
       content: [{ type: 'text', text }],
       stop_reason: 'end_turn',
       stop_sequence: null,
-      usage: { input_tokens: usage.input, output_tokens: usage.output, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 },
+      usage: {
+        input_tokens: usage.input,
+        output_tokens: usage.output,
+        cache_creation_input_tokens: 0,
+        cache_read_input_tokens: 0,
+      },
     });
     return;
   }
-  await writeInParts(res, 200, { 'content-type': 'text/event-stream; charset=utf-8' }, anthropicEvents(model, text, usage).map(({ event, data }) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`));
+  await writeInParts(
+    res,
+    200,
+    { 'content-type': 'text/event-stream; charset=utf-8' },
+    anthropicEvents(model, text, usage).map(({ event, data }) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
+  );
 }
 
-function anthropicEvents(model: string, text: string, usage: Usage): { event: string; data: Record<string, unknown> }[] {
+function anthropicEvents(
+  model: string,
+  text: string,
+  usage: Usage,
+): { event: string; data: Record<string, unknown> }[] {
   const [first, second] = halves(text);
   return [
     {
       event: 'message_start',
       data: {
         type: 'message_start',
-        message: { id: 'msg_e2e_2', type: 'message', role: 'assistant', model, content: [], stop_reason: null, stop_sequence: null, usage: { input_tokens: usage.input, output_tokens: 1, cache_creation_input_tokens: 0, cache_read_input_tokens: 0 } },
+        message: {
+          id: 'msg_e2e_2',
+          type: 'message',
+          role: 'assistant',
+          model,
+          content: [],
+          stop_reason: null,
+          stop_sequence: null,
+          usage: {
+            input_tokens: usage.input,
+            output_tokens: 1,
+            cache_creation_input_tokens: 0,
+            cache_read_input_tokens: 0,
+          },
+        },
       },
     },
-    { event: 'content_block_start', data: { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } } },
+    {
+      event: 'content_block_start',
+      data: { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+    },
     { event: 'ping', data: { type: 'ping' } },
-    { event: 'content_block_delta', data: { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: first } } },
-    { event: 'content_block_delta', data: { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: second } } },
+    {
+      event: 'content_block_delta',
+      data: { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: first } },
+    },
+    {
+      event: 'content_block_delta',
+      data: { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: second } },
+    },
     { event: 'content_block_stop', data: { type: 'content_block_stop', index: 0 } },
-    { event: 'message_delta', data: { type: 'message_delta', delta: { stop_reason: 'end_turn', stop_sequence: null }, usage: { output_tokens: usage.output } } },
+    {
+      event: 'message_delta',
+      data: {
+        type: 'message_delta',
+        delta: { stop_reason: 'end_turn', stop_sequence: null },
+        usage: { output_tokens: usage.output },
+      },
+    },
     { event: 'message_stop', data: { type: 'message_stop' } },
   ];
 }
 
-function anthropicError(request: RecordedRequest, res: http.ServerResponse, status: number, type: string, why: string): void {
+function anthropicError(
+  request: RecordedRequest,
+  res: http.ServerResponse,
+  status: number,
+  type: string,
+  why: string,
+): void {
   reject(request, res, status, why, { type: 'error', error: { type, message: why } });
 }
 
 /** Anthropic Messages body checks shared by the API, Bedrock InvokeModel and Vertex rawPredict. */
-function anthropicBodyProblem(body: Record<string, unknown> | undefined, expect: { model: 'required' | 'absent'; anthropicVersion?: string }): string | undefined {
+function anthropicBodyProblem(
+  body: Record<string, unknown> | undefined,
+  expect: { model: 'required' | 'absent'; anthropicVersion?: string },
+): string | undefined {
   if (!body) return 'body is not a JSON object';
   if (!Array.isArray(body.messages)) return 'messages: Field required';
   if (typeof body.max_tokens !== 'number') return 'max_tokens: Field required';
   if (expect.model === 'required' && typeof body.model !== 'string') return 'model: Field required';
   if (expect.model === 'absent' && body.model !== undefined) return 'model: Extra inputs are not permitted';
-  if (expect.anthropicVersion !== undefined && body.anthropic_version !== expect.anthropicVersion) return `anthropic_version must be ${expect.anthropicVersion}`;
+  if (expect.anthropicVersion !== undefined && body.anthropic_version !== expect.anthropicVersion)
+    return `anthropic_version must be ${expect.anthropicVersion}`;
   return undefined;
 }
 
@@ -233,10 +349,14 @@ export function startAnthropicFake(options: AnthropicFakeOptions): Promise<FakeP
   const usage = options.usage ?? DEFAULT_USAGE;
   const version = options.version ?? '2023-06-01';
   return start(options, async (request, res) => {
-    if (request.headers['x-api-key'] !== options.apiKey) return anthropicError(request, res, 401, 'authentication_error', 'invalid x-api-key');
-    if (request.headers.authorization !== undefined) return anthropicError(request, res, 401, 'authentication_error', 'unexpected authorization header');
-    if (request.headers['anthropic-version'] !== version) return anthropicError(request, res, 400, 'invalid_request_error', `anthropic-version must be ${version}`);
-    if (request.method !== 'POST' || request.path !== '/v1/messages') return anthropicError(request, res, 404, 'not_found_error', `Not found: ${request.path}`);
+    if (request.headers['x-api-key'] !== options.apiKey)
+      return anthropicError(request, res, 401, 'authentication_error', 'invalid x-api-key');
+    if (request.headers.authorization !== undefined)
+      return anthropicError(request, res, 401, 'authentication_error', 'unexpected authorization header');
+    if (request.headers['anthropic-version'] !== version)
+      return anthropicError(request, res, 400, 'invalid_request_error', `anthropic-version must be ${version}`);
+    if (request.method !== 'POST' || request.path !== '/v1/messages')
+      return anthropicError(request, res, 404, 'not_found_error', `Not found: ${request.path}`);
     const body = parseBody(request);
     const problem = anthropicBodyProblem(body, { model: 'required' });
     if (problem) return anthropicError(request, res, 400, 'invalid_request_error', problem);
@@ -257,7 +377,14 @@ export interface BedrockFakeOptions extends CommonOptions {
 const BEDROCK_PATH = /^\/model\/([^/?]+)\/(converse|converse-stream|invoke|invoke-with-response-stream)$/;
 
 function awsError(request: RecordedRequest, res: http.ServerResponse, status: number, type: string, why: string): void {
-  reject(request, res, status, why, { message: why }, { 'x-amzn-errortype': `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/` });
+  reject(
+    request,
+    res,
+    status,
+    why,
+    { message: why },
+    { 'x-amzn-errortype': `${type}:http://internal.amazon.com/coral/com.amazon.bedrock/` },
+  );
 }
 
 function cutInto(bytes: Buffer, size: number): Buffer[] {
@@ -273,7 +400,14 @@ export function startBedrockFake(options: BedrockFakeOptions): Promise<FakeProvi
     const problem = await sigV4Problem(request, options.key, options.region, 'bedrock');
     if (problem) return awsError(request, res, 403, 'InvalidSignatureException', `${options.name}: ${problem}`);
     const match = BEDROCK_PATH.exec(request.path);
-    if (request.method !== 'POST' || !match) return awsError(request, res, 404, 'UnknownOperationException', `${options.name}: unknown operation ${request.path}`);
+    if (request.method !== 'POST' || !match)
+      return awsError(
+        request,
+        res,
+        404,
+        'UnknownOperationException',
+        `${options.name}: unknown operation ${request.path}`,
+      );
     const model = decodeURIComponent(match[1]);
     const operation = match[2];
     const body = parseBody(request);
@@ -292,19 +426,43 @@ export function startBedrockFake(options: BedrockFakeOptions): Promise<FakeProvi
           bytes: Buffer.from(
             JSON.stringify(
               i === events.length - 1
-                ? { ...data, 'amazon-bedrock-invocationMetrics': { inputTokenCount: usage.input, outputTokenCount: usage.output, invocationLatency: 20, firstByteLatency: 10 } }
+                ? {
+                    ...data,
+                    'amazon-bedrock-invocationMetrics': {
+                      inputTokenCount: usage.input,
+                      outputTokenCount: usage.output,
+                      invocationLatency: 20,
+                      firstByteLatency: 10,
+                    },
+                  }
                 : data,
             ),
           ).toString('base64'),
         }),
       );
-      return writeInParts(res, 200, { 'content-type': 'application/vnd.amazon.eventstream', ...amzHeaders }, cutInto(Buffer.concat(frames), 53));
+      return writeInParts(
+        res,
+        200,
+        { 'content-type': 'application/vnd.amazon.eventstream', ...amzHeaders },
+        cutInto(Buffer.concat(frames), 53),
+      );
     }
 
-    if (!body || !Array.isArray(body.messages) || body.model !== undefined) return awsError(request, res, 400, 'ValidationException', 'not a Converse request');
+    if (!body || !Array.isArray(body.messages) || body.model !== undefined)
+      return awsError(request, res, 400, 'ValidationException', 'not a Converse request');
     const awsUsage = { inputTokens: usage.input, outputTokens: usage.output, totalTokens: usage.input + usage.output };
     if (operation === 'converse') {
-      return json(res, 200, { output: { message: { role: 'assistant', content: [{ text }] } }, stopReason: 'end_turn', usage: awsUsage, metrics: { latencyMs: 20 } }, amzHeaders);
+      return json(
+        res,
+        200,
+        {
+          output: { message: { role: 'assistant', content: [{ text }] } },
+          stopReason: 'end_turn',
+          usage: awsUsage,
+          metrics: { latencyMs: 20 },
+        },
+        amzHeaders,
+      );
     }
     const [first, second] = halves(text);
     const frames = Buffer.concat([
@@ -316,7 +474,12 @@ export function startBedrockFake(options: BedrockFakeOptions): Promise<FakeProvi
       awsEvent('metadata', { usage: awsUsage, metrics: { latencyMs: 20 } }),
     ]);
     // Frames cut at arbitrary places, as TCP would deliver them.
-    return writeInParts(res, 200, { 'content-type': 'application/vnd.amazon.eventstream', ...amzHeaders }, cutInto(frames, 41));
+    return writeInParts(
+      res,
+      200,
+      { 'content-type': 'application/vnd.amazon.eventstream', ...amzHeaders },
+      cutInto(frames, 41),
+    );
   });
 }
 
@@ -330,9 +493,16 @@ export interface VertexFakeOptions extends CommonOptions {
   anthropicVersion?: string;
 }
 
-const VERTEX_PATH = /^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/(google|anthropic)\/models\/([^/:?]+):(generateContent|streamGenerateContent|rawPredict|streamRawPredict)(\?.*)?$/;
+const VERTEX_PATH =
+  /^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/(google|anthropic)\/models\/([^/:?]+):(generateContent|streamGenerateContent|rawPredict|streamRawPredict)(\?.*)?$/;
 
-function googleError(request: RecordedRequest, res: http.ServerResponse, status: number, statusName: string, why: string): void {
+function googleError(
+  request: RecordedRequest,
+  res: http.ServerResponse,
+  status: number,
+  statusName: string,
+  why: string,
+): void {
   reject(request, res, status, why, [{ error: { code: status, message: why, status: statusName } }]);
 }
 
@@ -341,26 +511,41 @@ export function startVertexFake(options: VertexFakeOptions): Promise<FakeProvide
   const anthropicVersion = options.anthropicVersion ?? 'vertex-2023-10-16';
   return start(options, async (request, res) => {
     if (request.headers.authorization !== `Bearer ${options.accessToken}`) {
-      return googleError(request, res, 401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials. Expected OAuth 2 access token.');
+      return googleError(
+        request,
+        res,
+        401,
+        'UNAUTHENTICATED',
+        'Request had invalid authentication credentials. Expected OAuth 2 access token.',
+      );
     }
     const match = VERTEX_PATH.exec(request.path);
-    if (request.method !== 'POST' || !match) return googleError(request, res, 404, 'NOT_FOUND', `unknown path ${request.path}`);
+    if (request.method !== 'POST' || !match)
+      return googleError(request, res, 404, 'NOT_FOUND', `unknown path ${request.path}`);
     const [, project, region, publisher, encodedModel, method, query] = match;
-    if (project !== options.projectId || region !== options.region) return googleError(request, res, 403, 'PERMISSION_DENIED', `no access to ${project}/${region}`);
+    if (project !== options.projectId || region !== options.region)
+      return googleError(request, res, 403, 'PERMISSION_DENIED', `no access to ${project}/${region}`);
     const model = decodeURIComponent(encodedModel);
     const body = parseBody(request);
 
     if (publisher === 'anthropic') {
-      if (method !== 'rawPredict' && method !== 'streamRawPredict') return googleError(request, res, 400, 'INVALID_ARGUMENT', `${method} is not served for Anthropic models`);
+      if (method !== 'rawPredict' && method !== 'streamRawPredict')
+        return googleError(request, res, 400, 'INVALID_ARGUMENT', `${method} is not served for Anthropic models`);
       const problem = anthropicBodyProblem(body, { model: 'absent', anthropicVersion });
       if (problem) return googleError(request, res, 400, 'INVALID_ARGUMENT', problem);
       return anthropicAnswer(options.name, model, method === 'streamRawPredict', usage, res);
     }
 
-    if (method !== 'generateContent' && method !== 'streamGenerateContent') return googleError(request, res, 400, 'INVALID_ARGUMENT', `${method} is not served for Gemini models`);
-    if (!body || !Array.isArray(body.contents)) return googleError(request, res, 400, 'INVALID_ARGUMENT', 'contents is required');
+    if (method !== 'generateContent' && method !== 'streamGenerateContent')
+      return googleError(request, res, 400, 'INVALID_ARGUMENT', `${method} is not served for Gemini models`);
+    if (!body || !Array.isArray(body.contents))
+      return googleError(request, res, 400, 'INVALID_ARGUMENT', 'contents is required');
     const text = answerText(options.name, model);
-    const usageMetadata = { promptTokenCount: usage.input, candidatesTokenCount: usage.output, totalTokenCount: usage.input + usage.output };
+    const usageMetadata = {
+      promptTokenCount: usage.input,
+      candidatesTokenCount: usage.output,
+      totalTokenCount: usage.input + usage.output,
+    };
     if (method === 'generateContent') {
       return json(res, 200, {
         candidates: [{ content: { role: 'model', parts: [{ text }] }, finishReason: 'STOP', avgLogprobs: -0.1 }],
@@ -370,12 +555,28 @@ export function startVertexFake(options: VertexFakeOptions): Promise<FakeProvide
         responseId: 'vertex-e2e-1',
       });
     }
-    if (query !== '?alt=sse') return googleError(request, res, 400, 'INVALID_ARGUMENT', `streamGenerateContent without alt=sse (query ${query ?? 'none'})`);
+    if (query !== '?alt=sse')
+      return googleError(
+        request,
+        res,
+        400,
+        'INVALID_ARGUMENT',
+        `streamGenerateContent without alt=sse (query ${query ?? 'none'})`,
+      );
     const [first, second] = halves(text);
     const data = (value: unknown) => `data: ${JSON.stringify(value)}\r\n\r\n`;
     return writeInParts(res, 200, { 'content-type': 'text/event-stream' }, [
-      data({ candidates: [{ content: { role: 'model', parts: [{ text: first }] } }], modelVersion: model, responseId: 'vertex-e2e-2' }),
-      data({ candidates: [{ content: { role: 'model', parts: [{ text: second }] }, finishReason: 'STOP' }], usageMetadata, modelVersion: model, responseId: 'vertex-e2e-2' }),
+      data({
+        candidates: [{ content: { role: 'model', parts: [{ text: first }] } }],
+        modelVersion: model,
+        responseId: 'vertex-e2e-2',
+      }),
+      data({
+        candidates: [{ content: { role: 'model', parts: [{ text: second }] }, finishReason: 'STOP' }],
+        usageMetadata,
+        modelVersion: model,
+        responseId: 'vertex-e2e-2',
+      }),
     ]);
   });
 }
@@ -396,11 +597,23 @@ export interface GcpTokenFakeOptions extends CommonOptions {
 export function startGcpTokenFake(options: GcpTokenFakeOptions): Promise<FakeProvider> {
   return start(options, (request, res) => {
     const form = new URLSearchParams(request.body);
-    if (request.method !== 'POST' || request.path !== '/v1/token') return reject(request, res, 404, `unknown path ${request.path}`, { error: 'not_found' });
-    if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:token-exchange') return reject(request, res, 400, 'bad grant_type', { error: 'invalid_grant' });
-    if (form.get('subject_token') !== options.subjectToken) return reject(request, res, 401, 'unknown subject token', { error: 'invalid_grant', error_description: 'subject token rejected' });
-    if (!(form.get('scope') ?? '').split(' ').includes('https://www.googleapis.com/auth/cloud-platform')) return reject(request, res, 400, 'scope cloud-platform missing', { error: 'invalid_scope' });
-    json(res, 200, { access_token: options.accessToken, issued_token_type: 'urn:ietf:params:oauth:token-type:access_token', token_type: 'Bearer', expires_in: 3600 });
+    if (request.method !== 'POST' || request.path !== '/v1/token')
+      return reject(request, res, 404, `unknown path ${request.path}`, { error: 'not_found' });
+    if (form.get('grant_type') !== 'urn:ietf:params:oauth:grant-type:token-exchange')
+      return reject(request, res, 400, 'bad grant_type', { error: 'invalid_grant' });
+    if (form.get('subject_token') !== options.subjectToken)
+      return reject(request, res, 401, 'unknown subject token', {
+        error: 'invalid_grant',
+        error_description: 'subject token rejected',
+      });
+    if (!(form.get('scope') ?? '').split(' ').includes('https://www.googleapis.com/auth/cloud-platform'))
+      return reject(request, res, 400, 'scope cloud-platform missing', { error: 'invalid_scope' });
+    json(res, 200, {
+      access_token: options.accessToken,
+      issued_token_type: 'urn:ietf:params:oauth:token-type:access_token',
+      token_type: 'Bearer',
+      expires_in: 3600,
+    });
   });
 }
 

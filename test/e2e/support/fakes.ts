@@ -42,15 +42,40 @@ export async function startFakes(options: { fixedPorts?: boolean; host?: string 
   const started = await Promise.all([
     startOpenAIFake({ name: 'openai', apiKey: c.openaiKey, port: port('openai'), host }),
     startOpenAIFake({ name: 'groq', apiKey: c.groqKey, pathPrefix: '/openai/v1', port: port('groq'), host }),
-    startAzureOpenAIFake({ name: 'azure', apiVersion: c.azureApiVersion, auth: { apiKey: c.azureKey }, port: port('azure'), host }),
-    startAzureOpenAIFake({ name: 'azure-entra', apiVersion: c.azureApiVersion, auth: { bearerToken: c.azureBearer }, port: port('azure-entra'), host }),
+    startAzureOpenAIFake({
+      name: 'azure',
+      apiVersion: c.azureApiVersion,
+      auth: { apiKey: c.azureKey },
+      port: port('azure'),
+      host,
+    }),
+    startAzureOpenAIFake({
+      name: 'azure-entra',
+      apiVersion: c.azureApiVersion,
+      auth: { bearerToken: c.azureBearer },
+      port: port('azure-entra'),
+      host,
+    }),
     startAnthropicFake({ name: 'anthropic', apiKey: c.anthropicKey, port: port('anthropic'), host }),
     startBedrockFake({ name: 'bedrock', region: c.awsRegion, key: c.aws, port: port('bedrock'), host }),
-    startVertexFake({ name: 'vertex', projectId: c.gcpProject, region: c.gcpRegion, accessToken: c.gcpAccessToken, port: port('vertex'), host }),
+    startVertexFake({
+      name: 'vertex',
+      projectId: c.gcpProject,
+      region: c.gcpRegion,
+      accessToken: c.gcpAccessToken,
+      port: port('vertex'),
+      host,
+    }),
     // A backend without credentials gets the client's own Authorization (the processor replaces client
     // credentials only when it sets the backend's), as a model server started with --api-key expects.
     startOpenAIFake({ name: 'vllm', apiKey: CLIENT_KEY, pathPrefix: '/api/v1', port: port('vllm'), host }),
-    startGcpTokenFake({ name: 'gcp-token', subjectToken: c.gcpSubjectToken, accessToken: c.gcpAccessToken, port: port('gcp-token'), host }),
+    startGcpTokenFake({
+      name: 'gcp-token',
+      subjectToken: c.gcpSubjectToken,
+      accessToken: c.gcpAccessToken,
+      port: port('gcp-token'),
+      host,
+    }),
   ]);
   const [openai, groq, azure, azureEntra, anthropic, bedrock, vertex, vllm, gcpToken] = started;
   return {
@@ -61,4 +86,3 @@ export async function startFakes(options: { fixedPorts?: boolean; host?: string 
     },
   };
 }
-

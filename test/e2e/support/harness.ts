@@ -58,10 +58,16 @@ function clusterGatewayUrl(scenario: Scenario): string {
   const { namespace, name } = scenario.gateway;
   for (const entry of (process.env.E2E_GATEWAY_URLS ?? '').split(',')) {
     const at = entry.indexOf('=');
-    if (at > 0 && entry.slice(0, at).trim() === `${namespace}/${name}`) return entry.slice(at + 1).trim().replace(/\/+$/, '');
+    if (at > 0 && entry.slice(0, at).trim() === `${namespace}/${name}`)
+      return entry
+        .slice(at + 1)
+        .trim()
+        .replace(/\/+$/, '');
   }
   if (process.env.E2E_GATEWAY_URL) return process.env.E2E_GATEWAY_URL.replace(/\/+$/, '');
-  throw new Error(`no address for gateway ${namespace}/${name} in E2E_GATEWAY_URLS (${process.env.E2E_GATEWAY_URLS ?? ''})`);
+  throw new Error(
+    `no address for gateway ${namespace}/${name} in E2E_GATEWAY_URLS (${process.env.E2E_GATEWAY_URLS ?? ''})`,
+  );
 }
 
 /** Newest modification time of the processor's sources (what the bundle is built from). */
@@ -69,7 +75,9 @@ function newestProcessorSource(dir = path.join(REPO_ROOT, 'processor/src')): { f
   let newest = { file: dir, mtimeMs: 0 };
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
     const full = path.join(dir, entry.name);
-    const candidate = entry.isDirectory() ? newestProcessorSource(full) : { file: full, mtimeMs: fs.statSync(full).mtimeMs };
+    const candidate = entry.isDirectory()
+      ? newestProcessorSource(full)
+      : { file: full, mtimeMs: fs.statSync(full).mtimeMs };
     if (candidate.mtimeMs > newest.mtimeMs) newest = candidate;
   }
   return newest;
@@ -86,7 +94,9 @@ export function ensureProcessorBundle(): string {
   }
   const newest = newestProcessorSource();
   if (newest.mtimeMs > fs.statSync(PROCESSOR_BUNDLE).mtimeMs) {
-    throw new Error(`${path.relative(REPO_ROOT, PROCESSOR_BUNDLE)} is older than ${path.relative(REPO_ROOT, newest.file)}: run \`npm run build -w processor\``);
+    throw new Error(
+      `${path.relative(REPO_ROOT, PROCESSOR_BUNDLE)} is older than ${path.relative(REPO_ROOT, newest.file)}: run \`npm run build -w processor\``,
+    );
   }
   return PROCESSOR_BUNDLE;
 }
@@ -182,8 +192,18 @@ export async function startScenario(scenario: Scenario, options: StartOptions = 
     });
     cleanups.push(() => dataPlane.close());
     const { namespace, name, port } = scenario.gateway;
-    const handles = Object.fromEntries(Object.entries(fakes.fakes).map(([fake, server]) => [fake, handle(fake as FakeName, server.url)])) as Record<FakeName, FakeHandle>;
-    return { scenario, gatewayUrl: dataPlane.address(namespace, name, port), fakes: handles, redisUrl: options.redisUrl, dataPlane, mode: 'local', close };
+    const handles = Object.fromEntries(
+      Object.entries(fakes.fakes).map(([fake, server]) => [fake, handle(fake as FakeName, server.url)]),
+    ) as Record<FakeName, FakeHandle>;
+    return {
+      scenario,
+      gatewayUrl: dataPlane.address(namespace, name, port),
+      fakes: handles,
+      redisUrl: options.redisUrl,
+      dataPlane,
+      mode: 'local',
+      close,
+    };
   } catch (error) {
     await close();
     throw error;
@@ -193,12 +213,21 @@ export async function startScenario(scenario: Scenario, options: StartOptions = 
 /** Cluster mode: the scenario was applied by scripts/e2e/kind.sh; only the addresses are needed. */
 function clusterScenario(scenario: Scenario): RunningScenario {
   const fakesUrl = process.env.E2E_FAKES_URL;
-  if (!fakesUrl) throw new Error('cluster mode (E2E_GATEWAY_URL[S]) needs E2E_FAKES_URL: the suite reads what the fakes received from their record endpoints');
+  if (!fakesUrl)
+    throw new Error(
+      'cluster mode (E2E_GATEWAY_URL[S]) needs E2E_FAKES_URL: the suite reads what the fakes received from their record endpoints',
+    );
   const base = new URL(fakesUrl);
   const handles = {} as Record<FakeName, FakeHandle>;
   for (const fake of Object.keys(FAKE_PORTS) as (FakeName | 'gcp-token')[]) {
     if (fake === 'gcp-token') continue;
     handles[fake] = handle(fake, `${base.protocol}//${base.hostname}:${FAKE_PORTS[fake]}`);
   }
-  return { scenario, gatewayUrl: clusterGatewayUrl(scenario), fakes: handles, mode: 'cluster', close: async () => undefined };
+  return {
+    scenario,
+    gatewayUrl: clusterGatewayUrl(scenario),
+    fakes: handles,
+    mode: 'cluster',
+    close: async () => undefined,
+  };
 }

@@ -51,12 +51,17 @@ function headerRecord(headers: http.IncomingHttpHeaders): Record<string, string>
   return out;
 }
 
-export async function startRecordingServer(handler: RequestHandler, options: { port?: number; host?: string; tls?: ServerTls } = {}): Promise<RecordingServer> {
+export async function startRecordingServer(
+  handler: RequestHandler,
+  options: { port?: number; host?: string; tls?: ServerTls } = {},
+): Promise<RecordingServer> {
   const requests: RecordedRequest[] = [];
   const listener = (req: http.IncomingMessage, res: http.ServerResponse) => {
     if (req.url === CONTROL_PATH) {
       if (req.method === 'DELETE') requests.length = 0;
-      res.writeHead(200, { 'content-type': 'application/json' }).end(req.method === 'DELETE' ? '[]' : JSON.stringify(requests));
+      res
+        .writeHead(200, { 'content-type': 'application/json' })
+        .end(req.method === 'DELETE' ? '[]' : JSON.stringify(requests));
       req.resume();
       return;
     }
@@ -65,7 +70,9 @@ export async function startRecordingServer(handler: RequestHandler, options: { p
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > MAX_BODY_BYTES) {
-        res.writeHead(413, { 'content-type': 'application/json' }).end('{"error":{"message":"fake provider: body too large"}}');
+        res
+          .writeHead(413, { 'content-type': 'application/json' })
+          .end('{"error":{"message":"fake provider: body too large"}}');
         req.destroy();
         return;
       }
@@ -89,7 +96,9 @@ export async function startRecordingServer(handler: RequestHandler, options: { p
       });
     });
   };
-  const server = options.tls ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, listener) : http.createServer(listener);
+  const server = options.tls
+    ? https.createServer({ key: options.tls.key, cert: options.tls.cert }, listener)
+    : http.createServer(listener);
   const host = options.host ?? '127.0.0.1';
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -121,7 +130,12 @@ export async function clearRecords(baseUrl: string): Promise<void> {
 }
 
 /** Writes a body in parts, yielding between them so the client sees several chunks. */
-export async function writeInParts(res: http.ServerResponse, status: number, headers: Record<string, string>, parts: (string | Buffer)[]): Promise<void> {
+export async function writeInParts(
+  res: http.ServerResponse,
+  status: number,
+  headers: Record<string, string>,
+  parts: (string | Buffer)[],
+): Promise<void> {
   res.writeHead(status, headers);
   for (const part of parts) {
     res.write(part);

@@ -14,7 +14,13 @@ export async function countersContaining(redisUrl: string, fragment: string): Pr
     const keys: string[] = [];
     let cursor = '0';
     do {
-      const [next, batch] = await client.scan(cursor, 'MATCH', `*${fragment.replace(/[*?[\]\\]/g, '\\$&')}*`, 'COUNT', 500);
+      const [next, batch] = await client.scan(
+        cursor,
+        'MATCH',
+        `*${fragment.replace(/[*?[\]\\]/g, '\\$&')}*`,
+        'COUNT',
+        500,
+      );
       keys.push(...batch);
       cursor = next;
       if (keys.length > 10_000) throw new Error(`more than 10000 keys contain ${fragment}`);

@@ -54,7 +54,10 @@ function modelServerService(namespace: string): KubeObject {
     apiVersion: 'v1',
     kind: 'Service',
     metadata: { name: 'vllm', namespace },
-    spec: { selector: { ...FAKES_APP_LABEL }, ports: [{ name: 'http', port: 8000, targetPort: VLLM_TARGET_PORT, protocol: 'TCP' }] },
+    spec: {
+      selector: { ...FAKES_APP_LABEL },
+      ports: [{ name: 'http', port: 8000, targetPort: VLLM_TARGET_PORT, protocol: 'TCP' }],
+    },
   };
 }
 
@@ -75,7 +78,10 @@ export interface ProviderSet {
 export function providerSet(chart: Chart): ProviderSet {
   const { awsRegion, gcpProject, gcpRegion, azureApiVersion } = FAKE_CREDENTIALS;
   return {
-    openai: ProviderBackend.openAI(chart, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'api-key' }) }),
+    openai: ProviderBackend.openAI(chart, 'OpenAI', {
+      name: 'openai',
+      credentials: Credentials.apiKey({ secretName: 'openai', key: 'api-key' }),
+    }),
     groq: ProviderBackend.openAICompatible(chart, 'Groq', {
       name: 'groq',
       baseUrl: 'https://api.groq.com/openai/v1',
@@ -93,16 +99,28 @@ export function providerSet(chart: Chart): ProviderSet {
       apiVersion: azureApiVersion,
       credentials: Credentials.bearerToken({ secretName: 'azure-entra', key: 'token' }),
     }),
-    anthropic: ProviderBackend.anthropic(chart, 'Anthropic', { name: 'anthropic', credentials: Credentials.apiKey({ secretName: 'anthropic', key: 'api-key' }) }),
+    anthropic: ProviderBackend.anthropic(chart, 'Anthropic', {
+      name: 'anthropic',
+      credentials: Credentials.apiKey({ secretName: 'anthropic', key: 'api-key' }),
+    }),
     bedrock: ProviderBackend.awsBedrock(chart, 'Bedrock', {
       name: 'bedrock',
       region: awsRegion,
       credentials: Credentials.awsSharedCredentials({ secretName: 'aws', key: 'credentials' }),
     }),
     // The default chain reads AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY from the processor's environment.
-    awsAnthropic: ProviderBackend.awsAnthropic(chart, 'AwsAnthropic', { name: 'aws-anthropic', region: awsRegion, credentials: Credentials.awsDefaultChain() }),
+    awsAnthropic: ProviderBackend.awsAnthropic(chart, 'AwsAnthropic', {
+      name: 'aws-anthropic',
+      region: awsRegion,
+      credentials: Credentials.awsDefaultChain(),
+    }),
     // Workload identity: application default credentials of type external_account pointing at the fake STS.
-    vertex: ProviderBackend.gcpVertexAI(chart, 'Vertex', { name: 'vertex', projectId: gcpProject, region: gcpRegion, credentials: Credentials.gcpWorkloadIdentity() }),
+    vertex: ProviderBackend.gcpVertexAI(chart, 'Vertex', {
+      name: 'vertex',
+      projectId: gcpProject,
+      region: gcpRegion,
+      credentials: Credentials.gcpWorkloadIdentity(),
+    }),
     gcpAnthropic: ProviderBackend.gcpAnthropic(chart, 'GcpAnthropic', {
       name: 'gcp-anthropic',
       projectId: gcpProject,
@@ -264,7 +282,12 @@ export const PROVIDER_CASES: readonly ProviderCase[] = [
 function providerRules(providers: ProviderSet): AIRouteRule[] {
   return PROVIDER_CASES.map((testCase) => ({
     models: [ModelMatch.exact(testCase.model)],
-    backends: [{ backend: providers[testCase.backend], ...(testCase.upstreamModel !== testCase.model ? { modelNameOverride: testCase.upstreamModel } : {}) }],
+    backends: [
+      {
+        backend: providers[testCase.backend],
+        ...(testCase.upstreamModel !== testCase.model ? { modelNameOverride: testCase.upstreamModel } : {}),
+      },
+    ],
   }));
 }
 
@@ -281,7 +304,11 @@ export const PREFIX_VARIANTS: readonly PrefixVariant[] = [
 
 const GATEWAY = { namespace: 'e2e', name: 'e2e-gateway', port: 80 };
 
-function gatewayChart(app: App, id: string, namespace = GATEWAY.namespace): { chart: Chart; gateway: AIGateway; providers: ProviderSet } {
+function gatewayChart(
+  app: App,
+  id: string,
+  namespace = GATEWAY.namespace,
+): { chart: Chart; gateway: AIGateway; providers: ProviderSet } {
   const chart = new Chart(app, id, { namespace });
   const gateway = new AIGateway(chart, 'Gateway', { name: GATEWAY.name });
   return { chart, gateway, providers: providerSet(chart) };
@@ -291,8 +318,20 @@ function gatewayChart(app: App, id: string, namespace = GATEWAY.namespace): { ch
 export function providersScenario(variant: PrefixVariant): Scenario {
   const app = Testing.app();
   const { chart, gateway, providers } = gatewayChart(app, 'providers');
-  new AIRoute(chart, 'Chat', { name: 'chat', gateway, pathPrefix: variant.pathPrefix, anthropicPathPrefix: variant.anthropicPathPrefix, rules: providerRules(providers) });
-  return { name: `providers ${variant.name}`, objects: [...objectsOf(chart), modelServerService(GATEWAY.namespace)], backends: providerBackends(GATEWAY.namespace), secrets: providerSecrets(GATEWAY.namespace), gateway: GATEWAY };
+  new AIRoute(chart, 'Chat', {
+    name: 'chat',
+    gateway,
+    pathPrefix: variant.pathPrefix,
+    anthropicPathPrefix: variant.anthropicPathPrefix,
+    rules: providerRules(providers),
+  });
+  return {
+    name: `providers ${variant.name}`,
+    objects: [...objectsOf(chart), modelServerService(GATEWAY.namespace)],
+    backends: providerBackends(GATEWAY.namespace),
+    secrets: providerSecrets(GATEWAY.namespace),
+    gateway: GATEWAY,
+  };
 }
 
 /** One model split 50/30/20 across three backends. */
@@ -313,7 +352,13 @@ export function weightedScenario(): Scenario {
       },
     ],
   });
-  return { name: 'weighted', objects: [...objectsOf(chart), modelServerService(GATEWAY.namespace)], backends: providerBackends(GATEWAY.namespace), secrets: providerSecrets(GATEWAY.namespace), gateway: GATEWAY };
+  return {
+    name: 'weighted',
+    objects: [...objectsOf(chart), modelServerService(GATEWAY.namespace)],
+    backends: providerBackends(GATEWAY.namespace),
+    secrets: providerSecrets(GATEWAY.namespace),
+    gateway: GATEWAY,
+  };
 }
 
 /** The budgets each test of budgets.test.ts configures. */
@@ -336,12 +381,20 @@ export function budgetScenario(namespace: string, limits: BudgetLimits): Scenari
     anthropicPathPrefix: '/anthropic/v1',
     rules: [
       { models: [ModelMatch.exact('model-a')], backends: [{ backend: providers.openai }] },
-      { models: [ModelMatch.exact('model-b')], backends: [{ backend: providers.bedrock, modelNameOverride: 'us.amazon.nova-lite-v1:0' }] },
+      {
+        models: [ModelMatch.exact('model-b')],
+        backends: [{ backend: providers.bedrock, modelNameOverride: 'us.amazon.nova-lite-v1:0' }],
+      },
       { models: [ModelMatch.exact('model-c')], backends: [{ backend: providers.vllm }] },
     ],
   });
   if (limits.routeTokens !== undefined) {
-    new TokenRateLimit(chart, 'RouteBudget', { target: route, limit: limits.routeTokens, per: RateLimitUnit.HOUR, cost: TokenCost.totalTokens() });
+    new TokenRateLimit(chart, 'RouteBudget', {
+      target: route,
+      limit: limits.routeTokens,
+      per: RateLimitUnit.HOUR,
+      cost: TokenCost.totalTokens(),
+    });
   }
   if (limits.tenantTokens !== undefined) {
     new TokenRateLimit(chart, 'TenantBudget', {
@@ -392,10 +445,19 @@ export function jwtScenario(namespace: string, tenantTokens: number): Scenario {
   const chart = new Chart(app, 'jwt', { namespace });
   const gateway = new AIGateway(chart, 'Gateway', {
     name: GATEWAY.name,
-    jwt: { issuer: JWT_SETTINGS.issuer, jwksUri: JWT_SETTINGS.jwksUri, audiences: [JWT_SETTINGS.audience], claimToHeaders: { tenant: 'x-tenant-id' } },
+    jwt: {
+      issuer: JWT_SETTINGS.issuer,
+      jwksUri: JWT_SETTINGS.jwksUri,
+      audiences: [JWT_SETTINGS.audience],
+      claimToHeaders: { tenant: 'x-tenant-id' },
+    },
   });
   const providers = providerSet(chart);
-  new AIRoute(chart, 'Chat', { name: 'chat', gateway, rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: providers.openai }] }] });
+  new AIRoute(chart, 'Chat', {
+    name: 'chat',
+    gateway,
+    rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: providers.openai }] }],
+  });
   new TokenRateLimit(chart, 'TenantBudget', {
     target: gateway,
     limit: tenantTokens,
@@ -404,7 +466,13 @@ export function jwtScenario(namespace: string, tenantTokens: number): Scenario {
     client: ClientIdentity.header('x-tenant-id'),
     shared: true,
   });
-  return { name: 'jwt', objects: objectsOf(chart), backends: providerBackends(namespace), secrets: providerSecrets(namespace), gateway: { ...GATEWAY, namespace } };
+  return {
+    name: 'jwt',
+    objects: objectsOf(chart),
+    backends: providerBackends(namespace),
+    secrets: providerSecrets(namespace),
+    gateway: { ...GATEWAY, namespace },
+  };
 }
 
 /** `examples/cdk8s/main.ts` as written; its Backends are played by the fakes. */
@@ -414,8 +482,15 @@ export function exampleScenario(): Scenario {
   return {
     name: 'example',
     objects: objectsOf(platform, team),
-    backends: { 'ai-platform/openai': 'openai', 'ai-platform/anthropic': 'anthropic', 'ai-platform/bedrock-us-east-1': 'bedrock' },
-    secrets: { 'ai-platform/openai-api-key/api-key': FAKE_CREDENTIALS.openaiKey, 'ai-platform/anthropic-api-key/api-key': FAKE_CREDENTIALS.anthropicKey },
+    backends: {
+      'ai-platform/openai': 'openai',
+      'ai-platform/anthropic': 'anthropic',
+      'ai-platform/bedrock-us-east-1': 'bedrock',
+    },
+    secrets: {
+      'ai-platform/openai-api-key/api-key': FAKE_CREDENTIALS.openaiKey,
+      'ai-platform/anthropic-api-key/api-key': FAKE_CREDENTIALS.anthropicKey,
+    },
     gateway: { namespace: 'ai-platform', name: 'ai-gateway', port: 80 },
   };
 }
@@ -439,15 +514,21 @@ export function withoutCatchAllBackendMatches(scenario: Scenario): Scenario & { 
     const copy = JSON.parse(JSON.stringify(object)) as { spec: { rules: { matches?: RouteMatchJson[] }[] } };
     const isBackendMatch = (match: RouteMatchJson) => (match.headers ?? []).some((h) => h.name === BACKEND_HEADER);
     const endpointPrefixes = new Set(
-      copy.spec.rules.flatMap((rule) => (rule.matches ?? []).filter((match) => !isBackendMatch(match) && match.path?.type === 'PathPrefix').map((match) => match.path!.value)),
+      copy.spec.rules.flatMap((rule) =>
+        (rule.matches ?? [])
+          .filter((match) => !isBackendMatch(match) && match.path?.type === 'PathPrefix')
+          .map((match) => match.path!.value),
+      ),
     );
     for (const rule of copy.spec.rules) {
       if (!rule.matches || !rule.matches.some(isBackendMatch)) continue;
-      const kept = rule.matches.filter((match) => match.path?.type === 'PathPrefix' && endpointPrefixes.has(match.path.value));
+      const kept = rule.matches.filter(
+        (match) => match.path?.type === 'PathPrefix' && endpointPrefixes.has(match.path.value),
+      );
       removed += rule.matches.length - kept.length;
       rule.matches = kept;
     }
-    return copy as unknown as KubeObject;
+    return copy;
   });
   return { ...scenario, name: `${scenario.name} (old manifests)`, objects, removedMatches: removed };
 }

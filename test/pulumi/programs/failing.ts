@@ -18,7 +18,11 @@ const scenarios: Record<string, (app: pulumi.ComponentResource) => void | Promis
         props: { namespace: pulumi.output('Not-Valid') },
         build: (chart, props) => {
           if (!/^[a-z0-9-]+$/.test(props.namespace)) throw new Error(`Cdk8sChart got namespace "${props.namespace}"`);
-          new ApiObject(chart, 'c', { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'c', namespace: props.namespace } });
+          new ApiObject(chart, 'c', {
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            metadata: { name: 'c', namespace: props.namespace },
+          });
         },
       },
       { parent: app },
@@ -31,11 +35,19 @@ const scenarios: Record<string, (app: pulumi.ComponentResource) => void | Promis
       'openai',
       {
         namespace: 'ai',
-        credentials: ManagedCredentials.apiKey({ value: pulumi.secret('sk-1'), secretName: 'openai-key', namespace: 'elsewhere' }),
+        credentials: ManagedCredentials.apiKey({
+          value: pulumi.secret('sk-1'),
+          secretName: 'openai-key',
+          namespace: 'elsewhere',
+        }),
       },
       { parent: app },
     );
-    new AIRoute('chat', { gateway, namespace: 'ai', rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] });
+    new AIRoute('chat', {
+      gateway,
+      namespace: 'ai',
+      rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
+    });
   },
   /** A construct validation (`node.addValidation`) fails, reported as cdk8s reports it. */
   'construct-validation': (app) => {

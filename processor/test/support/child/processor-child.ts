@@ -80,7 +80,16 @@ async function exchange(command: Extract<ChildCommand, { cmd: 'exchange' }>): Pr
     sampled = Math.max(sampled, process.memoryUsage.rss());
   }, 2);
   const started = performance.now();
-  const report: ExchangeReport = { answered: false, streamed: false, clientBytes: 0, rssGrowth: 0, heapGrowth: 0, idleRss, peakRss: 0, ms: 0 };
+  const report: ExchangeReport = {
+    answered: false,
+    streamed: false,
+    clientBytes: 0,
+    rssGrowth: 0,
+    heapGrowth: 0,
+    idleRss,
+    peakRss: 0,
+    ms: 0,
+  };
   try {
     const outcome = await driveExchange(processor!.app.processor, {
       path: command.path,
