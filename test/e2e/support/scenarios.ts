@@ -13,6 +13,7 @@ import {
   ModelMatch,
   ModelScope,
   ProviderBackend,
+  RateLimitRedis,
   RateLimitUnit,
   TokenCost,
   TokenRateLimit,
@@ -38,6 +39,14 @@ export interface Scenario {
 function awsCredentialsFile(): string {
   const { accessKeyId, secretAccessKey } = FAKE_CREDENTIALS.aws;
   return `[default]\naws_access_key_id = ${accessKeyId}\naws_secret_access_key = ${secretAccessKey}\n`;
+}
+
+/**
+ * Budgets need a RateLimitRedis in the app (synth refuses budgets without one). The data plane runs its rate-limit
+ * service on the test's own Redis, so an external one, which emits no objects, stands for it.
+ */
+function withRedis(chart: Chart): void {
+  RateLimitRedis.external(chart, 'Redis', { url: 'redis.e2e.test:6379' });
 }
 
 function objectsOf(...charts: Chart[]): KubeObject[] {
@@ -375,6 +384,7 @@ export interface BudgetLimits {
 export function budgetScenario(namespace: string, limits: BudgetLimits): Scenario {
   const app = Testing.app();
   const { chart, gateway, providers } = gatewayChart(app, 'budgets', namespace);
+  withRedis(chart);
   const route = new AIRoute(chart, 'Chat', {
     name: 'chat',
     gateway,
@@ -453,6 +463,7 @@ export function jwtScenario(namespace: string, tenantTokens: number): Scenario {
     },
   });
   const providers = providerSet(chart);
+  withRedis(chart);
   new AIRoute(chart, 'Chat', {
     name: 'chat',
     gateway,
