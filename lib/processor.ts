@@ -45,6 +45,13 @@ const RESPONSE_CODE_DETAILS_ATTRIBUTE = 'response.code_details';
 export const PROCESSOR_SHUTDOWN_DELAY_MS = 5_000;
 /** The shortest drain (`--drain-timeout-ms`) a processor Deployment gets, whatever its routes' timeouts. */
 export const PROCESSOR_MIN_DRAIN_SECONDS = 25;
+/**
+ * The processor's stuck-stream watchdog (`--stream-idle-timeout-ms`) by default. A stream waiting for a slow
+ * upstream's answer gets no ext_proc message meanwhile, so the limit is raised above the longest request a route
+ * allows (plus a margin): the watchdog must only catch streams nothing will ever end.
+ */
+const PROCESSOR_MIN_STREAM_IDLE_MS = 300_000;
+const STREAM_IDLE_MARGIN_MS = 60_000;
 /** What the pod's grace period adds to the delay and the drain, for the process to exit after the drain. */
 const GRACE_PERIOD_MARGIN_SECONDS = 5;
 /** Envoy's route timeout when the route sets none (Envoy's `RouteAction.timeout` default). */
@@ -98,7 +105,10 @@ export class ProxyDeployMode {
       namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': namespace } },
       podSelector: { matchLabels: labels },
     });
-    const owningGateway = { [OWNING_GATEWAY_NAME_LABEL]: gateway.name, [OWNING_GATEWAY_NAMESPACE_LABEL]: gateway.namespace };
+    const owningGateway = {
+      [OWNING_GATEWAY_NAME_LABEL]: gateway.name,
+      [OWNING_GATEWAY_NAMESPACE_LABEL]: gateway.namespace,
+    };
     switch (this._kind) {
       case 'PerGateway':
         return inNamespace(envoyGatewayNamespace, owningGateway);
@@ -140,6 +150,8 @@ export interface ProcessorShutdown {
   readonly delayMs: number;
   /** `--drain-timeout-ms`: how long in-flight streams may run after the delay. */
   readonly drainTimeoutMs: number;
+  /** `--stream-idle-timeout-ms`: the watchdog's limit, above the longest request any route allows. */
+  readonly streamIdleTimeoutMs: number;
   /** The pod's `terminationGracePeriodSeconds`: delay + drain + a margin to exit. */
   readonly terminationGracePeriodSeconds: number;
   /** The longest request any route allows (Envoy's route timeout, which covers retries), if any route is attached. */
@@ -261,7 +273,11 @@ export class Processor extends Construct {
     this.serviceAccountName = name;
     this.labels = { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': name };
     this.validate(props);
-    this.messageTimeout = gatewayDuration(this, 'processor.messageTimeout', props.messageTimeout ?? Duration.seconds(10));
+    this.messageTimeout = gatewayDuration(
+      this,
+      'processor.messageTimeout',
+      props.messageTimeout ?? Duration.seconds(10),
+    );
 
     const configMap = this.emitConfigMap();
     this.deployment = this.emitDeployment(name, this.emitServiceAccount(props.serviceAccountAnnotations));
@@ -290,10 +306,20 @@ export class Processor extends Construct {
         targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: routeName }],
         extProc: [
           {
-            backendRefs: [{ name: this.serviceName, namespace: routeNamespace === this.namespace ? undefined : this.namespace, port: PROCESSOR_GRPC_PORT }],
+            backendRefs: [
+              {
+                name: this.serviceName,
+                namespace: routeNamespace === this.namespace ? undefined : this.namespace,
+                port: PROCESSOR_GRPC_PORT,
+              },
+            ],
             // `response.code_details` tells the processor a backend's answer (`via_upstream`) from Envoy's own local
             // replies (no route after the re-match, a rate limit, an upstream failure), which it must not translate.
-            processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered', attributes: [RESPONSE_CODE_DETAILS_ATTRIBUTE] }, allowModeOverride: true },
+            processingMode: {
+              request: { body: 'Buffered' },
+              response: { body: 'Buffered', attributes: [RESPONSE_CODE_DETAILS_ATTRIBUTE] },
+              allowModeOverride: true,
+            },
             messageTimeout: this.messageTimeout,
             failOpen: false,
             metadata: { writableNamespaces: [METADATA_NAMESPACE] },
@@ -312,7 +338,8 @@ export class Processor extends Construct {
    */
   shutdown(): ProcessorShutdown {
     const revision = this._model.revision;
-    if (this.derivedShutdown?.revision !== revision) this.derivedShutdown = { revision, shutdown: this.deriveShutdown() };
+    if (this.derivedShutdown?.revision !== revision)
+      this.derivedShutdown = { revision, shutdown: this.deriveShutdown() };
     return this.derivedShutdown.shutdown;
   }
 
@@ -376,7 +403,12 @@ export class Processor extends Construct {
       return parseProcessorConfig(document);
     } catch (error) {
       if (error instanceof ProcessorConfigError) {
-        throw new AIGatewayValidationError(this.node.path, 'processor config', error.problems, 'rejected by the processor schema');
+        throw new AIGatewayValidationError(
+          this.node.path,
+          'processor config',
+          error.problems,
+          'rejected by the processor schema',
+        );
       }
       throw error;
     }
@@ -386,7 +418,12 @@ export class Processor extends Construct {
   private objectName(baseName: string): string {
     const name = derivedName([baseName, 'processor']);
     if (!/^[a-z]/.test(name)) {
-      throw invalid(this, 'name', baseName, `the processor Service would be named "${name}", but Service names must start with a letter`);
+      throw invalid(
+        this,
+        'name',
+        baseName,
+        `the processor Service would be named "${name}", but Service names must start with a letter`,
+      );
     }
     return name;
   }
@@ -394,7 +431,8 @@ export class Processor extends Construct {
   /** Checks the props that need no object to be emitted first. */
   private validate(props: ProcessorProps): void {
     const replicas = props.replicas ?? 2;
-    if (!Number.isInteger(replicas) || replicas < 1) throw invalid(this, 'processor.replicas', replicas, 'must be a positive integer');
+    if (!Number.isInteger(replicas) || replicas < 1)
+      throw invalid(this, 'processor.replicas', replicas, 'must be a positive integer');
     checkAnnotations(this, 'processor.serviceAccountAnnotations', props.serviceAccountAnnotations);
   }
 
@@ -429,7 +467,10 @@ export class Processor extends Construct {
       get: () => Duration.seconds(this.shutdown().terminationGracePeriodSeconds),
     });
     // A new config rolls the pods, so every replica runs the same config.
-    deployment.podMetadata.addAnnotation(CONFIG_HASH_ANNOTATION, Lazy.any({ produce: () => shortHash(this.configJson(), 16) }));
+    deployment.podMetadata.addAnnotation(
+      CONFIG_HASH_ANNOTATION,
+      Lazy.any({ produce: () => shortHash(this.configJson(), 16) }),
+    );
     return deployment;
   }
 
@@ -452,6 +493,8 @@ export class Processor extends Construct {
         String(PROCESSOR_SHUTDOWN_DELAY_MS),
         '--drain-timeout-ms',
         Lazy.any({ produce: () => String(this.shutdown().drainTimeoutMs) }) as unknown as string,
+        '--stream-idle-timeout-ms',
+        Lazy.any({ produce: () => String(this.shutdown().streamIdleTimeoutMs) }) as unknown as string,
       ],
       ports: [
         { name: 'grpc', number: PROCESSOR_GRPC_PORT },
@@ -477,11 +520,16 @@ export class Processor extends Construct {
   }
 
   private mountVolumes(configMap: kplus.ConfigMap, imagePullSecrets: readonly string[]): void {
-    this.container.mount(CONFIG_DIR, kplus.Volume.fromConfigMap(this, 'ConfigVolume', configMap, { name: 'config' }), { readOnly: true });
+    this.container.mount(CONFIG_DIR, kplus.Volume.fromConfigMap(this, 'ConfigVolume', configMap, { name: 'config' }), {
+      readOnly: true,
+    });
     this.container.mount('/tmp', kplus.Volume.fromEmptyDir(this, 'TmpVolume', 'tmp'));
     if (imagePullSecrets.length > 0) {
       ApiObject.of(this.deployment).addJsonPatch(
-        JsonPatch.add('/spec/template/spec/imagePullSecrets', imagePullSecrets.map((secret) => ({ name: secret }))),
+        JsonPatch.add(
+          '/spec/template/spec/imagePullSecrets',
+          imagePullSecrets.map((secret) => ({ name: secret })),
+        ),
       );
     }
   }
@@ -508,7 +556,11 @@ export class Processor extends Construct {
 
   /** Admits the gateway's proxies to the gRPC port, and the metrics namespace (if any) to the admin port. */
   private emitNetworkPolicy(name: string, props: ProcessorProps): void {
-    const proxies = (props.proxyDeployMode ?? ProxyDeployMode.perGateway())._peer(this, props.gateway, props.envoyGatewayNamespace);
+    const proxies = (props.proxyDeployMode ?? ProxyDeployMode.perGateway())._peer(
+      this,
+      props.gateway,
+      props.envoyGatewayNamespace,
+    );
     const ingress: { from: NetworkPolicyPeer[]; ports: { protocol: string; port: IntOrString }[] }[] = [
       { from: [proxies], ports: [{ protocol: 'TCP', port: IntOrString.fromNumber(PROCESSOR_GRPC_PORT) }] },
     ];
@@ -575,7 +627,9 @@ export class Processor extends Construct {
     return {
       delayMs: PROCESSOR_SHUTDOWN_DELAY_MS,
       drainTimeoutMs: drainSeconds * 1000,
-      terminationGracePeriodSeconds: Math.ceil(PROCESSOR_SHUTDOWN_DELAY_MS / 1000) + drainSeconds + GRACE_PERIOD_MARGIN_SECONDS,
+      streamIdleTimeoutMs: Math.max(PROCESSOR_MIN_STREAM_IDLE_MS, (longest?.ms ?? 0) + STREAM_IDLE_MARGIN_MS),
+      terminationGracePeriodSeconds:
+        Math.ceil(PROCESSOR_SHUTDOWN_DELAY_MS / 1000) + drainSeconds + GRACE_PERIOD_MARGIN_SECONDS,
       ...(longest !== undefined ? { longestRequest: longest } : {}),
     };
   }
@@ -590,14 +644,25 @@ export class Processor extends Construct {
  */
 function longestRequestMs(scope: IConstruct, routeName: string, routeNamespace: string): number {
   const objects = scope.node.findAll().filter((c): c is ApiObject => ApiObject.isApiObject(c));
-  const route = objects.find((o) => o.kind === 'HTTPRoute' && o.name === routeName && o.metadata.namespace === routeNamespace);
+  const route = objects.find(
+    (o) => o.kind === 'HTTPRoute' && o.name === routeName && o.metadata.namespace === routeNamespace,
+  );
   if (route === undefined) {
-    throw invalid(scope, 'route', `${routeNamespace}/${routeName}`, 'has no HTTPRoute beside it; the processor derives its drain time from the route timeouts');
+    throw invalid(
+      scope,
+      'route',
+      `${routeNamespace}/${routeName}`,
+      'has no HTTPRoute beside it; the processor derives its drain time from the route timeouts',
+    );
   }
   const policy = objects
     .filter((o) => o.kind === 'BackendTrafficPolicy')
     .map((o) => o.toJson().spec)
-    .find((spec) => (spec?.targetRefs ?? []).some((t: { kind?: string; name?: string }) => t.kind === 'HTTPRoute' && t.name === routeName));
+    .find((spec) =>
+      (spec?.targetRefs ?? []).some(
+        (t: { kind?: string; name?: string }) => t.kind === 'HTTPRoute' && t.name === routeName,
+      ),
+    );
   const policyTimeout = gatewayDurationMs(policy?.timeout?.http?.requestTimeout);
   const retry = policy?.retry;
   let longest = 0;
@@ -612,7 +677,12 @@ function longestRequestMs(scope: IConstruct, routeName: string, routeNamespace: 
     const perTryMs = gatewayDurationMs(retry?.perRetry?.timeout);
     if (perTryMs === undefined || perTryMs === 0) {
       const disabled = ruleTimeout !== undefined ? rule.timeouts.request : policy.timeout.http.requestTimeout;
-      throw invalid(scope, 'requestTimeout', disabled, `route "${routeNamespace}/${routeName}" has no request timeout, so no drain time can cover its requests`);
+      throw invalid(
+        scope,
+        'requestTimeout',
+        disabled,
+        `route "${routeNamespace}/${routeName}" has no request timeout, so no drain time can cover its requests`,
+      );
     }
     const retries = typeof retry.numRetries === 'number' ? retry.numRetries : ENVOY_GATEWAY_DEFAULT_RETRIES;
     const backOffMs = gatewayDurationMs(retry.perRetry.backOff?.maxInterval) ?? 0;

@@ -49,9 +49,19 @@ describe('processor shutdown derived from the routes', () => {
     expect(fixture.gateway.processor.shutdown()).toEqual({
       delayMs: 5000,
       drainTimeoutMs: 120_000,
+      streamIdleTimeoutMs: 300_000,
       terminationGracePeriodSeconds: 130,
       longestRequest: { route: 'team/long', ms: 120_000 },
     });
+  });
+
+  it('raises the stuck-stream watchdog above the longest request (a slow answer sends no ext_proc message meanwhile)', () => {
+    const fixture = gatewayFixture();
+    routeWith(fixture, 'Slow', 'slow', { requestTimeout: Duration.minutes(10) });
+    expect(fixture.gateway.processor.shutdown().streamIdleTimeoutMs).toBe(660_000);
+    const deployment = synthAll(fixture.app).find((o) => o.kind === 'Deployment' && JSON.stringify(o).includes('--stream-idle-timeout-ms'));
+    const args = (deployment as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } }).spec.template.spec.containers[0]!.args;
+    expect(args[args.indexOf('--stream-idle-timeout-ms') + 1]).toBe('660000');
   });
 
   it('counts a route added after the gateway was first rendered (the Deployment reads the routes at synth)', () => {
