@@ -60,7 +60,8 @@ describe('processor shutdown derived from the routes', () => {
     routeWith(fixture, 'Slow', 'slow', { requestTimeout: Duration.minutes(10) });
     expect(fixture.gateway.processor.shutdown().streamIdleTimeoutMs).toBe(660_000);
     const deployment = synthAll(fixture.app).find((o) => o.kind === 'Deployment' && JSON.stringify(o).includes('--stream-idle-timeout-ms'));
-    const args = (deployment as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } }).spec.template.spec.containers[0]!.args;
+    const args = (deployment as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } }).spec.template.spec
+      .containers[0]!.args;
     expect(args[args.indexOf('--stream-idle-timeout-ms') + 1]).toBe('660000');
   });
 
