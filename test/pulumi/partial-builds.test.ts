@@ -17,7 +17,7 @@ async function registered(registrations: Registration[], app: { readonly done: P
 }
 
 describe('AIGatewayApp partial builds', () => {
-  it('skip the app-wide checks: a preview leaving out the only route serving a ModelScope.only budget plans the rest', async () => {
+  it('skip app-wide checks: a preview without the one route serving a budget model plans the rest', async () => {
     const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
     const warnings: string[] = [];
     const warn = jest.spyOn(pulumi.log, 'warn').mockImplementation(async (message) => void warnings.push(message));
