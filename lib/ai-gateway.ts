@@ -296,7 +296,8 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     super(scope, id);
     this.gatewayNamespace = resolveNamespace(this, props.namespace);
     this.gatewayName = checkLabelName(this, 'name', props.name ?? defaultName(this), { startWithLetter: true });
-    synthRegistry(this).claimName(this, 'name', { kind: 'Gateway', namespace: this.gatewayNamespace, name: this.gatewayName });
+    const gatewayObject = { kind: 'Gateway', namespace: this.gatewayNamespace, name: this.gatewayName };
+    synthRegistry(this).claimName(this, 'name', gatewayObject);
     validateUniqueObjects(this);
     this.allowedRoutes = props.allowedRoutes ?? AllowedRoutes.sameNamespace();
     checkLabels(this, 'allowedRoutes', this.allowedRoutes._labels);
@@ -533,14 +534,17 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
       this,
       'jwt.claimToHeaders',
       claims,
-      `maps ${count} claims; at most ${max - routingHeaders} fit beside the gateway's ${routingHeaders} routing headers in the ClientTrafficPolicy field ` +
+      `maps ${count} claims; at most ${max - routingHeaders} fit beside the gateway's ${routingHeaders} routing ` +
+        'headers in the ClientTrafficPolicy field ' +
         `${CRD_LIMITS.clientEarlyHeaderRemove.field} (at most ${max})`,
     );
   }
 
   private checkPort(prop: string, port: number): number {
     const { minimum, maximum } = CRD_LIMITS.gatewayListenerPort;
-    if (!Number.isInteger(port) || port < minimum || port > maximum) throw invalid(this, prop, port, `must be an integer between ${minimum} and ${maximum}`);
+    if (!Number.isInteger(port) || port < minimum || port > maximum) {
+      throw invalid(this, prop, port, `must be an integer between ${minimum} and ${maximum}`);
+    }
     return port;
   }
 

@@ -245,7 +245,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
     const requestTimeout = gatewayDuration(this, 'requestTimeout', props.requestTimeout ?? Duration.seconds(60));
     this.retry = props.retry ? this.retrySpec(props.retry) : undefined;
     if (props.retry?.perTryTimeout) {
-      checkPerTryTimeout(this, 'retry.perTryTimeout', props.retry.perTryTimeout, props.requestTimeout ?? Duration.seconds(60), 'requestTimeout');
+      const request = props.requestTimeout ?? Duration.seconds(60);
+      checkPerTryTimeout(this, 'retry.perTryTimeout', props.retry.perTryTimeout, request, 'requestTimeout');
     }
     this.validateRules();
     this.passthroughEndpoints = this.checkPassthroughEndpoints(props.passthroughEndpoints ?? []);
@@ -302,7 +303,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
     if (props.processor !== undefined || props.envoyGatewayNamespace !== undefined || props.maxRequestBodyBytes !== undefined) {
       throw invalid(this, 'processor', props.processor ?? props.envoyGatewayNamespace ?? props.maxRequestBodyBytes, 'only applies to routes on a Gateway not managed by an AIGateway; configure the AIGateway instead');
     }
-    checkRouteHostnames(this, 'hostnames', this.hostnames, `${props.gateway.gatewayNamespace}/${props.gateway.gatewayName}`, gateway.listeners);
+    const gatewayName = `${props.gateway.gatewayNamespace}/${props.gateway.gatewayName}`;
+    checkRouteHostnames(this, 'hostnames', this.hostnames, gatewayName, gateway.listeners);
   }
 
   /** The route's own processor, for a Gateway not managed by an AIGateway. */
@@ -594,7 +596,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
         this,
         'rules',
         `${distinctBackends.size} backends`,
-        `an HTTPRoute holds at most ${CRD_LIMITS.httpRouteRules.maxItems} rules (one per backend plus the 404 rule); split the route, at most ${MAX_BACKENDS_PER_ROUTE} backends each`,
+        `an HTTPRoute holds at most ${CRD_LIMITS.httpRouteRules.maxItems} rules (one per backend plus the 404 rule); ` +
+          `split the route, at most ${MAX_BACKENDS_PER_ROUTE} backends each`,
       );
     }
   }
@@ -663,7 +666,9 @@ export class AIRoute extends Construct implements IBudgetTarget {
 
   private checkHostnames(hostnames: readonly string[]): string[] {
     const max = CRD_LIMITS.httpRouteHostnames.maxItems;
-    if (hostnames.length > max) throw invalid(this, 'hostnames', hostnames, `an HTTPRoute allows at most ${max} hostnames`);
+    if (hostnames.length > max) {
+      throw invalid(this, 'hostnames', hostnames, `an HTTPRoute allows at most ${max} hostnames`);
+    }
     return hostnames.map((hostname) => checkHostname(this, 'hostnames', hostname, { wildcard: true }));
   }
 

@@ -358,7 +358,8 @@ export class ProviderBackend extends Construct {
     } else {
       this.backendName = checkLabelName(this, 'name', props.name ?? defaultName(this));
       this.namespace = ownNamespace;
-      synthRegistry(this).claimName(this, 'name', { kind: 'Backend', namespace: this.namespace, name: this.backendName });
+      const backendObject = { kind: 'Backend', namespace: this.namespace, name: this.backendName };
+      synthRegistry(this).claimName(this, 'name', backendObject);
       this.emitBackend();
     }
   }

@@ -251,7 +251,10 @@ export class TokenRateLimit extends Construct {
       const model = props.models.model;
       if (model === undefined) headers.push({ name: MODEL_HEADER, type: 'Distinct' });
       else if (model.length === 0) throw invalid(this, 'models', model, 'must name a model');
-      else headers.push({ name: MODEL_HEADER, type: 'Exact', value: checkCrdString(this, 'models', model, CRD_LIMITS.budgetSelectorHeaderValue) });
+      else {
+        checkCrdString(this, 'models', model, CRD_LIMITS.budgetSelectorHeaderValue);
+        headers.push({ name: MODEL_HEADER, type: 'Exact', value: model });
+      }
     }
     return {
       ...(headers.length > 0 ? { clientSelectors: [{ headers }] } : {}),
