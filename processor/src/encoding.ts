@@ -6,11 +6,19 @@ import * as zlib from 'node:zlib';
  * compresses maybe 10:1, so anything far beyond that is a compression bomb, not an answer.
  */
 export const MAX_INFLATED_BYTES = 32 * 1024 * 1024;
+/**
+ * The most bytes a streamed response may inflate to in total. Streamed chunks are forwarded as they come, but at
+ * gzip's ratio of about 1000:1 every 16 KiB chunk could inflate to 16 MiB while staying under the per-chunk bound.
+ */
+export const MAX_INFLATED_STREAM_BYTES = 256 * 1024 * 1024;
 
 export type DecodeResult =
   | { ok: true; bytes: Buffer }
-  /** `corrupt`: not valid in the declared encoding; `too_large`: inflates beyond the limit. */
-  | { ok: false; reason: 'corrupt' | 'too_large' };
+  /**
+   * `corrupt`: not valid in the declared encoding; `too_large`: inflates beyond the limit; `unsupported`: an
+   * encoding the processor does not decode.
+   */
+  | { ok: false; reason: 'corrupt' | 'too_large' | 'unsupported' };
 
 /** Incremental Content-Encoding decoder for response bodies (gzip, deflate, br). */
 export interface BodyDecoder {
@@ -23,6 +31,37 @@ export interface BodyDecoder {
 
 export function isSupportedEncoding(encoding: string | undefined): boolean {
   return encoding === 'gzip' || encoding === 'x-gzip' || encoding === 'deflate' || encoding === 'br';
+}
+
+/**
+ * The decodable encoding of a `content-encoding` value: '' for none (or only `identity`), the encoding when it is
+ * one the processor decodes, undefined for anything else (zstd, stacked encodings, unknown tokens).
+ */
+export function decodableEncoding(header: string | undefined): string | undefined {
+  if (header === undefined) return '';
+  const codings = header
+    .toLowerCase()
+    .split(',')
+    .map((coding) => coding.trim())
+    .filter((coding) => coding !== '' && coding !== 'identity');
+  if (codings.length === 0) return '';
+  return codings.length === 1 && isSupportedEncoding(codings[0]) ? codings[0] : undefined;
+}
+
+/**
+ * The client's `accept-encoding` reduced to the codings the processor can decode (q-values kept), so a provider
+ * never answers in one it cannot read for usage; undefined when nothing has to change.
+ */
+export function decodableAcceptEncoding(header: string): string | undefined {
+  const items = header
+    .split(',')
+    .map((item) => item.trim())
+    .filter((item) => item !== '');
+  const kept = items.filter((item) => {
+    const coding = item.split(';')[0].trim().toLowerCase();
+    return coding === 'identity' || coding === '*' ? coding === 'identity' : isSupportedEncoding(coding);
+  });
+  return kept.length === items.length ? undefined : kept.join(', ');
 }
 
 export function createDecoder(encoding: string): BodyDecoder {

@@ -9,6 +9,8 @@ export interface GatewayError {
   /** OpenAI `error.code`, e.g. `model_not_found`. */
   code: string | null;
   param?: string | null;
+  /** Response headers the answer needs besides its content type (e.g. `allow` on a 405). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 export function gatewayError(

@@ -9,8 +9,15 @@ export interface SseEvent {
 }
 
 /**
+ * The longest event (its data lines together, or one unfinished line) a parser holds. Provider events are a few
+ * KiB; an upstream that never ends a line must not make the processor hold it whole (and re-join it per chunk).
+ */
+export const MAX_SSE_EVENT_CHARS = 4 * 1024 * 1024;
+
+/**
  * Feeds arbitrary byte chunks, returns complete events. Handles LF, CRLF and CR line endings, UTF-8
- * sequences and line endings split across chunks, comments, and multi-line data.
+ * sequences and line endings split across chunks, comments, and multi-line data. An event longer than
+ * MAX_SSE_EVENT_CHARS is dropped (counted in `dropped`), the stream goes on with the next one.
  */
 export class SseParser {
   private readonly decoder = new TextDecoder('utf-8');
@@ -18,13 +25,25 @@ export class SseParser {
   private event: string | undefined;
   private id: string | undefined;
   private dataLines: string[] = [];
+  private dataChars = 0;
   /** A chunk ended in "\r": a following "\n" belongs to the same line ending. */
   private skipLeadingLf = false;
+  /** Inside an oversized line (until its end) or event (until the blank line that ends it): nothing is kept. */
+  private skippingLine = false;
+  private skippingEvent = false;
+  /** Events dropped for their size. */
+  dropped = 0;
 
   push(chunk: Uint8Array): SseEvent[] {
     let text = this.decoder.decode(chunk, { stream: true });
     if (this.skipLeadingLf && text.startsWith('\n')) text = text.slice(1);
     this.skipLeadingLf = false;
+    if (this.skippingLine) {
+      const end = lineEnd(text);
+      if (end === -1) return [];
+      this.skippingLine = false;
+      text = text.slice(end);
+    }
     return this.consume(this.pending + text, false);
   }
 
@@ -62,15 +81,31 @@ export class SseParser {
       start = next;
     }
     this.pending = final ? '' : text.slice(start);
+    if (this.pending.length > MAX_SSE_EVENT_CHARS) {
+      this.pending = '';
+      this.skippingLine = true;
+      this.dropEvent();
+    }
     if (final && start < text.length) this.line(text.slice(start), events);
     return events;
   }
 
+  private dropEvent(): void {
+    if (!this.skippingEvent) this.dropped += 1;
+    this.skippingEvent = true;
+    this.dataLines = [];
+    this.dataChars = 0;
+    this.event = undefined;
+    this.id = undefined;
+  }
+
   private line(line: string, events: SseEvent[]): void {
     if (line.length === 0) {
-      if (this.dataLines.length > 0 || this.event !== undefined) events.push(this.takeEvent());
+      if (this.skippingEvent) this.skippingEvent = false;
+      else if (this.dataLines.length > 0 || this.event !== undefined) events.push(this.takeEvent());
       return;
     }
+    if (this.skippingEvent) return;
     if (line.charCodeAt(0) === 58 /* ':' comment */) return;
     const colon = line.indexOf(':');
     const field = colon === -1 ? line : line.slice(0, colon);
@@ -78,7 +113,9 @@ export class SseParser {
     if (value.charCodeAt(0) === 32) value = value.slice(1);
     switch (field) {
       case 'data':
-        this.dataLines.push(value);
+        this.dataChars += value.length + 1;
+        if (this.dataChars > MAX_SSE_EVENT_CHARS) this.dropEvent();
+        else this.dataLines.push(value);
         break;
       case 'event':
         this.event = value;
@@ -96,10 +133,19 @@ export class SseParser {
     if (this.event !== undefined) event.event = this.event;
     if (this.id !== undefined) event.id = this.id;
     this.dataLines = [];
+    this.dataChars = 0;
     this.event = undefined;
     this.id = undefined;
     return event;
   }
+}
+
+/** Index just after the first line ending in `text` (CR, LF or CRLF), or -1. */
+function lineEnd(text: string): number {
+  const lf = text.indexOf('\n');
+  const cr = text.indexOf('\r');
+  if (cr !== -1 && (lf === -1 || cr < lf)) return text.charCodeAt(cr + 1) === 10 ? cr + 2 : cr + 1;
+  return lf === -1 ? -1 : lf + 1;
 }
 
 /** Encodes one event; multi-line data becomes several `data:` lines. */

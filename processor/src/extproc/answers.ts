@@ -38,10 +38,20 @@ export const JSON_CONTENT_TYPE: HeaderMutation = {
 
 /** Envoy answers the client directly with an error in the client's API schema. */
 export function errorReply(api: ClientApi, error: GatewayError, dynamicMetadata: EncodedStruct): ProcessingResponse {
+  const extra = error.headers;
+  const headers: HeaderMutation = extra
+    ? {
+        setHeaders: [
+          ...JSON_CONTENT_TYPE.setHeaders!,
+          ...Object.entries(extra).map(([name, value]) => headerOption(name, value)),
+        ],
+        removeHeaders: [],
+      }
+    : JSON_CONTENT_TYPE;
   return {
     immediateResponse: {
       status: { code: error.status },
-      headers: JSON_CONTENT_TYPE,
+      headers,
       body: renderError(api, error),
       details: error.code ?? undefined,
     },

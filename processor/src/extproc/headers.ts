@@ -41,6 +41,13 @@ export class HeaderList {
   toRecord(): Record<string, string> {
     return readHeaders({ headers: this.list });
   }
+
+  /** The names present that `predicate` accepts (names are lower-case), each once. */
+  namesWhere(predicate: (name: string) => boolean): string[] {
+    const names: string[] = [];
+    for (const header of this.list) if (predicate(header.key) && !names.includes(header.key)) names.push(header.key);
+    return names;
+  }
 }
 
 /**

@@ -41,17 +41,17 @@ export type HeadersDecision =
 
 export function decideOnHeaders(runtime: RuntimeConfig, message: HttpHeaders): HeadersDecision {
   const list = message.headers?.headers ?? [];
-  if (headerBytes(list) > MAX_REQUEST_HEADER_BYTES) {
-    return reject(
-      gatewayError(431, `request headers exceed ${MAX_REQUEST_HEADER_BYTES} bytes`, 'request_headers_too_large'),
-      'OpenAI',
-    );
-  }
   const headers = new HeaderList(message.headers);
   const path = headers.get(':path') ?? '/';
   const method = headers.get(':method');
   const match = runtime.router.match(path, headers.get(':authority') ?? headers.get('host') ?? '', method);
   const api: ClientApi = match?.api ?? 'OpenAI';
+  if (headerBytes(list) > MAX_REQUEST_HEADER_BYTES) {
+    return reject(
+      gatewayError(431, `request headers exceed ${MAX_REQUEST_HEADER_BYTES} bytes`, 'request_headers_too_large'),
+      api,
+    );
+  }
   if (match && escapesPrefix(match.subpath)) {
     // The rest of the path is appended to the backend's prefix: it must not climb out of it.
     return reject(
@@ -60,14 +60,13 @@ export function decideOnHeaders(runtime: RuntimeConfig, message: HttpHeaders): H
     );
   }
   if (match?.allowedMethods) {
-    return reject(
-      gatewayError(
-        405,
-        `method ${method} is not allowed on ${stripQuery(path)}; allowed: ${match.allowedMethods.join(', ')}`,
-        'method_not_allowed',
-      ),
-      api,
+    const allow = match.allowedMethods.join(', ');
+    const error = gatewayError(
+      405,
+      `method ${method} is not allowed on ${stripQuery(path)}; allowed: ${allow}`,
+      'method_not_allowed',
     );
+    return reject({ ...error, headers: { allow } }, api);
   }
   if (!match || match.operation === undefined) {
     return reject(gatewayError(404, `unsupported path: ${stripQuery(path)}`, 'unsupported_path'), api);
@@ -170,7 +169,8 @@ export function decideOnBody(
     return reject(
       gatewayError(
         404,
-        `the model \`${model}\` does not exist or is not served here; available models: ${available.length ? available.join(', ') : '(none)'}`,
+        `the model \`${model}\` does not exist or is not served here; available models: ` +
+          `${available.length ? available.join(', ') : '(none)'}`,
         'model_not_found',
         'model',
       ),

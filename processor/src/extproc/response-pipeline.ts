@@ -7,8 +7,9 @@
  */
 import {
   createDecoder,
-  isSupportedEncoding,
+  decodableEncoding,
   MAX_INFLATED_BYTES,
+  MAX_INFLATED_STREAM_BYTES,
   type BodyDecoder,
   type DecodeResult,
 } from '../encoding';
@@ -37,8 +38,12 @@ export class ResponsePipeline {
   private streaming = false;
   /** Translated bytes of a buffered response, sent at its end with a corrected Content-Length. */
   private buffered: Buffer[] | undefined;
-  /** Bytes inflated so far for a buffered response. */
+  /** Bytes inflated so far. */
   private inflated = 0;
+  /** The content-encoding of a response the processor cannot decode. */
+  private undecodable: string | undefined;
+  /** A decoding failure was logged (once per response, not per chunk). */
+  private decodeFailureLogged = false;
 
   constructor(
     private readonly context: ProcessorContext,
@@ -47,6 +52,11 @@ export class ResponsePipeline {
 
   get isStreaming(): boolean {
     return this.streaming;
+  }
+
+  /** The client gets bytes this pipeline produces, not the upstream's as they came. */
+  get rewritesBody(): boolean {
+    return !this.passthroughBody;
   }
 
   headers(message: HttpHeaders, request: ProcessingRequest): OutgoingResponse {
@@ -63,8 +73,12 @@ export class ResponsePipeline {
     this.streaming = head.stream;
     const changes = new HeaderChangeSet();
     changes.apply(head);
-    const encoding = headers['content-encoding']?.trim().toLowerCase();
-    if (encoding !== undefined && isSupportedEncoding(encoding)) {
+    const encoding = decodableEncoding(headers['content-encoding']);
+    if (encoding === undefined) {
+      // zstd, stacked or unknown codings: the body can be neither counted nor translated.
+      this.undecodable = headers['content-encoding']!.slice(0, 64);
+      if (!this.passthroughBody || !head.stream) changes.remove('content-encoding');
+    } else if (encoding !== '') {
       this.decoder = createDecoder(encoding);
       if (!this.passthroughBody) changes.remove('content-encoding');
     }
@@ -103,13 +117,18 @@ export class ResponsePipeline {
     return { responseHeaders: { response: {} }, dynamicMetadata: metadata };
   }
 
-  /** One body message. In buffered mode the message is the whole body even without `end_of_stream` (trailers follow). */
+  /**
+   * One body message. In buffered mode the message is the whole body even without `end_of_stream` (trailers follow).
+   */
   body(message: HttpBody): OutgoingResponse | Promise<OutgoingResponse> {
     const end = message.endOfStream === true || !this.streaming;
     if (this.streaming) this.exchange.firstChunk();
     const chunk = toBuffer(message.body);
+    if (this.undecodable !== undefined) return this.decodedBody({ ok: false, reason: 'unsupported' }, end);
     if (!this.decoder) return this.translate(chunk, end);
-    const limit = this.streaming ? MAX_INFLATED_BYTES : MAX_INFLATED_BYTES - this.inflated;
+    const limit = this.streaming
+      ? Math.min(MAX_INFLATED_BYTES, MAX_INFLATED_STREAM_BYTES - this.inflated)
+      : MAX_INFLATED_BYTES - this.inflated;
     return this.decoder.push(chunk, end, limit).then((decoded) => this.decodedBody(decoded, end));
   }
 
@@ -130,14 +149,20 @@ export class ResponsePipeline {
     }
     const what =
       decoded.reason === 'too_large'
-        ? `inflates beyond ${MAX_INFLATED_BYTES} bytes`
-        : 'is not valid in its content encoding';
-    this.context.logger.warn(
-      { backend: this.exchange.backendName, reason: decoded.reason },
-      'upstream response body could not be decoded',
-    );
+        ? `inflates beyond ${this.streaming ? MAX_INFLATED_STREAM_BYTES : MAX_INFLATED_BYTES} bytes`
+        : decoded.reason === 'unsupported'
+          ? `uses a content encoding the gateway cannot read (${this.undecodable})`
+          : 'is not valid in its content encoding';
+    if (!this.decodeFailureLogged) {
+      this.decodeFailureLogged = true;
+      this.context.logger.warn(
+        { backend: this.exchange.backendName, reason: decoded.reason },
+        'upstream response body could not be decoded',
+      );
+    }
     if (this.streaming) {
-      // The client already has the headers: the stream ends here, charged what was counted.
+      // The client already has the headers: a translated stream ends here (a passthrough one still reaches the
+      // client, which can decode it), charged what was counted.
       return {
         responseBody: { response: this.passthroughBody ? {} : { bodyMutation: { body: EMPTY } } },
         dynamicMetadata: end ? this.exchange.finish('upstream_decode_error') : this.exchange.current(),

@@ -12,6 +12,7 @@
 import { isReportedCredentialProblem } from '../auth';
 import type { RuntimeConfig } from '../config/runtime';
 import { gatewayError, type GatewayError } from '../errors';
+import { encodeProcessingResponse } from '../grpc/encode';
 import type { HttpBody, HttpHeaders, OutgoingResponse, ProcessingRequest } from '../grpc/messages';
 import { exactModels } from '../routing/router';
 import type { ExtProcStream } from '../grpc/server';
@@ -30,7 +31,7 @@ export { MAX_MODEL_NAME_BYTES } from './request-route';
  * How long one answer may wait (credential fetches have their own, shorter timeout; this is the net under every
  * asynchronous step). The message is then answered without it: a 504 for the request, "go on" for the response.
  */
-export const ANSWER_DEADLINE_MS = 30_000;
+export const ANSWER_DEADLINE_MS = 9_000;
 /** Body bytes that may queue behind an answer that is still being computed. */
 export const MAX_QUEUED_BYTES = 64 * 1024 * 1024;
 
@@ -44,6 +45,9 @@ type Phase =
   | { readonly kind: 'done' };
 
 const AWAITING_REQUEST: Phase = { kind: 'awaitingRequest' };
+const DROP_RESPONSE_CHUNK = encodeProcessingResponse({
+  responseBody: { response: { bodyMutation: { body: Buffer.alloc(0) } } },
+});
 const DONE: Phase = { kind: 'done' };
 
 export class ExchangeSession implements ExtProcStream {
@@ -56,6 +60,10 @@ export class ExchangeSession implements ExtProcStream {
   private queue: ProcessingRequest[] = [];
   private queuedBytes = 0;
   private closed = false;
+  /**
+   * A translated response was ended early (deadline, failure): its remaining upstream bytes must not reach the client.
+   */
+  private dropResponseBody = false;
   private idleWaiters: Array<() => void> = [];
 
   constructor(
@@ -76,7 +84,7 @@ export class ExchangeSession implements ExtProcStream {
           { queuedBytes: this.queuedBytes },
           'ext_proc messages queued beyond the bound; closing the stream',
         );
-        this.close(true);
+        void this.close(true);
         this.fail(new Error('too many bytes queued behind a pending answer'));
         return;
       }
@@ -216,6 +224,8 @@ export class ExchangeSession implements ExtProcStream {
   }
 
   private forward(exchange: Exchange, answer: OutgoingResponse | CredentialFailure): OutgoingResponse {
+    // Settled without this answer (the deadline passed, or the stream was cancelled): nothing more to account.
+    if (this.phase.kind !== 'awaitingResponse' || this.phase.exchange !== exchange) return CONTINUE.requestBody;
     if (!(answer instanceof CredentialFailure)) return answer;
     // The backend's failure, for its breaker (so priority failover moves later requests on) and its metrics. The
     // client gets a 503 in its API's error shape that names the backend, never the credential.
@@ -242,7 +252,7 @@ export class ExchangeSession implements ExtProcStream {
 
   private onResponseBody(message: HttpBody): OutgoingResponse | Promise<OutgoingResponse> {
     const phase = this.phase;
-    if (phase.kind !== 'readingResponse') return CONTINUE.responseBody;
+    if (phase.kind !== 'readingResponse') return this.dropResponseBody ? DROP_RESPONSE_CHUNK : CONTINUE.responseBody;
     const answer = phase.pipeline.body(message);
     return answer instanceof Promise
       ? answer.then((resolved) => this.settleResponse(resolved))
@@ -297,6 +307,11 @@ export class ExchangeSession implements ExtProcStream {
         ? phase.exchange.finish(deadline ? 'processing_timeout' : 'processing_error')
         : phase.exchange.current();
       if (end) this.phase = DONE;
+      if (phase.kind === 'readingResponse' && phase.pipeline.rewritesBody) this.dropResponseBody = end;
+      if (kind === 'responseBody' && phase.kind === 'readingResponse' && phase.pipeline.rewritesBody) {
+        // The client must not get the upstream's bytes untranslated: this chunk produces nothing.
+        return { responseBody: { response: { bodyMutation: { body: Buffer.alloc(0) } } }, dynamicMetadata: metadata };
+      }
       return continueWith(kind, metadata);
     }
     return CONTINUE[kind];

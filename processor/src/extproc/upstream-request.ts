@@ -9,8 +9,10 @@ import {
   CLIENT_CREDENTIAL_HEADERS,
   CLIENT_INTERNAL_HEADERS,
   internalHeadersConsumedBy,
+  isClientInternalHeader,
   type AuthRequest,
 } from '../auth';
+import { decodableAcceptEncoding } from '../encoding';
 import { gatewayError } from '../errors';
 import { encodeProcessingResponse } from '../grpc/encode';
 import type { CommonResponse, OutgoingResponse, ProcessingResponse } from '../grpc/messages';
@@ -128,8 +130,10 @@ export function upstreamAnswer(
   } catch (error) {
     return new CredentialFailure(error);
   }
+  const clientSpecific = clientHeaderChanges(read.headers, backend);
   if (
     !upstreamBody &&
+    !clientSpecific &&
     upstream.removeHeaders.length === 0 &&
     isEmpty(upstream.setHeaders) &&
     (!auth || fixedCredentials)
@@ -153,6 +157,7 @@ export function upstreamAnswer(
     );
   }
   const changes = requestChanges(backend, routeName, route.model, upstream, read.path, upstreamBody, fixedCredentials);
+  if (clientSpecific) changes.apply(clientSpecific);
   if (!auth || fixedCredentials) return bodyAnswer(runtime, changes, upstreamBody);
   const authRequest = new UpstreamAuthRequest(
     read.headers.get(':method') ?? 'POST',
@@ -179,6 +184,23 @@ export function upstreamAnswer(
   }
   changes.apply(credentials);
   return bodyAnswer(runtime, changes, upstreamBody);
+}
+
+/**
+ * Changes that depend on what this client sent (so the answer cannot come from the cache): gateway-internal headers
+ * beyond the fixed list (any `x-ai-eg-`/`x-aigw-` name), and an `accept-encoding` narrowed to the codings the
+ * processor can decode (a provider answering in zstd could be neither counted nor translated).
+ */
+function clientHeaderChanges(headers: HeaderList, backend: BackendRuntime): HeaderChanges | undefined {
+  const consumed = internalHeadersConsumedBy(backend.config);
+  const internal = headers.namesWhere(
+    (name) => isClientInternalHeader(name) && !consumed.includes(name) && !CLIENT_INTERNAL_HEADERS.includes(name),
+  );
+  const acceptEncoding = headers.get('accept-encoding');
+  const narrowed = acceptEncoding === undefined ? undefined : decodableAcceptEncoding(acceptEncoding);
+  if (internal.length === 0 && narrowed === undefined) return undefined;
+  const removeHeaders = narrowed === '' ? [...internal, 'accept-encoding'] : internal;
+  return { setHeaders: narrowed ? { 'accept-encoding': narrowed } : {}, removeHeaders };
 }
 
 /** The upstream request's header changes, before signing auth (fixed credentials included when given). */

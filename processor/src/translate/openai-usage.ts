@@ -88,6 +88,15 @@ function matchingBrace(body: Buffer, open: number): number {
 const EMPTY = Buffer.alloc(0);
 const LF = 0x0a;
 const CR = 0x0d;
+/** The longest line the scanner holds across chunks; usage events are a few hundred bytes. */
+const MAX_USAGE_LINE_BYTES = 1024 * 1024;
+
+function firstLineEnd(data: Buffer): number {
+  const lf = data.indexOf(LF);
+  const cr = data.indexOf(CR);
+  const at = lf === -1 ? cr : cr === -1 ? lf : Math.min(lf, cr);
+  return at === -1 ? -1 : at + 1;
+}
 
 /**
  * Finds the usage in an OpenAI-style event stream while the bytes pass through untouched: only complete
@@ -98,12 +107,26 @@ export class SseUsageScanner {
   usage: TokenUsage | undefined;
   /** The incomplete last line of the previous chunk. */
   private tail: Buffer = EMPTY;
+  /** Inside a line longer than MAX_USAGE_LINE_BYTES: skipped to its end (a usage event is a few hundred bytes). */
+  private skipping = false;
 
   push(chunk: Buffer): void {
+    if (this.skipping) {
+      const end = firstLineEnd(chunk);
+      if (end === -1) return;
+      this.skipping = false;
+      chunk = chunk.subarray(end);
+    }
     const data = this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
     const complete = Math.max(data.lastIndexOf(LF), data.lastIndexOf(CR)) + 1;
     this.scan(data, complete);
-    this.tail = complete < data.length ? Buffer.from(data.subarray(complete)) : EMPTY;
+    const rest = data.length - complete;
+    if (rest > MAX_USAGE_LINE_BYTES) {
+      this.tail = EMPTY;
+      this.skipping = true;
+    } else {
+      this.tail = rest > 0 ? Buffer.from(data.subarray(complete)) : EMPTY;
+    }
   }
 
   end(): void {

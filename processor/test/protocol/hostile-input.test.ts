@@ -15,7 +15,10 @@ function headersOf(entries: Record<string, string>) {
 }
 
 function nested(depth: number): string {
-  return `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"metadata":${'['.repeat(depth)}${']'.repeat(depth)}}`;
+  return (
+    `{"model":"gpt-4o","messages":[{"role":"user","content":` +
+    `"hi"}],"metadata":${'['.repeat(depth)}${']'.repeat(depth)}}`
+  );
 }
 
 describe('bounds on hostile input', () => {
@@ -95,7 +98,8 @@ describe('bounds on hostile input', () => {
     expect(JSON.parse(result.body.toString()).error).toMatchObject({ code: 'request_headers_too_large' });
   });
 
-  // The 512 MiB bombs, measured in a child process by the kernel's high-water mark, are in test/fuzz/compression.test.ts.
+  // The 512 MiB bombs, measured in a child process by the kernel's high-water mark, are in
+  // test/fuzz/compression.test.ts.
   it('a gzip bomb from the upstream is answered 502 without inflating it, memory bounded', async () => {
     const bomb = zlib.gzipSync(Buffer.alloc(4 * MAX_INFLATED_BYTES, 0x20), { level: 9 });
     expect(bomb.length).toBeLessThan(1024 * 1024);
@@ -213,4 +217,108 @@ describe('bounds on hostile input', () => {
       expect(result.body.includes(eventstreamBytes)).toBe(false);
     },
   );
+
+  it.each([
+    ['an OpenAI client (passthrough, usage scanner)', '/v1/chat/completions', '{"model":"gpt-4o","stream":true}'],
+    [
+      'an Anthropic client (translated, SSE parser)',
+      '/anthropic/v1/messages',
+      '{"model":"gpt-4o","stream":true,"max_tokens":5,"messages":[{"role":"user","content":"hi"}]}',
+    ],
+  ])(
+    'a streamed gzip bomb in 16 KiB chunks (one endless line) stays bounded in memory (%s)',
+    async (_name, path, body) => {
+      const bomb = zlib.gzipSync(Buffer.alloc(192 * 1024 * 1024, 0x61), { level: 9 });
+      const chunks: Buffer[] = [];
+      for (let at = 0; at < bomb.length; at += 16 * 1024) chunks.push(bomb.subarray(at, at + 16 * 1024));
+      const before = process.memoryUsage().rss;
+      let peak = before;
+      const sampler = setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 5);
+      try {
+        const result = await processor.client.exchange({ path, body }, () => ({
+          status: 200,
+          headers: { 'content-type': 'text/event-stream', 'content-encoding': 'gzip' },
+          body: chunks,
+        }));
+        expect(result.status).toBe(200);
+        expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({ llm_total_token: 0 });
+      } finally {
+        clearInterval(sampler);
+      }
+      peak = Math.max(peak, process.memoryUsage().rss);
+      expect(peak - before).toBeLessThan(150 * 1024 * 1024);
+    },
+    60_000,
+  );
+
+  it('a response in a content encoding the gateway cannot read is a 502, not an uncounted answer', async () => {
+    const result = await processor.client.exchange(
+      { path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' },
+      () => ({
+        status: 200,
+        headers: { 'content-type': 'application/json', 'content-encoding': 'zstd' },
+        body: Buffer.from('(zstd bytes)'),
+      }),
+    );
+    expect(result.status).toBe(502);
+    expect(JSON.parse(result.body.toString()).error).toMatchObject({ code: 'upstream_decode_error' });
+  });
+
+  it.each([
+    ['gzip, deflate, br, zstd', 'gzip, deflate, br'],
+    ['zstd;q=1.0, gzip;q=0.5, *;q=0.1', 'gzip;q=0.5'],
+    ['zstd', undefined],
+  ])(
+    'accept-encoding %j reaches the provider as %j (codings the gateway can read for usage)',
+    async (sent, expected) => {
+      const result = await processor.client.exchange(
+        { path: '/v1/chat/completions', body: '{"model":"gpt-4o"}', headers: { 'accept-encoding': sent } },
+        (req) => {
+          expect(req.headers['accept-encoding']).toBe(expected);
+          return { status: 200, headers: { 'content-type': 'application/json' }, body: USAGE_JSON };
+        },
+      );
+      expect(result.status).toBe(200);
+    },
+  );
+
+  it(
+    'every x-ai-eg-*/x-aigw-* header a client sends is ' + 'removed before the provider (the gateway sets its own)',
+    async () => {
+      const headers = {
+        'x-aigw-foo': '1',
+        'x-ai-eg-bar': '2',
+        'x-aigw-aws-region': 'us-east-1',
+        'x-ai-eg-model': 'spoofed',
+      };
+      const result = await processor.client.exchange(
+        { path: '/v1/chat/completions', body: '{"model":"gpt-4o"}', headers },
+        (req) => {
+          const internal = Object.keys(req.headers).filter(
+            (name) => name.startsWith('x-aigw-') || name.startsWith('x-ai-eg-'),
+          );
+          expect(internal).toEqual(['x-ai-eg-model']);
+          expect(req.headers['x-ai-eg-model']).toBe('gpt-4o');
+          return { status: 200, headers: { 'content-type': 'application/json' }, body: USAGE_JSON };
+        },
+      );
+      expect(result.status).toBe(200);
+    },
+  );
+
+  it('a 405 names the allowed methods in its Allow header', async () => {
+    const result = await processor.client.exchange({ path: '/v1/chat/completions', method: 'GET' }, neverUpstream);
+    expect(result.status).toBe(405);
+    expect(result.headers.allow).toBe('POST');
+  });
+
+  it("a 431 on an Anthropic endpoint is in Anthropic's error schema", async () => {
+    const padding = { 'x-padding': 'p'.repeat(MAX_REQUEST_HEADER_BYTES) };
+    const result = await processor.client.exchange(
+      { path: '/anthropic/v1/messages', body: '{"model":"gpt-4o"}', headers: padding },
+      neverUpstream,
+    );
+    expect(result.status).toBe(431);
+    expect(JSON.parse(result.body.toString())).toMatchObject({ type: 'error' });
+  });
 });

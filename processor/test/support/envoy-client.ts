@@ -138,9 +138,14 @@ export class EnvoyClient {
   private readonly client: grpc.Client;
   private readonly codecs: ExtProcCodecs;
 
-  constructor(address: string) {
+  /** `ownConnection`: not shared with other clients of the address (grpc-js pools connections per target). */
+  constructor(address: string, options: { ownConnection?: boolean } = {}) {
     this.codecs = extProcCodecs(loadProtoRoot());
-    this.client = new grpc.Client(address, grpc.credentials.createInsecure());
+    this.client = new grpc.Client(
+      address,
+      grpc.credentials.createInsecure(),
+      options.ownConnection ? { 'grpc.use_local_subchannel_pool': 1 } : {},
+    );
   }
 
   close(): void {
@@ -161,7 +166,8 @@ export class EnvoyClient {
     try {
       return await this.drive(stream, request, upstream, hooks);
     } catch (error) {
-      // A failed expectation in `upstream` or the hooks must not leave the stream open (the processor would wait on it).
+      // A failed expectation in `upstream` or the hooks must not leave the stream open (the processor would wait on
+      // it).
       stream.cancel();
       throw error;
     }
