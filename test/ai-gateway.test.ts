@@ -167,6 +167,8 @@ describe('AIGateway', () => {
       '5000',
       '--drain-timeout-ms',
       '25000',
+      '--stream-idle-timeout-ms',
+      '300000',
     ]);
     // No routes yet: the shortest drain, and a grace period covering delay + drain.
     expect(pod.terminationGracePeriodSeconds).toBe(35);
