@@ -7,7 +7,6 @@ import {
   passthroughPathProblem,
   re2Problem,
   type PassthroughEndpoint as PassthroughEndpointConfig,
-  type PassthroughMethod,
   type RouteEndpoint,
 } from '@ai-gateway-constructs/processor-config';
 import type { IGatewayReference, ManagedGateway } from './ai-gateway';
@@ -104,7 +103,7 @@ export interface PassthroughEndpoint {
    * backend by the JSON body's `model`.
    * @default ["POST"]
    */
-  readonly methods?: readonly PassthroughMethod[];
+  readonly methods?: readonly ('POST' | 'PUT' | 'PATCH')[];
 }
 
 export interface AIRouteProps {

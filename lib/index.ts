@@ -21,7 +21,7 @@ export type {
 // The processor each gateway runs: reachable as `AIGateway.processor`, configured through `AIGatewayProps.processor`,
 // never constructed by users (so it is exported as a type).
 export { ProxyDeployMode } from './processor';
-export type { Processor, ProcessorOptions } from './processor';
+export type { Processor, ProcessorOptions, ProcessorProps, ProcessorShutdown } from './processor';
 export { ProcessorImage } from './processor-image';
 
 // Routes.

@@ -27,7 +27,7 @@ export class ModelMatch {
   private compiled?: ModelRegex;
 
   private constructor(
-    readonly type: ModelMatchConfig['type'],
+    readonly type: 'Exact' | 'Prefix' | 'RegularExpression',
     readonly value: string,
   ) {}
 
@@ -119,7 +119,7 @@ export class ModelMatchIndex {
   add(endpoint: string, entry: IndexedMatch): void {
     if (entry.match.type === 'Exact') {
       let byValue = this.exact.get(endpoint);
-      if (!byValue) this.exact.set(endpoint, (byValue = new Map()));
+      if (!byValue) this.exact.set(endpoint, (byValue = new Map<string, IndexedMatch[]>()));
       const list = byValue.get(entry.match.value);
       if (list) list.push(entry);
       else byValue.set(entry.match.value, [entry]);

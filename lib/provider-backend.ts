@@ -335,6 +335,7 @@ export class ProviderBackend extends Construct {
   readonly port: number;
   readonly tls: boolean;
   readonly provider: string;
+  /** @internal the processor config's API schema of this backend */
   readonly schema: BackendSchema;
   readonly credentials?: Credentials;
   private readonly props: ProviderSettings;
