@@ -39,7 +39,10 @@ export interface RunningDev {
 function portInUse(error: unknown): string | undefined {
   const e = error as NodeJS.ErrnoException & { port?: number; address?: string };
   if (e?.code !== 'EADDRINUSE') return undefined;
-  return `port ${e.port ?? '?'} on ${e.address ?? 'the host'} is in use; stop what uses it or map the listener elsewhere with --port <ns>/<gateway>:<listenerPort>=<localPort>`;
+  return (
+    `port ${e.port ?? '?'} on ${e.address ?? 'the host'} is in use; stop what uses it or map ` +
+    `the listener elsewhere with --port <ns>/<gateway>:<listenerPort>=<localPort>`
+  );
 }
 
 /** Signals this soon after the first one are the same stop request delivered again. */
@@ -99,7 +102,9 @@ export function redactedUrl(url: string): string {
   }
 }
 
-/** Fails early with a clear message when the --redis server cannot be reached (the counters would fail each request). */
+/**
+ * Fails early with a clear message when the --redis server cannot be reached (the counters would fail each request).
+ */
 export async function checkRedis(url: string, timeoutMs = 3_000): Promise<void> {
   const client = new Redis(url, {
     lazyConnect: true,
@@ -119,7 +124,9 @@ export async function checkRedis(url: string, timeoutMs = 3_000): Promise<void> 
   } catch (error) {
     const reason = socketError ?? error;
     throw new Error(
-      `--redis ${redactedUrl(url)}: cannot use this Redis (${reason instanceof Error ? reason.message : String(reason)})`,
+      `--redis ${redactedUrl(url)}: cannot use this Redis ` +
+        `(${reason instanceof Error ? reason.message : String(reason)})`,
+      { cause: error },
     );
   } finally {
     client.disconnect();
@@ -154,9 +161,8 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
     try {
       pem = fs.readFileSync(file, 'utf8');
     } catch (error) {
-      throw new Error(
-        `--ca-file ${file}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
-      );
+      const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message;
+      throw new Error(`--ca-file ${file}: ${reason}`, { cause: error });
     }
     if (!pem.includes('-----BEGIN CERTIFICATE-----')) throw new Error(`--ca-file ${file} holds no PEM certificate`);
     return pem;
@@ -167,7 +173,9 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
       for (const condition of parent.conditions) {
         if (condition.status === 'False') {
           io.stderr.write(
-            `warning: HTTPRoute ${status.route.namespace}/${status.route.name} on ${parent.parentRef.namespace}/${parent.parentRef.name}: ${condition.type} is False (${condition.reason})${condition.message ? `: ${condition.message}` : ''}\n`,
+            `warning: HTTPRoute ${status.route.namespace}/${status.route.name} on ` +
+              `${parent.parentRef.namespace}/${parent.parentRef.name}: ${condition.type} is False ` +
+              `(${condition.reason})${condition.message ? `: ${condition.message}` : ''}\n`,
           );
         }
       }
@@ -179,7 +187,8 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
   const processors: RunningProcessors = await startProcessors(model.processors, {
     onExit: (processor, how) =>
       reportFailure(
-        `processor Deployment ${processor.deployment.namespace}/${processor.deployment.deploymentName} exited unexpectedly (${how})`,
+        `processor Deployment ${processor.deployment.namespace}/` +
+          `${processor.deployment.deploymentName} exited unexpectedly (${how})`,
       ),
     secretsDir: options.secretsDir,
     env: io.env,

@@ -203,7 +203,9 @@ export interface ObjectIdentity {
   readonly labels?: Record<string, string>;
 }
 
-/** Emits a custom resource; a function `spec` is computed when the object is synthesized (after every construct exists). */
+/**
+ * Emits a custom resource; a function `spec` is computed when the object is synthesized (after every construct exists).
+ */
 export function customResource<T>(
   scope: Construct,
   id: string,
@@ -216,7 +218,7 @@ export function customResource<T>(
     apiVersion,
     kind,
     metadata: { name: identity.name, namespace: identity.namespace, labels: identity.labels },
-    spec: typeof spec === 'function' ? Lazy.any({ produce: spec as () => T }) : spec,
+    spec: typeof spec === 'function' ? (Lazy.any({ produce: spec as () => T }) as unknown) : spec,
   });
 }
 

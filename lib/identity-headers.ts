@@ -8,7 +8,8 @@
 import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '@ai-gateway-constructs/processor-config';
 
 const CREDENTIAL =
-  'is a client credential header: the processor removes it and sets the provider credential before the budget is counted';
+  'is a client credential header: the processor removes it and sets the provider credential ' +
+  'before the budget is counted';
 
 /** Exact names, with the reason they cannot identify a client. */
 export const UNSTABLE_REQUEST_HEADERS: Readonly<Record<string, string>> = {
@@ -19,7 +20,8 @@ export const UNSTABLE_REQUEST_HEADERS: Readonly<Record<string, string>> = {
   [MODEL_HEADER]:
     'is set by the processor to the requested model; use `models: ModelScope.eachModel()` for per-model budgets',
   [ROUTE_HEADER]:
-    'is set by the processor to the matched AIRoute; target the route, or a gateway budget with `shared: false`, for per-route budgets',
+    'is set by the processor to the matched AIRoute; target the route, or a gateway budget with ' +
+    '`shared: false`, for per-route budgets',
   'anthropic-version': 'is set by the processor for Anthropic backends',
   'content-length': 'is rewritten by the processor when it translates the body',
   'content-type': 'describes the body, which the processor rewrites',

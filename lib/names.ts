@@ -56,7 +56,8 @@ export function checkHostname(
       scope,
       prop,
       value,
-      `must be a lower-case DNS name${opts.wildcard ? ', optionally starting with "*."' : ''} of at most ${MAX_SUBDOMAIN_LENGTH} characters`,
+      `must be a lower-case DNS name${opts.wildcard ? ', optionally starting with "*."' : ''} of ` +
+        `at most ${MAX_SUBDOMAIN_LENGTH} characters`,
     );
   }
   return value;

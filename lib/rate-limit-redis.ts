@@ -198,7 +198,9 @@ export class RateLimitRedis extends Construct {
     return image;
   }
 
-  /** Emits the Redis Deployment, its Service, and the NetworkPolicy that admits only Envoy Gateway's rate-limit service. */
+  /**
+   * Emits the Redis Deployment, its Service, and the NetworkPolicy that admits only Envoy Gateway's rate-limit service.
+   */
   private emitInCluster(redis: {
     name: string;
     namespace: string;

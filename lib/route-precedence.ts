@@ -13,7 +13,9 @@
  */
 import type { IConstruct } from 'constructs';
 
-/** Gateway API PathPrefix semantics (Envoy `path_separated_prefix`): `/v1` matches `/v1` and `/v1/...`, not `/v1beta`. */
+/**
+ * Gateway API PathPrefix semantics (Envoy `path_separated_prefix`): `/v1` matches `/v1` and `/v1/...`, not `/v1beta`.
+ */
 export function prefixCovers(prefix: string, path: string): boolean {
   if (prefix === '/') return path.startsWith('/');
   return path === prefix || path.startsWith(`${prefix}/`);
@@ -241,7 +243,7 @@ export function foreignGatewayIndex(
 ): RoutePrecedenceIndex {
   const root = scope.node.root;
   let indexes = FOREIGN_INDEXES.get(root);
-  if (!indexes) FOREIGN_INDEXES.set(root, (indexes = new Map()));
+  if (!indexes) FOREIGN_INDEXES.set(root, (indexes = new Map<string, RoutePrecedenceIndex>()));
   const key = `${gatewayNamespace}/${gatewayName}`;
   let index = indexes.get(key);
   if (!index) indexes.set(key, (index = new RoutePrecedenceIndex()));

@@ -186,7 +186,7 @@ export function renderCrdLimits(crdsDir: string): string {
   lines.push(
     '/**',
     ' * The Gateway API Duration format, shared by',
-    ...DURATION_FIELDS.map((id) => ` * - ${limits[id].kind} ${limits[id].field}`),
+    ...DURATION_FIELDS.map((id) => ` * - ${String(limits[id].kind)} ${String(limits[id].field)}`),
     ' */',
     'export const GATEWAY_DURATION = {',
     `  pattern: ${literal(durationPattern)},`,

@@ -17,7 +17,9 @@ async function main(): Promise<void> {
   });
   const url = run.gatewayUrl;
   const chat = (model: string) =>
-    `curl -s ${url}/v1/chat/completions -H 'x-tenant-id: team-a' -H 'content-type: application/json' \\\n  -d '{"model":"${model}","messages":[{"role":"user","content":"Hello"}]}'`;
+    `curl -s ${url}/v1/chat/completions -H 'x-tenant-id: team-a' -H 'content-type: ` +
+    `application/json' \\\n  -d ` +
+    `'{"model":"${model}","messages":[{"role":"user","content":"Hello"}]}'`;
   process.stdout.write(
     [
       `The example gateway (ai-platform/ai-gateway, listener port 80) serves on ${url}`,
@@ -30,7 +32,9 @@ async function main(): Promise<void> {
       'Claude, split 70/30 between Anthropic and Bedrock:',
       chat('claude-sonnet-4'),
       'The Anthropic Messages endpoint:',
-      `curl -s ${url}/anthropic/v1/messages -H 'x-tenant-id: team-a' -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' \\\n  -d '{"model":"claude-sonnet-4","max_tokens":100,"messages":[{"role":"user","content":"Hello"}]}'`,
+      `curl -s ${url}/anthropic/v1/messages -H 'x-tenant-id: team-a' -H 'content-type: ` +
+        `application/json' -H 'anthropic-version: 2023-06-01' \\\n  -d ` +
+        `'{"model":"claude-sonnet-4","max_tokens":100,"messages":[{"role":"user","content":"Hello"}]}'`,
       '',
       'Press Ctrl-C to stop.',
       '',

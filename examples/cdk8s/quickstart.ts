@@ -1,24 +1,16 @@
 import * as path from 'node:path';
 import { ApiObject, App, Chart, JsonPatch, Yaml } from 'cdk8s';
 import {
-  AIGateway,
-  AIRoute,
-  ClientIdentity,
-  Credentials,
-  ModelMatch,
-  ProviderBackend,
-  RateLimitRedis,
-  RateLimitUnit,
-  TokenRateLimit,
+  AIGateway, AIRoute, ClientIdentity, Credentials, ModelMatch,
+  ProviderBackend, RateLimitRedis, RateLimitUnit, TokenRateLimit,
 } from '../../lib';
 
 const app = new App();
 const chart = new Chart(app, 'ai', { namespace: 'ai' });
 
 // The namespace itself comes first in the output. It is cluster-scoped, so it drops the chart's namespace.
-new ApiObject(chart, 'Namespace', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ai' } }).addJsonPatch(
-  JsonPatch.remove('/metadata/namespace'),
-);
+new ApiObject(chart, 'Namespace', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'ai' } })
+  .addJsonPatch(JsonPatch.remove('/metadata/namespace'));
 
 // Token counters live in Redis. It requires a password from Secret redis-auth (see docs/install.md).
 const redis = RateLimitRedis.inCluster(chart, 'Redis');
@@ -50,10 +42,7 @@ const route = new AIRoute(chart, 'Chat', {
 // 100k tokens per hour per tenant. Nothing authenticates `x-tenant-id` here, so this trusts the callers;
 // with AIGateway `jwt.claimToHeaders`, use ClientIdentity.header() on the claim's header instead.
 new TokenRateLimit(chart, 'TenantBudget', {
-  target: route,
-  limit: 100_000,
-  per: RateLimitUnit.HOUR,
-  client: ClientIdentity.unverifiedHeader('x-tenant-id'),
+  target: route, limit: 100_000, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-tenant-id'),
 });
 
 // dist/ai.k8s.yaml, and the values Envoy Gateway must be installed with: dist/envoy-gateway-values.yaml.

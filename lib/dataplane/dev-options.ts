@@ -121,7 +121,8 @@ function parseBackend(value: string): [string, string] {
     url.password !== ''
   ) {
     throw new UsageError(
-      `--backend ${key}: the URL names where to connect (scheme, host, port) and cannot carry a path, query or credentials, got ${JSON.stringify(raw)}`,
+      `--backend ${key}: the URL names where to connect (scheme, host, port) and cannot carry a ` +
+        `path, query or credentials, got ${JSON.stringify(raw)}`,
     );
   }
   return [key, `${url.protocol}//${url.host}`];
@@ -247,7 +248,8 @@ export function checkAgainstManifests(
 ): void {
   if (model.gateways.length === 0) {
     throw new Error(
-      `the manifests in ${options.paths.join(', ')} contain no Gateway (gateway.networking.k8s.io); synthesize an AIGateway first`,
+      `the manifests in ${options.paths.join(', ')} contain no Gateway ` +
+        `(gateway.networking.k8s.io); synthesize an AIGateway first`,
     );
   }
   const objectNames = new Set(
@@ -284,7 +286,9 @@ export function listenerLines(
         ...(listener.protocol === 'HTTPS' ? ['plain HTTP locally'] : []),
       ];
       lines.push(
-        `  Gateway ${gateway.namespace}/${gateway.name} listener ${listener.sectionName} (${listener.protocol} ${listener.port}): ${url}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`,
+        `  Gateway ${gateway.namespace}/${gateway.name} listener ${listener.sectionName} ` +
+          `(${listener.protocol} ${listener.port}): ` +
+          `${url}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}`,
       );
     }
   }
@@ -304,7 +308,8 @@ export function accessLogLine(entry: AccessLogEntry<RouteModel>): string {
   const output = usage?.[TOKEN_METADATA_KEYS.output];
   const tokens = typeof input === 'number' && typeof output === 'number' ? ` tokens=${input}/${output}` : '';
   return (
-    `[${entry.startTime.toISOString()}] "${entry.method} ${path}" ${entry.status ?? '-'} ${flags} ${entry.responseCodeDetails ?? '-'} ` +
+    `[${entry.startTime.toISOString()}] "${entry.method} ${path}" ${entry.status ?? '-'} ` +
+    `${flags} ${entry.responseCodeDetails ?? '-'} ` +
     `${Math.round(entry.durationMs)}ms route=${entry.route?.name ?? '-'}${tokens}`
   );
 }

@@ -37,7 +37,9 @@ export interface StreamConfig<Route> {
   /** The decoder filters (router excluded) for the first matched route, in chain order. Called once per stream. */
   readonly createFilters: (route: Route | undefined) => HttpFilter[];
   readonly router: TerminalFilter;
-  /** The largest request body the created chain accepts (Envoy's buffer limit when a filter buffers it); beyond it, 413. */
+  /**
+   * The largest request body the created chain accepts (Envoy's buffer limit when a filter buffers it); beyond it, 413.
+   */
   readonly requestBodyLimit: (route: Route | undefined, filters: readonly HttpFilter[]) => number | undefined;
   /** A hard cap for reading any request body whole (the contract reads bodies before the chain runs). */
   readonly maxRequestBodyBytes: number;
@@ -71,7 +73,9 @@ export interface StreamRequest {
   readonly signal: AbortSignal;
 }
 
-/** Envoy's local reply: the body as given, `content-type: text/plain` when there is a body and no type, content-length. */
+/**
+ * Envoy's local reply: the body as given, `content-type: text/plain` when there is a body and no type, content-length.
+ */
 export function localReplyHead(reply: LocalReply): HeaderMap {
   const headers = new HeaderMap([[':status', String(reply.status)]]);
   for (const [name, value] of reply.headers ?? []) headers.add(name, value);
@@ -252,7 +256,8 @@ async function serveStream<Route>(
     else result = await config.router.serve(stream);
     if (request.signal.aborted) return;
 
-    // Envoy's router sets `via_upstream` before it encodes an upstream's headers; sendLocalReply sets the reply's details.
+    // Envoy's router sets `via_upstream` before it encodes an upstream's headers; sendLocalReply sets the reply's
+    // details.
     stream.setResponseCodeDetails(result.kind === 'localReply' ? result.reply.details : VIA_UPSTREAM);
     if (result.kind === 'localReply') {
       if (result.reply.flag) stream.responseFlags.add(result.reply.flag);

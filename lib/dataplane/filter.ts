@@ -94,7 +94,9 @@ export interface LocalReply {
 /** What a decoding step tells the filter manager. */
 export type DecodeResult =
   | { readonly action: 'continue' }
-  /** Stop the chain and answer locally; the reply still passes through the encoder side of the filters created so far. */
+  /**
+   * Stop the chain and answer locally; the reply still passes through the encoder side of the filters created so far.
+   */
   | { readonly action: 'localReply'; readonly reply: LocalReply };
 
 export const CONTINUE: DecodeResult = { action: 'continue' };

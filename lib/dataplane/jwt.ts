@@ -189,7 +189,7 @@ function parseJwks(text: string, where: string): JSONWebKeySet {
   try {
     parsed = JSON.parse(text);
   } catch (error) {
-    throw new Error(`${where} is not JSON: ${(error as Error).message}`);
+    throw new Error(`${where} is not JSON: ${(error as Error).message}`, { cause: error });
   }
   if (!parsed || typeof parsed !== 'object' || !Array.isArray((parsed as { keys?: unknown }).keys))
     throw new Error(`${where} has no "keys" list`);
@@ -426,7 +426,8 @@ export function createJwtFilter(
       const status = failure;
       if (requirement.allowMissingOrFailed) return CONTINUE;
       if (requirement.allowMissing && status === JWT_STATUS.missing) return CONTINUE;
-      const realm = `Bearer realm="${originalUri(headers)}"${status === JWT_STATUS.missing ? '' : ', error="invalid_token"'}`;
+      const realm =
+        `Bearer realm="${originalUri(headers)}"` + `${status === JWT_STATUS.missing ? '' : ', error="invalid_token"'}`;
       return {
         action: 'localReply',
         reply: {

@@ -109,7 +109,9 @@ export interface RouteModel {
   /** Route-level ResponseHeaderModifier (direct responses' content type is set here, as EG does). */
   readonly responseHeaders?: HeaderModifier;
   readonly urlRewrite?: UrlRewrite;
-  /** Envoy route timeout in milliseconds; 0 disables it; undefined = what EG emits without a timeout (see router.ts). */
+  /**
+   * Envoy route timeout in milliseconds; 0 disables it; undefined = what EG emits without a timeout (see router.ts).
+   */
   readonly timeoutMs?: number;
   readonly retry?: RetryPolicy;
   /** Extension processors enabled on this route, in filter order (from EnvoyExtensionPolicies). */
@@ -217,7 +219,9 @@ export interface RouteParentStatus {
   readonly conditions: Condition[];
 }
 
-/** A processor Deployment (+ its Service and ConfigMap) found in the manifests; the CLI starts one process per entry. */
+/**
+ * A processor Deployment (+ its Service and ConfigMap) found in the manifests; the CLI starts one process per entry.
+ */
 export interface ProcessorDeployment {
   readonly namespace: string;
   readonly deploymentName: string;

@@ -188,7 +188,9 @@ export function labelSelectorMatches(selector: Json | undefined, labels: Record<
   return true;
 }
 
-/** The objects of one translation, by kind, namespace and name. Later duplicates replace earlier ones (kubectl apply). */
+/**
+ * The objects of one translation, by kind, namespace and name. Later duplicates replace earlier ones (kubectl apply).
+ */
 export class ObjectIndex {
   private readonly byKind = new Map<string, Map<string, KubeObject>>();
 
@@ -196,7 +198,7 @@ export class ObjectIndex {
     for (const object of objects) {
       const kind = object.kind ?? '';
       let forKind = this.byKind.get(kind);
-      if (!forKind) this.byKind.set(kind, (forKind = new Map()));
+      if (!forKind) this.byKind.set(kind, (forKind = new Map<string, KubeObject>()));
       const key =
         kind === 'Namespace' || kind === 'GatewayClass' ? nameOf(object) : `${namespaceOf(object)}/${nameOf(object)}`;
       forKind.delete(key);

@@ -93,7 +93,8 @@ export function defaultProcessorEntry(): string {
   const found = candidates.find((file) => fs.existsSync(file));
   if (found === undefined) {
     throw new ProcessorStartError(
-      `the processor bundle is missing (looked for ${candidates.join(' and ')}); in the repository, build it with "npm run build -w processor"`,
+      `the processor bundle is missing (looked for ${candidates.join(' and ')}); in the ` +
+        `repository, build it with "npm run build -w processor"`,
     );
   }
   return found;
@@ -127,20 +128,24 @@ export function materializeSecrets(
       .sort((a, b) => b.mountPath.length - a.mountPath.length)[0];
     if (mount === undefined) {
       throw new ProcessorStartError(
-        `${who} reads Secret "${ref.secretName}" key "${ref.key}" from ${podPath} (its config.json refers to it), but no Secret volume of the Deployment is mounted there`,
+        `${who} reads Secret "${ref.secretName}" key "${ref.key}" from ${podPath} (its config.json ` +
+          `refers to it), but no Secret volume of the Deployment is mounted there`,
       );
     }
     const inMount = podPath.slice(mount.mountPath.replace(/\/+$/, '').length + 1);
     const key = mount.items ? mount.items.find((item) => item.path === inMount)?.key : inMount;
     if (key === undefined || key.includes('/')) {
       throw new ProcessorStartError(
-        `${who} reads ${podPath} (Secret "${ref.secretName}" key "${ref.key}" in its config.json), but the volume of Secret "${mount.secretName}" mounted at ${mount.mountPath} does not project a key to that path`,
+        `${who} reads ${podPath} (Secret "${ref.secretName}" key "${ref.key}" in its config.json), ` +
+          `but the volume of Secret "${mount.secretName}" mounted at ${mount.mountPath} does not ` +
+          `project a key to that path`,
       );
     }
     const local = path.join(secretsRoot, ...path.posix.relative(podSecretsDir, podPath).split('/'));
     if (!path.resolve(local).startsWith(`${path.resolve(secretsRoot)}${path.sep}`)) {
       throw new ProcessorStartError(
-        `${who} reads Secret "${ref.secretName}" key "${ref.key}" from ${podPath}, outside its secrets folder ${podSecretsDir}`,
+        `${who} reads Secret "${ref.secretName}" key "${ref.key}" from ${podPath}, outside its ` +
+          `secrets folder ${podSecretsDir}`,
       );
     }
     return { secretName: mount.secretName, key, local };

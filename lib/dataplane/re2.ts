@@ -26,7 +26,7 @@ export function compileRe2(pattern: string, where = 'safe_regex'): Re2 {
     compiled = RE2JS.compile(pattern);
   } catch (error) {
     const reason = (error as Error).message.replace(/^error parsing regexp: /, '');
-    throw new Error(`${where}: invalid regular expression ${JSON.stringify(pattern)}: ${reason}`);
+    throw new Error(`${where}: invalid regular expression ${JSON.stringify(pattern)}: ${reason}`, { cause: error });
   }
   const regex: Re2 = { pattern, test: (value) => compiled.testExact(value) };
   if (cache.size >= CACHE_LIMIT) cache.clear();

@@ -107,7 +107,9 @@ export function selectVirtualHost(domains: Iterable<string>, authority: string):
   return best ?? (hasCatchAll ? '*' : undefined);
 }
 
-/** Envoy's route match on a listener (or several listeners' routes sharing one port) for the current request headers. */
+/**
+ * Envoy's route match on a listener (or several listeners' routes sharing one port) for the current request headers.
+ */
 export function selectRoute(listener: Pick<ListenerModel, 'routes'>, headers: HeaderMap): RouteModel | undefined {
   const authority = headers.get(':authority') ?? headers.get('host') ?? '';
   const domain = selectVirtualHost(new Set(listener.routes.map((r) => r.hostname)), authority);

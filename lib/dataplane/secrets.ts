@@ -36,7 +36,8 @@ export class MissingSecretError extends Error {
     super(
       `Secret ${secret.namespace}/${secret.secretName} key "${secret.key}" is not available locally` +
         `${neededBy ? ` (needed by ${neededBy})` : ''}. Looked in:\n  ${places.join('\n  ')}\n` +
-        `Provide it as a file with --secrets <dir>, or as the environment variable ${secretEnvName(secret.secretName, secret.key)}.`,
+        `Provide it as a file with --secrets <dir>, or as the environment variable ` +
+        `${secretEnvName(secret.secretName, secret.key)}.`,
     );
     this.name = 'MissingSecretError';
   }
@@ -46,7 +47,8 @@ export class MissingSecretError extends Error {
 export class InvalidSecretNameError extends Error {
   constructor(what: string, value: string) {
     super(
-      `${what} ${JSON.stringify(value)} is not a valid Secret ${what === 'key' ? 'key' : 'name'} (it must be one path segment of letters, digits, "-", "_" and ".")`,
+      `${what} ${JSON.stringify(value)} is not a valid Secret ${what === 'key' ? 'key' : 'name'} ` +
+        `(it must be one path segment of letters, digits, "-", "_" and ".")`,
     );
     this.name = 'InvalidSecretNameError';
   }

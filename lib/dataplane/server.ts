@@ -50,7 +50,10 @@ export interface DataPlaneOptions {
   readonly translateOptions?: TranslateOptions;
   /** Replaces the upstream (echo or HTTP) entirely; for tests. */
   readonly upstream?: Upstream;
-  /** Receives one entry per request once it is complete (Envoy's access log), with the listener port's key `<ns>/<gateway>:<port>`. */
+  /**
+   * Receives one entry per request once it is complete (Envoy's access log), with the listener port's key
+   * `<ns>/<gateway>:<port>`.
+   */
   readonly accessLog?: (entry: AccessLogEntry<RouteModel> & { readonly listener: string }) => void;
 }
 
@@ -128,7 +131,10 @@ const DOWNSTREAM_HOP_BY_HOP = new Set([
   'te',
 ]);
 
-/** Request headers of a Node request in Envoy's form: pseudo headers first, names lower-case, hop-by-hop headers dropped. */
+/**
+ * Request headers of a Node request in Envoy's form: pseudo headers first, names lower-case, hop-by-hop headers
+ * dropped.
+ */
 function requestHeadersOf(req: http.IncomingMessage, scheme: string): HeaderMap {
   const headers = new HeaderMap([
     [':method', req.method ?? 'GET'],
@@ -173,7 +179,10 @@ function sinkFor(res: http.ServerResponse): ResponseSink {
   };
 }
 
-/** Whether the first route's chain buffers the request body (ext_proc in Buffered mode), which makes Envoy enforce the buffer limit. */
+/**
+ * Whether the first route's chain buffers the request body (ext_proc in Buffered mode), which makes Envoy enforce the
+ * buffer limit.
+ */
 function buffersRequestBody(route: RouteModel | undefined): boolean {
   return (route?.extProcs ?? []).some((e) => e.processingMode.request?.body === 'Buffered');
 }
@@ -219,7 +228,8 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
         const createFilters = (route: RouteModel | undefined): HttpFilter[] => {
           const filters: HttpFilter[] = [];
           if (route?.jwt) filters.push(createJwtFilter(route.jwt, jwks));
-          // The stream's buffer limit bounds what ext_proc buffers of the response too (ClientTrafficPolicy connection.bufferLimit).
+          // The stream's buffer limit bounds what ext_proc buffers of the response too (ClientTrafficPolicy
+          // connection.bufferLimit).
           const extProcOptions = { bufferLimitBytes: listener.bufferLimitBytes ?? EG_DEFAULT_BUFFER_LIMIT_BYTES };
           for (const settings of route?.extProcs ?? [])
             filters.push(
@@ -305,7 +315,8 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
       const address = addresses.get(`${gatewayNamespace}/${gatewayName}:${port}`);
       if (!address)
         throw new Error(
-          `no local listener for Gateway ${gatewayNamespace}/${gatewayName} port ${port} (known: ${[...addresses.keys()].join(', ') || 'none'})`,
+          `no local listener for Gateway ${gatewayNamespace}/${gatewayName} port ${port} (known: ` +
+            `${[...addresses.keys()].join(', ') || 'none'})`,
         );
       return address;
     },

@@ -217,7 +217,9 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
         for (const host of hosts) {
           for (const entry of translated.entries) {
             listener.routes.push({
-              name: `httproute/${routeRef.namespace}/${routeRef.name}/rule/${entry.ruleIndex}/match/${entry.matchIndex}/${host.replaceAll('.', '_')}`,
+              name:
+                `httproute/${routeRef.namespace}/${routeRef.name}/rule/` +
+                `${entry.ruleIndex}/match/${entry.matchIndex}/${host.replaceAll('.', '_')}`,
               hostname: host,
               route: routeRef,
               ruleIndex: entry.ruleIndex,
@@ -230,7 +232,8 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
               requestHeaders: entry.requestHeaders,
               responseHeaders: entry.responseHeaders,
               urlRewrite: entry.urlRewrite,
-              // The HTTPRoute's own timeout takes precedence over a BackendTrafficPolicy's (EG getEffectiveRequestTimeout).
+              // The HTTPRoute's own timeout takes precedence over a BackendTrafficPolicy's (EG
+              // getEffectiveRequestTimeout).
               timeoutMs: entry.timeoutMs ?? policies.timeoutMs,
               // EG's GetRetry: the HTTPRoute rule's own retry first, then the BackendTrafficPolicy's.
               retry: entry.retry ?? policies.retry,

@@ -327,6 +327,8 @@ export class ProviderBackend extends AIGatewayComponent {
                 key: given.key,
                 namespace: given.namespace as string,
               });
+        // The static factories do not use `this` (they call the constructor by name).
+        // eslint-disable-next-line @typescript-eslint/unbound-method
         const create = cdk.ProviderBackend[factory] as (
           scope: Chart,
           id: string,

@@ -33,7 +33,9 @@ const DEFAULT_KEYS: Readonly<Record<ManagedKind, string>> = {
   gcpServiceAccountKey: 'service-account.json',
 };
 
-/** Credentials backed by a Secret the Pulumi component creates (see `Credentials` for references to existing Secrets). */
+/**
+ * Credentials backed by a Secret the Pulumi component creates (see `Credentials` for references to existing Secrets).
+ */
 export class ManagedCredentials {
   /** A static API key (OpenAI: `Authorization: Bearer`, Anthropic: `x-api-key`, Azure: `api-key`). */
   static apiKey(secret: ManagedSecretProps): ManagedCredentials {

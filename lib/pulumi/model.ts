@@ -87,7 +87,8 @@ export function parseConstructPath(kind: string, name: string, path: string): Co
   const parts = path.split('/');
   if (parts.length !== 2 || !parts.every((part) => CONSTRUCT_ID.test(part))) {
     throw new Error(
-      `${kind} "${name}": invalid constructPath "${path}": expected "<chart id>/<construct id>", e.g. "platform/Gateway"`,
+      `${kind} "${name}": invalid constructPath "${path}": expected "<chart id>/<construct id>", ` +
+        `e.g. "platform/Gateway"`,
     );
   }
   return { chart: parts[0], id: parts[1] };
@@ -160,14 +161,15 @@ export function placeComponent(
   opts: pulumi.ComponentResourceOptions | undefined,
 ): Placement {
   const fromParent = modelOfResource(opts?.parent);
-  const referenced = collectInstances(props, pulumi.ComponentResource.isInstance)
+  const referenced = collectInstances(props, (value) => pulumi.ComponentResource.isInstance(value))
     .map((component) => modelOfResource(component))
     .filter((model): model is Model => model !== undefined);
   const model = fromParent ?? referenced[0];
   if (model === undefined) {
     throw new Error(
       `${kind} "${name}" is not part of an AIGatewayApp: create AI gateway components inside ` +
-        'new AIGatewayApp(name, (app) => { ... }) and pass { parent: app } (components referring to another component ' +
+        'new AIGatewayApp(name, (app) => { ... }) and pass { parent: app } (components referring to ' +
+        'another component ' +
         'join its app by themselves)',
     );
   }
@@ -231,11 +233,12 @@ export class Model {
     const samePath = this.members.find((m) => m.path.chart === member.path.chart && m.path.id === member.path.id);
     if (samePath) {
       throw new Error(
-        `${member.kind} "${member.name}": construct path "${member.path.chart}/${member.path.id}" is already taken by ` +
+        `${member.kind} "${member.name}": construct path "${member.path.chart}/${member.path.id}" ` +
+          `is already taken by ` +
           `${samePath.kind} "${samePath.name}"`,
       );
     }
-    for (const referenced of collectInstances(member.props, pulumi.ComponentResource.isInstance)) {
+    for (const referenced of collectInstances(member.props, (value) => pulumi.ComponentResource.isInstance(value))) {
       if (modelOfResource(referenced) !== this) {
         throw new Error(
           `${member.kind} "${member.name}" refers to a component that is not part of AIGatewayApp "${this.appName}"`,
@@ -264,7 +267,7 @@ export class Model {
     const visit = (m: ModelMember): void => {
       if (found.has(m)) return;
       found.add(m);
-      for (const referenced of collectInstances(m.props, pulumi.ComponentResource.isInstance)) {
+      for (const referenced of collectInstances(m.props, (value) => pulumi.ComponentResource.isInstance(value))) {
         const other = this.memberFor(referenced);
         if (other !== undefined) visit(other);
       }
@@ -300,7 +303,9 @@ export class Model {
     });
   }
 
-  /** Builds the model from every member that joined; later joins are refused. Settles when the objects are registered. */
+  /**
+   * Builds the model from every member that joined; later joins are refused. Settles when the objects are registered.
+   */
   async close(): Promise<void> {
     if (!this.closed) {
       this.closed = true;
@@ -424,7 +429,8 @@ export class Model {
     const left = plan === undefined ? this.members : [...failures.keys()];
     await pulumi.log.warn(
       `the objects of ${left.map((m) => `${m.kind} "${m.name}"`).join(', ')} cannot be planned while some inputs ` +
-        `are unknown; they will be once the inputs are known (${((failures.values().next().value ?? error) as Error).message})`,
+        `are unknown; they will be once the inputs are known ` +
+        `(${((failures.values().next().value ?? error) as Error).message})`,
       left[0]?.component,
     );
     return plan;
@@ -468,7 +474,8 @@ export class Model {
         const construct = constructs.get(component);
         if (construct === undefined) {
           throw new Error(
-            "a referenced component is not part of this app's AI gateway model (or is created later than the component referring to it)",
+            "a referenced component is not part of this app's AI gateway model (or is created later " +
+              'than the component referring to it)',
           );
         }
         return construct;
@@ -492,7 +499,10 @@ export class Model {
     return { app, constructs, owners };
   }
 
-  /** Builds every member into a fresh App and synthesizes it; each object belongs to the member whose construct is its nearest ancestor. */
+  /**
+   * Builds every member into a fresh App and synthesizes it; each object belongs to the member whose construct is its
+   * nearest ancestor.
+   */
   private build(
     resolve: (props: unknown) => unknown,
     options: { exclude?: ReadonlySet<ModelMember>; failures?: Map<ModelMember, unknown> } = {},

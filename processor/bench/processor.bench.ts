@@ -93,11 +93,29 @@ function sseChunks(count: number): string[] {
   const chunks: string[] = [];
   for (let i = 0; i < count - 1; i++) {
     chunks.push(
-      `data: ${JSON.stringify({ id: 'chatcmpl-123', object: 'chat.completion.chunk', created: 1731618222, model: 'gpt-4o', choices: [{ index: 0, delta: { content: `token${i} ` }, finish_reason: null }], usage: null })}\n\n`,
+      'data: ' +
+        JSON.stringify({
+          id: 'chatcmpl-123',
+          object: 'chat.completion.chunk',
+          created: 1731618222,
+          model: 'gpt-4o',
+          choices: [{ index: 0, delta: { content: `token${i} ` }, finish_reason: null }],
+          usage: null,
+        }) +
+        '\n\n',
     );
   }
   chunks.push(
-    `data: ${JSON.stringify({ id: 'chatcmpl-123', object: 'chat.completion.chunk', created: 1731618222, model: 'gpt-4o', choices: [], usage: { prompt_tokens: 20, completion_tokens: 49, total_tokens: 69 } })}\n\ndata: [DONE]\n\n`,
+    'data: ' +
+      JSON.stringify({
+        id: 'chatcmpl-123',
+        object: 'chat.completion.chunk',
+        created: 1731618222,
+        model: 'gpt-4o',
+        choices: [],
+        usage: { prompt_tokens: 20, completion_tokens: 49, total_tokens: 69 },
+      }) +
+      '\n\ndata: [DONE]\n\n',
   );
   return chunks;
 }
@@ -230,7 +248,7 @@ function inProcessCost(handler: ExtProcHandler, s: Scenario): number {
   const one = (): void => {
     const stream = handler.open(send, () => {});
     for (const message of messages) stream.message(codecs.request.deserialize(message));
-    stream.close(false);
+    void stream.close(false);
   };
   for (let i = 0; i < 20_000; i++) one();
   const count = 100_000;
@@ -508,14 +526,17 @@ async function main(): Promise<void> {
   // ---------- report ----------
   const fmt = (n: number, digits = 0) => n.toFixed(digits).padStart(9);
   console.log(
-    `processor benchmark (node ${process.version}, ${os.cpus().length} cores, concurrency ${CONCURRENCY}, ${MEASURE_MS} ms per scenario)`,
+    `processor benchmark (node ${process.version}, ${os.cpus().length} cores, concurrency ` +
+      `${CONCURRENCY}, ${MEASURE_MS} ms per scenario)`,
   );
   console.log(
-    `${'scenario'.padEnd(20)}${'server'.padEnd(7)}${'CPU µs/req'.padStart(11)}${'req/s/core'.padStart(11)}${'req/s'.padStart(9)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}`,
+    `${'scenario'.padEnd(20)}${'server'.padEnd(7)}${'CPU µs/req'.padStart(11)}` +
+      `${'req/s/core'.padStart(11)}${'req/s'.padStart(9)}${'p50 ms'.padStart(9)}${'p99 ms'.padStart(9)}`,
   );
   for (const row of rows) {
     console.log(
-      `${row.scenario.padEnd(20)}${row.server.padEnd(7)}${fmt(row.cpuPerRequestUs, 1).padStart(11)}${fmt(row.rpsPerCore).padStart(11)}${fmt(row.throughput)}${fmt(row.p50, 2)}${fmt(row.p99, 2)}`,
+      `${row.scenario.padEnd(20)}${row.server.padEnd(7)}${fmt(row.cpuPerRequestUs, 1).padStart(11)}` +
+        `${fmt(row.rpsPerCore).padStart(11)}${fmt(row.throughput)}${fmt(row.p50, 2)}${fmt(row.p99, 2)}`,
     );
   }
   const ratio = (name: string) => {
@@ -526,27 +547,40 @@ async function main(): Promise<void> {
   console.log('\nours/null CPU per request:');
   for (const s of loadScenarios) console.log(`  ${s.name.padEnd(20)} ${ratio(s.name).cpu.toFixed(2)}x`);
   const tail = (values: number[]) =>
-    `p90 ${percentile(values, 90).toFixed(2)} p99.9 ${percentile(values, 99.9).toFixed(2)} max ${Math.max(...values).toFixed(2)} >2ms ${values.filter((v) => v > 2).length}`;
+    `p90 ${percentile(values, 90).toFixed(2)} p99.9 ${percentile(values, 99.9).toFixed(2)} max ` +
+    `${Math.max(...values).toFixed(2)} >2ms ${values.filter((v) => v > 2).length}`;
   if (process.env.BENCH_VERBOSE)
     console.log(`sequential tails: null ${tail(sequentialRuns.null)}; ours ${tail(sequentialRuns.ours)}`);
   console.log(
-    `handler alone, in the bench process (1.5 KB exchange decoded, handled, encoded; no gRPC): null ${handlerCost.null.toFixed(1)} µs, ours ${handlerCost.ours.toFixed(1)} µs (+${(handlerCost.ours - handlerCost.null).toFixed(1)} µs)`,
+    `handler alone, in the bench process (1.5 KB exchange decoded, handled, encoded; no gRPC): ` +
+      `null ${handlerCost.null.toFixed(1)} µs, ours ${handlerCost.ours.toFixed(1)} µs ` +
+      `(+${(handlerCost.ours - handlerCost.null).toFixed(1)} µs)`,
   );
   console.log(
-    `one request at a time (1.5 KB): server CPU null ${sequentialCpuUs('null').toFixed(1)} µs, ours ${sequentialCpuUs('ours').toFixed(1)} µs (${(sequentialCpuUs('ours') / sequentialCpuUs('null')).toFixed(2)}x)`,
+    `one request at a time (1.5 KB): server CPU null ${sequentialCpuUs('null').toFixed(1)} µs, ` +
+      `ours ${sequentialCpuUs('ours').toFixed(1)} µs ` +
+      `(${(sequentialCpuUs('ours') / sequentialCpuUs('null')).toFixed(2)}x)`,
   );
   console.log(
-    `one request at a time (1.5 KB): p50 null ${sequentialLatency.null.p50.toFixed(3)} ms, ours ${sequentialLatency.ours.p50.toFixed(3)} ms (+${(sequentialLatency.ours.p50 - sequentialLatency.null.p50).toFixed(3)}); p99 null ${sequentialLatency.null.p99.toFixed(3)} ms, ours ${sequentialLatency.ours.p99.toFixed(3)} ms (+${(sequentialLatency.ours.p99 - sequentialLatency.null.p99).toFixed(3)})`,
+    `one request at a time (1.5 KB): p50 null ${sequentialLatency.null.p50.toFixed(3)} ms, ours ` +
+      `${sequentialLatency.ours.p50.toFixed(3)} ms ` +
+      `(+${(sequentialLatency.ours.p50 - sequentialLatency.null.p50).toFixed(3)}); p99 null ` +
+      `${sequentialLatency.null.p99.toFixed(3)} ms, ours ${sequentialLatency.ours.p99.toFixed(3)} ` +
+      `ms (+${(sequentialLatency.ours.p99 - sequentialLatency.null.p99).toFixed(3)})`,
   );
   console.log(
-    `memory per open stream (${OPEN_STREAMS} streams, after GC): RSS null ${(rssPerStream.null / 1024).toFixed(1)} KB, ours ${(rssPerStream.ours / 1024).toFixed(1)} KB; JS heap null ${(heapPerStream.null / 1024).toFixed(1)} KB, ours ${(heapPerStream.ours / 1024).toFixed(1)} KB`,
+    `memory per open stream (${OPEN_STREAMS} streams, after GC): RSS null ` +
+      `${(rssPerStream.null / 1024).toFixed(1)} KB, ours ${(rssPerStream.ours / 1024).toFixed(1)} ` +
+      `KB; JS heap null ${(heapPerStream.null / 1024).toFixed(1)} KB, ours ` +
+      `${(heapPerStream.ours / 1024).toFixed(1)} KB`,
   );
   const sseOurs = rows.find((r) => r.scenario === sse.name && r.server === 'ours');
   const perChunk = sseOurs ? sseOurs.cpuPerRequestUs / 50 : NaN;
   console.log(`streaming: ours ${perChunk.toFixed(1)} µs CPU per chunk message (whole SSE request CPU / 50 chunks)`);
   const sortedStarts = [...coldStarts].sort((a, b) => a - b);
   console.log(
-    `cold start to ready line (spawn included), 5 runs: median ${sortedStarts[2].toFixed(0)} ms, max ${sortedStarts[4].toFixed(0)} ms`,
+    `cold start to ready line (spawn included), 5 runs: median ${sortedStarts[2].toFixed(0)} ` +
+      `ms, max ${sortedStarts[4].toFixed(0)} ms`,
   );
 
   const smallRatio = loadScenarios.includes(small) ? ratio(small.name) : { cpu: NaN, ours: { rpsPerCore: NaN } };
@@ -559,7 +593,8 @@ async function main(): Promise<void> {
     [`sequential p50 within +0.3 ms of null`, sequentialLatency.ours.p50 - sequentialLatency.null.p50 <= 0.3],
     [`sequential p99 within +2 ms of null`, sequentialLatency.ours.p99 - sequentialLatency.null.p99 <= 2],
     [
-      `<= 30 KB per open stream (RSS ${(rssPerStream.ours / 1024).toFixed(1)} KB, JS heap ${(heapPerStream.ours / 1024).toFixed(1)} KB)`,
+      `<= 30 KB per open stream (RSS ${(rssPerStream.ours / 1024).toFixed(1)} KB, JS heap ` +
+        `${(heapPerStream.ours / 1024).toFixed(1)} KB)`,
       Math.max(rssPerStream.ours, heapPerStream.ours) <= 30 * 1024,
     ],
     [`streaming <= 30 µs CPU per chunk message (${perChunk.toFixed(1)})`, perChunk <= 30],

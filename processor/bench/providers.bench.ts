@@ -90,11 +90,28 @@ function openAIChunks(count: number): string[] {
   const chunks: string[] = [];
   for (let i = 0; i < count - 1; i++) {
     chunks.push(
-      `data: ${JSON.stringify({ id: 'chatcmpl-123', object: 'chat.completion.chunk', created: 1731618222, model: 'gpt-4o', choices: [{ index: 0, delta: { content: `token${i} ` }, finish_reason: null }] })}\n\n`,
+      'data: ' +
+        JSON.stringify({
+          id: 'chatcmpl-123',
+          object: 'chat.completion.chunk',
+          created: 1731618222,
+          model: 'gpt-4o',
+          choices: [{ index: 0, delta: { content: `token${i} ` }, finish_reason: null }],
+        }) +
+        '\n\n',
     );
   }
   chunks.push(
-    `data: ${JSON.stringify({ id: 'chatcmpl-123', object: 'chat.completion.chunk', created: 1731618222, model: 'gpt-4o', choices: [], usage: { prompt_tokens: 20, completion_tokens: 49, total_tokens: 69 } })}\n\ndata: [DONE]\n\n`,
+    'data: ' +
+      JSON.stringify({
+        id: 'chatcmpl-123',
+        object: 'chat.completion.chunk',
+        created: 1731618222,
+        model: 'gpt-4o',
+        choices: [],
+        usage: { prompt_tokens: 20, completion_tokens: 49, total_tokens: 69 },
+      }) +
+      '\n\ndata: [DONE]\n\n',
   );
   return chunks;
 }
@@ -528,13 +545,15 @@ async function main(): Promise<void> {
   console.log(`provider translation benchmark (node ${process.version}, ${os.cpus().length} cores)`);
   const es = eventstreamThroughput();
   console.log(
-    `\neventstream decode of ${es.input} (prelude + message CRC32 checked, 4 KB chunks, ${(es.bytes / 1e6).toFixed(2)} MB per pass):`,
+    `\neventstream decode of ${es.input} (prelude + message CRC32 checked, 4 KB chunks, ` +
+      `${(es.bytes / 1e6).toFixed(2)} MB per pass):`,
   );
   console.log(`  zlib.crc32: ${es.nativeMBs.toFixed(0)} MB/s   table CRC fallback: ${es.tableMBs.toFixed(0)} MB/s`);
 
   const cpu = await translationCpu();
   console.log(
-    '\nin-process translation, 1.5 KB chat request + JSON answer (µs per request, ratio to the OpenAI passthrough translator):',
+    '\nin-process translation, 1.5 KB chat request + JSON answer (µs per request, ratio to the ' +
+      'OpenAI passthrough translator):',
   );
   for (const [name, us] of Object.entries(cpu))
     console.log(
@@ -543,10 +562,13 @@ async function main(): Promise<void> {
 
   const server = await serverBench();
   console.log(
-    `\nserver CPU per request, concurrency ${CONCURRENCY}, median of ${ROUNDS} alternating rounds, ${MEASURE_MS} ms per scenario and server (ours vs null processor, separate processes):`,
+    `\nserver CPU per request, concurrency ${CONCURRENCY}, median of ${ROUNDS} alternating ` +
+      `rounds, ${MEASURE_MS} ms per scenario and server (ours vs null processor, separate ` +
+      `processes):`,
   );
   console.log(
-    `  ${'scenario'.padEnd(20)}${'null µs'.padStart(9)}${'ours µs'.padStart(9)}${'ours/null'.padStart(11)}${'vs passthrough'.padStart(16)}${'null req/s'.padStart(12)}${'ours req/s'.padStart(12)}`,
+    `  ${'scenario'.padEnd(20)}${'null µs'.padStart(9)}${'ours µs'.padStart(9)}${'ours/null'.padStart(11)}` +
+      `${'vs passthrough'.padStart(16)}${'null req/s'.padStart(12)}${'ours req/s'.padStart(12)}`,
   );
   const passthrough = server.get('openai passthrough');
   const passthroughSse = server.get('openai sse 50');
@@ -554,7 +576,9 @@ async function main(): Promise<void> {
     const base = name.includes('50') ? passthroughSse : passthrough;
     const vsPassthrough = base ? `${(row.ours / base.ours).toFixed(2)}x` : '-';
     console.log(
-      `  ${name.padEnd(20)}${row.null.toFixed(1).padStart(9)}${row.ours.toFixed(1).padStart(9)}${`${(row.ours / row.null).toFixed(2)}x`.padStart(11)}${vsPassthrough.padStart(16)}${row.nullRate.toFixed(0).padStart(12)}${row.oursRate.toFixed(0).padStart(12)}`,
+      `  ${name.padEnd(20)}${row.null.toFixed(1).padStart(9)}` +
+        `${row.ours.toFixed(1).padStart(9)}${`${(row.ours / row.null).toFixed(2)}x`.padStart(11)}` +
+        `${vsPassthrough.padStart(16)}${row.nullRate.toFixed(0).padStart(12)}${row.oursRate.toFixed(0).padStart(12)}`,
     );
   }
   const ratio = (name: string) => {

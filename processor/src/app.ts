@@ -37,7 +37,9 @@ export interface AppOptions {
   logger: Logger;
   defaultMetrics?: boolean;
   compile?: Omit<CompileOptions, 'nowSeconds'>;
-  /** The stuck-stream watchdog: a stream with no message for this long is closed as cancelled (0: never). Default 300 s. */
+  /**
+   * The stuck-stream watchdog: a stream with no message for this long is closed as cancelled (0: never). Default 300 s.
+   */
   streamIdleTimeoutMs?: number;
   /**
    * While draining, a stream stuck on the processor's side (a message unanswered, or answers its peer does not
@@ -80,7 +82,9 @@ export class ProcessorApp {
     });
     const expired = new Counter({
       name: 'ai_gateway_streams_expired_total',
-      help: 'ext_proc streams the stuck-stream watchdog closed (no message for the idle limit, or for the drain idle limit while draining).',
+      help:
+        'ext_proc streams the stuck-stream watchdog closed (no message for the idle limit, or for ' +
+        'the drain idle limit while draining).',
       registers,
     });
     this.unhandledRejections = new Counter({
@@ -197,7 +201,8 @@ export class ProcessorApp {
 
   /**
    * Stops accepting new streams, lets in-flight ones finish until the deadline (streams stuck on our side for the
-   * drain idle limit are closed as cancelled meanwhile), then closes everything. Resolves as soon as every stream is done,
+   * drain idle limit are closed as cancelled meanwhile), then closes everything. Resolves as soon as every stream is
+   * done,
    * with whether the drain completed before the deadline.
    */
   async drain(deadlineMs: number): Promise<boolean> {

@@ -40,7 +40,8 @@ const FLAGS: FlagSpec[] = [
 
 export const USAGE = `Usage: ai-gateway-processor [options]
 
-  --config <file>          processor config.json            (AI_GATEWAY_CONFIG, default /etc/ai-gateway/config/config.json)
+  --config <file>          processor config.json
+                           (AI_GATEWAY_CONFIG, default /etc/ai-gateway/config/config.json)
   --secrets-dir <dir>      credentials at <dir>/<secret>/<key> (AI_GATEWAY_SECRETS_DIR, default /etc/ai-gateway/secrets)
   --listen <addr>          ext_proc gRPC: host:port or unix:/path (AI_GATEWAY_LISTEN, default 0.0.0.0:9002)
   --admin <host:port>      /healthz, /readyz, /metrics        (AI_GATEWAY_ADMIN, default 0.0.0.0:9090)

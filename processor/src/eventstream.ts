@@ -310,7 +310,7 @@ function decodeHeaders(bytes: Buffer, start: number, end: number): Record<string
     if (i + nameLength + 1 > end) throw headerOverrun();
     const name = decodeString(bytes, i, i + nameLength);
     i += nameLength;
-    const type = bytes[i++];
+    const type = bytes[i++] as HeaderType;
     let value: EventStreamHeaderValue;
     switch (type) {
       case HeaderType.String: {
@@ -370,7 +370,7 @@ function decodeHeaders(bytes: Buffer, start: number, end: number): Record<string
         break;
       }
       default:
-        throw new EventStreamError(`unknown event stream header type ${type} for header "${name}"`);
+        throw new EventStreamError(`unknown event stream header type ${String(type)} for header "${name}"`);
     }
     headers[name] = value;
   }

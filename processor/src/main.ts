@@ -79,7 +79,9 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   const ms = (performance.now() - startedAt).toFixed(0);
   process.stdout.write(
-    `ai-gateway-processor ready: ext_proc on ${options.listen}${app.listenPort && !options.listen.startsWith('unix:') ? ` (port ${app.listenPort})` : ''}, admin on ${options.admin} (port ${app.adminPort}), ${ms} ms\n`,
+    `ai-gateway-processor ready: ext_proc on ` +
+      `${options.listen}${app.listenPort && !options.listen.startsWith('unix:') ? ` (port ${app.listenPort})` : ''}` +
+      `, admin on ${options.admin} (port ${app.adminPort}), ${ms} ms\n`,
   );
 }
 

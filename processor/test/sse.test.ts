@@ -15,7 +15,8 @@ function parseInChunks(text: string, sizes: (i: number) => number): SseEvent[] {
 
 describe('SseParser', () => {
   const stream =
-    'event: message_start\ndata: {"a":1}\n\n: keep-alive comment\n\ndata: line one\r\ndata: line two\r\n\r\ndata:{"emoji":"héllo 👋"}\rid: 7\r\r';
+    'event: message_start\ndata: {"a":1}\n\n: keep-alive comment\n\ndata: line one\r\ndata: ' +
+    'line two\r\n\r\ndata:{"emoji":"héllo 👋"}\rid: 7\r\r';
   const expected: SseEvent[] = [
     { event: 'message_start', data: '{"a":1}' },
     { data: 'line one\nline two' },

@@ -51,6 +51,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`serve-local failed: ${(error as Error).stack ?? error}\n`);
+  process.stderr.write(`serve-local failed: ${(error as Error).stack ?? String(error)}\n`);
   process.exit(1);
 });

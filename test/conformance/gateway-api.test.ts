@@ -186,7 +186,10 @@ function checkResponse(c: ConformanceCase, result: HttpResult): void {
   for (const name of e.request.absentHeaders ?? []) expect([name, seenHeader(echo, name)]).toEqual([name, undefined]);
 }
 
-/** The weight check of conformance/utils/weight: shares within tolerance, only weighted backends seen; retried up to maxAttempts. */
+/**
+ * The weight check of conformance/utils/weight: shares within tolerance, only weighted backends seen; retried up to
+ * maxAttempts.
+ */
 async function checkDistribution(plane: RunningDataPlane, target: GatewayTarget, c: ConformanceCase): Promise<void> {
   const d = c.expect.distribution!;
   let lastProblem = '';
@@ -306,7 +309,10 @@ describeWithShared(
             const cases = test.cases.filter((c) => (c.phase ?? phaseNames[0]) === phaseName);
             cases.forEach((c, i) => {
               const target = c.gateway ?? test.gateway;
-              const label = `${i + 1}: ${c.request.method} ${c.request.host ?? '<gateway address>'} ${requestUri(c.request.path, c.request.query)} -> ${c.expect.status}${c.group ? ` (${c.group})` : ''}`;
+              const label =
+                `${i + 1}: ${c.request.method} ${c.request.host ?? '<gateway address>'} ` +
+                `${requestUri(c.request.path, c.request.query)} -> ` +
+                `${c.expect.status}${c.group ? ` (${c.group})` : ''}`;
               it(
                 label,
                 async () => {

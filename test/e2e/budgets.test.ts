@@ -20,7 +20,8 @@ const MAX_REQUESTS = 40;
 const redisUrl = clusterMode() ? undefined : redisUrlForTests();
 if (!redisUrl && !clusterMode()) {
   console.log(
-    'test/e2e/budgets: REDIS_URL is not set; budgets count in the data plane memory and the Redis key checks are skipped',
+    'test/e2e/budgets: REDIS_URL is not set; budgets count in the data plane memory and the ' +
+      'Redis key checks are skipped',
   );
 }
 
@@ -85,34 +86,40 @@ async function acceptedRequests(run: RunningScenario): Promise<number> {
   return counts.reduce((a, b) => a + b, 0);
 }
 
-// Local only: these scenarios read the counters (Redis keys) and deploy budgets small enough to exhaust; the cluster run
-// (scripts/e2e/kind.sh) deploys the example and the provider scenario, whose budgets are too large to exhaust in a test.
+// Local only: these scenarios read the counters (Redis keys) and deploy budgets small enough to exhaust; the cluster
+// run
+// (scripts/e2e/kind.sh) deploys the example and the provider scenario, whose budgets are too large to exhaust in a
+// test.
 const describeLocal = clusterMode() ? describe.skip : describe;
 
 describeLocal('token budgets', () => {
-  it('a route budget of N tokens over three backends admits N tokens (plus one request in flight), not 3N, in one Redis bucket', async () => {
-    const limit = 100;
-    await withBudgets('e2e-route', { routeTokens: limit }, async (run, namespace) => {
-      const { admitted } = await admittedUntil429(run, ['model-a', 'model-b', 'model-c']);
-      expectWithinBudget(admitted * COST, limit);
-      // Every backend is now refused: one budget, not one per backend rule.
-      for (const model of ['model-a', 'model-b', 'model-c']) expect((await chat(run, model)).status).toBe(429);
-      // All three backends took part in spending the budget.
-      expect((await run.fakes.openai.records()).length).toBeGreaterThan(0);
-      expect((await run.fakes.bedrock.records()).length).toBeGreaterThan(0);
-      expect((await run.fakes.vllm.records()).length).toBeGreaterThan(0);
-      expect(await acceptedRequests(run)).toBe(admitted);
-      if (redisUrl) {
-        const counters = await countersContaining(redisUrl, `${namespace}/`);
-        expect(counters).toHaveLength(1);
-        expect(counters[0].value).toBe(admitted * COST);
-        // envoyproxy/ratelimit's fixed window: the key ends with the start of the current hour.
-        const windowStart = Number(counters[0].key.split('_').pop());
-        expect(windowStart % 3600).toBe(0);
-        expect(Date.now() / 1000 - windowStart).toBeLessThan(3600);
-      }
-    });
-  });
+  it(
+    'a route budget of N tokens over three backends admits N tokens (plus one request in ' +
+      'flight), not 3N, in one Redis bucket',
+    async () => {
+      const limit = 100;
+      await withBudgets('e2e-route', { routeTokens: limit }, async (run, namespace) => {
+        const { admitted } = await admittedUntil429(run, ['model-a', 'model-b', 'model-c']);
+        expectWithinBudget(admitted * COST, limit);
+        // Every backend is now refused: one budget, not one per backend rule.
+        for (const model of ['model-a', 'model-b', 'model-c']) expect((await chat(run, model)).status).toBe(429);
+        // All three backends took part in spending the budget.
+        expect((await run.fakes.openai.records()).length).toBeGreaterThan(0);
+        expect((await run.fakes.bedrock.records()).length).toBeGreaterThan(0);
+        expect((await run.fakes.vllm.records()).length).toBeGreaterThan(0);
+        expect(await acceptedRequests(run)).toBe(admitted);
+        if (redisUrl) {
+          const counters = await countersContaining(redisUrl, `${namespace}/`);
+          expect(counters).toHaveLength(1);
+          expect(counters[0].value).toBe(admitted * COST);
+          // envoyproxy/ratelimit's fixed window: the key ends with the start of the current hour.
+          const windowStart = Number(counters[0].key.split('_').pop());
+          expect(windowStart % 3600).toBe(0);
+          expect(Date.now() / 1000 - windowStart).toBeLessThan(3600);
+        }
+      });
+    },
+  );
 
   it('with requests in flight, the overshoot is bounded by what was in flight when the budget ran out', async () => {
     const limit = 100;

@@ -144,36 +144,42 @@ describe('fake providers check what they receive', () => {
     ]);
   });
 
-  it('GCP: the token endpoint hands out the access token only for the workload subject token; Vertex wants that token', async () => {
-    const form = (subject: string) =>
-      fetch(`${fakes.gcpToken.url}/v1/token`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({
-          grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
-          subject_token: subject,
-          scope: 'https://www.googleapis.com/auth/cloud-platform',
-        }).toString(),
-      });
-    const granted = await form(FAKE_CREDENTIALS.gcpSubjectToken);
-    expect(granted.status).toBe(200);
-    expect(((await granted.json()) as { access_token: string }).access_token).toBe(FAKE_CREDENTIALS.gcpAccessToken);
-    expect((await form('someone-else')).status).toBe(401);
-    const path = `/v1/projects/${FAKE_CREDENTIALS.gcpProject}/locations/${FAKE_CREDENTIALS.gcpRegion}/publishers/google/models/gemini-2.5-flash:generateContent`;
-    const body = { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] };
-    expect(
-      (
-        await post(
-          `${fakes.fakes.vertex.url}${path}`,
-          { authorization: `Bearer ${FAKE_CREDENTIALS.gcpAccessToken}` },
-          body,
-        )
-      ).status,
-    ).toBe(200);
-    expect((await post(`${fakes.fakes.vertex.url}${path}`, { authorization: 'Bearer ya29.other' }, body)).status).toBe(
-      401,
-    );
-  });
+  it(
+    'GCP: the token endpoint hands out the access token only for the workload subject token; ' +
+      'Vertex wants that token',
+    async () => {
+      const form = (subject: string) =>
+        fetch(`${fakes.gcpToken.url}/v1/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: new URLSearchParams({
+            grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+            subject_token: subject,
+            scope: 'https://www.googleapis.com/auth/cloud-platform',
+          }).toString(),
+        });
+      const granted = await form(FAKE_CREDENTIALS.gcpSubjectToken);
+      expect(granted.status).toBe(200);
+      expect(((await granted.json()) as { access_token: string }).access_token).toBe(FAKE_CREDENTIALS.gcpAccessToken);
+      expect((await form('someone-else')).status).toBe(401);
+      const path =
+        `/v1/projects/${FAKE_CREDENTIALS.gcpProject}/locations/${FAKE_CREDENTIALS.gcpRegion}` +
+        `/publishers/google/models/gemini-2.5-flash:generateContent`;
+      const body = { contents: [{ role: 'user', parts: [{ text: 'hi' }] }] };
+      expect(
+        (
+          await post(
+            `${fakes.fakes.vertex.url}${path}`,
+            { authorization: `Bearer ${FAKE_CREDENTIALS.gcpAccessToken}` },
+            body,
+          )
+        ).status,
+      ).toBe(200);
+      expect(
+        (await post(`${fakes.fakes.vertex.url}${path}`, { authorization: 'Bearer ya29.other' }, body)).status,
+      ).toBe(401);
+    },
+  );
 
   it('eventstream frames carry valid CRCs (CRC-32 check value, prelude and message)', () => {
     expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);

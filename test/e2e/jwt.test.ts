@@ -70,44 +70,56 @@ describeLocal('JWT identity', () => {
       body: JSON.stringify({ model: 'gpt-4o-mini', messages: HELLO }),
     });
 
-  it('no token, a token of another key or issuer: 401; another audience: 403 (Envoy jwt_authn); the provider is not called', async () => {
-    await run.fakes.openai.clear();
-    expect((await chat(undefined)).status).toBe(401);
-    expect((await chat(await signToken(strangerKey, 'e2e-key', { tenant: 'acme' }))).status).toBe(401);
-    expect(
-      (await chat(await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { issuer: 'https://evil.example' })))
-        .status,
-    ).toBe(401);
-    expect(
-      (await chat(await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { audience: 'someone-else' }))).status,
-    ).toBe(403);
-    expect(await run.fakes.openai.records()).toEqual([]);
-  });
+  it(
+    'no token, a token of another key or issuer: 401; another audience: 403 (Envoy jwt_authn); ' +
+      'the provider is not called',
+    async () => {
+      await run.fakes.openai.clear();
+      expect((await chat(undefined)).status).toBe(401);
+      expect((await chat(await signToken(strangerKey, 'e2e-key', { tenant: 'acme' }))).status).toBe(401);
+      expect(
+        (await chat(await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { issuer: 'https://evil.example' })))
+          .status,
+      ).toBe(401);
+      expect(
+        (await chat(await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { audience: 'someone-else' }))).status,
+      ).toBe(403);
+      expect(await run.fakes.openai.records()).toEqual([]);
+    },
+  );
 
-  it('a valid token reaches the provider with the provider key only; the claim header replaces what the client sent', async () => {
-    await run.fakes.openai.clear();
-    const token = await signToken(signingKey, 'e2e-key', { tenant: 'claims-check' });
-    const answer = await chat(token, { 'x-tenant-id': 'spoofed' });
-    expect(answer.status).toBe(200);
-    const [received] = await run.fakes.openai.records();
-    expect(received.headers.authorization).toBe(`Bearer ${FAKE_CREDENTIALS.openaiKey}`);
-    expect(JSON.stringify(received.headers)).not.toContain(token);
-    expect(leakedClientCredentials(received)).toEqual([]);
-    expect(received.headers['x-tenant-id']).toBe('claims-check');
-  });
-
-  it('the budget counts per tenant claim: one tenant exhausted (even sending another tenant header) while another passes', async () => {
-    const acme = await signToken(signingKey, 'e2e-key', { tenant: 'acme' });
-    let admitted = 0;
-    for (; admitted < 20; admitted++) {
-      const answer = await chat(acme, { 'x-tenant-id': 'globex' });
-      if (answer.status === 429) break;
+  it(
+    'a valid token reaches the provider with the provider key only; the claim header replaces ' +
+      'what the client sent',
+    async () => {
+      await run.fakes.openai.clear();
+      const token = await signToken(signingKey, 'e2e-key', { tenant: 'claims-check' });
+      const answer = await chat(token, { 'x-tenant-id': 'spoofed' });
       expect(answer.status).toBe(200);
-    }
-    expect(admitted * COST).toBeGreaterThanOrEqual(TENANT_TOKENS);
-    expect(admitted * COST).toBeLessThanOrEqual(TENANT_TOKENS + COST);
-    const globex = await signToken(signingKey, 'e2e-key', { tenant: 'globex' });
-    expect((await chat(globex)).status).toBe(200);
-    expect((await chat(acme)).status).toBe(429);
-  });
+      const [received] = await run.fakes.openai.records();
+      expect(received.headers.authorization).toBe(`Bearer ${FAKE_CREDENTIALS.openaiKey}`);
+      expect(JSON.stringify(received.headers)).not.toContain(token);
+      expect(leakedClientCredentials(received)).toEqual([]);
+      expect(received.headers['x-tenant-id']).toBe('claims-check');
+    },
+  );
+
+  it(
+    'the budget counts per tenant claim: one tenant exhausted (even sending another tenant ' +
+      'header) while another passes',
+    async () => {
+      const acme = await signToken(signingKey, 'e2e-key', { tenant: 'acme' });
+      let admitted = 0;
+      for (; admitted < 20; admitted++) {
+        const answer = await chat(acme, { 'x-tenant-id': 'globex' });
+        if (answer.status === 429) break;
+        expect(answer.status).toBe(200);
+      }
+      expect(admitted * COST).toBeGreaterThanOrEqual(TENANT_TOKENS);
+      expect(admitted * COST).toBeLessThanOrEqual(TENANT_TOKENS + COST);
+      const globex = await signToken(signingKey, 'e2e-key', { tenant: 'globex' });
+      expect((await chat(globex)).status).toBe(200);
+      expect((await chat(acme)).status).toBe(429);
+    },
+  );
 });

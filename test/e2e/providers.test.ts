@@ -111,16 +111,20 @@ for (const variant of PREFIX_VARIANTS) {
       });
 
       if (NOT_ON_ANTHROPIC_ENDPOINT.has(testCase.factory)) {
-        it(`@anthropic-ai/sdk, ${variant.anthropicPathPrefix}/messages: refused by the gateway, never sent to the provider`, async () => {
-          const error = await anthropic.messages
-            .create({ model: testCase.model, max_tokens: 64, messages: HELLO })
-            .catch((e: unknown) => e);
-          expect(error).toBeInstanceOf(Anthropic.APIError);
-          const status = (error as InstanceType<typeof Anthropic.APIError>).status;
-          expect(status).toBeGreaterThanOrEqual(400);
-          expect(status).toBeLessThan(500);
-          expect(await run.fakes[testCase.fake].records()).toEqual([]);
-        });
+        it(
+          `@anthropic-ai/sdk, ${variant.anthropicPathPrefix}/messages: refused by the gateway, never ` +
+            `sent to the provider`,
+          async () => {
+            const error = await anthropic.messages
+              .create({ model: testCase.model, max_tokens: 64, messages: HELLO })
+              .catch((e: unknown) => e);
+            expect(error).toBeInstanceOf(Anthropic.APIError);
+            const status = (error as InstanceType<typeof Anthropic.APIError>).status;
+            expect(status).toBeGreaterThanOrEqual(400);
+            expect(status).toBeLessThan(500);
+            expect(await run.fakes[testCase.fake].records()).toEqual([]);
+          },
+        );
         return;
       }
 

@@ -47,140 +47,154 @@ const processorConfig = (objects: Registration[], name: string) =>
   JSON.parse((objectNamed(objects, 'ConfigMap', name).inputs.data as Record<string, string>)['config.json']);
 
 describe('AIGatewayApp', () => {
-  it('builds a program that awaits between the gateway and its routes, with a gateway and a route of the same name', async () => {
-    const mocks = await useMocks();
-    const team = new k8s.core.v1.Namespace('team', { metadata: { name: 'team' } });
-    const app = new AIGatewayApp('ai', async (app) => {
-      const gateway = new AIGateway(
-        'shared',
-        { namespace: 'ai', allowedRoutes: cdk.AllowedRoutes.allNamespaces() },
-        { parent: app },
-      );
-      const vllm = ProviderBackend.kubernetesService(
-        'shared',
-        { namespace: 'ai', serviceName: 'vllm', port: 8000 },
-        { parent: app },
-      );
-      // Values a program typically awaits: another resource's output, a lookup, an output of the gateway itself
-      // (component outputs do not wait for the app).
-      const teamNamespace = await valueOf(team.metadata.name);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-      expect(await valueOf(gateway.processorServiceName)).toBe('shared-processor');
-      const route = new AIRoute('shared', {
+  it(
+    'builds a program that awaits between the gateway and its routes, with a gateway and a ' + 'route of the same name',
+    async () => {
+      const mocks = await useMocks();
+      const team = new k8s.core.v1.Namespace('team', { metadata: { name: 'team' } });
+      const app = new AIGatewayApp('ai', async (app) => {
+        const gateway = new AIGateway(
+          'shared',
+          { namespace: 'ai', allowedRoutes: cdk.AllowedRoutes.allNamespaces() },
+          { parent: app },
+        );
+        const vllm = ProviderBackend.kubernetesService(
+          'shared',
+          { namespace: 'ai', serviceName: 'vllm', port: 8000 },
+          { parent: app },
+        );
+        // Values a program typically awaits: another resource's output, a lookup, an output of the gateway itself
+        // (component outputs do not wait for the app).
+        const teamNamespace = await valueOf(team.metadata.name);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        expect(await valueOf(gateway.processorServiceName)).toBe('shared-processor');
+        const route = new AIRoute('shared', {
+          gateway,
+          namespace: teamNamespace!,
+          requestTimeout: Duration.seconds(90),
+          rules: [{ models: [cdk.ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
+        });
+        await Promise.resolve();
+        new TokenRateLimit('shared', { target: route, limit: 1000, per: cdk.RateLimitUnit.MINUTE });
+        // Budgets need a RateLimitRedis in the app; an external one emits no objects.
+        RateLimitRedis.external('shared', { url: 'redis.example:6379' }, { parent: app });
+        return { routeName: route.routeName };
+      });
+      const objects = await registered(mocks.registrations, app);
+
+      // Exactly what cdk8s synthesizes for the same constructs in one App.
+      const chart = new Chart(new App(), 'direct');
+      const gateway = new cdk.AIGateway(chart, 'Gateway', {
+        name: 'shared',
+        namespace: 'ai',
+        allowedRoutes: cdk.AllowedRoutes.allNamespaces(),
+      });
+      const vllm = cdk.ProviderBackend.kubernetesService(chart, 'Backend', {
+        namespace: 'ai',
+        serviceName: 'vllm',
+        port: 8000,
+      });
+      const route = new cdk.AIRoute(chart, 'Route', {
+        name: 'shared',
         gateway,
-        namespace: teamNamespace!,
+        namespace: 'team',
         requestTimeout: Duration.seconds(90),
         rules: [{ models: [cdk.ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
       });
-      await Promise.resolve();
-      new TokenRateLimit('shared', { target: route, limit: 1000, per: cdk.RateLimitUnit.MINUTE });
-      // Budgets need a RateLimitRedis in the app; an external one emits no objects.
-      RateLimitRedis.external('shared', { url: 'redis.example:6379' }, { parent: app });
-      return { routeName: route.routeName };
-    });
-    const objects = await registered(mocks.registrations, app);
+      new cdk.TokenRateLimit(chart, 'Budget', { target: route, limit: 1000, per: cdk.RateLimitUnit.MINUTE });
+      cdk.RateLimitRedis.external(chart, 'Redis', { url: 'redis.example:6379' });
+      const expected = chart.toJson() as KubeObject[];
+      const ours = objects.filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
+      expect(ours.map(identityOf).sort()).toEqual(sortedIdentities(expected));
 
-    // Exactly what cdk8s synthesizes for the same constructs in one App.
-    const chart = new Chart(new App(), 'direct');
-    const gateway = new cdk.AIGateway(chart, 'Gateway', {
-      name: 'shared',
-      namespace: 'ai',
-      allowedRoutes: cdk.AllowedRoutes.allNamespaces(),
-    });
-    const vllm = cdk.ProviderBackend.kubernetesService(chart, 'Backend', {
-      namespace: 'ai',
-      serviceName: 'vllm',
-      port: 8000,
-    });
-    const route = new cdk.AIRoute(chart, 'Route', {
-      name: 'shared',
-      gateway,
-      namespace: 'team',
-      requestTimeout: Duration.seconds(90),
-      rules: [{ models: [cdk.ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
-    });
-    new cdk.TokenRateLimit(chart, 'Budget', { target: route, limit: 1000, per: cdk.RateLimitUnit.MINUTE });
-    cdk.RateLimitRedis.external(chart, 'Redis', { url: 'redis.example:6379' });
-    const expected = chart.toJson() as KubeObject[];
-    const ours = objects.filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
-    expect(ours.map(identityOf).sort()).toEqual(sortedIdentities(expected));
+      // The route and the budget, created after the awaits, are in the gateway's processor config and budget policy.
+      const config = processorConfig(objects, 'ai/shared-processor-config');
+      expect(config.routes.map((r: { name: string }) => r.name)).toEqual(['team/shared']);
+      expect(config.costs.map((c: { metadataKey: string }) => c.metadataKey)).toEqual(['llm_total_token']);
+      expect(objectNamed(objects, 'BackendTrafficPolicy', 'ai/shared-budgets').inputs.spec).toMatchObject({
+        rateLimit: { global: { rules: [expect.objectContaining({ limit: { requests: 1000, unit: 'Minute' } })] } },
+      });
+      // The processor drains for the route's 90 s timeout.
+      const deployment = objectNamed(objects, 'Deployment', 'ai/shared-processor').inputs as {
+        spec: { template: { spec: { terminationGracePeriodSeconds: number } } };
+      };
+      expect(deployment.spec.template.spec.terminationGracePeriodSeconds).toBe(100);
 
-    // The route and the budget, created after the awaits, are in the gateway's processor config and budget policy.
-    const config = processorConfig(objects, 'ai/shared-processor-config');
-    expect(config.routes.map((r: { name: string }) => r.name)).toEqual(['team/shared']);
-    expect(config.costs.map((c: { metadataKey: string }) => c.metadataKey)).toEqual(['llm_total_token']);
-    expect(objectNamed(objects, 'BackendTrafficPolicy', 'ai/shared-budgets').inputs.spec).toMatchObject({
-      rateLimit: { global: { rules: [expect.objectContaining({ limit: { requests: 1000, unit: 'Minute' } })] } },
-    });
-    // The processor drains for the route's 90 s timeout.
-    const deployment = objectNamed(objects, 'Deployment', 'ai/shared-processor').inputs as {
-      spec: { template: { spec: { terminationGracePeriodSeconds: number } } };
-    };
-    expect(deployment.spec.template.spec.terminationGracePeriodSeconds).toBe(100);
+      // Same name, three types: distinct components, each owning its own objects.
+      const components = mocks.registrations.filter(
+        (r) => r.type.startsWith('ai-gateway:index:') && r.type !== 'ai-gateway:index:AIGatewayApp',
+      );
+      expect(components.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
+        'ai-gateway:index:AIGateway shared',
+        'ai-gateway:index:AIRoute shared',
+        'ai-gateway:index:ProviderBackend shared',
+        'ai-gateway:index:RateLimitRedis shared',
+        'ai-gateway:index:TokenRateLimit shared',
+      ]);
+      const ownerType = (kind: string, name: string) =>
+        mocks.registrations.find((r) => r.urn === objectNamed(objects, kind, name).parent)?.type;
+      expect(ownerType('Gateway', 'ai/shared')).toBe('ai-gateway:index:AIGateway');
+      expect(ownerType('HTTPRoute', 'team/shared')).toBe('ai-gateway:index:AIRoute');
+      expect(ownerType('ReferenceGrant', 'ai/vllm-from-team')).toBe('ai-gateway:index:ProviderBackend');
+      expect(await valueOf(app.result.routeName)).toBe('shared');
+    },
+  );
 
-    // Same name, three types: distinct components, each owning its own objects.
-    const components = mocks.registrations.filter(
-      (r) => r.type.startsWith('ai-gateway:index:') && r.type !== 'ai-gateway:index:AIGatewayApp',
-    );
-    expect(components.map((r) => `${r.type} ${r.name}`).sort()).toEqual([
-      'ai-gateway:index:AIGateway shared',
-      'ai-gateway:index:AIRoute shared',
-      'ai-gateway:index:ProviderBackend shared',
-      'ai-gateway:index:RateLimitRedis shared',
-      'ai-gateway:index:TokenRateLimit shared',
-    ]);
-    const ownerType = (kind: string, name: string) =>
-      mocks.registrations.find((r) => r.urn === objectNamed(objects, kind, name).parent)?.type;
-    expect(ownerType('Gateway', 'ai/shared')).toBe('ai-gateway:index:AIGateway');
-    expect(ownerType('HTTPRoute', 'team/shared')).toBe('ai-gateway:index:AIRoute');
-    expect(ownerType('ReferenceGrant', 'ai/vllm-from-team')).toBe('ai-gateway:index:ProviderBackend');
-    expect(await valueOf(app.result.routeName)).toBe('shared');
-  });
+  it(
+    'refuses a component created after the program function returned, or outside any app, ' + 'saying what to do',
+    async () => {
+      await useMocks();
+      let gateway!: AIGateway;
+      const app = new AIGatewayApp('ai', (app) => {
+        gateway = new AIGateway('gw', { namespace: 'ai' }, { parent: app });
+      });
+      await app.done;
+      const backend = () =>
+        ProviderBackend.kubernetesService(
+          'late',
+          { namespace: 'ai', serviceName: 'vllm', port: 8000 },
+          { parent: app },
+        );
+      expect(backend).toThrow(
+        'ProviderBackend "late": AIGatewayApp "ai" has already built its model (its program function has returned); ' +
+          'create every component of the app inside that function, before it returns (awaiting inside it is fine)',
+      );
+      expect(
+        () => new TokenRateLimit('late-budget', { target: gateway, limit: 1, per: cdk.RateLimitUnit.MINUTE }),
+      ).toThrow('TokenRateLimit "late-budget": AIGatewayApp "ai" has already built its model');
+      expect(() => new AIGateway('loose', { namespace: 'ai' })).toThrow(
+        'AIGateway "loose" is not part of an AIGatewayApp: create AI gateway components inside new ' +
+          'AIGatewayApp(name, (app) => { ... }) and pass { parent: app }',
+      );
+      await waitForRPCs();
+    },
+  );
 
-  it('refuses a component created after the program function returned, or outside any app, saying what to do', async () => {
-    await useMocks();
-    let gateway!: AIGateway;
-    const app = new AIGatewayApp('ai', (app) => {
-      gateway = new AIGateway('gw', { namespace: 'ai' }, { parent: app });
-    });
-    await app.done;
-    const backend = () =>
-      ProviderBackend.kubernetesService('late', { namespace: 'ai', serviceName: 'vllm', port: 8000 }, { parent: app });
-    expect(backend).toThrow(
-      'ProviderBackend "late": AIGatewayApp "ai" has already built its model (its program function has returned); ' +
-        'create every component of the app inside that function, before it returns (awaiting inside it is fine)',
-    );
-    expect(
-      () => new TokenRateLimit('late-budget', { target: gateway, limit: 1, per: cdk.RateLimitUnit.MINUTE }),
-    ).toThrow('TokenRateLimit "late-budget": AIGatewayApp "ai" has already built its model');
-    expect(() => new AIGateway('loose', { namespace: 'ai' })).toThrow(
-      'AIGateway "loose" is not part of an AIGatewayApp: create AI gateway components inside new AIGatewayApp(name, (app) => { ... }) and pass { parent: app }',
-    );
-    await waitForRPCs();
-  });
-
-  it("takes components below a component of the user's inside the app, and passes the app's provider down", async () => {
-    const mocks = await useMocks();
-    const provider = new k8s.Provider('cluster-a', {});
-    class Platform extends pulumi.ComponentResource {
-      constructor(name: string, opts: pulumi.ComponentResourceOptions) {
-        super('example:index:Platform', name, {}, opts);
-        new AIGateway('gw', { namespace: 'ai' }, { parent: this });
-        this.registerOutputs({});
+  it(
+    "takes components below a component of the user's inside the app, and passes the app's " + 'provider down',
+    async () => {
+      const mocks = await useMocks();
+      const provider = new k8s.Provider('cluster-a', {});
+      class Platform extends pulumi.ComponentResource {
+        constructor(name: string, opts: pulumi.ComponentResourceOptions) {
+          super('example:index:Platform', name, {}, opts);
+          new AIGateway('gw', { namespace: 'ai' }, { parent: this });
+          this.registerOutputs({});
+        }
       }
-    }
-    const app = new AIGatewayApp('ai', (app) => void new Platform('platform', { parent: app }), {
-      providers: [provider],
-    });
-    const objects = await registered(mocks.registrations, app);
-    const gateway = mocks.registrations.find((r) => r.type === 'ai-gateway:index:AIGateway')!;
-    expect(gateway.parent).toBe(mocks.registrations.find((r) => r.type === 'example:index:Platform')!.urn);
-    // Not directly below the app: no alias to the stack root (the user chose this place).
-    expect(gateway.aliases).toEqual([]);
-    const providerUrn = await valueOf(provider.urn);
-    expect(objects.length).toBeGreaterThan(5);
-    for (const object of objects) expect(object.provider.startsWith(`${providerUrn}::`)).toBe(true);
-  });
+      const app = new AIGatewayApp('ai', (app) => void new Platform('platform', { parent: app }), {
+        providers: [provider],
+      });
+      const objects = await registered(mocks.registrations, app);
+      const gateway = mocks.registrations.find((r) => r.type === 'ai-gateway:index:AIGateway')!;
+      expect(gateway.parent).toBe(mocks.registrations.find((r) => r.type === 'example:index:Platform')!.urn);
+      // Not directly below the app: no alias to the stack root (the user chose this place).
+      expect(gateway.aliases).toEqual([]);
+      const providerUrn = await valueOf(provider.urn);
+      expect(objects.length).toBeGreaterThan(5);
+      for (const object of objects) expect(object.provider.startsWith(`${providerUrn}::`)).toBe(true);
+    },
+  );
 
   it('refuses components of two apps referring to each other', async () => {
     await useMocks();
@@ -202,7 +216,8 @@ describe('AIGatewayApp', () => {
             rules: [{ models: [cdk.ModelMatch.exact('m')], backends: [{ backend }] }],
           }),
       ).toThrow(
-        'AIRoute "r" refers to a component of AIGatewayApp "second" but belongs to AIGatewayApp "first": components that refer to each other must be in the same app',
+        'AIRoute "r" refers to a component of AIGatewayApp "second" but belongs to AIGatewayApp ' +
+          '"first": components that refer to each other must be in the same app',
       );
     });
     await Promise.all([first.done, second.done]);
@@ -211,46 +226,49 @@ describe('AIGatewayApp', () => {
 });
 
 describe('AIGateway', () => {
-  it('renders the cdk8s AIGateway under the component, named after it, with its outputs and its resources', async () => {
-    const mocks = await useMocks();
-    let gateway!: AIGateway;
-    const app = new AIGatewayApp('app', (app) => {
-      gateway = new AIGateway('edge', { namespace: 'ai' }, { parent: app });
-    });
-    const objects = await registered(mocks.registrations, app);
+  it(
+    'renders the cdk8s AIGateway under the component, named after it, with its outputs and its ' + 'resources',
+    async () => {
+      const mocks = await useMocks();
+      let gateway!: AIGateway;
+      const app = new AIGatewayApp('app', (app) => {
+        gateway = new AIGateway('edge', { namespace: 'ai' }, { parent: app });
+      });
+      const objects = await registered(mocks.registrations, app);
 
-    const chart = new Chart(new App(), 'direct');
-    new cdk.AIGateway(chart, 'Gateway', { name: 'edge', namespace: 'ai' });
-    expect(objects.map(identityOf).sort()).toEqual(sortedIdentities(chart.toJson() as KubeObject[]));
-    for (const object of objects) expect(parentName(mocks.registrations, object)).toBe('edge');
-    expect(objectNamed(objects, 'Gateway', 'ai/edge').name).toBe('edge:Gateway');
-    expect(objectNamed(objects, 'GatewayClass', 'edge').name).toBe('edge:GatewayClass');
+      const chart = new Chart(new App(), 'direct');
+      new cdk.AIGateway(chart, 'Gateway', { name: 'edge', namespace: 'ai' });
+      expect(objects.map(identityOf).sort()).toEqual(sortedIdentities(chart.toJson() as KubeObject[]));
+      for (const object of objects) expect(parentName(mocks.registrations, object)).toBe('edge');
+      expect(objectNamed(objects, 'Gateway', 'ai/edge').name).toBe('edge:Gateway');
+      expect(objectNamed(objects, 'GatewayClass', 'edge').name).toBe('edge:GatewayClass');
 
-    expect(await valueOf(gateway.gatewayName)).toBe('edge');
-    expect(await valueOf(gateway.gatewayNamespace)).toBe('ai');
-    expect(await valueOf(gateway.processorServiceName)).toBe('edge-processor');
-    expect(await valueOf(gateway.configMapName)).toBe('edge-processor-config');
+      expect(await valueOf(gateway.gatewayName)).toBe('edge');
+      expect(await valueOf(gateway.gatewayNamespace)).toBe('ai');
+      expect(await valueOf(gateway.processorServiceName)).toBe('edge-processor');
+      expect(await valueOf(gateway.configMapName)).toBe('edge-processor-config');
 
-    const resources = await gateway.kubernetesResources();
-    expect(resources.map((r) => `${r.kind} ${r.path}`)).toContainEqual('Deployment Processor/Deployment/Resource');
-    const deployment = resources.find((r) => r.kind === 'Deployment')!.resource;
-    expect(deployment).toBeInstanceOf(k8s.apps.v1.Deployment);
-    expect(await valueOf(deployment.urn)).toBe(objectNamed(objects, 'Deployment', 'ai/edge-processor').urn);
+      const resources = await gateway.kubernetesResources();
+      expect(resources.map((r) => `${r.kind} ${r.path}`)).toContainEqual('Deployment Processor/Deployment/Resource');
+      const deployment = resources.find((r) => r.kind === 'Deployment')!.resource;
+      expect(deployment).toBeInstanceOf(k8s.apps.v1.Deployment);
+      expect(await valueOf(deployment.urn)).toBe(objectNamed(objects, 'Deployment', 'ai/edge-processor').urn);
 
-    // A resource of the user's that waits for the gateway's objects.
-    const gatewayObjects: Promise<pulumi.Resource[]> = gateway
-      .kubernetesResources()
-      .then((children) => children.map((child) => child.resource));
-    const after = new k8s.core.v1.ConfigMap(
-      'after-gateway',
-      { metadata: { name: 'after', namespace: 'ai' } },
-      { dependsOn: gatewayObjects },
-    );
-    await valueOf(after.urn);
-    await waitForRPCs();
-    const registration = mocks.registrations.find((r) => r.name === 'after-gateway')!;
-    expect(registration.dependencies).toEqual(expect.arrayContaining(objects.map((r) => r.urn)));
-  });
+      // A resource of the user's that waits for the gateway's objects.
+      const gatewayObjects: Promise<pulumi.Resource[]> = gateway
+        .kubernetesResources()
+        .then((children) => children.map((child) => child.resource));
+      const after = new k8s.core.v1.ConfigMap(
+        'after-gateway',
+        { metadata: { name: 'after', namespace: 'ai' } },
+        { dependsOn: gatewayObjects },
+      );
+      await valueOf(after.urn);
+      await waitForRPCs();
+      const registration = mocks.registrations.find((r) => r.name === 'after-gateway')!;
+      expect(registration.dependencies).toEqual(expect.arrayContaining(objects.map((r) => r.urn)));
+    },
+  );
 
   it('takes Outputs for namespace, hostname, annotations and replicas', async () => {
     const mocks = await useMocks();
@@ -292,17 +310,24 @@ describe('AIGateway', () => {
     for (const object of objects) expect(object.provider.startsWith(`${providerUrn}::`)).toBe(true);
   });
 
-  it('keeps the construct name default when the Pulumi name is not a Kubernetes name, and honours constructPath', async () => {
-    const mocks = await useMocks();
-    let gateway!: AIGateway;
-    const app = new AIGatewayApp('app', (app) => {
-      gateway = new AIGateway('Edge_Gateway', { namespace: 'ai', constructPath: 'platform/Gateway' }, { parent: app });
-    });
-    await registered(mocks.registrations, app);
-    const chart = new Chart(new App(), 'platform');
-    const direct = new cdk.AIGateway(chart, 'Gateway', { namespace: 'ai' });
-    expect(await valueOf(gateway.gatewayName)).toBe(direct.gatewayName);
-  });
+  it(
+    'keeps the construct name default when the Pulumi name is not a Kubernetes name, and ' + 'honours constructPath',
+    async () => {
+      const mocks = await useMocks();
+      let gateway!: AIGateway;
+      const app = new AIGatewayApp('app', (app) => {
+        gateway = new AIGateway(
+          'Edge_Gateway',
+          { namespace: 'ai', constructPath: 'platform/Gateway' },
+          { parent: app },
+        );
+      });
+      await registered(mocks.registrations, app);
+      const chart = new Chart(new App(), 'platform');
+      const direct = new cdk.AIGateway(chart, 'Gateway', { namespace: 'ai' });
+      expect(await valueOf(gateway.gatewayName)).toBe(direct.gatewayName);
+    },
+  );
 
   it('rejects a malformed or taken constructPath', async () => {
     await useMocks();
@@ -321,78 +346,93 @@ describe('AIGateway', () => {
 });
 
 describe('AIRoute, ProviderBackend and TokenRateLimit', () => {
-  it('attach to a Gateway by reference with Output namespaces, budgets rendered into the route they target', async () => {
-    const mocks = await useMocks();
-    const infra = new k8s.core.v1.Namespace('infra', { metadata: { name: 'infra' } });
-    const team = new k8s.core.v1.Namespace('team', { metadata: { name: 'team' } });
-    const teamNamespace = team.metadata.name;
-    const app = new AIGatewayApp('app', (app) => {
-      const vllm = ProviderBackend.kubernetesService(
-        'vllm',
-        { namespace: teamNamespace, serviceName: 'vllm', port: 8000 },
-        { parent: app },
-      );
-      const route = new AIRoute('llama', {
-        gateway: AIGateway.fromGatewayName('shared', infra.metadata.name),
-        namespace: teamNamespace,
-        hostnames: [pulumi.output('llm.example.com')],
-        rules: [{ models: [cdk.ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
+  it(
+    'attach to a Gateway by reference with Output namespaces, budgets rendered into the route ' + 'they target',
+    async () => {
+      const mocks = await useMocks();
+      const infra = new k8s.core.v1.Namespace('infra', { metadata: { name: 'infra' } });
+      const team = new k8s.core.v1.Namespace('team', { metadata: { name: 'team' } });
+      const teamNamespace = team.metadata.name;
+      const app = new AIGatewayApp('app', (app) => {
+        const vllm = ProviderBackend.kubernetesService(
+          'vllm',
+          { namespace: teamNamespace, serviceName: 'vllm', port: 8000 },
+          { parent: app },
+        );
+        const route = new AIRoute('llama', {
+          gateway: AIGateway.fromGatewayName('shared', infra.metadata.name),
+          namespace: teamNamespace,
+          hostnames: [pulumi.output('llm.example.com')],
+          rules: [{ models: [cdk.ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
+        });
+        const budget = new TokenRateLimit('llama-budget', {
+          target: route,
+          limit: 1000,
+          per: cdk.RateLimitUnit.MINUTE,
+        });
+        RateLimitRedis.external('redis', { url: 'redis.example:6379' }, { parent: app });
+        return { vllm, route, budget };
       });
-      const budget = new TokenRateLimit('llama-budget', { target: route, limit: 1000, per: cdk.RateLimitUnit.MINUTE });
-      RateLimitRedis.external('redis', { url: 'redis.example:6379' }, { parent: app });
-      return { vllm, route, budget };
-    });
-    const objects = await registered(mocks.registrations, app);
-    const { vllm, route, budget } = await app.done;
+      const objects = await registered(mocks.registrations, app);
+      const { vllm, route, budget } = await app.done;
 
-    const httpRoute = objectNamed(objects, 'HTTPRoute', 'team/llama');
-    expect(httpRoute.name).toBe('llama:HTTPRoute');
-    expect(httpRoute.inputs.spec).toMatchObject({
-      hostnames: ['llm.example.com'],
-      parentRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'shared', namespace: 'infra' }],
-    });
-    expect(httpRoute.dependencies).toEqual(expect.arrayContaining([await valueOf(team.urn), await valueOf(infra.urn)]));
-    const policy = objects.find((r) => r.type.endsWith(':BackendTrafficPolicy'))!;
-    expect(parentName(mocks.registrations, policy)).toBe('llama');
-    expect(objects.filter((r) => parentName(mocks.registrations, r) === 'llama-budget')).toEqual([]);
-    // A route on a foreign Gateway brings its own processor.
-    expect(objects.filter((r) => r.type.endsWith(':Deployment')).map(identityOf)).toEqual([
-      'Deployment team/llama-processor',
-    ]);
-    expect(await valueOf(budget.metadataKey)).toBe('llm_total_token');
-    expect(await valueOf(route.processorServiceName)).toBe('llama-processor');
-    expect(await valueOf(vllm.hostname)).toBe('vllm.team.svc.cluster.local');
-  });
+      const httpRoute = objectNamed(objects, 'HTTPRoute', 'team/llama');
+      expect(httpRoute.name).toBe('llama:HTTPRoute');
+      expect(httpRoute.inputs.spec).toMatchObject({
+        hostnames: ['llm.example.com'],
+        parentRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'shared', namespace: 'infra' }],
+      });
+      expect(httpRoute.dependencies).toEqual(
+        expect.arrayContaining([await valueOf(team.urn), await valueOf(infra.urn)]),
+      );
+      const policy = objects.find((r) => r.type.endsWith(':BackendTrafficPolicy'))!;
+      expect(parentName(mocks.registrations, policy)).toBe('llama');
+      expect(objects.filter((r) => parentName(mocks.registrations, r) === 'llama-budget')).toEqual([]);
+      // A route on a foreign Gateway brings its own processor.
+      expect(objects.filter((r) => r.type.endsWith(':Deployment')).map(identityOf)).toEqual([
+        'Deployment team/llama-processor',
+      ]);
+      expect(await valueOf(budget.metadataKey)).toBe('llm_total_token');
+      expect(await valueOf(route.processorServiceName)).toBe('llama-processor');
+      expect(await valueOf(vllm.hostname)).toBe('vllm.team.svc.cluster.local');
+    },
+  );
 
-  it('creates a managed Secret in the backend namespace by default and mounts it into the gateway processor', async () => {
-    const mocks = await useMocks();
-    const app = new AIGatewayApp('app', (app) => {
-      const gateway = new AIGateway('gw', { namespace: 'ai' }, { parent: app });
-      const openai = ProviderBackend.openAI(
-        'openai',
-        {
+  it(
+    'creates a managed Secret in the backend namespace by default and mounts it into the ' + 'gateway processor',
+    async () => {
+      const mocks = await useMocks();
+      const app = new AIGatewayApp('app', (app) => {
+        const gateway = new AIGateway('gw', { namespace: 'ai' }, { parent: app });
+        const openai = ProviderBackend.openAI(
+          'openai',
+          {
+            namespace: 'ai',
+            credentials: ManagedCredentials.bearerToken({
+              value: pulumi.secret('tok-123'),
+              secretName: 'openai-token',
+            }),
+          },
+          { parent: app },
+        );
+        new AIRoute('r', {
+          gateway,
           namespace: 'ai',
-          credentials: ManagedCredentials.bearerToken({ value: pulumi.secret('tok-123'), secretName: 'openai-token' }),
-        },
-        { parent: app },
-      );
-      new AIRoute('r', {
-        gateway,
-        namespace: 'ai',
-        rules: [{ models: [cdk.ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
+          rules: [{ models: [cdk.ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
+        });
       });
-    });
-    const objects = await registered(mocks.registrations, app);
-    const secret = objectNamed(objects, 'Secret', 'ai/openai-token');
-    expect(secret.name).toBe('openai:ManagedSecret/openai-token');
-    expect(pulumi.runtime.unwrapRpcSecret(secret.inputs.stringData)).toEqual({ token: 'tok-123' });
-    const config = processorConfig(objects, 'ai/gw-processor-config');
-    expect(config.backends[0].auth).toEqual({
-      type: 'BearerToken',
-      secret: { secretName: 'openai-token', key: 'token' },
-    });
-    expect(JSON.stringify(objects.filter((r) => r !== secret).map((r) => r.inputs))).not.toContain('tok-123');
-  });
+      const objects = await registered(mocks.registrations, app);
+      const secret = objectNamed(objects, 'Secret', 'ai/openai-token');
+      expect(secret.name).toBe('openai:ManagedSecret/openai-token');
+      expect(pulumi.runtime.unwrapRpcSecret(secret.inputs.stringData)).toEqual({ token: 'tok-123' });
+      const config = processorConfig(objects, 'ai/gw-processor-config');
+      expect(config.backends[0].auth).toEqual({
+        type: 'BearerToken',
+        secret: { secretName: 'openai-token', key: 'token' },
+      });
+      expect(JSON.stringify(objects.filter((r) => r !== secret).map((r) => r.inputs))).not.toContain('tok-123');
+    },
+  );
 
   it('takes outputs of earlier components of the same app as inputs', async () => {
     const mocks = await useMocks();
@@ -540,59 +580,62 @@ describe('during preview with unknown inputs', () => {
     expect([...owners]).toEqual(['gw']);
   });
 
-  it('runs the example while its namespaces are unknown, planning every object under the URN `up` gives it', async () => {
-    type Example = typeof import('../../examples/pulumi/index');
-    const config = () =>
-      pulumi.runtime.setAllConfig({ 'project:openaiApiKey': 'sk-a', 'project:anthropicApiKey': 'sk-b' }, [
-        'project:openaiApiKey',
-        'project:anthropicApiKey',
-      ]);
-    const run = async (preview: boolean) => {
-      const mocks = await useMocks(
-        preview ? { preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] } : {},
+  it(
+    'runs the example while its namespaces are unknown, planning every object under the URN ' + '`up` gives it',
+    async () => {
+      type Example = typeof import('../../examples/pulumi/index');
+      const config = () =>
+        pulumi.runtime.setAllConfig({ 'project:openaiApiKey': 'sk-a', 'project:anthropicApiKey': 'sk-b' }, [
+          'project:openaiApiKey',
+          'project:anthropicApiKey',
+        ]);
+      const run = async (preview: boolean) => {
+        const mocks = await useMocks(
+          preview ? { preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] } : {},
+        );
+        config();
+        let example!: Example;
+        jest.isolateModules(() => {
+          example = require('../../examples/pulumi/index') as Example;
+        });
+        await valueOf(example.gatewayName);
+        await waitForRPCs();
+        return { example, registrations: mocks.registrations };
+      };
+      const warnings: string[] = [];
+      const warn = jest.spyOn(pulumi.log, 'warn').mockImplementation(async (message) => void warnings.push(message));
+      const preview = await run(true);
+      warn.mockRestore();
+      const planned = kubeObjects(preview.registrations).filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
+
+      expect(await isKnown(preview.example.gatewayName)).toBe(false);
+      expect(warnings).toEqual([]);
+      const owners = new Set(planned.map((r) => parentName(preview.registrations, r)));
+      expect([...owners].sort()).toEqual(['ai-gateway', 'anthropic', 'bedrock', 'chat', 'openai', 'redis']);
+      for (const object of planned) expect(isUnknownInput(object.inputs.metadata)).toBe(true);
+
+      const up = await run(false);
+      // Per route namespace, the gateway and each backend grant the route access: whether those grants exist, and
+      // their names, follow the namespace's value, so only they are named after a placeholder in the preview.
+      const perNamespace = /:ReferenceGrant::[a-z-]+:(Processor\/)?ReferenceGrant-/;
+      const urns = (registrations: readonly Registration[]) => registrations.map((r) => r.urn).sort();
+      const grants = (registrations: readonly Registration[]) =>
+        urns(registrations)
+          .filter((urn) => perNamespace.test(urn))
+          .map((urn) => urn.split('::').pop());
+      expect(urns(preview.registrations).filter((urn) => !perNamespace.test(urn))).toEqual(
+        urns(up.registrations).filter((urn) => !perNamespace.test(urn)),
       );
-      config();
-      let example!: Example;
-      jest.isolateModules(() => {
-        example = require('../../examples/pulumi/index') as Example;
-      });
-      await valueOf(example.gatewayName);
-      await waitForRPCs();
-      return { example, registrations: mocks.registrations };
-    };
-    const warnings: string[] = [];
-    const warn = jest.spyOn(pulumi.log, 'warn').mockImplementation(async (message) => void warnings.push(message));
-    const preview = await run(true);
-    warn.mockRestore();
-    const planned = kubeObjects(preview.registrations).filter((r) => r.type !== 'kubernetes:core/v1:Namespace');
-
-    expect(await isKnown(preview.example.gatewayName)).toBe(false);
-    expect(warnings).toEqual([]);
-    const owners = new Set(planned.map((r) => parentName(preview.registrations, r)));
-    expect([...owners].sort()).toEqual(['ai-gateway', 'anthropic', 'bedrock', 'chat', 'openai', 'redis']);
-    for (const object of planned) expect(isUnknownInput(object.inputs.metadata)).toBe(true);
-
-    const up = await run(false);
-    // Per route namespace, the gateway and each backend grant the route access: whether those grants exist, and
-    // their names, follow the namespace's value, so only they are named after a placeholder in the preview.
-    const perNamespace = /:ReferenceGrant::[a-z-]+:(Processor\/)?ReferenceGrant-/;
-    const urns = (registrations: readonly Registration[]) => registrations.map((r) => r.urn).sort();
-    const grants = (registrations: readonly Registration[]) =>
-      urns(registrations)
-        .filter((urn) => perNamespace.test(urn))
-        .map((urn) => urn.split('::').pop());
-    expect(urns(preview.registrations).filter((urn) => !perNamespace.test(urn))).toEqual(
-      urns(up.registrations).filter((urn) => !perNamespace.test(urn)),
-    );
-    expect(grants(up.registrations)).toEqual([
-      'ai-gateway:Processor/ReferenceGrant-team-chat',
-      'anthropic:ReferenceGrant-team-chat',
-      'bedrock:ReferenceGrant-team-chat',
-      'openai:ReferenceGrant-team-chat',
-    ]);
-    expect(grants(preview.registrations)).toEqual(
-      grants(up.registrations).map((name) => name!.replace('team-chat', 'ai-gateway-input-2')),
-    );
-    expect(planned.length).toBeGreaterThan(25);
-  });
+      expect(grants(up.registrations)).toEqual([
+        'ai-gateway:Processor/ReferenceGrant-team-chat',
+        'anthropic:ReferenceGrant-team-chat',
+        'bedrock:ReferenceGrant-team-chat',
+        'openai:ReferenceGrant-team-chat',
+      ]);
+      expect(grants(preview.registrations)).toEqual(
+        grants(up.registrations).map((name) => name!.replace('team-chat', 'ai-gateway-input-2')),
+      );
+      expect(planned.length).toBeGreaterThan(25);
+    },
+  );
 });

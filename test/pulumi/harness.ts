@@ -116,7 +116,9 @@ function descendants(resources: readonly pulumi.Resource[]): pulumi.Resource[] {
 /** `Kind namespace/name` of a registered Kubernetes object, from its (known) inputs. */
 export function identityOf(registration: Registration): string {
   const metadata = registration.inputs.metadata as { name?: string; namespace?: string } | undefined;
-  return `${registration.type.split(':').pop()} ${metadata?.namespace ? `${metadata.namespace}/` : ''}${metadata?.name}`;
+  return (
+    `${registration.type.split(':').pop()} ` + `${metadata?.namespace ? `${metadata.namespace}/` : ''}${metadata?.name}`
+  );
 }
 
 /** The registered Kubernetes object `kind` named `namespace/name` (or `name`); throws if there is none. */

@@ -332,28 +332,32 @@ describe('Cdk8sChart under mocks', () => {
     expect(config.name).toBe('resolved:config');
   });
 
-  it('plans the objects with placeholders and registers them with unknown inputs when an input is unknown during preview', async () => {
-    const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
-    const namespace = new k8s.core.v1.Namespace('team', { metadata: { name: 'team-a' } });
-    const component = await inApp(
-      (app) =>
-        new Cdk8sChart(
-          'preview',
-          { props: { namespace: namespace.metadata.name, greeting: 'hi' }, build: buildSample },
-          { parent: app },
-        ),
-    );
-    const objects = kubeObjects(mocks.registrations).filter((r) => r.name.startsWith('preview:'));
-    expect(objects).toHaveLength(6);
-    for (const registration of objects) {
-      expect(registration.inputs.kind).toBeDefined();
-      expect(isUnknownInput(registration.inputs.metadata)).toBe(true);
-    }
-    // Named as in `up`, from the construct path; the old-style alias carries the placeholder.
-    const config = objects.find((r) => r.name === 'preview:config')!;
-    expect(config.aliases).toContainEqual(expect.objectContaining({ name: 'preview:preview-input-1/config' }));
-    expect(await valueOf(component.manifests)).toBeUndefined();
-  });
+  it(
+    'plans the objects with placeholders and registers them with unknown inputs when an input ' +
+      'is unknown during preview',
+    async () => {
+      const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
+      const namespace = new k8s.core.v1.Namespace('team', { metadata: { name: 'team-a' } });
+      const component = await inApp(
+        (app) =>
+          new Cdk8sChart(
+            'preview',
+            { props: { namespace: namespace.metadata.name, greeting: 'hi' }, build: buildSample },
+            { parent: app },
+          ),
+      );
+      const objects = kubeObjects(mocks.registrations).filter((r) => r.name.startsWith('preview:'));
+      expect(objects).toHaveLength(6);
+      for (const registration of objects) {
+        expect(registration.inputs.kind).toBeDefined();
+        expect(isUnknownInput(registration.inputs.metadata)).toBe(true);
+      }
+      // Named as in `up`, from the construct path; the old-style alias carries the placeholder.
+      const config = objects.find((r) => r.name === 'preview:config')!;
+      expect(config.aliases).toContainEqual(expect.objectContaining({ name: 'preview:preview-input-1/config' }));
+      expect(await valueOf(component.manifests)).toBeUndefined();
+    },
+  );
 
   // Failures after construction surface as unhandled rejections (Pulumi's way to fail the run), which jest
   // would attribute to the test itself; these programs run in their own process.
@@ -363,7 +367,8 @@ describe('Cdk8sChart under mocks', () => {
     ['construct-validation', 'Validation failed with the following errors:\n  [validated] needs at least one route'],
     [
       'secret-outside-processor-namespace',
-      'openai/ProviderBackend: invalid credentials.namespace "elsewhere": Secret "openai-key" must be in namespace "ai"',
+      'openai/ProviderBackend: invalid credentials.namespace "elsewhere": Secret "openai-key" ' +
+        'must be in namespace "ai"',
     ],
     ['program-throws', 'lookup failed'],
   ])('fails the run when the model cannot be built (%s)', (scenario, message) => {
@@ -380,30 +385,33 @@ describe('Cdk8sChart under mocks', () => {
     expect(run.stderr).toContain(message);
   });
 
-  it('registers nothing but does not fail when the model cannot be planned from placeholders during preview', async () => {
-    const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
-    const namespace = new k8s.core.v1.Namespace('team', { metadata: { name: 'team-a' } });
-    const component = await inApp(
-      (app) =>
-        new Cdk8sChart(
-          'picky',
-          {
-            props: { namespace: namespace.metadata.name },
-            build: (chart, props) => {
-              if (props.namespace !== 'team-a') throw new Error(`namespace ${props.namespace} is not admitted`);
-              new ApiObject(chart, 'c', {
-                apiVersion: 'v1',
-                kind: 'ConfigMap',
-                metadata: { name: 'c', namespace: props.namespace },
-              });
+  it(
+    'registers nothing but does not fail when the model cannot be planned from placeholders ' + 'during preview',
+    async () => {
+      const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
+      const namespace = new k8s.core.v1.Namespace('team', { metadata: { name: 'team-a' } });
+      const component = await inApp(
+        (app) =>
+          new Cdk8sChart(
+            'picky',
+            {
+              props: { namespace: namespace.metadata.name },
+              build: (chart, props) => {
+                if (props.namespace !== 'team-a') throw new Error(`namespace ${props.namespace} is not admitted`);
+                new ApiObject(chart, 'c', {
+                  apiVersion: 'v1',
+                  kind: 'ConfigMap',
+                  metadata: { name: 'c', namespace: props.namespace },
+                });
+              },
             },
-          },
-          { parent: app },
-        ),
-    );
-    expect(kubeObjects(mocks.registrations).filter((r) => r.name.startsWith('picky:'))).toEqual([]);
-    expect(await isKnown(component.manifests)).toBe(false);
-  });
+            { parent: app },
+          ),
+      );
+      expect(kubeObjects(mocks.registrations).filter((r) => r.name.startsWith('picky:'))).toEqual([]);
+      expect(await isKnown(component.manifests)).toBe(false);
+    },
+  );
 
   it("refuses a chart's manifests as an input of the same app (they resolve once the app is built)", async () => {
     await useMocks();
@@ -412,7 +420,8 @@ describe('Cdk8sChart under mocks', () => {
       expect(
         () => new Cdk8sChart('second', { props: { other: first.manifests }, build: () => undefined }, { parent: app }),
       ).toThrow(
-        'Cdk8sChart "second": an input is an output of Cdk8sChart "first", which only resolves once AIGatewayApp "app" is built',
+        'Cdk8sChart "second": an input is an output of Cdk8sChart "first", which only resolves once ' +
+          'AIGatewayApp "app" is built',
       );
     });
   });

@@ -137,7 +137,9 @@ describe('the npm package', () => {
         path.join(consumer, 'synth.js'),
         `
 const { App, Chart } = require('cdk8s');
-const { AIGateway, AIRoute, Credentials, ModelMatch, ProcessorImage, ProviderBackend } = require('ai-gateway-constructs');
+const {
+  AIGateway, AIRoute, Credentials, ModelMatch, ProcessorImage, ProviderBackend,
+} = require('ai-gateway-constructs');
 const app = new App();
 const chart = new Chart(app, 'gateway', { namespace: 'ai' });
 const gateway = new AIGateway(chart, 'Gateway', { name: 'gw' });
@@ -251,7 +253,10 @@ const chart = new Chart(new App(), 'c');
 const gateway: AIGateway = new AIGateway(chart, 'Gateway', { name: 'gw' });
 const image: string = ProcessorImage.default().reference;
 const header: 'x-ai-eg-model' = MODEL_HEADER;
-const components: unknown[] = [aiPulumi.AIGatewayApp, aiPulumi.AIGateway, aiPulumi.AIRoute, aiPulumi.TokenRateLimit, aiPulumi.ProviderBackend, aiPulumi.ManagedCredentials];
+const components: unknown[] = [
+  aiPulumi.AIGatewayApp, aiPulumi.AIGateway, aiPulumi.AIRoute,
+  aiPulumi.TokenRateLimit, aiPulumi.ProviderBackend, aiPulumi.ManagedCredentials,
+];
 export { gateway, image, header, components };
 `,
         );
@@ -285,15 +290,21 @@ async function main() {
     'test',
     false,
   );
-  const { AIGateway, AIGatewayApp, AIRoute, ManagedCredentials, ProviderBackend } = require('ai-gateway-constructs/pulumi');
+  const {
+    AIGateway, AIGatewayApp, AIRoute, ManagedCredentials, ProviderBackend,
+  } = require('ai-gateway-constructs/pulumi');
   const { ModelMatch } = require('ai-gateway-constructs');
   new AIGatewayApp('ai', (app) => {
     const gateway = new AIGateway('edge', { namespace: 'ai' }, { parent: app });
     const openai = ProviderBackend.openAI('openai', {
       namespace: 'ai',
-      credentials: ManagedCredentials.apiKey({ value: pulumi.secret('sk-packed-test-key'), secretName: 'openai', key: 'api-key' }),
+      credentials: ManagedCredentials.apiKey({
+        value: pulumi.secret('sk-packed-test-key'), secretName: 'openai', key: 'api-key',
+      }),
     }, { parent: app });
-    new AIRoute('chat', { namespace: 'ai', gateway, rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] }] });
+    new AIRoute('chat', {
+      namespace: 'ai', gateway, rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] }],
+    });
   });
   let seen = -1;
   for (let waited = 0; waited < 20000 && (registered.length !== seen || registered.length < 10); waited += 100) {

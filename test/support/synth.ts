@@ -38,7 +38,8 @@ export function findOne(
   const found = manifests.filter((m) => m.kind === kind && (name === undefined || m.metadata.name === name));
   if (found.length !== 1)
     throw new Error(
-      `expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}: ${found.map((m) => m.metadata.name).join(', ')}`,
+      `expected one ${kind}${name ? ` ${name}` : ''}, found ${found.length}: ` +
+        `${found.map((m) => m.metadata.name).join(', ')}`,
     );
   return found[0];
 }

@@ -44,7 +44,8 @@ export function applyHeaderMutation(
   const sets = mutation.setHeaders ?? [];
   if (removals.length > MAX_HEADERS_COUNT || sets.length > MAX_HEADERS_COUNT) {
     throw new MutationError(
-      `Header mutation remove header count ${removals.length} or set header count ${sets.length} exceed the HCM header countlimit ${MAX_HEADERS_COUNT}`,
+      `Header mutation remove header count ${removals.length} or set header count ${sets.length} ` +
+        `exceed the HCM header countlimit ${MAX_HEADERS_COUNT}`,
     );
   }
   for (const raw of removals) {
@@ -78,7 +79,9 @@ export function applyHeaderMutation(
   const count = headers.list().length;
   if (size > MAX_HEADERS_KB * 1024 || count > MAX_HEADERS_COUNT) {
     throw new MutationError(
-      `Header mutation causes end result header count ${count} or header size ${size} bytes, exceeding the count limit ${MAX_HEADERS_COUNT} or the size limit ${MAX_HEADERS_KB} kilobytes`,
+      `Header mutation causes end result header count ${count} or header size ${size} bytes, ` +
+        `exceeding the count limit ${MAX_HEADERS_COUNT} or the size limit ${MAX_HEADERS_KB} ` +
+        `kilobytes`,
     );
   }
 }

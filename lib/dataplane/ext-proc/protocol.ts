@@ -217,9 +217,10 @@ function loadDescriptor(): INamespace {
   const compiler = path.join(__dirname, '..', '..', '..', 'scripts', 'ext-proc-descriptor.cjs');
   if (!fs.existsSync(compiler)) {
     throw new Error(
-      `ext_proc: neither the compiled descriptor ${generated} nor the proto compiler ${compiler} exists; rebuild the package`,
+      `ext_proc: neither the compiled descriptor ${generated} nor the proto compiler ${compiler} ` +
+        `exists; rebuild the package`,
     );
   }
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+
   return (require(compiler) as { buildExtProcDescriptor(): INamespace }).buildExtProcDescriptor();
 }

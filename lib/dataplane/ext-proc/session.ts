@@ -75,7 +75,9 @@ type Outcome =
   | { readonly kind: 'answer'; readonly response: DecodedResponse }
   /** Immediate response, or an error while failing closed: the stream is answered locally. */
   | { readonly kind: 'reply'; readonly reply: LocalReply }
-  /** Processing is over (fail open, spurious message, stream closed by the processor, client gone): go on unprocessed. */
+  /**
+   * Processing is over (fail open, spurious message, stream closed by the processor, client gone): go on unprocessed.
+   */
   | { readonly kind: 'skip' };
 
 interface PendingCall {
@@ -339,7 +341,9 @@ export class ExtProcSession {
     }
   }
 
-  /** A BUFFERED or BUFFERED_PARTIAL body answer: header mutation if the headers are still held, then the length check. */
+  /**
+   * A BUFFERED or BUFFERED_PARTIAL body answer: header mutation if the headers are still held, then the length check.
+   */
   private applyBufferedBodyAnswer(
     common: DecodedCommonResponse,
     state: DirectionState,

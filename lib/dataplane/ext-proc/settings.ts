@@ -22,7 +22,10 @@ export interface ExtProcPhaseSettings {
 }
 
 export interface ExtProcSettings {
-  /** EG's IR name, `envoyextensionpolicy/<ns>/<name>/extproc/<i>`; the HTTP filter is `envoy.filters.http.ext_proc/<name>`. */
+  /**
+   * EG's IR name, `envoyextensionpolicy/<ns>/<name>/extproc/<i>`; the HTTP filter is
+   * `envoy.filters.http.ext_proc/<name>`.
+   */
   readonly name: string;
   /** The processor: `backendRefs[0]` (a Service, or an EG Backend). */
   readonly service: {

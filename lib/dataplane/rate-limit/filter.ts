@@ -36,7 +36,9 @@ export interface RateLimitFilterOptions {
   readonly timeoutMs?: number;
   /** ClientTrafficPolicy `headers.enableEnvoyHeaders`: only then EG keeps `x-envoy-ratelimited: true` on 429s. */
   readonly enableEnvoyHeaders?: boolean;
-  /** ClientTrafficPolicy `headers.disableRateLimitHeaders`: EG otherwise enables the draft-03 `x-ratelimit-*` headers. */
+  /**
+   * ClientTrafficPolicy `headers.disableRateLimitHeaders`: EG otherwise enables the draft-03 `x-ratelimit-*` headers.
+   */
   readonly disableRateLimitHeaders?: boolean;
   /** Called with stream-done charges' failures (they never affect the response). */
   readonly onError?: (error: unknown) => void;

@@ -236,7 +236,9 @@ function pathMatchOf(raw: unknown, where: string): RateLimitStringMatch {
   }
 }
 
-/** EG's `regex.PathSeparatedPrefixRegex`: the prefix (trailing `/` trimmed, quoted), then `/`, `?`, `#`, `;` or the end. */
+/**
+ * EG's `regex.PathSeparatedPrefixRegex`: the prefix (trailing `/` trimmed, quoted), then `/`, `?`, `#`, `;` or the end.
+ */
 export function pathSeparatedPrefixRegex(prefix: string): string {
   const trimmed = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
   return `^${quoteMeta(trimmed)}(/.*|\\?.*|#.*|;.*|$)`;

@@ -1,6 +1,9 @@
 /** Gateway API hostname intersection as Envoy Gateway computes it (`computeHosts`, internal/gatewayapi/helpers.go). */
 
-/** Whether `wildcard` (`*.example.com`) covers `hostname` (a name or a narrower wildcard); a wildcard covers one or more labels. */
+/**
+ * Whether `wildcard` (`*.example.com`) covers `hostname` (a name or a narrower wildcard); a wildcard covers one or more
+ * labels.
+ */
 export function wildcardCovers(wildcard: string, hostname: string): boolean {
   const suffix = wildcard.slice(1);
   const subject = hostname.startsWith('*') ? hostname.slice(1) : hostname;

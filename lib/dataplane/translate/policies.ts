@@ -81,7 +81,8 @@ export function listenerPolicies(
   const bytes = parseQuantityBytes(bufferLimit);
   if (bufferLimit !== undefined && bytes === undefined) {
     throw new Error(
-      `ClientTrafficPolicy ${namespaceOf(found.policy)}/${nameOf(found.policy)}: connection.bufferLimit ${String(bufferLimit)} is not a quantity`,
+      `ClientTrafficPolicy ${namespaceOf(found.policy)}/${nameOf(found.policy)}: ` +
+        `connection.bufferLimit ${String(bufferLimit)} is not a quantity`,
     );
   }
   return { earlyRemoveHeaders: asArray(early?.remove).map((h) => String(h).toLowerCase()), bufferLimitBytes: bytes };

@@ -37,7 +37,8 @@ function processorOf(index: ObjectIndex, deployment: KubeObject): ProcessorDeplo
     const configJson = asString(asObject(configMap?.data)?.[path.posix.basename(configPath)]);
     if (configJson === undefined) {
       throw new Error(
-        `processor Deployment ${namespace}/${nameOf(deployment)} reads ${configPath}, but ConfigMap ${namespace}/${configMapName} has no key ${path.posix.basename(configPath)}`,
+        `processor Deployment ${namespace}/${nameOf(deployment)} reads ${configPath}, but ConfigMap ` +
+          `${namespace}/${configMapName} has no key ${path.posix.basename(configPath)}`,
       );
     }
     const listenPort = Number((argValue(args, '--listen') ?? '').split(':').pop());

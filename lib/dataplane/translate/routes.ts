@@ -73,7 +73,7 @@ function pathMatchOf(match: Json, defaults: TranslateDefaults): PathMatch | unde
   if (!path) return defaults.applyApiServerDefaults ? { type: 'PathPrefix', value: '/' } : undefined;
   const type = (asString(path.type) ?? 'PathPrefix') as PathMatch['type'];
   if (type !== 'Exact' && type !== 'PathPrefix' && type !== 'RegularExpression')
-    throw new RefError('UnsupportedValue', `path match type ${type} is not supported`);
+    throw new RefError('UnsupportedValue', `path match type ${String(type)} is not supported`);
   const value = asString(path.value) ?? '/';
   // EG trims a trailing `/` of a prefix (path_separated_prefix), except for `/` itself.
   return {
@@ -108,7 +108,10 @@ interface DirectResponseSpec {
   readonly headers: HeaderModifier;
 }
 
-/** EG's HTTPRouteFilter `directResponse`: status (default 200), inline or ConfigMap body, content type as a response header. */
+/**
+ * EG's HTTPRouteFilter `directResponse`: status (default 200), inline or ConfigMap body, content type as a response
+ * header.
+ */
 function directResponseOf(index: ObjectIndex, filter: KubeObject): DirectResponseSpec | undefined {
   const direct = asObject(spec(filter).directResponse);
   if (!direct) return undefined;
@@ -166,7 +169,10 @@ function ruleRetry(rule: Json): RetryPolicy | undefined {
   };
 }
 
-/** `timeouts.request` (or `backendRequest` without a retry) -> the Envoy route timeout; an unparsable value is EG's 15 s. */
+/**
+ * `timeouts.request` (or `backendRequest` without a retry) -> the Envoy route timeout; an unparsable value is EG's 15
+ * s.
+ */
 function ruleTimeoutMs(rule: Json): number | undefined {
   const timeouts = asObject(rule.timeouts);
   if (!timeouts) return undefined;
@@ -261,7 +267,8 @@ export function translateHttpRouteRules(
             if (!response) {
               throw new RefError(
                 'UnsupportedValue',
-                `HTTPRouteFilter ${routeNamespace}/${asString(ref.name)}: only directResponse is modelled by the local data plane`,
+                `HTTPRouteFilter ${routeNamespace}/${asString(ref.name)}: only directResponse is modelled ` +
+                  `by the local data plane`,
               );
             }
             direct = response;

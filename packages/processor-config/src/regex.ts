@@ -11,8 +11,13 @@ import type { RE2JS } from 're2js';
 type Re2Module = typeof import('re2js');
 let re2js: Re2Module | undefined;
 
-/** re2js (150 KB) is loaded only when a config has a regular expression (the processor's bundle keeps it in its own chunk). */
+/**
+ * re2js (150 KB) is loaded only when a config has a regular expression (the processor's bundle keeps it in its own
+ * chunk).
+ */
 function compile(pattern: string): RE2JS {
+  // Loaded on first use; the cast is needed under @types/node, whose require() returns any.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion
   re2js ??= require('re2js') as Re2Module;
   return re2js.RE2JS.compile(pattern);
 }
@@ -28,7 +33,7 @@ export function compileModelRegex(pattern: string): ModelRegex {
   try {
     compiled = compile(pattern);
   } catch (error) {
-    throw new Error(re2Reason(error));
+    throw new Error(re2Reason(error), { cause: error });
   }
   return { test: (model) => compiled.testExact(model) };
 }

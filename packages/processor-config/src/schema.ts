@@ -92,7 +92,10 @@ export const backendSchemaSchema = z.discriminatedUnion('name', [
 
 /** How the processor authenticates to a backend. Credentials are only ever file references. */
 export const backendAuthSchema = z.discriminatedUnion('type', [
-  /** A static API key; the header follows the schema (OpenAI: `Authorization: Bearer`, Anthropic: `x-api-key`, Azure: `api-key`). */
+  /**
+   * A static API key; the header follows the schema (OpenAI: `Authorization: Bearer`, Anthropic: `x-api-key`, Azure:
+   * `api-key`).
+   */
   z.object({ type: z.literal('APIKey'), secret: secretKeyRefSchema }).strict(),
   /** `Authorization: Bearer <file content>`, for tokens refreshed by something else (e.g. a sidecar). */
   z.object({ type: z.literal('BearerToken'), secret: secretKeyRefSchema }).strict(),
@@ -232,7 +235,10 @@ export const SERVED_ENDPOINTS = {
 export const PASSTHROUGH_METHODS = ['POST', 'PUT', 'PATCH'] as const;
 export type PassthroughMethod = (typeof PASSTHROUGH_METHODS)[number];
 
-/** Backend schemas that serve passthrough requests (the translators of the `other` operation); other backends answer them 400. */
+/**
+ * Backend schemas that serve passthrough requests (the translators of the `other` operation); other backends answer
+ * them 400.
+ */
 export const PASSTHROUGH_SCHEMAS = ['OpenAI', 'AzureOpenAI'] as const;
 
 /** Longest accepted `passthroughEndpoints[].path`. */
@@ -270,7 +276,10 @@ export function passthroughPathProblem(path: unknown): string | undefined {
   if (/[?#]/.test(path)) return 'must not contain a query or fragment';
   if (path.includes('*')) return 'must not contain "*": write a prefix as a path ending in "/", e.g. "/files/"';
   if (path.includes('%'))
-    return 'must not contain percent-encoding: encoded dots and slashes ("%2e", "%2f") could climb out of the prefix upstream';
+    return (
+      'must not contain percent-encoding: encoded dots and slashes ("%2e", "%2f") could climb out ' +
+      'of the prefix upstream'
+    );
   if (path.includes(';')) return 'must not contain ";": some servers read "..;" as a ".." segment';
   if (path.includes('\\')) return 'must not contain a backslash';
   if (path === '/') return undefined;
@@ -288,7 +297,9 @@ export function passthroughPathProblem(path: unknown): string | undefined {
 /** A further OpenAI API endpoint a route forwards unchanged, with the platform's credential. */
 export const passthroughEndpointSchema = z
   .object({
-    /** A subpath below the OpenAI endpoint prefix: exact (`/images/generations`), or a prefix ending in `/` (`/files/`). */
+    /**
+     * A subpath below the OpenAI endpoint prefix: exact (`/images/generations`), or a prefix ending in `/` (`/files/`).
+     */
     path: z.string().superRefine((path, ctx) => {
       const problem = passthroughPathProblem(path);
       if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${JSON.stringify(path)} ${problem}` });
@@ -297,7 +308,9 @@ export const passthroughEndpointSchema = z
     methods: z
       .array(
         z.enum(PASSTHROUGH_METHODS, {
-          error: `must be one of ${PASSTHROUGH_METHODS.join(', ')}: the processor picks the backend by the JSON body's "model", so only methods with a body can be routed`,
+          error:
+            `must be one of ${PASSTHROUGH_METHODS.join(', ')}: the processor picks the backend by the ` +
+            `JSON body's "model", so only methods with a body can be routed`,
         }),
       )
       .min(1, 'must list at least one method')
@@ -361,7 +374,9 @@ export const routeConfigSchema = z
         ctx.addIssue({
           code: 'custom',
           path: ['passthroughEndpoints', i, 'path'],
-          message: `route "${route.name}": ${JSON.stringify(endpoint.path)} duplicates passthroughEndpoints[${first}]; list its methods once`,
+          message:
+            `route "${route.name}": ${JSON.stringify(endpoint.path)} duplicates ` +
+            `passthroughEndpoints[${first}]; list its methods once`,
         });
       }
     });
@@ -372,7 +387,10 @@ export const costSchema = z
     /** Written into `io.envoy.ai_gateway` metadata; budgets read their cost from it. */
     metadataKey: z.string().regex(METADATA_KEY, 'must be a metadata key like "llm_total_token"'),
     type: z.enum(['InputToken', 'OutputToken', 'TotalToken', 'CachedInputToken', 'ReasoningToken', 'CEL']),
-    /** Only for `CEL`: over `model`, `backend`, `input_tokens`, `output_tokens`, `total_tokens`, `cached_input_tokens`, `reasoning_tokens`. */
+    /**
+     * Only for `CEL`: over `model`, `backend`, `input_tokens`, `output_tokens`, `total_tokens`, `cached_input_tokens`,
+     * `reasoning_tokens`.
+     */
     expression: z.string().min(1).optional(),
   })
   .strict()
@@ -398,7 +416,9 @@ export const processorConfigSchema = z
     routes: z.array(routeConfigSchema),
     /** Extra metadata values computed per response. Any entry makes streaming OpenAI-schema requests ask for usage. */
     costs: z.array(costSchema),
-    /** Failover: a backend is skipped after `failureThreshold` consecutive failures, for `openDurationMs`, then probed. */
+    /**
+     * Failover: a backend is skipped after `failureThreshold` consecutive failures, for `openDurationMs`, then probed.
+     */
     circuitBreaker: z
       .object({
         failureThreshold: z.number().int().min(1),
@@ -427,7 +447,9 @@ export const processorConfigSchema = z
             ctx.addIssue({
               code: 'custom',
               path: ['routes', r, 'rules', i, 'models', m, 'value'],
-              message: `route "${route.name}" rule ${i}: regular expression ${JSON.stringify(match.value)} is not valid RE2 (${problem})`,
+              message:
+                `route "${route.name}" rule ${i}: regular expression ${JSON.stringify(match.value)} is not ` +
+                `valid RE2 (${problem})`,
             });
           }
         });

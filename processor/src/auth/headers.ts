@@ -20,13 +20,17 @@ export const PER_REQUEST_CREDENTIAL_HEADER_NAMES: readonly string[] = Object.val
  */
 export const CLIENT_INTERNAL_HEADER_REASONS: Readonly<Record<string, string>> = {
   'x-ai-eg-upstream-host':
-    "Envoy AI Gateway's internal upstream-host header: nothing in this gateway reads it, and a provider or proxy that trusted it could be steered by the client",
+    "Envoy AI Gateway's internal upstream-host header: nothing in this gateway reads it, and a " +
+    'provider or proxy that trusted it could be steered by the client',
   [PER_REQUEST_CREDENTIAL_HEADERS.accessKeyId]:
-    'the per-request AWS access key id, read only to SigV4-sign requests to AWSSigV4 backends with perRequestCredentials; other providers must not see it',
+    'the per-request AWS access key id, read only to SigV4-sign requests to AWSSigV4 backends ' +
+    'with perRequestCredentials; other providers must not see it',
   [PER_REQUEST_CREDENTIAL_HEADERS.secretAccessKey]:
-    'the per-request AWS secret key, read only to SigV4-sign (never sent anywhere, AWS included: the signature proves it)',
+    'the per-request AWS secret key, read only to SigV4-sign (never sent anywhere, AWS ' +
+    'included: the signature proves it)',
   [PER_REQUEST_CREDENTIAL_HEADERS.sessionToken]:
-    'the per-request AWS session token, read only to SigV4-sign; AWS gets it as x-amz-security-token, no other provider may see it',
+    'the per-request AWS session token, read only to SigV4-sign; AWS gets it as ' +
+    'x-amz-security-token, no other provider may see it',
 };
 
 export const CLIENT_INTERNAL_HEADERS: readonly string[] = Object.keys(CLIENT_INTERNAL_HEADER_REASONS);

@@ -236,13 +236,16 @@ function sign(
   const signedHeaders = token ? 'host;x-amz-date;x-amz-security-token' : 'host;x-amz-date';
   const canonicalRequest =
     `${request.method}\n${canonicalUri(path)}\n${query}\n` +
-    `host:${request.hostname.trim()}\nx-amz-date:${amzDate}\n${token ? `x-amz-security-token:${token.trim()}\n` : ''}\n` +
+    `host:${request.hostname.trim()}\nx-amz-date:${amzDate}\n` +
+    `${token ? `x-amz-security-token:${token.trim()}\n` : ''}\n` +
     `${signedHeaders}\n${sha256Hex(request.body)}`;
   const scope = `${day}/${region}/${service}/aws4_request`;
   const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${sha256Hex(canonicalRequest)}`;
   const signature = hmacHex(key, stringToSign);
   const out: SignedHeaders = {
-    authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
+    authorization:
+      `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, ` +
+      `SignedHeaders=${signedHeaders}, Signature=${signature}`,
     'x-amz-date': amzDate,
   };
   if (token) out['x-amz-security-token'] = token;

@@ -137,7 +137,8 @@ export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, o
     for (const error of credentialErrors) {
       logger.error(
         { backend: error.backend, err: error.message },
-        'backend credential unusable: its requests are answered 503 until the Secret is fixed (logged once per config load)',
+        'backend credential unusable: its requests are answered 503 until the Secret is fixed ' +
+          '(logged once per config load)',
       );
       error.reported = true;
     }

@@ -11,8 +11,8 @@ export const HEALTH_SERVICE = 'grpc.health.v1.Health';
  * responses are written by the hand-written encoder in encode.ts, or are already encoded.
  */
 export interface Codec<T> {
-  serialize(value: T): Buffer;
-  deserialize(bytes: Buffer): T;
+  serialize: (value: T) => Buffer;
+  deserialize: (bytes: Buffer) => T;
 }
 
 function codecFor<T>(type: Type): Codec<T> {
@@ -27,7 +27,7 @@ function codecFor<T>(type: Type): Codec<T> {
 
 export interface ExtProcCodecs {
   request: Codec<ProcessingRequest>;
-  response: { serialize(value: OutgoingResponse): Buffer; deserialize(bytes: Buffer): ProcessingResponse };
+  response: { serialize: (value: OutgoingResponse) => Buffer; deserialize: (bytes: Buffer) => ProcessingResponse };
   healthRequest: Codec<{ service?: string }>;
   healthResponse: Codec<{ status: number }>;
 }

@@ -322,7 +322,7 @@ function serveProcess(
     blocked: false,
     expire: () => {
       writable = false;
-      finish(true);
+      void finish(true);
       reset(http2.constants.NGHTTP2_CANCEL);
     },
   };
@@ -345,7 +345,7 @@ function serveProcess(
   const gone = (): void => {
     lifecycle.untrack(live);
     writable = false;
-    finish(true);
+    void finish(true);
   };
   if (transport) {
     transport.once('aborted', () => {

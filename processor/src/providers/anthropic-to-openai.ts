@@ -203,7 +203,7 @@ class OpenAIToAnthropicResponse extends ConvertingResponse {
     for (const raw of asArray(message?.tool_calls)) {
       const call = asObject(raw);
       const fn = asObject(call?.function);
-      let input: unknown = {};
+      let input: unknown;
       try {
         input = JSON.parse(asString(fn?.arguments) || '{}');
       } catch {

@@ -61,7 +61,10 @@ function messagesPath(schema: AnthropicSchema, model: string, stream: boolean): 
     case 'Anthropic':
       return '/v1/messages';
     case 'GCPAnthropic':
-      return `${vertexModelPath(schema.projectId, schema.region, 'anthropic', model)}:${stream ? 'streamRawPredict' : 'rawPredict'}`;
+      return (
+        `${vertexModelPath(schema.projectId, schema.region, 'anthropic', model)}` +
+        `:${stream ? 'streamRawPredict' : 'rawPredict'}`
+      );
     case 'AWSAnthropic':
       return `/model/${modelPathSegment(model)}/${stream ? 'invoke-with-response-stream' : 'invoke'}`;
   }
@@ -216,7 +219,8 @@ export class AnthropicPassthroughResponse implements ResponseTranslator {
       this.replacedStatus = 502;
       return anthropicErrorBody(
         'api_error',
-        `could not translate the ${this.bedrock ? 'Bedrock' : 'Anthropic'} response (content type ${this.unexpected.slice(0, 64)})`,
+        `could not translate the ${this.bedrock ? 'Bedrock' : 'Anthropic'} response (content type ` +
+          `${this.unexpected.slice(0, 64)})`,
       );
     }
     if (this.sse) {

@@ -200,7 +200,9 @@ export function describeProviderError(
   return { type, message: message || `upstream returned HTTP ${status}` };
 }
 
-/** Error envelope for OpenAI clients: OpenAI's `error` object, plus `type: "error"` so Anthropic-style readers work too. */
+/**
+ * Error envelope for OpenAI clients: OpenAI's `error` object, plus `type: "error"` so Anthropic-style readers work too.
+ */
 export function openAIErrorBody(status: number, type: string, message: string): Buffer {
   return Buffer.from(JSON.stringify({ type: 'error', error: { type, code: String(status), message } }));
 }
@@ -332,7 +334,9 @@ export abstract class ConvertingResponse implements ResponseTranslator {
 
   /** The content type of the provider's event stream: the stream translator reads only that framing. */
   protected streamContentType = 'text/event-stream';
-  /** A 2xx event stream in another framing: answered as an error rather than passed on as bytes the client cannot read. */
+  /**
+   * A 2xx event stream in another framing: answered as an error rather than passed on as bytes the client cannot read.
+   */
   private unexpectedStream: string | undefined;
 
   head(status: number, headers: ResponseHeaders): ResponseHead {

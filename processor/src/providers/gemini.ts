@@ -206,7 +206,7 @@ function convertMessages(value: unknown): { system: JsonObject[]; contents: Json
 
 function functionResponse(text: string): JsonObject {
   try {
-    const parsed = JSON.parse(text);
+    const parsed: unknown = JSON.parse(text);
     if (isObject(parsed)) return parsed;
   } catch {
     // plain text result

@@ -508,7 +508,7 @@ export class AnthropicStreamReader {
 
 function safeParse(text: string): JsonObject | undefined {
   try {
-    const value = JSON.parse(text);
+    const value: unknown = JSON.parse(text);
     return isObject(value) ? value : undefined;
   } catch {
     return undefined;

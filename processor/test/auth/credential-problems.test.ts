@@ -45,7 +45,10 @@ const SECRET_VALUE = 'aws-secret-value-never-shown';
 const apiKey = (name: string, secretName: string, key = 'apiKey'): BackendConfig =>
   openAIBackend(name, { auth: { type: 'APIKey', secret: { secretName, key } } });
 
-/** openai: empty key; anthropic: missing key; good: fine; bedrock: a credentials file without the profile; vertex: workload identity (nothing to check). */
+/**
+ * openai: empty key; anthropic: missing key; good: fine; bedrock: a credentials file without the profile; vertex:
+ * workload identity (nothing to check).
+ */
 function mixedConfig(): ProcessorConfig {
   return testConfig({
     backends: [
@@ -111,60 +114,69 @@ describe('credential problems of a config snapshot', () => {
     expect(runtime.noUsableBackend).toBe(false);
   });
 
-  it('logs each problem once when the snapshot is compiled; requests then fail on the same reported error, without new lines', async () => {
-    const logger = captureLogger();
-    const runtime = compileRuntime(mixedConfig(), new SecretReader(dir), { nowSeconds: 0, logger });
-    expect(logger.lines).toEqual(
-      MIXED_PROBLEMS.map((problem, i) => ({
-        level: 'error',
-        fields: { backend: ['openai', 'anthropic', 'bedrock'][i], err: problem },
-        message:
-          'backend credential unusable: its requests are answered 503 until the Secret is fixed (logged once per config load)',
-      })),
-    );
+  it(
+    'logs each problem once when the snapshot is compiled; requests then fail on the same ' +
+      'reported error, without new lines',
+    async () => {
+      const logger = captureLogger();
+      const runtime = compileRuntime(mixedConfig(), new SecretReader(dir), { nowSeconds: 0, logger });
+      expect(logger.lines).toEqual(
+        MIXED_PROBLEMS.map((problem, i) => ({
+          level: 'error',
+          fields: { backend: ['openai', 'anthropic', 'bedrock'][i], err: problem },
+          message:
+            'backend credential unusable: its requests are answered 503 until the Secret is fixed ' +
+            '(logged once per config load)',
+        })),
+      );
 
-    const openai = runtime.backends.get('openai')!.auth!;
-    const errors = new Set<unknown>();
-    for (let i = 0; i < 1000; i++) {
-      // The session's fast path calls `fixed`, the others `apply`: both fail at once, with the one known error.
-      expect(() => openai.fixed!()).toThrow(CredentialProblemError);
-      try {
-        await openai.apply(request);
-      } catch (error) {
-        errors.add(error);
+      const openai = runtime.backends.get('openai')!.auth!;
+      const errors = new Set<unknown>();
+      for (let i = 0; i < 1000; i++) {
+        // The session's fast path calls `fixed`, the others `apply`: both fail at once, with the one known error.
+        expect(() => openai.fixed!()).toThrow(CredentialProblemError);
+        try {
+          await openai.apply(request);
+        } catch (error) {
+          errors.add(error);
+        }
       }
-    }
-    expect(errors.size).toBe(1);
-    const [error] = [...errors];
-    expect(isReportedCredentialProblem(error)).toBe(true);
-    expect((error as Error).message).toBe('backend "openai": credential openai/apiKey is empty');
-    expect(logger.lines).toHaveLength(MIXED_PROBLEMS.length);
+      expect(errors.size).toBe(1);
+      const [error] = [...errors];
+      expect(isReportedCredentialProblem(error)).toBe(true);
+      expect((error as Error).message).toBe('backend "openai": credential openai/apiKey is empty');
+      expect(logger.lines).toHaveLength(MIXED_PROBLEMS.length);
 
-    // A backend whose credential is fine, or cannot be checked without a fetch, is untouched.
-    expect(runtime.backends.get('good')!.auth!.fixed!()).toEqual({
-      setHeaders: { authorization: 'Bearer sk-good' },
-      removeHeaders: [],
-      repeatable: true,
-    });
-    expect(runtime.backends.get('vertex')!.auth!.fixed).toBeUndefined();
-  });
+      // A backend whose credential is fine, or cannot be checked without a fetch, is untouched.
+      expect(runtime.backends.get('good')!.auth!.fixed!()).toEqual({
+        setHeaders: { authorization: 'Bearer sk-good' },
+        removeHeaders: [],
+        repeatable: true,
+      });
+      expect(runtime.backends.get('vertex')!.auth!.fixed).toBeUndefined();
+    },
+  );
 
-  it('without a logger the problems are still listed, and per-request errors stay unreported (the caller logs them)', async () => {
-    const runtime = compileRuntime(mixedConfig(), new SecretReader(dir), { nowSeconds: 0 });
-    expect(runtime.credentialProblems).toHaveLength(3);
-    await expect(Promise.resolve().then(() => runtime.backends.get('anthropic')!.auth!.apply(request))).rejects.toThrow(
-      'backend "anthropic": credential anthropic/apiKey is missing',
-    );
-    let thrown: unknown;
-    try {
-      runtime.backends.get('anthropic')!.auth!.fixed!();
-    } catch (error) {
-      thrown = error;
-    }
-    expect(thrown).toBeInstanceOf(CredentialProblemError);
-    expect(isReportedCredentialProblem(thrown)).toBe(false);
-    expect(isReportedCredentialProblem(new Error('credential x/y is empty'))).toBe(false);
-  });
+  it(
+    'without a logger the problems are still listed, and per-request errors stay unreported ' +
+      '(the caller logs them)',
+    async () => {
+      const runtime = compileRuntime(mixedConfig(), new SecretReader(dir), { nowSeconds: 0 });
+      expect(runtime.credentialProblems).toHaveLength(3);
+      await expect(
+        Promise.resolve().then(() => runtime.backends.get('anthropic')!.auth!.apply(request)),
+      ).rejects.toThrow('backend "anthropic": credential anthropic/apiKey is missing');
+      let thrown: unknown;
+      try {
+        runtime.backends.get('anthropic')!.auth!.fixed!();
+      } catch (error) {
+        thrown = error;
+      }
+      expect(thrown).toBeInstanceOf(CredentialProblemError);
+      expect(isReportedCredentialProblem(thrown)).toBe(false);
+      expect(isReportedCredentialProblem(new Error('credential x/y is empty'))).toBe(false);
+    },
+  );
 
   it('a config rejected for other reasons logs nothing about credentials', () => {
     const logger = captureLogger();
@@ -298,7 +310,8 @@ describe('/readyz', () => {
       const degraded = await readyz();
       expect(degraded.status).toBe(200);
       expect(degraded.body).toBe(
-        'ready (degraded: 2 backend credential problems)\nbackend "openai": credential openai/apiKey is empty\nbackend "anthropic": credential anthropic/apiKey is missing\n',
+        'ready (degraded: 2 backend credential problems)\nbackend "openai": credential ' +
+          'openai/apiKey is empty\nbackend "anthropic": credential anthropic/apiKey is missing\n',
       );
       expect(degraded.body).not.toContain('sk-good-value');
 
@@ -307,7 +320,9 @@ describe('/readyz', () => {
       });
       expect(await readyz()).toEqual({
         status: 503,
-        body: 'not ready: no routed backend has a usable credential\nbackend "openai": credential openai/apiKey is empty\n',
+        body:
+          'not ready: no routed backend has a usable credential\nbackend "openai": credential ' +
+          'openai/apiKey is empty\n',
       });
 
       runtime = compileRuntime(testConfig({ backends: [apiKey('openai', 'good')] }), new SecretReader(dir), {
@@ -319,42 +334,45 @@ describe('/readyz', () => {
 });
 
 describe('through the processor', () => {
-  it('one log line per snapshot however many requests fail, and the reload with a fixed Secret serves again', async () => {
-    const logger = captureLogger();
-    const processor = await startTestProcessor(testConfig({ backends: [apiKey('openai', 'openai')] }), {
-      secrets: { openai: { apiKey: '' } },
-      pollIntervalMs: 100,
-      compile: { logger },
-    });
-    try {
-      const ask = () =>
-        processor.client.exchange(
-          { path: '/v1/chat/completions', body: '{"model":"gpt-4o","messages":[]}' },
-          (upstream) => ({
-            status: 200,
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ seen: upstream.headers.authorization }),
-          }),
-        );
-      expect(processor.app.processor.runtime().credentialProblems).toEqual([
-        'backend "openai": credential openai/apiKey is empty',
-      ]);
-      for (let i = 0; i < 20; i++) expect((await ask()).status).toBe(503);
-      const credentialLines = () =>
-        logger.lines.filter((line) => line.message.startsWith('backend credential unusable'));
-      expect(credentialLines()).toHaveLength(1);
+  it(
+    'one log line per snapshot however many requests fail, and the reload with a fixed Secret ' + 'serves again',
+    async () => {
+      const logger = captureLogger();
+      const processor = await startTestProcessor(testConfig({ backends: [apiKey('openai', 'openai')] }), {
+        secrets: { openai: { apiKey: '' } },
+        pollIntervalMs: 100,
+        compile: { logger },
+      });
+      try {
+        const ask = () =>
+          processor.client.exchange(
+            { path: '/v1/chat/completions', body: '{"model":"gpt-4o","messages":[]}' },
+            (upstream) => ({
+              status: 200,
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ seen: upstream.headers.authorization }),
+            }),
+          );
+        expect(processor.app.processor.runtime().credentialProblems).toEqual([
+          'backend "openai": credential openai/apiKey is empty',
+        ]);
+        for (let i = 0; i < 20; i++) expect((await ask()).status).toBe(503);
+        const credentialLines = () =>
+          logger.lines.filter((line) => line.message.startsWith('backend credential unusable'));
+        expect(credentialLines()).toHaveLength(1);
 
-      processor.writeSecret('openai', 'apiKey', 'sk-fixed\n');
-      const deadline = Date.now() + 5000;
-      while (processor.app.processor.runtime().credentialProblems.length > 0 && Date.now() < deadline)
-        await new Promise((r) => setTimeout(r, 20));
-      expect(processor.app.processor.runtime().credentialProblems).toEqual([]);
-      const fixed = await ask();
-      expect(fixed.status).toBe(200);
-      expect(JSON.parse(fixed.body.toString())).toEqual({ seen: 'Bearer sk-fixed' });
-      expect(credentialLines()).toHaveLength(1);
-    } finally {
-      await processor.close();
-    }
-  });
+        processor.writeSecret('openai', 'apiKey', 'sk-fixed\n');
+        const deadline = Date.now() + 5000;
+        while (processor.app.processor.runtime().credentialProblems.length > 0 && Date.now() < deadline)
+          await new Promise((r) => setTimeout(r, 20));
+        expect(processor.app.processor.runtime().credentialProblems).toEqual([]);
+        const fixed = await ask();
+        expect(fixed.status).toBe(200);
+        expect(JSON.parse(fixed.body.toString())).toEqual({ seen: 'Bearer sk-fixed' });
+        expect(credentialLines()).toHaveLength(1);
+      } finally {
+        await processor.close();
+      }
+    },
+  );
 });

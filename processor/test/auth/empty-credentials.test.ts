@@ -144,67 +144,74 @@ describe('empty credential files', () => {
       expect(() => blankKeys.check!()).toThrow(/aws\/blank-keys/);
     });
 
-    it('GCP service account: an empty key file, or a key with an empty private_key, never asks for a token', async () => {
-      fs.mkdirSync(path.join(dir, 'gcp'), { recursive: true });
-      fs.writeFileSync(path.join(dir, 'gcp', 'empty'), '');
-      fs.writeFileSync(
-        path.join(dir, 'gcp', 'no-key'),
-        JSON.stringify({ client_email: 'sa@p.iam.gserviceaccount.com', private_key: '' }),
-      );
-      let clients = 0;
-      const factories: AuthFactories = {
-        GCP: gcpAuthWith({
-          serviceAccountClient: () => {
-            clients++;
-            return { getAccessToken: async () => ({ token: 'ya29.token' }) };
-          },
-        }),
-      };
-      const empty = cloud(
-        { type: 'GCP', credentials: { source: 'ServiceAccountKey', secret: { secretName: 'gcp', key: 'empty' } } },
-        factories,
-      );
-      expect((await outcome(empty)).error?.message).toBe('credential gcp/empty is empty');
-      expect(() => empty.check!()).toThrow('credential gcp/empty is empty');
-      const noKey = cloud(
-        { type: 'GCP', credentials: { source: 'ServiceAccountKey', secret: { secretName: 'gcp', key: 'no-key' } } },
-        factories,
-      );
-      expect(() => noKey.check!()).toThrow('GCP service-account key gcp/no-key lacks client_email or private_key');
-      expect(clients).toBe(0);
-    });
+    it(
+      'GCP service account: an empty key file, or a key with an empty private_key, never asks for ' + 'a token',
+      async () => {
+        fs.mkdirSync(path.join(dir, 'gcp'), { recursive: true });
+        fs.writeFileSync(path.join(dir, 'gcp', 'empty'), '');
+        fs.writeFileSync(
+          path.join(dir, 'gcp', 'no-key'),
+          JSON.stringify({ client_email: 'sa@p.iam.gserviceaccount.com', private_key: '' }),
+        );
+        let clients = 0;
+        const factories: AuthFactories = {
+          GCP: gcpAuthWith({
+            serviceAccountClient: () => {
+              clients++;
+              return { getAccessToken: async () => ({ token: 'ya29.token' }) };
+            },
+          }),
+        };
+        const empty = cloud(
+          { type: 'GCP', credentials: { source: 'ServiceAccountKey', secret: { secretName: 'gcp', key: 'empty' } } },
+          factories,
+        );
+        expect((await outcome(empty)).error?.message).toBe('credential gcp/empty is empty');
+        expect(() => empty.check!()).toThrow('credential gcp/empty is empty');
+        const noKey = cloud(
+          { type: 'GCP', credentials: { source: 'ServiceAccountKey', secret: { secretName: 'gcp', key: 'no-key' } } },
+          factories,
+        );
+        expect(() => noKey.check!()).toThrow('GCP service-account key gcp/no-key lacks client_email or private_key');
+        expect(clients).toBe(0);
+      },
+    );
 
-    it('Azure Entra: an empty client secret is never sent to the token endpoint; an empty token is never sent upstream', async () => {
-      let tokenRequests = 0;
-      let token = 'entra-token';
-      const fetchImpl = (async () => {
-        tokenRequests++;
-        return new Response(JSON.stringify({ access_token: token, expires_in: 3600 }), {
-          status: 200,
-          headers: { 'content-type': 'application/json' },
-        });
-      }) as unknown as typeof fetch;
-      const factories: AuthFactories = { AzureEntra: azureEntraAuthWith({ fetchImpl }) };
-      const empty = cloud(
-        { type: 'AzureEntra', tenantId: 't', clientId: 'c', clientSecret: { secretName: 'blank', key: 'spaces' } },
-        factories,
-      );
-      expect((await outcome(empty)).error?.message).toBe('credential blank/spaces is empty');
-      expect(() => empty.check!()).toThrow('credential blank/spaces is empty');
-      expect(tokenRequests).toBe(0);
+    it(
+      'Azure Entra: an empty client secret is never sent to the token endpoint; an empty token is ' +
+        'never sent upstream',
+      async () => {
+        let tokenRequests = 0;
+        let token = 'entra-token';
+        const fetchImpl = (async () => {
+          tokenRequests++;
+          return new Response(JSON.stringify({ access_token: token, expires_in: 3600 }), {
+            status: 200,
+            headers: { 'content-type': 'application/json' },
+          });
+        }) as unknown as typeof fetch;
+        const factories: AuthFactories = { AzureEntra: azureEntraAuthWith({ fetchImpl }) };
+        const empty = cloud(
+          { type: 'AzureEntra', tenantId: 't', clientId: 'c', clientSecret: { secretName: 'blank', key: 'spaces' } },
+          factories,
+        );
+        expect((await outcome(empty)).error?.message).toBe('credential blank/spaces is empty');
+        expect(() => empty.check!()).toThrow('credential blank/spaces is empty');
+        expect(tokenRequests).toBe(0);
 
-      token = '';
-      const emptyToken = cloud(
-        { type: 'AzureEntra', tenantId: 't', clientId: 'c', clientSecret: { secretName: 'good', key: 'key' } },
-        factories,
-      );
-      const { changes, error } = await outcome(emptyToken);
-      expect(sentValues(changes)).not.toContain('Bearer ');
-      expect(error?.message).toBe(
-        'Azure Entra token request for tenant t, client c failed: HTTP 200 no token in response',
-      );
-      expect(tokenRequests).toBe(1);
-    });
+        token = '';
+        const emptyToken = cloud(
+          { type: 'AzureEntra', tenantId: 't', clientId: 'c', clientSecret: { secretName: 'good', key: 'key' } },
+          factories,
+        );
+        const { changes, error } = await outcome(emptyToken);
+        expect(sentValues(changes)).not.toContain('Bearer ');
+        expect(error?.message).toBe(
+          'Azure Entra token request for tenant t, client c failed: HTTP 200 no token in response',
+        );
+        expect(tokenRequests).toBe(1);
+      },
+    );
   });
 
   it('through the processor: 503 backend_auth_error, and the provider is never called with `Bearer `', async () => {

@@ -113,25 +113,29 @@ describe('gateway-internal request headers', () => {
     expect(changes.setHeaders['x-amz-security-token']).toBe('per-request-token');
   });
 
-  it('every x-aigw-* / x-ai-eg-* header named in the processor source is listed (or is the model header the processor sets)', () => {
-    const root = path.join(__dirname, '../../src');
-    const names = new Set<string>();
-    const walk = (dir: string): void => {
-      for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
-        const file = path.join(dir, entry.name);
-        if (entry.isDirectory()) walk(file);
-        else if (entry.name.endsWith('.ts')) {
-          // Whole names only: prefixes (`x-aigw-`) and globs in comments (`x-aigw-aws-*`) are not headers.
-          for (const match of fs
-            .readFileSync(file, 'utf8')
-            .matchAll(/\bx-(?:aigw|ai-eg)-[a-z0-9-]*[a-z0-9](?![a-z0-9*-])/g))
-            names.add(match[0]);
+  it(
+    'every x-aigw-* / x-ai-eg-* header named in the processor source is listed (or is the model ' +
+      'header the processor sets)',
+    () => {
+      const root = path.join(__dirname, '../../src');
+      const names = new Set<string>();
+      const walk = (dir: string): void => {
+        for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
+          const file = path.join(dir, entry.name);
+          if (entry.isDirectory()) walk(file);
+          else if (entry.name.endsWith('.ts')) {
+            // Whole names only: prefixes (`x-aigw-`) and globs in comments (`x-aigw-aws-*`) are not headers.
+            for (const match of fs
+              .readFileSync(file, 'utf8')
+              .matchAll(/\bx-(?:aigw|ai-eg)-[a-z0-9-]*[a-z0-9](?![a-z0-9*-])/g))
+              names.add(match[0]);
+          }
         }
-      }
-    };
-    walk(root);
-    expect(names.size).toBeGreaterThan(0);
-    const unlisted = [...names].filter((name) => name !== MODEL_HEADER && !CLIENT_INTERNAL_HEADERS.includes(name));
-    expect(unlisted).toEqual([]);
-  });
+      };
+      walk(root);
+      expect(names.size).toBeGreaterThan(0);
+      const unlisted = [...names].filter((name) => name !== MODEL_HEADER && !CLIENT_INTERNAL_HEADERS.includes(name));
+      expect(unlisted).toEqual([]);
+    },
+  );
 });

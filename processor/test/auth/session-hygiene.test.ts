@@ -20,68 +20,72 @@ const INTERNAL = {
 };
 
 describe('gateway-internal headers in the upstream request', () => {
-  it('never reach a non-AWS provider, and are consumed then removed for an AWS backend with per-request credentials', async () => {
-    const processor = await startTestProcessor(
-      testConfig({
-        backends: [
-          openAIBackend('openai', { auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } }),
-          openAIBackend('plain'),
-          openAIBackend('bedrock', {
-            schema: { name: 'AWSBedrock' },
-            auth: {
-              type: 'AWSSigV4',
-              region: 'us-east-1',
-              perRequestCredentials: true,
-              credentials: { source: 'DefaultChain' },
+  it(
+    'never reach a non-AWS provider, and are consumed then removed for an AWS backend with ' +
+      'per-request credentials',
+    async () => {
+      const processor = await startTestProcessor(
+        testConfig({
+          backends: [
+            openAIBackend('openai', { auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } } }),
+            openAIBackend('plain'),
+            openAIBackend('bedrock', {
+              schema: { name: 'AWSBedrock' },
+              auth: {
+                type: 'AWSSigV4',
+                region: 'us-east-1',
+                perRequestCredentials: true,
+                credentials: { source: 'DefaultChain' },
+              },
+            }),
+          ],
+          routes: [
+            route(['gpt-4o'], [{ backend: 'openai', weight: 1, priority: 0 }]),
+            route(['open'], [{ backend: 'plain', weight: 1, priority: 0 }], { name: 'default/plain' }),
+            route(['claude'], [{ backend: 'bedrock', weight: 1, priority: 0 }], { name: 'default/bedrock' }),
+          ],
+        }),
+        { secrets: { openai: { apiKey: 'sk-platform' } } },
+      );
+      try {
+        const seen = async (model: string): Promise<UpstreamRequest> => {
+          let upstream: UpstreamRequest | undefined;
+          const result = await processor.client.exchange(
+            {
+              path: '/v1/chat/completions',
+              headers: INTERNAL,
+              body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
             },
-          }),
-        ],
-        routes: [
-          route(['gpt-4o'], [{ backend: 'openai', weight: 1, priority: 0 }]),
-          route(['open'], [{ backend: 'plain', weight: 1, priority: 0 }], { name: 'default/plain' }),
-          route(['claude'], [{ backend: 'bedrock', weight: 1, priority: 0 }], { name: 'default/bedrock' }),
-        ],
-      }),
-      { secrets: { openai: { apiKey: 'sk-platform' } } },
-    );
-    try {
-      const seen = async (model: string): Promise<UpstreamRequest> => {
-        let upstream: UpstreamRequest | undefined;
-        const result = await processor.client.exchange(
-          {
-            path: '/v1/chat/completions',
-            headers: INTERNAL,
-            body: JSON.stringify({ model, messages: [{ role: 'user', content: 'hi' }] }),
-          },
-          (request) => {
-            upstream = request;
-            return {
-              status: 500,
-              headers: { 'content-type': 'application/json' },
-              body: '{"error":{"message":"stop"}}',
-            };
-          },
-        );
-        expect(result.immediate).toBe(false);
-        return upstream!;
-      };
-      for (const model of ['gpt-4o', 'open']) {
-        const upstream = await seen(model);
-        for (const name of CLIENT_INTERNAL_HEADERS) expect(upstream.headers[name]).toBeUndefined();
-        for (const value of Object.values(INTERNAL)) expect(JSON.stringify(upstream.headers)).not.toContain(value);
+            (request) => {
+              upstream = request;
+              return {
+                status: 500,
+                headers: { 'content-type': 'application/json' },
+                body: '{"error":{"message":"stop"}}',
+              };
+            },
+          );
+          expect(result.immediate).toBe(false);
+          return upstream!;
+        };
+        for (const model of ['gpt-4o', 'open']) {
+          const upstream = await seen(model);
+          for (const name of CLIENT_INTERNAL_HEADERS) expect(upstream.headers[name]).toBeUndefined();
+          for (const value of Object.values(INTERNAL)) expect(JSON.stringify(upstream.headers)).not.toContain(value);
+        }
+        // The AWS backend signed with the client's per-request credentials, then removed them: AWS sees the key id
+        // only inside the signature's scope and the session token as x-amz-security-token, never the secret key.
+        const bedrock = await seen('claude');
+        for (const name of CLIENT_INTERNAL_HEADERS) expect(bedrock.headers[name]).toBeUndefined();
+        expect(bedrock.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIACLIENTKEY\//);
+        expect(bedrock.headers['x-amz-security-token']).toBe('client-session-token');
+        expect(JSON.stringify(bedrock.headers)).not.toContain('client-aws-secret');
+        expect(JSON.stringify(bedrock.headers)).not.toContain('attacker.example.com');
+      } finally {
+        await processor.close();
       }
-      // The AWS backend signed with the client's per-request credentials, then removed them: AWS sees the key id
-      // only inside the signature's scope and the session token as x-amz-security-token, never the secret key.
-      const bedrock = await seen('claude');
-      for (const name of CLIENT_INTERNAL_HEADERS) expect(bedrock.headers[name]).toBeUndefined();
-      expect(bedrock.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIACLIENTKEY\//);
-      expect(bedrock.headers['x-amz-security-token']).toBe('client-session-token');
-      expect(JSON.stringify(bedrock.headers)).not.toContain('client-aws-secret');
-      expect(JSON.stringify(bedrock.headers)).not.toContain('attacker.example.com');
-    } finally {
-      await processor.close();
-    }
-  });
+    },
+  );
 });
 
 describe('a credential problem known at load', () => {
@@ -122,7 +126,8 @@ describe('a credential problem known at load', () => {
       }
       const loud = lines.filter((line) => line.level === 'error' || line.level === 'warn');
       expect(loud.map((line) => line.message)).toEqual([
-        'backend credential unusable: its requests are answered 503 until the Secret is fixed (logged once per config load)',
+        'backend credential unusable: its requests are answered 503 until the Secret is fixed ' +
+          '(logged once per config load)',
       ]);
       expect(
         lines.filter((line) => line.message === 'backend authentication failed' && line.level === 'debug'),
@@ -172,13 +177,17 @@ describe('/readyz of the app', () => {
       };
       expect(await readyz()).toEqual({
         status: 200,
-        body: 'ready (degraded: 1 backend credential problem)\nbackend "openai": credential missing/apiKey is missing\n',
+        body:
+          'ready (degraded: 1 backend credential problem)\nbackend "openai": credential ' +
+          'missing/apiKey is missing\n',
       });
       fs.writeFileSync(configFile, JSON.stringify(testConfig({ backends: [apiKey('openai', 'missing')] })));
       expect(app.reload({ config: true, secrets: false })).toBe(true);
       expect(await readyz()).toEqual({
         status: 503,
-        body: 'not ready: no routed backend has a usable credential\nbackend "openai": credential missing/apiKey is missing\n',
+        body:
+          'not ready: no routed backend has a usable credential\nbackend "openai": credential ' +
+          'missing/apiKey is missing\n',
       });
     } finally {
       await app.drain(500);

@@ -107,7 +107,10 @@ describe('Kubernetes volume updates (..data symlink swap)', () => {
   let app: ProcessorApp;
   let client: EnvoyClient;
 
-  /** Lays out a volume like the kubelet: `<dir>/..<version>/<files>`, `..data -> ..<version>`, `<file> -> ..data/<file>`. */
+  /**
+   * Lays out a volume like the kubelet: `<dir>/..<version>/<files>`, `..data -> ..<version>`, `<file> ->
+   * ..data/<file>`.
+   */
   function writeVolume(volume: string, version: string, files: Record<string, string>): void {
     const versionDir = path.join(volume, `..${version}`);
     fs.mkdirSync(versionDir, { recursive: true });

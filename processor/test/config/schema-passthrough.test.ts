@@ -92,7 +92,8 @@ describe('passthroughEndpoints in the processor config', () => {
       expect(problems[0]).toBe('routes.0.passthroughEndpoints.0.methods: must list at least one method');
     else {
       expect(problems[0]).toContain(
-        'must be one of POST, PUT, PATCH: the processor picks the backend by the JSON body\'s "model", so only methods with a body can be routed',
+        "must be one of POST, PUT, PATCH: the processor picks the backend by the JSON body's " +
+          '"model", so only methods with a body can be routed',
       );
     }
   });
@@ -110,7 +111,8 @@ describe('passthroughEndpoints in the processor config', () => {
         ]),
       ),
     ).toEqual([
-      'routes.0.passthroughEndpoints.2.path: route "team/images": "/images/generations" duplicates passthroughEndpoints[0]; list its methods once',
+      'routes.0.passthroughEndpoints.2.path: route "team/images": "/images/generations" ' +
+        'duplicates passthroughEndpoints[0]; list its methods once',
     ]);
     expect(problemsOf(configWith([{ path: '/images/generations', methods: ['POST'], method: 'POST' }]))[0]).toMatch(
       /^routes\.0\.passthroughEndpoints\.0: .*method/,

@@ -74,7 +74,8 @@ describe('parseProcessorConfig', () => {
     const config = validConfig();
     config.routes[0].rules[0].models[0] = { type: 'RegularExpression', value: 'gpt-(' };
     expect(problemsOf(config)).toEqual([
-      'routes.0.rules.0.models.0.value: route "team-a/chat" rule 0: regular expression "gpt-(" is not valid RE2 (missing closing ): `gpt-(`)',
+      'routes.0.rules.0.models.0.value: route "team-a/chat" rule 0: regular expression "gpt-(" is ' +
+        'not valid RE2 (missing closing ): `gpt-(`)',
     ]);
   });
 

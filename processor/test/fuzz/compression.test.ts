@@ -109,7 +109,13 @@ describe('compression bombs (in a child process, memory measured)', () => {
         error: report.error,
         rssGrowthUnderBound: report.rssGrowth < RSS_BOUND,
       };
-      const detail = `${encoding} ${kind} bomb of ${size} bytes: ${JSON.stringify({ ...report, rssGrowthMB: Math.round(report.rssGrowth / MiB), heapGrowthMB: Math.round(report.heapGrowth / MiB) })}`;
+      const detail =
+        `${encoding} ${kind} bomb of ${size} bytes: ` +
+        JSON.stringify({
+          ...report,
+          rssGrowthMB: Math.round(report.rssGrowth / MiB),
+          heapGrowthMB: Math.round(report.heapGrowth / MiB),
+        });
       expect({ ...summary, detail }).toEqual({ answered: true, error: undefined, rssGrowthUnderBound: true, detail });
     },
     120_000,
@@ -189,7 +195,8 @@ describe('bytes after the end of a compressed body, and truncated ones', () => {
         const streamed = rng.bool();
         const plain = Buffer.from(
           streamed
-            ? `data: {"choices":[{"delta":{"content":"${rng.text(rng.int(300))}"}}]}\n\ndata: {"choices":[],${USAGE}}\n\n`
+            ? `data: {"choices":[{"delta":{"content":"${rng.text(rng.int(300))}"}}]}\n\ndata: ` +
+                `{"choices":[],${USAGE}}\n\n`
             : `{"choices":[],${USAGE}}`,
         );
         let wire = compress(encoding, plain);

@@ -59,7 +59,8 @@ function insertGarbage(rng: Rng, bytes: Buffer): Buffer {
 /** A sample eventstream frame with a valid structure (from the Bedrock fixture) and an SSE sample. */
 let sampleFrame: Buffer = Buffer.alloc(0);
 const SAMPLE_SSE = Buffer.from(
-  'data: {"candidates":[{"content":{"parts":[{"text":"raw"}]}}]}\n\nevent: message_start\ndata: {"type":"message_start"}\n\n',
+  'data: {"candidates":[{"content":{"parts":[{"text":"raw"}]}}]}\n\nevent: ' +
+    'message_start\ndata: {"type":"message_start"}\n\n',
 );
 
 function corrupt(rng: Rng, fixture: StreamFixture): Corruption {
@@ -155,7 +156,8 @@ function translatedSseProblems(body: Buffer): string[] {
       }
       if (parsed.object !== 'chat.completion.chunk' && parsed.error === undefined) {
         return [
-          `the client got an event that is neither an OpenAI chunk nor an error (the upstream's own event?): ${preview(data, 100)}`,
+          `the client got an event that is neither an OpenAI chunk nor an error (the upstream's own ` +
+            `event?): ${preview(data, 100)}`,
         ];
       }
     }
@@ -222,7 +224,8 @@ function chargeProblems(
   const counted = { input: after.input - before.input, output: after.output - before.output };
   if (metadata.llm_input_token !== counted.input || metadata.llm_output_token !== counted.output) {
     problems.push(
-      `charged ${metadata.llm_input_token}/${metadata.llm_output_token} (input/output) but counted ${counted.input}/${counted.output} in the metrics`,
+      `charged ${metadata.llm_input_token}/${metadata.llm_output_token} (input/output) but ` +
+        `counted ${counted.input}/${counted.output} in the metrics`,
     );
   }
   if (fixture.translated && fixture.clientApi === 'OpenAI' && outcome.streamed) {
@@ -232,7 +235,8 @@ function chargeProblems(
       (shown.prompt_tokens !== metadata.llm_input_token || shown.completion_tokens !== metadata.llm_output_token)
     ) {
       problems.push(
-        `showed the client ${shown.prompt_tokens}/${shown.completion_tokens} tokens but charged ${metadata.llm_input_token}/${metadata.llm_output_token}`,
+        `showed the client ${shown.prompt_tokens}/${shown.completion_tokens} tokens but charged ` +
+          `${metadata.llm_input_token}/${metadata.llm_output_token}`,
       );
     }
   }
@@ -306,7 +310,8 @@ describeIfShared('corrupt SSE and eventstream', () => {
                 : flip(rng, zlib.gzipSync(f.plain), rng.range(1, 3))
               : corruption.bytes;
           const chunks = wire.length === 0 ? [] : randomSplit(rng, wire, 30);
-          // Sometimes the response head lies too: another content type, an encoding the body does not have, an error status.
+          // Sometimes the response head lies too: another content type, an encoding the body does not have, an error
+          // status.
           const head = rng.bool(0.3)
             ? {
                 status: rng.pick([200, 200, 500, 429]),
@@ -327,7 +332,10 @@ describeIfShared('corrupt SSE and eventstream', () => {
                 },
               }
             : {};
-          const label = `${f.name}: ${f.encoding === 'gzip' ? 'gzip of ' : ''}${corruption.label}, in ${chunks.length} chunk(s)${head.status ? `, answered ${head.status} ${JSON.stringify(head.headers)}` : ''}`;
+          const label =
+            `${f.name}: ${f.encoding === 'gzip' ? 'gzip of ' : ''}${corruption.label}, in ` +
+            `${chunks.length} chunk(s)` +
+            `${head.status ? `, answered ${head.status} ${JSON.stringify(head.headers)}` : ''}`;
           await findings.check(
             () => label,
             async () => {

@@ -104,7 +104,10 @@ function deepBody(rng: Rng, depth: number): string {
     case 3:
       return `{"model":${deep}}`;
     default:
-      return `{"model":${JSON.stringify(model)},"max_tokens":16,"system":${deep},"messages":[{"role":"user","content":"hi"}]}`;
+      return (
+        `{"model":${JSON.stringify(model)},"max_tokens":16,"system":` +
+        `${deep},"messages":[{"role":"user","content":"hi"}]}`
+      );
   }
 }
 
@@ -223,7 +226,8 @@ async function run(
   findings.assertNone(what);
   if (forwarded < minForwarded)
     throw new Error(
-      `${what}: only ${forwarded} of ${count} bodies were forwarded (expected at least ${minForwarded}): is the routing broken?`,
+      `${what}: only ${forwarded} of ${count} bodies were forwarded (expected at least ` +
+        `${minForwarded}): is the routing broken?`,
     );
 }
 

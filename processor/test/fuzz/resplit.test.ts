@@ -36,7 +36,8 @@ function diff(expected: Record<string, unknown>, actual: Record<string, unknown>
   return keys
     .map(
       (key) =>
-        `${key}: expected ${JSON.stringify(expected[key])?.slice(0, 160)}, got ${JSON.stringify(actual[key])?.slice(0, 160)}`,
+        `${key}: expected ${JSON.stringify(expected[key])?.slice(0, 160)}, got ` +
+        `${JSON.stringify(actual[key])?.slice(0, 160)}`,
     )
     .join('; ');
 }
@@ -63,7 +64,8 @@ describeIfShared('every-byte re-splits of request bodies', () => {
     fixtures.map((f) => ({ name: f.name, path: f.request.path, authority: f.request.authority, body: f.request.body }));
 
   fuzzIt(
-    'each fixture request, cut at every offset and byte by byte: the upstream request is unchanged, or refused with a 4xx',
+    'each fixture request, cut at every offset and byte by byte: the upstream request is ' +
+      'unchanged, or refused with a 4xx',
     async (rng) => {
       const findings = new Findings();
       for (const { name, path, authority, body } of bodies()) {
@@ -112,7 +114,8 @@ describeIfShared('every-byte re-splits of response streams', () => {
 
   for (const fixture of fixtures) {
     fuzzIt(
-      `${fixture.name} (${fixture.kind}${fixture.encoding ? `, ${fixture.encoding}` : ''}): every split gives the same client bytes and usage`,
+      `${fixture.name} (${fixture.kind}${fixture.encoding ? `, ${fixture.encoding}` : ''}): every ` +
+        `split gives the same client bytes and usage`,
       async (rng) => {
         const run = async (chunks: Buffer[]) =>
           streamSummary(

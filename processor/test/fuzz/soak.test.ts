@@ -133,7 +133,8 @@ async function soak(rng: Rng, total: number, findings: Findings): Promise<void> 
             metadata?.llm_output_token !== planned.expected.output
           ) {
             return [
-              `charged ${metadata?.llm_input_token}/${metadata?.llm_output_token}, the upstream reported ${planned.expected.input}/${planned.expected.output}`,
+              `charged ${metadata?.llm_input_token}/${metadata?.llm_output_token}, the upstream reported ` +
+                `${planned.expected.input}/${planned.expected.output}`,
             ];
           }
           return [];
@@ -148,7 +149,8 @@ async function soak(rng: Rng, total: number, findings: Findings): Promise<void> 
 
 describe('soak', () => {
   fuzzIt(
-    'mixed traffic over gRPC: every exchange answered and charged exactly, no session left open, heap growth under 10 MB',
+    'mixed traffic over gRPC: every exchange answered and charged exactly, no session left ' +
+      'open, heap growth under 10 MB',
     async (rng) => {
       const findings = new Findings();
       await soak(rng, 300, findings); // warm-up: code compiled, caches at their working size

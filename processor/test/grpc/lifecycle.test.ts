@@ -132,19 +132,24 @@ describe('streams reset right after their first message', () => {
     },
   );
 
-  it('sent by a node:http2 client in the same tick (RST_STREAM NO_ERROR while the answer is queued): sessions end, the server can shut down', async () => {
-    const handler = new RecordingHandler();
-    const served = await serve(handler);
-    const client = await http2EarlyCancels(served.address, 2000);
-    await waitFor(() => handler.opened === 2000 && handler.live === 0, 'every session to close');
-    expect(handler.closes.filter((cancelled) => !cancelled)).toHaveLength(0);
-    expect(served.lifecycle.size).toBe(0);
-    // Before: Node's HTTP/2 streams stayed open forever (the queued answer was never written), holding the server.
-    const shutdown = await shutdownTime(served.server, 3000);
-    client.close();
-    expect(shutdown.completed).toBe(true);
-    expect(shutdown.ms).toBeLessThan(1000);
-  }, 30_000);
+  it(
+    'sent by a node:http2 client in the same tick (RST_STREAM NO_ERROR while the answer is ' +
+      'queued): sessions end, the server can shut down',
+    async () => {
+      const handler = new RecordingHandler();
+      const served = await serve(handler);
+      const client = await http2EarlyCancels(served.address, 2000);
+      await waitFor(() => handler.opened === 2000 && handler.live === 0, 'every session to close');
+      expect(handler.closes.filter((cancelled) => !cancelled)).toHaveLength(0);
+      expect(served.lifecycle.size).toBe(0);
+      // Before: Node's HTTP/2 streams stayed open forever (the queued answer was never written), holding the server.
+      const shutdown = await shutdownTime(served.server, 3000);
+      client.close();
+      expect(shutdown.completed).toBe(true);
+      expect(shutdown.ms).toBeLessThan(1000);
+    },
+    30_000,
+  );
 
   it('10,000 early cancels against the real processor leave no session open, and the drain ends at once', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-lifecycle-'));
@@ -280,39 +285,42 @@ describe('backpressure', () => {
 });
 
 describe('half-close', () => {
-  it('writes the answers a session still sends until the promise its close returned settles, then ends the call', async () => {
-    let sendLater!: (response: OutgoingResponse) => void;
-    const closes: boolean[] = [];
-    const served = await serve({
-      open: (send) => {
-        sendLater = send;
-        return {
-          message() {},
-          close: (cancelled) => {
-            closes.push(cancelled);
-            return new Promise<void>((resolve) =>
-              setTimeout(() => {
-                send({ requestBody: { response: { bodyMutation: { body: Buffer.from('late answer') } } } });
-                resolve();
-              }, 100),
-            );
-          },
-        };
-      },
-    });
-    const client = new EnvoyClient(served.address);
-    const stream = client.openStream();
-    stream.send(FIRST_MESSAGE);
-    await waitFor(() => sendLater !== undefined, 'the session');
-    stream.end();
-    const answer = await stream.next();
-    expect(answer.kind).toBe('requestBody');
-    expect(closes).toEqual([false]);
-    await expect(stream.next()).rejects.toThrow('stream ended');
-    // After the call ended, nothing more is written.
-    sendLater({ requestHeaders: { response: {} } });
-    client.close();
-  });
+  it(
+    'writes the answers a session still sends until the promise its close returned settles, ' + 'then ends the call',
+    async () => {
+      let sendLater!: (response: OutgoingResponse) => void;
+      const closes: boolean[] = [];
+      const served = await serve({
+        open: (send) => {
+          sendLater = send;
+          return {
+            message() {},
+            close: (cancelled) => {
+              closes.push(cancelled);
+              return new Promise<void>((resolve) =>
+                setTimeout(() => {
+                  send({ requestBody: { response: { bodyMutation: { body: Buffer.from('late answer') } } } });
+                  resolve();
+                }, 100),
+              );
+            },
+          };
+        },
+      });
+      const client = new EnvoyClient(served.address);
+      const stream = client.openStream();
+      stream.send(FIRST_MESSAGE);
+      await waitFor(() => sendLater !== undefined, 'the session');
+      stream.end();
+      const answer = await stream.next();
+      expect(answer.kind).toBe('requestBody');
+      expect(closes).toEqual([false]);
+      await expect(stream.next()).rejects.toThrow('stream ended');
+      // After the call ended, nothing more is written.
+      sendLater({ requestHeaders: { response: {} } });
+      client.close();
+    },
+  );
 });
 
 describe('the stuck-stream watchdog', () => {
@@ -360,34 +368,37 @@ describe('the stuck-stream watchdog', () => {
     client.close();
   });
 
-  it('while draining closes streams stuck on our side after the drain idle limit, not those waiting on Envoy', async () => {
-    // Request headers are answered; a request body message is never answered (a stuck session).
-    const handler = new RecordingHandler((request) =>
-      request.requestHeaders ? { requestHeaders: { response: {} } } : undefined,
-    );
-    const served = await serve(handler, { idleTimeoutMs: 60_000, drainIdleMs: 300 });
-    const client = new EnvoyClient(served.address);
-    const waiting = client.openStream();
-    waiting.send(FIRST_MESSAGE);
-    await waiting.next();
-    const stuck = client.openStream();
-    stuck.send({ requestBody: { body: Buffer.from('{}'), endOfStream: true } });
-    await waitFor(() => handler.messages === 2, 'both messages');
-    await new Promise((resolve) => setTimeout(resolve, 400));
-    expect(handler.closes).toEqual([]);
-    const started = Date.now();
-    served.lifecycle.startDraining();
-    await waitFor(() => handler.closes.length === 1, 'the stuck stream to be closed', 3000);
-    expect(handler.closes).toEqual([true]);
-    expect(Date.now() - started).toBeLessThan(1000);
-    await expect(stuck.next()).rejects.toThrow();
-    await new Promise((resolve) => setTimeout(resolve, 600));
-    expect(handler.closes).toHaveLength(1);
-    waiting.end();
-    await waitFor(() => handler.closes.length === 2, 'the waiting stream to end');
-    expect(handler.closes[1]).toBe(false);
-    client.close();
-  });
+  it(
+    'while draining closes streams stuck on our side after the drain idle limit, not those ' + 'waiting on Envoy',
+    async () => {
+      // Request headers are answered; a request body message is never answered (a stuck session).
+      const handler = new RecordingHandler((request) =>
+        request.requestHeaders ? { requestHeaders: { response: {} } } : undefined,
+      );
+      const served = await serve(handler, { idleTimeoutMs: 60_000, drainIdleMs: 300 });
+      const client = new EnvoyClient(served.address);
+      const waiting = client.openStream();
+      waiting.send(FIRST_MESSAGE);
+      await waiting.next();
+      const stuck = client.openStream();
+      stuck.send({ requestBody: { body: Buffer.from('{}'), endOfStream: true } });
+      await waitFor(() => handler.messages === 2, 'both messages');
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(handler.closes).toEqual([]);
+      const started = Date.now();
+      served.lifecycle.startDraining();
+      await waitFor(() => handler.closes.length === 1, 'the stuck stream to be closed', 3000);
+      expect(handler.closes).toEqual([true]);
+      expect(Date.now() - started).toBeLessThan(1000);
+      await expect(stuck.next()).rejects.toThrow();
+      await new Promise((resolve) => setTimeout(resolve, 600));
+      expect(handler.closes).toHaveLength(1);
+      waiting.end();
+      await waitFor(() => handler.closes.length === 2, 'the waiting stream to end');
+      expect(handler.closes[1]).toBe(false);
+      client.close();
+    },
+  );
 
   it('at the drain deadline closes every stream left as cancelled', async () => {
     const handler = new RecordingHandler(() => undefined);
@@ -484,51 +495,55 @@ describe('the app drain', () => {
     client.close();
   });
 
-  it('shutdown: not ready at once, keeps accepting streams during the delay, then drains and ends health Watch streams', async () => {
-    const { app, address } = await startApp();
-    const health = new grpc.Client(address, grpc.credentials.createInsecure());
-    const statuses: number[] = [];
-    const watch = health.makeServerStreamRequest(
-      '/grpc.health.v1.Health/Watch',
-      codecs.healthRequest.serialize,
-      codecs.healthResponse.deserialize,
-      {},
-    );
-    watch.on('data', (response: { status: number }) => statuses.push(response.status));
-    watch.on('error', () => {});
-    const watchEnded = new Promise<void>((resolve) => watch.on('status', () => resolve()));
-    await waitFor(() => statuses.length === 1, 'the first Watch answer');
+  it(
+    'shutdown: not ready at once, keeps accepting streams during the delay, then drains and ' +
+      'ends health Watch streams',
+    async () => {
+      const { app, address } = await startApp();
+      const health = new grpc.Client(address, grpc.credentials.createInsecure());
+      const statuses: number[] = [];
+      const watch = health.makeServerStreamRequest(
+        '/grpc.health.v1.Health/Watch',
+        codecs.healthRequest.serialize,
+        codecs.healthResponse.deserialize,
+        {},
+      );
+      watch.on('data', (response: { status: number }) => statuses.push(response.status));
+      watch.on('error', () => {});
+      const watchEnded = new Promise<void>((resolve) => watch.on('status', () => resolve()));
+      await waitFor(() => statuses.length === 1, 'the first Watch answer');
 
-    let drainStarted = false;
-    const started = Date.now();
-    const stopped = app.shutdown(800, 5000, () => (drainStarted = true));
-    expect(app.health.isServing).toBe(false);
-    await waitFor(() => statuses.length === 2, 'NOT_SERVING on the Watch');
-    expect(statuses).toEqual([HEALTH_SERVING, HEALTH_NOT_SERVING]);
+      let drainStarted = false;
+      const started = Date.now();
+      const stopped = app.shutdown(800, 5000, () => (drainStarted = true));
+      expect(app.health.isServing).toBe(false);
+      await waitFor(() => statuses.length === 2, 'NOT_SERVING on the Watch');
+      expect(statuses).toEqual([HEALTH_SERVING, HEALTH_NOT_SERVING]);
 
-    // During the delay a new stream on a new connection is served.
-    const late = new EnvoyClient(address);
-    const result = await late.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({
-      status: 200,
-      body: '{}',
-    }));
-    expect(result.status).toBe(200);
-    late.close();
-    expect(drainStarted).toBe(false);
+      // During the delay a new stream on a new connection is served.
+      const late = new EnvoyClient(address);
+      const result = await late.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({
+        status: 200,
+        body: '{}',
+      }));
+      expect(result.status).toBe(200);
+      late.close();
+      expect(drainStarted).toBe(false);
 
-    expect(await stopped).toBe(true);
-    const elapsed = Date.now() - started;
-    expect(elapsed).toBeGreaterThanOrEqual(750);
-    expect(elapsed).toBeLessThan(2500);
-    await watchEnded;
-    health.close();
-    // After the drain the listener is closed.
-    const refused = new EnvoyClient(address);
-    await expect(
-      refused.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({ status: 200 })),
-    ).rejects.toThrow();
-    refused.close();
-  });
+      expect(await stopped).toBe(true);
+      const elapsed = Date.now() - started;
+      expect(elapsed).toBeGreaterThanOrEqual(750);
+      expect(elapsed).toBeLessThan(2500);
+      await watchEnded;
+      health.close();
+      // After the drain the listener is closed.
+      const refused = new EnvoyClient(address);
+      await expect(
+        refused.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, () => ({ status: 200 })),
+      ).rejects.toThrow();
+      refused.close();
+    },
+  );
 
   it('skipShutdownDelay starts the drain at once', async () => {
     const { app } = await startApp();

@@ -61,36 +61,42 @@ describe('the built processor lifecycle', () => {
     body: '{"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}}',
   });
 
-  it('10,000 early-cancelled streams leave no session open, and SIGTERM then exits well under the drain timeout', async () => {
-    const p = await start(['--drain-timeout-ms', '20000']);
-    // Streams reset right after their first message: RST_STREAM NO_ERROR (as Envoy resets) from node:http2 in the
-    // same tick as the message, and raw frames where HEADERS, DATA and RST_STREAM arrive in one read.
-    const cancels = await http2EarlyCancels(p.listen, 7900);
-    const port = Number(p.listen.split(':')[1]);
-    for (let i = 0; i < 3; i++)
-      await rawEarlyCancels(port, 700, { code: http2.constants.NGHTTP2_NO_ERROR, settleMs: 50 });
-    let active = await metric(p.admin, 'ai_gateway_active_streams');
-    for (let i = 0; i < 100 && active !== 0; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      active = await metric(p.admin, 'ai_gateway_active_streams');
-    }
-    const client = new EnvoyClient(p.listen);
-    expect((await client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, ok)).status).toBe(200);
-    client.close();
+  it(
+    '10,000 early-cancelled streams leave no session open, and SIGTERM then exits well under ' + 'the drain timeout',
+    async () => {
+      const p = await start(['--drain-timeout-ms', '20000']);
+      // Streams reset right after their first message: RST_STREAM NO_ERROR (as Envoy resets) from node:http2 in the
+      // same tick as the message, and raw frames where HEADERS, DATA and RST_STREAM arrive in one read.
+      const cancels = await http2EarlyCancels(p.listen, 7900);
+      const port = Number(p.listen.split(':')[1]);
+      for (let i = 0; i < 3; i++)
+        await rawEarlyCancels(port, 700, { code: http2.constants.NGHTTP2_NO_ERROR, settleMs: 50 });
+      let active = await metric(p.admin, 'ai_gateway_active_streams');
+      for (let i = 0; i < 100 && active !== 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        active = await metric(p.admin, 'ai_gateway_active_streams');
+      }
+      const client = new EnvoyClient(p.listen);
+      expect((await client.exchange({ path: '/v1/chat/completions', body: '{"model":"gpt-4o"}' }, ok)).status).toBe(
+        200,
+      );
+      client.close();
 
-    // The early-cancelling connections stay open, as Envoy's would.
-    const started = Date.now();
-    p.child.kill('SIGTERM');
-    const code = await p.exited;
-    const exitMs = Date.now() - started;
-    cancels.close();
-    expect({ active, code, completed: p.stderr().includes('"completed":true') }).toEqual({
-      active: 0,
-      code: 0,
-      completed: true,
-    });
-    expect(exitMs).toBeLessThan(3000);
-  }, 60_000);
+      // The early-cancelling connections stay open, as Envoy's would.
+      const started = Date.now();
+      p.child.kill('SIGTERM');
+      const code = await p.exited;
+      const exitMs = Date.now() - started;
+      cancels.close();
+      expect({ active, code, completed: p.stderr().includes('"completed":true') }).toEqual({
+        active: 0,
+        code: 0,
+        completed: true,
+      });
+      expect(exitMs).toBeLessThan(3000);
+    },
+    60_000,
+  );
 
   it('keeps serving during the shutdown delay with readiness 503, then drains and exits 0', async () => {
     const p = await start(['--shutdown-delay-ms', '1500', '--drain-timeout-ms', '5000']);

@@ -18,7 +18,8 @@ describe('the built processor', () => {
   beforeAll(() => {
     dir = copyDist('aigw-dist-');
     configFile = path.join(dir, 'config.json');
-    // A CEL cost, an AWS backend and a model regex make the processor load its lazily loaded chunks (cel.js, auth-aws.js, re2js.js).
+    // A CEL cost, an AWS backend and a model regex make the processor load its lazily loaded chunks (cel.js,
+    // auth-aws.js, re2js.js).
     const config = testConfig({
       costs: [
         { metadataKey: 'total', type: 'TotalToken' },

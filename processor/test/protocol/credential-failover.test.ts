@@ -85,54 +85,58 @@ describe('credential failure through the processor', () => {
     return { result, backend, authorization, ms: performance.now() - start };
   }
 
-  it('answers 503 within the timeout, fails over to the next priority, and recovers when the endpoint answers', async () => {
-    // Two concurrent requests share the one hung token request; both end at the timeout.
-    const failed = await Promise.all([send(), send()]);
-    expect(tokens.requests).toBe(1);
-    for (const { result, backend, ms } of failed) {
-      expect(result.immediate).toBe(true);
-      expect(result.status).toBe(503);
-      expect(JSON.parse(result.body.toString())).toEqual({
-        error: {
-          message: 'the gateway could not authenticate to backend "azure"',
-          type: 'server_error',
-          param: null,
-          code: 'backend_auth_error',
-        },
-      });
-      expect(result.body.toString()).not.toContain(SECRET);
-      expect(backend).toBeUndefined(); // never sent upstream
-      expect(ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
-    }
+  it(
+    'answers 503 within the timeout, fails over to the next priority, and recovers when the ' + 'endpoint answers',
+    async () => {
+      // Two concurrent requests share the one hung token request; both end at the timeout.
+      const failed = await Promise.all([send(), send()]);
+      expect(tokens.requests).toBe(1);
+      for (const { result, backend, ms } of failed) {
+        expect(result.immediate).toBe(true);
+        expect(result.status).toBe(503);
+        expect(JSON.parse(result.body.toString())).toEqual({
+          error: {
+            message: 'the gateway could not authenticate to backend "azure"',
+            type: 'server_error',
+            param: null,
+            code: 'backend_auth_error',
+          },
+        });
+        expect(result.body.toString()).not.toContain(SECRET);
+        expect(backend).toBeUndefined(); // never sent upstream
+        expect(ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+      }
 
-    // The threshold (2) is reached: the breaker is open and the next priority serves.
-    for (let i = 0; i < 3; i++) {
-      const { result, backend, ms } = await send();
-      expect(result.status).toBe(200);
-      expect(backend).toBe('openai');
-      expect(ms).toBeLessThan(MARGIN_MS);
-    }
-    expect(tokens.requests).toBe(1);
+      // The threshold (2) is reached: the breaker is open and the next priority serves.
+      for (let i = 0; i < 3; i++) {
+        const { result, backend, ms } = await send();
+        expect(result.status).toBe(200);
+        expect(backend).toBe('openai');
+        expect(ms).toBeLessThan(MARGIN_MS);
+      }
+      expect(tokens.requests).toBe(1);
 
-    // Still hung when the breaker half-opens: the probe fails within the timeout and opens it again.
-    await new Promise((resolve) => setTimeout(resolve, OPEN_MS + 50));
-    const probe = await send();
-    expect(probe.result.status).toBe(503);
-    expect(probe.ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
-    expect(tokens.requests).toBe(2); // the timed-out request did not poison the source: a new one was made
-    expect((await send()).backend).toBe('openai');
+      // Still hung when the breaker half-opens: the probe fails within the timeout and opens it again.
+      await new Promise((resolve) => setTimeout(resolve, OPEN_MS + 50));
+      const probe = await send();
+      expect(probe.result.status).toBe(503);
+      expect(probe.ms).toBeLessThan(TIMEOUT_MS + MARGIN_MS);
+      expect(tokens.requests).toBe(2); // the timed-out request did not poison the source: a new one was made
+      expect((await send()).backend).toBe('openai');
 
-    // The token endpoint answers again: the next probe gets a token and closes the breaker.
-    tokens.mode = 'ok';
-    await new Promise((resolve) => setTimeout(resolve, OPEN_MS + 50));
-    const recovered = await send();
-    expect(recovered.result.status).toBe(200);
-    expect(recovered.backend).toBe('azure');
-    expect(recovered.authorization).toBe('Bearer token-3');
-    const after = await send();
-    expect(after.backend).toBe('azure');
-    expect(after.authorization).toBe('Bearer token-3'); // cached
-  }, 15_000);
+      // The token endpoint answers again: the next probe gets a token and closes the breaker.
+      tokens.mode = 'ok';
+      await new Promise((resolve) => setTimeout(resolve, OPEN_MS + 50));
+      const recovered = await send();
+      expect(recovered.result.status).toBe(200);
+      expect(recovered.backend).toBe('azure');
+      expect(recovered.authorization).toBe('Bearer token-3');
+      const after = await send();
+      expect(after.backend).toBe('azure');
+      expect(after.authorization).toBe('Bearer token-3'); // cached
+    },
+    15_000,
+  );
 });
 
 describe('a static credential that cannot be read', () => {

@@ -160,23 +160,26 @@ describe('errors answered by the processor', () => {
     expect(result.metadata['io.envoy.ai_gateway']).toMatchObject(ZERO_METADATA);
   });
 
-  it('a model name over 256 bytes on an Anthropic endpoint: 400 in the Anthropic schema; 256 bytes is still routed', async () => {
-    const result = await processor.client.exchange(
-      { path: '/anthropic/v1/messages', body: JSON.stringify({ model: `claude-${'x'.repeat(250)}`, max_tokens: 1 }) },
-      neverCalled,
-    );
-    expect(result.status).toBe(400);
-    expect(JSON.parse(result.body.toString())).toEqual({
-      type: 'error',
-      error: { type: 'invalid_request_error', message: 'the model name must be at most 256 bytes long' },
-    });
-    const atBound = await processor.client.exchange(
-      { path: '/v1/chat/completions', body: JSON.stringify({ model: 'm'.repeat(256) }) },
-      neverCalled,
-    );
-    expect(atBound.status).toBe(404);
-    expect(errorOf(atBound).code).toBe('model_not_found');
-  });
+  it(
+    'a model name over 256 bytes on an Anthropic endpoint: 400 in the Anthropic schema; 256 ' + 'bytes is still routed',
+    async () => {
+      const result = await processor.client.exchange(
+        { path: '/anthropic/v1/messages', body: JSON.stringify({ model: `claude-${'x'.repeat(250)}`, max_tokens: 1 }) },
+        neverCalled,
+      );
+      expect(result.status).toBe(400);
+      expect(JSON.parse(result.body.toString())).toEqual({
+        type: 'error',
+        error: { type: 'invalid_request_error', message: 'the model name must be at most 256 bytes long' },
+      });
+      const atBound = await processor.client.exchange(
+        { path: '/v1/chat/completions', body: JSON.stringify({ model: 'm'.repeat(256) }) },
+        neverCalled,
+      );
+      expect(atBound.status).toBe(404);
+      expect(errorOf(atBound).code).toBe('model_not_found');
+    },
+  );
 
   it('unknown model: 404 listing the models served on this endpoint and host', async () => {
     const result = await processor.client.exchange(
@@ -187,7 +190,8 @@ describe('errors answered by the processor', () => {
     const error = errorOf(result);
     expect(error.code).toBe('model_not_found');
     expect(error.message).toBe(
-      'the model `gpt-3` does not exist or is not served here; available models: gpt-4o, gpt-4o-mini, budgeted, open-model, locked',
+      'the model `gpt-3` does not exist or is not served here; available models: gpt-4o, ' +
+        'gpt-4o-mini, budgeted, open-model, locked',
     );
   });
 
@@ -276,17 +280,21 @@ describe('errors answered by the processor', () => {
     });
   });
 
-  it('a backend whose credential file is missing: 503 (a backend failure) without the secret path details leaking content', async () => {
-    const result = await processor.client.exchange(
-      { path: '/v1/chat/completions', body: '{"model":"locked"}' },
-      neverCalled,
-    );
-    expect(result.status).toBe(503);
-    expect(errorOf(result)).toMatchObject({
-      code: 'backend_auth_error',
-      message: 'the gateway could not authenticate to backend "missing-secret"',
-    });
-  });
+  it(
+    'a backend whose credential file is missing: 503 (a backend failure) without the secret ' +
+      'path details leaking content',
+    async () => {
+      const result = await processor.client.exchange(
+        { path: '/v1/chat/completions', body: '{"model":"locked"}' },
+        neverCalled,
+      );
+      expect(result.status).toBe(503);
+      expect(errorOf(result)).toMatchObject({
+        code: 'backend_auth_error',
+        message: 'the gateway could not authenticate to backend "missing-secret"',
+      });
+    },
+  );
 
   it('GET /v1/models lists the exact model names from the config; other methods get 405', async () => {
     const result = await processor.client.exchange({ method: 'GET', path: '/v1/models' }, neverCalled);
@@ -314,39 +322,43 @@ describe('request mutations', () => {
   });
   afterAll(() => processor.close());
 
-  it('overwrites client-sent routing headers, clears the route cache and swaps client credentials for the backend key', async () => {
-    const result = await processor.client.exchange(
-      {
-        path: '/v1/chat/completions',
-        body: '{"model":"gpt-4o"}',
-        headers: {
-          'x-ai-eg-model': 'spoofed',
-          'x-ai-gateway-backend': 'spoofed',
-          authorization: 'Bearer client',
-          'x-api-key': 'client',
-          'api-key': 'client',
+  it(
+    'overwrites client-sent routing headers, clears the route cache and swaps client ' +
+      'credentials for the backend key',
+    async () => {
+      const result = await processor.client.exchange(
+        {
+          path: '/v1/chat/completions',
+          body: '{"model":"gpt-4o"}',
+          headers: {
+            'x-ai-eg-model': 'spoofed',
+            'x-ai-gateway-backend': 'spoofed',
+            authorization: 'Bearer client',
+            'x-api-key': 'client',
+            'api-key': 'client',
+          },
         },
-      },
-      (request) => {
-        expect(request.headers['x-ai-eg-model']).toBe('gpt-4o');
-        expect(request.headers['x-ai-gateway-backend']).toBe('openai');
-        expect(request.headers.authorization).toBe('Bearer sk-secret-value');
-        expect(request.headers['x-api-key']).toBeUndefined();
-        expect(request.headers['api-key']).toBeUndefined();
-        return okUpstream(request);
-      },
-    );
-    expect(result.clearedRouteCache).toBe(true);
-    expect(result.status).toBe(200);
-    expect(result.metadata['io.envoy.ai_gateway']).toEqual({
-      llm_input_token: 1,
-      llm_output_token: 2,
-      llm_total_token: 3,
-      llm_cached_input_token: 0,
-      llm_reasoning_token: 0,
-      weighted: 5,
-    });
-  });
+        (request) => {
+          expect(request.headers['x-ai-eg-model']).toBe('gpt-4o');
+          expect(request.headers['x-ai-gateway-backend']).toBe('openai');
+          expect(request.headers.authorization).toBe('Bearer sk-secret-value');
+          expect(request.headers['x-api-key']).toBeUndefined();
+          expect(request.headers['api-key']).toBeUndefined();
+          return okUpstream(request);
+        },
+      );
+      expect(result.clearedRouteCache).toBe(true);
+      expect(result.status).toBe(200);
+      expect(result.metadata['io.envoy.ai_gateway']).toEqual({
+        llm_input_token: 1,
+        llm_output_token: 2,
+        llm_total_token: 3,
+        llm_cached_input_token: 0,
+        llm_reasoning_token: 0,
+        weighted: 5,
+      });
+    },
+  );
 
   it('keeps client credentials for a backend without auth, and fixes Content-Length for a rewritten body', async () => {
     const result = await processor.client.exchange(

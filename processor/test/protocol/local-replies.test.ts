@@ -66,63 +66,75 @@ describe('local replies from Envoy in the response phase', () => {
     body: JSON.stringify({ model, max_tokens: 8, messages: [{ role: 'user', content: 'hi' }] }),
   });
 
-  it('the router 404 after the re-match missed (route_not_found): unchanged, breaker and metrics untouched, 0 tokens', async () => {
-    const result = await processor.client.exchange(anthropicRequest('not-found'), () => ({
-      status: 404,
-      codeDetails: 'route_not_found',
-    }));
-    expect(result.immediate).toBe(false);
-    expect(result.status).toBe(404);
-    expect(result.body.length).toBe(0);
-    expect(result.responses.at(-1)).toMatchObject({ kind: 'responseHeaders' });
-    expect(result.metadata['io.envoy.ai_gateway']).toEqual(ZERO_TOKENS);
-    expect(isOpen('not-found')).toBe(false);
-    expect(await durations('not-found')).toEqual({});
-  });
+  it(
+    'the router 404 after the re-match missed (route_not_found): unchanged, breaker and metrics ' +
+      'untouched, 0 tokens',
+    async () => {
+      const result = await processor.client.exchange(anthropicRequest('not-found'), () => ({
+        status: 404,
+        codeDetails: 'route_not_found',
+      }));
+      expect(result.immediate).toBe(false);
+      expect(result.status).toBe(404);
+      expect(result.body.length).toBe(0);
+      expect(result.responses.at(-1)).toMatchObject({ kind: 'responseHeaders' });
+      expect(result.metadata['io.envoy.ai_gateway']).toEqual(ZERO_TOKENS);
+      expect(isOpen('not-found')).toBe(false);
+      expect(await durations('not-found')).toEqual({});
+    },
+  );
 
-  it('a 429 of the rate-limit filter (request_rate_limited): unchanged, not a failure, the half-open probe slot is freed', async () => {
-    // Open the breaker with a backend 500, then let the open period pass: the next request is the half-open probe.
-    await processor.client.exchange(anthropicRequest('limited'), () => ({
-      status: 500,
-      headers: { 'content-type': 'application/json' },
-      body: OPENAI_ERROR,
-      codeDetails: 'via_upstream',
-    }));
-    expect(isOpen('limited')).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, BREAKER.openDurationMs + 20));
-    expect(processor.app.processor.breakers.available('limited', BREAKER)).toBe(true);
-    const before = await durations('limited');
+  it(
+    'a 429 of the rate-limit filter (request_rate_limited): unchanged, not a failure, the ' +
+      'half-open probe slot is freed',
+    async () => {
+      // Open the breaker with a backend 500, then let the open period pass: the next request is the half-open probe.
+      await processor.client.exchange(anthropicRequest('limited'), () => ({
+        status: 500,
+        headers: { 'content-type': 'application/json' },
+        body: OPENAI_ERROR,
+        codeDetails: 'via_upstream',
+      }));
+      expect(isOpen('limited')).toBe(true);
+      await new Promise((resolve) => setTimeout(resolve, BREAKER.openDurationMs + 20));
+      expect(processor.app.processor.breakers.available('limited', BREAKER)).toBe(true);
+      const before = await durations('limited');
 
-    const result = await processor.client.exchange(anthropicRequest('limited'), () => {
-      // The probe slot is taken while the request is out.
-      expect(processor.app.processor.breakers.available('limited', BREAKER)).toBe(false);
-      return { status: 429, headers: { 'x-envoy-ratelimited': 'true' }, codeDetails: 'request_rate_limited' };
-    });
-    expect(result.status).toBe(429);
-    expect(result.headers['x-envoy-ratelimited']).toBe('true');
-    expect(result.body.length).toBe(0);
-    expect(result.metadata['io.envoy.ai_gateway']).toEqual(ZERO_TOKENS);
-    // Neither a success (the breaker stays open) nor a failure (no new open period): the next request may probe.
-    expect(isOpen('limited')).toBe(true);
-    expect(processor.app.processor.breakers.available('limited', BREAKER)).toBe(true);
-    expect(await durations('limited')).toEqual(before);
-  });
+      const result = await processor.client.exchange(anthropicRequest('limited'), () => {
+        // The probe slot is taken while the request is out.
+        expect(processor.app.processor.breakers.available('limited', BREAKER)).toBe(false);
+        return { status: 429, headers: { 'x-envoy-ratelimited': 'true' }, codeDetails: 'request_rate_limited' };
+      });
+      expect(result.status).toBe(429);
+      expect(result.headers['x-envoy-ratelimited']).toBe('true');
+      expect(result.body.length).toBe(0);
+      expect(result.metadata['io.envoy.ai_gateway']).toEqual(ZERO_TOKENS);
+      // Neither a success (the breaker stays open) nor a failure (no new open period): the next request may probe.
+      expect(isOpen('limited')).toBe(true);
+      expect(processor.app.processor.breakers.available('limited', BREAKER)).toBe(true);
+      expect(await durations('limited')).toEqual(before);
+    },
+  );
 
-  it('a 503 upstream connect failure (UF): unchanged, but the backend failed (breaker, metrics with the error type)', async () => {
-    const result = await processor.client.exchange(anthropicRequest('refused'), () => ({
-      status: 503,
-      headers: { 'content-type': 'text/plain' },
-      body: UF_BODY,
-      codeDetails:
-        'upstream_reset_before_response_started{remote_connection_failure,delayed_connect_error:_Connection_refused}',
-    }));
-    expect(result.status).toBe(503);
-    expect(result.headers['content-type']).toBe('text/plain');
-    expect(result.body.toString()).toBe(UF_BODY);
-    expect(result.metadata['io.envoy.ai_gateway']).toEqual(ZERO_TOKENS);
-    expect(isOpen('refused')).toBe(true);
-    expect(await durations('refused')).toEqual({ upstream_reset_before_response_started: 1 });
-  });
+  it(
+    'a 503 upstream connect failure (UF): unchanged, but the backend failed (breaker, metrics ' +
+      'with the error type)',
+    async () => {
+      const result = await processor.client.exchange(anthropicRequest('refused'), () => ({
+        status: 503,
+        headers: { 'content-type': 'text/plain' },
+        body: UF_BODY,
+        codeDetails:
+          'upstream_reset_before_response_started{remote_connection_failure,delayed_connect_error:_Connection_refused}',
+      }));
+      expect(result.status).toBe(503);
+      expect(result.headers['content-type']).toBe('text/plain');
+      expect(result.body.toString()).toBe(UF_BODY);
+      expect(result.metadata['io.envoy.ai_gateway']).toEqual(ZERO_TOKENS);
+      expect(isOpen('refused')).toBe(true);
+      expect(await durations('refused')).toEqual({ upstream_reset_before_response_started: 1 });
+    },
+  );
 
   it('a 504 route timeout (UT): the backend failed', async () => {
     const result = await processor.client.exchange(anthropicRequest('timed-out'), () => ({
@@ -194,7 +206,8 @@ describe('classifying response code details', () => {
     ['upstream_reset_before_response_started{connection_timeout}', 'backendFailure'],
     ['upstream_reset_before_response_started{remote_reset}', 'backendFailure'],
     [
-      'upstream_reset_before_response_started{local_connection_failure,TLS_error:_268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED}',
+      'upstream_reset_before_response_started{local_connection_failure,TLS_error:' +
+        '_268435581:SSL_routines:OPENSSL_internal:CERTIFICATE_VERIFY_FAILED}',
       'backendFailure',
     ],
     ['response_timeout', 'backendFailure'],

@@ -86,41 +86,46 @@ describe('a flood of distinct client-chosen model names', () => {
       },
     ];
     for (const message of messages) session.message(message);
-    session.close(false);
+    void session.close(false);
     if (sent.length !== 4) throw new Error(`expected 4 answers for ${model}, got ${sent.length}`);
   }
 
-  it('50,000 distinct names: /metrics under 1 MB labelled by the configured matches, caches bounded by bytes, heap growth under 10 MB', async () => {
-    const gc = collector();
-    // Warm up: code paths compiled, the caches at their working size.
-    for (let i = 0; i < 5000; i++) exchange(i % 2 ? `gpt-warm-${i}` : `llama-3-warm-${i}`);
-    gc();
-    const before = process.memoryUsage().heapUsed;
+  it(
+    '50,000 distinct names: /metrics under 1 MB labelled by the configured matches, caches ' +
+      'bounded by bytes, heap growth under 10 MB',
+    async () => {
+      const gc = collector();
+      // Warm up: code paths compiled, the caches at their working size.
+      for (let i = 0; i < 5000; i++) exchange(i % 2 ? `gpt-warm-${i}` : `llama-3-warm-${i}`);
+      gc();
+      const before = process.memoryUsage().heapUsed;
 
-    for (let i = 0; i < NAMES; i++) {
-      // Long-ish names (about 200 bytes): the flood's cost must not scale with what the client sends.
-      const suffix = `${i}-${'x'.repeat(180)}`;
-      exchange(i % 2 ? `gpt-${suffix}` : `llama-3-${suffix}`);
-    }
-    exchange('gpt-4o');
+      for (let i = 0; i < NAMES; i++) {
+        // Long-ish names (about 200 bytes): the flood's cost must not scale with what the client sends.
+        const suffix = `${i}-${'x'.repeat(180)}`;
+        exchange(i % 2 ? `gpt-${suffix}` : `llama-3-${suffix}`);
+      }
+      exchange('gpt-4o');
 
-    gc();
-    const growth = process.memoryUsage().heapUsed - before;
-    expect(growth).toBeLessThan(10 * 1024 * 1024);
+      gc();
+      const growth = process.memoryUsage().heapUsed - before;
+      expect(growth).toBeLessThan(10 * 1024 * 1024);
 
-    const runtime = processor.app.processor.runtime();
-    expect(runtime.requestAnswers.bytes).toBeLessThanOrEqual(1024 * 1024);
-    expect(runtime.headerOptions.bytes).toBeLessThanOrEqual(512 * 1024);
-    expect(runtime.usageMetadata.cachedBytes).toBeLessThanOrEqual(512 * 1024);
+      const runtime = processor.app.processor.runtime();
+      expect(runtime.requestAnswers.bytes).toBeLessThanOrEqual(1024 * 1024);
+      expect(runtime.headerOptions.bytes).toBeLessThanOrEqual(512 * 1024);
+      expect(runtime.usageMetadata.cachedBytes).toBeLessThanOrEqual(512 * 1024);
 
-    const text = await processor.app.metrics.registry.metrics();
-    expect(Buffer.byteLength(text)).toBeLessThan(1024 * 1024);
-    const models = new Set<string>();
-    for (const match of text.matchAll(/gen_ai_request_model="([^"]*)"/g)) models.add(match[1]);
-    // The configured matches, never the client's names: the exact model, the prefix, the pattern.
-    expect([...models].sort()).toEqual(['gpt-*', 'gpt-4o', 'llama-[0-9]+-.*']);
-    expect(text).toMatch(
-      /gen_ai_client_token_usage_count\{gen_ai_token_type="input",gen_ai_operation_name="chat",gen_ai_request_model="gpt-\*",gen_ai_provider_name="openai"\} 27500/,
-    );
-  }, 120_000);
+      const text = await processor.app.metrics.registry.metrics();
+      expect(Buffer.byteLength(text)).toBeLessThan(1024 * 1024);
+      const models = new Set<string>();
+      for (const match of text.matchAll(/gen_ai_request_model="([^"]*)"/g)) models.add(match[1]);
+      // The configured matches, never the client's names: the exact model, the prefix, the pattern.
+      expect([...models].sort()).toEqual(['gpt-*', 'gpt-4o', 'llama-[0-9]+-.*']);
+      expect(text).toMatch(
+        /gen_ai_client_token_usage_count\{gen_ai_token_type="input",gen_ai_operation_name="chat",gen_ai_request_model="gpt-\*",gen_ai_provider_name="openai"\} 27500/,
+      );
+    },
+    120_000,
+  );
 });

@@ -34,7 +34,8 @@ describe('OpenAI passthrough over ext_proc', () => {
   it.each([
     [
       'nested model keys',
-      '{"messages":[{"role":"user","content":"{\\"model\\":\\"gpt-3\\"}","model":"gpt-3"}],"meta":{"model":"gpt-3"},"model":"gpt-4o"}',
+      '{"messages":[{"role":"user","content":"{\\"model\\":\\"gpt-3\\"}",' +
+        '"model":"gpt-3"}],"meta":{"model":"gpt-3"},"model":"gpt-4o"}',
     ],
     ['an escaped top-level key', '{"mod\\u0065l":"gpt-4o","stream":false}'],
     ['an escaped model value', '{"model":"gpt\\u002d4o"}'],
@@ -93,7 +94,8 @@ describe('answers reused across requests', () => {
           }),
         ],
         routes: [
-          // Same backend and model as default/chat on one host: the reused answers must still name the route budgets key on.
+          // Same backend and model as default/chat on one host: the reused answers must still name the route budgets
+          // key on.
           route(['model-a'], [{ backend: 'plain', weight: 1, priority: 0 }], {
             name: 'other/second',
             hostnames: ['second.example'],

@@ -9,7 +9,14 @@ const CHAT = { path: '/v1/chat/completions', body: '{"model":"gpt-4o","stream":t
 
 function sseStream(usage: { prompt: number; completion: number; cached?: number; reasoning?: number }): string {
   const chunk = (content: string) =>
-    `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content } }], usage: null })}\n\n`;
+    'data: ' +
+    JSON.stringify({
+      id: 'c1',
+      object: 'chat.completion.chunk',
+      choices: [{ index: 0, delta: { content } }],
+      usage: null,
+    }) +
+    '\n\n';
   const usageChunk = `data: ${JSON.stringify({
     id: 'c1',
     object: 'chat.completion.chunk',
@@ -109,22 +116,25 @@ describe('responses', () => {
     });
   });
 
-  it('a stream cut before its usage chunk still has numbers in the metadata (written with the response headers)', async () => {
-    const result = await processor.client.exchange(CHAT, () => ({
-      status: 200,
-      headers: { 'content-type': 'text/event-stream' },
-      body: ['data: {"choices":[{"delta":{"content":"partial"}}]}\n\n'],
-      cut: true,
-    }));
-    expect(result.metadata['io.envoy.ai_gateway']).toEqual({
-      llm_input_token: 0,
-      llm_output_token: 0,
-      llm_total_token: 0,
-      llm_cached_input_token: 0,
-      llm_reasoning_token: 0,
-      out: 0,
-    });
-  });
+  it(
+    'a stream cut before its usage chunk still has numbers in the metadata (written with the ' + 'response headers)',
+    async () => {
+      const result = await processor.client.exchange(CHAT, () => ({
+        status: 200,
+        headers: { 'content-type': 'text/event-stream' },
+        body: ['data: {"choices":[{"delta":{"content":"partial"}}]}\n\n'],
+        cut: true,
+      }));
+      expect(result.metadata['io.envoy.ai_gateway']).toEqual({
+        llm_input_token: 0,
+        llm_output_token: 0,
+        llm_total_token: 0,
+        llm_cached_input_token: 0,
+        llm_reasoning_token: 0,
+        out: 0,
+      });
+    },
+  );
 
   it('a response without a body gets its metadata with the response headers', async () => {
     const result = await processor.client.exchange(
@@ -174,39 +184,49 @@ describe('responses', () => {
     return metadata ? (structToObject(metadata)['io.envoy.ai_gateway'] as Record<string, unknown>) : undefined;
   }
 
-  it('a buffered request body followed by trailers (end_of_stream=false) is the whole body: routed, then the trailers answered', async () => {
-    const stream = processor.client.openStream();
-    stream.send({
-      requestHeaders: {
-        headers: headersOf({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' }),
-      },
-    });
-    expect((await stream.next()).kind).toBe('requestHeaders');
-    // Envoy's BUFFERED mode: the body waits for its answer before the trailers are sent.
-    stream.send({ requestBody: { body: Buffer.from('{"model":"gpt-4o","stream":true}'), endOfStream: false } });
-    const body = await stream.next();
-    expect(body.kind).toBe('requestBody');
-    expect(JSON.stringify(body.message)).toContain('x-ai-eg-model');
-    stream.send({ requestTrailers: { trailers: headersOf({ 'x-trailer': '1' }) } });
-    expect((await stream.next()).kind).toBe('requestTrailers');
-    stream.send({ responseHeaders: { headers: headersOf({ ':status': '200', 'content-type': 'text/event-stream' }) } });
-    const head = await stream.next();
-    expect(head.kind).toBe('responseHeaders');
-    expect((head.message.modeOverride as { responseBodyMode: number }).responseBodyMode).toBe(BODY_MODE_STREAMED);
-    stream.send({
-      responseBody: {
-        body: Buffer.from('data: {"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}\n\n'),
-        endOfStream: false,
-      },
-    });
-    expect((await stream.next()).kind).toBe('responseBody');
-    // A streamed body that ends with trailers: the trailers answer carries the final charge.
-    stream.send({ responseTrailers: { trailers: headersOf({ 'grpc-status': '0' }) } });
-    const trailers = await stream.next();
-    expect(trailers.kind).toBe('responseTrailers');
-    expect(tokensOf(trailers.message)).toMatchObject({ llm_input_token: 2, llm_output_token: 3, llm_total_token: 5 });
-    stream.end();
-  });
+  it(
+    'a buffered request body followed by trailers (end_of_stream=false) is the whole body: ' +
+      'routed, then the trailers answered',
+    async () => {
+      const stream = processor.client.openStream();
+      stream.send({
+        requestHeaders: {
+          headers: headersOf({
+            ':method': 'POST',
+            ':path': '/v1/chat/completions',
+            'content-type': 'application/json',
+          }),
+        },
+      });
+      expect((await stream.next()).kind).toBe('requestHeaders');
+      // Envoy's BUFFERED mode: the body waits for its answer before the trailers are sent.
+      stream.send({ requestBody: { body: Buffer.from('{"model":"gpt-4o","stream":true}'), endOfStream: false } });
+      const body = await stream.next();
+      expect(body.kind).toBe('requestBody');
+      expect(JSON.stringify(body.message)).toContain('x-ai-eg-model');
+      stream.send({ requestTrailers: { trailers: headersOf({ 'x-trailer': '1' }) } });
+      expect((await stream.next()).kind).toBe('requestTrailers');
+      stream.send({
+        responseHeaders: { headers: headersOf({ ':status': '200', 'content-type': 'text/event-stream' }) },
+      });
+      const head = await stream.next();
+      expect(head.kind).toBe('responseHeaders');
+      expect((head.message.modeOverride as { responseBodyMode: number }).responseBodyMode).toBe(BODY_MODE_STREAMED);
+      stream.send({
+        responseBody: {
+          body: Buffer.from('data: {"usage":{"prompt_tokens":2,"completion_tokens":3,"total_tokens":5}}\n\n'),
+          endOfStream: false,
+        },
+      });
+      expect((await stream.next()).kind).toBe('responseBody');
+      // A streamed body that ends with trailers: the trailers answer carries the final charge.
+      stream.send({ responseTrailers: { trailers: headersOf({ 'grpc-status': '0' }) } });
+      const trailers = await stream.next();
+      expect(trailers.kind).toBe('responseTrailers');
+      expect(tokensOf(trailers.message)).toMatchObject({ llm_input_token: 2, llm_output_token: 3, llm_total_token: 5 });
+      stream.end();
+    },
+  );
 
   it('a buffered response body followed by trailers (end_of_stream=false) is answered and charged', async () => {
     const stream = processor.client.openStream();

@@ -214,13 +214,19 @@ describe('Anthropic -> OpenAI responses', () => {
   });
 
   const textStream = [
-    'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_s","usage":{"input_tokens":7,"cache_read_input_tokens":3,"output_tokens":1}}}\n\n',
+    'event: message_start\ndata: ' +
+      '{"type":"message_start","message":{"id":"msg_s","usage":' +
+      '{"input_tokens":7,"cache_read_input_tokens":3,"output_tokens":1}}}\n\n',
     'event: ping\ndata: {"type":"ping"}\n\n',
-    'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n',
-    'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hé"}}\n\n',
-    'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"llo 👋"}}\n\n',
+    'event: content_block_start\ndata: ' +
+      '{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n',
+    'event: content_block_delta\ndata: ' +
+      '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hé"}}\n\n',
+    'event: content_block_delta\ndata: ' +
+      '{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"llo 👋"}}\n\n',
     'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n',
-    'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":12}}\n\n',
+    'event: message_delta\ndata: ' +
+      '{"type":"message_delta","delta":{"stop_reason":"max_tokens"},"usage":{"output_tokens":12}}\n\n',
     'event: message_stop\ndata: {"type":"message_stop"}\n\n',
   ].join('');
 
@@ -393,7 +399,14 @@ describe('Anthropic Messages clients on an OpenAI backend', () => {
     const response = anthropicMessagesToOpenAI(ctx).response();
     response.head(200, { 'content-type': 'text/event-stream' });
     const chunk = (delta: object, finish: string | null = null) =>
-      `data: ${JSON.stringify({ id: 'c1', model: 'gpt-4o', object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+      'data: ' +
+      JSON.stringify({
+        id: 'c1',
+        model: 'gpt-4o',
+        object: 'chat.completion.chunk',
+        choices: [{ index: 0, delta, finish_reason: finish }],
+      }) +
+      '\n\n';
     const upstream = [
       chunk({ role: 'assistant', content: '' }),
       chunk({ content: 'Hi' }),
@@ -401,7 +414,18 @@ describe('Anthropic Messages clients on an OpenAI backend', () => {
       chunk({ tool_calls: [{ index: 0, function: { arguments: '{"a"' } }] }),
       chunk({ tool_calls: [{ index: 0, function: { arguments: ':1}' } }] }),
       chunk({}, 'tool_calls'),
-      `data: ${JSON.stringify({ id: 'c1', choices: [], usage: { prompt_tokens: 20, completion_tokens: 5, total_tokens: 25, prompt_tokens_details: { cached_tokens: 4 } } })}\n\n`,
+      'data: ' +
+        JSON.stringify({
+          id: 'c1',
+          choices: [],
+          usage: {
+            prompt_tokens: 20,
+            completion_tokens: 5,
+            total_tokens: 25,
+            prompt_tokens_details: { cached_tokens: 4 },
+          },
+        }) +
+        '\n\n',
       'data: [DONE]\n\n',
     ].join('');
     const events = feed(response, Buffer.from(upstream), 11)

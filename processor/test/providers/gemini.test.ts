@@ -157,8 +157,23 @@ describe('Gemini -> OpenAI', () => {
     const response = translator.response();
     response.head(200, { 'content-type': 'text/event-stream' });
     const sse =
-      `data: ${JSON.stringify({ responseId: 'r1', candidates: [{ content: { role: 'model', parts: [{ functionCall: { name: 'a', args: { x: 1 } } }, { functionCall: { name: 'b', args: {} } }] }, finishReason: 'STOP' }] })}\n\n` +
-      `data: ${JSON.stringify({ responseId: 'r1', usageMetadata: { promptTokenCount: 3, candidatesTokenCount: 2 } })}\n\n`;
+      'data: ' +
+      JSON.stringify({
+        responseId: 'r1',
+        candidates: [
+          {
+            content: {
+              role: 'model',
+              parts: [{ functionCall: { name: 'a', args: { x: 1 } } }, { functionCall: { name: 'b', args: {} } }],
+            },
+            finishReason: 'STOP',
+          },
+        ],
+      }) +
+      '\n\n' +
+      'data: ' +
+      JSON.stringify({ responseId: 'r1', usageMetadata: { promptTokenCount: 3, candidatesTokenCount: 2 } }) +
+      '\n\n';
     const out = response.body(Buffer.from(sse), true).toString().trim().split('\n\n');
     expect(JSON.parse(out[0].slice(6)).choices[0]).toEqual({
       index: 0,

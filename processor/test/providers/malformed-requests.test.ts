@@ -95,7 +95,7 @@ describe('malformed requests', () => {
               factory(context(api, operation, BACKENDS[schema])).request(structuredClone(body));
             } catch (error) {
               if (!(error instanceof TranslationError))
-                throw new Error(`${JSON.stringify(body)}: ${(error as Error).stack}`);
+                throw new Error(`${JSON.stringify(body)}: ${(error as Error).stack}`, { cause: error });
               expect(error.status === 400 || error.status === 422).toBe(true);
               rejected++;
             }
@@ -125,7 +125,9 @@ describe('malformed provider answers', () => {
     '{"predictions":[null,{"embeddings":5}]}',
   ];
   const streamBodies = [
-    'data: not json\n\ndata: {"candidates":[null]}\n\nevent: message_delta\ndata: {"type":"message_delta","delta":null,"usage":5}\n\ndata: {"choices":[{"delta":{"tool_calls":[null,{"function":5}]}}]}\n\n',
+    'data: not json\n\ndata: {"candidates":[null]}\n\nevent: message_delta\ndata: ' +
+      '{"type":"message_delta","delta":null,"usage":5}\n\ndata: ' +
+      '{"choices":[{"delta":{"tool_calls":[null,{"function":5}]}}]}\n\n',
     '\u0000\u0000\u0000\u0010garbage-bytes-not-an-eventstream',
   ];
   for (const [api, operations] of Object.entries(PROVIDER_TRANSLATORS) as [

@@ -233,13 +233,30 @@ async function openAIProvider(body: Record<string, unknown>, res: http.ServerRes
     return;
   }
   const chunk = (delta: unknown, finish: string | null = null) =>
-    `data: ${JSON.stringify({ id: 'chatcmpl-2', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-2024', choices: [{ index: 0, delta, finish_reason: finish }] })}\n\n`;
+    'data: ' +
+    JSON.stringify({
+      id: 'chatcmpl-2',
+      object: 'chat.completion.chunk',
+      created: 1,
+      model: 'gpt-4o-2024',
+      choices: [{ index: 0, delta, finish_reason: finish }],
+    }) +
+    '\n\n';
   await writeSlowly(res, 200, 'text/event-stream', [
     chunk({ role: 'assistant', content: '' }),
     chunk({ content: 'Hello ' }),
     chunk({ content: 'from OpenAI' }),
     chunk({}, 'stop'),
-    `data: ${JSON.stringify({ id: 'chatcmpl-2', object: 'chat.completion.chunk', created: 1, model: 'gpt-4o-2024', choices: [], usage: { prompt_tokens: 13, completion_tokens: 4, total_tokens: 17 } })}\n\n`,
+    'data: ' +
+      JSON.stringify({
+        id: 'chatcmpl-2',
+        object: 'chat.completion.chunk',
+        created: 1,
+        model: 'gpt-4o-2024',
+        choices: [],
+        usage: { prompt_tokens: 13, completion_tokens: 4, total_tokens: 17 },
+      }) +
+      '\n\n',
     'data: [DONE]\n\n',
   ]);
 }
@@ -409,16 +426,19 @@ describe('official SDKs against translated providers', () => {
     expect(toGemini.headers.authorization).toBe('Bearer ya29.e2e');
   });
 
-  it('a request the backend cannot express is answered 422 naming the parameter, before reaching the provider', async () => {
-    const before = provider.requests.length;
-    const error = await openai.chat.completions
-      .create({ model: 'bedrock-claude', ...ask, logit_bias: { '50256': -100 } })
-      .catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(OpenAI.APIError);
-    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(422);
-    expect((error as Error).message).toContain('logit_bias');
-    expect(provider.requests.length).toBe(before);
-  });
+  it(
+    'a request the backend cannot express is answered 422 naming the parameter, before reaching ' + 'the provider',
+    async () => {
+      const before = provider.requests.length;
+      const error = await openai.chat.completions
+        .create({ model: 'bedrock-claude', ...ask, logit_bias: { '50256': -100 } })
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(OpenAI.APIError);
+      expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(422);
+      expect((error as Error).message).toContain('logit_bias');
+      expect(provider.requests.length).toBe(before);
+    },
+  );
 
   it('a provider error reaches the openai SDK with the provider status and message', async () => {
     const error = await openai.chat.completions

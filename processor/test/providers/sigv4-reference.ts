@@ -62,7 +62,9 @@ export function referenceSignature(
   for (const part of [region, service, 'aws4_request']) key = hmac(key, part);
   const signature = crypto.createHmac('sha256', key).update(stringToSign).digest('hex');
   return {
-    authorization: `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`,
+    authorization:
+      `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, ` +
+      `SignedHeaders=${signedHeaders}, Signature=${signature}`,
     amzDate,
   };
 }

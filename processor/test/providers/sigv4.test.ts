@@ -31,7 +31,8 @@ describe('signAwsRequest: AWS SigV4 test suite vectors', () => {
     );
     expect(signed['x-amz-date']).toBe('20150830T123600Z');
     expect(signed.authorization).toBe(
-      'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, SignedHeaders=host;x-amz-date, ' +
+      'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, ' +
+        'SignedHeaders=host;x-amz-date, ' +
         'Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31',
     );
   });
@@ -180,7 +181,10 @@ describe('signAwsRequest against the full @smithy/signature-v4 signer', () => {
 
 describe('AWS credentials', () => {
   const ini =
-    '# comment\n[other]\naws_access_key_id = AKIAOTHER\naws_secret_access_key=other-secret\n\n[profile prod]\naws_access_key_id=AKIAPROD\naws_secret_access_key = prod-secret \naws_session_token=prod-token\n';
+    '# comment\n[other]\naws_access_key_id = ' +
+    'AKIAOTHER\naws_secret_access_key=other-secret\n\n[profile ' +
+    'prod]\naws_access_key_id=AKIAPROD\naws_secret_access_key = prod-secret ' +
+    '\naws_session_token=prod-token\n';
 
   it('parses the requested profile', () => {
     expect(parseSharedCredentials(ini, 'other')).toEqual({ accessKeyId: 'AKIAOTHER', secretAccessKey: 'other-secret' });

@@ -130,7 +130,8 @@ describe('passthroughEndpoints (opt-in per route)', () => {
     expect(match).toMatchObject({ operation: 'other', subpath: '/images/generations', query: '?x=1' });
     expect(match.rules.map((rule) => rule.route.name)).toEqual(['team/images']);
     expect(match.routes.map((r) => r.name)).toEqual(['team/images']);
-    // The chat route's models are not routed to the passthrough, even one both routes name: the opting route's rule serves it.
+    // The chat route's models are not routed to the passthrough, even one both routes name: the opting route's rule
+    // serves it.
     expect(findRule(match.rules, 'gpt-4o')).toBeUndefined();
     expect(findRule(match.rules, 'shared')?.rule.route.name).toBe('team/images');
     expect(findRule(match.rules, 'dall-e-3')?.rule.route.name).toBe('team/images');
@@ -215,7 +216,8 @@ describe('passthroughEndpoints (opt-in per route)', () => {
     expect(outcome(all.match('/v1/..;/admin', 'h', 'POST'))).toBe('404');
     expect(outcome(all.match('/v1/%2e%2e/', 'h', 'POST'))).toBe('404');
     expect(outcome(all.match('/v1', 'h', 'POST'))).toBe('404');
-    expect(outcome(all.match('/v1/chat/completions', 'h', 'GET'))).toBe('405 (POST)'); // served endpoints keep their method
+    // Served endpoints keep their method.
+    expect(outcome(all.match('/v1/chat/completions', 'h', 'GET'))).toBe('405 (POST)');
   });
 
   it('respects hostnames: a route opted in on another host does not open the path here', () => {

@@ -81,13 +81,17 @@ describe('Router', () => {
     expect(exactModels(router.match('/anthropic/v1/messages', 'h', 'POST')!.routes)).toEqual(['claude-3']);
   });
 
-  it("names the configured match that accepted a model (the metric label), never the client's name for a prefix or regex", () => {
-    const rules = router.match('/anthropic/v1/messages', 'h', 'POST')!.rules;
-    expect(findRule(rules, 'claude-3')?.modelLabel).toBe('claude-3');
-    expect(findRule(rules, 'claude-4-sonnet-20990101')?.modelLabel).toBe('claude-4*');
-    expect(findRule(rules, 'opus-12')?.modelLabel).toBe('opus-[0-9]+');
-    expect(findRule(rules, 'opus-12')?.rule.route.name).toBe('r/models');
-  });
+  it(
+    "names the configured match that accepted a model (the metric label), never the client's " +
+      'name for a prefix or regex',
+    () => {
+      const rules = router.match('/anthropic/v1/messages', 'h', 'POST')!.rules;
+      expect(findRule(rules, 'claude-3')?.modelLabel).toBe('claude-3');
+      expect(findRule(rules, 'claude-4-sonnet-20990101')?.modelLabel).toBe('claude-4*');
+      expect(findRule(rules, 'opus-12')?.modelLabel).toBe('opus-[0-9]+');
+      expect(findRule(rules, 'opus-12')?.rule.route.name).toBe('r/models');
+    },
+  );
 });
 
 describe('model regular expressions (RE2)', () => {

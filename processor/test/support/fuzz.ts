@@ -131,7 +131,7 @@ export function fuzzIt(name: string, body: (rng: Rng) => Promise<void> | void, t
           error.message = `${replayHint()} ${error.message}`;
           throw error;
         }
-        throw new Error(`${replayHint()} ${String(error)}`);
+        throw new Error(`${replayHint()} ${String(error)}`, { cause: error });
       }
     },
     scaledTimeout(timeoutMs),

@@ -207,7 +207,7 @@ export class SessionProbe {
   close(cancelled: boolean): void {
     if (this.closed) return;
     this.closed = true;
-    this.stream.close(cancelled);
+    void this.stream.close(cancelled);
   }
 }
 

@@ -4,7 +4,9 @@ import type { TranslationContext } from '../../src/translate/types';
 import { openAIBackend } from '../support/processor-harness';
 
 const usageEvent = (prompt: number, completion: number) =>
-  `data: {"id":"x","choices":[],"usage":{"prompt_tokens":${prompt},"completion_tokens":${completion},"total_tokens":${prompt + completion},"prompt_tokens_details":{"cached_tokens":1},"completion_tokens_details":{"reasoning_tokens":2}}}`;
+  `data: {"id":"x","choices":[],"usage":{"prompt_tokens":${prompt},"completion_tokens":${completion},"total_tokens":` +
+  `${prompt + completion},"prompt_tokens_details":{"cached_tokens":` +
+  `1},"completion_tokens_details":{"reasoning_tokens":2}}}`;
 
 describe('SseUsageScanner', () => {
   const stream = [
@@ -37,7 +39,9 @@ describe('SseUsageScanner', () => {
     const scanner = new SseUsageScanner();
     scanner.push(
       Buffer.from(
-        'event: response.completed\ndata: {"type":"response.completed","response":{"usage":{"input_tokens":3,"output_tokens":4,"total_tokens":7,"output_tokens_details":{"reasoning_tokens":1}}}}',
+        'event: response.completed\ndata: ' +
+          '{"type":"response.completed","response":{"usage":{"input_tokens":3,' +
+          '"output_tokens":4,"total_tokens":7,"output_tokens_details":{"reasoning_tokens":1}}}}',
       ),
     );
     expect(scanner.usage).toBeUndefined();
@@ -79,6 +83,8 @@ describe('findUsageObject', () => {
       { input_tokens: 0, output_tokens: 9007199254740991, input_tokens_details: {}, output_tokens_details: null },
       {},
       { prompt_tokens: 1.5, completion_tokens: 1e3, total_tokens: -4 },
+      // A count past 2^53 on purpose: JSON numbers that large arrive rounded.
+      // eslint-disable-next-line no-loss-of-precision
       { prompt_tokens: 12345678901234567890, completion_tokens: 2 },
       { prompt_tokens: '7', completion_tokens: [1], total_tokens: true },
       { 'prompt_"tokens': 3, prompt_tokens: 4 },
@@ -95,7 +101,8 @@ describe('findUsageObject', () => {
       // The spacings rewrite every brace, comma and colon: only for usages without string values.
       for (const space of JSON.stringify(usage).includes(':"') ? spacings.slice(0, 1) : spacings) {
         const body = Buffer.from(
-          `{"id":"x","choices":[{"message":{"content":"\\"usage\\": {}"}}],"usage": ${space(JSON.stringify(usage))},"service_tier":"default"}`,
+          `{"id":"x","choices":[{"message":{"content":"\\"usage\\": {}"}}],"usage": ` +
+            `${space(JSON.stringify(usage))},"service_tier":"default"}`,
         );
         expect(findUsageObject(body)).toEqual((JSON.parse(body.toString()) as { usage: unknown }).usage);
       }

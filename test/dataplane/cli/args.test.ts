@@ -224,7 +224,8 @@ describe('ai-gateway command line', () => {
       expect(() =>
         checkAgainstManifests(dev('dist/', '--port', 'ai-platform/ai-gateway:9999=9000'), objects, model),
       ).toThrow(
-        '--port ai-platform/ai-gateway:9999: no Gateway listener has that port; the listeners are ai-platform/ai-gateway:443, ai-platform/ai-gateway:80, ai-platform/ai-gateway:8080',
+        '--port ai-platform/ai-gateway:9999: no Gateway listener has that port; the listeners are ' +
+          'ai-platform/ai-gateway:443, ai-platform/ai-gateway:80, ai-platform/ai-gateway:8080',
       );
     });
 
@@ -253,7 +254,8 @@ describe('ai-gateway command line', () => {
 
     it('name the request, the outcome, the route and the tokens, never the query', () => {
       expect(accessLogLine(entry)).toBe(
-        '[2026-12-06T10:00:00.000Z] "POST /v1/chat/completions" 200 - via_upstream 12ms route=httproute/team/chat/rule/0/match/2/* tokens=12/8',
+        '[2026-12-06T10:00:00.000Z] "POST /v1/chat/completions" 200 - via_upstream 12ms ' +
+          'route=httproute/team/chat/rule/0/match/2/* tokens=12/8',
       );
     });
 

@@ -227,83 +227,91 @@ describe('ai-gateway dev', () => {
     expect(run.stderr.text).toContain('Run "ai-gateway dev --help" for the options.');
   });
 
-  it('exits 1 naming a missing manifest folder, a missing secrets folder, a missing Gateway or a missing Secret', async () => {
-    let run = io();
-    expect(await main(['dev', path.join(dir, 'nope')], run.io)).toBe(1);
-    expect(run.stderr.text).toContain(`${path.join(dir, 'nope')} does not exist`);
+  it(
+    'exits 1 naming a missing manifest folder, a missing secrets folder, a missing Gateway or a ' + 'missing Secret',
+    async () => {
+      let run = io();
+      expect(await main(['dev', path.join(dir, 'nope')], run.io)).toBe(1);
+      expect(run.stderr.text).toContain(`${path.join(dir, 'nope')} does not exist`);
 
-    run = io();
-    expect(await main(['dev', manifests, '--secrets', path.join(dir, 'no-secrets')], run.io)).toBe(1);
-    expect(run.stderr.text).toContain(`--secrets ${path.join(dir, 'no-secrets')} is not a folder`);
+      run = io();
+      expect(await main(['dev', manifests, '--secrets', path.join(dir, 'no-secrets')], run.io)).toBe(1);
+      expect(run.stderr.text).toContain(`--secrets ${path.join(dir, 'no-secrets')} is not a folder`);
 
-    const noGateway = path.join(dir, 'no-gateway.yaml');
-    fs.writeFileSync(
-      noGateway,
-      'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: default\ndata: {}\n',
-    );
-    run = io();
-    expect(await main(['dev', noGateway], run.io)).toBe(1);
-    expect(run.stderr.text).toContain(`the manifests in ${noGateway} contain no Gateway`);
-
-    run = io({});
-    expect(await main(['dev', manifests, '--secrets', secrets], run.io)).toBe(1);
-    expect(run.stderr.text).toContain('Secret ai-platform/anthropic-api-key key "api-key" is not available locally');
-    expect(run.stderr.text).toContain('AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY');
-  });
-
-  it('skips files of a folder that hold no Kubernetes object (the Helm values next to the manifests) and serves a listener on the --port given', async () => {
-    const withValues = path.join(dir, 'with-values');
-    fs.cpSync(manifests, withValues, { recursive: true });
-    fs.writeFileSync(
-      path.join(withValues, 'envoy-gateway-values.yaml'),
-      'config:\n  envoyGateway:\n    rateLimit: {}\n',
-    );
-    const free = net.createServer();
-    await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
-    const port = (free.address() as net.AddressInfo).port;
-    await new Promise((resolve) => free.close(resolve));
-    const command = parseCommandLine([
-      'dev',
-      withValues,
-      '--echo',
-      '--secrets',
-      secrets,
-      '--port',
-      `ai-platform/ai-gateway:80=${port}`,
-    ]);
-    if (command.command !== 'dev') throw new Error('expected dev');
-    const run = io({ AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY: 'sk-test-anthropic' });
-    const running = await startDev(command.options, run.io);
-    try {
-      expect(run.stderr.text).toContain(
-        `ai-gateway: skipping ${path.join(withValues, 'envoy-gateway-values.yaml')}: it holds no Kubernetes object`,
+      const noGateway = path.join(dir, 'no-gateway.yaml');
+      fs.writeFileSync(
+        noGateway,
+        'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\n  namespace: default\ndata: {}\n',
       );
-      // --port put the listener on the port asked for; echo mode answers from the backend the route picked.
-      expect(run.stdout.text).toContain(
-        `Gateway ai-platform/ai-gateway listener http (HTTP 80): http://127.0.0.1:${port}\n`,
-      );
-      const echoed = await post(
-        `http://127.0.0.1:${port}/v1/chat/completions`,
-        { model: 'gpt-4o', messages: [] },
-        { 'x-tenant-id': 'tenant-a' },
-      );
-      expect(echoed.status).toBe(200);
-      expect(JSON.parse(echoed.body)).toMatchObject({
-        namespace: 'ai-platform',
-        service: 'openai',
-        path: '/v1/chat/completions',
-      });
-    } finally {
-      await running.stop();
-    }
+      run = io();
+      expect(await main(['dev', noGateway], run.io)).toBe(1);
+      expect(run.stderr.text).toContain(`the manifests in ${noGateway} contain no Gateway`);
 
-    const onlyValues = path.join(dir, 'only-values');
-    fs.mkdirSync(onlyValues);
-    fs.writeFileSync(path.join(onlyValues, 'values.yaml'), 'a: 1\n');
-    const empty = io();
-    expect(await main(['dev', onlyValues], empty.io)).toBe(1);
-    expect(empty.stderr.text).toContain(`folder ${onlyValues} holds no Kubernetes manifests`);
-  }, 30_000);
+      run = io({});
+      expect(await main(['dev', manifests, '--secrets', secrets], run.io)).toBe(1);
+      expect(run.stderr.text).toContain('Secret ai-platform/anthropic-api-key key "api-key" is not available locally');
+      expect(run.stderr.text).toContain('AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY');
+    },
+  );
+
+  it(
+    'skips files of a folder that hold no Kubernetes object (the Helm values next to the ' +
+      'manifests) and serves a listener on the --port given',
+    async () => {
+      const withValues = path.join(dir, 'with-values');
+      fs.cpSync(manifests, withValues, { recursive: true });
+      fs.writeFileSync(
+        path.join(withValues, 'envoy-gateway-values.yaml'),
+        'config:\n  envoyGateway:\n    rateLimit: {}\n',
+      );
+      const free = net.createServer();
+      await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve));
+      const port = (free.address() as net.AddressInfo).port;
+      await new Promise((resolve) => free.close(resolve));
+      const command = parseCommandLine([
+        'dev',
+        withValues,
+        '--echo',
+        '--secrets',
+        secrets,
+        '--port',
+        `ai-platform/ai-gateway:80=${port}`,
+      ]);
+      if (command.command !== 'dev') throw new Error('expected dev');
+      const run = io({ AI_GATEWAY_SECRET_ANTHROPIC_API_KEY_API_KEY: 'sk-test-anthropic' });
+      const running = await startDev(command.options, run.io);
+      try {
+        expect(run.stderr.text).toContain(
+          `ai-gateway: skipping ${path.join(withValues, 'envoy-gateway-values.yaml')}: it holds no Kubernetes object`,
+        );
+        // --port put the listener on the port asked for; echo mode answers from the backend the route picked.
+        expect(run.stdout.text).toContain(
+          `Gateway ai-platform/ai-gateway listener http (HTTP 80): http://127.0.0.1:${port}\n`,
+        );
+        const echoed = await post(
+          `http://127.0.0.1:${port}/v1/chat/completions`,
+          { model: 'gpt-4o', messages: [] },
+          { 'x-tenant-id': 'tenant-a' },
+        );
+        expect(echoed.status).toBe(200);
+        expect(JSON.parse(echoed.body)).toMatchObject({
+          namespace: 'ai-platform',
+          service: 'openai',
+          path: '/v1/chat/completions',
+        });
+      } finally {
+        await running.stop();
+      }
+
+      const onlyValues = path.join(dir, 'only-values');
+      fs.mkdirSync(onlyValues);
+      fs.writeFileSync(path.join(onlyValues, 'values.yaml'), 'a: 1\n');
+      const empty = io();
+      expect(await main(['dev', onlyValues], empty.io)).toBe(1);
+      expect(empty.stderr.text).toContain(`folder ${onlyValues} holds no Kubernetes manifests`);
+    },
+    30_000,
+  );
 
   it('exits 1 on a --jwks URI the manifests do not use, or a --ca-file that is not a PEM file', async () => {
     let run = io();
@@ -344,7 +352,8 @@ describe('ai-gateway dev', () => {
     fs.writeFileSync(
       script,
       `const s = require('node:http').createServer((q, r) => r.end('ok')).listen(0, '127.0.0.1', () => {
-         console.log('ai-gateway-processor ready: ext_proc on 127.0.0.1:0 (port 1), admin on 127.0.0.1:0 (port ' + s.address().port + ')');
+         console.log('ai-gateway-processor ready: ext_proc on 127.0.0.1:0 (port 1), ' +
+           'admin on 127.0.0.1:0 (port ' + s.address().port + ')');
          setTimeout(() => process.exit(3), 300);
        });`,
     );

@@ -328,7 +328,8 @@ describe('startProcessors', () => {
       `const http = require('node:http');
        process.on('SIGTERM', () => console.error('got SIGTERM'));
        const s = http.createServer((q, r) => r.end('ok')).listen(0, '127.0.0.1', () => {
-         console.log('ai-gateway-processor ready: ext_proc on 127.0.0.1:0 (port 1), admin on 127.0.0.1:0 (port ' + s.address().port + ')');
+         console.log('ai-gateway-processor ready: ext_proc on 127.0.0.1:0 (port 1), ' +
+           'admin on 127.0.0.1:0 (port ' + s.address().port + ')');
        });`,
     );
     const lines: string[] = [];
@@ -386,7 +387,11 @@ describe('startProcessors', () => {
     // A child node process starts a processor, then calls process.exit (as a second Ctrl-C does).
     const script = `
       const { startProcessors } = require(${JSON.stringify(path.join(repo, 'lib', 'dataplane', 'processes.ts'))});
-      startProcessors([${JSON.stringify(deployment())}], { secretsDir: ${JSON.stringify(secretsDir)}, env: {}, log: () => undefined }).then((running) => {
+      startProcessors([${JSON.stringify(deployment())}], {
+        secretsDir: ${JSON.stringify(secretsDir)},
+        env: {},
+        log: () => undefined,
+      }).then((running) => {
         console.log(JSON.stringify({ pid: running.processors[0].pid, workDir: running.workDir }));
         process.exit(0);
       });`;

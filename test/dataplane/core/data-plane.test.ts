@@ -107,8 +107,13 @@ spec:
     '/provider',
     'provider',
     `
-    filters: [{type: URLRewrite, urlRewrite: {hostname: api.provider.example, path: {type: ReplacePrefixMatch, replacePrefixMatch: /v1}}}]`,
-  )}${rule('/ip', 'direct-ip')}${rule('/unresolvable', 'unresolvable')}${rule('/refused', 'refused')}${rule('/tls', 'tls')}${rule(
+    filters:
+    - type: URLRewrite
+      urlRewrite: {hostname: api.provider.example, path: {type: ReplacePrefixMatch, replacePrefixMatch: /v1}}`,
+  )}${rule('/ip', 'direct-ip')}${rule('/unresolvable', 'unresolvable')}${rule('/refused', 'refused')}${rule(
+    '/tls',
+    'tls',
+  )}${rule(
     '/slow',
     'direct-ip',
     `
@@ -308,19 +313,26 @@ kind: HTTPRoute
 metadata: {name: plain, namespace: ns}
 spec:
   parentRefs: [{name: gw}]
-  rules: [{matches: [{path: {type: PathPrefix, value: /plain}}, {path: {type: PathPrefix, value: /plain}, headers: [{name: x-internal, value: spoof}]}], backendRefs: [{name: svc, port: 80}]}]
+  rules:
+  - matches:
+    - {path: {type: PathPrefix, value: /plain}}
+    - {path: {type: PathPrefix, value: /plain}, headers: [{name: x-internal, value: spoof}]}
+    backendRefs: [{name: svc, port: 80}]
 `),
     });
   });
   afterAll(() => plane?.close());
 
-  it('answers 413 for a body over the limit on a route whose ext_proc buffers it, and streams it elsewhere', async () => {
-    const address = plane.address('ns', 'gw', 80);
-    const big = 'x'.repeat(2048);
-    expect((await send(address, { method: 'POST', path: '/buffered', body: big })).status).toBe(413);
-    const plain = await send(address, { method: 'POST', path: '/plain', body: big });
-    expect(plain.status).toBe(200);
-  });
+  it(
+    'answers 413 for a body over the limit on a route whose ext_proc buffers it, and streams it ' + 'elsewhere',
+    async () => {
+      const address = plane.address('ns', 'gw', 80);
+      const big = 'x'.repeat(2048);
+      expect((await send(address, { method: 'POST', path: '/buffered', body: big })).status).toBe(413);
+      const plain = await send(address, { method: 'POST', path: '/plain', body: big });
+      expect(plain.status).toBe(200);
+    },
+  );
 
   it('removes the early headers before matching and before the backend sees them', async () => {
     const result = await send(plane.address('ns', 'gw', 80), { path: '/plain', headers: { 'x-internal': 'spoof' } });

@@ -30,16 +30,20 @@ describe('translate: an EnvoyExtensionPolicy whose processor cannot be used', ()
     expect(routes.some((route) => route.action.type === 'forward')).toBe(true);
   });
 
-  it('answers 500 on every entry of the route without the ReferenceGrant, as Envoy Gateway fails a fail-closed extension', () => {
-    const withoutGrant = objects.filter(
-      (o) => !(o.kind === 'ReferenceGrant' && JSON.stringify(o).includes('EnvoyExtensionPolicy')),
-    );
-    expect(withoutGrant.length).toBe(objects.length - 1);
-    for (const route of teamRoutes(withoutGrant)) {
-      expect(route.extProcs).toEqual([]);
-      expect(route.action).toEqual({ type: 'directResponse', status: 500 });
-    }
-  });
+  it(
+    'answers 500 on every entry of the route without the ReferenceGrant, as Envoy Gateway fails ' +
+      'a fail-closed extension',
+    () => {
+      const withoutGrant = objects.filter(
+        (o) => !(o.kind === 'ReferenceGrant' && JSON.stringify(o).includes('EnvoyExtensionPolicy')),
+      );
+      expect(withoutGrant.length).toBe(objects.length - 1);
+      for (const route of teamRoutes(withoutGrant)) {
+        expect(route.extProcs).toEqual([]);
+        expect(route.action).toEqual({ type: 'directResponse', status: 500 });
+      }
+    },
+  );
 
   it('answers 500 when the processor Service has no such port', () => {
     const otherPort = objects.map((o) =>

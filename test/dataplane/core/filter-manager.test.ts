@@ -87,129 +87,140 @@ function request(path: string, body: string[] = [], extra: [string, string][] = 
 }
 
 describe('filter manager', () => {
-  it('removes early headers before the first match, creates the chain once from the first route, and re-matches after clearRouteCache', async () => {
-    const { log, config, created } = setup((log) => ({
-      name: 'rewriter',
-      decodeHeaders: (_stream, end) => {
-        log.push(`decodeHeaders:${end}`);
-        return { action: 'continue' };
-      },
-      decodeData: (stream) => {
-        log.push(`decodeData:${stream.requestBody.toString()}`);
-        stream.requestHeaders.set(':path', '/second');
-        stream.clearRouteCache();
-        return { action: 'continue' };
-      },
-      encodeHeaders: (stream, headers) => {
-        headers.set('x-seen-by-filter', stream.route() ? (stream.route() as Route).name : 'none');
-        return { action: 'continue' };
-      },
-      onStreamComplete: () => void log.push('filter:complete'),
-    }));
-    const { out, sink } = recordingSink();
-    await runStream(config, request('/first', ['ab', 'c'], [['x-internal', 'spoof']]), sink);
-    expect(created()).toBe(1);
-    // The second route has no filter, but the chain built from the first route stays.
-    expect(log).toEqual([
-      'decodeHeaders:false',
-      'decodeData:abc',
-      'router:second:/second',
-      'filter:complete',
-      'router:complete',
-    ]);
-    expect(out).toEqual({
-      status: 200,
-      headers: [
-        ['x-up', '1'],
-        ['x-seen-by-filter', 'second'],
-      ],
-      body: Buffer.from('hello'),
-      ended: true,
-      aborted: false,
-    });
-  });
-
-  it('logs one access entry per stream after completion: the client path, the route it ended on, status, flags and details', async () => {
-    const entries: AccessLogEntry<Route>[] = [];
-    const { log, config } = setup(
-      () => ({
+  it(
+    'removes early headers before the first match, creates the chain once from the first route, ' +
+      'and re-matches after clearRouteCache',
+    async () => {
+      const { log, config, created } = setup((log) => ({
         name: 'rewriter',
-        decodeData: (stream) => {
-          stream.requestHeaders.set(':path', '/elsewhere');
-          stream.clearRouteCache();
-          stream.dynamicMetadata.set('ns', { tokens: 3 });
+        decodeHeaders: (_stream, end) => {
+          log.push(`decodeHeaders:${end}`);
           return { action: 'continue' };
         },
-      }),
-      { accessLog: (entry) => entries.push(entry) },
-    );
-    await runStream(config, request('/first', ['{}']), recordingSink().sink);
-    await runStream(config, request('/second'), recordingSink().sink);
-    expect(log).toEqual(['router:none:/elsewhere', 'router:complete', 'router:second:/second', 'router:complete']);
-    expect(
-      entries.map(({ method, path, authority, status, responseFlags, responseCodeDetails, route }) => ({
-        method,
-        path,
-        authority,
-        status,
-        responseFlags,
-        responseCodeDetails,
-        route,
-      })),
-    ).toEqual([
-      // Re-matched after the rewrite: no route, the router's 404 NR; the path is the one the client sent.
-      {
-        method: 'POST',
-        path: '/first',
-        authority: 'h',
-        status: 404,
-        responseFlags: ['NR'],
-        responseCodeDetails: 'route_not_found',
-        route: undefined,
-      },
-      {
-        method: 'POST',
-        path: '/second',
-        authority: 'h',
+        decodeData: (stream) => {
+          log.push(`decodeData:${stream.requestBody.toString()}`);
+          stream.requestHeaders.set(':path', '/second');
+          stream.clearRouteCache();
+          return { action: 'continue' };
+        },
+        encodeHeaders: (stream, headers) => {
+          headers.set('x-seen-by-filter', stream.route() ? (stream.route() as Route).name : 'none');
+          return { action: 'continue' };
+        },
+        onStreamComplete: () => void log.push('filter:complete'),
+      }));
+      const { out, sink } = recordingSink();
+      await runStream(config, request('/first', ['ab', 'c'], [['x-internal', 'spoof']]), sink);
+      expect(created()).toBe(1);
+      // The second route has no filter, but the chain built from the first route stays.
+      expect(log).toEqual([
+        'decodeHeaders:false',
+        'decodeData:abc',
+        'router:second:/second',
+        'filter:complete',
+        'router:complete',
+      ]);
+      expect(out).toEqual({
         status: 200,
-        responseFlags: [],
-        responseCodeDetails: 'via_upstream',
-        route: { name: 'second', withFilter: false },
-      },
-    ]);
-    expect(entries[0].dynamicMetadata.get('ns')).toEqual({ tokens: 3 });
-    expect(entries[0].durationMs).toBeGreaterThanOrEqual(0);
-  });
+        headers: [
+          ['x-up', '1'],
+          ['x-seen-by-filter', 'second'],
+        ],
+        body: Buffer.from('hello'),
+        ended: true,
+        aborted: false,
+      });
+    },
+  );
 
-  it("makes the connection manager's edge edits before the filters: a new request id, x-forwarded-for and -proto", async () => {
-    const seen: Record<string, string | undefined>[] = [];
-    const { config } = setup(() => ({
-      name: 'observer',
-      decodeHeaders: (stream) => {
-        const h = stream.requestHeaders;
-        seen.push({
-          id: h.get('x-request-id'),
-          forwardedFor: h.getJoined('x-forwarded-for'),
-          proto: h.get('x-forwarded-proto'),
-        });
-        return { action: 'continue' };
-      },
-    }));
-    const sent = [
-      ['x-request-id', 'chosen-by-client'],
-      ['x-forwarded-for', '203.0.113.9'],
-      ['x-forwarded-proto', 'https'],
-      [':scheme', 'http'],
-    ] as [string, string][];
-    await runStream(config, request('/first', [], sent), recordingSink().sink);
-    await runStream(config, request('/first', [], sent), recordingSink().sink);
-    expect(seen.map(({ forwardedFor, proto }) => ({ forwardedFor, proto }))).toEqual([
-      { forwardedFor: '203.0.113.9,127.0.0.1', proto: 'http' },
-      { forwardedFor: '203.0.113.9,127.0.0.1', proto: 'http' },
-    ]);
-    expect(seen[0].id).toMatch(/^[0-9a-f-]{36}$/);
-    expect(seen[1].id).not.toBe(seen[0].id);
-  });
+  it(
+    'logs one access entry per stream after completion: the client path, the route it ended on, ' +
+      'status, flags and details',
+    async () => {
+      const entries: AccessLogEntry<Route>[] = [];
+      const { log, config } = setup(
+        () => ({
+          name: 'rewriter',
+          decodeData: (stream) => {
+            stream.requestHeaders.set(':path', '/elsewhere');
+            stream.clearRouteCache();
+            stream.dynamicMetadata.set('ns', { tokens: 3 });
+            return { action: 'continue' };
+          },
+        }),
+        { accessLog: (entry) => entries.push(entry) },
+      );
+      await runStream(config, request('/first', ['{}']), recordingSink().sink);
+      await runStream(config, request('/second'), recordingSink().sink);
+      expect(log).toEqual(['router:none:/elsewhere', 'router:complete', 'router:second:/second', 'router:complete']);
+      expect(
+        entries.map(({ method, path, authority, status, responseFlags, responseCodeDetails, route }) => ({
+          method,
+          path,
+          authority,
+          status,
+          responseFlags,
+          responseCodeDetails,
+          route,
+        })),
+      ).toEqual([
+        // Re-matched after the rewrite: no route, the router's 404 NR; the path is the one the client sent.
+        {
+          method: 'POST',
+          path: '/first',
+          authority: 'h',
+          status: 404,
+          responseFlags: ['NR'],
+          responseCodeDetails: 'route_not_found',
+          route: undefined,
+        },
+        {
+          method: 'POST',
+          path: '/second',
+          authority: 'h',
+          status: 200,
+          responseFlags: [],
+          responseCodeDetails: 'via_upstream',
+          route: { name: 'second', withFilter: false },
+        },
+      ]);
+      expect(entries[0].dynamicMetadata.get('ns')).toEqual({ tokens: 3 });
+      expect(entries[0].durationMs).toBeGreaterThanOrEqual(0);
+    },
+  );
+
+  it(
+    "makes the connection manager's edge edits before the filters: a new request id, " + 'x-forwarded-for and -proto',
+    async () => {
+      const seen: Record<string, string | undefined>[] = [];
+      const { config } = setup(() => ({
+        name: 'observer',
+        decodeHeaders: (stream) => {
+          const h = stream.requestHeaders;
+          seen.push({
+            id: h.get('x-request-id'),
+            forwardedFor: h.getJoined('x-forwarded-for'),
+            proto: h.get('x-forwarded-proto'),
+          });
+          return { action: 'continue' };
+        },
+      }));
+      const sent = [
+        ['x-request-id', 'chosen-by-client'],
+        ['x-forwarded-for', '203.0.113.9'],
+        ['x-forwarded-proto', 'https'],
+        [':scheme', 'http'],
+      ] as [string, string][];
+      await runStream(config, request('/first', [], sent), recordingSink().sink);
+      await runStream(config, request('/first', [], sent), recordingSink().sink);
+      expect(seen.map(({ forwardedFor, proto }) => ({ forwardedFor, proto }))).toEqual([
+        { forwardedFor: '203.0.113.9,127.0.0.1', proto: 'http' },
+        { forwardedFor: '203.0.113.9,127.0.0.1', proto: 'http' },
+      ]);
+      expect(seen[0].id).toMatch(/^[0-9a-f-]{36}$/);
+      expect(seen[1].id).not.toBe(seen[0].id);
+    },
+  );
 
   it('creates no route filter when the first match has none, and answers 404 through the encoder side', async () => {
     const { log, config } = setup(() => {

@@ -5,7 +5,9 @@ import { intersectHostnames } from '../../../lib/dataplane/translate/hostnames';
 import { comparePrecedence, sortRoutes } from '../../../lib/dataplane/translate/sort';
 import { parseDurationMs, parseQuantityBytes } from '../../../lib/dataplane/objects';
 
-/** A gateway shaped like what the constructs synthesize: processor, policies, Backends with TLS, a direct-response 404. */
+/**
+ * A gateway shaped like what the constructs synthesize: processor, policies, Backends with TLS, a direct-response 404.
+ */
 const MANIFESTS = `
 apiVersion: v1
 kind: Namespace
@@ -99,7 +101,8 @@ spec:
     filters: [{type: URLRewrite, urlRewrite: {hostname: api.openai.com}}]
     timeouts: {request: 120s}
   - matches: [{path: {type: PathPrefix, value: /v1}}]
-    filters: [{type: ExtensionRef, extensionRef: {group: gateway.envoyproxy.io, kind: HTTPRouteFilter, name: not-found}}]
+    filters:
+    - {type: ExtensionRef, extensionRef: {group: gateway.envoyproxy.io, kind: HTTPRouteFilter, name: not-found}}
 ---
 apiVersion: gateway.envoyproxy.io/v1alpha1
 kind: BackendTrafficPolicy

@@ -90,18 +90,22 @@ describe('ext_proc filter (scripted processor)', () => {
       expect(result.upstreamRequest!.headers.get('content-length')).toBe(String(CHAT_BODY.length));
     });
 
-    it('skips the request phase when only the response is configured, and sends no body message for a headers-only response', async () => {
-      const server = await start(passThrough);
-      const filter = createExtProcFilter(
-        settings({ processingMode: { response: { body: 'Buffered' } } }),
-        server.address,
-        clients,
-      );
-      await drive(filter, fakeStream({ body: CHAT_BODY }), { status: 204 });
-      const received = server.streams[0].received;
-      expect(received.map((m) => m.request)).toEqual(['responseHeaders']);
-      expect(received[0].responseHeaders.endOfStream).toBe(true);
-    });
+    it(
+      'skips the request phase when only the response is configured, and sends no body message ' +
+        'for a headers-only response',
+      async () => {
+        const server = await start(passThrough);
+        const filter = createExtProcFilter(
+          settings({ processingMode: { response: { body: 'Buffered' } } }),
+          server.address,
+          clients,
+        );
+        await drive(filter, fakeStream({ body: CHAT_BODY }), { status: 204 });
+        const received = server.streams[0].received;
+        expect(received.map((m) => m.request)).toEqual(['responseHeaders']);
+        expect(received[0].responseHeaders.endOfStream).toBe(true);
+      },
+    );
 
     it('sends headers only when no body mode is set, and a GET request header message ends the stream', async () => {
       const server = await start(passThrough);
@@ -116,74 +120,81 @@ describe('ext_proc filter (scripted processor)', () => {
       expect(received[0].requestHeaders.endOfStream).toBe(true);
     });
 
-    it('STREAMED response: every chunk is its own message, mutated chunk by chunk, and content-length is dropped', async () => {
-      const server = await start(async (stream) => {
-        await stream.expect('requestHeaders');
-        stream.send(CONTINUE_REQUEST_HEADERS);
-        await stream.expect('requestBody');
-        stream.send(CONTINUE_REQUEST_BODY);
-        await stream.expect('responseHeaders');
-        stream.send(CONTINUE_RESPONSE_HEADERS);
-        for (let message = await stream.next(); message; message = await stream.next()) {
-          const text = Buffer.from(message.responseBody.body).toString();
-          stream.send({ responseBody: { response: { bodyMutation: { body: Buffer.from(text.toUpperCase()) } } } });
-        }
-      });
-      const filter = createExtProcFilter(
-        settings({ processingMode: { request: { body: 'Buffered' }, response: { body: 'Streamed' } } }),
-        server.address,
-        clients,
-      );
-      const result = await drive(filter, fakeStream({ body: CHAT_BODY }), {
-        status: 200,
-        headers: { 'content-type': 'text/event-stream', 'content-length': '9' },
-        chunks: ['abc', 'def', 'ghi'],
-      });
-      const bodies = server.streams[0].received.filter((m) => m.request === 'responseBody');
-      expect(
-        bodies.map((m) => [Buffer.from(m.responseBody.body).toString(), m.responseBody.endOfStream === true]),
-      ).toEqual([
-        ['abc', false],
-        ['def', false],
-        ['ghi', true],
-      ]);
-      expect(result.passed.map(String)).toEqual(['ABC', 'DEF', 'GHI']);
-      expect(result.responseHeaders!.has('content-length')).toBe(false);
-    });
-
-    it('STREAMED request body: one message with the whole body, content-length removed before the processor answers', async () => {
-      let seenLength: string | undefined;
-      const server = await start(async (stream) => {
-        const headers = await stream.expect('requestHeaders');
-        seenLength = wireHeaders(headers, 'requestHeaders').find(([k]) => k === 'content-length')?.[1];
-        stream.send(CONTINUE_REQUEST_HEADERS);
-        const body = await stream.expect('requestBody');
-        expect(body.requestBody.endOfStream).toBe(true);
-        // A streamed chunk's header mutation is not applied; its clear_route_cache still counts.
-        stream.send({
-          requestBody: {
-            response: {
-              bodyMutation: { body: Buffer.from('{}') },
-              headerMutation: { setHeaders: [setHeader('x-late', '1')] },
-              clearRouteCache: true,
-            },
-          },
+    it(
+      'STREAMED response: every chunk is its own message, mutated chunk by chunk, and ' + 'content-length is dropped',
+      async () => {
+        const server = await start(async (stream) => {
+          await stream.expect('requestHeaders');
+          stream.send(CONTINUE_REQUEST_HEADERS);
+          await stream.expect('requestBody');
+          stream.send(CONTINUE_REQUEST_BODY);
+          await stream.expect('responseHeaders');
+          stream.send(CONTINUE_RESPONSE_HEADERS);
+          for (let message = await stream.next(); message; message = await stream.next()) {
+            const text = Buffer.from(message.responseBody.body).toString();
+            stream.send({ responseBody: { response: { bodyMutation: { body: Buffer.from(text.toUpperCase()) } } } });
+          }
         });
-        await passThrough(stream);
-      });
-      const filter = createExtProcFilter(
-        settings({ processingMode: { request: { body: 'Streamed' } } }),
-        server.address,
-        clients,
-      );
-      const stream = fakeStream({ body: CHAT_BODY });
-      const result = await drive(filter, stream, { status: 200, chunks: ['ok'] });
-      expect(seenLength).toBe(String(CHAT_BODY.length));
-      expect(result.upstreamRequest!.headers.has('content-length')).toBe(false);
-      expect(result.upstreamRequest!.headers.has('x-late')).toBe(false);
-      expect(result.upstreamRequest!.body.toString()).toBe('{}');
-      expect(stream.routeClears).toBe(1);
-    });
+        const filter = createExtProcFilter(
+          settings({ processingMode: { request: { body: 'Buffered' }, response: { body: 'Streamed' } } }),
+          server.address,
+          clients,
+        );
+        const result = await drive(filter, fakeStream({ body: CHAT_BODY }), {
+          status: 200,
+          headers: { 'content-type': 'text/event-stream', 'content-length': '9' },
+          chunks: ['abc', 'def', 'ghi'],
+        });
+        const bodies = server.streams[0].received.filter((m) => m.request === 'responseBody');
+        expect(
+          bodies.map((m) => [Buffer.from(m.responseBody.body).toString(), m.responseBody.endOfStream === true]),
+        ).toEqual([
+          ['abc', false],
+          ['def', false],
+          ['ghi', true],
+        ]);
+        expect(result.passed.map(String)).toEqual(['ABC', 'DEF', 'GHI']);
+        expect(result.responseHeaders!.has('content-length')).toBe(false);
+      },
+    );
+
+    it(
+      'STREAMED request body: one message with the whole body, content-length removed before the ' +
+        'processor answers',
+      async () => {
+        let seenLength: string | undefined;
+        const server = await start(async (stream) => {
+          const headers = await stream.expect('requestHeaders');
+          seenLength = wireHeaders(headers, 'requestHeaders').find(([k]) => k === 'content-length')?.[1];
+          stream.send(CONTINUE_REQUEST_HEADERS);
+          const body = await stream.expect('requestBody');
+          expect(body.requestBody.endOfStream).toBe(true);
+          // A streamed chunk's header mutation is not applied; its clear_route_cache still counts.
+          stream.send({
+            requestBody: {
+              response: {
+                bodyMutation: { body: Buffer.from('{}') },
+                headerMutation: { setHeaders: [setHeader('x-late', '1')] },
+                clearRouteCache: true,
+              },
+            },
+          });
+          await passThrough(stream);
+        });
+        const filter = createExtProcFilter(
+          settings({ processingMode: { request: { body: 'Streamed' } } }),
+          server.address,
+          clients,
+        );
+        const stream = fakeStream({ body: CHAT_BODY });
+        const result = await drive(filter, stream, { status: 200, chunks: ['ok'] });
+        expect(seenLength).toBe(String(CHAT_BODY.length));
+        expect(result.upstreamRequest!.headers.has('content-length')).toBe(false);
+        expect(result.upstreamRequest!.headers.has('x-late')).toBe(false);
+        expect(result.upstreamRequest!.body.toString()).toBe('{}');
+        expect(stream.routeClears).toBe(1);
+      },
+    );
 
     it('honours mode_override on the response headers answer only when allowModeOverride is set', async () => {
       const script = async (stream: ServerStream) => {
@@ -222,45 +233,52 @@ describe('ext_proc filter (scripted processor)', () => {
       ).toEqual(['ab']);
     });
 
-    it('a mode_override header mode left at DEFAULT keeps the configured one; body modes are always taken', async () => {
-      const server = await start(async (stream) => {
-        await stream.expect('requestHeaders');
-        // Only the response body mode is given: response headers stay SEND (configured), request body becomes NONE.
-        stream.send({ ...CONTINUE_REQUEST_HEADERS, modeOverride: { responseBodyMode: 1 } });
-        await passThrough(stream);
-      });
-      const result = await drive(
-        createExtProcFilter(settings(), server.address, clients),
-        fakeStream({ body: CHAT_BODY }),
-        { status: 200, chunks: ['a', 'b'] },
-      );
-      expect(server.streams[0].received.map((m) => m.request)).toEqual([
-        'requestHeaders',
-        'responseHeaders',
-        'responseBody',
-        'responseBody',
-      ]);
-      expect(result.upstreamRequest!.body.toString()).toBe(CHAT_BODY);
-    });
+    it(
+      'a mode_override header mode left at DEFAULT keeps the configured one; body modes are ' + 'always taken',
+      async () => {
+        const server = await start(async (stream) => {
+          await stream.expect('requestHeaders');
+          // Only the response body mode is given: response headers stay SEND (configured), request body becomes NONE.
+          stream.send({ ...CONTINUE_REQUEST_HEADERS, modeOverride: { responseBodyMode: 1 } });
+          await passThrough(stream);
+        });
+        const result = await drive(
+          createExtProcFilter(settings(), server.address, clients),
+          fakeStream({ body: CHAT_BODY }),
+          { status: 200, chunks: ['a', 'b'] },
+        );
+        expect(server.streams[0].received.map((m) => m.request)).toEqual([
+          'requestHeaders',
+          'responseHeaders',
+          'responseBody',
+          'responseBody',
+        ]);
+        expect(result.upstreamRequest!.body.toString()).toBe(CHAT_BODY);
+      },
+    );
 
-    it('closes the gRPC stream right after the last expected answer (STREAMED end), not at the end of the HTTP stream', async () => {
-      const server = await start(passThrough);
-      const filter = createExtProcFilter(
-        settings({ processingMode: { request: {}, response: { body: 'Streamed' } } }),
-        server.address,
-        clients,
-      );
-      const stream = fakeStream({ method: 'GET' });
-      await drive(filter, stream, { status: 200, chunks: ['a', 'b'] }, { complete: false });
-      expect(await server.streams[0].closed()).toBeDefined();
-      expect(server.streams[0].received.map((m) => m.request)).toEqual([
-        'requestHeaders',
-        'responseHeaders',
-        'responseBody',
-        'responseBody',
-      ]);
-      await filter.onStreamComplete!(stream);
-    });
+    it(
+      'closes the gRPC stream right after the last expected answer (STREAMED end), not at the end ' +
+        'of the HTTP stream',
+      async () => {
+        const server = await start(passThrough);
+        const filter = createExtProcFilter(
+          settings({ processingMode: { request: {}, response: { body: 'Streamed' } } }),
+          server.address,
+          clients,
+        );
+        const stream = fakeStream({ method: 'GET' });
+        await drive(filter, stream, { status: 200, chunks: ['a', 'b'] }, { complete: false });
+        expect(await server.streams[0].closed()).toBeDefined();
+        expect(server.streams[0].received.map((m) => m.request)).toEqual([
+          'requestHeaders',
+          'responseHeaders',
+          'responseBody',
+          'responseBody',
+        ]);
+        await filter.onStreamComplete!(stream);
+      },
+    );
 
     it('a mode_override on a body answer is ignored (only headers answers may override)', async () => {
       const server = await start(async (stream) => {
@@ -302,7 +320,8 @@ describe('ext_proc filter (scripted processor)', () => {
             setHeader('x-set', 'new'),
             setHeader('X-Upper', 'v'),
             setHeader('x-multi', 'second', { append: { value: true } }),
-            setHeader('x-action', 'replaced', { appendAction: 0 }), // APPEND_IF_EXISTS_OR_ADD, ignored by Envoy's ext_proc
+            // appendAction 0 is APPEND_IF_EXISTS_OR_ADD, ignored by Envoy's ext_proc.
+            setHeader('x-action', 'replaced', { appendAction: 0 }),
             setHeader(':path', '/model/x/converse'),
           ],
         },
@@ -400,101 +419,114 @@ describe('ext_proc filter (scripted processor)', () => {
       );
     });
 
-    it('buffered request body: header mutation then body mutation; a content-length that does not match is a 500', async () => {
-      const answer = (length: string) => async (stream: ServerStream) => {
-        await stream.expect('requestHeaders');
-        stream.send(CONTINUE_REQUEST_HEADERS);
-        await stream.expect('requestBody');
-        stream.send({
-          requestBody: {
-            response: {
-              headerMutation: { setHeaders: [setHeader('content-length', length)] },
-              bodyMutation: { body: Buffer.from('{"new":true}') },
+    it(
+      'buffered request body: header mutation then body mutation; a content-length that does not ' + 'match is a 500',
+      async () => {
+        const answer = (length: string) => async (stream: ServerStream) => {
+          await stream.expect('requestHeaders');
+          stream.send(CONTINUE_REQUEST_HEADERS);
+          await stream.expect('requestBody');
+          stream.send({
+            requestBody: {
+              response: {
+                headerMutation: { setHeaders: [setHeader('content-length', length)] },
+                bodyMutation: { body: Buffer.from('{"new":true}') },
+              },
             },
+          });
+          await passThrough(stream);
+        };
+        const good = await start(answer('12'));
+        const ok = await drive(
+          createExtProcFilter(settings(), good.address, clients),
+          fakeStream({ body: CHAT_BODY }),
+          {
+            status: 200,
           },
+        );
+        expect(ok.upstreamRequest!.body.toString()).toBe('{"new":true}');
+        expect(ok.upstreamRequest!.headers.get('content-length')).toBe('12');
+
+        const bad = await start(answer('99'));
+        const failed = await drive(
+          createExtProcFilter(settings(), bad.address, clients),
+          fakeStream({ body: CHAT_BODY }),
+          { status: 200 },
+        );
+        expect(failed.localReply).toEqual({
+          status: 500,
+          details: 'mismatch_between_content_length_and_the_length_of_the_mutated_body',
         });
-        await passThrough(stream);
-      };
-      const good = await start(answer('12'));
-      const ok = await drive(createExtProcFilter(settings(), good.address, clients), fakeStream({ body: CHAT_BODY }), {
-        status: 200,
-      });
-      expect(ok.upstreamRequest!.body.toString()).toBe('{"new":true}');
-      expect(ok.upstreamRequest!.headers.get('content-length')).toBe('12');
+      },
+    );
 
-      const bad = await start(answer('99'));
-      const failed = await drive(
-        createExtProcFilter(settings(), bad.address, clients),
-        fakeStream({ body: CHAT_BODY }),
-        { status: 200 },
-      );
-      expect(failed.localReply).toEqual({
-        status: 500,
-        details: 'mismatch_between_content_length_and_the_length_of_the_mutated_body',
-      });
-    });
-
-    it('buffered response body answer changes the held response headers (:status, content-length) and the body', async () => {
-      const server = await start(async (stream) => {
-        await passThroughUntil(stream, 'responseBody');
-        stream.send({
-          responseBody: {
-            response: {
-              headerMutation: { setHeaders: [setHeader(':status', '502'), setHeader('content-length', '7')] },
-              bodyMutation: { body: Buffer.from('{"e":1}') },
+    it(
+      'buffered response body answer changes the held response headers (:status, content-length) ' + 'and the body',
+      async () => {
+        const server = await start(async (stream) => {
+          await passThroughUntil(stream, 'responseBody');
+          stream.send({
+            responseBody: {
+              response: {
+                headerMutation: { setHeaders: [setHeader(':status', '502'), setHeader('content-length', '7')] },
+                bodyMutation: { body: Buffer.from('{"e":1}') },
+              },
             },
-          },
+          });
+          await passThrough(stream);
         });
-        await passThrough(stream);
-      });
-      const result = await drive(
-        createExtProcFilter(settings(), server.address, clients),
-        fakeStream({ body: CHAT_BODY }),
-        {
-          status: 200,
-          headers: { 'content-length': '2' },
-          chunks: ['ok'],
-        },
-      );
-      expect(result.status).toBe(502);
-      expect(result.responseHeaders!.get('content-length')).toBe('7');
-      expect(result.body.toString()).toBe('{"e":1}');
-    });
+        const result = await drive(
+          createExtProcFilter(settings(), server.address, clients),
+          fakeStream({ body: CHAT_BODY }),
+          {
+            status: 200,
+            headers: { 'content-length': '2' },
+            chunks: ['ok'],
+          },
+        );
+        expect(result.status).toBe(502);
+        expect(result.responseHeaders!.get('content-length')).toBe('7');
+        expect(result.body.toString()).toBe('{"e":1}');
+      },
+    );
 
-    it('a BUFFERED response beyond the buffer limit is answered 500 response_payload_too_large (EG default 32 KiB)', async () => {
-      const big = Buffer.alloc(20 * 1024, 'x');
-      const defaults = await start(passThrough);
-      const tooLarge = await drive(
-        createExtProcFilter(settings(), defaults.address, clients),
-        fakeStream({ body: CHAT_BODY }),
-        {
-          status: 200,
-          chunks: [big, big],
-        },
-      );
-      expect(tooLarge.localReply).toEqual({
-        status: 500,
-        body: 'Internal Server Error',
-        details: 'response_payload_too_large',
-      });
-      expect(defaults.streams[0].received.map((m) => m.request)).toEqual([
-        'requestHeaders',
-        'requestBody',
-        'responseHeaders',
-      ]);
+    it(
+      'a BUFFERED response beyond the buffer limit is answered 500 response_payload_too_large (EG ' + 'default 32 KiB)',
+      async () => {
+        const big = Buffer.alloc(20 * 1024, 'x');
+        const defaults = await start(passThrough);
+        const tooLarge = await drive(
+          createExtProcFilter(settings(), defaults.address, clients),
+          fakeStream({ body: CHAT_BODY }),
+          {
+            status: 200,
+            chunks: [big, big],
+          },
+        );
+        expect(tooLarge.localReply).toEqual({
+          status: 500,
+          body: 'Internal Server Error',
+          details: 'response_payload_too_large',
+        });
+        expect(defaults.streams[0].received.map((m) => m.request)).toEqual([
+          'requestHeaders',
+          'requestBody',
+          'responseHeaders',
+        ]);
 
-      const larger = await start(passThrough);
-      const fits = await drive(
-        createExtProcFilter(settings(), larger.address, clients, { bufferLimitBytes: 50 * 1024 * 1024 }),
-        fakeStream({ body: CHAT_BODY }),
-        {
-          status: 200,
-          chunks: [big, big],
-        },
-      );
-      expect(fits.localReply).toBeUndefined();
-      expect(fits.body.length).toBe(2 * big.length);
-    });
+        const larger = await start(passThrough);
+        const fits = await drive(
+          createExtProcFilter(settings(), larger.address, clients, { bufferLimitBytes: 50 * 1024 * 1024 }),
+          fakeStream({ body: CHAT_BODY }),
+          {
+            status: 200,
+            chunks: [big, big],
+          },
+        );
+        expect(fits.localReply).toBeUndefined();
+        expect(fits.body.length).toBe(2 * big.length);
+      },
+    );
 
     it('clear_body empties the body', async () => {
       const server = await start(async (stream) => {
@@ -573,35 +605,40 @@ describe('ext_proc filter (scripted processor)', () => {
   });
 
   describe('immediate responses and dynamic metadata', () => {
-    it('an immediate response becomes the local reply (status, allowed headers, body, details) and ends processing', async () => {
-      const server = await start(async (stream) => {
-        await stream.expect('requestHeaders');
-        stream.send({
-          immediateResponse: {
-            status: { code: 404 },
-            headers: { setHeaders: [setHeader('content-type', 'application/json'), setHeader('x-envoy-hidden', '1')] },
-            body: Buffer.from('{"error":"nope"}'),
-            details: 'unsupported path',
-          },
-          dynamicMetadata: {
-            fields: { 'io.envoy.ai_gateway': { structValue: { fields: { llm_total_token: { numberValue: 0 } } } } },
-          },
+    it(
+      'an immediate response becomes the local reply (status, allowed headers, body, details) and ' + 'ends processing',
+      async () => {
+        const server = await start(async (stream) => {
+          await stream.expect('requestHeaders');
+          stream.send({
+            immediateResponse: {
+              status: { code: 404 },
+              headers: {
+                setHeaders: [setHeader('content-type', 'application/json'), setHeader('x-envoy-hidden', '1')],
+              },
+              body: Buffer.from('{"error":"nope"}'),
+              details: 'unsupported path',
+            },
+            dynamicMetadata: {
+              fields: { 'io.envoy.ai_gateway': { structValue: { fields: { llm_total_token: { numberValue: 0 } } } } },
+            },
+          });
+          await passThrough(stream);
         });
-        await passThrough(stream);
-      });
-      const stream = fakeStream({ body: CHAT_BODY });
-      const result = await drive(createExtProcFilter(settings(), server.address, clients), stream, { status: 200 });
-      expect(result.localReply).toEqual({
-        status: 404,
-        headers: [['content-type', 'application/json']],
-        body: Buffer.from('{"error":"nope"}'),
-        details: 'unsupported_path',
-      });
-      expect(stream.dynamicMetadata.get('io.envoy.ai_gateway')).toEqual({ llm_total_token: 0 });
-      // The local reply passed through the encoder side: nothing more was sent, and the stream was closed.
-      expect(server.streams[0].received.map((m) => m.request)).toEqual(['requestHeaders']);
-      expect(await server.streams[0].closed()).toBeDefined();
-    });
+        const stream = fakeStream({ body: CHAT_BODY });
+        const result = await drive(createExtProcFilter(settings(), server.address, clients), stream, { status: 200 });
+        expect(result.localReply).toEqual({
+          status: 404,
+          headers: [['content-type', 'application/json']],
+          body: Buffer.from('{"error":"nope"}'),
+          details: 'unsupported_path',
+        });
+        expect(stream.dynamicMetadata.get('io.envoy.ai_gateway')).toEqual({ llm_total_token: 0 });
+        // The local reply passed through the encoder side: nothing more was sent, and the stream was closed.
+        expect(server.streams[0].received.map((m) => m.request)).toEqual(['requestHeaders']);
+        expect(await server.streams[0].closed()).toBeDefined();
+      },
+    );
 
     it('an immediate response without a valid status answers 200', async () => {
       const server = await start(async (stream) => {
@@ -769,7 +806,8 @@ describe('ext_proc filter (scripted processor)', () => {
 
     it('uses a processor that comes up after a failed request at the first reconnect of the channel', async () => {
       // grpc-js retries a refused connection after its initial backoff, 1 s ±20%; the bound leaves room for a loaded
-      // CI machine and still fails a filter that keeps a broken channel (or waits out longer backoffs: 1.6 s, 2.56 s...).
+      // CI machine and still fails a filter that keeps a broken channel (or waits out longer backoffs: 1.6 s, 2.56
+      // s...).
       const reconnectBoundMs = 3000;
       const target = await closedPort();
       const filter = createExtProcFilter(settings(), target, clients);
@@ -971,30 +1009,33 @@ describe('ext_proc filter (scripted processor)', () => {
       ]);
     });
 
-    it('BUFFERED_PARTIAL response: sends once the held bytes pass the buffer limit, then lets the rest through', async () => {
-      const server = await start(async (stream) => {
-        await passThroughUntil(stream, 'responseBody');
-        stream.send({ responseBody: { response: { bodyMutation: { body: Buffer.from('head') } } } });
-        await passThrough(stream);
-      });
-      const filter = createExtProcFilter(
-        settings({ processingMode: { response: { body: 'BufferedPartial' } } }),
-        server.address,
-        clients,
-      );
-      const big = Buffer.alloc(20 * 1024, 'x');
-      const result = await drive(filter, fakeStream({ body: CHAT_BODY }), {
-        status: 200,
-        headers: { 'content-length': String(3 * big.length) },
-        chunks: [big, big, big],
-      });
-      const bodies = server.streams[0].received.filter((m) => m.request === 'responseBody');
-      expect(bodies.map((m) => [Buffer.from(m.responseBody.body).length, m.responseBody.endOfStream === true])).toEqual(
-        [[40 * 1024, false]],
-      );
-      expect(result.passed.map((b) => b.length)).toEqual([0, 4, big.length]);
-      expect(result.responseHeaders!.has('content-length')).toBe(false);
-    });
+    it(
+      'BUFFERED_PARTIAL response: sends once the held bytes pass the buffer limit, then lets the ' + 'rest through',
+      async () => {
+        const server = await start(async (stream) => {
+          await passThroughUntil(stream, 'responseBody');
+          stream.send({ responseBody: { response: { bodyMutation: { body: Buffer.from('head') } } } });
+          await passThrough(stream);
+        });
+        const filter = createExtProcFilter(
+          settings({ processingMode: { response: { body: 'BufferedPartial' } } }),
+          server.address,
+          clients,
+        );
+        const big = Buffer.alloc(20 * 1024, 'x');
+        const result = await drive(filter, fakeStream({ body: CHAT_BODY }), {
+          status: 200,
+          headers: { 'content-length': String(3 * big.length) },
+          chunks: [big, big, big],
+        });
+        const bodies = server.streams[0].received.filter((m) => m.request === 'responseBody');
+        expect(
+          bodies.map((m) => [Buffer.from(m.responseBody.body).length, m.responseBody.endOfStream === true]),
+        ).toEqual([[40 * 1024, false]]);
+        expect(result.passed.map((b) => b.length)).toEqual([0, 4, big.length]);
+        expect(result.responseHeaders!.has('content-length')).toBe(false);
+      },
+    );
 
     it('keeps one channel per processor for all streams', async () => {
       const server = await start(passThrough);

@@ -208,16 +208,21 @@ describe('Envoy local replies through the data plane and the real processor', ()
     expect(await backendObservations()).toBe(1);
   });
 
-  it("an unreachable backend (503 UF): Envoy's reply passes untranslated, and it is the backend's failure", async () => {
-    const result = await post(address, '/anthropic/v1/messages', {
-      model: 'gpt-4o-mini',
-      max_tokens: 16,
-      messages: [{ role: 'user', content: 'hi' }],
-    });
-    expect(result.status).toBe(503);
-    expect(result.headers['content-type']).toBe('text/plain');
-    expect(result.body).toMatch(/^upstream connect error or disconnect\/reset before headers/);
-    expect(processor.processor.breakers.isOpen(unreachableName, { failureThreshold: 1, openDurationMs: 1 })).toBe(true);
-    expect(await backendObservations(unreachableName)).toBe(1);
-  });
+  it(
+    "an unreachable backend (503 UF): Envoy's reply passes untranslated, and it is the " + "backend's failure",
+    async () => {
+      const result = await post(address, '/anthropic/v1/messages', {
+        model: 'gpt-4o-mini',
+        max_tokens: 16,
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      expect(result.status).toBe(503);
+      expect(result.headers['content-type']).toBe('text/plain');
+      expect(result.body).toMatch(/^upstream connect error or disconnect\/reset before headers/);
+      expect(processor.processor.breakers.isOpen(unreachableName, { failureThreshold: 1, openDurationMs: 1 })).toBe(
+        true,
+      );
+      expect(await backendObservations(unreachableName)).toBe(1);
+    },
+  );
 });

@@ -89,7 +89,9 @@ function completion(usage: { prompt: number; completion: number }): string {
 
 function eventStream(usage: { prompt: number; completion: number }): string[] {
   const chunk = (content: string) =>
-    `data: ${JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content } }] })}\n\n`;
+    'data: ' +
+    JSON.stringify({ id: 'c1', object: 'chat.completion.chunk', choices: [{ index: 0, delta: { content } }] }) +
+    '\n\n';
   const usageChunk = `data: ${JSON.stringify({
     id: 'c1',
     object: 'chat.completion.chunk',
@@ -171,29 +173,32 @@ describe('ext_proc filter with the real processor', () => {
     });
   });
 
-  it('streamed answer: the processor switches the response to STREAMED and counts the usage chunk by chunk', async () => {
-    const filter = createExtProcFilter(SETTINGS, target, clients);
-    const stream = fakeStream({
-      body: JSON.stringify({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
-    });
-    const chunks = eventStream({ prompt: 9, completion: 3 });
-    const result = await drive(filter, stream, {
-      status: 200,
-      headers: { 'content-type': 'text/event-stream' },
-      chunks,
-    });
-    expect(result.localReply).toBeUndefined();
-    // Each chunk went out as it came (STREAMED), not held until the end (BUFFERED).
-    expect(result.passed).toHaveLength(chunks.length);
-    expect(result.passed.slice(0, -1).every((chunk) => chunk.length > 0)).toBe(true);
-    expect(result.body.toString()).toBe(chunks.join(''));
-    expect(result.responseHeaders!.has('content-length')).toBe(false);
-    expect(stream.dynamicMetadata.get(METADATA_NAMESPACE)).toMatchObject({
-      llm_input_token: 9,
-      llm_output_token: 3,
-      llm_total_token: 12,
-    });
-  });
+  it(
+    'streamed answer: the processor switches the response to STREAMED and counts the usage ' + 'chunk by chunk',
+    async () => {
+      const filter = createExtProcFilter(SETTINGS, target, clients);
+      const stream = fakeStream({
+        body: JSON.stringify({ model: 'gpt-4o', stream: true, messages: [{ role: 'user', content: 'hi' }] }),
+      });
+      const chunks = eventStream({ prompt: 9, completion: 3 });
+      const result = await drive(filter, stream, {
+        status: 200,
+        headers: { 'content-type': 'text/event-stream' },
+        chunks,
+      });
+      expect(result.localReply).toBeUndefined();
+      // Each chunk went out as it came (STREAMED), not held until the end (BUFFERED).
+      expect(result.passed).toHaveLength(chunks.length);
+      expect(result.passed.slice(0, -1).every((chunk) => chunk.length > 0)).toBe(true);
+      expect(result.body.toString()).toBe(chunks.join(''));
+      expect(result.responseHeaders!.has('content-length')).toBe(false);
+      expect(stream.dynamicMetadata.get(METADATA_NAMESPACE)).toMatchObject({
+        llm_input_token: 9,
+        llm_output_token: 3,
+        llm_total_token: 12,
+      });
+    },
+  );
 
   it('a model no rule serves: the processor answers locally through an immediate response', async () => {
     const filter = createExtProcFilter(SETTINGS, target, clients);

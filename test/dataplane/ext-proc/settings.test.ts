@@ -254,7 +254,10 @@ describeWithShared('conformance/envoy-gateway', 'EG v1.9 golden files', (dir) =>
   });
 });
 
-/** EG's IR extProc (the xds translator's input) in our settings' terms: the IR keeps header processing apart from the body mode. */
+/**
+ * EG's IR extProc (the xds translator's input) in our settings' terms: the IR keeps header processing apart from the
+ * body mode.
+ */
 function settingsFromIr(ir: Record<string, any>): ExtProcSettings {
   const phase = (headers: boolean | undefined, body: ExtProcBodyMode | undefined, attributes: string[] | undefined) =>
     headers || body || attributes

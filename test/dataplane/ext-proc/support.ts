@@ -150,7 +150,10 @@ export function fakeStream(init: {
   path?: string;
   headers?: Record<string, string>;
   body?: string | Buffer;
-  /** What the filter manager would have set when the response reaches the encoders (`via_upstream`, a local reply's details). */
+  /**
+   * What the filter manager would have set when the response reaches the encoders (`via_upstream`, a local reply's
+   * details).
+   */
   responseCodeDetails?: string;
 }): FakeStream {
   const body = init.body === undefined ? Buffer.alloc(0) : Buffer.from(init.body);

@@ -251,13 +251,19 @@ describe('createJwtFilter', () => {
     ).toBeUndefined();
   });
 
-  it('without fixed settings, applies the matched route’s requirement and leaves routes without one alone', async () => {
-    const filter = createJwtFilter(undefined, createJwksResolver({ overrides: { [JWKS_URI]: jwksUrl } }));
-    const open = testStream({ route: { name: 'public' } });
-    expect(await filter.decodeHeaders!(open, false)).toEqual({ action: 'continue' });
-    const guarded = testStream({ route: { name: 'private', jwt: settings() } });
-    expect(await filter.decodeHeaders!(guarded, false)).toMatchObject({ action: 'localReply', reply: { status: 401 } });
-  });
+  it(
+    'without fixed settings, applies the matched route’s requirement and leaves routes without ' + 'one alone',
+    async () => {
+      const filter = createJwtFilter(undefined, createJwksResolver({ overrides: { [JWKS_URI]: jwksUrl } }));
+      const open = testStream({ route: { name: 'public' } });
+      expect(await filter.decodeHeaders!(open, false)).toEqual({ action: 'continue' });
+      const guarded = testStream({ route: { name: 'private', jwt: settings() } });
+      expect(await filter.decodeHeaders!(guarded, false)).toMatchObject({
+        action: 'localReply',
+        reply: { status: 401 },
+      });
+    },
+  );
 
   it('with several providers, any one may accept; failures aggregate as Envoy requires_any does', async () => {
     const base = settings();

@@ -79,23 +79,26 @@ describe.each(cases)('counting on $name', (storeCase) => {
     expect(remaining).toEqual([2, 1, 0, 0]);
   });
 
-  it('a check-only request (hits 0) passes at exactly the limit and is refused only once the count exceeds it', async () => {
-    const limit = limitOf(100, 'Hour');
-    expect(
-      (await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 100 }], 0, limit)).overallCode,
-    ).toBe('OK');
-    expect(
-      (await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 0 }], 0, limit)).overallCode,
-    ).toBe('OK');
-    // A stream-done charge is applied even when it goes over: the count becomes 101 ...
-    expect(
-      (await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 1 }], 0, limit)).overallCode,
-    ).toBe('OVER_LIMIT');
-    // ... and from then on even a check-only request is over limit.
-    const check = await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 0 }], 0, limit);
-    expect(check.overallCode).toBe('OVER_LIMIT');
-    expect(check.statuses[0].limitRemaining).toBe(0);
-  });
+  it(
+    'a check-only request (hits 0) passes at exactly the limit and is refused only once the ' + 'count exceeds it',
+    async () => {
+      const limit = limitOf(100, 'Hour');
+      expect(
+        (await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 100 }], 0, limit)).overallCode,
+      ).toBe('OK');
+      expect(
+        (await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 0 }], 0, limit)).overallCode,
+      ).toBe('OK');
+      // A stream-done charge is applied even when it goes over: the count becomes 101 ...
+      expect(
+        (await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 1 }], 0, limit)).overallCode,
+      ).toBe('OVER_LIMIT');
+      // ... and from then on even a check-only request is over limit.
+      const check = await service.shouldRateLimit(domain, [{ entries: entries('t'), hitsAddend: 0 }], 0, limit);
+      expect(check.overallCode).toBe('OVER_LIMIT');
+      expect(check.statuses[0].limitRemaining).toBe(0);
+    },
+  );
 
   it('keeps one bucket per descriptor value, and the overall code is over limit if any descriptor is', async () => {
     const limit = limitOf(1, 'Second');

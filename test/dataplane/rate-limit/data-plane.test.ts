@@ -122,18 +122,22 @@ describe.each([['memory', undefined], ...(redisUrl ? [['redis', redisUrl]] : [])
       return out;
     }
 
-    it('a shared route budget is one bucket across rules; other tenants are unaffected; 429 carries x-ratelimit headers', async () => {
-      const address = await start(base(budget('route-budget', ROUTE, 3, true)));
-      const t = tenant();
-      expect(await statuses(address, ['/a', '/b', '/a', '/b'], t)).toEqual([200, 200, 200, 429]);
-      const limited = await request(address, '/a', { 'x-tenant': t });
-      expect(limited.status).toBe(429);
-      expect(limited.headers['x-ratelimit-limit']).toBe('3, 3;w=3600');
-      expect(limited.headers['x-envoy-ratelimited']).toBeUndefined();
-      expect(await statuses(address, ['/a'], tenant())).toEqual([200]);
-      // No tenant header: no descriptor, so no limit at all.
-      for (let i = 0; i < 5; i++) expect((await request(address, '/a')).status).toBe(200);
-    });
+    it(
+      'a shared route budget is one bucket across rules; other tenants are unaffected; 429 ' +
+        'carries x-ratelimit headers',
+      async () => {
+        const address = await start(base(budget('route-budget', ROUTE, 3, true)));
+        const t = tenant();
+        expect(await statuses(address, ['/a', '/b', '/a', '/b'], t)).toEqual([200, 200, 200, 429]);
+        const limited = await request(address, '/a', { 'x-tenant': t });
+        expect(limited.status).toBe(429);
+        expect(limited.headers['x-ratelimit-limit']).toBe('3, 3;w=3600');
+        expect(limited.headers['x-envoy-ratelimited']).toBeUndefined();
+        expect(await statuses(address, ['/a'], tenant())).toEqual([200]);
+        // No tenant header: no descriptor, so no limit at all.
+        for (let i = 0; i < 5; i++) expect((await request(address, '/a')).status).toBe(200);
+      },
+    );
 
     it('a non-shared budget is one bucket per xDS route (rule/match/hostname)', async () => {
       const address = await start(base(budget('route-budget', ROUTE, 2, false)));
@@ -142,19 +146,24 @@ describe.each([['memory', undefined], ...(redisUrl ? [['redis', redisUrl]] : [])
       ]);
     });
 
-    it('gateway and route budgets stack with StrategicMerge; without mergeType the route policy replaces the gateway one', async () => {
-      const merged = await start(
-        base(
-          `${budget('gw-budget', GATEWAY, 3, true)}---${budget('route-budget', ROUTE, 10, true, 'mergeType: StrategicMerge')}`,
-        ),
-      );
-      expect(await statuses(merged, ['/a', '/b', '/a', '/b'], tenant())).toEqual([200, 200, 200, 429]);
-      await plane?.close();
-      const replaced = await start(
-        base(`${budget('gw-budget', GATEWAY, 3, true)}---${budget('route-budget', ROUTE, 10, true)}`),
-      );
-      expect(await statuses(replaced, ['/a', '/b', '/a', '/b'], tenant())).toEqual([200, 200, 200, 200]);
-    });
+    it(
+      'gateway and route budgets stack with StrategicMerge; without mergeType the route policy ' +
+        'replaces the gateway one',
+      async () => {
+        const merged = await start(
+          base(
+            `${budget('gw-budget', GATEWAY, 3, true)}---` +
+              `${budget('route-budget', ROUTE, 10, true, 'mergeType: StrategicMerge')}`,
+          ),
+        );
+        expect(await statuses(merged, ['/a', '/b', '/a', '/b'], tenant())).toEqual([200, 200, 200, 429]);
+        await plane?.close();
+        const replaced = await start(
+          base(`${budget('gw-budget', GATEWAY, 3, true)}---${budget('route-budget', ROUTE, 10, true)}`),
+        );
+        expect(await statuses(replaced, ['/a', '/b', '/a', '/b'], tenant())).toEqual([200, 200, 200, 200]);
+      },
+    );
   },
 );
 

@@ -176,32 +176,35 @@ describe('mergeRateLimitRules (EG gateway + route policy)', () => {
 });
 
 describe('descriptors (Envoy rate-limit actions on a request)', () => {
-  it('non-shared rules key on the route name in the listener domain; shared ones on the rule in the policy domain', () => {
-    const rules = rateLimitRulesFromPolicy(
-      policy('p', [
-        rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }]),
-        rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], { shared: true }),
-      ]),
-    );
-    expect(descriptorsFor(rules, [['x-tenant', 'acme']])).toEqual({
-      'ai/gw/http': [
-        {
-          entries: [
-            { key: 'httproute/ai/chat/rule/0/match/0/*', value: 'httproute/ai/chat/rule/0/match/0/*' },
-            { key: 'rule-0-match-0', value: 'acme' },
-          ],
-        },
-      ],
-      'ai/p': [
-        {
-          entries: [
-            { key: 'ai/p/rule/1', value: 'ai/p/rule/1' },
-            { key: 'rule-0-match-0', value: 'acme' },
-          ],
-        },
-      ],
-    });
-  });
+  it(
+    'non-shared rules key on the route name in the listener domain; shared ones on the rule in ' + 'the policy domain',
+    () => {
+      const rules = rateLimitRulesFromPolicy(
+        policy('p', [
+          rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }]),
+          rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], { shared: true }),
+        ]),
+      );
+      expect(descriptorsFor(rules, [['x-tenant', 'acme']])).toEqual({
+        'ai/gw/http': [
+          {
+            entries: [
+              { key: 'httproute/ai/chat/rule/0/match/0/*', value: 'httproute/ai/chat/rule/0/match/0/*' },
+              { key: 'rule-0-match-0', value: 'acme' },
+            ],
+          },
+        ],
+        'ai/p': [
+          {
+            entries: [
+              { key: 'ai/p/rule/1', value: 'ai/p/rule/1' },
+              { key: 'rule-0-match-0', value: 'acme' },
+            ],
+          },
+        ],
+      });
+    },
+  );
 
   it('a missing Distinct header drops the descriptor (no limit), and only the first value is used', () => {
     const rules = rateLimitRulesFromPolicy(
@@ -309,31 +312,34 @@ describe('descriptors (Envoy rate-limit actions on a request)', () => {
     ).toEqual([]);
   });
 
-  it('sourceCIDR: Exact shares one bucket per CIDR, Distinct adds the client IP; outside the CIDR no descriptor', () => {
-    const rules = rateLimitRulesFromPolicy(
-      policy('p', [
-        rule([{ sourceCIDR: { value: '10.0.0.0/8', type: 'Distinct' } }], { shared: true }),
-        rule([{ sourceCIDR: { value: '10.0.0.0/8', invert: true } }], { shared: true }),
-      ]),
-    );
-    expect(descriptorsFor(rules, [], { address: '::ffff:10.9.8.7' })['ai/p']).toEqual([
-      {
-        entries: [
-          { key: 'ai/p/rule/0', value: 'ai/p/rule/0' },
-          { key: 'masked_remote_address', value: '10.0.0.0/8' },
-          { key: 'remote_address', value: '10.9.8.7' },
-        ],
-      },
-    ]);
-    expect(descriptorsFor(rules, [], { address: '192.168.1.1' })['ai/p']).toEqual([
-      {
-        entries: [
-          { key: 'ai/p/rule/1', value: 'ai/p/rule/1' },
-          { key: 'masked_remote_address', value: 'invert:10.0.0.0/8' },
-        ],
-      },
-    ]);
-  });
+  it(
+    'sourceCIDR: Exact shares one bucket per CIDR, Distinct adds the client IP; outside the ' + 'CIDR no descriptor',
+    () => {
+      const rules = rateLimitRulesFromPolicy(
+        policy('p', [
+          rule([{ sourceCIDR: { value: '10.0.0.0/8', type: 'Distinct' } }], { shared: true }),
+          rule([{ sourceCIDR: { value: '10.0.0.0/8', invert: true } }], { shared: true }),
+        ]),
+      );
+      expect(descriptorsFor(rules, [], { address: '::ffff:10.9.8.7' })['ai/p']).toEqual([
+        {
+          entries: [
+            { key: 'ai/p/rule/0', value: 'ai/p/rule/0' },
+            { key: 'masked_remote_address', value: '10.0.0.0/8' },
+            { key: 'remote_address', value: '10.9.8.7' },
+          ],
+        },
+      ]);
+      expect(descriptorsFor(rules, [], { address: '192.168.1.1' })['ai/p']).toEqual([
+        {
+          entries: [
+            { key: 'ai/p/rule/1', value: 'ai/p/rule/1' },
+            { key: 'masked_remote_address', value: 'invert:10.0.0.0/8' },
+          ],
+        },
+      ]);
+    },
+  );
 
   it('a rule without selectors applies to every request (rule-<k>-match--1)', () => {
     const rules = rateLimitRulesFromPolicy(policy('p', [{ limit: { requests: 5, unit: 'Second' } }]));
@@ -347,32 +353,35 @@ describe('descriptors (Envoy rate-limit actions on a request)', () => {
     ]);
   });
 
-  it('request cost 0 is a per-descriptor addend of 0; a response cost comes from dynamic metadata at stream end', () => {
-    const rules = rateLimitRulesFromPolicy(
-      policy('p', [
-        rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], {
-          shared: true,
-          cost: {
-            request: { from: 'Number', number: 0 },
-            response: { from: 'Metadata', metadata: { namespace: 'io.ai', key: 'tokens' } },
-          },
-        }),
-      ]),
-    );
-    expect(descriptorsFor(rules, [['x-tenant', 't']])['ai/p'][0]).toMatchObject({ hitsAddend: 0 });
-    expect(
-      descriptorsFor(rules, [['x-tenant', 't']], { onStreamDone: true, metadata: { 'io.ai': { tokens: 42 } } })[
-        'ai/p'
-      ][0],
-    ).toMatchObject({ hitsAddend: 42 });
-    // Missing or non-numeric metadata: Envoy logs "Invalid hits_addend" and sends no descriptor (nothing is charged).
-    expect(descriptorsFor(rules, [['x-tenant', 't']], { onStreamDone: true })['ai/p']).toEqual([]);
-    expect(
-      descriptorsFor(rules, [['x-tenant', 't']], { onStreamDone: true, metadata: { 'io.ai': { tokens: 'many' } } })[
-        'ai/p'
-      ],
-    ).toEqual([]);
-  });
+  it(
+    'request cost 0 is a per-descriptor addend of 0; a response cost comes from dynamic ' + 'metadata at stream end',
+    () => {
+      const rules = rateLimitRulesFromPolicy(
+        policy('p', [
+          rule([{ headers: [{ name: 'x-tenant', type: 'Distinct' }] }], {
+            shared: true,
+            cost: {
+              request: { from: 'Number', number: 0 },
+              response: { from: 'Metadata', metadata: { namespace: 'io.ai', key: 'tokens' } },
+            },
+          }),
+        ]),
+      );
+      expect(descriptorsFor(rules, [['x-tenant', 't']])['ai/p'][0]).toMatchObject({ hitsAddend: 0 });
+      expect(
+        descriptorsFor(rules, [['x-tenant', 't']], { onStreamDone: true, metadata: { 'io.ai': { tokens: 42 } } })[
+          'ai/p'
+        ][0],
+      ).toMatchObject({ hitsAddend: 42 });
+      // Missing or non-numeric metadata: Envoy logs "Invalid hits_addend" and sends no descriptor (nothing is charged).
+      expect(descriptorsFor(rules, [['x-tenant', 't']], { onStreamDone: true })['ai/p']).toEqual([]);
+      expect(
+        descriptorsFor(rules, [['x-tenant', 't']], { onStreamDone: true, metadata: { 'io.ai': { tokens: 'many' } } })[
+          'ai/p'
+        ],
+      ).toEqual([]);
+    },
+  );
 
   it('hits from a format: numbers truncate, numeric strings parse, out of [0, 1e9] is invalid', () => {
     const md = (v: unknown) => new Map([['ns', { k: v }]]);

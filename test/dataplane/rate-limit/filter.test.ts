@@ -50,42 +50,50 @@ describe('createRateLimitFilter', () => {
     service = new RateLimitService(store);
   });
 
-  it('charges token costs at stream end and answers 429 (RL, request_rate_limited) once the budget is spent', async () => {
-    const filter = createRateLimitFilter(service, LISTENER);
-    const budgetRoute = route('httproute/ai/chat/rule/0/match/0/*', tokenBudget('budget', 100));
-    const request = () => testStream({ route: budgetRoute, headers: [['x-tenant', 'acme']] });
-    expect(await run(filter, request(), 60)).toBeUndefined();
-    expect(await run(filter, request(), 40)).toBeUndefined(); // count 100 = limit: the next check still passes
-    expect(await run(filter, request(), 1)).toBeUndefined(); // 101 now
-    const stream = request();
-    const reply = await run(filter, stream, 5);
-    expect(reply).toMatchObject({ status: 429, details: 'request_rate_limited', flag: 'RL' });
-    expect(stream.responseFlags.has('RL')).toBe(true);
-    // EG disables x-envoy-ratelimited unless the listener enables Envoy headers; draft-03 headers are on.
-    expect(Object.fromEntries(reply?.headers ?? [])).toEqual({
-      'x-ratelimit-limit': '100, 100;w=3600',
-      'x-ratelimit-remaining': '0',
-      'x-ratelimit-reset': expect.stringMatching(/^\d+$/),
-    });
-    // Another tenant has its own bucket.
-    expect(await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'other']] }), 1)).toBeUndefined();
-  });
+  it(
+    'charges token costs at stream end and answers 429 (RL, request_rate_limited) once the ' + 'budget is spent',
+    async () => {
+      const filter = createRateLimitFilter(service, LISTENER);
+      const budgetRoute = route('httproute/ai/chat/rule/0/match/0/*', tokenBudget('budget', 100));
+      const request = () => testStream({ route: budgetRoute, headers: [['x-tenant', 'acme']] });
+      expect(await run(filter, request(), 60)).toBeUndefined();
+      expect(await run(filter, request(), 40)).toBeUndefined(); // count 100 = limit: the next check still passes
+      expect(await run(filter, request(), 1)).toBeUndefined(); // 101 now
+      const stream = request();
+      const reply = await run(filter, stream, 5);
+      expect(reply).toMatchObject({ status: 429, details: 'request_rate_limited', flag: 'RL' });
+      expect(stream.responseFlags.has('RL')).toBe(true);
+      // EG disables x-envoy-ratelimited unless the listener enables Envoy headers; draft-03 headers are on.
+      expect(Object.fromEntries(reply?.headers ?? [])).toEqual({
+        'x-ratelimit-limit': '100, 100;w=3600',
+        'x-ratelimit-remaining': '0',
+        'x-ratelimit-reset': expect.stringMatching(/^\d+$/),
+      });
+      // Another tenant has its own bucket.
+      expect(
+        await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'other']] }), 1),
+      ).toBeUndefined();
+    },
+  );
 
-  it('adds x-envoy-ratelimited only when Envoy headers are enabled, and no x-ratelimit headers when disabled', async () => {
-    const filter = createRateLimitFilter(service, LISTENER, {
-      enableEnvoyHeaders: true,
-      disableRateLimitHeaders: true,
-    });
-    const r = route('r', rules('p', [{ limit: { requests: 0, unit: 'Second' } }]));
-    expect((await run(filter, testStream({ route: r })))?.headers).toEqual([['x-envoy-ratelimited', 'true']]);
-  });
+  it(
+    'adds x-envoy-ratelimited only when Envoy headers are enabled, and no x-ratelimit headers ' + 'when disabled',
+    async () => {
+      const filter = createRateLimitFilter(service, LISTENER, {
+        enableEnvoyHeaders: true,
+        disableRateLimitHeaders: true,
+      });
+      const r = route('r', rules('p', [{ limit: { requests: 0, unit: 'Second' } }]));
+      expect((await run(filter, testStream({ route: r })))?.headers).toEqual([['x-envoy-ratelimited', 'true']]);
+    },
+  );
 
   it('adds the x-ratelimit headers to a forwarded response', async () => {
     const filter = createRateLimitFilter(service, LISTENER);
     const stream = testStream({ route: route('r', rules('p', [{ limit: { requests: 5, unit: 'Minute' } }])) });
     await filter.decodeHeaders!(stream, false);
     const headers = new HeaderMap([[':status', '200']]);
-    filter.encodeHeaders!(stream, headers, false);
+    void filter.encodeHeaders!(stream, headers, false);
     expect(headers.get('x-ratelimit-limit')).toBe('5, 5;w=60');
     expect(headers.get('x-ratelimit-remaining')).toBe('4');
   });
@@ -102,7 +110,7 @@ describe('createRateLimitFilter', () => {
     const stream = testStream({ route: r });
     await filter.decodeHeaders!(stream, false);
     const headers = new HeaderMap([[':status', '200']]);
-    filter.encodeHeaders!(stream, headers, false);
+    void filter.encodeHeaders!(stream, headers, false);
     // The tightest descriptor (3/min, 2 left) has headers off: Envoy then adds none at all.
     expect(headers.has('x-ratelimit-limit')).toBe(false);
     const weekOnly = testStream({
@@ -116,7 +124,7 @@ describe('createRateLimitFilter', () => {
     });
     await filter.decodeHeaders!(weekOnly, false);
     const weekHeaders = new HeaderMap([[':status', '200']]);
-    filter.encodeHeaders!(weekOnly, weekHeaders, false);
+    void filter.encodeHeaders!(weekOnly, weekHeaders, false);
     expect(weekHeaders.get('x-ratelimit-limit')).toBe('5, 5;w=604800');
   });
 
@@ -137,21 +145,25 @@ describe('createRateLimitFilter', () => {
     expect(await run(filter, stream)).toMatchObject({ status: 429 });
   });
 
-  it('builds stream-done descriptors from the request headers as they are at stream end, on the route saved at decode', async () => {
-    const filter = createRateLimitFilter(service, LISTENER);
-    const budgetRoute = route('r', tokenBudget('budget', 10));
-    const stream = testStream({ route: budgetRoute, headers: [['x-tenant', 'acme']] });
-    await filter.decodeHeaders!(stream, false);
-    stream.setRoute(route('elsewhere', []));
-    stream.requestHeaders.set('x-tenant', 'renamed');
-    stream.dynamicMetadata.set('io.ai-gateway', { tokens: 11 });
-    await filter.onStreamComplete!(stream);
-    // The charge went to 'renamed' (headers at stream end) under the saved route's rule.
-    expect(await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'renamed']] }))).toMatchObject({
-      status: 429,
-    });
-    expect(await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'acme']] }))).toBeUndefined();
-  });
+  it(
+    'builds stream-done descriptors from the request headers as they are at stream end, on the ' +
+      'route saved at decode',
+    async () => {
+      const filter = createRateLimitFilter(service, LISTENER);
+      const budgetRoute = route('r', tokenBudget('budget', 10));
+      const stream = testStream({ route: budgetRoute, headers: [['x-tenant', 'acme']] });
+      await filter.decodeHeaders!(stream, false);
+      stream.setRoute(route('elsewhere', []));
+      stream.requestHeaders.set('x-tenant', 'renamed');
+      stream.dynamicMetadata.set('io.ai-gateway', { tokens: 11 });
+      await filter.onStreamComplete!(stream);
+      // The charge went to 'renamed' (headers at stream end) under the saved route's rule.
+      expect(await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'renamed']] }))).toMatchObject({
+        status: 429,
+      });
+      expect(await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'acme']] }))).toBeUndefined();
+    },
+  );
 
   it('charges nothing at stream end when the identity header was removed or the cost metadata is missing', async () => {
     const filter = createRateLimitFilter(service, LISTENER);
@@ -163,7 +175,8 @@ describe('createRateLimitFilter', () => {
     await filter.onStreamComplete!(removed);
     await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'acme']] })); // no metadata at all
     expect(await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'acme']] }), 10)).toBeUndefined();
-    expect(await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'acme']] }))).toBeUndefined(); // exactly 10
+    // Exactly 10.
+    expect(await run(filter, testStream({ route: budgetRoute, headers: [['x-tenant', 'acme']] }))).toBeUndefined();
   });
 
   it('one shared bucket across every route of the policy; non-shared rules count per route', async () => {
@@ -207,36 +220,39 @@ describe('createRateLimitFilter', () => {
     expect(zKeys.map(([, v]) => v.count)).toEqual([8]);
   });
 
-  it('fails open on a service error by default (EG failClosed: false), and answers 500 RLSE when failClosed', async () => {
-    const broken: CounterStore = {
-      incrementAndGet: () => Promise.reject(new Error('redis down')),
-      close: async () => undefined,
-    };
-    const r = route('r', rules('p', [{ limit: { requests: 0, unit: 'Hour' } }]));
-    expect(
-      await run(createRateLimitFilter(new RateLimitService(broken), LISTENER), testStream({ route: r })),
-    ).toBeUndefined();
-    expect(
-      await run(
-        createRateLimitFilter(new RateLimitService(broken), LISTENER, { failClosed: true }),
-        testStream({ route: r }),
-      ),
-    ).toMatchObject({
-      status: 500,
-      details: 'rate_limiter_error',
-      flag: 'RLSE',
-    });
-    const slow: CounterStore = {
-      incrementAndGet: () => new Promise((resolve) => setTimeout(() => resolve(1000), 200)),
-      close: async () => undefined,
-    };
-    expect(
-      await run(
-        createRateLimitFilter(new RateLimitService(slow), LISTENER, { timeoutMs: 20, failClosed: true }),
-        testStream({ route: r }),
-      ),
-    ).toMatchObject({ status: 500 });
-  });
+  it(
+    'fails open on a service error by default (EG failClosed: false), and answers 500 RLSE when ' + 'failClosed',
+    async () => {
+      const broken: CounterStore = {
+        incrementAndGet: () => Promise.reject(new Error('redis down')),
+        close: async () => undefined,
+      };
+      const r = route('r', rules('p', [{ limit: { requests: 0, unit: 'Hour' } }]));
+      expect(
+        await run(createRateLimitFilter(new RateLimitService(broken), LISTENER), testStream({ route: r })),
+      ).toBeUndefined();
+      expect(
+        await run(
+          createRateLimitFilter(new RateLimitService(broken), LISTENER, { failClosed: true }),
+          testStream({ route: r }),
+        ),
+      ).toMatchObject({
+        status: 500,
+        details: 'rate_limiter_error',
+        flag: 'RLSE',
+      });
+      const slow: CounterStore = {
+        incrementAndGet: () => new Promise((resolve) => setTimeout(() => resolve(1000), 200)),
+        close: async () => undefined,
+      };
+      expect(
+        await run(
+          createRateLimitFilter(new RateLimitService(slow), LISTENER, { timeoutMs: 20, failClosed: true }),
+          testStream({ route: r }),
+        ),
+      ).toMatchObject({ status: 500 });
+    },
+  );
 
   it('charges nothing at stream end when the stream ends while its request-time call is in flight', async () => {
     let release: (count: number) => void = () => undefined;

@@ -83,25 +83,28 @@ describeWithShared('conformance/envoy-gateway/xds-translator', 'rate-limit golde
       expect(ours).toEqual(filters);
     });
 
-    it('gives every route its per-filter RateLimitPerRoute (domain, actions, hits addends, stream-done entries)', () => {
-      const golden = read(dir, 'out/xds-ir/ratelimit-global-shared.routes.yaml');
-      const goldenRoutes = golden[0].virtualHosts[0].routes;
-      expect(goldenRoutes.map((r: any) => r.name)).toEqual(routes.map((r: any) => r.name));
-      for (const route of routes) {
-        const expected = goldenRoutes.find((r: any) => r.name === route.name).typedPerFilterConfig;
-        const ours: Record<string, unknown> = {};
-        for (const [domain, rateLimits] of buildRouteRateLimits(listener.name, route.name, route.rateLimitRules)) {
-          const filter =
-            domain === listener.name ? 'envoy.filters.http.ratelimit' : `envoy.filters.http.ratelimit/${domain}`;
-          ours[filter] = {
-            '@type': 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute',
-            domain,
-            rateLimits: rateLimits.map(routeRateLimitJson),
-          };
+    it(
+      'gives every route its per-filter RateLimitPerRoute (domain, actions, hits addends, ' + 'stream-done entries)',
+      () => {
+        const golden = read(dir, 'out/xds-ir/ratelimit-global-shared.routes.yaml');
+        const goldenRoutes = golden[0].virtualHosts[0].routes;
+        expect(goldenRoutes.map((r: any) => r.name)).toEqual(routes.map((r: any) => r.name));
+        for (const route of routes) {
+          const expected = goldenRoutes.find((r: any) => r.name === route.name).typedPerFilterConfig;
+          const ours: Record<string, unknown> = {};
+          for (const [domain, rateLimits] of buildRouteRateLimits(listener.name, route.name, route.rateLimitRules)) {
+            const filter =
+              domain === listener.name ? 'envoy.filters.http.ratelimit' : `envoy.filters.http.ratelimit/${domain}`;
+            ours[filter] = {
+              '@type': 'type.googleapis.com/envoy.extensions.filters.http.ratelimit.v3.RateLimitPerRoute',
+              domain,
+              rateLimits: rateLimits.map(routeRateLimitJson),
+            };
+          }
+          expect(ours).toEqual(expected);
         }
-        expect(ours).toEqual(expected);
-      }
-    });
+      },
+    );
   });
 });
 

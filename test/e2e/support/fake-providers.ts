@@ -131,7 +131,15 @@ async function openAIChatAnswer(
     return;
   }
   const chunk = (delta: unknown, finish: string | null) =>
-    `data: ${JSON.stringify({ id: 'chatcmpl-e2e-2', object: 'chat.completion.chunk', created, model, choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }] })}\n\n`;
+    'data: ' +
+    JSON.stringify({
+      id: 'chatcmpl-e2e-2',
+      object: 'chat.completion.chunk',
+      created,
+      model,
+      choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    }) +
+    '\n\n';
   const [first, second] = halves(text);
   const includeUsage = (body.stream_options as { include_usage?: unknown } | undefined)?.include_usage === true;
   await writeInParts(res, 200, { 'content-type': 'text/event-stream; charset=utf-8' }, [
@@ -141,7 +149,16 @@ async function openAIChatAnswer(
     chunk({}, 'stop'),
     ...(includeUsage
       ? [
-          `data: ${JSON.stringify({ id: 'chatcmpl-e2e-2', object: 'chat.completion.chunk', created, model, choices: [], usage: usageObject })}\n\n`,
+          'data: ' +
+            JSON.stringify({
+              id: 'chatcmpl-e2e-2',
+              object: 'chat.completion.chunk',
+              created,
+              model,
+              choices: [],
+              usage: usageObject,
+            }) +
+            '\n\n',
         ]
       : []),
     'data: [DONE]\n\n',
@@ -617,7 +634,9 @@ export function startGcpTokenFake(options: GcpTokenFakeOptions): Promise<FakePro
   });
 }
 
-/** The application-default-credentials file (`GOOGLE_APPLICATION_CREDENTIALS`) that sends the processor to the fake STS. */
+/**
+ * The application-default-credentials file (`GOOGLE_APPLICATION_CREDENTIALS`) that sends the processor to the fake STS.
+ */
 export function gcpExternalAccountCredentials(tokenUrl: string, subjectTokenFile: string): Record<string, unknown> {
   return {
     type: 'external_account',

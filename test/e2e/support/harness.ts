@@ -95,7 +95,8 @@ export function ensureProcessorBundle(): string {
   const newest = newestProcessorSource();
   if (newest.mtimeMs > fs.statSync(PROCESSOR_BUNDLE).mtimeMs) {
     throw new Error(
-      `${path.relative(REPO_ROOT, PROCESSOR_BUNDLE)} is older than ${path.relative(REPO_ROOT, newest.file)}: run \`npm run build -w processor\``,
+      `${path.relative(REPO_ROOT, PROCESSOR_BUNDLE)} is older than ` +
+        `${path.relative(REPO_ROOT, newest.file)}: run \`npm run build -w processor\``,
     );
   }
   return PROCESSOR_BUNDLE;
@@ -215,7 +216,8 @@ function clusterScenario(scenario: Scenario): RunningScenario {
   const fakesUrl = process.env.E2E_FAKES_URL;
   if (!fakesUrl)
     throw new Error(
-      'cluster mode (E2E_GATEWAY_URL[S]) needs E2E_FAKES_URL: the suite reads what the fakes received from their record endpoints',
+      'cluster mode (E2E_GATEWAY_URL[S]) needs E2E_FAKES_URL: the suite reads what the fakes ' +
+        'received from their record endpoints',
     );
   const base = new URL(fakesUrl);
   const handles = {} as Record<FakeName, FakeHandle>;

@@ -1,4 +1,6 @@
-/** Reads the rate-limit counters a run left in Redis (envoyproxy/ratelimit keys: `<domain>_<key>_<value>_..._<window>`). */
+/**
+ * Reads the rate-limit counters a run left in Redis (envoyproxy/ratelimit keys: `<domain>_<key>_<value>_..._<window>`).
+ */
 import Redis from 'ioredis';
 
 export interface Counter {

@@ -184,7 +184,8 @@ export interface ProviderCase {
 }
 
 const vertexPath = (publisher: string, model: string, method: string) =>
-  `/v1/projects/${FAKE_CREDENTIALS.gcpProject}/locations/${FAKE_CREDENTIALS.gcpRegion}/publishers/${publisher}/models/${model}:${method}`;
+  `/v1/projects/${FAKE_CREDENTIALS.gcpProject}/locations/` +
+  `${FAKE_CREDENTIALS.gcpRegion}/publishers/${publisher}/models/${model}:${method}`;
 
 export const PROVIDER_CASES: readonly ProviderCase[] = [
   {
@@ -213,8 +214,10 @@ export const PROVIDER_CASES: readonly ProviderCase[] = [
     model: 'azure-gpt-4o',
     fake: 'azure',
     upstreamModel: 'gpt-4o-deployment',
-    upstreamPath: `/openai/deployments/gpt-4o-deployment/chat/completions?api-version=${FAKE_CREDENTIALS.azureApiVersion}`,
-    upstreamStreamPath: `/openai/deployments/gpt-4o-deployment/chat/completions?api-version=${FAKE_CREDENTIALS.azureApiVersion}`,
+    upstreamPath:
+      `/openai/deployments/gpt-4o-deployment/chat/` + `completions?api-version=${FAKE_CREDENTIALS.azureApiVersion}`,
+    upstreamStreamPath:
+      `/openai/deployments/gpt-4o-deployment/chat/` + `completions?api-version=${FAKE_CREDENTIALS.azureApiVersion}`,
     upstreamHost: 'e2e-resource.openai.azure.com',
   },
   {
@@ -224,7 +227,8 @@ export const PROVIDER_CASES: readonly ProviderCase[] = [
     fake: 'azure-entra',
     upstreamModel: 'gpt-4o-entra',
     upstreamPath: `/openai/deployments/gpt-4o-entra/chat/completions?api-version=${FAKE_CREDENTIALS.azureApiVersion}`,
-    upstreamStreamPath: `/openai/deployments/gpt-4o-entra/chat/completions?api-version=${FAKE_CREDENTIALS.azureApiVersion}`,
+    upstreamStreamPath:
+      `/openai/deployments/gpt-4o-entra/chat/` + `completions?api-version=${FAKE_CREDENTIALS.azureApiVersion}`,
     upstreamHost: 'e2e-entra.openai.azure.com',
   },
   {
