@@ -106,7 +106,9 @@ export class AllowedRoutes {
         return {
           namespaces: {
             from: 'Selector',
-            selector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [...this.names!] }] },
+            selector: {
+              matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: [...this.names!] }],
+            },
           },
           kinds,
         };
@@ -301,7 +303,11 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     validateUniqueObjects(this);
     this.allowedRoutes = props.allowedRoutes ?? AllowedRoutes.sameNamespace();
     checkLabels(this, 'allowedRoutes', this.allowedRoutes._labels);
-    const envoyGatewayNamespace = checkLabelName(this, 'envoyGatewayNamespace', props.envoyGatewayNamespace ?? 'envoy-gateway-system');
+    const envoyGatewayNamespace = checkLabelName(
+      this,
+      'envoyGatewayNamespace',
+      props.envoyGatewayNamespace ?? 'envoy-gateway-system',
+    );
     const bufferBytes = this.requestBufferBytes(props.requestBufferLimit ?? Size.mebibytes(50));
     const gatewayClass = props.gatewayClass ?? GatewayClass.create(this.gatewayName);
     this.gatewayClassName = checkLabelName(this, 'gatewayClass', gatewayClass.name);
@@ -322,7 +328,10 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
       processor: this.processor,
       model: this.model,
       allowedRoutes: this.allowedRoutes,
-      listeners: listeners.map((l) => ({ name: l.name, ...(l.hostname !== undefined ? { hostname: l.hostname } : {}) })),
+      listeners: listeners.map((l) => ({
+        name: l.name,
+        ...(l.hostname !== undefined ? { hostname: l.hostname } : {}),
+      })),
       claimHeaders,
     };
     this._budgetScope = { path: this.node.path, model: this.model, gateway: { path: this.node.path, claimHeaders } };
@@ -336,7 +345,8 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
   /** The request buffer limit in bytes. */
   private requestBufferBytes(limit: Size): number {
     const bufferBytes = Math.round(limit.toKibibytes() * 1024);
-    if (!(bufferBytes >= 1024)) throw invalid(this, 'requestBufferLimit', `${bufferBytes} bytes`, 'must be at least 1 KiB');
+    if (!(bufferBytes >= 1024))
+      throw invalid(this, 'requestBufferLimit', `${bufferBytes} bytes`, 'must be at least 1 KiB');
     return bufferBytes;
   }
 
@@ -358,24 +368,48 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     const allowed = this.allowedRoutes._toSpec();
     if (props.http?.enabled !== false) {
       const port = this.checkPort('http.port', props.http?.port ?? 80);
-      listeners.push({ name: 'http', protocol: 'HTTP', port, ...this.listenerHostname('http.hostname', props.http?.hostname), allowedRoutes: allowed });
+      listeners.push({
+        name: 'http',
+        protocol: 'HTTP',
+        port,
+        ...this.listenerHostname('http.hostname', props.http?.hostname),
+        allowedRoutes: allowed,
+      });
     }
     if (props.https) listeners.push(this.httpsListener(props.https, allowed));
-    if (listeners.length === 0) throw invalid(this, 'http.enabled', false, 'a gateway needs at least one listener; enable http or configure https');
+    if (listeners.length === 0)
+      throw invalid(
+        this,
+        'http.enabled',
+        false,
+        'a gateway needs at least one listener; enable http or configure https',
+      );
     if (listeners.length === 2 && listeners[0].port === listeners[1].port) {
       throw invalid(this, 'https.port', listeners[1].port, 'is already used by the HTTP listener');
     }
-    customResource<GatewaySpec>(this, 'Gateway', GATEWAY_API_VERSION, 'Gateway', { name: this.gatewayName, namespace: this.gatewayNamespace }, {
-      gatewayClassName: this.gatewayClassName,
-      listeners,
-    });
+    customResource<GatewaySpec>(
+      this,
+      'Gateway',
+      GATEWAY_API_VERSION,
+      'Gateway',
+      { name: this.gatewayName, namespace: this.gatewayNamespace },
+      {
+        gatewayClassName: this.gatewayClassName,
+        listeners,
+      },
+    );
     return listeners;
   }
 
   private httpsListener(https: HttpsListenerOptions, allowedRoutes: GatewayListener['allowedRoutes']): GatewayListener {
     const port = this.checkPort('https.port', https.port ?? 443);
     if (https.certificateSecretNames.length === 0) {
-      throw invalid(this, 'https.certificateSecretNames', https.certificateSecretNames, 'needs at least one TLS Secret');
+      throw invalid(
+        this,
+        'https.certificateSecretNames',
+        https.certificateSecretNames,
+        'needs at least one TLS Secret',
+      );
     }
     checkCrdList(this, 'https.certificateSecretNames', https.certificateSecretNames, CRD_LIMITS.gatewayCertificateRefs);
     const certificateRefs = https.certificateSecretNames.map((name) => ({
@@ -425,7 +459,11 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
         `the GatewayClass "${this.gatewayClassName}" emitted here has no EnvoyProxy with mergeGateways: true, so Envoy Gateway runs this gateway's own proxies; use GatewayClass.fromName() with a class whose parametersRef EnvoyProxy merges gateways`,
       );
     }
-    if (deployMode?._kind === 'GatewayNamespace' && props.envoyGatewayNamespace !== undefined && props.envoyGatewayNamespace !== this.gatewayNamespace) {
+    if (
+      deployMode?._kind === 'GatewayNamespace' &&
+      props.envoyGatewayNamespace !== undefined &&
+      props.envoyGatewayNamespace !== this.gatewayNamespace
+    ) {
       throw invalid(
         this,
         'envoyGatewayNamespace',
@@ -494,7 +532,8 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     if (jwt.audiences) checkCrdList(this, 'jwt.audiences', jwt.audiences, CRD_LIMITS.securityPolicyJwtAudiences);
     this.checkClaimCount(jwt.claimToHeaders);
     const claimToHeaders = Object.entries(jwt.claimToHeaders ?? {}).map(([claim, header]) => {
-      if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(header)) throw invalid(this, `jwt.claimToHeaders.${claim}`, header, 'must be a lower-case HTTP header name');
+      if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(header))
+        throw invalid(this, `jwt.claimToHeaders.${claim}`, header, 'must be a lower-case HTTP header name');
       return { claim, header };
     });
     customResource<SecurityPolicySpec>(

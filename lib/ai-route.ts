@@ -32,7 +32,16 @@ import { synthRegistry } from './limits/registry';
 import { validateUniqueObjects } from './limits/unique-objects';
 import { GatewayModel, type BudgetScope, type RouteFragment } from './gateway-model';
 import { ModelMatch, ModelMatchIndex } from './model-match';
-import { MAX_SUBDOMAIN_LENGTH, checkHostname, checkLabelName, defaultName, derivedName, isCleanPathPrefix, resolveNamespace, shortHash } from './names';
+import {
+  MAX_SUBDOMAIN_LENGTH,
+  checkHostname,
+  checkLabelName,
+  defaultName,
+  derivedName,
+  isCleanPathPrefix,
+  resolveNamespace,
+  shortHash,
+} from './names';
 import { Processor, type ProcessorOptions } from './processor';
 import { ProviderBackend } from './provider-backend';
 import { RoutePrecedenceIndex, foreignGatewayIndex, virtualHostsOf, type IndexedRoute } from './route-precedence';
@@ -240,7 +249,9 @@ export class AIRoute extends Construct implements IBudgetTarget {
     checkLabelName(this, 'gateway.gatewayNamespace', props.gateway.gatewayNamespace);
     this.endpoints = this.checkEndpoints(props);
     this.hostnames = this.checkHostnames(props.hostnames ?? []);
-    this.requiredHeaders = [...new Set((props.requiredHeaders ?? []).map((h) => this.checkHeader('requiredHeaders', h)))];
+    this.requiredHeaders = [
+      ...new Set((props.requiredHeaders ?? []).map((h) => this.checkHeader('requiredHeaders', h))),
+    ];
     const requestTimeout = gatewayDuration(this, 'requestTimeout', props.requestTimeout ?? Duration.seconds(60));
     this.retry = props.retry ? this.retrySpec(props.retry) : undefined;
     if (props.retry?.perTryTimeout) {
@@ -253,7 +264,9 @@ export class AIRoute extends Construct implements IBudgetTarget {
 
     this.model = this.managed?.model ?? new GatewayModel({ emitBudgetPolicy: () => this.ensureTrafficPolicy() });
     this.processor = this.managed?.processor ?? this.addOwnProcessor(props);
-    this.rules.forEach((rule, r) => rule.backends.forEach((ref, b) => this.entryFor(ref.backend, `rules[${r}].backends[${b}].backend`)));
+    this.rules.forEach((rule, r) =>
+      rule.backends.forEach((ref, b) => this.entryFor(ref.backend, `rules[${r}].backends[${b}].backend`)),
+    );
     // Check everything against the processor and the other routes before emitting or contributing anything, so a
     // failed route leaves the gateway untouched.
     const secrets = this.credentialSecrets();
@@ -277,10 +290,13 @@ export class AIRoute extends Construct implements IBudgetTarget {
 
   /** The client API endpoints: OpenAI at `pathPrefix`, and Anthropic at `anthropicPathPrefix` if set. */
   private checkEndpoints(props: AIRouteProps): RouteEndpoint[] {
-    const endpoints: RouteEndpoint[] = [{ api: 'OpenAI', pathPrefix: this.checkPathPrefix('pathPrefix', props.pathPrefix ?? '/v1') }];
+    const endpoints: RouteEndpoint[] = [
+      { api: 'OpenAI', pathPrefix: this.checkPathPrefix('pathPrefix', props.pathPrefix ?? '/v1') },
+    ];
     if (props.anthropicPathPrefix !== undefined) {
       const prefix = this.checkPathPrefix('anthropicPathPrefix', props.anthropicPathPrefix);
-      if (prefix === endpoints[0].pathPrefix) throw invalid(this, 'anthropicPathPrefix', prefix, 'must differ from pathPrefix');
+      if (prefix === endpoints[0].pathPrefix)
+        throw invalid(this, 'anthropicPathPrefix', prefix, 'must differ from pathPrefix');
       endpoints.push({ api: 'Anthropic', pathPrefix: prefix });
     }
     return endpoints;
@@ -299,8 +315,17 @@ export class AIRoute extends Construct implements IBudgetTarget {
         `the gateway "${props.gateway.gatewayNamespace}/${props.gateway.gatewayName}" does not admit routes from this namespace; widen its allowedRoutes`,
       );
     }
-    if (props.processor !== undefined || props.envoyGatewayNamespace !== undefined || props.maxRequestBodyBytes !== undefined) {
-      throw invalid(this, 'processor', props.processor ?? props.envoyGatewayNamespace ?? props.maxRequestBodyBytes, 'only applies to routes on a Gateway not managed by an AIGateway; configure the AIGateway instead');
+    if (
+      props.processor !== undefined ||
+      props.envoyGatewayNamespace !== undefined ||
+      props.maxRequestBodyBytes !== undefined
+    ) {
+      throw invalid(
+        this,
+        'processor',
+        props.processor ?? props.envoyGatewayNamespace ?? props.maxRequestBodyBytes,
+        'only applies to routes on a Gateway not managed by an AIGateway; configure the AIGateway instead',
+      );
     }
     const gatewayName = `${props.gateway.gatewayNamespace}/${props.gateway.gatewayName}`;
     checkRouteHostnames(this, 'hostnames', this.hostnames, gatewayName, gateway.listeners);
@@ -313,7 +338,11 @@ export class AIRoute extends Construct implements IBudgetTarget {
       baseName: this.routeName,
       namespace: this.namespace,
       gateway: { name: props.gateway.gatewayName, namespace: props.gateway.gatewayNamespace },
-      envoyGatewayNamespace: checkLabelName(this, 'envoyGatewayNamespace', props.envoyGatewayNamespace ?? 'envoy-gateway-system'),
+      envoyGatewayNamespace: checkLabelName(
+        this,
+        'envoyGatewayNamespace',
+        props.envoyGatewayNamespace ?? 'envoy-gateway-system',
+      ),
       maxRequestBodyBytes: props.maxRequestBodyBytes ?? 50 * 1024 * 1024,
       model: this.model,
     });
@@ -339,7 +368,9 @@ export class AIRoute extends Construct implements IBudgetTarget {
   private checkAgainstOtherRoutes(): void {
     const gateway = this.managed;
     if (gateway) this.checkBackendHeaders(gateway.model);
-    const precedenceIndex = gateway ? gateway.model.precedence : foreignGatewayIndex(this, this.gateway.gatewayNamespace, this.gateway.gatewayName);
+    const precedenceIndex = gateway
+      ? gateway.model.precedence
+      : foreignGatewayIndex(this, this.gateway.gatewayNamespace, this.gateway.gatewayName);
     const precedence = this.precedenceEntry(gateway ? gateway.listeners : [{ name: '*' }]);
     this.checkPrecedence(precedenceIndex, precedence);
     this.indexModels(this.model.modelMatches);
@@ -349,34 +380,58 @@ export class AIRoute extends Construct implements IBudgetTarget {
   /** Emits the HTTPRoute (one rule per backend, then the catch-all 404) and the filter of its 404 answer. */
   private emitHttpRoute(gateway: IGatewayReference, requestTimeout: string): void {
     const notFoundFilter = derivedName([this.routeName, 'not-found']);
-    customResource<HTTPRouteFilterSpec>(this, 'NotFound', ENVOY_GATEWAY_API_VERSION, 'HTTPRouteFilter', { name: notFoundFilter, namespace: this.namespace }, {
-      directResponse: {
-        statusCode: 404,
-        contentType: 'application/json',
-        body: {
-          type: 'Inline',
-          inline: JSON.stringify({
-            error: {
-              type: 'invalid_request_error',
-              code: 'model_not_found',
-              message: 'No route matches this request: the model is not configured on this gateway, or the path is not an API endpoint.',
-            },
-          }),
+    customResource<HTTPRouteFilterSpec>(
+      this,
+      'NotFound',
+      ENVOY_GATEWAY_API_VERSION,
+      'HTTPRouteFilter',
+      { name: notFoundFilter, namespace: this.namespace },
+      {
+        directResponse: {
+          statusCode: 404,
+          contentType: 'application/json',
+          body: {
+            type: 'Inline',
+            inline: JSON.stringify({
+              error: {
+                type: 'invalid_request_error',
+                code: 'model_not_found',
+                message:
+                  'No route matches this request: the model is not configured on this gateway, or the path is not an API endpoint.',
+              },
+            }),
+          },
         },
       },
-    });
+    );
     const parentNamespace = gateway.gatewayNamespace === this.namespace ? undefined : gateway.gatewayNamespace;
-    customResource<HTTPRouteSpec>(this, 'HTTPRoute', GATEWAY_API_VERSION, 'HTTPRoute', { name: this.routeName, namespace: this.namespace }, {
-      parentRefs: [{ group: GATEWAY_API_GROUP, kind: 'Gateway', name: gateway.gatewayName, namespace: parentNamespace }],
-      hostnames: this.hostnames.length > 0 ? this.hostnames : undefined,
-      rules: [
-        ...[...this.entries.values()].map((entry) => this.backendRule(entry, requestTimeout)),
-        {
-          matches: this.endpoints.map((endpoint) => ({ path: { type: 'PathPrefix' as const, value: endpoint.pathPrefix } })),
-          filters: [{ type: 'ExtensionRef', extensionRef: { group: ENVOY_GATEWAY_GROUP, kind: 'HTTPRouteFilter', name: notFoundFilter } }],
-        },
-      ],
-    });
+    customResource<HTTPRouteSpec>(
+      this,
+      'HTTPRoute',
+      GATEWAY_API_VERSION,
+      'HTTPRoute',
+      { name: this.routeName, namespace: this.namespace },
+      {
+        parentRefs: [
+          { group: GATEWAY_API_GROUP, kind: 'Gateway', name: gateway.gatewayName, namespace: parentNamespace },
+        ],
+        hostnames: this.hostnames.length > 0 ? this.hostnames : undefined,
+        rules: [
+          ...[...this.entries.values()].map((entry) => this.backendRule(entry, requestTimeout)),
+          {
+            matches: this.endpoints.map((endpoint) => ({
+              path: { type: 'PathPrefix' as const, value: endpoint.pathPrefix },
+            })),
+            filters: [
+              {
+                type: 'ExtensionRef',
+                extensionRef: { group: ENVOY_GATEWAY_GROUP, kind: 'HTTPRouteFilter', name: notFoundFilter },
+              },
+            ],
+          },
+        ],
+      },
+    );
   }
 
   /** The HTTPRoute rule of one backend: matched by the backend header the processor sets. */
@@ -388,7 +443,9 @@ export class AIRoute extends Construct implements IBudgetTarget {
       })),
       filters: [
         // Providers route on Host (and TLS only sets SNI); in-cluster Services don't care.
-        ...(entry.backend.isKubernetesService ? [] : [{ type: 'URLRewrite' as const, urlRewrite: { hostname: entry.backend.hostname } }]),
+        ...(entry.backend.isKubernetesService
+          ? []
+          : [{ type: 'URLRewrite' as const, urlRewrite: { hostname: entry.backend.hostname } }]),
         // Internal to the gateway. Removed by the router after the route is chosen, which also edits the headers the
         // rate-limit filter reads again at stream end: safe only because no budget may key on this header. The
         // model and route headers stay: budgets select on them when they charge the tokens.
@@ -423,7 +480,10 @@ export class AIRoute extends Construct implements IBudgetTarget {
         ...(this.passthroughEndpoints.length > 0 ? { passthroughEndpoints: this.passthroughEndpoints } : {}),
       },
       backends: entries.map((entry) => entry.backend._toConfig(entry.name)),
-      mutatedHeaders: entries.map((entry) => ({ backendName: entry.backend.backendName, headers: entry.backend._mutatedHeaders })),
+      mutatedHeaders: entries.map((entry) => ({
+        backendName: entry.backend.backendName,
+        headers: entry.backend._mutatedHeaders,
+      })),
       modelMatches: this.rules.flatMap((rule) => rule.models),
     };
   }
@@ -475,7 +535,9 @@ export class AIRoute extends Construct implements IBudgetTarget {
 
   private precedenceEntry(listeners: readonly { name: string; hostname?: string }[]): IndexedRoute {
     const catchAll = new Map<string, string>();
-    this.endpoints.forEach((endpoint, i) => catchAll.set(endpoint.pathPrefix, i === 0 ? 'pathPrefix' : 'anthropicPathPrefix'));
+    this.endpoints.forEach((endpoint, i) =>
+      catchAll.set(endpoint.pathPrefix, i === 0 ? 'pathPrefix' : 'anthropicPathPrefix'),
+    );
     return {
       owner: this.node.path,
       virtualHosts: virtualHostsOf(listeners, this.hostnames),
@@ -485,7 +547,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
         name: entry.backend.backendName,
         upstreamPrefix: entry.backend.upstreamPathPrefix,
         matchPrefixes: this.backendMatchPrefixes(entry.backend),
-        forwardsClientPath: entry.backend.schema.name === 'OpenAI' && entry.backend.upstreamPathPrefix === this.endpoints[0].pathPrefix,
+        forwardsClientPath:
+          entry.backend.schema.name === 'OpenAI' && entry.backend.upstreamPathPrefix === this.endpoints[0].pathPrefix,
       })),
       processor: `${this.processor.namespace}/${this.processor.serviceName}`,
     };
@@ -552,24 +615,37 @@ export class AIRoute extends Construct implements IBudgetTarget {
     const seen: { match: ModelMatch; rule: number }[] = [];
     const distinctBackends = new Set<ProviderBackend>();
     this.rules.forEach((rule, r) => {
-      if (!rule.models || rule.models.length === 0) throw invalid(this, `rules[${r}].models`, rule.models, 'needs at least one ModelMatch');
+      if (!rule.models || rule.models.length === 0)
+        throw invalid(this, `rules[${r}].models`, rule.models, 'needs at least one ModelMatch');
       if (!rule.backends || rule.backends.length === 0) {
-        throw invalid(this, `rules[${r}].backends`, rule.backends, 'a rule without backends cannot serve its models; add at least one backend');
+        throw invalid(
+          this,
+          `rules[${r}].backends`,
+          rule.backends,
+          'a rule without backends cannot serve its models; add at least one backend',
+        );
       }
       rule.models.forEach((match, m) => {
         const prop = `rules[${r}].models[${m}]`;
-        if (!(match instanceof ModelMatch)) throw invalid(this, prop, match, 'must be created with ModelMatch.exact/prefix/regex');
+        if (!(match instanceof ModelMatch))
+          throw invalid(this, prop, match, 'must be created with ModelMatch.exact/prefix/regex');
         if (match.value.length === 0) throw invalid(this, prop, match.toString(), 'must not be empty');
         if (match.type === 'RegularExpression') {
           const problem = re2Problem(match.value);
-          if (problem !== undefined) throw invalid(this, prop, match.toString(), `is not a regular expression RE2 can run (${problem})`);
+          if (problem !== undefined)
+            throw invalid(this, prop, match.toString(), `is not a regular expression RE2 can run (${problem})`);
         }
         for (const earlier of seen) {
           if (earlier.match.type === match.type && earlier.match.value === match.value) {
             throw invalid(this, prop, match.toString(), `duplicates the match of rules[${earlier.rule}]`);
           }
           if (match.isCoveredBy(earlier.match)) {
-            throw invalid(this, prop, match.toString(), `is shadowed by ${earlier.match.toString()} of rules[${earlier.rule}], which is tried first`);
+            throw invalid(
+              this,
+              prop,
+              match.toString(),
+              `is shadowed by ${earlier.match.toString()} of rules[${earlier.rule}], which is tried first`,
+            );
           }
         }
         seen.push({ match, rule: r });
@@ -577,18 +653,27 @@ export class AIRoute extends Construct implements IBudgetTarget {
       let positive = false;
       rule.backends.forEach((ref, b) => {
         const prop = `rules[${r}].backends[${b}]`;
-        if (!(ref?.backend instanceof ProviderBackend)) throw invalid(this, `${prop}.backend`, ref?.backend, 'must be a ProviderBackend');
+        if (!(ref?.backend instanceof ProviderBackend))
+          throw invalid(this, `${prop}.backend`, ref?.backend, 'must be a ProviderBackend');
         const weight = ref.weight ?? 1;
-        if (!Number.isInteger(weight) || weight < 0) throw invalid(this, `${prop}.weight`, weight, 'must be a non-negative integer');
+        if (!Number.isInteger(weight) || weight < 0)
+          throw invalid(this, `${prop}.weight`, weight, 'must be a non-negative integer');
         if (weight > 0) positive = true;
         const priority = ref.priority ?? 0;
-        if (!Number.isInteger(priority) || priority < 0) throw invalid(this, `${prop}.priority`, priority, 'must be a non-negative integer');
+        if (!Number.isInteger(priority) || priority < 0)
+          throw invalid(this, `${prop}.priority`, priority, 'must be a non-negative integer');
         if (ref.modelNameOverride !== undefined && ref.modelNameOverride.length === 0) {
           throw invalid(this, `${prop}.modelNameOverride`, ref.modelNameOverride, 'must not be empty');
         }
         distinctBackends.add(ref.backend);
       });
-      if (!positive) throw invalid(this, `rules[${r}].backends`, rule.backends.map((ref) => ref.weight), 'at least one weight must be positive');
+      if (!positive)
+        throw invalid(
+          this,
+          `rules[${r}].backends`,
+          rule.backends.map((ref) => ref.weight),
+          'at least one weight must be positive',
+        );
     });
     if (distinctBackends.size > MAX_BACKENDS_PER_ROUTE) {
       throw invalid(
@@ -625,20 +710,34 @@ export class AIRoute extends Construct implements IBudgetTarget {
   }
 
   private checkPathPrefix(prop: string, prefix: string): string {
-    if (!isCleanPathPrefix(prefix)) throw invalid(this, prop, prefix, 'must be a path starting with "/" without a trailing "/", "//", "." or ".." segments');
+    if (!isCleanPathPrefix(prefix))
+      throw invalid(
+        this,
+        prop,
+        prefix,
+        'must be a path starting with "/" without a trailing "/", "//", "." or ".." segments',
+      );
     return prefix;
   }
 
   private checkPassthroughEndpoints(endpoints: readonly PassthroughEndpoint[]): PassthroughEndpointConfig[] {
-    if (!Array.isArray(endpoints)) throw invalid(this, 'passthroughEndpoints', endpoints, 'must be a list of { path, methods }');
+    if (!Array.isArray(endpoints))
+      throw invalid(this, 'passthroughEndpoints', endpoints, 'must be a list of { path, methods }');
     const checked = endpoints.map((endpoint, i): PassthroughEndpointConfig => {
       const prop = `passthroughEndpoints[${i}]`;
       const problem = passthroughPathProblem(endpoint?.path);
       if (problem !== undefined) throw invalid(this, `${prop}.path`, endpoint?.path, problem);
       const first = endpoints.findIndex((other) => other.path === endpoint.path);
-      if (first !== i) throw invalid(this, `${prop}.path`, endpoint.path, `duplicates passthroughEndpoints[${first}]; list its methods once`);
+      if (first !== i)
+        throw invalid(
+          this,
+          `${prop}.path`,
+          endpoint.path,
+          `duplicates passthroughEndpoints[${first}]; list its methods once`,
+        );
       const methods = endpoint.methods ?? ['POST'];
-      if (!Array.isArray(methods) || methods.length === 0) throw invalid(this, `${prop}.methods`, methods, 'must list at least one method');
+      if (!Array.isArray(methods) || methods.length === 0)
+        throw invalid(this, `${prop}.methods`, methods, 'must list at least one method');
       methods.forEach((method, m) => {
         if (!(PASSTHROUGH_METHODS as readonly string[]).includes(method)) {
           throw invalid(
@@ -652,7 +751,12 @@ export class AIRoute extends Construct implements IBudgetTarget {
       });
       return { path: endpoint.path, methods: [...methods] };
     });
-    if (checked.length > 0 && !this.rules.some((rule) => rule.backends.some((ref) => (PASSTHROUGH_SCHEMAS as readonly string[]).includes(ref.backend.schema.name)))) {
+    if (
+      checked.length > 0 &&
+      !this.rules.some((rule) =>
+        rule.backends.some((ref) => (PASSTHROUGH_SCHEMAS as readonly string[]).includes(ref.backend.schema.name)),
+      )
+    ) {
       throw invalid(
         this,
         'passthroughEndpoints',
@@ -672,20 +776,28 @@ export class AIRoute extends Construct implements IBudgetTarget {
   }
 
   private checkHeader(prop: string, header: string): string {
-    if (typeof header !== 'string' || !HEADER_NAME.test(header)) throw invalid(this, prop, header, 'must be a lower-case HTTP header name');
+    if (typeof header !== 'string' || !HEADER_NAME.test(header))
+      throw invalid(this, prop, header, 'must be a lower-case HTTP header name');
     return header;
   }
 
   private retrySpec(retry: RouteRetry): RetrySpec {
-    if (!Number.isInteger(retry.attempts) || retry.attempts < 1) throw invalid(this, 'retry.attempts', retry.attempts, 'must be a positive integer');
+    if (!Number.isInteger(retry.attempts) || retry.attempts < 1)
+      throw invalid(this, 'retry.attempts', retry.attempts, 'must be a positive integer');
     const codes = retry.statusCodes ?? DEFAULT_RETRY_STATUS;
     for (const code of codes) {
-      if (!Number.isInteger(code) || code < 400 || code > 599) throw invalid(this, 'retry.statusCodes', code, 'must be HTTP error status codes (400-599)');
+      if (!Number.isInteger(code) || code < 400 || code > 599)
+        throw invalid(this, 'retry.statusCodes', code, 'must be HTTP error status codes (400-599)');
     }
     return {
       numRetries: retry.attempts,
-      retryOn: { triggers: ['connect-failure', 'refused-stream', 'reset', 'retriable-status-codes'], httpStatusCodes: [...codes] },
-      ...(retry.perTryTimeout ? { perRetry: { timeout: gatewayDuration(this, 'retry.perTryTimeout', retry.perTryTimeout) } } : {}),
+      retryOn: {
+        triggers: ['connect-failure', 'refused-stream', 'reset', 'retriable-status-codes'],
+        httpStatusCodes: [...codes],
+      },
+      ...(retry.perTryTimeout
+        ? { perRetry: { timeout: gatewayDuration(this, 'retry.perTryTimeout', retry.perTryTimeout) } }
+        : {}),
     };
   }
 }

@@ -105,8 +105,13 @@ export class GatewayModel {
   /** Adds a budget; throws if its cost key is already used with another definition. */
   addBudget(fragment: BudgetFragment): void {
     const existing = this.costs.get(fragment.cost.metadataKey);
-    if (existing && (existing.cost.type !== fragment.cost.type || existing.cost.expression !== fragment.cost.expression)) {
-      throw new Error(`${fragment.owner}: cost key "${fragment.cost.metadataKey}" is already used by ${existing.owner} with another definition`);
+    if (
+      existing &&
+      (existing.cost.type !== fragment.cost.type || existing.cost.expression !== fragment.cost.expression)
+    ) {
+      throw new Error(
+        `${fragment.owner}: cost key "${fragment.cost.metadataKey}" is already used by ${existing.owner} with another definition`,
+      );
     }
     if (!existing) this.costs.set(fragment.cost.metadataKey, { cost: fragment.cost, owner: fragment.owner });
     this.budgetFragments.push(Object.freeze({ ...fragment }));
@@ -115,20 +120,25 @@ export class GatewayModel {
 
   /** The costs of every budget, one per metadata key, sorted by key. */
   costConfigs(): CostConfig[] {
-    return [...this.costs.values()].map((entry) => entry.cost).sort((a, b) => a.metadataKey.localeCompare(b.metadataKey));
+    return [...this.costs.values()]
+      .map((entry) => entry.cost)
+      .sort((a, b) => a.metadataKey.localeCompare(b.metadataKey));
   }
 
   /** The headers requests of `route` must carry: the route's own and those of the budgets over it. */
   requiredHeaders(route: RouteFragment): string[] {
     const headers = new Set(route.route.requiredHeaders);
     for (const budget of this.budgetFragments) {
-      if (budget.clientHeader !== undefined && (budget.route === undefined || budget.route === route.route.name)) headers.add(budget.clientHeader);
+      if (budget.clientHeader !== undefined && (budget.route === undefined || budget.route === route.route.name))
+        headers.add(budget.clientHeader);
     }
     return [...headers].sort();
   }
 
   /** The client headers of the budgets over the whole gateway, with the budget that counts by each. */
   gatewayClientHeaders(): { readonly header: string; readonly owner: string }[] {
-    return this.budgetFragments.filter((b) => b.route === undefined && b.clientHeader !== undefined).map((b) => ({ header: b.clientHeader!, owner: b.owner }));
+    return this.budgetFragments
+      .filter((b) => b.route === undefined && b.clientHeader !== undefined)
+      .map((b) => ({ header: b.clientHeader!, owner: b.owner }));
   }
 }

@@ -1,5 +1,10 @@
 import { Construct } from 'constructs';
-import type { BackendConfig, BackendSchema, BodyMutation, HeaderMutation } from '@ai-gateway-constructs/processor-config';
+import type {
+  BackendConfig,
+  BackendSchema,
+  BodyMutation,
+  HeaderMutation,
+} from '@ai-gateway-constructs/processor-config';
 import { Credentials, type CredentialKind } from './credentials';
 import {
   ENVOY_GATEWAY_API_VERSION,
@@ -199,7 +204,12 @@ export class ProviderBackend extends Construct {
     try {
       url = new URL(props.baseUrl);
     } catch {
-      throw invalid(scope, `${id}.baseUrl`, props.baseUrl, 'must be an absolute http(s) URL such as "https://api.groq.com/openai/v1"');
+      throw invalid(
+        scope,
+        `${id}.baseUrl`,
+        props.baseUrl,
+        'must be an absolute http(s) URL such as "https://api.groq.com/openai/v1"',
+      );
     }
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
       throw invalid(scope, `${id}.baseUrl`, props.baseUrl, 'must use http or https');
@@ -380,15 +390,27 @@ export class ProviderBackend extends Construct {
     this.validateCredentials();
     // The backend's HTTPRoute rule matches this prefix (see upstreamPathPrefix), so it must be a clean path.
     if (props.schema.name === 'OpenAI' && !isCleanPathPrefix(props.schema.pathPrefix)) {
-      throw invalid(this, 'pathPrefix', props.schema.pathPrefix, 'must be a path starting with "/" without a trailing "/", "//", "." or ".." segments, query or fragment');
+      throw invalid(
+        this,
+        'pathPrefix',
+        props.schema.pathPrefix,
+        'must be a path starting with "/" without a trailing "/", "//", "." or ".." segments, query or fragment',
+      );
     }
   }
 
   /** Emits the Envoy Gateway `Backend` and, for TLS, its BackendTLSPolicy (system CAs, provider hostname). */
   private emitBackend(): void {
-    customResource<BackendSpec>(this, 'Backend', ENVOY_GATEWAY_API_VERSION, 'Backend', { name: this.backendName, namespace: this.namespace }, {
-      endpoints: [{ fqdn: { hostname: this.hostname, port: this.port } }],
-    });
+    customResource<BackendSpec>(
+      this,
+      'Backend',
+      ENVOY_GATEWAY_API_VERSION,
+      'Backend',
+      { name: this.backendName, namespace: this.namespace },
+      {
+        endpoints: [{ fqdn: { hostname: this.hostname, port: this.port } }],
+      },
+    );
     if (!this.tls) return;
     customResource<BackendTLSPolicySpec>(
       this,
@@ -437,7 +459,9 @@ export class ProviderBackend extends Construct {
   get _mutatedHeaders(): string[] {
     const mutation = this.props.headerMutation;
     if (!mutation) return [];
-    return [...new Set([...Object.keys(mutation.set ?? {}), ...(mutation.remove ?? [])].map((name) => name.toLowerCase()))];
+    return [
+      ...new Set([...Object.keys(mutation.set ?? {}), ...(mutation.remove ?? [])].map((name) => name.toLowerCase())),
+    ];
   }
 
   /** Namespace the credential Secret is expected in (where the ProviderBackend construct lives unless set). */
@@ -461,7 +485,9 @@ export class ProviderBackend extends Construct {
   _grantAccessFrom(routeNamespace: string): void {
     const id = `ReferenceGrant-${routeNamespace}`;
     if (routeNamespace === this.namespace || this.node.tryFindChild(id) !== undefined) return;
-    const target = this.props.service ? { group: '', kind: 'Service' } : { group: ENVOY_GATEWAY_GROUP, kind: 'Backend' };
+    const target = this.props.service
+      ? { group: '', kind: 'Service' }
+      : { group: ENVOY_GATEWAY_GROUP, kind: 'Backend' };
     customResource<ReferenceGrantSpec>(
       this,
       id,
@@ -495,7 +521,12 @@ export class ProviderBackend extends Construct {
     const accepted = acceptedCredentials.map(factoryName).join(', ');
     if (credentials === undefined) {
       if (credentialsRequired) {
-        throw invalid(this, 'credentials', credentials, `provider ${provider} needs credentials; pass one of ${accepted}`);
+        throw invalid(
+          this,
+          'credentials',
+          credentials,
+          `provider ${provider} needs credentials; pass one of ${accepted}`,
+        );
       }
       return;
     }
@@ -507,7 +538,8 @@ export class ProviderBackend extends Construct {
     }
     for (const secret of credentials.secrets) {
       checkLabelName(this, 'credentials.secretName', secret.secretName);
-      if (!/^[-._a-zA-Z0-9]+$/.test(secret.key)) throw invalid(this, 'credentials.key', secret.key, 'must be a valid Secret key');
+      if (!/^[-._a-zA-Z0-9]+$/.test(secret.key))
+        throw invalid(this, 'credentials.key', secret.key, 'must be a valid Secret key');
     }
   }
 }
@@ -540,7 +572,8 @@ function bedrockHost(scope: Construct, id: string, region: string): string {
 }
 
 function vertexHost(scope: Construct, id: string, region: string): string {
-  if (typeof region !== 'string' || !REGION.test(region)) throw invalid(scope, `${id}.region`, region, 'must be a GCP region such as "us-central1" or "global"');
+  if (typeof region !== 'string' || !REGION.test(region))
+    throw invalid(scope, `${id}.region`, region, 'must be a GCP region such as "us-central1" or "global"');
   return region === 'global' ? 'aiplatform.googleapis.com' : `${region}-aiplatform.googleapis.com`;
 }
 

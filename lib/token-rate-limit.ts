@@ -1,6 +1,13 @@
 import { celEnv, celUint, isCelUint, parse, plan } from '@bufbuild/cel';
 import { Construct, type IConstruct } from 'constructs';
-import { CEL_COST_VARIABLES, METADATA_NAMESPACE, MODEL_HEADER, ROUTE_HEADER, TOKEN_METADATA_KEYS, type CostConfig } from '@ai-gateway-constructs/processor-config';
+import {
+  CEL_COST_VARIABLES,
+  METADATA_NAMESPACE,
+  MODEL_HEADER,
+  ROUTE_HEADER,
+  TOKEN_METADATA_KEYS,
+  type CostConfig,
+} from '@ai-gateway-constructs/processor-config';
 import type { GlobalRateLimitRule, RateLimitHeaderSelector } from './crds';
 import { invalid } from './errors';
 import { missingRateLimitRedisError, unservedModelError } from './limits/budgets';
@@ -199,7 +206,8 @@ export class TokenRateLimit extends Construct {
     if (!Number.isInteger(props.limit) || props.limit <= 0 || props.limit > MAX_LIMIT) {
       throw invalid(this, 'limit', props.limit, `must be a positive integer number of tokens (at most ${MAX_LIMIT})`);
     }
-    if (!(props.per instanceof RateLimitUnit)) throw invalid(this, 'per', props.per, 'must be RateLimitUnit.SECOND/MINUTE/HOUR/DAY');
+    if (!(props.per instanceof RateLimitUnit))
+      throw invalid(this, 'per', props.per, 'must be RateLimitUnit.SECOND/MINUTE/HOUR/DAY');
     const cost = props.cost ?? TokenCost.totalTokens();
     if (!(cost instanceof TokenCost)) throw invalid(this, 'cost', cost, 'must be created with TokenCost');
     if (cost._config.type === 'CEL') this.checkExpression(cost._config.expression!);
@@ -211,10 +219,20 @@ export class TokenRateLimit extends Construct {
     const target = (props.target as Partial<IBudgetTarget> | undefined)?._budgetScope;
     if (target === undefined) {
       const given: unknown = props.target;
-      throw invalid(this, 'target', Construct.isConstruct(given) ? given.node.path : given, 'must be an AIGateway or an AIRoute');
+      throw invalid(
+        this,
+        'target',
+        Construct.isConstruct(given) ? given.node.path : given,
+        'must be an AIGateway or an AIRoute',
+      );
     }
     if (target.route && props.shared === false) {
-      throw invalid(this, 'shared', false, 'a route budget always counts one bucket for the whole AIRoute; remove the prop (it only chooses the scope of gateway budgets)');
+      throw invalid(
+        this,
+        'shared',
+        false,
+        'a route budget always counts one bucket for the whole AIRoute; remove the prop (it only chooses the scope of gateway budgets)',
+      );
     }
     return target;
   }
@@ -223,7 +241,12 @@ export class TokenRateLimit extends Construct {
   private checkCapacity(target: BudgetScope): void {
     if (target.model.budgets.length < MAX_RULES_PER_POLICY) return;
     if (!target.gateway) {
-      throw invalid(this, 'target', target.path, `the route already holds ${MAX_RULES_PER_POLICY} budgets, the most Envoy Gateway's BackendTrafficPolicy takes (rateLimit.global.rules)`);
+      throw invalid(
+        this,
+        'target',
+        target.path,
+        `the route already holds ${MAX_RULES_PER_POLICY} budgets, the most Envoy Gateway's BackendTrafficPolicy takes (rateLimit.global.rules)`,
+      );
     }
     throw invalid(
       this,
@@ -294,18 +317,30 @@ export class TokenRateLimit extends Construct {
 
   /** Throws unless the header still names the client when Envoy evaluates and charges the budget. */
   private checkClientHeader(target: BudgetScope, client: ClientIdentity): void {
-    if (!(client instanceof ClientIdentity)) throw invalid(this, 'client', client, 'must be created with ClientIdentity.header/unverifiedHeader');
+    if (!(client instanceof ClientIdentity))
+      throw invalid(this, 'client', client, 'must be created with ClientIdentity.header/unverifiedHeader');
     const header = client.header;
-    if (typeof header !== 'string' || !HEADER_NAME.test(header)) throw invalid(this, 'client', header, 'must be a lower-case HTTP header name');
+    if (typeof header !== 'string' || !HEADER_NAME.test(header))
+      throw invalid(this, 'client', header, 'must be a lower-case HTTP header name');
     const reason = unstableHeaderReason(header);
     if (reason !== undefined) {
-      throw invalid(this, 'client', header, `cannot identify clients: it ${reason}, and Envoy evaluates budgets after that`);
+      throw invalid(
+        this,
+        'client',
+        header,
+        `cannot identify clients: it ${reason}, and Envoy evaluates budgets after that`,
+      );
     }
     const routes = target.route ? [target.route.fragment] : target.model.routes;
     for (const route of routes) {
       const backend = route.mutatedHeaders.find((b) => b.headers.includes(header));
       if (backend) {
-        throw invalid(this, 'client', header, `cannot identify clients: the headerMutation of backend "${backend.backendName}" (route ${route.scope.node.path}) changes it before budgets read it`);
+        throw invalid(
+          this,
+          'client',
+          header,
+          `cannot identify clients: the headerMutation of backend "${backend.backendName}" (route ${route.scope.node.path}) changes it before budgets read it`,
+        );
       }
     }
     if (!client.verified) return;
@@ -320,7 +355,10 @@ export class TokenRateLimit extends Construct {
       );
     }
     if (!gateway.claimHeaders.includes(header)) {
-      const claims = gateway.claimHeaders.length > 0 ? `it sets ${gateway.claimHeaders.map((h) => `"${h}"`).join(', ')}` : 'it authenticates nobody';
+      const claims =
+        gateway.claimHeaders.length > 0
+          ? `it sets ${gateway.claimHeaders.map((h) => `"${h}"`).join(', ')}`
+          : 'it authenticates nobody';
       throw invalid(
         this,
         'client',

@@ -1,6 +1,16 @@
 import { App, Chart, Duration, Size, Testing } from 'cdk8s';
 import { parseProcessorConfig } from '@ai-gateway-constructs/processor-config';
-import { AIGateway, AIRoute, AllowedRoutes, Credentials, GatewayClass, ModelMatch, ProcessorImage, ProviderBackend, ProxyDeployMode } from '../lib';
+import {
+  AIGateway,
+  AIRoute,
+  AllowedRoutes,
+  Credentials,
+  GatewayClass,
+  ModelMatch,
+  ProcessorImage,
+  ProviderBackend,
+  ProxyDeployMode,
+} from '../lib';
 import { libraryVersion } from '../lib/processor-image';
 import { gatewayFixture } from './support/fixtures';
 import { manifestProblems } from './support/manifests';
@@ -29,7 +39,10 @@ describe('AIGateway', () => {
         name: 'http',
         protocol: 'HTTP',
         port: 80,
-        allowedRoutes: { namespaces: { from: 'Same' }, kinds: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }] },
+        allowedRoutes: {
+          namespaces: { from: 'Same' },
+          kinds: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute' }],
+        },
       },
     ]);
   });
@@ -51,7 +64,12 @@ describe('AIGateway', () => {
       hostname: 'ai.example.com',
       tls: { mode: 'Terminate', certificateRefs: [{ kind: 'Secret', group: '', name: 'ai-example-com-tls' }] },
       allowedRoutes: {
-        namespaces: { from: 'Selector', selector: { matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['team-a', 'team-b'] }] } },
+        namespaces: {
+          from: 'Selector',
+          selector: {
+            matchExpressions: [{ key: 'kubernetes.io/metadata.name', operator: 'In', values: ['team-a', 'team-b'] }],
+          },
+        },
       },
     });
   });
@@ -71,12 +89,19 @@ describe('AIGateway', () => {
 
   it('strips the headers only the processor may set before any filter or route sees them', () => {
     const policy = findOne(gatewayOnly().manifests(), 'ClientTrafficPolicy');
-    expect(policy.spec.headers).toEqual({ earlyRequestHeaders: { remove: ['x-ai-gateway-backend', 'x-ai-eg-model', 'x-ai-gateway-route'] } });
+    expect(policy.spec.headers).toEqual({
+      earlyRequestHeaders: { remove: ['x-ai-gateway-backend', 'x-ai-eg-model', 'x-ai-gateway-route'] },
+    });
   });
 
   it('authenticates JWTs and copies claims into headers clients cannot forge', () => {
     const all = gatewayOnly({
-      jwt: { issuer: 'https://login.example.com', jwksUri: 'https://login.example.com/jwks.json', audiences: ['ai'], claimToHeaders: { tenant: 'x-tenant-id' } },
+      jwt: {
+        issuer: 'https://login.example.com',
+        jwksUri: 'https://login.example.com/jwks.json',
+        audiences: ['ai'],
+        claimToHeaders: { tenant: 'x-tenant-id' },
+      },
     }).manifests();
     expect(findOne(all, 'SecurityPolicy', 'gw-jwt').spec).toEqual({
       targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
@@ -112,16 +137,27 @@ describe('AIGateway', () => {
     });
     expect(findAll(synthAll(app), 'EnvoyExtensionPolicy')).toEqual([]);
 
-    const openai = ProviderBackend.openAI(platform, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
+    const openai = ProviderBackend.openAI(platform, 'OpenAI', {
+      name: 'openai',
+      credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+    });
     const rules = (model: string) => [{ models: [ModelMatch.exact(model)], backends: [{ backend: openai }] }];
     new AIRoute(platform, 'Local', { name: 'local', gateway, rules: rules('a') });
     new AIRoute(team, 'Chat', { name: 'chat', gateway, rules: rules('b') });
     new AIRoute(team, 'Other', { name: 'other', gateway, rules: rules('c') });
     const all = synthAll(app);
     const policies = findAll(all, 'EnvoyExtensionPolicy') as any[];
-    expect(policies.map((p) => `${p.metadata.namespace}/${p.metadata.name}`)).toEqual(['platform/local-processor', 'team/chat-processor', 'team/other-processor']);
+    expect(policies.map((p) => `${p.metadata.namespace}/${p.metadata.name}`)).toEqual([
+      'platform/local-processor',
+      'team/chat-processor',
+      'team/other-processor',
+    ]);
     const extProc = {
-      processingMode: { request: { body: 'Buffered' }, response: { body: 'Buffered', attributes: ['response.code_details'] }, allowModeOverride: true },
+      processingMode: {
+        request: { body: 'Buffered' },
+        response: { body: 'Buffered', attributes: ['response.code_details'] },
+        allowModeOverride: true,
+      },
       messageTimeout: '15s',
       failOpen: false,
       metadata: { writableNamespaces: ['io.envoy.ai_gateway'] },
@@ -132,15 +168,22 @@ describe('AIGateway', () => {
     });
     expect(policies[1].spec).toEqual({
       targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
-      extProc: [{ backendRefs: [{ name: gateway.processorServiceName, namespace: 'platform', port: 9002 }], ...extProc }],
+      extProc: [
+        { backendRefs: [{ name: gateway.processorServiceName, namespace: 'platform', port: 9002 }], ...extProc },
+      ],
     });
     // One grant per namespace lets the route policies there use the processor Service.
-    const grants = findAll(all, 'ReferenceGrant').filter((g: any) => g.spec.from[0].kind === 'EnvoyExtensionPolicy') as any[];
+    const grants = findAll(all, 'ReferenceGrant').filter(
+      (g: any) => g.spec.from[0].kind === 'EnvoyExtensionPolicy',
+    ) as any[];
     expect(grants.map((g) => [g.metadata.namespace, g.metadata.name, g.spec])).toEqual([
       [
         'platform',
         'gw-processor-from-team',
-        { from: [{ group: 'gateway.envoyproxy.io', kind: 'EnvoyExtensionPolicy', namespace: 'team' }], to: [{ group: '', kind: 'Service', name: 'gw-processor' }] },
+        {
+          from: [{ group: 'gateway.envoyproxy.io', kind: 'EnvoyExtensionPolicy', namespace: 'team' }],
+          to: [{ group: '', kind: 'Service', name: 'gw-processor' }],
+        },
       ],
     ]);
   });
@@ -183,10 +226,17 @@ describe('AIGateway', () => {
       seccompProfile: { type: 'RuntimeDefault' },
     });
     expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 65532 });
-    expect(container.resources).toEqual({ requests: { cpu: '100m', memory: '128Mi' }, limits: { cpu: '1', memory: '512Mi' } });
+    expect(container.resources).toEqual({
+      requests: { cpu: '100m', memory: '128Mi' },
+      limits: { cpu: '1', memory: '512Mi' },
+    });
     expect(pod.serviceAccountName).toBe(gateway.serviceAccountName);
     expect(pod.automountServiceAccountToken).toBe(false);
-    expect(container.volumeMounts).toContainEqual({ mountPath: '/etc/ai-gateway/config', name: 'config', readOnly: true });
+    expect(container.volumeMounts).toContainEqual({
+      mountPath: '/etc/ai-gateway/config',
+      name: 'config',
+      readOnly: true,
+    });
     expect(pod.volumes).toContainEqual({ name: 'config', configMap: { name: gateway.configMapName } });
 
     const service = findOne(all, 'Service');
@@ -197,14 +247,21 @@ describe('AIGateway', () => {
     ]);
     expect(findOne(all, 'PodDisruptionBudget').spec).toEqual({
       maxUnavailable: 1,
-      selector: { matchLabels: { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': 'gw-processor' } },
+      selector: {
+        matchLabels: { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': 'gw-processor' },
+      },
     });
   });
 
   it('only lets the Envoy pods of this gateway reach the gRPC port; metrics optionally from one namespace', () => {
-    const policy = findOne(gatewayOnly({ envoyGatewayNamespace: 'eg-system', processor: { metricsNamespace: 'monitoring' } }).manifests(), 'NetworkPolicy');
+    const policy = findOne(
+      gatewayOnly({ envoyGatewayNamespace: 'eg-system', processor: { metricsNamespace: 'monitoring' } }).manifests(),
+      'NetworkPolicy',
+    );
     expect(policy.spec).toEqual({
-      podSelector: { matchLabels: { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': 'gw-processor' } },
+      podSelector: {
+        matchLabels: { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': 'gw-processor' },
+      },
       policyTypes: ['Ingress'],
       ingress: [
         {
@@ -212,13 +269,19 @@ describe('AIGateway', () => {
             {
               namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'eg-system' } },
               podSelector: {
-                matchLabels: { 'gateway.envoyproxy.io/owning-gateway-name': 'gw', 'gateway.envoyproxy.io/owning-gateway-namespace': 'platform' },
+                matchLabels: {
+                  'gateway.envoyproxy.io/owning-gateway-name': 'gw',
+                  'gateway.envoyproxy.io/owning-gateway-namespace': 'platform',
+                },
               },
             },
           ],
           ports: [{ protocol: 'TCP', port: 9002 }],
         },
-        { from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }], ports: [{ protocol: 'TCP', port: 9090 }] },
+        {
+          from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
+          ports: [{ protocol: 'TCP', port: 9090 }],
+        },
       ],
     });
   });
@@ -234,14 +297,22 @@ describe('AIGateway', () => {
     }).manifests();
     const deployment = findOne(all, 'Deployment') as any;
     expect(deployment.spec.replicas).toBe(3);
-    expect(deployment.spec.template.spec.containers[0].image).toBe(`registry.internal/ai/processor@sha256:${'a'.repeat(64)}`);
+    expect(deployment.spec.template.spec.containers[0].image).toBe(
+      `registry.internal/ai/processor@sha256:${'a'.repeat(64)}`,
+    );
     expect(deployment.spec.template.spec.imagePullSecrets).toEqual([{ name: 'regcred' }]);
-    expect(findOne(all, 'ServiceAccount').metadata).toMatchObject({ annotations: { 'iam.gke.io/gcp-service-account': 'gw@project.iam.gserviceaccount.com' } });
+    expect(findOne(all, 'ServiceAccount').metadata).toMatchObject({
+      annotations: { 'iam.gke.io/gcp-service-account': 'gw@project.iam.gserviceaccount.com' },
+    });
   });
 
   it('writes a config.json the processor schema accepts, with every attached route', () => {
     const { app, team, gateway, openai } = gatewayFixture();
-    new AIRoute(team, 'Route', { name: 'chat', gateway, rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }] });
+    new AIRoute(team, 'Route', {
+      name: 'chat',
+      gateway,
+      rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
+    });
     const config = parseProcessorConfig(JSON.parse(findOne(synthAll(app), 'ConfigMap').data['config.json']));
     expect(config.routes.map((r) => r.name)).toEqual(['team/chat']);
     expect(config.backends.map((b) => b.name)).toEqual(['openai.platform.chat.team']);
@@ -281,24 +352,37 @@ describe('AIGateway', () => {
   });
 
   it('throws if the name is not DNS-1123', () => {
-    expect(() => gatewayOnly({ name: 'My_Gateway' })).toThrow(/platform\/Gateway: invalid name "My_Gateway": must be a DNS-1035 label/);
+    expect(() => gatewayOnly({ name: 'My_Gateway' })).toThrow(
+      /platform\/Gateway: invalid name "My_Gateway": must be a DNS-1035 label/,
+    );
   });
 
   it('throws if no listener is left', () => {
-    expect(() => gatewayOnly({ http: { enabled: false } })).toThrow(/invalid http.enabled false: a gateway needs at least one listener/);
+    expect(() => gatewayOnly({ http: { enabled: false } })).toThrow(
+      /invalid http.enabled false: a gateway needs at least one listener/,
+    );
   });
 
   it('throws if HTTPS has no certificate', () => {
-    expect(() => gatewayOnly({ https: { certificateSecretNames: [] } })).toThrow(/invalid https.certificateSecretNames \[\]: needs at least one TLS Secret/);
+    expect(() => gatewayOnly({ https: { certificateSecretNames: [] } })).toThrow(
+      /invalid https.certificateSecretNames \[\]: needs at least one TLS Secret/,
+    );
   });
 
   it('throws if the processor config outgrows a ConfigMap', () => {
     const { app, team, gateway, openai } = gatewayFixture();
     new AIRoute(team, 'Route', {
       gateway,
-      rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai, modelNameOverride: 'x'.repeat(1024 * 1024) }] }],
+      rules: [
+        {
+          models: [ModelMatch.exact('m')],
+          backends: [{ backend: openai, modelNameOverride: 'x'.repeat(1024 * 1024) }],
+        },
+      ],
     });
-    expect(() => synthAll(app)).toThrow(/platform\/Gateway\/Processor: invalid processor config "\d+ bytes": exceeds what a ConfigMap holds \(1048512 bytes\)/);
+    expect(() => synthAll(app)).toThrow(
+      /platform\/Gateway\/Processor: invalid processor config "\d+ bytes": exceeds what a ConfigMap holds \(1048512 bytes\)/,
+    );
   });
 
   it('throws if the processor message timeout is not a positive whole number of milliseconds', () => {
@@ -309,11 +393,15 @@ describe('AIGateway', () => {
 
   it('throws if a listener hostname is over the DNS limit', () => {
     const hostname = `${'a'.repeat(60)}.${'b'.repeat(60)}.${'c'.repeat(60)}.${'d'.repeat(60)}.example.com`;
-    expect(() => gatewayOnly({ http: { hostname } })).toThrow(/invalid http.hostname "a{60}\..*": must be a lower-case DNS name, optionally starting with "\*\." of at most 253 characters/);
+    expect(() => gatewayOnly({ http: { hostname } })).toThrow(
+      /invalid http.hostname "a{60}\..*": must be a lower-case DNS name, optionally starting with "\*\." of at most 253 characters/,
+    );
   });
 
   it('throws if the processor replicas are not positive', () => {
-    expect(() => gatewayOnly({ processor: { replicas: 0 } })).toThrow(/invalid processor.replicas 0: must be a positive integer/);
+    expect(() => gatewayOnly({ processor: { replicas: 0 } })).toThrow(
+      /invalid processor.replicas 0: must be a positive integer/,
+    );
   });
 });
 
@@ -324,9 +412,17 @@ describeWithShared('crds/jsonschema', 'AIGateway manifests', (jsonschemaDir) => 
       https: { certificateSecretNames: ['tls'], port: 8443, hostname: '*.example.com' },
       http: { port: 8080 },
       allowedRoutes: AllowedRoutes.fromNamespaceLabels({ 'ai-gateway': 'enabled' }),
-      processor: { metricsNamespace: 'monitoring', imagePullSecrets: ['regcred'], proxyDeployMode: ProxyDeployMode.gatewayNamespace() },
+      processor: {
+        metricsNamespace: 'monitoring',
+        imagePullSecrets: ['regcred'],
+        proxyDeployMode: ProxyDeployMode.gatewayNamespace(),
+      },
       proxyDrainTimeout: Duration.seconds(90),
-      jwt: { issuer: 'https://login.example.com', jwksUri: 'https://login.example.com/jwks.json', claimToHeaders: { sub: 'x-user' } },
+      jwt: {
+        issuer: 'https://login.example.com',
+        jwksUri: 'https://login.example.com/jwks.json',
+        claimToHeaders: { sub: 'x-user' },
+      },
     }).manifests();
     expect(manifestProblems(all, jsonschemaDir)).toEqual([]);
   });

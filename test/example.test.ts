@@ -16,21 +16,23 @@ describe('the cdk8s example', () => {
   const { platform, team } = synthExample();
 
   it('puts the platform gateway and the team routes in different namespaces', () => {
-    const namespaced = (manifests: Manifest[]) => manifests.filter((m) => !['Namespace', 'GatewayClass'].includes(m.kind));
+    const namespaced = (manifests: Manifest[]) =>
+      manifests.filter((m) => !['Namespace', 'GatewayClass'].includes(m.kind));
     expect(new Set(namespaced(platform).map((m) => m.metadata.namespace))).toEqual(new Set(['ai-platform']));
     expect(new Set(namespaced(team).map((m) => m.metadata.namespace))).toEqual(new Set(['team-chat']));
     expect(findOne(platform, 'Namespace').metadata).toEqual({ name: 'ai-platform' });
     // Three backends and the processor Service, each referenced from team-chat (routes and the route's EnvoyExtensionPolicy).
-    expect(findAll(platform, 'ReferenceGrant').map((g) => `${(g as any).spec.from[0].kind}/${(g as any).spec.from[0].namespace}`)).toEqual([
-      'EnvoyExtensionPolicy/team-chat',
-      'HTTPRoute/team-chat',
-      'HTTPRoute/team-chat',
-      'HTTPRoute/team-chat',
-    ]);
+    expect(
+      findAll(platform, 'ReferenceGrant').map(
+        (g) => `${(g as any).spec.from[0].kind}/${(g as any).spec.from[0].namespace}`,
+      ),
+    ).toEqual(['EnvoyExtensionPolicy/team-chat', 'HTTPRoute/team-chat', 'HTTPRoute/team-chat', 'HTTPRoute/team-chat']);
   });
 
   it('uses OpenAI, Anthropic and Bedrock with a weighted split for one model', () => {
-    const config = parseProcessorConfig(JSON.parse(findOne(platform, 'ConfigMap', 'ai-gateway-processor-config').data['config.json']));
+    const config = parseProcessorConfig(
+      JSON.parse(findOne(platform, 'ConfigMap', 'ai-gateway-processor-config').data['config.json']),
+    );
     expect(config.backends.map((b) => b.schema.name).sort()).toEqual(['AWSBedrock', 'Anthropic', 'OpenAI']);
     const split = config.routes[0].rules.find((r) => r.models[0].value === 'claude-sonnet-4')!;
     expect(split.backends.map((b) => b.weight)).toEqual([70, 30]);
@@ -40,9 +42,18 @@ describe('the cdk8s example', () => {
     const gatewayRules = findOne(platform, 'BackendTrafficPolicy').spec.rateLimit.global.rules;
     expect(gatewayRules).toEqual([
       expect.objectContaining({
-        clientSelectors: [{ headers: [{ name: 'x-ai-gateway-route', type: 'RegularExpression', value: '.+' }, { name: 'x-tenant-id', type: 'Distinct' }] }],
+        clientSelectors: [
+          {
+            headers: [
+              { name: 'x-ai-gateway-route', type: 'RegularExpression', value: '.+' },
+              { name: 'x-tenant-id', type: 'Distinct' },
+            ],
+          },
+        ],
         limit: { requests: 100000, unit: 'Hour' },
-        cost: expect.objectContaining({ response: { from: 'Metadata', metadata: { namespace: 'io.envoy.ai_gateway', key: 'llm_total_token' } } }),
+        cost: expect.objectContaining({
+          response: { from: 'Metadata', metadata: { namespace: 'io.envoy.ai_gateway', key: 'llm_total_token' } },
+        }),
         shared: true,
       }),
       expect.objectContaining({
@@ -69,13 +80,17 @@ describe('the cdk8s example', () => {
     const rules = findOne(team, 'HTTPRoute', 'chat').spec.rules;
     const bedrock = rules.find((r: any) => r.backendRefs?.[0].name === 'bedrock-us-east-1');
     expect(bedrock.matches.map((m: any) => m.path.value)).toEqual(['/v1', '/anthropic/v1', '/model', '/']);
-    expect(findOne(team, 'EnvoyExtensionPolicy').spec.targetRefs).toEqual([{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }]);
+    expect(findOne(team, 'EnvoyExtensionPolicy').spec.targetRefs).toEqual([
+      { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' },
+    ]);
     expect(findAll(platform, 'EnvoyExtensionPolicy')).toEqual([]);
   });
 
   it('matches the snapshot', () => {
     // The default image tag follows the package version; keep the snapshot stable across releases.
-    const text = JSON.stringify({ platform, team }).split(`ai-gateway-processor:${libraryVersion()}`).join('ai-gateway-processor:<library version>');
+    const text = JSON.stringify({ platform, team })
+      .split(`ai-gateway-processor:${libraryVersion()}`)
+      .join('ai-gateway-processor:<library version>');
     expect(JSON.parse(text)).toMatchSnapshot();
   });
 });
@@ -141,7 +156,11 @@ describe('running the example (what `npm run synth` runs)', () => {
         env: { ...process.env, CDK8S_OUTDIR: outdir },
         stdio: 'pipe',
       });
-      expect(fs.readdirSync(outdir).sort()).toEqual(['envoy-gateway-values.yaml', 'platform.k8s.yaml', 'team-chat.k8s.yaml']);
+      expect(fs.readdirSync(outdir).sort()).toEqual([
+        'envoy-gateway-values.yaml',
+        'platform.k8s.yaml',
+        'team-chat.k8s.yaml',
+      ]);
       const values = parse(fs.readFileSync(path.join(outdir, 'envoy-gateway-values.yaml'), 'utf8'));
       expect(values.config.envoyGateway).toEqual({
         extensionApis: { enableBackend: true },
@@ -149,7 +168,13 @@ describe('running the example (what `npm run synth` runs)', () => {
         // The rate-limit service authenticates to Redis with the password Redis itself requires.
         provider: {
           type: 'Kubernetes',
-          kubernetes: { rateLimitDeployment: { container: { env: [{ name: 'REDIS_AUTH', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } } }] } } },
+          kubernetes: {
+            rateLimitDeployment: {
+              container: {
+                env: [{ name: 'REDIS_AUTH', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } } }],
+              },
+            },
+          },
         },
       });
     } finally {

@@ -92,7 +92,10 @@ describe('docs/kind.md', () => {
     const versions = KIND_GUIDE.match(/--version v?(\d+)\.(\d+)\.(\d+)/g) ?? [];
     expect(versions.length).toBeGreaterThan(0);
     for (const flag of versions) {
-      const [major, minor, patch] = flag.replace(/--version v?/, '').split('.').map(Number);
+      const [major, minor, patch] = flag
+        .replace(/--version v?/, '')
+        .split('.')
+        .map(Number);
       expect(major * 1e6 + minor * 1e3 + patch).toBeGreaterThanOrEqual(1_009_003);
     }
     expect(KIND_GUIDE).toContain('-f dist/quickstart/envoy-gateway-values.yaml');

@@ -12,7 +12,9 @@ describe('ProcessorImage', () => {
   });
 
   it('can be mirrored, pinned or replaced', () => {
-    expect(ProcessorImage.fromRepository('mirror.internal/ai-gateway-processor').reference).toBe(`mirror.internal/ai-gateway-processor:${libraryVersion()}`);
+    expect(ProcessorImage.fromRepository('mirror.internal/ai-gateway-processor').reference).toBe(
+      `mirror.internal/ai-gateway-processor:${libraryVersion()}`,
+    );
     expect(ProcessorImage.fromRepository('mirror.internal/p', 'dev').reference).toBe('mirror.internal/p:dev');
     expect(ProcessorImage.fromDigest('r/p', `sha256:${'0'.repeat(64)}`).reference).toBe(`r/p@sha256:${'0'.repeat(64)}`);
     expect(ProcessorImage.fromReference('r/p:1').reference).toBe('r/p:1');
@@ -40,7 +42,8 @@ describe('derivedName', () => {
 describe('libraryVersion from the compiled package', () => {
   const compiled = path.join(__dirname, '..', 'build', 'lib', 'processor-image.js');
   const present = fs.existsSync(compiled);
-  if (!present && (process.env.CI === 'true' || process.env.CI === '1')) throw new Error(`${compiled} is missing; npm test builds before jest`);
+  if (!present && (process.env.CI === 'true' || process.env.CI === '1'))
+    throw new Error(`${compiled} is missing; npm test builds before jest`);
   (present ? it : it.skip)('reads the same version from build/lib', () => {
     const built = require(compiled) as { libraryVersion(): string };
     expect(built.libraryVersion()).toBe(libraryVersion());

@@ -1,6 +1,15 @@
 import { Chart, Duration, Testing } from 'cdk8s';
 import { Construct } from 'constructs';
-import { AIGateway, AIRoute, Credentials, GatewayClass, GatewayReference, ModelMatch, ProviderBackend, ProxyDeployMode } from '../lib';
+import {
+  AIGateway,
+  AIRoute,
+  Credentials,
+  GatewayClass,
+  GatewayReference,
+  ModelMatch,
+  ProviderBackend,
+  ProxyDeployMode,
+} from '../lib';
 import { Processor } from '../lib/processor';
 import { customResource } from '../lib/crds';
 import { GatewayModel, type RouteFragment } from '../lib/gateway-model';
@@ -17,10 +26,19 @@ function shutdownOf(all: Manifest[], name = 'gw-processor'): { delayMs: string; 
     expect(at).toBeGreaterThanOrEqual(0);
     return args[at + 1];
   };
-  return { delayMs: value('--shutdown-delay-ms'), drainMs: value('--drain-timeout-ms'), grace: pod.terminationGracePeriodSeconds };
+  return {
+    delayMs: value('--shutdown-delay-ms'),
+    drainMs: value('--drain-timeout-ms'),
+    grace: pod.terminationGracePeriodSeconds,
+  };
 }
 
-function routeWith(fixture: ReturnType<typeof gatewayFixture>, id: string, model: string, props: Partial<ConstructorParameters<typeof AIRoute>[2]> = {}) {
+function routeWith(
+  fixture: ReturnType<typeof gatewayFixture>,
+  id: string,
+  model: string,
+  props: Partial<ConstructorParameters<typeof AIRoute>[2]> = {},
+) {
   return new AIRoute(fixture.team, id, {
     name: id.toLowerCase(),
     gateway: fixture.gateway,
@@ -59,9 +77,11 @@ describe('processor shutdown derived from the routes', () => {
     const fixture = gatewayFixture();
     routeWith(fixture, 'Slow', 'slow', { requestTimeout: Duration.minutes(10) });
     expect(fixture.gateway.processor.shutdown().streamIdleTimeoutMs).toBe(660_000);
-    const deployment = synthAll(fixture.app).find((o) => o.kind === 'Deployment' && JSON.stringify(o).includes('--stream-idle-timeout-ms'));
-    const args = (deployment as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } }).spec.template.spec
-      .containers[0]!.args;
+    const deployment = synthAll(fixture.app).find(
+      (o) => o.kind === 'Deployment' && JSON.stringify(o).includes('--stream-idle-timeout-ms'),
+    );
+    const args = (deployment as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } })
+      .spec.template.spec.containers[0]!.args;
     expect(args[args.indexOf('--stream-idle-timeout-ms') + 1]).toBe('660000');
   });
 
@@ -78,20 +98,29 @@ describe('processor shutdown derived from the routes', () => {
     expect(shutdownOf(synthAll(fixture.app))).toEqual({ delayMs: '5000', drainMs: '91000', grace: 101 });
   });
 
-  it('does not multiply the route timeout by the retries: Envoy\'s route timeout covers every attempt', () => {
+  it("does not multiply the route timeout by the retries: Envoy's route timeout covers every attempt", () => {
     const fixture = gatewayFixture();
-    routeWith(fixture, 'Retried', 'r', { requestTimeout: Duration.seconds(120), retry: { attempts: 2, perTryTimeout: Duration.seconds(100) } });
+    routeWith(fixture, 'Retried', 'r', {
+      requestTimeout: Duration.seconds(120),
+      retry: { attempts: 2, perTryTimeout: Duration.seconds(100) },
+    });
     const all = synthAll(fixture.app);
     // The retry policy is there, and the drain is the route timeout.
-    expect(findOne(all, 'BackendTrafficPolicy', 'retried').spec.retry).toMatchObject({ numRetries: 2, perRetry: { timeout: '100s' } });
+    expect(findOne(all, 'BackendTrafficPolicy', 'retried').spec.retry).toMatchObject({
+      numRetries: 2,
+      perRetry: { timeout: '100s' },
+    });
     expect(findOne(all, 'HTTPRoute', 'retried').spec.rules[0].timeouts).toEqual({ request: '120s' });
     expect(shutdownOf(all).drainMs).toBe('120000');
   });
 
-  it('gives a route on a Gateway not managed here its own processor with that route\'s drain', () => {
+  it("gives a route on a Gateway not managed here its own processor with that route's drain", () => {
     const app = Testing.app();
     const team = new Chart(app, 'team', { namespace: 'team' });
-    const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
+    const openai = ProviderBackend.openAI(team, 'OpenAI', {
+      name: 'openai',
+      credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+    });
     new AIRoute(team, 'Chat', {
       name: 'chat',
       gateway: GatewayReference.fromName('shared', 'infra'),
@@ -101,12 +130,20 @@ describe('processor shutdown derived from the routes', () => {
     expect(shutdownOf(synthAll(app), 'chat-processor')).toEqual({ delayMs: '5000', drainMs: '300000', grace: 310 });
   });
 
-  it('checks the proxies\' drain when the gateway is told it, naming the route and the EnvoyProxy fix', () => {
+  it("checks the proxies' drain when the gateway is told it, naming the route and the EnvoyProxy fix", () => {
     const app = Testing.app();
     const platform = new Chart(app, 'platform', { namespace: 'platform' });
     const gateway = new AIGateway(platform, 'Gateway', { name: 'gw', proxyDrainTimeout: Duration.seconds(60) });
-    const openai = ProviderBackend.openAI(platform, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
-    new AIRoute(platform, 'Chat', { name: 'chat', gateway, rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }], requestTimeout: Duration.seconds(120) });
+    const openai = ProviderBackend.openAI(platform, 'OpenAI', {
+      name: 'openai',
+      credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+    });
+    new AIRoute(platform, 'Chat', {
+      name: 'chat',
+      gateway,
+      rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }],
+      requestTimeout: Duration.seconds(120),
+    });
     expect(() => synthAll(app)).toThrow(
       'platform/Gateway/Processor: invalid proxyDrainTimeout "60000ms": route "platform/chat" allows requests of 120000 ms, and a proxy rollout cuts what still runs after the proxies\' drain; set spec.shutdown.drainTimeout to at least 120s on the EnvoyProxy of the gateway\'s proxies and pass the same value here',
     );
@@ -114,16 +151,24 @@ describe('processor shutdown derived from the routes', () => {
     const enough = Testing.app();
     const chart = new Chart(enough, 'platform', { namespace: 'platform' });
     const drained = new AIGateway(chart, 'Gateway', { name: 'gw', proxyDrainTimeout: Duration.seconds(120) });
-    const backend = ProviderBackend.openAI(chart, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
-    new AIRoute(chart, 'Chat', { name: 'chat', gateway: drained, rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend }] }], requestTimeout: Duration.seconds(120) });
+    const backend = ProviderBackend.openAI(chart, 'OpenAI', {
+      name: 'openai',
+      credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+    });
+    new AIRoute(chart, 'Chat', {
+      name: 'chat',
+      gateway: drained,
+      rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend }] }],
+      requestTimeout: Duration.seconds(120),
+    });
     expect(shutdownOf(synthAll(enough)).drainMs).toBe('120000');
   });
 
-  it('throws if the proxies\' drain is not a positive whole number of milliseconds', () => {
+  it("throws if the proxies' drain is not a positive whole number of milliseconds", () => {
     const app = Testing.app();
-    expect(() => new AIGateway(new Chart(app, 'platform'), 'Gateway', { name: 'gw', proxyDrainTimeout: Duration.millis(0) })).toThrow(
-      /platform\/Gateway: invalid proxyDrainTimeout "0ms": must be a positive whole number of milliseconds/,
-    );
+    expect(
+      () => new AIGateway(new Chart(app, 'platform'), 'Gateway', { name: 'gw', proxyDrainTimeout: Duration.millis(0) }),
+    ).toThrow(/platform\/Gateway: invalid proxyDrainTimeout "0ms": must be a positive whole number of milliseconds/);
   });
 });
 
@@ -147,33 +192,55 @@ function processorWithRoute(rule: Record<string, unknown>, retry?: Record<string
     model,
   });
   const route = new Construct(chart, 'Route');
-  customResource(route, 'HTTPRoute', 'gateway.networking.k8s.io/v1', 'HTTPRoute', { name: 'r', namespace: 'team' }, {
-    parentRefs: [{ name: 'shared', namespace: 'infra' }],
-    rules: [{ backendRefs: [{ name: 'svc', port: 80 }], ...rule }, { filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x', value: 'y' }] } }] }],
-  });
+  customResource(
+    route,
+    'HTTPRoute',
+    'gateway.networking.k8s.io/v1',
+    'HTTPRoute',
+    { name: 'r', namespace: 'team' },
+    {
+      parentRefs: [{ name: 'shared', namespace: 'infra' }],
+      rules: [
+        { backendRefs: [{ name: 'svc', port: 80 }], ...rule },
+        { filters: [{ type: 'RequestHeaderModifier', requestHeaderModifier: { set: [{ name: 'x', value: 'y' }] } }] },
+      ],
+    },
+  );
   if (retry || requestTimeout) {
-    customResource(route, 'Policy', 'gateway.envoyproxy.io/v1alpha1', 'BackendTrafficPolicy', { name: 'r', namespace: 'team' }, {
-      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'r' }],
-      ...(retry ? { retry } : {}),
-      ...(requestTimeout ? { timeout: { http: { requestTimeout } } } : {}),
-    });
+    customResource(
+      route,
+      'Policy',
+      'gateway.envoyproxy.io/v1alpha1',
+      'BackendTrafficPolicy',
+      { name: 'r', namespace: 'team' },
+      {
+        targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'r' }],
+        ...(retry ? { retry } : {}),
+        ...(requestTimeout ? { timeout: { http: { requestTimeout } } } : {}),
+      },
+    );
   }
   model.addRoute(routeFragment(route, 'r', 'team'));
   return { app, model, processor };
 }
 
 describe('processor drain from the HTTPRoute as Envoy Gateway translates it', () => {
-  it('uses Envoy\'s 15 s route timeout for a rule without one (the drain floor still applies)', () => {
+  it("uses Envoy's 15 s route timeout for a rule without one (the drain floor still applies)", () => {
     expect(processorWithRoute({}).processor.shutdown().longestRequest).toEqual({ route: 'team/r', ms: 15_000 });
   });
 
-  it('takes the BackendTrafficPolicy request timeout when the rule sets none, and the rule\'s own when it does', () => {
+  it("takes the BackendTrafficPolicy request timeout when the rule sets none, and the rule's own when it does", () => {
     expect(processorWithRoute({}, undefined, '2m').processor.shutdown().drainTimeoutMs).toBe(120_000);
-    expect(processorWithRoute({ timeouts: { request: '1h1m1s' } }, undefined, '2m').processor.shutdown().drainTimeoutMs).toBe(3_661_000);
+    expect(
+      processorWithRoute({ timeouts: { request: '1h1m1s' } }, undefined, '2m').processor.shutdown().drainTimeoutMs,
+    ).toBe(3_661_000);
   });
 
   it('adds up the tries only when the route timeout is disabled', () => {
-    const { processor } = processorWithRoute({ timeouts: { request: '0s' } }, { numRetries: 3, perRetry: { timeout: '30s', backOff: { baseInterval: '1s', maxInterval: '2s' } } });
+    const { processor } = processorWithRoute(
+      { timeouts: { request: '0s' } },
+      { numRetries: 3, perRetry: { timeout: '30s', backOff: { baseInterval: '1s', maxInterval: '2s' } } },
+    );
     expect(processor.shutdown().longestRequest).toEqual({ route: 'team/r', ms: 4 * 30_000 + 3 * 2_000 });
   });
 
@@ -181,13 +248,17 @@ describe('processor drain from the HTTPRoute as Envoy Gateway translates it', ()
     expect(() => processorWithRoute({ timeouts: { request: '0s' } }).processor.shutdown()).toThrow(
       'team/Route: invalid requestTimeout "0s": route "team/r" has no request timeout, so no drain time can cover its requests',
     );
-    expect(() => processorWithRoute({}, undefined, '0ms').processor.shutdown()).toThrow('team/Route: invalid requestTimeout "0ms": route "team/r" has no request timeout');
+    expect(() => processorWithRoute({}, undefined, '0ms').processor.shutdown()).toThrow(
+      'team/Route: invalid requestTimeout "0ms": route "team/r" has no request timeout',
+    );
   });
 
   it('throws if the attached scope emits no HTTPRoute of that name', () => {
     const { app, model, processor } = processorWithRoute({});
     model.addRoute(routeFragment(new Construct(app.charts[0], 'Empty'), 'missing', 'team'));
-    expect(() => processor.shutdown()).toThrow('team/Empty: invalid route "team/missing": has no HTTPRoute beside it; the processor derives its drain time from the route timeouts');
+    expect(() => processor.shutdown()).toThrow(
+      'team/Empty: invalid route "team/missing": has no HTTPRoute beside it; the processor derives its drain time from the route timeouts',
+    );
   });
 });
 
@@ -208,13 +279,22 @@ describe('processor NetworkPolicy for each Envoy Gateway deploy mode', () => {
     expect(grpcFrom(gateway({}))).toEqual([
       {
         namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'envoy-gateway-system' } },
-        podSelector: { matchLabels: { 'gateway.envoyproxy.io/owning-gateway-name': 'gw', 'gateway.envoyproxy.io/owning-gateway-namespace': 'platform' } },
+        podSelector: {
+          matchLabels: {
+            'gateway.envoyproxy.io/owning-gateway-name': 'gw',
+            'gateway.envoyproxy.io/owning-gateway-namespace': 'platform',
+          },
+        },
       },
     ]);
   });
 
   it('admits merged proxies by their GatewayClass label (mergeGateways)', () => {
-    const all = gateway({ gatewayClass: GatewayClass.fromName('eg'), envoyGatewayNamespace: 'eg-system', processor: { proxyDeployMode: ProxyDeployMode.mergedGateways() } });
+    const all = gateway({
+      gatewayClass: GatewayClass.fromName('eg'),
+      envoyGatewayNamespace: 'eg-system',
+      processor: { proxyDeployMode: ProxyDeployMode.mergedGateways() },
+    });
     expect(grpcFrom(all)).toEqual([
       {
         namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'eg-system' } },
@@ -222,19 +302,36 @@ describe('processor NetworkPolicy for each Envoy Gateway deploy mode', () => {
       },
     ]);
     // Naming the same class again is fine.
-    const named = gateway({ gatewayClass: GatewayClass.fromName('eg'), processor: { proxyDeployMode: ProxyDeployMode.mergedGateways('eg') } });
-    expect(grpcFrom(named)[0].podSelector).toEqual({ matchLabels: { 'gateway.envoyproxy.io/owning-gatewayclass': 'eg' } });
+    const named = gateway({
+      gatewayClass: GatewayClass.fromName('eg'),
+      processor: { proxyDeployMode: ProxyDeployMode.mergedGateways('eg') },
+    });
+    expect(grpcFrom(named)[0].podSelector).toEqual({
+      matchLabels: { 'gateway.envoyproxy.io/owning-gatewayclass': 'eg' },
+    });
   });
 
-  it('admits the proxies in the Gateway\'s own namespace (GatewayNamespace deploy type)', () => {
+  it("admits the proxies in the Gateway's own namespace (GatewayNamespace deploy type)", () => {
     const expected = [
       {
         namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'platform' } },
-        podSelector: { matchLabels: { 'gateway.envoyproxy.io/owning-gateway-name': 'gw', 'gateway.envoyproxy.io/owning-gateway-namespace': 'platform' } },
+        podSelector: {
+          matchLabels: {
+            'gateway.envoyproxy.io/owning-gateway-name': 'gw',
+            'gateway.envoyproxy.io/owning-gateway-namespace': 'platform',
+          },
+        },
       },
     ];
     expect(grpcFrom(gateway({ processor: { proxyDeployMode: ProxyDeployMode.gatewayNamespace() } }))).toEqual(expected);
-    expect(grpcFrom(gateway({ envoyGatewayNamespace: 'platform', processor: { proxyDeployMode: ProxyDeployMode.gatewayNamespace() } }))).toEqual(expected);
+    expect(
+      grpcFrom(
+        gateway({
+          envoyGatewayNamespace: 'platform',
+          processor: { proxyDeployMode: ProxyDeployMode.gatewayNamespace() },
+        }),
+      ),
+    ).toEqual(expected);
   });
 
   it('throws for merged proxies on a GatewayClass this gateway emits (it has no EnvoyProxy merging gateways)', () => {
@@ -243,14 +340,24 @@ describe('processor NetworkPolicy for each Envoy Gateway deploy mode', () => {
     );
   });
 
-  it('throws for merged proxies of another class than the gateway\'s', () => {
-    expect(() => gateway({ gatewayClass: GatewayClass.fromName('eg'), processor: { proxyDeployMode: ProxyDeployMode.mergedGateways('other') } })).toThrow(
+  it("throws for merged proxies of another class than the gateway's", () => {
+    expect(() =>
+      gateway({
+        gatewayClass: GatewayClass.fromName('eg'),
+        processor: { proxyDeployMode: ProxyDeployMode.mergedGateways('other') },
+      }),
+    ).toThrow(
       'platform/Gateway/Processor: invalid processor.proxyDeployMode "mergedGateways(\\"other\\")": the gateway\'s GatewayClass is "eg"; merged proxies carry the label of that class',
     );
   });
 
   it('throws for an Envoy Gateway namespace that the GatewayNamespace mode would ignore', () => {
-    expect(() => gateway({ envoyGatewayNamespace: 'eg-system', processor: { proxyDeployMode: ProxyDeployMode.gatewayNamespace() } })).toThrow(
+    expect(() =>
+      gateway({
+        envoyGatewayNamespace: 'eg-system',
+        processor: { proxyDeployMode: ProxyDeployMode.gatewayNamespace() },
+      }),
+    ).toThrow(
       'platform/Gateway: invalid envoyGatewayNamespace "eg-system": with ProxyDeployMode.gatewayNamespace() the proxies run in the gateway\'s namespace "platform"; leave envoyGatewayNamespace unset',
     );
   });
@@ -259,7 +366,10 @@ describe('processor NetworkPolicy for each Envoy Gateway deploy mode', () => {
     const build = (mode: ProxyDeployMode) => {
       const app = Testing.app();
       const team = new Chart(app, 'team', { namespace: 'team' });
-      const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
+      const openai = ProviderBackend.openAI(team, 'OpenAI', {
+        name: 'openai',
+        credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+      });
       new AIRoute(team, 'Chat', {
         name: 'chat',
         gateway: GatewayReference.fromName('shared', 'infra'),
@@ -277,7 +387,10 @@ describe('processor NetworkPolicy for each Envoy Gateway deploy mode', () => {
   });
 
   it('keeps the metrics rule beside the proxies rule', () => {
-    const all = gateway({ gatewayClass: GatewayClass.fromName('eg'), processor: { proxyDeployMode: ProxyDeployMode.mergedGateways(), metricsNamespace: 'monitoring' } });
+    const all = gateway({
+      gatewayClass: GatewayClass.fromName('eg'),
+      processor: { proxyDeployMode: ProxyDeployMode.mergedGateways(), metricsNamespace: 'monitoring' },
+    });
     expect(findOne(all, 'NetworkPolicy').spec.ingress[1]).toEqual({
       from: [{ namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } }],
       ports: [{ protocol: 'TCP', port: 9090 }],
@@ -285,4 +398,3 @@ describe('processor NetworkPolicy for each Envoy Gateway deploy mode', () => {
     expect(findAll(all, 'NetworkPolicy')).toHaveLength(1);
   });
 });
-

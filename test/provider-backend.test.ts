@@ -18,14 +18,18 @@ describe('ProviderBackend', () => {
     // @ts-expect-error the constructor of ProviderBackend is private (tsc checks this line)
     const construct = () => new ProviderBackend(scope, 'Direct', { provider: 'OpenAI' });
     expect(construct).toBeInstanceOf(Function);
-    expect(ProviderBackend.openAI(scope, 'OpenAI', { credentials: Credentials.apiKey(key('openai')) })).toBeInstanceOf(ProviderBackend);
+    expect(ProviderBackend.openAI(scope, 'OpenAI', { credentials: Credentials.apiKey(key('openai')) })).toBeInstanceOf(
+      ProviderBackend,
+    );
   });
 
   it('emits a Backend and a BackendTLSPolicy with system CAs and the provider hostname', () => {
     const { app, chart: c } = chart();
     ProviderBackend.openAI(c, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey(key('openai')) });
     const all = synthAll(app);
-    expect(findOne(all, 'Backend', 'openai').spec).toEqual({ endpoints: [{ fqdn: { hostname: 'api.openai.com', port: 443 } }] });
+    expect(findOne(all, 'Backend', 'openai').spec).toEqual({
+      endpoints: [{ fqdn: { hostname: 'api.openai.com', port: 443 } }],
+    });
     const tls = findOne(all, 'BackendTLSPolicy');
     expect(tls.apiVersion).toBe('gateway.networking.k8s.io/v1');
     expect(tls.metadata).toEqual({ name: 'openai-tls', namespace: 'platform' });
@@ -36,35 +40,68 @@ describe('ProviderBackend', () => {
   });
 
   it.each([
-    ['openAI', () => ProviderBackend.openAI(chart().chart, 'B', { credentials: Credentials.apiKey(key('k')) }), { name: 'OpenAI', pathPrefix: '/v1' }, 'api.openai.com'],
+    [
+      'openAI',
+      () => ProviderBackend.openAI(chart().chart, 'B', { credentials: Credentials.apiKey(key('k')) }),
+      { name: 'OpenAI', pathPrefix: '/v1' },
+      'api.openai.com',
+    ],
     [
       'azureOpenAI',
-      () => ProviderBackend.azureOpenAI(chart().chart, 'B', { hostname: 'res.openai.azure.com', apiVersion: '2025-01-01-preview', credentials: Credentials.apiKey(key('k')) }),
+      () =>
+        ProviderBackend.azureOpenAI(chart().chart, 'B', {
+          hostname: 'res.openai.azure.com',
+          apiVersion: '2025-01-01-preview',
+          credentials: Credentials.apiKey(key('k')),
+        }),
       { name: 'AzureOpenAI', apiVersion: '2025-01-01-preview' },
       'res.openai.azure.com',
     ],
-    ['anthropic', () => ProviderBackend.anthropic(chart().chart, 'B', { credentials: Credentials.apiKey(key('k')) }), { name: 'Anthropic', version: '2023-06-01' }, 'api.anthropic.com'],
+    [
+      'anthropic',
+      () => ProviderBackend.anthropic(chart().chart, 'B', { credentials: Credentials.apiKey(key('k')) }),
+      { name: 'Anthropic', version: '2023-06-01' },
+      'api.anthropic.com',
+    ],
     [
       'awsBedrock',
-      () => ProviderBackend.awsBedrock(chart().chart, 'B', { region: 'eu-west-1', credentials: Credentials.awsDefaultChain() }),
+      () =>
+        ProviderBackend.awsBedrock(chart().chart, 'B', {
+          region: 'eu-west-1',
+          credentials: Credentials.awsDefaultChain(),
+        }),
       { name: 'AWSBedrock' },
       'bedrock-runtime.eu-west-1.amazonaws.com',
     ],
     [
       'awsAnthropic',
-      () => ProviderBackend.awsAnthropic(chart().chart, 'B', { region: 'us-east-1', credentials: Credentials.awsDefaultChain() }),
+      () =>
+        ProviderBackend.awsAnthropic(chart().chart, 'B', {
+          region: 'us-east-1',
+          credentials: Credentials.awsDefaultChain(),
+        }),
       { name: 'AWSAnthropic', anthropicVersion: 'bedrock-2023-05-31' },
       'bedrock-runtime.us-east-1.amazonaws.com',
     ],
     [
       'gcpVertexAI',
-      () => ProviderBackend.gcpVertexAI(chart().chart, 'B', { projectId: 'p', region: 'us-central1', credentials: Credentials.gcpWorkloadIdentity() }),
+      () =>
+        ProviderBackend.gcpVertexAI(chart().chart, 'B', {
+          projectId: 'p',
+          region: 'us-central1',
+          credentials: Credentials.gcpWorkloadIdentity(),
+        }),
       { name: 'GCPVertexAI', projectId: 'p', region: 'us-central1' },
       'us-central1-aiplatform.googleapis.com',
     ],
     [
       'gcpAnthropic',
-      () => ProviderBackend.gcpAnthropic(chart().chart, 'B', { projectId: 'p', region: 'global', credentials: Credentials.gcpWorkloadIdentity() }),
+      () =>
+        ProviderBackend.gcpAnthropic(chart().chart, 'B', {
+          projectId: 'p',
+          region: 'global',
+          credentials: Credentials.gcpWorkloadIdentity(),
+        }),
       { name: 'GCPAnthropic', projectId: 'p', region: 'global', anthropicVersion: 'vertex-2023-10-16' },
       'aiplatform.googleapis.com',
     ],
@@ -86,7 +123,10 @@ describe('ProviderBackend', () => {
     const { chart: c } = chart();
     const bedrock = ProviderBackend.awsBedrock(c, 'Bedrock', {
       region: 'us-east-1',
-      credentials: Credentials.awsSharedCredentials({ secretName: 'aws', key: 'credentials' }, { profile: 'ai', perRequestCredentials: true }),
+      credentials: Credentials.awsSharedCredentials(
+        { secretName: 'aws', key: 'credentials' },
+        { profile: 'ai', perRequestCredentials: true },
+      ),
     });
     expect(bedrock._toConfig('x').auth).toEqual({
       type: 'AWSSigV4',
@@ -97,11 +137,27 @@ describe('ProviderBackend', () => {
     const azure = ProviderBackend.azureOpenAI(c, 'Azure', {
       hostname: 'r.openai.azure.com',
       apiVersion: 'v',
-      credentials: Credentials.azureEntra({ tenantId: 't', clientId: 'c', clientSecret: { secretName: 'entra', key: 'secret' } }),
+      credentials: Credentials.azureEntra({
+        tenantId: 't',
+        clientId: 'c',
+        clientSecret: { secretName: 'entra', key: 'secret' },
+      }),
     });
-    expect(azure._toConfig('x').auth).toEqual({ type: 'AzureEntra', tenantId: 't', clientId: 'c', clientSecret: { secretName: 'entra', key: 'secret' } });
-    const vertex = ProviderBackend.gcpVertexAI(c, 'Vertex', { projectId: 'p', region: 'us-central1', credentials: Credentials.gcpServiceAccountKey({ secretName: 'gcp', key: 'sa.json' }) });
-    expect(vertex._toConfig('x').auth).toEqual({ type: 'GCP', credentials: { source: 'ServiceAccountKey', secret: { secretName: 'gcp', key: 'sa.json' } } });
+    expect(azure._toConfig('x').auth).toEqual({
+      type: 'AzureEntra',
+      tenantId: 't',
+      clientId: 'c',
+      clientSecret: { secretName: 'entra', key: 'secret' },
+    });
+    const vertex = ProviderBackend.gcpVertexAI(c, 'Vertex', {
+      projectId: 'p',
+      region: 'us-central1',
+      credentials: Credentials.gcpServiceAccountKey({ secretName: 'gcp', key: 'sa.json' }),
+    });
+    expect(vertex._toConfig('x').auth).toEqual({
+      type: 'GCP',
+      credentials: { source: 'ServiceAccountKey', secret: { secretName: 'gcp', key: 'sa.json' } },
+    });
   });
 
   it('passes header and body mutations to the processor config', () => {
@@ -119,13 +175,23 @@ describe('ProviderBackend', () => {
 
   it('routes in-cluster model servers straight to their Service, over plain HTTP', () => {
     const { app, team, gateway } = gatewayFixture();
-    const vllm = ProviderBackend.kubernetesService(team, 'Vllm', { serviceName: 'vllm', port: 8000, serviceNamespace: 'models' });
-    new AIRoute(team, 'Route', { name: 'local', gateway, rules: [{ models: [ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }] });
+    const vllm = ProviderBackend.kubernetesService(team, 'Vllm', {
+      serviceName: 'vllm',
+      port: 8000,
+      serviceNamespace: 'models',
+    });
+    new AIRoute(team, 'Route', {
+      name: 'local',
+      gateway,
+      rules: [{ models: [ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
+    });
     const all = synthAll(app);
     const route = findOne(all, 'HTTPRoute', 'local');
     expect(route.spec.rules[0].backendRefs).toEqual([{ name: 'vllm', namespace: 'models', port: 8000 }]);
     // No Host rewrite: only the removal of the gateway's internal header.
-    expect(route.spec.rules[0].filters).toEqual([{ type: 'RequestHeaderModifier', requestHeaderModifier: { remove: ['x-ai-gateway-backend'] } }]);
+    expect(route.spec.rules[0].filters).toEqual([
+      { type: 'RequestHeaderModifier', requestHeaderModifier: { remove: ['x-ai-gateway-backend'] } },
+    ]);
     const grant = findOne(all, 'ReferenceGrant', 'vllm-from-team');
     expect(grant.metadata.namespace).toBe('models');
     expect(grant.spec).toEqual({
@@ -140,7 +206,9 @@ describe('ProviderBackend', () => {
     expect(() => ProviderBackend.openAI(chart().chart, 'OpenAI', {} as never)).toThrow(
       /platform\/OpenAI: invalid credentials \(missing\): provider OpenAI needs credentials; pass one of Credentials.apiKey\(\), Credentials.bearerToken\(\)/,
     );
-    expect(() => ProviderBackend.awsBedrock(chart().chart, 'Bedrock', { region: 'us-east-1' } as never)).toThrow(/provider AWSBedrock needs credentials/);
+    expect(() => ProviderBackend.awsBedrock(chart().chart, 'Bedrock', { region: 'us-east-1' } as never)).toThrow(
+      /provider AWSBedrock needs credentials/,
+    );
   });
 
   it('throws naming serviceName, not the derived hostname, if an in-cluster Service name is invalid', () => {
@@ -150,22 +218,32 @@ describe('ProviderBackend', () => {
   });
 
   it('throws if the credentials do not fit the provider', () => {
-    expect(() => ProviderBackend.anthropic(chart().chart, 'Anthropic', { credentials: Credentials.awsDefaultChain() })).toThrow(
+    expect(() =>
+      ProviderBackend.anthropic(chart().chart, 'Anthropic', { credentials: Credentials.awsDefaultChain() }),
+    ).toThrow(
       /invalid credentials "Credentials.awsDefaultChain\(\)": provider Anthropic accepts Credentials.apiKey\(\)/,
     );
   });
 
   it('throws if the backend name is over the Kubernetes limit', () => {
-    expect(() => ProviderBackend.openAI(chart().chart, 'OpenAI', { name: 'o'.repeat(64), credentials: Credentials.apiKey(key('k')) })).toThrow(
-      /invalid name "o{64}": is 64 characters long/,
-    );
+    expect(() =>
+      ProviderBackend.openAI(chart().chart, 'OpenAI', {
+        name: 'o'.repeat(64),
+        credentials: Credentials.apiKey(key('k')),
+      }),
+    ).toThrow(/invalid name "o{64}": is 64 characters long/);
   });
 
   it('throws on a bad base URL or region', () => {
-    expect(() => ProviderBackend.openAICompatible(chart().chart, 'Groq', { baseUrl: 'api.groq.com' })).toThrow(/invalid Groq.baseUrl "api.groq.com"/);
-    expect(() => ProviderBackend.awsBedrock(chart().chart, 'Bedrock', { region: 'US East', credentials: Credentials.awsDefaultChain() })).toThrow(
-      /invalid Bedrock.region "US East"/,
+    expect(() => ProviderBackend.openAICompatible(chart().chart, 'Groq', { baseUrl: 'api.groq.com' })).toThrow(
+      /invalid Groq.baseUrl "api.groq.com"/,
     );
+    expect(() =>
+      ProviderBackend.awsBedrock(chart().chart, 'Bedrock', {
+        region: 'US East',
+        credentials: Credentials.awsDefaultChain(),
+      }),
+    ).toThrow(/invalid Bedrock.region "US East"/);
   });
 });
 
@@ -174,12 +252,24 @@ describeWithShared('crds/jsonschema', 'ProviderBackend manifests', (jsonschemaDi
     const { app, chart: c } = chart();
     ProviderBackend.openAI(c, 'A', { credentials: Credentials.apiKey(key('k')) });
     ProviderBackend.openAICompatible(c, 'B', { baseUrl: 'http://vllm.models:8000' });
-    ProviderBackend.azureOpenAI(c, 'C', { hostname: 'r.openai.azure.com', apiVersion: 'v', credentials: Credentials.apiKey(key('k')) });
+    ProviderBackend.azureOpenAI(c, 'C', {
+      hostname: 'r.openai.azure.com',
+      apiVersion: 'v',
+      credentials: Credentials.apiKey(key('k')),
+    });
     ProviderBackend.anthropic(c, 'D', { credentials: Credentials.apiKey(key('k')) });
     ProviderBackend.awsBedrock(c, 'E', { region: 'us-east-1', credentials: Credentials.awsDefaultChain() });
     ProviderBackend.awsAnthropic(c, 'F', { region: 'us-east-1', credentials: Credentials.awsDefaultChain() });
-    ProviderBackend.gcpVertexAI(c, 'G', { projectId: 'p', region: 'us-central1', credentials: Credentials.gcpWorkloadIdentity() });
-    ProviderBackend.gcpAnthropic(c, 'H', { projectId: 'p', region: 'us-east5', credentials: Credentials.gcpWorkloadIdentity() });
+    ProviderBackend.gcpVertexAI(c, 'G', {
+      projectId: 'p',
+      region: 'us-central1',
+      credentials: Credentials.gcpWorkloadIdentity(),
+    });
+    ProviderBackend.gcpAnthropic(c, 'H', {
+      projectId: 'p',
+      region: 'us-east5',
+      credentials: Credentials.gcpWorkloadIdentity(),
+    });
     const all = synthAll(app);
     expect(findAll(all, 'Backend')).toHaveLength(8);
     expect(findAll(all, 'BackendTLSPolicy')).toHaveLength(7);

@@ -1,7 +1,20 @@
 import { parseProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { Chart, Testing } from 'cdk8s';
 import type { Construct } from 'constructs';
-import { AIGateway, AIRoute, ClientIdentity, Credentials, GatewayReference, ModelMatch, ModelScope, ProviderBackend, RateLimitRedis, RateLimitUnit, TokenCost, TokenRateLimit } from '../lib';
+import {
+  AIGateway,
+  AIRoute,
+  ClientIdentity,
+  Credentials,
+  GatewayReference,
+  ModelMatch,
+  ModelScope,
+  ProviderBackend,
+  RateLimitRedis,
+  RateLimitUnit,
+  TokenCost,
+  TokenRateLimit,
+} from '../lib';
 import { gatewayFixture } from './support/fixtures';
 import { manifestProblems } from './support/manifests';
 import { describeWithShared } from './support/shared';
@@ -38,9 +51,23 @@ describe('TokenRateLimit', () => {
       client: ClientIdentity.unverifiedHeader('x-tenant-id'),
       shared: true,
     });
-    new TokenRateLimit(gateway, 'Output', { target: gateway, limit: 5_000_000, per: RateLimitUnit.DAY, cost: TokenCost.outputTokens() });
-    new TokenRateLimit(route, 'Own', { target: route, limit: 10, per: RateLimitUnit.MINUTE, models: ModelScope.eachModel() });
-    new AIRoute(team, 'Later', { name: 'later', gateway, rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }] });
+    new TokenRateLimit(gateway, 'Output', {
+      target: gateway,
+      limit: 5_000_000,
+      per: RateLimitUnit.DAY,
+      cost: TokenCost.outputTokens(),
+    });
+    new TokenRateLimit(route, 'Own', {
+      target: route,
+      limit: 10,
+      per: RateLimitUnit.MINUTE,
+      models: ModelScope.eachModel(),
+    });
+    new AIRoute(team, 'Later', {
+      name: 'later',
+      gateway,
+      rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }],
+    });
     const all = synthAll(app);
     const policies = findAll(all, 'BackendTrafficPolicy');
     // No route needs a policy of its own: budgets alone never make one.
@@ -167,14 +194,31 @@ describe('TokenRateLimit', () => {
     const app = Testing.app();
     const team = new Chart(app, 'team', { namespace: 'team' });
     withRedis(team);
-    const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
-    const route = new AIRoute(team, 'Route', { name: 'chat', gateway: GatewayReference.fromName('shared', 'infra'), rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] });
-    new TokenRateLimit(route, 'Budget', { target: route, limit: 10, per: RateLimitUnit.MINUTE, models: ModelScope.eachModel() });
+    const openai = ProviderBackend.openAI(team, 'OpenAI', {
+      name: 'openai',
+      credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+    });
+    const route = new AIRoute(team, 'Route', {
+      name: 'chat',
+      gateway: GatewayReference.fromName('shared', 'infra'),
+      rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }],
+    });
+    new TokenRateLimit(route, 'Budget', {
+      target: route,
+      limit: 10,
+      per: RateLimitUnit.MINUTE,
+      models: ModelScope.eachModel(),
+    });
     const policy = findOne(synthAll(app), 'BackendTrafficPolicy');
     expect(policy.spec.mergeType).toBe('StrategicMerge');
     // The route's own policy applies to this route only: no route header needed.
     expect(policy.spec.rateLimit.global.rules).toEqual([
-      { clientSelectors: [{ headers: [{ name: 'x-ai-eg-model', type: 'Distinct' }] }], limit: { requests: 10, unit: 'Minute' }, cost: costOf('llm_total_token'), shared: true },
+      {
+        clientSelectors: [{ headers: [{ name: 'x-ai-eg-model', type: 'Distinct' }] }],
+        limit: { requests: 10, unit: 'Minute' },
+        cost: costOf('llm_total_token'),
+        shared: true,
+      },
     ]);
   });
 
@@ -184,12 +228,34 @@ describe('TokenRateLimit', () => {
     withRedis(platform);
     const gateway = new AIGateway(platform, 'Gateway', {
       name: 'gw',
-      jwt: { issuer: 'https://login.example.com', jwksUri: 'https://login.example.com/jwks.json', claimToHeaders: { tenant: 'x-tenant-id' } },
+      jwt: {
+        issuer: 'https://login.example.com',
+        jwksUri: 'https://login.example.com/jwks.json',
+        claimToHeaders: { tenant: 'x-tenant-id' },
+      },
     });
-    const openai = ProviderBackend.openAI(platform, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
-    const route = new AIRoute(platform, 'Route', { name: 'chat', gateway, rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] });
-    new TokenRateLimit(platform, 'GatewayBudget', { target: gateway, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('x-tenant-id'), shared: true });
-    new TokenRateLimit(platform, 'RouteBudget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('x-tenant-id') });
+    const openai = ProviderBackend.openAI(platform, 'OpenAI', {
+      name: 'openai',
+      credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+    });
+    const route = new AIRoute(platform, 'Route', {
+      name: 'chat',
+      gateway,
+      rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }],
+    });
+    new TokenRateLimit(platform, 'GatewayBudget', {
+      target: gateway,
+      limit: 1,
+      per: RateLimitUnit.HOUR,
+      client: ClientIdentity.header('x-tenant-id'),
+      shared: true,
+    });
+    new TokenRateLimit(platform, 'RouteBudget', {
+      target: route,
+      limit: 1,
+      per: RateLimitUnit.HOUR,
+      client: ClientIdentity.header('x-tenant-id'),
+    });
     const rules = findOne(synthAll(app), 'BackendTrafficPolicy', 'gw-budgets').spec.rateLimit.global.rules;
     expect(rules.map((rule: any) => rule.clientSelectors[0].headers[1])).toEqual([
       { name: 'x-tenant-id', type: 'Distinct' },
@@ -209,8 +275,12 @@ describe('TokenRateLimit', () => {
     expect(limit.metadataKey).toBe(TokenCost.expression('input_tokens + 4 * output_tokens').metadataKey);
     const all = synthAll(app);
     const config = parseProcessorConfig(JSON.parse(findOne(all, 'ConfigMap').data['config.json']));
-    expect(config.costs).toEqual([{ metadataKey: limit.metadataKey, type: 'CEL', expression: 'input_tokens + 4 * output_tokens' }]);
-    expect(findOne(all, 'BackendTrafficPolicy').spec.rateLimit.global.rules[0].cost.response.metadata.key).toBe(limit.metadataKey);
+    expect(config.costs).toEqual([
+      { metadataKey: limit.metadataKey, type: 'CEL', expression: 'input_tokens + 4 * output_tokens' },
+    ]);
+    expect(findOne(all, 'BackendTrafficPolicy').spec.rateLimit.global.rules[0].cost.response.metadata.key).toBe(
+      limit.metadataKey,
+    );
   });
 
   it('accepts CEL costs written for uint or double token counts, like the processor', () => {
@@ -220,7 +290,15 @@ describe('TokenRateLimit', () => {
       ['Double', 'output_tokens * 1.5'],
       ['Conditional', 'model == "gpt-4o" ? total_tokens : 0'],
     ]) {
-      expect(() => new TokenRateLimit(route, id, { target: route, limit: 1, per: RateLimitUnit.HOUR, cost: TokenCost.expression(expression) })).not.toThrow();
+      expect(
+        () =>
+          new TokenRateLimit(route, id, {
+            target: route,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            cost: TokenCost.expression(expression),
+          }),
+      ).not.toThrow();
     }
   });
 
@@ -229,19 +307,35 @@ describe('TokenRateLimit', () => {
       const app = Testing.app();
       const team = new Chart(app, 'team', { namespace: 'team' });
       withRedis(team);
-      const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
-      const route = new AIRoute(team, 'Route', { name: 'chat', gateway: GatewayReference.fromName('shared', 'infra'), rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] });
-      for (let i = 0; i < 256; i++) new TokenRateLimit(route, `Budget${i}`, { target: route, limit: 1000 + i, per: RateLimitUnit.HOUR });
-      expect(() => new TokenRateLimit(route, 'OneTooMany', { target: route, limit: 1, per: RateLimitUnit.MINUTE })).toThrow(
-        /team\/Route\/OneTooMany: invalid target "team\/Route": the route already holds 256 budgets/,
-      );
+      const openai = ProviderBackend.openAI(team, 'OpenAI', {
+        name: 'openai',
+        credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+      });
+      const route = new AIRoute(team, 'Route', {
+        name: 'chat',
+        gateway: GatewayReference.fromName('shared', 'infra'),
+        rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }],
+      });
+      for (let i = 0; i < 256; i++)
+        new TokenRateLimit(route, `Budget${i}`, { target: route, limit: 1000 + i, per: RateLimitUnit.HOUR });
+      expect(
+        () => new TokenRateLimit(route, 'OneTooMany', { target: route, limit: 1, per: RateLimitUnit.MINUTE }),
+      ).toThrow(/team\/Route\/OneTooMany: invalid target "team\/Route": the route already holds 256 budgets/);
     });
 
     it('if the gateway already holds the 256 budgets one BackendTrafficPolicy takes', () => {
       const { gateway, route } = withRoute();
-      for (let i = 0; i < 255; i++) new TokenRateLimit(gateway, `Budget${i}`, { target: gateway, limit: 1000 + i, per: RateLimitUnit.HOUR, shared: true });
+      for (let i = 0; i < 255; i++)
+        new TokenRateLimit(gateway, `Budget${i}`, {
+          target: gateway,
+          limit: 1000 + i,
+          per: RateLimitUnit.HOUR,
+          shared: true,
+        });
       new TokenRateLimit(route, 'Last', { target: route, limit: 1, per: RateLimitUnit.HOUR });
-      expect(() => new TokenRateLimit(route, 'OneTooMany', { target: route, limit: 1, per: RateLimitUnit.MINUTE })).toThrow(
+      expect(
+        () => new TokenRateLimit(route, 'OneTooMany', { target: route, limit: 1, per: RateLimitUnit.MINUTE }),
+      ).toThrow(
         /team\/Route\/OneTooMany: invalid target "team\/Route": the AIGateway platform\/Gateway already holds 256 budgets of its own and its routes, the most Envoy Gateway's BackendTrafficPolicy takes/,
       );
     });
@@ -249,41 +343,80 @@ describe('TokenRateLimit', () => {
     it.each([0, -5, 1.5])('if the limit is not positive (%p)', (limit) => {
       const { route } = withRoute();
       expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit, per: RateLimitUnit.HOUR })).toThrow(
-        new RegExp(`team/Route/Budget: invalid limit ${limit}: must be a positive integer number of tokens`.replace(/[.]/g, '\\.')),
+        new RegExp(
+          `team/Route/Budget: invalid limit ${limit}: must be a positive integer number of tokens`.replace(
+            /[.]/g,
+            '\\.',
+          ),
+        ),
       );
     });
 
     it('if a CEL cost does not parse', () => {
       const { route } = withRoute();
-      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, cost: TokenCost.expression('input_tokens +') })).toThrow(
-        /invalid cost "input_tokens \+": is not a valid CEL expression/,
-      );
+      expect(
+        () =>
+          new TokenRateLimit(route, 'Budget', {
+            target: route,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            cost: TokenCost.expression('input_tokens +'),
+          }),
+      ).toThrow(/invalid cost "input_tokens \+": is not a valid CEL expression/);
     });
 
     it('if a CEL cost uses an unknown variable', () => {
       const { route } = withRoute();
-      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, cost: TokenCost.expression('prompt_tokens * 2') })).toThrow(
+      expect(
+        () =>
+          new TokenRateLimit(route, 'Budget', {
+            target: route,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            cost: TokenCost.expression('prompt_tokens * 2'),
+          }),
+      ).toThrow(
         /invalid cost "prompt_tokens \* 2": must produce a number, got unresolved attribute; variables are model, backend, input_tokens/,
       );
     });
 
     it('if a CEL cost is not a number', () => {
       const { route } = withRoute();
-      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, cost: TokenCost.expression('model') })).toThrow(
-        /invalid cost "model": must produce a number, got gpt-4o/,
-      );
+      expect(
+        () =>
+          new TokenRateLimit(route, 'Budget', {
+            target: route,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            cost: TokenCost.expression('model'),
+          }),
+      ).toThrow(/invalid cost "model": must produce a number, got gpt-4o/);
     });
 
     it('if the client header is not a header name', () => {
       const { route } = withRoute();
-      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('X Tenant') })).toThrow(
-        /invalid client "X Tenant": must be a lower-case HTTP header name/,
-      );
+      expect(
+        () =>
+          new TokenRateLimit(route, 'Budget', {
+            target: route,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            client: ClientIdentity.unverifiedHeader('X Tenant'),
+          }),
+      ).toThrow(/invalid client "X Tenant": must be a lower-case HTTP header name/);
     });
 
     it('if the client header is a credential the processor replaces (ClientIdentity.header("authorization"))', () => {
       const { route } = withRoute();
-      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('authorization') })).toThrow(
+      expect(
+        () =>
+          new TokenRateLimit(route, 'Budget', {
+            target: route,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            client: ClientIdentity.header('authorization'),
+          }),
+      ).toThrow(
         /team\/Route\/Budget: invalid client "authorization": cannot identify clients: it is a client credential header: the processor removes it and sets the provider credential before the budget is counted/,
       );
     });
@@ -308,17 +441,37 @@ describe('TokenRateLimit', () => {
       ['x-envoy-original-path', /Envoy-internal/],
     ])('if the client header is %s, which the gateway rewrites or removes', (header, reason) => {
       const { gateway, route } = withRoute();
-      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader(header) })).toThrow(
-        new RegExp(`invalid client "${header}": cannot identify clients: it .*${reason.source}`),
-      );
-      expect(() => new TokenRateLimit(gateway, 'Budget', { target: gateway, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader(header) })).toThrow(
-        /cannot identify clients/,
-      );
+      expect(
+        () =>
+          new TokenRateLimit(route, 'Budget', {
+            target: route,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            client: ClientIdentity.unverifiedHeader(header),
+          }),
+      ).toThrow(new RegExp(`invalid client "${header}": cannot identify clients: it .*${reason.source}`));
+      expect(
+        () =>
+          new TokenRateLimit(gateway, 'Budget', {
+            target: gateway,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            client: ClientIdentity.unverifiedHeader(header),
+          }),
+      ).toThrow(/cannot identify clients/);
     });
 
     it('if ClientIdentity.header names a header the gateway does not set from a JWT claim', () => {
       const { route } = withRoute();
-      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('x-tenant-id') })).toThrow(
+      expect(
+        () =>
+          new TokenRateLimit(route, 'Budget', {
+            target: route,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            client: ClientIdentity.header('x-tenant-id'),
+          }),
+      ).toThrow(
         /team\/Route\/Budget: invalid client "x-tenant-id": ClientIdentity.header\(\) needs a header the gateway sets from a verified JWT claim \(AIGateway jwt.claimToHeaders; it authenticates nobody\); clients can send any value in other headers: map a claim to it, or choose ClientIdentity.unverifiedHeader\('x-tenant-id'\) explicitly/,
       );
     });
@@ -327,27 +480,86 @@ describe('TokenRateLimit', () => {
       const app = Testing.app();
       const team = new Chart(app, 'team', { namespace: 'team' });
       withRedis(team);
-      const openai = ProviderBackend.openAI(team, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }) });
-      const route = new AIRoute(team, 'Route', { gateway: GatewayReference.fromName('shared', 'infra'), rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }] });
-      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.header('x-team') })).toThrow(
+      const openai = ProviderBackend.openAI(team, 'OpenAI', {
+        name: 'openai',
+        credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+      });
+      const route = new AIRoute(team, 'Route', {
+        gateway: GatewayReference.fromName('shared', 'infra'),
+        rules: [{ models: [ModelMatch.exact('m')], backends: [{ backend: openai }] }],
+      });
+      expect(
+        () =>
+          new TokenRateLimit(route, 'Budget', {
+            target: route,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            client: ClientIdentity.header('x-team'),
+          }),
+      ).toThrow(
         /invalid client "x-team": ClientIdentity.header\(\) needs a header the AIGateway sets from a JWT claim, but the route's gateway is not an AIGateway of this app/,
       );
-      expect(() => new TokenRateLimit(route, 'Ok', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-team') })).not.toThrow();
+      expect(
+        () =>
+          new TokenRateLimit(route, 'Ok', {
+            target: route,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            client: ClientIdentity.unverifiedHeader('x-team'),
+          }),
+      ).not.toThrow();
     });
 
     it('if a backend of the target changes the client header, whichever comes first', () => {
       const { team, platform, gateway, route } = withRoute();
-      const tagged = ProviderBackend.openAICompatible(platform, 'Tagged', { name: 'tagged', baseUrl: 'https://llm.example.com/v1', headerMutation: { set: { 'X-Team': 'shared' } } });
-      const other = new AIRoute(team, 'Other', { name: 'other', gateway, rules: [{ models: [ModelMatch.exact('tagged')], backends: [{ backend: tagged }] }] });
-      expect(() => new TokenRateLimit(other, 'Budget', { target: other, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-team') })).toThrow(
+      const tagged = ProviderBackend.openAICompatible(platform, 'Tagged', {
+        name: 'tagged',
+        baseUrl: 'https://llm.example.com/v1',
+        headerMutation: { set: { 'X-Team': 'shared' } },
+      });
+      const other = new AIRoute(team, 'Other', {
+        name: 'other',
+        gateway,
+        rules: [{ models: [ModelMatch.exact('tagged')], backends: [{ backend: tagged }] }],
+      });
+      expect(
+        () =>
+          new TokenRateLimit(other, 'Budget', {
+            target: other,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            client: ClientIdentity.unverifiedHeader('x-team'),
+          }),
+      ).toThrow(
         /team\/Other\/Budget: invalid client "x-team": cannot identify clients: the headerMutation of backend "tagged" \(route team\/Other\) changes it before budgets read it/,
       );
-      expect(() => new TokenRateLimit(gateway, 'Budget', { target: gateway, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-team') })).toThrow(
-        /the headerMutation of backend "tagged"/,
-      );
-      new TokenRateLimit(gateway, 'Other', { target: gateway, limit: 1, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-other') });
-      const removing = ProviderBackend.openAICompatible(platform, 'Removing', { name: 'removing', baseUrl: 'https://llm2.example.com/v1', headerMutation: { remove: ['x-other'] } });
-      expect(() => new AIRoute(team, 'Late', { gateway, rules: [{ models: [ModelMatch.exact('late')], backends: [{ backend: removing }] }] })).toThrow(
+      expect(
+        () =>
+          new TokenRateLimit(gateway, 'Budget', {
+            target: gateway,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            client: ClientIdentity.unverifiedHeader('x-team'),
+          }),
+      ).toThrow(/the headerMutation of backend "tagged"/);
+      new TokenRateLimit(gateway, 'Other', {
+        target: gateway,
+        limit: 1,
+        per: RateLimitUnit.HOUR,
+        client: ClientIdentity.unverifiedHeader('x-other'),
+      });
+      const removing = ProviderBackend.openAICompatible(platform, 'Removing', {
+        name: 'removing',
+        baseUrl: 'https://llm2.example.com/v1',
+        headerMutation: { remove: ['x-other'] },
+      });
+      expect(
+        () =>
+          new AIRoute(team, 'Late', {
+            gateway,
+            rules: [{ models: [ModelMatch.exact('late')], backends: [{ backend: removing }] }],
+          }),
+      ).toThrow(
         /team\/Late: invalid rules\[0\].backends\[0\].backend "removing": its headerMutation changes "x-other", which the gateway budget platform\/Gateway\/Other identifies clients by; budgets read it after the change/,
       );
       void route;
@@ -355,14 +567,24 @@ describe('TokenRateLimit', () => {
 
     it('if the client is not a ClientIdentity', () => {
       const { route } = withRoute();
-      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, client: { header: 'x-tenant-id' } as unknown as ClientIdentity })).toThrow(
+      expect(
+        () =>
+          new TokenRateLimit(route, 'Budget', {
+            target: route,
+            limit: 1,
+            per: RateLimitUnit.HOUR,
+            client: { header: 'x-tenant-id' } as unknown as ClientIdentity,
+          }),
+      ).toThrow(
         /team\/Route\/Budget: invalid client \{"header":"x-tenant-id"\}: must be created with ClientIdentity.header\/unverifiedHeader/,
       );
     });
 
     it('if a route budget is not shared', () => {
       const { route } = withRoute();
-      expect(() => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, shared: false })).toThrow(
+      expect(
+        () => new TokenRateLimit(route, 'Budget', { target: route, limit: 1, per: RateLimitUnit.HOUR, shared: false }),
+      ).toThrow(
         /team\/Route\/Budget: invalid shared false: a route budget always counts one bucket for the whole AIRoute/,
       );
     });
@@ -371,14 +593,33 @@ describe('TokenRateLimit', () => {
 
 describe('TokenRateLimit contributions to the gateway model', () => {
   const configOf = (gateway: AIGateway) => parseProcessorConfig(JSON.parse(gateway.processor.configJson()));
-  const headersByRoute = (gateway: AIGateway) => Object.fromEntries(configOf(gateway).routes.map((r) => [r.name, r.requiredHeaders]));
+  const headersByRoute = (gateway: AIGateway) =>
+    Object.fromEntries(configOf(gateway).routes.map((r) => [r.name, r.requiredHeaders]));
 
   it("requires a gateway budget's client header on every route, also those attached after it, and a route budget's on its route only", () => {
     const { team, gateway, anthropic, route } = withRoute();
-    new TokenRateLimit(gateway, 'Tenant', { target: gateway, limit: 10, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-tenant-id') });
-    const later = new AIRoute(team, 'Later', { name: 'later', gateway, requiredHeaders: ['x-team'], rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }] });
-    new TokenRateLimit(later, 'User', { target: later, limit: 10, per: RateLimitUnit.HOUR, client: ClientIdentity.unverifiedHeader('x-user') });
-    expect(headersByRoute(gateway)).toEqual({ [`team/${route.routeName}`]: ['x-tenant-id'], 'team/later': ['x-team', 'x-tenant-id', 'x-user'] });
+    new TokenRateLimit(gateway, 'Tenant', {
+      target: gateway,
+      limit: 10,
+      per: RateLimitUnit.HOUR,
+      client: ClientIdentity.unverifiedHeader('x-tenant-id'),
+    });
+    const later = new AIRoute(team, 'Later', {
+      name: 'later',
+      gateway,
+      requiredHeaders: ['x-team'],
+      rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }],
+    });
+    new TokenRateLimit(later, 'User', {
+      target: later,
+      limit: 10,
+      per: RateLimitUnit.HOUR,
+      client: ClientIdentity.unverifiedHeader('x-user'),
+    });
+    expect(headersByRoute(gateway)).toEqual({
+      [`team/${route.routeName}`]: ['x-tenant-id'],
+      'team/later': ['x-team', 'x-tenant-id', 'x-user'],
+    });
   });
 
   it('renders the processor config and the budget policy again after a later route or budget (no stale cache)', () => {
@@ -386,32 +627,66 @@ describe('TokenRateLimit contributions to the gateway model', () => {
     const before = gateway.processor.configJson();
     expect(gateway.hasBudgets).toBe(false);
     expect(findAll(synthAll(app), 'BackendTrafficPolicy')).toEqual([]);
-    const later = new AIRoute(team, 'Later', { name: 'later', gateway, rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }] });
-    new TokenRateLimit(later, 'Budget', { target: later, limit: 10, per: RateLimitUnit.HOUR, cost: TokenCost.inputTokens() });
+    const later = new AIRoute(team, 'Later', {
+      name: 'later',
+      gateway,
+      rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }],
+    });
+    new TokenRateLimit(later, 'Budget', {
+      target: later,
+      limit: 10,
+      per: RateLimitUnit.HOUR,
+      cost: TokenCost.inputTokens(),
+    });
     expect(gateway.processor.configJson()).not.toBe(before);
     expect(configOf(gateway).routes.map((r) => r.name)).toEqual(['team/chat', 'team/later']);
     expect(configOf(gateway).costs).toEqual([{ metadataKey: 'llm_input_token', type: 'InputToken' }]);
     expect(gateway.hasBudgets).toBe(true);
     const [policy] = findAll(synthAll(app), 'BackendTrafficPolicy') as any[];
-    expect(policy.spec.rateLimit.global.rules.map((r: any) => r.clientSelectors[0].headers[0])).toEqual([{ name: 'x-ai-gateway-route', type: 'Exact', value: 'team/later' }]);
+    expect(policy.spec.rateLimit.global.rules.map((r: any) => r.clientSelectors[0].headers[0])).toEqual([
+      { name: 'x-ai-gateway-route', type: 'Exact', value: 'team/later' },
+    ]);
   });
 
   it('throws for a target that is neither an AIGateway nor an AIRoute', () => {
     const { team } = withRoute();
     const notATarget = new Chart(team, 'Other');
-    expect(() => new TokenRateLimit(team, 'Budget', { target: notATarget as any, limit: 10, per: RateLimitUnit.HOUR })).toThrow(
-      'team/Budget: invalid target "team/Other": must be an AIGateway or an AIRoute',
-    );
+    expect(
+      () => new TokenRateLimit(team, 'Budget', { target: notATarget as any, limit: 10, per: RateLimitUnit.HOUR }),
+    ).toThrow('team/Budget: invalid target "team/Other": must be an AIGateway or an AIRoute');
   });
 });
 
 describeWithShared('crds/jsonschema', 'TokenRateLimit manifests', (jsonschemaDir) => {
   it('validate for gateway and route budgets of every kind', () => {
     const { app, gateway, route } = withRoute();
-    new TokenRateLimit(gateway, 'A', { target: gateway, limit: 1, per: RateLimitUnit.DAY, client: ClientIdentity.unverifiedHeader('x-tenant-id'), shared: true });
-    new TokenRateLimit(gateway, 'B', { target: gateway, limit: 2, per: RateLimitUnit.HOUR, models: ModelScope.only('gpt-4o'), shared: false });
-    new TokenRateLimit(route, 'C', { target: route, limit: 3, per: RateLimitUnit.MINUTE, cost: TokenCost.expression('input_tokens + 4 * output_tokens') });
-    new TokenRateLimit(route, 'D', { target: route, limit: 4, per: RateLimitUnit.SECOND, models: ModelScope.eachModel(), cost: TokenCost.cachedInputTokens() });
+    new TokenRateLimit(gateway, 'A', {
+      target: gateway,
+      limit: 1,
+      per: RateLimitUnit.DAY,
+      client: ClientIdentity.unverifiedHeader('x-tenant-id'),
+      shared: true,
+    });
+    new TokenRateLimit(gateway, 'B', {
+      target: gateway,
+      limit: 2,
+      per: RateLimitUnit.HOUR,
+      models: ModelScope.only('gpt-4o'),
+      shared: false,
+    });
+    new TokenRateLimit(route, 'C', {
+      target: route,
+      limit: 3,
+      per: RateLimitUnit.MINUTE,
+      cost: TokenCost.expression('input_tokens + 4 * output_tokens'),
+    });
+    new TokenRateLimit(route, 'D', {
+      target: route,
+      limit: 4,
+      per: RateLimitUnit.SECOND,
+      models: ModelScope.eachModel(),
+      cost: TokenCost.cachedInputTokens(),
+    });
     expect(manifestProblems(synthAll(app), jsonschemaDir)).toEqual([]);
   });
 });

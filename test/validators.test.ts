@@ -7,7 +7,12 @@ describeWithShared('crds/jsonschema', 'manifest validation', (jsonschemaDir) => 
 
   it('rejects unknown fields in custom resources', () => {
     expect(
-      problems({ apiVersion: 'gateway.envoyproxy.io/v1alpha1', kind: 'Backend', metadata: { name: 'b' }, spec: { endpoints: [{ fqdn: { hostname: 'a.b', port: 443, tls: true } }] } }),
+      problems({
+        apiVersion: 'gateway.envoyproxy.io/v1alpha1',
+        kind: 'Backend',
+        metadata: { name: 'b' },
+        spec: { endpoints: [{ fqdn: { hostname: 'a.b', port: 443, tls: true } }] },
+      }),
     ).toEqual([expect.stringContaining('must NOT have additional properties')]);
   });
 
@@ -16,7 +21,10 @@ describeWithShared('crds/jsonschema', 'manifest validation', (jsonschemaDir) => 
       apiVersion: 'gateway.envoyproxy.io/v1alpha1',
       kind: 'BackendTrafficPolicy',
       metadata: { name: 'p' },
-      spec: { targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'g' }], mergeType: 'StrategicMerge' },
+      spec: {
+        targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'g' }],
+        mergeType: 'StrategicMerge',
+      },
     });
     expect(result).toEqual([expect.stringContaining('mergeType can only be used with xRoute targets')]);
   });
@@ -26,7 +34,10 @@ describeWithShared('crds/jsonschema', 'manifest validation', (jsonschemaDir) => 
       apiVersion: 'gateway.envoyproxy.io/v1alpha1',
       kind: 'EnvoyExtensionPolicy',
       metadata: { name: 'p' },
-      spec: { targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'g' }], extProc: [{ backendRefs: [{ name: 'svc' }] }] },
+      spec: {
+        targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'g' }],
+        extProc: [{ backendRefs: [{ name: 'svc' }] }],
+      },
     });
     expect(result).toEqual([expect.stringContaining('Must have port for Service reference')]);
   });
@@ -36,7 +47,11 @@ describeWithShared('crds/jsonschema', 'manifest validation', (jsonschemaDir) => 
       apiVersion: 'apps/v1',
       kind: 'Deployment',
       metadata: { name: 'd' },
-      spec: { replicas: '2', selector: {}, template: { spec: { containers: [{ name: 'c', imagePullPolicy: 'Always', bogus: true }] } } },
+      spec: {
+        replicas: '2',
+        selector: {},
+        template: { spec: { containers: [{ name: 'c', imagePullPolicy: 'Always', bogus: true }] } },
+      },
     });
     expect(result.filter((p) => p.includes('core schema'))).toEqual([
       'Deployment /d: core schema: /spec/replicas: must be a number',
@@ -45,9 +60,9 @@ describeWithShared('crds/jsonschema', 'manifest validation', (jsonschemaDir) => 
   });
 
   it('requires required core fields', () => {
-    expect(problems({ apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { ports: [{ name: 'x' }] } })).toEqual([
-      'Service /s: core schema: /spec/ports/0/port: required by ServicePort',
-    ]);
+    expect(
+      problems({ apiVersion: 'v1', kind: 'Service', metadata: { name: 's' }, spec: { ports: [{ name: 'x' }] } }),
+    ).toEqual(['Service /s: core schema: /spec/ports/0/port: required by ServicePort']);
   });
 
   it('rejects kinds it has no schema for', () => {
@@ -65,7 +80,10 @@ describeWithShared('crds/jsonschema', 'pod security', (jsonschemaDir) => {
           apiVersion: 'apps/v1',
           kind: 'Deployment',
           metadata: { name: 'd' },
-          spec: { selector: {}, template: { spec: { containers: [{ name: 'c', securityContext: { runAsNonRoot: true } }] } } },
+          spec: {
+            selector: {},
+            template: { spec: { containers: [{ name: 'c', securityContext: { runAsNonRoot: true } }] } },
+          },
         } as Manifest,
       ],
       jsonschemaDir,
