@@ -4,6 +4,7 @@
  * builds that construct in its `AIGatewayApp`'s construct model and owns the Kubernetes objects its construct
  * emits. Nothing here maps props to manifests: that is the constructs' job.
  */
+import type { Input } from '@pulumi/pulumi';
 import * as pulumi from '@pulumi/pulumi';
 import type { Chart } from 'cdk8s';
 import type { Construct } from 'constructs';
@@ -19,7 +20,6 @@ import {
   parseConstructPath,
 } from './model';
 
-type Input<T> = pulumi.Input<T>;
 
 const TYPE_PREFIX = 'ai-gateway:index:';
 

@@ -24,4 +24,5 @@ export { ManagedCredentials } from './credentials';
 export type { ManagedSecretProps } from './credentials';
 export { Cdk8sChart } from './chart';
 export type { Cdk8sChartArgs } from './chart';
-export type { KubeObject } from './objects';
+export type { KubeMetadata, KubeObject } from './objects';
+export type { AwsCredentialsOptions, AwsSharedCredentialsOptions } from '../credentials';
