@@ -283,7 +283,10 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
   readonly processorServiceName: string;
   /** Name of the ConfigMap holding the processor's `config.json`. */
   readonly configMapName: string;
-  /** Name of the processor's ServiceAccount (annotate it for IRSA / workload identity via `processor.serviceAccountAnnotations`). */
+  /**
+   * Name of the processor's ServiceAccount (annotate it for IRSA / workload identity via
+   * `processor.serviceAccountAnnotations`).
+   */
   readonly serviceAccountName: string;
   readonly gatewayClassName: string;
   readonly processor: Processor;
@@ -456,7 +459,9 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
         this,
         'processor.proxyDeployMode',
         'mergedGateways',
-        `the GatewayClass "${this.gatewayClassName}" emitted here has no EnvoyProxy with mergeGateways: true, so Envoy Gateway runs this gateway's own proxies; use GatewayClass.fromName() with a class whose parametersRef EnvoyProxy merges gateways`,
+        `the GatewayClass "${this.gatewayClassName}" emitted here has no EnvoyProxy with ` +
+          `mergeGateways: true, so Envoy Gateway runs this gateway's own proxies; use ` +
+          `GatewayClass.fromName() with a class whose parametersRef EnvoyProxy merges gateways`,
       );
     }
     if (
@@ -468,7 +473,8 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
         this,
         'envoyGatewayNamespace',
         props.envoyGatewayNamespace,
-        `with ProxyDeployMode.gatewayNamespace() the proxies run in the gateway's namespace "${this.gatewayNamespace}"; leave envoyGatewayNamespace unset`,
+        `with ProxyDeployMode.gatewayNamespace() the proxies run in the gateway's namespace ` +
+          `"${this.gatewayNamespace}"; leave envoyGatewayNamespace unset`,
       );
     }
     if (props.proxyDrainTimeout !== undefined) gatewayDuration(this, 'proxyDrainTimeout', props.proxyDrainTimeout);

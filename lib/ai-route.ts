@@ -312,7 +312,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
         this,
         'namespace',
         this.namespace,
-        `the gateway "${props.gateway.gatewayNamespace}/${props.gateway.gatewayName}" does not admit routes from this namespace; widen its allowedRoutes`,
+        `the gateway "${props.gateway.gatewayNamespace}/${props.gateway.gatewayName}" does not ` +
+          `admit routes from this namespace; widen its allowedRoutes`,
       );
     }
     if (
@@ -397,7 +398,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
                 type: 'invalid_request_error',
                 code: 'model_not_found',
                 message:
-                  'No route matches this request: the model is not configured on this gateway, or the path is not an API endpoint.',
+                  'No route matches this request: the model is not configured on this gateway, or the path is ' +
+                  'not an API endpoint.',
               },
             }),
           },
@@ -562,7 +564,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
         this,
         entry.catchAll.get(tie.prefix)!,
         tie.prefix,
-        `is also the path prefix of route ${tie.other.owner} (listener ${tie.virtualHost.replace('|', ' host ')}), which has its own processor: ` +
+        `is also the path prefix of route ${tie.other.owner} (listener ` +
+          `${tie.virtualHost.replace('|', ' host ')}), which has its own processor: ` +
           "Envoy sends the requests of both routes to the older route's processor, which knows only its own models; " +
           'use other hostnames or path prefixes, or attach both routes to one AIGateway',
       );
@@ -575,8 +578,10 @@ export class AIRoute extends Construct implements IBudgetTarget {
         this,
         conflict.backend.prop,
         conflict.backend.name,
-        `after the processor rewrites a request for this backend to "${conflict.paths}" or below, Envoy re-matches it and the catch-all ` +
-          `PathPrefix "${conflict.prefix}" of route ${conflict.winner.owner} (listener ${host}) out-ranks this backend's rule (a longer path prefix wins); ` +
+        `after the processor rewrites a request for this backend to "${conflict.paths}" or below, ` +
+          `Envoy re-matches it and the catch-all ` +
+          `PathPrefix "${conflict.prefix}" of route ${conflict.winner.owner} (listener ${host}) ` +
+          `out-ranks this backend's rule (a longer path prefix wins); ` +
           'give the routes different hostnames or that route another path prefix',
       );
     }
@@ -584,8 +589,10 @@ export class AIRoute extends Construct implements IBudgetTarget {
       this,
       entry.catchAll.get(conflict.prefix)!,
       conflict.prefix,
-      `out-ranks the rule of backend "${conflict.backend.name}" of route ${conflict.loser.owner} (listener ${host}) for its upstream paths ` +
-        `"${conflict.paths}" and below: after the processor rewrites those requests, Envoy would match this route's 404 rule instead (a longer path prefix wins); ` +
+      `out-ranks the rule of backend "${conflict.backend.name}" of route ${conflict.loser.owner} ` +
+        `(listener ${host}) for its upstream paths ` +
+        `"${conflict.paths}" and below: after the processor rewrites those requests, Envoy would ` +
+        `match this route's 404 rule instead (a longer path prefix wins); ` +
         'use other hostnames or another path prefix',
     );
   }
@@ -601,7 +608,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
             this,
             entry.prop,
             entry.backend.backendName,
-            `its headerMutation changes "${header}", which the gateway budget ${budget.owner} identifies clients by; budgets read it after the change`,
+            `its headerMutation changes "${header}", which the gateway budget ${budget.owner} ` +
+              `identifies clients by; budgets read it after the change`,
           );
         }
       }
@@ -699,7 +707,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
               this,
               'rules.models',
               match.toString(),
-              `overlaps ${conflict.match.toString()} of route ${conflict.owner} on the same gateway, path "${endpoint.pathPrefix}" and hosts; a request would be routed ambiguously`,
+              `overlaps ${conflict.match.toString()} of route ${conflict.owner} on the same gateway, path ` +
+                `"${endpoint.pathPrefix}" and hosts; a request would be routed ambiguously`,
             );
           }
           pending.push([key, match]);
@@ -721,7 +730,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
   }
 
   private checkPassthroughEndpoints(endpoints: readonly PassthroughEndpoint[]): PassthroughEndpointConfig[] {
-    if (!Array.isArray(endpoints))
+    if (!isList(endpoints))
       throw invalid(this, 'passthroughEndpoints', endpoints, 'must be a list of { path, methods }');
     const checked = endpoints.map((endpoint, i): PassthroughEndpointConfig => {
       const prop = `passthroughEndpoints[${i}]`;
@@ -736,7 +745,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
           `duplicates passthroughEndpoints[${first}]; list its methods once`,
         );
       const methods = endpoint.methods ?? ['POST'];
-      if (!Array.isArray(methods) || methods.length === 0)
+      if (!isList(methods) || methods.length === 0)
         throw invalid(this, `${prop}.methods`, methods, 'must list at least one method');
       methods.forEach((method, m) => {
         if (!(PASSTHROUGH_METHODS as readonly string[]).includes(method)) {
@@ -744,7 +753,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
             this,
             `${prop}.methods[${m}]`,
             method,
-            `must be one of ${PASSTHROUGH_METHODS.join(', ')}: the processor picks the backend by the JSON body's "model", so only methods with a body can be routed`,
+            `must be one of ${PASSTHROUGH_METHODS.join(', ')}: the processor picks the backend by the ` +
+              `JSON body's "model", so only methods with a body can be routed`,
           );
         }
         if (methods.indexOf(method) !== m) throw invalid(this, `${prop}.methods[${m}]`, method, 'is listed twice');
@@ -761,7 +771,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
         this,
         'passthroughEndpoints',
         checked.map((endpoint) => endpoint.path),
-        'no backend of this route can serve them: only OpenAI-schema backends (openAI, openAICompatible, azureOpenAI, kubernetesService) forward passthrough requests',
+        'no backend of this route can serve them: only OpenAI-schema backends (openAI, ' +
+          'openAICompatible, azureOpenAI, kubernetesService) forward passthrough requests',
       );
     }
     return checked;
@@ -800,4 +811,12 @@ export class AIRoute extends Construct implements IBudgetTarget {
         : {}),
     };
   }
+}
+
+/**
+ * `Array.isArray` without its type guard: a typed list that fails the check is a caller's mistake (plain JavaScript),
+ * and the guard would otherwise widen the checked value to `any[]`.
+ */
+function isList(value: unknown): boolean {
+  return Array.isArray(value);
 }

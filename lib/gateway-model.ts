@@ -110,7 +110,8 @@ export class GatewayModel {
       (existing.cost.type !== fragment.cost.type || existing.cost.expression !== fragment.cost.expression)
     ) {
       throw new Error(
-        `${fragment.owner}: cost key "${fragment.cost.metadataKey}" is already used by ${existing.owner} with another definition`,
+        `${fragment.owner}: cost key "${fragment.cost.metadataKey}" is already used by ` +
+          `${existing.owner} with another definition`,
       );
     }
     if (!existing) this.costs.set(fragment.cost.metadataKey, { cost: fragment.cost, owner: fragment.owner });

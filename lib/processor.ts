@@ -121,7 +121,9 @@ export class ProxyDeployMode {
             scope,
             'processor.proxyDeployMode',
             'mergedGateways',
-            `merged proxies are selected by their GatewayClass, and the class of Gateway "${gateway.namespace}/${gateway.name}" is unknown here; name it: ProxyDeployMode.mergedGateways('<gatewayclass>')`,
+            `merged proxies are selected by their GatewayClass, and the class of Gateway ` +
+              `"${gateway.namespace}/${gateway.name}" is unknown here; name it: ` +
+              `ProxyDeployMode.mergedGateways('<gatewayclass>')`,
           );
         }
         if (gateway.className !== undefined && gateway.className !== className) {
@@ -375,7 +377,8 @@ export class Processor extends Construct {
         user,
         'credentials.namespace',
         secretNamespace,
-        `Secret "${secretName}" must be in namespace "${this.namespace}" where the processor runs (pods cannot mount Secrets of other namespaces); create it there`,
+        `Secret "${secretName}" must be in namespace "${this.namespace}" where the processor runs ` +
+          `(pods cannot mount Secrets of other namespaces); create it there`,
       );
     }
   }
@@ -440,7 +443,10 @@ export class Processor extends Construct {
     const configMap = new kplus.ConfigMap(this, 'Config', {
       metadata: { name: this.configMapName, namespace: this.namespace, labels: this.labels },
     });
-    configMap.addData('config.json', Lazy.any({ produce: () => this.configJson() }));
+    configMap.addData(
+      'config.json',
+      lazyString(() => this.configJson()),
+    );
     return configMap;
   }
 
@@ -469,7 +475,7 @@ export class Processor extends Construct {
     // A new config rolls the pods, so every replica runs the same config.
     deployment.podMetadata.addAnnotation(
       CONFIG_HASH_ANNOTATION,
-      Lazy.any({ produce: () => shortHash(this.configJson(), 16) }),
+      lazyString(() => shortHash(this.configJson(), 16)),
     );
     return deployment;
   }
@@ -492,9 +498,9 @@ export class Processor extends Construct {
         '--shutdown-delay-ms',
         String(PROCESSOR_SHUTDOWN_DELAY_MS),
         '--drain-timeout-ms',
-        Lazy.any({ produce: () => String(this.shutdown().drainTimeoutMs) }) as unknown as string,
+        lazyString(() => String(this.shutdown().drainTimeoutMs)),
         '--stream-idle-timeout-ms',
-        Lazy.any({ produce: () => String(this.shutdown().streamIdleTimeoutMs) }) as unknown as string,
+        lazyString(() => String(this.shutdown().streamIdleTimeoutMs)),
       ],
       ports: [
         { name: 'grpc', number: PROCESSOR_GRPC_PORT },
@@ -619,8 +625,10 @@ export class Processor extends Construct {
         this,
         'proxyDrainTimeout',
         `${proxyDrain.toMilliseconds()}ms`,
-        `route "${longest.route}" allows requests of ${longest.ms} ms, and a proxy rollout cuts what still runs after the proxies' drain; ` +
-          `set spec.shutdown.drainTimeout to at least ${Math.ceil(longest.ms / 1000)}s on the EnvoyProxy of the gateway's proxies and pass the same value here`,
+        `route "${longest.route}" allows requests of ${longest.ms} ms, and a proxy rollout cuts ` +
+          `what still runs after the proxies' drain; ` +
+          `set spec.shutdown.drainTimeout to at least ${Math.ceil(longest.ms / 1000)}s on the ` +
+          `EnvoyProxy of the gateway's proxies and pass the same value here`,
       );
     }
     const drainSeconds = Math.max(PROCESSOR_MIN_DRAIN_SECONDS, Math.ceil((longest?.ms ?? 0) / 1000));
@@ -642,6 +650,32 @@ export class Processor extends Construct {
  * (`internal/xds/translator/route.go` getEffectiveRequestTimeout); it covers every retry. Only a disabled route
  * timeout (`0s`) lets retries add up: then each try's timeout times the tries.
  */
+/**
+ * A string produced at synth: cdk8s resolves the `Lazy` wherever the value is rendered, so it can stand where the
+ * cdk8s-plus API expects a string (`Lazy.any` is typed `any`).
+ */
+function lazyString(produce: () => string): string {
+  return Lazy.any({ produce }) as string;
+}
+
+/** The parts of a BackendTrafficPolicy spec the drain time reads (synthesized JSON, so every field is optional). */
+interface TrafficPolicySpecView {
+  readonly targetRefs?: ReadonlyArray<{ kind?: string; name?: string }>;
+  readonly timeout?: { readonly http?: { readonly requestTimeout?: unknown } };
+  readonly retry?: {
+    readonly numRetries?: unknown;
+    readonly perRetry?: { readonly timeout?: unknown; readonly backOff?: { readonly maxInterval?: unknown } };
+  };
+}
+
+/** The parts of an HTTPRoute spec the drain time reads. */
+interface RouteSpecView {
+  readonly rules?: ReadonlyArray<{
+    readonly backendRefs?: unknown;
+    readonly timeouts?: { readonly request?: unknown };
+  }>;
+}
+
 function longestRequestMs(scope: IConstruct, routeName: string, routeNamespace: string): number {
   const objects = scope.node.findAll().filter((c): c is ApiObject => ApiObject.isApiObject(c));
   const route = objects.find(
@@ -657,16 +691,12 @@ function longestRequestMs(scope: IConstruct, routeName: string, routeNamespace: 
   }
   const policy = objects
     .filter((o) => o.kind === 'BackendTrafficPolicy')
-    .map((o) => o.toJson().spec)
-    .find((spec) =>
-      (spec?.targetRefs ?? []).some(
-        (t: { kind?: string; name?: string }) => t.kind === 'HTTPRoute' && t.name === routeName,
-      ),
-    );
+    .map((o) => (o.toJson() as { spec?: TrafficPolicySpecView }).spec)
+    .find((spec) => (spec?.targetRefs ?? []).some((t) => t.kind === 'HTTPRoute' && t.name === routeName));
   const policyTimeout = gatewayDurationMs(policy?.timeout?.http?.requestTimeout);
   const retry = policy?.retry;
   let longest = 0;
-  for (const rule of route.toJson().spec?.rules ?? []) {
+  for (const rule of (route.toJson() as { spec?: RouteSpecView }).spec?.rules ?? []) {
     if (!Array.isArray(rule.backendRefs) || rule.backendRefs.length === 0) continue; // answered by Envoy itself
     const ruleTimeout = gatewayDurationMs(rule.timeouts?.request);
     const requestMs = ruleTimeout ?? policyTimeout ?? ENVOY_DEFAULT_ROUTE_TIMEOUT_MS;
@@ -676,7 +706,7 @@ function longestRequestMs(scope: IConstruct, routeName: string, routeNamespace: 
     }
     const perTryMs = gatewayDurationMs(retry?.perRetry?.timeout);
     if (perTryMs === undefined || perTryMs === 0) {
-      const disabled = ruleTimeout !== undefined ? rule.timeouts.request : policy.timeout.http.requestTimeout;
+      const disabled = ruleTimeout !== undefined ? rule.timeouts?.request : policy?.timeout?.http?.requestTimeout;
       throw invalid(
         scope,
         'requestTimeout',
@@ -684,8 +714,8 @@ function longestRequestMs(scope: IConstruct, routeName: string, routeNamespace: 
         `route "${routeNamespace}/${routeName}" has no request timeout, so no drain time can cover its requests`,
       );
     }
-    const retries = typeof retry.numRetries === 'number' ? retry.numRetries : ENVOY_GATEWAY_DEFAULT_RETRIES;
-    const backOffMs = gatewayDurationMs(retry.perRetry.backOff?.maxInterval) ?? 0;
+    const retries = typeof retry?.numRetries === 'number' ? retry.numRetries : ENVOY_GATEWAY_DEFAULT_RETRIES;
+    const backOffMs = gatewayDurationMs(retry?.perRetry?.backOff?.maxInterval) ?? 0;
     longest = Math.max(longest, perTryMs * (retries + 1) + backOffMs * retries);
   }
   return longest;

@@ -151,10 +151,10 @@ export interface TokenRateLimitProps {
   readonly models?: ModelScope;
   /**
    * For a gateway target: `true` counts one bucket across all AIRoutes of the gateway (ordinary HTTPRoutes on
-   * the Gateway are not counted nor limited); `false` counts one bucket per AIRoute. Either way the budget counts each request once, whatever the
-   * number of backends, matches and hostnames; per-client and per-model budgets keep one bucket per client and
-   * model within that scope. A route budget is always one bucket for the whole AIRoute: `false` is rejected
-   * there. Needs Envoy Gateway 1.8.2 or later (shared rules with a response cost).
+   * the Gateway are not counted nor limited); `false` counts one bucket per AIRoute. Either way the budget counts
+   * each request once, whatever the number of backends, matches and hostnames; per-client and per-model budgets
+   * keep one bucket per client and model within that scope. A route budget is always one bucket for the whole
+   * AIRoute: `false` is rejected there. Needs Envoy Gateway 1.8.2 or later (shared rules with a response cost).
    * @default false
    */
   readonly shared?: boolean;
@@ -231,7 +231,8 @@ export class TokenRateLimit extends Construct {
         this,
         'shared',
         false,
-        'a route budget always counts one bucket for the whole AIRoute; remove the prop (it only chooses the scope of gateway budgets)',
+        'a route budget always counts one bucket for the whole AIRoute; remove the prop (it only ' +
+          'chooses the scope of gateway budgets)',
       );
     }
     return target;
@@ -245,15 +246,18 @@ export class TokenRateLimit extends Construct {
         this,
         'target',
         target.path,
-        `the route already holds ${MAX_RULES_PER_POLICY} budgets, the most Envoy Gateway's BackendTrafficPolicy takes (rateLimit.global.rules)`,
+        `the route already holds ${MAX_RULES_PER_POLICY} budgets, the most Envoy Gateway's ` +
+          `BackendTrafficPolicy takes (rateLimit.global.rules)`,
       );
     }
     throw invalid(
       this,
       'target',
       target.path,
-      `the AIGateway ${target.gateway.path} already holds ${MAX_RULES_PER_POLICY} budgets of its own and its routes, the most Envoy Gateway's ` +
-        `BackendTrafficPolicy takes (rateLimit.global.rules); for the same budget on every route use one gateway budget with shared: false, ` +
+      `the AIGateway ${target.gateway.path} already holds ${MAX_RULES_PER_POLICY} budgets of its ` +
+        `own and its routes, the most Envoy Gateway's ` +
+        `BackendTrafficPolicy takes (rateLimit.global.rules); for the same budget on every route ` +
+        `use one gateway budget with shared: false, ` +
         `and for one bucket per team or client one budget with a client identity`,
     );
   }
@@ -339,7 +343,8 @@ export class TokenRateLimit extends Construct {
           this,
           'client',
           header,
-          `cannot identify clients: the headerMutation of backend "${backend.backendName}" (route ${route.scope.node.path}) changes it before budgets read it`,
+          `cannot identify clients: the headerMutation of backend "${backend.backendName}" (route ` +
+            `${route.scope.node.path}) changes it before budgets read it`,
         );
       }
     }
@@ -350,8 +355,10 @@ export class TokenRateLimit extends Construct {
         this,
         'client',
         header,
-        `ClientIdentity.header() needs a header the AIGateway sets from a JWT claim, but the route's gateway is not an AIGateway of this app; ` +
-          `if the gateway's owner sets it from an authenticated identity (or clients may choose it), use ClientIdentity.unverifiedHeader('${header}')`,
+        `ClientIdentity.header() needs a header the AIGateway sets from a JWT claim, but the ` +
+          `route's gateway is not an AIGateway of this app; ` +
+          `if the gateway's owner sets it from an authenticated identity (or clients may choose it), ` +
+          `use ClientIdentity.unverifiedHeader('${header}')`,
       );
     }
     if (!gateway.claimHeaders.includes(header)) {
@@ -363,13 +370,18 @@ export class TokenRateLimit extends Construct {
         this,
         'client',
         header,
-        `ClientIdentity.header() needs a header the gateway sets from a verified JWT claim (AIGateway jwt.claimToHeaders; ${claims}); ` +
-          `clients can send any value in other headers: map a claim to it, or choose ClientIdentity.unverifiedHeader('${header}') explicitly`,
+        `ClientIdentity.header() needs a header the gateway sets from a verified JWT claim ` +
+          `(AIGateway jwt.claimToHeaders; ${claims}); ` +
+          `clients can send any value in other headers: map a claim to it, or choose ` +
+          `ClientIdentity.unverifiedHeader('${header}') explicitly`,
       );
     }
   }
 
-  /** Parses the expression and evaluates it on sample usage bound as CEL int, uint or double (as the processor does). */
+  /**
+   * Parses the expression and evaluates it on sample usage bound as CEL int, uint or double (as the processor
+   * does).
+   */
   private checkExpression(expression: string): void {
     let program: ReturnType<typeof plan>;
     try {

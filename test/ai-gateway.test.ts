@@ -126,67 +126,71 @@ describe('AIGateway', () => {
     );
   });
 
-  it('enables the processor on each AIRoute HTTPRoute, never on the whole Gateway (ordinary HTTPRoutes keep working)', () => {
-    const app = Testing.app();
-    const platform = new Chart(app, 'platform', { namespace: 'platform' });
-    const team = new Chart(app, 'team', { namespace: 'team' });
-    const gateway = new AIGateway(platform, 'Gateway', {
-      name: 'gw',
-      allowedRoutes: AllowedRoutes.fromNamespaces('platform', 'team'),
-      processor: { messageTimeout: Duration.seconds(15) },
-    });
-    expect(findAll(synthAll(app), 'EnvoyExtensionPolicy')).toEqual([]);
+  it(
+    'enables the processor on each AIRoute HTTPRoute, never on the whole Gateway (ordinary ' +
+      'HTTPRoutes keep working)',
+    () => {
+      const app = Testing.app();
+      const platform = new Chart(app, 'platform', { namespace: 'platform' });
+      const team = new Chart(app, 'team', { namespace: 'team' });
+      const gateway = new AIGateway(platform, 'Gateway', {
+        name: 'gw',
+        allowedRoutes: AllowedRoutes.fromNamespaces('platform', 'team'),
+        processor: { messageTimeout: Duration.seconds(15) },
+      });
+      expect(findAll(synthAll(app), 'EnvoyExtensionPolicy')).toEqual([]);
 
-    const openai = ProviderBackend.openAI(platform, 'OpenAI', {
-      name: 'openai',
-      credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
-    });
-    const rules = (model: string) => [{ models: [ModelMatch.exact(model)], backends: [{ backend: openai }] }];
-    new AIRoute(platform, 'Local', { name: 'local', gateway, rules: rules('a') });
-    new AIRoute(team, 'Chat', { name: 'chat', gateway, rules: rules('b') });
-    new AIRoute(team, 'Other', { name: 'other', gateway, rules: rules('c') });
-    const all = synthAll(app);
-    const policies = findAll(all, 'EnvoyExtensionPolicy') as any[];
-    expect(policies.map((p) => `${p.metadata.namespace}/${p.metadata.name}`)).toEqual([
-      'platform/local-processor',
-      'team/chat-processor',
-      'team/other-processor',
-    ]);
-    const extProc = {
-      processingMode: {
-        request: { body: 'Buffered' },
-        response: { body: 'Buffered', attributes: ['response.code_details'] },
-        allowModeOverride: true,
-      },
-      messageTimeout: '15s',
-      failOpen: false,
-      metadata: { writableNamespaces: ['io.envoy.ai_gateway'] },
-    };
-    expect(policies[0].spec).toEqual({
-      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'local' }],
-      extProc: [{ backendRefs: [{ name: gateway.processorServiceName, port: 9002 }], ...extProc }],
-    });
-    expect(policies[1].spec).toEqual({
-      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
-      extProc: [
-        { backendRefs: [{ name: gateway.processorServiceName, namespace: 'platform', port: 9002 }], ...extProc },
-      ],
-    });
-    // One grant per namespace lets the route policies there use the processor Service.
-    const grants = findAll(all, 'ReferenceGrant').filter(
-      (g: any) => g.spec.from[0].kind === 'EnvoyExtensionPolicy',
-    ) as any[];
-    expect(grants.map((g) => [g.metadata.namespace, g.metadata.name, g.spec])).toEqual([
-      [
-        'platform',
-        'gw-processor-from-team',
-        {
-          from: [{ group: 'gateway.envoyproxy.io', kind: 'EnvoyExtensionPolicy', namespace: 'team' }],
-          to: [{ group: '', kind: 'Service', name: 'gw-processor' }],
+      const openai = ProviderBackend.openAI(platform, 'OpenAI', {
+        name: 'openai',
+        credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+      });
+      const rules = (model: string) => [{ models: [ModelMatch.exact(model)], backends: [{ backend: openai }] }];
+      new AIRoute(platform, 'Local', { name: 'local', gateway, rules: rules('a') });
+      new AIRoute(team, 'Chat', { name: 'chat', gateway, rules: rules('b') });
+      new AIRoute(team, 'Other', { name: 'other', gateway, rules: rules('c') });
+      const all = synthAll(app);
+      const policies = findAll(all, 'EnvoyExtensionPolicy') as any[];
+      expect(policies.map((p) => `${p.metadata.namespace}/${p.metadata.name}`)).toEqual([
+        'platform/local-processor',
+        'team/chat-processor',
+        'team/other-processor',
+      ]);
+      const extProc = {
+        processingMode: {
+          request: { body: 'Buffered' },
+          response: { body: 'Buffered', attributes: ['response.code_details'] },
+          allowModeOverride: true,
         },
-      ],
-    ]);
-  });
+        messageTimeout: '15s',
+        failOpen: false,
+        metadata: { writableNamespaces: ['io.envoy.ai_gateway'] },
+      };
+      expect(policies[0].spec).toEqual({
+        targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'local' }],
+        extProc: [{ backendRefs: [{ name: gateway.processorServiceName, port: 9002 }], ...extProc }],
+      });
+      expect(policies[1].spec).toEqual({
+        targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
+        extProc: [
+          { backendRefs: [{ name: gateway.processorServiceName, namespace: 'platform', port: 9002 }], ...extProc },
+        ],
+      });
+      // One grant per namespace lets the route policies there use the processor Service.
+      const grants = findAll(all, 'ReferenceGrant').filter(
+        (g: any) => g.spec.from[0].kind === 'EnvoyExtensionPolicy',
+      ) as any[];
+      expect(grants.map((g) => [g.metadata.namespace, g.metadata.name, g.spec])).toEqual([
+        [
+          'platform',
+          'gw-processor-from-team',
+          {
+            from: [{ group: 'gateway.envoyproxy.io', kind: 'EnvoyExtensionPolicy', namespace: 'team' }],
+            to: [{ group: '', kind: 'Service', name: 'gw-processor' }],
+          },
+        ],
+      ]);
+    },
+  );
 
   it('runs the processor with the contract arguments, probes and a restricted security context', () => {
     const { gateway, manifests } = gatewayOnly();

@@ -19,60 +19,66 @@ function configOf(all: ReturnType<typeof synthAll>, configMapName?: string) {
 }
 
 describe('AIRoute', () => {
-  it('emits one HTTPRoute rule per backend matching the backend header on the endpoint prefixes, the upstream prefix and /, plus a 404 catch-all', () => {
-    const { app, team, gateway, openai, anthropic } = gatewayFixture();
-    new AIRoute(team, 'Route', {
-      name: 'chat',
-      gateway,
-      hostnames: ['ai.example.com'],
-      anthropicPathPrefix: '/anthropic/v1',
-      rules: [
-        { models: [ModelMatch.exact('claude-sonnet-4')], backends: [{ backend: anthropic }] },
-        { models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] },
-      ],
-    });
-    const all = synthAll(app);
-    const route = findOne(all, 'HTTPRoute', 'chat');
-    expect(route.metadata.namespace).toBe('team');
-    expect(route.spec.parentRefs).toEqual([
-      { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw', namespace: 'platform' },
-    ]);
-    expect(route.spec.hostnames).toEqual(['ai.example.com']);
-    expect(route.spec.rules).toHaveLength(3);
-    const anthropicHeader = [{ type: 'Exact', name: 'x-ai-gateway-backend', value: 'anthropic.platform.chat.team' }];
-    expect(route.spec.rules[0]).toEqual({
-      matches: [
-        { path: { type: 'PathPrefix', value: '/v1' }, headers: anthropicHeader },
-        { path: { type: 'PathPrefix', value: '/anthropic/v1' }, headers: anthropicHeader },
-        { path: { type: 'PathPrefix', value: '/v1/messages' }, headers: anthropicHeader },
-        { path: { type: 'PathPrefix', value: '/' }, headers: anthropicHeader },
-      ],
-      filters: [
-        { type: 'URLRewrite', urlRewrite: { hostname: 'api.anthropic.com' } },
-        { type: 'RequestHeaderModifier', requestHeaderModifier: { remove: ['x-ai-gateway-backend'] } },
-      ],
-      backendRefs: [{ group: 'gateway.envoyproxy.io', kind: 'Backend', name: 'anthropic', namespace: 'platform' }],
-      timeouts: { request: '60s' },
-    });
-    // OpenAI's upstream prefix is /v1, already an endpoint prefix.
-    expect(route.spec.rules[1].matches.map((m: any) => m.path.value)).toEqual(['/v1', '/anthropic/v1', '/']);
-    expect(route.spec.rules[2]).toEqual({
-      matches: [
-        { path: { type: 'PathPrefix', value: '/v1' } },
-        { path: { type: 'PathPrefix', value: '/anthropic/v1' } },
-      ],
-      filters: [
-        {
-          type: 'ExtensionRef',
-          extensionRef: { group: 'gateway.envoyproxy.io', kind: 'HTTPRouteFilter', name: 'chat-not-found' },
-        },
-      ],
-    });
-    const notFound = findOne(all, 'HTTPRouteFilter', 'chat-not-found');
-    expect(notFound.spec.directResponse.statusCode).toBe(404);
-    expect(notFound.spec.directResponse.contentType).toBe('application/json');
-    expect(JSON.parse(notFound.spec.directResponse.body.inline)).toMatchObject({ error: { code: 'model_not_found' } });
-  });
+  it(
+    'emits one HTTPRoute rule per backend matching the backend header on the endpoint prefixes, ' +
+      'the upstream prefix and /, plus a 404 catch-all',
+    () => {
+      const { app, team, gateway, openai, anthropic } = gatewayFixture();
+      new AIRoute(team, 'Route', {
+        name: 'chat',
+        gateway,
+        hostnames: ['ai.example.com'],
+        anthropicPathPrefix: '/anthropic/v1',
+        rules: [
+          { models: [ModelMatch.exact('claude-sonnet-4')], backends: [{ backend: anthropic }] },
+          { models: [ModelMatch.prefix('gpt-')], backends: [{ backend: openai }] },
+        ],
+      });
+      const all = synthAll(app);
+      const route = findOne(all, 'HTTPRoute', 'chat');
+      expect(route.metadata.namespace).toBe('team');
+      expect(route.spec.parentRefs).toEqual([
+        { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw', namespace: 'platform' },
+      ]);
+      expect(route.spec.hostnames).toEqual(['ai.example.com']);
+      expect(route.spec.rules).toHaveLength(3);
+      const anthropicHeader = [{ type: 'Exact', name: 'x-ai-gateway-backend', value: 'anthropic.platform.chat.team' }];
+      expect(route.spec.rules[0]).toEqual({
+        matches: [
+          { path: { type: 'PathPrefix', value: '/v1' }, headers: anthropicHeader },
+          { path: { type: 'PathPrefix', value: '/anthropic/v1' }, headers: anthropicHeader },
+          { path: { type: 'PathPrefix', value: '/v1/messages' }, headers: anthropicHeader },
+          { path: { type: 'PathPrefix', value: '/' }, headers: anthropicHeader },
+        ],
+        filters: [
+          { type: 'URLRewrite', urlRewrite: { hostname: 'api.anthropic.com' } },
+          { type: 'RequestHeaderModifier', requestHeaderModifier: { remove: ['x-ai-gateway-backend'] } },
+        ],
+        backendRefs: [{ group: 'gateway.envoyproxy.io', kind: 'Backend', name: 'anthropic', namespace: 'platform' }],
+        timeouts: { request: '60s' },
+      });
+      // OpenAI's upstream prefix is /v1, already an endpoint prefix.
+      expect(route.spec.rules[1].matches.map((m: any) => m.path.value)).toEqual(['/v1', '/anthropic/v1', '/']);
+      expect(route.spec.rules[2]).toEqual({
+        matches: [
+          { path: { type: 'PathPrefix', value: '/v1' } },
+          { path: { type: 'PathPrefix', value: '/anthropic/v1' } },
+        ],
+        filters: [
+          {
+            type: 'ExtensionRef',
+            extensionRef: { group: 'gateway.envoyproxy.io', kind: 'HTTPRouteFilter', name: 'chat-not-found' },
+          },
+        ],
+      });
+      const notFound = findOne(all, 'HTTPRouteFilter', 'chat-not-found');
+      expect(notFound.spec.directResponse.statusCode).toBe(404);
+      expect(notFound.spec.directResponse.contentType).toBe('application/json');
+      expect(JSON.parse(notFound.spec.directResponse.body.inline)).toMatchObject({
+        error: { code: 'model_not_found' },
+      });
+    },
+  );
 
   it('contributes its rules, endpoints and per-route backend entries to the gateway processor config', () => {
     const { app, team, gateway, openai, anthropic } = gatewayFixture();
@@ -389,7 +395,8 @@ describe('AIRoute', () => {
             rules: [{ models: [ModelMatch.regex(pattern)], backends: [{ backend: openai }] }],
           }),
       ).toThrow(
-        `team/Route: invalid rules[0].models[0] ${JSON.stringify(`RegularExpression(${pattern})`)}: is not a regular expression RE2 can run (${reason}`,
+        `team/Route: invalid rules[0].models[0] ${JSON.stringify(`RegularExpression(${pattern})`)}: ` +
+          `is not a regular expression RE2 can run (${reason}`,
       );
     });
 
@@ -504,37 +511,41 @@ describe('AIRoute', () => {
       );
     });
 
-    it('if another route on the same listener and host has a catch-all prefix that out-ranks a backend rule of this route', () => {
-      const { team, platform, gateway } = gatewayFixture();
-      const bedrock = ProviderBackend.awsBedrock(platform, 'Bedrock', {
-        name: 'bedrock',
-        region: 'us-east-1',
-        credentials: Credentials.awsDefaultChain(),
-      });
-      new AIRoute(team, 'Tools', {
-        gateway,
-        pathPrefix: '/model/tools',
-        rules: [{ models: [ModelMatch.exact('tool')], backends: [{ backend: bedrock }] }],
-      });
-      expect(
-        () =>
-          new AIRoute(team, 'Chat', {
-            gateway,
-            rules: [{ models: [ModelMatch.exact('nova')], backends: [{ backend: bedrock }] }],
-          }),
-      ).toThrow(
-        /team\/Chat: invalid rules\[0\].backends\[0\].backend "bedrock": after the processor rewrites a request for this backend to "\/model\/tools" or below, Envoy re-matches it and the catch-all PathPrefix "\/model\/tools" of route team\/Tools \(listener http host \*\) out-ranks this backend's rule \(a longer path prefix wins\); give the routes different hostnames or that route another path prefix/,
-      );
-      // On other hosts the routes never share a virtual host.
-      expect(
-        () =>
-          new AIRoute(team, 'Elsewhere', {
-            gateway,
-            hostnames: ['ai.example.com'],
-            rules: [{ models: [ModelMatch.exact('nova')], backends: [{ backend: bedrock }] }],
-          }),
-      ).not.toThrow();
-    });
+    it(
+      'if another route on the same listener and host has a catch-all prefix that out-ranks a ' +
+        'backend rule of this route',
+      () => {
+        const { team, platform, gateway } = gatewayFixture();
+        const bedrock = ProviderBackend.awsBedrock(platform, 'Bedrock', {
+          name: 'bedrock',
+          region: 'us-east-1',
+          credentials: Credentials.awsDefaultChain(),
+        });
+        new AIRoute(team, 'Tools', {
+          gateway,
+          pathPrefix: '/model/tools',
+          rules: [{ models: [ModelMatch.exact('tool')], backends: [{ backend: bedrock }] }],
+        });
+        expect(
+          () =>
+            new AIRoute(team, 'Chat', {
+              gateway,
+              rules: [{ models: [ModelMatch.exact('nova')], backends: [{ backend: bedrock }] }],
+            }),
+        ).toThrow(
+          /team\/Chat: invalid rules\[0\].backends\[0\].backend "bedrock": after the processor rewrites a request for this backend to "\/model\/tools" or below, Envoy re-matches it and the catch-all PathPrefix "\/model\/tools" of route team\/Tools \(listener http host \*\) out-ranks this backend's rule \(a longer path prefix wins\); give the routes different hostnames or that route another path prefix/,
+        );
+        // On other hosts the routes never share a virtual host.
+        expect(
+          () =>
+            new AIRoute(team, 'Elsewhere', {
+              gateway,
+              hostnames: ['ai.example.com'],
+              rules: [{ models: [ModelMatch.exact('nova')], backends: [{ backend: bedrock }] }],
+            }),
+        ).not.toThrow();
+      },
+    );
 
     it('if its catch-all prefix would out-rank a backend rule of another route on the same listener and host', () => {
       const { team, platform, gateway, openai } = gatewayFixture();
@@ -579,34 +590,38 @@ describe('AIRoute', () => {
       ).toThrow(/team\/Messages: invalid anthropicPathPrefix "\/model\/x": out-ranks the rule of backend "bedrock"/);
     });
 
-    it('only for paths the processor sends: a deeper prefix under an OpenAI pass-through is fine unless a translated path falls under it', () => {
-      const { team, platform, gateway, openai } = gatewayFixture();
-      const vllm = ProviderBackend.kubernetesService(platform, 'Vllm', { serviceName: 'vllm', port: 8000 });
-      new AIRoute(team, 'Main', {
-        gateway,
-        anthropicPathPrefix: '/anthropic/v1',
-        rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
-      });
-      expect(
-        () =>
-          new AIRoute(team, 'TeamB', {
-            gateway,
-            pathPrefix: '/v1/team-b',
-            rules: [{ models: [ModelMatch.exact('llama')], backends: [{ backend: vllm }] }],
-          }),
-      ).not.toThrow();
-      // Anthropic requests to the OpenAI backend go to /v1/chat/completions, which a /v1/chat catch-all would take.
-      expect(
-        () =>
-          new AIRoute(team, 'ChatOnly', {
-            gateway,
-            pathPrefix: '/v1/chat',
-            rules: [{ models: [ModelMatch.exact('qwen')], backends: [{ backend: vllm }] }],
-          }),
-      ).toThrow(
-        /invalid pathPrefix "\/v1\/chat": out-ranks the rule of backend "openai" of route team\/Main \(listener http host \*\) for its upstream paths "\/v1\/chat\/completions"/,
-      );
-    });
+    it(
+      'only for paths the processor sends: a deeper prefix under an OpenAI pass-through is fine ' +
+        'unless a translated path falls under it',
+      () => {
+        const { team, platform, gateway, openai } = gatewayFixture();
+        const vllm = ProviderBackend.kubernetesService(platform, 'Vllm', { serviceName: 'vllm', port: 8000 });
+        new AIRoute(team, 'Main', {
+          gateway,
+          anthropicPathPrefix: '/anthropic/v1',
+          rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
+        });
+        expect(
+          () =>
+            new AIRoute(team, 'TeamB', {
+              gateway,
+              pathPrefix: '/v1/team-b',
+              rules: [{ models: [ModelMatch.exact('llama')], backends: [{ backend: vllm }] }],
+            }),
+        ).not.toThrow();
+        // Anthropic requests to the OpenAI backend go to /v1/chat/completions, which a /v1/chat catch-all would take.
+        expect(
+          () =>
+            new AIRoute(team, 'ChatOnly', {
+              gateway,
+              pathPrefix: '/v1/chat',
+              rules: [{ models: [ModelMatch.exact('qwen')], backends: [{ backend: vllm }] }],
+            }),
+        ).toThrow(
+          /invalid pathPrefix "\/v1\/chat": out-ranks the rule of backend "openai" of route team\/Main \(listener http host \*\) for its upstream paths "\/v1\/chat\/completions"/,
+        );
+      },
+    );
 
     it('if two routes of the app on the same Gateway it does not manage conflict', () => {
       const app = Testing.app();
@@ -640,41 +655,44 @@ describe('AIRoute', () => {
       ).not.toThrow();
     });
 
-    it('if two routes with their own processors share a path prefix and host on a Gateway the app does not manage', () => {
-      const app = Testing.app();
-      const team = new Chart(app, 'team', { namespace: 'team' });
-      const openai = ProviderBackend.openAI(team, 'OpenAI', {
-        name: 'openai',
-        credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
-      });
-      const shared = GatewayReference.fromName('shared', 'infra');
-      new AIRoute(team, 'A', {
-        name: 'a',
-        gateway: shared,
-        hostnames: ['ai.example.com'],
-        rules: [{ models: [ModelMatch.exact('a')], backends: [{ backend: openai }] }],
-      });
-      expect(
-        () =>
-          new AIRoute(team, 'B', {
-            name: 'b',
-            gateway: shared,
-            hostnames: ['ai.example.com'],
-            rules: [{ models: [ModelMatch.exact('b')], backends: [{ backend: openai }] }],
-          }),
-      ).toThrow(
-        /team\/B: invalid pathPrefix "\/v1": is also the path prefix of route team\/A \(listener \* host ai.example.com\), which has its own processor: Envoy sends the requests of both routes to the older route's processor/,
-      );
-      expect(
-        () =>
-          new AIRoute(team, 'C', {
-            name: 'c',
-            gateway: shared,
-            hostnames: ['other.example.com'],
-            rules: [{ models: [ModelMatch.exact('c')], backends: [{ backend: openai }] }],
-          }),
-      ).not.toThrow();
-    });
+    it(
+      'if two routes with their own processors share a path prefix and host on a Gateway the app ' + 'does not manage',
+      () => {
+        const app = Testing.app();
+        const team = new Chart(app, 'team', { namespace: 'team' });
+        const openai = ProviderBackend.openAI(team, 'OpenAI', {
+          name: 'openai',
+          credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+        });
+        const shared = GatewayReference.fromName('shared', 'infra');
+        new AIRoute(team, 'A', {
+          name: 'a',
+          gateway: shared,
+          hostnames: ['ai.example.com'],
+          rules: [{ models: [ModelMatch.exact('a')], backends: [{ backend: openai }] }],
+        });
+        expect(
+          () =>
+            new AIRoute(team, 'B', {
+              name: 'b',
+              gateway: shared,
+              hostnames: ['ai.example.com'],
+              rules: [{ models: [ModelMatch.exact('b')], backends: [{ backend: openai }] }],
+            }),
+        ).toThrow(
+          /team\/B: invalid pathPrefix "\/v1": is also the path prefix of route team\/A \(listener \* host ai.example.com\), which has its own processor: Envoy sends the requests of both routes to the older route's processor/,
+        );
+        expect(
+          () =>
+            new AIRoute(team, 'C', {
+              name: 'c',
+              gateway: shared,
+              hostnames: ['other.example.com'],
+              rules: [{ models: [ModelMatch.exact('c')], backends: [{ backend: openai }] }],
+            }),
+        ).not.toThrow();
+      },
+    );
 
     it('if a backend base URL path is not a clean path prefix', () => {
       const { platform } = gatewayFixture();
@@ -704,27 +722,34 @@ describe('AIRoute passthroughEndpoints (the endpoint allowlist)', () => {
     { models: [ModelMatch.prefix('gpt-')], backends: [{ backend }] },
   ];
 
-  it("emits the opted-in endpoints into the route's processor config (methods default to POST), and nothing for routes that do not opt in", () => {
-    const { app, team, gateway, openai } = gatewayFixture();
-    new AIRoute(team, 'Images', {
-      name: 'images',
-      gateway,
-      pathPrefix: '/images-api/v1',
-      passthroughEndpoints: [{ path: '/images/generations' }, { path: '/vector_stores/', methods: ['POST', 'PATCH'] }],
-      rules: gptRule(openai),
-    });
-    new AIRoute(team, 'Chat', {
-      name: 'chat',
-      gateway,
-      rules: [{ models: [ModelMatch.prefix('o')], backends: [{ backend: openai }] }],
-    });
-    const routes = configOf(synthAll(app)).routes;
-    expect(routes.find((r) => r.name === 'team/images')!.passthroughEndpoints).toEqual([
-      { path: '/images/generations', methods: ['POST'] },
-      { path: '/vector_stores/', methods: ['POST', 'PATCH'] },
-    ]);
-    expect(routes.find((r) => r.name === 'team/chat')).not.toHaveProperty('passthroughEndpoints');
-  });
+  it(
+    "emits the opted-in endpoints into the route's processor config (methods default to POST), " +
+      'and nothing for routes that do not opt in',
+    () => {
+      const { app, team, gateway, openai } = gatewayFixture();
+      new AIRoute(team, 'Images', {
+        name: 'images',
+        gateway,
+        pathPrefix: '/images-api/v1',
+        passthroughEndpoints: [
+          { path: '/images/generations' },
+          { path: '/vector_stores/', methods: ['POST', 'PATCH'] },
+        ],
+        rules: gptRule(openai),
+      });
+      new AIRoute(team, 'Chat', {
+        name: 'chat',
+        gateway,
+        rules: [{ models: [ModelMatch.prefix('o')], backends: [{ backend: openai }] }],
+      });
+      const routes = configOf(synthAll(app)).routes;
+      expect(routes.find((r) => r.name === 'team/images')!.passthroughEndpoints).toEqual([
+        { path: '/images/generations', methods: ['POST'] },
+        { path: '/vector_stores/', methods: ['POST', 'PATCH'] },
+      ]);
+      expect(routes.find((r) => r.name === 'team/chat')).not.toHaveProperty('passthroughEndpoints');
+    },
+  );
 
   it('leaves the HTTPRoute unchanged: every path under the prefix already reaches the processor, which decides', () => {
     const build = (passthroughEndpoints?: { path: string }[]) => {
@@ -767,7 +792,8 @@ describe('AIRoute passthroughEndpoints (the endpoint allowlist)', () => {
         });
       };
       expect(route([{ path: '/files/', methods: ['POST', 'DELETE'] }])).toThrow(
-        'team/Route: invalid passthroughEndpoints[0].methods[1] "DELETE": must be one of POST, PUT, PATCH: the processor picks the backend by the JSON body\'s "model"',
+        'team/Route: invalid passthroughEndpoints[0].methods[1] "DELETE": must be one of POST, PUT, ' +
+          'PATCH: the processor picks the backend by the JSON body\'s "model"',
       );
       expect(route([{ path: '/files/', methods: ['GET'] }])).toThrow(
         'invalid passthroughEndpoints[0].methods[0] "GET": must be one of POST, PUT, PATCH',
@@ -779,7 +805,8 @@ describe('AIRoute passthroughEndpoints (the endpoint allowlist)', () => {
         'team/Route: invalid passthroughEndpoints[0].methods[1] "POST": is listed twice',
       );
       expect(route([{ path: '/audio/speech' }, { path: '/audio/speech', methods: ['PUT'] }])).toThrow(
-        'team/Route: invalid passthroughEndpoints[1].path "/audio/speech": duplicates passthroughEndpoints[0]; list its methods once',
+        'team/Route: invalid passthroughEndpoints[1].path "/audio/speech": duplicates ' +
+          'passthroughEndpoints[0]; list its methods once',
       );
     });
 

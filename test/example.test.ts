@@ -8,7 +8,7 @@ import { findAll, findOne } from './support/synth';
 
 function synthExample(): { platform: Manifest[]; team: Manifest[] } {
   const app = Testing.app();
-  const { platform, team } = buildExample(app as App);
+  const { platform, team } = buildExample(app);
   return { platform: Testing.synth(platform) as Manifest[], team: Testing.synth(team) as Manifest[] };
 }
 
@@ -21,7 +21,8 @@ describe('the cdk8s example', () => {
     expect(new Set(namespaced(platform).map((m) => m.metadata.namespace))).toEqual(new Set(['ai-platform']));
     expect(new Set(namespaced(team).map((m) => m.metadata.namespace))).toEqual(new Set(['team-chat']));
     expect(findOne(platform, 'Namespace').metadata).toEqual({ name: 'ai-platform' });
-    // Three backends and the processor Service, each referenced from team-chat (routes and the route's EnvoyExtensionPolicy).
+    // Three backends and the processor Service, each referenced from team-chat (routes and the route's
+    // EnvoyExtensionPolicy).
     expect(
       findAll(platform, 'ReferenceGrant').map(
         (g) => `${(g as any).spec.from[0].kind}/${(g as any).spec.from[0].namespace}`,
@@ -127,7 +128,8 @@ describe('the README quickstart', () => {
       .readFileSync(path.join(__dirname, '..', 'examples', 'cdk8s', 'quickstart.ts'), 'utf8')
       .replace("} from '../../lib';", "} from 'ai-gateway-constructs';")
       .replace(
-        "if (require.main === module) {\n  app.synth();\n  Yaml.save(path.join(app.outdir, 'envoy-gateway-values.yaml'), [redis.helmValues]);\n}\n\nexport { app, redis };\n",
+        'if (require.main === module) {\n  app.synth();\n  Yaml.save(path.join(app.outdir, ' +
+          "'envoy-gateway-values.yaml'), [redis.helmValues]);\n}\n\nexport { app, redis };\n",
         "app.synth();\nYaml.save(path.join(app.outdir, 'envoy-gateway-values.yaml'), [redis.helmValues]);\n",
       );
     expect(readme).toContain(`\`\`\`ts\n${source}\`\`\``);

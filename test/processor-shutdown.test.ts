@@ -53,37 +53,45 @@ describe('processor shutdown derived from the routes', () => {
     expect(shutdownOf(synthAll(app))).toEqual({ delayMs: '5000', drainMs: '25000', grace: 35 });
   });
 
-  it('drains for as long as the longest route timeout (the example: 120 s), whichever route and namespace it is on', () => {
-    const fixture = gatewayFixture();
-    routeWith(fixture, 'Short', 'a', { requestTimeout: Duration.seconds(30) });
-    routeWith(fixture, 'Long', 'b', { requestTimeout: Duration.seconds(120) });
-    new AIRoute(fixture.platform, 'Local', {
-      name: 'local',
-      gateway: fixture.gateway,
-      rules: [{ models: [ModelMatch.exact('c')], backends: [{ backend: fixture.openai }] }],
-      requestTimeout: Duration.seconds(45),
-    });
-    expect(shutdownOf(synthAll(fixture.app))).toEqual({ delayMs: '5000', drainMs: '120000', grace: 130 });
-    expect(fixture.gateway.processor.shutdown()).toEqual({
-      delayMs: 5000,
-      drainTimeoutMs: 120_000,
-      streamIdleTimeoutMs: 300_000,
-      terminationGracePeriodSeconds: 130,
-      longestRequest: { route: 'team/long', ms: 120_000 },
-    });
-  });
+  it(
+    'drains for as long as the longest route timeout (the example: 120 s), whichever route and ' + 'namespace it is on',
+    () => {
+      const fixture = gatewayFixture();
+      routeWith(fixture, 'Short', 'a', { requestTimeout: Duration.seconds(30) });
+      routeWith(fixture, 'Long', 'b', { requestTimeout: Duration.seconds(120) });
+      new AIRoute(fixture.platform, 'Local', {
+        name: 'local',
+        gateway: fixture.gateway,
+        rules: [{ models: [ModelMatch.exact('c')], backends: [{ backend: fixture.openai }] }],
+        requestTimeout: Duration.seconds(45),
+      });
+      expect(shutdownOf(synthAll(fixture.app))).toEqual({ delayMs: '5000', drainMs: '120000', grace: 130 });
+      expect(fixture.gateway.processor.shutdown()).toEqual({
+        delayMs: 5000,
+        drainTimeoutMs: 120_000,
+        streamIdleTimeoutMs: 300_000,
+        terminationGracePeriodSeconds: 130,
+        longestRequest: { route: 'team/long', ms: 120_000 },
+      });
+    },
+  );
 
-  it('raises the stuck-stream watchdog above the longest request (a slow answer sends no ext_proc message meanwhile)', () => {
-    const fixture = gatewayFixture();
-    routeWith(fixture, 'Slow', 'slow', { requestTimeout: Duration.minutes(10) });
-    expect(fixture.gateway.processor.shutdown().streamIdleTimeoutMs).toBe(660_000);
-    const deployment = synthAll(fixture.app).find(
-      (o) => o.kind === 'Deployment' && JSON.stringify(o).includes('--stream-idle-timeout-ms'),
-    );
-    const args = (deployment as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } })
-      .spec.template.spec.containers[0]!.args;
-    expect(args[args.indexOf('--stream-idle-timeout-ms') + 1]).toBe('660000');
-  });
+  it(
+    'raises the stuck-stream watchdog above the longest request (a slow answer sends no ' +
+      'ext_proc message meanwhile)',
+    () => {
+      const fixture = gatewayFixture();
+      routeWith(fixture, 'Slow', 'slow', { requestTimeout: Duration.minutes(10) });
+      expect(fixture.gateway.processor.shutdown().streamIdleTimeoutMs).toBe(660_000);
+      const deployment = synthAll(fixture.app).find(
+        (o) => o.kind === 'Deployment' && JSON.stringify(o).includes('--stream-idle-timeout-ms'),
+      );
+      const args = (
+        deployment as unknown as { spec: { template: { spec: { containers: Array<{ args: string[] }> } } } }
+      ).spec.template.spec.containers[0].args;
+      expect(args[args.indexOf('--stream-idle-timeout-ms') + 1]).toBe('660000');
+    },
+  );
 
   it('counts a route added after the gateway was first rendered (the Deployment reads the routes at synth)', () => {
     const fixture = gatewayFixture();
@@ -145,7 +153,10 @@ describe('processor shutdown derived from the routes', () => {
       requestTimeout: Duration.seconds(120),
     });
     expect(() => synthAll(app)).toThrow(
-      'platform/Gateway/Processor: invalid proxyDrainTimeout "60000ms": route "platform/chat" allows requests of 120000 ms, and a proxy rollout cuts what still runs after the proxies\' drain; set spec.shutdown.drainTimeout to at least 120s on the EnvoyProxy of the gateway\'s proxies and pass the same value here',
+      'platform/Gateway/Processor: invalid proxyDrainTimeout "60000ms": route "platform/chat" ' +
+        "allows requests of 120000 ms, and a proxy rollout cuts what still runs after the proxies' " +
+        "drain; set spec.shutdown.drainTimeout to at least 120s on the EnvoyProxy of the gateway's " +
+        'proxies and pass the same value here',
     );
 
     const enough = Testing.app();
@@ -246,7 +257,8 @@ describe('processor drain from the HTTPRoute as Envoy Gateway translates it', ()
 
   it('throws for a route whose requests have no bound', () => {
     expect(() => processorWithRoute({ timeouts: { request: '0s' } }).processor.shutdown()).toThrow(
-      'team/Route: invalid requestTimeout "0s": route "team/r" has no request timeout, so no drain time can cover its requests',
+      'team/Route: invalid requestTimeout "0s": route "team/r" has no request timeout, so no ' +
+        'drain time can cover its requests',
     );
     expect(() => processorWithRoute({}, undefined, '0ms').processor.shutdown()).toThrow(
       'team/Route: invalid requestTimeout "0ms": route "team/r" has no request timeout',
@@ -257,7 +269,8 @@ describe('processor drain from the HTTPRoute as Envoy Gateway translates it', ()
     const { app, model, processor } = processorWithRoute({});
     model.addRoute(routeFragment(new Construct(app.charts[0], 'Empty'), 'missing', 'team'));
     expect(() => processor.shutdown()).toThrow(
-      'team/Empty: invalid route "team/missing": has no HTTPRoute beside it; the processor derives its drain time from the route timeouts',
+      'team/Empty: invalid route "team/missing": has no HTTPRoute beside it; the processor ' +
+        'derives its drain time from the route timeouts',
     );
   });
 });
@@ -336,7 +349,10 @@ describe('processor NetworkPolicy for each Envoy Gateway deploy mode', () => {
 
   it('throws for merged proxies on a GatewayClass this gateway emits (it has no EnvoyProxy merging gateways)', () => {
     expect(() => gateway({ processor: { proxyDeployMode: ProxyDeployMode.mergedGateways() } })).toThrow(
-      'platform/Gateway: invalid processor.proxyDeployMode "mergedGateways": the GatewayClass "gw" emitted here has no EnvoyProxy with mergeGateways: true, so Envoy Gateway runs this gateway\'s own proxies; use GatewayClass.fromName() with a class whose parametersRef EnvoyProxy merges gateways',
+      'platform/Gateway: invalid processor.proxyDeployMode "mergedGateways": the GatewayClass ' +
+        '"gw" emitted here has no EnvoyProxy with mergeGateways: true, so Envoy Gateway runs this ' +
+        "gateway's own proxies; use GatewayClass.fromName() with a class whose parametersRef " +
+        'EnvoyProxy merges gateways',
     );
   });
 
@@ -347,7 +363,9 @@ describe('processor NetworkPolicy for each Envoy Gateway deploy mode', () => {
         processor: { proxyDeployMode: ProxyDeployMode.mergedGateways('other') },
       }),
     ).toThrow(
-      'platform/Gateway/Processor: invalid processor.proxyDeployMode "mergedGateways(\\"other\\")": the gateway\'s GatewayClass is "eg"; merged proxies carry the label of that class',
+      'platform/Gateway/Processor: invalid processor.proxyDeployMode ' +
+        '"mergedGateways(\\"other\\")": the gateway\'s GatewayClass is "eg"; merged proxies carry ' +
+        'the label of that class',
     );
   });
 
@@ -358,7 +376,9 @@ describe('processor NetworkPolicy for each Envoy Gateway deploy mode', () => {
         processor: { proxyDeployMode: ProxyDeployMode.gatewayNamespace() },
       }),
     ).toThrow(
-      'platform/Gateway: invalid envoyGatewayNamespace "eg-system": with ProxyDeployMode.gatewayNamespace() the proxies run in the gateway\'s namespace "platform"; leave envoyGatewayNamespace unset',
+      'platform/Gateway: invalid envoyGatewayNamespace "eg-system": with ' +
+        'ProxyDeployMode.gatewayNamespace() the proxies run in the gateway\'s namespace "platform"; ' +
+        'leave envoyGatewayNamespace unset',
     );
   });
 
@@ -382,7 +402,9 @@ describe('processor NetworkPolicy for each Envoy Gateway deploy mode', () => {
       matchLabels: { 'gateway.envoyproxy.io/owning-gatewayclass': 'shared-class' },
     });
     expect(() => build(ProxyDeployMode.mergedGateways())).toThrow(
-      'team/Chat/Processor: invalid processor.proxyDeployMode "mergedGateways": merged proxies are selected by their GatewayClass, and the class of Gateway "infra/shared" is unknown here; name it: ProxyDeployMode.mergedGateways(\'<gatewayclass>\')',
+      'team/Chat/Processor: invalid processor.proxyDeployMode "mergedGateways": merged proxies ' +
+        'are selected by their GatewayClass, and the class of Gateway "infra/shared" is unknown ' +
+        "here; name it: ProxyDeployMode.mergedGateways('<gatewayclass>')",
     );
   });
 

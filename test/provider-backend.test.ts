@@ -13,15 +13,18 @@ function chart() {
 }
 
 describe('ProviderBackend', () => {
-  it('is created by its factories only: the constructor, which takes the settings a factory decided, is private', () => {
-    const { chart: scope } = chart();
-    // @ts-expect-error the constructor of ProviderBackend is private (tsc checks this line)
-    const construct = () => new ProviderBackend(scope, 'Direct', { provider: 'OpenAI' });
-    expect(construct).toBeInstanceOf(Function);
-    expect(ProviderBackend.openAI(scope, 'OpenAI', { credentials: Credentials.apiKey(key('openai')) })).toBeInstanceOf(
-      ProviderBackend,
-    );
-  });
+  it(
+    'is created by its factories only: the constructor, which takes the settings a factory ' + 'decided, is private',
+    () => {
+      const { chart: scope } = chart();
+      // @ts-expect-error the constructor of ProviderBackend is private (tsc checks this line)
+      const construct = () => new ProviderBackend(scope, 'Direct', { provider: 'OpenAI' });
+      expect(construct).toBeInstanceOf(Function);
+      expect(
+        ProviderBackend.openAI(scope, 'OpenAI', { credentials: Credentials.apiKey(key('openai')) }),
+      ).toBeInstanceOf(ProviderBackend);
+    },
+  );
 
   it('emits a Backend and a BackendTLSPolicy with system CAs and the provider hostname', () => {
     const { app, chart: c } = chart();

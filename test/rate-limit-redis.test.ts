@@ -90,26 +90,30 @@ describe('RateLimitRedis', () => {
     });
   });
 
-  it("gives the Envoy Gateway Helm values for Redis rate limiting, the Backend API and the rate-limit service's REDIS_AUTH", () => {
-    expect(inCluster().redis.helmValues).toEqual({
-      config: {
-        envoyGateway: {
-          extensionApis: { enableBackend: true },
-          rateLimit: { backend: { type: 'Redis', redis: { url: 'redis.infra.svc.cluster.local:6379' } } },
-          provider: {
-            type: 'Kubernetes',
-            kubernetes: {
-              rateLimitDeployment: {
-                container: {
-                  env: [{ name: 'REDIS_AUTH', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } } }],
+  it(
+    'gives the Envoy Gateway Helm values for Redis rate limiting, the Backend API and the ' +
+      "rate-limit service's REDIS_AUTH",
+    () => {
+      expect(inCluster().redis.helmValues).toEqual({
+        config: {
+          envoyGateway: {
+            extensionApis: { enableBackend: true },
+            rateLimit: { backend: { type: 'Redis', redis: { url: 'redis.infra.svc.cluster.local:6379' } } },
+            provider: {
+              type: 'Kubernetes',
+              kubernetes: {
+                rateLimitDeployment: {
+                  container: {
+                    env: [{ name: 'REDIS_AUTH', valueFrom: { secretKeyRef: { name: 'redis-auth', key: 'password' } } }],
+                  },
                 },
               },
             },
           },
         },
-      },
-    });
-  });
+      });
+    },
+  );
 
   it('takes the password Secret and key, for Redis and the rate-limit service alike', () => {
     const { app, redis } = inCluster({ name: 'budgets', passwordSecret: { secretName: 'budget-redis', key: 'pw' } });
@@ -158,7 +162,8 @@ describe('RateLimitRedis', () => {
 
   it('throws if the password Secret name or key is not one Kubernetes accepts', () => {
     expect(() => inCluster({ passwordSecret: { secretName: 'Redis_Auth' } })).toThrow(
-      'infra/Redis: invalid passwordSecret.secretName "Redis_Auth": must be a Secret name (a lower-case DNS subdomain of at most 253 characters)',
+      'infra/Redis: invalid passwordSecret.secretName "Redis_Auth": must be a Secret name (a ' +
+        'lower-case DNS subdomain of at most 253 characters)',
     );
     expect(() => inCluster({ passwordSecret: { secretName: 'redis-auth', key: 'a/b' } })).toThrow(
       'infra/Redis: invalid passwordSecret.key "a/b": must be a Secret key (letters, digits, "-", "_", ".")',
@@ -205,43 +210,47 @@ if (!haveRedis)
     child = undefined;
   });
 
-  it("requires the Secret's password, keeps it out of the process arguments, and is ready only when authenticated", async () => {
-    const container = redisContainer(synthAll(inCluster().app));
-    const port = await freePort();
-    const password = 'f00dfeed0123456789abcdef';
-    // The container's command as is, on a free port instead of 6379.
-    const [shell, flag, script] = container.command as string[];
-    const onPort = (script as string).replace('redis-server -', `redis-server - --port ${port} --bind 127.0.0.1`);
-    expect(onPort).not.toBe(script);
-    child = spawn(shell, [flag, onPort], {
-      env: { PATH: process.env.PATH, REDISCLI_AUTH: password },
-      stdio: 'ignore',
-      cwd: fs.mkdtempSync('/tmp/redis-cmd-'),
-    });
-    const deadline = Date.now() + 10_000;
-    while (redisCli(port, password, 'ping') !== 'PONG') {
-      if (Date.now() > deadline) throw new Error('redis-server did not answer PONG within 10 s');
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(redisCli(port, undefined, 'set', 'budget', '0')).toMatch(/NOAUTH/);
-    expect(redisCli(port, 'wrong', 'set', 'budget', '0')).toMatch(/NOAUTH/); // redis-cli's AUTH failed, so the command is refused
-    // The start script exec'd redis-server: its arguments hold no password.
-    if (process.platform === 'linux') {
-      const args = fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8');
-      expect(args).toContain('redis-server');
-      expect(args).not.toContain(password);
-    }
-    // The readiness probe's command, with and without the password.
-    const probe = (pw: string | undefined) =>
-      spawnSync(
-        'sh',
-        ['-c', (container.readinessProbe.exec.command[2] as string).replace('redis-cli', `redis-cli -p ${port}`)],
-        {
-          env: { PATH: process.env.PATH, ...(pw !== undefined ? { REDISCLI_AUTH: pw } : {}) },
-        },
-      ).status;
-    expect(probe(password)).toBe(0);
-    expect(probe('wrong')).not.toBe(0);
-    expect(probe(undefined)).not.toBe(0);
-  }, 20_000);
+  it(
+    "requires the Secret's password, keeps it out of the process arguments, and is ready only " + 'when authenticated',
+    async () => {
+      const container = redisContainer(synthAll(inCluster().app));
+      const port = await freePort();
+      const password = 'f00dfeed0123456789abcdef';
+      // The container's command as is, on a free port instead of 6379.
+      const [shell, flag, script] = container.command as string[];
+      const onPort = script.replace('redis-server -', `redis-server - --port ${port} --bind 127.0.0.1`);
+      expect(onPort).not.toBe(script);
+      child = spawn(shell, [flag, onPort], {
+        env: { PATH: process.env.PATH, REDISCLI_AUTH: password },
+        stdio: 'ignore',
+        cwd: fs.mkdtempSync('/tmp/redis-cmd-'),
+      });
+      const deadline = Date.now() + 10_000;
+      while (redisCli(port, password, 'ping') !== 'PONG') {
+        if (Date.now() > deadline) throw new Error('redis-server did not answer PONG within 10 s');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(redisCli(port, undefined, 'set', 'budget', '0')).toMatch(/NOAUTH/);
+      expect(redisCli(port, 'wrong', 'set', 'budget', '0')).toMatch(/NOAUTH/); // redis-cli's AUTH failed, so the command is refused
+      // The start script exec'd redis-server: its arguments hold no password.
+      if (process.platform === 'linux') {
+        const args = fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8');
+        expect(args).toContain('redis-server');
+        expect(args).not.toContain(password);
+      }
+      // The readiness probe's command, with and without the password.
+      const probe = (pw: string | undefined) =>
+        spawnSync(
+          'sh',
+          ['-c', (container.readinessProbe.exec.command[2] as string).replace('redis-cli', `redis-cli -p ${port}`)],
+          {
+            env: { PATH: process.env.PATH, ...(pw !== undefined ? { REDISCLI_AUTH: pw } : {}) },
+          },
+        ).status;
+      expect(probe(password)).toBe(0);
+      expect(probe('wrong')).not.toBe(0);
+      expect(probe(undefined)).not.toBe(0);
+    },
+    20_000,
+  );
 });

@@ -213,7 +213,7 @@ function oldShape(manifests: readonly Manifest[], endpointPrefixes: string[]): M
           ? { ...rule, matches: rule.matches.filter((match: any) => endpointPrefixes.includes(match.path.value)) }
           : rule,
       );
-      return { ...m, spec: { ...spec, rules } } as Manifest;
+      return { ...m, spec: { ...spec, rules } };
     });
 }
 
@@ -242,7 +242,8 @@ describe('the routing contract', () => {
       for (const [api, prefix] of apis) {
         for (const request of upstreamRequests(api, config.backends[0])) {
           const clientPath = `${prefix}${SUBPATHS[request.operation]}`;
-          const what = `${api} ${request.operation}${request.stream ? ' (stream)' : ''}: ${clientPath} -> ${request.path}`;
+          const what =
+            `${api} ${request.operation}${request.stream ? ' (stream)' : ''}: ${clientPath} -> ` + `${request.path}`;
           // The processor only ever sends this backend paths below its upstream prefix (what the rule matches).
           expect({ what, under: prefixCovers(backend.upstreamPathPrefix, request.path.split('?')[0]) }).toEqual({
             what,

@@ -42,93 +42,97 @@ const costOf = (key: string) => ({
 });
 
 describe('TokenRateLimit', () => {
-  it('puts every budget of an AIGateway and its routes into the gateway BackendTrafficPolicy, scoped by the route header', () => {
-    const { app, team, gateway, anthropic, route } = withRoute();
-    new TokenRateLimit(gateway, 'Tenant', {
-      target: gateway,
-      limit: 100_000,
-      per: RateLimitUnit.HOUR,
-      client: ClientIdentity.unverifiedHeader('x-tenant-id'),
-      shared: true,
-    });
-    new TokenRateLimit(gateway, 'Output', {
-      target: gateway,
-      limit: 5_000_000,
-      per: RateLimitUnit.DAY,
-      cost: TokenCost.outputTokens(),
-    });
-    new TokenRateLimit(route, 'Own', {
-      target: route,
-      limit: 10,
-      per: RateLimitUnit.MINUTE,
-      models: ModelScope.eachModel(),
-    });
-    new AIRoute(team, 'Later', {
-      name: 'later',
-      gateway,
-      rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }],
-    });
-    const all = synthAll(app);
-    const policies = findAll(all, 'BackendTrafficPolicy');
-    // No route needs a policy of its own: budgets alone never make one.
-    expect(policies.map((p) => p.metadata.name)).toEqual(['gw-budgets']);
-    expect(policies[0].metadata.namespace).toBe('platform');
-    expect((policies[0] as any).spec).toEqual({
-      targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
-      rateLimit: {
-        type: 'Global',
-        global: {
-          rules: [
-            {
-              // One bucket across every AIRoute (per tenant); only the processor sets the route header (the gateway
-              // strips it from clients), so ordinary HTTPRoutes on the Gateway are neither counted nor limited.
-              clientSelectors: [
-                {
-                  headers: [
-                    { name: 'x-ai-gateway-route', type: 'RegularExpression', value: '.+' },
-                    { name: 'x-tenant-id', type: 'Distinct' },
-                  ],
-                },
-              ],
-              limit: { requests: 100000, unit: 'Hour' },
-              cost: costOf('llm_total_token'),
-              shared: true,
-            },
-            {
-              // Not shared: one bucket per AIRoute, whatever the number of its backends, matches and hostnames.
-              clientSelectors: [{ headers: [{ name: 'x-ai-gateway-route', type: 'Distinct' }] }],
-              limit: { requests: 5000000, unit: 'Day' },
-              cost: costOf('llm_output_token'),
-              shared: true,
-            },
-            {
-              // A route budget: that route's requests only, one bucket per model.
-              clientSelectors: [
-                {
-                  headers: [
-                    { name: 'x-ai-gateway-route', type: 'Exact', value: 'team/chat' },
-                    { name: 'x-ai-eg-model', type: 'Distinct' },
-                  ],
-                },
-              ],
-              limit: { requests: 10, unit: 'Minute' },
-              cost: costOf('llm_total_token'),
-              shared: true,
-            },
-          ],
+  it(
+    'puts every budget of an AIGateway and its routes into the gateway BackendTrafficPolicy, ' +
+      'scoped by the route header',
+    () => {
+      const { app, team, gateway, anthropic, route } = withRoute();
+      new TokenRateLimit(gateway, 'Tenant', {
+        target: gateway,
+        limit: 100_000,
+        per: RateLimitUnit.HOUR,
+        client: ClientIdentity.unverifiedHeader('x-tenant-id'),
+        shared: true,
+      });
+      new TokenRateLimit(gateway, 'Output', {
+        target: gateway,
+        limit: 5_000_000,
+        per: RateLimitUnit.DAY,
+        cost: TokenCost.outputTokens(),
+      });
+      new TokenRateLimit(route, 'Own', {
+        target: route,
+        limit: 10,
+        per: RateLimitUnit.MINUTE,
+        models: ModelScope.eachModel(),
+      });
+      new AIRoute(team, 'Later', {
+        name: 'later',
+        gateway,
+        rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }],
+      });
+      const all = synthAll(app);
+      const policies = findAll(all, 'BackendTrafficPolicy');
+      // No route needs a policy of its own: budgets alone never make one.
+      expect(policies.map((p) => p.metadata.name)).toEqual(['gw-budgets']);
+      expect(policies[0].metadata.namespace).toBe('platform');
+      expect((policies[0] as any).spec).toEqual({
+        targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
+        rateLimit: {
+          type: 'Global',
+          global: {
+            rules: [
+              {
+                // One bucket across every AIRoute (per tenant); only the processor sets the route header (the gateway
+                // strips it from clients), so ordinary HTTPRoutes on the Gateway are neither counted nor limited.
+                clientSelectors: [
+                  {
+                    headers: [
+                      { name: 'x-ai-gateway-route', type: 'RegularExpression', value: '.+' },
+                      { name: 'x-tenant-id', type: 'Distinct' },
+                    ],
+                  },
+                ],
+                limit: { requests: 100000, unit: 'Hour' },
+                cost: costOf('llm_total_token'),
+                shared: true,
+              },
+              {
+                // Not shared: one bucket per AIRoute, whatever the number of its backends, matches and hostnames.
+                clientSelectors: [{ headers: [{ name: 'x-ai-gateway-route', type: 'Distinct' }] }],
+                limit: { requests: 5000000, unit: 'Day' },
+                cost: costOf('llm_output_token'),
+                shared: true,
+              },
+              {
+                // A route budget: that route's requests only, one bucket per model.
+                clientSelectors: [
+                  {
+                    headers: [
+                      { name: 'x-ai-gateway-route', type: 'Exact', value: 'team/chat' },
+                      { name: 'x-ai-eg-model', type: 'Distinct' },
+                    ],
+                  },
+                ],
+                limit: { requests: 10, unit: 'Minute' },
+                cost: costOf('llm_total_token'),
+                shared: true,
+              },
+            ],
+          },
         },
-      },
-    });
-    const config = parseProcessorConfig(JSON.parse(findOne(all, 'ConfigMap').data['config.json']));
-    expect(config.costs).toEqual([
-      { metadataKey: 'llm_output_token', type: 'OutputToken' },
-      { metadataKey: 'llm_total_token', type: 'TotalToken' },
-    ]);
-    // The route header value is the route's name in the processor config, which the processor sends.
-    expect(config.routes.map((r) => r.name)).toContain('team/chat');
-    // The Distinct header of a per-client budget becomes mandatory on every route of the gateway.
-    expect(config.routes.find((r) => r.name === `team/${route.routeName}`)!.requiredHeaders).toEqual(['x-tenant-id']);
-  });
+      });
+      const config = parseProcessorConfig(JSON.parse(findOne(all, 'ConfigMap').data['config.json']));
+      expect(config.costs).toEqual([
+        { metadataKey: 'llm_output_token', type: 'OutputToken' },
+        { metadataKey: 'llm_total_token', type: 'TotalToken' },
+      ]);
+      // The route header value is the route's name in the processor config, which the processor sends.
+      expect(config.routes.map((r) => r.name)).toContain('team/chat');
+      // The Distinct header of a per-client budget becomes mandatory on every route of the gateway.
+      expect(config.routes.find((r) => r.name === `team/${route.routeName}`)!.requiredHeaders).toEqual(['x-tenant-id']);
+    },
+  );
 
   it('merges a route policy (retries) into the gateway policy, keeping the gateway rules as they are', () => {
     const fixture = gatewayFixture();
@@ -596,31 +600,35 @@ describe('TokenRateLimit contributions to the gateway model', () => {
   const headersByRoute = (gateway: AIGateway) =>
     Object.fromEntries(configOf(gateway).routes.map((r) => [r.name, r.requiredHeaders]));
 
-  it("requires a gateway budget's client header on every route, also those attached after it, and a route budget's on its route only", () => {
-    const { team, gateway, anthropic, route } = withRoute();
-    new TokenRateLimit(gateway, 'Tenant', {
-      target: gateway,
-      limit: 10,
-      per: RateLimitUnit.HOUR,
-      client: ClientIdentity.unverifiedHeader('x-tenant-id'),
-    });
-    const later = new AIRoute(team, 'Later', {
-      name: 'later',
-      gateway,
-      requiredHeaders: ['x-team'],
-      rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }],
-    });
-    new TokenRateLimit(later, 'User', {
-      target: later,
-      limit: 10,
-      per: RateLimitUnit.HOUR,
-      client: ClientIdentity.unverifiedHeader('x-user'),
-    });
-    expect(headersByRoute(gateway)).toEqual({
-      [`team/${route.routeName}`]: ['x-tenant-id'],
-      'team/later': ['x-team', 'x-tenant-id', 'x-user'],
-    });
-  });
+  it(
+    "requires a gateway budget's client header on every route, also those attached after it, " +
+      "and a route budget's on its route only",
+    () => {
+      const { team, gateway, anthropic, route } = withRoute();
+      new TokenRateLimit(gateway, 'Tenant', {
+        target: gateway,
+        limit: 10,
+        per: RateLimitUnit.HOUR,
+        client: ClientIdentity.unverifiedHeader('x-tenant-id'),
+      });
+      const later = new AIRoute(team, 'Later', {
+        name: 'later',
+        gateway,
+        requiredHeaders: ['x-team'],
+        rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: anthropic }] }],
+      });
+      new TokenRateLimit(later, 'User', {
+        target: later,
+        limit: 10,
+        per: RateLimitUnit.HOUR,
+        client: ClientIdentity.unverifiedHeader('x-user'),
+      });
+      expect(headersByRoute(gateway)).toEqual({
+        [`team/${route.routeName}`]: ['x-tenant-id'],
+        'team/later': ['x-team', 'x-tenant-id', 'x-user'],
+      });
+    },
+  );
 
   it('renders the processor config and the budget policy again after a later route or budget (no stale cache)', () => {
     const { app, team, gateway, anthropic } = withRoute();

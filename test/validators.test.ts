@@ -84,7 +84,7 @@ describeWithShared('crds/jsonschema', 'pod security', (jsonschemaDir) => {
             selector: {},
             template: { spec: { containers: [{ name: 'c', securityContext: { runAsNonRoot: true } }] } },
           },
-        } as Manifest,
+        },
       ],
       jsonschemaDir,
     );

@@ -20,7 +20,6 @@ import {
   parseConstructPath,
 } from './model';
 
-
 const TYPE_PREFIX = 'ai-gateway:index:';
 
 /** Pulumi-only props every component accepts. */
