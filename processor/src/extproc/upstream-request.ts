@@ -7,7 +7,6 @@ import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '@ai-gateway-construc
 import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
 import {
   CLIENT_CREDENTIAL_HEADERS,
-  CLIENT_INTERNAL_HEADERS,
   internalHeadersConsumedBy,
   isClientInternalHeader,
   type AuthRequest,
@@ -187,15 +186,14 @@ export function upstreamAnswer(
 }
 
 /**
- * Changes that depend on what this client sent (so the answer cannot come from the cache): gateway-internal headers
- * beyond the fixed list (any `x-ai-eg-`/`x-aigw-` name), and an `accept-encoding` narrowed to the codings the
- * processor can decode (a provider answering in zstd could be neither counted nor translated).
+ * Changes that depend on what this client sent (so the answer cannot come from the cache): the gateway-internal
+ * headers it sent (any `x-ai-eg-`/`x-aigw-` name; the AWS signer removes the ones it reads itself), and an
+ * `accept-encoding` narrowed to the codings the processor can decode (a provider answering in zstd could be neither
+ * counted nor translated).
  */
 function clientHeaderChanges(headers: HeaderList, backend: BackendRuntime): HeaderChanges | undefined {
   const consumed = internalHeadersConsumedBy(backend.config);
-  const internal = headers.namesWhere(
-    (name) => isClientInternalHeader(name) && !consumed.includes(name) && !CLIENT_INTERNAL_HEADERS.includes(name),
-  );
+  const internal = headers.namesWhere((name) => isClientInternalHeader(name) && !consumed.includes(name));
   const acceptEncoding = headers.get('accept-encoding');
   const narrowed = acceptEncoding === undefined ? undefined : decodableAcceptEncoding(acceptEncoding);
   if (internal.length === 0 && narrowed === undefined) return undefined;
@@ -218,9 +216,6 @@ function requestChanges(
   for (const name of backend.removeHeaders) changes.remove(name);
   for (const [name, value] of backend.setHeaders) changes.set(name, value, true);
   if (backend.auth) for (const name of CLIENT_CREDENTIAL_HEADERS) changes.remove(name);
-  // Gateway-internal headers a client sent never reach a provider; the AWS signer removes the ones it reads itself.
-  const consumed = internalHeadersConsumedBy(backend.config);
-  for (const name of CLIENT_INTERNAL_HEADERS) if (!consumed.includes(name)) changes.remove(name);
   changes.set(MODEL_HEADER, model, true);
   changes.set(BACKEND_HEADER, backend.config.name, true);
   changes.set(ROUTE_HEADER, routeName, true);

@@ -1,12 +1,9 @@
 /** Envoy half-closes the ext_proc stream while an answer is still being computed: the answer must still arrive. */
 import { AUTH_FACTORIES } from '../../src/auth';
 import { openAIBackend, route, startTestProcessor, testConfig, type TestProcessor } from '../support/processor-harness';
+import { headerMap } from '../support/envoy-client';
 
 const AUTH_DELAY_MS = 300;
-
-function headersOf(entries: Record<string, string>) {
-  return { headers: Object.entries(entries).map(([key, value]) => ({ key, rawValue: Buffer.from(value) })) };
-}
 
 describe('half-close with an answer pending', () => {
   let processor: TestProcessor;
@@ -42,7 +39,7 @@ describe('half-close with an answer pending', () => {
 
   it('answers the request body after Envoy half-closed, then ends the stream', async () => {
     const stream = processor.client.openStream();
-    stream.send({ requestHeaders: { headers: headersOf({ ':method': 'POST', ':path': '/v1/chat/completions' }) } });
+    stream.send({ requestHeaders: { headers: headerMap({ ':method': 'POST', ':path': '/v1/chat/completions' }) } });
     expect((await stream.next()).kind).toBe('requestHeaders');
     stream.send({ requestBody: { body: Buffer.from('{"model":"gpt-4o"}'), endOfStream: true } });
     stream.end(); // half-close while the credential is still being fetched

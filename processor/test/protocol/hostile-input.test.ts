@@ -7,12 +7,9 @@ import { MAX_INFLATED_BYTES } from '../../src/encoding';
 import { MAX_JSON_DEPTH } from '../../src/extproc/json-body';
 import { MAX_REQUEST_HEADER_BYTES } from '../../src/extproc/request-route';
 import { openAIBackend, route, startTestProcessor, testConfig, type TestProcessor } from '../support/processor-harness';
+import { headerMap } from '../support/envoy-client';
 
 const USAGE_JSON = '{"id":"x","usage":{"prompt_tokens":5,"completion_tokens":6,"total_tokens":11}}';
-
-function headersOf(entries: Record<string, string>) {
-  return { headers: Object.entries(entries).map(([key, value]) => ({ key, rawValue: Buffer.from(value) })) };
-}
 
 function nested(depth: number): string {
   return (
@@ -162,7 +159,7 @@ describe('bounds on hostile input', () => {
 
   it('after a 413 further body messages pass unchanged instead of each getting another 413', async () => {
     const stream = processor.client.openStream();
-    stream.send({ requestHeaders: { headers: headersOf({ ':method': 'POST', ':path': '/v1/chat/completions' }) } });
+    stream.send({ requestHeaders: { headers: headerMap({ ':method': 'POST', ':path': '/v1/chat/completions' }) } });
     expect((await stream.next()).kind).toBe('requestHeaders');
     stream.send({ requestBody: { body: Buffer.alloc(1024 * 1024 + 1, 0x20), endOfStream: false } });
     const first = await stream.next();
@@ -178,9 +175,9 @@ describe('bounds on hostile input', () => {
   it('messages out of protocol order are each answered once, with a neutral answer', async () => {
     const stream = processor.client.openStream();
     stream.send({ responseBody: { body: Buffer.from('x'), endOfStream: false } });
-    stream.send({ responseHeaders: { headers: headersOf({ ':status': '200' }) } });
+    stream.send({ responseHeaders: { headers: headerMap({ ':status': '200' }) } });
     stream.send({ requestBody: { body: Buffer.from('{"model":"gpt-4o"}'), endOfStream: true } });
-    stream.send({ requestTrailers: { trailers: headersOf({ a: '1' }) } });
+    stream.send({ requestTrailers: { trailers: headerMap({ a: '1' }) } });
     const kinds = [];
     for (let i = 0; i < 4; i++) kinds.push((await stream.next()).kind);
     expect(kinds).toEqual(['responseBody', 'responseHeaders', 'requestBody', 'requestTrailers']);

@@ -6,12 +6,9 @@ import * as v8 from 'node:v8';
 import * as vm from 'node:vm';
 import type { OutgoingResponse, ProcessingRequest } from '../../src/grpc/messages';
 import { openAIBackend, route, startTestProcessor, testConfig, type TestProcessor } from '../support/processor-harness';
+import { headerMap } from '../support/envoy-client';
 
 const NAMES = 50_000;
-
-function headerMap(headers: Record<string, string>) {
-  return { headers: Object.entries(headers).map(([key, value]) => ({ key, rawValue: Buffer.from(value, 'latin1') })) };
-}
 
 /** `global.gc` when jest runs without --expose-gc. */
 function collector(): () => void {

@@ -2,7 +2,7 @@
 import * as zlib from 'node:zlib';
 import { BODY_MODE_STREAMED } from '../../src/grpc/messages';
 import { startTestProcessor, testConfig, type TestProcessor } from '../support/processor-harness';
-import { structToObject } from '../support/envoy-client';
+import { headerMap, structToObject } from '../support/envoy-client';
 import { splitEvery } from '../support/translation-cases';
 
 const CHAT = { path: '/v1/chat/completions', body: '{"model":"gpt-4o","stream":true}' };
@@ -30,10 +30,6 @@ function sseStream(usage: { prompt: number; completion: number; cached?: number;
     },
   })}\n\n`;
   return chunk('Hel') + chunk('lo ✓') + usageChunk + 'data: [DONE]\n\n';
-}
-
-function headersOf(entries: Record<string, string>) {
-  return { headers: Object.entries(entries).map(([key, value]) => ({ key, rawValue: Buffer.from(value) })) };
 }
 
 describe('responses', () => {
@@ -191,7 +187,7 @@ describe('responses', () => {
       const stream = processor.client.openStream();
       stream.send({
         requestHeaders: {
-          headers: headersOf({
+          headers: headerMap({
             ':method': 'POST',
             ':path': '/v1/chat/completions',
             'content-type': 'application/json',
@@ -204,10 +200,10 @@ describe('responses', () => {
       const body = await stream.next();
       expect(body.kind).toBe('requestBody');
       expect(JSON.stringify(body.message)).toContain('x-ai-eg-model');
-      stream.send({ requestTrailers: { trailers: headersOf({ 'x-trailer': '1' }) } });
+      stream.send({ requestTrailers: { trailers: headerMap({ 'x-trailer': '1' }) } });
       expect((await stream.next()).kind).toBe('requestTrailers');
       stream.send({
-        responseHeaders: { headers: headersOf({ ':status': '200', 'content-type': 'text/event-stream' }) },
+        responseHeaders: { headers: headerMap({ ':status': '200', 'content-type': 'text/event-stream' }) },
       });
       const head = await stream.next();
       expect(head.kind).toBe('responseHeaders');
@@ -220,7 +216,7 @@ describe('responses', () => {
       });
       expect((await stream.next()).kind).toBe('responseBody');
       // A streamed body that ends with trailers: the trailers answer carries the final charge.
-      stream.send({ responseTrailers: { trailers: headersOf({ 'grpc-status': '0' }) } });
+      stream.send({ responseTrailers: { trailers: headerMap({ 'grpc-status': '0' }) } });
       const trailers = await stream.next();
       expect(trailers.kind).toBe('responseTrailers');
       expect(tokensOf(trailers.message)).toMatchObject({ llm_input_token: 2, llm_output_token: 3, llm_total_token: 5 });
@@ -232,13 +228,13 @@ describe('responses', () => {
     const stream = processor.client.openStream();
     stream.send({
       requestHeaders: {
-        headers: headersOf({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' }),
+        headers: headerMap({ ':method': 'POST', ':path': '/v1/chat/completions', 'content-type': 'application/json' }),
       },
     });
     await stream.next();
     stream.send({ requestBody: { body: Buffer.from('{"model":"gpt-4o"}'), endOfStream: true } });
     await stream.next();
-    stream.send({ responseHeaders: { headers: headersOf({ ':status': '200', 'content-type': 'application/json' }) } });
+    stream.send({ responseHeaders: { headers: headerMap({ ':status': '200', 'content-type': 'application/json' }) } });
     expect((await stream.next()).kind).toBe('responseHeaders');
     stream.send({
       responseBody: {
@@ -254,7 +250,7 @@ describe('responses', () => {
       llm_total_token: 10,
       out: 6,
     });
-    stream.send({ responseTrailers: { trailers: headersOf({ 'x-trailer': '1' }) } });
+    stream.send({ responseTrailers: { trailers: headerMap({ 'x-trailer': '1' }) } });
     expect((await stream.next()).kind).toBe('responseTrailers');
     stream.end();
   });

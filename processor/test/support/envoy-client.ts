@@ -407,7 +407,8 @@ function lowerCaseKeys(headers: Record<string, string>): Record<string, string> 
   return Object.fromEntries(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
 }
 
-function headerMap(headers: Record<string, string>) {
+/** A HeaderMap as Envoy sends it (values as `raw_value` bytes). */
+export function headerMap(headers: Record<string, string>) {
   return { headers: Object.entries(headers).map(([key, value]) => ({ key, rawValue: Buffer.from(value, 'latin1') })) };
 }
 

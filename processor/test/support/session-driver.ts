@@ -14,7 +14,7 @@ import { extProcCodecs } from '../../src/grpc/codec';
 import { loadProtoRoot } from '../../src/grpc/descriptor';
 import type { OutgoingResponse, ProcessingRequest, ProcessingResponse, ProtoStruct } from '../../src/grpc/messages';
 import type { ExtProcHandler, ExtProcStream } from '../../src/grpc/server';
-import { structToObject } from './envoy-client';
+import { structToObject, headerMap } from './envoy-client';
 import { DeadlineError, within } from './fuzz';
 
 const codecs = extProcCodecs(loadProtoRoot());
@@ -107,10 +107,6 @@ export function decodeAnswer(outgoing: OutgoingResponse): Answer {
   if (bodyMutation?.mutation === 'body') answer.body = bytes(bodyMutation.body);
   else if (bodyMutation?.mutation === 'clearBody') answer.body = 'clear';
   return answer;
-}
-
-function headerMap(headers: Record<string, string>) {
-  return { headers: Object.entries(headers).map(([key, value]) => ({ key, rawValue: Buffer.from(value, 'latin1') })) };
 }
 
 /** Request and response header messages as Envoy sends them. */
