@@ -80,6 +80,14 @@ describe('processor/Dockerfile', () => {
     expect(all(runtime, 'CMD')).toEqual([]);
   });
 
+  it('builds and runs on one Node.js major, 22 or later (configurable HTTP/2 stream-reset limits)', () => {
+    const buildMajor = /^node:(\d+)-/.exec(resolveImage(build.from, globalArgs))?.[1];
+    const runtimeMajor = /^gcr\.io\/distroless\/nodejs(\d+)-/.exec(resolveImage(runtime.from, globalArgs))?.[1];
+    expect(buildMajor).toBeDefined();
+    expect(runtimeMajor).toBe(buildMajor);
+    expect(Number(runtimeMajor)).toBeGreaterThanOrEqual(22);
+  });
+
   it('runs as a numeric non-root user', () => {
     const users = all(runtime, 'USER');
     expect(users.length).toBeGreaterThan(0);

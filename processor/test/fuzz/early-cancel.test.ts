@@ -166,9 +166,9 @@ describe('early cancels', () => {
     async (rng) => {
       // Envoy carries every request's ext_proc stream over a few HTTP/2 connections and resets a stream whenever its
       // client goes away. The processor must take bursts of resets without closing the connection (which fails every
-      // request in flight on it). Node 20's nghttp2 closes a connection after a burst of 1,000 received resets (then
-      // 33 per second) and offers no option to raise that (Node 22.10+ does: streamResetBurst/streamResetRate), so the
-      // burst stays within it, on a connection of its own: processor/README.md "Known limits".
+      // request in flight on it). Node's nghttp2 closes a connection after a burst of 1,000 received resets (then 33
+      // per second); Node 22.10+ can raise that (streamResetBurst/streamResetRate) but @grpc/grpc-js does not pass the
+      // options on, so the burst stays within it, on a connection of its own: processor/README.md "Known limits".
       await childSettles(0, 'earlier streams');
       const client = new EnvoyClient(child.address, { ownConnection: true });
       const total = 600; // 80% aborted: about 480 resets
