@@ -168,6 +168,18 @@ export interface AIRouteProps {
    */
   readonly retry?: RouteRetry;
   /**
+   * The most requests each Envoy proxy replica sends in parallel to each backend of this route, and the most it
+   * queues while opening connections (the route's BackendTrafficPolicy `circuitBreaker`: `maxParallelRequests`,
+   * `maxPendingRequests` and `maxConnections`, since a provider spoken to over HTTP/1.1 holds a connection per
+   * request). Envoy answers a request over the limit with a 503 of its own (response flag `UO`). Envoy Gateway
+   * makes one cluster per HTTPRoute rule, so the limit counts per route, per backend and per proxy replica: a
+   * backend used by two routes, or served by three proxies, gets it that many times. Set it for a model server whose
+   * capacity is known; a provider account's rate limits are better met with token budgets.
+   * @default - the processor's `maxParallelRequestsPerProxy` (processor replicas × streamsPerReplica): every request
+   * holds an ext_proc stream, so no more can reach a backend, and the processor's capacity is the only default bound
+   */
+  readonly maxParallelRequestsPerBackend?: number;
+  /**
    * Headers every request must carry; the processor answers 400 without them. Per-client budgets add theirs.
    * @default - none
    */
@@ -211,8 +223,9 @@ const DEFAULT_RETRY_STATUS = [502, 503, 504];
  *   match at least as long as the catch-all's, and its header breaks the tie (see lib/route-precedence.ts).
  *   Backend rules remove `x-ai-gateway-backend` before the provider (no budget can key on it).
  * - an EnvoyExtensionPolicy enabling the processor on this HTTPRoute only;
- * - a BackendTrafficPolicy for its retries, and for its budgets on a Gateway not managed by an AIGateway (an
- *   AIGateway keeps every budget in its own policy).
+ * - a BackendTrafficPolicy with the circuit breaker of its backends' clusters (`maxParallelRequestsPerBackend`), its
+ *   retries, and its budgets on a Gateway not managed by an AIGateway (an AIGateway keeps every budget in its own
+ *   policy).
  */
 export class AIRoute extends Construct implements IBudgetTarget {
   readonly routeName: string;
@@ -230,6 +243,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
   private readonly passthroughEndpoints: PassthroughEndpointConfig[];
   private readonly entries = new Map<ProviderBackend, BackendEntry>();
   private readonly retry?: RetrySpec;
+  /** Envoy's limit per backend cluster and proxy replica (`maxParallelRequestsPerBackend`). */
+  private readonly backendLimit: number;
   /** The AIGateway of this app the route attaches to, if it is one. */
   private readonly managed?: ManagedGateway;
   /** The model of the route's processor: the AIGateway's, or the route's own. */
@@ -264,6 +279,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
 
     this.model = this.managed?.model ?? new GatewayModel({ emitBudgetPolicy: () => this.ensureTrafficPolicy() });
     this.processor = this.managed?.processor ?? this.addOwnProcessor(props);
+    this.backendLimit = this.checkBackendLimit(props.maxParallelRequestsPerBackend);
     this.rules.forEach((rule, r) =>
       rule.backends.forEach((ref, b) => this.entryFor(ref.backend, `rules[${r}].backends[${b}].backend`)),
     );
@@ -276,7 +292,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
     for (const entry of this.entries.values()) entry.backend._grantAccessFrom(this.namespace);
     for (const secret of secrets) this.processor._mountSecret(secret.backend, secret.name, secret.namespace);
     this.emitHttpRoute(props.gateway, requestTimeout);
-    if (this.retry) this.ensureTrafficPolicy();
+    this.ensureTrafficPolicy();
 
     const fragment = this.fragment();
     this.model.addRoute(fragment);
@@ -491,8 +507,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
   }
 
   /**
-   * The route's BackendTrafficPolicy: its retries, and on a Gateway not managed by an AIGateway its budgets (the
-   * budgets of its own model, read at synth). Emitted with the retries or the first budget.
+   * The route's BackendTrafficPolicy: the circuit breaker of its backends' clusters, its retries, and on a Gateway
+   * not managed by an AIGateway its budgets (the budgets of its own model, read at synth).
    */
   private ensureTrafficPolicy(): void {
     this.trafficPolicy ??= customResource<BackendTrafficPolicySpec>(
@@ -510,6 +526,11 @@ export class AIRoute extends Construct implements IBudgetTarget {
         return {
           targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: this.routeName }],
           ...(merge ? { mergeType: 'StrategicMerge' as const } : {}),
+          circuitBreaker: {
+            maxConnections: this.backendLimit,
+            maxPendingRequests: this.backendLimit,
+            maxParallelRequests: this.backendLimit,
+          },
           ...(this.retry ? { retry: this.retry } : {}),
           ...(rules.length > 0 ? { rateLimit: { type: 'Global' as const, global: { rules } } } : {}),
         };
@@ -790,6 +811,20 @@ export class AIRoute extends Construct implements IBudgetTarget {
     if (typeof header !== 'string' || !HEADER_NAME.test(header))
       throw invalid(this, prop, header, 'must be a lower-case HTTP header name');
     return header;
+  }
+
+  private checkBackendLimit(limit: number | undefined): number {
+    if (limit === undefined) return this.processor.maxParallelRequestsPerProxy;
+    const { maximum, kind, field } = CRD_LIMITS.backendMaxParallelRequests;
+    if (!Number.isInteger(limit) || limit < 1 || limit > maximum) {
+      throw invalid(
+        this,
+        'maxParallelRequestsPerBackend',
+        limit,
+        `must be an integer from 1 to ${maximum} (the ${kind} field ${field}); 0 would refuse every request`,
+      );
+    }
+    return limit;
   }
 
   private retrySpec(retry: RouteRetry): RetrySpec {

@@ -154,11 +154,26 @@ export interface RetrySpec {
   };
 }
 
+/**
+ * Envoy Gateway's `circuitBreaker` (BackendTrafficPolicy, and `backendSettings` of an EnvoyExtensionPolicy's
+ * extProc): the thresholds of the Envoy cluster(s) the policy applies to. Every proxy replica counts on its own.
+ * Unset fields keep Envoy Gateway's default of 1024.
+ */
+export interface CircuitBreakerSpec {
+  /** Envoy `max_connections`: open connections to the cluster's endpoints (per proxy). */
+  readonly maxConnections?: number;
+  /** Envoy `max_pending_requests`: requests queued while waiting for a connection or a stream. */
+  readonly maxPendingRequests?: number;
+  /** Envoy `max_requests`: requests in flight to the cluster at once. */
+  readonly maxParallelRequests?: number;
+}
+
 export interface BackendTrafficPolicySpec {
   readonly targetRefs: readonly PolicyTargetReference[];
   readonly mergeType?: 'StrategicMerge';
   readonly rateLimit?: { readonly type: 'Global'; readonly global: { readonly rules: readonly GlobalRateLimitRule[] } };
   readonly retry?: RetrySpec;
+  readonly circuitBreaker?: CircuitBreakerSpec;
 }
 
 export interface EnvoyExtensionPolicySpec {
@@ -174,6 +189,8 @@ export interface EnvoyExtensionPolicySpec {
     readonly messageTimeout: DurationString;
     readonly failOpen: boolean;
     readonly metadata: { readonly writableNamespaces: readonly string[] };
+    /** Settings of the Envoy cluster of the processor (one cluster per policy). */
+    readonly backendSettings?: { readonly circuitBreaker?: CircuitBreakerSpec };
   }[];
 }
 

@@ -22,6 +22,7 @@ import {
 import { AIGatewayValidationError, invalid } from './errors';
 import { GatewayModel } from './gateway-model';
 import { gatewayDurationMs } from './limits/duration';
+import { CRD_LIMITS } from './limits/crd-limits.generated';
 import { checkAnnotations } from './limits/metadata';
 import { derivedName, shortHash } from './names';
 import { ProcessorImage } from './processor-image';
@@ -58,6 +59,11 @@ const GRACE_PERIOD_MARGIN_SECONDS = 5;
 const ENVOY_DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 /** Envoy Gateway's default number of retries when a retry policy does not give one. */
 const ENVOY_GATEWAY_DEFAULT_RETRIES = 2;
+/**
+ * The concurrent ext_proc streams one processor pod is sized for by default: about 6 KB each, so 10,000 fit the
+ * default 512Mi memory limit with room for the config and the runtime (docs/benchmarks.md, streams).
+ */
+export const DEFAULT_STREAMS_PER_REPLICA = 10_000;
 
 /** Labels Envoy Gateway puts on the proxies it runs for one Gateway (`internal/gatewayapi/translator.go`). */
 const OWNING_GATEWAY_NAME_LABEL = 'gateway.envoyproxy.io/owning-gateway-name';
@@ -178,6 +184,17 @@ export interface ProcessorOptions {
    */
   readonly replicas?: number;
   /**
+   * The concurrent requests (ext_proc streams) one processor pod is sized to hold. Envoy caps the requests each
+   * proxy replica sends to the processor at `replicas × streamsPerReplica` (`Processor.maxParallelRequestsPerProxy`,
+   * the EnvoyExtensionPolicy's `backendSettings.circuitBreaker`) instead of Envoy Gateway's default of 1024; Envoy
+   * answers a request over the cap with a 500 of its own, without reaching the processor. The cap counts per proxy
+   * replica and per AIRoute (each route's EnvoyExtensionPolicy is an Envoy cluster of its own): it keeps one proxy
+   * from sending one route more than the whole processor fleet holds, it does not share the fleet out among
+   * proxies. Raise it together with the pods' memory limit (about 6 KB per open stream).
+   * @default 10000 - what one pod holds within the default 512Mi memory limit
+   */
+  readonly streamsPerReplica?: number;
+  /**
    * CPU and memory requests/limits.
    * @default - requests 100m CPU / 128Mi memory, limits 1 CPU / 512Mi memory
    */
@@ -253,6 +270,12 @@ export class Processor extends Construct {
   readonly serviceAccountName: string;
   readonly namespace: string;
   readonly deployment: kplus.Deployment;
+  /**
+   * The most requests one Envoy proxy replica sends this processor in parallel for each AIRoute, and the most it
+   * queues while connecting: `replicas × streamsPerReplica`, the circuit breaker of every EnvoyExtensionPolicy that
+   * enables the processor. Also what each AIRoute allows per backend by default.
+   */
+  readonly maxParallelRequestsPerProxy: number;
   /** @internal the routes and budgets this processor serves: its config and drain time are built from them at synth. */
   readonly _model: GatewayModel;
   private readonly mountedSecrets = new Set<string>();
@@ -274,7 +297,7 @@ export class Processor extends Construct {
     this.configMapName = derivedName([props.baseName, 'processor-config']);
     this.serviceAccountName = name;
     this.labels = { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': name };
-    this.validate(props);
+    this.maxParallelRequestsPerProxy = this.validate(props);
     this.messageTimeout = gatewayDuration(
       this,
       'processor.messageTimeout',
@@ -325,6 +348,14 @@ export class Processor extends Construct {
             messageTimeout: this.messageTimeout,
             failOpen: false,
             metadata: { writableNamespaces: [METADATA_NAMESPACE] },
+            // One gRPC stream per request, over a few HTTP/2 connections: the request limits decide, not the
+            // connection limit.
+            backendSettings: {
+              circuitBreaker: {
+                maxParallelRequests: this.maxParallelRequestsPerProxy,
+                maxPendingRequests: this.maxParallelRequestsPerProxy,
+              },
+            },
           },
         ],
       },
@@ -431,12 +462,26 @@ export class Processor extends Construct {
     return name;
   }
 
-  /** Checks the props that need no object to be emitted first. */
-  private validate(props: ProcessorProps): void {
+  /** Checks the props that need no object to be emitted first; returns Envoy's per-proxy request limit. */
+  private validate(props: ProcessorProps): number {
     const replicas = props.replicas ?? 2;
     if (!Number.isInteger(replicas) || replicas < 1)
       throw invalid(this, 'processor.replicas', replicas, 'must be a positive integer');
     checkAnnotations(this, 'processor.serviceAccountAnnotations', props.serviceAccountAnnotations);
+    const streams = props.streamsPerReplica ?? DEFAULT_STREAMS_PER_REPLICA;
+    if (!Number.isInteger(streams) || streams < 1)
+      throw invalid(this, 'processor.streamsPerReplica', streams, 'must be a positive integer');
+    const { maximum, field, kind } = CRD_LIMITS.extProcMaxParallelRequests;
+    if (replicas * streams > maximum) {
+      throw invalid(
+        this,
+        'processor.streamsPerReplica',
+        streams,
+        `replicas × streamsPerReplica (${replicas} × ${streams}) is Envoy's request limit for the processor, ` +
+          `and the ${kind} field ${field} holds at most ${maximum}`,
+      );
+    }
+    return replicas * streams;
   }
 
   private emitConfigMap(): kplus.ConfigMap {

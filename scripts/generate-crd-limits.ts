@@ -72,6 +72,11 @@ export const FIELDS: Record<string, FieldSource> = {
   retryStatusCode: eg('BackendTrafficPolicy', 'spec.retry.retryOn.httpStatusCodes[]'),
   retryPerTryTimeout: eg('BackendTrafficPolicy', 'spec.retry.perRetry.timeout'),
   extProcMessageTimeout: eg('EnvoyExtensionPolicy', 'spec.extProc[].messageTimeout'),
+  extProcMaxParallelRequests: eg(
+    'EnvoyExtensionPolicy',
+    'spec.extProc[].backendSettings.circuitBreaker.maxParallelRequests',
+  ),
+  backendMaxParallelRequests: eg('BackendTrafficPolicy', 'spec.circuitBreaker.maxParallelRequests'),
   clientEarlyHeaderRemove: eg('ClientTrafficPolicy', 'spec.headers.earlyRequestHeaders.remove'),
   envoyProxyDrainTimeout: eg('EnvoyProxy', 'spec.shutdown.drainTimeout'),
 };

@@ -164,6 +164,8 @@ describe('AIGateway', () => {
         messageTimeout: '15s',
         failOpen: false,
         metadata: { writableNamespaces: ['io.envoy.ai_gateway'] },
+        // Per proxy replica: what the processor's 2 replicas of 10,000 streams hold, not Envoy Gateway's 1024.
+        backendSettings: { circuitBreaker: { maxParallelRequests: 20000, maxPendingRequests: 20000 } },
       };
       expect(policies[0].spec).toEqual({
         targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'local' }],

@@ -187,6 +187,8 @@ describe('AIRoute', () => {
     expect(findOne(all, 'BackendTrafficPolicy', 'chat').spec).toEqual({
       targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
       // The gateway has no policy of its own: nothing to merge into.
+      // Envoy's limits on the backends' clusters: by default the processor's (2 replicas x 10,000 streams).
+      circuitBreaker: { maxConnections: 20000, maxPendingRequests: 20000, maxParallelRequests: 20000 },
       retry: {
         numRetries: 3,
         retryOn: {

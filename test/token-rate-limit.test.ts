@@ -73,8 +73,12 @@ describe('TokenRateLimit', () => {
       });
       const all = synthAll(app);
       const policies = findAll(all, 'BackendTrafficPolicy');
-      // No route needs a policy of its own: budgets alone never make one.
-      expect(policies.map((p) => p.metadata.name)).toEqual(['gw-budgets']);
+      // Budgets alone never put rate limits into a route's own policy: it holds the circuit breaker of its backends
+      // and merges into the gateway's, keeping the gateway's rules as they are.
+      expect(policies.map((p) => p.metadata.name)).toEqual(['gw-budgets', 'chat', 'later']);
+      for (const routePolicy of policies.slice(1)) {
+        expect(Object.keys((routePolicy as any).spec).sort()).toEqual(['circuitBreaker', 'mergeType', 'targetRefs']);
+      }
       expect(policies[0].metadata.namespace).toBe('platform');
       expect((policies[0] as any).spec).toEqual({
         targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
@@ -158,6 +162,7 @@ describe('TokenRateLimit', () => {
       // Without a rate limit of its own, a merging route policy keeps the gateway's rules with their names, so each
       // budget keeps one bucket on every route.
       mergeType: 'StrategicMerge',
+      circuitBreaker: { maxConnections: 20000, maxPendingRequests: 20000, maxParallelRequests: 20000 },
       retry: expect.objectContaining({ numRetries: 1 }),
     });
     expect(findOne(all, 'BackendTrafficPolicy', 'gw-budgets').spec.rateLimit.global.rules).toEqual([
@@ -282,9 +287,9 @@ describe('TokenRateLimit', () => {
     expect(config.costs).toEqual([
       { metadataKey: limit.metadataKey, type: 'CEL', expression: 'input_tokens + 4 * output_tokens' },
     ]);
-    expect(findOne(all, 'BackendTrafficPolicy').spec.rateLimit.global.rules[0].cost.response.metadata.key).toBe(
-      limit.metadataKey,
-    );
+    expect(
+      findOne(all, 'BackendTrafficPolicy', 'gw-budgets').spec.rateLimit.global.rules[0].cost.response.metadata.key,
+    ).toBe(limit.metadataKey);
   });
 
   it('accepts CEL costs written for uint or double token counts, like the processor', () => {
@@ -634,7 +639,10 @@ describe('TokenRateLimit contributions to the gateway model', () => {
     const { app, team, gateway, anthropic } = withRoute();
     const before = gateway.processor.configJson();
     expect(gateway.hasBudgets).toBe(false);
-    expect(findAll(synthAll(app), 'BackendTrafficPolicy')).toEqual([]);
+    const routePolicy = () => findOne(synthAll(app), 'BackendTrafficPolicy', 'chat').spec;
+    // Only the route's own policy (its backends' circuit breaker), with no gateway policy to merge into yet.
+    expect(findAll(synthAll(app), 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual(['chat']);
+    expect(routePolicy().mergeType).toBeUndefined();
     const later = new AIRoute(team, 'Later', {
       name: 'later',
       gateway,
@@ -650,7 +658,8 @@ describe('TokenRateLimit contributions to the gateway model', () => {
     expect(configOf(gateway).routes.map((r) => r.name)).toEqual(['team/chat', 'team/later']);
     expect(configOf(gateway).costs).toEqual([{ metadataKey: 'llm_input_token', type: 'InputToken' }]);
     expect(gateway.hasBudgets).toBe(true);
-    const [policy] = findAll(synthAll(app), 'BackendTrafficPolicy') as any[];
+    const policy = findOne(synthAll(app), 'BackendTrafficPolicy', 'gw-budgets');
+    expect(routePolicy().mergeType).toBe('StrategicMerge');
     expect(policy.spec.rateLimit.global.rules.map((r: any) => r.clientSelectors[0].headers[0])).toEqual([
       { name: 'x-ai-gateway-route', type: 'Exact', value: 'team/later' },
     ]);

@@ -223,6 +223,20 @@ export const CRD_LIMITS = {
     field: 'spec.extProc[].messageTimeout',
     pattern: '^([0-9]{1,5}(h|m|s|ms)){1,4}$',
   },
+  extProcMaxParallelRequests: {
+    kind: 'EnvoyExtensionPolicy',
+    apiVersion: 'gateway.envoyproxy.io/v1alpha1',
+    field: 'spec.extProc[].backendSettings.circuitBreaker.maxParallelRequests',
+    minimum: 0,
+    maximum: 4294967295,
+  },
+  backendMaxParallelRequests: {
+    kind: 'BackendTrafficPolicy',
+    apiVersion: 'gateway.envoyproxy.io/v1alpha1',
+    field: 'spec.circuitBreaker.maxParallelRequests',
+    minimum: 0,
+    maximum: 4294967295,
+  },
   clientEarlyHeaderRemove: {
     kind: 'ClientTrafficPolicy',
     apiVersion: 'gateway.envoyproxy.io/v1alpha1',

@@ -298,6 +298,49 @@ describe('AIGateway', () => {
     });
   });
 
+  it("derives Envoy's limits from the replicas Output, like the cdk8s constructs", async () => {
+    const mocks = await useMocks();
+    const app = new AIGatewayApp('app', (app) => {
+      const gateway = new AIGateway(
+        'edge',
+        { namespace: 'ai', processor: { replicas: pulumi.output(3), streamsPerReplica: 1_000 } },
+        { parent: app },
+      );
+      const vllm = ProviderBackend.kubernetesService(
+        'vllm',
+        { namespace: 'ai', serviceName: 'vllm', port: 8000 },
+        { parent: app },
+      );
+      new AIRoute(
+        'chat',
+        {
+          gateway,
+          namespace: 'ai',
+          rules: [{ models: [cdk.ModelMatch.prefix('llama-')], backends: [{ backend: vllm }] }],
+        },
+        { parent: app },
+      );
+      new AIRoute(
+        'small',
+        {
+          gateway,
+          namespace: 'ai',
+          maxParallelRequestsPerBackend: 32,
+          rules: [{ models: [cdk.ModelMatch.prefix('phi-')], backends: [{ backend: vllm }] }],
+        },
+        { parent: app },
+      );
+    });
+    const objects = await registered(mocks.registrations, app);
+    const spec = (kind: string, name: string) => objectNamed(objects, kind, name).inputs.spec as any;
+    expect(spec('EnvoyExtensionPolicy', 'ai/chat-processor').extProc[0].backendSettings.circuitBreaker).toEqual({
+      maxParallelRequests: 3_000,
+      maxPendingRequests: 3_000,
+    });
+    expect(spec('BackendTrafficPolicy', 'ai/chat').circuitBreaker.maxParallelRequests).toBe(3_000);
+    expect(spec('BackendTrafficPolicy', 'ai/small').circuitBreaker.maxParallelRequests).toBe(32);
+  });
+
   it('passes the user provider down to every object', async () => {
     const mocks = await useMocks();
     const provider = new k8s.Provider('other-cluster', {});
