@@ -114,6 +114,12 @@ export interface RouteModel {
    */
   readonly timeoutMs?: number;
   readonly retry?: RetryPolicy;
+  /**
+   * The most requests in flight to the cluster of this route's rule (`httproute/<ns>/<name>/rule/<r>`, shared by
+   * its matches and hostnames): BackendTrafficPolicy `circuitBreaker.maxParallelRequests`, else Envoy Gateway's
+   * 1024. Only this threshold is modelled (see router.ts).
+   */
+  readonly maxParallelRequests?: number;
   /** Extension processors enabled on this route, in filter order (from EnvoyExtensionPolicies). */
   readonly extProcs: ExtProcSettings[];
   /** Global rate-limit rules of this route (from BackendTrafficPolicies, merged gateway + route). */
@@ -183,6 +189,9 @@ export interface Redirect {
     | { readonly type: 'ReplacePrefixMatch'; readonly prefix: string; readonly value: string };
   readonly statusCode: number;
 }
+
+/** Envoy Gateway's circuit-breaker thresholds when no policy sets them (`buildXdsClusterCircuitBreaker`). */
+export const EG_DEFAULT_CIRCUIT_BREAKER_LIMIT = 1024;
 
 /** Envoy's retry policy as EG builds it (BackendTrafficPolicy `retry`, HTTPRoute rule `retry`). */
 export interface RetryPolicy {

@@ -1,11 +1,20 @@
 /**
  * Envoy's router filter for the routes Envoy Gateway builds: no route -> 404 `NR`, direct responses, redirects,
  * URL rewrites, request/response header modifiers, the weighted choice of a destination, the route timeout
- * (504 `UT`), retries, and the upstream response streamed back through the encoder filters.
+ * (504 `UT`), retries, the cluster's `max_requests` circuit breaker (503 `UO`), and the upstream response streamed
+ * back through the encoder filters.
  */
 import { HeaderMap, type LocalReply, type StreamContext } from './filter';
 import type { TerminalFilter, TerminalResult } from './filter-manager';
-import type { Destination, HeaderModifier, Redirect, RetryPolicy, RouteModel, UrlRewrite } from './model';
+import {
+  EG_DEFAULT_CIRCUIT_BREAKER_LIMIT,
+  type Destination,
+  type HeaderModifier,
+  type Redirect,
+  type RetryPolicy,
+  type RouteModel,
+  type UrlRewrite,
+} from './model';
 import { fullMatch, hostWithoutPort, pathOnly } from './route-match';
 import { sleep } from './sleep';
 import { UpstreamError, type Upstream, type UpstreamResponse } from './upstream';
@@ -13,6 +22,14 @@ import { UpstreamError, type Upstream, type UpstreamResponse } from './upstream'
 /** Envoy's route timeout when the route sets none (`RouteAction.timeout` defaults to 15 s). */
 export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
 const DEFAULT_BACKOFF_BASE_MS = 25;
+
+/** Envoy's answer when a cluster's circuit breaker refuses a request: no attempt, no retry. */
+const OVERFLOW_REPLY: LocalReply = {
+  status: 503,
+  body: 'upstream connect error or disconnect/reset before headers. reset reason: overflow',
+  details: 'upstream_reset_before_response_started{overflow}',
+  flag: 'UO',
+};
 
 export interface RouterOptions {
   readonly upstream: Upstream;
@@ -159,6 +176,24 @@ function hasNoBody(method: string, status: number, headers: HeaderMap): boolean 
 
 export function createRouterFilter(options: RouterOptions): TerminalFilter {
   const random = options.random ?? Math.random;
+  // Requests in flight per cluster, counted by this data plane as one proxy replica counts them. Only
+  // `max_requests` is modelled: the local upstream has no connection pool whose connections or queue could fill.
+  const inFlight = new Map<string, number>();
+  /** Takes a slot of the route rule's cluster; returns its release (idempotent), or undefined on overflow. */
+  function acquire(route: RouteModel): (() => void) | undefined {
+    const cluster = `httproute/${route.route.namespace}/${route.route.name}/rule/${route.ruleIndex}`;
+    const used = inFlight.get(cluster) ?? 0;
+    if (used >= (route.maxParallelRequests ?? EG_DEFAULT_CIRCUIT_BREAKER_LIMIT)) return undefined;
+    inFlight.set(cluster, used + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (inFlight.get(cluster) ?? 1) - 1;
+      if (left === 0) inFlight.delete(cluster);
+      else inFlight.set(cluster, left);
+    };
+  }
 
   async function forward(
     stream: StreamContext,
@@ -200,6 +235,13 @@ export function createRouterFilter(options: RouterOptions): TerminalFilter {
         await sleep(Math.min(max, random() * (2 ** attempt - 1) * base), overall.signal);
       }
       if (overall.signal.aborted) break;
+      // Envoy checks the breaker when the attempt asks its pool for a stream, and retries no overflow.
+      const slot = acquire(route);
+      if (!slot) {
+        cleanup();
+        return { kind: 'localReply', reply: OVERFLOW_REPLY };
+      }
+      const release: () => void = slot;
       const perTry = new AbortController();
       const onOverall = () => perTry.abort();
       overall.signal.addEventListener('abort', onOverall, { once: true });
@@ -219,6 +261,7 @@ export function createRouterFilter(options: RouterOptions): TerminalFilter {
           signal: perTry.signal,
         });
       } catch (error) {
+        release();
         if (perTryTimer) clearTimeout(perTryTimer);
         overall.signal.removeEventListener('abort', onOverall);
         if (timedOut) break;
@@ -232,6 +275,7 @@ export function createRouterFilter(options: RouterOptions): TerminalFilter {
         return { kind: 'localReply', reply: failureReply(lastFailure) };
       }
       if (retry && attempt + 1 < attempts && retriableStatus(retry, response.status)) {
+        release();
         if (perTryTimer) clearTimeout(perTryTimer);
         overall.signal.removeEventListener('abort', onOverall);
         perTry.abort();
@@ -247,6 +291,7 @@ export function createRouterFilter(options: RouterOptions): TerminalFilter {
         try {
           for await (const chunk of body) yield chunk;
         } finally {
+          release();
           if (perTryTimer) clearTimeout(perTryTimer);
           overall.signal.removeEventListener('abort', onOverall);
           cleanup();

@@ -237,6 +237,7 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
               timeoutMs: entry.timeoutMs ?? policies.timeoutMs,
               // EG's GetRetry: the HTTPRoute rule's own retry first, then the BackendTrafficPolicy's.
               retry: entry.retry ?? policies.retry,
+              maxParallelRequests: policies.maxParallelRequests,
               extProcs: policies.extProcs,
               rateLimitRules: policies.rateLimitRules,
               jwt: policies.jwt,

@@ -1,6 +1,7 @@
 /**
  * gRPC transport to the processors: one channel per processor target and authority (Envoy keeps one cluster,
- * hence one connection pool, per ext_proc service), one bidirectional `Process` stream per HTTP stream.
+ * hence one connection pool, per ext_proc service), one bidirectional `Process` stream per HTTP stream, and each
+ * cluster's `max_requests` circuit breaker over the streams open through it.
  */
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -29,6 +30,17 @@ export interface ExtProcStreamHandler {
   onClose(code: number, details: string): void;
 }
 
+/** The Envoy cluster a stream counts against, and its limit of streams open at once. */
+export interface ExtProcClusterLimit {
+  /** EG's cluster name, `envoyextensionpolicy/<ns>/<name>/extproc/<i>`. */
+  readonly cluster: string;
+  readonly maxParallelRequests: number;
+}
+
+/** What Envoy's gRPC client reports for a stream its cluster's circuit breaker refused (HTTP 503 → UNAVAILABLE). */
+export const GRPC_UNAVAILABLE = 14;
+const OVERFLOW_MESSAGE = 'upstream connect error or disconnect/reset before headers. reset reason: overflow';
+
 export interface ExtProcStream {
   send(request: OutgoingRequest): void;
   /**
@@ -41,6 +53,8 @@ export interface ExtProcStream {
 /** The gRPC channels of the data plane's ext_proc filters, one per processor; `close()` when the data plane stops. */
 export class ExtProcClients {
   private readonly clients = new Map<string, grpc.Client>();
+  /** Streams open per cluster, as one proxy replica counts them. */
+  private readonly openStreams = new Map<string, number>();
   private codecInstance: ExtProcCodec | undefined;
   private closed = false;
 
@@ -53,9 +67,17 @@ export class ExtProcClients {
     return (this.codecInstance ??= createExtProcCodec());
   }
 
-  /** Opens one `Process` stream to `target` (`host:port`), with `authority` as its `:authority`. */
-  open(target: string, authority: string, handler: ExtProcStreamHandler): ExtProcStream {
+  /**
+   * Opens one `Process` stream to `target` (`host:port`), with `authority` as its `:authority`. Over the cluster's
+   * limit no stream is opened: the handler is told UNAVAILABLE, as Envoy's gRPC client reports an overflow.
+   */
+  open(target: string, authority: string, handler: ExtProcStreamHandler, limit?: ExtProcClusterLimit): ExtProcStream {
     if (this.closed) throw new Error('ext_proc: the gRPC clients are closed');
+    const release = limit ? this.acquire(limit) : () => undefined;
+    if (!release) {
+      queueMicrotask(() => handler.onClose(GRPC_UNAVAILABLE, OVERFLOW_MESSAGE));
+      return { send: () => undefined, close: () => undefined };
+    }
     const codec = this.codec;
     const call = this.client(target, authority).makeBidiStreamRequest(
       PROCESS_METHOD_PATH,
@@ -69,6 +91,7 @@ export class ExtProcClients {
     // Every call ends with exactly one status; errors are reported through it.
     call.on('error', () => undefined);
     call.on('status', (status: grpc.StatusObject) => {
+      release();
       if (ended) return;
       ended = true;
       handler.onClose(status.code, status.details);
@@ -80,6 +103,7 @@ export class ExtProcClients {
       close(deferResetMs) {
         if (ended) return;
         ended = true;
+        release();
         call.end();
         if (deferResetMs === undefined) call.cancel();
         else setTimeout(() => call.cancel(), deferResetMs).unref();
@@ -91,6 +115,21 @@ export class ExtProcClients {
     this.closed = true;
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
+  }
+
+  /** Takes a stream slot of the cluster; returns its release (idempotent), or undefined when the cluster is full. */
+  private acquire(limit: ExtProcClusterLimit): (() => void) | undefined {
+    const used = this.openStreams.get(limit.cluster) ?? 0;
+    if (used >= limit.maxParallelRequests) return undefined;
+    this.openStreams.set(limit.cluster, used + 1);
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      const left = (this.openStreams.get(limit.cluster) ?? 1) - 1;
+      if (left === 0) this.openStreams.delete(limit.cluster);
+      else this.openStreams.set(limit.cluster, left);
+    };
   }
 
   private client(target: string, authority: string): grpc.Client {

@@ -39,6 +39,7 @@ import {
   type RequestKind,
 } from './protocol';
 import { envoyProcessingMode, type EnvoyBodySendMode, type ExtProcSettings } from './settings';
+import { EG_DEFAULT_CIRCUIT_BREAKER_LIMIT } from '../model';
 
 /** EG's listener `per_connection_buffer_limit_bytes` when no ClientTrafficPolicy sets `connection.bufferLimit`. */
 export const EG_DEFAULT_BUFFER_LIMIT_BYTES = 32 * 1024;
@@ -468,10 +469,18 @@ export class ExtProcSession {
   private openStream(): ExtProcStream | undefined {
     if (this.grpcStream || this.complete) return this.grpcStream;
     try {
-      this.grpcStream = this.clients.open(this.target, this.settings.authority, {
-        onMessage: (response) => this.onMessage(response),
-        onClose: (code, details) => this.onClose(code, details),
-      });
+      this.grpcStream = this.clients.open(
+        this.target,
+        this.settings.authority,
+        {
+          onMessage: (response) => this.onMessage(response),
+          onClose: (code, details) => this.onClose(code, details),
+        },
+        {
+          cluster: this.settings.name,
+          maxParallelRequests: this.settings.maxParallelRequests ?? EG_DEFAULT_CIRCUIT_BREAKER_LIMIT,
+        },
+      );
     } catch (error) {
       // Envoy (1.39) reports a client it cannot create as INTERNAL and applies failure_mode_allow.
       this.onClose(GRPC_INTERNAL, error instanceof Error ? error.message : String(error));

@@ -51,6 +51,11 @@ export interface ExtProcSettings {
   readonly shadowMode: boolean;
   /** The status of the local reply on a gRPC error when not failing open (Envoy's `status_on_error`, default 500). */
   readonly statusOnError?: number;
+  /**
+   * The processor cluster's `max_requests` circuit breaker (`backendSettings.circuitBreaker.maxParallelRequests`):
+   * the most `Process` streams open at once through this policy's cluster; absent, Envoy Gateway's 1024.
+   */
+  readonly maxParallelRequests?: number;
   readonly metadataOptions: {
     /** `metadata.accessibleNamespaces`: dynamic metadata namespaces sent to the processor with each message. */
     readonly forwardingNamespaces: readonly string[];
@@ -135,6 +140,14 @@ export function extProcSettingsFromPolicy(policy: KubeObject, index: number): Ex
   const metadata = entry.metadata === undefined ? {} : objectField(entry.metadata, `${where}.metadata`);
   const statusOnError =
     entry.statusOnError === undefined ? undefined : integer(entry.statusOnError, `${where}.statusOnError`);
+  const circuitBreaker =
+    entry.backendSettings === undefined
+      ? undefined
+      : objectField(entry.backendSettings, `${where}.backendSettings`).circuitBreaker;
+  const maxParallelRequests =
+    circuitBreaker === undefined
+      ? undefined
+      : objectField(circuitBreaker, `${where}.backendSettings.circuitBreaker`).maxParallelRequests;
   if (statusOnError !== undefined && (statusOnError < 400 || statusOnError > 599)) {
     throw new Error(`${where}.statusOnError: ${statusOnError} is not a 4xx or 5xx status`);
   }
@@ -157,6 +170,14 @@ export function extProcSettingsFromPolicy(policy: KubeObject, index: number): Ex
         : boolean(mode.allowModeOverride, `${where}.processingMode.allowModeOverride`),
     shadowMode: entry.shadowMode === undefined ? false : boolean(entry.shadowMode, `${where}.shadowMode`),
     ...(statusOnError === undefined ? {} : { statusOnError }),
+    ...(maxParallelRequests === undefined
+      ? {}
+      : {
+          maxParallelRequests: integer(
+            maxParallelRequests,
+            `${where}.backendSettings.circuitBreaker.maxParallelRequests`,
+          ),
+        }),
     metadataOptions: {
       forwardingNamespaces: strings(metadata.accessibleNamespaces, `${where}.metadata.accessibleNamespaces`),
       receivingNamespaces: strings(metadata.writableNamespaces, `${where}.metadata.writableNamespaces`),

@@ -5,7 +5,7 @@
  */
 import { extProcSettingsFromPolicy, type ExtProcSettings } from '../ext-proc';
 import { jwtSettingsFromPolicy, type JwtSettings } from '../jwt';
-import type { KubeObject, RetryPolicy } from '../model';
+import { EG_DEFAULT_CIRCUIT_BREAKER_LIMIT, type KubeObject, type RetryPolicy } from '../model';
 import { mergeRateLimitRules, rateLimitRulesFromPolicy, type RateLimitRule } from '../rate-limit';
 import { GATEWAY_API_GROUP, referenceGranted, targetRefsOf } from './backends';
 import {
@@ -99,6 +99,21 @@ export interface RoutePolicies {
   readonly jwt?: JwtSettings;
   readonly retry?: RetryPolicy;
   readonly timeoutMs?: number;
+  /** BackendTrafficPolicy `circuitBreaker.maxParallelRequests` (EG's default 1024 when unset). */
+  readonly maxParallelRequests: number;
+}
+
+/** A policy's `circuitBreaker.maxParallelRequests`, when it sets one. */
+function btpMaxParallelRequests(policy: KubeObject | undefined): number | undefined {
+  const value = policy ? asObject(spec(policy).circuitBreaker)?.maxParallelRequests : undefined;
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > 4294967295) {
+    throw new Error(
+      `BackendTrafficPolicy ${namespaceOf(policy!)}/${nameOf(policy!)}: circuitBreaker.maxParallelRequests ` +
+        `${String(value)} is not an integer between 0 and 4294967295`,
+    );
+  }
+  return value;
 }
 
 /** BackendTrafficPolicy `retry` as EG builds the Envoy retry policy (defaults: 2 retries, EG's retry_on set, 503). */
@@ -186,5 +201,7 @@ export function routePolicies(index: ObjectIndex, target: PolicyTarget): RoutePo
     rateLimitRules,
     retry: (routeBtp ? btpRetry(routeBtp.policy) : undefined) ?? (inherited ? btpRetry(inherited) : undefined),
     timeoutMs: requestTimeout(routeBtp?.policy) ?? requestTimeout(inherited),
+    maxParallelRequests:
+      btpMaxParallelRequests(routeBtp?.policy) ?? btpMaxParallelRequests(inherited) ?? EG_DEFAULT_CIRCUIT_BREAKER_LIMIT,
   };
 }

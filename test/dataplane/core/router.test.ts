@@ -176,6 +176,44 @@ describe('router filter', () => {
     expect(calls).toBe(1);
   });
 
+  it("refuses a request over its rule cluster's maxParallelRequests with 503 UO, until a slot is free", async () => {
+    const holds: (() => void)[] = [];
+    let calls = 0;
+    const held: Upstream = async () => {
+      calls++;
+      const done = new Promise<void>((resolve) => holds.push(resolve));
+      return {
+        status: 200,
+        headers: new HeaderMap(),
+        body: (async function* () {
+          await done;
+          yield Buffer.from('ok');
+        })(),
+      };
+    };
+    const router = createRouterFilter({ upstream: held });
+    const limited = route({ maxParallelRequests: 2 });
+    const first = await router.serve(stream(limited));
+    const second = await router.serve(stream(limited));
+    // Another rule of the same HTTPRoute is another cluster, with slots of its own.
+    const otherRule = await router.serve(stream(route({ maxParallelRequests: 2, ruleIndex: 1 })));
+    // Not retried: Envoy retries no overflow.
+    const over = await router.serve(
+      stream({ ...limited, retry: { numRetries: 2, retryOn: ['reset'], retriableStatusCodes: [503] } }),
+    );
+    expect(over).toMatchObject({
+      kind: 'localReply',
+      reply: { status: 503, flag: 'UO', details: 'upstream_reset_before_response_started{overflow}' },
+    });
+    expect(calls).toBe(3);
+    holds.forEach((release) => release());
+    expect(await Promise.all([first, second, otherRule].map(collect))).toEqual(['200 ok', '200 ok', '200 ok']);
+    // The finished responses gave their slots back.
+    const result = await router.serve(stream(limited));
+    holds.forEach((release) => release());
+    expect(await collect(result)).toBe('200 ok');
+  });
+
   it('aborts the response body when the route timeout fires after the headers', async () => {
     const slowBody: Upstream = async (req) => ({
       status: 200,

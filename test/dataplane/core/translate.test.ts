@@ -110,6 +110,7 @@ metadata: {name: chat, namespace: team-chat}
 spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: chat}]
   mergeType: StrategicMerge
+  circuitBreaker: {maxConnections: 64, maxPendingRequests: 64, maxParallelRequests: 64}
   rateLimit:
     type: Global
     global:
@@ -191,6 +192,12 @@ describe('translate: the resources the constructs synthesize', () => {
       backOffMaxMs: undefined,
     });
     expect(route.timeoutMs).toBe(120_000);
+  });
+
+  it("takes the route policy's circuit breaker for the rule clusters, else Envoy Gateway's 1024", () => {
+    for (const route of listener.routes) expect(route.maxParallelRequests).toBe(64);
+    const withoutBreaker = translate(parseManifests(MANIFESTS.replace(/^ {2}circuitBreaker: .*\n/m, '')));
+    for (const route of withoutBreaker.gateways[0].listeners[0].routes) expect(route.maxParallelRequests).toBe(1024);
   });
 
   it('resolves the cross-namespace Backend through the ReferenceGrant, with BackendTLSPolicy TLS', () => {

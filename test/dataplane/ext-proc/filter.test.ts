@@ -824,6 +824,44 @@ describe('ext_proc filter (scripted processor)', () => {
       expect(result.body.toString()).toBe('ok');
     });
 
+    it("a stream over the policy cluster's maxParallelRequests: Envoy's UNAVAILABLE, answered 500", async () => {
+      const server = await start(passThrough);
+      const limited = settings({ maxParallelRequests: 1 });
+      const filter = createExtProcFilter(limited, server.address, clients);
+      let releaseUpstream!: () => void;
+      const upstreamHeld = new Promise<void>((resolve) => (releaseUpstream = resolve));
+      let reachedUpstream!: () => void;
+      const inUpstream = new Promise<void>((resolve) => (reachedUpstream = resolve));
+      const first = drive(filter, fakeStream({ body: CHAT_BODY }), async () => {
+        reachedUpstream();
+        await upstreamHeld;
+        return { status: 200, chunks: ['ok'] };
+      });
+      await inUpstream;
+      const over = await drive(filter, fakeStream({ body: CHAT_BODY }), { status: 200 });
+      expect(over.localReply).toEqual({
+        status: 500,
+        details:
+          'ext_proc_error_gRPC_error_14{upstream_connect_error_or_disconnect/reset_before_headers.' +
+          '_reset_reason:_overflow}',
+      });
+      // Another policy is another cluster, with streams of its own.
+      const other = createExtProcFilter(
+        settings({ name: 'envoyextensionpolicy/team/other/extproc/0', maxParallelRequests: 1 }),
+        server.address,
+        clients,
+      );
+      expect((await drive(other, fakeStream({ body: CHAT_BODY }), { status: 200, chunks: ['ok'] })).localReply).toBe(
+        undefined,
+      );
+      releaseUpstream();
+      expect((await first).body.toString()).toBe('ok');
+      // The finished stream gave its slot back.
+      const after = await drive(filter, fakeStream({ body: CHAT_BODY }), { status: 200, chunks: ['ok'] });
+      expect(after.localReply).toBeUndefined();
+      expect(server.streams).toHaveLength(3);
+    });
+
     it('an unreachable processor, failing open: the request passes unprocessed', async () => {
       const target = await closedPort();
       const result = await drive(

@@ -55,6 +55,8 @@ describe('extProcSettingsFromPolicy', () => {
       failOpen: false,
       allowModeOverride: true,
       shadowMode: false,
+      // backendSettings.circuitBreaker: the processor's 2 replicas x 10,000 streams.
+      maxParallelRequests: 20_000,
       metadataOptions: { forwardingNamespaces: [], receivingNamespaces: ['io.envoy.ai_gateway'] },
     });
     expect(envoyProcessingMode(settings)).toEqual({
