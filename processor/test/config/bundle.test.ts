@@ -117,7 +117,8 @@ describe('config bundle', () => {
     };
     expect(() => parseConfigBundleManifest(renamed)).toThrow(ProcessorConfigError);
     expect(() => parseConfigBundleManifest(renamed)).toThrow(
-      `config.manifest.json parts.1.key: must be "${bundle.parts[1].key}" (the revision, the part number and the part count)`,
+      `config.manifest.json parts.1.key: must be "${bundle.parts[1].key}" ` +
+        '(the revision, the part number and the part count)',
     );
     expect(() => parseConfigBundleManifest({ ...bundle.manifest, parts: [] })).toThrow(/parts/);
   });
