@@ -1,5 +1,3 @@
-import { createHash } from 'node:crypto';
-import * as zlib from 'node:zlib';
 import { ApiObject, Duration, JsonPatch, Lazy, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
 import * as k8s from 'cdk8s-plus-28/lib/imports/k8s';
@@ -15,7 +13,6 @@ import {
   ProcessorConfigError,
   encodeConfigBundle,
   parseProcessorConfig,
-  type ConfigBundleCodec,
   type ProcessorConfig,
 } from '@ai-gateway-constructs/processor-config';
 import {
@@ -28,6 +25,7 @@ import {
   type EnvoyExtensionPolicySpec,
   type ReferenceGrantSpec,
 } from './crds';
+import { NODE_BUNDLE_CODEC } from './config-bundle-codec';
 import { AIGatewayValidationError, invalid } from './errors';
 import { GatewayModel } from './gateway-model';
 import { gatewayDurationMs } from './limits/duration';
@@ -48,12 +46,7 @@ export const MAX_CONFIG_BYTES = 1024 * 1024 - 64;
  * first part. A config that compresses to more is split over several ConfigMaps, at most MAX_BUNDLE_PARTS.
  */
 export const MAX_CONFIG_PART_BYTES = 1024 * 1024 - 16 * 1024;
-/** gzip and sha256 for the config bundle (the processor decodes with the same format). */
-const BUNDLE_CODEC: ConfigBundleCodec = {
-  gzip: (data) => zlib.gzipSync(data, { level: 9 }),
-  gunzip: (data, maxBytes) => zlib.gunzipSync(data, { maxOutputLength: maxBytes }),
-  sha256: (data) => createHash('sha256').update(data).digest('hex'),
-};
+
 /** Pod-template annotation carrying a hash of the processor config. */
 export const CONFIG_HASH_ANNOTATION = 'ai-gateway-constructs.io/config-hash';
 /** Envoy's response attribute the processor reads to tell a backend's answer from Envoy's local replies. */
@@ -549,7 +542,7 @@ export class Processor extends Construct {
     if (bytes > MAX_DECODED_CONFIG_BYTES) {
       throw tooLarge(`${bytes} bytes`, `${MAX_DECODED_CONFIG_BYTES} bytes of config, the most the processor loads`);
     }
-    const bundle = encodeConfigBundle(Buffer.from(json), BUNDLE_CODEC, { maxPartBytes: MAX_CONFIG_PART_BYTES });
+    const bundle = encodeConfigBundle(Buffer.from(json), NODE_BUNDLE_CODEC, { maxPartBytes: MAX_CONFIG_PART_BYTES });
     if (bundle.parts.length > MAX_BUNDLE_PARTS) {
       const compressed = bundle.manifest.parts.reduce((sum, part) => sum + part.bytes, 0);
       throw tooLarge(

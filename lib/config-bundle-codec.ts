@@ -1,0 +1,10 @@
+import { createHash } from 'node:crypto';
+import * as zlib from 'node:zlib';
+import type { ConfigBundleCodec } from '@ai-gateway-constructs/processor-config';
+
+/** Node's gzip and sha256 for the processor config bundle (the processor decodes the same format with its own). */
+export const NODE_BUNDLE_CODEC: ConfigBundleCodec = {
+  gzip: (data) => zlib.gzipSync(data, { level: 9 }),
+  gunzip: (data, maxBytes) => zlib.gunzipSync(data, { maxOutputLength: maxBytes }),
+  sha256: (data) => createHash('sha256').update(data).digest('hex'),
+};
