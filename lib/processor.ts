@@ -523,7 +523,7 @@ export class Processor extends Construct {
     });
   }
 
-  /** Decides the stored form of the config (see {@link _configStorage}); throws when even the parts cannot hold it. */
+  /** Decides the stored form of the config (see `_configStorage`); throws when even the parts cannot hold it. */
   private storeConfig(json: string): ProcessorConfigStorage {
     const bytes = Buffer.byteLength(json);
     if (bytes <= MAX_CONFIG_BYTES) {
