@@ -30,6 +30,7 @@ import { AIGatewayValidationError, invalid } from './errors';
 import { GatewayModel } from './gateway-model';
 import { gatewayDurationMs } from './limits/duration';
 import { checkAnnotations } from './limits/metadata';
+import { duplicateObjectError } from './limits/unique-objects';
 import { derivedName, shortHash } from './names';
 import { ProcessorImage } from './processor-image';
 
@@ -521,6 +522,11 @@ export class Processor extends Construct {
         binaryData: entry.binaryData,
       });
     });
+    // The app's check of duplicate objects ran before these existed.
+    if (storage.configMaps.length > 1) {
+      const duplicate = duplicateObjectError(this.node.root);
+      if (duplicate) throw duplicate;
+    }
   }
 
   /** Decides the stored form of the config (see `_configStorage`); throws when even the parts cannot hold it. */

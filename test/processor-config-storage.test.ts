@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import * as zlib from 'node:zlib';
 import { Testing } from 'cdk8s';
+import * as kplus from 'cdk8s-plus-28';
 import {
   decodeConfigBundle,
   MANIFEST_KEY,
@@ -161,6 +162,14 @@ describe('processor config storage', () => {
     expect(decodeVolume(maps)).toBe(fixture.gateway.processor.configJson());
     // Testing.synth of the chart alone renders the same objects.
     expect(configMaps(Testing.synth(fixture.platform) as Manifest[])).toEqual(maps);
+  });
+
+  it('refuses a part ConfigMap whose name another object of the app already uses', () => {
+    const fixture = gatewayWithOverride(randomBytes(1_600_000).toString('base64'));
+    new kplus.ConfigMap(fixture.platform, 'Mine', { metadata: { name: 'gw-processor-config-2' } });
+    expect(() => synthAll(fixture.app)).toThrow(
+      /platform\/Mine\/Resource: invalid metadata.name "gw-processor-config-2": ConfigMap "platform\/gw-processor-config-2" is also emitted by platform\/Gateway\/Processor\/ConfigPart2\/Resource/,
+    );
   });
 
   it('refuses a config that even compressed outgrows the parts, naming the sizes and the limit', () => {
