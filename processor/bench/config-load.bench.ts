@@ -102,6 +102,8 @@ interface Sample {
   cpuMs: number;
   baselineRssMb: number;
   loadedRssMb: number;
+  /** Highest RSS of the process, during the load (its temporaries included). */
+  peakRssMb: number;
   heapUsedMb: number;
 }
 
@@ -151,6 +153,7 @@ function loadOnce(file: string, secretsDir: string): Sample {
     cpuMs: (cpu.user + cpu.system) / 1000,
     baselineRssMb: baselineRss / 2 ** 20,
     loadedRssMb: memory.rss / 2 ** 20,
+    peakRssMb: process.resourceUsage().maxRSS / 1024,
     heapUsedMb: memory.heapUsed / 2 ** 20,
   };
 }
@@ -220,7 +223,7 @@ function main(): void {
     console.log(
       `\nmedian of ${runs} cold loads (each in a fresh process)\n` +
         'routes  form    stored KiB  read+decode ms  JSON.parse ms  zod ms  compile ms  total ms  cpu ms  ' +
-        'RSS MiB (base -> loaded)  heap MiB',
+        'RSS MiB (base -> loaded, peak)  heap MiB',
     );
     for (const c of cases) {
       const s = samples.get(c)!;
@@ -231,7 +234,8 @@ function main(): void {
           `${m('validateMs').toFixed(1).padStart(6)}  ${m('compileMs').toFixed(1).padStart(10)}  ` +
           `${m('totalMs').toFixed(1).padStart(8)}  ${m('cpuMs').toFixed(0).padStart(6)}  ` +
           `${m('baselineRssMb').toFixed(0).padStart(11)} -> ` +
-          `${m('loadedRssMb').toFixed(0).padEnd(11)}  ${m('heapUsedMb').toFixed(0).padStart(8)}`,
+          `${m('loadedRssMb').toFixed(0).padStart(3)}, ${m('peakRssMb').toFixed(0).padEnd(11)}  ` +
+          `${m('heapUsedMb').toFixed(0).padStart(8)}`,
       );
     }
     const big = cases.filter((c) => c.routes === 10_000).map((c) => samples.get(c)!);
