@@ -21,7 +21,7 @@ import {
 
 /** Node's gzip and sha256 for the bundle format. */
 export const nodeBundleCodec: ConfigBundleCodec = {
-  gzip: (data) => zlib.gzipSync(data, { level: 9 }),
+  gzip: (data) => zlib.gzipSync(data),
   gunzip: (data, maxBytes) => zlib.gunzipSync(data, { maxOutputLength: maxBytes }),
   sha256: (data) => createHash('sha256').update(data).digest('hex'),
 };
