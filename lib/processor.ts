@@ -1,11 +1,17 @@
 import { ApiObject, Duration, JsonPatch, Lazy, Size } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
+import * as k8s from 'cdk8s-plus-28/lib/imports/k8s';
 import { IntOrString, KubeNetworkPolicy, KubePodDisruptionBudget } from 'cdk8s-plus-28/lib/imports/k8s';
 import { Construct, type IConstruct } from 'constructs';
 import {
   CONFIG_VERSION,
+  MANIFEST_KEY,
+  MAX_BUNDLE_PARTS,
+  MAX_DECODED_CONFIG_BYTES,
   METADATA_NAMESPACE,
+  PLAIN_CONFIG_KEY,
   ProcessorConfigError,
+  encodeConfigBundle,
   parseProcessorConfig,
   type ProcessorConfig,
 } from '@ai-gateway-constructs/processor-config';
@@ -19,11 +25,13 @@ import {
   type EnvoyExtensionPolicySpec,
   type ReferenceGrantSpec,
 } from './crds';
+import { NODE_BUNDLE_CODEC } from './config-bundle-codec';
 import { AIGatewayValidationError, invalid } from './errors';
 import { GatewayModel } from './gateway-model';
 import { gatewayDurationMs } from './limits/duration';
 import { CRD_LIMITS } from './limits/crd-limits.generated';
 import { checkAnnotations } from './limits/metadata';
+import { duplicateObjectError } from './limits/unique-objects';
 import { derivedName, shortHash } from './names';
 import { ProcessorImage } from './processor-image';
 
@@ -33,8 +41,14 @@ export const CONFIG_DIR = '/etc/ai-gateway/config';
 export const SECRETS_DIR = '/etc/ai-gateway/secrets';
 /** Numeric non-root user of the processor image (distroless "nonroot"). */
 export const PROCESSOR_UID = 65532;
-/** ConfigMaps hold at most 1 MiB of data; leave room for the key. */
+/** ConfigMaps hold at most 1 MiB of data; leave room for the key. A larger config is stored compressed. */
 export const MAX_CONFIG_BYTES = 1024 * 1024 - 64;
+/**
+ * The most compressed config bytes one ConfigMap carries: 1 MiB less room for the manifest, which rides with the
+ * first part. A config that compresses to more is split over several ConfigMaps, at most MAX_BUNDLE_PARTS.
+ */
+export const MAX_CONFIG_PART_BYTES = 1024 * 1024 - 16 * 1024;
+
 /** Pod-template annotation carrying a hash of the processor config. */
 export const CONFIG_HASH_ANNOTATION = 'ai-gateway-constructs.io/config-hash';
 /** Envoy's response attribute the processor reads to tell a backend's answer from Envoy's local replies. */
@@ -144,6 +158,23 @@ export class ProxyDeployMode {
       }
     }
   }
+}
+
+/** Construct ids of the ConfigMaps after the first: `ConfigPart2`, `ConfigPart3`, ... */
+const CONFIG_PART_ID = 'ConfigPart';
+
+/**
+ * Where the processor config is stored: the file `--config` names in the config volume, and each ConfigMap of the
+ * volume with its keys (a plain `config.json`; or a manifest and gzip parts, base64 in `binaryData`).
+ * @internal
+ */
+export interface ProcessorConfigStorage {
+  readonly file: string;
+  readonly configMaps: readonly {
+    readonly name: string;
+    readonly data?: Record<string, string>;
+    readonly binaryData?: Record<string, string>;
+  }[];
 }
 
 /** A NetworkPolicy `from` entry selecting pods of one namespace. */
@@ -284,7 +315,7 @@ export class Processor extends Construct {
   private readonly container: kplus.Container;
   private readonly props: ProcessorProps;
   /** Values derived from the model, for the model revision they were derived at (synth reads each twice). */
-  private rendered?: { readonly revision: number; readonly json: string };
+  private rendered?: { readonly revision: number; readonly json: string; storage?: ProcessorConfigStorage };
   private derivedShutdown?: { readonly revision: number; readonly shutdown: ProcessorShutdown };
 
   constructor(scope: Construct, id: string, props: ProcessorProps) {
@@ -308,6 +339,14 @@ export class Processor extends Construct {
     this.deployment = this.emitDeployment(name, this.emitServiceAccount(props.serviceAccountAnnotations));
     this.container = this.addProcessorContainer(props);
     this.mountVolumes(configMap, props.imagePullSecrets ?? []);
+    // The ConfigMaps after the first exist only for configs split into parts, known once every route has attached:
+    // validation runs after that and before any object is rendered (cdk8s synth, Testing.synth, the Pulumi front end).
+    this.node.addValidation({
+      validate: () => {
+        this.emitConfigParts();
+        return [];
+      },
+    });
     this.emitService();
     this.emitDisruptionBudget(name);
     this.emitNetworkPolicy(name, props);
@@ -381,6 +420,17 @@ export class Processor extends Construct {
     const revision = this._model.revision;
     if (this.rendered?.revision !== revision) this.rendered = { revision, json: this.renderJson() };
     return this.rendered.json;
+  }
+
+  /**
+   * How the config is stored: a plain `config.json` in one ConfigMap when it fits, else gzip-compressed parts with a
+   * manifest (`config.manifest.json`) in as many ConfigMaps as the parts need.
+   * @internal
+   */
+  _configStorage(): ProcessorConfigStorage {
+    const json = this.configJson();
+    this.rendered!.storage ??= this.storeConfig(json);
+    return this.rendered!.storage;
   }
 
   /**
@@ -484,15 +534,84 @@ export class Processor extends Construct {
     return replicas * streams;
   }
 
+  /**
+   * The first config ConfigMap: the plain `config.json`, or the bundle's manifest and first part. Its keys follow
+   * the config, so its data is produced at synth in place of the keys cdk8s-plus would render.
+   */
   private emitConfigMap(): kplus.ConfigMap {
     const configMap = new kplus.ConfigMap(this, 'Config', {
       metadata: { name: this.configMapName, namespace: this.namespace, labels: this.labels },
     });
-    configMap.addData(
-      'config.json',
-      lazyString(() => this.configJson()),
-    );
+    Object.defineProperty(configMap, 'synthesizeData', { value: () => this._configStorage().configMaps[0].data });
+    Object.defineProperty(configMap, 'synthesizeBinaryData', {
+      value: () => this._configStorage().configMaps[0].binaryData,
+    });
     return configMap;
+  }
+
+  /** The ConfigMaps of the parts after the first (none for a plain config), replacing those of an earlier synth. */
+  private emitConfigParts(): void {
+    for (const child of [...this.node.children]) {
+      if (child.node.id.startsWith(CONFIG_PART_ID)) this.node.tryRemoveChild(child.node.id);
+    }
+    let storage: ProcessorConfigStorage;
+    try {
+      storage = this._configStorage();
+    } catch {
+      // The first ConfigMap's rendering reports why the config cannot be stored, as it always has.
+      return;
+    }
+    storage.configMaps.slice(1).forEach((entry, i) => {
+      new kplus.ConfigMap(this, `${CONFIG_PART_ID}${i + 2}`, {
+        metadata: { name: entry.name, namespace: this.namespace, labels: this.labels },
+        binaryData: entry.binaryData,
+      });
+    });
+    // The app's check of duplicate objects ran before these existed.
+    if (storage.configMaps.length > 1) {
+      const duplicate = duplicateObjectError(this.node.root);
+      if (duplicate) throw duplicate;
+    }
+  }
+
+  /** Decides the stored form of the config (see `_configStorage`); throws when even the parts cannot hold it. */
+  private storeConfig(json: string): ProcessorConfigStorage {
+    const bytes = Buffer.byteLength(json);
+    if (bytes <= MAX_CONFIG_BYTES) {
+      return {
+        file: PLAIN_CONFIG_KEY,
+        configMaps: [{ name: this.configMapName, data: { [PLAIN_CONFIG_KEY]: json } }],
+      };
+    }
+    const tooLarge = (value: string, limit: string): AIGatewayValidationError =>
+      new AIGatewayValidationError(
+        this.node.path,
+        'processor config',
+        value,
+        `exceeds what the processor's ConfigMaps hold (${limit}); spread the routes over several gateways`,
+      );
+    if (bytes > MAX_DECODED_CONFIG_BYTES) {
+      throw tooLarge(`${bytes} bytes`, `${MAX_DECODED_CONFIG_BYTES} bytes of config, the most the processor loads`);
+    }
+    const bundle = encodeConfigBundle(Buffer.from(json), NODE_BUNDLE_CODEC, { maxPartBytes: MAX_CONFIG_PART_BYTES });
+    if (bundle.parts.length > MAX_BUNDLE_PARTS) {
+      const compressed = bundle.manifest.parts.reduce((sum, part) => sum + part.bytes, 0);
+      throw tooLarge(
+        `${bytes} bytes, ${compressed} compressed`,
+        `${MAX_BUNDLE_PARTS * MAX_CONFIG_PART_BYTES} compressed bytes in ${MAX_BUNDLE_PARTS} ConfigMaps`,
+      );
+    }
+    const configMaps = bundle.parts.map((part, i) => ({
+      name: i === 0 ? this.configMapName : derivedName([this.props.baseName, 'processor-config', String(i + 1)]),
+      binaryData: { [part.key]: Buffer.from(part.data).toString('base64') },
+    }));
+    return {
+      file: MANIFEST_KEY,
+      configMaps: [
+        { ...configMaps[0], data: { [MANIFEST_KEY]: JSON.stringify(bundle.manifest) } },
+        ...configMaps.slice(1),
+      ],
+    };
   }
 
   private emitServiceAccount(annotations: Record<string, string> | undefined): kplus.ServiceAccount {
@@ -532,7 +651,7 @@ export class Processor extends Construct {
       imagePullPolicy: kplus.ImagePullPolicy.IF_NOT_PRESENT,
       args: [
         '--config',
-        `${CONFIG_DIR}/config.json`,
+        lazyString(() => `${CONFIG_DIR}/${this._configStorage().file}`),
         '--secrets-dir',
         SECRETS_DIR,
         '--listen',
@@ -571,9 +690,21 @@ export class Processor extends Construct {
   }
 
   private mountVolumes(configMap: kplus.ConfigMap, imagePullSecrets: readonly string[]): void {
-    this.container.mount(CONFIG_DIR, kplus.Volume.fromConfigMap(this, 'ConfigVolume', configMap, { name: 'config' }), {
-      readOnly: true,
+    const configVolume = kplus.Volume.fromConfigMap(this, 'ConfigVolume', configMap, { name: 'config' });
+    // A config split into parts mounts all its ConfigMaps as one projected volume: one directory, as the processor
+    // reads it (kubelet may still refresh them one by one: the processor loads only a complete set).
+    const plainVolume = (configVolume as unknown as { _toKube(): k8s.Volume })._toKube.bind(configVolume);
+    Object.defineProperty(configVolume, '_toKube', {
+      value: (): k8s.Volume => {
+        const configMaps = this._configStorage().configMaps;
+        if (configMaps.length === 1) return plainVolume();
+        return {
+          name: 'config',
+          projected: { sources: configMaps.map((entry) => ({ configMap: { name: entry.name } })) },
+        };
+      },
     });
+    this.container.mount(CONFIG_DIR, configVolume, { readOnly: true });
     this.container.mount('/tmp', kplus.Volume.fromEmptyDir(this, 'TmpVolume', 'tmp'));
     if (imagePullSecrets.length > 0) {
       ApiObject.of(this.deployment).addJsonPatch(
@@ -645,17 +776,7 @@ export class Processor extends Construct {
   }
 
   private renderJson(): string {
-    const json = JSON.stringify(this._renderConfig());
-    const bytes = Buffer.byteLength(json);
-    if (bytes > MAX_CONFIG_BYTES) {
-      throw new AIGatewayValidationError(
-        this.node.path,
-        'processor config',
-        `${bytes} bytes`,
-        `exceeds what a ConfigMap holds (${MAX_CONFIG_BYTES} bytes); spread the routes over several gateways`,
-      );
-    }
-    return json;
+    return JSON.stringify(this._renderConfig());
   }
 
   private deriveShutdown(): ProcessorShutdown {

@@ -375,22 +375,6 @@ describe('AIGateway', () => {
     );
   });
 
-  it('throws if the processor config outgrows a ConfigMap', () => {
-    const { app, team, gateway, openai } = gatewayFixture();
-    new AIRoute(team, 'Route', {
-      gateway,
-      rules: [
-        {
-          models: [ModelMatch.exact('m')],
-          backends: [{ backend: openai, modelNameOverride: 'x'.repeat(1024 * 1024) }],
-        },
-      ],
-    });
-    expect(() => synthAll(app)).toThrow(
-      /platform\/Gateway\/Processor: invalid processor config "\d+ bytes": exceeds what a ConfigMap holds \(1048512 bytes\)/,
-    );
-  });
-
   it('throws if the processor message timeout is not a positive whole number of milliseconds', () => {
     expect(() => gatewayOnly({ processor: { messageTimeout: Duration.millis(0) } })).toThrow(
       /platform\/Gateway\/Processor: invalid processor.messageTimeout "0ms": must be a positive whole number of milliseconds/,

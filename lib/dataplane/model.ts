@@ -238,7 +238,15 @@ export interface ProcessorDeployment {
   readonly servicePort: number;
   readonly args: string[];
   readonly configMapName: string;
+  /** The config the processor loads (a bundle's parts decoded). */
   readonly configJson: string;
+  /**
+   * Every file of the processor's config volume, as kubelet would write it (the keys of each of its ConfigMaps;
+   * binaryData decoded), when the config is a bundle of parts; absent: `config.json` holds `configJson`.
+   */
+  readonly configFiles?: Readonly<Record<string, Uint8Array>>;
+  /** The file `--config` names in the config volume (default `config.json`). */
+  readonly configFileName?: string;
   readonly secretMounts: {
     readonly secretName: string;
     readonly mountPath: string;

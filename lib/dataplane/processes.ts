@@ -1,7 +1,8 @@
 /**
  * Runs the real processor, one child process per processor Deployment in the manifests, the way its pod would
- * run: the ConfigMap's `config.json` and the mounted Secret keys are written to a private temp folder laid out
- * like the pod's volumes, and the Deployment's own args are kept except the four that name files and addresses.
+ * run: the keys of its config ConfigMaps (a `config.json`, or a bundle's manifest and parts) and the mounted Secret
+ * keys are written to a private temp folder laid out like the pod's volumes, and the Deployment's own args are kept
+ * except the four that name files and addresses.
  * The processor listens on ephemeral loopback ports; `resolve()` maps its Service to them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -256,8 +257,10 @@ export async function startProcessors(
     const secretsRoot = path.join(dir, 'secrets');
     fs.mkdirSync(configDir, { recursive: true });
     fs.mkdirSync(secretsRoot, { recursive: true, mode: 0o700 });
-    const configFile = path.join(configDir, 'config.json');
-    fs.writeFileSync(configFile, deployment.configJson);
+    // A bundle's manifest and parts go side by side, as kubelet lays out the config volume's ConfigMaps.
+    const files = deployment.configFiles ?? { 'config.json': Buffer.from(deployment.configJson) };
+    for (const [name, data] of Object.entries(files)) fs.writeFileSync(path.join(configDir, name), data);
+    const configFile = path.join(configDir, deployment.configFileName ?? 'config.json');
     const podSecretsDir = argValue(deployment.args, '--secrets-dir') ?? PROCESSOR_DEFAULT_SECRETS_DIR;
     materializeSecrets(deployment, podSecretsDir, secretsRoot, { dir: options.secretsDir, env });
     return { configFile, secretsRoot };

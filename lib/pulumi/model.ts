@@ -555,7 +555,9 @@ function synthesize(app: App): { apiObject: ApiObject; object: KubeObject }[] {
   const constructs = app.node.findAll();
   const errors = constructs.flatMap((c) => c.node.validate().map((error) => `[${c.node.path}] ${error}`));
   if (errors.length > 0) throw new Error(`Validation failed with the following errors:\n  ${errors.join('\n  ')}`);
-  return constructs
+  // Found again: validation may add objects (a processor's config split over several ConfigMaps).
+  return app.node
+    .findAll()
     .filter((c): c is ApiObject => c instanceof ApiObject)
     .map((apiObject) => ({ apiObject, object: apiObject.toJson() as KubeObject }));
 }

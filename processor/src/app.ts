@@ -10,7 +10,7 @@ import { SecretReader } from './auth/secrets';
 import { splitHostPort } from './cli';
 import { readConfigFile } from './config/load';
 import { compileRuntime, type CompileOptions, type RuntimeConfig } from './config/runtime';
-import type { ProcessorConfig } from '@ai-gateway-constructs/processor-config';
+import { IncompleteConfigBundleError, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { watchForChanges, type ChangeWatcher } from './config/watch';
 import { extProcCodecs } from './grpc/codec';
 import { loadProtoRoot } from './grpc/descriptor';
@@ -28,6 +28,11 @@ import { Processor } from './processor';
 
 export interface AppOptions {
   config: string;
+  /**
+   * The config already read from `config` (main waits for a complete config set before it builds the app); default:
+   * read now, throwing when it is invalid or incomplete.
+   */
+  initialConfig?: ProcessorConfig;
   secretsDir: string | undefined;
   /** `host:port` or `unix:/path`. */
   listen: string;
@@ -56,6 +61,9 @@ export class ProcessorApp {
   private adminServer: http.Server | undefined;
   private watcher: ChangeWatcher | undefined;
   private lastGoodConfig: ProcessorConfig;
+  /** Set while a hot reload waits for the parts of a config set: the retry, and whether the wait was logged. */
+  private incompleteRetry: NodeJS.Timeout | undefined;
+  private waitingForConfigSet = false;
   private draining = false;
   private stopping = false;
   private endDelay: (() => void) | undefined;
@@ -68,7 +76,7 @@ export class ProcessorApp {
   /** Loads the config once; throws ProcessorConfigError when it is invalid. */
   constructor(private readonly options: AppOptions) {
     this.metrics = new Metrics({ defaultMetrics: options.defaultMetrics });
-    this.lastGoodConfig = readConfigFile(options.config);
+    this.lastGoodConfig = options.initialConfig ?? readConfigFile(options.config);
     this.processor = new Processor(this.compile(this.lastGoodConfig), this.metrics, options.logger);
     const registers = [this.metrics.registry];
     const processor = this.processor;
@@ -136,15 +144,23 @@ export class ProcessorApp {
     this.health.set(true);
   }
 
-  /** Re-reads the config (when it changed) and rebuilds the snapshot with fresh secrets. */
+  /**
+   * Re-reads the config (when it changed) and rebuilds the snapshot with fresh secrets. A config set whose parts are
+   * not all there yet (its ConfigMaps still updating) keeps the last good config and is retried every poll interval.
+   */
   reload(changed: { config: boolean; secrets: boolean }): boolean {
     const logger = this.options.logger;
+    if (this.incompleteRetry !== undefined) {
+      clearTimeout(this.incompleteRetry);
+      this.incompleteRetry = undefined;
+    }
     let config = this.lastGoodConfig;
     try {
       if (changed.config) config = readConfigFile(this.options.config);
       const runtime = this.compile(config);
       this.lastGoodConfig = config;
       this.processor.swap(runtime);
+      this.waitingForConfigSet = false;
       this.metrics.configReloads.inc({ result: 'success' });
       logger.info(
         {
@@ -157,10 +173,29 @@ export class ProcessorApp {
       );
       return true;
     } catch (error) {
+      if (error instanceof IncompleteConfigBundleError) {
+        if (!this.waitingForConfigSet) {
+          this.waitingForConfigSet = true;
+          logger.warn(
+            { revision: error.revision, missing: error.missing },
+            'waiting for a complete config set; the last good one keeps serving',
+          );
+        }
+        if (!this.draining) {
+          this.incompleteRetry = setTimeout(() => this.reload(changed), this.options.pollIntervalMs);
+          this.incompleteRetry.unref();
+        }
+        return false;
+      }
       this.metrics.configReloads.inc({ result: 'rejected' });
       logger.error({ err: (error as Error).message }, 'new configuration rejected; the last good one keeps serving');
       return false;
     }
+  }
+
+  /** Whether a hot reload is waiting for the parts of a config set (the last good config keeps serving). */
+  get isWaitingForConfigSet(): boolean {
+    return this.waitingForConfigSet;
   }
 
   get isDraining(): boolean {
@@ -210,6 +245,7 @@ export class ProcessorApp {
     this.stopping = true;
     this.health.shutdown();
     this.watcher?.close();
+    if (this.incompleteRetry !== undefined) clearTimeout(this.incompleteRetry);
     const server = this.grpcServer;
     let completed = true;
     if (server) {

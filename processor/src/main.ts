@@ -1,6 +1,7 @@
 import { describeError, ProcessorApp } from './app';
 import { CliError, parseCli, USAGE } from './cli';
 import { ProcessorConfigError } from '@ai-gateway-constructs/processor-config';
+import { DEFAULT_CONFIG_WAIT_MS, waitForConfigFile } from './config/load';
 import { createLogger, type Logger } from './log';
 
 async function main(): Promise<void> {
@@ -50,7 +51,17 @@ async function main(): Promise<void> {
   });
 
   try {
-    app = new ProcessorApp({ ...options, logger, defaultMetrics: true });
+    // A config set whose ConfigMaps are still being applied completes within moments; wait for it, bounded.
+    const initialConfig = await waitForConfigFile(options.config, {
+      timeoutMs: DEFAULT_CONFIG_WAIT_MS,
+      retryMs: Math.min(options.pollIntervalMs, 1_000),
+      onWaiting: (incomplete) =>
+        logger.warn(
+          { revision: incomplete.revision, missing: incomplete.missing, timeoutMs: DEFAULT_CONFIG_WAIT_MS },
+          'waiting for a complete config set',
+        ),
+    });
+    app = new ProcessorApp({ ...options, initialConfig, logger, defaultMetrics: true });
   } catch (error) {
     if (error instanceof ProcessorConfigError) {
       process.stderr.write(`ai-gateway-processor: ${error.message}\n`);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import * as pulumi from '@pulumi/pulumi';
 import * as k8s from '@pulumi/kubernetes';
 import { App, Chart, Duration } from 'cdk8s';
@@ -269,6 +270,41 @@ describe('AIGateway', () => {
       expect(registration.dependencies).toEqual(expect.arrayContaining(objects.map((r) => r.urn)));
     },
   );
+
+  it('registers every ConfigMap of a processor config split into parts under the gateway', async () => {
+    const mocks = await useMocks();
+    const app = new AIGatewayApp('app', (app) => {
+      const gateway = new AIGateway('edge', { namespace: 'ai' }, { parent: app });
+      const vllm = ProviderBackend.kubernetesService(
+        'vllm',
+        { namespace: 'ai', serviceName: 'vllm', port: 8000 },
+        { parent: app },
+      );
+      // Random text does not compress: the config is split over two ConfigMaps.
+      const override = randomBytes(1_600_000).toString('base64');
+      new AIRoute('r', {
+        gateway,
+        namespace: 'ai',
+        rules: [{ models: [cdk.ModelMatch.exact('m')], backends: [{ backend: vllm, modelNameOverride: override }] }],
+      });
+    });
+    const objects = await registered(mocks.registrations, app);
+    const configMaps = objects.filter((o) => identityOf(o).startsWith('ConfigMap ai/edge-processor-config'));
+    expect(configMaps.map(identityOf).sort()).toEqual([
+      'ConfigMap ai/edge-processor-config',
+      'ConfigMap ai/edge-processor-config-2',
+    ]);
+    for (const configMap of configMaps) expect(parentName(mocks.registrations, configMap)).toBe('edge');
+    const deployment = objectNamed(objects, 'Deployment', 'ai/edge-processor').inputs as {
+      spec: { template: { spec: { volumes: { name: string; projected?: unknown }[] } } };
+    };
+    expect(deployment.spec.template.spec.volumes.find((v) => v.name === 'config')).toEqual({
+      name: 'config',
+      projected: {
+        sources: [{ configMap: { name: 'edge-processor-config' } }, { configMap: { name: 'edge-processor-config-2' } }],
+      },
+    });
+  });
 
   it('takes Outputs for namespace, hostname, annotations and replicas', async () => {
     const mocks = await useMocks();

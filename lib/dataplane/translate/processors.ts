@@ -3,6 +3,12 @@
  * ConfigMap volume, exposed by a Service whose selector matches its pods. The CLI starts one local process each.
  */
 import * as path from 'node:path';
+import {
+  decodeConfigBundle,
+  isConfigBundleManifest,
+  parseConfigBundleManifest,
+  type ConfigBundleManifest,
+} from '@ai-gateway-constructs/processor-config';
 import type { KubeObject, ProcessorDeployment } from '../model';
 import {
   asArray,
@@ -17,6 +23,40 @@ import {
   spec,
 } from '../objects';
 import { argValue } from '../processor-args';
+import { NODE_BUNDLE_CODEC } from '../../config-bundle-codec';
+
+/** The ConfigMaps of a config volume: one (`configMap`), or the sources of a `projected` volume. */
+function configVolumeSources(volume: KubeObject | Record<string, unknown> | undefined): string[] {
+  const single = asString(asObject(volume?.configMap)?.name);
+  if (single !== undefined) return [single];
+  return asObjects(asObject(volume?.projected)?.sources).flatMap((source) => {
+    const name = asString(asObject(source.configMap)?.name);
+    return name !== undefined ? [name] : [];
+  });
+}
+
+/** The bundle manifest `text` is, or undefined for a plain config (or text that is no JSON at all). */
+function bundleManifestOf(text: string): ConfigBundleManifest | undefined {
+  let document: unknown;
+  try {
+    document = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return isConfigBundleManifest(document) ? parseConfigBundleManifest(document) : undefined;
+}
+
+/** The config.json of a bundle, from the files of its ConfigMaps, checked as the processor checks it. */
+function decodeBundle(where: string, manifest: ConfigBundleManifest, files: ReadonlyMap<string, Uint8Array>): string {
+  try {
+    const json = decodeConfigBundle(manifest, (key) => files.get(key), NODE_BUNDLE_CODEC);
+    return Buffer.from(json.buffer, json.byteOffset, json.length).toString('utf8');
+  } catch (error) {
+    throw new Error(`${where}: its config ConfigMaps do not hold a usable config set: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
 
 function processorOf(index: ObjectIndex, deployment: KubeObject): ProcessorDeployment | undefined {
   const namespace = namespaceOf(deployment);
@@ -31,16 +71,31 @@ function processorOf(index: ObjectIndex, deployment: KubeObject): ProcessorDeplo
     const mounts = asObjects(container.volumeMounts);
     const configMount = mounts.find((m) => asString(m.mountPath) === path.posix.dirname(configPath));
     const configVolume = volumes.find((v) => v.name === configMount?.name);
-    const configMapName = asString(asObject(configVolume?.configMap)?.name);
-    if (!configMapName) continue;
-    const configMap = index.get('ConfigMap', namespace, configMapName);
-    const configJson = asString(asObject(configMap?.data)?.[path.posix.basename(configPath)]);
-    if (configJson === undefined) {
+    const configMapNames = configVolumeSources(configVolume);
+    if (configMapNames.length === 0) continue;
+    const where = `processor Deployment ${namespace}/${nameOf(deployment)}`;
+    const files = new Map<string, Uint8Array>();
+    for (const name of configMapNames) {
+      const configMap = index.get('ConfigMap', namespace, name);
+      for (const [key, value] of Object.entries(asObject(configMap?.data) ?? {})) {
+        if (typeof value === 'string') files.set(key, Buffer.from(value));
+      }
+      for (const [key, value] of Object.entries(asObject(configMap?.binaryData) ?? {})) {
+        if (typeof value === 'string') files.set(key, Buffer.from(value, 'base64'));
+      }
+    }
+    const configFileName = path.posix.basename(configPath);
+    const configFile = files.get(configFileName);
+    if (configFile === undefined) {
       throw new Error(
-        `processor Deployment ${namespace}/${nameOf(deployment)} reads ${configPath}, but ConfigMap ` +
-          `${namespace}/${configMapName} has no key ${path.posix.basename(configPath)}`,
+        `${where} reads ${configPath}, but ${configMapNames.length === 1 ? 'ConfigMap' : 'the ConfigMaps'} ` +
+          `${configMapNames.map((name) => `${namespace}/${name}`).join(', ')} ` +
+          `${configMapNames.length === 1 ? 'has' : 'have'} no key ${configFileName}`,
       );
     }
+    const configText = Buffer.from(configFile).toString('utf8');
+    const bundle = bundleManifestOf(configText);
+    const configJson = bundle === undefined ? configText : decodeBundle(where, bundle, files);
     const listenPort = Number((argValue(args, '--listen') ?? '').split(':').pop());
     const service = index
       .all('Service')
@@ -64,8 +119,9 @@ function processorOf(index: ObjectIndex, deployment: KubeObject): ProcessorDeplo
       serviceName: nameOf(service),
       servicePort: asNumber(port?.port) ?? listenPort,
       args,
-      configMapName,
+      configMapName: configMapNames[0],
       configJson,
+      ...(bundle !== undefined ? { configFiles: Object.fromEntries(files), configFileName } : {}),
       secretMounts,
     };
   }

@@ -53,3 +53,18 @@ export type {
 } from './schema';
 export { compileModelRegex, re2Problem } from './regex';
 export type { ModelRegex } from './regex';
+export {
+  PLAIN_CONFIG_KEY,
+  MANIFEST_KEY,
+  BUNDLE_FORMAT,
+  MAX_DECODED_CONFIG_BYTES,
+  MAX_BUNDLE_PARTS,
+  IncompleteConfigBundleError,
+  bundlePartKey,
+  configBundleManifestSchema,
+  decodeConfigBundle,
+  encodeConfigBundle,
+  isConfigBundleManifest,
+  parseConfigBundleManifest,
+} from './bundle';
+export type { ConfigBundle, ConfigBundleCodec, ConfigBundleManifest, ConfigBundlePart } from './bundle';

@@ -4,6 +4,7 @@
  * (`backends`), which Secrets the processor needs (`secrets`) and where the gateway listens (`gateway`); the
  * local harness and the kind scripts both read this, so what runs here is what runs in a cluster.
  */
+import { randomBytes } from 'node:crypto';
 import { App, Chart, Testing } from 'cdk8s';
 import {
   AIGateway,
@@ -546,4 +547,36 @@ export function withoutCatchAllBackendMatches(scenario: Scenario): Scenario & { 
     return copy;
   });
   return { ...scenario, name: `${scenario.name} (old manifests)`, objects, removedMatches: removed };
+}
+
+/**
+ * A gateway whose processor config is too big for one ConfigMap even compressed: a route to the OpenAI fake beside
+ * a route whose model override is 2 MB of random text (random bytes do not compress), so synth splits the config
+ * over two ConfigMaps mounted as one projected volume.
+ */
+export function largeConfigScenario(): Scenario {
+  const app = Testing.app();
+  const { chart, gateway, providers } = gatewayChart(app, 'large-config');
+  new AIRoute(chart, 'Chat', {
+    name: 'chat',
+    gateway,
+    rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: providers.openai }] }],
+  });
+  new AIRoute(chart, 'Padding', {
+    name: 'padding',
+    gateway,
+    rules: [
+      {
+        models: [ModelMatch.exact('padding-model')],
+        backends: [{ backend: providers.groq, modelNameOverride: randomBytes(1_600_000).toString('base64') }],
+      },
+    ],
+  });
+  return {
+    name: 'large-config',
+    objects: [...objectsOf(chart), modelServerService(GATEWAY.namespace)],
+    backends: providerBackends(GATEWAY.namespace),
+    secrets: providerSecrets(GATEWAY.namespace),
+    gateway: GATEWAY,
+  };
 }
