@@ -18,7 +18,8 @@
  * connection (grpc-js sets no SETTINGS_MAX_CONCURRENT_STREAMS unless `grpc.max_concurrent_streams` is given).
  *
  * Environment: BENCH_STREAMS, BENCH_INTERVAL_MS, BENCH_MEMORY_STREAMS, BENCH_MEMORY_INTERVAL_MS, BENCH_CONNECTIONS,
- * BENCH_WINDOW_MS, BENCH_ROUNDS; BENCH_PROFILE_DIR / BENCH_NODE_FLAGS as in processor.bench.ts.
+ * BENCH_WINDOW_MS, BENCH_ROUNDS, BENCH_ONLY=load|memory, BENCH_VERBOSE (each round); BENCH_PROFILE_DIR and
+ * BENCH_NODE_FLAGS as in processor.bench.ts.
  */
 import * as fs from 'node:fs';
 import * as http2 from 'node:http2';
@@ -512,32 +513,14 @@ async function main(): Promise<void> {
   for (const which of BOTH)
     sessions[which] = await Promise.all(Array.from({ length: CONNECTIONS }, () => connect(servers[which].address)));
 
-  // ---- load: N streams, a chunk per interval each; rounds alternate between the servers ----
-  const windows: Record<Which, Window[]> = { null: [], ours: [] };
-  for (let round = 0; round <= ROUNDS; round++) {
-    for (const which of BOTH) {
-      const recorder = new Recorder();
-      const streams = await openStreams(sessions[which], frames, recorder, LOAD_STREAMS, LOAD_INTERVAL_MS);
-      for (const s of streams) s.start();
-      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-      const window = await measure(servers[which].child.pid!, recorder, WINDOW_MS);
-      // Round 0 warms both servers up (JIT, heap, buffers) and is not counted.
-      if (round > 0) windows[which].push(window);
-      if (process.env.BENCH_VERBOSE)
-        console.log(
-          `round ${round} ${which}: ${(window.cpuMicros / window.answers).toFixed(1)} µs/chunk, delay p50 ` +
-            `${window.delayP50Ms.toFixed(3)} p99 ${window.delayP99Ms.toFixed(3)} ms, client late p99 ` +
-            `${window.lateP99Ms.toFixed(2)} ms, machine busy ${(window.machineBusy * 100).toFixed(0)}%`,
-        );
-      await finishStreams(streams, which === 'ours');
-    }
-  }
-  const load = { null: merge(windows.null), ours: merge(windows.ours) };
-
-  // ---- memory: many streams held open, few chunks ----
+  // BENCH_ONLY=load|memory: one part.
+  const only = process.env.BENCH_ONLY;
+  const load = only === 'memory' ? undefined : await runLoad(servers, sessions, frames);
   const memory = {} as Record<Which, Memory>;
-  for (const which of BOTH)
-    memory[which] = await memoryWithStreams(servers[which], sessions[which], frames, MEMORY_STREAMS);
+  if (only !== 'load') {
+    for (const which of BOTH)
+      memory[which] = await memoryWithStreams(servers[which], sessions[which], frames, MEMORY_STREAMS);
+  }
 
   for (const which of BOTH) {
     for (const session of sessions[which]) session.close();
@@ -558,11 +541,55 @@ async function main(): Promise<void> {
   };
   fs.rmSync(work, { recursive: true, force: true });
 
-  // ---------- report ----------
-  const intended = (LOAD_STREAMS * 1000) / LOAD_INTERVAL_MS;
   console.log(
     `streams benchmark (node ${process.version}, ${os.cpus().length} cores, ${CONNECTIONS} HTTP/2 connections ` +
-      `per server)\nload: ${LOAD_STREAMS} open streams, a chunk every ${LOAD_INTERVAL_MS} ms ±${JITTER * 100}% each ` +
+      'per server)',
+  );
+  const checks: Array<[string, boolean]> = [];
+  if (load) checks.push(...reportLoad(load));
+  console.log(
+    `handler alone, in the bench process (a chunk message decoded, handled, its answer encoded; no gRPC): null ` +
+      `${handlerCost.null.toFixed(2)} µs, ours ${handlerCost.ours.toFixed(2)} µs ` +
+      `(+${(handlerCost.ours - handlerCost.null).toFixed(2)} µs)`,
+  );
+  if (only !== 'load') checks.push(...reportMemory(memory));
+  console.log('\ntargets:');
+  for (const [label, ok] of checks) console.log(`  ${ok ? 'PASS' : 'FAIL'}  ${label}`);
+  console.log(`\ntotal bench time ${((performance.now() - totalStart) / 1000).toFixed(1)} s`);
+}
+
+/** N streams, a chunk per interval each; rounds alternate between the servers. */
+async function runLoad(
+  servers: Record<Which, BenchServer>,
+  sessions: Record<Which, http2.ClientHttp2Session[]>,
+  frames: Frames,
+): Promise<Record<Which, Window>> {
+  const windows: Record<Which, Window[]> = { null: [], ours: [] };
+  for (let round = 0; round <= ROUNDS; round++) {
+    for (const which of BOTH) {
+      const recorder = new Recorder();
+      const streams = await openStreams(sessions[which], frames, recorder, LOAD_STREAMS, LOAD_INTERVAL_MS);
+      for (const s of streams) s.start();
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      const window = await measure(servers[which].child.pid!, recorder, WINDOW_MS);
+      // Round 0 warms both servers up (JIT, heap, buffers) and is not counted.
+      if (round > 0) windows[which].push(window);
+      if (process.env.BENCH_VERBOSE)
+        console.log(
+          `round ${round} ${which}: ${(window.cpuMicros / window.answers).toFixed(1)} µs/chunk, delay p50 ` +
+            `${window.delayP50Ms.toFixed(3)} p99 ${window.delayP99Ms.toFixed(3)} ms, client late p99 ` +
+            `${window.lateP99Ms.toFixed(2)} ms, machine busy ${(window.machineBusy * 100).toFixed(0)}%`,
+        );
+      await finishStreams(streams, which === 'ours');
+    }
+  }
+  return { null: merge(windows.null), ours: merge(windows.ours) };
+}
+
+function reportLoad(load: Record<Which, Window>): Array<[string, boolean]> {
+  const intended = (LOAD_STREAMS * 1000) / LOAD_INTERVAL_MS;
+  console.log(
+    `load: ${LOAD_STREAMS} open streams, a chunk every ${LOAD_INTERVAL_MS} ms ±${JITTER * 100}% each ` +
       `(${intended.toFixed(0)} chunks/s intended), ${ROUNDS} rounds of ${WINDOW_MS} ms per server, alternating`,
   );
   const columns: Array<[string, number, (w: Window) => string]> = [
@@ -577,9 +604,8 @@ async function main(): Promise<void> {
     ['machine busy', 14, (w) => `${(w.machineBusy * 100).toFixed(0)}%`],
   ];
   console.log(`${'server'.padEnd(7)}${columns.map(([name, width]) => name.padStart(width)).join('')}`);
-  const row = (which: Which) =>
+  for (const which of BOTH)
     console.log(`${which.padEnd(7)}${columns.map(([, width, cell]) => cell(load[which]).padStart(width)).join('')}`);
-  for (const which of BOTH) row(which);
   console.log("(delays: the median over the rounds of each round's p50 and p99)");
   const busiest = Math.max(load.null.machineBusy, load.ours.machineBusy);
   if (busiest > 0.9)
@@ -588,19 +614,21 @@ async function main(): Promise<void> {
         'rerun on a quiet machine',
     );
   const perChunk = (which: Which) => load[which].cpuMicros / load[which].answers;
-  const delay = (which: Which, p: 50 | 99) => (p === 50 ? load[which].delayP50Ms : load[which].delayP99Ms);
+  const { null: base, ours } = load;
   console.log(
     `processor's own share: +${(perChunk('ours') - perChunk('null')).toFixed(1)} µs CPU per chunk ` +
       `(${(perChunk('ours') / perChunk('null')).toFixed(2)}x null); added delay p50 ` +
-      `${((delay('ours', 50) - delay('null', 50)) * 1000).toFixed(0)} µs, p99 ` +
-      `${((delay('ours', 99) - delay('null', 99)) * 1000).toFixed(0)} µs`,
+      `${((ours.delayP50Ms - base.delayP50Ms) * 1000).toFixed(0)} µs, p99 ` +
+      `${((ours.delayP99Ms - base.delayP99Ms) * 1000).toFixed(0)} µs`,
   );
-  console.log(
-    `handler alone, in the bench process (a chunk message decoded, handled, its answer encoded; no gRPC): null ` +
-      `${handlerCost.null.toFixed(2)} µs, ours ${handlerCost.ours.toFixed(2)} µs ` +
-      `(+${(handlerCost.ours - handlerCost.null).toFixed(2)} µs)`,
-  );
+  const achieved = (ours.chunks * 1000) / ours.ms / intended;
+  return [
+    [`client kept its schedule (ours ${(achieved * 100).toFixed(1)}% of the intended chunk rate)`, achieved >= 0.97],
+    [`<= 30 µs CPU per chunk message (${perChunk('ours').toFixed(1)})`, perChunk('ours') <= 30],
+  ];
+}
 
+function reportMemory(memory: Record<Which, Memory>): Array<[string, boolean]> {
   console.log(
     `\nmemory: ${MEMORY_STREAMS} open streams mid-response (a chunk every ${MEMORY_INTERVAL_MS} ms each), after GC`,
   );
@@ -615,20 +643,13 @@ async function main(): Promise<void> {
         `${m.window.delayP50Ms.toFixed(2)} ms, p99 ${m.window.delayP99Ms.toFixed(2)} ms`,
     );
   }
-
-  const achieved = (load.ours.chunks * 1000) / load.ours.ms / intended;
   const ours = memory.ours;
-  const checks: Array<[string, boolean]> = [
-    [`client kept its schedule (ours ${(achieved * 100).toFixed(1)}% of the intended chunk rate)`, achieved >= 0.97],
-    [`<= 30 µs CPU per chunk message (${perChunk('ours').toFixed(1)})`, perChunk('ours') <= 30],
+  return [
     [
       `${MEMORY_STREAMS} open streams within 512 MiB (peak RSS ${mib(ours.rssOpenPeak)})`,
       ours.rssOpenPeak <= MEMORY_LIMIT,
     ],
   ];
-  console.log('\ntargets:');
-  for (const [label, ok] of checks) console.log(`  ${ok ? 'PASS' : 'FAIL'}  ${label}`);
-  console.log(`\ntotal bench time ${((performance.now() - totalStart) / 1000).toFixed(1)} s`);
 }
 
 main().catch((error: unknown) => {
