@@ -502,7 +502,10 @@ async function main(): Promise<void> {
   const servers: Record<Which, BenchServer> = {
     null: await (async () => {
       const address = `127.0.0.1:${await freePort()}`;
-      return startProcess('null', [nullProcessor, address], address, { gcHook: true });
+      const profile = process.env.BENCH_PROFILE_DIR
+        ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`, '--cpu-prof-name=null.cpuprofile']
+        : [];
+      return startProcess('null', [...profile, nullProcessor, address], address, { gcHook: true });
     })(),
     ours: await (async () => {
       const { args, address } = await processorArgs(work);
