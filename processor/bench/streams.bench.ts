@@ -60,6 +60,8 @@ const MEMORY_INTERVAL_MS = env('BENCH_MEMORY_INTERVAL_MS', 2000);
 const CONNECTIONS = env('BENCH_CONNECTIONS', 4);
 const WINDOW_MS = env('BENCH_WINDOW_MS', 3000);
 const ROUNDS = env('BENCH_ROUNDS', 5);
+/** Chunks sent one at a time per server, across the rounds. */
+const PING_PONGS = 5000;
 /** After the last stream opened, before measuring: every stream is in its jittered chunk schedule. */
 const SETTLE_MS = Math.max(1000, 2 * LOAD_INTERVAL_MS);
 /** Each stream's chunk interval varies by this fraction either way, so streams never fall into lockstep. */
@@ -209,6 +211,7 @@ class BenchStream {
   private onFailure!: (error: Error) => void;
   readonly streaming: Promise<void>;
   private lastAnswer: Promise<Buffer> | undefined;
+  private onPong: (() => void) | undefined;
 
   constructor(
     session: http2.ClientHttp2Session,
@@ -246,6 +249,15 @@ class BenchStream {
     this.send(this.frames.finish);
     this.send(this.frames.last);
     return this.lastAnswer;
+  }
+
+  /** One chunk, outside any schedule; resolves with the milliseconds until its answer. */
+  ping(): Promise<number> {
+    return new Promise((resolve) => {
+      const sentAt = performance.now();
+      this.onPong = () => resolve(performance.now() - sentAt);
+      this.send(this.frames.chunks[this.chunkIndex++ % CHUNK_VARIANTS]);
+    });
   }
 
   cancel(): void {
@@ -291,6 +303,9 @@ class BenchStream {
         recorder.answers += 1;
         recorder.delaysMs.push(performance.now() - sentAt);
       }
+      const pong = this.onPong;
+      this.onPong = undefined;
+      pong?.();
       if (this.lastAnswer && this.sentAt.length === 0) {
         this.ended = true;
         this.stream.end();
@@ -519,6 +534,7 @@ async function main(): Promise<void> {
   // BENCH_ONLY=load|memory: one part.
   const only = process.env.BENCH_ONLY;
   const load = only === 'memory' ? undefined : await runLoad(servers, sessions, frames);
+  const pingPong = only === 'memory' ? undefined : await runPingPong(sessions, frames);
   const memory = {} as Record<Which, Memory>;
   if (only !== 'load') {
     for (const which of BOTH)
@@ -550,6 +566,15 @@ async function main(): Promise<void> {
   );
   const checks: Array<[string, boolean]> = [];
   if (load) checks.push(...reportLoad(load));
+  if (pingPong) {
+    const at = (which: Which, p: number) => percentile(pingPong[which], p).toFixed(3);
+    const line = (which: Which) => `${which} p50 ${at(which, 50)} ms, p99 ${at(which, 99)} ms`;
+    const added = (p: number) => ((percentile(pingPong.ours, p) - percentile(pingPong.null, p)) * 1000).toFixed(0);
+    console.log(
+      `one stream, one chunk at a time (${PING_PONGS} chunks per server): ${line('null')}; ${line('ours')} ` +
+        `(added p50 ${added(50)} µs, p99 ${added(99)} µs)`,
+    );
+  }
   console.log(
     `handler alone, in the bench process (a chunk message decoded, handled, its answer encoded; no gRPC): null ` +
       `${handlerCost.null.toFixed(2)} µs, ours ${handlerCost.ours.toFixed(2)} µs ` +
@@ -587,6 +612,29 @@ async function runLoad(
     }
   }
   return { null: merge(windows.null), ours: merge(windows.ours) };
+}
+
+/**
+ * One stream, one chunk at a time (the next written when the answer to the last is read), alternating between the
+ * servers in rounds: the delay a chunk meets with no other traffic, so no queueing behind other streams' chunks.
+ */
+async function runPingPong(
+  sessions: Record<Which, http2.ClientHttp2Session[]>,
+  frames: Frames,
+): Promise<Record<Which, number[]>> {
+  const streams = {} as Record<Which, BenchStream>;
+  for (const which of BOTH) [streams[which]] = await openStreams(sessions[which], frames, new Recorder(), 1, 0);
+  const delays: Record<Which, number[]> = { null: [], ours: [] };
+  for (let round = 0; round <= ROUNDS; round++) {
+    for (const which of BOTH) {
+      for (let i = 0; i < PING_PONGS / ROUNDS; i++) {
+        const ms = await streams[which].ping();
+        if (round > 0) delays[which].push(ms);
+      }
+    }
+  }
+  await Promise.all(BOTH.map((which) => finishStreams([streams[which]], which === 'ours')));
+  return delays;
 }
 
 function reportLoad(load: Record<Which, Window>): Array<[string, boolean]> {
