@@ -18,14 +18,15 @@
  * connection (grpc-js sets no SETTINGS_MAX_CONCURRENT_STREAMS unless `grpc.max_concurrent_streams` is given).
  *
  * Environment: BENCH_STREAMS, BENCH_INTERVAL_MS, BENCH_MEMORY_STREAMS, BENCH_MEMORY_INTERVAL_MS, BENCH_CONNECTIONS,
- * BENCH_WINDOW_MS, BENCH_ROUNDS, BENCH_ONLY=load|memory, BENCH_VERBOSE (each round); BENCH_PROFILE_DIR and
+ * BENCH_WINDOW_MS, BENCH_ROUNDS, BENCH_ONLY=load|memory, BENCH_VERBOSE (each round), BENCH_PROVIDER=anthropic (an
+ * OpenAI client's streams from an Anthropic backend: every event translated); BENCH_PROFILE_DIR and
  * BENCH_NODE_FLAGS as in processor.bench.ts.
  */
 import * as fs from 'node:fs';
 import * as http2 from 'node:http2';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { METADATA_NAMESPACE, TOKEN_METADATA_KEYS } from '@ai-gateway-constructs/processor-config';
+import { METADATA_NAMESPACE, TOKEN_METADATA_KEYS, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { ProcessorApp } from '../src/app';
 import { extProcCodecs, PROCESS_METHOD_PATH } from '../src/grpc/codec';
 import { loadProtoRoot } from '../src/grpc/descriptor';
@@ -104,17 +105,81 @@ interface Frames {
   requestHeaders: Buffer;
   requestBody: Buffer;
   responseHeaders: Buffer;
+  /** Events before the first token (Anthropic's message_start and content_block_start), answered before streaming. */
+  intro?: Buffer;
   /** Token chunks (end_of_stream false), several variants. */
   chunks: Buffer[];
-  /** The finish_reason chunk, then usage and [DONE] with end_of_stream. */
+  /** The end of the content, then the usage and the end of the stream with end_of_stream. */
   finish: Buffer;
   last: Buffer;
 }
 
+/** The backend's API the streams come from (BENCH_PROVIDER): OpenAI passed through, or Anthropic translated. */
+type Provider = 'openai' | 'anthropic';
+const PROVIDER: Provider = process.env.BENCH_PROVIDER === 'anthropic' ? 'anthropic' : 'openai';
+const PROVIDER_MODEL: Record<Provider, string> = { openai: 'gpt-4o', anthropic: 'claude-sonnet-4' };
+
+function anthropicEvent(type: string, data: Record<string, unknown>): string {
+  return `event: ${type}\ndata: ${JSON.stringify({ type, ...data })}\n\n`;
+}
+
+/** What an Anthropic Messages stream sends around its tokens, with the same usage as the OpenAI stream (352 + 180). */
+function anthropicEvents(): { intro: string; token: (i: number) => string; finish: string; last: string } {
+  return {
+    intro:
+      anthropicEvent('message_start', {
+        message: {
+          id: 'msg_01XFDUDYJgAACzvnptvVoYEL',
+          type: 'message',
+          role: 'assistant',
+          model: 'claude-sonnet-4-20250514',
+          content: [],
+          stop_reason: null,
+          stop_sequence: null,
+          usage: { input_tokens: 352, cache_creation_input_tokens: 0, cache_read_input_tokens: 0, output_tokens: 1 },
+        },
+      }) + anthropicEvent('content_block_start', { index: 0, content_block: { type: 'text', text: '' } }),
+    token: (i) =>
+      anthropicEvent('content_block_delta', { index: 0, delta: { type: 'text_delta', text: WORDS[i % WORDS.length] } }),
+    finish: anthropicEvent('content_block_stop', { index: 0 }),
+    last:
+      anthropicEvent('message_delta', {
+        delta: { stop_reason: 'end_turn', stop_sequence: null },
+        usage: { output_tokens: 180 },
+      }) + anthropicEvent('message_stop', {}),
+  };
+}
+
 function streamFrames(): Frames {
-  const body = chatBody(1536, true);
-  const responseBody = (chunk: Buffer, endOfStream: boolean) =>
-    frame(encodeRequest({ responseBody: { body: chunk, endOfStream } }));
+  const body = JSON.stringify({ ...(JSON.parse(chatBody(1536, true)) as object), model: PROVIDER_MODEL[PROVIDER] });
+  const responseBody = (chunk: Buffer | string, endOfStream: boolean) =>
+    frame(encodeRequest({ responseBody: { body: Buffer.from(chunk), endOfStream } }));
+  const anthropic = anthropicEvents();
+  const events: Pick<Frames, 'intro' | 'chunks' | 'finish' | 'last'> =
+    PROVIDER === 'anthropic'
+      ? {
+          intro: responseBody(anthropic.intro, false),
+          chunks: Array.from({ length: CHUNK_VARIANTS }, (_, i) => responseBody(anthropic.token(i), false)),
+          finish: responseBody(anthropic.finish, false),
+          last: responseBody(anthropic.last, true),
+        }
+      : {
+          chunks: Array.from({ length: CHUNK_VARIANTS }, (_, i) => responseBody(tokenChunk(i), false)),
+          finish: responseBody(
+            chunkEvent([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }], null),
+            false,
+          ),
+          last: responseBody(
+            chunkEvent([], {
+              prompt_tokens: 352,
+              completion_tokens: 180,
+              total_tokens: 532,
+              prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+              completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0 },
+            }) + 'data: [DONE]\n\n',
+            true,
+          ),
+        };
   return {
     requestHeaders: frame(
       encodeRequest({
@@ -132,7 +197,6 @@ function streamFrames(): Frames {
             ':status': '200',
             'content-type': 'text/event-stream; charset=utf-8',
             date: 'Thu, 14 Nov 2024 21:03:42 GMT',
-            'openai-processing-ms': '212',
             'x-request-id': 'req_123',
             server: 'cloudflare',
           }),
@@ -140,24 +204,24 @@ function streamFrames(): Frames {
         },
       }),
     ),
-    chunks: Array.from({ length: CHUNK_VARIANTS }, (_, i) => responseBody(tokenChunk(i), false)),
-    finish: responseBody(
-      Buffer.from(chunkEvent([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }], null)),
-      false,
-    ),
-    last: responseBody(
-      Buffer.from(
-        chunkEvent([], {
-          prompt_tokens: 352,
-          completion_tokens: 180,
-          total_tokens: 532,
-          prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
-          completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0 },
-        }) + 'data: [DONE]\n\n',
-      ),
-      true,
-    ),
+    ...events,
   };
+}
+
+/** The bench config plus an Anthropic backend for `claude-sonnet-4` on the same route. */
+function streamsConfig(): ProcessorConfig {
+  const config = benchConfig();
+  config.backends.push({
+    name: 'anthropic',
+    schema: { name: 'Anthropic', version: '2023-06-01' },
+    endpoint: { hostname: 'api.anthropic.com', port: 443, tls: true },
+    auth: { type: 'APIKey', secret: { secretName: 'anthropic', key: 'apiKey' } },
+  });
+  config.routes[0].rules.push({
+    models: [{ type: 'Exact', value: PROVIDER_MODEL.anthropic }],
+    backends: [{ backend: 'anthropic', weight: 1, priority: 0 }],
+  });
+  return config;
 }
 
 // ---------- the client ----------
@@ -293,9 +357,13 @@ class BenchStream {
       const decoded = codecs.response.deserialize(message);
       if (decoded.modeOverride?.responseBodyMode !== BODY_MODE_STREAMED) {
         this.onFailure(new Error('response headers answered without switching to STREAMED'));
+      } else if (this.frames.intro) {
+        this.stream.write(this.frames.intro);
       } else {
         this.onStreaming();
       }
+    } else if (this.answers === 4 && this.frames.intro) {
+      this.onStreaming();
     } else {
       const sentAt = this.sentAt.shift()!;
       const recorder = this.recorder;
@@ -487,8 +555,9 @@ async function handlerCostPerChunk(handler: ExtProcHandler, frames: Frames): Pro
     codecs.response.serialize(response);
   };
   const stream = handler.open(send, () => {});
-  for (const message of [frames.requestHeaders, frames.requestBody, frames.responseHeaders])
-    stream.message(decode(message));
+  const opening = [frames.requestHeaders, frames.requestBody, frames.responseHeaders];
+  if (frames.intro) opening.push(frames.intro);
+  for (const message of opening) stream.message(decode(message));
   await new Promise((resolve) => setImmediate(resolve));
   const one = (i: number) => stream.message(decode(frames.chunks[i % CHUNK_VARIANTS]));
   for (let i = 0; i < 50_000; i++) one(i);
@@ -509,9 +578,11 @@ async function main(): Promise<void> {
   const totalStart = performance.now();
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-bench-streams-'));
   const nullProcessor = await buildNullProcessor(work);
-  fs.mkdirSync(path.join(work, 'secrets', 'openai'), { recursive: true });
-  fs.writeFileSync(path.join(work, 'secrets', 'openai', 'apiKey'), 'sk-bench\n');
-  fs.writeFileSync(path.join(work, 'config.json'), JSON.stringify(benchConfig()));
+  for (const name of ['openai', 'anthropic']) {
+    fs.mkdirSync(path.join(work, 'secrets', name), { recursive: true });
+    fs.writeFileSync(path.join(work, 'secrets', name, 'apiKey'), 'sk-bench\n');
+  }
+  fs.writeFileSync(path.join(work, 'config.json'), JSON.stringify(streamsConfig()));
   const frames = streamFrames();
 
   const servers: Record<Which, BenchServer> = {
@@ -562,7 +633,7 @@ async function main(): Promise<void> {
 
   console.log(
     `streams benchmark (node ${process.version}, ${os.cpus().length} cores, ${CONNECTIONS} HTTP/2 connections ` +
-      'per server)',
+      `per server; ${PROVIDER === 'anthropic' ? 'Anthropic events translated to OpenAI chunks' : 'OpenAI chunks'})`,
   );
   const checks: Array<[string, boolean]> = [];
   if (load) checks.push(...reportLoad(load));
