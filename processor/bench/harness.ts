@@ -1,14 +1,20 @@
-/** What both processor benchmarks share: Envoy-like message encoding and exchanges, CPU ticks, ports, stopping. */
-import { execSync, type ChildProcess } from 'node:child_process';
+/**
+ * What the processor benchmarks share: Envoy-like message encoding and exchanges, the bench config, starting the
+ * servers (our processor and the null one) and reading their CPU ticks and memory, ports, stopping.
+ */
+import { execSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { build } from 'esbuild';
+import { CONFIG_VERSION, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import type * as grpc from '@grpc/grpc-js';
 import { extProcCodecs, PROCESS_METHOD_PATH } from '../src/grpc/codec';
 import { loadProtoRoot } from '../src/grpc/descriptor';
 import type { ProcessingRequest } from '../src/grpc/messages';
 
+const ROOT = path.resolve(__dirname, '..');
 export const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim());
 const codecs = extProcCodecs(loadProtoRoot());
 const identity = (b: Buffer): Buffer => b;
@@ -37,6 +43,24 @@ export function clientRequestHeaders(body: string, extra: Record<string, string>
     'x-request-id': '1b4e28ba-2fa1-11d2-883f-0016d3cca427',
     ...extra,
   };
+}
+
+/** A chat request body of about `contentBytes` bytes. */
+export function chatBody(contentBytes: number, stream: boolean): string {
+  const base = {
+    model: 'gpt-4o',
+    messages: [
+      { role: 'system', content: 'You are a helpful assistant.' },
+      { role: 'user', content: '' },
+    ],
+    temperature: 0.2,
+    stream,
+  };
+  const fixed = JSON.stringify(base).length;
+  base.messages[1].content = 'lorem ipsum dolor sit amet '
+    .repeat(Math.ceil(contentBytes / 27))
+    .slice(0, Math.max(0, contentBytes - fixed));
+  return JSON.stringify(base);
 }
 
 /** Encodes one request's messages as Envoy sends them; the last response body chunk ends the stream. */
@@ -90,6 +114,11 @@ export function exchange(client: grpc.Client, e: EncodedExchange): Promise<void>
   });
 }
 
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
 /** utime + stime of a process, in clock ticks. */
 export function cpuTicks(pid: number): number {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -126,4 +155,119 @@ export async function buildNullProcessor(dir: string): Promise<string> {
     logLevel: 'warning',
   });
   return outfile;
+}
+
+/** The processor config every bench scenario runs with: one OpenAI backend, one route, a CEL cost. */
+export function benchConfig(): ProcessorConfig {
+  return {
+    version: CONFIG_VERSION,
+    maxRequestBodyBytes: 4 * 1024 * 1024,
+    backends: [
+      {
+        name: 'openai',
+        schema: { name: 'OpenAI', pathPrefix: '/v1' },
+        endpoint: { hostname: 'api.openai.com', port: 443, tls: true },
+        auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } },
+      },
+    ],
+    routes: [
+      {
+        name: 'bench/chat',
+        endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }],
+        hostnames: [],
+        rules: [
+          {
+            models: [
+              { type: 'Exact', value: 'gpt-4o' },
+              { type: 'Prefix', value: 'gpt-4o-' },
+            ],
+            backends: [{ backend: 'openai', weight: 1, priority: 0 }],
+          },
+        ],
+        requiredHeaders: ['x-tenant-id'],
+      },
+    ],
+    costs: process.env.BENCH_NO_CEL
+      ? [{ metadataKey: 'total_tokens', type: 'TotalToken' }]
+      : [{ metadataKey: 'weighted_tokens', type: 'CEL', expression: 'input_tokens + 4 * output_tokens' }],
+    circuitBreaker: { failureThreshold: 5, openDurationMs: 30000 },
+  };
+}
+
+/**
+ * Node arguments that run our processor (dist/main.js) on a free port with `<work>/config.json` and
+ * `<work>/secrets`. BENCH_PROFILE_DIR=<dir> writes a V8 CPU profile of each run; BENCH_NODE_FLAGS adds node flags
+ * (e.g. --heap-prof), BENCH_OURS_ARGS processor flags.
+ */
+export async function processorArgs(work: string): Promise<{ args: string[]; address: string }> {
+  const address = `127.0.0.1:${await freePort()}`;
+  return {
+    address,
+    args: [
+      ...(process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []),
+      ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []),
+      path.join(ROOT, 'dist', 'main.js'),
+      '--config',
+      path.join(work, 'config.json'),
+      '--secrets-dir',
+      path.join(work, 'secrets'),
+      '--listen',
+      address,
+      '--admin',
+      `127.0.0.1:${await freePort()}`,
+      '--log-level',
+      'warn',
+      ...(process.env.BENCH_OURS_ARGS ? process.env.BENCH_OURS_ARGS.split(' ') : []),
+    ],
+  };
+}
+
+/** A server process under test (ours or the null processor). */
+export interface BenchServer {
+  name: string;
+  child: ChildProcess;
+  address: string;
+  readyMs: number;
+  memoryFile: string;
+}
+
+/** Starts a server process; resolves at its ready line. `gcHook`: preload bench/gc-hook.cjs (see memoryAfterGc). */
+export function startProcess(
+  name: string,
+  args: string[],
+  address: string,
+  options: { gcHook?: boolean } = {},
+): Promise<BenchServer> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const memoryFile = path.join(os.tmpdir(), `aigw-bench-memory-${name}-${process.pid}.json`);
+    const hook = options.gcHook ? ['--expose-gc', '--require', path.join(__dirname, 'gc-hook.cjs')] : [];
+    const child = spawn(process.execPath, [...hook, ...args], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, BENCH_MEMORY_FILE: memoryFile },
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
+    child.stdout.once('data', () =>
+      resolve({ name, child, address, readyMs: performance.now() - started, memoryFile }),
+    );
+  });
+}
+
+export async function stopServer(server: BenchServer): Promise<void> {
+  await stopProcess(server.child);
+  fs.rmSync(server.memoryFile, { force: true });
+}
+
+/** RSS after a full GC in the server (bench/gc-hook.cjs answers SIGUSR2 by writing its memory usage). */
+export async function memoryAfterGc(server: BenchServer): Promise<{ rss: number; heapUsed: number }> {
+  fs.rmSync(server.memoryFile, { force: true });
+  server.child.kill('SIGUSR2');
+  const deadline = Date.now() + 5000;
+  while (!fs.existsSync(server.memoryFile) || fs.statSync(server.memoryFile).size === 0) {
+    if (Date.now() > deadline) throw new Error(`${server.name}: no memory report`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 20));
+  const usage = JSON.parse(fs.readFileSync(server.memoryFile, 'utf8')) as { rss: number; heapUsed: number };
+  return { rss: usage.rss, heapUsed: usage.heapUsed };
 }

@@ -6,12 +6,11 @@
  * time (latency), 1,000 open streams (RSS), cold start to the ready line. Server CPU comes from
  * /proc/<pid>/stat (utime + stime) across the measured window only.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { CONFIG_VERSION, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { ProcessorApp } from '../src/app';
 import { extProcCodecs } from '../src/grpc/codec';
 import { loadProtoRoot } from '../src/grpc/descriptor';
@@ -21,15 +20,22 @@ import { silentLogger } from '../src/log';
 import { EnvoyClient } from '../test/support/envoy-client';
 import { nullHandler } from './null-processor';
 import {
+  benchConfig,
   buildNullProcessor,
+  chatBody,
   clientRequestHeaders,
   CLK_TCK,
   cpuTicks,
   encodeExchange,
   exchange,
   freePort,
+  memoryAfterGc,
   openRawStream,
-  stopProcess,
+  percentile,
+  processorArgs,
+  startProcess,
+  stopServer as stop,
+  type BenchServer as Server,
   type EncodedExchange,
 } from './harness';
 
@@ -49,23 +55,6 @@ interface Scenario extends EncodedExchange {
   name: string;
   /** Raw parts for the correctness check. */
   raw: { body: string; responseType: string; chunks: string[] };
-}
-
-function chatBody(contentBytes: number, stream: boolean): string {
-  const base = {
-    model: 'gpt-4o',
-    messages: [
-      { role: 'system', content: 'You are a helpful assistant.' },
-      { role: 'user', content: '' },
-    ],
-    temperature: 0.2,
-    stream,
-  };
-  const fixed = JSON.stringify(base).length;
-  base.messages[1].content = 'lorem ipsum dolor sit amet '
-    .repeat(Math.ceil(contentBytes / 27))
-    .slice(0, Math.max(0, contentBytes - fixed));
-  return JSON.stringify(base);
 }
 
 const JSON_RESPONSE = JSON.stringify({
@@ -152,20 +141,6 @@ interface LoadResult {
   latenciesMs: number[];
 }
 
-/** RSS after a full GC in the server (bench/gc-hook.cjs answers SIGUSR2 by writing its memory usage). */
-async function memoryAfterGc(server: Server): Promise<{ rss: number; heapUsed: number }> {
-  fs.rmSync(server.memoryFile, { force: true });
-  server.child.kill('SIGUSR2');
-  const deadline = Date.now() + 5000;
-  while (!fs.existsSync(server.memoryFile) || fs.statSync(server.memoryFile).size === 0) {
-    if (Date.now() > deadline) throw new Error(`${server.name}: no memory report`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  await new Promise((resolve) => setTimeout(resolve, 20));
-  const usage = JSON.parse(fs.readFileSync(server.memoryFile, 'utf8')) as { rss: number; heapUsed: number };
-  return { rss: usage.rss, heapUsed: usage.heapUsed };
-}
-
 async function load(
   client: grpc.Client,
   pid: number,
@@ -230,11 +205,6 @@ async function openStreams(
   return calls;
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
 /**
  * The handler alone, in this process: decode, handle and encode one exchange's messages, without gRPC,
  * sockets or other requests in flight. At fixed concurrency the server numbers also depend on how much
@@ -259,76 +229,6 @@ function inProcessCost(handler: ExtProcHandler, s: Scenario): number {
 }
 
 // ---------- servers ----------
-
-interface Server {
-  name: string;
-  child: ChildProcess;
-  address: string;
-  readyMs: number;
-  memoryFile: string;
-}
-
-function startProcess(
-  name: string,
-  args: string[],
-  address: string,
-  options: { gcHook?: boolean } = {},
-): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const memoryFile = path.join(os.tmpdir(), `aigw-bench-memory-${name}-${process.pid}.json`);
-    const hook = options.gcHook ? ['--expose-gc', '--require', path.join(ROOT, 'bench', 'gc-hook.cjs')] : [];
-    const child = spawn(process.execPath, [...hook, ...args], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-      env: { ...process.env, BENCH_MEMORY_FILE: memoryFile },
-    });
-    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
-    child.stdout.once('data', () =>
-      resolve({ name, child, address, readyMs: performance.now() - started, memoryFile }),
-    );
-  });
-}
-
-async function stop(server: Server): Promise<void> {
-  await stopProcess(server.child);
-  fs.rmSync(server.memoryFile, { force: true });
-}
-
-function benchConfig(): ProcessorConfig {
-  return {
-    version: CONFIG_VERSION,
-    maxRequestBodyBytes: 4 * 1024 * 1024,
-    backends: [
-      {
-        name: 'openai',
-        schema: { name: 'OpenAI', pathPrefix: '/v1' },
-        endpoint: { hostname: 'api.openai.com', port: 443, tls: true },
-        auth: { type: 'APIKey', secret: { secretName: 'openai', key: 'apiKey' } },
-      },
-    ],
-    routes: [
-      {
-        name: 'bench/chat',
-        endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }],
-        hostnames: [],
-        rules: [
-          {
-            models: [
-              { type: 'Exact', value: 'gpt-4o' },
-              { type: 'Prefix', value: 'gpt-4o-' },
-            ],
-            backends: [{ backend: 'openai', weight: 1, priority: 0 }],
-          },
-        ],
-        requiredHeaders: ['x-tenant-id'],
-      },
-    ],
-    costs: process.env.BENCH_NO_CEL
-      ? [{ metadataKey: 'total_tokens', type: 'TotalToken' }]
-      : [{ metadataKey: 'weighted_tokens', type: 'CEL', expression: 'input_tokens + 4 * output_tokens' }],
-    circuitBreaker: { failureThreshold: 5, openDurationMs: 30000 },
-  };
-}
 
 /** Sanity check before measuring: the scenario is really routed and counted (not answered locally). */
 async function verify(address: string, s: Scenario, expectMetadata: boolean): Promise<void> {
@@ -377,30 +277,7 @@ async function main(): Promise<void> {
   const large = scenario('100 KB body', chatBody(100 * 1024, false), 'json');
   const sse = scenario('SSE, 50 chunks', chatBody(1536, true), 'sse');
 
-  const oursArgs = async (): Promise<{ args: string[]; address: string }> => {
-    const address = `127.0.0.1:${await freePort()}`;
-    return {
-      address,
-      args: [
-        // BENCH_PROFILE_DIR=<dir>: write a V8 CPU profile of our processor for each run.
-        ...(process.env.BENCH_PROFILE_DIR ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROFILE_DIR}`] : []),
-        // BENCH_NODE_FLAGS: extra node flags for our processor (e.g. --heap-prof).
-        ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []),
-        path.join(ROOT, 'dist', 'main.js'),
-        '--config',
-        path.join(work, 'config.json'),
-        '--secrets-dir',
-        path.join(work, 'secrets'),
-        '--listen',
-        address,
-        '--admin',
-        `127.0.0.1:${await freePort()}`,
-        '--log-level',
-        'warn',
-        ...(process.env.BENCH_OURS_ARGS ? process.env.BENCH_OURS_ARGS.split(' ') : []),
-      ],
-    };
-  };
+  const oursArgs = () => processorArgs(work);
 
   const rows: Row[] = [];
   // BENCH_ONLY=small|large|sse: one load scenario (for profiling).

@@ -14,6 +14,8 @@ export interface SseEvent {
  */
 export const MAX_SSE_EVENT_CHARS = 4 * 1024 * 1024;
 
+const STREAM = { stream: true };
+
 /**
  * Feeds arbitrary byte chunks, returns complete events. Handles LF, CRLF and CR line endings, UTF-8
  * sequences and line endings split across chunks, comments, and multi-line data. An event longer than
@@ -21,6 +23,8 @@ export const MAX_SSE_EVENT_CHARS = 4 * 1024 * 1024;
  */
 export class SseParser {
   private readonly decoder = new TextDecoder('utf-8');
+  /** The decoder may hold the start of a sequence, or has not seen the stream's first bytes yet. */
+  private decoderHolds = true;
   private pending = '';
   private event: string | undefined;
   private id: string | undefined;
@@ -35,7 +39,7 @@ export class SseParser {
   dropped = 0;
 
   push(chunk: Uint8Array): SseEvent[] {
-    let text = this.decoder.decode(chunk, { stream: true });
+    let text = this.decode(chunk);
     if (this.skipLeadingLf && text.startsWith('\n')) text = text.slice(1);
     this.skipLeadingLf = false;
     if (this.skippingLine) {
@@ -45,6 +49,21 @@ export class SseParser {
       text = text.slice(end);
     }
     return this.consume(this.pending + text, false);
+  }
+
+  /**
+   * The chunk as text. A chunk that ends in ASCII (as nearly every event does: in a line break), while the streaming
+   * decoder holds nothing, is decoded on its own, several times faster than a streaming TextDecoder call and to the
+   * same text. The TextDecoder takes the stream's first bytes (it drops a leading BOM), every chunk that may end inside
+   * a UTF-8 sequence, and the chunk after such a one.
+   */
+  private decode(chunk: Uint8Array): string {
+    const length = chunk.length;
+    if (!this.decoderHolds && length > 0 && chunk[length - 1] < 0x80)
+      return Buffer.from(chunk.buffer, chunk.byteOffset, length).toString('utf8');
+    const text = this.decoder.decode(chunk, STREAM);
+    if (length > 0) this.decoderHolds = chunk[length - 1] >= 0x80;
+    return text;
   }
 
   /** Ends the stream: a final block without its terminating blank line is still delivered. */
@@ -58,9 +77,12 @@ export class SseParser {
   private consume(text: string, final: boolean): SseEvent[] {
     const events: SseEvent[] = [];
     let start = 0;
+    // The next LF and CR at or after `start`, searched again only once passed (-1: none in the rest of the text).
+    let lf = text.indexOf('\n');
+    let cr = text.indexOf('\r');
     for (;;) {
-      const lf = text.indexOf('\n', start);
-      const cr = text.indexOf('\r', start);
+      if (lf !== -1 && lf < start) lf = text.indexOf('\n', start);
+      if (cr !== -1 && cr < start) cr = text.indexOf('\r', start);
       let end: number;
       let next: number;
       if (cr !== -1 && (lf === -1 || cr < lf)) {

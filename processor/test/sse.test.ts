@@ -39,6 +39,27 @@ describe('SseParser', () => {
     }
   });
 
+  it('drops a leading BOM only, decodes invalid UTF-8 as a whole-stream TextDecoder does, for every chunking', () => {
+    const bytes = Buffer.concat([
+      Buffer.from('\ufeffdata: first\n\n'),
+      Buffer.from('data: bad '),
+      Buffer.from([0xc3, 0x28, 0xe2, 0x82, 0x0a, 0x0a]),
+      Buffer.from('data: \ufeffkept é\n\n'),
+    ]);
+    const expected = [
+      { data: 'first' },
+      { data: `bad ${new TextDecoder().decode(Buffer.from([0xc3, 0x28, 0xe2, 0x82]))}` },
+      { data: '\ufeffkept é' },
+    ];
+    for (let size = 1; size <= bytes.length; size++) {
+      const parser = new SseParser();
+      const events: SseEvent[] = [];
+      for (let i = 0; i < bytes.length; i += size) events.push(...parser.push(bytes.subarray(i, i + size)));
+      events.push(...parser.end());
+      expect(events).toEqual(expected);
+    }
+  });
+
   it('delivers a final event that lacks its blank line at end of stream', () => {
     expect(parseInChunks('data: [DONE]', () => 3)).toEqual([{ data: '[DONE]' }]);
   });

@@ -98,10 +98,47 @@ function firstLineEnd(data: Buffer): number {
   return at === -1 ? -1 : at + 1;
 }
 
+const USAGE_NAME = USAGE_KEY.subarray(1);
+
+/**
+ * Where the next `"usage"` key starts at or after `from`, or -1. The search leaves out the leading quote: a native
+ * search stops at every occurrence of its first byte, and JSON is full of quotes (three times faster on a chunk).
+ */
+function indexOfUsageKey(data: Buffer, from: number): number {
+  let at = data.indexOf(USAGE_NAME, from + 1);
+  while (at !== -1 && data[at - 1] !== 0x22) at = data.indexOf(USAGE_NAME, at + 1);
+  return at === -1 ? -1 : at - 1;
+}
+
+/** Bytes after a `"usage"` key searched byte by byte for the line end before a native search takes over. */
+const NEAR_LINE_END = 64;
+
+/**
+ * Index of the first CR or LF in `data[from, limit)`, or `limit`. After a key the line usually ends within a few
+ * bytes (`null}` and the blank line): reading them beats two native searches to the end of the buffer.
+ */
+function lineEndFrom(data: Buffer, from: number, limit: number): number {
+  const near = Math.min(limit, from + NEAR_LINE_END);
+  for (let i = from; i < near; i++) {
+    const c = data[i];
+    if (c === LF || c === CR) return i;
+  }
+  if (near === limit) return limit;
+  let end = limit;
+  const lf = data.indexOf(LF, near);
+  const cr = data.indexOf(CR, near);
+  if (lf !== -1 && lf < end) end = lf;
+  if (cr !== -1 && cr < end) end = cr;
+  return end;
+}
+
 /**
  * Finds the usage in an OpenAI-style event stream while the bytes pass through untouched: only complete
  * `data:` lines that contain a `"usage"` key with an object value are decoded and parsed (streams with
  * `include_usage` carry `"usage":null` on every other chunk). The latest usage wins.
+ *
+ * This runs for every token chunk of every stream, so the common chunk (one event ending in a blank line, with
+ * `"usage":null` near its end) costs one native search (for the key) and a few byte reads.
  */
 export class SseUsageScanner {
   usage: TokenUsage | undefined;
@@ -118,7 +155,9 @@ export class SseUsageScanner {
       chunk = chunk.subarray(end);
     }
     const data = this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
-    const complete = Math.max(data.lastIndexOf(LF), data.lastIndexOf(CR)) + 1;
+    const last = data.length > 0 ? data[data.length - 1] : -1;
+    const complete =
+      last === LF || last === CR ? data.length : Math.max(data.lastIndexOf(LF), data.lastIndexOf(CR)) + 1;
     this.scan(data, complete);
     const rest = data.length - complete;
     if (rest > MAX_USAGE_LINE_BYTES) {
@@ -134,18 +173,19 @@ export class SseUsageScanner {
     this.tail = EMPTY;
   }
 
+  /** The first `"usage"` key of each complete line decides whether the line is parsed. */
   private scan(data: Buffer, limit: number): void {
-    let pos = data.indexOf(USAGE_KEY);
+    let pos = indexOfUsageKey(data, 0);
     while (pos !== -1 && pos < limit) {
-      const lineStart = Math.max(data.lastIndexOf(LF, pos), data.lastIndexOf(CR, pos)) + 1;
-      let lineEnd = limit;
-      const lf = data.indexOf(LF, pos);
-      const cr = data.indexOf(CR, pos);
-      if (lf !== -1 && lf < lineEnd) lineEnd = lf;
-      if (cr !== -1 && cr < lineEnd) lineEnd = cr;
-      if (hasObjectValue(data, pos + USAGE_KEY.length, lineEnd))
-        this.parseLine(data.toString('utf8', lineStart, lineEnd));
-      pos = data.indexOf(USAGE_KEY, lineEnd);
+      const valueAt = pos + USAGE_KEY.length;
+      const lineEnd = lineEndFrom(data, valueAt, limit);
+      if (hasObjectValue(data, valueAt, lineEnd))
+        this.parseLine(
+          data.toString('utf8', Math.max(data.lastIndexOf(LF, pos), data.lastIndexOf(CR, pos)) + 1, lineEnd),
+        );
+      // Too few bytes left for another key (a chunk usually holds one event).
+      if (limit - lineEnd <= USAGE_KEY.length) return;
+      pos = indexOfUsageKey(data, lineEnd);
     }
   }
 

@@ -35,6 +35,15 @@ describe('SseUsageScanner', () => {
     }
   });
 
+  it('finds the key after names that end in "usage", and the usage event after a null one in the same chunk', () => {
+    const scanner = new SseUsageScanner();
+    scanner.push(Buffer.from('data: {"nousage":{"a":1},"x_usage":null,"usage":null}\n\n' + usageEvent(2, 3) + '\n\n'));
+    expect(scanner.usage).toEqual({ input: 2, output: 3, total: 5, cachedInput: 1, reasoning: 2 });
+    const keyed = new SseUsageScanner();
+    keyed.push(Buffer.from(`data: {"nousage":1,${usageEvent(4, 5).slice('data: {'.length)}\n\n`));
+    expect(keyed.usage).toEqual({ input: 4, output: 5, total: 9, cachedInput: 1, reasoning: 2 });
+  });
+
   it('reads a final event without its blank line at the end, and Responses API events', () => {
     const scanner = new SseUsageScanner();
     scanner.push(
