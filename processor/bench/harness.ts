@@ -1,7 +1,8 @@
 /** What both processor benchmarks share: Envoy-like message encoding and exchanges, CPU ticks, ports, stopping. */
-import { execSync, type ChildProcess } from 'node:child_process';
+import { execSync, spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { build } from 'esbuild';
 import type * as grpc from '@grpc/grpc-js';
@@ -126,4 +127,75 @@ export async function buildNullProcessor(dir: string): Promise<string> {
     logLevel: 'warning',
   });
   return outfile;
+}
+
+export interface LoadResult {
+  requests: number;
+  cpuMicros: number;
+  latenciesMs: number[];
+}
+
+/** `concurrency` clients repeating exchange `e` for `ms`; the server's CPU from /proc over that window. */
+export async function load(
+  client: grpc.Client,
+  pid: number,
+  e: EncodedExchange,
+  concurrency: number,
+  ms: number,
+): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let requests = 0;
+  const ticksBefore = cpuTicks(pid);
+  const deadline = performance.now() + ms;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const started = performance.now();
+      await exchange(client, e);
+      latencies.push(performance.now() - started);
+      requests += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const cpuMicros = ((cpuTicks(pid) - ticksBefore) / CLK_TCK) * 1e6;
+  return { requests, cpuMicros, latenciesMs: latencies };
+}
+
+export function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+export interface Server {
+  name: string;
+  child: ChildProcess;
+  address: string;
+  readyMs: number;
+  memoryFile: string;
+}
+
+/** Spawns a server process; ready at its first stdout line. `gcHook`: answers SIGUSR2 with its memory (gc-hook.cjs). */
+export function startProcess(
+  name: string,
+  args: string[],
+  address: string,
+  options: { gcHook?: boolean } = {},
+): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const memoryFile = path.join(os.tmpdir(), `aigw-bench-memory-${name}-${process.pid}.json`);
+    const hook = options.gcHook ? ['--expose-gc', '--require', path.join(__dirname, 'gc-hook.cjs')] : [];
+    const child = spawn(process.execPath, [...hook, ...args], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, BENCH_MEMORY_FILE: memoryFile },
+    });
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
+    child.stdout.once('data', () =>
+      resolve({ name, child, address, readyMs: performance.now() - started, memoryFile }),
+    );
+  });
+}
+
+export async function stop(server: Server): Promise<void> {
+  await stopProcess(server.child);
+  fs.rmSync(server.memoryFile, { force: true });
 }

@@ -6,7 +6,7 @@
  * time (latency), 1,000 open streams (RSS), cold start to the ready line. Server CPU comes from
  * /proc/<pid>/stat (utime + stime) across the measured window only.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as os from 'node:os';
@@ -28,9 +28,13 @@ import {
   encodeExchange,
   exchange,
   freePort,
+  load,
   openRawStream,
-  stopProcess,
+  percentile,
+  startProcess,
+  stop,
   type EncodedExchange,
+  type Server,
 } from './harness';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -146,12 +150,6 @@ function scenario(name: string, body: string, responseType: 'json' | 'sse'): Sce
 
 // ---------- driving ----------
 
-interface LoadResult {
-  requests: number;
-  cpuMicros: number;
-  latenciesMs: number[];
-}
-
 /** RSS after a full GC in the server (bench/gc-hook.cjs answers SIGUSR2 by writing its memory usage). */
 async function memoryAfterGc(server: Server): Promise<{ rss: number; heapUsed: number }> {
   fs.rmSync(server.memoryFile, { force: true });
@@ -164,30 +162,6 @@ async function memoryAfterGc(server: Server): Promise<{ rss: number; heapUsed: n
   await new Promise((resolve) => setTimeout(resolve, 20));
   const usage = JSON.parse(fs.readFileSync(server.memoryFile, 'utf8')) as { rss: number; heapUsed: number };
   return { rss: usage.rss, heapUsed: usage.heapUsed };
-}
-
-async function load(
-  client: grpc.Client,
-  pid: number,
-  s: Scenario,
-  concurrency: number,
-  ms: number,
-): Promise<LoadResult> {
-  const latencies: number[] = [];
-  let requests = 0;
-  const ticksBefore = cpuTicks(pid);
-  const deadline = performance.now() + ms;
-  const worker = async (): Promise<void> => {
-    while (performance.now() < deadline) {
-      const started = performance.now();
-      await exchange(client, s);
-      latencies.push(performance.now() - started);
-      requests += 1;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  const cpuMicros = ((cpuTicks(pid) - ticksBefore) / CLK_TCK) * 1e6;
-  return { requests, cpuMicros, latenciesMs: latencies };
 }
 
 async function sequential(client: grpc.Client, s: Scenario, count: number): Promise<number[]> {
@@ -230,11 +204,6 @@ async function openStreams(
   return calls;
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
-}
-
 /**
  * The handler alone, in this process: decode, handle and encode one exchange's messages, without gRPC,
  * sockets or other requests in flight. At fixed concurrency the server numbers also depend on how much
@@ -259,40 +228,6 @@ function inProcessCost(handler: ExtProcHandler, s: Scenario): number {
 }
 
 // ---------- servers ----------
-
-interface Server {
-  name: string;
-  child: ChildProcess;
-  address: string;
-  readyMs: number;
-  memoryFile: string;
-}
-
-function startProcess(
-  name: string,
-  args: string[],
-  address: string,
-  options: { gcHook?: boolean } = {},
-): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const memoryFile = path.join(os.tmpdir(), `aigw-bench-memory-${name}-${process.pid}.json`);
-    const hook = options.gcHook ? ['--expose-gc', '--require', path.join(ROOT, 'bench', 'gc-hook.cjs')] : [];
-    const child = spawn(process.execPath, [...hook, ...args], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-      env: { ...process.env, BENCH_MEMORY_FILE: memoryFile },
-    });
-    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
-    child.stdout.once('data', () =>
-      resolve({ name, child, address, readyMs: performance.now() - started, memoryFile }),
-    );
-  });
-}
-
-async function stop(server: Server): Promise<void> {
-  await stopProcess(server.child);
-  fs.rmSync(server.memoryFile, { force: true });
-}
 
 function benchConfig(): ProcessorConfig {
   return {
