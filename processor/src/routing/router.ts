@@ -240,6 +240,29 @@ export function findRule(rules: readonly CompiledRule[], model: string): RuleMat
   return index.find(model);
 }
 
+/** Names the unknown-model error lists at most; `/models` lists them all. */
+export const MAX_LISTED_MODELS = 50;
+const AVAILABLE_MODELS = new WeakMap<readonly RouteConfig[], string>();
+
+/**
+ * The exact models of `routes` for the unknown-model error, built once per route list and bounded: with 10,000
+ * routes every unknown name would otherwise cost a 100 KB answer.
+ */
+export function availableModels(routes: readonly RouteConfig[]): string {
+  let text = AVAILABLE_MODELS.get(routes);
+  if (text === undefined) {
+    const models = exactModels(routes);
+    if (models.length === 0) text = '(none)';
+    else if (models.length <= MAX_LISTED_MODELS) text = models.join(', ');
+    else
+      text =
+        `${models.slice(0, MAX_LISTED_MODELS).join(', ')} and ${models.length - MAX_LISTED_MODELS} more ` +
+        '(the /models endpoint lists them all)';
+    AVAILABLE_MODELS.set(routes, text);
+  }
+  return text;
+}
+
 const EXACT_MODELS = new WeakMap<readonly RouteConfig[], readonly string[]>();
 
 /**
