@@ -284,18 +284,19 @@ function compileModelMatchers(models: readonly ModelMatch[]): (model: string) =>
   /** Value to itself: the label is the configured string, not the request's copy of it. */
   const exact = new Map<string, string>();
   const prefixes: Array<{ prefix: string; label: string }> = [];
-  // RE2 (linear time, whole-value match), compiled once per config snapshot; the schema refused what RE2 cannot run.
-  const patterns: Array<{ regex: ModelRegex; label: string }> = [];
+  // RE2 (linear time, whole-value match), compiled on first use per config snapshot (the schema already refused
+  // what RE2 cannot run): the rule index rarely runs a pattern, and 10,000 of them take a second to compile.
+  const patterns: Array<{ pattern: string; regex?: ModelRegex; label: string }> = [];
   for (const m of models) {
     if (m.type === 'Exact') exact.set(m.value, m.value);
     else if (m.type === 'Prefix') prefixes.push({ prefix: m.value, label: `${m.value}*` });
-    else patterns.push({ regex: compileModelRegex(m.value), label: m.value });
+    else patterns.push({ pattern: m.value, label: m.value });
   }
   return (model) => {
     const configured = exact.get(model);
     if (configured !== undefined) return configured;
     for (const p of prefixes) if (model.startsWith(p.prefix)) return p.label;
-    for (const p of patterns) if (p.regex.test(model)) return p.label;
+    for (const p of patterns) if ((p.regex ??= compileModelRegex(p.pattern)).test(model)) return p.label;
     return undefined;
   };
 }
