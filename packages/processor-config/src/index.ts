@@ -53,3 +53,4 @@ export type {
 } from './schema';
 export { compileModelRegex, re2Problem } from './regex';
 export type { ModelRegex } from './regex';
+export { literalPrefix } from './regex-literal';

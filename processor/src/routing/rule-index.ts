@@ -4,8 +4,7 @@
  * the rules before the best exact or prefix candidate whose pattern's literal start fits the model. The answer is
  * the linear scan's: the lowest-numbered rule that accepts the model, labelled by that rule's own `match`.
  */
-import type { ModelMatch } from '@ai-gateway-constructs/processor-config';
-import { literalPrefix } from './regex-literal';
+import { literalPrefix, type ModelMatch } from '@ai-gateway-constructs/processor-config';
 
 /** What the index reads of a rule: its configured matches, and its `match` (see router.ts CompiledRule). */
 export interface IndexedRule {

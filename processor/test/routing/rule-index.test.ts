@@ -6,11 +6,11 @@
  */
 import {
   compileModelRegex,
+  literalPrefix,
   type ModelMatch,
   type RouteConfig,
   type RouteEndpoint,
 } from '@ai-gateway-constructs/processor-config';
-import { literalPrefix } from '../../src/routing/regex-literal';
 import { ModelMemo, RuleIndex } from '../../src/routing/rule-index';
 import { findRule, Router, type CompiledRule } from '../../src/routing/router';
 import { testConfig } from '../support/processor-harness';

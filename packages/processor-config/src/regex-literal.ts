@@ -1,7 +1,9 @@
 /**
- * The literal text every whole-value match of an RE2 model pattern starts with, so a rule index can skip patterns
- * that cannot match a model without running them. Conservative: when the pattern's start is not plainly literal, the
- * answer is '' (the pattern is tried for every model).
+ * The literal text every whole-value match of an RE2 model pattern starts with, so an index of model matches can
+ * skip patterns that cannot match a name without running them (the processor's rule index, the constructs' overlap
+ * check). Conservative: when the pattern's start is not plainly literal, the answer is ''.
+ *
+ * Like schema.ts, this module must stay free of Node-only or processor-only imports (the constructs compile it).
  */
 
 /** Plain characters that RE2 reads as themselves outside a character class. */
