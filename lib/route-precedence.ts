@@ -105,16 +105,15 @@ export interface ProcessorTie {
 
 /**
  * The AIRoutes of one gateway, for checking a new route against the others before it is added. Indexed per
- * virtual host by catch-all prefix and by backend shape (what `outrankedPaths` reads), so a check costs the
- * number of distinct prefixes and backend shapes on the route's hosts, not the number of routes.
+ * virtual host by catch-all prefix, by backend upstream prefix and shape (what `outrankedPaths` reads), and by the
+ * paths above and below each, so a check visits only the prefixes on the path of its own (the ones that can
+ * out-rank or be out-ranked), not every route or every prefix of the host.
  */
 export class RoutePrecedenceIndex {
   private readonly order = new Map<IndexedRoute, number>();
-  private readonly catchAlls = new Map<string, Map<string, IndexedRoute[]>>();
-  private readonly backends = new Map<
-    string,
-    Map<string, { readonly backend: IndexedBackendRule; readonly routes: IndexedRoute[] }>
-  >();
+  private readonly hosts = new Map<string, VirtualHostRoutes>();
+  /** Catch-all prefixes and backend shapes compared with a new route, for tests of the index's cost. */
+  comparisons = 0;
 
   /**
    * The conflict between `entry` and the earliest added route it conflicts with, in either direction (when both
@@ -127,9 +126,13 @@ export class RoutePrecedenceIndex {
       if (!found || rank < found.rank) found = { conflict, rank };
     };
     for (const virtualHost of entry.virtualHosts) {
+      const host = this.hosts.get(virtualHost);
+      if (!host) continue;
       // Another route's catch-all out-ranks one of this route's backends...
-      for (const [prefix, routes] of this.catchAlls.get(virtualHost) ?? []) {
+      for (const prefix of host.catchAllsOnPathOf(entry.backends.map((backend) => backend.upstreamPrefix))) {
+        const routes = host.catchAlls.get(prefix)!;
         for (const backend of entry.backends) {
+          this.comparisons += 1;
           const paths = outrankedPaths(prefix, backend);
           const winner = paths === undefined ? undefined : routes.find((route) => route.owner !== entry.owner);
           if (winner) consider({ loser: entry, backend, winner, prefix, virtualHost, paths: paths! }, winner, 0);
@@ -137,7 +140,8 @@ export class RoutePrecedenceIndex {
       }
       // ...or this route's catch-all out-ranks another route's backend.
       for (const prefix of entry.catchAll.keys()) {
-        for (const { backend, routes } of this.backends.get(virtualHost)?.values() ?? []) {
+        for (const { backend, routes } of host.backendsOnPathOf(prefix)) {
+          this.comparisons += 1;
           const paths = outrankedPaths(prefix, backend);
           const loser = paths === undefined ? undefined : routes.find((route) => route.owner !== entry.owner);
           if (loser)
@@ -162,11 +166,16 @@ export class RoutePrecedenceIndex {
   /** The first route with another processor whose catch-all ties with one of `entry`'s on a shared virtual host. */
   findProcessorTie(entry: IndexedRoute): ProcessorTie | undefined {
     for (const virtualHost of entry.virtualHosts) {
-      const catchAlls = this.catchAlls.get(virtualHost);
+      const byProcessor = this.hosts.get(virtualHost)?.catchAllsByProcessor;
       for (const prefix of entry.catchAll.keys()) {
-        const other = catchAlls
-          ?.get(prefix)
-          ?.find((route) => route.owner !== entry.owner && route.processor !== entry.processor);
+        // The earliest route of another processor (routes of one processor, usually all, are not visited).
+        let other: IndexedRoute | undefined;
+        for (const [processor, routes] of byProcessor?.get(prefix) ?? []) {
+          if (processor === entry.processor) continue;
+          this.comparisons += 1;
+          const first = routes.find((route) => route.owner !== entry.owner);
+          if (first && (!other || this.order.get(first)! < this.order.get(other)!)) other = first;
+        }
         if (other) return { other, prefix, virtualHost };
       }
     }
@@ -175,18 +184,87 @@ export class RoutePrecedenceIndex {
 
   add(entry: IndexedRoute): void {
     this.order.set(entry, this.order.size);
-    for (const virtualHost of entry.virtualHosts) {
-      const catchAlls = getOrCreate(this.catchAlls, virtualHost, () => new Map<string, IndexedRoute[]>());
-      for (const prefix of entry.catchAll.keys()) getOrCreate(catchAlls, prefix, () => []).push(entry);
-      const backends = getOrCreate(
-        this.backends,
-        virtualHost,
-        () => new Map<string, { backend: IndexedBackendRule; routes: IndexedRoute[] }>(),
-      );
-      for (const backend of entry.backends)
-        getOrCreate(backends, shapeOf(backend), () => ({ backend, routes: [] })).routes.push(entry);
+    for (const virtualHost of entry.virtualHosts)
+      getOrCreate(this.hosts, virtualHost, () => new VirtualHostRoutes()).add(entry);
+  }
+}
+
+/** The routes of one virtual host, as RoutePrecedenceIndex reads them. */
+class VirtualHostRoutes {
+  /** Catch-all prefix -> the routes with it, in the order added (prefixes in the order first added). */
+  readonly catchAlls = new Map<string, IndexedRoute[]>();
+  private readonly catchAllOrder = new Map<string, number>();
+  readonly catchAllsByProcessor = new Map<string, Map<string, IndexedRoute[]>>();
+  /** Path -> the catch-all prefixes it covers (itself included). */
+  private readonly catchAllsBelow = new Map<string, Set<string>>();
+  /** Backend shape -> a backend of that shape and the routes with one (shapes in the order first added). */
+  private readonly backends = new Map<string, BackendShape>();
+  /** Upstream prefix -> its backend shapes. */
+  private readonly shapesByUpstream = new Map<string, BackendShape[]>();
+  /** Path -> the upstream prefixes it covers (itself included). */
+  private readonly upstreamsBelow = new Map<string, Set<string>>();
+
+  add(entry: IndexedRoute): void {
+    for (const prefix of entry.catchAll.keys()) {
+      if (!this.catchAlls.has(prefix)) {
+        this.catchAllOrder.set(prefix, this.catchAllOrder.size);
+        for (const path of pathsCovering(prefix)) addTo(this.catchAllsBelow, path, prefix);
+      }
+      getOrCreate(this.catchAlls, prefix, () => []).push(entry);
+      const byProcessor = getOrCreate(this.catchAllsByProcessor, prefix, () => new Map<string, IndexedRoute[]>());
+      getOrCreate(byProcessor, entry.processor, () => []).push(entry);
+    }
+    for (const backend of entry.backends) {
+      const shape = shapeOf(backend);
+      let known = this.backends.get(shape);
+      if (!known) {
+        const upstream = backend.upstreamPrefix;
+        this.backends.set(shape, (known = { backend, routes: [], order: this.backends.size }));
+        if (!this.shapesByUpstream.has(upstream))
+          for (const path of pathsCovering(upstream)) addTo(this.upstreamsBelow, path, upstream);
+        getOrCreate(this.shapesByUpstream, upstream, () => []).push(known);
+      }
+      known.routes.push(entry);
     }
   }
+
+  /**
+   * The catch-all prefixes that cover one of `paths` or that one of them covers (the only ones `outrankedPaths` can
+   * answer for), in the order they were first added.
+   */
+  catchAllsOnPathOf(paths: readonly string[]): string[] {
+    const prefixes = new Set<string>();
+    for (const path of paths) {
+      for (const below of this.catchAllsBelow.get(path) ?? []) prefixes.add(below);
+      for (const above of pathsCovering(path)) if (this.catchAlls.has(above)) prefixes.add(above);
+    }
+    return [...prefixes].sort((a, b) => this.catchAllOrder.get(a)! - this.catchAllOrder.get(b)!);
+  }
+
+  /** The backend shapes whose upstream prefix covers `prefix` or is covered by it, in the order first added. */
+  backendsOnPathOf(prefix: string): BackendShape[] {
+    const upstreams = new Set(this.upstreamsBelow.get(prefix));
+    for (const above of pathsCovering(prefix)) if (this.shapesByUpstream.has(above)) upstreams.add(above);
+    return [...upstreams].flatMap((upstream) => this.shapesByUpstream.get(upstream)!).sort((a, b) => a.order - b.order);
+  }
+}
+
+interface BackendShape {
+  readonly backend: IndexedBackendRule;
+  readonly routes: IndexedRoute[];
+  readonly order: number;
+}
+
+/** The PathPrefix values that cover `path` (`prefixCovers`): `/`, `/a`, `/a/b` for `/a/b`. */
+function pathsCovering(path: string): string[] {
+  const paths = ['/'];
+  for (let i = path.indexOf('/', 1); i !== -1; i = path.indexOf('/', i + 1)) paths.push(path.slice(0, i));
+  if (path !== '/') paths.push(path);
+  return paths;
+}
+
+function addTo(map: Map<string, Set<string>>, key: string, value: string): void {
+  getOrCreate(map, key, () => new Set<string>()).add(value);
 }
 
 /** What `outrankedPaths` reads of a backend rule: rules of one shape win or lose against the same prefixes. */

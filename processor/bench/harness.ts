@@ -222,6 +222,37 @@ export async function processorArgs(work: string): Promise<{ args: string[]; add
   };
 }
 
+export interface LoadResult {
+  requests: number;
+  cpuMicros: number;
+  latenciesMs: number[];
+}
+
+/** `concurrency` clients repeating exchange `e` for `ms`; the server's CPU from /proc over that window. */
+export async function load(
+  client: grpc.Client,
+  pid: number,
+  e: EncodedExchange,
+  concurrency: number,
+  ms: number,
+): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let requests = 0;
+  const ticksBefore = cpuTicks(pid);
+  const deadline = performance.now() + ms;
+  const worker = async (): Promise<void> => {
+    while (performance.now() < deadline) {
+      const started = performance.now();
+      await exchange(client, e);
+      latencies.push(performance.now() - started);
+      requests += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  const cpuMicros = ((cpuTicks(pid) - ticksBefore) / CLK_TCK) * 1e6;
+  return { requests, cpuMicros, latenciesMs: latencies };
+}
+
 /** A server process under test (ours or the null processor). */
 export interface BenchServer {
   name: string;

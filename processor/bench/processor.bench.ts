@@ -29,6 +29,7 @@ import {
   encodeExchange,
   exchange,
   freePort,
+  load,
   memoryAfterGc,
   openRawStream,
   percentile,
@@ -134,36 +135,6 @@ function scenario(name: string, body: string, responseType: 'json' | 'sse'): Sce
 }
 
 // ---------- driving ----------
-
-interface LoadResult {
-  requests: number;
-  cpuMicros: number;
-  latenciesMs: number[];
-}
-
-async function load(
-  client: grpc.Client,
-  pid: number,
-  s: Scenario,
-  concurrency: number,
-  ms: number,
-): Promise<LoadResult> {
-  const latencies: number[] = [];
-  let requests = 0;
-  const ticksBefore = cpuTicks(pid);
-  const deadline = performance.now() + ms;
-  const worker = async (): Promise<void> => {
-    while (performance.now() < deadline) {
-      const started = performance.now();
-      await exchange(client, s);
-      latencies.push(performance.now() - started);
-      requests += 1;
-    }
-  };
-  await Promise.all(Array.from({ length: concurrency }, worker));
-  const cpuMicros = ((cpuTicks(pid) - ticksBefore) / CLK_TCK) * 1e6;
-  return { requests, cpuMicros, latenciesMs: latencies };
-}
 
 async function sequential(client: grpc.Client, s: Scenario, count: number): Promise<number[]> {
   const latencies: number[] = [];

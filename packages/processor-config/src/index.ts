@@ -68,3 +68,4 @@ export {
   parseConfigBundleManifest,
 } from './bundle';
 export type { ConfigBundle, ConfigBundleCodec, ConfigBundleManifest, ConfigBundlePart } from './bundle';
+export { literalPrefix } from './regex-literal';

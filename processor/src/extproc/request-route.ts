@@ -6,7 +6,7 @@ import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
 import { gatewayError, type GatewayError } from '../errors';
 import type { HttpHeaders } from '../grpc/messages';
 import type { CircuitBreakers } from '../routing/breaker';
-import { exactModels, findRule, type EndpointMatch, type RuleMatch } from '../routing/router';
+import { availableModels, findRule, type EndpointMatch, type RuleMatch } from '../routing/router';
 import { selectBackend } from '../routing/select';
 import type { BackendRef } from '@ai-gateway-constructs/processor-config';
 import type { ClientApi } from '../translate/types';
@@ -165,12 +165,11 @@ export function decideOnBody(
   }
   const rule = findRule(read.match.rules, model);
   if (!rule) {
-    const available = exactModels(read.match.routes);
     return reject(
       gatewayError(
         404,
         `the model \`${model}\` does not exist or is not served here; available models: ` +
-          `${available.length ? available.join(', ') : '(none)'}`,
+          availableModels(read.match.routes),
         'model_not_found',
         'model',
       ),

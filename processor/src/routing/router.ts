@@ -14,9 +14,13 @@ import {
   type RouteEndpoint,
 } from '@ai-gateway-constructs/processor-config';
 import type { ClientApi, Operation } from '../translate/types';
+import { HostSelector, selectionOf, subsetOf, type RouteSelection } from './route-selection';
+import { ModelMemo, RuleIndex } from './rule-index';
 
 export interface CompiledRule {
   route: RouteConfig;
+  /** The rule's configured model matches, in order (what the rule index reads). */
+  models: readonly ModelMatch[];
   /**
    * The configured value that accepts `model`, or undefined: the model itself for an Exact match, `<prefix>*` for
    * a Prefix match, the pattern's text for a RegularExpression. Metrics label requests with it, so their series
@@ -35,8 +39,10 @@ export interface RuleMatch {
 interface CompiledEndpoint {
   endpoint: RouteEndpoint;
   routes: RouteConfig[];
-  /** No route on this endpoint restricts hostnames: rules and routes need no per-request filtering. */
-  anyHost: boolean;
+  /** The routes and rules for any host; only these when no route on this endpoint restricts hostnames. */
+  all: RouteSelection<CompiledRule>;
+  /** Set when some route on this endpoint restricts hostnames: selects the routes per request host. */
+  hosts?: HostSelector<CompiledRule>;
   /** Some route on this (OpenAI) endpoint lists passthrough endpoints. */
   anyPassthrough: boolean;
 }
@@ -114,37 +120,45 @@ class PassthroughEndpoints {
 export class Router {
   /** Longest prefix first. */
   private readonly endpoints: CompiledEndpoint[] = [];
-  private readonly rulesByEndpoint = new Map<CompiledEndpoint, CompiledRule[]>();
   /** Routes that list passthrough endpoints; others serve SERVED_ENDPOINTS only. */
   private readonly passthrough = new Map<RouteConfig, PassthroughEndpoints>();
+  /** The answers of this snapshot's rule indexes (rule-index.ts). */
+  private readonly memo = new ModelMemo<CompiledRule>();
 
   constructor(config: ProcessorConfig) {
-    const byKey = new Map<string, CompiledEndpoint>();
+    const byKey = new Map<string, { endpoint: RouteEndpoint; routes: RouteConfig[]; anyPassthrough: boolean }>();
+    const rulesOfRoute = new Map<RouteConfig, CompiledRule[]>();
     for (const route of config.routes) {
+      rulesOfRoute.set(
+        route,
+        route.rules.map((rule) => ({
+          route,
+          models: rule.models,
+          match: compileModelMatchers(rule.models),
+          backends: rule.backends,
+        })),
+      );
       for (const endpoint of route.endpoints) {
         const key = `${endpoint.api} ${endpoint.pathPrefix}`;
         let compiled = byKey.get(key);
-        if (!compiled) {
-          compiled = { endpoint, routes: [], anyHost: true, anyPassthrough: false };
-          byKey.set(key, compiled);
-          this.endpoints.push(compiled);
-        }
+        if (!compiled) byKey.set(key, (compiled = { endpoint, routes: [], anyPassthrough: false }));
         compiled.routes.push(route);
-        if (route.hostnames.length > 0) compiled.anyHost = false;
         if (endpoint.api === 'OpenAI' && (route.passthroughEndpoints?.length ?? 0) > 0) compiled.anyPassthrough = true;
       }
       if ((route.passthroughEndpoints?.length ?? 0) > 0)
         this.passthrough.set(route, new PassthroughEndpoints(route.passthroughEndpoints!));
     }
-    this.endpoints.sort((a, b) => b.endpoint.pathPrefix.length - a.endpoint.pathPrefix.length);
-    for (const endpoint of this.endpoints) {
-      this.rulesByEndpoint.set(
+    for (const { endpoint, routes, anyPassthrough } of byKey.values()) {
+      const rules = routes.map((route) => rulesOfRoute.get(route)!);
+      this.endpoints.push({
         endpoint,
-        endpoint.routes.flatMap((route) =>
-          route.rules.map((rule) => ({ route, match: compileModelMatchers(rule.models), backends: rule.backends })),
-        ),
-      );
+        routes,
+        all: selectionOf(routes, rules),
+        hosts: routes.some((route) => route.hostnames.length > 0) ? new HostSelector(routes, rules) : undefined,
+        anyPassthrough,
+      });
     }
+    this.endpoints.sort((a, b) => b.endpoint.pathPrefix.length - a.endpoint.pathPrefix.length);
   }
 
   /**
@@ -164,13 +178,11 @@ export class Router {
       else if (path.startsWith(prefix) && path.charCodeAt(prefix.length) === 47 /* / */)
         subpath = path.slice(prefix.length);
       else continue;
-      const allRules = this.rulesByEndpoint.get(compiled) ?? [];
-      if (!compiled.anyHost) host ??= hostOf(authority);
-      const rules = compiled.anyHost ? allRules : allRules.filter((rule) => hostMatches(rule.route.hostnames, host!));
+      let selection = compiled.all;
+      if (compiled.hosts) selection = compiled.hosts.select((host ??= hostOf(authority)));
+      const { rules, routes } = selection;
       if (rules.length === 0) continue;
-      const routes = compiled.anyHost
-        ? compiled.routes
-        : compiled.routes.filter((route) => hostMatches(route.hostnames, host!));
+      this.indexed(rules);
       const api = compiled.endpoint.api;
       const served = SERVED[api].get(subpath);
       if (served !== undefined) {
@@ -178,7 +190,7 @@ export class Router {
         return { api, subpath, query, operation: undefined, allowedMethods: served.allowed, rules, routes };
       }
       if (compiled.anyPassthrough && isPassthroughSubpath(subpath))
-        return this.passthroughMatch(api, subpath, query, method, rules, routes);
+        return this.passthroughMatch(api, subpath, query, method, selection);
       return { api, subpath, query, operation: undefined, rules, routes };
     }
     return undefined;
@@ -190,57 +202,101 @@ export class Router {
     subpath: string,
     query: string,
     method: string | undefined,
-    rules: readonly CompiledRule[],
-    routes: readonly RouteConfig[],
+    selection: RouteSelection<CompiledRule>,
   ): EndpointMatch {
+    const { rules, routes } = selection;
     const optedIn =
       method === undefined
         ? []
-        : routes.filter((route) => this.passthrough.get(route)?.allows(subpath, method) === true);
+        : selection.passthroughPositions.filter((p) => this.passthrough.get(routes[p])!.allows(subpath, method));
     if (optedIn.length > 0) {
       // Only the opted-in routes' rules, in their order: another route's models never reach this path.
-      const offered = optedIn.length === routes.length ? rules : rules.filter((rule) => optedIn.includes(rule.route));
-      return { api, subpath, query, operation: 'other', rules: offered, routes: optedIn };
+      const offered = subsetOf(selection, optedIn);
+      this.indexed(offered.rules);
+      return { api, subpath, query, operation: 'other', rules: offered.rules, routes: offered.routes };
     }
     const methods = new Set<string>();
-    for (const route of routes) this.passthrough.get(route)?.methodsFor(subpath, methods);
+    for (const p of selection.passthroughPositions) this.passthrough.get(routes[p])!.methodsFor(subpath, methods);
     if (methods.size === 0) return { api, subpath, query, operation: undefined, rules, routes };
     return { api, subpath, query, operation: undefined, allowedMethods: [...methods].sort(), rules, routes };
   }
-}
 
-export function findRule(rules: readonly CompiledRule[], model: string): RuleMatch | undefined {
-  for (const rule of rules) {
-    const modelLabel = rule.match(model);
-    if (modelLabel !== undefined) return { rule, modelLabel };
+  /** Gives a rule list of this snapshot its index, sharing the snapshot's memo. */
+  private indexed(rules: readonly CompiledRule[]): void {
+    if (!RULE_INDEXES.has(rules)) RULE_INDEXES.set(rules, new RuleIndex(rules, this.memo));
   }
-  return undefined;
 }
 
-/** Exact model names the routes serve (what `/models` lists and the unknown-model error names). */
-export function exactModels(routes: readonly RouteConfig[]): string[] {
-  const names = new Set<string>();
-  for (const route of routes)
-    for (const rule of route.rules) for (const m of rule.models) if (m.type === 'Exact') names.add(m.value);
-  return [...names];
+/** The index of each rule list a Router hands out (built on its first lookup for lists made elsewhere). */
+const RULE_INDEXES = new WeakMap<readonly CompiledRule[], RuleIndex<CompiledRule>>();
+
+/**
+ * The first rule of `rules` that accepts `model` (config order), with the label of the match that accepted it:
+ * through the list's index (rule-index.ts), which answers as trying every rule in order would.
+ */
+export function findRule(rules: readonly CompiledRule[], model: string): RuleMatch | undefined {
+  let index = RULE_INDEXES.get(rules);
+  if (index === undefined) RULE_INDEXES.set(rules, (index = new RuleIndex(rules)));
+  return index.find(model);
+}
+
+/** Names the unknown-model error lists at most; `/models` lists them all. */
+export const MAX_LISTED_MODELS = 50;
+const AVAILABLE_MODELS = new WeakMap<readonly RouteConfig[], string>();
+
+/**
+ * The exact models of `routes` for the unknown-model error, built once per route list and bounded: with 10,000
+ * routes every unknown name would otherwise cost a 100 KB answer.
+ */
+export function availableModels(routes: readonly RouteConfig[]): string {
+  let text = AVAILABLE_MODELS.get(routes);
+  if (text === undefined) {
+    const models = exactModels(routes);
+    if (models.length === 0) text = '(none)';
+    else if (models.length <= MAX_LISTED_MODELS) text = models.join(', ');
+    else
+      text =
+        `${models.slice(0, MAX_LISTED_MODELS).join(', ')} and ${models.length - MAX_LISTED_MODELS} more ` +
+        '(the /models endpoint lists them all)';
+    AVAILABLE_MODELS.set(routes, text);
+  }
+  return text;
+}
+
+const EXACT_MODELS = new WeakMap<readonly RouteConfig[], readonly string[]>();
+
+/**
+ * Exact model names the routes serve (what `/models` lists and the unknown-model error names), collected once per
+ * route list (the Router hands out the same lists for the same endpoint and host).
+ */
+export function exactModels(routes: readonly RouteConfig[]): readonly string[] {
+  let models = EXACT_MODELS.get(routes);
+  if (models === undefined) {
+    const names = new Set<string>();
+    for (const route of routes)
+      for (const rule of route.rules) for (const m of rule.models) if (m.type === 'Exact') names.add(m.value);
+    EXACT_MODELS.set(routes, (models = [...names]));
+  }
+  return models;
 }
 
 function compileModelMatchers(models: readonly ModelMatch[]): (model: string) => string | undefined {
   /** Value to itself: the label is the configured string, not the request's copy of it. */
   const exact = new Map<string, string>();
   const prefixes: Array<{ prefix: string; label: string }> = [];
-  // RE2 (linear time, whole-value match), compiled once per config snapshot; the schema refused what RE2 cannot run.
-  const patterns: Array<{ regex: ModelRegex; label: string }> = [];
+  // RE2 (linear time, whole-value match), compiled on first use per config snapshot (the schema already refused
+  // what RE2 cannot run): the rule index rarely runs a pattern, and 10,000 of them take a second to compile.
+  const patterns: Array<{ pattern: string; regex?: ModelRegex; label: string }> = [];
   for (const m of models) {
     if (m.type === 'Exact') exact.set(m.value, m.value);
     else if (m.type === 'Prefix') prefixes.push({ prefix: m.value, label: `${m.value}*` });
-    else patterns.push({ regex: compileModelRegex(m.value), label: m.value });
+    else patterns.push({ pattern: m.value, label: m.value });
   }
   return (model) => {
     const configured = exact.get(model);
     if (configured !== undefined) return configured;
     for (const p of prefixes) if (model.startsWith(p.prefix)) return p.label;
-    for (const p of patterns) if (p.regex.test(model)) return p.label;
+    for (const p of patterns) if ((p.regex ??= compileModelRegex(p.pattern)).test(model)) return p.label;
     return undefined;
   };
 }
@@ -252,15 +308,4 @@ function hostOf(authority: string): string {
   }
   const colon = authority.indexOf(':');
   return (colon === -1 ? authority : authority.slice(0, colon)).toLowerCase();
-}
-
-function hostMatches(hostnames: readonly string[], host: string): boolean {
-  if (hostnames.length === 0) return true;
-  // Configured hostnames are lower-case (checked at config load); the request's host is lower-cased once.
-  for (const pattern of hostnames) {
-    if (pattern.startsWith('*.')) {
-      if (host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1) return true;
-    } else if (pattern === host) return true;
-  }
-  return false;
 }

@@ -1,5 +1,5 @@
 import { CircuitBreakers } from '../../src/routing/breaker';
-import { exactModels, findRule, Router } from '../../src/routing/router';
+import { availableModels, exactModels, findRule, MAX_LISTED_MODELS, Router } from '../../src/routing/router';
 import { selectBackend } from '../../src/routing/select';
 import { route, testConfig } from '../support/processor-harness';
 
@@ -79,6 +79,20 @@ describe('Router', () => {
     expect(findRule(rules, 'opus-12')).toBeDefined();
     expect(findRule(rules, 'opus-12-beta')).toBeUndefined();
     expect(exactModels(router.match('/anthropic/v1/messages', 'h', 'POST')!.routes)).toEqual(['claude-3']);
+  });
+
+  it('lists at most MAX_LISTED_MODELS names in the unknown-model error', () => {
+    const names = (count: number) => Array.from({ length: count }, (_, i) => `m${i}`);
+    const routesOf = (count: number) =>
+      new Router(testConfig({ routes: [route(names(count), [{ backend: 'openai', weight: 1, priority: 0 }])] })).match(
+        '/v1/chat/completions',
+        'h',
+        'POST',
+      )!.routes;
+    expect(availableModels(routesOf(MAX_LISTED_MODELS))).toBe(names(MAX_LISTED_MODELS).join(', '));
+    expect(availableModels(routesOf(MAX_LISTED_MODELS + 7))).toBe(
+      `${names(MAX_LISTED_MODELS).join(', ')} and 7 more (the /models endpoint lists them all)`,
+    );
   });
 
   it(
