@@ -80,9 +80,7 @@ const KEY_BYTES = TOP_LEVEL_KEYS.map((key) => Buffer.from(key));
 /** An escaped spelling takes at most 6 bytes per character (`\uXXXX`): longer keys cannot decode to ours. */
 const MAX_ESCAPED_KEY_BYTES = 6 * Math.max(...TOP_LEVEL_KEYS.map((key) => key.length));
 
-class SyntaxFailure {
-  constructor(readonly message: string) {}
-}
+class SyntaxFailure extends Error {}
 
 /**
  * One pass over a request body: grammar, depth, UTF-8 and the spans of the top-level `model`, `stream` and
@@ -129,7 +127,6 @@ class Scan {
       let c = raw[i];
       while (c === SPACE || c === LF || c === CR || c === TAB) c = raw[++i];
       if (i >= length) break;
-      let valueDone = false;
       switch (expect) {
         case EXPECT_NOTHING:
           throw this.unexpected(i);
@@ -148,7 +145,6 @@ class Scan {
           if ((c === CLOSE_BRACE && container === IN_OBJECT) || (c === CLOSE_BRACKET && container === IN_ARRAY)) {
             i += 1;
             depth -= 1;
-            valueDone = true;
             break;
           }
           throw this.unexpected(i);
@@ -158,7 +154,6 @@ class Scan {
           if (c === CLOSE_BRACE && expect === EXPECT_KEY_OR_CLOSE) {
             i += 1;
             depth -= 1;
-            valueDone = true;
             break;
           }
           if (c !== QUOTE) throw this.unexpected(i);
@@ -173,7 +168,6 @@ class Scan {
           if (c === CLOSE_BRACKET && expect === EXPECT_VALUE_OR_CLOSE) {
             i += 1;
             depth -= 1;
-            valueDone = true;
             break;
           }
           if (depth === 1) valueStart = i;
@@ -192,19 +186,17 @@ class Scan {
           else if (c === 0x6e /* n */) i = this.literal(i, 'null');
           else if (c === MINUS || (c >= ZERO && c <= NINE)) i = this.numberEnd(i);
           else throw this.unexpected(i);
-          valueDone = true;
         }
       }
-      if (valueDone) {
-        if (depth === 0) {
-          expect = EXPECT_NOTHING;
-        } else {
-          expect = EXPECT_COMMA_OR_CLOSE;
-          if (depth === 1 && key !== -1) {
-            this.seen[key] += 1;
-            this.fields[TOP_LEVEL_KEYS[key]] = { start: valueStart, end: i };
-            key = -1;
-          }
+      // Here a value ended: a scalar, or a container just closed.
+      if (depth === 0) {
+        expect = EXPECT_NOTHING;
+      } else {
+        expect = EXPECT_COMMA_OR_CLOSE;
+        if (depth === 1 && key !== -1) {
+          this.seen[key] += 1;
+          this.fields[TOP_LEVEL_KEYS[key]] = { start: valueStart, end: i };
+          key = -1;
         }
       }
     }
@@ -327,7 +319,10 @@ export function spanHasEscape(raw: Buffer, span: ValueSpan): boolean {
   return raw.subarray(span.start, span.end).indexOf(BACKSLASH) !== -1;
 }
 
-/** The whole body, parsed: for requests that are rewritten. Syntax the scan accepted may still fail here (raw control characters in strings). */
+/**
+ * The whole body, parsed: for requests that are rewritten. A body the scan accepted may still fail here (raw
+ * control characters in strings).
+ */
 export function parseJsonBody(
   raw: Buffer,
 ): { ok: true; body: Record<string, unknown> } | { ok: false; message: string } {
