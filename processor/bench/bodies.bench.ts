@@ -187,9 +187,17 @@ interface Server {
   address: string;
 }
 
+/** Servers still running: stopped when the bench ends, also on an error. */
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+});
+
 function startProcess(name: string, args: string[], address: string): Promise<Server> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.add(child);
+    child.once('exit', () => children.delete(child));
     child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
     child.stdout.once('data', () => resolve({ name, child, address }));
   });
@@ -307,12 +315,13 @@ async function main(): Promise<void> {
   const servers = {
     null: await (async () => {
       const address = `127.0.0.1:${await freePort()}`;
-      return startProcess('null', [nullProcessor, address], address);
+      const flags = process.env.BENCH_NULL_NODE_FLAGS ? process.env.BENCH_NULL_NODE_FLAGS.split(' ') : [];
+      return startProcess('null', [...flags, nullProcessor, address], address);
     })(),
     ours: await (async () => {
       const address = `127.0.0.1:${await freePort()}`;
       const args = [
-        // BENCH_NODE_FLAGS: extra node flags for our processor (e.g. --cpu-prof --cpu-prof-dir=<dir>).
+        // BENCH_NODE_FLAGS (BENCH_NULL_NODE_FLAGS for the null): extra node flags, e.g. --cpu-prof.
         ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []),
         mainJs,
         '--config',
@@ -370,10 +379,9 @@ async function main(): Promise<void> {
   const single = { null: NaN, ours: NaN };
   for (const w of largest ? which : []) {
     const pid = servers[w].child.pid!;
-    const before = statusKb(pid, 'VmRSS') / 1024;
     resetPeak(pid);
     for (let i = 0; i < 5; i++) await exchange(clients[w], largest!);
-    single[w] = statusKb(pid, 'VmHWM') / 1024 - before;
+    single[w] = statusKb(pid, 'VmHWM') / 1024;
   }
 
   for (const w of which) {
@@ -416,7 +424,7 @@ async function main(): Promise<void> {
   }
   if (largest) {
     console.log(
-      `one 20 MB request at a time, peak RSS above the RSS before: null ${single.null.toFixed(0)} MB, ours ` +
+      `one 20 MB request at a time, after the runs above: peak RSS null ${single.null.toFixed(0)} MB, ours ` +
         `${single.ours.toFixed(0)} MB`,
     );
   }
