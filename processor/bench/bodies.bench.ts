@@ -315,14 +315,16 @@ async function main(): Promise<void> {
   const servers = {
     null: await (async () => {
       const address = `127.0.0.1:${await freePort()}`;
-      const flags = process.env.BENCH_NULL_NODE_FLAGS ? process.env.BENCH_NULL_NODE_FLAGS.split(' ') : [];
+      const flags = process.env.BENCH_NULL_NODE_FLAGS
+        ? process.env.BENCH_NULL_NODE_FLAGS.split(' ').filter(Boolean)
+        : [];
       return startProcess('null', [...flags, nullProcessor, address], address);
     })(),
     ours: await (async () => {
       const address = `127.0.0.1:${await freePort()}`;
       const args = [
         // BENCH_NODE_FLAGS (BENCH_NULL_NODE_FLAGS for the null): extra node flags, e.g. --cpu-prof.
-        ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ') : []),
+        ...(process.env.BENCH_NODE_FLAGS ? process.env.BENCH_NODE_FLAGS.split(' ').filter(Boolean) : []),
         mainJs,
         '--config',
         path.join(work, 'config.json'),
