@@ -11,7 +11,15 @@ import { selectBackend } from '../routing/select';
 import type { BackendRef } from '@ai-gateway-constructs/processor-config';
 import type { ClientApi } from '../translate/types';
 import { HeaderList } from './headers';
-import { MAX_JSON_DEPTH, parseJsonBody } from './json-body';
+import {
+  MAX_JSON_DEPTH,
+  parseSpan,
+  scanJsonBody,
+  spanHasEscape,
+  spanKind,
+  type JsonScanResult,
+  type ValueSpan,
+} from './json-body';
 
 /**
  * The longest model name a client may send, in UTF-8 bytes. Real provider ids are far shorter (Bedrock ARNs of
@@ -96,9 +104,12 @@ export function tooLarge(runtime: RuntimeConfig): GatewayError {
 /** The rule and backend that serve a request body. */
 export interface RoutingDecision {
   kind: 'routed';
-  body: Record<string, unknown>;
+  /** The client's bytes: forwarded as they are, or parsed whole when the request must be rewritten. */
+  raw: Buffer;
   model: string;
   stream: boolean;
+  /** The client's own top-level `stream_options` asks for usage (`include_usage: true`, spelled once, no escapes). */
+  streamUsageRequested: boolean;
   rule: RuleMatch;
   ref: BackendRef;
   backend: BackendRuntime;
@@ -112,56 +123,15 @@ export function decideOnBody(
 ): RoutingDecision | Rejection {
   const api = read.match.api;
   const path = stripQuery(read.path);
-  const parsed = parseJsonBody(raw);
-  if (!parsed.ok) {
-    switch (parsed.reason) {
-      case 'syntax':
-        return reject(
-          gatewayError(400, `malformed request: failed to parse JSON for ${path}: ${parsed.message}`, 'invalid_json'),
-          api,
-        );
-      case 'not_object':
-        return reject(
-          gatewayError(400, `malformed request: the body of ${path} must be a JSON object`, 'invalid_json'),
-          api,
-        );
-      case 'too_deep':
-        return reject(
-          gatewayError(
-            400,
-            `malformed request: the body of ${path} nests deeper than ${MAX_JSON_DEPTH} levels`,
-            'invalid_json',
-          ),
-          api,
-        );
-      case 'duplicate_model':
-        return reject(
-          gatewayError(400, 'the request body names "model" more than once', 'duplicate_model', 'model'),
-          api,
-        );
-    }
-  }
-  const body = parsed.body;
-  const model = body.model;
-  if (typeof model !== 'string' || model.length === 0) {
-    return reject(gatewayError(400, 'you must provide a model parameter', 'missing_model', 'model'), api);
-  }
-  if (
-    model.length > MAX_MODEL_NAME_BYTES ||
-    (model.length > MAX_MODEL_NAME_BYTES / 3 && Buffer.byteLength(model) > MAX_MODEL_NAME_BYTES)
-  ) {
-    // Checked first and in O(1) for long names (a UTF-16 unit is at most 3 UTF-8 bytes).
-    return reject(
-      gatewayError(400, `the model name must be at most ${MAX_MODEL_NAME_BYTES} bytes long`, 'invalid_model', 'model'),
-      api,
-    );
-  }
-  if (hasControlCharacter(model)) {
-    // The model travels upstream in a header (x-ai-eg-model): CR, LF or NUL there would be header injection.
-    return reject(
-      gatewayError(400, 'the model name must not contain control characters', 'invalid_model', 'model'),
-      api,
-    );
+  const scanned = scanJsonBody(raw);
+  if (!scanned.ok) return reject(scanError(scanned, path), api);
+  const { fields } = scanned;
+  const model = modelOf(raw, fields.model);
+  if (typeof model !== 'string') return reject(model.error(path), api);
+  const stream = fields.stream && spanKind(raw, fields.stream);
+  if (stream !== undefined && stream !== TRUE && stream !== FALSE && stream !== NULL) {
+    // A provider that took "true" or 1 for true would stream while the gateway did not ask it for usage.
+    return reject(gatewayError(400, '"stream" must be a boolean', 'invalid_type', 'stream'), api);
   }
   const rule = findRule(read.match.rules, model);
   if (!rule) {
@@ -182,7 +152,109 @@ export function decideOnBody(
   }
   const ref = selectBackend(rule.rule.backends, breakers, runtime.config.circuitBreaker);
   const backend = runtime.backends.get(ref.backend)!;
-  return { kind: 'routed', body, model, stream: body.stream === true, rule, ref, backend };
+  return {
+    kind: 'routed',
+    raw,
+    model,
+    stream: stream === TRUE,
+    streamUsageRequested: stream === TRUE && streamUsageRequested(raw, fields.stream_options),
+    rule,
+    ref,
+    backend,
+  };
+}
+
+const TRUE = 0x74; // t
+const FALSE = 0x66; // f
+const NULL = 0x6e; // n
+const QUOTE = 0x22;
+/** The longest `stream_options` read in place; a longer one is treated as not asking for usage (it gets asked). */
+const MAX_STREAM_OPTIONS_BYTES = 1024;
+const INCLUDE_USAGE_KEY = Buffer.from('"include_usage"');
+
+type BodyError = (path: string) => GatewayError;
+
+function scanError(scanned: Exclude<JsonScanResult, { ok: true }>, path: string): GatewayError {
+  switch (scanned.reason) {
+    case 'syntax':
+      return gatewayError(
+        400,
+        `malformed request: failed to parse JSON for ${path}: ${scanned.message}`,
+        'invalid_json',
+      );
+    case 'not_utf8':
+      return gatewayError(400, `malformed request: the body of ${path} is not valid UTF-8`, 'invalid_json');
+    case 'not_object':
+      return gatewayError(400, `malformed request: the body of ${path} must be a JSON object`, 'invalid_json');
+    case 'too_deep':
+      return gatewayError(
+        400,
+        `malformed request: the body of ${path} nests deeper than ${MAX_JSON_DEPTH} levels`,
+        'invalid_json',
+      );
+    case 'duplicate_key':
+      // JSON.parse keeps the last of duplicate keys while a passthrough forwards both: the gateway and the provider
+      // could read different values.
+      return scanned.key === 'model'
+        ? gatewayError(400, 'the request body names "model" more than once', 'duplicate_model', 'model')
+        : gatewayError(400, `the request body names "${scanned.key}" more than once`, 'duplicate_key', scanned.key);
+  }
+}
+
+/**
+ * The top-level model, decoded from its bytes alone (escapes as any JSON parser reads them), or the error. Long
+ * values are refused before decoding: an escape takes at most 6 bytes for one UTF-8 byte.
+ */
+function modelOf(raw: Buffer, span: ValueSpan | undefined): string | { error: BodyError } {
+  const missing = { error: () => gatewayError(400, 'you must provide a model parameter', 'missing_model', 'model') };
+  if (!span || spanKind(raw, span) !== QUOTE || span.end - span.start === 2) return missing;
+  const tooLong = {
+    error: () =>
+      gatewayError(400, `the model name must be at most ${MAX_MODEL_NAME_BYTES} bytes long`, 'invalid_model', 'model'),
+  };
+  const escaped = spanHasEscape(raw, span);
+  const contentBytes = span.end - span.start - 2;
+  if (contentBytes > (escaped ? 6 : 1) * MAX_MODEL_NAME_BYTES) return tooLong;
+  let model: string;
+  try {
+    model = parseSpan(raw, span) as string;
+  } catch (error) {
+    const message = (error as Error).message;
+    return {
+      error: (path) =>
+        gatewayError(400, `malformed request: failed to parse JSON for ${path}: ${message}`, 'invalid_json'),
+    };
+  }
+  if (escaped && Buffer.byteLength(model) > MAX_MODEL_NAME_BYTES) return tooLong;
+  if (hasControlCharacter(model)) {
+    // The model travels upstream in a header (x-ai-eg-model): CR, LF or NUL there would be header injection.
+    return {
+      error: () => gatewayError(400, 'the model name must not contain control characters', 'invalid_model', 'model'),
+    };
+  }
+  if (LONE_SURROGATE.test(model)) {
+    // Written into the header as U+FFFD: the gateway would route and label a name the provider never reads.
+    return {
+      error: () => gatewayError(400, 'the model name must be valid Unicode', 'invalid_model', 'model'),
+    };
+  }
+  return model;
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * Whether the client's `stream_options` already asks for usage, read only when it is unambiguous: an object of at
+ * most MAX_STREAM_OPTIONS_BYTES, `"include_usage"` spelled once and without escapes (a provider that kept the first
+ * of two `include_usage` keys could stream without usage while the gateway thought it asked). Otherwise the
+ * request is rewritten with usage asked for.
+ */
+function streamUsageRequested(raw: Buffer, span: ValueSpan | undefined): boolean {
+  if (!span || spanKind(raw, span) !== 0x7b /* { */ || span.end - span.start > MAX_STREAM_OPTIONS_BYTES) return false;
+  const bytes = raw.subarray(span.start, span.end);
+  const first = bytes.indexOf(INCLUDE_USAGE_KEY);
+  if (first === -1 || bytes.indexOf(INCLUDE_USAGE_KEY, first + 1) !== -1 || spanHasEscape(raw, span)) return false;
+  return (parseSpan(raw, span) as { include_usage?: unknown }).include_usage === true;
 }
 
 function reject(error: GatewayError, api: ClientApi): Rejection {

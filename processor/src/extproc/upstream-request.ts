@@ -20,6 +20,7 @@ import { TranslationError, type HeaderChanges, type UpstreamRequest } from '../t
 import type { ProcessorContext } from './context';
 import { Exchange } from './exchange';
 import { HeaderChangeSet, type HeaderList } from './headers';
+import { parseJsonBody } from './json-body';
 import { stripQuery, type HeadersDecision, type Rejection, type RoutingDecision } from './request-route';
 
 type BodyRead = Extract<HeadersDecision, { kind: 'readBody' }>;
@@ -65,13 +66,27 @@ export function prepareUpstream(
     upstreamModel: ref.modelNameOverride ?? model,
     backend: backend.config,
     stream: decision.stream,
+    streamUsageRequested: decision.streamUsageRequested,
     forceStreamUsage: runtime.forceStreamUsage,
     requestId: headers.get('x-request-id') ?? randomUUID(),
     nowSeconds: Math.floor(Date.now() / 1000),
   });
-  let upstream: UpstreamRequest;
+  let upstream: UpstreamRequest | undefined;
+  let upstreamBody: Buffer | undefined;
   try {
-    upstream = translator.request(decision.body);
+    // Forwarded as it came: decided from the top-level fields the gateway read, the body is never parsed.
+    if (!backend.hasBodyMutation) upstream = translator.forwardUnchanged?.();
+    if (!upstream) {
+      const parsed = parseJsonBody(decision.raw);
+      if (!parsed.ok) {
+        const message = `malformed request: failed to parse JSON for ${stripQuery(path)}: ${parsed.message}`;
+        return { kind: 'reject', error: gatewayError(400, message, 'invalid_json'), api };
+      }
+      upstream = translator.request(parsed.body);
+      if (!upstream.bodyUnchanged || backend.hasBodyMutation) {
+        upstreamBody = Buffer.from(JSON.stringify(applyBodyMutation(upstream.body, backend)));
+      }
+    }
   } catch (error) {
     if (error instanceof TranslationError) {
       return {
@@ -87,10 +102,6 @@ export function prepareUpstream(
       };
     }
     throw error;
-  }
-  let upstreamBody: Buffer | undefined;
-  if (!upstream.bodyUnchanged || backend.hasBodyMutation) {
-    upstreamBody = Buffer.from(JSON.stringify(applyBodyMutation(upstream.body, backend)));
   }
   const exchange = new Exchange(context, {
     runtime,

@@ -136,6 +136,17 @@ export const anthropicMessagesPassthrough: TranslatorFactory = (context): Transl
         removeHeaders: [],
       };
     },
+    forwardUnchanged(): UpstreamRequest | undefined {
+      // Only the Anthropic API reads the body as the client wrote it; Vertex and Bedrock move fields around.
+      if (schema.name !== 'Anthropic' || context.upstreamModel !== context.requestModel) return undefined;
+      return {
+        path: countTokens ? '/v1/messages/count_tokens' : messagesPath(schema, context.upstreamModel, context.stream),
+        body: undefined,
+        bodyUnchanged: true,
+        setHeaders: versionHeaders(schema),
+        removeHeaders: [],
+      };
+    },
     response: () => new AnthropicPassthroughResponse(schema.name === 'AWSAnthropic'),
   };
 };

@@ -33,6 +33,10 @@ export const openAIToAzure: TranslatorFactory = (context) => {
       const upstream = passthrough.request(body);
       return { ...upstream, path: azurePath(context, context.upstreamModel, context.subpath) };
     },
+    forwardUnchanged(): UpstreamRequest | undefined {
+      const upstream = passthrough.forwardUnchanged?.();
+      return upstream && { ...upstream, path: azurePath(context, context.upstreamModel, context.subpath) };
+    },
     response: () => passthrough.response(),
   };
 };

@@ -26,6 +26,19 @@ class OpenAIPassthrough implements Translator {
     return translateRequest(this.context, body);
   }
 
+  forwardUnchanged(): UpstreamRequest | undefined {
+    const context = this.context;
+    if (context.upstreamModel !== context.requestModel) return undefined;
+    if (forcesStreamUsage(context) && context.streamUsageRequested !== true) return undefined;
+    return {
+      path: upstreamPath(context),
+      body: undefined,
+      bodyUnchanged: true,
+      setHeaders: NO_HEADER_CHANGES,
+      removeHeaders: NO_NAMES,
+    };
+  }
+
   response(): ResponseTranslator {
     // Endpoints a route opted into (images, audio, ...) may answer any media type; the metered ones answer JSON or SSE.
     return new OpenAIResponse(this.context.operation !== 'other');
@@ -60,7 +73,7 @@ function translateRequest(context: TranslationContext, body: Record<string, unkn
   if (forcesStreamUsage(context)) {
     const options = body.stream_options;
     const current = options !== null && typeof options === 'object' ? (options as Record<string, unknown>) : undefined;
-    if (current?.include_usage !== true) {
+    if (!(context.streamUsageRequested ?? current?.include_usage === true)) {
       body.stream_options = { ...current, include_usage: true };
       unchanged = false;
     }

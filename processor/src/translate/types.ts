@@ -47,6 +47,11 @@ export interface TranslationContext {
   stream: boolean;
   /** A token cost is configured: ask the provider for usage on streams (e.g. OpenAI `stream_options.include_usage`). */
   forceStreamUsage: boolean;
+  /**
+   * The client's own top-level `stream_options.include_usage` is true, as the gateway read it (unambiguous: one key,
+   * no escapes). Unset: the translator reads the parsed body.
+   */
+  streamUsageRequested?: boolean;
   /** For ids and `created` fields the translator has to invent. */
   requestId: string;
   nowSeconds: number;
@@ -113,6 +118,12 @@ export interface ResponseTranslator {
 export interface Translator {
   /** Throws TranslationError for requests the backend cannot express. */
   request(body: Record<string, unknown>): UpstreamRequest;
+  /**
+   * Optional: the upstream request when the client's bytes go to the backend exactly as they are, decided from the
+   * context alone (the top-level fields the gateway read), so the body is never parsed; its `body` is undefined and
+   * `bodyUnchanged` true. Undefined when the body has to be rewritten: `request` is called with it parsed.
+   */
+  forwardUnchanged?(): UpstreamRequest | undefined;
   response(): ResponseTranslator;
 }
 
