@@ -2,9 +2,10 @@
  * Small typed subsets of the Gateway API and Envoy Gateway resources we emit, checked field by field against
  * the CRD schemas (Gateway API v1.6.1 standard channel, Envoy Gateway v1.9.0). Only what we use is modelled.
  */
-import { ApiObject, Chart, JsonPatch, Lazy, type Duration } from 'cdk8s';
+import { ApiObject, App, Chart, JsonPatch, Lazy, type ApiObjectProps, type Duration } from 'cdk8s';
 import type { Construct, IConstruct } from 'constructs';
 import { formatGatewayDuration } from './limits/duration';
+import { NOT_PLAIN, onlyBuiltInResolvers, renderPlainJson } from './plain-json';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 export const ENVOY_GATEWAY_GROUP = 'gateway.envoyproxy.io';
@@ -231,12 +232,57 @@ export function customResource<T>(
   identity: ObjectIdentity,
   spec: T | (() => T),
 ): ApiObject {
-  return new ApiObject(scope, id, {
+  return new CustomResource(scope, id, {
     apiVersion,
     kind,
     metadata: { name: identity.name, namespace: identity.namespace, labels: identity.labels },
     spec: typeof spec === 'function' ? (Lazy.any({ produce: spec as () => T }) as unknown) : spec,
   });
+}
+
+/**
+ * An ApiObject that renders its plain JSON props itself, to the JSON cdk8s renders: cdk8s hands every value to every
+ * resolver of the app with a context object and a copy of its key path, which costs more than the YAML of a route's
+ * objects. The metadata is cdk8s's (users change it through `metadata`). cdk8s renders whatever else there is: an
+ * app with resolvers of its own, JSON patches, props that are not plain JSON.
+ */
+class CustomResource extends ApiObject {
+  private readonly customProps: ApiObjectProps;
+  private patched = false;
+
+  constructor(scope: Construct, id: string, props: ApiObjectProps) {
+    super(scope, id, props);
+    this.customProps = props;
+  }
+
+  override addJsonPatch(...ops: JsonPatch[]): void {
+    this.patched = true;
+    super.addJsonPatch(...ops);
+  }
+
+  override toJson(): unknown {
+    if (this.patched || !onlyBuiltInResolvers(App.of(this).resolvers)) return super.toJson();
+    let json: unknown;
+    try {
+      const data = { ...this.customProps, metadata: this.metadata.toJson() as unknown };
+      json = renderPlainJson(data, !process.env.CDK8S_DISABLE_SORT);
+    } catch (e) {
+      // cdk8s's message for a value that fails to render (e.g. a Lazy spec that throws a validation error).
+      throw new Error(
+        `Failed serializing construct at path '${this.node.path}' with name '${this.name}': ${String(e)}`,
+        {
+          cause: e,
+        },
+      );
+    }
+    if (json === NOT_PLAIN) return super.toJson();
+    // apiVersion, kind and metadata first, the rest in rendered order (as cdk8s orders them).
+    const rendered = json as Record<string, unknown>;
+    const result: Record<string, unknown> = {};
+    for (const key of ['apiVersion', 'kind', 'metadata', ...Object.keys(rendered)])
+      if (key in rendered) result[key] = rendered[key];
+    return result;
+  }
 }
 
 /**

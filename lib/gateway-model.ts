@@ -1,8 +1,7 @@
 import type { IConstruct } from 'constructs';
 import type { BackendConfig, CostConfig, RouteConfig } from '@ai-gateway-constructs/processor-config';
 import type { GlobalRateLimitRule } from './crds';
-import type { ServedModelMatch } from './limits/budgets';
-import { ModelMatchIndex } from './model-match';
+import { ModelMatchIndex, type ModelMatch } from './model-match';
 import { RoutePrecedenceIndex } from './route-precedence';
 
 /**
@@ -23,7 +22,7 @@ export interface RouteFragment {
   /** Per backend, the request headers its `headerMutation` sets or removes (budgets cannot key on them). */
   readonly mutatedHeaders: readonly { readonly backendName: string; readonly headers: readonly string[] }[];
   /** The model matches of the route's rules, in order (a budget for one model checks that a rule serves it). */
-  readonly modelMatches: readonly ServedModelMatch[];
+  readonly modelMatches: readonly ModelMatch[];
 }
 
 /** What one TokenRateLimit contributes: its rate-limit rule and what the processor must do for it. */
@@ -80,6 +79,7 @@ export class GatewayModel {
   private readonly routeFragments: RouteFragment[] = [];
   private readonly budgetFragments: BudgetFragment[] = [];
   private readonly costs = new Map<string, { cost: CostConfig; owner: string }>();
+  private servedModels?: { readonly revision: number; readonly exact: Set<string>; readonly others: ModelMatch[] };
 
   constructor(private readonly options: GatewayModelOptions = {}) {}
 
@@ -134,6 +134,26 @@ export class GatewayModel {
         headers.add(budget.clientHeader);
     }
     return [...headers].sort();
+  }
+
+  /**
+   * Whether a rule of some route serves `model`. Every budget for one model asks when the app is validated (once per
+   * chart and once more): exact names are looked up, the other matches tried in turn, from an index kept per revision.
+   */
+  servesModel(model: string): boolean {
+    const revision = this.revision;
+    if (this.servedModels?.revision !== revision) {
+      const exact = new Set<string>();
+      const others: ModelMatch[] = [];
+      for (const route of this.routeFragments) {
+        for (const match of route.modelMatches) {
+          if (match.type === 'Exact') exact.add(match.value);
+          else others.push(match);
+        }
+      }
+      this.servedModels = { revision, exact, others };
+    }
+    return this.servedModels.exact.has(model) || this.servedModels.others.some((match) => match.matches(model));
   }
 
   /** The client headers of the budgets over the whole gateway, with the budget that counts by each. */

@@ -309,10 +309,15 @@ export class TokenRateLimit extends Construct {
         if (noRedis) throw noRedis;
         const model = props.models?.model;
         if (model !== undefined && !registry.partial) {
-          const routes = target.route ? [target.route.fragment] : target.model.routes;
-          const served = routes.map((route) => ({ route: route.scope.node.path, matches: route.modelMatches }));
-          const unserved = unservedModelError(this, 'models', model, served);
-          if (unserved) throw unserved;
+          const served = target.route
+            ? target.route.fragment.modelMatches.some((match) => match.matches(model))
+            : target.model.servesModel(model);
+          if (!served) {
+            const routes = target.route ? [target.route.fragment] : target.model.routes;
+            const listed = routes.map((route) => ({ route: route.scope.node.path, matches: route.modelMatches }));
+            const unserved = unservedModelError(this, 'models', model, listed);
+            if (unserved) throw unserved;
+          }
         }
         return [];
       },

@@ -24,14 +24,13 @@ export function duplicateObjectError(root: IConstruct): AIGatewayValidationError
   const seen = new Map<string, ApiObject>();
   for (const construct of root.node.findAll()) {
     if (!ApiObject.isApiObject(construct)) continue;
-    const group = construct.apiVersion.includes('/') ? construct.apiVersion.split('/')[0] : '';
-    const namespace = CLUSTER_SCOPED_KINDS.has(construct.kind) ? undefined : construct.metadata.namespace;
-    const key = `${group}\u0000${construct.kind}\u0000${namespace ?? ''}\u0000${construct.name}`;
+    const key = identityKey(construct);
     const first = seen.get(key);
     if (first === undefined) {
       seen.set(key, construct);
       continue;
     }
+    const namespace = CLUSTER_SCOPED_KINDS.has(construct.kind) ? undefined : construct.metadata.namespace;
     const where = namespace === undefined ? `"${construct.name}"` : `"${namespace}/${construct.name}"`;
     return invalid(
       construct,
@@ -43,6 +42,21 @@ export function duplicateObjectError(root: IConstruct): AIGatewayValidationError
     );
   }
   return undefined;
+}
+
+/** The identity keys of objects: cdk8s validates the app once per chart and once more, all of it each time. */
+const IDENTITY_KEYS = new WeakMap<ApiObject, string>();
+
+/** API group, kind, namespace (none for cluster-scoped kinds) and name: fixed when the object is created. */
+function identityKey(object: ApiObject): string {
+  let key = IDENTITY_KEYS.get(object);
+  if (key === undefined) {
+    const group = object.apiVersion.includes('/') ? object.apiVersion.split('/')[0] : '';
+    const namespace = CLUSTER_SCOPED_KINDS.has(object.kind) ? undefined : object.metadata.namespace;
+    key = `${group}\u0000${object.kind}\u0000${namespace ?? ''}\u0000${object.name}`;
+    IDENTITY_KEYS.set(object, key);
+  }
+  return key;
 }
 
 const VALIDATED_ROOTS = new WeakSet<IConstruct>();

@@ -1,0 +1,66 @@
+import { ImplicitTokenResolver, Lazy, LazyResolver, NumberStringUnionResolver, type IResolver } from 'cdk8s';
+
+/**
+ * What `renderPlainJson` returns for a value it leaves to cdk8s: anything but JSON values, plain objects, arrays and
+ * `Lazy` values producing them.
+ */
+export const NOT_PLAIN: unique symbol = Symbol('not plain JSON');
+
+/**
+ * Renders `value` as cdk8s's `ApiObject.toJson` renders a manifest (`resolve`, then `sanitizeValue`): `Lazy` values
+ * produced, keys sorted if `sortKeys`, `null` and `undefined` members dropped, `null` array elements made
+ * `undefined`. cdk8s offers every value to every resolver of the app, with a context object and a copy of the key
+ * path each; with only the built-in resolvers (see `onlyBuiltInResolvers`) a plain value comes out unchanged, so
+ * this walks the value once. Returns `NOT_PLAIN`, having produced some `Lazy` values, for anything else (a class
+ * instance, an object with a `resolve` method, an array with a `value`): the caller then renders with cdk8s, which
+ * produces them again.
+ */
+export function renderPlainJson(value: unknown, sortKeys: boolean): unknown {
+  try {
+    return render(value, sortKeys);
+  } catch (error) {
+    if (error === LEFT_TO_CDK8S) return NOT_PLAIN;
+    throw error;
+  }
+}
+
+/** Thrown (one instance, no stack to capture) from deep inside a value that `render` leaves to cdk8s. */
+const LEFT_TO_CDK8S = new Error('not plain JSON');
+
+/** Whether the resolvers of an app are only cdk8s's own (an App adds them after those of `AppProps.resolvers`). */
+export function onlyBuiltInResolvers(resolvers: readonly IResolver[] | undefined): boolean {
+  return (
+    resolvers !== undefined &&
+    resolvers.length === 3 &&
+    resolvers[0] instanceof LazyResolver &&
+    resolvers[1] instanceof ImplicitTokenResolver &&
+    resolvers[2] instanceof NumberStringUnionResolver
+  );
+}
+
+function render(value: unknown, sortKeys: boolean): unknown {
+  if (value === null || value === undefined) return undefined;
+  const type = typeof value;
+  if (type === 'string' || type === 'number' || type === 'boolean') return value;
+  if (type !== 'object') throw LEFT_TO_CDK8S;
+  if (value instanceof Lazy) return render(value.produce(), sortKeys);
+  const object = value as { readonly resolve?: unknown; readonly value?: unknown; readonly constructor?: unknown };
+  if (typeof object.resolve === 'function') throw LEFT_TO_CDK8S;
+  if (Array.isArray(value)) {
+    if (typeof object.value === 'string' || typeof object.value === 'number') throw LEFT_TO_CDK8S;
+    return value.map((element) => render(element, sortKeys));
+  }
+  if (object.constructor !== Object) throw LEFT_TO_CDK8S;
+  // cdk8s produces the members in insertion order, then keeps them in sorted key order.
+  const members: Record<string, unknown> = {};
+  for (const key of Object.keys(value)) {
+    // cdk8s assigns members one by one, so "__proto__" would set the prototype: leave that to cdk8s.
+    if (key === '__proto__') throw LEFT_TO_CDK8S;
+    members[key] = render((value as Record<string, unknown>)[key], sortKeys);
+  }
+  const keys = Object.keys(members);
+  if (sortKeys) keys.sort();
+  const rendered: Record<string, unknown> = {};
+  for (const key of keys) if (members[key] !== undefined) rendered[key] = members[key];
+  return rendered;
+}

@@ -1,0 +1,128 @@
+import { ApiObject, App, Chart, Duration, JsonPatch, Lazy, type IResolver, type ResolutionContext } from 'cdk8s';
+import { customResource } from '../lib/crds';
+import { NOT_PLAIN, renderPlainJson } from '../lib/plain-json';
+
+/** The JSON of a custom resource with `spec`, and cdk8s's own rendering of the same object (or their errors). */
+function renderBoth(spec: unknown, options: { resolvers?: IResolver[]; patch?: JsonPatch } = {}) {
+  const render = (emit: (chart: Chart) => ApiObject): unknown => {
+    const app = new App({ resolvers: options.resolvers });
+    const chart = new Chart(app, 'Chart', { namespace: 'team', labels: { team: 'a' } });
+    const object = emit(chart);
+    if (options.patch) object.addJsonPatch(options.patch);
+    try {
+      return object.toJson();
+    } catch (error) {
+      return `threw: ${(error as Error).message}`;
+    }
+  };
+  const ours = render((chart) =>
+    customResource(chart, 'Object', 'example.io/v1', 'Thing', { name: 'thing', labels: { app: 'x' } }, spec),
+  );
+  const cdk8s = render(
+    (chart) =>
+      new ApiObject(chart, 'Object', {
+        apiVersion: 'example.io/v1',
+        kind: 'Thing',
+        metadata: { name: 'thing', namespace: undefined, labels: { app: 'x' } },
+        spec: typeof spec === 'function' ? Lazy.any({ produce: spec as () => unknown }) : spec,
+      }),
+  );
+  return { ours, cdk8s };
+}
+
+/** Key order matters to the YAML: compare the JSON text. */
+function expectSameRendering(spec: unknown, options?: Parameters<typeof renderBoth>[1]): void {
+  const { ours, cdk8s } = renderBoth(spec, options);
+  expect(JSON.stringify(ours)).toBe(JSON.stringify(cdk8s));
+}
+
+class Quantity {
+  constructor(readonly value: string) {}
+}
+
+const PLAIN_SPEC = {
+  zeta: [{ b: 1, a: null, c: undefined }, null, undefined, 'text', 0, false, ''],
+  alpha: { nested: { z: true, y: [], x: {} }, empty: '' },
+  Upper: 1.5,
+  '10': 'numeric key',
+  '2': 'another',
+};
+
+describe('custom resources render as cdk8s renders them', () => {
+  test('plain JSON: keys sorted, null and undefined members dropped, null array elements kept as undefined', () => {
+    expect(renderPlainJson(PLAIN_SPEC, true)).not.toBe(NOT_PLAIN);
+    expectSameRendering(PLAIN_SPEC);
+  });
+
+  test('a Lazy spec, and Lazy values inside what it produces', () => {
+    expectSameRendering(() => ({
+      b: Lazy.any({ produce: () => ({ d: Lazy.any({ produce: () => 'deep' }), c: null }) }),
+      a: [Lazy.any({ produce: () => 1 }), Lazy.any({ produce: () => null })],
+    }));
+  });
+
+  test('without sorting when CDK8S_DISABLE_SORT is set', () => {
+    process.env.CDK8S_DISABLE_SORT = '1';
+    try {
+      expectSameRendering(PLAIN_SPEC);
+    } finally {
+      delete process.env.CDK8S_DISABLE_SORT;
+    }
+  });
+
+  test('values only cdk8s resolves: objects with resolve(), number-or-string unions', () => {
+    const token = { resolve: () => ({ z: 1, a: 2 }) };
+    expect(renderPlainJson({ token }, true)).toBe(NOT_PLAIN);
+    expectSameRendering({ token, quantity: new Quantity('1Gi'), list: [token] });
+  });
+
+  test('a value cdk8s cannot render fails with the same message', () => {
+    const { ours } = renderBoth({ timeout: Duration.seconds(5) });
+    expect(ours).toMatch(/^threw: Failed serializing construct at path 'Chart\/Object' with name 'thing': .*Duration/);
+    expectSameRendering({ timeout: Duration.seconds(5) });
+  });
+
+  test('a Lazy spec that throws fails with cdk8s message around the error', () => {
+    const spec = () => {
+      throw new Error('the spec is invalid');
+    };
+    const { ours } = renderBoth(spec);
+    expect(ours).toBe(
+      "threw: Failed serializing construct at path 'Chart/Object' with name 'thing': Error: the spec is invalid",
+    );
+    expectSameRendering(spec);
+  });
+
+  test('an app with resolvers of its own', () => {
+    // cdk8s resolves a replaced value again: replace lower-case strings only.
+    const upper: IResolver = {
+      resolve(context: ResolutionContext) {
+        const value: unknown = context.value;
+        if (typeof value === 'string' && value !== value.toUpperCase()) context.replaceValue(value.toUpperCase());
+      },
+    };
+    const { ours } = renderBoth(PLAIN_SPEC, { resolvers: [upper] });
+    expect(JSON.stringify(ours)).toContain('"TEXT"');
+    expectSameRendering(PLAIN_SPEC, { resolvers: [upper] });
+  });
+
+  test('JSON patches', () => {
+    const patch = JsonPatch.add('/spec/added', { value: 1 });
+    const { ours } = renderBoth(PLAIN_SPEC, { patch });
+    expect((ours as { spec: Record<string, unknown> }).spec.added).toEqual({ value: 1 });
+    expectSameRendering(PLAIN_SPEC, { patch });
+  });
+
+  test('metadata changed after construction', () => {
+    const app = new App();
+    const chart = new Chart(app, 'Chart', { namespace: 'team' });
+    const object = customResource(chart, 'Object', 'example.io/v1', 'Thing', { name: 'thing' }, { a: 1 });
+    object.metadata.addAnnotation('example.io/note', 'kept');
+    expect(object.toJson()).toEqual({
+      apiVersion: 'example.io/v1',
+      kind: 'Thing',
+      metadata: { name: 'thing', namespace: 'team', annotations: { 'example.io/note': 'kept' } },
+      spec: { a: 1 },
+    });
+  });
+});
