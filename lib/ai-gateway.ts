@@ -281,7 +281,10 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
   readonly gatewayNamespace: string;
   /** Name of the processor's Service (port 9002 gRPC, 9090 admin). */
   readonly processorServiceName: string;
-  /** Name of the ConfigMap holding the processor's `config.json`. */
+  /**
+   * Name of the (first) ConfigMap of the processor's config: its `config.json`, or the manifest and first part of a
+   * config too large for one ConfigMap.
+   */
   readonly configMapName: string;
   /**
    * Name of the processor's ServiceAccount (annotate it for IRSA / workload identity via

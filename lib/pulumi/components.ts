@@ -119,7 +119,10 @@ export class AIGateway extends AIGatewayComponent {
   readonly gatewayClassName: pulumi.Output<string>;
   /** The processor's Service (gRPC 9002, admin 9090). */
   readonly processorServiceName: pulumi.Output<string>;
-  /** The ConfigMap holding the processor's `config.json`. */
+  /**
+   * The (first) ConfigMap of the processor's config: its `config.json`, or the manifest and first part of a config
+   * too large for one ConfigMap.
+   */
   readonly configMapName: pulumi.Output<string>;
   readonly serviceAccountName: pulumi.Output<string>;
 
