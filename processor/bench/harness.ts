@@ -12,7 +12,8 @@ import { CONFIG_VERSION, type ProcessorConfig } from '@ai-gateway-constructs/pro
 import type * as grpc from '@grpc/grpc-js';
 import { extProcCodecs, PROCESS_METHOD_PATH } from '../src/grpc/codec';
 import { loadProtoRoot } from '../src/grpc/descriptor';
-import type { ProcessingRequest } from '../src/grpc/messages';
+import type { OutgoingResponse, ProcessingRequest } from '../src/grpc/messages';
+import type { ExtProcHandler } from '../src/grpc/server';
 
 const ROOT = path.resolve(__dirname, '..');
 export const CLK_TCK = Number(execSync('getconf CLK_TCK').toString().trim());
@@ -228,13 +229,17 @@ export interface LoadResult {
   latenciesMs: number[];
 }
 
-/** `concurrency` clients repeating exchange `e` for `ms`; the server's CPU from /proc over that window. */
+/**
+ * `concurrency` clients repeating exchange `e` for `ms` (`run`: the whole exchange unless told otherwise); the
+ * server's CPU from /proc over that window.
+ */
 export async function load(
   client: grpc.Client,
   pid: number,
   e: EncodedExchange,
   concurrency: number,
   ms: number,
+  run: (client: grpc.Client, e: EncodedExchange) => Promise<void> = exchange,
 ): Promise<LoadResult> {
   const latencies: number[] = [];
   let requests = 0;
@@ -243,7 +248,7 @@ export async function load(
   const worker = async (): Promise<void> => {
     while (performance.now() < deadline) {
       const started = performance.now();
-      await exchange(client, e);
+      await run(client, e);
       latencies.push(performance.now() - started);
       requests += 1;
     }
@@ -301,4 +306,24 @@ export async function memoryAfterGc(server: BenchServer): Promise<{ rss: number;
   await new Promise((resolve) => setTimeout(resolve, 20));
   const usage = JSON.parse(fs.readFileSync(server.memoryFile, 'utf8')) as { rss: number; heapUsed: number };
   return { rss: usage.rss, heapUsed: usage.heapUsed };
+}
+
+/**
+ * µs of CPU per exchange through `handler` in this process (each message decoded, handled, its answer encoded; no
+ * gRPC), after `warmup` exchanges.
+ */
+export function handlerCpuMicros(handler: ExtProcHandler, messages: Buffer[], warmup: number, count: number): number {
+  const send = (response: OutgoingResponse): void => {
+    codecs.response.serialize(response);
+  };
+  const one = (): void => {
+    const stream = handler.open(send, () => {});
+    for (const message of messages) stream.message(codecs.request.deserialize(message));
+    void stream.close(false);
+  };
+  for (let i = 0; i < warmup; i++) one();
+  const before = process.cpuUsage();
+  for (let i = 0; i < count; i++) one();
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / count;
 }

@@ -12,9 +12,6 @@ import * as grpc from '@grpc/grpc-js';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ProcessorApp } from '../src/app';
-import { extProcCodecs } from '../src/grpc/codec';
-import { loadProtoRoot } from '../src/grpc/descriptor';
-import type { OutgoingResponse } from '../src/grpc/messages';
 import type { ExtProcHandler } from '../src/grpc/server';
 import { silentLogger } from '../src/log';
 import { EnvoyClient } from '../test/support/envoy-client';
@@ -29,6 +26,7 @@ import {
   encodeExchange,
   exchange,
   freePort,
+  handlerCpuMicros,
   load,
   memoryAfterGc,
   openRawStream,
@@ -41,7 +39,6 @@ import {
 } from './harness';
 
 const ROOT = path.resolve(__dirname, '..');
-const codecs = extProcCodecs(loadProtoRoot());
 const CONCURRENCY = 16;
 const MEASURE_MS = Number(process.env.BENCH_MEASURE_MS ?? 3000);
 const WARMUP_MS = 800;
@@ -182,21 +179,12 @@ async function openStreams(
  * work each event-loop turn batches (a slower handler batches more); this is each handler's own CPU.
  */
 function inProcessCost(handler: ExtProcHandler, s: Scenario): number {
-  const messages = [s.requestHeaders, s.requestBody, s.responseHeaders, ...s.responseBodies];
-  const send = (response: OutgoingResponse): void => {
-    codecs.response.serialize(response);
-  };
-  const one = (): void => {
-    const stream = handler.open(send, () => {});
-    for (const message of messages) stream.message(codecs.request.deserialize(message));
-    void stream.close(false);
-  };
-  for (let i = 0; i < 20_000; i++) one();
-  const count = 100_000;
-  const before = process.cpuUsage();
-  for (let i = 0; i < count; i++) one();
-  const used = process.cpuUsage(before);
-  return (used.user + used.system) / count;
+  return handlerCpuMicros(
+    handler,
+    [s.requestHeaders, s.requestBody, s.responseHeaders, ...s.responseBodies],
+    20_000,
+    100_000,
+  );
 }
 
 // ---------- servers ----------

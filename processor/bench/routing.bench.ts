@@ -22,9 +22,6 @@ import {
   type ProcessorConfig,
 } from '@ai-gateway-constructs/processor-config';
 import { ProcessorApp } from '../src/app';
-import { extProcCodecs } from '../src/grpc/codec';
-import { loadProtoRoot } from '../src/grpc/descriptor';
-import type { OutgoingResponse } from '../src/grpc/messages';
 import type { ExtProcHandler } from '../src/grpc/server';
 import { silentLogger } from '../src/log';
 import { findRule, Router } from '../src/routing/router';
@@ -33,11 +30,10 @@ import { nullHandler } from './null-processor';
 import {
   buildNullProcessor,
   clientRequestHeaders,
-  CLK_TCK,
-  cpuTicks,
   encodeExchange,
   encodeRequest,
   freePort,
+  handlerCpuMicros,
   headerList,
   load,
   openRawStream,
@@ -165,23 +161,6 @@ function requestOnly(client: grpc.Client, e: EncodedExchange): Promise<void> {
   });
 }
 
-async function loadRequestOnly(client: grpc.Client, pid: number, e: EncodedExchange, ms: number) {
-  let requests = 0;
-  const latencies: number[] = [];
-  const ticksBefore = cpuTicks(pid);
-  const deadline = performance.now() + ms;
-  const worker = async (): Promise<void> => {
-    while (performance.now() < deadline) {
-      const started = performance.now();
-      await requestOnly(client, e);
-      latencies.push(performance.now() - started);
-      requests += 1;
-    }
-  };
-  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
-  return { requests, cpuMicros: ((cpuTicks(pid) - ticksBefore) / CLK_TCK) * 1e6, latenciesMs: latencies };
-}
-
 /** Before measuring: the last rule's model is routed, the unknown one answered 404 by the processor. */
 async function verify(address: string, count: number): Promise<void> {
   const client = new EnvoyClient(address);
@@ -206,26 +185,10 @@ async function verify(address: string, count: number): Promise<void> {
 
 // ---------- in process ----------
 
-const codecs = extProcCodecs(loadProtoRoot());
-
 /** One exchange through a handler in this process (decode, handle, encode; no gRPC): µs of CPU. */
 function handlerCost(handler: ExtProcHandler, e: EncodedExchange): number {
   const messages = [e.requestHeaders, e.requestBody, ...(e.responseBodies.length ? [e.responseHeaders] : [])];
-  messages.push(...e.responseBodies);
-  const send = (response: OutgoingResponse): void => {
-    codecs.response.serialize(response);
-  };
-  const one = (): void => {
-    const stream = handler.open(send, () => {});
-    for (const message of messages) stream.message(codecs.request.deserialize(message));
-    void stream.close(false);
-  };
-  for (let i = 0; i < 5_000; i++) one();
-  const count = 30_000;
-  const before = process.cpuUsage();
-  for (let i = 0; i < count; i++) one();
-  const used = process.cpuUsage(before);
-  return (used.user + used.system) / count;
+  return handlerCpuMicros(handler, [...messages, ...e.responseBodies], 5_000, 30_000);
 }
 
 interface LookupCost {
@@ -333,7 +296,7 @@ async function main(): Promise<void> {
       },
       {
         name: 'unknown model (404)',
-        run: (s: (typeof servers)[number], ms: number) => loadRequestOnly(s.client, s.pid, unknown, ms),
+        run: (s: (typeof servers)[number], ms: number) => load(s.client, s.pid, unknown, CONCURRENCY, ms, requestOnly),
       },
     ];
     for (const scenario of scenarios) {
