@@ -254,7 +254,13 @@ function streamUsageRequested(raw: Buffer, span: ValueSpan | undefined): boolean
   const bytes = raw.subarray(span.start, span.end);
   const first = bytes.indexOf(INCLUDE_USAGE_KEY);
   if (first === -1 || bytes.indexOf(INCLUDE_USAGE_KEY, first + 1) !== -1 || spanHasEscape(raw, span)) return false;
-  return (parseSpan(raw, span) as { include_usage?: unknown }).include_usage === true;
+  try {
+    return (parseSpan(raw, span) as { include_usage?: unknown }).include_usage === true;
+  } catch {
+    // Not JSON the scan vouched for (a raw control character in a string): the rewrite parses the whole body and
+    // answers it 400.
+    return false;
+  }
 }
 
 function reject(error: GatewayError, api: ClientApi): Rejection {

@@ -210,4 +210,11 @@ describe('request bodies', () => {
     expect(translated.status).toBe(400);
     expect(JSON.parse(translated.body.toString()).error).toMatchObject({ code: 'invalid_json' });
   });
+
+  it('a raw control character inside stream_options is a 400 in the client schema, never a 500', async () => {
+    const body = '{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true,"x":"a\u0001b"}}';
+    const result = await processor.client.exchange({ path: '/v1/chat/completions', body }, neverUpstream);
+    expect(result.status).toBe(400);
+    expect(JSON.parse(result.body.toString()).error).toMatchObject({ code: 'invalid_json' });
+  });
 });
