@@ -518,14 +518,14 @@ export class AIRoute extends Construct implements IBudgetTarget {
       'BackendTrafficPolicy',
       { name: this.routeName, namespace: this.namespace },
       () => {
-        // A route policy replaces the gateway's unless it merges into it. Merging a policy without rate limits keeps
-        // the gateway's rules as they are (names and descriptors), so the budgets count here as everywhere. A
-        // Gateway we do not manage may carry a policy we cannot see: merge into it too.
-        const merge = this.managed ? this.managed.model.budgets.length > 0 : true;
+        // A route policy replaces the gateway's unless it merges into it, and every AIRoute has one (its backends'
+        // circuit breaker): it always merges, so what a Gateway-level policy sets (the AIGateway's budgets, or a
+        // user's timeouts and load balancing) still applies to the route. Merging a policy without rate limits keeps
+        // the gateway's rules as they are (names and descriptors), so the budgets count here as everywhere.
         const rules = this.managed ? [] : this.model.budgets.map((budget) => budget.rule);
         return {
           targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: this.routeName }],
-          ...(merge ? { mergeType: 'StrategicMerge' as const } : {}),
+          mergeType: 'StrategicMerge' as const,
           circuitBreaker: {
             maxConnections: this.backendLimit,
             maxPendingRequests: this.backendLimit,

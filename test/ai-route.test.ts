@@ -186,7 +186,8 @@ describe('AIRoute', () => {
     expect(findOne(all, 'HTTPRoute').spec.rules[0].timeouts).toEqual({ request: '300s' });
     expect(findOne(all, 'BackendTrafficPolicy', 'chat').spec).toEqual({
       targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
-      // The gateway has no policy of its own: nothing to merge into.
+      // Merged into whatever Gateway-level policy there is (none of ours here, a user's perhaps).
+      mergeType: 'StrategicMerge',
       // Envoy's limits on the backends' clusters: by default the processor's (2 replicas x 10,000 streams).
       circuitBreaker: { maxConnections: 20000, maxPendingRequests: 20000, maxParallelRequests: 20000 },
       retry: {

@@ -185,7 +185,7 @@ describe('TokenRateLimit', () => {
     expect(config.routes[0].requiredHeaders).toEqual(['x-user']);
   });
 
-  it('gives a route policy no merge type while the gateway has no policy to merge into', () => {
+  it('merges a route policy into the gateway policy even while the gateway has none (a user may add one)', () => {
     const fixture = gatewayFixture();
     withRedis(fixture.platform);
     new AIRoute(fixture.team, 'Route', {
@@ -195,7 +195,7 @@ describe('TokenRateLimit', () => {
       rules: [{ models: [ModelMatch.prefix('gpt-')], backends: [{ backend: fixture.openai }] }],
     });
     const policy = findOne(synthAll(fixture.app), 'BackendTrafficPolicy', 'chat');
-    expect(policy.spec.mergeType).toBeUndefined();
+    expect(policy.spec.mergeType).toBe('StrategicMerge');
     expect(policy.spec.rateLimit).toBeUndefined();
   });
 
@@ -640,9 +640,9 @@ describe('TokenRateLimit contributions to the gateway model', () => {
     const before = gateway.processor.configJson();
     expect(gateway.hasBudgets).toBe(false);
     const routePolicy = () => findOne(synthAll(app), 'BackendTrafficPolicy', 'chat').spec;
-    // Only the route's own policy (its backends' circuit breaker), with no gateway policy to merge into yet.
+    // Only the route's own policy (its backends' circuit breaker), merging into a gateway policy there is none of yet.
     expect(findAll(synthAll(app), 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual(['chat']);
-    expect(routePolicy().mergeType).toBeUndefined();
+    expect(routePolicy().mergeType).toBe('StrategicMerge');
     const later = new AIRoute(team, 'Later', {
       name: 'later',
       gateway,
