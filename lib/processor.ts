@@ -670,6 +670,13 @@ export class Processor extends Construct {
         { name: 'grpc', number: PROCESSOR_GRPC_PORT },
         { name: 'admin', number: PROCESSOR_ADMIN_PORT },
       ],
+      // The admin server listens once the config has loaded, and a processor waits up to 30 s for a config set whose
+      // ConfigMaps are still being updated: liveness starts after this probe, which allows 60 s.
+      startup: kplus.Probe.fromHttpGet('/healthz', {
+        port: PROCESSOR_ADMIN_PORT,
+        periodSeconds: Duration.seconds(2),
+        failureThreshold: 30,
+      }),
       liveness: kplus.Probe.fromHttpGet('/healthz', { port: PROCESSOR_ADMIN_PORT }),
       readiness: kplus.Probe.fromHttpGet('/readyz', { port: PROCESSOR_ADMIN_PORT }),
       resources: props.resources ?? {

@@ -12,6 +12,7 @@ import {
   ProxyDeployMode,
 } from '../lib';
 import { libraryVersion } from '../lib/processor-image';
+import { DEFAULT_CONFIG_WAIT_MS } from '../processor/src/config/load';
 import { gatewayFixture } from './support/fixtures';
 import { manifestProblems } from './support/manifests';
 import { describeWithShared } from './support/shared';
@@ -223,6 +224,10 @@ describe('AIGateway', () => {
     expect(pod.terminationGracePeriodSeconds).toBe(35);
     expect(container.livenessProbe.httpGet).toMatchObject({ path: '/healthz', port: 9090 });
     expect(container.readinessProbe.httpGet).toMatchObject({ path: '/readyz', port: 9090 });
+    // Liveness only starts after the startup probe, which outlasts the processor's wait for a complete config set.
+    const startup = container.startupProbe;
+    expect(startup.httpGet).toMatchObject({ path: '/healthz', port: 9090 });
+    expect(startup.periodSeconds * startup.failureThreshold).toBeGreaterThanOrEqual(DEFAULT_CONFIG_WAIT_MS / 1000 + 20);
     expect(container.securityContext).toMatchObject({
       runAsNonRoot: true,
       runAsUser: 65532,
