@@ -154,9 +154,12 @@ export class ProcessorApp {
       clearTimeout(this.incompleteRetry);
       this.incompleteRetry = undefined;
     }
+    // While a config set is incomplete, every reload (a secrets change too) reads the config again: the retry it
+    // replaces was for the config.
+    const configChanged = changed.config || this.waitingForConfigSet;
     let config = this.lastGoodConfig;
     try {
-      if (changed.config) config = readConfigFile(this.options.config);
+      if (configChanged) config = readConfigFile(this.options.config);
       const runtime = this.compile(config);
       this.lastGoodConfig = config;
       this.processor.swap(runtime);
@@ -164,7 +167,7 @@ export class ProcessorApp {
       this.metrics.configReloads.inc({ result: 'success' });
       logger.info(
         {
-          config: changed.config,
+          config: configChanged,
           secrets: changed.secrets,
           backends: config.backends.length,
           routes: config.routes.length,
@@ -174,6 +177,7 @@ export class ProcessorApp {
       return true;
     } catch (error) {
       if (error instanceof IncompleteConfigBundleError) {
+        this.metrics.configReloads.inc({ result: 'incomplete' });
         if (!this.waitingForConfigSet) {
           this.waitingForConfigSet = true;
           logger.warn(
@@ -182,7 +186,10 @@ export class ProcessorApp {
           );
         }
         if (!this.draining) {
-          this.incompleteRetry = setTimeout(() => this.reload(changed), this.options.pollIntervalMs);
+          this.incompleteRetry = setTimeout(
+            () => this.reload({ config: true, secrets: changed.secrets }),
+            this.options.pollIntervalMs,
+          );
           this.incompleteRetry.unref();
         }
         return false;

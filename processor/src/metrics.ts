@@ -75,7 +75,7 @@ export class Metrics {
     }
     this.configReloads = new Counter({
       name: 'ai_gateway_config_reloads_total',
-      help: 'Config and secret reloads by result (success, rejected).',
+      help: 'Config and secret reloads by result (success, rejected, incomplete: a config set still missing parts).',
       labelNames: ['result'],
       registers,
     });

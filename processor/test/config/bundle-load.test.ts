@@ -109,6 +109,10 @@ describe('config bundle load', () => {
       expect(await status(client, 'new-model')).toBe(404);
       expect(logged.filter((m) => m.startsWith('waiting for a complete config set'))).toHaveLength(1);
       expect(logged).not.toContain('new configuration rejected; the last good one keeps serving');
+      // A secret changes meanwhile: that reload reads the config again too, and keeps waiting for the set.
+      expect(app.reload({ config: false, secrets: true })).toBe(false);
+      expect(app.isWaitingForConfigSet).toBe(true);
+      expect(await status(client, 'old-model')).toBe(200);
       // The other ConfigMaps arrive: the retry loads the set without any further change to the manifest.
       writeParts(dir, next, (i) => i > 0);
       await eventually(async () => (await status(client, 'new-model')) === 200);
