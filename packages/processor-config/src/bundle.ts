@@ -123,7 +123,7 @@ export function encodeConfigBundle(
 ): ConfigBundle {
   if (!Number.isInteger(options.maxPartBytes) || options.maxPartBytes < 1)
     throw new RangeError(`maxPartBytes must be a positive integer, not ${options.maxPartBytes}`);
-  const compressed = codec.gzip(json);
+  const compressed = withPortableGzipHeader(codec.gzip(json));
   const revision = codec.sha256(compressed);
   const count = Math.max(1, Math.ceil(compressed.length / options.maxPartBytes));
   const parts: ConfigBundlePart[] = [];
@@ -197,13 +197,15 @@ export function decodeConfigBundle(
         `the processor decompresses`,
     ]);
   }
+  // One byte more than declared is enough to tell a config that decompresses to more than its manifest says.
+  const bound = Math.min(manifest.configBytes + 1, maxConfigBytes);
   let json: Uint8Array;
   try {
-    json = codec.gunzip(compressed, maxConfigBytes);
+    json = codec.gunzip(compressed, bound);
   } catch (error) {
     throw new ProcessorConfigError([
       `config set ${revision}: cannot decompress (${(error as Error).message}); ` +
-        `at most ${maxConfigBytes} bytes are decompressed`,
+        `at most ${bound} bytes are decompressed (the manifest's size, plus one)`,
     ]);
   }
   if (json.length !== manifest.configBytes) {
@@ -223,4 +225,18 @@ function concat(chunks: readonly Uint8Array[]): Uint8Array {
     offset += chunk.length;
   }
   return out;
+}
+
+/** gzip's header byte 9: the OS that compressed (3 on Linux, 19 on macOS, 10 on Windows), `255` for unknown. */
+const GZIP_OS_BYTE = 9;
+const GZIP_OS_UNKNOWN = 255;
+
+/**
+ * The same bytes on every machine as far as gzip's header goes: the OS byte would otherwise make a laptop's synth
+ * and CI's differ (revision, part keys and binaryData), and Node writes no modification time.
+ */
+function withPortableGzipHeader(gzip: Uint8Array): Uint8Array {
+  if (gzip.length <= GZIP_OS_BYTE || gzip[0] !== 0x1f || gzip[1] !== 0x8b) return gzip;
+  gzip[GZIP_OS_BYTE] = GZIP_OS_UNKNOWN;
+  return gzip;
 }

@@ -96,10 +96,10 @@ describe('config bundle', () => {
     const bomb = Buffer.alloc(8 * 1024 * 1024, 0x20);
     const bundle = encodeConfigBundle(bomb, codec, { maxPartBytes: 1024 * 1024 });
     expect(bundle.manifest.parts.reduce((sum, part) => sum + part.bytes, 0)).toBeLessThan(64 * 1024);
-    // The manifest understates the size: decompression itself stops at the bound.
+    // The manifest understates the size: decompression itself stops one byte past what it declares.
     const lying = { ...bundle.manifest, configBytes: 1000 };
     expect(() => decodeConfigBundle(lying, reader(bundle), codec, 1024 * 1024)).toThrow(
-      /cannot decompress \(.*\); at most 1048576 bytes are decompressed/,
+      /cannot decompress \(.*\); at most 1001 bytes are decompressed/,
     );
     expect(() => decodeConfigBundle(bundle.manifest, reader(bundle), codec, 1024 * 1024)).toThrow(
       /declares 8388608 bytes of config, more than the 1048576 the processor decompresses/,
@@ -107,6 +107,13 @@ describe('config bundle', () => {
     expect(() => parseConfigBundleManifest({ ...bundle.manifest, configBytes: 65 * 1024 * 1024 })).toThrow(
       /config.manifest.json configBytes: is more than the processor decompresses/,
     );
+  });
+
+  it('writes the same gzip header on every OS (byte 9: unknown): synth output does not depend on the machine', () => {
+    const bundle = encodeConfigBundle(Buffer.from('{"version":"x"}'), codec, { maxPartBytes: 1024 });
+    const gzip = bundle.parts[0].data;
+    expect([gzip[0], gzip[1], gzip[9]]).toEqual([0x1f, 0x8b, 255]);
+    expect(Buffer.from(decodeConfigBundle(bundle.manifest, reader(bundle), codec)).toString()).toBe('{"version":"x"}');
   });
 
   it('rejects a manifest whose part keys do not carry its revision and count', () => {
