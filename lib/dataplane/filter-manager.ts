@@ -222,6 +222,10 @@ async function serveStream<Route>(
   const chain: HttpFilter[] = [...filters, config.router];
   const encoders = [...chain].reverse();
 
+  // The router's response body, once there is one: closed on every way out, so that what the router holds until the
+  // stream is done with it (the cluster's circuit-breaker slot, timers, the upstream request) is given back even when
+  // no chunk was ever read (an encoder's local reply on the headers, the client gone, an error).
+  let responseBody: AsyncIterator<Buffer> | undefined;
   try {
     const limit = config.requestBodyLimit(firstRoute, filters);
     let reply: LocalReply | undefined;
@@ -254,6 +258,7 @@ async function serveStream<Route>(
     let result: TerminalResult;
     if (reply) result = { kind: 'localReply', reply };
     else result = await config.router.serve(stream);
+    if (result.kind === 'response') responseBody = result.body[Symbol.asyncIterator]();
     if (request.signal.aborted) return;
 
     // Envoy's router sets `via_upstream` before it encodes an upstream's headers; sendLocalReply sets the reply's
@@ -263,10 +268,13 @@ async function serveStream<Route>(
       if (result.reply.flag) stream.responseFlags.add(result.reply.flag);
       const body = result.reply.body === undefined ? Buffer.alloc(0) : Buffer.from(result.reply.body);
       await encode(stream, encoders, localReplyHead(result.reply), once(body), body.length === 0, sink);
-    } else {
-      await encode(stream, encoders, result.headers, result.body, result.headersOnly === true, sink);
+    } else if (responseBody) {
+      const body = responseBody;
+      const iterable = { [Symbol.asyncIterator]: () => body };
+      await encode(stream, encoders, result.headers, iterable, result.headersOnly === true, sink);
     }
   } finally {
+    await closeBody(responseBody);
     for (const filter of chain) {
       try {
         await filter.onStreamComplete?.(stream);
@@ -274,6 +282,15 @@ async function serveStream<Route>(
         // A filter's completion work (e.g. charging a rate-limit bucket) must not break the others'.
       }
     }
+  }
+}
+
+/** Stops reading a response body (a no-op once it ended); how the abandoned body ends does not matter. */
+async function closeBody(body: AsyncIterator<Buffer> | undefined): Promise<void> {
+  try {
+    await body?.return?.();
+  } catch {
+    // Nothing is sent downstream from here on.
   }
 }
 

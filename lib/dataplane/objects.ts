@@ -31,6 +31,22 @@ export function asNumber(value: unknown): number | undefined {
   return undefined;
 }
 
+/** Kubernetes' limit on a ConfigMap (or Secret) key's length. */
+const MAX_CONFIG_MAP_KEY_LENGTH = 253;
+
+/**
+ * Why `key` is no valid ConfigMap key (Kubernetes: 1 to 253 of `-._a-zA-Z0-9`, not `.` or `..`), or undefined when it
+ * is one. A valid key is a plain file name: kubelet writes it into the volume's folder, never outside it.
+ */
+export function configMapKeyProblem(key: string): string | undefined {
+  const rule = 'a ConfigMap key is 1 to 253 of the characters -._a-zA-Z0-9, and not "." or ".."';
+  if (key.length === 0) return `it is empty (${rule})`;
+  if (key.length > MAX_CONFIG_MAP_KEY_LENGTH) return `it has ${key.length} characters (${rule})`;
+  if (key === '.' || key === '..') return `it names a folder, not a file (${rule})`;
+  if (!/^[-._a-zA-Z0-9]+$/.test(key)) return `it holds characters other than -._a-zA-Z0-9 (${rule})`;
+  return undefined;
+}
+
 export function spec(object: KubeObject): Json {
   return asObject(object.spec) ?? {};
 }

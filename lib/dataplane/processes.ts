@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { ProcessorDeployment } from './model';
+import { configMapKeyProblem } from './objects';
 import { argValue, processorFlags } from './processor-args';
 import { configSecretRefs, readSecretKey, SECRET_ENV_PREFIX, type SecretSource } from './secrets';
 import { sleep } from './sleep';
@@ -223,6 +224,18 @@ export async function startProcessors(
     const id = deploymentId(deployment);
     if (seen.has(id)) throw new ProcessorStartError(`processor Deployment ${id} appears twice in the manifests`);
     seen.add(id);
+    // Each key becomes a file name in the config folder: one that is no ConfigMap key (`../x`, `a/b`) could name a
+    // path outside it.
+    for (const key of Object.keys(deployment.configFiles ?? {})) {
+      const problem = configMapKeyProblem(key);
+      if (problem !== undefined) {
+        throw new ProcessorStartError(
+          `processor Deployment ${id}: its config volume (ConfigMap ${deployment.namespace}/` +
+            `${deployment.configMapName}) has the key ${JSON.stringify(key)}, which is not a valid ConfigMap key: ` +
+            `${problem}; nothing was written or started`,
+        );
+      }
+    }
   }
 
   const logStream = options.logFile !== undefined ? fs.createWriteStream(options.logFile, { flags: 'a' }) : undefined;

@@ -16,6 +16,7 @@ import {
   type UrlRewrite,
 } from './model';
 import { fullMatch, hostWithoutPort, pathOnly } from './route-match';
+import { ClusterSlots } from './slots';
 import { sleep } from './sleep';
 import { UpstreamError, type Upstream, type UpstreamResponse } from './upstream';
 
@@ -174,25 +175,60 @@ function hasNoBody(method: string, status: number, headers: HeaderMap): boolean 
   );
 }
 
+/**
+ * `body` as the stream reads it, with `finish` called exactly once when the stream is done with it: at its end
+ * (`complete`), on its error, or when the reader stops early through `return()`, even before the first chunk (a local
+ * reply from an encoder's `encodeHeaders`), where a generator's `finally` would never run.
+ */
+export function finishingBody(
+  body: AsyncIterable<Buffer>,
+  finish: (complete: boolean) => void,
+): AsyncIterableIterator<Buffer> {
+  const inner = body[Symbol.asyncIterator]();
+  let finished = false;
+  const end = (complete: boolean) => {
+    if (finished) return;
+    finished = true;
+    finish(complete);
+  };
+  return {
+    async next(): Promise<IteratorResult<Buffer>> {
+      if (finished) return { done: true, value: undefined };
+      try {
+        const step = await inner.next();
+        if (step.done) end(true);
+        return step;
+      } catch (error) {
+        end(false);
+        throw error;
+      }
+    },
+    async return(): Promise<IteratorResult<Buffer>> {
+      if (!finished) {
+        end(false);
+        try {
+          await inner.return?.();
+        } catch {
+          // The upstream body is abandoned; how it ends does not matter.
+        }
+      }
+      return { done: true, value: undefined };
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+}
+
 export function createRouterFilter(options: RouterOptions): TerminalFilter {
   const random = options.random ?? Math.random;
   // Requests in flight per cluster, counted by this data plane as one proxy replica counts them. Only
   // `max_requests` is modelled: the local upstream has no connection pool whose connections or queue could fill.
-  const inFlight = new Map<string, number>();
+  const slots = new ClusterSlots();
   /** Takes a slot of the route rule's cluster; returns its release (idempotent), or undefined on overflow. */
   function acquire(route: RouteModel): (() => void) | undefined {
     const cluster = `httproute/${route.route.namespace}/${route.route.name}/rule/${route.ruleIndex}`;
-    const used = inFlight.get(cluster) ?? 0;
-    if (used >= (route.maxParallelRequests ?? EG_DEFAULT_CIRCUIT_BREAKER_LIMIT)) return undefined;
-    inFlight.set(cluster, used + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (inFlight.get(cluster) ?? 1) - 1;
-      if (left === 0) inFlight.delete(cluster);
-      else inFlight.set(cluster, left);
-    };
+    return slots.acquire(cluster, route.maxParallelRequests ?? EG_DEFAULT_CIRCUIT_BREAKER_LIMIT);
   }
 
   async function forward(
@@ -285,25 +321,23 @@ export function createRouterFilter(options: RouterOptions): TerminalFilter {
       const out = new HeaderMap([[':status', String(response.status)], ...response.headers.list()]);
       applyHeaderModifier(out, destination.responseHeaders);
       applyHeaderModifier(out, route.responseHeaders);
-      const body = response.body;
-      // The route timeout (and per-try timeout) keep running until the response body is complete.
-      async function* guarded(): AsyncIterable<Buffer> {
-        try {
-          for await (const chunk of body) yield chunk;
-        } finally {
-          release();
-          if (perTryTimer) clearTimeout(perTryTimer);
-          overall.signal.removeEventListener('abort', onOverall);
-          cleanup();
-        }
-      }
+      // The route timeout (and per-try timeout) keep running until the response body is complete; the cluster's
+      // slot is held until then, or until the stream stops reading it (an encoder's local reply, the client gone).
+      const body = finishingBody(response.body, (complete) => {
+        release();
+        if (perTryTimer) clearTimeout(perTryTimer);
+        overall.signal.removeEventListener('abort', onOverall);
+        // Not read to its end: Envoy resets the upstream request.
+        if (!complete) perTry.abort();
+        cleanup();
+      });
       const headersOnly = hasNoBody(headers.get(':method') ?? 'GET', response.status, response.headers);
       if (headersOnly) {
         // The body is empty; finish it so the timers are cleared and the connection is released.
-        for await (const chunk of guarded()) void chunk;
+        for await (const chunk of body) void chunk;
         return { kind: 'response', headers: out, body: (async function* () {})(), headersOnly };
       }
-      return { kind: 'response', headers: out, body: guarded() };
+      return { kind: 'response', headers: out, body };
     }
     cleanup();
     if (timedOut) return { kind: 'localReply', reply: failureReply('timeout') };

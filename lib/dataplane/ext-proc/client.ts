@@ -11,6 +11,7 @@ import {
   type ExtProcCodec,
   type OutgoingRequest,
 } from './protocol';
+import { ClusterSlots } from '../slots';
 
 const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   // A buffered body travels in one message; the listener's buffer limit bounds it, not gRPC.
@@ -54,7 +55,7 @@ export interface ExtProcStream {
 export class ExtProcClients {
   private readonly clients = new Map<string, grpc.Client>();
   /** Streams open per cluster, as one proxy replica counts them. */
-  private readonly openStreams = new Map<string, number>();
+  private readonly openStreams = new ClusterSlots();
   private codecInstance: ExtProcCodec | undefined;
   private closed = false;
 
@@ -73,17 +74,24 @@ export class ExtProcClients {
    */
   open(target: string, authority: string, handler: ExtProcStreamHandler, limit?: ExtProcClusterLimit): ExtProcStream {
     if (this.closed) throw new Error('ext_proc: the gRPC clients are closed');
-    const release = limit ? this.acquire(limit) : () => undefined;
+    const release = limit ? this.openStreams.acquire(limit.cluster, limit.maxParallelRequests) : () => undefined;
     if (!release) {
       queueMicrotask(() => handler.onClose(GRPC_UNAVAILABLE, OVERFLOW_MESSAGE));
       return { send: () => undefined, close: () => undefined };
     }
-    const codec = this.codec;
-    const call = this.client(target, authority).makeBidiStreamRequest(
-      PROCESS_METHOD_PATH,
-      (request: OutgoingRequest) => codec.serializeRequest(request),
-      (bytes: Buffer) => codec.deserializeResponse(bytes),
-    );
+    let call: grpc.ClientDuplexStream<OutgoingRequest, DecodedResponse>;
+    try {
+      const codec = this.codec;
+      call = this.client(target, authority).makeBidiStreamRequest(
+        PROCESS_METHOD_PATH,
+        (request: OutgoingRequest) => codec.serializeRequest(request),
+        (bytes: Buffer) => codec.deserializeResponse(bytes),
+      );
+    } catch (error) {
+      // No stream was opened (e.g. a target gRPC cannot parse, the codec failing to load): nothing will close it.
+      release();
+      throw error;
+    }
     let ended = false;
     call.on('data', (response: DecodedResponse) => {
       if (!ended) handler.onMessage(response);
@@ -115,21 +123,6 @@ export class ExtProcClients {
     this.closed = true;
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
-  }
-
-  /** Takes a stream slot of the cluster; returns its release (idempotent), or undefined when the cluster is full. */
-  private acquire(limit: ExtProcClusterLimit): (() => void) | undefined {
-    const used = this.openStreams.get(limit.cluster) ?? 0;
-    if (used >= limit.maxParallelRequests) return undefined;
-    this.openStreams.set(limit.cluster, used + 1);
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const left = (this.openStreams.get(limit.cluster) ?? 1) - 1;
-      if (left === 0) this.openStreams.delete(limit.cluster);
-      else this.openStreams.set(limit.cluster, left);
-    };
   }
 
   private client(target: string, authority: string): grpc.Client {

@@ -16,6 +16,7 @@ import {
   asObject,
   asObjects,
   asString,
+  configMapKeyProblem,
   labelSelectorMatches,
   namespaceOf,
   nameOf,
@@ -77,10 +78,22 @@ function processorOf(index: ObjectIndex, deployment: KubeObject): ProcessorDeplo
     const files = new Map<string, Uint8Array>();
     for (const name of configMapNames) {
       const configMap = index.get('ConfigMap', namespace, name);
-      for (const [key, value] of Object.entries(asObject(configMap?.data) ?? {})) {
+      const data = asObject(configMap?.data) ?? {};
+      const binaryData = asObject(configMap?.binaryData) ?? {};
+      // Each key becomes a file of the config volume, which the CLI writes into a folder of its own.
+      for (const key of [...Object.keys(data), ...Object.keys(binaryData)]) {
+        const problem = configMapKeyProblem(key);
+        if (problem !== undefined) {
+          throw new Error(
+            `${where}: ConfigMap ${namespace}/${name} of its config volume has the key ${JSON.stringify(key)}, ` +
+              `which is not a valid ConfigMap key: ${problem}`,
+          );
+        }
+      }
+      for (const [key, value] of Object.entries(data)) {
         if (typeof value === 'string') files.set(key, Buffer.from(value));
       }
-      for (const [key, value] of Object.entries(asObject(configMap?.binaryData) ?? {})) {
+      for (const [key, value] of Object.entries(binaryData)) {
         if (typeof value === 'string') files.set(key, Buffer.from(value, 'base64'));
       }
     }

@@ -308,6 +308,37 @@ describe('startProcessors', () => {
     );
   });
 
+  it.each(['../../../aigw-escaped-config-part', 'nested/part', '..', '.', '', 'x'.repeat(254)])(
+    'refuses the config volume key %j before writing or starting anything',
+    async (key) => {
+      const escaped = path.join(os.tmpdir(), 'aigw-escaped-config-part');
+      fs.rmSync(escaped, { force: true });
+      const spawned: string[] = [];
+      const promise = startProcessors(
+        [
+          deployment({
+            configFiles: { 'config.json': Buffer.from(JSON.stringify(processorConfig())), [key]: Buffer.from('x') },
+            configFileName: 'config.json',
+          }),
+        ],
+        { secretsDir, env: {}, log: (line) => spawned.push(line) },
+      );
+      // Should it start after all, it is stopped again.
+      void promise.then(
+        (running) => running.close(),
+        () => undefined,
+      );
+      await expect(promise).rejects.toThrow(ProcessorStartError);
+      await expect(promise).rejects.toThrow(
+        'processor Deployment ai-platform/ai-gateway-processor: its config volume (ConfigMap ' +
+          `ai-platform/ai-gateway-processor-config) has the key ${JSON.stringify(key)}, which is not a valid ` +
+          'ConfigMap key',
+      );
+      expect(fs.existsSync(escaped)).toBe(false);
+      expect(spawned).toEqual([]);
+    },
+  );
+
   it('reports a processor that exits before it is ready, with its last output', async () => {
     const promise = startProcessors([deployment({ args: ['--log-level', 'loud'] })], {
       secretsDir,

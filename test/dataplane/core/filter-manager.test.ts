@@ -6,6 +6,7 @@ import {
   type StreamConfig,
   type TerminalFilter,
 } from '../../../lib/dataplane/filter-manager';
+import { finishingBody } from '../../../lib/dataplane/router';
 
 interface Route {
   name: string;
@@ -279,6 +280,89 @@ describe('filter manager', () => {
     const { out, sink } = recordingSink();
     await runStream(config, request('/first'), sink);
     expect(out).toEqual(expect.objectContaining({ status: 500, body: Buffer.from('bad answer'), ended: true }));
+  });
+
+  describe("the router's response body is finished exactly once on every way out", () => {
+    /** A router whose body tells how the stream finished with it (the real router gives back its slot there). */
+    function finishing(onServe: () => void = () => undefined) {
+      const finished: string[] = [];
+      const router: TerminalFilter = {
+        name: 'router',
+        async serve() {
+          onServe();
+          return {
+            kind: 'response',
+            headers: new HeaderMap([[':status', '200']]),
+            body: finishingBody(chunks('he', 'llo'), (complete) => finished.push(complete ? 'complete' : 'closed')),
+          };
+        },
+      };
+      return { finished, router };
+    }
+
+    it('read to its end', async () => {
+      const { finished, router } = finishing();
+      const { config } = setup(() => ({ name: 'none' }), { router });
+      const { out, sink } = recordingSink();
+      await runStream(config, request('/first'), sink);
+      expect(out.body.toString()).toBe('hello');
+      expect(finished).toEqual(['complete']);
+    });
+
+    it('never read: an encoder answers locally on the response headers', async () => {
+      const { finished, router } = finishing();
+      const { config } = setup(
+        () => ({
+          name: 'refuses',
+          encodeHeaders: () => ({ action: 'localReply', reply: { status: 500, details: 'ext_proc_error' } }),
+        }),
+        { router },
+      );
+      const { out, sink } = recordingSink();
+      await runStream(config, request('/first'), sink);
+      expect(out.status).toBe(500);
+      expect(finished).toEqual(['closed']);
+    });
+
+    it('never read: an encoder throws on the response headers', async () => {
+      const { finished, router } = finishing();
+      const { config } = setup(
+        () => ({
+          name: 'throws',
+          encodeHeaders: () => {
+            throw new Error('boom');
+          },
+        }),
+        { router },
+      );
+      await expect(runStream(config, request('/first'), recordingSink().sink)).rejects.toThrow('boom');
+      expect(finished).toEqual(['closed']);
+    });
+
+    it('never read: the client went away while the router waited for the upstream', async () => {
+      const controller = new AbortController();
+      const { finished, router } = finishing(() => controller.abort());
+      const { config } = setup(() => ({ name: 'none' }), { router });
+      const { out, sink } = recordingSink();
+      await runStream(config, { ...request('/first'), signal: controller.signal }, sink);
+      expect(out.status).toBe(0);
+      expect(finished).toEqual(['closed']);
+    });
+
+    it('partly read: an encoder answers locally on a chunk', async () => {
+      const { finished, router } = finishing();
+      const { config } = setup(
+        () => ({
+          name: 'refuses-data',
+          encodeData: () => ({ action: 'localReply', reply: { status: 500, details: 'ext_proc_error' } }),
+        }),
+        { router },
+      );
+      const { out, sink } = recordingSink();
+      await runStream(config, request('/first'), sink);
+      expect(out.status).toBe(500);
+      expect(finished).toEqual(['closed']);
+    });
   });
 
   describe('response code details (the `response.code_details` attribute)', () => {

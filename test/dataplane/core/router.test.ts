@@ -214,6 +214,29 @@ describe('router filter', () => {
     expect(await collect(result)).toBe('200 ok');
   });
 
+  it('gives the slot back and resets the upstream when the body is closed before its first chunk', async () => {
+    const signals: AbortSignal[] = [];
+    const upstream: Upstream = async (req) => {
+      signals.push(req.signal);
+      return { status: 200, headers: new HeaderMap(), body: body('never', 'read') };
+    };
+    const router = createRouterFilter({ upstream });
+    const limited = route({ maxParallelRequests: 1 });
+    for (let i = 0; i < 3; i++) {
+      const result = await router.serve(stream(limited));
+      if (result.kind !== 'response') throw new Error(`expected a response, got ${result.reply.status}`);
+      // What the filter manager does when an encoder answers locally on the response headers.
+      const iterator = result.body[Symbol.asyncIterator]();
+      await iterator.return?.();
+      await iterator.return?.();
+      expect(await iterator.next()).toEqual({ done: true, value: undefined });
+    }
+    expect(signals.map((signal) => signal.aborted)).toEqual([true, true, true]);
+    expect(await collect(await router.serve(stream(limited)))).toBe('200 neverread');
+    // Read to its end, the upstream request is not reset.
+    expect(signals[3].aborted).toBe(false);
+  });
+
   it('aborts the response body when the route timeout fires after the headers', async () => {
     const slowBody: Upstream = async (req) => ({
       status: 200,

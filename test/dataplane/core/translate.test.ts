@@ -257,6 +257,29 @@ describe('translate: the resources the constructs synthesize', () => {
       },
     ]);
   });
+
+  it.each(['../escaped', 'nested/part', '..', '.', 'x'.repeat(254), 'with space'])(
+    'refuses the config ConfigMap key %j, which is no ConfigMap key, naming the ConfigMap',
+    (key) => {
+      const manifests = MANIFESTS.replace(
+        `data: {config.json: '{"version":"ai-gateway.v1"}'}`,
+        `data: {config.json: '{"version":"ai-gateway.v1"}'}\nbinaryData: {${JSON.stringify(key)}: eA==}`,
+      );
+      expect(() => translate(parseManifests(manifests))).toThrow(
+        `processor Deployment ai-platform/processor: ConfigMap ai-platform/processor-config of its config volume ` +
+          `has the key ${JSON.stringify(key)}, which is not a valid ConfigMap key`,
+      );
+    },
+  );
+
+  it('takes every valid ConfigMap key: 1 to 253 of -._a-zA-Z0-9', () => {
+    const keys = ['.hidden', '..double', 'part-0_A.bin', 'x'.repeat(253)];
+    const manifests = MANIFESTS.replace(
+      `data: {config.json: '{"version":"ai-gateway.v1"}'}`,
+      `data: {config.json: '{"version":"ai-gateway.v1"}', ${keys.map((k) => `${k}: x`).join(', ')}}`,
+    );
+    expect(translate(parseManifests(manifests)).processors).toHaveLength(1);
+  });
 });
 
 describe('translate: attachment', () => {

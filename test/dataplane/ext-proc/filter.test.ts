@@ -862,6 +862,23 @@ describe('ext_proc filter (scripted processor)', () => {
       expect(server.streams).toHaveLength(3);
     });
 
+    it('a stream that could not be opened gives its slot of the cluster back', async () => {
+      const server = await start(passThrough);
+      const limited = settings({ maxParallelRequests: 1 });
+      // gRPC cannot parse the empty target: no stream opens, Envoy's INTERNAL for a client it cannot create.
+      for (let i = 0; i < 3; i++) {
+        const broken = await drive(createExtProcFilter(limited, '', clients), fakeStream({ body: CHAT_BODY }), {
+          status: 200,
+        });
+        expect(broken.localReply?.details).toMatch(/^ext_proc_error_gRPC_error_13\{/);
+      }
+      // The same cluster still has its one slot: not refused with UNAVAILABLE (overflow).
+      const filter = createExtProcFilter(limited, server.address, clients);
+      const after = await drive(filter, fakeStream({ body: CHAT_BODY }), { status: 200, chunks: ['ok'] });
+      expect(after.localReply).toBeUndefined();
+      expect(after.body.toString()).toBe('ok');
+    });
+
     it('an unreachable processor, failing open: the request passes unprocessed', async () => {
       const target = await closedPort();
       const result = await drive(
