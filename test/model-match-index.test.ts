@@ -4,22 +4,18 @@
  * number of matches a check compares stays proportional to the conflicts possible, not to the number of routes.
  */
 import { hostnamesOverlap, ModelMatch, ModelMatchIndex, type IndexedMatch } from '../lib/model-match';
+import { Rng } from '../processor/test/support/fuzz';
 
+/** A seeded generator of numbers in [0, 1) (the fuzz suites' Rng). */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
-type Rng = () => number;
-const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)];
+type Random = () => number;
+const pick = <T>(rng: Random, items: readonly T[]): T => items[Math.floor(rng() * items.length)];
 
-function word(rng: Rng, max: number): string {
+function word(rng: Random, max: number): string {
   let text = '';
   const length = 1 + Math.floor(rng() * max);
   for (let i = 0; i < length; i++) text += pick(rng, ['a', 'b', '-', '.']);
@@ -28,7 +24,7 @@ function word(rng: Rng, max: number): string {
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-function randomMatch(rng: Rng): ModelMatch {
+function randomMatch(rng: Random): ModelMatch {
   const kind = rng();
   if (kind < 0.45) return ModelMatch.exact(word(rng, 4));
   if (kind < 0.8) return ModelMatch.prefix(word(rng, 3));

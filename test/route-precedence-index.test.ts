@@ -12,26 +12,22 @@ import {
   type PrecedenceConflict,
   type ProcessorTie,
 } from '../lib/route-precedence';
+import { Rng } from '../processor/test/support/fuzz';
 
+/** A seeded generator of numbers in [0, 1) (the fuzz suites' Rng). */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
-type Rng = () => number;
-const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)];
-const some = <T>(rng: Rng, items: readonly T[], p: number): T[] => items.filter(() => rng() < p);
+type Random = () => number;
+const pick = <T>(rng: Random, items: readonly T[]): T => items[Math.floor(rng() * items.length)];
+const some = <T>(rng: Random, items: readonly T[], p: number): T[] => items.filter(() => rng() < p);
 
 const PATHS = ['/', '/v1', '/v1/a', '/v1/ab', '/v1/a/b', '/v2', '/openai/v1'];
 const HOSTS = ['l|*', 'l|a.example', 'm|*'];
 
-function randomRoute(rng: Rng, r: number): IndexedRoute {
+function randomRoute(rng: Random, r: number): IndexedRoute {
   const catchAll = new Map(some(rng, PATHS, 0.25).map((path, i) => [path, `endpoints[${i}]`]));
   const backends: IndexedBackendRule[] = Array.from({ length: Math.floor(rng() * 3) }, (_, b) => {
     const upstreamPrefix = pick(rng, PATHS);

@@ -14,24 +14,20 @@ import {
 import { ModelMemo, RuleIndex } from '../../src/routing/rule-index';
 import { findRule, Router, type CompiledRule } from '../../src/routing/router';
 import { testConfig } from '../support/processor-harness';
+import { Rng } from '../support/fuzz';
 
 /** mulberry32: small, seeded, reproducible. */
+/** A seeded generator of numbers in [0, 1) (the fuzz suites' Rng). */
 function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rng = new Rng(seed);
+  return () => rng.next();
 }
 
-type Rng = () => number;
-const pick = <T>(rng: Rng, items: readonly T[]): T => items[Math.floor(rng() * items.length)];
+type Random = () => number;
+const pick = <T>(rng: Random, items: readonly T[]): T => items[Math.floor(rng() * items.length)];
 
 /** Model-like strings over a small alphabet, so exact names, prefixes and patterns collide often. */
-function word(rng: Rng, max = 4): string {
+function word(rng: Random, max = 4): string {
   let text = '';
   const length = Math.floor(rng() * (max + 1));
   for (let i = 0; i < length; i++) text += pick(rng, ['a', 'b', '-', '.']);
@@ -55,7 +51,7 @@ function escape(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
 }
 
-function modelMatch(rng: Rng): ModelMatch {
+function modelMatch(rng: Random): ModelMatch {
   const kind = rng();
   if (kind < 0.4) return { type: 'Exact', value: word(rng) || 'a' };
   if (kind < 0.75) return { type: 'Prefix', value: word(rng, 3) || 'a' };
@@ -69,7 +65,7 @@ const ENDPOINTS: RouteEndpoint[] = [
   { api: 'Anthropic', pathPrefix: '/anthropic' },
 ];
 
-function randomRoutes(rng: Rng): RouteConfig[] {
+function randomRoutes(rng: Random): RouteConfig[] {
   const count = 1 + Math.floor(rng() * 12);
   return Array.from({ length: count }, (_, r) => {
     const endpoints = ENDPOINTS.filter(() => rng() < 0.5);
@@ -161,7 +157,7 @@ function describeRule(found: { rule: CompiledRule; modelLabel: string } | undefi
   return `${found.rule.route.name} rule ${index} ${found.modelLabel}`;
 }
 
-function modelsToTry(rng: Rng, routes: readonly RouteConfig[]): string[] {
+function modelsToTry(rng: Random, routes: readonly RouteConfig[]): string[] {
   const configured = routes.flatMap((route) => route.rules.flatMap((rule) => rule.models.map((m) => m.value)));
   const models = configured.filter((value) => !/[\\()[\]*?|{]/.test(value));
   for (let i = 0; i < 12; i++) models.push(word(rng, 6));
