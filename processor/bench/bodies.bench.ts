@@ -21,7 +21,7 @@ import { CONFIG_VERSION, type ProcessorConfig } from '@ai-gateway-constructs/pro
 import { scanJsonBody } from '../src/extproc/json-body';
 import { EnvoyClient } from '../test/support/envoy-client';
 import {
-  buildNullProcessor,
+  benchWorkspace,
   clientRequestHeaders,
   CLK_TCK,
   cpuTicks,
@@ -291,12 +291,7 @@ async function main(): Promise<void> {
   // BENCH_MAIN_JS: another build of the processor (e.g. the one before a change) in place of dist/main.js.
   const mainJs = path.resolve(process.env.BENCH_MAIN_JS ?? path.join(ROOT, 'dist', 'main.js'));
   if (!fs.existsSync(mainJs)) throw new Error(`${mainJs} is missing: run \`npm run build -w processor\` first`);
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-bodies-bench-'));
-  const nullProcessor = await buildNullProcessor(work);
-  for (const secret of ['openai', 'anthropic']) {
-    fs.mkdirSync(path.join(work, 'secrets', secret), { recursive: true });
-    fs.writeFileSync(path.join(work, 'secrets', secret, 'apiKey'), 'sk-bench\n');
-  }
+  const { work, nullProcessor } = await benchWorkspace('aigw-bodies-bench-', ['openai', 'anthropic']);
   fs.writeFileSync(path.join(work, 'config.json'), JSON.stringify(benchConfig()));
 
   const sizes: Array<[string, number]> = [

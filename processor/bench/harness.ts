@@ -142,6 +142,23 @@ export async function stopProcess(child: ChildProcess): Promise<void> {
   await exited;
 }
 
+/**
+ * A fresh temp folder for one bench run, holding the null processor (built) and an API key `sk-bench` under
+ * `secrets/<name>/apiKey` for each name (the bench configs read their keys there).
+ */
+export async function benchWorkspace(
+  prefix: string,
+  secretNames: readonly string[],
+): Promise<{ work: string; nullProcessor: string }> {
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const nullProcessor = await buildNullProcessor(work);
+  for (const name of secretNames) {
+    fs.mkdirSync(path.join(work, 'secrets', name), { recursive: true });
+    fs.writeFileSync(path.join(work, 'secrets', name, 'apiKey'), 'sk-bench\n');
+  }
+  return { work, nullProcessor };
+}
+
 /** Bundles bench/null-processor.ts to `<dir>/null.js`, built like dist/main.js (minified). */
 export async function buildNullProcessor(dir: string): Promise<string> {
   const outfile = path.join(dir, 'null.js');

@@ -18,7 +18,7 @@ import { EnvoyClient } from '../test/support/envoy-client';
 import { nullHandler } from './null-processor';
 import {
   benchConfig,
-  buildNullProcessor,
+  benchWorkspace,
   chatBody,
   clientRequestHeaders,
   CLK_TCK,
@@ -226,10 +226,7 @@ async function main(): Promise<void> {
   const totalStart = performance.now();
   if (!process.env.BENCH_NO_BUILD)
     execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-bench-'));
-  const nullProcessor = await buildNullProcessor(work);
-  fs.mkdirSync(path.join(work, 'secrets', 'openai'), { recursive: true });
-  fs.writeFileSync(path.join(work, 'secrets', 'openai', 'apiKey'), 'sk-bench\n');
+  const { work, nullProcessor } = await benchWorkspace('aigw-bench-', ['openai']);
   fs.writeFileSync(path.join(work, 'config.json'), JSON.stringify(benchConfig()));
 
   const small = scenario('1.5 KB passthrough', chatBody(1536, false), 'json');

@@ -28,7 +28,7 @@ import { findRule, Router } from '../src/routing/router';
 import { EnvoyClient } from '../test/support/envoy-client';
 import { nullHandler } from './null-processor';
 import {
-  buildNullProcessor,
+  benchWorkspace,
   clientRequestHeaders,
   encodeExchange,
   encodeRequest,
@@ -260,10 +260,7 @@ async function main(): Promise<void> {
   const totalStart = performance.now();
   if (!process.env.BENCH_NO_BUILD)
     execFileSync(process.execPath, [path.join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-bench-routing-'));
-  const nullProcessor = await buildNullProcessor(work);
-  fs.mkdirSync(path.join(work, 'secrets', 'openai'), { recursive: true });
-  fs.writeFileSync(path.join(work, 'secrets', 'openai', 'apiKey'), 'sk-bench\n');
+  const { work, nullProcessor } = await benchWorkspace('aigw-bench-routing-', ['openai']);
 
   const nullAddress = `127.0.0.1:${await freePort()}`;
   const nullServer = await startProcess('null', [nullProcessor, nullAddress], nullAddress);

@@ -36,7 +36,7 @@ import { silentLogger } from '../src/log';
 import { nullHandler } from './null-processor';
 import {
   benchConfig,
-  buildNullProcessor,
+  benchWorkspace,
   chatBody,
   clientRequestHeaders,
   CLK_TCK,
@@ -576,12 +576,7 @@ const BOTH: readonly Which[] = ['null', 'ours'];
 
 async function main(): Promise<void> {
   const totalStart = performance.now();
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'aigw-bench-streams-'));
-  const nullProcessor = await buildNullProcessor(work);
-  for (const name of ['openai', 'anthropic']) {
-    fs.mkdirSync(path.join(work, 'secrets', name), { recursive: true });
-    fs.writeFileSync(path.join(work, 'secrets', name, 'apiKey'), 'sk-bench\n');
-  }
+  const { work, nullProcessor } = await benchWorkspace('aigw-bench-streams-', ['openai', 'anthropic']);
   fs.writeFileSync(path.join(work, 'config.json'), JSON.stringify(streamsConfig()));
   const frames = streamFrames();
 
