@@ -69,3 +69,24 @@ export {
 } from './bundle';
 export type { ConfigBundle, ConfigBundleCodec, ConfigBundleManifest, ConfigBundlePart } from './bundle';
 export { literalPrefix } from './regex-literal';
+export {
+  CONSUMER_HEADER,
+  CLIENT_ID_HEADER,
+  RATE_LIMIT_UNIT_NAMES,
+  RATE_LIMIT_UNIT_SECONDS,
+  MAX_RATE_LIMIT_VALUE,
+  PICO_USD_PER_USD,
+  modelPriceSchema,
+  consumerLimitSchema,
+  consumerSchema,
+  consumersSchema,
+  budgetSchema,
+} from './governance';
+export type {
+  RateLimitUnitName,
+  ModelPrice,
+  ConsumerLimit,
+  ConsumerConfig,
+  ConsumersConfig,
+  BudgetConfig,
+} from './governance';

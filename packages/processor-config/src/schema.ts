@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import { re2Problem } from './regex';
+import { PICO_USD_PER_USD, budgetSchema, consumersSchema, modelPriceSchema } from './governance';
 
 export const CONFIG_VERSION = 'ai-gateway.v1';
 
@@ -357,6 +358,16 @@ export const routeConfigSchema = z
      * Absent or empty: only SERVED_ENDPOINTS.
      */
     passthroughEndpoints: z.array(passthroughEndpointSchema).optional(),
+    /**
+     * Requests must come from a consumer (`consumers`): a budget or model list depends on who calls. Requests without
+     * a known client id are answered 401 (no client id) or 403 (a client id no consumer owns).
+     */
+    consumerRequired: z.boolean().optional(),
+    /**
+     * A money budget covers the route: a request whose upstream model has no entry in `prices` is answered 400
+     * before it reaches the provider, because nothing could charge it.
+     */
+    priceRequired: z.boolean().optional(),
   })
   .strict()
   .superRefine((route, ctx) => {
@@ -386,15 +397,28 @@ export const costSchema = z
   .object({
     /** Written into `io.envoy.ai_gateway` metadata; budgets read their cost from it. */
     metadataKey: z.string().regex(METADATA_KEY, 'must be a metadata key like "llm_total_token"'),
-    type: z.enum(['InputToken', 'OutputToken', 'TotalToken', 'CachedInputToken', 'ReasoningToken', 'CEL']),
+    type: z.enum(['InputToken', 'OutputToken', 'TotalToken', 'CachedInputToken', 'ReasoningToken', 'CEL', 'Price']),
     /**
      * Only for `CEL`: over `model`, `backend`, `input_tokens`, `output_tokens`, `total_tokens`, `cached_input_tokens`,
      * `reasoning_tokens`.
      */
     expression: z.string().min(1).optional(),
+    /**
+     * Only for `Price`: the cost's money unit in pico-dollars, e.g. 1,000,000 for micro-dollars. The processor prices
+     * the response's tokens with `prices` (for the model sent upstream) and writes the amount in this unit, rounded
+     * up.
+     */
+    picoUsdPerUnit: z.number().int().positive().max(PICO_USD_PER_USD).optional(),
   })
   .strict()
   .superRefine((cost, ctx) => {
+    if ((cost.type === 'Price') !== (cost.picoUsdPerUnit !== undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['picoUsdPerUnit'],
+        message: cost.type === 'Price' ? 'is required when type is "Price"' : 'is only allowed when type is "Price"',
+      });
+    }
     if (cost.type === 'CEL' && cost.expression === undefined) {
       ctx.addIssue({ code: 'custom', path: ['expression'], message: 'is required when type is "CEL"' });
     }
@@ -407,7 +431,7 @@ export const costSchema = z
     }
   });
 
-export const processorConfigSchema = z
+const processorConfigBase = z
   .object({
     version: z.literal(CONFIG_VERSION),
     /** Requests with larger bodies are answered 413. */
@@ -425,60 +449,124 @@ export const processorConfigSchema = z
         openDurationMs: z.number().int().min(1),
       })
       .strict(),
+    /** Model prices, for `Price` costs; unique by model. */
+    prices: z.array(modelPriceSchema).optional(),
+    /** Who may call, mapped from the client ids apiKeyAuth forwards. */
+    consumers: consumersSchema.optional(),
+    /** The budgets Envoy enforces on this gateway's routes, as 429s and metrics name them. */
+    budgets: z.array(budgetSchema).optional(),
   })
-  .strict()
-  .superRefine((config, ctx) => {
-    const backendNames = new Set<string>();
-    config.backends.forEach((backend, i) => {
-      if (backendNames.has(backend.name)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['backends', i, 'name'],
-          message: `duplicate backend name "${backend.name}"`,
-        });
-      }
-      backendNames.add(backend.name);
-    });
-    config.routes.forEach((route, r) => {
-      route.rules.forEach((rule, i) => {
-        rule.models.forEach((match, m) => {
-          const problem = match.type === 'RegularExpression' ? re2Problem(match.value) : undefined;
-          if (problem !== undefined) {
-            ctx.addIssue({
-              code: 'custom',
-              path: ['routes', r, 'rules', i, 'models', m, 'value'],
-              message:
-                `route "${route.name}" rule ${i}: regular expression ${JSON.stringify(match.value)} is not ` +
-                `valid RE2 (${problem})`,
-            });
-          }
-        });
-        rule.backends.forEach((ref, b) => {
-          if (!backendNames.has(ref.backend)) {
-            ctx.addIssue({
-              code: 'custom',
-              path: ['routes', r, 'rules', i, 'backends', b, 'backend'],
-              message: `unknown backend "${ref.backend}"`,
-            });
-          }
-        });
-        if (rule.backends.every((ref) => ref.weight === 0)) {
-          ctx.addIssue({ code: 'custom', path: ['routes', r, 'rules', i, 'backends'], message: 'all weights are 0' });
+  .strict();
+
+export const processorConfigSchema = processorConfigBase.superRefine((config, ctx) => {
+  const backendNames = new Set<string>();
+  config.backends.forEach((backend, i) => {
+    if (backendNames.has(backend.name)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['backends', i, 'name'],
+        message: `duplicate backend name "${backend.name}"`,
+      });
+    }
+    backendNames.add(backend.name);
+  });
+  config.routes.forEach((route, r) => {
+    route.rules.forEach((rule, i) => {
+      rule.models.forEach((match, m) => {
+        const problem = match.type === 'RegularExpression' ? re2Problem(match.value) : undefined;
+        if (problem !== undefined) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['routes', r, 'rules', i, 'models', m, 'value'],
+            message:
+              `route "${route.name}" rule ${i}: regular expression ${JSON.stringify(match.value)} is not ` +
+              `valid RE2 (${problem})`,
+          });
         }
       });
-    });
-    const costKeys = new Set<string>();
-    config.costs.forEach((cost, i) => {
-      if (costKeys.has(cost.metadataKey)) {
-        ctx.addIssue({
-          code: 'custom',
-          path: ['costs', i, 'metadataKey'],
-          message: `duplicate cost key "${cost.metadataKey}"`,
-        });
+      rule.backends.forEach((ref, b) => {
+        if (!backendNames.has(ref.backend)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['routes', r, 'rules', i, 'backends', b, 'backend'],
+            message: `unknown backend "${ref.backend}"`,
+          });
+        }
+      });
+      if (rule.backends.every((ref) => ref.weight === 0)) {
+        ctx.addIssue({ code: 'custom', path: ['routes', r, 'rules', i, 'backends'], message: 'all weights are 0' });
       }
-      costKeys.add(cost.metadataKey);
     });
   });
+  const costKeys = new Set<string>();
+  config.costs.forEach((cost, i) => {
+    if (costKeys.has(cost.metadataKey)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['costs', i, 'metadataKey'],
+        message: `duplicate cost key "${cost.metadataKey}"`,
+      });
+    }
+    costKeys.add(cost.metadataKey);
+  });
+  checkGovernance(config, costKeys, ctx);
+});
+
+/** Cross-references of prices, consumers and budgets to routes and costs. */
+function checkGovernance(
+  config: z.infer<typeof processorConfigBase>,
+  costKeys: ReadonlySet<string>,
+  ctx: z.RefinementCtx,
+): void {
+  const priced = new Set<string>();
+  (config.prices ?? []).forEach((price, i) => {
+    if (priced.has(price.model)) {
+      ctx.addIssue({ code: 'custom', path: ['prices', i, 'model'], message: `model "${price.model}" is priced twice` });
+    }
+    priced.add(price.model);
+  });
+  if (priced.size === 0) {
+    config.costs.forEach((cost, i) => {
+      if (cost.type === 'Price') {
+        ctx.addIssue({ code: 'custom', path: ['costs', i, 'type'], message: 'a "Price" cost needs `prices`' });
+      }
+    });
+  }
+  const routeNames = new Set(config.routes.map((route) => route.name));
+  const tokenKeys = new Set<string>(Object.values(TOKEN_METADATA_KEYS));
+  (config.budgets ?? []).forEach((budget, i) => {
+    if (!tokenKeys.has(budget.costKey) && !costKeys.has(budget.costKey)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['budgets', i, 'costKey'],
+        message: `budget "${budget.name}" charges "${budget.costKey}", which is neither a token key nor a cost`,
+      });
+    }
+    if (budget.route !== undefined && !routeNames.has(budget.route)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['budgets', i, 'route'],
+        message: `budget "${budget.name}" limits unknown route "${budget.route}"`,
+      });
+    }
+  });
+  config.routes.forEach((route, r) => {
+    if (route.consumerRequired && config.consumers === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['routes', r, 'consumerRequired'],
+        message: `route "${route.name}" requires a consumer, but the config has no consumers`,
+      });
+    }
+    if (route.priceRequired && priced.size === 0) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['routes', r, 'priceRequired'],
+        message: `route "${route.name}" requires prices, but the config has none`,
+      });
+    }
+  });
+}
 
 export type ProcessorConfig = z.infer<typeof processorConfigSchema>;
 export type BackendConfig = z.infer<typeof backendConfigSchema>;

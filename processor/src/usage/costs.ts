@@ -133,6 +133,8 @@ export function compileCost(cost: CostConfig): CompiledCost {
     case 'CEL':
       evaluate = compileCelCost(cost.expression ?? '');
       break;
+    case 'Price':
+      throw new CostCompileError(`cost "${cost.metadataKey}": money costs need a processor that prices usage`);
   }
   return { metadataKey: cost.metadataKey, evaluate };
 }
