@@ -1,7 +1,9 @@
 /** Prometheus metrics with OpenTelemetry GenAI names (dots become underscores, seconds suffixed). */
 import { Counter, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { LabeledHistogram, type HistogramChild } from './histogram';
+import type { ModelPrice } from '@ai-gateway-constructs/processor-config';
 import type { TokenUsage } from './translate/types';
+import { picoUsdOf, usdOf } from './usage/prices';
 
 const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
 const DURATION_BUCKETS = [0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92];
@@ -31,6 +33,27 @@ interface RequestSeries {
 /** Bound on cached label children (label values come from the configuration; a guard across reloads). */
 const MAX_CACHED_SERIES = 2000;
 
+/** The `consumer` label of requests without a known consumer (never a consumer id: those start alphanumeric). */
+export const NO_CONSUMER = '(none)';
+/** The `budget` label of a rejection no configured budget explains. */
+export const UNKNOWN_BUDGET = '(unknown)';
+
+export interface SpendLabels {
+  /** A configured consumer id; undefined: NO_CONSUMER. */
+  consumer: string | undefined;
+  /** A priced model (from `prices`) or the configured match that accepted the request. */
+  model: string;
+  backend: string;
+}
+
+interface SpendSeries {
+  input: Counter.Internal;
+  output: Counter.Internal;
+  cachedInput: Counter.Internal;
+  reasoning: Counter.Internal;
+  usd: Counter.Internal;
+}
+
 export class Metrics {
   /** Label children per (operation, model, backend): label hashing once, not per observation. */
   private readonly series = new Map<string, RequestSeries>();
@@ -42,6 +65,10 @@ export class Metrics {
   readonly configReloads: Counter<'result'>;
   readonly localReplies: Counter<'status'>;
   readonly costErrors: Counter<'metadata_key'>;
+  readonly consumerTokens: Counter<'consumer' | 'gen_ai_request_model' | 'gen_ai_provider_name' | 'gen_ai_token_type'>;
+  readonly consumerSpend: Counter<'consumer' | 'gen_ai_request_model' | 'gen_ai_provider_name'>;
+  readonly budgetRejections: Counter<'budget' | 'consumer'>;
+  private readonly spendSeries = new Map<string, SpendSeries>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -91,6 +118,24 @@ export class Metrics {
       labelNames: ['metadata_key'],
       registers,
     });
+    this.consumerTokens = new Counter({
+      name: 'ai_gateway_consumer_tokens_total',
+      help: 'Tokens by consumer, model (a priced model or the configured match) and backend, by token type.',
+      labelNames: ['consumer', 'gen_ai_request_model', 'gen_ai_provider_name', 'gen_ai_token_type'],
+      registers,
+    });
+    this.consumerSpend = new Counter({
+      name: 'ai_gateway_consumer_spend_usd_total',
+      help: 'Money spent in US dollars by consumer, priced model and backend (unpriced models add 0).',
+      labelNames: ['consumer', 'gen_ai_request_model', 'gen_ai_provider_name'],
+      registers,
+    });
+    this.budgetRejections = new Counter({
+      name: 'ai_gateway_budget_rejections_total',
+      help: 'Requests Envoy rejected because a budget ran out, by budget and consumer.',
+      labelNames: ['budget', 'consumer'],
+      registers,
+    });
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -116,6 +161,51 @@ export class Metrics {
       series.firstToken.observe(seconds.firstChunk);
       if (usage.output > 1) series.perOutputToken.observe((seconds.total - seconds.firstChunk) / (usage.output - 1));
     }
+  }
+
+  /** Tokens and money of one response, for the consumer. Only configs with consumers or prices call this. */
+  recordSpend(labels: SpendLabels, usage: TokenUsage, price: ModelPrice | undefined): void {
+    const series = this.spendSeriesFor(labels);
+    if (usage.input > 0) series.input.inc(usage.input);
+    if (usage.output > 0) series.output.inc(usage.output);
+    if (usage.cachedInput > 0) series.cachedInput.inc(usage.cachedInput);
+    if (usage.reasoning > 0) series.reasoning.inc(usage.reasoning);
+    if (price !== undefined) {
+      const usd = usdOf(picoUsdOf(usage, price));
+      if (usd > 0) series.usd.inc(usd);
+    }
+  }
+
+  recordBudgetRejection(budget: string | undefined, consumer: string | undefined): void {
+    this.budgetRejections.inc({ budget: budget ?? UNKNOWN_BUDGET, consumer: consumer ?? NO_CONSUMER });
+  }
+
+  private spendSeriesFor(labels: SpendLabels): SpendSeries {
+    const consumer = labels.consumer ?? NO_CONSUMER;
+    const key = `${consumer}\u0000${labels.model}\u0000${labels.backend}`;
+    let series = this.spendSeries.get(key);
+    if (series) return series;
+    if (this.spendSeries.size >= MAX_CACHED_SERIES) this.spendSeries.clear();
+    const tokens = (type: string) =>
+      this.consumerTokens.labels({
+        consumer,
+        gen_ai_request_model: labels.model,
+        gen_ai_provider_name: labels.backend,
+        gen_ai_token_type: type,
+      });
+    series = {
+      input: tokens('input'),
+      output: tokens('output'),
+      cachedInput: tokens('cached_input'),
+      reasoning: tokens('reasoning'),
+      usd: this.consumerSpend.labels({
+        consumer,
+        gen_ai_request_model: labels.model,
+        gen_ai_provider_name: labels.backend,
+      }),
+    };
+    this.spendSeries.set(key, series);
+    return series;
   }
 
   private seriesFor(labels: RequestLabels): RequestSeries {

@@ -12,6 +12,7 @@ import {
 } from '../auth';
 import type { SecretReader } from '../auth/secrets';
 import { HeaderOptionCache } from '../extproc/header-options';
+import { compileGovernance, type Governance } from '../governance';
 import { RequestAnswerCache } from '../extproc/request-answers';
 import type { Logger } from '../log';
 import { Router } from '../routing/router';
@@ -20,6 +21,7 @@ import { compileCost, type CompiledCost } from '../usage/costs';
 import { UsageMetadata } from '../usage/metadata';
 import {
   ProcessorConfigError,
+  TOKEN_METADATA_KEYS,
   type BackendConfig,
   type ProcessorConfig,
 } from '@ai-gateway-constructs/processor-config';
@@ -71,6 +73,8 @@ export interface RuntimeConfig extends CredentialStatus {
   headerOptions: HeaderOptionCache;
   /** Encoded request-body answers of requests forwarded unchanged. */
   requestAnswers: RequestAnswerCache;
+  /** Consumers, prices and budgets. */
+  governance: Governance;
 }
 
 export interface CompileOptions {
@@ -123,12 +127,14 @@ export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, o
       hasBodyMutation: (backend.bodyMutation?.set.length ?? 0) + (backend.bodyMutation?.remove.length ?? 0) > 0,
     });
   });
+  const usageKeys = new Set<string>([...Object.values(TOKEN_METADATA_KEYS), ...config.costs.map((c) => c.metadataKey)]);
+  const governance = compileGovernance(config, usageKeys, problems);
   const costs: CompiledCost[] = [];
   config.costs.forEach((cost, i) => {
     try {
-      costs.push(compileCost(cost));
+      costs.push(compileCost(cost, governance.prices));
     } catch (error) {
-      problems.push(`costs.${i}.expression: ${(error as Error).message}`);
+      problems.push(`costs.${i}.${cost.type === 'CEL' ? 'expression' : 'type'}: ${(error as Error).message}`);
     }
   });
   if (problems.length > 0) throw new ProcessorConfigError(problems);
@@ -159,5 +165,6 @@ export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, o
     translators: options.translators,
     headerOptions: new HeaderOptionCache(),
     requestAnswers: new RequestAnswerCache(),
+    governance,
   };
 }

@@ -3,7 +3,9 @@
  * Envoy's budgets charge, the request metrics, and the backend's circuit breaker. Every outcome of a routed
  * request (answered, cut, failed before or after the backend) ends here exactly once.
  */
+import type { ModelPrice } from '@ai-gateway-constructs/processor-config';
 import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
+import type { ConsumerRuntime } from '../governance';
 import type { EncodedStruct } from '../grpc/messages';
 import {
   ZERO_USAGE,
@@ -21,6 +23,14 @@ export interface ExchangeRoute {
   model: string;
   /** The configured model match that accepted `model` (the model itself only for an Exact match): the metric label. */
   modelLabel: string;
+  /** The model sent to the backend (a rule's `modelNameOverride`, else `model`): money costs price it. */
+  upstreamModel: string;
+  /** The price of `upstreamModel`, if it has one. */
+  price: ModelPrice | undefined;
+  /** The AIRoute config name whose rule matched. */
+  routeName: string;
+  /** The consumer the request came from, if known. */
+  consumer: ConsumerRuntime | undefined;
   backend: BackendRuntime;
   response: ResponseTranslator;
 }
@@ -119,13 +129,25 @@ export class Exchange {
       },
       errorType,
     );
+    if (route.runtime.governance.counted) {
+      this.context.metrics.recordSpend(
+        {
+          consumer: route.consumer?.id,
+          // A priced model is a name from the config; otherwise the configured match, as for the other series.
+          model: route.price?.model ?? route.modelLabel,
+          backend: this.backendName,
+        },
+        usage,
+        route.price,
+      );
+    }
   }
 
   private metadata(usage: TokenUsage): EncodedStruct {
     this.writtenTotal = usage.total;
     this.writtenInput = usage.input;
     return this.route.runtime.usageMetadata.encode(
-      { usage, model: this.route.model, backend: this.backendName },
+      { usage, model: this.route.model, upstreamModel: this.route.upstreamModel, backend: this.backendName },
       this.context.costFailed,
     );
   }

@@ -7,7 +7,8 @@ const MAX_BYTES = 1024 * 1024;
 
 /**
  * The encoded request-body answers of requests whose body goes upstream unchanged: the header mutation
- * then depends only on the route, the backend, the model, the upstream path and the backend's static credentials,
+ * then depends only on the route, the backend, the model, the upstream path, the consumer and the backend's static
+ * credentials,
  * so most requests reuse an answer instead of building and encoding it. One cache per config snapshot, bounded by
  * entries and by bytes: models can be client-chosen under prefix or regex matches.
  */
@@ -31,8 +32,14 @@ export class RequestAnswerCache {
     pathChanged: boolean,
     credentials: HeaderChanges | undefined,
     build: () => EncodedResponse,
+    /** The consumer's id: its header and limit metadata are part of the answer (a bounded set, from the config). */
+    consumer?: string,
   ): EncodedResponse {
-    const key = `${route}\u0000${backend}\u0000${model}\u0000${pathChanged ? upstreamPath : ''}`;
+    const path = pathChanged ? upstreamPath : '';
+    const key =
+      consumer === undefined
+        ? `${route}\u0000${backend}\u0000${model}\u0000${path}`
+        : `${route}\u0000${backend}\u0000${model}\u0000${path}\u0000${consumer}`;
     const cached = this.answers.get(key);
     // Static credentials come as the same object until the credential changes.
     if (cached && cached.credentials === credentials) return cached.answer;

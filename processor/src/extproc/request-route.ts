@@ -8,7 +8,8 @@ import type { HttpHeaders } from '../grpc/messages';
 import type { CircuitBreakers } from '../routing/breaker';
 import { availableModels, findRule, type EndpointMatch, type RuleMatch } from '../routing/router';
 import { selectBackend } from '../routing/select';
-import type { BackendRef } from '@ai-gateway-constructs/processor-config';
+import type { BackendRef, ModelPrice } from '@ai-gateway-constructs/processor-config';
+import type { ConsumerRuntime } from '../governance';
 import type { ClientApi } from '../translate/types';
 import { HeaderList } from './headers';
 import {
@@ -113,6 +114,12 @@ export interface RoutingDecision {
   rule: RuleMatch;
   ref: BackendRef;
   backend: BackendRuntime;
+  /** The model sent to the backend: the rule's `modelNameOverride`, else `model`. */
+  upstreamModel: string;
+  /** The consumer the client id belongs to; undefined without consumers or without a known client id. */
+  consumer: ConsumerRuntime | undefined;
+  /** The price of `upstreamModel`; undefined when it has none. */
+  price: ModelPrice | undefined;
 }
 
 export function decideOnBody(
@@ -146,12 +153,35 @@ export function decideOnBody(
       api,
     );
   }
-  for (const name of rule.rule.route.requiredHeaders) {
+  const route = rule.rule.route;
+  for (const name of route.requiredHeaders) {
     if (!read.headers.get(name))
       return reject(gatewayError(400, `missing required header: ${name}`, 'missing_required_header'), api);
   }
+  const directory = runtime.governance.consumers;
+  let consumer: ConsumerRuntime | undefined;
+  if (directory !== undefined) {
+    const clientId = read.headers.get(directory.clientIdHeader);
+    consumer = clientId ? directory.byClientIdValue(clientId) : undefined;
+    const refused = consumerRefusal(route.consumerRequired === true, clientId, consumer, model);
+    if (refused) return reject(refused, api);
+  }
   const ref = selectBackend(rule.rule.backends, breakers, runtime.config.circuitBreaker);
   const backend = runtime.backends.get(ref.backend)!;
+  const upstreamModel = ref.modelNameOverride ?? model;
+  const prices = runtime.governance.prices;
+  const price = prices.size === 0 ? undefined : prices.get(upstreamModel);
+  if (price === undefined && route.priceRequired === true) {
+    return reject(
+      gatewayError(
+        400,
+        `the model \`${model}\` has no price, and this route serves only priced models`,
+        'model_not_priced',
+        'model',
+      ),
+      api,
+    );
+  }
   return {
     kind: 'routed',
     raw,
@@ -161,6 +191,47 @@ export function decideOnBody(
     rule,
     ref,
     backend,
+    upstreamModel,
+    consumer,
+    price,
+  };
+}
+
+/**
+ * Who may call: a route that requires a consumer refuses requests without a client id (401) or with one no consumer
+ * owns (403); a consumer with a model list refuses other models (403). The client id is not echoed.
+ */
+function consumerRefusal(
+  required: boolean,
+  clientId: string | undefined,
+  consumer: ConsumerRuntime | undefined,
+  model: string,
+): GatewayError | undefined {
+  if (consumer === undefined) {
+    if (!required) return undefined;
+    return !clientId
+      ? {
+          status: 401,
+          message: 'this route requires the API key of a registered consumer',
+          type: 'authentication_error',
+          code: 'missing_api_key',
+          param: null,
+        }
+      : {
+          status: 403,
+          message: 'the API key does not belong to a consumer of this route',
+          type: 'permission_error',
+          code: 'unknown_consumer',
+          param: null,
+        };
+  }
+  if (consumer.allows(model)) return undefined;
+  return {
+    status: 403,
+    message: `consumer "${consumer.id}" may not use the model \`${model}\``,
+    type: 'permission_error',
+    code: 'model_not_allowed',
+    param: 'model',
   };
 }
 

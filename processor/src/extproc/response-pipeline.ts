@@ -15,7 +15,15 @@ import {
 } from '../encoding';
 import { renderError, gatewayError } from '../errors';
 import {
+  budgetError,
+  ENVOY_RATE_LIMITED_HEADER,
+  exhaustedBudget,
+  RATE_LIMIT_LIMIT_HEADER,
+  RATE_LIMIT_RESET_HEADER,
+} from '../governance/budgets';
+import {
   BODY_MODE_STREAMED,
+  CONTINUE_AND_REPLACE,
   type CommonResponse,
   type EncodedStruct,
   type HttpBody,
@@ -28,9 +36,12 @@ import { CONTINUE, continueWith } from './answers';
 import type { ProcessorContext } from './context';
 import { localReplyMetadata, type Exchange } from './exchange';
 import { headerOption } from './header-options';
-import { HeaderChangeSet, readResponseHeaders } from './headers';
+import { HeaderChangeSet, readHeaders, readResponseHeaders } from './headers';
 import { EMPTY, toBuffer } from './message-bytes';
 import { classifyResponse, responseCodeDetails, type ResponseOrigin } from './local-replies';
+
+/** What a rate-limit 429 is read for, and only then. */
+const BUDGET_HEADERS = [':status', ENVOY_RATE_LIMITED_HEADER, RATE_LIMIT_LIMIT_HEADER, RATE_LIMIT_RESET_HEADER];
 
 export class ResponsePipeline {
   private decoder: BodyDecoder | undefined;
@@ -61,10 +72,21 @@ export class ResponsePipeline {
 
   headers(message: HttpHeaders, request: ProcessingRequest): OutgoingResponse {
     const exchange = this.exchange;
-    const origin = classifyResponse(responseCodeDetails(request));
-    if (origin.kind !== 'upstream') return this.envoyLocalReply(origin);
+    const details = responseCodeDetails(request);
+    const origin = classifyResponse(details);
+    if (origin.kind !== 'upstream') {
+      if (origin.kind === 'gateway') {
+        const rateLimit = readHeaders(message.headers, BUDGET_HEADERS);
+        if (isEnvoyRateLimit(rateLimit)) return this.budgetRejected(rateLimit);
+      }
+      return this.envoyLocalReply(origin);
+    }
     const headers = readResponseHeaders(message.headers);
     const status = Number(headers[':status'] ?? 0);
+    if (status === 429 && details === undefined && headers[ENVOY_RATE_LIMITED_HEADER] !== undefined) {
+      // A policy that does not send `response.code_details`: Envoy's rate-limit header still tells its 429 apart.
+      return this.budgetRejected(readHeaders(message.headers, BUDGET_HEADERS));
+    }
     exchange.backendResult(!(status >= 500 || status === 429 || status === 0));
 
     const translator = exchange.route.response;
@@ -115,6 +137,48 @@ export class ResponsePipeline {
       else this.context.logger.debug(log, 'Envoy answered the request locally');
     }
     return { responseHeaders: { response: {} }, dynamicMetadata: metadata };
+  }
+
+  /**
+   * Envoy's rate-limit filter answered 429 because a budget ran out: the client gets its own API's error naming the
+   * budget and when its window ends, in place of Envoy's empty body (CONTINUE_AND_REPLACE with a body mutation: Envoy
+   * drops any body of its own and the Content-Length with it). Status and `x-ratelimit-*` headers stay as Envoy set
+   * them. No tokens are charged and the backend never saw the request.
+   */
+  private budgetRejected(headers: Readonly<Record<string, string>>): ProcessingResponse {
+    const exchange = this.exchange;
+    const route = exchange.route;
+    const runtime = route.runtime;
+    exchange.withdraw();
+    const now = Date.now();
+    const governance = runtime.governance;
+    const exhausted = exhaustedBudget(governance.budgets, route.routeName, route.consumer, headers, now);
+    const consumer = route.consumer?.id;
+    this.context.metrics.recordBudgetRejection(exhausted.name, consumer);
+    if (governance.exhaustions.firstInWindow(consumer ?? '', exhausted.name ?? '', exhausted.windowKey, now)) {
+      this.context.logger.warn(
+        {
+          consumer,
+          budget: exhausted.name,
+          route: route.routeName,
+          windowEndsAt:
+            exhausted.windowEndsAt === undefined ? undefined : new Date(exhausted.windowEndsAt).toISOString(),
+        },
+        'budget used up: Envoy rejects the requests it covers until its window ends ' +
+          '(logged once per consumer, budget and window)',
+      );
+    }
+    const body = renderError(route.api, budgetError(exhausted));
+    return {
+      responseHeaders: {
+        response: {
+          status: CONTINUE_AND_REPLACE,
+          headerMutation: { setHeaders: [headerOption('content-type', 'application/json')], removeHeaders: [] },
+          bodyMutation: { body },
+        },
+      },
+      dynamicMetadata: localReplyMetadata(this.context, runtime),
+    };
   }
 
   /**
@@ -218,4 +282,8 @@ export class ResponsePipeline {
     if (!common) return continueWith('responseBody', metadata);
     return { responseBody: { response: common }, dynamicMetadata: metadata };
   }
+}
+
+function isEnvoyRateLimit(headers: Readonly<Record<string, string>>): boolean {
+  return headers[':status'] === '429' && headers[ENVOY_RATE_LIMITED_HEADER] !== undefined;
 }

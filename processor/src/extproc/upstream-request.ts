@@ -3,7 +3,7 @@
  * gateway's headers, and credentials (static ones from the answer cache, signed or fetched ones per request).
  */
 import { randomUUID } from 'node:crypto';
-import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '@ai-gateway-constructs/processor-config';
+import { BACKEND_HEADER, CONSUMER_HEADER, MODEL_HEADER, ROUTE_HEADER } from '@ai-gateway-constructs/processor-config';
 import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
 import {
   CLIENT_CREDENTIAL_HEADERS,
@@ -14,7 +14,8 @@ import {
 import { decodableAcceptEncoding } from '../encoding';
 import { gatewayError } from '../errors';
 import { encodeProcessingResponse } from '../grpc/encode';
-import type { CommonResponse, OutgoingResponse, ProcessingResponse } from '../grpc/messages';
+import type { CommonResponse, EncodedStruct, OutgoingResponse, ProcessingResponse } from '../grpc/messages';
+import type { ConsumerRuntime } from '../governance';
 import { findTranslator } from '../translate/registry';
 import { TranslationError, type HeaderChanges, type UpstreamRequest } from '../translate/types';
 import type { ProcessorContext } from './context';
@@ -43,7 +44,7 @@ export function prepareUpstream(
   decision: RoutingDecision,
 ): PreparedRequest | Rejection {
   const { match, headers, path } = read;
-  const { backend, model, ref } = decision;
+  const { backend, model } = decision;
   const api = match.api;
   const factory = findTranslator(api, match.operation, backend.config.schema.name, runtime.translators);
   if (!factory) {
@@ -63,7 +64,7 @@ export function prepareUpstream(
     subpath: match.subpath,
     query: match.query,
     requestModel: model,
-    upstreamModel: ref.modelNameOverride ?? model,
+    upstreamModel: decision.upstreamModel,
     backend: backend.config,
     stream: decision.stream,
     streamUsageRequested: decision.streamUsageRequested,
@@ -109,6 +110,10 @@ export function prepareUpstream(
     operation: match.operation,
     model,
     modelLabel: decision.rule.modelLabel,
+    upstreamModel: decision.upstreamModel,
+    price: decision.price,
+    routeName: decision.rule.rule.route.name,
+    consumer: decision.consumer,
     backend,
     response: translator.response(),
   });
@@ -141,6 +146,7 @@ export function upstreamAnswer(
     return new CredentialFailure(error);
   }
   const clientSpecific = clientHeaderChanges(read.headers, backend);
+  const consumer = consumerChanges(runtime, route.consumer);
   if (
     !upstreamBody &&
     !clientSpecific &&
@@ -156,19 +162,28 @@ export function upstreamAnswer(
       upstream.path,
       upstream.path !== read.path,
       fixedCredentials,
-      () =>
-        encodeProcessingResponse(
-          bodyAnswer(
-            runtime,
-            requestChanges(backend, routeName, route.model, upstream, read.path, undefined, fixedCredentials),
-            undefined,
-          ),
-        ),
+      () => {
+        const changes = requestChanges(
+          backend,
+          routeName,
+          route.model,
+          upstream,
+          read.path,
+          undefined,
+          fixedCredentials,
+        );
+        if (consumer) changes.apply(consumer);
+        return encodeProcessingResponse(bodyAnswer(runtime, changes, undefined, route.consumer?.limitMetadata));
+      },
+      route.consumer?.id,
     );
   }
   const changes = requestChanges(backend, routeName, route.model, upstream, read.path, upstreamBody, fixedCredentials);
   if (clientSpecific) changes.apply(clientSpecific);
-  if (!auth || fixedCredentials) return bodyAnswer(runtime, changes, upstreamBody);
+  // After the client's own headers: a consumer header the client sent is replaced (or removed), never kept.
+  if (consumer) changes.apply(consumer);
+  const metadata = route.consumer?.limitMetadata;
+  if (!auth || fixedCredentials) return bodyAnswer(runtime, changes, upstreamBody, metadata);
   const authRequest = new UpstreamAuthRequest(
     read.headers.get(':method') ?? 'POST',
     backend.config.endpoint.hostname,
@@ -187,13 +202,24 @@ export function upstreamAnswer(
     return credentials.then(
       (resolved) => {
         changes.apply(resolved);
-        return bodyAnswer(runtime, changes, upstreamBody);
+        return bodyAnswer(runtime, changes, upstreamBody, metadata);
       },
       (error: unknown) => new CredentialFailure(error),
     );
   }
   changes.apply(credentials);
-  return bodyAnswer(runtime, changes, upstreamBody);
+  return bodyAnswer(runtime, changes, upstreamBody, metadata);
+}
+
+/**
+ * With consumers configured: CONSUMER_HEADER set to the consumer's id (removed for requests without one) and the
+ * client-id header removed, both prepared at load. Without consumers: nothing (a consumer header a client sent is
+ * removed with the other gateway-internal headers it sent).
+ */
+function consumerChanges(runtime: RuntimeConfig, consumer: ConsumerRuntime | undefined): HeaderChanges | undefined {
+  const directory = runtime.governance.consumers;
+  if (directory === undefined) return undefined;
+  return consumer?.headerChanges ?? directory.anonymousChanges;
 }
 
 /**
@@ -204,7 +230,9 @@ export function upstreamAnswer(
  */
 function clientHeaderChanges(headers: HeaderList, backend: BackendRuntime): HeaderChanges | undefined {
   const consumed = internalHeadersConsumedBy(backend.config);
-  const internal = headers.namesWhere((name) => isClientInternalHeader(name) && !consumed.includes(name));
+  const internal = headers.namesWhere(
+    (name) => (isClientInternalHeader(name) && !consumed.includes(name)) || name === CONSUMER_HEADER,
+  );
   const acceptEncoding = headers.get('accept-encoding');
   const narrowed = acceptEncoding === undefined ? undefined : decodableAcceptEncoding(acceptEncoding);
   if (internal.length === 0 && narrowed === undefined) return undefined;
@@ -236,10 +264,19 @@ function requestChanges(
   return changes;
 }
 
-function bodyAnswer(runtime: RuntimeConfig, changes: HeaderChangeSet, body: Buffer | undefined): ProcessingResponse {
+/**
+ * The request-body answer. `limitMetadata` (a consumer's own budget limits) travels in this answer because Envoy's
+ * rate-limit filter computes its descriptors right after it.
+ */
+function bodyAnswer(
+  runtime: RuntimeConfig,
+  changes: HeaderChangeSet,
+  body: Buffer | undefined,
+  limitMetadata: EncodedStruct | undefined,
+): ProcessingResponse {
   const response: CommonResponse = { headerMutation: changes.toMutation(runtime.headerOptions), clearRouteCache: true };
   if (body) response.bodyMutation = { body };
-  return { requestBody: { response } };
+  return limitMetadata ? { requestBody: { response }, dynamicMetadata: limitMetadata } : { requestBody: { response } };
 }
 
 /**

@@ -367,3 +367,55 @@ export function encodeProcessingResponse(response: ProcessingResponse): Buffer {
   if (out.pos !== size) throw new Error(`ProcessingResponse encoding wrote ${out.pos} of ${size} bytes`);
   return out.buf;
 }
+
+// ---- google.protobuf.Struct of nested values ----
+
+/** A value of a Struct written once and reused (per-consumer limits): numbers, strings and nested structs. */
+export type StructValue = number | string | { readonly [key: string]: StructValue };
+
+function valueSize(value: StructValue): number {
+  if (typeof value === 'number') return 1 + 8; // number_value (2): tag + fixed64
+  if (typeof value === 'string') return lenFieldSize(3, byteLength(value)); // string_value (3)
+  return lenFieldSize(5, structSize(value)); // struct_value (5)
+}
+
+function structSize(fields: { readonly [key: string]: StructValue }): number {
+  let size = 0;
+  for (const key of Object.keys(fields)) size += lenFieldSize(1, entrySize(key, fields[key]));
+  return size;
+}
+
+/** One `fields` map entry: key (1), value (2). */
+function entrySize(key: string, value: StructValue): number {
+  return lenFieldSize(1, byteLength(key)) + lenFieldSize(2, valueSize(value));
+}
+
+function writeStruct(out: Out, fields: { readonly [key: string]: StructValue }): void {
+  for (const key of Object.keys(fields)) {
+    const value = fields[key];
+    out.message(1, entrySize(key, value));
+    out.string(1, key, byteLength(key));
+    out.message(2, valueSize(value));
+    if (typeof value === 'number') {
+      out.tag(2, FIXED64);
+      out.buf.writeDoubleLE(value, out.pos);
+      out.pos += 8;
+    } else if (typeof value === 'string') {
+      out.string(3, value, byteLength(value));
+    } else {
+      out.message(5, structSize(value));
+      writeStruct(out, value);
+    }
+  }
+}
+
+/**
+ * A Struct in wire form, for metadata that is the same on every use (encoded when a config loads). Keys are written
+ * in their insertion order.
+ */
+export function encodeStruct(fields: { readonly [key: string]: StructValue }): EncodedStruct {
+  const out = new Out(Buffer.alloc(structSize(fields)));
+  writeStruct(out, fields);
+  if (out.pos !== out.buf.length) throw new Error(`Struct encoding wrote ${out.pos} of ${out.buf.length} bytes`);
+  return out.buf;
+}

@@ -63,6 +63,9 @@ export interface HeaderMutation {
   removeHeaders?: string[];
 }
 
+/** envoy.service.ext_proc.v3.CommonResponse.ResponseStatus: replace the message (and its body) with this one. */
+export const CONTINUE_AND_REPLACE = 1;
+
 export interface CommonResponse {
   /** 0 CONTINUE, 1 CONTINUE_AND_REPLACE */
   status?: number;

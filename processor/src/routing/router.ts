@@ -280,7 +280,8 @@ export function exactModels(routes: readonly RouteConfig[]): readonly string[] {
   return models;
 }
 
-function compileModelMatchers(models: readonly ModelMatch[]): (model: string) => string | undefined {
+/** The configured value that accepts a model (see `CompiledRule.match`), or undefined. */
+export function compileModelMatchers(models: readonly ModelMatch[]): (model: string) => string | undefined {
   /** Value to itself: the label is the configured string, not the request's copy of it. */
   const exact = new Map<string, string>();
   const prefixes: Array<{ prefix: string; label: string }> = [];

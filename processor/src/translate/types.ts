@@ -89,6 +89,8 @@ export const RESPONSE_HEADERS_READ = [
   'content-encoding',
   'x-amzn-errortype',
   'x-amzn-requestid',
+  // Envoy's rate-limit filter marks its own 429 with it (a budget ran out), see extproc/response-pipeline.ts.
+  'x-envoy-ratelimited',
 ] as const;
 export type ResponseHeaders = Readonly<Partial<Record<(typeof RESPONSE_HEADERS_READ)[number], string>>>;
 

@@ -1,14 +1,18 @@
 /**
- * Token costs written into the `io.envoy.ai_gateway` metadata: plain token counts or CEL expressions
+ * Token costs written into the `io.envoy.ai_gateway` metadata: plain token counts, CEL expressions or money (`Price`),
  * compiled once at config load and evaluated per response.
  */
 import type { CelInput } from '@bufbuild/cel';
 import type { CostConfig } from '@ai-gateway-constructs/processor-config';
 import type { TokenUsage } from '../translate/types';
 import { compileArithmeticCost } from './cel-arithmetic';
+import { NO_PRICES, picoUsdOf, toCostUnits, type PriceTable } from './prices';
 
 export interface CostInputs {
+  /** The model the client named. */
   model: string;
+  /** The model sent to the provider (a rule's `modelNameOverride`); absent: `model`. Money costs price it. */
+  upstreamModel?: string;
   backend: string;
   usage: TokenUsage;
 }
@@ -112,7 +116,19 @@ export function compileCelCost(expression: string): CostFunction {
   throw new CostCompileError(`CEL expression "${expression}" cannot be evaluated: ${lastProblem}`);
 }
 
-export function compileCost(cost: CostConfig): CompiledCost {
+/**
+ * A money cost: the response's tokens priced for the upstream model, in units of `picoUsdPerUnit` pico-dollars,
+ * rounded up (a budget never undercharges). A model without a price costs 0 (routes that must not serve one
+ * answer it 400 before the provider, see `priceRequired`).
+ */
+export function compilePriceCost(prices: PriceTable, picoUsdPerUnit: number): CostFunction {
+  return ({ usage, model, upstreamModel }) => {
+    const price = prices.get(upstreamModel ?? model);
+    return price === undefined ? 0 : toCostUnits(picoUsdOf(usage, price), picoUsdPerUnit);
+  };
+}
+
+export function compileCost(cost: CostConfig, prices: PriceTable = NO_PRICES): CompiledCost {
   let evaluate: CostFunction;
   switch (cost.type) {
     case 'InputToken':
@@ -134,7 +150,11 @@ export function compileCost(cost: CostConfig): CompiledCost {
       evaluate = compileCelCost(cost.expression ?? '');
       break;
     case 'Price':
-      throw new CostCompileError(`cost "${cost.metadataKey}": money costs need a processor that prices usage`);
+      if (cost.picoUsdPerUnit === undefined)
+        throw new CostCompileError(`cost "${cost.metadataKey}": a "Price" cost needs picoUsdPerUnit`);
+      if (prices.size === 0) throw new CostCompileError(`cost "${cost.metadataKey}": a "Price" cost needs prices`);
+      evaluate = compilePriceCost(prices, cost.picoUsdPerUnit);
+      break;
   }
   return { metadataKey: cost.metadataKey, evaluate };
 }

@@ -85,7 +85,7 @@ describe('local replies from Envoy in the response phase', () => {
   );
 
   it(
-    'a 429 of the rate-limit filter (request_rate_limited): unchanged, not a failure, the ' +
+    'a 429 of the rate-limit filter (request_rate_limited): the client error, not a failure, the ' +
       'half-open probe slot is freed',
     async () => {
       // Open the breaker with a backend 500, then let the open period pass: the next request is the half-open probe.
@@ -107,7 +107,11 @@ describe('local replies from Envoy in the response phase', () => {
       });
       expect(result.status).toBe(429);
       expect(result.headers['x-envoy-ratelimited']).toBe('true');
-      expect(result.body.length).toBe(0);
+      // Envoy's empty body is replaced by the client's error (no budget in this config names itself).
+      expect(JSON.parse(result.body.toString())).toEqual({
+        type: 'error',
+        error: { type: 'rate_limit_error', message: 'a budget of this gateway is used up' },
+      });
       expect(result.metadata['io.envoy.ai_gateway']).toEqual(ZERO_TOKENS);
       // Neither a success (the breaker stays open) nor a failure (no new open period): the next request may probe.
       expect(isOpen('limited')).toBe(true);

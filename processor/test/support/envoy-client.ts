@@ -269,11 +269,31 @@ export class EnvoyClient {
     });
     answer = await receive('responseHeaders');
     if (isResult(answer)) return { ...answer, upstreamRequest };
-    applyMutation(
-      responseHeaders,
-      commonOf(answer, 'responseHeaders')?.headerMutation as HeaderMutation | undefined,
-      true,
-    );
+    const headersCommon = commonOf(answer, 'responseHeaders');
+    applyMutation(responseHeaders, headersCommon?.headerMutation as HeaderMutation | undefined, true);
+    if (headersCommon?.status === 1 && headersCommon.bodyMutation !== undefined) {
+      // CONTINUE_AND_REPLACE with a body: Envoy sends that body instead of any of its own (none goes to the
+      // processor) and drops the Content-Length.
+      stream.end();
+      delete responseHeaders['content-length'];
+      const replaced = bodyAfterMutation(Buffer.alloc(0), headersCommon);
+      const status = Number(responseHeaders[':status']);
+      const headers = Object.fromEntries(Object.entries(responseHeaders).filter(([name]) => !name.startsWith(':')));
+      hooks.onHeaders?.(status, headers, false);
+      if (replaced.length) hooks.onChunk?.(replaced);
+      return {
+        immediate: false,
+        status,
+        headers,
+        body: replaced,
+        chunks: [replaced],
+        streamed: false,
+        upstreamRequest,
+        metadata,
+        responses,
+        clearedRouteCache,
+      };
+    }
     const modeOverride = answer.message.modeOverride as { responseBodyMode?: number } | undefined;
     const streamed = modeOverride?.responseBodyMode === 1;
     if (incremental && !streamed) chunks.push(...(await collectChunks(reply.body)));

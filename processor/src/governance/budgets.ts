@@ -1,0 +1,165 @@
+/**
+ * Naming the budget behind a 429 of Envoy's rate-limit filter. Envoy enforces budgets; its 429 says only which
+ * limit ran out through the draft-03 headers of the rule (`xRateLimitHeaders: DraftVersion03`):
+ * `x-ratelimit-limit: <n>, <n>;w=<window seconds>[, ...]` (the first value is the descriptor closest to its limit) and
+ * `x-ratelimit-reset: <seconds until the window ends>`. The processor matches that limit and window against the
+ * budgets of the config that cover the request (its route, its consumer's own limits) and tells the client, in its
+ * API's error shape, which budget ran out and when its window ends.
+ */
+import {
+  RATE_LIMIT_UNIT_SECONDS,
+  type BudgetConfig,
+  type RateLimitUnitName,
+} from '@ai-gateway-constructs/processor-config';
+import type { GatewayError } from '../errors';
+import type { ConsumerRuntime } from './consumers';
+
+/** The header Envoy's rate-limit filter sets on its own 429. */
+export const ENVOY_RATE_LIMITED_HEADER = 'x-envoy-ratelimited';
+export const RATE_LIMIT_LIMIT_HEADER = 'x-ratelimit-limit';
+export const RATE_LIMIT_RESET_HEADER = 'x-ratelimit-reset';
+
+/** The budget a rejection is put down to. */
+export interface ExhaustedBudget {
+  /** The budget's name (a consumer limit's `budget` when the consumer's own limit applied); undefined: unknown. */
+  name: string | undefined;
+  limit: number | undefined;
+  unit: RateLimitUnitName | undefined;
+  /** Unix milliseconds when the window ends, when known. */
+  windowEndsAt: number | undefined;
+  /**
+   * The epoch-aligned end of the budget's window (stable across the window, unlike a reset counted in whole seconds
+   * from each rejection): what the exhaustion log keys on. Undefined when the budget is unknown.
+   */
+  windowKey: number | undefined;
+}
+
+/** One candidate: a budget as it applies to this request (the consumer's own limit replacing the static one). */
+interface Candidate {
+  name: string;
+  limit: number;
+  unit: RateLimitUnitName;
+}
+
+/** Enforced budgets that cover the route, as they apply to the consumer. */
+function candidates(
+  budgets: readonly BudgetConfig[],
+  route: string,
+  consumer: ConsumerRuntime | undefined,
+): Candidate[] {
+  const out: Candidate[] = [];
+  for (const budget of budgets) {
+    if (budget.shadow || (budget.route !== undefined && budget.route !== route)) continue;
+    const own =
+      budget.limitMetadataKey === undefined
+        ? undefined
+        : consumer?.config.limits.find((limit) => limit.metadataKey === budget.limitMetadataKey);
+    out.push(
+      own === undefined
+        ? { name: budget.name, limit: budget.limit, unit: budget.unit }
+        : { name: own.budget, limit: own.requestsPerUnit, unit: own.unit },
+    );
+  }
+  return out;
+}
+
+/** `<n>, <n>;w=<seconds>, ...`: the first quota policy with a window. Bounded: a header is at most 256 bytes read. */
+export function parseRateLimitLimit(value: string | undefined): { limit: number; windowSeconds: number } | undefined {
+  if (value === undefined) return undefined;
+  const policy = /^\s*\d+\s*,\s*(\d+)\s*;\s*w=(\d+)/.exec(value.slice(0, 256));
+  if (policy === null) return undefined;
+  return { limit: Number(policy[1]), windowSeconds: Number(policy[2]) };
+}
+
+function unitOfWindow(seconds: number): RateLimitUnitName | undefined {
+  for (const unit of Object.keys(RATE_LIMIT_UNIT_SECONDS) as RateLimitUnitName[])
+    if (RATE_LIMIT_UNIT_SECONDS[unit] === seconds) return unit;
+  return undefined;
+}
+
+/** The end of the epoch-aligned window of `unit` that contains `nowMs` (how Envoy's rate-limit service counts). */
+export function windowEnd(unit: RateLimitUnitName, nowMs: number): number {
+  const length = RATE_LIMIT_UNIT_SECONDS[unit] * 1000;
+  return (Math.floor(nowMs / length) + 1) * length;
+}
+
+export function exhaustedBudget(
+  budgets: readonly BudgetConfig[],
+  route: string,
+  consumer: ConsumerRuntime | undefined,
+  headers: Readonly<Record<string, string>>,
+  nowMs: number,
+): ExhaustedBudget {
+  const all = candidates(budgets, route, consumer);
+  const announced = parseRateLimitLimit(headers[RATE_LIMIT_LIMIT_HEADER]);
+  let found: Candidate | undefined;
+  if (announced !== undefined) {
+    const unit = unitOfWindow(announced.windowSeconds);
+    found = all.find((c) => c.limit === announced.limit && c.unit === unit);
+  } else if (all.length === 1) {
+    // Without the draft headers only a single covering budget can be named with certainty.
+    found = all[0];
+  }
+  const resetValue = headers[RATE_LIMIT_RESET_HEADER];
+  const reset = resetValue !== undefined && /^\d{1,10}$/.test(resetValue.trim()) ? Number(resetValue) : undefined;
+  const windowEndsAt =
+    reset !== undefined
+      ? Math.ceil(nowMs / 1000 + reset) * 1000
+      : found !== undefined
+        ? windowEnd(found.unit, nowMs)
+        : undefined;
+  return {
+    name: found?.name,
+    limit: found?.limit,
+    unit: found?.unit,
+    windowEndsAt,
+    windowKey: found === undefined ? undefined : windowEnd(found.unit, nowMs),
+  };
+}
+
+/** The client's error: status 429, naming the budget and its window's end (UTC). */
+export function budgetError(exhausted: ExhaustedBudget): GatewayError {
+  const which = exhausted.name === undefined ? 'a budget of this gateway' : `budget "${exhausted.name}"`;
+  const until =
+    exhausted.windowEndsAt === undefined
+      ? ''
+      : ` until ${new Date(exhausted.windowEndsAt).toISOString().replace('.000Z', 'Z')} (UTC), when its window ends`;
+  return {
+    status: 429,
+    message: `${which} is used up${until}`,
+    type: 'rate_limit_exceeded',
+    code: 'budget_exceeded',
+    param: null,
+  };
+}
+
+const MAX_LOGGED_WINDOWS = 10_000;
+
+/**
+ * Remembers which (consumer, budget, window) ran out, so that the log says it once, not for every rejected request.
+ * Bounded: windows that have ended are dropped, and past the bound everything is forgotten (a line may repeat).
+ */
+export class ExhaustionLog {
+  private readonly seen = new Map<string, number>();
+
+  /**
+   * True the first time a (consumer, budget, window) is reported. `windowKey` undefined (an unknown budget): once a
+   * minute.
+   */
+  firstInWindow(consumer: string, budget: string, windowKey: number | undefined, nowMs: number): boolean {
+    const end = windowKey ?? nowMs + 60_000;
+    const key = `${consumer}\u0000${budget}\u0000${windowKey ?? ''}`;
+    const known = this.seen.get(key);
+    if (known !== undefined && known > nowMs) return false;
+    if (this.seen.size >= MAX_LOGGED_WINDOWS) {
+      for (const [k, ends] of this.seen) if (ends <= nowMs) this.seen.delete(k);
+      if (this.seen.size >= MAX_LOGGED_WINDOWS) this.seen.clear();
+    }
+    this.seen.set(key, end);
+    return true;
+  }
+
+  get size(): number {
+    return this.seen.size;
+  }
+}

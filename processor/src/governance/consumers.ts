@@ -1,0 +1,102 @@
+/**
+ * Consumers: the client id Envoy Gateway's apiKeyAuth forwards (config `consumers.clientIdHeader`) mapped to a
+ * consumer, compiled once per config. For each consumer everything the request path writes is prepared at load: the
+ * header changes (CONSUMER_HEADER set, the client-id header removed) and the dynamic metadata that carries its own
+ * budget limits, so a request of a known consumer allocates nothing for them.
+ */
+import {
+  CONSUMER_HEADER,
+  METADATA_NAMESPACE,
+  re2Problem,
+  type ConsumerConfig,
+  type ConsumersConfig,
+} from '@ai-gateway-constructs/processor-config';
+import { encodeStruct, type StructValue } from '../grpc/encode';
+import type { EncodedStruct } from '../grpc/messages';
+import { compileModelMatchers } from '../routing/router';
+import type { HeaderChanges } from '../translate/types';
+
+export interface ConsumerRuntime {
+  readonly config: ConsumerConfig;
+  readonly id: string;
+  /** Whether the consumer may use a client-facing model (`models` absent: every model). */
+  allows(model: string): boolean;
+  /**
+   * `io.envoy.ai_gateway.<metadataKey> = {requests_per_unit, unit}` for each of its limits, written in the answer
+   * that routes the request (Envoy computes rate-limit descriptors after it). Undefined without limits.
+   */
+  readonly limitMetadata: EncodedStruct | undefined;
+  /** CONSUMER_HEADER set to its id; the client-id header removed. */
+  readonly headerChanges: HeaderChanges;
+}
+
+export class ConsumerDirectory {
+  private readonly byClientId = new Map<string, ConsumerRuntime>();
+  readonly byId = new Map<string, ConsumerRuntime>();
+  readonly clientIdHeader: string;
+  /** For requests without a known consumer: CONSUMER_HEADER and the client-id header removed. */
+  readonly anonymousChanges: HeaderChanges;
+
+  constructor(config: ConsumersConfig) {
+    this.clientIdHeader = config.clientIdHeader;
+    this.anonymousChanges = { setHeaders: {}, removeHeaders: [CONSUMER_HEADER, config.clientIdHeader] };
+    for (const consumer of config.entries) {
+      const compiled = compileConsumer(consumer, config.clientIdHeader);
+      this.byId.set(consumer.id, compiled);
+      for (const clientId of consumer.clientIds) this.byClientId.set(clientId, compiled);
+    }
+  }
+
+  /** The consumer a client id belongs to. */
+  byClientIdValue(clientId: string): ConsumerRuntime | undefined {
+    return this.byClientId.get(clientId);
+  }
+}
+
+function compileConsumer(consumer: ConsumerConfig, clientIdHeader: string): ConsumerRuntime {
+  const match = consumer.models === undefined ? undefined : compileModelMatchers(consumer.models);
+  const limits: Record<string, StructValue> = {};
+  for (const limit of consumer.limits) {
+    // Envoy reads `unit` as its RateLimitUnit enum name; any other spelling silently falls back to the static limit.
+    limits[limit.metadataKey] = { requests_per_unit: limit.requestsPerUnit, unit: limit.unit };
+  }
+  return {
+    config: consumer,
+    id: consumer.id,
+    allows: match === undefined ? () => true : (model) => match(model) !== undefined,
+    limitMetadata: consumer.limits.length === 0 ? undefined : encodeStruct({ [METADATA_NAMESPACE]: limits }),
+    headerChanges: {
+      setHeaders: { [CONSUMER_HEADER]: consumer.id },
+      removeHeaders: [clientIdHeader],
+      repeatable: true,
+    },
+  };
+}
+
+/**
+ * Problems the schema cannot see: consumer model patterns RE2 cannot run, and limit metadata keys that collide with
+ * the keys the processor writes usage under (the response's numbers would overwrite the limit).
+ */
+export function consumerProblems(config: ConsumersConfig, usageKeys: ReadonlySet<string>): string[] {
+  const problems: string[] = [];
+  config.entries.forEach((consumer, i) => {
+    consumer.models?.forEach((match, m) => {
+      const problem = match.type === 'RegularExpression' ? re2Problem(match.value) : undefined;
+      if (problem !== undefined) {
+        problems.push(
+          `consumers.entries.${i}.models.${m}.value: consumer "${consumer.id}": regular expression ` +
+            `${JSON.stringify(match.value)} is not valid RE2 (${problem})`,
+        );
+      }
+    });
+    consumer.limits.forEach((limit, l) => {
+      if (usageKeys.has(limit.metadataKey)) {
+        problems.push(
+          `consumers.entries.${i}.limits.${l}.metadataKey: consumer "${consumer.id}": "${limit.metadataKey}" is ` +
+            'also a token or cost key the processor writes usage under',
+        );
+      }
+    });
+  });
+  return problems;
+}
