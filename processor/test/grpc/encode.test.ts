@@ -1,4 +1,4 @@
-import { encodeProcessingResponse, NumberStructLayout } from '../../src/grpc/encode';
+import { encodeProcessingResponse, encodeStruct, NumberStructLayout } from '../../src/grpc/encode';
 import { loadProtoRoot } from '../../src/grpc/descriptor';
 import { OVERWRITE_IF_EXISTS_OR_ADD, type ProcessingResponse } from '../../src/grpc/messages';
 
@@ -109,5 +109,49 @@ describe('encodeProcessingResponse', () => {
     expect(fields(second)['k'.repeat(200)]).toEqual({ numberValue: 2 ** 40 });
     expect(first.responseBody).toEqual({});
     expect(fields(decode([]))).toEqual(fields(decode([0, 0, 0, 0])));
+  });
+});
+
+describe('encodeStruct', () => {
+  it('writes nested structs, numbers and strings as protobufjs reads them', () => {
+    const struct = loadProtoRoot().lookupType('google.protobuf.Struct');
+    const bytes = encodeStruct({
+      'io.envoy.ai_gateway': {
+        consumer_usd_month: { requests_per_unit: 500_000_000, unit: 'MONTH' },
+        tokens_day: { requests_per_unit: 4_294_967_295, unit: 'DAY' },
+        ünïcode: 'wert ✓',
+      },
+    });
+    const decoded = struct.toObject(struct.decode(bytes)) as Record<string, unknown>;
+    const reference = struct.toObject(
+      struct.decode(
+        struct
+          .encode(
+            struct.fromObject({
+              fields: {
+                'io.envoy.ai_gateway': {
+                  structValue: {
+                    fields: {
+                      consumer_usd_month: {
+                        structValue: {
+                          fields: { requests_per_unit: { numberValue: 500_000_000 }, unit: { stringValue: 'MONTH' } },
+                        },
+                      },
+                      tokens_day: {
+                        structValue: {
+                          fields: { requests_per_unit: { numberValue: 4_294_967_295 }, unit: { stringValue: 'DAY' } },
+                        },
+                      },
+                      ünïcode: { stringValue: 'wert ✓' },
+                    },
+                  },
+                },
+              },
+            }),
+          )
+          .finish(),
+      ),
+    ) as Record<string, unknown>;
+    expect(decoded).toEqual(reference);
   });
 });

@@ -9,7 +9,7 @@ import {
   type ProcessorConfig,
   type RouteConfig,
 } from '@ai-gateway-constructs/processor-config';
-import { silentLogger } from '../../src/log';
+import { silentLogger, type Logger } from '../../src/log';
 import { EnvoyClient } from './envoy-client';
 
 export interface TestProcessor {
@@ -28,6 +28,8 @@ export interface TestProcessorOptions {
   secrets?: Record<string, Record<string, string>>;
   pollIntervalMs?: number;
   compile?: AppOptions['compile'];
+  /** Default: silent. */
+  logger?: Logger;
 }
 
 export async function startTestProcessor(
@@ -55,7 +57,7 @@ export async function startTestProcessor(
     listen: '127.0.0.1:0',
     admin: undefined,
     pollIntervalMs: options.pollIntervalMs ?? 60_000,
-    logger: silentLogger,
+    logger: options.logger ?? silentLogger,
     compile: options.compile,
   });
   await app.start();

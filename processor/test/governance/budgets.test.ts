@@ -1,0 +1,129 @@
+/** Naming the budget behind Envoy's 429, and logging a consumer's exhaustion once per window. */
+import type { BudgetConfig } from '@ai-gateway-constructs/processor-config';
+import { ConsumerDirectory } from '../../src/governance';
+import {
+  budgetError,
+  exhaustedBudget,
+  ExhaustionLog,
+  parseRateLimitLimit,
+  windowEnd,
+} from '../../src/governance/budgets';
+
+const budgets: BudgetConfig[] = [
+  { name: 'team/daily-tokens', costKey: 'llm_total_token', limit: 100_000, unit: 'DAY', shadow: false },
+  {
+    name: 'team/monthly-spend',
+    costKey: 'usd_micro',
+    limit: 4_294_967_295,
+    unit: 'MONTH',
+    route: 'team/chat',
+    limitMetadataKey: 'consumer_usd_month',
+    shadow: false,
+  },
+  { name: 'team/trial', costKey: 'llm_total_token', limit: 100_000, unit: 'DAY', shadow: true },
+  { name: 'other/route', costKey: 'llm_total_token', limit: 5, unit: 'HOUR', route: 'other/chat', shadow: false },
+];
+const directory = new ConsumerDirectory({
+  clientIdHeader: 'x-ai-gateway-client-id',
+  entries: [
+    {
+      id: 'alice',
+      clientIds: ['alice-key'],
+      limits: [
+        { budget: 'alice/monthly', metadataKey: 'consumer_usd_month', requestsPerUnit: 500_000_000, unit: 'MONTH' },
+      ],
+    },
+    { id: 'bob', clientIds: ['bob-key'], limits: [] },
+  ],
+});
+const alice = directory.byId.get('alice');
+const bob = directory.byId.get('bob');
+const NOW = Date.UTC(2026, 11, 6, 17, 30, 0);
+
+describe('parseRateLimitLimit', () => {
+  it('reads the first quota policy of draft-03', () => {
+    expect(parseRateLimitLimit('100000, 100000;w=86400')).toEqual({ limit: 100000, windowSeconds: 86400 });
+    expect(parseRateLimitLimit('5, 5;w=3600, 100000;w=86400')).toEqual({ limit: 5, windowSeconds: 3600 });
+    expect(parseRateLimitLimit('5')).toBeUndefined();
+    expect(parseRateLimitLimit(undefined)).toBeUndefined();
+    expect(parseRateLimitLimit(`${' '.repeat(300)}5, 5;w=1`)).toBeUndefined();
+  });
+});
+
+describe('exhaustedBudget', () => {
+  it('matches the announced limit and window against the budgets covering the route', () => {
+    const found = exhaustedBudget(budgets, 'team/chat', bob, { 'x-ratelimit-limit': '100000, 100000;w=86400' }, NOW);
+    expect(found).toMatchObject({ name: 'team/daily-tokens', limit: 100_000, unit: 'DAY' });
+    // No reset header: the epoch-aligned end of the day.
+    expect(found.windowEndsAt).toBe(Date.UTC(2026, 11, 7));
+  });
+
+  it("names a consumer's own limit where it replaces the rule's static one", () => {
+    const headers = { 'x-ratelimit-limit': '500000000, 500000000;w=2592000', 'x-ratelimit-reset': '3600' };
+    const found = exhaustedBudget(budgets, 'team/chat', alice, headers, NOW);
+    expect(found).toMatchObject({ name: 'alice/monthly', unit: 'MONTH', windowEndsAt: NOW + 3_600_000 });
+    // bob has no own limit: the static one of the rule applies and is what Envoy announces.
+    const staticLimit = { 'x-ratelimit-limit': '4294967295, 4294967295;w=2592000' };
+    expect(exhaustedBudget(budgets, 'team/chat', bob, staticLimit, NOW).name).toBe('team/monthly-spend');
+  });
+
+  it('leaves out shadow budgets and budgets of other routes', () => {
+    expect(exhaustedBudget(budgets, 'team/chat', bob, { 'x-ratelimit-limit': '5, 5;w=3600' }, NOW).name).toBe(
+      undefined,
+    );
+    expect(exhaustedBudget(budgets, 'other/chat', bob, { 'x-ratelimit-limit': '5, 5;w=3600' }, NOW).name).toBe(
+      'other/route',
+    );
+  });
+
+  it('without the draft headers, names a budget only when one alone covers the request', () => {
+    expect(exhaustedBudget(budgets, 'team/chat', bob, {}, NOW)).toMatchObject({
+      name: undefined,
+      windowEndsAt: undefined,
+    });
+    const single = exhaustedBudget(budgets.slice(0, 1), 'team/chat', bob, {}, NOW);
+    expect(single.name).toBe('team/daily-tokens');
+  });
+
+  it('counts windows from the epoch: weeks start on Thursday 00:00 UTC, months are 30 days', () => {
+    const weekEnd = windowEnd('WEEK', NOW);
+    expect(new Date(weekEnd).getUTCDay()).toBe(4);
+    expect(weekEnd).toBe(Date.UTC(2026, 11, 10));
+    expect(windowEnd('MONTH', NOW) % (2_592_000 * 1000)).toBe(0);
+    expect(windowEnd('DAY', Date.UTC(2026, 11, 7))).toBe(Date.UTC(2026, 11, 8));
+  });
+});
+
+describe('budgetError', () => {
+  it('names the budget and the end of its window in UTC', () => {
+    const error = budgetError({
+      name: 'team/daily-tokens',
+      limit: 1,
+      unit: 'DAY',
+      windowEndsAt: Date.UTC(2026, 11, 7),
+      windowKey: Date.UTC(2026, 11, 7),
+    });
+    expect(error).toMatchObject({ status: 429, type: 'rate_limit_exceeded', code: 'budget_exceeded' });
+    expect(error.message).toBe(
+      'budget "team/daily-tokens" is used up until 2026-12-07T00:00:00Z (UTC), when its window ends',
+    );
+  });
+});
+
+describe('ExhaustionLog', () => {
+  it('reports a (consumer, budget, window) once, again in the next window', () => {
+    const log = new ExhaustionLog();
+    const day = windowEnd('DAY', NOW);
+    expect(log.firstInWindow('alice', 'b', day, NOW)).toBe(true);
+    expect(log.firstInWindow('alice', 'b', day, NOW + 1000)).toBe(false);
+    expect(log.firstInWindow('bob', 'b', day, NOW)).toBe(true);
+    const next = windowEnd('DAY', day);
+    expect(log.firstInWindow('alice', 'b', next, day + 1)).toBe(true);
+  });
+
+  it('stays bounded', () => {
+    const log = new ExhaustionLog();
+    for (let i = 0; i < 25_000; i++) log.firstInWindow(`c${i}`, 'b', NOW + 1000, NOW);
+    expect(log.size).toBeLessThanOrEqual(10_000);
+  });
+});

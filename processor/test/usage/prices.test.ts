@@ -1,0 +1,79 @@
+/** Money from tokens: exact pico-dollar prices, each token priced once, rounded up into the cost's unit. */
+import type { ModelPrice } from '@ai-gateway-constructs/processor-config';
+import { compileCost, CostCompileError } from '../../src/usage/costs';
+import { UsageMetadata } from '../../src/usage/metadata';
+import { compilePrices, picoUsdOf, toCostUnits, usdOf } from '../../src/usage/prices';
+import { loadProtoRoot } from '../../src/grpc/descriptor';
+
+const struct = loadProtoRoot().lookupType('google.protobuf.Struct');
+
+/** $2.50 / $10 per million tokens, cached reads at $1.25, reasoning at $12. */
+const GPT: ModelPrice = { model: 'gpt-4o-2024', input: 2_500_000, output: 10_000_000, cachedInput: 1_250_000 };
+const REASONER: ModelPrice = { model: 'o-reasoner', input: 1_000_000, output: 4_000_000, reasoning: 12_000_000 };
+
+describe('picoUsdOf', () => {
+  it('prices cached reads (part of input) and reasoning (part of output) once, at their own rates', () => {
+    // 1,000 input of which 400 cached; 300 output of which 100 reasoning.
+    const usage = { input: 1000, output: 300, total: 1300, cachedInput: 400, reasoning: 100 };
+    expect(picoUsdOf(usage, GPT)).toBe(600n * 2_500_000n + 400n * 1_250_000n + 300n * 10_000_000n);
+    expect(picoUsdOf(usage, REASONER)).toBe(1000n * 1_000_000n + 200n * 4_000_000n + 100n * 12_000_000n);
+  });
+
+  it('defaults the cached rate to input and the reasoning rate to output', () => {
+    const usage = { input: 10, output: 5, total: 15, cachedInput: 4, reasoning: 2 };
+    expect(picoUsdOf(usage, { model: 'm', input: 7, output: 11 })).toBe(10n * 7n + 5n * 11n);
+  });
+
+  it('caps inconsistent detail counts so that no token is charged twice', () => {
+    const usage = { input: 3, output: 2, total: 5, cachedInput: 9, reasoning: 8 };
+    expect(picoUsdOf(usage, GPT)).toBe(3n * 1_250_000n + 2n * 10_000_000n);
+  });
+
+  it('stays exact beyond 2^53 pico-dollars', () => {
+    const price = { model: 'm', input: Number.MAX_SAFE_INTEGER, output: 1 };
+    const usage = { input: 4_000_000, output: 0, total: 4_000_000, cachedInput: 0, reasoning: 0 };
+    expect(picoUsdOf(usage, price)).toBe(4_000_000n * BigInt(Number.MAX_SAFE_INTEGER));
+  });
+});
+
+describe('toCostUnits and usdOf', () => {
+  it('rounds up into the unit (a budget never undercharges)', () => {
+    expect(toCostUnits(0n, 1_000_000)).toBe(0);
+    expect(toCostUnits(1n, 1_000_000)).toBe(1);
+    expect(toCostUnits(1_000_000n, 1_000_000)).toBe(1);
+    expect(toCostUnits(1_000_001n, 1_000_000)).toBe(2);
+    expect(toCostUnits(5_000_000_000_000n, 10_000_000)).toBe(500_000);
+  });
+
+  it('converts to dollars for metrics', () => {
+    expect(usdOf(2_500_000_000_000n)).toBe(2.5);
+    expect(usdOf(4_500_000n)).toBeCloseTo(0.0000045, 15);
+  });
+});
+
+describe('Price costs', () => {
+  const prices = compilePrices([GPT, REASONER]);
+  const cost = compileCost({ metadataKey: 'usd_micro', type: 'Price', picoUsdPerUnit: 1_000_000 }, prices);
+  const usage = { input: 1000, output: 300, total: 1300, cachedInput: 400, reasoning: 100 };
+
+  it('prices the model sent upstream, not the one the client named', () => {
+    // 600 * $2.50 + 400 * $1.25 + 300 * $10 per million tokens = 5,000,000,000 pico-dollars = 5,000 micro-dollars.
+    expect(cost.evaluate({ model: 'gpt-4o', upstreamModel: 'gpt-4o-2024', backend: 'b', usage })).toBe(5000);
+    expect(cost.evaluate({ model: 'gpt-4o-2024', backend: 'b', usage })).toBe(5000);
+    expect(cost.evaluate({ model: 'gpt-4o-2024', upstreamModel: 'unpriced', backend: 'b', usage })).toBe(0);
+  });
+
+  it('needs prices and a unit', () => {
+    expect(() => compileCost({ metadataKey: 'm', type: 'Price', picoUsdPerUnit: 1 })).toThrow(CostCompileError);
+    expect(() => compileCost({ metadataKey: 'm', type: 'Price' }, prices)).toThrow(/picoUsdPerUnit/);
+  });
+
+  it('is written into the usage metadata next to the token counts', () => {
+    const metadata = new UsageMetadata([cost]);
+    const bytes = metadata.encode({ model: 'gpt-4o', upstreamModel: 'gpt-4o-2024', backend: 'b', usage });
+    const decoded = struct.toObject(struct.decode(bytes)) as {
+      fields: Record<string, { structValue: { fields: Record<string, { numberValue: number }> } }>;
+    };
+    expect(decoded.fields['io.envoy.ai_gateway'].structValue.fields.usd_micro.numberValue).toBe(5000);
+  });
+});
