@@ -41,7 +41,9 @@ import { EMPTY, toBuffer } from './message-bytes';
 import { classifyResponse, responseCodeDetails, type ResponseOrigin } from './local-replies';
 
 /** What a rate-limit 429 is read for, and only then. */
-const BUDGET_HEADERS = [':status', ENVOY_RATE_LIMITED_HEADER, RATE_LIMIT_LIMIT_HEADER, RATE_LIMIT_RESET_HEADER];
+const BUDGET_HEADERS = [RATE_LIMIT_LIMIT_HEADER, RATE_LIMIT_RESET_HEADER];
+/** Envoy's `response.code_details` of its rate-limit filter's rejection (`RcDetails::RateLimited`). */
+const RATE_LIMITED_DETAILS = 'request_rate_limited';
 
 export class ResponsePipeline {
   private decoder: BodyDecoder | undefined;
@@ -75,16 +77,15 @@ export class ResponsePipeline {
     const details = responseCodeDetails(request);
     const origin = classifyResponse(details);
     if (origin.kind !== 'upstream') {
-      if (origin.kind === 'gateway') {
-        const rateLimit = readHeaders(message.headers, BUDGET_HEADERS);
-        if (isEnvoyRateLimit(rateLimit)) return this.budgetRejected(rateLimit);
-      }
+      // Envoy's rate-limit filter sends its 429 with these details; `x-envoy-ratelimited` only where Envoy Gateway
+      // keeps Envoy's headers (ClientTrafficPolicy `enableEnvoyHeaders`).
+      if (details === RATE_LIMITED_DETAILS) return this.budgetRejected(readHeaders(message.headers, BUDGET_HEADERS));
       return this.envoyLocalReply(origin);
     }
     const headers = readResponseHeaders(message.headers);
     const status = Number(headers[':status'] ?? 0);
     if (status === 429 && details === undefined && headers[ENVOY_RATE_LIMITED_HEADER] !== undefined) {
-      // A policy that does not send `response.code_details`: Envoy's rate-limit header still tells its 429 apart.
+      // A policy that does not send `response.code_details`: Envoy's rate-limit header, when kept, tells its 429 apart.
       return this.budgetRejected(readHeaders(message.headers, BUDGET_HEADERS));
     }
     exchange.backendResult(!(status >= 500 || status === 429 || status === 0));
@@ -140,10 +141,10 @@ export class ResponsePipeline {
   }
 
   /**
-   * Envoy's rate-limit filter answered 429 because a budget ran out: the client gets its own API's error naming the
-   * budget and when its window ends, in place of Envoy's empty body (CONTINUE_AND_REPLACE with a body mutation: Envoy
-   * drops any body of its own and the Content-Length with it). Status and `x-ratelimit-*` headers stay as Envoy set
-   * them. No tokens are charged and the backend never saw the request.
+   * Envoy's rate-limit filter answered 429 (`request_rate_limited`) because a budget ran out: the client gets its own
+   * API's error naming the budget and when its window ends, in place of Envoy's empty body (CONTINUE_AND_REPLACE with
+   * a body mutation: Envoy drops any body of its own and the Content-Length with it). Status and `x-ratelimit-*`
+   * headers stay as Envoy set them. No tokens are charged and the backend never saw the request.
    */
   private budgetRejected(headers: Readonly<Record<string, string>>): ProcessingResponse {
     const exchange = this.exchange;
@@ -282,8 +283,4 @@ export class ResponsePipeline {
     if (!common) return continueWith('responseBody', metadata);
     return { responseBody: { response: common }, dynamicMetadata: metadata };
   }
-}
-
-function isEnvoyRateLimit(headers: Readonly<Record<string, string>>): boolean {
-  return headers[':status'] === '429' && headers[ENVOY_RATE_LIMITED_HEADER] !== undefined;
 }

@@ -282,6 +282,29 @@ describe('governance over ext_proc', () => {
     ]);
   });
 
+  it('recognizes the rejection by its code details alone, or by x-envoy-ratelimited without them', async () => {
+    // Envoy Gateway drops x-envoy-ratelimited unless the ClientTrafficPolicy enables Envoy headers.
+    const byDetails = await processor.client.exchange(chat('open-x'), () => ({
+      status: 429,
+      headers: { 'x-ratelimit-limit': '100000, 100000;w=86400' },
+      codeDetails: 'request_rate_limited',
+    }));
+    expect(JSON.parse(byDetails.body.toString()).error.message).toMatch(/^budget "gateway\/daily-tokens" is used up/);
+    const byHeader = await processor.client.exchange(chat('open-x'), () => ({
+      status: 429,
+      headers: { 'x-envoy-ratelimited': 'true' },
+    }));
+    expect(JSON.parse(byHeader.body.toString()).error).toMatchObject({ code: 'budget_exceeded' });
+    // A local rate limit (another filter) is left alone.
+    const local = await processor.client.exchange(chat('open-x'), () => ({
+      status: 429,
+      headers: { 'content-type': 'text/plain' },
+      body: 'local_rate_limited',
+      codeDetails: 'local_rate_limited',
+    }));
+    expect(local.body.toString()).toBe('local_rate_limited');
+  });
+
   it("passes a provider's own 429 through unchanged", async () => {
     const body = JSON.stringify({ error: { message: 'slow down', type: 'requests', param: null, code: null } });
     const result = await processor.client.exchange(chat('open-x'), () => ({
