@@ -63,12 +63,27 @@ function candidates(
   return out;
 }
 
-/** `<n>, <n>;w=<seconds>, ...`: the first quota policy with a window. Bounded: a header is at most 256 bytes read. */
-export function parseRateLimitLimit(value: string | undefined): { limit: number; windowSeconds: number } | undefined {
+/** Header bytes read: a policy per descriptor of the request, a handful in practice. */
+const MAX_LIMIT_HEADER_BYTES = 1024;
+
+/**
+ * Draft-03 `x-ratelimit-limit`: `<limit>, <limit>;w=<seconds>[;name="..."], ...`. The first value is the limit of the
+ * descriptor closest to running out (the one that did, on a rejection); the quota policies follow for every
+ * descriptor, so the window is the first policy with that limit. Undefined when the value does not start with a
+ * number.
+ */
+export function parseRateLimitLimit(
+  value: string | undefined,
+): { limit: number; windowSeconds: number | undefined } | undefined {
   if (value === undefined) return undefined;
-  const policy = /^\s*\d+\s*,\s*(\d+)\s*;\s*w=(\d+)/.exec(value.slice(0, 256));
-  if (policy === null) return undefined;
-  return { limit: Number(policy[1]), windowSeconds: Number(policy[2]) };
+  const text = value.slice(0, MAX_LIMIT_HEADER_BYTES);
+  const first = /^\s*(\d+)/.exec(text);
+  if (first === null) return undefined;
+  const limit = Number(first[1]);
+  for (const policy of text.matchAll(/,\s*(\d+)\s*;\s*w=(\d+)/g)) {
+    if (Number(policy[1]) === limit) return { limit, windowSeconds: Number(policy[2]) };
+  }
+  return { limit, windowSeconds: undefined };
 }
 
 function unitOfWindow(seconds: number): RateLimitUnitName | undefined {
@@ -94,8 +109,10 @@ export function exhaustedBudget(
   const announced = parseRateLimitLimit(headers[RATE_LIMIT_LIMIT_HEADER]);
   let found: Candidate | undefined;
   if (announced !== undefined) {
-    const unit = unitOfWindow(announced.windowSeconds);
-    found = all.find((c) => c.limit === announced.limit && c.unit === unit);
+    const unit = announced.windowSeconds === undefined ? undefined : unitOfWindow(announced.windowSeconds);
+    const matching = all.filter((c) => c.limit === announced.limit && (unit === undefined || c.unit === unit));
+    // Budgets alike in limit and window cannot be told apart: the first in config order is named.
+    found = matching[0];
   } else if (all.length === 1) {
     // Without the draft headers only a single covering budget can be named with certainty.
     found = all[0];

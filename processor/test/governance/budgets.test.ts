@@ -43,10 +43,12 @@ const NOW = Date.UTC(2026, 11, 6, 17, 30, 0);
 describe('parseRateLimitLimit', () => {
   it('reads the first quota policy of draft-03', () => {
     expect(parseRateLimitLimit('100000, 100000;w=86400')).toEqual({ limit: 100000, windowSeconds: 86400 });
-    expect(parseRateLimitLimit('5, 5;w=3600, 100000;w=86400')).toEqual({ limit: 5, windowSeconds: 3600 });
-    expect(parseRateLimitLimit('5')).toBeUndefined();
+    // The first value is the descriptor closest to its limit; its policy need not be listed first.
+    expect(parseRateLimitLimit('5, 100000;w=86400, 5;w=3600;name="x"')).toEqual({ limit: 5, windowSeconds: 3600 });
+    expect(parseRateLimitLimit('5')).toEqual({ limit: 5, windowSeconds: undefined });
+    expect(parseRateLimitLimit('none')).toBeUndefined();
     expect(parseRateLimitLimit(undefined)).toBeUndefined();
-    expect(parseRateLimitLimit(`${' '.repeat(300)}5, 5;w=1`)).toBeUndefined();
+    expect(parseRateLimitLimit(`5${' '.repeat(2000)}, 5;w=1`)).toEqual({ limit: 5, windowSeconds: undefined });
   });
 });
 
@@ -65,6 +67,12 @@ describe('exhaustedBudget', () => {
     // bob has no own limit: the static one of the rule applies and is what Envoy announces.
     const staticLimit = { 'x-ratelimit-limit': '4294967295, 4294967295;w=2592000' };
     expect(exhaustedBudget(budgets, 'team/chat', bob, staticLimit, NOW).name).toBe('team/monthly-spend');
+  });
+
+  it('matches the limit alone when the header has no window for it', () => {
+    expect(exhaustedBudget(budgets, 'team/chat', bob, { 'x-ratelimit-limit': '100000' }, NOW).name).toBe(
+      'team/daily-tokens',
+    );
   });
 
   it('leaves out shadow budgets and budgets of other routes', () => {
