@@ -3,7 +3,13 @@
  * gateway's headers, and credentials (static ones from the answer cache, signed or fetched ones per request).
  */
 import { randomUUID } from 'node:crypto';
-import { BACKEND_HEADER, CONSUMER_HEADER, MODEL_HEADER, ROUTE_HEADER } from '@ai-gateway-constructs/processor-config';
+import {
+  BACKEND_HEADER,
+  CLIENT_ID_HEADER,
+  CONSUMER_HEADER,
+  MODEL_HEADER,
+  ROUTE_HEADER,
+} from '@ai-gateway-constructs/processor-config';
 import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
 import {
   CLIENT_CREDENTIAL_HEADERS,
@@ -145,7 +151,7 @@ export function upstreamAnswer(
   } catch (error) {
     return new CredentialFailure(error);
   }
-  const clientSpecific = clientHeaderChanges(read.headers, backend);
+  const clientSpecific = clientHeaderChanges(read.headers, backend, runtime.governance.consumers !== undefined);
   const consumer = consumerChanges(runtime, route.consumer);
   if (
     !upstreamBody &&
@@ -224,14 +230,21 @@ function consumerChanges(runtime: RuntimeConfig, consumer: ConsumerRuntime | und
 
 /**
  * Changes that depend on what this client sent (so the answer cannot come from the cache): the gateway-internal
- * headers it sent (any `x-ai-eg-`/`x-aigw-` name; the AWS signer removes the ones it reads itself), and an
+ * headers it sent (any `x-ai-eg-`/`x-aigw-` name; the AWS signer removes the ones it reads itself; without consumers
+ * also CONSUMER_HEADER and CLIENT_ID_HEADER, which `consumerChanges` handles when consumers are configured), and an
  * `accept-encoding` narrowed to the codings the processor can decode (a provider answering in zstd could be neither
  * counted nor translated).
  */
-function clientHeaderChanges(headers: HeaderList, backend: BackendRuntime): HeaderChanges | undefined {
+function clientHeaderChanges(
+  headers: HeaderList,
+  backend: BackendRuntime,
+  governed: boolean,
+): HeaderChanges | undefined {
   const consumed = internalHeadersConsumedBy(backend.config);
   const internal = headers.namesWhere(
-    (name) => (isClientInternalHeader(name) && !consumed.includes(name)) || name === CONSUMER_HEADER,
+    (name) =>
+      (isClientInternalHeader(name) && !consumed.includes(name)) ||
+      (!governed && (name === CONSUMER_HEADER || name === CLIENT_ID_HEADER)),
   );
   const acceptEncoding = headers.get('accept-encoding');
   const narrowed = acceptEncoding === undefined ? undefined : decodableAcceptEncoding(acceptEncoding);

@@ -199,6 +199,9 @@ describe('governance over ext_proc', () => {
     const allowed = await processor.client.exchange(chat('open-x', { [CLIENT_ID_HEADER]: 'bob-key' }), completion);
     expect(allowed.status).toBe(200);
     expect(allowed.upstreamRequest!.headers[CONSUMER_HEADER]).toBe('bob');
+    // The first answer cached in this processor (alice's are rewritten for the model override): the apiKeyAuth client
+    // id does not keep an answer out of the cache, its removal is part of the consumer's answer.
+    expect(processor.app.processor.runtime().requestAnswers.bytes).toBeGreaterThan(0);
     // bob has no limits of his own: no limit metadata (the rule's static limit applies).
     expect(allowed.metadata['io.envoy.ai_gateway']).not.toHaveProperty('consumer_usd_month');
   });
@@ -341,10 +344,14 @@ describe('without consumers', () => {
   });
   afterAll(() => processor.close());
 
-  it('still removes a consumer header a client sent, and writes no limit metadata', async () => {
-    const result = await processor.client.exchange(chat('gpt-4o', { [CONSUMER_HEADER]: 'alice' }), completion);
+  it('still removes consumer and client-id headers a client sent, and writes no limit metadata', async () => {
+    const result = await processor.client.exchange(
+      chat('gpt-4o', { [CONSUMER_HEADER]: 'alice', [CLIENT_ID_HEADER]: 'alice-key' }),
+      completion,
+    );
     expect(result.status).toBe(200);
     expect(result.upstreamRequest!.headers[CONSUMER_HEADER]).toBeUndefined();
+    expect(result.upstreamRequest!.headers[CLIENT_ID_HEADER]).toBeUndefined();
     const routing = result.responses.find((r) => r.kind === 'requestBody')!;
     expect(routing.message.dynamicMetadata).toBeFalsy();
   });
