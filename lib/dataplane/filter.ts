@@ -175,10 +175,17 @@ export interface LocalReplyAction {
   readonly reply: LocalReply;
 }
 
-export type EncodeResult = { readonly action: 'continue' } | LocalReplyAction;
+/**
+ * `addedBody`: the filter adds a body to a response that had none (`endOfStream` on the headers), as Envoy's
+ * `addEncodedData` from `encodeHeaders` does (ext_proc's CONTINUE_AND_REPLACE with a body mutation on a headers-only
+ * response such as the rate-limit 429). The later encoders then see the headers without end of stream, and the body
+ * as one data frame that ends the stream; the adding filter's own `encodeData` is not called for it.
+ */
+export type EncodeResult = { readonly action: 'continue'; readonly addedBody?: Buffer } | LocalReplyAction;
 
 /** Envoy Gateway's HTTP filter order (`internal/xds/translator/httpfilters.go`, v1.9.0): lower runs first on decode. */
 export const FILTER_ORDER = {
+  apiKeyAuth: 7,
   jwtAuthn: 10,
   extProc: 100,
   rateLimit: 303,

@@ -60,5 +60,6 @@ export {
   type DescriptorStatus,
   type RateLimitResponse,
   type LimitLookup,
+  type RateLimitStats,
 } from './rate-limit/service';
 export { createRateLimitFilter, xRateLimitHeaders, type RateLimitFilterOptions } from './rate-limit/filter';
