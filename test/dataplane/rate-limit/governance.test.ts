@@ -70,6 +70,8 @@ function post(address: string, body: unknown, headers: Record<string, string> = 
 interface Ask {
   readonly consumer?: string;
   readonly limit?: { readonly requests_per_unit: unknown; readonly unit: unknown };
+  /** A cost the processor reports (tokens or money), charged at stream end. */
+  readonly cost?: number;
 }
 
 /** A processor in the shape ours has: request headers + buffered body, response headers. */
@@ -86,7 +88,16 @@ async function startProcessor(replace429: boolean): Promise<FakeProcessor> {
               ? { headerMutation: { setHeaders: [setHeader(CONSUMER_HEADER, ask.consumer)] } }
               : {},
           },
-          ...(ask.limit ? { dynamicMetadata: toStruct({ [NAMESPACE]: { budget: ask.limit } }) } : {}),
+          ...(ask.limit || ask.cost !== undefined
+            ? {
+                dynamicMetadata: toStruct({
+                  [NAMESPACE]: {
+                    ...(ask.limit ? { budget: ask.limit } : {}),
+                    ...(ask.cost !== undefined ? { cost: ask.cost } : {}),
+                  },
+                }),
+              }
+            : {}),
         });
       } else if (message.request === 'responseHeaders') {
         const headers = message.responseHeaders.headers.headers as Message[];
@@ -225,6 +236,54 @@ describe.each([['memory', undefined], ...(redisUrl ? [['redis', redisUrl]] : [])
       });
       // Another consumer has its own bucket.
       expect((await post(address, { consumer: consumer('bob'), limit: ask.limit })).status).toBe(200);
+    });
+
+    it('charges a response cost at stream end against the per-request limit, both from the metadata', async () => {
+      const address = await start(
+        manifests(
+          rule(
+            PER_CONSUMER,
+            `        cost:
+          request: {from: Number, number: 0}
+          response: {from: Metadata, metadata: {namespace: ${NAMESPACE}, key: cost}}`,
+          ),
+        ),
+      );
+      const kim = consumer('kim');
+      const ask = { consumer: kim, limit: { requests_per_unit: 7, unit: 'WEEK' }, cost: 5 };
+      const route = 'httproute/ai/chat/rule/0/match/0/*';
+      const statsKey = `ai/gw/http.${route}_${route}.rule-0-match-0_${kim}`;
+      const charged = async (hits: number) => {
+        for (let i = 0; i < 200 && (plane!.rateLimitStats().get(statsKey)?.totalHits ?? 0) < hits; i++)
+          await new Promise((resolve) => setTimeout(resolve, 10));
+      };
+      const first = await post(address, ask);
+      // The request-time check charges 0 and sees the whole per-request limit.
+      expect([first.status, first.headers['x-ratelimit-limit'], first.headers['x-ratelimit-remaining']]).toEqual([
+        200,
+        `7, 7;w=${WEEK}`,
+        '7',
+      ]);
+      await charged(5);
+      const second = await post(address, ask);
+      expect([second.status, second.headers['x-ratelimit-remaining']]).toEqual([200, '2']);
+      await charged(10);
+      expect((await post(address, ask)).status).toBe(429);
+      // Envoy charges the stream-done descriptors of a rate-limited request too (ratelimit.cc onDestroy): this
+      // processor wrote the cost in the request phase, so the 429 is charged as well.
+      await charged(15);
+      if (url) {
+        const redis = new Redis(url);
+        try {
+          const keys = await redis.keys(`*_rule-0-match-0_${kim}_*`);
+          const now = Math.floor(Date.now() / 1000);
+          // Counted in the override's unit (a week), not the rule's static Month.
+          expect(keys.map((k) => Number(k.slice(k.lastIndexOf('_') + 1)))).toEqual([Math.floor(now / WEEK) * WEEK]);
+          expect(Number(await redis.get(keys[0]))).toBe(15);
+        } finally {
+          await redis.quit();
+        }
+      }
     });
 
     it.each([
