@@ -1,7 +1,7 @@
 /**
  * The HTTP filter contract of the local data plane: a small model of Envoy's HTTP connection manager and
- * filter chain, for exactly the filters Envoy Gateway configures for what we synthesize (jwt_authn,
- * ext_proc, ratelimit, router). Each filter lives in its own module and implements `HttpFilter`; the filter
+ * filter chain, for exactly the filters Envoy Gateway configures for what we synthesize (api_key_auth,
+ * jwt_authn, ext_proc, ratelimit, router). Each filter lives in its own module and implements `HttpFilter`; the filter
  * manager (`filter-manager.ts`) drives them in Envoy Gateway's order and owns the route cache.
  *
  * Simplifications, all invisible to what we emit: the request body is read whole before the chain runs

@@ -1,7 +1,7 @@
 /**
  * `startDataPlane`: serves a translated model on local HTTP servers, one per (Gateway, port) as Envoy has one
  * HTTP connection manager per port. Each request runs through the filter manager with the filters Envoy Gateway
- * configures: jwt_authn, ext_proc, ratelimit and the router.
+ * configures: api_key_auth, jwt_authn, ext_proc, ratelimit and the router.
  *
  * HTTPS listeners terminate TLS with their `certificateRefs` Secrets when the manifests hold them (the certificate
  * chosen by SNI among the port's listeners); otherwise, as the synthesized manifests never carry private keys, the
