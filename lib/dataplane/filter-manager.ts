@@ -319,24 +319,23 @@ async function encode(
   headersOnly: boolean,
   sink: ResponseSink,
 ): Promise<void> {
-  for (const filter of encoders) {
-    const result = await filter.encodeHeaders?.(stream, headers, headersOnly);
+  // Envoy's FilterManager::encodeHeaders: a filter that adds data while encoding a headers-only response turns the
+  // end of stream into a data frame that starts at the next filter (`addEncodedData` from `encodeHeaders`).
+  let added: { readonly from: number; readonly body: Buffer } | undefined;
+  for (let i = 0; i < encoders.length; i++) {
+    const result = await encoders[i].encodeHeaders?.(stream, headers, headersOnly && added === undefined);
     if (result?.action === 'localReply') return sendDirect(result.reply, stream, sink);
+    if (result?.addedBody && headersOnly && added === undefined) added = { from: i + 1, body: result.addedBody };
   }
   let headWritten = false;
   const writeHead = () => {
     if (!headWritten) writeHeadFrom(headers, sink);
     headWritten = true;
   };
-  if (headersOnly) {
-    writeHead();
-    sink.end();
-    return;
-  }
-  /** Passes one chunk through the encoders; false when the stream ended with a local reply or an abort. */
-  const pass = async (chunk: Buffer, endOfStream: boolean): Promise<boolean> => {
+  /** Passes one chunk through the encoders from `from` on; false when the stream ended with a reply or an abort. */
+  const pass = async (chunk: Buffer, endOfStream: boolean, from = 0): Promise<boolean> => {
     let data = chunk;
-    for (const filter of encoders) {
+    for (const filter of encoders.slice(from)) {
       if (!filter.encodeData) continue;
       const out = await filter.encodeData(stream, data, endOfStream);
       if (!Buffer.isBuffer(out)) {
@@ -350,6 +349,12 @@ async function encode(
     if (data.length > 0) await sink.write(data);
     return true;
   };
+  if (headersOnly) {
+    if (added === undefined) writeHead();
+    else if (!(await pass(added.body, true, added.from))) return;
+    sink.end();
+    return;
+  }
   try {
     for await (const chunk of body) {
       if (stream.signal.aborted) return;

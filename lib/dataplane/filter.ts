@@ -1,7 +1,7 @@
 /**
  * The HTTP filter contract of the local data plane: a small model of Envoy's HTTP connection manager and
- * filter chain, for exactly the filters Envoy Gateway configures for what we synthesize (jwt_authn,
- * ext_proc, ratelimit, router). Each filter lives in its own module and implements `HttpFilter`; the filter
+ * filter chain, for exactly the filters Envoy Gateway configures for what we synthesize (api_key_auth,
+ * jwt_authn, ext_proc, ratelimit, router). Each filter lives in its own module and implements `HttpFilter`; the filter
  * manager (`filter-manager.ts`) drives them in Envoy Gateway's order and owns the route cache.
  *
  * Simplifications, all invisible to what we emit: the request body is read whole before the chain runs
@@ -175,10 +175,17 @@ export interface LocalReplyAction {
   readonly reply: LocalReply;
 }
 
-export type EncodeResult = { readonly action: 'continue' } | LocalReplyAction;
+/**
+ * `addedBody`: the filter adds a body to a response that had none (`endOfStream` on the headers), as Envoy's
+ * `addEncodedData` from `encodeHeaders` does (ext_proc's CONTINUE_AND_REPLACE with a body mutation on a headers-only
+ * response such as the rate-limit 429). The later encoders then see the headers without end of stream, and the body
+ * as one data frame that ends the stream; the adding filter's own `encodeData` is not called for it.
+ */
+export type EncodeResult = { readonly action: 'continue'; readonly addedBody?: Buffer } | LocalReplyAction;
 
 /** Envoy Gateway's HTTP filter order (`internal/xds/translator/httpfilters.go`, v1.9.0): lower runs first on decode. */
 export const FILTER_ORDER = {
+  apiKeyAuth: 7,
   jwtAuthn: 10,
   extProc: 100,
   rateLimit: 303,

@@ -6,5 +6,7 @@ export { loadManifests, parseManifests } from './manifests';
 export { translate, type TranslateOptions } from './translate';
 export { selectRoute } from './route-match';
 export { startDataPlane, type DataPlaneOptions, type RunningDataPlane } from './server';
+export type { RateLimitStats } from './rate-limit';
+export type { ApiKeyAuthSettings, ApiKeySource, ApiKeyCredential } from './api-key-auth';
 export type { AccessLogEntry } from './filter-manager';
 export type { EchoResponseBody } from './echo';

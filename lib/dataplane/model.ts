@@ -4,6 +4,7 @@
  * it from Kubernetes objects; `startDataPlane()` serves it. Everything here is plain data (no functions), so a
  * model can be printed, compared and snapshotted.
  */
+import type { ApiKeyAuthSettings } from './api-key-auth';
 import type { ExtProcSettings } from './ext-proc';
 import type { JwtSettings } from './jwt';
 import type { RateLimitRule } from './rate-limit';
@@ -56,6 +57,13 @@ export interface ListenerModel {
   readonly earlyRemoveHeaders: string[];
   /** ClientTrafficPolicy `connection.bufferLimit` in bytes; a larger request body is answered 413. */
   readonly bufferLimitBytes?: number;
+  /**
+   * ClientTrafficPolicy `headers.enableEnvoyHeaders`: Envoy Gateway then lets the rate-limit filter add
+   * `x-envoy-ratelimited: true` to its 429s (otherwise it sets `disable_x_envoy_ratelimited_header`). Default false.
+   */
+  readonly enableEnvoyHeaders?: boolean;
+  /** ClientTrafficPolicy `headers.disableRateLimitHeaders`: no draft-03 `x-ratelimit-*` headers. Default false. */
+  readonly disableRateLimitHeaders?: boolean;
   /** The number of HTTPRoutes attached to this listener (the listener status' `attachedRoutes`). */
   readonly attachedRoutes: number;
 }
@@ -126,6 +134,8 @@ export interface RouteModel {
   readonly rateLimitRules: RateLimitRule[];
   /** JWT authentication of this route (SecurityPolicy). */
   readonly jwt?: JwtSettings;
+  /** API key authentication of this route (SecurityPolicy `apiKeyAuth`). */
+  readonly apiKeyAuth?: ApiKeyAuthSettings;
 }
 
 export type RouteAction =

@@ -17,7 +17,8 @@
  * `timeoutMs: 20` for the real value); counter keys expire after exactly one window (envoyproxy/ratelimit adds up
  * to 300 s of jitter; the key names its window, so counts are the same); regular expressions run on JavaScript's
  * engine with Envoy's whole-value anchoring (RE2-only syntax such as `(?P<name>...)` is rejected); local rate
- * limits and the service's statistics are not modelled.
+ * limits and the service's near-limit statistics are not modelled (its per-limit hit counters are:
+ * `RateLimitService.stats()`).
  *
  * The modules: `rate-limit/rules.ts` (1), `rate-limit/descriptors.ts` (2, 3), `rate-limit/service.ts` (4),
  * `rate-limit/filter.ts` (5) and `rate-limit/store.ts` (the service's counters, in memory or Redis).
@@ -60,5 +61,6 @@ export {
   type DescriptorStatus,
   type RateLimitResponse,
   type LimitLookup,
+  type RateLimitStats,
 } from './rate-limit/service';
 export { createRateLimitFilter, xRateLimitHeaders, type RateLimitFilterOptions } from './rate-limit/filter';

@@ -155,3 +155,35 @@ export function configSecretRefs(configJson: string): ConfigSecretRef[] {
   visit(JSON.parse(configJson));
   return [...seen.values()];
 }
+
+/**
+ * Every key of one Secret from the `--secrets` folder, `<dir>/<namespace>/<secretName>/` (else `<dir>/<secretName>/`):
+ * each regular file is a key (file name) and its value (content). Undefined when there is no such folder (or no
+ * `dir`); environment variables cannot list a Secret's keys, so they are not a source here.
+ */
+export function readSecretFolder(
+  namespace: string,
+  secretName: string,
+  source: SecretSource,
+): Map<string, Buffer> | undefined {
+  if (source.dir === undefined) return undefined;
+  checkSegment('namespace', namespace);
+  checkSegment('name', secretName);
+  for (const folder of [path.join(source.dir, namespace, secretName), path.join(source.dir, secretName)]) {
+    let names: string[];
+    try {
+      if (!fs.statSync(folder).isDirectory()) continue;
+      names = fs.readdirSync(folder);
+    } catch {
+      continue;
+    }
+    const out = new Map<string, Buffer>();
+    for (const name of names.sort()) {
+      if (!/^[-._a-zA-Z0-9]+$/.test(name)) continue;
+      const content = readBoundedFile(path.join(folder, name));
+      if (content !== undefined) out.set(name, content);
+    }
+    return out;
+  }
+  return undefined;
+}

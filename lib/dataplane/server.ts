@@ -1,7 +1,7 @@
 /**
  * `startDataPlane`: serves a translated model on local HTTP servers, one per (Gateway, port) as Envoy has one
  * HTTP connection manager per port. Each request runs through the filter manager with the filters Envoy Gateway
- * configures: jwt_authn, ext_proc, ratelimit and the router.
+ * configures: api_key_auth, jwt_authn, ext_proc, ratelimit and the router.
  *
  * HTTPS listeners terminate TLS with their `certificateRefs` Secrets when the manifests hold them (the certificate
  * chosen by SNI among the port's listeners); otherwise, as the synthesized manifests never carry private keys, the
@@ -11,6 +11,7 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
+import { createApiKeyAuthFilter } from './api-key-auth';
 import { createEchoUpstream } from './echo';
 import { EG_DEFAULT_BUFFER_LIMIT_BYTES, ExtProcClients, createExtProcFilter } from './ext-proc';
 import { HeaderMap, type HttpFilter } from './filter';
@@ -18,9 +19,10 @@ import { runStream, type AccessLogEntry, type ResponseSink } from './filter-mana
 import { createJwksResolver, createJwtFilter } from './jwt';
 import { loadManifests } from './manifests';
 import type { DataPlaneModel, KubeObject, ListenerModel, RouteModel } from './model';
-import { RateLimitService, createRateLimitFilter } from './rate-limit';
+import { RateLimitService, createRateLimitFilter, type RateLimitStats } from './rate-limit';
 import { MemoryCounterStore, RedisCounterStore, type CounterStore } from './rate-limit/store';
 import { selectRoute } from './route-match';
+import { readSecretFolder, type SecretSource } from './secrets';
 import { createRouterFilter } from './router';
 import { translate, type TranslateOptions } from './translate';
 import { createHttpUpstream, type Upstream } from './upstream';
@@ -43,6 +45,12 @@ export interface DataPlaneOptions {
   /** The local port for a Gateway's listener port; default 0 (an ephemeral port). */
   readonly listenerPort?: (gatewayNamespace: string, gatewayName: string, port: number) => number;
   readonly host?: string;
+  /**
+   * Where Secrets that the manifests reference but do not contain are read (the `--secrets` folder): a SecurityPolicy's
+   * `apiKeyAuth.credentialRefs` Secret comes from `<dir>/<namespace>/<secret>/` (or `<dir>/<secret>/`), one file per
+   * client id holding its key. Secrets in the manifests win.
+   */
+  readonly secrets?: SecretSource;
   /** JWKS URIs as written in SecurityPolicies -> a local URL or file to read the keys from instead. */
   readonly jwksOverrides?: Readonly<Record<string, string>>;
   /** Extra trusted CAs (PEM) for HTTPS upstreams, e.g. local fake providers. */
@@ -61,6 +69,11 @@ export interface RunningDataPlane {
   readonly model: DataPlaneModel;
   /** `http://127.0.0.1:NNNN` of a Gateway's listener port. */
   address(gatewayNamespace: string, gatewayName: string, port: number): string;
+  /**
+   * The rate-limit service's counters per limit, `<domain>.<path>` -> hits in total, within and over the limit, and
+   * over the limit but let through by shadow mode (envoyproxy/ratelimit's `ratelimit.service.rate_limit.*` stats).
+   */
+  rateLimitStats(): Map<string, RateLimitStats>;
   close(): Promise<void>;
 }
 
@@ -187,12 +200,46 @@ function buffersRequestBody(route: RouteModel | undefined): boolean {
   return (route?.extProcs ?? []).some((e) => e.processingMode.request?.body === 'Buffered');
 }
 
+/**
+ * The objects plus, for every `apiKeyAuth.credentialRefs` Secret they reference but do not contain, a Secret read from
+ * the local secrets folder (when there is one), as the cluster would hold it.
+ */
+export function withLocalCredentialSecrets(objects: readonly KubeObject[], source: SecretSource): KubeObject[] {
+  const present = new Set(
+    objects.filter((o) => o.kind === 'Secret').map((o) => `${o.metadata?.namespace ?? 'default'}/${o.metadata?.name}`),
+  );
+  const added: KubeObject[] = [];
+  for (const policy of objects) {
+    if (policy.kind !== 'SecurityPolicy') continue;
+    const policyNamespace = policy.metadata?.namespace ?? 'default';
+    const apiKeyAuth = (policy.spec as { apiKeyAuth?: { credentialRefs?: unknown } } | undefined)?.apiKeyAuth;
+    if (!Array.isArray(apiKeyAuth?.credentialRefs)) continue;
+    for (const ref of apiKeyAuth.credentialRefs as { name?: unknown; namespace?: unknown }[]) {
+      if (typeof ref?.name !== 'string') continue;
+      const namespace = typeof ref.namespace === 'string' ? ref.namespace : policyNamespace;
+      const id = `${namespace}/${ref.name}`;
+      if (present.has(id)) continue;
+      const data = readSecretFolder(namespace, ref.name, source);
+      if (!data) continue;
+      present.add(id);
+      added.push({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { namespace, name: ref.name },
+        data: Object.fromEntries([...data].map(([key, value]) => [key, value.toString('base64')])),
+      });
+    }
+  }
+  return [...objects, ...added];
+}
+
 export async function startDataPlane(options: DataPlaneOptions): Promise<RunningDataPlane> {
   let objects = options.objects;
   if (!objects) {
     if (!options.dir) throw new Error('startDataPlane needs `objects` or `dir`');
     objects = loadManifests(options.dir);
   }
+  if (options.secrets) objects = withLocalCredentialSecrets(objects, options.secrets);
   const model = translate(objects, options.translateOptions);
   const host = options.host ?? '127.0.0.1';
 
@@ -224,9 +271,14 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
       for (const [port, listeners] of ports) {
         const listener = mergeListeners(listeners);
         const key = `${gateway.namespace}/${gateway.name}:${port}`;
-        const rateLimitFilter = createRateLimitFilter(rateLimitService, listener.name);
+        const rateLimitFilter = createRateLimitFilter(rateLimitService, listener.name, {
+          enableEnvoyHeaders: listener.enableEnvoyHeaders === true,
+          disableRateLimitHeaders: listener.disableRateLimitHeaders === true,
+        });
         const createFilters = (route: RouteModel | undefined): HttpFilter[] => {
           const filters: HttpFilter[] = [];
+          // Envoy Gateway's order (FILTER_ORDER): api_key_auth 7, jwt_authn 10, ext_proc 100+, ratelimit 303.
+          if (route?.apiKeyAuth) filters.push(createApiKeyAuthFilter(route.apiKeyAuth));
           if (route?.jwt) filters.push(createJwtFilter(route.jwt, jwks));
           // The stream's buffer limit bounds what ext_proc buffers of the response too (ClientTrafficPolicy
           // connection.bufferLimit).
@@ -320,6 +372,7 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
         );
       return address;
     },
+    rateLimitStats: () => rateLimitService.stats(),
     async close() {
       await Promise.all(
         servers.map(

@@ -228,7 +228,11 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
               headers: entry.headers,
               queryParams: entry.queryParams,
               // EG answers 500 on a route whose fail-closed extension cannot be wired.
-              action: policies.extProcFailure ? { type: 'directResponse', status: 500 } : entry.action(listener.port),
+              // EG answers 500 on a route whose SecurityPolicy cannot be built.
+              action:
+                policies.extProcFailure || policies.securityFailure
+                  ? { type: 'directResponse', status: 500 }
+                  : entry.action(listener.port),
               requestHeaders: entry.requestHeaders,
               responseHeaders: entry.responseHeaders,
               urlRewrite: entry.urlRewrite,
@@ -241,6 +245,7 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
               extProcs: policies.extProcs,
               rateLimitRules: policies.rateLimitRules,
               jwt: policies.jwt,
+              ...(policies.apiKeyAuth ? { apiKeyAuth: policies.apiKeyAuth } : {}),
             });
           }
         }
@@ -291,6 +296,8 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
         routes: preserveOrder ? listener.routes : sortRoutes(listener.routes),
         earlyRemoveHeaders: policies.earlyRemoveHeaders,
         ...(policies.bufferLimitBytes !== undefined ? { bufferLimitBytes: policies.bufferLimitBytes } : {}),
+        ...(policies.enableEnvoyHeaders ? { enableEnvoyHeaders: true } : {}),
+        ...(policies.disableRateLimitHeaders ? { disableRateLimitHeaders: true } : {}),
         attachedRoutes: listener.attachedRoutes,
       });
     }

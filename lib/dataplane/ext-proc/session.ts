@@ -243,13 +243,21 @@ export class ExtProcSession {
     const failed = this.applyHeaders(common, this.response, headers);
     if (failed) return { action: 'localReply', reply: failed };
     if (common.status === 1) {
+      let addedBody: Buffer | undefined;
       if (common.bodyMutation) {
+        // Envoy (processor_state.cc, handleHeadersResponse): the content-length is removed, as the processor is not
+        // expected to set it for the new body. On a response without a body (end of stream on the headers, e.g. a
+        // local reply such as the rate-limit 429), the new body is added to the stream (`addEncodedData`).
         headers.remove('content-length');
         this.response.bodyReplaced = true;
-        this.responseReplacement = applyBodyMutation(common.bodyMutation, EMPTY);
+        const replacement = applyBodyMutation(common.bodyMutation, EMPTY);
+        if (endOfStream) addedBody = replacement;
+        else this.responseReplacement = replacement;
       }
       this.response.bodyMode = BodySendMode.NONE;
       this.response.headersHeld = false;
+      this.closeAfterLastAnswer();
+      return addedBody && addedBody.length > 0 ? { action: 'continue', addedBody } : CONTINUE;
     } else if (endOfStream || this.response.bodyMode === BodySendMode.NONE) {
       this.response.headersHeld = false;
     }

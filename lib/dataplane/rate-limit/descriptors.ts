@@ -345,6 +345,10 @@ export interface RateLimitDescriptor {
   readonly hitsAddend?: number;
   /** Limit override from dynamic metadata (`limit.fromMetadata`). */
   readonly limit?: ServiceLimit;
+  /**
+   * The metadata named the unit `UNKNOWN`: Envoy sends that override, and the rate-limit service fails the call on it.
+   */
+  readonly invalidLimitUnit?: true;
   readonly xRateLimitOption?: 'OFF' | 'DRAFT_VERSION_03';
 }
 
@@ -385,7 +389,7 @@ export function populateDescriptor(
   return {
     entries,
     ...(hitsAddend !== undefined ? { hitsAddend } : {}),
-    ...(limit ? { limit } : {}),
+    ...(limit === 'UNKNOWN' ? { invalidLimitUnit: true } : limit ? { limit } : {}),
     ...(rateLimit.xRateLimitOption ? { xRateLimitOption: rateLimit.xRateLimitOption } : {}),
   };
 }
@@ -481,13 +485,22 @@ const ENVOY_UNITS: Record<string, RateLimitUnit> = {
   YEAR: 'Year',
 };
 
+/**
+ * Envoy's `DynamicMetadataRateLimitOverride::populateOverride` (`source/common/router/router_ratelimit.cc`): the value
+ * at `<namespace>` / `<key>` must be a struct with a number `requests_per_unit` and a string `unit` that
+ * `RateLimitUnit_Parse` accepts, i.e. exactly an upper-case enum name (`SECOND` ... `YEAR`, `WEEK`; `UNKNOWN` parses
+ * too). Anything else (`"Month"`, a string number, a missing field) gives no override: the configured limit applies.
+ * The number is cast to uint32 (clamped here).
+ */
 function limitFromMetadata(
   key: { namespace: string; key: string },
   metadata: ReadonlyMap<string, Record<string, unknown>>,
-): ServiceLimit | undefined {
+): ServiceLimit | 'UNKNOWN' | undefined {
   const value = metadata.get(key.namespace)?.[key.key];
-  if (value === null || typeof value !== 'object') return undefined;
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
   const { requests_per_unit: requests, unit } = value as Record<string, unknown>;
-  if (typeof requests !== 'number' || typeof unit !== 'string' || !(unit in ENVOY_UNITS)) return undefined;
+  if (typeof requests !== 'number' || !Number.isFinite(requests) || typeof unit !== 'string') return undefined;
+  if (unit === 'UNKNOWN') return 'UNKNOWN';
+  if (!Object.prototype.hasOwnProperty.call(ENVOY_UNITS, unit)) return undefined;
   return { requestsPerUnit: Math.max(0, Math.min(4_294_967_295, Math.trunc(requests))), unit: ENVOY_UNITS[unit] };
 }

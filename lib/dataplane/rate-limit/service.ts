@@ -25,20 +25,65 @@ export interface RateLimitResponse {
   readonly statuses: DescriptorStatus[];
 }
 
-/** Where the service looks up limits: a domain's descriptor trees (the service configuration). */
-export type LimitLookup = (descriptor: RateLimitDescriptor) => { limit: ServiceLimit; shadowMode: boolean } | undefined;
+/**
+ * Where the service looks up limits: a domain's descriptor trees (the service configuration). `statsKey` names the
+ * limit's statistics without the domain (`<key>_<value>.<key>...`, see `RateLimitStats`).
+ */
+export type LimitLookup = (
+  descriptor: RateLimitDescriptor,
+) => { limit: ServiceLimit; shadowMode: boolean; statsKey: string } | undefined;
 
-/** A lookup in the descriptor trees of one domain (envoyproxy/ratelimit `GetLimit`). */
+/**
+ * A lookup in the descriptor trees of one domain (envoyproxy/ratelimit `GetLimit`, `src/config/config_impl.go`).
+ * A descriptor carrying its own limit (Envoy's `limit` override, from `limit.fromMetadata`) gets exactly that limit,
+ * with shadow mode OFF whatever the configuration says ("When limit override is provided by envoy config, we don't
+ * want to enable shadow_mode"), and statistics named by its entries' keys and values (`descriptorKey`). A configured
+ * limit's statistics are named by the configuration path: `key_value` per level, the key alone for a level without a
+ * value (a Distinct selector counts all its values together).
+ */
 export function lookupIn(descriptors: readonly ServiceDescriptor[]): LimitLookup {
   return (descriptor) => {
-    if (descriptor.limit) return { limit: descriptor.limit, shadowMode: false };
+    if (descriptor.limit) {
+      const statsKey = descriptor.entries.map((e) => (e.value === '' ? e.key : `${e.key}_${e.value}`)).join('.');
+      return { limit: descriptor.limit, shadowMode: false, statsKey };
+    }
     const node = findServiceLimit(descriptors, descriptor.entries);
-    return node?.rateLimit ? { limit: node.rateLimit, shadowMode: node.shadowMode } : undefined;
+    if (!node?.rateLimit) return undefined;
+    return { limit: node.rateLimit, shadowMode: node.shadowMode, statsKey: configPath(descriptors, descriptor) };
   };
+}
+
+/** The configuration path a descriptor's lookup takes, as envoyproxy/ratelimit names the limit's stats. */
+function configPath(descriptors: readonly ServiceDescriptor[], descriptor: RateLimitDescriptor): string {
+  const parts: string[] = [];
+  let level: readonly ServiceDescriptor[] = descriptors;
+  for (const entry of descriptor.entries) {
+    const next =
+      level.find((d) => d.key === entry.key && d.value === entry.value) ??
+      level.find((d) => d.key === entry.key && d.value === undefined);
+    if (!next) break;
+    parts.push(next.value === undefined || next.value === '' ? next.key : `${next.key}_${next.value}`);
+    level = next.descriptors;
+  }
+  return parts.join('.');
+}
+
+/**
+ * The counters envoyproxy/ratelimit keeps per limit (`ratelimit.service.rate_limit.<domain>.<path>.*`), as hits:
+ * `totalHits` (every hit charged), `overLimit` and `withinLimit` (the hits beyond / within the limit: of a charge that
+ * crosses the limit only the part beyond it counts as over), and `shadowMode` (the over-limit hits that a shadow-mode
+ * limit let through). Near-limit counts and the local cache are not modelled.
+ */
+export interface RateLimitStats {
+  totalHits: number;
+  overLimit: number;
+  withinLimit: number;
+  shadowMode: number;
 }
 
 export class RateLimitService {
   private readonly now: () => number;
+  private readonly statistics = new Map<string, RateLimitStats>();
 
   constructor(
     private readonly store: CounterStore,
@@ -61,6 +106,10 @@ export class RateLimitService {
     const nowSeconds = Math.floor(this.now() / 1000);
     const statuses = await Promise.all(
       descriptors.map(async (descriptor): Promise<DescriptorStatus> => {
+        if (descriptor.invalidLimitUnit) {
+          // envoyproxy/ratelimit's UnitToDivider panics on UNKNOWN; the call fails (Envoy: a service error).
+          throw new Error(`rate-limit service: a limit override with unit UNKNOWN in domain ${domain}`);
+        }
         const found = limits(descriptor);
         if (!found) return { code: 'OK', limitRemaining: 0, key: '' };
         const hits = descriptor.hitsAddend ?? Math.max(1, hitsAddend);
@@ -68,6 +117,7 @@ export class RateLimitService {
         const key = counterKey(domain, descriptor.entries, found.limit.unit, nowSeconds);
         const after = await this.store.incrementAndGet(key, hits, window);
         const over = after > found.limit.requestsPerUnit;
+        this.count(`${domain}.${found.statsKey}`, hits, after, found.limit.requestsPerUnit, found.shadowMode);
         return {
           code: over && !found.shadowMode ? 'OVER_LIMIT' : 'OK',
           currentLimit: found.limit,
@@ -80,8 +130,31 @@ export class RateLimitService {
     return { overallCode: statuses.some((s) => s.code === 'OVER_LIMIT') ? 'OVER_LIMIT' : 'OK', statuses };
   }
 
+  /** A copy of the statistics of every limit charged so far, by `<domain>.<path>` (see `RateLimitStats`). */
+  stats(): Map<string, RateLimitStats> {
+    return new Map([...this.statistics].map(([key, value]) => [key, { ...value }]));
+  }
+
   close(): Promise<void> {
     return this.store.close();
+  }
+
+  /** envoyproxy/ratelimit `GetResponseDescriptorStatus` / `checkOverLimitThreshold` / `increaseShadowModeStats`. */
+  private count(key: string, hits: number, after: number, limit: number, shadowMode: boolean): void {
+    let stats = this.statistics.get(key);
+    if (!stats) {
+      stats = { totalHits: 0, overLimit: 0, withinLimit: 0, shadowMode: 0 };
+      this.statistics.set(key, stats);
+    }
+    stats.totalHits += hits;
+    if (after <= limit) {
+      stats.withinLimit += hits;
+      return;
+    }
+    const before = after - hits;
+    const overHits = before >= limit ? hits : after - limit;
+    stats.overLimit += overHits;
+    if (shadowMode) stats.shadowMode += overHits;
   }
 }
 

@@ -3,6 +3,7 @@
  * EnvoyExtensionPolicy (ext_proc) and BackendTrafficPolicy (global rate limits, retries, timeouts). The most
  * specific target wins (route > listener section > gateway), as EG's policy translators decide.
  */
+import { ApiKeyAuthPolicyError, apiKeyAuthSettingsFromPolicy, type ApiKeyAuthSettings } from '../api-key-auth';
 import { extProcSettingsFromPolicy, type ExtProcSettings } from '../ext-proc';
 import { jwtSettingsFromPolicy, type JwtSettings } from '../jwt';
 import { EG_DEFAULT_CIRCUIT_BREAKER_LIMIT, type KubeObject, type RetryPolicy } from '../model';
@@ -61,6 +62,8 @@ function attachedPolicy(
 export interface ListenerPolicies {
   readonly earlyRemoveHeaders: string[];
   readonly bufferLimitBytes?: number;
+  readonly enableEnvoyHeaders?: boolean;
+  readonly disableRateLimitHeaders?: boolean;
 }
 
 export function listenerPolicies(
@@ -76,7 +79,8 @@ export function listenerPolicies(
   );
   if (!found) return { earlyRemoveHeaders: [] };
   const s = spec(found.policy);
-  const early = asObject(asObject(s.headers)?.earlyRequestHeaders);
+  const headers = asObject(s.headers);
+  const early = asObject(headers?.earlyRequestHeaders);
   const bufferLimit = asObject(s.connection)?.bufferLimit;
   const bytes = parseQuantityBytes(bufferLimit);
   if (bufferLimit !== undefined && bytes === undefined) {
@@ -85,7 +89,12 @@ export function listenerPolicies(
         `connection.bufferLimit ${String(bufferLimit)} is not a quantity`,
     );
   }
-  return { earlyRemoveHeaders: asArray(early?.remove).map((h) => String(h).toLowerCase()), bufferLimitBytes: bytes };
+  return {
+    earlyRemoveHeaders: asArray(early?.remove).map((h) => String(h).toLowerCase()),
+    bufferLimitBytes: bytes,
+    ...(headers?.enableEnvoyHeaders === true ? { enableEnvoyHeaders: true } : {}),
+    ...(headers?.disableRateLimitHeaders === true ? { disableRateLimitHeaders: true } : {}),
+  };
 }
 
 export interface RoutePolicies {
@@ -97,6 +106,9 @@ export interface RoutePolicies {
   readonly extProcFailure?: string;
   readonly rateLimitRules: RateLimitRule[];
   readonly jwt?: JwtSettings;
+  readonly apiKeyAuth?: ApiKeyAuthSettings;
+  /** Why the route's SecurityPolicy cannot be built (e.g. a missing credentials Secret): EG answers 500 instead. */
+  readonly securityFailure?: string;
   readonly retry?: RetryPolicy;
   readonly timeoutMs?: number;
   /** BackendTrafficPolicy `circuitBreaker.maxParallelRequests` (EG's default 1024 when unset). */
@@ -194,10 +206,21 @@ export function routePolicies(index: ObjectIndex, target: PolicyTarget): RoutePo
   const requestTimeout = (policy: KubeObject | undefined) =>
     policy ? parseDurationMs(asObject(asObject(spec(policy).timeout)?.http)?.requestTimeout) : undefined;
   const { extProcs, failure } = eep ? usableExtProcs(index, eep.policy) : { extProcs: [], failure: undefined };
+  let apiKeyAuth: ApiKeyAuthSettings | undefined;
+  let securityFailure: string | undefined;
+  try {
+    apiKeyAuth = security ? apiKeyAuthSettingsFromPolicy(security.policy, index) : undefined;
+  } catch (error) {
+    // EG (translateSecurityPolicyForRoute): a policy whose apiKeyAuth fails gives its routes a 500 direct response.
+    if (!(error instanceof ApiKeyAuthPolicyError)) throw error;
+    securityFailure = error.message;
+  }
   return {
     extProcs,
     ...(failure ? { extProcFailure: failure } : {}),
     jwt: security && asObject(spec(security.policy).jwt) ? jwtSettingsFromPolicy(security.policy) : undefined,
+    ...(apiKeyAuth ? { apiKeyAuth } : {}),
+    ...(securityFailure ? { securityFailure } : {}),
     rateLimitRules,
     retry: (routeBtp ? btpRetry(routeBtp.policy) : undefined) ?? (inherited ? btpRetry(inherited) : undefined),
     timeoutMs: requestTimeout(routeBtp?.policy) ?? requestTimeout(inherited),

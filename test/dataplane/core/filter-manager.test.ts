@@ -89,6 +89,58 @@ function request(path: string, body: string[] = [], extra: [string, string][] = 
 
 describe('filter manager', () => {
   it(
+    'lets an encoder add a body to a headers-only local reply: later encoders see headers without end of stream, ' +
+      'then the body as the last frame (Envoy addEncodedData from encodeHeaders)',
+    async () => {
+      const { log, config } = setup(() => ({ name: 'unused' }));
+      const recorder = (name: string): HttpFilter => ({
+        name,
+        encodeHeaders: (_stream, _headers, end) => {
+          log.push(`${name}:encodeHeaders:${end}`);
+          return { action: 'continue' };
+        },
+        encodeData: (_stream, chunk, end) => {
+          log.push(`${name}:encodeData:${chunk.toString()}:${end}`);
+          return chunk;
+        },
+      });
+      const adder: HttpFilter = {
+        ...recorder('adder'),
+        encodeHeaders: (_stream, headers, end) => {
+          log.push(`adder:encodeHeaders:${end}`);
+          headers.set('content-type', 'application/json');
+          headers.remove('content-length');
+          return { action: 'continue', addedBody: Buffer.from('{"error":"budget"}') };
+        },
+      };
+      const limiter: HttpFilter = {
+        ...recorder('limiter'),
+        decodeHeaders: () => ({
+          action: 'localReply',
+          reply: { status: 429, details: 'request_rate_limited', flag: 'RL' },
+        }),
+      };
+      const { out, sink } = recordingSink();
+      // Chain order: first, adder, limiter; encoders run the other way round.
+      await runStream({ ...config, createFilters: () => [recorder('first'), adder, limiter] }, request('/first'), sink);
+      expect(log).toEqual([
+        'limiter:encodeHeaders:true',
+        'adder:encodeHeaders:true',
+        'first:encodeHeaders:false',
+        'first:encodeData:{"error":"budget"}:true',
+        'router:complete',
+      ]);
+      expect(out).toEqual({
+        status: 429,
+        headers: [['content-type', 'application/json']],
+        body: Buffer.from('{"error":"budget"}'),
+        ended: true,
+        aborted: false,
+      });
+    },
+  );
+
+  it(
     'removes early headers before the first match, creates the chain once from the first route, ' +
       'and re-matches after clearRouteCache',
     async () => {

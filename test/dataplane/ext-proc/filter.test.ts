@@ -1020,6 +1020,50 @@ describe('ext_proc filter (scripted processor)', () => {
       expect(wireHeaders(received[2], 'responseHeaders')).toEqual([[':status', '404']]);
     });
 
+    it.each([
+      ['a headers-only local reply (the rate-limit 429): the body is added to the stream', true],
+      ['a local reply with a body (api_key_auth 401): the body is replaced', false],
+    ])('CONTINUE_AND_REPLACE with a body on the response headers answer of %s', async (_what, headersOnly) => {
+      const server = await start(async (stream) => {
+        await stream.expect('responseHeaders');
+        stream.send({
+          responseHeaders: {
+            response: {
+              status: 1,
+              headerMutation: {
+                setHeaders: [setHeader('content-type', 'application/json'), setHeader('content-length', '99')],
+              },
+              bodyMutation: { body: Buffer.from('{"error":{"type":"rate_limit_exceeded"}}') },
+            },
+          },
+        });
+      });
+      const filter = createExtProcFilter(settings(), server.address, clients);
+      const stream = fakeStream({ body: CHAT_BODY });
+      const reply = new HeaderMap([
+        [':status', headersOnly ? '429' : '401'],
+        ['content-length', headersOnly ? '0' : '29'],
+        ...(headersOnly ? [] : ([['content-type', 'text/plain']] as [string, string][])),
+      ]);
+      const result = await filter.encodeHeaders!(stream, reply, headersOnly);
+      // Envoy applies the header mutation, then removes content-length (the new body's length is not known to it).
+      expect(reply.get('content-type')).toBe('application/json');
+      expect(reply.has('content-length')).toBe(false);
+      if (headersOnly) {
+        expect(result).toEqual({
+          action: 'continue',
+          addedBody: Buffer.from('{"error":{"type":"rate_limit_exceeded"}}'),
+        });
+      } else {
+        expect(result).toEqual({ action: 'continue' });
+        expect(await filter.encodeData!(stream, Buffer.from('Client authentication failed.'), true)).toEqual(
+          Buffer.from('{"error":{"type":"rate_limit_exceeded"}}'),
+        );
+      }
+      await filter.onStreamComplete!(stream);
+      expect(server.streams[0].received.map((m) => m.request)).toEqual(['responseHeaders']);
+    });
+
     it('a local reply of an earlier filter (e.g. jwt_authn 401) still goes through the response phase', async () => {
       const server = await start(passThrough);
       const filter = createExtProcFilter(settings(), server.address, clients);

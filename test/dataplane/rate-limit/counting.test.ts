@@ -42,7 +42,7 @@ afterAll(async () => {
 
 const limitOf =
   (requestsPerUnit: number, unit: RateLimitUnit, shadowMode = false): LimitLookup =>
-  () => ({ limit: { requestsPerUnit, unit }, shadowMode });
+  () => ({ limit: { requestsPerUnit, unit }, shadowMode, statsKey: 'rule-0-match-0' });
 
 describe.each(cases)('counting on $name', (storeCase) => {
   let store: CounterStore;
