@@ -208,6 +208,7 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
       host: options.host,
       jwksOverrides,
       extraCaCertificates,
+      secrets: { ...(options.secretsDir !== undefined ? { dir: options.secretsDir } : {}), env: io.env },
       accessLog: (entry) => io.stdout.write(`${accessLogLine(entry)}\n`),
     });
   } catch (error) {
