@@ -568,6 +568,34 @@ describe('ClientIdentity', () => {
     expect(processorConfig(all, 'jwt-gw').routes[0].requiredHeaders).toEqual(['x-ai-gateway-claim-org-team']);
   });
 
+  it("jwtClaim() headers count against the ClientTrafficPolicy's list of stripped headers", () => {
+    const fixture = gatewayFixture();
+    withRedis(fixture.platform);
+    const gateway = new AIGateway(fixture.platform, 'Jwt', {
+      name: 'jwt-gw',
+      jwt: {
+        issuer: 'https://login.example.com',
+        jwksUri: 'https://login.example.com/jwks.json',
+        claimToHeaders: Object.fromEntries(Array.from({ length: 59 }, (_, i) => [`c${i}`, `x-c${i}`])),
+      },
+    });
+    new AIRoute(fixture.platform, 'Chat', {
+      name: 'chat',
+      gateway,
+      rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: fixture.openai }] }],
+    });
+    new TokenRateLimit(fixture.platform, 'PerTeam', {
+      target: gateway,
+      limit: 10,
+      per: RateLimitUnit.DAY,
+      client: ClientIdentity.jwtClaim('team'),
+    });
+    expect(() => synthAll(fixture.app)).toThrow(
+      'platform/Jwt: invalid jwt.claimToHeaders "60 claims": maps 60 claims; at most 59 fit beside the ' +
+        "gateway's 5 own headers in the ClientTrafficPolicy field spec.headers.earlyRequestHeaders.remove",
+    );
+  });
+
   it('jwtClaim() throws on a gateway without JWT authentication, and for a bad claim name', () => {
     const { platform, gateway } = setup();
     expect(
