@@ -237,7 +237,7 @@ export class GatewayModel {
     if (sameId) {
       throw new AIGatewayValidationError(
         fragment.scope.node.path,
-        'id',
+        'consumerId',
         fragment.id,
         `is already the id of consumer ${sameId.scope.node.path}; consumer ids are unique per gateway`,
       );

@@ -146,7 +146,7 @@ describe('Consumer', () => {
       expect(
         () => new Consumer(platform, 'B', { target: route, consumerId: 'team', keys: keys('b-keys', 'b') }),
       ).toThrow(
-        'platform/B: invalid id "team": is already the id of consumer platform/A; consumer ids are unique per gateway',
+        'platform/B: invalid consumerId "team": is already the id of consumer platform/A; consumer ids are unique per gateway',
       );
     });
 
