@@ -401,9 +401,9 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     };
   }
 
-  /** Whether the gateway or its routes have token budgets. */
+  /** Whether the gateway or its routes have budgets (token or money budgets, or consumers' own budgets). */
   get hasBudgets(): boolean {
-    return this.model.budgets.length > 0;
+    return this.model.budgets.length > 0 || this.model.consumers.some((c) => c.budgets.length > 0);
   }
 
   /** The request buffer limit in bytes. */

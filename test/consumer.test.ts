@@ -1,6 +1,6 @@
 import { parseProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import type { Construct } from 'constructs';
-import { AIGateway, AIRoute, ApiKey, Consumer, ModelMatch, RateLimitRedis } from '../lib';
+import { AIGateway, AIRoute, ApiKey, Consumer, ModelMatch, RateLimitRedis, RateLimitUnit } from '../lib';
 import { gatewayFixture } from './support/fixtures';
 import { findAll, findOne, synthAll } from './support/synth';
 
@@ -71,6 +71,19 @@ describe('Consumer', () => {
     });
     expect(processorConfig.routes[0].consumerRequired).toBe(true);
     expect(processorConfig.routes[0].requiredHeaders).toEqual([]);
+    // Consumers without budgets need no budget policy.
+    expect(gateway.hasBudgets).toBe(false);
+    expect(findAll(all, 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual(['chat']);
+  });
+
+  it("counts consumers' own budgets as the gateway's budgets", () => {
+    const { platform, gateway } = setup();
+    new Consumer(platform, 'Team', {
+      target: gateway,
+      keys: [ApiKey.fromSecret('team-keys', ['team'])],
+      budgets: [{ limit: 1000, per: RateLimitUnit.DAY }],
+    });
+    expect(gateway.hasBudgets).toBe(true);
   });
 
   it('puts JWT and API keys into one SecurityPolicy, reading keys from x-api-key only', () => {
@@ -146,7 +159,8 @@ describe('Consumer', () => {
       expect(
         () => new Consumer(platform, 'B', { target: route, consumerId: 'team', keys: keys('b-keys', 'b') }),
       ).toThrow(
-        'platform/B: invalid consumerId "team": is already the id of consumer platform/A; consumer ids are unique per gateway',
+        'platform/B: invalid consumerId "team": is already the id of consumer platform/A; consumer ids are unique ' +
+          'per gateway',
       );
     });
 
