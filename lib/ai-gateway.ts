@@ -9,21 +9,33 @@ import {
   type BackendTrafficPolicySpec,
   type ClientTrafficPolicySpec,
   type GatewayListener,
+  type ApiKeyAuthSpec,
   type GatewaySpec,
+  type JwtSpec,
   type SecurityPolicySpec,
   gatewayDuration,
 } from './crds';
-import { BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER } from '@ai-gateway-constructs/processor-config';
+import {
+  BACKEND_HEADER,
+  CLIENT_ID_HEADER,
+  CONSUMER_HEADER,
+  MODEL_HEADER,
+  ROUTE_HEADER,
+} from '@ai-gateway-constructs/processor-config';
 import { invalid } from './errors';
 import { checkCrdList } from './limits/crd-field';
 import { CRD_LIMITS } from './limits/crd-limits.generated';
 import { checkLabels } from './limits/metadata';
 import { synthRegistry } from './limits/registry';
 import { validateUniqueObjects } from './limits/unique-objects';
-import { GatewayModel, type BudgetScope } from './gateway-model';
+import { GatewayModel, type BudgetScope, type ConsumerFragment } from './gateway-model';
+import { PriceCatalog } from './money';
 import { checkHostname, checkLabelName, defaultName, derivedName, resolveNamespace } from './names';
 import { Processor, type ProcessorOptions } from './processor';
-import type { IBudgetTarget } from './token-rate-limit';
+import type { IBudgetTarget } from './budget';
+
+/** Headers only the gateway sets, stripped from every client request (ClientTrafficPolicy `earlyRequestHeaders`). */
+const GATEWAY_OWNED_HEADERS = [BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER, CONSUMER_HEADER, CLIENT_ID_HEADER];
 
 /** A Gateway that AIRoutes can attach to. */
 export interface IGatewayReference {
@@ -240,10 +252,16 @@ export interface AIGatewayProps {
    */
   readonly processor?: ProcessorOptions;
   /**
-   * Require a JWT on every request and copy claims into headers.
-   * @default - no authentication at the gateway
+   * Require a JWT on every request and copy claims into headers. With consumers (API keys) as well, a request needs
+   * both: the JWT in `authorization`, the key in `x-api-key`.
+   * @default - no JWT authentication at the gateway
    */
   readonly jwt?: JwtAuthenticationOptions;
+  /**
+   * What money budgets (SpendLimit, consumers' money budgets) of the gateway and its routes charge per model.
+   * @default PriceCatalog.defaults()
+   */
+  readonly prices?: PriceCatalog;
 }
 
 /**
@@ -260,6 +278,13 @@ export interface ManagedGateway {
   readonly listeners: readonly { readonly name: string; readonly hostname?: string }[];
   /** Headers the JWT authentication sets from claims (clients cannot set them). */
   readonly claimHeaders: readonly string[];
+  /** Namespace of the Gateway and its SecurityPolicy. */
+  readonly namespace: string;
+  /**
+   * The gateway's JWT authentication as its SecurityPolicy carries it (read at synth), for route policies that
+   * replace the gateway's; undefined without `jwt`.
+   */
+  readonly jwtSpec: () => JwtSpec | undefined;
 }
 
 /**
@@ -299,6 +324,8 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
   /** @internal what a budget over this gateway reads, and the model it contributes to. */
   readonly _budgetScope: BudgetScope;
   private readonly model: GatewayModel;
+  private readonly jwtSpec?: JwtSpec;
+  private securityPolicyEmitted = false;
 
   constructor(scope: Construct, id: string, props: AIGatewayProps = {}) {
     super(scope, id);
@@ -320,11 +347,21 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
 
     if (gatewayClass.emit) this.emitGatewayClass();
     const listeners = this.emitGateway(props);
-    const claimHeaders = props.jwt ? this.addJwtAuthentication(props.jwt) : [];
+    if (props.prices !== undefined && !(props.prices instanceof PriceCatalog))
+      throw invalid(this, 'prices', props.prices, 'must be a PriceCatalog');
+    const jwt = props.jwt ? this.checkJwt(props.jwt) : undefined;
+    const claimHeaders = jwt ? (jwt.providers[0].claimToHeaders ?? []).map((c) => c.header) : [];
+    this.model = new GatewayModel({
+      emitBudgetPolicy: () => this.emitBudgetPolicy(),
+      emitAuthPolicy: () => this.emitSecurityPolicy(),
+      scopedByRouteHeader: true,
+      ...(props.prices ? { prices: props.prices } : {}),
+    });
+    this.jwtSpec = jwt;
+    if (jwt) this.emitSecurityPolicy();
     this.emitClientTrafficPolicy(bufferBytes, claimHeaders);
     this.validateProcessorPlacement(props, gatewayClass);
 
-    this.model = new GatewayModel({ emitBudgetPolicy: () => this.emitBudgetPolicy() });
     this.processor = this.addProcessor(props, envoyGatewayNamespace, bufferBytes);
     this.processorServiceName = this.processor.serviceName;
     this.configMapName = this.processor.configMapName;
@@ -339,13 +376,34 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
         ...(l.hostname !== undefined ? { hostname: l.hostname } : {}),
       })),
       claimHeaders,
+      namespace: this.gatewayNamespace,
+      jwtSpec: () => this.jwtWithClaims(),
     };
-    this._budgetScope = { path: this.node.path, model: this.model, gateway: { path: this.node.path, claimHeaders } };
+    this._budgetScope = {
+      path: this.node.path,
+      authNamespace: this.gatewayNamespace,
+      model: this.model,
+      gateway: { path: this.node.path, claimHeaders, jwt: jwt !== undefined },
+    };
   }
 
-  /** Whether the gateway or its routes have token budgets. */
+  /** The JWT authentication, with the claims budgets count by (`ClientIdentity.jwtClaim`) copied into headers too. */
+  private jwtWithClaims(): JwtSpec | undefined {
+    const jwt = this.jwtSpec;
+    if (!jwt) return undefined;
+    const own = jwt.providers[0].claimToHeaders ?? [];
+    const added = this.model
+      .budgetClaims()
+      .filter((c) => !own.some((o) => o.claim === c.claim && o.header === c.header));
+    const claimToHeaders = [...own, ...added];
+    return {
+      providers: [{ ...jwt.providers[0], ...(claimToHeaders.length > 0 ? { claimToHeaders } : {}) }],
+    };
+  }
+
+  /** Whether the gateway or its routes have budgets (token or money budgets, or consumers' own budgets). */
   get hasBudgets(): boolean {
-    return this.model.budgets.length > 0;
+    return this.model.budgets.length > 0 || this.model.consumers.some((c) => c.budgets.length > 0);
   }
 
   /** The request buffer limit in bytes. */
@@ -439,19 +497,28 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
    * claim headers itself; removing them first also covers the requests it lets through without a token.
    */
   private emitClientTrafficPolicy(bufferBytes: number, claimHeaders: readonly string[]): void {
-    const spoofable = [...new Set([BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER, ...claimHeaders])];
+    const spoofable = () => [
+      ...new Set([...GATEWAY_OWNED_HEADERS, ...claimHeaders, ...this.model.budgetClaims().map((c) => c.header)]),
+    ];
     customResource<ClientTrafficPolicySpec>(
       this,
       'ClientTrafficPolicy',
       ENVOY_GATEWAY_API_VERSION,
       'ClientTrafficPolicy',
       { name: derivedName([this.gatewayName, 'client']), namespace: this.gatewayNamespace },
-      {
+      () => ({
         targetRefs: [this.gatewayRef()],
         connection: { bufferLimit: byteQuantity(bufferBytes) },
-        headers: { earlyRequestHeaders: { remove: spoofable } },
-      },
+        headers: { earlyRequestHeaders: { remove: spoofable() } },
+      }),
     );
+    // Budgets may add claim headers after this constructor: count them all when the app is complete.
+    this.node.addValidation({
+      validate: () => {
+        this.checkClaimCount('jwt.claimToHeaders', claimHeaders.length + this.model.budgetClaims().length);
+        return [];
+      },
+    });
   }
 
   /** Checks that the processor can reach the proxies where Envoy Gateway runs them. */
@@ -513,7 +580,7 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
       { name: derivedName([this.gatewayName, 'budgets']), namespace: this.gatewayNamespace },
       () => ({
         targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'Gateway', name: this.gatewayName }],
-        rateLimit: { type: 'Global', global: { rules: this.model.budgets.map((budget) => budget.rule) } },
+        rateLimit: { type: 'Global', global: { rules: this.model.rules() } },
       }),
     );
   }
@@ -522,8 +589,8 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     return { group: GATEWAY_API_GROUP, kind: 'Gateway', name: this.gatewayName };
   }
 
-  /** Emits the SecurityPolicy; returns the headers claims are copied into. */
-  private addJwtAuthentication(jwt: JwtAuthenticationOptions): string[] {
+  /** Checks the JWT options; returns the gateway's JWT authentication as its SecurityPolicy carries it. */
+  private checkJwt(jwt: JwtAuthenticationOptions): JwtSpec {
     let uri: URL | undefined;
     try {
       uri = new URL(jwt.jwksUri);
@@ -539,50 +606,72 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
       throw invalid(this, 'jwt.issuer', jwt.issuer, `must be a non-empty string of at most ${maxIssuer} characters`);
     }
     if (jwt.audiences) checkCrdList(this, 'jwt.audiences', jwt.audiences, CRD_LIMITS.securityPolicyJwtAudiences);
-    this.checkClaimCount(jwt.claimToHeaders);
+    this.checkClaimCount('jwt.claimToHeaders', Object.keys(jwt.claimToHeaders ?? {}).length, jwt.claimToHeaders);
     const claimToHeaders = Object.entries(jwt.claimToHeaders ?? {}).map(([claim, header]) => {
       if (!/^[a-z0-9!#$%&'*+.^_`|~-]+$/.test(header))
         throw invalid(this, `jwt.claimToHeaders.${claim}`, header, 'must be a lower-case HTTP header name');
+      if (GATEWAY_OWNED_HEADERS.includes(header))
+        throw invalid(this, `jwt.claimToHeaders.${claim}`, header, 'is a header the gateway sets itself');
       return { claim, header };
     });
+    return {
+      providers: [
+        {
+          name: 'default',
+          issuer: jwt.issuer,
+          ...(jwt.audiences && jwt.audiences.length > 0 ? { audiences: [...jwt.audiences] } : {}),
+          remoteJWKS: { uri: jwt.jwksUri },
+          ...(claimToHeaders.length > 0 ? { claimToHeaders } : {}),
+        },
+      ],
+    };
+  }
+
+  /**
+   * Emits the gateway's one SecurityPolicy (once): its JWT authentication and the API keys of the consumers attached
+   * to the gateway, read at synth. It keeps the name `<gateway>-jwt` it had before consumers existed when the gateway
+   * verifies JWTs (renaming a deployed policy would leave the gateway open between delete and create), else
+   * `<gateway>-api-keys`.
+   */
+  private emitSecurityPolicy(): void {
+    if (this.securityPolicyEmitted) return;
+    this.securityPolicyEmitted = true;
     customResource<SecurityPolicySpec>(
       this,
       'SecurityPolicy',
       ENVOY_GATEWAY_API_VERSION,
       'SecurityPolicy',
-      { name: derivedName([this.gatewayName, 'jwt']), namespace: this.gatewayNamespace },
       {
-        targetRefs: [this.gatewayRef()],
-        jwt: {
-          providers: [
-            {
-              name: 'default',
-              issuer: jwt.issuer,
-              ...(jwt.audiences && jwt.audiences.length > 0 ? { audiences: [...jwt.audiences] } : {}),
-              remoteJWKS: { uri: jwt.jwksUri },
-              ...(claimToHeaders.length > 0 ? { claimToHeaders } : {}),
-            },
-          ],
-        },
+        name: derivedName([this.gatewayName, this.jwtSpec ? 'jwt' : 'api-keys']),
+        namespace: this.gatewayNamespace,
+      },
+      () => {
+        const jwt = this.jwtWithClaims();
+        const consumers = this.model.consumers.filter((c) => c.route === undefined);
+        return {
+          targetRefs: [this.gatewayRef()],
+          ...(jwt ? { jwt } : {}),
+          ...(consumers.length > 0
+            ? { apiKeyAuth: apiKeyAuthSpec(consumers, this.gatewayNamespace, jwt !== undefined) }
+            : {}),
+        };
       },
     );
-    return claimToHeaders.map((c) => c.header);
   }
 
   /**
-   * Throws if more claims are mapped than fit beside the gateway's routing headers in the ClientTrafficPolicy's
-   * `earlyRequestHeaders.remove` (every claim header is stripped from client requests there).
+   * Throws if more headers would be stripped than the ClientTrafficPolicy's `earlyRequestHeaders.remove` holds:
+   * the gateway-owned headers and one per JWT claim copied into a header.
    */
-  private checkClaimCount(claims: Record<string, string> | undefined): void {
-    const count = Object.keys(claims ?? {}).length;
+  private checkClaimCount(prop: string, count: number, value: unknown = `${count} claims`): void {
     const max = CRD_LIMITS.clientEarlyHeaderRemove.maxItems;
-    const routingHeaders = [BACKEND_HEADER, MODEL_HEADER, ROUTE_HEADER].length;
-    if (count + routingHeaders <= max) return;
+    const owned = GATEWAY_OWNED_HEADERS.length;
+    if (count + owned <= max) return;
     throw invalid(
       this,
-      'jwt.claimToHeaders',
-      claims,
-      `maps ${count} claims; at most ${max - routingHeaders} fit beside the gateway's ${routingHeaders} routing ` +
+      prop,
+      value,
+      `maps ${count} claims; at most ${max - owned} fit beside the gateway's ${owned} own ` +
         'headers in the ClientTrafficPolicy field ' +
         `${CRD_LIMITS.clientEarlyHeaderRemove.field} (at most ${max})`,
     );
@@ -613,4 +702,36 @@ function byteQuantity(bytes: number): string {
     if (bytes % factor === 0) return `${bytes / factor}${suffix}`;
   }
   return String(bytes);
+}
+
+/**
+ * The `apiKeyAuth` of a SecurityPolicy in `namespace` for `consumers`: their Secrets (each data key a client id),
+ * keys read the way SDKs send them (OpenAI: `Authorization: Bearer <key>`, whose `Bearer ` prefix Envoy's
+ * api_key_auth strips; Anthropic: `x-api-key`), the client id forwarded in CLIENT_ID_HEADER and the key removed
+ * before the processor and the provider. With JWT authentication as well, `authorization` carries the token, so keys
+ * are read from `x-api-key` only (api_key_auth does not fall back to the next header when a key is unknown).
+ * @internal
+ */
+export function apiKeyAuthSpec(
+  consumers: readonly ConsumerFragment[],
+  namespace: string,
+  withJwt: boolean,
+): ApiKeyAuthSpec {
+  const refs = new Map<string, ApiKeyAuthSpec['credentialRefs'][number]>();
+  for (const consumer of consumers) {
+    for (const secret of consumer.secrets) {
+      refs.set(`${secret.namespace}/${secret.name}`, {
+        group: '',
+        kind: 'Secret',
+        name: secret.name,
+        ...(secret.namespace !== namespace ? { namespace: secret.namespace } : {}),
+      });
+    }
+  }
+  return {
+    credentialRefs: [...refs.values()],
+    extractFrom: withJwt ? [{ headers: ['x-api-key'] }] : [{ headers: ['authorization'] }, { headers: ['x-api-key'] }],
+    forwardClientIDHeader: CLIENT_ID_HEADER,
+    sanitize: true,
+  };
 }

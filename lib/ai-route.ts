@@ -9,7 +9,7 @@ import {
   type PassthroughEndpoint as PassthroughEndpointConfig,
   type RouteEndpoint,
 } from '@ai-gateway-constructs/processor-config';
-import type { IGatewayReference, ManagedGateway } from './ai-gateway';
+import { apiKeyAuthSpec, type IGatewayReference, type ManagedGateway } from './ai-gateway';
 import {
   ENVOY_GATEWAY_API_VERSION,
   ENVOY_GATEWAY_GROUP,
@@ -22,6 +22,7 @@ import {
   type HTTPRouteRule,
   type HTTPRouteSpec,
   type RetrySpec,
+  type SecurityPolicySpec,
 } from './crds';
 import { invalid } from './errors';
 import { sameBackendNameError } from './limits/backend-names';
@@ -45,7 +46,8 @@ import {
 import { Processor, type ProcessorOptions } from './processor';
 import { ProviderBackend } from './provider-backend';
 import { RoutePrecedenceIndex, foreignGatewayIndex, virtualHostsOf, type IndexedRoute } from './route-precedence';
-import type { IBudgetTarget } from './token-rate-limit';
+import type { IBudgetTarget } from './budget';
+import { PriceCatalog } from './money';
 
 /**
  * HTTPRoute allows 16 rules (CRD `spec.rules` maxItems); one is the catch-all 404. Each backend rule has at most 4
@@ -201,6 +203,12 @@ export interface AIRouteProps {
    * @default 52428800 (50 MiB)
    */
   readonly maxRequestBodyBytes?: number;
+  /**
+   * What the route's money budgets charge per model, only when attaching to a Gateway not managed by an AIGateway
+   * (an AIGateway's routes use the gateway's `prices`).
+   * @default PriceCatalog.defaults()
+   */
+  readonly prices?: PriceCatalog;
 }
 
 interface BackendEntry {
@@ -277,7 +285,14 @@ export class AIRoute extends Construct implements IBudgetTarget {
     this.passthroughEndpoints = this.checkPassthroughEndpoints(props.passthroughEndpoints ?? []);
     this.validateGatewayProps(props);
 
-    this.model = this.managed?.model ?? new GatewayModel({ emitBudgetPolicy: () => this.ensureTrafficPolicy() });
+    if (props.prices !== undefined && !(props.prices instanceof PriceCatalog))
+      throw invalid(this, 'prices', props.prices, 'must be a PriceCatalog');
+    this.model =
+      this.managed?.model ??
+      new GatewayModel({
+        emitBudgetPolicy: () => this.ensureTrafficPolicy(),
+        ...(props.prices ? { prices: props.prices } : {}),
+      });
     this.processor = this.managed?.processor ?? this.addOwnProcessor(props);
     this.backendLimit = this.checkBackendLimit(props.maxParallelRequestsPerBackend);
     this.rules.forEach((rule, r) =>
@@ -296,12 +311,45 @@ export class AIRoute extends Construct implements IBudgetTarget {
 
     const fragment = this.fragment();
     this.model.addRoute(fragment);
+    this.model.onRouteConsumer(fragment.route.name, () => this.emitSecurityPolicy(fragment.route.name));
     this._budgetScope = {
       path: this.node.path,
+      authNamespace: this.namespace,
       model: this.model,
       route: { configName: fragment.route.name, fragment },
-      ...(this.managed ? { gateway: { path: this.managed.path, claimHeaders: this.managed.claimHeaders } } : {}),
+      ...(this.managed
+        ? {
+            gateway: {
+              path: this.managed.path,
+              claimHeaders: this.managed.claimHeaders,
+              jwt: this.managed.jwtSpec() !== undefined,
+            },
+          }
+        : {}),
     };
+  }
+
+  /**
+   * Emits the route's SecurityPolicy when the first consumer attaches to the route. Envoy Gateway lets a route's
+   * SecurityPolicy replace the gateway's for that route (no merge), so it repeats the gateway's JWT authentication
+   * and the keys of the gateway's consumers beside the route's own (read at synth).
+   */
+  private emitSecurityPolicy(configName: string): void {
+    customResource<SecurityPolicySpec>(
+      this,
+      'SecurityPolicy',
+      ENVOY_GATEWAY_API_VERSION,
+      'SecurityPolicy',
+      { name: derivedName([this.routeName, 'api-keys']), namespace: this.namespace },
+      () => {
+        const jwt = this.managed?.jwtSpec();
+        return {
+          targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: this.routeName }],
+          ...(jwt ? { jwt } : {}),
+          apiKeyAuth: apiKeyAuthSpec(this.model.consumersOf(configName), this.namespace, jwt !== undefined),
+        };
+      },
+    );
   }
 
   /** The client API endpoints: OpenAI at `pathPrefix`, and Anthropic at `anthropicPathPrefix` if set. */
@@ -335,12 +383,21 @@ export class AIRoute extends Construct implements IBudgetTarget {
     if (
       props.processor !== undefined ||
       props.envoyGatewayNamespace !== undefined ||
-      props.maxRequestBodyBytes !== undefined
+      props.maxRequestBodyBytes !== undefined ||
+      props.prices !== undefined
     ) {
+      const prop =
+        props.processor !== undefined
+          ? 'processor'
+          : props.envoyGatewayNamespace !== undefined
+            ? 'envoyGatewayNamespace'
+            : props.maxRequestBodyBytes !== undefined
+              ? 'maxRequestBodyBytes'
+              : 'prices';
       throw invalid(
         this,
-        'processor',
-        props.processor ?? props.envoyGatewayNamespace ?? props.maxRequestBodyBytes,
+        prop,
+        props.processor ?? props.envoyGatewayNamespace ?? props.maxRequestBodyBytes ?? props.prices,
         'only applies to routes on a Gateway not managed by an AIGateway; configure the AIGateway instead',
       );
     }
@@ -522,7 +579,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
         // circuit breaker): it always merges, so what a Gateway-level policy sets (the AIGateway's budgets, or a
         // user's timeouts and load balancing) still applies to the route. Merging a policy without rate limits keeps
         // the gateway's rules as they are (names and descriptors), so the budgets count here as everywhere.
-        const rules = this.managed ? [] : this.model.budgets.map((budget) => budget.rule);
+        const rules = this.managed ? [] : this.model.rules();
         return {
           targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: this.routeName }],
           mergeType: 'StrategicMerge' as const,

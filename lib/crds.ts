@@ -130,9 +130,17 @@ export interface RateLimitHeaderSelector {
   readonly value?: string;
 }
 
+/** Envoy Gateway's rate-limit units (`limit.unit`). */
+export type RateLimitUnitSpec = 'Second' | 'Minute' | 'Hour' | 'Day' | 'Week' | 'Month' | 'Year';
+
 export interface GlobalRateLimitRule {
   readonly clientSelectors?: readonly { readonly headers: readonly RateLimitHeaderSelector[] }[];
-  readonly limit: { readonly requests: number; readonly unit: 'Second' | 'Minute' | 'Hour' | 'Day' };
+  readonly limit: {
+    readonly requests: number;
+    readonly unit: RateLimitUnitSpec;
+    /** A per-request limit read from dynamic metadata (`{requests_per_unit, unit}`); absent: `requests` applies. */
+    readonly fromMetadata?: { readonly namespace: string; readonly key: string };
+  };
   readonly cost: {
     readonly request: { readonly from: 'Number'; readonly number: number };
     readonly response: {
@@ -141,6 +149,9 @@ export interface GlobalRateLimitRule {
     };
   };
   readonly shared?: boolean;
+  /** Counted, never enforced. */
+  readonly shadowMode?: boolean;
+  readonly xRateLimitHeaders?: 'Off' | 'DraftVersion03';
 }
 
 export interface RetrySpec {
@@ -202,17 +213,33 @@ export interface ClientTrafficPolicySpec {
   readonly headers: { readonly earlyRequestHeaders: { readonly remove: readonly string[] } };
 }
 
+export interface JwtSpec {
+  readonly providers: readonly {
+    readonly name: string;
+    readonly issuer: string;
+    readonly audiences?: readonly string[];
+    readonly remoteJWKS: { readonly uri: string };
+    readonly claimToHeaders?: readonly { readonly claim: string; readonly header: string }[];
+  }[];
+}
+
+/** SecurityPolicy `apiKeyAuth`: keys in Secrets (each data key a client id, its value the key). */
+export interface ApiKeyAuthSpec {
+  readonly credentialRefs: readonly {
+    readonly group: '';
+    readonly kind: 'Secret';
+    readonly name: string;
+    readonly namespace?: string;
+  }[];
+  readonly extractFrom: readonly { readonly headers: readonly string[] }[];
+  readonly forwardClientIDHeader?: string;
+  readonly sanitize?: boolean;
+}
+
 export interface SecurityPolicySpec {
   readonly targetRefs: readonly PolicyTargetReference[];
-  readonly jwt: {
-    readonly providers: readonly {
-      readonly name: string;
-      readonly issuer: string;
-      readonly audiences?: readonly string[];
-      readonly remoteJWKS: { readonly uri: string };
-      readonly claimToHeaders?: readonly { readonly claim: string; readonly header: string }[];
-    }[];
-  };
+  readonly jwt?: JwtSpec;
+  readonly apiKeyAuth?: ApiKeyAuthSpec;
 }
 
 export interface ObjectIdentity {

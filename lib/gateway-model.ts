@@ -1,7 +1,24 @@
 import type { IConstruct } from 'constructs';
-import type { BackendConfig, CostConfig, RouteConfig } from '@ai-gateway-constructs/processor-config';
-import type { GlobalRateLimitRule } from './crds';
-import { ModelMatchIndex, type ModelMatch } from './model-match';
+import {
+  CONSUMER_HEADER,
+  MAX_RATE_LIMIT_VALUE,
+  METADATA_NAMESPACE,
+  ROUTE_HEADER,
+  type BackendConfig,
+  type BudgetConfig,
+  type ConsumerConfig,
+  type ConsumerLimit,
+  type CostConfig,
+  type ModelPrice,
+  type RateLimitUnitName,
+  type RouteConfig,
+} from '@ai-gateway-constructs/processor-config';
+import type { GlobalRateLimitRule, RateLimitHeaderSelector, RateLimitUnitSpec } from './crds';
+import { AIGatewayValidationError } from './errors';
+import { CRD_LIMITS } from './limits/crd-limits.generated';
+import { ModelMatch, ModelMatchIndex } from './model-match';
+import { PriceCatalog, moneyUnitFor } from './money';
+import { shortHash } from './names';
 import { RoutePrecedenceIndex } from './route-precedence';
 
 /**
@@ -37,6 +54,56 @@ export interface BudgetFragment {
   readonly clientHeader?: string;
   /** The processor-config name of the route the budget limits; absent for a budget over the whole gateway. */
   readonly route?: string;
+  /** The budget as the processor config describes it (to name it in 429s and count rejections). */
+  readonly config: BudgetConfig;
+  /** Whether the budget charges money: the routes it covers need a price for every model they send upstream. */
+  readonly money?: boolean;
+  /** Whether the budget counts per consumer or API key: the routes it covers require a consumer. */
+  readonly consumerKeyed?: boolean;
+  /** A JWT claim the gateway must copy into a header for the budget (`ClientIdentity.jwtClaim`). */
+  readonly claim?: { readonly claim: string; readonly header: string };
+}
+
+/** A consumer's own budget limit, counted by the one rule of its target, cost and window (`limit.fromMetadata`). */
+export interface ConsumerBudgetFragment {
+  /** The budget's name in 429s, logs and metrics. */
+  readonly name: string;
+  readonly unit: RateLimitUnitSpec;
+  /** Money in pico-dollars, or tokens of a cost. */
+  readonly amount: { readonly picoUsd: bigint } | { readonly tokens: number; readonly cost: CostConfig };
+}
+
+/** What one Consumer contributes: who it is, its keys, its models and its own budgets. */
+export interface ConsumerFragment {
+  /** The Consumer construct, for messages. */
+  readonly scope: IConstruct;
+  /** Construct path of the target (the AIGateway or AIRoute), for messages and budget names. */
+  readonly targetPath: string;
+  readonly id: string;
+  /** The Secrets holding the consumer's keys, with the client ids (data keys) used. */
+  readonly secrets: readonly {
+    readonly name: string;
+    readonly namespace: string;
+    readonly clientIds: readonly string[];
+  }[];
+  /** The client-facing models the consumer may use; absent: all. */
+  readonly models?: readonly ModelMatch[];
+  readonly budgets: readonly ConsumerBudgetFragment[];
+  /** The processor-config name of the route the consumer is attached to; absent: the whole gateway. */
+  readonly route?: string;
+}
+
+/** One rule counting the own budgets of consumers of one scope, cost and window. */
+export interface ConsumerRuleGroup {
+  /** The key the processor writes each consumer's limit under (`limit.fromMetadata.key`). */
+  readonly metadataKey: string;
+  readonly rule: GlobalRateLimitRule;
+  readonly cost: CostConfig;
+  readonly budget: BudgetConfig;
+  readonly route?: string;
+  readonly money: boolean;
+  /** Per consumer id, its limit in this rule. */
+  readonly limits: ReadonlyMap<string, ConsumerLimit>;
 }
 
 /**
@@ -45,6 +112,8 @@ export interface BudgetFragment {
 export interface BudgetScope {
   /** Construct path of the target, for messages. */
   readonly path: string;
+  /** The namespace of the SecurityPolicy that authenticates the consumers attached to the target. */
+  readonly authNamespace: string;
   /** The model the budget contributes its fragment to (the target's processor's). */
   readonly model: GatewayModel;
   /** When the target is one AIRoute: its processor-config name (the value of the route header) and its fragment. */
@@ -53,7 +122,12 @@ export interface BudgetScope {
    * The AIGateway whose policy holds the budget, with the headers it sets from JWT claims; absent for a route on a
    * Gateway not managed by an AIGateway (its budgets go into its own policy).
    */
-  readonly gateway?: { readonly path: string; readonly claimHeaders: readonly string[] };
+  readonly gateway?: {
+    readonly path: string;
+    readonly claimHeaders: readonly string[];
+    /** Whether the gateway authenticates JWTs (`ClientIdentity.jwtClaim` needs it). */
+    readonly jwt: boolean;
+  };
 }
 
 /** Options of a GatewayModel. */
@@ -64,6 +138,23 @@ export interface GatewayModelOptions {
    * @default - budgets need no object of their own
    */
   readonly emitBudgetPolicy?: () => void;
+  /**
+   * Emits the SecurityPolicy authenticating the consumers of the whole gateway, called once, with the first such
+   * consumer; the policy reads `consumers` at synth.
+   * @default - consumers need no object of their own
+   */
+  readonly emitAuthPolicy?: () => void;
+  /**
+   * Whether the budgets' rules sit in one policy over every route of a Gateway, scoped by the route header the
+   * processor sets (an AIGateway's model), rather than in one route's own policy.
+   * @default false
+   */
+  readonly scopedByRouteHeader?: boolean;
+  /**
+   * What money budgets charge.
+   * @default PriceCatalog.defaults()
+   */
+  readonly prices?: PriceCatalog;
 }
 
 /**
@@ -79,6 +170,9 @@ export class GatewayModel {
   private readonly routeFragments: RouteFragment[] = [];
   private readonly budgetFragments: BudgetFragment[] = [];
   private readonly costs = new Map<string, { cost: CostConfig; owner: string }>();
+  private readonly consumerFragments: ConsumerFragment[] = [];
+  private readonly routeAuthHooks = new Map<string, () => void>();
+  private budgetPolicyEmitted = false;
   private servedModels?: { readonly revision: number; readonly exact: Set<string>; readonly others: ModelMatch[] };
 
   constructor(private readonly options: GatewayModelOptions = {}) {}
@@ -95,7 +189,22 @@ export class GatewayModel {
 
   /** Grows with every contribution: values derived from the model are cached per revision. */
   get revision(): number {
-    return this.routeFragments.length + this.budgetFragments.length;
+    return this.routeFragments.length + this.budgetFragments.length + this.consumerFragments.length;
+  }
+
+  /** The consumers, in construction order. */
+  get consumers(): readonly ConsumerFragment[] {
+    return this.consumerFragments;
+  }
+
+  /** What money budgets charge. */
+  get prices(): PriceCatalog {
+    return this.options.prices ?? PriceCatalog.defaults();
+  }
+
+  /** Whether rules are scoped by the route header (an AIGateway's model). */
+  get scopedByRouteHeader(): boolean {
+    return this.options.scopedByRouteHeader === true;
   }
 
   addRoute(fragment: RouteFragment): void {
@@ -116,20 +225,319 @@ export class GatewayModel {
     }
     if (!existing) this.costs.set(fragment.cost.metadataKey, { cost: fragment.cost, owner: fragment.owner });
     this.budgetFragments.push(Object.freeze({ ...fragment }));
-    if (this.budgetFragments.length === 1) this.options.emitBudgetPolicy?.();
+    this.ensureBudgetPolicy();
+  }
+
+  /**
+   * Adds a consumer; throws if its id or one of its client ids is already used by a consumer of the same processor
+   * (Envoy Gateway would authenticate a duplicated client id as the first Secret's only).
+   */
+  addConsumer(fragment: ConsumerFragment): void {
+    const sameId = this.consumerFragments.find((c) => c.id === fragment.id);
+    if (sameId) {
+      throw new AIGatewayValidationError(
+        fragment.scope.node.path,
+        'consumerId',
+        fragment.id,
+        `is already the id of consumer ${sameId.scope.node.path}; consumer ids are unique per gateway`,
+      );
+    }
+    for (const secret of fragment.secrets) {
+      for (const clientId of secret.clientIds) {
+        const owner = this.consumerFragments.find((c) => c.secrets.some((s) => s.clientIds.includes(clientId)));
+        if (owner) {
+          throw new AIGatewayValidationError(
+            fragment.scope.node.path,
+            'keys',
+            clientId,
+            `client id "${clientId}" is already a key of consumer ${owner.scope.node.path}; Envoy Gateway would ` +
+              `authenticate it as the first Secret's only: use another data key`,
+          );
+        }
+      }
+    }
+    this.consumerFragments.push(Object.freeze({ ...fragment }));
+    if (fragment.route === undefined) {
+      if (this.consumerFragments.filter((c) => c.route === undefined).length === 1) this.options.emitAuthPolicy?.();
+    } else {
+      this.routeAuthHooks.get(fragment.route)?.();
+    }
+    if (fragment.budgets.length > 0) this.ensureBudgetPolicy();
+  }
+
+  /** Registers what emits the SecurityPolicy of the route `route` when its first consumer attaches. */
+  onRouteConsumer(route: string, emit: () => void): void {
+    let emitted = false;
+    this.routeAuthHooks.set(route, () => {
+      if (emitted) return;
+      emitted = true;
+      emit();
+    });
+  }
+
+  /** The consumers authenticated on `route`: the gateway's and the route's own. */
+  consumersOf(route: string | undefined): ConsumerFragment[] {
+    return this.consumerFragments.filter((c) => c.route === undefined || c.route === route);
+  }
+
+  private ensureBudgetPolicy(): void {
+    if (this.budgetPolicyEmitted) return;
+    this.budgetPolicyEmitted = true;
+    this.options.emitBudgetPolicy?.();
   }
 
   /** The costs of every budget, one per metadata key, sorted by key. */
   costConfigs(): CostConfig[] {
-    return [...this.costs.values()]
-      .map((entry) => entry.cost)
-      .sort((a, b) => a.metadataKey.localeCompare(b.metadataKey));
+    const costs = new Map([...this.costs.entries()].map(([key, entry]) => [key, entry.cost]));
+    for (const group of this.consumerRuleGroups()) costs.set(group.cost.metadataKey, group.cost);
+    return [...costs.values()].sort((a, b) => a.metadataKey.localeCompare(b.metadataKey));
+  }
+
+  /** Every rule of the budget policy: the budgets', then one per group of consumer budgets. */
+  rules(): GlobalRateLimitRule[] {
+    const rules = [...this.budgetFragments.map((b) => b.rule), ...this.consumerRuleGroups().map((g) => g.rule)];
+    const max = CRD_LIMITS.budgetRules.maxItems;
+    if (rules.length > max) {
+      throw new Error(
+        `the budgets hold ${rules.length} rules (${this.budgetFragments.length} budgets and ` +
+          `${rules.length - this.budgetFragments.length} groups of consumer budgets), more than the ${max} one ` +
+          `BackendTrafficPolicy takes (rateLimit.global.rules)`,
+      );
+    }
+    return rules;
+  }
+
+  /** The budgets as the processor config describes them. */
+  budgetConfigs(): BudgetConfig[] {
+    return [...this.budgetFragments.map((b) => b.config), ...this.consumerRuleGroups().map((g) => g.budget)];
+  }
+
+  /**
+   * The consumers as the processor config describes them, with their own limits; undefined without consumers.
+   * @param clientIdHeader the header apiKeyAuth forwards client ids in
+   */
+  consumerConfigs(clientIdHeader: string): { clientIdHeader: string; entries: ConsumerConfig[] } | undefined {
+    if (this.consumerFragments.length === 0) return undefined;
+    const groups = this.consumerRuleGroups();
+    return {
+      clientIdHeader,
+      entries: this.consumerFragments.map((c) => ({
+        id: c.id,
+        clientIds: c.secrets.flatMap((s) => s.clientIds),
+        ...(c.models ? { models: c.models.map((m) => m._toConfig()) } : {}),
+        limits: groups.flatMap((g) => {
+          const limit = g.limits.get(c.id);
+          return limit ? [limit] : [];
+        }),
+      })),
+    };
+  }
+
+  /**
+   * The rules of the consumers' own budgets: one per (scope, cost, window), whatever the number of consumers. Each
+   * reads the consumer's limit from the metadata the processor writes; its static limit (the most uint32 holds)
+   * applies to consumers without a budget of that cost and window. Money is counted in the finest unit in which the
+   * group's largest limit fits uint32.
+   */
+  consumerRuleGroups(): ConsumerRuleGroup[] {
+    const revision = this.revision;
+    if (this.groups?.revision === revision) return this.groups.groups;
+    const members = new Map<
+      string,
+      {
+        route?: string;
+        unit: RateLimitUnitSpec;
+        cost?: CostConfig;
+        entries: [ConsumerFragment, ConsumerBudgetFragment][];
+      }
+    >();
+    for (const consumer of this.consumerFragments) {
+      for (const budget of consumer.budgets) {
+        const kind = 'picoUsd' in budget.amount ? 'usd' : budget.amount.cost.metadataKey;
+        const key = `${consumer.route ?? ''}|${kind}|${budget.unit}`;
+        let group = members.get(key);
+        if (!group) {
+          group = {
+            ...(consumer.route !== undefined ? { route: consumer.route } : {}),
+            unit: budget.unit,
+            ...('cost' in budget.amount ? { cost: budget.amount.cost } : {}),
+            entries: [],
+          };
+          members.set(key, group);
+        }
+        group.entries.push([consumer, budget]);
+      }
+    }
+    const groups = [...members.values()].map((group) => this.consumerRuleGroup(group));
+    this.groups = { revision, groups };
+    return groups;
+  }
+
+  private groups?: { readonly revision: number; readonly groups: ConsumerRuleGroup[] };
+
+  private consumerRuleGroup(group: {
+    route?: string;
+    unit: RateLimitUnitSpec;
+    cost?: CostConfig;
+    entries: [ConsumerFragment, ConsumerBudgetFragment][];
+  }): ConsumerRuleGroup {
+    const unitName = group.unit.toUpperCase() as RateLimitUnitName;
+    let cost: CostConfig;
+    const amounts = new Map<string, { units: number; budget: ConsumerBudgetFragment }>();
+    if (group.cost) {
+      cost = group.cost;
+      for (const [consumer, budget] of group.entries) {
+        amounts.set(consumer.id, { units: (budget.amount as { tokens: number }).tokens, budget });
+      }
+    } else {
+      const largest = group.entries.reduce(
+        (max, [, b]) =>
+          (b.amount as { picoUsd: bigint }).picoUsd > max ? (b.amount as { picoUsd: bigint }).picoUsd : max,
+        0n,
+      );
+      const unit = moneyUnitFor(largest)!;
+      cost = { metadataKey: unit.costKey, type: 'Price', picoUsdPerUnit: unit.picoUsdPerUnit };
+      for (const [consumer, budget] of group.entries) {
+        const units = Number((budget.amount as { picoUsd: bigint }).picoUsd / BigInt(unit.picoUsdPerUnit));
+        if (units === 0) {
+          throw new AIGatewayValidationError(
+            consumer.scope.node.path,
+            'budgets',
+            budget.name,
+            `is less than one unit (${unit.picoUsdPerUnit} pico-dollars) of the rule it shares with larger budgets ` +
+              `of the same window; raise it`,
+          );
+        }
+        amounts.set(consumer.id, { units, budget });
+      }
+    }
+    const scopeKey = group.route === undefined ? '' : `_r${shortHash(group.route, 8)}`;
+    const kind = group.cost ? group.cost.metadataKey : 'usd';
+    const metadataKey = `consumer_${kind}_${group.unit.toLowerCase()}${scopeKey}`;
+    const headers: RateLimitHeaderSelector[] = [];
+    if (this.scopedByRouteHeader) {
+      headers.push(
+        group.route === undefined
+          ? { name: ROUTE_HEADER, type: 'RegularExpression', value: '.+' }
+          : { name: ROUTE_HEADER, type: 'Exact', value: group.route },
+      );
+    }
+    headers.push({ name: CONSUMER_HEADER, type: 'Distinct' });
+    const target = group.entries[0][0].targetPath;
+    return {
+      metadataKey,
+      route: group.route,
+      money: group.cost === undefined,
+      cost,
+      rule: {
+        clientSelectors: [{ headers }],
+        limit: {
+          requests: MAX_RATE_LIMIT_VALUE,
+          unit: group.unit,
+          fromMetadata: { namespace: METADATA_NAMESPACE, key: metadataKey },
+        },
+        cost: {
+          request: { from: 'Number', number: 0 },
+          response: { from: 'Metadata', metadata: { namespace: METADATA_NAMESPACE, key: cost.metadataKey } },
+        },
+        shared: true,
+        xRateLimitHeaders: 'DraftVersion03',
+      },
+      budget: {
+        name: budgetName(`${target}/consumer budgets (${kind} per ${group.unit.toLowerCase()})`),
+        costKey: cost.metadataKey,
+        limit: MAX_RATE_LIMIT_VALUE,
+        unit: unitName,
+        ...(group.route !== undefined ? { route: group.route } : {}),
+        limitMetadataKey: metadataKey,
+        shadow: false,
+      },
+      limits: new Map(
+        [...amounts.entries()].map(([id, { units, budget }]) => [
+          id,
+          { budget: budgetName(budget.name), metadataKey, requestsPerUnit: units, unit: unitName },
+        ]),
+      ),
+    };
+  }
+
+  /** The processor-config names of the routes a money budget covers (all routes when one covers the gateway). */
+  pricedRoutes(): Set<string> {
+    const scopes = [
+      ...this.budgetFragments.filter((b) => b.money).map((b) => b.route),
+      ...this.consumerRuleGroups()
+        .filter((g) => g.money)
+        .map((g) => g.route),
+    ];
+    const all = this.routeFragments.map((r) => r.route.name);
+    if (scopes.some((route) => route === undefined)) return new Set(all);
+    return new Set(scopes.filter((route): route is string => route !== undefined && all.includes(route)));
+  }
+
+  /** The names of the routes requests must come from a consumer on: those consumers authenticate. */
+  consumerRoutes(): Set<string> {
+    const names = new Set<string>();
+    for (const route of this.routeFragments) {
+      if (this.consumersOf(route.route.name).length > 0) names.add(route.route.name);
+    }
+    return names;
+  }
+
+  /**
+   * What the routes money budgets cover can send upstream, priced: every exact model name (a backend's
+   * `modelNameOverride`, else an exact match), and the catalog's models a prefix or regex match admits. `unpriced`
+   * lists each exact name the catalog lacks once, with the first route sending it.
+   */
+  chargedModels(): { prices: ModelPrice[]; unpriced: { model: string; route: string }[] } {
+    const routes = this.pricedRoutes();
+    const catalog = this.prices;
+    const prices = new Map<string, ModelPrice>();
+    const unpriced = new Map<string, string>();
+    const exact = (model: string, route: string) => {
+      const price = catalog._price(model);
+      if (price) prices.set(model, price);
+      else if (!unpriced.has(model)) unpriced.set(model, route);
+    };
+    for (const fragment of this.routeFragments) {
+      const route = fragment.route.name;
+      if (!routes.has(route)) continue;
+      for (const rule of fragment.route.rules) {
+        for (const backend of rule.backends) {
+          if (backend.modelNameOverride !== undefined) {
+            exact(backend.modelNameOverride, route);
+            continue;
+          }
+          for (const match of rule.models) {
+            if (match.type === 'Exact') exact(match.value, route);
+            else {
+              const modelMatch =
+                match.type === 'Prefix' ? ModelMatch.prefix(match.value) : ModelMatch.regex(match.value);
+              for (const model of catalog.models) {
+                if (modelMatch.matches(model)) prices.set(model, catalog._price(model)!);
+              }
+            }
+          }
+        }
+      }
+    }
+    return {
+      prices: [...prices.values()].sort((a, b) => a.model.localeCompare(b.model)),
+      unpriced: [...unpriced.entries()].map(([model, route]) => ({ model, route })),
+    };
+  }
+
+  /** The JWT claims budgets ask the gateway to copy into headers, each once. */
+  budgetClaims(): { readonly claim: string; readonly header: string }[] {
+    const claims = new Map<string, string>();
+    for (const budget of this.budgetFragments) if (budget.claim) claims.set(budget.claim.claim, budget.claim.header);
+    return [...claims.entries()].map(([claim, header]) => ({ claim, header }));
   }
 
   /** The headers requests of `route` must carry: the route's own and those of the budgets over it. */
   requiredHeaders(route: RouteFragment): string[] {
     const headers = new Set(route.route.requiredHeaders);
     for (const budget of this.budgetFragments) {
+      if (budget.consumerKeyed) continue; // the processor requires a consumer instead (`consumerRequired`)
       if (budget.clientHeader !== undefined && (budget.route === undefined || budget.route === route.route.name))
         headers.add(budget.clientHeader);
     }
@@ -162,4 +570,9 @@ export class GatewayModel {
       .filter((b) => b.route === undefined && b.clientHeader !== undefined)
       .map((b) => ({ header: b.clientHeader!, owner: b.owner }));
   }
+}
+
+/** A budget name within the config's 253 characters: a long construct path keeps its end. */
+export function budgetName(name: string): string {
+  return name.length <= 253 ? name : `...${name.slice(name.length - 250)}`;
 }

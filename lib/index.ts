@@ -54,9 +54,15 @@ export type {
   SecretKeyReference,
 } from './credentials';
 
-// Token budgets and the Redis they are counted in.
+// Budgets (tokens and money), consumers with API keys, prices, and the Redis budgets are counted in.
 export { ClientIdentity, ModelScope, RateLimitUnit, TokenCost, TokenRateLimit } from './token-rate-limit';
-export type { IBudgetTarget, TokenRateLimitProps } from './token-rate-limit';
+export type { BudgetOptions, IBudgetTarget, TokenRateLimitProps } from './token-rate-limit';
+export { SpendLimit } from './spend-limit';
+export type { SpendLimitProps } from './spend-limit';
+export { Money, PriceCatalog } from './money';
+export type { ModelPricing } from './money';
+export { ApiKey, Consumer } from './consumer';
+export type { ApiKeyOptions, ConsumerBudget, ConsumerProps } from './consumer';
 export { RateLimitRedis, REDIS_DEFAULT_IMAGE } from './rate-limit-redis';
 export type {
   EnvoyGatewayHelmValues,
@@ -74,6 +80,8 @@ export { AIGatewayValidationError } from './errors';
 // contract between this library and the processor image of the same version only, so its types are not exported.
 export {
   BACKEND_HEADER,
+  CLIENT_ID_HEADER,
+  CONSUMER_HEADER,
   METADATA_NAMESPACE,
   MODEL_HEADER,
   TOKEN_METADATA_KEYS,

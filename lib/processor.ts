@@ -4,6 +4,7 @@ import * as k8s from 'cdk8s-plus-28/lib/imports/k8s';
 import { IntOrString, KubeNetworkPolicy, KubePodDisruptionBudget } from 'cdk8s-plus-28/lib/imports/k8s';
 import { Construct, type IConstruct } from 'constructs';
 import {
+  CLIENT_ID_HEADER,
   CONFIG_VERSION,
   MANIFEST_KEY,
   MAX_BUNDLE_PARTS,
@@ -472,16 +473,29 @@ export class Processor extends Construct {
    */
   _renderConfig(): ProcessorConfig {
     const model = this._model;
+    const consumerRoutes = model.consumerRoutes();
+    const pricedRoutes = model.pricedRoutes();
+    const { prices } = model.chargedModels();
+    const consumers = model.consumerConfigs(CLIENT_ID_HEADER);
+    const budgets = model.budgetConfigs();
     const document: ProcessorConfig = {
       version: CONFIG_VERSION,
       maxRequestBodyBytes: this.props.maxRequestBodyBytes,
       backends: model.routes.flatMap((fragment) => fragment.backends),
-      routes: model.routes.map((fragment) => ({ ...fragment.route, requiredHeaders: model.requiredHeaders(fragment) })),
+      routes: model.routes.map((fragment) => ({
+        ...fragment.route,
+        requiredHeaders: model.requiredHeaders(fragment),
+        ...(consumerRoutes.has(fragment.route.name) ? { consumerRequired: true } : {}),
+        ...(pricedRoutes.has(fragment.route.name) ? { priceRequired: true } : {}),
+      })),
       costs: model.costConfigs(),
       circuitBreaker: {
         failureThreshold: this.props.circuitBreakerFailureThreshold ?? 5,
         openDurationMs: (this.props.circuitBreakerOpenDuration ?? Duration.seconds(30)).toMilliseconds(),
       },
+      ...(prices.length > 0 ? { prices } : {}),
+      ...(consumers ? { consumers } : {}),
+      ...(budgets.length > 0 ? { budgets } : {}),
     };
     try {
       return parseProcessorConfig(document);

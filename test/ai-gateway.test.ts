@@ -88,10 +88,18 @@ describe('AIGateway', () => {
     expect(findOne(custom, 'ClientTrafficPolicy').spec.connection.bufferLimit).toBe('8Mi');
   });
 
-  it('strips the headers only the processor may set before any filter or route sees them', () => {
+  it('strips the headers only the gateway may set before any filter or route sees them', () => {
     const policy = findOne(gatewayOnly().manifests(), 'ClientTrafficPolicy');
     expect(policy.spec.headers).toEqual({
-      earlyRequestHeaders: { remove: ['x-ai-gateway-backend', 'x-ai-eg-model', 'x-ai-gateway-route'] },
+      earlyRequestHeaders: {
+        remove: [
+          'x-ai-gateway-backend',
+          'x-ai-eg-model',
+          'x-ai-gateway-route',
+          'x-ai-gateway-consumer',
+          'x-ai-gateway-client-id',
+        ],
+      },
     });
   });
 

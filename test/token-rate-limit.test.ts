@@ -100,6 +100,7 @@ describe('TokenRateLimit', () => {
                 limit: { requests: 100000, unit: 'Hour' },
                 cost: costOf('llm_total_token'),
                 shared: true,
+                xRateLimitHeaders: 'DraftVersion03',
               },
               {
                 // Not shared: one bucket per AIRoute, whatever the number of its backends, matches and hostnames.
@@ -107,6 +108,7 @@ describe('TokenRateLimit', () => {
                 limit: { requests: 5000000, unit: 'Day' },
                 cost: costOf('llm_output_token'),
                 shared: true,
+                xRateLimitHeaders: 'DraftVersion03',
               },
               {
                 // A route budget: that route's requests only, one bucket per model.
@@ -121,6 +123,7 @@ describe('TokenRateLimit', () => {
                 limit: { requests: 10, unit: 'Minute' },
                 cost: costOf('llm_total_token'),
                 shared: true,
+                xRateLimitHeaders: 'DraftVersion03',
               },
             ],
           },
@@ -179,6 +182,7 @@ describe('TokenRateLimit', () => {
         limit: { requests: 10, unit: 'Second' },
         cost: costOf('llm_cached_input_token'),
         shared: true,
+        xRateLimitHeaders: 'DraftVersion03',
       },
     ]);
     const config = parseProcessorConfig(JSON.parse(findOne(all, 'ConfigMap').data['config.json']));
@@ -227,6 +231,7 @@ describe('TokenRateLimit', () => {
         limit: { requests: 10, unit: 'Minute' },
         cost: costOf('llm_total_token'),
         shared: true,
+        xRateLimitHeaders: 'DraftVersion03',
       },
     ]);
   });
@@ -481,7 +486,7 @@ describe('TokenRateLimit', () => {
             client: ClientIdentity.header('x-tenant-id'),
           }),
       ).toThrow(
-        /team\/Route\/Budget: invalid client "x-tenant-id": ClientIdentity.header\(\) needs a header the gateway sets from a verified JWT claim \(AIGateway jwt.claimToHeaders; it authenticates nobody\); clients can send any value in other headers: map a claim to it, or choose ClientIdentity.unverifiedHeader\('x-tenant-id'\) explicitly/,
+        /team\/Route\/Budget: invalid client "x-tenant-id": ClientIdentity.header\(\) needs a header the gateway sets from a verified JWT claim \(AIGateway jwt.claimToHeaders; it authenticates nobody\); clients can send any value in other headers: map a claim to it, use ClientIdentity.jwtClaim\(\), or choose ClientIdentity.unverifiedHeader\('x-tenant-id'\) explicitly/,
       );
     });
 
@@ -585,7 +590,7 @@ describe('TokenRateLimit', () => {
             client: { header: 'x-tenant-id' } as unknown as ClientIdentity,
           }),
       ).toThrow(
-        /team\/Route\/Budget: invalid client \{"header":"x-tenant-id"\}: must be created with ClientIdentity.header\/unverifiedHeader/,
+        /team\/Route\/Budget: invalid client \{"header":"x-tenant-id"\}: must be created with ClientIdentity.jwtClaim\/consumer\/apiKey\/header\/unverifiedHeader/,
       );
     });
 

@@ -108,6 +108,8 @@ const app = new AIGatewayApp('ai-gateway-example', (app) => {
     cost: TokenCost.totalTokens(),
     client: ClientIdentity.unverifiedHeader('x-tenant-id'),
     shared: true,
+    // Budgets are named by their construct path in 429s and metrics: the same path as in the cdk8s example.
+    constructPath: 'platform/TenantBudget',
   });
 
   const chat = new AIRoute('chat', {
@@ -141,6 +143,7 @@ const app = new AIGatewayApp('ai-gateway-example', (app) => {
     cost: TokenCost.expression('input_tokens + 4 * output_tokens'),
     client: ClientIdentity.unverifiedHeader('x-tenant-id'),
     models: ModelScope.eachModel(),
+    constructPath: 'team-chat/ModelBudget',
   });
 
   return {

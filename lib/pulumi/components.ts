@@ -300,8 +300,7 @@ export class ProviderBackend extends AIGatewayComponent {
       secrets.push({
         name: credentials.secret.secretName,
         namespace,
-        key: credentials.key,
-        value: credentials.secret.value,
+        entries: [{ key: credentials.key, value: credentials.secret.value }],
       });
     } else {
       credentialProps = credentials;
@@ -451,6 +450,154 @@ export class TokenRateLimit extends AIGatewayComponent {
     });
     this.metadataKey = field(constructOf<cdk.TokenRateLimit>(built, 'TokenRateLimit'), (t) => t.metadataKey);
     this.registerOutputs({ metadataKey: this.metadataKey });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// SpendLimit
+
+export interface SpendLimitArgs extends Omit<cdk.SpendLimitProps, 'target'>, ComponentExtras {
+  /** An AIGateway (budget over all its routes) or an AIRoute of this program. */
+  readonly target: AIGateway | AIRoute;
+}
+
+/**
+ * See the cdk8s `SpendLimit`. Like a TokenRateLimit, its rule and prices join its gateway's policy and processor
+ * config; this component outputs the money cost's metadata key and unit.
+ */
+export class SpendLimit extends AIGatewayComponent {
+  /** The metadata key of the money cost the budget charges. */
+  readonly metadataKey: pulumi.Output<string>;
+  /** The unit the limit is counted in, in pico-dollars. */
+  readonly picoUsdPerUnit: pulumi.Output<number>;
+
+  constructor(name: string, args: SpendLimitArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(`${TYPE_PREFIX}SpendLimit`, name, 'SpendLimit', args, opts);
+    const built = this.joinModel({
+      name,
+      kind: 'SpendLimit',
+      path: pathOf('SpendLimit', name, args),
+      props: withoutExtras(args),
+      build: (chart, id, resolved, context) => {
+        const props = resolved as SpendLimitArgs;
+        const target = context.constructOf(props.target) as cdk.AIGateway | cdk.AIRoute;
+        return new cdk.SpendLimit(chart, id, { ...props, target });
+      },
+    });
+    const limit = constructOf<cdk.SpendLimit>(built, 'SpendLimit');
+    this.metadataKey = field(limit, (l) => l.metadataKey);
+    this.picoUsdPerUnit = field(limit, (l) => l.picoUsdPerUnit);
+    this.registerOutputs({ metadataKey: this.metadataKey, picoUsdPerUnit: this.picoUsdPerUnit });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Consumer
+
+/** API keys the Pulumi component generates (with `@pulumi/random`) and stores in a Secret it creates. */
+export interface GeneratedApiKeys {
+  /** Name of the Secret to create, in the namespace of the target's SecurityPolicy (gateway's or route's). */
+  readonly secretName: string;
+  /** One generated key per client id (the Secret's data keys). */
+  readonly clientIds: readonly string[];
+  /**
+   * Length of each key (letters and digits).
+   * @default 48
+   */
+  readonly length?: number;
+}
+
+export interface ConsumerArgs extends Omit<cdk.ConsumerProps, 'target' | 'keys'>, ComponentExtras {
+  // `consumerId` defaults to the Pulumi name, lower-cased.
+  /** An AIGateway (all its routes) or an AIRoute of this program. */
+  readonly target: AIGateway | AIRoute;
+  /**
+   * Keys in existing Secrets.
+   * @default - none (then `generatedKeys` is needed)
+   */
+  readonly keys?: readonly cdk.ApiKey[];
+  /**
+   * Keys the component generates as Pulumi secrets (`@pulumi/random` RandomPassword, an optional peer dependency)
+   * and stores in a Secret it creates; read them from the `generatedKeys` output, a Pulumi secret.
+   * @default - none
+   */
+  readonly generatedKeys?: GeneratedApiKeys;
+}
+
+/**
+ * See the cdk8s `Consumer`. Besides referencing existing Secrets it can generate keys: they stay secret in Pulumi
+ * state and reach no output but `generatedKeys`, itself a secret.
+ */
+export class Consumer extends AIGatewayComponent {
+  readonly consumerId: pulumi.Output<string>;
+  /** The generated keys by client id (a Pulumi secret); empty without `generatedKeys`. */
+  readonly generatedKeys: pulumi.Output<Record<string, string>>;
+
+  constructor(name: string, args: ConsumerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super(`${TYPE_PREFIX}Consumer`, name, 'Consumer', args, opts);
+    const { generatedKeys: generate, ...rest } = withoutExtras(args);
+    const secrets: ManagedSecretObject[] = [];
+    let values: Record<string, pulumi.Output<string>> = {};
+    const keys: cdk.ApiKey[] = [...(rest.keys ?? [])];
+    if (generate) {
+      values = this.generateKeys(name, generate);
+      const namespace = args.target instanceof AIGateway ? args.target.gatewayNamespace : args.target.namespace;
+      secrets.push({
+        name: generate.secretName,
+        namespace,
+        entries: Object.entries(values).map(([key, value]) => ({ key, value })),
+      });
+      keys.push(cdk.ApiKey.fromSecret(generate.secretName, generate.clientIds));
+    }
+    const built = this.joinModel({
+      name,
+      kind: 'Consumer',
+      path: pathOf('Consumer', name, args),
+      props: { ...rest, keys, consumerId: rest.consumerId ?? name.toLowerCase() },
+      secrets,
+      build: (chart, id, resolved, context) => {
+        const props = resolved as ConsumerArgs & { keys: cdk.ApiKey[] };
+        const target = context.constructOf(props.target) as cdk.AIGateway | cdk.AIRoute;
+        return new cdk.Consumer(chart, id, { ...props, target });
+      },
+    });
+    this.consumerId = field(constructOf<cdk.Consumer>(built, 'Consumer'), (c) => c.consumerId);
+    this.generatedKeys = pulumi.secret(pulumi.all(values));
+    this.registerOutputs({ consumerId: this.consumerId, generatedKeys: this.generatedKeys });
+  }
+
+  /** One RandomPassword per client id, children of this component. */
+  private generateKeys(name: string, generate: GeneratedApiKeys): Record<string, pulumi.Output<string>> {
+    if (generate.clientIds.length === 0) {
+      throw new Error(`Consumer ${name}: generatedKeys.clientIds must list at least one client id`);
+    }
+    const length = generate.length ?? 48;
+    if (!Number.isInteger(length) || length < 32 || length > 256) {
+      throw new Error(`Consumer ${name}: generatedKeys.length ${length} must be an integer from 32 to 256`);
+    }
+    const random = loadRandom(name);
+    const values: Record<string, pulumi.Output<string>> = {};
+    for (const clientId of generate.clientIds) {
+      const password = new random.RandomPassword(
+        `${name}-${clientId}`,
+        { length, special: false },
+        { parent: this, additionalSecretOutputs: ['result'] },
+      );
+      values[clientId] = pulumi.secret(password.result);
+    }
+    return values;
+  }
+}
+
+/** `@pulumi/random`, an optional peer dependency needed only to generate keys. */
+function loadRandom(name: string): typeof import('@pulumi/random') {
+  try {
+    return require('@pulumi/random') as typeof import('@pulumi/random');
+  } catch {
+    throw new Error(
+      `Consumer ${name}: generatedKeys needs the package @pulumi/random (an optional peer dependency of ` +
+        'ai-gateway-constructs); install it, or reference existing Secrets with keys: [ApiKey.fromSecret(...)]',
+    );
   }
 }
 

@@ -5,7 +5,15 @@
 export { AIGatewayApp } from './app';
 export { AIGatewayComponent } from './model';
 export type { ChildResource } from './model';
-export { AIGateway, AIRoute, ProviderBackend, RateLimitRedis, TokenRateLimit } from './components';
+export {
+  AIGateway,
+  AIRoute,
+  Consumer,
+  ProviderBackend,
+  RateLimitRedis,
+  SpendLimit,
+  TokenRateLimit,
+} from './components';
 export type {
   AIGatewayArgs,
   AllowedRouteNamespaces,
@@ -14,10 +22,13 @@ export type {
   BackendArgs,
   BackendCredentials,
   ComponentExtras,
+  ConsumerArgs,
+  GeneratedApiKeys,
   ExternalRedisArgs,
   GatewayReferenceArgs,
   InClusterRedisArgs,
   RouteBackendArgs,
+  SpendLimitArgs,
   TokenRateLimitArgs,
 } from './components';
 export { ManagedCredentials } from './credentials';

@@ -67,12 +67,11 @@ export interface Joined {
   readonly construct: pulumi.Output<Opaque<Construct | undefined>>;
 }
 
-/** A Kubernetes Secret holding one Pulumi value under one key. */
+/** A Kubernetes Secret holding Pulumi values, each under its key. */
 export interface ManagedSecretObject {
   readonly name: string;
   readonly namespace: pulumi.Input<string>;
-  readonly key: string;
-  readonly value: pulumi.Input<string>;
+  readonly entries: readonly { readonly key: string; readonly value: pulumi.Input<string> }[];
 }
 
 export interface ConstructPath {
@@ -367,14 +366,18 @@ export class Model {
             kind: 'Secret',
             metadata: { name: secret.name, namespace: resolve(secret.namespace) as string },
             type: 'Opaque',
-            stringData: { [secret.key]: '(secret)' },
+            stringData: Object.fromEntries(secret.entries.map((entry) => [entry.key, '(secret)'])),
           };
           return {
             member,
             plan: secretPlan,
             path: `ManagedSecret/${secret.name}`,
             manifest: gate.apply(() => secretPlan),
-            secretFields: { stringData: pulumi.output(secret.value).apply((value) => ({ [secret.key]: value })) },
+            secretFields: {
+              stringData: pulumi
+                .all(secret.entries.map((entry) => entry.value))
+                .apply((values) => Object.fromEntries(secret.entries.map((entry, i) => [entry.key, values[i]]))),
+            },
             parent: member.component,
             parentName: member.name,
             legacyParent: rootUrnOf(member.component),

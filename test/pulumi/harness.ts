@@ -21,6 +21,8 @@ export interface MockOptions {
   readonly preview?: boolean;
   /** Resource types whose outputs the mock leaves unset (unknown during preview). */
   readonly unknownOutputsFor?: readonly string[];
+  /** Outputs of resource types the mock computes from their inputs (e.g. a RandomPassword's `result`). */
+  readonly outputsFor?: Readonly<Record<string, (inputs: Record<string, unknown>) => Record<string, unknown>>>;
 }
 
 export interface Mocked {
@@ -50,7 +52,9 @@ export async function useMocks(options: MockOptions = {}): Promise<Mocked> {
     {
       newResource: (args) => ({
         id: `${args.name}_id`,
-        state: options.unknownOutputsFor?.includes(args.type) ? {} : args.inputs,
+        state: options.unknownOutputsFor?.includes(args.type)
+          ? {}
+          : { ...args.inputs, ...options.outputsFor?.[args.type]?.(args.inputs as Record<string, unknown>) },
       }),
       call: (args) => args.inputs,
     },
