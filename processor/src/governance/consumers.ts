@@ -1,7 +1,7 @@
 /**
  * Consumers: the client id Envoy Gateway's apiKeyAuth forwards (config `consumers.clientIdHeader`) mapped to a
  * consumer, compiled once per config. For each consumer everything the request path writes is prepared at load: the
- * header changes (CONSUMER_HEADER set, the client-id header removed) and the dynamic metadata that carries its own
+ * header changes (CONSUMER_HEADER set) and the dynamic metadata that carries its own
  * budget limits, so a request of a known consumer allocates nothing for them.
  */
 import {
@@ -26,7 +26,10 @@ export interface ConsumerRuntime {
    * that routes the request (Envoy computes rate-limit descriptors after it). Undefined without limits.
    */
   readonly limitMetadata: EncodedStruct | undefined;
-  /** CONSUMER_HEADER set to its id; the client-id header removed. */
+  /**
+   * CONSUMER_HEADER set to its id. The client-id header stays: Envoy computes the budgets' descriptors again from the
+   * request headers when the stream ends to charge the response, and a per-key budget keys on it.
+   */
   readonly headerChanges: HeaderChanges;
 }
 
@@ -41,7 +44,7 @@ export class ConsumerDirectory {
     this.clientIdHeader = config.clientIdHeader;
     this.anonymousChanges = { setHeaders: {}, removeHeaders: [CONSUMER_HEADER, config.clientIdHeader] };
     for (const consumer of config.entries) {
-      const compiled = compileConsumer(consumer, config.clientIdHeader);
+      const compiled = compileConsumer(consumer);
       this.byId.set(consumer.id, compiled);
       for (const clientId of consumer.clientIds) this.byClientId.set(clientId, compiled);
     }
@@ -53,7 +56,7 @@ export class ConsumerDirectory {
   }
 }
 
-function compileConsumer(consumer: ConsumerConfig, clientIdHeader: string): ConsumerRuntime {
+function compileConsumer(consumer: ConsumerConfig): ConsumerRuntime {
   const match = consumer.models === undefined ? undefined : compileModelMatchers(consumer.models);
   const limits: Record<string, StructValue> = {};
   for (const limit of consumer.limits) {
@@ -67,7 +70,7 @@ function compileConsumer(consumer: ConsumerConfig, clientIdHeader: string): Cons
     limitMetadata: consumer.limits.length === 0 ? undefined : encodeStruct({ [METADATA_NAMESPACE]: limits }),
     headerChanges: {
       setHeaders: { [CONSUMER_HEADER]: consumer.id },
-      removeHeaders: [clientIdHeader],
+      removeHeaders: [],
       repeatable: true,
     },
   };
