@@ -218,8 +218,8 @@ export function upstreamAnswer(
 }
 
 /**
- * With consumers configured: CONSUMER_HEADER set to the consumer's id (removed for requests without one) and the
- * client-id header removed, both prepared at load. Without consumers: nothing (a consumer header a client sent is
+ * With consumers configured: CONSUMER_HEADER set to the consumer's id (removed, with the client-id header, for
+ * requests without one), prepared at load. Without consumers: nothing (a consumer header a client sent is
  * removed with the other gateway-internal headers it sent).
  */
 function consumerChanges(runtime: RuntimeConfig, consumer: ConsumerRuntime | undefined): HeaderChanges | undefined {
