@@ -325,18 +325,16 @@ export class GatewayModel {
         id: c.id,
         clientIds: c.secrets.flatMap((s) => s.clientIds),
         ...(c.models ? { models: c.models.map((m) => m._toConfig()) } : {}),
-        limits: groups.flatMap((g) => {
-          const limit = g.limits.get(c.id);
-          return limit ? [limit] : [];
-        }),
+        limits: groups.map((g) => g.limits.get(c.id) ?? unlimitedIn(g)),
       })),
     };
   }
 
   /**
    * The rules of the consumers' own budgets: one per (scope, cost, window), whatever the number of consumers. Each
-   * reads the consumer's limit from the metadata the processor writes; its static limit (the most uint32 holds)
-   * applies to consumers without a budget of that cost and window. Money is counted in the finest unit in which the
+   * reads the consumer's limit from the metadata the processor writes. Consumers without a budget of that cost and
+   * window get a limit too (see unlimitedIn): the rule's static limit, the most uint32 holds, would otherwise cap
+   * them, e.g. at $4,294 per 30 days in micro-dollars. Money is counted in the finest unit in which the
    * group's largest limit fits uint32.
    */
   consumerRuleGroups(): ConsumerRuleGroup[] {
@@ -575,4 +573,17 @@ export class GatewayModel {
 /** A budget name within the config's 253 characters: a long construct path keeps its end. */
 export function budgetName(name: string): string {
   return name.length <= 253 ? name : `...${name.slice(name.length - 250)}`;
+}
+
+/**
+ * The limit of a consumer without a budget in `group`: as much as uint32 holds per second, which no consumer spends,
+ * so the rule never limits it. The rule's own window would make the static limit a real cap.
+ */
+function unlimitedIn(group: ConsumerRuleGroup): ConsumerLimit {
+  return {
+    budget: budgetName(`${group.budget.name} (no limit for this consumer)`),
+    metadataKey: group.metadataKey,
+    requestsPerUnit: MAX_RATE_LIMIT_VALUE,
+    unit: 'SECOND',
+  };
 }

@@ -333,6 +333,14 @@ describe('consumer budgets', () => {
       },
     ]);
     const config = processorConfig(all);
+    // A consumer without a budget of a group's cost and window is not capped by the rule's static limit (in
+    // micro-dollars per 30 days that would be $4,294): it gets uint32's maximum per second.
+    const unlimited = (group: string, metadataKey: string) => ({
+      budget: `platform/Gateway/consumer budgets (${group}) (no limit for this consumer)`,
+      metadataKey,
+      requestsPerUnit: 4_294_967_295,
+      unit: 'SECOND',
+    });
     expect(config.consumers!.entries.map((c) => [c.id, c.limits])).toEqual([
       [
         'big',
@@ -343,6 +351,7 @@ describe('consumer budgets', () => {
             requestsPerUnit: 500_000_000,
             unit: 'MONTH',
           },
+          unlimited('llm_output_token per day', 'consumer_llm_output_token_day'),
         ],
       ],
       [
@@ -357,7 +366,13 @@ describe('consumer budgets', () => {
           },
         ],
       ],
-      ['free', []],
+      [
+        'free',
+        [
+          unlimited('usd per month', 'consumer_usd_month'),
+          unlimited('llm_output_token per day', 'consumer_llm_output_token_day'),
+        ],
+      ],
     ]);
     expect(config.budgets).toEqual([
       {
