@@ -35,6 +35,7 @@ import {
   rejectUnsupportedParams,
   sseData,
   sseEvent,
+  streamUsageAsked,
   tokenUsage,
   unsupported,
   unsupportedContent,
@@ -251,7 +252,10 @@ class ConverseToOpenAIResponse extends ConvertingResponse {
   private decoder?: EventStreamDecoder;
   private stream?: ConverseStreamToOpenAI;
 
-  constructor(private readonly context: TranslationContext) {
+  constructor(
+    private readonly context: TranslationContext,
+    private readonly includeUsage: boolean,
+  ) {
     super('OpenAI', context.stream);
   }
 
@@ -302,7 +306,7 @@ class ConverseToOpenAIResponse extends ConvertingResponse {
 
   protected streamChunk(chunk: Buffer, endOfStream: boolean): Buffer {
     this.decoder ??= new EventStreamDecoder();
-    this.stream ??= new ConverseStreamToOpenAI(this.context, this.requestId());
+    this.stream ??= new ConverseStreamToOpenAI(this.context, this.requestId(), this.includeUsage);
     let out = '';
     try {
       for (const message of this.decoder.push(chunk)) out += this.stream.message(message.headers, message.payload);
@@ -347,9 +351,11 @@ export class ConverseStreamToOpenAI {
   private nextToolIndex = 0;
   private finished = false;
 
+  /** `includeUsage`: the client asked for the usage chunk (`stream_options.include_usage`). */
   constructor(
     private readonly context: TranslationContext,
     private readonly id: string,
+    private readonly includeUsage: boolean,
   ) {
     this.writer = new ChunkWriter(id, context.nowSeconds, context.requestModel);
   }
@@ -435,12 +441,12 @@ export class ConverseStreamToOpenAI {
 
   private lastToolIndex = 0;
 
-  /** The usage chunk (when Bedrock reported usage) and [DONE], once. */
+  /** The usage chunk (when the client asked for it and Bedrock reported usage) and [DONE], once. */
   finish(): string {
     if (this.finished) return '';
     this.finished = true;
     let out = '';
-    if (this.sawMetadata) {
+    if (this.sawMetadata && this.includeUsage) {
       const chunk: JsonObject = {
         id: this.id,
         choices: [],
@@ -456,17 +462,21 @@ export class ConverseStreamToOpenAI {
   }
 }
 
-export const openAIChatToBedrock: TranslatorFactory = (context) => ({
-  request(body): UpstreamRequest {
-    return {
-      path: conversePath(context.upstreamModel, context.stream),
-      body: openAIChatToConverse(body),
-      setHeaders: {},
-      removeHeaders: [],
-    };
-  },
-  response: () => new ConverseToOpenAIResponse(context),
-});
+export const openAIChatToBedrock: TranslatorFactory = (context) => {
+  let includeUsage = streamUsageAsked(context);
+  return {
+    request(body): UpstreamRequest {
+      includeUsage = streamUsageAsked(context, body);
+      return {
+        path: conversePath(context.upstreamModel, context.stream),
+        body: openAIChatToConverse(body),
+        setHeaders: {},
+        removeHeaders: [],
+      };
+    },
+    response: () => new ConverseToOpenAIResponse(context, includeUsage),
+  };
+};
 
 // ---------------------------------------------------------------------------------------------------
 // Anthropic Messages -> Converse

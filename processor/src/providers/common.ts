@@ -9,6 +9,7 @@ import {
   type ResponseHead,
   type ResponseTranslator,
   type TokenUsage,
+  type TranslationContext,
   type ResponseHeaders,
 } from '../translate/types';
 
@@ -282,6 +283,17 @@ export class ChunkWriter {
       ? this.prefix + deltaJson + this.suffix
       : `${this.prefix}${deltaJson},"finish_reason":${JSON.stringify(finishReason)}${this.suffix}`;
   }
+}
+
+/**
+ * Whether an OpenAI client asked for the usage chunk of a stream (`stream_options.include_usage: true`), as the
+ * gateway read it or, when it could not read it unambiguously, as the parsed body says. A client that did not ask
+ * gets no chunk with `choices: []`: naive clients read `choices[0]` of every chunk. The gateway reads usage anyway.
+ */
+export function streamUsageAsked(context: TranslationContext, body?: JsonObject): boolean {
+  if (!context.stream) return false;
+  if (context.streamUsageRequested === true) return true;
+  return asObject(body?.stream_options)?.include_usage === true;
 }
 
 export interface OpenAIUsageShape {

@@ -31,6 +31,7 @@ import {
   parseJsonBuffer,
   rejectUnsupportedParams,
   sseData,
+  streamUsageAsked,
   tokenUsage,
   unsupported,
   unsupportedContent,
@@ -320,7 +321,11 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
   private model: string | undefined;
   private finished = false;
 
-  constructor(private readonly context: TranslationContext) {
+  /** `includeUsage`: the client asked for the usage chunk (`stream_options.include_usage`). */
+  constructor(
+    private readonly context: TranslationContext,
+    private readonly includeUsage: boolean,
+  ) {
     super('OpenAI', context.stream);
   }
 
@@ -445,7 +450,7 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
     if (this.finished) return '';
     this.finished = true;
     let out = '';
-    if (this.metadata) {
+    if (this.metadata && this.includeUsage) {
       out += sseData({
         ...this.chunkHead(),
         choices: [],
@@ -457,19 +462,23 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
   }
 }
 
-export const openAIChatToGeminiBackend: TranslatorFactory = (context) => ({
-  request(body): UpstreamRequest {
-    return {
-      path: context.stream
-        ? `${modelPath(context, 'streamGenerateContent')}?alt=sse`
-        : modelPath(context, 'generateContent'),
-      body: openAIChatToGemini(body),
-      setHeaders: {},
-      removeHeaders: [],
-    };
-  },
-  response: () => new GeminiToOpenAIResponse(context),
-});
+export const openAIChatToGeminiBackend: TranslatorFactory = (context) => {
+  let includeUsage = streamUsageAsked(context);
+  return {
+    request(body): UpstreamRequest {
+      includeUsage = streamUsageAsked(context, body);
+      return {
+        path: context.stream
+          ? `${modelPath(context, 'streamGenerateContent')}?alt=sse`
+          : modelPath(context, 'generateContent'),
+        body: openAIChatToGemini(body),
+        setHeaders: {},
+        removeHeaders: [],
+      };
+    },
+    response: () => new GeminiToOpenAIResponse(context, includeUsage),
+  };
+};
 
 // ---------------------------------------------------------------------------------------------------
 // Embeddings

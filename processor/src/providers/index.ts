@@ -13,8 +13,9 @@
  *   with its own 400 (as the reference gateway does) rather than the gateway guessing a limit.
  * - Bedrock Converse answers with several text blocks: the first becomes the message content (the
  *   reference behaviour the shared fixtures pin down); reasoning and tool calls are all kept.
- * - Streams always end with a usage chunk (when the provider reported usage) and `data: [DONE]`; a cut or
- *   corrupt stream ends with an in-band error event.
+ * - Streams end with a usage chunk (when the client asked with `stream_options.include_usage` and the provider
+ *   reported usage; the usage is counted either way) and `data: [DONE]`; a cut or corrupt stream ends with an
+ *   in-band error event.
  */
 import type { TranslatorTable } from '../translate/registry';
 import { anthropicMessagesPassthrough, openAIChatToAnthropicBackend } from './anthropic';

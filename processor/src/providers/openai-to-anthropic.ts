@@ -340,7 +340,11 @@ export class AnthropicEventsToOpenAIChunks {
   private nextToolIndex = 0;
   private finished = false;
 
-  constructor(private readonly context: TranslationContext) {
+  /** `includeUsage`: the client asked for the usage chunk (`stream_options.include_usage`). */
+  constructor(
+    private readonly context: TranslationContext,
+    private readonly includeUsage: boolean,
+  ) {
     this.writer = new ChunkWriter(context.requestId, context.nowSeconds, context.requestModel);
   }
 
@@ -437,10 +441,11 @@ export class AnthropicEventsToOpenAIChunks {
     }
   }
 
-  /** The usage chunk and [DONE], once. */
+  /** The usage chunk (when the client asked for it) and [DONE], once. */
   finish(): string {
     if (this.finished) return '';
     this.finished = true;
+    if (!this.includeUsage) return 'data: [DONE]\n\n';
     return (
       sseData({
         id: this.writer.id,
@@ -523,9 +528,10 @@ export class AnthropicToOpenAIResponse extends ConvertingResponse {
   constructor(
     private readonly context: TranslationContext,
     private readonly framing: AnthropicStreamFraming,
+    includeUsage: boolean,
   ) {
     super('OpenAI' satisfies ClientApi, context.stream);
-    this.converter = new AnthropicEventsToOpenAIChunks(context);
+    this.converter = new AnthropicEventsToOpenAIChunks(context, includeUsage);
     if (framing === 'bedrock-eventstream') this.streamContentType = EVENTSTREAM_CONTENT_TYPE;
   }
 

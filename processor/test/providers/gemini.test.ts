@@ -151,7 +151,8 @@ describe('Gemini -> OpenAI', () => {
   it('streams function calls with indexes and deterministic UUID ids, usage chunk last', () => {
     const ctx = context({ stream: true });
     const translator = openAIChatToGeminiBackend(ctx);
-    expect(translator.request({ messages: [{ role: 'user', content: 'x' }] }).path).toBe(
+    const ask = { messages: [{ role: 'user', content: 'x' }], stream: true, stream_options: { include_usage: true } };
+    expect(translator.request(ask).path).toBe(
       '/v1/projects/p/locations/r/publishers/google/models/gemini-2.5-pro:streamGenerateContent?alt=sse',
     );
     const response = translator.response();
@@ -195,6 +196,14 @@ describe('Gemini -> OpenAI', () => {
       prompt_tokens_details: {},
     });
     expect(out[2]).toBe('data: [DONE]');
+
+    const quiet = openAIChatToGeminiBackend(ctx);
+    quiet.request({ ...ask, stream_options: undefined });
+    const quietResponse = quiet.response();
+    quietResponse.head(200, { 'content-type': 'text/event-stream' });
+    const quietOut = quietResponse.body(Buffer.from(sse), true).toString().trim().split('\n\n');
+    expect(quietOut).toEqual([out[0], 'data: [DONE]']);
+    expect(quietResponse.usage).toEqual({ input: 3, output: 2, total: 5, cachedInput: 0, reasoning: 0 });
   });
 });
 

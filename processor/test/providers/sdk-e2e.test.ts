@@ -405,6 +405,25 @@ describe('official SDKs against translated providers', () => {
         llm_total_token: usage.input + usage.output,
       });
     });
+
+    it('streaming without stream_options: no usage chunk reaches the SDK, the usage is still counted', async () => {
+      const stream = await openai.chat.completions.create({ model, ...ask, stream: true });
+      const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+      for await (const chunk of stream) chunks.push(chunk);
+      expect(chunks.length).toBeGreaterThan(1);
+      for (const chunk of chunks) {
+        expect(chunk.choices[0]).toBeDefined();
+        expect(chunk.usage).toBeUndefined();
+      }
+      expect(chunks.at(-1)!.choices[0].finish_reason).toBe('tool_calls');
+      expect(metadata()).toMatchObject({
+        llm_input_token: usage.input,
+        llm_output_token: usage.output,
+        llm_total_token: usage.input + usage.output,
+        llm_cached_input_token: usage.cachedInput,
+        llm_reasoning_token: usage.reasoning,
+      });
+    });
   });
 
   it('the provider saw its own wire format and credentials', async () => {
