@@ -480,6 +480,19 @@ describe('official SDKs against translated providers', () => {
     expect(metadata()).toMatchObject({ llm_input_token: 6, llm_output_token: 0, llm_total_token: 6 });
   });
 
+  it('openai SDK embeddings with one Vertex instance object as input (task type and title kept)', async () => {
+    const instance = { content: 'Paris is in France.', task_type: 'RETRIEVAL_DOCUMENT', title: 'Geography' };
+    const result = await openai.embeddings.create({
+      model: 'gemini-embedding',
+      // Vertex's own instance shape: not in the SDK's types, sent as JSON like any input.
+      input: instance as unknown as string,
+      encoding_format: 'float',
+    });
+    expect(result.data).toEqual([{ embedding: [0.25, -0.5, 1], index: 0, object: 'embedding' }]);
+    expect(JSON.parse(provider.requests.at(-1)!.body.toString())).toEqual({ instances: [instance], parameters: {} });
+    expect(metadata()).toMatchObject({ llm_input_token: 3, llm_total_token: 3 });
+  });
+
   describe('@anthropic-ai/sdk -> /anthropic/v1/messages', () => {
     it('Anthropic backend, non-streaming (passthrough)', async () => {
       const message = await anthropic.messages.create({
