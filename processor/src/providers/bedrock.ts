@@ -16,9 +16,11 @@ import {
   asNumber,
   asObject,
   asString,
+  cacheControlOf,
   checkRange,
   ChunkWriter,
   ConvertingResponse,
+  converseCachePoint,
   count,
   EMPTY,
   EVENTSTREAM_CONTENT_TYPE,
@@ -110,13 +112,19 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
     const message = asObject(raw);
     if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
     const param = `messages[${i}].content`;
+    // A breakpoint on the message itself: a cache checkpoint after its blocks.
+    const messageCache = cacheControlOf(message, `messages[${i}]`);
+    const marked = (blocks: JsonObject[]): JsonObject[] => {
+      if (messageCache && blocks.length > 0) blocks.push(converseCachePoint(messageCache));
+      return blocks;
+    };
     switch (message.role) {
       case 'system':
       case 'developer':
-        for (const text of texts(message.content, param)) system.push({ text });
+        system.push(...marked(textBlocks(message.content, param)));
         break;
       case 'user':
-        append('user', userBlocks(message.content, param));
+        append('user', marked(userBlocks(message.content, param)));
         break;
       case 'assistant': {
         const blocks: JsonObject[] = [];
@@ -128,7 +136,7 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
           });
         }
         if (message.content !== null && message.content !== undefined && message.content !== '') {
-          for (const text of texts(message.content, param)) blocks.push({ text });
+          blocks.push(...textBlocks(message.content, param));
         }
         asArray(message.tool_calls).forEach((call, j) => {
           const c = asObject(call);
@@ -144,16 +152,21 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
           });
         });
         if (blocks.length === 0) throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
-        append('assistant', blocks);
+        append('assistant', marked(blocks));
         break;
       }
       case 'tool': {
         const id = asString(message.tool_call_id);
         if (!id)
           throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
-        const content =
+        const parts =
           typeof message.content === 'string' ? [{ text: message.content }] : userBlocks(message.content, param);
-        append('user', [{ toolResult: { toolUseId: id, content } }]);
+        // A tool result holds no checkpoint: one marked part puts it after the result.
+        const content = parts.filter((block) => block.cachePoint === undefined);
+        const blocks: JsonObject[] = [{ toolResult: { toolUseId: id, content } }];
+        const points = parts.filter((block) => block.cachePoint !== undefined);
+        if (points.length > 0 && !messageCache) blocks.push(points[points.length - 1]);
+        append('user', marked(blocks));
         break;
       }
       default:
@@ -163,25 +176,37 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
   return { system, messages };
 }
 
-function texts(content: unknown, param: string): string[] {
-  if (typeof content === 'string') return [content];
+/** Content parts -> Converse blocks, with a cache checkpoint after each part that carries `cache_control`. */
+function partBlocks(
+  content: unknown,
+  param: string,
+  convert: (part: JsonObject | undefined, param: string) => JsonObject,
+): JsonObject[] {
+  if (typeof content === 'string') return [{ text: content }];
   if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  return content.map((part, j) => {
+  const blocks: JsonObject[] = [];
+  content.forEach((part, j) => {
     const p = asObject(part);
-    if (p?.type === 'text' && typeof p.text === 'string') return p.text;
-    if (p?.type === 'refusal' && typeof p.refusal === 'string') return p.refusal;
-    throw unsupportedContent(`${param}[${j}]`, p?.type);
+    blocks.push(convert(p, `${param}[${j}]`));
+    const cache = cacheControlOf(p, `${param}[${j}]`);
+    if (cache) blocks.push(converseCachePoint(cache));
+  });
+  return blocks;
+}
+
+function textBlocks(content: unknown, param: string): JsonObject[] {
+  return partBlocks(content, param, (p, partParam) => {
+    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text };
+    if (p?.type === 'refusal' && typeof p.refusal === 'string') return { text: p.refusal };
+    throw unsupportedContent(partParam, p?.type);
   });
 }
 
 function userBlocks(content: unknown, param: string): JsonObject[] {
-  if (typeof content === 'string') return [{ text: content }];
-  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  return content.map((part, j) => {
-    const p = asObject(part);
+  return partBlocks(content, param, (p, partParam) => {
     if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text };
-    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
-    throw unsupportedContent(`${param}[${j}]`, p?.type);
+    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${partParam}.image_url.url`);
+    throw unsupportedContent(partParam, p?.type);
   });
 }
 
@@ -189,7 +214,8 @@ function convertTools(tools: unknown, choice: unknown): JsonObject | undefined {
   if (tools === undefined || tools === null || choice === 'none') return undefined;
   if (!Array.isArray(tools)) throw invalid('tools must be an array', 'tools');
   if (tools.length === 0) return undefined;
-  const specs = tools.map((tool, i) => {
+  const specs: JsonObject[] = [];
+  tools.forEach((tool, i) => {
     const t = asObject(tool);
     const fn = asObject(t?.function);
     if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
@@ -197,7 +223,9 @@ function convertTools(tools: unknown, choice: unknown): JsonObject | undefined {
     const spec: JsonObject = { name: fn.name };
     if (typeof fn.description === 'string') spec.description = fn.description;
     spec.inputSchema = { json: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} } };
-    return { toolSpec: spec };
+    specs.push({ toolSpec: spec });
+    const cache = cacheControlOf(t, `tools[${i}]`) ?? cacheControlOf(fn, `tools[${i}].function`);
+    if (cache) specs.push(converseCachePoint(cache));
   });
   const config: JsonObject = { tools: specs };
   if (choice === 'auto') config.toolChoice = { auto: {} };
@@ -510,10 +538,11 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
   const out: JsonObject = { inferenceConfig };
   if (typeof body.system === 'string') out.system = [{ text: body.system }];
   else if (Array.isArray(body.system)) {
-    out.system = body.system.map((b, i) => {
-      const text = asString(asObject(b)?.text);
-      if (text === undefined) throw unsupportedContent(`system[${i}]`, asObject(b)?.type);
-      return { text };
+    out.system = body.system.flatMap((b, i) => {
+      const block = asObject(b);
+      const text = asString(block?.text);
+      if (text === undefined) throw unsupportedContent(`system[${i}]`, block?.type);
+      return withCachePoint({ text }, block, `system[${i}]`);
     });
   }
   if (!Array.isArray(body.messages)) throw invalid('messages must be an array', 'messages');
@@ -524,19 +553,22 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
     const content =
       typeof message.content === 'string'
         ? [{ text: message.content }]
-        : asArray(message.content).map((b, j) => anthropicBlockToConverse(b, `messages[${i}].content[${j}]`));
+        : asArray(message.content).flatMap((b, j) => {
+            const param = `messages[${i}].content[${j}]`;
+            return withCachePoint(anthropicBlockToConverse(b, param), asObject(b), param);
+          });
     return { content, role: message.role };
   });
   if (Array.isArray(body.tools) && body.tools.length > 0) {
     const config: JsonObject = {
-      tools: body.tools.map((raw, i) => {
+      tools: body.tools.flatMap((raw, i) => {
         const tool = asObject(raw);
         if (!tool || typeof tool.name !== 'string' || !isObject(tool.input_schema))
           throw unsupported(`tools[${i}]`, BACKEND, 'only custom tools with an input_schema');
         const spec: JsonObject = { name: tool.name };
         if (typeof tool.description === 'string') spec.description = tool.description;
         spec.inputSchema = { json: tool.input_schema };
-        return { toolSpec: spec };
+        return withCachePoint({ toolSpec: spec }, tool, `tools[${i}]`);
       }),
     };
     const choice = asObject(body.tool_choice);
@@ -548,6 +580,20 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
   }
   if (isObject(body.thinking)) out.additionalModelRequestFields = { thinking: body.thinking };
   return out;
+}
+
+/**
+ * A Converse block, followed by a cache checkpoint when its Anthropic source carries `cache_control` (or, for a tool
+ * result, when a block inside it does: a tool result holds no checkpoint).
+ */
+function withCachePoint(block: JsonObject, source: JsonObject | undefined, param: string): JsonObject[] {
+  let cache = cacheControlOf(source, param);
+  if (!cache && source?.type === 'tool_result' && Array.isArray(source.content)) {
+    source.content.forEach((inner, k) => {
+      cache = cacheControlOf(asObject(inner), `${param}.content[${k}]`) ?? cache;
+    });
+  }
+  return cache ? [block, converseCachePoint(cache)] : [block];
 }
 
 function anthropicBlockToConverse(raw: unknown, param: string): JsonObject {

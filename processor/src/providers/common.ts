@@ -128,6 +128,37 @@ export function checkRange(body: JsonObject, param: string, min: number, max: nu
   return value;
 }
 
+/**
+ * A prompt-cache breakpoint as Anthropic documents it (`cache_control` on content blocks, system blocks and tools):
+ * `{"type": "ephemeral"}` with an optional `ttl` of `"5m"` (the default) or `"1h"`. OpenAI clients put it on
+ * content parts, on a message (its last block) and on tools (or their `function`), as the reference gateway and
+ * other OpenAI-compatible gateways read it.
+ */
+export interface CacheControl {
+  type: 'ephemeral';
+  ttl?: '5m' | '1h';
+}
+
+/** The `cache_control` of `holder` (undefined when absent or null); 400 naming `param` when malformed. */
+export function cacheControlOf(holder: JsonObject | undefined, param: string): CacheControl | undefined {
+  const value = holder?.cache_control;
+  if (value === undefined || value === null) return undefined;
+  const control = asObject(value);
+  const ttl = control?.ttl;
+  if (control?.type !== 'ephemeral' || (ttl !== undefined && ttl !== null && ttl !== '5m' && ttl !== '1h')) {
+    throw invalid(
+      `${param}.cache_control must be {"type":"ephemeral"} with an optional "ttl" of "5m" or "1h"`,
+      `${param}.cache_control`,
+    );
+  }
+  return ttl === '5m' || ttl === '1h' ? { type: 'ephemeral', ttl } : { type: 'ephemeral' };
+}
+
+/** A Bedrock Converse cache checkpoint (`CachePointBlock`: type `default`, optional ttl) for a breakpoint. */
+export function converseCachePoint(control: CacheControl): JsonObject {
+  return { cachePoint: control.ttl ? { type: 'default', ttl: control.ttl } : { type: 'default' } };
+}
+
 export function parseJsonBuffer(bytes: Buffer): unknown {
   if (bytes.length === 0) return undefined;
   try {

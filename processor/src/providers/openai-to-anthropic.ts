@@ -12,6 +12,7 @@ import {
   asNumber,
   asObject,
   asString,
+  cacheControlOf,
   checkRange,
   ChunkWriter,
   ConvertingResponse,
@@ -98,13 +99,19 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
     const message = asObject(raw);
     if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
     const param = `messages[${i}].content`;
+    // A breakpoint on the message itself marks its last block (string content has no part to carry one).
+    const messageCache = cacheControlOf(message, `messages[${i}]`);
+    const marked = (blocks: JsonObject[]): JsonObject[] => {
+      if (messageCache && blocks.length > 0) blocks[blocks.length - 1].cache_control = messageCache;
+      return blocks;
+    };
     switch (message.role) {
       case 'system':
       case 'developer':
-        system.push(...textBlocks(message.content, param));
+        system.push(...marked(textBlocks(message.content, param)));
         break;
       case 'user':
-        push('user', userBlocks(message.content, param), false);
+        push('user', marked(userBlocks(message.content, param)), false);
         break;
       case 'assistant': {
         const blocks: JsonObject[] = [];
@@ -134,7 +141,7 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
           });
         });
         if (blocks.length === 0) throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
-        push('assistant', blocks, false);
+        push('assistant', marked(blocks), false);
         break;
       }
       case 'tool': {
@@ -143,14 +150,14 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
           throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
         push(
           'user',
-          [
+          marked([
             {
               type: 'tool_result',
               tool_use_id: id,
               is_error: false,
               content: toolResultContent(message.content, param),
             },
-          ],
+          ]),
           true,
         );
         break;
@@ -162,24 +169,35 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
   return { system, messages };
 }
 
-function textBlocks(content: unknown, param: string): JsonObject[] {
+/** Content parts -> Anthropic blocks, each part's `cache_control` carried onto its block. */
+function partBlocks(
+  content: unknown,
+  param: string,
+  convert: (part: JsonObject | undefined, param: string) => JsonObject,
+): JsonObject[] {
   if (typeof content === 'string') return [{ text: content, type: 'text' }];
   if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
   return content.map((part, j) => {
     const p = asObject(part);
+    const block = convert(p, `${param}[${j}]`);
+    const cache = cacheControlOf(p, `${param}[${j}]`);
+    if (cache) block.cache_control = cache;
+    return block;
+  });
+}
+
+function textBlocks(content: unknown, param: string): JsonObject[] {
+  return partBlocks(content, param, (p, partParam) => {
     if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
     if (p?.type === 'refusal' && typeof p.refusal === 'string') return { text: p.refusal, type: 'text' };
-    throw unsupportedContent(`${param}[${j}]`, p?.type);
+    throw unsupportedContent(partParam, p?.type);
   });
 }
 
 function userBlocks(content: unknown, param: string): JsonObject[] {
-  if (typeof content === 'string') return [{ text: content, type: 'text' }];
-  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  return content.map((part, j) => {
-    const p = asObject(part);
+  return partBlocks(content, param, (p, partParam) => {
     if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
-    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
+    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${partParam}.image_url.url`);
     if (p?.type === 'file') {
       const file = asObject(p.file);
       const data = asString(file?.file_data);
@@ -187,9 +205,9 @@ function userBlocks(content: unknown, param: string): JsonObject[] {
       if (parsed?.mediaType === 'application/pdf') {
         return { type: 'document', source: { type: 'base64', media_type: parsed.mediaType, data: parsed.data } };
       }
-      throw unsupportedContent(`${param}[${j}]`, 'file (only base64 PDF data URLs)');
+      throw unsupportedContent(partParam, 'file (only base64 PDF data URLs)');
     }
-    throw unsupportedContent(`${param}[${j}]`, p?.type);
+    throw unsupportedContent(partParam, p?.type);
   });
 }
 
@@ -202,13 +220,10 @@ function imageBlock(url: unknown, param: string): JsonObject {
 }
 
 function toolResultContent(content: unknown, param: string): JsonObject[] {
-  if (typeof content === 'string') return [{ text: content, type: 'text' }];
-  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  return content.map((part, j) => {
-    const p = asObject(part);
+  return partBlocks(content, param, (p, partParam) => {
     if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
-    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
-    throw unsupportedContent(`${param}[${j}]`, p?.type);
+    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${partParam}.image_url.url`);
+    throw unsupportedContent(partParam, p?.type);
   });
 }
 
@@ -223,6 +238,8 @@ function convertTools(value: unknown): JsonObject[] | undefined {
     const out: JsonObject = { name: fn.name };
     if (typeof fn.description === 'string') out.description = fn.description;
     out.input_schema = isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} };
+    const cache = cacheControlOf(t, `tools[${i}]`) ?? cacheControlOf(fn, `tools[${i}].function`);
+    if (cache) out.cache_control = cache;
     return out;
   });
 }
