@@ -256,11 +256,20 @@ export function converseFinishReason(reason: unknown): string {
 /** Converse usage: inputTokens excludes cache reads and writes, as with Anthropic. */
 export function converseUsage(usage: JsonObject | undefined): OpenAIUsageShape {
   const cacheRead = count(usage?.cacheReadInputTokens);
+  const cacheWrite = count(usage?.cacheWriteInputTokens);
+  // `cacheDetails`: the writes per TTL ({inputTokens, ttl: "5m" | "1h"}).
+  let cacheWrite1h = 0;
+  for (const detail of asArray(usage?.cacheDetails)) {
+    const d = asObject(detail);
+    if (d?.ttl === '1h') cacheWrite1h += count(d.inputTokens);
+  }
   return {
-    prompt: count(usage?.inputTokens) + cacheRead + count(usage?.cacheWriteInputTokens),
+    prompt: count(usage?.inputTokens) + cacheRead + cacheWrite,
     completion: count(usage?.outputTokens),
     cached: cacheRead,
     reasoning: 0,
+    cacheWrite,
+    cacheWrite1h: Math.min(cacheWrite1h, cacheWrite),
   };
 }
 

@@ -332,16 +332,22 @@ export interface OpenAIUsageShape {
   completion: number;
   cached: number;
   reasoning: number;
+  /** Of `prompt`, tokens written to the prompt cache, and of those the one-hour ones (Anthropic, Bedrock). */
+  cacheWrite?: number;
+  cacheWrite1h?: number;
 }
 
 export function tokenUsage(u: OpenAIUsageShape): TokenUsage {
-  return {
+  const usage: TokenUsage = {
     input: u.prompt,
     output: u.completion,
     total: u.prompt + u.completion,
     cachedInput: u.cached,
     reasoning: u.reasoning,
   };
+  if (u.cacheWrite) usage.cacheWriteInput = u.cacheWrite;
+  if (u.cacheWrite1h) usage.cacheWrite1hInput = u.cacheWrite1h;
+  return usage;
 }
 
 /** OpenAI `usage` with the details objects (always present, possibly empty). */

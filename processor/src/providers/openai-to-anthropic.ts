@@ -279,6 +279,8 @@ export interface AnthropicCounts {
   output: number;
   cacheRead: number;
   cacheCreation: number;
+  /** Of `cacheCreation`, written with a one-hour TTL (`cache_creation.ephemeral_1h_input_tokens`). */
+  cacheCreation1h: number;
 }
 
 export const NO_COUNTS: Readonly<AnthropicCounts> = Object.freeze({
@@ -286,6 +288,7 @@ export const NO_COUNTS: Readonly<AnthropicCounts> = Object.freeze({
   output: 0,
   cacheRead: 0,
   cacheCreation: 0,
+  cacheCreation1h: 0,
 });
 
 /** Merges an Anthropic `usage` object into earlier counts: fields present win. */
@@ -300,12 +303,22 @@ export function mergeAnthropicUsage(
     output: pick('output_tokens', previous.output),
     cacheRead: pick('cache_read_input_tokens', previous.cacheRead),
     cacheCreation: pick('cache_creation_input_tokens', previous.cacheCreation),
+    cacheCreation1h: isObject(usage.cache_creation)
+      ? count(usage.cache_creation.ephemeral_1h_input_tokens)
+      : previous.cacheCreation1h,
   };
 }
 
 /** Anthropic counts -> OpenAI shape: prompt includes cache reads and writes. */
 export function anthropicUsage(c: Readonly<AnthropicCounts>): OpenAIUsageShape {
-  return { prompt: c.input + c.cacheRead + c.cacheCreation, completion: c.output, cached: c.cacheRead, reasoning: 0 };
+  return {
+    prompt: c.input + c.cacheRead + c.cacheCreation,
+    completion: c.output,
+    cached: c.cacheRead,
+    reasoning: 0,
+    cacheWrite: c.cacheCreation,
+    cacheWrite1h: Math.min(c.cacheCreation1h, c.cacheCreation),
+  };
 }
 
 /** An Anthropic message (JSON) -> OpenAI chat.completion. */

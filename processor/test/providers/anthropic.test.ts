@@ -210,7 +210,14 @@ describe('Anthropic -> OpenAI responses', () => {
       completion_tokens_details: {},
       prompt_tokens_details: { cached_tokens: 100 },
     });
-    expect(response.usage).toEqual({ input: 160, output: 4, total: 164, cachedInput: 100, reasoning: 0 });
+    expect(response.usage).toEqual({
+      input: 160,
+      output: 4,
+      total: 164,
+      cachedInput: 100,
+      reasoning: 0,
+      cacheWriteInput: 50,
+    });
   });
 
   const textStream = [

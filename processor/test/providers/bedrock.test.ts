@@ -263,7 +263,14 @@ describe('Converse -> OpenAI', () => {
       total_tokens: 132,
       prompt_tokens_details: { cached_tokens: 100 },
     });
-    expect(response.usage).toEqual({ input: 125, output: 7, total: 132, cachedInput: 100, reasoning: 0 });
+    expect(response.usage).toEqual({
+      input: 125,
+      output: 7,
+      total: 132,
+      cachedInput: 100,
+      reasoning: 0,
+      cacheWriteInput: 20,
+    });
   });
 
   it('streams reasoning deltas and reports in-band exceptions', () => {

@@ -327,3 +327,86 @@ describe('prompt caching: Anthropic Messages clients', () => {
     );
   });
 });
+
+describe('prompt caching: cache reads and writes in the usage', () => {
+  it('Anthropic: reads are cached input, writes (and the one-hour part of them) are counted apart', () => {
+    const translator = openAIChatToAnthropicBackend(context(BACKENDS.anthropic));
+    translator.request(openAIRequest());
+    const response = translator.response();
+    response.head(200, { 'content-type': 'application/json' });
+    const out = JSON.parse(
+      response
+        .body(
+          Buffer.from(
+            JSON.stringify({
+              id: 'msg_1',
+              type: 'message',
+              role: 'assistant',
+              content: [{ type: 'text', text: 'Sunny.' }],
+              stop_reason: 'end_turn',
+              usage: {
+                input_tokens: 12,
+                cache_read_input_tokens: 2048,
+                cache_creation_input_tokens: 1500,
+                cache_creation: { ephemeral_5m_input_tokens: 500, ephemeral_1h_input_tokens: 1000 },
+                output_tokens: 9,
+              },
+            }),
+          ),
+          true,
+        )
+        .toString(),
+    );
+    expect(out.usage).toMatchObject({
+      prompt_tokens: 3560,
+      completion_tokens: 9,
+      total_tokens: 3569,
+      prompt_tokens_details: { cached_tokens: 2048 },
+    });
+    expect(response.usage).toEqual({
+      input: 3560,
+      output: 9,
+      total: 3569,
+      cachedInput: 2048,
+      reasoning: 0,
+      cacheWriteInput: 1500,
+      cacheWrite1hInput: 1000,
+    });
+  });
+
+  it('Bedrock Converse: cacheReadInputTokens, cacheWriteInputTokens and the one-hour cacheDetails', () => {
+    const translator = openAIChatToBedrock(context(BACKENDS.converse));
+    translator.request(openAIRequest());
+    const response = translator.response();
+    response.head(200, { 'content-type': 'application/json' });
+    response.body(
+      Buffer.from(
+        JSON.stringify({
+          output: { message: { role: 'assistant', content: [{ text: 'Sunny.' }] } },
+          stopReason: 'end_turn',
+          usage: {
+            inputTokens: 12,
+            outputTokens: 9,
+            totalTokens: 3569,
+            cacheReadInputTokens: 2048,
+            cacheWriteInputTokens: 1500,
+            cacheDetails: [
+              { ttl: '1h', inputTokens: 1000 },
+              { ttl: '5m', inputTokens: 500 },
+            ],
+          },
+        }),
+      ),
+      true,
+    );
+    expect(response.usage).toEqual({
+      input: 3560,
+      output: 9,
+      total: 3569,
+      cachedInput: 2048,
+      reasoning: 0,
+      cacheWriteInput: 1500,
+      cacheWrite1hInput: 1000,
+    });
+  });
+});
