@@ -16,7 +16,7 @@ import { startHttpFront, type HttpFront } from '../support/http-front';
 import { startTestProcessor, type TestProcessor } from '../support/processor-harness';
 
 const MANUAL = 'MANUAL: '.repeat(50);
-const PARAMETERS = { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] };
+const PARAMETERS = { type: 'object' as const, properties: { city: { type: 'string' } }, required: ['city'] };
 
 /** Anthropic's usage for a request that read 2048 cached tokens and wrote 1500 (1000 of them for an hour). */
 const ANTHROPIC_USAGE = {
@@ -209,7 +209,7 @@ describe('prompt caching through the data plane with the official SDKs', () => {
           cache_control: { type: 'ephemeral' },
         },
       ],
-    } as OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming;
+    } as unknown as OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming;
   }
 
   it('openai SDK -> Anthropic API: cache_control reaches the provider, cache usage comes back', async () => {
