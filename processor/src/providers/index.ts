@@ -4,6 +4,13 @@
  * Behaviour worth knowing (all covered by tests in test/providers and the shared fixture cases):
  * - Usage is normalized the OpenAI way: input = input + cache reads + cache writes (Anthropic, Bedrock),
  *   cached input = cache reads, output includes Gemini thoughts, reasoning = thoughts, total = input + output.
+ *   Cache writes are also counted apart (`cacheWriteInput`, and of them the one-hour ones `cacheWrite1hInput`).
+ * - Prompt caching: an OpenAI client's `cache_control` (`{type: "ephemeral", ttl?: "5m" | "1h"}`) on content parts,
+ *   on a message (its last block) and on tools (or their `function`) reaches the Anthropic API, Vertex Anthropic and
+ *   Bedrock InvokeModel as `cache_control` on the same blocks, and Bedrock Converse as a `cachePoint` block after
+ *   each marked block, system block or tool (after the whole tool result for a part inside one). Anthropic clients'
+ *   `cache_control` passes through to Anthropic backends and becomes `cachePoint` blocks on Converse. A malformed
+ *   `cache_control` is answered 400 naming it, never dropped.
  * - Provider errors keep the provider's status and become `{"type":"error","error":{type,code,message}}`
  *   for OpenAI clients (OpenAI's `error` object, readable by both SDKs) and Anthropic's error shape for
  *   Anthropic clients. Anthropic and Vertex Anthropic errors reach Anthropic clients unchanged.
