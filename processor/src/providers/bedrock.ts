@@ -19,6 +19,7 @@ import {
   cacheControlOf,
   checkRange,
   ChunkWriter,
+  claudeJsonSchemaFormat,
   ConvertingResponse,
   converseCachePoint,
   count,
@@ -27,6 +28,7 @@ import {
   invalid,
   isObject,
   JsonObject,
+  type JsonSchemaFormat,
   maxOutputTokens,
   modelPathSegment,
   OpenAIUsageShape,
@@ -38,6 +40,7 @@ import {
   sseData,
   sseEvent,
   streamUsageAsked,
+  strictTool,
   tokenUsage,
   unsupported,
   unsupportedContent,
@@ -72,8 +75,7 @@ function imageBlock(url: unknown, param: string): JsonObject {
 export function openAIChatToConverse(body: JsonObject): JsonObject {
   rejectUnsupportedParams(body, BACKEND, ALL_OPENAI_ONLY_PARAMS);
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw unsupported('n', BACKEND, 'only n=1 is possible');
-  const format = asObject(body.response_format);
-  if (format && format.type !== 'text') throw unsupported('response_format', BACKEND, `type "${String(format.type)}"`);
+  const jsonSchema = claudeJsonSchemaFormat(body, BACKEND);
 
   const inferenceConfig: JsonObject = {};
   const maxTokens = maxOutputTokens(body, 1);
@@ -95,7 +97,16 @@ export function openAIChatToConverse(body: JsonObject): JsonObject {
   const toolConfig = convertTools(body.tools, body.tool_choice);
   if (toolConfig) out.toolConfig = toolConfig;
   if (isObject(body.thinking)) out.additionalModelRequestFields = { thinking: body.thinking };
+  if (jsonSchema) out.outputConfig = converseOutputConfig(jsonSchema);
   return out;
+}
+
+/** Converse structured outputs: `outputConfig.textFormat`, the schema as a JSON string. */
+function converseOutputConfig(format: JsonSchemaFormat): JsonObject {
+  const definition: JsonObject = { schema: JSON.stringify(format.schema) };
+  if (format.name !== undefined) definition.name = format.name;
+  if (format.description !== undefined) definition.description = format.description;
+  return { textFormat: { type: 'json_schema', structure: { jsonSchema: definition } } };
 }
 
 function convertMessages(value: unknown): { system: JsonObject[]; messages: JsonObject[] } {
@@ -223,6 +234,7 @@ function convertTools(tools: unknown, choice: unknown): JsonObject | undefined {
     const spec: JsonObject = { name: fn.name };
     if (typeof fn.description === 'string') spec.description = fn.description;
     spec.inputSchema = { json: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} } };
+    if (strictTool(fn)) spec.strict = true;
     specs.push({ toolSpec: spec });
     const cache = cacheControlOf(t, `tools[${i}]`) ?? cacheControlOf(fn, `tools[${i}].function`);
     if (cache) specs.push(converseCachePoint(cache));
@@ -577,6 +589,7 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
         const spec: JsonObject = { name: tool.name };
         if (typeof tool.description === 'string') spec.description = tool.description;
         spec.inputSchema = { json: tool.input_schema };
+        if (tool.strict === true) spec.strict = true;
         return withCachePoint({ toolSpec: spec }, tool, `tools[${i}]`);
       }),
     };
@@ -588,7 +601,22 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
     if (choice?.type !== 'none') out.toolConfig = config;
   }
   if (isObject(body.thinking)) out.additionalModelRequestFields = { thinking: body.thinking };
+  const outputFormat = anthropicOutputFormat(body);
+  if (outputFormat) out.outputConfig = converseOutputConfig(outputFormat);
   return out;
+}
+
+/** An Anthropic client's JSON outputs (`output_config.format`, or the beta `output_format`) as a schema. */
+function anthropicOutputFormat(body: JsonObject): JsonSchemaFormat | undefined {
+  const configured = asObject(body.output_config)?.format;
+  const param = configured !== undefined && configured !== null ? 'output_config.format' : 'output_format';
+  const value = configured ?? body.output_format;
+  if (value === undefined || value === null) return undefined;
+  const format = asObject(value);
+  const schema = asObject(format?.schema);
+  if (format?.type !== 'json_schema' || !schema)
+    throw invalid(`${param} must be {"type":"json_schema","schema":{...}}`, param);
+  return { schema };
 }
 
 /**

@@ -108,6 +108,48 @@ export function rejectUnsupportedParams(body: JsonObject, backend: string, param
   for (const param of params) rejectIfSet(body, param, backend, NEUTRAL_VALUES[param]);
 }
 
+/** An OpenAI `response_format` of type `json_schema`: the schema and its optional name and description. */
+export interface JsonSchemaFormat {
+  schema: JsonObject;
+  name?: string;
+  description?: string;
+}
+
+/**
+ * The JSON schema a Claude backend must constrain its answer to (`response_format` type `json_schema`); undefined
+ * for none or `text`. Claude's JSON outputs always follow a schema whose objects forbid additional properties, so
+ * `json_object` (any JSON object) has no Claude form: 422 naming the parameter and the backend.
+ */
+export function claudeJsonSchemaFormat(body: JsonObject, backend: string): JsonSchemaFormat | undefined {
+  const value = body.response_format;
+  if (value === undefined || value === null) return undefined;
+  const format = asObject(value);
+  if (!format) throw invalid('response_format must be an object', 'response_format');
+  if (format.type === 'text') return undefined;
+  if (format.type === 'json_object') {
+    throw unsupported(
+      'response_format',
+      backend,
+      'type "json_object" has no Claude form (JSON outputs follow a schema); use type "json_schema"',
+    );
+  }
+  if (format.type !== 'json_schema') throw unsupported('response_format', backend, `type "${String(format.type)}"`);
+  const spec = asObject(format.json_schema);
+  const schema = asObject(spec?.schema);
+  if (!schema) throw invalid('response_format.json_schema.schema must be a JSON schema object', 'response_format');
+  const out: JsonSchemaFormat = { schema };
+  const name = asString(spec?.name);
+  if (name !== undefined) out.name = name;
+  const description = asString(spec?.description);
+  if (description !== undefined) out.description = description;
+  return out;
+}
+
+/** A function tool's `strict: true` (OpenAI) as Anthropic's and Bedrock's strict tool use. */
+export function strictTool(fn: JsonObject): boolean {
+  return fn.strict === true;
+}
+
 /** `max_completion_tokens`, or the older `max_tokens`, when set; at least `min`. */
 export function maxOutputTokens(body: JsonObject, min: 0 | 1): number | undefined {
   const value = body.max_completion_tokens ?? body.max_tokens;

@@ -15,6 +15,7 @@ import {
   cacheControlOf,
   checkRange,
   ChunkWriter,
+  claudeJsonSchemaFormat,
   ConvertingResponse,
   count,
   EMPTY,
@@ -30,6 +31,7 @@ import {
   parseJsonBuffer,
   rejectUnsupportedParams,
   sseData,
+  strictTool,
   tokenUsage,
   unsupported,
   unsupportedContent,
@@ -44,8 +46,7 @@ export function openAIChatToAnthropic(body: JsonObject): JsonObject {
   const modalities = body.modalities;
   if (Array.isArray(modalities) && modalities.some((m) => m !== 'text'))
     throw unsupported('modalities', BACKEND, 'only text output');
-  const format = asObject(body.response_format);
-  if (format && format.type !== 'text') throw unsupported('response_format', BACKEND, `type "${String(format.type)}"`);
+  const jsonSchema = claudeJsonSchemaFormat(body, BACKEND);
 
   const out: JsonObject = {};
   // Anthropic requires max_tokens; without one the provider answers with its own clear 400.
@@ -76,6 +77,8 @@ export function openAIChatToAnthropic(body: JsonObject): JsonObject {
   if (isObject(body.thinking)) out.thinking = body.thinking;
   const tier = asString(body.service_tier);
   if (tier === 'auto' || tier === 'standard_only') out.service_tier = tier;
+  // JSON outputs (the Anthropic API, Vertex and Bedrock InvokeModel read the same field).
+  if (jsonSchema) out.output_config = { format: { type: 'json_schema', schema: jsonSchema.schema } };
   return out;
 }
 
@@ -238,6 +241,7 @@ function convertTools(value: unknown): JsonObject[] | undefined {
     const out: JsonObject = { name: fn.name };
     if (typeof fn.description === 'string') out.description = fn.description;
     out.input_schema = isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} };
+    if (strictTool(fn)) out.strict = true;
     const cache = cacheControlOf(t, `tools[${i}]`) ?? cacheControlOf(fn, `tools[${i}].function`);
     if (cache) out.cache_control = cache;
     return out;

@@ -137,7 +137,9 @@ describe('OpenAI chat -> Anthropic Messages request', () => {
     ['n', { n: 3 }, 422],
     ['logit_bias', { logit_bias: { 1: 2 } }, 422],
     ['frequency_penalty', { frequency_penalty: 0.5 }, 422],
-    ['response_format', { response_format: { type: 'json_schema', json_schema: {} } }, 422],
+    ['response_format', { response_format: { type: 'json_object' } }, 422],
+    ['response_format', { response_format: { type: 'json_schema', json_schema: {} } }, 400],
+    ['response_format', { response_format: { type: 'regex' } }, 422],
     [
       'messages[0].content[0]',
       { messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: {} }] }] },
