@@ -1,9 +1,10 @@
 /**
- * Prompt caching end to end: the official SDKs, unchanged, through the processor (driven like Envoy by the HTTP
- * front) against fake providers that check the exact upstream body. `openai` with `cache_control` on content parts
- * and tools reaches the Anthropic API as `cache_control` and Bedrock Converse as `cachePoint` blocks;
- * `@anthropic-ai/sdk` reaches Bedrock Converse with `cachePoint` blocks. Cache reads and writes come back in the
- * client's usage, in the token metadata and in the costs budgets count.
+ * Prompt caching and structured outputs end to end: the official SDKs, unchanged, through the processor (driven
+ * like Envoy by the HTTP front) against fake providers that check the exact upstream body. `openai` with
+ * `cache_control` on content parts and tools reaches the Anthropic API as `cache_control` and Bedrock Converse as
+ * `cachePoint` blocks; `@anthropic-ai/sdk` reaches Bedrock Converse with `cachePoint` blocks. Cache reads and writes
+ * come back in the client's usage, in the token metadata and in the costs budgets count. `response_format`
+ * `json_schema` reaches them as `output_config.format` and `outputConfig.textFormat`, and the SDK gets the JSON.
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
@@ -56,13 +57,17 @@ function frame(eventType: string, payload: unknown): Buffer {
 
 const sse = (event: string, data: unknown) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`;
 
+/** What the providers answer when asked for JSON output. */
+const FORECAST = { city: 'Paris', celsius: 21 };
+
 function anthropicProvider(body: Record<string, unknown>, res: http.ServerResponse): void {
   const message = { id: 'msg_1', type: 'message', role: 'assistant', model: 'claude-real', stop_sequence: null };
+  const text = body.output_config ? JSON.stringify(FORECAST) : 'Sunny.';
   if (!body.stream) {
     res.writeHead(200, { 'content-type': 'application/json' }).end(
       JSON.stringify({
         ...message,
-        content: [{ type: 'text', text: 'Sunny.' }],
+        content: [{ type: 'text', text }],
         stop_reason: 'end_turn',
         usage: ANTHROPIC_USAGE,
       }),
@@ -88,10 +93,11 @@ function anthropicProvider(body: Record<string, unknown>, res: http.ServerRespon
 }
 
 function bedrockProvider(request: RecordedRequest, res: http.ServerResponse): void {
+  const text = request.body.includes('"outputConfig"') ? JSON.stringify(FORECAST) : 'Sunny.';
   if (!request.path.endsWith('/converse-stream')) {
     res.writeHead(200, { 'content-type': 'application/json', 'x-amzn-requestid': 'req-bedrock' }).end(
       JSON.stringify({
-        output: { message: { role: 'assistant', content: [{ text: 'Sunny.' }] } },
+        output: { message: { role: 'assistant', content: [{ text }] } },
         stopReason: 'end_turn',
         usage: CONVERSE_USAGE,
       }),
@@ -102,7 +108,7 @@ function bedrockProvider(request: RecordedRequest, res: http.ServerResponse): vo
   res.end(
     Buffer.concat([
       frame('messageStart', { role: 'assistant' }),
-      frame('contentBlockDelta', { contentBlockIndex: 0, delta: { text: 'Sunny.' } }),
+      frame('contentBlockDelta', { contentBlockIndex: 0, delta: { text } }),
       frame('contentBlockStop', { contentBlockIndex: 0 }),
       frame('messageStop', { stopReason: 'end_turn' }),
       frame('metadata', { usage: CONVERSE_USAGE, metrics: { latencyMs: 10 } }),
@@ -110,7 +116,7 @@ function bedrockProvider(request: RecordedRequest, res: http.ServerResponse): vo
   );
 }
 
-describe('prompt caching through the data plane with the official SDKs', () => {
+describe('Claude prompt caching and structured outputs through the data plane with the official SDKs', () => {
   let provider: FakeProvider;
   let processor: TestProcessor;
   let front: HttpFront;
@@ -293,5 +299,57 @@ describe('prompt caching through the data plane with the official SDKs', () => {
       output_tokens: 9,
     });
     expect(metadata()).toMatchObject(EXPECTED_METADATA);
+  });
+  const SCHEMA = {
+    type: 'object',
+    properties: { city: { type: 'string' }, celsius: { type: 'number' } },
+    required: ['city', 'celsius'],
+    additionalProperties: false,
+  };
+  const structured: OpenAI.Chat.Completions.ChatCompletionCreateParamsNonStreaming = {
+    model: 'claude-sonnet',
+    max_tokens: 64,
+    messages: [{ role: 'user', content: 'Weather in Paris?' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'forecast', schema: SCHEMA, strict: true } },
+  };
+
+  it('openai SDK json_schema -> Anthropic API: output_config.format, the JSON answer parsed by the SDK', async () => {
+    const completion = await openai.chat.completions.parse(structured);
+    expect(upstreamBody()).toEqual({
+      model: 'claude-sonnet',
+      max_tokens: 64,
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'Weather in Paris?' }] }],
+      output_config: { format: { type: 'json_schema', schema: SCHEMA } },
+    });
+    expect(completion.choices[0].message.parsed).toEqual(FORECAST);
+  });
+
+  it('openai SDK json_schema -> Bedrock Converse (streamed): outputConfig.textFormat, the JSON answer', async () => {
+    const { messages, max_tokens, response_format } = structured;
+    const stream = openai.chat.completions.stream({ model: 'bedrock-claude', messages, max_tokens, response_format });
+    const completion = await stream.finalChatCompletion();
+    expect(provider.requests.at(-1)!.path).toBe('/model/bedrock-claude/converse-stream');
+    expect(upstreamBody()).toEqual({
+      inferenceConfig: { maxTokens: 64 },
+      messages: [{ role: 'user', content: [{ text: 'Weather in Paris?' }] }],
+      outputConfig: {
+        textFormat: {
+          type: 'json_schema',
+          structure: { jsonSchema: { schema: JSON.stringify(SCHEMA), name: 'forecast' } },
+        },
+      },
+    });
+    expect(JSON.parse(completion.choices[0].message.content!)).toEqual(FORECAST);
+  });
+
+  it('openai SDK json_object -> a Claude backend: 422 naming the parameter, before reaching the provider', async () => {
+    const before = provider.requests.length;
+    const error = await openai.chat.completions
+      .create({ ...structured, response_format: { type: 'json_object' } })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(OpenAI.APIError);
+    expect((error as InstanceType<typeof OpenAI.APIError>).status).toBe(422);
+    expect((error as Error).message).toContain('response_format');
+    expect(provider.requests.length).toBe(before);
   });
 });
