@@ -11,6 +11,12 @@
  *   each marked block, system block or tool (after the whole tool result for a part inside one). Anthropic clients'
  *   `cache_control` passes through to Anthropic backends and becomes `cachePoint` blocks on Converse. A malformed
  *   `cache_control` is answered 400 naming it, never dropped.
+ * - Structured outputs on Claude: `response_format` `json_schema` becomes `output_config.format`
+ *   (`{type: "json_schema", schema}`) on the Anthropic API, Vertex Anthropic and Bedrock InvokeModel, and
+ *   `outputConfig.textFormat` (the schema as a JSON string, with its name and description) on Bedrock Converse, as
+ *   does an Anthropic client's `output_config.format`; `function.strict` becomes strict tool use. `json_object` has
+ *   no Claude form (JSON outputs follow a schema whose objects allow no other properties): 422.
+ * - Vertex embeddings take `input` as a string, one `{content, task_type, title}` instance, or an array of either.
  * - Provider errors keep the provider's status and become `{"type":"error","error":{type,code,message}}`
  *   for OpenAI clients (OpenAI's `error` object, readable by both SDKs) and Anthropic's error shape for
  *   Anthropic clients. Anthropic and Vertex Anthropic errors reach Anthropic clients unchanged.
