@@ -663,6 +663,15 @@ function anthropicBlockToConverse(raw: unknown, param: string): JsonObject {
   }
 }
 
+/** Anthropic's split of cache writes by TTL (`cache_creation`), when Bedrock reported writes. */
+function withCacheCreation(usage: JsonObject, counts: OpenAIUsageShape): JsonObject {
+  const writes = counts.cacheWrite ?? 0;
+  if (writes === 0) return usage;
+  const hour = counts.cacheWrite1h ?? 0;
+  usage.cache_creation = { ephemeral_5m_input_tokens: writes - hour, ephemeral_1h_input_tokens: hour };
+  return usage;
+}
+
 /** Converse response -> Anthropic message / Messages SSE. */
 class ConverseToAnthropicResponse extends ConvertingResponse {
   protected streamContentType = EVENTSTREAM_CONTENT_TYPE;
@@ -703,12 +712,15 @@ class ConverseToAnthropicResponse extends ConvertingResponse {
         content,
         model: this.context.requestModel,
         stop_reason: ANTHROPIC_STOP[asString(response.stopReason) ?? ''] ?? 'end_turn',
-        usage: {
-          cache_creation_input_tokens: count(usage?.cacheWriteInputTokens),
-          cache_read_input_tokens: count(usage?.cacheReadInputTokens),
-          input_tokens: count(usage?.inputTokens),
-          output_tokens: count(usage?.outputTokens),
-        },
+        usage: withCacheCreation(
+          {
+            cache_creation_input_tokens: count(usage?.cacheWriteInputTokens),
+            cache_read_input_tokens: count(usage?.cacheReadInputTokens),
+            input_tokens: count(usage?.inputTokens),
+            output_tokens: count(usage?.outputTokens),
+          },
+          counts,
+        ),
       }),
     );
   }
@@ -855,12 +867,15 @@ class ConverseStreamToAnthropic {
     out += sseEvent('message_delta', {
       type: 'message_delta',
       delta: { stop_reason: this.stopReason ?? 'end_turn', stop_sequence: null },
-      usage: {
-        input_tokens: count(this.raw?.inputTokens),
-        cache_creation_input_tokens: count(this.raw?.cacheWriteInputTokens),
-        cache_read_input_tokens: count(this.raw?.cacheReadInputTokens),
-        output_tokens: count(this.raw?.outputTokens),
-      },
+      usage: withCacheCreation(
+        {
+          input_tokens: count(this.raw?.inputTokens),
+          cache_creation_input_tokens: count(this.raw?.cacheWriteInputTokens),
+          cache_read_input_tokens: count(this.raw?.cacheReadInputTokens),
+          output_tokens: count(this.raw?.outputTokens),
+        },
+        converseUsage(this.raw),
+      ),
     });
     return out + sseEvent('message_stop', { type: 'message_stop' });
   }

@@ -278,6 +278,8 @@ describe('Claude prompt caching and structured outputs through the data plane wi
       messages: [{ role: 'user', content: [{ type: 'text', text: 'Weather in Paris?' }] }],
       tools: [{ name: 'get_weather', input_schema: PARAMETERS, cache_control: { type: 'ephemeral', ttl: '1h' } }],
     });
+    const events: Array<{ type: string; usage?: unknown }> = [];
+    stream.on('streamEvent', (event) => events.push(event));
     const message = await stream.finalMessage();
     expect(provider.requests.at(-1)!.path).toBe('/model/bedrock-claude/converse-stream');
     expect(upstreamBody()).toEqual({
@@ -297,6 +299,11 @@ describe('Claude prompt caching and structured outputs through the data plane wi
       cache_read_input_tokens: 2048,
       cache_creation_input_tokens: 1500,
       output_tokens: 9,
+    });
+    // The split of the writes by TTL arrives with the final counts, in message_delta.
+    const delta = events.find((event) => event.type === 'message_delta');
+    expect(delta?.usage).toMatchObject({
+      cache_creation: { ephemeral_5m_input_tokens: 500, ephemeral_1h_input_tokens: 1000 },
     });
     expect(metadata()).toMatchObject(EXPECTED_METADATA);
   });
