@@ -19,6 +19,7 @@ import {
   cacheControlOf,
   checkRange,
   ChunkWriter,
+  anthropicOutputFormat,
   claudeJsonSchemaFormat,
   ConvertingResponse,
   converseCachePoint,
@@ -604,19 +605,6 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
   const outputFormat = anthropicOutputFormat(body);
   if (outputFormat) out.outputConfig = converseOutputConfig(outputFormat);
   return out;
-}
-
-/** An Anthropic client's JSON outputs (`output_config.format`, or the beta `output_format`) as a schema. */
-function anthropicOutputFormat(body: JsonObject): JsonSchemaFormat | undefined {
-  const configured = asObject(body.output_config)?.format;
-  const param = configured !== undefined && configured !== null ? 'output_config.format' : 'output_format';
-  const value = configured ?? body.output_format;
-  if (value === undefined || value === null) return undefined;
-  const format = asObject(value);
-  const schema = asObject(format?.schema);
-  if (format?.type !== 'json_schema' || !schema)
-    throw invalid(`${param} must be {"type":"json_schema","schema":{...}}`, param);
-  return { schema };
 }
 
 /**

@@ -145,6 +145,19 @@ export function claudeJsonSchemaFormat(body: JsonObject, backend: string): JsonS
   return out;
 }
 
+/** An Anthropic client's JSON outputs (`output_config.format`, or the beta `output_format`) as a schema. */
+export function anthropicOutputFormat(body: JsonObject): JsonSchemaFormat | undefined {
+  const configured = asObject(body.output_config)?.format;
+  const param = configured !== undefined && configured !== null ? 'output_config.format' : 'output_format';
+  const value = configured ?? body.output_format;
+  if (value === undefined || value === null) return undefined;
+  const format = asObject(value);
+  const schema = asObject(format?.schema);
+  if (format?.type !== 'json_schema' || !schema)
+    throw invalid(`${param} must be {"type":"json_schema","schema":{...}}`, param);
+  return { schema };
+}
+
 /** A function tool's `strict: true` (OpenAI) as Anthropic's and Bedrock's strict tool use. */
 export function strictTool(fn: JsonObject): boolean {
   return fn.strict === true;

@@ -541,6 +541,31 @@ describe('official SDKs against translated providers', () => {
       expect(metadata()).toMatchObject({ llm_input_token: 13, llm_output_token: 4, llm_total_token: 17 });
     });
 
+    it('OpenAI backend: JSON outputs (output_config.format) become strict response_format json_schema', async () => {
+      const schema = {
+        type: 'object' as const,
+        properties: { greeting: { type: 'string' } },
+        required: ['greeting'],
+        additionalProperties: false,
+      };
+      await anthropic.messages.create({
+        model: 'gpt-4o',
+        max_tokens: 50,
+        messages: [{ role: 'user', content: 'Hi' }],
+        output_config: { format: { type: 'json_schema', schema } },
+        tools: [{ name: 'get_weather', input_schema: WEATHER_TOOL.function.parameters, strict: true }],
+      } as Anthropic.MessageCreateParamsNonStreaming);
+      expect(JSON.parse(provider.requests.at(-1)!.body.toString())).toMatchObject({
+        response_format: { type: 'json_schema', json_schema: { name: 'output', schema, strict: true } },
+        tools: [
+          {
+            type: 'function',
+            function: { name: 'get_weather', parameters: WEATHER_TOOL.function.parameters, strict: true },
+          },
+        ],
+      });
+    });
+
     it('OpenAI backend, streaming (translated)', async () => {
       const stream = anthropic.messages.stream({
         model: 'gpt-4o',

@@ -6,6 +6,7 @@
  */
 import type { BackendConfig } from '@ai-gateway-constructs/processor-config';
 import { openAIChatToAnthropicBackend } from '../../src/providers/anthropic';
+import { anthropicMessagesToOpenAI } from '../../src/providers/anthropic-to-openai';
 import { anthropicMessagesToBedrock, openAIChatToBedrock } from '../../src/providers/bedrock';
 import type { TranslationContext } from '../../src/translate/types';
 
@@ -162,5 +163,27 @@ describe('structured outputs: Anthropic Messages clients on Bedrock Converse', (
         output_config: { format: { type: 'json_schema' } },
       }),
     ).toThrow(expect.objectContaining({ status: 400, param: 'output_config.format' }));
+  });
+});
+
+describe('structured outputs: Anthropic Messages clients on OpenAI backends', () => {
+  it('output_config.format becomes a strict response_format json_schema; strict tools stay strict', () => {
+    const openai: BackendConfig = { name: 'o', schema: { name: 'OpenAI', pathPrefix: '/v1' }, endpoint };
+    const upstream = anthropicMessagesToOpenAI(
+      context(openai, { api: 'Anthropic', operation: 'messages', subpath: '/messages' }),
+    ).request({
+      model: 'gpt-4o',
+      max_tokens: 100,
+      messages: [{ role: 'user', content: 'Weather in Paris?' }],
+      tools: [{ name: 'get_weather', input_schema: PARAMETERS, strict: true }],
+      output_config: { format: { type: 'json_schema', schema: SCHEMA } },
+    });
+    expect(upstream.body).toEqual({
+      model: 'claude-upstream',
+      max_completion_tokens: 100,
+      messages: [{ role: 'user', content: 'Weather in Paris?' }],
+      tools: [{ type: 'function', function: { name: 'get_weather', parameters: PARAMETERS, strict: true } }],
+      response_format: { type: 'json_schema', json_schema: { name: 'output', schema: SCHEMA, strict: true } },
+    });
   });
 });
