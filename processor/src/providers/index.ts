@@ -14,8 +14,9 @@
  * - Structured outputs on Claude: `response_format` `json_schema` becomes `output_config.format`
  *   (`{type: "json_schema", schema}`) on the Anthropic API, Vertex Anthropic and Bedrock InvokeModel, and
  *   `outputConfig.textFormat` (the schema as a JSON string, with its name and description) on Bedrock Converse, as
- *   does an Anthropic client's `output_config.format`; `function.strict` becomes strict tool use. `json_object` has
- *   no Claude form (JSON outputs follow a schema whose objects allow no other properties): 422.
+ *   does an Anthropic client's `output_config.format` (on OpenAI-schema backends: a strict `response_format`
+ *   `json_schema` named `output`); `function.strict` becomes strict tool use and back. `json_object` has no Claude
+ *   form (JSON outputs follow a schema whose objects allow no other properties): 422.
  * - Vertex embeddings take `input` as a string, one `{content, task_type, title}` instance, or an array of either.
  * - Provider errors keep the provider's status and become `{"type":"error","error":{type,code,message}}`
  *   for OpenAI clients (OpenAI's `error` object, readable by both SDKs) and Anthropic's error shape for
