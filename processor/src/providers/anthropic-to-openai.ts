@@ -14,6 +14,7 @@ import {
   anthropicErrorBody,
   anthropicErrorType,
   asArray,
+  anthropicOutputFormat,
   asObject,
   asString,
   ConvertingResponse,
@@ -59,6 +60,14 @@ export function anthropicToOpenAIChat(body: JsonObject, context: TranslationCont
     out.stream = true;
     out.stream_options = { include_usage: true };
   }
+  // JSON outputs: OpenAI structured outputs (strict, as Claude's schema-constrained decoding is).
+  const outputFormat = anthropicOutputFormat(body);
+  if (outputFormat) {
+    out.response_format = {
+      type: 'json_schema',
+      json_schema: { name: 'output', schema: outputFormat.schema, strict: true },
+    };
+  }
   if (Array.isArray(body.tools) && body.tools.length > 0) {
     out.tools = body.tools.map((raw, i) => {
       const tool = asObject(raw);
@@ -67,6 +76,7 @@ export function anthropicToOpenAIChat(body: JsonObject, context: TranslationCont
       const fn: JsonObject = { name: tool.name };
       if (typeof tool.description === 'string') fn.description = tool.description;
       fn.parameters = isObject(tool.input_schema) ? tool.input_schema : { type: 'object', properties: {} };
+      if (tool.strict === true) fn.strict = true;
       return { type: 'function', function: fn };
     });
   }

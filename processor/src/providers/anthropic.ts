@@ -29,6 +29,7 @@ import {
   modelPathSegment,
   parseJsonBuffer,
   sseEvent,
+  streamUsageAsked,
   tokenUsage,
 } from './common';
 import {
@@ -97,8 +98,10 @@ function versionHeaders(schema: AnthropicSchema): Record<string, string> {
 /** OpenAI chat completions -> an Anthropic backend. */
 export const openAIChatToAnthropicBackend: TranslatorFactory = (context) => {
   const schema = schemaOf(context);
+  let includeUsage = streamUsageAsked(context);
   return {
     request(body): UpstreamRequest {
+      includeUsage = streamUsageAsked(context, body);
       const converted = finishBody(schema, openAIChatToAnthropic(body), context.upstreamModel, context.stream);
       return {
         path: messagesPath(schema, context.upstreamModel, context.stream),
@@ -108,7 +111,11 @@ export const openAIChatToAnthropicBackend: TranslatorFactory = (context) => {
       };
     },
     response: () =>
-      new AnthropicToOpenAIResponse(context, schema.name === 'AWSAnthropic' ? 'bedrock-eventstream' : 'sse'),
+      new AnthropicToOpenAIResponse(
+        context,
+        schema.name === 'AWSAnthropic' ? 'bedrock-eventstream' : 'sse',
+        includeUsage,
+      ),
   };
 };
 

@@ -16,15 +16,20 @@ import {
   asNumber,
   asObject,
   asString,
+  cacheControlOf,
   checkRange,
   ChunkWriter,
+  anthropicOutputFormat,
+  claudeJsonSchemaFormat,
   ConvertingResponse,
+  converseCachePoint,
   count,
   EMPTY,
   EVENTSTREAM_CONTENT_TYPE,
   invalid,
   isObject,
   JsonObject,
+  type JsonSchemaFormat,
   maxOutputTokens,
   modelPathSegment,
   OpenAIUsageShape,
@@ -35,6 +40,8 @@ import {
   rejectUnsupportedParams,
   sseData,
   sseEvent,
+  streamUsageAsked,
+  strictTool,
   tokenUsage,
   unsupported,
   unsupportedContent,
@@ -69,8 +76,7 @@ function imageBlock(url: unknown, param: string): JsonObject {
 export function openAIChatToConverse(body: JsonObject): JsonObject {
   rejectUnsupportedParams(body, BACKEND, ALL_OPENAI_ONLY_PARAMS);
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw unsupported('n', BACKEND, 'only n=1 is possible');
-  const format = asObject(body.response_format);
-  if (format && format.type !== 'text') throw unsupported('response_format', BACKEND, `type "${String(format.type)}"`);
+  const jsonSchema = claudeJsonSchemaFormat(body, BACKEND);
 
   const inferenceConfig: JsonObject = {};
   const maxTokens = maxOutputTokens(body, 1);
@@ -92,7 +98,16 @@ export function openAIChatToConverse(body: JsonObject): JsonObject {
   const toolConfig = convertTools(body.tools, body.tool_choice);
   if (toolConfig) out.toolConfig = toolConfig;
   if (isObject(body.thinking)) out.additionalModelRequestFields = { thinking: body.thinking };
+  if (jsonSchema) out.outputConfig = converseOutputConfig(jsonSchema);
   return out;
+}
+
+/** Converse structured outputs: `outputConfig.textFormat`, the schema as a JSON string. */
+function converseOutputConfig(format: JsonSchemaFormat): JsonObject {
+  const definition: JsonObject = { schema: JSON.stringify(format.schema) };
+  if (format.name !== undefined) definition.name = format.name;
+  if (format.description !== undefined) definition.description = format.description;
+  return { textFormat: { type: 'json_schema', structure: { jsonSchema: definition } } };
 }
 
 function convertMessages(value: unknown): { system: JsonObject[]; messages: JsonObject[] } {
@@ -109,13 +124,19 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
     const message = asObject(raw);
     if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
     const param = `messages[${i}].content`;
+    // A breakpoint on the message itself: a cache checkpoint after its blocks.
+    const messageCache = cacheControlOf(message, `messages[${i}]`);
+    const marked = (blocks: JsonObject[]): JsonObject[] => {
+      if (messageCache && blocks.length > 0) blocks.push(converseCachePoint(messageCache));
+      return blocks;
+    };
     switch (message.role) {
       case 'system':
       case 'developer':
-        for (const text of texts(message.content, param)) system.push({ text });
+        system.push(...marked(textBlocks(message.content, param)));
         break;
       case 'user':
-        append('user', userBlocks(message.content, param));
+        append('user', marked(userBlocks(message.content, param)));
         break;
       case 'assistant': {
         const blocks: JsonObject[] = [];
@@ -127,7 +148,7 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
           });
         }
         if (message.content !== null && message.content !== undefined && message.content !== '') {
-          for (const text of texts(message.content, param)) blocks.push({ text });
+          blocks.push(...textBlocks(message.content, param));
         }
         asArray(message.tool_calls).forEach((call, j) => {
           const c = asObject(call);
@@ -143,16 +164,21 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
           });
         });
         if (blocks.length === 0) throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
-        append('assistant', blocks);
+        append('assistant', marked(blocks));
         break;
       }
       case 'tool': {
         const id = asString(message.tool_call_id);
         if (!id)
           throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
-        const content =
+        const parts =
           typeof message.content === 'string' ? [{ text: message.content }] : userBlocks(message.content, param);
-        append('user', [{ toolResult: { toolUseId: id, content } }]);
+        // A tool result holds no checkpoint: one marked part puts it after the result.
+        const content = parts.filter((block) => block.cachePoint === undefined);
+        const blocks: JsonObject[] = [{ toolResult: { toolUseId: id, content } }];
+        const points = parts.filter((block) => block.cachePoint !== undefined);
+        if (points.length > 0 && !messageCache) blocks.push(points[points.length - 1]);
+        append('user', marked(blocks));
         break;
       }
       default:
@@ -162,25 +188,37 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
   return { system, messages };
 }
 
-function texts(content: unknown, param: string): string[] {
-  if (typeof content === 'string') return [content];
+/** Content parts -> Converse blocks, with a cache checkpoint after each part that carries `cache_control`. */
+function partBlocks(
+  content: unknown,
+  param: string,
+  convert: (part: JsonObject | undefined, param: string) => JsonObject,
+): JsonObject[] {
+  if (typeof content === 'string') return [{ text: content }];
   if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  return content.map((part, j) => {
+  const blocks: JsonObject[] = [];
+  content.forEach((part, j) => {
     const p = asObject(part);
-    if (p?.type === 'text' && typeof p.text === 'string') return p.text;
-    if (p?.type === 'refusal' && typeof p.refusal === 'string') return p.refusal;
-    throw unsupportedContent(`${param}[${j}]`, p?.type);
+    blocks.push(convert(p, `${param}[${j}]`));
+    const cache = cacheControlOf(p, `${param}[${j}]`);
+    if (cache) blocks.push(converseCachePoint(cache));
+  });
+  return blocks;
+}
+
+function textBlocks(content: unknown, param: string): JsonObject[] {
+  return partBlocks(content, param, (p, partParam) => {
+    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text };
+    if (p?.type === 'refusal' && typeof p.refusal === 'string') return { text: p.refusal };
+    throw unsupportedContent(partParam, p?.type);
   });
 }
 
 function userBlocks(content: unknown, param: string): JsonObject[] {
-  if (typeof content === 'string') return [{ text: content }];
-  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  return content.map((part, j) => {
-    const p = asObject(part);
+  return partBlocks(content, param, (p, partParam) => {
     if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text };
-    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
-    throw unsupportedContent(`${param}[${j}]`, p?.type);
+    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${partParam}.image_url.url`);
+    throw unsupportedContent(partParam, p?.type);
   });
 }
 
@@ -188,7 +226,8 @@ function convertTools(tools: unknown, choice: unknown): JsonObject | undefined {
   if (tools === undefined || tools === null || choice === 'none') return undefined;
   if (!Array.isArray(tools)) throw invalid('tools must be an array', 'tools');
   if (tools.length === 0) return undefined;
-  const specs = tools.map((tool, i) => {
+  const specs: JsonObject[] = [];
+  tools.forEach((tool, i) => {
     const t = asObject(tool);
     const fn = asObject(t?.function);
     if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
@@ -196,7 +235,10 @@ function convertTools(tools: unknown, choice: unknown): JsonObject | undefined {
     const spec: JsonObject = { name: fn.name };
     if (typeof fn.description === 'string') spec.description = fn.description;
     spec.inputSchema = { json: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} } };
-    return { toolSpec: spec };
+    if (strictTool(fn)) spec.strict = true;
+    specs.push({ toolSpec: spec });
+    const cache = cacheControlOf(t, `tools[${i}]`) ?? cacheControlOf(fn, `tools[${i}].function`);
+    if (cache) specs.push(converseCachePoint(cache));
   });
   const config: JsonObject = { tools: specs };
   if (choice === 'auto') config.toolChoice = { auto: {} };
@@ -227,11 +269,20 @@ export function converseFinishReason(reason: unknown): string {
 /** Converse usage: inputTokens excludes cache reads and writes, as with Anthropic. */
 export function converseUsage(usage: JsonObject | undefined): OpenAIUsageShape {
   const cacheRead = count(usage?.cacheReadInputTokens);
+  const cacheWrite = count(usage?.cacheWriteInputTokens);
+  // `cacheDetails`: the writes per TTL ({inputTokens, ttl: "5m" | "1h"}).
+  let cacheWrite1h = 0;
+  for (const detail of asArray(usage?.cacheDetails)) {
+    const d = asObject(detail);
+    if (d?.ttl === '1h') cacheWrite1h += count(d.inputTokens);
+  }
   return {
-    prompt: count(usage?.inputTokens) + cacheRead + count(usage?.cacheWriteInputTokens),
+    prompt: count(usage?.inputTokens) + cacheRead + cacheWrite,
     completion: count(usage?.outputTokens),
     cached: cacheRead,
     reasoning: 0,
+    cacheWrite,
+    cacheWrite1h: Math.min(cacheWrite1h, cacheWrite),
   };
 }
 
@@ -251,7 +302,10 @@ class ConverseToOpenAIResponse extends ConvertingResponse {
   private decoder?: EventStreamDecoder;
   private stream?: ConverseStreamToOpenAI;
 
-  constructor(private readonly context: TranslationContext) {
+  constructor(
+    private readonly context: TranslationContext,
+    private readonly includeUsage: boolean,
+  ) {
     super('OpenAI', context.stream);
   }
 
@@ -302,7 +356,7 @@ class ConverseToOpenAIResponse extends ConvertingResponse {
 
   protected streamChunk(chunk: Buffer, endOfStream: boolean): Buffer {
     this.decoder ??= new EventStreamDecoder();
-    this.stream ??= new ConverseStreamToOpenAI(this.context, this.requestId());
+    this.stream ??= new ConverseStreamToOpenAI(this.context, this.requestId(), this.includeUsage);
     let out = '';
     try {
       for (const message of this.decoder.push(chunk)) out += this.stream.message(message.headers, message.payload);
@@ -347,9 +401,11 @@ export class ConverseStreamToOpenAI {
   private nextToolIndex = 0;
   private finished = false;
 
+  /** `includeUsage`: the client asked for the usage chunk (`stream_options.include_usage`). */
   constructor(
     private readonly context: TranslationContext,
     private readonly id: string,
+    private readonly includeUsage: boolean,
   ) {
     this.writer = new ChunkWriter(id, context.nowSeconds, context.requestModel);
   }
@@ -435,12 +491,12 @@ export class ConverseStreamToOpenAI {
 
   private lastToolIndex = 0;
 
-  /** The usage chunk (when Bedrock reported usage) and [DONE], once. */
+  /** The usage chunk (when the client asked for it and Bedrock reported usage) and [DONE], once. */
   finish(): string {
     if (this.finished) return '';
     this.finished = true;
     let out = '';
-    if (this.sawMetadata) {
+    if (this.sawMetadata && this.includeUsage) {
       const chunk: JsonObject = {
         id: this.id,
         choices: [],
@@ -456,17 +512,21 @@ export class ConverseStreamToOpenAI {
   }
 }
 
-export const openAIChatToBedrock: TranslatorFactory = (context) => ({
-  request(body): UpstreamRequest {
-    return {
-      path: conversePath(context.upstreamModel, context.stream),
-      body: openAIChatToConverse(body),
-      setHeaders: {},
-      removeHeaders: [],
-    };
-  },
-  response: () => new ConverseToOpenAIResponse(context),
-});
+export const openAIChatToBedrock: TranslatorFactory = (context) => {
+  let includeUsage = streamUsageAsked(context);
+  return {
+    request(body): UpstreamRequest {
+      includeUsage = streamUsageAsked(context, body);
+      return {
+        path: conversePath(context.upstreamModel, context.stream),
+        body: openAIChatToConverse(body),
+        setHeaders: {},
+        removeHeaders: [],
+      };
+    },
+    response: () => new ConverseToOpenAIResponse(context, includeUsage),
+  };
+};
 
 // ---------------------------------------------------------------------------------------------------
 // Anthropic Messages -> Converse
@@ -500,10 +560,11 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
   const out: JsonObject = { inferenceConfig };
   if (typeof body.system === 'string') out.system = [{ text: body.system }];
   else if (Array.isArray(body.system)) {
-    out.system = body.system.map((b, i) => {
-      const text = asString(asObject(b)?.text);
-      if (text === undefined) throw unsupportedContent(`system[${i}]`, asObject(b)?.type);
-      return { text };
+    out.system = body.system.flatMap((b, i) => {
+      const block = asObject(b);
+      const text = asString(block?.text);
+      if (text === undefined) throw unsupportedContent(`system[${i}]`, block?.type);
+      return withCachePoint({ text }, block, `system[${i}]`);
     });
   }
   if (!Array.isArray(body.messages)) throw invalid('messages must be an array', 'messages');
@@ -514,19 +575,23 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
     const content =
       typeof message.content === 'string'
         ? [{ text: message.content }]
-        : asArray(message.content).map((b, j) => anthropicBlockToConverse(b, `messages[${i}].content[${j}]`));
+        : asArray(message.content).flatMap((b, j) => {
+            const param = `messages[${i}].content[${j}]`;
+            return withCachePoint(anthropicBlockToConverse(b, param), asObject(b), param);
+          });
     return { content, role: message.role };
   });
   if (Array.isArray(body.tools) && body.tools.length > 0) {
     const config: JsonObject = {
-      tools: body.tools.map((raw, i) => {
+      tools: body.tools.flatMap((raw, i) => {
         const tool = asObject(raw);
         if (!tool || typeof tool.name !== 'string' || !isObject(tool.input_schema))
           throw unsupported(`tools[${i}]`, BACKEND, 'only custom tools with an input_schema');
         const spec: JsonObject = { name: tool.name };
         if (typeof tool.description === 'string') spec.description = tool.description;
         spec.inputSchema = { json: tool.input_schema };
-        return { toolSpec: spec };
+        if (tool.strict === true) spec.strict = true;
+        return withCachePoint({ toolSpec: spec }, tool, `tools[${i}]`);
       }),
     };
     const choice = asObject(body.tool_choice);
@@ -537,7 +602,23 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
     if (choice?.type !== 'none') out.toolConfig = config;
   }
   if (isObject(body.thinking)) out.additionalModelRequestFields = { thinking: body.thinking };
+  const outputFormat = anthropicOutputFormat(body);
+  if (outputFormat) out.outputConfig = converseOutputConfig(outputFormat);
   return out;
+}
+
+/**
+ * A Converse block, followed by a cache checkpoint when its Anthropic source carries `cache_control` (or, for a tool
+ * result, when a block inside it does: a tool result holds no checkpoint).
+ */
+function withCachePoint(block: JsonObject, source: JsonObject | undefined, param: string): JsonObject[] {
+  let cache = cacheControlOf(source, param);
+  if (!cache && source?.type === 'tool_result' && Array.isArray(source.content)) {
+    source.content.forEach((inner, k) => {
+      cache = cacheControlOf(asObject(inner), `${param}.content[${k}]`) ?? cache;
+    });
+  }
+  return cache ? [block, converseCachePoint(cache)] : [block];
 }
 
 function anthropicBlockToConverse(raw: unknown, param: string): JsonObject {
@@ -568,6 +649,15 @@ function anthropicBlockToConverse(raw: unknown, param: string): JsonObject {
     default:
       throw unsupportedContent(param, block?.type);
   }
+}
+
+/** Anthropic's split of cache writes by TTL (`cache_creation`), when Bedrock reported writes. */
+function withCacheCreation(usage: JsonObject, counts: OpenAIUsageShape): JsonObject {
+  const writes = counts.cacheWrite ?? 0;
+  if (writes === 0) return usage;
+  const hour = counts.cacheWrite1h ?? 0;
+  usage.cache_creation = { ephemeral_5m_input_tokens: writes - hour, ephemeral_1h_input_tokens: hour };
+  return usage;
 }
 
 /** Converse response -> Anthropic message / Messages SSE. */
@@ -610,12 +700,15 @@ class ConverseToAnthropicResponse extends ConvertingResponse {
         content,
         model: this.context.requestModel,
         stop_reason: ANTHROPIC_STOP[asString(response.stopReason) ?? ''] ?? 'end_turn',
-        usage: {
-          cache_creation_input_tokens: count(usage?.cacheWriteInputTokens),
-          cache_read_input_tokens: count(usage?.cacheReadInputTokens),
-          input_tokens: count(usage?.inputTokens),
-          output_tokens: count(usage?.outputTokens),
-        },
+        usage: withCacheCreation(
+          {
+            cache_creation_input_tokens: count(usage?.cacheWriteInputTokens),
+            cache_read_input_tokens: count(usage?.cacheReadInputTokens),
+            input_tokens: count(usage?.inputTokens),
+            output_tokens: count(usage?.outputTokens),
+          },
+          counts,
+        ),
       }),
     );
   }
@@ -762,12 +855,15 @@ class ConverseStreamToAnthropic {
     out += sseEvent('message_delta', {
       type: 'message_delta',
       delta: { stop_reason: this.stopReason ?? 'end_turn', stop_sequence: null },
-      usage: {
-        input_tokens: count(this.raw?.inputTokens),
-        cache_creation_input_tokens: count(this.raw?.cacheWriteInputTokens),
-        cache_read_input_tokens: count(this.raw?.cacheReadInputTokens),
-        output_tokens: count(this.raw?.outputTokens),
-      },
+      usage: withCacheCreation(
+        {
+          input_tokens: count(this.raw?.inputTokens),
+          cache_creation_input_tokens: count(this.raw?.cacheWriteInputTokens),
+          cache_read_input_tokens: count(this.raw?.cacheReadInputTokens),
+          output_tokens: count(this.raw?.outputTokens),
+        },
+        converseUsage(this.raw),
+      ),
     });
     return out + sseEvent('message_stop', { type: 'message_stop' });
   }

@@ -9,6 +9,7 @@ import {
   type ResponseHead,
   type ResponseTranslator,
   type TokenUsage,
+  type TranslationContext,
   type ResponseHeaders,
 } from '../translate/types';
 
@@ -107,6 +108,61 @@ export function rejectUnsupportedParams(body: JsonObject, backend: string, param
   for (const param of params) rejectIfSet(body, param, backend, NEUTRAL_VALUES[param]);
 }
 
+/** An OpenAI `response_format` of type `json_schema`: the schema and its optional name and description. */
+export interface JsonSchemaFormat {
+  schema: JsonObject;
+  name?: string;
+  description?: string;
+}
+
+/**
+ * The JSON schema a Claude backend must constrain its answer to (`response_format` type `json_schema`); undefined
+ * for none or `text`. Claude's JSON outputs always follow a schema whose objects forbid additional properties, so
+ * `json_object` (any JSON object) has no Claude form: 422 naming the parameter and the backend.
+ */
+export function claudeJsonSchemaFormat(body: JsonObject, backend: string): JsonSchemaFormat | undefined {
+  const value = body.response_format;
+  if (value === undefined || value === null) return undefined;
+  const format = asObject(value);
+  if (!format) throw invalid('response_format must be an object', 'response_format');
+  if (format.type === 'text') return undefined;
+  if (format.type === 'json_object') {
+    throw unsupported(
+      'response_format',
+      backend,
+      'type "json_object" has no Claude form (JSON outputs follow a schema); use type "json_schema"',
+    );
+  }
+  if (format.type !== 'json_schema') throw unsupported('response_format', backend, `type "${String(format.type)}"`);
+  const spec = asObject(format.json_schema);
+  const schema = asObject(spec?.schema);
+  if (!schema) throw invalid('response_format.json_schema.schema must be a JSON schema object', 'response_format');
+  const out: JsonSchemaFormat = { schema };
+  const name = asString(spec?.name);
+  if (name !== undefined) out.name = name;
+  const description = asString(spec?.description);
+  if (description !== undefined) out.description = description;
+  return out;
+}
+
+/** An Anthropic client's JSON outputs (`output_config.format`, or the beta `output_format`) as a schema. */
+export function anthropicOutputFormat(body: JsonObject): JsonSchemaFormat | undefined {
+  const configured = asObject(body.output_config)?.format;
+  const param = configured !== undefined && configured !== null ? 'output_config.format' : 'output_format';
+  const value = configured ?? body.output_format;
+  if (value === undefined || value === null) return undefined;
+  const format = asObject(value);
+  const schema = asObject(format?.schema);
+  if (format?.type !== 'json_schema' || !schema)
+    throw invalid(`${param} must be {"type":"json_schema","schema":{...}}`, param);
+  return { schema };
+}
+
+/** A function tool's `strict: true` (OpenAI) as Anthropic's and Bedrock's strict tool use. */
+export function strictTool(fn: JsonObject): boolean {
+  return fn.strict === true;
+}
+
 /** `max_completion_tokens`, or the older `max_tokens`, when set; at least `min`. */
 export function maxOutputTokens(body: JsonObject, min: 0 | 1): number | undefined {
   const value = body.max_completion_tokens ?? body.max_tokens;
@@ -125,6 +181,37 @@ export function checkRange(body: JsonObject, param: string, min: number, max: nu
     throw invalid(`${param} must be a number between ${min} and ${max}, got ${JSON.stringify(value)}`, param);
   }
   return value;
+}
+
+/**
+ * A prompt-cache breakpoint as Anthropic documents it (`cache_control` on content blocks, system blocks and tools):
+ * `{"type": "ephemeral"}` with an optional `ttl` of `"5m"` (the default) or `"1h"`. OpenAI clients put it on
+ * content parts, on a message (its last block) and on tools (or their `function`), as the reference gateway and
+ * other OpenAI-compatible gateways read it.
+ */
+export interface CacheControl {
+  type: 'ephemeral';
+  ttl?: '5m' | '1h';
+}
+
+/** The `cache_control` of `holder` (undefined when absent or null); 400 naming `param` when malformed. */
+export function cacheControlOf(holder: JsonObject | undefined, param: string): CacheControl | undefined {
+  const value = holder?.cache_control;
+  if (value === undefined || value === null) return undefined;
+  const control = asObject(value);
+  const ttl = control?.ttl;
+  if (control?.type !== 'ephemeral' || (ttl !== undefined && ttl !== null && ttl !== '5m' && ttl !== '1h')) {
+    throw invalid(
+      `${param}.cache_control must be {"type":"ephemeral"} with an optional "ttl" of "5m" or "1h"`,
+      `${param}.cache_control`,
+    );
+  }
+  return ttl === '5m' || ttl === '1h' ? { type: 'ephemeral', ttl } : { type: 'ephemeral' };
+}
+
+/** A Bedrock Converse cache checkpoint (`CachePointBlock`: type `default`, optional ttl) for a breakpoint. */
+export function converseCachePoint(control: CacheControl): JsonObject {
+  return { cachePoint: control.ttl ? { type: 'default', ttl: control.ttl } : { type: 'default' } };
 }
 
 export function parseJsonBuffer(bytes: Buffer): unknown {
@@ -284,21 +371,38 @@ export class ChunkWriter {
   }
 }
 
+/**
+ * Whether an OpenAI client asked for the usage chunk of a stream (`stream_options.include_usage: true`), as the
+ * gateway read it or, when it could not read it unambiguously, as the parsed body says. A client that did not ask
+ * gets no chunk with `choices: []`: naive clients read `choices[0]` of every chunk. The gateway reads usage anyway.
+ */
+export function streamUsageAsked(context: TranslationContext, body?: JsonObject): boolean {
+  if (!context.stream) return false;
+  if (context.streamUsageRequested === true) return true;
+  return asObject(body?.stream_options)?.include_usage === true;
+}
+
 export interface OpenAIUsageShape {
   prompt: number;
   completion: number;
   cached: number;
   reasoning: number;
+  /** Of `prompt`, tokens written to the prompt cache, and of those the one-hour ones (Anthropic, Bedrock). */
+  cacheWrite?: number;
+  cacheWrite1h?: number;
 }
 
 export function tokenUsage(u: OpenAIUsageShape): TokenUsage {
-  return {
+  const usage: TokenUsage = {
     input: u.prompt,
     output: u.completion,
     total: u.prompt + u.completion,
     cachedInput: u.cached,
     reasoning: u.reasoning,
   };
+  if (u.cacheWrite) usage.cacheWriteInput = u.cacheWrite;
+  if (u.cacheWrite1h) usage.cacheWrite1hInput = u.cacheWrite1h;
+  return usage;
 }
 
 /** OpenAI `usage` with the details objects (always present, possibly empty). */

@@ -31,6 +31,7 @@ import {
   parseJsonBuffer,
   rejectUnsupportedParams,
   sseData,
+  streamUsageAsked,
   tokenUsage,
   unsupported,
   unsupportedContent,
@@ -320,7 +321,11 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
   private model: string | undefined;
   private finished = false;
 
-  constructor(private readonly context: TranslationContext) {
+  /** `includeUsage`: the client asked for the usage chunk (`stream_options.include_usage`). */
+  constructor(
+    private readonly context: TranslationContext,
+    private readonly includeUsage: boolean,
+  ) {
     super('OpenAI', context.stream);
   }
 
@@ -445,7 +450,7 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
     if (this.finished) return '';
     this.finished = true;
     let out = '';
-    if (this.metadata) {
+    if (this.metadata && this.includeUsage) {
       out += sseData({
         ...this.chunkHead(),
         choices: [],
@@ -457,38 +462,42 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
   }
 }
 
-export const openAIChatToGeminiBackend: TranslatorFactory = (context) => ({
-  request(body): UpstreamRequest {
-    return {
-      path: context.stream
-        ? `${modelPath(context, 'streamGenerateContent')}?alt=sse`
-        : modelPath(context, 'generateContent'),
-      body: openAIChatToGemini(body),
-      setHeaders: {},
-      removeHeaders: [],
-    };
-  },
-  response: () => new GeminiToOpenAIResponse(context),
-});
+export const openAIChatToGeminiBackend: TranslatorFactory = (context) => {
+  let includeUsage = streamUsageAsked(context);
+  return {
+    request(body): UpstreamRequest {
+      includeUsage = streamUsageAsked(context, body);
+      return {
+        path: context.stream
+          ? `${modelPath(context, 'streamGenerateContent')}?alt=sse`
+          : modelPath(context, 'generateContent'),
+        body: openAIChatToGemini(body),
+        setHeaders: {},
+        removeHeaders: [],
+      };
+    },
+    response: () => new GeminiToOpenAIResponse(context, includeUsage),
+  };
+};
 
 // ---------------------------------------------------------------------------------------------------
 // Embeddings
 
+/**
+ * OpenAI `input` -> Vertex text-embedding `instances` (`:predict`): a string, an instance object
+ * (`{content, task_type?, title?}`, as Vertex documents it), or a non-empty array of either. Token arrays have no
+ * Vertex form.
+ */
 export function openAIEmbeddingsToVertex(body: JsonObject): { body: JsonObject; base64: boolean } {
   const input = body.input;
   let instances: JsonObject[];
   if (typeof input === 'string') instances = [{ content: input }];
+  else if (isObject(input)) instances = [vertexInstance(input, 'input')];
   else if (Array.isArray(input) && input.length > 0) {
-    instances = input.map((item, i) => {
-      if (typeof item === 'string') return { content: item };
-      if (isObject(item) && typeof item.content === 'string') return item;
-      throw unsupported(
-        `input[${i}]`,
-        BACKEND,
-        'inputs must be strings or {content, task_type, title} objects (token arrays are not supported)',
-      );
-    });
-  } else throw invalid('input must be a string or a non-empty array', 'input');
+    instances = input.map((item, i) =>
+      typeof item === 'string' ? { content: item } : vertexInstance(item, `input[${i}]`),
+    );
+  } else throw invalid('input must be a string, an instance object or a non-empty array', 'input');
   const parameters: JsonObject = {};
   if (body.dimensions !== undefined && body.dimensions !== null) {
     if (typeof body.dimensions !== 'number' || !Number.isInteger(body.dimensions) || body.dimensions < 1)
@@ -500,6 +509,26 @@ export function openAIEmbeddingsToVertex(body: JsonObject): { body: JsonObject; 
     throw invalid('encoding_format must be "float" or "base64"', 'encoding_format');
   }
   return { body: { instances, parameters }, base64: encoding === 'base64' };
+}
+
+const INSTANCE_STRING_FIELDS = ['task_type', 'title'] as const;
+
+/** One Vertex text-embedding instance: `content` (required), `task_type` and `title`, strings when present. */
+function vertexInstance(item: unknown, param: string): JsonObject {
+  if (!isObject(item)) {
+    throw unsupported(
+      param,
+      BACKEND,
+      'inputs must be strings or {content, task_type, title} objects (token arrays are not supported)',
+    );
+  }
+  if (typeof item.content !== 'string') throw invalid(`${param}.content must be a string`, param);
+  for (const field of INSTANCE_STRING_FIELDS) {
+    const value = item[field];
+    if (value !== undefined && value !== null && typeof value !== 'string')
+      throw invalid(`${param}.${field} must be a string`, param);
+  }
+  return item;
 }
 
 /** Floats as OpenAI's base64 encoding: little-endian float32. */

@@ -4,6 +4,20 @@
  * Behaviour worth knowing (all covered by tests in test/providers and the shared fixture cases):
  * - Usage is normalized the OpenAI way: input = input + cache reads + cache writes (Anthropic, Bedrock),
  *   cached input = cache reads, output includes Gemini thoughts, reasoning = thoughts, total = input + output.
+ *   Cache writes are also counted apart (`cacheWriteInput`, and of them the one-hour ones `cacheWrite1hInput`).
+ * - Prompt caching: an OpenAI client's `cache_control` (`{type: "ephemeral", ttl?: "5m" | "1h"}`) on content parts,
+ *   on a message (its last block) and on tools (or their `function`) reaches the Anthropic API, Vertex Anthropic and
+ *   Bedrock InvokeModel as `cache_control` on the same blocks, and Bedrock Converse as a `cachePoint` block after
+ *   each marked block, system block or tool (after the whole tool result for a part inside one). Anthropic clients'
+ *   `cache_control` passes through to Anthropic backends and becomes `cachePoint` blocks on Converse. A malformed
+ *   `cache_control` is answered 400 naming it, never dropped.
+ * - Structured outputs on Claude: `response_format` `json_schema` becomes `output_config.format`
+ *   (`{type: "json_schema", schema}`) on the Anthropic API, Vertex Anthropic and Bedrock InvokeModel, and
+ *   `outputConfig.textFormat` (the schema as a JSON string, with its name and description) on Bedrock Converse, as
+ *   does an Anthropic client's `output_config.format` (on OpenAI-schema backends: a strict `response_format`
+ *   `json_schema` named `output`); `function.strict` becomes strict tool use and back. `json_object` has no Claude
+ *   form (JSON outputs follow a schema whose objects allow no other properties): 422.
+ * - Vertex embeddings take `input` as a string, one `{content, task_type, title}` instance, or an array of either.
  * - Provider errors keep the provider's status and become `{"type":"error","error":{type,code,message}}`
  *   for OpenAI clients (OpenAI's `error` object, readable by both SDKs) and Anthropic's error shape for
  *   Anthropic clients. Anthropic and Vertex Anthropic errors reach Anthropic clients unchanged.
@@ -13,8 +27,9 @@
  *   with its own 400 (as the reference gateway does) rather than the gateway guessing a limit.
  * - Bedrock Converse answers with several text blocks: the first becomes the message content (the
  *   reference behaviour the shared fixtures pin down); reasoning and tool calls are all kept.
- * - Streams always end with a usage chunk (when the provider reported usage) and `data: [DONE]`; a cut or
- *   corrupt stream ends with an in-band error event.
+ * - Streams end with a usage chunk (when the client asked with `stream_options.include_usage` and the provider
+ *   reported usage; the usage is counted either way) and `data: [DONE]`; a cut or corrupt stream ends with an
+ *   in-band error event.
  */
 import type { TranslatorTable } from '../translate/registry';
 import { anthropicMessagesPassthrough, openAIChatToAnthropicBackend } from './anthropic';

@@ -12,8 +12,10 @@ import {
   asNumber,
   asObject,
   asString,
+  cacheControlOf,
   checkRange,
   ChunkWriter,
+  claudeJsonSchemaFormat,
   ConvertingResponse,
   count,
   EMPTY,
@@ -29,6 +31,7 @@ import {
   parseJsonBuffer,
   rejectUnsupportedParams,
   sseData,
+  strictTool,
   tokenUsage,
   unsupported,
   unsupportedContent,
@@ -43,8 +46,7 @@ export function openAIChatToAnthropic(body: JsonObject): JsonObject {
   const modalities = body.modalities;
   if (Array.isArray(modalities) && modalities.some((m) => m !== 'text'))
     throw unsupported('modalities', BACKEND, 'only text output');
-  const format = asObject(body.response_format);
-  if (format && format.type !== 'text') throw unsupported('response_format', BACKEND, `type "${String(format.type)}"`);
+  const jsonSchema = claudeJsonSchemaFormat(body, BACKEND);
 
   const out: JsonObject = {};
   // Anthropic requires max_tokens; without one the provider answers with its own clear 400.
@@ -75,6 +77,8 @@ export function openAIChatToAnthropic(body: JsonObject): JsonObject {
   if (isObject(body.thinking)) out.thinking = body.thinking;
   const tier = asString(body.service_tier);
   if (tier === 'auto' || tier === 'standard_only') out.service_tier = tier;
+  // JSON outputs (the Anthropic API, Vertex and Bedrock InvokeModel read the same field).
+  if (jsonSchema) out.output_config = { format: { type: 'json_schema', schema: jsonSchema.schema } };
   return out;
 }
 
@@ -98,13 +102,19 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
     const message = asObject(raw);
     if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
     const param = `messages[${i}].content`;
+    // A breakpoint on the message itself marks its last block (string content has no part to carry one).
+    const messageCache = cacheControlOf(message, `messages[${i}]`);
+    const marked = (blocks: JsonObject[]): JsonObject[] => {
+      if (messageCache && blocks.length > 0) blocks[blocks.length - 1].cache_control = messageCache;
+      return blocks;
+    };
     switch (message.role) {
       case 'system':
       case 'developer':
-        system.push(...textBlocks(message.content, param));
+        system.push(...marked(textBlocks(message.content, param)));
         break;
       case 'user':
-        push('user', userBlocks(message.content, param), false);
+        push('user', marked(userBlocks(message.content, param)), false);
         break;
       case 'assistant': {
         const blocks: JsonObject[] = [];
@@ -134,7 +144,7 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
           });
         });
         if (blocks.length === 0) throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
-        push('assistant', blocks, false);
+        push('assistant', marked(blocks), false);
         break;
       }
       case 'tool': {
@@ -143,14 +153,14 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
           throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
         push(
           'user',
-          [
+          marked([
             {
               type: 'tool_result',
               tool_use_id: id,
               is_error: false,
               content: toolResultContent(message.content, param),
             },
-          ],
+          ]),
           true,
         );
         break;
@@ -162,24 +172,35 @@ function convertMessages(value: unknown): { system: JsonObject[]; messages: Json
   return { system, messages };
 }
 
-function textBlocks(content: unknown, param: string): JsonObject[] {
+/** Content parts -> Anthropic blocks, each part's `cache_control` carried onto its block. */
+function partBlocks(
+  content: unknown,
+  param: string,
+  convert: (part: JsonObject | undefined, param: string) => JsonObject,
+): JsonObject[] {
   if (typeof content === 'string') return [{ text: content, type: 'text' }];
   if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
   return content.map((part, j) => {
     const p = asObject(part);
+    const block = convert(p, `${param}[${j}]`);
+    const cache = cacheControlOf(p, `${param}[${j}]`);
+    if (cache) block.cache_control = cache;
+    return block;
+  });
+}
+
+function textBlocks(content: unknown, param: string): JsonObject[] {
+  return partBlocks(content, param, (p, partParam) => {
     if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
     if (p?.type === 'refusal' && typeof p.refusal === 'string') return { text: p.refusal, type: 'text' };
-    throw unsupportedContent(`${param}[${j}]`, p?.type);
+    throw unsupportedContent(partParam, p?.type);
   });
 }
 
 function userBlocks(content: unknown, param: string): JsonObject[] {
-  if (typeof content === 'string') return [{ text: content, type: 'text' }];
-  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  return content.map((part, j) => {
-    const p = asObject(part);
+  return partBlocks(content, param, (p, partParam) => {
     if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
-    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
+    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${partParam}.image_url.url`);
     if (p?.type === 'file') {
       const file = asObject(p.file);
       const data = asString(file?.file_data);
@@ -187,9 +208,9 @@ function userBlocks(content: unknown, param: string): JsonObject[] {
       if (parsed?.mediaType === 'application/pdf') {
         return { type: 'document', source: { type: 'base64', media_type: parsed.mediaType, data: parsed.data } };
       }
-      throw unsupportedContent(`${param}[${j}]`, 'file (only base64 PDF data URLs)');
+      throw unsupportedContent(partParam, 'file (only base64 PDF data URLs)');
     }
-    throw unsupportedContent(`${param}[${j}]`, p?.type);
+    throw unsupportedContent(partParam, p?.type);
   });
 }
 
@@ -202,13 +223,10 @@ function imageBlock(url: unknown, param: string): JsonObject {
 }
 
 function toolResultContent(content: unknown, param: string): JsonObject[] {
-  if (typeof content === 'string') return [{ text: content, type: 'text' }];
-  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  return content.map((part, j) => {
-    const p = asObject(part);
+  return partBlocks(content, param, (p, partParam) => {
     if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
-    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
-    throw unsupportedContent(`${param}[${j}]`, p?.type);
+    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${partParam}.image_url.url`);
+    throw unsupportedContent(partParam, p?.type);
   });
 }
 
@@ -223,6 +241,9 @@ function convertTools(value: unknown): JsonObject[] | undefined {
     const out: JsonObject = { name: fn.name };
     if (typeof fn.description === 'string') out.description = fn.description;
     out.input_schema = isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} };
+    if (strictTool(fn)) out.strict = true;
+    const cache = cacheControlOf(t, `tools[${i}]`) ?? cacheControlOf(fn, `tools[${i}].function`);
+    if (cache) out.cache_control = cache;
     return out;
   });
 }
@@ -262,6 +283,8 @@ export interface AnthropicCounts {
   output: number;
   cacheRead: number;
   cacheCreation: number;
+  /** Of `cacheCreation`, written with a one-hour TTL (`cache_creation.ephemeral_1h_input_tokens`). */
+  cacheCreation1h: number;
 }
 
 export const NO_COUNTS: Readonly<AnthropicCounts> = Object.freeze({
@@ -269,6 +292,7 @@ export const NO_COUNTS: Readonly<AnthropicCounts> = Object.freeze({
   output: 0,
   cacheRead: 0,
   cacheCreation: 0,
+  cacheCreation1h: 0,
 });
 
 /** Merges an Anthropic `usage` object into earlier counts: fields present win. */
@@ -283,12 +307,22 @@ export function mergeAnthropicUsage(
     output: pick('output_tokens', previous.output),
     cacheRead: pick('cache_read_input_tokens', previous.cacheRead),
     cacheCreation: pick('cache_creation_input_tokens', previous.cacheCreation),
+    cacheCreation1h: isObject(usage.cache_creation)
+      ? count(usage.cache_creation.ephemeral_1h_input_tokens)
+      : previous.cacheCreation1h,
   };
 }
 
 /** Anthropic counts -> OpenAI shape: prompt includes cache reads and writes. */
 export function anthropicUsage(c: Readonly<AnthropicCounts>): OpenAIUsageShape {
-  return { prompt: c.input + c.cacheRead + c.cacheCreation, completion: c.output, cached: c.cacheRead, reasoning: 0 };
+  return {
+    prompt: c.input + c.cacheRead + c.cacheCreation,
+    completion: c.output,
+    cached: c.cacheRead,
+    reasoning: 0,
+    cacheWrite: c.cacheCreation,
+    cacheWrite1h: Math.min(c.cacheCreation1h, c.cacheCreation),
+  };
 }
 
 /** An Anthropic message (JSON) -> OpenAI chat.completion. */
@@ -340,7 +374,11 @@ export class AnthropicEventsToOpenAIChunks {
   private nextToolIndex = 0;
   private finished = false;
 
-  constructor(private readonly context: TranslationContext) {
+  /** `includeUsage`: the client asked for the usage chunk (`stream_options.include_usage`). */
+  constructor(
+    private readonly context: TranslationContext,
+    private readonly includeUsage: boolean,
+  ) {
     this.writer = new ChunkWriter(context.requestId, context.nowSeconds, context.requestModel);
   }
 
@@ -437,10 +475,11 @@ export class AnthropicEventsToOpenAIChunks {
     }
   }
 
-  /** The usage chunk and [DONE], once. */
+  /** The usage chunk (when the client asked for it) and [DONE], once. */
   finish(): string {
     if (this.finished) return '';
     this.finished = true;
+    if (!this.includeUsage) return 'data: [DONE]\n\n';
     return (
       sseData({
         id: this.writer.id,
@@ -523,9 +562,10 @@ export class AnthropicToOpenAIResponse extends ConvertingResponse {
   constructor(
     private readonly context: TranslationContext,
     private readonly framing: AnthropicStreamFraming,
+    includeUsage: boolean,
   ) {
     super('OpenAI' satisfies ClientApi, context.stream);
-    this.converter = new AnthropicEventsToOpenAIChunks(context);
+    this.converter = new AnthropicEventsToOpenAIChunks(context, includeUsage);
     if (framing === 'bedrock-eventstream') this.streamContentType = EVENTSTREAM_CONTENT_TYPE;
   }
 

@@ -4,6 +4,7 @@
  * read from the JSON body or the SSE stream. Non-JSON error bodies become OpenAI error JSON.
  */
 import { findUsageObject, SseUsageScanner, usageFromOpenAI } from './openai-usage';
+import { StreamUsageFilter } from './stream-usage-filter';
 import {
   ZERO_USAGE,
   type ResponseHead,
@@ -20,10 +21,15 @@ export function openAIPassthrough(context: TranslationContext): Translator {
 }
 
 class OpenAIPassthrough implements Translator {
+  /** The gateway asked the provider for stream usage the client did not ask for: it is kept from the client. */
+  private usageForced = false;
+
   constructor(private readonly context: TranslationContext) {}
 
   request(body: Record<string, unknown>): UpstreamRequest {
-    return translateRequest(this.context, body);
+    const { usageForced, ...upstream } = translateRequest(this.context, body);
+    this.usageForced = usageForced;
+    return upstream;
   }
 
   forwardUnchanged(): UpstreamRequest | undefined {
@@ -41,7 +47,7 @@ class OpenAIPassthrough implements Translator {
 
   response(): ResponseTranslator {
     // Endpoints a route opted into (images, audio, ...) may answer any media type; the metered ones answer JSON or SSE.
-    return new OpenAIResponse(this.context.operation !== 'other');
+    return new OpenAIResponse(this.context.operation !== 'other', this.usageForced);
   }
 }
 
@@ -64,8 +70,12 @@ function forcesStreamUsage(context: TranslationContext): boolean {
   );
 }
 
-function translateRequest(context: TranslationContext, body: Record<string, unknown>): UpstreamRequest {
+function translateRequest(
+  context: TranslationContext,
+  body: Record<string, unknown>,
+): UpstreamRequest & { usageForced: boolean } {
   let unchanged = true;
+  let usageForced = false;
   if (context.upstreamModel !== context.requestModel) {
     body.model = context.upstreamModel;
     unchanged = false;
@@ -76,6 +86,8 @@ function translateRequest(context: TranslationContext, body: Record<string, unkn
     if (!(context.streamUsageRequested ?? current?.include_usage === true)) {
       body.stream_options = { ...current, include_usage: true };
       unchanged = false;
+      // What the client asked for, as the provider would have read its body.
+      usageForced = current?.include_usage !== true;
     }
   }
   return {
@@ -84,6 +96,7 @@ function translateRequest(context: TranslationContext, body: Record<string, unkn
     bodyUnchanged: unchanged,
     setHeaders: NO_HEADER_CHANGES,
     removeHeaders: NO_NAMES,
+    usageForced,
   };
 }
 
@@ -93,6 +106,7 @@ class OpenAIResponse implements ResponseTranslator {
   usage: TokenUsage = ZERO_USAGE;
   passthroughBody = true;
   private sse: SseUsageScanner | undefined;
+  private filter: StreamUsageFilter | undefined;
   private status = 200;
   private contentType = '';
   private chunks: Buffer[] = [];
@@ -100,14 +114,21 @@ class OpenAIResponse implements ResponseTranslator {
   /** A 2xx answer that is neither JSON nor an event stream where only those are expected. */
   private unexpected = false;
 
-  constructor(private readonly jsonOrEventStream: boolean) {}
+  /** `hideUsage`: the usage chunk and fields of a stream are read but not passed on (the client did not ask). */
+  constructor(
+    private readonly jsonOrEventStream: boolean,
+    private readonly hideUsage: boolean,
+  ) {}
 
   head(status: number, headers: ResponseHeaders): ResponseHead {
     this.status = status;
     this.contentType = headers['content-type'] ?? '';
     const ok = status >= 200 && status < 300;
     const stream = ok && this.contentType.startsWith('text/event-stream');
-    if (stream) this.sse = new SseUsageScanner();
+    if (stream && this.hideUsage) {
+      this.filter = new StreamUsageFilter();
+      this.passthroughBody = false;
+    } else if (stream) this.sse = new SseUsageScanner();
     this.unexpected =
       ok && this.jsonOrEventStream && !stream && this.contentType !== '' && !this.contentType.includes('json');
     const wrapError = (status >= 400 && !this.contentType.includes('json')) || this.unexpected;
@@ -120,6 +141,11 @@ class OpenAIResponse implements ResponseTranslator {
   }
 
   body(chunk: Buffer, endOfStream: boolean): Buffer {
+    if (this.filter) {
+      const out = this.filter.push(chunk, endOfStream);
+      if (this.filter.usage) this.usage = this.filter.usage;
+      return out;
+    }
     if (this.sse) {
       this.sse.push(chunk);
       if (endOfStream) this.sse.end();

@@ -12,6 +12,13 @@ export interface TokenUsage {
   total: number;
   cachedInput: number;
   reasoning: number;
+  /**
+   * Of `input`, the tokens written to the provider's prompt cache (Anthropic `cache_creation_input_tokens`, Bedrock
+   * `cacheWriteInputTokens`), billed above the input price; absent when the provider reported none.
+   */
+  cacheWriteInput?: number;
+  /** Of `cacheWriteInput`, those written with a one-hour TTL (billed higher than five-minute writes). */
+  cacheWrite1hInput?: number;
 }
 
 export const ZERO_USAGE: Readonly<TokenUsage> = Object.freeze({

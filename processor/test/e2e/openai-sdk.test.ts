@@ -88,32 +88,47 @@ describeWithShared('fixtures/openai-cassettes/extracted', 'openai SDK end to end
     });
   });
 
-  it('streaming: the SDK gets every recorded chunk, including the usage chunk', async () => {
+  const recordedChunks = () =>
+    cassette('chat-streaming-detailed-usage', 'response.sse')
+      .split('\n')
+      .filter((line) => line.startsWith('data: {'))
+      .map((line) => JSON.parse(line.slice(6)) as { choices: unknown[]; usage?: unknown });
+  const streamMetadata = { llm_input_token: 12, llm_output_token: 100, llm_total_token: 112, llm_reasoning_token: 100 };
+
+  it('streaming: a client that did not ask for usage gets no usage chunk or usage fields, yet is charged', async () => {
     const stream = await sdk.chat.completions.create({
       model: 'gpt-5-nano',
       messages: [{ role: 'developer', content: "Hello, I'm a developer!" }],
       stream: true,
     });
-    const chunks: unknown[] = [];
+    const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
     for await (const chunk of stream) chunks.push(chunk);
-    const recorded = cassette('chat-streaming-detailed-usage', 'response.sse')
-      .split('\n')
-      .filter((line) => line.startsWith('data: {'))
-      .map((line) => JSON.parse(line.slice(6)) as unknown);
-    expect(chunks).toEqual(recorded);
     // A cost is configured, so the processor asked the provider for usage.
     const sent = JSON.parse(provider.requests.at(-1)!.body.toString()) as {
       stream_options?: { include_usage?: boolean };
     };
     expect(sent.stream_options?.include_usage).toBe(true);
+    const expected = recordedChunks()
+      .filter((chunk) => chunk.choices.length > 0)
+      .map(({ usage: _usage, ...chunk }) => chunk);
+    expect(chunks).toEqual(expected);
+    // What a naive client does with every chunk works.
+    for (const chunk of chunks) expect(chunk.choices[0]).toBeDefined();
     expect(results[0].streamed).toBe(true);
-    expect(results[0].metadata['io.envoy.ai_gateway']).toMatchObject({
-      llm_input_token: 12,
-      llm_output_token: 100,
-      llm_total_token: 112,
-      llm_reasoning_token: 100,
-      weighted: 412,
+    expect(results[0].metadata['io.envoy.ai_gateway']).toMatchObject({ ...streamMetadata, weighted: 412 });
+  });
+
+  it('streaming: a client that asked for usage gets every recorded chunk, the usage chunk included', async () => {
+    const stream = await sdk.chat.completions.create({
+      model: 'gpt-5-nano',
+      messages: [{ role: 'developer', content: "Hello, I'm a developer!" }],
+      stream: true,
+      stream_options: { include_usage: true },
     });
+    const chunks: unknown[] = [];
+    for await (const chunk of stream) chunks.push(chunk);
+    expect(chunks).toEqual(recordedChunks());
+    expect(results[0].metadata['io.envoy.ai_gateway']).toMatchObject({ ...streamMetadata, weighted: 412 });
   });
 
   it('a provider error reaches the SDK unchanged', async () => {

@@ -5,7 +5,13 @@ import { startTestProcessor, testConfig, type TestProcessor } from '../support/p
 import { headerMap, structToObject } from '../support/envoy-client';
 import { splitEvery } from '../support/translation-cases';
 
-const CHAT = { path: '/v1/chat/completions', body: '{"model":"gpt-4o","stream":true}' };
+/** A client that asks for the usage chunk: the stream reaches it byte for byte. */
+const CHAT = {
+  path: '/v1/chat/completions',
+  body: '{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true}}',
+};
+/** A client that does not: the gateway asks for usage (a cost is configured) and keeps it from the client. */
+const CHAT_WITHOUT_USAGE = { path: '/v1/chat/completions', body: '{"model":"gpt-4o","stream":true}' };
 
 function sseStream(usage: { prompt: number; completion: number; cached?: number; reasoning?: number }): string {
   const chunk = (content: string) =>
@@ -109,6 +115,34 @@ describe('responses', () => {
       llm_input_token: 3,
       llm_output_token: 4,
       llm_total_token: 7,
+    });
+  });
+
+  it('counts the usage it asked for but sends a client that did not ask none of it (brotli decoded)', async () => {
+    const plain = sseStream({ prompt: 3, completion: 4 });
+    const result = await processor.client.exchange(CHAT_WITHOUT_USAGE, (request) => {
+      expect(JSON.parse(request.body.toString())).toMatchObject({ stream_options: { include_usage: true } });
+      return {
+        status: 200,
+        headers: { 'content-type': 'text/event-stream', 'content-encoding': 'br' },
+        body: splitEvery(zlib.brotliCompressSync(Buffer.from(plain)), 17),
+      };
+    });
+    expect(result.streamed).toBe(true);
+    expect(result.headers['content-encoding']).toBeUndefined();
+    const events = result.body.toString().split('\n\n').filter(Boolean);
+    expect(events).toEqual(
+      plain
+        .split('\n\n')
+        .filter((event) => event !== '' && !event.includes('"choices":[]'))
+        .map((event) => event.replace(',"usage":null}', '}')),
+    );
+    expect(result.body.toString()).not.toContain('usage');
+    expect(result.metadata['io.envoy.ai_gateway']).toMatchObject({
+      llm_input_token: 3,
+      llm_output_token: 4,
+      llm_total_token: 7,
+      out: 4,
     });
   });
 

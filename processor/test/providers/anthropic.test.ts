@@ -137,7 +137,9 @@ describe('OpenAI chat -> Anthropic Messages request', () => {
     ['n', { n: 3 }, 422],
     ['logit_bias', { logit_bias: { 1: 2 } }, 422],
     ['frequency_penalty', { frequency_penalty: 0.5 }, 422],
-    ['response_format', { response_format: { type: 'json_schema', json_schema: {} } }, 422],
+    ['response_format', { response_format: { type: 'json_object' } }, 422],
+    ['response_format', { response_format: { type: 'json_schema', json_schema: {} } }, 400],
+    ['response_format', { response_format: { type: 'regex' } }, 422],
     [
       'messages[0].content[0]',
       { messages: [{ role: 'user', content: [{ type: 'input_audio', input_audio: {} }] }] },
@@ -210,7 +212,14 @@ describe('Anthropic -> OpenAI responses', () => {
       completion_tokens_details: {},
       prompt_tokens_details: { cached_tokens: 100 },
     });
-    expect(response.usage).toEqual({ input: 160, output: 4, total: 164, cachedInput: 100, reasoning: 0 });
+    expect(response.usage).toEqual({
+      input: 160,
+      output: 4,
+      total: 164,
+      cachedInput: 100,
+      reasoning: 0,
+      cacheWriteInput: 50,
+    });
   });
 
   const textStream = [
@@ -232,7 +241,14 @@ describe('Anthropic -> OpenAI responses', () => {
 
   it('streams text as chunks with the role first, finish reason, then the usage chunk and [DONE]', () => {
     for (const size of [1, 7, 1000]) {
-      const response = openAIChatToAnthropicBackend(context(anthropicBackend, { stream: true })).response();
+      const translator = openAIChatToAnthropicBackend(context(anthropicBackend, { stream: true }));
+      translator.request({
+        max_tokens: 5,
+        stream: true,
+        stream_options: { include_usage: true },
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      const response = translator.response();
       expect(response.head(200, { 'content-type': 'text/event-stream' }).stream).toBe(true);
       const lines = feed(response, Buffer.from(textStream), size).trim().split('\n\n');
       expect(lines.map((l) => (l === 'data: [DONE]' ? l : JSON.parse(l.slice(6))))).toEqual([
@@ -273,6 +289,29 @@ describe('Anthropic -> OpenAI responses', () => {
         },
         'data: [DONE]',
       ]);
+      expect(response.usage).toEqual({ input: 10, output: 12, total: 22, cachedInput: 3, reasoning: 0 });
+    }
+  });
+
+  it('sends no usage chunk to a client that did not ask for one, and still counts the usage', () => {
+    for (const streamOptions of [undefined, { include_usage: false }]) {
+      const translator = openAIChatToAnthropicBackend(context(anthropicBackend, { stream: true }));
+      translator.request({
+        max_tokens: 5,
+        stream: true,
+        stream_options: streamOptions,
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      const response = translator.response();
+      response.head(200, { 'content-type': 'text/event-stream' });
+      const events = feed(response, Buffer.from(textStream), 7).trim().split('\n\n');
+      expect(events).toHaveLength(4);
+      expect(events.at(-1)).toBe('data: [DONE]');
+      for (const event of events.slice(0, -1)) {
+        const chunk = JSON.parse(event.slice(6)) as { choices: unknown[]; usage?: unknown };
+        expect(chunk.choices).toHaveLength(1);
+        expect(chunk.usage).toBeUndefined();
+      }
       expect(response.usage).toEqual({ input: 10, output: 12, total: 22, cachedInput: 3, reasoning: 0 });
     }
   });

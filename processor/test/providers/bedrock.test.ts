@@ -50,7 +50,8 @@ describeWithShared('fixtures/bedrock', 'Bedrock ConverseStream: the real capture
   const bytes = () => fs.readFileSync(path.join(dir, 'converse-stream-real-claude.eventstream'));
   const expected = () =>
     fs.readFileSync(path.join(dir, 'converse-stream-real-claude.expected-openai-chunks.sse'), 'utf8');
-  const ctx = () => context({ requestId: 'unused' });
+  // The client asked for the usage chunk (stream_options.include_usage).
+  const ctx = () => context({ requestId: 'unused', streamUsageRequested: true });
   const normalize = (text: string) => text.replace(/"id":"[^"]*","choices"/g, '"id":"123","choices"').trim();
 
   it('translates to the expected chunks fed one byte at a time', () => {
@@ -65,6 +66,22 @@ describeWithShared('fixtures/bedrock', 'Bedrock ConverseStream: the real capture
         expected().trim(),
       );
     }
+  });
+
+  it('without stream_options.include_usage: the same chunks but the usage chunk, and the usage still counted', () => {
+    const translator = openAIChatToBedrock(context({ requestId: 'unused' }));
+    translator.request({ messages: [{ role: 'user', content: 'x' }], stream: true });
+    const response = translator.response();
+    response.head(200, { 'content-type': 'application/vnd.amazon.eventstream', 'x-amzn-requestid': '123' });
+    const out = normalize(response.body(bytes(), true).toString('utf8'));
+    const withoutUsageChunk = expected()
+      .trim()
+      .split('\n\n')
+      .filter((event) => !event.includes('"choices":[]'))
+      .join('\n\n');
+    expect(out).toBe(withoutUsageChunk);
+    expect(out).not.toContain('"usage"');
+    expect(response.usage).toEqual({ input: 386, output: 75, total: 461, cachedInput: 0, reasoning: 0 });
   });
 
   it('reports usage 386 / 75 / 461', () => {
@@ -246,7 +263,14 @@ describe('Converse -> OpenAI', () => {
       total_tokens: 132,
       prompt_tokens_details: { cached_tokens: 100 },
     });
-    expect(response.usage).toEqual({ input: 125, output: 7, total: 132, cachedInput: 100, reasoning: 0 });
+    expect(response.usage).toEqual({
+      input: 125,
+      output: 7,
+      total: 132,
+      cachedInput: 100,
+      reasoning: 0,
+      cacheWriteInput: 20,
+    });
   });
 
   it('streams reasoning deltas and reports in-band exceptions', () => {

@@ -151,7 +151,8 @@ describe('Gemini -> OpenAI', () => {
   it('streams function calls with indexes and deterministic UUID ids, usage chunk last', () => {
     const ctx = context({ stream: true });
     const translator = openAIChatToGeminiBackend(ctx);
-    expect(translator.request({ messages: [{ role: 'user', content: 'x' }] }).path).toBe(
+    const ask = { messages: [{ role: 'user', content: 'x' }], stream: true, stream_options: { include_usage: true } };
+    expect(translator.request(ask).path).toBe(
       '/v1/projects/p/locations/r/publishers/google/models/gemini-2.5-pro:streamGenerateContent?alt=sse',
     );
     const response = translator.response();
@@ -195,6 +196,14 @@ describe('Gemini -> OpenAI', () => {
       prompt_tokens_details: {},
     });
     expect(out[2]).toBe('data: [DONE]');
+
+    const quiet = openAIChatToGeminiBackend(ctx);
+    quiet.request({ ...ask, stream_options: undefined });
+    const quietResponse = quiet.response();
+    quietResponse.head(200, { 'content-type': 'text/event-stream' });
+    const quietOut = quietResponse.body(Buffer.from(sse), true).toString().trim().split('\n\n');
+    expect(quietOut).toEqual([out[0], 'data: [DONE]']);
+    expect(quietResponse.usage).toEqual({ input: 3, output: 2, total: 5, cachedInput: 0, reasoning: 0 });
   });
 });
 
@@ -224,6 +233,39 @@ describe('embeddings', () => {
 
   it('rejects token-array inputs with 422', () => {
     expect(() => openAIEmbeddingsToVertexBackend(context()).request({ input: [[1, 2]] })).toThrow(/input\[0\]/);
+    expect(() => openAIEmbeddingsToVertexBackend(context()).request({ input: [1, 2] })).toThrow(
+      expect.objectContaining({ status: 422, param: 'input[0]' }),
+    );
+  });
+
+  const instance = { content: 'What is life?', task_type: 'RETRIEVAL_DOCUMENT', title: 'Life' };
+  it.each([
+    ['a string', 'a', [{ content: 'a' }]],
+    ['one instance object (documented by Vertex)', instance, [instance]],
+    ['an instance object without the optional fields', { content: 'b' }, [{ content: 'b' }]],
+    ['an array of strings', ['a', 'b'], [{ content: 'a' }, { content: 'b' }]],
+    ['an array of instance objects', [instance, { content: 'b', task_type: 'RETRIEVAL_QUERY' }], null],
+    ['strings and instance objects mixed', ['a', instance], [{ content: 'a' }, instance]],
+  ])('sends every input shape as Vertex instances: %s', (_name, input, instances) => {
+    const upstream = openAIEmbeddingsToVertexBackend(context({ operation: 'embeddings' })).request({
+      model: 'text-embedding-005',
+      input,
+      dimensions: 256,
+    });
+    expect(upstream.path).toBe('/v1/projects/p/locations/r/publishers/google/models/gemini-2.5-pro:predict');
+    expect(upstream.body).toEqual({ instances: instances ?? input, parameters: { outputDimensionality: 256 } });
+  });
+
+  it.each([
+    ['an empty array', [], 'input'],
+    ['nothing', undefined, 'input'],
+    ['an instance without content', { task_type: 'CLUSTERING' }, 'input'],
+    ['an instance with a non-string title', [{ content: 'a', title: 5 }], 'input[0]'],
+    ['an instance with a non-string task type', { content: 'a', task_type: ['CLUSTERING'] }, 'input'],
+  ])('answers 400 naming the input for %s', (_name, input, param) => {
+    expect(() => openAIEmbeddingsToVertexBackend(context()).request({ input })).toThrow(
+      expect.objectContaining({ status: 400, param }),
+    );
   });
 });
 

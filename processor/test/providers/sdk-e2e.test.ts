@@ -405,6 +405,25 @@ describe('official SDKs against translated providers', () => {
         llm_total_token: usage.input + usage.output,
       });
     });
+
+    it('streaming without stream_options: no usage chunk reaches the SDK, the usage is still counted', async () => {
+      const stream = await openai.chat.completions.create({ model, ...ask, stream: true });
+      const chunks: OpenAI.Chat.Completions.ChatCompletionChunk[] = [];
+      for await (const chunk of stream) chunks.push(chunk);
+      expect(chunks.length).toBeGreaterThan(1);
+      for (const chunk of chunks) {
+        expect(chunk.choices[0]).toBeDefined();
+        expect(chunk.usage).toBeUndefined();
+      }
+      expect(chunks.at(-1)!.choices[0].finish_reason).toBe('tool_calls');
+      expect(metadata()).toMatchObject({
+        llm_input_token: usage.input,
+        llm_output_token: usage.output,
+        llm_total_token: usage.input + usage.output,
+        llm_cached_input_token: usage.cachedInput,
+        llm_reasoning_token: usage.reasoning,
+      });
+    });
   });
 
   it('the provider saw its own wire format and credentials', async () => {
@@ -461,6 +480,19 @@ describe('official SDKs against translated providers', () => {
     expect(metadata()).toMatchObject({ llm_input_token: 6, llm_output_token: 0, llm_total_token: 6 });
   });
 
+  it('openai SDK embeddings with one Vertex instance object as input (task type and title kept)', async () => {
+    const instance = { content: 'Paris is in France.', task_type: 'RETRIEVAL_DOCUMENT', title: 'Geography' };
+    const result = await openai.embeddings.create({
+      model: 'gemini-embedding',
+      // Vertex's own instance shape: not in the SDK's types, sent as JSON like any input.
+      input: instance as unknown as string,
+      encoding_format: 'float',
+    });
+    expect(result.data).toEqual([{ embedding: [0.25, -0.5, 1], index: 0, object: 'embedding' }]);
+    expect(JSON.parse(provider.requests.at(-1)!.body.toString())).toEqual({ instances: [instance], parameters: {} });
+    expect(metadata()).toMatchObject({ llm_input_token: 3, llm_total_token: 3 });
+  });
+
   describe('@anthropic-ai/sdk -> /anthropic/v1/messages', () => {
     it('Anthropic backend, non-streaming (passthrough)', async () => {
       const message = await anthropic.messages.create({
@@ -507,6 +539,31 @@ describe('official SDKs against translated providers', () => {
         ],
       });
       expect(metadata()).toMatchObject({ llm_input_token: 13, llm_output_token: 4, llm_total_token: 17 });
+    });
+
+    it('OpenAI backend: JSON outputs (output_config.format) become strict response_format json_schema', async () => {
+      const schema = {
+        type: 'object' as const,
+        properties: { greeting: { type: 'string' } },
+        required: ['greeting'],
+        additionalProperties: false,
+      };
+      await anthropic.messages.create({
+        model: 'gpt-4o',
+        max_tokens: 50,
+        messages: [{ role: 'user', content: 'Hi' }],
+        output_config: { format: { type: 'json_schema', schema } },
+        tools: [{ name: 'get_weather', input_schema: WEATHER_TOOL.function.parameters, strict: true }],
+      } as Anthropic.MessageCreateParamsNonStreaming);
+      expect(JSON.parse(provider.requests.at(-1)!.body.toString())).toMatchObject({
+        response_format: { type: 'json_schema', json_schema: { name: 'output', schema, strict: true } },
+        tools: [
+          {
+            type: 'function',
+            function: { name: 'get_weather', parameters: WEATHER_TOOL.function.parameters, strict: true },
+          },
+        ],
+      });
     });
 
     it('OpenAI backend, streaming (translated)', async () => {

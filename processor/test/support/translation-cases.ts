@@ -26,7 +26,7 @@ import {
 import type { TokenUsage } from '../../src/translate/types';
 import { usageFromOpenAI } from '../../src/translate/openai-usage';
 import type { ExchangeResult, UpstreamRequest, UpstreamResponse } from './envoy-client';
-import { expectedClientJson } from './fixture-deviations';
+import { expectedClientJson, expectedClientSse } from './fixture-deviations';
 import { startTestProcessor, type TestProcessor } from './processor-harness';
 import { describeWithShared } from './shared';
 
@@ -57,7 +57,11 @@ export interface TranslationCase {
   upstreamRequestExpected?: unknown;
   /** The upstream body as it goes on the wire (already framed / encoded). */
   upstreamResponse?: { bytes: Buffer; chunks: Buffer[]; kind: 'json' | 'text' | 'sse' | 'eventstream' };
-  clientResponseExpected?: { text: string; kind: 'json' | 'sse' | 'txt' };
+  /**
+   * `text`: what the client must receive (support/fixture-deviations applied); `reference`: what the reference
+   * gateway sends, whose usage the metadata must still carry.
+   */
+  clientResponseExpected?: { text: string; kind: 'json' | 'sse' | 'txt'; reference?: string };
 }
 
 export interface FixtureBackend {
@@ -130,8 +134,11 @@ export function loadTranslationCases(dir: string): TranslationCase[] {
         const bytes = readIf(caseDir, `client-response.expected.${kind}`);
         if (bytes) clientResponseExpected = { text: bytes.toString('utf8'), kind };
       }
+      if (clientResponseExpected) clientResponseExpected.reference = clientResponseExpected.text;
       if (clientResponseExpected?.kind === 'json') {
         clientResponseExpected.text = expectedClientJson(folder, clientResponseExpected.text, json?.toString('utf8'));
+      } else if (clientResponseExpected?.kind === 'sse') {
+        clientResponseExpected.text = expectedClientSse(folder, clientResponseExpected.text);
       }
       return {
         folder,
@@ -406,7 +413,7 @@ export function defineTranslationCaseTests(options: TranslationCaseOptions): voi
         const usage = options.expectedUsage
           ? options.expectedUsage(testCase, result)
           : result.status < 300
-            ? openAIUsageOf(result.body.toString('utf8'))
+            ? openAIUsageOf(testCase.clientResponseExpected?.reference ?? result.body.toString('utf8'))
             : undefined;
         const expectedUsage = usage ?? { input: 0, output: 0, total: 0, cachedInput: 0, reasoning: 0 };
         expect(metadata).toMatchObject({

@@ -1,5 +1,6 @@
 import { findUsageObject, SseUsageScanner, usageFromOpenAI } from '../../src/translate/openai-usage';
 import { openAIPassthrough } from '../../src/translate/openai';
+import { MAX_FILTERED_LINE_BYTES, StreamUsageFilter } from '../../src/translate/stream-usage-filter';
 import type { TranslationContext } from '../../src/translate/types';
 import { openAIBackend } from '../support/processor-harness';
 
@@ -216,4 +217,136 @@ describe('openAIPassthrough', () => {
       expect(full.bodyUnchanged).toBe(unchanged);
     },
   );
+});
+
+describe('StreamUsageFilter (usage the client did not ask for)', () => {
+  const chunk = (content: string) =>
+    `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":${JSON.stringify(
+      content,
+    )}}}],"usage":null}`;
+  const withoutUsage = (content: string) =>
+    `data: {"id":"c","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":${JSON.stringify(
+      content,
+    )}}}]}`;
+
+  function run(text: string, split: number): { out: string; usage: unknown } {
+    const filter = new StreamUsageFilter();
+    const bytes = Buffer.from(text);
+    const out: Buffer[] = [];
+    for (let i = 0; i < bytes.length; i += split)
+      out.push(filter.push(bytes.subarray(i, i + split), i + split >= bytes.length));
+    return { out: Buffer.concat(out).toString(), usage: filter.usage };
+  }
+
+  it.each([['\n'], ['\r\n'], ['\r']])(
+    'drops the usage chunk and every "usage" member at every split point (line ending %j)',
+    (eol) => {
+      const stream = [
+        chunk('say "usage":{'),
+        '',
+        // Another serialization: the member first, so the filter parses the chunk.
+        'data: {"usage":null,"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}',
+        '',
+        usageEvent(7, 8),
+        '',
+        'data: [DONE]',
+        '',
+        '',
+      ].join(eol);
+      const expected = [
+        withoutUsage('say "usage":{'),
+        '',
+        'data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}',
+        '',
+        'data: [DONE]',
+        '',
+        '',
+      ].join(eol);
+      for (const split of [1, 2, 5, 13, 64, stream.length]) {
+        const { out, usage } = run(stream, split);
+        expect(out).toBe(expected);
+        expect(usage).toEqual({ input: 7, output: 8, total: 15, cachedInput: 1, reasoning: 2 });
+      }
+    },
+  );
+
+  it('keeps a chunk that carries usage and choices, without the usage; passes other events unchanged', () => {
+    const stream =
+      'data: {"choices":[{"index":0,"delta":{"content":"x"}}],"usage":{"prompt_tokens":2,"completion_tokens":1}}\n\n' +
+      ': a comment with "usage"\n\n' +
+      'data: {"choices":[],"prompt_filter_results":[]}\n\n' +
+      'data: {"broken":"usage":{\n\n' +
+      'data: [DONE]\n\n';
+    const { out, usage } = run(stream, 7);
+    expect(out).toBe(
+      'data: {"choices":[{"index":0,"delta":{"content":"x"}}]}\n\n' +
+        ': a comment with "usage"\n\n' +
+        'data: {"choices":[],"prompt_filter_results":[]}\n\n' +
+        'data: {"broken":"usage":{\n\n' +
+        'data: [DONE]\n\n',
+    );
+    expect(usage).toEqual({ input: 2, output: 1, total: 3, cachedInput: 0, reasoning: 0 });
+  });
+
+  it('passes a line longer than the bound through unfiltered, then filters again', () => {
+    const long = `data: {"choices":[{"index":0,"delta":{"content":"${'a'.repeat(MAX_FILTERED_LINE_BYTES)}"}}]}\n\n`;
+    const { out, usage } = run(long + usageEvent(1, 1) + '\n\ndata: [DONE]\n\n', 64 * 1024);
+    expect(out).toBe(long + 'data: [DONE]\n\n');
+    expect(usage).toMatchObject({ input: 1, output: 1 });
+  });
+});
+
+describe('openAIPassthrough response: forced stream usage', () => {
+  const base: TranslationContext = {
+    api: 'OpenAI',
+    operation: 'chat',
+    subpath: '/chat/completions',
+    query: '',
+    requestModel: 'gpt-4o',
+    upstreamModel: 'gpt-4o',
+    backend: openAIBackend('b'),
+    stream: true,
+    forceStreamUsage: true,
+    streamUsageRequested: false,
+    requestId: 'r',
+    nowSeconds: 0,
+  };
+  const upstream =
+    'data: {"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n' + usageEvent(3, 4) + '\n\n';
+
+  function respond(context: TranslationContext, body: Record<string, unknown>) {
+    const translator = openAIPassthrough(context);
+    translator.request(body);
+    const response = translator.response();
+    const head = response.head(200, { 'content-type': 'text/event-stream' });
+    const out = response.body(Buffer.from(upstream), true).toString();
+    return { head, out, response };
+  }
+
+  it('reads the usage but keeps it from a client that did not ask', () => {
+    const { out, response } = respond(base, { model: 'gpt-4o', stream: true });
+    expect(response.passthroughBody).toBe(false);
+    expect(out).toBe('data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n');
+    expect(response.usage).toMatchObject({ input: 3, output: 4, total: 7 });
+  });
+
+  it.each([
+    ['the gateway read the ask', { ...base, streamUsageRequested: true }],
+    ['only the parsed body shows the ask (escaped key)', base],
+  ])('passes everything to a client that asked: %s', (_name, context) => {
+    const { out, response } = respond(context, {
+      model: 'gpt-4o',
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    expect(response.passthroughBody).toBe(true);
+    expect(out).toBe(upstream);
+    expect(response.usage).toMatchObject({ input: 3, output: 4, total: 7 });
+  });
+
+  it('passes the stream unchanged when usage was not forced', () => {
+    const { out, response } = respond({ ...base, forceStreamUsage: false }, { model: 'gpt-4o', stream: true });
+    expect(response.passthroughBody).toBe(true);
+    expect(out).toBe(upstream);
+  });
 });
