@@ -145,6 +145,44 @@ describeWithShared('crds/jsonschema', 'the README quickstart manifests', (jsonsc
   });
 });
 
+describe('the README "Keys and budgets" example', () => {
+  const fs = require('node:fs') as typeof import('node:fs');
+  const path = require('node:path') as typeof import('node:path');
+  const source = fs.readFileSync(path.join(__dirname, '..', 'examples', 'cdk8s', 'keys-and-budgets.ts'), 'utf8');
+
+  it('is the marked part of examples/cdk8s/keys-and-budgets.ts', () => {
+    const readme = fs.readFileSync(path.join(__dirname, '..', 'README.md'), 'utf8');
+    const [, marked = ''] = source.split('// keys-and-budgets:start\n');
+    const [excerpt] = marked.split('// keys-and-budgets:end\n');
+    expect(excerpt.length).toBeGreaterThan(0);
+    expect(excerpt.split('\n').length).toBeLessThanOrEqual(21);
+    expect(readme).toContain(`\`\`\`ts\n${excerpt}\`\`\``);
+  });
+
+  it('gives each consumer its budget and the per-key budget one rule each', () => {
+    const { app } = require('../examples/cdk8s/keys-and-budgets') as { app: App };
+    const all = app.charts.flatMap((chart) => Testing.synth(chart) as Manifest[]);
+    const config = parseProcessorConfig(
+      JSON.parse(findOne(all, 'ConfigMap', 'ai-gateway-processor-config').data['config.json']),
+    );
+    expect(config.consumers!.entries.map((c) => [c.id, c.limits.map((l) => [l.requestsPerUnit, l.unit])])).toEqual([
+      ['search', [[500_000_000, 'MONTH']]],
+      ['research', [[2_000_000_000, 'MONTH']]],
+    ]);
+    const rules = (findOne(all, 'BackendTrafficPolicy', 'ai-gateway-budgets') as any).spec.rateLimit.global.rules;
+    expect(rules).toHaveLength(2);
+  });
+});
+
+describeWithShared('crds/jsonschema', 'the README "Keys and budgets" manifests', (jsonschemaDir) => {
+  it('validate', () => {
+    const { app } = require('../examples/cdk8s/keys-and-budgets') as { app: App };
+    const all = app.charts.flatMap((chart) => Testing.synth(chart) as Manifest[]);
+    expect(findAll(all, 'SecurityPolicy')).toHaveLength(1);
+    expect(manifestProblems(all, jsonschemaDir)).toEqual([]);
+  });
+});
+
 describe('running the example (what `npm run synth` runs)', () => {
   it('writes both charts and the Envoy Gateway Helm values', () => {
     const fs = require('node:fs') as typeof import('node:fs');
