@@ -70,6 +70,20 @@ function chat(client: OpenAI, model = 'gpt-4o-mini') {
   return client.chat.completions.create({ model, messages: HELLO, max_tokens: 16 });
 }
 
+/** A streamed chat request read to its end; returns the usage of the last chunk. */
+async function streamedChat(client: OpenAI, model = 'gpt-4o-mini') {
+  const stream = await client.chat.completions.create({
+    model,
+    messages: HELLO,
+    max_tokens: 16,
+    stream: true,
+    stream_options: { include_usage: true },
+  });
+  let usage: OpenAI.CompletionUsage | null | undefined;
+  for await (const chunk of stream) usage = chunk.usage ?? usage;
+  return usage;
+}
+
 function message(client: Anthropic, model = 'claude-haiku') {
   return client.messages.create({ model, max_tokens: 16, messages: HELLO });
 }
@@ -83,10 +97,36 @@ async function failure(promise: Promise<unknown>): Promise<unknown> {
   );
 }
 
-/** Calls `send` until it fails; returns how many calls succeeded and the error. */
-async function untilRefused(send: () => Promise<unknown>, max = 20): Promise<{ admitted: number; error: unknown }> {
+/**
+ * Requests the data plane completed (its access log): an entry is written once the stream is done, after the
+ * rate-limit filter charged the response's cost, which Envoy does at stream end, after the client has its answer.
+ */
+let completedStreams = 0;
+const countCompletions = {
+  dataPlane: {
+    accessLog: () => {
+      completedStreams++;
+    },
+  },
+};
+
+/** Sends one request and waits until the data plane charged it, so the next request is checked against it. */
+async function charged<T>(send: () => Promise<T>): Promise<T> {
+  const before = completedStreams;
+  try {
+    return await send();
+  } finally {
+    await settled(() => completedStreams, before + 1);
+  }
+}
+
+/** Calls `send` (each charged before the next) until it fails; returns how many calls succeeded and the error. */
+async function untilRefused(
+  send: (i: number) => Promise<unknown>,
+  max = 20,
+): Promise<{ admitted: number; error: unknown }> {
   for (let i = 0; i < max; i++) {
-    const error = await send().then(
+    const error = await charged(() => send(i)).then(
       () => undefined,
       (e: unknown) => e,
     );
@@ -99,6 +139,24 @@ async function untilRefused(send: () => Promise<unknown>, max = 20): Promise<{ a
 async function counted(run: RunningScenario, namespace: string, value: string): Promise<number> {
   const counters = await countersContaining(run.redisUrl!, namespace);
   return counters.filter((c) => c.key.includes(`_${value}_`)).reduce((sum, c) => sum + c.value, 0);
+}
+
+/**
+ * Reads until `read()` gives `expected`, for at most 5 s, and returns the last value read: Envoy charges a response's
+ * cost at stream end, which may land just after the client has read the answer.
+ */
+async function settled<T>(read: () => Promise<T> | T, expected: T): Promise<T> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const value = await read();
+    if (value === expected || Date.now() > deadline) return value;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** What the processor's metrics say `consumer` spent, in micro-dollars. */
+async function spentMicroUsd(run: RunningScenario, consumer: ConsumerName): Promise<number> {
+  return Math.round(sample(await metrics(run), 'ai_gateway_consumer_spend_usd_total', { consumer }) * 1e6);
 }
 
 async function metrics(run: RunningScenario): Promise<string> {
@@ -140,6 +198,7 @@ describeLocal('governance: consumers, keys and money budgets', () => {
   beforeAll(async () => {
     run = await startScenario(governanceScenario(namespace), {
       redisUrl,
+      ...countCompletions,
       processorLog: (line) => {
         if (processorLog.length < 10_000) processorLog.push(line);
       },
@@ -205,14 +264,16 @@ describeLocal('governance: consumers, keys and money budgets', () => {
   });
 
   it('spoofed consumer and client-id headers are replaced: the request is charged to the key owner', async () => {
-    const before = redisUrl ? await counted(run, namespace, 'team-a') : 0;
+    const spentBefore = await spentMicroUsd(run, 'team-a');
+    if (redisUrl) expect(await settled(() => counted(run, namespace, 'team-a'), spentBefore)).toBe(spentBefore);
     const spoofed = { 'x-ai-gateway-consumer': 'other-team', 'x-ai-gateway-client-id': 'team-b-openai' };
     await chat(openai(run, keyOf('team-a', 'team-a-openai'), '/v1', spoofed));
     const [request] = await run.fakes.openai.records();
     expect(request.headers['x-ai-gateway-consumer']).toBe('team-a');
     expect(request.headers['x-ai-gateway-client-id']).toBe('team-a-openai');
     if (redisUrl) {
-      expect((await counted(run, namespace, 'team-a')) - before).toBe(MINI_COST);
+      const expected = spentBefore + MINI_COST;
+      expect(await settled(() => counted(run, namespace, 'team-a'), expected)).toBe(expected);
       expect(await counted(run, namespace, 'other-team')).toBe(0);
     }
     // Without a key the spoofed headers authenticate nobody.
@@ -231,7 +292,12 @@ describeLocal('governance: consumers, keys and money budgets', () => {
     async () => {
       const smallLimit = Math.round(GOVERNANCE_BUDGETS_USD['team-b'] * 1e6);
       const teamB = openai(run, keyOf('team-b', 'team-b-openai'));
-      const { admitted, error } = await untilRefused(() => chat(teamB));
+      // Every other request streamed: a stream is charged at its end like a buffered answer.
+      const { admitted, error } = await untilRefused(async (i) =>
+        expect(await (i % 2 === 1 ? streamedChat(teamB) : chat(teamB).then((c) => c.usage))).toMatchObject({
+          total_tokens: TOKENS,
+        }),
+      );
       expect(admitted).toBe(admittedBy(smallLimit, MINI_COST));
       expect(error).toBeInstanceOf(OpenAI.RateLimitError);
       const limited = error as InstanceType<typeof OpenAI.RateLimitError>;
@@ -261,10 +327,11 @@ describeLocal('governance: consumers, keys and money budgets', () => {
       expect(await run.fakes.openai.records()).toHaveLength(openAIRequests + 1);
       if (redisUrl) {
         // One counter per consumer in micro-dollars (the rule's money unit), charged the priced upstream model.
-        expect(await counted(run, namespace, 'team-b')).toBe(admitted * MINI_COST);
-        const teamA = await counted(run, namespace, 'team-a');
-        expect(teamA % 100).toBe(0);
-        expect(teamA).toBeGreaterThanOrEqual(MINI_COST + HAIKU_COST);
+        expect(await settled(() => counted(run, namespace, 'team-b'), admitted * MINI_COST)).toBe(admitted * MINI_COST);
+        // team-a's spend so far, gpt-4o-mini and claude-haiku (priced as claude-3-5-haiku-20241022) answers.
+        const teamA = await spentMicroUsd(run, 'team-a');
+        expect(await settled(() => counted(run, namespace, 'team-a'), teamA)).toBe(teamA);
+        expect(teamA).toBeGreaterThanOrEqual(2 * MINI_COST + 2 * HAIKU_COST);
       }
       const text = await metrics(run);
       expect(sample(text, 'ai_gateway_budget_rejections_total', { budget: 'team-b monthly', consumer: 'team-b' })).toBe(
@@ -286,10 +353,8 @@ describeLocal('governance: consumers, keys and money budgets', () => {
   it('a consumer budget and a per-key budget stack: whichever runs out first refuses', async () => {
     const consumerLimit = Math.round(GOVERNANCE_BUDGETS_USD['team-c'] * 1e6);
     // What team-c spent before (in other tests), as the processor counted it and Redis holds it.
-    const spent = Math.round(
-      sample(await metrics(run), 'ai_gateway_consumer_spend_usd_total', { consumer: 'team-c' }) * 1e6,
-    );
-    if (redisUrl) expect(await counted(run, namespace, 'team-c')).toBe(spent);
+    const spent = await spentMicroUsd(run, 'team-c');
+    if (redisUrl) expect(await settled(() => counted(run, namespace, 'team-c'), spent)).toBe(spent);
     const ci = openai(run, keyOf('team-c', 'team-c-ci'), '/keyed/v1');
     const laptop = openai(run, keyOf('team-c', 'team-c-laptop'), '/keyed/v1');
     // The ci key's own token budget runs out first ...
@@ -308,9 +373,17 @@ describeLocal('governance: consumers, keys and money budgets', () => {
     expect(second.error).toBeInstanceOf(OpenAI.RateLimitError);
     expect((second.error as Error).message).toContain('team-c monthly');
     if (redisUrl) {
-      expect(await counted(run, namespace, 'team-c-ci')).toBe(first.admitted * TOKENS);
-      expect(await counted(run, namespace, 'team-c-laptop')).toBe(second.admitted * TOKENS);
-      expect(await counted(run, namespace, 'team-c')).toBe(spent + (first.admitted + second.admitted) * MINI_COST);
+      const expectations: [string, number][] = [
+        ['team-c-ci', first.admitted * TOKENS],
+        ['team-c-laptop', second.admitted * TOKENS],
+        ['team-c', spent + (first.admitted + second.admitted) * MINI_COST],
+      ];
+      for (const [value, expected] of expectations) {
+        expect({ value, counted: await settled(() => counted(run, namespace, value), expected) }).toEqual({
+          value,
+          counted: expected,
+        });
+      }
     }
     const text = await metrics(run);
     expect(sample(text, 'ai_gateway_budget_rejections_total', { budget: 'team-c monthly', consumer: 'team-c' })).toBe(
@@ -322,25 +395,29 @@ describeLocal('governance: consumers, keys and money budgets', () => {
 describeLocal('governance: shadow mode', () => {
   it('a shadow-mode budget blocks nothing but counts what it would have rejected', async () => {
     const namespace = uniqueNamespace('e2e-shadow');
-    const run = await startScenario(shadowBudgetScenario(namespace), { redisUrl });
+    const run = await startScenario(shadowBudgetScenario(namespace), { redisUrl, ...countCompletions });
     try {
       const client = openai(run, keyOf('team-a', 'team-a-openai'));
       const requests = admittedBy(Math.round(SHADOW_BUDGET_USD * 1e6), MINI_COST) + 2;
-      for (let i = 0; i < requests; i++) await chat(client);
+      for (let i = 0; i < requests; i++) await charged(() => chat(client));
       expect(await run.fakes.openai.records()).toHaveLength(requests);
       // The rule's statistics (envoyproxy/ratelimit's, in hits: units of 10 pico-dollars, since $0.005 does not fit
       // uint32 in pico-dollars). Each request is checked before (cost 0) and charged at stream end; what was charged
       // past the limit counts as over the limit and as shadow-mode hits, and rejected nothing.
       const unitsPerRequest = MINI_COST * 1e5;
-      const stats = [...run.dataPlane!.rateLimitStats().entries()].filter(([key]) => key.includes(namespace));
-      expect(stats).toHaveLength(1);
-      const [, watch] = stats[0];
-      expect(watch.totalHits).toBe(requests * unitsPerRequest);
+      const stats = () => [...run.dataPlane!.rateLimitStats().entries()].filter(([key]) => key.includes(namespace));
+      expect(await settled(() => stats()[0]?.[1].totalHits, requests * unitsPerRequest)).toBe(
+        requests * unitsPerRequest,
+      );
+      expect(stats()).toHaveLength(1);
+      const [, watch] = stats()[0];
       const pastLimit = requests - admittedBy(Math.round(SHADOW_BUDGET_USD * 1e6), MINI_COST);
       expect(watch.overLimit).toBeGreaterThanOrEqual(pastLimit * unitsPerRequest);
       expect(watch.shadowMode).toBe(watch.overLimit);
       if (redisUrl) {
-        expect(await counted(run, namespace, 'team-a')).toBe(requests * unitsPerRequest);
+        expect(await settled(() => counted(run, namespace, 'team-a'), requests * unitsPerRequest)).toBe(
+          requests * unitsPerRequest,
+        );
       }
       const text = await metrics(run);
       expect(sample(text, 'ai_gateway_budget_rejections_total', {})).toBe(0);
