@@ -210,8 +210,20 @@ describeLocal('governance: consumers, keys and money budgets', () => {
   });
 
   it('an OpenAI client (Authorization: Bearer) and an Anthropic client (x-api-key) both authenticate', async () => {
-    const completion = await chat(openai(run, keyOf('team-a', 'team-a-openai')));
+    const spendBy = async (model: string) =>
+      sample(await metrics(run), 'ai_gateway_consumer_spend_usd_total', {
+        consumer: 'team-a',
+        gen_ai_request_model: model,
+      });
+    const before = { mini: await spendBy('gpt-4o-mini'), haiku: await spendBy('claude-3-5-haiku-20241022') };
+    const { data: completion, response } = await openai(run, keyOf('team-a', 'team-a-openai'))
+      .chat.completions.create({ model: 'gpt-4o-mini', messages: HELLO, max_tokens: 16 })
+      .withResponse();
     expect(completion.usage).toMatchObject({ prompt_tokens: DEFAULT_USAGE.input });
+    // Answers carry the consumer's budget as draft-03 headers: its own limit (micro-dollars) and the 30-day window.
+    const teamALimit = GOVERNANCE_BUDGETS_USD['team-a'] * 1e6;
+    expect(response.headers.get('x-ratelimit-limit')).toBe(`${teamALimit}, ${teamALimit};w=2592000`);
+    expect(Number(response.headers.get('x-ratelimit-remaining'))).toBeLessThanOrEqual(teamALimit);
     const reply = await message(anthropic(run, keyOf('team-a', 'team-a-anthropic')));
     expect(reply.usage).toMatchObject({ input_tokens: DEFAULT_USAGE.input, output_tokens: DEFAULT_USAGE.output });
     const [toOpenAI] = await run.fakes.openai.records();
@@ -228,6 +240,9 @@ describeLocal('governance: consumers, keys and money budgets', () => {
       const keys = Object.values(CONSUMER_KEYS).flatMap((k) => Object.values(k) as string[]);
       expect(Object.entries(request.headers).filter(([, v]) => keys.some((key) => v.includes(key)))).toEqual([]);
     }
+    // Spend per consumer and model: the Anthropic answer priced as the model sent upstream.
+    expect((await spendBy('gpt-4o-mini')) - before.mini).toBeCloseTo(MINI_COST / 1e6, 9);
+    expect((await spendBy('claude-3-5-haiku-20241022')) - before.haiku).toBeCloseTo(HAIKU_COST / 1e6, 9);
   });
 
   it('a missing or wrong key gets 401 from both SDKs, and nothing reaches a provider', async () => {
