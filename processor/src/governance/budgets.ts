@@ -119,9 +119,11 @@ export function exhaustedBudget(
   }
   const resetValue = headers[RATE_LIMIT_RESET_HEADER];
   const reset = resetValue !== undefined && /^\d{1,10}$/.test(resetValue.trim()) ? Number(resetValue) : undefined;
+  // The rate-limit service counts the reset from the whole second it answered in (`unit - now % unit`, now in
+  // whole seconds), so the window ends `reset` seconds after the start of that second, not after this instant.
   const windowEndsAt =
     reset !== undefined
-      ? Math.ceil(nowMs / 1000 + reset) * 1000
+      ? (Math.floor(nowMs / 1000) + reset) * 1000
       : found !== undefined
         ? windowEnd(found.unit, nowMs)
         : undefined;

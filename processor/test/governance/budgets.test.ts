@@ -64,6 +64,9 @@ describe('exhaustedBudget', () => {
     const headers = { 'x-ratelimit-limit': '500000000, 500000000;w=2592000', 'x-ratelimit-reset': '3600' };
     const found = exhaustedBudget(budgets, 'team/chat', alice, headers, NOW);
     expect(found).toMatchObject({ name: 'alice/monthly', unit: 'MONTH', windowEndsAt: NOW + 3_600_000 });
+    // The reset counts whole seconds from the second the rate-limit service answered in: 700 ms into that second
+    // the window still ends 3600 s after its start, not a second later.
+    expect(exhaustedBudget(budgets, 'team/chat', alice, headers, NOW + 700).windowEndsAt).toBe(NOW + 3_600_000);
     // bob has no own limit: the static one of the rule applies and is what Envoy announces.
     const staticLimit = { 'x-ratelimit-limit': '4294967295, 4294967295;w=2592000' };
     expect(exhaustedBudget(budgets, 'team/chat', bob, staticLimit, NOW).name).toBe('team/monthly-spend');

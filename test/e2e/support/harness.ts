@@ -44,6 +44,8 @@ export interface RunningScenario {
   readonly redisUrl?: string;
   /** The local data plane, in local mode. */
   readonly dataPlane?: RunningDataPlane;
+  /** The processors (their admin address serves `/metrics`), in local mode. */
+  readonly processors?: RunningProcessors;
   readonly mode: 'local' | 'cluster';
   close(): Promise<void>;
 }
@@ -154,6 +156,8 @@ export interface StartOptions {
   listenerPort?: number;
   /** `<namespace>/<name>` of a Backend or Service -> URL, replacing the scenario's fake for it. */
   backendUrls?: Record<string, string>;
+  /** Receives each output line of the processors (prefixed with `[<ns>/<deployment>]`). */
+  processorLog?: (line: string) => void;
 }
 
 export async function startScenario(scenario: Scenario, options: StartOptions = {}): Promise<RunningScenario> {
@@ -176,6 +180,7 @@ export async function startScenario(scenario: Scenario, options: StartOptions = 
       secretsDir,
       env: processorEnvironment(workDir, fakes.gcpToken.url),
       log: (line) => {
+        options.processorLog?.(line);
         if (process.env.E2E_VERBOSE) process.stderr.write(`${line}\n`);
       },
     });
@@ -202,6 +207,7 @@ export async function startScenario(scenario: Scenario, options: StartOptions = 
       fakes: handles,
       redisUrl: options.redisUrl,
       dataPlane,
+      processors,
       mode: 'local',
       close,
     };

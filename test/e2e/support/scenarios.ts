@@ -9,13 +9,18 @@ import { App, Chart, Testing } from 'cdk8s';
 import {
   AIGateway,
   AIRoute,
+  ApiKey,
   ClientIdentity,
+  Consumer,
   Credentials,
   ModelMatch,
   ModelScope,
+  Money,
+  PriceCatalog,
   ProviderBackend,
   RateLimitRedis,
   RateLimitUnit,
+  SpendLimit,
   TokenCost,
   TokenRateLimit,
   type AIRouteRule,
@@ -446,6 +451,159 @@ export function budgetScenario(namespace: string, limits: BudgetLimits): Scenari
  */
 export function tenantHeader(header = 'x-tenant-id'): ClientIdentity {
   return ClientIdentity.unverifiedHeader(header);
+}
+
+/**
+ * The API keys of governance scenarios' consumers: client id (the Secret's data key) -> key. Test values, never
+ * real keys; each consumer keeps its keys in a Secret `<consumer>-keys` of the gateway's namespace.
+ */
+export const CONSUMER_KEYS = {
+  'team-a': { 'team-a-openai': 'sk-gov-team-a-openai-e2e', 'team-a-anthropic': 'sk-gov-team-a-anthropic-e2e' },
+  'team-b': { 'team-b-openai': 'sk-gov-team-b-openai-e2e', 'team-b-anthropic': 'sk-gov-team-b-anthropic-e2e' },
+  'team-c': { 'team-c-ci': 'sk-gov-team-c-ci-e2e', 'team-c-laptop': 'sk-gov-team-c-laptop-e2e' },
+  'team-d': { 'team-d-app': 'sk-gov-team-d-app-e2e' },
+} as const;
+
+export type ConsumerName = keyof typeof CONSUMER_KEYS;
+
+/**
+ * Prices of the governance scenarios (USD per million tokens), high enough that a request of DEFAULT_USAGE (12
+ * input + 8 output tokens) costs a visible amount: 12 * 100 + 8 * 400 = $0.0044 on gpt-4o-mini, 12 * 50 + 8 * 200
+ * = $0.0022 on claude-3-5-haiku-20241022 (the Anthropic backend's upstream model).
+ */
+export const GOVERNANCE_PRICES = {
+  'gpt-4o-mini': { input: 100, output: 400, cachedInput: 50 },
+  'gpt-4o': { input: 250, output: 1000 },
+  'claude-3-5-haiku-20241022': { input: 50, output: 200, cachedInput: 5 },
+} as const;
+
+/** The money budgets of governanceScenario, in US dollars per 30 days. */
+export const GOVERNANCE_BUDGETS_USD = { 'team-a': 500, 'team-b': 0.01, 'team-c': 0.02 } as const;
+
+/** The per-key token budget of governanceScenario's `keyed` route (tokens per hour). */
+export const PER_KEY_TOKENS = 50;
+
+/** The shadow-mode budget of shadowBudgetScenario, in US dollars per day per consumer. */
+export const SHADOW_BUDGET_USD = 0.005;
+
+/** A Secret holding API keys as a user (or External Secrets) creates it. */
+function apiKeySecret(namespace: string, consumer: ConsumerName): KubeObject {
+  const data = Object.fromEntries(
+    Object.entries(CONSUMER_KEYS[consumer]).map(([clientId, key]) => [clientId, Buffer.from(key).toString('base64')]),
+  );
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: `${consumer}-keys`, namespace },
+    type: 'Opaque',
+    data,
+  };
+}
+
+function consumerOf(
+  gateway: AIGateway,
+  consumer: ConsumerName,
+  props: { models?: ModelMatch[]; budgetUsd?: number } = {},
+): Consumer {
+  return new Consumer(gateway, consumer, {
+    target: gateway,
+    consumerId: consumer,
+    keys: [ApiKey.fromSecret(`${consumer}-keys`, Object.keys(CONSUMER_KEYS[consumer]))],
+    ...(props.models ? { models: props.models } : {}),
+    ...(props.budgetUsd !== undefined
+      ? {
+          budgets: [{ limit: Money.usd(props.budgetUsd), per: RateLimitUnit.THIRTY_DAYS, name: `${consumer} monthly` }],
+        }
+      : {}),
+  });
+}
+
+/** A gateway with API-key consumers and a price catalog; route `chat` serves the three priced models. */
+function governedGateway(id: string, namespace: string) {
+  const app = Testing.app();
+  const chart = new Chart(app, id, { namespace });
+  const gateway = new AIGateway(chart, 'Gateway', {
+    name: GATEWAY.name,
+    prices: PriceCatalog.of(GOVERNANCE_PRICES),
+  });
+  const providers = providerSet(chart);
+  withRedis(chart);
+  new AIRoute(chart, 'Chat', {
+    name: 'chat',
+    gateway,
+    anthropicPathPrefix: '/anthropic/v1',
+    rules: [
+      { models: [ModelMatch.exact('gpt-4o-mini')], backends: [{ backend: providers.openai }] },
+      { models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: providers.openai }] },
+      {
+        models: [ModelMatch.exact('claude-haiku')],
+        backends: [{ backend: providers.anthropic, modelNameOverride: 'claude-3-5-haiku-20241022' }],
+      },
+    ],
+  });
+  return { chart, gateway, providers };
+}
+
+function governedScenario(name: string, namespace: string, chart: Chart): Scenario {
+  return {
+    name,
+    objects: [
+      ...objectsOf(chart),
+      ...(Object.keys(CONSUMER_KEYS) as ConsumerName[]).map((consumer) => apiKeySecret(namespace, consumer)),
+    ],
+    backends: providerBackends(namespace),
+    secrets: providerSecrets(namespace),
+    gateway: { ...GATEWAY, namespace },
+  };
+}
+
+/**
+ * Consumers with API keys and money budgets per 30 days (GOVERNANCE_BUDGETS_USD): team-a ($500, may use
+ * gpt-4o-mini and claude-haiku only), team-b ($0.01, every model) and team-c ($0.02), whose two keys also have a
+ * per-key token budget on route `keyed` (`/keyed/v1`, gpt-4o-mini): a consumer budget and a key budget stacked.
+ * team-d has neither a budget of its own nor a model list.
+ */
+export function governanceScenario(namespace: string): Scenario {
+  const { chart, gateway, providers } = governedGateway('governance', namespace);
+  const keyed = new AIRoute(chart, 'Keyed', {
+    name: 'keyed',
+    gateway,
+    pathPrefix: '/keyed/v1',
+    rules: [{ models: [ModelMatch.exact('gpt-4o-mini')], backends: [{ backend: providers.openai }] }],
+  });
+  consumerOf(gateway, 'team-a', {
+    models: [ModelMatch.exact('gpt-4o-mini'), ModelMatch.exact('claude-haiku')],
+    budgetUsd: GOVERNANCE_BUDGETS_USD['team-a'],
+  });
+  consumerOf(gateway, 'team-b', { budgetUsd: GOVERNANCE_BUDGETS_USD['team-b'] });
+  consumerOf(gateway, 'team-c', { budgetUsd: GOVERNANCE_BUDGETS_USD['team-c'] });
+  consumerOf(gateway, 'team-d');
+  new TokenRateLimit(chart, 'PerKey', {
+    target: keyed,
+    limit: PER_KEY_TOKENS,
+    per: RateLimitUnit.HOUR,
+    cost: TokenCost.totalTokens(),
+    client: ClientIdentity.apiKey(),
+  });
+  return governedScenario(`governance ${namespace}`, namespace, chart);
+}
+
+/**
+ * The same consumers without budgets of their own, watched by a shadow-mode SpendLimit per consumer
+ * (SHADOW_BUDGET_USD a day) that counts and blocks nothing.
+ */
+export function shadowBudgetScenario(namespace: string): Scenario {
+  const { chart, gateway } = governedGateway('shadow', namespace);
+  for (const consumer of Object.keys(CONSUMER_KEYS) as ConsumerName[]) consumerOf(gateway, consumer);
+  new SpendLimit(chart, 'Watch', {
+    target: gateway,
+    limit: Money.usd(SHADOW_BUDGET_USD),
+    per: RateLimitUnit.DAY,
+    client: ClientIdentity.consumer(),
+    shared: true,
+    shadow: true,
+  });
+  return governedScenario(`shadow budget ${namespace}`, namespace, chart);
 }
 
 export const JWT_SETTINGS = {
