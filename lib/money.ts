@@ -71,7 +71,7 @@ function moneyCostKey(exponent: number): string {
 
 /** One model's prices in US dollars per million tokens (at most six decimals). */
 export interface ModelPricing {
-  /** Per million input tokens not read from the provider's prompt cache. */
+  /** Per million input tokens neither read from nor written to the provider's prompt cache. */
   readonly input: number;
   /** Per million output tokens (reasoning tokens included unless `reasoning` is given). */
   readonly output: number;
@@ -81,6 +81,18 @@ export interface ModelPricing {
    */
   readonly cachedInput?: number;
   /**
+   * Per million input tokens written to the prompt cache with the provider's default five-minute lifetime (Anthropic
+   * and Claude on Bedrock or Vertex AI bill them at 1.25 times the input price).
+   * @default - the `input` price
+   */
+  readonly cacheWrite?: number;
+  /**
+   * Per million input tokens written to the prompt cache with a one-hour lifetime (Anthropic bills them at twice the
+   * input price).
+   * @default - the `cacheWrite` price, else the `input` price
+   */
+  readonly cacheWrite1h?: number;
+  /**
    * Per million reasoning ("thinking") tokens.
    * @default - the `output` price
    */
@@ -88,9 +100,10 @@ export interface ModelPricing {
 }
 
 /**
- * What money budgets charge per model: US dollars per million input, output, cached-input and reasoning tokens, by
- * the model name sent to the provider (a route's `modelNameOverride`, else the client's model). Start from the dated
- * `PriceCatalog.defaults()` and override or extend it with `with()`, or build your own with `PriceCatalog.of()`.
+ * What money budgets charge per model: US dollars per million input, output, cached-input, cache-write and reasoning
+ * tokens, by the model name sent to the provider (a route's `modelNameOverride`, else the client's model). Start from
+ * the dated `PriceCatalog.defaults()` and override or extend it with `with()`, or build your own with
+ * `PriceCatalog.of()`.
  * Prices are what the catalog says, not what a provider bills: check them against your contract (discounts, regional
  * endpoints, long-context tiers, batch rates).
  */
@@ -163,12 +176,16 @@ function toPico(model: string, pricing: ModelPricing): ModelPrice {
     throw new Error(`PriceCatalog: "${model}" needs { input, output } prices in US dollars per million tokens`);
   }
   const cachedInput = convert('cachedInput', pricing.cachedInput);
+  const cacheWrite = convert('cacheWrite', pricing.cacheWrite);
+  const cacheWrite1h = convert('cacheWrite1h', pricing.cacheWrite1h);
   const reasoning = convert('reasoning', pricing.reasoning);
   return {
     model,
     input: convert('input', pricing.input) ?? missing(model, 'input'),
     output: convert('output', pricing.output) ?? missing(model, 'output'),
     ...(cachedInput !== undefined ? { cachedInput } : {}),
+    ...(cacheWrite !== undefined ? { cacheWrite } : {}),
+    ...(cacheWrite1h !== undefined ? { cacheWrite1h } : {}),
     ...(reasoning !== undefined ? { reasoning } : {}),
   };
 }

@@ -80,7 +80,14 @@ describe('SpendLimit', () => {
     expect(config.costs).toEqual([{ metadataKey: 'llm_cost_picousd_1e6', type: 'Price', picoUsdPerUnit: 1_000_000 }]);
     // Only the models the route can send upstream: gpt-4o exactly, and the catalog's models the prefix admits.
     expect(config.prices).toEqual([
-      { model: 'claude-3-5-haiku-20241022', input: 800_000, cachedInput: 80_000, output: 4_000_000 },
+      {
+        model: 'claude-3-5-haiku-20241022',
+        input: 800_000,
+        cachedInput: 80_000,
+        cacheWrite: 1_000_000,
+        cacheWrite1h: 1_600_000,
+        output: 4_000_000,
+      },
       { model: 'gpt-4o', input: 2_500_000, cachedInput: 1_250_000, output: 10_000_000 },
     ]);
     expect(config.routes[0].priceRequired).toBe(true);
@@ -160,6 +167,35 @@ describe('SpendLimit', () => {
       { model: 'my-model-v2', input: 1_500_000, output: 6_000_000, reasoning: 12_000_000 },
     ]);
     expect(budgetRules(all, 'priced')[0].limit).toEqual({ requests: 1_000_000_000, unit: 'Year' });
+  });
+
+  it('carries cache-write prices into the processor config, in pico-dollars per token', () => {
+    const fixture = gatewayFixture();
+    withRedis(fixture.platform);
+    const gateway = new AIGateway(fixture.platform, 'Priced', {
+      name: 'priced',
+      prices: PriceCatalog.of({
+        'claude-x': { input: 3, cachedInput: 0.3, cacheWrite: 3.75, cacheWrite1h: 6, output: 15 },
+        'claude-y': { input: 2, cacheWrite: 2.5, output: 10 },
+      }),
+    });
+    new AIRoute(fixture.platform, 'Chat', {
+      name: 'chat',
+      gateway,
+      rules: [{ models: [ModelMatch.prefix('claude-')], backends: [{ backend: fixture.anthropic }] }],
+    });
+    new SpendLimit(fixture.platform, 'Limit', { target: gateway, limit: Money.usd(1), per: RateLimitUnit.DAY });
+    expect(processorConfig(synthAll(fixture.app), 'priced').prices).toEqual([
+      {
+        model: 'claude-x',
+        input: 3_000_000,
+        cachedInput: 300_000,
+        cacheWrite: 3_750_000,
+        cacheWrite1h: 6_000_000,
+        output: 15_000_000,
+      },
+      { model: 'claude-y', input: 2_000_000, cacheWrite: 2_500_000, output: 10_000_000 },
+    ]);
   });
 
   describe('throws', () => {
@@ -251,6 +287,9 @@ describe('Money and PriceCatalog', () => {
       'PriceCatalog: the input price of "m" (1e-7) must be a non-negative number of US dollars per million tokens',
     );
     expect(() => PriceCatalog.of({ m: { input: 1 } as any })).toThrow('PriceCatalog: "m" needs an output price');
+    expect(() => PriceCatalog.of({ m: { input: 1, output: 1, cacheWrite1h: -2 } })).toThrow(
+      'PriceCatalog: the cacheWrite1h price of "m" (-2) must be a non-negative number',
+    );
   });
 
   it('overrides, extends and removes defaults', () => {
@@ -261,6 +300,33 @@ describe('Money and PriceCatalog', () => {
     expect(catalog.models).not.toContain('gpt-4o-mini');
     expect(PriceCatalog.defaults().models).toContain('gpt-4o-mini');
     expect(PriceCatalog.DEFAULTS_DATE).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+  });
+
+  it('defaults price Claude cache writes: 1.25 times input for 5 minutes, twice input for an hour', () => {
+    const catalog = PriceCatalog.defaults();
+    expect(catalog._price('claude-sonnet-4-20250514')).toEqual({
+      model: 'claude-sonnet-4-20250514',
+      input: 3_000_000,
+      cachedInput: 300_000,
+      cacheWrite: 3_750_000,
+      cacheWrite1h: 6_000_000,
+      output: 15_000_000,
+    });
+    expect(catalog._price('claude-3-haiku-20240307')).toMatchObject({ cacheWrite: 300_000, cacheWrite1h: 500_000 });
+    // Bedrock lists only 5-minute writes for these models.
+    expect(catalog._price('anthropic.claude-opus-4-20250514-v1:0')).toEqual({
+      model: 'anthropic.claude-opus-4-20250514-v1:0',
+      input: 15_000_000,
+      cachedInput: 1_500_000,
+      cacheWrite: 18_750_000,
+      output: 75_000_000,
+    });
+    // Claude Haiku 3 is listed at $0.30 / $0.50 (not 1.25 times $0.25); every other Claude model follows the ratios.
+    for (const model of catalog.models.filter((m) => m.includes('claude') && m !== 'claude-3-haiku-20240307')) {
+      const price = catalog._price(model)!;
+      expect([model, price.cacheWrite! * 4]).toEqual([model, price.input * 5]);
+      if (price.cacheWrite1h !== undefined) expect([model, price.cacheWrite1h]).toEqual([model, price.input * 2]);
+    }
   });
 
   it('defaults cover OpenAI, Anthropic, Bedrock and Gemini models', () => {

@@ -60,12 +60,19 @@ export const modelPriceSchema = z
   .object({
     /** The model name as sent to the provider (after `modelNameOverride`). */
     model: z.string().min(1),
-    /** Per input token that was not read from the provider's prompt cache. */
+    /** Per input token neither read from nor written to the provider's prompt cache. */
     input: picoUsdPerToken,
     /** Per output token (reasoning tokens included unless `reasoning` is set). */
     output: picoUsdPerToken,
     /** Per input token read from the prompt cache; absent: `input`. */
     cachedInput: picoUsdPerToken.optional(),
+    /**
+     * Per input token written to the prompt cache with the provider's default (five-minute) lifetime (Anthropic
+     * `cache_creation_input_tokens`, Bedrock `cacheWriteInputTokens`); absent: `input`.
+     */
+    cacheWrite: picoUsdPerToken.optional(),
+    /** Per input token written to the prompt cache with a one-hour lifetime; absent: `cacheWrite`, else `input`. */
+    cacheWrite1h: picoUsdPerToken.optional(),
     /** Per reasoning token; absent: `output`. */
     reasoning: picoUsdPerToken.optional(),
   })

@@ -153,4 +153,21 @@ describe('parseProcessorConfig', () => {
     config.routes[0].endpoints[0].pathPrefix = '/v1/';
     expect(problemsOf(config).join('\n')).toMatch(/routes\.0\.endpoints\.0\.pathPrefix: must not end with "\/"/);
   });
+
+  it('accepts optional cache-write prices (pico-dollars per token) and checks them like the others', () => {
+    const priced = (price: Record<string, unknown>): ProcessorConfig => ({
+      ...validConfig(),
+      prices: [{ model: 'claude-x', input: 3_000_000, output: 15_000_000, ...price }],
+    });
+    const withWrites = priced({ cacheWrite: 3_750_000, cacheWrite1h: 6_000_000 });
+    expect(parseProcessorConfig(JSON.parse(JSON.stringify(withWrites)))).toEqual(withWrites);
+    expect(parseProcessorConfig(priced({})).prices?.[0]).toEqual({
+      model: 'claude-x',
+      input: 3_000_000,
+      output: 15_000_000,
+    });
+    expect(problemsOf(priced({ cacheWrite: -1 })).join('\n')).toMatch(/prices\.0\.cacheWrite:/);
+    expect(problemsOf(priced({ cacheWrite1h: 1.5 })).join('\n')).toMatch(/prices\.0\.cacheWrite1h:/);
+    expect(problemsOf(priced({ cacheWrite5m: 1 })).join('\n')).toMatch(/cacheWrite5m/);
+  });
 });

@@ -3,8 +3,9 @@
  * like Envoy by the HTTP front) against fake providers that check the exact upstream body. `openai` with
  * `cache_control` on content parts and tools reaches the Anthropic API as `cache_control` and Bedrock Converse as
  * `cachePoint` blocks; `@anthropic-ai/sdk` reaches Bedrock Converse with `cachePoint` blocks. Cache reads and writes
- * come back in the client's usage, in the token metadata and in the costs budgets count. `response_format`
- * `json_schema` reaches them as `output_config.format` and `outputConfig.textFormat`, and the SDK gets the JSON.
+ * come back in the client's usage, in the token metadata and in the costs budgets count (money at the cache-write
+ * prices). `response_format` `json_schema` reaches them as `output_config.format` and `outputConfig.textFormat`, and
+ * the SDK gets the JSON.
  */
 import Anthropic from '@anthropic-ai/sdk';
 import OpenAI from 'openai';
@@ -38,6 +39,14 @@ const CONVERSE_USAGE = {
     { ttl: '5m', inputTokens: 500 },
   ],
 };
+/** Claude Sonnet 4's prices in pico-dollars per token: $3 input, $0.30 reads, $3.75 / $6 writes, $15 output. */
+const SONNET_PRICE = {
+  input: 3_000_000,
+  cachedInput: 300_000,
+  cacheWrite: 3_750_000,
+  cacheWrite1h: 6_000_000,
+  output: 15_000_000,
+};
 /** Both: input 12 + 2048 + 1500, output 9. */
 const EXPECTED_METADATA = {
   llm_input_token: 3560,
@@ -46,6 +55,8 @@ const EXPECTED_METADATA = {
   llm_cached_input_token: 2048,
   cached_budget: 2048,
   input_budget: 3560,
+  // 12 * $3 + 2,048 * $0.30 + 500 * $3.75 + 1,000 * $6 + 9 * $15 per million tokens, in pico-dollars.
+  spend_pico: 8_660_400_000,
 };
 
 function frame(eventType: string, payload: unknown): Buffer {
@@ -170,10 +181,15 @@ describe('Claude prompt caching and structured outputs through the data plane wi
           requiredHeaders: [],
         },
       ],
-      // What token budgets count: cached reads on their own, and all input.
+      // What token budgets count: cached reads on their own, and all input; and what money budgets count.
       costs: [
         { metadataKey: 'cached_budget', type: 'CachedInputToken' },
         { metadataKey: 'input_budget', type: 'InputToken' },
+        { metadataKey: 'spend_pico', type: 'Price', picoUsdPerUnit: 1 },
+      ],
+      prices: [
+        { model: 'claude-sonnet', ...SONNET_PRICE },
+        { model: 'bedrock-claude', ...SONNET_PRICE },
       ],
       circuitBreaker: { failureThreshold: 100, openDurationMs: 1000 },
     };
