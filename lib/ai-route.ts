@@ -186,7 +186,7 @@ export interface AIRouteProps {
   readonly requiredHeaders?: readonly string[];
   /**
    * Processor settings, only when attaching to a Gateway not managed by an AIGateway: the route then gets its own
-   * processor in its namespace, wired through an EnvoyExtensionPolicy targeting this HTTPRoute.
+   * processor in its namespace, wired through an EnvoyExtensionPolicy selecting this HTTPRoute by label.
    * @default - see ProcessorOptions
    */
   readonly processor?: ProcessorOptions;
@@ -222,7 +222,8 @@ const DEFAULT_RETRY_STATUS = [502, 503, 504];
  *   rewrote the path Envoy matches again; for every path the processor produces, the backend rule has a path
  *   match at least as long as the catch-all's, and its header breaks the tie (see lib/route-precedence.ts).
  *   Backend rules remove `x-ai-gateway-backend` before the provider (no budget can key on it).
- * - an EnvoyExtensionPolicy enabling the processor on this HTTPRoute only;
+ * - a label on the HTTPRoute naming its processor: the processor's one EnvoyExtensionPolicy in the route's namespace
+ *   selects the HTTPRoutes carrying it (`targetSelectors`), enabling the processor on them only;
  * - a BackendTrafficPolicy with the circuit breaker of its backends' clusters (`maxParallelRequestsPerBackend`), its
  *   retries, and its budgets on a Gateway not managed by an AIGateway (an AIGateway keeps every budget in its own
  *   policy).
@@ -288,10 +289,10 @@ export class AIRoute extends Construct implements IBudgetTarget {
     const secrets = this.credentialSecrets();
     this.checkAgainstOtherRoutes();
 
-    this.processor._attachRoute(this, this.routeName, this.namespace);
+    const processorLabels = this.processor._attachRoute(this.namespace);
     for (const entry of this.entries.values()) entry.backend._grantAccessFrom(this.namespace);
     for (const secret of secrets) this.processor._mountSecret(secret.backend, secret.name, secret.namespace);
-    this.emitHttpRoute(props.gateway, requestTimeout);
+    this.emitHttpRoute(props.gateway, requestTimeout, processorLabels);
     this.ensureTrafficPolicy();
 
     const fragment = this.fragment();
@@ -394,8 +395,11 @@ export class AIRoute extends Construct implements IBudgetTarget {
     precedenceIndex.add(precedence);
   }
 
-  /** Emits the HTTPRoute (one rule per backend, then the catch-all 404) and the filter of its 404 answer. */
-  private emitHttpRoute(gateway: IGatewayReference, requestTimeout: string): void {
+  /**
+   * Emits the HTTPRoute (one rule per backend, then the catch-all 404), labelled for its processor's
+   * EnvoyExtensionPolicy to select, and the filter of its 404 answer.
+   */
+  private emitHttpRoute(gateway: IGatewayReference, requestTimeout: string, labels: Record<string, string>): void {
     const notFoundFilter = derivedName([this.routeName, 'not-found']);
     customResource<HTTPRouteFilterSpec>(
       this,
@@ -428,7 +432,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
       'HTTPRoute',
       GATEWAY_API_VERSION,
       'HTTPRoute',
-      { name: this.routeName, namespace: this.namespace },
+      { name: this.routeName, namespace: this.namespace, labels },
       {
         parentRefs: [
           { group: GATEWAY_API_GROUP, kind: 'Gateway', name: gateway.gatewayName, namespace: parentNamespace },

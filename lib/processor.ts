@@ -32,7 +32,7 @@ import { gatewayDurationMs } from './limits/duration';
 import { CRD_LIMITS } from './limits/crd-limits.generated';
 import { checkAnnotations } from './limits/metadata';
 import { duplicateObjectError } from './limits/unique-objects';
-import { derivedName, shortHash } from './names';
+import { MAX_LABEL_LENGTH, derivedName, shortHash } from './names';
 import { ProcessorImage } from './processor-image';
 
 export const PROCESSOR_GRPC_PORT = 9002;
@@ -53,6 +53,11 @@ export const MAX_CONFIG_PART_BYTES = 1024 * 1024 - 16 * 1024;
 export const CONFIG_HASH_ANNOTATION = 'ai-gateway-constructs.io/config-hash';
 /** Envoy's response attribute the processor reads to tell a backend's answer from Envoy's local replies. */
 const RESPONSE_CODE_DETAILS_ATTRIBUTE = 'response.code_details';
+/**
+ * The label of the HTTPRoutes a processor serves: the EnvoyExtensionPolicy of each route namespace selects them by it.
+ * Its value names the processor (`<service>.<namespace>`, hashed when longer than a label value may be).
+ */
+const PROCESSOR_ROUTE_LABEL = 'ai-gateway-constructs.io/processor';
 /**
  * How long a processor pod keeps serving after SIGTERM (`--shutdown-delay-ms`): readiness fails at once, and the
  * pod takes new streams until the endpoint removal has reached every Envoy.
@@ -219,9 +224,10 @@ export interface ProcessorOptions {
    * proxy replica sends to the processor at `replicas × streamsPerReplica` (`Processor.maxParallelRequestsPerProxy`,
    * the EnvoyExtensionPolicy's `backendSettings.circuitBreaker`) instead of Envoy Gateway's default of 1024; Envoy
    * answers a request over the cap with a 500 of its own, without reaching the processor. The cap counts per proxy
-   * replica and per AIRoute (each route's EnvoyExtensionPolicy is an Envoy cluster of its own): it keeps one proxy
-   * from sending one route more than the whole processor fleet holds, it does not share the fleet out among
-   * proxies. Raise it together with the pods' memory limit (about 6 KB per open stream).
+   * replica and per namespace of AIRoutes (the EnvoyExtensionPolicy of each route namespace is an Envoy cluster of
+   * its own): it keeps one proxy from sending one namespace's routes more than the whole processor fleet holds, it
+   * does not share the fleet out among proxies. Raise it together with the pods' memory limit (about 6 KB per open
+   * stream).
    * @default 10000 - what one pod holds within the default 512Mi memory limit
    */
   readonly streamsPerReplica?: number;
@@ -290,10 +296,10 @@ export interface ProcessorProps extends ProcessorOptions {
 
 /**
  * The ext_proc processor of one gateway: ConfigMap (`config.json`), Deployment, Service, ServiceAccount,
- * PodDisruptionBudget and NetworkPolicy. Each AIRoute wires it into Envoy with an EnvoyExtensionPolicy targeting
- * the route's HTTPRoute (`_attachRoute`), never the whole Gateway: Envoy Gateway enables a Gateway-targeted
- * ext_proc on every route of the Gateway, and the processor answers 404 to any request it has no route for, so
- * ordinary HTTPRoutes sharing the Gateway would stop working.
+ * PodDisruptionBudget and NetworkPolicy. An EnvoyExtensionPolicy per route namespace wires it into Envoy for the
+ * HTTPRoutes of its AIRoutes (selected by label, `_attachRoute`), never the whole Gateway: Envoy Gateway enables a
+ * Gateway-targeted ext_proc on every route of the Gateway, and the processor answers 404 to any request it has no
+ * route for, so ordinary HTTPRoutes sharing the Gateway would stop working.
  */
 export class Processor extends Construct {
   readonly serviceName: string;
@@ -302,15 +308,17 @@ export class Processor extends Construct {
   readonly namespace: string;
   readonly deployment: kplus.Deployment;
   /**
-   * The most requests one Envoy proxy replica sends this processor in parallel for each AIRoute, and the most it
-   * queues while connecting: `replicas × streamsPerReplica`, the circuit breaker of every EnvoyExtensionPolicy that
-   * enables the processor. Also what each AIRoute allows per backend by default.
+   * The most requests one Envoy proxy replica sends this processor in parallel for the AIRoutes of each namespace,
+   * and the most it queues while connecting: `replicas × streamsPerReplica`, the circuit breaker of every
+   * EnvoyExtensionPolicy that enables the processor. Also what each AIRoute allows per backend by default.
    */
   readonly maxParallelRequestsPerProxy: number;
   /** @internal the routes and budgets this processor serves: its config and drain time are built from them at synth. */
   readonly _model: GatewayModel;
   private readonly mountedSecrets = new Set<string>();
   private readonly labels: Record<string, string>;
+  /** The value of `PROCESSOR_ROUTE_LABEL` on the HTTPRoutes this processor serves. */
+  private readonly routeLabelValue: string;
   private readonly messageTimeout: string;
   private readonly container: kplus.Container;
   private readonly props: ProcessorProps;
@@ -328,6 +336,7 @@ export class Processor extends Construct {
     this.configMapName = derivedName([props.baseName, 'processor-config']);
     this.serviceAccountName = name;
     this.labels = { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': name };
+    this.routeLabelValue = derivedLabelValue(`${name}.${props.namespace}`);
     this.maxParallelRequestsPerProxy = this.validate(props);
     this.messageTimeout = gatewayDuration(
       this,
@@ -353,21 +362,43 @@ export class Processor extends Construct {
   }
 
   /**
-   * Enables the processor on the HTTPRoute `routeName` in `routeNamespace`: an EnvoyExtensionPolicy beside the
-   * route (policies target objects of their own namespace) and, for a route in another namespace, the
-   * ReferenceGrant that lets policies there use this processor's Service. Emits objects only: what the route
-   * serves reaches the processor through its model.
+   * Enables the processor on the AIRoutes of `routeNamespace` and returns the labels their HTTPRoutes carry: one
+   * EnvoyExtensionPolicy per route namespace (policies target objects of their own namespace) selects the HTTPRoutes
+   * labelled with this processor (`targetSelectors`), so Envoy gets one ext_proc filter and one processor cluster per
+   * namespace rather than per route. For a namespace other than the processor's, also the ReferenceGrant that lets
+   * policies there use this processor's Service. Emits objects only: what a route serves reaches the processor
+   * through its model.
    * @internal
    */
-  _attachRoute(scope: Construct, routeName: string, routeNamespace: string): void {
+  _attachRoute(routeNamespace: string): Record<string, string> {
+    // Named after the namespace like the grants (the Pulumi front end names resources after construct ids), except in
+    // the processor's own namespace, where the id stays the same whatever the namespace's value.
+    const id = routeNamespace === this.namespace ? 'ExtensionPolicy' : `ExtensionPolicy-${routeNamespace}`;
+    if (this.node.tryFindChild(id) === undefined) this.emitExtensionPolicy(id, routeNamespace);
+    this.grantServiceTo(routeNamespace);
+    return { [PROCESSOR_ROUTE_LABEL]: this.routeLabelValue };
+  }
+
+  /** The EnvoyExtensionPolicy of `routeNamespace`, selecting the HTTPRoutes there labelled with this processor. */
+  private emitExtensionPolicy(id: string, routeNamespace: string): void {
     customResource<EnvoyExtensionPolicySpec>(
-      scope,
-      'ExtensionPolicy',
+      this,
+      id,
       ENVOY_GATEWAY_API_VERSION,
       'EnvoyExtensionPolicy',
-      { name: derivedName([routeName, 'processor']), namespace: routeNamespace, labels: this.labels },
       {
-        targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: routeName }],
+        name: routeNamespace === this.namespace ? this.serviceName : derivedName([this.serviceName, this.namespace]),
+        namespace: routeNamespace,
+        labels: this.labels,
+      },
+      {
+        targetSelectors: [
+          {
+            group: GATEWAY_API_GROUP,
+            kind: 'HTTPRoute',
+            matchLabels: { [PROCESSOR_ROUTE_LABEL]: this.routeLabelValue },
+          },
+        ],
         extProc: [
           {
             backendRefs: [
@@ -399,7 +430,6 @@ export class Processor extends Construct {
         ],
       },
     );
-    this.grantServiceTo(routeNamespace);
   }
 
   /**
@@ -823,6 +853,13 @@ export class Processor extends Construct {
  * (`internal/xds/translator/route.go` getEffectiveRequestTimeout); it covers every retry. Only a disabled route
  * timeout (`0s`) lets retries add up: then each try's timeout times the tries.
  */
+/** `value`, or its first characters and a hash of it when it is longer than a label value may be (63). */
+function derivedLabelValue(value: string): string {
+  if (value.length <= MAX_LABEL_LENGTH) return value;
+  const hash = shortHash(value, 16);
+  return `${value.slice(0, MAX_LABEL_LENGTH - hash.length - 1).replace(/[-.]+$/, '')}-${hash}`;
+}
+
 /**
  * A string produced at synth: cdk8s resolves the `Lazy` wherever the value is rendered, so it can stand where the
  * cdk8s-plus API expects a string (`Lazy.any` is typed `any`).

@@ -16,7 +16,7 @@ import { DEFAULT_CONFIG_WAIT_MS } from '../processor/src/config/load';
 import { gatewayFixture } from './support/fixtures';
 import { manifestProblems } from './support/manifests';
 import { describeWithShared } from './support/shared';
-import { findAll, findOne, synthAll } from './support/synth';
+import { findAll, findOne, policyRoutes, synthAll } from './support/synth';
 
 function gatewayOnly(props: ConstructorParameters<typeof AIGateway>[2] = {}) {
   const app = Testing.app();
@@ -151,11 +151,23 @@ describe('AIGateway', () => {
       new AIRoute(team, 'Other', { name: 'other', gateway, rules: rules('c') });
       const all = synthAll(app);
       const policies = findAll(all, 'EnvoyExtensionPolicy') as any[];
+      // One policy per route namespace, selecting the HTTPRoutes labelled with the processor: one ext_proc filter and
+      // one processor cluster in Envoy per namespace, however many routes it holds.
       expect(policies.map((p) => `${p.metadata.namespace}/${p.metadata.name}`)).toEqual([
-        'platform/local-processor',
-        'team/chat-processor',
-        'team/other-processor',
+        'platform/gw-processor',
+        'team/gw-processor-platform',
       ]);
+      expect(policies.map((p) => policyRoutes(all, p))).toEqual([['platform/local'], ['team/chat', 'team/other']]);
+      expect(findAll(all, 'HTTPRoute').map((r: any) => r.metadata.labels)).toEqual([
+        { 'ai-gateway-constructs.io/processor': 'gw-processor.platform' },
+        { 'ai-gateway-constructs.io/processor': 'gw-processor.platform' },
+        { 'ai-gateway-constructs.io/processor': 'gw-processor.platform' },
+      ]);
+      const selector = {
+        group: 'gateway.networking.k8s.io',
+        kind: 'HTTPRoute',
+        matchLabels: { 'ai-gateway-constructs.io/processor': 'gw-processor.platform' },
+      };
       const extProc = {
         processingMode: {
           request: { body: 'Buffered' },
@@ -169,11 +181,11 @@ describe('AIGateway', () => {
         backendSettings: { circuitBreaker: { maxParallelRequests: 20000, maxPendingRequests: 20000 } },
       };
       expect(policies[0].spec).toEqual({
-        targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'local' }],
+        targetSelectors: [selector],
         extProc: [{ backendRefs: [{ name: gateway.processorServiceName, port: 9002 }], ...extProc }],
       });
       expect(policies[1].spec).toEqual({
-        targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
+        targetSelectors: [selector],
         extProc: [
           { backendRefs: [{ name: gateway.processorServiceName, namespace: 'platform', port: 9002 }], ...extProc },
         ],
