@@ -23,6 +23,7 @@ import {
   customResource,
   gatewayDuration,
   type EnvoyExtensionPolicySpec,
+  type HTTPRouteFilterSpec,
   type ReferenceGrantSpec,
 } from './crds';
 import { NODE_BUNDLE_CODEC } from './config-bundle-codec';
@@ -53,6 +54,14 @@ export const MAX_CONFIG_PART_BYTES = 1024 * 1024 - 16 * 1024;
 export const CONFIG_HASH_ANNOTATION = 'ai-gateway-constructs.io/config-hash';
 /** Envoy's response attribute the processor reads to tell a backend's answer from Envoy's local replies. */
 const RESPONSE_CODE_DETAILS_ATTRIBUTE = 'response.code_details';
+/** @internal What the HTTPRoute of an AIRoute refers to in its namespace (`Processor._attachRoute`). */
+export interface RouteAttachment {
+  /** Labels of the HTTPRoute: the processor's EnvoyExtensionPolicy in the namespace selects it by them. */
+  readonly labels: Record<string, string>;
+  /** The HTTPRouteFilter answering the 404 of the route's catch-all rule. */
+  readonly notFoundFilter: string;
+}
+
 /**
  * The label of the HTTPRoutes a processor serves: the EnvoyExtensionPolicy of each route namespace selects them by it.
  * Its value names the processor (`<service>.<namespace>`, hashed when longer than a label value may be).
@@ -362,21 +371,29 @@ export class Processor extends Construct {
   }
 
   /**
-   * Enables the processor on the AIRoutes of `routeNamespace` and returns the labels their HTTPRoutes carry: one
+   * Enables the processor on the AIRoutes of `routeNamespace` and returns what their HTTPRoutes need: one
    * EnvoyExtensionPolicy per route namespace (policies target objects of their own namespace) selects the HTTPRoutes
-   * labelled with this processor (`targetSelectors`), so Envoy gets one ext_proc filter and one processor cluster per
-   * namespace rather than per route. For a namespace other than the processor's, also the ReferenceGrant that lets
-   * policies there use this processor's Service. Emits objects only: what a route serves reaches the processor
-   * through its model.
+   * carrying `labels` (`targetSelectors`), so Envoy gets one ext_proc filter and one processor cluster per namespace
+   * rather than per route; one HTTPRouteFilter per route namespace, `notFoundFilter`, holds the 404 answer of their
+   * catch-all rules (filters are referenced from their own namespace). For a namespace other than the processor's,
+   * also the ReferenceGrant that lets policies there use this processor's Service. Emits objects only: what a route
+   * serves reaches the processor through its model.
    * @internal
    */
-  _attachRoute(routeNamespace: string): Record<string, string> {
+  _attachRoute(routeNamespace: string): RouteAttachment {
     // Named after the namespace like the grants (the Pulumi front end names resources after construct ids), except in
-    // the processor's own namespace, where the id stays the same whatever the namespace's value.
-    const id = routeNamespace === this.namespace ? 'ExtensionPolicy' : `ExtensionPolicy-${routeNamespace}`;
-    if (this.node.tryFindChild(id) === undefined) this.emitExtensionPolicy(id, routeNamespace);
+    // the processor's own namespace, where the ids stay the same whatever the namespace's value.
+    const own = routeNamespace === this.namespace;
+    const policyId = own ? 'ExtensionPolicy' : `ExtensionPolicy-${routeNamespace}`;
+    if (this.node.tryFindChild(policyId) === undefined) this.emitExtensionPolicy(policyId, routeNamespace);
+    const notFoundFilter = derivedName(
+      own ? [this.serviceName, 'not-found'] : [this.serviceName, this.namespace, 'not-found'],
+    );
+    const filterId = own ? 'NotFound' : `NotFound-${routeNamespace}`;
+    if (this.node.tryFindChild(filterId) === undefined)
+      emitNotFoundFilter(this, filterId, notFoundFilter, routeNamespace);
     this.grantServiceTo(routeNamespace);
-    return { [PROCESSOR_ROUTE_LABEL]: this.routeLabelValue };
+    return { labels: { [PROCESSOR_ROUTE_LABEL]: this.routeLabelValue }, notFoundFilter };
   }
 
   /** The EnvoyExtensionPolicy of `routeNamespace`, selecting the HTTPRoutes there labelled with this processor. */
@@ -853,6 +870,38 @@ export class Processor extends Construct {
  * (`internal/xds/translator/route.go` getEffectiveRequestTimeout); it covers every retry. Only a disabled route
  * timeout (`0s`) lets retries add up: then each try's timeout times the tries.
  */
+/**
+ * The HTTPRouteFilter `name` in `namespace` answering 404 with an OpenAI-style error: the answer of the catch-all rule
+ * of every AIRoute there, for requests no rule of the processor routes (or paths outside the API endpoints).
+ */
+function emitNotFoundFilter(scope: Construct, id: string, name: string, namespace: string): void {
+  customResource<HTTPRouteFilterSpec>(
+    scope,
+    id,
+    ENVOY_GATEWAY_API_VERSION,
+    'HTTPRouteFilter',
+    { name, namespace },
+    {
+      directResponse: {
+        statusCode: 404,
+        contentType: 'application/json',
+        body: {
+          type: 'Inline',
+          inline: JSON.stringify({
+            error: {
+              type: 'invalid_request_error',
+              code: 'model_not_found',
+              message:
+                'No route matches this request: the model is not configured on this gateway, or the path is ' +
+                'not an API endpoint.',
+            },
+          }),
+        },
+      },
+    },
+  );
+}
+
 /** `value`, or its first characters and a hash of it when it is longer than a label value may be (63). */
 function derivedLabelValue(value: string): string {
   if (value.length <= MAX_LABEL_LENGTH) return value;

@@ -158,6 +158,16 @@ describe('AIGateway', () => {
         'team/gw-processor-platform',
       ]);
       expect(policies.map((p) => policyRoutes(all, p))).toEqual([['platform/local'], ['team/chat', 'team/other']]);
+      // Likewise one 404 filter per route namespace, which the catch-all rules of its routes refer to.
+      expect(findAll(all, 'HTTPRouteFilter').map((f) => `${f.metadata.namespace}/${f.metadata.name}`)).toEqual([
+        'platform/gw-processor-not-found',
+        'team/gw-processor-platform-not-found',
+      ]);
+      expect(findAll(all, 'HTTPRoute').map((r: any) => r.spec.rules.at(-1).filters[0].extensionRef.name)).toEqual([
+        'gw-processor-not-found',
+        'gw-processor-platform-not-found',
+        'gw-processor-platform-not-found',
+      ]);
       expect(findAll(all, 'HTTPRoute').map((r: any) => r.metadata.labels)).toEqual([
         { 'ai-gateway-constructs.io/processor': 'gw-processor.platform' },
         { 'ai-gateway-constructs.io/processor': 'gw-processor.platform' },

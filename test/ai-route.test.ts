@@ -67,11 +67,17 @@ describe('AIRoute', () => {
         filters: [
           {
             type: 'ExtensionRef',
-            extensionRef: { group: 'gateway.envoyproxy.io', kind: 'HTTPRouteFilter', name: 'chat-not-found' },
+            extensionRef: {
+              group: 'gateway.envoyproxy.io',
+              kind: 'HTTPRouteFilter',
+              name: 'gw-processor-platform-not-found',
+            },
           },
         ],
       });
-      const notFound = findOne(all, 'HTTPRouteFilter', 'chat-not-found');
+      // The gateway processor's 404 filter of the route's namespace (filters are referenced from their namespace).
+      const notFound = findOne(all, 'HTTPRouteFilter', 'gw-processor-platform-not-found');
+      expect(notFound.metadata.namespace).toBe('team');
       expect(notFound.spec.directResponse.statusCode).toBe(404);
       expect(notFound.spec.directResponse.contentType).toBe('application/json');
       expect(JSON.parse(notFound.spec.directResponse.body.inline)).toMatchObject({

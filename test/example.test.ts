@@ -18,13 +18,17 @@ describe('the cdk8s example', () => {
   it('puts the platform gateway and the team routes in different namespaces', () => {
     const namespaced = (manifests: Manifest[]) =>
       manifests.filter((m) => !['Namespace', 'GatewayClass'].includes(m.kind));
-    // The processor's EnvoyExtensionPolicy for the team's routes is the gateway's: it lives in the team namespace
-    // (policies target objects of their own namespace) and serves every AIRoute there.
+    // The processor's EnvoyExtensionPolicy and 404 filter for the team's routes are the gateway's: they live in the
+    // team namespace (policies target, and routes refer to, objects of their own namespace) and serve every AIRoute
+    // there.
     expect(
       namespaced(platform)
         .filter((m) => m.metadata.namespace !== 'ai-platform')
         .map((m) => `${m.kind} ${m.metadata.namespace}/${m.metadata.name}`),
-    ).toEqual(['EnvoyExtensionPolicy team-chat/ai-gateway-processor-ai-platform']);
+    ).toEqual([
+      'EnvoyExtensionPolicy team-chat/ai-gateway-processor-ai-platform',
+      'HTTPRouteFilter team-chat/ai-gateway-processor-ai-platform-not-found',
+    ]);
     expect(new Set(namespaced(team).map((m) => m.metadata.namespace))).toEqual(new Set(['team-chat']));
     expect(findOne(platform, 'Namespace').metadata).toEqual({ name: 'ai-platform' });
     // Three backends and the processor Service, each referenced from team-chat (routes and the route's

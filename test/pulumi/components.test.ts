@@ -695,10 +695,10 @@ describe('during preview with unknown inputs', () => {
 
       const up = await run(false);
       // Per route namespace, the gateway and each backend grant the route access, and the gateway's processor has an
-      // EnvoyExtensionPolicy: whether those objects exist, and their names, follow the namespace's value, so only they
-      // are named after a placeholder in the preview.
+      // EnvoyExtensionPolicy and a 404 filter: whether those objects exist, and their names, follow the namespace's
+      // value, so only they are named after a placeholder in the preview.
       const perNamespace =
-        /(:ReferenceGrant::[a-z-]+:(Processor\/)?ReferenceGrant-)|(:EnvoyExtensionPolicy::[a-z-]+:Processor\/ExtensionPolicy-)/;
+        /(:ReferenceGrant::[a-z-]+:(Processor\/)?ReferenceGrant-)|(::[a-z-]+:Processor\/(ExtensionPolicy|NotFound)-)/;
       const urns = (registrations: readonly Registration[]) => registrations.map((r) => r.urn).sort();
       const grants = (registrations: readonly Registration[]) =>
         urns(registrations)
@@ -709,6 +709,7 @@ describe('during preview with unknown inputs', () => {
       );
       expect(grants(up.registrations)).toEqual([
         'ai-gateway:Processor/ExtensionPolicy-team-chat',
+        'ai-gateway:Processor/NotFound-team-chat',
         'ai-gateway:Processor/ReferenceGrant-team-chat',
         'anthropic:ReferenceGrant-team-chat',
         'bedrock:ReferenceGrant-team-chat',

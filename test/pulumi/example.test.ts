@@ -193,12 +193,14 @@ describe('the Pulumi example', () => {
           known.add(`urn:pulumi:stack::project::${qualifiedType(alias.parentUrn)}$${type}::${name}`);
       }
     }
-    // Replaced on purpose: the route's own EnvoyExtensionPolicy gave way to the gateway processor's policy for the
-    // route namespace, an object of another name (docs/pulumi.md, "Upgrading: one EnvoyExtensionPolicy per
-    // namespace").
+    // Replaced on purpose: the route's own EnvoyExtensionPolicy and 404 filter gave way to the gateway processor's
+    // for the route namespace, objects of other names (docs/pulumi.md, "Upgrading: one EnvoyExtensionPolicy and 404
+    // filter per namespace").
     const replaced = [
       'urn:pulumi:stack::project::ai-gateway:index:AIRoute$kubernetes:gateway.envoyproxy.io/v1alpha1:' +
         'EnvoyExtensionPolicy::chat:team-chat/chat-processor',
+      'urn:pulumi:stack::project::ai-gateway:index:AIRoute$kubernetes:gateway.envoyproxy.io/v1alpha1:' +
+        'HTTPRouteFilter::chat:team-chat/chat-not-found',
     ];
     expect(before).toEqual(expect.arrayContaining(replaced));
     expect(before.length).toBeGreaterThan(35);
@@ -212,7 +214,7 @@ describe('the Pulumi example', () => {
       expect.arrayContaining([
         urnOf('Gateway', 'ai-platform/ai-gateway'),
         urnOf('Namespace', 'team-chat'),
-        urnOf('HTTPRouteFilter', 'team-chat/chat-not-found'),
+        urnOf('HTTPRouteFilter', 'team-chat/ai-gateway-processor-ai-platform-not-found'),
       ]),
     );
     // The grants admitting HTTPRoutes to the Backends (the processor's grant admits EnvoyExtensionPolicies).
