@@ -864,13 +864,6 @@ export class Processor extends Construct {
 }
 
 /**
- * The longest a request through the HTTPRoute `routeName` may run, read from the objects emitted under `scope`
- * (the HTTPRoute and a BackendTrafficPolicy targeting it) the way Envoy Gateway translates them: the route timeout
- * is the rule's `timeouts.request`, else the policy's `timeout.http.requestTimeout`, else Envoy's 15 s default
- * (`internal/xds/translator/route.go` getEffectiveRequestTimeout); it covers every retry. Only a disabled route
- * timeout (`0s`) lets retries add up: then each try's timeout times the tries.
- */
-/**
  * The HTTPRouteFilter `name` in `namespace` answering 404 with an OpenAI-style error: the answer of the catch-all rule
  * of every AIRoute there, for requests no rule of the processor routes (or paths outside the API endpoints).
  */
@@ -909,6 +902,13 @@ function derivedLabelValue(value: string): string {
   return `${value.slice(0, MAX_LABEL_LENGTH - hash.length - 1).replace(/[-.]+$/, '')}-${hash}`;
 }
 
+/**
+ * The longest a request through the HTTPRoute `routeName` may run, read from the objects emitted under `scope`
+ * (the HTTPRoute and a BackendTrafficPolicy targeting it) the way Envoy Gateway translates them: the route timeout
+ * is the rule's `timeouts.request`, else the policy's `timeout.http.requestTimeout`, else Envoy's 15 s default
+ * (`internal/xds/translator/route.go` getEffectiveRequestTimeout); it covers every retry. Only a disabled route
+ * timeout (`0s`) lets retries add up: then each try's timeout times the tries.
+ */
 /**
  * A string produced at synth: cdk8s resolves the `Lazy` wherever the value is rendered, so it can stand where the
  * cdk8s-plus API expects a string (`Lazy.any` is typed `any`).

@@ -217,6 +217,41 @@ describe('AIGateway', () => {
     },
   );
 
+  it('keeps the processor label of HTTPRoutes a valid label value when its names are long, and distinct', () => {
+    const app = Testing.app();
+    const longNamespace = `platform-${'p'.repeat(50)}`;
+    const platform = new Chart(app, 'platform', { namespace: longNamespace });
+    const team = new Chart(app, 'team', { namespace: 'team' });
+    const gateways = ['a', 'b'].map(
+      (suffix) =>
+        new AIGateway(platform, `Gateway-${suffix}`, {
+          name: `gateway-${'g'.repeat(40)}-${suffix}`,
+          allowedRoutes: AllowedRoutes.fromNamespaces('team'),
+        }),
+    );
+    const openai = ProviderBackend.openAI(platform, 'OpenAI', {
+      name: 'openai',
+      credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+    });
+    gateways.forEach(
+      (gateway, i) =>
+        new AIRoute(team, `Route${i}`, {
+          name: `chat-${i}`,
+          gateway,
+          rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
+        }),
+    );
+    const all = synthAll(app);
+    const values = findAll(all, 'HTTPRoute').map((r: any) => r.metadata.labels['ai-gateway-constructs.io/processor']);
+    expect(new Set(values).size).toBe(2);
+    for (const value of values) expect(value).toMatch(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/);
+    // Each gateway's policy in the team namespace selects its own route only.
+    expect(findAll(all, 'EnvoyExtensionPolicy').map((p) => policyRoutes(all, p))).toEqual([
+      ['team/chat-0'],
+      ['team/chat-1'],
+    ]);
+  });
+
   it('runs the processor with the contract arguments, probes and a restricted security context', () => {
     const { gateway, manifests } = gatewayOnly();
     const all = manifests();
