@@ -18,7 +18,6 @@ import {
   customResource,
   gatewayDuration,
   type BackendTrafficPolicySpec,
-  type HTTPRouteFilterSpec,
   type HTTPRouteRule,
   type HTTPRouteSpec,
   type RetrySpec,
@@ -43,7 +42,7 @@ import {
   resolveNamespace,
   shortHash,
 } from './names';
-import { Processor, type ProcessorOptions } from './processor';
+import { Processor, type ProcessorOptions, type RouteAttachment } from './processor';
 import { ProviderBackend } from './provider-backend';
 import { RoutePrecedenceIndex, foreignGatewayIndex, virtualHostsOf, type IndexedRoute } from './route-precedence';
 import type { IBudgetTarget } from './budget';
@@ -188,7 +187,7 @@ export interface AIRouteProps {
   readonly requiredHeaders?: readonly string[];
   /**
    * Processor settings, only when attaching to a Gateway not managed by an AIGateway: the route then gets its own
-   * processor in its namespace, wired through an EnvoyExtensionPolicy targeting this HTTPRoute.
+   * processor in its namespace, wired through an EnvoyExtensionPolicy selecting this HTTPRoute by label.
    * @default - see ProcessorOptions
    */
   readonly processor?: ProcessorOptions;
@@ -224,13 +223,15 @@ const DEFAULT_RETRY_STATUS = [502, 503, 504];
 /**
  * Routes OpenAI-style (and optionally Anthropic-style) requests by model to provider backends; contributes its
  * rules to the processor config. Emits:
- * - an HTTPRoute with a catch-all rule `PathPrefix <endpoint prefix>` (one match per endpoint) answering 404,
- *   where requests land first, and one rule per backend matching the header `x-ai-gateway-backend: <backend>`
- *   the processor sets, on the endpoint prefixes, the backend's upstream prefix and `/`. After the processor
- *   rewrote the path Envoy matches again; for every path the processor produces, the backend rule has a path
- *   match at least as long as the catch-all's, and its header breaks the tie (see lib/route-precedence.ts).
+ * - an HTTPRoute with a catch-all rule `PathPrefix <endpoint prefix>` (one match per endpoint) answering 404
+ *   (through the HTTPRouteFilter its processor keeps for the namespace), where requests land first, and one rule
+ *   per backend matching the header `x-ai-gateway-backend: <backend>` the processor sets, on the endpoint
+ *   prefixes, the backend's upstream prefix and `/`. After the processor rewrote the path Envoy matches again; for
+ *   every path the processor produces, the backend rule has a path match at least as long as the catch-all's, and
+ *   its header breaks the tie (see lib/route-precedence.ts).
  *   Backend rules remove `x-ai-gateway-backend` before the provider (no budget can key on it).
- * - an EnvoyExtensionPolicy enabling the processor on this HTTPRoute only;
+ * - a label on the HTTPRoute naming its processor: the processor's one EnvoyExtensionPolicy in the route's namespace
+ *   selects the HTTPRoutes carrying it (`targetSelectors`), enabling the processor on them only;
  * - a BackendTrafficPolicy with the circuit breaker of its backends' clusters (`maxParallelRequestsPerBackend`), its
  *   retries, and its budgets on a Gateway not managed by an AIGateway (an AIGateway keeps every budget in its own
  *   policy).
@@ -303,10 +304,10 @@ export class AIRoute extends Construct implements IBudgetTarget {
     const secrets = this.credentialSecrets();
     this.checkAgainstOtherRoutes();
 
-    this.processor._attachRoute(this, this.routeName, this.namespace);
+    const attachment = this.processor._attachRoute(this.namespace);
     for (const entry of this.entries.values()) entry.backend._grantAccessFrom(this.namespace);
     for (const secret of secrets) this.processor._mountSecret(secret.backend, secret.name, secret.namespace);
-    this.emitHttpRoute(props.gateway, requestTimeout);
+    this.emitHttpRoute(props.gateway, requestTimeout, attachment);
     this.ensureTrafficPolicy();
 
     const fragment = this.fragment();
@@ -451,41 +452,18 @@ export class AIRoute extends Construct implements IBudgetTarget {
     precedenceIndex.add(precedence);
   }
 
-  /** Emits the HTTPRoute (one rule per backend, then the catch-all 404) and the filter of its 404 answer. */
-  private emitHttpRoute(gateway: IGatewayReference, requestTimeout: string): void {
-    const notFoundFilter = derivedName([this.routeName, 'not-found']);
-    customResource<HTTPRouteFilterSpec>(
-      this,
-      'NotFound',
-      ENVOY_GATEWAY_API_VERSION,
-      'HTTPRouteFilter',
-      { name: notFoundFilter, namespace: this.namespace },
-      {
-        directResponse: {
-          statusCode: 404,
-          contentType: 'application/json',
-          body: {
-            type: 'Inline',
-            inline: JSON.stringify({
-              error: {
-                type: 'invalid_request_error',
-                code: 'model_not_found',
-                message:
-                  'No route matches this request: the model is not configured on this gateway, or the path is ' +
-                  'not an API endpoint.',
-              },
-            }),
-          },
-        },
-      },
-    );
+  /**
+   * Emits the HTTPRoute (one rule per backend, then the catch-all 404 answered by the processor's filter of the
+   * namespace), labelled for its processor's EnvoyExtensionPolicy to select.
+   */
+  private emitHttpRoute(gateway: IGatewayReference, requestTimeout: string, attachment: RouteAttachment): void {
     const parentNamespace = gateway.gatewayNamespace === this.namespace ? undefined : gateway.gatewayNamespace;
     customResource<HTTPRouteSpec>(
       this,
       'HTTPRoute',
       GATEWAY_API_VERSION,
       'HTTPRoute',
-      { name: this.routeName, namespace: this.namespace },
+      { name: this.routeName, namespace: this.namespace, labels: attachment.labels },
       {
         parentRefs: [
           { group: GATEWAY_API_GROUP, kind: 'Gateway', name: gateway.gatewayName, namespace: parentNamespace },
@@ -500,7 +478,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
             filters: [
               {
                 type: 'ExtensionRef',
-                extensionRef: { group: ENVOY_GATEWAY_GROUP, kind: 'HTTPRouteFilter', name: notFoundFilter },
+                extensionRef: { group: ENVOY_GATEWAY_GROUP, kind: 'HTTPRouteFilter', name: attachment.notFoundFilter },
               },
             ],
           },

@@ -188,8 +188,18 @@ export interface BackendTrafficPolicySpec {
   readonly circuitBreaker?: CircuitBreakerSpec;
 }
 
+/**
+ * Envoy Gateway's `targetSelectors` entry: the policy applies to every object of `kind` (in the policy's namespace,
+ * without `namespaces`) whose labels match `matchLabels`.
+ */
+export interface PolicyTargetSelector {
+  readonly group: string;
+  readonly kind: string;
+  readonly matchLabels: Readonly<Record<string, string>>;
+}
+
 export interface EnvoyExtensionPolicySpec {
-  readonly targetRefs: readonly PolicyTargetReference[];
+  readonly targetSelectors: readonly PolicyTargetSelector[];
   readonly extProc: readonly {
     readonly backendRefs: readonly BackendObjectReference[];
     readonly processingMode: {

@@ -24,6 +24,7 @@ import {
   customResource,
   gatewayDuration,
   type EnvoyExtensionPolicySpec,
+  type HTTPRouteFilterSpec,
   type ReferenceGrantSpec,
 } from './crds';
 import { NODE_BUNDLE_CODEC } from './config-bundle-codec';
@@ -33,7 +34,7 @@ import { gatewayDurationMs } from './limits/duration';
 import { CRD_LIMITS } from './limits/crd-limits.generated';
 import { checkAnnotations } from './limits/metadata';
 import { duplicateObjectError } from './limits/unique-objects';
-import { derivedName, shortHash } from './names';
+import { MAX_LABEL_LENGTH, derivedName, shortHash } from './names';
 import { ProcessorImage } from './processor-image';
 
 export const PROCESSOR_GRPC_PORT = 9002;
@@ -54,6 +55,19 @@ export const MAX_CONFIG_PART_BYTES = 1024 * 1024 - 16 * 1024;
 export const CONFIG_HASH_ANNOTATION = 'ai-gateway-constructs.io/config-hash';
 /** Envoy's response attribute the processor reads to tell a backend's answer from Envoy's local replies. */
 const RESPONSE_CODE_DETAILS_ATTRIBUTE = 'response.code_details';
+/** @internal What the HTTPRoute of an AIRoute refers to in its namespace (`Processor._attachRoute`). */
+export interface RouteAttachment {
+  /** Labels of the HTTPRoute: the processor's EnvoyExtensionPolicy in the namespace selects it by them. */
+  readonly labels: Record<string, string>;
+  /** The HTTPRouteFilter answering the 404 of the route's catch-all rule. */
+  readonly notFoundFilter: string;
+}
+
+/**
+ * The label of the HTTPRoutes a processor serves: the EnvoyExtensionPolicy of each route namespace selects them by it.
+ * Its value names the processor (`<service>.<namespace>`, hashed when longer than a label value may be).
+ */
+const PROCESSOR_ROUTE_LABEL = 'ai-gateway-constructs.io/processor';
 /**
  * How long a processor pod keeps serving after SIGTERM (`--shutdown-delay-ms`): readiness fails at once, and the
  * pod takes new streams until the endpoint removal has reached every Envoy.
@@ -220,9 +234,10 @@ export interface ProcessorOptions {
    * proxy replica sends to the processor at `replicas × streamsPerReplica` (`Processor.maxParallelRequestsPerProxy`,
    * the EnvoyExtensionPolicy's `backendSettings.circuitBreaker`) instead of Envoy Gateway's default of 1024; Envoy
    * answers a request over the cap with a 500 of its own, without reaching the processor. The cap counts per proxy
-   * replica and per AIRoute (each route's EnvoyExtensionPolicy is an Envoy cluster of its own): it keeps one proxy
-   * from sending one route more than the whole processor fleet holds, it does not share the fleet out among
-   * proxies. Raise it together with the pods' memory limit (about 6 KB per open stream).
+   * replica and per namespace of AIRoutes (the EnvoyExtensionPolicy of each route namespace is an Envoy cluster of
+   * its own): it keeps one proxy from sending one namespace's routes more than the whole processor fleet holds, it
+   * does not share the fleet out among proxies. Raise it together with the pods' memory limit (about 6 KB per open
+   * stream).
    * @default 10000 - what one pod holds within the default 512Mi memory limit
    */
   readonly streamsPerReplica?: number;
@@ -291,10 +306,10 @@ export interface ProcessorProps extends ProcessorOptions {
 
 /**
  * The ext_proc processor of one gateway: ConfigMap (`config.json`), Deployment, Service, ServiceAccount,
- * PodDisruptionBudget and NetworkPolicy. Each AIRoute wires it into Envoy with an EnvoyExtensionPolicy targeting
- * the route's HTTPRoute (`_attachRoute`), never the whole Gateway: Envoy Gateway enables a Gateway-targeted
- * ext_proc on every route of the Gateway, and the processor answers 404 to any request it has no route for, so
- * ordinary HTTPRoutes sharing the Gateway would stop working.
+ * PodDisruptionBudget and NetworkPolicy. An EnvoyExtensionPolicy per route namespace wires it into Envoy for the
+ * HTTPRoutes of its AIRoutes (selected by label, `_attachRoute`), never the whole Gateway: Envoy Gateway enables a
+ * Gateway-targeted ext_proc on every route of the Gateway, and the processor answers 404 to any request it has no
+ * route for, so ordinary HTTPRoutes sharing the Gateway would stop working.
  */
 export class Processor extends Construct {
   readonly serviceName: string;
@@ -303,15 +318,17 @@ export class Processor extends Construct {
   readonly namespace: string;
   readonly deployment: kplus.Deployment;
   /**
-   * The most requests one Envoy proxy replica sends this processor in parallel for each AIRoute, and the most it
-   * queues while connecting: `replicas × streamsPerReplica`, the circuit breaker of every EnvoyExtensionPolicy that
-   * enables the processor. Also what each AIRoute allows per backend by default.
+   * The most requests one Envoy proxy replica sends this processor in parallel for the AIRoutes of each namespace,
+   * and the most it queues while connecting: `replicas × streamsPerReplica`, the circuit breaker of every
+   * EnvoyExtensionPolicy that enables the processor. Also what each AIRoute allows per backend by default.
    */
   readonly maxParallelRequestsPerProxy: number;
   /** @internal the routes and budgets this processor serves: its config and drain time are built from them at synth. */
   readonly _model: GatewayModel;
   private readonly mountedSecrets = new Set<string>();
   private readonly labels: Record<string, string>;
+  /** The value of `PROCESSOR_ROUTE_LABEL` on the HTTPRoutes this processor serves. */
+  private readonly routeLabelValue: string;
   private readonly messageTimeout: string;
   private readonly container: kplus.Container;
   private readonly props: ProcessorProps;
@@ -329,6 +346,7 @@ export class Processor extends Construct {
     this.configMapName = derivedName([props.baseName, 'processor-config']);
     this.serviceAccountName = name;
     this.labels = { 'app.kubernetes.io/name': 'ai-gateway-processor', 'app.kubernetes.io/instance': name };
+    this.routeLabelValue = derivedLabelValue(`${name}.${props.namespace}`);
     this.maxParallelRequestsPerProxy = this.validate(props);
     this.messageTimeout = gatewayDuration(
       this,
@@ -354,21 +372,51 @@ export class Processor extends Construct {
   }
 
   /**
-   * Enables the processor on the HTTPRoute `routeName` in `routeNamespace`: an EnvoyExtensionPolicy beside the
-   * route (policies target objects of their own namespace) and, for a route in another namespace, the
-   * ReferenceGrant that lets policies there use this processor's Service. Emits objects only: what the route
+   * Enables the processor on the AIRoutes of `routeNamespace` and returns what their HTTPRoutes need: one
+   * EnvoyExtensionPolicy per route namespace (policies target objects of their own namespace) selects the HTTPRoutes
+   * carrying `labels` (`targetSelectors`), so Envoy gets one ext_proc filter and one processor cluster per namespace
+   * rather than per route; one HTTPRouteFilter per route namespace, `notFoundFilter`, holds the 404 answer of their
+   * catch-all rules (filters are referenced from their own namespace). For a namespace other than the processor's,
+   * also the ReferenceGrant that lets policies there use this processor's Service. Emits objects only: what a route
    * serves reaches the processor through its model.
    * @internal
    */
-  _attachRoute(scope: Construct, routeName: string, routeNamespace: string): void {
+  _attachRoute(routeNamespace: string): RouteAttachment {
+    // Named after the namespace like the grants (the Pulumi front end names resources after construct ids), except in
+    // the processor's own namespace, where the ids stay the same whatever the namespace's value.
+    const own = routeNamespace === this.namespace;
+    const policyId = own ? 'ExtensionPolicy' : `ExtensionPolicy-${routeNamespace}`;
+    if (this.node.tryFindChild(policyId) === undefined) this.emitExtensionPolicy(policyId, routeNamespace);
+    const notFoundFilter = derivedName(
+      own ? [this.serviceName, 'not-found'] : [this.serviceName, this.namespace, 'not-found'],
+    );
+    const filterId = own ? 'NotFound' : `NotFound-${routeNamespace}`;
+    if (this.node.tryFindChild(filterId) === undefined)
+      emitNotFoundFilter(this, filterId, notFoundFilter, routeNamespace);
+    this.grantServiceTo(routeNamespace);
+    return { labels: { [PROCESSOR_ROUTE_LABEL]: this.routeLabelValue }, notFoundFilter };
+  }
+
+  /** The EnvoyExtensionPolicy of `routeNamespace`, selecting the HTTPRoutes there labelled with this processor. */
+  private emitExtensionPolicy(id: string, routeNamespace: string): void {
     customResource<EnvoyExtensionPolicySpec>(
-      scope,
-      'ExtensionPolicy',
+      this,
+      id,
       ENVOY_GATEWAY_API_VERSION,
       'EnvoyExtensionPolicy',
-      { name: derivedName([routeName, 'processor']), namespace: routeNamespace, labels: this.labels },
       {
-        targetRefs: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', name: routeName }],
+        name: routeNamespace === this.namespace ? this.serviceName : derivedName([this.serviceName, this.namespace]),
+        namespace: routeNamespace,
+        labels: this.labels,
+      },
+      {
+        targetSelectors: [
+          {
+            group: GATEWAY_API_GROUP,
+            kind: 'HTTPRoute',
+            matchLabels: { [PROCESSOR_ROUTE_LABEL]: this.routeLabelValue },
+          },
+        ],
         extProc: [
           {
             backendRefs: [
@@ -400,7 +448,6 @@ export class Processor extends Construct {
         ],
       },
     );
-    this.grantServiceTo(routeNamespace);
   }
 
   /**
@@ -828,6 +875,45 @@ export class Processor extends Construct {
       ...(longest !== undefined ? { longestRequest: longest } : {}),
     };
   }
+}
+
+/**
+ * The HTTPRouteFilter `name` in `namespace` answering 404 with an OpenAI-style error: the answer of the catch-all rule
+ * of every AIRoute there, for requests no rule of the processor routes (or paths outside the API endpoints).
+ */
+function emitNotFoundFilter(scope: Construct, id: string, name: string, namespace: string): void {
+  customResource<HTTPRouteFilterSpec>(
+    scope,
+    id,
+    ENVOY_GATEWAY_API_VERSION,
+    'HTTPRouteFilter',
+    { name, namespace },
+    {
+      directResponse: {
+        statusCode: 404,
+        contentType: 'application/json',
+        body: {
+          type: 'Inline',
+          inline: JSON.stringify({
+            error: {
+              type: 'invalid_request_error',
+              code: 'model_not_found',
+              message:
+                'No route matches this request: the model is not configured on this gateway, or the path is ' +
+                'not an API endpoint.',
+            },
+          }),
+        },
+      },
+    },
+  );
+}
+
+/** `value`, or its first characters and a hash of it when it is longer than a label value may be (63). */
+function derivedLabelValue(value: string): string {
+  if (value.length <= MAX_LABEL_LENGTH) return value;
+  const hash = shortHash(value, 16);
+  return `${value.slice(0, MAX_LABEL_LENGTH - hash.length - 1).replace(/[-.]+$/, '')}-${hash}`;
 }
 
 /**

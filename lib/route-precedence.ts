@@ -52,7 +52,7 @@ export interface IndexedRoute {
   /** Header-less PathPrefix matches (the catch-all rule answering 404): endpoint prefix -> the prop that set it. */
   readonly catchAll: ReadonlyMap<string, string>;
   readonly backends: readonly IndexedBackendRule[];
-  /** The processor the route's EnvoyExtensionPolicy enables (`<namespace>/<service>`). */
+  /** The processor enabled on the route (`<namespace>/<service>`) by its policy in the route's namespace. */
   readonly processor: string;
 }
 

@@ -16,7 +16,7 @@ import { DEFAULT_CONFIG_WAIT_MS } from '../processor/src/config/load';
 import { gatewayFixture } from './support/fixtures';
 import { manifestProblems } from './support/manifests';
 import { describeWithShared } from './support/shared';
-import { findAll, findOne, synthAll } from './support/synth';
+import { findAll, findOne, policyRoutes, synthAll } from './support/synth';
 
 function gatewayOnly(props: ConstructorParameters<typeof AIGateway>[2] = {}) {
   const app = Testing.app();
@@ -159,11 +159,33 @@ describe('AIGateway', () => {
       new AIRoute(team, 'Other', { name: 'other', gateway, rules: rules('c') });
       const all = synthAll(app);
       const policies = findAll(all, 'EnvoyExtensionPolicy') as any[];
+      // One policy per route namespace, selecting the HTTPRoutes labelled with the processor: one ext_proc filter and
+      // one processor cluster in Envoy per namespace, however many routes it holds.
       expect(policies.map((p) => `${p.metadata.namespace}/${p.metadata.name}`)).toEqual([
-        'platform/local-processor',
-        'team/chat-processor',
-        'team/other-processor',
+        'platform/gw-processor',
+        'team/gw-processor-platform',
       ]);
+      expect(policies.map((p) => policyRoutes(all, p))).toEqual([['platform/local'], ['team/chat', 'team/other']]);
+      // Likewise one 404 filter per route namespace, which the catch-all rules of its routes refer to.
+      expect(findAll(all, 'HTTPRouteFilter').map((f) => `${f.metadata.namespace}/${f.metadata.name}`)).toEqual([
+        'platform/gw-processor-not-found',
+        'team/gw-processor-platform-not-found',
+      ]);
+      expect(findAll(all, 'HTTPRoute').map((r: any) => r.spec.rules.at(-1).filters[0].extensionRef.name)).toEqual([
+        'gw-processor-not-found',
+        'gw-processor-platform-not-found',
+        'gw-processor-platform-not-found',
+      ]);
+      expect(findAll(all, 'HTTPRoute').map((r: any) => r.metadata.labels)).toEqual([
+        { 'ai-gateway-constructs.io/processor': 'gw-processor.platform' },
+        { 'ai-gateway-constructs.io/processor': 'gw-processor.platform' },
+        { 'ai-gateway-constructs.io/processor': 'gw-processor.platform' },
+      ]);
+      const selector = {
+        group: 'gateway.networking.k8s.io',
+        kind: 'HTTPRoute',
+        matchLabels: { 'ai-gateway-constructs.io/processor': 'gw-processor.platform' },
+      };
       const extProc = {
         processingMode: {
           request: { body: 'Buffered' },
@@ -177,11 +199,11 @@ describe('AIGateway', () => {
         backendSettings: { circuitBreaker: { maxParallelRequests: 20000, maxPendingRequests: 20000 } },
       };
       expect(policies[0].spec).toEqual({
-        targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'local' }],
+        targetSelectors: [selector],
         extProc: [{ backendRefs: [{ name: gateway.processorServiceName, port: 9002 }], ...extProc }],
       });
       expect(policies[1].spec).toEqual({
-        targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
+        targetSelectors: [selector],
         extProc: [
           { backendRefs: [{ name: gateway.processorServiceName, namespace: 'platform', port: 9002 }], ...extProc },
         ],
@@ -202,6 +224,41 @@ describe('AIGateway', () => {
       ]);
     },
   );
+
+  it('keeps the processor label of HTTPRoutes a valid label value when its names are long, and distinct', () => {
+    const app = Testing.app();
+    const longNamespace = `platform-${'p'.repeat(50)}`;
+    const platform = new Chart(app, 'platform', { namespace: longNamespace });
+    const team = new Chart(app, 'team', { namespace: 'team' });
+    const gateways = ['a', 'b'].map(
+      (suffix) =>
+        new AIGateway(platform, `Gateway-${suffix}`, {
+          name: `gateway-${'g'.repeat(40)}-${suffix}`,
+          allowedRoutes: AllowedRoutes.fromNamespaces('team'),
+        }),
+    );
+    const openai = ProviderBackend.openAI(platform, 'OpenAI', {
+      name: 'openai',
+      credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+    });
+    gateways.forEach(
+      (gateway, i) =>
+        new AIRoute(team, `Route${i}`, {
+          name: `chat-${i}`,
+          gateway,
+          rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: openai }] }],
+        }),
+    );
+    const all = synthAll(app);
+    const values = findAll(all, 'HTTPRoute').map((r: any) => r.metadata.labels['ai-gateway-constructs.io/processor']);
+    expect(new Set(values).size).toBe(2);
+    for (const value of values) expect(value).toMatch(/^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$/);
+    // Each gateway's policy in the team namespace selects its own route only.
+    expect(findAll(all, 'EnvoyExtensionPolicy').map((p) => policyRoutes(all, p))).toEqual([
+      ['team/chat-0'],
+      ['team/chat-1'],
+    ]);
+  });
 
   it('runs the processor with the contract arguments, probes and a restricted security context', () => {
     const { gateway, manifests } = gatewayOnly();

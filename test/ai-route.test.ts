@@ -12,7 +12,7 @@ import {
 import { gatewayFixture } from './support/fixtures';
 import { manifestProblems } from './support/manifests';
 import { describeWithShared } from './support/shared';
-import { findAll, findOne, synthAll } from './support/synth';
+import { findAll, findOne, policyRoutes, synthAll } from './support/synth';
 
 function configOf(all: ReturnType<typeof synthAll>, configMapName?: string) {
   return parseProcessorConfig(JSON.parse(findOne(all, 'ConfigMap', configMapName).data['config.json']));
@@ -67,11 +67,17 @@ describe('AIRoute', () => {
         filters: [
           {
             type: 'ExtensionRef',
-            extensionRef: { group: 'gateway.envoyproxy.io', kind: 'HTTPRouteFilter', name: 'chat-not-found' },
+            extensionRef: {
+              group: 'gateway.envoyproxy.io',
+              kind: 'HTTPRouteFilter',
+              name: 'gw-processor-platform-not-found',
+            },
           },
         ],
       });
-      const notFound = findOne(all, 'HTTPRouteFilter', 'chat-not-found');
+      // The gateway processor's 404 filter of the route's namespace (filters are referenced from their namespace).
+      const notFound = findOne(all, 'HTTPRouteFilter', 'gw-processor-platform-not-found');
+      expect(notFound.metadata.namespace).toBe('team');
       expect(notFound.spec.directResponse.statusCode).toBe(404);
       expect(notFound.spec.directResponse.contentType).toBe('application/json');
       expect(JSON.parse(notFound.spec.directResponse.body.inline)).toMatchObject({
@@ -243,7 +249,7 @@ describe('AIRoute', () => {
     expect(() => new AIRoute(team, 'C', { gateway, pathPrefix: '/team-c/v1', rules })).not.toThrow();
   });
 
-  it('attaches to an existing Gateway with its own processor targeting the HTTPRoute', () => {
+  it('attaches to an existing Gateway with its own processor selecting the HTTPRoute', () => {
     const app = Testing.app();
     const team = new Chart(app, 'team', { namespace: 'team' });
     const openai = ProviderBackend.openAI(team, 'OpenAI', {
@@ -259,10 +265,8 @@ describe('AIRoute', () => {
     expect(findOne(all, 'HTTPRoute').spec.parentRefs).toEqual([
       { group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'shared', namespace: 'infra' },
     ]);
-    expect(findOne(all, 'EnvoyExtensionPolicy').spec.targetRefs).toEqual([
-      { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' },
-    ]);
-    expect(findOne(all, 'EnvoyExtensionPolicy').metadata.namespace).toBe('team');
+    expect(policyRoutes(all, findOne(all, 'EnvoyExtensionPolicy'))).toEqual(['team/chat']);
+    expect(findOne(all, 'EnvoyExtensionPolicy').metadata).toMatchObject({ name: 'chat-processor', namespace: 'team' });
     expect(findOne(all, 'NetworkPolicy').spec.ingress[0].from[0].podSelector.matchLabels).toEqual({
       'gateway.envoyproxy.io/owning-gateway-name': 'shared',
       'gateway.envoyproxy.io/owning-gateway-namespace': 'infra',

@@ -4,7 +4,7 @@ import { buildExample } from '../examples/cdk8s/main';
 import { libraryVersion } from '../lib/processor-image';
 import { celRulesApplied, manifestProblems, type Manifest } from './support/manifests';
 import { describeWithShared } from './support/shared';
-import { findAll, findOne } from './support/synth';
+import { findAll, findOne, policyRoutes } from './support/synth';
 
 function synthExample(): { platform: Manifest[]; team: Manifest[] } {
   const app = Testing.app();
@@ -18,7 +18,17 @@ describe('the cdk8s example', () => {
   it('puts the platform gateway and the team routes in different namespaces', () => {
     const namespaced = (manifests: Manifest[]) =>
       manifests.filter((m) => !['Namespace', 'GatewayClass'].includes(m.kind));
-    expect(new Set(namespaced(platform).map((m) => m.metadata.namespace))).toEqual(new Set(['ai-platform']));
+    // The processor's EnvoyExtensionPolicy and 404 filter for the team's routes are the gateway's: they live in the
+    // team namespace (policies target, and routes refer to, objects of their own namespace) and serve every AIRoute
+    // there.
+    expect(
+      namespaced(platform)
+        .filter((m) => m.metadata.namespace !== 'ai-platform')
+        .map((m) => `${m.kind} ${m.metadata.namespace}/${m.metadata.name}`),
+    ).toEqual([
+      'EnvoyExtensionPolicy team-chat/ai-gateway-processor-ai-platform',
+      'HTTPRouteFilter team-chat/ai-gateway-processor-ai-platform-not-found',
+    ]);
     expect(new Set(namespaced(team).map((m) => m.metadata.namespace))).toEqual(new Set(['team-chat']));
     expect(findOne(platform, 'Namespace').metadata).toEqual({ name: 'ai-platform' });
     // Three backends and the processor Service, each referenced from team-chat (routes and the route's
@@ -81,10 +91,8 @@ describe('the cdk8s example', () => {
     const rules = findOne(team, 'HTTPRoute', 'chat').spec.rules;
     const bedrock = rules.find((r: any) => r.backendRefs?.[0].name === 'bedrock-us-east-1');
     expect(bedrock.matches.map((m: any) => m.path.value)).toEqual(['/v1', '/anthropic/v1', '/model', '/']);
-    expect(findOne(team, 'EnvoyExtensionPolicy').spec.targetRefs).toEqual([
-      { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' },
-    ]);
-    expect(findAll(platform, 'EnvoyExtensionPolicy')).toEqual([]);
+    expect(policyRoutes([...platform, ...team], findOne(platform, 'EnvoyExtensionPolicy'))).toEqual(['team-chat/chat']);
+    expect(findAll(team, 'EnvoyExtensionPolicy')).toEqual([]);
   });
 
   it('matches the snapshot', () => {

@@ -22,7 +22,7 @@ import { unstableHeaderReason } from '../lib/identity-headers';
 import { outrankedPaths, prefixCovers, virtualHostsOf } from '../lib/route-precedence';
 import { orderedEntries, selectEntry, type RouteEntry } from './support/eg-route-order';
 import type { Manifest } from './support/manifests';
-import { findAll, findOne, synthAll } from './support/synth';
+import { findAll, findOne, policyRoutes, synthAll } from './support/synth';
 
 const apiKey = Credentials.apiKey({ secretName: 'key', key: 'k' });
 
@@ -232,9 +232,7 @@ describe('the routing contract', () => {
       const entries = orderedEntries(manifests, { namespace: 'platform', name: 'gw' });
       const route = findOne(manifests, 'HTTPRoute', 'chat');
       const catchAll = route.spec.rules.length - 1;
-      expect(findOne(manifests, 'EnvoyExtensionPolicy').spec.targetRefs).toEqual([
-        { group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' },
-      ]);
+      expect(policyRoutes(manifests, findOne(manifests, 'EnvoyExtensionPolicy'))).toEqual(['platform/chat']);
       const entryName = config.backends[0].name;
       const apis: [ClientApi, string][] = [['OpenAI', endpoints.pathPrefix]];
       if (endpoints.anthropicPathPrefix) apis.push(['Anthropic', endpoints.anthropicPathPrefix]);
@@ -432,8 +430,8 @@ describe('identity headers', () => {
 describe('ordinary HTTPRoutes on an AIGateway', () => {
   it('are not enabled for the processor', () => {
     const { manifests } = build(PROVIDERS[0][1], { pathPrefix: '/v1' });
-    expect(findAll(manifests, 'EnvoyExtensionPolicy').map((p: any) => p.spec.targetRefs)).toEqual([
-      [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'chat' }],
+    expect(findAll(manifests, 'EnvoyExtensionPolicy').map((p) => policyRoutes(manifests, p))).toEqual([
+      ['platform/chat'],
     ]);
   });
 });

@@ -369,7 +369,7 @@ describe('AIGateway', () => {
     });
     const objects = await registered(mocks.registrations, app);
     const spec = (kind: string, name: string) => objectNamed(objects, kind, name).inputs.spec as any;
-    expect(spec('EnvoyExtensionPolicy', 'ai/chat-processor').extProc[0].backendSettings.circuitBreaker).toEqual({
+    expect(spec('EnvoyExtensionPolicy', 'ai/edge-processor').extProc[0].backendSettings.circuitBreaker).toEqual({
       maxParallelRequests: 3_000,
       maxPendingRequests: 3_000,
     });
@@ -694,9 +694,11 @@ describe('during preview with unknown inputs', () => {
       for (const object of planned) expect(isUnknownInput(object.inputs.metadata)).toBe(true);
 
       const up = await run(false);
-      // Per route namespace, the gateway and each backend grant the route access: whether those grants exist, and
-      // their names, follow the namespace's value, so only they are named after a placeholder in the preview.
-      const perNamespace = /:ReferenceGrant::[a-z-]+:(Processor\/)?ReferenceGrant-/;
+      // Per route namespace, the gateway and each backend grant the route access, and the gateway's processor has an
+      // EnvoyExtensionPolicy and a 404 filter: whether those objects exist, and their names, follow the namespace's
+      // value, so only they are named after a placeholder in the preview.
+      const perNamespace =
+        /(:ReferenceGrant::[a-z-]+:(Processor\/)?ReferenceGrant-)|(::[a-z-]+:Processor\/(ExtensionPolicy|NotFound)-)/;
       const urns = (registrations: readonly Registration[]) => registrations.map((r) => r.urn).sort();
       const grants = (registrations: readonly Registration[]) =>
         urns(registrations)
@@ -706,6 +708,8 @@ describe('during preview with unknown inputs', () => {
         urns(up.registrations).filter((urn) => !perNamespace.test(urn)),
       );
       expect(grants(up.registrations)).toEqual([
+        'ai-gateway:Processor/ExtensionPolicy-team-chat',
+        'ai-gateway:Processor/NotFound-team-chat',
         'ai-gateway:Processor/ReferenceGrant-team-chat',
         'anthropic:ReferenceGrant-team-chat',
         'bedrock:ReferenceGrant-team-chat',

@@ -1,4 +1,6 @@
 import { App, Chart, Testing } from 'cdk8s';
+import { ObjectIndex } from '../../lib/dataplane/objects';
+import { selectedByPolicy } from '../../lib/dataplane/translate/target-selectors';
 import { manifestProblems, type Manifest } from './manifests';
 import { sharedPath } from './shared';
 
@@ -42,4 +44,27 @@ export function findOne(
         `${found.map((m) => m.metadata.name).join(', ')}`,
     );
   return found[0];
+}
+
+/**
+ * The HTTPRoutes (`namespace/name`) a policy attaches to, as Envoy Gateway resolves its targets: the routes its
+ * `targetRefs` name and those its `targetSelectors` select (label selectors, namespaces, ReferenceGrants), in
+ * manifest order.
+ */
+export function policyRoutes(manifests: readonly Manifest[], policy: Manifest & { spec?: any }): string[] {
+  const index = new ObjectIndex(manifests);
+  const namespace = policy.metadata.namespace ?? 'default';
+  const named = new Set<string>(
+    (policy.spec?.targetRefs ?? [])
+      .filter((ref: any) => ref.kind === 'HTTPRoute')
+      .map((ref: any) => `${namespace}/${String(ref.name)}`),
+  );
+  return findAll(manifests, 'HTTPRoute')
+    .map((route) => ({ namespace: route.metadata.namespace ?? 'default', name: route.metadata.name }))
+    .filter(
+      (route) =>
+        named.has(`${route.namespace}/${route.name}`) ||
+        selectedByPolicy(index, policy, { kind: 'HTTPRoute', ...route }),
+    )
+    .map((route) => `${route.namespace}/${route.name}`);
 }

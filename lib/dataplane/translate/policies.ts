@@ -9,6 +9,7 @@ import { jwtSettingsFromPolicy, type JwtSettings } from '../jwt';
 import { EG_DEFAULT_CIRCUIT_BREAKER_LIMIT, type KubeObject, type RetryPolicy } from '../model';
 import { mergeRateLimitRules, rateLimitRulesFromPolicy, type RateLimitRule } from '../rate-limit';
 import { GATEWAY_API_GROUP, referenceGranted, targetRefsOf } from './backends';
+import { selectedByPolicy } from './target-selectors';
 import {
   asArray,
   asNumber,
@@ -31,7 +32,11 @@ export interface PolicyTarget {
 
 type Scope = 'route' | 'section' | 'gateway';
 
-/** The policy of `kind` that applies to a target, with the scope it was attached at (first by object order on ties). */
+/**
+ * The policy of `kind` that applies to a target, with the scope it was attached at (first by object order on ties).
+ * A route or gateway a policy's `targetSelectors` select counts as named in its `targetRefs` (selectors name no
+ * section): Envoy Gateway resolves both into one target list and lets the first policy attached to a route win.
+ */
 function attachedPolicy(
   index: ObjectIndex,
   kind: string,
@@ -42,6 +47,10 @@ function attachedPolicy(
   for (const scope of scopes) {
     for (const policy of policies) {
       const namespace = namespaceOf(policy);
+      if (scope === 'route' && selectedByPolicy(index, policy, { kind: 'HTTPRoute', ...target.route }))
+        return { policy, scope };
+      if (scope === 'gateway' && selectedByPolicy(index, policy, { kind: 'Gateway', ...target.gateway }))
+        return { policy, scope };
       for (const ref of targetRefsOf(policy)) {
         if ((asString(ref.group) ?? GATEWAY_API_GROUP) !== GATEWAY_API_GROUP) continue;
         const kindOk =

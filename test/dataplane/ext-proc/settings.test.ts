@@ -44,7 +44,7 @@ describe('extProcSettingsFromPolicy', () => {
     const [eep] = findAll(synthAll(app), 'EnvoyExtensionPolicy') as unknown as KubeObject[];
     const settings = extProcSettingsFromPolicy(eep, 0);
     expect(settings).toEqual({
-      name: 'envoyextensionpolicy/team/chat-processor/extproc/0',
+      name: 'envoyextensionpolicy/team/gw-processor-platform/extproc/0',
       service: { kind: 'Service', namespace: 'platform', name: gateway.processorServiceName, port: 9002 },
       authority: `${gateway.processorServiceName}.platform:9002`,
       processingMode: {
@@ -68,7 +68,7 @@ describe('extProcSettingsFromPolicy', () => {
       responseTrailerMode: 'SKIP',
     });
     expect(extProcFilterName(settings)).toBe(
-      'envoy.filters.http.ext_proc/envoyextensionpolicy/team/chat-processor/extproc/0',
+      'envoy.filters.http.ext_proc/envoyextensionpolicy/team/gw-processor-platform/extproc/0',
     );
     expect(extProcFilterOrder(settings)).toBe(100);
   });
