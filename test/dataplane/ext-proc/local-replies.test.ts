@@ -180,7 +180,7 @@ describe('Envoy local replies through the data plane and the real processor', ()
       .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
   }
 
-  it('translates the backend answer, then passes the rate-limit 429 on as Envoy sent it', async () => {
+  it('translates the backend answer, then answers the rate-limit 429 as a budget error in its schema', async () => {
     const request = { model: 'gpt-4o', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] };
     const answered = await post(address, '/anthropic/v1/messages', request);
     expect(answered.status).toBe(200);
@@ -200,8 +200,12 @@ describe('Envoy local replies through the data plane and the real processor', ()
       limited = await post(address, '/anthropic/v1/messages', request);
     }
     expect(limited.status).toBe(429);
-    // Envoy's reply, untranslated: no body (the processor would have rendered an Anthropic error).
-    expect(limited.body).toBe('');
+    // Envoy's bodiless reply, which the processor recognizes as a budget rejection (code details
+    // `request_rate_limited`) and answers in the client's schema, naming the budget; not a translated backend error.
+    expect(JSON.parse(limited.body)).toEqual({
+      type: 'error',
+      error: { type: 'rate_limit_error', message: expect.stringMatching(/^budget "local-replies\/Budget" is used up/) },
+    });
     expect(upstreamCalls).toBe(1);
     // Not the backend's failure, not the backend's response.
     expect(processor.processor.breakers.isOpen(backendName, { failureThreshold: 1, openDurationMs: 1 })).toBe(false);
