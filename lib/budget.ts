@@ -292,11 +292,11 @@ export function addBudget(scope: Construct, props: BudgetOptions, charge: Budget
   return rule;
 }
 
-/** What the budget reads of its target. */
-function resolveTarget(scope: Construct, props: BudgetOptions): BudgetScope {
-  const target = (props.target as Partial<IBudgetTarget> | undefined)?._budgetScope;
-  if (target === undefined) {
-    const given: unknown = props.target;
+/** What `scope` (a budget or a consumer) reads of its `target` prop; throws unless it is an AIGateway or AIRoute. */
+export function budgetScopeOf(scope: Construct, target: IBudgetTarget): BudgetScope {
+  const budgetScope = (target as Partial<IBudgetTarget> | undefined)?._budgetScope;
+  if (budgetScope === undefined) {
+    const given: unknown = target;
     throw invalid(
       scope,
       'target',
@@ -304,6 +304,12 @@ function resolveTarget(scope: Construct, props: BudgetOptions): BudgetScope {
       'must be an AIGateway or an AIRoute',
     );
   }
+  return budgetScope;
+}
+
+/** What the budget reads of its target. */
+function resolveTarget(scope: Construct, props: BudgetOptions): BudgetScope {
+  const target = budgetScopeOf(scope, props.target);
   if (target.route && props.shared === false) {
     throw invalid(
       scope,

@@ -1,6 +1,6 @@
 import { Construct } from 'constructs';
 import { MAX_RATE_LIMIT_VALUE } from '@ai-gateway-constructs/processor-config';
-import { RateLimitUnit, TokenCost, checkPriced, type IBudgetTarget } from './budget';
+import { RateLimitUnit, TokenCost, budgetScopeOf, checkPriced, type IBudgetTarget } from './budget';
 import { invalid } from './errors';
 import type { BudgetScope, ConsumerBudgetFragment } from './gateway-model';
 import { missingRateLimitRedisError } from './limits/budgets';
@@ -114,16 +114,7 @@ export class Consumer extends Construct {
 
   constructor(scope: Construct, id: string, props: ConsumerProps) {
     super(scope, id);
-    const target = (props.target as Partial<IBudgetTarget> | undefined)?._budgetScope;
-    if (target === undefined) {
-      const given: unknown = props.target;
-      throw invalid(
-        this,
-        'target',
-        Construct.isConstruct(given) ? given.node.path : given,
-        'must be an AIGateway or an AIRoute',
-      );
-    }
+    const target = budgetScopeOf(this, props.target);
     this.consumerId = props.consumerId ?? id.toLowerCase();
     if (typeof this.consumerId !== 'string' || !CONSUMER_ID.test(this.consumerId)) {
       throw invalid(
