@@ -186,6 +186,7 @@ describe('Consumer', () => {
       ];
       expect(override(all, 'chat')).toEqual(expected);
       expect(override(all, 'other')).toEqual(expected);
+      // Without JWT no 403 rule: the processor's own 403s are JSON anyway, and no other Envoy filter answers 403.
       // The override rides on the routes' own policies (merged into any gateway policy): no gateway-level policy.
       expect(findAll(all, 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual(['chat', 'other']);
       void other;
@@ -218,6 +219,23 @@ describe('Consumer', () => {
       });
       expect(body('keyed').error.message).toBe('missing or invalid API key or token');
       expect(body('keyed').error.code).toBe('invalid_api_key');
+      // With JWT, jwt_authn's own 403 (another audience) too.
+      expect(override(all, 'tokens')[1]).toEqual({
+        match: {
+          statusCodes: [{ type: 'Value', value: 403 }],
+          responseHeaders: [{ name: 'content-type', value: { type: 'Prefix', value: 'text/plain' } }],
+        },
+        source: 'Local',
+        response: {
+          contentType: 'application/json',
+          body: {
+            type: 'Inline',
+            inline:
+              '{"type":"error","error":{"type":"permission_error","message":"the token\'s audience is not accepted ' +
+              'here","param":null,"code":"token_audience_not_allowed"}}',
+          },
+        },
+      });
     });
 
     it("covers a route consumer's own SecurityPolicy on a gateway that authenticates nobody else", () => {
@@ -334,7 +352,7 @@ describeWithShared('crds/jsonschema', 'Consumer manifests', (jsonschemaDir) => {
     new Consumer(fixture.platform, 'All', { target: gateway, keys: [ApiKey.fromSecret('all-keys', ['all'])] });
     new Consumer(fixture.platform, 'Own', { target: route, keys: [ApiKey.fromSecret('own-keys', ['own'])] });
     const all = synthAll(fixture.app);
-    expect(findOne(all, 'BackendTrafficPolicy', 'chat').spec.responseOverride).toHaveLength(1);
+    expect(findOne(all, 'BackendTrafficPolicy', 'chat').spec.responseOverride).toHaveLength(2);
     expect(manifestProblems(all, jsonschemaDir)).toEqual([]);
   });
 });

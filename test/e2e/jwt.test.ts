@@ -93,9 +93,19 @@ describeLocal('JWT identity', () => {
         (await chat(await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { issuer: 'https://evil.example' })))
           .status,
       ).toBe(401);
-      expect(
-        (await chat(await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { audience: 'someone-else' }))).status,
-      ).toBe(403);
+      const audience = await chat(
+        await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { audience: 'someone-else' }),
+      );
+      expect(audience.status).toBe(403);
+      expect(await audience.json()).toEqual({
+        type: 'error',
+        error: {
+          type: 'permission_error',
+          message: "the token's audience is not accepted here",
+          param: null,
+          code: 'token_audience_not_allowed',
+        },
+      });
       expect(await run.fakes.openai.records()).toEqual([]);
     },
   );
