@@ -235,7 +235,8 @@ const DEFAULT_RETRY_STATUS = [502, 503, 504];
  * - an EnvoyExtensionPolicy enabling the processor on this HTTPRoute only;
  * - a BackendTrafficPolicy with the circuit breaker of its backends' clusters (`maxParallelRequestsPerBackend`), its
  *   retries, and its budgets on a Gateway not managed by an AIGateway (an AIGateway keeps every budget in its own
- *   policy).
+ *   policy); when its clients authenticate (the gateway's JWT, consumers), a `responseOverride` turning Envoy's own
+ *   plain-text 401 into a JSON `authentication_error` both SDKs read (see auth-error-response.ts).
  */
 export class AIRoute extends Construct implements IBudgetTarget {
   readonly routeName: string;
