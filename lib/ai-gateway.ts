@@ -175,7 +175,10 @@ export interface HttpsListenerOptions {
   readonly certificateSecretNames: readonly string[];
 }
 
-/** JWT authentication at the gateway (Envoy Gateway SecurityPolicy); requests without a valid token get 401. */
+/**
+ * JWT authentication at the gateway (Envoy Gateway SecurityPolicy); requests without a valid token get 401 (on
+ * AIRoutes as a JSON `authentication_error` both SDKs read: see AIRoute).
+ */
 export interface JwtAuthenticationOptions {
   /** Expected `iss` claim. */
   readonly issuer: string;

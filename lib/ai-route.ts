@@ -10,6 +10,7 @@ import {
   type RouteEndpoint,
 } from '@ai-gateway-constructs/processor-config';
 import { apiKeyAuthSpec, type IGatewayReference, type ManagedGateway } from './ai-gateway';
+import { authenticationErrorOverride } from './auth-error-response';
 import {
   ENVOY_GATEWAY_API_VERSION,
   ENVOY_GATEWAY_GROUP,
@@ -20,6 +21,7 @@ import {
   type BackendTrafficPolicySpec,
   type HTTPRouteRule,
   type HTTPRouteSpec,
+  type ResponseOverrideSpec,
   type RetrySpec,
   type SecurityPolicySpec,
 } from './crds';
@@ -234,7 +236,8 @@ const DEFAULT_RETRY_STATUS = [502, 503, 504];
  *   selects the HTTPRoutes carrying it (`targetSelectors`), enabling the processor on them only;
  * - a BackendTrafficPolicy with the circuit breaker of its backends' clusters (`maxParallelRequestsPerBackend`), its
  *   retries, and its budgets on a Gateway not managed by an AIGateway (an AIGateway keeps every budget in its own
- *   policy).
+ *   policy); when its clients authenticate (the gateway's JWT, consumers), a `responseOverride` turning Envoy's own
+ *   plain-text 401 into a JSON `authentication_error` both SDKs read (see auth-error-response.ts).
  */
 export class AIRoute extends Construct implements IBudgetTarget {
   readonly routeName: string;
@@ -568,9 +571,25 @@ export class AIRoute extends Construct implements IBudgetTarget {
           },
           ...(this.retry ? { retry: this.retry } : {}),
           ...(rules.length > 0 ? { rateLimit: { type: 'Global' as const, global: { rules } } } : {}),
+          ...this.authenticationErrors(),
         };
       },
     );
+  }
+
+  /**
+   * Envoy's own 401s reshaped into the client's error schema when the route's clients authenticate (the gateway's
+   * JWT, or consumers of the gateway or of this route; read at synth): see auth-error-response.ts. Every AIRoute's
+   * policy carries the override itself, so it reaches AI routes only (ordinary HTTPRoutes on the Gateway keep
+   * Envoy's plain 401), on any gateway, and a route consumer's own SecurityPolicy is covered too.
+   */
+  private authenticationErrors(): { responseOverride?: ResponseOverrideSpec[] } {
+    const configName = this._budgetScope.route?.configName;
+    const responseOverride = authenticationErrorOverride({
+      jwt: this.managed?.jwtSpec() !== undefined,
+      apiKeys: configName !== undefined && this.model.consumersOf(configName).length > 0,
+    });
+    return responseOverride ? { responseOverride } : {};
   }
 
   private entryFor(backend: ProviderBackend, prop: string): BackendEntry {

@@ -102,7 +102,8 @@ export interface ConsumerProps {
  * A consumer of the gateway (a team, an application or a person) with API keys. The gateway (or the route)
  * authenticates the keys with Envoy Gateway's SecurityPolicy `apiKeyAuth`: clients send a key the way their SDK does
  * (`Authorization: Bearer <key>` for OpenAI SDKs, `x-api-key` for Anthropic SDKs), requests without a known key are
- * answered 401, and the key never reaches the processor or the provider. The processor maps the key's client id to
+ * answered 401 (Envoy's reply, reshaped by the routes' `responseOverride` into a JSON `authentication_error` both SDKs
+ * read), and the key never reaches the processor or the provider. The processor maps the key's client id to
  * the consumer, enforces its models and writes its own budget limits; budgets with `ClientIdentity.consumer()` or
  * `ClientIdentity.apiKey()` count per consumer or per key.
  *

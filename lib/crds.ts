@@ -186,6 +186,28 @@ export interface BackendTrafficPolicySpec {
   readonly rateLimit?: { readonly type: 'Global'; readonly global: { readonly rules: readonly GlobalRateLimitRule[] } };
   readonly retry?: RetrySpec;
   readonly circuitBreaker?: CircuitBreakerSpec;
+  readonly responseOverride?: readonly ResponseOverrideSpec[];
+}
+
+/**
+ * One BackendTrafficPolicy `responseOverride` rule (the fields the constructs emit): Envoy Gateway runs the rules
+ * in Envoy's custom_response filter, first match wins.
+ */
+export interface ResponseOverrideSpec {
+  readonly match: {
+    readonly statusCodes?: readonly { readonly type: 'Value'; readonly value: number }[];
+    readonly responseHeaders?: readonly {
+      readonly name: string;
+      readonly value: { readonly type: 'Exact' | 'Prefix'; readonly value: string };
+    }[];
+  };
+  /** `Local`: only responses Envoy generated itself; `Backend`: only the upstream's. */
+  readonly source?: 'All' | 'Local' | 'Backend';
+  readonly response: {
+    readonly contentType?: string;
+    readonly body?: { readonly type: 'Inline'; readonly inline: string };
+    readonly statusCode?: number;
+  };
 }
 
 /**

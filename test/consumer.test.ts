@@ -2,6 +2,8 @@ import { parseProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import type { Construct } from 'constructs';
 import { AIGateway, AIRoute, ApiKey, Consumer, ModelMatch, RateLimitRedis, RateLimitUnit } from '../lib';
 import { gatewayFixture } from './support/fixtures';
+import { manifestProblems } from './support/manifests';
+import { describeWithShared } from './support/shared';
 import { findAll, findOne, synthAll } from './support/synth';
 
 function withRedis(scope: Construct): void {
@@ -150,6 +152,110 @@ describe('Consumer', () => {
     void other;
   });
 
+  describe("Envoy's own 401 in the clients' error schema", () => {
+    const override = (all: ReturnType<typeof synthAll>, name: string) =>
+      findOne(all, 'BackendTrafficPolicy', name).spec.responseOverride;
+
+    it("is added to every AIRoute's policy once the gateway has consumers, matching only Envoy's plain 401", () => {
+      const { app, platform, gateway, openai } = setup();
+      const other = new AIRoute(platform, 'Other', {
+        name: 'other',
+        gateway,
+        pathPrefix: '/other/v1',
+        rules: [{ models: [ModelMatch.exact('gpt-4o-mini')], backends: [{ backend: openai }] }],
+      });
+      new Consumer(platform, 'Team', { target: gateway, keys: [ApiKey.fromSecret('team-keys', ['team'])] });
+      const all = synthAll(app);
+      const expected = [
+        {
+          match: {
+            statusCodes: [{ type: 'Value', value: 401 }],
+            responseHeaders: [{ name: 'content-type', value: { type: 'Prefix', value: 'text/plain' } }],
+          },
+          source: 'Local',
+          response: {
+            contentType: 'application/json',
+            body: {
+              type: 'Inline',
+              inline:
+                '{"type":"error","error":{"type":"authentication_error","message":"missing or invalid API key",' +
+                '"param":null,"code":"invalid_api_key"}}',
+            },
+          },
+        },
+      ];
+      expect(override(all, 'chat')).toEqual(expected);
+      expect(override(all, 'other')).toEqual(expected);
+      // Without JWT no 403 rule: the processor's own 403s are JSON anyway, and no other Envoy filter answers 403.
+      // The override rides on the routes' own policies (merged into any gateway policy): no gateway-level policy.
+      expect(findAll(all, 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual(['chat', 'other']);
+      void other;
+    });
+
+    it('names the token with JWT, and both with JWT and consumers', () => {
+      const fixture = gatewayFixture();
+      const { app, platform } = fixture;
+      const gateway = new AIGateway(platform, 'Jwt', {
+        name: 'jwt-gw',
+        jwt: { issuer: 'https://login.example.com', jwksUri: 'https://login.example.com/jwks.json' },
+      });
+      const route = (id: string, name: string) =>
+        new AIRoute(platform, id, {
+          name,
+          gateway,
+          pathPrefix: `/${name}/v1`,
+          rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: fixture.openai }] }],
+        });
+      route('Tokens', 'tokens');
+      const keyed = route('Keyed', 'keyed');
+      new Consumer(platform, 'App', { target: keyed, keys: [ApiKey.fromSecret('app-keys', ['app'])] });
+      const all = synthAll(app);
+      const body = (name: string) => JSON.parse(override(all, name)[0].response.body.inline);
+      expect(body('tokens').error).toEqual({
+        type: 'authentication_error',
+        message: 'missing or invalid token',
+        param: null,
+        code: 'invalid_token',
+      });
+      expect(body('keyed').error.message).toBe('missing or invalid API key or token');
+      expect(body('keyed').error.code).toBe('invalid_api_key');
+      // With JWT, jwt_authn's own 403 (another audience) too.
+      expect(override(all, 'tokens')[1]).toEqual({
+        match: {
+          statusCodes: [{ type: 'Value', value: 403 }],
+          responseHeaders: [{ name: 'content-type', value: { type: 'Prefix', value: 'text/plain' } }],
+        },
+        source: 'Local',
+        response: {
+          contentType: 'application/json',
+          body: {
+            type: 'Inline',
+            inline:
+              '{"type":"error","error":{"type":"permission_error","message":"the token\'s audience is not accepted ' +
+              'here","param":null,"code":"token_audience_not_allowed"}}',
+          },
+        },
+      });
+    });
+
+    it("covers a route consumer's own SecurityPolicy on a gateway that authenticates nobody else", () => {
+      const { app, platform, gateway, route, openai } = setup();
+      new AIRoute(platform, 'Open', {
+        name: 'open',
+        gateway,
+        pathPrefix: '/open/v1',
+        rules: [{ models: [ModelMatch.exact('gpt-4o-mini')], backends: [{ backend: openai }] }],
+      });
+      new Consumer(platform, 'ChatOnly', { target: route, keys: [ApiKey.fromSecret('chat-keys', ['chat-1'])] });
+      const all = synthAll(app);
+      expect(JSON.parse(override(all, 'chat')[0].response.body.inline).error.message).toBe(
+        'missing or invalid API key',
+      );
+      // A route nobody authenticates on keeps its policy as it was.
+      expect(override(all, 'open')).toBeUndefined();
+    });
+  });
+
   describe('throws', () => {
     const keys = (secret: string, ...ids: string[]) => [ApiKey.fromSecret(secret, ids)];
 
@@ -228,5 +334,25 @@ describe('Consumer', () => {
         /team\/Own: invalid target "team\/Chat": the route's SecurityPolicy \(namespace "team"\) replaces the gateway's/,
       );
     });
+  });
+});
+
+describeWithShared('crds/jsonschema', 'Consumer manifests', (jsonschemaDir) => {
+  it('validate with JWT, gateway consumers and a route consumer (SecurityPolicies, responseOverride)', () => {
+    const fixture = gatewayFixture();
+    const gateway = new AIGateway(fixture.platform, 'Jwt', {
+      name: 'jwt-gw',
+      jwt: { issuer: 'https://login.example.com', jwksUri: 'https://login.example.com/jwks.json' },
+    });
+    const route = new AIRoute(fixture.platform, 'Chat', {
+      name: 'chat',
+      gateway,
+      rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: fixture.openai }] }],
+    });
+    new Consumer(fixture.platform, 'All', { target: gateway, keys: [ApiKey.fromSecret('all-keys', ['all'])] });
+    new Consumer(fixture.platform, 'Own', { target: route, keys: [ApiKey.fromSecret('own-keys', ['own'])] });
+    const all = synthAll(fixture.app);
+    expect(findOne(all, 'BackendTrafficPolicy', 'chat').spec.responseOverride).toHaveLength(2);
+    expect(manifestProblems(all, jsonschemaDir)).toEqual([]);
   });
 });

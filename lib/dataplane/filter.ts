@@ -185,6 +185,7 @@ export type EncodeResult = { readonly action: 'continue'; readonly addedBody?: B
 
 /** Envoy Gateway's HTTP filter order (`internal/xds/translator/httpfilters.go`, v1.9.0): lower runs first on decode. */
 export const FILTER_ORDER = {
+  customResponse: 0,
   apiKeyAuth: 7,
   jwtAuthn: 10,
   extProc: 100,

@@ -9,4 +9,5 @@ export { startDataPlane, type DataPlaneOptions, type RunningDataPlane } from './
 export type { RateLimitStats } from './rate-limit';
 export type { ApiKeyAuthSettings, ApiKeySource, ApiKeyCredential } from './api-key-auth';
 export type { AccessLogEntry } from './filter-manager';
+export type { ResponseOverrideSettings, ResponseOverrideRule } from './custom-response';
 export type { EchoResponseBody } from './echo';

@@ -7,6 +7,7 @@
 import type { ApiKeyAuthSettings } from './api-key-auth';
 import type { ExtProcSettings } from './ext-proc';
 import type { JwtSettings } from './jwt';
+import type { ResponseOverrideSettings } from './custom-response';
 import type { RateLimitRule } from './rate-limit';
 
 /** One parsed Kubernetes object (a YAML document). */
@@ -136,6 +137,8 @@ export interface RouteModel {
   readonly jwt?: JwtSettings;
   /** API key authentication of this route (SecurityPolicy `apiKeyAuth`). */
   readonly apiKeyAuth?: ApiKeyAuthSettings;
+  /** BackendTrafficPolicy `responseOverride` of this route (Envoy's custom_response filter). */
+  readonly responseOverride?: ResponseOverrideSettings;
 }
 
 export type RouteAction =

@@ -12,6 +12,7 @@ import * as https from 'node:https';
 import * as tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { createApiKeyAuthFilter } from './api-key-auth';
+import { createCustomResponseFilter } from './custom-response';
 import { createEchoUpstream } from './echo';
 import { EG_DEFAULT_BUFFER_LIMIT_BYTES, ExtProcClients, createExtProcFilter } from './ext-proc';
 import { HeaderMap, type HttpFilter } from './filter';
@@ -277,7 +278,9 @@ export async function startDataPlane(options: DataPlaneOptions): Promise<Running
         });
         const createFilters = (route: RouteModel | undefined): HttpFilter[] => {
           const filters: HttpFilter[] = [];
-          // Envoy Gateway's order (FILTER_ORDER): api_key_auth 7, jwt_authn 10, ext_proc 100+, ratelimit 303.
+          // Envoy Gateway's order (FILTER_ORDER): custom_response 0, api_key_auth 7, jwt_authn 10, ext_proc 100+,
+          // ratelimit 303.
+          if (route?.responseOverride) filters.push(createCustomResponseFilter(route.responseOverride));
           if (route?.apiKeyAuth) filters.push(createApiKeyAuthFilter(route.apiKeyAuth));
           if (route?.jwt) filters.push(createJwtFilter(route.jwt, jwks));
           // The stream's buffer limit bounds what ext_proc buffers of the response too (ClientTrafficPolicy

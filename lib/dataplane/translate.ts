@@ -246,6 +246,7 @@ export function translate(objects: readonly KubeObject[], options: TranslateOpti
               rateLimitRules: policies.rateLimitRules,
               jwt: policies.jwt,
               ...(policies.apiKeyAuth ? { apiKeyAuth: policies.apiKeyAuth } : {}),
+              ...(policies.responseOverride ? { responseOverride: policies.responseOverride } : {}),
             });
           }
         }

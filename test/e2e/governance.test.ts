@@ -245,10 +245,28 @@ describeLocal('governance: consumers, keys and money budgets', () => {
     expect((await spendBy('claude-3-5-haiku-20241022')) - before.haiku).toBeCloseTo(HAIKU_COST / 1e6, 9);
   });
 
-  it('a missing or wrong key gets 401 from both SDKs, and nothing reaches a provider', async () => {
+  it('a missing or wrong key gets 401 from both SDKs, in their schemas, and nothing reaches a provider', async () => {
+    // Envoy's api_key_auth answers before the processor; the route's responseOverride reshapes its plain-text 401.
+    const expected = {
+      type: 'error',
+      error: {
+        type: 'authentication_error',
+        message: 'missing or invalid API key',
+        param: null,
+        code: 'invalid_api_key',
+      },
+    };
     for (const apiKey of ['sk-not-a-key', `${keyOf('team-a', 'team-a-openai')}x`]) {
-      expect(await failure(chat(openai(run, apiKey)))).toBeInstanceOf(OpenAI.AuthenticationError);
-      expect(await failure(message(anthropic(run, apiKey)))).toBeInstanceOf(Anthropic.AuthenticationError);
+      const openaiError = await failure(chat(openai(run, apiKey)));
+      expect(openaiError).toBeInstanceOf(OpenAI.AuthenticationError);
+      const denied = openaiError as InstanceType<typeof OpenAI.AuthenticationError>;
+      expect(denied.status).toBe(401);
+      expect(denied.message).toBe('401 missing or invalid API key');
+      expect(denied.code).toBe('invalid_api_key');
+      expect(denied.type).toBe('authentication_error');
+      const anthropicError = await failure(message(anthropic(run, apiKey)));
+      expect(anthropicError).toBeInstanceOf(Anthropic.AuthenticationError);
+      expect((anthropicError as InstanceType<typeof Anthropic.AuthenticationError>).error).toEqual(expected);
     }
     const noKey = await fetch(`${run.gatewayUrl}/v1/chat/completions`, {
       method: 'POST',
@@ -256,6 +274,8 @@ describeLocal('governance: consumers, keys and money budgets', () => {
       body: JSON.stringify({ model: 'gpt-4o-mini', messages: HELLO }),
     });
     expect(noKey.status).toBe(401);
+    expect(noKey.headers.get('content-type')).toBe('application/json');
+    expect(await noKey.json()).toEqual(expected);
     expect(await allRecords(run)).toEqual([]);
   });
 

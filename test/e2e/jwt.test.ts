@@ -75,15 +75,37 @@ describeLocal('JWT identity', () => {
       'the provider is not called',
     async () => {
       await run.fakes.openai.clear();
-      expect((await chat(undefined)).status).toBe(401);
+      // Envoy's jwt_authn answers before the processor; the route's responseOverride reshapes its plain-text 401.
+      const missing = await chat(undefined);
+      expect(missing.status).toBe(401);
+      expect(missing.headers.get('content-type')).toBe('application/json');
+      expect(await missing.json()).toEqual({
+        type: 'error',
+        error: {
+          type: 'authentication_error',
+          message: 'missing or invalid token',
+          param: null,
+          code: 'invalid_token',
+        },
+      });
       expect((await chat(await signToken(strangerKey, 'e2e-key', { tenant: 'acme' }))).status).toBe(401);
       expect(
         (await chat(await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { issuer: 'https://evil.example' })))
           .status,
       ).toBe(401);
-      expect(
-        (await chat(await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { audience: 'someone-else' }))).status,
-      ).toBe(403);
+      const audience = await chat(
+        await signToken(signingKey, 'e2e-key', { tenant: 'acme' }, { audience: 'someone-else' }),
+      );
+      expect(audience.status).toBe(403);
+      expect(await audience.json()).toEqual({
+        type: 'error',
+        error: {
+          type: 'permission_error',
+          message: "the token's audience is not accepted here",
+          param: null,
+          code: 'token_audience_not_allowed',
+        },
+      });
       expect(await run.fakes.openai.records()).toEqual([]);
     },
   );

@@ -4,6 +4,7 @@
  * specific target wins (route > listener section > gateway), as EG's policy translators decide.
  */
 import { ApiKeyAuthPolicyError, apiKeyAuthSettingsFromPolicy, type ApiKeyAuthSettings } from '../api-key-auth';
+import { responseOverrideFromPolicy, type ResponseOverrideSettings } from '../custom-response';
 import { extProcSettingsFromPolicy, type ExtProcSettings } from '../ext-proc';
 import { jwtSettingsFromPolicy, type JwtSettings } from '../jwt';
 import { EG_DEFAULT_CIRCUIT_BREAKER_LIMIT, type KubeObject, type RetryPolicy } from '../model';
@@ -122,6 +123,11 @@ export interface RoutePolicies {
   readonly timeoutMs?: number;
   /** BackendTrafficPolicy `circuitBreaker.maxParallelRequests` (EG's default 1024 when unset). */
   readonly maxParallelRequests: number;
+  /**
+   * BackendTrafficPolicy `responseOverride`: the route policy's list when it sets one, else the inherited gateway
+   * policy's (EG merges with a strategic merge patch, which replaces a list without a merge key whole).
+   */
+  readonly responseOverride?: ResponseOverrideSettings;
 }
 
 /** A policy's `circuitBreaker.maxParallelRequests`, when it sets one. */
@@ -224,9 +230,13 @@ export function routePolicies(index: ObjectIndex, target: PolicyTarget): RoutePo
     if (!(error instanceof ApiKeyAuthPolicyError)) throw error;
     securityFailure = error.message;
   }
+  const responseOverride =
+    (routeBtp ? responseOverrideFromPolicy(routeBtp.policy) : undefined) ??
+    (inherited ? responseOverrideFromPolicy(inherited) : undefined);
   return {
     extProcs,
     ...(failure ? { extProcFailure: failure } : {}),
+    ...(responseOverride ? { responseOverride } : {}),
     jwt: security && asObject(spec(security.policy).jwt) ? jwtSettingsFromPolicy(security.policy) : undefined,
     ...(apiKeyAuth ? { apiKeyAuth } : {}),
     ...(securityFailure ? { securityFailure } : {}),
