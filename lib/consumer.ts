@@ -241,8 +241,8 @@ export class Consumer extends Construct {
             this,
             `${prop}.limit`,
             budget.limit.toString(),
-            'cannot be represented: Envoy stores limits as uint32, which holds at most $4,294,967,295 even ' +
-              'counted in whole dollars',
+            'cannot be represented: counted in whole dollars it exceeds 1,000,000,000 units, the most Envoy ' +
+              'charges one request (a budget must be able to charge a request that uses it up)',
           );
         }
         amount = { picoUsd: budget.limit._picoUsd };

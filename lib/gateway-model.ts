@@ -331,11 +331,11 @@ export class GatewayModel {
   }
 
   /**
-   * The rules of the consumers' own budgets: one per (scope, cost, window), whatever the number of consumers. Each
-   * reads the consumer's limit from the metadata the processor writes. Consumers without a budget of that cost and
-   * window get a limit too (see unlimitedIn): the rule's static limit, the most uint32 holds, would otherwise cap
-   * them, e.g. at $4,294 per 30 days in micro-dollars. Money is counted in the finest unit in which the
-   * group's largest limit fits uint32.
+   * The rules of the consumers' own budgets: one per (scope, cost, window), whatever the number of consumers; for
+   * money the cost includes the unit of each limit (see moneyUnitFor), so consumers of one unit share a rule and no
+   * consumer's limit changes another's unit. Each rule reads the consumer's limit from the metadata the processor
+   * writes. Consumers without a budget of that cost and window get a limit too (see unlimitedIn): the rule's static
+   * limit, the most uint32 holds, would otherwise cap them, e.g. at $4,294 per 30 days in micro-dollars.
    */
   consumerRuleGroups(): ConsumerRuleGroup[] {
     const revision = this.revision;
@@ -351,7 +351,12 @@ export class GatewayModel {
     >();
     for (const consumer of this.consumerFragments) {
       for (const budget of consumer.budgets) {
-        const kind = 'picoUsd' in budget.amount ? 'usd' : budget.amount.cost.metadataKey;
+        // A money budget's rule counts in the unit of its own limit: a rule shared with larger budgets would count it
+        // in theirs, so raising someone else's budget would rescale its counter mid-window.
+        const kind =
+          'picoUsd' in budget.amount
+            ? `usd_${moneyUnitFor(budget.amount.picoUsd)!.costKey.replace(/^llm_cost_picousd_/, '')}`
+            : budget.amount.cost.metadataKey;
         const key = `${consumer.route ?? ''}|${kind}|${budget.unit}`;
         let group = members.get(key);
         if (!group) {
@@ -388,29 +393,18 @@ export class GatewayModel {
         amounts.set(consumer.id, { units: (budget.amount as { tokens: number }).tokens, budget });
       }
     } else {
-      const largest = group.entries.reduce(
-        (max, [, b]) =>
-          (b.amount as { picoUsd: bigint }).picoUsd > max ? (b.amount as { picoUsd: bigint }).picoUsd : max,
-        0n,
-      );
-      const unit = moneyUnitFor(largest)!;
-      cost = { metadataKey: unit.costKey, type: 'Price', picoUsdPerUnit: unit.picoUsdPerUnit };
+      // Every member's limit has this unit (the group key says so).
+      const first = moneyUnitFor((group.entries[0][1].amount as { picoUsd: bigint }).picoUsd)!;
+      cost = { metadataKey: first.costKey, type: 'Price', picoUsdPerUnit: first.picoUsdPerUnit };
       for (const [consumer, budget] of group.entries) {
-        const units = Number((budget.amount as { picoUsd: bigint }).picoUsd / BigInt(unit.picoUsdPerUnit));
-        if (units === 0) {
-          throw new AIGatewayValidationError(
-            consumer.scope.node.path,
-            'budgets',
-            budget.name,
-            `is less than one unit (${unit.picoUsdPerUnit} pico-dollars) of the rule it shares with larger budgets ` +
-              `of the same window; raise it`,
-          );
-        }
-        amounts.set(consumer.id, { units, budget });
+        amounts.set(consumer.id, {
+          units: moneyUnitFor((budget.amount as { picoUsd: bigint }).picoUsd)!.units,
+          budget,
+        });
       }
     }
     const scopeKey = group.route === undefined ? '' : `_r${shortHash(group.route, 8)}`;
-    const kind = group.cost ? group.cost.metadataKey : 'usd';
+    const kind = group.cost ? group.cost.metadataKey : `usd_${cost.metadataKey.replace(/^llm_cost_picousd_/, '')}`;
     const metadataKey = `consumer_${kind}_${group.unit.toLowerCase()}${scopeKey}`;
     const headers: RateLimitHeaderSelector[] = [];
     if (this.scopedByRouteHeader) {

@@ -1,4 +1,4 @@
-import { MAX_RATE_LIMIT_VALUE, PICO_USD_PER_USD, type ModelPrice } from '@ai-gateway-constructs/processor-config';
+import { MAX_REQUEST_COST, PICO_USD_PER_USD, type ModelPrice } from '@ai-gateway-constructs/processor-config';
 import { DEFAULT_PRICES, DEFAULT_PRICES_DATE } from './prices/defaults';
 
 const PICO_PER_MICRO = 1_000_000n;
@@ -39,8 +39,10 @@ export class Money {
 }
 
 /**
- * The money unit a limit is counted in: a power of ten of pico-dollars, the finest in which the limit fits Envoy's
- * uint32 (micro-dollars for limits up to about $4,294, 10 micro-dollars up to about $42,949, ...).
+ * The money unit a limit is counted in: a power of ten of pico-dollars, the finest in which the limit is at most
+ * MAX_REQUEST_COST units (micro-dollars for limits up to $1,000, 10 micro-dollars up to $10,000, ...). Envoy charges
+ * one request at most MAX_REQUEST_COST units (it drops a larger charge), so a request that costs the whole budget or
+ * more is still charged in full.
  * @internal
  */
 export interface MoneyUnit {
@@ -52,12 +54,15 @@ export interface MoneyUnit {
   readonly costKey: string;
 }
 
-/** The finest money unit in which `picoUsd` fits uint32, or undefined when it fits no unit up to a dollar. @internal */
+/**
+ * The finest money unit in which `picoUsd` is at most MAX_REQUEST_COST units, or undefined when it fits no unit up to
+ * a dollar. @internal
+ */
 export function moneyUnitFor(picoUsd: bigint): MoneyUnit | undefined {
   for (let exponent = 0; exponent <= 12; exponent++) {
     const unit = 10n ** BigInt(exponent);
     const units = picoUsd / unit;
-    if (units <= BigInt(MAX_RATE_LIMIT_VALUE)) {
+    if (units <= BigInt(MAX_REQUEST_COST)) {
       return { picoUsdPerUnit: Number(unit), units: Number(units), costKey: moneyCostKey(exponent) };
     }
   }

@@ -12,9 +12,10 @@ export interface SpendLimitProps extends BudgetOptions {
 /**
  * A money budget: `limit: Money.usd(500), per: RateLimitUnit.THIRTY_DAYS`. The processor prices each response's
  * tokens with the gateway's price catalog (by the model sent upstream) and Envoy counts the amount against the
- * limit, as for a TokenRateLimit. Envoy stores limits as uint32, so the limit is counted in the finest power-of-ten
- * unit of money in which it fits (micro-dollars up to about $4,294, tens of micro-dollars up to about $42,949, ...),
- * rounded down to a whole unit; a limit no unit up to one dollar holds is an error. Every model the budget covers
+ * limit, as for a TokenRateLimit. Envoy charges one request at most 1,000,000,000 units (a larger charge is dropped),
+ * so the limit is counted in the finest power-of-ten unit of money in which it is at most that many units
+ * (micro-dollars up to $1,000, tens of micro-dollars up to $10,000, ...), rounded down to a whole unit, and a request
+ * that costs the whole budget or more is still charged in full; a limit above $1,000,000,000 is an error. Every model the budget covers
  * must have a price: an exact model name without one is an error at synth, and requests for other unpriced models
  * (matched by a prefix or regex) are answered 400 before they reach the provider.
  */
@@ -36,8 +37,8 @@ export class SpendLimit extends Construct {
         this,
         'limit',
         props.limit.toString(),
-        'cannot be represented: Envoy stores limits as uint32, which holds at most $4,294,967,295 even counted ' +
-          'in whole dollars',
+        'cannot be represented: counted in whole dollars it exceeds 1,000,000,000 units, the most Envoy charges ' +
+          'one request (a budget must be able to charge a request that uses it up)',
       );
     }
     this.metadataKey = unit.costKey;

@@ -167,18 +167,19 @@ describe('the README "Keys and budgets" example', () => {
     expect(readme).toContain(`\`\`\`ts\n${excerpt}\`\`\``);
   });
 
-  it('gives each consumer its budget and the per-key budget one rule each', () => {
+  it('counts each consumer in the unit of its own budget, and the per-key budget in a rule of its own', () => {
     const { app } = require('../examples/cdk8s/keys-and-budgets') as { app: App };
     const all = app.charts.flatMap((chart) => Testing.synth(chart) as Manifest[]);
     const config = parseProcessorConfig(
       JSON.parse(findOne(all, 'ConfigMap', 'ai-gateway-processor-config').data['config.json']),
     );
-    expect(config.consumers!.entries.map((c) => [c.id, c.limits.map((l) => [l.requestsPerUnit, l.unit])])).toEqual([
-      ['search', [[500_000_000, 'MONTH']]],
-      ['research', [[2_000_000_000, 'MONTH']]],
-    ]);
+    const own = (id: string) =>
+      config.consumers!.entries.find((c) => c.id === id)!.limits.filter((l) => l.unit !== 'SECOND');
+    // $500 in micro-dollars, $2,000 in tens of micro-dollars (each at most 1e9 units): two rules.
+    expect(own('search')).toMatchObject([{ metadataKey: 'consumer_usd_1e6_month', requestsPerUnit: 500_000_000 }]);
+    expect(own('research')).toMatchObject([{ metadataKey: 'consumer_usd_1e7_month', requestsPerUnit: 200_000_000 }]);
     const rules = (findOne(all, 'BackendTrafficPolicy', 'ai-gateway-budgets') as any).spec.rateLimit.global.rules;
-    expect(rules).toHaveLength(2);
+    expect(rules).toHaveLength(3);
   });
 });
 

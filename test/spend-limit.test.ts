@@ -105,16 +105,20 @@ describe('SpendLimit', () => {
 
   it.each([
     [Money.usd(50), 100_000, 500_000_000],
-    [Money.usd(4294.967295), 1_000_000, 4_294_967_295],
+    [Money.usd(1000), 1_000_000, 1_000_000_000],
+    [Money.usd(4294.967295), 10_000_000, 429_496_729],
     [Money.usd(5000), 10_000_000, 500_000_000],
     [Money.usd(0.000001), 1, 1_000_000],
-    [Money.usd(4_000_000_000), 1_000_000_000_000, 4_000_000_000],
-  ])('picks the finest unit in which %s fits uint32', (money, picoUsdPerUnit, units) => {
-    const { app, platform, gateway } = setup();
-    const limit = new SpendLimit(platform, 'Limit', { target: gateway, limit: money, per: RateLimitUnit.DAY });
-    expect(limit.picoUsdPerUnit).toBe(picoUsdPerUnit);
-    expect(budgetRules(synthAll(app))[0].limit.requests).toBe(units);
-  });
+    [Money.usd(1_000_000_000), 1_000_000_000_000, 1_000_000_000],
+  ])(
+    'picks the finest unit in which %s is at most the 1e9 units Envoy charges one request',
+    (money, picoUsdPerUnit, units) => {
+      const { app, platform, gateway } = setup();
+      const limit = new SpendLimit(platform, 'Limit', { target: gateway, limit: money, per: RateLimitUnit.DAY });
+      expect(limit.picoUsdPerUnit).toBe(picoUsdPerUnit);
+      expect(budgetRules(synthAll(app))[0].limit.requests).toBe(units);
+    },
+  );
 
   it('emits shadow mode and can turn the X-RateLimit headers off', () => {
     const { app, platform, gateway, route } = setup();
@@ -243,7 +247,7 @@ describe('SpendLimit', () => {
       );
     });
 
-    it('if the limit fits uint32 in no unit up to a dollar', () => {
+    it('if the limit exceeds 1e9 units even counted in whole dollars', () => {
       const { platform, gateway } = setup();
       expect(
         () =>
@@ -253,8 +257,9 @@ describe('SpendLimit', () => {
             per: RateLimitUnit.THIRTY_DAYS,
           }),
       ).toThrow(
-        'platform/Huge: invalid limit "$5000000000": cannot be represented: Envoy stores limits as uint32, which ' +
-          'holds at most $4,294,967,295 even counted in whole dollars',
+        'platform/Huge: invalid limit "$5000000000": cannot be represented: counted in whole dollars it exceeds ' +
+          '1,000,000,000 units, the most Envoy charges one request (a budget must be able to charge a request that ' +
+          'uses it up)',
       );
     });
 
@@ -343,7 +348,7 @@ describe('Money and PriceCatalog', () => {
 });
 
 describe('consumer budgets', () => {
-  it('share one rule per cost and window, reading each consumer limit from metadata', () => {
+  it('share one rule per cost, money unit and window, reading each consumer limit from metadata', () => {
     const { app, platform, gateway } = setup();
     new Consumer(platform, 'Big', {
       target: gateway,
@@ -354,7 +359,7 @@ describe('consumer budgets', () => {
       target: gateway,
       keys: [ApiKey.fromSecret('small-keys', ['small'])],
       budgets: [
-        { limit: Money.usd(50), per: RateLimitUnit.THIRTY_DAYS, name: 'small monthly' },
+        { limit: Money.usd(600), per: RateLimitUnit.THIRTY_DAYS, name: 'small monthly' },
         { limit: 1_000_000, per: RateLimitUnit.DAY, cost: TokenCost.outputTokens() },
       ],
     });
@@ -373,7 +378,7 @@ describe('consumer budgets', () => {
         limit: {
           requests: 4_294_967_295,
           unit: 'Month',
-          fromMetadata: { namespace: 'io.envoy.ai_gateway', key: 'consumer_usd_month' },
+          fromMetadata: { namespace: 'io.envoy.ai_gateway', key: 'consumer_usd_1e6_month' },
         },
         cost: moneyCost('llm_cost_picousd_1e6'),
         shared: true,
@@ -413,7 +418,7 @@ describe('consumer budgets', () => {
         [
           {
             budget: 'platform/Big/budgets[0]',
-            metadataKey: 'consumer_usd_month',
+            metadataKey: 'consumer_usd_1e6_month',
             requestsPerUnit: 500_000_000,
             unit: 'MONTH',
           },
@@ -423,7 +428,12 @@ describe('consumer budgets', () => {
       [
         'small',
         [
-          { budget: 'small monthly', metadataKey: 'consumer_usd_month', requestsPerUnit: 50_000_000, unit: 'MONTH' },
+          {
+            budget: 'small monthly',
+            metadataKey: 'consumer_usd_1e6_month',
+            requestsPerUnit: 600_000_000,
+            unit: 'MONTH',
+          },
           {
             budget: 'platform/Small/budgets[1]',
             metadataKey: 'consumer_llm_output_token_day',
@@ -435,18 +445,18 @@ describe('consumer budgets', () => {
       [
         'free',
         [
-          unlimited('usd per month', 'consumer_usd_month'),
+          unlimited('usd_1e6 per month', 'consumer_usd_1e6_month'),
           unlimited('llm_output_token per day', 'consumer_llm_output_token_day'),
         ],
       ],
     ]);
     expect(config.budgets).toEqual([
       {
-        name: 'platform/Gateway/consumer budgets (usd per month)',
+        name: 'platform/Gateway/consumer budgets (usd_1e6 per month)',
         costKey: 'llm_cost_picousd_1e6',
         limit: 4_294_967_295,
         unit: 'MONTH',
-        limitMetadataKey: 'consumer_usd_month',
+        limitMetadataKey: 'consumer_usd_1e6_month',
         shadow: false,
       },
       {
@@ -460,6 +470,36 @@ describe('consumer budgets', () => {
     ]);
     expect(config.costs.map((c) => c.metadataKey)).toEqual(['llm_cost_picousd_1e6', 'llm_output_token']);
     expect(config.routes[0]).toMatchObject({ consumerRequired: true, priceRequired: true });
+  });
+
+  it("get a rule per money unit, so changing one consumer's limit never rescales another's count", () => {
+    const rulesFor = (bLimit: number) => {
+      const { app, platform, gateway } = setup();
+      new Consumer(platform, 'A', {
+        target: gateway,
+        keys: [ApiKey.fromSecret('a-keys', ['a'])],
+        budgets: [{ limit: Money.usd(500), per: RateLimitUnit.THIRTY_DAYS }],
+      });
+      new Consumer(platform, 'B', {
+        target: gateway,
+        keys: [ApiKey.fromSecret('b-keys', ['b'])],
+        budgets: [{ limit: Money.usd(bLimit), per: RateLimitUnit.THIRTY_DAYS }],
+      });
+      const config = processorConfig(synthAll(app));
+      const limitOf = (id: string) => config.consumers!.entries.find((c) => c.id === id)!.limits;
+      return { a: limitOf('a'), b: limitOf('b'), costs: config.costs };
+    };
+    const before = rulesFor(700);
+    const raised = rulesFor(5000);
+    // A's own limit and the rule counting it (its metadata key and cost unit) do not depend on B's limit.
+    expect(raised.a[0]).toEqual(before.a[0]);
+    expect(before.a[0]).toMatchObject({ metadataKey: 'consumer_usd_1e6_month', requestsPerUnit: 500_000_000 });
+    // B above $1,000 moves to a rule of its own, counted in tens of micro-dollars.
+    expect(raised.b.find((l) => l.requestsPerUnit !== 4_294_967_295)).toMatchObject({
+      metadataKey: 'consumer_usd_1e7_month',
+      requestsPerUnit: 500_000_000,
+    });
+    expect(raised.costs.map((c) => c.metadataKey)).toEqual(['llm_cost_picousd_1e6', 'llm_cost_picousd_1e7']);
   });
 
   it("of a route's consumers are scoped to the route", () => {

@@ -27,6 +27,8 @@ import {
   type ConsumerName,
 } from './support/scenarios';
 import { redisUrlForTests } from '../support/redis';
+import { Money } from '../../lib';
+import { moneyUnitFor } from '../../lib/money';
 
 jest.setTimeout(60_000);
 
@@ -135,10 +137,28 @@ async function untilRefused(
   throw new Error(`still admitted after ${max} requests`);
 }
 
-/** Sum of the Redis counters (money units or tokens) whose key holds `_<value>_`. */
-async function counted(run: RunningScenario, namespace: string, value: string): Promise<number> {
+const THIRTY_DAYS_S = 2_592_000;
+
+/**
+ * Sum of the Redis counters (money units or tokens) whose key holds `_<value>_` and whose window (the key's last
+ * field, its start) is one of `windowSeconds`: a consumer's own money budget counts in 30-day windows, while the rules
+ * of other money units give it a limit per second (never reached), whose counters are not what the test counts.
+ */
+async function counted(
+  run: RunningScenario,
+  namespace: string,
+  value: string,
+  windowSeconds = THIRTY_DAYS_S,
+): Promise<number> {
   const counters = await countersContaining(run.redisUrl!, namespace);
-  return counters.filter((c) => c.key.includes(`_${value}_`)).reduce((sum, c) => sum + c.value, 0);
+  return counters
+    .filter((c) => c.key.includes(`_${value}_`) && Number(c.key.split('_').pop()) % windowSeconds === 0)
+    .reduce((sum, c) => sum + c.value, 0);
+}
+
+/** Units per micro-dollar of the rule that counts `consumer`'s own money budget (the unit follows its own limit). */
+function unitsPerMicroUsd(consumer: keyof typeof GOVERNANCE_BUDGETS_USD): number {
+  return 1_000_000 / moneyUnitFor(Money.usd(GOVERNANCE_BUDGETS_USD[consumer])._picoUsd)!.picoUsdPerUnit;
 }
 
 /**
@@ -222,7 +242,10 @@ describeLocal('governance: consumers, keys and money budgets', () => {
     expect(completion.usage).toMatchObject({ prompt_tokens: DEFAULT_USAGE.input });
     // Answers carry the consumer's budget as draft-03 headers: its own limit (micro-dollars) and the 30-day window.
     const teamALimit = GOVERNANCE_BUDGETS_USD['team-a'] * 1e6;
-    expect(response.headers.get('x-ratelimit-limit')).toBe(`${teamALimit}, ${teamALimit};w=2592000`);
+    // (Then the rules of other money units, which give team-a uint32's maximum per second.)
+    expect(response.headers.get('x-ratelimit-limit')).toMatch(
+      new RegExp(`^${teamALimit}, ${teamALimit};w=2592000(, 4294967295;w=1)*$`),
+    );
     expect(Number(response.headers.get('x-ratelimit-remaining'))).toBeLessThanOrEqual(teamALimit);
     const reply = await message(anthropic(run, keyOf('team-a', 'team-a-anthropic')));
     expect(reply.usage).toMatchObject({ input_tokens: DEFAULT_USAGE.input, output_tokens: DEFAULT_USAGE.output });
@@ -299,7 +322,7 @@ describeLocal('governance: consumers, keys and money budgets', () => {
   });
 
   it('spoofed consumer and client-id headers are replaced: the request is charged to the key owner', async () => {
-    const spentBefore = await spentMicroUsd(run, 'team-a');
+    const spentBefore = (await spentMicroUsd(run, 'team-a')) * unitsPerMicroUsd('team-a');
     if (redisUrl) expect(await settled(() => counted(run, namespace, 'team-a'), spentBefore)).toBe(spentBefore);
     const spoofed = { 'x-ai-gateway-consumer': 'other-team', 'x-ai-gateway-client-id': 'team-b-openai' };
     await chat(openai(run, keyOf('team-a', 'team-a-openai'), '/v1', spoofed));
@@ -307,7 +330,7 @@ describeLocal('governance: consumers, keys and money budgets', () => {
     expect(request.headers['x-ai-gateway-consumer']).toBe('team-a');
     expect(request.headers['x-ai-gateway-client-id']).toBe('team-a-openai');
     if (redisUrl) {
-      const expected = spentBefore + MINI_COST;
+      const expected = spentBefore + MINI_COST * unitsPerMicroUsd('team-a');
       expect(await settled(() => counted(run, namespace, 'team-a'), expected)).toBe(expected);
       expect(await counted(run, namespace, 'other-team')).toBe(0);
     }
@@ -361,10 +384,14 @@ describeLocal('governance: consumers, keys and money budgets', () => {
       await message(anthropic(run, keyOf('team-a', 'team-a-anthropic')));
       expect(await run.fakes.openai.records()).toHaveLength(openAIRequests + 1);
       if (redisUrl) {
-        // One counter per consumer in micro-dollars (the rule's money unit), charged the priced upstream model.
-        expect(await settled(() => counted(run, namespace, 'team-b'), admitted * MINI_COST)).toBe(admitted * MINI_COST);
+        // One counter per consumer in the unit of its own limit (tens of pico-dollars for $0.01, micro-dollars for
+        // $500), charged the priced upstream model.
+        const teamB = admitted * MINI_COST * unitsPerMicroUsd('team-b');
+        expect(unitsPerMicroUsd('team-b')).toBe(100_000);
+        expect(await settled(() => counted(run, namespace, 'team-b'), teamB)).toBe(teamB);
         // team-a's spend so far, gpt-4o-mini and claude-haiku (priced as claude-3-5-haiku-20241022) answers.
         const teamA = await spentMicroUsd(run, 'team-a');
+        expect(unitsPerMicroUsd('team-a')).toBe(1);
         expect(await settled(() => counted(run, namespace, 'team-a'), teamA)).toBe(teamA);
         expect(teamA).toBeGreaterThanOrEqual(2 * MINI_COST + 2 * HAIKU_COST);
       }
@@ -389,7 +416,10 @@ describeLocal('governance: consumers, keys and money budgets', () => {
     const consumerLimit = Math.round(GOVERNANCE_BUDGETS_USD['team-c'] * 1e6);
     // What team-c spent before (in other tests), as the processor counted it and Redis holds it.
     const spent = await spentMicroUsd(run, 'team-c');
-    if (redisUrl) expect(await settled(() => counted(run, namespace, 'team-c'), spent)).toBe(spent);
+    if (redisUrl) {
+      const units = spent * unitsPerMicroUsd('team-c');
+      expect(await settled(() => counted(run, namespace, 'team-c'), units)).toBe(units);
+    }
     const ci = openai(run, keyOf('team-c', 'team-c-ci'), '/keyed/v1');
     const laptop = openai(run, keyOf('team-c', 'team-c-laptop'), '/keyed/v1');
     // The ci key's own token budget runs out first ...
@@ -408,13 +438,17 @@ describeLocal('governance: consumers, keys and money budgets', () => {
     expect(second.error).toBeInstanceOf(OpenAI.RateLimitError);
     expect((second.error as Error).message).toContain('team-c monthly');
     if (redisUrl) {
-      const expectations: [string, number][] = [
-        ['team-c-ci', first.admitted * TOKENS],
-        ['team-c-laptop', second.admitted * TOKENS],
-        ['team-c', spent + (first.admitted + second.admitted) * MINI_COST],
+      const expectations: [string, number, number][] = [
+        ['team-c-ci', first.admitted * TOKENS, 3_600],
+        ['team-c-laptop', second.admitted * TOKENS, 3_600],
+        [
+          'team-c',
+          (spent + (first.admitted + second.admitted) * MINI_COST) * unitsPerMicroUsd('team-c'),
+          THIRTY_DAYS_S,
+        ],
       ];
-      for (const [value, expected] of expectations) {
-        expect({ value, counted: await settled(() => counted(run, namespace, value), expected) }).toEqual({
+      for (const [value, expected, window] of expectations) {
+        expect({ value, counted: await settled(() => counted(run, namespace, value, window), expected) }).toEqual({
           value,
           counted: expected,
         });
@@ -450,7 +484,7 @@ describeLocal('governance: shadow mode', () => {
       expect(watch.overLimit).toBeGreaterThanOrEqual(pastLimit * unitsPerRequest);
       expect(watch.shadowMode).toBe(watch.overLimit);
       if (redisUrl) {
-        expect(await settled(() => counted(run, namespace, 'team-a'), requests * unitsPerRequest)).toBe(
+        expect(await settled(() => counted(run, namespace, 'team-a', 86_400), requests * unitsPerRequest)).toBe(
           requests * unitsPerRequest,
         );
       }

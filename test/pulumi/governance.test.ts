@@ -107,7 +107,7 @@ describe('Pulumi governance components', () => {
         limits: [
           {
             budget: 'team-a/Consumer/budgets[0]',
-            metadataKey: 'consumer_usd_month',
+            metadataKey: 'consumer_usd_1e6_month',
             requestsPerUnit: 500_000_000,
             unit: 'MONTH',
           },

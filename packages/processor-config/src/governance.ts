@@ -39,6 +39,13 @@ export const RATE_LIMIT_UNIT_SECONDS: Readonly<Record<RateLimitUnitName, number>
 export const MAX_RATE_LIMIT_VALUE = 4_294_967_295;
 
 /**
+ * The largest cost Envoy charges one request (`MAX_HITS_ADDEND` of its rate-limit config): a larger `hits_addend`
+ * drops the descriptor, and the request is charged nothing. The processor writes no cost above it, and money limits
+ * are counted in a unit in which they fit it, so a request costing the whole budget or more is still charged in full.
+ */
+export const MAX_REQUEST_COST = 1_000_000_000;
+
+/**
  * Prices are integers in pico-dollars (1e-12 USD) per token, so any price with at most six decimals per million
  * tokens is exact: $2.50 per million tokens is 2,500,000.
  */

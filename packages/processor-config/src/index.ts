@@ -75,6 +75,7 @@ export {
   RATE_LIMIT_UNIT_NAMES,
   RATE_LIMIT_UNIT_SECONDS,
   MAX_RATE_LIMIT_VALUE,
+  MAX_REQUEST_COST,
   PICO_USD_PER_USD,
   modelPriceSchema,
   consumerLimitSchema,

@@ -1,4 +1,4 @@
-import { METADATA_NAMESPACE, TOKEN_METADATA_KEYS } from '@ai-gateway-constructs/processor-config';
+import { MAX_REQUEST_COST, METADATA_NAMESPACE, TOKEN_METADATA_KEYS } from '@ai-gateway-constructs/processor-config';
 import { NumberStructLayout } from '../grpc/encode';
 import type { EncodedStruct } from '../grpc/messages';
 import type { CompiledCost, CostInputs } from './costs';
@@ -61,11 +61,13 @@ export class UsageMetadata {
     const u = inputs.usage;
     const layout = this.layout;
     const bytes = layout.create();
-    layout.set(bytes, 0, u.input);
-    layout.set(bytes, 1, u.output);
-    layout.set(bytes, 2, u.total);
-    layout.set(bytes, 3, u.cachedInput);
-    layout.set(bytes, 4, u.reasoning);
+    // Envoy drops a budget's descriptor, charging nothing, when a request's cost exceeds MAX_REQUEST_COST: a larger
+    // value is written as the largest one Envoy charges.
+    layout.set(bytes, 0, Math.min(u.input, MAX_REQUEST_COST));
+    layout.set(bytes, 1, Math.min(u.output, MAX_REQUEST_COST));
+    layout.set(bytes, 2, Math.min(u.total, MAX_REQUEST_COST));
+    layout.set(bytes, 3, Math.min(u.cachedInput, MAX_REQUEST_COST));
+    layout.set(bytes, 4, Math.min(u.reasoning, MAX_REQUEST_COST));
     for (let i = 0; i < this.costs.length; i++) {
       const cost = this.costs[i];
       let value = 0;
@@ -74,7 +76,7 @@ export class UsageMetadata {
       } catch (error) {
         onCostError?.(cost.metadataKey, error as Error);
       }
-      layout.set(bytes, TOKEN_KEYS.length + i, value);
+      layout.set(bytes, TOKEN_KEYS.length + i, Math.min(value, MAX_REQUEST_COST));
     }
     return bytes;
   }

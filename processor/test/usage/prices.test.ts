@@ -169,4 +169,25 @@ describe('Price costs', () => {
     };
     expect(decoded.fields['io.envoy.ai_gateway'].structValue.fields.usd_micro.numberValue).toBe(5000);
   });
+
+  it('is written as at most 1e9 units, the most Envoy charges one request (it drops a larger charge)', () => {
+    // A unit of one pico-dollar: 1,000 input tokens of gpt-4o-2024 cost 2.5e9 units.
+    const fine = compileCost({ metadataKey: 'usd_pico', type: 'Price', picoUsdPerUnit: 1 }, prices);
+    const expensive = { ...usage, input: 1000, cachedInput: 0, output: 0, reasoning: 0, total: 1000 };
+    expect(fine.evaluate({ model: 'gpt-4o', upstreamModel: 'gpt-4o-2024', backend: 'b', usage: expensive })).toBe(
+      2_500_000_000,
+    );
+    const bytes = new UsageMetadata([fine]).encode({
+      model: 'gpt-4o',
+      upstreamModel: 'gpt-4o-2024',
+      backend: 'b',
+      usage: expensive,
+    });
+    const decoded = struct.toObject(struct.decode(bytes)) as {
+      fields: Record<string, { structValue: { fields: Record<string, { numberValue: number }> } }>;
+    };
+    const fields = decoded.fields['io.envoy.ai_gateway'].structValue.fields;
+    expect(fields.usd_pico.numberValue).toBe(1_000_000_000);
+    expect(fields.llm_input_token.numberValue).toBe(1000);
+  });
 });
