@@ -394,6 +394,15 @@ export const PANELS: readonly PanelDefinition[] = [
   },
   {
     row: 'Processor health',
+    title: 'Unhandled rejections',
+    description: 'Promise rejections no code handled, per second (each is logged; the processor keeps serving).',
+    metric: 'unhandledRejections',
+    view: 'rate',
+    by: ['pod'],
+    unit: 'short',
+  },
+  {
+    row: 'Processor health',
     title: 'Cost expression failures',
     description: 'CEL cost expressions that failed (0 was charged), per second, by metadata key.',
     metric: 'costErrors',
