@@ -51,8 +51,8 @@ export interface ObservabilityOptions {
    */
   readonly monitorLabels?: Record<string, string>;
   /**
-   * Namespace of the dashboard ConfigMap (the sidecar must search it: kube-prometheus-stack's searches every
-   * namespace by default).
+   * Namespace of the dashboard ConfigMap. The Grafana sidecar must search it (kube-prometheus-stack:
+   * `grafana.sidecar.dashboards.searchNamespace`, `ALL` or this namespace).
    * @default - the gateway's namespace
    */
   readonly dashboardNamespace?: string;

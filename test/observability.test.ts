@@ -1,3 +1,5 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { Chart, Duration, Testing } from 'cdk8s';
 import { AIGateway, GatewayClass, ProxyDeployMode, type AIGatewayProps } from '../lib';
 import {
@@ -42,6 +44,11 @@ function expressionsOf(manifests: readonly Manifest[]): { where: string; expr: s
     }
   }
   return found;
+}
+
+/** Whether a markdown table of `docs` has a cell holding exactly `text` (prettier pads cells). */
+function tableCell(docs: string, text: string): boolean {
+  return docs.split('\n').some((line) => line.split('|').some((cell) => cell.trim() === text));
 }
 
 const KNOWN_NAMES = new Set<string>([
@@ -201,6 +208,22 @@ describe('AIGateway observability', () => {
       observability: { prometheus: true, grafanaDashboard: true, dashboardNamespace: 'grafana' },
     }).manifests();
     expect(findOne(all, 'ConfigMap', 'gw-dashboard').metadata.namespace).toBe('grafana');
+  });
+
+  it('docs/observability.md explains every panel and every alert', () => {
+    const docs = fs.readFileSync(path.join(__dirname, '..', 'docs', 'observability.md'), 'utf8');
+    for (const panel of PANELS)
+      expect({ panel: panel.title, documented: tableCell(docs, panel.title) }).toEqual({
+        panel: panel.title,
+        documented: true,
+      });
+    const context = { gateway: 'a/b', namespace: 'a', processorDeployment: 'b', processorJob: 'a/b', errorRatio: 0.05 };
+    for (const alert of alertingRules(context))
+      expect({ alert: alert.alert, documented: tableCell(docs, `\`${alert.alert}\``) }).toEqual({
+        alert: alert.alert,
+        documented: true,
+      });
+    for (const record of Object.values(RECORDS)) expect(docs).toContain(record);
   });
 
   it('refuses settings that cannot work, naming the prop', () => {
