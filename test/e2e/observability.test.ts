@@ -159,6 +159,13 @@ describeLocal('dashboard and alert expressions against the real processor', () =
     for (const { where, expr } of expressions) {
       const parsed = parsePromql(expr);
       expect({ where, expr, errors: parsed.errors }).toEqual({ where, expr, errors: [] });
+      // An expression over processor series only names labels those series carry (or Prometheus adds).
+      const ownSeries = parsed.metrics.filter((name) => processorMetricOf(name) && scraped.samples.has(name));
+      if (ownSeries.length === parsed.metrics.length) {
+        const carried = new Set(ownSeries.flatMap((name) => [...scraped.samples.get(name)!]));
+        const unknown = parsed.labels.filter((label) => !carried.has(label) && !ADDED_LABELS.has(label));
+        expect({ where, unknown }).toEqual({ where, unknown: [] });
+      }
       for (const name of parsed.metrics) {
         const processor = processorMetricOf(name);
         if (processor) {
