@@ -575,7 +575,7 @@ export function alertingRules(context: RuleContext): AlertingRule[] {
       expr: `${METRICS.deploymentUnavailable.name}{${deployment}} > 0`,
       for: '5m',
       severity: 'warning',
-      summary: 'Processor pods of gateway {{ $labels.namespace }} are not ready.',
+      summary: `Processor pods of gateway ${context.gateway} are not ready.`,
       description:
         `{{ $value }} pods of Deployment ${context.processorDeployment} are unavailable for 5 minutes ` +
         '(failing /readyz: no config, draining, or no usable backend credential).',
