@@ -31,7 +31,8 @@ import { validateUniqueObjects } from './limits/unique-objects';
 import { GatewayModel, type BudgetScope, type ConsumerFragment } from './gateway-model';
 import { PriceCatalog } from './money';
 import { checkHostname, checkLabelName, defaultName, derivedName, resolveNamespace } from './names';
-import { Processor, type ProcessorOptions } from './processor';
+import { Observability, type ObservabilityOptions } from './observability';
+import { Processor, ProxyDeployMode, type ProcessorOptions } from './processor';
 import type { IBudgetTarget } from './budget';
 
 /** Headers only the gateway sets, stripped from every client request (ClientTrafficPolicy `earlyRequestHeaders`). */
@@ -265,6 +266,13 @@ export interface AIGatewayProps {
    * @default PriceCatalog.defaults()
    */
   readonly prices?: PriceCatalog;
+  /**
+   * Prometheus Operator objects (PodMonitors for the processor and the proxies, a PrometheusRule with recording
+   * rules and alerts) and a Grafana dashboard for this gateway, e.g. `{ prometheus: true, grafanaDashboard: true }`
+   * with `processor.metricsNamespace` set to Prometheus' namespace. See docs/observability.md.
+   * @default - none
+   */
+  readonly observability?: ObservabilityOptions;
 }
 
 /**
@@ -369,6 +377,7 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     this.processorServiceName = this.processor.serviceName;
     this.configMapName = this.processor.configMapName;
     this.serviceAccountName = this.processor.serviceAccountName;
+    if (props.observability) this.addObservability(props, props.observability, envoyGatewayNamespace);
     this._managed = {
       path: this.node.path,
       processor: this.processor,
@@ -563,6 +572,33 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
       maxRequestBodyBytes: bufferBytes,
       proxyDrainTimeout: props.proxyDrainTimeout,
       model: this.model,
+    });
+  }
+
+  /** The PodMonitors, PrometheusRule and dashboard of the gateway; merged proxies get no PodMonitor here. */
+  private addObservability(
+    props: AIGatewayProps,
+    options: ObservabilityOptions,
+    envoyGatewayNamespace: string,
+  ): Observability {
+    const deployMode = props.processor?.proxyDeployMode ?? ProxyDeployMode.perGateway();
+    const gateway = { name: this.gatewayName, namespace: this.gatewayNamespace, className: this.gatewayClassName };
+    const peer = deployMode._peer(this, gateway, envoyGatewayNamespace);
+    return new Observability(this, 'Observability', {
+      ...options,
+      gatewayName: this.gatewayName,
+      gatewayNamespace: this.gatewayNamespace,
+      processorDeployment: this.processor.serviceName,
+      processorPodLabels: this.processor._podLabels,
+      metricsNamespace: props.processor?.metricsNamespace,
+      ...(deployMode._kind === 'MergedGateways'
+        ? {}
+        : {
+            proxies: {
+              namespace: peer.namespaceSelector.matchLabels['kubernetes.io/metadata.name'],
+              labels: peer.podSelector?.matchLabels ?? {},
+            },
+          }),
     });
   }
 

@@ -24,6 +24,9 @@ export { ProxyDeployMode } from './processor';
 export type { Processor, ProcessorOptions, ProcessorProps, ProcessorShutdown } from './processor';
 export { ProcessorImage } from './processor-image';
 
+// Observability: PodMonitors, a PrometheusRule and a Grafana dashboard per gateway (`AIGatewayProps.observability`).
+export type { ObservabilityOptions } from './observability';
+
 // Routes.
 export { AIRoute } from './ai-route';
 export type { AIRouteProps, AIRouteRule, PassthroughEndpoint, RouteBackend, RouteRetry } from './ai-route';

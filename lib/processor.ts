@@ -371,6 +371,11 @@ export class Processor extends Construct {
     this.emitNetworkPolicy(name, props);
   }
 
+  /** @internal the labels of the processor's pods (its PodMonitor selects them). */
+  get _podLabels(): Record<string, string> {
+    return { ...this.labels };
+  }
+
   /**
    * Enables the processor on the AIRoutes of `routeNamespace` and returns what their HTTPRoutes need: one
    * EnvoyExtensionPolicy per route namespace (policies target objects of their own namespace) selects the HTTPRoutes

@@ -37,3 +37,4 @@ export { Cdk8sChart } from './chart';
 export type { Cdk8sChartArgs } from './chart';
 export type { KubeMetadata, KubeObject } from './objects';
 export type { AwsCredentialsOptions, AwsSharedCredentialsOptions } from '../credentials';
+export type { ObservabilityOptions } from '../observability';

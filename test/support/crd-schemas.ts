@@ -6,7 +6,21 @@ import Ajv, { type ValidateFunction } from 'ajv-draft-04';
 const SET_BY_GROUP: Record<string, string> = {
   'gateway.networking.k8s.io': 'gateway-api-standard',
   'gateway.envoyproxy.io': 'envoy-gateway',
+  'monitoring.coreos.com': 'prometheus-operator',
 };
+
+/**
+ * Compiles the schemas' patterns. Prometheus Operator writes Go (RE2) patterns, some case-insensitive from the start
+ * (`^(?i)...`), which JavaScript spells as the `i` flag.
+ */
+const goRegExp = Object.assign(
+  (pattern: string, flags: string): RegExp => {
+    const insensitive = /^(\^?)\(\?i\)/;
+    if (!insensitive.test(pattern)) return new RegExp(pattern, flags);
+    return new RegExp(pattern.replace(insensitive, '$1'), `${flags}i`);
+  },
+  { code: 'new RegExp' },
+);
 
 interface IndexEntry {
   file: string;
@@ -25,7 +39,12 @@ export interface SchemaProblem {
  * every object with properties has `additionalProperties: false`: unknown fields are errors.
  */
 export class CrdSchemaValidator {
-  private readonly ajv = new Ajv({ strict: false, allErrors: true, validateFormats: false });
+  private readonly ajv = new Ajv({
+    strict: false,
+    allErrors: true,
+    validateFormats: false,
+    code: { regExp: goRegExp },
+  });
   private readonly index: IndexEntry[];
   private readonly compiled = new Map<string, ValidateFunction>();
   private readonly raw = new Map<string, Record<string, unknown>>();
