@@ -1,6 +1,5 @@
 import type { IConstruct } from 'constructs';
 import {
-  CONSUMER_HEADER,
   MAX_RATE_LIMIT_VALUE,
   METADATA_NAMESPACE,
   ROUTE_HEADER,
@@ -325,7 +324,10 @@ export class GatewayModel {
         id: c.id,
         clientIds: c.secrets.flatMap((s) => s.clientIds),
         ...(c.models ? { models: c.models.map((m) => m._toConfig()) } : {}),
-        limits: groups.map((g) => g.limits.get(c.id) ?? unlimitedIn(g)),
+        limits: groups.flatMap((g) => {
+          const limit = g.limits.get(c.id);
+          return limit ? [limit] : [];
+        }),
       })),
     };
   }
@@ -334,8 +336,9 @@ export class GatewayModel {
    * The rules of the consumers' own budgets: one per (scope, cost, window), whatever the number of consumers; for
    * money the cost includes the unit of each limit (see moneyUnitFor), so consumers of one unit share a rule and no
    * consumer's limit changes another's unit. Each rule reads the consumer's limit from the metadata the processor
-   * writes. Consumers without a budget of that cost and window get a limit too (see unlimitedIn): the rule's static
-   * limit, the most uint32 holds, would otherwise cap them, e.g. at $4,294 per 30 days in micro-dollars.
+   * writes, and keys its buckets on a header of its own that the processor sets to the consumer's id only for
+   * consumers with a budget in it (`limitHeader`): the others are not counted by the rule, rather than held to its
+   * static limit, which in a fine unit would be a real cap.
    */
   consumerRuleGroups(): ConsumerRuleGroup[] {
     const revision = this.revision;
@@ -414,7 +417,8 @@ export class GatewayModel {
           : { name: ROUTE_HEADER, type: 'Exact', value: group.route },
       );
     }
-    headers.push({ name: CONSUMER_HEADER, type: 'Distinct' });
+    const header = limitHeader(metadataKey);
+    headers.push({ name: header, type: 'Distinct' });
     const target = group.entries[0][0].targetPath;
     return {
       metadataKey,
@@ -447,7 +451,7 @@ export class GatewayModel {
       limits: new Map(
         [...amounts.entries()].map(([id, { units, budget }]) => [
           id,
-          { budget: budgetName(budget.name), metadataKey, requestsPerUnit: units, unit: unitName },
+          { budget: budgetName(budget.name), metadataKey, header, requestsPerUnit: units, unit: unitName },
         ]),
       ),
     };
@@ -570,14 +574,9 @@ export function budgetName(name: string): string {
 }
 
 /**
- * The limit of a consumer without a budget in `group`: as much as uint32 holds per second, which no consumer spends,
- * so the rule never limits it. The rule's own window would make the static limit a real cap.
+ * The header a consumer-budget rule keys on, e.g. `x-ai-gateway-limit-consumer-usd-1e6-month`: set by the processor to
+ * the consumer's id on requests of consumers with a budget in the rule, removed from all others.
  */
-function unlimitedIn(group: ConsumerRuleGroup): ConsumerLimit {
-  return {
-    budget: budgetName(`${group.budget.name} (no limit for this consumer)`),
-    metadataKey: group.metadataKey,
-    requestsPerUnit: MAX_RATE_LIMIT_VALUE,
-    unit: 'SECOND',
-  };
+export function limitHeader(metadataKey: string): string {
+  return `x-ai-gateway-limit-${metadataKey.toLowerCase().replace(/_/g, '-')}`;
 }

@@ -371,7 +371,7 @@ describe('consumer budgets', () => {
           {
             headers: [
               { name: 'x-ai-gateway-route', type: 'RegularExpression', value: '.+' },
-              { name: 'x-ai-gateway-consumer', type: 'Distinct' },
+              { name: 'x-ai-gateway-limit-consumer-usd-1e6-month', type: 'Distinct' },
             ],
           },
         ],
@@ -389,7 +389,7 @@ describe('consumer budgets', () => {
           {
             headers: [
               { name: 'x-ai-gateway-route', type: 'RegularExpression', value: '.+' },
-              { name: 'x-ai-gateway-consumer', type: 'Distinct' },
+              { name: 'x-ai-gateway-limit-consumer-llm-output-token-day', type: 'Distinct' },
             ],
           },
         ],
@@ -404,51 +404,22 @@ describe('consumer budgets', () => {
       },
     ]);
     const config = processorConfig(all);
-    // A consumer without a budget of a group's cost and window is not capped by the rule's static limit (in
-    // micro-dollars per 30 days that would be $4,294): it gets uint32's maximum per second.
-    const unlimited = (group: string, metadataKey: string) => ({
-      budget: `platform/Gateway/consumer budgets (${group}) (no limit for this consumer)`,
-      metadataKey,
-      requestsPerUnit: 4_294_967_295,
-      unit: 'SECOND',
-    });
+    // Only consumers with a budget in a rule are in it: the processor sets the rule's header for them alone.
+    const usd = { metadataKey: 'consumer_usd_1e6_month', header: 'x-ai-gateway-limit-consumer-usd-1e6-month' };
+    const output = {
+      metadataKey: 'consumer_llm_output_token_day',
+      header: 'x-ai-gateway-limit-consumer-llm-output-token-day',
+    };
     expect(config.consumers!.entries.map((c) => [c.id, c.limits])).toEqual([
-      [
-        'big',
-        [
-          {
-            budget: 'platform/Big/budgets[0]',
-            metadataKey: 'consumer_usd_1e6_month',
-            requestsPerUnit: 500_000_000,
-            unit: 'MONTH',
-          },
-          unlimited('llm_output_token per day', 'consumer_llm_output_token_day'),
-        ],
-      ],
+      ['big', [{ budget: 'platform/Big/budgets[0]', ...usd, requestsPerUnit: 500_000_000, unit: 'MONTH' }]],
       [
         'small',
         [
-          {
-            budget: 'small monthly',
-            metadataKey: 'consumer_usd_1e6_month',
-            requestsPerUnit: 600_000_000,
-            unit: 'MONTH',
-          },
-          {
-            budget: 'platform/Small/budgets[1]',
-            metadataKey: 'consumer_llm_output_token_day',
-            requestsPerUnit: 1_000_000,
-            unit: 'DAY',
-          },
+          { budget: 'small monthly', ...usd, requestsPerUnit: 600_000_000, unit: 'MONTH' },
+          { budget: 'platform/Small/budgets[1]', ...output, requestsPerUnit: 1_000_000, unit: 'DAY' },
         ],
       ],
-      [
-        'free',
-        [
-          unlimited('usd_1e6 per month', 'consumer_usd_1e6_month'),
-          unlimited('llm_output_token per day', 'consumer_llm_output_token_day'),
-        ],
-      ],
+      ['free', []],
     ]);
     expect(config.budgets).toEqual([
       {
@@ -495,7 +466,7 @@ describe('consumer budgets', () => {
     expect(raised.a[0]).toEqual(before.a[0]);
     expect(before.a[0]).toMatchObject({ metadataKey: 'consumer_usd_1e6_month', requestsPerUnit: 500_000_000 });
     // B above $1,000 moves to a rule of its own, counted in tens of micro-dollars.
-    expect(raised.b.find((l) => l.requestsPerUnit !== 4_294_967_295)).toMatchObject({
+    expect(raised.b[0]).toMatchObject({
       metadataKey: 'consumer_usd_1e7_month',
       requestsPerUnit: 500_000_000,
     });
@@ -533,7 +504,13 @@ describe('consumer budgets', () => {
     });
     const all = synthAll(fixture.app);
     const rules = findOne(all, 'BackendTrafficPolicy', 'chat').spec.rateLimit.global.rules;
-    expect(rules[0].clientSelectors).toEqual([{ headers: [{ name: 'x-ai-gateway-consumer', type: 'Distinct' }] }]);
+    expect(rules[0].clientSelectors).toEqual([
+      {
+        headers: [
+          { name: expect.stringMatching(/^x-ai-gateway-limit-consumer-usd-1e5-week-r[0-9a-f]{8}$/), type: 'Distinct' },
+        ],
+      },
+    ]);
     expect(findOne(all, 'SecurityPolicy', 'chat-api-keys').spec.apiKeyAuth.credentialRefs).toEqual([
       { group: '', kind: 'Secret', name: 'team-keys' },
     ]);

@@ -108,6 +108,7 @@ describe('Pulumi governance components', () => {
           {
             budget: 'team-a/Consumer/budgets[0]',
             metadataKey: 'consumer_usd_1e6_month',
+            header: 'x-ai-gateway-limit-consumer-usd-1e6-month',
             requestsPerUnit: 500_000_000,
             unit: 'MONTH',
           },

@@ -95,6 +95,12 @@ export const consumerLimitSchema = z
      * this consumer, before Envoy evaluates budgets.
      */
     metadataKey,
+    /**
+     * The header the processor sets to the consumer's id on the consumer's requests, and removes from everyone
+     * else's: the rule keys its buckets on it, so it counts only the consumers that have this limit (a consumer
+     * without one is not in the rule at all, rather than under its static limit).
+     */
+    header: z.string().regex(HEADER_NAME, 'must be a lower-case HTTP header name'),
     /** The limit in the unit of the rule's cost (tokens, or money in the cost's unit). */
     requestsPerUnit: rateLimitValue,
     unit: z.enum(RATE_LIMIT_UNIT_NAMES),

@@ -27,7 +27,8 @@ export interface ConsumerRuntime {
    */
   readonly limitMetadata: EncodedStruct | undefined;
   /**
-   * CONSUMER_HEADER set to its id. The client-id header stays: Envoy computes the budgets' descriptors again from the
+   * CONSUMER_HEADER and the headers of the consumer-budget rules it is in set to its id, the other rules' headers
+   * removed (a client cannot put itself into someone else's bucket). The client-id header stays: Envoy computes the budgets' descriptors again from the
    * request headers when the stream ends to charge the response, and a per-key budget keys on it.
    */
   readonly headerChanges: HeaderChanges;
@@ -42,9 +43,14 @@ export class ConsumerDirectory {
 
   constructor(config: ConsumersConfig) {
     this.clientIdHeader = config.clientIdHeader;
-    this.anonymousChanges = { setHeaders: {}, removeHeaders: [CONSUMER_HEADER, config.clientIdHeader] };
+    // Every consumer-budget rule's header: set for the consumers in the rule, removed from every other request.
+    const limitHeaders = [...new Set(config.entries.flatMap((consumer) => consumer.limits.map((l) => l.header)))];
+    this.anonymousChanges = {
+      setHeaders: {},
+      removeHeaders: [CONSUMER_HEADER, config.clientIdHeader, ...limitHeaders],
+    };
     for (const consumer of config.entries) {
-      const compiled = compileConsumer(consumer);
+      const compiled = compileConsumer(consumer, limitHeaders);
       this.byId.set(consumer.id, compiled);
       for (const clientId of consumer.clientIds) this.byClientId.set(clientId, compiled);
     }
@@ -56,7 +62,7 @@ export class ConsumerDirectory {
   }
 }
 
-function compileConsumer(consumer: ConsumerConfig): ConsumerRuntime {
+function compileConsumer(consumer: ConsumerConfig, limitHeaders: readonly string[]): ConsumerRuntime {
   const match = consumer.models === undefined ? undefined : compileModelMatchers(consumer.models);
   const limits: Record<string, StructValue> = {};
   for (const limit of consumer.limits) {
@@ -69,8 +75,11 @@ function compileConsumer(consumer: ConsumerConfig): ConsumerRuntime {
     allows: match === undefined ? () => true : (model) => match(model) !== undefined,
     limitMetadata: consumer.limits.length === 0 ? undefined : encodeStruct({ [METADATA_NAMESPACE]: limits }),
     headerChanges: {
-      setHeaders: { [CONSUMER_HEADER]: consumer.id },
-      removeHeaders: [],
+      setHeaders: {
+        [CONSUMER_HEADER]: consumer.id,
+        ...Object.fromEntries(consumer.limits.map((limit) => [limit.header, consumer.id])),
+      },
+      removeHeaders: limitHeaders.filter((header) => !consumer.limits.some((limit) => limit.header === header)),
       repeatable: true,
     },
   };

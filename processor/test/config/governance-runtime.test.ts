@@ -38,7 +38,15 @@ describe('governance at config load', () => {
           costs: [{ metadataKey: 'usd_micro', type: 'Price', picoUsdPerUnit: 1_000_000 }],
           prices: [{ model: 'gpt-4o', input: 1, output: 2 }],
           consumers: consumers({
-            limits: [{ budget: 'b', metadataKey: 'alice_usd', requestsPerUnit: 5, unit: 'MONTH' }],
+            limits: [
+              {
+                budget: 'b',
+                metadataKey: 'alice_usd',
+                header: 'x-ai-gateway-limit-alice-usd',
+                requestsPerUnit: 5,
+                unit: 'MONTH',
+              },
+            ],
           }),
         }),
       ),
@@ -70,8 +78,8 @@ describe('governance at config load', () => {
       costs: [{ metadataKey: 'weighted', type: 'TotalToken' }],
       consumers: consumers({
         limits: [
-          { budget: 'a', metadataKey: 'llm_total_token', requestsPerUnit: 5, unit: 'DAY' },
-          { budget: 'b', metadataKey: 'weighted', requestsPerUnit: 5, unit: 'DAY' },
+          { budget: 'a', metadataKey: 'llm_total_token', header: 'x-limit-a', requestsPerUnit: 5, unit: 'DAY' },
+          { budget: 'b', metadataKey: 'weighted', header: 'x-limit-b', requestsPerUnit: 5, unit: 'DAY' },
         ],
       }),
     });

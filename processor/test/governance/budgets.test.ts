@@ -30,7 +30,13 @@ const directory = new ConsumerDirectory({
       id: 'alice',
       clientIds: ['alice-key'],
       limits: [
-        { budget: 'alice/monthly', metadataKey: 'consumer_usd_month', requestsPerUnit: 500_000_000, unit: 'MONTH' },
+        {
+          budget: 'alice/monthly',
+          metadataKey: 'consumer_usd_month',
+          header: 'x-ai-gateway-limit-consumer-usd-month',
+          requestsPerUnit: 500_000_000,
+          unit: 'MONTH',
+        },
       ],
     },
     { id: 'bob', clientIds: ['bob-key'], limits: [] },

@@ -51,7 +51,13 @@ function governedConfig(): ProcessorConfig {
           id: 'alice',
           clientIds: ['alice-key', 'alice-key-2'],
           limits: [
-            { budget: 'alice/monthly', metadataKey: 'consumer_usd_month', requestsPerUnit: 500_000_000, unit: 'MONTH' },
+            {
+              budget: 'alice/monthly',
+              metadataKey: 'consumer_usd_month',
+              header: 'x-ai-gateway-limit-consumer-usd-month',
+              requestsPerUnit: 500_000_000,
+              unit: 'MONTH',
+            },
           ],
         },
         { id: 'bob', clientIds: ['bob-key'], models: [{ type: 'Prefix', value: 'open-' }], limits: [] },
@@ -145,6 +151,8 @@ describe('governance over ext_proc', () => {
       );
       expect(result.status).toBe(200);
       expect(result.upstreamRequest!.headers[CONSUMER_HEADER]).toBe('alice');
+      // The header the consumer-budget rule keys on: alice has that budget.
+      expect(result.upstreamRequest!.headers['x-ai-gateway-limit-consumer-usd-month']).toBe('alice');
       // Kept: Envoy keys per-key budgets on it again when it charges the response at stream end.
       expect(result.upstreamRequest!.headers[CLIENT_ID_HEADER]).toBe('alice-key');
       expect(JSON.parse(result.upstreamRequest!.body.toString()).model).toBe('gpt-4o-2024');
@@ -197,13 +205,18 @@ describe('governance over ext_proc', () => {
       code: 'model_not_allowed',
       param: 'model',
     });
-    const allowed = await processor.client.exchange(chat('open-x', { [CLIENT_ID_HEADER]: 'bob-key' }), completion);
+    const allowed = await processor.client.exchange(
+      chat('open-x', { [CLIENT_ID_HEADER]: 'bob-key', 'x-ai-gateway-limit-consumer-usd-month': 'alice' }),
+      completion,
+    );
     expect(allowed.status).toBe(200);
     expect(allowed.upstreamRequest!.headers[CONSUMER_HEADER]).toBe('bob');
+    // bob is not in the consumer-budget rule: its header is removed, so he cannot spend from alice's bucket.
+    expect(allowed.upstreamRequest!.headers['x-ai-gateway-limit-consumer-usd-month']).toBeUndefined();
     // The first answer cached in this processor (alice's are rewritten for the model override): the apiKeyAuth client
     // id does not keep an answer out of the cache, its removal is part of the consumer's answer.
     expect(processor.app.processor.runtime().requestAnswers.bytes).toBeGreaterThan(0);
-    // bob has no limits of his own: no limit metadata (the rule's static limit applies).
+    // bob has no limits of his own: no limit metadata (and no descriptor in the rule).
     expect(allowed.metadata['io.envoy.ai_gateway']).not.toHaveProperty('consumer_usd_month');
   });
 
