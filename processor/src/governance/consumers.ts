@@ -28,8 +28,9 @@ export interface ConsumerRuntime {
   readonly limitMetadata: EncodedStruct | undefined;
   /**
    * CONSUMER_HEADER and the headers of the consumer-budget rules it is in set to its id, the other rules' headers
-   * removed (a client cannot put itself into someone else's bucket). The client-id header stays: Envoy computes the budgets' descriptors again from the
-   * request headers when the stream ends to charge the response, and a per-key budget keys on it.
+   * removed (a client cannot put itself into someone else's bucket). The client-id header stays: Envoy computes the
+   * budgets' descriptors again from the request headers when the stream ends to charge the response, and a per-key
+   * budget keys on it.
    */
   readonly headerChanges: HeaderChanges;
 }
