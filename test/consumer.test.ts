@@ -73,7 +73,7 @@ describe('Consumer', () => {
     expect(processorConfig.routes[0].requiredHeaders).toEqual([]);
     // Consumers without budgets need no budget policy.
     expect(gateway.hasBudgets).toBe(false);
-    expect(findAll(all, 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual(['chat']);
+    expect(findAll(all, 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual(['gw-processor']);
   });
 
   it("counts consumers' own budgets as the gateway's budgets", () => {
