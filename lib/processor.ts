@@ -904,8 +904,12 @@ export class Processor extends Construct {
 
   private deriveShutdown(): ProcessorShutdown {
     let longest: { route: string; ms: number } | undefined;
+    // The processor's own policies (those selecting routes by label), rendered once for all routes.
+    const shared = this.node.children
+      .filter((c): c is ApiObject => ApiObject.isApiObject(c) && c.kind === 'BackendTrafficPolicy')
+      .map((o) => ({ namespace: o.metadata.namespace, spec: trafficPolicySpec(o) }));
     for (const route of this._model.routes) {
-      const ms = longestRequestMs(route.scope, route.name, route.namespace, this);
+      const ms = longestRequestMs(route.scope, route.name, route.namespace, shared);
       if (longest === undefined || ms > longest.ms) longest = { route: `${route.namespace}/${route.name}`, ms };
     }
     const proxyDrain = this.props.proxyDrainTimeout;
@@ -1006,14 +1010,19 @@ interface RouteSpecView {
 
 /**
  * The longest a request through the HTTPRoute `routeName` may run, read from the objects emitted under `scope` (the
- * HTTPRoute and a BackendTrafficPolicy targeting it) and under the processor `policies` (its BackendTrafficPolicies
- * selecting routes by label) the way Envoy Gateway translates them: the route timeout is the rule's
+ * HTTPRoute and a BackendTrafficPolicy targeting it) and from the processor's BackendTrafficPolicies selecting routes
+ * by label (`shared`, rendered) the way Envoy Gateway translates them: the route timeout is the rule's
  * `timeouts.request`, else the policy's `timeout.http.requestTimeout`, else Envoy's 15 s default
  * (`internal/xds/translator/route.go` getEffectiveRequestTimeout); it covers every retry. Only a disabled route
  * timeout (`0s`) lets retries add up: then each try's timeout times the tries. The constructs give a route at most
  * one route-level policy (Envoy Gateway applies only the first).
  */
-function longestRequestMs(scope: IConstruct, routeName: string, routeNamespace: string, policies: IConstruct): number {
+function longestRequestMs(
+  scope: IConstruct,
+  routeName: string,
+  routeNamespace: string,
+  shared: ReadonlyArray<{ readonly namespace?: string; readonly spec?: TrafficPolicySpecView }>,
+): number {
   const objects = scope.node.findAll().filter((c): c is ApiObject => ApiObject.isApiObject(c));
   const route = objects.find(
     (o) => o.kind === 'HTTPRoute' && o.name === routeName && o.metadata.namespace === routeNamespace,
@@ -1028,10 +1037,17 @@ function longestRequestMs(scope: IConstruct, routeName: string, routeNamespace: 
   }
   const routeJson = route.toJson() as { metadata?: { labels?: Record<string, string> }; spec?: RouteSpecView };
   const routeLabels = routeJson.metadata?.labels ?? {};
-  const processorPolicies = policies.node.children.filter((c): c is ApiObject => ApiObject.isApiObject(c));
-  const policy = [...objects, ...processorPolicies]
-    .filter((o) => o.kind === 'BackendTrafficPolicy' && o.metadata.namespace === routeNamespace)
-    .map((o) => (o.toJson() as { spec?: TrafficPolicySpecView }).spec)
+  const policy = [
+    ...objects
+      .filter((o) => o.kind === 'BackendTrafficPolicy')
+      .map((o) => ({
+        namespace: o.metadata.namespace,
+        spec: trafficPolicySpec(o),
+      })),
+    ...shared,
+  ]
+    .filter((candidate) => candidate.namespace === routeNamespace)
+    .map((candidate) => candidate.spec)
     .find(
       (spec) =>
         (spec?.targetRefs ?? []).some((t) => t.kind === 'HTTPRoute' && t.name === routeName) ||
@@ -1063,6 +1079,11 @@ function longestRequestMs(scope: IConstruct, routeName: string, routeNamespace: 
     longest = Math.max(longest, perTryMs * (retries + 1) + backOffMs * retries);
   }
   return longest;
+}
+
+/** The spec of a BackendTrafficPolicy as rendered (escape hatches included). */
+function trafficPolicySpec(policy: ApiObject): TrafficPolicySpecView | undefined {
+  return (policy.toJson() as { spec?: TrafficPolicySpecView }).spec;
 }
 
 /**
