@@ -572,6 +572,7 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
       maxRequestBodyBytes: bufferBytes,
       proxyDrainTimeout: props.proxyDrainTimeout,
       model: this.model,
+      gatewayJwt: props.jwt !== undefined,
     });
   }
 

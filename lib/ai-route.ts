@@ -237,7 +237,9 @@ const DEFAULT_RETRY_STATUS = [502, 503, 504];
  * - a BackendTrafficPolicy with the circuit breaker of its backends' clusters (`maxParallelRequestsPerBackend`), its
  *   retries, and its budgets on a Gateway not managed by an AIGateway (an AIGateway keeps every budget in its own
  *   policy); when its clients authenticate (the gateway's JWT, consumers), a `responseOverride` turning Envoy's own
- *   plain-text 401 into a JSON `authentication_error` both SDKs read (see auth-error-response.ts).
+ *   plain-text 401 into a JSON `authentication_error` both SDKs read (see auth-error-response.ts). On an AIGateway,
+ *   a route with neither retries nor a limit of its own gets none: a second label selects it for the processor's one
+ *   BackendTrafficPolicy of the namespace, which holds the default circuit breaker and the same `responseOverride`.
  */
 export class AIRoute extends Construct implements IBudgetTarget {
   readonly routeName: string;
@@ -307,11 +309,17 @@ export class AIRoute extends Construct implements IBudgetTarget {
     const secrets = this.credentialSecrets();
     this.checkAgainstOtherRoutes();
 
-    const attachment = this.processor._attachRoute(this.namespace);
+    // On an AIGateway a route whose only traffic setting is the default circuit breaker shares its processor's policy
+    // of the namespace; one with settings of its own (or budgets, on another Gateway) keeps a policy of its own.
+    const defaultTraffic =
+      this.managed !== undefined &&
+      this.retry === undefined &&
+      this.backendLimit === this.processor.maxParallelRequestsPerProxy;
+    const attachment = this.processor._attachRoute(this.namespace, defaultTraffic);
     for (const entry of this.entries.values()) entry.backend._grantAccessFrom(this.namespace);
     for (const secret of secrets) this.processor._mountSecret(secret.backend, secret.name, secret.namespace);
     this.emitHttpRoute(props.gateway, requestTimeout, attachment);
-    this.ensureTrafficPolicy();
+    if (!defaultTraffic) this.ensureTrafficPolicy();
 
     const fragment = this.fragment();
     this.model.addRoute(fragment);

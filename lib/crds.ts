@@ -181,7 +181,8 @@ export interface CircuitBreakerSpec {
 }
 
 export interface BackendTrafficPolicySpec {
-  readonly targetRefs: readonly PolicyTargetReference[];
+  readonly targetRefs?: readonly PolicyTargetReference[];
+  readonly targetSelectors?: readonly PolicyTargetSelector[];
   readonly mergeType?: 'StrategicMerge';
   readonly rateLimit?: { readonly type: 'Global'; readonly global: { readonly rules: readonly GlobalRateLimitRule[] } };
   readonly retry?: RetrySpec;

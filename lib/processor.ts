@@ -23,10 +23,13 @@ import {
   REFERENCE_GRANT_API_VERSION,
   customResource,
   gatewayDuration,
+  type BackendTrafficPolicySpec,
   type EnvoyExtensionPolicySpec,
   type HTTPRouteFilterSpec,
   type ReferenceGrantSpec,
+  type ResponseOverrideSpec,
 } from './crds';
+import { authenticationErrorOverride } from './auth-error-response';
 import { NODE_BUNDLE_CODEC } from './config-bundle-codec';
 import { AIGatewayValidationError, invalid } from './errors';
 import { GatewayModel } from './gateway-model';
@@ -68,6 +71,13 @@ export interface RouteAttachment {
  * Its value names the processor (`<service>.<namespace>`, hashed when longer than a label value may be).
  */
 const PROCESSOR_ROUTE_LABEL = 'ai-gateway-constructs.io/processor';
+/**
+ * The label of the HTTPRoutes whose traffic settings are the processor's defaults (see `_attachRoute`): the
+ * processor's one BackendTrafficPolicy of each route namespace selects them by it. Its value is that of
+ * `PROCESSOR_ROUTE_LABEL`. A route with settings of its own does not carry it and keeps a policy of its own: Envoy
+ * Gateway applies only the first route-level BackendTrafficPolicy to a route, never two merged.
+ */
+const TRAFFIC_POLICY_ROUTE_LABEL = 'ai-gateway-constructs.io/traffic-policy';
 /**
  * How long a processor pod keeps serving after SIGTERM (`--shutdown-delay-ms`): readiness fails at once, and the
  * pod takes new streams until the endpoint removal has reached every Envoy.
@@ -298,6 +308,11 @@ export interface ProcessorProps extends ProcessorOptions {
   /** Largest request body the processor accepts (the gateway's buffer limit). */
   readonly maxRequestBodyBytes: number;
   /**
+   * @internal Whether the gateway authenticates clients with JWT (its SecurityPolicy `jwt`): the shared traffic
+   * policies reshape Envoy's own 401s for the routes they select (see auth-error-response.ts).
+   */
+  readonly gatewayJwt?: boolean;
+  /**
    * @internal The routes and budgets the processor serves, which its owner's routes and budgets contribute to
    * (default: a model of its own, with no routes).
    */
@@ -382,24 +397,86 @@ export class Processor extends Construct {
    * carrying `labels` (`targetSelectors`), so Envoy gets one ext_proc filter and one processor cluster per namespace
    * rather than per route; one HTTPRouteFilter per route namespace, `notFoundFilter`, holds the 404 answer of their
    * catch-all rules (filters are referenced from their own namespace). For a namespace other than the processor's,
-   * also the ReferenceGrant that lets policies there use this processor's Service. Emits objects only: what a route
-   * serves reaches the processor through its model.
+   * also the ReferenceGrant that lets policies there use this processor's Service. With `defaultTraffic` (a route
+   * whose only route-level traffic setting is the default circuit breaker, `maxParallelRequestsPerProxy` per
+   * backend cluster), the labels also select the one BackendTrafficPolicy of the namespace holding that circuit
+   * breaker, and the route needs no policy of its own. Emits objects only: what a route serves reaches the processor
+   * through its model.
    * @internal
    */
-  _attachRoute(routeNamespace: string): RouteAttachment {
+  _attachRoute(routeNamespace: string, defaultTraffic = false): RouteAttachment {
     // Named after the namespace like the grants (the Pulumi front end names resources after construct ids), except in
     // the processor's own namespace, where the ids stay the same whatever the namespace's value.
     const own = routeNamespace === this.namespace;
-    const policyId = own ? 'ExtensionPolicy' : `ExtensionPolicy-${routeNamespace}`;
-    if (this.node.tryFindChild(policyId) === undefined) this.emitExtensionPolicy(policyId, routeNamespace);
+    const suffix = own ? '' : `-${routeNamespace}`;
+    if (this.node.tryFindChild(`ExtensionPolicy${suffix}`) === undefined)
+      this.emitExtensionPolicy(`ExtensionPolicy${suffix}`, routeNamespace);
     const notFoundFilter = derivedName(
       own ? [this.serviceName, 'not-found'] : [this.serviceName, this.namespace, 'not-found'],
     );
-    const filterId = own ? 'NotFound' : `NotFound-${routeNamespace}`;
-    if (this.node.tryFindChild(filterId) === undefined)
-      emitNotFoundFilter(this, filterId, notFoundFilter, routeNamespace);
+    if (this.node.tryFindChild(`NotFound${suffix}`) === undefined)
+      emitNotFoundFilter(this, `NotFound${suffix}`, notFoundFilter, routeNamespace);
     this.grantServiceTo(routeNamespace);
-    return { labels: { [PROCESSOR_ROUTE_LABEL]: this.routeLabelValue }, notFoundFilter };
+    const labels: Record<string, string> = { [PROCESSOR_ROUTE_LABEL]: this.routeLabelValue };
+    if (defaultTraffic) {
+      if (this.node.tryFindChild(`TrafficPolicy${suffix}`) === undefined)
+        this.emitTrafficPolicy(`TrafficPolicy${suffix}`, routeNamespace);
+      labels[TRAFFIC_POLICY_ROUTE_LABEL] = this.routeLabelValue;
+    }
+    return { labels, notFoundFilter };
+  }
+
+  /** The name of this processor's policies in `routeNamespace`. */
+  private policyName(routeNamespace: string): string {
+    return routeNamespace === this.namespace ? this.serviceName : derivedName([this.serviceName, this.namespace]);
+  }
+
+  /**
+   * The BackendTrafficPolicy of `routeNamespace` for the AIRoutes with the default traffic settings, selected by
+   * `TRAFFIC_POLICY_ROUTE_LABEL`: the circuit breaker of their backends' clusters. Envoy Gateway still makes one
+   * cluster per route rule, so the limit counts per route and backend as with a policy per route. It merges into the
+   * Gateway's policy like a route's own (what the AIGateway's budget policy or a user's Gateway-level policy sets
+   * still applies to the routes), and sets no timeout or retry: the drain time reads it all the same
+   * (`longestRequestMs`).
+   */
+  private emitTrafficPolicy(id: string, routeNamespace: string): void {
+    customResource<BackendTrafficPolicySpec>(
+      this,
+      id,
+      ENVOY_GATEWAY_API_VERSION,
+      'BackendTrafficPolicy',
+      { name: this.policyName(routeNamespace), namespace: routeNamespace, labels: this.labels },
+      () => ({
+        targetSelectors: [
+          {
+            group: GATEWAY_API_GROUP,
+            kind: 'HTTPRoute',
+            matchLabels: { [TRAFFIC_POLICY_ROUTE_LABEL]: this.routeLabelValue },
+          },
+        ],
+        mergeType: 'StrategicMerge',
+        circuitBreaker: {
+          maxConnections: this.maxParallelRequestsPerProxy,
+          maxPendingRequests: this.maxParallelRequestsPerProxy,
+          maxParallelRequests: this.maxParallelRequestsPerProxy,
+        },
+        ...this.authenticationErrors(routeNamespace),
+      }),
+    );
+  }
+
+  /**
+   * Envoy's own 401s reshaped into the clients' error schema (see auth-error-response.ts) on the routes of
+   * `routeNamespace` the shared policy selects, when they authenticate: the gateway's JWT, or consumers of the gateway
+   * or of a route there (a route without authentication never gets a plain-text 401 of Envoy's to replace).
+   */
+  private authenticationErrors(routeNamespace: string): { responseOverride?: ResponseOverrideSpec[] } {
+    const model = this._model;
+    const responseOverride = authenticationErrorOverride({
+      jwt: this.props.gatewayJwt === true,
+      apiKeys: model.routes.some((r) => r.namespace === routeNamespace && model.consumersOf(r.route.name).length > 0),
+    });
+    return responseOverride ? { responseOverride } : {};
   }
 
   /** The EnvoyExtensionPolicy of `routeNamespace`, selecting the HTTPRoutes there labelled with this processor. */
@@ -410,7 +487,7 @@ export class Processor extends Construct {
       ENVOY_GATEWAY_API_VERSION,
       'EnvoyExtensionPolicy',
       {
-        name: routeNamespace === this.namespace ? this.serviceName : derivedName([this.serviceName, this.namespace]),
+        name: this.policyName(routeNamespace),
         namespace: routeNamespace,
         labels: this.labels,
       },
@@ -854,8 +931,12 @@ export class Processor extends Construct {
 
   private deriveShutdown(): ProcessorShutdown {
     let longest: { route: string; ms: number } | undefined;
+    // The processor's own policies (those selecting routes by label), rendered once for all routes.
+    const shared = this.node.children
+      .filter((c): c is ApiObject => ApiObject.isApiObject(c) && c.kind === 'BackendTrafficPolicy')
+      .map((o) => ({ namespace: o.metadata.namespace, spec: trafficPolicySpec(o) }));
     for (const route of this._model.routes) {
-      const ms = longestRequestMs(route.scope, route.name, route.namespace);
+      const ms = longestRequestMs(route.scope, route.name, route.namespace, shared);
       if (longest === undefined || ms > longest.ms) longest = { route: `${route.namespace}/${route.name}`, ms };
     }
     const proxyDrain = this.props.proxyDrainTimeout;
@@ -922,13 +1003,6 @@ function derivedLabelValue(value: string): string {
 }
 
 /**
- * The longest a request through the HTTPRoute `routeName` may run, read from the objects emitted under `scope`
- * (the HTTPRoute and a BackendTrafficPolicy targeting it) the way Envoy Gateway translates them: the route timeout
- * is the rule's `timeouts.request`, else the policy's `timeout.http.requestTimeout`, else Envoy's 15 s default
- * (`internal/xds/translator/route.go` getEffectiveRequestTimeout); it covers every retry. Only a disabled route
- * timeout (`0s`) lets retries add up: then each try's timeout times the tries.
- */
-/**
  * A string produced at synth: cdk8s resolves the `Lazy` wherever the value is rendered, so it can stand where the
  * cdk8s-plus API expects a string (`Lazy.any` is typed `any`).
  */
@@ -939,6 +1013,13 @@ function lazyString(produce: () => string): string {
 /** The parts of a BackendTrafficPolicy spec the drain time reads (synthesized JSON, so every field is optional). */
 interface TrafficPolicySpecView {
   readonly targetRefs?: ReadonlyArray<{ kind?: string; name?: string }>;
+  readonly targetSelectors?: ReadonlyArray<{
+    readonly group?: string;
+    readonly kind?: string;
+    readonly namespaces?: unknown;
+    readonly matchLabels?: Readonly<Record<string, string>>;
+    readonly matchExpressions?: unknown;
+  }>;
   readonly timeout?: { readonly http?: { readonly requestTimeout?: unknown } };
   readonly retry?: {
     readonly numRetries?: unknown;
@@ -954,7 +1035,21 @@ interface RouteSpecView {
   }>;
 }
 
-function longestRequestMs(scope: IConstruct, routeName: string, routeNamespace: string): number {
+/**
+ * The longest a request through the HTTPRoute `routeName` may run, read from the objects emitted under `scope` (the
+ * HTTPRoute and a BackendTrafficPolicy targeting it) and from the processor's BackendTrafficPolicies selecting routes
+ * by label (`shared`, rendered) the way Envoy Gateway translates them: the route timeout is the rule's
+ * `timeouts.request`, else the policy's `timeout.http.requestTimeout`, else Envoy's 15 s default
+ * (`internal/xds/translator/route.go` getEffectiveRequestTimeout); it covers every retry. Only a disabled route
+ * timeout (`0s`) lets retries add up: then each try's timeout times the tries. The constructs give a route at most
+ * one route-level policy (Envoy Gateway applies only the first).
+ */
+function longestRequestMs(
+  scope: IConstruct,
+  routeName: string,
+  routeNamespace: string,
+  shared: ReadonlyArray<{ readonly namespace?: string; readonly spec?: TrafficPolicySpecView }>,
+): number {
   const objects = scope.node.findAll().filter((c): c is ApiObject => ApiObject.isApiObject(c));
   const route = objects.find(
     (o) => o.kind === 'HTTPRoute' && o.name === routeName && o.metadata.namespace === routeNamespace,
@@ -967,14 +1062,28 @@ function longestRequestMs(scope: IConstruct, routeName: string, routeNamespace: 
       'has no HTTPRoute beside it; the processor derives its drain time from the route timeouts',
     );
   }
-  const policy = objects
-    .filter((o) => o.kind === 'BackendTrafficPolicy')
-    .map((o) => (o.toJson() as { spec?: TrafficPolicySpecView }).spec)
-    .find((spec) => (spec?.targetRefs ?? []).some((t) => t.kind === 'HTTPRoute' && t.name === routeName));
+  const routeJson = route.toJson() as { metadata?: { labels?: Record<string, string> }; spec?: RouteSpecView };
+  const routeLabels = routeJson.metadata?.labels ?? {};
+  const policy = [
+    ...objects
+      .filter((o) => o.kind === 'BackendTrafficPolicy')
+      .map((o) => ({
+        namespace: o.metadata.namespace,
+        spec: trafficPolicySpec(o),
+      })),
+    ...shared,
+  ]
+    .filter((candidate) => candidate.namespace === routeNamespace)
+    .map((candidate) => candidate.spec)
+    .find(
+      (spec) =>
+        (spec?.targetRefs ?? []).some((t) => t.kind === 'HTTPRoute' && t.name === routeName) ||
+        (spec?.targetSelectors ?? []).some((selector) => selectsRoute(selector, routeLabels)),
+    );
   const policyTimeout = gatewayDurationMs(policy?.timeout?.http?.requestTimeout);
   const retry = policy?.retry;
   let longest = 0;
-  for (const rule of (route.toJson() as { spec?: RouteSpecView }).spec?.rules ?? []) {
+  for (const rule of routeJson.spec?.rules ?? []) {
     if (!Array.isArray(rule.backendRefs) || rule.backendRefs.length === 0) continue; // answered by Envoy itself
     const ruleTimeout = gatewayDurationMs(rule.timeouts?.request);
     const requestMs = ruleTimeout ?? policyTimeout ?? ENVOY_DEFAULT_ROUTE_TIMEOUT_MS;
@@ -997,4 +1106,23 @@ function longestRequestMs(scope: IConstruct, routeName: string, routeNamespace: 
     longest = Math.max(longest, perTryMs * (retries + 1) + backOffMs * retries);
   }
   return longest;
+}
+
+/** The spec of a BackendTrafficPolicy as rendered (escape hatches included). */
+function trafficPolicySpec(policy: ApiObject): TrafficPolicySpecView | undefined {
+  return (policy.toJson() as { spec?: TrafficPolicySpecView }).spec;
+}
+
+/**
+ * Whether a policy's `targetSelectors` entry selects an HTTPRoute of the policy's namespace with `labels`: the kinds
+ * of selector the processor emits (`matchLabels` only). One with `namespaces` or `matchExpressions` counts as not
+ * selecting, which errs towards reading no policy.
+ */
+function selectsRoute(
+  selector: NonNullable<TrafficPolicySpecView['targetSelectors']>[number],
+  labels: Readonly<Record<string, string>>,
+): boolean {
+  if ((selector.group ?? GATEWAY_API_GROUP) !== GATEWAY_API_GROUP || selector.kind !== 'HTTPRoute') return false;
+  if (selector.namespaces !== undefined || selector.matchExpressions !== undefined) return false;
+  return Object.entries(selector.matchLabels ?? {}).every(([key, value]) => labels[key] === value);
 }

@@ -176,11 +176,11 @@ describe('AIGateway', () => {
         'gw-processor-platform-not-found',
         'gw-processor-platform-not-found',
       ]);
-      expect(findAll(all, 'HTTPRoute').map((r: any) => r.metadata.labels)).toEqual([
-        { 'ai-gateway-constructs.io/processor': 'gw-processor.platform' },
-        { 'ai-gateway-constructs.io/processor': 'gw-processor.platform' },
-        { 'ai-gateway-constructs.io/processor': 'gw-processor.platform' },
-      ]);
+      const labels = {
+        'ai-gateway-constructs.io/processor': 'gw-processor.platform',
+        'ai-gateway-constructs.io/traffic-policy': 'gw-processor.platform',
+      };
+      expect(findAll(all, 'HTTPRoute').map((r: any) => r.metadata.labels)).toEqual([labels, labels, labels]);
       const selector = {
         group: 'gateway.networking.k8s.io',
         kind: 'HTTPRoute',
@@ -222,6 +222,75 @@ describe('AIGateway', () => {
           },
         ],
       ]);
+    },
+  );
+
+  it(
+    'gives the AIRoutes with default traffic settings one BackendTrafficPolicy per namespace, and a route with ' +
+      'settings of its own a policy of its own, never both',
+    () => {
+      const app = Testing.app();
+      const platform = new Chart(app, 'platform', { namespace: 'platform' });
+      const team = new Chart(app, 'team', { namespace: 'team' });
+      const gateway = new AIGateway(platform, 'Gateway', {
+        name: 'gw',
+        allowedRoutes: AllowedRoutes.fromNamespaces('platform', 'team'),
+        processor: { replicas: 3, streamsPerReplica: 1_000 },
+      });
+      const openai = ProviderBackend.openAI(platform, 'OpenAI', {
+        name: 'openai',
+        credentials: Credentials.apiKey({ secretName: 'openai', key: 'k' }),
+      });
+      const rules = (model: string) => [{ models: [ModelMatch.exact(model)], backends: [{ backend: openai }] }];
+      new AIRoute(platform, 'Local', { name: 'local', gateway, rules: rules('a') });
+      new AIRoute(team, 'Chat', { name: 'chat', gateway, rules: rules('b') });
+      new AIRoute(team, 'Other', { name: 'other', gateway, rules: rules('c') });
+      // The derived default given explicitly is the default: the route shares the policy.
+      new AIRoute(team, 'Same', { name: 'same', gateway, rules: rules('d'), maxParallelRequestsPerBackend: 3_000 });
+      new AIRoute(team, 'Limited', { name: 'limited', gateway, rules: rules('e'), maxParallelRequestsPerBackend: 8 });
+      new AIRoute(team, 'Retried', { name: 'retried', gateway, rules: rules('f'), retry: { attempts: 2 } });
+      const all = synthAll(app);
+      const policies = findAll(all, 'BackendTrafficPolicy') as any[];
+      expect(policies.map((p) => `${p.metadata.namespace}/${p.metadata.name}`)).toEqual([
+        'platform/gw-processor',
+        'team/gw-processor-platform',
+        'team/limited',
+        'team/retried',
+      ]);
+      expect(policies.map((p) => policyRoutes(all, p))).toEqual([
+        ['platform/local'],
+        ['team/chat', 'team/other', 'team/same'],
+        ['team/limited'],
+        ['team/retried'],
+      ]);
+      const breaker = { maxConnections: 3_000, maxPendingRequests: 3_000, maxParallelRequests: 3_000 };
+      expect(policies[1].spec).toEqual({
+        targetSelectors: [
+          {
+            group: 'gateway.networking.k8s.io',
+            kind: 'HTTPRoute',
+            matchLabels: { 'ai-gateway-constructs.io/traffic-policy': 'gw-processor.platform' },
+          },
+        ],
+        // Merged into the Gateway's policy like a route's own, so the gateway's budgets still apply.
+        mergeType: 'StrategicMerge',
+        circuitBreaker: breaker,
+      });
+      // The same policy in the processor's namespace.
+      expect(policies[0].spec).toEqual(policies[1].spec);
+      expect(policies[0].metadata.labels).toEqual(policies[1].metadata.labels);
+      expect(policies[3].spec).toMatchObject({
+        targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', name: 'retried' }],
+        mergeType: 'StrategicMerge',
+        circuitBreaker: breaker,
+      });
+      // Only the routes without a policy of their own carry the second label.
+      const routeLabels = Object.fromEntries(
+        findAll(all, 'HTTPRoute').map((r: any) => [r.metadata.name, r.metadata.labels]),
+      );
+      expect(routeLabels.limited).toEqual({ 'ai-gateway-constructs.io/processor': 'gw-processor.platform' });
+      expect(routeLabels.retried).toEqual(routeLabels.limited);
+      expect(routeLabels.same['ai-gateway-constructs.io/traffic-policy']).toBe('gw-processor.platform');
     },
   );
 

@@ -75,7 +75,7 @@ describe('Consumer', () => {
     expect(processorConfig.routes[0].requiredHeaders).toEqual([]);
     // Consumers without budgets need no budget policy.
     expect(gateway.hasBudgets).toBe(false);
-    expect(findAll(all, 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual(['chat']);
+    expect(findAll(all, 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual(['gw-processor']);
   });
 
   it("counts consumers' own budgets as the gateway's budgets", () => {
@@ -155,6 +155,9 @@ describe('Consumer', () => {
   describe("Envoy's own 401 in the clients' error schema", () => {
     const override = (all: ReturnType<typeof synthAll>, name: string) =>
       findOne(all, 'BackendTrafficPolicy', name).spec.responseOverride;
+    // The one policy of the namespace that the processor keeps for routes with the default traffic settings.
+    const shared = (all: ReturnType<typeof synthAll>) =>
+      findAll(all, 'BackendTrafficPolicy').filter((p) => p.spec.targetSelectors !== undefined);
 
     it("is added to every AIRoute's policy once the gateway has consumers, matching only Envoy's plain 401", () => {
       const { app, platform, gateway, openai } = setup();
@@ -184,12 +187,23 @@ describe('Consumer', () => {
           },
         },
       ];
-      expect(override(all, 'chat')).toEqual(expected);
-      expect(override(all, 'other')).toEqual(expected);
-      // Without JWT no 403 rule: the processor's own 403s are JSON anyway, and no other Envoy filter answers 403.
-      // The override rides on the routes' own policies (merged into any gateway policy): no gateway-level policy.
-      expect(findAll(all, 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual(['chat', 'other']);
+      // Both routes have the default traffic settings: the processor's shared policy of the namespace selects them
+      // and carries the override. Without JWT no 403 rule: the processor's own 403s are JSON anyway, and no other
+      // Envoy filter answers 403. No gateway-level policy: ordinary HTTPRoutes keep Envoy's plain 401.
+      expect(shared(all)).toHaveLength(1);
+      expect(shared(all)[0].spec.responseOverride).toEqual(expected);
+      expect(findAll(all, 'BackendTrafficPolicy')).toHaveLength(1);
+      // A route with settings of its own keeps its own policy, with the override.
+      const retrying = new AIRoute(platform, 'Retrying', {
+        name: 'retrying',
+        gateway,
+        pathPrefix: '/retrying/v1',
+        retry: { attempts: 2 },
+        rules: [{ models: [ModelMatch.exact('gpt-4o-mini')], backends: [{ backend: openai }] }],
+      });
+      expect(override(synthAll(app), 'retrying')).toEqual(expected);
       void other;
+      void retrying;
     });
 
     it('names the token with JWT, and both with JWT and consumers', () => {
@@ -207,20 +221,15 @@ describe('Consumer', () => {
           rules: [{ models: [ModelMatch.exact('gpt-4o')], backends: [{ backend: fixture.openai }] }],
         });
       route('Tokens', 'tokens');
-      const keyed = route('Keyed', 'keyed');
-      new Consumer(platform, 'App', { target: keyed, keys: [ApiKey.fromSecret('app-keys', ['app'])] });
-      const all = synthAll(app);
-      const body = (name: string) => JSON.parse(override(all, name)[0].response.body.inline);
-      expect(body('tokens').error).toEqual({
+      const body = () => JSON.parse(shared(synthAll(app))[0].spec.responseOverride[0].response.body.inline);
+      expect(body().error).toEqual({
         type: 'authentication_error',
         message: 'missing or invalid token',
         param: null,
         code: 'invalid_token',
       });
-      expect(body('keyed').error.message).toBe('missing or invalid API key or token');
-      expect(body('keyed').error.code).toBe('invalid_api_key');
       // With JWT, jwt_authn's own 403 (another audience) too.
-      expect(override(all, 'tokens')[1]).toEqual({
+      expect(shared(synthAll(app))[0].spec.responseOverride[1]).toEqual({
         match: {
           statusCodes: [{ type: 'Value', value: 403 }],
           responseHeaders: [{ name: 'content-type', value: { type: 'Prefix', value: 'text/plain' } }],
@@ -236,6 +245,11 @@ describe('Consumer', () => {
           },
         },
       });
+      // Once a route of the namespace takes keys too, the shared policy names both.
+      const keyed = route('Keyed', 'keyed');
+      new Consumer(platform, 'App', { target: keyed, keys: [ApiKey.fromSecret('app-keys', ['app'])] });
+      expect(body().error.message).toBe('missing or invalid API key or token');
+      expect(body().error.code).toBe('invalid_api_key');
     });
 
     it("covers a route consumer's own SecurityPolicy on a gateway that authenticates nobody else", () => {
@@ -248,11 +262,10 @@ describe('Consumer', () => {
       });
       new Consumer(platform, 'ChatOnly', { target: route, keys: [ApiKey.fromSecret('chat-keys', ['chat-1'])] });
       const all = synthAll(app);
-      expect(JSON.parse(override(all, 'chat')[0].response.body.inline).error.message).toBe(
+      // The namespace's shared policy carries it (a route without authentication never gets an Envoy 401 to replace).
+      expect(JSON.parse(shared(all)[0].spec.responseOverride[0].response.body.inline).error.message).toBe(
         'missing or invalid API key',
       );
-      // A route nobody authenticates on keeps its policy as it was.
-      expect(override(all, 'open')).toBeUndefined();
     });
   });
 
@@ -352,7 +365,8 @@ describeWithShared('crds/jsonschema', 'Consumer manifests', (jsonschemaDir) => {
     new Consumer(fixture.platform, 'All', { target: gateway, keys: [ApiKey.fromSecret('all-keys', ['all'])] });
     new Consumer(fixture.platform, 'Own', { target: route, keys: [ApiKey.fromSecret('own-keys', ['own'])] });
     const all = synthAll(fixture.app);
-    expect(findOne(all, 'BackendTrafficPolicy', 'chat').spec.responseOverride).toHaveLength(2);
+    const policies = findAll(all, 'BackendTrafficPolicy').filter((p) => p.spec.targetSelectors !== undefined);
+    expect(policies.map((p) => p.spec.responseOverride.length)).toEqual([2]);
     expect(manifestProblems(all, jsonschemaDir)).toEqual([]);
   });
 });

@@ -11,7 +11,7 @@ import {
   type AIRouteProps,
 } from '../lib';
 import { DEFAULT_STREAMS_PER_REPLICA } from '../lib/processor';
-import { findOne, synthAll } from './support/synth';
+import { findOne, routePolicy, synthAll } from './support/synth';
 
 /** An AIGateway with the given processor settings and one AIRoute on it (extra route props allowed). */
 function gatewayWithRoute(processor: AIGatewayProps['processor'], route: Partial<AIRouteProps> = {}) {
@@ -37,8 +37,8 @@ function gatewayWithRoute(processor: AIGatewayProps['processor'], route: Partial
 
 const processorBreaker = (all: ReturnType<typeof synthAll>) =>
   findOne(all, 'EnvoyExtensionPolicy').spec.extProc[0].backendSettings.circuitBreaker;
-const backendBreaker = (all: ReturnType<typeof synthAll>) =>
-  findOne(all, 'BackendTrafficPolicy', 'chat').spec.circuitBreaker;
+const backendBreaker = (all: ReturnType<typeof synthAll>, namespace = 'platform') =>
+  routePolicy(all, 'BackendTrafficPolicy', `${namespace}/chat`).spec.circuitBreaker;
 
 describe("Envoy's concurrency limits", () => {
   it('cap the requests each proxy sends the processor at replicas × streamsPerReplica', () => {
@@ -62,8 +62,11 @@ describe("Envoy's concurrency limits", () => {
       maxPendingRequests: 12_000,
       maxParallelRequests: 12_000,
     });
+    // The default comes from the processor's policy of the namespace; a limit of its own, from the route's policy.
+    expect(routePolicy(derived, 'BackendTrafficPolicy', 'platform/chat').metadata.name).toBe('gw-processor');
     const own = synthAll(gatewayWithRoute({}, { maxParallelRequestsPerBackend: 64 }).app);
     expect(backendBreaker(own)).toEqual({ maxConnections: 64, maxPendingRequests: 64, maxParallelRequests: 64 });
+    expect(routePolicy(own, 'BackendTrafficPolicy', 'platform/chat').metadata.name).toBe('chat');
     // The processor's own limit does not follow the route's.
     expect(processorBreaker(own).maxParallelRequests).toBe(20_000);
   });
@@ -84,7 +87,7 @@ describe("Envoy's concurrency limits", () => {
     const all = synthAll(app);
     expect(route.processor.maxParallelRequestsPerProxy).toBe(10_000);
     expect(processorBreaker(all).maxParallelRequests).toBe(10_000);
-    expect(backendBreaker(all).maxParallelRequests).toBe(10_000);
+    expect(backendBreaker(all, 'team').maxParallelRequests).toBe(10_000);
     // On a Gateway this app does not manage, the route policy merges into whatever the Gateway carries.
     expect(findOne(all, 'BackendTrafficPolicy', 'chat').spec.mergeType).toBe('StrategicMerge');
   });

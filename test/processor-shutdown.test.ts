@@ -1,4 +1,4 @@
-import { Chart, Duration, Testing } from 'cdk8s';
+import { ApiObject, Chart, Duration, JsonPatch, Testing } from 'cdk8s';
 import { Construct } from 'constructs';
 import {
   AIGateway,
@@ -120,6 +120,26 @@ describe('processor shutdown derived from the routes', () => {
     });
     expect(findOne(all, 'HTTPRoute', 'retried').spec.rules[0].timeouts).toEqual({ request: '120s' });
     expect(shutdownOf(all).drainMs).toBe('120000');
+  });
+
+  it("reads the processor's traffic policy of the namespace for the routes it selects, as its own policy", () => {
+    const fixture = gatewayFixture();
+    const route = routeWith(fixture, 'Open', 'o');
+    const objects = route.node.findAll().filter((c): c is ApiObject => ApiObject.isApiObject(c));
+    expect(objects.some((o) => o.kind === 'BackendTrafficPolicy')).toBe(false);
+    // An AIRoute's rules always carry a request timeout; without one (an escape hatch here), the shared policy holds
+    // only the circuit breaker, so the route has no bound.
+    objects
+      .find((o) => o.kind === 'HTTPRoute')!
+      .addJsonPatch(JsonPatch.replace('/spec/rules/0/timeouts/request', '0s'));
+    expect(() => fixture.gateway.processor.shutdown()).toThrow(
+      'team/Open: invalid requestTimeout "0s": route "team/open" has no request timeout',
+    );
+    // What that policy carries (here retries, through an escape hatch) counts for the routes it selects.
+    const shared = route.processor.node.findChild('TrafficPolicy-team') as ApiObject;
+    expect([shared.kind, shared.name]).toEqual(['BackendTrafficPolicy', 'gw-processor-platform']);
+    shared.addJsonPatch(JsonPatch.add('/spec/retry', { numRetries: 1, perRetry: { timeout: '30s' } }));
+    expect(fixture.gateway.processor.shutdown().longestRequest).toEqual({ route: 'team/open', ms: 60_000 });
   });
 
   it("gives a route on a Gateway not managed here its own processor with that route's drain", () => {

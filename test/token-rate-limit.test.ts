@@ -73,14 +73,13 @@ describe('TokenRateLimit', () => {
       });
       const all = synthAll(app);
       const policies = findAll(all, 'BackendTrafficPolicy');
-      // Budgets alone never put rate limits into a route's own policy: it holds the circuit breaker of its backends
-      // and merges into the gateway's, keeping the gateway's rules as they are.
-      expect(policies.map((p) => p.metadata.name)).toEqual(['gw-budgets', 'chat', 'later']);
-      for (const routePolicy of policies.slice(1)) {
-        expect(Object.keys((routePolicy as any).spec).sort()).toEqual(['circuitBreaker', 'mergeType', 'targetRefs']);
-      }
-      expect(policies[0].metadata.namespace).toBe('platform');
-      expect((policies[0] as any).spec).toEqual({
+      // Budgets alone never put rate limits into a route-level policy: the routes' policy (here the processor's one
+      // of the namespace) holds the circuit breaker of their backends and merges into the gateway's, keeping the
+      // gateway's rules as they are.
+      expect(policies.map((p) => p.metadata.name)).toEqual(['gw-processor-platform', 'gw-budgets']);
+      expect(Object.keys((policies[0] as any).spec).sort()).toEqual(['circuitBreaker', 'mergeType', 'targetSelectors']);
+      expect(policies[1].metadata.namespace).toBe('platform');
+      expect((policies[1] as any).spec).toEqual({
         targetRefs: [{ group: 'gateway.networking.k8s.io', kind: 'Gateway', name: 'gw' }],
         rateLimit: {
           type: 'Global',
@@ -644,9 +643,11 @@ describe('TokenRateLimit contributions to the gateway model', () => {
     const { app, team, gateway, anthropic } = withRoute();
     const before = gateway.processor.configJson();
     expect(gateway.hasBudgets).toBe(false);
-    const routePolicy = () => findOne(synthAll(app), 'BackendTrafficPolicy', 'chat').spec;
-    // Only the route's own policy (its backends' circuit breaker), merging into a gateway policy there is none of yet.
-    expect(findAll(synthAll(app), 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual(['chat']);
+    const routePolicy = () => findOne(synthAll(app), 'BackendTrafficPolicy', 'gw-processor-platform').spec;
+    // Only the routes' policy (their backends' circuit breaker), merging into a gateway policy there is none of yet.
+    expect(findAll(synthAll(app), 'BackendTrafficPolicy').map((p) => p.metadata.name)).toEqual([
+      'gw-processor-platform',
+    ]);
     expect(routePolicy().mergeType).toBe('StrategicMerge');
     const later = new AIRoute(team, 'Later', {
       name: 'later',

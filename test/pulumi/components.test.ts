@@ -373,8 +373,13 @@ describe('AIGateway', () => {
       maxParallelRequests: 3_000,
       maxPendingRequests: 3_000,
     });
-    expect(spec('BackendTrafficPolicy', 'ai/chat').circuitBreaker.maxParallelRequests).toBe(3_000);
+    // The route with the default limit shares the processor's policy of the namespace.
+    expect(spec('BackendTrafficPolicy', 'ai/edge-processor').circuitBreaker.maxParallelRequests).toBe(3_000);
     expect(spec('BackendTrafficPolicy', 'ai/small').circuitBreaker.maxParallelRequests).toBe(32);
+    // The shared policy belongs to the gateway's processor; a route with a limit of its own keeps its own policy.
+    const resourceName = (name: string) => objectNamed(objects, 'BackendTrafficPolicy', name).urn.split('::').pop();
+    expect(resourceName('ai/edge-processor')).toBe('edge:Processor/TrafficPolicy');
+    expect(resourceName('ai/small')).toBe('small:TrafficPolicy');
   });
 
   it('passes the user provider down to every object', async () => {

@@ -68,3 +68,13 @@ export function policyRoutes(manifests: readonly Manifest[], policy: Manifest & 
     )
     .map((route) => `${route.namespace}/${route.name}`);
 }
+
+/** The one policy of `kind` attached at route level (by name or label) to the HTTPRoute `<namespace>/<name>`. */
+export function routePolicy(manifests: readonly Manifest[], kind: string, route: string): any {
+  const attached = findAll(manifests, kind).filter((policy) => policyRoutes(manifests, policy).includes(route));
+  if (attached.length !== 1) {
+    const names = attached.map((p) => String(p.metadata.name)).join(', ');
+    throw new Error(`expected one ${kind} of ${route}, found ${attached.length}: ${names}`);
+  }
+  return attached[0];
+}
