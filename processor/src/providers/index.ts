@@ -17,6 +17,15 @@
  *   does an Anthropic client's `output_config.format` (on OpenAI-schema backends: a strict `response_format`
  *   `json_schema` named `output`); `function.strict` becomes strict tool use and back. `json_object` has no Claude
  *   form (JSON outputs follow a schema whose objects allow no other properties): 422.
+ * - Reasoning: an OpenAI client's `reasoning_effort` becomes Claude extended thinking (`thinking: {type: "enabled",
+ *   budget_tokens}`, budgets minimal 1024, low 2048, medium 8192, high 24576, xhigh 32768, max: all of max_tokens,
+ *   always capped at max_tokens - 1; `none` sends nothing) on the Anthropic API, Vertex Anthropic, Bedrock InvokeModel
+ *   and Converse (`additionalModelRequestFields.thinking`, Claude model ids), Nova 2's `reasoningConfig`
+ *   (`maxReasoningEffort` low/medium/high) on Converse, and Gemini's `thinkingConfig`. Claude thinking needs an
+ *   explicit max_completion_tokens above 1024 (400 otherwise); a Converse model of another family gets 422. Thinking
+ *   comes back as `reasoning_content` plus `reasoning_signature` (which the request side reads back into a thinking
+ *   block) on the message and on stream deltas; Gemini's thought tokens are the reasoning tokens in usage (Claude
+ *   reports none apart from output). A client's own `thinking` object still passes through (e.g. `adaptive`).
  * - Vertex embeddings take `input` as a string, one `{content, task_type, title}` instance, or an array of either.
  * - Provider errors keep the provider's status and become `{"type":"error","error":{type,code,message}}`
  *   for OpenAI clients (OpenAI's `error` object, readable by both SDKs) and Anthropic's error shape for
