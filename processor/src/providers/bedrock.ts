@@ -4,12 +4,7 @@
  * the usage chunk last, Anthropic clients get Messages SSE events.
  */
 import { EventStreamDecoder, EventStreamError } from '../eventstream';
-import {
-  TranslationError,
-  type TranslationContext,
-  type TranslatorFactory,
-  type UpstreamRequest,
-} from '../translate/types';
+import { type TranslationContext, type TranslatorFactory, type UpstreamRequest } from '../translate/types';
 import {
   ALL_OPENAI_ONLY_PARAMS,
   asArray,
@@ -921,19 +916,8 @@ class ConverseStreamToAnthropic {
   }
 }
 
+/** Anthropic Messages clients on Converse (their count_tokens goes to CountTokens: count-tokens.ts). */
 export const anthropicMessagesToBedrock: TranslatorFactory = (context) => {
-  if (context.operation === 'count_tokens') {
-    return {
-      request: () => {
-        throw new TranslationError(
-          422,
-          'count_tokens is not supported by the AWSBedrock backend',
-          'invalid_request_error',
-        );
-      },
-      response: () => new ConverseToAnthropicResponse(context),
-    };
-  }
   return {
     request(body): UpstreamRequest {
       const stream = body.stream === true;

@@ -26,6 +26,8 @@
  *   comes back as `reasoning_content` plus `reasoning_signature` (which the request side reads back into a thinking
  *   block) on the message and on stream deltas; Gemini's thought tokens are the reasoning tokens in usage (Claude
  *   reports none apart from output). A client's own `thinking` object still passes through (e.g. `adaptive`).
+ * - Anthropic clients' count_tokens reaches Bedrock's CountTokens (the Converse form) and Vertex Gemini's
+ *   countTokens, answered `{"input_tokens": N}` (see count-tokens.ts).
  * - Vertex embeddings take `input` as a string, one `{content, task_type, title}` instance, or an array of either.
  * - Provider errors keep the provider's status and become `{"type":"error","error":{type,code,message}}`
  *   for OpenAI clients (OpenAI's `error` object, readable by both SDKs) and Anthropic's error shape for
@@ -46,6 +48,7 @@ import { anthropicMessagesToBedrock, openAIChatToBedrock } from './bedrock';
 import { openAIChatToGeminiBackend, openAIEmbeddingsToVertexBackend } from './gemini';
 import { openAIToAzure } from './azure';
 import { anthropicMessagesToOpenAI } from './anthropic-to-openai';
+import { anthropicCountTokensToBedrockBackend, anthropicCountTokensToGeminiBackend } from './count-tokens';
 
 export const PROVIDER_TRANSLATORS: TranslatorTable = {
   OpenAI: {
@@ -76,6 +79,8 @@ export const PROVIDER_TRANSLATORS: TranslatorTable = {
     count_tokens: {
       Anthropic: anthropicMessagesPassthrough,
       GCPAnthropic: anthropicMessagesPassthrough,
+      AWSBedrock: anthropicCountTokensToBedrockBackend,
+      GCPVertexAI: anthropicCountTokensToGeminiBackend,
     },
   },
 };
