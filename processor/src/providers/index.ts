@@ -28,6 +28,8 @@
  *   reports none apart from output). A client's own `thinking` object still passes through (e.g. `adaptive`).
  * - Anthropic clients' count_tokens reaches Bedrock's CountTokens (the Converse form) and Vertex Gemini's
  *   countTokens, answered `{"input_tokens": N}` (see count-tokens.ts).
+ * - Bedrock embeddings (InvokeModel): Amazon Titan (one text per call; an array of more texts is a 400 pointing at
+ *   Cohere) and Cohere embed (batches of up to 96, `input_type` default `search_document`), see bedrock-embeddings.ts.
  * - Vertex embeddings take `input` as a string, one `{content, task_type, title}` instance, or an array of either.
  * - Provider errors keep the provider's status and become `{"type":"error","error":{type,code,message}}`
  *   for OpenAI clients (OpenAI's `error` object, readable by both SDKs) and Anthropic's error shape for
@@ -45,6 +47,7 @@
 import type { TranslatorTable } from '../translate/registry';
 import { anthropicMessagesPassthrough, openAIChatToAnthropicBackend } from './anthropic';
 import { anthropicMessagesToBedrock, openAIChatToBedrock } from './bedrock';
+import { openAIEmbeddingsToBedrockBackend } from './bedrock-embeddings';
 import { openAIChatToGeminiBackend, openAIEmbeddingsToVertexBackend } from './gemini';
 import { openAIToAzure } from './azure';
 import { anthropicMessagesToOpenAI } from './anthropic-to-openai';
@@ -62,6 +65,7 @@ export const PROVIDER_TRANSLATORS: TranslatorTable = {
     },
     completions: { AzureOpenAI: openAIToAzure },
     embeddings: {
+      AWSBedrock: openAIEmbeddingsToBedrockBackend,
       GCPVertexAI: openAIEmbeddingsToVertexBackend,
       AzureOpenAI: openAIToAzure,
     },
