@@ -4,12 +4,7 @@
  * the usage chunk last, Anthropic clients get Messages SSE events.
  */
 import { EventStreamDecoder, EventStreamError } from '../eventstream';
-import {
-  TranslationError,
-  type TranslationContext,
-  type TranslatorFactory,
-  type UpstreamRequest,
-} from '../translate/types';
+import { type TranslationContext, type TranslatorFactory, type UpstreamRequest } from '../translate/types';
 import {
   ALL_OPENAI_ONLY_PARAMS,
   asArray,
@@ -21,6 +16,7 @@ import {
   ChunkWriter,
   anthropicOutputFormat,
   claudeJsonSchemaFormat,
+  claudeThinking,
   ConvertingResponse,
   converseCachePoint,
   count,
@@ -36,6 +32,7 @@ import {
   parseArguments,
   parseDataUrl,
   parseJsonBuffer,
+  reasoningEffort,
   rejectIfSet,
   rejectUnsupportedParams,
   sseData,
@@ -73,7 +70,11 @@ function imageBlock(url: unknown, param: string): JsonObject {
 // ---------------------------------------------------------------------------------------------------
 // OpenAI chat -> Converse
 
-export function openAIChatToConverse(body: JsonObject): JsonObject {
+/**
+ * `openAIChatToConverse(body, model)`: `model` is the Bedrock model id sent upstream (the reasoning control depends
+ * on the model family); by default the body's `model`.
+ */
+export function openAIChatToConverse(body: JsonObject, model = asString(body.model) ?? ''): JsonObject {
   rejectUnsupportedParams(body, BACKEND, ALL_OPENAI_ONLY_PARAMS);
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw unsupported('n', BACKEND, 'only n=1 is possible');
   const jsonSchema = claudeJsonSchemaFormat(body, BACKEND);
@@ -97,9 +98,48 @@ export function openAIChatToConverse(body: JsonObject): JsonObject {
   if (system.length > 0) out.system = system;
   const toolConfig = convertTools(body.tools, body.tool_choice);
   if (toolConfig) out.toolConfig = toolConfig;
-  if (isObject(body.thinking)) out.additionalModelRequestFields = { thinking: body.thinking };
+  const additional = converseReasoning(body, model);
+  if (additional) out.additionalModelRequestFields = additional;
   if (jsonSchema) out.outputConfig = converseOutputConfig(jsonSchema);
   return out;
+}
+
+/** Nova 2's `reasoningConfig.maxReasoningEffort` for each OpenAI effort. */
+const NOVA_REASONING_EFFORT: Readonly<Record<string, string>> = Object.freeze({
+  minimal: 'low',
+  low: 'low',
+  medium: 'medium',
+  high: 'high',
+  xhigh: 'high',
+  max: 'high',
+});
+
+/**
+ * Converse's `additionalModelRequestFields` for reasoning, by model family: Claude (`anthropic.claude` ids, also
+ * behind a geo inference-profile prefix) takes Anthropic's `thinking` (see claudeThinking), Amazon Nova 2 takes
+ * `reasoningConfig {type: "enabled", maxReasoningEffort: low|medium|high}`. Any other model (or an ARN that names no
+ * family) has no known reasoning control: `reasoning_effort` is answered 422 (`thinking` still passes through).
+ */
+function converseReasoning(body: JsonObject, model: string): JsonObject | undefined {
+  const id = model.toLowerCase();
+  const effort = body.reasoning_effort;
+  if (effort === undefined || effort === null || id.includes('claude')) {
+    const thinking = claudeThinking(body);
+    return thinking ? { thinking } : undefined;
+  }
+  if (id.includes('amazon.nova')) {
+    const level = reasoningEffort(body, Object.keys(NOVA_REASONING_EFFORT));
+    if (body.thinking !== undefined && body.thinking !== null)
+      throw invalid('reasoning_effort and thinking cannot both be set', 'reasoning_effort');
+    return level === 'none' || level === undefined
+      ? undefined
+      : { reasoningConfig: { type: 'enabled', maxReasoningEffort: NOVA_REASONING_EFFORT[level] } };
+  }
+  throw unsupported(
+    'reasoning_effort',
+    BACKEND,
+    `model "${model.slice(0, 128)}" has no known reasoning control (Claude and Amazon Nova models do)`,
+  );
 }
 
 /** Converse structured outputs: `outputConfig.textFormat`, the schema as a JSON string. */
@@ -319,14 +359,17 @@ class ConverseToOpenAIResponse extends ConvertingResponse {
     const message = asObject(asObject(response.output)?.message);
     let content: string | undefined;
     let reasoning: string | undefined;
+    let signature: string | undefined;
     const toolCalls: JsonObject[] = [];
     for (const raw of asArray(message?.content)) {
       const block = asObject(raw);
       if (!block) continue;
       // Converse may split the answer into several text blocks: all of it is the message content, as in a stream.
       if (typeof block.text === 'string') content = (content ?? '') + block.text;
-      const reasoningText = asString(asObject(asObject(block.reasoningContent)?.reasoningText)?.text);
+      const reasoningBlock = asObject(asObject(block.reasoningContent)?.reasoningText);
+      const reasoningText = asString(reasoningBlock?.text);
       if (reasoningText !== undefined) reasoning = (reasoning ?? '') + reasoningText;
+      signature = asString(reasoningBlock?.signature) ?? signature;
       const toolUse = asObject(block.toolUse);
       if (toolUse) {
         toolCalls.push({
@@ -339,6 +382,8 @@ class ConverseToOpenAIResponse extends ConvertingResponse {
     const out: JsonObject = { role: 'assistant' };
     if (content !== undefined) out.content = content;
     if (reasoning !== undefined) out.reasoning_content = reasoning;
+    // Sent back with the reasoning on the next turn (Claude checks it), as the request side reads it.
+    if (reasoning !== undefined && signature) out.reasoning_signature = signature;
     if (toolCalls.length > 0) out.tool_calls = toolCalls;
     const usage = converseUsage(asObject(response.usage));
     this.usage = tokenUsage(usage);
@@ -475,6 +520,8 @@ export class ConverseStreamToOpenAI {
         const reasoning = asObject(delta.reasoningContent);
         if (reasoning && typeof reasoning.text === 'string')
           return this.chunk({ reasoning_content: reasoning.text, role: 'assistant' });
+        if (reasoning && typeof reasoning.signature === 'string' && reasoning.signature !== '')
+          return this.chunk({ reasoning_signature: reasoning.signature, role: 'assistant' });
         return '';
       }
       case 'messageStop':
@@ -519,7 +566,7 @@ export const openAIChatToBedrock: TranslatorFactory = (context) => {
       includeUsage = streamUsageAsked(context, body);
       return {
         path: conversePath(context.upstreamModel, context.stream),
-        body: openAIChatToConverse(body),
+        body: openAIChatToConverse(body, context.upstreamModel),
         setHeaders: {},
         removeHeaders: [],
       };
@@ -869,19 +916,8 @@ class ConverseStreamToAnthropic {
   }
 }
 
+/** Anthropic Messages clients on Converse (their count_tokens goes to CountTokens: count-tokens.ts). */
 export const anthropicMessagesToBedrock: TranslatorFactory = (context) => {
-  if (context.operation === 'count_tokens') {
-    return {
-      request: () => {
-        throw new TranslationError(
-          422,
-          'count_tokens is not supported by the AWSBedrock backend',
-          'invalid_request_error',
-        );
-      },
-      response: () => new ConverseToAnthropicResponse(context),
-    };
-  }
   return {
     request(body): UpstreamRequest {
       const stream = body.stream === true;

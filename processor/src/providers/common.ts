@@ -93,7 +93,6 @@ const NEUTRAL_VALUES = {
   frequency_penalty: [undefined, null, 0],
   audio: [undefined, null],
   prediction: [undefined, null],
-  reasoning_effort: [undefined, null],
   web_search_options: [undefined, null],
   functions: [undefined, null],
   function_call: [undefined, null],
@@ -156,6 +155,58 @@ export function anthropicOutputFormat(body: JsonObject): JsonSchemaFormat | unde
   if (format?.type !== 'json_schema' || !schema)
     throw invalid(`${param} must be {"type":"json_schema","schema":{...}}`, param);
   return { schema };
+}
+
+/**
+ * OpenAI `reasoning_effort` as a Claude extended-thinking budget (`thinking: {type: "enabled", budget_tokens}`).
+ * Anthropic requires 1024 <= budget_tokens < max_tokens, and the thinking comes out of max_tokens, so the budget is
+ * capped at max_tokens - 1 (`max` takes all of it). The scale follows the Gemini budgets (medium, high) above
+ * Anthropic's 1024 floor.
+ */
+export const CLAUDE_THINKING_BUDGET: Readonly<Record<string, number>> = Object.freeze({
+  minimal: 1024,
+  low: 2048,
+  medium: 8192,
+  high: 24576,
+  xhigh: 32768,
+  max: Number.MAX_SAFE_INTEGER,
+});
+
+/** Anthropic's smallest thinking budget. */
+export const CLAUDE_MIN_THINKING_BUDGET = 1024;
+
+/** The client's `reasoning_effort`, validated against `levels` (plus `none`); undefined when absent or null. */
+export function reasoningEffort(body: JsonObject, levels: readonly string[]): string | undefined {
+  const effort = body.reasoning_effort;
+  if (effort === undefined || effort === null) return undefined;
+  if (typeof effort !== 'string' || (effort !== 'none' && !levels.includes(effort)))
+    throw invalid(`reasoning_effort must be one of none, ${levels.join(', ')}`, 'reasoning_effort');
+  return effort;
+}
+
+/**
+ * The Claude `thinking` object for an OpenAI request: from `reasoning_effort` (see CLAUDE_THINKING_BUDGET; `none`
+ * sends nothing, thinking being off by default), else the client's own vendor `thinking` object, else undefined.
+ * Both at once is ambiguous: 400. Thinking needs an explicit max_completion_tokens (or max_tokens) above 1024,
+ * since the budget is part of it: 400 naming it otherwise. Claude does not report thinking tokens apart from output
+ * tokens, so reasoning tokens in usage stay 0 on these backends.
+ */
+export function claudeThinking(body: JsonObject): JsonObject | undefined {
+  const effort = reasoningEffort(body, Object.keys(CLAUDE_THINKING_BUDGET));
+  if (effort === undefined) return isObject(body.thinking) ? body.thinking : undefined;
+  if (body.thinking !== undefined && body.thinking !== null)
+    throw invalid('reasoning_effort and thinking cannot both be set', 'reasoning_effort');
+  if (effort === 'none') return undefined;
+  const maxTokens = maxOutputTokens(body, 0);
+  const param = body.max_completion_tokens !== undefined ? 'max_completion_tokens' : 'max_tokens';
+  if (maxTokens === undefined || maxTokens <= CLAUDE_MIN_THINKING_BUDGET) {
+    throw invalid(
+      `reasoning_effort on Claude needs ${param} above ${CLAUDE_MIN_THINKING_BUDGET}: ` +
+        'the thinking budget (at least 1024 tokens) is part of it',
+      param,
+    );
+  }
+  return { type: 'enabled', budget_tokens: Math.min(CLAUDE_THINKING_BUDGET[effort], maxTokens - 1) };
 }
 
 /** A function tool's `strict: true` (OpenAI) as Anthropic's and Bedrock's strict tool use. */

@@ -54,7 +54,7 @@ const UNSUPPORTED_PARAMS: readonly OpenAIOnlyParam[] = [
 
 const THINKING_BUDGET: Record<string, number> = { none: 0, minimal: 512, low: 1024, medium: 8192, high: 24576 };
 
-function modelPath(context: TranslationContext, method: string): string {
+export function modelPath(context: TranslationContext, method: string): string {
   const schema = context.backend.schema;
   if (schema.name !== 'GCPVertexAI')
     throw new TranslationError(500, `backend ${context.backend.name} is not a Vertex AI backend`, 'server_error');

@@ -17,6 +17,19 @@
  *   does an Anthropic client's `output_config.format` (on OpenAI-schema backends: a strict `response_format`
  *   `json_schema` named `output`); `function.strict` becomes strict tool use and back. `json_object` has no Claude
  *   form (JSON outputs follow a schema whose objects allow no other properties): 422.
+ * - Reasoning: an OpenAI client's `reasoning_effort` becomes Claude extended thinking (`thinking: {type: "enabled",
+ *   budget_tokens}`, budgets minimal 1024, low 2048, medium 8192, high 24576, xhigh 32768, max: all of max_tokens,
+ *   always capped at max_tokens - 1; `none` sends nothing) on the Anthropic API, Vertex Anthropic, Bedrock InvokeModel
+ *   and Converse (`additionalModelRequestFields.thinking`, Claude model ids), Nova 2's `reasoningConfig`
+ *   (`maxReasoningEffort` low/medium/high) on Converse, and Gemini's `thinkingConfig`. Claude thinking needs an
+ *   explicit max_completion_tokens above 1024 (400 otherwise); a Converse model of another family gets 422. Thinking
+ *   comes back as `reasoning_content` plus `reasoning_signature` (which the request side reads back into a thinking
+ *   block) on the message and on stream deltas; Gemini's thought tokens are the reasoning tokens in usage (Claude
+ *   reports none apart from output). A client's own `thinking` object still passes through (e.g. `adaptive`).
+ * - Anthropic clients' count_tokens reaches Bedrock's CountTokens (the Converse form) and Vertex Gemini's
+ *   countTokens, answered `{"input_tokens": N}` (see count-tokens.ts).
+ * - Bedrock embeddings (InvokeModel): Amazon Titan (one text per call; an array of more texts is a 400 pointing at
+ *   Cohere) and Cohere embed (batches of up to 96, `input_type` default `search_document`), see bedrock-embeddings.ts.
  * - Vertex embeddings take `input` as a string, one `{content, task_type, title}` instance, or an array of either.
  * - Provider errors keep the provider's status and become `{"type":"error","error":{type,code,message}}`
  *   for OpenAI clients (OpenAI's `error` object, readable by both SDKs) and Anthropic's error shape for
@@ -34,9 +47,11 @@
 import type { TranslatorTable } from '../translate/registry';
 import { anthropicMessagesPassthrough, openAIChatToAnthropicBackend } from './anthropic';
 import { anthropicMessagesToBedrock, openAIChatToBedrock } from './bedrock';
+import { openAIEmbeddingsToBedrockBackend } from './bedrock-embeddings';
 import { openAIChatToGeminiBackend, openAIEmbeddingsToVertexBackend } from './gemini';
 import { openAIToAzure } from './azure';
 import { anthropicMessagesToOpenAI } from './anthropic-to-openai';
+import { anthropicCountTokensToBedrockBackend, anthropicCountTokensToGeminiBackend } from './count-tokens';
 
 export const PROVIDER_TRANSLATORS: TranslatorTable = {
   OpenAI: {
@@ -50,6 +65,7 @@ export const PROVIDER_TRANSLATORS: TranslatorTable = {
     },
     completions: { AzureOpenAI: openAIToAzure },
     embeddings: {
+      AWSBedrock: openAIEmbeddingsToBedrockBackend,
       GCPVertexAI: openAIEmbeddingsToVertexBackend,
       AzureOpenAI: openAIToAzure,
     },
@@ -67,6 +83,8 @@ export const PROVIDER_TRANSLATORS: TranslatorTable = {
     count_tokens: {
       Anthropic: anthropicMessagesPassthrough,
       GCPAnthropic: anthropicMessagesPassthrough,
+      AWSBedrock: anthropicCountTokensToBedrockBackend,
+      GCPVertexAI: anthropicCountTokensToGeminiBackend,
     },
   },
 };

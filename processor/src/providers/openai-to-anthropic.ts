@@ -16,6 +16,7 @@ import {
   checkRange,
   ChunkWriter,
   claudeJsonSchemaFormat,
+  claudeThinking,
   ConvertingResponse,
   count,
   EMPTY,
@@ -74,7 +75,8 @@ export function openAIChatToAnthropic(body: JsonObject): JsonObject {
   if (toolChoice) out.tool_choice = toolChoice;
   const user = asString(body.user) ?? asString(body.safety_identifier);
   if (user) out.metadata = { user_id: user };
-  if (isObject(body.thinking)) out.thinking = body.thinking;
+  const thinking = claudeThinking(body);
+  if (thinking) out.thinking = thinking;
   const tier = asString(body.service_tier);
   if (tier === 'auto' || tier === 'standard_only') out.service_tier = tier;
   // JSON outputs (the Anthropic API, Vertex and Bedrock InvokeModel read the same field).
@@ -332,13 +334,16 @@ export function anthropicMessageToOpenAI(
 ): { body: JsonObject; usage: OpenAIUsageShape } {
   let text: string | undefined;
   let reasoning: string | undefined;
+  let signature: string | undefined;
   const toolCalls: JsonObject[] = [];
   for (const raw of asArray(message.content)) {
     const block = asObject(raw);
     if (!block) continue;
     if (block.type === 'text') text = (text ?? '') + (asString(block.text) ?? '');
-    else if (block.type === 'thinking') reasoning = (reasoning ?? '') + (asString(block.thinking) ?? '');
-    else if (block.type === 'redacted_thinking') continue;
+    else if (block.type === 'thinking') {
+      reasoning = (reasoning ?? '') + (asString(block.thinking) ?? '');
+      signature = asString(block.signature) ?? signature;
+    } else if (block.type === 'redacted_thinking') continue;
     else if (block.type === 'tool_use' || block.type === 'server_tool_use') {
       toolCalls.push({
         id: asString(block.id) ?? '',
@@ -350,6 +355,8 @@ export function anthropicMessageToOpenAI(
   const out: JsonObject = { role: 'assistant' };
   if (text !== undefined) out.content = text;
   if (reasoning !== undefined) out.reasoning_content = reasoning;
+  // Sent back with the reasoning on the next turn (Claude checks it), as the request side reads it.
+  if (reasoning !== undefined && signature) out.reasoning_signature = signature;
   if (toolCalls.length > 0) out.tool_calls = toolCalls;
   const usage = anthropicUsage(mergeAnthropicUsage(NO_COUNTS, asObject(message.usage)));
   return {
@@ -439,6 +446,10 @@ export class AnthropicEventsToOpenAIChunks {
             return this.text(asString(delta.text) ?? '');
           case 'thinking_delta':
             return this.chunk({ reasoning_content: asString(delta.thinking) ?? '' });
+          case 'signature_delta': {
+            const signature = asString(delta.signature);
+            return signature ? this.chunk({ reasoning_signature: signature }) : '';
+          }
           case 'input_json_delta': {
             const toolIndex = this.toolIndexByBlock.get(index) ?? Math.max(0, this.nextToolIndex - 1);
             return this.chunk({
@@ -448,7 +459,7 @@ export class AnthropicEventsToOpenAIChunks {
             });
           }
           default:
-            // signature_delta and citations have no OpenAI equivalent.
+            // citations have no OpenAI equivalent.
             return '';
         }
       }

@@ -96,6 +96,8 @@ export const RESPONSE_HEADERS_READ = [
   'content-encoding',
   'x-amzn-errortype',
   'x-amzn-requestid',
+  // Bedrock InvokeModel's token counts for bodies that carry none (Cohere embed).
+  'x-amzn-bedrock-input-token-count',
   // Envoy's rate-limit filter marks its own 429 with it (a budget ran out), see extproc/response-pipeline.ts.
   'x-envoy-ratelimited',
 ] as const;

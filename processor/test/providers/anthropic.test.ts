@@ -202,6 +202,7 @@ describe('Anthropic -> OpenAI responses', () => {
       role: 'assistant',
       content: 'ab',
       reasoning_content: 'ponder',
+      reasoning_signature: 's',
       tool_calls: [{ id: 'tu', type: 'function', function: { name: 'f', arguments: '{"q":"x"}' } }],
     });
     expect(out.choices[0].finish_reason).toBe('tool_calls');
@@ -500,5 +501,60 @@ describe('Anthropic Messages clients on an OpenAI backend', () => {
     expect(() => anthropicMessagesToOpenAI(ctx).request({ model: 'c', max_tokens: 1, top_k: 5, messages: [] })).toThrow(
       /parameter "top_k" is not supported/,
     );
+  });
+});
+
+describe('OpenAI reasoning_effort -> Claude thinking', () => {
+  const base = { model: 'c', messages: [{ role: 'user', content: 'hi' }] };
+  const thinkingOf = (extra: Record<string, unknown>) => openAIChatToAnthropic({ ...base, ...extra }).thinking;
+  const errorOf = (extra: Record<string, unknown>): TranslationError => {
+    try {
+      openAIChatToAnthropic({ ...base, ...extra });
+    } catch (e) {
+      return e as TranslationError;
+    }
+    throw new Error('no error');
+  };
+
+  it.each([
+    ['minimal', 1024],
+    ['low', 2048],
+    ['medium', 8192],
+    ['high', 24576],
+    ['xhigh', 32768],
+    ['max', 63999],
+  ])('%s is a budget of %i tokens (below max_tokens)', (effort, budget) => {
+    expect(thinkingOf({ reasoning_effort: effort, max_completion_tokens: 64000 })).toEqual({
+      type: 'enabled',
+      budget_tokens: budget,
+    });
+  });
+
+  it('caps the budget below max_tokens, leaves thinking off for none, passes a vendor thinking object', () => {
+    expect(thinkingOf({ reasoning_effort: 'high', max_tokens: 2000 })).toEqual({
+      type: 'enabled',
+      budget_tokens: 1999,
+    });
+    expect(thinkingOf({ reasoning_effort: 'none', max_tokens: 100 })).toBeUndefined();
+    expect(thinkingOf({ reasoning_effort: null, max_tokens: 100 })).toBeUndefined();
+    const vendor = { type: 'adaptive' };
+    expect(thinkingOf({ thinking: vendor, max_tokens: 100 })).toBe(vendor);
+  });
+
+  it.each([
+    [{ reasoning_effort: 'medium' }, 'max_tokens'],
+    [{ reasoning_effort: 'medium', max_completion_tokens: 1024 }, 'max_completion_tokens'],
+    [{ reasoning_effort: 'extreme', max_tokens: 4096 }, 'reasoning_effort'],
+    [{ reasoning_effort: 3, max_tokens: 4096 }, 'reasoning_effort'],
+    [
+      { reasoning_effort: 'low', thinking: { type: 'enabled', budget_tokens: 2000 }, max_tokens: 4096 },
+      'reasoning_effort',
+    ],
+  ])('%j is a 400 naming %s', (extra, param) => {
+    const error = errorOf(extra);
+    expect(error).toBeInstanceOf(TranslationError);
+    expect(error.status).toBe(400);
+    expect(error.param).toBe(param);
+    expect(error.message).toContain(param);
   });
 });

@@ -254,6 +254,7 @@ describe('Converse -> OpenAI', () => {
         role: 'assistant',
         content: 'answer',
         reasoning_content: 'think',
+        reasoning_signature: 'sig',
         tool_calls: [{ id: 'tu1', type: 'function', function: { name: 'f', arguments: '{"a":1}' } }],
       },
     });

@@ -183,14 +183,22 @@ describe('client-chosen model names in upstream paths', () => {
     ][]) {
       for (const [schema, factory] of Object.entries(bySchema)) {
         it(`${api} ${operation} -> ${schema}: the model stays inside one path segment`, () => {
-          const reference = factory(context(api, operation, BACKENDS[schema])).request(body()).path;
+          // Bedrock embeddings pick the request shape by model family: the names carry a Cohere embed prefix.
+          const named = (model: string) =>
+            operation === 'embeddings' && schema === 'AWSBedrock' ? `cohere.embed-${model}` : model;
+          const base = context(api, operation, BACKENDS[schema]);
+          const reference = factory({
+            ...base,
+            requestModel: named(base.requestModel),
+            upstreamModel: named('m'),
+          }).request(body()).path;
           for (const model of hostile) {
             let path: string;
             try {
               path = factory({
-                ...context(api, operation, BACKENDS[schema]),
-                requestModel: model,
-                upstreamModel: model,
+                ...base,
+                requestModel: named(model),
+                upstreamModel: named(model),
               }).request(body()).path;
             } catch (error) {
               expect(error).toBeInstanceOf(TranslationError);
