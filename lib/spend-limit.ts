@@ -15,9 +15,9 @@ export interface SpendLimitProps extends BudgetOptions {
  * limit, as for a TokenRateLimit. Envoy charges one request at most 1,000,000,000 units (a larger charge is dropped),
  * so the limit is counted in the finest power-of-ten unit of money in which it is at most that many units
  * (micro-dollars up to $1,000, tens of micro-dollars up to $10,000, ...), rounded down to a whole unit, and a request
- * that costs the whole budget or more is still charged in full; a limit above $1,000,000,000 is an error. Every model the budget covers
- * must have a price: an exact model name without one is an error at synth, and requests for other unpriced models
- * (matched by a prefix or regex) are answered 400 before they reach the provider.
+ * that costs the whole budget or more is still charged in full; a limit above $1,000,000,000 is an error. Every
+ * model the budget covers must have a price: an exact model name without one is an error at synth, and requests for
+ * other unpriced models (matched by a prefix or regex) are answered 400 before they reach the provider.
  */
 export class SpendLimit extends Construct {
   /** The metadata key of the money cost the budget charges, e.g. `llm_cost_picousd_1e6` (micro-dollars). */

@@ -157,7 +157,7 @@ describe('Consumer', () => {
       findOne(all, 'BackendTrafficPolicy', name).spec.responseOverride;
     // The one policy of the namespace that the processor keeps for routes with the default traffic settings.
     const shared = (all: ReturnType<typeof synthAll>) =>
-      findAll(all, 'BackendTrafficPolicy').filter((p) => p.spec.targetSelectors !== undefined);
+      (findAll(all, 'BackendTrafficPolicy') as any[]).filter((p) => p.spec.targetSelectors !== undefined);
 
     it("is added to every AIRoute's policy once the gateway has consumers, matching only Envoy's plain 401", () => {
       const { app, platform, gateway, openai } = setup();
@@ -365,7 +365,9 @@ describeWithShared('crds/jsonschema', 'Consumer manifests', (jsonschemaDir) => {
     new Consumer(fixture.platform, 'All', { target: gateway, keys: [ApiKey.fromSecret('all-keys', ['all'])] });
     new Consumer(fixture.platform, 'Own', { target: route, keys: [ApiKey.fromSecret('own-keys', ['own'])] });
     const all = synthAll(fixture.app);
-    const policies = findAll(all, 'BackendTrafficPolicy').filter((p) => p.spec.targetSelectors !== undefined);
+    const policies = (findAll(all, 'BackendTrafficPolicy') as any[]).filter(
+      (p) => p.spec.targetSelectors !== undefined,
+    );
     expect(policies.map((p) => p.spec.responseOverride.length)).toEqual([2]);
     expect(manifestProblems(all, jsonschemaDir)).toEqual([]);
   });
