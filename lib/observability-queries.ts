@@ -2,8 +2,8 @@
  * What the gateway's dashboard and alerts query, as data: the metrics (the processor's, Envoy's, kube-state-metrics'
  * and Prometheus' own), the dashboard panels built from them, and the recording and alerting rules. The Observability
  * construct renders these into a Grafana dashboard and a PrometheusRule; tests parse every expression and check each
- * metric name against the processor's scrape and Envoy's documented statistics.
- * @internal
+ * metric name against the processor's scrape and Envoy's documented statistics. Not exported from the package's entry
+ * points.
  */
 
 /** The label the PodMonitors add to every series they scrape: `<namespace>/<name>` of the gateway. */

@@ -150,7 +150,11 @@ function upstreamRequests(
         subpath: SUBPATHS[operation],
         query: '',
         requestModel: 'm-1',
-        upstreamModel: 'us.anthropic.claude-sonnet-4-20250514-v1:0',
+        // Bedrock embeds with embedding models only (Titan, Cohere embed).
+        upstreamModel:
+          operation === 'embeddings' && backend.schema.name === 'AWSBedrock'
+            ? 'cohere.embed-english-v3'
+            : 'us.anthropic.claude-sonnet-4-20250514-v1:0',
         backend,
         stream,
         forceStreamUsage: true,

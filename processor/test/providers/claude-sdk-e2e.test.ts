@@ -55,8 +55,9 @@ const EXPECTED_METADATA = {
   llm_cached_input_token: 2048,
   cached_budget: 2048,
   input_budget: 3560,
-  // 12 * $3 + 2,048 * $0.30 + 500 * $3.75 + 1,000 * $6 + 9 * $15 per million tokens, in pico-dollars.
-  spend_pico: 8_660_400_000,
+  // 12 * $3 + 2,048 * $0.30 + 500 * $3.75 + 1,000 * $6 + 9 * $15 per million tokens (8,660,400,000 pico-dollars), in
+  // nano-dollars: a cost is written as at most 1e9 units, the most Envoy charges one request.
+  spend_nano: 8_660_400,
 };
 
 function frame(eventType: string, payload: unknown): Buffer {
@@ -185,7 +186,7 @@ describe('Claude prompt caching and structured outputs through the data plane wi
       costs: [
         { metadataKey: 'cached_budget', type: 'CachedInputToken' },
         { metadataKey: 'input_budget', type: 'InputToken' },
-        { metadataKey: 'spend_pico', type: 'Price', picoUsdPerUnit: 1 },
+        { metadataKey: 'spend_nano', type: 'Price', picoUsdPerUnit: 1_000 },
       ],
       prices: [
         { model: 'claude-sonnet', ...SONNET_PRICE },
