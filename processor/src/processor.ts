@@ -6,6 +6,7 @@ import type { ExtProcHandler, ExtProcStream } from './grpc/server';
 import type { Logger } from './log';
 import { Metrics } from './metrics';
 import { CircuitBreakers } from './routing/breaker';
+import type { RequestTracer } from './tracing';
 
 /** The ext_proc handler: holds the current config snapshot and the state that outlives a request. */
 export class Processor implements ExtProcHandler, ProcessorContext {
@@ -18,6 +19,8 @@ export class Processor implements ExtProcHandler, ProcessorContext {
     readonly metrics: Metrics,
     readonly logger: Logger,
     breakers: CircuitBreakers = new CircuitBreakers(),
+    /** Request tracing; undefined: off. */
+    readonly tracer: RequestTracer | undefined = undefined,
   ) {
     this.current = initial;
     this.breakers = breakers;
