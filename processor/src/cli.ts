@@ -22,7 +22,7 @@ type FlagKey =
   | 'otlpEndpoint'
   | 'otlpServiceName'
   | 'traceSamplingRatio'
-  | 'traceContentMaxBytes';
+  | 'traceContentBytes';
 
 interface FlagSpec {
   flag: string;
@@ -50,9 +50,9 @@ const FLAGS: FlagSpec[] = [
   { flag: '--otlp-service-name', env: 'AI_GATEWAY_OTLP_SERVICE_NAME', key: 'otlpServiceName' },
   { flag: '--trace-sampling-ratio', env: 'AI_GATEWAY_TRACE_SAMPLING_RATIO', key: 'traceSamplingRatio' },
   {
-    flag: '--trace-content-max-bytes',
-    env: 'AI_GATEWAY_TRACE_CONTENT_MAX_BYTES',
-    key: 'traceContentMaxBytes',
+    flag: '--trace-content-bytes',
+    env: 'AI_GATEWAY_TRACE_CONTENT_BYTES',
+    key: 'traceContentBytes',
     numeric: true,
   },
 ];
@@ -87,9 +87,9 @@ Tracing (off unless --otlp-endpoint is set):
   --trace-sampling-ratio <r>
                            share of new traces sampled, 0..1; a traceparent's sampled flag decides for its trace
                                                               (AI_GATEWAY_TRACE_SAMPLING_RATIO, default 1)
-  --trace-content-max-bytes <n>
+  --trace-content-bytes <n>
                            record prompts and completions, cut at n bytes each (at most 65536)
-                                                              (AI_GATEWAY_TRACE_CONTENT_MAX_BYTES, default 0: never)
+                                                              (AI_GATEWAY_TRACE_CONTENT_BYTES, default 0: never)
 `;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -146,13 +146,13 @@ export function parseCli(
     shutdownDelayMs: number('shutdownDelayMs', 0, 'zero allowed'),
     streamIdleTimeoutMs: number('streamIdleTimeoutMs', 300000, 'zero allowed'),
     pollIntervalMs: number('pollIntervalMs', 2000),
-    tracing: tracingOptions(values, number('traceContentMaxBytes', 0, 'zero allowed')),
+    tracing: tracingOptions(values, number('traceContentBytes', 0, 'zero allowed')),
   };
 }
 
 function tracingOptions(values: Record<string, string>, contentMaxBytes: number): TracingOptions | undefined {
   const endpoint = values.otlpEndpoint;
-  const others = ['otlpServiceName', 'traceSamplingRatio', 'traceContentMaxBytes'].filter((k) => k in values);
+  const others = ['otlpServiceName', 'traceSamplingRatio', 'traceContentBytes'].filter((k) => k in values);
   if (endpoint === undefined) {
     if (others.length > 0) {
       const spec = FLAGS.find((f) => f.key === others[0])!;
@@ -177,8 +177,8 @@ function tracingOptions(values: Record<string, string>, contentMaxBytes: number)
     throw new CliError(`--trace-sampling-ratio must be a number from 0 to 1, got ${JSON.stringify(rawRatio)}`);
   }
   if (contentMaxBytes > MAX_TRACE_CONTENT_BYTES) {
-    const got = JSON.stringify(values.traceContentMaxBytes);
-    throw new CliError(`--trace-content-max-bytes must be at most ${MAX_TRACE_CONTENT_BYTES}, got ${got}`);
+    const got = JSON.stringify(values.traceContentBytes);
+    throw new CliError(`--trace-content-bytes must be at most ${MAX_TRACE_CONTENT_BYTES}, got ${got}`);
   }
   const serviceName = values.otlpServiceName ?? DEFAULT_OTLP_SERVICE_NAME;
   return { endpoint: url.toString(), serviceName, samplingRatio: ratio, contentMaxBytes };

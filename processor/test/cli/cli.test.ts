@@ -29,7 +29,7 @@ describe('parseCli', () => {
       AI_GATEWAY_OTLP_ENDPOINT: 'https://collector.example.com/custom/traces',
       AI_GATEWAY_OTLP_SERVICE_NAME: 'gw-eu',
       AI_GATEWAY_TRACE_SAMPLING_RATIO: '0.25',
-      AI_GATEWAY_TRACE_CONTENT_MAX_BYTES: '2048',
+      AI_GATEWAY_TRACE_CONTENT_BYTES: '2048',
     };
     expect(parseCli([], env)).toMatchObject({
       tracing: {
@@ -109,8 +109,8 @@ describe('parseCli', () => {
     [['--otlp-endpoint', 'http://c:4318', '--trace-sampling-ratio', '1.5'], /--trace-sampling-ratio must be a number/],
     [['--otlp-endpoint', 'http://c:4318', '--trace-sampling-ratio', '-0.1'], /--trace-sampling-ratio must be/],
     [['--otlp-endpoint', 'http://c:4318', '--trace-sampling-ratio', 'half'], /--trace-sampling-ratio must be/],
-    [['--otlp-endpoint', 'http://c:4318', '--trace-content-max-bytes', '70000'], /must be at most 65536/],
-    [['--otlp-endpoint', 'http://c:4318', '--trace-content-max-bytes', '-1'], /must be a non-negative integer/],
+    [['--otlp-endpoint', 'http://c:4318', '--trace-content-bytes', '70000'], /must be at most 65536/],
+    [['--otlp-endpoint', 'http://c:4318', '--trace-content-bytes', '-1'], /must be a non-negative integer/],
   ])('rejects %j', (argv, message) => {
     expect(() => parseCli(argv, {})).toThrow(CliError);
     expect(() => parseCli(argv, {})).toThrow(message);

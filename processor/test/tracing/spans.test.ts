@@ -221,7 +221,7 @@ describe('request tracing', () => {
   });
 
   it('records prompt and completion only when asked, cut at the limit', async () => {
-    const p = await start(['--trace-content-max-bytes', '24']);
+    const p = await start(['--trace-content-bytes', '24']);
     const body = { model: 'gpt-4o', messages: [{ role: 'user', content: 'a prompt longer than the limit' }] };
     await ask(p, body, chatAnswer);
     const [span] = await spansAfterDrain(1);
