@@ -9,7 +9,7 @@
  * Tracing: a third server, ours with `--otlp-endpoint` (every request sampled, spans exported to a sink in this
  * process that answers 200), runs the passthrough and SSE scenarios in the same alternating rounds, so tracing on is
  * compared with tracing off (the default) and the null processor under the same conditions. BENCH_NO_TRACING=1 skips
- * it.
+ * it; BENCH_TRACE_RATIO=<r> samples that share of the requests instead of all (the client sends no traceparent).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -270,7 +270,11 @@ async function main(): Promise<void> {
   const sink = await startSpanSink();
   const tracedArgs = async () => {
     const { args, address } = await processorArgs(work);
-    return { args: [...args, '--otlp-endpoint', sink.url, '--otlp-service-name', 'bench'], address };
+    const ratio = process.env.BENCH_TRACE_RATIO ?? '1';
+    return {
+      args: [...args, '--otlp-endpoint', sink.url, '--otlp-service-name', 'bench', '--trace-sampling-ratio', ratio],
+      address,
+    };
   };
 
   const rows: Row[] = [];
@@ -448,14 +452,17 @@ async function main(): Promise<void> {
   for (const s of loadScenarios) console.log(`  ${s.name.padEnd(20)} ${ratio(s.name).cpu.toFixed(2)}x`);
   const tracedMeasured = tracedScenarios.filter((s) => loadScenarios.includes(s));
   if (tracedMeasured.length > 0) {
-    console.log('tracing on (every request sampled, exported over OTLP/HTTP) / tracing off, CPU per request:');
+    console.log(
+      `tracing on (sampling ratio ${process.env.BENCH_TRACE_RATIO ?? '1'}, exported over OTLP/HTTP) / tracing off, ` +
+        'CPU per request:',
+    );
     for (const s of tracedMeasured) {
       const r = ratio(s.name, 'traced', 'ours');
       const added = r.ours.cpuPerRequestUs - r.base.cpuPerRequestUs;
       console.log(`  ${s.name.padEnd(20)} ${r.cpu.toFixed(3)}x (${added >= 0 ? '+' : ''}${added.toFixed(1)} µs)`);
     }
     console.log(
-      `  spans: ${tracedRequests} traced requests (warm-up excluded), ${spanExports} OTLP exports, ` +
+      `  spans: ${tracedRequests} requests to the traced server (warm-up excluded), ${spanExports} OTLP exports, ` +
         `${(spanBytes / 1024 / 1024).toFixed(1)} MiB received by the sink`,
     );
   }

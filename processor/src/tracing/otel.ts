@@ -139,11 +139,12 @@ class OtelRequestSpan implements RequestSpan {
       [ATTR_GEN_AI_OPERATION_NAME]: genAiOperationName(route.operation),
       [ATTR_GEN_AI_PROVIDER_NAME]: genAiProviderName(route.backendSchema),
       [ATTR_GEN_AI_REQUEST_MODEL]: route.requestModel,
-      [ATTR_GEN_AI_REQUEST_STREAM]: route.stream,
       [ATTR_ROUTE]: route.route,
       [ATTR_BACKEND]: route.backend,
-      [ATTR_MODEL_RULE]: route.modelRule,
     };
+    // Every attribute costs CPU per request (kept, serialized, exported): those repeating another are left out.
+    if (route.stream) attributes[ATTR_GEN_AI_REQUEST_STREAM] = true;
+    if (route.modelRule !== route.requestModel) attributes[ATTR_MODEL_RULE] = route.modelRule;
     if (route.upstreamModel !== route.requestModel) attributes[ATTR_UPSTREAM_MODEL] = route.upstreamModel;
     if (route.consumer !== undefined) attributes[ATTR_CONSUMER] = route.consumer;
     span.setAttributes(attributes);

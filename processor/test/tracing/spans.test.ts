@@ -158,7 +158,6 @@ describe('request tracing', () => {
       'gen_ai.operation.name': 'chat',
       'gen_ai.provider.name': 'openai',
       'gen_ai.request.model': 'gpt-4o',
-      'gen_ai.request.stream': false,
       'gen_ai.response.model': 'gpt-4o-2024-08-06',
       'gen_ai.response.finish_reasons': ['stop'],
       'gen_ai.usage.input_tokens': 12,
