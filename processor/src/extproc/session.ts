@@ -15,7 +15,7 @@ import { gatewayError, type GatewayError } from '../errors';
 import { encodeProcessingResponse } from '../grpc/encode';
 import type { HttpBody, HttpHeaders, OutgoingResponse, ProcessingRequest } from '../grpc/messages';
 import { exactModels } from '../routing/router';
-import type { ExtProcStream } from '../grpc/server';
+import type { ExtProcStream, StreamMetadata } from '../grpc/server';
 import type { ClientApi } from '../translate/types';
 import { CONTINUE, continueWith, errorReply, JSON_CONTENT_TYPE } from './answers';
 import type { ProcessorContext } from './context';
@@ -74,6 +74,8 @@ export class ExchangeSession implements ExtProcStream {
     private readonly context: ProcessorContext,
     private readonly send: (response: OutgoingResponse) => void,
     private readonly fail: (error: Error) => void = () => undefined,
+    /** The stream's gRPC metadata: Envoy's trace context when its tracing is on. */
+    private readonly metadata?: StreamMetadata,
   ) {
     this.runtime = context.runtime();
     context.streamOpened();
@@ -182,7 +184,7 @@ export class ExchangeSession implements ExtProcStream {
   private onRequestHeaders(message: HttpHeaders): OutgoingResponse {
     if (this.phase.kind !== 'awaitingRequest') return CONTINUE.requestHeaders;
     const tracer = this.context.tracer;
-    if (tracer !== undefined) this.span = startSpan(tracer, message);
+    if (tracer !== undefined) this.span = startSpan(tracer, this.metadata, message);
     const decision = decideOnHeaders(this.runtime, message);
     this.api = decision.kind === 'reject' ? decision.api : decision.match.api;
     switch (decision.kind) {
@@ -347,10 +349,21 @@ export class ExchangeSession implements ExtProcStream {
   }
 }
 
-/** The span of a request whose headers just arrived, continuing the trace Envoy forwards (W3C trace context). */
-function startSpan(tracer: RequestTracer, message: HttpHeaders): RequestSpan {
+/**
+ * The span of a request whose headers just arrived, continuing the W3C trace context Envoy gives: with its tracing on,
+ * in the stream's gRPC metadata (the parent is Envoy's span for the ext_proc call, in the trace of the request);
+ * otherwise the request's own `traceparent` header, when the client sent one.
+ */
+function startSpan(tracer: RequestTracer, metadata: StreamMetadata | undefined, message: HttpHeaders): RequestSpan {
+  const fromEnvoy = metadata === undefined ? undefined : firstString(metadata.get('traceparent'));
+  if (fromEnvoy !== undefined) return tracer.start(fromEnvoy, firstString(metadata!.get('tracestate')));
   const headers = new HeaderList(message.headers);
   return tracer.start(headers.get('traceparent'), headers.get('tracestate'));
+}
+
+function firstString(values: Array<string | Buffer>): string | undefined {
+  const value = values[0];
+  return typeof value === 'string' ? value : undefined;
 }
 
 class DeadlineExceeded extends Error {

@@ -77,7 +77,7 @@ describe('request tracing', () => {
   let dir: string;
   let configFile: string;
   let receiver: OtlpReceiver;
-  let processor: (Running & { client: EnvoyClient }) | undefined;
+  let processor: (Running & { client: EnvoyClient; listen: string }) | undefined;
 
   beforeAll(() => {
     dir = copyDist('aigw-tracing-');
@@ -95,7 +95,7 @@ describe('request tracing', () => {
     await receiver.close();
   });
 
-  async function start(extra: string[] = []): Promise<Running & { client: EnvoyClient }> {
+  async function start(extra: string[] = []): Promise<Running & { client: EnvoyClient; listen: string }> {
     const listen = `127.0.0.1:${await freePort()}`;
     const running = run(dir, [
       '--config',
@@ -113,7 +113,7 @@ describe('request tracing', () => {
       ...extra,
     ]);
     await waitFor(() => running.stdout.length > 0, `the ready line (stderr: ${running.stderr()})`);
-    processor = { ...running, client: new EnvoyClient(listen) };
+    processor = { ...running, client: new EnvoyClient(listen), listen };
     return processor;
   }
 
@@ -171,6 +171,25 @@ describe('request tracing', () => {
     expect(BigInt(span.endTimeUnixNano)).toBeGreaterThan(BigInt(span.startTimeUnixNano));
     // Content is never recorded unless asked for.
     expect(JSON.stringify(span)).not.toContain('secret prompt');
+  });
+
+  it("continues Envoy's trace context from the stream's gRPC metadata before the request's header", async () => {
+    const p = await start();
+    const envoySpan = 'b7ad6b7169203331';
+    // Envoy with tracing on: its span for the ext_proc call is in the stream metadata; the client's header is older.
+    const envoy = new EnvoyClient(p.listen, {
+      metadata: { traceparent: `00-${TRACE_ID}-${envoySpan}-01`, tracestate: 'envoy=1' },
+    });
+    try {
+      await ask({ client: envoy }, { model: 'gpt-4o', messages: [] }, chatAnswer, {
+        traceparent: `00-0af7651916cd43dd8448eb211c80319c-${PARENT_ID}-01`,
+      });
+    } finally {
+      envoy.close();
+    }
+    const [span] = await spansAfterDrain(1);
+    expect(span.traceId).toBe(TRACE_ID);
+    expect(span.parentSpanId).toBe(envoySpan);
   });
 
   it('ends a streamed answer with its usage, response model and finish reason', async () => {
