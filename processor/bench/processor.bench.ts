@@ -5,10 +5,17 @@
  * Scenarios: 1.5 KB passthrough, 100 KB request body, 50-chunk SSE stream (concurrency 16), one request at a
  * time (latency), 1,000 open streams (RSS), cold start to the ready line. Server CPU comes from
  * /proc/<pid>/stat (utime + stime) across the measured window only.
+ *
+ * Tracing: a third server, ours with `--otlp-endpoint` (every request sampled, spans exported to a sink in this
+ * process that answers 200), runs the passthrough and SSE scenarios in the same alternating rounds, so tracing on is
+ * compared with tracing off (the default) and the null processor under the same conditions. BENCH_NO_TRACING=1 skips
+ * it; BENCH_TRACE_RATIO=<r> samples that share of the requests instead of all (the client sends no traceparent).
  */
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { ProcessorApp } from '../src/app';
@@ -46,6 +53,9 @@ const WARMUP_MS = 800;
 const ROUNDS = 6;
 const SEQUENTIAL_REQUESTS = 1800;
 const OPEN_STREAMS = 1000;
+const TRACING = !process.env.BENCH_NO_TRACING;
+
+type Kind = 'null' | 'ours' | 'traced';
 
 // ---------- messages ----------
 
@@ -189,6 +199,29 @@ function inProcessCost(handler: ExtProcHandler, s: Scenario): number {
 
 // ---------- servers ----------
 
+/** An OTLP/HTTP collector that takes everything and keeps count: the traced server exports to it. */
+async function startSpanSink(): Promise<{ url: string; requests: () => number; bytes: () => number; close(): void }> {
+  let requests = 0;
+  let bytes = 0;
+  const server = http.createServer((req, res) => {
+    req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    req.on('end', () => {
+      requests += 1;
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests: () => requests,
+    bytes: () => bytes,
+    close: () => {
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
 /** Sanity check before measuring: the scenario is really routed and counted (not answered locally). */
 async function verify(address: string, s: Scenario, expectMetadata: boolean): Promise<void> {
   const client = new EnvoyClient(address);
@@ -234,6 +267,15 @@ async function main(): Promise<void> {
   const sse = scenario('SSE, 50 chunks', chatBody(1536, true), 'sse');
 
   const oursArgs = () => processorArgs(work);
+  const sink = await startSpanSink();
+  const tracedArgs = async () => {
+    const { args, address } = await processorArgs(work);
+    const ratio = process.env.BENCH_TRACE_RATIO ?? '1';
+    return {
+      args: [...args, '--otlp-endpoint', sink.url, '--otlp-service-name', 'bench', '--trace-sampling-ratio', ratio],
+      address,
+    };
+  };
 
   const rows: Row[] = [];
   // BENCH_ONLY=small|large|sse: one load scenario (for profiling).
@@ -247,7 +289,7 @@ async function main(): Promise<void> {
   const heapPerStream: Record<string, number> = {};
   // Both servers run at once and the client alternates between them in short rounds, so background load
   // on the machine drifts into both measurements alike.
-  const servers: Record<'null' | 'ours', Server> = {
+  const servers: Partial<Record<Kind, Server>> & Record<'null' | 'ours', Server> = {
     null: await (async () => {
       const address = `127.0.0.1:${await freePort()}`;
       const profile = process.env.BENCH_PROFILE_DIR
@@ -260,30 +302,42 @@ async function main(): Promise<void> {
       return startProcess('ours', args, address, { gcHook: true });
     })(),
   };
-  const clients = {} as Record<'null' | 'ours', grpc.Client>;
-  for (const which of ['null', 'ours'] as const) {
-    for (const s of [small, large, sse]) await verify(servers[which].address, s, which === 'ours');
-    clients[which] = new grpc.Client(servers[which].address, grpc.credentials.createInsecure(), {
+  if (TRACING) {
+    const { args, address } = await tracedArgs();
+    servers.traced = await startProcess('traced', args, address);
+  }
+  const kinds: Kind[] = TRACING ? ['null', 'ours', 'traced'] : ['null', 'ours'];
+  const clients = {} as Record<Kind, grpc.Client>;
+  for (const which of kinds) {
+    const server = servers[which]!;
+    for (const s of [small, large, sse]) await verify(server.address, s, which !== 'null');
+    clients[which] = new grpc.Client(server.address, grpc.credentials.createInsecure(), {
       'grpc.max_send_message_length': -1,
     });
   }
+  const tracedScenarios = TRACING ? [small, sse] : [];
+  const exportedBefore = sink.requests();
+  let tracedRequests = 0;
 
   for (const s of loadScenarios) {
     const totals = {
       null: { requests: 0, cpu: 0, latencies: [] as number[] },
       ours: { requests: 0, cpu: 0, latencies: [] as number[] },
+      traced: { requests: 0, cpu: 0, latencies: [] as number[] },
     };
-    for (const which of ['null', 'ours'] as const)
-      await load(clients[which], servers[which].child.pid!, s, CONCURRENCY, WARMUP_MS);
+    const scenarioKinds = kinds.filter((which) => which !== 'traced' || tracedScenarios.includes(s));
+    for (const which of scenarioKinds)
+      await load(clients[which], servers[which]!.child.pid!, s, CONCURRENCY, WARMUP_MS);
     for (let round = 0; round < ROUNDS; round++) {
-      for (const which of ['null', 'ours'] as const) {
-        const result = await load(clients[which], servers[which].child.pid!, s, CONCURRENCY, MEASURE_MS / ROUNDS);
+      for (const which of scenarioKinds) {
+        const result = await load(clients[which], servers[which]!.child.pid!, s, CONCURRENCY, MEASURE_MS / ROUNDS);
         totals[which].requests += result.requests;
         totals[which].cpu += result.cpuMicros;
         totals[which].latencies.push(...result.latenciesMs);
       }
     }
-    for (const which of ['null', 'ours'] as const) {
+    tracedRequests += totals.traced.requests;
+    for (const which of scenarioKinds) {
       const t = totals[which];
       const cpuPerRequestUs = t.cpu / t.requests;
       rows.push({
@@ -297,6 +351,15 @@ async function main(): Promise<void> {
       });
     }
   }
+
+  if (servers.traced) {
+    // The spans of the measured requests reach the collector within the batch delay (2 s): wait, then stop.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    clients.traced.close();
+    await stop(servers.traced);
+  }
+  const spanExports = sink.requests() - exportedBefore;
+  const spanBytes = sink.bytes();
 
   const sequentialRuns = { null: [] as number[], ours: [] as number[] };
   const sequentialTicks = { null: 0, ours: 0 };
@@ -344,6 +407,14 @@ async function main(): Promise<void> {
     coldStarts.push(server.readyMs);
     await stop(server);
   }
+  const tracedColdStarts: number[] = [];
+  for (let i = 0; i < (TRACING ? 5 : 0); i++) {
+    const { args, address } = await tracedArgs();
+    const server = await startProcess('traced', args, address);
+    tracedColdStarts.push(server.readyMs);
+    await stop(server);
+  }
+  sink.close();
   // After the servers: this process has the machine to itself again.
   const app = new ProcessorApp({
     config: path.join(work, 'config.json'),
@@ -372,13 +443,29 @@ async function main(): Promise<void> {
         `${fmt(row.rpsPerCore).padStart(11)}${fmt(row.throughput)}${fmt(row.p50, 2)}${fmt(row.p99, 2)}`,
     );
   }
-  const ratio = (name: string) => {
-    const ours = rows.find((r) => r.scenario === name && r.server === 'ours')!;
-    const base = rows.find((r) => r.scenario === name && r.server === 'null')!;
+  const ratio = (name: string, server: Kind = 'ours', baseline: Kind = 'null') => {
+    const ours = rows.find((r) => r.scenario === name && r.server === server)!;
+    const base = rows.find((r) => r.scenario === name && r.server === baseline)!;
     return { ours, base, cpu: ours.cpuPerRequestUs / base.cpuPerRequestUs };
   };
   console.log('\nours/null CPU per request:');
   for (const s of loadScenarios) console.log(`  ${s.name.padEnd(20)} ${ratio(s.name).cpu.toFixed(2)}x`);
+  const tracedMeasured = tracedScenarios.filter((s) => loadScenarios.includes(s));
+  if (tracedMeasured.length > 0) {
+    console.log(
+      `tracing on (sampling ratio ${process.env.BENCH_TRACE_RATIO ?? '1'}, exported over OTLP/HTTP) / tracing off, ` +
+        'CPU per request:',
+    );
+    for (const s of tracedMeasured) {
+      const r = ratio(s.name, 'traced', 'ours');
+      const added = r.ours.cpuPerRequestUs - r.base.cpuPerRequestUs;
+      console.log(`  ${s.name.padEnd(20)} ${r.cpu.toFixed(3)}x (${added >= 0 ? '+' : ''}${added.toFixed(1)} µs)`);
+    }
+    console.log(
+      `  spans: ${tracedRequests} requests to the traced server (warm-up excluded), ${spanExports} OTLP exports, ` +
+        `${(spanBytes / 1024 / 1024).toFixed(1)} MiB received by the sink`,
+    );
+  }
   const tail = (values: number[]) =>
     `p90 ${percentile(values, 90).toFixed(2)} p99.9 ${percentile(values, 99.9).toFixed(2)} max ` +
     `${Math.max(...values).toFixed(2)} >2ms ${values.filter((v) => v > 2).length}`;
@@ -415,6 +502,13 @@ async function main(): Promise<void> {
     `cold start to ready line (spawn included), 5 runs: median ${sortedStarts[2].toFixed(0)} ` +
       `ms, max ${sortedStarts[4].toFixed(0)} ms`,
   );
+  const sortedTracedStarts = [...tracedColdStarts].sort((a, b) => a - b);
+  if (TRACING) {
+    console.log(
+      `cold start with tracing on, 5 runs: median ${sortedTracedStarts[2].toFixed(0)} ms, max ` +
+        `${sortedTracedStarts[4].toFixed(0)} ms`,
+    );
+  }
 
   const smallRatio = loadScenarios.includes(small) ? ratio(small.name) : { cpu: NaN, ours: { rpsPerCore: NaN } };
   const checks: Array<[string, boolean]> = [
@@ -433,6 +527,16 @@ async function main(): Promise<void> {
     [`streaming <= 30 µs CPU per chunk message (${perChunk.toFixed(1)})`, perChunk <= 30],
     [`cold start <= 500 ms (median ${sortedStarts[2].toFixed(0)} ms)`, sortedStarts[2] <= 500],
   ];
+  for (const s of tracedMeasured) {
+    const r = ratio(s.name, 'traced', 'ours');
+    checks.push([`${s.name}: tracing on <= 1.10x CPU of tracing off (${r.cpu.toFixed(3)}x)`, r.cpu <= 1.1]);
+  }
+  if (TRACING) {
+    checks.push([
+      `cold start with tracing on <= 500 ms (median ${sortedTracedStarts[2].toFixed(0)} ms)`,
+      sortedTracedStarts[2] <= 500,
+    ]);
+  }
   console.log('\ntargets:');
   for (const [label, ok] of checks) console.log(`  ${ok ? 'PASS' : 'FAIL'}  ${label}`);
   console.log(`\ntotal bench time ${((performance.now() - totalStart) / 1000).toFixed(1)} s`);

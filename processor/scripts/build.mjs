@@ -1,8 +1,8 @@
 /**
  * Build: precompiles the protos into generated/protos.json (parsing .proto files at startup costs ~175 ms),
  * then bundles the processor with esbuild into dist/main.js, which runs without node_modules. Modules
- * that are only needed for some configs (cloud auth SDKs, the CEL runtime) go into their own files in
- * dist/ and are loaded on first use, so V8 does not parse them on every cold start.
+ * that are only needed for some configs (cloud auth SDKs, the CEL runtime, OpenTelemetry tracing) go into
+ * their own files in dist/ and are loaded on first use, so V8 does not parse them on every cold start.
  */
 import { createRequire } from 'node:module';
 import { mkdirSync, writeFileSync, chmodSync, rmSync } from 'node:fs';
@@ -26,6 +26,8 @@ const LAZY = [
   { importer: 'src/auth/index.ts', specifier: './azure', chunk: 'auth-azure', entry: 'src/auth/azure.ts' },
   { importer: 'src/usage/costs.ts', specifier: '@bufbuild/cel', chunk: 'cel', entry: '@bufbuild/cel' },
   { importer: '../packages/processor-config/src/regex.ts', specifier: 're2js', chunk: 're2js', entry: 're2js' },
+  // The OpenTelemetry SDK and OTLP exporter: loaded only when tracing is on (`--otlp-endpoint`).
+  { importer: 'src/tracing/index.ts', specifier: './otel', chunk: 'tracing', entry: 'src/tracing/otel.ts' },
 ];
 
 const lazyChunks = {

@@ -25,6 +25,7 @@ import {
 import type { Logger } from './log';
 import { Metrics } from './metrics';
 import { Processor } from './processor';
+import { createTracer, type RequestTracer, type TracingOptions } from './tracing';
 
 export interface AppOptions {
   config: string;
@@ -51,12 +52,19 @@ export interface AppOptions {
    * read) this long is closed too, so drains finish. Default 5 s.
    */
   drainIdleMs?: number;
+  /** Request tracing over OTLP/HTTP; default: off (the OpenTelemetry SDK is not even loaded). */
+  tracing?: TracingOptions;
 }
+
+/** The least time spans queued at shutdown get to reach the collector, even when the drain used up its deadline. */
+export const MIN_SPAN_FLUSH_MS = 1000;
 
 export class ProcessorApp {
   readonly metrics: Metrics;
   readonly processor: Processor;
   readonly health = new HealthStatus();
+  /** Undefined when tracing is off. */
+  readonly tracer: RequestTracer | undefined;
   private grpcServer: grpc.Server | undefined;
   private adminServer: http.Server | undefined;
   private watcher: ChangeWatcher | undefined;
@@ -77,7 +85,14 @@ export class ProcessorApp {
   constructor(private readonly options: AppOptions) {
     this.metrics = new Metrics({ defaultMetrics: options.defaultMetrics });
     this.lastGoodConfig = options.initialConfig ?? readConfigFile(options.config);
-    this.processor = new Processor(this.compile(this.lastGoodConfig), this.metrics, options.logger);
+    this.tracer = options.tracing ? createTracer(options.tracing) : undefined;
+    this.processor = new Processor(
+      this.compile(this.lastGoodConfig),
+      this.metrics,
+      options.logger,
+      undefined,
+      this.tracer,
+    );
     const registers = [this.metrics.registry];
     const processor = this.processor;
     new Gauge({
@@ -248,6 +263,7 @@ export class ProcessorApp {
    * with whether the drain completed before the deadline.
    */
   async drain(deadlineMs: number): Promise<boolean> {
+    const deadline = performance.now() + deadlineMs;
     this.draining = true;
     this.stopping = true;
     this.health.shutdown();
@@ -270,6 +286,9 @@ export class ProcessorApp {
       });
     }
     this.lifecycle.stop();
+    // The spans of the requests just drained go out with what is left of the drain's time (bounded below, so a drain
+    // that used it all still sends the last batch).
+    await this.tracer?.shutdown(Math.max(MIN_SPAN_FLUSH_MS, deadline - performance.now()));
     await new Promise<void>((resolve) => (this.adminServer ? this.adminServer.close(() => resolve()) : resolve()));
     this.adminServer?.closeAllConnections();
     return completed;

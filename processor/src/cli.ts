@@ -1,4 +1,5 @@
 /** Command-line flags and their environment equivalents. Pure: argv and env in, options out. */
+import type { TracingOptions } from './tracing';
 
 export interface CliOptions {
   config: string;
@@ -10,14 +11,23 @@ export interface CliOptions {
   shutdownDelayMs: number;
   streamIdleTimeoutMs: number;
   pollIntervalMs: number;
+  /** Request tracing; undefined (the default): off. */
+  tracing: TracingOptions | undefined;
 }
 
 export class CliError extends Error {}
 
+type FlagKey =
+  | Exclude<keyof CliOptions, 'tracing'>
+  | 'otlpEndpoint'
+  | 'otlpServiceName'
+  | 'traceSamplingRatio'
+  | 'traceContentBytes';
+
 interface FlagSpec {
   flag: string;
   env: string;
-  key: keyof CliOptions;
+  key: FlagKey;
   numeric?: boolean;
 }
 
@@ -36,7 +46,20 @@ const FLAGS: FlagSpec[] = [
     numeric: true,
   },
   { flag: '--poll-interval-ms', env: 'AI_GATEWAY_POLL_INTERVAL_MS', key: 'pollIntervalMs', numeric: true },
+  { flag: '--otlp-endpoint', env: 'AI_GATEWAY_OTLP_ENDPOINT', key: 'otlpEndpoint' },
+  { flag: '--otlp-service-name', env: 'AI_GATEWAY_OTLP_SERVICE_NAME', key: 'otlpServiceName' },
+  { flag: '--trace-sampling-ratio', env: 'AI_GATEWAY_TRACE_SAMPLING_RATIO', key: 'traceSamplingRatio' },
+  {
+    flag: '--trace-content-bytes',
+    env: 'AI_GATEWAY_TRACE_CONTENT_BYTES',
+    key: 'traceContentBytes',
+    numeric: true,
+  },
 ];
+
+/** The most prompt or completion bytes a span may carry (each), whatever the flag asks. */
+export const MAX_TRACE_CONTENT_BYTES = 64 * 1024;
+export const DEFAULT_OTLP_SERVICE_NAME = 'ai-gateway-processor';
 
 export const USAGE = `Usage: ai-gateway-processor [options]
 
@@ -55,6 +78,18 @@ export const USAGE = `Usage: ai-gateway-processor [options]
                            this long (0: never); while draining, a stream stuck for 5 s with a message
                            unanswered or answers unread is closed too
   --poll-interval-ms <n>   config/secret change polling       (AI_GATEWAY_POLL_INTERVAL_MS, default 2000)
+
+Tracing (off unless --otlp-endpoint is set):
+  --otlp-endpoint <url>    OTLP/HTTP collector: http(s)://host:port sends to /v1/traces; a URL with a path is used
+                           as it is                           (AI_GATEWAY_OTLP_ENDPOINT)
+  --otlp-service-name <s>  service.name of the spans
+                                     (AI_GATEWAY_OTLP_SERVICE_NAME, default ai-gateway-processor)
+  --trace-sampling-ratio <r>
+                           share of new traces sampled, 0..1; a traceparent's sampled flag decides for its trace
+                                                              (AI_GATEWAY_TRACE_SAMPLING_RATIO, default 1)
+  --trace-content-bytes <n>
+                           record prompts and completions, cut at n bytes each (at most 65536)
+                                                              (AI_GATEWAY_TRACE_CONTENT_BYTES, default 0: never)
 `;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -79,7 +114,7 @@ export function parseCli(
     if (value === undefined || value === '') throw new CliError(`${spec.flag} needs a value`);
     values[spec.key] = value;
   }
-  const number = (key: keyof CliOptions, fallback: number, zero: 'zero allowed' | 'positive' = 'positive'): number => {
+  const number = (key: FlagKey, fallback: number, zero: 'zero allowed' | 'positive' = 'positive'): number => {
     const raw = values[key];
     if (raw === undefined) return fallback;
     const n = Number(raw);
@@ -111,7 +146,42 @@ export function parseCli(
     shutdownDelayMs: number('shutdownDelayMs', 0, 'zero allowed'),
     streamIdleTimeoutMs: number('streamIdleTimeoutMs', 300000, 'zero allowed'),
     pollIntervalMs: number('pollIntervalMs', 2000),
+    tracing: tracingOptions(values, number('traceContentBytes', 0, 'zero allowed')),
   };
+}
+
+function tracingOptions(values: Record<string, string>, contentMaxBytes: number): TracingOptions | undefined {
+  const endpoint = values.otlpEndpoint;
+  const others = ['otlpServiceName', 'traceSamplingRatio', 'traceContentBytes'].filter((k) => k in values);
+  if (endpoint === undefined) {
+    if (others.length > 0) {
+      const spec = FLAGS.find((f) => f.key === others[0])!;
+      throw new CliError(`${spec.flag} needs --otlp-endpoint (tracing is off without it)`);
+    }
+    return undefined;
+  }
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    throw new CliError(`--otlp-endpoint must be an http(s) URL, got ${JSON.stringify(endpoint)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new CliError(`--otlp-endpoint must be an http(s) URL, got ${JSON.stringify(endpoint)}`);
+  if (url.username !== '' || url.password !== '') throw new CliError('--otlp-endpoint must not carry credentials');
+  // As OTEL_EXPORTER_OTLP_ENDPOINT: a bare collector address gets the traces path; a URL with a path is the full one.
+  if (url.pathname === '/' || url.pathname === '') url.pathname = '/v1/traces';
+  const rawRatio = values.traceSamplingRatio;
+  const ratio = rawRatio === undefined ? 1 : Number(rawRatio);
+  if (rawRatio !== undefined && (!/^\s*(\d+(\.\d*)?|\.\d+)\s*$/.test(rawRatio) || ratio > 1)) {
+    throw new CliError(`--trace-sampling-ratio must be a number from 0 to 1, got ${JSON.stringify(rawRatio)}`);
+  }
+  if (contentMaxBytes > MAX_TRACE_CONTENT_BYTES) {
+    const got = JSON.stringify(values.traceContentBytes);
+    throw new CliError(`--trace-content-bytes must be at most ${MAX_TRACE_CONTENT_BYTES}, got ${got}`);
+  }
+  const serviceName = values.otlpServiceName ?? DEFAULT_OTLP_SERVICE_NAME;
+  return { endpoint: url.toString(), serviceName, samplingRatio: ratio, contentMaxBytes };
 }
 
 /** `host:port` to its parts; IPv6 hosts in brackets. */

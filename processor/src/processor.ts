@@ -2,10 +2,11 @@ import type { RuntimeConfig } from './config/runtime';
 import type { ProcessorContext } from './extproc/context';
 import { ExchangeSession } from './extproc/session';
 import type { OutgoingResponse } from './grpc/messages';
-import type { ExtProcHandler, ExtProcStream } from './grpc/server';
+import type { ExtProcHandler, ExtProcStream, StreamMetadata } from './grpc/server';
 import type { Logger } from './log';
 import { Metrics } from './metrics';
 import { CircuitBreakers } from './routing/breaker';
+import type { RequestTracer } from './tracing';
 
 /** The ext_proc handler: holds the current config snapshot and the state that outlives a request. */
 export class Processor implements ExtProcHandler, ProcessorContext {
@@ -18,6 +19,8 @@ export class Processor implements ExtProcHandler, ProcessorContext {
     readonly metrics: Metrics,
     readonly logger: Logger,
     breakers: CircuitBreakers = new CircuitBreakers(),
+    /** Request tracing; undefined: off. */
+    readonly tracer: RequestTracer | undefined = undefined,
   ) {
     this.current = initial;
     this.breakers = breakers;
@@ -36,8 +39,12 @@ export class Processor implements ExtProcHandler, ProcessorContext {
     return this.openStreams;
   }
 
-  open(send: (response: OutgoingResponse) => void, fail?: (error: Error) => void): ExtProcStream {
-    return new ExchangeSession(this, send, fail);
+  open(
+    send: (response: OutgoingResponse) => void,
+    fail?: (error: Error) => void,
+    metadata?: StreamMetadata,
+  ): ExtProcStream {
+    return new ExchangeSession(this, send, fail, metadata);
   }
 
   localReply(status: number): void {

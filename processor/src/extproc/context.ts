@@ -2,6 +2,7 @@ import type { RuntimeConfig } from '../config/runtime';
 import type { Logger } from '../log';
 import type { Metrics } from '../metrics';
 import type { CircuitBreakers } from '../routing/breaker';
+import type { RequestTracer } from '../tracing';
 
 /** What a session needs from the processor around it. */
 export interface ProcessorContext {
@@ -10,6 +11,8 @@ export interface ProcessorContext {
   readonly breakers: CircuitBreakers;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Request tracing; undefined when off (then nothing is allocated for it). */
+  readonly tracer: RequestTracer | undefined;
   localReply(status: number): void;
   /** A cost expression failed for one response (0 was written): counted and logged. */
   readonly costFailed: (metadataKey: string, error: Error) => void;

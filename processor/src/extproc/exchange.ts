@@ -14,6 +14,7 @@ import {
   type ResponseTranslator,
   type TokenUsage,
 } from '../translate/types';
+import type { RequestSpan } from '../tracing';
 import type { ProcessorContext } from './context';
 
 export interface ExchangeRoute {
@@ -47,6 +48,8 @@ export class Exchange {
   /** The usage last written into metadata; a stream cut after it is charged that much. */
   private writtenTotal = 0;
   private writtenInput = 0;
+  /** The request's trace span (tracing on), ended when the exchange settles. */
+  span: RequestSpan | undefined;
 
   constructor(
     private readonly context: ProcessorContext,
@@ -118,6 +121,7 @@ export class Exchange {
   private settle(usage: TokenUsage, errorType: string | undefined): void {
     if (this.settled) return;
     this.settled = true;
+    this.span?.end({ usage, errorType });
     const now = performance.now();
     const route = this.route;
     this.context.metrics.recordResponse(

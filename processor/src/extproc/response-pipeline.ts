@@ -89,6 +89,7 @@ export class ResponsePipeline {
       return this.budgetRejected(readHeaders(message.headers, BUDGET_HEADERS));
     }
     exchange.backendResult(!(status >= 500 || status === 429 || status === 0));
+    exchange.span?.responseStatus(status);
 
     const translator = exchange.route.response;
     const head = translator.head(status, headers);
@@ -129,6 +130,8 @@ export class ResponsePipeline {
     if (origin.kind === 'backendFailure') {
       metadata = exchange.failBackend(origin.errorType);
     } else {
+      // Envoy's reply, not the backend's: its details (without a bracketed reason) say why.
+      exchange.span?.end({ errorType: origin.details.split('{', 1)[0].slice(0, 64) });
       exchange.withdraw();
       metadata = localReplyMetadata(this.context, runtime);
       const log = { backend: exchange.backendName, model: exchange.route.model, details: origin.details };
@@ -150,6 +153,7 @@ export class ResponsePipeline {
     const exchange = this.exchange;
     const route = exchange.route;
     const runtime = route.runtime;
+    exchange.span?.end({ status: 429, errorType: 'budget_exhausted' });
     exchange.withdraw();
     const now = Date.now();
     const governance = runtime.governance;
@@ -235,6 +239,7 @@ export class ResponsePipeline {
     }
     // Buffered: Envoy still holds the headers; the client gets a gateway error instead of a body nobody read.
     this.exchange.backendResult(false);
+    this.exchange.span?.responseStatus(502);
     const error = gatewayError(502, `the backend's response ${what}`, 'upstream_decode_error');
     const body = renderError(this.exchange.route.api, error);
     const response: CommonResponse = {
@@ -255,6 +260,7 @@ export class ResponsePipeline {
     const exchange = this.exchange;
     const translator = exchange.route.response;
     const out = translator.body(chunk, end);
+    exchange.span?.responseBytes(this.passthroughBody ? chunk : out);
     let common: CommonResponse | undefined;
     if (!this.passthroughBody) {
       if (this.streaming) {
@@ -274,6 +280,7 @@ export class ResponsePipeline {
           // The provider said 2xx but its answer could not be translated: the client gets the error's status.
           setHeaders.push(headerOption(':status', String(replacedStatus)));
           exchange.backendResult(false);
+          exchange.span?.responseStatus(replacedStatus);
         }
         common = { bodyMutation: { body: whole }, headerMutation: { setHeaders, removeHeaders: [] } };
       }

@@ -15,7 +15,7 @@ import { gatewayError, type GatewayError } from '../errors';
 import { encodeProcessingResponse } from '../grpc/encode';
 import type { HttpBody, HttpHeaders, OutgoingResponse, ProcessingRequest } from '../grpc/messages';
 import { exactModels } from '../routing/router';
-import type { ExtProcStream } from '../grpc/server';
+import type { ExtProcStream, StreamMetadata } from '../grpc/server';
 import type { ClientApi } from '../translate/types';
 import { CONTINUE, continueWith, errorReply, JSON_CONTENT_TYPE } from './answers';
 import type { ProcessorContext } from './context';
@@ -24,6 +24,8 @@ import { decideOnBody, decideOnHeaders, tooLarge, type HeadersDecision } from '.
 import { ResponsePipeline } from './response-pipeline';
 import { CredentialFailure, prepareUpstream, upstreamAnswer } from './upstream-request';
 import { bodyBytes, toBuffer } from './message-bytes';
+import type { RequestSpan, RequestTracer } from '../tracing';
+import { HeaderList } from './headers';
 
 export { MAX_MODEL_NAME_BYTES } from './request-route';
 
@@ -65,11 +67,15 @@ export class ExchangeSession implements ExtProcStream {
    */
   private dropResponseBody = false;
   private idleWaiters: Array<() => void> = [];
+  /** The request's trace span; undefined while tracing is off. */
+  private span: RequestSpan | undefined;
 
   constructor(
     private readonly context: ProcessorContext,
     private readonly send: (response: OutgoingResponse) => void,
     private readonly fail: (error: Error) => void = () => undefined,
+    /** The stream's gRPC metadata: Envoy's trace context when its tracing is on. */
+    private readonly metadata?: StreamMetadata,
   ) {
     this.runtime = context.runtime();
     context.streamOpened();
@@ -109,6 +115,8 @@ export class ExchangeSession implements ExtProcStream {
     const phase = this.phase;
     if (phase.kind === 'awaitingResponse' || phase.kind === 'readingResponse') phase.exchange.abandon(cancelled);
     this.phase = DONE;
+    // A request that ended before it was answered (the client went away before its body, a stream cut mid-way).
+    this.span?.end({ errorType: cancelled ? 'cancelled' : undefined });
   }
 
   private process(request: ProcessingRequest): void {
@@ -175,6 +183,8 @@ export class ExchangeSession implements ExtProcStream {
 
   private onRequestHeaders(message: HttpHeaders): OutgoingResponse {
     if (this.phase.kind !== 'awaitingRequest') return CONTINUE.requestHeaders;
+    const tracer = this.context.tracer;
+    if (tracer !== undefined) this.span = startSpan(tracer, this.metadata, message);
     const decision = decideOnHeaders(this.runtime, message);
     this.api = decision.kind === 'reject' ? decision.api : decision.match.api;
     switch (decision.kind) {
@@ -196,6 +206,7 @@ export class ExchangeSession implements ExtProcStream {
     });
     this.phase = DONE;
     this.context.localReply(200);
+    this.span?.end({ status: 200 });
     return {
       immediateResponse: { status: { code: 200 }, headers: JSON_CONTENT_TYPE, body: Buffer.from(body) },
       dynamicMetadata: localReplyMetadata(this.context, this.runtime),
@@ -218,6 +229,7 @@ export class ExchangeSession implements ExtProcStream {
     if (prepared.kind === 'reject') return this.reject(prepared.error);
     const exchange = prepared.exchange;
     this.phase = { kind: 'awaitingResponse', exchange };
+    if (this.span) this.traceRouted(this.span, exchange, decision.stream, raw);
     const answer = upstreamAnswer(runtime, phase.read, prepared, raw);
     if (answer instanceof Promise) return answer.then((resolved) => this.forward(exchange, resolved));
     return this.forward(exchange, answer);
@@ -238,6 +250,24 @@ export class ExchangeSession implements ExtProcStream {
     return this.reject(
       gatewayError(503, `the gateway could not authenticate to backend "${backend}"`, 'backend_auth_error'),
     );
+  }
+
+  private traceRouted(span: RequestSpan, exchange: Exchange, stream: boolean, body: Buffer): void {
+    const route = exchange.route;
+    span.routed({
+      api: route.api,
+      operation: route.operation,
+      requestModel: route.model,
+      upstreamModel: route.upstreamModel,
+      modelRule: route.modelLabel,
+      route: route.routeName,
+      backend: exchange.backendName,
+      backendSchema: route.backend.config.schema.name,
+      consumer: route.consumer?.id,
+      stream,
+    });
+    span.requestBody(body);
+    exchange.span = span;
   }
 
   // ---- response ----
@@ -272,6 +302,7 @@ export class ExchangeSession implements ExtProcStream {
   /** Ends the request with a local reply: the backend, if one was chosen, never saw it. */
   private reject(error: GatewayError): OutgoingResponse {
     const phase = this.phase;
+    this.span?.end({ status: error.status, errorType: error.code ?? error.type });
     if (phase.kind === 'awaitingResponse' || phase.kind === 'readingResponse') phase.exchange.withdraw();
     this.phase = DONE;
     this.context.localReply(error.status);
@@ -316,6 +347,23 @@ export class ExchangeSession implements ExtProcStream {
     }
     return CONTINUE[kind];
   }
+}
+
+/**
+ * The span of a request whose headers just arrived, continuing the W3C trace context Envoy gives: with its tracing on,
+ * in the stream's gRPC metadata (the parent is Envoy's span for the ext_proc call, in the trace of the request);
+ * otherwise the request's own `traceparent` header, when the client sent one.
+ */
+function startSpan(tracer: RequestTracer, metadata: StreamMetadata | undefined, message: HttpHeaders): RequestSpan {
+  const fromEnvoy = metadata === undefined ? undefined : firstString(metadata.get('traceparent'));
+  if (fromEnvoy !== undefined) return tracer.start(fromEnvoy, firstString(metadata!.get('tracestate')));
+  const headers = new HeaderList(message.headers);
+  return tracer.start(headers.get('traceparent'), headers.get('tracestate'));
+}
+
+function firstString(values: Array<string | Buffer>): string | undefined {
+  const value = values[0];
+  return typeof value === 'string' ? value : undefined;
 }
 
 class DeadlineExceeded extends Error {

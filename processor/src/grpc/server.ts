@@ -22,8 +22,20 @@ export interface ExtProcStream {
   close(cancelled: boolean): void | Promise<void>;
 }
 
+/**
+ * The gRPC metadata of an ext_proc stream (grpc-js `Metadata`). Envoy (1.31 and later, with tracing on) puts the trace
+ * context of its ext_proc call there; read only when the processor traces.
+ */
+export interface StreamMetadata {
+  get(key: string): Array<string | Buffer>;
+}
+
 export interface ExtProcHandler {
-  open(send: (response: OutgoingResponse) => void, fail: (error: Error) => void): ExtProcStream;
+  open(
+    send: (response: OutgoingResponse) => void,
+    fail: (error: Error) => void,
+    metadata?: StreamMetadata,
+  ): ExtProcStream;
 }
 
 /** Serving status for grpc.health.v1, with Watch subscribers. */
@@ -340,7 +352,7 @@ function serveProcess(
     writable = false;
     if (finish(true) !== false) reset(http2.constants.NGHTTP2_INTERNAL_ERROR);
   };
-  const stream = handler.open(send, fail);
+  const stream = handler.open(send, fail, call.metadata);
   lifecycle.track(live);
   const gone = (): void => {
     lifecycle.untrack(live);

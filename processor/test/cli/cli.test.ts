@@ -12,7 +12,35 @@ describe('parseCli', () => {
       shutdownDelayMs: 0,
       streamIdleTimeoutMs: 300000,
       pollIntervalMs: 2000,
+      tracing: undefined,
     });
+  });
+
+  it('turns tracing on with an OTLP endpoint, from flags or environment', () => {
+    expect(parseCli(['--otlp-endpoint', 'http://otel-collector.observability:4318'], {})).toMatchObject({
+      tracing: {
+        endpoint: 'http://otel-collector.observability:4318/v1/traces',
+        serviceName: 'ai-gateway-processor',
+        samplingRatio: 1,
+        contentMaxBytes: 0,
+      },
+    });
+    const env = {
+      AI_GATEWAY_OTLP_ENDPOINT: 'https://collector.example.com/custom/traces',
+      AI_GATEWAY_OTLP_SERVICE_NAME: 'gw-eu',
+      AI_GATEWAY_TRACE_SAMPLING_RATIO: '0.25',
+      AI_GATEWAY_TRACE_CONTENT_BYTES: '2048',
+    };
+    expect(parseCli([], env)).toMatchObject({
+      tracing: {
+        endpoint: 'https://collector.example.com/custom/traces',
+        serviceName: 'gw-eu',
+        samplingRatio: 0.25,
+        contentMaxBytes: 2048,
+      },
+    });
+    expect(parseCli(['--trace-sampling-ratio=0'], env)).toMatchObject({ tracing: { samplingRatio: 0 } });
+    expect(USAGE).toContain('--otlp-endpoint');
   });
 
   it('reads the shutdown delay and the stream idle timeout from flags and environment; 0 is allowed for both', () => {
@@ -74,6 +102,15 @@ describe('parseCli', () => {
     [['--shutdown-delay-ms', '1.5'], '--shutdown-delay-ms must be a non-negative integer, got "1.5"'],
     [['--stream-idle-timeout-ms', '5m'], '--stream-idle-timeout-ms must be a non-negative integer, got "5m"'],
     [['--log-level', 'loud'], /--log-level must be one of/],
+    [['--otlp-endpoint', 'collector:4318'], '--otlp-endpoint must be an http(s) URL, got "collector:4318"'],
+    [['--otlp-endpoint', 'grpc://collector:4317'], '--otlp-endpoint must be an http(s) URL'],
+    [['--otlp-endpoint', 'https://user:pw@collector'], '--otlp-endpoint must not carry credentials'],
+    [['--trace-sampling-ratio', '0.5'], '--trace-sampling-ratio needs --otlp-endpoint'],
+    [['--otlp-endpoint', 'http://c:4318', '--trace-sampling-ratio', '1.5'], /--trace-sampling-ratio must be a number/],
+    [['--otlp-endpoint', 'http://c:4318', '--trace-sampling-ratio', '-0.1'], /--trace-sampling-ratio must be/],
+    [['--otlp-endpoint', 'http://c:4318', '--trace-sampling-ratio', 'half'], /--trace-sampling-ratio must be/],
+    [['--otlp-endpoint', 'http://c:4318', '--trace-content-bytes', '70000'], /must be at most 65536/],
+    [['--otlp-endpoint', 'http://c:4318', '--trace-content-bytes', '-1'], /must be a non-negative integer/],
   ])('rejects %j', (argv, message) => {
     expect(() => parseCli(argv, {})).toThrow(CliError);
     expect(() => parseCli(argv, {})).toThrow(message);

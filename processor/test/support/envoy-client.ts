@@ -137,9 +137,12 @@ export class RawStream {
 export class EnvoyClient {
   private readonly client: grpc.Client;
   private readonly codecs: ExtProcCodecs;
+  private readonly metadata: Record<string, string> | undefined;
 
   /** `ownConnection`: not shared with other clients of the address (grpc-js pools connections per target). */
-  constructor(address: string, options: { ownConnection?: boolean } = {}) {
+  /** `metadata`: sent with every stream (as Envoy sends its trace context when its tracing is on). */
+  constructor(address: string, options: { ownConnection?: boolean; metadata?: Record<string, string> } = {}) {
+    this.metadata = options.metadata;
     this.codecs = extProcCodecs(loadProtoRoot());
     this.client = new grpc.Client(
       address,
@@ -153,10 +156,13 @@ export class EnvoyClient {
   }
 
   openStream(): RawStream {
+    const metadata = new grpc.Metadata();
+    for (const [key, value] of Object.entries(this.metadata ?? {})) metadata.set(key, value);
     const call = this.client.makeBidiStreamRequest(
       PROCESS_METHOD_PATH,
       (value: ProcessingRequest) => this.codecs.request.serialize(value),
       (bytes: Buffer) => this.codecs.response.deserialize(bytes) as unknown as Record<string, unknown>,
+      metadata,
     );
     return new RawStream(call);
   }

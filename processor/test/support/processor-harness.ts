@@ -30,6 +30,8 @@ export interface TestProcessorOptions {
   compile?: AppOptions['compile'];
   /** Default: silent. */
   logger?: Logger;
+  /** Default: off. */
+  tracing?: AppOptions['tracing'];
 }
 
 export async function startTestProcessor(
@@ -59,6 +61,7 @@ export async function startTestProcessor(
     pollIntervalMs: options.pollIntervalMs ?? 60_000,
     logger: options.logger ?? silentLogger,
     compile: options.compile,
+    tracing: options.tracing,
   });
   await app.start();
   const address = `127.0.0.1:${app.listenPort}`;

@@ -1,0 +1,222 @@
+/**
+ * The OpenTelemetry side of request tracing (loaded only when tracing is on; see ./index.ts): a tracer provider with
+ * a parent-based ratio sampler and a bounded batch span processor exporting OTLP/HTTP JSON, and the span of one
+ * request with the GenAI semantic conventions.
+ *
+ * A span is created when the request is routed (its name, `{operation} {model}`, is known then) or when it ends
+ * without being routed, with the start time of the request headers. An unsampled request gets a non-recording span
+ * and skips all attribute work.
+ */
+import {
+  defaultTextMapGetter,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  type Attributes,
+  type Context,
+  type Span,
+  type Tracer,
+} from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-base';
+import {
+  ATTR_SERVICE_NAME,
+  ATTR_ERROR_TYPE,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+} from '@opentelemetry/semantic-conventions';
+import {
+  ATTR_GEN_AI_OPERATION_NAME,
+  ATTR_GEN_AI_PROVIDER_NAME,
+  ATTR_GEN_AI_REQUEST_MODEL,
+  ATTR_GEN_AI_REQUEST_STREAM,
+  ATTR_GEN_AI_RESPONSE_FINISH_REASONS,
+  ATTR_GEN_AI_RESPONSE_MODEL,
+  ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_INPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_OUTPUT_TOKENS,
+  ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS,
+} from '@opentelemetry/semantic-conventions/incubating';
+import {
+  genAiOperationName,
+  genAiProviderName,
+  SPAN_BATCH_SIZE,
+  SPAN_EXPORT_DELAY_MS,
+  SPAN_EXPORT_TIMEOUT_MS,
+  SPAN_QUEUE_SIZE,
+  type RequestSpan,
+  type RequestTracer,
+  type SpanOutcome,
+  type SpanRoute,
+  type TracingOptions,
+} from './index';
+import { ResponseFacts } from './response-facts';
+
+/** The gateway's own attributes (names from the config, never from the client). */
+export const ATTR_ROUTE = 'ai_gateway.route';
+export const ATTR_BACKEND = 'ai_gateway.backend';
+export const ATTR_MODEL_RULE = 'ai_gateway.model_rule';
+export const ATTR_CONSUMER = 'ai_gateway.consumer';
+export const ATTR_UPSTREAM_MODEL = 'ai_gateway.upstream_model';
+/** Content capture (off unless `contentMaxBytes` > 0): the client's request body and the answer it got, cut. */
+export const ATTR_REQUEST_BODY = 'ai_gateway.request.body';
+export const ATTR_RESPONSE_BODY = 'ai_gateway.response.body';
+export const ATTR_REQUEST_BODY_TRUNCATED = 'ai_gateway.request.body_truncated';
+export const ATTR_RESPONSE_BODY_TRUNCATED = 'ai_gateway.response.body_truncated';
+
+const INSTRUMENTATION_NAME = 'ai-gateway-processor';
+const propagator = new W3CTraceContextPropagator();
+
+export function createOtelTracer(options: TracingOptions): RequestTracer {
+  const exporter = new OTLPTraceExporter({ url: options.endpoint, timeoutMillis: SPAN_EXPORT_TIMEOUT_MS });
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName }),
+    sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.samplingRatio) }),
+    spanProcessors: [
+      new BatchSpanProcessor(exporter, {
+        maxQueueSize: SPAN_QUEUE_SIZE,
+        maxExportBatchSize: SPAN_BATCH_SIZE,
+        scheduledDelayMillis: SPAN_EXPORT_DELAY_MS,
+        exportTimeoutMillis: SPAN_EXPORT_TIMEOUT_MS,
+      }),
+    ],
+  });
+  const tracer = provider.getTracer(INSTRUMENTATION_NAME);
+  let stopped: Promise<void> | undefined;
+  return {
+    start: (traceparent, tracestate) =>
+      new OtelRequestSpan(tracer, parentContext(traceparent, tracestate), options.contentMaxBytes),
+    shutdown(timeoutMs) {
+      stopped ??= provider.shutdown();
+      return Promise.race([stopped, new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref())]);
+    },
+  };
+}
+
+/** The context a request's span continues: Envoy's `traceparent` (and `tracestate`), else a new trace. */
+function parentContext(traceparent: string | undefined, tracestate: string | undefined): Context {
+  if (traceparent === undefined) return ROOT_CONTEXT;
+  const carrier: Record<string, string> = { traceparent };
+  if (tracestate !== undefined) carrier.tracestate = tracestate;
+  return propagator.extract(ROOT_CONTEXT, carrier, defaultTextMapGetter);
+}
+
+/** Epoch milliseconds with sub-millisecond precision (a span's start time). */
+function now(): number {
+  return performance.timeOrigin + performance.now();
+}
+
+class OtelRequestSpan implements RequestSpan {
+  private readonly startTime = now();
+  private span: Span | undefined;
+  private route: SpanRoute | undefined;
+  private ended = false;
+  private status: number | undefined;
+  private facts: ResponseFacts | undefined;
+  private responseContent: Buffer[] | undefined;
+  private responseContentBytes = 0;
+  private responseContentTruncated = false;
+
+  constructor(
+    private readonly tracer: Tracer,
+    private readonly parent: Context,
+    private readonly contentMaxBytes: number,
+  ) {}
+
+  routed(route: SpanRoute): void {
+    if (this.ended || this.span) return;
+    this.route = route;
+    const span = this.open(`${genAiOperationName(route.operation)} ${route.requestModel}`);
+    if (!span.isRecording()) return;
+    const attributes: Attributes = {
+      [ATTR_GEN_AI_OPERATION_NAME]: genAiOperationName(route.operation),
+      [ATTR_GEN_AI_PROVIDER_NAME]: genAiProviderName(route.backendSchema),
+      [ATTR_GEN_AI_REQUEST_MODEL]: route.requestModel,
+      [ATTR_ROUTE]: route.route,
+      [ATTR_BACKEND]: route.backend,
+    };
+    // Every attribute costs CPU per request (kept, serialized, exported): those repeating another are left out.
+    if (route.stream) attributes[ATTR_GEN_AI_REQUEST_STREAM] = true;
+    if (route.modelRule !== route.requestModel) attributes[ATTR_MODEL_RULE] = route.modelRule;
+    if (route.upstreamModel !== route.requestModel) attributes[ATTR_UPSTREAM_MODEL] = route.upstreamModel;
+    if (route.consumer !== undefined) attributes[ATTR_CONSUMER] = route.consumer;
+    span.setAttributes(attributes);
+    this.facts = new ResponseFacts();
+  }
+
+  requestBody(body: Buffer): void {
+    if (this.contentMaxBytes === 0 || this.ended || !this.span?.isRecording()) return;
+    const cut = body.length > this.contentMaxBytes;
+    this.span.setAttribute(ATTR_REQUEST_BODY, body.toString('utf8', 0, Math.min(body.length, this.contentMaxBytes)));
+    if (cut) this.span.setAttribute(ATTR_REQUEST_BODY_TRUNCATED, true);
+  }
+
+  responseStatus(status: number): void {
+    this.status = status;
+  }
+
+  responseBytes(chunk: Buffer): void {
+    if (this.ended || chunk.length === 0) return;
+    this.facts?.push(chunk);
+    if (this.contentMaxBytes === 0 || !this.facts) return;
+    const room = this.contentMaxBytes - this.responseContentBytes;
+    if (room <= 0) {
+      this.responseContentTruncated = true;
+      return;
+    }
+    // A copy: the chunk's memory belongs to the message it came in.
+    const part = Buffer.from(chunk.subarray(0, room));
+    (this.responseContent ??= []).push(part);
+    this.responseContentBytes += part.length;
+    if (chunk.length > room) this.responseContentTruncated = true;
+  }
+
+  end(outcome: SpanOutcome): void {
+    if (this.ended) return;
+    this.ended = true;
+    const span = this.span ?? this.open('ai_gateway.request');
+    if (span.isRecording()) {
+      const status = outcome.status ?? this.status;
+      if (status !== undefined && status !== 0) span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+      const usage = outcome.usage;
+      if (usage && this.route) {
+        span.setAttribute(ATTR_GEN_AI_USAGE_INPUT_TOKENS, usage.input);
+        span.setAttribute(ATTR_GEN_AI_USAGE_OUTPUT_TOKENS, usage.output);
+        if (usage.cachedInput > 0) span.setAttribute(ATTR_GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cachedInput);
+        if (usage.cacheWriteInput)
+          span.setAttribute(ATTR_GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS, usage.cacheWriteInput);
+        if (usage.reasoning > 0) span.setAttribute(ATTR_GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, usage.reasoning);
+      }
+      const facts = this.facts;
+      if (facts?.model !== undefined) span.setAttribute(ATTR_GEN_AI_RESPONSE_MODEL, facts.model);
+      if (facts && facts.finishReasons.length > 0)
+        span.setAttribute(ATTR_GEN_AI_RESPONSE_FINISH_REASONS, facts.finishReasons);
+      if (this.responseContent) {
+        span.setAttribute(ATTR_RESPONSE_BODY, Buffer.concat(this.responseContent).toString('utf8'));
+        if (this.responseContentTruncated) span.setAttribute(ATTR_RESPONSE_BODY_TRUNCATED, true);
+      }
+      // An answer of 400 or more is a failure of the call as the client sees it (HTTP client spans).
+      const errorType = outcome.errorType ?? (status !== undefined && status >= 400 ? String(status) : undefined);
+      if (errorType !== undefined) {
+        span.setAttribute(ATTR_ERROR_TYPE, errorType);
+        span.setStatus({ code: SpanStatusCode.ERROR, message: errorType });
+      }
+    }
+    span.end();
+    this.facts = undefined;
+    this.responseContent = undefined;
+  }
+
+  private open(name: string): Span {
+    const span = this.tracer.startSpan(name, { kind: SpanKind.CLIENT, startTime: this.startTime }, this.parent);
+    this.span = span;
+    return span;
+  }
+}
