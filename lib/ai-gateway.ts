@@ -31,7 +31,7 @@ import { validateUniqueObjects } from './limits/unique-objects';
 import { GatewayModel, type BudgetScope, type ConsumerFragment } from './gateway-model';
 import { PriceCatalog } from './money';
 import { checkHostname, checkLabelName, defaultName, derivedName, resolveNamespace } from './names';
-import { Observability, type ObservabilityOptions } from './observability';
+import { Observability, processorTracingArgs, type ObservabilityOptions } from './observability';
 import { Processor, ProxyDeployMode, type ProcessorOptions } from './processor';
 import type { IBudgetTarget } from './budget';
 
@@ -573,6 +573,7 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
       proxyDrainTimeout: props.proxyDrainTimeout,
       model: this.model,
       gatewayJwt: props.jwt !== undefined,
+      tracingArgs: props.observability ? processorTracingArgs(this, props.observability) : [],
     });
   }
 

@@ -1,6 +1,6 @@
 import { Duration } from 'cdk8s';
 import * as kplus from 'cdk8s-plus-28';
-import { Construct } from 'constructs';
+import { Construct, type IConstruct } from 'constructs';
 import { customResource, gatewayDuration } from './crds';
 import { invalid } from './errors';
 import { checkLabels } from './limits/metadata';
@@ -66,6 +66,54 @@ export interface ObservabilityOptions {
    * @default Duration.seconds(30)
    */
   readonly scrapeInterval?: Duration;
+  /**
+   * An OpenTelemetry collector's OTLP/HTTP endpoint (`http(s)://host:port`, or a full URL with its path) the processor
+   * sends one span per request to, with the GenAI semantic conventions, continuing Envoy's trace context. Prompts and
+   * completions are never recorded. The URL lands in the Deployment's arguments: no credentials in it (the processor
+   * reads the standard `OTEL_EXPORTER_OTLP_HEADERS` variable for collector authentication).
+   * @default - no tracing (and no tracing cost)
+   */
+  readonly otlpEndpoint?: string;
+  /**
+   * The share of new traces the processor samples (a request whose Envoy trace context says sampled or not follows
+   * it). Every sampled request costs CPU (see docs/benchmarks.md).
+   * @default 1
+   */
+  readonly traceSamplingRatio?: number;
+}
+
+/** The processor's tracing flags for `options`, or none without `otlpEndpoint`; throws naming the prop. */
+export function processorTracingArgs(scope: IConstruct, options: ObservabilityOptions): string[] {
+  const endpoint = options.otlpEndpoint;
+  const ratio = options.traceSamplingRatio;
+  if (endpoint === undefined) {
+    if (ratio !== undefined) {
+      throw invalid(scope, 'observability.traceSamplingRatio', ratio, 'needs observability.otlpEndpoint');
+    }
+    return [];
+  }
+  let url: URL | undefined;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    url = undefined;
+  }
+  if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || endpoint.length > 2048) {
+    throw invalid(scope, 'observability.otlpEndpoint', endpoint, 'must be an http or https URL of a collector');
+  }
+  if (url.username !== '' || url.password !== '') {
+    throw invalid(
+      scope,
+      'observability.otlpEndpoint',
+      `${url.protocol}//***@${url.host}`,
+      'must not carry credentials (they would be readable in the Deployment): set OTEL_EXPORTER_OTLP_HEADERS from ' +
+        'a Secret instead',
+    );
+  }
+  if (ratio !== undefined && !(typeof ratio === 'number' && ratio >= 0 && ratio <= 1)) {
+    throw invalid(scope, 'observability.traceSamplingRatio', ratio, 'must be a number from 0 to 1');
+  }
+  return ['--otlp-endpoint', endpoint, ...(ratio !== undefined ? ['--trace-sampling-ratio', String(ratio)] : [])];
 }
 
 /** @internal What the Observability construct reads of its gateway. */

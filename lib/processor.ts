@@ -312,6 +312,8 @@ export interface ProcessorProps extends ProcessorOptions {
    * policies reshape Envoy's own 401s for the routes they select (see auth-error-response.ts).
    */
   readonly gatewayJwt?: boolean;
+  /** @internal The processor's tracing flags (`--otlp-endpoint`, ...), from the AIGateway's observability. */
+  readonly tracingArgs?: readonly string[];
   /**
    * @internal The routes and budgets the processor serves, which its owner's routes and budgets contribute to
    * (default: a model of its own, with no routes).
@@ -808,6 +810,7 @@ export class Processor extends Construct {
         lazyString(() => String(this.shutdown().drainTimeoutMs)),
         '--stream-idle-timeout-ms',
         lazyString(() => String(this.shutdown().streamIdleTimeoutMs)),
+        ...(props.tracingArgs ?? []),
       ],
       ports: [
         { name: 'grpc', number: PROCESSOR_GRPC_PORT },

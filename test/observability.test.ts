@@ -226,6 +226,43 @@ describe('AIGateway observability', () => {
     for (const record of Object.values(RECORDS)) expect(docs).toContain(record);
   });
 
+  it('passes a collector to the processor for tracing, with nothing else required', () => {
+    const { manifests } = gateway({
+      processor: {},
+      observability: { otlpEndpoint: 'http://otel-collector.observability:4318', traceSamplingRatio: 0.1 },
+    });
+    const all = manifests();
+    const args = (findOne(all, 'Deployment') as any).spec.template.spec.containers[0].args as string[];
+    expect(args.slice(args.indexOf('--otlp-endpoint'))).toEqual([
+      '--otlp-endpoint',
+      'http://otel-collector.observability:4318',
+      '--trace-sampling-ratio',
+      '0.1',
+    ]);
+    // Tracing alone emits no monitoring objects.
+    expect(all.filter((m) => m.apiVersion === 'monitoring.coreos.com/v1')).toEqual([]);
+    const untraced = (findOne(gateway().manifests(), 'Deployment') as any).spec.template.spec.containers[0].args;
+    expect(untraced).not.toContain('--otlp-endpoint');
+  });
+
+  it('refuses a collector URL that is not http(s), carries credentials, or a ratio without a collector', () => {
+    expect(() => gateway({ observability: { otlpEndpoint: 'otel:4317' } })).toThrow(
+      /invalid observability.otlpEndpoint "otel:4317": must be an http or https URL/,
+    );
+    const withCredentials = () =>
+      gateway({ processor: {}, observability: { otlpEndpoint: 'https://user:s3cret@otel.example:4318' } });
+    expect(withCredentials).toThrow(
+      /invalid observability.otlpEndpoint "https:\/\/\*\*\*@otel.example:4318": must not/,
+    );
+    expect(withCredentials).not.toThrow(/s3cret/);
+    expect(() => gateway({ processor: {}, observability: { traceSamplingRatio: 0.5 } })).toThrow(
+      /invalid observability.traceSamplingRatio 0.5: needs observability.otlpEndpoint/,
+    );
+    expect(() =>
+      gateway({ processor: {}, observability: { otlpEndpoint: 'http://otel:4318', traceSamplingRatio: 2 } }),
+    ).toThrow(/invalid observability.traceSamplingRatio 2: must be a number from 0 to 1/);
+  });
+
   it('refuses settings that cannot work, naming the prop', () => {
     expect(() => gateway({ observability: { grafanaDashboard: true } })).toThrow(
       /Gateway\/Observability: invalid observability.grafanaDashboard true: .*set observability.prometheus/,
