@@ -27,6 +27,7 @@ import {
   parseJsonBuffer,
   tokenUsage,
   unsupported,
+  openAIEmbeddingsAnswer,
 } from './common';
 import { floatsToBase64 } from './gemini';
 
@@ -140,14 +141,7 @@ class BedrockEmbeddingsResponse extends ConvertingResponse {
         ? count(response.inputTextTokenCount)
         : count(Number(this.headers['x-amzn-bedrock-input-token-count']));
     this.usage = tokenUsage({ prompt: tokens, completion: 0, cached: 0, reasoning: 0 });
-    return Buffer.from(
-      JSON.stringify({
-        data,
-        model: this.context.requestModel,
-        object: 'list',
-        usage: { prompt_tokens: tokens, total_tokens: tokens },
-      }),
-    );
+    return openAIEmbeddingsAnswer(data, this.context.requestModel, tokens);
   }
 
   protected streamChunk(): Buffer {

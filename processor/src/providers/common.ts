@@ -539,3 +539,10 @@ export abstract class ConvertingResponse implements ResponseTranslator {
   protected abstract convertBody(whole: Buffer): Buffer;
   protected abstract streamChunk(chunk: Buffer, endOfStream: boolean): Buffer;
 }
+
+/** An OpenAI embeddings answer: the vectors, the client's model name and the input tokens it cost. */
+export function openAIEmbeddingsAnswer(data: readonly unknown[], model: string, tokens: number): Buffer {
+  return Buffer.from(
+    JSON.stringify({ data, model, object: 'list', usage: { prompt_tokens: tokens, total_tokens: tokens } }),
+  );
+}

@@ -35,6 +35,7 @@ import {
   tokenUsage,
   unsupported,
   unsupportedContent,
+  openAIEmbeddingsAnswer,
 } from './common';
 import { vertexModelPath } from './anthropic';
 import * as crypto from 'node:crypto';
@@ -557,14 +558,7 @@ class VertexEmbeddingsResponse extends ConvertingResponse {
       return { embedding: this.base64 ? floatsToBase64(values) : values, index, object: 'embedding' };
     });
     this.usage = tokenUsage({ prompt: tokens, completion: 0, cached: 0, reasoning: 0 });
-    return Buffer.from(
-      JSON.stringify({
-        data,
-        model: this.context.requestModel,
-        object: 'list',
-        usage: { prompt_tokens: tokens, total_tokens: tokens },
-      }),
-    );
+    return openAIEmbeddingsAnswer(data, this.context.requestModel, tokens);
   }
 
   protected streamChunk(): Buffer {
