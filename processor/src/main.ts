@@ -11,7 +11,8 @@ async function main(): Promise<void> {
     options = parseCli(process.argv.slice(2), process.env);
   } catch (error) {
     if (error instanceof CliError) {
-      process.stderr.write(`ai-gateway-processor: ${error.message}\n\n${USAGE}`);
+      // The error comes last: a pod's log tail and a supervisor's last lines show it, not the middle of the usage.
+      process.stderr.write(`${USAGE}\nai-gateway-processor: ${error.message}\n`);
       process.exit(2);
     }
     throw error;
