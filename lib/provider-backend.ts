@@ -5,18 +5,16 @@ import type {
   BodyMutation,
   HeaderMutation,
 } from '@ai-gateway-constructs/processor-config';
+import { backendGrants } from './backend-grants';
 import { Credentials, type CredentialKind } from './credentials';
 import {
   ENVOY_GATEWAY_API_VERSION,
   ENVOY_GATEWAY_GROUP,
-  GATEWAY_API_GROUP,
   GATEWAY_API_VERSION,
-  REFERENCE_GRANT_API_VERSION,
   customResource,
   type BackendObjectReference,
   type BackendSpec,
   type BackendTLSPolicySpec,
-  type ReferenceGrantSpec,
 } from './crds';
 import { invalid } from './errors';
 import { checkAwsRegion } from './limits/aws-region';
@@ -479,26 +477,15 @@ export class ProviderBackend extends Construct {
   }
 
   /**
-   * @internal Emits (once per namespace) the ReferenceGrant that lets HTTPRoutes of `routeNamespace` reference
-   * this backend. Emitted beside this construct, in the backend's namespace.
+   * @internal Lets HTTPRoutes of `routeNamespace` reference this backend: adds its name to the app's shared
+   * ReferenceGrants of this namespace (see backend-grants.ts), up to 16 backends per grant.
    */
   _grantAccessFrom(routeNamespace: string): void {
-    const id = `ReferenceGrant-${routeNamespace}`;
-    if (routeNamespace === this.namespace || this.node.tryFindChild(id) !== undefined) return;
+    if (routeNamespace === this.namespace) return;
     const target = this.props.service
-      ? { group: '', kind: 'Service' }
-      : { group: ENVOY_GATEWAY_GROUP, kind: 'Backend' };
-    customResource<ReferenceGrantSpec>(
-      this,
-      id,
-      REFERENCE_GRANT_API_VERSION,
-      'ReferenceGrant',
-      { name: derivedName([this.backendName, 'from', routeNamespace]), namespace: this.namespace },
-      {
-        from: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', namespace: routeNamespace }],
-        to: [{ ...target, name: this.backendName }],
-      },
-    );
+      ? ({ group: '', kind: 'Service' } as const)
+      : ({ group: ENVOY_GATEWAY_GROUP, kind: 'Backend' } as const);
+    backendGrants(this).grant(this, this.namespace, routeNamespace, { ...target, name: this.backendName });
   }
 
   /** @internal the processor config entry for this backend under `entryName`. */

@@ -3,6 +3,7 @@ import { parseProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import {
   AIGateway,
   AIRoute,
+  AllowedRoutes,
   type AIRouteRule,
   Credentials,
   GatewayReference,
@@ -155,12 +156,55 @@ describe('AIRoute', () => {
     const grants = findAll(synthAll(app), 'ReferenceGrant').filter((g: any) => g.spec.from[0].kind === 'HTTPRoute');
     expect(grants).toHaveLength(1);
     expect(grants[0]).toMatchObject({
-      metadata: { name: 'openai-from-team', namespace: 'platform' },
+      metadata: { name: 'ai-backends-from-team', namespace: 'platform' },
       spec: {
         from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'team' }],
         to: [{ group: 'gateway.envoyproxy.io', kind: 'Backend', name: 'openai' }],
       },
     });
+  });
+
+  it('shares ReferenceGrants among backends: up to 16 names each, per route namespace and kind', () => {
+    const { app, team, platform, openai } = gatewayFixture();
+    const other = new Chart(app, 'other', { namespace: 'other' });
+    const gateway = new AIGateway(platform, 'Wide', {
+      name: 'wide',
+      allowedRoutes: AllowedRoutes.fromNamespaces('team', 'other'),
+    });
+    const backends = Array.from({ length: 19 }, (_, i) =>
+      ProviderBackend.openAI(platform, `B${i}`, {
+        name: `b${i}`,
+        credentials: Credentials.apiKey({ secretName: 'openai', key: 'api-key' }),
+      }),
+    );
+    const route = (scope: Chart, name: string, backend: ProviderBackend) =>
+      new AIRoute(scope, name, {
+        name,
+        gateway,
+        rules: [{ models: [ModelMatch.exact(name)], backends: [{ backend }] }],
+      });
+    backends.forEach((backend, i) => route(team, `r${i}`, backend));
+    route(team, 'again', backends[3]); // a second route for one backend adds no name
+    route(other, 'o', openai);
+    const vllm = ProviderBackend.kubernetesService(platform, 'Vllm', { serviceName: 'vllm', port: 8000 });
+    route(team, 'local', vllm);
+    const grants = findAll(synthAll(app), 'ReferenceGrant').filter((g: any) => g.spec.from[0].kind === 'HTTPRoute');
+    const summary = grants.map((g: any) => ({
+      name: g.metadata.name,
+      namespace: g.metadata.namespace,
+      from: g.spec.from.map((f: any) => f.namespace),
+      to: g.spec.to.map((t: any) => `${t.kind}/${t.name}`),
+    }));
+    const names = (from: number, to: number) => backends.slice(from, to).map((b) => `Backend/${b.backendName}`);
+    expect(summary).toEqual(
+      expect.arrayContaining([
+        { name: 'ai-backends-from-team', namespace: 'platform', from: ['team'], to: names(0, 16) },
+        { name: 'ai-backends-from-team-2', namespace: 'platform', from: ['team'], to: names(16, 19) },
+        { name: 'ai-backends-from-other', namespace: 'platform', from: ['other'], to: ['Backend/openai'] },
+        { name: 'ai-services-from-team', namespace: 'platform', from: ['team'], to: ['Service/vllm'] },
+      ]),
+    );
+    expect(summary).toHaveLength(4);
   });
 
   it('mounts the credential Secrets of its backends into the processor', () => {

@@ -31,13 +31,18 @@ describe('the cdk8s example', () => {
     ]);
     expect(new Set(namespaced(team).map((m) => m.metadata.namespace))).toEqual(new Set(['team-chat']));
     expect(findOne(platform, 'Namespace').metadata).toEqual({ name: 'ai-platform' });
-    // Three backends and the processor Service, each referenced from team-chat (routes and the route's
-    // EnvoyExtensionPolicy).
+    // The processor Service, referenced from team-chat's EnvoyExtensionPolicy, and the three backends, referenced
+    // from team-chat's HTTPRoute: one grant for all three.
     expect(
       findAll(platform, 'ReferenceGrant').map(
         (g) => `${(g as any).spec.from[0].kind}/${(g as any).spec.from[0].namespace}`,
       ),
-    ).toEqual(['EnvoyExtensionPolicy/team-chat', 'HTTPRoute/team-chat', 'HTTPRoute/team-chat', 'HTTPRoute/team-chat']);
+    ).toEqual(['EnvoyExtensionPolicy/team-chat', 'HTTPRoute/team-chat']);
+    expect(findOne(platform, 'ReferenceGrant', 'ai-backends-from-team-chat').spec.to.map((t: any) => t.name)).toEqual([
+      'anthropic',
+      'bedrock-us-east-1',
+      'openai',
+    ]);
   });
 
   it('uses OpenAI, Anthropic and Bedrock with a weighted split for one model', () => {

@@ -195,7 +195,7 @@ describe('ProviderBackend', () => {
     expect(route.spec.rules[0].filters).toEqual([
       { type: 'RequestHeaderModifier', requestHeaderModifier: { remove: ['x-ai-gateway-backend'] } },
     ]);
-    const grant = findOne(all, 'ReferenceGrant', 'vllm-from-team');
+    const grant = findOne(all, 'ReferenceGrant', 'ai-services-from-team');
     expect(grant.metadata.namespace).toBe('models');
     expect(grant.spec).toEqual({
       from: [{ group: 'gateway.networking.k8s.io', kind: 'HTTPRoute', namespace: 'team' }],

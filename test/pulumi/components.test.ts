@@ -136,7 +136,7 @@ describe('AIGatewayApp', () => {
         mocks.registrations.find((r) => r.urn === objectNamed(objects, kind, name).parent)?.type;
       expect(ownerType('Gateway', 'ai/shared')).toBe('ai-gateway:index:AIGateway');
       expect(ownerType('HTTPRoute', 'team/shared')).toBe('ai-gateway:index:AIRoute');
-      expect(ownerType('ReferenceGrant', 'ai/vllm-from-team')).toBe('ai-gateway:index:ProviderBackend');
+      expect(ownerType('ReferenceGrant', 'ai/ai-services-from-team')).toBe('ai-gateway:index:ProviderBackend');
       expect(await valueOf(app.result.routeName)).toBe('shared');
     },
   );
@@ -716,9 +716,8 @@ describe('during preview with unknown inputs', () => {
         'ai-gateway:Processor/ExtensionPolicy-team-chat',
         'ai-gateway:Processor/NotFound-team-chat',
         'ai-gateway:Processor/ReferenceGrant-team-chat',
+        // One grant for the three backends, beside the backend the route names first.
         'anthropic:ReferenceGrant-team-chat',
-        'bedrock:ReferenceGrant-team-chat',
-        'openai:ReferenceGrant-team-chat',
       ]);
       expect(grants(preview.registrations)).toEqual(
         grants(up.registrations).map((name) => name!.replace('team-chat', 'ai-gateway-input-2')),

@@ -195,8 +195,15 @@ describe('the Pulumi example', () => {
     }
     // Replaced on purpose: the route's own EnvoyExtensionPolicy and 404 filter gave way to the gateway processor's
     // for the route namespace, objects of other names (docs/pulumi.md, "Upgrading: one EnvoyExtensionPolicy and 404
-    // filter per namespace").
+    // filter per namespace"); and each backend's grant to team-chat gave way to one grant naming the three backends
+    // (docs/pulumi.md, "Upgrading: one ReferenceGrant for up to 16 backends").
+    const backendGrant = (backend: string) =>
+      'urn:pulumi:stack::project::ai-gateway:index:ProviderBackend$kubernetes:gateway.networking.k8s.io/v1beta1:' +
+      `ReferenceGrant::${backend}`;
     const replaced = [
+      backendGrant('anthropic:ai-platform/anthropic-from-team-chat'),
+      backendGrant('bedrock:ai-platform/bedrock-us-east-1-from-team-chat'),
+      backendGrant('openai:ai-platform/openai-from-team-chat'),
       'urn:pulumi:stack::project::ai-gateway:index:AIRoute$kubernetes:gateway.envoyproxy.io/v1alpha1:' +
         'EnvoyExtensionPolicy::chat:team-chat/chat-processor',
       'urn:pulumi:stack::project::ai-gateway:index:AIRoute$kubernetes:gateway.envoyproxy.io/v1alpha1:' +

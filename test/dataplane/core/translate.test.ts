@@ -215,6 +215,25 @@ describe('translate: the resources the constructs synthesize', () => {
     expect(listener.routes[0].urlRewrite).toEqual({ hostname: 'api.openai.com', path: undefined });
   });
 
+  it('admits each Backend a shared ReferenceGrant names, and none it does not', () => {
+    const grantTo = '  to: [{group: gateway.envoyproxy.io, kind: Backend, name: openai}]\n';
+    expect(MANIFESTS).toContain(grantTo);
+    const resolved = (to: string) => {
+      const statuses = translate(parseManifests(MANIFESTS.replace(grantTo, `  to: [${to}]\n`))).routeStatuses;
+      return statuses[0].parents[0].conditions.find((c) => c.type === 'ResolvedRefs');
+    };
+    const entry = (name: string) => `{group: gateway.envoyproxy.io, kind: Backend, name: ${name}}`;
+    expect(resolved([entry('anthropic'), entry('openai'), entry('bedrock')].join(', '))).toMatchObject({
+      status: 'True',
+    });
+    expect(resolved([entry('anthropic'), entry('bedrock')].join(', '))).toMatchObject({
+      status: 'False',
+      reason: 'RefNotPermitted',
+    });
+    // The same names under another kind admit nothing.
+    expect(resolved('{group: "", kind: Service, name: openai}')).toMatchObject({ reason: 'RefNotPermitted' });
+  });
+
   it('turns the HTTPRouteFilter into a direct response with its content type', () => {
     const route = listener.routes[1];
     expect(route.action).toEqual({ type: 'directResponse', status: 404, body: Buffer.from('{"error":"not found"}') });

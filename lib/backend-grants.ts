@@ -1,0 +1,92 @@
+import type { ApiObject } from 'cdk8s';
+import type { Construct, IConstruct } from 'constructs';
+import { customResource, GATEWAY_API_GROUP, REFERENCE_GRANT_API_VERSION, type ReferenceGrantSpec } from './crds';
+import { synthRegistry } from './limits/registry';
+import { derivedName } from './names';
+
+/** ReferenceGrant `spec.to` maxItems (gateway-api v1beta1, ../shared/crds): the names one grant can hold. */
+export const GRANT_TARGETS_MAX = 16;
+
+/** The kind of object a grant admits, and its name. */
+export interface GrantTarget {
+  /** `''` for a Service. */
+  readonly group: string;
+  readonly kind: 'Backend' | 'Service';
+  readonly name: string;
+}
+
+/** One ReferenceGrant: the object (emitted when the chunk opened) and the names it admits, in contribution order. */
+interface Chunk {
+  readonly object: ApiObject;
+  readonly targets: GrantTarget[];
+}
+
+/**
+ * The ReferenceGrants that let HTTPRoutes of one namespace reference backends (Envoy Gateway Backends or Services)
+ * of another, shared by all backends of an app: one list of chunks per (backend namespace, route namespace, target
+ * kind), each a grant naming up to `GRANT_TARGETS_MAX` backends. Backends contribute; the grants render their lists.
+ *
+ * Names are stable as backends are added: a chunk's name is fixed by its position (`ai-backends-from-<ns>`, then
+ * `-2`, `-3`, …) and a new backend lands in the last chunk, or opens a new one when that is full. Removing a backend
+ * from the program moves the later backends one place forward (a name may move to the previous grant), but no grant
+ * is renamed. Each grant lives beside the backend that opened its chunk (so it is that backend's object, e.g. its
+ * Pulumi component's), with the construct id the per-backend grant had. A grant never exists without a name in `to`:
+ * a `to` entry without a name would admit every object of that kind in the namespace.
+ */
+class BackendGrants {
+  private readonly chunks = new Map<string, Chunk[]>();
+  private readonly granted = new Set<string>();
+
+  /** Adds `target` (in `namespace`) to the grants for routes of `routeNamespace`; `opener` hosts a new chunk. */
+  grant(opener: Construct, namespace: string, routeNamespace: string, target: GrantTarget): void {
+    const key = `${namespace}\u0000${routeNamespace}\u0000${target.group}\u0000${target.kind}`;
+    const entry = `${key}\u0000${target.name}`;
+    if (this.granted.has(entry)) return;
+    this.granted.add(entry);
+    const chunks = this.chunks.get(key) ?? [];
+    this.chunks.set(key, chunks);
+    let last = chunks[chunks.length - 1];
+    if (last === undefined || last.targets.length >= GRANT_TARGETS_MAX) {
+      last = this.open(opener, namespace, routeNamespace, target, chunks.length);
+      chunks.push(last);
+    }
+    last.targets.push(target);
+  }
+
+  private open(
+    opener: Construct,
+    namespace: string,
+    routeNamespace: string,
+    target: GrantTarget,
+    index: number,
+  ): Chunk {
+    const targets: GrantTarget[] = [];
+    const prefix = target.kind === 'Service' ? 'ai-services' : 'ai-backends';
+    const parts = [prefix, 'from', routeNamespace, ...(index === 0 ? [] : [String(index + 1)])];
+    const name = derivedName(parts);
+    synthRegistry(opener).claimName(opener, 'namespace', { kind: 'ReferenceGrant', namespace, name });
+    // A backend contributes one name per route namespace, so it opens at most one chunk per route namespace.
+    const object = customResource<ReferenceGrantSpec>(
+      opener,
+      `ReferenceGrant-${routeNamespace}`,
+      REFERENCE_GRANT_API_VERSION,
+      'ReferenceGrant',
+      { name, namespace },
+      () => ({
+        from: [{ group: GATEWAY_API_GROUP, kind: 'HTTPRoute', namespace: routeNamespace }],
+        to: targets.map((t) => ({ group: t.group, kind: t.kind, name: t.name })),
+      }),
+    );
+    return { object, targets };
+  }
+}
+
+const REGISTRIES = new WeakMap<IConstruct, BackendGrants>();
+
+/** The backend grants of the app `scope` belongs to (one per construct tree). */
+export function backendGrants(scope: IConstruct): BackendGrants {
+  const root = scope.node.root;
+  let grants = REGISTRIES.get(root);
+  if (!grants) REGISTRIES.set(root, (grants = new BackendGrants()));
+  return grants;
+}
