@@ -62,7 +62,9 @@ class BackendGrants {
   ): Chunk {
     const targets: GrantTarget[] = [];
     const prefix = target.kind === 'Service' ? 'ai-services' : 'ai-backends';
-    const parts = [prefix, 'from', routeNamespace, ...(index === 0 ? [] : [String(index + 1)])];
+    // The chunk number comes before "from": after the namespace, `…-from-a-2` would also be the first grant of a
+    // namespace named "a-2".
+    const parts = [prefix, ...(index === 0 ? [] : [String(index + 1)]), 'from', routeNamespace];
     const name = derivedName(parts);
     synthRegistry(opener).claimName(opener, 'namespace', { kind: 'ReferenceGrant', namespace, name });
     // A backend contributes one name per route namespace, so it opens at most one chunk per route namespace.

@@ -101,13 +101,13 @@ export function processorTracingArgs(scope: IConstruct, options: ObservabilityOp
   if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:') || endpoint.length > 2048) {
     throw invalid(scope, 'observability.otlpEndpoint', endpoint, 'must be an http or https URL of a collector');
   }
-  if (url.username !== '' || url.password !== '') {
+  if (url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
     throw invalid(
       scope,
       'observability.otlpEndpoint',
-      `${url.protocol}//***@${url.host}`,
-      'must not carry credentials (they would be readable in the Deployment): set OTEL_EXPORTER_OTLP_HEADERS from ' +
-        'a Secret instead',
+      `${url.protocol}//***@${url.host}${url.pathname}`,
+      'must not carry credentials or a query (they would be readable in the Deployment): set ' +
+        'OTEL_EXPORTER_OTLP_HEADERS from a Secret instead',
     );
   }
   if (ratio !== undefined && !(typeof ratio === 'number' && ratio >= 0 && ratio <= 1)) {

@@ -199,7 +199,7 @@ describe('AIRoute', () => {
     expect(summary).toEqual(
       expect.arrayContaining([
         { name: 'ai-backends-from-team', namespace: 'platform', from: ['team'], to: names(0, 16) },
-        { name: 'ai-backends-from-team-2', namespace: 'platform', from: ['team'], to: names(16, 19) },
+        { name: 'ai-backends-2-from-team', namespace: 'platform', from: ['team'], to: names(16, 19) },
         { name: 'ai-backends-from-other', namespace: 'platform', from: ['other'], to: ['Backend/openai'] },
         { name: 'ai-services-from-team', namespace: 'platform', from: ['team'], to: ['Service/vllm'] },
       ]),

@@ -252,9 +252,13 @@ describe('AIGateway observability', () => {
     const withCredentials = () =>
       gateway({ processor: {}, observability: { otlpEndpoint: 'https://user:s3cret@otel.example:4318' } });
     expect(withCredentials).toThrow(
-      /invalid observability.otlpEndpoint "https:\/\/\*\*\*@otel.example:4318": must not/,
+      /invalid observability.otlpEndpoint "https:\/\/\*\*\*@otel.example:4318\/": must not/,
     );
     expect(withCredentials).not.toThrow(/s3cret/);
+    const withToken = () =>
+      gateway({ processor: {}, observability: { otlpEndpoint: 'https://otel.example:4318/v1/traces?token=s3cret' } });
+    expect(withToken).toThrow(/must not carry credentials or a query/);
+    expect(withToken).not.toThrow(/s3cret/);
     expect(() => gateway({ processor: {}, observability: { traceSamplingRatio: 0.5 } })).toThrow(
       /invalid observability.traceSamplingRatio 0.5: needs observability.otlpEndpoint/,
     );
