@@ -36,6 +36,7 @@ import { GatewayModel } from './gateway-model';
 import { gatewayDurationMs } from './limits/duration';
 import { CRD_LIMITS } from './limits/crd-limits.generated';
 import { checkAnnotations } from './limits/metadata';
+import { synthRegistry } from './limits/registry';
 import { duplicateObjectError } from './limits/unique-objects';
 import { MAX_LABEL_LENGTH, derivedName, shortHash } from './names';
 import { ProcessorImage } from './processor-image';
@@ -915,12 +916,15 @@ export class Processor extends Construct {
   private grantServiceTo(routeNamespace: string): void {
     const id = `ReferenceGrant-${routeNamespace}`;
     if (routeNamespace === this.namespace || this.node.tryFindChild(id) !== undefined) return;
+    const name = derivedName([this.serviceName, 'from', routeNamespace]);
+    // Backends' shared grants live in namespaces like this one: the name must be this grant's alone.
+    synthRegistry(this).claimName(this, 'name', { kind: 'ReferenceGrant', namespace: this.namespace, name });
     customResource<ReferenceGrantSpec>(
       this,
       id,
       REFERENCE_GRANT_API_VERSION,
       'ReferenceGrant',
-      { name: derivedName([this.serviceName, 'from', routeNamespace]), namespace: this.namespace, labels: this.labels },
+      { name, namespace: this.namespace, labels: this.labels },
       {
         from: [{ group: ENVOY_GATEWAY_GROUP, kind: 'EnvoyExtensionPolicy', namespace: routeNamespace }],
         to: [{ group: '', kind: 'Service', name: this.serviceName }],
