@@ -4,6 +4,7 @@
  * the one that ran out in a 429 and to count spend).
  */
 import { z } from 'zod';
+import { re2Problem } from './regex';
 
 /**
  * Header the processor sets to the authenticated consumer's id. Gateway-owned: the processor overwrites or removes
@@ -124,6 +125,18 @@ export const consumerSchema = z
   })
   .strict()
   .superRefine((consumer, ctx) => {
+    consumer.models?.forEach((match, m) => {
+      const problem = match.type === 'RegularExpression' ? re2Problem(match.value) : undefined;
+      if (problem !== undefined) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['models', m, 'value'],
+          message:
+            `consumer "${consumer.id}": regular expression ${JSON.stringify(match.value)} is not valid RE2 ` +
+            `(${problem})`,
+        });
+      }
+    });
     const keys = new Set<string>();
     consumer.limits.forEach((limit, i) => {
       if (keys.has(limit.metadataKey)) {

@@ -534,6 +534,21 @@ function checkGovernance(
   }
   const routeNames = new Set(config.routes.map((route) => route.name));
   const tokenKeys = new Set<string>(Object.values(TOKEN_METADATA_KEYS));
+  // A consumer's limit is written into the same metadata namespace as the response's usage: a shared key would have
+  // the usage overwrite the limit.
+  config.consumers?.entries.forEach((consumer, i) => {
+    consumer.limits.forEach((limit, l) => {
+      if (tokenKeys.has(limit.metadataKey) || costKeys.has(limit.metadataKey)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['consumers', 'entries', i, 'limits', l, 'metadataKey'],
+          message:
+            `consumer "${consumer.id}": "${limit.metadataKey}" is also a token or cost key the processor writes ` +
+            'usage under',
+        });
+      }
+    });
+  });
   (config.budgets ?? []).forEach((budget, i) => {
     if (!tokenKeys.has(budget.costKey) && !costKeys.has(budget.costKey)) {
       ctx.addIssue({

@@ -21,7 +21,6 @@ import { compileCost, type CompiledCost } from '../usage/costs';
 import { UsageMetadata } from '../usage/metadata';
 import {
   ProcessorConfigError,
-  TOKEN_METADATA_KEYS,
   type BackendConfig,
   type ProcessorConfig,
 } from '@ai-gateway-constructs/processor-config';
@@ -127,8 +126,7 @@ export function compileRuntime(config: ProcessorConfig, secrets: SecretReader, o
       hasBodyMutation: (backend.bodyMutation?.set.length ?? 0) + (backend.bodyMutation?.remove.length ?? 0) > 0,
     });
   });
-  const usageKeys = new Set<string>([...Object.values(TOKEN_METADATA_KEYS), ...config.costs.map((c) => c.metadataKey)]);
-  const governance = compileGovernance(config, usageKeys, problems);
+  const governance = compileGovernance(config);
   const costs: CompiledCost[] = [];
   config.costs.forEach((cost, i) => {
     try {

@@ -7,7 +7,6 @@
 import {
   CONSUMER_HEADER,
   METADATA_NAMESPACE,
-  re2Problem,
   type ConsumerConfig,
   type ConsumersConfig,
 } from '@ai-gateway-constructs/processor-config';
@@ -84,32 +83,4 @@ function compileConsumer(consumer: ConsumerConfig, limitHeaders: readonly string
       repeatable: true,
     },
   };
-}
-
-/**
- * Problems the schema cannot see: consumer model patterns RE2 cannot run, and limit metadata keys that collide with
- * the keys the processor writes usage under (the response's numbers would overwrite the limit).
- */
-export function consumerProblems(config: ConsumersConfig, usageKeys: ReadonlySet<string>): string[] {
-  const problems: string[] = [];
-  config.entries.forEach((consumer, i) => {
-    consumer.models?.forEach((match, m) => {
-      const problem = match.type === 'RegularExpression' ? re2Problem(match.value) : undefined;
-      if (problem !== undefined) {
-        problems.push(
-          `consumers.entries.${i}.models.${m}.value: consumer "${consumer.id}": regular expression ` +
-            `${JSON.stringify(match.value)} is not valid RE2 (${problem})`,
-        );
-      }
-    });
-    consumer.limits.forEach((limit, l) => {
-      if (usageKeys.has(limit.metadataKey)) {
-        problems.push(
-          `consumers.entries.${i}.limits.${l}.metadataKey: consumer "${consumer.id}": "${limit.metadataKey}" is ` +
-            'also a token or cost key the processor writes usage under',
-        );
-      }
-    });
-  });
-  return problems;
 }

@@ -4,7 +4,7 @@
  */
 import type { BudgetConfig, ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { compilePrices, type PriceTable } from '../usage/prices';
-import { ConsumerDirectory, consumerProblems } from './consumers';
+import { ConsumerDirectory } from './consumers';
 import { ExhaustionLog } from './budgets';
 
 export { ConsumerDirectory, type ConsumerRuntime } from './consumers';
@@ -21,14 +21,9 @@ export interface Governance {
   readonly exhaustions: ExhaustionLog;
 }
 
-/** Compiles the governance config; config problems are pushed onto `problems`. */
-export function compileGovernance(
-  config: ProcessorConfig,
-  usageKeys: ReadonlySet<string>,
-  problems: string[],
-): Governance {
+/** Compiles the governance config (the schema has checked it, cross-references included). */
+export function compileGovernance(config: ProcessorConfig): Governance {
   const prices = compilePrices(config.prices);
-  if (config.consumers !== undefined) problems.push(...consumerProblems(config.consumers, usageKeys));
   const consumers = config.consumers === undefined ? undefined : new ConsumerDirectory(config.consumers);
   return {
     consumers,
