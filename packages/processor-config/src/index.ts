@@ -25,6 +25,8 @@ export {
   backendConfigSchema,
   modelMatchSchema,
   backendRefSchema,
+  fallbackSchema,
+  MAX_FALLBACK_ATTEMPTS,
   routeRuleSchema,
   passthroughEndpointSchema,
   routeEndpointSchema,
@@ -48,6 +50,7 @@ export type {
   RouteEndpoint,
   ModelMatch,
   BackendRef,
+  FallbackConfig,
   PassthroughEndpoint,
   CostConfig,
 } from './schema';

@@ -201,10 +201,40 @@ export const backendRefSchema = z
   })
   .strict();
 
+/** The most attempts one request may make across a rule's priorities, the first included. */
+export const MAX_FALLBACK_ATTEMPTS = 5;
+
+/**
+ * Failing over within one request: when the backend that was tried answers with one of `statuses` (or Envoy could
+ * not reach it, or it timed out), the processor sends the same client request, translated and signed for it, to a
+ * backend of the next higher priority itself, and relays that answer instead. Possible only where Envoy streams the
+ * response to the processor in FULL_DUPLEX_STREAMED mode (it tells the processor in `protocol_config`); elsewhere the
+ * first answer stands.
+ */
+export const fallbackSchema = z
+  .object({
+    /** Upstream statuses that move the request on (4xx other than 408, 409 and 429 say the request is wrong). */
+    statuses: z.array(z.number().int().min(400).max(599)).max(32),
+    /** Envoy could not connect to the backend, or the connection was reset before a response began. */
+    connectionFailures: z.boolean(),
+    /** Envoy's upstream timeouts (route, per-try, idle). */
+    timeouts: z.boolean(),
+    /** The most attempts in all, the first (Envoy's) included. */
+    maxAttempts: z.number().int().min(2).max(MAX_FALLBACK_ATTEMPTS),
+    /** The deadline of each attempt the processor makes itself, from sending it to the answer's last byte. */
+    attemptTimeoutMs: z
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 3_600_000),
+  })
+  .strict();
+
 export const routeRuleSchema = z
   .object({
     models: z.array(modelMatchSchema).min(1),
     backends: z.array(backendRefSchema).min(1),
+    fallback: fallbackSchema.optional(),
   })
   .strict();
 
@@ -496,6 +526,18 @@ export const processorConfigSchema = processorConfigBase.superRefine((config, ct
       if (rule.backends.every((ref) => ref.weight === 0)) {
         ctx.addIssue({ code: 'custom', path: ['routes', r, 'rules', i, 'backends'], message: 'all weights are 0' });
       }
+      if (rule.fallback !== undefined) {
+        const weighted = rule.backends.filter((ref) => ref.weight > 0).map((ref) => ref.priority);
+        if (weighted.length > 0 && !weighted.some((priority) => priority > Math.min(...weighted))) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['routes', r, 'rules', i, 'fallback'],
+            message:
+              `route "${route.name}" rule ${i}: fallback needs a backend with weight > 0 at a higher priority ` +
+              'than the first',
+          });
+        }
+      }
     });
   });
   const costKeys = new Set<string>();
@@ -595,6 +637,7 @@ export type RouteRule = z.infer<typeof routeRuleSchema>;
 export type RouteEndpoint = z.infer<typeof routeEndpointSchema>;
 export type ModelMatch = z.infer<typeof modelMatchSchema>;
 export type BackendRef = z.infer<typeof backendRefSchema>;
+export type FallbackConfig = z.infer<typeof fallbackSchema>;
 export type PassthroughEndpoint = z.infer<typeof passthroughEndpointSchema>;
 export type CostConfig = z.infer<typeof costSchema>;
 

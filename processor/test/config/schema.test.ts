@@ -171,3 +171,49 @@ describe('parseProcessorConfig', () => {
     expect(problemsOf(priced({ cacheWrite5m: 1 })).join('\n')).toMatch(/cacheWrite5m/);
   });
 });
+
+describe('parseProcessorConfig: fallback', () => {
+  const FALLBACK = {
+    statuses: [429, 503],
+    connectionFailures: true,
+    timeouts: true,
+    maxAttempts: 2,
+    attemptTimeoutMs: 60_000,
+  };
+
+  function withFallback(priorities: readonly number[], weights?: readonly number[]): ProcessorConfig {
+    const config = validConfig();
+    config.backends.push({ ...config.backends[0], name: 'openai-2' });
+    config.routes[0].rules[0] = {
+      models: [{ type: 'Exact', value: 'gpt-4o' }],
+      backends: priorities.map((priority, i) => ({
+        backend: i === 0 ? 'openai' : 'openai-2',
+        weight: weights?.[i] ?? 1,
+        priority,
+      })),
+      fallback: FALLBACK,
+    };
+    return config;
+  }
+
+  it('accepts a rule whose backends span two priorities', () => {
+    const config = withFallback([0, 1]);
+    expect(parseProcessorConfig(JSON.parse(JSON.stringify(config)))).toEqual(config);
+  });
+
+  it('refuses a fallback without a later priority to fall back to', () => {
+    expect(problemsOf(withFallback([0, 0])).join('\n')).toMatch(
+      /rule 0: fallback needs a backend with weight > 0 at a higher priority/,
+    );
+    // The later priority carries no traffic at all.
+    expect(problemsOf(withFallback([0, 1], [1, 0])).join('\n')).toMatch(/fallback needs a backend/);
+  });
+
+  it('bounds the attempts and statuses', () => {
+    const config = withFallback([0, 1]);
+    config.routes[0].rules[0].fallback = { ...FALLBACK, maxAttempts: 6, statuses: [200] };
+    const problems = problemsOf(config).join('\n');
+    expect(problems).toMatch(/maxAttempts/);
+    expect(problems).toMatch(/statuses/);
+  });
+});
