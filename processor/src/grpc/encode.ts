@@ -7,6 +7,7 @@
  * Field numbers follow envoy.service.ext_proc.v3 and google.protobuf.Struct.
  */
 import type {
+  BodyMutation,
   CommonResponse,
   EncodedHeaderOption,
   HeaderMutation,
@@ -14,6 +15,7 @@ import type {
   ImmediateResponse,
   EncodedStruct,
   ProcessingResponse,
+  StreamedBodyResponse,
 } from './messages';
 
 const LEN = 2;
@@ -212,10 +214,17 @@ function writeMutation(out: Out, mutation: HeaderMutation): void {
 
 // ---- CommonResponse ----
 
-function bodyMutationSize(mutation: NonNullable<CommonResponse['bodyMutation']>): number {
+function bodyMutationSize(mutation: BodyMutation): number {
   if (mutation.body !== undefined) return lenFieldSize(1, mutation.body.length);
   if (mutation.clearBody) return 2;
+  if (mutation.streamedResponse) return lenFieldSize(3, streamedSize(mutation.streamedResponse));
   return 0;
+}
+
+/** StreamedBodyResponse: body (1, written when given, even empty, as protobufjs does), end_of_stream (2). */
+function streamedSize(streamed: StreamedBodyResponse): number {
+  const body = streamed.body;
+  return (body !== undefined ? lenFieldSize(1, body.length) : 0) + (streamed.endOfStream ? 2 : 0);
 }
 
 function commonSize(common: CommonResponse): number {
@@ -242,6 +251,14 @@ function writeCommon(out: Out, common: CommonResponse): void {
     else if (common.bodyMutation.clearBody) {
       out.tag(2, VARINT);
       out.varint(1);
+    } else if (common.bodyMutation.streamedResponse) {
+      const streamed = common.bodyMutation.streamedResponse;
+      out.message(3, streamedSize(streamed));
+      if (streamed.body !== undefined) out.bytes(1, streamed.body);
+      if (streamed.endOfStream) {
+        out.tag(2, VARINT);
+        out.varint(1);
+      }
     }
   }
   if (common.clearRouteCache) {

@@ -45,6 +45,18 @@ export interface ProcessingRequest {
    * read only for response headers (see extproc/local-replies.ts); an empty map when Envoy sends none.
    */
   attributes?: Record<string, ProtoStruct>;
+  /**
+   * The body modes of the filter (Envoy >= 1.34), in the first message of a stream only. Undefined from older Envoys
+   * and in every later message.
+   */
+  protocolConfig?: ProtocolConfiguration;
+}
+
+/** envoy.service.ext_proc.v3.ProtocolConfiguration; enums as numbers (see BODY_MODE_*). */
+export interface ProtocolConfiguration {
+  requestBodyMode?: number;
+  responseBodyMode?: number;
+  sendBodyWithoutWaitingForHeaderResponse?: boolean;
 }
 
 /** envoy.config.core.v3.HeaderValueOption.HeaderAppendAction */
@@ -70,8 +82,21 @@ export interface CommonResponse {
   /** 0 CONTINUE, 1 CONTINUE_AND_REPLACE */
   status?: number;
   headerMutation?: HeaderMutation;
-  bodyMutation?: { body?: Uint8Array; clearBody?: boolean };
+  bodyMutation?: BodyMutation;
   clearRouteCache?: boolean;
+}
+
+/** One of: a new body, the body cleared, or (FULL_DUPLEX_STREAMED mode only) bytes streamed to the client. */
+export interface BodyMutation {
+  body?: Uint8Array;
+  clearBody?: boolean;
+  streamedResponse?: StreamedBodyResponse;
+}
+
+/** envoy.service.ext_proc.v3.StreamedBodyResponse: `end_of_stream` ends the response the client gets. */
+export interface StreamedBodyResponse {
+  body?: Uint8Array;
+  endOfStream?: boolean;
 }
 
 export interface ImmediateResponse {
@@ -97,6 +122,8 @@ export type EncodedStruct = Buffer;
 
 /** envoy.extensions.filters.http.ext_proc.v3.ProcessingMode.BodySendMode */
 export const BODY_MODE_STREAMED = 1;
+/** Envoy streams body chunks without waiting for answers; the processor answers with any number of streamed bodies. */
+export const BODY_MODE_FULL_DUPLEX_STREAMED = 4;
 
 export interface ProcessingResponse {
   requestHeaders?: { response?: CommonResponse };

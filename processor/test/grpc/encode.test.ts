@@ -77,6 +77,27 @@ describe('encodeProcessingResponse', () => {
     roundTrip({ responseTrailers: { headerMutation: { setHeaders: [], removeHeaders: ['grpc-status'] } } });
   });
 
+  it('encodes streamed body responses (FULL_DUPLEX_STREAMED), byte for byte as protobufjs', () => {
+    const cases: ProcessingResponse[] = [
+      { responseBody: { response: { bodyMutation: { streamedResponse: { body: Buffer.from('data: {}\n\n') } } } } },
+      {
+        responseBody: {
+          response: { bodyMutation: { streamedResponse: { body: Buffer.alloc(300, 0x61), endOfStream: true } } },
+        },
+      },
+      { responseBody: { response: { bodyMutation: { streamedResponse: { endOfStream: true } } } } },
+      { responseBody: { response: { bodyMutation: { streamedResponse: { body: Buffer.alloc(0) } } } } },
+    ];
+    for (const response of cases) {
+      const decoded = roundTrip(response) as {
+        responseBody: { response: { bodyMutation: { mutation: string; streamedResponse: unknown } } };
+      };
+      expect(decoded.responseBody.response.bodyMutation.mutation).toBe('streamedResponse');
+      const reference = Buffer.from(type.encode(response).finish());
+      expect(encodeProcessingResponse(response).equals(reference)).toBe(true);
+    }
+  });
+
   it('writes number metadata from a fixed layout, each copy with its own values (0 until set)', () => {
     const layout = new NumberStructLayout('io.envoy.ai_gateway', [
       'llm_input_token',
