@@ -41,9 +41,9 @@ import { EMPTY, toBuffer } from './message-bytes';
 import { classifyResponse, responseCodeDetails, type ResponseOrigin } from './local-replies';
 
 /** What a rate-limit 429 is read for, and only then. */
-const BUDGET_HEADERS = [RATE_LIMIT_LIMIT_HEADER, RATE_LIMIT_RESET_HEADER];
+export const BUDGET_HEADERS = [RATE_LIMIT_LIMIT_HEADER, RATE_LIMIT_RESET_HEADER];
 /** Envoy's `response.code_details` of its rate-limit filter's rejection (`RcDetails::RateLimited`). */
-const RATE_LIMITED_DETAILS = 'request_rate_limited';
+export const RATE_LIMITED_DETAILS = 'request_rate_limited';
 
 export class ResponsePipeline {
   private decoder: BodyDecoder | undefined;
@@ -117,63 +117,20 @@ export class ResponsePipeline {
     return response;
   }
 
-  /**
-   * Envoy answered instead of the backend: the reply goes to the client as Envoy made it (its body is not the
-   * provider's, so it is not translated) and no tokens are charged. An upstream connect failure or timeout is the
-   * backend's failure (breaker and metrics); anything else (no route after the re-match, a rate limit, a direct
-   * response) says nothing about the backend: its breaker probe slot is freed and its metrics are untouched.
-   */
   private envoyLocalReply(origin: Exclude<ResponseOrigin, { kind: 'upstream' }>): ProcessingResponse {
-    const exchange = this.exchange;
-    const runtime = exchange.route.runtime;
-    let metadata: EncodedStruct;
-    if (origin.kind === 'backendFailure') {
-      metadata = exchange.failBackend(origin.errorType);
-    } else {
-      // Envoy's reply, not the backend's: its details (without a bracketed reason) say why.
-      exchange.span?.end({ errorType: origin.details.split('{', 1)[0].slice(0, 64) });
-      exchange.withdraw();
-      metadata = localReplyMetadata(this.context, runtime);
-      const log = { backend: exchange.backendName, model: exchange.route.model, details: origin.details };
-      // The processor rewrote the request for this backend and the re-match found no route: a routing bug.
-      if (origin.details === 'route_not_found')
-        this.context.logger.warn(log, 'Envoy found no route for the request rewritten for the backend');
-      else this.context.logger.debug(log, 'Envoy answered the request locally');
-    }
-    return { responseHeaders: { response: {} }, dynamicMetadata: metadata };
+    return {
+      responseHeaders: { response: {} },
+      dynamicMetadata: settleEnvoyLocalReply(this.context, this.exchange, origin),
+    };
   }
 
   /**
-   * Envoy's rate-limit filter answered 429 (`request_rate_limited`) because a budget ran out: the client gets its own
-   * API's error naming the budget and when its window ends, in place of Envoy's empty body (CONTINUE_AND_REPLACE with
-   * a body mutation: Envoy drops any body of its own and the Content-Length with it). Status and `x-ratelimit-*`
-   * headers stay as Envoy set them. No tokens are charged and the backend never saw the request.
+   * The budget's 429 (see `settleBudgetRejection`) with the client's error in place of Envoy's empty body
+   * (CONTINUE_AND_REPLACE with a body mutation: Envoy drops any body of its own and the Content-Length with it).
+   * Status and `x-ratelimit-*` headers stay as Envoy set them.
    */
   private budgetRejected(headers: Readonly<Record<string, string>>): ProcessingResponse {
-    const exchange = this.exchange;
-    const route = exchange.route;
-    const runtime = route.runtime;
-    exchange.span?.end({ status: 429, errorType: 'budget_exhausted' });
-    exchange.withdraw();
-    const now = Date.now();
-    const governance = runtime.governance;
-    const exhausted = exhaustedBudget(governance.budgets, route.routeName, route.consumer, headers, now);
-    const consumer = route.consumer?.id;
-    this.context.metrics.recordBudgetRejection(exhausted.name, consumer);
-    if (governance.exhaustions.firstInWindow(consumer ?? '', exhausted.name ?? '', exhausted.windowKey, now)) {
-      this.context.logger.warn(
-        {
-          consumer,
-          budget: exhausted.name,
-          route: route.routeName,
-          windowEndsAt:
-            exhausted.windowEndsAt === undefined ? undefined : new Date(exhausted.windowEndsAt).toISOString(),
-        },
-        'budget used up: Envoy rejects the requests it covers until its window ends ' +
-          '(logged once per consumer, budget and window)',
-      );
-    }
-    const body = renderError(route.api, budgetError(exhausted));
+    const body = settleBudgetRejection(this.context, this.exchange, headers);
     return {
       responseHeaders: {
         response: {
@@ -182,7 +139,7 @@ export class ResponsePipeline {
           bodyMutation: { body },
         },
       },
-      dynamicMetadata: localReplyMetadata(this.context, runtime),
+      dynamicMetadata: localReplyMetadata(this.context, this.exchange.route.runtime),
     };
   }
 
@@ -290,4 +247,62 @@ export class ResponsePipeline {
     if (!common) return continueWith('responseBody', metadata);
     return { responseBody: { response: common }, dynamicMetadata: metadata };
   }
+}
+
+/**
+ * Envoy answered instead of the backend: the reply goes to the client as Envoy made it (its body is not the
+ * provider's, so it is not translated) and no tokens are charged. An upstream connect failure or timeout is the
+ * backend's failure (breaker and metrics); anything else (no route after the re-match, a rate limit, a direct
+ * response) says nothing about the backend: its breaker probe slot is freed and its metrics are untouched.
+ */
+export function settleEnvoyLocalReply(
+  context: ProcessorContext,
+  exchange: Exchange,
+  origin: Exclude<ResponseOrigin, { kind: 'upstream' }>,
+): EncodedStruct {
+  const runtime = exchange.route.runtime;
+  if (origin.kind === 'backendFailure') return exchange.failBackend(origin.errorType);
+  // Envoy's reply, not the backend's: its details (without a bracketed reason) say why.
+  exchange.span?.end({ errorType: origin.details.split('{', 1)[0].slice(0, 64) });
+  exchange.withdraw();
+  const log = { backend: exchange.backendName, model: exchange.route.model, details: origin.details };
+  // The processor rewrote the request for this backend and the re-match found no route: a routing bug.
+  if (origin.details === 'route_not_found')
+    context.logger.warn(log, 'Envoy found no route for the request rewritten for the backend');
+  else context.logger.debug(log, 'Envoy answered the request locally');
+  return localReplyMetadata(context, runtime);
+}
+
+/**
+ * Envoy's rate-limit filter answered 429 (`request_rate_limited`) because a budget ran out: accounted (metric, the
+ * first rejection per window logged) and the client's error naming the budget and when its window ends, in its own
+ * API's schema, returned. No tokens are charged and the backend never saw the request.
+ */
+export function settleBudgetRejection(
+  context: ProcessorContext,
+  exchange: Exchange,
+  headers: Readonly<Record<string, string>>,
+): Buffer {
+  const route = exchange.route;
+  const runtime = route.runtime;
+  exchange.span?.end({ status: 429, errorType: 'budget_exhausted' });
+  exchange.withdraw();
+  const now = Date.now();
+  const governance = runtime.governance;
+  const exhausted = exhaustedBudget(governance.budgets, route.routeName, route.consumer, headers, now);
+  const consumer = route.consumer?.id;
+  context.metrics.recordBudgetRejection(exhausted.name, consumer);
+  if (governance.exhaustions.firstInWindow(consumer ?? '', exhausted.name ?? '', exhausted.windowKey, now)) {
+    context.logger.warn(
+      {
+        consumer,
+        budget: exhausted.name,
+        route: route.routeName,
+        windowEndsAt: exhausted.windowEndsAt === undefined ? undefined : new Date(exhausted.windowEndsAt).toISOString(),
+      },
+      'budget used up: Envoy rejects the requests it covers until its window ends ' +
+        '(logged once per consumer, budget and window)',
+    );
+  }
+  return renderError(route.api, budgetError(exhausted));
 }

@@ -13,7 +13,13 @@ import { isReportedCredentialProblem } from '../auth';
 import type { RuntimeConfig } from '../config/runtime';
 import { gatewayError, type GatewayError } from '../errors';
 import { encodeProcessingResponse } from '../grpc/encode';
-import type { HttpBody, HttpHeaders, OutgoingResponse, ProcessingRequest } from '../grpc/messages';
+import {
+  BODY_MODE_FULL_DUPLEX_STREAMED,
+  type HttpBody,
+  type HttpHeaders,
+  type OutgoingResponse,
+  type ProcessingRequest,
+} from '../grpc/messages';
 import { exactModels } from '../routing/router';
 import type { ExtProcStream, StreamMetadata } from '../grpc/server';
 import type { ClientApi } from '../translate/types';
@@ -22,6 +28,7 @@ import type { ProcessorContext } from './context';
 import { localReplyMetadata, type Exchange } from './exchange';
 import { decideOnBody, decideOnHeaders, tooLarge, type HeadersDecision } from './request-route';
 import { ResponsePipeline } from './response-pipeline';
+import { DuplexResponse } from './duplex-response';
 import { CredentialFailure, prepareUpstream, upstreamAnswer } from './upstream-request';
 import { bodyBytes, toBuffer } from './message-bytes';
 import type { RequestSpan, RequestTracer } from '../tracing';
@@ -44,6 +51,8 @@ type Phase =
   | { readonly kind: 'readingBody'; readonly read: BodyRead }
   | { readonly kind: 'awaitingResponse'; readonly exchange: Exchange }
   | { readonly kind: 'readingResponse'; readonly exchange: Exchange; readonly pipeline: ResponsePipeline }
+  /** Envoy streams the response in FULL_DUPLEX_STREAMED mode: answered by its own machinery, not one per message. */
+  | { readonly kind: 'duplexResponse'; readonly exchange: Exchange; readonly response: DuplexResponse }
   | { readonly kind: 'done' };
 
 const AWAITING_REQUEST: Phase = { kind: 'awaitingRequest' };
@@ -69,6 +78,8 @@ export class ExchangeSession implements ExtProcStream {
   private idleWaiters: Array<() => void> = [];
   /** The request's trace span; undefined while tracing is off. */
   private span: RequestSpan | undefined;
+  /** Envoy streams the response in FULL_DUPLEX_STREAMED mode (its `protocol_config` said so in the first message). */
+  private duplex = false;
 
   constructor(
     private readonly context: ProcessorContext,
@@ -109,17 +120,34 @@ export class ExchangeSession implements ExtProcStream {
     if (!cancelled && (this.busy || this.queue.length > 0)) {
       return new Promise<void>((resolve) => this.idleWaiters.push(resolve)).then(() => this.close(cancelled));
     }
+    const phase = this.phase;
+    if (phase.kind === 'duplexResponse') {
+      // Half-closed by Envoy: no more of its messages; answers the response still has to send go out first.
+      if (!cancelled) {
+        phase.response.halfClosed();
+        return phase.response.idle().then(() => this.closeNow(false));
+      }
+      phase.response.close();
+    }
+    this.closeNow(cancelled);
+  }
+
+  private closeNow(cancelled: boolean): void {
+    if (this.closed) return;
     this.closed = true;
     this.queue = [];
     this.context.streamClosed();
     const phase = this.phase;
-    if (phase.kind === 'awaitingResponse' || phase.kind === 'readingResponse') phase.exchange.abandon(cancelled);
+    if (phase.kind === 'duplexResponse') phase.response.close();
+    if (phase.kind === 'awaitingResponse' || phase.kind === 'readingResponse' || phase.kind === 'duplexResponse')
+      phase.exchange.abandon(cancelled);
     this.phase = DONE;
     // A request that ended before it was answered (the client went away before its body, a stream cut mid-way).
     this.span?.end({ errorType: cancelled ? 'cancelled' : undefined });
   }
 
   private process(request: ProcessingRequest): void {
+    if (this.duplex && this.duplexMessage(request)) return;
     let answer: OutgoingResponse | Promise<OutgoingResponse>;
     try {
       answer = this.answer(request);
@@ -160,7 +188,7 @@ export class ExchangeSession implements ExtProcStream {
   private answer(request: ProcessingRequest): OutgoingResponse | Promise<OutgoingResponse> {
     switch (request.request) {
       case 'requestHeaders':
-        return this.onRequestHeaders(request.requestHeaders!);
+        return this.onRequestHeaders(request.requestHeaders!, request);
       case 'requestBody':
         return this.onRequestBody(request.requestBody!);
       case 'responseHeaders':
@@ -181,8 +209,10 @@ export class ExchangeSession implements ExtProcStream {
 
   // ---- request ----
 
-  private onRequestHeaders(message: HttpHeaders): OutgoingResponse {
+  private onRequestHeaders(message: HttpHeaders, request: ProcessingRequest): OutgoingResponse {
     if (this.phase.kind !== 'awaitingRequest') return CONTINUE.requestHeaders;
+    // Sent in the first message only (Envoy >= 1.34); protobufjs leaves an absent message field null.
+    this.duplex = request.protocolConfig?.responseBodyMode === BODY_MODE_FULL_DUPLEX_STREAMED;
     const tracer = this.context.tracer;
     if (tracer !== undefined) this.span = startSpan(tracer, this.metadata, message);
     const decision = decideOnHeaders(this.runtime, message);
@@ -271,6 +301,41 @@ export class ExchangeSession implements ExtProcStream {
   }
 
   // ---- response ----
+
+  /**
+   * A response message in FULL_DUPLEX_STREAMED mode (false for any other message): a routed request's response is
+   * handled by a DuplexResponse, which answers when and as often as the mode wants. Anything else passes unchanged:
+   * the headers continue, each body chunk is sent back as it came (Envoy forwards only what the processor streams)
+   * and the trailers continue.
+   */
+  private duplexMessage(request: ProcessingRequest): boolean {
+    const kind = request.request;
+    if (kind !== 'responseHeaders' && kind !== 'responseBody' && kind !== 'responseTrailers') return false;
+    const phase = this.phase;
+    if (phase.kind === 'duplexResponse') {
+      phase.response.message(request);
+      return true;
+    }
+    if (kind === 'responseHeaders' && phase.kind === 'awaitingResponse') {
+      const response = new DuplexResponse(this.context, phase.exchange, this.send, this.fail);
+      this.phase = { kind: 'duplexResponse', exchange: phase.exchange, response };
+      response.message(request);
+      return true;
+    }
+    if (kind === 'responseBody') {
+      const body = request.responseBody!;
+      this.send({
+        responseBody: {
+          response: {
+            bodyMutation: { streamedResponse: { body: toBuffer(body.body), endOfStream: body.endOfStream } },
+          },
+        },
+      });
+    } else {
+      this.send(CONTINUE[kind]);
+    }
+    return true;
+  }
 
   private onResponseHeaders(message: HttpHeaders, request: ProcessingRequest): OutgoingResponse {
     const phase = this.phase;

@@ -439,7 +439,7 @@ export function headerMap(headers: Record<string, string>) {
 }
 
 /** `attributes["envoy.filters.http.ext_proc"]` as Envoy sends evaluated string attributes. */
-function responseAttributes(values: Record<string, string>): ProcessingRequest['attributes'] {
+export function responseAttributes(values: Record<string, string>): ProcessingRequest['attributes'] {
   const fields = Object.fromEntries(Object.entries(values).map(([name, value]) => [name, { stringValue: value }]));
   return { 'envoy.filters.http.ext_proc': { fields } };
 }
@@ -449,7 +449,7 @@ function toBuffer(bytes: Uint8Array | undefined): Buffer {
 }
 
 /** Envoy applies removals first, then sets; it ignores the headers its default mutation rules protect. */
-function applyMutation(
+export function applyMutation(
   headers: Record<string, string>,
   mutation: HeaderMutation | undefined,
   enforceRules: boolean,
