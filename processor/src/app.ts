@@ -23,6 +23,7 @@ import {
   StreamLifecycle,
 } from './grpc/server';
 import type { Logger } from './log';
+import { HttpEgress, type HttpEgressOptions } from './fallback';
 import { Metrics } from './metrics';
 import { Processor } from './processor';
 import { createTracer, type RequestTracer, type TracingOptions } from './tracing';
@@ -54,6 +55,8 @@ export interface AppOptions {
   drainIdleMs?: number;
   /** Request tracing over OTLP/HTTP; default: off (the OpenTelemetry SDK is not even loaded). */
   tracing?: TracingOptions;
+  /** How the processor sends fallback attempts (development overrides); default: to each backend's endpoint. */
+  egress?: HttpEgressOptions;
 }
 
 /** The least time spans queued at shutdown get to reach the collector, even when the drain used up its deadline. */
@@ -65,6 +68,7 @@ export class ProcessorApp {
   readonly health = new HealthStatus();
   /** Undefined when tracing is off. */
   readonly tracer: RequestTracer | undefined;
+  private readonly egress: HttpEgress;
   private grpcServer: grpc.Server | undefined;
   private adminServer: http.Server | undefined;
   private watcher: ChangeWatcher | undefined;
@@ -86,12 +90,14 @@ export class ProcessorApp {
     this.metrics = new Metrics({ defaultMetrics: options.defaultMetrics });
     this.lastGoodConfig = options.initialConfig ?? readConfigFile(options.config);
     this.tracer = options.tracing ? createTracer(options.tracing) : undefined;
+    this.egress = new HttpEgress(options.egress);
     this.processor = new Processor(
       this.compile(this.lastGoodConfig),
       this.metrics,
       options.logger,
       undefined,
       this.tracer,
+      this.egress,
     );
     const registers = [this.metrics.registry];
     const processor = this.processor;
@@ -286,6 +292,7 @@ export class ProcessorApp {
       });
     }
     this.lifecycle.stop();
+    this.egress.close();
     // The spans of the requests just drained go out with what is left of the drain's time (bounded below, so a drain
     // that used it all still sends the last batch).
     await this.tracer?.shutdown(Math.max(MIN_SPAN_FLUSH_MS, deadline - performance.now()));

@@ -1,4 +1,5 @@
 /** Command-line flags and their environment equivalents. Pure: argv and env in, options out. */
+import type { HttpEgressOptions } from './fallback';
 import type { TracingOptions } from './tracing';
 
 export interface CliOptions {
@@ -13,12 +14,15 @@ export interface CliOptions {
   pollIntervalMs: number;
   /** Request tracing; undefined (the default): off. */
   tracing: TracingOptions | undefined;
+  /** How fallback attempts are sent: development overrides of backends' addresses; undefined: none. */
+  egress: HttpEgressOptions | undefined;
 }
 
 export class CliError extends Error {}
 
 type FlagKey =
-  | Exclude<keyof CliOptions, 'tracing'>
+  | Exclude<keyof CliOptions, 'tracing' | 'egress'>
+  | 'devUpstreams'
   | 'otlpEndpoint'
   | 'otlpServiceName'
   | 'traceSamplingRatio'
@@ -55,6 +59,7 @@ const FLAGS: FlagSpec[] = [
     key: 'traceContentBytes',
     numeric: true,
   },
+  { flag: '--dev-upstreams', env: 'AI_GATEWAY_DEV_UPSTREAMS', key: 'devUpstreams' },
 ];
 
 /** The most prompt or completion bytes a span may carry (each), whatever the flag asks. */
@@ -78,6 +83,12 @@ export const USAGE = `Usage: ai-gateway-processor [options]
                            this long (0: never); while draining, a stream stuck for 5 s with a message
                            unanswered or answers unread is closed too
   --poll-interval-ms <n>   config/secret change polling       (AI_GATEWAY_POLL_INTERVAL_MS, default 2000)
+
+Development (the local data plane):
+  --dev-upstreams <backend>=<url>[,...]
+                           send the processor's own fallback attempts to <backend> (a config backend name) to a
+                           local http(s)://host:port instead of its endpoint (AI_GATEWAY_DEV_UPSTREAMS); https is
+                           verified against the system CAs plus NODE_EXTRA_CA_CERTS
 
 Tracing (off unless --otlp-endpoint is set):
   --otlp-endpoint <url>    OTLP/HTTP collector: http(s)://host:port sends to /v1/traces; a URL with a path is used
@@ -147,6 +158,7 @@ export function parseCli(
     streamIdleTimeoutMs: number('streamIdleTimeoutMs', 300000, 'zero allowed'),
     pollIntervalMs: number('pollIntervalMs', 2000),
     tracing: tracingOptions(values, number('traceContentBytes', 0, 'zero allowed')),
+    egress: values.devUpstreams === undefined ? undefined : { devUpstreams: devUpstreams(values.devUpstreams) },
   };
 }
 
@@ -182,6 +194,35 @@ function tracingOptions(values: Record<string, string>, contentMaxBytes: number)
   }
   const serviceName = values.otlpServiceName ?? DEFAULT_OTLP_SERVICE_NAME;
   return { endpoint: url.toString(), serviceName, samplingRatio: ratio, contentMaxBytes };
+}
+
+/** The most backends `--dev-upstreams` may name. */
+const MAX_DEV_UPSTREAMS = 1024;
+
+/** `--dev-upstreams <backend>=<url>[,...]`: where fallback attempts to each backend go in development. */
+function devUpstreams(raw: string): Map<string, URL> {
+  const upstreams = new Map<string, URL>();
+  const entries = raw.split(',').filter((entry) => entry.trim() !== '');
+  if (entries.length > MAX_DEV_UPSTREAMS)
+    throw new CliError(`--dev-upstreams names more than ${MAX_DEV_UPSTREAMS} backends`);
+  for (const entry of entries) {
+    const eq = entry.indexOf('=');
+    const backend = entry.slice(0, eq).trim();
+    let url: URL | undefined;
+    try {
+      url = eq > 0 ? new URL(entry.slice(eq + 1).trim()) : undefined;
+    } catch {
+      url = undefined;
+    }
+    if (backend === '' || !url || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/') {
+      throw new CliError(
+        `--dev-upstreams entries must be <backend>=<http(s)://host:port>, got ${JSON.stringify(entry.slice(0, 200))}`,
+      );
+    }
+    if (upstreams.has(backend)) throw new CliError(`--dev-upstreams names backend ${JSON.stringify(backend)} twice`);
+    upstreams.set(backend, url);
+  }
+  return upstreams;
 }
 
 /** `host:port` to its parts; IPv6 hosts in brackets. */

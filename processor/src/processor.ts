@@ -2,6 +2,7 @@ import type { RuntimeConfig } from './config/runtime';
 import type { ProcessorContext } from './extproc/context';
 import { ExchangeSession } from './extproc/session';
 import type { OutgoingResponse } from './grpc/messages';
+import { HttpEgress, type Egress } from './fallback';
 import type { ExtProcHandler, ExtProcStream, StreamMetadata } from './grpc/server';
 import type { Logger } from './log';
 import { Metrics } from './metrics';
@@ -21,6 +22,7 @@ export class Processor implements ExtProcHandler, ProcessorContext {
     breakers: CircuitBreakers = new CircuitBreakers(),
     /** Request tracing; undefined: off. */
     readonly tracer: RequestTracer | undefined = undefined,
+    readonly egress: Egress = new HttpEgress(),
   ) {
     this.current = initial;
     this.breakers = breakers;

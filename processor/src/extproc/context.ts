@@ -1,4 +1,5 @@
 import type { RuntimeConfig } from '../config/runtime';
+import type { Egress } from '../fallback';
 import type { Logger } from '../log';
 import type { Metrics } from '../metrics';
 import type { CircuitBreakers } from '../routing/breaker';
@@ -13,6 +14,8 @@ export interface ProcessorContext {
   readonly logger: Logger;
   /** Request tracing; undefined when off (then nothing is allocated for it). */
   readonly tracer: RequestTracer | undefined;
+  /** Sends the requests the processor makes itself (fallback attempts). */
+  readonly egress: Egress;
   localReply(status: number): void;
   /** A cost expression failed for one response (0 was written): counted and logged. */
   readonly costFailed: (metadataKey: string, error: Error) => void;

@@ -105,6 +105,8 @@ export function tooLarge(runtime: RuntimeConfig): GatewayError {
 /** The rule and backend that serve a request body. */
 export interface RoutingDecision {
   kind: 'routed';
+  /** The client's API (errors answer in its schema). */
+  api: ClientApi;
   /** The client's bytes: forwarded as they are, or parsed whole when the request must be rewritten. */
   raw: Buffer;
   model: string;
@@ -184,6 +186,7 @@ export function decideOnBody(
   }
   return {
     kind: 'routed',
+    api,
     raw,
     model,
     stream: stream === TRUE,

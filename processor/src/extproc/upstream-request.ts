@@ -30,7 +30,7 @@ import { HeaderChangeSet, type HeaderList } from './headers';
 import { parseJsonBody } from './json-body';
 import { stripQuery, type HeadersDecision, type Rejection, type RoutingDecision } from './request-route';
 
-type BodyRead = Extract<HeadersDecision, { kind: 'readBody' }>;
+export type BodyRead = Extract<HeadersDecision, { kind: 'readBody' }>;
 
 /** A routed request translated for its backend, before credentials. */
 export interface PreparedRequest {
@@ -189,12 +189,60 @@ export function upstreamAnswer(
   // After the client's own headers: a consumer header the client sent is replaced (or removed), never kept.
   if (consumer) changes.apply(consumer);
   const metadata = route.consumer?.limitMetadata;
-  if (!auth || fixedCredentials) return bodyAnswer(runtime, changes, upstreamBody, metadata);
+  return withCredentials(read, prepared, raw, changes, fixedCredentials, (signed) =>
+    bodyAnswer(runtime, signed, upstreamBody, metadata),
+  );
+}
+
+/**
+ * Every header of the request as the backend gets it (the client's, changed as `upstreamAnswer` tells Envoy to change
+ * them, credentials included): for a request the processor sends itself. Resolves (or returns) a CredentialFailure
+ * when the credential cannot be had.
+ */
+export function upstreamHeaders(
+  runtime: RuntimeConfig,
+  read: BodyRead,
+  prepared: PreparedRequest,
+  raw: Buffer,
+): Record<string, string> | CredentialFailure | Promise<Record<string, string> | CredentialFailure> {
+  const { upstream, upstreamBody, exchange, routeName } = prepared;
+  const route = exchange.route;
+  const backend = route.backend;
+  let fixedCredentials: HeaderChanges | undefined;
+  try {
+    fixedCredentials = backend.auth?.fixed?.();
+  } catch (error) {
+    return new CredentialFailure(error);
+  }
+  const changes = requestChanges(backend, routeName, route.model, upstream, read.path, upstreamBody, fixedCredentials);
+  const clientSpecific = clientHeaderChanges(read.headers, backend, runtime.governance.consumers !== undefined);
+  if (clientSpecific) changes.apply(clientSpecific);
+  const consumer = consumerChanges(runtime, route.consumer);
+  if (consumer) changes.apply(consumer);
+  return withCredentials(read, prepared, raw, changes, fixedCredentials, (signed) =>
+    signed.appliedTo(read.headers.toRecord()),
+  );
+}
+
+/**
+ * `finish` over the changes with the backend's credential applied: the fixed one already is; a signed or fetched
+ * one is computed here (a CredentialFailure when it cannot be had; the auth layer bounds its time).
+ */
+function withCredentials<T>(
+  read: BodyRead,
+  prepared: PreparedRequest,
+  raw: Buffer,
+  changes: HeaderChangeSet,
+  fixedCredentials: HeaderChanges | undefined,
+  finish: (changes: HeaderChangeSet) => T,
+): T | CredentialFailure | Promise<T | CredentialFailure> {
+  const auth = prepared.exchange.route.backend.auth;
+  if (!auth || fixedCredentials) return finish(changes);
   const authRequest = new UpstreamAuthRequest(
     read.headers.get(':method') ?? 'POST',
-    backend.config.endpoint.hostname,
-    upstream.path,
-    upstreamBody ?? raw,
+    prepared.exchange.route.backend.config.endpoint.hostname,
+    prepared.upstream.path,
+    prepared.upstreamBody ?? raw,
     changes,
     read.headers,
   );
@@ -208,13 +256,13 @@ export function upstreamAnswer(
     return credentials.then(
       (resolved) => {
         changes.apply(resolved);
-        return bodyAnswer(runtime, changes, upstreamBody, metadata);
+        return finish(changes);
       },
       (error: unknown) => new CredentialFailure(error),
     );
   }
   changes.apply(credentials);
-  return bodyAnswer(runtime, changes, upstreamBody, metadata);
+  return finish(changes);
 }
 
 /**

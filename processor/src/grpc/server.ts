@@ -83,7 +83,7 @@ const SERVER_OPTIONS: grpc.ServerOptions = {
 
 /** One live ext_proc stream as the watchdog sees it. */
 interface LiveStream {
-  /** `Date.now()` of the last message received (or of the last drained write after a pause). */
+  /** `Date.now()` of the last message received or answer written (or of the last drained write after a pause). */
   seen: number;
   /** Messages received and not answered yet (ext_proc answers each message once). */
   owed: number;
@@ -341,6 +341,8 @@ function serveProcess(
   const send = (response: OutgoingResponse): void => {
     if (!writable) return;
     if (live.owed > 0) live.owed -= 1;
+    // A stream the processor is writing to is not idle: a fallback answer streams while Envoy has nothing left to send.
+    live.seen = Date.now();
     if (!call.write(response) && !paused) {
       paused = true;
       live.blocked = true;

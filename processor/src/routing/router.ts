@@ -6,6 +6,7 @@ import {
   isPassthroughSubpath,
   SERVED_ENDPOINTS,
   type BackendRef,
+  type FallbackConfig,
   type ModelMatch,
   type ModelRegex,
   type PassthroughEndpoint,
@@ -28,6 +29,8 @@ export interface CompiledRule {
    */
   match: (model: string) => string | undefined;
   backends: readonly BackendRef[];
+  /** Failing over within one request to a higher priority; undefined: the first answer stands. */
+  fallback: FallbackConfig | undefined;
 }
 
 /** The rule that serves a model, and the configured model match that accepted it (see `CompiledRule.match`). */
@@ -136,6 +139,7 @@ export class Router {
           models: rule.models,
           match: compileModelMatchers(rule.models),
           backends: rule.backends,
+          fallback: rule.fallback,
         })),
       );
       for (const endpoint of route.endpoints) {

@@ -116,6 +116,25 @@ describe('parseCli', () => {
     expect(() => parseCli(argv, {})).toThrow(message);
   });
 
+  it('reads development upstreams for fallback attempts, and refuses malformed ones by name', () => {
+    const options = parseCli(['--dev-upstreams', 'openai=http://127.0.0.1:8080, claude=https://localhost:9443'], {});
+    if (options === 'help') throw new Error('expected options');
+    expect([...options.egress!.devUpstreams!].map(([name, url]) => `${name}=${url.href}`)).toEqual([
+      'openai=http://127.0.0.1:8080/',
+      'claude=https://localhost:9443/',
+    ]);
+    expect((parseCli([], { AI_GATEWAY_DEV_UPSTREAMS: 'a=http://h:1' }) as { egress: unknown }).egress).toBeDefined();
+    expect((parseCli([], {}) as { egress: unknown }).egress).toBeUndefined();
+    expect(() => parseCli(['--dev-upstreams', 'openai'], {})).toThrow(
+      '--dev-upstreams entries must be <backend>=<http(s)://host:port>, got "openai"',
+    );
+    expect(() => parseCli(['--dev-upstreams', 'a=ftp://h:1'], {})).toThrow(CliError);
+    expect(() => parseCli(['--dev-upstreams', 'a=http://h:1/v1'], {})).toThrow(CliError);
+    expect(() => parseCli(['--dev-upstreams', 'a=http://h:1,a=http://h:2'], {})).toThrow(
+      '--dev-upstreams names backend "a" twice',
+    );
+  });
+
   it('splits host and port, including IPv6', () => {
     expect(splitHostPort('0.0.0.0:9090')).toEqual({ host: '0.0.0.0', port: 9090 });
     expect(splitHostPort('[::1]:9090')).toEqual({ host: '::1', port: 9090 });
