@@ -68,6 +68,7 @@ export class Metrics {
   readonly consumerTokens: Counter<'consumer' | 'gen_ai_request_model' | 'gen_ai_provider_name' | 'gen_ai_token_type'>;
   readonly consumerSpend: Counter<'consumer' | 'gen_ai_request_model' | 'gen_ai_provider_name'>;
   readonly budgetRejections: Counter<'budget' | 'consumer'>;
+  readonly fallbacks: Counter<'route' | 'from_backend' | 'to_backend' | 'reason'>;
   private readonly spendSeries = new Map<string, SpendSeries>();
 
   constructor(options: { defaultMetrics?: boolean } = {}) {
@@ -136,6 +137,14 @@ export class Metrics {
       labelNames: ['budget', 'consumer'],
       registers,
     });
+    this.fallbacks = new Counter({
+      name: 'ai_gateway_fallbacks_total',
+      help:
+        'Requests moved on within the request to a backend of a higher priority (an attempt the processor sends), ' +
+        'by route, the backend that failed, the backend tried next and why (status, connection_failure, timeout).',
+      labelNames: ['route', 'from_backend', 'to_backend', 'reason'],
+      registers,
+    });
     if (options.defaultMetrics) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -178,6 +187,11 @@ export class Metrics {
 
   recordBudgetRejection(budget: string | undefined, consumer: string | undefined): void {
     this.budgetRejections.inc({ budget: budget ?? UNKNOWN_BUDGET, consumer: consumer ?? NO_CONSUMER });
+  }
+
+  /** A request moved on from one backend to the next (every label comes from the configuration). */
+  recordFallback(route: string, from: string, to: string, reason: 'status' | 'connection_failure' | 'timeout'): void {
+    this.fallbacks.inc({ route, from_backend: from, to_backend: to, reason });
   }
 
   private spendSeriesFor(labels: SpendLabels): SpendSeries {

@@ -32,8 +32,6 @@ export class EnvoyBody implements AsyncIterable<BodyPart> {
   private queuedBytes = 0;
   private wake: (() => void) | undefined;
   private discarding = false;
-  /** Envoy stopped sending before the end of the body. */
-  cutShort = false;
   private stopped = false;
   /** Envoy sent at least one body chunk (a body answer may only follow one). */
   sawChunk = false;
@@ -89,14 +87,6 @@ export class EnvoyBody implements AsyncIterable<BodyPart> {
     this.queuedBytes = 0;
   }
 
-  /** Envoy sends no more: readers stop after what they have. */
-  cut(): void {
-    if (this.ended) return;
-    this.cutShort = true;
-    this.end();
-    this.wake?.();
-  }
-
   /** The stream is gone: readers stop. */
   stop(): void {
     this.stopped = true;
@@ -141,7 +131,7 @@ export class BodyTranslation {
   readonly streaming: boolean;
   readonly passthrough: boolean;
   /** The head's changes to the response headers (translated content type, encoding removed, ...). */
-  readonly changes = new HeaderChangeSet();
+  readonly changes: HeaderChangeSet = new HeaderChangeSet();
   /** Set once the body could not be decoded or was too large; the translated body then ends. */
   failure: DecodeFailure | undefined;
   private readonly decoder: BodyDecoder | undefined;
@@ -150,12 +140,15 @@ export class BodyTranslation {
   private held: Buffer[] = [];
   private heldBytes = 0;
 
+  /** `base`: changes the head's are added to (a fallback answer replacing the primary's headers). */
   constructor(
     private readonly context: ProcessorContext,
     private readonly exchange: Exchange,
     status: number,
     headers: ResponseHeaders,
+    base?: HeaderChangeSet,
   ) {
+    if (base !== undefined) this.changes = base;
     const translator = exchange.route.response;
     const head = translator.head(status, headers);
     this.passthrough = translator.passthroughBody === true;

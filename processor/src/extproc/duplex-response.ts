@@ -13,17 +13,38 @@
  *
  * No message timeout applies: the headers answer of a body read whole waits for the body's end.
  */
-import { gatewayError, renderError } from '../errors';
+import type { BackendRef, FallbackConfig } from '@ai-gateway-constructs/processor-config';
+import type { RuntimeConfig } from '../config/runtime';
+import { MAX_INFLATED_BYTES } from '../encoding';
+import { gatewayError, renderError, type GatewayError } from '../errors';
+import {
+  AttemptFailure,
+  attemptRequest,
+  failoverReason,
+  fallbackRouting,
+  nextFallback,
+  type AttemptResponse,
+  type FailoverReason,
+} from '../fallback';
 import { ENVOY_RATE_LIMITED_HEADER } from '../governance/budgets';
-import type { EncodedStruct, HeaderMutation, OutgoingResponse, ProcessingRequest } from '../grpc/messages';
+import type {
+  EncodedStruct,
+  HeaderMutation,
+  HeaderValueOption,
+  OutgoingResponse,
+  ProcessingRequest,
+} from '../grpc/messages';
+import { RESPONSE_HEADERS_READ, type ResponseHeaders } from '../translate/types';
 import { CONTINUE } from './answers';
 import type { ProcessorContext } from './context';
 import { BodyTranslation, EnvoyBody, type BodyPart } from './duplex-body';
 import { localReplyMetadata, type Exchange } from './exchange';
 import { headerOption } from './header-options';
-import { readHeaders, readResponseHeaders, type HeaderChangeSet } from './headers';
+import { HeaderChangeSet, readHeaders, readResponseHeaders } from './headers';
 import { EMPTY, toBuffer } from './message-bytes';
-import { classifyResponse, responseCodeDetails, type ResponseOrigin } from './local-replies';
+import { classifyResponse, FROM_UPSTREAM, responseCodeDetails, type ResponseOrigin } from './local-replies';
+import type { RoutingDecision } from './request-route';
+import { CredentialFailure, prepareUpstream, type BodyRead, type PreparedRequest } from './upstream-request';
 import {
   BUDGET_HEADERS,
   RATE_LIMITED_DETAILS,
@@ -36,6 +57,40 @@ export const MAX_DUPLEX_QUEUED_BYTES = 64 * 1024 * 1024;
 
 const JSON_TYPE = headerOption('content-type', 'application/json');
 
+/** What failing over needs, kept from the request phase (duplex mode and a rule with `fallback` only). */
+export interface FailoverPlan {
+  readonly runtime: RuntimeConfig;
+  readonly read: BodyRead;
+  /** The routing of the request as Envoy sent it (the first attempt). */
+  readonly decision: RoutingDecision;
+  /** The client's request body. */
+  readonly raw: Buffer;
+  readonly fallback: FallbackConfig;
+}
+
+/** A fallback backend, routed and translated for (its exchange holds the backend's breaker slot). */
+interface Candidate {
+  readonly ref: BackendRef;
+  readonly prepared: PreparedRequest;
+}
+
+/**
+ * Where the response phase is: relaying an answer to the client (Envoy's, or the processor's last attempt), or failing
+ * over (attempts the processor sends itself while Envoy holds the primary's headers).
+ */
+type ResponseState =
+  | { readonly kind: 'relaying' }
+  | {
+      readonly kind: 'failingOver';
+      /** Backends tried so far, the first attempt's included. */
+      readonly tried: Set<string>;
+      /** Attempts made, the first (Envoy's) included. */
+      attempts: number;
+      /** The backend whose answer moved the request on, and why. */
+      from: string;
+      reason: FailoverReason;
+    };
+
 export class DuplexResponse {
   private readonly envoy = new EnvoyBody(MAX_DUPLEX_QUEUED_BYTES);
   private started = false;
@@ -43,14 +98,21 @@ export class DuplexResponse {
   /** The client's response ended (or was replaced): nothing more is sent. */
   private over = false;
   private closed = false;
-  private readonly overWaiters: Array<() => void> = [];
+  private state: ResponseState = { kind: 'relaying' };
+  /** The exchange being answered or attempted: the primary, then each attempt. */
+  private current: Exchange;
+  /** Aborts the attempt in flight when the stream goes away. */
+  private readonly abort = new AbortController();
 
   constructor(
     private readonly context: ProcessorContext,
     private readonly exchange: Exchange,
     private readonly emit: (response: OutgoingResponse) => void,
     private readonly fail: (error: Error) => void,
-  ) {}
+    private readonly plan: FailoverPlan | undefined = undefined,
+  ) {
+    this.current = exchange;
+  }
 
   /** Envoy's response headers, body chunks and trailers. */
   message(request: ProcessingRequest): void {
@@ -79,31 +141,21 @@ export class DuplexResponse {
     }
   }
 
-  /** Settles when the response is over (every answer it needs was sent) or the stream closed. */
-  idle(): Promise<void> {
-    if (this.over || this.closed || !this.started) return Promise.resolve();
-    return new Promise((resolve) => this.overWaiters.push(resolve));
-  }
-
   /**
-   * Envoy sends nothing more: a body it did not finish is cut (what waits for it ends without a last answer); an
-   * answer being computed from other bytes still goes out.
+   * The stream ended: nothing more is sent, readers stop, an attempt in flight is aborted and accounted as cut (the
+   * primary exchange is the session's).
    */
-  halfClosed(): void {
-    this.envoy.cut();
-  }
-
-  /** The stream ended: nothing more is sent, readers stop. */
-  close(): void {
+  close(cancelled: boolean): void {
     if (this.closed) return;
     this.closed = true;
     this.envoy.stop();
+    this.abort.abort(new Error('the ext_proc stream ended'));
+    if (this.current !== this.exchange) this.current.abandon(cancelled);
     this.ended();
   }
 
   private ended(): void {
     this.over = true;
-    for (const resolve of this.overWaiters.splice(0)) resolve();
   }
 
   private async run(request: ProcessingRequest): Promise<void> {
@@ -114,6 +166,7 @@ export class DuplexResponse {
     const origin = classifyResponse(details);
     if (origin.kind !== 'upstream') {
       if (details === RATE_LIMITED_DETAILS) return this.budgetRejected(request);
+      if (this.plan !== undefined && (await this.failedOver(request, origin))) return;
       return this.envoyLocalReply(origin);
     }
     const headers = readResponseHeaders(message.headers);
@@ -121,6 +174,7 @@ export class DuplexResponse {
     if (status === 429 && details === undefined && headers[ENVOY_RATE_LIMITED_HEADER] !== undefined) {
       return this.budgetRejected(request);
     }
+    if (this.plan !== undefined && (await this.failedOver(request, origin))) return;
     exchange.backendResult(!(status >= 500 || status === 429 || status === 0));
     exchange.span?.responseStatus(status);
     const translation = new BodyTranslation(this.context, exchange, status, headers);
@@ -129,6 +183,257 @@ export class DuplexResponse {
       return;
     }
     return this.relay(exchange, translation, this.envoy, translation.changes);
+  }
+
+  // ---- failing over ----
+
+  /**
+   * Fails over when the rule says this answer moves the request on and a fallback backend can be tried: false (and
+   * nothing done) otherwise. Envoy holds the primary's headers meanwhile (no timer runs in this mode); its body
+   * chunks get no answers. Each attempt's backend gets its breaker result and metrics; the failed ones charge
+   * nothing; the client gets the last answer (translated as usual) or, when the last attempt got none, a gateway
+   * error naming its backend.
+   */
+  private async failedOver(request: ProcessingRequest, origin: ResponseOrigin): Promise<boolean> {
+    const plan = this.plan!;
+    const message = request.responseHeaders!;
+    const primaryHeaders = readHeaders(message.headers);
+    const reason = failoverReason(plan.fallback, origin, Number(primaryHeaders[':status'] ?? 0));
+    if (reason === undefined || plan.fallback.maxAttempts < 2) return false;
+    const primary = this.exchange;
+    const tried = new Set([primary.backendName]);
+    const first = this.nextCandidate(tried, plan.decision.ref.priority);
+    if (first === undefined) return false;
+    const state: Extract<ResponseState, { kind: 'failingOver' }> = {
+      kind: 'failingOver',
+      tried,
+      attempts: 1,
+      from: primary.backendName,
+      reason,
+    };
+    this.state = state;
+    this.envoy.discard();
+    // The request's span ends with the answering attempt, not with the primary's failure.
+    const span = primary.span;
+    primary.span = undefined;
+    primary.failBackend('failed_over');
+    const primaryNames = Object.keys(primaryHeaders).filter((name) => !name.startsWith(':'));
+    const routeName = plan.decision.rule.rule.route.name;
+    let candidate: Candidate | undefined = first;
+    while (candidate !== undefined) {
+      const ref: BackendRef = candidate.ref;
+      const prepared: PreparedRequest = candidate.prepared;
+      const exchange = prepared.exchange;
+      this.current = exchange;
+      state.attempts += 1;
+      this.context.metrics.recordFallback(routeName, state.from, ref.backend, state.reason);
+      this.context.logger.debug(
+        { route: routeName, from: state.from, to: ref.backend, reason: state.reason, attempt: state.attempts },
+        'failing over to the next priority',
+      );
+      const outcome = await this.attempt(prepared);
+      if (this.closed) {
+        if (!(outcome instanceof AttemptFailure || outcome instanceof CredentialFailure)) void discardBody(outcome);
+        return true;
+      }
+      const next = state.attempts < plan.fallback.maxAttempts ? this.nextCandidate(tried, ref.priority) : undefined;
+      if (outcome instanceof CredentialFailure || outcome instanceof AttemptFailure) {
+        const again =
+          outcome instanceof CredentialFailure
+            ? undefined
+            : outcome.kind === 'timeout'
+              ? plan.fallback.timeouts
+                ? 'timeout'
+                : undefined
+              : plan.fallback.connectionFailures
+                ? 'connection_failure'
+                : undefined;
+        const errorType = outcome instanceof CredentialFailure ? 'backend_auth_error' : outcome.kind;
+        const metadata = exchange.failBackend(errorType);
+        if (again !== undefined && next !== undefined) {
+          state.from = ref.backend;
+          state.reason = again;
+          candidate = next;
+          continue;
+        }
+        next?.prepared.exchange.withdraw();
+        await this.attemptFailed(exchange, outcome, metadata, primaryNames, span);
+        return true;
+      }
+      const again = failoverReason(plan.fallback, FROM_UPSTREAM, outcome.status);
+      if (again !== undefined && next !== undefined) {
+        void discardBody(outcome);
+        exchange.failBackend('failed_over');
+        state.from = ref.backend;
+        state.reason = again;
+        candidate = next;
+        continue;
+      }
+      next?.prepared.exchange.withdraw();
+      exchange.span = span;
+      this.state = { kind: 'relaying' };
+      await this.relayAttempt(exchange, outcome, primaryNames);
+      return true;
+    }
+    return true;
+  }
+
+  /**
+   * The next fallback backend that can serve the request, routed and translated for it; one that cannot (no
+   * translator for the operation, an unpriced model where prices are required, an untranslatable request) is skipped.
+   */
+  private nextCandidate(tried: Set<string>, abovePriority: number): Candidate | undefined {
+    const plan = this.plan!;
+    const settings = plan.runtime.config.circuitBreaker;
+    for (;;) {
+      const ref = nextFallback(plan.decision.rule.rule.backends, tried, abovePriority, this.context.breakers, settings);
+      if (ref === undefined) return undefined;
+      tried.add(ref.backend);
+      const routing = fallbackRouting(plan.runtime, plan.decision, ref);
+      const prepared =
+        routing.kind === 'reject' ? routing : prepareUpstream(this.context, plan.runtime, plan.read, routing);
+      if (prepared.kind === 'prepared') return { ref, prepared };
+      this.context.logger.debug(
+        { backend: ref.backend, err: prepared.error.message },
+        'fallback backend skipped: it cannot serve this request',
+      );
+    }
+  }
+
+  /** One attempt: the request signed for its backend, sent with the rule's deadline; aborted with the stream. */
+  private async attempt(prepared: PreparedRequest): Promise<AttemptResponse | AttemptFailure | CredentialFailure> {
+    const plan = this.plan!;
+    const request = await attemptRequest(plan.runtime, plan.read, prepared, plan.raw);
+    if (request instanceof CredentialFailure) return request;
+    const endpoint = prepared.exchange.route.backend.config.endpoint;
+    try {
+      return await this.context.egress.send(request, endpoint, plan.fallback.attemptTimeoutMs, this.abort.signal);
+    } catch (error) {
+      if (error instanceof AttemptFailure && !this.closed) return error;
+      throw error;
+    }
+  }
+
+  /**
+   * The answering attempt to the client, in place of the primary: every header the primary had removed, the attempt's
+   * set with its `:status`, then its translated head; its body translated as streamed bodies. A primary Envoy sent no
+   * body chunk of can only be replaced by an immediate response: the answer is read whole for it.
+   */
+  private async relayAttempt(exchange: Exchange, response: AttemptResponse, primaryNames: string[]): Promise<void> {
+    const status = response.status;
+    exchange.backendResult(!(status >= 500 || status === 429 || status === 0));
+    exchange.span?.responseStatus(status);
+    const changes = new HeaderChangeSet();
+    for (const name of primaryNames) changes.remove(name);
+    for (const name in response.headers) if (name !== 'content-length') changes.set(name, response.headers[name]);
+    changes.set(':status', String(status));
+    const translation = new BodyTranslation(this.context, exchange, status, readAttemptHeaders(response), changes);
+    const source = new AttemptBody(response.body);
+    await this.envoy.whenStarted;
+    if (this.closed) {
+      void discardBody(response);
+      return;
+    }
+    if (!this.envoy.sawChunk) return this.replaceWhole(exchange, translation, source, status);
+    return this.relay(exchange, translation, source, translation.changes);
+  }
+
+  /** The attempt's answer read whole (bounded) and sent as an immediate response. */
+  private async replaceWhole(
+    exchange: Exchange,
+    translation: BodyTranslation,
+    source: AttemptBody,
+    status: number,
+  ): Promise<void> {
+    const parts: Buffer[] = [];
+    let size = 0;
+    for await (const part of source) {
+      const out = await translation.push(part.bytes, part.end);
+      if (this.closed) return;
+      size += out.length;
+      if (size > MAX_INFLATED_BYTES) {
+        translation.failure = 'too_large';
+        break;
+      }
+      if (out.length > 0) parts.push(out);
+      if (part.end) break;
+    }
+    if (this.closed) return;
+    const api = exchange.route.api;
+    const failed = translation.failure !== undefined || source.failure !== undefined;
+    if (failed) {
+      const error =
+        source.failure !== undefined
+          ? attemptError(exchange.backendName, source.failure)
+          : gatewayError(502, `the backend's response ${translation.failureText}`, 'upstream_decode_error');
+      exchange.backendResult(false);
+      exchange.span?.responseStatus(error.status);
+      const errorType = source.failure?.kind ?? 'upstream_decode_error';
+      this.sendImmediate(error.status, [JSON_TYPE], renderError(api, error), exchange.finish(errorType));
+      return;
+    }
+    const replacedStatus = exchange.route.response.replacedStatus;
+    if (replacedStatus !== undefined) {
+      exchange.backendResult(false);
+      exchange.span?.responseStatus(replacedStatus);
+    }
+    const headers = translation.changes.appliedTo({});
+    const setHeaders: HeaderValueOption[] = [];
+    for (const name in headers) {
+      if (name.startsWith(':') || name === 'content-length') continue;
+      setHeaders.push(headerOption(name, headers[name]));
+    }
+    const body = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    this.sendImmediate(replacedStatus ?? status, setHeaders, body, exchange.finish());
+  }
+
+  /**
+   * The last attempt got no answer (or no credential): the client gets a gateway error naming its backend in its
+   * API's schema, in place of the primary's answer.
+   */
+  private async attemptFailed(
+    exchange: Exchange,
+    failure: AttemptFailure | CredentialFailure,
+    metadata: EncodedStruct,
+    primaryNames: string[],
+    span: Exchange['span'],
+  ): Promise<void> {
+    const backend = exchange.backendName;
+    const error =
+      failure instanceof CredentialFailure
+        ? gatewayError(503, `the gateway could not authenticate to backend "${backend}"`, 'backend_auth_error')
+        : attemptError(backend, failure);
+    span?.end({ status: error.status, errorType: error.code ?? error.type });
+    this.context.logger.warn(
+      { backend, status: error.status, err: failure instanceof AttemptFailure ? failure.message : 'auth failed' },
+      'the last fallback attempt got no answer',
+    );
+    const body = renderError(exchange.route.api, error);
+    await this.envoy.whenStarted;
+    if (this.closed) return;
+    if (!this.envoy.sawChunk) {
+      this.sendImmediate(error.status, [JSON_TYPE], body, metadata);
+      return;
+    }
+    const changes = new HeaderChangeSet();
+    for (const name of primaryNames) changes.remove(name);
+    changes.set(':status', String(error.status));
+    changes.set('content-type', 'application/json');
+    this.answerHeaders(changes.toMutation(), undefined);
+    return this.finish(body, metadata);
+  }
+
+  private sendImmediate(
+    status: number,
+    setHeaders: HeaderValueOption[],
+    body: Buffer,
+    metadata: EncodedStruct | undefined,
+  ): void {
+    this.headersAnswered = true;
+    this.send({
+      immediateResponse: { status: { code: status }, headers: { setHeaders, removeHeaders: [] }, body },
+      dynamicMetadata: metadata,
+    });
   }
 
   // ---- relaying a body ----
@@ -151,7 +456,8 @@ export class DuplexResponse {
         const out = await translation.push(part.bytes, part.end);
         if (this.closed) return;
         if (part.end) {
-          const metadata = exchange.finish(translation.failure ? 'upstream_decode_error' : undefined);
+          const cut = source instanceof AttemptBody ? source.failure?.kind : undefined;
+          const metadata = exchange.finish(translation.failure ? 'upstream_decode_error' : cut);
           return this.finish(out, metadata);
         }
         const metadata = translation.streaming ? exchange.progress() : undefined;
@@ -166,7 +472,18 @@ export class DuplexResponse {
     }
     if (this.closed) return;
     let metadata: EncodedStruct;
-    if (translation.failure !== undefined) {
+    const cut = source instanceof AttemptBody ? source.failure : undefined;
+    if (cut !== undefined) {
+      // The attempt's answer broke off or ran past its deadline: a gateway error instead of half an answer.
+      exchange.backendResult(false);
+      const error = attemptError(exchange.backendName, cut);
+      exchange.span?.responseStatus(error.status);
+      out = renderError(exchange.route.api, error);
+      changes.set(':status', String(error.status));
+      changes.set('content-type', 'application/json');
+      changes.remove('content-encoding');
+      metadata = exchange.finish(cut.kind);
+    } else if (translation.failure !== undefined) {
       // The client gets a gateway error instead of a body nobody could read.
       exchange.backendResult(false);
       exchange.span?.responseStatus(502);
@@ -260,7 +577,7 @@ export class DuplexResponse {
    */
   private async finish(last: Buffer, metadata: EncodedStruct | undefined): Promise<void> {
     await this.envoy.whenEnded;
-    if (this.closed || this.envoy.cutShort) return;
+    if (this.closed) return;
     if (this.envoy.sawTrailers) {
       if (last.length > 0 && this.envoy.sawChunk) this.streamBody(last, false, undefined);
       this.send(
@@ -277,9 +594,13 @@ export class DuplexResponse {
    */
   private broken(error: unknown): void {
     if (this.closed || this.over) return;
-    const exchange = this.exchange;
+    const exchange = this.current;
     this.context.logger.error(
-      { err: error instanceof Error ? error.message : String(error), backend: exchange.backendName },
+      {
+        err: error instanceof Error ? error.message : String(error),
+        backend: exchange.backendName,
+        state: this.state.kind,
+      },
       'processing the duplex response failed',
     );
     const metadata = exchange.isSettled ? undefined : exchange.finish('processing_error');
@@ -298,6 +619,53 @@ export class DuplexResponse {
     }
     this.closed = true;
     this.envoy.stop();
+    this.abort.abort(new Error('processing the response failed'));
     this.ended();
+  }
+}
+
+/** The gateway error for an attempt that got no (whole) answer: 504 past its deadline, 502 otherwise. */
+function attemptError(backend: string, failure: AttemptFailure): GatewayError {
+  return failure.kind === 'timeout'
+    ? gatewayError(504, `backend "${backend}" did not answer in time`, 'upstream_timeout')
+    : gatewayError(502, `the gateway could not get an answer from backend "${backend}"`, 'upstream_connect_error');
+}
+
+/** The response headers translators read, from an attempt's answer. */
+function readAttemptHeaders(response: AttemptResponse): ResponseHeaders {
+  const headers: Record<string, string> = { ':status': String(response.status) };
+  for (const name of RESPONSE_HEADERS_READ) {
+    const value = response.headers[name];
+    if (value !== undefined) headers[name] = value;
+  }
+  return headers;
+}
+
+/** An answer that is not wanted: its connection is released. */
+async function discardBody(response: AttemptResponse): Promise<void> {
+  try {
+    await response.body[Symbol.asyncIterator]().return?.();
+  } catch {
+    // Nothing more is wanted from it.
+  }
+}
+
+/**
+ * An attempt's body as parts, the last one empty with `end`. A body cut short or past the attempt's deadline ends
+ * early, with `failure` set.
+ */
+class AttemptBody implements AsyncIterable<BodyPart> {
+  failure: AttemptFailure | undefined;
+
+  constructor(private readonly body: AsyncIterable<Buffer>) {}
+
+  async *[Symbol.asyncIterator](): AsyncIterator<BodyPart> {
+    try {
+      for await (const chunk of this.body) yield { bytes: chunk, end: false };
+    } catch (error) {
+      if (!(error instanceof AttemptFailure)) throw error;
+      this.failure = error;
+    }
+    yield { bytes: EMPTY, end: true };
   }
 }

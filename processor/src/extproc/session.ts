@@ -28,7 +28,7 @@ import type { ProcessorContext } from './context';
 import { localReplyMetadata, type Exchange } from './exchange';
 import { decideOnBody, decideOnHeaders, tooLarge, type HeadersDecision } from './request-route';
 import { ResponsePipeline } from './response-pipeline';
-import { DuplexResponse } from './duplex-response';
+import { DuplexResponse, type FailoverPlan } from './duplex-response';
 import { CredentialFailure, prepareUpstream, upstreamAnswer } from './upstream-request';
 import { bodyBytes, toBuffer } from './message-bytes';
 import type { RequestSpan, RequestTracer } from '../tracing';
@@ -80,6 +80,8 @@ export class ExchangeSession implements ExtProcStream {
   private span: RequestSpan | undefined;
   /** Envoy streams the response in FULL_DUPLEX_STREAMED mode (its `protocol_config` said so in the first message). */
   private duplex = false;
+  /** What failing over needs (duplex mode, a rule with `fallback` only). */
+  private failover: FailoverPlan | undefined;
 
   constructor(
     private readonly context: ProcessorContext,
@@ -120,25 +122,13 @@ export class ExchangeSession implements ExtProcStream {
     if (!cancelled && (this.busy || this.queue.length > 0)) {
       return new Promise<void>((resolve) => this.idleWaiters.push(resolve)).then(() => this.close(cancelled));
     }
-    const phase = this.phase;
-    if (phase.kind === 'duplexResponse') {
-      // Half-closed by Envoy: no more of its messages; answers the response still has to send go out first.
-      if (!cancelled) {
-        phase.response.halfClosed();
-        return phase.response.idle().then(() => this.closeNow(false));
-      }
-      phase.response.close();
-    }
-    this.closeNow(cancelled);
-  }
-
-  private closeNow(cancelled: boolean): void {
-    if (this.closed) return;
     this.closed = true;
     this.queue = [];
     this.context.streamClosed();
     const phase = this.phase;
-    if (phase.kind === 'duplexResponse') phase.response.close();
+    // A duplex response still going when Envoy half-closes ends too: Envoy closes its side once it has the last
+    // answer, or when the request is gone (its filter destroyed).
+    if (phase.kind === 'duplexResponse') phase.response.close(cancelled);
     if (phase.kind === 'awaitingResponse' || phase.kind === 'readingResponse' || phase.kind === 'duplexResponse')
       phase.exchange.abandon(cancelled);
     this.phase = DONE;
@@ -259,6 +249,10 @@ export class ExchangeSession implements ExtProcStream {
     if (prepared.kind === 'reject') return this.reject(prepared.error);
     const exchange = prepared.exchange;
     this.phase = { kind: 'awaitingResponse', exchange };
+    if (this.duplex) {
+      const fallback = decision.rule.rule.fallback;
+      if (fallback !== undefined) this.failover = { runtime, read: phase.read, decision, raw, fallback };
+    }
     if (this.span) this.traceRouted(this.span, exchange, decision.stream, raw);
     const answer = upstreamAnswer(runtime, phase.read, prepared, raw);
     if (answer instanceof Promise) return answer.then((resolved) => this.forward(exchange, resolved));
@@ -317,7 +311,7 @@ export class ExchangeSession implements ExtProcStream {
       return true;
     }
     if (kind === 'responseHeaders' && phase.kind === 'awaitingResponse') {
-      const response = new DuplexResponse(this.context, phase.exchange, this.send, this.fail);
+      const response = new DuplexResponse(this.context, phase.exchange, this.send, this.fail, this.failover);
       this.phase = { kind: 'duplexResponse', exchange: phase.exchange, response };
       response.message(request);
       return true;

@@ -9,6 +9,7 @@ import {
   type ProcessorConfig,
   type RouteConfig,
 } from '@ai-gateway-constructs/processor-config';
+import type { Egress } from '../../src/fallback';
 import { silentLogger, type Logger } from '../../src/log';
 import { EnvoyClient } from './envoy-client';
 
@@ -32,6 +33,8 @@ export interface TestProcessorOptions {
   logger?: Logger;
   /** Default: off. */
   tracing?: AppOptions['tracing'];
+  /** Sends the processor's own requests (fallback attempts) instead of HTTP: a fake backend in memory. */
+  egress?: Egress;
 }
 
 export async function startTestProcessor(
@@ -63,6 +66,8 @@ export async function startTestProcessor(
     compile: options.compile,
     tracing: options.tracing,
   });
+  // The processor reads its egress at each attempt: a fake one stands in for the network.
+  if (options.egress) Object.assign(app.processor, { egress: options.egress });
   await app.start();
   const address = `127.0.0.1:${app.listenPort}`;
   const client = new EnvoyClient(address);
