@@ -168,9 +168,17 @@ export class BodyTranslation {
     if (!this.passthrough && head.stream) changes.remove('content-length');
   }
 
+  /**
+   * The client gets the body's bytes as they come: an event stream, or a passthrough body the processor can read
+   * (one in a coding it cannot read is answered with an error, as in BUFFERED mode, so it is read whole).
+   */
+  get forwardsAsItComes(): boolean {
+    return this.streaming || (this.passthrough && this.undecodable === undefined);
+  }
+
   /** What the client gets for these upstream bytes (the bytes themselves for a passthrough body). */
   async push(bytes: Buffer, end: boolean): Promise<Buffer> {
-    const passthrough = this.passthrough;
+    const passthrough = this.forwardsAsItComes && this.passthrough;
     if (this.failure !== undefined) return passthrough ? bytes : EMPTY;
     let decoded = bytes;
     if (this.undecodable !== undefined) return this.fail('unsupported', bytes);

@@ -449,7 +449,7 @@ export class DuplexResponse {
     source: AsyncIterable<BodyPart>,
     changes: HeaderChangeSet,
   ): Promise<void> {
-    if (translation.streaming || translation.passthrough) {
+    if (translation.forwardsAsItComes) {
       this.answerHeaders(changes.toMutation(), translation.streaming ? exchange.current() : undefined);
       for await (const part of source) {
         if (translation.streaming) exchange.firstChunk();

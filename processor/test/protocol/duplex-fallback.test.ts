@@ -198,6 +198,34 @@ describe('fallback within one request (FULL_DUPLEX_STREAMED)', () => {
     expect(await fallbacks({ from_backend: 'claude', to_backend: 'third', reason: 'status' })).toBeGreaterThan(0);
   });
 
+  it('answers a 504 naming the backend when the answering attempt runs past its deadline mid-body', async () => {
+    egress.handlers.set('claude', () => ({
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+      body: (async function* () {
+        yield Buffer.from('{"id":"msg_1",');
+        throw new AttemptFailure('timeout', 'backend "claude" did not answer within 2000 ms');
+      })(),
+    }));
+    const result = await exchange(chat('two'), UNAVAILABLE);
+    expect(result.status).toBe(504);
+    expect(JSON.parse(result.body.toString()).error).toMatchObject({
+      code: 'upstream_timeout',
+      message: expect.stringContaining('"claude"'),
+    });
+    const text = await processor.app.metrics.registry.metrics();
+    const failed = text
+      .split('\n')
+      .filter((line) => line.startsWith('gen_ai_server_request_duration_seconds_count{'))
+      .filter((line) => line.includes('gen_ai_request_model="two"'));
+    expect(failed.some((line) => line.includes('gen_ai_provider_name="primary"') && line.includes('failed_over'))).toBe(
+      true,
+    );
+    expect(failed.some((line) => line.includes('gen_ai_provider_name="claude"') && line.includes('timeout'))).toBe(
+      true,
+    );
+  });
+
   it("fails over from Envoy's connection-failure reply", async () => {
     egress.handlers.set('claude', () => json(200, anthropicMessage(2, 1)));
     const result = await exchange(chat('gpt-4o'), {

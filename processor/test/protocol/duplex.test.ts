@@ -181,6 +181,20 @@ describe('FULL_DUPLEX_STREAMED responses', () => {
     expect(result.metadata[TOKENS]).toMatchObject({ llm_input_token: 3, llm_output_token: 2, llm_total_token: 5 });
   });
 
+  it('answers a passthrough JSON body in a coding it cannot read with a 502, as in BUFFERED mode', async () => {
+    const result = await exchange(openAIChat('gpt-4o'), {
+      status: 200,
+      headers: { 'content-type': 'application/json', 'content-encoding': 'zstd' },
+      chunks: ['(zstd bytes)', '(more)'],
+    });
+    expect(result.status).toBe(502);
+    expect(result.headers['content-encoding']).toBeUndefined();
+    expect(JSON.parse(result.body.toString()).error).toMatchObject({
+      code: 'upstream_decode_error',
+      message: expect.stringContaining('zstd'),
+    });
+  });
+
   it('ends a stream with upstream trailers by the trailers answer, usage on it', async () => {
     const result = await exchange(anthropicChat('gpt-4o', { stream: true }), {
       status: 200,
