@@ -118,6 +118,21 @@ describe('FULL_DUPLEX_STREAMED responses', () => {
     expect(result.metadata[TOKENS]).toMatchObject({ llm_input_token: 7, llm_output_token: 5, llm_total_token: 12 });
   });
 
+  it('keeps the order of many compressed chunks sent at once while decoding runs', async () => {
+    const plain = openAIStream(4, 6).join('');
+    const result = await exchange(anthropicChat('gpt-4o', { stream: true }), {
+      status: 200,
+      headers: { 'content-type': 'text/event-stream', 'content-encoding': 'br' },
+      chunks: split(zlib.brotliCompressSync(Buffer.from(plain)), 40),
+    });
+    expect(result.headers['content-encoding']).toBeUndefined();
+    const events = result.body.toString();
+    expect(events.indexOf('"text":"Hel"')).toBeGreaterThan(0);
+    expect(events.indexOf('"text":"lo"')).toBeGreaterThan(events.indexOf('"text":"Hel"'));
+    expect(events.trimEnd().endsWith('{"type":"message_stop"}')).toBe(true);
+    expect(result.metadata[TOKENS]).toMatchObject({ llm_input_token: 4, llm_output_token: 6 });
+  });
+
   it('holds the headers of a translated JSON answer until its last chunk, then sends it whole', async () => {
     const result = await exchange(openAIChat('claude'), {
       status: 200,
@@ -193,6 +208,19 @@ describe('FULL_DUPLEX_STREAMED responses', () => {
       code: 'upstream_decode_error',
       message: expect.stringContaining('zstd'),
     });
+  });
+
+  it('ends a translated JSON answer with upstream trailers by the trailers answer after its body', async () => {
+    const result = await exchange(openAIChat('claude'), {
+      status: 200,
+      headers: { 'content-type': 'application/json' },
+      chunks: split(anthropicMessage, 2),
+      trailers: true,
+    });
+    const kinds = result.answers.map((answer) => answer.kind);
+    expect(kinds.slice(2)).toEqual(['responseHeaders', 'responseBody', 'responseTrailers']);
+    expect(JSON.parse(result.body.toString()).choices[0].message.content).toBe('hello there');
+    expect(result.metadataWrites.at(-1)?.[TOKENS]).toMatchObject({ llm_total_token: 15 });
   });
 
   it('ends a stream with upstream trailers by the trailers answer, usage on it', async () => {
