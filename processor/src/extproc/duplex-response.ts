@@ -227,6 +227,7 @@ export class DuplexResponse {
       this.current = exchange;
       state.attempts += 1;
       this.context.metrics.recordFallback(routeName, state.from, ref.backend, state.reason);
+      span?.fellBack(ref.backend, state.attempts);
       this.context.logger.debug(
         { route: routeName, from: state.from, to: ref.backend, reason: state.reason, attempt: state.attempts },
         'failing over to the next priority',

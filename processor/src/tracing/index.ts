@@ -65,6 +65,11 @@ export interface RequestSpan {
   responseStatus(status: number): void;
   /** Bytes the client gets: read for the response model and finish reasons (and content, when on). */
   responseBytes(chunk: Buffer): void;
+  /**
+   * The request moved on to `backend` (a fallback attempt the processor sends itself, the `attempt`th in all, the
+   * first being Envoy's); the last call names the backend that answered or failed last.
+   */
+  fellBack(backend: string, attempt: number): void;
   /** Ends the span once; later calls do nothing. */
   end(outcome: SpanOutcome): void;
 }

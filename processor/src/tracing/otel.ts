@@ -65,6 +65,9 @@ export const ATTR_BACKEND = 'ai_gateway.backend';
 export const ATTR_MODEL_RULE = 'ai_gateway.model_rule';
 export const ATTR_CONSUMER = 'ai_gateway.consumer';
 export const ATTR_UPSTREAM_MODEL = 'ai_gateway.upstream_model';
+/** Failing over within the request: the backend of the last attempt, and how many attempts were made in all. */
+export const ATTR_FALLBACK_BACKEND = 'ai_gateway.fallback.backend';
+export const ATTR_FALLBACK_ATTEMPTS = 'ai_gateway.fallback.attempts';
 /** Content capture (off unless `contentMaxBytes` > 0): the client's request body and the answer it got, cut. */
 export const ATTR_REQUEST_BODY = 'ai_gateway.request.body';
 export const ATTR_RESPONSE_BODY = 'ai_gateway.response.body';
@@ -176,6 +179,11 @@ class OtelRequestSpan implements RequestSpan {
     (this.responseContent ??= []).push(part);
     this.responseContentBytes += part.length;
     if (chunk.length > room) this.responseContentTruncated = true;
+  }
+
+  fellBack(backend: string, attempt: number): void {
+    if (this.ended || !this.span?.isRecording()) return;
+    this.span.setAttributes({ [ATTR_FALLBACK_BACKEND]: backend, [ATTR_FALLBACK_ATTEMPTS]: attempt });
   }
 
   end(outcome: SpanOutcome): void {

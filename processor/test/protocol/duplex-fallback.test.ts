@@ -3,7 +3,8 @@
  * request to the next priority itself (a fake Egress here) and its answer replaces the primary's.
  */
 import type { BackendConfig, ProcessorConfig } from '@ai-gateway-constructs/processor-config';
-import { AttemptFailure, type AttemptRequest, type AttemptResponse, type Egress } from '../../src/fallback';
+import { AttemptFailure, type AttemptResponse } from '../../src/fallback';
+import { FakeEgress } from '../support/fake-egress';
 import { duplexExchange, type DuplexOptions, type DuplexUpstream } from '../support/duplex-envoy';
 import { openAIBackend, route, startTestProcessor, testConfig, type TestProcessor } from '../support/processor-harness';
 
@@ -56,21 +57,6 @@ async function* body(parts: string[], gapMs = 0): AsyncGenerator<Buffer> {
   for (const part of parts) {
     if (gapMs) await delay(gapMs);
     yield Buffer.from(part);
-  }
-}
-
-type Handler = (request: AttemptRequest, signal: AbortSignal) => AttemptResponse | Promise<AttemptResponse>;
-
-/** An Egress in memory: each backend's answer from a handler; every call recorded. */
-class FakeEgress implements Egress {
-  readonly calls: Array<{ request: AttemptRequest; timeoutMs: number; signal: AbortSignal }> = [];
-  handlers = new Map<string, Handler>();
-
-  send(request: AttemptRequest, _endpoint: unknown, timeoutMs: number, signal: AbortSignal): Promise<AttemptResponse> {
-    this.calls.push({ request, timeoutMs, signal });
-    const handler = this.handlers.get(request.backend);
-    if (!handler) return Promise.reject(new AttemptFailure('connection_failure', `no fake for ${request.backend}`));
-    return Promise.resolve().then(() => handler(request, signal));
   }
 }
 
