@@ -75,6 +75,10 @@ export type {
   SecretEnvVar,
 } from './rate-limit-redis';
 
+// GitOps: Argo CD sync waves for the synthesized objects.
+export { ArgoCd } from './argo-cd';
+export type { ArgoCdAnnotations } from './argo-cd';
+
 // Synth-time validation failures: the construct path, the prop and the value.
 export { AIGatewayValidationError } from './errors';
 

@@ -16,6 +16,7 @@ import {
   parseProcessorConfig,
   type ProcessorConfig,
 } from '@ai-gateway-constructs/processor-config';
+import { ARGO_CD_SYNC_OPTIONS_ANNOTATION } from './argo-cd';
 import {
   ENVOY_GATEWAY_API_VERSION,
   ENVOY_GATEWAY_GROUP,
@@ -185,6 +186,12 @@ export class ProxyDeployMode {
     }
   }
 }
+
+/**
+ * On the config ConfigMaps: Argo CD's default client-side apply keeps the whole object in the
+ * `last-applied-configuration` annotation, which Kubernetes caps at 256 KiB; a ConfigMap holds up to 1 MiB.
+ */
+const SERVER_SIDE_APPLY = { [ARGO_CD_SYNC_OPTIONS_ANNOTATION]: 'ServerSideApply=true' };
 
 /** Construct ids of the ConfigMaps after the first: `ConfigPart2`, `ConfigPart3`, ... */
 const CONFIG_PART_ID = 'ConfigPart';
@@ -686,7 +693,12 @@ export class Processor extends Construct {
    */
   private emitConfigMap(): kplus.ConfigMap {
     const configMap = new kplus.ConfigMap(this, 'Config', {
-      metadata: { name: this.configMapName, namespace: this.namespace, labels: this.labels },
+      metadata: {
+        name: this.configMapName,
+        namespace: this.namespace,
+        labels: this.labels,
+        annotations: SERVER_SIDE_APPLY,
+      },
     });
     Object.defineProperty(configMap, 'synthesizeData', { value: () => this._configStorage().configMaps[0].data });
     Object.defineProperty(configMap, 'synthesizeBinaryData', {
@@ -709,7 +721,7 @@ export class Processor extends Construct {
     }
     storage.configMaps.slice(1).forEach((entry, i) => {
       new kplus.ConfigMap(this, `${CONFIG_PART_ID}${i + 2}`, {
-        metadata: { name: entry.name, namespace: this.namespace, labels: this.labels },
+        metadata: { name: entry.name, namespace: this.namespace, labels: this.labels, annotations: SERVER_SIDE_APPLY },
         binaryData: entry.binaryData,
       });
     });
