@@ -273,7 +273,8 @@ export interface ProcessorOptions {
    * the EnvoyExtensionPolicy's `backendSettings.circuitBreaker`) instead of Envoy Gateway's default of 1024; Envoy
    * answers a request over the cap with a 500 of its own, without reaching the processor. The cap counts per proxy
    * replica and per namespace of AIRoutes (the EnvoyExtensionPolicy of each route namespace is an Envoy cluster of
-   * its own): it keeps one proxy from sending one namespace's routes more than the whole processor fleet holds, it
+   * its own; a namespace with routes that fail over within a request has a second one for them, with a cap of its
+   * own): it keeps one proxy from sending one namespace's routes more than the whole processor fleet holds, it
    * does not share the fleet out among proxies. Raise it together with the pods' memory limit (about 6 KB per open
    * stream).
    * @default 10000 - what one pod holds within the default 512Mi memory limit
