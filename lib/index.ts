@@ -31,6 +31,8 @@ export type { ObservabilityOptions } from './observability';
 export { AIRoute } from './ai-route';
 export type { AIRouteProps, AIRouteRule, PassthroughEndpoint, RouteBackend, RouteRetry } from './ai-route';
 export { ModelMatch } from './model-match';
+export { Fallback } from './fallback';
+export type { FallbackOptions } from './fallback';
 
 // Provider backends and their credentials.
 export { ProviderBackend } from './provider-backend';
