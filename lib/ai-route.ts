@@ -6,6 +6,7 @@ import {
   PASSTHROUGH_SCHEMAS,
   passthroughPathProblem,
   re2Problem,
+  type FallbackConfig,
   type PassthroughEndpoint as PassthroughEndpointConfig,
   type RouteEndpoint,
 } from '@ai-gateway-constructs/processor-config';
@@ -44,6 +45,7 @@ import {
   resolveNamespace,
   shortHash,
 } from './names';
+import { Fallback } from './fallback';
 import { Processor, type ProcessorOptions, type RouteAttachment } from './processor';
 import { ProviderBackend } from './provider-backend';
 import { RoutePrecedenceIndex, foreignGatewayIndex, virtualHostsOf, type IndexedRoute } from './route-precedence';
@@ -81,6 +83,16 @@ export interface RouteBackend {
 export interface AIRouteRule {
   readonly models: readonly ModelMatch[];
   readonly backends: readonly RouteBackend[];
+  /**
+   * Fail over within one request: when the backend Envoy tried fails (`Fallback.onFailure(...)`: the statuses,
+   * connection failures and timeouts it names), the processor sends the same request, translated for it, to a
+   * backend of the next priority itself and answers with that. The rule needs a backend with weight > 0 at a higher
+   * priority than its first. A route with a fallback rule has all its responses streamed through the processor
+   * (see `Fallback`).
+   * @default - no fallback: a failed request is answered with the backend's error, and only later requests move to
+   * the next priority once the processor's circuit breaker skips the failing backend
+   */
+  readonly fallback?: Fallback;
 }
 
 /** Retries of failed upstream attempts (Envoy retries the backend the processor chose). */
@@ -233,7 +245,9 @@ const DEFAULT_RETRY_STATUS = [502, 503, 504];
  *   its header breaks the tie (see lib/route-precedence.ts).
  *   Backend rules remove `x-ai-gateway-backend` before the provider (no budget can key on it).
  * - a label on the HTTPRoute naming its processor: the processor's one EnvoyExtensionPolicy in the route's namespace
- *   selects the HTTPRoutes carrying it (`targetSelectors`), enabling the processor on them only;
+ *   selects the HTTPRoutes carrying it (`targetSelectors`), enabling the processor on them only; a route with a
+ *   fallback rule carries another label instead, selected by the processor's second policy there, which streams the
+ *   responses to the processor (`FullDuplexStreamed`, see `Fallback`);
  * - a BackendTrafficPolicy with the circuit breaker of its backends' clusters (`maxParallelRequestsPerBackend`), its
  *   retries, and its budgets on a Gateway not managed by an AIGateway (an AIGateway keeps every budget in its own
  *   policy); when its clients authenticate (the gateway's JWT, consumers), a `responseOverride` turning Envoy's own
@@ -257,6 +271,8 @@ export class AIRoute extends Construct implements IBudgetTarget {
   private readonly passthroughEndpoints: PassthroughEndpointConfig[];
   private readonly entries = new Map<ProviderBackend, BackendEntry>();
   private readonly retry?: RetrySpec;
+  /** Per rule, its fallback in the processor config (defaults resolved), if it has one. */
+  private readonly fallbacks: readonly (FallbackConfig | undefined)[];
   /** Envoy's limit per backend cluster and proxy replica (`maxParallelRequestsPerBackend`). */
   private readonly backendLimit: number;
   /** The AIGateway of this app the route attaches to, if it is one. */
@@ -288,6 +304,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
       checkPerTryTimeout(this, 'retry.perTryTimeout', props.retry.perTryTimeout, request, 'requestTimeout');
     }
     this.validateRules();
+    this.fallbacks = this.checkFallbacks((props.requestTimeout ?? Duration.seconds(60)).toMilliseconds());
     this.passthroughEndpoints = this.checkPassthroughEndpoints(props.passthroughEndpoints ?? []);
     this.validateGatewayProps(props);
 
@@ -315,7 +332,11 @@ export class AIRoute extends Construct implements IBudgetTarget {
       this.managed !== undefined &&
       this.retry === undefined &&
       this.backendLimit === this.processor.maxParallelRequestsPerProxy;
-    const attachment = this.processor._attachRoute(this.namespace, defaultTraffic);
+    // Failing over needs the response streamed to the processor: the processor's full-duplex policy selects the route.
+    const attachment = this.processor._attachRoute(this.namespace, {
+      defaultTraffic,
+      fullDuplexResponses: this.fallbacks.some((fallback) => fallback !== undefined),
+    });
     for (const entry of this.entries.values()) entry.backend._grantAccessFrom(this.namespace);
     for (const secret of secrets) this.processor._mountSecret(secret.backend, secret.name, secret.namespace);
     this.emitHttpRoute(props.gateway, requestTimeout, attachment);
@@ -531,15 +552,19 @@ export class AIRoute extends Construct implements IBudgetTarget {
         name: `${this.namespace}/${this.routeName}`,
         endpoints: this.endpoints,
         hostnames: this.hostnames,
-        rules: this.rules.map((rule) => ({
-          models: rule.models.map((m) => m._toConfig()),
-          backends: rule.backends.map((ref) => ({
-            backend: this.entries.get(ref.backend)!.name,
-            weight: ref.weight ?? 1,
-            priority: ref.priority ?? 0,
-            ...(ref.modelNameOverride !== undefined ? { modelNameOverride: ref.modelNameOverride } : {}),
-          })),
-        })),
+        rules: this.rules.map((rule, r) => {
+          const fallback = this.fallbacks[r];
+          return {
+            models: rule.models.map((m) => m._toConfig()),
+            backends: rule.backends.map((ref) => ({
+              backend: this.entries.get(ref.backend)!.name,
+              weight: ref.weight ?? 1,
+              priority: ref.priority ?? 0,
+              ...(ref.modelNameOverride !== undefined ? { modelNameOverride: ref.modelNameOverride } : {}),
+            })),
+            ...(fallback !== undefined ? { fallback } : {}),
+          };
+        }),
         requiredHeaders: [...this.requiredHeaders].sort(),
         ...(this.passthroughEndpoints.length > 0 ? { passthroughEndpoints: this.passthroughEndpoints } : {}),
       },
@@ -775,6 +800,20 @@ export class AIRoute extends Construct implements IBudgetTarget {
           `split the route, at most ${MAX_BACKENDS_PER_ROUTE} backends each`,
       );
     }
+  }
+
+  /** Each rule's fallback checked against its backends and resolved for the processor config (see `Fallback`). */
+  private checkFallbacks(requestTimeoutMs: number): (FallbackConfig | undefined)[] {
+    return this.rules.map((rule, r) => {
+      if (rule.fallback === undefined) return undefined;
+      const prop = `rules[${r}].fallback`;
+      if (!(rule.fallback instanceof Fallback))
+        throw invalid(this, prop, rule.fallback, 'must be created with Fallback.onFailure()');
+      return rule.fallback._toConfig(this, prop, {
+        weightedPriorities: rule.backends.filter((ref) => (ref.weight ?? 1) > 0).map((ref) => ref.priority ?? 0),
+        requestTimeoutMs,
+      });
+    });
   }
 
   private indexModels(index: ModelMatchIndex): void {

@@ -227,9 +227,13 @@ export interface EnvoyExtensionPolicySpec {
     readonly backendRefs: readonly BackendObjectReference[];
     readonly processingMode: {
       readonly request: { readonly body: 'Buffered' };
-      /** `attributes`: CEL attribute names Envoy evaluates and sends with the response headers. */
-      readonly response: { readonly body: 'Buffered'; readonly attributes: readonly string[] };
-      readonly allowModeOverride: boolean;
+      /**
+       * `attributes`: CEL attribute names Envoy evaluates and sends with the response headers. `FullDuplexStreamed`:
+       * the body is streamed to the processor, which answers with the body to send (and needs `failOpen: false`).
+       */
+      readonly response: { readonly body: 'Buffered' | 'FullDuplexStreamed'; readonly attributes: readonly string[] };
+      /** Envoy ignores mode overrides when a body mode is `FullDuplexStreamed`. */
+      readonly allowModeOverride?: boolean;
     };
     readonly messageTimeout: DurationString;
     readonly failOpen: boolean;

@@ -31,6 +31,8 @@ export type { ObservabilityOptions } from './observability';
 export { AIRoute } from './ai-route';
 export type { AIRouteProps, AIRouteRule, PassthroughEndpoint, RouteBackend, RouteRetry } from './ai-route';
 export { ModelMatch } from './model-match';
+export { Fallback } from './fallback';
+export type { FallbackOptions } from './fallback';
 
 // Provider backends and their credentials.
 export { ProviderBackend } from './provider-backend';
@@ -74,6 +76,10 @@ export type {
   RedisPasswordSecret,
   SecretEnvVar,
 } from './rate-limit-redis';
+
+// GitOps: Argo CD sync waves for the synthesized objects.
+export { ArgoCd } from './argo-cd';
+export type { ArgoCdAnnotations } from './argo-cd';
 
 // Synth-time validation failures: the construct path, the prop and the value.
 export { AIGatewayValidationError } from './errors';

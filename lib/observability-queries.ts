@@ -78,6 +78,12 @@ export const METRICS = {
   },
   localReplies: { name: 'ai_gateway_local_replies_total', type: 'counter', source: 'processor', labels: ['status'] },
   activeStreams: { name: 'ai_gateway_active_streams', type: 'gauge', source: 'processor', labels: [] },
+  processorBreakerOpen: {
+    name: 'ai_gateway_backend_circuit_open',
+    type: 'gauge',
+    source: 'processor',
+    labels: ['gen_ai_provider_name'],
+  },
   configReloads: {
     name: 'ai_gateway_config_reloads_total',
     type: 'counter',
@@ -349,6 +355,18 @@ export const PANELS: readonly PanelDefinition[] = [
   },
   {
     row: 'Resilience',
+    title: 'Processor circuit breakers open',
+    description:
+      "1 while the processor's breaker for a backend is open: its priority's traffic goes to the rule's next " +
+      'priority (or, with none, still to it) until a probe request succeeds.',
+    metric: 'processorBreakerOpen',
+    view: 'value',
+    max: true,
+    by: ['gen_ai_provider_name'],
+    unit: 'short',
+  },
+  {
+    row: 'Resilience',
     title: 'Rate-limit service errors',
     description: 'Budget checks that failed to reach the rate-limit service, per second (Envoy lets them through).',
     metric: 'envoyRateLimitError',
@@ -558,6 +576,16 @@ export function alertingRules(context: RuleContext): AlertingRule[] {
       description:
         'Envoy refuses requests to cluster {{ $labels.envoy_cluster_name }} with 503s: its parallel-request cap ' +
         'is reached (a backend, or the processor: raise processor.replicas or streamsPerReplica).',
+    },
+    {
+      alert: 'AIGatewayBackendCircuitOpen',
+      expr: `max by (${GATEWAY_LABEL}, gen_ai_provider_name) (${METRICS.processorBreakerOpen.name}{${g}}) > 0`,
+      for: '5m',
+      severity: 'warning',
+      summary: "The processor's circuit breaker for a backend of gateway {{ $labels.ai_gateway }} is open.",
+      description:
+        'Backend {{ $labels.gen_ai_provider_name }} failed often enough that the processor sends its traffic to the ' +
+        "rule's next priority (a rule without one keeps using it); the breaker closes after a probe succeeds.",
     },
     {
       alert: 'AIGatewayBudgetExhausted',

@@ -15,7 +15,9 @@ import {
   encodeConfigBundle,
   parseProcessorConfig,
   type ProcessorConfig,
+  type RouteConfig,
 } from '@ai-gateway-constructs/processor-config';
+import { ARGO_CD_SYNC_OPTIONS_ANNOTATION } from './argo-cd';
 import {
   ENVOY_GATEWAY_API_VERSION,
   ENVOY_GATEWAY_GROUP,
@@ -59,6 +61,22 @@ export const MAX_CONFIG_PART_BYTES = 1024 * 1024 - 16 * 1024;
 export const CONFIG_HASH_ANNOTATION = 'ai-gateway-constructs.io/config-hash';
 /** Envoy's response attribute the processor reads to tell a backend's answer from Envoy's local replies. */
 const RESPONSE_CODE_DETAILS_ATTRIBUTE = 'response.code_details';
+/** @internal How an AIRoute's HTTPRoute uses the processor (`Processor._attachRoute`). */
+export interface RouteAttachmentOptions {
+  /**
+   * The route's only route-level traffic setting is the default circuit breaker: the processor's shared
+   * BackendTrafficPolicy of the namespace selects it.
+   * @default false
+   */
+  readonly defaultTraffic?: boolean;
+  /**
+   * Envoy must stream the route's responses to the processor (`FullDuplexStreamed`), so that it can fail a request
+   * over to another backend itself: the processor's full-duplex EnvoyExtensionPolicy of the namespace selects it.
+   * @default false
+   */
+  readonly fullDuplexResponses?: boolean;
+}
+
 /** @internal What the HTTPRoute of an AIRoute refers to in its namespace (`Processor._attachRoute`). */
 export interface RouteAttachment {
   /** Labels of the HTTPRoute: the processor's EnvoyExtensionPolicy in the namespace selects it by them. */
@@ -72,6 +90,13 @@ export interface RouteAttachment {
  * Its value names the processor (`<service>.<namespace>`, hashed when longer than a label value may be).
  */
 const PROCESSOR_ROUTE_LABEL = 'ai-gateway-constructs.io/processor';
+/**
+ * The label of the HTTPRoutes a processor serves with their responses streamed to it (`FullDuplexStreamed`: the
+ * routes with a fallback rule), in place of `PROCESSOR_ROUTE_LABEL` and with the same value: the processor's second
+ * EnvoyExtensionPolicy of each route namespace selects them by it. A route carries one of the two labels, never both,
+ * so exactly one of the two policies applies to it.
+ */
+const PROCESSOR_FULL_DUPLEX_ROUTE_LABEL = 'ai-gateway-constructs.io/processor-full-duplex';
 /**
  * The label of the HTTPRoutes whose traffic settings are the processor's defaults (see `_attachRoute`): the
  * processor's one BackendTrafficPolicy of each route namespace selects them by it. Its value is that of
@@ -186,6 +211,12 @@ export class ProxyDeployMode {
   }
 }
 
+/**
+ * On the config ConfigMaps: Argo CD's default client-side apply keeps the whole object in the
+ * `last-applied-configuration` annotation, which Kubernetes caps at 256 KiB; a ConfigMap holds up to 1 MiB.
+ */
+const SERVER_SIDE_APPLY = { [ARGO_CD_SYNC_OPTIONS_ANNOTATION]: 'ServerSideApply=true' };
+
 /** Construct ids of the ConfigMaps after the first: `ConfigPart2`, `ConfigPart3`, ... */
 const CONFIG_PART_ID = 'ConfigPart';
 
@@ -219,7 +250,10 @@ export interface ProcessorShutdown {
   readonly streamIdleTimeoutMs: number;
   /** The pod's `terminationGracePeriodSeconds`: delay + drain + a margin to exit. */
   readonly terminationGracePeriodSeconds: number;
-  /** The longest request any route allows (Envoy's route timeout, which covers retries), if any route is attached. */
+  /**
+   * The longest request any route allows (Envoy's route timeout, which covers retries, plus the processor's own
+   * attempts of a fallback rule), if any route is attached.
+   */
   readonly longestRequest?: { readonly route: string; readonly ms: number };
 }
 
@@ -246,7 +280,8 @@ export interface ProcessorOptions {
    * the EnvoyExtensionPolicy's `backendSettings.circuitBreaker`) instead of Envoy Gateway's default of 1024; Envoy
    * answers a request over the cap with a 500 of its own, without reaching the processor. The cap counts per proxy
    * replica and per namespace of AIRoutes (the EnvoyExtensionPolicy of each route namespace is an Envoy cluster of
-   * its own): it keeps one proxy from sending one namespace's routes more than the whole processor fleet holds, it
+   * its own; a namespace with routes that fail over within a request has a second one for them, with a cap of its
+   * own): it keeps one proxy from sending one namespace's routes more than the whole processor fleet holds, it
    * does not share the fleet out among proxies. Raise it together with the pods' memory limit (about 6 KB per open
    * stream).
    * @default 10000 - what one pod holds within the default 512Mi memory limit
@@ -403,25 +438,30 @@ export class Processor extends Construct {
    * also the ReferenceGrant that lets policies there use this processor's Service. With `defaultTraffic` (a route
    * whose only route-level traffic setting is the default circuit breaker, `maxParallelRequestsPerProxy` per
    * backend cluster), the labels also select the one BackendTrafficPolicy of the namespace holding that circuit
-   * breaker, and the route needs no policy of its own. Emits objects only: what a route serves reaches the processor
+   * breaker, and the route needs no policy of its own. With `fullDuplexResponses` (a route that fails over within a
+   * request), a second EnvoyExtensionPolicy of the namespace selects the route instead of the first, the same but for
+   * its response body mode, `FullDuplexStreamed`. Emits objects only: what a route serves reaches the processor
    * through its model.
    * @internal
    */
-  _attachRoute(routeNamespace: string, defaultTraffic = false): RouteAttachment {
+  _attachRoute(routeNamespace: string, options: RouteAttachmentOptions = {}): RouteAttachment {
     // Named after the namespace like the grants (the Pulumi front end names resources after construct ids), except in
     // the processor's own namespace, where the ids stay the same whatever the namespace's value.
     const own = routeNamespace === this.namespace;
     const suffix = own ? '' : `-${routeNamespace}`;
-    if (this.node.tryFindChild(`ExtensionPolicy${suffix}`) === undefined)
-      this.emitExtensionPolicy(`ExtensionPolicy${suffix}`, routeNamespace);
+    const fullDuplex = options.fullDuplexResponses === true;
+    const policyId = `${fullDuplex ? 'FullDuplexExtensionPolicy' : 'ExtensionPolicy'}${suffix}`;
+    if (this.node.tryFindChild(policyId) === undefined) this.emitExtensionPolicy(policyId, routeNamespace, fullDuplex);
     const notFoundFilter = derivedName(
       own ? [this.serviceName, 'not-found'] : [this.serviceName, this.namespace, 'not-found'],
     );
     if (this.node.tryFindChild(`NotFound${suffix}`) === undefined)
       emitNotFoundFilter(this, `NotFound${suffix}`, notFoundFilter, routeNamespace);
     this.grantServiceTo(routeNamespace);
-    const labels: Record<string, string> = { [PROCESSOR_ROUTE_LABEL]: this.routeLabelValue };
-    if (defaultTraffic) {
+    const labels: Record<string, string> = {
+      [fullDuplex ? PROCESSOR_FULL_DUPLEX_ROUTE_LABEL : PROCESSOR_ROUTE_LABEL]: this.routeLabelValue,
+    };
+    if (options.defaultTraffic === true) {
       if (this.node.tryFindChild(`TrafficPolicy${suffix}`) === undefined)
         this.emitTrafficPolicy(`TrafficPolicy${suffix}`, routeNamespace);
       labels[TRAFFIC_POLICY_ROUTE_LABEL] = this.routeLabelValue;
@@ -482,15 +522,23 @@ export class Processor extends Construct {
     return responseOverride ? { responseOverride } : {};
   }
 
-  /** The EnvoyExtensionPolicy of `routeNamespace`, selecting the HTTPRoutes there labelled with this processor. */
-  private emitExtensionPolicy(id: string, routeNamespace: string): void {
+  /**
+   * The EnvoyExtensionPolicy of `routeNamespace` selecting the HTTPRoutes there labelled with this processor. The
+   * full-duplex one (`fullDuplex`, named `<policy name>-full-duplex`) selects those labelled for it and differs only in
+   * the response side: Envoy streams the response body to the processor as it arrives and lets it answer with a body
+   * of its own (`FullDuplexStreamed`, which Envoy Gateway pairs with trailers sent to the processor), so the
+   * processor can replace a failed answer with another backend's. Envoy ignores mode overrides when a body mode is
+   * full duplex, so that policy allows none, and the CRD requires `failOpen: false` with it (both policies have it).
+   */
+  private emitExtensionPolicy(id: string, routeNamespace: string, fullDuplex: boolean): void {
+    const name = this.policyName(routeNamespace);
     customResource<EnvoyExtensionPolicySpec>(
       this,
       id,
       ENVOY_GATEWAY_API_VERSION,
       'EnvoyExtensionPolicy',
       {
-        name: this.policyName(routeNamespace),
+        name: fullDuplex ? derivedName([name, 'full-duplex']) : name,
         namespace: routeNamespace,
         labels: this.labels,
       },
@@ -499,7 +547,9 @@ export class Processor extends Construct {
           {
             group: GATEWAY_API_GROUP,
             kind: 'HTTPRoute',
-            matchLabels: { [PROCESSOR_ROUTE_LABEL]: this.routeLabelValue },
+            matchLabels: {
+              [fullDuplex ? PROCESSOR_FULL_DUPLEX_ROUTE_LABEL : PROCESSOR_ROUTE_LABEL]: this.routeLabelValue,
+            },
           },
         ],
         extProc: [
@@ -513,11 +563,16 @@ export class Processor extends Construct {
             ],
             // `response.code_details` tells the processor a backend's answer (`via_upstream`) from Envoy's own local
             // replies (no route after the re-match, a rate limit, an upstream failure), which it must not translate.
-            processingMode: {
-              request: { body: 'Buffered' },
-              response: { body: 'Buffered', attributes: [RESPONSE_CODE_DETAILS_ATTRIBUTE] },
-              allowModeOverride: true,
-            },
+            processingMode: fullDuplex
+              ? {
+                  request: { body: 'Buffered' },
+                  response: { body: 'FullDuplexStreamed', attributes: [RESPONSE_CODE_DETAILS_ATTRIBUTE] },
+                }
+              : {
+                  request: { body: 'Buffered' },
+                  response: { body: 'Buffered', attributes: [RESPONSE_CODE_DETAILS_ATTRIBUTE] },
+                  allowModeOverride: true,
+                },
             messageTimeout: this.messageTimeout,
             failOpen: false,
             metadata: { writableNamespaces: [METADATA_NAMESPACE] },
@@ -538,8 +593,8 @@ export class Processor extends Construct {
   /**
    * How the processor pods shut down, derived from the routes in its model so far (the manifests use the final
    * routes): after SIGTERM a pod keeps serving for `delayMs`, then lets in-flight streams run for `drainTimeoutMs`,
-   * which is the longest request any route allows (Envoy's route timeout, which covers retries), rounded up to
-   * whole seconds and at least 25 s.
+   * which is the longest request any route allows (Envoy's route timeout, which covers retries, plus `maxAttempts - 1`
+   * attempt timeouts for a rule with a fallback), rounded up to whole seconds and at least 25 s.
    */
   shutdown(): ProcessorShutdown {
     const revision = this._model.revision;
@@ -686,7 +741,12 @@ export class Processor extends Construct {
    */
   private emitConfigMap(): kplus.ConfigMap {
     const configMap = new kplus.ConfigMap(this, 'Config', {
-      metadata: { name: this.configMapName, namespace: this.namespace, labels: this.labels },
+      metadata: {
+        name: this.configMapName,
+        namespace: this.namespace,
+        labels: this.labels,
+        annotations: SERVER_SIDE_APPLY,
+      },
     });
     Object.defineProperty(configMap, 'synthesizeData', { value: () => this._configStorage().configMaps[0].data });
     Object.defineProperty(configMap, 'synthesizeBinaryData', {
@@ -709,7 +769,7 @@ export class Processor extends Construct {
     }
     storage.configMaps.slice(1).forEach((entry, i) => {
       new kplus.ConfigMap(this, `${CONFIG_PART_ID}${i + 2}`, {
-        metadata: { name: entry.name, namespace: this.namespace, labels: this.labels },
+        metadata: { name: entry.name, namespace: this.namespace, labels: this.labels, annotations: SERVER_SIDE_APPLY },
         binaryData: entry.binaryData,
       });
     });
@@ -943,7 +1003,7 @@ export class Processor extends Construct {
       .filter((c): c is ApiObject => ApiObject.isApiObject(c) && c.kind === 'BackendTrafficPolicy')
       .map((o) => ({ namespace: o.metadata.namespace, spec: trafficPolicySpec(o) }));
     for (const route of this._model.routes) {
-      const ms = longestRequestMs(route.scope, route.name, route.namespace, shared);
+      const ms = longestRequestMs(route.scope, route.name, route.namespace, shared) + fallbackAttemptsMs(route.route);
       if (longest === undefined || ms > longest.ms) longest = { route: `${route.namespace}/${route.name}`, ms };
     }
     const proxyDrain = this.props.proxyDrainTimeout;
@@ -1113,6 +1173,19 @@ function longestRequestMs(
     longest = Math.max(longest, perTryMs * (retries + 1) + backOffMs * retries);
   }
   return longest;
+}
+
+/**
+ * What a route's fallback may add to its longest request: the processor's own attempts (`maxAttempts - 1` of them,
+ * `attemptTimeoutMs` each) start once Envoy's attempt has ended, so Envoy's route timeout does not cover them.
+ */
+function fallbackAttemptsMs(route: RouteConfig): number {
+  return Math.max(
+    0,
+    ...route.rules.map((rule) =>
+      rule.fallback === undefined ? 0 : (rule.fallback.maxAttempts - 1) * rule.fallback.attemptTimeoutMs,
+    ),
+  );
 }
 
 /** The spec of a BackendTrafficPolicy as rendered (escape hatches included). */

@@ -107,6 +107,7 @@ describe('AIGateway observability', () => {
     expect(alerts).toEqual([
       'AIGatewayBackendErrorRatioHigh',
       'AIGatewayCircuitBreakerOpen',
+      'AIGatewayBackendCircuitOpen',
       'AIGatewayBudgetExhausted',
       'AIGatewayProcessorNotReady',
       'AIGatewayProcessorDown',

@@ -109,6 +109,22 @@ export class ProcessorApp {
         this.set(processor.activeStreams);
       },
     });
+    new Gauge({
+      name: 'ai_gateway_backend_circuit_open',
+      help:
+        "1 while the processor's circuit breaker for a backend is open (its priority's traffic moves to the next " +
+        'priority), else 0; one series per backend of the current config.',
+      labelNames: ['gen_ai_provider_name'],
+      registers,
+      collect() {
+        const runtime = processor.runtime();
+        this.reset();
+        for (const backend of runtime.config.backends) {
+          const open = processor.breakers.isOpen(backend.name, runtime.config.circuitBreaker);
+          this.set({ gen_ai_provider_name: backend.name }, open ? 1 : 0);
+        }
+      },
+    });
     const expired = new Counter({
       name: 'ai_gateway_streams_expired_total',
       help:

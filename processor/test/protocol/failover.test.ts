@@ -31,9 +31,17 @@ describe('failover through the processor', () => {
     return backend;
   }
 
+  async function breakerGauge(): Promise<string> {
+    const metric = processor.app.metrics.registry.getSingleMetric('ai_gateway_backend_circuit_open')!;
+    const { values } = await metric.get();
+    return values.map((v) => `${String(v.labels.gen_ai_provider_name)}=${v.value}`).join(' ');
+  }
+
   it('moves to the next priority after repeated 5xx/429 and probes the first one again later', async () => {
+    expect(await breakerGauge()).toBe('primary=0 secondary=0');
     expect(await send(500)).toBe('primary');
     expect(await send(429)).toBe('primary');
+    expect(await breakerGauge()).toBe('primary=1 secondary=0');
     expect(await send(200)).toBe('secondary');
     expect(await send(200)).toBe('secondary');
     await new Promise((resolve) => setTimeout(resolve, 250));
@@ -41,6 +49,7 @@ describe('failover through the processor', () => {
     expect(await send(200)).toBe('secondary');
     await new Promise((resolve) => setTimeout(resolve, 250));
     expect(await send(200)).toBe('primary'); // probe succeeds: closed
+    expect(await breakerGauge()).toBe('primary=0 secondary=0');
     expect(await send(400)).toBe('primary'); // client errors do not count
     expect(await send(400)).toBe('primary');
     expect(await send(200)).toBe('primary');
