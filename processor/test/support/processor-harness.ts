@@ -35,6 +35,8 @@ export interface TestProcessorOptions {
   tracing?: AppOptions['tracing'];
   /** Sends the processor's own requests (fallback attempts) instead of HTTP: a fake backend in memory. */
   egress?: Egress;
+  /** The HTTP egress's options (development upstream overrides); ignored with `egress`. */
+  egressOptions?: AppOptions['egress'];
 }
 
 export async function startTestProcessor(
@@ -65,6 +67,7 @@ export async function startTestProcessor(
     logger: options.logger ?? silentLogger,
     compile: options.compile,
     tracing: options.tracing,
+    egress: options.egressOptions,
   });
   // The processor reads its egress at each attempt: a fake one stands in for the network.
   if (options.egress) Object.assign(app.processor, { egress: options.egress });
