@@ -38,6 +38,7 @@ import {
   explicitProxySettings,
   infrastructureRef,
   needsEnvoyProxy,
+  tracingEnabled,
   type ProxyOptions,
 } from './envoy-proxy';
 import { Observability, processorTracingArgs, type ObservabilityOptions } from './observability';
@@ -499,6 +500,16 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
         );
       }
       return { name, emit: false };
+    }
+    const grpcPort = props.proxy?.otlpGrpcPort;
+    if (grpcPort !== undefined && !tracingEnabled(props.proxy ?? {}, props.observability?.otlpEndpoint)) {
+      throw invalid(
+        this,
+        'proxy.otlpGrpcPort',
+        grpcPort,
+        "is the port of Envoy's tracing, which is off: it needs an http observability.otlpEndpoint, " +
+          'and proxy.tracing not false',
+      );
     }
     if (!needsEnvoyProxy(props.proxy, props.observability ?? {})) return { emit: false };
     return { name: derivedName([this.gatewayName, 'proxy']), emit: true };

@@ -238,9 +238,15 @@ function accessLogEnabled(options: ProxyOptions, observability: { prometheus: bo
   return options.accessLog ?? (observability.prometheus || observability.otlpEndpoint !== undefined);
 }
 
-function tracingEnabled(options: ProxyOptions, otlpEndpoint: string | undefined): boolean {
+/** Whether Envoy traces: `proxy.tracing`, else whether `observability.otlpEndpoint` is an http URL. */
+export function tracingEnabled(options: ProxyOptions, otlpEndpoint: string | undefined): boolean {
   if (options.tracing !== undefined) return options.tracing;
-  return otlpEndpoint !== undefined && otlpEndpoint.startsWith('http:');
+  if (otlpEndpoint === undefined) return false;
+  try {
+    return new URL(otlpEndpoint).protocol === 'http:';
+  } catch {
+    return false;
+  }
 }
 
 function mergeTypeOf(scope: IConstruct, mergeType: ProxyMergeType | undefined): string | undefined {

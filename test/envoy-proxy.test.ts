@@ -277,5 +277,11 @@ describe('AIGateway EnvoyProxy', () => {
     expect(() =>
       gateway({ observability: { otlpEndpoint: 'http://otel:4318' }, proxy: { otlpGrpcPort: 70000 } }),
     ).toThrow('platform/Gateway: invalid proxy.otlpGrpcPort 70000: must be an integer between 1 and 65535');
+    expect(() =>
+      gateway({ observability: { otlpEndpoint: 'https://otel.example:4318' }, proxy: { otlpGrpcPort: 4317 } }),
+    ).toThrow(
+      "platform/Gateway: invalid proxy.otlpGrpcPort 4317: is the port of Envoy's tracing, which is off: it needs an " +
+        'http observability.otlpEndpoint, and proxy.tracing not false',
+    );
   });
 });
