@@ -36,6 +36,7 @@ import {
   GatewayProxy,
   checkEnvoyProxyReference,
   explicitProxySettings,
+  gatewayProxyName,
   infrastructureRef,
   needsEnvoyProxy,
   tracingEnabled,
@@ -512,7 +513,7 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
       );
     }
     if (!needsEnvoyProxy(props.proxy, props.observability ?? {})) return { emit: false };
-    return { name: derivedName([this.gatewayName, 'proxy']), emit: true };
+    return { name: gatewayProxyName(this.gatewayName), emit: true };
   }
 
   /** The gateway's EnvoyProxy (after the processor, which checked the observability options). */

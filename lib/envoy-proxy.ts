@@ -114,7 +114,8 @@ export interface ProxyOptions {
   readonly otlpGrpcPort?: number;
   /**
    * How the emitted EnvoyProxy combines with the GatewayClass's EnvoyProxy. Without a merge, the Gateway's EnvoyProxy
-   * replaces the GatewayClass's entirely, dropping the platform's settings.
+   * replaces the GatewayClass's entirely, dropping the platform's settings. Applies when the gateway emits an
+   * EnvoyProxy (another setting here, or the access log or tracing of `observability`).
    * @default ProxyMergeType.strategicMerge()
    */
   readonly mergeType?: ProxyMergeType;
@@ -178,7 +179,7 @@ export class GatewayProxy extends Construct {
   constructor(scope: Construct, id: string, props: GatewayProxyProps) {
     super(scope, id);
     const options = props.options;
-    this.envoyProxyName = derivedName([props.gatewayName, 'proxy']);
+    this.envoyProxyName = gatewayProxyName(props.gatewayName);
     synthRegistry(this).claimName(scope, 'proxy', {
       kind: 'EnvoyProxy',
       namespace: props.gatewayNamespace,
@@ -204,6 +205,11 @@ export class GatewayProxy extends Construct {
       }),
     );
   }
+}
+
+/** The name of the EnvoyProxy a gateway emits. */
+export function gatewayProxyName(gatewayName: string): string {
+  return derivedName([gatewayName, 'proxy']);
 }
 
 /** Whether the options and observability of a gateway need an EnvoyProxy of its own. */
