@@ -31,6 +31,17 @@ import { validateUniqueObjects } from './limits/unique-objects';
 import { GatewayModel, type BudgetScope, type ConsumerFragment } from './gateway-model';
 import { PriceCatalog } from './money';
 import { checkHostname, checkLabelName, defaultName, derivedName, resolveNamespace } from './names';
+import {
+  EnvoyProxyReference,
+  GatewayProxy,
+  checkEnvoyProxyReference,
+  explicitProxySettings,
+  gatewayProxyName,
+  infrastructureRef,
+  needsEnvoyProxy,
+  tracingEnabled,
+  type ProxyOptions,
+} from './envoy-proxy';
 import { Observability, processorTracingArgs, type ObservabilityOptions } from './observability';
 import { Processor, ProxyDeployMode, type ProcessorOptions } from './processor';
 import type { IBudgetTarget } from './budget';
@@ -244,9 +255,10 @@ export interface AIGatewayProps {
   readonly envoyGatewayNamespace?: string;
   /**
    * The drain time of this gateway's Envoy proxies: `spec.shutdown.drainTimeout` of the EnvoyProxy that configures
-   * them. The constructs do not emit that EnvoyProxy; given this, synth fails when a route allows longer requests
-   * than the proxies drain for (a proxy rollout would cut them). `processor.shutdown().longestRequest` tells the
-   * drain the routes need.
+   * them. Given this, synth fails when a route allows longer requests than the proxies drain for (a proxy rollout
+   * would cut them). `processor.shutdown().longestRequest` tells the drain the routes need. When the gateway emits
+   * an EnvoyProxy of its own (see `proxy`), it sets this drain time there; otherwise the EnvoyProxy of the
+   * GatewayClass (or `envoyProxy`) must carry it.
    * @default - not checked (Envoy Gateway's own default drain is 60 s)
    */
   readonly proxyDrainTimeout?: Duration;
@@ -273,6 +285,22 @@ export interface AIGatewayProps {
    * @default - none
    */
   readonly observability?: ObservabilityOptions;
+  /**
+   * The gateway's proxy pods: replicas or autoscaling, resources, a JSON access log and Envoy's tracing. Any of them
+   * (including the access log and tracing `observability` turns on) makes the gateway emit an EnvoyProxy
+   * `<gateway>-proxy` that the Gateway's `spec.infrastructure.parametersRef` names, merged over the GatewayClass's
+   * EnvoyProxy (`proxy.mergeType`). Refused with `ProxyDeployMode.mergedGateways()`: Envoy Gateway ignores a
+   * Gateway's EnvoyProxy under a class that merges gateways. See docs/observability.md.
+   * @default - no EnvoyProxy unless `observability` turns on the access log or tracing
+   */
+  readonly proxy?: ProxyOptions;
+  /**
+   * An EnvoyProxy of your own in the gateway's namespace, for the Gateway's `spec.infrastructure.parametersRef`
+   * (which has no namespace). The gateway then emits no EnvoyProxy: `proxy` settings are refused, and the access log
+   * and tracing `observability` would turn on are left to yours. Refused with `ProxyDeployMode.mergedGateways()`.
+   * @default - the EnvoyProxy the gateway emits when `proxy` or `observability` needs one, else none
+   */
+  readonly envoyProxy?: EnvoyProxyReference;
 }
 
 /**
@@ -357,7 +385,8 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     this.gatewayClassName = checkLabelName(this, 'gatewayClass', gatewayClass.name);
 
     if (gatewayClass.emit) this.emitGatewayClass();
-    const listeners = this.emitGateway(props);
+    const proxy = this.proxyParameters(props);
+    const listeners = this.emitGateway(props, proxy.name);
     if (props.prices !== undefined && !(props.prices instanceof PriceCatalog))
       throw invalid(this, 'prices', props.prices, 'must be a PriceCatalog');
     const jwt = props.jwt ? this.checkJwt(props.jwt) : undefined;
@@ -377,6 +406,7 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     this.processorServiceName = this.processor.serviceName;
     this.configMapName = this.processor.configMapName;
     this.serviceAccountName = this.processor.serviceAccountName;
+    if (proxy.emit) this.addProxy(props);
     if (props.observability) this.addObservability(props, props.observability, envoyGatewayNamespace);
     this._managed = {
       path: this.node.path,
@@ -438,8 +468,71 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     );
   }
 
+  /**
+   * The EnvoyProxy the Gateway names (`envoyProxy`, or `<gateway>-proxy` when `proxy` or `observability` needs one),
+   * and whether to emit it. Under merged gateways Envoy Gateway ignores a Gateway's EnvoyProxy: explicit settings are
+   * refused there, and the ones `observability` would turn on are left to the GatewayClass's EnvoyProxy.
+   */
+  private proxyParameters(props: AIGatewayProps): { name?: string; emit: boolean } {
+    const explicit = explicitProxySettings(props.proxy);
+    if (props.processor?.proxyDeployMode?._kind === 'MergedGateways') {
+      const [prop, value] = props.envoyProxy !== undefined ? ['envoyProxy', props.envoyProxy] : (explicit[0] ?? []);
+      if (prop !== undefined) {
+        throw invalid(
+          this,
+          prop,
+          value,
+          `Envoy Gateway ignores a Gateway's EnvoyProxy when the EnvoyProxy of its GatewayClass ` +
+            `"${this.gatewayClassName}" merges gateways (processor.proxyDeployMode is mergedGateways); set it on ` +
+            `the GatewayClass's EnvoyProxy instead`,
+        );
+      }
+      return { emit: false };
+    }
+    if (props.envoyProxy !== undefined) {
+      const name = checkEnvoyProxyReference(this, props.envoyProxy);
+      if (explicit.length > 0) {
+        throw invalid(
+          this,
+          explicit[0][0],
+          explicit[0][1],
+          `the gateway uses the EnvoyProxy "${name}" of envoyProxy, which this setting would not reach; ` +
+            `set it there, or drop envoyProxy`,
+        );
+      }
+      return { name, emit: false };
+    }
+    const grpcPort = props.proxy?.otlpGrpcPort;
+    if (grpcPort !== undefined && !tracingEnabled(props.proxy ?? {}, props.observability?.otlpEndpoint)) {
+      throw invalid(
+        this,
+        'proxy.otlpGrpcPort',
+        grpcPort,
+        "is the port of Envoy's tracing, which is off: it needs an http observability.otlpEndpoint, " +
+          'and proxy.tracing not false',
+      );
+    }
+    if (!needsEnvoyProxy(props.proxy, props.observability ?? {})) return { emit: false };
+    return { name: gatewayProxyName(this.gatewayName), emit: true };
+  }
+
+  /** The gateway's EnvoyProxy (after the processor, which checked the observability options). */
+  private addProxy(props: AIGatewayProps): GatewayProxy {
+    const observability = props.observability ?? {};
+    return new GatewayProxy(this, 'Proxy', {
+      gatewayName: this.gatewayName,
+      gatewayNamespace: this.gatewayNamespace,
+      options: props.proxy ?? {},
+      prometheus: observability.prometheus === true,
+      otlpEndpoint: observability.otlpEndpoint,
+      traceSamplingRatio: observability.traceSamplingRatio,
+      drainTimeout: props.proxyDrainTimeout,
+      costKeys: () => this.model.costConfigs().map((cost) => cost.metadataKey),
+    });
+  }
+
   /** Emits the Gateway with its HTTP and HTTPS listeners; returns the listeners. */
-  private emitGateway(props: AIGatewayProps): GatewayListener[] {
+  private emitGateway(props: AIGatewayProps, envoyProxyName: string | undefined): GatewayListener[] {
     const listeners: GatewayListener[] = [];
     const allowed = this.allowedRoutes._toSpec();
     if (props.http?.enabled !== false) {
@@ -472,6 +565,7 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
       {
         gatewayClassName: this.gatewayClassName,
         listeners,
+        ...(envoyProxyName !== undefined ? { infrastructure: infrastructureRef(envoyProxyName) } : {}),
       },
     );
     return listeners;

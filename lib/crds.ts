@@ -68,6 +68,10 @@ export interface GatewayListener {
 export interface GatewaySpec {
   readonly gatewayClassName: string;
   readonly listeners: readonly GatewayListener[];
+  /** The EnvoyProxy (in the Gateway's namespace) configuring the Gateway's proxies. */
+  readonly infrastructure?: {
+    readonly parametersRef: { readonly group: string; readonly kind: string; readonly name: string };
+  };
 }
 
 export interface HTTPHeaderMatch {

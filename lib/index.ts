@@ -24,6 +24,10 @@ export { ProxyDeployMode } from './processor';
 export type { Processor, ProcessorOptions, ProcessorProps, ProcessorShutdown } from './processor';
 export { ProcessorImage } from './processor-image';
 
+// The gateway's proxy pods: the EnvoyProxy an AIGateway emits (`AIGatewayProps.proxy`) or references (`envoyProxy`).
+export { EnvoyProxyReference, ProxyMergeType } from './envoy-proxy';
+export type { ProxyAutoscaling, ProxyOptions } from './envoy-proxy';
+
 // Observability: PodMonitors, a PrometheusRule and a Grafana dashboard per gateway (`AIGatewayProps.observability`).
 export type { ObservabilityOptions } from './observability';
 

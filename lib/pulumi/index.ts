@@ -38,3 +38,4 @@ export type { Cdk8sChartArgs } from './chart';
 export type { KubeMetadata, KubeObject } from './objects';
 export type { AwsCredentialsOptions, AwsSharedCredentialsOptions } from '../credentials';
 export type { ObservabilityOptions } from '../observability';
+export type { ProxyAutoscaling, ProxyOptions } from '../envoy-proxy';
