@@ -94,6 +94,11 @@ export class ExchangeSession implements ExtProcStream {
     context.streamOpened();
   }
 
+  /** A duplex response is answered at its own pace, not once per message (see ExtProcStream). */
+  get answersEachMessage(): boolean {
+    return this.phase.kind !== 'duplexResponse';
+  }
+
   message(request: ProcessingRequest): void {
     if (this.closed) return;
     if (this.busy) {

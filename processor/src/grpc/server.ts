@@ -20,6 +20,12 @@ export interface ExtProcStream {
    * still written, then the call ends.
    */
   close(cancelled: boolean): void | Promise<void>;
+  /**
+   * False while the session answers at its own pace rather than once per message (Envoy's FULL_DUPLEX_STREAMED
+   * response side, e.g. while a fallback attempt runs): unanswered messages then do not make the stream look stuck.
+   * Absent: true.
+   */
+  readonly answersEachMessage?: boolean;
 }
 
 /**
@@ -89,6 +95,8 @@ interface LiveStream {
   owed: number;
   /** Reading stopped because the peer does not read our answers. */
   blocked: boolean;
+  /** Whether `owed` means anything: the session answers each message once (see ExtProcStream.answersEachMessage). */
+  paced(): boolean;
   /** Ends the session as cancelled and resets the HTTP/2 stream. */
   expire(): void;
 }
@@ -167,7 +175,10 @@ export class StreamLifecycle {
     const idleBefore = idleTimeoutMs > 0 ? now - idleTimeoutMs : -Infinity;
     const stuckBefore = this.draining ? now - drainIdleMs : -Infinity;
     for (const stream of this.live) {
-      if (stream.seen <= idleBefore || (stream.seen <= stuckBefore && (stream.owed > 0 || stream.blocked))) {
+      if (
+        stream.seen <= idleBefore ||
+        (stream.seen <= stuckBefore && ((stream.owed > 0 && stream.paced()) || stream.blocked))
+      ) {
         this.live.delete(stream);
         this.options.onExpired?.();
         stream.expire();
@@ -332,6 +343,7 @@ function serveProcess(
     seen: Date.now(),
     owed: 0,
     blocked: false,
+    paced: () => stream.answersEachMessage !== false,
     expire: () => {
       writable = false;
       void finish(true);

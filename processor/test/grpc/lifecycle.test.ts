@@ -44,6 +44,8 @@ class RecordingHandler implements ExtProcHandler {
     private readonly answer: (request: ProcessingRequest) => OutgoingResponse | undefined = () => ({
       requestHeaders: { response: {} },
     }),
+    /** The sessions' `answersEachMessage` (undefined: not declared, i.e. true). */
+    private readonly answersEachMessage?: boolean,
   ) {}
 
   open(send: (response: OutgoingResponse) => void): ReturnType<ExtProcHandler['open']> {
@@ -60,6 +62,7 @@ class RecordingHandler implements ExtProcHandler {
         closed = true;
         this.closes.push(cancelled);
       },
+      answersEachMessage: this.answersEachMessage,
     };
   }
 
@@ -399,6 +402,23 @@ describe('the stuck-stream watchdog', () => {
       client.close();
     },
   );
+
+  it('while draining leaves a stream answering at its own pace (a duplex response) to the deadline', async () => {
+    // Like a fallback attempt in FULL_DUPLEX_STREAMED mode: Envoy's body chunks get no answer of their own.
+    const handler = new RecordingHandler(() => undefined, false);
+    const served = await serve(handler, { idleTimeoutMs: 60_000, drainIdleMs: 200 });
+    const client = new EnvoyClient(served.address);
+    const stream = client.openStream();
+    stream.send({ responseBody: { body: Buffer.from('{}'), endOfStream: true } });
+    await waitFor(() => handler.messages === 1, 'the message');
+    served.lifecycle.startDraining();
+    await new Promise((resolve) => setTimeout(resolve, 700));
+    expect(handler.closes).toEqual([]);
+    served.lifecycle.expireAll();
+    await waitFor(() => handler.closes.length === 1, 'the close at the deadline');
+    expect(handler.closes).toEqual([true]);
+    client.close();
+  });
 
   it('at the drain deadline closes every stream left as cancelled', async () => {
     const handler = new RecordingHandler(() => undefined);
