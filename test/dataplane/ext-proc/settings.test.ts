@@ -167,6 +167,15 @@ describe('extProcSettingsFromPolicy', () => {
       /body: Chunked is not one of/,
     ],
     ['a 2xx statusOnError', { backendRefs: [{ name: 'a', port: 1 }], statusOnError: 200 }, /not a 4xx or 5xx/],
+    [
+      'a FullDuplexStreamed body failing open (the CRD CEL rule)',
+      {
+        backendRefs: [{ name: 'a', port: 1 }],
+        failOpen: true,
+        processingMode: { request: { body: 'Buffered' }, response: { body: 'FullDuplexStreamed' } },
+      },
+      /FullDuplexStreamed body mode requires failOpen to be false/,
+    ],
   ])('rejects %s with a clear error', (_case, entry, error) => {
     expect(() => extProcSettingsFromPolicy(policy([entry]), 0)).toThrow(error);
   });
