@@ -568,7 +568,8 @@ export class ExtProcSession {
     }
     if (kind === 'responseBody') {
       const mutation = response.responseBody?.response?.bodyMutation;
-      // Only a streamed response, after the headers answer and once Envoy sent body (`isValidBodyCallbackState`).
+      // Only a streamed response, after the headers answer and once Envoy sent body (`isValidBodyCallbackState`);
+      // still after the trailers went out (`sendTrailers` keeps the body callback state).
       if (mutation?.mutation === 'streamedResponse' && duplex.headersAnswered && duplex.chunksSent > 0) {
         const streamed = mutation.streamedResponse ?? {};
         const bytes = streamed.body ?? new Uint8Array();
