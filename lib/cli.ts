@@ -197,6 +197,7 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
     logFile: options.processorLog,
     log: options.processorLog === undefined ? (line) => io.stderr.write(`${line}\n`) : undefined,
     devUpstreams: (deployment) => devUpstreamsValue(model, deployment, options.backendOverrides),
+    devUpstreamCaCertificates: extraCaCertificates,
   });
   let dataPlane: Awaited<ReturnType<typeof startDataPlane>>;
   try {

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { ProcessorDeployment } from './model';
-import { DEV_UPSTREAMS_FLAG } from './dev-upstreams';
+import { DEV_UPSTREAM_CA_FLAG, DEV_UPSTREAMS_FLAG } from './dev-upstreams';
 import { configMapKeyProblem } from './objects';
 import { argValue, processorFlags } from './processor-args';
 import { configSecretRefs, readSecretKey, SECRET_ENV_PREFIX, type SecretSource } from './secrets';
@@ -27,7 +27,15 @@ const PROCESSOR_DEFAULT_SECRETS_DIR = '/etc/ai-gateway/secrets';
  * Kubernetes to take the pod out of its Service's endpoints, which a local stop has no need for; the development
  * override of the processor's own upstreams is the local run's to give (`devUpstreams`).
  */
-const REPLACED_FLAGS = ['--config', '--secrets-dir', '--listen', '--admin', '--shutdown-delay-ms', DEV_UPSTREAMS_FLAG];
+const REPLACED_FLAGS = [
+  '--config',
+  '--secrets-dir',
+  '--listen',
+  '--admin',
+  '--shutdown-delay-ms',
+  DEV_UPSTREAMS_FLAG,
+  DEV_UPSTREAM_CA_FLAG,
+];
 /** The processor prints exactly this line on stdout once it serves (see processor/src/main.ts). */
 const READY_LINE = /^ai-gateway-processor ready: ext_proc on \S+ \(port (\d+)\), admin on \S+ \(port (\d+)\)/;
 /** Output lines kept for the error message of a processor that fails to start. */
@@ -62,6 +70,11 @@ export interface StartProcessorsOptions {
    * attempts go instead of the backends' endpoints. Undefined (the default): the flag is not passed.
    */
   readonly devUpstreams?: (deployment: ProcessorDeployment) => string | undefined;
+  /**
+   * Extra CA certificates (PEM) the processor trusts for its `https://` dev upstreams: written next to its config and
+   * passed as `--dev-upstream-ca` to a processor that gets `--dev-upstreams` with an https URL. Default none.
+   */
+  readonly devUpstreamCaCertificates?: readonly string[];
 }
 
 export interface RunningProcessor {
@@ -293,6 +306,12 @@ export async function startProcessors(
     const id = deploymentId(deployment);
     const { configFile, secretsRoot } = files;
     const devUpstreams = options.devUpstreams?.(deployment);
+    const caCertificates = options.devUpstreamCaCertificates ?? [];
+    let caFile: string | undefined;
+    if (devUpstreams !== undefined && devUpstreams.includes('=https://') && caCertificates.length > 0) {
+      caFile = path.join(path.dirname(secretsRoot), 'dev-upstream-ca.pem');
+      fs.writeFileSync(caFile, caCertificates.join('\n'));
+    }
     const args = [
       entry,
       ...keptArgs(deployment.args),
@@ -305,6 +324,7 @@ export async function startProcessors(
       '--admin',
       `${host}:0`,
       ...(devUpstreams === undefined ? [] : [DEV_UPSTREAMS_FLAG, devUpstreams]),
+      ...(caFile === undefined ? [] : [DEV_UPSTREAM_CA_FLAG, caFile]),
     ];
     const proc = spawn(process.execPath, args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let resolveExited!: () => void;

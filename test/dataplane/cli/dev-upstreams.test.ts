@@ -143,7 +143,10 @@ describe('startProcessors --dev-upstreams', () => {
     fs.writeFileSync(
       script,
       `const http = require('node:http');
-       console.log('args ' + JSON.stringify(process.argv.slice(2)));
+       const args = process.argv.slice(2);
+       console.log('args ' + JSON.stringify(args));
+       const ca = args.indexOf('--dev-upstream-ca');
+       if (ca >= 0) console.log('ca ' + JSON.stringify(require('node:fs').readFileSync(args[ca + 1], 'utf8')));
        const s = http.createServer((q, r) => r.end('ok')).listen(0, '127.0.0.1', () => {
          console.log('ai-gateway-processor ready: ext_proc on 127.0.0.1:0 (port 1), ' +
            'admin on 127.0.0.1:0 (port ' + s.address().port + ')');
@@ -152,19 +155,43 @@ describe('startProcessors --dev-upstreams', () => {
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-  async function argsGiven(devUpstreams?: (d: ProcessorDeployment) => string | undefined): Promise<string[]> {
-    const lines: string[] = [];
+  let lines: string[] = [];
+  async function argsGiven(
+    devUpstreams?: (d: ProcessorDeployment) => string | undefined,
+    devUpstreamCaCertificates?: string[],
+  ): Promise<string[]> {
+    lines = [];
     const running = await startProcessors([deployment()], {
       env: {},
       processorEntry: script,
       log: (line) => lines.push(line),
       ...(devUpstreams ? { devUpstreams } : {}),
+      ...(devUpstreamCaCertificates ? { devUpstreamCaCertificates } : {}),
     });
     await running.close();
     const line = lines.find((l) => l.startsWith('[ai-platform/ai-gateway-processor] args '));
     if (!line) throw new Error(`no args line in ${JSON.stringify(lines)}`);
     return JSON.parse(line.slice(line.indexOf('args ') + 5)) as string[];
   }
+
+  const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
+
+  it('writes the extra CAs for a processor with an https:// dev upstream and passes --dev-upstream-ca', async () => {
+    const args = await argsGiven((d) => devUpstreamsValue(model(ROUTES), d, OVERRIDES), [PEM, PEM]);
+    expect(argValue(args, '--dev-upstream-ca')).toBeDefined();
+    const ca = lines.find((l) => l.startsWith('[ai-platform/ai-gateway-processor] ca '));
+    expect(JSON.parse(ca!.slice(ca!.indexOf('ca ') + 3))).toBe(`${PEM}\n${PEM}`);
+  }, 30_000);
+
+  it('passes no --dev-upstream-ca without an https:// dev upstream or without extra CAs', async () => {
+    const plain = await argsGiven(
+      (d) => devUpstreamsValue(model(ROUTES), d, { 'ai-backends/openai': 'http://127.0.0.1:8081' }),
+      [PEM],
+    );
+    expect(plain).not.toContain('--dev-upstream-ca');
+    const noCa = await argsGiven((d) => devUpstreamsValue(model(ROUTES), d, OVERRIDES), []);
+    expect(noCa).not.toContain('--dev-upstream-ca');
+  }, 30_000);
 
   it('passes the value for the processor when there is one', async () => {
     const args = await argsGiven((d) => devUpstreamsValue(model(ROUTES), d, OVERRIDES));
