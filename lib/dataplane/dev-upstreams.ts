@@ -7,9 +7,8 @@ import { BACKEND_HEADER } from '@ai-gateway-constructs/processor-config';
 import type { ExtProcSettings } from './ext-proc';
 import type { DataPlaneModel, ProcessorDeployment, RouteModel } from './model';
 
-/** The processor flags: the overrides, and a CA file it trusts for the https:// ones. */
+/** The processor flag. */
 export const DEV_UPSTREAMS_FLAG = '--dev-upstreams';
-export const DEV_UPSTREAM_CA_FLAG = '--dev-upstream-ca';
 
 /**
  * The value of `--dev-upstreams` for one processor, or undefined when it needs none: its config has no rule with a

@@ -12,7 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { ProcessorDeployment } from './model';
-import { DEV_UPSTREAM_CA_FLAG, DEV_UPSTREAMS_FLAG } from './dev-upstreams';
+import { DEV_UPSTREAMS_FLAG } from './dev-upstreams';
 import { configMapKeyProblem } from './objects';
 import { argValue, processorFlags } from './processor-args';
 import { configSecretRefs, readSecretKey, SECRET_ENV_PREFIX, type SecretSource } from './secrets';
@@ -27,15 +27,7 @@ const PROCESSOR_DEFAULT_SECRETS_DIR = '/etc/ai-gateway/secrets';
  * Kubernetes to take the pod out of its Service's endpoints, which a local stop has no need for; the development
  * override of the processor's own upstreams is the local run's to give (`devUpstreams`).
  */
-const REPLACED_FLAGS = [
-  '--config',
-  '--secrets-dir',
-  '--listen',
-  '--admin',
-  '--shutdown-delay-ms',
-  DEV_UPSTREAMS_FLAG,
-  DEV_UPSTREAM_CA_FLAG,
-];
+const REPLACED_FLAGS = ['--config', '--secrets-dir', '--listen', '--admin', '--shutdown-delay-ms', DEV_UPSTREAMS_FLAG];
 /** The processor prints exactly this line on stdout once it serves (see processor/src/main.ts). */
 const READY_LINE = /^ai-gateway-processor ready: ext_proc on \S+ \(port (\d+)\), admin on \S+ \(port (\d+)\)/;
 /** Output lines kept for the error message of a processor that fails to start. */
@@ -71,8 +63,9 @@ export interface StartProcessorsOptions {
    */
   readonly devUpstreams?: (deployment: ProcessorDeployment) => string | undefined;
   /**
-   * Extra CA certificates (PEM) the processor trusts for its `https://` dev upstreams: written next to its config and
-   * passed as `--dev-upstream-ca` to a processor that gets `--dev-upstreams` with an https URL. Default none.
+   * Extra CA certificates (PEM) a processor given an `https://` dev upstream trusts besides the system CAs: written
+   * next to its config, with the file `NODE_EXTRA_CA_CERTS` already names, and that variable pointed at it (how the
+   * processor's attempts verify https dev upstreams). Default none.
    */
   readonly devUpstreamCaCertificates?: readonly string[];
 }
@@ -186,6 +179,16 @@ function childEnv(env: Readonly<Record<string, string | undefined>>): Record<str
     if (value !== undefined && !name.startsWith(SECRET_ENV_PREFIX)) out[name] = value;
   }
   return out;
+}
+
+/** A file's text, or undefined when no file is named or it cannot be read (Node ignores such a CA file too). */
+function readOptional(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 function httpStatus(url: string, timeoutMs: number): Promise<number | undefined> {
@@ -307,10 +310,12 @@ export async function startProcessors(
     const { configFile, secretsRoot } = files;
     const devUpstreams = options.devUpstreams?.(deployment);
     const caCertificates = options.devUpstreamCaCertificates ?? [];
-    let caFile: string | undefined;
+    const processEnv = childEnv(env);
     if (devUpstreams !== undefined && devUpstreams.includes('=https://') && caCertificates.length > 0) {
-      caFile = path.join(path.dirname(secretsRoot), 'dev-upstream-ca.pem');
-      fs.writeFileSync(caFile, caCertificates.join('\n'));
+      const caFile = path.join(path.dirname(secretsRoot), 'dev-upstream-ca.pem');
+      const already = readOptional(env.NODE_EXTRA_CA_CERTS);
+      fs.writeFileSync(caFile, [...(already === undefined ? [] : [already]), ...caCertificates].join('\n'));
+      processEnv.NODE_EXTRA_CA_CERTS = caFile;
     }
     const args = [
       entry,
@@ -324,9 +329,8 @@ export async function startProcessors(
       '--admin',
       `${host}:0`,
       ...(devUpstreams === undefined ? [] : [DEV_UPSTREAMS_FLAG, devUpstreams]),
-      ...(caFile === undefined ? [] : [DEV_UPSTREAM_CA_FLAG, caFile]),
     ];
-    const proc = spawn(process.execPath, args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, args, { env: processEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let resolveExited!: () => void;
     const child: Child = {
       deployment,

@@ -145,8 +145,8 @@ describe('startProcessors --dev-upstreams', () => {
       `const http = require('node:http');
        const args = process.argv.slice(2);
        console.log('args ' + JSON.stringify(args));
-       const ca = args.indexOf('--dev-upstream-ca');
-       if (ca >= 0) console.log('ca ' + JSON.stringify(require('node:fs').readFileSync(args[ca + 1], 'utf8')));
+       const ca = process.env.NODE_EXTRA_CA_CERTS;
+       if (ca) console.log('ca ' + JSON.stringify(require('node:fs').readFileSync(ca, 'utf8')));
        const s = http.createServer((q, r) => r.end('ok')).listen(0, '127.0.0.1', () => {
          console.log('ai-gateway-processor ready: ext_proc on 127.0.0.1:0 (port 1), ' +
            'admin on 127.0.0.1:0 (port ' + s.address().port + ')');
@@ -159,10 +159,11 @@ describe('startProcessors --dev-upstreams', () => {
   async function argsGiven(
     devUpstreams?: (d: ProcessorDeployment) => string | undefined,
     devUpstreamCaCertificates?: string[],
+    env: Record<string, string> = {},
   ): Promise<string[]> {
     lines = [];
     const running = await startProcessors([deployment()], {
-      env: {},
+      env,
       processorEntry: script,
       log: (line) => lines.push(line),
       ...(devUpstreams ? { devUpstreams } : {}),
@@ -176,21 +177,29 @@ describe('startProcessors --dev-upstreams', () => {
 
   const PEM = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n';
 
-  it('writes the extra CAs for a processor with an https:// dev upstream and passes --dev-upstream-ca', async () => {
-    const args = await argsGiven((d) => devUpstreamsValue(model(ROUTES), d, OVERRIDES), [PEM, PEM]);
-    expect(argValue(args, '--dev-upstream-ca')).toBeDefined();
-    const ca = lines.find((l) => l.startsWith('[ai-platform/ai-gateway-processor] ca '));
-    expect(JSON.parse(ca!.slice(ca!.indexOf('ca ') + 3))).toBe(`${PEM}\n${PEM}`);
+  const caSeen = () => {
+    const line = lines.find((l) => l.startsWith('[ai-platform/ai-gateway-processor] ca '));
+    return line === undefined ? undefined : (JSON.parse(line.slice(line.indexOf('ca ') + 3)) as string);
+  };
+
+  it('points NODE_EXTRA_CA_CERTS of a processor with an https:// dev upstream at the extra CAs', async () => {
+    const existing = path.join(dir, 'existing-ca.pem');
+    fs.writeFileSync(existing, 'EXISTING\n');
+    await argsGiven((d) => devUpstreamsValue(model(ROUTES), d, OVERRIDES), [PEM, PEM], {
+      NODE_EXTRA_CA_CERTS: existing,
+    });
+    // The file the variable named before keeps counting.
+    expect(caSeen()).toBe(`EXISTING\n\n${PEM}\n${PEM}`);
   }, 30_000);
 
-  it('passes no --dev-upstream-ca without an https:// dev upstream or without extra CAs', async () => {
-    const plain = await argsGiven(
+  it('leaves NODE_EXTRA_CA_CERTS alone without an https:// dev upstream or without extra CAs', async () => {
+    await argsGiven(
       (d) => devUpstreamsValue(model(ROUTES), d, { 'ai-backends/openai': 'http://127.0.0.1:8081' }),
       [PEM],
     );
-    expect(plain).not.toContain('--dev-upstream-ca');
-    const noCa = await argsGiven((d) => devUpstreamsValue(model(ROUTES), d, OVERRIDES), []);
-    expect(noCa).not.toContain('--dev-upstream-ca');
+    expect(caSeen()).toBeUndefined();
+    await argsGiven((d) => devUpstreamsValue(model(ROUTES), d, OVERRIDES), []);
+    expect(caSeen()).toBeUndefined();
   }, 30_000);
 
   it('passes the value for the processor when there is one', async () => {
