@@ -133,6 +133,27 @@ describe('extProcSettingsFromPolicy', () => {
     expect(extProcFilterOrder(settings)).toBe(101);
   });
 
+  it('maps a FullDuplexStreamed response body to FULL_DUPLEX_STREAMED with the response trailers sent (EG)', () => {
+    const settings = extProcSettingsFromPolicy(
+      policy([
+        {
+          backendRefs: [{ name: 'a', port: 1 }],
+          processingMode: { request: { body: 'Buffered' }, response: { body: 'FullDuplexStreamed' } },
+        },
+      ]),
+      0,
+    );
+    expect(settings.processingMode.response).toEqual({ body: 'FullDuplexStreamed' });
+    expect(envoyProcessingMode(settings)).toEqual({
+      requestHeaderMode: 'SEND',
+      requestBodyMode: 'BUFFERED',
+      requestTrailerMode: 'SKIP',
+      responseHeaderMode: 'SEND',
+      responseBodyMode: 'FULL_DUPLEX_STREAMED',
+      responseTrailerMode: 'SEND',
+    });
+  });
+
   it.each([
     ['10s', 10_000],
     ['250ms', 250],
