@@ -24,7 +24,8 @@ import {
 const DUPLEX = settings({
   processingMode: { request: { body: 'Buffered' }, response: { body: 'FullDuplexStreamed' } },
   allowModeOverride: false,
-  messageTimeoutMs: 50,
+  // Generous for the request side's answers on a busy machine; the timer tests set their own.
+  messageTimeoutMs: 2000,
 });
 
 /** An upstream body the test feeds chunk by chunk. */
@@ -296,14 +297,15 @@ describe('ext_proc FULL_DUPLEX_STREAMED response', () => {
       await s.expect('responseHeaders');
       await s.expect('responseBody');
       await s.expect('responseBody');
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      // Three times the message timeout.
+      await new Promise((resolve) => setTimeout(resolve, 600));
       s.send(continueHeaders({ setHeaders: [setHeader(':status', '201')] }));
       s.send(streamed('late', true));
     });
     const body = new UpstreamBody();
     body.push('x');
     body.end();
-    const { out, done } = run(server, { body });
+    const { out, done } = run(server, { body }, { settings: { ...DUPLEX, messageTimeoutMs: 200 } });
     await done;
     expect(out.events).toEqual(['head 201', 'data late', 'end']);
   });
@@ -311,9 +313,9 @@ describe('ext_proc FULL_DUPLEX_STREAMED response', () => {
   it('still times out the request side (BUFFERED) after message_timeout', async () => {
     const server = await start(async (s) => {
       await s.expect('requestHeaders');
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await new Promise((resolve) => setTimeout(resolve, 500));
     });
-    const { out, done } = run(server, { body: new UpstreamBody() });
+    const { out, done } = run(server, { body: new UpstreamBody() }, { settings: { ...DUPLEX, messageTimeoutMs: 50 } });
     await done;
     expect(out.status).toBe(504);
   });
