@@ -19,6 +19,7 @@ import {
   type Command,
   type DevOptions,
 } from './dataplane/dev-options';
+import { devUpstreamsValue } from './dataplane/dev-upstreams';
 import { startProcessors, type RunningProcessors } from './dataplane/processes';
 import { startDataPlane } from './dataplane/server';
 import { translate } from './dataplane/translate';
@@ -195,6 +196,8 @@ export async function startDev(options: DevOptions, io: CliIo): Promise<RunningD
     processorEntry: options.processorEntry,
     logFile: options.processorLog,
     log: options.processorLog === undefined ? (line) => io.stderr.write(`${line}\n`) : undefined,
+    devUpstreams: (deployment) => devUpstreamsValue(model, deployment, options.backendOverrides),
+    devUpstreamCaCertificates: extraCaCertificates,
   });
   let dataPlane: Awaited<ReturnType<typeof startDataPlane>>;
   try {

@@ -5,7 +5,10 @@
  * and the filter then stays for the whole stream, whatever the route is after a route-cache clear (the router's
  * local replies pass through its response phase too).
  *
- * Not modelled (none of it is in what we synthesize): trailers and FULL_DUPLEX_STREAMED (refused at creation),
+ * A response body mode of FULL_DUPLEX_STREAMED streams the response through the filter (`encodeStream`, see
+ * ext-proc/session.ts); it is the only mode that sends trailers (the response's, when the upstream had some).
+ * Not modelled (none of it is in what we synthesize): request trailers, a FULL_DUPLEX_STREAMED request body or
+ * one with shadowMode (refused at creation), CONTINUE_AND_REPLACE in FULL_DUPLEX_STREAMED (answered 500),
  * per-route ext_proc overrides (EG emits an empty per-route config), `override_message_timeout` (EG sets no
  * `max_message_timeout`, so Envoy ignores it too), CEL attributes beyond plain request/response/source/xds paths
  * (others are left out, as Envoy leaves out those that fail to evaluate), and the transport's own wording in
@@ -69,6 +72,7 @@ export function createExtProcFilter(
     decodeData: (stream) => sessionOf(stream).decodeData(),
     encodeHeaders: (stream, headers, endOfStream) => sessionOf(stream).encodeHeaders(headers, endOfStream),
     encodeData: (stream, chunk, endOfStream) => sessionOf(stream).encodeData(chunk, endOfStream),
+    encodeStream: (stream, headers, body) => sessionOf(stream).encodeStream(headers, body),
     onStreamComplete: (stream) => {
       sessions.get(stream)?.finish();
       sessions.delete(stream);

@@ -3,7 +3,14 @@
  * chain created once from the FIRST matched route, decoding through the filters, the terminal router, and the
  * response (or a local reply) back through the encoder side of the chain.
  */
-import { HeaderMap, type HttpFilter, type LocalReply, type StreamContext } from './filter';
+import {
+  HeaderMap,
+  LocalReplyError,
+  StreamResetError,
+  type HttpFilter,
+  type LocalReply,
+  type StreamContext,
+} from './filter';
 import { normalizeRequestPath } from './path-normalize';
 
 /** What the router (the terminal filter) produces: an upstream response to stream back, or a local reply. */
@@ -14,6 +21,8 @@ export type TerminalResult =
       readonly headers: HeaderMap;
       readonly body: AsyncIterable<Buffer>;
       readonly headersOnly?: boolean;
+      /** The response trailers once `body` ended (only filters that stream the response see them). */
+      readonly trailers?: () => HeaderMap | undefined;
     }
   | { readonly kind: 'localReply'; readonly reply: LocalReply };
 
@@ -271,10 +280,10 @@ async function serveStream<Route>(
     } else if (responseBody) {
       const body = responseBody;
       const iterable = { [Symbol.asyncIterator]: () => body };
-      await encode(stream, encoders, result.headers, iterable, result.headersOnly === true, sink);
+      await encode(stream, encoders, result.headers, iterable, result.headersOnly === true, sink, result.trailers);
     }
   } finally {
-    await closeBody(responseBody);
+    closeBody(responseBody);
     for (const filter of chain) {
       try {
         await filter.onStreamComplete?.(stream);
@@ -285,10 +294,15 @@ async function serveStream<Route>(
   }
 }
 
-/** Stops reading a response body (a no-op once it ended); how the abandoned body ends does not matter. */
-async function closeBody(body: AsyncIterator<Buffer> | undefined): Promise<void> {
+/**
+ * Stops reading a response body (a no-op once it ended); how the abandoned body ends does not matter. Not awaited: a
+ * filter that streams the response may still wait on the body's next chunk, behind which an async generator queues
+ * `return()`; the router's body gives back what it holds (slot, timers, the upstream request) within the call.
+ */
+function closeBody(body: AsyncIterator<Buffer> | undefined): void {
   try {
-    await body?.return?.();
+    const closing = body?.return?.();
+    void closing?.catch(() => undefined);
   } catch {
     // Nothing is sent downstream from here on.
   }
@@ -311,6 +325,8 @@ function sendDirect(reply: LocalReply, stream: ManagedStream, sink: ResponseSink
   sink.end();
 }
 
+const NO_TRAILERS = (): undefined => undefined;
+
 async function encode(
   stream: ManagedStream,
   encoders: readonly HttpFilter[],
@@ -318,11 +334,32 @@ async function encode(
   body: AsyncIterable<Buffer>,
   headersOnly: boolean,
   sink: ResponseSink,
+  trailers: () => HeaderMap | undefined = NO_TRAILERS,
+  /** The head goes to the client as soon as the encoders let the headers through (a streaming filter continued). */
+  eagerHead = false,
 ): Promise<void> {
   // Envoy's FilterManager::encodeHeaders: a filter that adds data while encoding a headers-only response turns the
   // end of stream into a data frame that starts at the next filter (`addEncodedData` from `encodeHeaders`).
   let added: { readonly from: number; readonly body: Buffer } | undefined;
   for (let i = 0; i < encoders.length; i++) {
+    const source =
+      added !== undefined
+        ? throughEncoders(stream, encoders.slice(added.from, i), once(added.body))
+        : headersOnly
+          ? once(Buffer.alloc(0))
+          : throughEncoders(stream, encoders.slice(0, i), body);
+    const streamed = encoders[i].encodeStream?.(stream, headers, {
+      chunks: source,
+      headersOnly: headersOnly && added === undefined,
+      trailers,
+    });
+    if (streamed) {
+      const next = await streamed.headers;
+      if (next.action === 'localReply') return sendDirect(next.reply, stream, sink);
+      if (stream.signal.aborted) return;
+      const rest = encoders.slice(i + 1);
+      return encode(stream, rest, headers, streamed.body, next.endOfStream, sink, NO_TRAILERS, next.writeHead);
+    }
     const result = await encoders[i].encodeHeaders?.(stream, headers, headersOnly && added === undefined);
     if (result?.action === 'localReply') return sendDirect(result.reply, stream, sink);
     if (result?.addedBody && headersOnly && added === undefined) added = { from: i + 1, body: result.addedBody };
@@ -332,6 +369,7 @@ async function encode(
     if (!headWritten) writeHeadFrom(headers, sink);
     headWritten = true;
   };
+  if (eagerHead) writeHead();
   /** Passes one chunk through the encoders from `from` on; false when the stream ended with a reply or an abort. */
   const pass = async (chunk: Buffer, endOfStream: boolean, from = 0): Promise<boolean> => {
     let data = chunk;
@@ -360,9 +398,11 @@ async function encode(
       if (stream.signal.aborted) return;
       if (!(await pass(chunk, false))) return;
     }
-  } catch {
+  } catch (error) {
+    if (headWritten || error instanceof StreamResetError) sink.abort();
+    // A filter's local reply while the head is held (e.g. an ext_proc error while it streams the response).
+    else if (error instanceof LocalReplyError) sendDirect(error.reply, stream, sink);
     // The upstream failed after the response started (reset, or the route timeout fired): Envoy resets the stream.
-    if (headWritten) sink.abort();
     else
       sendDirect(
         {
@@ -376,5 +416,33 @@ async function encode(
       );
     return;
   }
+  if (stream.signal.aborted) return;
   if (await pass(Buffer.alloc(0), true)) sink.end();
+}
+
+/**
+ * `body` as it leaves `filters` (encodeData per chunk, then the end of stream), for a filter later in the chain that
+ * reads the body itself; a filter's local reply ends it with a `LocalReplyError`. Lazy: nothing runs until read.
+ */
+async function* throughEncoders(
+  stream: StreamContext,
+  filters: readonly HttpFilter[],
+  body: AsyncIterable<Buffer>,
+): AsyncIterable<Buffer> {
+  const pass = async (chunk: Buffer, endOfStream: boolean): Promise<Buffer> => {
+    let data = chunk;
+    for (const filter of filters) {
+      if (!filter.encodeData) continue;
+      const out = await filter.encodeData(stream, data, endOfStream);
+      if (!Buffer.isBuffer(out)) throw new LocalReplyError(out.reply);
+      data = out;
+    }
+    return data;
+  };
+  for await (const chunk of body) {
+    const out = await pass(chunk, false);
+    if (out.length > 0) yield out;
+  }
+  const last = await pass(Buffer.alloc(0), true);
+  if (last.length > 0) yield last;
 }

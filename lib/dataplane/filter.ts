@@ -5,7 +5,9 @@
  * manager (`filter-manager.ts`) drives them in Envoy Gateway's order and owns the route cache.
  *
  * Simplifications, all invisible to what we emit: the request body is read whole before the chain runs
- * (bounded by the listener's buffer limit, 413 beyond it), and trailers are not modelled.
+ * (bounded by the listener's buffer limit, 413 beyond it), and trailers are not modelled, except that a filter
+ * streaming the response itself (`encodeStream`) is told the upstream's response trailers; they are not forwarded
+ * to the client.
  */
 
 /** One request or response header map. Names are lower-case; pseudo headers (`:method`, `:path`,
@@ -167,7 +169,53 @@ export interface HttpFilter {
     chunk: Buffer,
     endOfStream: boolean,
   ): Promise<Buffer | LocalReplyAction> | Buffer | LocalReplyAction;
+  /**
+   * Lets the filter run the response itself from here on instead of `encodeHeaders`/`encodeData` (Envoy: a filter
+   * that stops iteration, drains each data frame and injects its own with `injectEncodedDataToFilterChain`, as
+   * ext_proc in FULL_DUPLEX_STREAMED). Undefined: the filter is driven per chunk as usual. Called where
+   * `encodeHeaders` would be, synchronously, with the response body as it leaves the earlier encoders, so that the
+   * filter reads it while it still holds the headers.
+   */
+  encodeStream?(stream: StreamContext, headers: HeaderMap, body: EncodedBody): StreamedEncoding | undefined;
   onStreamComplete?(stream: StreamContext): Promise<void> | void;
+}
+
+/** The response body as an encoder reads it when it streams the response itself. */
+export interface EncodedBody {
+  /** The body frames; an error is the upstream's failure (or a `LocalReplyError` of an earlier encoder). */
+  readonly chunks: AsyncIterable<Buffer>;
+  /** End of stream on the headers: no body frame will come. */
+  readonly headersOnly: boolean;
+  /** The response trailers, once `chunks` ended (undefined: the response had none). */
+  trailers(): HeaderMap | undefined;
+}
+
+/** What a filter streaming the response (`encodeStream`) hands on. */
+export interface StreamedEncoding {
+  /**
+   * Settles when the filter lets the headers (as it changed them) go on, or answers with a local reply instead of
+   * the response (sent directly, as the head was not written). `writeHead`: the head goes to the client now (Envoy
+   * continues the headers); false holds it until the first bytes of `body` or its end.
+   */
+  readonly headers: Promise<
+    { readonly action: 'continue'; readonly endOfStream: boolean; readonly writeHead: boolean } | LocalReplyAction
+  >;
+  /**
+   * The body the filter passes on after the headers, each piece as soon as it has it; its end ends the response. A
+   * `StreamResetError` resets the downstream stream; a `LocalReplyError` too once the head is written, else its
+   * reply is sent instead; any other error is the upstream's failure, as for a body the filter does not stream.
+   */
+  readonly body: AsyncIterable<Buffer>;
+}
+
+/** A filter ends the response it streams by resetting the downstream stream, whether or not the head was written. */
+export class StreamResetError extends Error {}
+
+/** A local reply decided while a body is read (Envoy's sendLocalReply): sent if the head is not written yet. */
+export class LocalReplyError extends Error {
+  constructor(readonly reply: LocalReply) {
+    super(`local reply ${reply.status} ${reply.details}`);
+  }
 }
 
 export interface LocalReplyAction {

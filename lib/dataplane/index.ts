@@ -1,6 +1,14 @@
 /** The local data plane: Envoy Gateway v1.9 + Envoy, modelled for the resources the constructs synthesize. */
 export { HeaderMap, FILTER_ORDER } from './filter';
-export type { HttpFilter, StreamContext, LocalReply, DecodeResult, EncodeResult } from './filter';
+export type {
+  HttpFilter,
+  StreamContext,
+  LocalReply,
+  DecodeResult,
+  EncodeResult,
+  EncodedBody,
+  StreamedEncoding,
+} from './filter';
 export type * from './model';
 export { loadManifests, parseManifests } from './manifests';
 export { translate, type TranslateOptions } from './translate';

@@ -12,6 +12,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
 import type { ProcessorDeployment } from './model';
+import { DEV_UPSTREAMS_FLAG } from './dev-upstreams';
 import { configMapKeyProblem } from './objects';
 import { argValue, processorFlags } from './processor-args';
 import { configSecretRefs, readSecretKey, SECRET_ENV_PREFIX, type SecretSource } from './secrets';
@@ -23,9 +24,10 @@ export { argValue } from './processor-args';
 const PROCESSOR_DEFAULT_SECRETS_DIR = '/etc/ai-gateway/secrets';
 /**
  * The args the local run replaces or drops: they name pod paths and pod addresses, or (the shutdown delay) wait for
- * Kubernetes to take the pod out of its Service's endpoints, which a local stop has no need for.
+ * Kubernetes to take the pod out of its Service's endpoints, which a local stop has no need for; the development
+ * override of the processor's own upstreams is the local run's to give (`devUpstreams`).
  */
-const REPLACED_FLAGS = ['--config', '--secrets-dir', '--listen', '--admin', '--shutdown-delay-ms'];
+const REPLACED_FLAGS = ['--config', '--secrets-dir', '--listen', '--admin', '--shutdown-delay-ms', DEV_UPSTREAMS_FLAG];
 /** The processor prints exactly this line on stdout once it serves (see processor/src/main.ts). */
 const READY_LINE = /^ai-gateway-processor ready: ext_proc on \S+ \(port (\d+)\), admin on \S+ \(port (\d+)\)/;
 /** Output lines kept for the error message of a processor that fails to start. */
@@ -55,6 +57,17 @@ export interface StartProcessorsOptions {
    * routes it serves answer 500 from then on). `how` is e.g. `exit code 1` or `signal SIGKILL`.
    */
   readonly onExit?: (processor: RunningProcessor, how: string) => void;
+  /**
+   * The `--dev-upstreams` value for a processor (see dev-upstreams.ts `devUpstreamsValue`): where its own upstream
+   * attempts go instead of the backends' endpoints. Undefined (the default): the flag is not passed.
+   */
+  readonly devUpstreams?: (deployment: ProcessorDeployment) => string | undefined;
+  /**
+   * Extra CA certificates (PEM) a processor given an `https://` dev upstream trusts besides the system CAs: written
+   * next to its config, with the file `NODE_EXTRA_CA_CERTS` already names, and that variable pointed at it (how the
+   * processor's attempts verify https dev upstreams). Default none.
+   */
+  readonly devUpstreamCaCertificates?: readonly string[];
 }
 
 export interface RunningProcessor {
@@ -166,6 +179,16 @@ function childEnv(env: Readonly<Record<string, string | undefined>>): Record<str
     if (value !== undefined && !name.startsWith(SECRET_ENV_PREFIX)) out[name] = value;
   }
   return out;
+}
+
+/** A file's text, or undefined when no file is named or it cannot be read (Node ignores such a CA file too). */
+function readOptional(file: string | undefined): string | undefined {
+  if (!file) return undefined;
+  try {
+    return fs.readFileSync(file, 'utf8');
+  } catch {
+    return undefined;
+  }
 }
 
 function httpStatus(url: string, timeoutMs: number): Promise<number | undefined> {
@@ -285,6 +308,15 @@ export async function startProcessors(
   ): Promise<RunningProcessor> => {
     const id = deploymentId(deployment);
     const { configFile, secretsRoot } = files;
+    const devUpstreams = options.devUpstreams?.(deployment);
+    const caCertificates = options.devUpstreamCaCertificates ?? [];
+    const processEnv = childEnv(env);
+    if (devUpstreams !== undefined && devUpstreams.includes('=https://') && caCertificates.length > 0) {
+      const caFile = path.join(path.dirname(secretsRoot), 'dev-upstream-ca.pem');
+      const already = readOptional(env.NODE_EXTRA_CA_CERTS);
+      fs.writeFileSync(caFile, [...(already === undefined ? [] : [already]), ...caCertificates].join('\n'));
+      processEnv.NODE_EXTRA_CA_CERTS = caFile;
+    }
     const args = [
       entry,
       ...keptArgs(deployment.args),
@@ -296,8 +328,9 @@ export async function startProcessors(
       `${host}:0`,
       '--admin',
       `${host}:0`,
+      ...(devUpstreams === undefined ? [] : [DEV_UPSTREAMS_FLAG, devUpstreams]),
     ];
-    const proc = spawn(process.execPath, args, { env: childEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spawn(process.execPath, args, { env: processEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     let resolveExited!: () => void;
     const child: Child = {
       deployment,

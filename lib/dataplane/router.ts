@@ -337,7 +337,7 @@ export function createRouterFilter(options: RouterOptions): TerminalFilter {
         for await (const chunk of body) void chunk;
         return { kind: 'response', headers: out, body: (async function* () {})(), headersOnly };
       }
-      return { kind: 'response', headers: out, body };
+      return { kind: 'response', headers: out, body, ...(response.trailers ? { trailers: response.trailers } : {}) };
     }
     cleanup();
     if (timedOut) return { kind: 'localReply', reply: failureReply('timeout') };

@@ -25,6 +25,8 @@ export interface UpstreamResponse {
   /** Response headers without hop-by-hop headers (`:status` not included). */
   readonly headers: HeaderMap;
   readonly body: AsyncIterable<Buffer>;
+  /** The response trailers, once the body was read to its end (undefined: none). */
+  readonly trailers?: () => HeaderMap | undefined;
 }
 
 /** Why no response arrived: the distinctions Envoy's retry triggers and response flags make. */
@@ -143,6 +145,14 @@ async function* responseBody(response: http.IncomingMessage): AsyncIterable<Buff
   if (!response.complete) throw new UpstreamError('reset', 'upstream closed the response before its end');
 }
 
+function trailersOf(response: http.IncomingMessage): HeaderMap | undefined {
+  if (!response.complete || response.rawTrailers.length === 0) return undefined;
+  const trailers = new HeaderMap();
+  for (let i = 0; i + 1 < response.rawTrailers.length; i += 2)
+    trailers.add(response.rawTrailers[i].toLowerCase(), response.rawTrailers[i + 1]);
+  return trailers;
+}
+
 /** The HTTP/1.1 upstream: one keep-alive agent per scheme, TLS verified unless the Backend says otherwise. */
 export function createHttpUpstream(options: HttpUpstreamOptions = {}): Upstream & { close(): void } {
   const httpAgent = new http.Agent({ keepAlive: true });
@@ -212,7 +222,12 @@ export function createHttpUpstream(options: HttpUpstreamOptions = {}): Upstream 
           const name = response.rawHeaders[i].toLowerCase();
           if (!HOP_BY_HOP.has(name)) out.add(name, response.rawHeaders[i + 1]);
         }
-        resolve({ status: response.statusCode ?? 502, headers: out, body: responseBody(response) });
+        resolve({
+          status: response.statusCode ?? 502,
+          headers: out,
+          body: responseBody(response),
+          trailers: () => trailersOf(response),
+        });
       });
       req.end(request.body);
     });

@@ -1,6 +1,7 @@
 /**
  * The wire side of ext_proc: `envoy.service.ext_proc.v3.ExternalProcessor/Process` messages, encoded and decoded
- * with protobufjs from a descriptor compiled out of Envoy's protos (see scripts/ext-proc-descriptor.cjs).
+ * with protobufjs from a descriptor compiled out of Envoy's protos (see scripts/ext-proc-descriptor.cjs, which adds
+ * what the protos shipped in @grpc/grpc-js-xds lack: `protocol_config`, `streamed_response`, FULL_DUPLEX_STREAMED).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -10,7 +11,14 @@ export const PROCESS_METHOD_PATH = '/envoy.service.ext_proc.v3.ExternalProcessor
 
 /** `envoy.extensions.filters.http.ext_proc.v3.ProcessingMode` enums, as numbers on the wire. */
 export const HeaderSendMode = { DEFAULT: 0, SEND: 1, SKIP: 2 } as const;
-export const BodySendMode = { NONE: 0, STREAMED: 1, BUFFERED: 2, BUFFERED_PARTIAL: 3 } as const;
+export const BodySendMode = {
+  NONE: 0,
+  STREAMED: 1,
+  BUFFERED: 2,
+  BUFFERED_PARTIAL: 3,
+  FULL_DUPLEX_STREAMED: 4,
+  GRPC: 5,
+} as const;
 export type BodySendModeValue = (typeof BodySendMode)[keyof typeof BodySendMode];
 
 /** A JSON-like value as it travels in a `google.protobuf.Struct`. */
@@ -23,18 +31,28 @@ export interface WireHeaderValue {
   rawValue: Buffer;
 }
 
-export type RequestKind = 'requestHeaders' | 'responseHeaders' | 'requestBody' | 'responseBody';
+export type RequestKind = 'requestHeaders' | 'responseHeaders' | 'requestBody' | 'responseBody' | 'responseTrailers';
+
+/** `ProtocolConfiguration`: the filter's configured body modes, sent in the first message of each stream. */
+export interface WireProtocolConfig {
+  requestBodyMode: BodySendModeValue;
+  responseBodyMode: BodySendModeValue;
+  sendBodyWithoutWaitingForHeaderResponse: boolean;
+}
 
 export interface OutgoingRequest {
   requestHeaders?: { headers: { headers: WireHeaderValue[] }; endOfStream: boolean };
   responseHeaders?: { headers: { headers: WireHeaderValue[] }; endOfStream: boolean };
   requestBody?: { body: Buffer; endOfStream: boolean };
   responseBody?: { body: Buffer; endOfStream: boolean };
+  responseTrailers?: { trailers: { headers: WireHeaderValue[] } };
   /** Forwarded dynamic metadata by namespace (`metadata_context.filter_metadata`). */
   metadataContext?: Record<string, Record<string, unknown>>;
   /** `attributes["envoy.filters.http.ext_proc"]`. */
   attributes?: Record<string, unknown>;
   observabilityMode?: boolean;
+  /** Only in the first message of a stream. */
+  protocolConfig?: WireProtocolConfig;
 }
 
 // ---- responses (what the processor answers), as decoded ----
@@ -54,7 +72,9 @@ export interface DecodedHeaderMutation {
 export interface DecodedBodyMutation {
   body?: Uint8Array;
   clearBody?: boolean;
-  mutation?: 'body' | 'clearBody';
+  /** `StreamedBodyResponse`: the only body answer of a FULL_DUPLEX_STREAMED direction. */
+  streamedResponse?: { body?: Uint8Array; endOfStream?: boolean };
+  mutation?: 'body' | 'clearBody' | 'streamedResponse';
 }
 
 export interface DecodedCommonResponse {
@@ -90,6 +110,7 @@ export interface DecodedResponse {
   responseHeaders?: { response?: DecodedCommonResponse };
   requestBody?: { response?: DecodedCommonResponse };
   responseBody?: { response?: DecodedCommonResponse };
+  responseTrailers?: { headerMutation?: DecodedHeaderMutation };
   immediateResponse?: DecodedImmediateResponse;
   /** Namespaces (top-level keys) to structs, already converted to plain values. */
   dynamicMetadata?: Record<string, JsonValue>;

@@ -8,11 +8,18 @@
  * Our filter manager hands the whole request body to `decodeData` right after `decodeHeaders`, which is the order
  * Envoy produces when the body arrived before the headers answer: one request body message with
  * `end_of_stream: true`, in every body mode.
+ *
+ * A response body mode of FULL_DUPLEX_STREAMED runs the response through `encodeStream` (see `DuplexResponse`
+ * below); the request side of that mode is not modelled.
  */
 import {
   CONTINUE,
   HeaderMap,
+  LocalReplyError,
+  StreamResetError,
   type DecodeResult,
+  type EncodedBody,
+  type StreamedEncoding,
   type EncodeResult,
   type LocalReply,
   type LocalReplyAction,
@@ -31,12 +38,14 @@ import {
 import {
   BodySendMode,
   HeaderSendMode,
+  type BodySendModeValue,
   type DecodedCommonResponse,
   type DecodedImmediateResponse,
   type DecodedProcessingMode,
   type DecodedResponse,
   type OutgoingRequest,
   type RequestKind,
+  type WireProtocolConfig,
 } from './protocol';
 import { envoyProcessingMode, type EnvoyBodySendMode, type ExtProcSettings } from './settings';
 import { EG_DEFAULT_CIRCUIT_BREAKER_LIMIT } from '../model';
@@ -52,11 +61,12 @@ export interface ExtProcSessionOptions {
   readonly bufferLimitBytes?: number;
 }
 
-const BODY_MODE_OF: Record<Exclude<EnvoyBodySendMode, 'FULL_DUPLEX_STREAMED'>, number> = {
+const BODY_MODE_OF: Record<EnvoyBodySendMode, BodySendModeValue> = {
   NONE: BodySendMode.NONE,
   BUFFERED: BodySendMode.BUFFERED,
   STREAMED: BodySendMode.STREAMED,
   BUFFERED_PARTIAL: BodySendMode.BUFFERED_PARTIAL,
+  FULL_DUPLEX_STREAMED: BodySendMode.FULL_DUPLEX_STREAMED,
 };
 
 type Direction = 'request' | 'response';
@@ -94,7 +104,13 @@ export function initialDirectionState(settings: ExtProcSettings, direction: Dire
   const headerMode = direction === 'request' ? mode.requestHeaderMode : mode.responseHeaderMode;
   const bodyMode = direction === 'request' ? mode.requestBodyMode : mode.responseBodyMode;
   if (bodyMode === 'FULL_DUPLEX_STREAMED') {
-    throw new Error(`ext_proc ${settings.name}: body mode FullDuplexStreamed is not modelled by the local data plane`);
+    const unmodelled = (what: string, why = '') =>
+      new Error(`ext_proc ${settings.name}: ${what} is not modelled by the local data plane${why}`);
+    if (direction === 'request') throw unmodelled('request body mode FullDuplexStreamed', ' (the response side is)');
+    if (settings.shadowMode) throw unmodelled('response body mode FullDuplexStreamed with shadowMode');
+    if (headerMode !== 'SEND') throw unmodelled('response body mode FullDuplexStreamed without the response headers');
+    // Envoy refuses the config (`verifyProcessingModeConfig`), Envoy Gateway the policy (a CEL rule).
+    if (settings.failOpen) throw new Error(`ext_proc ${settings.name}: FullDuplexStreamed requires failOpen false`);
   }
   return {
     sendHeaders: headerMode === 'SEND',
@@ -119,6 +135,10 @@ export class ExtProcSession {
   private responseReplacement: Buffer | undefined;
   private responseHeld: Buffer[] = [];
   private partialSent = false;
+  /** Envoy encodes `protocol_config` into the first message of the stream only. */
+  private protocolConfigSent = false;
+  /** The response while it runs in FULL_DUPLEX_STREAMED. */
+  private duplex: DuplexResponse | undefined;
   private readonly onAbort = (): void => this.finish();
 
   constructor(
@@ -216,6 +236,9 @@ export class ExtProcSession {
   // ---- response path ----
 
   async encodeHeaders(headers: HeaderMap, endOfStream: boolean): Promise<EncodeResult> {
+    if (this.response.bodyMode === BodySendMode.FULL_DUPLEX_STREAMED && !this.complete) {
+      throw new Error(`ext_proc ${this.settings.name}: a FULL_DUPLEX_STREAMED response runs through encodeStream`);
+    }
     const deferred = this.takeDeferredReply();
     if (deferred) return { action: 'localReply', reply: deferred };
     this.responseHeaders = headers;
@@ -263,6 +286,38 @@ export class ExtProcSession {
     }
     if (endOfStream || this.response.bodyMode === BodySendMode.NONE) this.closeAfterLastAnswer();
     return CONTINUE;
+  }
+
+  /**
+   * The response in FULL_DUPLEX_STREAMED (undefined in the other modes, or when processing is over: the response then
+   * passes through `encodeHeaders`/`encodeData` untouched). The headers are held until the processor's headers
+   * answer, with no message timer in this direction (`onStartProcessorCall` arms none); each body chunk goes to the
+   * processor as it arrives, without waiting for answers; the response trailers, if any, follow.
+   */
+  encodeStream(headers: HeaderMap, body: EncodedBody): StreamedEncoding | undefined {
+    if (this.response.bodyMode !== BodySendMode.FULL_DUPLEX_STREAMED) return undefined;
+    const deferred = this.takeDeferredReply();
+    if (deferred) {
+      return { headers: Promise.resolve({ action: 'localReply', reply: deferred }), body: new InjectedBody() };
+    }
+    if (this.complete) return undefined;
+    this.responseHeaders = headers;
+    this.response.headersHeld = true;
+    const duplex = new DuplexResponse(headers, body.headersOnly);
+    this.duplex = duplex;
+    this.send('response', {
+      responseHeaders: { headers: { headers: headersToWire(headers) }, endOfStream: body.headersOnly },
+    });
+    // shouldRemoveContentLength(): Envoy drops the length once the headers message is on its way.
+    headers.remove('content-length');
+    if (this.complete) {
+      // The stream could not be opened: its error is the answer.
+      const reply = this.takeDeferredReply();
+      if (reply) duplex.fail(reply);
+    } else if (!body.headersOnly) {
+      void this.pumpDuplex(duplex, body);
+    }
+    return { headers: duplex.headersDecided, body: duplex.out };
   }
 
   async encodeData(chunk: Buffer, endOfStream: boolean): Promise<Buffer | LocalReplyAction> {
@@ -319,6 +374,7 @@ export class ExtProcSession {
   finish(): void {
     this.stream.signal.removeEventListener('abort', this.onAbort);
     this.complete = true;
+    this.duplex?.cancel();
     if (this.settings.shadowMode) {
       // Nothing was awaited: Envoy defers the reset (deferred_close_timeout) so the processor still gets it all.
       const grpcStream = this.grpcStream;
@@ -432,12 +488,10 @@ export class ExtProcSession {
   // ---- the gRPC stream ----
 
   private exchange(direction: Direction, kind: RequestKind, message: OutgoingRequest): Promise<Outcome> {
-    const grpcStream = this.openStream();
-    if (!grpcStream || this.complete) {
+    if (!this.send(direction, message)) {
       const reply = this.takeDeferredReply();
       return Promise.resolve(reply ? { kind: 'reply', reply } : { kind: 'skip' });
     }
-    grpcStream.send(this.withContext(direction, message));
     return new Promise<Outcome>((resolve) => {
       const timer = setTimeout(() => this.onMessageTimeout(), this.settings.messageTimeoutMs);
       this.pending = { expected: kind, resolve, timer };
@@ -446,8 +500,147 @@ export class ExtProcSession {
 
   /** Observability mode: sent and not awaited. */
   private observe(direction: Direction, message: OutgoingRequest): void {
-    if (this.complete) return;
-    this.openStream()?.send(this.withContext(direction, { ...message, observabilityMode: true }));
+    this.send(direction, { ...message, observabilityMode: true });
+  }
+
+  /** Sends one message (opening the stream first); false when processing is over or the stream cannot open. */
+  private send(direction: Direction, message: OutgoingRequest): boolean {
+    if (this.complete) return false;
+    const grpcStream = this.openStream();
+    if (!grpcStream || this.complete) return false;
+    const out = this.withContext(direction, message);
+    if (!this.protocolConfigSent) {
+      this.protocolConfigSent = true;
+      out.protocolConfig = protocolConfigOf(this.settings);
+    }
+    grpcStream.send(out);
+    return true;
+  }
+
+  // ---- FULL_DUPLEX_STREAMED response ----
+
+  /** Hands the response body to the processor chunk by chunk as it arrives, then the end of stream or the trailers. */
+  private async pumpDuplex(duplex: DuplexResponse, body: EncodedBody): Promise<void> {
+    try {
+      for await (const chunk of body.chunks) {
+        if (duplex.finished) return;
+        if (duplex.passThrough) duplex.out.push(chunk);
+        else if (this.send('response', { responseBody: { body: chunk, endOfStream: false } })) duplex.chunksSent += 1;
+        else return;
+      }
+      if (duplex.finished) return;
+      if (duplex.passThrough) {
+        duplex.out.end();
+        return;
+      }
+      const trailers = body.trailers();
+      duplex.upstreamEnded = true;
+      if (trailers) {
+        duplex.trailers = trailers;
+        duplex.trailersSent = this.send('response', {
+          responseTrailers: { trailers: { headers: headersToWire(trailers) } },
+        });
+      } else if (this.send('response', { responseBody: { body: EMPTY, endOfStream: true } })) {
+        duplex.chunksSent += 1;
+      }
+    } catch (error) {
+      // The upstream failed (or an earlier encoder answered locally): the response ends with that error.
+      if (duplex.finished) return;
+      this.complete = true;
+      this.closeStream();
+      duplex.fail(error);
+    }
+  }
+
+  private onDuplexMessage(duplex: DuplexResponse, response: DecodedResponse): void {
+    const kind = response.response;
+    if (kind !== undefined) this.writeMetadata(response);
+    if (kind === 'immediateResponse') {
+      // While the head is not sent, Envoy's sendLocalReply replaces the held response; once it is, the stream is reset.
+      this.complete = true;
+      this.closeStream();
+      duplex.fail(immediateReply(response.immediateResponse ?? {}));
+      return;
+    }
+    if (kind === 'responseHeaders' && !duplex.headersAnswered) {
+      this.onDuplexHeaders(duplex, response.responseHeaders?.response ?? {});
+      return;
+    }
+    if (kind === 'responseBody') {
+      const mutation = response.responseBody?.response?.bodyMutation;
+      // Only a streamed response, after the headers answer and once Envoy sent body (`isValidBodyCallbackState`);
+      // still after the trailers went out (`sendTrailers` keeps the body callback state).
+      if (mutation?.mutation === 'streamedResponse' && duplex.headersAnswered && duplex.chunksSent > 0) {
+        const streamed = mutation.streamedResponse ?? {};
+        const bytes = streamed.body ?? new Uint8Array();
+        if (bytes.byteLength > 0) duplex.out.push(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
+        if (streamed.endOfStream === true) {
+          duplex.out.end();
+          this.closeAfterLastAnswer();
+        }
+        return;
+      }
+    }
+    if (kind === 'responseTrailers' && duplex.trailersSent && !duplex.trailersAnswered) {
+      duplex.trailersAnswered = true;
+      const mutation = response.responseTrailers?.headerMutation;
+      try {
+        // The data plane does not forward trailers to the client; the answer is applied for its checks only.
+        if (mutation && duplex.trailers) applyHeaderMutation(mutation, duplex.trailers);
+      } catch (error) {
+        duplex.fail(this.failOnAnswer(error));
+        return;
+      }
+      duplex.out.end();
+      this.closeAfterLastAnswer();
+      return;
+    }
+    // Fail closed (FULL_DUPLEX_STREAMED requires it): a 500 while the head is held, else a reset.
+    duplex.fail(this.errorReply(kind === undefined ? 'unhandled message' : 'spurious message'));
+  }
+
+  private onDuplexHeaders(duplex: DuplexResponse, common: DecodedCommonResponse): void {
+    if (common.status === 1) {
+      duplex.fail(
+        this.errorReply('CONTINUE_AND_REPLACE in FULL_DUPLEX_STREAMED is not modelled by the local data plane'),
+      );
+      return;
+    }
+    if (common.headerMutation) {
+      try {
+        applyHeaderMutation(common.headerMutation, duplex.headers, { skipContentLength: true });
+      } catch (error) {
+        duplex.fail(this.failOnAnswer(error));
+        return;
+      }
+    }
+    this.response.headersHeld = false;
+    duplex.headersAnswered = true;
+    if (duplex.headersOnly) {
+      duplex.continueHeaders(true);
+      duplex.out.end();
+      this.closeAfterLastAnswer();
+      return;
+    }
+    // The whole body already went to the processor: Envoy lets the headers go with the first injected data.
+    duplex.continueHeaders(false, !duplex.upstreamEnded);
+  }
+
+  /** The processor ended the stream while the duplex response runs. */
+  private onDuplexClose(duplex: DuplexResponse, code: number, message: string): void {
+    if (code !== GRPC_OK) {
+      duplex.fail({
+        status: this.statusOnError(),
+        details: detailsOf(`ext_proc_error_gRPC_error_${code}{${message}}`),
+      });
+    } else if (duplex.headersAnswered) {
+      duplex.fail(new StreamResetError('ext_proc stream closed while the response streams'));
+    } else {
+      // Processing is over: the headers go on as they are and the rest of the body passes through unprocessed.
+      duplex.passThrough = true;
+      duplex.continueHeaders(duplex.headersOnly);
+      if (duplex.headersOnly || duplex.upstreamEnded) duplex.out.end();
+    }
   }
 
   private withContext(direction: Direction, message: OutgoingRequest): OutgoingRequest {
@@ -518,9 +711,19 @@ export class ExtProcSession {
     if (this.settings.shadowMode || this.complete) return;
     // A new timeout is only honoured up to `max_message_timeout`, which EG leaves at 0: the message is ignored.
     if (response.overrideMessageTimeout) return;
+    if (this.duplex) {
+      this.onDuplexMessage(this.duplex, response);
+      return;
+    }
     const pending = this.pending;
     const waitingForHeaders = pending?.expected === 'requestHeaders' || pending?.expected === 'responseHeaders';
-    if (this.settings.allowModeOverride && waitingForHeaders && response.modeOverride)
+    // Envoy's guard in Filter::onReceiveMessage: no override at all when either configured body mode is duplex.
+    if (
+      this.settings.allowModeOverride &&
+      !configuresDuplex(this.settings) &&
+      waitingForHeaders &&
+      response.modeOverride
+    )
       this.overrideModes(response.modeOverride);
     const kind = response.response;
     if (kind !== undefined) this.writeMetadata(response);
@@ -554,6 +757,10 @@ export class ExtProcSession {
     this.grpcStream = undefined;
     if (this.complete) return;
     this.complete = true;
+    if (this.duplex) {
+      this.onDuplexClose(this.duplex, code, message);
+      return;
+    }
     if (code === GRPC_OK || this.settings.failOpen) {
       this.settle({ kind: 'skip' });
       return;
@@ -597,6 +804,135 @@ export class ExtProcSession {
       const fields = typeof value === 'object' && value !== null && !Array.isArray(value) ? value : {};
       this.stream.dynamicMetadata.set(namespace, { ...(this.stream.dynamicMetadata.get(namespace) ?? {}), ...fields });
     }
+  }
+}
+
+/** Either configured body mode is FULL_DUPLEX_STREAMED (which turns off mode overrides for the whole filter). */
+function configuresDuplex(settings: ExtProcSettings): boolean {
+  const mode = envoyProcessingMode(settings);
+  return mode.requestBodyMode === 'FULL_DUPLEX_STREAMED' || mode.responseBodyMode === 'FULL_DUPLEX_STREAMED';
+}
+
+/** Envoy's `encodeProtocolConfig`: the configured body modes (EG never sets send_body_without_waiting...). */
+function protocolConfigOf(settings: ExtProcSettings): WireProtocolConfig {
+  const mode = envoyProcessingMode(settings);
+  return {
+    requestBodyMode: BODY_MODE_OF[mode.requestBodyMode],
+    responseBodyMode: BODY_MODE_OF[mode.responseBodyMode],
+    sendBodyWithoutWaitingForHeaderResponse: false,
+  };
+}
+
+type DuplexHeadersResult = Awaited<StreamedEncoding['headers']>;
+
+/** One FULL_DUPLEX_STREAMED response: what Envoy sent the processor so far and what goes downstream. */
+class DuplexResponse {
+  /** What goes downstream after the headers: the processor's streamed responses, in order. */
+  readonly out = new InjectedBody();
+  readonly headersDecided: Promise<DuplexHeadersResult>;
+  headersAnswered = false;
+  /** Body messages sent (the last one may be the empty end of stream). */
+  chunksSent = 0;
+  /** Envoy saw the end of the upstream body (sent it with end_of_stream, or the trailers). */
+  upstreamEnded: boolean;
+  trailers: HeaderMap | undefined;
+  trailersSent = false;
+  trailersAnswered = false;
+  /** The processor closed the stream before the headers answer: the rest passes through unprocessed. */
+  passThrough = false;
+  private decide: ((result: DuplexHeadersResult) => void) | undefined;
+
+  constructor(
+    readonly headers: HeaderMap,
+    readonly headersOnly: boolean,
+  ) {
+    this.upstreamEnded = headersOnly;
+    this.headersDecided = new Promise((resolve) => (this.decide = resolve));
+  }
+
+  get finished(): boolean {
+    return this.out.done;
+  }
+
+  continueHeaders(endOfStream: boolean, writeHead = true): void {
+    this.decide?.({ action: 'continue', endOfStream, writeHead });
+    this.decide = undefined;
+  }
+
+  /**
+   * Ends the response with a `LocalReply` (replacing the held response, as Envoy's sendLocalReply while the headers
+   * are not sent; a reset once they are) or an error (a reset, or the upstream's failure).
+   */
+  fail(outcome: unknown): void {
+    if (this.finished) return;
+    const reply = isLocalReply(outcome) ? outcome : undefined;
+    if (this.decide && reply) {
+      this.decide({ action: 'localReply', reply });
+      this.decide = undefined;
+      this.out.end();
+      return;
+    }
+    this.continueHeaders(false, false);
+    this.out.fail(reply ? new LocalReplyError(reply) : outcome);
+  }
+
+  /** The client went away: nothing more goes downstream. */
+  cancel(): void {
+    this.continueHeaders(false, false);
+    this.out.end();
+  }
+}
+
+function isLocalReply(value: unknown): value is LocalReply {
+  return typeof value === 'object' && value !== null && !(value instanceof Error) && 'status' in value;
+}
+
+/** An async queue of the bytes a filter injects downstream; iterated once, by the filter manager. */
+class InjectedBody implements AsyncIterable<Buffer> {
+  private readonly chunks: Buffer[] = [];
+  private ended = false;
+  private failure: { readonly error: unknown } | undefined;
+  private wake: (() => void) | undefined;
+
+  get done(): boolean {
+    return this.ended || this.failure !== undefined;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.done) return;
+    this.chunks.push(chunk);
+    this.notify();
+  }
+
+  end(): void {
+    if (this.done) return;
+    this.ended = true;
+    this.notify();
+  }
+
+  fail(error: unknown): void {
+    if (this.done) return;
+    this.failure = { error };
+    this.notify();
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<Buffer> {
+    for (;;) {
+      const chunk = this.chunks.shift();
+      if (chunk) {
+        yield chunk;
+        continue;
+      }
+      if (this.failure) throw this.failure.error;
+      if (this.ended) return;
+      await new Promise<void>((resolve) => (this.wake = resolve));
+    }
+  }
+
+  private notify(): void {
+    const wake = this.wake;
+    this.wake = undefined;
+    wake?.();
   }
 }
 

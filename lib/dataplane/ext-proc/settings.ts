@@ -151,19 +151,26 @@ export function extProcSettingsFromPolicy(policy: KubeObject, index: number): Ex
   if (statusOnError !== undefined && (statusOnError < 400 || statusOnError > 599)) {
     throw new Error(`${where}.statusOnError: ${statusOnError} is not a 4xx or 5xx status`);
   }
+  const failOpen = entry.failOpen === undefined ? false : boolean(entry.failOpen, `${where}.failOpen`);
+  const request = mode.request === undefined ? undefined : phase(mode.request, `${where}.processingMode.request`);
+  const response = mode.response === undefined ? undefined : phase(mode.response, `${where}.processingMode.response`);
+  // The CRD's CEL rule (Envoy refuses failure_mode_allow with a full-duplex body too).
+  if (failOpen && (request?.body === 'FullDuplexStreamed' || response?.body === 'FullDuplexStreamed')) {
+    throw new Error(`${where}: a FullDuplexStreamed body mode requires failOpen to be false`);
+  }
   return {
     name: `envoyextensionpolicy/${namespace}/${policyName}/extproc/${index}`,
     service: { kind, namespace: refNamespace, name: refName, ...(port === undefined ? {} : { port }) },
     authority: port === undefined ? `${refName}.${refNamespace}` : `${refName}.${refNamespace}:${port}`,
     processingMode: {
-      ...(mode.request === undefined ? {} : { request: phase(mode.request, `${where}.processingMode.request`) }),
-      ...(mode.response === undefined ? {} : { response: phase(mode.response, `${where}.processingMode.response`) }),
+      ...(request === undefined ? {} : { request }),
+      ...(response === undefined ? {} : { response }),
     },
     messageTimeoutMs:
       entry.messageTimeout === undefined
         ? DEFAULT_MESSAGE_TIMEOUT_MS
         : durationField(entry.messageTimeout, `${where}.messageTimeout`),
-    failOpen: entry.failOpen === undefined ? false : boolean(entry.failOpen, `${where}.failOpen`),
+    failOpen,
     allowModeOverride:
       mode.allowModeOverride === undefined
         ? false

@@ -133,6 +133,27 @@ describe('extProcSettingsFromPolicy', () => {
     expect(extProcFilterOrder(settings)).toBe(101);
   });
 
+  it('maps a FullDuplexStreamed response body to FULL_DUPLEX_STREAMED with the response trailers sent (EG)', () => {
+    const settings = extProcSettingsFromPolicy(
+      policy([
+        {
+          backendRefs: [{ name: 'a', port: 1 }],
+          processingMode: { request: { body: 'Buffered' }, response: { body: 'FullDuplexStreamed' } },
+        },
+      ]),
+      0,
+    );
+    expect(settings.processingMode.response).toEqual({ body: 'FullDuplexStreamed' });
+    expect(envoyProcessingMode(settings)).toEqual({
+      requestHeaderMode: 'SEND',
+      requestBodyMode: 'BUFFERED',
+      requestTrailerMode: 'SKIP',
+      responseHeaderMode: 'SEND',
+      responseBodyMode: 'FULL_DUPLEX_STREAMED',
+      responseTrailerMode: 'SEND',
+    });
+  });
+
   it.each([
     ['10s', 10_000],
     ['250ms', 250],
@@ -167,6 +188,15 @@ describe('extProcSettingsFromPolicy', () => {
       /body: Chunked is not one of/,
     ],
     ['a 2xx statusOnError', { backendRefs: [{ name: 'a', port: 1 }], statusOnError: 200 }, /not a 4xx or 5xx/],
+    [
+      'a FullDuplexStreamed body failing open (the CRD CEL rule)',
+      {
+        backendRefs: [{ name: 'a', port: 1 }],
+        failOpen: true,
+        processingMode: { request: { body: 'Buffered' }, response: { body: 'FullDuplexStreamed' } },
+      },
+      /FullDuplexStreamed body mode requires failOpen to be false/,
+    ],
   ])('rejects %s with a clear error', (_case, entry, error) => {
     expect(() => extProcSettingsFromPolicy(policy([entry]), 0)).toThrow(error);
   });
