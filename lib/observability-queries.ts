@@ -78,6 +78,13 @@ export const METRICS = {
   },
   localReplies: { name: 'ai_gateway_local_replies_total', type: 'counter', source: 'processor', labels: ['status'] },
   activeStreams: { name: 'ai_gateway_active_streams', type: 'gauge', source: 'processor', labels: [] },
+  fallbacks: {
+    name: 'ai_gateway_fallbacks_total',
+    type: 'counter',
+    source: 'processor',
+    labels: ['route', 'from_backend', 'to_backend', 'reason'],
+    onEvent: true,
+  },
   processorBreakerOpen: {
     name: 'ai_gateway_backend_circuit_open',
     type: 'gauge',
@@ -364,6 +371,17 @@ export const PANELS: readonly PanelDefinition[] = [
     max: true,
     by: ['gen_ai_provider_name'],
     unit: 'short',
+  },
+  {
+    row: 'Resilience',
+    title: 'Fallbacks',
+    description:
+      'Requests per second a rule with fallback moved from one backend to the next priority within the request, by ' +
+      'backends and reason (status, connection failure, timeout).',
+    metric: 'fallbacks',
+    view: 'rate',
+    by: ['from_backend', 'to_backend', 'reason'],
+    unit: 'reqps',
   },
   {
     row: 'Resilience',

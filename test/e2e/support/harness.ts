@@ -13,6 +13,7 @@ import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { devUpstreamsValue } from '../../../lib/dataplane/dev-upstreams';
 import type { KubeObject } from '../../../lib/dataplane/model';
 import { startProcessors, type RunningProcessors } from '../../../lib/dataplane/processes';
 import { startDataPlane, type DataPlaneOptions, type RunningDataPlane } from '../../../lib/dataplane/server';
@@ -175,6 +176,9 @@ export async function startScenario(scenario: Scenario, options: StartOptions = 
     writeSecrets(secretsDir, scenario.secrets);
     const objects = options.objects ?? scenario.objects;
     const model = translate(objects);
+    const backendOverrides: Record<string, string> = {};
+    for (const [ref, fake] of Object.entries(scenario.backends)) backendOverrides[ref] = fakes.fakes[fake].url;
+    Object.assign(backendOverrides, options.backendUrls);
     const processors: RunningProcessors = await startProcessors(model.processors, {
       processorEntry,
       secretsDir,
@@ -183,11 +187,10 @@ export async function startScenario(scenario: Scenario, options: StartOptions = 
         options.processorLog?.(line);
         if (process.env.E2E_VERBOSE) process.stderr.write(`${line}\n`);
       },
+      // The processor's own fallback attempts reach the same fakes as Envoy's requests.
+      devUpstreams: (deployment) => devUpstreamsValue(model, deployment, backendOverrides),
     });
     cleanups.push(() => processors.close());
-    const backendOverrides: Record<string, string> = {};
-    for (const [ref, fake] of Object.entries(scenario.backends)) backendOverrides[ref] = fakes.fakes[fake].url;
-    Object.assign(backendOverrides, options.backendUrls);
     const dataPlane = await startDataPlane({
       objects,
       backendOverrides,

@@ -11,6 +11,7 @@ import {
   AIRoute,
   ApiKey,
   ClientIdentity,
+  Fallback,
   Consumer,
   Credentials,
   ModelMatch,
@@ -736,5 +737,81 @@ export function largeConfigScenario(): Scenario {
     backends: providerBackends(GATEWAY.namespace),
     secrets: providerSecrets(GATEWAY.namespace),
     gateway: GATEWAY,
+  };
+}
+
+/** The model of shared translation case 22 (priority failover with a model name override on the failing primary). */
+export const CASE_22_MODEL = 'requested-model-is-very-long-yes';
+
+/**
+ * Fallback within one request. `groq` and `vllm` are played by servers the test controls (`fallbackServers`), `azure`
+ * by an address nothing listens on; the fallbacks are the ordinary fakes. Every request carries `x-tenant-id`, and each
+ * tenant has a budget of `tenantTokens` on the route.
+ */
+export function fallbackScenario(namespace: string, tenantTokens: number): Scenario {
+  const app = Testing.app();
+  const chart = new Chart(app, 'fallback', { namespace });
+  // Breakers that never open here: each test's failures must meet the primary, not a breaker opened by the last test.
+  const gateway = new AIGateway(chart, 'Gateway', {
+    name: GATEWAY.name,
+    processor: { circuitBreakerFailureThreshold: 10_000 },
+  });
+  const providers = providerSet(chart);
+  withRedis(chart);
+  const fallback = Fallback.onFailure();
+  const route = new AIRoute(chart, 'Chat', {
+    name: 'chat',
+    gateway,
+    anthropicPathPrefix: '/anthropic/v1',
+    rules: [
+      {
+        // An OpenAI-schema primary that fails; Anthropic answers, translated both ways.
+        models: [ModelMatch.exact('resilient-model')],
+        backends: [
+          { backend: providers.groq },
+          { backend: providers.anthropic, priority: 1, modelNameOverride: 'claude-fallback' },
+        ],
+        fallback,
+      },
+      {
+        // A primary Envoy cannot connect to.
+        models: [ModelMatch.exact('refused-model')],
+        backends: [{ backend: providers.azure }, { backend: providers.openai, priority: 1 }],
+        fallback,
+      },
+      {
+        // Every attempt fails.
+        models: [ModelMatch.exact('doomed-model')],
+        backends: [{ backend: providers.groq }, { backend: providers.vllm, priority: 1 }],
+        fallback,
+      },
+      {
+        models: [ModelMatch.exact(CASE_22_MODEL)],
+        backends: [
+          { backend: providers.groq, modelNameOverride: 'bad-model' },
+          { backend: providers.vllm, priority: 1 },
+        ],
+        fallback,
+      },
+      {
+        // The same failing primary without fallback: its error stands.
+        models: [ModelMatch.exact('fragile-model')],
+        backends: [{ backend: providers.groq }, { backend: providers.anthropic, priority: 1 }],
+      },
+    ],
+  });
+  new TokenRateLimit(chart, 'TenantBudget', {
+    target: route,
+    limit: tenantTokens,
+    per: RateLimitUnit.HOUR,
+    cost: TokenCost.totalTokens(),
+    client: tenantHeader(),
+  });
+  return {
+    name: 'fallback',
+    objects: [...objectsOf(chart), modelServerService(namespace)],
+    backends: providerBackends(namespace),
+    secrets: providerSecrets(namespace),
+    gateway: { ...GATEWAY, namespace },
   };
 }
