@@ -91,21 +91,29 @@ function condition(type: string, ok: boolean, reason: string, message?: string):
 }
 
 /**
- * EnvoyProxy `spec.preserveRouteOrder` for a Gateway: from its own `infrastructure.parametersRef` (same namespace),
- * else from its GatewayClass' `parametersRef`. With it, EG keeps the routes in input order instead of sorting them.
+ * EnvoyProxy `spec.preserveRouteOrder` for a Gateway, as Envoy Gateway merges its EnvoyProxies
+ * (`internal/gatewayapi/envoyproxy_merge.go` MergeEnvoyProxyConfigs, step 1): the Gateway's own
+ * `infrastructure.parametersRef` (same namespace) over its GatewayClass' `parametersRef`. Without a `mergeType` the
+ * Gateway's replaces the class's; with StrategicMerge or JSONMerge a field the Gateway's leaves unset comes from the
+ * class's. With it, EG keeps the routes in input order instead of sorting them.
  */
 function preservesRouteOrder(index: ObjectIndex, gateway: KubeObject): boolean {
   const gatewayRef = asObject(asObject(spec(gateway).infrastructure)?.parametersRef);
-  let envoyProxy: KubeObject | undefined;
-  if (gatewayRef?.kind === 'EnvoyProxy')
-    envoyProxy = index.get('EnvoyProxy', namespaceOf(gateway), asString(gatewayRef.name) ?? '');
-  if (!envoyProxy) {
-    const gatewayClass = index.all('GatewayClass').find((c) => nameOf(c) === asString(spec(gateway).gatewayClassName));
-    const classRef = gatewayClass ? asObject(spec(gatewayClass).parametersRef) : undefined;
-    if (classRef?.kind === 'EnvoyProxy')
-      envoyProxy = index.get('EnvoyProxy', asString(classRef.namespace) ?? 'default', asString(classRef.name) ?? '');
-  }
-  return envoyProxy !== undefined && spec(envoyProxy).preserveRouteOrder === true;
+  const gatewayProxy =
+    gatewayRef?.kind === 'EnvoyProxy'
+      ? index.get('EnvoyProxy', namespaceOf(gateway), asString(gatewayRef.name) ?? '')
+      : undefined;
+  const own = gatewayProxy === undefined ? undefined : spec(gatewayProxy).preserveRouteOrder;
+  const mergeType = gatewayProxy === undefined ? undefined : spec(gatewayProxy).mergeType;
+  const merges = mergeType === 'StrategicMerge' || mergeType === 'JSONMerge';
+  if (gatewayProxy !== undefined && (!merges || own !== undefined)) return own === true;
+  const gatewayClass = index.all('GatewayClass').find((c) => nameOf(c) === asString(spec(gateway).gatewayClassName));
+  const classRef = gatewayClass ? asObject(spec(gatewayClass).parametersRef) : undefined;
+  const classProxy =
+    classRef?.kind === 'EnvoyProxy'
+      ? index.get('EnvoyProxy', asString(classRef.namespace) ?? 'default', asString(classRef.name) ?? '')
+      : undefined;
+  return classProxy !== undefined && spec(classProxy).preserveRouteOrder === true;
 }
 
 function byCreation(a: KubeObject, b: KubeObject): number {

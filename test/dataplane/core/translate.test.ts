@@ -473,3 +473,65 @@ spec: {gatewayClassName: ${className}, listeners: [{name: http, port: 80, protoc
     expect(translate(parseManifests(gateway('other'))).gateways).toHaveLength(0);
   });
 });
+
+const GATEWAY_PROXY_REF = '{group: gateway.envoyproxy.io, kind: EnvoyProxy, name: gw-proxy}';
+
+describe("translate: EnvoyProxy preserveRouteOrder (the Gateway's EnvoyProxy merged over its class's)", () => {
+  /** Two routes whose precedence order (the longer prefix first) differs from their input (name) order. */
+  const manifests = (gatewayProxy: string) => `
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: eg}
+spec:
+  controllerName: gateway.envoyproxy.io/gatewayclass-controller
+  parametersRef: {group: gateway.envoyproxy.io, kind: EnvoyProxy, name: class-proxy, namespace: envoy-gateway-system}
+---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: EnvoyProxy
+metadata: {name: class-proxy, namespace: envoy-gateway-system}
+spec: {preserveRouteOrder: true}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: gw, namespace: ns}
+spec:
+  gatewayClassName: eg
+  listeners: [{name: http, port: 80, protocol: HTTP}]
+  ${gatewayProxy === '' ? '' : `infrastructure: {parametersRef: ${GATEWAY_PROXY_REF}}`}
+${gatewayProxy}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: first, namespace: ns}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /v1}}], backendRefs: [{name: svc, port: 80}]}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: second, namespace: ns}
+spec:
+  parentRefs: [{name: gw}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /v1/chat}}], backendRefs: [{name: svc, port: 80}]}]
+`;
+  const proxy = (spec: string) => `---
+apiVersion: gateway.envoyproxy.io/v1alpha1
+kind: EnvoyProxy
+metadata: {name: gw-proxy, namespace: ns}
+spec: ${spec}`;
+  const order = (yaml: string): string[] =>
+    translate(parseManifests(yaml)).gateways[0].listeners[0].routes.map((route) => route.path?.value ?? '');
+
+  it("keeps input order from the class's EnvoyProxy when the Gateway has none, or merges one over it", () => {
+    expect(order(manifests(''))).toEqual(['/v1', '/v1/chat']);
+    expect(order(manifests(proxy('{mergeType: StrategicMerge, logging: {level: {default: info}}}')))).toEqual([
+      '/v1',
+      '/v1/chat',
+    ]);
+  });
+
+  it("sorts by precedence when the Gateway's EnvoyProxy replaces the class's, or turns it off", () => {
+    expect(order(manifests(proxy('{logging: {level: {default: info}}}')))).toEqual(['/v1/chat', '/v1']);
+    expect(order(manifests(proxy('{mergeType: JSONMerge, preserveRouteOrder: false}')))).toEqual(['/v1/chat', '/v1']);
+  });
+});
