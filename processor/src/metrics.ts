@@ -1,4 +1,5 @@
 /** Prometheus metrics with OpenTelemetry GenAI names (dots become underscores, seconds suffixed). */
+import type { FailoverReason } from './fallback';
 import { Counter, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { LabeledHistogram, type HistogramChild } from './histogram';
 import type { ModelPrice } from '@ai-gateway-constructs/processor-config';
@@ -190,7 +191,7 @@ export class Metrics {
   }
 
   /** A request moved on from one backend to the next (every label comes from the configuration). */
-  recordFallback(route: string, from: string, to: string, reason: 'status' | 'connection_failure' | 'timeout'): void {
+  recordFallback(route: string, from: string, to: string, reason: FailoverReason): void {
     this.fallbacks.inc({ route, from_backend: from, to_backend: to, reason });
   }
 

@@ -237,11 +237,13 @@ export class DuplexResponse {
         if (!(outcome instanceof AttemptFailure || outcome instanceof CredentialFailure)) void discardBody(outcome);
         return true;
       }
-      const next = state.attempts < plan.fallback.maxAttempts ? this.nextCandidate(tried, ref.priority) : undefined;
+      // The next backend is routed (and its breaker probe taken) only when this attempt's answer calls for it.
+      const more = state.attempts < plan.fallback.maxAttempts;
       if (outcome instanceof CredentialFailure || outcome instanceof AttemptFailure) {
-        const again =
+        // A fallback backend whose credential cannot be had says nothing about the request: the next one may serve.
+        const again: FailoverReason | undefined =
           outcome instanceof CredentialFailure
-            ? undefined
+            ? 'credential'
             : outcome.kind === 'timeout'
               ? plan.fallback.timeouts
                 ? 'timeout'
@@ -251,17 +253,18 @@ export class DuplexResponse {
                 : undefined;
         const errorType = outcome instanceof CredentialFailure ? 'backend_auth_error' : outcome.kind;
         const metadata = exchange.failBackend(errorType);
+        const next = again !== undefined && more ? this.nextCandidate(tried, ref.priority) : undefined;
         if (again !== undefined && next !== undefined) {
           state.from = ref.backend;
           state.reason = again;
           candidate = next;
           continue;
         }
-        next?.prepared.exchange.withdraw();
         await this.attemptFailed(exchange, outcome, metadata, primaryNames, span);
         return true;
       }
       const again = failoverReason(plan.fallback, FROM_UPSTREAM, outcome.status);
+      const next = again !== undefined && more ? this.nextCandidate(tried, ref.priority) : undefined;
       if (again !== undefined && next !== undefined) {
         void discardBody(outcome);
         exchange.failBackend('failed_over');
@@ -270,7 +273,6 @@ export class DuplexResponse {
         candidate = next;
         continue;
       }
-      next?.prepared.exchange.withdraw();
       exchange.span = span;
       this.state = { kind: 'relaying' };
       await this.relayAttempt(exchange, outcome, primaryNames);
@@ -457,8 +459,9 @@ export class DuplexResponse {
         const out = await translation.push(part.bytes, part.end);
         if (this.closed) return;
         if (part.end) {
-          const cut = source instanceof AttemptBody ? source.failure?.kind : undefined;
-          const metadata = exchange.finish(translation.failure ? 'upstream_decode_error' : cut);
+          const cut = source instanceof AttemptBody ? source.failure : undefined;
+          if (cut !== undefined) return this.cutShort(exchange, out, cut);
+          const metadata = exchange.finish(translation.failure ? 'upstream_decode_error' : undefined);
           return this.finish(out, metadata);
         }
         const metadata = translation.streaming ? exchange.progress() : undefined;
@@ -590,6 +593,36 @@ export class DuplexResponse {
   }
 
   /**
+   * An attempt's answer that was already streaming to the client broke off or ran past its deadline: what was
+   * translated and counted goes out (the usage rides on a body that does not end the response), then Envoy is made to
+   * reset the client's response, as it does when its own upstream breaks off mid-answer. A clean end here would pass
+   * half an answer off as a whole one.
+   */
+  private cutShort(exchange: Exchange, out: Buffer, failure: AttemptFailure): void {
+    exchange.backendResult(false);
+    const metadata = exchange.finish(failure.kind);
+    this.streamBody(out, false, metadata);
+    this.context.logger.warn(
+      { backend: exchange.backendName, reason: failure.kind },
+      "a fallback attempt's answer broke off after it began; the client's response is reset",
+    );
+    // An immediate response once the response has started makes Envoy reset the client's stream; sent on the same
+    // gRPC stream, it cannot overtake the usage above (a gRPC error could).
+    const error = attemptError(exchange.backendName, failure);
+    this.send({
+      immediateResponse: {
+        status: { code: error.status },
+        headers: { setHeaders: [JSON_TYPE], removeHeaders: [] },
+        body: renderError(exchange.route.api, error),
+      },
+    });
+    this.closed = true;
+    this.envoy.stop();
+    this.abort.abort(new Error('the answer broke off'));
+    this.ended();
+  }
+
+  /**
    * Processing failed: what was counted is charged; before the headers answer the client gets a 500 in its schema,
    * after it the stream fails (Envoy resets the response).
    */
@@ -604,7 +637,12 @@ export class DuplexResponse {
       },
       'processing the duplex response failed',
     );
-    const metadata = exchange.isSettled ? undefined : exchange.finish('processing_error');
+    let metadata: EncodedStruct | undefined;
+    if (!exchange.isSettled) {
+      // The gateway's failure, not the backend's: its half-open probe slot (if this request held it) is freed.
+      this.context.breakers.release(exchange.backendName);
+      metadata = exchange.finish('processing_error');
+    }
     if (!this.headersAnswered) {
       const failure = gatewayError(500, 'the gateway failed to process the response', 'processing_error');
       this.send({

@@ -88,10 +88,24 @@ export class HttpEgress implements Egress {
         return;
       }
       const where = `backend "${request.backend}"`;
+      let outgoing: http.ClientRequest;
+      try {
+        // Throws at once for a header Node refuses (a control character in a value, e.g. a Secret ending in "\n\n").
+        outgoing = (secure ? https : http).request(options);
+      } catch (error) {
+        reject(new AttemptFailure('connection_failure', `${where} could not be sent the request (${describe(error)})`));
+        return;
+      }
       let response: http.IncomingMessage | undefined;
-      const fail = (error: Error): void => {
+      let released = false;
+      const release = (): void => {
+        if (released) return;
+        released = true;
         clearTimeout(deadline);
         signal.removeEventListener('abort', onAbort);
+      };
+      const fail = (error: Error): void => {
+        release();
         if (response) response.destroy(error);
         else outgoing.destroy(error);
       };
@@ -101,21 +115,17 @@ export class HttpEgress implements Egress {
       );
       const onAbort = (): void => fail(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
       signal.addEventListener('abort', onAbort, { once: true });
-      const outgoing = (secure ? https : http).request(options, (incoming) => {
+      outgoing.on('response', (incoming: http.IncomingMessage) => {
         response = incoming;
         resolve({
           status: incoming.statusCode ?? 502,
           headers: answerHeaders(incoming.headers),
-          body: bodyOf(incoming, where, () => {
-            clearTimeout(deadline);
-            signal.removeEventListener('abort', onAbort);
-          }),
+          body: attemptBody(incoming, where, release),
         });
       });
       outgoing.on('error', (error: Error) => {
         if (response) return;
-        clearTimeout(deadline);
-        signal.removeEventListener('abort', onAbort);
+        release();
         if (error instanceof AttemptFailure || signal.aborted) reject(signal.aborted ? signal.reason : error);
         else reject(new AttemptFailure('connection_failure', `${where} could not be reached (${describe(error)})`));
       });
@@ -130,10 +140,38 @@ export class HttpEgress implements Egress {
   }
 }
 
+/**
+ * The answer's body. Leaving it unread (`return()` on its iterator, started or not) releases the connection and the
+ * deadline at once, rather than when the deadline fires.
+ */
+function attemptBody(incoming: http.IncomingMessage, where: string, release: () => void): AsyncIterable<Buffer> {
+  const discard = (): void => {
+    release();
+    if (!incoming.complete) incoming.destroy();
+  };
+  return {
+    [Symbol.asyncIterator]: (): AsyncIterator<Buffer> => {
+      const chunks = bodyOf(incoming, where, discard);
+      let started = false;
+      return {
+        next: () => {
+          started = true;
+          return chunks.next();
+        },
+        return: (value?: unknown) => {
+          // A generator that never started skips its `finally`: release here.
+          if (!started) discard();
+          return chunks.return(value as undefined);
+        },
+      };
+    },
+  };
+}
+
 async function* bodyOf(
   incoming: http.IncomingMessage,
   where: string,
-  done: () => void,
+  discard: () => void,
 ): AsyncGenerator<Buffer, void, undefined> {
   try {
     for await (const chunk of incoming) yield chunk as Buffer;
@@ -143,9 +181,8 @@ async function* bodyOf(
     if ((error as { name?: unknown } | null)?.name === 'AbortError') throw error;
     throw new AttemptFailure('connection_failure', `${where} cut its answer short (${describe(error)})`);
   } finally {
-    done();
-    // The reader stopped early (or failed): nothing more of this answer is wanted.
-    if (!incoming.complete) incoming.destroy();
+    // Done, failed, or the reader stopped early: nothing more of this answer is wanted.
+    discard();
   }
 }
 

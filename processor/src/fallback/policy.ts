@@ -9,8 +9,8 @@ import type { ResponseOrigin } from '../extproc/local-replies';
 import type { Rejection, RoutingDecision } from '../extproc/request-route';
 import type { BreakerSettings, CircuitBreakers } from '../routing/breaker';
 
-/** Why an answer moves the request on. */
-export type FailoverReason = 'status' | 'connection_failure' | 'timeout';
+/** Why an answer moves the request on (`credential`: a fallback backend whose credential could not be had). */
+export type FailoverReason = 'status' | 'connection_failure' | 'timeout' | 'credential';
 
 /** Envoy's local replies for a backend it could not reach (`ResponseCodeDetailValues`, without the bracketed part). */
 const CONNECTION_FAILURE_DETAILS = new Set(['upstream_reset_before_response_started', 'no_healthy_upstream']);

@@ -116,6 +116,35 @@ describe('HttpEgress', () => {
     expect((failure as AttemptFailure).kind).toBe('connection_failure');
   });
 
+  it('refuses a request Node cannot send (a control character in a header) as a connection failure', async () => {
+    const bad = attempt({ headers: { host: 'api.provider.test', authorization: 'Bearer k\n\nx' } });
+    const controller = new AbortController();
+    const failure = await egress.send(bad, ENDPOINT, 100, controller.signal).catch((e) => e);
+    expect(failure).toBeInstanceOf(AttemptFailure);
+    expect((failure as AttemptFailure).kind).toBe('connection_failure');
+    expect((failure as AttemptFailure).message).toMatch(/^backend "primary" could not be sent the request \(/);
+    expect((failure as AttemptFailure).message).not.toContain('Bearer');
+    // Nothing is armed for it: aborting and the deadline passing change nothing.
+    controller.abort();
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  });
+
+  it('releases the connection of an answer left unread at once', async () => {
+    let closed!: () => void;
+    const connectionClosed = new Promise<void>((resolve) => (closed = resolve));
+    handler = (_request, _body, response) => {
+      response.on('close', () => closed());
+      response.writeHead(503, { 'content-type': 'application/json' });
+      response.write('{"error":');
+    };
+    const answer = await egress.send(attempt(), ENDPOINT, 60_000, new AbortController().signal);
+    expect(answer.status).toBe(503);
+    const started = Date.now();
+    await answer.body[Symbol.asyncIterator]().return?.();
+    await connectionClosed;
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
   it('stops at once when the request is aborted (the client went away)', async () => {
     let arrived!: () => void;
     const arrival = new Promise<void>((resolve) => (arrived = resolve));

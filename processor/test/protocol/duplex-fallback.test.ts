@@ -68,7 +68,13 @@ const json = (status: number, text: string): AttemptResponse => ({
 
 function config(): ProcessorConfig {
   const base = testConfig({
-    backends: [openAIBackend('primary'), ANTHROPIC, openAIBackend('third')],
+    backends: [
+      openAIBackend('primary'),
+      ANTHROPIC,
+      openAIBackend('third'),
+      // Its key's Secret is missing: every attempt to it is a credential failure.
+      openAIBackend('locked', { auth: { type: 'APIKey', secret: { secretName: 'missing', key: 'apiKey' } } }),
+    ],
     routes: [
       route(
         ['gpt-4o'],
@@ -87,11 +93,21 @@ function config(): ProcessorConfig {
         ],
         { name: 'default/two', endpoints: ENDPOINTS },
       ),
+      route(
+        ['locked-next'],
+        [
+          { backend: 'primary', weight: 1, priority: 0 },
+          { backend: 'locked', weight: 1, priority: 1 },
+          { backend: 'third', weight: 1, priority: 2 },
+        ],
+        { name: 'default/locked', endpoints: ENDPOINTS },
+      ),
     ],
     circuitBreaker: { failureThreshold: 1_000_000, openDurationMs: 1000 },
   });
   base.routes[0].rules[0].fallback = { ...FALLBACK, maxAttempts: 3 };
   base.routes[1].rules[0].fallback = { ...FALLBACK, maxAttempts: 2 };
+  base.routes[2].rules[0].fallback = { ...FALLBACK, maxAttempts: 3 };
   return base;
 }
 
@@ -182,6 +198,47 @@ describe('fallback within one request (FULL_DUPLEX_STREAMED)', () => {
       expect([0, 7]).toContain((written[TOKENS] as { llm_total_token: number }).llm_total_token);
     expect(egress.calls.map((call) => call.request.backend)).toEqual(['claude', 'third']);
     expect(await fallbacks({ from_backend: 'claude', to_backend: 'third', reason: 'status' })).toBeGreaterThan(0);
+  });
+
+  it('moves past a fallback backend whose credential cannot be had', async () => {
+    egress.handlers.set('third', () => json(200, '{"id":"c1","object":"chat.completion","choices":[]}'));
+    const result = await exchange(chat('locked-next'), UNAVAILABLE);
+    expect(result.status).toBe(200);
+    expect(result.headers['x-fallback']).toBe('yes');
+    // The locked backend never got a request (nothing could sign it); the next priority answered.
+    expect(egress.calls.map((call) => call.request.backend)).toEqual(['third']);
+    expect(await fallbacks({ from_backend: 'locked', to_backend: 'third', reason: 'credential' })).toBe(1);
+  });
+
+  it('resets the client response when a streamed fallback answer breaks off after it began', async () => {
+    egress.handlers.set('claude', () => json(503, '{"type":"error","error":{"type":"overloaded_error"}}'));
+    egress.handlers.set('third', () => ({
+      status: 200,
+      headers: { 'content-type': 'text/event-stream' },
+      body: (async function* () {
+        yield Buffer.from(openAIStream(5, 2)[0]);
+        await delay(5);
+        throw new AttemptFailure('connection_failure', 'backend "third" cut its answer short');
+      })(),
+    }));
+    const result = await exchange(
+      chat('gpt-4o', { stream: true }),
+      { ...UNAVAILABLE, chunks: ['{"error":', '{"message":"overloaded"}}'] },
+      { expectReset: true },
+    );
+    expect(result.status).toBe(200);
+    // The part that came went out, and never with an end of stream: half an answer is not passed off as whole.
+    expect(result.body.toString()).toBe(openAIStream(5, 2)[0]);
+    expect(result.reset).toBe(true);
+    const ends = result.answers.filter(
+      (answer) =>
+        (
+          answer.message.responseBody as {
+            response?: { bodyMutation?: { streamedResponse?: { endOfStream?: boolean } } };
+          }
+        )?.response?.bodyMutation?.streamedResponse?.endOfStream === true,
+    );
+    expect(ends).toEqual([]);
   });
 
   it('answers a 504 naming the backend when the answering attempt runs past its deadline mid-body', async () => {

@@ -42,6 +42,11 @@ export interface DuplexOptions {
   deadlineMs?: number;
   /** Send no `protocol_config` (an Envoy before 1.34), or another response body mode. */
   responseBodyMode?: number | 'none';
+  /**
+   * The processor is expected to make Envoy reset the client's response (an immediate response after the headers
+   * answer): recorded in `reset` instead of failing.
+   */
+  expectReset?: boolean;
 }
 
 export interface DuplexResult {
@@ -49,6 +54,8 @@ export interface DuplexResult {
   immediate: boolean;
   /** The stream was cancelled before the response ended. */
   cancelled: boolean;
+  /** Envoy reset the client's response: an immediate response came after the headers answer (see expectReset). */
+  reset: boolean;
   status: number;
   /** Client-visible headers (no pseudo headers). */
   headers: Record<string, string>;
@@ -77,6 +84,7 @@ export async function duplexExchange(
   const result: DuplexResult = {
     immediate: false,
     cancelled: false,
+    reset: false,
     status: 0,
     headers: {},
     body: Buffer.alloc(0),
@@ -193,6 +201,10 @@ export async function duplexExchange(
       }
       answer = next;
       if (answer.kind === 'immediateResponse') {
+        if (headersAnswered && options.expectReset === true) {
+          result.reset = true;
+          break;
+        }
         if (headersAnswered) throw new Error('an immediate response after the headers answer (Envoy resets)');
         return immediate(result, answer);
       }
