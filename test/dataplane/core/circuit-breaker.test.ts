@@ -46,7 +46,8 @@ kind: EnvoyExtensionPolicy
 metadata: {name: eep, namespace: ns}
 spec:
   targetRefs: [{group: gateway.networking.k8s.io, kind: HTTPRoute, name: r}]
-  extProc: [{backendRefs: [{name: processor, port: 9002}], processingMode: {response: {}}}]
+  # A loaded machine can miss Envoy Gateway's 200 ms default; this test is about slots, not about the timer.
+  extProc: [{backendRefs: [{name: processor, port: 9002}], processingMode: {response: {}}, messageTimeout: 10s}]
 `;
 
 type Answer = 'continue' | 'immediate' | 'fail';
