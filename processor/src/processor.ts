@@ -45,8 +45,9 @@ export class Processor implements ExtProcHandler, ProcessorContext {
     send: (response: OutgoingResponse) => void,
     fail?: (error: Error) => void,
     metadata?: StreamMetadata,
+    writable?: () => Promise<void>,
   ): ExtProcStream {
-    return new ExchangeSession(this, send, fail, metadata);
+    return new ExchangeSession(this, send, fail, metadata, writable);
   }
 
   localReply(status: number): void {

@@ -110,6 +110,8 @@ export class DuplexResponse {
     private readonly emit: (response: OutgoingResponse) => void,
     private readonly fail: (error: Error) => void,
     private readonly plan: FailoverPlan | undefined = undefined,
+    /** Resolves once Envoy reads what was written: an attempt's answer is read no faster than the client takes it. */
+    private readonly writable: () => Promise<void> = () => Promise.resolve(),
   ) {
     this.current = exchange;
   }
@@ -466,6 +468,8 @@ export class DuplexResponse {
         }
         const metadata = translation.streaming ? exchange.progress() : undefined;
         if (out.length > 0 || metadata !== undefined) this.streamBody(out, false, metadata);
+        // Envoy's own chunks stop coming while it does not read (the server pauses); an attempt's must wait here.
+        if (source instanceof AttemptBody) await this.writable();
       }
       return;
     }

@@ -60,6 +60,7 @@ const DROP_RESPONSE_CHUNK = encodeProcessingResponse({
   responseBody: { response: { bodyMutation: { body: Buffer.alloc(0) } } },
 });
 const DONE: Phase = { kind: 'done' };
+const WRITABLE_NOW = (): Promise<void> => Promise.resolve();
 
 export class ExchangeSession implements ExtProcStream {
   private phase: Phase = AWAITING_REQUEST;
@@ -89,6 +90,8 @@ export class ExchangeSession implements ExtProcStream {
     private readonly fail: (error: Error) => void = () => undefined,
     /** The stream's gRPC metadata: Envoy's trace context when its tracing is on. */
     private readonly metadata?: StreamMetadata,
+    /** Resolves once Envoy reads what was written (see ExtProcHandler.open); default: at once. */
+    private readonly writable: () => Promise<void> = WRITABLE_NOW,
   ) {
     this.runtime = context.runtime();
     context.streamOpened();
@@ -316,7 +319,14 @@ export class ExchangeSession implements ExtProcStream {
       return true;
     }
     if (kind === 'responseHeaders' && phase.kind === 'awaitingResponse') {
-      const response = new DuplexResponse(this.context, phase.exchange, this.send, this.fail, this.failover);
+      const response = new DuplexResponse(
+        this.context,
+        phase.exchange,
+        this.send,
+        this.fail,
+        this.failover,
+        this.writable,
+      );
       this.phase = { kind: 'duplexResponse', exchange: phase.exchange, response };
       response.message(request);
       return true;

@@ -41,6 +41,11 @@ export interface ExtProcHandler {
     send: (response: OutgoingResponse) => void,
     fail: (error: Error) => void,
     metadata?: StreamMetadata,
+    /**
+     * Resolves once Envoy reads the answers written so far (at once when it keeps up, or when the stream ends): for a
+     * session that produces answers from a source of its own (a fallback attempt) rather than from Envoy's messages.
+     */
+    writable?: () => Promise<void>,
   ): ExtProcStream;
 }
 
@@ -326,10 +331,18 @@ function serveProcess(
   /** Answers are written until the session ends (or, after a half-close, until its last answer is out). */
   let writable = true;
   let paused = false;
+  let drainWaiters: Array<() => void> = [];
+  const releaseWriters = (): void => {
+    const waiters = drainWaiters;
+    drainWaiters = [];
+    for (const resolve of waiters) resolve();
+  };
   const finish = (cancelled: boolean): void | Promise<void> | false => {
     if (closed) return false;
     closed = true;
     if (cancelled) writable = false;
+    // Whoever waits to write learns the stream is over (their writes are dropped from now on).
+    if (cancelled) releaseWriters();
     return stream.close(cancelled);
   };
   const reset = (code: number): void => {
@@ -346,6 +359,7 @@ function serveProcess(
     paced: () => stream.answersEachMessage !== false,
     expire: () => {
       writable = false;
+      releaseWriters();
       void finish(true);
       reset(http2.constants.NGHTTP2_CANCEL);
     },
@@ -353,8 +367,9 @@ function serveProcess(
   const send = (response: OutgoingResponse): void => {
     if (!writable) return;
     if (live.owed > 0) live.owed -= 1;
-    // A stream the processor is writing to is not idle: a fallback answer streams while Envoy has nothing left to send.
-    live.seen = Date.now();
+    // A stream the processor is writing to is not idle (a fallback answer streams while Envoy has nothing left to
+    // send), unless Envoy stopped reading: then the watchdog's clock runs from the last drain.
+    if (!paused) live.seen = Date.now();
     if (!call.write(response) && !paused) {
       paused = true;
       live.blocked = true;
@@ -364,13 +379,17 @@ function serveProcess(
   const fail = (): void => {
     lifecycle.untrack(live);
     writable = false;
+    releaseWriters();
     if (finish(true) !== false) reset(http2.constants.NGHTTP2_INTERNAL_ERROR);
   };
-  const stream = handler.open(send, fail, call.metadata);
+  const whenWritable = (): Promise<void> =>
+    !paused || !writable ? Promise.resolve() : new Promise<void>((resolve) => drainWaiters.push(resolve));
+  const stream = handler.open(send, fail, call.metadata, whenWritable);
   lifecycle.track(live);
   const gone = (): void => {
     lifecycle.untrack(live);
     writable = false;
+    releaseWriters();
     void finish(true);
   };
   if (transport) {
@@ -392,6 +411,7 @@ function serveProcess(
     live.blocked = false;
     live.seen = Date.now();
     call.resume();
+    releaseWriters();
   });
   call.on('end', () => {
     // Still tracked until the transport closes: a status that cannot be flushed is expired by the watchdog.

@@ -265,6 +265,50 @@ describe('backpressure', () => {
     session.destroy();
   }, 20_000);
 
+  it('makes a session producing answers of its own wait while Envoy does not read them (writable)', async () => {
+    // Like a fallback answer relayed from the processor's own upstream: one message in, many answers out.
+    const body = Buffer.alloc(64 * 1024, 'z');
+    let produced = 0;
+    let closed = false;
+    const served = await serve(
+      {
+        open: (send, _fail, _metadata, writable) => ({
+          message() {
+            void (async () => {
+              while (!closed && produced < 400) {
+                send({ requestBody: { response: { bodyMutation: { body } } } });
+                produced += 1;
+                await writable!();
+              }
+            })();
+          },
+          close() {
+            closed = true;
+          },
+        }),
+      },
+      { idleTimeoutMs: 60_000, drainIdleMs: 5000 },
+    );
+    // A peer whose receive window stays closed: nothing it is sent is ever read.
+    const session = http2.connect(`http://${served.address}`, { settings: { initialWindowSize: 0 } });
+    session.on('error', () => {});
+    const request = session.request({
+      ':method': 'POST',
+      ':path': PROCESS_METHOD_PATH,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
+    request.on('error', () => {});
+    request.pause();
+    request.write(grpcFrame({ requestBody: { body: Buffer.from('{}'), endOfStream: false } }));
+    await waitFor(() => produced > 0, 'the first answer');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    // The producer waits once the write buffer is full, instead of piling up all 400 answers (25 MiB) in memory.
+    expect(produced).toBeLessThan(100);
+    session.destroy();
+    await waitFor(() => closed, 'the session to be closed once the peer is gone');
+  }, 20_000);
+
   it('keeps serving a peer that reads slowly', async () => {
     const body = Buffer.alloc(32 * 1024, 'y');
     const handler = new RecordingHandler(() => ({ requestBody: { response: { bodyMutation: { body } } } }));
