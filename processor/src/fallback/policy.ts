@@ -8,6 +8,7 @@ import { gatewayError } from '../errors';
 import type { ResponseOrigin } from '../extproc/local-replies';
 import type { Rejection, RoutingDecision } from '../extproc/request-route';
 import type { BreakerSettings, CircuitBreakers } from '../routing/breaker';
+import { pickWeighted } from '../routing/select';
 
 /** Why an answer moves the request on (`credential`: a fallback backend whose credential could not be had). */
 export type FailoverReason = 'status' | 'connection_failure' | 'timeout' | 'credential';
@@ -66,18 +67,6 @@ export function nextFallback(
   const level = refs.filter((ref) => ref.weight > 0 && ref.priority === priority && !tried.has(ref.backend));
   const closed = level.filter((ref) => breakers.available(ref.backend, settings));
   return pickWeighted(closed.length > 0 ? closed : level, random);
-}
-
-function pickWeighted(pool: readonly BackendRef[], random: () => number): BackendRef {
-  if (pool.length === 1) return pool[0];
-  let total = 0;
-  for (const ref of pool) total += ref.weight;
-  let point = random() * total;
-  for (const ref of pool) {
-    point -= ref.weight;
-    if (point < 0) return ref;
-  }
-  return pool[pool.length - 1];
 }
 
 /**

@@ -29,7 +29,11 @@ export function selectBackend(
       best = [ref];
     } else best!.push(ref);
   }
-  const pool = best ?? fallback;
+  return pickWeighted(best ?? fallback, random);
+}
+
+/** One ref of a non-empty pool, each with a chance proportional to its weight. */
+export function pickWeighted(pool: readonly BackendRef[], random: () => number = Math.random): BackendRef {
   if (pool.length === 1) return pool[0];
   let total = 0;
   for (const ref of pool) total += ref.weight;
