@@ -385,7 +385,7 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     this.gatewayClassName = checkLabelName(this, 'gatewayClass', gatewayClass.name);
 
     if (gatewayClass.emit) this.emitGatewayClass();
-    const proxy = this.proxyParameters(props);
+    const proxy = this.proxyParameters(props, gatewayClass.emit);
     const listeners = this.emitGateway(props, proxy.name);
     if (props.prices !== undefined && !(props.prices instanceof PriceCatalog))
       throw invalid(this, 'prices', props.prices, 'must be a PriceCatalog');
@@ -406,7 +406,7 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
     this.processorServiceName = this.processor.serviceName;
     this.configMapName = this.processor.configMapName;
     this.serviceAccountName = this.processor.serviceAccountName;
-    if (proxy.emit) this.addProxy(props);
+    if (proxy.emit) this.addProxy(props, gatewayClass.emit);
     if (props.observability) this.addObservability(props, props.observability, envoyGatewayNamespace);
     this._managed = {
       path: this.node.path,
@@ -470,10 +470,12 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
 
   /**
    * The EnvoyProxy the Gateway names (`envoyProxy`, or `<gateway>-proxy` when `proxy` or `observability` needs one),
-   * and whether to emit it. Under merged gateways Envoy Gateway ignores a Gateway's EnvoyProxy: explicit settings are
-   * refused there, and the ones `observability` would turn on are left to the GatewayClass's EnvoyProxy.
+   * and whether to emit it. `observability` alone turns it on only where the GatewayClass is emitted here: a
+   * platform's class may have an EnvoyProxy of its own, whose lists (access log sinks) a merged one would replace.
+   * Under merged gateways Envoy Gateway ignores a Gateway's EnvoyProxy: explicit settings are refused there, and the
+   * ones `observability` would turn on are left to the GatewayClass's EnvoyProxy.
    */
-  private proxyParameters(props: AIGatewayProps): { name?: string; emit: boolean } {
+  private proxyParameters(props: AIGatewayProps, observabilityDefaults: boolean): { name?: string; emit: boolean } {
     const explicit = explicitProxySettings(props.proxy);
     if (props.processor?.proxyDeployMode?._kind === 'MergedGateways') {
       const [prop, value] = props.envoyProxy !== undefined ? ['envoyProxy', props.envoyProxy] : (explicit[0] ?? []);
@@ -503,7 +505,10 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
       return { name, emit: false };
     }
     const grpcPort = props.proxy?.otlpGrpcPort;
-    if (grpcPort !== undefined && !tracingEnabled(props.proxy ?? {}, props.observability?.otlpEndpoint)) {
+    if (
+      grpcPort !== undefined &&
+      !tracingEnabled(props.proxy ?? {}, props.observability?.otlpEndpoint, observabilityDefaults)
+    ) {
       throw invalid(
         this,
         'proxy.otlpGrpcPort',
@@ -512,12 +517,12 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
           'and proxy.tracing not false',
       );
     }
-    if (!needsEnvoyProxy(props.proxy, props.observability ?? {})) return { emit: false };
+    if (!needsEnvoyProxy(props.proxy, props.observability ?? {}, observabilityDefaults)) return { emit: false };
     return { name: gatewayProxyName(this.gatewayName), emit: true };
   }
 
   /** The gateway's EnvoyProxy (after the processor, which checked the observability options). */
-  private addProxy(props: AIGatewayProps): GatewayProxy {
+  private addProxy(props: AIGatewayProps, observabilityDefaults: boolean): GatewayProxy {
     const observability = props.observability ?? {};
     return new GatewayProxy(this, 'Proxy', {
       gatewayName: this.gatewayName,
@@ -528,6 +533,7 @@ export class AIGateway extends Construct implements IGatewayReference, IBudgetTa
       traceSamplingRatio: observability.traceSamplingRatio,
       drainTimeout: props.proxyDrainTimeout,
       costKeys: () => this.model.costConfigs().map((cost) => cost.metadataKey),
+      observabilityDefaults,
     });
   }
 

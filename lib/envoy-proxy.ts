@@ -2,7 +2,6 @@ import type { Duration, Size } from 'cdk8s';
 import type * as kplus from 'cdk8s-plus-28';
 import { Construct, type IConstruct } from 'constructs';
 import {
-  BACKEND_HEADER,
   CONSUMER_HEADER,
   METADATA_NAMESPACE,
   MODEL_HEADER,
@@ -135,6 +134,12 @@ export interface GatewayProxyProps {
   readonly drainTimeout?: Duration;
   /** The metadata keys of the costs the processor writes (read at synth). */
   readonly costKeys: () => readonly string[];
+  /**
+   * Whether `observability` turns the access log and tracing on by itself: only where the AIGateway emits its
+   * GatewayClass. Under a platform's class (`GatewayClass.fromName()`), whose EnvoyProxy this one would be merged over,
+   * only explicit `proxy` settings do.
+   */
+  readonly observabilityDefaults: boolean;
 }
 
 /** The access log's JSON fields: Envoy's own, then the processor's headers and metadata. */
@@ -160,11 +165,13 @@ export function accessLogFields(costKeys: readonly string[]): Record<string, str
     user_agent: '%REQ(USER-AGENT)%',
     route: `%REQ(${ROUTE_HEADER})%`,
     model: `%REQ(${MODEL_HEADER})%`,
-    backend: `%REQ(${BACKEND_HEADER})%`,
+    // No backend header: the backend's route rule removes it before the log is written; `upstream_cluster` names the
+    // rule (one per backend) Envoy sent the request to.
     consumer: `%REQ(${CONSUMER_HEADER})%`,
   };
   for (const key of Object.values(TOKEN_METADATA_KEYS)) fields[key] = metadata(key);
-  for (const key of costKeys) fields[key] = metadata(key);
+  // A cost key named like one of Envoy's fields (`route`, `model`) is logged as `cost_<key>` rather than replacing it.
+  for (const key of costKeys) fields[key in fields ? `cost_${key}` : key] = metadata(key);
   return fields;
 }
 
@@ -216,14 +223,19 @@ export function gatewayProxyName(gatewayName: string): string {
 export function needsEnvoyProxy(
   options: ProxyOptions | undefined,
   observability: { prometheus?: boolean; otlpEndpoint?: string },
+  observabilityDefaults = true,
 ): boolean {
   const o = options ?? {};
   return (
     o.replicas !== undefined ||
     o.autoscaling !== undefined ||
     o.resources !== undefined ||
-    accessLogEnabled(o, { prometheus: observability.prometheus === true, otlpEndpoint: observability.otlpEndpoint }) ||
-    tracingEnabled(o, observability.otlpEndpoint)
+    accessLogEnabled(o, {
+      prometheus: observability.prometheus === true,
+      otlpEndpoint: observability.otlpEndpoint,
+      observabilityDefaults,
+    }) ||
+    tracingEnabled(o, observability.otlpEndpoint, observabilityDefaults)
   );
 }
 
@@ -240,14 +252,25 @@ export function explicitProxySettings(options: ProxyOptions | undefined): [strin
   return settings;
 }
 
-function accessLogEnabled(options: ProxyOptions, observability: { prometheus: boolean; otlpEndpoint?: string }) {
-  return options.accessLog ?? (observability.prometheus || observability.otlpEndpoint !== undefined);
+function accessLogEnabled(
+  options: ProxyOptions,
+  observability: { prometheus: boolean; otlpEndpoint?: string; observabilityDefaults?: boolean },
+) {
+  if (options.accessLog !== undefined) return options.accessLog;
+  return (
+    observability.observabilityDefaults !== false &&
+    (observability.prometheus || observability.otlpEndpoint !== undefined)
+  );
 }
 
 /** Whether Envoy traces: `proxy.tracing`, else whether `observability.otlpEndpoint` is an http URL. */
-export function tracingEnabled(options: ProxyOptions, otlpEndpoint: string | undefined): boolean {
+export function tracingEnabled(
+  options: ProxyOptions,
+  otlpEndpoint: string | undefined,
+  observabilityDefaults = true,
+): boolean {
   if (options.tracing !== undefined) return options.tracing;
-  if (otlpEndpoint === undefined) return false;
+  if (otlpEndpoint === undefined || !observabilityDefaults) return false;
   try {
     return new URL(otlpEndpoint).protocol === 'http:';
   } catch {
@@ -351,7 +374,7 @@ function tracingSpec(
   options: ProxyOptions,
   props: GatewayProxyProps,
 ): Record<string, unknown> | undefined {
-  if (!tracingEnabled(options, props.otlpEndpoint)) return undefined;
+  if (!tracingEnabled(options, props.otlpEndpoint, props.observabilityDefaults)) return undefined;
   const endpoint = props.otlpEndpoint;
   if (endpoint === undefined)
     throw invalid(scope, 'proxy.tracing', true, 'Envoy sends its spans to observability.otlpEndpoint; set it');
@@ -390,7 +413,9 @@ function telemetry(
 ): { telemetry?: Record<string, unknown> } {
   const spec: Record<string, unknown> = {};
   if (costKeys !== undefined) {
+    // `disable: false` explicitly: Envoy Gateway merges it (a pointer) over a GatewayClass EnvoyProxy that disabled it.
     spec.accessLog = {
+      disable: false,
       settings: [
         {
           format: { type: 'JSON', json: accessLogFields(costKeys) },
@@ -400,7 +425,8 @@ function telemetry(
     };
   }
   if (tracing !== undefined) spec.tracing = tracing;
-  // The proxies' PodMonitor scrapes `/stats/prometheus`: on even if the GatewayClass's EnvoyProxy turned it off.
+  // The proxies' PodMonitor scrapes `/stats/prometheus`, which is on by default. Envoy Gateway's merge drops a false
+  // `disable` (a plain bool with omitempty), so this cannot turn back on what a GatewayClass EnvoyProxy turned off.
   if (prometheus) spec.metrics = { prometheus: { disable: false } };
   return Object.keys(spec).length > 0 ? { telemetry: spec } : {};
 }

@@ -3,6 +3,7 @@ import {
   CONSUMER_HEADER,
   METADATA_NAMESPACE,
   MODEL_HEADER,
+  ROUTE_HEADER,
   TOKEN_METADATA_KEYS,
   parseProcessorConfig,
 } from '@ai-gateway-constructs/processor-config';
@@ -25,6 +26,7 @@ import {
   type AIGatewayProps,
 } from '../lib';
 import { translate } from '../lib/dataplane/translate';
+import { accessLogFields } from '../lib/envoy-proxy';
 import { gatewayFixture } from './support/fixtures';
 import type { Manifest } from './support/manifests';
 import { findAll, findOne, synthAll } from './support/synth';
@@ -142,7 +144,11 @@ describe('AIGateway EnvoyProxy', () => {
       expect(Object.values(json)).toContain(field);
     expect(json.consumer).toBe(`%REQ(${CONSUMER_HEADER})%`);
     expect(json.model).toBe(`%REQ(${MODEL_HEADER})%`);
-    expect(json.backend).toBe(`%REQ(${BACKEND_HEADER})%`);
+    // The backend header is removed by the backend's route rule before the log is written: the cluster names it.
+    expect(json.backend).toBeUndefined();
+    expect(Object.values(json)).not.toContain(`%REQ(${BACKEND_HEADER})%`);
+    // Explicitly on, so a GatewayClass EnvoyProxy that turned the access log off does not win the merge.
+    expect(proxy.spec.telemetry.accessLog.disable).toBe(false);
 
     // Every metadata key the log reads is one the processor writes: its five token counts and its config's costs.
     const configMap = findOne(all, 'ConfigMap', 'edge-processor-config') as any;
@@ -258,6 +264,30 @@ describe('AIGateway EnvoyProxy', () => {
     expect(envoyProxies(all)).toEqual([]);
     expect(gatewaySpec(all).infrastructure).toBeUndefined();
     expect(merged({ proxy: { accessLog: false } }).manifests()).toBeDefined();
+  });
+
+  it("logs a cost whose key is one of the log's own fields under cost_<key>, not in its place", () => {
+    const fields = accessLogFields(['route', 'weighted']);
+    expect(fields.route).toBe(`%REQ(${ROUTE_HEADER})%`);
+    expect(fields.cost_route).toBe('%DYNAMIC_METADATA(io.envoy.ai_gateway:route)%');
+    expect(fields.weighted).toBe('%DYNAMIC_METADATA(io.envoy.ai_gateway:weighted)%');
+  });
+
+  it("leaves a platform GatewayClass's EnvoyProxy alone unless proxy settings ask for one", () => {
+    const platformClass = (props: AIGatewayProps) =>
+      gateway({ gatewayClass: GatewayClass.fromName('shared'), ...props });
+    const observed = platformClass({ observability: { otlpEndpoint: 'http://otel.observability.svc:4318' } });
+    const quiet = observed.manifests();
+    expect(envoyProxies(quiet)).toEqual([]);
+    expect(gatewaySpec(quiet).infrastructure).toBeUndefined();
+    const asked = platformClass({
+      observability: { otlpEndpoint: 'http://otel.observability.svc:4318' },
+      proxy: { accessLog: true },
+    }).manifests();
+    const [proxy] = envoyProxies(asked);
+    expect(proxy.spec.telemetry.accessLog.settings).toHaveLength(1);
+    // Tracing stays the class's unless asked for too.
+    expect(proxy.spec.telemetry.tracing).toBeUndefined();
   });
 
   it('refuses replica settings that cannot work, naming the prop', () => {
