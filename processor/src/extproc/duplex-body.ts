@@ -3,13 +3,8 @@
  * Envoy's body chunks as an async stream (with what Envoy has sent so far), and the decoding, translation and
  * counting of a body for the client (fed from Envoy's chunks, or from an attempt the processor made itself).
  */
-import {
-  createDecoder,
-  decodableEncoding,
-  MAX_INFLATED_BYTES,
-  MAX_INFLATED_STREAM_BYTES,
-  type BodyDecoder,
-} from '../encoding';
+import { MAX_INFLATED_BYTES, type BodyDecoder, type DecodeResult } from '../encoding';
+import { bodyCoding, decodeFailureText, inflateLimit } from './body-coding';
 import type { ResponseHeaders } from '../translate/types';
 import type { ProcessorContext } from './context';
 import type { Exchange } from './exchange';
@@ -119,7 +114,7 @@ export class EnvoyBody implements AsyncIterable<BodyPart> {
   }
 }
 
-export type DecodeFailure = 'corrupt' | 'too_large' | 'unsupported';
+export type DecodeFailure = Extract<DecodeResult, { ok: false }>['reason'];
 
 /**
  * One response body on its way to the client: decoded (gzip, deflate, br), translated into the client's API and
@@ -155,16 +150,9 @@ export class BodyTranslation {
     this.streaming = head.stream;
     const changes = this.changes;
     changes.apply(head);
-    const contentEncoding = headers['content-encoding'];
-    const encoding = decodableEncoding(contentEncoding);
-    if (encoding === undefined) {
-      // zstd, stacked or unknown codings: the body can be neither counted nor translated.
-      this.undecodable = contentEncoding!.slice(0, 64);
-      if (!this.passthrough || !head.stream) changes.remove('content-encoding');
-    } else if (encoding !== '') {
-      this.decoder = createDecoder(encoding);
-      if (!this.passthrough) changes.remove('content-encoding');
-    }
+    const coding = bodyCoding(headers['content-encoding'], this.passthrough, head.stream, changes);
+    this.decoder = coding.decoder;
+    this.undecodable = coding.undecodable;
     if (!this.passthrough && head.stream) changes.remove('content-length');
   }
 
@@ -183,9 +171,7 @@ export class BodyTranslation {
     let decoded = bytes;
     if (this.undecodable !== undefined) return this.fail('unsupported', bytes);
     if (this.decoder !== undefined) {
-      const limit = this.streaming
-        ? Math.min(MAX_INFLATED_BYTES, MAX_INFLATED_STREAM_BYTES - this.inflated)
-        : MAX_INFLATED_BYTES - this.inflated;
+      const limit = inflateLimit(this.streaming, this.inflated);
       const result = await this.decoder.push(bytes, end, limit);
       if (!result.ok) return this.fail(result.reason, bytes);
       decoded = result.bytes;
@@ -214,14 +200,7 @@ export class BodyTranslation {
 
   /** Why the body failed, for the client's error. */
   get failureText(): string {
-    switch (this.failure) {
-      case 'too_large':
-        return `is larger than ${this.streaming ? MAX_INFLATED_STREAM_BYTES : MAX_INFLATED_BYTES} bytes decoded`;
-      case 'unsupported':
-        return `uses a content encoding the gateway cannot read (${this.undecodable})`;
-      default:
-        return 'is not valid in its content encoding';
-    }
+    return decodeFailureText(this.failure ?? 'corrupt', this.streaming, this.undecodable);
   }
 
   private fail(reason: DecodeFailure, bytes: Buffer): Buffer {

@@ -5,14 +5,7 @@
  * Body modes: Envoy buffers the response (one body message, `end_of_stream=false` only when trailers follow)
  * unless the response headers answer switched it to STREAMED for an event stream.
  */
-import {
-  createDecoder,
-  decodableEncoding,
-  MAX_INFLATED_BYTES,
-  MAX_INFLATED_STREAM_BYTES,
-  type BodyDecoder,
-  type DecodeResult,
-} from '../encoding';
+import { type BodyDecoder, type DecodeResult } from '../encoding';
 import { renderError, gatewayError } from '../errors';
 import {
   budgetError,
@@ -39,6 +32,7 @@ import { headerOption } from './header-options';
 import { HeaderChangeSet, readHeaders, readResponseHeaders } from './headers';
 import { EMPTY, toBuffer } from './message-bytes';
 import { classifyResponse, responseCodeDetails, type ResponseOrigin } from './local-replies';
+import { bodyCoding, decodeFailureText, inflateLimit } from './body-coding';
 
 /** What a rate-limit 429 is read for, and only then. */
 export const BUDGET_HEADERS = [RATE_LIMIT_LIMIT_HEADER, RATE_LIMIT_RESET_HEADER];
@@ -97,15 +91,9 @@ export class ResponsePipeline {
     this.streaming = head.stream;
     const changes = new HeaderChangeSet();
     changes.apply(head);
-    const encoding = decodableEncoding(headers['content-encoding']);
-    if (encoding === undefined) {
-      // zstd, stacked or unknown codings: the body can be neither counted nor translated.
-      this.undecodable = headers['content-encoding']!.slice(0, 64);
-      if (!this.passthroughBody || !head.stream) changes.remove('content-encoding');
-    } else if (encoding !== '') {
-      this.decoder = createDecoder(encoding);
-      if (!this.passthroughBody) changes.remove('content-encoding');
-    }
+    const coding = bodyCoding(headers['content-encoding'], this.passthroughBody, head.stream, changes);
+    this.decoder = coding.decoder;
+    this.undecodable = coding.undecodable;
     if (!this.passthroughBody && head.stream) changes.remove('content-length');
     const headerMutation = changes.toMutation();
     if (!headerMutation && !head.stream && !message.endOfStream) return CONTINUE.responseHeaders;
@@ -152,9 +140,7 @@ export class ResponsePipeline {
     const chunk = toBuffer(message.body);
     if (this.undecodable !== undefined) return this.decodedBody({ ok: false, reason: 'unsupported' }, end);
     if (!this.decoder) return this.translate(chunk, end);
-    const limit = this.streaming
-      ? Math.min(MAX_INFLATED_BYTES, MAX_INFLATED_STREAM_BYTES - this.inflated)
-      : MAX_INFLATED_BYTES - this.inflated;
+    const limit = inflateLimit(this.streaming, this.inflated);
     return this.decoder.push(chunk, end, limit).then((decoded) => this.decodedBody(decoded, end));
   }
 
@@ -173,12 +159,7 @@ export class ResponsePipeline {
       this.inflated += decoded.bytes.length;
       return this.translate(decoded.bytes, end);
     }
-    const what =
-      decoded.reason === 'too_large'
-        ? `inflates beyond ${this.streaming ? MAX_INFLATED_STREAM_BYTES : MAX_INFLATED_BYTES} bytes`
-        : decoded.reason === 'unsupported'
-          ? `uses a content encoding the gateway cannot read (${this.undecodable})`
-          : 'is not valid in its content encoding';
+    const what = decodeFailureText(decoded.reason, this.streaming, this.undecodable);
     if (!this.decodeFailureLogged) {
       this.decodeFailureLogged = true;
       this.context.logger.warn(
