@@ -364,17 +364,10 @@ export class DuplexResponse {
       if (part.end) break;
     }
     if (this.closed) return;
-    const api = exchange.route.api;
-    const failed = translation.failure !== undefined || source.failure !== undefined;
-    if (failed) {
-      const error =
-        source.failure !== undefined
-          ? attemptError(exchange.backendName, source.failure)
-          : gatewayError(502, `the backend's response ${translation.failureText}`, 'upstream_decode_error');
-      exchange.backendResult(false);
-      exchange.span?.responseStatus(error.status);
-      const errorType = source.failure?.kind ?? 'upstream_decode_error';
-      this.sendImmediate(error.status, [JSON_TYPE], renderError(api, error), exchange.finish(errorType));
+    const unreadable = unreadableAnswer(exchange, translation, source.failure);
+    if (unreadable !== undefined) {
+      const { error, metadata } = unreadable;
+      this.sendImmediate(error.status, [JSON_TYPE], renderError(exchange.route.api, error), metadata);
       return;
     }
     const replacedStatus = exchange.route.response.replacedStatus;
@@ -480,27 +473,17 @@ export class DuplexResponse {
     }
     if (this.closed) return;
     let metadata: EncodedStruct;
-    const cut = source instanceof AttemptBody ? source.failure : undefined;
-    if (cut !== undefined) {
-      // The attempt's answer broke off or ran past its deadline: a gateway error instead of half an answer.
-      exchange.backendResult(false);
-      const error = attemptError(exchange.backendName, cut);
-      exchange.span?.responseStatus(error.status);
-      out = renderError(exchange.route.api, error);
-      changes.set(':status', String(error.status));
+    const unreadable = unreadableAnswer(
+      exchange,
+      translation,
+      source instanceof AttemptBody ? source.failure : undefined,
+    );
+    if (unreadable !== undefined) {
+      out = renderError(exchange.route.api, unreadable.error);
+      changes.set(':status', String(unreadable.error.status));
       changes.set('content-type', 'application/json');
       changes.remove('content-encoding');
-      metadata = exchange.finish(cut.kind);
-    } else if (translation.failure !== undefined) {
-      // The client gets a gateway error instead of a body nobody could read.
-      exchange.backendResult(false);
-      exchange.span?.responseStatus(502);
-      const error = gatewayError(502, `the backend's response ${translation.failureText}`, 'upstream_decode_error');
-      out = renderError(exchange.route.api, error);
-      changes.set(':status', '502');
-      changes.set('content-type', 'application/json');
-      changes.remove('content-encoding');
-      metadata = exchange.finish('upstream_decode_error');
+      metadata = unreadable.metadata;
     } else {
       const replacedStatus = exchange.route.response.replacedStatus;
       if (replacedStatus !== undefined) {
@@ -613,13 +596,7 @@ export class DuplexResponse {
     // An immediate response once the response has started makes Envoy reset the client's stream; sent on the same
     // gRPC stream, it cannot overtake the usage above (a gRPC error could).
     const error = attemptError(exchange.backendName, failure);
-    this.send({
-      immediateResponse: {
-        status: { code: error.status },
-        headers: { setHeaders: [JSON_TYPE], removeHeaders: [] },
-        body: renderError(exchange.route.api, error),
-      },
-    });
+    this.sendImmediate(error.status, [JSON_TYPE], renderError(exchange.route.api, error), undefined);
     this.closed = true;
     this.envoy.stop();
     this.abort.abort(new Error('the answer broke off'));
@@ -665,6 +642,25 @@ export class DuplexResponse {
     this.abort.abort(new Error('processing the response failed'));
     this.ended();
   }
+}
+
+/**
+ * An answer the client cannot be given: the attempt's broke off or ran past its deadline (`cut`), or it could not be
+ * decoded. Accounted as the backend's failure; the gateway error that replaces it, and the final metadata.
+ */
+function unreadableAnswer(
+  exchange: Exchange,
+  translation: BodyTranslation,
+  cut: AttemptFailure | undefined,
+): { error: GatewayError; metadata: EncodedStruct } | undefined {
+  if (cut === undefined && translation.failure === undefined) return undefined;
+  const error =
+    cut !== undefined
+      ? attemptError(exchange.backendName, cut)
+      : gatewayError(502, `the backend's response ${translation.failureText}`, 'upstream_decode_error');
+  exchange.backendResult(false);
+  exchange.span?.responseStatus(error.status);
+  return { error, metadata: exchange.finish(cut?.kind ?? 'upstream_decode_error') };
 }
 
 /** The gateway error for an attempt that got no (whole) answer: 504 past its deadline, 502 otherwise. */
