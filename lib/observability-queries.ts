@@ -76,6 +76,13 @@ export const METRICS = {
     source: 'processor',
     labels: ['budget', 'consumer'],
   },
+  budgetUsed: {
+    name: 'ai_gateway_budget_used_ratio',
+    type: 'gauge',
+    source: 'processor',
+    labels: ['budget', 'consumer'],
+    onEvent: true,
+  },
   localReplies: { name: 'ai_gateway_local_replies_total', type: 'counter', source: 'processor', labels: ['status'] },
   activeStreams: { name: 'ai_gateway_active_streams', type: 'gauge', source: 'processor', labels: [] },
   fallbacks: {
@@ -292,6 +299,18 @@ export const PANELS: readonly PanelDefinition[] = [
     by: ['gen_ai_provider_name'],
     scale: 3600,
     unit: 'currencyUSD',
+  },
+  {
+    row: 'Tokens and cost',
+    title: 'Budget use',
+    description:
+      "Used share of each budget's current window, by budget and consumer, as Envoy's rate-limit service reported it " +
+      'on the latest requests (for the budget closest to running out on each request; 100% once one refuses).',
+    metric: 'budgetUsed',
+    view: 'value',
+    max: true,
+    by: ['budget', 'consumer'],
+    unit: 'percentunit',
   },
   {
     row: 'Errors',
@@ -517,6 +536,8 @@ export interface RuleContext {
   readonly processorJob: string;
   /** Failed share of a backend's requests that alerts. */
   readonly errorRatio: number;
+  /** Used share of a budget's window that alerts. */
+  readonly budgetWarningRatio: number;
 }
 
 export interface RecordingRule {
@@ -604,6 +625,19 @@ export function alertingRules(context: RuleContext): AlertingRule[] {
       description:
         'Backend {{ $labels.gen_ai_provider_name }} failed often enough that the processor sends its traffic to the ' +
         "rule's next priority (a rule without one keeps using it); the breaker closes after a probe succeeds.",
+    },
+    {
+      alert: 'AIGatewayBudgetNearlyExhausted',
+      expr:
+        `max by (${GATEWAY_LABEL}, budget, consumer) (${METRICS.budgetUsed.name}{${g}}) ` +
+        `> ${context.budgetWarningRatio}`,
+      for: '0m',
+      severity: 'warning',
+      summary: 'A budget of gateway {{ $labels.ai_gateway }} is nearly used up.',
+      description:
+        'Budget {{ $labels.budget }} of consumer {{ $labels.consumer }} has used {{ $value | humanizePercentage }} ' +
+        `of its current window (threshold ${context.budgetWarningRatio * 100}%); once used up, Envoy refuses the ` +
+        'requests it covers until the window ends.',
     },
     {
       alert: 'AIGatewayBudgetExhausted',

@@ -62,6 +62,12 @@ export interface ObservabilityOptions {
    */
   readonly backendErrorRatio?: number;
   /**
+   * The used share of a budget's window above which `AIGatewayBudgetNearlyExhausted` fires (the processor reads a
+   * budget's use from the rate-limit headers Envoy adds to every response it checked).
+   * @default 0.8
+   */
+  readonly budgetWarningRatio?: number;
+  /**
    * How often Prometheus scrapes the processor and the proxies.
    * @default Duration.seconds(30)
    */
@@ -164,6 +170,15 @@ export class Observability extends Construct {
     const ratio = props.backendErrorRatio ?? 0.05;
     if (!(ratio > 0 && ratio < 1))
       throw invalid(this, 'observability.backendErrorRatio', ratio, 'must be a number between 0 and 1 (exclusive)');
+    const budgetRatio = props.budgetWarningRatio ?? 0.8;
+    if (!(budgetRatio > 0 && budgetRatio < 1)) {
+      throw invalid(
+        this,
+        'observability.budgetWarningRatio',
+        budgetRatio,
+        'must be a number between 0 and 1 (exclusive)',
+      );
+    }
     const interval = gatewayDuration(
       this,
       'observability.scrapeInterval',
@@ -194,6 +209,7 @@ export class Observability extends Construct {
       processorDeployment: props.processorDeployment,
       processorJob: `${props.gatewayNamespace}/${processorMonitor}`,
       errorRatio: ratio,
+      budgetWarningRatio: budgetRatio,
     };
     this.prometheusRule(props, labels, recordingRules(context), alertingRules(context));
     if (props.grafanaDashboard === true) this.dashboard(props);

@@ -108,6 +108,7 @@ describe('AIGateway observability', () => {
       'AIGatewayBackendErrorRatioHigh',
       'AIGatewayCircuitBreakerOpen',
       'AIGatewayBackendCircuitOpen',
+      'AIGatewayBudgetNearlyExhausted',
       'AIGatewayBudgetExhausted',
       'AIGatewayProcessorNotReady',
       'AIGatewayProcessorDown',
@@ -166,6 +167,7 @@ describe('AIGateway observability', () => {
       processorDeployment: 'gw-processor',
       processorJob: 'ns/gw-processor',
       errorRatio: 0.1,
+      budgetWarningRatio: 0.75,
     };
     // Rules select this gateway's series only.
     for (const rule of [...recordingRules(context), ...alertingRules(context)]) {
@@ -173,6 +175,10 @@ describe('AIGateway observability', () => {
       expect(rule.expr).toContain('ai_gateway="ns/gw"');
     }
     expect(alertingRules(context)[0].expr).toContain('> 0.1');
+    const nearlyExhausted = alertingRules(context).find((rule) => rule.alert === 'AIGatewayBudgetNearlyExhausted');
+    expect(nearlyExhausted?.expr).toBe(
+      'max by (ai_gateway, budget, consumer) (ai_gateway_budget_used_ratio{ai_gateway="ns/gw"}) > 0.75',
+    );
   });
 
   it('scrapes the proxies where Envoy Gateway runs them', () => {
@@ -218,7 +224,14 @@ describe('AIGateway observability', () => {
         panel: panel.title,
         documented: true,
       });
-    const context = { gateway: 'a/b', namespace: 'a', processorDeployment: 'b', processorJob: 'a/b', errorRatio: 0.05 };
+    const context = {
+      gateway: 'a/b',
+      namespace: 'a',
+      processorDeployment: 'b',
+      processorJob: 'a/b',
+      errorRatio: 0.05,
+      budgetWarningRatio: 0.8,
+    };
     for (const alert of alertingRules(context))
       expect({ alert: alert.alert, documented: tableCell(docs, `\`${alert.alert}\``) }).toEqual({
         alert: alert.alert,
@@ -277,6 +290,9 @@ describe('AIGateway observability', () => {
     );
     expect(() => gateway({ observability: { prometheus: true, backendErrorRatio: 1.5 } })).toThrow(
       /invalid observability.backendErrorRatio 1.5/,
+    );
+    expect(() => gateway({ observability: { prometheus: true, budgetWarningRatio: 0 } })).toThrow(
+      /Gateway\/Observability: invalid observability.budgetWarningRatio 0: must be a number between 0 and 1/,
     );
     expect(() => gateway({ observability: { prometheus: true, monitorLabels: { 'bad key!': 'x' } } })).toThrow(
       /observability.monitorLabels/,

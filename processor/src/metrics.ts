@@ -1,9 +1,10 @@
 /** Prometheus metrics with OpenTelemetry GenAI names (dots become underscores, seconds suffixed). */
 import type { FailoverReason } from './fallback';
-import { Counter, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import { LabeledHistogram, type HistogramChild } from './histogram';
 import type { ModelPrice } from '@ai-gateway-constructs/processor-config';
 import type { TokenUsage } from './translate/types';
+import type { BudgetUse } from './governance/budgets';
 import { picoUsdOf, usdOf } from './usage/prices';
 
 const TOKEN_BUCKETS = [1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304];
@@ -69,6 +70,9 @@ export class Metrics {
   readonly consumerTokens: Counter<'consumer' | 'gen_ai_request_model' | 'gen_ai_provider_name' | 'gen_ai_token_type'>;
   readonly consumerSpend: Counter<'consumer' | 'gen_ai_request_model' | 'gen_ai_provider_name'>;
   readonly budgetRejections: Counter<'budget' | 'consumer'>;
+  readonly budgetUsed: Gauge<'budget' | 'consumer'>;
+  /** The last used share seen per (budget, consumer) in its current window; dropped when the window ends. */
+  private readonly budgetUse = new Map<string, { budget: string; consumer: string; ratio: number; endsAt: number }>();
   readonly fallbacks: Counter<'route' | 'from_backend' | 'to_backend' | 'reason'>;
   private readonly spendSeries = new Map<string, SpendSeries>();
 
@@ -138,6 +142,23 @@ export class Metrics {
       labelNames: ['budget', 'consumer'],
       registers,
     });
+    const budgetUse = this.budgetUse;
+    this.budgetUsed = new Gauge({
+      name: 'ai_gateway_budget_used_ratio',
+      help:
+        "Used share (0 to 1) of a budget in its current window, by budget and consumer, as Envoy's rate-limit " +
+        'service last reported it to this pod (for the budget closest to running out on each request).',
+      labelNames: ['budget', 'consumer'],
+      registers,
+      collect() {
+        this.reset();
+        const now = Date.now();
+        for (const [key, use] of budgetUse) {
+          if (use.endsAt <= now) budgetUse.delete(key);
+          else this.set({ budget: use.budget, consumer: use.consumer }, use.ratio);
+        }
+      },
+    });
     this.fallbacks = new Counter({
       name: 'ai_gateway_fallbacks_total',
       help:
@@ -188,6 +209,28 @@ export class Metrics {
 
   recordBudgetRejection(budget: string | undefined, consumer: string | undefined): void {
     this.budgetRejections.inc({ budget: budget ?? UNKNOWN_BUDGET, consumer: consumer ?? NO_CONSUMER });
+  }
+
+  /**
+   * A budget's used share as a response's rate-limit headers showed it. Within a window the share only grows, so the
+   * largest seen stands (answers of concurrent requests arrive in any order); a new window starts over.
+   */
+  recordBudgetUse(use: BudgetUse, consumer: string | undefined): void {
+    const consumerLabel = consumer ?? NO_CONSUMER;
+    const key = `${use.name}\u0000${consumerLabel}`;
+    const known = this.budgetUse.get(key);
+    if (known !== undefined && known.endsAt >= use.windowEndsAt) {
+      // A late answer from a window that already ended says nothing about the current one.
+      if (known.endsAt === use.windowEndsAt && use.usedRatio > known.ratio) known.ratio = use.usedRatio;
+      return;
+    }
+    if (known === undefined && this.budgetUse.size >= MAX_CACHED_SERIES) this.budgetUse.clear();
+    this.budgetUse.set(key, {
+      budget: use.name,
+      consumer: consumerLabel,
+      ratio: use.usedRatio,
+      endsAt: use.windowEndsAt,
+    });
   }
 
   /** A request moved on from one backend to the next (every label comes from the configuration). */

@@ -191,6 +191,21 @@ describeLocal('dashboard and alert expressions against the real processor', () =
     expect(new Set(used)).toEqual(new Set(table));
   });
 
+  it("shows each consumer's budget use as the rate-limit service reported it", async () => {
+    const texts = await Promise.all(
+      run.processors!.processors.map(async (p) => (await fetch(`http://${p.adminAddress}/metrics`)).text()),
+    );
+    const used = new Map<string, number>();
+    for (const line of texts.join('\n').split('\n')) {
+      const match = /^ai_gateway_budget_used_ratio\{.*consumer="([^"]+)".*\} (\S+)$/.exec(line);
+      if (match) used.set(match[1], Math.max(used.get(match[1]) ?? 0, Number(match[2])));
+    }
+    // team-b's budget refused requests; team-a used a few cents of its $500 (checked before each request).
+    expect(used.get('team-b')).toBe(1);
+    expect(used.get('team-a')).toBeGreaterThan(0);
+    expect(used.get('team-a')).toBeLessThan(0.001);
+  });
+
   it("the table's processor labels are those the scraped series carry", () => {
     for (const metric of Object.values(METRICS) as MetricDefinition[]) {
       if (metric.source !== 'processor' || metric.onEvent) continue;

@@ -48,6 +48,7 @@ import { CredentialFailure, prepareUpstream, type BodyRead, type PreparedRequest
 import {
   BUDGET_HEADERS,
   RATE_LIMITED_DETAILS,
+  observeBudgetUse,
   settleBudgetRejection,
   settleEnvoyLocalReply,
 } from './response-pipeline';
@@ -176,6 +177,7 @@ export class DuplexResponse {
     if (status === 429 && details === undefined && headers[ENVOY_RATE_LIMITED_HEADER] !== undefined) {
       return this.budgetRejected(request);
     }
+    observeBudgetUse(this.context, exchange, message.headers);
     if (this.plan !== undefined && (await this.failedOver(request, origin))) return;
     exchange.backendResult(!(status >= 500 || status === 429 || status === 0));
     exchange.span?.responseStatus(status);

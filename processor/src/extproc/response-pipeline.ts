@@ -9,9 +9,11 @@ import { type BodyDecoder, type DecodeResult } from '../encoding';
 import { renderError, gatewayError } from '../errors';
 import {
   budgetError,
+  budgetUse,
   ENVOY_RATE_LIMITED_HEADER,
   exhaustedBudget,
   RATE_LIMIT_LIMIT_HEADER,
+  RATE_LIMIT_REMAINING_HEADER,
   RATE_LIMIT_RESET_HEADER,
 } from '../governance/budgets';
 import {
@@ -36,6 +38,8 @@ import { bodyCoding, decodeFailureText, inflateLimit } from './body-coding';
 
 /** What a rate-limit 429 is read for, and only then. */
 export const BUDGET_HEADERS = [RATE_LIMIT_LIMIT_HEADER, RATE_LIMIT_RESET_HEADER];
+/** What any routed response is read for when budgets cover the gateway: how much of the tightest one is used. */
+const BUDGET_USE_HEADERS = [RATE_LIMIT_LIMIT_HEADER, RATE_LIMIT_REMAINING_HEADER];
 /** Envoy's `response.code_details` of its rate-limit filter's rejection (`RcDetails::RateLimited`). */
 export const RATE_LIMITED_DETAILS = 'request_rate_limited';
 
@@ -82,6 +86,7 @@ export class ResponsePipeline {
       // A policy that does not send `response.code_details`: Envoy's rate-limit header, when kept, tells its 429 apart.
       return this.budgetRejected(readHeaders(message.headers, BUDGET_HEADERS));
     }
+    observeBudgetUse(this.context, exchange, message.headers);
     exchange.backendResult(!(status >= 500 || status === 429 || status === 0));
     exchange.span?.responseStatus(status);
 
@@ -255,6 +260,19 @@ export function settleEnvoyLocalReply(
 }
 
 /**
+ * Budget use for the dashboard and the nearly-exhausted alert: the draft-03 headers Envoy's rate-limit filter adds to
+ * the response (it runs after ext_proc on the way back, so the processor sees them) say how much of the budget
+ * closest to running out is used. Read only when the gateway has budgets.
+ */
+export function observeBudgetUse(context: ProcessorContext, exchange: Exchange, headers: HttpHeaders['headers']): void {
+  const route = exchange.route;
+  const budgets = route.runtime.governance.budgets;
+  if (budgets.length === 0) return;
+  const use = budgetUse(budgets, route.routeName, route.consumer, readHeaders(headers, BUDGET_USE_HEADERS), Date.now());
+  if (use !== undefined) context.metrics.recordBudgetUse(use, route.consumer?.id);
+}
+
+/**
  * Envoy's rate-limit filter answered 429 (`request_rate_limited`) because a budget ran out: accounted (metric, the
  * first rejection per window logged) and the client's error naming the budget and when its window ends, in its own
  * API's schema, returned. No tokens are charged and the backend never saw the request.
@@ -273,6 +291,11 @@ export function settleBudgetRejection(
   const exhausted = exhaustedBudget(governance.budgets, route.routeName, route.consumer, headers, now);
   const consumer = route.consumer?.id;
   context.metrics.recordBudgetRejection(exhausted.name, consumer);
+  if (exhausted.name !== undefined && exhausted.windowKey !== undefined)
+    context.metrics.recordBudgetUse(
+      { name: exhausted.name, usedRatio: 1, windowEndsAt: exhausted.windowKey },
+      consumer,
+    );
   if (governance.exhaustions.firstInWindow(consumer ?? '', exhausted.name ?? '', exhausted.windowKey, now)) {
     context.logger.warn(
       {

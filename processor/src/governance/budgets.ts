@@ -18,6 +18,7 @@ import type { ConsumerRuntime } from './consumers';
 export const ENVOY_RATE_LIMITED_HEADER = 'x-envoy-ratelimited';
 export const RATE_LIMIT_LIMIT_HEADER = 'x-ratelimit-limit';
 export const RATE_LIMIT_RESET_HEADER = 'x-ratelimit-reset';
+export const RATE_LIMIT_REMAINING_HEADER = 'x-ratelimit-remaining';
 
 /** The budget a rejection is put down to. */
 export interface ExhaustedBudget {
@@ -98,6 +99,60 @@ export function windowEnd(unit: RateLimitUnitName, nowMs: number): number {
   return (Math.floor(nowMs / length) + 1) * length;
 }
 
+/** The covering budget whose limit and window the draft-03 headers announce. */
+function announcedBudget(
+  all: readonly Candidate[],
+  announced: { limit: number; windowSeconds: number | undefined },
+): Candidate | undefined {
+  const unit = announced.windowSeconds === undefined ? undefined : unitOfWindow(announced.windowSeconds);
+  // Budgets alike in limit and window cannot be told apart: the first in config order is named.
+  return all.find((c) => c.limit === announced.limit && (unit === undefined || c.unit === unit));
+}
+
+/** How much of a budget's window a response's draft-03 headers show used. */
+export interface BudgetUse {
+  /** The budget's name (a consumer limit's `budget` when the consumer's own limit applied). */
+  name: string;
+  /**
+   * Used share of the limit, 0 to 1, as the rate-limit service answered this request's check (a budget charged by
+   * the response checks without charging, so this request's own tokens are not in it yet). A limit of 0 is used up.
+   */
+  usedRatio: number;
+  /** Unix milliseconds when the budget's window ends: the share means nothing after it. */
+  windowEndsAt: number;
+}
+
+/**
+ * The budget closest to running out and how much of it is used, from the draft-03 headers Envoy's rate-limit filter
+ * adds to every response of a route it checked (`x-ratelimit-limit` names the descriptor with the least remaining,
+ * `x-ratelimit-remaining` is its remaining count). Only a covering budget whose limit and window match is reported,
+ * so the same header names sent by a provider are not taken for a budget unless they match one exactly. Undefined
+ * when the headers are missing, malformed or name no covering budget.
+ */
+export function budgetUse(
+  budgets: readonly BudgetConfig[],
+  route: string,
+  consumer: ConsumerRuntime | undefined,
+  headers: Readonly<Record<string, string>>,
+  nowMs: number,
+): BudgetUse | undefined {
+  const announced = parseRateLimitLimit(headers[RATE_LIMIT_LIMIT_HEADER]);
+  const remainingValue = headers[RATE_LIMIT_REMAINING_HEADER];
+  if (announced === undefined || announced.windowSeconds === undefined || remainingValue === undefined)
+    return undefined;
+  // Several rate-limit domains each add their headers: the values are joined by commas, the first is read.
+  const remaining = /^\s*(\d{1,10})\s*(?:,|$)/.exec(remainingValue.slice(0, MAX_LIMIT_HEADER_BYTES));
+  if (remaining === null) return undefined;
+  const found = announcedBudget(candidates(budgets, route, consumer), announced);
+  if (found === undefined) return undefined;
+  const left = Math.min(Number(remaining[1]), found.limit);
+  return {
+    name: found.name,
+    usedRatio: found.limit === 0 ? 1 : (found.limit - left) / found.limit,
+    windowEndsAt: windowEnd(found.unit, nowMs),
+  };
+}
+
 export function exhaustedBudget(
   budgets: readonly BudgetConfig[],
   route: string,
@@ -107,16 +162,8 @@ export function exhaustedBudget(
 ): ExhaustedBudget {
   const all = candidates(budgets, route, consumer);
   const announced = parseRateLimitLimit(headers[RATE_LIMIT_LIMIT_HEADER]);
-  let found: Candidate | undefined;
-  if (announced !== undefined) {
-    const unit = announced.windowSeconds === undefined ? undefined : unitOfWindow(announced.windowSeconds);
-    const matching = all.filter((c) => c.limit === announced.limit && (unit === undefined || c.unit === unit));
-    // Budgets alike in limit and window cannot be told apart: the first in config order is named.
-    found = matching[0];
-  } else if (all.length === 1) {
-    // Without the draft headers only a single covering budget can be named with certainty.
-    found = all[0];
-  }
+  // Without the draft headers only a single covering budget can be named with certainty.
+  const found = announced !== undefined ? announcedBudget(all, announced) : all.length === 1 ? all[0] : undefined;
   const resetValue = headers[RATE_LIMIT_RESET_HEADER];
   const reset = resetValue !== undefined && /^\d{1,10}$/.test(resetValue.trim()) ? Number(resetValue) : undefined;
   // The rate-limit service counts the reset from the whole second it answered in (`unit - now % unit`, now in

@@ -3,6 +3,7 @@ import type { BudgetConfig } from '@ai-gateway-constructs/processor-config';
 import { ConsumerDirectory } from '../../src/governance';
 import {
   budgetError,
+  budgetUse,
   exhaustedBudget,
   ExhaustionLog,
   parseRateLimitLimit,
@@ -108,6 +109,47 @@ describe('exhaustedBudget', () => {
     expect(weekEnd).toBe(Date.UTC(2026, 11, 10));
     expect(windowEnd('MONTH', NOW) % (2_592_000 * 1000)).toBe(0);
     expect(windowEnd('DAY', Date.UTC(2026, 11, 7))).toBe(Date.UTC(2026, 11, 8));
+  });
+});
+
+describe('budgetUse', () => {
+  it('reads the used share of the budget the draft-03 headers announce, until its window ends', () => {
+    const headers = { 'x-ratelimit-limit': '100000, 100000;w=86400', 'x-ratelimit-remaining': '15000' };
+    expect(budgetUse(budgets, 'team/chat', bob, headers, NOW)).toEqual({
+      name: 'team/daily-tokens',
+      usedRatio: 0.85,
+      windowEndsAt: Date.UTC(2026, 11, 7),
+    });
+    // A consumer's own limit replaces the rule's static one.
+    const own = { 'x-ratelimit-limit': '500000000, 500000000;w=2592000', 'x-ratelimit-remaining': '125000000' };
+    expect(budgetUse(budgets, 'team/chat', alice, own, NOW)).toMatchObject({ name: 'alice/monthly', usedRatio: 0.75 });
+    // Several rate-limit domains: their values are joined, the first is read.
+    const joined = { 'x-ratelimit-limit': '5, 5;w=3600,7, 7;w=60', 'x-ratelimit-remaining': '1,7' };
+    expect(budgetUse(budgets, 'other/chat', bob, joined, NOW)).toMatchObject({ name: 'other/route', usedRatio: 0.8 });
+  });
+
+  it('reports nothing it cannot tie to a covering budget exactly', () => {
+    const use = (limit: string | undefined, remaining: string | undefined, route = 'team/chat') =>
+      budgetUse(
+        budgets,
+        route,
+        bob,
+        {
+          ...(limit === undefined ? {} : { 'x-ratelimit-limit': limit }),
+          ...(remaining === undefined ? {} : { 'x-ratelimit-remaining': remaining }),
+        },
+        NOW,
+      );
+    // No window to match (a provider's own header of the same name), no remaining, a malformed remaining.
+    expect(use('100000', '10')).toBeUndefined();
+    expect(use('100000, 100000;w=86400', undefined)).toBeUndefined();
+    expect(use('100000, 100000;w=86400', '-3')).toBeUndefined();
+    expect(use('100000, 100000;w=86400', '12abc')).toBeUndefined();
+    // Limit or window of no covering budget; a shadow budget; another route's budget.
+    expect(use('100000, 100000;w=3600', '10')).toBeUndefined();
+    expect(use('5, 5;w=3600', '1')).toBeUndefined();
+    // More remaining than the limit (not the rate-limit service's answer) counts as nothing used.
+    expect(use('5, 5;w=3600', '9', 'other/chat')).toMatchObject({ usedRatio: 0 });
   });
 });
 

@@ -252,6 +252,41 @@ describe('governance over ext_proc', () => {
     ).toBe(1000);
   });
 
+  it("exports a budget's used share from the rate-limit headers Envoy adds to the backend's answers", async () => {
+    const withUse = (limit: string, remaining: string) => () => {
+      const reply = completion();
+      return {
+        ...reply,
+        headers: { ...reply.headers, 'x-ratelimit-limit': limit, 'x-ratelimit-remaining': remaining },
+      };
+    };
+    const used = async () =>
+      metricValue(await processor.app.metrics.registry.metrics(), 'ai_gateway_budget_used_ratio', {
+        budget: 'alice/monthly',
+        consumer: 'alice',
+      });
+    const ok = await processor.client.exchange(
+      chat('gpt-4o', { [CLIENT_ID_HEADER]: 'alice-key' }),
+      withUse('500000000, 500000000;w=2592000', '100000000'),
+    );
+    expect(ok.status).toBe(200);
+    expect(await used()).toBe(0.8);
+    // An answer to an earlier check (less used) arriving later does not lower it.
+    await processor.client.exchange(
+      chat('gpt-4o', { [CLIENT_ID_HEADER]: 'alice-key' }),
+      withUse('500000000, 500000000;w=2592000', '400000000'),
+    );
+    expect(await used()).toBe(0.8);
+    const daily = await processor.client.exchange(chat('open-x'), withUse('100000, 100000;w=86400', '90000'));
+    expect(daily.status).toBe(200);
+    const text = await processor.app.metrics.registry.metrics();
+    expect(
+      metricValue(text, 'ai_gateway_budget_used_ratio', { budget: 'gateway/daily-tokens', consumer: '(none)' }),
+    ).toBe(0.1);
+    // The client's answer is the backend's, headers included.
+    expect(daily.headers['x-ratelimit-remaining']).toBe('90000');
+  });
+
   it("replaces Envoy's budget 429 with the client's error naming the budget and its window end", async () => {
     const before = Date.now();
     const openai = await processor.client.exchange(chat('gpt-4o', { [CLIENT_ID_HEADER]: 'alice-key' }), () =>
@@ -291,6 +326,8 @@ describe('governance over ext_proc', () => {
     expect(
       metricValue(text, 'ai_gateway_budget_rejections_total', { budget: 'gateway/daily-tokens', consumer: '(none)' }),
     ).toBe(1);
+    // A budget that refuses is used up (it was 80% used before).
+    expect(metricValue(text, 'ai_gateway_budget_used_ratio', { budget: 'alice/monthly', consumer: 'alice' })).toBe(1);
     // One line per consumer, budget and window, not one per rejection.
     const exhausted = warnings.filter((w) => w.message.startsWith('budget used up'));
     expect(exhausted.map((w) => [w.fields.consumer, w.fields.budget])).toEqual([
