@@ -261,8 +261,8 @@ export function settleEnvoyLocalReply(
 
 /**
  * Budget use for the dashboard and the nearly-exhausted alert: the draft-03 headers Envoy's rate-limit filter adds to
- * the response (it runs after ext_proc on the way back, so the processor sees them) say how much of the budget
- * closest to running out is used. Read only when the gateway has budgets.
+ * the response (it follows ext_proc in the filter chain, so it adds them before ext_proc sees the response) say how
+ * much of the budget closest to running out is used. Read only when the gateway has budgets.
  */
 export function observeBudgetUse(context: ProcessorContext, exchange: Exchange, headers: HttpHeaders['headers']): void {
   const route = exchange.route;
