@@ -672,7 +672,6 @@ export class ChatChunksToResponsesEvents {
   private started = false;
   private finished = false;
   private finishReason: string | undefined;
-  private sawDone = false;
   private message?: OpenMessage;
   private reasoning?: OpenReasoning;
   private readonly calls = new Map<number, OpenCall>();
@@ -691,10 +690,7 @@ export class ChatChunksToResponsesEvents {
     if (endOfStream) events.push(...this.sse.end());
     for (const event of events) {
       if (this.finished) break;
-      if (event.data === '[DONE]') {
-        this.sawDone = true;
-        continue;
-      }
+      if (event.data === '[DONE]') continue;
       let parsed: unknown;
       try {
         parsed = JSON.parse(event.data);
@@ -921,7 +917,8 @@ export class ChatChunksToResponsesEvents {
   /** The end of the chat stream: every open item done, then the Response with the usage. */
   private finish(usage: TokenUsage): string {
     this.finished = true;
-    if (this.finishReason === undefined && !this.sawDone)
+    // Every chat translator ends a complete answer with a finish reason; [DONE] alone follows a cut stream too.
+    if (this.finishReason === undefined)
       return this.failed('server_error', 'the backend stream ended before the answer was complete');
     const status = statusFor(this.finishReason);
     const out =
