@@ -310,6 +310,34 @@ describe('Responses request -> the backend (through its chat translator)', () =>
     );
   });
 
+  it('meters the OpenAI passthrough from the Response and from response.completed', () => {
+    const usage = {
+      input_tokens: 9,
+      input_tokens_details: { cached_tokens: 4 },
+      output_tokens: 5,
+      output_tokens_details: { reasoning_tokens: 2 },
+      total_tokens: 14,
+    };
+    const json = translator(openai);
+    json.request({ model: 'm', input: 'hi' });
+    const body = Buffer.from(
+      JSON.stringify({ id: 'resp_1', object: 'response', output: [], usage, user: null, metadata: { usage: 'x' } }),
+    );
+    const whole = answer(json, 200, 'application/json', body, 10);
+    expect(whole.text).toBe(body.toString());
+    expect(whole.response.usage).toEqual({ input: 9, output: 5, total: 14, cachedInput: 4, reasoning: 2 });
+    const streamed = translator(openai, true);
+    streamed.request({ model: 'm', input: 'hi', stream: true });
+    const events = sse([
+      { type: 'response.created', sequence_number: 0, response: { id: 'resp_1', usage: null } },
+      { type: 'response.completed', sequence_number: 1, response: { id: 'resp_1', usage } },
+    ]);
+    const stream = answer(streamed, 200, 'text/event-stream', events, 9);
+    expect(stream.head.stream).toBe(true);
+    expect(stream.text).toBe(events.toString());
+    expect(stream.response.usage).toEqual({ input: 9, output: 5, total: 14, cachedInput: 4, reasoning: 2 });
+  });
+
   it('leaves OpenAI and Azure OpenAI on the passthrough', () => {
     const body = { model: 'm', input: 'hi', previous_response_id: 'resp_1', store: true };
     const open = translator(openai).request(body);
