@@ -75,7 +75,6 @@ describeScenario(`providers ${variant.name}`, () => {
         expect(response.object).toBe('response');
         expect(response.status).toBe('completed');
         expect(response.model).toBe(testCase.model);
-        expect(response.store).toBe(false);
         expect(response.output_text).toBe(expectedText);
         expect(response.usage).toEqual(EXPECTED_USAGE);
       });

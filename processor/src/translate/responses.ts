@@ -58,6 +58,22 @@ export interface ResponseEcho {
   safetyIdentifier?: string;
 }
 
+/** What a Response repeats for a request that set nothing. */
+function defaultEcho(): ResponseEcho {
+  return {
+    instructions: null,
+    maxOutputTokens: null,
+    parallelToolCalls: true,
+    temperature: null,
+    topP: null,
+    text: { format: { type: 'text' } },
+    toolChoice: 'auto',
+    tools: [],
+    reasoning: { effort: null, summary: null },
+    metadata: {},
+  };
+}
+
 export interface ChatRequestFromResponses {
   /** The OpenAI Chat Completions body for the backend's chat translator. */
   chat: JsonObject;
@@ -965,10 +981,8 @@ export function responsesViaChat(chat: TranslatorFactory): TranslatorFactory {
         echo = mapped.echo;
         return inner.request(mapped.chat);
       },
-      response: () => {
-        if (!echo) throw new Error('the Responses translator answers only a request it translated');
-        return new ChatToResponsesAnswer(context, inner.response(), echo);
-      },
+      // Before any request was read (nothing the pipeline does), the Response repeats the API's defaults.
+      response: () => new ChatToResponsesAnswer(context, inner.response(), echo ?? defaultEcho()),
     };
   };
 }
