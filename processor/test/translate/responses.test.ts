@@ -2,6 +2,7 @@ import type { BackendConfig } from '@ai-gateway-constructs/processor-config';
 import { accumulateResponse } from 'openai/lib/responses/ResponseAccumulator';
 import type { Response as SdkResponse, ResponseStreamEvent } from 'openai/resources/responses/responses';
 import { encodeEventStreamMessage } from '../../src/eventstream';
+import { genAiOperationName } from '../../src/tracing';
 import { TRANSLATORS, findTranslator } from '../../src/translate/registry';
 import { responsesRequestToChat } from '../../src/translate/responses';
 import { TranslationError, type TranslationContext, type Translator } from '../../src/translate/types';
@@ -757,5 +758,13 @@ describe('the backend answer -> Responses', () => {
     const { text, response } = answer(t, 200, 'application/json', Buffer.from('{"choices":'));
     expect(response.replacedStatus).toBe(502);
     expect(JSON.parse(text)).toMatchObject({ error: { code: '502' } });
+  });
+});
+
+describe('the operation name in spans and metrics', () => {
+  it('is chat for the Responses API, as for chat completions and Messages (the GenAI well-known value)', () => {
+    expect(genAiOperationName('responses')).toBe('chat');
+    expect(genAiOperationName('messages')).toBe('chat');
+    expect(genAiOperationName('other')).toBe('other');
   });
 });
