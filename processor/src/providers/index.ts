@@ -52,7 +52,9 @@
  *   `reasoning_text` content with a Claude signature as `encrypted_content`, read back from the next input. Stored
  *   state (`previous_response_id`, `conversation`, `store: true`, `background`, item references), built-in tools,
  *   uploaded file ids, `include` values other than `reasoning.encrypted_content` and unknown members are answered 422
- *   naming the parameter and the backend; `metadata` is echoed, not sent.
+ *   naming the parameter and the backend; `metadata` is echoed, not sent. A function tool is strict only with an
+ *   explicit `strict: true` (the chat translators' rule), and without max_output_tokens Anthropic backends get
+ *   `max_tokens: 0` and answer their own 400, as for chat.
  * - Streams end with a usage chunk (when the client asked with `stream_options.include_usage` and the provider
  *   reported usage; the usage is counted either way) and `data: [DONE]`; a cut or corrupt stream ends with an
  *   in-band error event.
