@@ -19,6 +19,10 @@ const QUESTION = 'What is the weather in Paris?';
 const LEAD = 'Let me check.';
 const FINAL = 'It is 18 degrees in Paris.';
 const TOOL_OUTPUT = '{"temperature":18}';
+const THOUGHT = 'Paris weather needs the tool.';
+const SIGNATURE = 'sig-EqQBCgIYAhIM';
+
+const isObject = (value: unknown): boolean => value !== null && typeof value === 'object';
 const WEATHER_PARAMETERS = {
   type: 'object',
   properties: { city: { type: 'string' } },
@@ -53,13 +57,15 @@ function secondTurn(request: RecordedRequest): boolean {
 }
 
 function anthropicProvider(request: RecordedRequest, res: http.ServerResponse): void {
-  const body = JSON.parse(request.body.toString()) as { stream?: boolean };
+  const body = JSON.parse(request.body.toString()) as { stream?: boolean; thinking?: unknown };
   const second = secondTurn(request);
   const counts = second ? SECOND : FIRST;
   const usage = { input_tokens: counts.input - counts.cached, cache_read_input_tokens: counts.cached };
+  const thinking = isObject(body.thinking) && !second;
   const content = second
     ? [{ type: 'text', text: FINAL }]
     : [
+        ...(thinking ? [{ type: 'thinking', thinking: THOUGHT, signature: SIGNATURE }] : []),
         { type: 'text', text: LEAD },
         { type: 'tool_use', id: 'toolu_01', name: 'get_weather', input: { city: 'Paris' } },
       ];
@@ -81,12 +87,22 @@ function anthropicProvider(request: RecordedRequest, res: http.ServerResponse): 
     message: { ...message, content: [], stop_reason: null, usage: { ...usage, output_tokens: 1 } },
   });
   content.forEach((block, index) => {
-    const start = block.type === 'text' ? { type: 'text', text: '' } : { ...block, input: {} };
+    const start =
+      block.type === 'text'
+        ? { type: 'text', text: '' }
+        : block.type === 'thinking'
+          ? { type: 'thinking', thinking: '' }
+          : { ...block, input: {} };
     events += sse('content_block_start', { type: 'content_block_start', index, content_block: start });
     const deltas =
       block.type === 'text'
         ? [block.text!.slice(0, 6), block.text!.slice(6)].map((text) => ({ type: 'text_delta', text }))
-        : ['{"city":', '"Paris"}'].map((partial_json) => ({ type: 'input_json_delta', partial_json }));
+        : block.type === 'thinking'
+          ? [
+              { type: 'thinking_delta', thinking: THOUGHT },
+              { type: 'signature_delta', signature: SIGNATURE },
+            ]
+          : ['{"city":', '"Paris"}'].map((partial_json) => ({ type: 'input_json_delta', partial_json }));
     for (const delta of deltas) events += sse('content_block_delta', { type: 'content_block_delta', index, delta });
     events += sse('content_block_stop', { type: 'content_block_stop', index });
   });
@@ -528,6 +544,39 @@ describe('the Responses API through the processor, with the openai SDK', () => {
       expect(provider.requests).toEqual([]);
     });
   });
+
+  it.each([false, true])(
+    'Claude thinking (stream %s): reasoning.effort, the reasoning item with its signature read back next turn',
+    async (stream) => {
+      const request = {
+        model: 'claude-sonnet-4-5',
+        input: QUESTION,
+        tools: TOOLS,
+        max_output_tokens: 4096,
+        reasoning: { effort: 'low' as const },
+      };
+      const first = stream
+        ? await openai.responses.stream(request).finalResponse()
+        : await openai.responses.create(request);
+      expect(upstream(0).body).toMatchObject({ thinking: { type: 'enabled', budget_tokens: 2048 }, max_tokens: 4096 });
+      expect(first.output.map((item) => item.type)).toEqual(['reasoning', 'message', 'function_call']);
+      expect(first.output[0]).toMatchObject({
+        type: 'reasoning',
+        content: [{ type: 'reasoning_text', text: THOUGHT }],
+        encrypted_content: SIGNATURE,
+      });
+      const call = first.output[2] as OpenAI.Responses.ResponseFunctionToolCall;
+      await openai.responses.create({ ...request, input: secondInput(first.output, call.call_id) });
+      expect((upstream(1).body as { messages: unknown[] }).messages[1]).toEqual({
+        role: 'assistant',
+        content: [
+          { type: 'thinking', thinking: THOUGHT, signature: SIGNATURE },
+          { type: 'text', text: LEAD },
+          { type: 'tool_use', id: call.call_id, name: 'get_weather', input: { city: 'Paris' } },
+        ],
+      });
+    },
+  );
 
   it('a provider error keeps its status for the SDK (streamed request)', async () => {
     const error = await openai.responses
