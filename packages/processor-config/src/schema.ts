@@ -250,7 +250,7 @@ export const SERVED_ENDPOINTS = {
     { method: 'POST', path: '/chat/completions', operation: 'chat' },
     { method: 'POST', path: '/completions', operation: 'completions' },
     { method: 'POST', path: '/embeddings', operation: 'embeddings' },
-    { method: 'POST', path: '/responses', operation: 'other' },
+    { method: 'POST', path: '/responses', operation: 'responses' },
     { method: 'GET', path: '/models', operation: 'models' },
   ],
   Anthropic: [

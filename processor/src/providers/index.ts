@@ -40,6 +40,21 @@
  *   with its own 400 (as the reference gateway does) rather than the gateway guessing a limit.
  * - Bedrock Converse answers with several text blocks: the first becomes the message content (the
  *   reference behaviour the shared fixtures pin down); reasoning and tool calls are all kept.
+ * - The OpenAI Responses API (`POST /responses`) passes through to OpenAI and Azure OpenAI (usage read from the
+ *   Response and `response.completed`). On the Anthropic API, Vertex Anthropic, Bedrock InvokeModel and Converse and
+ *   Vertex Gemini it is translated statelessly through the backend's chat translator (translate/responses.ts): `input`
+ *   (a string, or messages with input_text / input_image / input_file(data) / output_text parts, function_call,
+ *   function_call_output and reasoning items), `instructions` (system), flat function tools, tool_choice,
+ *   max_output_tokens, temperature, top_p, `text.format` (response_format), `reasoning.effort` (reasoning_effort),
+ *   parallel_tool_calls, user and safety_identifier. The answer is a Response object (reasoning, message and
+ *   function_call items; `incomplete` for the token limit and content filters) or the Responses event stream, whose
+ *   `response.completed` always carries the usage (the chat usage chunk is never passed on); reasoning comes back as
+ *   `reasoning_text` content with a Claude signature as `encrypted_content`, read back from the next input. Stored
+ *   state (`previous_response_id`, `conversation`, `store: true`, `background`, item references), built-in tools,
+ *   uploaded file ids, `include` values other than `reasoning.encrypted_content` and unknown members are answered 422
+ *   naming the parameter and the backend; `metadata` is echoed, not sent. A function tool is strict only with an
+ *   explicit `strict: true` (the chat translators' rule), and without max_output_tokens Anthropic backends get
+ *   `max_tokens: 0` and answer their own 400, as for chat.
  * - Streams end with a usage chunk (when the client asked with `stream_options.include_usage` and the provider
  *   reported usage; the usage is counted either way) and `data: [DONE]`; a cut or corrupt stream ends with an
  *   in-band error event.
@@ -52,6 +67,7 @@ import { openAIChatToGeminiBackend, openAIEmbeddingsToVertexBackend } from './ge
 import { openAIToAzure } from './azure';
 import { anthropicMessagesToOpenAI } from './anthropic-to-openai';
 import { anthropicCountTokensToBedrockBackend, anthropicCountTokensToGeminiBackend } from './count-tokens';
+import { responsesViaChat } from '../translate/responses';
 
 export const PROVIDER_TRANSLATORS: TranslatorTable = {
   OpenAI: {
@@ -67,6 +83,14 @@ export const PROVIDER_TRANSLATORS: TranslatorTable = {
     embeddings: {
       AWSBedrock: openAIEmbeddingsToBedrockBackend,
       GCPVertexAI: openAIEmbeddingsToVertexBackend,
+      AzureOpenAI: openAIToAzure,
+    },
+    responses: {
+      Anthropic: responsesViaChat(openAIChatToAnthropicBackend),
+      GCPAnthropic: responsesViaChat(openAIChatToAnthropicBackend),
+      AWSAnthropic: responsesViaChat(openAIChatToAnthropicBackend),
+      AWSBedrock: responsesViaChat(openAIChatToBedrock),
+      GCPVertexAI: responsesViaChat(openAIChatToGeminiBackend),
       AzureOpenAI: openAIToAzure,
     },
     other: { AzureOpenAI: openAIToAzure },

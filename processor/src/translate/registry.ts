@@ -18,6 +18,7 @@ const OPENAI_TRANSLATORS: TranslatorTable = {
     chat: { OpenAI: openAIPassthrough },
     completions: { OpenAI: openAIPassthrough },
     embeddings: { OpenAI: openAIPassthrough },
+    responses: { OpenAI: openAIPassthrough },
     other: { OpenAI: openAIPassthrough },
   },
 };

@@ -33,10 +33,11 @@ export const ZERO_USAGE: Readonly<TokenUsage> = Object.freeze({
 export type ClientApi = 'OpenAI' | 'Anthropic';
 
 /**
- * What the client asked for. `other` is any further path under an OpenAI endpoint (images, responses,
- * audio, ...), passed through to OpenAI-schema backends only.
+ * What the client asked for. `responses` is OpenAI's Responses API (`POST /responses`): passed through to OpenAI-schema
+ * backends, translated through the chat translators elsewhere (translate/responses.ts). `other` is any further path
+ * under an OpenAI endpoint (images, audio, ...), passed through to OpenAI-schema backends only.
  */
-export type Operation = 'chat' | 'completions' | 'embeddings' | 'messages' | 'count_tokens' | 'other';
+export type Operation = 'chat' | 'completions' | 'embeddings' | 'responses' | 'messages' | 'count_tokens' | 'other';
 
 export interface TranslationContext {
   api: ClientApi;
