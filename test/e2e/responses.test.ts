@@ -1,9 +1,10 @@
 /**
  * The Responses API through the local data plane (Envoy Gateway's route matching, ext_proc with the real processor)
  * with the official `openai` SDK, on every backend that does not speak it: the Anthropic API, Bedrock Converse and
- * InvokeModel, Vertex Gemini and Vertex Anthropic. Each provider receives exactly the body the equivalent chat
- * completion produces (the translation composes with the chat translators), the SDK reads the fake's text and usage,
- * streamed and not, and the tokens count against a token budget like a chat completion's.
+ * InvokeModel, Vertex Gemini and Vertex Anthropic, and OpenAI-compatible servers that speak only Chat Completions.
+ * Each provider receives exactly the body the equivalent chat completion produces (the translation composes with the
+ * chat translators), the SDK reads the fake's text and usage, streamed and not, and the tokens count against a token
+ * budget like a chat completion's.
  */
 import OpenAI from 'openai';
 import { randomBytes } from 'node:crypto';
@@ -16,8 +17,19 @@ import { budgetScenario, PREFIX_VARIANTS, PROVIDER_CASES, providersScenario } fr
 
 jest.setTimeout(60_000);
 
-/** Backends that do not speak the Responses API: the gateway translates it. */
-const TRANSLATED = new Set(['anthropic', 'awsBedrock', 'awsAnthropic', 'gcpVertexAI', 'gcpAnthropic']);
+/**
+ * Backends that do not speak the Responses API: the gateway translates it (for OpenAI-compatible and self-hosted
+ * servers, which speak only Chat Completions unless `servesResponsesApi` says otherwise, into Chat Completions).
+ */
+const TRANSLATED = new Set([
+  'anthropic',
+  'awsBedrock',
+  'awsAnthropic',
+  'gcpVertexAI',
+  'gcpAnthropic',
+  'openAICompatible (/openai/v1)',
+  'kubernetesService (/api/v1)',
+]);
 
 const EXPECTED_USAGE = {
   input_tokens: DEFAULT_USAGE.input,
@@ -32,7 +44,9 @@ async function lastRequest(run: RunningScenario, fake: keyof RunningScenario['fa
   expect(records.length).toBeGreaterThan(0);
   const last = records[records.length - 1];
   expect({ rejected: last.rejected }).toEqual({ rejected: undefined });
-  expect(leakedClientCredentials(last)).toEqual([]);
+  // A backend without credentials receives the client's own key (as chat completions do); every other must not.
+  if (fake === 'vllm') expect(last.headers.authorization).toMatch(/^Bearer /);
+  else expect(leakedClientCredentials(last)).toEqual([]);
   return last;
 }
 

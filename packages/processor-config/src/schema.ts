@@ -69,7 +69,17 @@ export const secretKeyRefSchema = z
 /** The wire API a backend speaks; decides request/response translation. */
 export const backendSchemaSchema = z.discriminatedUnion('name', [
   /** OpenAI and OpenAI-compatible servers (vLLM, Groq, Mistral, ...). `pathPrefix` replaces the route's API prefix. */
-  z.object({ name: z.literal('OpenAI'), pathPrefix }).strict(),
+  z
+    .object({
+      name: z.literal('OpenAI'),
+      pathPrefix,
+      /**
+       * How the server takes the Responses API: `native` (passed through, OpenAI's own), or `chatCompletions` (a server
+       * that speaks only Chat Completions: the processor translates). Absent: `native`.
+       */
+      responsesApi: z.enum(['native', 'chatCompletions']).optional(),
+    })
+    .strict(),
   /** `/openai/deployments/{model}/...?api-version=` */
   z.object({ name: z.literal('AzureOpenAI'), apiVersion: z.string().min(1) }).strict(),
   /** Anthropic Messages API; `version` is sent as `anthropic-version`. */

@@ -41,8 +41,9 @@
  * - Bedrock Converse answers with several text blocks: the first becomes the message content (the
  *   reference behaviour the shared fixtures pin down); reasoning and tool calls are all kept.
  * - The OpenAI Responses API (`POST /responses`) passes through to OpenAI and Azure OpenAI (usage read from the
- *   Response and `response.completed`). On the Anthropic API, Vertex Anthropic, Bedrock InvokeModel and Converse and
- *   Vertex Gemini it is translated statelessly through the backend's chat translator (translate/responses.ts): `input`
+ *   Response and `response.completed`). On the Anthropic API, Vertex Anthropic, Bedrock InvokeModel and Converse,
+ *   Vertex Gemini and OpenAI-schema servers that speak only Chat Completions (`responsesApi: chatCompletions`,
+ *   translate/registry.ts) it is translated statelessly through the backend's chat translator (translate/responses.ts): `input`
  *   (a string, or messages with input_text / input_image / input_file(data) / output_text parts, function_call,
  *   function_call_output and reasoning items), `instructions` (system), flat function tools, tool_choice,
  *   max_output_tokens, temperature, top_p, `text.format` (response_format), `reasoning.effort` (reasoning_effort),

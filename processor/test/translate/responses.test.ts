@@ -346,6 +346,36 @@ describe('Responses request -> the backend (through its chat translator)', () =>
     expect(open.body).toBe(body);
     const az = translator(azure).request({ ...body });
     expect(az.path).toBe('/openai/responses?api-version=2025-04-01');
+    const native = translator({ ...openai, schema: { name: 'OpenAI', pathPrefix: '/v1', responsesApi: 'native' } });
+    expect(native.request({ ...body }).path).toBe('/v1/responses');
+  });
+
+  it('translates to Chat Completions for an OpenAI-compatible server that speaks only those', () => {
+    const chatOnly: BackendConfig = {
+      ...openai,
+      schema: { name: 'OpenAI', pathPrefix: '/openai/v1', responsesApi: 'chatCompletions' },
+    };
+    const upstream = translator(chatOnly, true).request({
+      model: 'm',
+      instructions: 'be brief',
+      input: 'hi',
+      max_output_tokens: 64,
+      stream: true,
+    });
+    expect(upstream.path).toBe('/openai/v1/chat/completions');
+    expect(upstream.body).toEqual({
+      model: 'up-m',
+      messages: [
+        { role: 'system', content: 'be brief' },
+        { role: 'user', content: 'hi' },
+      ],
+      max_completion_tokens: 64,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    expect(() => translator(chatOnly).request({ model: 'm', input: 'hi', previous_response_id: 'resp_1' })).toThrow(
+      /previous_response_id/,
+    );
   });
 });
 
