@@ -26,8 +26,17 @@
  *   comes back as `reasoning_content` plus `reasoning_signature` (which the request side reads back into a thinking
  *   block) on the message and on stream deltas; Gemini's thought tokens are the reasoning tokens in usage (Claude
  *   reports none apart from output). A client's own `thinking` object still passes through (e.g. `adaptive`).
- * - Anthropic clients' count_tokens reaches Bedrock's CountTokens (the Converse form) and Vertex Gemini's
- *   countTokens, answered `{"input_tokens": N}` (see count-tokens.ts).
+ * - Anthropic clients' count_tokens reaches Bedrock's CountTokens (the Converse form on AWSBedrock, the InvokeModel
+ *   form, base64, on AWSAnthropic) and Vertex Gemini's countTokens, answered `{"input_tokens": N}` (count-tokens.ts).
+ * - Image generation and edits and audio transcription and translation are served on OpenAI and Azure OpenAI
+ *   backends (Azure: under `/openai/deployments/{deployment}/`), passed through and metered: GPT image models'
+ *   `usage` (`input_tokens` with `input_tokens_details: {text_tokens, image_tokens}`, `output_tokens`) and
+ *   token-billed transcription (`usage: {type: "tokens", input_tokens, input_token_details: {audio_tokens,
+ *   text_tokens}, output_tokens}`, streamed in `transcript.text.done`) count as input and output tokens whatever
+ *   their modality; whisper-1's `{type: "duration", seconds}` and DALL-E's answers carry no tokens and are charged
+ *   nothing. Edits and audio are multipart/form-data: routed by the `model` field (and `stream` for audio), read by
+ *   a bounded reader (extproc/form-body.ts) that never decodes the files; the body is forwarded as it came, its
+ *   `model` value replaced exactly when a rule overrides the model name.
  * - Bedrock embeddings (InvokeModel): Amazon Titan (one text per call; an array of more texts is a 400 pointing at
  *   Cohere) and Cohere embed (batches of up to 96, `input_type` default `search_document`), see bedrock-embeddings.ts.
  * - Vertex embeddings take `input` as a string, one `{content, task_type, title}` instance, or an array of either.
@@ -43,8 +52,8 @@
  * - The OpenAI Responses API (`POST /responses`) passes through to OpenAI and Azure OpenAI (usage read from the
  *   Response and `response.completed`). On the Anthropic API, Vertex Anthropic, Bedrock InvokeModel and Converse,
  *   Vertex Gemini and OpenAI-schema servers that speak only Chat Completions (`responsesApi: chatCompletions`,
- *   translate/registry.ts) it is translated statelessly through the backend's chat translator (translate/responses.ts): `input`
- *   (a string, or messages with input_text / input_image / input_file(data) / output_text parts, function_call,
+ *   translate/registry.ts) it is translated statelessly through the backend's chat translator (translate/responses.ts):
+ *   `input` (a string, or messages with input_text / input_image / input_file(data) / output_text parts, function_call,
  *   function_call_output and reasoning items), `instructions` (system), flat function tools, tool_choice,
  *   max_output_tokens, temperature, top_p, `text.format` (response_format), `reasoning.effort` (reasoning_effort),
  *   parallel_tool_calls, user and safety_identifier. The answer is a Response object (reasoning, message and
@@ -67,7 +76,11 @@ import { openAIEmbeddingsToBedrockBackend } from './bedrock-embeddings';
 import { openAIChatToGeminiBackend, openAIEmbeddingsToVertexBackend } from './gemini';
 import { openAIToAzure } from './azure';
 import { anthropicMessagesToOpenAI } from './anthropic-to-openai';
-import { anthropicCountTokensToBedrockBackend, anthropicCountTokensToGeminiBackend } from './count-tokens';
+import {
+  anthropicCountTokensToBedrockBackend,
+  anthropicCountTokensToGeminiBackend,
+  anthropicCountTokensToInvokeModelBackend,
+} from './count-tokens';
 import { responsesViaChat } from '../translate/responses';
 
 export const PROVIDER_TRANSLATORS: TranslatorTable = {
@@ -108,6 +121,7 @@ export const PROVIDER_TRANSLATORS: TranslatorTable = {
     count_tokens: {
       Anthropic: anthropicMessagesPassthrough,
       GCPAnthropic: anthropicMessagesPassthrough,
+      AWSAnthropic: anthropicCountTokensToInvokeModelBackend,
       AWSBedrock: anthropicCountTokensToBedrockBackend,
       GCPVertexAI: anthropicCountTokensToGeminiBackend,
     },

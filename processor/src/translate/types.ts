@@ -136,6 +136,12 @@ export interface Translator {
    * `bodyUnchanged` true. Undefined when the body has to be rewritten: `request` is called with it parsed.
    */
   forwardUnchanged?(): UpstreamRequest | undefined;
+  /**
+   * Optional: the upstream request for a multipart/form-data body (audio, image edits), which is never parsed: its
+   * `body` is undefined; the pipeline forwards the client's bytes, with the `model` field's value replaced when
+   * `upstreamModel` differs. A translator without it cannot take a form (answered 400).
+   */
+  forwardForm?(): UpstreamRequest;
   response(): ResponseTranslator;
 }
 

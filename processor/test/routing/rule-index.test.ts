@@ -83,7 +83,7 @@ function randomRoutes(rng: Random): RouteConfig[] {
       ...(passthrough && {
         passthroughEndpoints: pick(rng, [
           [{ path: '/files/', methods: ['POST' as const] }],
-          [{ path: '/images/generations', methods: ['POST' as const, 'PUT' as const] }],
+          [{ path: '/moderations', methods: ['POST' as const, 'PUT' as const] }],
           [{ path: '/', methods: ['PATCH' as const] }],
         ]),
       }),
@@ -179,8 +179,8 @@ const REQUESTS: ReadonlyArray<[string, string | undefined]> = [
   ['/v1/responses', 'POST'],
   ['/v1/team/chat/completions', 'POST'],
   ['/v1/files/abc', 'POST'],
-  ['/v1/images/generations', 'PUT'],
-  ['/v1/images/generations', 'GET'],
+  ['/v1/moderations', 'PUT'],
+  ['/v1/moderations', 'GET'],
   ['/v1/team/fine_tuning/jobs', 'PATCH'],
   ['/anthropic/messages', 'POST'],
 ];
