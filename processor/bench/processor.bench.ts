@@ -6,12 +6,18 @@
  * time (latency), 1,000 open streams (RSS), cold start to the ready line. Server CPU comes from
  * /proc/<pid>/stat (utime + stime) across the measured window only.
  *
- * Tracing: a third server, ours with `--otlp-endpoint` (every request sampled, spans exported to a sink in this
- * process that answers 200), runs the passthrough and SSE scenarios in the same alternating rounds, so tracing on is
- * compared with tracing off (the default) and the null processor under the same conditions. BENCH_NO_TRACING=1 skips
- * it; BENCH_TRACE_RATIO=<r> samples that share of the requests instead of all (the client sends no traceparent).
+ * Tracing: a third server, ours with `--otlp-endpoint` (every request sampled, spans exported over OTLP/HTTP
+ * protobuf to a sink in this process that answers 200), runs the passthrough and SSE scenarios in the same
+ * alternating rounds, so tracing on is compared with tracing off (the default) and the null processor under the
+ * same conditions. BENCH_NO_TRACING=1 skips it; BENCH_TRACE_RATIO=<r> samples that share of the requests instead of
+ * all (the client sends no traceparent).
+ * BENCH_TRACING_ONLY=1 runs only tracing off against tracing on (passthrough and SSE, or BENCH_ONLY's), in
+ * BENCH_TRACING_ROUNDS short alternating rounds (default 20), and reports the median of the per-round CPU per request
+ * of each: robust to other load on the machine, which drifts into both alike; BENCH_TRACED_BASELINE=<main.js of
+ * another build> adds that build, traced, to the same rounds (before/after a change). BENCH_PROFILE_DIR profiles the
+ * servers (named after their role in this mode).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as grpc from '@grpc/grpc-js';
 import * as http from 'node:http';
@@ -54,6 +60,7 @@ const ROUNDS = 6;
 const SEQUENTIAL_REQUESTS = 1800;
 const OPEN_STREAMS = 1000;
 const TRACING = !process.env.BENCH_NO_TRACING;
+const TRACING_ONLY = Boolean(process.env.BENCH_TRACING_ONLY);
 
 type Kind = 'null' | 'ours' | 'traced';
 
@@ -199,7 +206,7 @@ function inProcessCost(handler: ExtProcHandler, s: Scenario): number {
 
 // ---------- servers ----------
 
-/** An OTLP/HTTP collector that takes everything and keeps count: the traced server exports to it. */
+/** An OTLP/HTTP collector that takes everything and keeps count: the traced server exports to it (protobuf). */
 async function startSpanSink(): Promise<{ url: string; requests: () => number; bytes: () => number; close(): void }> {
   let requests = 0;
   let bytes = 0;
@@ -207,7 +214,10 @@ async function startSpanSink(): Promise<{ url: string; requests: () => number; b
     req.on('data', (chunk: Buffer) => (bytes += chunk.length));
     req.on('end', () => {
       requests += 1;
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      // An empty export response in the encoding of the request (no bytes in protobuf, `{}` in JSON).
+      if (req.headers['content-type'] === 'application/json')
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      else res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end();
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -241,6 +251,133 @@ async function verify(address: string, s: Scenario, expectMetadata: boolean): Pr
   } finally {
     client.close();
   }
+}
+
+/** `--cpu-prof` flags for a server other than the null one, in BENCH_TRACING_ONLY mode with BENCH_PROFILE_DIR. */
+function profileArgs(name: string): string[] {
+  const dir = process.env.BENCH_PROFILE_DIR;
+  return dir && TRACING_ONLY ? ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${name}.cpuprofile`] : [];
+}
+
+/**
+ * Tracing off against tracing on, alone: many short alternating rounds, each server's CPU per request taken per
+ * round, and the medians compared (a round another process slowed counts once, not by its length).
+ */
+async function tracingOnly(
+  servers: Record<string, Server>,
+  scenarios: Scenario[],
+  sink: { requests: () => number; bytes: () => number },
+): Promise<void> {
+  const rounds = Number(process.env.BENCH_TRACING_ROUNDS ?? 20);
+  const kinds = Object.keys(servers);
+  const clients: Record<string, grpc.Client> = {};
+  for (const which of kinds) {
+    for (const s of scenarios) await verify(servers[which].address, s, true);
+    clients[which] = new grpc.Client(servers[which].address, grpc.credentials.createInsecure());
+  }
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  console.log(
+    `tracing off (ours) / on (sampling ratio ${process.env.BENCH_TRACE_RATIO ?? '1'}), ${rounds} alternating rounds ` +
+      `of ${(MEASURE_MS / rounds).toFixed(0)} ms per server, concurrency ${CONCURRENCY}:`,
+  );
+  for (const s of scenarios) {
+    for (const which of kinds) await load(clients[which], servers[which].child.pid!, s, CONCURRENCY, WARMUP_MS);
+    const perRequest: Record<string, number[]> = {};
+    const ratios: Record<string, number[]> = {};
+    for (const which of kinds) [perRequest[which], ratios[which]] = [[], []];
+    for (let round = 0; round < rounds; round++) {
+      // Rotate which server goes first, so none always follows another's garbage collection.
+      const order = kinds.map((_, i) => kinds[(i + round) % kinds.length]);
+      const cost: Record<string, number> = {};
+      for (const which of order) {
+        const result = await load(clients[which], servers[which].child.pid!, s, CONCURRENCY, MEASURE_MS / rounds);
+        cost[which] = result.cpuMicros / result.requests;
+        perRequest[which].push(cost[which]);
+      }
+      for (const which of kinds) ratios[which].push(cost[which] / cost.ours);
+    }
+    const off = median(perRequest.ours);
+    console.log(`  ${s.name}: CPU µs/req median, tracing off (ours) ${off.toFixed(1)}`);
+    for (const which of kinds.filter((k) => k !== 'ours')) {
+      const on = median(perRequest[which]);
+      const r = ratios[which];
+      const range = `${Math.min(...r).toFixed(2)}-${Math.max(...r).toFixed(2)}`;
+      console.log(
+        `    ${which.padEnd(9)} ${on.toFixed(1)}: ${(on / off).toFixed(3)}x (+${(on - off).toFixed(1)} µs); ` +
+          `median of per-round ratios ${median(r).toFixed(3)}x (range ${range})`,
+      );
+    }
+  }
+  // Spans of the last round are exported within the batch delay.
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  console.log(
+    `  sink: ${sink.requests()} OTLP exports, ${(sink.bytes() / 1024 / 1024).toFixed(1)} MiB (warm-up included)`,
+  );
+  for (const which of kinds) clients[which].close();
+}
+
+/**
+ * Tracing off against on for the handler alone, in this process (no gRPC, no other process scheduled in between):
+ * CPU per exchange of a ProcessorApp without a tracer and one tracing every request to a sink in a child process, in
+ * alternating rounds; each round runs 20 batches of 500 exchanges and yields between batches so the batch span
+ * processor exports as it would in a server. The round's window includes the exports (serialization and HTTP).
+ */
+async function tracingHandlerAlone(work: string, scenarios: Scenario[]): Promise<void> {
+  const sinkProcess = spawn(
+    process.execPath,
+    [
+      '-e',
+      "const s = require('node:http').createServer((q, r) => { q.resume(); q.on('end', () => " +
+        "r.writeHead(200, { 'content-type': 'application/x-protobuf' }).end()); });" +
+        "s.listen(0, '127.0.0.1', () => console.log(s.address().port));",
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const port = await new Promise<string>((resolve) =>
+    sinkProcess.stdout.once('data', (data: Buffer) => resolve(data.toString().trim())),
+  );
+  const app = (tracing: boolean) =>
+    new ProcessorApp({
+      config: path.join(work, 'config.json'),
+      secretsDir: path.join(work, 'secrets'),
+      listen: '127.0.0.1:0',
+      admin: undefined,
+      pollIntervalMs: 60_000,
+      logger: silentLogger,
+      tracing: tracing
+        ? { endpoint: `http://127.0.0.1:${port}/v1/traces`, serviceName: 'bench', samplingRatio: 1, contentMaxBytes: 0 }
+        : undefined,
+    });
+  const apps = { off: app(false), on: app(true) };
+  const rounds = Number(process.env.BENCH_TRACING_ROUNDS ?? 20);
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  console.log(`handler alone, in this process, ${rounds} alternating rounds of 10,000 exchanges each:`);
+  for (const s of scenarios) {
+    const messages = [s.requestHeaders, s.requestBody, s.responseHeaders, ...s.responseBodies];
+    const perExchange = { off: [] as number[], on: [] as number[] };
+    const run = async (which: 'off' | 'on', batches: number) => {
+      const before = process.cpuUsage();
+      for (let i = 0; i < batches; i++) {
+        handlerCpuMicros(apps[which].processor, messages, 0, 500);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const used = process.cpuUsage(before);
+      return (used.user + used.system) / (batches * 500);
+    };
+    for (const which of ['off', 'on'] as const) await run(which, 10);
+    for (let round = 0; round < rounds; round++) {
+      for (const which of round % 2 === 0 ? (['off', 'on'] as const) : (['on', 'off'] as const))
+        perExchange[which].push(await run(which, 20));
+    }
+    const off = median(perExchange.off);
+    const on = median(perExchange.on);
+    console.log(
+      `  ${s.name.padEnd(20)} CPU µs/exchange median off ${off.toFixed(1)}, on ${on.toFixed(1)} ` +
+        `(+${(on - off).toFixed(1)} µs, ${(on / off).toFixed(3)}x of the handler alone)`,
+    );
+  }
+  await apps.on.tracer?.shutdown(5000);
+  sinkProcess.kill();
 }
 
 // ---------- main ----------
@@ -299,12 +436,33 @@ async function main(): Promise<void> {
     })(),
     ours: await (async () => {
       const { args, address } = await oursArgs();
-      return startProcess('ours', args, address, { gcHook: true });
+      return startProcess('ours', [...profileArgs('ours'), ...args], address, { gcHook: true });
     })(),
   };
-  if (TRACING) {
+  if (TRACING || TRACING_ONLY) {
     const { args, address } = await tracedArgs();
-    servers.traced = await startProcess('traced', args, address);
+    servers.traced = await startProcess('traced', [...profileArgs('traced'), ...args], address, { gcHook: true });
+  }
+  if (TRACING_ONLY) {
+    const compared: Record<string, Server> = { ours: servers.ours, traced: servers.traced! };
+    // BENCH_TRACED_BASELINE=<another build's main.js>: that build traced too, in the same rounds (before/after).
+    const baseline = process.env.BENCH_TRACED_BASELINE;
+    if (baseline) {
+      const { args, address } = await tracedArgs();
+      const main = path.join(ROOT, 'dist', 'main.js');
+      const baselineArgs = args.map((arg) => (arg === main ? path.resolve(baseline) : arg));
+      compared.baseline = await startProcess('baseline', [...profileArgs('baseline'), ...baselineArgs], address, {
+        gcHook: true,
+      });
+    }
+    const traced = [small, sse].filter((s) => loadScenarios.includes(s));
+    await tracingOnly(compared, traced, sink);
+    await tracingHandlerAlone(work, traced);
+    await stop(servers.null);
+    for (const server of Object.values(compared)) await stop(server);
+    sink.close();
+    fs.rmSync(work, { recursive: true, force: true });
+    return;
   }
   const kinds: Kind[] = TRACING ? ['null', 'ours', 'traced'] : ['null', 'ours'];
   const clients = {} as Record<Kind, grpc.Client>;

@@ -91,8 +91,8 @@ Development (the local data plane):
                            verified against the system CAs plus NODE_EXTRA_CA_CERTS
 
 Tracing (off unless --otlp-endpoint is set):
-  --otlp-endpoint <url>    OTLP/HTTP collector: http(s)://host:port sends to /v1/traces; a URL with a path is used
-                           as it is                           (AI_GATEWAY_OTLP_ENDPOINT)
+  --otlp-endpoint <url>    OTLP/HTTP collector, spans in protobuf: http(s)://host:port sends to /v1/traces; a URL
+                           with a path is used as it is       (AI_GATEWAY_OTLP_ENDPOINT)
   --otlp-service-name <s>  service.name of the spans
                                      (AI_GATEWAY_OTLP_SERVICE_NAME, default ai-gateway-processor)
   --trace-sampling-ratio <r>

@@ -9,8 +9,14 @@
  * reasons are kept.
  */
 
-const MODEL_KEY = Buffer.from('"model"');
-const FINISH_KEYS = [Buffer.from('"finish_reason"'), Buffer.from('"stop_reason"')];
+/**
+ * Each key is looked for by a needle without its leading quote, then checked backwards: a needle starting with `"`
+ * makes Buffer#indexOf stop at every quote of the JSON (several times slower on stream chunks, which are read one by
+ * one), and `_reason"` finds both finish keys in one pass.
+ */
+const MODEL_NEEDLE = Buffer.from('model"');
+const REASON_NEEDLE = Buffer.from('_reason"');
+const FINISH_PREFIXES = [Buffer.from('"finish'), Buffer.from('"stop')];
 export const MAX_VALUE_BYTES = 128;
 export const MAX_FINISH_REASONS = 8;
 
@@ -19,31 +25,36 @@ export class ResponseFacts {
   readonly finishReasons: string[] = [];
 
   push(chunk: Buffer): void {
-    if (this.model === undefined) this.model = firstStringValue(chunk, MODEL_KEY);
-    for (const key of FINISH_KEYS) {
-      let from = 0;
-      while (from < chunk.length) {
-        const at = chunk.indexOf(key, from);
-        if (at === -1) break;
-        from = at + key.length;
-        const value = stringValueAt(chunk, from);
-        if (
-          value !== undefined &&
-          this.finishReasons.length < MAX_FINISH_REASONS &&
-          !this.finishReasons.includes(value)
-        )
-          this.finishReasons.push(value);
-      }
+    if (this.model === undefined) this.model = firstStringValue(chunk);
+    let from = 0;
+    while (from < chunk.length) {
+      const at = chunk.indexOf(REASON_NEEDLE, from);
+      if (at === -1) break;
+      from = at + REASON_NEEDLE.length;
+      if (!FINISH_PREFIXES.some((prefix) => endsWithAt(chunk, at, prefix))) continue;
+      const value = stringValueAt(chunk, from);
+      if (value !== undefined && this.finishReasons.length < MAX_FINISH_REASONS && !this.finishReasons.includes(value))
+        this.finishReasons.push(value);
     }
   }
 }
 
-function firstStringValue(chunk: Buffer, key: Buffer): string | undefined {
+/** Whether `chunk` holds `prefix` just before `at`. */
+function endsWithAt(chunk: Buffer, at: number, prefix: Buffer): boolean {
+  const start = at - prefix.length;
+  if (start < 0) return false;
+  for (let i = 0; i < prefix.length; i++) if (chunk[start + i] !== prefix[i]) return false;
+  return true;
+}
+
+/** The string value of the first `"model"` key of `chunk`. */
+function firstStringValue(chunk: Buffer): string | undefined {
   let from = 0;
   while (from < chunk.length) {
-    const at = chunk.indexOf(key, from);
+    const at = chunk.indexOf(MODEL_NEEDLE, from);
     if (at === -1) return undefined;
-    from = at + key.length;
+    from = at + MODEL_NEEDLE.length;
+    if (at === 0 || chunk[at - 1] !== 0x22 /* " */) continue;
     const value = stringValueAt(chunk, from);
     if (value !== undefined) return value;
   }

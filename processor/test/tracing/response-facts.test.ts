@@ -29,4 +29,12 @@ describe('ResponseFacts', () => {
     for (let i = 0; i < 100; i++) many.push(Buffer.from(`{"finish_reason":"r${i}"}`));
     expect(many.finishReasons).toHaveLength(MAX_FINISH_REASONS);
   });
+
+  it('takes only whole keys, not keys that end like them', () => {
+    const facts = new ResponseFacts();
+    facts.push(Buffer.from('{"my_model":"no","model":"yes","nonstop_reason":"a","my_finish_reason":"b"}'));
+    facts.push(Buffer.from('{"x_reason":"c","finish_reason":"length"},{"stop_reason":"end_turn"}'));
+    expect(facts.model).toBe('yes');
+    expect(facts.finishReasons).toEqual(['length', 'end_turn']);
+  });
 });

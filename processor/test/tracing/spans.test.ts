@@ -146,7 +146,7 @@ describe('request tracing', () => {
     );
     expect(result.status).toBe(200);
     const [span] = await spansAfterDrain(1);
-    expect(receiver.requests[0]).toEqual({ path: '/v1/traces', contentType: 'application/json' });
+    expect(receiver.requests[0]).toEqual({ path: '/v1/traces', contentType: 'application/x-protobuf' });
     expect(span.traceId).toBe(TRACE_ID);
     expect(span.parentSpanId).toBe(PARENT_ID);
     expect(span.spanId).toMatch(/^[0-9a-f]{16}$/);
