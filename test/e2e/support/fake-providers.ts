@@ -479,7 +479,12 @@ export interface BedrockFakeOptions extends CommonOptions {
   anthropicVersion?: string;
 }
 
-const BEDROCK_PATH = /^\/model\/([^/?]+)\/(converse|converse-stream|invoke|invoke-with-response-stream)$/;
+const BEDROCK_PATH = /^\/model\/([^/?]+)\/(converse|converse-stream|invoke|invoke-with-response-stream|count-tokens)$/;
+
+/** The input tokens the fakes' token-counting APIs answer: one per character of the request body, so tests can tell. */
+export function countedTokens(body: string): number {
+  return body.length;
+}
 
 function awsError(request: RecordedRequest, res: http.ServerResponse, status: number, type: string, why: string): void {
   reject(
@@ -518,6 +523,28 @@ export function startBedrockFake(options: BedrockFakeOptions): Promise<FakeProvi
     const body = parseBody(request);
     const text = answerText(options.name, model);
     const amzHeaders = { 'x-amzn-requestid': 'e2e-request-id' };
+
+    if (operation === 'count-tokens') {
+      // CountTokens: the Converse form, or the InvokeModel body base64-encoded (a blob in AWS's JSON protocol).
+      const input = body?.input as { converse?: Record<string, unknown>; invokeModel?: { body?: unknown } } | undefined;
+      if (input?.converse !== undefined && Array.isArray(input.converse.messages) && input.invokeModel === undefined)
+        return json(res, 200, { inputTokens: countedTokens(request.body) }, amzHeaders);
+      if (input?.invokeModel !== undefined && typeof input.invokeModel.body === 'string') {
+        let invoke: Record<string, unknown> | undefined;
+        try {
+          invoke = JSON.parse(Buffer.from(input.invokeModel.body, 'base64').toString('utf8')) as Record<
+            string,
+            unknown
+          >;
+        } catch {
+          invoke = undefined;
+        }
+        const invokeProblem = anthropicBodyProblem(invoke, { model: 'absent', anthropicVersion });
+        if (invokeProblem) return awsError(request, res, 400, 'ValidationException', invokeProblem);
+        return json(res, 200, { inputTokens: countedTokens(request.body) }, amzHeaders);
+      }
+      return awsError(request, res, 400, 'ValidationException', 'input must hold converse or invokeModel');
+    }
 
     if (operation === 'invoke' || operation === 'invoke-with-response-stream') {
       const bodyProblem = anthropicBodyProblem(body, { model: 'absent', anthropicVersion });
@@ -599,7 +626,7 @@ export interface VertexFakeOptions extends CommonOptions {
 }
 
 const VERTEX_PATH =
-  /^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/(google|anthropic)\/models\/([^/:?]+):(generateContent|streamGenerateContent|rawPredict|streamRawPredict)(\?.*)?$/;
+  /^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/(google|anthropic)\/models\/([^/:?]+):(generateContent|streamGenerateContent|countTokens|rawPredict|streamRawPredict)(\?.*)?$/;
 
 function googleError(
   request: RecordedRequest,
@@ -641,10 +668,15 @@ export function startVertexFake(options: VertexFakeOptions): Promise<FakeProvide
       return anthropicAnswer(options.name, model, method === 'streamRawPredict', usage, res);
     }
 
-    if (method !== 'generateContent' && method !== 'streamGenerateContent')
+    if (method !== 'generateContent' && method !== 'streamGenerateContent' && method !== 'countTokens')
       return googleError(request, res, 400, 'INVALID_ARGUMENT', `${method} is not served for Gemini models`);
     if (!body || !Array.isArray(body.contents))
       return googleError(request, res, 400, 'INVALID_ARGUMENT', 'contents is required');
+    if (method === 'countTokens') {
+      if (body.generationConfig !== undefined)
+        return googleError(request, res, 400, 'INVALID_ARGUMENT', 'countTokens takes no generationConfig');
+      return json(res, 200, { totalTokens: countedTokens(request.body), totalBillableCharacters: 0 });
+    }
     const text = answerText(options.name, model);
     const usageMetadata = {
       promptTokenCount: usage.input,
