@@ -11,6 +11,7 @@ import {
   asNumber,
   asObject,
   asString,
+  type CacheControl,
   cacheControlOf,
   checkRange,
   ChunkWriter,
@@ -29,7 +30,6 @@ import {
   maxOutputTokens,
   modelPathSegment,
   OpenAIUsageShape,
-  parseArguments,
   parseDataUrl,
   parseJsonBuffer,
   reasoningEffort,
@@ -43,6 +43,30 @@ import {
   unsupported,
   unsupportedContent,
 } from './common';
+import {
+  type ChatContent,
+  type ChatPart,
+  emptyAssistant,
+  imageUrlOf,
+  readChatMessages,
+  requiredToolCallId,
+  unsupportedPart,
+} from './openai-chat-reader';
+import type {
+  ConverseCachePoint,
+  ConverseContentBlock,
+  ConverseImageBlock,
+  ConverseInferenceConfig,
+  ConverseMessage,
+  ConverseOutputConfig,
+  ConverseRequest,
+  ConverseSystemBlock,
+  ConverseTextBlock,
+  ConverseToolConfig,
+  ConverseToolSpec,
+  ConverseUsage,
+} from './wire/bedrock-converse';
+import type { Untrusted } from './wire/untrusted';
 
 const BACKEND = 'AWSBedrock';
 
@@ -58,8 +82,7 @@ const IMAGE_FORMATS: Record<string, string> = {
   'image/webp': 'webp',
 };
 
-function imageBlock(url: unknown, param: string): JsonObject {
-  if (typeof url !== 'string') throw invalid(`${param} must be a string`, param);
+function imageBlock(url: string, param: string): ConverseImageBlock {
   const data = parseDataUrl(url);
   if (!data) throw unsupported(param, BACKEND, 'images must be base64 data URLs');
   const format = IMAGE_FORMATS[data.mediaType];
@@ -74,12 +97,12 @@ function imageBlock(url: unknown, param: string): JsonObject {
  * `openAIChatToConverse(body, model)`: `model` is the Bedrock model id sent upstream (the reasoning control depends
  * on the model family); by default the body's `model`.
  */
-export function openAIChatToConverse(body: JsonObject, model = asString(body.model) ?? ''): JsonObject {
+export function openAIChatToConverse(body: JsonObject, model = asString(body.model) ?? ''): ConverseRequest {
   rejectUnsupportedParams(body, BACKEND, ALL_OPENAI_ONLY_PARAMS);
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw unsupported('n', BACKEND, 'only n=1 is possible');
   const jsonSchema = claudeJsonSchemaFormat(body, BACKEND);
 
-  const inferenceConfig: JsonObject = {};
+  const inferenceConfig: ConverseInferenceConfig = {};
   const maxTokens = maxOutputTokens(body, 1);
   if (maxTokens !== undefined) inferenceConfig.maxTokens = maxTokens;
   const temperature = checkRange(body, 'temperature', 0, 1);
@@ -92,9 +115,8 @@ export function openAIChatToConverse(body: JsonObject, model = asString(body.mod
     if (stop.length > 0) inferenceConfig.stopSequences = stop;
   } else if (stop !== undefined && stop !== null) throw invalid('stop must be a string or an array of strings', 'stop');
 
-  const out: JsonObject = { inferenceConfig };
   const { system, messages } = convertMessages(body.messages);
-  out.messages = messages;
+  const out: ConverseRequest = { inferenceConfig, messages };
   if (system.length > 0) out.system = system;
   const toolConfig = convertTools(body.tools, body.tool_choice);
   if (toolConfig) out.toolConfig = toolConfig;
@@ -143,144 +165,120 @@ function converseReasoning(body: JsonObject, model: string): JsonObject | undefi
 }
 
 /** Converse structured outputs: `outputConfig.textFormat`, the schema as a JSON string. */
-function converseOutputConfig(format: JsonSchemaFormat): JsonObject {
-  const definition: JsonObject = { schema: JSON.stringify(format.schema) };
+function converseOutputConfig(format: JsonSchemaFormat): ConverseOutputConfig {
+  const definition: ConverseOutputConfig['textFormat']['structure']['jsonSchema'] = {
+    schema: JSON.stringify(format.schema),
+  };
   if (format.name !== undefined) definition.name = format.name;
   if (format.description !== undefined) definition.description = format.description;
   return { textFormat: { type: 'json_schema', structure: { jsonSchema: definition } } };
 }
 
-function convertMessages(value: unknown): { system: JsonObject[]; messages: JsonObject[] } {
-  if (!Array.isArray(value)) throw invalid('messages must be an array', 'messages');
-  const system: JsonObject[] = [];
-  const messages: JsonObject[] = [];
-  const append = (role: 'user' | 'assistant', blocks: JsonObject[]) => {
+function convertMessages(value: unknown): { system: ConverseSystemBlock[]; messages: ConverseMessage[] } {
+  const chat = readChatMessages(value, { cacheMarkers: true });
+  const system: ConverseSystemBlock[] = [];
+  for (const message of chat.system) system.push(...marked(textBlocks(message.content), message.cache));
+  const messages: ConverseMessage[] = [];
+  const append = (role: 'user' | 'assistant', blocks: ConverseContentBlock[]) => {
     const last = messages[messages.length - 1];
     // Converse requires alternating roles: consecutive messages of one role are merged.
-    if (last?.role === role) (last.content as JsonObject[]).push(...blocks);
+    if (last?.role === role) last.content.push(...blocks);
     else messages.push({ content: blocks, role });
   };
-  value.forEach((raw, i) => {
-    const message = asObject(raw);
-    if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
-    const param = `messages[${i}].content`;
-    // A breakpoint on the message itself: a cache checkpoint after its blocks.
-    const messageCache = cacheControlOf(message, `messages[${i}]`);
-    const marked = (blocks: JsonObject[]): JsonObject[] => {
-      if (messageCache && blocks.length > 0) blocks.push(converseCachePoint(messageCache));
-      return blocks;
-    };
-    switch (message.role) {
-      case 'system':
-      case 'developer':
-        system.push(...marked(textBlocks(message.content, param)));
-        break;
+  for (const turn of chat.turns) {
+    switch (turn.role) {
       case 'user':
-        append('user', marked(userBlocks(message.content, param)));
+        append('user', marked(userBlocks(turn.content), turn.cache));
         break;
       case 'assistant': {
-        const blocks: JsonObject[] = [];
-        if (typeof message.reasoning_content === 'string' && typeof message.reasoning_signature === 'string') {
+        const blocks: ConverseContentBlock[] = [];
+        if (turn.reasoning) {
           blocks.push({
-            reasoningContent: {
-              reasoningText: { text: message.reasoning_content, signature: message.reasoning_signature },
-            },
+            reasoningContent: { reasoningText: { text: turn.reasoning.text, signature: turn.reasoning.signature } },
           });
         }
-        if (message.content !== null && message.content !== undefined && message.content !== '') {
-          blocks.push(...textBlocks(message.content, param));
-        }
-        asArray(message.tool_calls).forEach((call, j) => {
-          const c = asObject(call);
-          const fn = asObject(c?.function);
-          if (!c || !fn || typeof fn.name !== 'string')
-            throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
-          blocks.push({
-            toolUse: {
-              toolUseId: asString(c.id) ?? '',
-              name: fn.name,
-              input: parseArguments(fn.arguments, `messages[${i}].tool_calls[${j}].function.arguments`),
-            },
-          });
-        });
-        if (blocks.length === 0) throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
-        append('assistant', marked(blocks));
+        if (turn.content !== undefined) blocks.push(...textBlocks(turn.content));
+        for (const call of turn.toolCalls)
+          blocks.push({ toolUse: { toolUseId: call.id ?? '', name: call.name, input: call.arguments } });
+        if (blocks.length === 0) throw emptyAssistant(turn);
+        append('assistant', marked(blocks, turn.cache));
         break;
       }
       case 'tool': {
-        const id = asString(message.tool_call_id);
-        if (!id)
-          throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
-        const parts =
-          typeof message.content === 'string' ? [{ text: message.content }] : userBlocks(message.content, param);
+        const id = requiredToolCallId(turn);
+        const parts = userBlocks(turn.content);
         // A tool result holds no checkpoint: one marked part puts it after the result.
-        const content = parts.filter((block) => block.cachePoint === undefined);
-        const blocks: JsonObject[] = [{ toolResult: { toolUseId: id, content } }];
-        const points = parts.filter((block) => block.cachePoint !== undefined);
-        if (points.length > 0 && !messageCache) blocks.push(points[points.length - 1]);
-        append('user', marked(blocks));
+        const content = parts.filter((block) => !('cachePoint' in block)) as (ConverseTextBlock | ConverseImageBlock)[];
+        const blocks: ConverseContentBlock[] = [{ toolResult: { toolUseId: id, content } }];
+        const points = parts.filter((block) => 'cachePoint' in block);
+        if (points.length > 0 && !turn.cache) blocks.push(points[points.length - 1]);
+        append('user', marked(blocks, turn.cache));
         break;
       }
-      default:
-        throw invalid(`messages[${i}].role ${JSON.stringify(message.role)} is not supported`, `messages[${i}].role`);
     }
-  });
+  }
   return { system, messages };
 }
 
-/** Content parts -> Converse blocks, with a cache checkpoint after each part that carries `cache_control`. */
-function partBlocks(
-  content: unknown,
-  param: string,
-  convert: (part: JsonObject | undefined, param: string) => JsonObject,
-): JsonObject[] {
-  if (typeof content === 'string') return [{ text: content }];
-  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  const blocks: JsonObject[] = [];
-  content.forEach((part, j) => {
-    const p = asObject(part);
-    blocks.push(convert(p, `${param}[${j}]`));
-    const cache = cacheControlOf(p, `${param}[${j}]`);
-    if (cache) blocks.push(converseCachePoint(cache));
-  });
+/** A breakpoint on the message itself: a cache checkpoint after its blocks. */
+function marked<T extends ConverseContentBlock>(
+  blocks: T[],
+  cache: CacheControl | undefined,
+): (T | ConverseCachePoint)[] {
+  if (cache && blocks.length > 0) return [...blocks, converseCachePoint(cache)];
   return blocks;
 }
 
-function textBlocks(content: unknown, param: string): JsonObject[] {
-  return partBlocks(content, param, (p, partParam) => {
-    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text };
-    if (p?.type === 'refusal' && typeof p.refusal === 'string') return { text: p.refusal };
-    throw unsupportedContent(partParam, p?.type);
+/** Content parts -> Converse blocks, with a cache checkpoint after each part that carries `cache_control`. */
+function partBlocks<T extends ConverseContentBlock>(
+  content: ChatContent,
+  convert: (part: ChatPart) => T,
+): (T | ConverseTextBlock | ConverseCachePoint)[] {
+  if (typeof content === 'string') return [{ text: content }];
+  const blocks: (T | ConverseCachePoint)[] = [];
+  for (const part of content) {
+    blocks.push(convert(part));
+    if (part.cache) blocks.push(converseCachePoint(part.cache));
+  }
+  return blocks;
+}
+
+function textBlocks(content: ChatContent): (ConverseTextBlock | ConverseCachePoint)[] {
+  return partBlocks<ConverseTextBlock>(content, (part) => {
+    if (part.type === 'text' || part.type === 'refusal') return { text: part.text };
+    throw unsupportedPart(part);
   });
 }
 
-function userBlocks(content: unknown, param: string): JsonObject[] {
-  return partBlocks(content, param, (p, partParam) => {
-    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text };
-    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${partParam}.image_url.url`);
-    throw unsupportedContent(partParam, p?.type);
+function userBlocks(content: ChatContent): (ConverseTextBlock | ConverseImageBlock | ConverseCachePoint)[] {
+  return partBlocks<ConverseTextBlock | ConverseImageBlock>(content, (part) => {
+    if (part.type === 'text') return { text: part.text };
+    if (part.type === 'image_url') return imageBlock(imageUrlOf(part), `${part.param}.image_url.url`);
+    throw unsupportedPart(part);
   });
 }
 
-function convertTools(tools: unknown, choice: unknown): JsonObject | undefined {
+function convertTools(tools: unknown, choice: unknown): ConverseToolConfig | undefined {
   if (tools === undefined || tools === null || choice === 'none') return undefined;
   if (!Array.isArray(tools)) throw invalid('tools must be an array', 'tools');
   if (tools.length === 0) return undefined;
-  const specs: JsonObject[] = [];
+  const specs: ConverseToolConfig['tools'] = [];
   tools.forEach((tool, i) => {
     const t = asObject(tool);
     const fn = asObject(t?.function);
     if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
       throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
-    const spec: JsonObject = { name: fn.name };
-    if (typeof fn.description === 'string') spec.description = fn.description;
-    spec.inputSchema = { json: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} } };
+    const inputSchema = { json: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} } };
+    const spec: ConverseToolSpec['toolSpec'] =
+      typeof fn.description === 'string'
+        ? { name: fn.name, description: fn.description, inputSchema }
+        : { name: fn.name, inputSchema };
     if (strictTool(fn)) spec.strict = true;
     specs.push({ toolSpec: spec });
     const cache = cacheControlOf(t, `tools[${i}]`) ?? cacheControlOf(fn, `tools[${i}].function`);
     if (cache) specs.push(converseCachePoint(cache));
   });
-  const config: JsonObject = { tools: specs };
+  const config: ConverseToolConfig = { tools: specs };
   if (choice === 'auto') config.toolChoice = { auto: {} };
   else if (choice === 'required') config.toolChoice = { any: {} };
   else if (choice !== undefined && choice !== null) {
@@ -307,13 +305,13 @@ export function converseFinishReason(reason: unknown): string {
 }
 
 /** Converse usage: inputTokens excludes cache reads and writes, as with Anthropic. */
-export function converseUsage(usage: JsonObject | undefined): OpenAIUsageShape {
+export function converseUsage(usage: Untrusted<ConverseUsage> | undefined): OpenAIUsageShape {
   const cacheRead = count(usage?.cacheReadInputTokens);
   const cacheWrite = count(usage?.cacheWriteInputTokens);
   // `cacheDetails`: the writes per TTL ({inputTokens, ttl: "5m" | "1h"}).
   let cacheWrite1h = 0;
   for (const detail of asArray(usage?.cacheDetails)) {
-    const d = asObject(detail);
+    const d: Untrusted<NonNullable<ConverseUsage['cacheDetails']>[number]> | undefined = asObject(detail);
     if (d?.ttl === '1h') cacheWrite1h += count(d.inputTokens);
   }
   return {

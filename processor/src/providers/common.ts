@@ -12,6 +12,8 @@ import {
   type TranslationContext,
   type ResponseHeaders,
 } from '../translate/types';
+import type { CacheControl } from './wire/openai-chat';
+import type { ConverseCachePoint } from './wire/bedrock-converse';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -240,10 +242,7 @@ export function checkRange(body: JsonObject, param: string, min: number, max: nu
  * content parts, on a message (its last block) and on tools (or their `function`), as the reference gateway and
  * other OpenAI-compatible gateways read it.
  */
-export interface CacheControl {
-  type: 'ephemeral';
-  ttl?: '5m' | '1h';
-}
+export type { CacheControl } from './wire/openai-chat';
 
 /** The `cache_control` of `holder` (undefined when absent or null); 400 naming `param` when malformed. */
 export function cacheControlOf(holder: JsonObject | undefined, param: string): CacheControl | undefined {
@@ -261,7 +260,7 @@ export function cacheControlOf(holder: JsonObject | undefined, param: string): C
 }
 
 /** A Bedrock Converse cache checkpoint (`CachePointBlock`: type `default`, optional ttl) for a breakpoint. */
-export function converseCachePoint(control: CacheControl): JsonObject {
+export function converseCachePoint(control: CacheControl): ConverseCachePoint {
   return { cachePoint: control.ttl ? { type: 'default', ttl: control.ttl } : { type: 'default' } };
 }
 

@@ -26,7 +26,6 @@ import {
   type OpenAIOnlyParam,
   OpenAIUsageShape,
   openAIUsageWithDetails,
-  parseArguments,
   parseDataUrl,
   parseJsonBuffer,
   rejectUnsupportedParams,
@@ -34,10 +33,20 @@ import {
   streamUsageAsked,
   tokenUsage,
   unsupported,
-  unsupportedContent,
   openAIEmbeddingsAnswer,
 } from './common';
 import { vertexModelPath } from './anthropic';
+import { type ChatContent, emptyAssistant, imageUrlOf, readChatMessages, unsupportedPart } from './openai-chat-reader';
+import type {
+  GeminiContent,
+  GeminiGenerationConfig,
+  GeminiPart,
+  GeminiRequest,
+  GeminiTool,
+  GeminiToolConfig,
+  GeminiUsageMetadata,
+} from './wire/gemini';
+import type { Untrusted } from './wire/untrusted';
 import * as crypto from 'node:crypto';
 
 const BACKEND = 'GCPVertexAI';
@@ -74,8 +83,7 @@ const MIME_BY_EXTENSION: Record<string, string> = {
   mp4: 'video/mp4',
 };
 
-function mediaPart(url: unknown, param: string): JsonObject {
-  if (typeof url !== 'string') throw invalid(`${param} must be a string`, param);
+function mediaPart(url: string, param: string): GeminiPart {
   const data = parseDataUrl(url);
   if (data) return { inlineData: { mimeType: data.mediaType, data: data.data } };
   const extension = /\.([a-z0-9]+)(?:[?#].*)?$/i.exec(url)?.[1]?.toLowerCase();
@@ -85,9 +93,9 @@ function mediaPart(url: unknown, param: string): JsonObject {
   return { fileData: { mimeType, fileUri: url } };
 }
 
-export function openAIChatToGemini(body: JsonObject): JsonObject {
+export function openAIChatToGemini(body: JsonObject): GeminiRequest {
   rejectUnsupportedParams(body, BACKEND, UNSUPPORTED_PARAMS);
-  const generationConfig: JsonObject = {};
+  const generationConfig: GeminiGenerationConfig = {};
   const maxTokens = maxOutputTokens(body, 1);
   if (maxTokens !== undefined) generationConfig.maxOutputTokens = maxTokens;
   const temperature = checkRange(body, 'temperature', 0, 2);
@@ -126,83 +134,62 @@ export function openAIChatToGemini(body: JsonObject): JsonObject {
     generationConfig.thinkingConfig = { thinkingBudget: budget, includeThoughts: budget > 0 };
   }
 
-  const out: JsonObject = {};
   const { system, contents } = convertMessages(body.messages);
-  if (contents.length > 0) out.contents = contents;
   const tools = convertTools(body.tools);
-  if (tools) out.tools = tools;
   const toolConfig = convertToolChoice(body.tool_choice);
-  if (toolConfig) out.toolConfig = toolConfig;
-  out.generationConfig = generationConfig;
+  const out: GeminiRequest = {
+    ...(contents.length > 0 && { contents }),
+    ...(tools && { tools }),
+    ...(toolConfig && { toolConfig }),
+    generationConfig,
+  };
   if (system.length > 0) out.systemInstruction = { parts: system };
   return out;
 }
 
-function convertMessages(value: unknown): { system: JsonObject[]; contents: JsonObject[] } {
-  if (!Array.isArray(value)) throw invalid('messages must be an array', 'messages');
-  const system: JsonObject[] = [];
-  const contents: JsonObject[] = [];
+function convertMessages(value: unknown): { system: GeminiPart[]; contents: GeminiContent[] } {
+  const chat = readChatMessages(value, { cacheMarkers: false });
+  const system: GeminiPart[] = [];
+  for (const message of chat.system) system.push(...textParts(message.content));
+  const contents: GeminiContent[] = [];
   const toolNames = new Map<string, string>();
-  value.forEach((raw, i) => {
-    const message = asObject(raw);
-    if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
-    const param = `messages[${i}].content`;
-    switch (message.role) {
-      case 'system':
-      case 'developer':
-        for (const part of parts(message.content, param, false)) system.push(part);
-        break;
+  for (const turn of chat.turns) {
+    switch (turn.role) {
       case 'user':
-        contents.push({ parts: parts(message.content, param, true), role: 'user' });
+        contents.push({ parts: userParts(turn.content), role: 'user' });
         break;
       case 'assistant': {
-        const modelParts: JsonObject[] = [];
-        if (message.content !== null && message.content !== undefined && message.content !== '')
-          modelParts.push(...parts(message.content, param, false));
-        asArray(message.tool_calls).forEach((call, j) => {
-          const c = asObject(call);
-          const fn = asObject(c?.function);
-          if (!c || !fn || typeof fn.name !== 'string')
-            throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
-          if (typeof c.id === 'string') toolNames.set(c.id, fn.name);
-          modelParts.push({
-            functionCall: {
-              name: fn.name,
-              args: parseArguments(fn.arguments, `messages[${i}].tool_calls[${j}].function.arguments`),
-            },
-          });
-        });
-        if (modelParts.length === 0)
-          throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
+        const modelParts: GeminiPart[] = turn.content === undefined ? [] : textParts(turn.content);
+        for (const call of turn.toolCalls) {
+          if (call.id !== undefined) toolNames.set(call.id, call.name);
+          modelParts.push({ functionCall: { name: call.name, args: call.arguments } });
+        }
+        if (modelParts.length === 0) throw emptyAssistant(turn);
         contents.push({ parts: modelParts, role: 'model' });
         break;
       }
       case 'tool': {
-        const id = asString(message.tool_call_id);
-        const name = id === undefined ? undefined : toolNames.get(id);
+        const name = turn.toolCallId === undefined ? undefined : toolNames.get(turn.toolCallId);
         if (!name)
           throw invalid(
-            `messages[${i}].tool_call_id does not match a tool call of an earlier assistant message`,
-            `messages[${i}].tool_call_id`,
+            `messages[${turn.index}].tool_call_id does not match a tool call of an earlier assistant message`,
+            `messages[${turn.index}].tool_call_id`,
           );
         const text =
-          typeof message.content === 'string'
-            ? message.content
-            : parts(message.content, param, false)
-                .map((p) => String(p.text))
+          typeof turn.content === 'string'
+            ? turn.content
+            : textParts(turn.content)
+                .map((p) => p.text)
                 .join('');
-        const part = { functionResponse: { name, response: functionResponse(text) } };
+        const part: GeminiPart = { functionResponse: { name, response: functionResponse(text) } };
         const last = contents[contents.length - 1];
         // All responses to one model turn go into one user turn.
-        if (last?.role === 'user' && (last.parts as JsonObject[]).every((p) => 'functionResponse' in p))
-          (last.parts as JsonObject[]).push(part);
+        if (last?.role === 'user' && last.parts.every((p) => 'functionResponse' in p)) last.parts.push(part);
         else contents.push({ parts: [part], role: 'user' });
         break;
       }
-      default:
-        throw invalid(`messages[${i}].role ${JSON.stringify(message.role)} is not supported`, `messages[${i}].role`);
     }
-  });
+  }
   return { system, contents };
 }
 
@@ -216,30 +203,37 @@ function functionResponse(text: string): JsonObject {
   return { content: text };
 }
 
-function parts(content: unknown, param: string, allowMedia: boolean): JsonObject[] {
+/** Text and refusal parts (system, assistant and tool messages). */
+function textParts(content: ChatContent): { text: string }[] {
   if (typeof content === 'string') return [{ text: content }];
-  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  return content.map((raw, j) => {
-    const p = asObject(raw);
-    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text };
-    if (p?.type === 'refusal' && typeof p.refusal === 'string') return { text: p.refusal };
-    if (allowMedia && p?.type === 'image_url')
-      return mediaPart(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
-    if (allowMedia && p?.type === 'input_audio') {
-      const audio = asObject(p.input_audio);
-      if (typeof audio?.data !== 'string')
-        throw invalid(`${param}[${j}].input_audio.data must be base64`, `${param}[${j}]`);
-      return { inlineData: { mimeType: `audio/${asString(audio.format) ?? 'wav'}`, data: audio.data } };
-    }
-    if (allowMedia && p?.type === 'file') {
-      const data = parseDataUrl(asString(asObject(p.file)?.file_data) ?? '');
-      if (data) return { inlineData: { mimeType: data.mediaType, data: data.data } };
-    }
-    throw unsupportedContent(`${param}[${j}]`, p?.type);
+  return content.map((part) => {
+    if (part.type === 'text' || part.type === 'refusal') return { text: part.text };
+    throw unsupportedPart(part);
   });
 }
 
-function convertTools(value: unknown): JsonObject[] | undefined {
+/** User content: text, images and other media (URLs by extension or base64 data URLs), audio and files. */
+function userParts(content: ChatContent): GeminiPart[] {
+  if (typeof content === 'string') return [{ text: content }];
+  return content.map((part): GeminiPart => {
+    switch (part.type) {
+      case 'text':
+      case 'refusal':
+        return { text: part.text };
+      case 'image_url':
+        return mediaPart(imageUrlOf(part), `${part.param}.image_url.url`);
+      case 'input_audio':
+        if (part.data === undefined) throw invalid(`${part.param}.input_audio.data must be base64`, part.param);
+        return { inlineData: { mimeType: `audio/${part.format ?? 'wav'}`, data: part.data } };
+      case 'file':
+        if (part.data) return { inlineData: { mimeType: part.data.mediaType, data: part.data.data } };
+        break;
+    }
+    throw unsupportedPart(part);
+  });
+}
+
+function convertTools(value: unknown): GeminiTool[] | undefined {
   if (value === undefined || value === null) return undefined;
   if (!Array.isArray(value)) throw invalid('tools must be an array', 'tools');
   if (value.length === 0) return undefined;
@@ -248,7 +242,7 @@ function convertTools(value: unknown): JsonObject[] | undefined {
     const fn = asObject(t?.function);
     if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
       throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
-    const out: JsonObject = { name: fn.name };
+    const out: GeminiTool['functionDeclarations'][number] = { name: fn.name };
     if (typeof fn.description === 'string') out.description = fn.description;
     if (isObject(fn.parameters)) out.parameters = fn.parameters;
     return out;
@@ -256,7 +250,7 @@ function convertTools(value: unknown): JsonObject[] | undefined {
   return [{ functionDeclarations: declarations }];
 }
 
-function convertToolChoice(choice: unknown): JsonObject | undefined {
+function convertToolChoice(choice: unknown): GeminiToolConfig | undefined {
   if (choice === undefined || choice === null) return undefined;
   if (choice === 'auto') return { functionCallingConfig: { mode: 'AUTO' } };
   if (choice === 'required') return { functionCallingConfig: { mode: 'ANY' } };
@@ -283,7 +277,7 @@ export function geminiFinishReason(reason: unknown, hasToolCalls: boolean): stri
   }
 }
 
-export function geminiUsage(metadata: JsonObject | undefined): OpenAIUsageShape {
+export function geminiUsage(metadata: Untrusted<GeminiUsageMetadata> | undefined): OpenAIUsageShape {
   const thoughts = count(metadata?.thoughtsTokenCount);
   return {
     prompt: count(metadata?.promptTokenCount) + count(metadata?.toolUsePromptTokenCount),

@@ -27,21 +27,44 @@ import {
   maxOutputTokens,
   OpenAIUsageShape,
   openAIUsageWithDetails,
-  parseArguments,
   parseDataUrl,
   parseJsonBuffer,
   rejectUnsupportedParams,
   sseData,
+  type CacheControl,
   strictTool,
   tokenUsage,
   unsupported,
   unsupportedContent,
 } from './common';
+import {
+  type ChatContent,
+  type ChatImagePart,
+  type ChatPart,
+  emptyAssistant,
+  imageUrlOf,
+  readChatMessages,
+  requiredToolCallId,
+  unsupportedPart,
+} from './openai-chat-reader';
+import type {
+  AnthropicContentBlock,
+  AnthropicDocumentBlock,
+  AnthropicImageBlock,
+  AnthropicMessage,
+  AnthropicMessagesRequest,
+  AnthropicTextBlock,
+  AnthropicTool,
+  AnthropicToolChoice,
+  AnthropicToolResultBlock,
+  AnthropicUsage,
+} from './wire/anthropic-messages';
+import type { Untrusted } from './wire/untrusted';
 
 const BACKEND = 'Anthropic';
 
 /** The Anthropic Messages body for an OpenAI chat request (no `model`, `stream` or version fields). */
-export function openAIChatToAnthropic(body: JsonObject): JsonObject {
+export function openAIChatToAnthropic(body: JsonObject): AnthropicMessagesRequest {
   rejectUnsupportedParams(body, BACKEND, ALL_OPENAI_ONLY_PARAMS);
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw unsupported('n', BACKEND, 'only n=1 is possible');
   const modalities = body.modalities;
@@ -49,12 +72,10 @@ export function openAIChatToAnthropic(body: JsonObject): JsonObject {
     throw unsupported('modalities', BACKEND, 'only text output');
   const jsonSchema = claudeJsonSchemaFormat(body, BACKEND);
 
-  const out: JsonObject = {};
   // Anthropic requires max_tokens; without one the provider answers with its own clear 400.
-  out.max_tokens = maxOutputTokens(body, 0) ?? 0;
-
+  const maxTokens = maxOutputTokens(body, 0) ?? 0;
   const { system, messages } = convertMessages(body.messages);
-  out.messages = messages;
+  const out: AnthropicMessagesRequest = { max_tokens: maxTokens, messages };
   if (system.length > 0) out.system = system;
 
   const temperature = checkRange(body, 'temperature', 0, 1);
@@ -84,155 +105,109 @@ export function openAIChatToAnthropic(body: JsonObject): JsonObject {
   return out;
 }
 
-function convertMessages(value: unknown): { system: JsonObject[]; messages: JsonObject[] } {
-  if (!Array.isArray(value)) throw invalid('messages must be an array', 'messages');
-  const system: JsonObject[] = [];
-  const messages: JsonObject[] = [];
-  const push = (role: 'user' | 'assistant', blocks: JsonObject[], mergeToolResults: boolean) => {
+function convertMessages(value: unknown): { system: AnthropicTextBlock[]; messages: AnthropicMessage[] } {
+  const chat = readChatMessages(value, { cacheMarkers: true });
+  const system: AnthropicTextBlock[] = [];
+  for (const message of chat.system) system.push(...marked(textBlocks(message.content), message.cache));
+  const messages: AnthropicMessage[] = [];
+  const push = (role: 'user' | 'assistant', blocks: AnthropicContentBlock[], mergeToolResults: boolean) => {
     const last = messages[messages.length - 1];
-    if (
-      mergeToolResults &&
-      last?.role === 'user' &&
-      (last.content as JsonObject[]).every((b) => b.type === 'tool_result')
-    ) {
-      (last.content as JsonObject[]).push(...blocks);
+    if (mergeToolResults && last?.role === 'user' && last.content.every((b): boolean => b.type === 'tool_result')) {
+      last.content.push(...blocks);
       return;
     }
     messages.push({ role, content: blocks });
   };
-  value.forEach((raw, i) => {
-    const message = asObject(raw);
-    if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
-    const param = `messages[${i}].content`;
-    // A breakpoint on the message itself marks its last block (string content has no part to carry one).
-    const messageCache = cacheControlOf(message, `messages[${i}]`);
-    const marked = (blocks: JsonObject[]): JsonObject[] => {
-      if (messageCache && blocks.length > 0) blocks[blocks.length - 1].cache_control = messageCache;
-      return blocks;
-    };
-    switch (message.role) {
-      case 'system':
-      case 'developer':
-        system.push(...marked(textBlocks(message.content, param)));
-        break;
+  for (const turn of chat.turns) {
+    switch (turn.role) {
       case 'user':
-        push('user', marked(userBlocks(message.content, param)), false);
+        push('user', marked(userBlocks(turn.content), turn.cache), false);
         break;
       case 'assistant': {
-        const blocks: JsonObject[] = [];
-        if (
-          typeof message.reasoning_content === 'string' &&
-          message.reasoning_content !== '' &&
-          typeof message.reasoning_signature === 'string'
-        ) {
-          blocks.push({
-            type: 'thinking',
-            thinking: message.reasoning_content,
-            signature: message.reasoning_signature,
-          });
-        }
-        if (message.content !== null && message.content !== undefined && message.content !== '')
-          blocks.push(...textBlocks(message.content, param));
-        asArray(message.tool_calls).forEach((call, j) => {
-          const c = asObject(call);
-          const fn = asObject(c?.function);
-          if (!c || !fn || typeof fn.name !== 'string')
-            throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
-          blocks.push({
-            type: 'tool_use',
-            id: asString(c.id) ?? '',
-            name: fn.name,
-            input: parseArguments(fn.arguments, `messages[${i}].tool_calls[${j}].function.arguments`),
-          });
-        });
-        if (blocks.length === 0) throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
-        push('assistant', marked(blocks), false);
+        const blocks: AnthropicContentBlock[] = [];
+        if (turn.reasoning && turn.reasoning.text !== '')
+          blocks.push({ type: 'thinking', thinking: turn.reasoning.text, signature: turn.reasoning.signature });
+        if (turn.content !== undefined) blocks.push(...textBlocks(turn.content));
+        for (const call of turn.toolCalls)
+          blocks.push({ type: 'tool_use', id: call.id ?? '', name: call.name, input: call.arguments });
+        if (blocks.length === 0) throw emptyAssistant(turn);
+        push('assistant', marked(blocks, turn.cache), false);
         break;
       }
       case 'tool': {
-        const id = asString(message.tool_call_id);
-        if (!id)
-          throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
-        push(
-          'user',
-          marked([
-            {
-              type: 'tool_result',
-              tool_use_id: id,
-              is_error: false,
-              content: toolResultContent(message.content, param),
-            },
-          ]),
-          true,
-        );
+        const id = requiredToolCallId(turn);
+        const result: AnthropicToolResultBlock = {
+          type: 'tool_result',
+          tool_use_id: id,
+          is_error: false,
+          content: toolResultContent(turn.content),
+        };
+        push('user', marked([result], turn.cache), true);
         break;
       }
-      default:
-        throw invalid(`messages[${i}].role ${JSON.stringify(message.role)} is not supported`, `messages[${i}].role`);
     }
-  });
+  }
   return { system, messages };
 }
 
+/** A breakpoint on the message itself marks its last block (string content has no part to carry one). */
+function marked<T extends { cache_control?: CacheControl }>(blocks: T[], cache: CacheControl | undefined): T[] {
+  if (cache && blocks.length > 0) blocks[blocks.length - 1].cache_control = cache;
+  return blocks;
+}
+
 /** Content parts -> Anthropic blocks, each part's `cache_control` carried onto its block. */
-function partBlocks(
-  content: unknown,
-  param: string,
-  convert: (part: JsonObject | undefined, param: string) => JsonObject,
-): JsonObject[] {
+function partBlocks<T extends { cache_control?: CacheControl }>(
+  content: ChatContent,
+  convert: (part: ChatPart) => T | AnthropicTextBlock,
+): (T | AnthropicTextBlock)[] {
   if (typeof content === 'string') return [{ text: content, type: 'text' }];
-  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  return content.map((part, j) => {
-    const p = asObject(part);
-    const block = convert(p, `${param}[${j}]`);
-    const cache = cacheControlOf(p, `${param}[${j}]`);
-    if (cache) block.cache_control = cache;
+  return content.map((part) => {
+    const block = convert(part);
+    if (part.cache) block.cache_control = part.cache;
     return block;
   });
 }
 
-function textBlocks(content: unknown, param: string): JsonObject[] {
-  return partBlocks(content, param, (p, partParam) => {
-    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
-    if (p?.type === 'refusal' && typeof p.refusal === 'string') return { text: p.refusal, type: 'text' };
-    throw unsupportedContent(partParam, p?.type);
+function textBlocks(content: ChatContent): AnthropicTextBlock[] {
+  return partBlocks<AnthropicTextBlock>(content, (part) => {
+    if (part.type === 'text' || part.type === 'refusal') return { text: part.text, type: 'text' };
+    throw unsupportedPart(part);
   });
 }
 
-function userBlocks(content: unknown, param: string): JsonObject[] {
-  return partBlocks(content, param, (p, partParam) => {
-    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
-    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${partParam}.image_url.url`);
-    if (p?.type === 'file') {
-      const file = asObject(p.file);
-      const data = asString(file?.file_data);
-      const parsed = data ? parseDataUrl(data) : undefined;
-      if (parsed?.mediaType === 'application/pdf') {
-        return { type: 'document', source: { type: 'base64', media_type: parsed.mediaType, data: parsed.data } };
+function userBlocks(content: ChatContent): AnthropicContentBlock[] {
+  return partBlocks<AnthropicImageBlock | AnthropicDocumentBlock>(content, (part) => {
+    if (part.type === 'text') return { text: part.text, type: 'text' };
+    if (part.type === 'image_url') return imageBlock(part);
+    if (part.type === 'file') {
+      if (part.data?.mediaType === 'application/pdf') {
+        return { type: 'document', source: { type: 'base64', media_type: part.data.mediaType, data: part.data.data } };
       }
-      throw unsupportedContent(partParam, 'file (only base64 PDF data URLs)');
+      throw unsupportedContent(part.param, 'file (only base64 PDF data URLs)');
     }
-    throw unsupportedContent(partParam, p?.type);
+    throw unsupportedPart(part);
   });
 }
 
-function imageBlock(url: unknown, param: string): JsonObject {
-  if (typeof url !== 'string') throw invalid(`${param} must be a string`, param);
+function imageBlock(part: ChatImagePart): AnthropicImageBlock {
+  const url = imageUrlOf(part);
   const data = parseDataUrl(url);
   if (data) return { type: 'image', source: { type: 'base64', media_type: data.mediaType, data: data.data } };
   if (url.startsWith('https://') || url.startsWith('http://')) return { type: 'image', source: { type: 'url', url } };
+  const param = `${part.param}.image_url.url`;
   throw invalid(`${param} must be an http(s) URL or a base64 data URL`, param);
 }
 
-function toolResultContent(content: unknown, param: string): JsonObject[] {
-  return partBlocks(content, param, (p, partParam) => {
-    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
-    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${partParam}.image_url.url`);
-    throw unsupportedContent(partParam, p?.type);
+function toolResultContent(content: ChatContent): (AnthropicTextBlock | AnthropicImageBlock)[] {
+  return partBlocks<AnthropicImageBlock>(content, (part) => {
+    if (part.type === 'text') return { text: part.text, type: 'text' };
+    if (part.type === 'image_url') return imageBlock(part);
+    throw unsupportedPart(part);
   });
 }
 
-function convertTools(value: unknown): JsonObject[] | undefined {
+function convertTools(value: unknown): AnthropicTool[] | undefined {
   if (value === undefined || value === null) return undefined;
   if (!Array.isArray(value)) throw invalid('tools must be an array', 'tools');
   return value.map((tool, i) => {
@@ -240,9 +215,12 @@ function convertTools(value: unknown): JsonObject[] | undefined {
     const fn = asObject(t?.function);
     if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
       throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
-    const out: JsonObject = { name: fn.name };
-    if (typeof fn.description === 'string') out.description = fn.description;
-    out.input_schema = isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} };
+    const description = typeof fn.description === 'string' ? fn.description : undefined;
+    const inputSchema = isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} };
+    const out: AnthropicTool =
+      description === undefined
+        ? { name: fn.name, input_schema: inputSchema }
+        : { name: fn.name, description, input_schema: inputSchema };
     if (strictTool(fn)) out.strict = true;
     const cache = cacheControlOf(t, `tools[${i}]`) ?? cacheControlOf(fn, `tools[${i}].function`);
     if (cache) out.cache_control = cache;
@@ -250,8 +228,8 @@ function convertTools(value: unknown): JsonObject[] | undefined {
   });
 }
 
-function convertToolChoice(choice: unknown, parallel: unknown): JsonObject | undefined {
-  let out: JsonObject | undefined;
+function convertToolChoice(choice: unknown, parallel: unknown): AnthropicToolChoice | undefined {
+  let out: AnthropicToolChoice | undefined;
   if (choice === undefined || choice === null) out = parallel === false ? { type: 'auto' } : undefined;
   else if (choice === 'auto') out = { type: 'auto' };
   else if (choice === 'required') out = { type: 'any' };
@@ -300,18 +278,17 @@ export const NO_COUNTS: Readonly<AnthropicCounts> = Object.freeze({
 /** Merges an Anthropic `usage` object into earlier counts: fields present win. */
 export function mergeAnthropicUsage(
   previous: Readonly<AnthropicCounts>,
-  usage: JsonObject | undefined,
+  usage: Untrusted<AnthropicUsage> | undefined,
 ): AnthropicCounts {
   if (!usage) return { ...previous };
-  const pick = (key: string, old: number) => (typeof usage[key] === 'number' ? count(usage[key]) : old);
+  const creation: Untrusted<NonNullable<AnthropicUsage['cache_creation']>> | undefined = asObject(usage.cache_creation);
+  const pick = (key: keyof AnthropicUsage, old: number) => (typeof usage[key] === 'number' ? count(usage[key]) : old);
   return {
     input: pick('input_tokens', previous.input),
     output: pick('output_tokens', previous.output),
     cacheRead: pick('cache_read_input_tokens', previous.cacheRead),
     cacheCreation: pick('cache_creation_input_tokens', previous.cacheCreation),
-    cacheCreation1h: isObject(usage.cache_creation)
-      ? count(usage.cache_creation.ephemeral_1h_input_tokens)
-      : previous.cacheCreation1h,
+    cacheCreation1h: creation ? count(creation.ephemeral_1h_input_tokens) : previous.cacheCreation1h,
   };
 }
 

@@ -1,0 +1,59 @@
+/**
+ * Vertex AI Gemini wire shapes (`:generateContent`, `:streamGenerateContent?alt=sse`): the request the OpenAI chat
+ * translator writes and the usage it reads. Type aliases rather than interfaces, so a value stays assignable to a
+ * plain JSON object.
+ */
+
+export type GeminiPart =
+  | { text: string }
+  | { inlineData: { mimeType: string; data: string } }
+  | { fileData: { mimeType: string; fileUri: string } }
+  | { functionCall: { name: string; args: Record<string, unknown> } }
+  | { functionResponse: { name: string; response: Record<string, unknown> } };
+
+export type GeminiContent = { parts: GeminiPart[]; role: 'user' | 'model' };
+
+export type GeminiFunctionDeclaration = {
+  name: string;
+  description?: string;
+  parameters?: Record<string, unknown>;
+};
+
+export type GeminiTool = { functionDeclarations: GeminiFunctionDeclaration[] };
+
+export type GeminiToolConfig = {
+  functionCallingConfig: { mode: 'AUTO' | 'ANY' | 'NONE'; allowedFunctionNames?: string[] };
+};
+
+export type GeminiGenerationConfig = {
+  maxOutputTokens?: number;
+  temperature?: number;
+  topP?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  seed?: number;
+  candidateCount?: number;
+  stopSequences?: string[];
+  responseMimeType?: 'application/json';
+  responseJsonSchema?: Record<string, unknown>;
+  thinkingConfig?: { thinkingBudget: number; includeThoughts: boolean };
+};
+
+/** The generateContent request body (the model is in the path). */
+export type GeminiRequest = {
+  contents?: GeminiContent[];
+  tools?: GeminiTool[];
+  toolConfig?: GeminiToolConfig;
+  generationConfig: GeminiGenerationConfig;
+  systemInstruction?: { parts: GeminiPart[] };
+};
+
+/** `usageMetadata`: completion = candidates + thoughts. */
+export type GeminiUsageMetadata = {
+  promptTokenCount?: number;
+  toolUsePromptTokenCount?: number;
+  candidatesTokenCount?: number;
+  thoughtsTokenCount?: number;
+  cachedContentTokenCount?: number;
+  totalTokenCount?: number;
+};

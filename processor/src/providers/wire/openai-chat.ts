@@ -1,0 +1,92 @@
+/**
+ * OpenAI Chat Completions wire shapes (`POST /v1/chat/completions`): what the translators write to OpenAI chat
+ * clients (completions, chunks, usage) and the request parts the chat reader (../openai-chat-reader.ts) reads.
+ * Type aliases rather than interfaces, so a value stays assignable to a plain JSON object.
+ */
+
+/** A prompt-cache breakpoint as Anthropic documents it, which OpenAI-compatible gateways read on chat parts too. */
+export type CacheControl = {
+  type: 'ephemeral';
+  ttl?: '5m' | '1h';
+};
+
+/** A function tool call as an assistant message (request) or a completion (response) carries it. */
+export type ChatToolCall = {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+};
+
+/** `usage.prompt_tokens_details` / `completion_tokens_details`. */
+export type ChatUsage = {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  completion_tokens_details?: { reasoning_tokens?: number };
+  prompt_tokens_details?: { cached_tokens?: number };
+};
+
+/** The assistant message of a `chat.completion` choice, with the vendor reasoning fields some gateways add. */
+export type ChatResponseMessage = {
+  role: 'assistant';
+  content?: string;
+  reasoning_content?: string;
+  /** Sent back with the reasoning on the next turn (Claude checks it). */
+  reasoning_signature?: string;
+  tool_calls?: ChatToolCall[];
+};
+
+export type ChatChoice = {
+  index: number;
+  message: ChatResponseMessage;
+  finish_reason: string;
+};
+
+/** A `chat.completion` object. Gemini answers may lack `id` and `created`. */
+export type ChatCompletion = {
+  id?: string;
+  object: 'chat.completion';
+  created?: number;
+  model: string;
+  choices: ChatChoice[];
+  usage: ChatUsage;
+};
+
+/** A streamed tool call: the first chunk names it, later ones carry `arguments` pieces with `id: null`. */
+export type ChatToolCallDelta = {
+  index: number;
+  id?: string | null;
+  type?: 'function';
+  function: { name: string; arguments: string };
+};
+
+export type ChatDelta = {
+  role?: 'assistant';
+  content?: string;
+  reasoning_content?: string;
+  reasoning_signature?: string;
+  tool_calls?: ChatToolCallDelta[] | ChatToolCall[];
+};
+
+export type ChatChunkChoice = {
+  index: number;
+  delta: ChatDelta;
+  finish_reason?: string;
+};
+
+/** A `chat.completion.chunk` event; the usage chunk has `choices: []`. */
+export type ChatChunk = {
+  id: string;
+  choices: ChatChunkChoice[];
+  created: number;
+  model: string;
+  service_tier?: string;
+  object: 'chat.completion.chunk';
+  usage?: ChatUsage;
+};
+
+/** An error sent in-band in a stream (and the OpenAI error envelope). */
+export type ChatStreamError = {
+  type: 'error';
+  error: { type: string; code: string; message: string };
+};
