@@ -38,7 +38,6 @@ import {
   sseData,
   sseEvent,
   streamUsageAsked,
-  strictTool,
   tokenUsage,
   unsupported,
   unsupportedContent,
@@ -49,6 +48,9 @@ import {
   emptyAssistant,
   imageUrlOf,
   readChatMessages,
+  readChatTools,
+  readStop,
+  readToolChoice,
   requiredToolCallId,
   unsupportedPart,
 } from './openai-chat-reader';
@@ -109,11 +111,8 @@ export function openAIChatToConverse(body: JsonObject, model = asString(body.mod
   if (temperature !== undefined) inferenceConfig.temperature = temperature;
   const topP = checkRange(body, 'top_p', 0, 1);
   if (topP !== undefined) inferenceConfig.topP = topP;
-  const stop = body.stop;
-  if (typeof stop === 'string') inferenceConfig.stopSequences = [stop];
-  else if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) {
-    if (stop.length > 0) inferenceConfig.stopSequences = stop;
-  } else if (stop !== undefined && stop !== null) throw invalid('stop must be a string or an array of strings', 'stop');
+  const stop = readStop(body.stop);
+  if (stop) inferenceConfig.stopSequences = stop;
 
   const { system, messages } = convertMessages(body.messages);
   const out: ConverseRequest = { inferenceConfig, messages };
@@ -258,34 +257,26 @@ function userBlocks(content: ChatContent): (ConverseTextBlock | ConverseImageBlo
   });
 }
 
-function convertTools(tools: unknown, choice: unknown): ConverseToolConfig | undefined {
-  if (tools === undefined || tools === null || choice === 'none') return undefined;
-  if (!Array.isArray(tools)) throw invalid('tools must be an array', 'tools');
+function convertTools(value: unknown, choiceValue: unknown): ConverseToolConfig | undefined {
+  if (value === undefined || value === null || choiceValue === 'none') return undefined;
+  const tools = readChatTools(value, BACKEND, { cacheMarkers: true }) ?? [];
   if (tools.length === 0) return undefined;
   const specs: ConverseToolConfig['tools'] = [];
-  tools.forEach((tool, i) => {
-    const t = asObject(tool);
-    const fn = asObject(t?.function);
-    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
-      throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
-    const inputSchema = { json: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} } };
+  for (const tool of tools) {
+    const inputSchema = { json: tool.parameters ?? { type: 'object', properties: {} } };
     const spec: ConverseToolSpec['toolSpec'] =
-      typeof fn.description === 'string'
-        ? { name: fn.name, description: fn.description, inputSchema }
-        : { name: fn.name, inputSchema };
-    if (strictTool(fn)) spec.strict = true;
+      tool.description === undefined
+        ? { name: tool.name, inputSchema }
+        : { name: tool.name, description: tool.description, inputSchema };
+    if (tool.strict) spec.strict = true;
     specs.push({ toolSpec: spec });
-    const cache = cacheControlOf(t, `tools[${i}]`) ?? cacheControlOf(fn, `tools[${i}].function`);
-    if (cache) specs.push(converseCachePoint(cache));
-  });
+    if (tool.cache) specs.push(converseCachePoint(tool.cache));
+  }
   const config: ConverseToolConfig = { tools: specs };
+  const choice = readToolChoice(choiceValue);
   if (choice === 'auto') config.toolChoice = { auto: {} };
   else if (choice === 'required') config.toolChoice = { any: {} };
-  else if (choice !== undefined && choice !== null) {
-    const name = asString(asObject(asObject(choice)?.function)?.name);
-    if (!name) throw invalid('tool_choice must be "auto", "required", "none" or a function', 'tool_choice');
-    config.toolChoice = { tool: { name } };
-  }
+  else if (typeof choice === 'object') config.toolChoice = { tool: { name: choice.name } };
   return config;
 }
 

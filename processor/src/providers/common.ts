@@ -211,11 +211,6 @@ export function claudeThinking(body: JsonObject): JsonObject | undefined {
   return { type: 'enabled', budget_tokens: Math.min(CLAUDE_THINKING_BUDGET[effort], maxTokens - 1) };
 }
 
-/** A function tool's `strict: true` (OpenAI) as Anthropic's and Bedrock's strict tool use. */
-export function strictTool(fn: JsonObject): boolean {
-  return fn.strict === true;
-}
-
 /** `max_completion_tokens`, or the older `max_tokens`, when set; at least `min`. */
 export function maxOutputTokens(body: JsonObject, min: 0 | 1): number | undefined {
   const value = body.max_completion_tokens ?? body.max_tokens;

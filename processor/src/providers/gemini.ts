@@ -36,7 +36,16 @@ import {
   openAIEmbeddingsAnswer,
 } from './common';
 import { vertexModelPath } from './anthropic';
-import { type ChatContent, emptyAssistant, imageUrlOf, readChatMessages, unsupportedPart } from './openai-chat-reader';
+import {
+  type ChatContent,
+  emptyAssistant,
+  imageUrlOf,
+  readChatMessages,
+  readChatTools,
+  readStop,
+  readToolChoice,
+  unsupportedPart,
+} from './openai-chat-reader';
 import type {
   GeminiContent,
   GeminiGenerationConfig,
@@ -112,11 +121,8 @@ export function openAIChatToGemini(body: JsonObject): GeminiRequest {
       throw invalid('n must be a positive integer', 'n');
     if (body.n !== 1) generationConfig.candidateCount = body.n;
   }
-  const stop = body.stop;
-  if (typeof stop === 'string') generationConfig.stopSequences = [stop];
-  else if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) {
-    if (stop.length > 0) generationConfig.stopSequences = stop;
-  } else if (stop !== undefined && stop !== null) throw invalid('stop must be a string or an array of strings', 'stop');
+  const stop = readStop(body.stop);
+  if (stop) generationConfig.stopSequences = stop;
   const format = asObject(body.response_format);
   if (format?.type === 'json_object') generationConfig.responseMimeType = 'application/json';
   else if (format?.type === 'json_schema') {
@@ -234,30 +240,24 @@ function userParts(content: ChatContent): GeminiPart[] {
 }
 
 function convertTools(value: unknown): GeminiTool[] | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (!Array.isArray(value)) throw invalid('tools must be an array', 'tools');
-  if (value.length === 0) return undefined;
-  const declarations = value.map((tool, i) => {
-    const t = asObject(tool);
-    const fn = asObject(t?.function);
-    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
-      throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
-    const out: GeminiTool['functionDeclarations'][number] = { name: fn.name };
-    if (typeof fn.description === 'string') out.description = fn.description;
-    if (isObject(fn.parameters)) out.parameters = fn.parameters;
+  const tools = readChatTools(value, BACKEND, { cacheMarkers: false });
+  if (!tools || tools.length === 0) return undefined;
+  const declarations = tools.map((tool) => {
+    const out: GeminiTool['functionDeclarations'][number] = { name: tool.name };
+    if (tool.description !== undefined) out.description = tool.description;
+    if (tool.parameters) out.parameters = tool.parameters;
     return out;
   });
   return [{ functionDeclarations: declarations }];
 }
 
-function convertToolChoice(choice: unknown): GeminiToolConfig | undefined {
-  if (choice === undefined || choice === null) return undefined;
+function convertToolChoice(value: unknown): GeminiToolConfig | undefined {
+  const choice = readToolChoice(value);
+  if (choice === undefined) return undefined;
   if (choice === 'auto') return { functionCallingConfig: { mode: 'AUTO' } };
   if (choice === 'required') return { functionCallingConfig: { mode: 'ANY' } };
   if (choice === 'none') return { functionCallingConfig: { mode: 'NONE' } };
-  const name = asString(asObject(asObject(choice)?.function)?.name);
-  if (!name) throw invalid('tool_choice must be "auto", "required", "none" or a function', 'tool_choice');
-  return { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: [name] } };
+  return { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: [choice.name] } };
 }
 
 export function geminiFinishReason(reason: unknown, hasToolCalls: boolean): string {

@@ -16,6 +16,7 @@ import {
   type JsonObject,
   parseArguments,
   parseDataUrl,
+  unsupported,
   unsupportedContent,
 } from './common';
 import type { CacheControl } from './wire/openai-chat';
@@ -253,4 +254,60 @@ export function requiredToolCallId(turn: ChatToolTurn): string {
       `messages[${turn.index}].tool_call_id`,
     );
   return turn.toolCallId;
+}
+
+/** A function tool of `tools`. */
+export interface ChatFunctionTool {
+  name: string;
+  description: string | undefined;
+  /** `function.parameters` when it is an object. */
+  parameters: JsonObject | undefined;
+  /** `function.strict: true`. */
+  strict: boolean;
+  /** The tool's (or its `function`'s) `cache_control`, when the reader is asked for cache markers. */
+  cache: CacheControl | undefined;
+}
+
+/** `tools` (undefined when absent or null): 400 when not an array, 422 for a tool that is not a function. */
+export function readChatTools(
+  value: unknown,
+  backend: string,
+  options: ChatReadOptions,
+): ChatFunctionTool[] | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!Array.isArray(value)) throw invalid('tools must be an array', 'tools');
+  return value.map((tool, i) => {
+    const t = asObject(tool);
+    const fn = asObject(t?.function);
+    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
+      throw unsupported(`tools[${i}]`, backend, 'only function tools');
+    return {
+      name: fn.name,
+      description: asString(fn.description),
+      parameters: asObject(fn.parameters),
+      strict: fn.strict === true,
+      cache: options.cacheMarkers
+        ? (cacheControlOf(t, `tools[${i}]`) ?? cacheControlOf(fn, `tools[${i}].function`))
+        : undefined,
+    };
+  });
+}
+
+/** `tool_choice`: a mode, or the one function to call; undefined when absent or null. */
+export type ChatToolChoice = 'auto' | 'required' | 'none' | { name: string };
+
+export function readToolChoice(choice: unknown): ChatToolChoice | undefined {
+  if (choice === undefined || choice === null) return undefined;
+  if (choice === 'auto' || choice === 'required' || choice === 'none') return choice;
+  const name = asString(asObject(asObject(choice)?.function)?.name);
+  if (!name) throw invalid('tool_choice must be "auto", "required", "none" or a function', 'tool_choice');
+  return { name };
+}
+
+/** `stop` as a list of stop sequences; undefined when absent, null or empty. */
+export function readStop(stop: unknown): string[] | undefined {
+  if (typeof stop === 'string') return [stop];
+  if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) return stop.length > 0 ? stop : undefined;
+  if (stop !== undefined && stop !== null) throw invalid('stop must be a string or an array of strings', 'stop');
+  return undefined;
 }

@@ -12,7 +12,6 @@ import {
   asNumber,
   asObject,
   asString,
-  cacheControlOf,
   checkRange,
   ChunkWriter,
   claudeJsonSchemaFormat,
@@ -32,7 +31,6 @@ import {
   rejectUnsupportedParams,
   sseData,
   type CacheControl,
-  strictTool,
   tokenUsage,
   unsupported,
   unsupportedContent,
@@ -44,6 +42,9 @@ import {
   emptyAssistant,
   imageUrlOf,
   readChatMessages,
+  readChatTools,
+  readStop,
+  readToolChoice,
   requiredToolCallId,
   unsupportedPart,
 } from './openai-chat-reader';
@@ -82,13 +83,8 @@ export function openAIChatToAnthropic(body: JsonObject): AnthropicMessagesReques
   if (temperature !== undefined) out.temperature = temperature;
   const topP = checkRange(body, 'top_p', 0, 1);
   if (topP !== undefined) out.top_p = topP;
-  const stop = body.stop;
-  if (typeof stop === 'string') out.stop_sequences = [stop];
-  else if (Array.isArray(stop)) {
-    if (!stop.every((s) => typeof s === 'string'))
-      throw invalid('stop must be a string or an array of strings', 'stop');
-    if (stop.length > 0) out.stop_sequences = stop;
-  } else if (stop !== undefined && stop !== null) throw invalid('stop must be a string or an array of strings', 'stop');
+  const stop = readStop(body.stop);
+  if (stop) out.stop_sequences = stop;
 
   const tools = convertTools(body.tools);
   if (tools) out.tools = tools;
@@ -208,37 +204,26 @@ function toolResultContent(content: ChatContent): (AnthropicTextBlock | Anthropi
 }
 
 function convertTools(value: unknown): AnthropicTool[] | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (!Array.isArray(value)) throw invalid('tools must be an array', 'tools');
-  return value.map((tool, i) => {
-    const t = asObject(tool);
-    const fn = asObject(t?.function);
-    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
-      throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
-    const description = typeof fn.description === 'string' ? fn.description : undefined;
-    const inputSchema = isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} };
+  return readChatTools(value, BACKEND, { cacheMarkers: true })?.map((tool) => {
+    const inputSchema = tool.parameters ?? { type: 'object', properties: {} };
     const out: AnthropicTool =
-      description === undefined
-        ? { name: fn.name, input_schema: inputSchema }
-        : { name: fn.name, description, input_schema: inputSchema };
-    if (strictTool(fn)) out.strict = true;
-    const cache = cacheControlOf(t, `tools[${i}]`) ?? cacheControlOf(fn, `tools[${i}].function`);
-    if (cache) out.cache_control = cache;
+      tool.description === undefined
+        ? { name: tool.name, input_schema: inputSchema }
+        : { name: tool.name, description: tool.description, input_schema: inputSchema };
+    if (tool.strict) out.strict = true;
+    if (tool.cache) out.cache_control = tool.cache;
     return out;
   });
 }
 
-function convertToolChoice(choice: unknown, parallel: unknown): AnthropicToolChoice | undefined {
+function convertToolChoice(value: unknown, parallel: unknown): AnthropicToolChoice | undefined {
+  const choice = readToolChoice(value);
   let out: AnthropicToolChoice | undefined;
-  if (choice === undefined || choice === null) out = parallel === false ? { type: 'auto' } : undefined;
+  if (choice === undefined) out = parallel === false ? { type: 'auto' } : undefined;
   else if (choice === 'auto') out = { type: 'auto' };
   else if (choice === 'required') out = { type: 'any' };
   else if (choice === 'none') out = { type: 'none' };
-  else {
-    const name = asString(asObject(asObject(choice)?.function)?.name);
-    if (!name) throw invalid('tool_choice must be "auto", "required", "none" or a function', 'tool_choice');
-    out = { type: 'tool', name };
-  }
+  else out = { type: 'tool', name: choice.name };
   if (out && parallel === false && out.type !== 'none') out.disable_parallel_tool_use = true;
   return out;
 }

@@ -3,6 +3,9 @@ import {
   emptyAssistant,
   imageUrlOf,
   readChatMessages,
+  readChatTools,
+  readStop,
+  readToolChoice,
   requiredToolCallId,
   type ChatAssistantTurn,
   type ChatImagePart,
@@ -138,5 +141,56 @@ describe('readChatMessages', () => {
     expect(thrown(() => requiredToolCallId(view.turns[1] as ChatToolTurn)).param).toBe('messages[1].tool_call_id');
     const image = (view.turns[2].content as ChatImagePart[])[0];
     expect(thrown(() => imageUrlOf(image)).message).toBe('messages[2].content[0].image_url.url must be a string');
+  });
+});
+
+describe('readChatTools, readToolChoice, readStop', () => {
+  it('reads function tools with their schema, strictness and cache marker', () => {
+    const tools = [
+      { type: 'function', function: { name: 'f', description: 'd', parameters: { type: 'object' }, strict: true } },
+      { type: 'function', function: { name: 'g', cache_control: { type: 'ephemeral', ttl: '5m' } } },
+    ];
+    expect(readChatTools(tools, 'X', { cacheMarkers: true })).toEqual([
+      { name: 'f', description: 'd', parameters: { type: 'object' }, strict: true, cache: undefined },
+      {
+        name: 'g',
+        description: undefined,
+        parameters: undefined,
+        strict: false,
+        cache: { type: 'ephemeral', ttl: '5m' },
+      },
+    ]);
+    expect(readChatTools(tools, 'X', { cacheMarkers: false })?.[1].cache).toBeUndefined();
+    expect(readChatTools(null, 'X', { cacheMarkers: true })).toBeUndefined();
+  });
+
+  it('answers what is not a list of function tools', () => {
+    expect(thrown(() => readChatTools({}, 'X', { cacheMarkers: true })).message).toBe('tools must be an array');
+    const error = thrown(() => readChatTools([{ type: 'web_search' }], 'Backend', { cacheMarkers: true }));
+    expect([error.status, error.param, error.message]).toEqual([
+      422,
+      'tools[0]',
+      'parameter "tools[0]" is not supported by the Backend backend: only function tools',
+    ]);
+  });
+
+  it('reads tool_choice modes and the named function', () => {
+    expect(['auto', 'required', 'none', undefined, null].map(readToolChoice)).toEqual([
+      'auto',
+      'required',
+      'none',
+      undefined,
+      undefined,
+    ]);
+    expect(readToolChoice({ type: 'function', function: { name: 'f' } })).toEqual({ name: 'f' });
+    expect(thrown(() => readToolChoice('any')).param).toBe('tool_choice');
+  });
+
+  it('reads stop as a list, none when empty', () => {
+    expect(readStop('x')).toEqual(['x']);
+    expect(readStop(['a', 'b'])).toEqual(['a', 'b']);
+    expect(readStop([])).toBeUndefined();
+    expect(readStop(null)).toBeUndefined();
+    expect(thrown(() => readStop([1])).message).toBe('stop must be a string or an array of strings');
   });
 });
