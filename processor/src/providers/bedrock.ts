@@ -62,6 +62,9 @@ import type {
   ConverseMessage,
   ConverseOutputConfig,
   ConverseRequest,
+  ConverseResponse,
+  ConverseResponseBlock,
+  ConverseStreamEvent,
   ConverseSystemBlock,
   ConverseTextBlock,
   ConverseToolConfig,
@@ -69,6 +72,8 @@ import type {
   ConverseUsage,
 } from './wire/bedrock-converse';
 import type { Untrusted } from './wire/untrusted';
+import type { ChatChunk, ChatDelta, ChatStreamError, ChatUsage } from './wire/openai-chat';
+import { chatCompletion, ChatMessageBuilder } from './openai-chat-answer';
 
 const BACKEND = 'AWSBedrock';
 
@@ -315,14 +320,29 @@ export function converseUsage(usage: Untrusted<ConverseUsage> | undefined): Open
   };
 }
 
-function openAIUsage(u: OpenAIUsageShape): JsonObject {
-  const out: JsonObject = {
+function openAIUsage(u: OpenAIUsageShape): ChatUsage {
+  const out: ChatUsage = {
     prompt_tokens: u.prompt,
     completion_tokens: u.completion,
     total_tokens: u.prompt + u.completion,
   };
   if (u.cached > 0) out.prompt_tokens_details = { cached_tokens: u.cached };
   return out;
+}
+
+/** The content blocks of a Converse answer (`output.message.content`), none when it has no such list. */
+function converseBlocks(response: Untrusted<ConverseResponse>): unknown[] {
+  const output: Untrusted<ConverseResponse['output']> | undefined = asObject(response.output);
+  const message: Untrusted<ConverseResponse['output']['message']> | undefined = asObject(output?.message);
+  return asArray(message?.content);
+}
+
+type ReasoningText = NonNullable<NonNullable<ConverseResponseBlock['reasoningContent']>['reasoningText']>;
+
+/** A block's `reasoningContent.reasoningText`. */
+function reasoningTextOf(block: Untrusted<ConverseResponseBlock>): Untrusted<ReasoningText> | undefined {
+  const reasoning: Untrusted<ConverseResponseBlock['reasoningContent']> | undefined = asObject(block.reasoningContent);
+  return asObject(reasoning?.reasoningText);
 }
 
 /** Converse response -> OpenAI chat.completion. */
@@ -343,49 +363,31 @@ class ConverseToOpenAIResponse extends ConvertingResponse {
   }
 
   protected convertBody(whole: Buffer): Buffer {
-    const response = asObject(parseJsonBuffer(whole));
+    const response: Untrusted<ConverseResponse> | undefined = asObject(parseJsonBuffer(whole));
     if (!response) return this.unreadable('Bedrock Converse');
-    const message = asObject(asObject(response.output)?.message);
-    let content: string | undefined;
-    let reasoning: string | undefined;
-    let signature: string | undefined;
-    const toolCalls: JsonObject[] = [];
-    for (const raw of asArray(message?.content)) {
-      const block = asObject(raw);
+    const answer = new ChatMessageBuilder();
+    for (const raw of converseBlocks(response)) {
+      const block: Untrusted<ConverseResponseBlock> | undefined = asObject(raw);
       if (!block) continue;
       // Converse may split the answer into several text blocks: all of it is the message content, as in a stream.
-      if (typeof block.text === 'string') content = (content ?? '') + block.text;
-      const reasoningBlock = asObject(asObject(block.reasoningContent)?.reasoningText);
-      const reasoningText = asString(reasoningBlock?.text);
-      if (reasoningText !== undefined) reasoning = (reasoning ?? '') + reasoningText;
-      signature = asString(reasoningBlock?.signature) ?? signature;
-      const toolUse = asObject(block.toolUse);
-      if (toolUse) {
-        toolCalls.push({
-          id: asString(toolUse.toolUseId) ?? '',
-          type: 'function',
-          function: { name: asString(toolUse.name) ?? '', arguments: JSON.stringify(toolUse.input ?? {}) },
-        });
-      }
+      if (typeof block.text === 'string') answer.text(block.text);
+      const reasoning = reasoningTextOf(block);
+      const reasoningText = asString(reasoning?.text);
+      if (reasoningText !== undefined) answer.reasoningText(reasoningText);
+      answer.reasoningSignature(asString(reasoning?.signature));
+      const toolUse: Untrusted<ConverseResponseBlock['toolUse']> | undefined = asObject(block.toolUse);
+      if (toolUse) answer.toolCall(asString(toolUse.toolUseId) ?? '', asString(toolUse.name) ?? '', toolUse.input);
     }
-    const out: JsonObject = { role: 'assistant' };
-    if (content !== undefined) out.content = content;
-    if (reasoning !== undefined) out.reasoning_content = reasoning;
-    // Sent back with the reasoning on the next turn (Claude checks it), as the request side reads it.
-    if (reasoning !== undefined && signature) out.reasoning_signature = signature;
-    if (toolCalls.length > 0) out.tool_calls = toolCalls;
     const usage = converseUsage(asObject(response.usage));
     this.usage = tokenUsage(usage);
-    return Buffer.from(
-      JSON.stringify({
-        id: this.requestId(),
-        object: 'chat.completion',
-        created: this.context.nowSeconds,
-        model: this.context.requestModel,
-        choices: [{ index: 0, message: out, finish_reason: converseFinishReason(response.stopReason) }],
-        usage: openAIUsage(usage),
-      }),
+    const completion = chatCompletion(
+      this.requestId(),
+      this.context,
+      answer.message(),
+      converseFinishReason(response.stopReason),
+      openAIUsage(usage),
     );
+    return Buffer.from(JSON.stringify(completion));
   }
 
   protected streamChunk(chunk: Buffer, endOfStream: boolean): Buffer {
@@ -414,6 +416,22 @@ function streamErrorMessage(error: unknown): string {
 type EventHeaders = Readonly<Record<string, unknown>>;
 
 const EMPTY_ASSISTANT_DELTA = '{"content":"","role":"assistant"}';
+
+type StreamDelta = NonNullable<ConverseStreamEvent['delta']>;
+
+/** A `contentBlockStart` event's `start.toolUse`. */
+function toolUseStartOf(
+  event: Untrusted<ConverseStreamEvent>,
+): Untrusted<NonNullable<ConverseStreamEvent['start']>['toolUse']> | undefined {
+  const start: Untrusted<ConverseStreamEvent['start']> | undefined = asObject(event.start);
+  return asObject(start?.toolUse);
+}
+
+/** A `metadata` event's `serviceTier.type`. */
+function serviceTierOf(event: Untrusted<ConverseStreamEvent>): string | undefined {
+  const tier: Untrusted<ConverseStreamEvent['serviceTier']> | undefined = asObject(event.serviceTier);
+  return asString(tier?.type);
+}
 
 /** In-band exception frames (`:message-type: exception`) -> an error object. */
 function exceptionOf(headers: EventHeaders, payload: Buffer): { type: string; message: string } | undefined {
@@ -450,23 +468,28 @@ export class ConverseStreamToOpenAI {
 
   private readonly writer: ChunkWriter;
 
-  private chunk(delta: JsonObject, finishReason?: string): string {
+  private chunk(delta: ChatDelta, finishReason?: string): string {
     return this.writer.write(JSON.stringify(delta), finishReason);
   }
 
   message(headers: EventHeaders, payload: Buffer): string {
     const exception = exceptionOf(headers, payload);
-    if (exception)
-      return sseData({ type: 'error', error: { type: exception.type, code: '500', message: exception.message } });
+    if (exception) {
+      const error: ChatStreamError = {
+        type: 'error',
+        error: { type: exception.type, code: '500', message: exception.message },
+      };
+      return sseData(error);
+    }
     const eventType = headers[':event-type'];
     if (typeof eventType !== 'string') return '';
-    const event = asObject(parseJsonBuffer(payload));
+    const event: Untrusted<ConverseStreamEvent> | undefined = asObject(parseJsonBuffer(payload));
     if (!event) return '';
     switch (eventType) {
       case 'messageStart':
         return this.writer.write(EMPTY_ASSISTANT_DELTA);
       case 'contentBlockStart': {
-        const toolUse = asObject(asObject(event.start)?.toolUse);
+        const toolUse = toolUseStartOf(event);
         if (!toolUse) return '';
         const toolIndex = this.nextToolIndex++;
         const blockIndex = asNumber(event.contentBlockIndex);
@@ -485,11 +508,11 @@ export class ConverseStreamToOpenAI {
         });
       }
       case 'contentBlockDelta': {
-        const delta = asObject(event.delta);
+        const delta: Untrusted<StreamDelta> | undefined = asObject(event.delta);
         if (!delta) return '';
         if (typeof delta.text === 'string')
           return this.writer.write(`{"content":${JSON.stringify(delta.text)},"role":"assistant"}`);
-        const toolUse = asObject(delta.toolUse);
+        const toolUse: Untrusted<StreamDelta['toolUse']> | undefined = asObject(delta.toolUse);
         if (toolUse) {
           const blockIndex = asNumber(event.contentBlockIndex);
           const toolIndex =
@@ -506,7 +529,7 @@ export class ConverseStreamToOpenAI {
             ],
           });
         }
-        const reasoning = asObject(delta.reasoningContent);
+        const reasoning: Untrusted<StreamDelta['reasoningContent']> | undefined = asObject(delta.reasoningContent);
         if (reasoning && typeof reasoning.text === 'string')
           return this.chunk({ reasoning_content: reasoning.text, role: 'assistant' });
         if (reasoning && typeof reasoning.signature === 'string' && reasoning.signature !== '')
@@ -517,7 +540,7 @@ export class ConverseStreamToOpenAI {
         return this.writer.write(EMPTY_ASSISTANT_DELTA, converseFinishReason(event.stopReason));
       case 'metadata':
         this.usageShape = converseUsage(asObject(event.usage));
-        this.serviceTier = asString(asObject(event.serviceTier)?.type) ?? this.serviceTier;
+        this.serviceTier = serviceTierOf(event) ?? this.serviceTier;
         this.sawMetadata = true;
         return '';
       default:
@@ -533,15 +556,15 @@ export class ConverseStreamToOpenAI {
     this.finished = true;
     let out = '';
     if (this.sawMetadata && this.includeUsage) {
-      const chunk: JsonObject = {
+      const chunk: ChatChunk = {
         id: this.id,
         choices: [],
         created: this.context.nowSeconds,
         model: this.context.requestModel,
+        ...(this.serviceTier !== undefined && { service_tier: this.serviceTier }),
+        object: 'chat.completion.chunk',
+        usage: openAIUsage(this.usageShape),
       };
-      if (this.serviceTier !== undefined) chunk.service_tier = this.serviceTier;
-      chunk.object = 'chat.completion.chunk';
-      chunk.usage = openAIUsage(this.usageShape);
       out += sseData(chunk);
     }
     return `${out}data: [DONE]\n\n`;

@@ -12,7 +12,7 @@ import {
   type TranslationContext,
   type ResponseHeaders,
 } from '../translate/types';
-import type { CacheControl } from './wire/openai-chat';
+import type { CacheControl, ChatUsage } from './wire/openai-chat';
 import type { ConverseCachePoint } from './wire/bedrock-converse';
 
 export type JsonObject = Record<string, unknown>;
@@ -451,7 +451,7 @@ export function tokenUsage(u: OpenAIUsageShape): TokenUsage {
 }
 
 /** OpenAI `usage` with the details objects (always present, possibly empty). */
-export function openAIUsageWithDetails(u: OpenAIUsageShape): JsonObject {
+export function openAIUsageWithDetails(u: OpenAIUsageShape): ChatUsage {
   return {
     prompt_tokens: u.prompt,
     completion_tokens: u.completion,

@@ -54,6 +54,10 @@ import type {
   AnthropicImageBlock,
   AnthropicMessage,
   AnthropicMessagesRequest,
+  AnthropicResponse,
+  AnthropicResponseBlock,
+  AnthropicStreamDelta,
+  AnthropicStreamEvent,
   AnthropicTextBlock,
   AnthropicTool,
   AnthropicToolChoice,
@@ -61,6 +65,8 @@ import type {
   AnthropicUsage,
 } from './wire/anthropic-messages';
 import type { Untrusted } from './wire/untrusted';
+import type { ChatChunk, ChatCompletion, ChatDelta, ChatStreamError } from './wire/openai-chat';
+import { chatCompletion, ChatMessageBuilder } from './openai-chat-answer';
 
 const BACKEND = 'Anthropic';
 
@@ -266,7 +272,7 @@ export function mergeAnthropicUsage(
   usage: Untrusted<AnthropicUsage> | undefined,
 ): AnthropicCounts {
   if (!usage) return { ...previous };
-  const creation: Untrusted<NonNullable<AnthropicUsage['cache_creation']>> | undefined = asObject(usage.cache_creation);
+  const creation: Untrusted<AnthropicUsage['cache_creation']> | undefined = asObject(usage.cache_creation);
   const pick = (key: keyof AnthropicUsage, old: number) => (typeof usage[key] === 'number' ? count(usage[key]) : old);
   return {
     input: pick('input_tokens', previous.input),
@@ -291,45 +297,30 @@ export function anthropicUsage(c: Readonly<AnthropicCounts>): OpenAIUsageShape {
 
 /** An Anthropic message (JSON) -> OpenAI chat.completion. */
 export function anthropicMessageToOpenAI(
-  message: JsonObject,
+  message: Untrusted<AnthropicResponse>,
   context: TranslationContext,
-): { body: JsonObject; usage: OpenAIUsageShape } {
-  let text: string | undefined;
-  let reasoning: string | undefined;
-  let signature: string | undefined;
-  const toolCalls: JsonObject[] = [];
+): { body: ChatCompletion; usage: OpenAIUsageShape } {
+  const answer = new ChatMessageBuilder();
   for (const raw of asArray(message.content)) {
-    const block = asObject(raw);
+    const block: Untrusted<AnthropicResponseBlock> | undefined = asObject(raw);
     if (!block) continue;
-    if (block.type === 'text') text = (text ?? '') + (asString(block.text) ?? '');
+    if (block.type === 'text') answer.text(asString(block.text) ?? '');
     else if (block.type === 'thinking') {
-      reasoning = (reasoning ?? '') + (asString(block.thinking) ?? '');
-      signature = asString(block.signature) ?? signature;
-    } else if (block.type === 'redacted_thinking') continue;
-    else if (block.type === 'tool_use' || block.type === 'server_tool_use') {
-      toolCalls.push({
-        id: asString(block.id) ?? '',
-        type: 'function',
-        function: { name: asString(block.name) ?? '', arguments: JSON.stringify(block.input ?? {}) },
-      });
-    }
+      answer.reasoningText(asString(block.thinking) ?? '');
+      answer.reasoningSignature(asString(block.signature));
+    } else if (block.type === 'tool_use' || block.type === 'server_tool_use')
+      answer.toolCall(asString(block.id) ?? '', asString(block.name) ?? '', block.input);
   }
-  const out: JsonObject = { role: 'assistant' };
-  if (text !== undefined) out.content = text;
-  if (reasoning !== undefined) out.reasoning_content = reasoning;
-  // Sent back with the reasoning on the next turn (Claude checks it), as the request side reads it.
-  if (reasoning !== undefined && signature) out.reasoning_signature = signature;
-  if (toolCalls.length > 0) out.tool_calls = toolCalls;
   const usage = anthropicUsage(mergeAnthropicUsage(NO_COUNTS, asObject(message.usage)));
+  const id = asString(message.id) ?? context.requestId;
   return {
-    body: {
-      id: asString(message.id) ?? context.requestId,
-      object: 'chat.completion',
-      created: context.nowSeconds,
-      model: context.requestModel,
-      choices: [{ index: 0, message: out, finish_reason: anthropicFinishReason(message.stop_reason) }],
-      usage: openAIUsageWithDetails(usage),
-    },
+    body: chatCompletion(
+      id,
+      context,
+      answer.message(),
+      anthropicFinishReason(message.stop_reason),
+      openAIUsageWithDetails(usage),
+    ),
     usage,
   };
 }
@@ -355,7 +346,7 @@ export class AnthropicEventsToOpenAIChunks {
     return anthropicUsage(this.counts);
   }
 
-  private chunk(delta: JsonObject, finishReason?: string): string {
+  private chunk(delta: ChatDelta, finishReason?: string): string {
     if (!this.roleSent) {
       delta = { role: 'assistant', ...delta };
       this.roleSent = true;
@@ -370,17 +361,17 @@ export class AnthropicEventsToOpenAIChunks {
   }
 
   /** One parsed Anthropic event -> SSE text (possibly empty). */
-  event(event: JsonObject): string {
+  event(event: Untrusted<AnthropicStreamEvent>): string {
     switch (event.type) {
       case 'message_start': {
-        const message = asObject(event.message);
+        const message: Untrusted<AnthropicResponse> | undefined = asObject(event.message);
         const id = asString(message?.id);
         if (id !== undefined) this.writer.setId(id);
         this.counts = mergeAnthropicUsage(this.counts, asObject(message?.usage));
         return '';
       }
       case 'content_block_start': {
-        const block = asObject(event.content_block);
+        const block: Untrusted<AnthropicResponseBlock> | undefined = asObject(event.content_block);
         const index = asNumber(event.index) ?? 0;
         if (block?.type === 'tool_use' || block?.type === 'server_tool_use') {
           const toolIndex = this.nextToolIndex++;
@@ -401,7 +392,7 @@ export class AnthropicEventsToOpenAIChunks {
         return '';
       }
       case 'content_block_delta': {
-        const delta = asObject(event.delta);
+        const delta: Untrusted<AnthropicStreamDelta> | undefined = asObject(event.delta);
         const index = asNumber(event.index) ?? 0;
         switch (delta?.type) {
           case 'text_delta':
@@ -433,15 +424,16 @@ export class AnthropicEventsToOpenAIChunks {
       case 'message_stop':
         return this.finish();
       case 'error': {
-        const error = asObject(event.error);
-        return sseData({
+        const error: Untrusted<AnthropicStreamEvent['error']> | undefined = asObject(event.error);
+        const out: ChatStreamError = {
           type: 'error',
           error: {
             type: asString(error?.type) ?? 'api_error',
             code: '500',
             message: asString(error?.message) ?? 'stream error',
           },
-        });
+        };
+        return sseData(out);
       }
       default:
         return '';
@@ -453,16 +445,15 @@ export class AnthropicEventsToOpenAIChunks {
     if (this.finished) return '';
     this.finished = true;
     if (!this.includeUsage) return 'data: [DONE]\n\n';
-    return (
-      sseData({
-        id: this.writer.id,
-        choices: [],
-        created: this.context.nowSeconds,
-        model: this.context.requestModel,
-        object: 'chat.completion.chunk',
-        usage: openAIUsageWithDetails(this.usage),
-      }) + 'data: [DONE]\n\n'
-    );
+    const usage: ChatChunk = {
+      id: this.writer.id,
+      choices: [],
+      created: this.context.nowSeconds,
+      model: this.context.requestModel,
+      object: 'chat.completion.chunk',
+      usage: openAIUsageWithDetails(this.usage),
+    };
+    return sseData(usage) + 'data: [DONE]\n\n';
   }
 }
 

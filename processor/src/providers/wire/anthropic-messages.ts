@@ -94,3 +94,53 @@ export type AnthropicUsage = {
   cache_creation_input_tokens?: number;
   cache_creation?: { ephemeral_5m_input_tokens?: number; ephemeral_1h_input_tokens?: number };
 };
+
+/**
+ * A content block of an answer, every kind's fields together (read through Untrusted, by `type`): `text`,
+ * `thinking` (with `signature`), `redacted_thinking`, `tool_use` and `server_tool_use` (`id`, `name`, `input`).
+ */
+export type AnthropicResponseBlock = {
+  type: string;
+  text?: string;
+  thinking?: string;
+  signature?: string;
+  id?: string;
+  name?: string;
+  input?: Record<string, unknown>;
+};
+
+/** A Messages answer (`type: "message"`). */
+export type AnthropicResponse = {
+  id: string;
+  type: 'message';
+  role: 'assistant';
+  content: AnthropicResponseBlock[];
+  model: string;
+  stop_reason: string | null;
+  stop_sequence?: string | null;
+  usage: AnthropicUsage;
+};
+
+/** A stream delta (`content_block_delta.delta`), every kind's fields together, read by `type`. */
+export type AnthropicStreamDelta = {
+  type: 'text_delta' | 'thinking_delta' | 'signature_delta' | 'input_json_delta' | 'citations_delta';
+  text?: string;
+  thinking?: string;
+  signature?: string;
+  partial_json?: string;
+};
+
+/**
+ * A Messages stream event, every kind's fields together, read by `type`: `message_start` (`message`),
+ * `content_block_start` (`index`, `content_block`), `content_block_delta` (`index`, `delta`), `content_block_stop`,
+ * `message_delta` (`delta.stop_reason`, `usage`), `message_stop`, `ping` and `error` (`error`).
+ */
+export type AnthropicStreamEvent = {
+  type: string;
+  message?: AnthropicResponse;
+  index?: number;
+  content_block?: AnthropicResponseBlock;
+  delta?: AnthropicStreamDelta | { stop_reason?: string | null; stop_sequence?: string | null };
+  usage?: AnthropicUsage;
+  error?: { type: string; message: string };
+};

@@ -81,3 +81,36 @@ export type ConverseUsage = {
   /** The writes per TTL. */
   cacheDetails?: { inputTokens?: number; ttl?: '5m' | '1h' }[];
 };
+
+/** A content block of an answer, every kind's fields together (one of them is set). */
+export type ConverseResponseBlock = {
+  text?: string;
+  reasoningContent?: { reasoningText?: { text: string; signature?: string } };
+  toolUse?: { toolUseId: string; name: string; input: Record<string, unknown> };
+};
+
+/** The Converse answer. */
+export type ConverseResponse = {
+  output: { message: { role: 'assistant'; content: ConverseResponseBlock[] } };
+  stopReason: string;
+  usage: ConverseUsage;
+};
+
+/**
+ * A ConverseStream event payload, every kind's fields together; the kind is the frame's `:event-type` header:
+ * `messageStart`, `contentBlockStart` (`start.toolUse`), `contentBlockDelta` (`delta`), `contentBlockStop`,
+ * `messageStop` (`stopReason`) and `metadata` (`usage`, `serviceTier`).
+ */
+export type ConverseStreamEvent = {
+  contentBlockIndex?: number;
+  start?: { toolUse?: { toolUseId: string; name: string } };
+  delta?: {
+    text?: string;
+    /** A piece of the tool input's JSON text. */
+    toolUse?: { input: string };
+    reasoningContent?: { text?: string; signature?: string };
+  };
+  stopReason?: string;
+  usage?: ConverseUsage;
+  serviceTier?: { type: string };
+};
