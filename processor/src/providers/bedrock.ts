@@ -734,21 +734,22 @@ class ConverseToAnthropicResponse extends ConvertingResponse {
   }
 
   protected convertBody(whole: Buffer): Buffer {
-    const response = asObject(parseJsonBuffer(whole));
+    const response: Untrusted<ConverseResponse> | undefined = asObject(parseJsonBuffer(whole));
     if (!response) return this.unreadable('Bedrock Converse');
+    // The blocks' values pass through as Bedrock sent them (the Anthropic client reads the same names).
     const content: JsonObject[] = [];
-    for (const raw of asArray(asObject(asObject(response.output)?.message)?.content)) {
-      const block = asObject(raw);
+    for (const raw of converseBlocks(response)) {
+      const block: Untrusted<ConverseResponseBlock> | undefined = asObject(raw);
       if (!block) continue;
       if (typeof block.text === 'string') content.push({ type: 'text', text: block.text });
-      const reasoning = asObject(asObject(block.reasoningContent)?.reasoningText);
+      const reasoning = reasoningTextOf(block);
       if (reasoning)
         content.push({ type: 'thinking', thinking: reasoning.text ?? '', signature: reasoning.signature ?? '' });
-      const toolUse = asObject(block.toolUse);
+      const toolUse: Untrusted<ConverseResponseBlock['toolUse']> | undefined = asObject(block.toolUse);
       if (toolUse)
         content.push({ type: 'tool_use', id: toolUse.toolUseId, name: toolUse.name, input: toolUse.input ?? {} });
     }
-    const usage = asObject(response.usage);
+    const usage: Untrusted<ConverseUsage> | undefined = asObject(response.usage);
     const counts = converseUsage(usage);
     this.usage = tokenUsage(counts);
     return Buffer.from(
@@ -790,7 +791,7 @@ class ConverseToAnthropicResponse extends ConvertingResponse {
 
 /** ConverseStream events -> Anthropic Messages SSE events. */
 class ConverseStreamToAnthropic {
-  private raw: JsonObject | undefined;
+  private raw: Untrusted<ConverseUsage> | undefined;
   private stopReason: string | null = null;
   private started = false;
   private finished = false;
@@ -834,14 +835,15 @@ class ConverseStreamToAnthropic {
     if (exception)
       return sseEvent('error', { type: 'error', error: { type: 'api_error', message: exception.message } });
     const eventType = headers[':event-type'];
-    const event = typeof eventType === 'string' ? asObject(parseJsonBuffer(payload)) : undefined;
+    const event: Untrusted<ConverseStreamEvent> | undefined =
+      typeof eventType === 'string' ? asObject(parseJsonBuffer(payload)) : undefined;
     if (!event) return '';
     const index = asNumber(event.contentBlockIndex) ?? 0;
     switch (eventType) {
       case 'messageStart':
         return this.start();
       case 'contentBlockStart': {
-        const toolUse = asObject(asObject(event.start)?.toolUse);
+        const toolUse = toolUseStartOf(event);
         if (!toolUse) return this.start();
         return (
           this.start() +
@@ -849,7 +851,7 @@ class ConverseStreamToAnthropic {
         );
       }
       case 'contentBlockDelta': {
-        const delta = asObject(event.delta);
+        const delta: Untrusted<StreamDelta> | undefined = asObject(event.delta);
         if (!delta) return '';
         if (typeof delta.text === 'string') {
           return (
@@ -862,7 +864,7 @@ class ConverseStreamToAnthropic {
             })
           );
         }
-        const toolUse = asObject(delta.toolUse);
+        const toolUse: Untrusted<StreamDelta['toolUse']> | undefined = asObject(delta.toolUse);
         if (toolUse) {
           return sseEvent('content_block_delta', {
             type: 'content_block_delta',
@@ -870,7 +872,7 @@ class ConverseStreamToAnthropic {
             delta: { type: 'input_json_delta', partial_json: asString(toolUse.input) ?? '' },
           });
         }
-        const reasoning = asObject(delta.reasoningContent);
+        const reasoning: Untrusted<StreamDelta['reasoningContent']> | undefined = asObject(delta.reasoningContent);
         if (reasoning) {
           let out = this.start() + this.openBlock(index, { type: 'thinking', thinking: '', signature: '' });
           if (typeof reasoning.text === 'string') {

@@ -47,15 +47,29 @@ import {
   unsupportedPart,
 } from './openai-chat-reader';
 import type {
+  GeminiCandidate,
   GeminiContent,
   GeminiGenerationConfig,
   GeminiPart,
   GeminiRequest,
+  GeminiResponse,
+  GeminiResponsePart,
   GeminiTool,
   GeminiToolConfig,
   GeminiUsageMetadata,
 } from './wire/gemini';
 import type { Untrusted } from './wire/untrusted';
+import type {
+  ChatChoice,
+  ChatChunk,
+  ChatChunkChoice,
+  ChatCompletion,
+  ChatDelta,
+  ChatResponseMessage,
+  ChatStreamError,
+  ChatToolCall,
+  ChatUsage,
+} from './wire/openai-chat';
 import * as crypto from 'node:crypto';
 
 const BACKEND = 'GCPVertexAI';
@@ -294,23 +308,26 @@ export function toolCallId(requestId: string, index: number): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-function createdOf(response: JsonObject): number | undefined {
+function createdOf(response: Untrusted<GeminiResponse>): number | undefined {
   const createTime = asString(response.createTime);
   if (!createTime) return undefined;
   const ms = Date.parse(createTime);
   return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
 }
 
+/** A tool call as both the answer and the stream write it (`index` in the stream). */
+type GeminiToolCall = ChatToolCall & { index?: number };
+
 interface CandidateParts {
   text?: string;
   reasoning?: string;
-  toolCalls: JsonObject[];
+  toolCalls: GeminiToolCall[];
 }
 
 class GeminiToOpenAIResponse extends ConvertingResponse {
   private sse?: SseParser;
   private toolCount = 0;
-  private metadata: JsonObject | undefined;
+  private metadata: Untrusted<GeminiUsageMetadata> | undefined;
   private id: string | undefined;
   private created: number | undefined;
   private model: string | undefined;
@@ -324,19 +341,20 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
     super('OpenAI', context.stream);
   }
 
-  private candidateParts(candidate: JsonObject, streaming: boolean): CandidateParts {
+  private candidateParts(candidate: Untrusted<GeminiCandidate>, streaming: boolean): CandidateParts {
     const out: CandidateParts = { toolCalls: [] };
-    for (const raw of asArray(asObject(candidate.content)?.parts)) {
-      const part = asObject(raw);
+    const content: Untrusted<GeminiCandidate['content']> | undefined = asObject(candidate.content);
+    for (const raw of asArray(content?.parts)) {
+      const part: Untrusted<GeminiResponsePart> | undefined = asObject(raw);
       if (!part) continue;
       if (typeof part.text === 'string') {
         if (part.thought === true) out.reasoning = (out.reasoning ?? '') + part.text;
         else out.text = (out.text ?? '') + part.text;
       }
-      const call = asObject(part.functionCall);
+      const call: Untrusted<GeminiResponsePart['functionCall']> | undefined = asObject(part.functionCall);
       if (call) {
         const index = this.toolCount++;
-        const base: JsonObject = streaming ? { index } : {};
+        const base = streaming ? { index } : {};
         out.toolCalls.push({
           ...base,
           id: asString(call.id) ?? toolCallId(this.context.requestId, index),
@@ -349,12 +367,12 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
   }
 
   protected convertBody(whole: Buffer): Buffer {
-    const response = asObject(parseJsonBuffer(whole));
+    const response: Untrusted<GeminiResponse> | undefined = asObject(parseJsonBuffer(whole));
     if (!response) return this.unreadable('Gemini');
-    const choices = asArray(response.candidates).map((raw, i) => {
-      const candidate = asObject(raw) ?? {};
+    const choices = asArray(response.candidates).map((raw, i): ChatChoice => {
+      const candidate: Untrusted<GeminiCandidate> = asObject(raw) ?? {};
       const { text, reasoning, toolCalls } = this.candidateParts(candidate, false);
-      const message: JsonObject = { role: 'assistant' };
+      const message: ChatResponseMessage = { role: 'assistant' };
       if (text !== undefined) message.content = text;
       if (reasoning !== undefined) message.reasoning_content = reasoning;
       if (toolCalls.length > 0) message.tool_calls = toolCalls;
@@ -366,14 +384,16 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
     });
     const usage = geminiUsage(asObject(response.usageMetadata));
     this.usage = tokenUsage(usage);
-    const out: JsonObject = { choices };
     const id = asString(response.responseId);
-    if (id !== undefined) out.id = id;
     const created = createdOf(response);
-    if (created !== undefined) out.created = created;
-    out.model = asString(response.modelVersion) ?? this.context.requestModel;
-    out.object = 'chat.completion';
-    out.usage = openAIUsageWithDetails(usage);
+    const out: ChatCompletion = {
+      choices,
+      ...(id !== undefined && { id }),
+      ...(created !== undefined && { created }),
+      model: asString(response.modelVersion) ?? this.context.requestModel,
+      object: 'chat.completion',
+      usage: openAIUsageWithDetails(usage),
+    };
     return Buffer.from(JSON.stringify(out));
   }
 
@@ -384,7 +404,7 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
     let out = '';
     for (const event of events) {
       if (event.data === '' || event.data === '[DONE]') continue;
-      const response = asObject(parseJsonBuffer(Buffer.from(event.data)));
+      const response: Untrusted<GeminiResponse> | undefined = asObject(parseJsonBuffer(Buffer.from(event.data)));
       if (!response) continue;
       out += this.streamEvent(response);
     }
@@ -392,53 +412,56 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
     return out === '' ? EMPTY : Buffer.from(out);
   }
 
-  private streamEvent(response: JsonObject): string {
-    const error = asObject(response.error);
+  private streamEvent(response: Untrusted<GeminiResponse>): string {
+    const error: Untrusted<GeminiResponse['error']> | undefined = asObject(response.error);
     if (error) {
-      return sseData({
+      const out: ChatStreamError = {
         type: 'error',
         error: {
           type: asString(error.status) ?? 'upstream_error',
           code: String(error.code ?? 500),
           message: asString(error.message) ?? 'stream error',
         },
-      });
+      };
+      return sseData(out);
     }
     this.id ??= asString(response.responseId);
     this.created ??= createdOf(response);
     this.model ??= asString(response.modelVersion);
-    if (isObject(response.usageMetadata)) {
-      this.metadata = response.usageMetadata;
+    const metadata = asObject(response.usageMetadata);
+    if (metadata) {
+      this.metadata = metadata;
       this.usage = tokenUsage(geminiUsage(this.metadata));
     }
     let out = '';
     asArray(response.candidates).forEach((raw, i) => {
-      const candidate = asObject(raw) ?? {};
+      const candidate: Untrusted<GeminiCandidate> = asObject(raw) ?? {};
       const { text, reasoning, toolCalls } = this.candidateParts(candidate, true);
-      const delta: JsonObject = {};
+      const delta: ChatDelta = {};
       if (text !== undefined) delta.content = text;
       if (reasoning !== undefined) delta.reasoning_content = reasoning;
       delta.role = 'assistant';
       if (toolCalls.length > 0) delta.tool_calls = toolCalls;
-      const choice: JsonObject = { index: asNumber(candidate.index) ?? i, delta };
+      const choice: ChatChunkChoice = { index: asNumber(candidate.index) ?? i, delta };
       if (candidate.finishReason !== undefined && candidate.finishReason !== null) {
         choice.finish_reason = geminiFinishReason(candidate.finishReason, this.toolCount > 0);
       }
-      out += sseData({ ...this.chunkHead(), choices: [choice], ...this.chunkTail() });
+      out += sseData(this.chunk([choice]));
     });
     return out;
   }
 
-  private chunkHead(): JsonObject {
-    return { id: this.id ?? this.context.requestId };
-  }
-
-  private chunkTail(): JsonObject {
-    return {
+  /** A chunk with Gemini's response id, time and model version once it gave them. */
+  private chunk(choices: ChatChunkChoice[], usage?: ChatUsage): ChatChunk {
+    const chunk: ChatChunk = {
+      id: this.id ?? this.context.requestId,
+      choices,
       created: this.created ?? this.context.nowSeconds,
       model: this.model ?? this.context.requestModel,
       object: 'chat.completion.chunk',
     };
+    if (usage) chunk.usage = usage;
+    return chunk;
   }
 
   private finish(): string {
@@ -446,12 +469,7 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
     this.finished = true;
     let out = '';
     if (this.metadata && this.includeUsage) {
-      out += sseData({
-        ...this.chunkHead(),
-        choices: [],
-        ...this.chunkTail(),
-        usage: openAIUsageWithDetails(geminiUsage(this.metadata)),
-      });
+      out += sseData(this.chunk([], openAIUsageWithDetails(geminiUsage(this.metadata))));
     }
     return `${out}data: [DONE]\n\n`;
   }

@@ -57,3 +57,27 @@ export type GeminiUsageMetadata = {
   cachedContentTokenCount?: number;
   totalTokenCount?: number;
 };
+
+/** A part of an answer: text (a thought summary when `thought` is true) or a function call. */
+export type GeminiResponsePart = {
+  text?: string;
+  thought?: boolean;
+  functionCall?: { id?: string; name: string; args?: Record<string, unknown> };
+};
+
+export type GeminiCandidate = {
+  content?: { role?: 'model'; parts?: GeminiResponsePart[] };
+  finishReason?: string;
+  index?: number;
+};
+
+/** A generateContent answer, and each event of a streamGenerateContent stream (`error` in-band). */
+export type GeminiResponse = {
+  candidates?: GeminiCandidate[];
+  usageMetadata?: GeminiUsageMetadata;
+  modelVersion?: string;
+  responseId?: string;
+  /** RFC 3339. */
+  createTime?: string;
+  error?: { code?: number; message?: string; status?: string };
+};
