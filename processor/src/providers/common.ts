@@ -12,7 +12,8 @@ import {
   type TranslationContext,
   type ResponseHeaders,
 } from '../translate/types';
-import type { CacheControl, ChatUsage } from './wire/openai-chat';
+import type { CacheControl, ChatResponseFormat, ChatUsage } from './wire/openai-chat';
+import type { Untrusted } from './wire/untrusted';
 import type { ConverseCachePoint } from './wire/bedrock-converse';
 
 export type JsonObject = Record<string, unknown>;
@@ -124,7 +125,7 @@ export interface JsonSchemaFormat {
 export function claudeJsonSchemaFormat(body: JsonObject, backend: string): JsonSchemaFormat | undefined {
   const value = body.response_format;
   if (value === undefined || value === null) return undefined;
-  const format = asObject(value);
+  const format: Untrusted<ChatResponseFormat> | undefined = asObject(value);
   if (!format) throw invalid('response_format must be an object', 'response_format');
   if (format.type === 'text') return undefined;
   if (format.type === 'json_object') {
@@ -135,7 +136,7 @@ export function claudeJsonSchemaFormat(body: JsonObject, backend: string): JsonS
     );
   }
   if (format.type !== 'json_schema') throw unsupported('response_format', backend, `type "${String(format.type)}"`);
-  const spec = asObject(format.json_schema);
+  const spec: Untrusted<ChatResponseFormat['json_schema']> | undefined = asObject(format.json_schema);
   const schema = asObject(spec?.schema);
   if (!schema) throw invalid('response_format.json_schema.schema must be a JSON schema object', 'response_format');
   const out: JsonSchemaFormat = { schema };
@@ -240,7 +241,10 @@ export function checkRange(body: JsonObject, param: string, min: number, max: nu
 export type { CacheControl } from './wire/openai-chat';
 
 /** The `cache_control` of `holder` (undefined when absent or null); 400 naming `param` when malformed. */
-export function cacheControlOf(holder: JsonObject | undefined, param: string): CacheControl | undefined {
+export function cacheControlOf(
+  holder: { readonly cache_control?: unknown } | undefined,
+  param: string,
+): CacheControl | undefined {
   const value = holder?.cache_control;
   if (value === undefined || value === null) return undefined;
   const control = asObject(value);

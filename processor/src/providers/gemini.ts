@@ -65,6 +65,7 @@ import type {
   ChatChunkChoice,
   ChatCompletion,
   ChatDelta,
+  ChatResponseFormat,
   ChatResponseMessage,
   ChatStreamError,
   ChatToolCall,
@@ -137,10 +138,11 @@ export function openAIChatToGemini(body: JsonObject): GeminiRequest {
   }
   const stop = readStop(body.stop);
   if (stop) generationConfig.stopSequences = stop;
-  const format = asObject(body.response_format);
+  const format: Untrusted<ChatResponseFormat> | undefined = asObject(body.response_format);
   if (format?.type === 'json_object') generationConfig.responseMimeType = 'application/json';
   else if (format?.type === 'json_schema') {
-    const schema = asObject(asObject(format.json_schema)?.schema);
+    const spec: Untrusted<ChatResponseFormat['json_schema']> | undefined = asObject(format.json_schema);
+    const schema = asObject(spec?.schema);
     if (!schema) throw invalid('response_format.json_schema.schema must be an object', 'response_format');
     generationConfig.responseMimeType = 'application/json';
     generationConfig.responseJsonSchema = schema;

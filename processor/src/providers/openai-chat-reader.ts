@@ -19,7 +19,15 @@ import {
   unsupported,
   unsupportedContent,
 } from './common';
-import type { CacheControl } from './wire/openai-chat';
+import type {
+  CacheControl,
+  ChatNamedToolChoice,
+  ChatRequestMessage,
+  ChatRequestPart,
+  ChatRequestTool,
+  ChatToolCall,
+} from './wire/openai-chat';
+import type { Untrusted } from './wire/untrusted';
 
 interface PartBase {
   /** The part's path for errors, e.g. `messages[2].content[0]`. */
@@ -131,7 +139,7 @@ export function readChatMessages(value: unknown, options: ChatReadOptions): Chat
   if (!Array.isArray(value)) throw invalid('messages must be an array', 'messages');
   const out: ChatMessages = { system: [], turns: [] };
   for (let i = 0; i < value.length; i++) {
-    const message = asObject(value[i]);
+    const message: Untrusted<ChatRequestMessage> | undefined = asObject(value[i]);
     if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
     const param = `messages[${i}].content`;
     const cache = options.cacheMarkers ? cacheControlOf(message, `messages[${i}]`) : undefined;
@@ -180,8 +188,8 @@ export function readChatMessages(value: unknown, options: ChatReadOptions): Chat
 
 function readToolCalls(value: unknown, i: number): ChatToolCallRead[] {
   return asArray(value).map((call, j) => {
-    const c = asObject(call);
-    const fn = asObject(c?.function);
+    const c: Untrusted<ChatToolCall> | undefined = asObject(call);
+    const fn: Untrusted<ChatToolCall['function']> | undefined = asObject(c?.function);
     if (!c || !fn || typeof fn.name !== 'string')
       throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
     return {
@@ -197,7 +205,7 @@ function readContent(content: unknown, param: string, options: ChatReadOptions):
   if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
   return content.map((raw, j) => {
     const partParam = `${param}[${j}]`;
-    const p = asObject(raw);
+    const p: Untrusted<ChatRequestPart> | undefined = asObject(raw);
     const part = readPart(p, partParam);
     if (options.cacheMarkers) {
       const cache = cacheControlOf(p, partParam);
@@ -207,7 +215,7 @@ function readContent(content: unknown, param: string, options: ChatReadOptions):
   });
 }
 
-function readPart(p: JsonObject | undefined, param: string): ChatPart {
+function readPart(p: Untrusted<ChatRequestPart> | undefined, param: string): ChatPart {
   switch (p?.type) {
     case 'text':
       if (typeof p.text === 'string') return { type: 'text', text: p.text, param };
@@ -215,14 +223,17 @@ function readPart(p: JsonObject | undefined, param: string): ChatPart {
     case 'refusal':
       if (typeof p.refusal === 'string') return { type: 'refusal', text: p.refusal, param };
       break;
-    case 'image_url':
-      return { type: 'image_url', url: asString(asObject(p.image_url)?.url), param };
+    case 'image_url': {
+      const image: Untrusted<ChatRequestPart['image_url']> | undefined = asObject(p.image_url);
+      return { type: 'image_url', url: asString(image?.url), param };
+    }
     case 'file': {
-      const data = asString(asObject(p.file)?.file_data);
+      const file: Untrusted<ChatRequestPart['file']> | undefined = asObject(p.file);
+      const data = asString(file?.file_data);
       return { type: 'file', data: data ? parseDataUrl(data) : undefined, param };
     }
     case 'input_audio': {
-      const audio = asObject(p.input_audio);
+      const audio: Untrusted<ChatRequestPart['input_audio']> | undefined = asObject(p.input_audio);
       return { type: 'input_audio', data: asString(audio?.data), format: asString(audio?.format), param };
     }
   }
@@ -277,8 +288,8 @@ export function readChatTools(
   if (value === undefined || value === null) return undefined;
   if (!Array.isArray(value)) throw invalid('tools must be an array', 'tools');
   return value.map((tool, i) => {
-    const t = asObject(tool);
-    const fn = asObject(t?.function);
+    const t: Untrusted<ChatRequestTool> | undefined = asObject(tool);
+    const fn: Untrusted<ChatRequestTool['function']> | undefined = asObject(t?.function);
     if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
       throw unsupported(`tools[${i}]`, backend, 'only function tools');
     return {
@@ -299,7 +310,9 @@ export type ChatToolChoice = 'auto' | 'required' | 'none' | { name: string };
 export function readToolChoice(choice: unknown): ChatToolChoice | undefined {
   if (choice === undefined || choice === null) return undefined;
   if (choice === 'auto' || choice === 'required' || choice === 'none') return choice;
-  const name = asString(asObject(asObject(choice)?.function)?.name);
+  const named: Untrusted<ChatNamedToolChoice> | undefined = asObject(choice);
+  const fn: Untrusted<ChatNamedToolChoice['function']> | undefined = asObject(named?.function);
+  const name = asString(fn?.name);
   if (!name) throw invalid('tool_choice must be "auto", "required", "none" or a function', 'tool_choice');
   return { name };
 }

@@ -50,6 +50,7 @@ import {
 } from './openai-chat-reader';
 import type {
   AnthropicContentBlock,
+  BedrockInvokeChunk,
   AnthropicDocumentBlock,
   AnthropicImageBlock,
   AnthropicMessage,
@@ -499,7 +500,8 @@ export class AnthropicStreamReader {
         });
         continue;
       }
-      const bytes = asString(asObject(payload)?.bytes);
+      const chunkEvent: Untrusted<BedrockInvokeChunk> | undefined = asObject(payload);
+      const bytes = asString(chunkEvent?.bytes);
       if (bytes === undefined) continue;
       const event = safeParse(Buffer.from(bytes, 'base64').toString('utf8'));
       if (event) events.push(event);

@@ -144,3 +144,9 @@ export type AnthropicStreamEvent = {
   usage?: AnthropicUsage;
   error?: { type: string; message: string };
 };
+
+/**
+ * A `chunk` event of Bedrock's InvokeModelWithResponseStream (Anthropic on Bedrock): one Messages stream event as
+ * base64 JSON.
+ */
+export type BedrockInvokeChunk = { bytes: string };

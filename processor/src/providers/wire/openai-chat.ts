@@ -90,3 +90,52 @@ export type ChatStreamError = {
   type: 'error';
   error: { type: string; code: string; message: string };
 };
+
+// ---------------------------------------------------------------------------------------------------
+// The request, as clients send it (read through Untrusted: every field is checked before use)
+
+/** A content part of a message: `text`, `refusal`, `image_url`, `file` or `input_audio` (by `type`). */
+export type ChatRequestPart = {
+  type: string;
+  text?: string;
+  refusal?: string;
+  image_url?: { url: string; detail?: string };
+  file?: { file_data?: string; file_id?: string; filename?: string };
+  input_audio?: { data: string; format: string };
+  cache_control?: CacheControl;
+};
+
+/** A request message, every role's fields together (read by `role`). */
+export type ChatRequestMessage = {
+  role: 'system' | 'developer' | 'user' | 'assistant' | 'tool';
+  content?: string | ChatRequestPart[] | null;
+  name?: string;
+  tool_calls?: ChatToolCall[];
+  tool_call_id?: string;
+  /** Vendor fields: an earlier answer's reasoning and its signature, sent back. */
+  reasoning_content?: string;
+  reasoning_signature?: string;
+  cache_control?: CacheControl;
+};
+
+/** A function tool of `tools`. */
+export type ChatRequestTool = {
+  type: 'function';
+  function: {
+    name: string;
+    description?: string;
+    parameters?: Record<string, unknown>;
+    strict?: boolean;
+    cache_control?: CacheControl;
+  };
+  cache_control?: CacheControl;
+};
+
+/** `tool_choice` naming one function. */
+export type ChatNamedToolChoice = { type: 'function'; function: { name: string } };
+
+/** `response_format`: free text, any JSON object, or JSON following a schema. */
+export type ChatResponseFormat = {
+  type: 'text' | 'json_object' | 'json_schema';
+  json_schema?: { name?: string; description?: string; schema?: Record<string, unknown>; strict?: boolean };
+};
