@@ -47,7 +47,7 @@ import {
   type ChatPart,
   emptyAssistant,
   imageUrlOf,
-  readChatMessages,
+  forEachChatMessage,
   readChatTools,
   readStop,
   readToolChoice,
@@ -179,9 +179,7 @@ function converseOutputConfig(format: JsonSchemaFormat): ConverseOutputConfig {
 }
 
 function convertMessages(value: unknown): { system: ConverseSystemBlock[]; messages: ConverseMessage[] } {
-  const chat = readChatMessages(value, { cacheMarkers: true });
   const system: ConverseSystemBlock[] = [];
-  for (const message of chat.system) system.push(...marked(textBlocks(message.content), message.cache));
   const messages: ConverseMessage[] = [];
   const append = (role: 'user' | 'assistant', blocks: ConverseContentBlock[]) => {
     const last = messages[messages.length - 1];
@@ -189,8 +187,11 @@ function convertMessages(value: unknown): { system: ConverseSystemBlock[]; messa
     if (last?.role === role) last.content.push(...blocks);
     else messages.push({ content: blocks, role });
   };
-  for (const turn of chat.turns) {
+  forEachChatMessage(value, { cacheMarkers: true }, (turn) => {
     switch (turn.role) {
+      case 'system':
+        system.push(...marked(textBlocks(turn.content), turn.cache));
+        break;
       case 'user':
         append('user', marked(userBlocks(turn.content), turn.cache));
         break;
@@ -220,7 +221,7 @@ function convertMessages(value: unknown): { system: ConverseSystemBlock[]; messa
         break;
       }
     }
-  }
+  });
   return { system, messages };
 }
 

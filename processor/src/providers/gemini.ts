@@ -40,7 +40,7 @@ import {
   type ChatContent,
   emptyAssistant,
   imageUrlOf,
-  readChatMessages,
+  forEachChatMessage,
   readChatTools,
   readStop,
   readToolChoice,
@@ -170,13 +170,14 @@ export function openAIChatToGemini(body: JsonObject): GeminiRequest {
 }
 
 function convertMessages(value: unknown): { system: GeminiPart[]; contents: GeminiContent[] } {
-  const chat = readChatMessages(value, { cacheMarkers: false });
   const system: GeminiPart[] = [];
-  for (const message of chat.system) system.push(...textParts(message.content));
   const contents: GeminiContent[] = [];
   const toolNames = new Map<string, string>();
-  for (const turn of chat.turns) {
+  forEachChatMessage(value, { cacheMarkers: false }, (turn) => {
     switch (turn.role) {
+      case 'system':
+        system.push(...textParts(turn.content));
+        break;
       case 'user':
         contents.push({ parts: userParts(turn.content), role: 'user' });
         break;
@@ -211,7 +212,7 @@ function convertMessages(value: unknown): { system: GeminiPart[]; contents: Gemi
         break;
       }
     }
-  }
+  });
   return { system, contents };
 }
 

@@ -90,6 +90,7 @@ interface MessageBase {
 
 /** A `system` or `developer` message. */
 export interface ChatSystemMessage extends MessageBase {
+  role: 'system';
   content: ChatContent;
 }
 
@@ -134,10 +135,29 @@ export interface ChatReadOptions {
   cacheMarkers: boolean;
 }
 
-/** Reads `messages`; 400 for what no backend can read, naming the path. */
+/** A message of any role. */
+export type ChatMessage = ChatSystemMessage | ChatTurn;
+
+/** Reads `messages` into the view; 400 for what no backend can read, naming the path. */
 export function readChatMessages(value: unknown, options: ChatReadOptions): ChatMessages {
-  if (!Array.isArray(value)) throw invalid('messages must be an array', 'messages');
   const out: ChatMessages = { system: [], turns: [] };
+  forEachChatMessage(value, options, (message) => {
+    if (message.role === 'system') out.system.push(message);
+    else out.turns.push(message);
+  });
+  return out;
+}
+
+/**
+ * Reads `messages` one at a time, in order, handing each to `visit` before reading the next: a translator that
+ * maps (and refuses) as it visits answers a request's first fault, as a single walker would.
+ */
+export function forEachChatMessage(
+  value: unknown,
+  options: ChatReadOptions,
+  visit: (message: ChatMessage) => void,
+): void {
+  if (!Array.isArray(value)) throw invalid('messages must be an array', 'messages');
   for (let i = 0; i < value.length; i++) {
     const message: Untrusted<ChatRequestMessage> | undefined = asObject(value[i]);
     if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
@@ -146,10 +166,10 @@ export function readChatMessages(value: unknown, options: ChatReadOptions): Chat
     switch (message.role) {
       case 'system':
       case 'developer':
-        out.system.push({ index: i, param, cache, content: readContent(message.content, param, options) });
+        visit({ role: 'system', index: i, param, cache, content: readContent(message.content, param, options) });
         break;
       case 'user':
-        out.turns.push({ role: 'user', index: i, param, cache, content: readContent(message.content, param, options) });
+        visit({ role: 'user', index: i, param, cache, content: readContent(message.content, param, options) });
         break;
       case 'assistant': {
         const text = message.reasoning_content;
@@ -158,7 +178,7 @@ export function readChatMessages(value: unknown, options: ChatReadOptions): Chat
           message.content !== null && message.content !== undefined && message.content !== ''
             ? readContent(message.content, param, options)
             : undefined;
-        out.turns.push({
+        visit({
           role: 'assistant',
           index: i,
           param,
@@ -170,7 +190,7 @@ export function readChatMessages(value: unknown, options: ChatReadOptions): Chat
         break;
       }
       case 'tool':
-        out.turns.push({
+        visit({
           role: 'tool',
           index: i,
           param,
@@ -183,7 +203,6 @@ export function readChatMessages(value: unknown, options: ChatReadOptions): Chat
         throw invalid(`messages[${i}].role ${JSON.stringify(message.role)} is not supported`, `messages[${i}].role`);
     }
   }
-  return out;
 }
 
 function readToolCalls(value: unknown, i: number): ChatToolCallRead[] {

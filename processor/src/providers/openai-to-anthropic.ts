@@ -41,7 +41,7 @@ import {
   type ChatPart,
   emptyAssistant,
   imageUrlOf,
-  readChatMessages,
+  forEachChatMessage,
   readChatTools,
   readStop,
   readToolChoice,
@@ -109,9 +109,7 @@ export function openAIChatToAnthropic(body: JsonObject): AnthropicMessagesReques
 }
 
 function convertMessages(value: unknown): { system: AnthropicTextBlock[]; messages: AnthropicMessage[] } {
-  const chat = readChatMessages(value, { cacheMarkers: true });
   const system: AnthropicTextBlock[] = [];
-  for (const message of chat.system) system.push(...marked(textBlocks(message.content), message.cache));
   const messages: AnthropicMessage[] = [];
   const push = (role: 'user' | 'assistant', blocks: AnthropicContentBlock[], mergeToolResults: boolean) => {
     const last = messages[messages.length - 1];
@@ -121,8 +119,11 @@ function convertMessages(value: unknown): { system: AnthropicTextBlock[]; messag
     }
     messages.push({ role, content: blocks });
   };
-  for (const turn of chat.turns) {
+  forEachChatMessage(value, { cacheMarkers: true }, (turn) => {
     switch (turn.role) {
+      case 'system':
+        system.push(...marked(textBlocks(turn.content), turn.cache));
+        break;
       case 'user':
         push('user', marked(userBlocks(turn.content), turn.cache), false);
         break;
@@ -149,7 +150,7 @@ function convertMessages(value: unknown): { system: AnthropicTextBlock[]; messag
         break;
       }
     }
-  }
+  });
   return { system, messages };
 }
 

@@ -1,6 +1,10 @@
 import { TranslationError } from '../../src/translate/types';
+import { openAIChatToAnthropic } from '../../src/providers/openai-to-anthropic';
+import { openAIChatToConverse } from '../../src/providers/bedrock';
+import { openAIChatToGemini } from '../../src/providers/gemini';
 import {
   emptyAssistant,
+  forEachChatMessage,
   imageUrlOf,
   readChatMessages,
   readChatTools,
@@ -49,8 +53,15 @@ describe('readChatMessages', () => {
   it('splits system messages from the turns and types every part', () => {
     const view = readChatMessages(messages, { cacheMarkers: true });
     expect(view.system).toEqual([
-      { index: 0, param: 'messages[0].content', cache: { type: 'ephemeral', ttl: '1h' }, content: 'sys' },
       {
+        role: 'system',
+        index: 0,
+        param: 'messages[0].content',
+        cache: { type: 'ephemeral', ttl: '1h' },
+        content: 'sys',
+      },
+      {
+        role: 'system',
         index: 1,
         param: 'messages[1].content',
         cache: undefined,
@@ -192,5 +203,41 @@ describe('readChatTools, readToolChoice, readStop', () => {
     expect(readStop([])).toBeUndefined();
     expect(readStop(null)).toBeUndefined();
     expect(thrown(() => readStop([1])).message).toBe('stop must be a string or an array of strings');
+  });
+});
+
+describe('forEachChatMessage', () => {
+  it('hands each message over before reading the next, so the first fault is answered', () => {
+    const seen: number[] = [];
+    const messages = [
+      { role: 'user', content: 'a' },
+      { role: 'user', content: 'b' },
+      { role: 'assistant', tool_calls: [{ function: { name: 'f', arguments: '{' } }] },
+    ];
+    const error = thrown(() =>
+      forEachChatMessage(messages, { cacheMarkers: false }, (message) => {
+        seen.push(message.index);
+        if (message.index === 1) throw new TranslationError(422, 'refused by the visitor');
+      }),
+    );
+    expect(error.message).toBe('refused by the visitor');
+    expect(seen).toEqual([0, 1]);
+  });
+
+  it.each([
+    ['Anthropic', (body: Record<string, unknown>) => openAIChatToAnthropic(body)],
+    ['Bedrock', (body: Record<string, unknown>) => openAIChatToConverse(body)],
+    ['Gemini', (body: Record<string, unknown>) => openAIChatToGemini(body)],
+  ])("%s answers a part it does not take before a later message's malformed tool call", (_name, translate) => {
+    const error = thrown(() =>
+      translate({
+        model: 'm',
+        messages: [
+          { role: 'system', content: [{ type: 'image_url', image_url: { url: 'data:image/png;base64,AA' } }] },
+          { role: 'assistant', tool_calls: [{ function: { name: 'f', arguments: '{' } }] },
+        ],
+      }),
+    );
+    expect([error.status, error.param]).toEqual([422, 'messages[0].content[0]']);
   });
 });
