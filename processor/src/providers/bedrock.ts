@@ -72,6 +72,12 @@ import type {
   ConverseUsage,
 } from './wire/bedrock-converse';
 import type { Untrusted } from './wire/untrusted';
+import type {
+  AnthropicRequestBlock,
+  AnthropicRequestMessage,
+  AnthropicRequestTool,
+  AnthropicToolChoice,
+} from './wire/anthropic-messages';
 import type { ChatChunk, ChatDelta, ChatStreamError, ChatUsage } from './wire/openai-chat';
 import { chatCompletion, ChatMessageBuilder } from './openai-chat-answer';
 
@@ -621,7 +627,7 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
   if (typeof body.system === 'string') out.system = [{ text: body.system }];
   else if (Array.isArray(body.system)) {
     out.system = body.system.flatMap((b, i) => {
-      const block = asObject(b);
+      const block: Untrusted<AnthropicRequestBlock> | undefined = asObject(b);
       const text = asString(block?.text);
       if (text === undefined) throw unsupportedContent(`system[${i}]`, block?.type);
       return withCachePoint({ text }, block, `system[${i}]`);
@@ -629,7 +635,7 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
   }
   if (!Array.isArray(body.messages)) throw invalid('messages must be an array', 'messages');
   out.messages = body.messages.map((raw, i) => {
-    const message = asObject(raw);
+    const message: Untrusted<AnthropicRequestMessage> | undefined = asObject(raw);
     if (!message || (message.role !== 'user' && message.role !== 'assistant'))
       throw invalid(`messages[${i}].role must be "user" or "assistant"`, `messages[${i}].role`);
     const content =
@@ -644,7 +650,7 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
   if (Array.isArray(body.tools) && body.tools.length > 0) {
     const config: JsonObject = {
       tools: body.tools.flatMap((raw, i) => {
-        const tool = asObject(raw);
+        const tool: Untrusted<AnthropicRequestTool> | undefined = asObject(raw);
         if (!tool || typeof tool.name !== 'string' || !isObject(tool.input_schema))
           throw unsupported(`tools[${i}]`, BACKEND, 'only custom tools with an input_schema');
         const spec: JsonObject = { name: tool.name };
@@ -654,7 +660,7 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
         return withCachePoint({ toolSpec: spec }, tool, `tools[${i}]`);
       }),
     };
-    const choice = asObject(body.tool_choice);
+    const choice: Untrusted<AnthropicToolChoice> | undefined = asObject(body.tool_choice);
     if (choice?.type === 'auto') config.toolChoice = { auto: {} };
     else if (choice?.type === 'any') config.toolChoice = { any: {} };
     else if (choice?.type === 'tool' && typeof choice.name === 'string')
@@ -671,9 +677,13 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
  * A Converse block, followed by a cache checkpoint when its Anthropic source carries `cache_control` (or, for a tool
  * result, when a block inside it does: a tool result holds no checkpoint).
  */
-function withCachePoint(block: JsonObject, source: JsonObject | undefined, param: string): JsonObject[] {
+function withCachePoint(
+  block: JsonObject,
+  source: Untrusted<AnthropicRequestBlock | AnthropicRequestTool> | undefined,
+  param: string,
+): JsonObject[] {
   let cache = cacheControlOf(source, param);
-  if (!cache && source?.type === 'tool_result' && Array.isArray(source.content)) {
+  if (!cache && source?.type === 'tool_result' && 'content' in source && Array.isArray(source.content)) {
     source.content.forEach((inner, k) => {
       cache = cacheControlOf(asObject(inner), `${param}.content[${k}]`) ?? cache;
     });
@@ -681,13 +691,14 @@ function withCachePoint(block: JsonObject, source: JsonObject | undefined, param
   return cache ? [block, converseCachePoint(cache)] : [block];
 }
 
+/** An Anthropic client's block as Converse; the ids, names and inputs pass through as sent (Bedrock checks them). */
 function anthropicBlockToConverse(raw: unknown, param: string): JsonObject {
-  const block = asObject(raw);
+  const block: Untrusted<AnthropicRequestBlock> | undefined = asObject(raw);
   switch (block?.type) {
     case 'text':
       return { text: asString(block.text) ?? '' };
     case 'image': {
-      const source = asObject(block.source);
+      const source: Untrusted<AnthropicRequestBlock['source']> | undefined = asObject(block.source);
       const format = IMAGE_FORMATS[asString(source?.media_type) ?? ''];
       if (source?.type !== 'base64' || !format)
         throw unsupported(param, BACKEND, 'images must be base64 png, jpeg, gif or webp');

@@ -12,7 +12,7 @@ import {
   type TranslationContext,
   type ResponseHeaders,
 } from '../translate/types';
-import type { CacheControl, ChatResponseFormat, ChatUsage } from './wire/openai-chat';
+import type { CacheControl, ChatResponseFormat, ChatUsage, ProviderErrorBody } from './wire/openai-chat';
 import type { Untrusted } from './wire/untrusted';
 import type { ConverseCachePoint } from './wire/bedrock-converse';
 
@@ -320,8 +320,8 @@ export function describeProviderError(
   amznErrorType?: string,
 ): { type: string; message: string } {
   const parsed = parseJsonBuffer(body);
-  const root = asObject(parsed);
-  const error = asObject(root?.error);
+  const root: Untrusted<ProviderErrorBody> | undefined = asObject(parsed);
+  const error: Untrusted<ProviderErrorBody['error']> | undefined = asObject(root?.error);
   const message =
     asString(error?.message) ??
     asString(root?.message) ??

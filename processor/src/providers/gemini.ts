@@ -57,6 +57,8 @@ import type {
   GeminiTool,
   GeminiToolConfig,
   GeminiUsageMetadata,
+  VertexEmbeddingPrediction,
+  VertexPredictResponse,
 } from './wire/gemini';
 import type { Untrusted } from './wire/untrusted';
 import type {
@@ -563,12 +565,18 @@ class VertexEmbeddingsResponse extends ConvertingResponse {
   }
 
   protected convertBody(whole: Buffer): Buffer {
-    const response = asObject(parseJsonBuffer(whole));
+    const response: Untrusted<VertexPredictResponse> | undefined = asObject(parseJsonBuffer(whole));
     if (!response) return this.unreadable('Vertex AI embeddings');
     let tokens = 0;
     const data = asArray(response.predictions).map((raw, index) => {
-      const embeddings = asObject(asObject(raw)?.embeddings);
-      tokens += count(asObject(embeddings?.statistics)?.token_count);
+      const prediction: Untrusted<VertexEmbeddingPrediction> | undefined = asObject(raw);
+      const embeddings: Untrusted<VertexEmbeddingPrediction['embeddings']> | undefined = asObject(
+        prediction?.embeddings,
+      );
+      const statistics: Untrusted<VertexEmbeddingPrediction['embeddings']['statistics']> | undefined = asObject(
+        embeddings?.statistics,
+      );
+      tokens += count(statistics?.token_count);
       const values = asArray(embeddings?.values).map((v) => (typeof v === 'number' ? v : 0));
       return { embedding: this.base64 ? floatsToBase64(values) : values, index, object: 'embedding' };
     });

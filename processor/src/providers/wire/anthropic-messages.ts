@@ -150,3 +150,27 @@ export type AnthropicStreamEvent = {
  * base64 JSON.
  */
 export type BedrockInvokeChunk = { bytes: string };
+
+// ---------------------------------------------------------------------------------------------------
+// The request, as Anthropic clients send it (read through Untrusted)
+
+/** A content block of a request message, every kind's fields together (read by `type`). */
+export type AnthropicRequestBlock = {
+  type: string;
+  text?: string;
+  source?: { type: 'base64' | 'url'; media_type?: string; data?: string; url?: string };
+  id?: string;
+  name?: string;
+  input?: Record<string, unknown>;
+  tool_use_id?: string;
+  content?: string | AnthropicRequestBlock[];
+  is_error?: boolean;
+  thinking?: string;
+  signature?: string;
+  cache_control?: CacheControl;
+};
+
+export type AnthropicRequestMessage = { role: 'user' | 'assistant'; content: string | AnthropicRequestBlock[] };
+
+/** A custom tool (server tools have a `type` and no `input_schema`). */
+export type AnthropicRequestTool = AnthropicTool & { type?: string };

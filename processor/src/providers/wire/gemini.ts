@@ -81,3 +81,20 @@ export type GeminiResponse = {
   createTime?: string;
   error?: { code?: number; message?: string; status?: string };
 };
+
+// ---------------------------------------------------------------------------------------------------
+// Vertex AI text embeddings (`:predict`)
+
+/** One embeddings instance: the text and its optional task type and title. */
+export type VertexEmbeddingInstance = { content: string; task_type?: string; title?: string };
+
+export type VertexEmbeddingsRequest = {
+  instances: VertexEmbeddingInstance[];
+  parameters: { outputDimensionality?: number };
+};
+
+export type VertexEmbeddingPrediction = {
+  embeddings: { values: number[]; statistics?: { token_count?: number; truncated?: boolean } };
+};
+
+export type VertexPredictResponse = { predictions: VertexEmbeddingPrediction[] };

@@ -139,3 +139,14 @@ export type ChatResponseFormat = {
   type: 'text' | 'json_object' | 'json_schema';
   json_schema?: { name?: string; description?: string; schema?: Record<string, unknown>; strict?: boolean };
 };
+
+/**
+ * An error body as providers send it, every provider's fields together: OpenAI and Anthropic (`error.type`,
+ * `error.message`), Vertex (`error.status`, `error.message`), Bedrock (`message` or `Message`, `__type`).
+ */
+export type ProviderErrorBody = {
+  error?: { type?: string; status?: string; message?: string };
+  message?: string;
+  Message?: string;
+  __type?: string;
+};
