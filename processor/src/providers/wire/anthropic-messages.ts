@@ -174,3 +174,6 @@ export type AnthropicRequestMessage = { role: 'user' | 'assistant'; content: str
 
 /** A custom tool (server tools have a `type` and no `input_schema`). */
 export type AnthropicRequestTool = AnthropicTool & { type?: string };
+
+/** `thinking` as Anthropic clients send it: enabled with a budget, or disabled. */
+export type AnthropicThinkingConfig = { type: 'enabled' | 'disabled'; budget_tokens?: number };
