@@ -117,7 +117,7 @@ export interface RouteRetry {
  */
 export interface PassthroughEndpoint {
   /**
-   * The path below `pathPrefix`: exact (`/images/generations`), or ending in `/` for every path below it
+   * The path below `pathPrefix`: exact (`/moderations`), or ending in `/` for every path below it
    * (`/vector_stores/` serves `/vector_stores/vs_1/files`, not `/vector_stores`); `/` alone is every path. Plain
    * segments only: no `.`/`..` segments, percent-encoding, `;`, backslash or `*`.
    */
@@ -162,13 +162,14 @@ export interface AIRouteProps {
   readonly anthropicPathPrefix?: string;
   /**
    * Further OpenAI API endpoints this route serves. By default a route serves only what the processor translates
-   * or meters: `POST <pathPrefix>/chat/completions`, `/completions`, `/embeddings`, `/responses`, `GET /models`
-   * (and `POST <anthropicPathPrefix>/messages`, `/messages/count_tokens`); every other path is answered 404, so
-   * no client reaches, say, `/fine_tuning/jobs` or `/organization/...` with the provider key. Listed endpoints
-   * are forwarded unchanged to the rule's backend (OpenAI-schema backends only: OpenAI, OpenAI-compatible,
-   * Azure OpenAI, Kubernetes Services), routed by the body's `model` through this route's rules only. Tokens are
-   * charged only where the response carries an OpenAI-style `usage` object; endpoints without one (images, audio)
-   * pass uncounted by token budgets.
+   * or meters: `POST <pathPrefix>/chat/completions`, `/completions`, `/embeddings`, `/responses`,
+   * `/images/generations`, `/images/edits`, `/audio/transcriptions`, `/audio/translations`, `GET /models` (and
+   * `POST <anthropicPathPrefix>/messages`, `/messages/count_tokens`); every other path is answered 404, so no client
+   * reaches, say, `/fine_tuning/jobs` or `/organization/...` with the provider key. Listed endpoints are forwarded
+   * unchanged to the rule's backend (OpenAI-schema backends only: OpenAI, OpenAI-compatible, Azure OpenAI,
+   * Kubernetes Services), routed by the `model` of the JSON body or of a multipart/form-data body (its `model`
+   * field) through this route's rules only. Tokens are charged only where the response carries an OpenAI-style
+   * `usage` object; endpoints without one pass uncounted by token budgets.
    * @default - none
    */
   readonly passthroughEndpoints?: readonly PassthroughEndpoint[];

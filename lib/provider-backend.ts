@@ -80,7 +80,14 @@ export interface OpenAICompatibleBackendProps extends ProviderBackendOptions {
    * `Credentials.apiKey(...)` or `Credentials.bearerToken(...)`.
    * @default - no authentication
    */
-  readonly credentials?: Credentials;
+  readonly credentials?: Credentials; /**
+   * Whether the server takes the OpenAI Responses API (`POST /responses`) itself. Most OpenAI-compatible servers speak
+   * only Chat Completions: then the gateway translates Responses requests into Chat Completions and the answers back
+   * (stateless: `previous_response_id` and stored responses are refused). Set true for a server with its own
+   * Responses API, which then gets those requests as they are.
+   * @default false
+   */
+  readonly servesResponsesApi?: boolean;
 }
 
 export interface AzureOpenAIBackendProps extends ProviderBackendOptions {
@@ -152,7 +159,14 @@ export interface KubernetesServiceBackendProps extends Omit<ProviderBackendOptio
   /**
    * @default - no authentication
    */
-  readonly credentials?: Credentials;
+  readonly credentials?: Credentials; /**
+   * Whether the server takes the OpenAI Responses API (`POST /responses`) itself. Most OpenAI-compatible servers speak
+   * only Chat Completions: then the gateway translates Responses requests into Chat Completions and the answers back
+   * (stateless: `previous_response_id` and stored responses are refused). Set true for a server with its own
+   * Responses API, which then gets those requests as they are.
+   * @default false
+   */
+  readonly servesResponsesApi?: boolean;
 }
 
 /** What a provider factory decided: the input of ProviderBackend's private constructor. */
@@ -220,7 +234,11 @@ export class ProviderBackend extends Construct {
     return new ProviderBackend(scope, id, {
       ...props,
       provider: 'OpenAI-compatible',
-      schema: { name: 'OpenAI', pathPrefix: path === '' ? '/v1' : path },
+      schema: {
+        name: 'OpenAI',
+        pathPrefix: path === '' ? '/v1' : path,
+        ...responsesApiOf(props.servesResponsesApi),
+      },
       hostname: url.hostname,
       port: url.port === '' ? (tls ? 443 : 80) : Number(url.port),
       tls,
@@ -324,7 +342,7 @@ export class ProviderBackend extends Construct {
     return new ProviderBackend(scope, id, {
       ...props,
       provider: 'KubernetesService',
-      schema: { name: 'OpenAI', pathPrefix: props.pathPrefix ?? '/v1' },
+      schema: { name: 'OpenAI', pathPrefix: props.pathPrefix ?? '/v1', ...responsesApiOf(props.servesResponsesApi) },
       hostname: `${props.serviceName}.${namespace}.svc.cluster.local`,
       port: props.port,
       tls: false,
@@ -578,4 +596,9 @@ function toBodyMutation(options: BodyMutationOptions | undefined): BodyMutation 
     set: Object.entries(options.set ?? {}).map(([path, value]) => ({ path, value: JSON.stringify(value) })),
     remove: [...(options.remove ?? [])],
   };
+}
+
+/** The config of a server that may speak only Chat Completions (see `servesResponsesApi`). */
+function responsesApiOf(servesResponsesApi: boolean | undefined): { responsesApi?: 'chatCompletions' } {
+  return servesResponsesApi === true ? {} : { responsesApi: 'chatCompletions' };
 }

@@ -782,10 +782,7 @@ describe('AIRoute passthroughEndpoints (the endpoint allowlist)', () => {
         name: 'images',
         gateway,
         pathPrefix: '/images-api/v1',
-        passthroughEndpoints: [
-          { path: '/images/generations' },
-          { path: '/vector_stores/', methods: ['POST', 'PATCH'] },
-        ],
+        passthroughEndpoints: [{ path: '/moderations' }, { path: '/vector_stores/', methods: ['POST', 'PATCH'] }],
         rules: gptRule(openai),
       });
       new AIRoute(team, 'Chat', {
@@ -795,7 +792,7 @@ describe('AIRoute passthroughEndpoints (the endpoint allowlist)', () => {
       });
       const routes = configOf(synthAll(app)).routes;
       expect(routes.find((r) => r.name === 'team/images')!.passthroughEndpoints).toEqual([
-        { path: '/images/generations', methods: ['POST'] },
+        { path: '/moderations', methods: ['POST'] },
         { path: '/vector_stores/', methods: ['POST', 'PATCH'] },
       ]);
       expect(routes.find((r) => r.name === 'team/chat')).not.toHaveProperty('passthroughEndpoints');
@@ -813,7 +810,7 @@ describe('AIRoute passthroughEndpoints (the endpoint allowlist)', () => {
 
   describe('throws, naming the construct, the prop and the value', () => {
     it.each([
-      ['images/generations', 'must start with "/"'],
+      ['moderations', 'must start with "/"'],
       ['/v1/..;/admin', 'must not contain ";"'],
       ['/%2e%2e/admin', 'must not contain percent-encoding'],
       ['/files/../admin', 'must not contain "." or ".." segments'],
@@ -821,6 +818,7 @@ describe('AIRoute passthroughEndpoints (the endpoint allowlist)', () => {
       ['/files/*', 'must not contain "*": write a prefix as a path ending in "/", e.g. "/files/"'],
       ['/files//x', 'must not contain empty segments'],
       ['/chat/completions', 'is already served on every route (POST /chat/completions)'],
+      ['/images/edits', 'is already served on every route (POST /images/edits)'],
     ])('for the path %j', (path, reason) => {
       const { team, gateway, openai } = gatewayFixture();
       expect(
@@ -867,12 +865,10 @@ describe('AIRoute passthroughEndpoints (the endpoint allowlist)', () => {
         () =>
           new AIRoute(team, 'Route', {
             gateway,
-            passthroughEndpoints: [{ path: '/images/generations' }],
+            passthroughEndpoints: [{ path: '/moderations' }],
             rules: [{ models: [ModelMatch.exact('claude-sonnet-4')], backends: [{ backend: anthropic }] }],
           }),
-      ).toThrow(
-        'team/Route: invalid passthroughEndpoints ["/images/generations"]: no backend of this route can serve them',
-      );
+      ).toThrow('team/Route: invalid passthroughEndpoints ["/moderations"]: no backend of this route can serve them');
       const vllm = ProviderBackend.kubernetesService(team, 'Vllm', { serviceName: 'vllm', port: 8000 });
       expect(
         () =>

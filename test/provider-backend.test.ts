@@ -111,8 +111,19 @@ describe('ProviderBackend', () => {
     [
       'openAICompatible',
       () => ProviderBackend.openAICompatible(chart().chart, 'B', { baseUrl: 'https://api.groq.com/openai/v1' }),
-      { name: 'OpenAI', pathPrefix: '/openai/v1' },
+      // Most compatible servers speak only Chat Completions: the Responses API is translated for them.
+      { name: 'OpenAI', pathPrefix: '/openai/v1', responsesApi: 'chatCompletions' },
       'api.groq.com',
+    ],
+    [
+      'openAICompatible with its own Responses API',
+      () =>
+        ProviderBackend.openAICompatible(chart().chart, 'B', {
+          baseUrl: 'https://llm.example.com/v1',
+          servesResponsesApi: true,
+        }),
+      { name: 'OpenAI', pathPrefix: '/v1' },
+      'llm.example.com',
     ],
   ])('%s sets the schema and host', (_name, build, schema, hostname) => {
     const backend = build();
@@ -120,6 +131,17 @@ describe('ProviderBackend', () => {
     expect(backend.hostname).toBe(hostname);
     expect(backend.tls).toBe(true);
     expect(backend.port).toBe(443);
+  });
+
+  it('translates the Responses API for self-hosted servers unless they serve it', () => {
+    const { chart: c } = chart();
+    expect(ProviderBackend.kubernetesService(c, 'Vllm', { serviceName: 'vllm', port: 8000 }).schema).toEqual({
+      name: 'OpenAI',
+      pathPrefix: '/v1',
+      responsesApi: 'chatCompletions',
+    });
+    const own = ProviderBackend.kubernetesService(c, 'Own', { serviceName: 'own', port: 80, servesResponsesApi: true });
+    expect(own.schema).toEqual({ name: 'OpenAI', pathPrefix: '/v1' });
   });
 
   it('renders credentials as Secret file references only', () => {

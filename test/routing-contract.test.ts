@@ -111,7 +111,8 @@ const SUBPATHS: Record<Operation, string> = {
   chat: '/chat/completions',
   completions: '/completions',
   embeddings: '/embeddings',
-  other: '/responses',
+  responses: '/responses',
+  other: '/images/generations',
   messages: '/messages',
   count_tokens: '/messages/count_tokens',
 };
@@ -125,8 +126,10 @@ function bodyFor(operation: Operation, stream: boolean): Record<string, unknown>
       return { model: 'm-1', prompt: 'hi', stream };
     case 'embeddings':
       return { model: 'm-1', input: 'hi' };
-    case 'other':
+    case 'responses':
       return { model: 'm-1', input: 'hi', stream };
+    case 'other':
+      return { model: 'm-1', prompt: 'a cat' };
     case 'messages':
       return { model: 'm-1', max_tokens: 16, messages, stream };
     case 'count_tokens':

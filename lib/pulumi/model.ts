@@ -18,6 +18,7 @@ import { collectEventuals, collectInstances, mapEventuals, placeholderText } fro
 import type { KubeObject } from './objects';
 import { registerObjects } from './renderer';
 import { synthRegistry } from '../limits/registry';
+import { formerPlaceOf, placeBackendGrants } from '../backend-grants';
 
 type Eventual = pulumi.Output<unknown> | Promise<unknown>;
 
@@ -116,11 +117,23 @@ export interface MemberBuild {
   readonly objects: readonly KubeObject[];
 }
 
+/** An emitted object, the member that owns it and its path below the member's construct. */
+interface BuiltObject {
+  readonly object: KubeObject;
+  readonly member: ModelMember;
+  readonly path: string;
+  /** Where earlier versions put it (another member, another path): its resource carries that identity as an alias. */
+  readonly formerly?: { readonly member: ModelMember; readonly path: string };
+}
+
 interface ModelBuild {
   readonly members: Map<ModelMember, MemberBuild>;
-  /** Every emitted object by construct path, with the member that owns it and its path below the member's construct. */
-  readonly objects: Map<string, { readonly object: KubeObject; readonly member: ModelMember; readonly path: string }>;
+  /** Every emitted object by construct path. */
+  readonly objects: Map<string, BuiltObject>;
 }
+
+/** The chart of the objects the app owns itself (no component id can take it: those match CONSTRUCT_ID). */
+const APP_CHART_ID = '(app)';
 
 /** A resource holding a model: an `AIGatewayApp`. */
 export interface ModelComponent extends pulumi.ComponentResource {
@@ -206,11 +219,21 @@ export class Model {
   private readonly sealed: Promise<void>;
   private real: pulumi.Output<Opaque<ModelBuild>> | undefined;
   private readonly rendered = new Map<ModelMember, ChildResource[]>();
+  /** The app as the owner of the objects its components share (see `buildConstructs`). */
+  private readonly appMember: ModelMember;
 
   constructor(
     readonly app: pulumi.ComponentResource,
     readonly appName: string,
   ) {
+    this.appMember = {
+      component: app,
+      name: appName,
+      path: { chart: APP_CHART_ID, id: APP_CHART_ID },
+      kind: 'AIGatewayApp',
+      props: {},
+      build: () => undefined,
+    };
     this.sealed = new Promise((resolve, reject) => (this.settle = { resolve, reject }));
     // Failures also surface through every member's outputs and the app's `done`; this only keeps Node from
     // reporting them twice.
@@ -385,7 +408,7 @@ export class Model {
         }),
       );
       const objects = [
-        ...[...planned.objects.values()].map(({ object, member, path }) => ({
+        ...[...planned.objects.values()].map(({ object, member, path, formerly }) => ({
           member,
           plan: object,
           path,
@@ -393,6 +416,10 @@ export class Model {
           parent: member.component,
           parentName: member.name,
           legacyParent: rootUrnOf(member.component),
+          formerly:
+            formerly === undefined
+              ? undefined
+              : { parent: formerly.member.component, parentName: formerly.member.name, path: formerly.path },
         })),
         ...secrets,
       ];
@@ -472,6 +499,11 @@ export class Model {
     const constructs = new Map<pulumi.Resource, Construct>();
     const charts = new Map<string, Chart>();
     const owners = new Map<Construct, ModelMember>();
+    // Objects several components share (the backends' ReferenceGrants) belong to the app: which backend needed one
+    // first must not decide whose resource it is, or removing that backend would move it to another URN.
+    const shared = new Chart(app, APP_CHART_ID);
+    placeBackendGrants(app, shared);
+    owners.set(shared, this.appMember);
     const context: BuildContext = {
       constructOf: (component) => {
         const construct = constructs.get(component);
@@ -512,16 +544,25 @@ export class Model {
   ): ModelBuild {
     const { app, constructs, owners } = this.buildConstructs(resolve, options);
     const members = new Map<ModelMember, { construct: Construct | undefined; objects: KubeObject[] }>(
-      this.members.map((m) => [m, { construct: constructs.get(m.component), objects: [] }]),
+      [...this.members, this.appMember].map((m) => [m, { construct: constructs.get(m.component), objects: [] }]),
     );
-    const objects = new Map<string, { object: KubeObject; member: ModelMember; path: string }>();
-    for (const { apiObject, object } of synthesize(app)) {
-      const scope = [...apiObject.node.scopes].reverse().find((s) => owners.has(s));
+    const objects = new Map<string, BuiltObject>();
+    const ownerOf = (construct: Construct) => {
+      const scope = [...construct.node.scopes].reverse().find((s) => owners.has(s));
       const owner = scope === undefined ? undefined : owners.get(scope);
       if (scope === undefined || owner === undefined)
-        throw new Error(`internal: no component owns ${apiObject.node.path}`);
-      const path = apiObject.node.path.slice(scope.node.path.length + 1);
-      objects.set(apiObject.node.path, { object, member: owner, path });
+        throw new Error(`internal: no component owns ${construct.node.path}`);
+      return { owner, below: (path: string) => path.slice(scope.node.path.length + 1) };
+    };
+    for (const { apiObject, object } of synthesize(app)) {
+      const { owner, below } = ownerOf(apiObject);
+      const former = formerPlaceOf(apiObject);
+      let formerly: BuiltObject['formerly'];
+      if (former !== undefined) {
+        const place = ownerOf(former.scope);
+        formerly = { member: place.owner, path: place.below(`${former.scope.node.path}/${former.id}`) };
+      }
+      objects.set(apiObject.node.path, { object, member: owner, path: below(apiObject.node.path), formerly });
       members.get(owner)!.objects.push(object);
     }
     return { members, objects };

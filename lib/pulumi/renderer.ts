@@ -29,6 +29,8 @@ export interface PlannedObject {
    * old name below that URN, so stacks deployed with earlier versions keep their objects.
    */
   readonly legacyParent?: pulumi.Input<string>;
+  /** Where the object was in earlier versions (another component, another path): aliased, so it is not replaced. */
+  readonly formerly?: { readonly parent: pulumi.Resource; readonly parentName: string; readonly path: string };
 }
 
 export interface RenderedObject {
@@ -65,7 +67,7 @@ export function registerObjects(planned: readonly PlannedObject[]): RenderedObje
   const resources = new Array<pulumi.CustomResource | undefined>(all.length);
 
   for (const index of creationOrder(all, dependencies)) {
-    const { plan, path, manifest, secretFields, parent, parentName, legacyParent } = planned[index];
+    const { plan, path, manifest, secretFields, parent, parentName, legacyParent, formerly } = planned[index];
     const dependsOn = dependencies[index].map((i) => {
       const resource = resources[i];
       if (resource === undefined)
@@ -81,6 +83,12 @@ export function registerObjects(planned: readonly PlannedObject[]): RenderedObje
       aliases: [
         ...(legacy !== name ? [{ name: legacy }] : []),
         ...(legacyParent !== undefined ? [{ name: legacy, parent: legacyParent }] : []),
+        ...(formerly !== undefined
+          ? [
+              { name: logicalName(formerly.parentName, formerly.path), parent: formerly.parent },
+              { name: legacyName(formerly.parentName, plan), parent: formerly.parent },
+            ]
+          : []),
       ],
     });
   }

@@ -136,7 +136,8 @@ describe('AIGatewayApp', () => {
         mocks.registrations.find((r) => r.urn === objectNamed(objects, kind, name).parent)?.type;
       expect(ownerType('Gateway', 'ai/shared')).toBe('ai-gateway:index:AIGateway');
       expect(ownerType('HTTPRoute', 'team/shared')).toBe('ai-gateway:index:AIRoute');
-      expect(ownerType('ReferenceGrant', 'ai/ai-services-from-team')).toBe('ai-gateway:index:ProviderBackend');
+      // Grants shared by the backends of a namespace belong to the app, whichever backend needed one first.
+      expect(ownerType('ReferenceGrant', 'ai/ai-services-from-team')).toBe('ai-gateway:index:AIGatewayApp');
       expect(await valueOf(app.result.routeName)).toBe('shared');
     },
   );
@@ -628,6 +629,45 @@ describe('during preview with unknown inputs', () => {
     expect(applied.length).toBeGreaterThan(10);
   });
 
+  it("keeps a shared backend grant's URN when the backend that needed it first is removed", async () => {
+    const grantWith = async (backendNames: readonly string[]) => {
+      const mocks = await useMocks();
+      const app = new AIGatewayApp('app', (app) => {
+        const gateway = new AIGateway(
+          'gw',
+          { namespace: 'ai', allowedRoutes: cdk.AllowedRoutes.fromNamespaces('team') },
+          { parent: app },
+        );
+        const backends = backendNames.map((name) =>
+          ProviderBackend.kubernetesService(
+            name,
+            { namespace: 'models', serviceName: name, port: 8000 },
+            { parent: app },
+          ),
+        );
+        new AIRoute('chat', {
+          gateway,
+          namespace: 'team',
+          rules: backendNames.map((name, i) => ({
+            models: [cdk.ModelMatch.exact(name)],
+            backends: [{ backend: backends[i] }],
+          })),
+        });
+      });
+      const objects = await registered(mocks.registrations, app);
+      const grant = objectNamed(objects, 'ReferenceGrant', 'models/ai-services-from-team');
+      return { urn: grant.urn, to: (grant.inputs.spec as { to: { name: string }[] }).to.map((t) => t.name) };
+    };
+    const both = await grantWith(['vllm', 'tgi']);
+    const withoutFirst = await grantWith(['tgi']);
+    expect(both.to).toEqual(['vllm', 'tgi']);
+    expect(withoutFirst.to).toEqual(['tgi']);
+    expect(withoutFirst.urn).toBe(both.urn);
+    expect(both.urn).toMatch(
+      /AIGatewayApp\$kubernetes:gateway.networking.k8s.io\/v1beta1:ReferenceGrant::app:AIBackendGrants\//,
+    );
+  });
+
   it('leaves out, with a warning, a route whose admission a placeholder cannot show', async () => {
     const mocks = await useMocks({ preview: true, unknownOutputsFor: ['kubernetes:core/v1:Namespace'] });
     const warnings: string[] = [];
@@ -695,7 +735,15 @@ describe('during preview with unknown inputs', () => {
       expect(await isKnown(preview.example.gatewayName)).toBe(false);
       expect(warnings).toEqual([]);
       const owners = new Set(planned.map((r) => parentName(preview.registrations, r)));
-      expect([...owners].sort()).toEqual(['ai-gateway', 'anthropic', 'bedrock', 'chat', 'openai', 'redis']);
+      expect([...owners].sort()).toEqual([
+        'ai-gateway',
+        'ai-gateway-example',
+        'anthropic',
+        'bedrock',
+        'chat',
+        'openai',
+        'redis',
+      ]);
       for (const object of planned) expect(isUnknownInput(object.inputs.metadata)).toBe(true);
 
       const up = await run(false);
@@ -703,7 +751,7 @@ describe('during preview with unknown inputs', () => {
       // EnvoyExtensionPolicy and a 404 filter: whether those objects exist, and their names, follow the namespace's
       // value, so only they are named after a placeholder in the preview.
       const perNamespace =
-        /(:ReferenceGrant::[a-z-]+:(Processor\/)?ReferenceGrant-)|(::[a-z-]+:Processor\/(ExtensionPolicy|NotFound)-)/;
+        /(:ReferenceGrant::[a-z-]+:((Processor\/)?ReferenceGrant-|AIBackendGrants\/))|(::[a-z-]+:Processor\/(ExtensionPolicy|NotFound)-)/;
       const urns = (registrations: readonly Registration[]) => registrations.map((r) => r.urn).sort();
       const grants = (registrations: readonly Registration[]) =>
         urns(registrations)
@@ -716,11 +764,14 @@ describe('during preview with unknown inputs', () => {
         'ai-gateway:Processor/ExtensionPolicy-team-chat',
         'ai-gateway:Processor/NotFound-team-chat',
         'ai-gateway:Processor/ReferenceGrant-team-chat',
-        // One grant for the three backends, beside the backend the route names first.
-        'anthropic:ReferenceGrant-team-chat',
+        // One grant for the three backends, the app's.
+        'ai-gateway-example:AIBackendGrants/ai-platform.ai-backends-from-team-chat',
       ]);
       expect(grants(preview.registrations)).toEqual(
-        grants(up.registrations).map((name) => name!.replace('team-chat', 'ai-gateway-input-2')),
+        // The shared grant's name holds the backends' namespace too (the first namespace input, the Redis').
+        grants(up.registrations).map((name) =>
+          name!.replace('team-chat', 'ai-gateway-input-2').replace('ai-platform.', 'redis-input-1.'),
+        ),
       );
       expect(planned.length).toBeGreaterThan(25);
     },

@@ -143,6 +143,20 @@ describe('the Pulumi example', () => {
     // The processor's policy for the routes of team-chat is the gateway's (one per route namespace).
     expect(owner('EnvoyExtensionPolicy', 'team-chat/ai-gateway-processor-ai-platform')).toBe('ai-gateway');
     expect(owner('ReferenceGrant', 'ai-platform/ai-gateway-processor-from-team-chat')).toBe('ai-gateway');
+    // The grant the backends of ai-platform share is the app's, aliased to where it was: below the backend the route
+    // names first, with the construct id it had there.
+    const grant = objectNamed(registrations, 'ReferenceGrant', 'ai-platform/ai-backends-from-team-chat');
+    expect(urns.get(grant.parent)?.type).toBe('ai-gateway:index:AIGatewayApp');
+    expect(grant.name).toBe('ai-gateway-example:AIBackendGrants/ai-platform.ai-backends-from-team-chat');
+    const anthropic = registrations.find(
+      (r) => r.type === 'ai-gateway:index:ProviderBackend' && r.name === 'anthropic',
+    )!;
+    expect(grant.aliases.filter((alias) => alias.name !== undefined)).toEqual(
+      expect.arrayContaining([
+        { name: 'anthropic:ReferenceGrant-team-chat', parentUrn: anthropic.urn },
+        { name: 'anthropic:ai-platform/ai-backends-from-team-chat', parentUrn: anthropic.urn },
+      ]),
+    );
     // Resource names follow construct paths (never input values); the old `<component>:<namespace>/<name>` is an alias.
     const deployment = objectNamed(registrations, 'Deployment', 'ai-platform/ai-gateway-processor');
     expect(deployment.name).toBe('ai-gateway:Processor/Deployment/Resource');
@@ -163,7 +177,9 @@ describe('the Pulumi example', () => {
         continue;
       }
       const parent = urns.get(registration.parent);
-      expect(parent?.type).toMatch(/^ai-gateway:index:(AIGateway|AIRoute|ProviderBackend|RateLimitRedis)$/);
+      expect(parent?.type).toMatch(
+        /^ai-gateway:index:(AIGateway|AIRoute|ProviderBackend|RateLimitRedis|AIGatewayApp)$/,
+      );
       expect(registration.name.startsWith(`${parent!.name}:`)).toBe(true);
       expect(registration.urn).toContain(`${parent!.type}$${registration.type}::`);
     }

@@ -69,7 +69,17 @@ export const secretKeyRefSchema = z
 /** The wire API a backend speaks; decides request/response translation. */
 export const backendSchemaSchema = z.discriminatedUnion('name', [
   /** OpenAI and OpenAI-compatible servers (vLLM, Groq, Mistral, ...). `pathPrefix` replaces the route's API prefix. */
-  z.object({ name: z.literal('OpenAI'), pathPrefix }).strict(),
+  z
+    .object({
+      name: z.literal('OpenAI'),
+      pathPrefix,
+      /**
+       * How the server takes the Responses API: `native` (passed through, OpenAI's own), or `chatCompletions` (a server
+       * that speaks only Chat Completions: the processor translates). Absent: `native`.
+       */
+      responsesApi: z.enum(['native', 'chatCompletions']).optional(),
+    })
+    .strict(),
   /** `/openai/deployments/{model}/...?api-version=` */
   z.object({ name: z.literal('AzureOpenAI'), apiVersion: z.string().min(1) }).strict(),
   /** Anthropic Messages API; `version` is sent as `anthropic-version`. */
@@ -240,8 +250,13 @@ export const routeRuleSchema = z
 
 /**
  * The endpoints every route serves, as subpaths below its endpoint prefix, each with its one method: those the
- * processor translates or meters. `/responses` (operation `other`) is forwarded unchanged to OpenAI-schema
- * backends and metered: the Responses API reports `usage` in its JSON body and in the `response.completed` event.
+ * processor translates or meters. `/responses` (operation `responses`) is forwarded unchanged to OpenAI-schema
+ * backends that serve it and metered (the Responses API reports `usage` in its JSON body and in the
+ * `response.completed` event), and translated for the others. Image generation and edits and audio transcription and
+ * translation (operation `other`, as passthrough endpoints are) go to OpenAI-schema backends unchanged (edits and
+ * audio take multipart/form-data bodies, routed by their `model` field) and are metered: GPT image and
+ * gpt-4o-transcribe models report token `usage` (also in the `image_generation.completed`, `image_edit.completed`
+ * and `transcript.text.done` events); whisper-1 and DALL-E report none in tokens and are not charged.
  * Any other path under an endpoint prefix is answered 404, unless a route lists it in `passthroughEndpoints`; a
  * served path with another method is answered 405.
  */
@@ -250,8 +265,12 @@ export const SERVED_ENDPOINTS = {
     { method: 'POST', path: '/chat/completions', operation: 'chat' },
     { method: 'POST', path: '/completions', operation: 'completions' },
     { method: 'POST', path: '/embeddings', operation: 'embeddings' },
-    { method: 'POST', path: '/responses', operation: 'other' },
+    { method: 'POST', path: '/responses', operation: 'responses' },
     { method: 'GET', path: '/models', operation: 'models' },
+    { method: 'POST', path: '/images/generations', operation: 'other' },
+    { method: 'POST', path: '/images/edits', operation: 'other' },
+    { method: 'POST', path: '/audio/transcriptions', operation: 'other' },
+    { method: 'POST', path: '/audio/translations', operation: 'other' },
   ],
   Anthropic: [
     { method: 'POST', path: '/messages', operation: 'messages' },
@@ -356,9 +375,10 @@ export const passthroughEndpointSchema = z
 export const routeEndpointSchema = z
   .object({
     /**
-     * `OpenAI`: `<prefix>/chat/completions`, `/completions`, `/embeddings`, `/responses` (POST) and `/models` (GET),
-     * plus the route's `passthroughEndpoints`. `Anthropic`: `<prefix>/messages`, `<prefix>/messages/count_tokens`
-     * (POST). See SERVED_ENDPOINTS.
+     * `OpenAI`: `<prefix>/chat/completions`, `/completions`, `/embeddings`, `/responses`, `/images/generations`,
+     * `/images/edits`, `/audio/transcriptions`, `/audio/translations` (POST) and `/models` (GET), plus the route's
+     * `passthroughEndpoints`. `Anthropic`: `<prefix>/messages`, `<prefix>/messages/count_tokens` (POST). See
+     * SERVED_ENDPOINTS.
      */
     api: z.enum(['OpenAI', 'Anthropic']),
     pathPrefix,

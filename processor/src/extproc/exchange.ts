@@ -14,7 +14,7 @@ import {
   type ResponseTranslator,
   type TokenUsage,
 } from '../translate/types';
-import type { RequestSpan } from '../tracing';
+import { genAiOperationName, type RequestSpan } from '../tracing';
 import type { ProcessorContext } from './context';
 
 export interface ExchangeRoute {
@@ -125,7 +125,8 @@ export class Exchange {
     const now = performance.now();
     const route = this.route;
     this.context.metrics.recordResponse(
-      { operation: route.operation, model: route.modelLabel, backend: this.backendName },
+      // The spans' `gen_ai.operation.name`: chat for chat completions, Messages and the Responses API alike.
+      { operation: genAiOperationName(route.operation), model: route.modelLabel, backend: this.backendName },
       usage,
       {
         total: (now - this.startedAt) / 1000,

@@ -2,6 +2,7 @@
  * The request phase's decisions, pure over the config snapshot: which endpoint the request headers address,
  * then which rule and backend serve the body's model. Each step answers either "go on" or the client error.
  */
+import { isUtf8 } from 'node:buffer';
 import type { BackendRuntime, RuntimeConfig } from '../config/runtime';
 import { gatewayError, type GatewayError } from '../errors';
 import type { HttpHeaders } from '../grpc/messages';
@@ -10,7 +11,8 @@ import { availableModels, findRule, type EndpointMatch, type RuleMatch } from '.
 import { selectBackend } from '../routing/select';
 import type { BackendRef, ModelPrice } from '@ai-gateway-constructs/processor-config';
 import type { ConsumerRuntime } from '../governance';
-import type { ClientApi } from '../translate/types';
+import type { ClientApi, Operation } from '../translate/types';
+import { formBoundary, isFormContentType, scanFormBody, type FormSpan } from './form-body';
 import { HeaderList } from './headers';
 import {
   MAX_JSON_DEPTH,
@@ -122,6 +124,19 @@ export interface RoutingDecision {
   consumer: ConsumerRuntime | undefined;
   /** The price of `upstreamModel`; undefined when it has none. */
   price: ModelPrice | undefined;
+  /**
+   * Set for a multipart/form-data body (audio, image edits): the bytes of its `model` field, which a model name
+   * override replaces; the rest of the body is forwarded as it came. Undefined for a JSON body.
+   */
+  formModel?: FormSpan;
+}
+
+/** The top-level fields the router reads, from a JSON or a multipart/form-data body. */
+interface BodyFields {
+  model: string;
+  stream: boolean;
+  streamUsageRequested: boolean;
+  formModel?: FormSpan;
 }
 
 export function decideOnBody(
@@ -132,16 +147,12 @@ export function decideOnBody(
 ): RoutingDecision | Rejection {
   const api = read.match.api;
   const path = stripQuery(read.path);
-  const scanned = scanJsonBody(raw);
-  if (!scanned.ok) return reject(scanError(scanned, path), api);
-  const { fields } = scanned;
-  const model = modelOf(raw, fields.model);
-  if (typeof model !== 'string') return reject(model.error(path), api);
-  const stream = fields.stream && spanKind(raw, fields.stream);
-  if (stream !== undefined && stream !== TRUE && stream !== FALSE && stream !== NULL) {
-    // A provider that took "true" or 1 for true would stream while the gateway did not ask it for usage.
-    return reject(gatewayError(400, '"stream" must be a boolean', 'invalid_type', 'stream'), api);
-  }
+  const contentType = read.headers.get('content-type');
+  const fields = isFormContentType(contentType)
+    ? formFields(read.match.operation, raw, contentType!, path)
+    : jsonFields(raw, path);
+  if ('error' in fields) return reject(fields.error, api);
+  const { model, stream, streamUsageRequested, formModel } = fields;
   const rule = findRule(read.match.rules, model);
   if (!rule) {
     return reject(
@@ -189,15 +200,82 @@ export function decideOnBody(
     api,
     raw,
     model,
-    stream: stream === TRUE,
-    streamUsageRequested: stream === TRUE && streamUsageRequested(raw, fields.stream_options),
+    stream,
+    streamUsageRequested,
     rule,
     ref,
     backend,
     upstreamModel,
     consumer,
     price,
+    ...(formModel && { formModel }),
   };
+}
+
+function jsonFields(raw: Buffer, path: string): BodyFields | { error: GatewayError } {
+  const scanned = scanJsonBody(raw);
+  if (!scanned.ok) return { error: scanError(scanned, path) };
+  const { fields } = scanned;
+  const model = modelOf(raw, fields.model);
+  if (typeof model !== 'string') return { error: model.error(path) };
+  const stream = fields.stream && spanKind(raw, fields.stream);
+  if (stream !== undefined && stream !== TRUE && stream !== FALSE && stream !== NULL) {
+    // A provider that took "true" or 1 for true would stream while the gateway did not ask it for usage.
+    return { error: gatewayError(400, '"stream" must be a boolean', 'invalid_type', 'stream') };
+  }
+  return {
+    model,
+    stream: stream === TRUE,
+    streamUsageRequested: stream === TRUE && streamUsageRequested(raw, fields.stream_options),
+  };
+}
+
+/**
+ * The `model` and `stream` fields of a multipart/form-data body (audio transcriptions and translations, image
+ * edits). Only the passthrough operation takes a form: the translated and metered JSON endpoints refuse one.
+ */
+function formFields(
+  operation: Operation,
+  raw: Buffer,
+  contentType: string,
+  path: string,
+): BodyFields | { error: GatewayError } {
+  if (operation !== 'other')
+    return { error: gatewayError(400, `the body of ${path} must be JSON, not multipart/form-data`, 'invalid_body') };
+  const boundary = formBoundary(contentType);
+  if ('message' in boundary) return { error: gatewayError(400, boundary.message, 'invalid_multipart') };
+  const scanned = scanFormBody(raw, boundary.boundary);
+  if (!scanned.ok) return { error: gatewayError(400, scanned.message, 'invalid_multipart') };
+  const { model: modelSpan, stream: streamSpan } = scanned.fields;
+  if (modelSpan === undefined || modelSpan.end === modelSpan.start) {
+    return { error: gatewayError(400, 'you must provide a model parameter', 'missing_model', 'model') };
+  }
+  if (modelSpan.end - modelSpan.start > MAX_MODEL_NAME_BYTES) {
+    return {
+      error: gatewayError(
+        400,
+        `the model name must be at most ${MAX_MODEL_NAME_BYTES} bytes long`,
+        'invalid_model',
+        'model',
+      ),
+    };
+  }
+  const modelBytes = raw.subarray(modelSpan.start, modelSpan.end);
+  if (!isUtf8(modelBytes)) {
+    return { error: gatewayError(400, 'the model name must be valid UTF-8', 'invalid_model', 'model') };
+  }
+  const model = modelBytes.toString('utf8');
+  const problem = modelNameProblem(model);
+  if (problem) return { error: problem };
+  let stream = false;
+  if (streamSpan !== undefined) {
+    // Only the two spellings: a provider that also took "1" or "yes" could stream while the gateway did not know.
+    const value = raw.toString('latin1', streamSpan.start, Math.min(streamSpan.end, streamSpan.start + 6));
+    if (streamSpan.end - streamSpan.start > 5 || (value !== 'true' && value !== 'false'))
+      return { error: gatewayError(400, '"stream" must be "true" or "false"', 'invalid_type', 'stream') };
+    stream = value === 'true';
+  }
+  return { model, stream, streamUsageRequested: false, formModel: modelSpan };
 }
 
 /**
@@ -300,19 +378,19 @@ function modelOf(raw: Buffer, span: ValueSpan | undefined): string | { error: Bo
     };
   }
   if (escaped && Buffer.byteLength(model) > MAX_MODEL_NAME_BYTES) return tooLong;
-  if (hasControlCharacter(model)) {
-    // The model travels upstream in a header (x-ai-eg-model): CR, LF or NUL there would be header injection.
-    return {
-      error: () => gatewayError(400, 'the model name must not contain control characters', 'invalid_model', 'model'),
-    };
-  }
-  if (LONE_SURROGATE.test(model)) {
-    // Written into the header as U+FFFD: the gateway would route and label a name the provider never reads.
-    return {
-      error: () => gatewayError(400, 'the model name must be valid Unicode', 'invalid_model', 'model'),
-    };
-  }
-  return model;
+  const problem = modelNameProblem(model);
+  return problem ? { error: () => problem } : model;
+}
+
+/** What makes a decoded model name unusable (control characters, lone surrogates), or undefined. */
+function modelNameProblem(model: string): GatewayError | undefined {
+  // The model travels upstream in a header (x-ai-eg-model): CR, LF or NUL there would be header injection.
+  if (hasControlCharacter(model))
+    return gatewayError(400, 'the model name must not contain control characters', 'invalid_model', 'model');
+  // Written into the header as U+FFFD: the gateway would route and label a name the provider never reads.
+  if (LONE_SURROGATE.test(model))
+    return gatewayError(400, 'the model name must be valid Unicode', 'invalid_model', 'model');
+  return undefined;
 }
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;

@@ -18,15 +18,16 @@ import {
   type AuthRequest,
 } from '../auth';
 import { decodableAcceptEncoding } from '../encoding';
-import { gatewayError } from '../errors';
+import { gatewayError, type GatewayError } from '../errors';
 import { encodeProcessingResponse } from '../grpc/encode';
 import type { CommonResponse, EncodedStruct, OutgoingResponse, ProcessingResponse } from '../grpc/messages';
 import type { ConsumerRuntime } from '../governance';
 import { findTranslator } from '../translate/registry';
-import { TranslationError, type HeaderChanges, type UpstreamRequest } from '../translate/types';
+import { TranslationError, type HeaderChanges, type Translator, type UpstreamRequest } from '../translate/types';
 import type { ProcessorContext } from './context';
 import { Exchange } from './exchange';
 import { HeaderChangeSet, type HeaderList } from './headers';
+import { replaceSpan } from './form-body';
 import { parseJsonBody } from './json-body';
 import { stripQuery, type HeadersDecision, type Rejection, type RoutingDecision } from './request-route';
 
@@ -81,8 +82,13 @@ export function prepareUpstream(
   let upstream: UpstreamRequest | undefined;
   let upstreamBody: Buffer | undefined;
   try {
+    if (decision.formModel !== undefined) {
+      const form = formUpstream(translator, backend, decision, path);
+      if ('error' in form) return { kind: 'reject', error: form.error, api };
+      ({ upstream, upstreamBody } = form);
+    }
     // Forwarded as it came: decided from the top-level fields the gateway read, the body is never parsed.
-    if (!backend.hasBodyMutation) upstream = translator.forwardUnchanged?.();
+    else if (!backend.hasBodyMutation) upstream = translator.forwardUnchanged?.();
     if (!upstream) {
       const parsed = parseJsonBody(decision.raw);
       if (!parsed.ok) {
@@ -124,6 +130,40 @@ export function prepareUpstream(
     response: translator.response(),
   });
   return { kind: 'prepared', exchange, routeName: decision.rule.rule.route.name, upstream, upstreamBody };
+}
+
+/**
+ * The upstream request of a multipart/form-data body: the client's bytes, with the `model` field's value replaced
+ * by a model name override (exactly its bytes; the framing is kept). A backend whose translator takes no form, or
+ * with a JSON body mutation, cannot serve it.
+ */
+function formUpstream(
+  translator: Translator,
+  backend: BackendRuntime,
+  decision: RoutingDecision,
+  path: string,
+): { upstream: UpstreamRequest; upstreamBody: Buffer | undefined } | { error: GatewayError } {
+  const name = `backend "${backend.config.name}" (schema ${backend.config.schema.name})`;
+  if (!translator.forwardForm)
+    return { error: gatewayError(400, `${name} cannot serve ${stripQuery(path)}`, 'unsupported_operation') };
+  if (backend.hasBodyMutation) {
+    return {
+      error: gatewayError(
+        400,
+        `${name} has a body mutation, which applies to JSON bodies only: it cannot serve a multipart/form-data body`,
+        'unsupported_operation',
+      ),
+    };
+  }
+  const override = decision.upstreamModel;
+  if (override !== decision.model && /[\r\n]/.test(override)) {
+    // Cannot happen with a valid config (model names have no control characters); a line break could end the part.
+    return { error: gatewayError(500, 'the model name override contains a line break', 'server_error') };
+  }
+  return {
+    upstream: translator.forwardForm(),
+    upstreamBody: override === decision.model ? undefined : replaceSpan(decision.raw, decision.formModel!, override),
+  };
 }
 
 /** The backend's credential could not be had: the request cannot go on. */

@@ -175,11 +175,9 @@ function countTokensRequest(schema: AnthropicSchema, context: TranslationContext
         removeHeaders: [],
       };
     case 'AWSAnthropic':
-      throw new TranslationError(
-        422,
-        'count_tokens is not supported by the AWSAnthropic backend',
-        'invalid_request_error',
-      );
+      // The registry sends count_tokens on InvokeModel to Bedrock's CountTokens (count-tokens.ts), which answers
+      // in another shape than this passthrough reads.
+      throw new TranslationError(500, 'count_tokens on AWSAnthropic is served by count-tokens.ts', 'server_error');
   }
 }
 

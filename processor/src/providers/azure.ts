@@ -37,6 +37,9 @@ export const openAIToAzure: TranslatorFactory = (context) => {
       const upstream = passthrough.forwardUnchanged?.();
       return upstream && { ...upstream, path: azurePath(context, context.upstreamModel, context.subpath) };
     },
+    forwardForm(): UpstreamRequest {
+      return { ...passthrough.forwardForm!(), path: azurePath(context, context.upstreamModel, context.subpath) };
+    },
     response: () => passthrough.response(),
   };
 };

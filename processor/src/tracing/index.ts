@@ -93,7 +93,9 @@ export function createTracer(options: TracingOptions): RequestTracer {
 /** `gen_ai.operation.name` for a client operation (well-known values where one fits). */
 export function genAiOperationName(operation: Operation): string {
   switch (operation) {
+    // The Responses API is a chat inference (OpenAI's own instrumentations name it so); `chat` is the well-known value.
     case 'chat':
+    case 'responses':
     case 'messages':
       return 'chat';
     case 'completions':

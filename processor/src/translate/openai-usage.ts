@@ -3,11 +3,16 @@ import type { TokenUsage } from './types';
 /**
  * Reads an OpenAI-style `usage` object: chat/completions/embeddings (`prompt_tokens`, `completion_tokens`,
  * `prompt_tokens_details.cached_tokens`, `completion_tokens_details.reasoning_tokens`) and the Responses API
- * (`input_tokens`, `output_tokens`, `input_tokens_details`, `output_tokens_details`). Undefined when absent.
+ * (`input_tokens`, `output_tokens`, `input_tokens_details`, `output_tokens_details`), which GPT image models
+ * (`input_tokens_details: {text_tokens, image_tokens}`) and token-billed transcription models (`type: "tokens"`,
+ * `input_token_details: {audio_tokens, text_tokens}`) report too: input counts all of them, whatever the modality.
+ * Undefined when absent, and for duration-billed transcription (whisper-1: `{type: "duration", seconds}`), which
+ * has no tokens to charge.
  */
 export function usageFromOpenAI(usage: unknown): TokenUsage | undefined {
   if (usage === null || typeof usage !== 'object') return undefined;
   const u = usage as Record<string, unknown>;
+  if (u.type === 'duration') return undefined;
   const input = count(u.prompt_tokens ?? u.input_tokens);
   const output = count(u.completion_tokens ?? u.output_tokens);
   const totalField = u.total_tokens;

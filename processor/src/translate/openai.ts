@@ -45,6 +45,16 @@ class OpenAIPassthrough implements Translator {
     };
   }
 
+  forwardForm(): UpstreamRequest {
+    // Nothing to add to a form: stream usage is asked for only on chat and completions.
+    return {
+      path: upstreamPath(this.context),
+      body: undefined,
+      setHeaders: NO_HEADER_CHANGES,
+      removeHeaders: NO_NAMES,
+    };
+  }
+
   response(): ResponseTranslator {
     // Endpoints a route opted into (images, audio, ...) may answer any media type; the metered ones answer JSON or SSE.
     return new OpenAIResponse(this.context.operation !== 'other', this.usageForced);

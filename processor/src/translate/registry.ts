@@ -5,6 +5,7 @@
 import type { BackendSchema } from '@ai-gateway-constructs/processor-config';
 import { PROVIDER_TRANSLATORS } from '../providers';
 import { openAIPassthrough } from './openai';
+import { responsesViaChat } from './responses';
 import type { ClientApi, Operation, TranslatorFactory } from './types';
 
 export type SchemaName = BackendSchema['name'];
@@ -13,11 +14,19 @@ export type TranslatorTable = Partial<
   Record<ClientApi, Partial<Record<Operation, Partial<Record<SchemaName, TranslatorFactory>>>>>
 >;
 
+/** OpenAI's own Responses API passes through; a server that speaks only Chat Completions gets it translated. */
+const responsesOverChat = responsesViaChat(openAIPassthrough);
+const openAIResponses: TranslatorFactory = (context) =>
+  context.backend.schema.name === 'OpenAI' && context.backend.schema.responsesApi === 'chatCompletions'
+    ? responsesOverChat(context)
+    : openAIPassthrough(context);
+
 const OPENAI_TRANSLATORS: TranslatorTable = {
   OpenAI: {
     chat: { OpenAI: openAIPassthrough },
     completions: { OpenAI: openAIPassthrough },
     embeddings: { OpenAI: openAIPassthrough },
+    responses: { OpenAI: openAIResponses },
     other: { OpenAI: openAIPassthrough },
   },
 };

@@ -33,10 +33,11 @@ export const ZERO_USAGE: Readonly<TokenUsage> = Object.freeze({
 export type ClientApi = 'OpenAI' | 'Anthropic';
 
 /**
- * What the client asked for. `other` is any further path under an OpenAI endpoint (images, responses,
- * audio, ...), passed through to OpenAI-schema backends only.
+ * What the client asked for. `responses` is OpenAI's Responses API (`POST /responses`): passed through to OpenAI-schema
+ * backends, translated through the chat translators elsewhere (translate/responses.ts). `other` is any further path
+ * under an OpenAI endpoint (images, audio, ...), passed through to OpenAI-schema backends only.
  */
-export type Operation = 'chat' | 'completions' | 'embeddings' | 'messages' | 'count_tokens' | 'other';
+export type Operation = 'chat' | 'completions' | 'embeddings' | 'responses' | 'messages' | 'count_tokens' | 'other';
 
 export interface TranslationContext {
   api: ClientApi;
@@ -135,6 +136,12 @@ export interface Translator {
    * `bodyUnchanged` true. Undefined when the body has to be rewritten: `request` is called with it parsed.
    */
   forwardUnchanged?(): UpstreamRequest | undefined;
+  /**
+   * Optional: the upstream request for a multipart/form-data body (audio, image edits), which is never parsed: its
+   * `body` is undefined; the pipeline forwards the client's bytes, with the `model` field's value replaced when
+   * `upstreamModel` differs. A translator without it cannot take a form (answered 400).
+   */
+  forwardForm?(): UpstreamRequest;
   response(): ResponseTranslator;
 }
 

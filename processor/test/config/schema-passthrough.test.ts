@@ -34,7 +34,7 @@ function problemsOf(document: unknown): readonly string[] {
 describe('passthroughEndpoints in the processor config', () => {
   it('accepts exact paths and prefixes ending in "/" with their methods, unchanged', () => {
     const entries = [
-      { path: '/images/generations', methods: ['POST'] },
+      { path: '/moderations', methods: ['POST'] },
       { path: '/vector_stores/', methods: ['POST', 'PATCH'] },
       { path: '/audio/speech', methods: ['POST', 'PUT'] },
       { path: '/v2/score:batch', methods: ['POST'] },
@@ -51,7 +51,7 @@ describe('passthroughEndpoints in the processor config', () => {
   });
 
   it.each([
-    ['images/generations', 'must start with "/"'],
+    ['moderations', 'must start with "/"'],
     ['/v1/..;/admin', 'must not contain ";"'],
     ['/files;x', 'must not contain ";"'],
     ['/%2e%2e/admin', 'must not contain percent-encoding'],
@@ -71,6 +71,8 @@ describe('passthroughEndpoints in the processor config', () => {
     ['/chat/completions', 'is already served on every route (POST /chat/completions)'],
     ['/models', 'is already served on every route (GET /models)'],
     ['/responses', 'is already served on every route (POST /responses)'],
+    ['/images/generations', 'is already served on every route (POST /images/generations)'],
+    ['/audio/transcriptions', 'is already served on every route (POST /audio/transcriptions)'],
     [`/${'a'.repeat(600)}`, 'must be at most 512 characters'],
   ])('rejects the path %j, saying why', (bad, reason) => {
     const problems = problemsOf(configWith([{ path: bad, methods: ['POST'] }]));
@@ -85,7 +87,7 @@ describe('passthroughEndpoints in the processor config', () => {
     [['post'], 'routes.0.passthroughEndpoints.0.methods.0'],
     [[], 'routes.0.passthroughEndpoints.0.methods'],
   ])('rejects the methods %j (only POST, PUT, PATCH: the processor routes by the body)', (methods, where) => {
-    const problems = problemsOf(configWith([{ path: '/images/generations', methods }]));
+    const problems = problemsOf(configWith([{ path: '/moderations', methods }]));
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(new RegExp(`^${where.replace(/\./g, '\\.')}: `));
     if (methods.length === 0)
@@ -99,31 +101,31 @@ describe('passthroughEndpoints in the processor config', () => {
   });
 
   it('rejects a method listed twice, a path listed twice, unknown keys and a missing method list', () => {
-    expect(problemsOf(configWith([{ path: '/images/generations', methods: ['POST', 'POST'] }]))).toEqual([
+    expect(problemsOf(configWith([{ path: '/moderations', methods: ['POST', 'POST'] }]))).toEqual([
       'routes.0.passthroughEndpoints.0.methods: lists "POST" twice',
     ]);
     expect(
       problemsOf(
         configWith([
-          { path: '/images/generations', methods: ['POST'] },
+          { path: '/moderations', methods: ['POST'] },
           { path: '/files/', methods: ['POST'] },
-          { path: '/images/generations', methods: ['PUT'] },
+          { path: '/moderations', methods: ['PUT'] },
         ]),
       ),
     ).toEqual([
-      'routes.0.passthroughEndpoints.2.path: route "team/images": "/images/generations" ' +
+      'routes.0.passthroughEndpoints.2.path: route "team/images": "/moderations" ' +
         'duplicates passthroughEndpoints[0]; list its methods once',
     ]);
-    expect(problemsOf(configWith([{ path: '/images/generations', methods: ['POST'], method: 'POST' }]))[0]).toMatch(
+    expect(problemsOf(configWith([{ path: '/moderations', methods: ['POST'], method: 'POST' }]))[0]).toMatch(
       /^routes\.0\.passthroughEndpoints\.0: .*method/,
     );
-    expect(problemsOf(configWith([{ path: '/images/generations' }]))[0]).toMatch(
+    expect(problemsOf(configWith([{ path: '/moderations' }]))[0]).toMatch(
       /^routes\.0\.passthroughEndpoints\.0\.methods: /,
     );
   });
 
   it('rejects passthrough endpoints on a route without an OpenAI endpoint', () => {
-    const config = configWith([{ path: '/images/generations', methods: ['POST'] }], {
+    const config = configWith([{ path: '/moderations', methods: ['POST'] }], {
       endpoints: [{ api: 'Anthropic', pathPrefix: '/anthropic/v1' }],
     });
     expect(problemsOf(config)).toEqual([
@@ -140,9 +142,9 @@ describe('passthroughEndpoints in the processor config', () => {
       expect(() => readConfigFile(file)).toThrow(
         'routes.0.passthroughEndpoints.0.path: "/v1/..;/admin" must not contain ";"',
       );
-      fs.writeFileSync(file, JSON.stringify(configWith([{ path: '/images/generations', methods: ['POST'] }])));
+      fs.writeFileSync(file, JSON.stringify(configWith([{ path: '/moderations', methods: ['POST'] }])));
       expect(readConfigFile(file).routes[0].passthroughEndpoints).toEqual([
-        { path: '/images/generations', methods: ['POST'] },
+        { path: '/moderations', methods: ['POST'] },
       ]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
@@ -152,13 +154,13 @@ describe('passthroughEndpoints in the processor config', () => {
 
 describe('passthroughPathProblem and isPassthroughSubpath', () => {
   it('accepts "/" (every subpath) and plain segments', () => {
-    for (const ok of ['/', '/files/', '/images/generations', "/a-b_c.d~e!f$g&h'i(j)k+l,m=n:o@p/"])
+    for (const ok of ['/', '/files/', '/moderations', "/a-b_c.d~e!f$g&h'i(j)k+l,m=n:o@p/"])
       expect(passthroughPathProblem(ok)).toBeUndefined();
     expect(passthroughPathProblem(42)).toBe('must be a string');
   });
 
   it('lets through only plain request subpaths: no dot segments, encodings, ";", backslashes or empty segments', () => {
-    for (const ok of ['/images/generations', '/files/file-abc', '/a..b/.c/d.', '/x:y@z'])
+    for (const ok of ['/moderations', '/files/file-abc', '/a..b/.c/d.', '/x:y@z'])
       expect(isPassthroughSubpath(ok)).toBe(true);
     for (const bad of [
       '',

@@ -1,7 +1,8 @@
 /**
  * count_tokens end to end: the official `@anthropic-ai/sdk` (`messages.countTokens`) through the processor (driven
  * like Envoy by the HTTP front) against fake providers that check the exact upstream body against the documented
- * shapes: Bedrock's CountTokens (`{input: {converse: {...}}}` -> `{inputTokens}`) and Vertex Gemini's countTokens
+ * shapes: Bedrock's CountTokens (`{input: {converse: {...}}}` on AWSBedrock, `{input: {invokeModel: {body}}}` with the
+ * base64 InvokeModel body on AWSAnthropic -> `{inputTokens}`) and Vertex Gemini's countTokens
  * (`{contents, systemInstruction, tools}` -> `{totalTokens}`). The SDK gets `{input_tokens}`, provider errors in
  * Anthropic's shape, and nothing is charged.
  */
@@ -81,6 +82,17 @@ describe('count_tokens through the data plane with the official Anthropic SDK', 
           },
         },
         {
+          name: 'bedrock-invoke',
+          schema: { name: 'AWSAnthropic', anthropicVersion: 'bedrock-2023-05-31' },
+          endpoint,
+          auth: {
+            type: 'AWSSigV4',
+            region: 'us-east-1',
+            credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' },
+            perRequestCredentials: false,
+          },
+        },
+        {
           name: 'vertex',
           schema: { name: 'GCPVertexAI', projectId: 'proj', region: 'europe-west4' },
           endpoint,
@@ -92,7 +104,22 @@ describe('count_tokens through the data plane with the official Anthropic SDK', 
           name: 'default/all',
           endpoints: [{ api: 'Anthropic', pathPrefix: '/anthropic/v1' }],
           hostnames: [],
-          rules: [rule('anthropic.', 'bedrock'), rule('us.', 'bedrock'), rule('gemini-', 'vertex')],
+          rules: [
+            rule('anthropic.', 'bedrock'),
+            rule('us.', 'bedrock'),
+            rule('gemini-', 'vertex'),
+            {
+              models: [{ type: 'Exact' as const, value: 'claude-haiku-invoke' }],
+              backends: [
+                {
+                  backend: 'bedrock-invoke',
+                  weight: 1,
+                  priority: 0,
+                  modelNameOverride: 'anthropic.claude-haiku-4-5-20251001-v1:0',
+                },
+              ],
+            },
+          ],
           requiredHeaders: [],
         },
       ],
@@ -166,6 +193,29 @@ describe('count_tokens through the data plane with the official Anthropic SDK', 
         },
       },
     });
+  });
+
+  it('Bedrock InvokeModel (AWSAnthropic): CountTokens with the InvokeModel body, base64, SigV4-signed', async () => {
+    const counted = await anthropic.messages.countTokens({ ...REQUEST, model: 'claude-haiku-invoke' });
+    expect(counted).toEqual({ input_tokens: 42 });
+    const model = 'anthropic.claude-haiku-4-5-20251001-v1:0';
+    expect(lastRequest().path).toBe(`/model/${model}/count-tokens`);
+    expect(lastRequest().headers.authorization).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AKIAE2E\/\d{8}\/us-east-1\/bedrock\/aws4_request, SignedHeaders=/,
+    );
+    const body = upstreamBody() as { input: { invokeModel: { body: string } } };
+    expect(Object.keys(body)).toEqual(['input']);
+    expect(Object.keys(body.input)).toEqual(['invokeModel']);
+    // A blob in AWS's JSON protocol: base64 of the InvokeModel body Claude on Bedrock reads.
+    expect(body.input.invokeModel.body).toMatch(/^[A-Za-z0-9+/]+=*$/);
+    expect(JSON.parse(Buffer.from(body.input.invokeModel.body, 'base64').toString())).toEqual({
+      anthropic_version: 'bedrock-2023-05-31',
+      max_tokens: 1,
+      system: REQUEST.system,
+      messages: REQUEST.messages,
+      tools: REQUEST.tools,
+    });
+    expect(results[0].metadata['io.envoy.ai_gateway']?.input_budget ?? 0).toBe(0);
   });
 
   it("Bedrock's refusal reaches the SDK as an Anthropic error with Bedrock's status and message", async () => {

@@ -142,7 +142,9 @@ export function clientApiOf(requestPath: string): {
         ? 'completions'
         : subpath === '/embeddings'
           ? 'embeddings'
-          : 'other';
+          : subpath === '/responses'
+            ? 'responses'
+            : 'other';
   return { api: 'OpenAI', operation, subpath, query };
 }
 

@@ -167,12 +167,16 @@ describe('malformed provider answers', () => {
 describe('client-chosen model names in upstream paths', () => {
   // Under prefix or regex rules the client picks the model, and several providers put it in the path.
   const hostile = ['../../other-project/models/x', 'a/b', 'm?key=v', 'm#f', 'm%2F..%2Fx', 'm n', 'mödel'];
-  const body = () => ({
-    messages: [{ role: 'user', content: 'hi' }],
-    max_tokens: 5,
-    input: 'hi',
-    instances: [{ content: 'hi' }],
-  });
+  // The Responses translation refuses members it does not know (as OpenAI does): it gets its own shape.
+  const body = (operation: Operation) =>
+    operation === 'responses'
+      ? { input: 'hi', max_output_tokens: 5 }
+      : {
+          messages: [{ role: 'user', content: 'hi' }],
+          max_tokens: 5,
+          input: 'hi',
+          instances: [{ content: 'hi' }],
+        };
   for (const [api, operations] of Object.entries(PROVIDER_TRANSLATORS) as [
     ClientApi,
     Record<Operation, Record<string, TranslatorFactory>>,
@@ -191,7 +195,7 @@ describe('client-chosen model names in upstream paths', () => {
             ...base,
             requestModel: named(base.requestModel),
             upstreamModel: named('m'),
-          }).request(body()).path;
+          }).request(body(operation)).path;
           for (const model of hostile) {
             let path: string;
             try {
@@ -199,7 +203,7 @@ describe('client-chosen model names in upstream paths', () => {
                 ...base,
                 requestModel: named(model),
                 upstreamModel: named(model),
-              }).request(body()).path;
+              }).request(body(operation)).path;
             } catch (error) {
               expect(error).toBeInstanceOf(TranslationError);
               continue;
@@ -218,7 +222,7 @@ describe('client-chosen model names in upstream paths', () => {
   it.each([['.'], ['..']])('rejects %s where the model is a path segment', (model) => {
     const factory = (PROVIDER_TRANSLATORS.OpenAI!.chat as Record<string, TranslatorFactory>).AWSBedrock;
     expect(() =>
-      factory({ ...context('OpenAI', 'chat', BACKENDS.AWSBedrock), upstreamModel: model }).request(body()),
+      factory({ ...context('OpenAI', 'chat', BACKENDS.AWSBedrock), upstreamModel: model }).request(body('chat')),
     ).toThrow(TranslationError);
   });
 });

@@ -39,8 +39,13 @@ describe('the default endpoint allowlist', () => {
     ['POST', '/v1/chat/completions?api-version=1', 'chat'],
     ['POST', '/v1/completions', 'completions'],
     ['POST', '/v1/embeddings', 'embeddings'],
-    ['POST', '/v1/responses', 'other'],
+    ['POST', '/v1/responses', 'responses'],
     ['GET', '/v1/models', 'models'],
+    // Passed through and metered on OpenAI-schema backends (issue 16): every route serves them.
+    ['POST', '/v1/images/generations', 'other'],
+    ['POST', '/v1/images/edits', 'other'],
+    ['POST', '/v1/audio/transcriptions', 'other'],
+    ['POST', '/v1/audio/translations', 'other'],
     ['POST', '/anthropic/v1/messages', 'messages'],
     ['POST', '/anthropic/v1/messages/count_tokens', 'count_tokens'],
   ])('serves %s %s as %s', (method, path, operation) => {
@@ -62,8 +67,9 @@ describe('the default endpoint allowlist', () => {
     ['POST', '/v1/%2e%2e/'],
     ['POST', '/v1/../admin'],
     ['POST', '/v1/./chat/completions'],
-    ['POST', '/v1/images/generations'],
     ['POST', '/v1/audio/speech'],
+    ['POST', '/v1/images/variations'],
+    ['GET', '/v1/images/generations/img_1'],
     ['POST', '/v1/files'],
     ['GET', '/v1/responses/resp_123'],
     ['DELETE', '/v1/responses/resp_123'],
@@ -88,6 +94,8 @@ describe('the default endpoint allowlist', () => {
     ['PUT', '/v1/embeddings', 'POST'],
     ['GET', '/v1/responses', 'POST'],
     ['POST', '/v1/models', 'GET'],
+    ['GET', '/v1/images/generations', 'POST'],
+    ['PUT', '/v1/audio/transcriptions', 'POST'],
     ['HEAD', '/v1/models', 'GET'],
     ['GET', '/anthropic/v1/messages', 'POST'],
     ['post', '/v1/chat/completions', 'POST'],
@@ -109,47 +117,56 @@ describe('the default endpoint allowlist', () => {
       const served = SERVED_ENDPOINTS[api]
         .map((endpoint) => endpoint.operation)
         .filter((operation) => operation !== 'models');
-      expect(new Set(served)).toEqual(new Set(Object.keys(TRANSLATORS[api] ?? {})));
+      // `other` is the passthrough (a route's passthroughEndpoints), and by default images and audio on OpenAI.
+      const translated = Object.keys(TRANSLATORS[api] ?? {}).filter((operation) => operation !== 'other');
+      expect(new Set(served.filter((operation) => operation !== 'other'))).toEqual(new Set(translated));
     }
+    expect(SERVED_ENDPOINTS.OpenAI.filter((endpoint) => endpoint.operation === 'other').map((e) => e.path)).toEqual([
+      '/images/generations',
+      '/images/edits',
+      '/audio/transcriptions',
+      '/audio/translations',
+    ]);
+    expect(Object.keys(TRANSLATORS.OpenAI ?? {})).toContain('other');
   });
 });
 
 describe('passthroughEndpoints (opt-in per route)', () => {
-  const images = route(['dall-e-3', 'shared'], openai, {
-    name: 'team/images',
+  const moderation = route(['omni-moderation', 'shared'], openai, {
+    name: 'team/moderation',
     passthroughEndpoints: [
-      { path: '/images/generations', methods: ['POST'] },
+      { path: '/moderations', methods: ['POST'] },
       { path: '/vector_stores/', methods: ['POST', 'PATCH'] },
     ],
   });
   const chat = route(['gpt-4o', 'shared'], openai, { name: 'team/chat' });
-  const router = routerOf(chat, images);
+  const router = routerOf(chat, moderation);
 
   it("serves an exact opted-in path for the listed method, offering only the opting route's rules", () => {
-    const match = router.match('/v1/images/generations?x=1', 'h', 'POST')!;
-    expect(match).toMatchObject({ operation: 'other', subpath: '/images/generations', query: '?x=1' });
-    expect(match.rules.map((rule) => rule.route.name)).toEqual(['team/images']);
-    expect(match.routes.map((r) => r.name)).toEqual(['team/images']);
+    const match = router.match('/v1/moderations?x=1', 'h', 'POST')!;
+    expect(match).toMatchObject({ operation: 'other', subpath: '/moderations', query: '?x=1' });
+    expect(match.rules.map((rule) => rule.route.name)).toEqual(['team/moderation']);
+    expect(match.routes.map((r) => r.name)).toEqual(['team/moderation']);
     // The chat route's models are not routed to the passthrough, even one both routes name: the opting route's rule
     // serves it.
     expect(findRule(match.rules, 'gpt-4o')).toBeUndefined();
-    expect(findRule(match.rules, 'shared')?.rule.route.name).toBe('team/images');
-    expect(findRule(match.rules, 'dall-e-3')?.rule.route.name).toBe('team/images');
+    expect(findRule(match.rules, 'shared')?.rule.route.name).toBe('team/moderation');
+    expect(findRule(match.rules, 'omni-moderation')?.rule.route.name).toBe('team/moderation');
   });
 
   it("keeps the other routes to the default endpoints, with every route's rules in first-match order", () => {
     const match = router.match('/v1/chat/completions', 'h', 'POST')!;
     expect(match.operation).toBe('chat');
-    expect(match.rules.map((rule) => rule.route.name)).toEqual(['team/chat', 'team/images']);
+    expect(match.rules.map((rule) => rule.route.name)).toEqual(['team/chat', 'team/moderation']);
     expect(findRule(match.rules, 'shared')?.rule.route.name).toBe('team/chat');
   });
 
   it('answers a listed path with another method 405, listing the opted-in methods', () => {
-    expect(router.match('/v1/images/generations', 'h', 'GET')).toMatchObject({
+    expect(router.match('/v1/moderations', 'h', 'GET')).toMatchObject({
       operation: undefined,
       allowedMethods: ['POST'],
     });
-    expect(router.match('/v1/images/generations', 'h', 'DELETE')).toMatchObject({
+    expect(router.match('/v1/moderations', 'h', 'DELETE')).toMatchObject({
       operation: undefined,
       allowedMethods: ['POST'],
     });
@@ -157,7 +174,7 @@ describe('passthroughEndpoints (opt-in per route)', () => {
       operation: undefined,
       allowedMethods: ['PATCH', 'POST'],
     });
-    expect(router.match('/v1/images/generations', 'h')).toMatchObject({
+    expect(router.match('/v1/moderations', 'h')).toMatchObject({
       operation: undefined,
       allowedMethods: ['POST'],
     });
@@ -169,8 +186,7 @@ describe('passthroughEndpoints (opt-in per route)', () => {
     expect(outcome(router.match('/v1/vector_stores', 'h', 'POST'))).toBe('404');
     expect(outcome(router.match('/v1/vector_stores/', 'h', 'POST'))).toBe('404');
     expect(outcome(router.match('/v1/vector_storesX/a', 'h', 'POST'))).toBe('404');
-    expect(outcome(router.match('/v1/images/generations/x', 'h', 'POST'))).toBe('404'); // exact entries are exact
-    expect(outcome(router.match('/v1/images/edits', 'h', 'POST'))).toBe('404');
+    expect(outcome(router.match('/v1/moderations/x', 'h', 'POST'))).toBe('404'); // exact entries are exact
   });
 
   it.each([
@@ -187,7 +203,7 @@ describe('passthroughEndpoints (opt-in per route)', () => {
     '/v1/vector_stores//a',
     '/v1/vector_stores/a/',
     '/v1/vector_stores/a b',
-    '/v1/images/generations;..',
+    '/v1/moderations;..',
   ])('never serves %s, even below an opted-in prefix', (path) => {
     expect(outcome(router.match(path, 'h', 'POST'))).toBe('404');
   });
@@ -200,11 +216,11 @@ describe('passthroughEndpoints (opt-in per route)', () => {
           { api: 'OpenAI', pathPrefix: '/v1' },
           { api: 'Anthropic', pathPrefix: '/anthropic/v1' },
         ],
-        passthroughEndpoints: [{ path: '/images/generations', methods: ['POST'] }],
+        passthroughEndpoints: [{ path: '/moderations', methods: ['POST'] }],
       }),
     );
-    expect(outcome(both.match('/v1/images/generations', 'h', 'POST'))).toBe('other');
-    expect(outcome(both.match('/anthropic/v1/images/generations', 'h', 'POST'))).toBe('404');
+    expect(outcome(both.match('/v1/moderations', 'h', 'POST'))).toBe('other');
+    expect(outcome(both.match('/anthropic/v1/moderations', 'h', 'POST'))).toBe('404');
   });
 
   it('"/" opts into every plain subpath, still not into dot segments or encodings', () => {
@@ -226,14 +242,14 @@ describe('passthroughEndpoints (opt-in per route)', () => {
       route(['b'], openai, {
         name: 'team/internal',
         hostnames: ['internal.example'],
-        passthroughEndpoints: [{ path: '/images/generations', methods: ['POST'] }],
+        passthroughEndpoints: [{ path: '/moderations', methods: ['POST'] }],
       }),
     );
-    expect(outcome(hosts.match('/v1/images/generations', 'internal.example', 'POST'))).toBe('other');
-    expect(hosts.match('/v1/images/generations', 'internal.example', 'POST')!.rules.map((r) => r.route.name)).toEqual([
+    expect(outcome(hosts.match('/v1/moderations', 'internal.example', 'POST'))).toBe('other');
+    expect(hosts.match('/v1/moderations', 'internal.example', 'POST')!.rules.map((r) => r.route.name)).toEqual([
       'team/internal',
     ]);
-    expect(outcome(hosts.match('/v1/images/generations', 'public.example', 'POST'))).toBe('404');
+    expect(outcome(hosts.match('/v1/moderations', 'public.example', 'POST'))).toBe('404');
   });
 
   it('offers the rules of every opted-in route in their order, and only for the method each listed', () => {

@@ -138,6 +138,93 @@ describe('usageFromOpenAI', () => {
     });
     expect(usageFromOpenAI(null)).toBeUndefined();
   });
+
+  // The shapes of the openai package's types (Transcription.Tokens/Duration, ImagesResponse.Usage).
+  it('reads token-billed transcription usage: input counts audio and text tokens', () => {
+    const usage = {
+      type: 'tokens',
+      input_tokens: 14,
+      input_token_details: { audio_tokens: 11, text_tokens: 3 },
+      output_tokens: 9,
+      total_tokens: 23,
+    };
+    expect(usageFromOpenAI(usage)).toEqual({ input: 14, output: 9, total: 23, cachedInput: 0, reasoning: 0 });
+  });
+
+  it('charges nothing for duration-billed transcription (whisper-1): no tokens are invented', () => {
+    expect(usageFromOpenAI({ type: 'duration', seconds: 7 })).toBeUndefined();
+  });
+
+  it('reads GPT image usage: input counts text and image tokens', () => {
+    const usage = {
+      input_tokens: 50,
+      input_tokens_details: { text_tokens: 40, image_tokens: 10 },
+      output_tokens: 272,
+      output_tokens_details: { text_tokens: 0, image_tokens: 272 },
+      total_tokens: 322,
+    };
+    expect(usageFromOpenAI(usage)).toEqual({ input: 50, output: 272, total: 322, cachedInput: 0, reasoning: 0 });
+  });
+});
+
+describe('media answers through openAIPassthrough (operation other)', () => {
+  const context: TranslationContext = {
+    api: 'OpenAI',
+    operation: 'other',
+    subpath: '/audio/transcriptions',
+    query: '',
+    requestModel: 'gpt-4o-transcribe',
+    upstreamModel: 'gpt-4o-transcribe',
+    backend: openAIBackend('b'),
+    stream: true,
+    forceStreamUsage: true,
+    requestId: 'r',
+    nowSeconds: 0,
+  };
+
+  it('forwards a form unchanged to the backend path, asking nothing of the body', () => {
+    expect(openAIPassthrough(context).forwardForm!()).toEqual({
+      path: '/v1/audio/transcriptions',
+      body: undefined,
+      setHeaders: {},
+      removeHeaders: [],
+    });
+  });
+
+  it('counts transcript.text.done usage of a streamed transcription, passing the events unchanged', () => {
+    const response = openAIPassthrough(context).response();
+    expect(response.head(200, { 'content-type': 'text/event-stream' }).stream).toBe(true);
+    const done =
+      'data: {"type":"transcript.text.done","text":"Hi","usage":{"type":"tokens","input_tokens":14,' +
+      '"input_token_details":{"audio_tokens":11,"text_tokens":3},"output_tokens":9,"total_tokens":23}}\n\n';
+    const delta = Buffer.from('data: {"type":"transcript.text.delta","delta":"Hi"}\n\n');
+    expect(response.body(delta, false)).toBe(delta);
+    expect(response.body(Buffer.from(done), true).toString()).toBe(done);
+    expect(response.usage).toEqual({ input: 14, output: 9, total: 23, cachedInput: 0, reasoning: 0 });
+  });
+
+  it('counts image_generation.completed usage of a streamed generation', () => {
+    const response = openAIPassthrough({ ...context, subpath: '/images/generations' }).response();
+    response.head(200, { 'content-type': 'text/event-stream' });
+    response.body(
+      Buffer.from(
+        'event: image_generation.completed\ndata: {"type":"image_generation.completed","b64_json":"AAAA",' +
+          '"usage":{"input_tokens":50,"input_tokens_details":{"text_tokens":40,"image_tokens":10},' +
+          '"output_tokens":272,"total_tokens":322}}\n\n',
+      ),
+      true,
+    );
+    expect(response.usage).toMatchObject({ input: 50, output: 272, total: 322 });
+  });
+
+  it('passes a plain-text transcription (response_format text) through, uncounted', () => {
+    const response = openAIPassthrough({ ...context, stream: false }).response();
+    expect(response.head(200, { 'content-type': 'text/plain; charset=utf-8' })).toMatchObject({ stream: false });
+    const text = Buffer.from('Hello there.\n');
+    expect(response.body(text, true)).toBe(text);
+    expect(response.replacedStatus).toBeUndefined();
+    expect(response.usage).toMatchObject({ input: 0, output: 0, total: 0 });
+  });
 });
 
 describe('openAIPassthrough', () => {

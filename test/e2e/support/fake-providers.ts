@@ -176,6 +176,87 @@ function openAIError(request: RecordedRequest, res: http.ServerResponse, status:
   });
 }
 
+// ------------------------------------------------------------------------------------ images and audio
+
+/** OpenAI's image and audio endpoints (below the API's base path): JSON for generations, forms for the others. */
+export const MEDIA_SUBPATHS = ['/images/generations', '/images/edits', '/audio/transcriptions', '/audio/translations'];
+
+/** A form the way the provider reads it; undefined when it is not one. */
+async function formOf(request: RecordedRequest): Promise<FormData | undefined> {
+  const contentType = request.headers['content-type'] ?? '';
+  if (!/^multipart\/form-data;\s*boundary=/.test(contentType)) return undefined;
+  try {
+    // The recorded body is text: the tests send forms whose files are valid UTF-8 (silent WAV, text).
+    return await new Response(Buffer.from(request.body, 'utf8'), {
+      headers: { 'content-type': contentType },
+    }).formData();
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The answers of OpenAI's media endpoints, with the usage each model family reports: GPT image models
+ * `{input_tokens, input_tokens_details, output_tokens, total_tokens}`, token-billed transcription `{type: "tokens",
+ * ...}` (streamed in `transcript.text.done`), whisper `{type: "duration", seconds}`. `deployment`: Azure's model,
+ * from the path (the form's or body's `model` is then optional).
+ */
+async function mediaAnswer(
+  fake: string,
+  subpath: string,
+  request: RecordedRequest,
+  res: http.ServerResponse,
+  usage: Usage,
+  deployment?: string,
+): Promise<void> {
+  const bad = (why: string) =>
+    reject(request, res, 400, `${fake}: ${why}`, {
+      error: { message: why, type: 'invalid_request_error', param: null, code: null },
+    });
+  const total = usage.input + usage.output;
+  const imageUsage = {
+    input_tokens: usage.input,
+    input_tokens_details: { text_tokens: usage.input, image_tokens: 0 },
+    output_tokens: usage.output,
+    total_tokens: total,
+  };
+  const image = { b64_json: Buffer.from('fake image').toString('base64') };
+  if (subpath === '/images/generations') {
+    const body = parseBody(request);
+    if (!body || typeof body.prompt !== 'string') return bad('not an image generation request');
+    if (deployment === undefined && typeof body.model !== 'string') return bad('no model');
+    return json(res, 200, { created: 1736890000, data: [image], usage: imageUsage });
+  }
+  const form = await formOf(request);
+  if (!form) return bad('the body is not multipart/form-data');
+  const model = deployment ?? form.get('model');
+  if (typeof model !== 'string' || model === '') return bad('no model field');
+  if (subpath === '/images/edits') {
+    const images = [...form.getAll('image'), ...form.getAll('image[]')];
+    if (images.length === 0 || images.some((i) => typeof i === 'string')) return bad('no image file');
+    if (typeof form.get('prompt') !== 'string') return bad('no prompt');
+    return json(res, 200, { created: 1736890000, data: [image], usage: imageUsage });
+  }
+  if (!(form.get('file') instanceof Blob)) return bad('no audio file');
+  const text = answerText(fake, model);
+  if (subpath === '/audio/translations') return json(res, 200, { text });
+  if (model.includes('whisper')) return json(res, 200, { text, usage: { type: 'duration', seconds: 1 } });
+  const tokens = {
+    type: 'tokens',
+    input_tokens: usage.input,
+    input_token_details: { audio_tokens: usage.input, text_tokens: 0 },
+    output_tokens: usage.output,
+    total_tokens: total,
+  };
+  if (form.get('stream') !== 'true') return json(res, 200, { text, usage: tokens });
+  const [first, second] = halves(text);
+  await writeInParts(res, 200, { 'content-type': 'text/event-stream' }, [
+    `data: ${JSON.stringify({ type: 'transcript.text.delta', delta: first })}\n\n`,
+    `data: ${JSON.stringify({ type: 'transcript.text.delta', delta: second })}\n\n`,
+    `data: ${JSON.stringify({ type: 'transcript.text.done', text, usage: tokens })}\n\n`,
+  ]);
+}
+
 export function startOpenAIFake(options: OpenAIFakeOptions): Promise<FakeProvider> {
   const prefix = options.pathPrefix ?? '/v1';
   const usage = options.usage ?? DEFAULT_USAGE;
@@ -187,6 +268,8 @@ export function startOpenAIFake(options: OpenAIFakeOptions): Promise<FakeProvide
     } else if (authorization !== `Bearer ${options.apiKey}`) {
       return openAIError(request, res, 401, `Incorrect API key provided to ${options.name}`);
     }
+    const media = MEDIA_SUBPATHS.find((subpath) => request.path === `${prefix}${subpath}`);
+    if (request.method === 'POST' && media !== undefined) return mediaAnswer(options.name, media, request, res, usage);
     if (request.method !== 'POST' || request.path !== `${prefix}/chat/completions`) {
       return openAIError(request, res, 404, `${options.name}: unknown path ${request.method} ${request.path}`);
     }
@@ -205,7 +288,10 @@ export interface AzureFakeOptions extends CommonOptions {
   auth: { apiKey: string } | { bearerToken: string };
 }
 
-const AZURE_PATH = /^\/openai\/deployments\/([^/?]+)\/chat\/completions\?(.*)$/;
+const AZURE_PATH = new RegExp(
+  '^/openai/deployments/([^/?]+)' +
+    '(/chat/completions|/images/(?:generations|edits)|/audio/(?:transcriptions|translations))\\?(.*)$',
+);
 
 export function startAzureOpenAIFake(options: AzureFakeOptions): Promise<FakeProvider> {
   const usage = options.usage ?? DEFAULT_USAGE;
@@ -225,12 +311,14 @@ export function startAzureOpenAIFake(options: AzureFakeOptions): Promise<FakePro
         error: { code: '404', message: 'Resource not found' },
       });
     }
-    const apiVersion = new URLSearchParams(match[2]).get('api-version');
+    const apiVersion = new URLSearchParams(match[3]).get('api-version');
     if (apiVersion !== options.apiVersion) {
       return reject(request, res, 400, `${options.name}: api-version ${apiVersion}`, {
         error: { code: 'BadRequest', message: 'API version not supported' },
       });
     }
+    if (match[2] !== '/chat/completions')
+      return mediaAnswer(options.name, match[2], request, res, usage, decodeURIComponent(match[1]));
     const body = parseBody(request);
     if (!body || !Array.isArray(body.messages))
       return reject(request, res, 400, `${options.name}: not a chat request`, {

@@ -446,6 +446,50 @@ export function budgetScenario(namespace: string, limits: BudgetLimits): Scenari
   };
 }
 
+/** The total-token budget of the media scenario: large, only its Redis counter is read. */
+export const MEDIA_BUDGET_TOKENS = 1_000_000;
+
+/**
+ * Images and audio (issue 16) on OpenAI and Azure OpenAI, every request counted by a route budget of total tokens.
+ * The Azure rules override the model name: it becomes the deployment in the path and the form's `model` value.
+ */
+export function mediaScenario(namespace: string): Scenario {
+  const app = Testing.app();
+  const { chart, gateway, providers } = gatewayChart(app, 'media', namespace);
+  withRedis(chart);
+  const route = new AIRoute(chart, 'Media', {
+    name: 'media',
+    gateway,
+    rules: [
+      {
+        models: [ModelMatch.exact('gpt-4o-transcribe'), ModelMatch.exact('whisper-1'), ModelMatch.exact('gpt-image-1')],
+        backends: [{ backend: providers.openai }],
+      },
+      {
+        models: [ModelMatch.exact('azure-transcribe')],
+        backends: [{ backend: providers.azure, modelNameOverride: 'transcribe-deployment' }],
+      },
+      {
+        models: [ModelMatch.exact('azure-image')],
+        backends: [{ backend: providers.azure, modelNameOverride: 'image-deployment' }],
+      },
+    ],
+  });
+  new TokenRateLimit(chart, 'MediaBudget', {
+    target: route,
+    limit: MEDIA_BUDGET_TOKENS,
+    per: RateLimitUnit.HOUR,
+    cost: TokenCost.totalTokens(),
+  });
+  return {
+    name: `media ${namespace}`,
+    objects: [...objectsOf(chart), modelServerService(namespace)],
+    backends: providerBackends(namespace),
+    secrets: providerSecrets(namespace),
+    gateway: { ...GATEWAY, namespace },
+  };
+}
+
 /**
  * A per-client identity from a plain client header: the gateway authenticates nobody in these scenarios, so
  * trusting the header is the explicit choice the constructs require (clients can send any value).
