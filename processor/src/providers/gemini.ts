@@ -161,12 +161,11 @@ export function openAIChatToGemini(body: JsonObject): GeminiRequest {
   const { system, contents } = convertMessages(body.messages);
   const tools = convertTools(body.tools);
   const toolConfig = convertToolChoice(body.tool_choice);
-  const out: GeminiRequest = {
-    ...(contents.length > 0 && { contents }),
-    ...(tools && { tools }),
-    ...(toolConfig && { toolConfig }),
-    generationConfig,
-  };
+  const out: GeminiRequest = {};
+  if (contents.length > 0) out.contents = contents;
+  if (tools) out.tools = tools;
+  if (toolConfig) out.toolConfig = toolConfig;
+  out.generationConfig = generationConfig;
   if (system.length > 0) out.systemInstruction = { parts: system };
   return out;
 }

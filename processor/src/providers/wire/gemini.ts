@@ -44,7 +44,8 @@ export type GeminiRequest = {
   contents?: GeminiContent[];
   tools?: GeminiTool[];
   toolConfig?: GeminiToolConfig;
-  generationConfig: GeminiGenerationConfig;
+  /** Optional in the API; the translator always sends one. */
+  generationConfig?: GeminiGenerationConfig;
   systemInstruction?: { parts: GeminiPart[] };
 };
 
