@@ -30,6 +30,26 @@ import {
   unsupportedContent,
 } from './common';
 import { azurePath } from './azure';
+import type {
+  AnthropicMessagesRequest,
+  AnthropicRequestBlock,
+  AnthropicRequestMessage,
+  AnthropicRequestTool,
+  AnthropicThinkingConfig,
+  AnthropicToolChoice,
+} from './wire/anthropic-messages';
+import type {
+  ChatChoice,
+  ChatChunk,
+  ChatChunkChoice,
+  ChatCompletion,
+  ChatDelta,
+  ChatResponseMessage,
+  ChatStreamError,
+  ChatToolCall,
+  ChatToolCallDelta,
+} from './wire/openai-chat';
+import type { Untrusted } from './wire/untrusted';
 
 const BACKEND = 'OpenAI';
 
@@ -41,8 +61,9 @@ export function anthropicToOpenAIChat(body: JsonObject, context: TranslationCont
   else if (Array.isArray(body.system)) {
     const text = body.system
       .map((b, i) => {
-        const t = asString(asObject(b)?.text);
-        if (t === undefined) throw unsupportedContent(`system[${i}]`, asObject(b)?.type);
+        const block: Untrusted<AnthropicRequestBlock> | undefined = asObject(b);
+        const t = asString(block?.text);
+        if (t === undefined) throw unsupportedContent(`system[${i}]`, block?.type);
         return t;
       })
       .join('\n');
@@ -70,7 +91,7 @@ export function anthropicToOpenAIChat(body: JsonObject, context: TranslationCont
   }
   if (Array.isArray(body.tools) && body.tools.length > 0) {
     out.tools = body.tools.map((raw, i) => {
-      const tool = asObject(raw);
+      const tool: Untrusted<AnthropicRequestTool> | undefined = asObject(raw);
       if (!tool || typeof tool.name !== 'string') throw invalid(`tools[${i}] must have a name`, `tools[${i}]`);
       if (tool.type !== undefined && tool.type !== 'custom') throw unsupportedContent(`tools[${i}]`, tool.type);
       const fn: JsonObject = { name: tool.name };
@@ -80,7 +101,7 @@ export function anthropicToOpenAIChat(body: JsonObject, context: TranslationCont
       return { type: 'function', function: fn };
     });
   }
-  const choice = asObject(body.tool_choice);
+  const choice: Untrusted<AnthropicToolChoice> | undefined = asObject(body.tool_choice);
   if (choice) {
     if (choice.type === 'auto') out.tool_choice = 'auto';
     else if (choice.type === 'any') out.tool_choice = 'required';
@@ -90,17 +111,19 @@ export function anthropicToOpenAIChat(body: JsonObject, context: TranslationCont
     else throw invalid('tool_choice must be auto, any, none or tool', 'tool_choice');
     if (choice.disable_parallel_tool_use === true) out.parallel_tool_calls = false;
   }
-  const user = asString(asObject(body.metadata)?.user_id);
+  const metadata: Untrusted<AnthropicMessagesRequest['metadata']> | undefined = asObject(body.metadata);
+  const user = asString(metadata?.user_id);
   if (user) out.user = user;
-  if (body.thinking !== undefined && asObject(body.thinking)?.type !== 'disabled') {
-    const budget = count(asObject(body.thinking)?.budget_tokens);
+  const thinking: Untrusted<AnthropicThinkingConfig> | undefined = asObject(body.thinking);
+  if (body.thinking !== undefined && thinking?.type !== 'disabled') {
+    const budget = count(thinking?.budget_tokens);
     out.reasoning_effort = budget >= 16384 ? 'high' : budget >= 4096 ? 'medium' : 'low';
   }
   return out;
 }
 
 function convertMessage(raw: unknown, i: number, messages: JsonObject[]): void {
-  const message = asObject(raw);
+  const message: Untrusted<AnthropicRequestMessage> | undefined = asObject(raw);
   if (!message || (message.role !== 'user' && message.role !== 'assistant'))
     throw invalid(`messages[${i}].role must be "user" or "assistant"`, `messages[${i}].role`);
   if (typeof message.content === 'string') {
@@ -111,14 +134,14 @@ function convertMessage(raw: unknown, i: number, messages: JsonObject[]): void {
   const toolCalls: JsonObject[] = [];
   let reasoning = '';
   asArray(message.content).forEach((b, j) => {
-    const block = asObject(b);
+    const block: Untrusted<AnthropicRequestBlock> | undefined = asObject(b);
     const param = `messages[${i}].content[${j}]`;
     switch (block?.type) {
       case 'text':
         parts.push({ type: 'text', text: asString(block.text) ?? '' });
         break;
       case 'image': {
-        const source = asObject(block.source);
+        const source: Untrusted<AnthropicRequestBlock['source']> | undefined = asObject(block.source);
         if (source?.type === 'base64')
           parts.push({
             type: 'image_url',
@@ -140,7 +163,10 @@ function convertMessage(raw: unknown, i: number, messages: JsonObject[]): void {
           typeof block.content === 'string'
             ? block.content
             : asArray(block.content)
-                .map((c) => asString(asObject(c)?.text) ?? '')
+                .map((c) => {
+                  const inner: Untrusted<AnthropicRequestBlock> | undefined = asObject(c);
+                  return asString(inner?.text) ?? '';
+                })
                 .join('');
         messages.push({ content, role: 'tool', tool_call_id: asString(block.tool_use_id) ?? '' });
         break;
@@ -201,18 +227,18 @@ class OpenAIToAnthropicResponse extends ConvertingResponse {
   }
 
   protected convertBody(whole: Buffer): Buffer {
-    const response = asObject(parseJsonBuffer(whole));
+    const response: Untrusted<ChatCompletion> | undefined = asObject(parseJsonBuffer(whole));
     if (!response) return this.unreadable('OpenAI');
-    const choice = asObject(asArray(response.choices)[0]);
-    const message = asObject(choice?.message);
+    const choice: Untrusted<ChatChoice> | undefined = asObject(asArray(response.choices)[0]);
+    const message: Untrusted<ChatResponseMessage> | undefined = asObject(choice?.message);
     const content: JsonObject[] = [];
     const reasoning = asString(message?.reasoning_content);
     if (reasoning) content.push({ type: 'thinking', thinking: reasoning, signature: '' });
     const text = asString(message?.content);
     if (text) content.push({ type: 'text', text });
     for (const raw of asArray(message?.tool_calls)) {
-      const call = asObject(raw);
-      const fn = asObject(call?.function);
+      const call: Untrusted<ChatToolCall> | undefined = asObject(raw);
+      const fn: Untrusted<ChatToolCall['function']> | undefined = asObject(call?.function);
       let input: unknown;
       try {
         input = JSON.parse(asString(fn?.arguments) || '{}');
@@ -247,7 +273,7 @@ class OpenAIToAnthropicResponse extends ConvertingResponse {
         out += this.stream.finish();
         continue;
       }
-      const parsed = asObject(parseJsonBuffer(Buffer.from(event.data)));
+      const parsed: Untrusted<StreamChunk> | undefined = asObject(parseJsonBuffer(Buffer.from(event.data)));
       if (parsed) out += this.stream.chunk(parsed);
     }
     if (endOfStream) out += this.stream.finish();
@@ -256,6 +282,9 @@ class OpenAIToAnthropicResponse extends ConvertingResponse {
     return out === '' ? EMPTY : Buffer.from(out);
   }
 }
+
+/** A chunk, or an error sent in-band in the stream. */
+type StreamChunk = ChatChunk & { error?: ChatStreamError['error'] };
 
 /** OpenAI chat.completion.chunk objects -> Anthropic Messages stream events. */
 class OpenAIChunksToAnthropicEvents {
@@ -273,7 +302,7 @@ class OpenAIChunksToAnthropicEvents {
     return usageFromOpenAI(this.rawUsage);
   }
 
-  private start(chunk: JsonObject): string {
+  private start(chunk: Untrusted<StreamChunk>): string {
     if (this.started) return '';
     this.started = true;
     return sseEvent('message_start', {
@@ -308,9 +337,9 @@ class OpenAIChunksToAnthropicEvents {
     );
   }
 
-  chunk(chunk: JsonObject): string {
-    if (isObject(chunk.error)) {
-      const error = chunk.error;
+  chunk(chunk: Untrusted<StreamChunk>): string {
+    const error: Untrusted<StreamChunk['error']> | undefined = asObject(chunk.error);
+    if (error) {
       return sseEvent('error', {
         type: 'error',
         error: {
@@ -321,8 +350,8 @@ class OpenAIChunksToAnthropicEvents {
     }
     let out = this.start(chunk);
     if (chunk.usage !== undefined && chunk.usage !== null) this.rawUsage = chunk.usage;
-    const choice = asObject(asArray(chunk.choices)[0]);
-    const delta = asObject(choice?.delta);
+    const choice: Untrusted<ChatChunkChoice> | undefined = asObject(asArray(chunk.choices)[0]);
+    const delta: Untrusted<ChatDelta> | undefined = asObject(choice?.delta);
     const reasoning = asString(delta?.reasoning_content);
     if (reasoning) {
       out += this.open('thinking', { type: 'thinking', thinking: '', signature: '' });
@@ -342,10 +371,10 @@ class OpenAIChunksToAnthropicEvents {
       });
     }
     for (const raw of asArray(delta?.tool_calls)) {
-      const call = asObject(raw);
+      const call: Untrusted<ChatToolCallDelta> | undefined = asObject(raw);
       if (!call) continue;
       const toolIndex = typeof call.index === 'number' ? call.index : 0;
-      const fn = asObject(call.function);
+      const fn: Untrusted<ChatToolCallDelta['function']> | undefined = asObject(call.function);
       let index = this.toolBlocks.get(toolIndex);
       if (index === undefined) {
         out += this.closeBlock();

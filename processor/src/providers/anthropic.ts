@@ -41,6 +41,8 @@ import {
   openAIChatToAnthropic,
   type AnthropicCounts,
 } from './openai-to-anthropic';
+import type { AnthropicResponse, AnthropicStreamEvent } from './wire/anthropic-messages';
+import type { Untrusted } from './wire/untrusted';
 
 type AnthropicSchema = Extract<BackendSchema, { name: 'Anthropic' | 'GCPAnthropic' | 'AWSAnthropic' }>;
 
@@ -277,10 +279,11 @@ export class AnthropicPassthroughResponse implements ResponseTranslator {
   }
 
   private countEvent(value: unknown): void {
-    const event = asObject(value);
+    const event: Untrusted<AnthropicStreamEvent> | undefined = asObject(value);
     if (!event) return;
     if (event.type === 'message_start' || event.type === 'message') {
-      this.counts = mergeAnthropicUsage(this.counts, asObject(asObject(event.message)?.usage));
+      const message: Untrusted<AnthropicResponse> | undefined = asObject(event.message);
+      this.counts = mergeAnthropicUsage(this.counts, asObject(message?.usage));
     } else if (event.type === 'message_delta') {
       this.counts = mergeAnthropicUsage(this.counts, asObject(event.usage));
     } else return;

@@ -11,6 +11,7 @@ import {
   asNumber,
   asObject,
   asString,
+  type CacheControl,
   cacheControlOf,
   checkRange,
   ChunkWriter,
@@ -29,7 +30,6 @@ import {
   maxOutputTokens,
   modelPathSegment,
   OpenAIUsageShape,
-  parseArguments,
   parseDataUrl,
   parseJsonBuffer,
   reasoningEffort,
@@ -38,11 +38,48 @@ import {
   sseData,
   sseEvent,
   streamUsageAsked,
-  strictTool,
   tokenUsage,
   unsupported,
   unsupportedContent,
 } from './common';
+import {
+  type ChatContent,
+  type ChatPart,
+  emptyAssistant,
+  imageUrlOf,
+  forEachChatMessage,
+  readChatTools,
+  readStop,
+  readToolChoice,
+  requiredToolCallId,
+  unsupportedPart,
+} from './openai-chat-reader';
+import type {
+  ConverseCachePoint,
+  ConverseContentBlock,
+  ConverseImageBlock,
+  ConverseInferenceConfig,
+  ConverseMessage,
+  ConverseOutputConfig,
+  ConverseRequest,
+  ConverseResponse,
+  ConverseResponseBlock,
+  ConverseStreamEvent,
+  ConverseSystemBlock,
+  ConverseTextBlock,
+  ConverseToolConfig,
+  ConverseToolSpec,
+  ConverseUsage,
+} from './wire/bedrock-converse';
+import type { Untrusted } from './wire/untrusted';
+import type {
+  AnthropicRequestBlock,
+  AnthropicRequestMessage,
+  AnthropicRequestTool,
+  AnthropicToolChoice,
+} from './wire/anthropic-messages';
+import type { ChatChunk, ChatDelta, ChatStreamError, ChatUsage } from './wire/openai-chat';
+import { chatCompletion, ChatMessageBuilder } from './openai-chat-answer';
 
 const BACKEND = 'AWSBedrock';
 
@@ -58,8 +95,7 @@ const IMAGE_FORMATS: Record<string, string> = {
   'image/webp': 'webp',
 };
 
-function imageBlock(url: unknown, param: string): JsonObject {
-  if (typeof url !== 'string') throw invalid(`${param} must be a string`, param);
+function imageBlock(url: string, param: string): ConverseImageBlock {
   const data = parseDataUrl(url);
   if (!data) throw unsupported(param, BACKEND, 'images must be base64 data URLs');
   const format = IMAGE_FORMATS[data.mediaType];
@@ -74,27 +110,23 @@ function imageBlock(url: unknown, param: string): JsonObject {
  * `openAIChatToConverse(body, model)`: `model` is the Bedrock model id sent upstream (the reasoning control depends
  * on the model family); by default the body's `model`.
  */
-export function openAIChatToConverse(body: JsonObject, model = asString(body.model) ?? ''): JsonObject {
+export function openAIChatToConverse(body: JsonObject, model = asString(body.model) ?? ''): ConverseRequest {
   rejectUnsupportedParams(body, BACKEND, ALL_OPENAI_ONLY_PARAMS);
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw unsupported('n', BACKEND, 'only n=1 is possible');
   const jsonSchema = claudeJsonSchemaFormat(body, BACKEND);
 
-  const inferenceConfig: JsonObject = {};
+  const inferenceConfig: ConverseInferenceConfig = {};
   const maxTokens = maxOutputTokens(body, 1);
   if (maxTokens !== undefined) inferenceConfig.maxTokens = maxTokens;
   const temperature = checkRange(body, 'temperature', 0, 1);
   if (temperature !== undefined) inferenceConfig.temperature = temperature;
   const topP = checkRange(body, 'top_p', 0, 1);
   if (topP !== undefined) inferenceConfig.topP = topP;
-  const stop = body.stop;
-  if (typeof stop === 'string') inferenceConfig.stopSequences = [stop];
-  else if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) {
-    if (stop.length > 0) inferenceConfig.stopSequences = stop;
-  } else if (stop !== undefined && stop !== null) throw invalid('stop must be a string or an array of strings', 'stop');
+  const stop = readStop(body.stop);
+  if (stop) inferenceConfig.stopSequences = stop;
 
-  const out: JsonObject = { inferenceConfig };
   const { system, messages } = convertMessages(body.messages);
-  out.messages = messages;
+  const out: ConverseRequest = { inferenceConfig, messages };
   if (system.length > 0) out.system = system;
   const toolConfig = convertTools(body.tools, body.tool_choice);
   if (toolConfig) out.toolConfig = toolConfig;
@@ -143,151 +175,120 @@ function converseReasoning(body: JsonObject, model: string): JsonObject | undefi
 }
 
 /** Converse structured outputs: `outputConfig.textFormat`, the schema as a JSON string. */
-function converseOutputConfig(format: JsonSchemaFormat): JsonObject {
-  const definition: JsonObject = { schema: JSON.stringify(format.schema) };
+function converseOutputConfig(format: JsonSchemaFormat): ConverseOutputConfig {
+  const definition: ConverseOutputConfig['textFormat']['structure']['jsonSchema'] = {
+    schema: JSON.stringify(format.schema),
+  };
   if (format.name !== undefined) definition.name = format.name;
   if (format.description !== undefined) definition.description = format.description;
   return { textFormat: { type: 'json_schema', structure: { jsonSchema: definition } } };
 }
 
-function convertMessages(value: unknown): { system: JsonObject[]; messages: JsonObject[] } {
-  if (!Array.isArray(value)) throw invalid('messages must be an array', 'messages');
-  const system: JsonObject[] = [];
-  const messages: JsonObject[] = [];
-  const append = (role: 'user' | 'assistant', blocks: JsonObject[]) => {
+function convertMessages(value: unknown): { system: ConverseSystemBlock[]; messages: ConverseMessage[] } {
+  const system: ConverseSystemBlock[] = [];
+  const messages: ConverseMessage[] = [];
+  const append = (role: 'user' | 'assistant', blocks: ConverseContentBlock[]) => {
     const last = messages[messages.length - 1];
     // Converse requires alternating roles: consecutive messages of one role are merged.
-    if (last?.role === role) (last.content as JsonObject[]).push(...blocks);
+    if (last?.role === role) last.content.push(...blocks);
     else messages.push({ content: blocks, role });
   };
-  value.forEach((raw, i) => {
-    const message = asObject(raw);
-    if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
-    const param = `messages[${i}].content`;
-    // A breakpoint on the message itself: a cache checkpoint after its blocks.
-    const messageCache = cacheControlOf(message, `messages[${i}]`);
-    const marked = (blocks: JsonObject[]): JsonObject[] => {
-      if (messageCache && blocks.length > 0) blocks.push(converseCachePoint(messageCache));
-      return blocks;
-    };
-    switch (message.role) {
+  forEachChatMessage(value, { cacheMarkers: true }, (turn) => {
+    switch (turn.role) {
       case 'system':
-      case 'developer':
-        system.push(...marked(textBlocks(message.content, param)));
+        system.push(...marked(textBlocks(turn.content), turn.cache));
         break;
       case 'user':
-        append('user', marked(userBlocks(message.content, param)));
+        append('user', marked(userBlocks(turn.content), turn.cache));
         break;
       case 'assistant': {
-        const blocks: JsonObject[] = [];
-        if (typeof message.reasoning_content === 'string' && typeof message.reasoning_signature === 'string') {
+        const blocks: ConverseContentBlock[] = [];
+        if (turn.reasoning) {
           blocks.push({
-            reasoningContent: {
-              reasoningText: { text: message.reasoning_content, signature: message.reasoning_signature },
-            },
+            reasoningContent: { reasoningText: { text: turn.reasoning.text, signature: turn.reasoning.signature } },
           });
         }
-        if (message.content !== null && message.content !== undefined && message.content !== '') {
-          blocks.push(...textBlocks(message.content, param));
-        }
-        asArray(message.tool_calls).forEach((call, j) => {
-          const c = asObject(call);
-          const fn = asObject(c?.function);
-          if (!c || !fn || typeof fn.name !== 'string')
-            throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
-          blocks.push({
-            toolUse: {
-              toolUseId: asString(c.id) ?? '',
-              name: fn.name,
-              input: parseArguments(fn.arguments, `messages[${i}].tool_calls[${j}].function.arguments`),
-            },
-          });
-        });
-        if (blocks.length === 0) throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
-        append('assistant', marked(blocks));
+        if (turn.content !== undefined) blocks.push(...textBlocks(turn.content));
+        for (const call of turn.toolCalls)
+          blocks.push({ toolUse: { toolUseId: call.id ?? '', name: call.name, input: call.arguments } });
+        if (blocks.length === 0) throw emptyAssistant(turn);
+        append('assistant', marked(blocks, turn.cache));
         break;
       }
       case 'tool': {
-        const id = asString(message.tool_call_id);
-        if (!id)
-          throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
-        const parts =
-          typeof message.content === 'string' ? [{ text: message.content }] : userBlocks(message.content, param);
+        const id = requiredToolCallId(turn);
+        const parts = userBlocks(turn.content);
         // A tool result holds no checkpoint: one marked part puts it after the result.
-        const content = parts.filter((block) => block.cachePoint === undefined);
-        const blocks: JsonObject[] = [{ toolResult: { toolUseId: id, content } }];
-        const points = parts.filter((block) => block.cachePoint !== undefined);
-        if (points.length > 0 && !messageCache) blocks.push(points[points.length - 1]);
-        append('user', marked(blocks));
+        const content = parts.filter((block) => !('cachePoint' in block)) as (ConverseTextBlock | ConverseImageBlock)[];
+        const blocks: ConverseContentBlock[] = [{ toolResult: { toolUseId: id, content } }];
+        const points = parts.filter((block) => 'cachePoint' in block);
+        if (points.length > 0 && !turn.cache) blocks.push(points[points.length - 1]);
+        append('user', marked(blocks, turn.cache));
         break;
       }
-      default:
-        throw invalid(`messages[${i}].role ${JSON.stringify(message.role)} is not supported`, `messages[${i}].role`);
     }
   });
   return { system, messages };
 }
 
-/** Content parts -> Converse blocks, with a cache checkpoint after each part that carries `cache_control`. */
-function partBlocks(
-  content: unknown,
-  param: string,
-  convert: (part: JsonObject | undefined, param: string) => JsonObject,
-): JsonObject[] {
-  if (typeof content === 'string') return [{ text: content }];
-  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  const blocks: JsonObject[] = [];
-  content.forEach((part, j) => {
-    const p = asObject(part);
-    blocks.push(convert(p, `${param}[${j}]`));
-    const cache = cacheControlOf(p, `${param}[${j}]`);
-    if (cache) blocks.push(converseCachePoint(cache));
-  });
+/** A breakpoint on the message itself: a cache checkpoint after its blocks. */
+function marked<T extends ConverseContentBlock>(
+  blocks: T[],
+  cache: CacheControl | undefined,
+): (T | ConverseCachePoint)[] {
+  if (cache && blocks.length > 0) return [...blocks, converseCachePoint(cache)];
   return blocks;
 }
 
-function textBlocks(content: unknown, param: string): JsonObject[] {
-  return partBlocks(content, param, (p, partParam) => {
-    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text };
-    if (p?.type === 'refusal' && typeof p.refusal === 'string') return { text: p.refusal };
-    throw unsupportedContent(partParam, p?.type);
+/** Content parts -> Converse blocks, with a cache checkpoint after each part that carries `cache_control`. */
+function partBlocks<T extends ConverseContentBlock>(
+  content: ChatContent,
+  convert: (part: ChatPart) => T,
+): (T | ConverseTextBlock | ConverseCachePoint)[] {
+  if (typeof content === 'string') return [{ text: content }];
+  const blocks: (T | ConverseCachePoint)[] = [];
+  for (const part of content) {
+    blocks.push(convert(part));
+    if (part.cache) blocks.push(converseCachePoint(part.cache));
+  }
+  return blocks;
+}
+
+function textBlocks(content: ChatContent): (ConverseTextBlock | ConverseCachePoint)[] {
+  return partBlocks<ConverseTextBlock>(content, (part) => {
+    if (part.type === 'text' || part.type === 'refusal') return { text: part.text };
+    throw unsupportedPart(part);
   });
 }
 
-function userBlocks(content: unknown, param: string): JsonObject[] {
-  return partBlocks(content, param, (p, partParam) => {
-    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text };
-    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${partParam}.image_url.url`);
-    throw unsupportedContent(partParam, p?.type);
+function userBlocks(content: ChatContent): (ConverseTextBlock | ConverseImageBlock | ConverseCachePoint)[] {
+  return partBlocks<ConverseTextBlock | ConverseImageBlock>(content, (part) => {
+    if (part.type === 'text') return { text: part.text };
+    if (part.type === 'image_url') return imageBlock(imageUrlOf(part), `${part.param}.image_url.url`);
+    throw unsupportedPart(part);
   });
 }
 
-function convertTools(tools: unknown, choice: unknown): JsonObject | undefined {
-  if (tools === undefined || tools === null || choice === 'none') return undefined;
-  if (!Array.isArray(tools)) throw invalid('tools must be an array', 'tools');
+function convertTools(value: unknown, choiceValue: unknown): ConverseToolConfig | undefined {
+  if (value === undefined || value === null || choiceValue === 'none') return undefined;
+  const tools = readChatTools(value, BACKEND, { cacheMarkers: true }) ?? [];
   if (tools.length === 0) return undefined;
-  const specs: JsonObject[] = [];
-  tools.forEach((tool, i) => {
-    const t = asObject(tool);
-    const fn = asObject(t?.function);
-    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
-      throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
-    const spec: JsonObject = { name: fn.name };
-    if (typeof fn.description === 'string') spec.description = fn.description;
-    spec.inputSchema = { json: isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} } };
-    if (strictTool(fn)) spec.strict = true;
+  const specs: ConverseToolConfig['tools'] = [];
+  for (const tool of tools) {
+    const inputSchema = { json: tool.parameters ?? { type: 'object', properties: {} } };
+    const spec: ConverseToolSpec['toolSpec'] =
+      tool.description === undefined
+        ? { name: tool.name, inputSchema }
+        : { name: tool.name, description: tool.description, inputSchema };
+    if (tool.strict) spec.strict = true;
     specs.push({ toolSpec: spec });
-    const cache = cacheControlOf(t, `tools[${i}]`) ?? cacheControlOf(fn, `tools[${i}].function`);
-    if (cache) specs.push(converseCachePoint(cache));
-  });
-  const config: JsonObject = { tools: specs };
+    if (tool.cache) specs.push(converseCachePoint(tool.cache));
+  }
+  const config: ConverseToolConfig = { tools: specs };
+  const choice = readToolChoice(choiceValue);
   if (choice === 'auto') config.toolChoice = { auto: {} };
   else if (choice === 'required') config.toolChoice = { any: {} };
-  else if (choice !== undefined && choice !== null) {
-    const name = asString(asObject(asObject(choice)?.function)?.name);
-    if (!name) throw invalid('tool_choice must be "auto", "required", "none" or a function', 'tool_choice');
-    config.toolChoice = { tool: { name } };
-  }
+  else if (typeof choice === 'object') config.toolChoice = { tool: { name: choice.name } };
   return config;
 }
 
@@ -307,13 +308,13 @@ export function converseFinishReason(reason: unknown): string {
 }
 
 /** Converse usage: inputTokens excludes cache reads and writes, as with Anthropic. */
-export function converseUsage(usage: JsonObject | undefined): OpenAIUsageShape {
+export function converseUsage(usage: Untrusted<ConverseUsage> | undefined): OpenAIUsageShape {
   const cacheRead = count(usage?.cacheReadInputTokens);
   const cacheWrite = count(usage?.cacheWriteInputTokens);
   // `cacheDetails`: the writes per TTL ({inputTokens, ttl: "5m" | "1h"}).
   let cacheWrite1h = 0;
   for (const detail of asArray(usage?.cacheDetails)) {
-    const d = asObject(detail);
+    const d: Untrusted<NonNullable<ConverseUsage['cacheDetails']>[number]> | undefined = asObject(detail);
     if (d?.ttl === '1h') cacheWrite1h += count(d.inputTokens);
   }
   return {
@@ -326,14 +327,29 @@ export function converseUsage(usage: JsonObject | undefined): OpenAIUsageShape {
   };
 }
 
-function openAIUsage(u: OpenAIUsageShape): JsonObject {
-  const out: JsonObject = {
+function openAIUsage(u: OpenAIUsageShape): ChatUsage {
+  const out: ChatUsage = {
     prompt_tokens: u.prompt,
     completion_tokens: u.completion,
     total_tokens: u.prompt + u.completion,
   };
   if (u.cached > 0) out.prompt_tokens_details = { cached_tokens: u.cached };
   return out;
+}
+
+/** The content blocks of a Converse answer (`output.message.content`), none when it has no such list. */
+function converseBlocks(response: Untrusted<ConverseResponse>): unknown[] {
+  const output: Untrusted<ConverseResponse['output']> | undefined = asObject(response.output);
+  const message: Untrusted<ConverseResponse['output']['message']> | undefined = asObject(output?.message);
+  return asArray(message?.content);
+}
+
+type ReasoningText = NonNullable<NonNullable<ConverseResponseBlock['reasoningContent']>['reasoningText']>;
+
+/** A block's `reasoningContent.reasoningText`. */
+function reasoningTextOf(block: Untrusted<ConverseResponseBlock>): Untrusted<ReasoningText> | undefined {
+  const reasoning: Untrusted<ConverseResponseBlock['reasoningContent']> | undefined = asObject(block.reasoningContent);
+  return asObject(reasoning?.reasoningText);
 }
 
 /** Converse response -> OpenAI chat.completion. */
@@ -354,49 +370,31 @@ class ConverseToOpenAIResponse extends ConvertingResponse {
   }
 
   protected convertBody(whole: Buffer): Buffer {
-    const response = asObject(parseJsonBuffer(whole));
+    const response: Untrusted<ConverseResponse> | undefined = asObject(parseJsonBuffer(whole));
     if (!response) return this.unreadable('Bedrock Converse');
-    const message = asObject(asObject(response.output)?.message);
-    let content: string | undefined;
-    let reasoning: string | undefined;
-    let signature: string | undefined;
-    const toolCalls: JsonObject[] = [];
-    for (const raw of asArray(message?.content)) {
-      const block = asObject(raw);
+    const answer = new ChatMessageBuilder();
+    for (const raw of converseBlocks(response)) {
+      const block: Untrusted<ConverseResponseBlock> | undefined = asObject(raw);
       if (!block) continue;
       // Converse may split the answer into several text blocks: all of it is the message content, as in a stream.
-      if (typeof block.text === 'string') content = (content ?? '') + block.text;
-      const reasoningBlock = asObject(asObject(block.reasoningContent)?.reasoningText);
-      const reasoningText = asString(reasoningBlock?.text);
-      if (reasoningText !== undefined) reasoning = (reasoning ?? '') + reasoningText;
-      signature = asString(reasoningBlock?.signature) ?? signature;
-      const toolUse = asObject(block.toolUse);
-      if (toolUse) {
-        toolCalls.push({
-          id: asString(toolUse.toolUseId) ?? '',
-          type: 'function',
-          function: { name: asString(toolUse.name) ?? '', arguments: JSON.stringify(toolUse.input ?? {}) },
-        });
-      }
+      if (typeof block.text === 'string') answer.text(block.text);
+      const reasoning = reasoningTextOf(block);
+      const reasoningText = asString(reasoning?.text);
+      if (reasoningText !== undefined) answer.reasoningText(reasoningText);
+      answer.reasoningSignature(asString(reasoning?.signature));
+      const toolUse: Untrusted<ConverseResponseBlock['toolUse']> | undefined = asObject(block.toolUse);
+      if (toolUse) answer.toolCall(asString(toolUse.toolUseId) ?? '', asString(toolUse.name) ?? '', toolUse.input);
     }
-    const out: JsonObject = { role: 'assistant' };
-    if (content !== undefined) out.content = content;
-    if (reasoning !== undefined) out.reasoning_content = reasoning;
-    // Sent back with the reasoning on the next turn (Claude checks it), as the request side reads it.
-    if (reasoning !== undefined && signature) out.reasoning_signature = signature;
-    if (toolCalls.length > 0) out.tool_calls = toolCalls;
     const usage = converseUsage(asObject(response.usage));
     this.usage = tokenUsage(usage);
-    return Buffer.from(
-      JSON.stringify({
-        id: this.requestId(),
-        object: 'chat.completion',
-        created: this.context.nowSeconds,
-        model: this.context.requestModel,
-        choices: [{ index: 0, message: out, finish_reason: converseFinishReason(response.stopReason) }],
-        usage: openAIUsage(usage),
-      }),
+    const completion = chatCompletion(
+      this.requestId(),
+      this.context,
+      answer.message(),
+      converseFinishReason(response.stopReason),
+      openAIUsage(usage),
     );
+    return Buffer.from(JSON.stringify(completion));
   }
 
   protected streamChunk(chunk: Buffer, endOfStream: boolean): Buffer {
@@ -425,6 +423,22 @@ function streamErrorMessage(error: unknown): string {
 type EventHeaders = Readonly<Record<string, unknown>>;
 
 const EMPTY_ASSISTANT_DELTA = '{"content":"","role":"assistant"}';
+
+type StreamDelta = NonNullable<ConverseStreamEvent['delta']>;
+
+/** A `contentBlockStart` event's `start.toolUse`. */
+function toolUseStartOf(
+  event: Untrusted<ConverseStreamEvent>,
+): Untrusted<NonNullable<ConverseStreamEvent['start']>['toolUse']> | undefined {
+  const start: Untrusted<ConverseStreamEvent['start']> | undefined = asObject(event.start);
+  return asObject(start?.toolUse);
+}
+
+/** A `metadata` event's `serviceTier.type`. */
+function serviceTierOf(event: Untrusted<ConverseStreamEvent>): string | undefined {
+  const tier: Untrusted<ConverseStreamEvent['serviceTier']> | undefined = asObject(event.serviceTier);
+  return asString(tier?.type);
+}
 
 /** In-band exception frames (`:message-type: exception`) -> an error object. */
 function exceptionOf(headers: EventHeaders, payload: Buffer): { type: string; message: string } | undefined {
@@ -461,23 +475,28 @@ export class ConverseStreamToOpenAI {
 
   private readonly writer: ChunkWriter;
 
-  private chunk(delta: JsonObject, finishReason?: string): string {
+  private chunk(delta: ChatDelta, finishReason?: string): string {
     return this.writer.write(JSON.stringify(delta), finishReason);
   }
 
   message(headers: EventHeaders, payload: Buffer): string {
     const exception = exceptionOf(headers, payload);
-    if (exception)
-      return sseData({ type: 'error', error: { type: exception.type, code: '500', message: exception.message } });
+    if (exception) {
+      const error: ChatStreamError = {
+        type: 'error',
+        error: { type: exception.type, code: '500', message: exception.message },
+      };
+      return sseData(error);
+    }
     const eventType = headers[':event-type'];
     if (typeof eventType !== 'string') return '';
-    const event = asObject(parseJsonBuffer(payload));
+    const event: Untrusted<ConverseStreamEvent> | undefined = asObject(parseJsonBuffer(payload));
     if (!event) return '';
     switch (eventType) {
       case 'messageStart':
         return this.writer.write(EMPTY_ASSISTANT_DELTA);
       case 'contentBlockStart': {
-        const toolUse = asObject(asObject(event.start)?.toolUse);
+        const toolUse = toolUseStartOf(event);
         if (!toolUse) return '';
         const toolIndex = this.nextToolIndex++;
         const blockIndex = asNumber(event.contentBlockIndex);
@@ -496,11 +515,11 @@ export class ConverseStreamToOpenAI {
         });
       }
       case 'contentBlockDelta': {
-        const delta = asObject(event.delta);
+        const delta: Untrusted<StreamDelta> | undefined = asObject(event.delta);
         if (!delta) return '';
         if (typeof delta.text === 'string')
           return this.writer.write(`{"content":${JSON.stringify(delta.text)},"role":"assistant"}`);
-        const toolUse = asObject(delta.toolUse);
+        const toolUse: Untrusted<StreamDelta['toolUse']> | undefined = asObject(delta.toolUse);
         if (toolUse) {
           const blockIndex = asNumber(event.contentBlockIndex);
           const toolIndex =
@@ -517,7 +536,7 @@ export class ConverseStreamToOpenAI {
             ],
           });
         }
-        const reasoning = asObject(delta.reasoningContent);
+        const reasoning: Untrusted<StreamDelta['reasoningContent']> | undefined = asObject(delta.reasoningContent);
         if (reasoning && typeof reasoning.text === 'string')
           return this.chunk({ reasoning_content: reasoning.text, role: 'assistant' });
         if (reasoning && typeof reasoning.signature === 'string' && reasoning.signature !== '')
@@ -528,7 +547,7 @@ export class ConverseStreamToOpenAI {
         return this.writer.write(EMPTY_ASSISTANT_DELTA, converseFinishReason(event.stopReason));
       case 'metadata':
         this.usageShape = converseUsage(asObject(event.usage));
-        this.serviceTier = asString(asObject(event.serviceTier)?.type) ?? this.serviceTier;
+        this.serviceTier = serviceTierOf(event) ?? this.serviceTier;
         this.sawMetadata = true;
         return '';
       default:
@@ -544,15 +563,15 @@ export class ConverseStreamToOpenAI {
     this.finished = true;
     let out = '';
     if (this.sawMetadata && this.includeUsage) {
-      const chunk: JsonObject = {
+      const chunk: ChatChunk = {
         id: this.id,
         choices: [],
         created: this.context.nowSeconds,
         model: this.context.requestModel,
+        ...(this.serviceTier !== undefined && { service_tier: this.serviceTier }),
+        object: 'chat.completion.chunk',
+        usage: openAIUsage(this.usageShape),
       };
-      if (this.serviceTier !== undefined) chunk.service_tier = this.serviceTier;
-      chunk.object = 'chat.completion.chunk';
-      chunk.usage = openAIUsage(this.usageShape);
       out += sseData(chunk);
     }
     return `${out}data: [DONE]\n\n`;
@@ -608,7 +627,7 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
   if (typeof body.system === 'string') out.system = [{ text: body.system }];
   else if (Array.isArray(body.system)) {
     out.system = body.system.flatMap((b, i) => {
-      const block = asObject(b);
+      const block: Untrusted<AnthropicRequestBlock> | undefined = asObject(b);
       const text = asString(block?.text);
       if (text === undefined) throw unsupportedContent(`system[${i}]`, block?.type);
       return withCachePoint({ text }, block, `system[${i}]`);
@@ -616,7 +635,7 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
   }
   if (!Array.isArray(body.messages)) throw invalid('messages must be an array', 'messages');
   out.messages = body.messages.map((raw, i) => {
-    const message = asObject(raw);
+    const message: Untrusted<AnthropicRequestMessage> | undefined = asObject(raw);
     if (!message || (message.role !== 'user' && message.role !== 'assistant'))
       throw invalid(`messages[${i}].role must be "user" or "assistant"`, `messages[${i}].role`);
     const content =
@@ -631,7 +650,7 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
   if (Array.isArray(body.tools) && body.tools.length > 0) {
     const config: JsonObject = {
       tools: body.tools.flatMap((raw, i) => {
-        const tool = asObject(raw);
+        const tool: Untrusted<AnthropicRequestTool> | undefined = asObject(raw);
         if (!tool || typeof tool.name !== 'string' || !isObject(tool.input_schema))
           throw unsupported(`tools[${i}]`, BACKEND, 'only custom tools with an input_schema');
         const spec: JsonObject = { name: tool.name };
@@ -641,7 +660,7 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
         return withCachePoint({ toolSpec: spec }, tool, `tools[${i}]`);
       }),
     };
-    const choice = asObject(body.tool_choice);
+    const choice: Untrusted<AnthropicToolChoice> | undefined = asObject(body.tool_choice);
     if (choice?.type === 'auto') config.toolChoice = { auto: {} };
     else if (choice?.type === 'any') config.toolChoice = { any: {} };
     else if (choice?.type === 'tool' && typeof choice.name === 'string')
@@ -658,9 +677,13 @@ export function anthropicMessagesToConverse(body: JsonObject): JsonObject {
  * A Converse block, followed by a cache checkpoint when its Anthropic source carries `cache_control` (or, for a tool
  * result, when a block inside it does: a tool result holds no checkpoint).
  */
-function withCachePoint(block: JsonObject, source: JsonObject | undefined, param: string): JsonObject[] {
+function withCachePoint(
+  block: JsonObject,
+  source: Untrusted<AnthropicRequestBlock | AnthropicRequestTool> | undefined,
+  param: string,
+): JsonObject[] {
   let cache = cacheControlOf(source, param);
-  if (!cache && source?.type === 'tool_result' && Array.isArray(source.content)) {
+  if (!cache && source?.type === 'tool_result' && 'content' in source && Array.isArray(source.content)) {
     source.content.forEach((inner, k) => {
       cache = cacheControlOf(asObject(inner), `${param}.content[${k}]`) ?? cache;
     });
@@ -668,13 +691,14 @@ function withCachePoint(block: JsonObject, source: JsonObject | undefined, param
   return cache ? [block, converseCachePoint(cache)] : [block];
 }
 
+/** An Anthropic client's block as Converse; the ids, names and inputs pass through as sent (Bedrock checks them). */
 function anthropicBlockToConverse(raw: unknown, param: string): JsonObject {
-  const block = asObject(raw);
+  const block: Untrusted<AnthropicRequestBlock> | undefined = asObject(raw);
   switch (block?.type) {
     case 'text':
       return { text: asString(block.text) ?? '' };
     case 'image': {
-      const source = asObject(block.source);
+      const source: Untrusted<AnthropicRequestBlock['source']> | undefined = asObject(block.source);
       const format = IMAGE_FORMATS[asString(source?.media_type) ?? ''];
       if (source?.type !== 'base64' || !format)
         throw unsupported(param, BACKEND, 'images must be base64 png, jpeg, gif or webp');
@@ -722,21 +746,22 @@ class ConverseToAnthropicResponse extends ConvertingResponse {
   }
 
   protected convertBody(whole: Buffer): Buffer {
-    const response = asObject(parseJsonBuffer(whole));
+    const response: Untrusted<ConverseResponse> | undefined = asObject(parseJsonBuffer(whole));
     if (!response) return this.unreadable('Bedrock Converse');
+    // The blocks' values pass through as Bedrock sent them (the Anthropic client reads the same names).
     const content: JsonObject[] = [];
-    for (const raw of asArray(asObject(asObject(response.output)?.message)?.content)) {
-      const block = asObject(raw);
+    for (const raw of converseBlocks(response)) {
+      const block: Untrusted<ConverseResponseBlock> | undefined = asObject(raw);
       if (!block) continue;
       if (typeof block.text === 'string') content.push({ type: 'text', text: block.text });
-      const reasoning = asObject(asObject(block.reasoningContent)?.reasoningText);
+      const reasoning = reasoningTextOf(block);
       if (reasoning)
         content.push({ type: 'thinking', thinking: reasoning.text ?? '', signature: reasoning.signature ?? '' });
-      const toolUse = asObject(block.toolUse);
+      const toolUse: Untrusted<ConverseResponseBlock['toolUse']> | undefined = asObject(block.toolUse);
       if (toolUse)
         content.push({ type: 'tool_use', id: toolUse.toolUseId, name: toolUse.name, input: toolUse.input ?? {} });
     }
-    const usage = asObject(response.usage);
+    const usage: Untrusted<ConverseUsage> | undefined = asObject(response.usage);
     const counts = converseUsage(usage);
     this.usage = tokenUsage(counts);
     return Buffer.from(
@@ -778,7 +803,7 @@ class ConverseToAnthropicResponse extends ConvertingResponse {
 
 /** ConverseStream events -> Anthropic Messages SSE events. */
 class ConverseStreamToAnthropic {
-  private raw: JsonObject | undefined;
+  private raw: Untrusted<ConverseUsage> | undefined;
   private stopReason: string | null = null;
   private started = false;
   private finished = false;
@@ -822,14 +847,15 @@ class ConverseStreamToAnthropic {
     if (exception)
       return sseEvent('error', { type: 'error', error: { type: 'api_error', message: exception.message } });
     const eventType = headers[':event-type'];
-    const event = typeof eventType === 'string' ? asObject(parseJsonBuffer(payload)) : undefined;
+    const event: Untrusted<ConverseStreamEvent> | undefined =
+      typeof eventType === 'string' ? asObject(parseJsonBuffer(payload)) : undefined;
     if (!event) return '';
     const index = asNumber(event.contentBlockIndex) ?? 0;
     switch (eventType) {
       case 'messageStart':
         return this.start();
       case 'contentBlockStart': {
-        const toolUse = asObject(asObject(event.start)?.toolUse);
+        const toolUse = toolUseStartOf(event);
         if (!toolUse) return this.start();
         return (
           this.start() +
@@ -837,7 +863,7 @@ class ConverseStreamToAnthropic {
         );
       }
       case 'contentBlockDelta': {
-        const delta = asObject(event.delta);
+        const delta: Untrusted<StreamDelta> | undefined = asObject(event.delta);
         if (!delta) return '';
         if (typeof delta.text === 'string') {
           return (
@@ -850,7 +876,7 @@ class ConverseStreamToAnthropic {
             })
           );
         }
-        const toolUse = asObject(delta.toolUse);
+        const toolUse: Untrusted<StreamDelta['toolUse']> | undefined = asObject(delta.toolUse);
         if (toolUse) {
           return sseEvent('content_block_delta', {
             type: 'content_block_delta',
@@ -858,7 +884,7 @@ class ConverseStreamToAnthropic {
             delta: { type: 'input_json_delta', partial_json: asString(toolUse.input) ?? '' },
           });
         }
-        const reasoning = asObject(delta.reasoningContent);
+        const reasoning: Untrusted<StreamDelta['reasoningContent']> | undefined = asObject(delta.reasoningContent);
         if (reasoning) {
           let out = this.start() + this.openBlock(index, { type: 'thinking', thinking: '', signature: '' });
           if (typeof reasoning.text === 'string') {

@@ -12,6 +12,9 @@ import {
   type TranslationContext,
   type ResponseHeaders,
 } from '../translate/types';
+import type { CacheControl, ChatResponseFormat, ChatUsage, ProviderErrorBody } from './wire/openai-chat';
+import type { Untrusted } from './wire/untrusted';
+import type { ConverseCachePoint } from './wire/bedrock-converse';
 
 export type JsonObject = Record<string, unknown>;
 
@@ -122,7 +125,7 @@ export interface JsonSchemaFormat {
 export function claudeJsonSchemaFormat(body: JsonObject, backend: string): JsonSchemaFormat | undefined {
   const value = body.response_format;
   if (value === undefined || value === null) return undefined;
-  const format = asObject(value);
+  const format: Untrusted<ChatResponseFormat> | undefined = asObject(value);
   if (!format) throw invalid('response_format must be an object', 'response_format');
   if (format.type === 'text') return undefined;
   if (format.type === 'json_object') {
@@ -133,7 +136,7 @@ export function claudeJsonSchemaFormat(body: JsonObject, backend: string): JsonS
     );
   }
   if (format.type !== 'json_schema') throw unsupported('response_format', backend, `type "${String(format.type)}"`);
-  const spec = asObject(format.json_schema);
+  const spec: Untrusted<ChatResponseFormat['json_schema']> | undefined = asObject(format.json_schema);
   const schema = asObject(spec?.schema);
   if (!schema) throw invalid('response_format.json_schema.schema must be a JSON schema object', 'response_format');
   const out: JsonSchemaFormat = { schema };
@@ -209,11 +212,6 @@ export function claudeThinking(body: JsonObject): JsonObject | undefined {
   return { type: 'enabled', budget_tokens: Math.min(CLAUDE_THINKING_BUDGET[effort], maxTokens - 1) };
 }
 
-/** A function tool's `strict: true` (OpenAI) as Anthropic's and Bedrock's strict tool use. */
-export function strictTool(fn: JsonObject): boolean {
-  return fn.strict === true;
-}
-
 /** `max_completion_tokens`, or the older `max_tokens`, when set; at least `min`. */
 export function maxOutputTokens(body: JsonObject, min: 0 | 1): number | undefined {
   const value = body.max_completion_tokens ?? body.max_tokens;
@@ -240,13 +238,13 @@ export function checkRange(body: JsonObject, param: string, min: number, max: nu
  * content parts, on a message (its last block) and on tools (or their `function`), as the reference gateway and
  * other OpenAI-compatible gateways read it.
  */
-export interface CacheControl {
-  type: 'ephemeral';
-  ttl?: '5m' | '1h';
-}
+export type { CacheControl } from './wire/openai-chat';
 
 /** The `cache_control` of `holder` (undefined when absent or null); 400 naming `param` when malformed. */
-export function cacheControlOf(holder: JsonObject | undefined, param: string): CacheControl | undefined {
+export function cacheControlOf(
+  holder: { readonly cache_control?: unknown } | undefined,
+  param: string,
+): CacheControl | undefined {
   const value = holder?.cache_control;
   if (value === undefined || value === null) return undefined;
   const control = asObject(value);
@@ -261,7 +259,7 @@ export function cacheControlOf(holder: JsonObject | undefined, param: string): C
 }
 
 /** A Bedrock Converse cache checkpoint (`CachePointBlock`: type `default`, optional ttl) for a breakpoint. */
-export function converseCachePoint(control: CacheControl): JsonObject {
+export function converseCachePoint(control: CacheControl): ConverseCachePoint {
   return { cachePoint: control.ttl ? { type: 'default', ttl: control.ttl } : { type: 'default' } };
 }
 
@@ -322,8 +320,8 @@ export function describeProviderError(
   amznErrorType?: string,
 ): { type: string; message: string } {
   const parsed = parseJsonBuffer(body);
-  const root = asObject(parsed);
-  const error = asObject(root?.error);
+  const root: Untrusted<ProviderErrorBody> | undefined = asObject(parsed);
+  const error: Untrusted<ProviderErrorBody['error']> | undefined = asObject(root?.error);
   const message =
     asString(error?.message) ??
     asString(root?.message) ??
@@ -457,7 +455,7 @@ export function tokenUsage(u: OpenAIUsageShape): TokenUsage {
 }
 
 /** OpenAI `usage` with the details objects (always present, possibly empty). */
-export function openAIUsageWithDetails(u: OpenAIUsageShape): JsonObject {
+export function openAIUsageWithDetails(u: OpenAIUsageShape): ChatUsage {
   return {
     prompt_tokens: u.prompt,
     completion_tokens: u.completion,

@@ -26,7 +26,6 @@ import {
   type OpenAIOnlyParam,
   OpenAIUsageShape,
   openAIUsageWithDetails,
-  parseArguments,
   parseDataUrl,
   parseJsonBuffer,
   rejectUnsupportedParams,
@@ -34,10 +33,46 @@ import {
   streamUsageAsked,
   tokenUsage,
   unsupported,
-  unsupportedContent,
   openAIEmbeddingsAnswer,
 } from './common';
 import { vertexModelPath } from './anthropic';
+import {
+  type ChatContent,
+  emptyAssistant,
+  imageUrlOf,
+  forEachChatMessage,
+  readChatTools,
+  readStop,
+  readToolChoice,
+  unsupportedPart,
+} from './openai-chat-reader';
+import type {
+  GeminiCandidate,
+  GeminiContent,
+  GeminiGenerationConfig,
+  GeminiPart,
+  GeminiRequest,
+  GeminiResponse,
+  GeminiResponsePart,
+  GeminiTool,
+  GeminiToolConfig,
+  GeminiUsageMetadata,
+  VertexEmbeddingPrediction,
+  VertexPredictResponse,
+} from './wire/gemini';
+import type { Untrusted } from './wire/untrusted';
+import type {
+  ChatChoice,
+  ChatChunk,
+  ChatChunkChoice,
+  ChatCompletion,
+  ChatDelta,
+  ChatResponseFormat,
+  ChatResponseMessage,
+  ChatStreamError,
+  ChatToolCall,
+  ChatUsage,
+} from './wire/openai-chat';
 import * as crypto from 'node:crypto';
 
 const BACKEND = 'GCPVertexAI';
@@ -74,8 +109,7 @@ const MIME_BY_EXTENSION: Record<string, string> = {
   mp4: 'video/mp4',
 };
 
-function mediaPart(url: unknown, param: string): JsonObject {
-  if (typeof url !== 'string') throw invalid(`${param} must be a string`, param);
+function mediaPart(url: string, param: string): GeminiPart {
   const data = parseDataUrl(url);
   if (data) return { inlineData: { mimeType: data.mediaType, data: data.data } };
   const extension = /\.([a-z0-9]+)(?:[?#].*)?$/i.exec(url)?.[1]?.toLowerCase();
@@ -85,9 +119,9 @@ function mediaPart(url: unknown, param: string): JsonObject {
   return { fileData: { mimeType, fileUri: url } };
 }
 
-export function openAIChatToGemini(body: JsonObject): JsonObject {
+export function openAIChatToGemini(body: JsonObject): GeminiRequest {
   rejectUnsupportedParams(body, BACKEND, UNSUPPORTED_PARAMS);
-  const generationConfig: JsonObject = {};
+  const generationConfig: GeminiGenerationConfig = {};
   const maxTokens = maxOutputTokens(body, 1);
   if (maxTokens !== undefined) generationConfig.maxOutputTokens = maxTokens;
   const temperature = checkRange(body, 'temperature', 0, 2);
@@ -104,15 +138,13 @@ export function openAIChatToGemini(body: JsonObject): JsonObject {
       throw invalid('n must be a positive integer', 'n');
     if (body.n !== 1) generationConfig.candidateCount = body.n;
   }
-  const stop = body.stop;
-  if (typeof stop === 'string') generationConfig.stopSequences = [stop];
-  else if (Array.isArray(stop) && stop.every((s) => typeof s === 'string')) {
-    if (stop.length > 0) generationConfig.stopSequences = stop;
-  } else if (stop !== undefined && stop !== null) throw invalid('stop must be a string or an array of strings', 'stop');
-  const format = asObject(body.response_format);
+  const stop = readStop(body.stop);
+  if (stop) generationConfig.stopSequences = stop;
+  const format: Untrusted<ChatResponseFormat> | undefined = asObject(body.response_format);
   if (format?.type === 'json_object') generationConfig.responseMimeType = 'application/json';
   else if (format?.type === 'json_schema') {
-    const schema = asObject(asObject(format.json_schema)?.schema);
+    const spec: Untrusted<ChatResponseFormat['json_schema']> | undefined = asObject(format.json_schema);
+    const schema = asObject(spec?.schema);
     if (!schema) throw invalid('response_format.json_schema.schema must be an object', 'response_format');
     generationConfig.responseMimeType = 'application/json';
     generationConfig.responseJsonSchema = schema;
@@ -126,81 +158,60 @@ export function openAIChatToGemini(body: JsonObject): JsonObject {
     generationConfig.thinkingConfig = { thinkingBudget: budget, includeThoughts: budget > 0 };
   }
 
-  const out: JsonObject = {};
   const { system, contents } = convertMessages(body.messages);
-  if (contents.length > 0) out.contents = contents;
   const tools = convertTools(body.tools);
-  if (tools) out.tools = tools;
   const toolConfig = convertToolChoice(body.tool_choice);
+  const out: GeminiRequest = {};
+  if (contents.length > 0) out.contents = contents;
+  if (tools) out.tools = tools;
   if (toolConfig) out.toolConfig = toolConfig;
   out.generationConfig = generationConfig;
   if (system.length > 0) out.systemInstruction = { parts: system };
   return out;
 }
 
-function convertMessages(value: unknown): { system: JsonObject[]; contents: JsonObject[] } {
-  if (!Array.isArray(value)) throw invalid('messages must be an array', 'messages');
-  const system: JsonObject[] = [];
-  const contents: JsonObject[] = [];
+function convertMessages(value: unknown): { system: GeminiPart[]; contents: GeminiContent[] } {
+  const system: GeminiPart[] = [];
+  const contents: GeminiContent[] = [];
   const toolNames = new Map<string, string>();
-  value.forEach((raw, i) => {
-    const message = asObject(raw);
-    if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
-    const param = `messages[${i}].content`;
-    switch (message.role) {
+  forEachChatMessage(value, { cacheMarkers: false }, (turn) => {
+    switch (turn.role) {
       case 'system':
-      case 'developer':
-        for (const part of parts(message.content, param, false)) system.push(part);
+        system.push(...textParts(turn.content));
         break;
       case 'user':
-        contents.push({ parts: parts(message.content, param, true), role: 'user' });
+        contents.push({ parts: userParts(turn.content), role: 'user' });
         break;
       case 'assistant': {
-        const modelParts: JsonObject[] = [];
-        if (message.content !== null && message.content !== undefined && message.content !== '')
-          modelParts.push(...parts(message.content, param, false));
-        asArray(message.tool_calls).forEach((call, j) => {
-          const c = asObject(call);
-          const fn = asObject(c?.function);
-          if (!c || !fn || typeof fn.name !== 'string')
-            throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
-          if (typeof c.id === 'string') toolNames.set(c.id, fn.name);
-          modelParts.push({
-            functionCall: {
-              name: fn.name,
-              args: parseArguments(fn.arguments, `messages[${i}].tool_calls[${j}].function.arguments`),
-            },
-          });
-        });
-        if (modelParts.length === 0)
-          throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
+        const modelParts: GeminiPart[] = turn.content === undefined ? [] : textParts(turn.content);
+        for (const call of turn.toolCalls) {
+          if (call.id !== undefined) toolNames.set(call.id, call.name);
+          modelParts.push({ functionCall: { name: call.name, args: call.arguments } });
+        }
+        if (modelParts.length === 0) throw emptyAssistant(turn);
         contents.push({ parts: modelParts, role: 'model' });
         break;
       }
       case 'tool': {
-        const id = asString(message.tool_call_id);
-        const name = id === undefined ? undefined : toolNames.get(id);
+        const name = turn.toolCallId === undefined ? undefined : toolNames.get(turn.toolCallId);
         if (!name)
           throw invalid(
-            `messages[${i}].tool_call_id does not match a tool call of an earlier assistant message`,
-            `messages[${i}].tool_call_id`,
+            `messages[${turn.index}].tool_call_id does not match a tool call of an earlier assistant message`,
+            `messages[${turn.index}].tool_call_id`,
           );
         const text =
-          typeof message.content === 'string'
-            ? message.content
-            : parts(message.content, param, false)
-                .map((p) => String(p.text))
+          typeof turn.content === 'string'
+            ? turn.content
+            : textParts(turn.content)
+                .map((p) => p.text)
                 .join('');
-        const part = { functionResponse: { name, response: functionResponse(text) } };
+        const part: GeminiPart = { functionResponse: { name, response: functionResponse(text) } };
         const last = contents[contents.length - 1];
         // All responses to one model turn go into one user turn.
-        if (last?.role === 'user' && (last.parts as JsonObject[]).every((p) => 'functionResponse' in p))
-          (last.parts as JsonObject[]).push(part);
+        if (last?.role === 'user' && last.parts.every((p) => 'functionResponse' in p)) last.parts.push(part);
         else contents.push({ parts: [part], role: 'user' });
         break;
       }
-      default:
-        throw invalid(`messages[${i}].role ${JSON.stringify(message.role)} is not supported`, `messages[${i}].role`);
     }
   });
   return { system, contents };
@@ -216,54 +227,55 @@ function functionResponse(text: string): JsonObject {
   return { content: text };
 }
 
-function parts(content: unknown, param: string, allowMedia: boolean): JsonObject[] {
+/** Text and refusal parts (system, assistant and tool messages). */
+function textParts(content: ChatContent): { text: string }[] {
   if (typeof content === 'string') return [{ text: content }];
-  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  return content.map((raw, j) => {
-    const p = asObject(raw);
-    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text };
-    if (p?.type === 'refusal' && typeof p.refusal === 'string') return { text: p.refusal };
-    if (allowMedia && p?.type === 'image_url')
-      return mediaPart(asObject(p.image_url)?.url, `${param}[${j}].image_url.url`);
-    if (allowMedia && p?.type === 'input_audio') {
-      const audio = asObject(p.input_audio);
-      if (typeof audio?.data !== 'string')
-        throw invalid(`${param}[${j}].input_audio.data must be base64`, `${param}[${j}]`);
-      return { inlineData: { mimeType: `audio/${asString(audio.format) ?? 'wav'}`, data: audio.data } };
-    }
-    if (allowMedia && p?.type === 'file') {
-      const data = parseDataUrl(asString(asObject(p.file)?.file_data) ?? '');
-      if (data) return { inlineData: { mimeType: data.mediaType, data: data.data } };
-    }
-    throw unsupportedContent(`${param}[${j}]`, p?.type);
+  return content.map((part) => {
+    if (part.type === 'text' || part.type === 'refusal') return { text: part.text };
+    throw unsupportedPart(part);
   });
 }
 
-function convertTools(value: unknown): JsonObject[] | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (!Array.isArray(value)) throw invalid('tools must be an array', 'tools');
-  if (value.length === 0) return undefined;
-  const declarations = value.map((tool, i) => {
-    const t = asObject(tool);
-    const fn = asObject(t?.function);
-    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
-      throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
-    const out: JsonObject = { name: fn.name };
-    if (typeof fn.description === 'string') out.description = fn.description;
-    if (isObject(fn.parameters)) out.parameters = fn.parameters;
+/** User content: text, images and other media (URLs by extension or base64 data URLs), audio and files. */
+function userParts(content: ChatContent): GeminiPart[] {
+  if (typeof content === 'string') return [{ text: content }];
+  return content.map((part): GeminiPart => {
+    switch (part.type) {
+      case 'text':
+      case 'refusal':
+        return { text: part.text };
+      case 'image_url':
+        return mediaPart(imageUrlOf(part), `${part.param}.image_url.url`);
+      case 'input_audio':
+        if (part.data === undefined) throw invalid(`${part.param}.input_audio.data must be base64`, part.param);
+        return { inlineData: { mimeType: `audio/${part.format ?? 'wav'}`, data: part.data } };
+      case 'file':
+        if (part.data) return { inlineData: { mimeType: part.data.mediaType, data: part.data.data } };
+        break;
+    }
+    throw unsupportedPart(part);
+  });
+}
+
+function convertTools(value: unknown): GeminiTool[] | undefined {
+  const tools = readChatTools(value, BACKEND, { cacheMarkers: false });
+  if (!tools || tools.length === 0) return undefined;
+  const declarations = tools.map((tool) => {
+    const out: GeminiTool['functionDeclarations'][number] = { name: tool.name };
+    if (tool.description !== undefined) out.description = tool.description;
+    if (tool.parameters) out.parameters = tool.parameters;
     return out;
   });
   return [{ functionDeclarations: declarations }];
 }
 
-function convertToolChoice(choice: unknown): JsonObject | undefined {
-  if (choice === undefined || choice === null) return undefined;
+function convertToolChoice(value: unknown): GeminiToolConfig | undefined {
+  const choice = readToolChoice(value);
+  if (choice === undefined) return undefined;
   if (choice === 'auto') return { functionCallingConfig: { mode: 'AUTO' } };
   if (choice === 'required') return { functionCallingConfig: { mode: 'ANY' } };
   if (choice === 'none') return { functionCallingConfig: { mode: 'NONE' } };
-  const name = asString(asObject(asObject(choice)?.function)?.name);
-  if (!name) throw invalid('tool_choice must be "auto", "required", "none" or a function', 'tool_choice');
-  return { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: [name] } };
+  return { functionCallingConfig: { mode: 'ANY', allowedFunctionNames: [choice.name] } };
 }
 
 export function geminiFinishReason(reason: unknown, hasToolCalls: boolean): string {
@@ -283,7 +295,7 @@ export function geminiFinishReason(reason: unknown, hasToolCalls: boolean): stri
   }
 }
 
-export function geminiUsage(metadata: JsonObject | undefined): OpenAIUsageShape {
+export function geminiUsage(metadata: Untrusted<GeminiUsageMetadata> | undefined): OpenAIUsageShape {
   const thoughts = count(metadata?.thoughtsTokenCount);
   return {
     prompt: count(metadata?.promptTokenCount) + count(metadata?.toolUsePromptTokenCount),
@@ -300,23 +312,26 @@ export function toolCallId(requestId: string, index: number): string {
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-function createdOf(response: JsonObject): number | undefined {
+function createdOf(response: Untrusted<GeminiResponse>): number | undefined {
   const createTime = asString(response.createTime);
   if (!createTime) return undefined;
   const ms = Date.parse(createTime);
   return Number.isNaN(ms) ? undefined : Math.floor(ms / 1000);
 }
 
+/** A tool call as both the answer and the stream write it (`index` in the stream). */
+type GeminiToolCall = ChatToolCall & { index?: number };
+
 interface CandidateParts {
   text?: string;
   reasoning?: string;
-  toolCalls: JsonObject[];
+  toolCalls: GeminiToolCall[];
 }
 
 class GeminiToOpenAIResponse extends ConvertingResponse {
   private sse?: SseParser;
   private toolCount = 0;
-  private metadata: JsonObject | undefined;
+  private metadata: Untrusted<GeminiUsageMetadata> | undefined;
   private id: string | undefined;
   private created: number | undefined;
   private model: string | undefined;
@@ -330,19 +345,20 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
     super('OpenAI', context.stream);
   }
 
-  private candidateParts(candidate: JsonObject, streaming: boolean): CandidateParts {
+  private candidateParts(candidate: Untrusted<GeminiCandidate>, streaming: boolean): CandidateParts {
     const out: CandidateParts = { toolCalls: [] };
-    for (const raw of asArray(asObject(candidate.content)?.parts)) {
-      const part = asObject(raw);
+    const content: Untrusted<GeminiCandidate['content']> | undefined = asObject(candidate.content);
+    for (const raw of asArray(content?.parts)) {
+      const part: Untrusted<GeminiResponsePart> | undefined = asObject(raw);
       if (!part) continue;
       if (typeof part.text === 'string') {
         if (part.thought === true) out.reasoning = (out.reasoning ?? '') + part.text;
         else out.text = (out.text ?? '') + part.text;
       }
-      const call = asObject(part.functionCall);
+      const call: Untrusted<GeminiResponsePart['functionCall']> | undefined = asObject(part.functionCall);
       if (call) {
         const index = this.toolCount++;
-        const base: JsonObject = streaming ? { index } : {};
+        const base = streaming ? { index } : {};
         out.toolCalls.push({
           ...base,
           id: asString(call.id) ?? toolCallId(this.context.requestId, index),
@@ -355,12 +371,12 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
   }
 
   protected convertBody(whole: Buffer): Buffer {
-    const response = asObject(parseJsonBuffer(whole));
+    const response: Untrusted<GeminiResponse> | undefined = asObject(parseJsonBuffer(whole));
     if (!response) return this.unreadable('Gemini');
-    const choices = asArray(response.candidates).map((raw, i) => {
-      const candidate = asObject(raw) ?? {};
+    const choices = asArray(response.candidates).map((raw, i): ChatChoice => {
+      const candidate: Untrusted<GeminiCandidate> = asObject(raw) ?? {};
       const { text, reasoning, toolCalls } = this.candidateParts(candidate, false);
-      const message: JsonObject = { role: 'assistant' };
+      const message: ChatResponseMessage = { role: 'assistant' };
       if (text !== undefined) message.content = text;
       if (reasoning !== undefined) message.reasoning_content = reasoning;
       if (toolCalls.length > 0) message.tool_calls = toolCalls;
@@ -372,14 +388,16 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
     });
     const usage = geminiUsage(asObject(response.usageMetadata));
     this.usage = tokenUsage(usage);
-    const out: JsonObject = { choices };
     const id = asString(response.responseId);
-    if (id !== undefined) out.id = id;
     const created = createdOf(response);
-    if (created !== undefined) out.created = created;
-    out.model = asString(response.modelVersion) ?? this.context.requestModel;
-    out.object = 'chat.completion';
-    out.usage = openAIUsageWithDetails(usage);
+    const out: ChatCompletion = {
+      choices,
+      ...(id !== undefined && { id }),
+      ...(created !== undefined && { created }),
+      model: asString(response.modelVersion) ?? this.context.requestModel,
+      object: 'chat.completion',
+      usage: openAIUsageWithDetails(usage),
+    };
     return Buffer.from(JSON.stringify(out));
   }
 
@@ -390,7 +408,7 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
     let out = '';
     for (const event of events) {
       if (event.data === '' || event.data === '[DONE]') continue;
-      const response = asObject(parseJsonBuffer(Buffer.from(event.data)));
+      const response: Untrusted<GeminiResponse> | undefined = asObject(parseJsonBuffer(Buffer.from(event.data)));
       if (!response) continue;
       out += this.streamEvent(response);
     }
@@ -398,53 +416,56 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
     return out === '' ? EMPTY : Buffer.from(out);
   }
 
-  private streamEvent(response: JsonObject): string {
-    const error = asObject(response.error);
+  private streamEvent(response: Untrusted<GeminiResponse>): string {
+    const error: Untrusted<GeminiResponse['error']> | undefined = asObject(response.error);
     if (error) {
-      return sseData({
+      const out: ChatStreamError = {
         type: 'error',
         error: {
           type: asString(error.status) ?? 'upstream_error',
           code: String(error.code ?? 500),
           message: asString(error.message) ?? 'stream error',
         },
-      });
+      };
+      return sseData(out);
     }
     this.id ??= asString(response.responseId);
     this.created ??= createdOf(response);
     this.model ??= asString(response.modelVersion);
-    if (isObject(response.usageMetadata)) {
-      this.metadata = response.usageMetadata;
+    const metadata = asObject(response.usageMetadata);
+    if (metadata) {
+      this.metadata = metadata;
       this.usage = tokenUsage(geminiUsage(this.metadata));
     }
     let out = '';
     asArray(response.candidates).forEach((raw, i) => {
-      const candidate = asObject(raw) ?? {};
+      const candidate: Untrusted<GeminiCandidate> = asObject(raw) ?? {};
       const { text, reasoning, toolCalls } = this.candidateParts(candidate, true);
-      const delta: JsonObject = {};
+      const delta: ChatDelta = {};
       if (text !== undefined) delta.content = text;
       if (reasoning !== undefined) delta.reasoning_content = reasoning;
       delta.role = 'assistant';
       if (toolCalls.length > 0) delta.tool_calls = toolCalls;
-      const choice: JsonObject = { index: asNumber(candidate.index) ?? i, delta };
+      const choice: ChatChunkChoice = { index: asNumber(candidate.index) ?? i, delta };
       if (candidate.finishReason !== undefined && candidate.finishReason !== null) {
         choice.finish_reason = geminiFinishReason(candidate.finishReason, this.toolCount > 0);
       }
-      out += sseData({ ...this.chunkHead(), choices: [choice], ...this.chunkTail() });
+      out += sseData(this.chunk([choice]));
     });
     return out;
   }
 
-  private chunkHead(): JsonObject {
-    return { id: this.id ?? this.context.requestId };
-  }
-
-  private chunkTail(): JsonObject {
-    return {
+  /** A chunk with Gemini's response id, time and model version once it gave them. */
+  private chunk(choices: ChatChunkChoice[], usage?: ChatUsage): ChatChunk {
+    const chunk: ChatChunk = {
+      id: this.id ?? this.context.requestId,
+      choices,
       created: this.created ?? this.context.nowSeconds,
       model: this.model ?? this.context.requestModel,
       object: 'chat.completion.chunk',
     };
+    if (usage) chunk.usage = usage;
+    return chunk;
   }
 
   private finish(): string {
@@ -452,12 +473,7 @@ class GeminiToOpenAIResponse extends ConvertingResponse {
     this.finished = true;
     let out = '';
     if (this.metadata && this.includeUsage) {
-      out += sseData({
-        ...this.chunkHead(),
-        choices: [],
-        ...this.chunkTail(),
-        usage: openAIUsageWithDetails(geminiUsage(this.metadata)),
-      });
+      out += sseData(this.chunk([], openAIUsageWithDetails(geminiUsage(this.metadata))));
     }
     return `${out}data: [DONE]\n\n`;
   }
@@ -548,12 +564,18 @@ class VertexEmbeddingsResponse extends ConvertingResponse {
   }
 
   protected convertBody(whole: Buffer): Buffer {
-    const response = asObject(parseJsonBuffer(whole));
+    const response: Untrusted<VertexPredictResponse> | undefined = asObject(parseJsonBuffer(whole));
     if (!response) return this.unreadable('Vertex AI embeddings');
     let tokens = 0;
     const data = asArray(response.predictions).map((raw, index) => {
-      const embeddings = asObject(asObject(raw)?.embeddings);
-      tokens += count(asObject(embeddings?.statistics)?.token_count);
+      const prediction: Untrusted<VertexEmbeddingPrediction> | undefined = asObject(raw);
+      const embeddings: Untrusted<VertexEmbeddingPrediction['embeddings']> | undefined = asObject(
+        prediction?.embeddings,
+      );
+      const statistics: Untrusted<VertexEmbeddingPrediction['embeddings']['statistics']> | undefined = asObject(
+        embeddings?.statistics,
+      );
+      tokens += count(statistics?.token_count);
       const values = asArray(embeddings?.values).map((v) => (typeof v === 'number' ? v : 0));
       return { embedding: this.base64 ? floatsToBase64(values) : values, index, object: 'embedding' };
     });

@@ -12,7 +12,6 @@ import {
   asNumber,
   asObject,
   asString,
-  cacheControlOf,
   checkRange,
   ChunkWriter,
   claudeJsonSchemaFormat,
@@ -27,21 +26,53 @@ import {
   maxOutputTokens,
   OpenAIUsageShape,
   openAIUsageWithDetails,
-  parseArguments,
   parseDataUrl,
   parseJsonBuffer,
   rejectUnsupportedParams,
   sseData,
-  strictTool,
+  type CacheControl,
   tokenUsage,
   unsupported,
   unsupportedContent,
 } from './common';
+import {
+  type ChatContent,
+  type ChatImagePart,
+  type ChatPart,
+  emptyAssistant,
+  imageUrlOf,
+  forEachChatMessage,
+  readChatTools,
+  readStop,
+  readToolChoice,
+  requiredToolCallId,
+  unsupportedPart,
+} from './openai-chat-reader';
+import type {
+  AnthropicContentBlock,
+  BedrockInvokeChunk,
+  AnthropicDocumentBlock,
+  AnthropicImageBlock,
+  AnthropicMessage,
+  AnthropicMessagesRequest,
+  AnthropicResponse,
+  AnthropicResponseBlock,
+  AnthropicStreamDelta,
+  AnthropicStreamEvent,
+  AnthropicTextBlock,
+  AnthropicTool,
+  AnthropicToolChoice,
+  AnthropicToolResultBlock,
+  AnthropicUsage,
+} from './wire/anthropic-messages';
+import type { Untrusted } from './wire/untrusted';
+import type { ChatChunk, ChatCompletion, ChatDelta, ChatStreamError } from './wire/openai-chat';
+import { chatCompletion, ChatMessageBuilder } from './openai-chat-answer';
 
 const BACKEND = 'Anthropic';
 
 /** The Anthropic Messages body for an OpenAI chat request (no `model`, `stream` or version fields). */
-export function openAIChatToAnthropic(body: JsonObject): JsonObject {
+export function openAIChatToAnthropic(body: JsonObject): AnthropicMessagesRequest {
   rejectUnsupportedParams(body, BACKEND, ALL_OPENAI_ONLY_PARAMS);
   if (body.n !== undefined && body.n !== null && body.n !== 1) throw unsupported('n', BACKEND, 'only n=1 is possible');
   const modalities = body.modalities;
@@ -49,25 +80,18 @@ export function openAIChatToAnthropic(body: JsonObject): JsonObject {
     throw unsupported('modalities', BACKEND, 'only text output');
   const jsonSchema = claudeJsonSchemaFormat(body, BACKEND);
 
-  const out: JsonObject = {};
   // Anthropic requires max_tokens; without one the provider answers with its own clear 400.
-  out.max_tokens = maxOutputTokens(body, 0) ?? 0;
-
+  const maxTokens = maxOutputTokens(body, 0) ?? 0;
   const { system, messages } = convertMessages(body.messages);
-  out.messages = messages;
+  const out: AnthropicMessagesRequest = { max_tokens: maxTokens, messages };
   if (system.length > 0) out.system = system;
 
   const temperature = checkRange(body, 'temperature', 0, 1);
   if (temperature !== undefined) out.temperature = temperature;
   const topP = checkRange(body, 'top_p', 0, 1);
   if (topP !== undefined) out.top_p = topP;
-  const stop = body.stop;
-  if (typeof stop === 'string') out.stop_sequences = [stop];
-  else if (Array.isArray(stop)) {
-    if (!stop.every((s) => typeof s === 'string'))
-      throw invalid('stop must be a string or an array of strings', 'stop');
-    if (stop.length > 0) out.stop_sequences = stop;
-  } else if (stop !== undefined && stop !== null) throw invalid('stop must be a string or an array of strings', 'stop');
+  const stop = readStop(body.stop);
+  if (stop) out.stop_sequences = stop;
 
   const tools = convertTools(body.tools);
   if (tools) out.tools = tools;
@@ -84,183 +108,130 @@ export function openAIChatToAnthropic(body: JsonObject): JsonObject {
   return out;
 }
 
-function convertMessages(value: unknown): { system: JsonObject[]; messages: JsonObject[] } {
-  if (!Array.isArray(value)) throw invalid('messages must be an array', 'messages');
-  const system: JsonObject[] = [];
-  const messages: JsonObject[] = [];
-  const push = (role: 'user' | 'assistant', blocks: JsonObject[], mergeToolResults: boolean) => {
+function convertMessages(value: unknown): { system: AnthropicTextBlock[]; messages: AnthropicMessage[] } {
+  const system: AnthropicTextBlock[] = [];
+  const messages: AnthropicMessage[] = [];
+  const push = (role: 'user' | 'assistant', blocks: AnthropicContentBlock[], mergeToolResults: boolean) => {
     const last = messages[messages.length - 1];
-    if (
-      mergeToolResults &&
-      last?.role === 'user' &&
-      (last.content as JsonObject[]).every((b) => b.type === 'tool_result')
-    ) {
-      (last.content as JsonObject[]).push(...blocks);
+    if (mergeToolResults && last?.role === 'user' && last.content.every((b): boolean => b.type === 'tool_result')) {
+      last.content.push(...blocks);
       return;
     }
     messages.push({ role, content: blocks });
   };
-  value.forEach((raw, i) => {
-    const message = asObject(raw);
-    if (!message) throw invalid(`messages[${i}] must be an object`, `messages[${i}]`);
-    const param = `messages[${i}].content`;
-    // A breakpoint on the message itself marks its last block (string content has no part to carry one).
-    const messageCache = cacheControlOf(message, `messages[${i}]`);
-    const marked = (blocks: JsonObject[]): JsonObject[] => {
-      if (messageCache && blocks.length > 0) blocks[blocks.length - 1].cache_control = messageCache;
-      return blocks;
-    };
-    switch (message.role) {
+  forEachChatMessage(value, { cacheMarkers: true }, (turn) => {
+    switch (turn.role) {
       case 'system':
-      case 'developer':
-        system.push(...marked(textBlocks(message.content, param)));
+        system.push(...marked(textBlocks(turn.content), turn.cache));
         break;
       case 'user':
-        push('user', marked(userBlocks(message.content, param)), false);
+        push('user', marked(userBlocks(turn.content), turn.cache), false);
         break;
       case 'assistant': {
-        const blocks: JsonObject[] = [];
-        if (
-          typeof message.reasoning_content === 'string' &&
-          message.reasoning_content !== '' &&
-          typeof message.reasoning_signature === 'string'
-        ) {
-          blocks.push({
-            type: 'thinking',
-            thinking: message.reasoning_content,
-            signature: message.reasoning_signature,
-          });
-        }
-        if (message.content !== null && message.content !== undefined && message.content !== '')
-          blocks.push(...textBlocks(message.content, param));
-        asArray(message.tool_calls).forEach((call, j) => {
-          const c = asObject(call);
-          const fn = asObject(c?.function);
-          if (!c || !fn || typeof fn.name !== 'string')
-            throw invalid(`messages[${i}].tool_calls[${j}] must be a function call`, `messages[${i}].tool_calls`);
-          blocks.push({
-            type: 'tool_use',
-            id: asString(c.id) ?? '',
-            name: fn.name,
-            input: parseArguments(fn.arguments, `messages[${i}].tool_calls[${j}].function.arguments`),
-          });
-        });
-        if (blocks.length === 0) throw invalid(`messages[${i}] (assistant) has neither content nor tool_calls`, param);
-        push('assistant', marked(blocks), false);
+        const blocks: AnthropicContentBlock[] = [];
+        if (turn.reasoning && turn.reasoning.text !== '')
+          blocks.push({ type: 'thinking', thinking: turn.reasoning.text, signature: turn.reasoning.signature });
+        if (turn.content !== undefined) blocks.push(...textBlocks(turn.content));
+        for (const call of turn.toolCalls)
+          blocks.push({ type: 'tool_use', id: call.id ?? '', name: call.name, input: call.arguments });
+        if (blocks.length === 0) throw emptyAssistant(turn);
+        push('assistant', marked(blocks, turn.cache), false);
         break;
       }
       case 'tool': {
-        const id = asString(message.tool_call_id);
-        if (!id)
-          throw invalid(`messages[${i}].tool_call_id is required for tool messages`, `messages[${i}].tool_call_id`);
-        push(
-          'user',
-          marked([
-            {
-              type: 'tool_result',
-              tool_use_id: id,
-              is_error: false,
-              content: toolResultContent(message.content, param),
-            },
-          ]),
-          true,
-        );
+        const id = requiredToolCallId(turn);
+        const result: AnthropicToolResultBlock = {
+          type: 'tool_result',
+          tool_use_id: id,
+          is_error: false,
+          content: toolResultContent(turn.content),
+        };
+        push('user', marked([result], turn.cache), true);
         break;
       }
-      default:
-        throw invalid(`messages[${i}].role ${JSON.stringify(message.role)} is not supported`, `messages[${i}].role`);
     }
   });
   return { system, messages };
 }
 
+/** A breakpoint on the message itself marks its last block (string content has no part to carry one). */
+function marked<T extends { cache_control?: CacheControl }>(blocks: T[], cache: CacheControl | undefined): T[] {
+  if (cache && blocks.length > 0) blocks[blocks.length - 1].cache_control = cache;
+  return blocks;
+}
+
 /** Content parts -> Anthropic blocks, each part's `cache_control` carried onto its block. */
-function partBlocks(
-  content: unknown,
-  param: string,
-  convert: (part: JsonObject | undefined, param: string) => JsonObject,
-): JsonObject[] {
+function partBlocks<T extends { cache_control?: CacheControl }>(
+  content: ChatContent,
+  convert: (part: ChatPart) => T | AnthropicTextBlock,
+): (T | AnthropicTextBlock)[] {
   if (typeof content === 'string') return [{ text: content, type: 'text' }];
-  if (!Array.isArray(content)) throw invalid(`${param} must be a string or an array of content parts`, param);
-  return content.map((part, j) => {
-    const p = asObject(part);
-    const block = convert(p, `${param}[${j}]`);
-    const cache = cacheControlOf(p, `${param}[${j}]`);
-    if (cache) block.cache_control = cache;
+  return content.map((part) => {
+    const block = convert(part);
+    if (part.cache) block.cache_control = part.cache;
     return block;
   });
 }
 
-function textBlocks(content: unknown, param: string): JsonObject[] {
-  return partBlocks(content, param, (p, partParam) => {
-    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
-    if (p?.type === 'refusal' && typeof p.refusal === 'string') return { text: p.refusal, type: 'text' };
-    throw unsupportedContent(partParam, p?.type);
+function textBlocks(content: ChatContent): AnthropicTextBlock[] {
+  return partBlocks<AnthropicTextBlock>(content, (part) => {
+    if (part.type === 'text' || part.type === 'refusal') return { text: part.text, type: 'text' };
+    throw unsupportedPart(part);
   });
 }
 
-function userBlocks(content: unknown, param: string): JsonObject[] {
-  return partBlocks(content, param, (p, partParam) => {
-    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
-    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${partParam}.image_url.url`);
-    if (p?.type === 'file') {
-      const file = asObject(p.file);
-      const data = asString(file?.file_data);
-      const parsed = data ? parseDataUrl(data) : undefined;
-      if (parsed?.mediaType === 'application/pdf') {
-        return { type: 'document', source: { type: 'base64', media_type: parsed.mediaType, data: parsed.data } };
+function userBlocks(content: ChatContent): AnthropicContentBlock[] {
+  return partBlocks<AnthropicImageBlock | AnthropicDocumentBlock>(content, (part) => {
+    if (part.type === 'text') return { text: part.text, type: 'text' };
+    if (part.type === 'image_url') return imageBlock(part);
+    if (part.type === 'file') {
+      if (part.data?.mediaType === 'application/pdf') {
+        return { type: 'document', source: { type: 'base64', media_type: part.data.mediaType, data: part.data.data } };
       }
-      throw unsupportedContent(partParam, 'file (only base64 PDF data URLs)');
+      throw unsupportedContent(part.param, 'file (only base64 PDF data URLs)');
     }
-    throw unsupportedContent(partParam, p?.type);
+    throw unsupportedPart(part);
   });
 }
 
-function imageBlock(url: unknown, param: string): JsonObject {
-  if (typeof url !== 'string') throw invalid(`${param} must be a string`, param);
+function imageBlock(part: ChatImagePart): AnthropicImageBlock {
+  const url = imageUrlOf(part);
   const data = parseDataUrl(url);
   if (data) return { type: 'image', source: { type: 'base64', media_type: data.mediaType, data: data.data } };
   if (url.startsWith('https://') || url.startsWith('http://')) return { type: 'image', source: { type: 'url', url } };
+  const param = `${part.param}.image_url.url`;
   throw invalid(`${param} must be an http(s) URL or a base64 data URL`, param);
 }
 
-function toolResultContent(content: unknown, param: string): JsonObject[] {
-  return partBlocks(content, param, (p, partParam) => {
-    if (p?.type === 'text' && typeof p.text === 'string') return { text: p.text, type: 'text' };
-    if (p?.type === 'image_url') return imageBlock(asObject(p.image_url)?.url, `${partParam}.image_url.url`);
-    throw unsupportedContent(partParam, p?.type);
+function toolResultContent(content: ChatContent): (AnthropicTextBlock | AnthropicImageBlock)[] {
+  return partBlocks<AnthropicImageBlock>(content, (part) => {
+    if (part.type === 'text') return { text: part.text, type: 'text' };
+    if (part.type === 'image_url') return imageBlock(part);
+    throw unsupportedPart(part);
   });
 }
 
-function convertTools(value: unknown): JsonObject[] | undefined {
-  if (value === undefined || value === null) return undefined;
-  if (!Array.isArray(value)) throw invalid('tools must be an array', 'tools');
-  return value.map((tool, i) => {
-    const t = asObject(tool);
-    const fn = asObject(t?.function);
-    if (t?.type !== 'function' || !fn || typeof fn.name !== 'string')
-      throw unsupported(`tools[${i}]`, BACKEND, 'only function tools');
-    const out: JsonObject = { name: fn.name };
-    if (typeof fn.description === 'string') out.description = fn.description;
-    out.input_schema = isObject(fn.parameters) ? fn.parameters : { type: 'object', properties: {} };
-    if (strictTool(fn)) out.strict = true;
-    const cache = cacheControlOf(t, `tools[${i}]`) ?? cacheControlOf(fn, `tools[${i}].function`);
-    if (cache) out.cache_control = cache;
+function convertTools(value: unknown): AnthropicTool[] | undefined {
+  return readChatTools(value, BACKEND, { cacheMarkers: true })?.map((tool) => {
+    const inputSchema = tool.parameters ?? { type: 'object', properties: {} };
+    const out: AnthropicTool =
+      tool.description === undefined
+        ? { name: tool.name, input_schema: inputSchema }
+        : { name: tool.name, description: tool.description, input_schema: inputSchema };
+    if (tool.strict) out.strict = true;
+    if (tool.cache) out.cache_control = tool.cache;
     return out;
   });
 }
 
-function convertToolChoice(choice: unknown, parallel: unknown): JsonObject | undefined {
-  let out: JsonObject | undefined;
-  if (choice === undefined || choice === null) out = parallel === false ? { type: 'auto' } : undefined;
+function convertToolChoice(value: unknown, parallel: unknown): AnthropicToolChoice | undefined {
+  const choice = readToolChoice(value);
+  let out: AnthropicToolChoice | undefined;
+  if (choice === undefined) out = parallel === false ? { type: 'auto' } : undefined;
   else if (choice === 'auto') out = { type: 'auto' };
   else if (choice === 'required') out = { type: 'any' };
   else if (choice === 'none') out = { type: 'none' };
-  else {
-    const name = asString(asObject(asObject(choice)?.function)?.name);
-    if (!name) throw invalid('tool_choice must be "auto", "required", "none" or a function', 'tool_choice');
-    out = { type: 'tool', name };
-  }
+  else out = { type: 'tool', name: choice.name };
   if (out && parallel === false && out.type !== 'none') out.disable_parallel_tool_use = true;
   return out;
 }
@@ -300,18 +271,17 @@ export const NO_COUNTS: Readonly<AnthropicCounts> = Object.freeze({
 /** Merges an Anthropic `usage` object into earlier counts: fields present win. */
 export function mergeAnthropicUsage(
   previous: Readonly<AnthropicCounts>,
-  usage: JsonObject | undefined,
+  usage: Untrusted<AnthropicUsage> | undefined,
 ): AnthropicCounts {
   if (!usage) return { ...previous };
-  const pick = (key: string, old: number) => (typeof usage[key] === 'number' ? count(usage[key]) : old);
+  const creation: Untrusted<AnthropicUsage['cache_creation']> | undefined = asObject(usage.cache_creation);
+  const pick = (key: keyof AnthropicUsage, old: number) => (typeof usage[key] === 'number' ? count(usage[key]) : old);
   return {
     input: pick('input_tokens', previous.input),
     output: pick('output_tokens', previous.output),
     cacheRead: pick('cache_read_input_tokens', previous.cacheRead),
     cacheCreation: pick('cache_creation_input_tokens', previous.cacheCreation),
-    cacheCreation1h: isObject(usage.cache_creation)
-      ? count(usage.cache_creation.ephemeral_1h_input_tokens)
-      : previous.cacheCreation1h,
+    cacheCreation1h: creation ? count(creation.ephemeral_1h_input_tokens) : previous.cacheCreation1h,
   };
 }
 
@@ -329,45 +299,30 @@ export function anthropicUsage(c: Readonly<AnthropicCounts>): OpenAIUsageShape {
 
 /** An Anthropic message (JSON) -> OpenAI chat.completion. */
 export function anthropicMessageToOpenAI(
-  message: JsonObject,
+  message: Untrusted<AnthropicResponse>,
   context: TranslationContext,
-): { body: JsonObject; usage: OpenAIUsageShape } {
-  let text: string | undefined;
-  let reasoning: string | undefined;
-  let signature: string | undefined;
-  const toolCalls: JsonObject[] = [];
+): { body: ChatCompletion; usage: OpenAIUsageShape } {
+  const answer = new ChatMessageBuilder();
   for (const raw of asArray(message.content)) {
-    const block = asObject(raw);
+    const block: Untrusted<AnthropicResponseBlock> | undefined = asObject(raw);
     if (!block) continue;
-    if (block.type === 'text') text = (text ?? '') + (asString(block.text) ?? '');
+    if (block.type === 'text') answer.text(asString(block.text) ?? '');
     else if (block.type === 'thinking') {
-      reasoning = (reasoning ?? '') + (asString(block.thinking) ?? '');
-      signature = asString(block.signature) ?? signature;
-    } else if (block.type === 'redacted_thinking') continue;
-    else if (block.type === 'tool_use' || block.type === 'server_tool_use') {
-      toolCalls.push({
-        id: asString(block.id) ?? '',
-        type: 'function',
-        function: { name: asString(block.name) ?? '', arguments: JSON.stringify(block.input ?? {}) },
-      });
-    }
+      answer.reasoningText(asString(block.thinking) ?? '');
+      answer.reasoningSignature(asString(block.signature));
+    } else if (block.type === 'tool_use' || block.type === 'server_tool_use')
+      answer.toolCall(asString(block.id) ?? '', asString(block.name) ?? '', block.input);
   }
-  const out: JsonObject = { role: 'assistant' };
-  if (text !== undefined) out.content = text;
-  if (reasoning !== undefined) out.reasoning_content = reasoning;
-  // Sent back with the reasoning on the next turn (Claude checks it), as the request side reads it.
-  if (reasoning !== undefined && signature) out.reasoning_signature = signature;
-  if (toolCalls.length > 0) out.tool_calls = toolCalls;
   const usage = anthropicUsage(mergeAnthropicUsage(NO_COUNTS, asObject(message.usage)));
+  const id = asString(message.id) ?? context.requestId;
   return {
-    body: {
-      id: asString(message.id) ?? context.requestId,
-      object: 'chat.completion',
-      created: context.nowSeconds,
-      model: context.requestModel,
-      choices: [{ index: 0, message: out, finish_reason: anthropicFinishReason(message.stop_reason) }],
-      usage: openAIUsageWithDetails(usage),
-    },
+    body: chatCompletion(
+      id,
+      context,
+      answer.message(),
+      anthropicFinishReason(message.stop_reason),
+      openAIUsageWithDetails(usage),
+    ),
     usage,
   };
 }
@@ -393,7 +348,7 @@ export class AnthropicEventsToOpenAIChunks {
     return anthropicUsage(this.counts);
   }
 
-  private chunk(delta: JsonObject, finishReason?: string): string {
+  private chunk(delta: ChatDelta, finishReason?: string): string {
     if (!this.roleSent) {
       delta = { role: 'assistant', ...delta };
       this.roleSent = true;
@@ -408,17 +363,17 @@ export class AnthropicEventsToOpenAIChunks {
   }
 
   /** One parsed Anthropic event -> SSE text (possibly empty). */
-  event(event: JsonObject): string {
+  event(event: Untrusted<AnthropicStreamEvent>): string {
     switch (event.type) {
       case 'message_start': {
-        const message = asObject(event.message);
+        const message: Untrusted<AnthropicResponse> | undefined = asObject(event.message);
         const id = asString(message?.id);
         if (id !== undefined) this.writer.setId(id);
         this.counts = mergeAnthropicUsage(this.counts, asObject(message?.usage));
         return '';
       }
       case 'content_block_start': {
-        const block = asObject(event.content_block);
+        const block: Untrusted<AnthropicResponseBlock> | undefined = asObject(event.content_block);
         const index = asNumber(event.index) ?? 0;
         if (block?.type === 'tool_use' || block?.type === 'server_tool_use') {
           const toolIndex = this.nextToolIndex++;
@@ -439,7 +394,7 @@ export class AnthropicEventsToOpenAIChunks {
         return '';
       }
       case 'content_block_delta': {
-        const delta = asObject(event.delta);
+        const delta: Untrusted<AnthropicStreamDelta> | undefined = asObject(event.delta);
         const index = asNumber(event.index) ?? 0;
         switch (delta?.type) {
           case 'text_delta':
@@ -471,15 +426,16 @@ export class AnthropicEventsToOpenAIChunks {
       case 'message_stop':
         return this.finish();
       case 'error': {
-        const error = asObject(event.error);
-        return sseData({
+        const error: Untrusted<AnthropicStreamEvent['error']> | undefined = asObject(event.error);
+        const out: ChatStreamError = {
           type: 'error',
           error: {
             type: asString(error?.type) ?? 'api_error',
             code: '500',
             message: asString(error?.message) ?? 'stream error',
           },
-        });
+        };
+        return sseData(out);
       }
       default:
         return '';
@@ -491,16 +447,15 @@ export class AnthropicEventsToOpenAIChunks {
     if (this.finished) return '';
     this.finished = true;
     if (!this.includeUsage) return 'data: [DONE]\n\n';
-    return (
-      sseData({
-        id: this.writer.id,
-        choices: [],
-        created: this.context.nowSeconds,
-        model: this.context.requestModel,
-        object: 'chat.completion.chunk',
-        usage: openAIUsageWithDetails(this.usage),
-      }) + 'data: [DONE]\n\n'
-    );
+    const usage: ChatChunk = {
+      id: this.writer.id,
+      choices: [],
+      created: this.context.nowSeconds,
+      model: this.context.requestModel,
+      object: 'chat.completion.chunk',
+      usage: openAIUsageWithDetails(this.usage),
+    };
+    return sseData(usage) + 'data: [DONE]\n\n';
   }
 }
 
@@ -546,7 +501,8 @@ export class AnthropicStreamReader {
         });
         continue;
       }
-      const bytes = asString(asObject(payload)?.bytes);
+      const chunkEvent: Untrusted<BedrockInvokeChunk> | undefined = asObject(payload);
+      const bytes = asString(chunkEvent?.bytes);
       if (bytes === undefined) continue;
       const event = safeParse(Buffer.from(bytes, 'base64').toString('utf8'));
       if (event) events.push(event);
