@@ -12,6 +12,7 @@ import type { ExchangeResult } from '../support/envoy-client';
 import { startFakeProvider, type FakeProvider } from '../support/fake-provider';
 import { startHttpFront, type HttpFront } from '../support/http-front';
 import { startTestProcessor, type TestProcessor } from '../support/processor-harness';
+import { bedrockBackend } from '../support/test-backends';
 
 /** Exactly representable in float32, so base64 round-trips compare equal. */
 const TITAN_VECTOR = [0.5, -0.25, 0.125];
@@ -52,19 +53,7 @@ describe('Bedrock embeddings through the data plane with the official openai SDK
     const config: ProcessorConfig = {
       version: CONFIG_VERSION,
       maxRequestBodyBytes: 1024 * 1024,
-      backends: [
-        {
-          name: 'bedrock',
-          schema: { name: 'AWSBedrock' },
-          endpoint,
-          auth: {
-            type: 'AWSSigV4',
-            region: 'us-west-2',
-            credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' },
-            perRequestCredentials: false,
-          },
-        },
-      ],
+      backends: [bedrockBackend(endpoint)],
       routes: [
         {
           name: 'default/all',

@@ -16,6 +16,7 @@ import type { ExchangeResult } from '../support/envoy-client';
 import { startFakeProvider, type FakeProvider, type RecordedRequest } from '../support/fake-provider';
 import { startHttpFront, type HttpFront } from '../support/http-front';
 import { startTestProcessor, type TestProcessor } from '../support/processor-harness';
+import { anthropicBackend, bedrockBackend, prefixRule } from '../support/test-backends';
 
 const MANUAL = 'MANUAL: '.repeat(50);
 const PARAMETERS = { type: 'object' as const, properties: { city: { type: 'string' } }, required: ['city'] };
@@ -144,32 +145,10 @@ describe('Claude prompt caching and structured outputs through the data plane wi
       res.writeHead(404).end();
     });
     const endpoint = { hostname: '127.0.0.1', port: provider.port, tls: false };
-    const rule = (prefix: string, backend: string) => ({
-      models: [{ type: 'Prefix' as const, value: prefix }],
-      backends: [{ backend, weight: 1, priority: 0 }],
-    });
     const config: ProcessorConfig = {
       version: CONFIG_VERSION,
       maxRequestBodyBytes: 1024 * 1024,
-      backends: [
-        {
-          name: 'anthropic',
-          schema: { name: 'Anthropic', version: '2023-06-01' },
-          endpoint,
-          auth: { type: 'APIKey', secret: { secretName: 'anthropic', key: 'key' } },
-        },
-        {
-          name: 'bedrock',
-          schema: { name: 'AWSBedrock' },
-          endpoint,
-          auth: {
-            type: 'AWSSigV4',
-            region: 'us-west-2',
-            credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' },
-            perRequestCredentials: false,
-          },
-        },
-      ],
+      backends: [anthropicBackend(endpoint), bedrockBackend(endpoint)],
       routes: [
         {
           name: 'default/all',
@@ -178,7 +157,7 @@ describe('Claude prompt caching and structured outputs through the data plane wi
             { api: 'Anthropic', pathPrefix: '/anthropic/v1' },
           ],
           hostnames: [],
-          rules: [rule('claude-', 'anthropic'), rule('bedrock-', 'bedrock')],
+          rules: [prefixRule('claude-', 'anthropic'), prefixRule('bedrock-', 'bedrock')],
           requiredHeaders: [],
         },
       ],

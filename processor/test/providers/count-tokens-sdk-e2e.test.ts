@@ -12,6 +12,7 @@ import type { ExchangeResult } from '../support/envoy-client';
 import { startFakeProvider, type FakeProvider } from '../support/fake-provider';
 import { startHttpFront, type HttpFront } from '../support/http-front';
 import { startTestProcessor, type TestProcessor } from '../support/processor-harness';
+import { bedrockBackend, bedrockInvokeBackend, prefixRule, vertexBackend } from '../support/test-backends';
 
 const SCHEMA = { type: 'object' as const, properties: { city: { type: 'string' } }, required: ['city'] };
 const REQUEST: Anthropic.MessageCountTokensParams = {
@@ -62,42 +63,13 @@ describe('count_tokens through the data plane with the official Anthropic SDK', 
       res.writeHead(404).end();
     });
     const endpoint = { hostname: '127.0.0.1', port: provider.port, tls: false };
-    const rule = (prefix: string, backend: string) => ({
-      models: [{ type: 'Prefix' as const, value: prefix }],
-      backends: [{ backend, weight: 1, priority: 0 }],
-    });
     const config: ProcessorConfig = {
       version: CONFIG_VERSION,
       maxRequestBodyBytes: 1024 * 1024,
       backends: [
-        {
-          name: 'bedrock',
-          schema: { name: 'AWSBedrock' },
-          endpoint,
-          auth: {
-            type: 'AWSSigV4',
-            region: 'us-west-2',
-            credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' },
-            perRequestCredentials: false,
-          },
-        },
-        {
-          name: 'bedrock-invoke',
-          schema: { name: 'AWSAnthropic', anthropicVersion: 'bedrock-2023-05-31' },
-          endpoint,
-          auth: {
-            type: 'AWSSigV4',
-            region: 'us-east-1',
-            credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' },
-            perRequestCredentials: false,
-          },
-        },
-        {
-          name: 'vertex',
-          schema: { name: 'GCPVertexAI', projectId: 'proj', region: 'europe-west4' },
-          endpoint,
-          auth: { type: 'BearerToken', secret: { secretName: 'gcp', key: 'token' } },
-        },
+        bedrockBackend(endpoint),
+        bedrockInvokeBackend(endpoint, 'bedrock-invoke', 'us-east-1'),
+        vertexBackend(endpoint),
       ],
       routes: [
         {
@@ -105,9 +77,9 @@ describe('count_tokens through the data plane with the official Anthropic SDK', 
           endpoints: [{ api: 'Anthropic', pathPrefix: '/anthropic/v1' }],
           hostnames: [],
           rules: [
-            rule('anthropic.', 'bedrock'),
-            rule('us.', 'bedrock'),
-            rule('gemini-', 'vertex'),
+            prefixRule('anthropic.', 'bedrock'),
+            prefixRule('us.', 'bedrock'),
+            prefixRule('gemini-', 'vertex'),
             {
               models: [{ type: 'Exact' as const, value: 'claude-haiku-invoke' }],
               backends: [

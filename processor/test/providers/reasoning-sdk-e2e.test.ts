@@ -17,6 +17,14 @@ import type { ExchangeResult } from '../support/envoy-client';
 import { startFakeProvider, type FakeProvider, type RecordedRequest } from '../support/fake-provider';
 import { startHttpFront, type HttpFront } from '../support/http-front';
 import { startTestProcessor, type TestProcessor } from '../support/processor-harness';
+import {
+  anthropicBackend,
+  bedrockBackend,
+  bedrockInvokeBackend,
+  GCP_TOKEN_AUTH,
+  prefixRule,
+  vertexBackend,
+} from '../support/test-backends';
 
 const QUESTION = 'What is 6 times 7?';
 const THOUGHT = 'Six sevens are forty-two.';
@@ -145,27 +153,11 @@ describe('reasoning through the data plane with the official SDKs', () => {
       res.writeHead(404).end();
     });
     const endpoint = { hostname: '127.0.0.1', port: provider.port, tls: false };
-    const sigv4 = {
-      type: 'AWSSigV4' as const,
-      region: 'us-west-2',
-      credentials: { source: 'Secret' as const, secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' },
-      perRequestCredentials: false,
-    };
-    const gcp = { type: 'BearerToken' as const, secret: { secretName: 'gcp', key: 'token' } };
-    const rule = (prefix: string, backend: string) => ({
-      models: [{ type: 'Prefix' as const, value: prefix }],
-      backends: [{ backend, weight: 1, priority: 0 }],
-    });
     const config: ProcessorConfig = {
       version: CONFIG_VERSION,
       maxRequestBodyBytes: 1024 * 1024,
       backends: [
-        {
-          name: 'anthropic',
-          schema: { name: 'Anthropic', version: '2023-06-01' },
-          endpoint,
-          auth: { type: 'APIKey', secret: { secretName: 'anthropic', key: 'key' } },
-        },
+        anthropicBackend(endpoint),
         {
           name: 'vertex-anthropic',
           schema: {
@@ -175,21 +167,11 @@ describe('reasoning through the data plane with the official SDKs', () => {
             anthropicVersion: 'vertex-2023-10-16',
           },
           endpoint,
-          auth: gcp,
+          auth: GCP_TOKEN_AUTH,
         },
-        {
-          name: 'bedrock-invoke',
-          schema: { name: 'AWSAnthropic', anthropicVersion: 'bedrock-2023-05-31' },
-          endpoint,
-          auth: sigv4,
-        },
-        { name: 'bedrock', schema: { name: 'AWSBedrock' }, endpoint, auth: sigv4 },
-        {
-          name: 'vertex',
-          schema: { name: 'GCPVertexAI', projectId: 'proj', region: 'europe-west4' },
-          endpoint,
-          auth: gcp,
-        },
+        bedrockInvokeBackend(endpoint),
+        bedrockBackend(endpoint),
+        vertexBackend(endpoint),
       ],
       routes: [
         {
@@ -200,12 +182,12 @@ describe('reasoning through the data plane with the official SDKs', () => {
           ],
           hostnames: [],
           rules: [
-            rule('claude-', 'anthropic'),
-            rule('vertex-claude-', 'vertex-anthropic'),
-            rule('anthropic.claude-', 'bedrock-invoke'),
-            rule('us.', 'bedrock'),
-            rule('meta.', 'bedrock'),
-            rule('gemini-', 'vertex'),
+            prefixRule('claude-', 'anthropic'),
+            prefixRule('vertex-claude-', 'vertex-anthropic'),
+            prefixRule('anthropic.claude-', 'bedrock-invoke'),
+            prefixRule('us.', 'bedrock'),
+            prefixRule('meta.', 'bedrock'),
+            prefixRule('gemini-', 'vertex'),
           ],
           requiredHeaders: [],
         },

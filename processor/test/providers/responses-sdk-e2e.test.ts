@@ -14,6 +14,7 @@ import type { ExchangeResult } from '../support/envoy-client';
 import { startFakeProvider, type FakeProvider, type RecordedRequest } from '../support/fake-provider';
 import { startHttpFront, type HttpFront } from '../support/http-front';
 import { startTestProcessor, type TestProcessor } from '../support/processor-harness';
+import { anthropicBackend, bedrockBackend, prefixRule, vertexBackend } from '../support/test-backends';
 
 const QUESTION = 'What is the weather in Paris?';
 const LEAD = 'Let me check.';
@@ -352,44 +353,16 @@ describe('the Responses API through the processor, with the openai SDK', () => {
       res.writeHead(404).end();
     });
     const endpoint = { hostname: '127.0.0.1', port: provider.port, tls: false };
-    const rule = (prefix: string, backend: string) => ({
-      models: [{ type: 'Prefix' as const, value: prefix }],
-      backends: [{ backend, weight: 1, priority: 0 }],
-    });
     const config: ProcessorConfig = {
       version: CONFIG_VERSION,
       maxRequestBodyBytes: 1024 * 1024,
-      backends: [
-        {
-          name: 'anthropic',
-          schema: { name: 'Anthropic', version: '2023-06-01' },
-          endpoint,
-          auth: { type: 'APIKey', secret: { secretName: 'anthropic', key: 'key' } },
-        },
-        {
-          name: 'bedrock',
-          schema: { name: 'AWSBedrock' },
-          endpoint,
-          auth: {
-            type: 'AWSSigV4',
-            region: 'us-west-2',
-            credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' },
-            perRequestCredentials: false,
-          },
-        },
-        {
-          name: 'vertex',
-          schema: { name: 'GCPVertexAI', projectId: 'proj', region: 'europe-west4' },
-          endpoint,
-          auth: { type: 'BearerToken', secret: { secretName: 'gcp', key: 'token' } },
-        },
-      ],
+      backends: [anthropicBackend(endpoint), bedrockBackend(endpoint), vertexBackend(endpoint)],
       routes: [
         {
           name: 'default/all',
           endpoints: [{ api: 'OpenAI', pathPrefix: '/v1' }],
           hostnames: [],
-          rules: [rule('claude-', 'anthropic'), rule('us.', 'bedrock'), rule('gemini-', 'vertex')],
+          rules: [prefixRule('claude-', 'anthropic'), prefixRule('us.', 'bedrock'), prefixRule('gemini-', 'vertex')],
           requiredHeaders: [],
         },
       ],
