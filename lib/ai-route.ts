@@ -162,14 +162,16 @@ export interface AIRouteProps {
   readonly anthropicPathPrefix?: string;
   /**
    * Further OpenAI API endpoints this route serves. By default a route serves only what the processor translates
-   * or meters: `POST <pathPrefix>/chat/completions`, `/completions`, `/embeddings`, `/responses`,
-   * `/images/generations`, `/images/edits`, `/audio/transcriptions`, `/audio/translations`, `GET /models` (and
+   * or meters: `POST <pathPrefix>/chat/completions`, `/completions`, `/embeddings`, `/responses`, `GET /models` (and
    * `POST <anthropicPathPrefix>/messages`, `/messages/count_tokens`); every other path is answered 404, so no client
    * reaches, say, `/fine_tuning/jobs` or `/organization/...` with the provider key. Listed endpoints are forwarded
    * unchanged to the rule's backend (OpenAI-schema backends only: OpenAI, OpenAI-compatible, Azure OpenAI,
    * Kubernetes Services), routed by the `model` of the JSON body or of a multipart/form-data body (its `model`
-   * field) through this route's rules only. Tokens are charged only where the response carries an OpenAI-style
-   * `usage` object; endpoints without one pass uncounted by token budgets.
+   * field: image edits, audio) through this route's rules only. Tokens are charged where the response carries an
+   * OpenAI-style `usage` object (chat-like endpoints; GPT image models on `/images/generations` and `/images/edits`;
+   * token-billed transcription such as gpt-4o-transcribe on `/audio/transcriptions`, streamed too); endpoints and
+   * models without one (whisper-1, DALL-E, `/audio/speech`) pass uncounted by token and money budgets, so list
+   * them only for routes whose request-count budgets are enough.
    * @default - none
    */
   readonly passthroughEndpoints?: readonly PassthroughEndpoint[];

@@ -588,6 +588,11 @@ export function recordingRules(context: RuleContext): RecordingRule[] {
   ];
 }
 
+/** A ratio as a percentage for alert texts, without float noise (0.57 is "57%", not "56.99999999999999%"). */
+function percent(ratio: number): string {
+  return `${Number((ratio * 100).toFixed(4))}%`;
+}
+
 export function alertingRules(context: RuleContext): AlertingRule[] {
   const g = `${GATEWAY_LABEL}="${context.gateway}"`;
   const deployment = `namespace="${context.namespace}", deployment="${context.processorDeployment}"`;
@@ -602,7 +607,7 @@ export function alertingRules(context: RuleContext): AlertingRule[] {
       summary: 'A backend of gateway {{ $labels.ai_gateway }} fails too many requests.',
       description:
         `Backend {{ $labels.gen_ai_provider_name }} failed {{ $value | humanizePercentage }} of its requests ` +
-        `over 5 minutes (threshold ${context.errorRatio * 100}%).`,
+        `over 5 minutes (threshold ${percent(context.errorRatio)}).`,
     },
     {
       alert: 'AIGatewayCircuitBreakerOpen',
@@ -636,7 +641,7 @@ export function alertingRules(context: RuleContext): AlertingRule[] {
       summary: 'A budget of gateway {{ $labels.ai_gateway }} is nearly used up.',
       description:
         'Budget {{ $labels.budget }} of consumer {{ $labels.consumer }} has used {{ $value | humanizePercentage }} ' +
-        `of its current window (threshold ${context.budgetWarningRatio * 100}%); once used up, Envoy refuses the ` +
+        `of its current window (threshold ${percent(context.budgetWarningRatio)}); once used up, Envoy refuses the ` +
         'requests it covers until the window ends.',
     },
     {

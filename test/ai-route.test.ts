@@ -818,7 +818,6 @@ describe('AIRoute passthroughEndpoints (the endpoint allowlist)', () => {
       ['/files/*', 'must not contain "*": write a prefix as a path ending in "/", e.g. "/files/"'],
       ['/files//x', 'must not contain empty segments'],
       ['/chat/completions', 'is already served on every route (POST /chat/completions)'],
-      ['/images/edits', 'is already served on every route (POST /images/edits)'],
     ])('for the path %j', (path, reason) => {
       const { team, gateway, openai } = gatewayFixture();
       expect(

@@ -224,13 +224,25 @@ export class Metrics {
       if (known.endsAt === use.windowEndsAt && use.usedRatio > known.ratio) known.ratio = use.usedRatio;
       return;
     }
-    if (known === undefined && this.budgetUse.size >= MAX_CACHED_SERIES) this.budgetUse.clear();
+    if (known === undefined && this.budgetUse.size >= MAX_CACHED_SERIES) this.evictBudgetUse();
     this.budgetUse.set(key, {
       budget: use.name,
       consumer: consumerLabel,
       ratio: use.usedRatio,
       endsAt: use.windowEndsAt,
     });
+  }
+
+  /** Makes room: windows that have ended go first, else the entry whose window ends soonest. */
+  private evictBudgetUse(): void {
+    const now = Date.now();
+    let soonest: string | undefined;
+    let soonestEnd = Infinity;
+    for (const [key, use] of this.budgetUse) {
+      if (use.endsAt <= now) this.budgetUse.delete(key);
+      else if (use.endsAt < soonestEnd) [soonest, soonestEnd] = [key, use.endsAt];
+    }
+    if (this.budgetUse.size >= MAX_CACHED_SERIES && soonest !== undefined) this.budgetUse.delete(soonest);
   }
 
   /** A request moved on from one backend to the next (every label comes from the configuration). */

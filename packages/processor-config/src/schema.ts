@@ -252,13 +252,9 @@ export const routeRuleSchema = z
  * The endpoints every route serves, as subpaths below its endpoint prefix, each with its one method: those the
  * processor translates or meters. `/responses` (operation `responses`) is forwarded unchanged to OpenAI-schema
  * backends that serve it and metered (the Responses API reports `usage` in its JSON body and in the
- * `response.completed` event), and translated for the others. Image generation and edits and audio transcription and
- * translation (operation `other`, as passthrough endpoints are) go to OpenAI-schema backends unchanged (edits and
- * audio take multipart/form-data bodies, routed by their `model` field) and are metered: GPT image and
- * gpt-4o-transcribe models report token `usage` (also in the `image_generation.completed`, `image_edit.completed`
- * and `transcript.text.done` events); whisper-1 and DALL-E report none in tokens and are not charged.
- * Any other path under an endpoint prefix is answered 404, unless a route lists it in `passthroughEndpoints`; a
- * served path with another method is answered 405.
+ * `response.completed` event), and translated for the others. Any other path under an endpoint prefix is answered
+ * 404, unless a route lists it in `passthroughEndpoints` (images and audio among them); a served path with another
+ * method is answered 405.
  */
 export const SERVED_ENDPOINTS = {
   OpenAI: [
@@ -267,10 +263,6 @@ export const SERVED_ENDPOINTS = {
     { method: 'POST', path: '/embeddings', operation: 'embeddings' },
     { method: 'POST', path: '/responses', operation: 'responses' },
     { method: 'GET', path: '/models', operation: 'models' },
-    { method: 'POST', path: '/images/generations', operation: 'other' },
-    { method: 'POST', path: '/images/edits', operation: 'other' },
-    { method: 'POST', path: '/audio/transcriptions', operation: 'other' },
-    { method: 'POST', path: '/audio/translations', operation: 'other' },
   ],
   Anthropic: [
     { method: 'POST', path: '/messages', operation: 'messages' },
@@ -375,10 +367,9 @@ export const passthroughEndpointSchema = z
 export const routeEndpointSchema = z
   .object({
     /**
-     * `OpenAI`: `<prefix>/chat/completions`, `/completions`, `/embeddings`, `/responses`, `/images/generations`,
-     * `/images/edits`, `/audio/transcriptions`, `/audio/translations` (POST) and `/models` (GET), plus the route's
-     * `passthroughEndpoints`. `Anthropic`: `<prefix>/messages`, `<prefix>/messages/count_tokens` (POST). See
-     * SERVED_ENDPOINTS.
+     * `OpenAI`: `<prefix>/chat/completions`, `/completions`, `/embeddings`, `/responses` (POST) and `/models` (GET),
+     * plus the route's `passthroughEndpoints`. `Anthropic`: `<prefix>/messages`, `<prefix>/messages/count_tokens`
+     * (POST). See SERVED_ENDPOINTS.
      */
     api: z.enum(['OpenAI', 'Anthropic']),
     pathPrefix,

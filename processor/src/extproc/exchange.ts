@@ -43,6 +43,11 @@ export function localReplyMetadata(context: ProcessorContext, runtime: RuntimeCo
 
 export class Exchange {
   private readonly startedAt = performance.now();
+  /**
+   * Wall-clock time the request was routed: Envoy checks its budgets right after (the rate-limit filter runs once
+   * the processor answered the request), so the window a budget's headers speak of is the one containing this time.
+   */
+  readonly routedAtMs = Date.now();
   private firstChunkAt: number | undefined;
   private settled = false;
   /** The usage last written into metadata; a stream cut after it is charged that much. */

@@ -68,6 +68,17 @@ export function readHeaders(map: HeaderMap | undefined, only?: readonly string[]
   return out;
 }
 
+/**
+ * The last value of each of `names` (not all values joined): where a later writer appends to what was there, e.g.
+ * Envoy's rate-limit filter adding its `x-ratelimit-*` headers after those of the upstream's answer
+ * (`HeaderMapImpl::copyFrom` adds), the last one is that writer's.
+ */
+export function readLastValues(map: HeaderMap | undefined, names: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const header of map?.headers ?? []) if (names.includes(header.key)) out[header.key] = valueOf(header);
+  return out;
+}
+
 /** Only the response headers something reads (see RESPONSE_HEADERS_READ). */
 export function readResponseHeaders(map: HeaderMap | undefined): ResponseHeaders {
   return readHeaders(map, RESPONSE_HEADERS_READ);

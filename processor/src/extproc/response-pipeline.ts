@@ -31,7 +31,7 @@ import { CONTINUE, continueWith } from './answers';
 import type { ProcessorContext } from './context';
 import { localReplyMetadata, type Exchange } from './exchange';
 import { headerOption } from './header-options';
-import { HeaderChangeSet, readHeaders, readResponseHeaders } from './headers';
+import { HeaderChangeSet, readHeaders, readLastValues, readResponseHeaders } from './headers';
 import { EMPTY, toBuffer } from './message-bytes';
 import { classifyResponse, responseCodeDetails, type ResponseOrigin } from './local-replies';
 import { bodyCoding, decodeFailureText, inflateLimit } from './body-coding';
@@ -268,7 +268,14 @@ export function observeBudgetUse(context: ProcessorContext, exchange: Exchange, 
   const route = exchange.route;
   const budgets = route.runtime.governance.budgets;
   if (budgets.length === 0) return;
-  const use = budgetUse(budgets, route.routeName, route.consumer, readHeaders(headers, BUDGET_USE_HEADERS), Date.now());
+  // The window is that of the check (when the request was routed), not of the answer, which may come in the next.
+  const use = budgetUse(
+    budgets,
+    route.routeName,
+    route.consumer,
+    readLastValues(headers, BUDGET_USE_HEADERS),
+    exchange.routedAtMs,
+  );
   if (use !== undefined) context.metrics.recordBudgetUse(use, route.consumer?.id);
 }
 

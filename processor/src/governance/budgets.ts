@@ -70,8 +70,8 @@ const MAX_LIMIT_HEADER_BYTES = 1024;
 /**
  * Draft-03 `x-ratelimit-limit`: `<limit>, <limit>;w=<seconds>[;name="..."], ...`. The first value is the limit of the
  * descriptor closest to running out (the one that did, on a rejection); the quota policies follow for every
- * descriptor, so the window is the first policy with that limit. Undefined when the value does not start with a
- * number.
+ * descriptor in descriptor order, so the window is that of the policies with that limit, when they agree on one
+ * (policies alike in limit but not in window leave it unknown). Undefined when the value does not start with a number.
  */
 export function parseRateLimitLimit(
   value: string | undefined,
@@ -81,10 +81,14 @@ export function parseRateLimitLimit(
   const first = /^\s*(\d+)/.exec(text);
   if (first === null) return undefined;
   const limit = Number(first[1]);
+  let windowSeconds: number | undefined;
   for (const policy of text.matchAll(/,\s*(\d+)\s*;\s*w=(\d+)/g)) {
-    if (Number(policy[1]) === limit) return { limit, windowSeconds: Number(policy[2]) };
+    if (Number(policy[1]) !== limit) continue;
+    const window = Number(policy[2]);
+    if (windowSeconds !== undefined && windowSeconds !== window) return { limit, windowSeconds: undefined };
+    windowSeconds = window;
   }
-  return { limit, windowSeconds: undefined };
+  return { limit, windowSeconds };
 }
 
 function unitOfWindow(seconds: number): RateLimitUnitName | undefined {
@@ -125,9 +129,10 @@ export interface BudgetUse {
 /**
  * The budget closest to running out and how much of it is used, from the draft-03 headers Envoy's rate-limit filter
  * adds to every response of a route it checked (`x-ratelimit-limit` names the descriptor with the least remaining,
- * `x-ratelimit-remaining` is its remaining count). Only a covering budget whose limit and window match is reported,
- * so the same header names sent by a provider are not taken for a budget unless they match one exactly. Undefined
- * when the headers are missing, malformed or name no covering budget.
+ * `x-ratelimit-remaining` is its remaining count). Only a covering budget whose limit and window (a unit of the
+ * rate-limit service) match is reported; the caller passes the last values of the headers, Envoy's (its filter appends
+ * them after the upstream's). Undefined when the headers are missing, malformed, ambiguous (budgets alike in limit but
+ * not in window) or name no covering budget. `nowMs` is when Envoy checked the budgets: it picks the window.
  */
 export function budgetUse(
   budgets: readonly BudgetConfig[],
@@ -138,7 +143,13 @@ export function budgetUse(
 ): BudgetUse | undefined {
   const announced = parseRateLimitLimit(headers[RATE_LIMIT_LIMIT_HEADER]);
   const remainingValue = headers[RATE_LIMIT_REMAINING_HEADER];
-  if (announced === undefined || announced.windowSeconds === undefined || remainingValue === undefined)
+  // A window that is no unit of the rate-limit service is not Envoy's (a provider's own limiter, say).
+  if (
+    announced === undefined ||
+    announced.windowSeconds === undefined ||
+    unitOfWindow(announced.windowSeconds) === undefined ||
+    remainingValue === undefined
+  )
     return undefined;
   // Several rate-limit domains each add their headers: the values are joined by commas, the first is read.
   const remaining = /^\s*(\d{1,10})\s*(?:,|$)/.exec(remainingValue.slice(0, MAX_LIMIT_HEADER_BYTES));

@@ -71,8 +71,6 @@ describe('passthroughEndpoints in the processor config', () => {
     ['/chat/completions', 'is already served on every route (POST /chat/completions)'],
     ['/models', 'is already served on every route (GET /models)'],
     ['/responses', 'is already served on every route (POST /responses)'],
-    ['/images/generations', 'is already served on every route (POST /images/generations)'],
-    ['/audio/transcriptions', 'is already served on every route (POST /audio/transcriptions)'],
     [`/${'a'.repeat(600)}`, 'must be at most 512 characters'],
   ])('rejects the path %j, saying why', (bad, reason) => {
     const problems = problemsOf(configWith([{ path: bad, methods: ['POST'] }]));

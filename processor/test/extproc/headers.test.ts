@@ -1,7 +1,7 @@
 import { loadProtoRoot } from '../../src/grpc/descriptor';
 import { encodeProcessingResponse } from '../../src/grpc/encode';
 import { HeaderOptionCache } from '../../src/extproc/header-options';
-import { HeaderChangeSet } from '../../src/extproc/headers';
+import { HeaderChangeSet, readHeaders, readLastValues } from '../../src/extproc/headers';
 
 const type = loadProtoRoot().lookupType('envoy.service.ext_proc.v3.ProcessingResponse');
 
@@ -67,5 +67,26 @@ describe('HeaderChangeSet', () => {
     expect(again[1]).toBe(cached[1]);
     // Values that never repeat (signatures, dates) are encoded per request, not cached.
     expect(Buffer.isBuffer(again[2])).toBe(false);
+  });
+});
+
+describe('readLastValues', () => {
+  it("takes the last value of a repeated header (Envoy's rate-limit headers come after the upstream's)", () => {
+    const map = {
+      headers: [
+        { key: 'x-ratelimit-limit', rawValue: Buffer.from('60, 60;w=10') },
+        { key: 'x-ratelimit-remaining', rawValue: Buffer.from('0') },
+        { key: 'content-type', rawValue: Buffer.from('application/json') },
+        { key: 'x-ratelimit-limit', rawValue: Buffer.from('100000, 100000;w=86400') },
+        { key: 'x-ratelimit-remaining', rawValue: Buffer.from('15000') },
+      ],
+    };
+    expect(readLastValues(map, ['x-ratelimit-limit', 'x-ratelimit-remaining'])).toEqual({
+      'x-ratelimit-limit': '100000, 100000;w=86400',
+      'x-ratelimit-remaining': '15000',
+    });
+    // Joining them all would mix the two limiters' values.
+    expect(readHeaders(map, ['x-ratelimit-remaining'])).toEqual({ 'x-ratelimit-remaining': '0,15000' });
+    expect(readLastValues(undefined, ['x-ratelimit-limit'])).toEqual({});
   });
 });

@@ -23,6 +23,19 @@ describe('ai_gateway_budget_used_ratio', () => {
     expect(await series(metrics)).toContain('ai_gateway_budget_used_ratio{budget="team/daily",consumer="alice"} 0.1');
   });
 
+  it('makes room without dropping the other budgets: ended windows first, then the one ending soonest', async () => {
+    const metrics = new Metrics();
+    const now = Date.now();
+    for (let i = 0; i < 2000; i++)
+      metrics.recordBudgetUse({ name: `b${i}`, usedRatio: 0.5, windowEndsAt: now + 3_600_000 + i }, 'c');
+    metrics.recordBudgetUse({ name: 'new', usedRatio: 0.9, windowEndsAt: now + 7_200_000 }, 'c');
+    const lines = await series(metrics);
+    expect(lines).toHaveLength(2000);
+    expect(lines).toContain('ai_gateway_budget_used_ratio{budget="new",consumer="c"} 0.9');
+    expect(lines.some((line) => line.includes('budget="b0"'))).toBe(false);
+    expect(lines).toContain('ai_gateway_budget_used_ratio{budget="b1",consumer="c"} 0.5');
+  });
+
   it('drops a series once its window has ended', async () => {
     const metrics = new Metrics();
     metrics.recordBudgetUse({ name: 'team/minute', usedRatio: 0.9, windowEndsAt: Date.now() + 40 }, 'bob');

@@ -148,8 +148,26 @@ describe('budgetUse', () => {
     // Limit or window of no covering budget; a shadow budget; another route's budget.
     expect(use('100000, 100000;w=3600', '10')).toBeUndefined();
     expect(use('5, 5;w=3600', '1')).toBeUndefined();
+    // A window that is no unit of the rate-limit service (a provider's own 10-second limiter) is not Envoy's.
+    expect(use('100000, 100000;w=10', '0')).toBeUndefined();
     // More remaining than the limit (not the rate-limit service's answer) counts as nothing used.
     expect(use('5, 5;w=3600', '9', 'other/chat')).toMatchObject({ usedRatio: 0 });
+  });
+});
+
+describe('budgets alike in limit', () => {
+  const alike: BudgetConfig[] = [
+    { name: 'team/hourly', costKey: 'llm_total_token', limit: 1000, unit: 'HOUR', shadow: false },
+    { name: 'team/daily', costKey: 'llm_total_token', limit: 1000, unit: 'DAY', shadow: false },
+  ];
+
+  it('leave the window unknown when their policies disagree, so no share is put on either', () => {
+    const headers = { 'x-ratelimit-limit': '1000, 1000;w=3600, 1000;w=86400', 'x-ratelimit-remaining': '50' };
+    expect(parseRateLimitLimit(headers['x-ratelimit-limit'])).toEqual({ limit: 1000, windowSeconds: undefined });
+    expect(budgetUse(alike, 'team/chat', bob, headers, NOW)).toBeUndefined();
+    // One policy of that limit: its window decides.
+    const one = { 'x-ratelimit-limit': '1000, 1000;w=86400, 5;w=60', 'x-ratelimit-remaining': '50' };
+    expect(budgetUse(alike, 'team/chat', bob, one, NOW)).toMatchObject({ name: 'team/daily', usedRatio: 0.95 });
   });
 });
 

@@ -287,6 +287,28 @@ describe('governance over ext_proc', () => {
     expect(daily.headers['x-ratelimit-remaining']).toBe('90000');
   });
 
+  it('puts a share into the window of the check, not of the answer that came after the window ended', async () => {
+    const checkedAt = Date.UTC(2026, 11, 6, 23, 59, 50);
+    const clock = jest.spyOn(Date, 'now').mockReturnValue(checkedAt);
+    try {
+      const late = await processor.client.exchange(chat('open-x', { [CLIENT_ID_HEADER]: 'bob-key' }), () => {
+        // The answer arrives 30 s later, in the next day's window.
+        clock.mockReturnValue(checkedAt + 30_000);
+        const reply = completion();
+        return {
+          ...reply,
+          headers: { ...reply.headers, 'x-ratelimit-limit': '100000, 100000;w=86400', 'x-ratelimit-remaining': '5000' },
+        };
+      });
+      expect(late.status).toBe(200);
+      // The share belongs to the day that ended: the next day's gauge has no series from it.
+      const text = await processor.app.metrics.registry.metrics();
+      expect(text).not.toMatch(/ai_gateway_budget_used_ratio\{budget="gateway\/daily-tokens",consumer="bob"\}/);
+    } finally {
+      clock.mockRestore();
+    }
+  });
+
   it("replaces Envoy's budget 429 with the client's error naming the budget and its window end", async () => {
     const before = Date.now();
     const openai = await processor.client.exchange(chat('gpt-4o', { [CLIENT_ID_HEADER]: 'alice-key' }), () =>

@@ -129,6 +129,13 @@ describe('images and audio through the data plane with the official OpenAI SDK',
             rule('bedrock-model', 'bedrock'),
           ],
           requiredHeaders: [],
+          // Not served unless a route opts in: they reach OpenAI-schema backends with the platform's credential.
+          passthroughEndpoints: [
+            '/images/generations',
+            '/images/edits',
+            '/audio/transcriptions',
+            '/audio/translations',
+          ].map((path) => ({ path, methods: ['POST' as const] })),
         },
       ],
       costs: [

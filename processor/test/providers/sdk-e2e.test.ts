@@ -13,6 +13,7 @@ import type { ExchangeResult } from '../support/envoy-client';
 import { startFakeProvider, type FakeProvider, type RecordedRequest } from '../support/fake-provider';
 import { startHttpFront, type HttpFront } from '../support/http-front';
 import { startTestProcessor, type TestProcessor } from '../support/processor-harness';
+import { anthropicBackend, bedrockBackend, prefixRule, vertexBackend } from '../support/test-backends';
 
 const WEATHER_TOOL = {
   type: 'function' as const,
@@ -280,35 +281,11 @@ describe('official SDKs against translated providers', () => {
     });
     const endpoint = { hostname: '127.0.0.1', port: provider.port, tls: false };
     const backends: BackendConfig[] = [
-      {
-        name: 'anthropic',
-        schema: { name: 'Anthropic', version: '2023-06-01' },
-        endpoint,
-        auth: { type: 'APIKey', secret: { secretName: 'anthropic', key: 'key' } },
-      },
-      {
-        name: 'bedrock',
-        schema: { name: 'AWSBedrock' },
-        endpoint,
-        auth: {
-          type: 'AWSSigV4',
-          region: 'us-west-2',
-          credentials: { source: 'Secret', secret: { secretName: 'aws', key: 'credentials' }, profile: 'default' },
-          perRequestCredentials: false,
-        },
-      },
-      {
-        name: 'vertex',
-        schema: { name: 'GCPVertexAI', projectId: 'proj', region: 'europe-west4' },
-        endpoint,
-        auth: { type: 'BearerToken', secret: { secretName: 'gcp', key: 'token' } },
-      },
+      anthropicBackend(endpoint),
+      bedrockBackend(endpoint),
+      vertexBackend(endpoint),
       { name: 'openai', schema: { name: 'OpenAI', pathPrefix: '/v1' }, endpoint },
     ];
-    const rule = (prefix: string, backend: string) => ({
-      models: [{ type: 'Prefix' as const, value: prefix }],
-      backends: [{ backend, weight: 1, priority: 0 }],
-    });
     const config: ProcessorConfig = {
       version: CONFIG_VERSION,
       maxRequestBodyBytes: 1024 * 1024,
@@ -322,10 +299,10 @@ describe('official SDKs against translated providers', () => {
           ],
           hostnames: [],
           rules: [
-            rule('claude-', 'anthropic'),
-            rule('bedrock-', 'bedrock'),
-            rule('gemini-', 'vertex'),
-            rule('gpt-', 'openai'),
+            prefixRule('claude-', 'anthropic'),
+            prefixRule('bedrock-', 'bedrock'),
+            prefixRule('gemini-', 'vertex'),
+            prefixRule('gpt-', 'openai'),
           ],
           requiredHeaders: [],
         },

@@ -41,11 +41,6 @@ describe('the default endpoint allowlist', () => {
     ['POST', '/v1/embeddings', 'embeddings'],
     ['POST', '/v1/responses', 'responses'],
     ['GET', '/v1/models', 'models'],
-    // Passed through and metered on OpenAI-schema backends (issue 16): every route serves them.
-    ['POST', '/v1/images/generations', 'other'],
-    ['POST', '/v1/images/edits', 'other'],
-    ['POST', '/v1/audio/transcriptions', 'other'],
-    ['POST', '/v1/audio/translations', 'other'],
     ['POST', '/anthropic/v1/messages', 'messages'],
     ['POST', '/anthropic/v1/messages/count_tokens', 'count_tokens'],
   ])('serves %s %s as %s', (method, path, operation) => {
@@ -67,6 +62,9 @@ describe('the default endpoint allowlist', () => {
     ['POST', '/v1/%2e%2e/'],
     ['POST', '/v1/../admin'],
     ['POST', '/v1/./chat/completions'],
+    // Images and audio only where a route opts in (passthroughEndpoints).
+    ['POST', '/v1/images/generations'],
+    ['POST', '/v1/audio/transcriptions'],
     ['POST', '/v1/audio/speech'],
     ['POST', '/v1/images/variations'],
     ['GET', '/v1/images/generations/img_1'],
@@ -94,8 +92,6 @@ describe('the default endpoint allowlist', () => {
     ['PUT', '/v1/embeddings', 'POST'],
     ['GET', '/v1/responses', 'POST'],
     ['POST', '/v1/models', 'GET'],
-    ['GET', '/v1/images/generations', 'POST'],
-    ['PUT', '/v1/audio/transcriptions', 'POST'],
     ['HEAD', '/v1/models', 'GET'],
     ['GET', '/anthropic/v1/messages', 'POST'],
     ['post', '/v1/chat/completions', 'POST'],
@@ -117,16 +113,10 @@ describe('the default endpoint allowlist', () => {
       const served = SERVED_ENDPOINTS[api]
         .map((endpoint) => endpoint.operation)
         .filter((operation) => operation !== 'models');
-      // `other` is the passthrough (a route's passthroughEndpoints), and by default images and audio on OpenAI.
+      // `other` is what a route's passthroughEndpoints serve (images and audio among them), not a default endpoint.
       const translated = Object.keys(TRANSLATORS[api] ?? {}).filter((operation) => operation !== 'other');
-      expect(new Set(served.filter((operation) => operation !== 'other'))).toEqual(new Set(translated));
+      expect(new Set(served)).toEqual(new Set(translated));
     }
-    expect(SERVED_ENDPOINTS.OpenAI.filter((endpoint) => endpoint.operation === 'other').map((e) => e.path)).toEqual([
-      '/images/generations',
-      '/images/edits',
-      '/audio/transcriptions',
-      '/audio/translations',
-    ]);
     expect(Object.keys(TRANSLATORS.OpenAI ?? {})).toContain('other');
   });
 });

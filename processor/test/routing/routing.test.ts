@@ -47,7 +47,7 @@ describe('Router', () => {
     expect(router.match('/v1/team/chat/completions', 'h', 'POST')!.rules.map((r) => r.route.name)).toEqual(['r/long']);
     expect(router.match('/v1/embeddings', 'h', 'POST')).toMatchObject({ operation: 'embeddings', api: 'OpenAI' });
     expect(router.match('/v1/responses', 'h', 'POST')).toMatchObject({ operation: 'responses' });
-    expect(router.match('/v1/images/generations', 'h', 'POST')).toMatchObject({ operation: 'other' });
+    expect(router.match('/v1/images/generations', 'h', 'POST')).toMatchObject({ operation: undefined });
     // Not served without a route opting in (see endpoint-allowlist.test.ts).
     expect(router.match('/v1/moderations', 'h', 'POST')).toMatchObject({ operation: undefined });
     expect(router.match('/v1/models', 'h', 'GET')).toMatchObject({ operation: 'models' });

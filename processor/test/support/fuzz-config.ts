@@ -42,6 +42,11 @@ export function fuzzConfig(overrides: Partial<ProcessorConfig> = {}): ProcessorC
         ],
         hostnames: [],
         requiredHeaders: [],
+        // The form endpoints the hostile-forms fuzz drives (served only where a route opts in).
+        passthroughEndpoints: ['/audio/transcriptions', '/audio/translations', '/images/edits'].map((path) => ({
+          path,
+          methods: ['POST' as const],
+        })),
         rules: [
           {
             models: [{ type: 'Exact', value: 'gpt-4o' }],

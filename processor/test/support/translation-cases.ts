@@ -222,6 +222,8 @@ export function caseConfig(
       },
     ],
     requiredHeaders: [],
+    // The shared cases include image generation, which is not served without opting in.
+    passthroughEndpoints: [{ path: '/images/generations', methods: ['POST'] }],
   }));
   const unique = new Map<string, BackendConfig>();
   for (const fixture of Object.values(backends)) unique.set(fixture.backend.name, fixture.backend);

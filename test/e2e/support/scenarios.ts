@@ -460,6 +460,13 @@ export function mediaScenario(namespace: string): Scenario {
   const route = new AIRoute(chart, 'Media', {
     name: 'media',
     gateway,
+    // Images and audio are served only where a route opts in.
+    passthroughEndpoints: [
+      { path: '/images/generations' },
+      { path: '/images/edits' },
+      { path: '/audio/transcriptions' },
+      { path: '/audio/translations' },
+    ],
     rules: [
       {
         models: [ModelMatch.exact('gpt-4o-transcribe'), ModelMatch.exact('whisper-1'), ModelMatch.exact('gpt-image-1')],
