@@ -89,8 +89,17 @@ export function scanFormBody(raw: Buffer, boundary: string): FormScanResult {
   const fields: FormFields = {};
   let parts = 0;
   for (;;) {
-    // After a delimiter: `--` closes the body (the epilogue is ignored); else padding, CRLF and the next part.
-    if (raw[pos] === DASH && raw[pos + 1] === DASH) return { ok: true, fields, parts, end: pos + 2 };
+    // After a delimiter: `--` closes the body; else padding, CRLF and the next part. RFC 2046 allows an epilogue
+    // after the close delimiter, but clients send at most a CRLF, and bytes there are what parsers disagree on (one
+    // that reads on would find other parts): padding and one CRLF are all that may follow.
+    if (raw[pos] === DASH && raw[pos + 1] === DASH) {
+      const end = pos + 2;
+      let rest = end;
+      while (raw[rest] === SPACE || raw[rest] === TAB) rest++;
+      if (raw[rest] === CR && raw[rest + 1] === LF) rest += 2;
+      if (rest !== raw.length) return fail('bytes follow the closing boundary');
+      return { ok: true, fields, parts, end };
+    }
     while (raw[pos] === SPACE || raw[pos] === TAB) pos++;
     if (raw[pos] !== CR || raw[pos + 1] !== LF) {
       return fail(pos >= raw.length ? 'the body ends without the closing boundary' : 'a boundary line has extra bytes');

@@ -134,13 +134,25 @@ describe('forms as encoders write them', () => {
 });
 
 describe('hand-written forms', () => {
-  it('accepts transport padding, an epilogue, parameters in any case and order', () => {
+  it('accepts transport padding, parameters in any case and order, and padding and a CRLF after the close', () => {
     const raw = Buffer.concat([
       Buffer.from('--b \t\r\ncontent-disposition: form-data; filename=x; NAME="file"\r\n\r\nnot read\r\n'),
       Buffer.from('--b\r\nContent-Disposition: form-data;name=model\r\nContent-Type: text/plain\r\n\r\ngpt\r\n'),
-      Buffer.from('--b\r\nContent-Disposition: form-data; name="stream"\r\n\r\nfalse\r\n--b--epilogue'),
+      Buffer.from('--b\r\nContent-Disposition: form-data; name="stream"\r\n\r\nfalse\r\n--b-- \t\r\n'),
     ]);
     expect(valuesOf(raw, scanFormBody(raw, 'b'))).toEqual({ model: 'gpt', stream: 'false' });
+  });
+
+  it('refuses bytes after the close delimiter: a parser reading on would find other parts', () => {
+    const smuggled = Buffer.from(
+      `--b\r\n${field('model', 'gpt')}\r\n--b--garbage\r\n--b\r\n${field('model', 'other-model')}\r\n--b--`,
+    );
+    expect(scanFormBody(smuggled, 'b')).toMatchObject({
+      ok: false,
+      message: expect.stringMatching(/follow the closing/),
+    });
+    const epilogue = Buffer.from(`--b\r\n${field('model', 'gpt')}\r\n--b--\r\nepilogue`);
+    expect(scanFormBody(epilogue, 'b')).toMatchObject({ ok: false });
   });
 
   it('reads an unquoted name, a quoted-pair in a file name and an empty value', () => {
