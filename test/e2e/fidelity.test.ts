@@ -123,23 +123,46 @@ describeScenario('fidelity', () => {
     for (const fake of Object.values(run.fakes)) expect(await fake.records()).toEqual([]);
   }
 
-  /** The budgets' Redis counters (cached input tokens, total tokens) reach what every request so far charged. */
+  /**
+   * The cached input tokens the processors metered (`gen_ai_client_token_usage{gen_ai_token_type="cached_input"}`,
+   * from the usage they read and write into the metadata budgets count), over every model; local mode only.
+   */
+  async function meteredCachedTokens(): Promise<number | undefined> {
+    if (!run.processors) return undefined;
+    const texts = await Promise.all(
+      run.processors.processors.map(async (p) => (await fetch(`http://${p.adminAddress}/metrics`)).text()),
+    );
+    return texts
+      .join('\n')
+      .split('\n')
+      .filter((line) => line.startsWith('gen_ai_client_token_usage_sum{'))
+      .filter((line) => line.includes('gen_ai_token_type="cached_input"'))
+      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf('}') + 1).trim()), 0);
+  }
+
+  /**
+   * The budgets' Redis counters (cached input tokens, total tokens) and the processors' cached-token metric reach
+   * what every request so far charged.
+   */
   async function expectCharged(cached: number, total: number): Promise<void> {
     charged.cached += cached;
     charged.total += total;
-    if (!redisUrl) return;
-    const expected = { cached: charged.cached, total: charged.total };
+    const expected = {
+      metered: run.processors ? charged.cached : undefined,
+      ...(redisUrl ? { cached: charged.cached, total: charged.total } : {}),
+    };
     // The budgets' rules in the order they were declared: CachedBudget, then TotalBudget.
     const read = async () => {
+      const metered = await meteredCachedTokens();
+      if (!redisUrl) return { metered };
       const counters = await countersContaining(redisUrl, `${namespace}/`);
       const sum = (rule: number) =>
-        counters.filter((c) => c.key.includes(`/rule/${rule}_`)).reduce((total, c) => total + c.value, 0);
-      return { cached: sum(0), total: sum(1) };
+        counters.filter((c) => c.key.includes(`/rule/${rule}_`)).reduce((n, c) => n + c.value, 0);
+      return { metered, cached: sum(0), total: sum(1) };
     };
     // Charged at stream end, after the answer reached the client.
     for (let i = 0; i < 50; i++) {
-      const counted = await read();
-      if (counted.cached === expected.cached && counted.total === expected.total) return;
+      if (JSON.stringify(await read()) === JSON.stringify(expected)) return;
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     expect(await read()).toEqual(expected);
@@ -373,6 +396,39 @@ describeScenario('fidelity', () => {
       await expectCharged(0, PLAIN_TOTAL_TOKENS);
     });
 
+    it.each([
+      [
+        'Vertex AI (Anthropic)',
+        M.gcpAnthropic,
+        'vertex',
+        vertexPath('anthropic', M.gcpAnthropic.upstream, 'rawPredict'),
+        { anthropic_version: 'vertex-2023-10-16' },
+      ],
+      [
+        'Bedrock InvokeModel',
+        M.awsAnthropic,
+        'bedrock',
+        `/model/${M.awsAnthropic.upstream}/invoke`,
+        { anthropic_version: 'bedrock-2023-05-31' },
+      ],
+    ] as const)('openai SDK -> %s: a thinking budget, the thinking back', async (_, entry, fake, path, extra) => {
+      const completion = await openai.chat.completions.create(reasoning(entry.model));
+      const upstream = await onlyRequest(fake);
+      expect(upstream.path).toBe(path);
+      expect(bodyOf(upstream)).toEqual({
+        ...extra,
+        max_tokens: 4096,
+        messages: [{ role: 'user', content: [{ type: 'text', text: 'Say hello' }] }],
+        thinking: { type: 'enabled', budget_tokens: 2048 },
+      });
+      expect(completion.choices[0].message as Message).toMatchObject({
+        content: answerText(fake, entry.upstream),
+        reasoning_content: THOUGHT,
+        reasoning_signature: THOUGHT_SIGNATURE,
+      });
+      await expectCharged(0, PLAIN_TOTAL_TOKENS);
+    });
+
     it('openai SDK streaming -> the Anthropic API: reasoning_content and its signature as deltas', async () => {
       const { deltas } = await streamed(M.anthropic.model);
       expect(bodyOf(await onlyRequest('anthropic'))).toMatchObject({
@@ -412,6 +468,33 @@ describeScenario('fidelity', () => {
       expect(joined(deltas, 'content')).toBe(answerText('bedrock', M.converse.upstream));
       await expectCharged(0, PLAIN_TOTAL_TOKENS);
     });
+
+    it.each([false, true])(
+      '@anthropic-ai/sdk thinking -> Bedrock Converse (streamed: %s): thinking blocks with their signature back',
+      async (streamed) => {
+        const params: Anthropic.MessageCreateParamsNonStreaming = {
+          model: M.converse.model,
+          max_tokens: 4096,
+          thinking: { type: 'enabled', budget_tokens: 2048 },
+          messages: [{ role: 'user', content: 'Say hello' }],
+        };
+        const message = streamed
+          ? await anthropic.messages.stream(params).finalMessage()
+          : await anthropic.messages.create(params);
+        const upstream = await onlyRequest('bedrock');
+        expect(upstream.path).toBe(`/model/${M.converse.upstream}/${streamed ? 'converse-stream' : 'converse'}`);
+        expect(bodyOf(upstream)).toEqual({
+          inferenceConfig: { maxTokens: 4096 },
+          messages: [{ role: 'user', content: [{ text: 'Say hello' }] }],
+          additionalModelRequestFields: { thinking: { type: 'enabled', budget_tokens: 2048 } },
+        });
+        expect(message.content).toEqual([
+          { type: 'thinking', thinking: THOUGHT, signature: THOUGHT_SIGNATURE },
+          expect.objectContaining({ type: 'text', text: answerText('bedrock', M.converse.upstream) }),
+        ]);
+        await expectCharged(0, PLAIN_TOTAL_TOKENS);
+      },
+    );
 
     it('openai SDK -> Gemini: thinkingConfig, thoughts back as reasoning_content and reasoning tokens', async () => {
       const completion = await openai.chat.completions.create(reasoning(M.gemini.model));
