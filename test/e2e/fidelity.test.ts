@@ -8,14 +8,16 @@
  *   by a budget of cached input tokens and one of total tokens;
  * - structured outputs: `response_format` `json_schema` as Claude's `output_config.format` and Converse's
  *   `outputConfig.textFormat`; `json_object` on Claude is a 422 before any provider call;
- * - reasoning: `reasoning_effort` as Claude's thinking budget and Gemini's `thinkingConfig`, the thinking back as
- *   `reasoning_content` on the message and on stream deltas;
+ * - reasoning: `reasoning_effort` as Claude's thinking budget (Anthropic API, Vertex AI, InvokeModel, Converse's
+ *   `additionalModelRequestFields`) and Gemini's `thinkingConfig`, the thinking back as `reasoning_content` on the
+ *   message and on stream deltas; an Anthropic client's `thinking` on Converse, thinking blocks back;
  * - embeddings: Bedrock Titan (one text; several are a 400 pointing at Cohere) and Cohere (a batch), Vertex AI with a
  *   string, an array and one `{content, task_type, title}` instance;
  * - the usage chunk: the route's budget makes the gateway ask providers for usage, yet a streaming client that did
  *   not ask for it gets no `choices: []` chunk (read from the raw SSE), one that asked gets it; both are charged.
  *
- * Every request is charged to both budgets; each test checks the counters reached the running sums.
+ * Every request is charged to both budgets; each test checks that the budgets' Redis counters and the processors'
+ * cached-token metric (`gen_ai_client_token_usage`, from the usage they meter) reached the running sums.
  */
 import { randomBytes } from 'node:crypto';
 import Anthropic from '@anthropic-ai/sdk';
