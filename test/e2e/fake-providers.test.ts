@@ -1,12 +1,22 @@
 /**
  * The fake providers refuse what the real providers refuse, so the end-to-end tests that pass through them prove
  * the gateway sent the right credentials: wrong keys, a missing anthropic-version, a wrong api-version, a SigV4
- * signature over other bytes or another host, an unknown GCP subject token.
+ * signature over other bytes or another host, an unknown GCP subject token; and request bodies the providers document
+ * otherwise (cache marks, thinking budgets, JSON output formats, embedding inputs), while answering the documented
+ * extras (cache usage, thinking, JSON, vectors) to those that ask.
  */
 import * as http from 'node:http';
 import { SignatureV4 } from '@smithy/signature-v4';
 import { crc32, encodeEventStreamFrame } from './support/eventstream';
 import { FAKE_CREDENTIALS } from './support/credentials';
+import {
+  CACHE_USAGE,
+  fakeEmbedding,
+  jsonAnswer,
+  THOUGHT,
+  THOUGHT_SIGNATURE,
+  THOUGHT_TOKENS,
+} from './support/fake-providers';
 import { startFakes, type StartedFakes } from './support/fakes';
 import { Sha256 } from './support/sigv4';
 
@@ -14,7 +24,11 @@ const BEDROCK_HOST = `bedrock-runtime.${FAKE_CREDENTIALS.awsRegion}.amazonaws.co
 const CONVERSE_PATH = '/model/us.amazon.nova-pro-v1:0/converse';
 const CONVERSE_BODY = JSON.stringify({ messages: [{ role: 'user', content: [{ text: 'Say hello' }] }] });
 
-async function signedHeaders(secretAccessKey: string, body: string): Promise<Record<string, string>> {
+async function signedHeaders(
+  secretAccessKey: string,
+  body: string,
+  path = CONVERSE_PATH,
+): Promise<Record<string, string>> {
   const signer = new SignatureV4({
     credentials: { accessKeyId: FAKE_CREDENTIALS.aws.accessKeyId, secretAccessKey },
     region: FAKE_CREDENTIALS.awsRegion,
@@ -26,7 +40,7 @@ async function signedHeaders(secretAccessKey: string, body: string): Promise<Rec
     method: 'POST',
     protocol: 'https:',
     hostname: BEDROCK_HOST,
-    path: CONVERSE_PATH,
+    path,
     query: {},
     headers: { host: BEDROCK_HOST },
     body,
@@ -180,6 +194,124 @@ describe('fake providers check what they receive', () => {
       ).toBe(401);
     },
   );
+
+  it('Anthropic: cache marks, thinking, JSON outputs as documented; cache usage, thinking, JSON back', async () => {
+    const url = `${fakes.fakes.anthropic.url}/v1/messages`;
+    const headers = { 'x-api-key': FAKE_CREDENTIALS.anthropicKey, 'anthropic-version': '2023-06-01' };
+    const message = {
+      model: 'claude',
+      max_tokens: 4096,
+      system: [{ type: 'text', text: 'manual', cache_control: { type: 'ephemeral', ttl: '1h' } }],
+      messages: [{ role: 'user', content: 'hi' }],
+      thinking: { type: 'enabled', budget_tokens: 2048 },
+      output_config: { format: { type: 'json_schema', schema: { type: 'object' } } },
+    };
+    const answer = await post(url, headers, message);
+    expect(answer.status).toBe(200);
+    expect(await answer.json()).toMatchObject({
+      content: [
+        { type: 'thinking', thinking: THOUGHT, signature: THOUGHT_SIGNATURE },
+        { type: 'text', text: jsonAnswer('anthropic', 'claude') },
+      ],
+      usage: { cache_read_input_tokens: CACHE_USAGE.read, cache_creation_input_tokens: CACHE_USAGE.write },
+    });
+    const refused = async (body: unknown) => (await post(url, headers, body)).status;
+    expect(
+      await refused({ ...message, system: [{ type: 'text', text: 'm', cache_control: { type: 'forever' } }] }),
+    ).toBe(400);
+    expect(await refused({ ...message, thinking: { type: 'enabled', budget_tokens: 512 } })).toBe(400);
+    expect(await refused({ ...message, thinking: { type: 'enabled', budget_tokens: 4096 } })).toBe(400);
+    expect(await refused({ ...message, output_config: { format: { type: 'json_object' } } })).toBe(400);
+  });
+
+  /** A signed POST to the fake Bedrock, its status and JSON answer. */
+  async function bedrock(path: string, body: unknown): Promise<{ status: number; json: Record<string, unknown> }> {
+    const text = JSON.stringify(body);
+    const headers = await signedHeaders(FAKE_CREDENTIALS.aws.secretAccessKey, text, path);
+    return new Promise((resolve, reject) => {
+      const req = http.request(
+        `${fakes.fakes.bedrock.url}${path}`,
+        { method: 'POST', headers: { 'content-type': 'application/json', ...headers } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, json: JSON.parse(Buffer.concat(chunks).toString('utf8')) }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(text);
+    });
+  }
+
+  it('Bedrock: Converse cachePoint, thinking, outputConfig as documented; Titan and Cohere embeddings', async () => {
+    const converse = {
+      inferenceConfig: { maxTokens: 4096 },
+      messages: [{ role: 'user', content: [{ text: 'hi' }, { cachePoint: { type: 'default' } }] }],
+      additionalModelRequestFields: { thinking: { type: 'enabled', budget_tokens: 2048 } },
+    };
+    const answered = await bedrock(CONVERSE_PATH, converse);
+    expect(answered.status).toBe(200);
+    expect(answered.json).toMatchObject({
+      output: { message: { content: [{ reasoningContent: { reasoningText: { text: THOUGHT } } }, {}] } },
+      usage: { cacheReadInputTokens: CACHE_USAGE.read, cacheWriteInputTokens: CACHE_USAGE.write },
+    });
+    const refusedConverse = [
+      { messages: [{ role: 'user', content: [{ text: 'hi', cache_control: { type: 'ephemeral' } }] }] },
+      { messages: [{ role: 'user', content: [{ text: 'hi' }, { cachePoint: { type: 'ephemeral' } }] }] },
+      { ...converse, additionalModelRequestFields: { thinking: { type: 'enabled', budget_tokens: 9000 } } },
+      { ...converse, outputConfig: { textFormat: { type: 'json_schema', structure: { jsonSchema: { schema: {} } } } } },
+    ];
+    for (const body of refusedConverse) expect((await bedrock(CONVERSE_PATH, body)).status).toBe(400);
+
+    const titan = '/model/amazon.titan-embed-text-v2:0/invoke';
+    expect(await bedrock(titan, { inputText: 'a fox', dimensions: 256 })).toEqual({
+      status: 200,
+      json: { embedding: fakeEmbedding(0), inputTextTokenCount: 2 },
+    });
+    expect((await bedrock(titan, { texts: ['a fox'] })).status).toBe(400);
+    expect((await bedrock(titan, { inputText: 'a fox', dimensions: 300 })).status).toBe(400);
+    const cohere = '/model/cohere.embed-english-v3/invoke';
+    expect(await bedrock(cohere, { texts: ['a', 'b c'], input_type: 'search_query' })).toMatchObject({
+      status: 200,
+      json: { embeddings: [fakeEmbedding(0), fakeEmbedding(1)] },
+    });
+    expect((await bedrock(cohere, { texts: ['a'] })).status).toBe(400);
+    expect(
+      (await bedrock(cohere, { texts: Array.from({ length: 97 }, () => 'a'), input_type: 'clustering' })).status,
+    ).toBe(400);
+  });
+
+  it('Vertex AI: predict instances as documented; thinkingConfig answered with thoughts', async () => {
+    const base =
+      `${fakes.fakes.vertex.url}/v1/projects/${FAKE_CREDENTIALS.gcpProject}/locations/${FAKE_CREDENTIALS.gcpRegion}` +
+      '/publishers/google/models';
+    const headers = { authorization: `Bearer ${FAKE_CREDENTIALS.gcpAccessToken}` };
+    const predict = (body: unknown) => post(`${base}/text-embedding-005:predict`, headers, body);
+    const good = await predict({
+      instances: [{ content: 'a fox', task_type: 'RETRIEVAL_DOCUMENT', title: 'Foxes' }, { content: 'dogs' }],
+    });
+    expect(good.status).toBe(200);
+    expect(await good.json()).toMatchObject({
+      predictions: [
+        { embeddings: { values: fakeEmbedding(0), statistics: { token_count: 2 } } },
+        { embeddings: { values: fakeEmbedding(1), statistics: { token_count: 1 } } },
+      ],
+    });
+    expect((await predict({ instances: [{ content: 'a', title: 'no task type' }] })).status).toBe(400);
+    expect((await predict({ instances: [{ content: 'a', task_type: 'SUMMARY' }] })).status).toBe(400);
+    expect((await predict({ instances: [] })).status).toBe(400);
+    expect((await predict({ input: 'a' })).status).toBe(400);
+    const thinking = await post(`${base}/gemini-2.5-flash:generateContent`, headers, {
+      contents: [{ role: 'user', parts: [{ text: 'hi' }] }],
+      generationConfig: { thinkingConfig: { thinkingBudget: 1024, includeThoughts: true } },
+    });
+    expect(await thinking.json()).toMatchObject({
+      candidates: [{ content: { parts: [{ text: THOUGHT, thought: true }, {}] } }],
+      usageMetadata: { thoughtsTokenCount: THOUGHT_TOKENS },
+    });
+  });
 
   it('eventstream frames carry valid CRCs (CRC-32 check value, prelude and message)', () => {
     expect(crc32(Buffer.from('123456789'))).toBe(0xcbf43926);

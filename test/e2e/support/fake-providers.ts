@@ -330,6 +330,99 @@ export function startAzureOpenAIFake(options: AzureFakeOptions): Promise<FakePro
 
 // ------------------------------------------------------------------------------------------- Anthropic
 
+/** The cache reads and writes a provider reports for a request that marks cache breakpoints. */
+export const CACHE_USAGE = { read: 2048, write: 1500 } as const;
+
+/** The thinking a Claude or Gemini fake answers with when asked to reason, and its signature (Claude). */
+export const THOUGHT = 'The user wants a greeting, so I greet.';
+export const THOUGHT_SIGNATURE = 'sig-e2e-EqQBCgIYAhIM';
+/** The thought tokens Gemini reports apart from the answer's. */
+export const THOUGHT_TOKENS = 5;
+
+/** The JSON every fake answers with when asked for JSON output following a schema. */
+export function jsonAnswer(fake: string, model: string): string {
+  return JSON.stringify({ greeting: answerText(fake, model) });
+}
+
+/** What a request asked for that changes a Claude (or Converse, or Gemini) answer. */
+interface Asked {
+  /** Cache breakpoints were marked: the usage reports cache reads and writes. */
+  cache: boolean;
+  /** Extended thinking (or Gemini's thoughts) was enabled: the answer starts with the thinking. */
+  thinking: boolean;
+  /** JSON output following a schema was asked for. */
+  json: boolean;
+}
+
+const NOTHING_ASKED: Asked = { cache: false, thinking: false, json: false };
+
+/** Every value stored under `key` anywhere in `value` (bounded by the request's own size). */
+function valuesOf(value: unknown, key: string, found: unknown[] = []): unknown[] {
+  if (Array.isArray(value)) for (const item of value) valuesOf(item, key, found);
+  else if (value !== null && typeof value === 'object') {
+    for (const [name, item] of Object.entries(value)) {
+      if (name === key) found.push(item);
+      valuesOf(item, key, found);
+    }
+  }
+  return found;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** A thinking budget as Anthropic documents it: at least 1024 tokens and less than max_tokens. */
+function thinkingProblem(thinking: unknown, maxTokens: unknown, param: string): string | undefined {
+  if (!isRecord(thinking)) return `${param}: must be an object`;
+  if (thinking.type === 'disabled') return undefined;
+  if (thinking.type !== 'enabled') return `${param}.type: must be "enabled" or "disabled"`;
+  const budget = thinking.budget_tokens;
+  if (typeof budget !== 'number' || !Number.isInteger(budget) || budget < 1024)
+    return `${param}.budget_tokens: must be an integer of at least 1024`;
+  if (typeof maxTokens === 'number' && budget >= maxTokens)
+    return `${param}.budget_tokens: must be less than max_tokens`;
+  return undefined;
+}
+
+/**
+ * What a Claude Messages body asks for, or the problem Anthropic would answer 400 with: `cache_control` must be
+ * `{type: "ephemeral", ttl?: "5m" | "1h"}`, `thinking` a budget of at least 1024 tokens below max_tokens,
+ * `output_config.format` `{type: "json_schema", schema}`.
+ */
+function claudeAsked(body: Record<string, unknown>): Asked | string {
+  const marks = valuesOf(body, 'cache_control');
+  for (const mark of marks) {
+    if (!isRecord(mark) || mark.type !== 'ephemeral') return 'cache_control.type: must be "ephemeral"';
+    if (mark.ttl !== undefined && mark.ttl !== '5m' && mark.ttl !== '1h') return 'cache_control.ttl: must be 5m or 1h';
+    if (Object.keys(mark).some((k) => k !== 'type' && k !== 'ttl')) return 'cache_control: Extra inputs';
+  }
+  let thinking = false;
+  if (body.thinking !== undefined) {
+    const problem = thinkingProblem(body.thinking, body.max_tokens, 'thinking');
+    if (problem) return problem;
+    thinking = (body.thinking as Record<string, unknown>).type === 'enabled';
+  }
+  let json = false;
+  if (body.output_config !== undefined) {
+    const format = isRecord(body.output_config) ? body.output_config.format : undefined;
+    if (!isRecord(format) || format.type !== 'json_schema' || !isRecord(format.schema))
+      return 'output_config.format: must be {"type": "json_schema", "schema": {...}}';
+    json = true;
+  }
+  return { cache: marks.length > 0, thinking, json };
+}
+
+/** Anthropic's usage object, with the cache reads and writes when breakpoints were marked. */
+function anthropicUsage(usage: Usage, asked: Asked, outputTokens: number): Record<string, number> {
+  return {
+    input_tokens: usage.input,
+    output_tokens: outputTokens,
+    cache_creation_input_tokens: asked.cache ? CACHE_USAGE.write : 0,
+    cache_read_input_tokens: asked.cache ? CACHE_USAGE.read : 0,
+  };
+}
+
 /** The Anthropic Messages answer (JSON or SSE events) for `model`. */
 async function anthropicAnswer(
   fake: string,
@@ -337,23 +430,22 @@ async function anthropicAnswer(
   stream: boolean,
   usage: Usage,
   res: http.ServerResponse,
+  asked: Asked = NOTHING_ASKED,
 ): Promise<void> {
-  const text = answerText(fake, model);
+  const text = asked.json ? jsonAnswer(fake, model) : answerText(fake, model);
   if (!stream) {
     json(res, 200, {
       id: 'msg_e2e_1',
       type: 'message',
       role: 'assistant',
       model,
-      content: [{ type: 'text', text }],
+      content: [
+        ...(asked.thinking ? [{ type: 'thinking', thinking: THOUGHT, signature: THOUGHT_SIGNATURE }] : []),
+        { type: 'text', text },
+      ],
       stop_reason: 'end_turn',
       stop_sequence: null,
-      usage: {
-        input_tokens: usage.input,
-        output_tokens: usage.output,
-        cache_creation_input_tokens: 0,
-        cache_read_input_tokens: 0,
-      },
+      usage: anthropicUsage(usage, asked, usage.output),
     });
     return;
   }
@@ -361,7 +453,9 @@ async function anthropicAnswer(
     res,
     200,
     { 'content-type': 'text/event-stream; charset=utf-8' },
-    anthropicEvents(model, text, usage).map(({ event, data }) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
+    anthropicEvents(model, text, usage, asked).map(
+      ({ event, data }) => `event: ${event}\ndata: ${JSON.stringify(data)}\n\n`,
+    ),
   );
 }
 
@@ -369,8 +463,31 @@ function anthropicEvents(
   model: string,
   text: string,
   usage: Usage,
+  asked: Asked = NOTHING_ASKED,
 ): { event: string; data: Record<string, unknown> }[] {
   const [first, second] = halves(text);
+  const textIndex = asked.thinking ? 1 : 0;
+  const delta = (index: number, value: Record<string, unknown>) => ({
+    event: 'content_block_delta',
+    data: { type: 'content_block_delta', index, delta: value },
+  });
+  const [thoughtStart, thoughtEnd] = halves(THOUGHT);
+  const thinking = asked.thinking
+    ? [
+        {
+          event: 'content_block_start',
+          data: {
+            type: 'content_block_start',
+            index: 0,
+            content_block: { type: 'thinking', thinking: '', signature: '' },
+          },
+        },
+        delta(0, { type: 'thinking_delta', thinking: thoughtStart }),
+        delta(0, { type: 'thinking_delta', thinking: thoughtEnd }),
+        delta(0, { type: 'signature_delta', signature: THOUGHT_SIGNATURE }),
+        { event: 'content_block_stop', data: { type: 'content_block_stop', index: 0 } },
+      ]
+    : [];
   return [
     {
       event: 'message_start',
@@ -384,29 +501,19 @@ function anthropicEvents(
           content: [],
           stop_reason: null,
           stop_sequence: null,
-          usage: {
-            input_tokens: usage.input,
-            output_tokens: 1,
-            cache_creation_input_tokens: 0,
-            cache_read_input_tokens: 0,
-          },
+          usage: anthropicUsage(usage, asked, 1),
         },
       },
     },
+    ...thinking,
     {
       event: 'content_block_start',
-      data: { type: 'content_block_start', index: 0, content_block: { type: 'text', text: '' } },
+      data: { type: 'content_block_start', index: textIndex, content_block: { type: 'text', text: '' } },
     },
     { event: 'ping', data: { type: 'ping' } },
-    {
-      event: 'content_block_delta',
-      data: { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: first } },
-    },
-    {
-      event: 'content_block_delta',
-      data: { type: 'content_block_delta', index: 0, delta: { type: 'text_delta', text: second } },
-    },
-    { event: 'content_block_stop', data: { type: 'content_block_stop', index: 0 } },
+    delta(textIndex, { type: 'text_delta', text: first }),
+    delta(textIndex, { type: 'text_delta', text: second }),
+    { event: 'content_block_stop', data: { type: 'content_block_stop', index: textIndex } },
     {
       event: 'message_delta',
       data: {
@@ -429,11 +536,14 @@ function anthropicError(
   reject(request, res, status, why, { type: 'error', error: { type, message: why } });
 }
 
-/** Anthropic Messages body checks shared by the API, Bedrock InvokeModel and Vertex rawPredict. */
+/**
+ * Anthropic Messages body checks shared by the API, Bedrock InvokeModel and Vertex rawPredict: the problem the
+ * provider would answer 400 with, or what the body asks for.
+ */
 function anthropicBodyProblem(
   body: Record<string, unknown> | undefined,
   expect: { model: 'required' | 'absent'; anthropicVersion?: string },
-): string | undefined {
+): string | Asked {
   if (!body) return 'body is not a JSON object';
   if (!Array.isArray(body.messages)) return 'messages: Field required';
   if (typeof body.max_tokens !== 'number') return 'max_tokens: Field required';
@@ -441,7 +551,7 @@ function anthropicBodyProblem(
   if (expect.model === 'absent' && body.model !== undefined) return 'model: Extra inputs are not permitted';
   if (expect.anthropicVersion !== undefined && body.anthropic_version !== expect.anthropicVersion)
     return `anthropic_version must be ${expect.anthropicVersion}`;
-  return undefined;
+  return claudeAsked(body);
 }
 
 export interface AnthropicFakeOptions extends CommonOptions {
@@ -463,9 +573,9 @@ export function startAnthropicFake(options: AnthropicFakeOptions): Promise<FakeP
     if (request.method !== 'POST' || request.path !== '/v1/messages')
       return anthropicError(request, res, 404, 'not_found_error', `Not found: ${request.path}`);
     const body = parseBody(request);
-    const problem = anthropicBodyProblem(body, { model: 'required' });
-    if (problem) return anthropicError(request, res, 400, 'invalid_request_error', problem);
-    await anthropicAnswer(options.name, String(body!.model), body!.stream === true, usage, res);
+    const checked = anthropicBodyProblem(body, { model: 'required' });
+    if (typeof checked === 'string') return anthropicError(request, res, 400, 'invalid_request_error', checked);
+    await anthropicAnswer(options.name, String(body!.model), body!.stream === true, usage, res, checked);
   });
 }
 
@@ -501,6 +611,111 @@ function cutInto(bytes: Buffer, size: number): Buffer[] {
   const parts: Buffer[] = [];
   for (let i = 0; i < bytes.length; i += size) parts.push(bytes.subarray(i, i + size));
   return parts;
+}
+
+/**
+ * What a Converse body asks for, or the ValidationException Bedrock would answer: `cachePoint` blocks are
+ * `{type: "default", ttl?: "5m" | "1h"}`, Claude's thinking travels in `additionalModelRequestFields.thinking`
+ * (a budget below `inferenceConfig.maxTokens`), JSON output in `outputConfig.textFormat` with the schema as a
+ * JSON string.
+ */
+function converseAsked(body: Record<string, unknown>): Asked | string {
+  const points = valuesOf(body, 'cachePoint');
+  for (const point of points) {
+    if (!isRecord(point) || point.type !== 'default') return 'cachePoint.type: must be "default"';
+    if (point.ttl !== undefined && point.ttl !== '5m' && point.ttl !== '1h') return 'cachePoint.ttl: must be 5m or 1h';
+  }
+  if (valuesOf(body, 'cache_control').length > 0) return 'cache_control is not a Converse field';
+  let thinking = false;
+  const extra = body.additionalModelRequestFields;
+  if (extra !== undefined) {
+    if (!isRecord(extra)) return 'additionalModelRequestFields: must be an object';
+    if (extra.thinking !== undefined) {
+      const maxTokens = isRecord(body.inferenceConfig) ? body.inferenceConfig.maxTokens : undefined;
+      const problem = thinkingProblem(extra.thinking, maxTokens, 'thinking');
+      if (problem) return problem;
+      thinking = (extra.thinking as Record<string, unknown>).type === 'enabled';
+    }
+  }
+  let json = false;
+  if (body.outputConfig !== undefined) {
+    const format = isRecord(body.outputConfig) ? body.outputConfig.textFormat : undefined;
+    const structure = isRecord(format) && isRecord(format.structure) ? format.structure.jsonSchema : undefined;
+    if (!isRecord(format) || format.type !== 'json_schema' || !isRecord(structure))
+      return 'outputConfig.textFormat: must be {type: "json_schema", structure: {jsonSchema: {...}}}';
+    try {
+      if (typeof structure.schema !== 'string' || !isRecord(JSON.parse(structure.schema))) throw new Error();
+    } catch {
+      return 'outputConfig.textFormat.structure.jsonSchema.schema: must be a JSON schema as a string';
+    }
+    json = true;
+  }
+  return { cache: points.length > 0, thinking, json };
+}
+
+/** The tokens the embeddings fakes count for a text: one per word, so tests can tell. */
+export function embeddingTokens(text: string): number {
+  return text.split(/\s+/).filter((word) => word !== '').length;
+}
+
+/** The vector the embeddings fakes answer for the `index`th text (exactly representable as float32). */
+export function fakeEmbedding(index: number): number[] {
+  return [index + 0.5, -0.25, 0.125];
+}
+
+const TITAN_FIELDS = new Set(['inputText', 'dimensions', 'normalize', 'embeddingTypes']);
+const COHERE_FIELDS = new Set(['texts', 'images', 'input_type', 'truncate', 'embedding_types', 'output_dimension']);
+const COHERE_INPUT_TYPES = new Set(['search_document', 'search_query', 'classification', 'clustering', 'image']);
+
+/**
+ * InvokeModel on an embedding model, as Bedrock documents the bodies: Amazon Titan Text Embeddings
+ * (`{inputText, dimensions?, normalize?}` -> `{embedding, inputTextTokenCount}`) and Cohere Embed
+ * (`{texts (at most 96), input_type}` -> `{id, texts, embeddings, response_type}`); the input tokens also in the
+ * `x-amzn-bedrock-input-token-count` header.
+ */
+function bedrockEmbeddingAnswer(
+  model: string,
+  body: Record<string, unknown> | undefined,
+  request: RecordedRequest,
+  res: http.ServerResponse,
+): void {
+  const bad = (why: string) => awsError(request, res, 400, 'ValidationException', why);
+  const headers = (tokens: number) => ({
+    'x-amzn-requestid': 'e2e-request-id',
+    'x-amzn-bedrock-input-token-count': String(tokens),
+  });
+  if (model.startsWith('amazon.titan-embed')) {
+    if (!body || typeof body.inputText !== 'string') return bad('#: required key [inputText] not found');
+    const extra = Object.keys(body).find((key) => !TITAN_FIELDS.has(key));
+    if (extra !== undefined) return bad(`#: extraneous key [${extra}] is not permitted`);
+    if (body.dimensions !== undefined && ![256, 512, 1024].includes(body.dimensions as number))
+      return bad('#/dimensions: must be 256, 512 or 1024');
+    const tokens = embeddingTokens(body.inputText);
+    return json(res, 200, { embedding: fakeEmbedding(0), inputTextTokenCount: tokens }, headers(tokens));
+  }
+  if (model.startsWith('cohere.embed')) {
+    if (!body || !Array.isArray(body.texts) || body.texts.some((t) => typeof t !== 'string'))
+      return bad('texts: must be an array of strings');
+    if (body.texts.length > 96) return bad('texts: at most 96 texts');
+    if (typeof body.input_type !== 'string' || !COHERE_INPUT_TYPES.has(body.input_type))
+      return bad('input_type: required, one of search_document, search_query, classification, clustering');
+    const extra = Object.keys(body).find((key) => !COHERE_FIELDS.has(key));
+    if (extra !== undefined) return bad(`extraneous key [${extra}] is not permitted`);
+    const texts = body.texts as string[];
+    const tokens = texts.reduce((sum, t) => sum + embeddingTokens(t), 0);
+    return json(
+      res,
+      200,
+      {
+        id: 'e2e-embed-1',
+        texts,
+        embeddings: texts.map((_, i) => fakeEmbedding(i)),
+        response_type: 'embeddings_floats',
+      },
+      headers(tokens),
+    );
+  }
+  return bad(`${model} is not an embedding model`);
 }
 
 export function startBedrockFake(options: BedrockFakeOptions): Promise<FakeProvider> {
@@ -540,17 +755,19 @@ export function startBedrockFake(options: BedrockFakeOptions): Promise<FakeProvi
           invoke = undefined;
         }
         const invokeProblem = anthropicBodyProblem(invoke, { model: 'absent', anthropicVersion });
-        if (invokeProblem) return awsError(request, res, 400, 'ValidationException', invokeProblem);
+        if (typeof invokeProblem === 'string') return awsError(request, res, 400, 'ValidationException', invokeProblem);
         return json(res, 200, { inputTokens: countedTokens(request.body) }, amzHeaders);
       }
       return awsError(request, res, 400, 'ValidationException', 'input must hold converse or invokeModel');
     }
 
+    if (operation === 'invoke' && (model.startsWith('amazon.titan-embed') || model.startsWith('cohere.embed')))
+      return bedrockEmbeddingAnswer(model, body, request, res);
     if (operation === 'invoke' || operation === 'invoke-with-response-stream') {
-      const bodyProblem = anthropicBodyProblem(body, { model: 'absent', anthropicVersion });
-      if (bodyProblem) return awsError(request, res, 400, 'ValidationException', bodyProblem);
-      if (operation === 'invoke') return anthropicAnswer(options.name, model, false, usage, res);
-      const events = anthropicEvents(model, text, usage);
+      const asked = anthropicBodyProblem(body, { model: 'absent', anthropicVersion });
+      if (typeof asked === 'string') return awsError(request, res, 400, 'ValidationException', asked);
+      if (operation === 'invoke') return anthropicAnswer(options.name, model, false, usage, res, asked);
+      const events = anthropicEvents(model, asked.json ? jsonAnswer(options.name, model) : text, usage, asked);
       // InvokeModelWithResponseStream: one `chunk` event per Anthropic event, its JSON base64-encoded in `bytes`;
       // the last carries Bedrock's invocation metrics.
       const frames = events.map(({ data }, i) =>
@@ -582,13 +799,27 @@ export function startBedrockFake(options: BedrockFakeOptions): Promise<FakeProvi
 
     if (!body || !Array.isArray(body.messages) || body.model !== undefined)
       return awsError(request, res, 400, 'ValidationException', 'not a Converse request');
-    const awsUsage = { inputTokens: usage.input, outputTokens: usage.output, totalTokens: usage.input + usage.output };
+    const asked = converseAsked(body);
+    if (typeof asked === 'string') return awsError(request, res, 400, 'ValidationException', asked);
+    const answer = asked.json ? jsonAnswer(options.name, model) : text;
+    const cache = asked.cache
+      ? { cacheReadInputTokens: CACHE_USAGE.read, cacheWriteInputTokens: CACHE_USAGE.write }
+      : {};
+    const awsUsage = {
+      inputTokens: usage.input,
+      outputTokens: usage.output,
+      totalTokens: usage.input + usage.output + (asked.cache ? CACHE_USAGE.read + CACHE_USAGE.write : 0),
+      ...cache,
+    };
     if (operation === 'converse') {
+      const reasoning = { reasoningContent: { reasoningText: { text: THOUGHT, signature: THOUGHT_SIGNATURE } } };
       return json(
         res,
         200,
         {
-          output: { message: { role: 'assistant', content: [{ text }] } },
+          output: {
+            message: { role: 'assistant', content: [...(asked.thinking ? [reasoning] : []), { text: answer }] },
+          },
           stopReason: 'end_turn',
           usage: awsUsage,
           metrics: { latencyMs: 20 },
@@ -596,12 +827,28 @@ export function startBedrockFake(options: BedrockFakeOptions): Promise<FakeProvi
         amzHeaders,
       );
     }
-    const [first, second] = halves(text);
+    const [first, second] = halves(answer);
+    const [thoughtStart, thoughtEnd] = halves(THOUGHT);
+    const textIndex = asked.thinking ? 1 : 0;
     const frames = Buffer.concat([
       awsEvent('messageStart', { role: 'assistant' }),
-      awsEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { text: first } }),
-      awsEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { text: second } }),
-      awsEvent('contentBlockStop', { contentBlockIndex: 0 }),
+      ...(asked.thinking
+        ? [
+            awsEvent('contentBlockDelta', {
+              contentBlockIndex: 0,
+              delta: { reasoningContent: { text: thoughtStart } },
+            }),
+            awsEvent('contentBlockDelta', { contentBlockIndex: 0, delta: { reasoningContent: { text: thoughtEnd } } }),
+            awsEvent('contentBlockDelta', {
+              contentBlockIndex: 0,
+              delta: { reasoningContent: { signature: THOUGHT_SIGNATURE } },
+            }),
+            awsEvent('contentBlockStop', { contentBlockIndex: 0 }),
+          ]
+        : []),
+      awsEvent('contentBlockDelta', { contentBlockIndex: textIndex, delta: { text: first } }),
+      awsEvent('contentBlockDelta', { contentBlockIndex: textIndex, delta: { text: second } }),
+      awsEvent('contentBlockStop', { contentBlockIndex: textIndex }),
       awsEvent('messageStop', { stopReason: 'end_turn' }),
       awsEvent('metadata', { usage: awsUsage, metrics: { latencyMs: 20 } }),
     ]);
@@ -626,7 +873,7 @@ export interface VertexFakeOptions extends CommonOptions {
 }
 
 const VERTEX_PATH =
-  /^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/(google|anthropic)\/models\/([^/:?]+):(generateContent|streamGenerateContent|countTokens|rawPredict|streamRawPredict)(\?.*)?$/;
+  /^\/v1\/projects\/([^/]+)\/locations\/([^/]+)\/publishers\/(google|anthropic)\/models\/([^/:?]+):(generateContent|streamGenerateContent|countTokens|predict|rawPredict|streamRawPredict)(\?.*)?$/;
 
 function googleError(
   request: RecordedRequest,
@@ -636,6 +883,76 @@ function googleError(
   why: string,
 ): void {
   reject(request, res, status, why, [{ error: { code: status, message: why, status: statusName } }]);
+}
+
+/**
+ * What a generateContent body asks for, or the INVALID_ARGUMENT Vertex would answer: thoughts with
+ * `generationConfig.thinkingConfig.includeThoughts` (an integer `thinkingBudget`), JSON with `responseMimeType`
+ * `application/json` and a `responseJsonSchema` object.
+ */
+function geminiAsked(body: Record<string, unknown>): Asked | string {
+  const config = body.generationConfig;
+  if (config === undefined) return NOTHING_ASKED;
+  if (!isRecord(config)) return 'generationConfig: must be an object';
+  let thinking = false;
+  if (config.thinkingConfig !== undefined) {
+    const thinkingConfig = config.thinkingConfig;
+    if (!isRecord(thinkingConfig)) return 'generationConfig.thinkingConfig: must be an object';
+    const budget = thinkingConfig.thinkingBudget;
+    if (budget !== undefined && (typeof budget !== 'number' || !Number.isInteger(budget)))
+      return 'generationConfig.thinkingConfig.thinkingBudget: must be an integer';
+    thinking = thinkingConfig.includeThoughts === true;
+  }
+  if (config.responseJsonSchema !== undefined && config.responseMimeType !== 'application/json')
+    return 'responseJsonSchema needs responseMimeType application/json';
+  return { cache: false, thinking, json: isRecord(config.responseJsonSchema) };
+}
+
+const VERTEX_TASK_TYPES = new Set([
+  'RETRIEVAL_QUERY',
+  'RETRIEVAL_DOCUMENT',
+  'SEMANTIC_SIMILARITY',
+  'CLASSIFICATION',
+  'CLUSTERING',
+  'QUESTION_ANSWERING',
+  'FACT_VERIFICATION',
+  'CODE_RETRIEVAL_QUERY',
+]);
+
+/**
+ * Vertex AI text embeddings (`:predict`), as documented: `instances` of `{content, task_type?, title?}` (a title
+ * only with task_type RETRIEVAL_DOCUMENT), optional `parameters` (`autoTruncate`, `outputDimensionality`); each
+ * prediction carries its values and token count.
+ */
+function vertexEmbeddingAnswer(
+  body: Record<string, unknown> | undefined,
+  request: RecordedRequest,
+  res: http.ServerResponse,
+): void {
+  const bad = (why: string) => googleError(request, res, 400, 'INVALID_ARGUMENT', why);
+  if (!body || !Array.isArray(body.instances) || body.instances.length === 0) return bad('instances is required');
+  const extra = Object.keys(body).find((key) => key !== 'instances' && key !== 'parameters');
+  if (extra !== undefined) return bad(`Invalid JSON payload received. Unknown name "${extra}"`);
+  for (const instance of body.instances as unknown[]) {
+    if (!isRecord(instance) || typeof instance.content !== 'string') return bad('instances[].content is required');
+    const unknown = Object.keys(instance).find((key) => !['content', 'task_type', 'title'].includes(key));
+    if (unknown !== undefined) return bad(`instances[]: unknown field ${unknown}`);
+    if (instance.task_type !== undefined && !VERTEX_TASK_TYPES.has(instance.task_type as string))
+      return bad(`instances[].task_type: unknown ${String(instance.task_type)}`);
+    if (instance.title !== undefined && instance.task_type !== 'RETRIEVAL_DOCUMENT')
+      return bad('instances[].title is only valid with task_type RETRIEVAL_DOCUMENT');
+  }
+  if (body.parameters !== undefined && !isRecord(body.parameters)) return bad('parameters must be an object');
+  const instances = body.instances as { content: string }[];
+  json(res, 200, {
+    predictions: instances.map((instance, i) => ({
+      embeddings: {
+        values: fakeEmbedding(i),
+        statistics: { token_count: embeddingTokens(instance.content), truncated: false },
+      },
+    })),
+    metadata: { billableCharacterCount: instances.reduce((sum, instance) => sum + instance.content.length, 0) },
+  });
 }
 
 export function startVertexFake(options: VertexFakeOptions): Promise<FakeProvider> {
@@ -663,11 +980,12 @@ export function startVertexFake(options: VertexFakeOptions): Promise<FakeProvide
     if (publisher === 'anthropic') {
       if (method !== 'rawPredict' && method !== 'streamRawPredict')
         return googleError(request, res, 400, 'INVALID_ARGUMENT', `${method} is not served for Anthropic models`);
-      const problem = anthropicBodyProblem(body, { model: 'absent', anthropicVersion });
-      if (problem) return googleError(request, res, 400, 'INVALID_ARGUMENT', problem);
-      return anthropicAnswer(options.name, model, method === 'streamRawPredict', usage, res);
+      const asked = anthropicBodyProblem(body, { model: 'absent', anthropicVersion });
+      if (typeof asked === 'string') return googleError(request, res, 400, 'INVALID_ARGUMENT', asked);
+      return anthropicAnswer(options.name, model, method === 'streamRawPredict', usage, res, asked);
     }
 
+    if (method === 'predict') return vertexEmbeddingAnswer(body, request, res);
     if (method !== 'generateContent' && method !== 'streamGenerateContent' && method !== 'countTokens')
       return googleError(request, res, 400, 'INVALID_ARGUMENT', `${method} is not served for Gemini models`);
     if (!body || !Array.isArray(body.contents))
@@ -677,15 +995,22 @@ export function startVertexFake(options: VertexFakeOptions): Promise<FakeProvide
         return googleError(request, res, 400, 'INVALID_ARGUMENT', 'countTokens takes no generationConfig');
       return json(res, 200, { totalTokens: countedTokens(request.body), totalBillableCharacters: 0 });
     }
-    const text = answerText(options.name, model);
+    const asked = geminiAsked(body);
+    if (typeof asked === 'string') return googleError(request, res, 400, 'INVALID_ARGUMENT', asked);
+    const text = asked.json ? jsonAnswer(options.name, model) : answerText(options.name, model);
+    const thoughts = asked.thinking ? THOUGHT_TOKENS : 0;
     const usageMetadata = {
       promptTokenCount: usage.input,
       candidatesTokenCount: usage.output,
-      totalTokenCount: usage.input + usage.output,
+      ...(asked.thinking ? { thoughtsTokenCount: THOUGHT_TOKENS } : {}),
+      totalTokenCount: usage.input + usage.output + thoughts,
     };
+    const thought = asked.thinking ? [{ text: THOUGHT, thought: true }] : [];
     if (method === 'generateContent') {
       return json(res, 200, {
-        candidates: [{ content: { role: 'model', parts: [{ text }] }, finishReason: 'STOP', avgLogprobs: -0.1 }],
+        candidates: [
+          { content: { role: 'model', parts: [...thought, { text }] }, finishReason: 'STOP', avgLogprobs: -0.1 },
+        ],
         usageMetadata,
         modelVersion: model,
         createTime: new Date().toISOString(),
@@ -704,7 +1029,7 @@ export function startVertexFake(options: VertexFakeOptions): Promise<FakeProvide
     const data = (value: unknown) => `data: ${JSON.stringify(value)}\r\n\r\n`;
     return writeInParts(res, 200, { 'content-type': 'text/event-stream' }, [
       data({
-        candidates: [{ content: { role: 'model', parts: [{ text: first }] } }],
+        candidates: [{ content: { role: 'model', parts: [...thought, { text: first }] } }],
         modelVersion: model,
         responseId: 'vertex-e2e-2',
       }),

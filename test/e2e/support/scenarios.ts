@@ -354,6 +354,73 @@ export function providersScenario(variant: PrefixVariant): Scenario {
   };
 }
 
+/** The client models of fidelityScenario and the model each provider receives. */
+export const FIDELITY_MODELS = {
+  anthropic: { model: 'claude-sonnet-4', upstream: 'claude-sonnet-4-20250514' },
+  gcpAnthropic: { model: 'claude-on-vertex', upstream: 'claude-sonnet-4@20250514' },
+  awsAnthropic: { model: 'claude-on-bedrock', upstream: 'anthropic.claude-sonnet-4-20250514-v1:0' },
+  converse: { model: 'claude-on-converse', upstream: 'us.anthropic.claude-sonnet-4-20250514-v1:0' },
+  gemini: { model: 'gemini-2.5-flash', upstream: 'gemini-2.5-flash' },
+  openai: { model: 'gpt-4o-mini', upstream: 'gpt-4o-mini' },
+  titan: { model: 'titan-embed', upstream: 'amazon.titan-embed-text-v2:0' },
+  cohere: { model: 'cohere-embed', upstream: 'cohere.embed-english-v3' },
+  vertexEmbedding: { model: 'text-embedding-005', upstream: 'text-embedding-005' },
+} as const;
+
+/** The budgets of fidelityScenario: large, only their Redis counters are read. */
+export const FIDELITY_BUDGET_TOKENS = 1_000_000;
+
+/**
+ * Provider-fidelity features (issue 16) end to end: Claude on the Anthropic API, Vertex AI, Bedrock InvokeModel and
+ * Bedrock Converse, Gemini, OpenAI, and embedding models on Bedrock (Titan, Cohere) and Vertex AI, each under its
+ * own client model name. Two route budgets count every request: cached input tokens and total tokens.
+ */
+export function fidelityScenario(namespace: string): Scenario {
+  const app = Testing.app();
+  const { chart, gateway, providers } = gatewayChart(app, 'fidelity', namespace);
+  withRedis(chart);
+  const m = FIDELITY_MODELS;
+  const rule = (entry: { model: string; upstream: string }, backend: ProviderBackend): AIRouteRule => ({
+    models: [ModelMatch.exact(entry.model)],
+    backends: [{ backend, ...(entry.upstream !== entry.model ? { modelNameOverride: entry.upstream } : {}) }],
+  });
+  const route = new AIRoute(chart, 'Fidelity', {
+    name: 'fidelity',
+    gateway,
+    anthropicPathPrefix: '/anthropic/v1',
+    rules: [
+      rule(m.anthropic, providers.anthropic),
+      rule(m.gcpAnthropic, providers.gcpAnthropic),
+      rule(m.awsAnthropic, providers.awsAnthropic),
+      rule(m.converse, providers.bedrock),
+      rule(m.gemini, providers.vertex),
+      rule(m.openai, providers.openai),
+      rule(m.titan, providers.bedrock),
+      rule(m.cohere, providers.bedrock),
+      rule(m.vertexEmbedding, providers.vertex),
+    ],
+  });
+  new TokenRateLimit(chart, 'CachedBudget', {
+    target: route,
+    limit: FIDELITY_BUDGET_TOKENS,
+    per: RateLimitUnit.HOUR,
+    cost: TokenCost.cachedInputTokens(),
+  });
+  new TokenRateLimit(chart, 'TotalBudget', {
+    target: route,
+    limit: FIDELITY_BUDGET_TOKENS,
+    per: RateLimitUnit.HOUR,
+    cost: TokenCost.totalTokens(),
+  });
+  return {
+    name: `fidelity ${namespace}`,
+    objects: [...objectsOf(chart), modelServerService(namespace)],
+    backends: providerBackends(namespace),
+    secrets: providerSecrets(namespace),
+    gateway: { ...GATEWAY, namespace },
+  };
+}
+
 /** One model split 50/30/20 across three backends. */
 export function weightedScenario(): Scenario {
   const app = Testing.app();
