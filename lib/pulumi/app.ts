@@ -4,7 +4,7 @@
  * fine), every component is known and the app builds the model and registers the Kubernetes objects.
  */
 import * as pulumi from '@pulumi/pulumi';
-import { Model } from './model';
+import { Model, type ChildResource } from './model';
 
 /**
  * The components of one app are built together: a gateway's processor config holds every route and budget created
@@ -60,5 +60,15 @@ export class AIGatewayApp<T = void> extends pulumi.ComponentResource {
     );
     this.result = pulumi.output(this.done);
     this.registerOutputs({});
+  }
+
+  /**
+   * The Kubernetes resources the app owns itself: objects its components share, such as the ReferenceGrants that
+   * admit routes of a namespace to the backends of another (one per namespace pair for up to 16 backends), so that
+   * removing one backend never moves them. Resolves once the model is built; e.g. wait for the grants with
+   * `dependsOn: app.kubernetesResources().then((rs) => rs.map((r) => r.resource))`.
+   */
+  kubernetesResources(): Promise<readonly ChildResource[]> {
+    return this._aiGatewayModel.resourcesOf(this);
   }
 }

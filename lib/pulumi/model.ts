@@ -320,7 +320,7 @@ export class Model {
   /** The Kubernetes resources registered for `component` (empty while its objects cannot be planned). */
   resourcesOf(component: pulumi.Resource): Promise<readonly ChildResource[]> {
     return this.sealed.then(() => {
-      const member = this.memberFor(component);
+      const member = component === this.app ? this.appMember : this.memberFor(component);
       return member === undefined ? [] : (this.rendered.get(member) ?? []);
     });
   }

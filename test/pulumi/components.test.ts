@@ -656,6 +656,11 @@ describe('during preview with unknown inputs', () => {
       });
       const objects = await registered(mocks.registrations, app);
       const grant = objectNamed(objects, 'ReferenceGrant', 'models/ai-services-from-team');
+      // The app lists it among its own resources (what a dependsOn on the grants waits for).
+      const own = await app.kubernetesResources();
+      expect(own.map((r) => `${r.kind} ${r.path}`)).toEqual([
+        'ReferenceGrant AIBackendGrants/models.ai-services-from-team',
+      ]);
       return { urn: grant.urn, to: (grant.inputs.spec as { to: { name: string }[] }).to.map((t) => t.name) };
     };
     const both = await grantWith(['vllm', 'tgi']);
