@@ -73,6 +73,11 @@ class BackwardWriter {
 
   /** An unsigned 32-bit varint. */
   varint(value: number): void {
+    if (value < 0x80) {
+      if (this.pos < 1) this.room(1);
+      this.buf[--this.pos] = value;
+      return;
+    }
     const size = varintSize(value);
     this.room(size);
     const buf = this.buf;
