@@ -170,7 +170,9 @@ function serializers(): void {
     ratios.push((perSpan.get('ours') ?? 0) / (perSpan.get('maintained') ?? 1));
   }
   const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
-  console.log(`OTLP encoding of a 512-span batch, ${ours.length / batch.length} bytes per span, ${rounds} rounds:`);
+  console.log(
+    `OTLP encoding of a 512-span batch, ${(ours.length / batch.length).toFixed(0)} bytes per span, ${rounds} rounds:`,
+  );
   for (const [name, values] of results) console.log(`  ${name}: ${median(values).toFixed(3)} µs of CPU per span`);
   console.log(`  ours / maintained: ${median(ratios).toFixed(3)} (median of per-round ratios)`);
 }
