@@ -4,9 +4,19 @@
  * — as CPU per span, for profiling tracing (`node --import tsx --cpu-prof bench/tracing-span.bench.ts`).
  * BENCH_SPANS=<n> spans (default 200,000); BENCH_TRACEPARENT=1 continues a remote parent instead of starting traces;
  * BENCH_SSE=1 reads a 50-chunk stream instead of one JSON answer.
+ *
+ * Then the OTLP encoding alone, ours (src/tracing/otlp-encode.ts) against the maintained serializer the OTLP
+ * transport ships with, on the same batches of 512 spans like the processor's (a small request's attributes), in
+ * alternating rounds: the median CPU per span of each (BENCH_SERIALIZER_ROUNDS, default 15, of
+ * BENCH_SERIALIZER_BATCHES batches each, default 200). BENCH_SERIALIZER_ONLY=1 runs only this part.
  */
 import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import { SpanKind } from '@opentelemetry/api';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BasicTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { createTracer } from '../src/tracing';
+import { encodeTraceRequest } from '../src/tracing/otlp-encode';
 import type { TokenUsage } from '../src/translate/types';
 
 const JSON_ANSWER = Buffer.from(
@@ -31,7 +41,7 @@ const SSE_CHUNK = Buffer.from(
 const USAGE: TokenUsage = { input: 352, output: 72, total: 424, cachedInput: 0, reasoning: 0 };
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
-async function main(): Promise<void> {
+async function spanPath(): Promise<void> {
   const sink = spawn(
     process.execPath,
     [
@@ -87,6 +97,89 @@ async function main(): Promise<void> {
   await tracer.shutdown(10_000);
   console.log(`${perSpan.toFixed(2)} µs of CPU per span (${count} spans, ${chunks.length} response chunk(s) each)`);
   sink.kill();
+}
+
+/** A batch of the spans a small request makes (the attributes the processor sets for one), as the SDK ends them. */
+function smallRequestSpans(count: number): ReadableSpan[] {
+  const spans: ReadableSpan[] = [];
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'ai-gateway-processor' }),
+    spanProcessors: [
+      new SimpleSpanProcessor({
+        export: (batch, done) => {
+          spans.push(...batch);
+          done({ code: 0 });
+        },
+        shutdown: () => Promise.resolve(),
+      }),
+    ],
+  });
+  const tracer = provider.getTracer('ai-gateway-processor');
+  for (let i = 0; i < count; i++) {
+    const span = tracer.startSpan('chat gpt-4o', { kind: SpanKind.CLIENT });
+    span.setAttributes({
+      'gen_ai.operation.name': 'chat',
+      'gen_ai.provider.name': 'openai',
+      'gen_ai.request.model': 'gpt-4o',
+      'ai_gateway.route': 'default/chat',
+      'ai_gateway.backend': 'openai',
+      'ai_gateway.consumer': 'acme',
+      'http.response.status_code': 200,
+      'gen_ai.usage.input_tokens': 352,
+      'gen_ai.usage.output_tokens': 72,
+      'gen_ai.response.model': 'gpt-4o-2024-08-06',
+      'gen_ai.response.finish_reasons': ['stop'],
+    });
+    span.end();
+  }
+  return spans;
+}
+
+type Encode = (spans: ReadableSpan[]) => Uint8Array | undefined;
+
+/** Ours against the maintained serializer (the one the installed OTLP transport depends on), alternating. */
+function serializers(): void {
+  const maintained = (
+    createRequire(require.resolve('@opentelemetry/otlp-exporter-base'))('@opentelemetry/otlp-transformer') as {
+      ProtobufTraceSerializer: { serializeRequest: Encode };
+    }
+  ).ProtobufTraceSerializer;
+  const batch = smallRequestSpans(512);
+  const theirs = Buffer.from(maintained.serializeRequest(batch) ?? []);
+  const ours = Buffer.from(encodeTraceRequest(batch));
+  if (!ours.equals(theirs)) throw new Error('the two encodings differ');
+  const batches = Number(process.env.BENCH_SERIALIZER_BATCHES ?? 200);
+  const rounds = Number(process.env.BENCH_SERIALIZER_ROUNDS ?? 15);
+  const time = (encode: Encode): number => {
+    const before = process.cpuUsage();
+    for (let i = 0; i < batches; i++) encode(batch);
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / (batches * batch.length);
+  };
+  const encoders: [string, Encode][] = [
+    ['maintained', (spans) => maintained.serializeRequest(spans)],
+    ['ours', encodeTraceRequest],
+  ];
+  for (const [, encode] of encoders) time(encode); // warm up both
+  const results = new Map<string, number[]>(encoders.map(([name]) => [name, []]));
+  const ratios: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const order = round % 2 === 0 ? encoders : [...encoders].reverse();
+    const perSpan = new Map(order.map(([name, encode]) => [name, time(encode)]));
+    for (const [name, value] of perSpan) results.get(name)?.push(value);
+    ratios.push((perSpan.get('ours') ?? 0) / (perSpan.get('maintained') ?? 1));
+  }
+  const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  console.log(
+    `OTLP encoding of a 512-span batch, ${(ours.length / batch.length).toFixed(0)} bytes per span, ${rounds} rounds:`,
+  );
+  for (const [name, values] of results) console.log(`  ${name}: ${median(values).toFixed(3)} µs of CPU per span`);
+  console.log(`  ours / maintained: ${median(ratios).toFixed(3)} (median of per-round ratios)`);
+}
+
+async function main(): Promise<void> {
+  if (!process.env.BENCH_SERIALIZER_ONLY) await spanPath();
+  serializers();
 }
 
 main().catch((error: unknown) => {

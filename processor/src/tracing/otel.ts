@@ -1,8 +1,8 @@
 /**
  * The OpenTelemetry side of request tracing (loaded only when tracing is on; see ./index.ts): a tracer provider with
  * a parent-based ratio sampler and a bounded batch span processor exporting OTLP/HTTP in protobuf (the binary
- * encoding: half the bytes of OTLP JSON and less garbage to serialize), and the span of one request with the GenAI
- * semantic conventions.
+ * encoding: half the bytes of OTLP JSON; encoded by ./otlp-encode.ts, sent by the maintained transport, see
+ * ./otlp-exporter.ts), and the span of one request with the GenAI semantic conventions.
  *
  * A span is created when the request is routed (its name, `{operation} {model}`, is known then) or when it ends
  * without being routed, with the start time of the request headers. An unsampled request gets a non-recording span
@@ -20,7 +20,6 @@ import {
   type Tracer,
 } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOnSampler,
@@ -60,6 +59,7 @@ import {
   type SpanRoute,
   type TracingOptions,
 } from './index';
+import { OtlpSpanExporter } from './otlp-exporter';
 import { ResponseFacts } from './response-facts';
 
 /** The gateway's own attributes (names from the config, never from the client). */
@@ -81,7 +81,7 @@ const INSTRUMENTATION_NAME = 'ai-gateway-processor';
 const propagator = new W3CTraceContextPropagator();
 
 export function createOtelTracer(options: TracingOptions): RequestTracer {
-  const exporter = new OTLPTraceExporter({ url: options.endpoint, timeoutMillis: SPAN_EXPORT_TIMEOUT_MS });
+  const exporter = new OtlpSpanExporter({ url: options.endpoint, timeoutMillis: SPAN_EXPORT_TIMEOUT_MS });
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName }),
     // A ratio of 1 samples every new trace: the always-on sampler says so without hashing the trace id.

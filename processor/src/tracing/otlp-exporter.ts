@@ -1,0 +1,44 @@
+/**
+ * The span exporter: OTLP/HTTP protobuf to `<endpoint>/v1/traces`, over the maintained OTLP transport of
+ * `@opentelemetry/otlp-exporter-base` (retries with backoff, timeouts, bounded concurrent exports, gzip, headers and
+ * every `OTEL_EXPORTER_OTLP_*` / `OTEL_EXPORTER_OTLP_TRACES_*` setting read as the SDK's own OTLP exporters read
+ * them), with our encoder of the request (./otlp-encode.ts) in place of the maintained serializer. The collector's
+ * answer is read by the maintained response deserializer.
+ */
+import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
+import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { encodeTraceRequest } from './otlp-encode';
+
+/** The exporter's component type in the OpenTelemetry self-observability metrics (as the SDK's own names it). */
+const COMPONENT_TYPE = 'otlp_http_span_exporter';
+
+/** Request encoding: ours; response decoding: the maintained one. */
+export const traceSerializer = {
+  serializeRequest: (spans: ReadableSpan[]): Uint8Array => encodeTraceRequest(spans),
+  deserializeResponse: (data: Uint8Array) => ProtobufTraceSerializer.deserializeResponse(data),
+};
+
+export interface OtlpSpanExporterOptions {
+  /** The collector: `http(s)://host:port` (then `/v1/traces` is appended) or a full URL with a path. */
+  readonly url: string;
+  /** One export's time limit, retries included. */
+  readonly timeoutMillis: number;
+}
+
+export class OtlpSpanExporter extends OTLPExporterBase<ReadableSpan[]> implements SpanExporter {
+  constructor(options: OtlpSpanExporterOptions) {
+    super(
+      createOtlpHttpExportDelegate(
+        convertLegacyHttpOptions({ url: options.url, timeoutMillis: options.timeoutMillis }, 'TRACES', 'v1/traces', {
+          'Content-Type': 'application/x-protobuf',
+        }),
+        traceSerializer,
+        COMPONENT_TYPE,
+        { name: 'span', countItems: (spans) => spans.length },
+        undefined,
+      ),
+    );
+  }
+}
