@@ -24,7 +24,6 @@ import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOnSampler,
   BasicTracerProvider,
-  BatchSpanProcessor,
   ParentBasedSampler,
   TraceIdRatioBasedSampler,
 } from '@opentelemetry/sdk-trace-base';
@@ -60,6 +59,7 @@ import {
   type TracingOptions,
 } from './index';
 import { OtlpSpanExporter } from './otlp-exporter';
+import { EncodingBatchSpanProcessor } from './span-batches';
 import { ResponseFacts } from './response-facts';
 
 /** The gateway's own attributes (names from the config, never from the client). */
@@ -89,7 +89,7 @@ export function createOtelTracer(options: TracingOptions): RequestTracer {
       root: options.samplingRatio >= 1 ? new AlwaysOnSampler() : new TraceIdRatioBasedSampler(options.samplingRatio),
     }),
     spanProcessors: [
-      new BatchSpanProcessor(exporter, {
+      new EncodingBatchSpanProcessor(exporter, {
         maxQueueSize: SPAN_QUEUE_SIZE,
         maxExportBatchSize: SPAN_BATCH_SIZE,
         scheduledDelayMillis: SPAN_EXPORT_DELAY_MS,

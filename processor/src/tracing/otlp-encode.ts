@@ -163,6 +163,13 @@ class BackwardWriter {
     this.varint(bytes);
   }
 
+  /** Bytes already encoded (fields with their tags), as they are. */
+  raw(value: Uint8Array): void {
+    this.room(value.length);
+    this.pos -= value.length;
+    this.buf.set(value, this.pos);
+  }
+
   /** A bytes field's length and bytes (without the tag). */
   bytes(value: Uint8Array): void {
     this.room(value.length);
@@ -216,6 +223,52 @@ export function encodeTraceRequest(spans: readonly ReadableSpan[]): Uint8Array {
     writeResource(writer, resource.attributes);
     writer.close(1, resourceSpansEnd);
   }
+  return writer.finish();
+}
+
+/**
+ * One span as its `ScopeSpans.spans` entry (field 2, with its tag and length): encoded when the span ends, so that a
+ * batch waiting to be exported holds bytes, not span objects (see span-batches.ts).
+ */
+export function encodeSpanEntry(span: ReadableSpan): Uint8Array {
+  const writer = new BackwardWriter(BYTES_PER_SPAN);
+  writeSpan(writer, span);
+  return writer.finish();
+}
+
+/**
+ * `ExportTraceServiceRequest` of spans of one resource and instrumentation scope, given as their entries
+ * (`encodeSpanEntry`): the same bytes `encodeTraceRequest` writes for those spans.
+ */
+export function encodeTraceRequestOfEntries(
+  resource: ReadableSpan['resource'],
+  scope: ReadableSpan['instrumentationScope'],
+  entries: readonly Uint8Array[],
+): Uint8Array {
+  let size = 256;
+  for (const entry of entries) size += entry.length;
+  const writer = new BackwardWriter(size);
+  if (resource.schemaUrl) {
+    writer.string(resource.schemaUrl);
+    writer.tag(3, LEN);
+  }
+  const scopeSpansEnd = writer.end;
+  if (scope.schemaUrl) {
+    writer.string(scope.schemaUrl);
+    writer.tag(3, LEN);
+  }
+  for (let i = entries.length - 1; i >= 0; i--) writer.raw(entries[i]);
+  const scopeEnd = writer.end;
+  if (scope.version) {
+    writer.string(scope.version);
+    writer.tag(2, LEN);
+  }
+  writer.string(scope.name);
+  writer.tag(1, LEN);
+  writer.close(1, scopeEnd);
+  writer.close(2, scopeSpansEnd);
+  writeResource(writer, resource.attributes);
+  writer.close(1, 0);
   return writer.finish();
 }
 

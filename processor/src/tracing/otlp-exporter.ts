@@ -2,21 +2,21 @@
  * The span exporter: OTLP/HTTP protobuf to `<endpoint>/v1/traces`, over the maintained OTLP transport of
  * `@opentelemetry/otlp-exporter-base` (retries with backoff, timeouts, bounded concurrent exports, gzip, headers and
  * every `OTEL_EXPORTER_OTLP_*` / `OTEL_EXPORTER_OTLP_TRACES_*` setting read as the SDK's own OTLP exporters read
- * them), with our encoder of the request (./otlp-encode.ts) in place of the maintained serializer. The collector's
+ * them), sending requests our encoder wrote (./otlp-encode.ts, batched by ./span-batches.ts) in place of the
+ * maintained serializer's. The collector's
  * answer is read by the maintained response deserializer.
  */
 import { OTLPExporterBase } from '@opentelemetry/otlp-exporter-base';
 import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from '@opentelemetry/otlp-exporter-base/node-http';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
-import { encodeTraceRequest } from './otlp-encode';
+import type { EncodedSpanExporter, EncodedSpans } from './span-batches';
 
 /** The exporter's component type in the OpenTelemetry self-observability metrics (as the SDK's own names it). */
 const COMPONENT_TYPE = 'otlp_http_span_exporter';
 
-/** Request encoding: ours; response decoding: the maintained one. */
+/** Requests come encoded (ours, see span-batches.ts); response decoding: the maintained one. */
 export const traceSerializer = {
-  serializeRequest: (spans: ReadableSpan[]): Uint8Array => encodeTraceRequest(spans),
+  serializeRequest: (batch: EncodedSpans): Uint8Array => batch.body,
   deserializeResponse: (data: Uint8Array) => ProtobufTraceSerializer.deserializeResponse(data),
 };
 
@@ -27,7 +27,7 @@ export interface OtlpSpanExporterOptions {
   readonly timeoutMillis: number;
 }
 
-export class OtlpSpanExporter extends OTLPExporterBase<ReadableSpan[]> implements SpanExporter {
+export class OtlpSpanExporter extends OTLPExporterBase<EncodedSpans> implements EncodedSpanExporter {
   constructor(options: OtlpSpanExporterOptions) {
     super(
       createOtlpHttpExportDelegate(
@@ -36,7 +36,7 @@ export class OtlpSpanExporter extends OTLPExporterBase<ReadableSpan[]> implement
         }),
         traceSerializer,
         COMPONENT_TYPE,
-        { name: 'span', countItems: (spans) => spans.length },
+        { name: 'span', countItems: (batch) => batch.count },
         undefined,
       ),
     );

@@ -27,7 +27,7 @@ tracer.startSpan('chat gpt-4o', { attributes: { 'gen_ai.request.model': 'gpt-4o'
 tracer.startSpan('chat gpt-4o-mini').end();
 
 const exporter = new OtlpSpanExporter({ url: process.argv[2], timeoutMillis: 10_000 });
-exporter.export(spans, (result) => {
+exporter.export({ body: encodeTraceRequest(spans), count: spans.length }, (result) => {
   const body = Buffer.from(encodeTraceRequest(spans)).toString('hex');
   process.stdout.write(`${JSON.stringify({ code: result.code, body })}\n`);
   void exporter.shutdown();

@@ -1,0 +1,120 @@
+/**
+ * The span processor that encodes each span when it ends and exports batches of bytes: what it exports is what the
+ * encoder writes for the same spans, batches are cut at the batch size or after the delay, the queue is bounded,
+ * unsampled spans are left out, and flush and shutdown wait for the exports.
+ */
+import { ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import { BasicTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { encodeTraceRequest } from '../../src/tracing/otlp-encode';
+import { EncodingBatchSpanProcessor, type EncodedSpans } from '../../src/tracing/span-batches';
+
+function setup(options: Partial<ConstructorParameters<typeof EncodingBatchSpanProcessor>[1]> = {}) {
+  const batches: EncodedSpans[] = [];
+  const pending: Array<() => void> = [];
+  let shutDown = false;
+  let hold = false;
+  const exporter = {
+    export(batch: EncodedSpans, done: (result: { code: number }) => void) {
+      batches.push(batch);
+      if (hold) pending.push(() => done({ code: 0 }));
+      else done({ code: 0 });
+    },
+    shutdown: async () => {
+      shutDown = true;
+    },
+  };
+  const processor = new EncodingBatchSpanProcessor(exporter, {
+    maxQueueSize: 100,
+    maxExportBatchSize: 4,
+    scheduledDelayMillis: 30,
+    exportTimeoutMillis: 1000,
+    ...options,
+  });
+  // The same spans, as the encoder would get them in one batch.
+  const seen: ReadableSpan[] = [];
+  const provider = new BasicTracerProvider({
+    resource: resourceFromAttributes({ 'service.name': 'batches-test' }),
+    spanProcessors: [
+      processor,
+      new SimpleSpanProcessor({
+        export: (spans, done) => {
+          seen.push(...spans);
+          done({ code: 0 });
+        },
+        shutdown: () => Promise.resolve(),
+      }),
+    ],
+  });
+  const tracer = provider.getTracer('ai-gateway-processor', '1.2.3');
+  const spans = (n: number, from = 0) => {
+    for (let i = from; i < from + n; i++)
+      tracer.startSpan(`chat m${i}`, { attributes: { 'gen_ai.request.model': `m${i}`, n: i } }).end();
+  };
+  return {
+    processor,
+    batches,
+    seen,
+    spans,
+    tracer,
+    release: () => pending.splice(0).forEach((finish) => finish()),
+    holdExports: () => (hold = true),
+    isShutDown: () => shutDown,
+  };
+}
+
+describe('EncodingBatchSpanProcessor', () => {
+  it('exports a full batch at once, as the encoder writes those spans, and the rest after the delay', async () => {
+    const t = setup();
+    t.spans(6);
+    expect(t.batches).toHaveLength(1);
+    expect(t.batches[0].count).toBe(4);
+    expect(Buffer.from(t.batches[0].body).toString('hex')).toBe(
+      Buffer.from(encodeTraceRequest(t.seen.slice(0, 4))).toString('hex'),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(t.batches.map((b) => b.count)).toEqual([4, 2]);
+    expect(Buffer.from(t.batches[1].body).toString('hex')).toBe(
+      Buffer.from(encodeTraceRequest(t.seen.slice(4))).toString('hex'),
+    );
+  });
+
+  it('bounds the queue, dropping and counting what does not fit', () => {
+    const t = setup({ maxQueueSize: 3, maxExportBatchSize: 10 });
+    t.spans(5);
+    expect(t.processor.dropped).toBe(2);
+    return t.processor.forceFlush().then(() => expect(t.batches.map((b) => b.count)).toEqual([3]));
+  });
+
+  it('leaves out spans whose trace is not sampled', async () => {
+    const t = setup();
+    const unsampled = trace.setSpanContext(ROOT_CONTEXT, {
+      traceId: '0af7651916cd43dd8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      traceFlags: TraceFlags.NONE,
+    });
+    t.tracer.startSpan('not sampled', {}, unsampled).end();
+    t.spans(1);
+    await t.processor.forceFlush();
+    expect(t.batches.map((b) => b.count)).toEqual([1]);
+  });
+
+  it('flushes what waits and waits for the exports under way; after shutdown it takes nothing', async () => {
+    const t = setup();
+    t.holdExports();
+    t.spans(2);
+    let flushed = false;
+    const flush = t.processor.forceFlush().then(() => (flushed = true));
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    expect(t.batches.map((b) => b.count)).toEqual([2]);
+    expect(flushed).toBe(false);
+    t.release();
+    await flush;
+    expect(flushed).toBe(true);
+    await t.processor.shutdown();
+    expect(t.isShutDown()).toBe(true);
+    t.spans(3);
+    await t.processor.forceFlush();
+    expect(t.batches).toHaveLength(1);
+  });
+});
