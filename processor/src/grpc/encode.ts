@@ -22,7 +22,8 @@ const LEN = 2;
 const VARINT = 0;
 const FIXED64 = 1;
 
-function varintSize(value: number): number {
+/** Bytes of an unsigned 32-bit varint. */
+export function varintSize(value: number): number {
   if (value < 0x80) return 1;
   if (value < 0x4000) return 2;
   if (value < 0x200000) return 3;

@@ -14,6 +14,7 @@
  */
 import type { Attributes, HrTime, SpanContext } from '@opentelemetry/api';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
+import { varintSize } from '../grpc/encode';
 
 const VARINT = 0;
 const FIXED64 = 1;
@@ -31,14 +32,6 @@ const INT64_MAX_EXCLUSIVE = 2 ** 63;
 const TWO_32 = 0x100000000;
 /** Room per span to start with; the buffer doubles when a batch needs more. */
 const BYTES_PER_SPAN = 640;
-
-function varintSize(value: number): number {
-  if (value < 0x80) return 1;
-  if (value < 0x4000) return 2;
-  if (value < 0x200000) return 3;
-  if (value < 0x10000000) return 4;
-  return 5;
-}
 
 /** A protobuf writer filling a buffer from its end towards its start. */
 class BackwardWriter {
@@ -219,7 +212,12 @@ export function encodeTraceRequest(spans: readonly ReadableSpan[]): Uint8Array {
       writer.tag(3, LEN);
     }
     const scopeList = [...scopes.values()];
-    for (let s = scopeList.length - 1; s >= 0; s--) writeScopeSpans(writer, scopeList[s]);
+    for (let s = scopeList.length - 1; s >= 0; s--) {
+      const spansOfScope = scopeList[s];
+      writeScopeSpans(writer, spansOfScope[0].instrumentationScope, () => {
+        for (let i = spansOfScope.length - 1; i >= 0; i--) writeSpan(writer, spansOfScope[i]);
+      });
+    }
     writeResource(writer, resource.attributes);
     writer.close(1, resourceSpansEnd);
   }
@@ -252,21 +250,9 @@ export function encodeTraceRequestOfEntries(
     writer.string(resource.schemaUrl);
     writer.tag(3, LEN);
   }
-  const scopeSpansEnd = writer.end;
-  if (scope.schemaUrl) {
-    writer.string(scope.schemaUrl);
-    writer.tag(3, LEN);
-  }
-  for (let i = entries.length - 1; i >= 0; i--) writer.raw(entries[i]);
-  const scopeEnd = writer.end;
-  if (scope.version) {
-    writer.string(scope.version);
-    writer.tag(2, LEN);
-  }
-  writer.string(scope.name);
-  writer.tag(1, LEN);
-  writer.close(1, scopeEnd);
-  writer.close(2, scopeSpansEnd);
+  writeScopeSpans(writer, scope, () => {
+    for (let i = entries.length - 1; i >= 0; i--) writer.raw(entries[i]);
+  });
   writeResource(writer, resource.attributes);
   writer.close(1, 0);
   return writer.finish();
@@ -281,15 +267,18 @@ function writeResource(writer: BackwardWriter, attributes: Attributes): void {
   writer.close(1, end);
 }
 
-/** `ResourceSpans.scope_spans` (field 2) of spans sharing one instrumentation scope. */
-function writeScopeSpans(writer: BackwardWriter, spans: readonly ReadableSpan[]): void {
+/** `ResourceSpans.scope_spans` (field 2) of one instrumentation scope; `writeSpans` writes its spans back to front. */
+function writeScopeSpans(
+  writer: BackwardWriter,
+  scope: ReadableSpan['instrumentationScope'],
+  writeSpans: () => void,
+): void {
   const end = writer.end;
-  const scope = spans[0].instrumentationScope;
   if (scope.schemaUrl) {
     writer.string(scope.schemaUrl);
     writer.tag(3, LEN);
   }
-  for (let i = spans.length - 1; i >= 0; i--) writeSpan(writer, spans[i]);
+  writeSpans();
   const scopeEnd = writer.end;
   if (scope.version) {
     writer.string(scope.version);
