@@ -40,7 +40,7 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
   private timer: NodeJS.Timeout | undefined;
   private readonly exports = new Set<Promise<void>>();
   private stopped = false;
-  /** Spans dropped because the queue was full. */
+  /** Spans dropped: the queue was full, or the span could not be encoded. */
   dropped = 0;
 
   constructor(
@@ -59,9 +59,17 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
       this.dropped++;
       return;
     }
+    let entry: Uint8Array;
+    try {
+      entry = encodeSpanEntry(span);
+    } catch {
+      // Tracing never fails a request: a span the encoder cannot write (an attribute value of no OTLP type) is dropped.
+      this.dropped++;
+      return;
+    }
     this.resource = span.resource;
     this.scope = span.instrumentationScope;
-    this.entries.push(encodeSpanEntry(span));
+    this.entries.push(entry);
     if (this.entries.length >= this.options.maxExportBatchSize) this.exportBatch();
     else this.timer ??= setTimeout(() => this.exportBatch(), this.options.scheduledDelayMillis).unref();
   }

@@ -86,6 +86,21 @@ describe('EncodingBatchSpanProcessor', () => {
     return t.processor.forceFlush().then(() => expect(t.batches.map((b) => b.count)).toEqual([3]));
   });
 
+  it('drops a span it cannot encode instead of failing the request that ends it', async () => {
+    const t = setup();
+    t.spans(1);
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    const real = t.seen[0];
+    const broken = Object.assign(Object.create(Object.getPrototypeOf(real) as object) as object, real, {
+      attributes: { x: cyclic },
+    }) as ReadableSpan;
+    expect(() => t.processor.onEnd(broken)).not.toThrow();
+    expect(t.processor.dropped).toBe(1);
+    await t.processor.forceFlush();
+    expect(t.batches.map((b) => b.count)).toEqual([1]);
+  });
+
   it('leaves out spans whose trace is not sampled', async () => {
     const t = setup();
     const unsampled = trace.setSpanContext(ROOT_CONTEXT, {
