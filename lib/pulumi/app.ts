@@ -65,8 +65,9 @@ export class AIGatewayApp<T = void> extends pulumi.ComponentResource {
   /**
    * The Kubernetes resources the app owns itself: objects its components share, such as the ReferenceGrants that
    * admit routes of a namespace to the backends of another (one per namespace pair for up to 16 backends), so that
-   * removing one backend never moves them. Resolves once the model is built; e.g. wait for the grants with
-   * `dependsOn: app.kubernetesResources().then((rs) => rs.map((r) => r.resource))`.
+   * removing one backend never moves them. Resolves once the model is built, after the program function returned:
+   * never await it inside that function (it would wait for itself); pass the promise on, e.g. wait for the grants
+   * with `dependsOn: app.kubernetesResources().then((rs) => rs.map((r) => r.resource))`.
    */
   kubernetesResources(): Promise<readonly ChildResource[]> {
     return this._aiGatewayModel.resourcesOf(this);

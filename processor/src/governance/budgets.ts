@@ -151,7 +151,7 @@ export function budgetUse(
     remainingValue === undefined
   )
     return undefined;
-  // Several rate-limit domains each add their headers: the values are joined by commas, the first is read.
+  // One value is expected (the caller passes the last header entry); a joined value is read up to its first comma.
   const remaining = /^\s*(\d{1,10})\s*(?:,|$)/.exec(remainingValue.slice(0, MAX_LIMIT_HEADER_BYTES));
   if (remaining === null) return undefined;
   const found = announcedBudget(candidates(budgets, route, consumer), announced);

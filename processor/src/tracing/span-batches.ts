@@ -6,7 +6,7 @@
  * objects die young. Queue bound, batch size, delay and export timeout are those of the SDK processor's options.
  */
 import { TraceFlags } from '@opentelemetry/api';
-import type { ExportResult } from '@opentelemetry/core';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { encodeSpanEntry, encodeTraceRequestOfEntries } from './otlp-encode';
 
@@ -39,9 +39,14 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
   private scope: ReadableSpan['instrumentationScope'] | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly exports = new Set<Promise<void>>();
+  /** Spans handed to the exporter whose export has not finished: they count against the queue bound. */
+  private exporting = 0;
   private stopped = false;
-  /** Spans dropped: the queue was full, or the span could not be encoded. */
+  private stopping: Promise<void> | undefined;
+  /** Spans dropped: the queue (waiting and being exported) was full, or the span could not be encoded. */
   dropped = 0;
+  /** Spans whose export failed (the collector refused them, or did not answer in time). */
+  failed = 0;
 
   constructor(
     private readonly exporter: EncodedSpanExporter,
@@ -55,7 +60,7 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
     // A batch holds spans of one resource and scope (one tracer here); another pair starts a batch of its own.
     if (this.entries.length > 0 && (span.resource !== this.resource || span.instrumentationScope !== this.scope))
       this.exportBatch();
-    if (this.entries.length >= this.options.maxQueueSize) {
+    if (this.entries.length + this.exporting >= this.options.maxQueueSize) {
       this.dropped++;
       return;
     }
@@ -86,22 +91,39 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
     clearTimeout(timer);
   }
 
-  async shutdown(): Promise<void> {
-    if (this.stopped) return;
-    await this.forceFlush();
+  shutdown(): Promise<void> {
+    // Spans ending from now on are not taken: what waits is flushed once, then the exporter stops.
     this.stopped = true;
-    await this.exporter.shutdown();
+    this.stopping ??= this.forceFlush().then(() => this.exporter.shutdown());
+    return this.stopping;
   }
 
   private exportBatch(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    if (this.entries.length === 0 || !this.resource || !this.scope) return;
+    const { resource, scope } = this;
+    if (this.entries.length === 0 || !resource || !scope) return;
     const batch = this.entries.splice(0, this.options.maxExportBatchSize);
-    const body = encodeTraceRequestOfEntries(this.resource, this.scope, batch);
-    const done = new Promise<void>((resolve) => this.exporter.export({ body, count: batch.length }, () => resolve()));
+    const count = batch.length;
+    this.exporting += count;
+    const done = new Promise<void>((resolve) => {
+      const finish = (ok: boolean) => {
+        if (!ok) this.failed += count;
+        resolve();
+      };
+      try {
+        const body = encodeTraceRequestOfEntries(resource, scope, batch);
+        this.exporter.export({ body, count }, (result) => finish(result.code === ExportResultCode.SUCCESS));
+      } catch {
+        // Tracing never fails a request or a shutdown: an export that cannot even start counts as failed.
+        finish(false);
+      }
+    });
     this.exports.add(done);
-    void done.then(() => this.exports.delete(done));
+    void done.then(() => {
+      this.exports.delete(done);
+      this.exporting -= count;
+    });
     if (this.entries.length > 0)
       this.timer = setTimeout(() => this.exportBatch(), this.options.scheduledDelayMillis).unref();
   }

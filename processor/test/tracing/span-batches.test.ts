@@ -86,6 +86,42 @@ describe('EncodingBatchSpanProcessor', () => {
     return t.processor.forceFlush().then(() => expect(t.batches.map((b) => b.count)).toEqual([3]));
   });
 
+  it('counts spans being exported against the bound: a collector that never answers holds no more than it', () => {
+    const t = setup({ maxQueueSize: 10, maxExportBatchSize: 4 });
+    t.holdExports();
+    t.spans(100);
+    // Two full batches in flight, two spans waiting: ten spans held, the other ninety dropped.
+    expect(t.batches.map((b) => b.count)).toEqual([4, 4]);
+    expect(t.processor.dropped).toBe(90);
+  });
+
+  it('counts failed exports, and an exporter that throws fails neither the span nor the flush', async () => {
+    const failing = new EncodingBatchSpanProcessor(
+      {
+        export: (_batch, done) => done({ code: 1 }),
+        shutdown: async () => undefined,
+      },
+      { maxQueueSize: 100, maxExportBatchSize: 2, scheduledDelayMillis: 30, exportTimeoutMillis: 1000 },
+    );
+    const throwing = new EncodingBatchSpanProcessor(
+      {
+        export: () => {
+          throw new Error('transport broken');
+        },
+        shutdown: async () => undefined,
+      },
+      { maxQueueSize: 100, maxExportBatchSize: 2, scheduledDelayMillis: 30, exportTimeoutMillis: 1000 },
+    );
+    const t = setup();
+    t.spans(2);
+    for (const processor of [failing, throwing]) {
+      expect(() => t.seen.forEach((span) => processor.onEnd(span))).not.toThrow();
+      await expect(processor.forceFlush()).resolves.toBeUndefined();
+      expect(processor.failed).toBe(2);
+      await expect(processor.shutdown()).resolves.toBeUndefined();
+    }
+  });
+
   it('drops a span it cannot encode instead of failing the request that ends it', async () => {
     const t = setup();
     t.spans(1);
@@ -126,10 +162,19 @@ describe('EncodingBatchSpanProcessor', () => {
     t.release();
     await flush;
     expect(flushed).toBe(true);
-    await t.processor.shutdown();
+    t.holdExports();
+    t.spans(1, 10);
+    const shutdown = t.processor.shutdown();
+    // Spans ending while it shuts down are not taken.
+    t.spans(2, 20);
+    t.release();
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    t.release();
+    await shutdown;
     expect(t.isShutDown()).toBe(true);
-    t.spans(3);
+    expect(t.batches.map((b) => b.count)).toEqual([2, 1]);
+    t.spans(3, 30);
     await t.processor.forceFlush();
-    expect(t.batches).toHaveLength(1);
+    expect(t.batches).toHaveLength(2);
   });
 });
