@@ -90,6 +90,8 @@ export class ProcessorApp {
     this.metrics = new Metrics({ defaultMetrics: options.defaultMetrics });
     this.lastGoodConfig = options.initialConfig ?? readConfigFile(options.config);
     this.tracer = options.tracing ? createTracer(options.tracing) : undefined;
+    const tracer = this.tracer;
+    if (tracer) this.metrics.reportLostSpans(() => tracer.lostSpans());
     this.egress = new HttpEgress(options.egress);
     this.processor = new Processor(
       this.compile(this.lastGoodConfig),

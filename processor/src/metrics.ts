@@ -245,6 +245,26 @@ export class Metrics {
     if (this.budgetUse.size >= MAX_CACHED_SERIES && soonest !== undefined) this.budgetUse.delete(soonest);
   }
 
+  /**
+   * With tracing on: `ai_gateway_trace_spans_lost_total{reason}`, the sampled spans the tracer lost (`dropped`: its
+   * queue was full or a span could not be encoded; `export_failed`: the collector refused them or did not answer),
+   * read from the tracer at each scrape. Without tracing the series does not exist.
+   */
+  reportLostSpans(lost: () => { dropped: number; failed: number }): void {
+    new Counter({
+      name: 'ai_gateway_trace_spans_lost_total',
+      help: 'Sampled trace spans the processor did not deliver to the collector, by reason (dropped, export_failed).',
+      labelNames: ['reason'],
+      registers: [this.registry],
+      collect() {
+        const { dropped, failed } = lost();
+        this.reset();
+        this.inc({ reason: 'dropped' }, dropped);
+        this.inc({ reason: 'export_failed' }, failed);
+      },
+    });
+  }
+
   /** A request moved on from one backend to the next (every label comes from the configuration). */
   recordFallback(route: string, from: string, to: string, reason: FailoverReason): void {
     this.fallbacks.inc({ route, from_backend: from, to_backend: to, reason });

@@ -79,6 +79,8 @@ export interface RequestTracer {
   start(traceparent: string | undefined, tracestate: string | undefined): RequestSpan;
   /** Exports what is queued, then stops; bounded by `timeoutMs`. */
   shutdown(timeoutMs: number): Promise<void>;
+  /** Sampled spans lost so far: dropped (queue full, not encodable) and in exports that failed. */
+  lostSpans(): { dropped: number; failed: number };
 }
 
 /**

@@ -82,26 +82,26 @@ const propagator = new W3CTraceContextPropagator();
 
 export function createOtelTracer(options: TracingOptions): RequestTracer {
   const exporter = new OtlpSpanExporter({ url: options.endpoint, timeoutMillis: SPAN_EXPORT_TIMEOUT_MS });
+  const batches = new EncodingBatchSpanProcessor(exporter, {
+    maxQueueSize: SPAN_QUEUE_SIZE,
+    maxExportBatchSize: SPAN_BATCH_SIZE,
+    scheduledDelayMillis: SPAN_EXPORT_DELAY_MS,
+    exportTimeoutMillis: SPAN_EXPORT_TIMEOUT_MS,
+  });
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName }),
     // A ratio of 1 samples every new trace: the always-on sampler says so without hashing the trace id.
     sampler: new ParentBasedSampler({
       root: options.samplingRatio >= 1 ? new AlwaysOnSampler() : new TraceIdRatioBasedSampler(options.samplingRatio),
     }),
-    spanProcessors: [
-      new EncodingBatchSpanProcessor(exporter, {
-        maxQueueSize: SPAN_QUEUE_SIZE,
-        maxExportBatchSize: SPAN_BATCH_SIZE,
-        scheduledDelayMillis: SPAN_EXPORT_DELAY_MS,
-        exportTimeoutMillis: SPAN_EXPORT_TIMEOUT_MS,
-      }),
-    ],
+    spanProcessors: [batches],
   });
   const tracer = provider.getTracer(INSTRUMENTATION_NAME);
   let stopped: Promise<void> | undefined;
   return {
     start: (traceparent, tracestate) =>
       new OtelRequestSpan(tracer, parentContext(traceparent, tracestate), options.contentMaxBytes),
+    lostSpans: () => ({ dropped: batches.dropped, failed: batches.failed }),
     shutdown(timeoutMs) {
       stopped ??= provider.shutdown();
       return Promise.race([stopped, new Promise<void>((resolve) => setTimeout(resolve, timeoutMs).unref())]);

@@ -33,6 +33,7 @@ class RecordingSpan implements RequestSpan {
 it('tells the request span each attempt and ends it with the answering attempt', async () => {
   const spans: RecordingSpan[] = [];
   const tracer: RequestTracer = {
+    lostSpans: () => ({ dropped: 0, failed: 0 }),
     start: () => {
       const span = new RecordingSpan();
       spans.push(span);
