@@ -185,12 +185,8 @@ export function upstreamAnswer(
   const route = exchange.route;
   const backend = route.backend;
   const auth = backend.auth;
-  let fixedCredentials: HeaderChanges | undefined;
-  try {
-    fixedCredentials = auth?.fixed?.();
-  } catch (error) {
-    return new CredentialFailure(error);
-  }
+  const fixedCredentials = fixedCredentialsOf(backend);
+  if (fixedCredentials instanceof CredentialFailure) return fixedCredentials;
   const clientSpecific = clientHeaderChanges(read.headers, backend, runtime.governance.consumers !== undefined);
   const consumer = consumerChanges(runtime, route.consumer);
   if (
@@ -225,13 +221,30 @@ export function upstreamAnswer(
     );
   }
   const changes = requestChanges(backend, routeName, route.model, upstream, read.path, upstreamBody, fixedCredentials);
-  if (clientSpecific) changes.apply(clientSpecific);
-  // After the client's own headers: a consumer header the client sent is replaced (or removed), never kept.
-  if (consumer) changes.apply(consumer);
+  applyClientChanges(changes, clientSpecific, consumer);
   const metadata = route.consumer?.limitMetadata;
   return withCredentials(read, prepared, raw, changes, fixedCredentials, (signed) =>
     bodyAnswer(runtime, signed, upstreamBody, metadata),
   );
+}
+
+/** The backend's static credential headers (undefined without any), or why they cannot be had. */
+function fixedCredentialsOf(backend: BackendRuntime): HeaderChanges | undefined | CredentialFailure {
+  try {
+    return backend.auth?.fixed?.();
+  } catch (error) {
+    return new CredentialFailure(error);
+  }
+}
+
+/** The client's own header changes, then the consumer's: a consumer header the client sent is replaced, never kept. */
+function applyClientChanges(
+  changes: HeaderChangeSet,
+  clientSpecific: HeaderChanges | undefined,
+  consumer: HeaderChanges | undefined,
+): void {
+  if (clientSpecific) changes.apply(clientSpecific);
+  if (consumer) changes.apply(consumer);
 }
 
 /**
@@ -248,17 +261,14 @@ export function upstreamHeaders(
   const { upstream, upstreamBody, exchange, routeName } = prepared;
   const route = exchange.route;
   const backend = route.backend;
-  let fixedCredentials: HeaderChanges | undefined;
-  try {
-    fixedCredentials = backend.auth?.fixed?.();
-  } catch (error) {
-    return new CredentialFailure(error);
-  }
+  const fixedCredentials = fixedCredentialsOf(backend);
+  if (fixedCredentials instanceof CredentialFailure) return fixedCredentials;
   const changes = requestChanges(backend, routeName, route.model, upstream, read.path, upstreamBody, fixedCredentials);
-  const clientSpecific = clientHeaderChanges(read.headers, backend, runtime.governance.consumers !== undefined);
-  if (clientSpecific) changes.apply(clientSpecific);
-  const consumer = consumerChanges(runtime, route.consumer);
-  if (consumer) changes.apply(consumer);
+  applyClientChanges(
+    changes,
+    clientHeaderChanges(read.headers, backend, runtime.governance.consumers !== undefined),
+    consumerChanges(runtime, route.consumer),
+  );
   return withCredentials(read, prepared, raw, changes, fixedCredentials, (signed) =>
     signed.appliedTo(read.headers.toRecord()),
   );
