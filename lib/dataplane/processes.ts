@@ -11,6 +11,7 @@ import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as readline from 'node:readline';
+import { PROCESSOR_NODE_OPTIONS } from '@ai-gateway-constructs/processor-config';
 import type { ProcessorDeployment } from './model';
 import { DEV_UPSTREAMS_FLAG } from './dev-upstreams';
 import { configMapKeyProblem } from './objects';
@@ -318,6 +319,7 @@ export async function startProcessors(
       processEnv.NODE_EXTRA_CA_CERTS = caFile;
     }
     const args = [
+      ...PROCESSOR_NODE_OPTIONS,
       entry,
       ...keptArgs(deployment.args),
       '--config',

@@ -17,7 +17,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { CONFIG_VERSION, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
+import { CONFIG_VERSION, PROCESSOR_NODE_OPTIONS, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import { scanJsonBody } from '../src/extproc/json-body';
 import { EnvoyClient } from '../test/support/envoy-client';
 import {
@@ -195,7 +195,9 @@ process.on('exit', () => {
 
 function startProcess(name: string, args: string[], address: string): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...PROCESSOR_NODE_OPTIONS, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     children.add(child);
     child.once('exit', () => children.delete(child));
     child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));

@@ -24,6 +24,7 @@ import {
   MANIFEST_KEY,
   parseConfigBundleManifest,
   parseProcessorConfig,
+  PROCESSOR_NODE_OPTIONS,
   type BackendConfig,
   type ProcessorConfig,
   type RouteConfig,
@@ -204,7 +205,16 @@ function prepare(root: string): Case[] {
 function runChild(file: string, secretsDir: string): Sample {
   const result = spawnSync(
     process.execPath,
-    [...process.execArgv, ...NODE_FLAGS, '--expose-gc', __filename, '--child', file, secretsDir],
+    [
+      ...process.execArgv,
+      ...PROCESSOR_NODE_OPTIONS,
+      ...NODE_FLAGS,
+      '--expose-gc',
+      __filename,
+      '--child',
+      file,
+      secretsDir,
+    ],
     { encoding: 'utf8', maxBuffer: 1024 * 1024 },
   );
   if (result.status !== 0) throw new Error(`child failed: ${result.stderr}`);

@@ -8,7 +8,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { build } from 'esbuild';
-import { CONFIG_VERSION, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
+import { CONFIG_VERSION, PROCESSOR_NODE_OPTIONS, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 import type * as grpc from '@grpc/grpc-js';
 import { extProcCodecs, PROCESS_METHOD_PATH } from '../src/grpc/codec';
 import { loadProtoRoot } from '../src/grpc/descriptor';
@@ -295,7 +295,7 @@ export function startProcess(
     const started = performance.now();
     const memoryFile = path.join(os.tmpdir(), `aigw-bench-memory-${name}-${process.pid}.json`);
     const hook = options.gcHook ? ['--expose-gc', '--require', path.join(__dirname, 'gc-hook.cjs')] : [];
-    const child = spawn(process.execPath, [...hook, ...args], {
+    const child = spawn(process.execPath, [...PROCESSOR_NODE_OPTIONS, ...hook, ...args], {
       stdio: ['ignore', 'pipe', 'ignore'],
       env: { ...process.env, BENCH_MEMORY_FILE: memoryFile },
     });

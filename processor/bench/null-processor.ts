@@ -2,7 +2,8 @@
  * The baseline for the benchmark: the same gRPC stack (grpc-js, the same precompiled descriptor and
  * codecs, the same health service) answering every ext_proc message with a bare CONTINUE, encoded once
  * (as the processor does for its constant answers). The only protocol work it does is the one Envoy needs
- * for streaming: switch event streams to STREAMED.
+ * for streaming: switch event streams to STREAMED. The benches start it with the processor's V8 options
+ * (PROCESSOR_NODE_OPTIONS), so both run on one runtime.
  */
 import * as grpc from '@grpc/grpc-js';
 import { extProcCodecs } from '../src/grpc/codec';

@@ -13,7 +13,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { CONFIG_VERSION, type BackendConfig, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
+import {
+  CONFIG_VERSION,
+  PROCESSOR_NODE_OPTIONS,
+  type BackendConfig,
+  type ProcessorConfig,
+} from '@ai-gateway-constructs/processor-config';
 import { crc32Table, encodeEventStreamMessage, EventStreamDecoder } from '../src/eventstream';
 import { awsSigV4Auth } from '../src/auth/aws';
 import { findTranslator } from '../src/translate/registry';
@@ -332,7 +337,9 @@ async function verify(address: string, s: Scenario): Promise<void> {
 
 function startProcess(args: string[]): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...PROCESSOR_NODE_OPTIONS, ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     child.once('exit', (code) => reject(new Error(`server exited with ${code}`)));
     child.stdout.once('data', () => resolve(child));
   });

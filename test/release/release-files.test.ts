@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { PROCESSOR_NODE_OPTIONS } from '@ai-gateway-constructs/processor-config';
 import { parse as parseYaml } from 'yaml';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -105,6 +106,12 @@ describe('processor/Dockerfile', () => {
       expect(copy.args).toMatch(/^--from=build \/src\/processor\/dist\/ \/app\/$/);
     }
     expect(all(runtime, 'ENTRYPOINT')[0].args).toContain('/app/main.js');
+  });
+
+  it('starts the bundle with the V8 options the local data plane and the benchmarks use', () => {
+    const entrypoints = all(runtime, 'ENTRYPOINT');
+    expect(entrypoints).toHaveLength(1);
+    expect(JSON.parse(entrypoints[0].args)).toEqual(['/nodejs/bin/node', ...PROCESSOR_NODE_OPTIONS, '/app/main.js']);
   });
 
   it('copies the workspace manifests before installing and the config contract before bundling', () => {

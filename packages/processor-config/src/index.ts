@@ -94,3 +94,4 @@ export type {
   ConsumersConfig,
   BudgetConfig,
 } from './governance';
+export { PROCESSOR_NODE_OPTIONS } from './runtime';

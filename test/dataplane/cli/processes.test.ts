@@ -13,7 +13,7 @@ import {
 } from '../../../lib/dataplane/processes';
 import { MissingSecretError } from '../../../lib/dataplane/secrets';
 import { parseCli } from '../../../processor/src/cli';
-import { CONFIG_VERSION, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
+import { CONFIG_VERSION, PROCESSOR_NODE_OPTIONS, type ProcessorConfig } from '@ai-gateway-constructs/processor-config';
 // The processor's own Envoy stand-in: enough to drive one ext_proc exchange and see what the processor did.
 import { EnvoyClient } from '../../../processor/test/support/envoy-client';
 
@@ -222,6 +222,11 @@ describe('startProcessors', () => {
     it('runs the config.json of the Deployment with the Secret keys from the folder and the environment', async () => {
       expect((await upstreamHeaders(running.processors[0].grpcAddress)).authorization).toBe('Bearer sk-local-key');
       expect((await upstreamHeaders(running.processors[1].grpcAddress)).authorization).toBe('Bearer sk-env-key');
+    });
+
+    it('runs the bundle with the V8 options of the image', () => {
+      const argv = fs.readFileSync(`/proc/${running.processors[0].pid}/cmdline`, 'utf8').split('\0');
+      expect(argv.slice(1, 1 + PROCESSOR_NODE_OPTIONS.length + 1)).toEqual([...PROCESSOR_NODE_OPTIONS, bundle]);
     });
 
     it('passes the output on, prefixed with the Deployment', () => {
