@@ -13,7 +13,8 @@
  * Then the span itself, ours (`RequestSpans` of src/tracing/otel.ts) against the SDK's tracer and span, each
  * started, given a small request's attributes and ended into the same encoding span processor (exports discarded),
  * in alternating rounds (BENCH_RECORD_ROUNDS, default 15, of BENCH_RECORD_SPANS spans, default 20,000): the median
- * CPU per span of each. BENCH_RECORD_ONLY=1 runs only this part.
+ * CPU per span of each. BENCH_RECORD_ONLY=1 runs only this part. Last, the ids of a span of a new trace, ours
+ * (src/tracing/ids.ts) against the SDK's generator, in alternating rounds.
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -25,9 +26,11 @@ import {
   ParentBasedSampler,
   RandomIdGenerator,
   SimpleSpanProcessor,
+  type IdGenerator,
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
 import { createTracer } from '../src/tracing';
+import { PooledIdGenerator } from '../src/tracing/ids';
 import { RequestSpans } from '../src/tracing/otel';
 import { EncodingBatchSpanProcessor } from '../src/tracing/span-batches';
 import { encodeTraceRequest } from '../src/tracing/otlp-encode';
@@ -253,11 +256,38 @@ async function spanRecords(): Promise<void> {
   await Promise.all([sdkProcessor.shutdown(), oursProcessor.shutdown()]);
 }
 
+/** A new trace's ids (a trace id and a span id), ours against the SDK's generator, in alternating rounds. */
+function idGenerators(): void {
+  const generators: [string, IdGenerator][] = [
+    ['SDK RandomIdGenerator', new RandomIdGenerator()],
+    ['ours', new PooledIdGenerator()],
+  ];
+  const count = 200_000;
+  const time = (ids: IdGenerator): number => {
+    const before = process.cpuUsage();
+    let digits = 0;
+    for (let i = 0; i < count; i++) digits += ids.generateTraceId().length + ids.generateSpanId().length;
+    const used = process.cpuUsage(before);
+    if (digits !== count * 48) throw new Error('ids of the wrong length');
+    return ((used.user + used.system) / count) * 1000;
+  };
+  for (const [, ids] of generators) time(ids);
+  const results = new Map<string, number[]>(generators.map(([name]) => [name, []]));
+  for (let round = 0; round < 11; round++) {
+    for (const [name, ids] of round % 2 === 0 ? generators : [...generators].reverse())
+      results.get(name)?.push(time(ids));
+  }
+  const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  console.log('Ids of a span of a new trace, 11 rounds:');
+  for (const [name, values] of results) console.log(`  ${name}: ${median(values).toFixed(0)} ns of CPU per span`);
+}
+
 async function main(): Promise<void> {
   if (process.env.BENCH_RECORD_ONLY) return spanRecords();
   if (!process.env.BENCH_SERIALIZER_ONLY) await spanPath();
   serializers();
   if (!process.env.BENCH_SERIALIZER_ONLY) await spanRecords();
+  if (!process.env.BENCH_SERIALIZER_ONLY) idGenerators();
 }
 
 main().catch((error: unknown) => {

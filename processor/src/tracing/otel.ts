@@ -13,9 +13,9 @@
  * self-metrics, three time conversions, a span processor fan-out) for features a request span does not use (events,
  * links, span limits, active context). The maintained packages still decide everything that has rules: the W3C
  * trace context (`@opentelemetry/core`'s propagator), sampling (the SDK's parent-based and ratio samplers, asked as
- * the SDK's tracer asks them), ids (the SDK's id generator), the resource, the OTLP transport. What the record holds
- * is what the SDK's span would hold for the same request: test/tracing/request-span.test.ts compares the bytes both
- * export, and bench/tracing-span.bench.ts (BENCH_SDK_SPANS=1) measures both.
+ * the SDK's tracer asks them), the resource, the OTLP transport; ids are random bytes, drawn as ./ids.ts says. What
+ * the record holds is what the SDK's span would hold for the same request: test/tracing/request-span.test.ts
+ * compares the bytes both export, and bench/tracing-span.bench.ts measures both (BENCH_RECORD_ONLY=1).
  */
 import {
   defaultTextMapGetter,
@@ -36,7 +36,6 @@ import { resourceFromAttributes, type Resource } from '@opentelemetry/resources'
 import {
   AlwaysOnSampler,
   ParentBasedSampler,
-  RandomIdGenerator,
   SamplingDecision,
   TraceIdRatioBasedSampler,
   type IdGenerator,
@@ -75,6 +74,7 @@ import {
   type SpanRoute,
   type TracingOptions,
 } from './index';
+import { PooledIdGenerator } from './ids';
 import { OtlpSpanExporter } from './otlp-exporter';
 import { EncodingBatchSpanProcessor } from './span-batches';
 import { ResponseFacts } from './response-facts';
@@ -116,7 +116,7 @@ export function createOtelTracer(options: TracingOptions): RequestTracer {
     sampler: new ParentBasedSampler({
       root: options.samplingRatio >= 1 ? new AlwaysOnSampler() : new TraceIdRatioBasedSampler(options.samplingRatio),
     }),
-    idGenerator: new RandomIdGenerator(),
+    idGenerator: new PooledIdGenerator(),
     ended: (span) => batches.onEnd(span),
   });
   let stopped: Promise<void> | undefined;
