@@ -7,7 +7,7 @@
  * message is written back to front into one buffer: when a message's prefix (tag, length) is written, its length is
  * already known, so every field is written once and nothing moves. ASCII strings up to a short length are copied in
  * a JS loop; longer or non-ASCII ones go through `Buffer#write`; an attribute whose key and ASCII value are short
- * (most are) is written in one pass, ids are decoded from hex in JS. Field order and the fields written (including
+ * (most are) is written in one pass. Field order and the fields written (including
  * zero counts, `flags` with the has-is-remote bit) are those of the maintained serializer, so both produce the same
  * bytes (the differential test checks it), and the benchmark in bench/tracing-span.bench.ts compares both.
  *
@@ -165,17 +165,12 @@ class BackwardWriter {
     this.varint(value.length);
   }
 
-  /**
-   * A trace or span id given in hex, as bytes (without the tag): decoded in JS (a native call costs more than the 16
-   * or 32 digits of an id) as the maintained serializer decodes it, upper and lower case alike.
-   */
+  /** A trace or span id given in hex, as bytes (without the tag). */
   hexId(hex: string): void {
     const length = hex.length >>> 1;
-    this.room(length + 1);
-    const buf = this.buf;
-    const start = (this.pos -= length);
-    for (let i = 0; i < length; i++)
-      buf[start + i] = (hexDigit(hex.charCodeAt(2 * i)) << 4) | hexDigit(hex.charCodeAt(2 * i + 1));
+    this.room(length);
+    this.pos -= length;
+    this.buf.write(hex, this.pos, length, 'hex');
     this.varint(length);
   }
 
@@ -234,13 +229,6 @@ class BackwardWriter {
     const low = highNanosLow * 0x10000 + secondsLow * 1e9 + time[1];
     this.fixed64(low % TWO_32, (highNanos - highNanosLow) / 0x10000 + Math.floor(low / TWO_32));
   }
-}
-
-/** The value of a hex digit (0-9, a-f, A-F), as the maintained serializer reads one. */
-function hexDigit(code: number): number {
-  if (code >= 48 && code <= 57) return code - 48;
-  if (code >= 97 && code <= 102) return code - 87;
-  return code - 55;
 }
 
 /**
