@@ -9,13 +9,30 @@
  * transport ships with, on the same batches of 512 spans like the processor's (a small request's attributes), in
  * alternating rounds: the median CPU per span of each (BENCH_SERIALIZER_ROUNDS, default 15, of
  * BENCH_SERIALIZER_BATCHES batches each, default 200). BENCH_SERIALIZER_ONLY=1 runs only this part.
+ *
+ * Then the span itself, ours (`RequestSpans` of src/tracing/otel.ts) against the SDK's tracer and span, each
+ * started, given a small request's attributes and ended into the same encoding span processor (exports discarded),
+ * in alternating rounds (BENCH_RECORD_ROUNDS, default 15, of BENCH_RECORD_SPANS spans, default 20,000): the median
+ * CPU per span of each. BENCH_RECORD_ONLY=1 runs only this part. Last, the ids of a span of a new trace, ours
+ * (src/tracing/ids.ts) against the SDK's generator, in alternating rounds.
  */
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { SpanKind } from '@opentelemetry/api';
+import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import {
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  ParentBasedSampler,
+  RandomIdGenerator,
+  SimpleSpanProcessor,
+  type IdGenerator,
+  type ReadableSpan,
+} from '@opentelemetry/sdk-trace-base';
 import { createTracer } from '../src/tracing';
+import { PooledIdGenerator } from '../src/tracing/ids';
+import { RequestSpans } from '../src/tracing/otel';
+import { EncodingBatchSpanProcessor } from '../src/tracing/span-batches';
 import { encodeTraceRequest } from '../src/tracing/otlp-encode';
 import type { TokenUsage } from '../src/translate/types';
 
@@ -99,6 +116,20 @@ async function spanPath(): Promise<void> {
   sink.kill();
 }
 
+const SMALL_REQUEST_ATTRIBUTES: Attributes = {
+  'gen_ai.operation.name': 'chat',
+  'gen_ai.provider.name': 'openai',
+  'gen_ai.request.model': 'gpt-4o',
+  'ai_gateway.route': 'default/chat',
+  'ai_gateway.backend': 'openai',
+  'ai_gateway.consumer': 'acme',
+  'http.response.status_code': 200,
+  'gen_ai.usage.input_tokens': 352,
+  'gen_ai.usage.output_tokens': 72,
+  'gen_ai.response.model': 'gpt-4o-2024-08-06',
+  'gen_ai.response.finish_reasons': ['stop'],
+};
+
 /** A batch of the spans a small request makes (the attributes the processor sets for one), as the SDK ends them. */
 function smallRequestSpans(count: number): ReadableSpan[] {
   const spans: ReadableSpan[] = [];
@@ -117,19 +148,7 @@ function smallRequestSpans(count: number): ReadableSpan[] {
   const tracer = provider.getTracer('ai-gateway-processor');
   for (let i = 0; i < count; i++) {
     const span = tracer.startSpan('chat gpt-4o', { kind: SpanKind.CLIENT });
-    span.setAttributes({
-      'gen_ai.operation.name': 'chat',
-      'gen_ai.provider.name': 'openai',
-      'gen_ai.request.model': 'gpt-4o',
-      'ai_gateway.route': 'default/chat',
-      'ai_gateway.backend': 'openai',
-      'ai_gateway.consumer': 'acme',
-      'http.response.status_code': 200,
-      'gen_ai.usage.input_tokens': 352,
-      'gen_ai.usage.output_tokens': 72,
-      'gen_ai.response.model': 'gpt-4o-2024-08-06',
-      'gen_ai.response.finish_reasons': ['stop'],
-    });
+    span.setAttributes(SMALL_REQUEST_ATTRIBUTES);
     span.end();
   }
   return spans;
@@ -177,9 +196,98 @@ function serializers(): void {
   console.log(`  ours / maintained: ${median(ratios).toFixed(3)} (median of per-round ratios)`);
 }
 
+/** Our span record against the SDK's span, into the same encoding span processor (exports discarded). */
+async function spanRecords(): Promise<void> {
+  const processor = () =>
+    new EncodingBatchSpanProcessor(
+      { export: (_batch, done) => done({ code: 0 }), shutdown: () => Promise.resolve() },
+      { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: 2000, exportTimeoutMillis: 10_000 },
+    );
+  const resource = resourceFromAttributes({ 'service.name': 'bench' });
+  const sampler = () => new ParentBasedSampler({ root: new AlwaysOnSampler() });
+  const sdkProcessor = processor();
+  const tracer = new BasicTracerProvider({ resource, sampler: sampler(), spanProcessors: [sdkProcessor] }).getTracer(
+    'ai-gateway-processor',
+  );
+  const oursProcessor = processor();
+  const ours = new RequestSpans({
+    resource,
+    sampler: sampler(),
+    idGenerator: new RandomIdGenerator(),
+    ended: (span) => oursProcessor.onEnd(span),
+  });
+  const now = () => performance.timeOrigin + performance.now();
+  const paths: [string, () => void][] = [
+    [
+      'SDK span',
+      () => {
+        const span = tracer.startSpan('chat gpt-4o', { kind: SpanKind.CLIENT, startTime: now() }, ROOT_CONTEXT);
+        span.setAttributes(SMALL_REQUEST_ATTRIBUTES);
+        span.end();
+      },
+    ],
+    [
+      'ours',
+      () => {
+        const span = ours.start('chat gpt-4o', ROOT_CONTEXT, now());
+        if (span) ours.end(span, now(), SMALL_REQUEST_ATTRIBUTES, { code: SpanStatusCode.UNSET });
+      },
+    ],
+  ];
+  const spans = Number(process.env.BENCH_RECORD_SPANS ?? 20_000);
+  const rounds = Number(process.env.BENCH_RECORD_ROUNDS ?? 15);
+  const time = async (one: () => void): Promise<number> => {
+    const before = process.cpuUsage();
+    for (let done = 0; done < spans;) {
+      for (let i = 0; i < 500 && done < spans; i++, done++) one();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const used = process.cpuUsage(before);
+    return (used.user + used.system) / spans;
+  };
+  for (const [, one] of paths) await time(one); // warm up both
+  const results = new Map<string, number[]>(paths.map(([name]) => [name, []]));
+  for (let round = 0; round < rounds; round++) {
+    for (const [name, one] of round % 2 === 0 ? paths : [...paths].reverse()) results.get(name)?.push(await time(one));
+  }
+  const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  console.log(`A small request's span started, given its attributes, ended and encoded, ${rounds} rounds:`);
+  for (const [name, values] of results) console.log(`  ${name}: ${median(values).toFixed(3)} µs of CPU per span`);
+  await Promise.all([sdkProcessor.shutdown(), oursProcessor.shutdown()]);
+}
+
+/** A new trace's ids (a trace id and a span id), ours against the SDK's generator, in alternating rounds. */
+function idGenerators(): void {
+  const generators: [string, IdGenerator][] = [
+    ['SDK RandomIdGenerator', new RandomIdGenerator()],
+    ['ours', new PooledIdGenerator()],
+  ];
+  const count = 200_000;
+  const time = (ids: IdGenerator): number => {
+    const before = process.cpuUsage();
+    let digits = 0;
+    for (let i = 0; i < count; i++) digits += ids.generateTraceId().length + ids.generateSpanId().length;
+    const used = process.cpuUsage(before);
+    if (digits !== count * 48) throw new Error('ids of the wrong length');
+    return ((used.user + used.system) / count) * 1000;
+  };
+  for (const [, ids] of generators) time(ids);
+  const results = new Map<string, number[]>(generators.map(([name]) => [name, []]));
+  for (let round = 0; round < 11; round++) {
+    for (const [name, ids] of round % 2 === 0 ? generators : [...generators].reverse())
+      results.get(name)?.push(time(ids));
+  }
+  const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+  console.log('Ids of a span of a new trace, 11 rounds:');
+  for (const [name, values] of results) console.log(`  ${name}: ${median(values).toFixed(0)} ns of CPU per span`);
+}
+
 async function main(): Promise<void> {
+  if (process.env.BENCH_RECORD_ONLY) return spanRecords();
   if (!process.env.BENCH_SERIALIZER_ONLY) await spanPath();
   serializers();
+  if (!process.env.BENCH_SERIALIZER_ONLY) await spanRecords();
+  if (!process.env.BENCH_SERIALIZER_ONLY) idGenerators();
 }
 
 main().catch((error: unknown) => {

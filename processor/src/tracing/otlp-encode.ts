@@ -6,11 +6,12 @@
  * char by char twice, and reserves one byte per message length (moving the message when it is longer). Here the
  * message is written back to front into one buffer: when a message's prefix (tag, length) is written, its length is
  * already known, so every field is written once and nothing moves. ASCII strings up to a short length are copied in
- * a JS loop; longer or non-ASCII ones go through `Buffer#write`. Field order and the fields written (including
+ * a JS loop; longer or non-ASCII ones go through `Buffer#write`; an attribute whose key and ASCII value are short
+ * (most are) is written in one pass. Field order and the fields written (including
  * zero counts, `flags` with the has-is-remote bit) are those of the maintained serializer, so both produce the same
  * bytes (the differential test checks it), and the benchmark in bench/tracing-span.bench.ts compares both.
  *
- * Pure: no state outside one call.
+ * Pure: no state outside one call (or one `SpanBatchWriter`).
  */
 import type { Attributes, HrTime, SpanContext } from '@opentelemetry/api';
 import type { ReadableSpan, TimedEvent } from '@opentelemetry/sdk-trace-base';
@@ -156,13 +157,6 @@ class BackwardWriter {
     this.varint(bytes);
   }
 
-  /** Bytes already encoded (fields with their tags), as they are. */
-  raw(value: Uint8Array): void {
-    this.room(value.length);
-    this.pos -= value.length;
-    this.buf.set(value, this.pos);
-  }
-
   /** A bytes field's length and bytes (without the tag). */
   bytes(value: Uint8Array): void {
     this.room(value.length);
@@ -180,6 +174,51 @@ class BackwardWriter {
     this.varint(length);
   }
 
+  /**
+   * A `KeyValue` entry in `field` (below 16) of an ASCII key and value short enough that each length is one byte,
+   * written in one pass; false (and nothing written) when they are not. Most attributes are such a pair: written
+   * field by field, each costs several times more.
+   */
+  shortStringKeyValue(field: number, key: string, value: string): boolean {
+    const entryLength = key.length + value.length + 6;
+    if (entryLength > 0x7f || field > 15) return false;
+    if (this.pos < entryLength + 2) this.room(entryLength + 2);
+    const buf = this.buf;
+    let p = this.pos;
+    for (let i = value.length - 1; i >= 0; i--) {
+      const code = value.charCodeAt(i);
+      if (code > 0x7f) return false;
+      buf[--p] = code;
+    }
+    buf[--p] = value.length;
+    buf[--p] = (1 << 3) | LEN; // AnyValue.string_value
+    buf[--p] = value.length + 2;
+    p = writeShortKey(buf, p, field, key, entryLength);
+    if (p < 0) return false;
+    this.pos = p;
+    return true;
+  }
+
+  /** `shortStringKeyValue` for an integer value in [0, 2^28) (an `int_value` of at most 4 bytes). */
+  shortIntKeyValue(field: number, key: string, value: number): boolean {
+    if (!(value >= 0 && value < 0x10000000) || value % 1 !== 0) return false;
+    const size = varintSize(value);
+    const entryLength = key.length + size + 5;
+    if (entryLength > 0x7f || field > 15) return false;
+    if (this.pos < entryLength + 2) this.room(entryLength + 2);
+    const buf = this.buf;
+    let p = this.pos - size;
+    let q = p;
+    for (; value >= 0x80; value >>>= 7) buf[q++] = (value & 0x7f) | 0x80;
+    buf[q] = value;
+    buf[--p] = (3 << 3) | VARINT; // AnyValue.int_value
+    buf[--p] = size + 1;
+    p = writeShortKey(buf, p, field, key, entryLength);
+    if (p < 0) return false;
+    this.pos = p;
+    return true;
+  }
+
   /** A time as fixed64 unix nanoseconds, exactly (seconds * 1e9 is beyond 2^53 for dates of this century). */
   time(time: HrTime): void {
     const seconds = time[0];
@@ -190,6 +229,24 @@ class BackwardWriter {
     const low = highNanosLow * 0x10000 + secondsLow * 1e9 + time[1];
     this.fixed64(low % TWO_32, (highNanos - highNanosLow) / 0x10000 + Math.floor(low / TWO_32));
   }
+}
+
+/**
+ * The front of a short `KeyValue` entry, back to front before `p` (its value already written after it): the value's
+ * tag (`KeyValue.value`), the key, the entry's length and tag. The new start, or -1 when the key is not ASCII.
+ */
+function writeShortKey(buf: Buffer, p: number, field: number, key: string, entryLength: number): number {
+  buf[--p] = (2 << 3) | LEN; // KeyValue.value
+  for (let i = key.length - 1; i >= 0; i--) {
+    const code = key.charCodeAt(i);
+    if (code > 0x7f) return -1;
+    buf[--p] = code;
+  }
+  buf[--p] = key.length;
+  buf[--p] = (1 << 3) | LEN; // KeyValue.key
+  buf[--p] = entryLength;
+  buf[--p] = (field << 3) | LEN;
+  return p;
 }
 
 /** `ExportTraceServiceRequest` of the spans, grouped by resource and then scope (by identity, first seen first). */
@@ -225,37 +282,72 @@ export function encodeTraceRequest(spans: readonly ReadableSpan[]): Uint8Array {
 }
 
 /**
- * One span as its `ScopeSpans.spans` entry (field 2, with its tag and length): encoded when the span ends, so that a
- * batch waiting to be exported holds bytes, not span objects (see span-batches.ts).
+ * An `ExportTraceServiceRequest` of spans of one resource and instrumentation scope, each encoded the moment it is
+ * added (see span-batches.ts): a batch waiting to be exported is one buffer, not span objects or an entry per span.
+ * Written back to front like the rest, so the request lists the spans last added first: the bytes `encodeTraceRequest`
+ * writes for the spans in that order.
  */
-export function encodeSpanEntry(span: ReadableSpan): Uint8Array {
-  const writer = new BackwardWriter(BYTES_PER_SPAN);
-  writeSpan(writer, span);
-  return writer.finish();
-}
+export class SpanBatchWriter {
+  private readonly writer: BackwardWriter;
+  /** Where the `ResourceSpans` and the `ScopeSpans` messages end (both are closed by `finish`). */
+  private readonly resourceSpansEnd: number;
+  private readonly scopeSpansEnd: number;
+  private finished = false;
+  /** Spans added. */
+  count = 0;
 
-/**
- * `ExportTraceServiceRequest` of spans of one resource and instrumentation scope, given as their entries
- * (`encodeSpanEntry`): the same bytes `encodeTraceRequest` writes for those spans.
- */
-export function encodeTraceRequestOfEntries(
-  resource: ReadableSpan['resource'],
-  scope: ReadableSpan['instrumentationScope'],
-  entries: readonly Uint8Array[],
-): Uint8Array {
-  let size = 256;
-  for (const entry of entries) size += entry.length;
-  const writer = new BackwardWriter(size);
-  if (resource.schemaUrl) {
-    writer.string(resource.schemaUrl);
-    writer.tag(3, LEN);
+  constructor(
+    readonly resource: ReadableSpan['resource'],
+    readonly scope: ReadableSpan['instrumentationScope'],
+    /** Spans expected (the buffer grows past them). */
+    spans: number,
+  ) {
+    const writer = (this.writer = new BackwardWriter(256 + spans * BYTES_PER_SPAN));
+    // The fields after the spans come first, back to front: the resource's schema URL, then the scope's.
+    this.resourceSpansEnd = writer.end;
+    if (resource.schemaUrl) {
+      writer.string(resource.schemaUrl);
+      writer.tag(3, LEN);
+    }
+    this.scopeSpansEnd = writer.end;
+    if (scope.schemaUrl) {
+      writer.string(scope.schemaUrl);
+      writer.tag(3, LEN);
+    }
   }
-  writeScopeSpans(writer, scope, () => {
-    for (let i = entries.length - 1; i >= 0; i--) writer.raw(entries[i]);
-  });
-  writeResource(writer, resource.attributes);
-  writer.close(1, 0);
-  return writer.finish();
+
+  /** Encodes `span` into the batch; a span that cannot be encoded throws and leaves the batch as it was. */
+  add(span: ReadableSpan): void {
+    if (this.finished) throw new Error('span batch already finished');
+    const writer = this.writer;
+    const written = writer.end;
+    try {
+      writeSpan(writer, span);
+    } catch (error) {
+      // What the span wrote lies before the batch's bytes (which `room` keeps at the end of the buffer): let it go.
+      writer.pos = writer.buf.length - written;
+      throw error;
+    }
+    this.count++;
+  }
+
+  /** The request (once: the batch takes no span after it). */
+  finish(): Uint8Array {
+    this.finished = true;
+    const writer = this.writer;
+    const scopeEnd = writer.end;
+    if (this.scope.version) {
+      writer.string(this.scope.version);
+      writer.tag(2, LEN);
+    }
+    writer.string(this.scope.name);
+    writer.tag(1, LEN);
+    writer.close(1, scopeEnd);
+    writer.close(2, this.scopeSpansEnd);
+    writeResource(writer, this.resource.attributes);
+    writer.close(1, this.resourceSpansEnd);
+    return writer.finish();
+  }
 }
 
 /** `ResourceSpans.resource` (field 1): attributes and a dropped count of 0. */
@@ -378,6 +470,12 @@ function writeAttributes(writer: BackwardWriter, field: number, attributes: Attr
 }
 
 function writeKeyValue(writer: BackwardWriter, field: number, key: string, value: unknown): void {
+  if (
+    typeof value === 'string'
+      ? writer.shortStringKeyValue(field, key, value)
+      : typeof value === 'number' && writer.shortIntKeyValue(field, key, value)
+  )
+    return;
   const end = writer.end;
   const valueEnd = writer.end;
   writeAnyValue(writer, value);

@@ -1,14 +1,15 @@
 /**
- * The span processor of tracing: each sampled span is encoded (./otlp-encode.ts) the moment it ends, and batches of
- * those bytes are exported, so that the spans waiting for an export are a few small buffers rather than span objects.
- * With the SDK's BatchSpanProcessor every span of a batch (its object, attributes and contexts) stays alive for up
- * to the batch delay, long enough to be promoted and marked by the major collections; encoded at once, a span's
- * objects die young. Queue bound, batch size, delay and export timeout are those of the SDK processor's options.
+ * The span processor of tracing: each sampled span is encoded (./otlp-encode.ts) the moment it ends, into the request
+ * of the batch being filled, and that request is exported when the batch is full or its delay is up: the spans
+ * waiting for an export are one buffer rather than span objects. With the SDK's BatchSpanProcessor every span of a
+ * batch (its object, attributes and contexts) stays alive for up to the batch delay, long enough to be promoted and
+ * marked by the major collections; encoded at once, a span's objects die young, and nothing per span outlives it.
+ * Queue bound, batch size, delay and export timeout are those of the SDK processor's options.
  */
 import { TraceFlags } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanProcessor } from '@opentelemetry/sdk-trace-base';
-import { encodeSpanEntry, encodeTraceRequestOfEntries } from './otlp-encode';
+import { SpanBatchWriter } from './otlp-encode';
 
 /** One export: an `ExportTraceServiceRequest` and the number of spans in it. */
 export interface EncodedSpans {
@@ -33,10 +34,12 @@ export interface SpanBatchOptions {
   readonly exportTimeoutMillis: number;
 }
 
+/** Spans a new batch has room for at first (its buffer doubles when more come before it is exported). */
+const FIRST_BATCH_ROOM = 64;
+
 export class EncodingBatchSpanProcessor implements SpanProcessor {
-  private entries: Uint8Array[] = [];
-  private resource: ReadableSpan['resource'] | undefined;
-  private scope: ReadableSpan['instrumentationScope'] | undefined;
+  /** The batch being filled (spans of one resource and scope). */
+  private batch: SpanBatchWriter | undefined;
   private timer: NodeJS.Timeout | undefined;
   private readonly exports = new Set<Promise<void>>();
   /** Spans handed to the exporter whose export has not finished: they count against the queue bound. */
@@ -57,31 +60,35 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
 
   onEnd(span: ReadableSpan): void {
     if (this.stopped || (span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
+    let batch = this.batch;
     // A batch holds spans of one resource and scope (one tracer here); another pair starts a batch of its own.
-    if (this.entries.length > 0 && (span.resource !== this.resource || span.instrumentationScope !== this.scope))
+    if (batch && (span.resource !== batch.resource || span.instrumentationScope !== batch.scope)) {
       this.exportBatch();
-    if (this.entries.length + this.exporting >= this.options.maxQueueSize) {
+      batch = undefined;
+    }
+    if ((batch?.count ?? 0) + this.exporting >= this.options.maxQueueSize) {
       this.dropped++;
       return;
     }
-    let entry: Uint8Array;
+    batch ??= this.batch = new SpanBatchWriter(
+      span.resource,
+      span.instrumentationScope,
+      Math.min(this.options.maxExportBatchSize, FIRST_BATCH_ROOM),
+    );
     try {
-      entry = encodeSpanEntry(span);
+      batch.add(span);
     } catch {
       // Tracing never fails a request: a span the encoder cannot write (an attribute value of no OTLP type) is dropped.
       this.dropped++;
       return;
     }
-    this.resource = span.resource;
-    this.scope = span.instrumentationScope;
-    this.entries.push(entry);
-    if (this.entries.length >= this.options.maxExportBatchSize) this.exportBatch();
+    if (batch.count >= this.options.maxExportBatchSize) this.exportBatch();
     else this.timer ??= setTimeout(() => this.exportBatch(), this.options.scheduledDelayMillis).unref();
   }
 
   /** Exports every waiting span and waits for the exports under way (at most the export timeout). */
   async forceFlush(): Promise<void> {
-    while (this.entries.length > 0) this.exportBatch();
+    this.exportBatch();
     if (this.exports.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
@@ -101,10 +108,10 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
   private exportBatch(): void {
     clearTimeout(this.timer);
     this.timer = undefined;
-    const { resource, scope } = this;
-    if (this.entries.length === 0 || !resource || !scope) return;
-    const batch = this.entries.splice(0, this.options.maxExportBatchSize);
-    const count = batch.length;
+    const batch = this.batch;
+    this.batch = undefined;
+    if (!batch || batch.count === 0) return;
+    const count = batch.count;
     this.exporting += count;
     const done = new Promise<void>((resolve) => {
       const finish = (ok: boolean) => {
@@ -112,8 +119,9 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
         resolve();
       };
       try {
-        const body = encodeTraceRequestOfEntries(resource, scope, batch);
-        this.exporter.export({ body, count }, (result) => finish(result.code === ExportResultCode.SUCCESS));
+        this.exporter.export({ body: batch.finish(), count }, (result) =>
+          finish(result.code === ExportResultCode.SUCCESS),
+        );
       } catch {
         // Tracing never fails a request or a shutdown: an export that cannot even start counts as failed.
         finish(false);
@@ -124,7 +132,5 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
       this.exports.delete(done);
       this.exporting -= count;
     });
-    if (this.entries.length > 0)
-      this.timer = setTimeout(() => this.exportBatch(), this.options.scheduledDelayMillis).unref();
   }
 }

@@ -23,7 +23,7 @@ import {
   type ReadableSpan,
   type SpanExporter,
 } from '@opentelemetry/sdk-trace-base';
-import { encodeTraceRequest } from '../../src/tracing/otlp-encode';
+import { encodeTraceRequest, SpanBatchWriter } from '../../src/tracing/otlp-encode';
 
 type Serializer = { serializeRequest(spans: ReadableSpan[]): Uint8Array | undefined };
 const maintained = (
@@ -200,5 +200,51 @@ describe('encodeTraceRequest', () => {
       droppedLinksCount: 1,
     };
     expectSameBytes([made, base]);
+  });
+});
+
+describe('SpanBatchWriter', () => {
+  it('writes the request of the spans added, last added first, as both encoders write it', () => {
+    const spans: ReadableSpan[] = [];
+    const provider = new BasicTracerProvider({
+      resource: resourceFromAttributes(
+        { 'service.name': 'batched', 'service.version': '1.2.3' },
+        { schemaUrl: 'https://opentelemetry.io/schemas/1.30.0' },
+      ),
+      spanProcessors: [
+        new SimpleSpanProcessor({ export: (b, d) => (spans.push(...b), d({ code: 0 })), shutdown: async () => {} }),
+      ],
+    });
+    const tracer = provider.getTracer('scope', '0.1.0', { schemaUrl: 'https://opentelemetry.io/schemas/1.31.0' });
+    for (let i = 0; i < 100; i++)
+      tracer.startSpan(`span ${i}`, { kind: SpanKind.CLIENT, attributes: { ...ALL_TYPES, i } }).end();
+    // Room for two spans at first: the buffer grows many times over.
+    const batch = new SpanBatchWriter(spans[0].resource, spans[0].instrumentationScope, 2);
+    for (const span of spans) batch.add(span);
+    expect(batch.count).toBe(100);
+    const reversed = [...spans].reverse();
+    const body = Buffer.from(batch.finish()).toString('hex');
+    expect(body).toBe(Buffer.from(encodeTraceRequest(reversed)).toString('hex'));
+    expect(body).toBe(Buffer.from(maintained.serializeRequest(reversed) ?? new Uint8Array()).toString('hex'));
+    expect(() => batch.add(spans[0])).toThrow('span batch already finished');
+  });
+
+  it('leaves nothing of a span it cannot encode', () => {
+    const { provider, spans } = recorder('broken');
+    const tracer = provider.getTracer('ai-gateway-processor');
+    tracer.startSpan('before', { attributes: { a: LONG_UNICODE } }).end();
+    tracer.startSpan('after', { attributes: { b: 1 } }).end();
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    // Its other attributes are written before the cyclic one is reached (attributes are written last to first).
+    const broken = { ...spans[0], spanContext: spans[0].spanContext, attributes: { x: cyclic, y: HUGE } };
+    const batch = new SpanBatchWriter(spans[0].resource, spans[0].instrumentationScope, 1);
+    batch.add(spans[0]);
+    expect(() => batch.add(broken as unknown as ReadableSpan)).toThrow();
+    batch.add(spans[1]);
+    expect(batch.count).toBe(2);
+    expect(Buffer.from(batch.finish()).toString('hex')).toBe(
+      Buffer.from(encodeTraceRequest([spans[1], spans[0]])).toString('hex'),
+    );
   });
 });

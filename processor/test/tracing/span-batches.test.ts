@@ -64,18 +64,18 @@ function setup(options: Partial<ConstructorParameters<typeof EncodingBatchSpanPr
 }
 
 describe('EncodingBatchSpanProcessor', () => {
-  it('exports a full batch at once, as the encoder writes those spans, and the rest after the delay', async () => {
+  it('exports a full batch at once (as encoded, last ended first), and the rest after the delay', async () => {
     const t = setup();
     t.spans(6);
     expect(t.batches).toHaveLength(1);
     expect(t.batches[0].count).toBe(4);
     expect(Buffer.from(t.batches[0].body).toString('hex')).toBe(
-      Buffer.from(encodeTraceRequest(t.seen.slice(0, 4))).toString('hex'),
+      Buffer.from(encodeTraceRequest(t.seen.slice(0, 4).reverse())).toString('hex'),
     );
     await new Promise((resolve) => setTimeout(resolve, 60));
     expect(t.batches.map((b) => b.count)).toEqual([4, 2]);
     expect(Buffer.from(t.batches[1].body).toString('hex')).toBe(
-      Buffer.from(encodeTraceRequest(t.seen.slice(4))).toString('hex'),
+      Buffer.from(encodeTraceRequest(t.seen.slice(4).reverse())).toString('hex'),
     );
   });
 
@@ -133,8 +133,13 @@ describe('EncodingBatchSpanProcessor', () => {
     }) as ReadableSpan;
     expect(() => t.processor.onEnd(broken)).not.toThrow();
     expect(t.processor.dropped).toBe(1);
+    // The batch is as if the broken span had never come: the spans before and after it, nothing of it.
+    t.spans(1, 1);
     await t.processor.forceFlush();
-    expect(t.batches.map((b) => b.count)).toEqual([1]);
+    expect(t.batches.map((b) => b.count)).toEqual([2]);
+    expect(Buffer.from(t.batches[0].body).toString('hex')).toBe(
+      Buffer.from(encodeTraceRequest([t.seen[1], t.seen[0]])).toString('hex'),
+    );
   });
 
   it('leaves out spans whose trace is not sampled', async () => {
