@@ -24,6 +24,29 @@ export function renderPlainJson(value: unknown, sortKeys: boolean): unknown {
   }
 }
 
+/**
+ * One level of `value` as `renderPlainJson` renders it, without rendering (or copying) its members: `Lazy` values
+ * produced, `undefined` for `null` and `undefined`; the value itself for JSON values, plain objects and arrays, whose
+ * members a caller reads the same way; `NOT_PLAIN` for anything cdk8s would render differently. What a caller reads
+ * this way is what it would read from the rendered object (cdk8s renders every member on its own), but for the order
+ * of an object's keys.
+ */
+export function plainLevel(value: unknown): unknown {
+  let produced = value;
+  while (produced instanceof Lazy) produced = produced.produce();
+  if (produced === null || produced === undefined) return undefined;
+  const type = typeof produced;
+  if (type === 'string' || type === 'number' || type === 'boolean') return produced;
+  if (type !== 'object') return NOT_PLAIN;
+  const object = produced as { readonly resolve?: unknown; readonly value?: unknown; readonly constructor?: unknown };
+  if (typeof object.resolve === 'function') return NOT_PLAIN;
+  if (Array.isArray(produced)) {
+    return typeof object.value === 'string' || typeof object.value === 'number' ? NOT_PLAIN : produced;
+  }
+  if (object.constructor !== Object || Object.prototype.hasOwnProperty.call(produced, '__proto__')) return NOT_PLAIN;
+  return produced;
+}
+
 /** Thrown (one instance, no stack to capture) from deep inside a value that `render` leaves to cdk8s. */
 const LEFT_TO_CDK8S = new Error('not plain JSON');
 

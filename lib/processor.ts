@@ -25,6 +25,7 @@ import {
   REFERENCE_GRANT_API_VERSION,
   customResource,
   gatewayDuration,
+  plainPropsMember,
   type BackendTrafficPolicySpec,
   type EnvoyExtensionPolicySpec,
   type HTTPRouteFilterSpec,
@@ -41,6 +42,7 @@ import { checkAnnotations } from './limits/metadata';
 import { synthRegistry } from './limits/registry';
 import { duplicateObjectError } from './limits/unique-objects';
 import { MAX_LABEL_LENGTH, derivedName, shortHash } from './names';
+import { NOT_PLAIN, plainLevel } from './plain-json';
 import { ProcessorImage } from './processor-image';
 
 export const PROCESSOR_GRPC_PORT = 9002;
@@ -1129,8 +1131,7 @@ function longestRequestMs(
       'has no HTTPRoute beside it; the processor derives its drain time from the route timeouts',
     );
   }
-  const routeJson = route.toJson() as { metadata?: { labels?: Record<string, string> }; spec?: RouteSpecView };
-  const routeLabels = routeJson.metadata?.labels ?? {};
+  const { label, rules } = renderedRoute(route);
   const policy = [
     ...objects
       .filter((o) => o.kind === 'BackendTrafficPolicy')
@@ -1145,12 +1146,12 @@ function longestRequestMs(
     .find(
       (spec) =>
         (spec?.targetRefs ?? []).some((t) => t.kind === 'HTTPRoute' && t.name === routeName) ||
-        (spec?.targetSelectors ?? []).some((selector) => selectsRoute(selector, routeLabels)),
+        (spec?.targetSelectors ?? []).some((selector) => selectsRoute(selector, label)),
     );
   const policyTimeout = gatewayDurationMs(policy?.timeout?.http?.requestTimeout);
   const retry = policy?.retry;
   let longest = 0;
-  for (const rule of routeJson.spec?.rules ?? []) {
+  for (const rule of rules) {
     if (!Array.isArray(rule.backendRefs) || rule.backendRefs.length === 0) continue; // answered by Envoy itself
     const ruleTimeout = gatewayDurationMs(rule.timeouts?.request);
     const requestMs = ruleTimeout ?? policyTimeout ?? ENVOY_DEFAULT_ROUTE_TIMEOUT_MS;
@@ -1188,6 +1189,59 @@ function fallbackAttemptsMs(route: RouteConfig): number {
   );
 }
 
+/**
+ * What the drain time reads of an HTTPRoute as rendered (escape hatches included): its labels and its rules' backends
+ * and timeouts. Read from the plain props of a route the constructs emitted (see `plainPropsMember`; rendering every
+ * route twice per synth costs a fifth of what writing it as YAML does), else from the rendered object.
+ */
+function renderedRoute(route: ApiObject): {
+  readonly label: (key: string) => string | undefined;
+  readonly rules: NonNullable<RouteSpecView['rules']>;
+} {
+  const rules = plainRouteRules(route);
+  if (rules !== NOT_PLAIN) {
+    // Labels are strings (`metadata.addLabel`), rendered as set: the route's labels, its chart's first.
+    const label = (key: string) => {
+      const value: unknown = route.metadata.getLabel(key);
+      return typeof value === 'string' ? value : undefined;
+    };
+    return { label, rules };
+  }
+  const json = route.toJson() as { metadata?: { labels?: Record<string, string> }; spec?: RouteSpecView };
+  const labels = json.metadata?.labels ?? {};
+  return { label: (key) => (Object.hasOwn(labels, key) ? labels[key] : undefined), rules: json.spec?.rules ?? [] };
+}
+
+/** The rules of a route's plain props with the members the drain time reads, or `NOT_PLAIN`. */
+function plainRouteRules(route: ApiObject): NonNullable<RouteSpecView['rules']> | typeof NOT_PLAIN {
+  const spec = plainPropsMember(route, 'spec');
+  if (spec === NOT_PLAIN) return NOT_PLAIN;
+  const rulesValue =
+    spec === undefined || Array.isArray(spec) ? undefined : plainLevel((spec as { rules?: unknown }).rules);
+  if (rulesValue === NOT_PLAIN) return NOT_PLAIN;
+  if (!Array.isArray(rulesValue)) return [];
+  const rules: { backendRefs?: unknown; timeouts?: { request?: unknown } }[] = [];
+  for (const element of rulesValue) {
+    const rule = plainLevel(element);
+    if (rule === NOT_PLAIN) return NOT_PLAIN;
+    if (rule === undefined || typeof rule !== 'object' || Array.isArray(rule)) {
+      rules.push({});
+      continue;
+    }
+    const backendRefs = plainLevel((rule as { backendRefs?: unknown }).backendRefs);
+    const timeouts = plainLevel((rule as { timeouts?: unknown }).timeouts);
+    if (backendRefs === NOT_PLAIN || timeouts === NOT_PLAIN) return NOT_PLAIN;
+    if (timeouts === undefined || typeof timeouts !== 'object' || Array.isArray(timeouts)) {
+      rules.push({ backendRefs });
+      continue;
+    }
+    const request = plainLevel((timeouts as { request?: unknown }).request);
+    if (request === NOT_PLAIN) return NOT_PLAIN;
+    rules.push({ backendRefs, timeouts: { request } });
+  }
+  return rules;
+}
+
 /** The spec of a BackendTrafficPolicy as rendered (escape hatches included). */
 function trafficPolicySpec(policy: ApiObject): TrafficPolicySpecView | undefined {
   return (policy.toJson() as { spec?: TrafficPolicySpecView }).spec;
@@ -1200,9 +1254,9 @@ function trafficPolicySpec(policy: ApiObject): TrafficPolicySpecView | undefined
  */
 function selectsRoute(
   selector: NonNullable<TrafficPolicySpecView['targetSelectors']>[number],
-  labels: Readonly<Record<string, string>>,
+  label: (key: string) => string | undefined,
 ): boolean {
   if ((selector.group ?? GATEWAY_API_GROUP) !== GATEWAY_API_GROUP || selector.kind !== 'HTTPRoute') return false;
   if (selector.namespaces !== undefined || selector.matchExpressions !== undefined) return false;
-  return Object.entries(selector.matchLabels ?? {}).every(([key, value]) => labels[key] === value);
+  return Object.entries(selector.matchLabels ?? {}).every(([key, value]) => label(key) === value);
 }

@@ -1,6 +1,6 @@
 import { ApiObject, App, Chart, Duration, JsonPatch, Lazy, type IResolver, type ResolutionContext } from 'cdk8s';
-import { customResource } from '../lib/crds';
-import { NOT_PLAIN, renderPlainJson } from '../lib/plain-json';
+import { customResource, plainPropsMember } from '../lib/crds';
+import { NOT_PLAIN, plainLevel, renderPlainJson } from '../lib/plain-json';
 
 /** The JSON of a custom resource with `spec`, and cdk8s's own rendering of the same object (or their errors). */
 function renderBoth(spec: unknown, options: { resolvers?: IResolver[]; patch?: JsonPatch } = {}) {
@@ -124,5 +124,72 @@ describe('custom resources render as cdk8s renders them', () => {
       metadata: { name: 'thing', namespace: 'team', annotations: { 'example.io/note': 'kept' } },
       spec: { a: 1 },
     });
+  });
+});
+
+describe('members read from plain props', () => {
+  /** Reads `path` level by level with `plainLevel`, as the drain time reads a route. */
+  function readPlain(value: unknown, path: readonly (string | number)[]): unknown {
+    let current = plainLevel(value);
+    for (const key of path) {
+      if (current === NOT_PLAIN || current === undefined || typeof current !== 'object') return current;
+      current = plainLevel((current as Record<string | number, unknown>)[key]);
+    }
+    return current;
+  }
+
+  function readRendered(value: unknown, path: readonly (string | number)[]): unknown {
+    let current = renderPlainJson(value, true);
+    for (const key of path) {
+      if (current === undefined || typeof current !== 'object') return current;
+      current = (current as Record<string | number, unknown>)[key];
+    }
+    return current;
+  }
+
+  test('read the same values as the rendered object, Lazy values produced', () => {
+    const spec = {
+      rules: Lazy.any({
+        produce: () => [
+          { timeouts: { request: Lazy.any({ produce: () => '60s' }) }, backendRefs: [{ name: 'a' }, null] },
+          null,
+          { timeouts: null },
+        ],
+      }),
+    };
+    for (const path of [
+      ['rules', 0, 'timeouts', 'request'],
+      ['rules', 1],
+      ['rules', 2, 'timeouts'],
+      ['rules', 3],
+      ['missing'],
+    ])
+      expect(readPlain(spec, path)).toEqual(readRendered(spec, path));
+    expect((readPlain(spec, ['rules', 0, 'backendRefs']) as unknown[]).length).toBe(2);
+  });
+
+  test('values cdk8s renders differently are NOT_PLAIN', () => {
+    expect(plainLevel({ resolve: () => 1 })).toBe(NOT_PLAIN);
+    expect(plainLevel(new Quantity('1Gi'))).toBe(NOT_PLAIN);
+    expect(plainLevel(Object.assign(['a'], { value: 'x' }))).toBe(NOT_PLAIN);
+    expect(plainLevel(JSON.parse('{"__proto__": 1}'))).toBe(NOT_PLAIN);
+    expect(plainLevel(Lazy.any({ produce: () => () => 1 }))).toBe(NOT_PLAIN);
+  });
+
+  test('only unpatched objects the constructs emit, in apps with only the built-in resolvers', () => {
+    const emit = (resolvers?: IResolver[]) => {
+      const chart = new Chart(new App({ resolvers }), 'Chart');
+      return {
+        ours: customResource(chart, 'Object', 'example.io/v1', 'Thing', { name: 'thing' }, { a: 1 }),
+        cdk8s: new ApiObject(chart, 'Other', { apiVersion: 'example.io/v1', kind: 'Thing', spec: { a: 1 } }),
+      };
+    };
+    const { ours, cdk8s } = emit();
+    expect(plainPropsMember(ours, 'spec')).toEqual({ a: 1 });
+    expect(plainPropsMember(cdk8s, 'spec')).toBe(NOT_PLAIN);
+    ours.addJsonPatch(JsonPatch.replace('/spec/a', 2));
+    expect(plainPropsMember(ours, 'spec')).toBe(NOT_PLAIN);
+    const resolver: IResolver = { resolve: () => undefined };
+    expect(plainPropsMember(emit([resolver]).ours, 'spec')).toBe(NOT_PLAIN);
   });
 });
