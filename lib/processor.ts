@@ -389,6 +389,8 @@ export class Processor extends Construct {
   private readonly props: ProcessorProps;
   /** Values derived from the model, for the model revision they were derived at (synth reads each twice). */
   private rendered?: { readonly revision: number; readonly json: string; storage?: ProcessorConfigStorage };
+  /** The part ConfigMaps `emitConfigParts` emitted last, and the stored config they hold. */
+  private emittedParts?: { readonly storage: ProcessorConfigStorage; readonly parts: readonly IConstruct[] };
   private derivedShutdown?: { readonly revision: number; readonly shutdown: ProcessorShutdown };
 
   constructor(scope: Construct, id: string, props: ProcessorProps) {
@@ -757,26 +759,46 @@ export class Processor extends Construct {
     return configMap;
   }
 
-  /** The ConfigMaps of the parts after the first (none for a plain config), replacing those of an earlier synth. */
+  /**
+   * The ConfigMaps of the parts after the first (none for a plain config), replacing those of an earlier synth. cdk8s
+   * validates the app once per chart and once more: parts already emitted for the same stored config stay, and the
+   * app's check of duplicate objects has seen them since.
+   */
   private emitConfigParts(): void {
-    for (const child of [...this.node.children]) {
-      if (child.node.id.startsWith(CONFIG_PART_ID)) this.node.tryRemoveChild(child.node.id);
-    }
-    let storage: ProcessorConfigStorage;
+    const present = this.node.children.filter((child) => child.node.id.startsWith(CONFIG_PART_ID));
+    let storage: ProcessorConfigStorage | undefined;
     try {
       storage = this._configStorage();
     } catch {
       // The first ConfigMap's rendering reports why the config cannot be stored, as it always has.
-      return;
+      storage = undefined;
     }
-    storage.configMaps.slice(1).forEach((entry, i) => {
-      new kplus.ConfigMap(this, `${CONFIG_PART_ID}${i + 2}`, {
-        metadata: { name: entry.name, namespace: this.namespace, labels: this.labels, annotations: SERVER_SIDE_APPLY },
-        binaryData: entry.binaryData,
-      });
-    });
+    const emitted = this.emittedParts;
+    if (
+      storage !== undefined &&
+      emitted?.storage === storage &&
+      emitted.parts.length === present.length &&
+      emitted.parts.every((part, i) => present[i] === part)
+    )
+      return;
+    for (const child of present) this.node.tryRemoveChild(child.node.id);
+    this.emittedParts = undefined;
+    if (storage === undefined) return;
+    const parts = storage.configMaps.slice(1).map(
+      (entry, i) =>
+        new kplus.ConfigMap(this, `${CONFIG_PART_ID}${i + 2}`, {
+          metadata: {
+            name: entry.name,
+            namespace: this.namespace,
+            labels: this.labels,
+            annotations: SERVER_SIDE_APPLY,
+          },
+          binaryData: entry.binaryData,
+        }),
+    );
+    this.emittedParts = { storage, parts };
     // The app's check of duplicate objects ran before these existed.
-    if (storage.configMaps.length > 1) {
+    if (parts.length > 0) {
       const duplicate = duplicateObjectError(this.node.root);
       if (duplicate) throw duplicate;
     }
