@@ -1026,8 +1026,17 @@ export class Processor extends Construct {
     const shared = this.node.children
       .filter((c): c is ApiObject => ApiObject.isApiObject(c) && c.kind === 'BackendTrafficPolicy')
       .map((o) => ({ namespace: o.metadata.namespace, spec: trafficPolicySpec(o) }));
+    // Routes repeat a few durations (`60s`): each text is parsed once.
+    const parsed = new Map<string, number | undefined>();
+    const durationMs = (value: unknown): number | undefined => {
+      if (typeof value !== 'string') return undefined;
+      if (!parsed.has(value)) parsed.set(value, gatewayDurationMs(value));
+      return parsed.get(value);
+    };
     for (const route of this._model.routes) {
-      const ms = longestRequestMs(route.scope, route.name, route.namespace, shared) + fallbackAttemptsMs(route.route);
+      const ms =
+        longestRequestMs(route.scope, route.name, route.namespace, shared, durationMs) +
+        fallbackAttemptsMs(route.route);
       if (longest === undefined || ms > longest.ms) longest = { route: `${route.namespace}/${route.name}`, ms };
     }
     const proxyDrain = this.props.proxyDrainTimeout;
@@ -1133,13 +1142,14 @@ interface RouteSpecView {
  * `timeouts.request`, else the policy's `timeout.http.requestTimeout`, else Envoy's 15 s default
  * (`internal/xds/translator/route.go` getEffectiveRequestTimeout); it covers every retry. Only a disabled route
  * timeout (`0s`) lets retries add up: then each try's timeout times the tries. The constructs give a route at most
- * one route-level policy (Envoy Gateway applies only the first).
+ * one route-level policy (Envoy Gateway applies only the first). `durationMs` reads a duration (`gatewayDurationMs`).
  */
 function longestRequestMs(
   scope: IConstruct,
   routeName: string,
   routeNamespace: string,
   shared: ReadonlyArray<{ readonly namespace?: string; readonly spec?: TrafficPolicySpecView }>,
+  durationMs: (value: unknown) => number | undefined,
 ): number {
   const objects = scope.node.findAll().filter((c): c is ApiObject => ApiObject.isApiObject(c));
   const route = objects.find(
@@ -1170,18 +1180,18 @@ function longestRequestMs(
         (spec?.targetRefs ?? []).some((t) => t.kind === 'HTTPRoute' && t.name === routeName) ||
         (spec?.targetSelectors ?? []).some((selector) => selectsRoute(selector, label)),
     );
-  const policyTimeout = gatewayDurationMs(policy?.timeout?.http?.requestTimeout);
+  const policyTimeout = durationMs(policy?.timeout?.http?.requestTimeout);
   const retry = policy?.retry;
   let longest = 0;
   for (const rule of rules) {
     if (!Array.isArray(rule.backendRefs) || rule.backendRefs.length === 0) continue; // answered by Envoy itself
-    const ruleTimeout = gatewayDurationMs(rule.timeouts?.request);
+    const ruleTimeout = durationMs(rule.timeouts?.request);
     const requestMs = ruleTimeout ?? policyTimeout ?? ENVOY_DEFAULT_ROUTE_TIMEOUT_MS;
     if (requestMs > 0) {
       longest = Math.max(longest, requestMs);
       continue;
     }
-    const perTryMs = gatewayDurationMs(retry?.perRetry?.timeout);
+    const perTryMs = durationMs(retry?.perRetry?.timeout);
     if (perTryMs === undefined || perTryMs === 0) {
       const disabled = ruleTimeout !== undefined ? rule.timeouts?.request : policy?.timeout?.http?.requestTimeout;
       throw invalid(
@@ -1192,7 +1202,7 @@ function longestRequestMs(
       );
     }
     const retries = typeof retry?.numRetries === 'number' ? retry.numRetries : ENVOY_GATEWAY_DEFAULT_RETRIES;
-    const backOffMs = gatewayDurationMs(retry?.perRetry?.backOff?.maxInterval) ?? 0;
+    const backOffMs = durationMs(retry?.perRetry?.backOff?.maxInterval) ?? 0;
     longest = Math.max(longest, perTryMs * (retries + 1) + backOffMs * retries);
   }
   return longest;
