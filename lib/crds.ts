@@ -5,7 +5,7 @@
 import { ApiObject, App, Chart, JsonPatch, Lazy, type ApiObjectProps, type Duration } from 'cdk8s';
 import type { Construct, IConstruct } from 'constructs';
 import { formatGatewayDuration } from './limits/duration';
-import { NOT_PLAIN, onlyBuiltInResolvers, plainLevel, renderPlainJson } from './plain-json';
+import { NOT_PLAIN, onlyBuiltInResolvers, plainLevel, renderPlainJson, renderPlainMetadata } from './plain-json';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 export const ENVOY_GATEWAY_GROUP = 'gateway.envoyproxy.io';
@@ -338,7 +338,11 @@ class CustomResource extends ApiObject {
     if (this.patched || !onlyBuiltInResolvers(App.of(this).resolvers)) return super.toJson();
     let json: unknown;
     try {
-      const data = { ...this.customProps, metadata: this.metadata.toJson() as unknown };
+      const metadata = renderPlainMetadata(this.metadata);
+      const data = {
+        ...this.customProps,
+        metadata: metadata === NOT_PLAIN ? (this.metadata.toJson() as unknown) : metadata,
+      };
       json = renderPlainJson(data, !process.env.CDK8S_DISABLE_SORT);
     } catch (e) {
       // cdk8s's message for a value that fails to render (e.g. a Lazy spec that throws a validation error).

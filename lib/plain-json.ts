@@ -1,4 +1,11 @@
-import { ImplicitTokenResolver, Lazy, LazyResolver, NumberStringUnionResolver, type IResolver } from 'cdk8s';
+import {
+  ImplicitTokenResolver,
+  Lazy,
+  LazyResolver,
+  NumberStringUnionResolver,
+  type ApiObjectMetadataDefinition,
+  type IResolver,
+} from 'cdk8s';
 
 /**
  * What `renderPlainJson` returns for a value it leaves to cdk8s: anything but JSON values, plain objects, arrays and
@@ -45,6 +52,62 @@ export function plainLevel(value: unknown): unknown {
   }
   if (object.constructor !== Object || Object.prototype.hasOwnProperty.call(produced, '__proto__')) return NOT_PLAIN;
   return produced;
+}
+
+/** The fields cdk8s's `ApiObjectMetadataDefinition.toJson` renders (its own, not part of its API). */
+interface MetadataFields {
+  readonly name?: unknown;
+  readonly namespace?: unknown;
+  readonly labels?: unknown;
+  readonly annotations?: unknown;
+  readonly finalizers?: unknown;
+  readonly ownerReferences?: unknown;
+  readonly _additionalAttributes?: unknown;
+}
+
+/**
+ * Renders `metadata` as cdk8s's `ApiObjectMetadataDefinition.toJson` does (resolve, then drop `null` and `undefined`
+ * members, empty arrays and empty objects, keys sorted whatever `CDK8S_DISABLE_SORT` says), in one walk instead of
+ * cdk8s's resolvers (which cost a third of rendering an object). Returns `NOT_PLAIN` for metadata holding what
+ * `renderPlainJson` leaves to cdk8s, and for metadata whose fields are not what this reads (another cdk8s version):
+ * the caller then uses `metadata.toJson()`.
+ */
+export function renderPlainMetadata(metadata: ApiObjectMetadataDefinition): unknown {
+  const fields = metadata as unknown as MetadataFields;
+  const { labels, annotations, finalizers, ownerReferences, _additionalAttributes: additional } = fields;
+  if (
+    !isPlainRecord(additional) ||
+    !isPlainRecord(labels) ||
+    !isPlainRecord(annotations) ||
+    !Array.isArray(finalizers) ||
+    !Array.isArray(ownerReferences)
+  )
+    return NOT_PLAIN;
+  const rendered = renderPlainJson(
+    { ...additional, name: fields.name, namespace: fields.namespace, annotations, finalizers, ownerReferences, labels },
+    true,
+  );
+  return rendered === NOT_PLAIN ? NOT_PLAIN : withoutEmpty(rendered);
+}
+
+function isPlainRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && Object.getPrototypeOf(value) === Object.prototype;
+}
+
+/** What cdk8s's `sanitizeValue` keeps with `filterEmptyArrays` and `filterEmptyObjects` of a rendered value. */
+function withoutEmpty(value: unknown): unknown {
+  if (value === null || value === undefined) return undefined;
+  if (typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.length === 0 ? undefined : value.map(withoutEmpty);
+  const kept: Record<string, unknown> = {};
+  let empty = true;
+  for (const key of Object.keys(value)) {
+    const member = withoutEmpty((value as Record<string, unknown>)[key]);
+    if (member === undefined) continue;
+    kept[key] = member;
+    empty = false;
+  }
+  return empty ? undefined : kept;
 }
 
 /** Thrown (one instance, no stack to capture) from deep inside a value that `render` leaves to cdk8s. */

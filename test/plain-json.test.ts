@@ -1,6 +1,6 @@
 import { ApiObject, App, Chart, Duration, JsonPatch, Lazy, type IResolver, type ResolutionContext } from 'cdk8s';
 import { customResource, plainPropsMember } from '../lib/crds';
-import { NOT_PLAIN, plainLevel, renderPlainJson } from '../lib/plain-json';
+import { NOT_PLAIN, plainLevel, renderPlainJson, renderPlainMetadata } from '../lib/plain-json';
 
 /** The JSON of a custom resource with `spec`, and cdk8s's own rendering of the same object (or their errors). */
 function renderBoth(spec: unknown, options: { resolvers?: IResolver[]; patch?: JsonPatch } = {}) {
@@ -191,5 +191,77 @@ describe('members read from plain props', () => {
     expect(plainPropsMember(ours, 'spec')).toBe(NOT_PLAIN);
     const resolver: IResolver = { resolve: () => undefined };
     expect(plainPropsMember(emit([resolver]).ours, 'spec')).toBe(NOT_PLAIN);
+  });
+});
+
+describe('metadata renders as cdk8s renders it', () => {
+  /** Applies `change` to the metadata of one of our objects and of a cdk8s ApiObject alike; their JSON text. */
+  function renderMetadataBoth(change: (object: ApiObject) => void): { ours: string; cdk8s: string } {
+    const render = (emit: (chart: Chart) => ApiObject) => {
+      const chart = new Chart(new App(), 'Chart', { namespace: 'team', labels: { team: 'a' } });
+      const object = emit(chart);
+      change(object);
+      return JSON.stringify(object.toJson());
+    };
+    return {
+      ours: render((chart) =>
+        customResource(chart, 'Object', 'example.io/v1', 'Thing', { name: 'thing', labels: { app: 'x' } }, { a: 1 }),
+      ),
+      cdk8s: render(
+        (chart) =>
+          new ApiObject(chart, 'Object', {
+            apiVersion: 'example.io/v1',
+            kind: 'Thing',
+            metadata: { name: 'thing', namespace: undefined, labels: { app: 'x' } },
+            spec: { a: 1 },
+          }),
+      ),
+    };
+  }
+
+  test.each<[string, (object: ApiObject) => void]>([
+    ['unchanged', () => undefined],
+    [
+      'labels, annotations, finalizers and owners added',
+      (object) => {
+        object.metadata.addLabel('b-label', 'b');
+        object.metadata.addAnnotation('z.example.io/note', 'kept');
+        object.metadata.addAnnotation('a.example.io/note', '');
+        object.metadata.addFinalizers('example.io/cleanup');
+        object.metadata.addOwnerReference({ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: 'u-1' });
+      },
+    ],
+    [
+      'attributes of its own: empty ones dropped, nested empties too, Lazy values produced',
+      (object) => {
+        object.metadata.add('generateName', 'thing-');
+        object.metadata.add('emptyList', []);
+        object.metadata.add('emptyMap', {});
+        object.metadata.add('nested', { keep: { deep: [1, null, {}] }, drop: { inner: {} }, none: null });
+        object.metadata.add('produced', Lazy.any({ produce: () => ({ z: 'z', a: [] }) }));
+      },
+    ],
+    ['a label value cdk8s resolves itself', (object) => object.metadata.add('token', { resolve: () => 'resolved' })],
+  ])('%s', (_name, change) => {
+    const { ours, cdk8s } = renderMetadataBoth(change);
+    expect(ours).toBe(cdk8s);
+  });
+
+  test('keys sorted when CDK8S_DISABLE_SORT is set, as cdk8s sorts metadata regardless', () => {
+    process.env.CDK8S_DISABLE_SORT = '1';
+    try {
+      const { ours, cdk8s } = renderMetadataBoth((object) => object.metadata.addAnnotation('b', 'b'));
+      expect(ours).toBe(cdk8s);
+    } finally {
+      delete process.env.CDK8S_DISABLE_SORT;
+    }
+  });
+
+  test('metadata of another shape is left to cdk8s', () => {
+    const chart = new Chart(new App(), 'Chart');
+    const object = customResource(chart, 'Object', 'example.io/v1', 'Thing', { name: 'thing' }, { a: 1 });
+    expect(renderPlainMetadata(object.metadata)).toEqual({ name: 'thing' });
+    Object.defineProperty(object.metadata, 'labels', { value: undefined });
+    expect(renderPlainMetadata(object.metadata)).toBe(NOT_PLAIN);
   });
 });
