@@ -83,11 +83,50 @@ export function renderPlainMetadata(metadata: ApiObjectMetadataDefinition): unkn
     !Array.isArray(ownerReferences)
   )
     return NOT_PLAIN;
-  const rendered = renderPlainJson(
-    { ...additional, name: fields.name, namespace: fields.namespace, annotations, finalizers, ownerReferences, labels },
-    true,
+  const own = { annotations, finalizers, labels, name: fields.name, namespace: fields.namespace, ownerReferences };
+  // The attributes given at construction: those that are fields above are rendered from the fields.
+  if (Object.keys(additional).some((key) => !METADATA_FIELDS.has(key))) {
+    const rendered = renderPlainJson({ ...additional, ...own }, true);
+    return rendered === NOT_PLAIN ? NOT_PLAIN : withoutEmpty(rendered);
+  }
+  // The usual metadata, member by member in sorted key order; labels and annotations are mostly strings.
+  const result: Record<string, unknown> = {};
+  for (const key of SORTED_METADATA_FIELDS) {
+    const value = own[key];
+    let member: unknown;
+    if (typeof value === 'string') member = value;
+    else if (isStringRecord(value)) member = sortedStrings(value);
+    else {
+      const rendered = renderPlainJson(value, true);
+      if (rendered === NOT_PLAIN) return NOT_PLAIN;
+      member = withoutEmpty(rendered);
+    }
+    if (member !== undefined) result[key] = member;
+  }
+  return result;
+}
+
+/** The fields cdk8s renders itself, in sorted order. */
+const SORTED_METADATA_FIELDS = ['annotations', 'finalizers', 'labels', 'name', 'namespace', 'ownerReferences'] as const;
+const METADATA_FIELDS: ReadonlySet<string> = new Set(SORTED_METADATA_FIELDS);
+
+/** A plain object of strings; one with a "__proto__" key (which assigning would not set) is left to `render`. */
+function isStringRecord(value: unknown): value is Record<string, string> {
+  return (
+    isPlainRecord(value) &&
+    !Object.hasOwn(value, '__proto__') &&
+    Object.values(value).every((member) => typeof member === 'string')
   );
-  return rendered === NOT_PLAIN ? NOT_PLAIN : withoutEmpty(rendered);
+}
+
+/** A copy of `record` with its keys sorted; undefined when it has none. */
+function sortedStrings(record: Record<string, string>): Record<string, string> | undefined {
+  const keys = Object.keys(record);
+  if (keys.length === 0) return undefined;
+  keys.sort();
+  const sorted: Record<string, string> = {};
+  for (const key of keys) sorted[key] = record[key];
+  return sorted;
 }
 
 function isPlainRecord(value: unknown): value is Record<string, unknown> {

@@ -265,3 +265,35 @@ describe('metadata renders as cdk8s renders it', () => {
     expect(renderPlainMetadata(object.metadata)).toBe(NOT_PLAIN);
   });
 });
+
+test('metadata with label values cdk8s resolves, and a "__proto__" label', () => {
+  for (const change of [
+    (object: ApiObject) => object.metadata.addLabel('lazy', Lazy.any({ produce: () => 'produced' })),
+    (object: ApiObject) =>
+      Object.defineProperty((object.metadata as unknown as { labels: object }).labels, '__proto__', {
+        value: 'p',
+        enumerable: true,
+      }),
+  ]) {
+    const render = (emit: (chart: Chart) => ApiObject) => {
+      const object = emit(new Chart(new App(), 'Chart', { namespace: 'team' }));
+      change(object);
+      try {
+        return JSON.stringify(object.toJson());
+      } catch (error) {
+        return `threw: ${(error as Error).message}`;
+      }
+    };
+    const ours = render((chart) => customResource(chart, 'Object', 'example.io/v1', 'Thing', { name: 'thing' }, {}));
+    const cdk8s = render(
+      (chart) =>
+        new ApiObject(chart, 'Object', {
+          apiVersion: 'example.io/v1',
+          kind: 'Thing',
+          metadata: { name: 'thing' },
+          spec: {},
+        }),
+    );
+    expect(ours).toBe(cdk8s);
+  }
+});
