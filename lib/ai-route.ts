@@ -710,9 +710,11 @@ export class AIRoute extends Construct implements IBudgetTarget {
 
   /** Throws if a backend's header mutation changes a header a gateway budget identifies clients by. */
   private checkBackendHeaders(model: GatewayModel): void {
-    const clientHeaders = model.gatewayClientHeaders();
+    // Most backends change no header: the gateway's budgets are listed only for one that does.
+    let clientHeaders: ReturnType<GatewayModel['gatewayClientHeaders']> | undefined;
     for (const entry of this.entries.values()) {
       for (const header of entry.backend._mutatedHeaders) {
+        clientHeaders ??= model.gatewayClientHeaders();
         const budget = clientHeaders.find((h) => h.header === header);
         if (budget) {
           throw invalid(

@@ -5,7 +5,7 @@
 import { ApiObject, App, Chart, JsonPatch, Lazy, type ApiObjectProps, type Duration } from 'cdk8s';
 import type { Construct, IConstruct } from 'constructs';
 import { formatGatewayDuration } from './limits/duration';
-import { NOT_PLAIN, onlyBuiltInResolvers, renderPlainJson } from './plain-json';
+import { NOT_PLAIN, onlyBuiltInResolvers, plainLevel, renderPlainJson, renderPlainMetadata } from './plain-json';
 
 export const GATEWAY_API_GROUP = 'gateway.networking.k8s.io';
 export const ENVOY_GATEWAY_GROUP = 'gateway.envoyproxy.io';
@@ -328,11 +328,21 @@ class CustomResource extends ApiObject {
     super.addJsonPatch(...ops);
   }
 
+  /** See `plainPropsMember`. */
+  _plainMember(key: string): unknown {
+    if (this.patched || !onlyBuiltInResolvers(App.of(this).resolvers)) return NOT_PLAIN;
+    return plainLevel((this.customProps as unknown as Record<string, unknown>)[key]);
+  }
+
   override toJson(): unknown {
     if (this.patched || !onlyBuiltInResolvers(App.of(this).resolvers)) return super.toJson();
     let json: unknown;
     try {
-      const data = { ...this.customProps, metadata: this.metadata.toJson() as unknown };
+      const metadata = renderPlainMetadata(this.metadata);
+      const data = {
+        ...this.customProps,
+        metadata: metadata === NOT_PLAIN ? (this.metadata.toJson() as unknown) : metadata,
+      };
       json = renderPlainJson(data, !process.env.CDK8S_DISABLE_SORT);
     } catch (e) {
       // cdk8s's message for a value that fails to render (e.g. a Lazy spec that throws a validation error).
@@ -351,6 +361,18 @@ class CustomResource extends ApiObject {
       if (key in rendered) result[key] = rendered[key];
     return result;
   }
+}
+
+/**
+ * The member `key` of an object's props (e.g. `spec`) as it renders, one level deep (see `plainLevel`), read without
+ * rendering the object: for the objects the constructs emit, unpatched, in an app with only cdk8s's resolvers;
+ * `NOT_PLAIN` for any other object (read the member from its `toJson()`).
+ */
+export function plainPropsMember(object: ApiObject, key: string): unknown {
+  // Not `instanceof`: cdk8s's ApiObject defines it (Symbol.hasInstance) to hold for every ApiObject, subclasses too.
+  return Object.prototype.isPrototypeOf.call(CustomResource.prototype, object)
+    ? (object as CustomResource)._plainMember(key)
+    : NOT_PLAIN;
 }
 
 /**

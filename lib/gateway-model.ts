@@ -173,6 +173,11 @@ export class GatewayModel {
   private readonly routeAuthHooks = new Map<string, () => void>();
   private budgetPolicyEmitted = false;
   private servedModels?: { readonly revision: number; readonly exact: Set<string>; readonly others: ModelMatch[] };
+  private budgetHeaders?: {
+    readonly revision: number;
+    readonly gateway: readonly string[];
+    readonly byRoute: Map<string, string[]>;
+  };
 
   constructor(private readonly options: GatewayModelOptions = {}) {}
 
@@ -531,13 +536,34 @@ export class GatewayModel {
 
   /** The headers requests of `route` must carry: the route's own and those of the budgets over it. */
   requiredHeaders(route: RouteFragment): string[] {
+    const index = this.budgetHeaderIndex();
     const headers = new Set(route.route.requiredHeaders);
-    for (const budget of this.budgetFragments) {
-      if (budget.consumerKeyed) continue; // the processor requires a consumer instead (`consumerRequired`)
-      if (budget.clientHeader !== undefined && (budget.route === undefined || budget.route === route.route.name))
-        headers.add(budget.clientHeader);
-    }
+    for (const header of index.gateway) headers.add(header);
+    for (const header of index.byRoute.get(route.route.name) ?? []) headers.add(header);
     return [...headers].sort();
+  }
+
+  /**
+   * The client headers of the budgets that are not keyed by consumer (the processor requires a consumer for those,
+   * `consumerRequired`): of the budgets over the whole gateway, and of each route's own. Indexed per revision, as
+   * every route of the config asks.
+   */
+  private budgetHeaderIndex(): { readonly gateway: readonly string[]; readonly byRoute: Map<string, string[]> } {
+    const revision = this.revision;
+    if (this.budgetHeaders?.revision === revision) return this.budgetHeaders;
+    const gateway: string[] = [];
+    const byRoute = new Map<string, string[]>();
+    for (const budget of this.budgetFragments) {
+      if (budget.consumerKeyed || budget.clientHeader === undefined) continue;
+      if (budget.route === undefined) gateway.push(budget.clientHeader);
+      else {
+        let headers = byRoute.get(budget.route);
+        if (headers === undefined) byRoute.set(budget.route, (headers = []));
+        headers.push(budget.clientHeader);
+      }
+    }
+    this.budgetHeaders = { revision, gateway, byRoute };
+    return this.budgetHeaders;
   }
 
   /**

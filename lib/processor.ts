@@ -25,6 +25,7 @@ import {
   REFERENCE_GRANT_API_VERSION,
   customResource,
   gatewayDuration,
+  plainPropsMember,
   type BackendTrafficPolicySpec,
   type EnvoyExtensionPolicySpec,
   type HTTPRouteFilterSpec,
@@ -41,6 +42,7 @@ import { checkAnnotations } from './limits/metadata';
 import { synthRegistry } from './limits/registry';
 import { duplicateObjectError } from './limits/unique-objects';
 import { MAX_LABEL_LENGTH, derivedName, shortHash } from './names';
+import { NOT_PLAIN, plainLevel } from './plain-json';
 import { ProcessorImage } from './processor-image';
 
 export const PROCESSOR_GRPC_PORT = 9002;
@@ -387,6 +389,8 @@ export class Processor extends Construct {
   private readonly props: ProcessorProps;
   /** Values derived from the model, for the model revision they were derived at (synth reads each twice). */
   private rendered?: { readonly revision: number; readonly json: string; storage?: ProcessorConfigStorage };
+  /** The part ConfigMaps `emitConfigParts` emitted last, and the stored config they hold. */
+  private emittedParts?: { readonly storage: ProcessorConfigStorage; readonly parts: readonly IConstruct[] };
   private derivedShutdown?: { readonly revision: number; readonly shutdown: ProcessorShutdown };
 
   constructor(scope: Construct, id: string, props: ProcessorProps) {
@@ -755,26 +759,46 @@ export class Processor extends Construct {
     return configMap;
   }
 
-  /** The ConfigMaps of the parts after the first (none for a plain config), replacing those of an earlier synth. */
+  /**
+   * The ConfigMaps of the parts after the first (none for a plain config), replacing those of an earlier synth. cdk8s
+   * validates the app once per chart and once more: parts already emitted for the same stored config stay, and the
+   * app's check of duplicate objects has seen them since.
+   */
   private emitConfigParts(): void {
-    for (const child of [...this.node.children]) {
-      if (child.node.id.startsWith(CONFIG_PART_ID)) this.node.tryRemoveChild(child.node.id);
-    }
-    let storage: ProcessorConfigStorage;
+    const present = this.node.children.filter((child) => child.node.id.startsWith(CONFIG_PART_ID));
+    let storage: ProcessorConfigStorage | undefined;
     try {
       storage = this._configStorage();
     } catch {
       // The first ConfigMap's rendering reports why the config cannot be stored, as it always has.
-      return;
+      storage = undefined;
     }
-    storage.configMaps.slice(1).forEach((entry, i) => {
-      new kplus.ConfigMap(this, `${CONFIG_PART_ID}${i + 2}`, {
-        metadata: { name: entry.name, namespace: this.namespace, labels: this.labels, annotations: SERVER_SIDE_APPLY },
-        binaryData: entry.binaryData,
-      });
-    });
+    const emitted = this.emittedParts;
+    if (
+      storage !== undefined &&
+      emitted?.storage === storage &&
+      emitted.parts.length === present.length &&
+      emitted.parts.every((part, i) => present[i] === part)
+    )
+      return;
+    for (const child of present) this.node.tryRemoveChild(child.node.id);
+    this.emittedParts = undefined;
+    if (storage === undefined) return;
+    const parts = storage.configMaps.slice(1).map(
+      (entry, i) =>
+        new kplus.ConfigMap(this, `${CONFIG_PART_ID}${i + 2}`, {
+          metadata: {
+            name: entry.name,
+            namespace: this.namespace,
+            labels: this.labels,
+            annotations: SERVER_SIDE_APPLY,
+          },
+          binaryData: entry.binaryData,
+        }),
+    );
+    this.emittedParts = { storage, parts };
     // The app's check of duplicate objects ran before these existed.
-    if (storage.configMaps.length > 1) {
+    if (parts.length > 0) {
       const duplicate = duplicateObjectError(this.node.root);
       if (duplicate) throw duplicate;
     }
@@ -1002,8 +1026,17 @@ export class Processor extends Construct {
     const shared = this.node.children
       .filter((c): c is ApiObject => ApiObject.isApiObject(c) && c.kind === 'BackendTrafficPolicy')
       .map((o) => ({ namespace: o.metadata.namespace, spec: trafficPolicySpec(o) }));
+    // Routes repeat a few durations (`60s`): each text is parsed once.
+    const parsed = new Map<string, number | undefined>();
+    const durationMs = (value: unknown): number | undefined => {
+      if (typeof value !== 'string') return undefined;
+      if (!parsed.has(value)) parsed.set(value, gatewayDurationMs(value));
+      return parsed.get(value);
+    };
     for (const route of this._model.routes) {
-      const ms = longestRequestMs(route.scope, route.name, route.namespace, shared) + fallbackAttemptsMs(route.route);
+      const ms =
+        longestRequestMs(route.scope, route.name, route.namespace, shared, durationMs) +
+        fallbackAttemptsMs(route.route);
       if (longest === undefined || ms > longest.ms) longest = { route: `${route.namespace}/${route.name}`, ms };
     }
     const proxyDrain = this.props.proxyDrainTimeout;
@@ -1109,13 +1142,14 @@ interface RouteSpecView {
  * `timeouts.request`, else the policy's `timeout.http.requestTimeout`, else Envoy's 15 s default
  * (`internal/xds/translator/route.go` getEffectiveRequestTimeout); it covers every retry. Only a disabled route
  * timeout (`0s`) lets retries add up: then each try's timeout times the tries. The constructs give a route at most
- * one route-level policy (Envoy Gateway applies only the first).
+ * one route-level policy (Envoy Gateway applies only the first). `durationMs` reads a duration (`gatewayDurationMs`).
  */
 function longestRequestMs(
   scope: IConstruct,
   routeName: string,
   routeNamespace: string,
   shared: ReadonlyArray<{ readonly namespace?: string; readonly spec?: TrafficPolicySpecView }>,
+  durationMs: (value: unknown) => number | undefined,
 ): number {
   const objects = scope.node.findAll().filter((c): c is ApiObject => ApiObject.isApiObject(c));
   const route = objects.find(
@@ -1129,8 +1163,7 @@ function longestRequestMs(
       'has no HTTPRoute beside it; the processor derives its drain time from the route timeouts',
     );
   }
-  const routeJson = route.toJson() as { metadata?: { labels?: Record<string, string> }; spec?: RouteSpecView };
-  const routeLabels = routeJson.metadata?.labels ?? {};
+  const { label, rules } = renderedRoute(route);
   const policy = [
     ...objects
       .filter((o) => o.kind === 'BackendTrafficPolicy')
@@ -1145,20 +1178,20 @@ function longestRequestMs(
     .find(
       (spec) =>
         (spec?.targetRefs ?? []).some((t) => t.kind === 'HTTPRoute' && t.name === routeName) ||
-        (spec?.targetSelectors ?? []).some((selector) => selectsRoute(selector, routeLabels)),
+        (spec?.targetSelectors ?? []).some((selector) => selectsRoute(selector, label)),
     );
-  const policyTimeout = gatewayDurationMs(policy?.timeout?.http?.requestTimeout);
+  const policyTimeout = durationMs(policy?.timeout?.http?.requestTimeout);
   const retry = policy?.retry;
   let longest = 0;
-  for (const rule of routeJson.spec?.rules ?? []) {
+  for (const rule of rules) {
     if (!Array.isArray(rule.backendRefs) || rule.backendRefs.length === 0) continue; // answered by Envoy itself
-    const ruleTimeout = gatewayDurationMs(rule.timeouts?.request);
+    const ruleTimeout = durationMs(rule.timeouts?.request);
     const requestMs = ruleTimeout ?? policyTimeout ?? ENVOY_DEFAULT_ROUTE_TIMEOUT_MS;
     if (requestMs > 0) {
       longest = Math.max(longest, requestMs);
       continue;
     }
-    const perTryMs = gatewayDurationMs(retry?.perRetry?.timeout);
+    const perTryMs = durationMs(retry?.perRetry?.timeout);
     if (perTryMs === undefined || perTryMs === 0) {
       const disabled = ruleTimeout !== undefined ? rule.timeouts?.request : policy?.timeout?.http?.requestTimeout;
       throw invalid(
@@ -1169,7 +1202,7 @@ function longestRequestMs(
       );
     }
     const retries = typeof retry?.numRetries === 'number' ? retry.numRetries : ENVOY_GATEWAY_DEFAULT_RETRIES;
-    const backOffMs = gatewayDurationMs(retry?.perRetry?.backOff?.maxInterval) ?? 0;
+    const backOffMs = durationMs(retry?.perRetry?.backOff?.maxInterval) ?? 0;
     longest = Math.max(longest, perTryMs * (retries + 1) + backOffMs * retries);
   }
   return longest;
@@ -1188,6 +1221,59 @@ function fallbackAttemptsMs(route: RouteConfig): number {
   );
 }
 
+/**
+ * What the drain time reads of an HTTPRoute as rendered (escape hatches included): its labels and its rules' backends
+ * and timeouts. Read from the plain props of a route the constructs emitted (see `plainPropsMember`; rendering every
+ * route twice per synth costs a fifth of what writing it as YAML does), else from the rendered object.
+ */
+function renderedRoute(route: ApiObject): {
+  readonly label: (key: string) => string | undefined;
+  readonly rules: NonNullable<RouteSpecView['rules']>;
+} {
+  const rules = plainRouteRules(route);
+  if (rules !== NOT_PLAIN) {
+    // Labels are strings (`metadata.addLabel`), rendered as set: the route's labels, its chart's first.
+    const label = (key: string) => {
+      const value: unknown = route.metadata.getLabel(key);
+      return typeof value === 'string' ? value : undefined;
+    };
+    return { label, rules };
+  }
+  const json = route.toJson() as { metadata?: { labels?: Record<string, string> }; spec?: RouteSpecView };
+  const labels = json.metadata?.labels ?? {};
+  return { label: (key) => (Object.hasOwn(labels, key) ? labels[key] : undefined), rules: json.spec?.rules ?? [] };
+}
+
+/** The rules of a route's plain props with the members the drain time reads, or `NOT_PLAIN`. */
+function plainRouteRules(route: ApiObject): NonNullable<RouteSpecView['rules']> | typeof NOT_PLAIN {
+  const spec = plainPropsMember(route, 'spec');
+  if (spec === NOT_PLAIN) return NOT_PLAIN;
+  const rulesValue =
+    spec === undefined || Array.isArray(spec) ? undefined : plainLevel((spec as { rules?: unknown }).rules);
+  if (rulesValue === NOT_PLAIN) return NOT_PLAIN;
+  if (!Array.isArray(rulesValue)) return [];
+  const rules: { backendRefs?: unknown; timeouts?: { request?: unknown } }[] = [];
+  for (const element of rulesValue) {
+    const rule = plainLevel(element);
+    if (rule === NOT_PLAIN) return NOT_PLAIN;
+    if (rule === undefined || typeof rule !== 'object' || Array.isArray(rule)) {
+      rules.push({});
+      continue;
+    }
+    const backendRefs = plainLevel((rule as { backendRefs?: unknown }).backendRefs);
+    const timeouts = plainLevel((rule as { timeouts?: unknown }).timeouts);
+    if (backendRefs === NOT_PLAIN || timeouts === NOT_PLAIN) return NOT_PLAIN;
+    if (timeouts === undefined || typeof timeouts !== 'object' || Array.isArray(timeouts)) {
+      rules.push({ backendRefs });
+      continue;
+    }
+    const request = plainLevel((timeouts as { request?: unknown }).request);
+    if (request === NOT_PLAIN) return NOT_PLAIN;
+    rules.push({ backendRefs, timeouts: { request } });
+  }
+  return rules;
+}
+
 /** The spec of a BackendTrafficPolicy as rendered (escape hatches included). */
 function trafficPolicySpec(policy: ApiObject): TrafficPolicySpecView | undefined {
   return (policy.toJson() as { spec?: TrafficPolicySpecView }).spec;
@@ -1200,9 +1286,9 @@ function trafficPolicySpec(policy: ApiObject): TrafficPolicySpecView | undefined
  */
 function selectsRoute(
   selector: NonNullable<TrafficPolicySpecView['targetSelectors']>[number],
-  labels: Readonly<Record<string, string>>,
+  label: (key: string) => string | undefined,
 ): boolean {
   if ((selector.group ?? GATEWAY_API_GROUP) !== GATEWAY_API_GROUP || selector.kind !== 'HTTPRoute') return false;
   if (selector.namespaces !== undefined || selector.matchExpressions !== undefined) return false;
-  return Object.entries(selector.matchLabels ?? {}).every(([key, value]) => labels[key] === value);
+  return Object.entries(selector.matchLabels ?? {}).every(([key, value]) => label(key) === value);
 }

@@ -1,6 +1,6 @@
 import { ApiObject, App, Chart, Duration, JsonPatch, Lazy, type IResolver, type ResolutionContext } from 'cdk8s';
-import { customResource } from '../lib/crds';
-import { NOT_PLAIN, renderPlainJson } from '../lib/plain-json';
+import { customResource, plainPropsMember } from '../lib/crds';
+import { NOT_PLAIN, plainLevel, renderPlainJson, renderPlainMetadata } from '../lib/plain-json';
 
 /** The JSON of a custom resource with `spec`, and cdk8s's own rendering of the same object (or their errors). */
 function renderBoth(spec: unknown, options: { resolvers?: IResolver[]; patch?: JsonPatch } = {}) {
@@ -125,4 +125,175 @@ describe('custom resources render as cdk8s renders them', () => {
       spec: { a: 1 },
     });
   });
+});
+
+describe('members read from plain props', () => {
+  /** Reads `path` level by level with `plainLevel`, as the drain time reads a route. */
+  function readPlain(value: unknown, path: readonly (string | number)[]): unknown {
+    let current = plainLevel(value);
+    for (const key of path) {
+      if (current === NOT_PLAIN || current === undefined || typeof current !== 'object') return current;
+      current = plainLevel((current as Record<string | number, unknown>)[key]);
+    }
+    return current;
+  }
+
+  function readRendered(value: unknown, path: readonly (string | number)[]): unknown {
+    let current = renderPlainJson(value, true);
+    for (const key of path) {
+      if (current === undefined || typeof current !== 'object') return current;
+      current = (current as Record<string | number, unknown>)[key];
+    }
+    return current;
+  }
+
+  test('read the same values as the rendered object, Lazy values produced', () => {
+    const spec = {
+      rules: Lazy.any({
+        produce: () => [
+          { timeouts: { request: Lazy.any({ produce: () => '60s' }) }, backendRefs: [{ name: 'a' }, null] },
+          null,
+          { timeouts: null },
+        ],
+      }),
+    };
+    for (const path of [
+      ['rules', 0, 'timeouts', 'request'],
+      ['rules', 1],
+      ['rules', 2, 'timeouts'],
+      ['rules', 3],
+      ['missing'],
+    ])
+      expect(readPlain(spec, path)).toEqual(readRendered(spec, path));
+    expect((readPlain(spec, ['rules', 0, 'backendRefs']) as unknown[]).length).toBe(2);
+  });
+
+  test('values cdk8s renders differently are NOT_PLAIN', () => {
+    expect(plainLevel({ resolve: () => 1 })).toBe(NOT_PLAIN);
+    expect(plainLevel(new Quantity('1Gi'))).toBe(NOT_PLAIN);
+    expect(plainLevel(Object.assign(['a'], { value: 'x' }))).toBe(NOT_PLAIN);
+    expect(plainLevel(JSON.parse('{"__proto__": 1}'))).toBe(NOT_PLAIN);
+    expect(plainLevel(Lazy.any({ produce: () => () => 1 }))).toBe(NOT_PLAIN);
+  });
+
+  test('only unpatched objects the constructs emit, in apps with only the built-in resolvers', () => {
+    const emit = (resolvers?: IResolver[]) => {
+      const chart = new Chart(new App({ resolvers }), 'Chart');
+      return {
+        ours: customResource(chart, 'Object', 'example.io/v1', 'Thing', { name: 'thing' }, { a: 1 }),
+        cdk8s: new ApiObject(chart, 'Other', { apiVersion: 'example.io/v1', kind: 'Thing', spec: { a: 1 } }),
+      };
+    };
+    const { ours, cdk8s } = emit();
+    expect(plainPropsMember(ours, 'spec')).toEqual({ a: 1 });
+    expect(plainPropsMember(cdk8s, 'spec')).toBe(NOT_PLAIN);
+    ours.addJsonPatch(JsonPatch.replace('/spec/a', 2));
+    expect(plainPropsMember(ours, 'spec')).toBe(NOT_PLAIN);
+    const resolver: IResolver = { resolve: () => undefined };
+    expect(plainPropsMember(emit([resolver]).ours, 'spec')).toBe(NOT_PLAIN);
+  });
+});
+
+describe('metadata renders as cdk8s renders it', () => {
+  /** Applies `change` to the metadata of one of our objects and of a cdk8s ApiObject alike; their JSON text. */
+  function renderMetadataBoth(change: (object: ApiObject) => void): { ours: string; cdk8s: string } {
+    const render = (emit: (chart: Chart) => ApiObject) => {
+      const chart = new Chart(new App(), 'Chart', { namespace: 'team', labels: { team: 'a' } });
+      const object = emit(chart);
+      change(object);
+      return JSON.stringify(object.toJson());
+    };
+    return {
+      ours: render((chart) =>
+        customResource(chart, 'Object', 'example.io/v1', 'Thing', { name: 'thing', labels: { app: 'x' } }, { a: 1 }),
+      ),
+      cdk8s: render(
+        (chart) =>
+          new ApiObject(chart, 'Object', {
+            apiVersion: 'example.io/v1',
+            kind: 'Thing',
+            metadata: { name: 'thing', namespace: undefined, labels: { app: 'x' } },
+            spec: { a: 1 },
+          }),
+      ),
+    };
+  }
+
+  test.each<[string, (object: ApiObject) => void]>([
+    ['unchanged', () => undefined],
+    [
+      'labels, annotations, finalizers and owners added',
+      (object) => {
+        object.metadata.addLabel('b-label', 'b');
+        object.metadata.addAnnotation('z.example.io/note', 'kept');
+        object.metadata.addAnnotation('a.example.io/note', '');
+        object.metadata.addFinalizers('example.io/cleanup');
+        object.metadata.addOwnerReference({ apiVersion: 'v1', kind: 'ConfigMap', name: 'owner', uid: 'u-1' });
+      },
+    ],
+    [
+      'attributes of its own: empty ones dropped, nested empties too, Lazy values produced',
+      (object) => {
+        object.metadata.add('generateName', 'thing-');
+        object.metadata.add('emptyList', []);
+        object.metadata.add('emptyMap', {});
+        object.metadata.add('nested', { keep: { deep: [1, null, {}] }, drop: { inner: {} }, none: null });
+        object.metadata.add('produced', Lazy.any({ produce: () => ({ z: 'z', a: [] }) }));
+      },
+    ],
+    ['a label value cdk8s resolves itself', (object) => object.metadata.add('token', { resolve: () => 'resolved' })],
+  ])('%s', (_name, change) => {
+    const { ours, cdk8s } = renderMetadataBoth(change);
+    expect(ours).toBe(cdk8s);
+  });
+
+  test('keys sorted when CDK8S_DISABLE_SORT is set, as cdk8s sorts metadata regardless', () => {
+    process.env.CDK8S_DISABLE_SORT = '1';
+    try {
+      const { ours, cdk8s } = renderMetadataBoth((object) => object.metadata.addAnnotation('b', 'b'));
+      expect(ours).toBe(cdk8s);
+    } finally {
+      delete process.env.CDK8S_DISABLE_SORT;
+    }
+  });
+
+  test('metadata of another shape is left to cdk8s', () => {
+    const chart = new Chart(new App(), 'Chart');
+    const object = customResource(chart, 'Object', 'example.io/v1', 'Thing', { name: 'thing' }, { a: 1 });
+    expect(renderPlainMetadata(object.metadata)).toEqual({ name: 'thing' });
+    Object.defineProperty(object.metadata, 'labels', { value: undefined });
+    expect(renderPlainMetadata(object.metadata)).toBe(NOT_PLAIN);
+  });
+});
+
+test('metadata with label values cdk8s resolves, and a "__proto__" label', () => {
+  for (const change of [
+    (object: ApiObject) => object.metadata.addLabel('lazy', Lazy.any({ produce: () => 'produced' })),
+    (object: ApiObject) =>
+      Object.defineProperty((object.metadata as unknown as { labels: object }).labels, '__proto__', {
+        value: 'p',
+        enumerable: true,
+      }),
+  ]) {
+    const render = (emit: (chart: Chart) => ApiObject) => {
+      const object = emit(new Chart(new App(), 'Chart', { namespace: 'team' }));
+      change(object);
+      try {
+        return JSON.stringify(object.toJson());
+      } catch (error) {
+        return `threw: ${(error as Error).message}`;
+      }
+    };
+    const ours = render((chart) => customResource(chart, 'Object', 'example.io/v1', 'Thing', { name: 'thing' }, {}));
+    const cdk8s = render(
+      (chart) =>
+        new ApiObject(chart, 'Object', {
+          apiVersion: 'example.io/v1',
+          kind: 'Thing',
+          metadata: { name: 'thing' },
+          spec: {},
+        }),
+    );
+    expect(ours).toBe(cdk8s);
+  }
 });
