@@ -29,7 +29,7 @@ import {
   type IdGenerator,
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
-import { createTracer } from '../src/tracing';
+import { createTracer, SPAN_BATCH_MAX_BYTES, SPAN_QUEUE_MAX_BYTES } from '../src/tracing';
 import { PooledIdGenerator } from '../src/tracing/ids';
 import { RequestSpans } from '../src/tracing/otel';
 import { EncodingBatchSpanProcessor } from '../src/tracing/span-batches';
@@ -201,7 +201,14 @@ async function spanRecords(): Promise<void> {
   const processor = () =>
     new EncodingBatchSpanProcessor(
       { export: (_batch, done) => done({ code: 0 }), shutdown: () => Promise.resolve() },
-      { maxQueueSize: 2048, maxExportBatchSize: 512, scheduledDelayMillis: 2000, exportTimeoutMillis: 10_000 },
+      {
+        maxQueueSize: 2048,
+        maxExportBatchSize: 512,
+        maxExportBatchBytes: SPAN_BATCH_MAX_BYTES,
+        maxQueueBytes: SPAN_QUEUE_MAX_BYTES,
+        scheduledDelayMillis: 2000,
+        exportTimeoutMillis: 10_000,
+      },
     );
   const resource = resourceFromAttributes({ 'service.name': 'bench' });
   const sampler = () => new ParentBasedSampler({ root: new AlwaysOnSampler() });

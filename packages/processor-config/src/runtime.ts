@@ -9,6 +9,6 @@
  * a full collection every few dozen requests, while a process a few megabytes smaller stays below the point where V8
  * starts marking at all (docs/benchmarks.md A.8). The limit starts at 64 MB instead: memory the processor may fill
  * with garbage before collecting it, well inside the Deployment's default limit of 512 MiB; it reserves no memory
- * and lowers no ceiling.
+ * and lowers no ceiling. Node refuses this option in `NODE_OPTIONS`: it has to be on the command line.
  */
 export const PROCESSOR_NODE_OPTIONS: readonly string[] = Object.freeze(['--initial-old-space-size=64']);

@@ -26,6 +26,13 @@ export interface TracingOptions {
 /** The batch span processor's bounds: spans beyond the queue are dropped, never held. */
 export const SPAN_QUEUE_SIZE = 2048;
 export const SPAN_BATCH_SIZE = 512;
+/**
+ * Bytes of one export at most (a batch is sent once it reaches them) and of every encoded span held at once (waiting
+ * or being exported; spans beyond are dropped): with recorded content of up to 64 KiB twice per span, 512 spans
+ * would be a 64 MiB request, far above what a collector takes (20 MiB by default) and a real share of the pod's memory.
+ */
+export const SPAN_BATCH_MAX_BYTES = 4 * 1024 * 1024;
+export const SPAN_QUEUE_MAX_BYTES = 16 * 1024 * 1024;
 export const SPAN_EXPORT_DELAY_MS = 2000;
 export const SPAN_EXPORT_TIMEOUT_MS = 10_000;
 

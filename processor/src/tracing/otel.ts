@@ -64,9 +64,11 @@ import {
 import {
   genAiOperationName,
   genAiProviderName,
+  SPAN_BATCH_MAX_BYTES,
   SPAN_BATCH_SIZE,
   SPAN_EXPORT_DELAY_MS,
   SPAN_EXPORT_TIMEOUT_MS,
+  SPAN_QUEUE_MAX_BYTES,
   SPAN_QUEUE_SIZE,
   type RequestSpan,
   type RequestTracer,
@@ -107,6 +109,8 @@ export function createOtelTracer(options: TracingOptions): RequestTracer {
   const batches = new EncodingBatchSpanProcessor(exporter, {
     maxQueueSize: SPAN_QUEUE_SIZE,
     maxExportBatchSize: SPAN_BATCH_SIZE,
+    maxExportBatchBytes: SPAN_BATCH_MAX_BYTES,
+    maxQueueBytes: SPAN_QUEUE_MAX_BYTES,
     scheduledDelayMillis: SPAN_EXPORT_DELAY_MS,
     exportTimeoutMillis: SPAN_EXPORT_TIMEOUT_MS,
   });

@@ -331,7 +331,15 @@ export class SpanBatchWriter {
     this.count++;
   }
 
-  /** The request (once: the batch takes no span after it). */
+  /** Bytes written so far. */
+  get byteLength(): number {
+    return this.writer.end;
+  }
+
+  /**
+   * The request (once: the batch takes no span after it), in a buffer of its own size when the one it was written
+   * in is more than twice as large (it doubles as it grows), so that an export holds no more than it sends.
+   */
   finish(): Uint8Array {
     this.finished = true;
     const writer = this.writer;
@@ -346,7 +354,8 @@ export class SpanBatchWriter {
     writer.close(2, this.scopeSpansEnd);
     writeResource(writer, this.resource.attributes);
     writer.close(1, this.resourceSpansEnd);
-    return writer.finish();
+    const body = writer.finish();
+    return body.byteLength * 2 < writer.buf.length ? new Uint8Array(body) : body;
   }
 }
 

@@ -28,6 +28,10 @@ export interface SpanBatchOptions {
   readonly maxQueueSize: number;
   /** Spans per export; a full batch is exported at once. */
   readonly maxExportBatchSize: number;
+  /** Bytes per export: a batch that reaches them is exported at once. */
+  readonly maxExportBatchBytes: number;
+  /** Encoded bytes held at most (the batch being filled and those being exported); more spans are dropped. */
+  readonly maxQueueBytes: number;
   /** The longest a span waits for its batch. */
   readonly scheduledDelayMillis: number;
   /** How long a flush waits for its exports. */
@@ -44,6 +48,8 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
   private readonly exports = new Set<Promise<void>>();
   /** Spans handed to the exporter whose export has not finished: they count against the queue bound. */
   private exporting = 0;
+  /** Their bytes, which count against the byte bound. */
+  private exportingBytes = 0;
   private stopped = false;
   private stopping: Promise<void> | undefined;
   /** Spans dropped: the queue (waiting and being exported) was full, or the span could not be encoded. */
@@ -66,7 +72,10 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
       this.exportBatch();
       batch = undefined;
     }
-    if ((batch?.count ?? 0) + this.exporting >= this.options.maxQueueSize) {
+    if (
+      (batch?.count ?? 0) + this.exporting >= this.options.maxQueueSize ||
+      (batch?.byteLength ?? 0) + this.exportingBytes >= this.options.maxQueueBytes
+    ) {
       this.dropped++;
       return;
     }
@@ -82,7 +91,8 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
       this.dropped++;
       return;
     }
-    if (batch.count >= this.options.maxExportBatchSize) this.exportBatch();
+    if (batch.count >= this.options.maxExportBatchSize || batch.byteLength >= this.options.maxExportBatchBytes)
+      this.exportBatch();
     else this.timer ??= setTimeout(() => this.exportBatch(), this.options.scheduledDelayMillis).unref();
   }
 
@@ -112,16 +122,17 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
     this.batch = undefined;
     if (!batch || batch.count === 0) return;
     const count = batch.count;
+    const body = batch.finish();
+    const bytes = body.byteLength;
     this.exporting += count;
+    this.exportingBytes += bytes;
     const done = new Promise<void>((resolve) => {
       const finish = (ok: boolean) => {
         if (!ok) this.failed += count;
         resolve();
       };
       try {
-        this.exporter.export({ body: batch.finish(), count }, (result) =>
-          finish(result.code === ExportResultCode.SUCCESS),
-        );
+        this.exporter.export({ body, count }, (result) => finish(result.code === ExportResultCode.SUCCESS));
       } catch {
         // Tracing never fails a request or a shutdown: an export that cannot even start counts as failed.
         finish(false);
@@ -131,6 +142,7 @@ export class EncodingBatchSpanProcessor implements SpanProcessor {
     void done.then(() => {
       this.exports.delete(done);
       this.exporting -= count;
+      this.exportingBytes -= bytes;
     });
   }
 }

@@ -9,6 +9,8 @@ import { BasicTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@op
 import { encodeTraceRequest } from '../../src/tracing/otlp-encode';
 import { EncodingBatchSpanProcessor, type EncodedSpans } from '../../src/tracing/span-batches';
 
+const BOUNDS = { maxExportBatchBytes: 1024 * 1024, maxQueueBytes: 4 * 1024 * 1024 };
+
 function setup(options: Partial<ConstructorParameters<typeof EncodingBatchSpanProcessor>[1]> = {}) {
   const batches: EncodedSpans[] = [];
   const pending: Array<() => void> = [];
@@ -27,6 +29,8 @@ function setup(options: Partial<ConstructorParameters<typeof EncodingBatchSpanPr
   const processor = new EncodingBatchSpanProcessor(exporter, {
     maxQueueSize: 100,
     maxExportBatchSize: 4,
+    maxExportBatchBytes: 1024 * 1024,
+    maxQueueBytes: 4 * 1024 * 1024,
     scheduledDelayMillis: 30,
     exportTimeoutMillis: 1000,
     ...options,
@@ -95,13 +99,40 @@ describe('EncodingBatchSpanProcessor', () => {
     expect(t.processor.dropped).toBe(90);
   });
 
+  it('exports a batch once it reaches its bytes, and sends it in a buffer of its size', () => {
+    const t = setup({ maxExportBatchSize: 100, maxExportBatchBytes: 3000 });
+    const big = 'x'.repeat(1000);
+    for (let i = 0; i < 7; i++) t.tracer.startSpan(`chat ${i}`, { attributes: { content: big } }).end();
+    // Each span is about 1,100 bytes: the third reaches 3,000 and sends its batch; the seventh waits.
+    expect(t.batches.map((b) => b.count)).toEqual([3, 3]);
+    for (const batch of t.batches) {
+      expect(batch.body.byteLength).toBeGreaterThan(3000);
+      expect(batch.body.byteLength).toBeLessThan(3500);
+      expect(batch.body.buffer.byteLength).toBeLessThan(2 * batch.body.byteLength);
+    }
+    expect(Buffer.from(t.batches[1].body).toString('hex')).toBe(
+      Buffer.from(encodeTraceRequest(t.seen.slice(3, 6).reverse())).toString('hex'),
+    );
+  });
+
+  it('bounds the bytes held, waiting and being exported, dropping and counting what does not fit', () => {
+    const t = setup({ maxExportBatchSize: 100, maxExportBatchBytes: 3000, maxQueueBytes: 5000 });
+    t.holdExports();
+    const big = 'x'.repeat(1000);
+    for (let i = 0; i < 10; i++) t.tracer.startSpan(`chat ${i}`, { attributes: { content: big } }).end();
+    // Three spans (about 3,350 bytes) are being exported; two more wait (under 5,000 with them); five are dropped.
+    expect(t.batches.map((b) => b.count)).toEqual([3]);
+    expect(t.processor.dropped).toBe(5);
+    t.release();
+  });
+
   it('counts failed exports, and an exporter that throws fails neither the span nor the flush', async () => {
     const failing = new EncodingBatchSpanProcessor(
       {
         export: (_batch, done) => done({ code: 1 }),
         shutdown: async () => undefined,
       },
-      { maxQueueSize: 100, maxExportBatchSize: 2, scheduledDelayMillis: 30, exportTimeoutMillis: 1000 },
+      { ...BOUNDS, maxQueueSize: 100, maxExportBatchSize: 2, scheduledDelayMillis: 30, exportTimeoutMillis: 1000 },
     );
     const throwing = new EncodingBatchSpanProcessor(
       {
@@ -110,7 +141,7 @@ describe('EncodingBatchSpanProcessor', () => {
         },
         shutdown: async () => undefined,
       },
-      { maxQueueSize: 100, maxExportBatchSize: 2, scheduledDelayMillis: 30, exportTimeoutMillis: 1000 },
+      { ...BOUNDS, maxQueueSize: 100, maxExportBatchSize: 2, scheduledDelayMillis: 30, exportTimeoutMillis: 1000 },
     );
     const t = setup();
     t.spans(2);
