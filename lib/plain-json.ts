@@ -1,9 +1,12 @@
 import {
+  ApiObject,
+  ApiObjectMetadataDefinition,
+  App,
+  Chart,
   ImplicitTokenResolver,
   Lazy,
   LazyResolver,
   NumberStringUnionResolver,
-  type ApiObjectMetadataDefinition,
   type IResolver,
 } from 'cdk8s';
 
@@ -73,6 +76,53 @@ interface MetadataFields {
  * the caller then uses `metadata.toJson()`.
  */
 export function renderPlainMetadata(metadata: ApiObjectMetadataDefinition): unknown {
+  // Someone's own rendering, or a cdk8s release that renders metadata otherwise than the one this mirrors: cdk8s's.
+  if (metadata.toJson !== ORIGINAL_METADATA_TO_JSON || !agreesWithCdk8s()) return NOT_PLAIN;
+  return renderMetadataFields(metadata);
+}
+
+// Compared, never called: whether an object's metadata renders with cdk8s's own method.
+// eslint-disable-next-line @typescript-eslint/unbound-method
+const ORIGINAL_METADATA_TO_JSON = ApiObjectMetadataDefinition.prototype.toJson;
+let agreement: boolean | undefined;
+
+/**
+ * Whether this module renders metadata as the installed cdk8s does (a peer dependency: users may install a release
+ * this was not tested with), checked once per process on metadata of every kind it renders: fields, labels and
+ * annotations out of order, empty members, attributes of its own, and what the API adds later.
+ */
+function agreesWithCdk8s(): boolean {
+  if (agreement !== undefined) return agreement;
+  const chart = new Chart(new App(), 'probe');
+  const probes = [
+    new ApiObject(chart, 'full', {
+      apiVersion: 'v1',
+      kind: 'Probe',
+      metadata: {
+        name: 'full',
+        namespace: 'ns',
+        labels: { b: '2', a: '1' },
+        annotations: { z: 'last', y: '' },
+        finalizers: ['f'],
+        ownerReferences: [{ apiVersion: 'v1', kind: 'Owner', name: 'o', uid: 'u' }],
+      },
+    }),
+    new ApiObject(chart, 'bare', {
+      apiVersion: 'v1',
+      kind: 'Probe',
+      metadata: { name: 'bare', labels: {}, annotations: {}, generateName: 'g-', deletionGracePeriodSeconds: 0 },
+    }),
+  ];
+  probes[1].metadata.addLabel('added', 'later');
+  probes[1].metadata.addAnnotation('b', 'x');
+  probes[1].metadata.addFinalizers('later');
+  agreement = probes.every(
+    (probe) => JSON.stringify(renderMetadataFields(probe.metadata)) === JSON.stringify(probe.metadata.toJson()),
+  );
+  return agreement;
+}
+
+function renderMetadataFields(metadata: ApiObjectMetadataDefinition): unknown {
   const fields = metadata as unknown as MetadataFields;
   const { labels, annotations, finalizers, ownerReferences, _additionalAttributes: additional } = fields;
   if (
@@ -103,7 +153,8 @@ export function renderPlainMetadata(metadata: ApiObjectMetadataDefinition): unkn
     }
     if (member !== undefined) result[key] = member;
   }
-  return result;
+  // Nothing left (a name that renders empty): no metadata at all, as cdk8s renders it.
+  return Object.keys(result).length === 0 ? undefined : result;
 }
 
 /** The fields cdk8s renders itself, in sorted order. */

@@ -264,6 +264,14 @@ describe('metadata renders as cdk8s renders it', () => {
     Object.defineProperty(object.metadata, 'labels', { value: undefined });
     expect(renderPlainMetadata(object.metadata)).toBe(NOT_PLAIN);
   });
+
+  test('metadata rendered by a method of its own is left to that method', () => {
+    const chart = new Chart(new App(), 'Chart');
+    const object = customResource(chart, 'Object', 'example.io/v1', 'Thing', { name: 'thing' }, { a: 1 });
+    object.metadata.toJson = () => ({ name: 'renamed' });
+    expect(renderPlainMetadata(object.metadata)).toBe(NOT_PLAIN);
+    expect(object.toJson()).toMatchObject({ metadata: { name: 'renamed' } });
+  });
 });
 
 test('metadata with label values cdk8s resolves, and a "__proto__" label', () => {
