@@ -17,8 +17,8 @@
  * (src/tracing/ids.ts) against the SDK's generator, in alternating rounds.
  */
 import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { ROOT_CONTEXT, SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOnSampler,
@@ -158,11 +158,7 @@ type Encode = (spans: ReadableSpan[]) => Uint8Array | undefined;
 
 /** Ours against the maintained serializer (the one the installed OTLP transport depends on), alternating. */
 function serializers(): void {
-  const maintained = (
-    createRequire(require.resolve('@opentelemetry/otlp-exporter-base'))('@opentelemetry/otlp-transformer') as {
-      ProtobufTraceSerializer: { serializeRequest: Encode };
-    }
-  ).ProtobufTraceSerializer;
+  const maintained: { serializeRequest: Encode } = ProtobufTraceSerializer;
   const batch = smallRequestSpans(512);
   const theirs = Buffer.from(maintained.serializeRequest(batch) ?? []);
   const ours = Buffer.from(encodeTraceRequest(batch));

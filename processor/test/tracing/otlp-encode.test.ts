@@ -5,7 +5,6 @@
  * values the SDK's own validation does not let through (bytes, maps, dropped counts), both must produce the very
  * same bytes. The maintained serializer is the one the OTLP transport of this version ships with.
  */
-import { createRequire } from 'node:module';
 import {
   ROOT_CONTEXT,
   SpanKind,
@@ -23,14 +22,11 @@ import {
   type ReadableSpan,
   type SpanExporter,
 } from '@opentelemetry/sdk-trace-base';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { encodeTraceRequest, SpanBatchWriter } from '../../src/tracing/otlp-encode';
 
-type Serializer = { serializeRequest(spans: ReadableSpan[]): Uint8Array | undefined };
-const maintained = (
-  createRequire(require.resolve('@opentelemetry/otlp-exporter-base'))('@opentelemetry/otlp-transformer') as {
-    ProtobufTraceSerializer: Serializer;
-  }
-).ProtobufTraceSerializer;
+/** The maintained OTLP protobuf serializer (what the SDK's exporter sends), the reference for ours. */
+const maintained = ProtobufTraceSerializer;
 
 function expectSameBytes(spans: ReadableSpan[]): void {
   const theirs = Buffer.from(maintained.serializeRequest(spans) ?? new Uint8Array());

@@ -3,7 +3,6 @@
  * status, `RequestSpans` must hand the span processor a span that the maintained OTLP serializer (and our encoder)
  * writes to the very same bytes as the span the SDK's tracer ends, and sample exactly the spans the SDK samples.
  */
-import { createRequire } from 'node:module';
 import {
   ROOT_CONTEXT,
   SpanKind,
@@ -27,15 +26,12 @@ import {
   type ReadableSpan,
   type Sampler,
 } from '@opentelemetry/sdk-trace-base';
+import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { encodeTraceRequest } from '../../src/tracing/otlp-encode';
 import { RequestSpans } from '../../src/tracing/otel';
 
-type Serializer = { serializeRequest(spans: ReadableSpan[]): Uint8Array | undefined };
-const maintained = (
-  createRequire(require.resolve('@opentelemetry/otlp-exporter-base'))('@opentelemetry/otlp-transformer') as {
-    ProtobufTraceSerializer: Serializer;
-  }
-).ProtobufTraceSerializer;
+/** The maintained OTLP protobuf serializer (what the SDK's exporter sends), the reference for ours. */
+const maintained = ProtobufTraceSerializer;
 
 /** Ids from a list, the same sequence for both tracers. */
 function ids(traceIds: string[], spanIds: string[]): IdGenerator {
