@@ -4,6 +4,7 @@
  * writes to the very same bytes as the span the SDK's tracer ends, and sample exactly the spans the SDK samples.
  */
 import {
+  defaultTextMapGetter,
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
@@ -13,7 +14,7 @@ import {
   type Context,
   type SpanStatus,
 } from '@opentelemetry/api';
-import { TraceState } from '@opentelemetry/core';
+import { TraceState, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOnSampler,
@@ -166,6 +167,34 @@ describe('RequestSpans', () => {
       { name: '', parent: ROOT_CONTEXT, startMs: START, endMs: START, attributes: { 'string.empty': '' } },
     ];
     expectSameSpans(bothSides(alwaysOn, inputs), inputs.length);
+  });
+
+  it('continues what the W3C propagator reads from a traceparent as the SDK does, valid or not', () => {
+    const propagator = new W3CTraceContextPropagator();
+    const parent = (traceparent: string): Context =>
+      propagator.extract(ROOT_CONTEXT, { traceparent }, defaultTextMapGetter);
+    const inputs: SpanInput[] = [
+      // An all-zero trace id, an all-zero parent id, and no traceparent at all: new traces.
+      '00-00000000000000000000000000000000-00f067aa0ba902b7-01',
+      '00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01',
+      'not a traceparent',
+      // Flag bits besides "sampled": a sampled parent.
+      '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03',
+    ].map((traceparent) => ({
+      name: 'chat m',
+      parent: parent(traceparent),
+      startMs: START,
+      endMs: START + 1,
+      attributes: { 'gen_ai.request.model': 'm' },
+    }));
+    const sides = bothSides(alwaysOn, inputs);
+    expectSameSpans(sides, 4);
+    expect(sides.ours.map((span) => span.parentSpanContext?.spanId)).toEqual([
+      undefined,
+      undefined,
+      undefined,
+      '00f067aa0ba902b7',
+    ]);
   });
 
   it('samples exactly what the SDK samples: unsampled parents, and ratios by trace id', () => {
