@@ -25,7 +25,6 @@ import {
   BasicTracerProvider,
   ParentBasedSampler,
   RandomIdGenerator,
-  SimpleSpanProcessor,
   type IdGenerator,
   type ReadableSpan,
 } from '@opentelemetry/sdk-trace-base';
@@ -35,6 +34,7 @@ import { RequestSpans } from '../src/tracing/otel';
 import { EncodingBatchSpanProcessor } from '../src/tracing/span-batches';
 import { encodeTraceRequest } from '../src/tracing/otlp-encode';
 import type { TokenUsage } from '../src/translate/types';
+import { collectingSpanProcessor } from '../test/support/collect-spans';
 
 const JSON_ANSWER = Buffer.from(
   JSON.stringify({
@@ -99,21 +99,25 @@ async function spanPath(): Promise<void> {
     for (const chunk of chunks) span.responseBytes(chunk);
     span.end({ usage: USAGE });
   };
-  // Batches of 500 with a turn of the event loop between them, as a busy server runs; exports happen in between.
-  const run = async (spans: number): Promise<number> => {
-    const before = process.cpuUsage();
-    for (let done = 0; done < spans;) {
-      for (let i = 0; i < 500 && done < spans; i++, done++) one();
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    const used = process.cpuUsage(before);
-    return (used.user + used.system) / spans;
-  };
-  await run(10_000);
-  const perSpan = await run(count);
+  await cpuPerCall(one, 10_000);
+  const perSpan = await cpuPerCall(one, count);
   await tracer.shutdown(10_000);
   console.log(`${perSpan.toFixed(2)} µs of CPU per span (${count} spans, ${chunks.length} response chunk(s) each)`);
   sink.kill();
+}
+
+/**
+ * CPU µs per call of `one` over `calls` calls, in batches of 500 with a turn of the event loop between them, as a busy
+ * server runs: exports happen in between.
+ */
+async function cpuPerCall(one: () => void, calls: number): Promise<number> {
+  const before = process.cpuUsage();
+  for (let done = 0; done < calls;) {
+    for (let i = 0; i < 500 && done < calls; i++, done++) one();
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+  const used = process.cpuUsage(before);
+  return (used.user + used.system) / calls;
 }
 
 const SMALL_REQUEST_ATTRIBUTES: Attributes = {
@@ -135,15 +139,7 @@ function smallRequestSpans(count: number): ReadableSpan[] {
   const spans: ReadableSpan[] = [];
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ 'service.name': 'ai-gateway-processor' }),
-    spanProcessors: [
-      new SimpleSpanProcessor({
-        export: (batch, done) => {
-          spans.push(...batch);
-          done({ code: 0 });
-        },
-        shutdown: () => Promise.resolve(),
-      }),
-    ],
+    spanProcessors: [collectingSpanProcessor(spans)],
   });
   const tracer = provider.getTracer('ai-gateway-processor');
   for (let i = 0; i < count; i++) {
@@ -239,15 +235,7 @@ async function spanRecords(): Promise<void> {
   ];
   const spans = Number(process.env.BENCH_RECORD_SPANS ?? 20_000);
   const rounds = Number(process.env.BENCH_RECORD_ROUNDS ?? 15);
-  const time = async (one: () => void): Promise<number> => {
-    const before = process.cpuUsage();
-    for (let done = 0; done < spans;) {
-      for (let i = 0; i < 500 && done < spans; i++, done++) one();
-      await new Promise((resolve) => setImmediate(resolve));
-    }
-    const used = process.cpuUsage(before);
-    return (used.user + used.system) / spans;
-  };
+  const time = (one: () => void): Promise<number> => cpuPerCall(one, spans);
   for (const [, one] of paths) await time(one); // warm up both
   const results = new Map<string, number[]>(paths.map(([name]) => [name, []]));
   for (let round = 0; round < rounds; round++) {

@@ -16,14 +16,10 @@ import {
 } from '@opentelemetry/api';
 import { TraceState } from '@opentelemetry/core';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  BasicTracerProvider,
-  SimpleSpanProcessor,
-  type ReadableSpan,
-  type SpanExporter,
-} from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { encodeTraceRequest, SpanBatchWriter } from '../../src/tracing/otlp-encode';
+import { collectingSpanProcessor } from '../support/collect-spans';
 
 /** The maintained OTLP protobuf serializer (what the SDK's exporter sends), the reference for ours. */
 const maintained = ProtobufTraceSerializer;
@@ -37,16 +33,9 @@ function expectSameBytes(spans: ReadableSpan[]): void {
 /** Spans of a provider, collected as the batch processor would hand them to the exporter. */
 function recorder(serviceName: string, extra: Attributes = {}) {
   const spans: ReadableSpan[] = [];
-  const exporter: SpanExporter = {
-    export: (batch, done) => {
-      spans.push(...batch);
-      done({ code: 0 });
-    },
-    shutdown: () => Promise.resolve(),
-  };
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ 'service.name': serviceName, ...extra }),
-    spanProcessors: [new SimpleSpanProcessor(exporter)],
+    spanProcessors: [collectingSpanProcessor(spans)],
   });
   return { provider, spans };
 }
@@ -143,9 +132,7 @@ describe('encodeTraceRequest', () => {
     other.provider.getTracer('ai-gateway-processor').startSpan('second').end();
     const empty = new BasicTracerProvider({
       resource: resourceFromAttributes({}),
-      spanProcessors: [
-        new SimpleSpanProcessor({ export: (b, d) => (spans.push(...b), d({ code: 0 })), shutdown: async () => {} }),
-      ],
+      spanProcessors: [collectingSpanProcessor(spans)],
     });
     empty.getTracer('').startSpan('no resource').end();
 
@@ -207,9 +194,7 @@ describe('SpanBatchWriter', () => {
         { 'service.name': 'batched', 'service.version': '1.2.3' },
         { schemaUrl: 'https://opentelemetry.io/schemas/1.30.0' },
       ),
-      spanProcessors: [
-        new SimpleSpanProcessor({ export: (b, d) => (spans.push(...b), d({ code: 0 })), shutdown: async () => {} }),
-      ],
+      spanProcessors: [collectingSpanProcessor(spans)],
     });
     const tracer = provider.getTracer('scope', '0.1.0', { schemaUrl: 'https://opentelemetry.io/schemas/1.31.0' });
     for (let i = 0; i < 100; i++)

@@ -21,7 +21,6 @@ import {
   BasicTracerProvider,
   ParentBasedSampler,
   SamplingDecision,
-  SimpleSpanProcessor,
   TraceIdRatioBasedSampler,
   type IdGenerator,
   type ReadableSpan,
@@ -30,6 +29,7 @@ import {
 import { ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { encodeTraceRequest } from '../../src/tracing/otlp-encode';
 import { RequestSpans } from '../../src/tracing/otel';
+import { collectingSpanProcessor } from '../support/collect-spans';
 
 /** The maintained OTLP protobuf serializer (what the SDK's exporter sends), the reference for ours. */
 const maintained = ProtobufTraceSerializer;
@@ -68,15 +68,7 @@ function bothSides(sampler: () => Sampler, inputs: SpanInput[]): { sdk: Readable
     resource,
     sampler: sampler(),
     idGenerator: ids(TRACE_IDS, SPAN_IDS),
-    spanProcessors: [
-      new SimpleSpanProcessor({
-        export: (spans, done) => {
-          sdk.push(...spans);
-          done({ code: 0 });
-        },
-        shutdown: () => Promise.resolve(),
-      }),
-    ],
+    spanProcessors: [collectingSpanProcessor(sdk)],
   });
   const tracer = provider.getTracer('ai-gateway-processor');
   const ours: ReadableSpan[] = [];

@@ -5,9 +5,10 @@
  */
 import { ROOT_CONTEXT, TraceFlags, trace } from '@opentelemetry/api';
 import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { encodeTraceRequest } from '../../src/tracing/otlp-encode';
 import { EncodingBatchSpanProcessor, type EncodedSpans } from '../../src/tracing/span-batches';
+import { collectingSpanProcessor } from '../support/collect-spans';
 
 const BOUNDS = { maxExportBatchBytes: 1024 * 1024, maxQueueBytes: 4 * 1024 * 1024 };
 
@@ -39,16 +40,7 @@ function setup(options: Partial<ConstructorParameters<typeof EncodingBatchSpanPr
   const seen: ReadableSpan[] = [];
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ 'service.name': 'batches-test' }),
-    spanProcessors: [
-      processor,
-      new SimpleSpanProcessor({
-        export: (spans, done) => {
-          seen.push(...spans);
-          done({ code: 0 });
-        },
-        shutdown: () => Promise.resolve(),
-      }),
-    ],
+    spanProcessors: [processor, collectingSpanProcessor(seen)],
   });
   const tracer = provider.getTracer('ai-gateway-processor', '1.2.3');
   const spans = (n: number, from = 0) => {

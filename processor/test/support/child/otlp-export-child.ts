@@ -4,23 +4,16 @@
  * prints the export's result code and our encoding of those spans in hex as one JSON line.
  * Run by test/tracing/otlp-exporter.test.ts with `node --import tsx`.
  */
-import { BasicTracerProvider, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { resourceFromAttributes } from '@opentelemetry/resources';
 import { encodeTraceRequest } from '../../../src/tracing/otlp-encode';
 import { OtlpSpanExporter } from '../../../src/tracing/otlp-exporter';
+import { collectingSpanProcessor } from '../collect-spans';
 
 const spans: ReadableSpan[] = [];
 const provider = new BasicTracerProvider({
   resource: resourceFromAttributes({ 'service.name': 'exporter-test' }),
-  spanProcessors: [
-    new SimpleSpanProcessor({
-      export: (batch, done) => {
-        spans.push(...batch);
-        done({ code: 0 });
-      },
-      shutdown: () => Promise.resolve(),
-    }),
-  ],
+  spanProcessors: [collectingSpanProcessor(spans)],
 });
 const tracer = provider.getTracer('ai-gateway-processor');
 tracer.startSpan('chat gpt-4o', { attributes: { 'gen_ai.request.model': 'gpt-4o' } }).end();
