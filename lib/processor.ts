@@ -1232,16 +1232,24 @@ function renderedRoute(route: ApiObject): {
 } {
   const rules = plainRouteRules(route);
   if (rules !== NOT_PLAIN) {
-    // Labels are strings (`metadata.addLabel`), rendered as set: the route's labels, its chart's first.
+    let rendered: ((key: string) => string | undefined) | undefined;
+    // A label as rendered: the route's own or its chart's, a `Lazy` one produced; one only cdk8s resolves, rendered.
     const label = (key: string) => {
-      const value: unknown = route.metadata.getLabel(key);
-      return typeof value === 'string' ? value : undefined;
+      const value = plainLevel(route.metadata.getLabel(key));
+      if (value !== NOT_PLAIN) return typeof value === 'string' ? value : undefined;
+      rendered ??= labelsOf(route.toJson());
+      return rendered(key);
     };
     return { label, rules };
   }
-  const json = route.toJson() as { metadata?: { labels?: Record<string, string> }; spec?: RouteSpecView };
-  const labels = json.metadata?.labels ?? {};
-  return { label: (key) => (Object.hasOwn(labels, key) ? labels[key] : undefined), rules: json.spec?.rules ?? [] };
+  const json = route.toJson() as { spec?: RouteSpecView };
+  return { label: labelsOf(json), rules: json.spec?.rules ?? [] };
+}
+
+/** The labels of a rendered object, by key. */
+function labelsOf(json: unknown): (key: string) => string | undefined {
+  const labels = (json as { metadata?: { labels?: Record<string, string> } }).metadata?.labels ?? {};
+  return (key) => (Object.hasOwn(labels, key) ? labels[key] : undefined);
 }
 
 /** The rules of a route's plain props with the members the drain time reads, or `NOT_PLAIN`. */
