@@ -116,11 +116,8 @@ export interface HTTPRouteFilterSpec {
 
 export interface BackendSpec {
   readonly endpoints: readonly { readonly fqdn: { readonly hostname: string; readonly port: number } }[];
-}
-
-export interface BackendTLSPolicySpec {
-  readonly targetRefs: readonly PolicyTargetReference[];
-  readonly validation: { readonly hostname: string; readonly wellKnownCACertificates: 'System' };
+  /** Upstream TLS: `sni` is also the only name Envoy Gateway accepts in the certificate (no `subjectAltNames`). */
+  readonly tls?: { readonly sni: string; readonly wellKnownCACertificates: 'System' };
 }
 
 export interface ReferenceGrantSpec {

@@ -75,8 +75,8 @@ export interface FallbackContext {
  *
  * What it costs:
  * - The processor makes the later attempts itself (to the backend's host and port, over TLS where Envoy uses TLS;
- *   an in-cluster Service by its DNS name), bypassing Envoy for them: the backend's Envoy Gateway `Backend`, its
- *   BackendTLSPolicy (the processor verifies the provider with the system CAs, as the policy does) and Envoy's
+ *   an in-cluster Service by its DNS name), bypassing Envoy for them: the backend's Envoy Gateway `Backend` with its
+ *   TLS settings (the processor verifies the provider with the system CAs, as the Backend does) and Envoy's
  *   connection pool, circuit breaker and retries. The processor needs egress to the providers (its NetworkPolicy
  *   restricts ingress only; allow it where a default-deny egress policy applies).
  * - Envoy streams every response of the route to the processor (`FullDuplexStreamed` response body mode, through a

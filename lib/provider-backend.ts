@@ -10,17 +10,15 @@ import { Credentials, type CredentialKind } from './credentials';
 import {
   ENVOY_GATEWAY_API_VERSION,
   ENVOY_GATEWAY_GROUP,
-  GATEWAY_API_VERSION,
   customResource,
   type BackendObjectReference,
   type BackendSpec,
-  type BackendTLSPolicySpec,
 } from './crds';
 import { invalid } from './errors';
 import { checkAwsRegion } from './limits/aws-region';
 import { synthRegistry } from './limits/registry';
 import { validateUniqueObjects } from './limits/unique-objects';
-import { checkHostname, checkLabelName, defaultName, derivedName, isCleanPathPrefix, resolveNamespace } from './names';
+import { checkHostname, checkLabelName, defaultName, isCleanPathPrefix, resolveNamespace } from './names';
 
 /** Props every provider accepts. */
 export interface ProviderBackendOptions {
@@ -193,8 +191,8 @@ const AWS_KINDS: readonly CredentialKind[] = ['AWSSecret', 'AWSDefaultChain'];
 const GCP_KINDS: readonly CredentialKind[] = ['GCPServiceAccountKey', 'GCPWorkloadIdentity'];
 
 /**
- * An upstream LLM provider. Emits an Envoy Gateway `Backend` with a BackendTLSPolicy (system CAs, provider
- * hostname) for public providers, or points routes at an in-cluster Service; contributes its schema, endpoint
+ * An upstream LLM provider. Emits an Envoy Gateway `Backend` with TLS (system CAs, provider hostname as SNI) for
+ * public providers, or points routes at an in-cluster Service; contributes its schema, endpoint
  * and credentials to the processor config of every gateway whose routes use it.
  */
 export class ProviderBackend extends Construct {
@@ -415,7 +413,12 @@ export class ProviderBackend extends Construct {
     }
   }
 
-  /** Emits the Envoy Gateway `Backend` and, for TLS, its BackendTLSPolicy (system CAs, provider hostname). */
+  /**
+   * Emits the Envoy Gateway `Backend`, for TLS with its own `tls` settings: the provider hostname as SNI (Envoy
+   * Gateway then accepts only a certificate for that name) and the system CAs. In the Backend itself rather than a
+   * BackendTLSPolicy beside it, so no apply order, prune or rejected policy can leave Envoy sending a provider's
+   * requests, credentials included, in plain text to its TLS port.
+   */
   private emitBackend(): void {
     customResource<BackendSpec>(
       this,
@@ -425,18 +428,7 @@ export class ProviderBackend extends Construct {
       { name: this.backendName, namespace: this.namespace },
       {
         endpoints: [{ fqdn: { hostname: this.hostname, port: this.port } }],
-      },
-    );
-    if (!this.tls) return;
-    customResource<BackendTLSPolicySpec>(
-      this,
-      'BackendTLSPolicy',
-      GATEWAY_API_VERSION,
-      'BackendTLSPolicy',
-      { name: derivedName([this.backendName, 'tls']), namespace: this.namespace },
-      {
-        targetRefs: [{ group: ENVOY_GATEWAY_GROUP, kind: 'Backend', name: this.backendName }],
-        validation: { hostname: this.hostname, wellKnownCACertificates: 'System' },
+        tls: this.tls ? { sni: this.hostname, wellKnownCACertificates: 'System' } : undefined,
       },
     );
   }

@@ -51,7 +51,7 @@ export const FIELDS: Record<string, FieldSource> = {
   httpRouteUrlRewriteHostname: gw('HTTPRoute', 'spec.rules[].filters[].urlRewrite.hostname'),
   httpRouteHeaderRemove: gw('HTTPRoute', 'spec.rules[].filters[].requestHeaderModifier.remove'),
   referenceGrantFrom: gw('ReferenceGrant', 'spec.from', 'v1beta1'),
-  backendTlsPolicyHostname: gw('BackendTLSPolicy', 'spec.validation.hostname'),
+  backendTlsSni: eg('Backend', 'spec.tls.sni'),
   backendFqdnHostname: eg('Backend', 'spec.endpoints[].fqdn.hostname'),
   backendFqdnPort: eg('Backend', 'spec.endpoints[].fqdn.port'),
   securityPolicyJwtIssuer: eg('SecurityPolicy', 'spec.jwt.providers[].issuer'),

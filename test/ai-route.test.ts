@@ -270,7 +270,15 @@ describe('AIRoute', () => {
     expect(findOne(all, 'Backend', 'plain').spec).toEqual({
       endpoints: [{ fqdn: { hostname: 'llm.internal.example', port: 8080 } }],
     });
-    expect(findAll(all, 'BackendTLSPolicy').map((p) => p.metadata.name)).toEqual(['openai-tls', 'anthropic-tls']);
+    const backends = findAll(all, 'Backend') as unknown as {
+      metadata: { name: string };
+      spec: { tls?: { sni: string } };
+    }[];
+    expect(backends.map((b) => [b.metadata.name, b.spec.tls?.sni])).toEqual([
+      ['openai', 'api.openai.com'],
+      ['anthropic', 'api.anthropic.com'],
+      ['plain', undefined],
+    ]);
   });
 
   it('leaves the gateway untouched when a route fails validation', () => {

@@ -121,7 +121,6 @@ describeWithShared('crds/jsonschema', 'the cdk8s example manifests', (jsonschema
     const kinds = new Set([...celRulesApplied(all, jsonschemaDir)].map((rule) => rule.split(':')[0]));
     expect([...kinds].sort()).toEqual([
       'Backend',
-      'BackendTLSPolicy',
       'BackendTrafficPolicy',
       'ClientTrafficPolicy',
       'EnvoyExtensionPolicy',

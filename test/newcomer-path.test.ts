@@ -148,7 +148,6 @@ describe('the quickstart as the guide synthesizes it', () => {
     expect(names).toEqual(
       expect.arrayContaining([
         'Backend/openai',
-        'BackendTLSPolicy/openai-tls',
         'Backend/bedrock',
         'HTTPRoute/chat',
         'Gateway/ai-gateway',
@@ -161,22 +160,23 @@ describe('the quickstart as the guide synthesizes it', () => {
 describe('the smoke-test manifests', () => {
   it('are the quickstart with its OpenAI Backend answered by the mock, over plain HTTP', () => {
     const { synthesized, smoke, printed } = followGuide();
-    const backend = (objects: KubeObject[], name: string) => find(objects, 'Backend', name).spec;
+    const backend = (objects: KubeObject[], name: string) =>
+      find(objects, 'Backend', name).spec as { endpoints: unknown[]; tls?: { sni: string } };
     const mockEndpoint = { fqdn: { hostname: `${MOCK_NAME}.ai.svc.cluster.local`, port: MOCK_PORT } };
+    expect(backend(synthesized, 'openai').tls).toEqual({ sni: 'api.openai.com', wellKnownCACertificates: 'System' });
+    // The mock speaks plain HTTP: its Backend has no TLS settings.
     expect(backend(smoke, 'openai')).toEqual({ endpoints: [mockEndpoint] });
     expect(backend(smoke, 'bedrock')).toEqual(backend(synthesized, 'bedrock'));
-    expect(smoke.filter((o) => o.kind === 'BackendTLSPolicy').map((o) => o.metadata.name)).toEqual(['bedrock-tls']);
+    expect(backend(smoke, 'bedrock').tls?.sni).toBe('bedrock-runtime.us-east-1.amazonaws.com');
     // Everything else is unchanged, and the mock comes right after the namespace.
     const changed = (o: KubeObject) =>
-      o.metadata.name === MOCK_NAME ||
-      (o.kind === 'Backend' && o.metadata.name === 'openai') ||
-      o.metadata.name === 'openai-tls';
+      o.metadata.name === MOCK_NAME || (o.kind === 'Backend' && o.metadata.name === 'openai');
     const rest = (objects: KubeObject[]) => objects.filter((o) => !changed(o));
     expect(rest(smoke)).toEqual(rest(synthesized));
     const first = smoke.slice(0, 3).map((o) => `${o.kind}/${o.metadata.name}`);
     expect(first).toEqual(['Namespace/ai', `Deployment/${MOCK_NAME}`, `Service/${MOCK_NAME}`]);
     expect(printed).toContain('ai/openai answered by http://mock-openai.ai.svc.cluster.local:8000/v1');
-    expect(printed).toContain('left out ai/openai-tls');
+    expect(printed).toContain('TLS off for them\n');
   });
 
   it('run the published mock serving the model the guide asks for, without tokenizer downloads', () => {
@@ -236,5 +236,29 @@ describe('smokeManifests', () => {
     const mock = find(result.objects, 'Deployment', MOCK_NAME);
     expect(mock.metadata.namespace).toBe('team');
     expect(containers(mock)[0].args.slice(0, 2)).toEqual(['--model', 'llama-3']);
+  });
+
+  it('turns TLS off for the mocked Backends only, their own settings and any BackendTLSPolicy targeting them', () => {
+    const tls = (object: KubeObject, sni: string): KubeObject => ({
+      ...object,
+      spec: { ...(object.spec as object), tls: { sni, wellKnownCACertificates: 'System' } },
+    });
+    const policy = (name: string, target: string): KubeObject => ({
+      apiVersion: 'gateway.networking.k8s.io/v1',
+      kind: 'BackendTLSPolicy',
+      metadata: { name, namespace: 'team' },
+      spec: {
+        targetRefs: [{ group: 'gateway.envoyproxy.io', kind: 'Backend', name: target }],
+        validation: { hostname: 'api.groq.com', wellKnownCACertificates: 'System' },
+      },
+    });
+    const groq = backend('groq', 'api.groq.com');
+    const objects = [tls(backend('openai', 'api.openai.com'), 'api.openai.com'), groq, policy('groq-tls', 'groq')];
+    const result = smokeManifests(objects, { backends: ['team/openai', 'team/groq'] });
+    expect(find(result.objects, 'Backend', 'openai').spec).not.toHaveProperty('tls');
+    expect(result.objects.filter((o) => o.kind === 'BackendTLSPolicy')).toEqual([]);
+    expect(result.droppedTlsPolicies).toEqual(['team/groq-tls']);
+    const kept = smokeManifests(objects, { backends: ['team/openai'] });
+    expect(kept.objects.filter((o) => o.kind === 'BackendTLSPolicy').map((o) => o.metadata.name)).toEqual(['groq-tls']);
   });
 });

@@ -26,20 +26,19 @@ describe('ProviderBackend', () => {
     },
   );
 
-  it('emits a Backend and a BackendTLSPolicy with system CAs and the provider hostname', () => {
+  it('emits one Backend whose TLS settings name the provider hostname (SNI, certificate) and the system CAs', () => {
     const { app, chart: c } = chart();
     ProviderBackend.openAI(c, 'OpenAI', { name: 'openai', credentials: Credentials.apiKey(key('openai')) });
     const all = synthAll(app);
-    expect(findOne(all, 'Backend', 'openai').spec).toEqual({
+    const backend = findOne(all, 'Backend', 'openai');
+    expect(backend.apiVersion).toBe('gateway.envoyproxy.io/v1alpha1');
+    expect(backend.metadata).toEqual({ name: 'openai', namespace: 'platform' });
+    expect(backend.spec).toEqual({
       endpoints: [{ fqdn: { hostname: 'api.openai.com', port: 443 } }],
+      tls: { sni: 'api.openai.com', wellKnownCACertificates: 'System' },
     });
-    const tls = findOne(all, 'BackendTLSPolicy');
-    expect(tls.apiVersion).toBe('gateway.networking.k8s.io/v1');
-    expect(tls.metadata).toEqual({ name: 'openai-tls', namespace: 'platform' });
-    expect(tls.spec).toEqual({
-      targetRefs: [{ group: 'gateway.envoyproxy.io', kind: 'Backend', name: 'openai' }],
-      validation: { hostname: 'api.openai.com', wellKnownCACertificates: 'System' },
-    });
+    // No policy beside it: the TLS settings cannot be applied after, pruned before or rejected apart from the Backend.
+    expect(findAll(all, 'BackendTLSPolicy')).toEqual([]);
   });
 
   it.each([
@@ -296,8 +295,14 @@ describeWithShared('crds/jsonschema', 'ProviderBackend manifests', (jsonschemaDi
       credentials: Credentials.gcpWorkloadIdentity(),
     });
     const all = synthAll(app);
-    expect(findAll(all, 'Backend')).toHaveLength(8);
-    expect(findAll(all, 'BackendTLSPolicy')).toHaveLength(7);
+    const backends = findAll(all, 'Backend') as unknown as {
+      spec: { endpoints: { fqdn: { hostname: string } }[]; tls?: { sni: string } };
+    }[];
+    expect(backends).toHaveLength(8);
+    // Every provider but the plain-HTTP one connects over TLS, verified against its own hostname.
+    const overTls = backends.filter((b) => b.spec.tls);
+    expect(overTls).toHaveLength(7);
+    expect(overTls.map((b) => b.spec.tls?.sni)).toEqual(overTls.map((b) => b.spec.endpoints[0].fqdn.hostname));
     expect(manifestProblems(all, jsonschemaDir)).toEqual([]);
   });
 });

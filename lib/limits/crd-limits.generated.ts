@@ -7,7 +7,6 @@
 //   envoy-gateway/gateway.envoyproxy.io/envoyextensionpolicy_v1alpha1.json
 //   envoy-gateway/gateway.envoyproxy.io/envoyproxy_v1alpha1.json
 //   envoy-gateway/gateway.envoyproxy.io/securitypolicy_v1alpha1.json
-//   gateway-api-standard/gateway.networking.k8s.io/backendtlspolicy_v1.json
 //   gateway-api-standard/gateway.networking.k8s.io/gateway_v1.json
 //   gateway-api-standard/gateway.networking.k8s.io/httproute_v1.json
 //   gateway-api-standard/gateway.networking.k8s.io/referencegrant_v1beta1.json
@@ -124,10 +123,10 @@ export const CRD_LIMITS = {
     minItems: 1,
     maxItems: 16,
   },
-  backendTlsPolicyHostname: {
-    kind: 'BackendTLSPolicy',
-    apiVersion: 'gateway.networking.k8s.io/v1',
-    field: 'spec.validation.hostname',
+  backendTlsSni: {
+    kind: 'Backend',
+    apiVersion: 'gateway.envoyproxy.io/v1alpha1',
+    field: 'spec.tls.sni',
     pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
     minLength: 1,
     maxLength: 253,

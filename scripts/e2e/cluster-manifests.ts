@@ -3,7 +3,7 @@
  * (test/e2e/support/scenarios.ts), synthesized by the constructs, with what only a test cluster needs on top:
  *
  * - the fake providers as one Deployment + Service in namespace `e2e` (image built from scripts/e2e/fake-providers.ts);
- * - every Backend pointed at its fake (plain HTTP inside the cluster, so the BackendTLSPolicies are left out);
+ * - every Backend pointed at its fake (plain HTTP inside the cluster, so its TLS settings are removed);
  * - the processor image built from processor/Dockerfile and `kind load`ed, and the processor environment the fakes
  *   expect (AWS default-chain keys, GCP application default credentials pointing at the fake token endpoint);
  * - the provider Secrets of each scenario.
@@ -116,6 +116,7 @@ function patchBackend(object: Json, scenario: Scenario): Json {
   if (!fake) return object;
   const patched = clone(object);
   (patched.spec as Json).endpoints = [{ fqdn: { hostname: FAKES_HOST, port: FAKE_PORTS[fake] } }];
+  delete (patched.spec as Json).tls;
   return patched;
 }
 
@@ -150,7 +151,6 @@ export function clusterObjects(scenario: Scenario, processorImage: string): Kube
     processors.some((p) => p.namespace === object.metadata?.namespace && p.deploymentName === object.metadata?.name);
   const objects: KubeObject[] = [];
   for (const object of scenario.objects) {
-    if (object.kind === 'BackendTLSPolicy') continue;
     if (object.kind === 'Backend') objects.push(patchBackend(object, scenario));
     else if (isProcessor(object)) objects.push(patchProcessor(object, processorImage));
     else objects.push(object);

@@ -5,9 +5,10 @@
  *   npx tsx scripts/e2e/smoke-manifests.ts <synth-dir> <out-file> [--backend <namespace>/<name>]... [--model <name>]
  *
  * Reads every `*.k8s.yaml` of <synth-dir> and writes one file with the same objects, except that each Backend
- * at api.openai.com (or each `--backend` named) points at the mock inside the cluster, over plain HTTP, so its
- * BackendTLSPolicy is left out. The mock is the vLLM simulator of the llm-d project (`MOCK_IMAGE`, a published
- * image; nothing of it goes into the processor image): an OpenAI-compatible server that echoes the last user
+ * at api.openai.com (or each `--backend` named) points at the mock inside the cluster, over plain HTTP: its `tls`
+ * settings are removed, and so is any BackendTLSPolicy targeting it (earlier versions emitted one per Backend).
+ * The mock is the vLLM simulator of the llm-d project (`MOCK_IMAGE`, a published image; nothing of it goes into the
+ * processor image): an OpenAI-compatible server that echoes the last user
  * message and reports token usage, serving one model name (`--model`, default gpt-4o-mini). Its Deployment and
  * Service go into the namespace of the first mocked Backend, right after the Namespace objects, so one
  * `kubectl apply` creates everything. Applying the synthesized files again later restores the real backends.
@@ -154,7 +155,8 @@ export function smokeManifests(synthesized: readonly KubeObject[], options: Smok
       }
     }
     if (isBackend(object) && mocked.has(ref(object))) {
-      const spec = { ...(object.spec as object), endpoints: [{ fqdn: { hostname: host, port: MOCK_PORT } }] };
+      const { tls: _tls, ...plain } = object.spec as { tls?: unknown };
+      const spec = { ...plain, endpoints: [{ fqdn: { hostname: host, port: MOCK_PORT } }] };
       objects.push({ ...object, spec });
     } else {
       objects.push(object);
@@ -208,7 +210,7 @@ function main(): void {
   process.stdout.write(
     `wrote ${out}: ${smoke.objects.length} objects; ${smoke.mocked.join(', ')} answered by ${smoke.mockUrl} ` +
       `(model ${model ?? DEFAULT_MOCK_MODEL}); ` +
-      `left out ${smoke.droppedTlsPolicies.join(', ') || 'no BackendTLSPolicy'}\n`,
+      `TLS off for them${smoke.droppedTlsPolicies.length ? `, left out ${smoke.droppedTlsPolicies.join(', ')}` : ''}\n`,
   );
 }
 

@@ -1,8 +1,8 @@
 /**
- * Backends with TLS, as a BackendTLSPolicy configures them (`validation.hostname` = the provider host, system CAs
- * plus a test CA): the gateway connects with the provider's name as SNI and accepts only a certificate for that
- * name from a trusted CA; a certificate for another name, or from an unknown CA, is a connection failure (503) and
- * no request reaches the server.
+ * Backends with TLS, as their own `tls` settings configure them (`sni` = the provider host, system CAs plus a test
+ * CA): the gateway connects with the provider's name as SNI and accepts only a certificate for that name from a
+ * trusted CA; a certificate for another name, or from an unknown CA, is a connection failure (503) and no request
+ * reaches the server.
  */
 import { HELLO, rawChat } from './support/clients';
 import { FAKE_CREDENTIALS } from './support/credentials';
@@ -20,7 +20,7 @@ if (!openssl)
   process.stdout.write('SKIPPED: test/e2e/backend-tls needs the openssl command to make test certificates\n');
 const describeTls = clusterMode() || !openssl ? describe.skip : describe;
 
-describeTls('Backends over TLS (BackendTLSPolicy)', () => {
+describeTls("Backends over TLS (the Backend's own TLS settings)", () => {
   let ca: TestCa;
   let strangerCa: TestCa;
   let openai: FakeProvider;

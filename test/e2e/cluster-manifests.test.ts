@@ -1,7 +1,7 @@
 /**
  * The manifests a kind run applies (scripts/e2e/cluster-manifests.ts) are valid objects of the real CRD and core
- * schemas, Deployments pass Pod Security "restricted", every Backend of a scenario points at its fake, no
- * BackendTLSPolicy is left (the fakes speak plain HTTP) and the processor runs the locally built image.
+ * schemas, Deployments pass Pod Security "restricted", every Backend of a scenario points at its fake without TLS
+ * settings (the fakes speak plain HTTP) and the processor runs the locally built image.
  */
 import { parse } from 'yaml';
 import * as fs from 'node:fs';
@@ -30,18 +30,21 @@ describeManifests('kind run manifests', (jsonschemaDir) => {
         expect(manifestProblems(objects as Manifest[], jsonschemaDir)).toEqual([]);
       });
 
-      it('point every Backend at its fake, without BackendTLSPolicies', () => {
+      it('point every Backend at its fake, without TLS', () => {
         expect(objects.filter((o) => o.kind === 'BackendTLSPolicy')).toEqual([]);
         const backends = objects.filter((o) => o.kind === 'Backend') as unknown as {
           metadata: { name: string; namespace: string };
           spec: { endpoints: unknown[] };
         }[];
         expect(backends.length).toBeGreaterThan(0);
+        // The scenario's providers are TLS backends; the fakes they are pointed at are not.
+        const tlsBackends = scenario.objects.filter((o) => o.kind === 'Backend' && (o.spec as { tls?: unknown }).tls);
+        expect(tlsBackends.length).toBeGreaterThan(0);
         for (const backend of backends) {
           const fake = scenario.backends[`${backend.metadata.namespace}/${backend.metadata.name}`];
-          expect(backend.spec.endpoints).toEqual([
-            { fqdn: { hostname: 'e2e-fake-providers.e2e.svc.cluster.local', port: FAKE_PORTS[fake] } },
-          ]);
+          expect(backend.spec).toEqual({
+            endpoints: [{ fqdn: { hostname: 'e2e-fake-providers.e2e.svc.cluster.local', port: FAKE_PORTS[fake] } }],
+          });
         }
       });
 

@@ -138,7 +138,7 @@ describe('the Pulumi example', () => {
     expect(owner('BackendTrafficPolicy', 'ai-platform/ai-gateway-budgets')).toBe('ai-gateway');
     expect(owner('Deployment', 'ai-platform/redis')).toBe('redis');
     expect(owner('Backend', 'ai-platform/openai')).toBe('openai');
-    expect(owner('BackendTLSPolicy', 'ai-platform/bedrock-us-east-1-tls')).toBe('bedrock');
+    expect(owner('Backend', 'ai-platform/bedrock-us-east-1')).toBe('bedrock');
     expect(owner('HTTPRoute', 'team-chat/chat')).toBe('chat');
     // The processor's policy for the routes of team-chat is the gateway's (one per route namespace).
     expect(owner('EnvoyExtensionPolicy', 'team-chat/ai-gateway-processor-ai-platform')).toBe('ai-gateway');
@@ -212,7 +212,9 @@ describe('the Pulumi example', () => {
     // Replaced on purpose: the route's own EnvoyExtensionPolicy and 404 filter gave way to the gateway processor's
     // for the route namespace, objects of other names (docs/pulumi.md, "Upgrading: one EnvoyExtensionPolicy and 404
     // filter per namespace"); and each backend's grant to team-chat gave way to one grant naming the three backends
-    // (docs/pulumi.md, "Upgrading: one ReferenceGrant for up to 16 backends").
+    // (docs/pulumi.md, "Upgrading: one ReferenceGrant for up to 16 backends"). Removed on purpose: each backend's
+    // BackendTLSPolicy, whose settings the Backend holds now (docs/pulumi.md, "Upgrading: TLS settings in the
+    // Backend").
     const backendGrant = (backend: string) =>
       'urn:pulumi:stack::project::ai-gateway:index:ProviderBackend$kubernetes:gateway.networking.k8s.io/v1beta1:' +
       `ReferenceGrant::${backend}`;
@@ -224,6 +226,15 @@ describe('the Pulumi example', () => {
         'EnvoyExtensionPolicy::chat:team-chat/chat-processor',
       'urn:pulumi:stack::project::ai-gateway:index:AIRoute$kubernetes:gateway.envoyproxy.io/v1alpha1:' +
         'HTTPRouteFilter::chat:team-chat/chat-not-found',
+      ...[
+        'anthropic:ai-platform/anthropic-tls',
+        'bedrock:ai-platform/bedrock-us-east-1-tls',
+        'openai:ai-platform/openai-tls',
+      ].map(
+        (name) =>
+          'urn:pulumi:stack::project::ai-gateway:index:ProviderBackend$kubernetes:gateway.networking.k8s.io/v1:' +
+          `BackendTLSPolicy::${name}`,
+      ),
     ];
     expect(before).toEqual(expect.arrayContaining(replaced));
     expect(before.length).toBeGreaterThan(35);

@@ -98,7 +98,22 @@ export function resolveBackendRef(index: ObjectIndex, ref: Json, from: FromObjec
     name,
     port,
     endpoints,
-    tls: backendTls(index, object) ?? upstreamTlsFromPolicy(index, object, ENVOY_GATEWAY_GROUP),
+    tls: mergeTls(backendTls(index, object), upstreamTlsFromPolicy(index, object, ENVOY_GATEWAY_GROUP)),
+  };
+}
+
+/**
+ * A Backend's own TLS settings with a BackendTLSPolicy targeting it, as Envoy Gateway merges them: the policy's
+ * hostname (SNI), CAs and system-CA choice win where it sets them; the Backend keeps the rest.
+ */
+function mergeTls(backend: UpstreamTls | undefined, policy: UpstreamTls | undefined): UpstreamTls | undefined {
+  if (!backend || !policy) return backend ?? policy;
+  const policyCas = policy.useSystemCAs || policy.caCertificates.length > 0;
+  return {
+    ...backend,
+    sni: policy.sni ?? backend.sni,
+    caCertificates: policyCas ? policy.caCertificates : backend.caCertificates,
+    useSystemCAs: policy.useSystemCAs || (!policyCas && backend.useSystemCAs),
   };
 }
 

@@ -215,6 +215,49 @@ describe('translate: the resources the constructs synthesize', () => {
     expect(listener.routes[0].urlRewrite).toEqual({ hostname: 'api.openai.com', path: undefined });
   });
 
+  it("takes TLS from the Backend's own settings, with a BackendTLSPolicy laid over them as Envoy Gateway does", () => {
+    const policy =
+      'apiVersion: gateway.networking.k8s.io/v1\nkind: BackendTLSPolicy\n' +
+      'metadata: {name: openai-tls, namespace: ai-platform}\nspec:\n' +
+      '  targetRefs: [{group: gateway.envoyproxy.io, kind: Backend, name: openai}]\n' +
+      '  validation: {hostname: api.openai.com, wellKnownCACertificates: System}\n---\n';
+    const endpoints = '  endpoints: [{fqdn: {hostname: api.openai.com, port: 443}}]\n';
+    expect(MANIFESTS).toContain(policy);
+    expect(MANIFESTS).toContain(endpoints);
+    const tlsOf = (manifests: string) => {
+      const action = translate(parseManifests(manifests)).gateways[0].listeners[0].routes[0].action;
+      if (action.type !== 'forward') return 'not forwarded';
+      const backend = action.destinations[0]?.backend;
+      return backend ? backend.tls : 'no backend';
+    };
+    const withoutPolicy = MANIFESTS.replace(policy, '');
+    const backendTls = (tls: string) => withoutPolicy.replace(endpoints, `${endpoints}  tls: ${tls}\n`);
+    expect(tlsOf(withoutPolicy)).toBeUndefined();
+    expect(tlsOf(backendTls('{sni: api.openai.com, wellKnownCACertificates: System}'))).toEqual({
+      sni: 'api.openai.com',
+      caCertificates: [],
+      useSystemCAs: true,
+      insecureSkipVerify: false,
+    });
+    // A policy of someone else's with a CA of its own: its hostname and CA win, the system CAs are off.
+    const privateCa =
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: private-ca, namespace: ai-platform}\n' +
+      "data: {ca.crt: 'PEM'}\n---\n";
+    const ownPolicy = policy.replace(
+      'validation: {hostname: api.openai.com, wellKnownCACertificates: System}',
+      'validation: {hostname: llm.internal.example, caCertificateRefs: [{kind: ConfigMap, name: private-ca}]}',
+    );
+    const systemCas = backendTls('{sni: api.openai.com, wellKnownCACertificates: System}');
+    const merged = `${systemCas}\n---\n${privateCa}${ownPolicy}`;
+    expect(tlsOf(merged.replace(ownPolicy, ''))).toMatchObject({ sni: 'api.openai.com', useSystemCAs: true });
+    expect(tlsOf(merged)).toEqual({
+      sni: 'llm.internal.example',
+      caCertificates: ['PEM'],
+      useSystemCAs: false,
+      insecureSkipVerify: false,
+    });
+  });
+
   it('admits each Backend a shared ReferenceGrant names, and none it does not', () => {
     const grantTo = '  to: [{group: gateway.envoyproxy.io, kind: Backend, name: openai}]\n';
     expect(MANIFESTS).toContain(grantTo);
