@@ -7,6 +7,8 @@ import { parseDurationMs, parseQuantityBytes } from '../../../lib/dataplane/obje
 
 /**
  * A gateway shaped like what the constructs synthesize: processor, policies, Backends with TLS, a direct-response 404.
+ * Its Backend's TLS comes from a BackendTLSPolicy, as the constructs emitted it before the Backend held the settings
+ * itself (both forms are tested below).
  */
 const MANIFESTS = `
 apiVersion: v1
@@ -255,6 +257,14 @@ describe('translate: the resources the constructs synthesize', () => {
       caCertificates: ['PEM'],
       useSystemCAs: false,
       insecureSkipVerify: false,
+    });
+    // What the policy has no field for stays the Backend's: skipping verification, which then wins over any CA.
+    const insecure = `${backendTls('{insecureSkipVerify: true}')}\n---\n${policy.replace(/---\n$/, '')}`;
+    expect(tlsOf(insecure)).toEqual({
+      sni: 'api.openai.com',
+      caCertificates: [],
+      useSystemCAs: true,
+      insecureSkipVerify: true,
     });
   });
 
