@@ -9,8 +9,8 @@
  * routes; their 100 and 1,000 route numbers are not comparable one to one).
  *
  * Rounds interleave the sizes so load changes hit all of them alike, and the best of the rounds is the run least
- * disturbed. A 10,000 route round takes ten times a 1,000 route one, so 10,000 routes run in the first
- * LARGE_ROUNDS rounds only.
+ * disturbed. Every size runs in every round: a ratio of the best of 5 runs to the best of fewer is biased upward
+ * on a noisy machine (the smaller size has more chances to catch a quiet moment).
  *
  * The processor config of 10,000 routes (about 7.5 MB of JSON) exceeds one ConfigMap: 10,000 routes need the
  * Processor's config bundle (gzip parts over several ConfigMaps); without it synth refuses the config.
@@ -37,7 +37,6 @@ const MEDIUM = 1_000;
 const LARGE = 10_000;
 const SIZES = [SMALL, MEDIUM, LARGE];
 const ROUNDS = 5;
-const LARGE_ROUNDS = 3;
 /** A route budget on every BUDGET_EVERY-th route: 250 at 10,000 routes, plus the gateway's (256 at most). */
 const BUDGET_EVERY = 40;
 
@@ -119,11 +118,11 @@ const verdict = (ok: boolean) => (ok ? 'PASS' : 'FAIL');
 measure(10); // warm-up: module loading and JIT
 const samples = new Map<number, Sample[]>(SIZES.map((size) => [size, []]));
 for (let round = 0; round < ROUNDS; round++) {
-  for (const size of SIZES) if (size !== LARGE || round < LARGE_ROUNDS) samples.get(size)!.push(measure(size));
+  for (const size of SIZES) samples.get(size)!.push(measure(size));
 }
 
 console.log(
-  `synth benchmark: best of ${ROUNDS} interleaved rounds (${LARGE_ROUNDS} for ${LARGE} routes), ` +
+  `synth benchmark: best of ${ROUNDS} interleaved rounds, ` +
     `construct + validate + synthYaml (node ${process.version})`,
 );
 console.log('routes  objects  wall ms  cpu ms  objects/s');
