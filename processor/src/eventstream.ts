@@ -338,6 +338,11 @@ const HEADER_CACHE_MAX_ENTRIES = 64;
  * ~8 ns stepped over); a short stream never pays for it.
  */
 const CRC_SKIP_AFTER_REPEATS = 24;
+/**
+ * Sections per stream whose CRC may be stepped over (each step is a 512-byte table): a Bedrock stream repeats 3-4
+ * sections, and an upstream cycling through many cannot make a decoder hold more than 4 KB of them.
+ */
+const CRC_SKIP_MAX_SECTIONS = 8;
 const ZEROS = viewOf(new Uint8Array(HEADER_CACHE_MAX_LENGTH));
 
 /** A cached header section, compared a word at a time, and what the message CRC needs to step over it. */
@@ -359,6 +364,7 @@ class SectionEntry {
     start: number,
     end: number,
     readonly headers: Readonly<Record<string, EventStreamHeaderValue>>,
+    private readonly skips: { remaining: number },
   ) {
     this.length = end - start;
     const wordsEnd = end - (this.length & 3);
@@ -381,7 +387,10 @@ class SectionEntry {
   crcOver(register: number, view: DataView, start: number): number {
     const s = this.shift;
     if (s === undefined) {
-      if (++this.repeats >= CRC_SKIP_AFTER_REPEATS) this.prepareSkip(view, start);
+      if (++this.repeats >= CRC_SKIP_AFTER_REPEATS && this.skips.remaining > 0) {
+        this.skips.remaining--;
+        this.prepareSkip(view, start);
+      }
       return crcUpdate(register, view, start, start + this.length);
     }
     return (
@@ -419,6 +428,7 @@ class SectionEntry {
 class HeaderSectionCache {
   private readonly entries = new Map<number, SectionEntry[]>();
   private count = 0;
+  private readonly skips = { remaining: CRC_SKIP_MAX_SECTIONS };
 
   /** The cached section equal to `view[start, end)`, if any. */
   find(view: DataView, start: number, end: number): SectionEntry | undefined {
@@ -442,7 +452,7 @@ class HeaderSectionCache {
       Object.values(headers).every((v) => typeof v !== 'object')
     ) {
       this.count++;
-      const entry = new SectionEntry(view, start, end, Object.freeze(headers));
+      const entry = new SectionEntry(view, start, end, Object.freeze(headers), this.skips);
       const key = sectionKey(view, start, end);
       const bucket = this.entries.get(key);
       if (bucket === undefined) this.entries.set(key, [entry]);

@@ -183,6 +183,24 @@ describe('repeated header sections (compared by words, their CRC stepped over af
     }
   });
 
+  it('keeps at most 64 sections per stream, and steps over the CRC of at most 8, the rest computed', () => {
+    // 70 sections of one length, each repeated 30 times (past the step's 24), interleaved.
+    const name = (k: number) => `s${String(k).padStart(3, '0')}`;
+    const frames = Array.from({ length: 70 * 30 }, (_, i) => frameWithSection(6, payload(i), name(i % 70)));
+    const messages = new EventStreamDecoder().push(Buffer.concat(frames));
+    messages.forEach((m, i) => expect(m.headers).toEqual({ [name(i % 70)]: true }));
+    // The first 64 sections are shared across their repeats; the 6 after them are decoded every time.
+    const shared = (k: number) => messages[k].headers === messages[k + 70].headers;
+    expect(Array.from({ length: 70 }, (_, k) => shared(k))).toEqual(Array.from({ length: 70 }, (_, k) => k < 64));
+    // Past the step's budget, a corrupt message of any cached section still fails with its true CRC.
+    const decoder = new EventStreamDecoder();
+    decoder.push(Buffer.concat(frames));
+    for (const k of [0, 7, 8, 63]) {
+      const bad = withBadCrc(frameWithSection(6, payload(k), name(k)));
+      expect(thrown(() => decoder.push(bad))?.message).toBe(crcMismatch(bad));
+    }
+  });
+
   it('tells apart sections of one length that differ only in the last byte or in one middle word', () => {
     for (const length of [4, 5, 6, 7, 8, 87, 256]) {
       const base = 'n'.repeat(length - 2);
