@@ -493,6 +493,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
    */
   private emitHttpRoute(gateway: IGatewayReference, requestTimeout: string, attachment: RouteAttachment): void {
     const parentNamespace = gateway.gatewayNamespace === this.namespace ? undefined : gateway.gatewayNamespace;
+    const gatewayName = gateway.gatewayName;
     customResource<HTTPRouteSpec>(
       this,
       'HTTPRoute',
@@ -502,9 +503,7 @@ export class AIRoute extends Construct implements IBudgetTarget {
       // Built when rendered, from what the constructor settled: until then an app of many routes keeps no spec per
       // route (a sixth of its heap at 10,000 routes, which every garbage collection of the synth walks).
       () => ({
-        parentRefs: [
-          { group: GATEWAY_API_GROUP, kind: 'Gateway', name: gateway.gatewayName, namespace: parentNamespace },
-        ],
+        parentRefs: [{ group: GATEWAY_API_GROUP, kind: 'Gateway', name: gatewayName, namespace: parentNamespace }],
         hostnames: this.hostnames.length > 0 ? this.hostnames : undefined,
         rules: [
           ...[...this.entries.values()].map((entry) => this.backendRule(entry, requestTimeout)),
