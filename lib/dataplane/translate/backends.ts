@@ -98,8 +98,15 @@ export function resolveBackendRef(index: ObjectIndex, ref: Json, from: FromObjec
     name,
     port,
     endpoints,
-    tls: mergeTls(backendTls(index, object), upstreamTlsFromPolicy(index, object, ENVOY_GATEWAY_GROUP)),
+    tls: checkedTls(mergeTls(backendTls(index, object), upstreamTlsFromPolicy(index, object, ENVOY_GATEWAY_GROUP))),
   };
+}
+
+/** Envoy Gateway refuses upstream TLS that trusts nothing (InvalidBackendTLS) unless verification is skipped. */
+function checkedTls(tls: UpstreamTls | undefined): UpstreamTls | undefined {
+  if (tls && !tls.insecureSkipVerify && !tls.useSystemCAs && tls.caCertificates.length === 0)
+    throw new RefError('InvalidBackendTLS', 'CACertificate must be specified when InsecureSkipVerify is false');
+  return tls;
 }
 
 /**
@@ -159,7 +166,7 @@ function backendTls(index: ObjectIndex, backend: KubeObject): UpstreamTls | unde
   return {
     sni: asString(tls.sni),
     caCertificates,
-    useSystemCAs: asString(tls.wellKnownCACertificates) === 'System' || caCertificates.length === 0,
+    useSystemCAs: asString(tls.wellKnownCACertificates) === 'System',
     insecureSkipVerify: tls.insecureSkipVerify === true,
   };
 }

@@ -258,6 +258,19 @@ describe('translate: the resources the constructs synthesize', () => {
       useSystemCAs: false,
       insecureSkipVerify: false,
     });
+    // TLS that trusts nothing is refused, as Envoy Gateway refuses it; a policy's CAs complete it.
+    const trustsNothing = backendTls('{sni: api.openai.com}');
+    const resolvedRefs = (manifests: string) =>
+      translate(parseManifests(manifests)).routeStatuses[0].parents[0].conditions.find(
+        (c) => c.type === 'ResolvedRefs',
+      );
+    expect(resolvedRefs(trustsNothing)).toMatchObject({ status: 'False', reason: 'InvalidBackendTLS' });
+    // The rule's only backend is invalid: Envoy Gateway answers 500.
+    const rule = translate(parseManifests(trustsNothing)).gateways[0].listeners[0].routes[0];
+    expect(rule.action).toMatchObject({ type: 'directResponse', status: 500 });
+    const completed = `${trustsNothing}\n---\n${policy.replace(/---\n$/, '')}`;
+    expect(resolvedRefs(completed)).toMatchObject({ status: 'True' });
+    expect(tlsOf(completed)).toMatchObject({ sni: 'api.openai.com', useSystemCAs: true });
     // What the policy has no field for stays the Backend's: skipping verification, which then wins over any CA.
     const insecure = `${backendTls('{insecureSkipVerify: true}')}\n---\n${policy.replace(/---\n$/, '')}`;
     expect(tlsOf(insecure)).toEqual({
