@@ -87,7 +87,7 @@ export function resolveBackendRef(index: ObjectIndex, ref: Json, from: FromObjec
       name,
       port,
       endpoints: [{ type: 'fqdn', hostname: `${name}.${namespace}.svc.cluster.local`, port }],
-      tls: upstreamTlsFromPolicy(index, object, ''),
+      tls: checkedTls(upstreamTlsFromPolicy(index, object, '')),
     };
   }
   const endpoints = backendEndpoints(object);
@@ -102,7 +102,10 @@ export function resolveBackendRef(index: ObjectIndex, ref: Json, from: FromObjec
   };
 }
 
-/** Envoy Gateway refuses upstream TLS that trusts nothing (InvalidBackendTLS) unless verification is skipped. */
+/**
+ * Envoy Gateway refuses upstream TLS that trusts nothing (InvalidBackendTLS) unless verification is skipped, whatever
+ * kind of backend and whichever object set it (checked after the Backend's own settings and a policy are merged).
+ */
 function checkedTls(tls: UpstreamTls | undefined): UpstreamTls | undefined {
   if (tls && !tls.insecureSkipVerify && !tls.useSystemCAs && tls.caCertificates.length === 0)
     throw new RefError('InvalidBackendTLS', 'CACertificate must be specified when InsecureSkipVerify is false');
